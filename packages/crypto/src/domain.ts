@@ -1,0 +1,28 @@
+import { concatBytes, utf8 } from './bytes.js';
+
+/**
+ * Every signature in Quantum Nexus is over `domainTag(chainId, kind) || body`.
+ * The tag lives inside the signed bytes instead of ML-DSA's context parameter
+ * so that backends without a context (PQClean) verify the same signatures.
+ * The tag is length-prefixed (u16 BE) so no tag is a prefix of another.
+ */
+export type SignedKind = 'tx' | 'block' | 'proposal' | 'vote';
+
+const CHAIN_ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+export function isValidChainId(chainId: string): boolean {
+  return CHAIN_ID_RE.test(chainId);
+}
+
+export function domainTag(chainId: string, kind: SignedKind): Uint8Array {
+  if (!isValidChainId(chainId)) throw new TypeError(`invalid chain id: ${JSON.stringify(chainId)}`);
+  const tag = utf8(`qnexus/${chainId}/${kind}`);
+  const out = new Uint8Array(2 + tag.length);
+  new DataView(out.buffer).setUint16(0, tag.length);
+  out.set(tag, 2);
+  return out;
+}
+
+export function signingBytes(chainId: string, kind: SignedKind, body: Uint8Array): Uint8Array {
+  return concatBytes(domainTag(chainId, kind), body);
+}
