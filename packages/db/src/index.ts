@@ -1,0 +1,216 @@
+import { ClassicLevel } from 'classic-level';
+import { fromHex, toHex } from '@qnexus/crypto';
+import { QnexusError, Reader, Writer } from '@qnexus/types';
+import { mkdirSync } from 'node:fs';
+
+/**
+ * Per-node storage on classic-level (LevelDB), behind small repositories.
+ * Every multi-key write is one atomic batch: a crash at any point leaves
+ * either the whole block commit on disk or none of it.
+ *
+ * Layout (one LevelDB, sublevels):
+ *   blocks    block hash            -> encoded block
+ *   heights   u64be height          -> block hash
+ *   certs     u64be height          -> encoded finality certificate
+ *   txs       tx hash               -> u64be height | u32be index
+ *   accounts  20-byte address       -> encoded account
+ *   meta      'head' | 'burned' | 'genesis' -> value
+ *   signer    'last' | 'lock'       -> double-sign protection records
+ */
+
+type Bytes = Uint8Array;
+const SUB_OPTS = { keyEncoding: 'view', valueEncoding: 'view' } as const;
+function sub(db: ClassicLevel<Bytes, Bytes>, name: string) {
+  return db.sublevel<Bytes, Bytes>(name, SUB_OPTS);
+}
+type Sub = ReturnType<typeof sub>;
+
+function u64be(n: number): Bytes {
+  return new Writer(8).u64(n).finish();
+}
+
+export interface BlockCommit {
+  height: number;
+  hash: Bytes;
+  block: Bytes;
+  certificate: Bytes | null;
+  txHashes: Bytes[];
+  /** Encoded accounts that changed, keyed by address hex. */
+  accounts: Map<string, Bytes>;
+  burned: bigint;
+  /** Set only for height 0: binds the data dir to its chain in the same batch as the genesis state. */
+  genesisHash?: Bytes;
+}
+
+export interface TxLocation {
+  height: number;
+  index: number;
+}
+
+export interface StoredState {
+  accounts: [string, Bytes][];
+  burned: bigint;
+}
+
+/** Double-sign protection record: the last (height, round, step) this validator signed. */
+export interface SignerRecord {
+  height: number;
+  round: number;
+  /** 0 proposal, 1 prevote, 2 precommit. */
+  step: number;
+  blockHash: Bytes | null;
+}
+
+export interface LockRecord {
+  height: number;
+  round: number;
+  blockHash: Bytes;
+  block: Bytes | null;
+}
+
+export class ChainStore {
+  private readonly blocks: Sub;
+  private readonly heights: Sub;
+  private readonly certs: Sub;
+  private readonly txs: Sub;
+  private readonly accounts: Sub;
+  private readonly meta: Sub;
+  private readonly signer: Sub;
+
+  private constructor(private readonly db: ClassicLevel<Bytes, Bytes>) {
+    this.blocks = sub(db, 'b');
+    this.heights = sub(db, 'h');
+    this.certs = sub(db, 'c');
+    this.txs = sub(db, 't');
+    this.accounts = sub(db, 'a');
+    this.meta = sub(db, 'm');
+    this.signer = sub(db, 's');
+  }
+
+  static async open(dir: string): Promise<ChainStore> {
+    mkdirSync(dir, { recursive: true });
+    const db = new ClassicLevel<Bytes, Bytes>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (e) {
+      const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
+      throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: ${cause} (is another node using this data dir?)`);
+    }
+    return new ChainStore(db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  private key(s: string): Bytes {
+    return new TextEncoder().encode(s);
+  }
+
+  // ------------------------------------------------------------ chain
+
+  /** Height of the highest committed (finalized) block, or -1 for an empty store. */
+  async headHeight(): Promise<number> {
+    const v = await this.meta.get(this.key('head'));
+    return v ? new Reader(v).u64n() : -1;
+  }
+
+  async genesisHash(): Promise<Bytes | undefined> {
+    return this.meta.get(this.key('genesis'));
+  }
+
+  async blockByHash(hash: Bytes): Promise<Bytes | undefined> {
+    return this.blocks.get(hash);
+  }
+
+  async hashAtHeight(height: number): Promise<Bytes | undefined> {
+    return this.heights.get(u64be(height));
+  }
+
+  async blockAtHeight(height: number): Promise<Bytes | undefined> {
+    const h = await this.hashAtHeight(height);
+    return h ? this.blocks.get(h) : undefined;
+  }
+
+  async certificate(height: number): Promise<Bytes | undefined> {
+    return this.certs.get(u64be(height));
+  }
+
+  async txLocation(hash: Bytes): Promise<TxLocation | undefined> {
+    const v = await this.txs.get(hash);
+    if (!v) return undefined;
+    const r = new Reader(v);
+    return { height: r.u64n(), index: r.u32() };
+  }
+
+  /**
+   * Commit a finalized block with its certificate, state changes and indices
+   * in one atomic, synced batch. Heights must be committed in order.
+   */
+  async commitBlock(c: BlockCommit): Promise<void> {
+    const batch = this.db.batch();
+    batch.put(c.hash, c.block, { sublevel: this.blocks });
+    batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
+    if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
+    c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
+    for (const [addr, acc] of c.accounts) batch.put(fromHex(addr), acc, { sublevel: this.accounts });
+    batch.put(this.key('burned'), new Writer(8).u64(c.burned).finish(), { sublevel: this.meta });
+    batch.put(this.key('head'), u64be(c.height), { sublevel: this.meta });
+    if (c.genesisHash) batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
+    await batch.write({ sync: true });
+  }
+
+  async loadState(): Promise<StoredState> {
+    const accounts: [string, Bytes][] = [];
+    for await (const [k, v] of this.accounts.iterator()) accounts.push([toHex(k), v]);
+    const b = await this.meta.get(this.key('burned'));
+    return { accounts, burned: b ? new Reader(b).u64() : 0n };
+  }
+
+  // ------------------------------------------------------------ signer
+
+  async loadSigner(): Promise<{ last: SignerRecord | null; lock: LockRecord | null }> {
+    const last = await this.signer.get(this.key('last'));
+    const lock = await this.signer.get(this.key('lock'));
+    let lastRec: SignerRecord | null = null;
+    if (last) {
+      const r = new Reader(last);
+      const height = r.u64n();
+      const round = r.u64n();
+      const step = r.u8();
+      const has = r.u8();
+      lastRec = { height, round, step, blockHash: has ? r.fixed(32) : null };
+    }
+    let lockRec: LockRecord | null = null;
+    if (lock) {
+      const r = new Reader(lock);
+      const height = r.u64n();
+      const round = r.u64n();
+      const blockHash = r.fixed(32);
+      const blk = r.bytes(64 * 1024 * 1024);
+      lockRec = { height, round, blockHash, block: blk.length ? blk : null };
+    }
+    return { last: lastRec, lock: lockRec };
+  }
+
+  /**
+   * Persist what this validator is about to sign, fsynced, before the
+   * signature leaves the process. One batch so the lock and the last-signed
+   * record can never disagree after a crash.
+   */
+  async saveSigner(last: SignerRecord, lock: LockRecord | null): Promise<void> {
+    const batch = this.db.batch();
+    const w = new Writer(64).u64(last.height).u64(last.round).u8(last.step);
+    if (last.blockHash) w.u8(1).fixed(last.blockHash, 32);
+    else w.u8(0);
+    batch.put(this.key('last'), w.finish(), { sublevel: this.signer });
+    if (lock) {
+      batch.put(
+        this.key('lock'),
+        new Writer(64 + (lock.block?.length ?? 0)).u64(lock.height).u64(lock.round).fixed(lock.blockHash, 32).bytes(lock.block ?? new Uint8Array(0)).finish(),
+        { sublevel: this.signer },
+      );
+    }
+    await batch.write({ sync: true });
+  }
+}

@@ -1,0 +1,304 @@
+import {
+  ADDRESS_BYTES,
+  ZERO_HASH,
+  bytesEqual,
+  formatAddress,
+  hashConcat,
+  toHex,
+  utf8,
+} from '@qnexus/crypto';
+import {
+  QnexusError,
+  Writer,
+  blockHash,
+  certificateVoteBody,
+  decodeBlock,
+  encodeBlock,
+  encodeCertificate,
+  genesisHash,
+  headerSigningBytes,
+  openTx,
+  txRoot,
+  voteSigningBytes,
+  type Block,
+  type BlockHeader,
+  type Certificate,
+  type Genesis,
+  type TxEnvelope,
+} from '@qnexus/types';
+import { WorldState, decodeAccount, encodeAccount, executeApplicable, executeBlock, stateParams, type BlockExecution, type StateParams } from '@qnexus/state';
+import { makeCommittee, proposerForSlot, type Committee } from '@qnexus/consensus';
+import type { ChainStore } from '@qnexus/db';
+import type { TxVerifier } from './verifier.js';
+import type { Logger } from './log.js';
+
+/** Gossip caps a message at 4 MiB; blocks stay below it with room for the proposal envelope. */
+export const MAX_BLOCK_WIRE_BYTES = 3 * 1024 * 1024;
+
+export interface CommitteeMember {
+  address: string;
+  publicKey: Uint8Array;
+  stake: bigint;
+}
+
+/**
+ * A block as the consensus core sees it, with its decoded transactions and
+ * (once validated against the current head) its execution result.
+ */
+export interface Candidate {
+  block: Block;
+  raw: Uint8Array;
+  hash: Uint8Array;
+  hashHex: string;
+  envs: TxEnvelope[];
+  exec?: { parentHex: string; result: BlockExecution };
+}
+
+export function candidateFromBlock(block: Block, raw: Uint8Array = encodeBlock(block)): Candidate {
+  const hash = blockHash(block.header);
+  return { block, raw, hash, hashHex: toHex(hash), envs: block.txs.map((t) => openTx(t)) };
+}
+
+/**
+ * One shard's finalized chain: committed state in memory, blocks in LevelDB.
+ * Validation is synchronous and deterministic given the head, which is what
+ * lets the consensus core call it.
+ */
+export class Chain {
+  readonly params: StateParams;
+  readonly genesisHash: Uint8Array;
+  readonly members: Map<string, CommitteeMember>;
+  readonly committee: Committee;
+  headHeight = 0;
+  headHash: Uint8Array = ZERO_HASH;
+  headSlot = 0;
+
+  private constructor(
+    readonly genesis: Genesis,
+    readonly shard: number,
+    readonly store: ChainStore,
+    readonly state: WorldState,
+    private readonly verifier: TxVerifier,
+    private readonly log: Logger,
+  ) {
+    this.params = stateParams(genesis);
+    this.genesisHash = genesisHash(genesis);
+    const vals = genesis.validators.filter((v) => v.shard === shard);
+    if (vals.length === 0) throw new QnexusError('BAD_GENESIS', `genesis has no validators for shard ${shard}`);
+    this.members = new Map(vals.map((v) => [v.address, { address: v.address, publicKey: v.publicKey, stake: v.stake }]));
+    this.committee = makeCommittee(vals.map((v) => ({ address: v.address, stake: v.stake })));
+  }
+
+  static genesisBlock(g: Genesis, shard: number, stateRoot: Uint8Array): Block {
+    const header: BlockHeader = {
+      chainId: g.chainId,
+      shard,
+      height: 0,
+      slot: 0,
+      // Block 0's parent is the genesis file's hash: data dirs and peers of different genesis files never agree.
+      parentHash: genesisHash(g),
+      stateRoot,
+      txRoot: ZERO_HASH,
+      proposer: new Uint8Array(ADDRESS_BYTES),
+      txCount: 0,
+    };
+    return { header, signature: new Uint8Array(0), txs: [] };
+  }
+
+  static async open(store: ChainStore, genesis: Genesis, shard: number, verifier: TxVerifier, log: Logger): Promise<Chain> {
+    const head = await store.headHeight();
+    const gh = genesisHash(genesis);
+    let chain: Chain;
+    if (head < 0) {
+      const state = WorldState.fromGenesis(genesis);
+      chain = new Chain(genesis, shard, store, state, verifier, log);
+      const block = Chain.genesisBlock(genesis, shard, state.root());
+      const hash = blockHash(block.header);
+      await store.commitBlock({
+        height: 0,
+        hash,
+        block: encodeBlock(block),
+        certificate: null,
+        txHashes: [],
+        accounts: new Map([...state.entries()].map(([k, a]) => [k, encodeAccount(a)])),
+        burned: 0n,
+        genesisHash: gh,
+      });
+      chain.headHash = hash;
+      log.info('initialized data dir from genesis', { genesisHash: toHex(gh), stateRoot: toHex(block.header.stateRoot) });
+      return chain;
+    }
+    const stored = await store.genesisHash();
+    if (!stored || !bytesEqual(stored, gh)) {
+      throw new QnexusError('BAD_CONFIG', `data dir belongs to another chain (genesis ${stored ? toHex(stored) : 'unknown'}, expected ${toHex(gh)}); use a fresh --data-dir`);
+    }
+    const st = await store.loadState();
+    const state = WorldState.fromEntries(
+      st.accounts.map(([k, v]) => [k, decodeAccount(v)]),
+      st.burned,
+    );
+    chain = new Chain(genesis, shard, store, state, verifier, log);
+    const raw = await store.blockAtHeight(head);
+    if (!raw) throw new QnexusError('INTERNAL', `store has head ${head} but no block at that height`);
+    const block = decodeBlock(raw);
+    chain.headHeight = head;
+    chain.headHash = blockHash(block.header);
+    chain.headSlot = block.header.slot;
+    // The state and the head block were written in one batch; a mismatch means corruption, not a crash.
+    if (!bytesEqual(state.root(), block.header.stateRoot)) {
+      throw new QnexusError('INTERNAL', `state root on disk does not match block ${head}; the data dir is corrupted`);
+    }
+    log.info('loaded chain from data dir', { height: head, hash: toHex(chain.headHash), accounts: state.size });
+    return chain;
+  }
+
+  /** Seed for the proposer schedule of an epoch. Fixed by genesis until the beacon provides epoch seeds. */
+  epochSeed(epoch: number): Uint8Array {
+    return hashConcat(utf8(`qnexus/${this.genesis.chainId}/epoch-seed`), this.genesisHash, new Writer(8).u64(epoch).finish());
+  }
+
+  proposerFor(slot: number): string {
+    return proposerForSlot(this.committee, this.epochSeed(Math.floor(slot / this.genesis.epochLength)), slot);
+  }
+
+  /** Quorum threshold: strictly more than 2/3 of the committee's stake. */
+  hasQuorum(stake: bigint): boolean {
+    return stake * 3n > this.committee.totalStake * 2n;
+  }
+
+  /**
+   * Check a candidate for height head+1 and cache its execution. Returns a
+   * reason string when invalid. Signatures of the header/proposal are checked
+   * at gossip time; tx signatures come from the verify-once cache.
+   */
+  validate(c: Candidate, height: number): string | null {
+    const h = c.block.header;
+    if (height !== this.headHeight + 1 || h.height !== height) return `height ${h.height} is not next (${this.headHeight + 1})`;
+    if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) return 'wrong chain or shard';
+    if (!bytesEqual(h.parentHash, this.headHash)) return 'parent is not the finalized head';
+    if (h.slot <= this.headSlot) return `slot ${h.slot} is not after the parent's slot ${this.headSlot}`;
+    if (formatAddress(h.proposer) !== this.proposerFor(h.slot)) return 'proposer is not scheduled for the block slot';
+    if (c.envs.length > this.genesis.maxBlockTxs) return 'too many transactions';
+    if (c.raw.length > MAX_BLOCK_WIRE_BYTES) return 'block too large';
+    const seen = new Set<string>();
+    for (const env of c.envs) {
+      if (seen.has(env.hashHex)) return `duplicate transaction ${env.hashHex}`;
+      seen.add(env.hashHex);
+    }
+    if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) return 'tx root mismatch';
+    const headHex = toHex(this.headHash);
+    if (c.exec?.parentHex === headHex) return null;
+    for (const env of c.envs) if (!this.verifier.verify(env)) return `bad signature on transaction ${env.hashHex}`;
+    return this.execute(c, headHex);
+  }
+
+  private execute(c: Candidate, headHex: string): string | null {
+    let result: BlockExecution;
+    try {
+      result = executeBlock(this.state, c.envs, this.params);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    if (!bytesEqual(result.stateRoot, c.block.header.stateRoot)) return 'state root mismatch';
+    c.exec = { parentHex: headHex, result };
+    return null;
+  }
+
+  /** Build and sign a block on the head from mempool candidates, skipping any that no longer apply. */
+  build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array): Candidate {
+    const picked: TxEnvelope[] = [];
+    let bytes = 1024;
+    for (const env of txs) {
+      if (picked.length >= this.genesis.maxBlockTxs || bytes + env.raw.length + 4 > MAX_BLOCK_WIRE_BYTES) break;
+      picked.push(env);
+      bytes += env.raw.length + 4;
+    }
+    // Drop transactions that fail against the current head (e.g. a racing spend).
+    const result = executeApplicable(this.state, picked, this.params);
+    const header: BlockHeader = {
+      chainId: this.genesis.chainId,
+      shard: this.shard,
+      height: this.headHeight + 1,
+      slot,
+      parentHash: this.headHash,
+      stateRoot: result.exec.stateRoot,
+      txRoot: txRoot(result.applied.map((e) => e.hash)),
+      proposer,
+      txCount: result.applied.length,
+    };
+    const block: Block = { header, signature: sign(headerSigningBytes(header)), txs: result.applied.map((e) => e.raw) };
+    const raw = encodeBlock(block);
+    const hash = blockHash(header);
+    const c: Candidate = { block, raw, hash, hashHex: toHex(hash), envs: result.applied };
+    c.exec = { parentHex: toHex(this.headHash), result: result.exec };
+    return c;
+  }
+
+  /** Verify a finality certificate for a header: > 2/3 stake of distinct committee members, each signature valid. */
+  verifyCertificate(cert: Certificate, header: BlockHeader): void {
+    const fail = (m: string): never => {
+      throw new QnexusError('BAD_CERTIFICATE', m);
+    };
+    if (cert.height !== header.height) fail(`certificate is for height ${cert.height}, block is ${header.height}`);
+    if (!bytesEqual(cert.blockHash, blockHash(header))) fail('certificate is for a different block');
+    if (cert.round < header.slot) fail('certificate round precedes the block slot');
+    let stake = 0n;
+    const seen = new Set<string>();
+    for (const v of cert.votes) {
+      const addr = formatAddress(v.validator);
+      const m = this.members.get(addr);
+      if (!m) fail(`certificate vote from non-member ${addr}`);
+      if (seen.has(addr)) fail(`duplicate certificate vote from ${addr}`);
+      seen.add(addr);
+      const body = certificateVoteBody(cert, header.chainId, header.shard, v.validator);
+      if (!this.verifier.verifyRaw('certificate', m!.publicKey, voteSigningBytes(body), v.signature)) fail(`bad signature from ${addr}`);
+      stake += m!.stake;
+    }
+    if (!this.hasQuorum(stake)) fail(`certificate carries ${stake} of ${this.committee.totalStake} stake; more than 2/3 is required`);
+  }
+
+  /**
+   * Finalize a validated candidate: update memory first (so the next height
+   * builds on it), then write block, certificate, state and indices in one batch.
+   */
+  async commit(c: Candidate, cert: Certificate): Promise<void> {
+    const headHex = toHex(this.headHash);
+    if (!c.exec || c.exec.parentHex !== headHex) {
+      const why = this.validate(c, this.headHeight + 1);
+      if (why) throw new QnexusError('BAD_BLOCK', `refusing to commit block ${c.block.header.height}: ${why}`);
+    }
+    const changes = c.exec!.result.changes;
+    this.state.apply(changes);
+    this.headHeight = c.block.header.height;
+    this.headHash = c.hash;
+    this.headSlot = c.block.header.slot;
+    await this.store.commitBlock({
+      height: c.block.header.height,
+      hash: c.hash,
+      block: c.raw,
+      certificate: encodeCertificate(cert),
+      txHashes: c.envs.map((e) => e.hash),
+      accounts: new Map([...changes.accounts].map(([k, a]) => [k, encodeAccount(a)])),
+      burned: changes.burned,
+    });
+  }
+
+  /**
+   * Import a block fetched by sync. The certificate (> 2/3 of stake attests the
+   * block was valid) is verified first; transactions are re-executed without
+   * re-verifying their signatures, and the resulting state root must match.
+   */
+  async importCertified(block: Block, raw: Uint8Array, cert: Certificate): Promise<Candidate> {
+    const h = block.header;
+    if (h.height !== this.headHeight + 1) throw new QnexusError('BAD_BLOCK', `sync block ${h.height} is not next (${this.headHeight + 1})`);
+    if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) throw new QnexusError('BAD_BLOCK', 'sync block is for another chain or shard');
+    if (!bytesEqual(h.parentHash, this.headHash)) throw new QnexusError('BAD_BLOCK', 'sync block does not extend our head');
+    this.verifyCertificate(cert, h);
+    const c = candidateFromBlock(block, raw);
+    if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) throw new QnexusError('BAD_BLOCK', 'sync block tx root mismatch');
+    const why = this.execute(c, toHex(this.headHash));
+    if (why) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} does not execute: ${why}`);
+    await this.commit(c, cert);
+    return c;
+  }
+}

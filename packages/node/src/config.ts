@@ -1,0 +1,43 @@
+import type { UnlockedKey } from '@qnexus/crypto';
+import type { Genesis } from '@qnexus/types';
+
+export type LogFormat = 'json' | 'pretty';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface NodeConfig {
+  /** The node's own directory: LevelDB (db/), libp2p key (peer.key), node-info.json. */
+  dataDir: string;
+  genesis: Genesis;
+  shard: number;
+  /** Present on validators: the ML-DSA key that proposes and votes. */
+  validatorKey?: UnlockedKey | null;
+  /** libp2p listen multiaddrs, e.g. ['/ip4/127.0.0.1/tcp/7001']. */
+  listen: string[];
+  /** Addresses to announce to peers instead of the listen addresses. */
+  announce?: string[];
+  /** Multiaddrs (with /p2p/<peerId>) to dial at start and re-dial while isolated. */
+  bootstrap: string[];
+  apiHost: string;
+  /** 0 picks a free port (written to node-info.json). */
+  apiPort: number;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+}
+
+/** Written to `<dataDir>/node-info.json` once the node is listening (read by the devnet launcher). */
+export interface NodeInfo {
+  pid: number;
+  role: 'validator' | 'full';
+  shard: number;
+  chainId: string;
+  peerId: string;
+  multiaddrs: string[];
+  apiUrl: string;
+  validator: string | null;
+  dataDir: string;
+}
+
+export interface RunningNode {
+  readonly info: NodeInfo;
+  stop(): Promise<void>;
+}

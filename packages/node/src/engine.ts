@@ -1,0 +1,438 @@
+import { formatAddress, fromHex, getBackend, parseAddress, toHex, type UnlockedKey } from '@qnexus/crypto';
+import {
+  decodeProposal,
+  decodeVote,
+  encodeEvidence,
+  encodeProposal,
+  encodeVote,
+  headerSigningBytes,
+  proposalSigningBytes,
+  slotAt,
+  voteSigningBytes,
+  type Certificate,
+  type SignedVote,
+  type VoteBody,
+} from '@qnexus/types';
+import {
+  ConsensusCore,
+  type Action,
+  type Event,
+  type LockState,
+  type Proposal,
+  type SignedState,
+  type Vote,
+} from '@qnexus/consensus';
+import type { P2PNode, ValidationResult } from '@qnexus/p2p';
+import { decodeBlock } from '@qnexus/types';
+import { candidateFromBlock, type Candidate, type Chain } from './chain.js';
+import type { Mempool } from './mempool.js';
+import type { Metrics } from './metrics.js';
+import type { Logger } from './log.js';
+import type { Topics } from './topics.js';
+import type { TxVerifier } from './verifier.js';
+
+const STEP_CODE = { proposal: 0, prevote: 1, precommit: 2 } as const;
+const STEP_NAME = ['proposal', 'prevote', 'precommit'] as const;
+
+export interface EvidenceRecord {
+  validator: string;
+  height: number;
+  round: number;
+  step: string;
+  /** Hex of the canonical VoteEvidence encoding (two signed votes), verifiable by anyone. */
+  evidence: string;
+}
+
+/**
+ * Wires the pure consensus core to the outside world: the slot clock,
+ * gossip, ML-DSA signing with double-sign protection, and the chain store.
+ * Every event and every chain mutation runs through one serial queue, so the
+ * core, the chain head and the mempool never observe each other half-updated.
+ */
+export class Engine {
+  core!: ConsensusCore<Candidate>;
+  readonly evidence: EvidenceRecord[] = [];
+  /** Transactions in the candidate block currently being voted on, for tx status 'included'. */
+  included = new Map<string, number>();
+  newestKnownHeight = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private timers = new Set<NodeJS.Timeout>();
+  private stopped = false;
+  private commitWaiters: (() => void)[] = [];
+  private roundsAtHeightStart = 0;
+
+  constructor(
+    private readonly chain: Chain,
+    private readonly mempool: Mempool,
+    private readonly p2p: P2PNode,
+    private readonly verifier: TxVerifier,
+    private readonly key: UnlockedKey | null,
+    private readonly t: Topics,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  get self(): string | null {
+    return this.key ? formatAddress(this.key.address) : null;
+  }
+
+  async start(): Promise<void> {
+    const { last, lock } = await this.chain.store.loadSigner();
+    const lastSigned: SignedState | null = last ? { height: last.height, round: last.round, step: STEP_NAME[last.step] ?? 'precommit' } : null;
+    let locked: LockState<Candidate> | null = null;
+    if (lock) {
+      locked = { height: lock.height, round: lock.round, blockHash: toHex(lock.blockHash) };
+      if (lock.block) locked.block = candidateFromBlock(decodeBlock(lock.block), lock.block);
+    }
+    if (this.key && !this.chain.members.has(this.self!)) {
+      this.log.warn('validator key is not in this shard committee; running as a full node', { validator: this.self });
+    }
+    const self = this.key && this.chain.members.has(this.self!) ? this.self : null;
+    this.core = new ConsensusCore<Candidate>({
+      app: {
+        hashBlock: (c) => c.hashHex,
+        validateBlock: (c, height) => this.validateCandidate(c, height),
+        buildBlock: (_height, round) => this.buildCandidate(round),
+      },
+      schedule: { committee: () => this.chain.committee, proposer: (round) => this.chain.proposerFor(round) },
+      self,
+      height: this.chain.headHeight + 1,
+      lastSigned,
+      locked,
+    });
+    if (lastSigned) this.log.info('restored double-sign protection', { lastSigned, locked: locked ? { height: locked.height, round: locked.round } : null });
+    this.newestKnownHeight = this.chain.headHeight;
+    this.p2p.subscribe(this.t.vote, { maxBytes: 16 * 1024, validate: (d, from) => this.validateVote(d, from), deliver: (d) => this.deliverVote(d) });
+    this.p2p.subscribe(this.t.block, { maxBytes: 4 * 1024 * 1024, validate: (d, from) => this.validateProposal(d, from), deliver: (d) => this.deliverProposal(d) });
+    this.scheduleNextSlot();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.queue;
+  }
+
+  /** Run a task on the serial queue (used by sync imports too). */
+  run<T>(task: () => Promise<T> | T): Promise<T> {
+    const p = this.queue.then(task);
+    this.queue = p.then(
+      () => undefined,
+      (e: unknown) => {
+        this.log.error('engine task failed', { error: (e as Error).stack ?? String(e) });
+      },
+    );
+    return p;
+  }
+
+  private enqueue(ev: Event<Candidate>): void {
+    if (this.stopped) return;
+    void this.run(() => this.process(ev)).catch(() => undefined);
+  }
+
+  /** Resolves after the next commit (used by tests and the API's long-poll helpers). */
+  nextCommit(): Promise<void> {
+    return new Promise((r) => this.commitWaiters.push(r));
+  }
+
+  // ------------------------------------------------------------------ clock
+
+  private setTimer(ms: number, fn: () => void): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, Math.max(0, ms));
+    this.timers.add(t);
+  }
+
+  private scheduleNextSlot(): void {
+    const g = this.chain.genesis;
+    const now = Date.now();
+    const slot = slotAt(g, now);
+    // Start the current slot's round right away (we may have joined mid-slot).
+    if (slot > this.chain.headSlot) this.enqueue({ type: 'slot', slot });
+    const nextStart = g.genesisTime + (slot + 1) * g.slotMs;
+    this.setTimer(nextStart - now, () => this.scheduleNextSlot());
+  }
+
+  private timeoutMs(step: 'propose' | 'prevote' | 'precommit'): number {
+    const s = this.chain.genesis.slotMs;
+    return step === 'propose' ? Math.round(s * 0.6) : Math.round(s * 0.2);
+  }
+
+  // ------------------------------------------------------------------ core I/O
+
+  private async process(ev: Event<Candidate>): Promise<void> {
+    const actions = this.core.handle(ev);
+    for (let i = 0; i < actions.length; i++) {
+      const more = await this.act(actions[i]!);
+      if (more.length) actions.splice(i + 1, 0, ...more);
+    }
+    this.metrics.rounds.set(this.core.round);
+    this.metrics.height.set(this.core.height);
+  }
+
+  private async act(a: Action<Candidate>): Promise<Action<Candidate>[]> {
+    switch (a.type) {
+      case 'broadcastProposal':
+        await this.signAndSendProposal(a.proposal);
+        return [];
+      case 'broadcastVote':
+        return this.signAndSendVote(a.vote);
+      case 'scheduleTimeout':
+        this.setTimer(this.timeoutMs(a.step), () => this.enqueue({ type: 'timeout', height: a.height, round: a.round, step: a.step }));
+        return [];
+      case 'commit':
+        await this.commit(a.height, a.round, a.block, a.precommits);
+        return [];
+      case 'evidence':
+        this.recordEvidence(a);
+        return [];
+      case 'rejected':
+        this.metrics.consensusRejected.inc({ reason: a.reason });
+        if (a.reason !== 'STALE' && a.reason !== 'TOO_FAR_AHEAD') this.log.warn('consensus message rejected', { reason: a.reason, from: a.from, height: a.height, round: a.round });
+        if (a.reason === 'TOO_FAR_AHEAD' && a.height !== undefined) this.newestKnownHeight = Math.max(this.newestKnownHeight, a.height - 1);
+        return [];
+    }
+  }
+
+  private sign(bytes: Uint8Array): Uint8Array {
+    return getBackend(this.chain.genesis.scheme).sign(this.key!.secretKey, bytes);
+  }
+
+  /** Persist (fsync) what we are about to sign before the signature exists outside this process. */
+  private async guard(height: number, round: number, step: keyof typeof STEP_CODE, blockHash: string | null): Promise<void> {
+    const lock = this.core.lockState();
+    await this.chain.store.saveSigner(
+      { height, round, step: STEP_CODE[step], blockHash: blockHash ? fromHex(blockHash) : null },
+      lock ? { height: lock.height, round: lock.round, blockHash: fromHex(lock.blockHash), block: lock.block?.raw ?? null } : null,
+    );
+  }
+
+  private async signAndSendProposal(p: Omit<Proposal<Candidate>, 'signature'>): Promise<void> {
+    await this.guard(p.height, p.round, 'proposal', p.blockHash);
+    const body = {
+      chainId: this.chain.genesis.chainId,
+      shard: this.chain.shard,
+      height: p.height,
+      round: p.round,
+      validRound: p.validRound,
+      blockHash: p.block.hash,
+      proposer: this.key!.address,
+    };
+    const signature = this.sign(proposalSigningBytes(body));
+    const bytes = encodeProposal({ body, signature, block: p.block.block });
+    this.log.debug('proposing', { height: p.height, round: p.round, txs: p.block.envs.length, validRound: p.validRound });
+    this.publish(this.t.block, bytes);
+  }
+
+  private async signAndSendVote(v: Omit<Vote, 'signature'>): Promise<Action<Candidate>[]> {
+    await this.guard(v.height, v.round, v.step, v.blockHash);
+    const body: VoteBody = {
+      chainId: this.chain.genesis.chainId,
+      shard: this.chain.shard,
+      height: v.height,
+      round: v.round,
+      step: v.step,
+      blockHash: v.blockHash ? fromHex(v.blockHash) : null,
+      validator: this.key!.address,
+    };
+    const signature = this.sign(voteSigningBytes(body));
+    this.publish(this.t.vote, encodeVote({ body, signature }));
+    // Feed our signed copy back so certificates carry our real signature.
+    return this.core.handle({ type: 'vote', vote: { ...v, signature } });
+  }
+
+  private publish(topic: string, data: Uint8Array): void {
+    this.p2p.publish(topic, data).catch((e: unknown) => this.log.warn('publish failed', { topic, error: (e as Error).message }));
+  }
+
+  private async commit(height: number, round: number, c: Candidate, precommits: Vote[]): Promise<void> {
+    const votes = precommits.filter((v) => v.signature.length > 0);
+    const cert: Certificate = {
+      height,
+      round,
+      blockHash: c.hash,
+      votes: votes.map((v) => ({ validator: parseAddress(v.validator), signature: v.signature })),
+    };
+    await this.chain.commit(c, cert);
+    this.afterCommit(c, round);
+    this.log.info('finalized block', { height, round, hash: c.hashHex.slice(0, 16), txs: c.envs.length, signers: votes.length });
+  }
+
+  /** Bookkeeping shared by consensus commits and sync imports. */
+  afterCommit(c: Candidate, round: number): void {
+    this.mempool.onCommit(c.envs);
+    this.included.clear();
+    this.newestKnownHeight = Math.max(this.newestKnownHeight, c.block.header.height);
+    this.metrics.finalizedHeight.set(c.block.header.height);
+    this.metrics.finalizedTxs.inc(c.envs.length);
+    this.metrics.blockTxs.observe(c.envs.length);
+    this.metrics.mempoolSize.set(this.mempool.size);
+    this.metrics.roundsPerHeight.observe(Math.max(1, round - this.roundsAtHeightStart + 1));
+    this.roundsAtHeightStart = round + 1;
+    const waiters = this.commitWaiters;
+    this.commitWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Called by sync after importing a certified block; must run inside run(). */
+  async externalCommit(c: Candidate, round: number): Promise<void> {
+    this.afterCommit(c, round);
+    const actions = this.core.handle({ type: 'externalCommit', height: c.block.header.height, blockHash: c.hashHex });
+    for (let i = 0; i < actions.length; i++) {
+      const more = await this.act(actions[i]!);
+      if (more.length) actions.splice(i + 1, 0, ...more);
+    }
+  }
+
+  private recordEvidence(a: Extract<Action<Candidate>, { type: 'evidence' }>): void {
+    this.metrics.evidence.inc();
+    if (a.kind !== 'vote') {
+      this.log.warn('proposer equivocation observed', { proposer: a.first.proposer, height: a.first.height, round: a.first.round });
+      return;
+    }
+    const toSigned = (v: Vote): SignedVote => ({
+      body: {
+        chainId: this.chain.genesis.chainId,
+        shard: this.chain.shard,
+        height: v.height,
+        round: v.round,
+        step: v.step,
+        blockHash: v.blockHash ? fromHex(v.blockHash) : null,
+        validator: parseAddress(v.validator),
+      },
+      signature: v.signature,
+    });
+    const rec: EvidenceRecord = {
+      validator: a.first.validator,
+      height: a.first.height,
+      round: a.first.round,
+      step: a.first.step,
+      evidence: toHex(encodeEvidence({ first: toSigned(a.first), second: toSigned(a.second) })),
+    };
+    if (this.evidence.length >= 256) this.evidence.shift();
+    this.evidence.push(rec);
+    this.log.warn('equivocation evidence: validator signed two conflicting votes', { validator: rec.validator, height: rec.height, round: rec.round, step: rec.step });
+  }
+
+  // ------------------------------------------------------------------ app callbacks
+
+  private validateCandidate(c: Candidate, height: number): boolean {
+    const why = this.chain.validate(c, height);
+    if (why) {
+      this.log.warn('invalid block proposal', { height, hash: c.hashHex.slice(0, 16), reason: why });
+      return false;
+    }
+    for (const e of c.envs) this.included.set(e.hashHex, height);
+    this.newestKnownHeight = Math.max(this.newestKnownHeight, height);
+    return true;
+  }
+
+  private buildCandidate(round: number): Candidate {
+    const txs = this.mempool.select(this.chain.genesis.maxBlockTxs);
+    return this.chain.build(round, txs, this.key!.address, (b) => this.sign(b));
+  }
+
+  // ------------------------------------------------------------------ gossip validation
+
+  /** Heights worth relaying: the one just finalized (peers may still be deciding it) up to two ahead. */
+  private heightRelevant(h: number): boolean {
+    return h >= this.chain.headHeight && h <= this.chain.headHeight + 2;
+  }
+
+  private validateVote(data: Uint8Array, _from: string): ValidationResult {
+    let v: SignedVote;
+    try {
+      v = decodeVote(data);
+    } catch {
+      return 'reject';
+    }
+    const b = v.body;
+    if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard) return 'reject';
+    const m = this.chain.members.get(formatAddress(b.validator));
+    if (!m) return 'reject';
+    if (!this.heightRelevant(b.height)) {
+      if (b.height > this.chain.headHeight + 2) this.newestKnownHeight = Math.max(this.newestKnownHeight, b.height - 1);
+      return 'ignore';
+    }
+    if (!this.verifier.verifyRaw('vote', m.publicKey, voteSigningBytes(b), v.signature)) return 'reject';
+    return 'accept';
+  }
+
+  private deliverVote(data: Uint8Array): void {
+    const v = decodeVote(data);
+    this.enqueue({
+      type: 'vote',
+      vote: {
+        height: v.body.height,
+        round: v.body.round,
+        step: v.body.step,
+        blockHash: v.body.blockHash ? toHex(v.body.blockHash) : null,
+        validator: formatAddress(v.body.validator),
+        signature: v.signature,
+      },
+    });
+  }
+
+  private validateProposal(data: Uint8Array, _from: string): ValidationResult {
+    let p;
+    try {
+      p = decodeProposal(data);
+    } catch {
+      return 'reject';
+    }
+    const b = p.body;
+    const h = p.block.header;
+    if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard) return 'reject';
+    if (h.height !== b.height || h.slot > b.round || b.validRound >= b.round) return 'reject';
+    const proposer = formatAddress(b.proposer);
+    if (proposer !== this.chain.proposerFor(b.round)) return 'reject';
+    const author = formatAddress(h.proposer);
+    if (author !== this.chain.proposerFor(h.slot)) return 'reject';
+    if (!this.heightRelevant(b.height)) return 'ignore';
+    let c: Candidate;
+    try {
+      c = candidateFromBlock(p.block);
+    } catch {
+      return 'reject';
+    }
+    if (toHex(b.blockHash) !== c.hashHex) return 'reject';
+    const pm = this.chain.members.get(proposer)!;
+    const am = this.chain.members.get(author)!;
+    if (!this.verifier.verifyRaw('proposal', pm.publicKey, proposalSigningBytes(b), p.signature)) return 'reject';
+    if (!this.verifier.verifyRaw('block', am.publicKey, headerSigningBytes(h), p.block.signature)) return 'reject';
+    if (this.validated.size >= 64) this.validated.clear();
+    this.validated.set(toHex(p.signature.subarray(0, 32)), c);
+    return 'accept';
+  }
+
+  /** Candidates decoded during validation, reused on delivery (keyed by a signature prefix). */
+  private readonly validated = new Map<string, Candidate>();
+
+  private deliverProposal(data: Uint8Array): void {
+    const p = decodeProposal(data);
+    const key = toHex(p.signature.subarray(0, 32));
+    const c = this.validated.get(key) ?? candidateFromBlock(p.block);
+    this.validated.delete(key);
+    this.enqueue({
+      type: 'proposal',
+      proposal: {
+        height: p.body.height,
+        round: p.body.round,
+        validRound: p.body.validRound,
+        blockHash: c.hashHex,
+        block: c,
+        proposer: formatAddress(p.body.proposer),
+        signature: p.signature,
+      },
+    });
+  }
+
+  /** Gossip a transaction this node admitted (from the API). */
+  gossipTx(raw: Uint8Array): void {
+    this.publish(this.t.tx, raw);
+  }
+}

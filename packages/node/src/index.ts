@@ -1,0 +1,4 @@
+export { startNode } from './node.js';
+export type { NodeConfig, NodeInfo, RunningNode, LogFormat, LogLevel } from './config.js';
+export { Logger } from './log.js';
+export { topics } from './topics.js';

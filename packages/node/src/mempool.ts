@@ -1,0 +1,171 @@
+import { toHex } from '@qnexus/crypto';
+import { QnexusError, type ErrorCode, type TxEnvelope } from '@qnexus/types';
+import { checkTxStateless } from '@qnexus/state';
+import type { Chain } from './chain.js';
+import type { TxVerifier } from './verifier.js';
+
+export interface MempoolLimits {
+  /** Most transactions held at once. */
+  maxTxs: number;
+  /** How far past the account's next nonce a transaction may be queued. */
+  maxNonceGap: number;
+}
+
+export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = { maxTxs: 20_000, maxNonceGap: 64 };
+
+interface Entry {
+  env: TxEnvelope;
+  cost: bigint;
+}
+
+export type AdmitResult = 'added' | 'known';
+
+export interface RejectedInfo {
+  env: TxEnvelope;
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * Pending transactions, per sender ordered by nonce. Admission runs every
+ * check a block would (stateless rules, the signature once, nonce window,
+ * funds including the sender's other pending spends), so nothing invalid is
+ * ever gossiped on.
+ */
+export class Mempool {
+  private readonly byHash = new Map<string, Entry>();
+  /** sender hex -> nonce -> entry */
+  private readonly bySender = new Map<string, Map<bigint, Entry>>();
+  /** Recently dropped transactions, so GET /v1/txs can say why (bounded). */
+  private readonly rejected = new Map<string, RejectedInfo>();
+
+  constructor(
+    private readonly chain: Chain,
+    private readonly verifier: TxVerifier,
+    private readonly limits: MempoolLimits = DEFAULT_MEMPOOL_LIMITS,
+  ) {}
+
+  get size(): number {
+    return this.byHash.size;
+  }
+
+  get(hashHex: string): TxEnvelope | undefined {
+    return this.byHash.get(hashHex)?.env;
+  }
+
+  rejection(hashHex: string): RejectedInfo | undefined {
+    return this.rejected.get(hashHex);
+  }
+
+  /** Next nonce for the sender counting its contiguous pending transactions. */
+  pendingNonce(senderHex: string): bigint {
+    let n = this.chain.state.account(senderHex)?.nonce ?? 0n;
+    const q = this.bySender.get(senderHex);
+    while (q?.has(n)) n++;
+    return n;
+  }
+
+  /** Throws QnexusError with the specific code when the transaction is not admissible. */
+  admit(env: TxEnvelope): AdmitResult {
+    if (this.byHash.has(env.hashHex)) return 'known';
+    checkTxStateless(env, this.chain.params);
+    if (!this.verifier.verify(env)) throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
+    const sender = toHex(env.from);
+    const acct = this.chain.state.account(sender);
+    const next = acct?.nonce ?? 0n;
+    const nonce = env.tx.body.nonce;
+    if (nonce < next) throw new QnexusError('TX_NONCE_STALE', `nonce ${nonce} already used; the account's next nonce is ${next}`);
+    if (nonce > next + BigInt(this.limits.maxNonceGap)) {
+      throw new QnexusError('TX_NONCE_FUTURE', `nonce ${nonce} is more than ${this.limits.maxNonceGap} ahead of the account's next nonce ${next}`);
+    }
+    const q = this.bySender.get(sender);
+    if (q?.has(nonce)) throw new QnexusError('TX_NONCE_TAKEN', `another pending transaction from this account already uses nonce ${nonce}`);
+    const cost = env.tx.body.payload.amount + env.tx.body.fee;
+    let pending = 0n;
+    if (q) for (const e of q.values()) pending += e.cost;
+    const balance = acct?.balance ?? 0n;
+    if (balance < pending + cost) {
+      throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} cannot cover amount + fee = ${cost}${pending ? ` after ${pending} of pending spends` : ''}`);
+    }
+    if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
+    const entry: Entry = { env, cost };
+    this.byHash.set(env.hashHex, entry);
+    if (q) q.set(nonce, entry);
+    else this.bySender.set(sender, new Map([[nonce, entry]]));
+    this.rejected.delete(env.hashHex);
+    return 'added';
+  }
+
+  /**
+   * Candidates for the next block: for each sender the run of consecutive
+   * nonces starting at its account nonce, senders taken round-robin so one
+   * busy account cannot crowd the others out.
+   */
+  select(max: number): TxEnvelope[] {
+    const runs: TxEnvelope[][] = [];
+    for (const [sender, q] of this.bySender) {
+      const run: TxEnvelope[] = [];
+      let n = this.chain.state.account(sender)?.nonce ?? 0n;
+      for (let e = q.get(n); e && run.length < max; e = q.get(++n)) run.push(e.env);
+      if (run.length) runs.push(run);
+    }
+    const out: TxEnvelope[] = [];
+    for (let i = 0; out.length < max; i++) {
+      let any = false;
+      for (const r of runs) {
+        if (i < r.length) {
+          out.push(r[i]!);
+          any = true;
+          if (out.length >= max) break;
+        }
+      }
+      if (!any) break;
+    }
+    return out;
+  }
+
+  /** After a block is finalized: drop its transactions and any that can no longer apply. */
+  onCommit(committed: readonly TxEnvelope[]): void {
+    const touched = new Set<string>();
+    for (const env of committed) {
+      const sender = toHex(env.from);
+      touched.add(sender);
+      const e = this.byHash.get(env.hashHex);
+      if (e) this.remove(sender, e);
+    }
+    for (const sender of touched) {
+      const q = this.bySender.get(sender);
+      if (!q) continue;
+      const acct = this.chain.state.account(sender);
+      const next = acct?.nonce ?? 0n;
+      let budget = acct?.balance ?? 0n;
+      for (const [nonce, e] of [...q].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+        if (nonce < next) {
+          this.remove(sender, e);
+          this.markRejected(e.env, 'TX_NONCE_STALE', `another transaction with nonce ${nonce} was finalized first`);
+        } else if (e.cost > budget) {
+          // The balance moved under it (another spend was finalized): it can never apply now.
+          this.remove(sender, e);
+          this.markRejected(e.env, 'TX_INSUFFICIENT_FUNDS', `balance no longer covers amount + fee = ${e.cost}`);
+        } else {
+          budget -= e.cost;
+        }
+      }
+    }
+  }
+
+  private remove(sender: string, e: Entry): void {
+    this.byHash.delete(e.env.hashHex);
+    const q = this.bySender.get(sender);
+    q?.delete(e.env.tx.body.nonce);
+    if (q && q.size === 0) this.bySender.delete(sender);
+  }
+
+  markRejected(env: TxEnvelope, code: ErrorCode, message: string): void {
+    if (this.rejected.size >= 10_000) {
+      const first = this.rejected.keys().next();
+      if (!first.done) this.rejected.delete(first.value);
+    }
+    this.rejected.set(env.hashHex, { env, code, message });
+  }
+}

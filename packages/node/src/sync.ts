@@ -1,0 +1,148 @@
+import { toHex } from '@qnexus/crypto';
+import { QnexusError, Reader, Writer, decodeBlock, decodeCertificate } from '@qnexus/types';
+import type { P2PNode } from '@qnexus/p2p';
+import type { Chain } from './chain.js';
+import type { Engine } from './engine.js';
+import type { Metrics } from './metrics.js';
+import type { Logger } from './log.js';
+import type { Topics } from './topics.js';
+
+/** Most blocks served per range request; a client asks again for the rest. */
+export const MAX_SYNC_BATCH = 64;
+const FRAME_LIMIT = 4 * 1024 * 1024 + 64 * 1024;
+const STREAM_LIMITS = { maxInboundStreams: 16, maxOutboundStreams: 16 };
+
+export interface SyncProgress {
+  syncing: boolean;
+  target: number;
+  blocksPerSecond: number;
+}
+
+/**
+ * Block-range sync over request/response streams: `status` tells a peer's
+ * finalized head; `blocks` streams (block, certificate) frames for a range.
+ * The client verifies every certificate against the committee, re-executes
+ * the block and checks its state root before committing it — a peer can waste
+ * our time but cannot make us accept anything (it is penalised instead).
+ */
+export class Syncer {
+  progress: SyncProgress = { syncing: false, target: 0, blocksPerSecond: 0 };
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  private stopped = false;
+
+  constructor(
+    private readonly chain: Chain,
+    private readonly engine: Engine,
+    private readonly p2p: P2PNode,
+    private readonly t: Topics,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.p2p.handle(this.t.statusProtocol, { ...STREAM_LIMITS, maxRequestBytes: 64, timeoutMs: 5_000 }, () => this.serveStatus());
+    await this.p2p.handle(this.t.blocksProtocol, { ...STREAM_LIMITS, maxRequestBytes: 64, timeoutMs: 30_000 }, (req) => this.serveBlocks(req));
+    const every = Math.max(250, this.chain.genesis.slotMs);
+    const loop = () => {
+      if (this.stopped) return;
+      this.timer = setTimeout(() => {
+        this.tick().finally(loop);
+      }, every);
+    };
+    loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private async *serveStatus(): AsyncIterable<Uint8Array> {
+    yield new Writer(48).u64(this.chain.headHeight).fixed(this.chain.headHash, 32).finish();
+  }
+
+  private async *serveBlocks(req: Uint8Array): AsyncIterable<Uint8Array> {
+    const r = new Reader(req);
+    const from = r.u64n('from');
+    const count = Math.min(r.u32('count'), MAX_SYNC_BATCH);
+    r.end('sync request');
+    const to = Math.min(this.chain.headHeight, from + count - 1);
+    for (let h = Math.max(1, from); h <= to; h++) {
+      const block = await this.chain.store.blockAtHeight(h);
+      const cert = await this.chain.store.certificate(h);
+      if (!block || !cert) return;
+      yield new Writer(block.length + cert.length + 16).bytes(block).bytes(cert).finish();
+    }
+  }
+
+  /** Ask connected peers for their heads; if one is ahead, fetch from it. */
+  async tick(): Promise<void> {
+    if (this.busy || this.stopped) return;
+    this.busy = true;
+    try {
+      const peers = this.p2p.connectedPeers();
+      const heads = await Promise.all(peers.map((p) => this.peerHead(p)));
+      let best: { peer: string; height: number } | null = null;
+      heads.forEach((h, i) => {
+        if (h !== null && h > this.chain.headHeight && (!best || h > best.height)) best = { peer: peers[i]!, height: h };
+      });
+      if (best) await this.syncFrom((best as { peer: string }).peer, (best as { height: number }).height);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async peerHead(peer: string): Promise<number | null> {
+    try {
+      for await (const f of this.p2p.request(peer, this.t.statusProtocol, new Uint8Array(0), { timeoutMs: 2_000, maxResponseFrameBytes: 64, maxFrames: 1 })) {
+        const r = new Reader(f);
+        return r.u64n('height');
+      }
+    } catch {
+      // Peers that do not serve our shard (or are slow) are simply skipped.
+    }
+    return null;
+  }
+
+  private async syncFrom(peer: string, target: number): Promise<void> {
+    const start = this.chain.headHeight;
+    const t0 = Date.now();
+    this.progress = { syncing: true, target, blocksPerSecond: 0 };
+    this.engine.newestKnownHeight = Math.max(this.engine.newestKnownHeight, target);
+    this.log.info('sync: peer is ahead, fetching blocks', { peer, from: start + 1, target });
+    try {
+      while (this.chain.headHeight < target && !this.stopped) {
+        const from = this.chain.headHeight + 1;
+        const req = new Writer(12).u64(from).u32(MAX_SYNC_BATCH).finish();
+        let got = 0;
+        for await (const frame of this.p2p.request(peer, this.t.blocksProtocol, req, { timeoutMs: 30_000, maxResponseFrameBytes: FRAME_LIMIT, maxFrames: MAX_SYNC_BATCH })) {
+          const r = new Reader(frame);
+          const raw = r.bytes(FRAME_LIMIT, 'block');
+          const cert = decodeCertificate(r.bytes(FRAME_LIMIT, 'certificate'));
+          r.end('sync frame');
+          const block = decodeBlock(raw);
+          await this.engine.run(async () => {
+            // Consensus may have finalized this height meanwhile; skip what we already have.
+            if (block.header.height <= this.chain.headHeight) return;
+            const c = await this.chain.importCertified(block, raw, cert);
+            await this.engine.externalCommit(c, cert.round);
+          });
+          got++;
+          this.metrics.syncedBlocks.inc();
+        }
+        if (got === 0) break;
+        const secs = (Date.now() - t0) / 1000;
+        this.progress.blocksPerSecond = secs > 0 ? (this.chain.headHeight - start) / secs : 0;
+        this.log.info('sync progress', { height: this.chain.headHeight, target, blocksPerSecond: Math.round(this.progress.blocksPerSecond) });
+      }
+    } catch (e) {
+      const code = e instanceof QnexusError ? e.code : 'STREAM';
+      this.metrics.syncFailures.inc({ reason: code });
+      this.log.warn('sync from peer failed', { peer, code, error: (e as Error).message, head: toHex(this.chain.headHash).slice(0, 16) });
+      if (e instanceof QnexusError) this.p2p.penalize(peer, `sync: ${code}`);
+    } finally {
+      this.progress.syncing = false;
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Stable error codes. They are part of the public API: the HTTP API returns
+ * them as `{ error: { code, message } }`, the CLI prints them and exits
+ * non-zero, and tests assert on them. Never renumber or rename.
+ */
+export const ERROR_HTTP_STATUS = {
+  // transaction admission
+  TX_MALFORMED: 400,
+  TX_TOO_LARGE: 413,
+  TX_WRONG_CHAIN: 400,
+  TX_WRONG_SCHEME: 400,
+  TX_BAD_SIGNATURE: 400,
+  TX_UNKNOWN_KIND: 400,
+  TX_BAD_AMOUNT: 400,
+  TX_FEE_TOO_LOW: 400,
+  TX_SELF_TRANSFER: 400,
+  TX_NONCE_STALE: 409,
+  TX_NONCE_FUTURE: 409,
+  TX_NONCE_TAKEN: 409,
+  TX_INSUFFICIENT_FUNDS: 402,
+  MEMPOOL_FULL: 503,
+  // generic API
+  BAD_REQUEST: 400,
+  UNKNOWN_FIELD: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  PAYLOAD_TOO_LARGE: 413,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  INTERNAL: 500,
+  // codec / consensus objects
+  MALFORMED: 400,
+  BAD_CERTIFICATE: 400,
+  BAD_BLOCK: 400,
+  // configuration / keys
+  BAD_GENESIS: 400,
+  BAD_CONFIG: 400,
+  KEYSTORE_BAD_PASSPHRASE: 401,
+  KEYSTORE_MALFORMED: 400,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_HTTP_STATUS;
+
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_HTTP_STATUS, s);
+}
+
+export class QnexusError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'QnexusError';
+    this.code = code;
+  }
+  get httpStatus(): number {
+    return ERROR_HTTP_STATUS[this.code];
+  }
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
