@@ -1,0 +1,25 @@
+/**
+ * @qnexus/p2p — bytes-level networking for Quantum Nexus nodes.
+ *
+ * libp2p 2 (TCP + Noise + Yamux, identify) with gossipsub 14 for broadcast and
+ * length-prefixed request/response streams. Nothing libp2p-specific leaks into
+ * the node-facing API except `loadOrCreatePeerKey`, which returns the libp2p
+ * private key for tools that need it.
+ */
+export { createP2PNode } from './node.js';
+export { loadOrCreatePeerKey, peerIdFromKeyFile } from './keys.js';
+export { P2PRequestError, type P2PRequestErrorCode } from './errors.js';
+export type {
+  LogFn,
+  LogLevel,
+  P2PNode,
+  P2POptions,
+  P2PStats,
+  PenaltyOptions,
+  RequestHandler,
+  RequestHandlerOptions,
+  RequestOptions,
+  TopicHandler,
+  TopicStats,
+  ValidationResult,
+} from './types.js';

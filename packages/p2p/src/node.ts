@@ -1,0 +1,533 @@
+import './polyfills.js';
+import { GossipSub, type GossipSubComponents, type GossipsubMessage, type GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
+import { validateTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, type Identify } from '@libp2p/identify';
+import { TopicValidatorResult, type Libp2p, type Message, type PeerId } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import { sha256 } from '@qnexus/crypto';
+import {
+  APP_PENALTY_PER_OFFENCE,
+  GOSSIP_MESH,
+  RPC_FRAME_OVERHEAD,
+  SCORE_THRESHOLDS,
+  peerScoreParams,
+  topicScoreParams,
+} from './gossip-config.js';
+import { loadOrCreatePeerKey } from './keys.js';
+import { asError, plainBytes, requestStream, serveStream } from './reqresp.js';
+import type {
+  LogFn,
+  P2PNode,
+  P2POptions,
+  P2PStats,
+  RequestHandler,
+  RequestHandlerOptions,
+  RequestOptions,
+  TopicHandler,
+  ValidationResult,
+} from './types.js';
+
+type Services = { identify: Identify; pubsub: GossipSub };
+
+/**
+ * Publish flow control. Gossipsub has no back-pressure: each peer's outbound
+ * stream is an unbounded queue in front of yamux. We hold a publish while any
+ * peer has more than this many bytes queued (a single message larger than the
+ * window still goes out once the queue is empty).
+ */
+const PUBLISH_WINDOW_BYTES = 2 * 1024 * 1024;
+/** A peer whose queue has not shrunk for this long is considered stalled and no longer holds publishes. */
+const STALLED_PEER_MS = 1000;
+/** Upper bound on how long one publish waits for room. */
+const PUBLISH_MAX_WAIT_MS = 10_000;
+/** Hard ceiling on a peer's gossip queue; beyond it gossipsub drops messages for that peer. */
+const MIN_OUTBOUND_BUFFER_BYTES = 16 * 1024 * 1024;
+/** While connected to a bootstrap peer, how often to re-check the connection. */
+const BOOTSTRAP_CHECK_MS = 2000;
+
+const defaultLog: LogFn = (level, msg, fields) => {
+  if (level === 'warn' || level === 'error') {
+    console.error(`[p2p] ${level}: ${msg}${fields !== undefined ? ' ' + JSON.stringify(fields) : ''}`);
+  }
+};
+
+interface TopicCounters { accept: number; ignore: number; reject: number }
+interface PenaltyRecord { points: number; updatedAt: number; offences: number[] }
+interface Bootstrap { addr: Multiaddr; peerId: string }
+
+/** Create and start a node. See the P2PNode interface for the behaviour of each method. */
+export async function createP2PNode(opts: P2POptions): Promise<P2PNode> {
+  const node = new Libp2pNode(opts);
+  await node.start();
+  return node;
+}
+
+class Libp2pNode implements P2PNode {
+  peerId = '';
+  private libp2p!: Libp2p<Services>;
+  private gossip!: GossipSub;
+  private readonly log: LogFn;
+  private readonly profile: 'devnet' | 'public';
+  private readonly handlers = new Map<string, TopicHandler>();
+  private readonly counters = new Map<string, TopicCounters>();
+  private readonly penalties = new Map<string, PenaltyRecord>();
+  private readonly bannedUntil = new Map<string, number>();
+  private readonly penaltyCfg: { maxOffences: number; windowMs: number; banMs: number };
+  private readonly backoff: { min: number; max: number };
+  private bootstrap: Bootstrap[] = [];
+  private stopped = false;
+  private readonly stopController = new AbortController();
+  private publishChain: Promise<unknown> = Promise.resolve();
+  private readonly queueProgress = new Map<string, { bytes: number; at: number }>();
+  private wakeBootstrap: (() => void) | undefined;
+  private bootstrapLoopDone: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: P2POptions) {
+    this.log = opts.log ?? defaultLog;
+    this.profile = opts.scoringProfile ?? 'devnet';
+    this.penaltyCfg = {
+      maxOffences: opts.penalty?.maxOffences ?? 5,
+      windowMs: opts.penalty?.windowMs ?? 60_000,
+      banMs: opts.penalty?.banMs ?? 5 * 60_000,
+    };
+    this.backoff = opts.bootstrapBackoffMs ?? { min: 500, max: 10_000 };
+    if (!(opts.maxMessageBytes > 0)) throw new RangeError('maxMessageBytes must be positive');
+  }
+
+  async start(): Promise<void> {
+    const privateKey = await loadOrCreatePeerKey(this.opts.peerKeyPath);
+    this.peerId = peerIdFromPrivateKey(privateKey).toString();
+    this.bootstrap = this.parseBootstrap(this.opts.bootstrap);
+    const devnet = this.profile === 'devnet';
+
+    const gossipOpts: Partial<GossipsubOpts> = {
+      ...GOSSIP_MESH,
+      // Our ML-DSA signatures inside payloads authenticate; libp2p signing would only cost CPU.
+      globalSignaturePolicy: 'StrictNoSign',
+      // Content addressing: the same payload from two peers is one message.
+      msgIdFn: (msg: Message) => sha256(msg.data),
+      msgIdToStrFn: (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('base64'),
+      // Validation happens in our event handler (possibly async) and is reported back;
+      // gossipsub forwards only after reportMessageValidationResult(Accept).
+      asyncValidation: true,
+      allowPublishToZeroTopicPeers: true,
+      ignoreDuplicatePublishError: true,
+      emitSelf: false,
+      floodPublish: true,
+      fallbackToFloodsub: false,
+      doPX: false,
+      // Whole-RPC frame cap on inbound streams; the per-message cap is enforced before validation.
+      // An RPC frame may carry several messages (an IWANT answer bundles them): allow two full-size ones.
+      maxInboundDataLength: 2 * this.opts.maxMessageBytes + RPC_FRAME_OVERHEAD,
+      maxOutboundBufferSize: Math.max(MIN_OUTBOUND_BUFFER_BYTES, 4 * this.opts.maxMessageBytes),
+      scoreParams: peerScoreParams(this.profile, (id) => this.appScore(id)),
+      scoreThresholds: SCORE_THRESHOLDS,
+    };
+
+    this.libp2p = await createLibp2p<Services>({
+      privateKey,
+      start: false,
+      addresses: {
+        listen: this.opts.listen,
+        ...(this.opts.announce !== undefined && this.opts.announce.length > 0 ? { announce: this.opts.announce } : {}),
+      },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionManager: {
+        maxConnections: 64,
+        dialTimeout: 10_000,
+        // libp2p refuses more than 5 inbound connections per second per host by default;
+        // a devnet has every node on one host, so a simultaneous start would be refused.
+        inboundConnectionThreshold: devnet ? 1000 : 5,
+        maxIncomingPendingConnections: devnet ? 64 : 10,
+      },
+      connectionGater: {
+        denyDialPeer: (peer) => this.isBanned(peer.toString()),
+        denyInboundEncryptedConnection: (peer) => this.isBanned(peer.toString()),
+        denyOutboundEncryptedConnection: (peer) => this.isBanned(peer.toString()),
+      },
+      services: {
+        // Required: gossipsub learns which peers speak meshsub via identify.
+        identify: identify(),
+        // Built directly (not via gossipsub()) to keep the concrete GossipSub type: we need
+        // reportMessageValidationResult, getScore, mesh and score params, which PubSub lacks.
+        pubsub: (components: GossipSubComponents) => new GossipSub(components, gossipOpts),
+      },
+    });
+    this.gossip = this.libp2p.services.pubsub;
+    this.gossip.addEventListener('gossipsub:message', (evt) => {
+      this.onGossipMessage(evt.detail).catch((err: unknown) => {
+        this.log('error', 'gossip message handling failed', { error: asError(err).message });
+      });
+    });
+    this.libp2p.addEventListener('peer:disconnect', (evt) => {
+      if (this.bootstrap.some((b) => b.peerId === evt.detail.toString())) this.wakeBootstrap?.();
+    });
+
+    try {
+      await this.libp2p.start();
+    } catch (err) {
+      // e.g. listen address in use: release whatever did start before reporting.
+      this.stopped = true;
+      await Promise.resolve(this.libp2p.stop()).catch(() => undefined);
+      throw err;
+    }
+    this.log('info', 'p2p node started', { peerId: this.peerId, addrs: this.multiaddrs() });
+    if (this.bootstrap.length > 0) {
+      this.bootstrapLoopDone = this.bootstrapLoop().catch((err: unknown) => {
+        this.log('error', 'bootstrap loop crashed; no further re-dials', { error: asError(err).message });
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------ addresses / peers
+
+  multiaddrs(): string[] {
+    // libp2p 2 already appends /p2p/<id>; guard anyway so callers always get dialable addrs.
+    return this.libp2p.getMultiaddrs().map((ma) => {
+      const s = ma.toString();
+      return ma.getPeerId() === null ? `${s}/p2p/${this.peerId}` : s;
+    });
+  }
+
+  connectedPeers(): string[] {
+    return this.libp2p.getPeers().map((p) => p.toString());
+  }
+
+  async dial(addr: string): Promise<void> {
+    await this.libp2p.dial(multiaddr(addr));
+  }
+
+  // ------------------------------------------------------------------ gossip
+
+  subscribe(topic: string, handler: TopicHandler): void {
+    if (handler.maxBytes !== undefined && handler.maxBytes > this.opts.maxMessageBytes) {
+      throw new RangeError(`topic ${topic}: maxBytes ${handler.maxBytes} exceeds maxMessageBytes ${this.opts.maxMessageBytes}`);
+    }
+    // Topic score params must exist before traffic arrives: gossipsub keeps no
+    // per-topic score stats (e.g. invalid deliveries) for topics without params.
+    const params = topicScoreParams();
+    validateTopicScoreParams(params);
+    this.gossip.score.params.topics[topic] = params;
+    this.handlers.set(topic, handler);
+    if (!this.counters.has(topic)) this.counters.set(topic, { accept: 0, ignore: 0, reject: 0 });
+    this.gossip.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    this.gossip.unsubscribe(topic);
+    this.handlers.delete(topic);
+    // Score params stay: peers' scores for this topic keep decaying normally.
+  }
+
+  publish(topic: string, data: Uint8Array): Promise<number> {
+    const cap = Math.min(this.opts.maxMessageBytes, this.handlers.get(topic)?.maxBytes ?? Infinity);
+    if (data.length > cap) {
+      return Promise.reject(new RangeError(`publish on ${topic}: ${data.length} bytes exceeds the ${cap}-byte cap`));
+    }
+    // Serialise publishes so the flow-control wait applies in order (a FIFO queue).
+    const run = this.publishChain.then(() => this.publishNow(topic, data));
+    this.publishChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async publishNow(topic: string, data: Uint8Array): Promise<number> {
+    if (this.stopped) return 0;
+    await this.waitForOutboundRoom(data.length);
+    if (this.stopped) return 0;
+    try {
+      const res = await this.gossip.publish(topic, data);
+      return res.recipients.length;
+    } catch (err) {
+      // With allowPublishToZeroTopicPeers/ignoreDuplicatePublishError nothing should throw; stay safe anyway.
+      this.log('warn', 'gossip publish failed', { topic, error: asError(err).message });
+      return 0;
+    }
+  }
+
+  /** Wait until no (non-stalled) peer has more than the window queued. */
+  private async waitForOutboundRoom(size: number): Promise<void> {
+    const deadline = Date.now() + PUBLISH_MAX_WAIT_MS;
+    for (;;) {
+      if (!this.outboundBlocked(size) || this.stopped) return;
+      if (Date.now() > deadline) {
+        this.log('debug', 'publish flow-control wait timed out; publishing anyway');
+        return;
+      }
+      await sleep(5);
+    }
+  }
+
+  private outboundBlocked(size: number): boolean {
+    const now = Date.now();
+    let blocked = false;
+    for (const [id, stream] of this.gossip.streamsOutbound) {
+      const queued = queuedBytes(stream);
+      const prev = this.queueProgress.get(id);
+      if (queued === 0) { this.queueProgress.delete(id); continue; }
+      if (prev === undefined || queued < prev.bytes) this.queueProgress.set(id, { bytes: queued, at: now });
+      if (queued + size <= PUBLISH_WINDOW_BYTES) continue;
+      const since = prev !== undefined && queued >= prev.bytes ? prev.at : now;
+      if (now - since > STALLED_PEER_MS) continue; // stalled: gossipsub's buffer cap will shed its load
+      blocked = true;
+    }
+    for (const id of this.queueProgress.keys()) {
+      if (!this.gossip.streamsOutbound.has(id)) this.queueProgress.delete(id);
+    }
+    return blocked;
+  }
+
+  topicPeers(topic: string): string[] {
+    const out: string[] = [];
+    for (const p of this.gossip.getSubscribers(topic)) {
+      const id = p.toString();
+      if (this.gossip.streamsOutbound.has(id)) out.push(id);
+    }
+    return out;
+  }
+
+  meshPeers(topic: string): string[] {
+    return this.gossip.getMeshPeers(topic);
+  }
+
+  async waitForTopicPeers(topic: string, min: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.topicPeers(topic).length >= min) return true;
+      if (this.stopped || Date.now() >= deadline) return false;
+      await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  private async onGossipMessage({ msg, msgId, propagationSource }: GossipsubMessage): Promise<void> {
+    const topic = msg.topic;
+    const data = plainBytes(msg.data);
+    const from = propagationSource.toString();
+    const handler = this.handlers.get(topic);
+    const counters = this.counters.get(topic);
+    let result: ValidationResult;
+    if (handler === undefined) {
+      result = 'ignore'; // raced with unsubscribe
+    } else {
+      const cap = Math.min(this.opts.maxMessageBytes, handler.maxBytes ?? Infinity);
+      if (data.length > cap) {
+        this.log('debug', 'oversized gossip message rejected', { topic, from, bytes: data.length, cap });
+        result = 'reject';
+      } else {
+        try {
+          result = await handler.validate(data, from);
+          if (result !== 'accept' && result !== 'ignore' && result !== 'reject') {
+            this.log('error', 'validator returned an invalid result; treating as reject', { topic, result: String(result) });
+            result = 'reject';
+          }
+        } catch (err) {
+          this.log('warn', 'validator threw; treating as reject', { topic, from, error: asError(err).message });
+          result = 'reject';
+        }
+      }
+    }
+    if (this.stopped) return;
+    // Forwarding (accept) or the P4 penalty (reject) happen inside gossipsub here.
+    this.gossip.reportMessageValidationResult(msgId, from, toGossipResult(result));
+    if (counters !== undefined) counters[result]++;
+    if (result === 'accept' && handler?.deliver !== undefined) {
+      try {
+        handler.deliver(data, from);
+      } catch (err) {
+        this.log('error', 'deliver callback threw', { topic, from, error: asError(err).message });
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ scoring / penalties
+
+  peerScore(peerId: string): number {
+    return this.gossip.getScore(peerId);
+  }
+
+  penalize(peerId: string, reason: string): void {
+    if (peerId === this.peerId || this.stopped) return;
+    let peer: PeerId;
+    try {
+      peer = peerIdFromString(peerId);
+    } catch {
+      this.log('warn', 'penalize: invalid peer id', { peerId, reason });
+      return;
+    }
+    const now = Date.now();
+    const rec = this.penalties.get(peerId) ?? { points: 0, updatedAt: now, offences: [] };
+    rec.points = decayedPoints(rec, now) + 1;
+    rec.updatedAt = now;
+    rec.offences = rec.offences.filter((t) => now - t < this.penaltyCfg.windowMs);
+    rec.offences.push(now);
+    this.penalties.set(peerId, rec);
+    this.gossip.score.scoreCache.delete(peerId); // make the new app score effective immediately
+    this.log('warn', 'peer penalised', { peerId, reason, offences: rec.offences.length, score: this.gossip.getScore(peerId) });
+
+    if (rec.offences.length >= this.penaltyCfg.maxOffences) {
+      rec.offences = [];
+      this.bannedUntil.set(peerId, now + this.penaltyCfg.banMs);
+      this.log('warn', 'peer banned after repeated offences', { peerId, reason, banMs: this.penaltyCfg.banMs });
+      this.libp2p.hangUp(peer).catch((err: unknown) => {
+        this.log('debug', 'hangUp failed', { peerId, error: asError(err).message });
+      });
+    }
+  }
+
+  isBanned(peerId: string): boolean {
+    const until = this.bannedUntil.get(peerId);
+    if (until === undefined) return false;
+    if (Date.now() < until) return true;
+    this.bannedUntil.delete(peerId);
+    return false;
+  }
+
+  /** Gossipsub P5: negative, decaying with a one-minute half-life. */
+  private appScore(peerId: string): number {
+    const rec = this.penalties.get(peerId);
+    if (rec === undefined) return 0;
+    const points = decayedPoints(rec, Date.now());
+    if (points < 0.01) {
+      if (rec.offences.length === 0) this.penalties.delete(peerId);
+      return 0;
+    }
+    return -APP_PENALTY_PER_OFFENCE * points;
+  }
+
+  // ------------------------------------------------------------------ request / response
+
+  async handle(protocol: string, opts: RequestHandlerOptions, fn: RequestHandler): Promise<void> {
+    await this.libp2p.handle(protocol, ({ stream, connection }) => {
+      void serveStream(protocol, stream, connection, opts, fn, this.log);
+    }, {
+      maxInboundStreams: opts.maxInboundStreams,
+      maxOutboundStreams: opts.maxOutboundStreams,
+    });
+  }
+
+  async unhandle(protocol: string): Promise<void> {
+    await this.libp2p.unhandle(protocol);
+  }
+
+  request(peerId: string, protocol: string, request: Uint8Array, opts: RequestOptions): AsyncIterable<Uint8Array> {
+    return requestStream(this.libp2p, peerIdFromString(peerId), protocol, request, opts);
+  }
+
+  // ------------------------------------------------------------------ bootstrap
+
+  private parseBootstrap(addrs: string[]): Bootstrap[] {
+    const out: Bootstrap[] = [];
+    for (const s of addrs) {
+      const addr = multiaddr(s); // throws on a malformed address: a config error, fail fast
+      const peerId = addr.getPeerId();
+      if (peerId === null) throw new Error(`bootstrap address ${s} lacks /p2p/<peerId>`);
+      if (peerId === this.peerId) continue; // shared devnet manifests list every node, us included
+      out.push({ addr, peerId });
+    }
+    return out;
+  }
+
+  private connectedToBootstrap(): boolean {
+    return this.bootstrap.some((b) => this.libp2p.getConnections(peerIdFromString(b.peerId)).length > 0);
+  }
+
+  /**
+   * Keep at least one bootstrap connection. While connected we only poll; once
+   * disconnected from all of them we dial every bootstrap peer, backing off
+   * exponentially (with jitter) between rounds until one succeeds.
+   */
+  private async bootstrapLoop(): Promise<void> {
+    let delay = this.backoff.min;
+    let failures = 0;
+    while (!this.stopped) {
+      if (this.connectedToBootstrap()) {
+        delay = this.backoff.min;
+        failures = 0;
+        await this.sleepUnlessWoken(BOOTSTRAP_CHECK_MS);
+        continue;
+      }
+      await Promise.all(this.bootstrap.map(async (b) => {
+        if (this.isBanned(b.peerId)) return;
+        try {
+          await this.libp2p.dial(b.addr, { signal: AbortSignal.any([AbortSignal.timeout(5000), this.stopController.signal]) });
+          this.log('info', 'connected to bootstrap peer', { addr: b.addr.toString() });
+        } catch (err) {
+          // Repeated failures while a peer is down are expected: warn once per outage.
+          this.log(failures === 0 ? 'warn' : 'debug', 'bootstrap dial failed', {
+            addr: b.addr.toString(), attempt: failures + 1, error: asError(err).message,
+          });
+        }
+      }));
+      if (this.stopped || this.connectedToBootstrap()) continue;
+      failures++;
+      await this.sleepUnlessWoken(delay * (0.8 + 0.4 * Math.random()));
+      delay = Math.min(delay * 2, this.backoff.max);
+    }
+  }
+
+  private sleepUnlessWoken(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.wakeBootstrap === done) this.wakeBootstrap = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeBootstrap = done;
+    });
+  }
+
+  // ------------------------------------------------------------------ stats / lifecycle
+
+  stats(): P2PStats {
+    const topics: P2PStats['topics'] = {};
+    for (const [topic, c] of this.counters) {
+      topics[topic] = { peers: this.topicPeers(topic).length, ...c };
+    }
+    return { peers: this.libp2p.getPeers().length, topics };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopController.abort();
+    this.wakeBootstrap?.();
+    await this.bootstrapLoopDone;
+    await this.libp2p.stop();
+    this.log('info', 'p2p node stopped', { peerId: this.peerId });
+  }
+}
+
+function toGossipResult(r: ValidationResult): TopicValidatorResult {
+  switch (r) {
+    case 'accept': return TopicValidatorResult.Accept;
+    case 'ignore': return TopicValidatorResult.Ignore;
+    case 'reject': return TopicValidatorResult.Reject;
+  }
+}
+
+function decayedPoints(rec: PenaltyRecord, now: number): number {
+  const HALF_LIFE_MS = 60_000;
+  return rec.points * Math.pow(0.5, (now - rec.updatedAt) / HALF_LIFE_MS);
+}
+
+/**
+ * Bytes waiting in gossipsub's per-peer outbound queue. The queue (an
+ * it-pushable) is private in gossipsub 14's typings, so we read it defensively
+ * and treat anything unexpected as "empty" (i.e. no flow control) rather than fail.
+ */
+function queuedBytes(stream: unknown): number {
+  const pushable = (stream as { pushable?: { readableLength?: unknown } }).pushable;
+  const n = pushable?.readableLength;
+  return typeof n === 'number' ? n : 0;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,133 @@
+/**
+ * Public, libp2p-free types of the networking layer. The node package builds
+ * only on these: peers are base58 peer-id strings, addresses are multiaddr
+ * strings and payloads are raw bytes.
+ */
+
+/** Outcome of validating a gossip message (maps 1:1 onto gossipsub's). */
+export type ValidationResult = 'accept' | 'ignore' | 'reject';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
+
+export interface PenaltyOptions {
+  /** Offences within `windowMs` that trigger a disconnect + ban (default 5). */
+  maxOffences?: number;
+  /** Sliding window for counting offences (default 60 000 ms). */
+  windowMs?: number;
+  /** Cooling-off period during which the peer is refused (default 5 min). */
+  banMs?: number;
+}
+
+export interface P2POptions {
+  /** File holding the persistent libp2p private key (protobuf); created with mode 0600 if missing. */
+  peerKeyPath: string;
+  /** Listen multiaddrs, e.g. ['/ip4/127.0.0.1/tcp/0']. */
+  listen: string[];
+  /** Addresses to announce instead of the listen addresses (containers, NAT). */
+  announce?: string[];
+  /**
+   * Multiaddrs with /p2p/<peerId>. Dialled at start and re-dialled with
+   * exponential backoff while we are connected to none of them. Dial failures
+   * are logged, never fatal. Our own peer id, if listed, is skipped.
+   */
+  bootstrap: string[];
+  /** 'devnet' (default): no IP-colocation penalty, relaxed inbound rate limit; otherwise as 'public'. */
+  scoringProfile?: 'devnet' | 'public';
+  /** Hard cap on any gossip message; larger ones are rejected before validation. */
+  maxMessageBytes: number;
+  /** Structured logger; defaults to writing warn/error to stderr. */
+  log?: LogFn;
+  /** Tuning of `penalize()`; defaults suit a devnet. */
+  penalty?: PenaltyOptions;
+  /** Bootstrap re-dial backoff bounds (defaults 500 ms .. 10 000 ms). */
+  bootstrapBackoffMs?: { min: number; max: number };
+}
+
+export interface TopicHandler {
+  /** Per-topic cap (≤ maxMessageBytes); oversize → 'reject' without calling validate. */
+  maxBytes?: number;
+  /**
+   * Runs BEFORE the message is forwarded. May be async. Throwing counts as
+   * 'reject' (and is logged). `from` is the propagation source (the peer that
+   * handed us the message), not necessarily its author.
+   */
+  validate(data: Uint8Array, from: string): ValidationResult | Promise<ValidationResult>;
+  /** Called only for accepted messages, after forwarding was triggered. */
+  deliver?(data: Uint8Array, from: string): void;
+}
+
+export interface RequestHandlerOptions {
+  maxInboundStreams: number;
+  maxOutboundStreams: number;
+  /** Largest accepted request frame; a larger one resets the stream. */
+  maxRequestBytes: number;
+  /** Bound on the whole exchange (read request, produce and write all responses). */
+  timeoutMs: number;
+}
+
+export interface RequestOptions {
+  /** Bound on the whole exchange, dial included. */
+  timeoutMs: number;
+  maxResponseFrameBytes: number;
+  maxFrames: number;
+}
+
+/**
+ * Responder for one request. `signal` aborts when the exchange times out or the
+ * stream dies, so long-running handlers can stop early (optional to use).
+ */
+export type RequestHandler = (request: Uint8Array, peerId: string, signal: AbortSignal) => AsyncIterable<Uint8Array>;
+
+export interface TopicStats {
+  /** Peers we can publish to on this topic (see `topicPeers`). */
+  peers: number;
+  accept: number;
+  ignore: number;
+  reject: number;
+}
+
+export interface P2PStats {
+  /** Connected peers. */
+  peers: number;
+  topics: Record<string, TopicStats>;
+}
+
+export interface P2PNode {
+  readonly peerId: string;
+  /** Full dialable addresses including /p2p/<id>. */
+  multiaddrs(): string[];
+  subscribe(topic: string, handler: TopicHandler): void;
+  unsubscribe(topic: string): void;
+  /**
+   * Publishes to the topic; resolves to the number of peers it was sent to.
+   * Never throws for "no peers" or duplicates (returns 0). Publishes are queued
+   * and wait while a peer's outgoing gossip buffer is over the in-flight window,
+   * so bursts cannot overflow the stream. Throws only for a payload above the
+   * message cap (a caller bug: every peer would reject it and penalise us).
+   */
+  publish(topic: string, data: Uint8Array): Promise<number>;
+  /** Peers subscribed to the topic that we have a gossip stream to (i.e. publish targets). */
+  topicPeers(topic: string): string[];
+  /** Resolves true once topicPeers(topic).length ≥ min, false on timeout. */
+  waitForTopicPeers(topic: string, min: number, timeoutMs: number): Promise<boolean>;
+  /** Our gossipsub mesh for the topic (the peers we forward to). */
+  meshPeers(topic: string): string[];
+  connectedPeers(): string[];
+  dial(multiaddr: string): Promise<void>;
+  /** Current gossipsub score of a peer (0 if unknown). For metrics and debugging. */
+  peerScore(peerId: string): number;
+  /**
+   * App-level penalty: lowers the peer's gossipsub app-specific score; after
+   * `maxOffences` within `windowMs` the peer is disconnected and refused for `banMs`.
+   */
+  penalize(peerId: string, reason: string): void;
+  /** True while a peer is in its cooling-off period. */
+  isBanned(peerId: string): boolean;
+  handle(protocol: string, opts: RequestHandlerOptions, fn: RequestHandler): Promise<void>;
+  unhandle(protocol: string): Promise<void>;
+  /** Opens a new stream, writes the framed request and yields response frames as they arrive. */
+  request(peerId: string, protocol: string, request: Uint8Array, opts: RequestOptions): AsyncIterable<Uint8Array>;
+  stats(): P2PStats;
+  stop(): Promise<void>;
+}
