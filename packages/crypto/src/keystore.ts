@@ -1,7 +1,7 @@
 import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { gcm } from '@noble/ciphers/aes.js';
 import { randomBytes } from 'node:crypto';
-import { fromHex, toHex, utf8 } from './bytes.js';
+import { fromHex, isHex, toHex, utf8 } from './bytes.js';
 import { addressFromPublicKey, formatAddress } from './address.js';
 import { generateKeyPair, isSchemeName, randomSeed, type KeyPair, type SchemeName } from './mldsa.js';
 
@@ -91,9 +91,14 @@ export function parseKeystore(json: unknown): KeystoreFile {
   if (typeof f.address !== 'string' || typeof f.publicKey !== 'string') bad('missing address or publicKey');
   const c = f.crypto;
   if (!c || c.kdf !== 'scrypt' || c.cipher !== 'aes-256-gcm' || !c.kdfparams) bad('unsupported kdf or cipher');
-  const { N, r, p, salt } = c!.kdfparams;
-  if (![N, r, p].every((x) => Number.isInteger(x) && x > 0) || N > 1 << 22) bad('bad scrypt parameters');
-  if (typeof salt !== 'string' || typeof c!.nonce !== 'string' || typeof c!.ciphertext !== 'string') bad('bad cipher fields');
+  const { N, r, p, salt, dkLen } = c!.kdfparams;
+  const powerOfTwo = Number.isInteger(N) && N >= 2 && (N & (N - 1)) === 0;
+  if (!powerOfTwo || N > 1 << 22 || !Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(p) || p < 1 || p > 16 || dkLen !== 32) {
+    bad('bad scrypt parameters (N a power of two ≤ 2^22, 1 ≤ r ≤ 32, 1 ≤ p ≤ 16, dkLen 32)');
+  }
+  if (typeof salt !== 'string' || !isHex(salt) || salt.length < 16) bad('salt must be hex (at least 8 bytes)');
+  if (typeof c!.nonce !== 'string' || !isHex(c!.nonce, 12)) bad('nonce must be 12 bytes of hex');
+  if (typeof c!.ciphertext !== 'string' || !isHex(c!.ciphertext, 32 + 16)) bad('ciphertext must be 48 bytes of hex (seed + tag)');
   return f as KeystoreFile;
 }
 

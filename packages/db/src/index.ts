@@ -1,7 +1,7 @@
 import { ClassicLevel } from 'classic-level';
 import { fromHex, toHex } from '@qnexus/crypto';
 import { QnexusError, Reader, Writer } from '@qnexus/types';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 
 /**
  * Per-node storage on classic-level (LevelDB), behind small repositories.
@@ -68,6 +68,14 @@ export interface LockRecord {
   block: Bytes | null;
 }
 
+/**
+ * Data dirs open in this process. LevelDB's LOCK is a POSIX lock, and on Linux
+ * closing *any* handle on the file (as a failed second open does) drops the
+ * process's lock, so a second open in-process must be refused before it
+ * touches LevelDB.
+ */
+const openDirs = new Set<string>();
+
 export class ChainStore {
   private readonly blocks: Sub;
   private readonly heights: Sub;
@@ -77,7 +85,10 @@ export class ChainStore {
   private readonly meta: Sub;
   private readonly signer: Sub;
 
-  private constructor(private readonly db: ClassicLevel<Bytes, Bytes>) {
+  private constructor(
+    private readonly db: ClassicLevel<Bytes, Bytes>,
+    private readonly dir: string,
+  ) {
     this.blocks = sub(db, 'b');
     this.heights = sub(db, 'h');
     this.certs = sub(db, 'c');
@@ -89,18 +100,23 @@ export class ChainStore {
 
   static async open(dir: string): Promise<ChainStore> {
     mkdirSync(dir, { recursive: true });
+    const real = realpathSync(dir);
+    if (openDirs.has(real)) throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: already open in this process`);
+    openDirs.add(real);
     const db = new ClassicLevel<Bytes, Bytes>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
     try {
       await db.open();
     } catch (e) {
+      openDirs.delete(real);
       const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
       throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: ${cause} (is another node using this data dir?)`);
     }
-    return new ChainStore(db);
+    return new ChainStore(db, real);
   }
 
   async close(): Promise<void> {
     await this.db.close();
+    openDirs.delete(this.dir);
   }
 
   private key(s: string): Bytes {
@@ -145,7 +161,8 @@ export class ChainStore {
 
   /**
    * Commit a finalized block with its certificate, state changes and indices
-   * in one atomic, synced batch. Heights must be committed in order.
+   * in one atomic, synced batch. The caller (the node's Chain) commits heights
+   * in order; the store does not re-check it.
    */
   async commitBlock(c: BlockCommit): Promise<void> {
     const batch = this.db.batch();
@@ -204,7 +221,9 @@ export class ChainStore {
     if (last.blockHash) w.u8(1).fixed(last.blockHash, 32);
     else w.u8(0);
     batch.put(this.key('last'), w.finish(), { sublevel: this.signer });
-    if (lock) {
+    if (!lock) {
+      batch.del(this.key('lock'), { sublevel: this.signer });
+    } else {
       batch.put(
         this.key('lock'),
         new Writer(64 + (lock.block?.length ?? 0)).u64(lock.height).u64(lock.round).fixed(lock.blockHash, 32).bytes(lock.block ?? new Uint8Array(0)).finish(),

@@ -101,7 +101,8 @@ export class Reader {
   }
   fixed(n: number, what = 'bytes'): Uint8Array {
     this.need(n, what);
-    const out = this.buf.slice(this.off, this.off + n);
+    // Copy: Buffer#slice returns a view, and decoded objects must not alias a reused input buffer.
+    const out = new Uint8Array(this.buf.subarray(this.off, this.off + n));
     this.off += n;
     return out;
   }

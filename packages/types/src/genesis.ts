@@ -104,7 +104,9 @@ export function parseGenesis(json: unknown): Genesis {
     if (typeof v !== 'object' || v === null) fail(`validators[${i}] must be an object`);
     const o = v as Record<string, unknown>;
     onlyKeys(o, ['address', 'publicKey', 'stake', 'shard'], `validators[${i}]`);
-    if (typeof o.publicKey !== 'string' || !isHex(o.publicKey, pkLen)) fail(`validators[${i}].publicKey must be ${pkLen} bytes of hex for ${scheme}`);
+    if (typeof o.publicKey !== 'string' || !isHex(o.publicKey, pkLen) || o.publicKey !== o.publicKey.toLowerCase()) {
+      fail(`validators[${i}].publicKey must be ${pkLen} bytes of lowercase hex for ${scheme}`);
+    }
     const publicKey = fromHex(o.publicKey as string);
     const address = formatAddress(addressFromPublicKey(publicKey));
     if (o.address !== address) fail(`validators[${i}].address does not match its public key (expected ${address})`);

@@ -1,0 +1,125 @@
+// Deterministic chain fixture shared by the db tests and the crash-writer child process.
+// Not a test file itself (mocha only picks up *.test.ts).
+import { ZERO_HASH, sha256, toHex, utf8 } from '@qnexus/crypto';
+import { blockHash, encodeBlock, encodeCertificate, txRoot, type BlockHeader } from '@qnexus/types';
+import { encodeAccount } from '@qnexus/state';
+import type { BlockCommit } from '@qnexus/db';
+
+export const CHAIN = 'qn-db-test';
+export const GENESIS_HASH = sha256(utf8('qn-db-test genesis'));
+/** Accounts touched by the loop: acct 0 every block, acct 1 + (h % 5) at h. */
+export const ACCOUNTS = 6;
+export const TXS_PER_BLOCK = 12;
+export const TX_BYTES = 700;
+
+export function accountHex(k: number): string {
+  return toHex(sha256(utf8(`db-account-${k}`)).slice(0, 20));
+}
+
+export function txBytes(h: number, i: number): Uint8Array {
+  const seed = sha256(utf8(`tx-${h}-${i}`));
+  const out = new Uint8Array(TX_BYTES);
+  for (let j = 0; j < TX_BYTES; j++) out[j] = seed[j % 32]! ^ (j & 0xff);
+  return out;
+}
+
+export function txHash(h: number, i: number): Uint8Array {
+  return sha256(txBytes(h, i));
+}
+
+const hashes: Uint8Array[] = [];
+
+export function header(h: number): BlockHeader {
+  return { ...headerNoParent(h), parentHash: h === 0 ? ZERO_HASH : hashOf(h - 1) };
+}
+
+/** Block hash at height h (iterative memo so deep heights don't recurse). */
+export function hashOf(h: number): Uint8Array {
+  for (let i = hashes.length; i <= h; i++) {
+    hashes.push(blockHash({ ...headerNoParent(i), parentHash: i === 0 ? ZERO_HASH : hashes[i - 1]! }));
+  }
+  return hashes[h]!;
+}
+
+function headerNoParent(h: number): Omit<BlockHeader, 'parentHash'> {
+  const txHashes = Array.from({ length: TXS_PER_BLOCK }, (_, i) => txHash(h, i));
+  return {
+    chainId: CHAIN,
+    shard: 0,
+    height: h,
+    slot: 2 * h,
+    stateRoot: sha256(utf8(`state-${h}`)),
+    txRoot: txRoot(txHashes),
+    proposer: sha256(utf8(`proposer-${h % 3}`)).slice(0, 20),
+    txCount: TXS_PER_BLOCK,
+  };
+}
+
+export function blockBytes(h: number): Uint8Array {
+  return encodeBlock({
+    header: header(h),
+    signature: new Uint8Array(2420).fill(h & 0xff),
+    txs: Array.from({ length: TXS_PER_BLOCK }, (_, i) => txBytes(h, i)),
+  });
+}
+
+export function certificateBytes(h: number): Uint8Array {
+  return encodeCertificate({
+    height: h,
+    round: h % 3,
+    blockHash: hashOf(h),
+    votes: [0, 1, 2].map((v) => ({ validator: sha256(utf8(`val-${v}`)).slice(0, 20), signature: new Uint8Array(2420).fill(v + h) })),
+  });
+}
+
+/** Account value written at height h for account k, if any. */
+function accountAt(h: number): Map<string, Uint8Array> {
+  const m = new Map<string, Uint8Array>();
+  m.set(accountHex(0), encodeAccount({ balance: BigInt(h), nonce: BigInt(h), publicKey: null }));
+  if (h === 0) {
+    for (let k = 1; k < ACCOUNTS; k++) m.set(accountHex(k), encodeAccount({ balance: 0n, nonce: 0n, publicKey: null }));
+  } else {
+    m.set(accountHex(1 + (h % (ACCOUNTS - 1))), encodeAccount({ balance: BigInt(h) * 1000n, nonce: 1n, publicKey: null }));
+  }
+  return m;
+}
+
+export function burnedAt(h: number): bigint {
+  return 3n * BigInt(h);
+}
+
+export function commitFor(h: number): BlockCommit {
+  return {
+    height: h,
+    hash: hashOf(h),
+    block: blockBytes(h),
+    certificate: h === 0 ? null : certificateBytes(h),
+    txHashes: Array.from({ length: TXS_PER_BLOCK }, (_, i) => txHash(h, i)),
+    accounts: accountAt(h),
+    burned: burnedAt(h),
+    ...(h === 0 ? { genesisHash: GENESIS_HASH } : {}),
+  };
+}
+
+/**
+ * The state the loop must have produced once heights 0..H are committed
+ * (computed in closed form, independently of commitFor), sorted by address.
+ */
+export function expectedState(H: number): { accounts: [string, string][]; burned: bigint } {
+  const accounts: [string, string][] = [[accountHex(0), toHex(encodeAccount({ balance: BigInt(H), nonce: BigInt(H), publicKey: null }))]];
+  const n = ACCOUNTS - 1;
+  for (let k = 1; k < ACCOUNTS; k++) {
+    // last height h in 1..H with 1 + h % n === k
+    let last = -1;
+    for (let h = H; h >= Math.max(1, H - n); h--) {
+      if (1 + (h % n) === k) {
+        last = h;
+        break;
+      }
+    }
+    const acc = last > 0 ? { balance: BigInt(last) * 1000n, nonce: 1n, publicKey: null } : { balance: 0n, nonce: 0n, publicKey: null };
+    accounts.push([accountHex(k), toHex(encodeAccount(acc))]);
+  }
+  accounts.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return { accounts, burned: burnedAt(H) };
+}

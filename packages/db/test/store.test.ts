@@ -1,0 +1,332 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sha256, toHex, utf8 } from '@qnexus/crypto';
+import { QnexusError, decodeBlock, decodeCertificate, blockHash } from '@qnexus/types';
+import { decodeAccount } from '@qnexus/state';
+import { ChainStore, type LockRecord, type SignerRecord } from '@qnexus/db';
+import {
+  GENESIS_HASH,
+  TXS_PER_BLOCK,
+  accountHex,
+  blockBytes,
+  burnedAt,
+  certificateBytes,
+  commitFor,
+  expectedState,
+  hashOf,
+  txHash,
+} from './fixture.js';
+
+const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+const same = (a: Uint8Array | undefined, b: Uint8Array, msg: string) => {
+  assert.ok(a, `${msg}: missing`);
+  assert.equal(Buffer.compare(a, b), 0, `${msg}: bytes differ`);
+};
+
+/** classic-level hands back Buffers; compare as plain Uint8Arrays. */
+function plain<T>(x: T): T {
+  if (x instanceof Uint8Array) return new Uint8Array(x) as T;
+  if (Array.isArray(x)) return x.map(plain) as T;
+  if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, plain(v)])) as T;
+  return x;
+}
+
+let root: string;
+let n = 0;
+const freshDir = () => join(root, `db-${n++}`);
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'qnexus-db-test-'));
+});
+after(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** Full consistency check of a store whose head must be H (fixture chain). */
+async function assertConsistent(store: ChainStore, H: number, opts: { allTxs?: boolean } = {}): Promise<void> {
+  assert.equal(await store.headHeight(), H);
+  if (H < 0) {
+    assert.equal(await store.genesisHash(), undefined);
+    assert.deepEqual(await store.loadState(), { accounts: [], burned: 0n });
+  } else {
+    same(await store.genesisHash(), GENESIS_HASH, 'genesis hash');
+  }
+  for (let h = 0; h <= H; h++) {
+    const hash = hashOf(h);
+    same(await store.hashAtHeight(h), hash, `hash at ${h}`);
+    const blk = await store.blockByHash(hash);
+    same(blk, blockBytes(h), `block ${h} by hash`);
+    same(await store.blockAtHeight(h), blockBytes(h), `block ${h} by height`);
+    const cert = await store.certificate(h);
+    if (h === 0) assert.equal(cert, undefined, 'no certificate at height 0');
+    else same(cert, certificateBytes(h), `certificate ${h}`);
+    const checkTxs = opts.allTxs || h >= H - 2 ? TXS_PER_BLOCK : 1;
+    for (let i = 0; i < checkTxs; i++) {
+      const j = opts.allTxs || h >= H - 2 ? i : h % TXS_PER_BLOCK;
+      assert.deepEqual(await store.txLocation(txHash(h, j)), { height: h, index: j }, `tx ${h}/${j}`);
+    }
+  }
+  // Nothing from the next height may be visible: no half-written block.
+  const next = H + 1;
+  assert.equal(await store.hashAtHeight(next), undefined, `hash at ${next}`);
+  assert.equal(await store.blockAtHeight(next), undefined);
+  assert.equal(await store.blockByHash(hashOf(next)), undefined, `block ${next} by hash`);
+  assert.equal(await store.certificate(next), undefined, `certificate ${next}`);
+  for (let i = 0; i < TXS_PER_BLOCK; i++) assert.equal(await store.txLocation(txHash(next, i)), undefined, `tx ${next}/${i}`);
+  // State equals what the loop produces at H.
+  const st = await store.loadState();
+  if (H >= 0) {
+    const exp = expectedState(H);
+    assert.deepEqual(
+      st.accounts.map(([k, v]) => [k, toHex(v)]),
+      exp.accounts,
+      `state at ${H}`,
+    );
+    assert.equal(st.burned, exp.burned);
+  }
+}
+
+describe('db: ChainStore', () => {
+  it('an empty store has no head, genesis, state or signer records', async () => {
+    const store = await ChainStore.open(freshDir());
+    try {
+      assert.equal(await store.headHeight(), -1);
+      assert.equal(await store.genesisHash(), undefined);
+      assert.equal(await store.blockAtHeight(0), undefined);
+      assert.equal(await store.hashAtHeight(0), undefined);
+      assert.equal(await store.blockByHash(hashOf(0)), undefined);
+      assert.equal(await store.certificate(1), undefined);
+      assert.equal(await store.txLocation(txHash(0, 0)), undefined);
+      assert.deepEqual(await store.loadState(), { accounts: [], burned: 0n });
+      assert.deepEqual(plain(await store.loadSigner()), { last: null, lock: null });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('commitBlock then reopen: head, blocks, certificates, tx index and state persist', async () => {
+    const dir = freshDir();
+    let store = await ChainStore.open(dir);
+    for (let h = 0; h <= 7; h++) await store.commitBlock(commitFor(h));
+    await assertConsistent(store, 7, { allTxs: true });
+    await store.close();
+
+    store = await ChainStore.open(dir);
+    try {
+      await assertConsistent(store, 7, { allTxs: true });
+      // decoded objects are what was committed
+      const b = decodeBlock((await store.blockAtHeight(5))!);
+      assert.equal(b.header.height, 5);
+      same(blockHash(b.header), hashOf(5), 'decoded block hash');
+      same(b.header.parentHash, hashOf(4), 'parent link');
+      const c = decodeCertificate((await store.certificate(5))!);
+      assert.equal(c.height, 5);
+      same(c.blockHash, hashOf(5), 'certificate block hash');
+      // state decodes and reflects the latest write for each account
+      const st = await store.loadState();
+      const acc0 = st.accounts.find(([k]) => k === accountHex(0));
+      assert.ok(acc0);
+      assert.deepEqual(plain(decodeAccount(acc0[1])), { balance: 7n, nonce: 7n, publicKey: null });
+      assert.equal(st.burned, burnedAt(7));
+      // accounts are returned in address order
+      const keys = st.accounts.map(([k]) => k);
+      assert.deepEqual(keys, [...keys].sort());
+      // continuing after reopen works
+      await store.commitBlock(commitFor(8));
+      await assertConsistent(store, 8);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('genesisHash is stored only by the height-0 commit and survives later commits', async () => {
+    const dir = freshDir();
+    let store = await ChainStore.open(dir);
+    // a commit without genesisHash does not write one
+    const c0 = commitFor(0);
+    delete c0.genesisHash;
+    await store.commitBlock(c0);
+    assert.equal(await store.genesisHash(), undefined);
+    await store.close();
+
+    const dir2 = freshDir();
+    store = await ChainStore.open(dir2);
+    await store.commitBlock(commitFor(0));
+    same(await store.genesisHash(), GENESIS_HASH, 'after height 0');
+    await store.commitBlock(commitFor(1));
+    await store.commitBlock(commitFor(2));
+    same(await store.genesisHash(), GENESIS_HASH, 'after later heights');
+    await store.close();
+    store = await ChainStore.open(dir2);
+    same(await store.genesisHash(), GENESIS_HASH, 'after reopen');
+    await store.close();
+  });
+
+  it('saveSigner/loadSigner round trip, including locks with and without block bytes, across reopen', async () => {
+    const dir = freshDir();
+    let store = await ChainStore.open(dir);
+    const h1 = sha256(utf8('h1'));
+    const h2 = sha256(utf8('h2'));
+
+    const last1: SignerRecord = { height: 5, round: 2, step: 1, blockHash: h1 };
+    await store.saveSigner(last1, null);
+    assert.deepEqual(plain(await store.loadSigner()), { last: last1, lock: null });
+
+    const lastNil: SignerRecord = { height: 5, round: 3, step: 2, blockHash: null };
+    const lockNoBlock: LockRecord = { height: 5, round: 3, blockHash: h2, block: null };
+    await store.saveSigner(lastNil, lockNoBlock);
+    assert.deepEqual(plain(await store.loadSigner()), { last: lastNil, lock: lockNoBlock });
+
+    const big = new Uint8Array(300_000).map((_, i) => (i * 31) & 0xff);
+    const last2: SignerRecord = { height: Number.MAX_SAFE_INTEGER, round: 9, step: 0, blockHash: h1 };
+    const lockWithBlock: LockRecord = { height: 6, round: 0, blockHash: h1, block: big };
+    await store.saveSigner(last2, lockWithBlock);
+    assert.deepEqual(plain(await store.loadSigner()), { last: last2, lock: lockWithBlock });
+    await store.close();
+
+    store = await ChainStore.open(dir);
+    try {
+      assert.deepEqual(plain(await store.loadSigner()), { last: last2, lock: lockWithBlock });
+      // signer records are independent of the chain data
+      assert.equal(await store.headHeight(), -1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('opening the same data dir twice fails with UNAVAILABLE naming the dir', async () => {
+    const dir = freshDir();
+    const store = await ChainStore.open(dir);
+    try {
+      // from another process (checked first: see the pending test below)
+      const out = await runWriter(['open', dir]);
+      const res = JSON.parse(out.lines[0]!) as { ok: boolean; qnexus: boolean; code: string; message: string };
+      assert.equal(res.ok, false, 'a second process must not open a data dir in use');
+      assert.equal(res.qnexus, true);
+      assert.equal(res.code, 'UNAVAILABLE');
+      assert.ok(res.message.includes(dir), res.message);
+      // and from this process
+      await assert.rejects(ChainStore.open(dir), (e: unknown) => {
+        assert.ok(e instanceof QnexusError, String(e));
+        assert.equal(e.code, 'UNAVAILABLE');
+        assert.equal(e.httpStatus, 503);
+        assert.ok(e.message.includes(dir), e.message);
+        return true;
+      });
+      // the first handle still works
+      await store.commitBlock(commitFor(0));
+      assert.equal(await store.headHeight(), 0);
+    } finally {
+      await store.close();
+    }
+    // once closed, the dir can be opened again
+    const again = await ChainStore.open(dir);
+    assert.equal(await again.headHeight(), 0);
+    await again.close();
+  });
+
+  it('a failed in-process second open does not release the lock for other processes', async () => {
+    const dir = freshDir();
+    const store = await ChainStore.open(dir);
+    try {
+      await assert.rejects(ChainStore.open(dir), QnexusError);
+      const out = await runWriter(['open', dir]);
+      const res = JSON.parse(out.lines[0]!) as { ok: boolean; code: string };
+      assert.equal(res.ok, false, 'another process opened a data dir that is still in use');
+      assert.equal(res.code, 'UNAVAILABLE');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+// ------------------------------------------------------------------ crash atomicity
+
+interface WriterRun {
+  lines: string[];
+  signal: NodeJS.Signals | null;
+  code: number | null;
+  stderr: string;
+}
+
+/** Run the writer child; if killAfterReadyMs is set, SIGKILL it that long after it reports ready. */
+function runWriter(args: string[], killAfterReadyMs?: number): Promise<WriterRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    let buf = '';
+    let stderr = '';
+    let timer: NodeJS.Timeout | undefined;
+    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        lines.push(line);
+        if (line.startsWith('ready') && killAfterReadyMs !== undefined && !timer) {
+          timer = setTimeout(() => child.kill('SIGKILL'), killAfterReadyMs);
+        }
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(guard);
+      if (timer) clearTimeout(timer);
+      resolve({ lines, signal, code, stderr });
+    });
+  });
+}
+
+describe('db: crash atomicity (SIGKILL during commitBlock loop)', function () {
+  this.timeout(60_000);
+
+  it('after each kill the store reopens consistent at some head H with the exact state for H', async () => {
+    const dir = freshDir();
+    let prevHead = -1;
+    const seed0 = Date.now() & 0x7fffffff;
+    let seed = seed0;
+    const rand = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const heads: number[] = [];
+    for (let iter = 0; iter < 5; iter++) {
+      const delay = 30 + Math.floor(rand() * 300);
+      const run = await runWriter(['commit', dir], delay);
+      assert.equal(run.signal, 'SIGKILL', `child should have been killed (code ${run.code}): ${run.stderr}`);
+      assert.equal(run.lines[0], `ready ${prevHead + 1}`, run.stderr);
+      const reported = run.lines.filter((l) => l.startsWith('committed ')).map((l) => Number(l.slice(10)));
+      // reported heights are consecutive from where the last run stopped
+      reported.forEach((h, i) => assert.equal(h, prevHead + 1 + i));
+      const lastReported = reported.length ? reported[reported.length - 1]! : prevHead;
+
+      const store = await ChainStore.open(dir);
+      try {
+        const H = await store.headHeight();
+        const ctx = `iteration ${iter}, kill delay ${delay}ms, prng seed ${seed0}`;
+        // every acknowledged commit is durable; at most the one in flight may also have landed
+        assert.ok(H === lastReported || H === lastReported + 1, `head ${H}, last acknowledged ${lastReported} (${ctx})`);
+        await assertConsistent(store, H).catch((e: Error) => {
+          e.message = `${ctx}: ${e.message}`;
+          throw e;
+        });
+        heads.push(H);
+        if (process.env.QN_DEBUG) console.log(`${ctx}: acked ${lastReported}, head ${H}`);
+        prevHead = H;
+      } finally {
+        await store.close();
+      }
+    }
+    assert.ok(prevHead >= 5, `the writer made progress (heads ${heads.join(',')})`);
+  });
+});

@@ -1,0 +1,57 @@
+// Shared fixtures for the @qnexus/types tests.
+import assert from 'node:assert/strict';
+import { addressFromPublicKey, generateKeyPair, getBackend, sha256, utf8, type KeyPair } from '@qnexus/crypto';
+import { QnexusError, txSigningBytes, type ErrorCode, type SignedTx, type TxBody } from '@qnexus/types';
+
+export const CHAIN = 'qn-test';
+
+const keyCache = new Map<number, KeyPair>();
+/** Deterministic ML-DSA-44 key pair number n. */
+export function key(n: number): KeyPair {
+  let k = keyCache.get(n);
+  if (!k) {
+    k = generateKeyPair('ml-dsa-44', sha256(utf8(`types-test-key-${n}`)));
+    keyCache.set(n, k);
+  }
+  return k;
+}
+
+export function addr(n: number): Uint8Array {
+  return addressFromPublicKey(key(n).publicKey);
+}
+
+export function hash(label: string): Uint8Array {
+  return sha256(utf8(label));
+}
+
+export function txBody(over: Partial<TxBody> = {}): TxBody {
+  return {
+    chainId: CHAIN,
+    nonce: 3n,
+    fee: 10n,
+    publicKey: key(1).publicKey,
+    payload: { kind: 'transfer', to: addr(2), amount: 12345n },
+    ...over,
+  };
+}
+
+export function signTx(body: TxBody, signer: KeyPair = key(1)): SignedTx {
+  return { body, signature: getBackend('ml-dsa-44').sign(signer.secretKey, txSigningBytes(body)) };
+}
+
+/** Assert that fn throws a QnexusError with the given code. */
+export function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
+  assert.throws(
+    fn,
+    (e: unknown) => {
+      assert.ok(e instanceof QnexusError, `${msg ?? ''} expected QnexusError, got ${String(e)}`);
+      assert.equal(e.code, code, `${msg ?? ''}: ${e.message}`);
+      return true;
+    },
+    msg,
+  );
+}
+
+export function withTrailing(b: Uint8Array, extra = [0]): Uint8Array {
+  return new Uint8Array([...b, ...extra]);
+}

@@ -1,0 +1,512 @@
+import assert from 'node:assert/strict';
+import { ZERO_HASH, addressFromPublicKey, formatAddress, getBackend, sha256, signingBytes, toHex } from '@qnexus/crypto';
+import {
+  CODEC_VERSION,
+  MAX_BLOCK_BYTES,
+  MAX_COMMITTEE,
+  MAX_TX_BYTES,
+  QnexusError,
+  TX_KIND,
+  Writer,
+  blockHash,
+  certificateVoteBody,
+  decodeBlock,
+  decodeCertificate,
+  decodeEvidence,
+  decodeHeader,
+  decodeProposal,
+  decodeVote,
+  encodeBlock,
+  encodeCertificate,
+  encodeEvidence,
+  encodeHeader,
+  encodeProposal,
+  encodeProposalBody,
+  encodeTx,
+  encodeTxBody,
+  encodeVote,
+  encodeVoteBody,
+  headerSigningBytes,
+  merkleLeaf,
+  merkleRootOfLeafHashes,
+  openTx,
+  proposalSigningBytes,
+  txRoot,
+  txSigningBytes,
+  voteSigningBytes,
+  type Block,
+  type BlockHeader,
+  type Certificate,
+  type ProposalBody,
+  type SignedVote,
+  type VoteBody,
+} from '@qnexus/types';
+import { CHAIN, addr, hash, key, signTx, throwsCode, txBody, withTrailing } from './helpers.js';
+
+const b44 = getBackend('ml-dsa-44');
+
+/** Every strict prefix of `b` must be rejected with `code`. Checks all prefixes for short inputs, a sample for long ones. */
+function rejectsTruncation(b: Uint8Array, decode: (x: Uint8Array) => unknown, code: 'MALFORMED' | 'TX_MALFORMED'): void {
+  const step = b.length > 400 ? 37 : 1;
+  const lengths = new Set<number>();
+  for (let n = 0; n < b.length; n += step) lengths.add(n);
+  for (let n = Math.max(0, b.length - 40); n < b.length; n++) lengths.add(n);
+  for (const n of lengths) throwsCode(() => decode(b.slice(0, n)), code, `prefix ${n}/${b.length}`);
+}
+
+function fakeSig(n: number, len = 2420): Uint8Array {
+  return new Uint8Array(len).fill(n);
+}
+
+// ------------------------------------------------------------------ transactions
+
+describe('types: transactions', () => {
+  it('encode/openTx round trip with derived identifiers', () => {
+    const body = txBody();
+    const tx = signTx(body);
+    const raw = encodeTx(tx);
+    const env = openTx(raw);
+    assert.deepEqual(env.tx, tx);
+    assert.deepEqual(env.raw, raw);
+    assert.deepEqual(env.signBytes, txSigningBytes(body));
+    assert.deepEqual(env.signBytes, signingBytes(CHAIN, 'tx', encodeTxBody(body)));
+    assert.deepEqual(env.hash, sha256(txSigningBytes(body)));
+    assert.equal(env.hashHex, toHex(env.hash));
+    assert.deepEqual(env.from, addressFromPublicKey(key(1).publicKey));
+    assert.equal(env.fromStr, formatAddress(env.from));
+    assert.ok(b44.verify(body.publicKey, env.signBytes, env.tx.signature));
+    // Re-encoding the decoded tx is byte-identical (canonical).
+    assert.deepEqual(encodeTx(env.tx), raw);
+  });
+
+  it('round trips extreme field values', () => {
+    const body = txBody({ nonce: 2n ** 64n - 1n, fee: 0n, payload: { kind: 'transfer', to: new Uint8Array(20).fill(0xff), amount: 2n ** 64n - 1n } });
+    const tx = { body, signature: new Uint8Array(0) };
+    assert.deepEqual(openTx(encodeTx(tx)).tx, tx);
+    const body65 = txBody({ publicKey: new Uint8Array(2592).fill(1), chainId: 'a'.repeat(64) });
+    const tx65 = { body: body65, signature: new Uint8Array(4627).fill(2) };
+    assert.deepEqual(openTx(encodeTx(tx65)).tx, tx65);
+  });
+
+  it('body layout: version, chain id, kind, nonce, fee, public key, recipient, amount', () => {
+    const body = txBody();
+    const expected = new Writer()
+      .u8(1)
+      .string(CHAIN)
+      .u8(TX_KIND.transfer)
+      .u64(3n)
+      .u64(10n)
+      .bytes(key(1).publicKey)
+      .fixed(addr(2), 20)
+      .u64(12345n)
+      .finish();
+    assert.deepEqual(encodeTxBody(body), expected);
+  });
+
+  it('tx hash is independent of the (hedged) signature bytes', () => {
+    const body = txBody({ nonce: 0n });
+    const t1 = signTx(body);
+    const t2 = signTx(body);
+    assert.notDeepEqual(t1.signature, t2.signature);
+    const e1 = openTx(encodeTx(t1));
+    const e2 = openTx(encodeTx(t2));
+    assert.notDeepEqual(e1.raw, e2.raw);
+    assert.deepEqual(e1.hash, e2.hash);
+    // but the hash does depend on every body field
+    const hashes = new Set<string>([e1.hashHex]);
+    const variants = [
+      txBody({ nonce: 1n }),
+      txBody({ nonce: 0n, fee: 11n }),
+      txBody({ nonce: 0n, chainId: 'qn-other' }),
+      txBody({ nonce: 0n, publicKey: key(3).publicKey }),
+      txBody({ nonce: 0n, payload: { kind: 'transfer', to: addr(4), amount: 12345n } }),
+      txBody({ nonce: 0n, payload: { kind: 'transfer', to: addr(2), amount: 12346n } }),
+    ];
+    for (const v of variants) hashes.add(openTx(encodeTx({ body: v, signature: t1.signature })).hashHex);
+    assert.equal(hashes.size, variants.length + 1);
+  });
+
+  it('rejects trailing bytes after the tx and inside the body', () => {
+    const tx = signTx(txBody());
+    throwsCode(() => openTx(withTrailing(encodeTx(tx))), 'TX_MALFORMED');
+    const body = withTrailing(encodeTxBody(tx.body), [0, 0]);
+    throwsCode(() => openTx(new Writer().bytes(body).bytes(tx.signature).finish()), 'TX_MALFORMED');
+  });
+
+  it('rejects truncation with TX_MALFORMED', () => {
+    const raw = encodeTx(signTx(txBody()));
+    rejectsTruncation(raw, openTx, 'TX_MALFORMED');
+    // truncated body inside a well-formed envelope
+    const body = encodeTxBody(txBody());
+    for (const n of [0, 1, 5, body.length - 8, body.length - 1]) {
+      throwsCode(() => openTx(new Writer().bytes(body.slice(0, n)).bytes(new Uint8Array(4)).finish()), 'TX_MALFORMED', `body prefix ${n}`);
+    }
+  });
+
+  it('rejects oversize length prefixes with TX_MALFORMED', () => {
+    const tx = signTx(txBody());
+    const body = encodeTxBody(tx.body);
+    // body length prefix far beyond the input
+    const raw = encodeTx(tx);
+    const huge = raw.slice();
+    new DataView(huge.buffer).setUint32(0, 0xffffffff);
+    throwsCode(() => openTx(huge), 'TX_MALFORMED');
+    // signature length prefix > MAX_SIGNATURE_BYTES
+    throwsCode(() => openTx(new Writer().bytes(body).u32(4628).finish()), 'TX_MALFORMED');
+    // public key longer than MAX_PUBLIC_KEY_BYTES
+    const bigPk = encodeTxBody(txBody({ publicKey: new Uint8Array(2593) }));
+    throwsCode(() => openTx(new Writer().bytes(bigPk).bytes(new Uint8Array(0)).finish()), 'TX_MALFORMED');
+    // chain id longer than 64 bytes
+    const longChain = new Writer().u8(1).string('a'.repeat(65)).finish();
+    throwsCode(() => openTx(new Writer().bytes(longChain).bytes(new Uint8Array(0)).finish()), 'TX_MALFORMED');
+  });
+
+  it('rejects over-size input with TX_TOO_LARGE before decoding', () => {
+    throwsCode(() => openTx(new Uint8Array(MAX_TX_BYTES + 1)), 'TX_TOO_LARGE');
+    // exactly the limit is decoded (and is garbage here)
+    throwsCode(() => openTx(new Uint8Array(MAX_TX_BYTES)), 'TX_MALFORMED');
+  });
+
+  it('rejects unknown versions, kinds and invalid chain ids', () => {
+    const body = encodeTxBody(txBody());
+    const wrap = (b: Uint8Array) => new Writer().bytes(b).bytes(new Uint8Array(2420)).finish();
+    const v2 = body.slice();
+    v2[0] = 2;
+    throwsCode(() => openTx(wrap(v2)), 'TX_MALFORMED');
+    const v0 = body.slice();
+    v0[0] = 0;
+    throwsCode(() => openTx(wrap(v0)), 'TX_MALFORMED');
+    const kindOffset = 1 + 4 + CHAIN.length;
+    assert.equal(body[kindOffset], TX_KIND.transfer);
+    for (const k of [0, 2, 255]) {
+      const bk = body.slice();
+      bk[kindOffset] = k;
+      throwsCode(() => openTx(wrap(bk)), 'TX_UNKNOWN_KIND', `kind ${k}`);
+    }
+    const badChain = new Writer().u8(1).string('Bad Chain').finish();
+    throwsCode(() => openTx(wrap(new Uint8Array([...badChain, ...body.slice(1 + 4 + CHAIN.length)]))), 'TX_MALFORMED');
+    const invalidUtf8 = new Writer().u8(1).bytes(new Uint8Array([0xff])).finish();
+    throwsCode(() => openTx(wrap(new Uint8Array([...invalidUtf8, ...body.slice(1 + 4 + CHAIN.length)]))), 'TX_MALFORMED');
+  });
+
+  it('txRoot is the merkle root over leaf-hashed tx hashes', () => {
+    const hs = [hash('a'), hash('b'), hash('c')];
+    assert.deepEqual(txRoot(hs), merkleRootOfLeafHashes(hs.map(merkleLeaf)));
+    assert.deepEqual(txRoot([]), ZERO_HASH);
+    assert.notDeepEqual(txRoot(hs), txRoot([hs[1]!, hs[0]!, hs[2]!]));
+  });
+});
+
+// ------------------------------------------------------------------ blocks
+
+function header(over: Partial<BlockHeader> = {}): BlockHeader {
+  return {
+    chainId: CHAIN,
+    shard: 2,
+    height: 17,
+    slot: 40,
+    parentHash: hash('parent'),
+    stateRoot: hash('state'),
+    txRoot: hash('txroot'),
+    proposer: addr(5),
+    txCount: 2,
+    ...over,
+  };
+}
+
+function block(over: Partial<Block> = {}): Block {
+  const txs = [encodeTx(signTx(txBody({ nonce: 0n }))), new Uint8Array([1, 2, 3])];
+  return { header: header({ txCount: txs.length }), signature: fakeSig(7), txs, ...over };
+}
+
+describe('types: blocks', () => {
+  it('header round trip and exact size', () => {
+    const h = header();
+    const e = encodeHeader(h);
+    assert.deepEqual(decodeHeader(e), h);
+    assert.equal(e.length, 1 + 4 + CHAIN.length + 4 + 8 + 8 + 32 * 3 + 20 + 4);
+    const maxes = header({ shard: 0xffffffff, height: Number.MAX_SAFE_INTEGER, slot: 0, txCount: 0 });
+    assert.deepEqual(decodeHeader(encodeHeader(maxes)), maxes);
+  });
+
+  it('block round trip, with and without transactions', () => {
+    const b = block();
+    const e = encodeBlock(b);
+    assert.deepEqual(decodeBlock(e), b);
+    assert.deepEqual(encodeBlock(decodeBlock(e)), e);
+    const empty: Block = { header: header({ txCount: 0 }), signature: new Uint8Array(0), txs: [] };
+    assert.deepEqual(decodeBlock(encodeBlock(empty)), empty);
+  });
+
+  it('real signature over the header verifies; blockHash is independent of the signature', () => {
+    const h = header();
+    const s1 = b44.sign(key(5).secretKey, headerSigningBytes(h));
+    const s2 = b44.sign(key(5).secretKey, headerSigningBytes(h));
+    assert.ok(b44.verify(key(5).publicKey, headerSigningBytes(h), s1));
+    assert.ok(b44.verify(key(5).publicKey, headerSigningBytes(h), s2));
+    const d1 = decodeBlock(encodeBlock({ header: h, signature: s1, txs: [new Uint8Array(1), new Uint8Array(2)] }));
+    const d2 = decodeBlock(encodeBlock({ header: h, signature: s2, txs: [new Uint8Array(1), new Uint8Array(2)] }));
+    assert.deepEqual(blockHash(d1.header), blockHash(d2.header));
+    assert.deepEqual(blockHash(h), sha256(signingBytes(CHAIN, 'block', encodeHeader(h))));
+  });
+
+  it('blockHash changes with every header field', () => {
+    const base = toHex(blockHash(header()));
+    const variants: Partial<BlockHeader>[] = [
+      { chainId: 'qn-other' },
+      { shard: 3 },
+      { height: 18 },
+      { slot: 41 },
+      { parentHash: hash('p2') },
+      { stateRoot: hash('s2') },
+      { txRoot: hash('t2') },
+      { proposer: addr(6) },
+      { txCount: 3 },
+    ];
+    const seen = new Set([base]);
+    for (const v of variants) seen.add(toHex(blockHash(header(v))));
+    assert.equal(seen.size, variants.length + 1);
+  });
+
+  it('rejects trailing bytes, truncation, tx count mismatch', () => {
+    const e = encodeBlock(block());
+    throwsCode(() => decodeBlock(withTrailing(e)), 'MALFORMED');
+    rejectsTruncation(e, decodeBlock, 'MALFORMED');
+    const mismatch = encodeBlock({ ...block(), header: header({ txCount: 3 }) });
+    throwsCode(() => decodeBlock(mismatch), 'MALFORMED');
+    throwsCode(() => decodeHeader(withTrailing(encodeHeader(header()))), 'MALFORMED');
+    rejectsTruncation(encodeHeader(header()), decodeHeader, 'MALFORMED');
+    // trailing bytes inside the header's length-prefixed slot
+    const hdr = withTrailing(encodeHeader(header({ txCount: 0 })));
+    throwsCode(() => decodeBlock(new Writer().bytes(hdr).bytes(new Uint8Array(0)).u32(0).finish()), 'MALFORMED');
+  });
+
+  it('rejects unknown header versions, oversize lengths and oversize blocks', () => {
+    const h = encodeHeader(header({ txCount: 0 }));
+    const v2 = h.slice();
+    v2[0] = CODEC_VERSION + 1;
+    throwsCode(() => decodeHeader(v2), 'MALFORMED');
+    throwsCode(() => decodeBlock(new Writer().bytes(v2).bytes(new Uint8Array(0)).u32(0).finish()), 'MALFORMED');
+    // header slot larger than 1024
+    throwsCode(() => decodeBlock(new Writer().u32(1025).finish()), 'MALFORMED');
+    // signature longer than MAX_SIGNATURE_BYTES
+    throwsCode(() => decodeBlock(new Writer().bytes(h).u32(4628).finish()), 'MALFORMED');
+    // tx count above MAX_BLOCK_TXS
+    throwsCode(() => decodeBlock(new Writer().bytes(encodeHeader(header({ txCount: 10_001 }))).bytes(new Uint8Array(0)).u32(10_001).finish()), 'MALFORMED');
+    // a tx longer than MAX_TX_BYTES
+    throwsCode(
+      () => decodeBlock(new Writer().bytes(encodeHeader(header({ txCount: 1 }))).bytes(new Uint8Array(0)).u32(1).u32(MAX_TX_BYTES + 1).finish()),
+      'MALFORMED',
+    );
+    throwsCode(() => decodeBlock(new Uint8Array(MAX_BLOCK_BYTES + 1)), 'MALFORMED');
+    // height beyond MAX_SAFE_INTEGER
+    const hi = new Writer().u8(1).string(CHAIN).u32(0).u64(2n ** 53n).u64(0).finish();
+    throwsCode(() => decodeHeader(new Uint8Array([...hi, ...new Uint8Array(32 * 3 + 20 + 4)])), 'MALFORMED');
+  });
+});
+
+// ------------------------------------------------------------------ votes
+
+function voteBody(over: Partial<VoteBody> = {}): VoteBody {
+  return { chainId: CHAIN, shard: 1, height: 9, round: 2, step: 'prevote', blockHash: hash('blk'), validator: addr(7), ...over };
+}
+
+describe('types: votes', () => {
+  it('round trip for prevote/precommit, for a block and for nil', () => {
+    for (const step of ['prevote', 'precommit'] as const) {
+      for (const bh of [hash('blk'), null]) {
+        const v: SignedVote = { body: voteBody({ step, blockHash: bh }), signature: fakeSig(3) };
+        const e = encodeVote(v);
+        assert.deepEqual(decodeVote(e), v);
+        assert.deepEqual(encodeVote(decodeVote(e)), e);
+      }
+    }
+    const nil = encodeVoteBody(voteBody({ blockHash: null }));
+    const some = encodeVoteBody(voteBody());
+    assert.equal(some.length - nil.length, 32);
+  });
+
+  it('nil vote and a vote for the zero hash are distinct', () => {
+    const a = encodeVoteBody(voteBody({ blockHash: null }));
+    const b = encodeVoteBody(voteBody({ blockHash: new Uint8Array(32) }));
+    assert.notDeepEqual(a, b);
+    assert.equal(decodeVote(encodeVote({ body: voteBody({ blockHash: new Uint8Array(32) }), signature: new Uint8Array(0) })).body.blockHash?.length, 32);
+  });
+
+  it('real signatures verify under the vote domain only', () => {
+    const body = voteBody({ step: 'precommit' });
+    const sig = b44.sign(key(7).secretKey, voteSigningBytes(body));
+    const d = decodeVote(encodeVote({ body, signature: sig }));
+    assert.ok(b44.verify(key(7).publicKey, voteSigningBytes(d.body), d.signature));
+    assert.equal(b44.verify(key(7).publicKey, voteSigningBytes({ ...d.body, step: 'prevote' }), d.signature), false);
+    assert.equal(b44.verify(key(7).publicKey, signingBytes(CHAIN, 'proposal', encodeVoteBody(body)), d.signature), false);
+  });
+
+  it('rejects unknown steps, bad nil flag, versions, trailing bytes, truncation', () => {
+    const body = encodeVoteBody(voteBody());
+    const stepOff = 1 + 4 + CHAIN.length + 4 + 8 + 8;
+    assert.equal(body[stepOff], 1);
+    const wrap = (b: Uint8Array) => new Writer().bytes(b).bytes(new Uint8Array(0)).finish();
+    assert.doesNotThrow(() => decodeVote(wrap(body)));
+    for (const s of [0, 3, 255]) {
+      const x = body.slice();
+      x[stepOff] = s;
+      throwsCode(() => decodeVote(wrap(x)), 'MALFORMED', `step ${s}`);
+    }
+    const flag = body.slice();
+    flag[stepOff + 1] = 2;
+    throwsCode(() => decodeVote(wrap(flag)), 'MALFORMED');
+    // nil flag 0 followed by a hash -> trailing bytes in the body
+    const nilWithHash = body.slice();
+    nilWithHash[stepOff + 1] = 0;
+    throwsCode(() => decodeVote(wrap(nilWithHash)), 'MALFORMED');
+    const ver = body.slice();
+    ver[0] = 9;
+    throwsCode(() => decodeVote(wrap(ver)), 'MALFORMED');
+    throwsCode(() => decodeVote(withTrailing(encodeVote({ body: voteBody(), signature: fakeSig(1) }))), 'MALFORMED');
+    throwsCode(() => decodeVote(wrap(withTrailing(body))), 'MALFORMED');
+    rejectsTruncation(encodeVote({ body: voteBody(), signature: fakeSig(1, 40) }), decodeVote, 'MALFORMED');
+    // oversize body slot (> 256) and signature (> 4627)
+    throwsCode(() => decodeVote(new Writer().u32(257).finish()), 'MALFORMED');
+    throwsCode(() => decodeVote(new Writer().bytes(body).u32(4628).finish()), 'MALFORMED');
+  });
+});
+
+// ------------------------------------------------------------------ proposals
+
+function proposalBody(over: Partial<ProposalBody> = {}): ProposalBody {
+  return { chainId: CHAIN, shard: 2, height: 17, round: 4, validRound: -1, blockHash: blockHash(header()), proposer: addr(5), ...over };
+}
+
+describe('types: proposals', () => {
+  it('round trip with validRound -1, 0 and > 0', () => {
+    for (const validRound of [-1, 0, 3, Number.MAX_SAFE_INTEGER - 1]) {
+      const p = { body: proposalBody({ validRound }), signature: fakeSig(4), block: block() };
+      const e = encodeProposal(p);
+      const d = decodeProposal(e);
+      assert.deepEqual(d, p);
+      assert.equal(d.body.validRound, validRound);
+      assert.deepEqual(encodeProposal(d), e);
+    }
+  });
+
+  it('validRound -1 is encoded as 0 on the wire, distinct from validRound 0', () => {
+    const a = encodeProposalBody(proposalBody({ validRound: -1 }));
+    const b = encodeProposalBody(proposalBody({ validRound: 0 }));
+    assert.notDeepEqual(a, b);
+    const off = 1 + 4 + CHAIN.length + 4 + 8 + 8;
+    assert.deepEqual([...a.subarray(off, off + 8)], [0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual([...b.subarray(off, off + 8)], [0, 0, 0, 0, 0, 0, 0, 1]);
+    assert.throws(() => encodeProposalBody(proposalBody({ validRound: -2 })), RangeError);
+  });
+
+  it('real signature verifies under the proposal domain', () => {
+    const body = proposalBody({ validRound: 1 });
+    const sig = b44.sign(key(5).secretKey, proposalSigningBytes(body));
+    const d = decodeProposal(encodeProposal({ body, signature: sig, block: block() }));
+    assert.ok(b44.verify(key(5).publicKey, proposalSigningBytes(d.body), d.signature));
+    assert.equal(b44.verify(key(5).publicKey, proposalSigningBytes({ ...d.body, validRound: -1 }), d.signature), false);
+  });
+
+  it('rejects trailing bytes, truncation, versions and a malformed inner block', () => {
+    const p = { body: proposalBody(), signature: fakeSig(4, 64), block: block({ signature: fakeSig(1, 16) }) };
+    const e = encodeProposal(p);
+    throwsCode(() => decodeProposal(withTrailing(e)), 'MALFORMED');
+    rejectsTruncation(e, decodeProposal, 'MALFORMED');
+    const body = encodeProposalBody(p.body);
+    const ver = body.slice();
+    ver[0] = 2;
+    throwsCode(() => decodeProposal(new Writer().bytes(ver).bytes(p.signature).bytes(encodeBlock(p.block)).finish()), 'MALFORMED');
+    throwsCode(() => decodeProposal(new Writer().bytes(withTrailing(body)).bytes(p.signature).bytes(encodeBlock(p.block)).finish()), 'MALFORMED');
+    throwsCode(() => decodeProposal(new Writer().bytes(body).bytes(p.signature).bytes(withTrailing(encodeBlock(p.block))).finish()), 'MALFORMED');
+    throwsCode(() => decodeProposal(new Writer().u32(257).finish()), 'MALFORMED');
+  });
+});
+
+// ------------------------------------------------------------------ certificates
+
+function cert(n: number): Certificate {
+  return {
+    height: 17,
+    round: 1,
+    blockHash: blockHash(header()),
+    votes: Array.from({ length: n }, (_, i) => ({ validator: addr(10 + i), signature: fakeSig(i, 50 + i) })),
+  };
+}
+
+describe('types: certificates', () => {
+  it('round trip with 0 and several votes', () => {
+    for (const n of [0, 1, 4]) {
+      const c = cert(n);
+      const e = encodeCertificate(c);
+      assert.deepEqual(decodeCertificate(e), c);
+      assert.deepEqual(encodeCertificate(decodeCertificate(e)), e);
+    }
+  });
+
+  it('certificateVoteBody rebuilds the precommit each validator signed', () => {
+    const c = cert(0);
+    const v = addr(11);
+    const body = certificateVoteBody(c, CHAIN, 2, v);
+    assert.deepEqual(body, { chainId: CHAIN, shard: 2, height: 17, round: 1, step: 'precommit', blockHash: c.blockHash, validator: v });
+    const sig = b44.sign(key(11).secretKey, voteSigningBytes(body));
+    const c2 = decodeCertificate(encodeCertificate({ ...c, votes: [{ validator: v, signature: sig }] }));
+    assert.ok(b44.verify(key(11).publicKey, voteSigningBytes(certificateVoteBody(c2, CHAIN, 2, c2.votes[0]!.validator)), c2.votes[0]!.signature));
+  });
+
+  it('rejects trailing bytes, truncation, versions and oversize counts', () => {
+    const e = encodeCertificate(cert(3));
+    throwsCode(() => decodeCertificate(withTrailing(e)), 'MALFORMED');
+    rejectsTruncation(e, decodeCertificate, 'MALFORMED');
+    const v = e.slice();
+    v[0] = 0;
+    throwsCode(() => decodeCertificate(v), 'MALFORMED');
+    const over = new Writer().u8(1).u64(1).u64(0).fixed(new Uint8Array(32), 32).u32(MAX_COMMITTEE + 1).finish();
+    throwsCode(() => decodeCertificate(over), 'MALFORMED');
+    const bigSig = new Writer().u8(1).u64(1).u64(0).fixed(new Uint8Array(32), 32).u32(1).fixed(new Uint8Array(20), 20).u32(4628).finish();
+    throwsCode(() => decodeCertificate(bigSig), 'MALFORMED');
+  });
+});
+
+// ------------------------------------------------------------------ evidence
+
+describe('types: evidence', () => {
+  it('round trip of two conflicting votes', () => {
+    const first: SignedVote = { body: voteBody({ step: 'precommit', blockHash: hash('x') }), signature: fakeSig(1) };
+    const second: SignedVote = { body: voteBody({ step: 'precommit', blockHash: null }), signature: fakeSig(2) };
+    const e = encodeEvidence({ first, second });
+    assert.deepEqual(decodeEvidence(e), { first, second });
+    assert.deepEqual(encodeEvidence(decodeEvidence(e)), e);
+  });
+
+  it('round trip with maximal (ML-DSA-87 sized) signatures', () => {
+    const first: SignedVote = { body: voteBody({ chainId: 'c'.repeat(64) }), signature: fakeSig(1, 4627) };
+    const second: SignedVote = { body: voteBody({ chainId: 'c'.repeat(64), blockHash: hash('y') }), signature: fakeSig(2, 4627) };
+    assert.deepEqual(decodeEvidence(encodeEvidence({ first, second })), { first, second });
+  });
+
+  it('rejects trailing bytes, truncation, unknown versions and bad inner votes', () => {
+    const first: SignedVote = { body: voteBody(), signature: fakeSig(1, 30) };
+    const second: SignedVote = { body: voteBody({ round: 3 }), signature: fakeSig(2, 30) };
+    const e = encodeEvidence({ first, second });
+    throwsCode(() => decodeEvidence(withTrailing(e)), 'MALFORMED');
+    rejectsTruncation(e, decodeEvidence, 'MALFORMED');
+    const v = e.slice();
+    v[0] = 2;
+    throwsCode(() => decodeEvidence(v), 'MALFORMED');
+    throwsCode(
+      () => decodeEvidence(new Writer().u8(1).bytes(withTrailing(encodeVote(first))).bytes(encodeVote(second)).finish()),
+      'MALFORMED',
+    );
+    throwsCode(() => decodeEvidence(new Writer().u8(1).u32(8193).finish()), 'MALFORMED');
+  });
+
+  it('every decoder error is a QnexusError (never a raw RangeError)', () => {
+    const garbage = [new Uint8Array([1]), new Uint8Array([1, 0, 0, 0, 200]), new Uint8Array(64).fill(0xff)];
+    for (const g of garbage) {
+      for (const dec of [decodeVote, decodeBlock, decodeProposal, decodeCertificate, decodeEvidence, decodeHeader, openTx]) {
+        assert.throws(() => dec(g), QnexusError);
+      }
+    }
+  });
+});
