@@ -1,0 +1,285 @@
+import { strict as assert } from 'node:assert';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { addressFromPublicKey, formatAddress, fromHex, generateKeyPair, getBackend, toHex, SCHEMES } from '@qnexus/crypto';
+import { QnexusError, openTx } from '@qnexus/types';
+import { ApiError, QnexusClient, buildTransfer, transferAndWait, type TxInfo } from '../src/index.js';
+
+const RECIPIENT = 'qn' + 'ab'.repeat(20);
+
+describe('sdk: buildTransfer', () => {
+  for (const scheme of SCHEMES) {
+    it(`round-trips through openTx and verifies (${scheme})`, () => {
+      const key = generateKeyPair(scheme);
+      const built = buildTransfer({ key, chainId: 'qnexus-test', to: RECIPIENT, amount: 12345n, fee: 7n, nonce: 3n });
+      const env = openTx(built.raw);
+      assert.equal(env.hashHex, built.hash);
+      assert.equal(env.fromStr, formatAddress(addressFromPublicKey(key.publicKey)));
+      assert.equal(built.from, env.fromStr);
+      const body = env.tx.body;
+      assert.equal(body.chainId, 'qnexus-test');
+      assert.equal(body.nonce, 3n);
+      assert.equal(body.fee, 7n);
+      assert.deepEqual(body.publicKey, key.publicKey);
+      assert.equal(body.payload.kind, 'transfer');
+      assert.equal(formatAddress(body.payload.to), RECIPIENT);
+      assert.equal(body.payload.amount, 12345n);
+      assert.equal(getBackend(scheme).verify(key.publicKey, env.signBytes, env.tx.signature), true);
+      // a signature for another chain does not verify here
+      const other = openTx(buildTransfer({ key, chainId: 'qnexus-other', to: RECIPIENT, amount: 12345n, fee: 7n, nonce: 3n }).raw);
+      assert.equal(getBackend(scheme).verify(key.publicKey, env.signBytes, other.tx.signature), false);
+    });
+  }
+
+  it('accepts u64 extremes and refuses out-of-range values and bad addresses', () => {
+    const key = generateKeyPair('ml-dsa-44');
+    const max = 0xffff_ffff_ffff_ffffn;
+    const env = openTx(buildTransfer({ key, chainId: 'c', to: RECIPIENT, amount: max, fee: 0n, nonce: max }).raw);
+    assert.equal(env.tx.body.payload.amount, max);
+    const code = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        assert.ok(e instanceof QnexusError);
+        return e.code;
+      }
+      assert.fail('expected an error');
+    };
+    const base = { key, chainId: 'c', to: RECIPIENT, amount: 1n, fee: 1n, nonce: 0n };
+    assert.equal(code(() => buildTransfer({ ...base, amount: max + 1n })), 'TX_BAD_AMOUNT');
+    assert.equal(code(() => buildTransfer({ ...base, fee: -1n })), 'TX_BAD_AMOUNT');
+    assert.equal(code(() => buildTransfer({ ...base, nonce: -1n })), 'TX_MALFORMED');
+    assert.equal(code(() => buildTransfer({ ...base, to: 'qn1234' })), 'TX_MALFORMED');
+    assert.equal(code(() => buildTransfer({ ...base, to: RECIPIENT.toUpperCase() })), 'TX_MALFORMED');
+    assert.equal(code(() => buildTransfer({ ...base, chainId: 'Bad Chain' })), 'TX_MALFORMED');
+  });
+});
+
+type Handler = (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function startServer(handler: Handler): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handler(req, Buffer.concat(chunks), res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}` };
+}
+
+async function apiError(p: Promise<unknown>): Promise<ApiError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof ApiError, `expected ApiError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected the call to fail');
+}
+
+const STATUS = {
+  chainId: 'qnexus-test',
+  shard: 0,
+  genesisHash: '00'.repeat(32),
+  version: '0.1.0',
+  role: 'validator',
+  validator: RECIPIENT,
+  peerId: '12D3KooWtest',
+  peers: 3,
+  height: 10,
+  finalizedHeight: 9,
+  round: 0,
+  step: 'propose',
+  mempoolSize: 0,
+  syncing: false,
+};
+
+function txInfo(hash: string, status: TxInfo['status'], extra: Partial<TxInfo> = {}): TxInfo {
+  return { hash, status, from: RECIPIENT, to: RECIPIENT, amount: '1', fee: '1', nonce: '0', block: null, error: null, ...extra };
+}
+
+describe('sdk: QnexusClient against a local HTTP server', () => {
+  let server: Server;
+  let url: string;
+  let height = 10;
+  const txPolls = new Map<string, number>();
+  let lastSubmit: { contentType: string | undefined; body: Buffer } | undefined;
+
+  before(async () => {
+    ({ server, url } = await startServer((req, body, res) => {
+      const path = req.url ?? '';
+      if (req.method === 'GET' && path === '/v1/status') return json(res, 200, { ...STATUS, height: height++ });
+      if (req.method === 'GET' && path === '/v1/validators') return json(res, 200, { validators: [] });
+      if (req.method === 'GET' && path === '/v1/blocks/latest') return json(res, 200, { hash: 'aa', height: 5 });
+      if (req.method === 'GET' && path === '/v1/blocks/999') return json(res, 404, { error: { code: 'NOT_FOUND', message: 'no block at height 999' } });
+      if (req.method === 'GET' && path === '/v1/blocks/gateway') {
+        res.writeHead(502, { 'content-type': 'text/html' });
+        return res.end('<html>bad gateway</html>');
+      }
+      if (req.method === 'GET' && path === '/v1/blocks/slow') return void setTimeout(() => json(res, 200, {}), 2000);
+      if (req.method === 'GET' && path.startsWith('/v1/accounts/')) {
+        if (path.endsWith('/garbage')) return res.end('this is not json');
+        return json(res, 200, { address: path.slice(13), balance: '100', nonce: '4', pendingNonce: '5', publicKey: null });
+      }
+      if (req.method === 'GET' && path.startsWith('/v1/txs/')) {
+        const hash = path.slice(8);
+        const n = (txPolls.get(hash) ?? 0) + 1;
+        txPolls.set(hash, n);
+        if (hash === 'rejected') return json(res, 200, txInfo(hash, n < 2 ? 'pending' : 'rejected', n < 2 ? {} : { error: { code: 'TX_NONCE_STALE', message: 'nonce 0 already used' } }));
+        if (hash === 'stuck') return json(res, 200, txInfo(hash, 'pending'));
+        if (hash === 'unknown') return json(res, 404, { error: { code: 'NOT_FOUND', message: 'unknown transaction' } });
+        // anything else: not found, then pending, included, final
+        if (n === 1) return json(res, 404, { error: { code: 'NOT_FOUND', message: 'unknown transaction' } });
+        if (n === 2) return json(res, 200, txInfo(hash, 'pending'));
+        const block = { height: 7, hash: 'bb'.repeat(32), index: 0 };
+        return json(res, 200, txInfo(hash, n === 3 ? 'included' : 'final', { block }));
+      }
+      if (req.method === 'POST' && path === '/v1/txs') {
+        lastSubmit = { contentType: req.headers['content-type'], body };
+        let raw: Uint8Array;
+        if (req.headers['content-type'] === 'application/octet-stream') raw = new Uint8Array(body);
+        else raw = fromHex((JSON.parse(body.toString()) as { tx: string }).tx);
+        const env = openTx(raw);
+        if (env.tx.body.fee === 0n) return json(res, 400, { error: { code: 'TX_FEE_TOO_LOW', message: 'fee 0 is below the minimum 1' } });
+        if (!getBackend('ml-dsa-44').verify(env.tx.body.publicKey, env.signBytes, env.tx.signature)) {
+          return json(res, 400, { error: { code: 'TX_BAD_SIGNATURE', message: 'bad signature' } });
+        }
+        return json(res, 202, { hash: env.hashHex, status: 'pending' });
+      }
+      json(res, 404, { error: { code: 'NOT_FOUND', message: `no route ${req.method} ${path}` } });
+    }));
+  });
+
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('returns typed answers', async () => {
+    const c = new QnexusClient(url + '/');
+    assert.equal(c.baseUrl, url);
+    const s = await c.status();
+    assert.equal(s.chainId, 'qnexus-test');
+    assert.equal(s.role, 'validator');
+    assert.deepEqual(await c.validators(), { validators: [] });
+    assert.equal((await c.block('latest')).height, 5);
+    const a = await c.account(RECIPIENT);
+    assert.equal(a.pendingNonce, '5');
+  });
+
+  it('maps error envelopes to ApiError with code and status', async () => {
+    const c = new QnexusClient(url);
+    const e = await apiError(c.block(999));
+    assert.equal(e.code, 'NOT_FOUND');
+    assert.equal(e.status, 404);
+    assert.equal(e.message, 'no block at height 999');
+    const e2 = await apiError(c.tx('unknown'));
+    assert.equal(e2.code, 'NOT_FOUND');
+  });
+
+  it('maps non-envelope and non-JSON answers', async () => {
+    const c = new QnexusClient(url);
+    const e = await apiError(c.block('gateway'));
+    assert.equal(e.code, 'HTTP_502');
+    assert.equal(e.status, 502);
+    const e2 = await apiError(c.account('garbage'));
+    assert.equal(e2.code, 'BAD_RESPONSE');
+    const e3 = await apiError(c.block(-1));
+    assert.equal(e3.code, 'BAD_REQUEST');
+  });
+
+  it('maps timeouts and refused connections to UNAVAILABLE', async () => {
+    const slow = new QnexusClient(url, { timeoutMs: 200 });
+    const e = await apiError(slow.block('slow'));
+    assert.equal(e.code, 'UNAVAILABLE');
+    assert.equal(e.status, 0);
+    assert.match(e.message, /200 ms/);
+    // a port nobody listens on
+    const tmp = await startServer(() => undefined);
+    const deadUrl = tmp.url;
+    await new Promise<void>((resolve) => tmp.server.close(() => resolve()));
+    const e2 = await apiError(new QnexusClient(deadUrl).status());
+    assert.equal(e2.code, 'UNAVAILABLE');
+    assert.match(e2.message, /ECONNREFUSED/);
+  });
+
+  it('refuses an unusable base URL', () => {
+    assert.throws(() => new QnexusClient('localhost:8545'), (e: unknown) => e instanceof ApiError && e.code === 'BAD_CONFIG');
+    assert.throws(() => new QnexusClient('not a url'), (e: unknown) => e instanceof ApiError && e.code === 'BAD_CONFIG');
+  });
+
+  it('submits JSON and binary bodies and maps admission errors', async () => {
+    const c = new QnexusClient(url);
+    const key = generateKeyPair('ml-dsa-44');
+    const tx = buildTransfer({ key, chainId: 'qnexus-test', to: RECIPIENT, amount: 5n, fee: 1n, nonce: 0n });
+    const r = await c.submitTx(tx.raw);
+    assert.deepEqual(r, { hash: tx.hash, status: 'pending' });
+    assert.equal(lastSubmit?.contentType, 'application/json');
+    assert.deepEqual(JSON.parse(lastSubmit!.body.toString()), { tx: toHex(tx.raw) });
+    const r2 = await c.submitTx(tx.raw, { binary: true });
+    assert.equal(r2.hash, tx.hash);
+    assert.equal(lastSubmit?.contentType, 'application/octet-stream');
+    assert.deepEqual(new Uint8Array(lastSubmit!.body), tx.raw);
+
+    const cheap = buildTransfer({ key, chainId: 'qnexus-test', to: RECIPIENT, amount: 5n, fee: 0n, nonce: 0n });
+    const e = await apiError(c.submitTx(cheap.raw));
+    assert.equal(e.code, 'TX_FEE_TOO_LOW');
+    assert.equal(e.status, 400);
+    // corrupt the last signature byte
+    const bad = Uint8Array.from(tx.raw);
+    bad[bad.length - 1]! ^= 1;
+    const e2 = await apiError(c.submitTx(bad, { binary: true }));
+    assert.equal(e2.code, 'TX_BAD_SIGNATURE');
+  });
+
+  it('waitForTx follows not-found → pending → included → final', async () => {
+    const c = new QnexusClient(url);
+    const inc = await c.waitForTx('t-included', { until: 'included', pollMs: 10, timeoutMs: 5000 });
+    assert.equal(inc.status, 'included');
+    assert.equal(txPolls.get('t-included'), 3);
+    const fin = await c.waitForTx('t-final', { pollMs: 10, timeoutMs: 5000 });
+    assert.equal(fin.status, 'final');
+    assert.equal(fin.block?.height, 7);
+    assert.equal(txPolls.get('t-final'), 4);
+  });
+
+  it('waitForTx throws TX_REJECTED and TIMEOUT', async () => {
+    const c = new QnexusClient(url);
+    const e = await apiError(c.waitForTx('rejected', { pollMs: 10, timeoutMs: 5000 }));
+    assert.equal(e.code, 'TX_REJECTED');
+    assert.equal(e.tx?.error?.code, 'TX_NONCE_STALE');
+    assert.match(e.message, /TX_NONCE_STALE/);
+    const t0 = Date.now();
+    const e2 = await apiError(c.waitForTx('stuck', { pollMs: 20, timeoutMs: 200 }));
+    assert.equal(e2.code, 'TIMEOUT');
+    assert.match(e2.message, /status pending/);
+    assert.ok(Date.now() - t0 < 2000);
+  });
+
+  it('waitForHeight polls status', async () => {
+    const c = new QnexusClient(url);
+    const s = await c.waitForHeight(height + 3, 5000, { pollMs: 10 });
+    assert.ok(s.height >= height - 1);
+    const e = await apiError(c.waitForHeight(1e9, 100, { pollMs: 10 }));
+    assert.equal(e.code, 'TIMEOUT');
+  });
+
+  it('transferAndWait fetches chain id and nonce, submits and waits', async () => {
+    const c = new QnexusClient(url);
+    const key = generateKeyPair('ml-dsa-44');
+    const r = await transferAndWait(c, { key, to: RECIPIENT, amount: 9n, pollMs: 10, timeoutMs: 5000 });
+    assert.equal(r.nonce, 5n);
+    assert.equal(r.tx.status, 'final');
+    const env = openTx(fromHex((JSON.parse(lastSubmit!.body.toString()) as { tx: string }).tx));
+    assert.equal(env.hashHex, r.hash);
+    assert.equal(env.tx.body.chainId, 'qnexus-test');
+    assert.equal(env.tx.body.nonce, 5n);
+    assert.equal(env.tx.body.fee, 1n);
+  });
+});
