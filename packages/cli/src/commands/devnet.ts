@@ -1,0 +1,143 @@
+import { Command, Option } from 'commander';
+import { join } from 'node:path';
+import { DEFAULT_SCHEME, type SchemeName } from '@qnexus/crypto';
+import type { LogFormat } from '@qnexus/node';
+import { DEVNET_DEFAULTS, startDevnet, type Devnet, type DevnetEvent } from '../devnet.js';
+import { CliError, EXIT } from '../errors.js';
+import { displayPath, intParser, note, out, parseChainId, parseScheme, table } from '../util.js';
+
+interface DevnetCmdOpts {
+  validators: number;
+  fullNodes: number;
+  dir: string;
+  reset?: boolean;
+  basePort: number;
+  slotMs: number;
+  scheme: SchemeName;
+  accounts: number;
+  chainId: string;
+  logFormat: LogFormat;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readyTimeout: number;
+}
+
+function printSummary(d: Devnet): void {
+  const m = d.manifest;
+  const g = d.genesis;
+  out(`Quantum Nexus devnet ${d.resumed ? 'resumed' : 'created'}: chain ${m.chainId} (${g.scheme}, slot ${g.slotMs} ms)`);
+  out(`  directory   ${displayPath(d.dir)}`);
+  out(`  genesis     ${displayPath(m.genesis)} (hash ${m.genesisHash}, slot 0 at ${new Date(g.genesisTime).toISOString()})`);
+  out(`  passphrase  ${displayPath(m.passphraseFile)} (unlocks every devnet keystore; they use scrypt N=2^${Math.log2(d.scryptN)})`);
+  out(`  manifest    ${displayPath(d.manifestPath)}`);
+  out('');
+  out('  nodes');
+  const rows = [['NAME', 'ROLE', 'PID', 'API', 'P2P']];
+  for (const p of m.processes) rows.push([p.name, p.role, String(p.pid ?? '-'), p.apiUrl, p.multiaddr]);
+  for (const line of table(rows, '    ')) out(line);
+  out(`    logs: ${displayPath(join(d.dir, 'logs'))}/<name>.log`);
+  out('');
+  if (m.accounts.length > 0) {
+    out(`  funded accounts (keystores unlock with ${displayPath(m.passphraseFile)})`);
+    for (const line of table(m.accounts.map((a) => [a.address, a.balance, displayPath(a.keystore)]), '    ')) out(line);
+    out('');
+    const api = m.processes[0]?.apiUrl ?? '';
+    const to = m.accounts[1]?.address ?? m.accounts[0]!.address;
+    out('  try');
+    out(`    qnexus status --node ${api}`);
+    out(
+      `    qnexus tx transfer --node ${api} --keystore ${displayPath(m.accounts[0]!.keystore)} ` +
+        `--passphrase-file ${displayPath(m.passphraseFile)} --to ${to} --amount 1000 --wait`,
+    );
+    out('');
+  }
+  out('Ctrl-C stops every node.');
+}
+
+export function devnetCommand(parent: Command): Command {
+  return parent
+    .command('devnet')
+    .description('run a local multi-process devnet: validators and full nodes, each its own OS process')
+    .option('--validators <n>', 'validators to create', intParser(1, 100), DEVNET_DEFAULTS.validators)
+    .option('--full-nodes <n>', 'full nodes to create', intParser(0, 99), DEVNET_DEFAULTS.fullNodes)
+    .option('--accounts <n>', 'funded test accounts to create', intParser(0, 10_000), DEVNET_DEFAULTS.accounts)
+    .option('--dir <dir>', 'devnet directory (keys, genesis, node data, logs, manifest)', DEVNET_DEFAULTS.dir)
+    .option('--reset', 'delete the devnet directory first and create a new devnet')
+    .option('--base-port <port>', 'node i gets p2p port base+i and API port base+100+i', intParser(1, 65335), DEVNET_DEFAULTS.basePort)
+    .option('--slot-ms <ms>', 'slot (round) length', intParser(50, 600_000), DEVNET_DEFAULTS.slotMs)
+    .option('--scheme <scheme>', 'ML-DSA parameter set', parseScheme, DEFAULT_SCHEME)
+    .option('--chain-id <id>', 'chain id', parseChainId, DEVNET_DEFAULTS.chainId)
+    .addOption(new Option('--log-format <format>', 'format of the node log files').choices(['pretty', 'json']).default(DEVNET_DEFAULTS.logFormat))
+    .addOption(new Option('--log-level <level>', 'node log level').choices(['debug', 'info', 'warn', 'error']).default(DEVNET_DEFAULTS.logLevel))
+    .addOption(new Option('--ready-timeout <seconds>', 'how long each node may take to answer /v1/status').argParser(intParser(1, 3600)).default(30))
+    .addHelpText(
+      'after',
+      `
+If <dir>/genesis.json exists the devnet is resumed (same keys, genesis, data and ports;
+--validators/--full-nodes/--accounts/--scheme/--chain-id/--slot-ms are then ignored).
+Otherwise it creates keys/validator-<i>.json and keys/account-<i>.json (random passphrase
+in <dir>/passphrase, mode 0600; scrypt N=2^14 because devnet keys are throwaway), a genesis
+(stake ${DEVNET_DEFAULTS.validatorStake} per validator, ${DEVNET_DEFAULTS.accountBalance} per account, slot 0 about 2 s after
+the start) and nodes/<name>/ data dirs. Each node logs to <dir>/logs/<name>.log; the
+console only shows the summary and unexpected exits. <dir>/manifest.json describes the
+running processes. Ctrl-C or SIGTERM stops all nodes (SIGKILL after 10 s) and exits 0.`,
+    )
+    .action(async (o: DevnetCmdOpts) => {
+      const abort = new AbortController();
+      let devnet: Devnet | undefined;
+      let signals = 0;
+      let shutdown: (() => void) | undefined;
+      const onSignal = () => {
+        signals++;
+        if (signals > 1) {
+          note('second interrupt: killing every node');
+          if (devnet) for (const p of devnet.manifest.processes) if (p.pid !== null) devnet.kill(p.name, 'SIGKILL').catch(() => undefined);
+          setTimeout(() => process.exit(EXIT.INTERRUPTED), 500).unref();
+          return;
+        }
+        abort.abort();
+        shutdown?.();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+
+      const onEvent = (e: DevnetEvent) => {
+        if (e.type !== 'exit' || e.expected) return;
+        note(`${e.name} exited unexpectedly (${e.signal ? `signal ${e.signal}` : `code ${e.code}`}); log: ${displayPath(e.logFile)}`);
+        if (devnet && devnet.manifest.processes.every((p) => p.pid === null)) {
+          note('every node has exited; stopping the devnet');
+          shutdown?.();
+        }
+      };
+
+      note(`starting devnet in ${displayPath(o.dir)}…`);
+      devnet = await startDevnet({
+        dir: o.dir,
+        validators: o.validators,
+        fullNodes: o.fullNodes,
+        accounts: o.accounts,
+        reset: o.reset ?? false,
+        basePort: o.basePort,
+        slotMs: o.slotMs,
+        scheme: o.scheme,
+        chainId: o.chainId,
+        logFormat: o.logFormat,
+        logLevel: o.logLevel,
+        readyTimeoutMs: o.readyTimeout * 1000,
+        signal: abort.signal,
+        onEvent,
+      });
+      if (devnet.resumed) note('resuming the existing devnet (creation options are ignored)');
+      printSummary(devnet);
+
+      const crashed = await new Promise<boolean>((resolveRun) => {
+        shutdown = () => resolveRun(signals === 0);
+        if (abort.signal.aborted) resolveRun(false);
+      });
+      note('stopping the devnet…');
+      await devnet.stop();
+      note('devnet stopped');
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (crashed) throw new CliError('DEVNET_DOWN', 'every node exited; see the logs above');
+    });
+}

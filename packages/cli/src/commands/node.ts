@@ -1,0 +1,124 @@
+import { Command, Option } from 'commander';
+import type { UnlockedKey } from '@qnexus/crypto';
+import type { LogFormat, LogLevel, NodeConfig, RunningNode } from '@qnexus/node';
+import { CliError, EXIT, reportError, usageError } from '../errors.js';
+import { loadGenesisFile } from '../genesis.js';
+import { unlockKeystoreFile } from '../keystore.js';
+import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
+import { collect, intParser, parseMultiaddr } from '../util.js';
+
+interface NodeOpts extends PassphraseOptions {
+  dataDir: string;
+  genesis: string;
+  shard: number;
+  validator?: string;
+  listen?: string[];
+  p2pPort?: number;
+  announce?: string[];
+  bootstrap?: string[];
+  apiHost: string;
+  apiPort: number;
+  logFormat?: LogFormat;
+  logLevel: LogLevel;
+  stopOnStdinClose?: boolean;
+}
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7000';
+
+export function nodeCommand(parent: Command): Command {
+  const cmd = parent
+    .command('node')
+    .description('run a node (validator with --validator, otherwise a full node) until SIGINT/SIGTERM')
+    .requiredOption('--data-dir <dir>', 'node directory: database, libp2p key (peer.key), node-info.json')
+    .requiredOption('--genesis <file>', 'genesis file')
+    .option('--shard <n>', 'shard to run', intParser(0, 63), 0)
+    .option('--validator <keystore>', 'validator keystore: propose and vote with this key (needs a passphrase)')
+    .option('--listen <multiaddr>', `libp2p listen address; repeatable (default ${DEFAULT_LISTEN})`, collect(parseMultiaddr))
+    .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
+    .option('--announce <multiaddr>', 'address to announce to peers instead of the listen addresses; repeatable', collect(parseMultiaddr))
+    .option('--bootstrap <multiaddr>', 'peer to dial, with /p2p/<peerId>; repeatable', collect(parseMultiaddr))
+    .option('--api-host <host>', 'HTTP API bind address', '127.0.0.1')
+    .option('--api-port <port>', 'HTTP API port (0 picks a free port, see node-info.json)', intParser(0, 65535), 8545)
+    .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
+  return addPassphraseOptions(cmd)
+    .addHelpText(
+      'after',
+      '\nThe validator keystore passphrase comes from --passphrase-env, --passphrase-file or a terminal prompt.\n' +
+        'Example:\n  qnexus node --data-dir data/v0 --genesis genesis.json --validator v0.json --passphrase-file pass \\\n' +
+        '    --p2p-port 7000 --api-port 8545 --bootstrap /ip4/127.0.0.1/tcp/7001/p2p/12D3KooW…',
+    )
+    .action(async (o: NodeOpts) => {
+      // Stop requests may arrive while the node is still starting: remember them.
+      let stopRequested = false;
+      let onStop: (() => void) | undefined;
+      let signals = 0;
+      const requestStop = (why: string) => {
+        if (why === 'SIGINT' && ++signals > 1) process.exit(EXIT.INTERRUPTED); // second Ctrl-C: give up waiting
+        if (stopRequested) return;
+        stopRequested = true;
+        onStop?.();
+      };
+      const onSigint = () => requestStop('SIGINT');
+      const onSigterm = () => requestStop('SIGTERM');
+      process.on('SIGINT', onSigint);
+      process.on('SIGTERM', onSigterm);
+      if (o.stopOnStdinClose) {
+        process.stdin.on('end', () => requestStop('stdin'));
+        process.stdin.on('error', () => requestStop('stdin'));
+        process.stdin.resume();
+      }
+
+      const cfg = await nodeConfig(o);
+      const { startNode } = await import('@qnexus/node');
+      const node: RunningNode = await startNode(cfg);
+      await new Promise<void>((resolve) => {
+        onStop = resolve;
+        if (stopRequested) resolve();
+      });
+      try {
+        await node.stop();
+      } catch (e) {
+        process.exit(reportError(e));
+      }
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigterm);
+      if (o.stopOnStdinClose) process.stdin.pause();
+    });
+}
+
+/** Turn the command line into a NodeConfig (reads the genesis, unlocks the validator key). */
+export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
+  if (!o.validator && hasPassphraseSource(o)) throw usageError('--passphrase-env/--passphrase-file only apply with --validator');
+  const genesis = await loadGenesisFile(o.genesis);
+  if (o.shard >= genesis.shardCount) {
+    throw new CliError('BAD_CONFIG', `--shard ${o.shard} does not exist: the genesis has ${genesis.shardCount} shard${genesis.shardCount === 1 ? '' : 's'}`);
+  }
+  let validatorKey: UnlockedKey | null = null;
+  if (o.validator) {
+    const pass = await getPassphrase(o, { what: `passphrase for ${o.validator}` });
+    const { file, key } = await unlockKeystoreFile(o.validator, pass);
+    if (file.scheme !== genesis.scheme) {
+      throw new CliError('BAD_CONFIG', `validator keystore ${o.validator} is ${file.scheme} but the chain uses ${genesis.scheme}`);
+    }
+    validatorKey = key;
+  }
+  const listen = [...(o.listen ?? [])];
+  if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
+  if (listen.length === 0) listen.push(DEFAULT_LISTEN);
+  const cfg: NodeConfig = {
+    dataDir: o.dataDir,
+    genesis,
+    shard: o.shard,
+    validatorKey,
+    listen,
+    bootstrap: o.bootstrap ?? [],
+    apiHost: o.apiHost,
+    apiPort: o.apiPort,
+    logFormat: o.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+    logLevel: o.logLevel,
+  };
+  if (o.announce && o.announce.length > 0) cfg.announce = o.announce;
+  return cfg;
+}

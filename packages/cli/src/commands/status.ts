@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { QnexusClient, type StatusInfo } from '@qnexus/sdk';
+import { out, table } from '../util.js';
+
+export const DEFAULT_NODE = 'http://127.0.0.1:8545';
+
+/** `--node` default: $QNEXUS_NODE or http://127.0.0.1:8545. */
+export function defaultNodeUrl(): string {
+  return process.env.QNEXUS_NODE || DEFAULT_NODE;
+}
+
+export function nodeOptionHelp(): string {
+  return `node HTTP API URL (default: $QNEXUS_NODE or ${DEFAULT_NODE})`;
+}
+
+export function formatStatus(s: StatusInfo): string[] {
+  return table([
+    ['chain', `${s.chainId} (shard ${s.shard})`],
+    ['genesis', s.genesisHash],
+    ['version', s.version],
+    ['role', s.role === 'validator' ? `validator ${s.validator ?? ''}`.trimEnd() : 'full node'],
+    ['peer id', s.peerId],
+    ['peers', String(s.peers)],
+    ['height', `${s.height} (finalized ${s.finalizedHeight})`],
+    ['round/step', `${s.round} / ${s.step}`],
+    ['mempool', `${s.mempoolSize} tx${s.mempoolSize === 1 ? '' : 's'}`],
+    ['syncing', s.syncing ? 'yes' : 'no'],
+  ]);
+}
+
+export function statusCommand(parent: Command): Command {
+  return parent
+    .command('status')
+    .description("print a node's view of the chain: height, finality, peers, consensus round and mempool")
+    .option('--node <url>', nodeOptionHelp())
+    .option('--json', 'print the raw /v1/status answer')
+    .action(async (o: { node?: string; json?: boolean }) => {
+      const client = new QnexusClient(o.node ?? defaultNodeUrl());
+      const s = await client.status();
+      if (o.json) out(JSON.stringify(s, null, 2));
+      else for (const line of formatStatus(s)) out(line);
+    });
+}

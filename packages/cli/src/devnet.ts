@@ -1,0 +1,798 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_SCHEME, isValidChainId, type KeystoreFile, type SchemeName } from '@qnexus/crypto';
+import type { Genesis } from '@qnexus/types';
+import type { LogFormat, LogLevel } from '@qnexus/node';
+import { ApiError, QnexusClient, type ClientOptions } from '@qnexus/sdk';
+import { CliError, EXIT, usageError } from './errors.js';
+import { buildGenesis, genesisFileText, genesisHashHex, loadGenesisFile } from './genesis.js';
+import { createKeystoreFile } from './keystore.js';
+import { readText, writeFileAtomic } from './util.js';
+
+// ---------------------------------------------------------------- public types
+
+export interface DevnetOptions {
+  /** Devnet directory. Default `devnet/data` (relative to the cwd). */
+  dir?: string;
+  /** Validators to create (ignored when resuming). Default 4. */
+  validators?: number;
+  /** Full nodes to create (ignored when resuming). Default 1. */
+  fullNodes?: number;
+  /** Funded test accounts to create (ignored when resuming). Default 4. */
+  accounts?: number;
+  /** Delete the directory first (only if it is empty or holds a devnet). */
+  reset?: boolean;
+  /** Node i (validators first, then full nodes) uses p2p port base+i and API port base+100+i. Default 7000. */
+  basePort?: number;
+  /** Default 1000. */
+  slotMs?: number;
+  /** Default 32. */
+  epochLength?: number;
+  /** Default ml-dsa-44. */
+  scheme?: SchemeName;
+  /** Default `qnexus-devnet`. */
+  chainId?: string;
+  /** Format of the node log files. Default `pretty`. */
+  logFormat?: LogFormat;
+  /** Default `info`. */
+  logLevel?: LogLevel;
+  /** Default 1 000 000. */
+  validatorStake?: bigint;
+  /** Default 1 000 000 000 000. */
+  accountBalance?: bigint;
+  /** Default 1. */
+  minFee?: bigint;
+  /** Default 2000. */
+  maxBlockTxs?: number;
+  /** Genesis time = now + this, rounded up to the second. Default 2000 ms. */
+  genesisDelayMs?: number;
+  /** How long a node may take until `/v1/status` answers. Default 30 000 ms. */
+  readyTimeoutMs?: number;
+  /** How long a node may take to exit after SIGTERM before it is SIGKILLed. Default 10 000 ms. */
+  stopTimeoutMs?: number;
+  /** scrypt N of the devnet keystores. Default 2^14 (lower than `keys new`: devnet keys are throwaway). */
+  scryptN?: number;
+  /** Extra environment variables for the node processes. */
+  env?: Record<string, string>;
+  /**
+   * What runs `<args…> node --data-dir …` for each node. Default: this CLI's
+   * bin with `process.execPath` (`dist/bin.js`, or `src/bin.ts` through tsx).
+   */
+  nodeCommand?: { command: string; args: string[] };
+  /** Aborting during startup stops the nodes started so far; startDevnet then throws INTERRUPTED. */
+  signal?: AbortSignal;
+  /** Lifecycle notifications (the launcher itself prints nothing). */
+  onEvent?: (e: DevnetEvent) => void;
+}
+
+export type DevnetRole = 'validator' | 'full';
+export type DevnetProcessState = 'running' | 'stopped' | 'exited';
+
+/** One node process as recorded in `<dir>/manifest.json`. */
+export interface DevnetProcess {
+  name: string;
+  role: DevnetRole;
+  shard: number;
+  peerId: string;
+  /** `/ip4/127.0.0.1/tcp/<p2pPort>/p2p/<peerId>` */
+  multiaddr: string;
+  apiUrl: string;
+  /** null while not running. */
+  pid: number | null;
+  dataDir: string;
+  logFile: string;
+  /** Validator address, null for full nodes. */
+  validator: string | null;
+  /** Validator keystore, null for full nodes. */
+  keystore: string | null;
+  p2pPort: number;
+  apiPort: number;
+  /** `stopped`: by the launcher; `exited`: on its own (crash). */
+  state: DevnetProcessState;
+  exitCode: number | null;
+  exitSignal: string | null;
+}
+
+export interface DevnetAccount {
+  address: string;
+  keystore: string;
+  balance: string;
+}
+
+/** `<dir>/manifest.json`. All paths are absolute. */
+export interface DevnetManifest {
+  chainId: string;
+  genesis: string;
+  genesisHash: string;
+  createdAt: string;
+  basePort: number;
+  processes: DevnetProcess[];
+  accounts: DevnetAccount[];
+  passphraseFile: string;
+  /** pid of the launcher while it runs, else null. */
+  launcherPid: number | null;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export type DevnetEvent =
+  | { type: 'spawn'; name: string; pid: number }
+  | { type: 'ready'; name: string }
+  | { type: 'exit'; name: string; code: number | null; signal: NodeJS.Signals | null; expected: boolean; logFile: string };
+
+export interface Devnet {
+  readonly dir: string;
+  readonly manifestPath: string;
+  /** Kept current (pids, states); also written to manifestPath on every change. */
+  readonly manifest: DevnetManifest;
+  readonly genesis: Genesis;
+  readonly genesisHash: string;
+  /** true when an existing devnet directory was reused. */
+  readonly resumed: boolean;
+  readonly passphraseFile: string;
+  readonly scryptN: number;
+  /** The manifest entry of a node; throws on an unknown name. */
+  process(name: string): DevnetProcess;
+  /** An SDK client for a node's API. */
+  client(name: string, opts?: ClientOptions): QnexusClient;
+  isRunning(name: string): boolean;
+  /**
+   * Send a signal to a node. For terminating signals (default SIGTERM) resolves once it
+   * has exited (SIGKILL after `stopTimeoutMs` unless the signal was SIGKILL). SIGSTOP /
+   * SIGCONT / SIGTSTP are just sent (freeze / thaw a node) and resolve to null.
+   */
+  kill(name: string, signal?: NodeJS.Signals): Promise<ExitInfo | null>;
+  /** Stop the node if it runs (SIGTERM), then start it again with the same arguments and data dir; resolves once its API answers. */
+  restart(name: string): Promise<DevnetProcess>;
+  /** Start a new full node from an empty data dir, bootstrapping from all others; resolves once its API answers. */
+  addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess>;
+  /** Resolves when the node exits next (immediately if it is not running). */
+  waitForExit(name: string): Promise<ExitInfo>;
+  /** SIGTERM every node, SIGKILL what is left after `stopTimeoutMs`, record them as stopped. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export const DEVNET_DEFAULTS = {
+  dir: 'devnet/data',
+  validators: 4,
+  fullNodes: 1,
+  accounts: 4,
+  basePort: 7000,
+  slotMs: 1000,
+  epochLength: 32,
+  chainId: 'qnexus-devnet',
+  logFormat: 'pretty' as LogFormat,
+  logLevel: 'info' as LogLevel,
+  validatorStake: 1_000_000n,
+  accountBalance: 1_000_000_000_000n,
+  minFee: 1n,
+  maxBlockTxs: 2000,
+  genesisDelayMs: 2000,
+  readyTimeoutMs: 30_000,
+  stopTimeoutMs: 10_000,
+  scryptN: 1 << 14,
+} as const;
+
+/** API port = basePort + API_PORT_OFFSET + node index; so at most this many nodes. */
+export const API_PORT_OFFSET = 100;
+const MARKER = '.qnexus-devnet';
+
+/** Start (or resume) a local devnet: every node is its own OS process running `qnexus node`. */
+export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
+  const d = new DevnetImpl(opts);
+  await d.start();
+  return d;
+}
+
+// ---------------------------------------------------------------- helpers
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const NON_TERMINATING: ReadonlySet<string> = new Set(['SIGSTOP', 'SIGCONT', 'SIGTSTP']);
+
+function defaultNodeCommand(): { command: string; args: string[] } {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const js = join(here, 'bin.js');
+  if (existsSync(js)) return { command: process.execPath, args: [js] };
+  const ts = join(here, 'bin.ts');
+  if (existsSync(ts)) {
+    let tsx: string;
+    try {
+      tsx = import.meta.resolve('tsx');
+    } catch {
+      throw new CliError('DEVNET_START_FAILED', `running from source (${ts}) needs tsx, which cannot be resolved; build with npm run build`);
+    }
+    return { command: process.execPath, args: ['--import', tsx, ts] };
+  }
+  throw new CliError('DEVNET_START_FAILED', `cannot find the qnexus bin next to ${here}`);
+}
+
+export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.once('error', () => res(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => res(true)));
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Last lines of a log file, indented, for error messages. */
+async function logTail(path: string, lines = 15): Promise<string> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const { size } = await fh.stat();
+      const len = Math.min(size, 8192);
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, size - len);
+      const tail = buf.toString('utf8').split('\n').filter((l) => l.trim().length > 0).slice(-lines);
+      return tail.length === 0 ? '\n  (the log is empty)' : `\n  last log lines:\n${tail.map((l) => `  | ${l}`).join('\n')}`;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
+  }
+}
+
+function describeExit(e: ExitInfo): string {
+  return e.signal ? `signal ${e.signal}` : `code ${e.code}`;
+}
+
+async function loadPeerIdFn(): Promise<(path: string) => Promise<string>> {
+  try {
+    const p2p = await import('@qnexus/p2p');
+    return p2p.peerIdFromKeyFile;
+  } catch (e) {
+    throw new CliError('DEVNET_START_FAILED', `cannot load @qnexus/p2p to create node keys (is it built? run npm run build): ${(e as Error).message}`);
+  }
+}
+
+function parseManifest(json: unknown, path: string): DevnetManifest {
+  const bad = (why: string): never => {
+    throw new CliError('DEVNET_CORRUPT', `devnet manifest ${path} is unusable (${why}); pass --reset to start a new devnet`);
+  };
+  if (typeof json !== 'object' || json === null) bad('not a JSON object');
+  const m = json as Partial<DevnetManifest>;
+  if (typeof m.chainId !== 'string' || typeof m.genesis !== 'string' || typeof m.passphraseFile !== 'string') bad('missing chainId/genesis/passphraseFile');
+  if (typeof m.basePort !== 'number' || !Array.isArray(m.processes) || !Array.isArray(m.accounts)) bad('missing basePort/processes/accounts');
+  for (const p of m.processes!) {
+    if (typeof p !== 'object' || p === null) bad('bad process entry');
+    const ok =
+      typeof p.name === 'string' &&
+      (p.role === 'validator' || p.role === 'full') &&
+      typeof p.dataDir === 'string' &&
+      typeof p.logFile === 'string' &&
+      typeof p.p2pPort === 'number' &&
+      typeof p.apiPort === 'number' &&
+      typeof p.shard === 'number' &&
+      (p.role === 'full' || typeof p.keystore === 'string');
+    if (!ok) bad(`bad process entry ${JSON.stringify(p.name)}`);
+  }
+  return m as DevnetManifest;
+}
+
+// ---------------------------------------------------------------- implementation
+
+interface Proc {
+  entry: DevnetProcess;
+  child: ChildProcess | null;
+  /** Settles when the current child exits. */
+  exit: Promise<ExitInfo> | null;
+  /** Set by kill/stop so the exit is not reported as a crash. */
+  expectExit: boolean;
+}
+
+class DevnetImpl implements Devnet {
+  readonly dir: string;
+  readonly manifestPath: string;
+  readonly passphraseFile: string;
+  readonly scryptN: number;
+  resumed = false;
+  manifest!: DevnetManifest;
+  genesis!: Genesis;
+  genesisHash = '';
+
+  private readonly o: DevnetOptions;
+  private readonly procs = new Map<string, Proc>();
+  private cmd: { command: string; args: string[] } | undefined;
+  private saving: Promise<void> = Promise.resolve();
+  private stopping: Promise<void> | undefined;
+  private peerIdOf: ((path: string) => Promise<string>) | undefined;
+
+  constructor(o: DevnetOptions) {
+    this.o = o;
+    this.dir = resolve(o.dir ?? DEVNET_DEFAULTS.dir);
+    this.manifestPath = join(this.dir, 'manifest.json');
+    this.passphraseFile = join(this.dir, 'passphrase');
+    this.scryptN = o.scryptN ?? DEVNET_DEFAULTS.scryptN;
+  }
+
+  // ------------------------------------------------------------ startup
+
+  async start(): Promise<void> {
+    this.validateOptions();
+    this.cmd = this.o.nodeCommand ?? defaultNodeCommand();
+    if (this.o.reset) await this.wipe();
+    if (existsSync(join(this.dir, 'genesis.json'))) await this.resume();
+    else await this.create();
+    try {
+      await this.launchAll();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  private validateOptions(): void {
+    const o = this.o;
+    const int = (v: number | undefined, name: string, min: number, max: number) => {
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < min || v > max)) throw usageError(`${name} must be an integer in [${min}, ${max}]`);
+    };
+    int(o.validators, 'validators', 1, API_PORT_OFFSET);
+    int(o.fullNodes, 'fullNodes', 0, API_PORT_OFFSET);
+    int(o.accounts, 'accounts', 0, 10_000);
+    int(o.basePort, 'basePort', 1, 65535 - 2 * API_PORT_OFFSET);
+    int(o.slotMs, 'slotMs', 50, 600_000);
+    if ((o.validators ?? DEVNET_DEFAULTS.validators) + (o.fullNodes ?? DEVNET_DEFAULTS.fullNodes) > API_PORT_OFFSET) {
+      throw usageError(`at most ${API_PORT_OFFSET} nodes (validators + full nodes)`);
+    }
+    if (o.chainId !== undefined && !isValidChainId(o.chainId)) throw usageError(`invalid chain id ${JSON.stringify(o.chainId)}: expected [a-z0-9][a-z0-9-]{0,63}`);
+  }
+
+  /** Delete the devnet directory, but only if it is empty or clearly a devnet. */
+  private async wipe(): Promise<void> {
+    if (!existsSync(this.dir)) return;
+    const entries = await readdir(this.dir);
+    const ours = entries.length === 0 || entries.includes(MARKER) || entries.includes('manifest.json') || entries.includes('genesis.json');
+    if (!ours) throw new CliError('DEVNET_NOT_A_DEVNET', `refusing to delete ${this.dir}: it does not look like a devnet directory`);
+    await this.refuseIfRunning();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Refuse to touch a devnet whose nodes are still running (from another launcher). */
+  private async refuseIfRunning(): Promise<void> {
+    if (!existsSync(this.manifestPath)) return;
+    let m: DevnetManifest;
+    try {
+      m = parseManifest(JSON.parse(await readText(this.manifestPath, 'devnet manifest')), this.manifestPath);
+    } catch {
+      return;
+    }
+    for (const p of m.processes) {
+      if (p.pid === null || p.pid === process.pid || !pidAlive(p.pid)) continue;
+      try {
+        const s = await new QnexusClient(p.apiUrl, { timeoutMs: 1000 }).status();
+        if (s.peerId === p.peerId) {
+          throw new CliError('DEVNET_RUNNING', `the devnet in ${this.dir} is running (${p.name} has pid ${p.pid}); stop it first (Ctrl-C in its terminal, or kill ${m.launcherPid ?? p.pid})`);
+        }
+      } catch (e) {
+        if (e instanceof CliError) throw e;
+      }
+    }
+  }
+
+  private async resume(): Promise<void> {
+    this.resumed = true;
+    if (!existsSync(this.manifestPath)) {
+      throw new CliError('DEVNET_CORRUPT', `${this.dir} has genesis.json but no manifest.json; pass --reset to start a new devnet`);
+    }
+    await this.refuseIfRunning();
+    this.manifest = parseManifest(JSON.parse(await readText(this.manifestPath, 'devnet manifest')), this.manifestPath);
+    this.genesis = await loadGenesisFile(join(this.dir, 'genesis.json'));
+    this.genesisHash = genesisHashHex(this.genesis);
+    if (!existsSync(this.passphraseFile)) throw new CliError('DEVNET_CORRUPT', `${this.passphraseFile} is missing; pass --reset to start a new devnet`);
+    this.manifest.genesis = join(this.dir, 'genesis.json');
+    this.manifest.genesisHash = this.genesisHash;
+    this.manifest.passphraseFile = this.passphraseFile;
+    for (const e of this.manifest.processes) {
+      // The key files are the truth: refresh peer ids (a deleted key gets a new id).
+      e.peerId = await this.peerId(e.dataDir);
+      e.multiaddr = `/ip4/127.0.0.1/tcp/${e.p2pPort}/p2p/${e.peerId}`;
+      e.pid = null;
+      this.procs.set(e.name, { entry: e, child: null, exit: null, expectExit: false });
+    }
+    await this.checkPorts(this.manifest.processes);
+  }
+
+  private async create(): Promise<void> {
+    const o = this.o;
+    const nV = o.validators ?? DEVNET_DEFAULTS.validators;
+    const nF = o.fullNodes ?? DEVNET_DEFAULTS.fullNodes;
+    const nA = o.accounts ?? DEVNET_DEFAULTS.accounts;
+    const basePort = o.basePort ?? DEVNET_DEFAULTS.basePort;
+    const scheme = o.scheme ?? DEFAULT_SCHEME;
+    const chainId = o.chainId ?? DEVNET_DEFAULTS.chainId;
+
+    if (existsSync(this.dir)) {
+      const entries = await readdir(this.dir);
+      if (entries.includes(MARKER)) await rm(this.dir, { recursive: true, force: true }); // an unfinished earlier attempt
+      else if (entries.length > 0) {
+        throw new CliError('DEVNET_NOT_A_DEVNET', `${this.dir} exists, is not empty and holds no devnet; pick another --dir (or --reset if it is safe to delete)`);
+      }
+    }
+
+    // Layout first, so port clashes fail before any work.
+    type Plan = { name: string; role: DevnetRole; index: number };
+    const plan: Plan[] = [];
+    for (let i = 0; i < nV; i++) plan.push({ name: `validator-${i}`, role: 'validator', index: i });
+    for (let j = 0; j < nF; j++) plan.push({ name: `full-${j}`, role: 'full', index: nV + j });
+    await this.checkPorts(plan.map((p) => ({ name: p.name, p2pPort: basePort + p.index, apiPort: basePort + API_PORT_OFFSET + p.index })));
+
+    await mkdir(this.dir, { recursive: true });
+    await writeFile(join(this.dir, MARKER), 'This directory is a Quantum Nexus devnet (qnexus devnet). It may be deleted by --reset.\n');
+    for (const sub of ['keys', 'nodes', 'logs']) await mkdir(join(this.dir, sub), { recursive: true });
+
+    const passphrase = randomBytes(24).toString('base64url');
+    await writeFile(this.passphraseFile, `${passphrase}\n`, { mode: 0o600 });
+    await chmod(this.passphraseFile, 0o600);
+
+    const validatorKeys: { file: KeystoreFile; path: string }[] = [];
+    for (let i = 0; i < nV; i++) {
+      const path = join(this.dir, 'keys', `validator-${i}.json`);
+      validatorKeys.push({ path, file: await createKeystoreFile(path, scheme, passphrase, { scryptN: this.scryptN }) });
+    }
+    const accounts: DevnetAccount[] = [];
+    const balance = o.accountBalance ?? DEVNET_DEFAULTS.accountBalance;
+    for (let i = 0; i < nA; i++) {
+      const path = join(this.dir, 'keys', `account-${i}.json`);
+      const f = await createKeystoreFile(path, scheme, passphrase, { scryptN: this.scryptN });
+      accounts.push({ address: f.address, keystore: path, balance: balance.toString() });
+    }
+
+    const processes: DevnetProcess[] = [];
+    for (const p of plan) {
+      const dataDir = join(this.dir, 'nodes', p.name);
+      await mkdir(dataDir, { recursive: true });
+      const peerId = await this.peerId(dataDir);
+      const p2pPort = basePort + p.index;
+      const apiPort = basePort + API_PORT_OFFSET + p.index;
+      const vk = p.role === 'validator' ? validatorKeys[p.index]! : null;
+      processes.push({
+        name: p.name,
+        role: p.role,
+        shard: 0,
+        peerId,
+        multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
+        apiUrl: `http://127.0.0.1:${apiPort}`,
+        pid: null,
+        dataDir,
+        logFile: join(this.dir, 'logs', `${p.name}.log`),
+        validator: vk ? vk.file.address : null,
+        keystore: vk ? vk.path : null,
+        p2pPort,
+        apiPort,
+        state: 'stopped',
+        exitCode: null,
+        exitSignal: null,
+      });
+    }
+
+    const delay = o.genesisDelayMs ?? DEVNET_DEFAULTS.genesisDelayMs;
+    this.genesis = buildGenesis({
+      chainId,
+      scheme,
+      genesisTime: Math.ceil((Date.now() + delay) / 1000) * 1000,
+      slotMs: o.slotMs ?? DEVNET_DEFAULTS.slotMs,
+      epochLength: o.epochLength ?? DEVNET_DEFAULTS.epochLength,
+      shardCount: 1,
+      minFee: o.minFee ?? DEVNET_DEFAULTS.minFee,
+      maxBlockTxs: o.maxBlockTxs ?? DEVNET_DEFAULTS.maxBlockTxs,
+      validators: validatorKeys.map((k) => ({ keystore: k.file, source: k.path, stake: o.validatorStake ?? DEVNET_DEFAULTS.validatorStake, shard: 0 })),
+      accounts: accounts.map((a) => ({ address: a.address, balance: BigInt(a.balance) })),
+    });
+    this.genesisHash = genesisHashHex(this.genesis);
+    const genesisPath = join(this.dir, 'genesis.json');
+    this.manifest = {
+      chainId,
+      genesis: genesisPath,
+      genesisHash: this.genesisHash,
+      createdAt: new Date().toISOString(),
+      basePort,
+      processes,
+      accounts,
+      passphraseFile: this.passphraseFile,
+      launcherPid: null,
+    };
+    for (const e of processes) this.procs.set(e.name, { entry: e, child: null, exit: null, expectExit: false });
+    await this.saveManifest();
+    // genesis.json last: its presence means "complete devnet, resume it".
+    await writeFileAtomic(genesisPath, genesisFileText(this.genesis));
+  }
+
+  private async peerId(dataDir: string): Promise<string> {
+    this.peerIdOf ??= await loadPeerIdFn();
+    return this.peerIdOf(join(dataDir, 'peer.key'));
+  }
+
+  private async checkPorts(list: { name: string; p2pPort: number; apiPort: number }[]): Promise<void> {
+    for (const p of list) {
+      for (const [kind, port] of [['p2p', p.p2pPort], ['API', p.apiPort]] as const) {
+        if (!(await portFree(port))) {
+          throw new CliError('PORT_IN_USE', `${kind} port ${port} of ${p.name} is in use on 127.0.0.1 (another devnet or node running? stop it or choose another --base-port)`);
+        }
+      }
+    }
+  }
+
+  private async launchAll(): Promise<void> {
+    this.manifest.launcherPid = process.pid;
+    const procs = [...this.procs.values()];
+    for (const p of procs) this.spawnProc(p);
+    await this.saveManifest();
+    await Promise.all(procs.map((p) => this.waitReady(p)));
+  }
+
+  // ------------------------------------------------------------ processes
+
+  private nodeArgs(e: DevnetProcess): string[] {
+    const args = [
+      'node',
+      '--data-dir', e.dataDir,
+      '--genesis', this.manifest.genesis,
+      '--shard', String(e.shard),
+      '--p2p-port', String(e.p2pPort),
+      '--api-host', '127.0.0.1',
+      '--api-port', String(e.apiPort),
+      '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
+      '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
+      '--stop-on-stdin-close',
+    ];
+    for (const other of this.manifest.processes) if (other.name !== e.name) args.push('--bootstrap', other.multiaddr);
+    if (e.role === 'validator') args.push('--validator', e.keystore!, '--passphrase-file', this.passphraseFile);
+    return args;
+  }
+
+  private spawnProc(p: Proc): void {
+    const e = p.entry;
+    const cmd = this.cmd!;
+    // The child writes straight into its log file; it also keeps its stdin pipe
+    // open and stops by itself when the launcher goes away (--stop-on-stdin-close).
+    // Own process group (detached): a terminal Ctrl-C reaches only the launcher,
+    // which then stops every node with a single SIGTERM.
+    const fd = openSync(e.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd.command, [...cmd.args, ...this.nodeArgs(e)], {
+        stdio: ['pipe', fd, fd],
+        detached: true,
+        env: { ...process.env, ...this.o.env },
+      });
+    } finally {
+      closeSync(fd);
+    }
+    child.stdin?.on('error', () => undefined);
+    p.child = child;
+    p.expectExit = false;
+    e.pid = child.pid ?? null;
+    e.state = 'running';
+    e.exitCode = null;
+    e.exitSignal = null;
+    p.exit = new Promise<ExitInfo>((resolveExit) => {
+      let done = false;
+      const finish = (info: ExitInfo) => {
+        if (done) return;
+        done = true;
+        if (p.child === child) {
+          p.child = null;
+          e.pid = null;
+          e.state = p.expectExit ? 'stopped' : 'exited';
+          e.exitCode = info.code;
+          e.exitSignal = info.signal;
+          void this.saveManifest();
+          this.emit({ type: 'exit', name: e.name, code: info.code, signal: info.signal, expected: p.expectExit, logFile: e.logFile });
+        }
+        resolveExit(info);
+      };
+      child.once('exit', (code, signal) => finish({ code, signal }));
+      child.once('error', () => {
+        if (child.pid === undefined) finish({ code: null, signal: null }); // spawn failed
+      });
+    });
+    if (child.pid !== undefined) this.emit({ type: 'spawn', name: e.name, pid: child.pid });
+  }
+
+  private async waitReady(p: Proc): Promise<void> {
+    const e = p.entry;
+    const timeoutMs = this.o.readyTimeoutMs ?? DEVNET_DEFAULTS.readyTimeoutMs;
+    const client = new QnexusClient(e.apiUrl, { timeoutMs: 2000 });
+    const deadline = Date.now() + timeoutMs;
+    const exited: { info: ExitInfo | null } = { info: null };
+    const exit = p.exit!;
+    void exit.then((info) => (exited.info = info));
+    let last = 'no answer yet';
+    for (;;) {
+      if (exited.info) {
+        throw new CliError('DEVNET_START_FAILED', `${e.name} exited (${describeExit(exited.info)}) before its API answered\n  log: ${e.logFile}${await logTail(e.logFile)}`);
+      }
+      if (this.o.signal?.aborted) throw new CliError('INTERRUPTED', 'interrupted while starting the devnet', EXIT.INTERRUPTED);
+      try {
+        const s = await client.status();
+        if (s.peerId !== e.peerId || s.chainId !== this.manifest.chainId) {
+          throw new CliError(
+            'DEVNET_START_FAILED',
+            `${e.apiUrl} is answered by another node (chain ${s.chainId}, peer id ${s.peerId}; expected ${this.manifest.chainId}, ${e.peerId}): is another devnet running? choose another --base-port`,
+          );
+        }
+        this.emit({ type: 'ready', name: e.name });
+        return;
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        last = `${err.code}: ${err.message}`;
+      }
+      if (Date.now() >= deadline) {
+        throw new CliError('DEVNET_START_FAILED', `${e.name} did not answer ${e.apiUrl}/v1/status within ${timeoutMs / 1000} s (${last})\n  log: ${e.logFile}${await logTail(e.logFile)}`);
+      }
+      await Promise.race([sleep(200), exit]);
+    }
+  }
+
+  /** Send a terminating signal and wait for the exit (SIGKILL after stopTimeoutMs). */
+  private async terminate(p: Proc, signal: NodeJS.Signals): Promise<ExitInfo> {
+    const child = p.child;
+    const exit = p.exit;
+    if (!child || !exit) return { code: p.entry.exitCode, signal: (p.entry.exitSignal as NodeJS.Signals | null) ?? null };
+    p.expectExit = true;
+    child.kill(signal);
+    if (signal === 'SIGKILL') return exit;
+    child.kill('SIGCONT'); // a frozen (SIGSTOPped) node must run to handle SIGTERM
+    const timeoutMs = this.o.stopTimeoutMs ?? DEVNET_DEFAULTS.stopTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([exit.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs)))]);
+    clearTimeout(timer);
+    if (timedOut) child.kill('SIGKILL');
+    return exit;
+  }
+
+  private get(name: string): Proc {
+    const p = this.procs.get(name);
+    if (!p) throw new CliError('DEVNET_UNKNOWN_NODE', `no devnet node named ${JSON.stringify(name)} (have: ${[...this.procs.keys()].join(', ')})`);
+    return p;
+  }
+
+  private emit(e: DevnetEvent): void {
+    try {
+      this.o.onEvent?.(e);
+    } catch {
+      // a listener's failure must not break process supervision
+    }
+  }
+
+  private saveManifest(): Promise<void> {
+    const text = `${JSON.stringify(this.manifest, null, 2)}\n`;
+    // Serialized; a failed write (disk full…) must not take the launcher down.
+    this.saving = this.saving.then(() => writeFileAtomic(this.manifestPath, text)).catch(() => undefined);
+    return this.saving;
+  }
+
+  // ------------------------------------------------------------ public API
+
+  process(name: string): DevnetProcess {
+    return this.get(name).entry;
+  }
+
+  client(name: string, opts?: ClientOptions): QnexusClient {
+    return new QnexusClient(this.get(name).entry.apiUrl, opts);
+  }
+
+  isRunning(name: string): boolean {
+    return this.get(name).child !== null;
+  }
+
+  async kill(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<ExitInfo | null> {
+    const p = this.get(name);
+    if (!p.child) throw new CliError('DEVNET_NOT_RUNNING', `${name} is not running`);
+    if (NON_TERMINATING.has(signal)) {
+      p.child.kill(signal);
+      return null;
+    }
+    return this.terminate(p, signal);
+  }
+
+  async waitForExit(name: string): Promise<ExitInfo> {
+    const p = this.get(name);
+    if (!p.child || !p.exit) return { code: p.entry.exitCode, signal: (p.entry.exitSignal as NodeJS.Signals | null) ?? null };
+    return p.exit;
+  }
+
+  async restart(name: string): Promise<DevnetProcess> {
+    const p = this.get(name);
+    if (this.stopping) throw new CliError('DEVNET_STOPPED', 'the devnet has been stopped');
+    if (p.child) await this.terminate(p, 'SIGTERM');
+    await this.checkPorts([p.entry]);
+    this.spawnProc(p);
+    await this.saveManifest();
+    try {
+      await this.waitReady(p);
+    } catch (e) {
+      await this.terminate(p, 'SIGTERM');
+      throw e;
+    }
+    return p.entry;
+  }
+
+  async addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess> {
+    if (opts.role !== 'full') throw usageError('only full nodes can be added (validators are fixed by the genesis)');
+    if (this.stopping) throw new CliError('DEVNET_STOPPED', 'the devnet has been stopped');
+    const shard = opts.shard ?? 0;
+    if (!Number.isSafeInteger(shard) || shard < 0 || shard >= this.genesis.shardCount) throw usageError(`shard ${shard} does not exist in this genesis`);
+    let name = opts.name;
+    if (name === undefined) {
+      let j = 0;
+      while (this.procs.has(`full-${j}`)) j++;
+      name = `full-${j}`;
+    }
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw usageError(`invalid node name ${JSON.stringify(name)}`);
+    if (this.procs.has(name)) throw usageError(`a node named ${name} already exists`);
+    const base = this.manifest.basePort;
+    const used = new Set(this.manifest.processes.map((e) => e.p2pPort - base));
+    let index = 0;
+    while (used.has(index)) index++;
+    if (index >= API_PORT_OFFSET) throw usageError(`at most ${API_PORT_OFFSET} devnet nodes`);
+    const p2pPort = base + index;
+    const apiPort = base + API_PORT_OFFSET + index;
+    await this.checkPorts([{ name, p2pPort, apiPort }]);
+    const dataDir = join(this.dir, 'nodes', name);
+    await rm(dataDir, { recursive: true, force: true }); // a fresh node starts empty
+    await mkdir(dataDir, { recursive: true });
+    await mkdir(join(this.dir, 'logs'), { recursive: true });
+    const peerId = await this.peerId(dataDir);
+    const entry: DevnetProcess = {
+      name,
+      role: 'full',
+      shard,
+      peerId,
+      multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
+      apiUrl: `http://127.0.0.1:${apiPort}`,
+      pid: null,
+      dataDir,
+      logFile: join(this.dir, 'logs', `${name}.log`),
+      validator: null,
+      keystore: null,
+      p2pPort,
+      apiPort,
+      state: 'stopped',
+      exitCode: null,
+      exitSignal: null,
+    };
+    const p: Proc = { entry, child: null, exit: null, expectExit: false };
+    this.manifest.processes.push(entry);
+    this.procs.set(name, p);
+    this.spawnProc(p);
+    await this.saveManifest();
+    try {
+      await this.waitReady(p);
+    } catch (e) {
+      await this.terminate(p, 'SIGTERM');
+      throw e;
+    }
+    return entry;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await Promise.all([...this.procs.values()].map((p) => this.terminate(p, 'SIGTERM')));
+      if (this.manifest) {
+        this.manifest.launcherPid = null;
+        await this.saveManifest();
+      }
+    })();
+    return this.stopping;
+  }
+}

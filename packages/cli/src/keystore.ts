@@ -1,0 +1,71 @@
+import {
+  addressFromPublicKey,
+  decryptKeystore,
+  encryptKeystore,
+  formatAddress,
+  fromHex,
+  isHex,
+  KeystoreError,
+  parseKeystore,
+  schemeLengths,
+  type KeystoreFile,
+  type SchemeName,
+  type UnlockedKey,
+} from '@qnexus/crypto';
+import { readText, writeNewFile } from './util.js';
+
+/**
+ * Read and check a keystore file's public part (no passphrase needed).
+ * Throws KeystoreError KEYSTORE_MALFORMED for anything that is not a
+ * consistent v1 keystore.
+ */
+export async function readKeystoreFile(path: string): Promise<KeystoreFile> {
+  const text = await readText(path, 'keystore');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new KeystoreError('KEYSTORE_MALFORMED', `keystore ${path} is not valid JSON`);
+  }
+  let f: KeystoreFile;
+  try {
+    f = parseKeystore(json);
+  } catch (e) {
+    if (e instanceof KeystoreError) throw new KeystoreError(e.code, `${path}: ${e.message}`);
+    throw e;
+  }
+  if (!isHex(f.publicKey, schemeLengths(f.scheme).publicKey)) {
+    throw new KeystoreError('KEYSTORE_MALFORMED', `${path}: public key is not a ${f.scheme} public key`);
+  }
+  if (formatAddress(addressFromPublicKey(fromHex(f.publicKey))) !== f.address) {
+    throw new KeystoreError('KEYSTORE_MALFORMED', `${path}: address does not match the public key`);
+  }
+  return f;
+}
+
+/** Read and decrypt a keystore. Throws KEYSTORE_BAD_PASSPHRASE / KEYSTORE_MALFORMED. */
+export async function unlockKeystoreFile(path: string, passphrase: string): Promise<{ file: KeystoreFile; key: UnlockedKey }> {
+  const file = await readKeystoreFile(path);
+  try {
+    return { file, key: await decryptKeystore(file, passphrase) };
+  } catch (e) {
+    if (e instanceof KeystoreError) throw new KeystoreError(e.code, `${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+export function keystoreText(f: KeystoreFile): string {
+  return `${JSON.stringify(f, null, 2)}\n`;
+}
+
+/** Create a random key and write its encrypted keystore (mode 0600). Refuses to overwrite unless `force`. */
+export async function createKeystoreFile(
+  path: string,
+  scheme: SchemeName,
+  passphrase: string,
+  opts: { scryptN?: number; force?: boolean } = {},
+): Promise<KeystoreFile> {
+  const { file } = await encryptKeystore(scheme, passphrase, undefined, opts.scryptN === undefined ? {} : { scryptN: opts.scryptN });
+  await writeNewFile(path, keystoreText(file), { force: opts.force ?? false, mode: 0o600, what: 'keystore' });
+  return file;
+}

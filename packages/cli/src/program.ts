@@ -1,0 +1,60 @@
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { devnetCommand } from './commands/devnet.js';
+import { genesisCommand } from './commands/genesis.js';
+import { keysCommand } from './commands/keys.js';
+import { nodeCommand } from './commands/node.js';
+import { statusCommand } from './commands/status.js';
+import { txCommand } from './commands/tx.js';
+import { EXIT, reportError } from './errors.js';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+const EXIT_HELP = `
+Exit codes: 0 ok, 1 error, 2 usage error, 3 timeout (--wait), 130 interrupted.
+Errors are printed to stderr as "error [CODE]: message".`;
+
+/** The `qnexus` command tree. */
+export function buildProgram(): Command {
+  const program = new Command('qnexus')
+    .description('Quantum Nexus: a proof-of-stake devnet signed end to end with ML-DSA (FIPS 204)')
+    .version(version(), '-V, --version')
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({
+      // Commander's own usage errors, in our "error [CODE]: message" form.
+      outputError: (str, write) => write(str.replace(/^error: /, 'error [USAGE]: ')),
+    })
+    .exitOverride()
+    .addHelpText('after', EXIT_HELP);
+  // Subcommands created with .command() inherit the output and exit settings above.
+  keysCommand(program);
+  genesisCommand(program);
+  nodeCommand(program);
+  statusCommand(program);
+  txCommand(program);
+  devnetCommand(program);
+  return program;
+}
+
+/** Run the CLI on `argv` (as process.argv) and return the exit code; prints errors itself. */
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT.OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Already printed by commander (help, version or a usage error).
+      return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    return reportError(e);
+  }
+}
