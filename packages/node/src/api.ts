@@ -6,6 +6,7 @@ import {
   decodeBlock,
   decodeCertificate,
   genesisHash,
+  genesisSupply,
   openTx,
   MAX_TX_BYTES,
   type Block,
@@ -228,6 +229,22 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
       200,
       {
         validators: c.chain.genesis.validators.map((v) => ({ address: v.address, publicKey: toHex(v.publicKey), stake: v.stake.toString(), shard: v.shard })),
+      },
+    ],
+  },
+  {
+    method: 'GET',
+    re: /^\/v1\/supply$/,
+    name: 'supply',
+    // The fee rule's invariant, checkable by anyone: balances + burned = genesis supply.
+    h: async (c) => [
+      200,
+      {
+        height: c.chain.headHeight,
+        genesisSupply: genesisSupply(c.chain.genesis).toString(),
+        balances: c.chain.state.totalBalance().toString(),
+        burned: c.chain.state.burned.toString(),
+        accounts: c.chain.state.size,
       },
     ],
   },

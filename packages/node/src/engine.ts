@@ -60,6 +60,9 @@ export class Engine {
   private stopped = false;
   private commitWaiters: (() => void)[] = [];
   private roundsAtHeightStart = 0;
+  /** Bodies of the votes we signed at the current height (re-sent when the height stalls). */
+  private myVotes: VoteBody[] = [];
+  private lastTickHeight = -1;
 
   constructor(
     private readonly chain: Chain,
@@ -147,10 +150,30 @@ export class Engine {
     this.timers.add(t);
   }
 
+  /**
+   * Gossip can lose a vote (a peer restarting, a pruned mesh link) and a lost
+   * prevote can leave some validators locked on a block the others never saw a
+   * polka for. When a height has made no progress for a whole slot, re-send our
+   * votes of this height. They are re-signed because gossipsub drops identical
+   * bytes for two minutes; the body is identical, so this is not a conflicting
+   * signature (and needs no new signer record).
+   */
+  private resendVotes(): void {
+    if (!this.key || this.core.height !== this.lastTickHeight) {
+      this.lastTickHeight = this.core.height;
+      return;
+    }
+    for (const body of this.myVotes) {
+      if (body.height !== this.core.height) continue;
+      this.publish(this.t.vote, encodeVote({ body, signature: this.sign(voteSigningBytes(body)) }));
+    }
+  }
+
   private scheduleNextSlot(): void {
     const g = this.chain.genesis;
     const now = Date.now();
     const slot = slotAt(g, now);
+    if (this.core.round >= 0) void this.run(() => this.resendVotes());
     // Start the current slot's round right away (we may have joined mid-slot).
     if (slot > this.chain.headSlot) this.enqueue({ type: 'slot', slot });
     const nextStart = g.genesisTime + (slot + 1) * g.slotMs;
@@ -180,7 +203,7 @@ export class Engine {
         await this.signAndSendProposal(a.proposal);
         return [];
       case 'broadcastVote':
-        return this.signAndSendVote(a.vote);
+        return this.signAndSendVote(a.vote, a.lock);
       case 'scheduleTimeout':
         this.setTimer(this.timeoutMs(a.step), () => this.enqueue({ type: 'timeout', height: a.height, round: a.round, step: a.step }));
         return [];
@@ -202,9 +225,11 @@ export class Engine {
     return getBackend(this.chain.genesis.scheme).sign(this.key!.secretKey, bytes);
   }
 
-  /** Persist (fsync) what we are about to sign before the signature exists outside this process. */
-  private async guard(height: number, round: number, step: keyof typeof STEP_CODE, blockHash: string | null): Promise<void> {
-    const lock = this.core.lockState();
+  /**
+   * Persist (fsync) what we are about to sign, with the lock to restore after
+   * a crash, before the signature exists outside this process.
+   */
+  private async guard(height: number, round: number, step: keyof typeof STEP_CODE, blockHash: string | null, lock: LockState<Candidate> | null): Promise<void> {
     await this.chain.store.saveSigner(
       { height, round, step: STEP_CODE[step], blockHash: blockHash ? fromHex(blockHash) : null },
       lock ? { height: lock.height, round: lock.round, blockHash: fromHex(lock.blockHash), block: lock.block?.raw ?? null } : null,
@@ -212,7 +237,7 @@ export class Engine {
   }
 
   private async signAndSendProposal(p: Omit<Proposal<Candidate>, 'signature'>): Promise<void> {
-    await this.guard(p.height, p.round, 'proposal', p.blockHash);
+    await this.guard(p.height, p.round, 'proposal', p.blockHash, this.core.lockState());
     const body = {
       chainId: this.chain.genesis.chainId,
       shard: this.chain.shard,
@@ -228,8 +253,9 @@ export class Engine {
     this.publish(this.t.block, bytes);
   }
 
-  private async signAndSendVote(v: Omit<Vote, 'signature'>): Promise<Action<Candidate>[]> {
-    await this.guard(v.height, v.round, v.step, v.blockHash);
+  private async signAndSendVote(v: Omit<Vote, 'signature'>, lock: LockState<Candidate> | null | undefined): Promise<Action<Candidate>[]> {
+    // A precommit carries the lock snapshot taken as it was cast; other steps keep the current lock.
+    await this.guard(v.height, v.round, v.step, v.blockHash, v.step === 'precommit' && lock !== undefined ? lock : this.core.lockState());
     const body: VoteBody = {
       chainId: this.chain.genesis.chainId,
       shard: this.chain.shard,
@@ -241,6 +267,9 @@ export class Engine {
     };
     const signature = this.sign(voteSigningBytes(body));
     this.publish(this.t.vote, encodeVote({ body, signature }));
+    if (this.myVotes.length && this.myVotes[0]!.height !== v.height) this.myVotes = [];
+    this.myVotes.push(body);
+    if (this.myVotes.length > 8) this.myVotes.shift();
     // Feed our signed copy back so certificates carry our real signature.
     return this.core.handle({ type: 'vote', vote: { ...v, signature } });
   }
