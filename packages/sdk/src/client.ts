@@ -1,6 +1,6 @@
 import { toHex } from '@qnexus/crypto';
 import { ApiError } from './errors.js';
-import type { AccountInfo, BlockInfo, ErrorInfo, StatusInfo, SubmitResult, TxInfo, ValidatorsInfo } from './types.js';
+import type { AccountInfo, BlockInfo, ErrorInfo, EvidenceList, StatusInfo, SubmitResult, SupplyInfo, TxInfo, ValidatorsInfo } from './types.js';
 
 export interface ClientOptions {
   /** Per-request timeout (connect + answer). Default 10 000 ms. */
@@ -103,6 +103,16 @@ export class QnexusClient {
   /** `GET /v1/validators` */
   validators(): Promise<ValidatorsInfo> {
     return this.request<ValidatorsInfo>('GET', '/v1/validators');
+  }
+
+  /** `GET /v1/supply`: the fee invariant, balances + burned = genesis supply. */
+  supply(): Promise<SupplyInfo> {
+    return this.request<SupplyInfo>('GET', '/v1/supply');
+  }
+
+  /** `GET /v1/evidence`: equivocation evidence this node has observed. */
+  evidence(): Promise<EvidenceList> {
+    return this.request<EvidenceList>('GET', '/v1/evidence');
   }
 
   /**

@@ -106,6 +106,20 @@ export interface ValidatorsInfo {
   validators: ValidatorInfo[];
 }
 
+/** `GET /v1/supply` (amounts are decimal strings) */
+export interface SupplyInfo {
+  height: number;
+  genesisSupply: string;
+  balances: string;
+  burned: string;
+  accounts: number;
+}
+
+/** `GET /v1/evidence` */
+export interface EvidenceList {
+  evidence: { validator: string; height: number; round: number; step: string; evidence: string }[];
+}
+
 /** `POST /v1/txs` (HTTP 202) */
 export interface SubmitResult {
   hash: string;
