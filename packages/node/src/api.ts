@@ -18,6 +18,8 @@ import type { Engine } from './engine.js';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
 import type { Syncer } from './sync.js';
+import type { TxGossip } from './txgossip.js';
+import type { LoadMonitor } from './load.js';
 import type { Logger } from './log.js';
 
 export const API_VERSION = '0.1.0';
@@ -29,6 +31,8 @@ interface Ctx {
   mempool: Mempool;
   p2p: P2PNode;
   syncer: Syncer;
+  txGossip: TxGossip;
+  load: LoadMonitor;
   metrics: Metrics;
   log: Logger;
   role: 'validator' | 'full';
@@ -189,6 +193,9 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
     re: /^\/v1\/txs$/,
     name: 'submit',
     h: async (c, _p, req) => {
+      if (c.load.overloaded) {
+        throw new QnexusError('NODE_BUSY', `node is overloaded (event-loop lag ${Math.round(c.load.lagMs)} ms); retry shortly`);
+      }
       const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const body = await readBody(req);
       let raw: Uint8Array;
@@ -212,9 +219,9 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
         throw new QnexusError('UNSUPPORTED_MEDIA_TYPE', 'use Content-Type application/json ({"tx":"<hex>"}) or application/octet-stream');
       }
       const env = openTx(raw);
-      const result = c.mempool.admit(env);
+      const result = await c.mempool.admit(env);
       if (result === 'added') {
-        c.engine.gossipTx(env.raw);
+        c.txGossip.publish(env.raw);
         c.metrics.mempoolSize.set(c.mempool.size);
       }
       c.metrics.txAdmission.inc({ source: 'api', result: 'accepted' });

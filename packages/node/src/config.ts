@@ -22,6 +22,8 @@ export interface NodeConfig {
   apiPort: number;
   logFormat: LogFormat;
   logLevel: LogLevel;
+  /** Worker threads verifying transaction signatures off the event loop (default 1). */
+  verifyWorkers?: number;
 }
 
 /** Written to `<dataDir>/node-info.json` once the node is listening (read by the devnet launcher). */

@@ -1,4 +1,4 @@
-import { formatAddress, fromHex, getBackend, parseAddress, toHex, type UnlockedKey } from '@qnexus/crypto';
+import { formatAddress, fromHex, getBackend, parseAddress, sha256, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
   decodeProposal,
   decodeVote,
@@ -63,6 +63,9 @@ export class Engine {
   /** Bodies of the votes we signed at the current height (re-sent when the height stalls). */
   private myVotes: VoteBody[] = [];
   private lastTickHeight = -1;
+  private stalledSlots = 0;
+  /** Hashes of vote bodies whose signature we verified (verify-once for votes, bounded). */
+  private readonly seenVotes = new Set<string>();
 
   constructor(
     private readonly chain: Chain,
@@ -159,12 +162,17 @@ export class Engine {
    * signature (and needs no new signer record).
    */
   private resendVotes(): void {
-    if (!this.key || this.core.height !== this.lastTickHeight) {
+    if (this.core.height !== this.lastTickHeight) {
       this.lastTickHeight = this.core.height;
+      this.stalledSlots = 0;
       return;
     }
+    // Only after two slots without progress, and only the latest rounds: a
+    // re-send costs a signature here and a verification at every peer that missed it.
+    if (!this.key || ++this.stalledSlots < 2) return;
+    const rounds = [...new Set(this.myVotes.filter((b) => b.height === this.core.height).map((b) => b.round))].slice(-2);
     for (const body of this.myVotes) {
-      if (body.height !== this.core.height) continue;
+      if (body.height !== this.core.height || !rounds.includes(body.round)) continue;
       this.publish(this.t.vote, encodeVote({ body, signature: this.sign(voteSigningBytes(body)) }));
     }
   }
@@ -187,7 +195,14 @@ export class Engine {
 
   // ------------------------------------------------------------------ core I/O
 
+  /** Milliseconds since the start of the current slot (for timing diagnostics). */
+  private slotOffset(): number {
+    const g = this.chain.genesis;
+    return (Date.now() - g.genesisTime) % g.slotMs;
+  }
+
   private async process(ev: Event<Candidate>): Promise<void> {
+    if (ev.type === 'timeout' && this.log.enabled('debug')) this.log.debug('timeout', { height: ev.height, round: ev.round, step: ev.step, at: this.slotOffset() });
     const actions = this.core.handle(ev);
     for (let i = 0; i < actions.length; i++) {
       const more = await this.act(actions[i]!);
@@ -249,7 +264,7 @@ export class Engine {
     };
     const signature = this.sign(proposalSigningBytes(body));
     const bytes = encodeProposal({ body, signature, block: p.block.block });
-    this.log.debug('proposing', { height: p.height, round: p.round, txs: p.block.envs.length, validRound: p.validRound });
+    this.log.debug('proposing', { height: p.height, round: p.round, txs: p.block.envs.length, validRound: p.validRound, at: this.slotOffset() });
     this.publish(this.t.block, bytes);
   }
 
@@ -267,6 +282,7 @@ export class Engine {
     };
     const signature = this.sign(voteSigningBytes(body));
     this.publish(this.t.vote, encodeVote({ body, signature }));
+    if (this.log.enabled('debug')) this.log.debug('voted', { height: v.height, round: v.round, step: v.step, block: v.blockHash?.slice(0, 12) ?? 'nil', at: this.slotOffset() });
     if (this.myVotes.length && this.myVotes[0]!.height !== v.height) this.myVotes = [];
     this.myVotes.push(body);
     if (this.myVotes.length > 8) this.myVotes.shift();
@@ -387,7 +403,14 @@ export class Engine {
       if (b.height > this.chain.headHeight + 2) this.newestKnownHeight = Math.max(this.newestKnownHeight, b.height - 1);
       return 'ignore';
     }
-    if (!this.verifier.verifyRaw('vote', m.publicKey, voteSigningBytes(b), v.signature)) return 'reject';
+    const signed = voteSigningBytes(b);
+    // A re-sent copy of a vote we already verified adds nothing here; do not verify it again, and
+    // do not relay it either (its signature bytes are new and unverified).
+    const key = toHex(sha256(signed));
+    if (this.seenVotes.has(key)) return 'ignore';
+    if (!this.verifier.verifyRaw('vote', m.publicKey, signed, v.signature)) return 'reject';
+    if (this.seenVotes.size >= 8192) this.seenVotes.clear();
+    this.seenVotes.add(key);
     return 'accept';
   }
 
@@ -446,6 +469,9 @@ export class Engine {
     const key = toHex(p.signature.subarray(0, 32));
     const c = this.validated.get(key) ?? candidateFromBlock(p.block);
     this.validated.delete(key);
+    if (this.log.enabled('debug')) {
+      this.log.debug('proposal received', { height: p.body.height, round: p.body.round, block: c.hashHex.slice(0, 12), txs: c.envs.length, at: this.slotOffset() });
+    }
     this.enqueue({
       type: 'proposal',
       proposal: {
@@ -458,10 +484,5 @@ export class Engine {
         signature: p.signature,
       },
     });
-  }
-
-  /** Gossip a transaction this node admitted (from the API). */
-  gossipTx(raw: Uint8Array): void {
-    this.publish(this.t.tx, raw);
   }
 }

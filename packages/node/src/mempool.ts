@@ -38,6 +38,8 @@ export class Mempool {
   private readonly bySender = new Map<string, Map<bigint, Entry>>();
   /** Recently dropped transactions, so GET /v1/txs can say why (bounded). */
   private readonly rejected = new Map<string, RejectedInfo>();
+  /** Signature checks in flight, so concurrent copies of one tx are verified once. */
+  private readonly verifying = new Map<string, Promise<boolean>>();
 
   constructor(
     private readonly chain: Chain,
@@ -65,11 +67,37 @@ export class Mempool {
     return n;
   }
 
-  /** Throws QnexusError with the specific code when the transaction is not admissible. */
-  admit(env: TxEnvelope): AdmitResult {
+  /**
+   * Full admission. Throws QnexusError with the specific code when the
+   * transaction is not admissible. Cheap checks run first so a transaction
+   * that fails anyway costs no signature verification; state checks run
+   * again after the (asynchronous) verification, against the state then.
+   */
+  async admit(env: TxEnvelope): Promise<AdmitResult> {
     if (this.byHash.has(env.hashHex)) return 'known';
     checkTxStateless(env, this.chain.params);
-    if (!this.verifier.verify(env)) throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
+    this.checkState(env);
+    let p = this.verifying.get(env.hashHex);
+    if (!p) {
+      p = this.verifier.verifyAsync(env);
+      this.verifying.set(env.hashHex, p);
+      void p.finally(() => this.verifying.delete(env.hashHex)).catch(() => undefined);
+    }
+    if (!(await p)) throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
+    if (this.byHash.has(env.hashHex)) return 'known';
+    const entry = this.checkState(env);
+    if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
+    const sender = toHex(env.from);
+    const q = this.bySender.get(sender);
+    this.byHash.set(env.hashHex, entry);
+    if (q) q.set(env.tx.body.nonce, entry);
+    else this.bySender.set(sender, new Map([[env.tx.body.nonce, entry]]));
+    this.rejected.delete(env.hashHex);
+    return 'added';
+  }
+
+  /** Nonce window, nonce collisions and funds (including the sender's pending spends). */
+  private checkState(env: TxEnvelope): Entry {
     const sender = toHex(env.from);
     const acct = this.chain.state.account(sender);
     const next = acct?.nonce ?? 0n;
@@ -87,13 +115,7 @@ export class Mempool {
     if (balance < pending + cost) {
       throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} cannot cover amount + fee = ${cost}${pending ? ` after ${pending} of pending spends` : ''}`);
     }
-    if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
-    const entry: Entry = { env, cost };
-    this.byHash.set(env.hashHex, entry);
-    if (q) q.set(nonce, entry);
-    else this.bySender.set(sender, new Map([[nonce, entry]]));
-    this.rejected.delete(env.hashHex);
-    return 'added';
+    return { env, cost };
   }
 
   /**

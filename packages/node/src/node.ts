@@ -2,9 +2,9 @@ import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, toHex } from '@qnexus/crypto';
-import { QnexusError, genesisHash, openTx, type ErrorCode } from '@qnexus/types';
+import { QnexusError, genesisHash } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
-import { createP2PNode, type ValidationResult } from '@qnexus/p2p';
+import { createP2PNode } from '@qnexus/p2p';
 import { startApi } from './api.js';
 import { Chain } from './chain.js';
 import type { NodeConfig, NodeInfo, RunningNode } from './config.js';
@@ -14,20 +14,10 @@ import { Mempool } from './mempool.js';
 import { createMetrics } from './metrics.js';
 import { Syncer } from './sync.js';
 import { topics } from './topics.js';
+import { TxGossip } from './txgossip.js';
+import { LoadMonitor } from './load.js';
 import { TxVerifier } from './verifier.js';
-
-/** Admission failures that prove the forwarding peer misbehaved (it must have validated before relaying). */
-const PEER_FAULT: ReadonlySet<ErrorCode> = new Set([
-  'TX_MALFORMED',
-  'TX_TOO_LARGE',
-  'TX_BAD_SIGNATURE',
-  'TX_WRONG_CHAIN',
-  'TX_WRONG_SCHEME',
-  'TX_UNKNOWN_KIND',
-  'TX_BAD_AMOUNT',
-  'TX_FEE_TOO_LOW',
-  'TX_SELF_TRANSFER',
-]);
+import { VerifyPool } from './verify-pool.js';
 
 function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp`;
@@ -43,9 +33,14 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const validator = cfg.validatorKey ? formatAddress(cfg.validatorKey.address) : null;
   const log = new Logger(cfg.logFormat, cfg.logLevel, { shard: cfg.shard, ...(validator ? { validator: validator.slice(0, 10) } : {}) });
   const metrics = createMetrics();
-  const verifier = new TxVerifier(g.scheme, metrics);
-  const store = await ChainStore.open(join(cfg.dataDir, 'db'));
-  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  const pool = new VerifyPool(g.scheme, cfg.verifyWorkers ?? 1);
+  const verifier = new TxVerifier(g.scheme, metrics, pool);
+  const cleanup: (() => Promise<void> | void)[] = [() => pool.close()];
+  const store = await ChainStore.open(join(cfg.dataDir, 'db')).catch(async (e: unknown) => {
+    await pool.close();
+    throw e;
+  });
+  cleanup.unshift(() => store.close());
   try {
     const chain = await Chain.open(store, g, cfg.shard, verifier, log);
     const mempool = new Mempool(chain, verifier);
@@ -61,29 +56,21 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     });
     cleanup.unshift(() => p2p.stop());
     const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log);
-    p2p.subscribe(t.tx, {
-      maxBytes: 8192,
-      validate: (data): ValidationResult => {
-        try {
-          const r = mempool.admit(openTx(data));
-          metrics.txAdmission.inc({ source: 'gossip', result: r === 'added' ? 'accepted' : 'known' });
-          metrics.mempoolSize.set(mempool.size);
-          return r === 'added' ? 'accept' : 'ignore';
-        } catch (e) {
-          const code: ErrorCode = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
-          metrics.txAdmission.inc({ source: 'gossip', result: code });
-          // State-dependent failures (nonce races, funds, a full pool) are not the relayer's fault.
-          return PEER_FAULT.has(code) ? 'reject' : 'ignore';
-        }
-      },
-    });
+    const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }));
+    txGossip.subscribe();
+    cleanup.unshift(() => txGossip.stop());
     await engine.start();
     cleanup.unshift(() => engine.stop());
     const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
     await syncer.start();
     cleanup.unshift(() => syncer.stop());
+    // Shed API load once the loop lags by more than a tenth of a slot.
+    const load = new LoadMonitor(Math.max(20, g.slotMs / 10));
+    // …or once a block's worth of signatures is already waiting for the verify workers.
+    load.addSignal(() => pool.backlog > 256);
+    cleanup.unshift(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
-    const server = await startApi({ chain, engine, mempool, p2p, syncer, metrics, log, role, validator }, cfg.apiHost, cfg.apiPort);
+    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator }, cfg.apiHost, cfg.apiPort);
     cleanup.unshift(
       () =>
         new Promise<void>((r) => {

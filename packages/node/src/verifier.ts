@@ -1,6 +1,7 @@
 import { bytesEqual, getBackend, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
 import type { TxEnvelope } from '@qnexus/types';
 import type { Metrics } from './metrics.js';
+import type { VerifyPool } from './verify-pool.js';
 
 /**
  * Verify-once cache for transaction signatures. A transaction's signature is
@@ -16,26 +17,46 @@ export class TxVerifier {
   constructor(
     scheme: SchemeName,
     private readonly metrics: Metrics,
+    private readonly pool: VerifyPool | null = null,
     private readonly capacity = 200_000,
   ) {
     this.backend = getBackend(scheme);
   }
 
-  verify(env: TxEnvelope): boolean {
-    const sig = env.tx.signature;
-    const cached = this.ok.get(env.hashHex);
-    if (cached && bytesEqual(cached, sig)) {
+  private cached(env: TxEnvelope): boolean {
+    const c = this.ok.get(env.hashHex);
+    if (c && bytesEqual(c, env.tx.signature)) {
       this.metrics.sigCacheHits.inc();
       return true;
     }
-    this.metrics.sigVerify.inc({ kind: 'tx' });
-    if (!this.backend.verify(env.tx.body.publicKey, env.signBytes, sig)) return false;
+    return false;
+  }
+
+  private remember(env: TxEnvelope): void {
     if (this.ok.size >= this.capacity) {
       // Maps iterate in insertion order: drop the oldest entry.
       const first = this.ok.keys().next();
       if (!first.done) this.ok.delete(first.value);
     }
-    this.ok.set(env.hashHex, sig);
+    this.ok.set(env.hashHex, env.tx.signature);
+  }
+
+  /** Synchronous check on this thread (block validation of a tx we never saw on gossip). */
+  verify(env: TxEnvelope): boolean {
+    if (this.cached(env)) return true;
+    this.metrics.sigVerify.inc({ kind: 'tx' });
+    if (!this.backend.verify(env.tx.body.publicKey, env.signBytes, env.tx.signature)) return false;
+    this.remember(env);
+    return true;
+  }
+
+  /** Admission path: verified on the worker pool when there is one. */
+  async verifyAsync(env: TxEnvelope): Promise<boolean> {
+    if (!this.pool) return this.verify(env);
+    if (this.cached(env)) return true;
+    this.metrics.sigVerify.inc({ kind: 'tx' });
+    if (!(await this.pool.verify(env.tx.body.publicKey, env.signBytes, env.tx.signature))) return false;
+    this.remember(env);
     return true;
   }
 

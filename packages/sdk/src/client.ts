@@ -119,11 +119,21 @@ export class QnexusClient {
    * `POST /v1/txs` with a wire-encoded signed transaction: as `{ "tx": "<hex>" }`
    * (default) or, with `binary`, as `application/octet-stream`.
    */
-  submitTx(raw: Uint8Array, opts: { binary?: boolean } = {}): Promise<SubmitResult> {
+  async submitTx(raw: Uint8Array, opts: { binary?: boolean; busyRetryMs?: number } = {}): Promise<SubmitResult> {
     const body = opts.binary
       ? { contentType: 'application/octet-stream', data: raw }
       : { contentType: 'application/json', data: JSON.stringify({ tx: toHex(raw) }) };
-    return this.request<SubmitResult>('POST', '/v1/txs', body);
+    // A saturated node answers 503 NODE_BUSY / MEMPOOL_FULL: back off and retry within the budget.
+    const deadline = Date.now() + (opts.busyRetryMs ?? 10_000);
+    for (let delay = 50; ; delay = Math.min(1_000, delay * 2)) {
+      try {
+        return await this.request<SubmitResult>('POST', '/v1/txs', body);
+      } catch (e) {
+        const busy = e instanceof ApiError && (e.code === 'NODE_BUSY' || e.code === 'MEMPOOL_FULL');
+        if (!busy || Date.now() + delay > deadline) throw e;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   /**
