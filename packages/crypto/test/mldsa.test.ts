@@ -187,3 +187,17 @@ describe('crypto: domain separation', () => {
     });
   }
 });
+
+describe('crypto: sha256', () => {
+  it('matches @noble/hashes for empty, short and multi-block inputs, and hashConcat equals hashing the concatenation', async () => {
+    const { sha256: noble } = await import('@noble/hashes/sha2.js');
+    const { sha256, hashConcat, concatBytes } = await import('@qnexus/crypto');
+    for (const n of [0, 1, 55, 56, 64, 1000, 100_000]) {
+      const data = new Uint8Array(n).map((_, i) => (i * 31 + 7) & 0xff);
+      assert.deepEqual(sha256(data), noble(data));
+      const a = data.subarray(0, n >> 1);
+      const b = data.subarray(n >> 1);
+      assert.deepEqual(hashConcat(a, b), noble(concatBytes(a, b)));
+    }
+  });
+});

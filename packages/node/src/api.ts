@@ -116,6 +116,8 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
         step: c.engine.core.step,
         mempoolSize: c.mempool.size,
         syncing: c.syncer.progress.syncing,
+        eventLoopLagMs: Math.round(c.load.lagMs),
+        overloaded: c.load.overloaded,
         stateRoot: toHex(c.chain.state.root()),
       },
     ],

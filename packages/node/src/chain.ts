@@ -60,6 +60,13 @@ export interface Candidate {
   exec?: { parentHex: string; result: BlockExecution };
 }
 
+/** A candidate from already-opened transactions (compact-proposal reconstruction: no re-decoding). */
+export function candidateFromEnvs(header: BlockHeader, signature: Uint8Array, envs: TxEnvelope[]): Candidate {
+  const block: Block = { header, signature, txs: envs.map((e) => e.raw) };
+  const hash = blockHash(header);
+  return { block, raw: encodeBlock(block), hash, hashHex: toHex(hash), envs };
+}
+
 export function candidateFromBlock(block: Block, raw: Uint8Array = encodeBlock(block)): Candidate {
   const hash = blockHash(block.header);
   return { block, raw, hash, hashHex: toHex(hash), envs: block.txs.map((t) => openTx(t)) };

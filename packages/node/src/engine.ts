@@ -1,16 +1,22 @@
 import { formatAddress, fromHex, getBackend, parseAddress, sha256, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
-  decodeProposal,
+  decodeCompactProposal,
+  decodeTxIdList,
   decodeVote,
+  encodeCompactProposal,
+  encodeTxIdList,
+  openTx,
+  txRoot,
   encodeEvidence,
-  encodeProposal,
   encodeVote,
   headerSigningBytes,
   proposalSigningBytes,
   slotAt,
   voteSigningBytes,
   type Certificate,
+  type CompactProposal,
   type SignedVote,
+  type TxEnvelope,
   type VoteBody,
 } from '@qnexus/types';
 import {
@@ -23,8 +29,8 @@ import {
   type Vote,
 } from '@qnexus/consensus';
 import type { P2PNode, ValidationResult } from '@qnexus/p2p';
-import { decodeBlock } from '@qnexus/types';
-import { candidateFromBlock, type Candidate, type Chain } from './chain.js';
+import { blockHash, decodeBlock } from '@qnexus/types';
+import { candidateFromBlock, candidateFromEnvs, type Candidate, type Chain } from './chain.js';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -109,7 +115,8 @@ export class Engine {
     if (lastSigned) this.log.info('restored double-sign protection', { lastSigned, locked: locked ? { height: locked.height, round: locked.round } : null });
     this.newestKnownHeight = this.chain.headHeight;
     this.p2p.subscribe(this.t.vote, { maxBytes: 16 * 1024, validate: (d, from) => this.validateVote(d, from), deliver: (d) => this.deliverVote(d) });
-    this.p2p.subscribe(this.t.block, { maxBytes: 4 * 1024 * 1024, validate: (d, from) => this.validateProposal(d, from), deliver: (d) => this.deliverProposal(d) });
+    this.p2p.subscribe(this.t.block, { maxBytes: 512 * 1024, validate: (d, from) => this.validateProposal(d, from), deliver: (d, from) => this.deliverProposal(d, from) });
+    await this.p2p.handle(this.t.txsProtocol, { maxInboundStreams: 32, maxOutboundStreams: 32, maxRequestBytes: 4 + 32 * 10_000, timeoutMs: 10_000 }, (req) => this.serveTxs(req));
     this.scheduleNextSlot();
   }
 
@@ -263,7 +270,8 @@ export class Engine {
       proposer: this.key!.address,
     };
     const signature = this.sign(proposalSigningBytes(body));
-    const bytes = encodeProposal({ body, signature, block: p.block.block });
+    const b = p.block.block;
+    const bytes = encodeCompactProposal({ body, signature, header: b.header, headerSignature: b.signature, txHashes: p.block.envs.map((e) => e.hash) });
     this.log.debug('proposing', { height: p.height, round: p.round, txs: p.block.envs.length, validRound: p.validRound, at: this.slotOffset() });
     this.publish(this.t.block, bytes);
   }
@@ -429,48 +437,63 @@ export class Engine {
     });
   }
 
+  /**
+   * Gossip validation of a compact proposal: everything that can be checked
+   * without the transactions (schedule, both signatures, txRoot over the ids)
+   * is checked before it is relayed. The block itself is validated by the core.
+   */
   private validateProposal(data: Uint8Array, _from: string): ValidationResult {
-    let p;
+    let p: CompactProposal;
     try {
-      p = decodeProposal(data);
+      p = decodeCompactProposal(data);
     } catch {
       return 'reject';
     }
     const b = p.body;
-    const h = p.block.header;
-    if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard) return 'reject';
+    const h = p.header;
+    if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard || h.chainId !== b.chainId || h.shard !== b.shard) return 'reject';
     if (h.height !== b.height || h.slot > b.round || b.validRound >= b.round) return 'reject';
     const proposer = formatAddress(b.proposer);
     if (proposer !== this.chain.proposerFor(b.round)) return 'reject';
     const author = formatAddress(h.proposer);
     if (author !== this.chain.proposerFor(h.slot)) return 'reject';
     if (!this.heightRelevant(b.height)) return 'ignore';
-    let c: Candidate;
-    try {
-      c = candidateFromBlock(p.block);
-    } catch {
-      return 'reject';
-    }
-    if (toHex(b.blockHash) !== c.hashHex) return 'reject';
+    if (toHex(b.blockHash) !== toHex(blockHash(h))) return 'reject';
+    if (toHex(txRoot(p.txHashes)) !== toHex(h.txRoot)) return 'reject';
     const pm = this.chain.members.get(proposer)!;
     const am = this.chain.members.get(author)!;
     if (!this.verifier.verifyRaw('proposal', pm.publicKey, proposalSigningBytes(b), p.signature)) return 'reject';
-    if (!this.verifier.verifyRaw('block', am.publicKey, headerSigningBytes(h), p.block.signature)) return 'reject';
+    if (!this.verifier.verifyRaw('block', am.publicKey, headerSigningBytes(h), p.headerSignature)) return 'reject';
     if (this.validated.size >= 64) this.validated.clear();
-    this.validated.set(toHex(p.signature.subarray(0, 32)), c);
+    this.validated.set(toHex(p.signature.subarray(0, 32)), p);
     return 'accept';
   }
 
-  /** Candidates decoded during validation, reused on delivery (keyed by a signature prefix). */
-  private readonly validated = new Map<string, Candidate>();
+  /** Compact proposals decoded during validation, reused on delivery (keyed by a signature prefix). */
+  private readonly validated = new Map<string, CompactProposal>();
 
-  private deliverProposal(data: Uint8Array): void {
-    const p = decodeProposal(data);
-    const key = toHex(p.signature.subarray(0, 32));
-    const c = this.validated.get(key) ?? candidateFromBlock(p.block);
-    this.validated.delete(key);
+  private deliverProposal(data: Uint8Array, from: string): void {
+    const sigKey = toHex(decodeCompactProposal(data).signature.subarray(0, 32));
+    const p = this.validated.get(sigKey) ?? decodeCompactProposal(data);
+    this.validated.delete(sigKey);
+    void this.assemble(p, from).catch((e: unknown) => this.log.warn('could not assemble proposal', { height: p.body.height, round: p.body.round, error: (e as Error).message }));
+  }
+
+  /** Rebuild the proposed block from the mempool, fetching missing transactions by id. */
+  private async assemble(p: CompactProposal, from: string): Promise<void> {
+    const envs: (TxEnvelope | undefined)[] = p.txHashes.map((h) => this.mempool.get(toHex(h)));
+    const missing = p.txHashes.filter((_h, i) => !envs[i]);
+    if (missing.length) {
+      const got = await this.fetchTxs(missing, from);
+      for (let i = 0; i < envs.length; i++) envs[i] ??= got.get(toHex(p.txHashes[i]!));
+      const still = envs.filter((e) => !e).length;
+      if (still) throw new Error(`${still} of ${envs.length} transactions unavailable from peers`);
+      // Check fetched signatures on the verify pool so block validation finds them cached.
+      await Promise.all([...got.values()].map((e) => this.verifier.verifyAsync(e)));
+    }
+    const c = candidateFromEnvs(p.header, p.headerSignature, envs as TxEnvelope[]);
     if (this.log.enabled('debug')) {
-      this.log.debug('proposal received', { height: p.body.height, round: p.body.round, block: c.hashHex.slice(0, 12), txs: c.envs.length, at: this.slotOffset() });
+      this.log.debug('proposal received', { height: p.body.height, round: p.body.round, block: c.hashHex.slice(0, 12), txs: c.envs.length, fetched: missing.length, at: this.slotOffset() });
     }
     this.enqueue({
       type: 'proposal',
@@ -485,4 +508,32 @@ export class Engine {
       },
     });
   }
+
+  /** Ask the relaying peer (then the others) for transactions by id; only ids we asked for are kept. */
+  private async fetchTxs(ids: Uint8Array[], from: string): Promise<Map<string, TxEnvelope>> {
+    const want = new Set(ids.map((h) => toHex(h)));
+    const got = new Map<string, TxEnvelope>();
+    const peers = [from, ...this.p2p.connectedPeers().filter((x) => x !== from)];
+    for (const peer of peers) {
+      const ask = ids.filter((h) => !got.has(toHex(h)));
+      if (!ask.length) break;
+      try {
+        for await (const raw of this.p2p.request(peer, this.t.txsProtocol, encodeTxIdList(ask), { timeoutMs: 3_000, maxResponseFrameBytes: 8192, maxFrames: ask.length })) {
+          const env = openTx(raw);
+          if (want.has(env.hashHex)) got.set(env.hashHex, env);
+        }
+      } catch (e) {
+        this.log.debug('tx fetch failed', { peer, error: (e as Error).message });
+      }
+    }
+    return got;
+  }
+
+  private async *serveTxs(req: Uint8Array): AsyncIterable<Uint8Array> {
+    for (const h of decodeTxIdList(req)) {
+      const env = this.mempool.get(toHex(h));
+      if (env) yield env.raw;
+    }
+  }
+
 }

@@ -7,6 +7,7 @@ export function topics(chainId: string, shard: number) {
     vote: `${base}/vote`,
     statusProtocol: `${base}/status/1.0.0`,
     blocksProtocol: `${base}/blocks/1.0.0`,
+    txsProtocol: `${base}/txs/1.0.0`,
   };
 }
 export type Topics = ReturnType<typeof topics>;

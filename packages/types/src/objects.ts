@@ -311,13 +311,6 @@ export interface ProposalBody {
   proposer: Uint8Array;
 }
 
-/** A proposal travels with its block; the signature covers the body, which binds the block by hash. */
-export interface SignedProposal {
-  body: ProposalBody;
-  signature: Uint8Array;
-  block: Block;
-}
-
 export function encodeProposalBody(p: ProposalBody): Uint8Array {
   return new Writer(128)
     .u8(CODEC_VERSION)
@@ -346,23 +339,6 @@ function readProposalBody(r: Reader): ProposalBody {
 
 export function proposalSigningBytes(p: ProposalBody): Uint8Array {
   return signingBytes(p.chainId, 'proposal', encodeProposalBody(p));
-}
-
-export function encodeProposal(p: SignedProposal): Uint8Array {
-  const block = encodeBlock(p.block);
-  return new Writer(block.length + p.signature.length + 200)
-    .bytes(encodeProposalBody(p.body))
-    .bytes(p.signature)
-    .bytes(block)
-    .finish();
-}
-
-export function decodeProposal(bytes: Uint8Array): SignedProposal {
-  return decodeWith(bytes, 'proposal', (r) => ({
-    body: decodeWith(r.bytes(256, 'proposal body'), 'proposal body', readProposalBody),
-    signature: r.bytes(MAX_SIGNATURE_BYTES, 'proposal signature'),
-    block: decodeBlock(r.bytes(MAX_BLOCK_BYTES, 'block')),
-  }));
 }
 
 // ---------------------------------------------------------------- finality certificates
@@ -455,6 +431,66 @@ export function decodeTxBatch(bytes: Uint8Array): Uint8Array[] {
     if (n === 0) throw new QnexusError('MALFORMED', 'empty tx batch');
     const out: Uint8Array[] = [];
     for (let i = 0; i < n; i++) out.push(r.bytes(MAX_TX_BYTES, 'tx'));
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------- compact proposals
+
+/**
+ * A proposal as gossiped: the signed proposal body, the signed block header
+ * and the block's transaction ids. Receivers already hold (almost) all the
+ * transactions from tx gossip, so the block is rebuilt from the mempool and
+ * missing transactions are fetched by id; sending full blocks doubled the
+ * bytes on the wire per transaction. The header commits to the ids (txRoot).
+ */
+export interface CompactProposal {
+  body: ProposalBody;
+  signature: Uint8Array;
+  header: BlockHeader;
+  headerSignature: Uint8Array;
+  txHashes: Uint8Array[];
+}
+
+export function encodeCompactProposal(p: CompactProposal): Uint8Array {
+  const w = new Writer(512 + p.signature.length * 2 + p.txHashes.length * HASH_BYTES)
+    .u8(CODEC_VERSION)
+    .bytes(encodeProposalBody(p.body))
+    .bytes(p.signature)
+    .bytes(encodeHeader(p.header))
+    .bytes(p.headerSignature)
+    .u32(p.txHashes.length);
+  for (const h of p.txHashes) w.fixed(h, HASH_BYTES);
+  return w.finish();
+}
+
+export function decodeCompactProposal(bytes: Uint8Array): CompactProposal {
+  return decodeWith(bytes, 'compact proposal', (r) => {
+    readVersion(r, 'compact proposal');
+    const body = decodeWith(r.bytes(256, 'proposal body'), 'proposal body', readProposalBody);
+    const signature = r.bytes(MAX_SIGNATURE_BYTES, 'proposal signature');
+    const header = decodeWith(r.bytes(1024, 'header'), 'block header', readHeader);
+    const headerSignature = r.bytes(MAX_SIGNATURE_BYTES, 'header signature');
+    const n = r.count(MAX_BLOCK_TXS, 'tx ids');
+    if (n !== header.txCount) throw new QnexusError('MALFORMED', `header says ${header.txCount} txs, proposal lists ${n}`);
+    const txHashes: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) txHashes.push(r.fixed(HASH_BYTES, 'tx id'));
+    return { body, signature, header, headerSignature, txHashes };
+  });
+}
+
+/** Request for transactions by id (compact-proposal reconstruction). */
+export function encodeTxIdList(ids: readonly Uint8Array[]): Uint8Array {
+  const w = new Writer(8 + ids.length * HASH_BYTES).u32(ids.length);
+  for (const h of ids) w.fixed(h, HASH_BYTES);
+  return w.finish();
+}
+
+export function decodeTxIdList(bytes: Uint8Array): Uint8Array[] {
+  return decodeWith(bytes, 'tx id list', (r) => {
+    const n = r.count(MAX_BLOCK_TXS, 'tx ids');
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) out.push(r.fixed(HASH_BYTES, 'tx id'));
     return out;
   });
 }

@@ -14,13 +14,18 @@ import {
   decodeCertificate,
   decodeEvidence,
   decodeHeader,
-  decodeProposal,
+  decodeCompactProposal,
+  decodeTxBatch,
+  decodeTxIdList,
   decodeVote,
   encodeBlock,
   encodeCertificate,
   encodeEvidence,
   encodeHeader,
-  encodeProposal,
+  encodeCompactProposal,
+  encodeTxBatch,
+  encodeTxIdList,
+  MAX_TX_BATCH,
   encodeProposalBody,
   encodeTx,
   encodeTxBody,
@@ -379,15 +384,42 @@ function proposalBody(over: Partial<ProposalBody> = {}): ProposalBody {
 }
 
 describe('types: proposals', () => {
-  it('round trip with validRound -1, 0 and > 0', () => {
+  function compact(validRound = -1, n = 2) {
+    const txHashes = Array.from({ length: n }, (_, i) => hash(`tx${i}`));
+    return { body: proposalBody({ validRound }), signature: fakeSig(4), header: header({ txCount: n, txRoot: txRoot(txHashes) }), headerSignature: fakeSig(9), txHashes };
+  }
+
+  it('compact proposal round trip with validRound -1, 0 and > 0, and 0 or many tx ids', () => {
     for (const validRound of [-1, 0, 3, Number.MAX_SAFE_INTEGER - 1]) {
-      const p = { body: proposalBody({ validRound }), signature: fakeSig(4), block: block() };
-      const e = encodeProposal(p);
-      const d = decodeProposal(e);
-      assert.deepEqual(d, p);
-      assert.equal(d.body.validRound, validRound);
-      assert.deepEqual(encodeProposal(d), e);
+      for (const n of [0, 1, 300]) {
+        const p = compact(validRound, n);
+        const e = encodeCompactProposal(p);
+        const d = decodeCompactProposal(e);
+        assert.deepEqual(d, p);
+        assert.equal(d.body.validRound, validRound);
+        assert.deepEqual(encodeCompactProposal(d), e);
+      }
     }
+  });
+
+  it('a compact proposal whose id count disagrees with the header is malformed', () => {
+    const p = compact(-1, 3);
+    throwsCode(() => decodeCompactProposal(encodeCompactProposal({ ...p, header: { ...p.header, txCount: 2 } })), 'MALFORMED');
+  });
+
+  it('tx batches and id lists round trip; empty, oversize and truncated batches are malformed', () => {
+    const raws = [encodeTx(signTx(txBody({ nonce: 0n }))), encodeTx(signTx(txBody({ nonce: 1n })))];
+    assert.deepEqual(decodeTxBatch(encodeTxBatch(raws)), raws);
+    assert.throws(() => encodeTxBatch([]), RangeError);
+    assert.throws(() => encodeTxBatch(new Array(MAX_TX_BATCH + 1).fill(raws[0])), RangeError);
+    throwsCode(() => decodeTxBatch(new Writer().u8(CODEC_VERSION).u32(0).finish()), 'MALFORMED');
+    throwsCode(() => decodeTxBatch(new Writer().u8(CODEC_VERSION).u32(MAX_TX_BATCH + 1).finish()), 'MALFORMED');
+    const e = encodeTxBatch(raws);
+    throwsCode(() => decodeTxBatch(withTrailing(e)), 'MALFORMED');
+    rejectsTruncation(e, decodeTxBatch, 'MALFORMED');
+    const ids = [hash('a'), hash('b')];
+    assert.deepEqual(decodeTxIdList(encodeTxIdList(ids)), ids);
+    throwsCode(() => decodeTxIdList(withTrailing(encodeTxIdList(ids))), 'MALFORMED');
   });
 
   it('validRound -1 is encoded as 0 on the wire, distinct from validRound 0', () => {
@@ -403,23 +435,29 @@ describe('types: proposals', () => {
   it('real signature verifies under the proposal domain', () => {
     const body = proposalBody({ validRound: 1 });
     const sig = b44.sign(key(5).secretKey, proposalSigningBytes(body));
-    const d = decodeProposal(encodeProposal({ body, signature: sig, block: block() }));
+    const d = decodeCompactProposal(encodeCompactProposal({ ...compact(1), body, signature: sig }));
     assert.ok(b44.verify(key(5).publicKey, proposalSigningBytes(d.body), d.signature));
     assert.equal(b44.verify(key(5).publicKey, proposalSigningBytes({ ...d.body, validRound: -1 }), d.signature), false);
   });
 
-  it('rejects trailing bytes, truncation, versions and a malformed inner block', () => {
-    const p = { body: proposalBody(), signature: fakeSig(4, 64), block: block({ signature: fakeSig(1, 16) }) };
-    const e = encodeProposal(p);
-    throwsCode(() => decodeProposal(withTrailing(e)), 'MALFORMED');
-    rejectsTruncation(e, decodeProposal, 'MALFORMED');
+  it('rejects trailing bytes, truncation, versions and a malformed inner body or header', () => {
+    const p = compact();
+    const e = encodeCompactProposal(p);
+    throwsCode(() => decodeCompactProposal(withTrailing(e)), 'MALFORMED');
+    rejectsTruncation(e, decodeCompactProposal, 'MALFORMED');
     const body = encodeProposalBody(p.body);
     const ver = body.slice();
     ver[0] = 2;
-    throwsCode(() => decodeProposal(new Writer().bytes(ver).bytes(p.signature).bytes(encodeBlock(p.block)).finish()), 'MALFORMED');
-    throwsCode(() => decodeProposal(new Writer().bytes(withTrailing(body)).bytes(p.signature).bytes(encodeBlock(p.block)).finish()), 'MALFORMED');
-    throwsCode(() => decodeProposal(new Writer().bytes(body).bytes(p.signature).bytes(withTrailing(encodeBlock(p.block))).finish()), 'MALFORMED');
-    throwsCode(() => decodeProposal(new Writer().u32(257).finish()), 'MALFORMED');
+    const rest = (b: Uint8Array, h = encodeHeader(p.header)) => {
+      const w = new Writer().u8(CODEC_VERSION).bytes(b).bytes(p.signature).bytes(h).bytes(p.headerSignature).u32(p.txHashes.length);
+      for (const x of p.txHashes) w.fixed(x, 32);
+      return w.finish();
+    };
+    assert.deepEqual(rest(body), e);
+    throwsCode(() => decodeCompactProposal(rest(ver)), 'MALFORMED');
+    throwsCode(() => decodeCompactProposal(rest(withTrailing(body))), 'MALFORMED');
+    throwsCode(() => decodeCompactProposal(rest(body, withTrailing(encodeHeader(p.header)))), 'MALFORMED');
+    throwsCode(() => decodeCompactProposal(new Writer().u8(CODEC_VERSION).u32(257).finish()), 'MALFORMED');
   });
 });
 
@@ -504,7 +542,7 @@ describe('types: evidence', () => {
   it('every decoder error is a QnexusError (never a raw RangeError)', () => {
     const garbage = [new Uint8Array([1]), new Uint8Array([1, 0, 0, 0, 200]), new Uint8Array(64).fill(0xff)];
     for (const g of garbage) {
-      for (const dec of [decodeVote, decodeBlock, decodeProposal, decodeCertificate, decodeEvidence, decodeHeader, openTx]) {
+      for (const dec of [decodeVote, decodeBlock, decodeCompactProposal, decodeTxBatch, decodeCertificate, decodeEvidence, decodeHeader, openTx]) {
         assert.throws(() => dec(g), QnexusError);
       }
     }
