@@ -1,0 +1,175 @@
+// Chain: certificate verification, block validation and commit against a real LevelDB.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
+import {
+  QnexusError,
+  blockHash,
+  certificateVoteBody,
+  encodeTx,
+  makeGenesis,
+  openTx,
+  txRoot,
+  txSigningBytes,
+  voteSigningBytes,
+  type Certificate,
+  type Genesis,
+} from '@qnexus/types';
+import { ChainStore } from '@qnexus/db';
+import { Chain, candidateFromEnvs, type Candidate } from '../src/chain.js';
+import { Logger } from '../src/log.js';
+import { Mempool } from '../src/mempool.js';
+import { createMetrics } from '../src/metrics.js';
+import { TxVerifier } from '../src/verifier.js';
+
+const b = getBackend('ml-dsa-44');
+const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
+const user = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(50));
+const outsider = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
+const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
+
+function genesis(): Genesis {
+  return makeGenesis({
+    chainId: 'unit',
+    scheme: 'ml-dsa-44',
+    genesisTime: 0,
+    slotMs: 1000,
+    epochLength: 32,
+    shardCount: 1,
+    minFee: 1n,
+    maxBlockTxs: 100,
+    accounts: [{ address: addrOf(user), balance: 1_000_000n }],
+    validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n, shard: 0 })),
+  });
+}
+
+function keyFor(address: string): KeyPair {
+  const k = [...vals, outsider].find((v) => addrOf(v) === address);
+  if (!k) throw new Error(`no key for ${address}`);
+  return k;
+}
+
+describe('node: chain', () => {
+  let dir: string;
+  let store: ChainStore;
+  let chain: Chain;
+  const log = new Logger('json', 'error');
+  const metrics = createMetrics();
+  const verifier = new TxVerifier('ml-dsa-44', metrics);
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'qnexus-chain-'));
+    store = await ChainStore.open(dir);
+    chain = await Chain.open(store, genesis(), 0, verifier, log);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Build block 1 at the slot whose proposer we can sign for. */
+  function buildBlock(txs = [] as ReturnType<typeof openTx>[]): Candidate {
+    const slot = 1;
+    const proposer = keyFor(chain.proposerFor(slot));
+    return chain.build(slot, txs, addressFromPublicKey(proposer.publicKey), (m) => b.sign(proposer.secretKey, m));
+  }
+
+  function certify(c: Candidate, signers: KeyPair[], round = 1): Certificate {
+    const cert: Certificate = { height: c.block.header.height, round, blockHash: c.hash, votes: [] };
+    for (const k of signers) {
+      const validator = addressFromPublicKey(k.publicKey);
+      const body = certificateVoteBody(cert, 'unit', 0, validator);
+      cert.votes.push({ validator, signature: b.sign(k.secretKey, voteSigningBytes(body)) });
+    }
+    return cert;
+  }
+
+  function transfer(nonce: bigint, amount = 10n) {
+    const body = { chainId: 'unit', nonce, fee: 1n, publicKey: user.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(outsider.publicKey), amount } };
+    return openTx(encodeTx({ body, signature: b.sign(user.secretKey, txSigningBytes(body)) }));
+  }
+
+  const rejects = (f: () => unknown, code: string, re?: RegExp) =>
+    assert.throws(f, (e: unknown) => e instanceof QnexusError && e.code === code && (!re || re.test(e.message)));
+
+  it('accepts a certificate with > 2/3 of the stake and rejects every weaker or forged one', () => {
+    const c = buildBlock();
+    assert.equal(chain.validate(c, 1), null);
+    chain.verifyCertificate(certify(c, vals.slice(0, 3)), c.block.header);
+    rejects(() => chain.verifyCertificate(certify(c, vals.slice(0, 2)), c.block.header), 'BAD_CERTIFICATE', /more than 2\/3/);
+    rejects(() => chain.verifyCertificate(certify(c, [vals[0]!, vals[0]!, vals[1]!]), c.block.header), 'BAD_CERTIFICATE', /duplicate/);
+    rejects(() => chain.verifyCertificate(certify(c, [vals[0]!, vals[1]!, outsider]), c.block.header), 'BAD_CERTIFICATE', /non-member/);
+    const forged = certify(c, vals.slice(0, 3));
+    forged.votes[2]!.signature[100]! ^= 1;
+    rejects(() => chain.verifyCertificate(forged, c.block.header), 'BAD_CERTIFICATE', /bad signature/);
+    const other = { ...certify(c, vals.slice(0, 3)), blockHash: new Uint8Array(32) };
+    rejects(() => chain.verifyCertificate(other, c.block.header), 'BAD_CERTIFICATE', /different block/);
+    // Votes signed for another round do not certify this one.
+    const wrongRound = certify(c, vals.slice(0, 3), 2);
+    rejects(() => chain.verifyCertificate({ ...wrongRound, round: 3 }, c.block.header), 'BAD_CERTIFICATE', /bad signature/);
+  });
+
+  it('imports a certified block, persists it atomically, and refuses one that does not extend the head', async () => {
+    const c = buildBlock([transfer(0n)]);
+    const cert = certify(c, vals.slice(1, 4));
+    await chain.importCertified(c.block, c.raw, cert);
+    assert.equal(chain.headHeight, 1);
+    assert.equal(await store.headHeight(), 1);
+    assert.ok(await store.txLocation(c.envs[0]!.hash));
+    assert.equal(chain.state.totalBalance() + chain.state.burned, 1_000_000n);
+    // Replaying the same block is refused (it is no longer next).
+    await assert.rejects(chain.importCertified(c.block, c.raw, cert), (e: unknown) => e instanceof QnexusError && e.code === 'BAD_BLOCK');
+    // A reopened chain loads the same head and state root.
+    await store.close();
+    store = await ChainStore.open(dir);
+    const again = await Chain.open(store, genesis(), 0, verifier, log);
+    assert.equal(again.headHeight, 1);
+    assert.deepEqual(again.state.root(), chain.state.root());
+  });
+
+  it('a certified block whose transactions do not reproduce its state root is refused', async () => {
+    const c = buildBlock([transfer(0n)]);
+    c.block.header.stateRoot = new Uint8Array(32).fill(9);
+    // The proposer signs a header with a wrong root; validators would not certify it, but a faulty peer might serve it.
+    const cert = certify({ ...c, hash: blockHash(c.block.header) }, vals.slice(0, 3));
+    await assert.rejects(chain.importCertified(c.block, c.raw, cert), (e: unknown) => e instanceof QnexusError && e.code === 'BAD_BLOCK' && /state root/.test(e.message));
+    assert.equal(chain.headHeight, 0);
+  });
+
+  it('validate rejects a wrong height, an unscheduled proposer, duplicate txs and bad tx signatures', () => {
+    const good = buildBlock([transfer(0n)]);
+    assert.equal(chain.validate(good, 1), null);
+    assert.match(chain.validate(good, 2) ?? '', /not next/);
+    // As received from the network: no cached execution, header rebuilt around the given txs.
+    const asReceived = (envs: ReturnType<typeof openTx>[], over: Partial<typeof good.block.header> = {}) =>
+      candidateFromEnvs({ ...good.block.header, txRoot: txRoot(envs.map((e) => e.hash)), txCount: envs.length, ...over }, good.block.signature, envs);
+    const t = transfer(0n);
+    assert.match(chain.validate(asReceived([t, t]), 1) ?? '', /duplicate/);
+    assert.match(chain.validate(asReceived([t], { proposer: addressFromPublicKey(outsider.publicKey) }), 1) ?? '', /proposer/);
+    const badRaw = transfer(0n, 11n).raw.slice();
+    badRaw[badRaw.length - 3]! ^= 1;
+    assert.match(chain.validate(asReceived([openTx(badRaw)]), 1) ?? '', /bad signature/);
+    assert.equal(chain.validate(asReceived([transfer(0n)]), 1), null, 'a re-signed copy of the same tx is the same tx');
+    assert.match(chain.validate(asReceived([transfer(0n, 99n)]), 1) ?? '', /state root/, 'a different tx set does not reproduce the header root');
+  });
+
+  it('the mempool admits once, reports specific codes, and drops what a commit makes stale', async () => {
+    const mp = new Mempool(chain, verifier);
+    const t0 = transfer(0n);
+    assert.equal(await mp.admit(t0), 'added');
+    assert.equal(await mp.admit(t0), 'known');
+    await assert.rejects(mp.admit(transfer(0n, 12n)), (e: unknown) => e instanceof QnexusError && e.code === 'TX_NONCE_TAKEN');
+    await assert.rejects(mp.admit(transfer(500n)), (e: unknown) => e instanceof QnexusError && e.code === 'TX_NONCE_FUTURE');
+    await assert.rejects(mp.admit(transfer(1n, 10n ** 9n)), (e: unknown) => e instanceof QnexusError && e.code === 'TX_INSUFFICIENT_FUNDS');
+    assert.equal(mp.pendingNonce(Buffer.from(addressFromPublicKey(user.publicKey)).toString('hex')), 1n);
+    // A different tx with nonce 0 gets finalized instead: ours becomes stale and is reported as rejected.
+    const winner = transfer(0n, 13n);
+    const c = buildBlock([winner]);
+    await chain.importCertified(c.block, c.raw, certify(c, vals.slice(0, 3)));
+    mp.onCommit(c.envs);
+    assert.equal(mp.size, 0);
+    assert.equal(mp.rejection(t0.hashHex)?.code, 'TX_NONCE_STALE');
+  });
+});
