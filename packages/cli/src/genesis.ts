@@ -1,4 +1,4 @@
-import { fromHex, isAddressString, toHex, type KeystoreFile, type SchemeName } from '@qnexus/crypto';
+import { fromHex, isAddressString, toHex, type KeystoreFile } from '@qnexus/crypto';
 import {
   QnexusError,
   genesisHash,
@@ -47,19 +47,11 @@ export function parseAccountSpec(value: string): GenesisAccount {
   return { address, balance: parseU64(value.slice(i + 1)) };
 }
 
-export interface GenesisParams {
-  chainId: string;
-  scheme: SchemeName;
-  genesisTime: number;
-  slotMs: number;
-  epochLength: number;
-  shardCount: number;
-  minFee: bigint;
-  maxBlockTxs: number;
+/** The chain parameters of a Genesis, with validators given as (public parts of) keystores. */
+export type GenesisParams = Omit<Genesis, 'validators'> & {
   /** Public parts of validator keystores with their stake and shard. */
   validators: { keystore: KeystoreFile; source: string; stake: bigint; shard: number }[];
-  accounts: GenesisAccount[];
-}
+};
 
 function bad(msg: string): never {
   throw new QnexusError('BAD_GENESIS', msg);
