@@ -42,10 +42,10 @@ function printSummary(d: Devnet): void {
     out('');
     const api = m.processes[0]?.apiUrl ?? '';
     const to = m.accounts[1]?.address ?? m.accounts[0]!.address;
-    out('  try');
-    out(`    qnexus status --node ${api}`);
+    out('  try (from the repository; `npm run qnexus --` runs the CLI)');
+    out(`    npm run qnexus -- status --node ${api}`);
     out(
-      `    qnexus tx transfer --node ${api} --keystore ${displayPath(m.accounts[0]!.keystore)} ` +
+      `    npm run qnexus -- tx transfer --node ${api} --keystore ${displayPath(m.accounts[0]!.keystore)} ` +
         `--passphrase-file ${displayPath(m.passphraseFile)} --to ${to} --amount 1000 --wait`,
     );
     out('');
