@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, type QnexusClient } from '@qnexus/sdk';
 import { createP2PNode } from '@qnexus/p2p';
+import { topics } from '@qnexus/node';
 import { generateKeyPair, getBackend, parseAddress } from '@qnexus/crypto';
 import { encodeTx, txSigningBytes, type TxBody } from '@qnexus/types';
 import {
@@ -157,7 +158,7 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
       maxMessageBytes: 1 << 20,
     });
     try {
-      const topic = `/qnexus/${net.chainId}/shard/0/tx`;
+      const topic = topics(net.chainId, 0).tx;
       assert.ok(await attacker.waitForTopicPeers(topic, 1, 20_000), 'attacker sees a tx-topic peer');
       const before = await gossipRejects(target.apiUrl);
       const h0 = await finalized(net.devnet.client('validator-2'));

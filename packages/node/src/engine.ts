@@ -64,7 +64,6 @@ export class Engine {
   private queue: Promise<void> = Promise.resolve();
   private timers = new Set<NodeJS.Timeout>();
   private stopped = false;
-  private commitWaiters: (() => void)[] = [];
   private roundsAtHeightStart = 0;
   /** Bodies of the votes we signed at the current height (re-sent when the height stalls). */
   private myVotes: VoteBody[] = [];
@@ -142,11 +141,6 @@ export class Engine {
   private enqueue(ev: Event<Candidate>): void {
     if (this.stopped) return;
     void this.run(() => this.process(ev)).catch(() => undefined);
-  }
-
-  /** Resolves after the next commit (used by tests and the API's long-poll helpers). */
-  nextCommit(): Promise<void> {
-    return new Promise((r) => this.commitWaiters.push(r));
   }
 
   // ------------------------------------------------------------------ clock
@@ -326,9 +320,6 @@ export class Engine {
     this.metrics.mempoolSize.set(this.mempool.size);
     this.metrics.roundsPerHeight.observe(Math.max(1, round - this.roundsAtHeightStart + 1));
     this.roundsAtHeightStart = round + 1;
-    const waiters = this.commitWaiters;
-    this.commitWaiters = [];
-    for (const w of waiters) w();
   }
 
   /** Called by sync after importing a certified block; must run inside run(). */

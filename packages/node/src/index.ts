@@ -1,4 +1,3 @@
 export { startNode } from './node.js';
 export type { NodeConfig, NodeInfo, RunningNode, LogFormat, LogLevel } from './config.js';
-export { Logger } from './log.js';
 export { topics } from './topics.js';
