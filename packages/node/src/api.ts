@@ -245,12 +245,12 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
     method: 'GET',
     re: /^\/v1\/supply$/,
     name: 'supply',
-    // The fee rule's invariant, checkable by anyone: balances + burned = genesis supply.
+    // The fee rule's invariant for this shard, checkable by anyone: balances + burned = the shard's genesis supply.
     h: async (c) => [
       200,
       {
         height: c.chain.headHeight,
-        genesisSupply: genesisSupply(c.chain.genesis).toString(),
+        genesisSupply: genesisSupply(c.chain.genesis, c.chain.shard).toString(),
         balances: c.chain.state.totalBalance().toString(),
         burned: c.chain.state.burned.toString(),
         accounts: c.chain.state.size,

@@ -94,7 +94,7 @@ export class Chain {
     private readonly verifier: TxVerifier,
     private readonly log: Logger,
   ) {
-    this.params = stateParams(genesis);
+    this.params = stateParams(genesis, shard);
     this.genesisHash = genesisHash(genesis);
     const vals = genesis.validators.filter((v) => v.shard === shard);
     if (vals.length === 0) throw new QnexusError('BAD_GENESIS', `genesis has no validators for shard ${shard}`);
@@ -123,7 +123,7 @@ export class Chain {
     const gh = genesisHash(genesis);
     let chain: Chain;
     if (head < 0) {
-      const state = WorldState.fromGenesis(genesis);
+      const state = WorldState.fromGenesis(genesis, shard);
       chain = new Chain(genesis, shard, store, state, verifier, log);
       const block = Chain.genesisBlock(genesis, shard, state.root());
       const hash = blockHash(block.header);

@@ -14,6 +14,8 @@ const PEER_FAULT: ReadonlySet<ErrorCode> = new Set([
   'TX_BAD_AMOUNT',
   'TX_FEE_TOO_LOW',
   'TX_SELF_TRANSFER',
+  'TX_WRONG_SHARD',
+  'TX_CROSS_SHARD',
 ]);
 
 const FLUSH_MS = 20;

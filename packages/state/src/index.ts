@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, fromHex, schemeLengths, toHex, type SchemeName } from '@qnexus/crypto';
+import { ADDRESS_BYTES, fromHex, homeShard, schemeLengths, toHex, type SchemeName } from '@qnexus/crypto';
 import {
   MAX_PUBLIC_KEY_BYTES,
   QnexusError,
@@ -27,10 +27,13 @@ export interface StateParams {
   chainId: string;
   scheme: SchemeName;
   minFee: bigint;
+  /** The shard this state belongs to, and how many there are (home shard of an address = f(address)). */
+  shard: number;
+  shardCount: number;
 }
 
-export function stateParams(g: Genesis): StateParams {
-  return { chainId: g.chainId, scheme: g.scheme, minFee: g.minFee };
+export function stateParams(g: Genesis, shard: number): StateParams {
+  return { chainId: g.chainId, scheme: g.scheme, minFee: g.minFee, shard, shardCount: g.shardCount };
 }
 
 export function encodeAccount(a: Account): Uint8Array {
@@ -86,9 +89,12 @@ export class WorldState implements StateReader {
     return s;
   }
 
-  static fromGenesis(g: Genesis): WorldState {
+  /** The genesis state of one shard: the genesis accounts whose home shard it is. */
+  static fromGenesis(g: Genesis, shard: number): WorldState {
     return WorldState.fromEntries(
-      g.accounts.map((a) => [a.address.slice(2), { balance: a.balance, nonce: 0n, publicKey: null }]),
+      g.accounts
+        .filter((a) => homeShard(fromHex(a.address.slice(2)), g.shardCount) === shard)
+        .map((a) => [a.address.slice(2), { balance: a.balance, nonce: 0n, publicKey: null }]),
       0n,
     );
   }
@@ -179,11 +185,17 @@ export function checkTxStateless(env: TxEnvelope, p: StateParams): void {
     throw new QnexusError('TX_WRONG_SCHEME', `this chain uses ${p.scheme} (public key ${len.publicKey} B, signature ${len.signature} B)`);
   }
   if (b.fee < p.minFee) throw new QnexusError('TX_FEE_TOO_LOW', `fee ${b.fee} is below the minimum ${p.minFee}`);
+  // An account lives on its home shard only; its transactions are executed there.
+  const from = homeShard(env.from, p.shardCount);
+  if (from !== p.shard) throw new QnexusError('TX_WRONG_SHARD', `sender ${env.fromStr} lives on shard ${from}; submit to a node of that shard (this is shard ${p.shard})`);
   switch (b.payload.kind) {
-    case 'transfer':
+    case 'transfer': {
+      const to = homeShard(b.payload.to, p.shardCount);
+      if (to !== p.shard) throw new QnexusError('TX_CROSS_SHARD', `recipient lives on shard ${to}; a plain transfer stays within shard ${p.shard} (cross-shard transfers need the cross-shard kind)`);
       if (b.payload.amount === 0n) throw new QnexusError('TX_BAD_AMOUNT', 'transfer amount must be positive');
       if (toHex(b.payload.to) === toHex(env.from)) throw new QnexusError('TX_SELF_TRANSFER', 'sender and recipient are the same account');
       break;
+    }
   }
 }
 

@@ -4,6 +4,7 @@ import {
   formatAddress,
   generateKeyPair,
   getBackend,
+  homeShard,
   sha256,
   toHex,
   utf8,
@@ -66,7 +67,7 @@ function genesis(): Genesis {
 }
 
 const G = genesis();
-const P: StateParams = stateParams(G);
+const P: StateParams = stateParams(G, 0);
 
 interface TxOpts {
   nonce?: bigint;
@@ -142,19 +143,19 @@ describe('state: accounts encoding', () => {
 
 describe('state: genesis state', () => {
   it('fromGenesis holds every genesis account and the full supply', () => {
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     assert.equal(s.size, N_ACCOUNTS);
     assert.equal(s.burned, 0n);
     assert.equal(s.totalBalance(), genesisSupply(G));
     for (const k of keys.slice(0, N_ACCOUNTS)) assert.deepEqual(s.account(hexOf(k)), { balance: INITIAL, nonce: 0n, publicKey: null });
     assert.equal(s.account(hexOf(keys[N_ACCOUNTS]!)), undefined);
-    assert.deepEqual(P, { chainId: CHAIN, scheme: 'ml-dsa-44', minFee: MIN_FEE });
+    assert.deepEqual(P, { chainId: CHAIN, scheme: 'ml-dsa-44', minFee: MIN_FEE, shard: 0, shardCount: 1 });
   });
 });
 
 describe('state: applyTx', () => {
   it('a transfer moves the amount, bumps the nonce, burns the fee and registers the key', () => {
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     const o = new Overlay(s);
     const to = keys[N_ACCOUNTS]!; // new account
     applyTx(o, tx(keys[0]!, { amount: 1000n, fee: 7n, to: addrOf(to) }), P);
@@ -177,7 +178,7 @@ describe('state: applyTx', () => {
   });
 
   it('spending the exact balance is allowed and leaves zero', () => {
-    const o = new Overlay(WorldState.fromGenesis(G));
+    const o = new Overlay(WorldState.fromGenesis(G, 0));
     applyTx(o, tx(keys[2]!, { amount: INITIAL - MIN_FEE, to: addrOf(keys[3]!) }), P);
     assert.equal(o.account(hexOf(keys[2]!))!.balance, 0n);
     assert.equal(o.account(hexOf(keys[3]!))!.balance, 2n * INITIAL - MIN_FEE);
@@ -188,7 +189,7 @@ describe('state: applyTx', () => {
     const signature = getBackend('ml-dsa-44').sign(keys[4]!.secretKey, txSigningBytes(body));
     const env = openTx(encodeTx({ body, signature }));
     assert.ok(getBackend('ml-dsa-44').verify(body.publicKey, env.signBytes, env.tx.signature));
-    const o = new Overlay(WorldState.fromGenesis(G));
+    const o = new Overlay(WorldState.fromGenesis(G, 0));
     applyTx(o, env, P);
     assert.equal(o.account(hexOf(keys[5]!))!.balance, INITIAL + 9n);
   });
@@ -215,7 +216,7 @@ describe('state: applyTx', () => {
     ];
     for (const [name, code, make] of cases) {
       it(`${code}: ${name}`, () => {
-        const o = new Overlay(WorldState.fromGenesis(G));
+        const o = new Overlay(WorldState.fromGenesis(G, 0));
         applyTx(o, tx(keys[0]!, { nonce: 0n, amount: 10n, to: addrOf(keys[3]!) }), P); // make the overlay non-trivial
         const before = snapshot(o);
         const env = make(o);
@@ -255,7 +256,7 @@ describe('state: applyTx', () => {
 
 describe('state: block execution', () => {
   it('executeBlock applies txs in order and returns the matching root', () => {
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     const rootBefore = rootHex(s);
     const txs = [
       tx(keys[0]!, { nonce: 0n, amount: 10n, to: addrOf(keys[1]!) }),
@@ -275,7 +276,7 @@ describe('state: block execution', () => {
   });
 
   it('executeBlock fails the whole block (BAD_BLOCK) if one tx fails', () => {
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     const rootBefore = rootHex(s);
     const bad = tx(keys[0]!, { nonce: 5n });
     const txs = [tx(keys[0]!, { nonce: 0n }), bad, tx(keys[0]!, { nonce: 1n })];
@@ -297,14 +298,14 @@ describe('state: block execution', () => {
   });
 
   it('an empty block changes nothing', () => {
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     const exec = executeBlock(s, [], P);
     assert.equal(exec.changes.accounts.size, 0);
     assert.equal(toHex(exec.stateRoot), rootHex(s));
   });
 
   it('executeApplicable skips failing txs and keeps the rest in order', () => {
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     const t = [
       tx(keys[0]!, { nonce: 1n }), // future: skipped (nonce gap)
       tx(keys[0]!, { nonce: 0n, amount: 50n }), // ok
@@ -337,7 +338,7 @@ describe('state: block execution', () => {
   it('supply invariant sum(balances) + burned = genesis supply over many random transfers', () => {
     const rand = prng(0xc0ffee);
     const all = keys.slice(0, N_ACCOUNTS + 1); // includes the unfunded account
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     const supply = genesisSupply(G);
     const model = new Map<string, { balance: bigint; nonce: bigint }>();
     for (const k of all) model.set(hexOf(k), { balance: s.account(hexOf(k))?.balance ?? 0n, nonce: 0n });
@@ -471,7 +472,7 @@ describe('state: state root', () => {
   });
 
   it('WorldState.fromEntries after encode/decodeAccount reproduces the same root', () => {
-    const s = WorldState.fromGenesis(G);
+    const s = WorldState.fromGenesis(G, 0);
     const r = executeApplicable(
       s,
       [tx(keys[0]!, { amount: 3n, to: addrOf(keys[N_ACCOUNTS]!) }), tx(keys[2]!, { amount: 4n, to: addrOf(keys[3]!) })],
@@ -494,5 +495,38 @@ describe('state: state root', () => {
     const b = WorldState.fromEntries([], 1n).root();
     assert.equal(a.length, 32);
     assert.notDeepEqual(a, b);
+  });
+});
+
+describe('state: home shards', () => {
+  const G2 = makeGenesis({ ...G, shardCount: 2 });
+  const shardOf = (k: KeyPair) => homeShard(addrOf(k), 2);
+  const byShard = [0, 1].map((s) => keys.slice(0, N_ACCOUNTS).filter((k) => shardOf(k) === s));
+
+  it('the fixture has funded accounts on both shards', () => {
+    assert.ok(byShard[0]!.length >= 2 && byShard[1]!.length >= 2, 'need two accounts per shard; change the key seeds');
+  });
+
+  it("each shard's genesis state holds exactly its home accounts, and the shard supplies add up", () => {
+    const s0 = WorldState.fromGenesis(G2, 0);
+    const s1 = WorldState.fromGenesis(G2, 1);
+    assert.equal(s0.size, byShard[0]!.length);
+    assert.equal(s1.size, byShard[1]!.length);
+    for (const k of byShard[0]!) assert.ok(s0.account(hexOf(k)) && !s1.account(hexOf(k)));
+    assert.equal(s0.totalBalance(), genesisSupply(G2, 0));
+    assert.equal(s1.totalBalance(), genesisSupply(G2, 1));
+    assert.equal(genesisSupply(G2, 0) + genesisSupply(G2, 1), genesisSupply(G2));
+  });
+
+  it('a sender from another shard is TX_WRONG_SHARD; a plain transfer to another shard is TX_CROSS_SHARD', () => {
+    const p0 = stateParams(G2, 0);
+    const [a, b] = byShard[0]!;
+    const [c] = byShard[1]!;
+    const o = new Overlay(WorldState.fromGenesis(G2, 0));
+    throwsCode(() => applyTx(o, tx(c!, { to: addrOf(a!) }), p0), 'TX_WRONG_SHARD');
+    throwsCode(() => applyTx(o, tx(a!, { to: addrOf(c!) }), p0), 'TX_CROSS_SHARD');
+    assert.equal(o.accounts.size, 0, 'refused transactions leave no trace');
+    applyTx(o, tx(a!, { to: addrOf(b!) }), p0);
+    assert.equal(o.account(hexOf(b!))!.balance, INITIAL + 100n);
   });
 });

@@ -2,6 +2,7 @@ import {
   addressFromPublicKey,
   formatAddress,
   fromHex,
+  homeShard,
   isAddressString,
   isHex,
   isSchemeName,
@@ -181,9 +182,10 @@ export function genesisHash(g: Genesis): Uint8Array {
   return sha256(encodeGenesis(g));
 }
 
-export function genesisSupply(g: Genesis): bigint {
+/** Total genesis balance, of one shard's home accounts when `shard` is given. */
+export function genesisSupply(g: Genesis, shard?: number): bigint {
   let s = 0n;
-  for (const a of g.accounts) s += a.balance;
+  for (const a of g.accounts) if (shard === undefined || homeShard(parseAddress(a.address), g.shardCount) === shard) s += a.balance;
   return s;
 }
 
