@@ -5,7 +5,18 @@ import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_SCHEME, isValidChainId, type KeystoreFile, type SchemeName } from '@qnexus/crypto';
+import {
+  addressFromPublicKey,
+  DEFAULT_SCHEME,
+  formatAddress,
+  generateKeyPair,
+  homeShard,
+  isValidChainId,
+  parseAddress,
+  randomSeed,
+  type KeystoreFile,
+  type SchemeName,
+} from '@qnexus/crypto';
 import type { Genesis } from '@qnexus/types';
 import type { LogFormat, LogLevel } from '@qnexus/node';
 import { ApiError, QnexusClient, type ClientOptions } from '@qnexus/sdk';
@@ -19,15 +30,23 @@ import { readText, writeFileAtomic } from './util.js';
 export interface DevnetOptions {
   /** Devnet directory. Default `devnet/data` (relative to the cwd). */
   dir?: string;
-  /** Validators to create (ignored when resuming). Default 4. */
+  /**
+   * Shards (genesis `shardCount`; ignored when resuming). Default 1, at most MAX_DEVNET_SHARDS.
+   * Each shard gets its own validators, full nodes and funded accounts (the counts below are per shard).
+   */
+  shards?: number;
+  /** Validators per shard to create (ignored when resuming). Default 4. */
   validators?: number;
-  /** Full nodes to create (ignored when resuming). Default 1. */
+  /** Full nodes per shard to create (ignored when resuming). Default 1. */
   fullNodes?: number;
-  /** Funded test accounts to create (ignored when resuming). Default 4. */
+  /** Funded test accounts per shard to create, each with that shard as its home shard (ignored when resuming). Default 4. */
   accounts?: number;
   /** Delete the directory first (only if it is empty or holds a devnet). */
   reset?: boolean;
-  /** Node i (validators first, then full nodes) uses p2p port base+i and API port base+100+i. Default 7000. */
+  /**
+   * Node i uses p2p port base+i and API port base+API_PORT_OFFSET+i, where i counts the nodes
+   * shard by shard, validators before full nodes (see planDevnet). Default 7000.
+   */
   basePort?: number;
   /** Default 1000. */
   slotMs?: number;
@@ -102,6 +121,8 @@ export interface DevnetAccount {
   address: string;
   keystore: string;
   balance: string;
+  /** The account's home shard (`homeShard(address, shardCount)`): send its transactions to a node of this shard. */
+  shard: number;
 }
 
 /** `<dir>/manifest.json`. All paths are absolute. */
@@ -152,7 +173,11 @@ export interface Devnet {
   kill(name: string, signal?: NodeJS.Signals): Promise<ExitInfo | null>;
   /** Stop the node if it runs (SIGTERM), then start it again with the same arguments and data dir; resolves once its API answers. */
   restart(name: string): Promise<DevnetProcess>;
-  /** Start a new full node from an empty data dir, bootstrapping from all others; resolves once its API answers. */
+  /**
+   * Start a new full node of `shard` (default 0) from an empty data dir, bootstrapping from all
+   * others; resolves once its API answers. Default name: the first free `full-<j>`
+   * (`s<shard>-full-<j>` in a multi-shard devnet).
+   */
   addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess>;
   /** Resolves when the node exits next (immediately if it is not running). */
   waitForExit(name: string): Promise<ExitInfo>;
@@ -162,6 +187,7 @@ export interface Devnet {
 
 export const DEVNET_DEFAULTS = {
   dir: 'devnet/data',
+  shards: 1,
   validators: 4,
   fullNodes: 1,
   accounts: 4,
@@ -181,8 +207,13 @@ export const DEVNET_DEFAULTS = {
   scryptN: 1 << 14,
 } as const;
 
-/** API port = basePort + API_PORT_OFFSET + node index; so at most this many nodes. */
+/**
+ * API port = basePort + API_PORT_OFFSET + node index; so at most this many nodes in a devnet
+ * (all shards together, including nodes added later).
+ */
 export const API_PORT_OFFSET = 100;
+/** Most shards `startDevnet` creates (each is a full committee of OS processes on this machine). */
+export const MAX_DEVNET_SHARDS = 8;
 const MARKER = '.qnexus-devnet';
 
 /** Start (or resume) a local devnet: every node is its own OS process running `qnexus node`. */
@@ -190,6 +221,92 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
   const d = new DevnetImpl(opts);
   await d.start();
   return d;
+}
+
+/**
+ * Create (or load, to resume) the devnet directory exactly as startDevnet does — keys, genesis,
+ * node data dirs and identities, manifest — but start no node (`restart(name)` starts one,
+ * `stop()` stops what runs). For tests and tools that inspect the layout.
+ */
+export async function prepareDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
+  const d = new DevnetImpl(opts);
+  await d.prepare();
+  return d;
+}
+
+// ---------------------------------------------------------------- layout (pure)
+
+/** One node of a devnet layout, as planned before anything is created. */
+export interface DevnetNodePlan {
+  name: string;
+  role: DevnetRole;
+  shard: number;
+  /** Node index across all shards: p2p port basePort+index, API port basePort+API_PORT_OFFSET+index. */
+  index: number;
+  p2pPort: number;
+  apiPort: number;
+  /** File name of the validator keystore under `keys/`; null for full nodes. */
+  keyFile: string | null;
+}
+
+/**
+ * Name of the `i`-th node of a role in a shard: `validator-<i>` / `full-<i>` in a single-shard
+ * devnet (as always), `s<shard>-validator-<i>` / `s<shard>-full-<i>` when there are several shards.
+ */
+export function devnetNodeName(shardCount: number, shard: number, role: DevnetRole, i: number): string {
+  const base = `${role}-${i}`;
+  return shardCount > 1 ? `s${shard}-${base}` : base;
+}
+
+/** File name of the `i`-th funded account's keystore of a shard: `account-<i>.json`, or `s<shard>-account-<i>.json`. */
+export function devnetAccountKeyFile(shardCount: number, shard: number, i: number): string {
+  return shardCount > 1 ? `s${shard}-account-${i}.json` : `account-${i}.json`;
+}
+
+/**
+ * The node layout of a new devnet: shard by shard, each shard's `validators` validators then its
+ * `fullNodes` full nodes; the node index (hence the ports) counts across all shards. With one
+ * shard this is validator-0…, full-0… on base+0, base+1, … as it always was.
+ */
+export function planDevnet(o: { shards: number; validators: number; fullNodes: number; basePort: number }): DevnetNodePlan[] {
+  const plan: DevnetNodePlan[] = [];
+  for (let k = 0; k < o.shards; k++) {
+    const add = (role: DevnetRole, i: number) => {
+      const index = plan.length;
+      const name = devnetNodeName(o.shards, k, role, i);
+      plan.push({
+        name,
+        role,
+        shard: k,
+        index,
+        p2pPort: o.basePort + index,
+        apiPort: o.basePort + API_PORT_OFFSET + index,
+        keyFile: role === 'validator' ? `${name}.json` : null,
+      });
+    };
+    for (let i = 0; i < o.validators; i++) add('validator', i);
+    for (let j = 0; j < o.fullNodes; j++) add('full', j);
+  }
+  return plan;
+}
+
+/**
+ * Draw items until each of `shards` shards holds `perShard` of them: an item goes to
+ * `shardOf(item)` unless that shard is full, else it is discarded. Returns the items per shard,
+ * in draw order. Throws after `maxDraws` draws (a generator that never reaches some shard).
+ */
+export function fillShards<T>(shards: number, perShard: number, draw: () => T, shardOf: (item: T) => number, maxDraws = 1000 * shards * perShard + 1000): T[][] {
+  const out: T[][] = Array.from({ length: shards }, () => []);
+  let missing = shards * perShard;
+  for (let n = 0; missing > 0; n++) {
+    if (n >= maxDraws) throw new Error(`could not fill ${shards} shards with ${perShard} items each in ${maxDraws} draws`);
+    const item = draw();
+    const bucket = out[shardOf(item)];
+    if (bucket === undefined || bucket.length >= perShard) continue;
+    bucket.push(item);
+    missing--;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -326,12 +443,17 @@ class DevnetImpl implements Devnet {
 
   // ------------------------------------------------------------ startup
 
-  async start(): Promise<void> {
+  /** Create or load the devnet directory; starts nothing. */
+  async prepare(): Promise<void> {
     this.validateOptions();
     this.cmd = this.o.nodeCommand ?? defaultNodeCommand();
     if (this.o.reset) await this.wipe();
     if (existsSync(join(this.dir, 'genesis.json'))) await this.resume();
     else await this.create();
+  }
+
+  async start(): Promise<void> {
+    await this.prepare();
     try {
       await this.launchAll();
     } catch (e) {
@@ -345,13 +467,15 @@ class DevnetImpl implements Devnet {
     const int = (v: number | undefined, name: string, min: number, max: number) => {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < min || v > max)) throw usageError(`${name} must be an integer in [${min}, ${max}]`);
     };
+    int(o.shards, 'shards', 1, MAX_DEVNET_SHARDS);
     int(o.validators, 'validators', 1, API_PORT_OFFSET);
     int(o.fullNodes, 'fullNodes', 0, API_PORT_OFFSET);
     int(o.accounts, 'accounts', 0, 10_000);
     int(o.basePort, 'basePort', 1, 65535 - 2 * API_PORT_OFFSET);
     int(o.slotMs, 'slotMs', 50, 600_000);
-    if ((o.validators ?? DEVNET_DEFAULTS.validators) + (o.fullNodes ?? DEVNET_DEFAULTS.fullNodes) > API_PORT_OFFSET) {
-      throw usageError(`at most ${API_PORT_OFFSET} nodes (validators + full nodes)`);
+    const shards = o.shards ?? DEVNET_DEFAULTS.shards;
+    if (shards * ((o.validators ?? DEVNET_DEFAULTS.validators) + (o.fullNodes ?? DEVNET_DEFAULTS.fullNodes)) > API_PORT_OFFSET) {
+      throw usageError(`at most ${API_PORT_OFFSET} nodes (${shards > 1 ? 'shards × (validators + full nodes)' : 'validators + full nodes'})`);
     }
     if (o.chainId !== undefined && !isValidChainId(o.chainId)) throw usageError(`invalid chain id ${JSON.stringify(o.chainId)}: expected [a-z0-9][a-z0-9-]{0,63}`);
   }
@@ -401,6 +525,11 @@ class DevnetImpl implements Devnet {
     this.manifest.genesis = join(this.dir, 'genesis.json');
     this.manifest.genesisHash = this.genesisHash;
     this.manifest.passphraseFile = this.passphraseFile;
+    // The layout (shards, nodes, ports) comes from the manifest and genesis, not from the options.
+    // Manifests written before accounts had a shard get it from the address.
+    for (const a of this.manifest.accounts) {
+      if (typeof a.shard !== 'number') a.shard = homeShard(parseAddress(a.address), this.genesis.shardCount);
+    }
     for (const e of this.manifest.processes) {
       // The key files are the truth: refresh peer ids (a deleted key gets a new id).
       e.peerId = await this.peerId(e.dataDir);
@@ -413,6 +542,7 @@ class DevnetImpl implements Devnet {
 
   private async create(): Promise<void> {
     const o = this.o;
+    const shards = o.shards ?? DEVNET_DEFAULTS.shards;
     const nV = o.validators ?? DEVNET_DEFAULTS.validators;
     const nF = o.fullNodes ?? DEVNET_DEFAULTS.fullNodes;
     const nA = o.accounts ?? DEVNET_DEFAULTS.accounts;
@@ -429,11 +559,8 @@ class DevnetImpl implements Devnet {
     }
 
     // Layout first, so port clashes fail before any work.
-    type Plan = { name: string; role: DevnetRole; index: number };
-    const plan: Plan[] = [];
-    for (let i = 0; i < nV; i++) plan.push({ name: `validator-${i}`, role: 'validator', index: i });
-    for (let j = 0; j < nF; j++) plan.push({ name: `full-${j}`, role: 'full', index: nV + j });
-    await this.checkPorts(plan.map((p) => ({ name: p.name, p2pPort: basePort + p.index, apiPort: basePort + API_PORT_OFFSET + p.index })));
+    const plan = planDevnet({ shards, validators: nV, fullNodes: nF, basePort });
+    await this.checkPorts(plan);
 
     await mkdir(this.dir, { recursive: true });
     await writeFile(join(this.dir, MARKER), 'This directory is a Quantum Nexus devnet (qnexus devnet). It may be deleted by --reset.\n');
@@ -443,17 +570,32 @@ class DevnetImpl implements Devnet {
     await writeFile(this.passphraseFile, `${passphrase}\n`, { mode: 0o600 });
     await chmod(this.passphraseFile, 0o600);
 
-    const validatorKeys: { file: KeystoreFile; path: string }[] = [];
-    for (let i = 0; i < nV; i++) {
-      const path = join(this.dir, 'keys', `validator-${i}.json`);
-      validatorKeys.push({ path, file: await createKeystoreFile(path, scheme, passphrase, { scryptN: this.scryptN }) });
+    const validatorKeys = new Map<string, { file: KeystoreFile; path: string; shard: number }>();
+    for (const p of plan) {
+      if (p.keyFile === null) continue;
+      const path = join(this.dir, 'keys', p.keyFile);
+      validatorKeys.set(p.name, { path, shard: p.shard, file: await createKeystoreFile(path, scheme, passphrase, { scryptN: this.scryptN }) });
     }
+    // Funded accounts: random keys until every shard has nA whose home shard it is (keys of an
+    // already full shard are dropped before anything is encrypted). One shard takes every key.
+    const drawn = fillShards(
+      shards,
+      nA,
+      () => {
+        const seed = randomSeed();
+        return { seed, address: addressFromPublicKey(generateKeyPair(scheme, seed).publicKey) };
+      },
+      (k) => homeShard(k.address, shards),
+    );
     const accounts: DevnetAccount[] = [];
     const balance = o.accountBalance ?? DEVNET_DEFAULTS.accountBalance;
-    for (let i = 0; i < nA; i++) {
-      const path = join(this.dir, 'keys', `account-${i}.json`);
-      const f = await createKeystoreFile(path, scheme, passphrase, { scryptN: this.scryptN });
-      accounts.push({ address: f.address, keystore: path, balance: balance.toString() });
+    for (let k = 0; k < shards; k++) {
+      for (const [i, key] of drawn[k]!.entries()) {
+        const path = join(this.dir, 'keys', devnetAccountKeyFile(shards, k, i));
+        const f = await createKeystoreFile(path, scheme, passphrase, { scryptN: this.scryptN, seed: key.seed });
+        if (f.address !== formatAddress(key.address)) throw new Error(`keystore ${path} does not hold the drawn key`);
+        accounts.push({ address: f.address, keystore: path, balance: balance.toString(), shard: k });
+      }
     }
 
     const processes: DevnetProcess[] = [];
@@ -461,13 +603,12 @@ class DevnetImpl implements Devnet {
       const dataDir = join(this.dir, 'nodes', p.name);
       await mkdir(dataDir, { recursive: true });
       const peerId = await this.peerId(dataDir);
-      const p2pPort = basePort + p.index;
-      const apiPort = basePort + API_PORT_OFFSET + p.index;
-      const vk = p.role === 'validator' ? validatorKeys[p.index]! : null;
+      const { p2pPort, apiPort } = p;
+      const vk = validatorKeys.get(p.name) ?? null;
       processes.push({
         name: p.name,
         role: p.role,
-        shard: 0,
+        shard: p.shard,
         peerId,
         multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
         apiUrl: `http://127.0.0.1:${apiPort}`,
@@ -491,10 +632,10 @@ class DevnetImpl implements Devnet {
       genesisTime: Math.ceil((Date.now() + delay) / 1000) * 1000,
       slotMs: o.slotMs ?? DEVNET_DEFAULTS.slotMs,
       epochLength: o.epochLength ?? DEVNET_DEFAULTS.epochLength,
-      shardCount: 1,
+      shardCount: shards,
       minFee: o.minFee ?? DEVNET_DEFAULTS.minFee,
       maxBlockTxs: o.maxBlockTxs ?? DEVNET_DEFAULTS.maxBlockTxs,
-      validators: validatorKeys.map((k) => ({ keystore: k.file, source: k.path, stake: o.validatorStake ?? DEVNET_DEFAULTS.validatorStake, shard: 0 })),
+      validators: [...validatorKeys.values()].map((k) => ({ keystore: k.file, source: k.path, stake: o.validatorStake ?? DEVNET_DEFAULTS.validatorStake, shard: k.shard })),
       accounts: accounts.map((a) => ({ address: a.address, balance: BigInt(a.balance) })),
     });
     this.genesisHash = genesisHashHex(this.genesis);
@@ -554,6 +695,9 @@ class DevnetImpl implements Devnet {
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
       '--stop-on-stdin-close',
     ];
+    // Every node bootstraps from every other node, of all shards: the devnet is one libp2p
+    // network and the per-shard gossip topics keep the shards apart. Simple, and enough for a
+    // local devnet of at most API_PORT_OFFSET nodes.
     for (const other of this.manifest.processes) if (other.name !== e.name) args.push('--bootstrap', other.multiaddr);
     if (e.role === 'validator') args.push('--validator', e.keystore!, '--passphrase-file', this.passphraseFile);
     return args;
@@ -735,8 +879,8 @@ class DevnetImpl implements Devnet {
     let name = opts.name;
     if (name === undefined) {
       let j = 0;
-      while (this.procs.has(`full-${j}`)) j++;
-      name = `full-${j}`;
+      while (this.procs.has(devnetNodeName(this.genesis.shardCount, shard, 'full', j))) j++;
+      name = devnetNodeName(this.genesis.shardCount, shard, 'full', j);
     }
     if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw usageError(`invalid node name ${JSON.stringify(name)}`);
     if (this.procs.has(name)) throw usageError(`a node named ${name} already exists`);

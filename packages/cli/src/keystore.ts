@@ -58,14 +58,17 @@ export function keystoreText(f: KeystoreFile): string {
   return `${JSON.stringify(f, null, 2)}\n`;
 }
 
-/** Create a random key and write its encrypted keystore (mode 0600). Refuses to overwrite unless `force`. */
+/**
+ * Create a key (random, or from `seed`) and write its encrypted keystore (mode 0600).
+ * Refuses to overwrite unless `force`.
+ */
 export async function createKeystoreFile(
   path: string,
   scheme: SchemeName,
   passphrase: string,
-  opts: { scryptN?: number; force?: boolean } = {},
+  opts: { scryptN?: number; force?: boolean; seed?: Uint8Array } = {},
 ): Promise<KeystoreFile> {
-  const { file } = await encryptKeystore(scheme, passphrase, undefined, opts.scryptN === undefined ? {} : { scryptN: opts.scryptN });
+  const { file } = await encryptKeystore(scheme, passphrase, opts.seed, opts.scryptN === undefined ? {} : { scryptN: opts.scryptN });
   await writeNewFile(path, keystoreText(file), { force: opts.force ?? false, mode: 0o600, what: 'keystore' });
   return file;
 }
