@@ -860,6 +860,12 @@ class DevnetImpl implements Devnet {
     if (this.stopping) throw new CliError('DEVNET_STOPPED', 'the devnet has been stopped');
     if (p.child) await this.terminate(p, 'SIGTERM');
     await this.checkPorts([p.entry]);
+    await this.launch(p);
+    return p.entry;
+  }
+
+  /** Start one node, record it, and wait for its API; a node that never gets ready is stopped again. */
+  private async launch(p: Proc): Promise<void> {
     this.spawnProc(p);
     await this.saveManifest();
     try {
@@ -868,7 +874,6 @@ class DevnetImpl implements Devnet {
       await this.terminate(p, 'SIGTERM');
       throw e;
     }
-    return p.entry;
   }
 
   async addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess> {
@@ -918,14 +923,7 @@ class DevnetImpl implements Devnet {
     const p: Proc = { entry, child: null, exit: null, expectExit: false };
     this.manifest.processes.push(entry);
     this.procs.set(name, p);
-    this.spawnProc(p);
-    await this.saveManifest();
-    try {
-      await this.waitReady(p);
-    } catch (e) {
-      await this.terminate(p, 'SIGTERM');
-      throw e;
-    }
+    await this.launch(p);
     return entry;
   }
 
