@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiError, type QnexusClient } from '@qnexus/sdk';
+import { ApiError } from '@qnexus/sdk';
 import { createP2PNode } from '@qnexus/p2p';
 import { topics } from '@qnexus/node';
 import { generateKeyPair, getBackend, parseAddress } from '@qnexus/crypto';
@@ -32,8 +32,7 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
   });
 }
 
-async function postRaw(c: QnexusClient, url: string, body: string | Uint8Array, type: string): Promise<{ status: number; json: { error?: { code: string } } }> {
-  void c;
+async function postRaw(url: string, body: string | Uint8Array, type: string): Promise<{ status: number; json: { error?: { code: string } } }> {
   const r = await fetch(`${url}/v1/txs`, { method: 'POST', headers: { 'content-type': type }, body });
   return { status: r.status, json: (await r.json()) as { error?: { code: string } } };
 }
@@ -129,12 +128,12 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
     await expectCode(v1.submitTx(new Uint8Array(9000), { binary: true }), 'TX_TOO_LARGE');
     await expectCode(v1.submitTx(new Uint8Array([1, 2, 3, 4, 5]), { binary: true }), 'TX_MALFORMED');
     await expectCode(v1.submitTx(ok.raw.slice(0, ok.raw.length - 1)), 'TX_MALFORMED');
-    const unknownField = await postRaw(v1, url, JSON.stringify({ tx: Buffer.from(ok.raw).toString('hex'), extra: 1 }), 'application/json');
+    const unknownField = await postRaw(url, JSON.stringify({ tx: Buffer.from(ok.raw).toString('hex'), extra: 1 }), 'application/json');
     assert.equal(unknownField.status, 400);
     assert.equal(unknownField.json.error?.code, 'UNKNOWN_FIELD');
-    const notJson = await postRaw(v1, url, '{nope', 'application/json');
+    const notJson = await postRaw(url, '{nope', 'application/json');
     assert.equal(notJson.json.error?.code, 'BAD_REQUEST');
-    const badType = await postRaw(v1, url, 'x', 'text/plain');
+    const badType = await postRaw(url, 'x', 'text/plain');
     assert.equal(badType.status, 415);
 
     // None of the rejected transactions reached any other node.

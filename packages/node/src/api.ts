@@ -118,7 +118,7 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
         syncing: c.syncer.progress.syncing,
         eventLoopLagMs: Math.round(c.load.lagMs),
         overloaded: c.load.overloaded,
-        stateRoot: toHex(c.chain.state.root()),
+        stateRoot: toHex(c.chain.headStateRoot),
       },
     ],
   },

@@ -27,7 +27,7 @@ import {
   type TxEnvelope,
 } from '@qnexus/types';
 import { WorldState, decodeAccount, encodeAccount, executeApplicable, executeBlock, stateParams, type BlockExecution, type StateParams } from '@qnexus/state';
-import { makeCommittee, proposerForSlot, type Committee } from '@qnexus/consensus';
+import { isQuorum, makeCommittee, proposerForSlot, type Committee } from '@qnexus/consensus';
 import type { ChainStore } from '@qnexus/db';
 import type { TxVerifier } from './verifier.js';
 import type { Logger } from './log.js';
@@ -85,6 +85,8 @@ export class Chain {
   headHeight = 0;
   headHash: Uint8Array = ZERO_HASH;
   headSlot = 0;
+  /** State root in the head block's header (the committed state only changes at commit). */
+  headStateRoot: Uint8Array = ZERO_HASH;
 
   private constructor(
     readonly genesis: Genesis,
@@ -138,6 +140,7 @@ export class Chain {
         genesisHash: gh,
       });
       chain.headHash = hash;
+      chain.headStateRoot = block.header.stateRoot;
       log.info('initialized data dir from genesis', { genesisHash: toHex(gh), stateRoot: toHex(block.header.stateRoot) });
       return chain;
     }
@@ -157,6 +160,7 @@ export class Chain {
     chain.headHeight = head;
     chain.headHash = blockHash(block.header);
     chain.headSlot = block.header.slot;
+    chain.headStateRoot = block.header.stateRoot;
     // The state and the head block were written in one batch; a mismatch means corruption, not a crash.
     if (!bytesEqual(state.root(), block.header.stateRoot)) {
       throw new QnexusError('INTERNAL', `state root on disk does not match block ${head}; the data dir is corrupted`);
@@ -172,11 +176,6 @@ export class Chain {
 
   proposerFor(slot: number): string {
     return proposerForSlot(this.committee, this.epochSeed(Math.floor(slot / this.genesis.epochLength)), slot);
-  }
-
-  /** Quorum threshold: strictly more than 2/3 of the committee's stake. */
-  hasQuorum(stake: bigint): boolean {
-    return stake * 3n > this.committee.totalStake * 2n;
   }
 
   /**
@@ -267,7 +266,7 @@ export class Chain {
       if (!this.verifier.verifyRaw('certificate', m!.publicKey, voteSigningBytes(body), v.signature)) fail(`bad signature from ${addr}`);
       stake += m!.stake;
     }
-    if (!this.hasQuorum(stake)) fail(`certificate carries ${stake} of ${this.committee.totalStake} stake; more than 2/3 is required`);
+    if (!isQuorum(stake, this.committee.totalStake)) fail(`certificate carries ${stake} of ${this.committee.totalStake} stake; more than 2/3 is required`);
   }
 
   /**
@@ -285,6 +284,7 @@ export class Chain {
     this.headHeight = c.block.header.height;
     this.headHash = c.hash;
     this.headSlot = c.block.header.slot;
+    this.headStateRoot = c.block.header.stateRoot;
     await this.store.commitBlock({
       height: c.block.header.height,
       hash: c.hash,

@@ -237,6 +237,19 @@ export class Engine {
     }
   }
 
+  /** The canonical (signed) body of a core vote on this chain and shard. */
+  private voteBody(v: Omit<Vote, 'signature'>): VoteBody {
+    return {
+      chainId: this.chain.genesis.chainId,
+      shard: this.chain.shard,
+      height: v.height,
+      round: v.round,
+      step: v.step,
+      blockHash: v.blockHash ? fromHex(v.blockHash) : null,
+      validator: parseAddress(v.validator),
+    };
+  }
+
   private sign(bytes: Uint8Array): Uint8Array {
     return getBackend(this.chain.genesis.scheme).sign(this.key!.secretKey, bytes);
   }
@@ -273,15 +286,7 @@ export class Engine {
   private async signAndSendVote(v: Omit<Vote, 'signature'>, lock: LockState<Candidate> | null | undefined): Promise<Action<Candidate>[]> {
     // A precommit carries the lock snapshot taken as it was cast; other steps keep the current lock.
     await this.guard(v.height, v.round, v.step, v.blockHash, v.step === 'precommit' && lock !== undefined ? lock : this.core.lockState());
-    const body: VoteBody = {
-      chainId: this.chain.genesis.chainId,
-      shard: this.chain.shard,
-      height: v.height,
-      round: v.round,
-      step: v.step,
-      blockHash: v.blockHash ? fromHex(v.blockHash) : null,
-      validator: this.key!.address,
-    };
+    const body = this.voteBody(v);
     const signature = this.sign(voteSigningBytes(body));
     this.publish(this.t.vote, encodeVote({ body, signature }));
     if (this.log.enabled('debug')) this.log.debug('voted', { height: v.height, round: v.round, step: v.step, block: v.blockHash?.slice(0, 12) ?? 'nil', at: this.slotOffset() });
@@ -338,18 +343,7 @@ export class Engine {
       this.log.warn('proposer equivocation observed', { proposer: a.first.proposer, height: a.first.height, round: a.first.round });
       return;
     }
-    const toSigned = (v: Vote): SignedVote => ({
-      body: {
-        chainId: this.chain.genesis.chainId,
-        shard: this.chain.shard,
-        height: v.height,
-        round: v.round,
-        step: v.step,
-        blockHash: v.blockHash ? fromHex(v.blockHash) : null,
-        validator: parseAddress(v.validator),
-      },
-      signature: v.signature,
-    });
+    const toSigned = (v: Vote): SignedVote => ({ body: this.voteBody(v), signature: v.signature });
     const rec: EvidenceRecord = {
       validator: a.first.validator,
       height: a.first.height,
@@ -455,18 +449,12 @@ export class Engine {
     const am = this.chain.members.get(author)!;
     if (!this.verifier.verifyRaw('proposal', pm.publicKey, proposalSigningBytes(b), p.signature)) return 'reject';
     if (!this.verifier.verifyRaw('block', am.publicKey, headerSigningBytes(h), p.headerSignature)) return 'reject';
-    if (this.validated.size >= 64) this.validated.clear();
-    this.validated.set(toHex(p.signature.subarray(0, 32)), p);
     return 'accept';
   }
 
-  /** Compact proposals decoded during validation, reused on delivery (keyed by a signature prefix). */
-  private readonly validated = new Map<string, CompactProposal>();
-
   private deliverProposal(data: Uint8Array, from: string): void {
-    const sigKey = toHex(decodeCompactProposal(data).signature.subarray(0, 32));
-    const p = this.validated.get(sigKey) ?? decodeCompactProposal(data);
-    this.validated.delete(sigKey);
+    // Decoding again is cheap (header, signatures and 32-byte ids); the block is rebuilt from the mempool.
+    const p = decodeCompactProposal(data);
     void this.assemble(p, from).catch((e: unknown) => this.log.warn('could not assemble proposal', { height: p.body.height, round: p.body.round, error: (e as Error).message }));
   }
 

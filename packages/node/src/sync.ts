@@ -83,11 +83,9 @@ export class Syncer {
     try {
       const peers = this.p2p.connectedPeers();
       const heads = await Promise.all(peers.map((p) => this.peerHead(p)));
-      let best: { peer: string; height: number } | null = null;
-      heads.forEach((h, i) => {
-        if (h !== null && h > this.chain.headHeight && (!best || h > best.height)) best = { peer: peers[i]!, height: h };
-      });
-      if (best) await this.syncFrom((best as { peer: string }).peer, (best as { height: number }).height);
+      let best = -1;
+      for (let i = 0; i < peers.length; i++) if ((heads[i] ?? -1) > this.chain.headHeight && (best < 0 || heads[i]! > heads[best]!)) best = i;
+      if (best >= 0) await this.syncFrom(peers[best]!, heads[best]!);
     } finally {
       this.busy = false;
     }
