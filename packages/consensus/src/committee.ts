@@ -100,3 +100,42 @@ export function checkCommitCertificate(
   if (!isQuorum(stake, committee.totalStake)) return { ok: false, reason: 'precommits do not reach a > 2/3 quorum' };
   return { ok: true, stake };
 }
+
+/**
+ * Seed of an epoch: drives the proposer schedule and committee assignment.
+ * Derived from the genesis hash so every process computes it alone; the beacon
+ * announces it (signed) and shard nodes check the announcement against it.
+ */
+export function epochSeed(chainId: string, genesisHash: Uint8Array, epoch: number): Uint8Array {
+  return sha256(concatBytes(new TextEncoder().encode(`qnexus/${chainId}/epoch-seed`), genesisHash, u64be(epoch)));
+}
+
+/**
+ * Deterministic, stake-balanced assignment of validators to shard committees.
+ * Validators are ordered by stake (largest first), ties broken by
+ * sha256(seed || address) so the seed decides who lands where among equals;
+ * each goes to the shard with the least stake so far (then fewest members,
+ * then lowest index). With equal stakes and n·S validators every shard gets n.
+ * Returns one committee per shard; throws if a shard would be empty.
+ */
+export function assignCommittees(validators: readonly Validator[], shardCount: number, seed: Uint8Array): Committee[] {
+  if (!Number.isSafeInteger(shardCount) || shardCount < 1) throw new RangeError('shardCount must be a positive integer');
+  const tie = (a: string) => sha256(concatBytes(seed, new TextEncoder().encode(a)));
+  const order = validators
+    .map((v) => ({ v, t: Buffer.from(tie(v.address)).toString('hex') }))
+    .sort((a, b) => (a.v.stake > b.v.stake ? -1 : a.v.stake < b.v.stake ? 1 : a.t < b.t ? -1 : a.t > b.t ? 1 : 0));
+  const buckets: Validator[][] = Array.from({ length: shardCount }, () => []);
+  const stakes: bigint[] = Array.from({ length: shardCount }, () => 0n);
+  for (const { v } of order) {
+    let best = 0;
+    for (let k = 1; k < shardCount; k++) {
+      if (stakes[k]! < stakes[best]! || (stakes[k] === stakes[best] && buckets[k]!.length < buckets[best]!.length)) best = k;
+    }
+    buckets[best]!.push(v);
+    stakes[best]! += v.stake;
+  }
+  return buckets.map((b, k) => {
+    if (b.length === 0) throw new RangeError(`shard ${k} would have an empty committee (${validators.length} validators for ${shardCount} shards)`);
+    return makeCommittee(b);
+  });
+}

@@ -1,6 +1,8 @@
 // @qnexus/consensus: a pure Tendermint-style BFT state machine driven by slots.
 export * from './types.js';
 export {
+  epochSeed,
+  assignCommittees,
   makeCommittee,
   isQuorum,
   exceedsOneThird,

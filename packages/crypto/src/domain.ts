@@ -6,7 +6,15 @@ import { concatBytes, utf8 } from './bytes.js';
  * so that backends without a context (PQClean) verify the same signatures.
  * The tag is length-prefixed (u16 BE) so no tag is a prefix of another.
  */
-export type SignedKind = 'tx' | 'block' | 'proposal' | 'vote';
+export type SignedKind =
+  | 'tx'
+  | 'block'
+  | 'proposal'
+  | 'vote'
+  /** Beacon-authored objects: epoch announcements, cross-shard prepare requests and decisions. */
+  | 'beacon'
+  /** A validator's statement binding its libp2p peer id to its ML-DSA key. */
+  | 'binding';
 
 const CHAIN_ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
 

@@ -14,7 +14,8 @@ import { mkdirSync, realpathSync } from 'node:fs';
  *   certs     u64be height          -> encoded finality certificate
  *   txs       tx hash               -> u64be height | u32be index
  *   accounts  20-byte address       -> encoded account
- *   meta      'head' | 'burned' | 'genesis' -> value
+ *   xfers     32-byte transfer id   -> encoded cross-shard transfer record
+ *   meta      'head' | 'counters' | 'genesis' -> value
  *   signer    'last' | 'lock'       -> double-sign protection records
  */
 
@@ -37,7 +38,10 @@ export interface BlockCommit {
   txHashes: Bytes[];
   /** Encoded accounts that changed, keyed by address hex. */
   accounts: Map<string, Bytes>;
-  burned: bigint;
+  /** Encoded transfer records that changed, keyed by transfer id hex. */
+  xfers: Map<string, Bytes>;
+  /** Encoded state counters (burned, escrow, exported, imported). */
+  counters: Bytes;
   /** Set only for height 0: binds the data dir to its chain in the same batch as the genesis state. */
   genesisHash?: Bytes;
 }
@@ -49,7 +53,8 @@ export interface TxLocation {
 
 export interface StoredState {
   accounts: [string, Bytes][];
-  burned: bigint;
+  xfers: Bytes[];
+  counters: Bytes | undefined;
 }
 
 /** Double-sign protection record: the last (height, round, step) this validator signed. */
@@ -82,6 +87,7 @@ export class ChainStore {
   private readonly certs: Sub;
   private readonly txs: Sub;
   private readonly accounts: Sub;
+  private readonly xfers: Sub;
   private readonly meta: Sub;
   private readonly signer: Sub;
 
@@ -94,6 +100,7 @@ export class ChainStore {
     this.certs = sub(db, 'c');
     this.txs = sub(db, 't');
     this.accounts = sub(db, 'a');
+    this.xfers = sub(db, 'x');
     this.meta = sub(db, 'm');
     this.signer = sub(db, 's');
   }
@@ -171,7 +178,8 @@ export class ChainStore {
     if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
     c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
     for (const [addr, acc] of c.accounts) batch.put(fromHex(addr), acc, { sublevel: this.accounts });
-    batch.put(this.key('burned'), new Writer(8).u64(c.burned).finish(), { sublevel: this.meta });
+    for (const [id, rec] of c.xfers) batch.put(fromHex(id), rec, { sublevel: this.xfers });
+    batch.put(this.key('counters'), c.counters, { sublevel: this.meta });
     batch.put(this.key('head'), u64be(c.height), { sublevel: this.meta });
     if (c.genesisHash) batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
     await batch.write({ sync: true });
@@ -180,8 +188,9 @@ export class ChainStore {
   async loadState(): Promise<StoredState> {
     const accounts: [string, Bytes][] = [];
     for await (const [k, v] of this.accounts.iterator()) accounts.push([toHex(k), v]);
-    const b = await this.meta.get(this.key('burned'));
-    return { accounts, burned: b ? new Reader(b).u64() : 0n };
+    const xfers: Bytes[] = [];
+    for await (const v of this.xfers.values()) xfers.push(v);
+    return { accounts, xfers, counters: await this.meta.get(this.key('counters')) };
   }
 
   // ------------------------------------------------------------ signer

@@ -16,6 +16,10 @@ export const ERROR_HTTP_STATUS = {
   TX_SELF_TRANSFER: 400,
   TX_WRONG_SHARD: 400,
   TX_CROSS_SHARD: 400,
+  /** A cross-shard transfer whose recipient lives on the sender's shard (use a plain transfer). */
+  TX_SAME_SHARD: 400,
+  /** The recipient cannot receive (the reserved all-zero address). */
+  TX_BAD_RECIPIENT: 400,
   TX_NONCE_STALE: 409,
   TX_NONCE_FUTURE: 409,
   TX_NONCE_TAKEN: 409,
@@ -40,6 +44,25 @@ export const ERROR_HTTP_STATUS = {
   KEYSTORE_BAD_PASSPHRASE: 401,
   KEYSTORE_MALFORMED: 400,
   UNAVAILABLE: 503,
+  // cross-shard two-phase commit
+  /** A 2PC system message not signed by the genesis beacon key, or a 2PC request from a peer outside the committee. */
+  XS_UNAUTHORIZED: 403,
+  /** The message is for a different shard than this one. */
+  XS_WRONG_SHARD: 400,
+  /** The message disagrees with what this shard recorded for the transfer id. */
+  XS_MISMATCH: 400,
+  /** This phase of the transfer was already recorded (replay or re-send). */
+  XS_DUPLICATE: 409,
+  /** The transfer was already decided here. */
+  XS_ALREADY_DECIDED: 409,
+  /** A commit for a transfer this shard never prepared (or refused). */
+  XS_NOT_PREPARED: 409,
+  /** No record of the transfer id. */
+  XS_UNKNOWN_TRANSFER: 404,
+  /** A report whose certificate or inclusion proof does not verify. */
+  XS_BAD_PROOF: 400,
+  /** The destination was asked to prepare after the transfer's deadline slot. */
+  XS_DEADLINE_PASSED: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_HTTP_STATUS;

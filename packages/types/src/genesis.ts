@@ -20,11 +20,23 @@ export interface GenesisAccount {
   balance: bigint;
 }
 
+/**
+ * A validator of the genesis registry. Which shard committee it serves is not
+ * fixed here: the beacon assigns it per epoch from the epoch seed (see
+ * `assignCommittees` in @qnexus/consensus).
+ */
 export interface GenesisValidator {
   address: string;
   publicKey: Uint8Array;
   stake: bigint;
-  shard: number;
+}
+
+/** The beacon: coordinator of cross-shard transfers and announcer of epochs. */
+export interface GenesisBeacon {
+  /** ML-DSA key that signs epoch announcements, prepare requests and decisions. */
+  publicKey: Uint8Array;
+  /** Its libp2p peer id: shard validators send 2PC messages to this peer only. */
+  peerId: string;
 }
 
 /**
@@ -44,6 +56,9 @@ export interface Genesis {
   minFee: bigint;
   /** Most transactions a proposer puts into one block. */
   maxBlockTxs: number;
+  /** Slots after the source block within which a cross-shard transfer must be decided; past it the beacon aborts. */
+  xferTimeoutSlots: number;
+  beacon: GenesisBeacon;
   accounts: GenesisAccount[];
   validators: GenesisValidator[];
 }
@@ -57,11 +72,15 @@ export interface GenesisJson {
   shardCount: number;
   minFee: string;
   maxBlockTxs: number;
+  xferTimeoutSlots: number;
+  beacon: { publicKey: string; peerId: string };
   accounts: { address: string; balance: string }[];
-  validators: { address: string; publicKey: string; stake: string; shard: number }[];
+  validators: { address: string; publicKey: string; stake: string }[];
 }
 
-const GENESIS_KEYS = ['chainId', 'scheme', 'genesisTime', 'slotMs', 'epochLength', 'shardCount', 'minFee', 'maxBlockTxs', 'accounts', 'validators'];
+const GENESIS_KEYS = ['chainId', 'scheme', 'genesisTime', 'slotMs', 'epochLength', 'shardCount', 'minFee', 'maxBlockTxs', 'xferTimeoutSlots', 'beacon', 'accounts', 'validators'];
+/** base58btc libp2p peer ids (Ed25519 "12D3Koo…", RSA/secp "Qm…"/"16U…"). */
+const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/;
 
 function fail(msg: string): never {
   throw new QnexusError('BAD_GENESIS', `invalid genesis: ${msg}`);
@@ -104,7 +123,7 @@ export function parseGenesis(json: unknown): Genesis {
   const validators: GenesisValidator[] = (g.validators as unknown[]).map((v, i) => {
     if (typeof v !== 'object' || v === null) fail(`validators[${i}] must be an object`);
     const o = v as Record<string, unknown>;
-    onlyKeys(o, ['address', 'publicKey', 'stake', 'shard'], `validators[${i}]`);
+    onlyKeys(o, ['address', 'publicKey', 'stake'], `validators[${i}]`);
     if (typeof o.publicKey !== 'string' || !isHex(o.publicKey, pkLen) || o.publicKey !== o.publicKey.toLowerCase()) {
       fail(`validators[${i}].publicKey must be ${pkLen} bytes of lowercase hex for ${scheme}`);
     }
@@ -113,8 +132,14 @@ export function parseGenesis(json: unknown): Genesis {
     if (o.address !== address) fail(`validators[${i}].address does not match its public key (expected ${address})`);
     const stake = amount(o.stake, `validators[${i}].stake`);
     if (stake === 0n) fail(`validators[${i}].stake must be positive`);
-    return { address, publicKey, stake, shard: int(o.shard, `validators[${i}].shard`, 0, shardCount - 1) };
+    return { address, publicKey, stake };
   });
+  if (typeof g.beacon !== 'object' || g.beacon === null || Array.isArray(g.beacon)) fail('beacon must be an object { publicKey, peerId }');
+  const b = g.beacon as Record<string, unknown>;
+  onlyKeys(b, ['publicKey', 'peerId'], 'beacon');
+  if (typeof b.publicKey !== 'string' || !isHex(b.publicKey, pkLen) || b.publicKey !== b.publicKey.toLowerCase()) fail(`beacon.publicKey must be ${pkLen} bytes of lowercase hex for ${scheme}`);
+  if (typeof b.peerId !== 'string' || !PEER_ID_RE.test(b.peerId)) fail('beacon.peerId must be a base58 libp2p peer id');
+  if (validators.length < shardCount) fail(`${validators.length} validators cannot fill ${shardCount} shard committees`);
   const sortedUnique = (xs: string[], what: string) => {
     for (let i = 1; i < xs.length; i++) if (xs[i - 1]! >= xs[i]!) fail(`${what} must be sorted by address without duplicates`);
   };
@@ -132,6 +157,8 @@ export function parseGenesis(json: unknown): Genesis {
     shardCount,
     minFee: amount(g.minFee, 'minFee'),
     maxBlockTxs: int(g.maxBlockTxs, 'maxBlockTxs', 1, 10_000),
+    xferTimeoutSlots: int(g.xferTimeoutSlots, 'xferTimeoutSlots', 2, 1_000_000),
+    beacon: { publicKey: fromHex(b.publicKey as string), peerId: b.peerId as string },
     accounts,
     validators,
   };
@@ -147,8 +174,10 @@ export function genesisToJson(g: Genesis): GenesisJson {
     shardCount: g.shardCount,
     minFee: g.minFee.toString(),
     maxBlockTxs: g.maxBlockTxs,
+    xferTimeoutSlots: g.xferTimeoutSlots,
+    beacon: { publicKey: Buffer.from(g.beacon.publicKey).toString('hex'), peerId: g.beacon.peerId },
     accounts: g.accounts.map((a) => ({ address: a.address, balance: a.balance.toString() })),
-    validators: g.validators.map((v) => ({ address: v.address, publicKey: Buffer.from(v.publicKey).toString('hex'), stake: v.stake.toString(), shard: v.shard })),
+    validators: g.validators.map((v) => ({ address: v.address, publicKey: Buffer.from(v.publicKey).toString('hex'), stake: v.stake.toString() })),
   };
 }
 
@@ -171,10 +200,13 @@ export function encodeGenesis(g: Genesis): Uint8Array {
     .u32(g.shardCount)
     .u64(g.minFee)
     .u32(g.maxBlockTxs)
+    .u64(g.xferTimeoutSlots)
+    .bytes(g.beacon.publicKey)
+    .string(g.beacon.peerId)
     .u32(g.accounts.length);
   for (const a of g.accounts) w.fixed(parseAddress(a.address), 20).u64(a.balance);
   w.u32(g.validators.length);
-  for (const v of g.validators) w.bytes(v.publicKey).u64(v.stake).u32(v.shard);
+  for (const v of g.validators) w.bytes(v.publicKey).u64(v.stake);
   return w.finish();
 }
 

@@ -36,7 +36,7 @@ function readVersion(r: Reader, what: string): void {
 
 // ---------------------------------------------------------------- transactions
 
-export const TX_KIND = { transfer: 1 } as const;
+export const TX_KIND = { transfer: 1, xtransfer: 2, xprepare: 3, xdecision: 4 } as const;
 export type TxKindName = keyof typeof TX_KIND;
 
 export interface TransferPayload {
@@ -44,7 +44,99 @@ export interface TransferPayload {
   to: Uint8Array;
   amount: bigint;
 }
-export type TxPayload = TransferPayload;
+
+/** A transfer to an account of another shard, settled by two-phase commit through the beacon. */
+export interface XTransferPayload {
+  kind: 'xtransfer';
+  to: Uint8Array;
+  amount: bigint;
+}
+
+/**
+ * What both shards and the beacon agree a cross-shard transfer is. `id` is the
+ * source transaction's id; `deadlineSlot` is fixed by the source block's slot
+ * plus genesis `xferTimeoutSlots`.
+ */
+export interface XferInfo {
+  id: Uint8Array;
+  srcShard: number;
+  dstShard: number;
+  from: Uint8Array;
+  to: Uint8Array;
+  amount: bigint;
+  deadlineSlot: number;
+}
+
+/** Beacon → destination shard: record whether you accept this credit (system entry, signed by the beacon). */
+export interface XPreparePayload {
+  kind: 'xprepare';
+  xfer: XferInfo;
+}
+
+/** Beacon → both shards: the logged outcome (system entry, signed by the beacon). */
+export interface XDecisionPayload {
+  kind: 'xdecision';
+  xfer: XferInfo;
+  commit: boolean;
+}
+
+export type TxPayload = TransferPayload | XTransferPayload | XPreparePayload | XDecisionPayload;
+export type SystemPayload = XPreparePayload | XDecisionPayload;
+
+/**
+ * System entries are authored by the beacon, not by an account: nonce and fee
+ * are 0, the public key is the genesis beacon key and the signature is over the
+ * `qnexus/<chainId>/beacon` domain, so no user transaction can pass for one.
+ */
+export function isSystemKind(kind: TxKindName): kind is SystemPayload['kind'] {
+  return kind === 'xprepare' || kind === 'xdecision';
+}
+
+export function encodeXferInfo(w: Writer, x: XferInfo): Writer {
+  return w
+    .fixed(x.id, HASH_BYTES)
+    .u32(x.srcShard)
+    .u32(x.dstShard)
+    .fixed(x.from, ADDRESS_BYTES)
+    .fixed(x.to, ADDRESS_BYTES)
+    .u64(x.amount)
+    .u64(x.deadlineSlot);
+}
+
+export function readXferInfo(r: Reader): XferInfo {
+  return {
+    id: r.fixed(HASH_BYTES, 'transfer id'),
+    srcShard: r.u32('source shard'),
+    dstShard: r.u32('destination shard'),
+    from: r.fixed(ADDRESS_BYTES, 'sender'),
+    to: r.fixed(ADDRESS_BYTES, 'recipient'),
+    amount: r.u64('amount'),
+    deadlineSlot: r.u64n('deadline slot'),
+  };
+}
+
+export function xferInfoEqual(a: XferInfo, b: XferInfo): boolean {
+  return (
+    toHex(a.id) === toHex(b.id) &&
+    a.srcShard === b.srcShard &&
+    a.dstShard === b.dstShard &&
+    toHex(a.from) === toHex(b.from) &&
+    toHex(a.to) === toHex(b.to) &&
+    a.amount === b.amount &&
+    a.deadlineSlot === b.deadlineSlot
+  );
+}
+
+/** What the sender gives up: amount + fee for value transfers, nothing for system entries. */
+export function txCost(b: TxBody): bigint {
+  switch (b.payload.kind) {
+    case 'transfer':
+    case 'xtransfer':
+      return b.payload.amount + b.fee;
+    default:
+      return 0n;
+  }
+}
 
 export interface TxBody {
   chainId: string;
@@ -61,7 +153,7 @@ export interface SignedTx {
 }
 
 export function encodeTxBody(b: TxBody): Uint8Array {
-  const w = new Writer(b.publicKey.length + 128)
+  const w = new Writer(b.publicKey.length + 192)
     .u8(CODEC_VERSION)
     .string(b.chainId)
     .u8(TX_KIND[b.payload.kind])
@@ -70,7 +162,14 @@ export function encodeTxBody(b: TxBody): Uint8Array {
     .bytes(b.publicKey);
   switch (b.payload.kind) {
     case 'transfer':
+    case 'xtransfer':
       w.fixed(b.payload.to, ADDRESS_BYTES).u64(b.payload.amount);
+      break;
+    case 'xprepare':
+      encodeXferInfo(w, b.payload.xfer);
+      break;
+    case 'xdecision':
+      encodeXferInfo(w, b.payload.xfer).u8(b.payload.commit ? 1 : 0);
       break;
   }
   return w.finish();
@@ -88,6 +187,19 @@ function readTxBody(r: Reader): TxBody {
     case TX_KIND.transfer:
       payload = { kind: 'transfer', to: r.fixed(ADDRESS_BYTES, 'recipient'), amount: r.u64('amount') };
       break;
+    case TX_KIND.xtransfer:
+      payload = { kind: 'xtransfer', to: r.fixed(ADDRESS_BYTES, 'recipient'), amount: r.u64('amount') };
+      break;
+    case TX_KIND.xprepare:
+      payload = { kind: 'xprepare', xfer: readXferInfo(r) };
+      break;
+    case TX_KIND.xdecision: {
+      const xfer = readXferInfo(r);
+      const c = r.u8('decision');
+      if (c > 1) throw new QnexusError('MALFORMED', `bad decision flag ${c}`);
+      payload = { kind: 'xdecision', xfer, commit: c === 1 };
+      break;
+    }
     default:
       throw new QnexusError('TX_UNKNOWN_KIND', `unknown transaction kind ${kind}`);
   }
@@ -131,14 +243,14 @@ export function openTx(raw: Uint8Array): TxEnvelope {
     if (e instanceof QnexusError && e.code === 'MALFORMED') throw new QnexusError('TX_MALFORMED', e.message);
     throw e;
   }
-  const signBytes = signingBytes(tx.body.chainId, 'tx', bodyBytes);
+  const signBytes = signingBytes(tx.body.chainId, isSystemKind(tx.body.payload.kind) ? 'beacon' : 'tx', bodyBytes);
   const hash = sha256(signBytes);
   const from = addressFromPublicKey(tx.body.publicKey);
   return { tx, raw, signBytes, hash, hashHex: toHex(hash), from, fromStr: formatAddress(from) };
 }
 
 export function txSigningBytes(body: TxBody): Uint8Array {
-  return signingBytes(body.chainId, 'tx', encodeTxBody(body));
+  return signingBytes(body.chainId, isSystemKind(body.payload.kind) ? 'beacon' : 'tx', encodeTxBody(body));
 }
 
 export function txRoot(txHashes: readonly Uint8Array[]): Uint8Array {
