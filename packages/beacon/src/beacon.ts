@@ -1,0 +1,166 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
+import { createP2PNode, peerIdFromKeyFile } from '@qnexus/p2p';
+import { QnexusError, type Genesis } from '@qnexus/types';
+import { Admitter } from './admission.js';
+import { startApi } from './api.js';
+import { Coordinator } from './coordinator.js';
+import { Logger, type LogFormat, type LogLevel } from './log.js';
+import { createMetrics } from './metrics.js';
+import { Registry } from './registry.js';
+import { ShardSender } from './sender.js';
+import { BeaconService } from './service.js';
+import { BeaconStore } from './store.js';
+import { beaconTxSigner } from './system.js';
+
+export interface BeaconConfig {
+  dataDir: string;
+  genesis: Genesis;
+  /** The genesis beacon key (ML-DSA): signs epoch announcements, prepare requests and decisions. */
+  beaconKey: UnlockedKey;
+  listen: string[];
+  announce?: string[];
+  bootstrap: string[];
+  apiHost: string;
+  apiPort: number;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  /** Slots between re-sends of pending prepare requests and unapplied decisions (default 3). */
+  resendSlots?: number;
+}
+
+/** Written to `<dataDir>/node-info.json` once the beacon listens (the devnet launcher waits for it). */
+export interface BeaconInfo {
+  pid: number;
+  role: 'beacon';
+  chainId: string;
+  peerId: string;
+  multiaddrs: string[];
+  apiUrl: string;
+  dataDir: string;
+}
+
+export interface RunningBeacon {
+  info: BeaconInfo;
+  stop(): Promise<void>;
+}
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+/**
+ * Start the beacon: check that this data dir and key are the genesis beacon's,
+ * reload the 2PC log, then serve 2PC requests, tick slots (re-sends, presumed
+ * aborts, epoch announcements) and the HTTP API.
+ */
+export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
+  const g = cfg.genesis;
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const log = new Logger(cfg.logFormat, cfg.logLevel, { role: 'beacon' });
+  if (cfg.beaconKey.scheme !== g.scheme || !bytesEqual(cfg.beaconKey.publicKey, g.beacon.publicKey)) {
+    throw new QnexusError('BAD_CONFIG', `the beacon key (${cfg.beaconKey.scheme} ${toHex(cfg.beaconKey.publicKey).slice(0, 16)}…) is not the genesis beacon key (${g.scheme} ${toHex(g.beacon.publicKey).slice(0, 16)}…)`);
+  }
+  const peerKeyPath = join(cfg.dataDir, 'peer.key');
+  const peerId = await peerIdFromKeyFile(peerKeyPath);
+  if (peerId !== g.beacon.peerId) {
+    throw new QnexusError('BAD_CONFIG', `the libp2p key ${peerKeyPath} is peer ${peerId}, but genesis names the beacon peer ${g.beacon.peerId}: start the beacon with the data dir whose peer.key the genesis was made from`);
+  }
+
+  const metrics = createMetrics();
+  const registry = new Registry(g);
+  const cleanup: (() => Promise<void> | void)[] = [];
+  const store = await BeaconStore.open(join(cfg.dataDir, 'db'));
+  cleanup.unshift(() => store.close());
+  try {
+    await store.initGenesis(g);
+    const restored = await store.loadEntries();
+    const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey), resendSlots: cfg.resendSlots }, restored);
+    const p2p = await createP2PNode({
+      peerKeyPath,
+      listen: cfg.listen,
+      announce: cfg.announce,
+      bootstrap: cfg.bootstrap,
+      scoringProfile: 'devnet',
+      maxMessageBytes: 1024 * 1024,
+      log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
+    });
+    cleanup.unshift(() => p2p.stop());
+    const sender = new ShardSender(p2p, g.chainId, (shard) => registry.shardPeers(service.epoch, shard), metrics, log);
+    // The sender's in-flight requests end when p2p stops (cleanup runs p2p.stop after this).
+    let senderDone: Promise<void> = Promise.resolve();
+    cleanup.unshift(() => {
+      senderDone = sender.stop();
+    });
+    cleanup.push(() => senderDone);
+    const backend = getBackend(g.scheme);
+    const service: BeaconService = new BeaconService({
+      registry,
+      store,
+      coordinator,
+      admitter: new Admitter(registry),
+      sender,
+      p2p,
+      metrics,
+      log,
+      signAnnouncement: (bytes) => backend.sign(cfg.beaconKey.secretKey, bytes),
+    });
+    await service.start();
+    cleanup.unshift(() => service.stop());
+    const server = await startApi({ registry, coordinator, service, p2p, metrics, log }, cfg.apiHost, cfg.apiPort);
+    cleanup.unshift(
+      () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        }),
+    );
+    const port = (server.address() as AddressInfo).port;
+    const info: BeaconInfo = {
+      pid: process.pid,
+      role: 'beacon',
+      chainId: g.chainId,
+      peerId: p2p.peerId,
+      multiaddrs: p2p.multiaddrs(),
+      apiUrl: `http://${cfg.apiHost.includes(':') ? `[${cfg.apiHost}]` : cfg.apiHost}:${port}`,
+      dataDir: cfg.dataDir,
+    };
+    writeAtomic(join(cfg.dataDir, 'node-info.json'), JSON.stringify(info, null, 2) + '\n');
+    const counts = coordinator.counts();
+    log.info('beacon started', {
+      chainId: g.chainId,
+      genesisHash: toHex(registry.genesisHash).slice(0, 16),
+      peerId: p2p.peerId,
+      api: info.apiUrl,
+      listen: info.multiaddrs,
+      slot: service.slot,
+      epoch: service.epoch,
+      restoredTransfers: counts.total,
+      undecided: counts.undecided,
+    });
+    let stopping: Promise<void> | null = null;
+    return {
+      info,
+      stop: () => {
+        stopping ??= (async () => {
+          log.info('stopping beacon');
+          for (const f of cleanup) {
+            try {
+              await f();
+            } catch (e) {
+              log.warn('error during shutdown', { error: (e as Error).message });
+            }
+          }
+        })();
+        return stopping;
+      },
+    };
+  } catch (e) {
+    for (const f of cleanup) await Promise.resolve(f()).catch(() => undefined);
+    throw e;
+  }
+}

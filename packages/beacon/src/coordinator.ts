@@ -1,0 +1,289 @@
+import { toHex } from '@qnexus/crypto';
+import { xferInfoEqual, type XferInfo, type XferRecord } from '@qnexus/types';
+
+/**
+ * The two-phase-commit coordinator of cross-shard transfers, as a pure state
+ * machine: verified shard records and slot ticks in, actions out. It has no
+ * clock, I/O or randomness of its own; signing the beacon's system entries is
+ * delegated to an injected `SystemTxSigner`, called at most once per
+ * (transfer, phase) so every re-send carries the same bytes.
+ *
+ * Driver contract: perform the actions in order. A `persist` must be durable
+ * before any later `send` goes out: the actions of one event put every
+ * `persist` ahead of every `send`, which is what makes "log before send" hold
+ * for decisions (and for prepare requests, so they too are re-sent unchanged).
+ */
+
+export type Outcome = 'commit' | 'abort';
+
+export type Phase = 'source-prepared' | 'destination-prepared' | 'destination-refused' | 'decided' | 'source-applied' | 'destination-applied';
+
+export interface XferEntry {
+  /** Transfer id (the source xtransfer's tx id), hex. */
+  id: string;
+  /** Order in which the beacon learned of the transfer (for "most recent" listings). */
+  seq: number;
+  info: XferInfo;
+  /** The source shard escrowed the amount in the block at this height. */
+  sourcePrepared: { height: number } | null;
+  /** The destination recorded its answer to the prepare request at this height. */
+  destination: { height: number; accepted: boolean; reason: string } | null;
+  /** The logged outcome. Never changes once set. */
+  decision: { outcome: Outcome; slot: number; reason: string } | null;
+  sourceApplied: { height: number; outcome: Outcome } | null;
+  destinationApplied: { height: number; outcome: Outcome } | null;
+  /** Signed xprepare system entry (wire bytes), created once. */
+  prepareTx: Uint8Array | null;
+  /** Signed xdecision system entry (wire bytes), created once, when the decision is logged. */
+  decisionTx: Uint8Array | null;
+  /**
+   * Slot of the last send, per message; in memory only. After a restart they
+   * start at -Infinity, so the first tick re-sends everything still pending.
+   */
+  sent: { prepare: number; source: number; destination: number };
+}
+
+export type CoordinatorAction =
+  | { type: 'persist'; entry: XferEntry }
+  | { type: 'send'; shard: number; raw: Uint8Array; id: string; what: 'prepare' | 'decision' }
+  | { type: 'phase'; entry: XferEntry; phase: Phase }
+  /** Input that an honest shard never produces, or that disagrees with the log; nothing changed. */
+  | { type: 'anomaly'; id: string; message: string };
+
+/** Signs the beacon's system entries (xprepare, xdecision); returns the wire encoding. */
+export interface SystemTxSigner {
+  prepare(info: XferInfo): Uint8Array;
+  decision(info: XferInfo, commit: boolean): Uint8Array;
+}
+
+export interface CoordinatorOptions {
+  signer: SystemTxSigner;
+  /** Slots between re-sends of an unanswered prepare request or an unapplied decision (default 3). */
+  resendSlots?: number;
+}
+
+export interface XferCounts {
+  total: number;
+  undecided: number;
+  committed: number;
+  aborted: number;
+  /** Decided and applied on both shards. */
+  applied: number;
+}
+
+export const DEADLINE_REASON = 'deadline';
+
+/** Collects what one event changed, then orders it: phases, persists, sends. */
+class Step {
+  readonly phases: CoordinatorAction[] = [];
+  readonly dirty = new Map<string, XferEntry>();
+  readonly sends: CoordinatorAction[] = [];
+  readonly anomalies: CoordinatorAction[] = [];
+
+  actions(): CoordinatorAction[] {
+    const persists: CoordinatorAction[] = [...this.dirty.values()].map((entry) => ({ type: 'persist', entry }));
+    return [...this.anomalies, ...this.phases, ...persists, ...this.sends];
+  }
+}
+
+export class Coordinator {
+  private readonly entries = new Map<string, XferEntry>();
+  /** Ids in arrival order (seq ascending). */
+  private readonly order: string[] = [];
+  /** Ids not yet applied on both sides: what a tick has to look at. */
+  private readonly active = new Set<string>();
+  private nextSeq = 0;
+  private readonly signer: SystemTxSigner;
+  readonly resendSlots: number;
+
+  /** `restored`: the durable log, as loaded at start. */
+  constructor(opts: CoordinatorOptions, restored: Iterable<XferEntry> = []) {
+    this.signer = opts.signer;
+    this.resendSlots = opts.resendSlots ?? 3;
+    if (!Number.isSafeInteger(this.resendSlots) || this.resendSlots < 1) throw new RangeError('resendSlots must be a positive integer');
+    const list = [...restored].sort((a, b) => a.seq - b.seq);
+    for (const e of list) {
+      e.sent = { prepare: -Infinity, source: -Infinity, destination: -Infinity };
+      this.entries.set(e.id, e);
+      this.order.push(e.id);
+      if (!isDone(e)) this.active.add(e.id);
+      this.nextSeq = Math.max(this.nextSeq, e.seq + 1);
+    }
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  get(idHex: string): XferEntry | undefined {
+    return this.entries.get(idHex);
+  }
+
+  /** Most recent first. */
+  recent(limit: number): XferEntry[] {
+    const out: XferEntry[] = [];
+    for (let i = this.order.length - 1; i >= 0 && out.length < limit; i--) out.push(this.entries.get(this.order[i]!)!);
+    return out;
+  }
+
+  counts(): XferCounts {
+    const c: XferCounts = { total: this.entries.size, undecided: 0, committed: 0, aborted: 0, applied: 0 };
+    for (const e of this.entries.values()) {
+      if (!e.decision) c.undecided++;
+      else if (e.decision.outcome === 'commit') c.committed++;
+      else c.aborted++;
+      if (isDone(e)) c.applied++;
+    }
+    return c;
+  }
+
+  get undecided(): number {
+    let n = 0;
+    for (const id of this.active) if (!this.entries.get(id)!.decision) n++;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /**
+   * A transfer record proven to be in the state of `shard` at `height` (the
+   * certified block the report was about), received during `slot`.
+   * Idempotent: a record that tells nothing new yields no action.
+   */
+  onRecord(rec: XferRecord, shard: number, height: number, slot: number): CoordinatorAction[] {
+    const step = new Step();
+    const id = toHex(rec.info.id);
+    const anomaly = (message: string): CoordinatorAction[] => [{ type: 'anomaly', id, message }];
+    const own = rec.role === 'source' ? rec.info.srcShard : rec.info.dstShard;
+    if (own !== shard) return anomaly(`${rec.role} record reported by shard ${shard}, but the transfer's ${rec.role} shard is ${own}`);
+    let e = this.entries.get(id);
+    if (e && !xferInfoEqual(e.info, rec.info)) return anomaly(`record of shard ${shard} disagrees with the logged transfer`);
+
+    if (!e) {
+      // Transfers enter the log only through their source escrow: the beacon
+      // asks a destination to prepare only after that, so any other first
+      // record is not from an honest shard (or the log was lost).
+      if (rec.role !== 'source' || rec.prepare !== 'accepted') return anomaly(`${rec.role} record for a transfer with no known source prepare; ignored`);
+      e = this.create(rec.info, rec.preparedHeight || height);
+      this.phase(step, e, 'source-prepared');
+      if (rec.decision === 'none') {
+        if (slot > e.info.deadlineSlot) this.decide(step, e, 'abort', slot, DEADLINE_REASON);
+        else this.sendPrepare(step, e, slot);
+      }
+    }
+
+    if (rec.role === 'destination' && rec.prepare !== 'none' && !e.destination) {
+      const accepted = rec.prepare === 'accepted';
+      e.destination = { height: rec.preparedHeight || height, accepted, reason: rec.reason };
+      this.phase(step, e, accepted ? 'destination-prepared' : 'destination-refused');
+      if (!e.decision) {
+        if (accepted) this.decide(step, e, 'commit', slot, '');
+        else this.decide(step, e, 'abort', slot, rec.reason || 'refused');
+      }
+    }
+
+    if (rec.decision !== 'none') {
+      const key = rec.role === 'source' ? 'sourceApplied' : 'destinationApplied';
+      if (!e[key]) {
+        e[key] = { height: rec.decidedHeight || height, outcome: rec.decision };
+        this.phase(step, e, rec.role === 'source' ? 'source-applied' : 'destination-applied');
+        if (!e.decision) {
+          // Shards apply only beacon-signed decisions, so this one was taken
+          // before and its log entry is gone: adopt it rather than contradict it.
+          step.anomalies.push({ type: 'anomaly', id, message: `shard ${shard} applied ${rec.decision} before any logged decision; adopting it` });
+          this.decide(step, e, rec.decision, slot, `adopted from shard ${shard}`, true);
+        } else if (e.decision.outcome !== rec.decision) {
+          step.anomalies.push({ type: 'anomaly', id, message: `shard ${shard} applied ${rec.decision} but the logged decision is ${e.decision.outcome}` });
+        }
+        if (isDone(e)) this.active.delete(id);
+      }
+    }
+    return step.actions();
+  }
+
+  /**
+   * Slot tick: presumed abort of undecided transfers past their deadline,
+   * re-send of unanswered prepare requests and of decisions a side has not
+   * applied yet, every `resendSlots` slots.
+   */
+  tick(slot: number): CoordinatorAction[] {
+    const step = new Step();
+    for (const id of this.active) {
+      const e = this.entries.get(id)!;
+      if (!e.decision) {
+        if (slot > e.info.deadlineSlot) this.decide(step, e, 'abort', slot, DEADLINE_REASON);
+        else if (slot - e.sent.prepare >= this.resendSlots) this.sendPrepare(step, e, slot);
+        continue;
+      }
+      for (const side of ['source', 'destination'] as const) {
+        if (!appliedOn(e, side) && slot - e.sent[side] >= this.resendSlots) this.sendDecision(step, e, side, slot);
+      }
+    }
+    return step.actions();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private create(info: XferInfo, height: number): XferEntry {
+    const e: XferEntry = {
+      id: toHex(info.id),
+      seq: this.nextSeq++,
+      info,
+      sourcePrepared: { height },
+      destination: null,
+      decision: null,
+      sourceApplied: null,
+      destinationApplied: null,
+      prepareTx: null,
+      decisionTx: null,
+      sent: { prepare: -Infinity, source: -Infinity, destination: -Infinity },
+    };
+    this.entries.set(e.id, e);
+    this.order.push(e.id);
+    this.active.add(e.id);
+    return e;
+  }
+
+  private phase(step: Step, e: XferEntry, phase: Phase): void {
+    step.phases.push({ type: 'phase', entry: e, phase });
+    step.dirty.set(e.id, e);
+  }
+
+  private sendPrepare(step: Step, e: XferEntry, slot: number): void {
+    if (!e.prepareTx) {
+      e.prepareTx = this.signer.prepare(e.info);
+      step.dirty.set(e.id, e);
+    }
+    e.sent.prepare = slot;
+    step.sends.push({ type: 'send', shard: e.info.dstShard, raw: e.prepareTx, id: e.id, what: 'prepare' });
+  }
+
+  /** Log the outcome (once) and send it to every side that has not applied one. */
+  private decide(step: Step, e: XferEntry, outcome: Outcome, slot: number, reason: string, adopted = false): void {
+    if (e.decision) return;
+    if (outcome === 'commit' && !adopted && !(e.sourcePrepared && e.destination?.accepted)) {
+      throw new Error(`coordinator bug: commit of ${e.id} without both prepares`);
+    }
+    e.decision = { outcome, slot, reason };
+    e.decisionTx = this.signer.decision(e.info, outcome === 'commit');
+    this.phase(step, e, 'decided');
+    for (const side of ['source', 'destination'] as const) if (!appliedOn(e, side)) this.sendDecision(step, e, side, slot);
+  }
+
+  private sendDecision(step: Step, e: XferEntry, side: 'source' | 'destination', slot: number): void {
+    e.sent[side] = slot;
+    step.sends.push({ type: 'send', shard: side === 'source' ? e.info.srcShard : e.info.dstShard, raw: e.decisionTx!, id: e.id, what: 'decision' });
+  }
+}
+
+function appliedOn(e: XferEntry, side: 'source' | 'destination'): boolean {
+  return (side === 'source' ? e.sourceApplied : e.destinationApplied) !== null;
+}
+
+/** Decided and applied by both shards: nothing left to do. */
+export function isDone(e: XferEntry): boolean {
+  return e.decision !== null && e.sourceApplied !== null && e.destinationApplied !== null;
+}
+
+/** Where a transfer stands, for the API. */
+export function entryStatus(e: XferEntry): 'preparing' | 'committed' | 'aborted' {
+  return !e.decision ? 'preparing' : e.decision.outcome === 'commit' ? 'committed' : 'aborted';
+}

@@ -1,0 +1,25 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of the beacon process, named qnexus_beacon_<what>. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'qnexus_process_' });
+  const r = [registry];
+  return {
+    registry,
+    phases: new Counter({ name: 'qnexus_beacon_2pc_phases_total', help: 'Cross-shard transfer phases the coordinator logged', labelNames: ['phase'], registers: r }),
+    decisions: new Counter({ name: 'qnexus_beacon_2pc_decisions_total', help: 'Logged 2PC decisions by outcome', labelNames: ['outcome'], registers: r }),
+    rejected: new Counter({ name: 'qnexus_beacon_2pc_rejected_total', help: '2PC requests refused at admission, by reason', labelNames: ['reason'], registers: r }),
+    requests: new Counter({ name: 'qnexus_beacon_2pc_requests_total', help: '2PC requests admitted, by type', labelNames: ['type'], registers: r }),
+    anomalies: new Counter({ name: 'qnexus_beacon_2pc_anomalies_total', help: 'Verified records that an honest shard never produces or that disagree with the log', registers: r }),
+    undecided: new Gauge({ name: 'qnexus_beacon_2pc_undecided', help: 'Transfers prepared on the source but not decided yet', registers: r }),
+    sends: new Counter({ name: 'qnexus_beacon_2pc_sends_total', help: 'System-entry batches sent to shard peers, by result', labelNames: ['result'], registers: r }),
+    announcements: new Counter({ name: 'qnexus_beacon_epoch_announcements_total', help: 'Signed epoch announcements published', registers: r }),
+    epoch: new Gauge({ name: 'qnexus_beacon_epoch', help: 'Current epoch', registers: r }),
+    slot: new Gauge({ name: 'qnexus_beacon_slot', help: 'Current slot', registers: r }),
+    peers: new Gauge({ name: 'qnexus_beacon_p2p_peers', help: 'Connected libp2p peers', registers: r }),
+    apiRequests: new Counter({ name: 'qnexus_beacon_api_requests_total', help: 'HTTP API requests', labelNames: ['route', 'status'], registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,99 @@
+// Who may speak on the 2PC stream, and what counts as proven.
+import assert from 'node:assert/strict';
+import { toHex } from '@qnexus/crypto';
+import { encodeBeaconRequest } from '@qnexus/types';
+import { Admitter, type Admission } from '../src/admission.js';
+import { Registry } from '../src/registry.js';
+import { binding, certifiedBlock, hello, report } from './fixtures.js';
+import { addrOf, destRecord, info, key, sourceRecord, testGenesis } from './helpers.js';
+
+describe('beacon: 2PC admission', () => {
+  const vals = [1, 2, 3, 4].map(key);
+  const outsider = key(5);
+  const g = testGenesis({ validators: vals, beacon: key(9) });
+  const registry = new Registry(g);
+  const shardOf = (k: (typeof vals)[number]) => registry.membership(0, addrOf(k))!.shard;
+  const members = (s: number) => vals.filter((k) => shardOf(k) === s);
+  const [a0, b0] = members(0) as [(typeof vals)[number], (typeof vals)[number]];
+  const [a1, b1] = members(1) as [(typeof vals)[number], (typeof vals)[number]];
+  let adm: Admitter;
+
+  beforeEach(() => {
+    adm = new Admitter(registry);
+  });
+
+  const refused = (r: Admission, code: string) => {
+    assert.equal(r.ok, false, 'expected a refusal');
+    if (!r.ok) assert.equal(r.code, code, r.message);
+  };
+
+  it('has two members per shard in this genesis', () => {
+    assert.equal(members(0).length, 2);
+    assert.equal(members(1).length, 2);
+  });
+
+  it('binds a committee member to the peer it speaks through', () => {
+    const r = adm.admit(hello(g, a1, 1, 'peer-a1'), 'peer-a1', 0);
+    assert.deepEqual(r, { ok: true, type: 'hello', validator: addrOf(a1), shard: 1 });
+    assert.equal(registry.peerOf(addrOf(a1)), 'peer-a1');
+    assert.deepEqual(registry.shardPeers(0, 1), ['peer-a1']);
+    adm.admit(hello(g, a1, 1, 'peer-a1-new'), 'peer-a1-new', 0);
+    assert.deepEqual(registry.shardPeers(0, 1), ['peer-a1-new'], 'the latest binding wins');
+  });
+
+  it('refuses everyone else with XS_UNAUTHORIZED, and garbage with MALFORMED', () => {
+    refused(adm.admit(new Uint8Array([1, 2, 3]), 'p', 0), 'MALFORMED');
+    refused(adm.admit(hello(g, outsider, 0, 'p'), 'p', 0), 'XS_UNAUTHORIZED');
+    refused(adm.admit(hello(g, a0, 0, 'someone-else'), 'p', 0), 'XS_UNAUTHORIZED');
+    refused(adm.admit(hello(g, a0, 1, 'p'), 'p', 0), 'XS_UNAUTHORIZED');
+    refused(adm.admit(hello({ ...g, chainId: 'other' }, a0, 0, 'p'), 'p', 0), 'XS_UNAUTHORIZED');
+    const forged = binding(g, a0, 0, 'p');
+    forged.signature = forged.signature.slice();
+    forged.signature[10]! ^= 1;
+    refused(adm.admit(encodeBeaconRequest({ type: 'hello', binding: forged }), 'p', 0), 'XS_UNAUTHORIZED');
+  });
+
+  it('accepts a certified report and verifies each block and binding once', () => {
+    const x = info(1);
+    const block = certifiedBlock(g, 0, 7, 5, [sourceRecord(x)], [a0, b0]);
+    const r = adm.admit(report(g, a0, 'pa', block, [toHex(x.id)]), 'pa', 0);
+    assert.ok(r.ok && r.type === 'report', r.ok ? r.type : r.message);
+    assert.equal(r.height, 7);
+    assert.equal(r.records.length, 1);
+    assert.equal(r.records[0]!.role, 'source');
+    assert.equal(adm.verifications, 1 + 2, 'binding + two certificate votes');
+    const second = report(g, b0, 'pb', block, [toHex(x.id)]);
+    assert.ok(adm.admit(second, 'pb', 0).ok);
+    assert.equal(adm.verifications, 3 + 1, 'the second reporter costs only its binding');
+    assert.ok(adm.admit(second, 'pb', 0).ok);
+    assert.equal(adm.verifications, 4, 'and nothing when it repeats itself');
+    assert.equal(registry.peerOf(addrOf(b0)), 'pb', 'a report also binds its peer');
+  });
+
+  it('refuses reports that are not proven', () => {
+    const x = info(2);
+    const ids = [toHex(x.id)];
+    // Half of the stake is no quorum.
+    refused(adm.admit(report(g, a0, 'pa', certifiedBlock(g, 0, 7, 5, [sourceRecord(x)], [a0]), ids), 'pa', 0), 'XS_BAD_PROOF');
+    // Votes from another shard's committee.
+    refused(adm.admit(report(g, a0, 'pa', certifiedBlock(g, 0, 7, 5, [sourceRecord(x)], [a0, a1]), ids), 'pa', 0), 'XS_BAD_PROOF');
+    // A record that is not in the certified state.
+    const good = certifiedBlock(g, 0, 8, 5, [sourceRecord(x)], [a0, b0]);
+    const other = certifiedBlock(g, 0, 8, 5, [sourceRecord(x), sourceRecord(info(3))], [a0, b0]);
+    const req = encodeBeaconRequest({
+      type: 'report',
+      report: { binding: binding(g, a0, 0, 'pa'), header: good.header, certificate: good.certificate, items: other.state.proveXfers([toHex(info(3).id)]) },
+    });
+    refused(adm.admit(req, 'pa', 0), 'XS_BAD_PROOF');
+    // A destination record in a source shard's block.
+    const y = info(4);
+    refused(adm.admit(report(g, a0, 'pa', certifiedBlock(g, 0, 9, 5, [destRecord(y)], [a0, b0]), [toHex(y.id)]), 'pa', 0), 'XS_BAD_PROOF');
+    // A member of shard 0 reporting a block of shard 1.
+    const s1 = certifiedBlock(g, 1, 9, 5, [destRecord(y)], [a1, b1]);
+    const cross = encodeBeaconRequest({
+      type: 'report',
+      report: { binding: binding(g, a0, 0, 'pa'), header: s1.header, certificate: s1.certificate, items: s1.state.proveXfers([toHex(y.id)]) },
+    });
+    refused(adm.admit(cross, 'pa', 0), 'XS_UNAUTHORIZED');
+  });
+});

@@ -1,0 +1,212 @@
+// The pure 2PC coordinator: commit and abort paths, deadlines, idempotence, re-send cadence.
+import assert from 'node:assert/strict';
+import { toHex } from '@qnexus/crypto';
+import { Coordinator, DEADLINE_REASON, entryStatus, isDone, type CoordinatorAction, type XferEntry } from '../src/coordinator.js';
+import { FakeSigner, destRecord, info, kinds, sends, sourceRecord, text } from './helpers.js';
+
+function phases(actions: CoordinatorAction[]): string[] {
+  return actions.flatMap((a) => (a.type === 'phase' ? [a.phase] : []));
+}
+
+/** Every persist comes before every send: the driver logs before it sends. */
+function assertLogBeforeSend(actions: CoordinatorAction[]): void {
+  const lastPersist = actions.map((a) => a.type).lastIndexOf('persist');
+  const firstSend = actions.findIndex((a) => a.type === 'send');
+  if (firstSend >= 0) assert.ok(lastPersist < firstSend, `persist after send in ${kinds(actions).join(',')}`);
+}
+
+describe('beacon: coordinator', () => {
+  let signer: FakeSigner;
+  let c: Coordinator;
+  const x = info(1);
+  const id = toHex(x.id);
+
+  beforeEach(() => {
+    signer = new FakeSigner();
+    c = new Coordinator({ signer });
+  });
+
+  it('commits when the source escrowed and the destination accepted, then tracks both applies', () => {
+    let a = c.onRecord(sourceRecord(x), 0, 12, 5);
+    assert.deepEqual(phases(a), ['source-prepared']);
+    assert.deepEqual(sends(a), ['1:P']);
+    assertLogBeforeSend(a);
+    let e = c.get(id)!;
+    assert.deepEqual(e.sourcePrepared, { height: 10 });
+    assert.equal(text(e.prepareTx!), `P:${id}`);
+    assert.equal(entryStatus(e), 'preparing');
+
+    a = c.onRecord(destRecord(x), 1, 21, 6);
+    assert.deepEqual(phases(a), ['destination-prepared', 'decided']);
+    assert.deepEqual(sends(a), ['0:C', '1:C']);
+    assertLogBeforeSend(a);
+    const persisted = a.find((p) => p.type === 'persist') as Extract<CoordinatorAction, { type: 'persist' }>;
+    assert.equal(persisted.entry.decision?.outcome, 'commit', 'the persisted entry carries the decision');
+    e = c.get(id)!;
+    assert.deepEqual(e.decision, { outcome: 'commit', slot: 6, reason: '' });
+    assert.equal(entryStatus(e), 'committed');
+
+    a = c.onRecord(sourceRecord(x, { decision: 'commit', decidedHeight: 30 }), 0, 31, 7);
+    assert.deepEqual(phases(a), ['source-applied']);
+    assert.deepEqual(sends(a), []);
+    assert.deepEqual(e.sourceApplied, { height: 30, outcome: 'commit' });
+    assert.equal(isDone(e), false);
+
+    a = c.onRecord(destRecord(x, { decision: 'commit', decidedHeight: 40 }), 1, 40, 8);
+    assert.deepEqual(phases(a), ['destination-applied']);
+    assert.equal(isDone(e), true);
+    assert.deepEqual(c.tick(50), [], 'nothing left to do for a finished transfer');
+    assert.deepEqual(c.counts(), { total: 1, undecided: 0, committed: 1, aborted: 0, applied: 1 });
+    assert.equal(signer.calls, 2, 'one prepare and one decision signed');
+  });
+
+  it('aborts when the destination refuses, with its reason', () => {
+    c.onRecord(sourceRecord(x), 0, 12, 5);
+    const a = c.onRecord(destRecord(x, { prepare: 'refused', reason: 'TX_BAD_RECIPIENT' }), 1, 21, 6);
+    assert.deepEqual(phases(a), ['destination-refused', 'decided']);
+    assert.deepEqual(sends(a), ['0:A', '1:A']);
+    assertLogBeforeSend(a);
+    const e = c.get(id)!;
+    assert.deepEqual(e.decision, { outcome: 'abort', slot: 6, reason: 'TX_BAD_RECIPIENT' });
+    assert.deepEqual(e.destination, { height: 20, accepted: false, reason: 'TX_BAD_RECIPIENT' });
+  });
+
+  it('presumes abort once the deadline passes without a decision', () => {
+    const y = info(2, { deadlineSlot: 10 });
+    c.onRecord(sourceRecord(y), 0, 12, 5);
+    assert.deepEqual(phases(c.tick(10)), [], 'the deadline slot itself is still in time');
+    const a = c.tick(11);
+    assert.deepEqual(phases(a), ['decided']);
+    assert.deepEqual(sends(a), ['0:A', '1:A']);
+    assertLogBeforeSend(a);
+    assert.deepEqual(c.get(toHex(y.id))!.decision, { outcome: 'abort', slot: 11, reason: DEADLINE_REASON });
+  });
+
+  it('aborts at once a source prepare that arrives after its deadline, without asking the destination', () => {
+    const y = info(3, { deadlineSlot: 10 });
+    const a = c.onRecord(sourceRecord(y), 0, 12, 11);
+    assert.deepEqual(phases(a), ['source-prepared', 'decided']);
+    assert.deepEqual(sends(a), ['0:A', '1:A']);
+    assert.equal(c.get(toHex(y.id))!.prepareTx, null);
+  });
+
+  it('replayed reports change nothing', () => {
+    const steps = [
+      () => c.onRecord(sourceRecord(x), 0, 12, 5),
+      () => c.onRecord(destRecord(x), 1, 21, 6),
+      () => c.onRecord(sourceRecord(x, { decision: 'commit', decidedHeight: 30 }), 0, 31, 7),
+      () => c.onRecord(destRecord(x, { decision: 'commit', decidedHeight: 40 }), 1, 40, 7),
+    ];
+    for (const step of steps) {
+      assert.notDeepEqual(step(), []);
+      const snapshot = JSON.stringify(c.get(id), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      const calls = signer.calls;
+      // The same report again, from the same or another validator, at a later block and slot.
+      for (let i = 0; i < 3; i++) assert.deepEqual(step(), []);
+      assert.equal(JSON.stringify(c.get(id), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), snapshot);
+      assert.equal(signer.calls, calls);
+    }
+    // An older record (source prepared, nothing applied) after everything else: still nothing.
+    assert.deepEqual(c.onRecord(sourceRecord(x), 0, 12, 9), []);
+    assert.deepEqual(c.onRecord(destRecord(x), 1, 21, 9), []);
+  });
+
+  it('never changes a logged decision', () => {
+    const y = info(4, { deadlineSlot: 10 });
+    const yid = toHex(y.id);
+    c.onRecord(sourceRecord(y), 0, 12, 5);
+    c.tick(11); // presumed abort
+    const abortTx = c.get(yid)!.decisionTx;
+    // The destination's acceptance arrives late: recorded, but the decision stays.
+    const late = c.onRecord(destRecord(y), 1, 21, 12);
+    assert.deepEqual(phases(late), ['destination-prepared']);
+    assert.deepEqual(sends(late), []);
+    assert.equal(c.get(yid)!.decision!.outcome, 'abort');
+    assert.equal(c.get(yid)!.decisionTx, abortTx);
+    // A shard claiming it applied the other outcome is an anomaly, not a reason to flip.
+    const odd = c.onRecord(sourceRecord(y, { decision: 'commit', decidedHeight: 30 }), 0, 31, 13);
+    assert.ok(odd.some((a) => a.type === 'anomaly'));
+    assert.equal(c.get(yid)!.decision!.outcome, 'abort');
+    // Re-sends carry the very same abort bytes.
+    const r = c.tick(20);
+    assert.deepEqual(sends(r), ['1:A']);
+    assert.equal((r.find((a) => a.type === 'send') as Extract<CoordinatorAction, { type: 'send' }>).raw, abortTx);
+  });
+
+  it('re-sends pending prepares and unapplied decisions every resendSlots slots, with the same bytes', () => {
+    const first = c.onRecord(sourceRecord(x), 0, 12, 5);
+    const prepareRaw = (first.find((a) => a.type === 'send') as Extract<CoordinatorAction, { type: 'send' }>).raw;
+    const resent: number[] = [];
+    for (let s = 6; s <= 12; s++) {
+      const a = c.tick(s);
+      if (a.length) {
+        assert.deepEqual(sends(a), ['1:P']);
+        assert.deepEqual(kinds(a), ['send'], 're-sending needs no new log write');
+        assert.equal((a[0] as Extract<CoordinatorAction, { type: 'send' }>).raw, prepareRaw);
+        resent.push(s);
+      }
+    }
+    assert.deepEqual(resent, [8, 11]);
+
+    c.onRecord(destRecord(x), 1, 21, 13); // decided at 13
+    c.onRecord(destRecord(x, { decision: 'commit', decidedHeight: 40 }), 1, 40, 14);
+    const decisionResends: string[] = [];
+    for (let s = 14; s <= 19; s++) for (const d of sends(c.tick(s))) decisionResends.push(`${s}>${d}`);
+    assert.deepEqual(decisionResends, ['16>0:C', '19>0:C'], 'only the side that has not applied it');
+    assert.equal(signer.calls, 2);
+  });
+
+  it('honours a custom resendSlots', () => {
+    c = new Coordinator({ signer, resendSlots: 1 });
+    c.onRecord(sourceRecord(x), 0, 12, 5);
+    assert.deepEqual(sends(c.tick(5)), []);
+    assert.deepEqual(sends(c.tick(6)), ['1:P']);
+    assert.deepEqual(sends(c.tick(7)), ['1:P']);
+    assert.throws(() => new Coordinator({ signer, resendSlots: 0 }), RangeError);
+  });
+
+  it('ignores records no honest shard produces first, or for the wrong shard', () => {
+    const y = info(5);
+    let a = c.onRecord(destRecord(y), 1, 21, 5);
+    assert.deepEqual(kinds(a), ['anomaly'], 'a destination prepare the beacon never asked for');
+    a = c.onRecord(sourceRecord(y), 1, 12, 5);
+    assert.deepEqual(kinds(a), ['anomaly'], 'a source record reported by the destination shard');
+    assert.equal(c.get(toHex(y.id)), undefined);
+    c.onRecord(sourceRecord(y), 0, 12, 5);
+    a = c.onRecord(destRecord({ ...y, amount: 1n }), 1, 21, 6);
+    assert.deepEqual(kinds(a), ['anomaly'], 'a record that disagrees with the logged transfer');
+    assert.equal(c.get(toHex(y.id))!.decision, null);
+  });
+
+  it('adopts a decision a shard applied when the log has none (a lost log)', () => {
+    const a = c.onRecord(sourceRecord(x, { decision: 'abort', decidedHeight: 30 }), 0, 31, 5);
+    assert.ok(a.some((p) => p.type === 'anomaly'));
+    const e = c.get(id)!;
+    assert.equal(e.decision!.outcome, 'abort');
+    assert.deepEqual(sends(a), ['1:A'], 'sent to the side that has not applied it');
+  });
+
+  it('restored from its log, re-sends what is pending and aborts what expired', () => {
+    const a = info(10, { deadlineSlot: 100 });
+    const b = info(11, { deadlineSlot: 20 });
+    const d = info(12, { deadlineSlot: 100 });
+    c.onRecord(sourceRecord(a), 0, 12, 5); // committed, applied on the source only
+    c.onRecord(destRecord(a), 1, 21, 5);
+    c.onRecord(sourceRecord(a, { decision: 'commit', decidedHeight: 30 }), 0, 31, 6);
+    c.onRecord(sourceRecord(b), 0, 12, 5); // undecided, will expire
+    c.onRecord(sourceRecord(d), 0, 12, 5); // undecided, in time
+    // What the log holds (deep copies, as a reload from disk gives).
+    const log: XferEntry[] = [a, b, d].map((y) => structuredClone(c.get(toHex(y.id))!));
+    const restarted = new Coordinator({ signer }, log);
+    assert.deepEqual(restarted.counts(), c.counts());
+    const r = restarted.tick(21);
+    assertLogBeforeSend(r);
+    assert.deepEqual(phases(r), ['decided']);
+    assert.equal(restarted.get(toHex(b.id))!.decision!.reason, DEADLINE_REASON);
+    assert.deepEqual(sends(r).sort(), ['0:A', '1:A', '1:C', '1:P'].sort(), 'pending decision and prepare re-sent at once');
+    assert.deepEqual(restarted.recent(2).map((e) => e.id), [toHex(d.id), toHex(b.id)]);
+    // New transfers continue the sequence after the restored ones.
+    restarted.onRecord(sourceRecord(info(13)), 0, 12, 22);
+    assert.equal(restarted.recent(1)[0]!.seq, 3);
+  });
+});
