@@ -1,8 +1,8 @@
 // Deterministic chain fixture shared by the db tests and the crash-writer child process.
 // Not a test file itself (mocha only picks up *.test.ts).
 import { ZERO_HASH, sha256, toHex, utf8 } from '@qnexus/crypto';
-import { blockHash, encodeBlock, encodeCertificate, txRoot, type BlockHeader } from '@qnexus/types';
-import { encodeAccount } from '@qnexus/state';
+import { blockHash, encodeBlock, encodeCertificate, encodeXferRecord, txRoot, type BlockHeader, type XferRecord } from '@qnexus/types';
+import { encodeAccount, encodeCounters, type Counters } from '@qnexus/state';
 import type { BlockCommit } from '@qnexus/db';
 
 export const CHAIN = 'qn-db-test';
@@ -88,6 +88,46 @@ export function burnedAt(h: number): bigint {
   return 3n * BigInt(h);
 }
 
+/** State counters written at height h (every commit writes all four). */
+export function countersAt(h: number): Counters {
+  const b = BigInt(h);
+  return { burned: burnedAt(h), escrow: b % 7n, exported: 2n * b, imported: b };
+}
+
+/** Transfer records: XFER_IDS ids; height h >= 1 rewrites record h % XFER_IDS (so records are both added and updated). */
+export const XFER_IDS = 4;
+
+export function xferIdHex(k: number): string {
+  return toHex(sha256(utf8(`db-xfer-${k}`)));
+}
+
+/** The record for id k as written at height h. */
+export function xferRecordAt(k: number, h: number): XferRecord {
+  return {
+    role: k % 2 ? 'source' : 'destination',
+    info: {
+      id: sha256(utf8(`db-xfer-${k}`)),
+      srcShard: k % 2 ? 0 : 1,
+      dstShard: k % 2 ? 1 : 0,
+      from: sha256(utf8(`from-${k}`)).slice(0, 20),
+      to: sha256(utf8(`to-${k}`)).slice(0, 20),
+      amount: BigInt(100 + k),
+      deadlineSlot: 1000 + k,
+    },
+    prepare: 'accepted',
+    reason: '',
+    decision: h % 3 === 0 ? 'commit' : 'none',
+    preparedHeight: h,
+    decidedHeight: h % 3 === 0 ? h : 0,
+  };
+}
+
+function xfersAt(h: number): Map<string, Uint8Array> {
+  if (h === 0) return new Map();
+  const k = h % XFER_IDS;
+  return new Map([[xferIdHex(k), encodeXferRecord(xferRecordAt(k, h))]]);
+}
+
 export function commitFor(h: number): BlockCommit {
   return {
     height: h,
@@ -96,7 +136,8 @@ export function commitFor(h: number): BlockCommit {
     certificate: h === 0 ? null : certificateBytes(h),
     txHashes: Array.from({ length: TXS_PER_BLOCK }, (_, i) => txHash(h, i)),
     accounts: accountAt(h),
-    burned: burnedAt(h),
+    xfers: xfersAt(h),
+    counters: encodeCounters(countersAt(h)),
     ...(h === 0 ? { genesisHash: GENESIS_HASH } : {}),
   };
 }
@@ -105,7 +146,7 @@ export function commitFor(h: number): BlockCommit {
  * The state the loop must have produced once heights 0..H are committed
  * (computed in closed form, independently of commitFor), sorted by address.
  */
-export function expectedState(H: number): { accounts: [string, string][]; burned: bigint } {
+export function expectedState(H: number): { accounts: [string, string][]; xfers: string[]; counters: Counters } {
   const accounts: [string, string][] = [[accountHex(0), toHex(encodeAccount({ balance: BigInt(H), nonce: BigInt(H), publicKey: null }))]];
   const n = ACCOUNTS - 1;
   for (let k = 1; k < ACCOUNTS; k++) {
@@ -121,5 +162,14 @@ export function expectedState(H: number): { accounts: [string, string][]; burned
     accounts.push([accountHex(k), toHex(encodeAccount(acc))]);
   }
   accounts.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  return { accounts, burned: burnedAt(H) };
+  // the last height h in 1..H with h % XFER_IDS === k wrote record k
+  const xfers: [string, string][] = [];
+  for (let k = 0; k < XFER_IDS; k++) {
+    const last = H - ((((H - k) % XFER_IDS) + XFER_IDS) % XFER_IDS);
+    if (last < 1) continue;
+    xfers.push([xferIdHex(k), toHex(encodeXferRecord(xferRecordAt(k, last)))]);
+  }
+  // stored by id: returned in id order
+  xfers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return { accounts, xfers: xfers.map(([, r]) => r), counters: countersAt(H) };
 }

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256, toHex, utf8 } from '@qnexus/crypto';
-import { QnexusError, decodeBlock, decodeCertificate, blockHash } from '@qnexus/types';
-import { decodeAccount } from '@qnexus/state';
+import { QnexusError, decodeBlock, decodeCertificate, blockHash, decodeXferRecord, encodeXferRecord, type XferRecord } from '@qnexus/types';
+import { WorldState, decodeAccount, decodeCounters, encodeAccount, encodeCounters, type Account, type Counters } from '@qnexus/state';
 import { ChainStore, type LockRecord, type SignerRecord } from '@qnexus/db';
 import {
   GENESIS_HASH,
@@ -16,6 +16,9 @@ import {
   burnedAt,
   certificateBytes,
   commitFor,
+  countersAt,
+  xferIdHex,
+  xferRecordAt,
   expectedState,
   hashOf,
   txHash,
@@ -53,7 +56,7 @@ async function assertConsistent(store: ChainStore, H: number, opts: { allTxs?: b
   assert.equal(await store.headHeight(), H);
   if (H < 0) {
     assert.equal(await store.genesisHash(), undefined);
-    assert.deepEqual(await store.loadState(), { accounts: [], burned: 0n });
+    assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], counters: undefined });
   } else {
     same(await store.genesisHash(), GENESIS_HASH, 'genesis hash');
   }
@@ -88,7 +91,8 @@ async function assertConsistent(store: ChainStore, H: number, opts: { allTxs?: b
       exp.accounts,
       `state at ${H}`,
     );
-    assert.equal(st.burned, exp.burned);
+    assert.deepEqual(st.xfers.map((x) => toHex(x)), exp.xfers, `transfer records at ${H}`);
+    assert.deepEqual(decodeCounters(st.counters), exp.counters, `counters at ${H}`);
   }
 }
 
@@ -103,7 +107,7 @@ describe('db: ChainStore', () => {
       assert.equal(await store.blockByHash(hashOf(0)), undefined);
       assert.equal(await store.certificate(1), undefined);
       assert.equal(await store.txLocation(txHash(0, 0)), undefined);
-      assert.deepEqual(await store.loadState(), { accounts: [], burned: 0n });
+      assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], counters: undefined });
       assert.deepEqual(plain(await store.loadSigner()), { last: null, lock: null });
     } finally {
       await store.close();
@@ -133,13 +137,71 @@ describe('db: ChainStore', () => {
       const acc0 = st.accounts.find(([k]) => k === accountHex(0));
       assert.ok(acc0);
       assert.deepEqual(plain(decodeAccount(acc0[1])), { balance: 7n, nonce: 7n, publicKey: null });
-      assert.equal(st.burned, burnedAt(7));
+      assert.equal(decodeCounters(st.counters).burned, burnedAt(7));
+      assert.deepEqual(decodeCounters(st.counters), countersAt(7));
+      // transfer records decode to what was written last for each id (7 % 4 = 3 at height 7, 0 at 4, 1 at 5, 2 at 6)
+      const recs = new Map(st.xfers.map((b) => { const r = decodeXferRecord(b); return [toHex(r.info.id), r] as const; }));
+      assert.equal(recs.size, 4);
+      assert.deepEqual(plain(recs.get(xferIdHex(3))), xferRecordAt(3, 7));
+      assert.deepEqual(plain(recs.get(xferIdHex(2))), xferRecordAt(2, 6));
+      assert.equal(recs.get(xferIdHex(2))!.decision, 'commit');
       // accounts are returned in address order
       const keys = st.accounts.map(([k]) => k);
       assert.deepEqual(keys, [...keys].sort());
       // continuing after reopen works
       await store.commitBlock(commitFor(8));
       await assertConsistent(store, 8);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('transfer records and counters: added, overwritten, kept when untouched; a state rebuilt from loadState has the same root', async () => {
+    const dir = freshDir();
+    const acct = (n: number): [string, Account] => [toHex(sha256(utf8(`acct-${n}`)).slice(0, 20)), { balance: BigInt(1000 * n), nonce: BigInt(n), publicKey: null }];
+    const rec = (n: number, over: Partial<XferRecord> = {}): XferRecord => ({ ...xferRecordAt(n, 1), ...over });
+    const c1: Counters = { burned: 10n, escrow: 300n, exported: 0n, imported: 0n };
+    const c2: Counters = { burned: 12n, escrow: 100n, exported: 200n, imported: 55n };
+    const base = commitFor(0);
+    let store = await ChainStore.open(dir);
+    await store.commitBlock({
+      ...base,
+      accounts: new Map([acct(1), acct(2)].map(([k, a]) => [k, encodeAccount(a)])),
+      xfers: new Map([rec(0), rec(1)].map((r) => [toHex(r.info.id), encodeXferRecord(r)])),
+      counters: encodeCounters(c1),
+    });
+    // height 1 decides record 1, adds record 2, leaves record 0 alone
+    const decided = rec(1, { decision: 'abort', decidedHeight: 1 });
+    await store.commitBlock({
+      ...commitFor(1),
+      accounts: new Map(),
+      xfers: new Map([decided, rec(2, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' })].map((r) => [toHex(r.info.id), encodeXferRecord(r)])),
+      counters: encodeCounters(c2),
+    });
+    await store.close();
+
+    store = await ChainStore.open(dir);
+    try {
+      const st = await store.loadState();
+      assert.deepEqual(decodeCounters(st.counters), c2, 'the latest counters');
+      const recs = st.xfers.map((b) => plain(decodeXferRecord(b)));
+      const byId = new Map(recs.map((r) => [toHex(r.info.id), r]));
+      assert.equal(byId.size, 3);
+      assert.deepEqual(byId.get(xferIdHex(0)), rec(0), 'untouched record kept');
+      assert.deepEqual(byId.get(xferIdHex(1)), decided, 'record overwritten by the later commit');
+      assert.equal(byId.get(xferIdHex(2))!.reason, 'XS_DEADLINE_PASSED');
+      // records come back in id order
+      const ids = recs.map((r) => toHex(r.info.id));
+      assert.deepEqual(ids, [...ids].sort());
+      // the node's reload path: the same entries give the same state root
+      const expected = WorldState.fromEntries([acct(1), acct(2)], c2, [rec(0), decided, rec(2, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' })]);
+      const reloaded = WorldState.fromEntries(
+        st.accounts.map(([k, v]) => [k, decodeAccount(v)]),
+        decodeCounters(st.counters),
+        st.xfers.map(decodeXferRecord),
+      );
+      assert.deepEqual(reloaded.root(), expected.root());
+      assert.equal(reloaded.counters.imported, 55n);
     } finally {
       await store.close();
     }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatAddress, fromHex, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
+import { formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
+import { epochCommittees } from '@qnexus/state';
 import {
   QnexusError,
   blockHash,
@@ -7,9 +8,13 @@ import {
   decodeCertificate,
   genesisHash,
   genesisSupply,
+  epochOf,
   openTx,
+  slotAt,
   MAX_TX_BYTES,
+  xferRecordPhase,
   type Block,
+  type XferRecord,
   type TxEnvelope,
 } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
@@ -21,6 +26,7 @@ import type { Syncer } from './sync.js';
 import type { TxGossip } from './txgossip.js';
 import type { LoadMonitor } from './load.js';
 import type { Logger } from './log.js';
+import type { XShard } from './xshard.js';
 
 export const API_VERSION = '0.1.0';
 const MAX_BODY = 64 * 1024;
@@ -37,6 +43,7 @@ interface Ctx {
   log: Logger;
   role: 'validator' | 'full';
   validator: string | null;
+  xshard: XShard;
 }
 
 type Handler = (ctx: Ctx, params: string[], req: IncomingMessage) => Promise<[number, unknown]>;
@@ -83,13 +90,46 @@ function blockJson(b: Block, certRaw: Uint8Array | undefined) {
 
 function txJson(env: TxEnvelope) {
   const b = env.tx.body;
+  const p = b.payload;
+  // `raw` is the exact wire encoding, so anyone can re-verify or relay it (a beacon entry can be relayed by anyone; replays are refused by state).
+  const common = { hash: env.hashHex, kind: p.kind, fee: b.fee.toString(), nonce: b.nonce.toString(), raw: toHex(env.raw) };
+  if (p.kind === 'transfer' || p.kind === 'xtransfer') return { ...common, from: env.fromStr, to: formatAddress(p.to), amount: p.amount.toString() };
+  // Beacon entries: the transfer they act on.
   return {
-    hash: env.hashHex,
-    from: env.fromStr,
-    to: formatAddress(b.payload.to),
-    amount: b.payload.amount.toString(),
-    fee: b.fee.toString(),
-    nonce: b.nonce.toString(),
+    ...common,
+    from: formatAddress(p.xfer.from),
+    to: formatAddress(p.xfer.to),
+    amount: p.xfer.amount.toString(),
+    transfer: toHex(p.xfer.id),
+    ...(p.kind === 'xdecision' ? { decision: p.commit ? 'commit' : 'abort' } : {}),
+  };
+}
+
+/** A shard's view of one cross-shard transfer, from its state record (or its mempool). */
+export function xferJson(rec: XferRecord, shard: number) {
+  const x = rec.info;
+  const phases: Record<string, unknown>[] = [];
+  if (rec.role === 'source') {
+    phases.push({ phase: 'source-prepared', shard, height: rec.preparedHeight });
+    if (rec.decision !== 'none') phases.push({ phase: 'source-applied', shard, height: rec.decidedHeight, decision: rec.decision });
+  } else {
+    if (rec.prepare !== 'none') {
+      phases.push({ phase: rec.prepare === 'accepted' ? 'destination-prepared' : 'destination-refused', shard, height: rec.preparedHeight, ...(rec.reason ? { reason: rec.reason } : {}) });
+    }
+    if (rec.decision !== 'none') phases.push({ phase: 'destination-applied', shard, height: rec.decidedHeight, decision: rec.decision });
+  }
+  return {
+    id: toHex(x.id),
+    from: formatAddress(x.from),
+    to: formatAddress(x.to),
+    amount: x.amount.toString(),
+    sourceShard: x.srcShard,
+    destinationShard: x.dstShard,
+    deadlineSlot: x.deadlineSlot,
+    role: rec.role,
+    status: xferRecordPhase(rec),
+    decision: rec.decision === 'none' ? null : rec.decision,
+    phases,
   };
 }
 
@@ -234,28 +274,81 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
     method: 'GET',
     re: /^\/v1\/validators$/,
     name: 'validators',
-    h: async (c) => [
-      200,
-      {
-        validators: c.chain.genesis.validators.map((v) => ({ address: v.address, publicKey: toHex(v.publicKey), stake: v.stake.toString(), shard: v.shard })),
-      },
-    ],
+    h: async (c) => {
+      const epoch = epochOf(c.chain.genesis, Math.max(0, slotAt(c.chain.genesis, Date.now())));
+      const shardOf = new Map<string, number>();
+      epochCommittees(c.chain.genesis, epoch).forEach((cm, k) => cm.validators.forEach((v) => shardOf.set(v.address, k)));
+      return [
+        200,
+        {
+          epoch,
+          validators: c.chain.genesis.validators.map((v) => ({ address: v.address, publicKey: toHex(v.publicKey), stake: v.stake.toString(), shard: shardOf.get(v.address) ?? null })),
+        },
+      ];
+    },
+  },
+  {
+    method: 'GET',
+    re: /^\/v1\/committee$/,
+    name: 'committee',
+    // This shard's committee, and whether the beacon's signed announcement for the epoch agreed with it.
+    h: async (c) => {
+      const a = c.xshard.announcement;
+      return [
+        200,
+        {
+          shard: c.chain.shard,
+          members: c.chain.committee.validators.map((v) => ({ address: v.address, stake: v.stake.toString() })),
+          totalStake: c.chain.committee.totalStake.toString(),
+          announcement: a && { epoch: a.epoch, startSlot: a.startSlot, seed: toHex(a.seed), issuedSlot: a.issuedSlot, verified: true },
+        },
+      ];
+    },
+  },
+  {
+    method: 'GET',
+    re: /^\/v1\/xtransfers\/([^/]+)$/,
+    name: 'xtransfer',
+    h: async (c, [id]) => {
+      if (!isHex(id!, 32)) throw new QnexusError('BAD_REQUEST', 'transfer id must be 32 bytes of hex (the xtransfer transaction hash)');
+      const idHex = id!.toLowerCase();
+      const rec = c.chain.state.xfer(idHex);
+      if (rec) return [200, xferJson(rec, c.chain.shard)];
+      const pending = c.mempool.get(idHex);
+      if (pending && pending.tx.body.payload.kind === 'xtransfer') {
+        const p = pending.tx.body.payload;
+        return [
+          200,
+          { id: idHex, from: pending.fromStr, to: formatAddress(p.to), amount: p.amount.toString(), sourceShard: c.chain.shard, destinationShard: homeShard(p.to, c.chain.genesis.shardCount), deadlineSlot: null, role: 'source', status: 'pending', decision: null, phases: [] },
+        ];
+      }
+      throw new QnexusError('XS_UNKNOWN_TRANSFER', `no cross-shard transfer ${idHex} on shard ${c.chain.shard}`);
+    },
   },
   {
     method: 'GET',
     re: /^\/v1\/supply$/,
     name: 'supply',
-    // The fee rule's invariant for this shard, checkable by anyone: balances + burned = the shard's genesis supply.
-    h: async (c) => [
-      200,
-      {
-        height: c.chain.headHeight,
-        genesisSupply: genesisSupply(c.chain.genesis, c.chain.shard).toString(),
-        balances: c.chain.state.totalBalance().toString(),
-        burned: c.chain.state.burned.toString(),
-        accounts: c.chain.state.size,
-      },
-    ],
+    // The shard's supply identity, checkable by anyone: balances + burned + escrow + exported − imported = genesis supply.
+    h: async (c) => {
+      const k = c.chain.state.counters;
+      const balances = c.chain.state.totalBalance();
+      return [
+        200,
+        {
+          shard: c.chain.shard,
+          height: c.chain.headHeight,
+          genesisSupply: genesisSupply(c.chain.genesis, c.chain.shard).toString(),
+          balances: balances.toString(),
+          burned: k.burned.toString(),
+          escrow: k.escrow.toString(),
+          exported: k.exported.toString(),
+          imported: k.imported.toString(),
+          total: (balances + k.burned + k.escrow + k.exported - k.imported).toString(),
+          accounts: c.chain.state.size,
+        },
+      ];
+    },
   },
   {
     method: 'GET',

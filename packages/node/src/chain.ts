@@ -1,16 +1,9 @@
-import {
-  ADDRESS_BYTES,
-  ZERO_HASH,
-  bytesEqual,
-  formatAddress,
-  hashConcat,
-  toHex,
-  utf8,
-} from '@qnexus/crypto';
+import { ADDRESS_BYTES, ZERO_HASH, bytesEqual, formatAddress, toHex } from '@qnexus/crypto';
 import {
   QnexusError,
-  Writer,
   blockHash,
+  decodeXferRecord,
+  encodeXferRecord,
   certificateVoteBody,
   decodeBlock,
   encodeBlock,
@@ -26,8 +19,21 @@ import {
   type Genesis,
   type TxEnvelope,
 } from '@qnexus/types';
-import { WorldState, decodeAccount, encodeAccount, executeApplicable, executeBlock, stateParams, type BlockExecution, type StateParams } from '@qnexus/state';
-import { isQuorum, makeCommittee, proposerForSlot, type Committee } from '@qnexus/consensus';
+import {
+  WorldState,
+  decodeAccount,
+  decodeCounters,
+  encodeAccount,
+  encodeCounters,
+  epochCommittees,
+  executeApplicable,
+  executeBlock,
+  stateParams,
+  type BlockExecution,
+  type StateChanges,
+  type StateParams,
+} from '@qnexus/state';
+import { epochSeed, isQuorum, proposerForSlot, type Committee } from '@qnexus/consensus';
 import type { ChainStore } from '@qnexus/db';
 import type { TxVerifier } from './verifier.js';
 import type { Logger } from './log.js';
@@ -98,10 +104,10 @@ export class Chain {
   ) {
     this.params = stateParams(genesis, shard);
     this.genesisHash = genesisHash(genesis);
-    const vals = genesis.validators.filter((v) => v.shard === shard);
-    if (vals.length === 0) throw new QnexusError('BAD_GENESIS', `genesis has no validators for shard ${shard}`);
-    this.members = new Map(vals.map((v) => [v.address, { address: v.address, publicKey: v.publicKey, stake: v.stake }]));
-    this.committee = makeCommittee(vals.map((v) => ({ address: v.address, stake: v.stake })));
+    // The committee is assigned from the epoch seed (the beacon announces the same assignment, signed).
+    this.committee = epochCommittees(genesis, 0)[shard]!;
+    const keys = new Map(genesis.validators.map((v) => [v.address, v.publicKey]));
+    this.members = new Map(this.committee.validators.map((v) => [v.address, { address: v.address, publicKey: keys.get(v.address)!, stake: v.stake }]));
   }
 
   static genesisBlock(g: Genesis, shard: number, stateRoot: Uint8Array): Block {
@@ -136,7 +142,8 @@ export class Chain {
         certificate: null,
         txHashes: [],
         accounts: new Map([...state.entries()].map(([k, a]) => [k, encodeAccount(a)])),
-        burned: 0n,
+        xfers: new Map(),
+        counters: encodeCounters(state.counters),
         genesisHash: gh,
       });
       chain.headHash = hash;
@@ -151,7 +158,8 @@ export class Chain {
     const st = await store.loadState();
     const state = WorldState.fromEntries(
       st.accounts.map(([k, v]) => [k, decodeAccount(v)]),
-      st.burned,
+      decodeCounters(st.counters),
+      st.xfers.map(decodeXferRecord),
     );
     chain = new Chain(genesis, shard, store, state, verifier, log);
     const raw = await store.blockAtHeight(head);
@@ -169,9 +177,12 @@ export class Chain {
     return chain;
   }
 
-  /** Seed for the proposer schedule of an epoch. Fixed by genesis until the beacon provides epoch seeds. */
+  private seedCache: { epoch: number; seed: Uint8Array } | null = null;
+
+  /** Seed of an epoch's proposer schedule (the beacon announces the same seed). */
   epochSeed(epoch: number): Uint8Array {
-    return hashConcat(utf8(`qnexus/${this.genesis.chainId}/epoch-seed`), this.genesisHash, new Writer(8).u64(epoch).finish());
+    if (this.seedCache?.epoch !== epoch) this.seedCache = { epoch, seed: epochSeed(this.genesis.chainId, this.genesisHash, epoch) };
+    return this.seedCache.seed;
   }
 
   proposerFor(slot: number): string {
@@ -207,7 +218,7 @@ export class Chain {
   private execute(c: Candidate, headHex: string): string | null {
     let result: BlockExecution;
     try {
-      result = executeBlock(this.state, c.envs, this.params);
+      result = executeBlock(this.state, c.envs, this.params, { height: c.block.header.height, slot: c.block.header.slot });
     } catch (e) {
       return (e as Error).message;
     }
@@ -226,7 +237,7 @@ export class Chain {
       bytes += env.raw.length + 4;
     }
     // Drop transactions that fail against the current head (e.g. a racing spend).
-    const result = executeApplicable(this.state, picked, this.params);
+    const result = executeApplicable(this.state, picked, this.params, { height: this.headHeight + 1, slot });
     const header: BlockHeader = {
       chainId: this.genesis.chainId,
       shard: this.shard,
@@ -273,7 +284,7 @@ export class Chain {
    * Finalize a validated candidate: update memory first (so the next height
    * builds on it), then write block, certificate, state and indices in one batch.
    */
-  async commit(c: Candidate, cert: Certificate): Promise<void> {
+  async commit(c: Candidate, cert: Certificate): Promise<StateChanges> {
     const headHex = toHex(this.headHash);
     if (!c.exec || c.exec.parentHex !== headHex) {
       const why = this.validate(c, this.headHeight + 1);
@@ -292,8 +303,10 @@ export class Chain {
       certificate: encodeCertificate(cert),
       txHashes: c.envs.map((e) => e.hash),
       accounts: new Map([...changes.accounts].map(([k, a]) => [k, encodeAccount(a)])),
-      burned: changes.burned,
+      xfers: new Map([...changes.xfers].map(([k, x]) => [k, encodeXferRecord(x)])),
+      counters: encodeCounters(changes.counters),
     });
+    return changes;
   }
 
   /**
@@ -301,7 +314,7 @@ export class Chain {
    * block was valid) is verified first; transactions are re-executed without
    * re-verifying their signatures, and the resulting state root must match.
    */
-  async importCertified(block: Block, raw: Uint8Array, cert: Certificate): Promise<Candidate> {
+  async importCertified(block: Block, raw: Uint8Array, cert: Certificate): Promise<{ candidate: Candidate; changes: StateChanges }> {
     const h = block.header;
     if (h.height !== this.headHeight + 1) throw new QnexusError('BAD_BLOCK', `sync block ${h.height} is not next (${this.headHeight + 1})`);
     if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) throw new QnexusError('BAD_BLOCK', 'sync block is for another chain or shard');
@@ -311,7 +324,7 @@ export class Chain {
     if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) throw new QnexusError('BAD_BLOCK', 'sync block tx root mismatch');
     const why = this.execute(c, toHex(this.headHash));
     if (why) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} does not execute: ${why}`);
-    await this.commit(c, cert);
-    return c;
+    const changes = await this.commit(c, cert);
+    return { candidate: c, changes };
   }
 }

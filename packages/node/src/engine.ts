@@ -29,6 +29,7 @@ import {
   type Vote,
 } from '@qnexus/consensus';
 import type { P2PNode, ValidationResult } from '@qnexus/p2p';
+import type { StateChanges } from '@qnexus/state';
 import { blockHash, decodeBlock } from '@qnexus/types';
 import { candidateFromBlock, candidateFromEnvs, type Candidate, type Chain } from './chain.js';
 import type { Mempool } from './mempool.js';
@@ -309,13 +310,26 @@ export class Engine {
       blockHash: c.hash,
       votes: votes.map((v) => ({ validator: parseAddress(v.validator), signature: v.signature })),
     };
-    await this.chain.commit(c, cert);
-    this.afterCommit(c, round);
+    const changes = await this.chain.commit(c, cert);
+    this.afterCommit(c, round, cert, changes);
     this.log.info('finalized block', { height, round, hash: c.hashHex.slice(0, 16), txs: c.envs.length, signers: votes.length });
   }
 
+  /**
+   * Called after every finalized block (consensus or sync), inside the serial
+   * queue, while the chain state is exactly this block's state.
+   */
+  readonly commitListeners: ((c: Candidate, cert: Certificate, changes: StateChanges) => void)[] = [];
+
   /** Bookkeeping shared by consensus commits and sync imports. */
-  afterCommit(c: Candidate, round: number): void {
+  afterCommit(c: Candidate, round: number, cert: Certificate, changes: StateChanges): void {
+    for (const l of this.commitListeners) {
+      try {
+        l(c, cert, changes);
+      } catch (e) {
+        this.log.error('commit listener failed', { error: (e as Error).stack ?? String(e) });
+      }
+    }
     this.mempool.onCommit(c.envs);
     this.included.clear();
     this.newestKnownHeight = Math.max(this.newestKnownHeight, c.block.header.height);
@@ -328,8 +342,9 @@ export class Engine {
   }
 
   /** Called by sync after importing a certified block; must run inside run(). */
-  async externalCommit(c: Candidate, round: number): Promise<void> {
-    this.afterCommit(c, round);
+  async externalCommit(c: Candidate, cert: Certificate, changes: StateChanges): Promise<void> {
+    const round = cert.round;
+    this.afterCommit(c, round, cert, changes);
     const actions = this.core.handle({ type: 'externalCommit', height: c.block.header.height, blockHash: c.hashHex });
     for (let i = 0; i < actions.length; i++) {
       const more = await this.act(actions[i]!);

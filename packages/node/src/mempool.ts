@@ -1,6 +1,6 @@
 import { toHex } from '@qnexus/crypto';
-import { QnexusError, type ErrorCode, type TxEnvelope } from '@qnexus/types';
-import { checkTxStateless } from '@qnexus/state';
+import { QnexusError, isSystemKind, txCost, type ErrorCode, type TxEnvelope } from '@qnexus/types';
+import { Overlay, applyTx, checkTxStateless } from '@qnexus/state';
 import type { Chain } from './chain.js';
 import type { TxVerifier } from './verifier.js';
 
@@ -40,6 +40,14 @@ export class Mempool {
   private readonly rejected = new Map<string, RejectedInfo>();
   /** Signature checks in flight, so concurrent copies of one tx are verified once. */
   private readonly verifying = new Map<string, Promise<boolean>>();
+  /**
+   * Beacon entries (cross-shard prepare requests and decisions) waiting for a
+   * block. They have no sender nonce; each applies at most once, which the
+   * state's transfer records enforce.
+   */
+  private readonly system = new Map<string, TxEnvelope>();
+  /** Told when a beacon entry arrives for a transfer phase already recorded here (the beacon missed our report). */
+  onStaleSystem: ((env: TxEnvelope, code: ErrorCode) => void) | null = null;
 
   constructor(
     private readonly chain: Chain,
@@ -48,11 +56,11 @@ export class Mempool {
   ) {}
 
   get size(): number {
-    return this.byHash.size;
+    return this.byHash.size + this.system.size;
   }
 
   get(hashHex: string): TxEnvelope | undefined {
-    return this.byHash.get(hashHex)?.env;
+    return this.byHash.get(hashHex)?.env ?? this.system.get(hashHex);
   }
 
   rejection(hashHex: string): RejectedInfo | undefined {
@@ -74,16 +82,11 @@ export class Mempool {
    * again after the (asynchronous) verification, against the state then.
    */
   async admit(env: TxEnvelope): Promise<AdmitResult> {
+    if (isSystemKind(env.tx.body.payload.kind)) return this.admitSystem(env);
     if (this.byHash.has(env.hashHex)) return 'known';
     checkTxStateless(env, this.chain.params);
     this.checkState(env);
-    let p = this.verifying.get(env.hashHex);
-    if (!p) {
-      p = this.verifier.verifyAsync(env);
-      this.verifying.set(env.hashHex, p);
-      void p.finally(() => this.verifying.delete(env.hashHex)).catch(() => undefined);
-    }
-    if (!(await p)) throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
+    if (!(await this.verifyOnce(env))) throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
     if (this.byHash.has(env.hashHex)) return 'known';
     const entry = this.checkState(env);
     if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
@@ -94,6 +97,38 @@ export class Mempool {
     else this.bySender.set(sender, new Map([[env.tx.body.nonce, entry]]));
     this.rejected.delete(env.hashHex);
     return 'added';
+  }
+
+  private async admitSystem(env: TxEnvelope): Promise<AdmitResult> {
+    if (this.system.has(env.hashHex)) return 'known';
+    checkTxStateless(env, this.chain.params);
+    this.checkSystemState(env);
+    if (!(await this.verifyOnce(env))) throw new QnexusError('XS_UNAUTHORIZED', 'beacon signature does not verify');
+    if (this.system.has(env.hashHex)) return 'known';
+    this.checkSystemState(env);
+    this.system.set(env.hashHex, env);
+    this.rejected.delete(env.hashHex);
+    return 'added';
+  }
+
+  /** Would the entry apply on top of the head? A replayed phase tells the caller so it can re-report. */
+  private checkSystemState(env: TxEnvelope): void {
+    try {
+      applyTx(new Overlay(this.chain.state), env, this.chain.params, { height: this.chain.headHeight + 1, slot: this.chain.headSlot + 1 });
+    } catch (e) {
+      if (e instanceof QnexusError && (e.code === 'XS_ALREADY_DECIDED' || e.code === 'XS_DUPLICATE')) this.onStaleSystem?.(env, e.code);
+      throw e;
+    }
+  }
+
+  private verifyOnce(env: TxEnvelope): Promise<boolean> {
+    let p = this.verifying.get(env.hashHex);
+    if (!p) {
+      p = this.verifier.verifyAsync(env);
+      this.verifying.set(env.hashHex, p);
+      void p.finally(() => this.verifying.delete(env.hashHex)).catch(() => undefined);
+    }
+    return p;
   }
 
   /** Nonce window, nonce collisions and funds (including the sender's pending spends). */
@@ -108,7 +143,7 @@ export class Mempool {
     }
     const q = this.bySender.get(sender);
     if (q?.has(nonce)) throw new QnexusError('TX_NONCE_TAKEN', `another pending transaction from this account already uses nonce ${nonce}`);
-    const cost = env.tx.body.payload.amount + env.tx.body.fee;
+    const cost = txCost(env.tx.body);
     let pending = 0n;
     if (q) for (const e of q.values()) pending += e.cost;
     const balance = acct?.balance ?? 0n;
@@ -124,6 +159,9 @@ export class Mempool {
    * busy account cannot crowd the others out.
    */
   select(max: number): TxEnvelope[] {
+    // Beacon entries first (they unblock cross-shard transfers), prepares before decisions.
+    const sys = [...this.system.values()].sort((a, b) => (a.tx.body.payload.kind === b.tx.body.payload.kind ? 0 : a.tx.body.payload.kind === 'xprepare' ? -1 : 1));
+    const out: TxEnvelope[] = sys.slice(0, Math.min(max, 512));
     const runs: TxEnvelope[][] = [];
     for (const [sender, q] of this.bySender) {
       const run: TxEnvelope[] = [];
@@ -131,7 +169,6 @@ export class Mempool {
       for (let e = q.get(n); e && run.length < max; e = q.get(++n)) run.push(e.env);
       if (run.length) runs.push(run);
     }
-    const out: TxEnvelope[] = [];
     for (let i = 0; out.length < max; i++) {
       let any = false;
       for (const r of runs) {
@@ -149,11 +186,30 @@ export class Mempool {
   /** After a block is finalized: drop its transactions and any that can no longer apply. */
   onCommit(committed: readonly TxEnvelope[]): void {
     const touched = new Set<string>();
+    let sawSystem = false;
     for (const env of committed) {
+      if (isSystemKind(env.tx.body.payload.kind)) {
+        this.system.delete(env.hashHex);
+        sawSystem = true;
+        continue;
+      }
       const sender = toHex(env.from);
       touched.add(sender);
       const e = this.byHash.get(env.hashHex);
       if (e) this.remove(sender, e);
+    }
+    // A committed beacon entry can make another one moot (a decision overtaking a prepare).
+    if (sawSystem) {
+      for (const env of [...this.system.values()]) {
+        try {
+          applyTx(new Overlay(this.chain.state), env, this.chain.params, { height: this.chain.headHeight + 1, slot: this.chain.headSlot + 1 });
+        } catch (e) {
+          if (!(e instanceof QnexusError)) throw e;
+          this.system.delete(env.hashHex);
+          if (e.code !== 'XS_NOT_PREPARED') this.markRejected(env, e.code, e.message);
+          else this.system.set(env.hashHex, env);
+        }
+      }
     }
     for (const sender of touched) {
       const q = this.bySender.get(sender);

@@ -22,6 +22,10 @@ export function createMetrics() {
     gossip: new Gauge({ name: 'qnexus_p2p_gossip_messages', help: 'Gossip validation results per topic (cumulative)', labelNames: ['topic', 'result'], registers: [registry] }),
     syncedBlocks: new Counter({ name: 'qnexus_sync_blocks_total', help: 'Blocks imported through block-range sync', registers: [registry] }),
     syncFailures: new Counter({ name: 'qnexus_sync_failures_total', help: 'Sync responses that failed verification or timed out', labelNames: ['reason'], registers: [registry] }),
+    xshardSent: new Counter({ name: 'qnexus_xshard_reports_total', help: '2PC reports and hellos sent to the beacon, by kind and result', labelNames: ['kind', 'result'], registers: [registry] }),
+    xshardReceived: new Counter({ name: 'qnexus_xshard_beacon_entries_total', help: 'Beacon entries (prepare requests, decisions) received over 2PC streams, by kind and result', labelNames: ['kind', 'result'], registers: [registry] }),
+    xshardPhases: new Counter({ name: 'qnexus_xshard_phases_total', help: 'Cross-shard transfer phases recorded in finalized blocks of this shard', labelNames: ['phase'], registers: [registry] }),
+    epochAnnouncements: new Counter({ name: 'qnexus_beacon_announcements_total', help: 'Beacon epoch announcements received, by result', labelNames: ['result'], registers: [registry] }),
     apiRequests: new Counter({ name: 'qnexus_api_requests_total', help: 'HTTP API requests', labelNames: ['route', 'status'], registers: [registry] }),
   };
   return m;

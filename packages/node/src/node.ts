@@ -18,6 +18,7 @@ import { TxGossip } from './txgossip.js';
 import { LoadMonitor } from './load.js';
 import { TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
+import { XShard } from './xshard.js';
 
 function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp`;
@@ -61,6 +62,9 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     cleanup.unshift(() => txGossip.stop());
     await engine.start();
     cleanup.unshift(() => engine.stop());
+    const xshard = new XShard(chain, engine, mempool, p2p, txGossip, cfg.validatorKey ?? null, metrics, log);
+    await xshard.start();
+    cleanup.unshift(() => xshard.stop());
     const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
     await syncer.start();
     cleanup.unshift(() => syncer.stop());
@@ -70,7 +74,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     load.addSignal(() => pool.backlog > 256);
     cleanup.unshift(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
-    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator }, cfg.apiHost, cfg.apiPort);
+    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard }, cfg.apiHost, cfg.apiPort);
     cleanup.unshift(
       () =>
         new Promise<void>((r) => {

@@ -123,8 +123,8 @@ export class Syncer {
           await this.engine.run(async () => {
             // Consensus may have finalized this height meanwhile; skip what we already have.
             if (block.header.height <= this.chain.headHeight) return;
-            const c = await this.chain.importCertified(block, raw, cert);
-            await this.engine.externalCommit(c, cert.round);
+            const { candidate, changes } = await this.chain.importCertified(block, raw, cert);
+            await this.engine.externalCommit(candidate, cert, changes);
           });
           got++;
           this.metrics.syncedBlocks.inc();

@@ -16,6 +16,10 @@ const PEER_FAULT: ReadonlySet<ErrorCode> = new Set([
   'TX_SELF_TRANSFER',
   'TX_WRONG_SHARD',
   'TX_CROSS_SHARD',
+  'TX_SAME_SHARD',
+  // A beacon entry not signed by the beacon, or for another shard: the relayer had to check.
+  'XS_UNAUTHORIZED',
+  'XS_WRONG_SHARD',
 ]);
 
 const FLUSH_MS = 20;

@@ -28,6 +28,7 @@ const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
 const user = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(50));
 const outsider = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
+const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
 const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 
 function genesis(): Genesis {
@@ -40,8 +41,10 @@ function genesis(): Genesis {
     shardCount: 1,
     minFee: 1n,
     maxBlockTxs: 100,
+    xferTimeoutSlots: 16,
+    beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
     accounts: [{ address: addrOf(user), balance: 1_000_000n }],
-    validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n, shard: 0 })),
+    validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
   });
 }
 

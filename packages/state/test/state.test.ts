@@ -19,6 +19,7 @@ import {
   txSigningBytes,
   type ErrorCode,
   type Genesis,
+  type XferRecord,
   type TxBody,
   type TxEnvelope,
 } from '@qnexus/types';
@@ -29,10 +30,14 @@ import {
   checkTxStateless,
   decodeAccount,
   encodeAccount,
+  encodeCounters,
+  decodeCounters,
   executeApplicable,
   executeBlock,
   stateParams,
+  ZERO_COUNTERS,
   type Account,
+  type Counters,
   type StateChanges,
   type StateParams,
 } from '@qnexus/state';
@@ -48,6 +53,10 @@ const keys: KeyPair[] = Array.from({ length: N_ACCOUNTS + 2 }, (_, i) => generat
 const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
 const hexOf = (k: KeyPair) => toHex(addrOf(k));
 const SIG44 = new Uint8Array(2420); // applyTx does not verify signatures; only the length matters
+const beaconKey = generateKeyPair('ml-dsa-44', sha256(utf8('state-beacon')));
+const validator2 = generateKeyPair('ml-dsa-44', sha256(utf8('state-validator-2')));
+/** Block context of the transactions in these tests (no cross-shard deadlines are involved here). */
+const CTX = { height: 1, slot: 1 };
 
 function genesis(): Genesis {
   const validator = keys[N_ACCOUNTS + 1]!;
@@ -60,9 +69,12 @@ function genesis(): Genesis {
     shardCount: 1,
     minFee: MIN_FEE,
     maxBlockTxs: 1000,
+    xferTimeoutSlots: 10,
+    beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
     // keys[N_ACCOUNTS] is deliberately left unfunded
     accounts: keys.slice(0, N_ACCOUNTS).map((k) => ({ address: formatAddress(addrOf(k)), balance: INITIAL })),
-    validators: [{ address: formatAddress(addrOf(validator)), publicKey: validator.publicKey, stake: 10n, shard: 0 }],
+    // two validators so the same genesis also serves two shards (one committee each)
+    validators: [validator, validator2].map((v) => ({ address: formatAddress(addrOf(v)), publicKey: v.publicKey, stake: 10n })),
   });
 }
 
@@ -102,9 +114,12 @@ function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
   );
 }
 
-function snapshot(o: Overlay): { accounts: [string, Account][]; burned: bigint } {
-  return { accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]), burned: o.burned };
+function snapshot(o: Overlay): { accounts: [string, Account][]; xfers: [string, XferRecord][]; counters: Counters } {
+  return { accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]), xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]), counters: { ...o.counters } };
 }
+
+const counters = (burned: bigint): Counters => ({ ...ZERO_COUNTERS, burned });
+const changes = (accounts: Map<string, Account>, burned: bigint): StateChanges => ({ accounts, xfers: new Map(), counters: counters(burned) });
 
 /** Seeded PRNG (mulberry32). */
 function prng(seed: number): () => number {
@@ -149,7 +164,8 @@ describe('state: genesis state', () => {
     assert.equal(s.totalBalance(), genesisSupply(G));
     for (const k of keys.slice(0, N_ACCOUNTS)) assert.deepEqual(s.account(hexOf(k)), { balance: INITIAL, nonce: 0n, publicKey: null });
     assert.equal(s.account(hexOf(keys[N_ACCOUNTS]!)), undefined);
-    assert.deepEqual(P, { chainId: CHAIN, scheme: 'ml-dsa-44', minFee: MIN_FEE, shard: 0, shardCount: 1 });
+    assert.deepEqual(s.counters, ZERO_COUNTERS);
+    assert.deepEqual(P, { chainId: CHAIN, scheme: 'ml-dsa-44', minFee: MIN_FEE, shard: 0, shardCount: 1, beaconPublicKey: beaconKey.publicKey, xferTimeoutSlots: 10 });
   });
 });
 
@@ -158,28 +174,28 @@ describe('state: applyTx', () => {
     const s = WorldState.fromGenesis(G, 0);
     const o = new Overlay(s);
     const to = keys[N_ACCOUNTS]!; // new account
-    applyTx(o, tx(keys[0]!, { amount: 1000n, fee: 7n, to: addrOf(to) }), P);
+    applyTx(o, tx(keys[0]!, { amount: 1000n, fee: 7n, to: addrOf(to) }), P, CTX);
     assert.deepEqual(o.account(hexOf(keys[0]!)), { balance: INITIAL - 1007n, nonce: 1n, publicKey: keys[0]!.publicKey });
     assert.deepEqual(o.account(hexOf(to)), { balance: 1000n, nonce: 0n, publicKey: null });
-    assert.equal(o.burned, 7n);
+    assert.equal(o.counters.burned, 7n);
     // base state untouched
     assert.deepEqual(s.account(hexOf(keys[0]!)), { balance: INITIAL, nonce: 0n, publicKey: null });
     assert.equal(s.account(hexOf(to)), undefined);
     assert.equal(s.burned, 0n);
     // second tx from the same sender reads the overlay
-    applyTx(o, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[1]!) }), P);
+    applyTx(o, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[1]!) }), P, CTX);
     assert.deepEqual(o.account(hexOf(keys[0]!)), { balance: INITIAL - 1007n - 1n - MIN_FEE, nonce: 2n, publicKey: keys[0]!.publicKey });
     assert.deepEqual(o.account(hexOf(keys[1]!)), { balance: INITIAL + 1n, nonce: 0n, publicKey: null });
-    assert.equal(o.burned, 7n + MIN_FEE);
+    assert.equal(o.counters.burned, 7n + MIN_FEE);
     // a recipient keeps its registered key and nonce
     const o2 = new Overlay(o);
-    applyTx(o2, tx(keys[1]!, { amount: 5n, to: addrOf(keys[0]!) }), P);
+    applyTx(o2, tx(keys[1]!, { amount: 5n, to: addrOf(keys[0]!) }), P, CTX);
     assert.deepEqual(o2.account(hexOf(keys[0]!)), { balance: INITIAL - 1008n - MIN_FEE + 5n, nonce: 2n, publicKey: keys[0]!.publicKey });
   });
 
   it('spending the exact balance is allowed and leaves zero', () => {
     const o = new Overlay(WorldState.fromGenesis(G, 0));
-    applyTx(o, tx(keys[2]!, { amount: INITIAL - MIN_FEE, to: addrOf(keys[3]!) }), P);
+    applyTx(o, tx(keys[2]!, { amount: INITIAL - MIN_FEE, to: addrOf(keys[3]!) }), P, CTX);
     assert.equal(o.account(hexOf(keys[2]!))!.balance, 0n);
     assert.equal(o.account(hexOf(keys[3]!))!.balance, 2n * INITIAL - MIN_FEE);
   });
@@ -190,7 +206,7 @@ describe('state: applyTx', () => {
     const env = openTx(encodeTx({ body, signature }));
     assert.ok(getBackend('ml-dsa-44').verify(body.publicKey, env.signBytes, env.tx.signature));
     const o = new Overlay(WorldState.fromGenesis(G, 0));
-    applyTx(o, env, P);
+    applyTx(o, env, P, CTX);
     assert.equal(o.account(hexOf(keys[5]!))!.balance, INITIAL + 9n);
   });
 
@@ -217,13 +233,13 @@ describe('state: applyTx', () => {
     for (const [name, code, make] of cases) {
       it(`${code}: ${name}`, () => {
         const o = new Overlay(WorldState.fromGenesis(G, 0));
-        applyTx(o, tx(keys[0]!, { nonce: 0n, amount: 10n, to: addrOf(keys[3]!) }), P); // make the overlay non-trivial
+        applyTx(o, tx(keys[0]!, { nonce: 0n, amount: 10n, to: addrOf(keys[3]!) }), P, CTX); // make the overlay non-trivial
         const before = snapshot(o);
         const env = make(o);
-        throwsCode(() => applyTx(o, env, P), code, name);
+        throwsCode(() => applyTx(o, env, P, CTX), code, name);
         assert.deepEqual(snapshot(o), before, 'overlay must be unchanged');
         // and the overlay still accepts a good tx afterwards
-        applyTx(o, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[3]!) }), P);
+        applyTx(o, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[3]!) }), P, CTX);
       });
     }
 
@@ -233,13 +249,13 @@ describe('state: applyTx', () => {
           [hexOf(keys[0]!), { balance: 1000n, nonce: 0n, publicKey: null }],
           [hexOf(keys[1]!), { balance: 2n ** 64n - 10n, nonce: 0n, publicKey: null }],
         ],
-        0n,
+        ZERO_COUNTERS,
       );
       const o = new Overlay(s);
       const before = snapshot(o);
-      throwsCode(() => applyTx(o, tx(keys[0]!, { amount: 10n, to: addrOf(keys[1]!) }), P), 'TX_BAD_AMOUNT');
+      throwsCode(() => applyTx(o, tx(keys[0]!, { amount: 10n, to: addrOf(keys[1]!) }), P, CTX), 'TX_BAD_AMOUNT');
       assert.deepEqual(snapshot(o), before);
-      applyTx(o, tx(keys[0]!, { amount: 9n, to: addrOf(keys[1]!) }), P);
+      applyTx(o, tx(keys[0]!, { amount: 9n, to: addrOf(keys[1]!) }), P, CTX);
       assert.equal(o.account(hexOf(keys[1]!))!.balance, 2n ** 64n - 1n);
     });
 
@@ -263,10 +279,10 @@ describe('state: block execution', () => {
       tx(keys[0]!, { nonce: 1n, amount: 20n, to: addrOf(keys[2]!) }),
       tx(keys[1]!, { nonce: 0n, amount: INITIAL + 10n - MIN_FEE, to: addrOf(keys[N_ACCOUNTS]!) }), // spends what it just received
     ];
-    const exec = executeBlock(s, txs, P);
+    const exec = executeBlock(s, txs, P, CTX);
     assert.equal(rootHex(s), rootBefore, 'executeBlock must not mutate the state');
     assert.equal(exec.changes.accounts.size, 4);
-    assert.equal(exec.changes.burned, 3n * MIN_FEE);
+    assert.equal(exec.changes.counters.burned, 3n * MIN_FEE);
     s.apply(exec.changes);
     assert.equal(toHex(s.root()), toHex(exec.stateRoot));
     assert.notEqual(toHex(s.root()), rootBefore);
@@ -281,7 +297,7 @@ describe('state: block execution', () => {
     const bad = tx(keys[0]!, { nonce: 5n });
     const txs = [tx(keys[0]!, { nonce: 0n }), bad, tx(keys[0]!, { nonce: 1n })];
     assert.throws(
-      () => executeBlock(s, txs, P),
+      () => executeBlock(s, txs, P, CTX),
       (e: unknown) => {
         assert.ok(e instanceof QnexusError);
         assert.equal(e.code, 'BAD_BLOCK');
@@ -294,12 +310,12 @@ describe('state: block execution', () => {
     assert.equal(rootHex(s), rootBefore);
     assert.deepEqual(s.account(hexOf(keys[0]!)), { balance: INITIAL, nonce: 0n, publicKey: null });
     // the same tx twice in a block: the second is stale
-    throwsCode(() => executeBlock(s, [tx(keys[0]!), tx(keys[0]!)], P), 'BAD_BLOCK');
+    throwsCode(() => executeBlock(s, [tx(keys[0]!), tx(keys[0]!)], P, CTX), 'BAD_BLOCK');
   });
 
   it('an empty block changes nothing', () => {
     const s = WorldState.fromGenesis(G, 0);
-    const exec = executeBlock(s, [], P);
+    const exec = executeBlock(s, [], P, CTX);
     assert.equal(exec.changes.accounts.size, 0);
     assert.equal(toHex(exec.stateRoot), rootHex(s));
   });
@@ -315,7 +331,7 @@ describe('state: block execution', () => {
       tx(keys[0]!, { nonce: 1n, amount: 70n }), // stale (racing spend)
       tx(keys[4]!, { amount: 5n, to: addrOf(keys[5]!) }), // ok
     ];
-    const r = executeApplicable(s, t, P);
+    const r = executeApplicable(s, t, P, CTX);
     assert.deepEqual(r.applied, [t[1], t[2], t[6]]);
     assert.deepEqual(
       r.skipped.map((x) => [t.indexOf(x.env), x.error.code]),
@@ -327,7 +343,7 @@ describe('state: block execution', () => {
       ],
     );
     // The applied list is itself a valid block with the same outcome.
-    const replay = executeBlock(s, r.applied, P);
+    const replay = executeBlock(s, r.applied, P, CTX);
     assert.equal(toHex(replay.stateRoot), toHex(r.exec.stateRoot));
     s.apply(r.exec.changes);
     assert.equal(toHex(s.root()), toHex(r.exec.stateRoot));
@@ -364,23 +380,26 @@ describe('state: block execution', () => {
         txs.push(tx(from, { nonce: useNonce, amount, fee, to: addrOf(to) }));
         pendingNonce.set(h, nonce + 1n);
       }
-      const res = executeApplicable(s, txs, P);
+      const res = executeApplicable(s, txs, P, CTX);
       applied += res.applied.length;
       skipped += res.skipped.length;
       // update the model from the applied txs, independently of the state code
       for (const env of res.applied) {
         const b = env.tx.body;
+        const pl = b.payload;
+        assert.equal(pl.kind, 'transfer');
+        if (pl.kind !== 'transfer') continue;
         const f = model.get(toHex(env.from))!;
-        const t = model.get(toHex(b.payload.to))!;
+        const t = model.get(toHex(pl.to))!;
         assert.equal(b.nonce, f.nonce);
-        assert.ok(f.balance >= b.payload.amount + b.fee);
-        f.balance -= b.payload.amount + b.fee;
+        assert.ok(f.balance >= pl.amount + b.fee);
+        f.balance -= pl.amount + b.fee;
         f.nonce += 1n;
-        t.balance += b.payload.amount;
+        t.balance += pl.amount;
         burned += b.fee;
       }
       // a block built from the applied txs validates to the same root
-      assert.equal(toHex(executeBlock(s, res.applied, P).stateRoot), toHex(res.exec.stateRoot));
+      assert.equal(toHex(executeBlock(s, res.applied, P, CTX).stateRoot), toHex(res.exec.stateRoot));
       s.apply(res.exec.changes);
       assert.equal(toHex(s.root()), toHex(res.exec.stateRoot));
       assert.equal(s.totalBalance() + s.burned, supply, `supply invariant after block ${block}`);
@@ -403,22 +422,22 @@ describe('state: state root', () => {
 
   it('is independent of insertion order', () => {
     const e = sample();
-    const a = WorldState.fromEntries(e, 17n);
+    const a = WorldState.fromEntries(e, counters(17n));
     const rand = prng(7);
     for (let i = 0; i < 5; i++) {
       const shuffled = e.map((x) => [rand(), x] as const).sort((p, q) => p[0] - q[0]).map((p) => p[1]);
-      assert.equal(toHex(WorldState.fromEntries(shuffled, 17n).root()), toHex(a.root()));
+      assert.equal(toHex(WorldState.fromEntries(shuffled, counters(17n)).root()), toHex(a.root()));
     }
     // inserting via apply in another order also agrees
-    const b = WorldState.fromEntries([], 0n);
-    b.apply({ accounts: new Map(e.slice(3)), burned: 0n });
-    b.apply({ accounts: new Map(e.slice(0, 3).reverse()), burned: 17n });
+    const b = WorldState.fromEntries([], counters(0n));
+    b.apply(changes(new Map(e.slice(3)), 0n));
+    b.apply(changes(new Map(e.slice(0, 3).reverse()), 17n));
     assert.equal(toHex(b.root()), toHex(a.root()));
   });
 
   it('changes when any account field, any account, or burned changes', () => {
     const e = sample();
-    const base = toHex(WorldState.fromEntries(e, 17n).root());
+    const base = toHex(WorldState.fromEntries(e, counters(17n)).root());
     const seen = new Set([base]);
     let variants = 0;
     for (let i = 0; i < e.length; i++) {
@@ -431,23 +450,23 @@ describe('state: state root', () => {
       for (const m of mods) {
         const e2 = e.slice();
         e2[i] = [k, m];
-        seen.add(toHex(WorldState.fromEntries(e2, 17n).root()));
+        seen.add(toHex(WorldState.fromEntries(e2, counters(17n)).root()));
         variants++;
       }
       // removing the account
-      seen.add(toHex(WorldState.fromEntries(e.filter((_, j) => j !== i), 17n).root()));
+      seen.add(toHex(WorldState.fromEntries(e.filter((_, j) => j !== i), counters(17n)).root()));
       variants++;
     }
-    seen.add(toHex(WorldState.fromEntries(e, 18n).root()));
+    seen.add(toHex(WorldState.fromEntries(e, counters(18n)).root()));
     variants++;
     // adding a zero-balance account
-    seen.add(toHex(WorldState.fromEntries([...e, [hexOf(keys[9]!), { balance: 0n, nonce: 0n, publicKey: null }]], 17n).root()));
+    seen.add(toHex(WorldState.fromEntries([...e, [hexOf(keys[9]!), { balance: 0n, nonce: 0n, publicKey: null }]], counters(17n)).root()));
     variants++;
     assert.equal(seen.size, variants + 1);
   });
 
   it('rootWith(changes) equals the root after apply(changes) and does not mutate', () => {
-    const s = WorldState.fromEntries(sample(), 3n);
+    const s = WorldState.fromEntries(sample(), counters(3n));
     const before = toHex(s.root());
     const ch: StateChanges = {
       accounts: new Map<string, Account>([
@@ -455,7 +474,8 @@ describe('state: state root', () => {
         [hexOf(keys[8]!), { balance: 77n, nonce: 0n, publicKey: null }], // new
         [hexOf(keys[9]!), { balance: 78n, nonce: 1n, publicKey: keys[9]!.publicKey }], // new
       ]),
-      burned: 4n,
+      xfers: new Map(),
+      counters: counters(4n),
     };
     const predicted = toHex(s.rootWith(ch));
     assert.notEqual(predicted, before);
@@ -466,9 +486,13 @@ describe('state: state root', () => {
     assert.equal(s.size, 8);
     assert.equal(s.burned, 4n);
     // and a fresh state built from the final entries agrees
-    assert.equal(toHex(WorldState.fromEntries([...s.entries()], 4n).root()), predicted);
+    assert.equal(toHex(WorldState.fromEntries([...s.entries()], counters(4n)).root()), predicted);
     // empty changes with the same burned give the same root
-    assert.equal(toHex(s.rootWith({ accounts: new Map(), burned: 4n })), predicted);
+    assert.equal(toHex(s.rootWith(changes(new Map(), 4n))), predicted);
+    // every counter is part of the root
+    for (const k of ['burned', 'escrow', 'exported', 'imported'] as const) {
+      assert.notEqual(toHex(s.rootWith({ accounts: new Map(), xfers: new Map(), counters: { ...s.counters, [k]: s.counters[k] + 1n } })), predicted, k);
+    }
   });
 
   it('WorldState.fromEntries after encode/decodeAccount reproduces the same root', () => {
@@ -477,12 +501,13 @@ describe('state: state root', () => {
       s,
       [tx(keys[0]!, { amount: 3n, to: addrOf(keys[N_ACCOUNTS]!) }), tx(keys[2]!, { amount: 4n, to: addrOf(keys[3]!) })],
       P,
+      CTX,
     );
     s.apply(r.exec.changes);
     const stored: [string, Uint8Array][] = [...s.entries()].map(([k, a]) => [k, encodeAccount(a)]);
     const reloaded = WorldState.fromEntries(
       stored.map(([k, b]) => [k, decodeAccount(b)]),
-      s.burned,
+      decodeCounters(encodeCounters(s.counters)),
     );
     assert.equal(toHex(reloaded.root()), toHex(s.root()));
     assert.equal(reloaded.size, s.size);
@@ -491,8 +516,8 @@ describe('state: state root', () => {
   });
 
   it('the empty state still has a well-defined, burned-dependent root', () => {
-    const a = WorldState.fromEntries([], 0n).root();
-    const b = WorldState.fromEntries([], 1n).root();
+    const a = WorldState.fromEntries([], counters(0n)).root();
+    const b = WorldState.fromEntries([], counters(1n)).root();
     assert.equal(a.length, 32);
     assert.notDeepEqual(a, b);
   });
@@ -523,10 +548,10 @@ describe('state: home shards', () => {
     const [a, b] = byShard[0]!;
     const [c] = byShard[1]!;
     const o = new Overlay(WorldState.fromGenesis(G2, 0));
-    throwsCode(() => applyTx(o, tx(c!, { to: addrOf(a!) }), p0), 'TX_WRONG_SHARD');
-    throwsCode(() => applyTx(o, tx(a!, { to: addrOf(c!) }), p0), 'TX_CROSS_SHARD');
+    throwsCode(() => applyTx(o, tx(c!, { to: addrOf(a!) }), p0, CTX), 'TX_WRONG_SHARD');
+    throwsCode(() => applyTx(o, tx(a!, { to: addrOf(c!) }), p0, CTX), 'TX_CROSS_SHARD');
     assert.equal(o.accounts.size, 0, 'refused transactions leave no trace');
-    applyTx(o, tx(a!, { to: addrOf(b!) }), p0);
+    applyTx(o, tx(a!, { to: addrOf(b!) }), p0, CTX);
     assert.equal(o.account(hexOf(b!))!.balance, INITIAL + 100n);
   });
 });

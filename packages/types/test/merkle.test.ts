@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ZERO_HASH, hashConcat, sha256, utf8 } from '@qnexus/crypto';
-import { merkleLeaf, merkleProof, merkleRoot, merkleRootOfLeafHashes, verifyMerkleProof } from '@qnexus/types';
+import { merkleLeaf, merkleProof, merkleProofs, merkleRoot, merkleRootOfLeafHashes, verifyMerkleProof } from '@qnexus/types';
 
 const items = (n: number, tag = 'item') => Array.from({ length: n }, (_, i) => utf8(`${tag}-${i}`));
 const NODE = new Uint8Array([1]);
@@ -76,5 +76,35 @@ describe('types: merkle', () => {
     assert.throws(() => merkleProof(l, -1), RangeError);
     assert.throws(() => merkleProof(l, 3), RangeError);
     assert.throws(() => merkleProof([], 0), RangeError);
+  });
+
+  it('merkleProofs equals merkleProof for every index, for sizes 1..17, in any order and with repeats', () => {
+    for (let n = 1; n <= 17; n++) {
+      const leaves = items(n, `multi-${n}`).map(merkleLeaf);
+      const root = merkleRootOfLeafHashes(leaves);
+      const all = Array.from({ length: n }, (_, i) => i);
+      const multi = merkleProofs(leaves, all);
+      assert.equal(multi.length, n);
+      for (let i = 0; i < n; i++) {
+        assert.deepEqual(multi[i], merkleProof(leaves, i), `n=${n} i=${i}`);
+        assert.ok(verifyMerkleProof(leaves[i]!, multi[i]!, root), `verifies n=${n} i=${i}`);
+      }
+      // a subset in reverse order with a repeat returns the proofs in the order asked
+      const subset = [n - 1, 0, n - 1, Math.floor(n / 2)];
+      assert.deepEqual(merkleProofs(leaves, subset), subset.map((i) => merkleProof(leaves, i)), `subset n=${n}`);
+    }
+  });
+
+  it('merkleProofs: no indices gives no proofs; out-of-range indices throw RangeError', () => {
+    const l = items(5).map(merkleLeaf);
+    assert.deepEqual(merkleProofs(l, []), []);
+    assert.deepEqual(merkleProofs([], []), []);
+    assert.throws(() => merkleProofs(l, [0, 5]), RangeError);
+    assert.throws(() => merkleProofs(l, [-1]), RangeError);
+    assert.throws(() => merkleProofs([], [0]), RangeError);
+    // the input array is not modified
+    const copy = l.map((x) => x.slice());
+    merkleProofs(l, [0, 1, 2, 3, 4]);
+    assert.deepEqual(l, copy);
   });
 });

@@ -183,7 +183,9 @@ describe('types: transactions', () => {
     throwsCode(() => openTx(wrap(v0)), 'TX_MALFORMED');
     const kindOffset = 1 + 4 + CHAIN.length;
     assert.equal(body[kindOffset], TX_KIND.transfer);
-    for (const k of [0, 2, 255]) {
+    // 1..4 are transfer, xtransfer, xprepare, xdecision; anything else is unknown
+    assert.deepEqual(Object.values(TX_KIND), [1, 2, 3, 4]);
+    for (const k of [0, 5, 255]) {
       const bk = body.slice();
       bk[kindOffset] = k;
       throwsCode(() => openTx(wrap(bk)), 'TX_UNKNOWN_KIND', `kind ${k}`);

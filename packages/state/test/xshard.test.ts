@@ -1,0 +1,682 @@
+// Cross-shard transfers by two-phase commit: escrow, prepare, decide, on two shard states.
+import assert from 'node:assert/strict';
+import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, homeShard, sha256, toHex, utf8, type KeyPair } from '@qnexus/crypto';
+import { assignCommittees, epochSeed } from '@qnexus/consensus';
+import {
+  QnexusError,
+  encodeTx,
+  encodeXferRecord,
+  genesisHash,
+  genesisSupply,
+  makeGenesis,
+  openTx,
+  txSigningBytes,
+  type ErrorCode,
+  type Genesis,
+  type TxBody,
+  type TxEnvelope,
+  type TxPayload,
+  type XferInfo,
+  type XferRecord,
+} from '@qnexus/types';
+import {
+  Overlay,
+  WorldState,
+  ZERO_COUNTERS,
+  applyTx,
+  checkTxStateless,
+  decodeCounters,
+  encodeCounters,
+  epochCommittees,
+  executeApplicable,
+  executeBlock,
+  stateParams,
+  verifyXferProof,
+  type BlockContext,
+  type Counters,
+  type StateParams,
+} from '@qnexus/state';
+
+// ------------------------------------------------------------------ fixtures
+
+const CHAIN = 'qn-xshard-test';
+const MIN_FEE = 5n;
+const INITIAL = 1_000_000n;
+const TIMEOUT = 10;
+const b44 = getBackend('ml-dsa-44');
+const SIG44 = new Uint8Array(2420); // applyTx does not verify signatures; only the length matters
+
+const gen = (label: string) => generateKeyPair('ml-dsa-44', sha256(utf8(`xshard-state-${label}`)));
+const pool: KeyPair[] = Array.from({ length: 14 }, (_, i) => gen(`acct-${i}`));
+const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
+const hexOf = (k: KeyPair) => toHex(addrOf(k));
+const shardOf = (k: KeyPair) => homeShard(addrOf(k), 2);
+/** Funded accounts by home shard (two shards). */
+const onShard = [0, 1].map((s) => pool.filter((k) => shardOf(k) === s));
+const unfunded = gen('unfunded');
+const beacon = gen('beacon');
+const impostor = gen('impostor');
+const validators = [gen('val-0'), gen('val-1'), gen('val-2')];
+const ZERO_ADDR = new Uint8Array(20);
+
+function genesis(): Genesis {
+  return makeGenesis({
+    chainId: CHAIN,
+    scheme: 'ml-dsa-44',
+    genesisTime: 0,
+    slotMs: 1000,
+    epochLength: 16,
+    shardCount: 2,
+    minFee: MIN_FEE,
+    maxBlockTxs: 1000,
+    xferTimeoutSlots: TIMEOUT,
+    beacon: { publicKey: beacon.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
+    accounts: pool.map((k) => ({ address: formatAddress(addrOf(k)), balance: INITIAL })),
+    validators: validators.map((v, i) => ({ address: formatAddress(addrOf(v)), publicKey: v.publicKey, stake: BigInt(10 + i) })),
+  });
+}
+
+const G = genesis();
+const P: StateParams[] = [stateParams(G, 0), stateParams(G, 1)];
+const [A, A2] = onShard[0]! as [KeyPair, KeyPair];
+const [C, C2] = onShard[1]! as [KeyPair, KeyPair];
+
+function userTx(kind: 'transfer' | 'xtransfer', from: KeyPair, to: Uint8Array, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload: { kind, to, amount } };
+  return openTx(encodeTx({ body, signature: SIG44 }));
+}
+
+const xtransfer = (from: KeyPair, to: Uint8Array, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}) => userTx('xtransfer', from, to, amount, o);
+
+/** A beacon system entry, really signed (over the 'beacon' domain) unless `sign` is false. */
+function systemTx(payload: TxPayload, o: { signer?: KeyPair; publicKey?: Uint8Array; nonce?: bigint; fee?: bigint; sign?: boolean } = {}): TxEnvelope {
+  const signer = o.signer ?? beacon;
+  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? 0n, publicKey: o.publicKey ?? signer.publicKey, payload };
+  const signature = o.sign === false ? SIG44 : b44.sign(signer.secretKey, txSigningBytes(body));
+  return openTx(encodeTx({ body, signature }));
+}
+
+const prepare = (x: XferInfo, o: Parameters<typeof systemTx>[1] = {}) => systemTx({ kind: 'xprepare', xfer: x }, o);
+const decision = (x: XferInfo, commit: boolean, o: Parameters<typeof systemTx>[1] = {}) => systemTx({ kind: 'xdecision', xfer: x, commit }, o);
+
+function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
+  assert.throws(
+    fn,
+    (e: unknown) => {
+      assert.ok(e instanceof QnexusError, `expected QnexusError, got ${String(e)}`);
+      assert.equal(e.code, code, `${msg ?? ''}: ${e.message}`);
+      return true;
+    },
+    msg,
+  );
+}
+
+/** sum(balances) + burned + escrow + exported − imported of one shard state. */
+function accounted(s: WorldState): bigint {
+  const c = s.counters;
+  return s.totalBalance() + c.burned + c.escrow + c.exported - c.imported;
+}
+
+function assertInvariant(s: WorldState, shard: number, msg = ''): void {
+  assert.equal(accounted(s), genesisSupply(G, shard), `per-shard invariant on shard ${shard} ${msg}`);
+  for (const k of ['burned', 'escrow', 'exported', 'imported'] as const) assert.ok(s.counters[k] >= 0n, `${k} >= 0 ${msg}`);
+}
+
+/** Execute one block on a shard state, check root, apply, and check the invariant. */
+function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContext): void {
+  const exec = executeBlock(s, txs, P[shard]!, ctx);
+  s.apply(exec.changes);
+  assert.deepEqual(s.root(), exec.stateRoot, 'root after apply = predicted root');
+  assertInvariant(s, shard, `after block ${ctx.height}`);
+}
+
+function snapshot(o: Overlay) {
+  return { accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]), xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]), counters: { ...o.counters } };
+}
+
+/** applyTx must throw `code` and leave the overlay exactly as it was. */
+function refuses(o: Overlay, env: TxEnvelope, p: StateParams, ctx: BlockContext, code: ErrorCode, msg?: string): void {
+  const before = snapshot(o);
+  throwsCode(() => applyTx(o, env, p, ctx), code, msg);
+  assert.deepEqual(snapshot(o), before, `${msg ?? code}: overlay must be unchanged`);
+}
+
+const bal = (s: { account(h: string): { balance: bigint } | undefined }, k: KeyPair | Uint8Array) => s.account(k instanceof Uint8Array ? toHex(k) : hexOf(k))?.balance ?? 0n;
+
+/** Fresh genesis states of both shards. */
+const fresh = () => [WorldState.fromGenesis(G, 0), WorldState.fromGenesis(G, 1)] as const;
+
+/** Escrow an xtransfer on the source state at (height, slot) and return the agreed info. */
+function escrow(src: WorldState, shard: number, from: KeyPair, to: Uint8Array, amount: bigint, ctx: BlockContext, o: { nonce?: bigint; fee?: bigint } = {}): XferInfo {
+  const env = xtransfer(from, to, amount, o);
+  block(src, shard, [env], ctx);
+  const rec = src.xfer(env.hashHex);
+  assert.ok(rec, 'source record written');
+  return rec.info;
+}
+
+// ------------------------------------------------------------------ tests
+
+describe('state: cross-shard fixture', () => {
+  it('has funded accounts on both shards and a zero address homed on shard 0', () => {
+    assert.ok(onShard[0]!.length >= 2 && onShard[1]!.length >= 2, 'need two accounts per shard; change the key labels');
+    assert.equal(homeShard(ZERO_ADDR, 2), 0);
+    assert.equal(genesisSupply(G, 0) + genesisSupply(G, 1), genesisSupply(G));
+    assert.deepEqual(P[1], { chainId: CHAIN, scheme: 'ml-dsa-44', minFee: MIN_FEE, shard: 1, shardCount: 2, beaconPublicKey: beacon.publicKey, xferTimeoutSlots: TIMEOUT });
+  });
+});
+
+describe('state: 2PC commit path', () => {
+  it('escrow -> prepare accepted -> commit on both: recipient credited, counters and invariants hold at every step', () => {
+    const [s0, s1] = fresh();
+    const supply = genesisSupply(G);
+    const root0 = s0.root();
+    // 1. the sender's xtransfer escrows amount + burns the fee on the source
+    const env = xtransfer(A, addrOf(C), 1000n, { fee: 7n });
+    block(s0, 0, [env], { height: 1, slot: 5 });
+    assert.deepEqual(s0.account(hexOf(A)), { balance: INITIAL - 1007n, nonce: 1n, publicKey: A.publicKey });
+    assert.deepEqual(s0.counters, { burned: 7n, escrow: 1000n, exported: 0n, imported: 0n });
+    const info: XferInfo = { id: env.hash, srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 1000n, deadlineSlot: 5 + TIMEOUT };
+    const src: XferRecord = { role: 'source', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 1, decidedHeight: 0 };
+    assert.deepEqual(s0.xfer(env.hashHex), src);
+    assert.notDeepEqual(s0.root(), root0);
+    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned, supply - 1000n, 'the amount is in flight (escrowed)');
+
+    // 2. the beacon's prepare on the destination is accepted; nothing moves yet
+    const root1 = s1.root();
+    block(s1, 1, [prepare(info)], { height: 1, slot: 6 });
+    assert.deepEqual(s1.xfer(env.hashHex), { role: 'destination', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 1, decidedHeight: 0 });
+    assert.deepEqual(s1.counters, ZERO_COUNTERS);
+    assert.equal(bal(s1, C), INITIAL);
+    assert.notDeepEqual(s1.root(), root1, 'the record is in the state root');
+
+    // 3. commit on the source: escrow becomes exported
+    block(s0, 0, [decision(info, true)], { height: 2, slot: 8 });
+    assert.deepEqual(s0.counters, { burned: 7n, escrow: 0n, exported: 1000n, imported: 0n });
+    assert.equal(bal(s0, A), INITIAL - 1007n, 'a commit does not refund');
+    assert.deepEqual(s0.xfer(env.hashHex), { ...src, decision: 'commit', decidedHeight: 2 });
+    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned, supply - 1000n, 'still in flight until the destination commits');
+
+    // 4. commit on the destination: the recipient is credited, imported balances exported
+    block(s1, 1, [decision(info, true)], { height: 2, slot: 9 });
+    assert.equal(bal(s1, C), INITIAL + 1000n);
+    assert.deepEqual(s1.counters, { burned: 0n, escrow: 0n, exported: 0n, imported: 1000n });
+    assert.equal(s1.xfer(env.hashHex)!.decision, 'commit');
+    assert.equal(s1.xfer(env.hashHex)!.decidedHeight, 2);
+    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned + s1.counters.burned, supply, 'global supply once both applied');
+    assert.equal(s0.counters.exported, s1.counters.imported);
+  });
+
+  it('the destination may apply the commit before the source does', () => {
+    const [s0, s1] = fresh();
+    const info = escrow(s1, 1, C, addrOf(A2), 250n, { height: 1, slot: 1 });
+    assert.deepEqual(info, { ...info, srcShard: 1, dstShard: 0, deadlineSlot: 1 + TIMEOUT });
+    block(s0, 0, [prepare(info)], { height: 1, slot: 2 });
+    block(s0, 0, [decision(info, true)], { height: 2, slot: 3 });
+    assert.equal(bal(s0, A2), INITIAL + 250n);
+    // the value sits in the source's escrow and in the recipient's balance until the source commits
+    assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
+    assert.equal(s1.counters.escrow, s0.counters.imported);
+    block(s1, 1, [decision(info, true)], { height: 2, slot: 4 });
+    assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
+    assert.deepEqual([s1.counters.escrow, s1.counters.exported, s0.counters.imported], [0n, 250n, 250n]);
+  });
+
+  it('several transfers in one block, both directions, with replays in the same block refused', () => {
+    const [s0, s1] = fresh();
+    const t1 = xtransfer(A, addrOf(C), 10n);
+    const t2 = xtransfer(A, addrOf(C2), 20n, { nonce: 1n });
+    const t3 = xtransfer(A2, addrOf(C), 30n);
+    block(s0, 0, [t1, t2, t3], { height: 1, slot: 1 });
+    assert.equal(s0.counters.escrow, 60n);
+    assert.equal(s0.counters.burned, 3n * MIN_FEE);
+    const infos = [t1, t2, t3].map((t) => s0.xfer(t.hashHex)!.info);
+    block(s1, 1, infos.map((x) => prepare(x, { sign: false })), { height: 1, slot: 2 });
+    // a block carrying the same decision twice is invalid
+    throwsCode(() => executeBlock(s1, [decision(infos[0]!, true, { sign: false }), decision(infos[0]!, true, { sign: false })], P[1]!, { height: 2, slot: 3 }), 'BAD_BLOCK');
+    block(s1, 1, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 3 });
+    block(s0, 0, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 4 });
+    assert.equal(bal(s1, C), INITIAL + 40n);
+    assert.equal(bal(s1, C2), INITIAL + 20n);
+    assert.deepEqual(s0.counters, { burned: 15n, escrow: 0n, exported: 60n, imported: 0n });
+    assert.deepEqual(s1.counters, { burned: 0n, escrow: 0n, exported: 0n, imported: 60n });
+  });
+});
+
+describe('state: 2PC refusal and abort paths', () => {
+  it('recipient the zero address: refused (TX_BAD_RECIPIENT) -> abort -> sender refunded the amount, the fee stays burned', () => {
+    const [s0, s1] = fresh();
+    const info = escrow(s1, 1, C, ZERO_ADDR, 500n, { height: 1, slot: 3 }, { fee: 9n });
+    assert.equal(info.dstShard, 0);
+    assert.equal(bal(s1, C), INITIAL - 509n);
+    block(s0, 0, [prepare(info)], { height: 1, slot: 4 });
+    const dst = s0.xfer(toHex(info.id))!;
+    assert.equal(dst.prepare, 'refused');
+    assert.equal(dst.reason, 'TX_BAD_RECIPIENT');
+    assert.equal(s0.account(toHex(ZERO_ADDR)), undefined, 'nothing credited to the zero address');
+    // a commit for a refused transfer cannot apply on the destination
+    refuses(new Overlay(s0), decision(info, true), P[0]!, { height: 2, slot: 5 }, 'XS_NOT_PREPARED');
+    // the beacon aborts: the source refunds the amount (not the fee)
+    block(s1, 1, [decision(info, false)], { height: 2, slot: 5 });
+    assert.deepEqual(s1.account(hexOf(C)), { balance: INITIAL - 9n, nonce: 1n, publicKey: C.publicKey });
+    assert.deepEqual(s1.counters, { burned: 9n, escrow: 0n, exported: 0n, imported: 0n });
+    assert.equal(s1.xfer(toHex(info.id))!.decision, 'abort');
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 6 });
+    assert.deepEqual(s0.xfer(toHex(info.id)), { ...dst, decision: 'abort', decidedHeight: 2 });
+    assert.deepEqual(s0.counters, ZERO_COUNTERS);
+    assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
+  });
+
+  it('presumed abort: abort on the destination without a prepare, then a late prepare is XS_ALREADY_DECIDED', () => {
+    const [s0, s1] = fresh();
+    const info = escrow(s0, 0, A, addrOf(C), 77n, { height: 1, slot: 1 });
+    block(s1, 1, [decision(info, false)], { height: 1, slot: 2 });
+    assert.deepEqual(s1.xfer(toHex(info.id)), { role: 'destination', info, prepare: 'none', reason: '', decision: 'abort', preparedHeight: 0, decidedHeight: 1 });
+    assert.deepEqual(s1.counters, ZERO_COUNTERS);
+    refuses(new Overlay(s1), prepare(info), P[1]!, { height: 2, slot: 3 }, 'XS_ALREADY_DECIDED', 'late prepare');
+    refuses(new Overlay(s1), decision(info, true), P[1]!, { height: 2, slot: 3 }, 'XS_ALREADY_DECIDED', 'commit after abort');
+    refuses(new Overlay(s1), decision(info, false), P[1]!, { height: 2, slot: 3 }, 'XS_ALREADY_DECIDED', 'abort again');
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 3 });
+    assert.equal(bal(s0, A), INITIAL - MIN_FEE);
+    assert.deepEqual(s0.counters, { ...ZERO_COUNTERS, burned: MIN_FEE });
+  });
+
+  it('an accepted prepare can still be aborted (e.g. the source timed out): nothing is credited', () => {
+    const [s0, s1] = fresh();
+    const info = escrow(s0, 0, A, addrOf(C), 64n, { height: 1, slot: 1 });
+    block(s1, 1, [prepare(info)], { height: 1, slot: 2 });
+    block(s1, 1, [decision(info, false)], { height: 2, slot: 12 });
+    assert.equal(bal(s1, C), INITIAL);
+    assert.deepEqual(s1.counters, ZERO_COUNTERS);
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 12 });
+    assert.equal(bal(s0, A), INITIAL - MIN_FEE);
+  });
+});
+
+describe('state: 2PC replays and bad entries', () => {
+  let s0: WorldState;
+  let s1: WorldState;
+  let info: XferInfo;
+  const next = { height: 3, slot: 7 };
+
+  beforeEach(() => {
+    [s0, s1] = fresh();
+    info = escrow(s0, 0, A, addrOf(C), 1234n, { height: 1, slot: 2 });
+  });
+
+  it('the same xprepare twice is XS_DUPLICATE (in one block and across blocks)', () => {
+    const p = prepare(info);
+    const o = new Overlay(s1);
+    applyTx(o, p, P[1]!, { height: 1, slot: 3 });
+    refuses(o, p, P[1]!, { height: 1, slot: 3 }, 'XS_DUPLICATE', 'same overlay');
+    block(s1, 1, [p], { height: 1, slot: 3 });
+    refuses(new Overlay(s1), p, P[1]!, next, 'XS_DUPLICATE', 'next block');
+    // a re-signed copy (different signature bytes, same id) is the same entry
+    const again = prepare(info);
+    assert.equal(again.hashHex, p.hashHex);
+    refuses(new Overlay(s1), again, P[1]!, next, 'XS_DUPLICATE', 're-signed copy');
+  });
+
+  it('the same decision twice is XS_ALREADY_DECIDED, on the source and on the destination', () => {
+    block(s1, 1, [prepare(info)], { height: 1, slot: 3 });
+    const d = decision(info, true);
+    block(s0, 0, [d], { height: 2, slot: 4 });
+    block(s1, 1, [d], { height: 2, slot: 4 });
+    refuses(new Overlay(s0), d, P[0]!, next, 'XS_ALREADY_DECIDED', 'source');
+    refuses(new Overlay(s1), d, P[1]!, next, 'XS_ALREADY_DECIDED', 'destination');
+    // the opposite outcome after a decision is refused too
+    refuses(new Overlay(s0), decision(info, false), P[0]!, next, 'XS_ALREADY_DECIDED', 'abort after commit (source)');
+    refuses(new Overlay(s1), decision(info, false), P[1]!, next, 'XS_ALREADY_DECIDED', 'abort after commit (destination)');
+    // and a prepare after the decision
+    refuses(new Overlay(s1), prepare(info), P[1]!, next, 'XS_ALREADY_DECIDED', 'prepare after commit');
+  });
+
+  it('a decision whose info differs from the record is XS_MISMATCH (every field, both shards)', () => {
+    block(s1, 1, [prepare(info)], { height: 1, slot: 3 });
+    const variants: [string, XferInfo][] = [
+      ['amount', { ...info, amount: info.amount + 1n }],
+      ['recipient', { ...info, to: addrOf(C2) }],
+      ['sender', { ...info, from: addrOf(A2) }],
+      ['deadline', { ...info, deadlineSlot: info.deadlineSlot + 1 }],
+    ];
+    for (const [what, x] of variants) {
+      for (const commit of [true, false]) {
+        refuses(new Overlay(s0), decision(x, commit, { sign: false }), P[0]!, next, 'XS_MISMATCH', `source, ${what}, commit=${commit}`);
+        refuses(new Overlay(s1), decision(x, commit, { sign: false }), P[1]!, next, 'XS_MISMATCH', `destination, ${what}, commit=${commit}`);
+      }
+    }
+    // the record is unchanged, and the true decision still applies
+    block(s0, 0, [decision(info, true)], next);
+    assert.equal(s0.counters.exported, 1234n);
+  });
+
+  it('a commit on the destination without a prepare is XS_NOT_PREPARED', () => {
+    refuses(new Overlay(s1), decision(info, true), P[1]!, next, 'XS_NOT_PREPARED');
+    assert.equal(s1.xfer(toHex(info.id)), undefined);
+  });
+
+  it('a decision on the source without an escrow is XS_UNKNOWN_TRANSFER', () => {
+    const unknown = { ...info, id: sha256(utf8('never escrowed')) };
+    refuses(new Overlay(s0), decision(unknown, true), P[0]!, next, 'XS_UNKNOWN_TRANSFER', 'commit');
+    refuses(new Overlay(s0), decision(unknown, false), P[0]!, next, 'XS_UNKNOWN_TRANSFER', 'abort');
+  });
+
+  it('an entry not signed with the beacon key is XS_UNAUTHORIZED (checkTxStateless and applyTx)', () => {
+    for (const env of [prepare(info, { signer: impostor }), decision(info, true, { signer: impostor }), decision(info, false, { signer: A })]) {
+      const shard = env.tx.body.payload.kind === 'xprepare' ? 1 : 0;
+      throwsCode(() => checkTxStateless(env, P[shard]!), 'XS_UNAUTHORIZED', env.tx.body.payload.kind);
+      refuses(new Overlay(shard ? s1 : s0), env, P[shard]!, next, 'XS_UNAUTHORIZED');
+    }
+    // the beacon's own entry passes the stateless checks
+    assert.doesNotThrow(() => checkTxStateless(prepare(info), P[1]!));
+  });
+
+  it('an entry delivered to the wrong shard is XS_WRONG_SHARD', () => {
+    // a prepare is for the destination only
+    refuses(new Overlay(s0), prepare(info), P[0]!, next, 'XS_WRONG_SHARD', 'prepare on the source');
+    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'XS_WRONG_SHARD');
+    // with three shards, a decision for shards 0 and 1 is not for shard 2
+    const p3: StateParams = { ...P[0]!, shard: 2, shardCount: 3 };
+    throwsCode(() => checkTxStateless(decision(info, true, { sign: false }), p3), 'XS_WRONG_SHARD', 'decision on a third shard');
+    throwsCode(() => checkTxStateless(prepare(info, { sign: false }), p3), 'XS_WRONG_SHARD', 'prepare on a third shard');
+  });
+
+  it('system entries must carry nonce 0, fee 0 and valid, distinct shards (TX_MALFORMED)', () => {
+    throwsCode(() => checkTxStateless(prepare(info, { nonce: 1n, sign: false }), P[1]!), 'TX_MALFORMED', 'nonce');
+    throwsCode(() => checkTxStateless(prepare(info, { fee: 1n, sign: false }), P[1]!), 'TX_MALFORMED', 'fee');
+    throwsCode(() => checkTxStateless(prepare({ ...info, srcShard: 1 }, { sign: false }), P[1]!), 'TX_MALFORMED', 'src = dst');
+    throwsCode(() => checkTxStateless(decision({ ...info, dstShard: 2 }, true, { sign: false }), P[0]!), 'TX_MALFORMED', 'dst out of range');
+    throwsCode(() => checkTxStateless(prepare({ ...info, srcShard: 5 }, { sign: false }), P[1]!), 'TX_MALFORMED', 'src out of range');
+  });
+
+  it('the beacon key signing a user-kind transaction is just a user (no special rights)', () => {
+    // an xtransfer from the beacon's own (unfunded) account fails on funds, not on authority
+    const home = homeShard(addrOf(beacon), 2);
+    refuses(new Overlay(home ? s1 : s0), xtransfer(beacon, addrOf(home ? A : C), 1n), P[home]!, next, 'TX_INSUFFICIENT_FUNDS');
+  });
+});
+
+describe('state: xtransfer admission rules', () => {
+  const ctx = { height: 1, slot: 1 };
+
+  it('to a recipient on the same shard is TX_SAME_SHARD; a plain transfer to another shard is TX_CROSS_SHARD', () => {
+    const [s0] = fresh();
+    refuses(new Overlay(s0), xtransfer(A, addrOf(A2), 5n), P[0]!, ctx, 'TX_SAME_SHARD');
+    refuses(new Overlay(s0), userTx('transfer', A, addrOf(C), 5n), P[0]!, ctx, 'TX_CROSS_SHARD');
+    // the zero address lives on shard 0: a plain transfer to it from shard 0 is same-shard
+    refuses(new Overlay(s0), xtransfer(A, ZERO_ADDR, 5n), P[0]!, ctx, 'TX_SAME_SHARD');
+  });
+
+  it('the usual sender rules apply to xtransfers', () => {
+    const [s0] = fresh();
+    const o = new Overlay(s0);
+    refuses(o, xtransfer(C, addrOf(A), 5n), P[0]!, ctx, 'TX_WRONG_SHARD', 'sender on shard 1');
+    refuses(o, xtransfer(A, addrOf(C), 0n), P[0]!, ctx, 'TX_BAD_AMOUNT', 'zero amount');
+    refuses(o, xtransfer(A, addrOf(C), 5n, { fee: MIN_FEE - 1n }), P[0]!, ctx, 'TX_FEE_TOO_LOW', 'fee');
+    refuses(o, xtransfer(A, addrOf(C), INITIAL - MIN_FEE + 1n), P[0]!, ctx, 'TX_INSUFFICIENT_FUNDS', 'amount + fee > balance');
+    refuses(o, xtransfer(A, addrOf(C), 5n, { nonce: 1n }), P[0]!, ctx, 'TX_NONCE_FUTURE', 'nonce');
+    if (shardOf(unfunded) === 0) refuses(o, xtransfer(unfunded, addrOf(C), 1n), P[0]!, ctx, 'TX_INSUFFICIENT_FUNDS', 'unfunded');
+    // exactly the whole balance can be escrowed
+    applyTx(o, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx);
+    assert.equal(o.account(hexOf(A))!.balance, 0n);
+    assert.equal(o.counters.escrow, INITIAL - MIN_FEE);
+    // replaying the same xtransfer is refused
+    refuses(o, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx, 'XS_DUPLICATE');
+  });
+});
+
+describe('state: prepare refusals', () => {
+  it('deadline: a prepare in a block whose slot is past deadlineSlot is refused with XS_DEADLINE_PASSED', () => {
+    const [s0, s1] = fresh();
+    const info = escrow(s0, 0, A, addrOf(C), 40n, { height: 1, slot: 20 });
+    assert.equal(info.deadlineSlot, 20 + TIMEOUT);
+    // at the deadline slot itself: accepted
+    const atDeadline = new Overlay(s1);
+    applyTx(atDeadline, prepare(info), P[1]!, { height: 4, slot: info.deadlineSlot });
+    assert.equal(atDeadline.xfer(toHex(info.id))!.prepare, 'accepted');
+    // one slot later: refused, recorded with the reason
+    block(s1, 1, [prepare(info)], { height: 4, slot: info.deadlineSlot + 1 });
+    const rec = s1.xfer(toHex(info.id))!;
+    assert.equal(rec.prepare, 'refused');
+    assert.equal(rec.reason, 'XS_DEADLINE_PASSED');
+    assert.equal(rec.preparedHeight, 4);
+    throwsCode(() => applyTx(new Overlay(s1), decision(info, true), P[1]!, { height: 5, slot: 40 }), 'XS_NOT_PREPARED');
+    block(s1, 1, [decision(info, false)], { height: 5, slot: 40 });
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 40 });
+    assert.equal(bal(s0, A), INITIAL - MIN_FEE);
+  });
+
+  it('a recipient whose balance would overflow u64 is refused with TX_BAD_AMOUNT', () => {
+    const s1 = WorldState.fromEntries([[hexOf(C), { balance: 2n ** 64n - 10n, nonce: 0n, publicKey: null }]], ZERO_COUNTERS);
+    const info: XferInfo = { id: sha256(utf8('overflow')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 10n, deadlineSlot: 100 };
+    const o = new Overlay(s1);
+    applyTx(o, prepare(info, { sign: false }), P[1]!, { height: 1, slot: 1 });
+    assert.deepEqual([o.xfer(toHex(info.id))!.prepare, o.xfer(toHex(info.id))!.reason], ['refused', 'TX_BAD_AMOUNT']);
+    const ok = new Overlay(s1);
+    applyTx(ok, prepare({ ...info, amount: 9n }, { sign: false }), P[1]!, { height: 1, slot: 1 });
+    assert.equal(ok.xfer(toHex(info.id))!.prepare, 'accepted');
+  });
+
+  it('a recipient that does not live on the destination shard is refused with XS_WRONG_SHARD (recorded)', () => {
+    const [, s1] = fresh();
+    const info: XferInfo = { id: sha256(utf8('misrouted')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(A2), amount: 10n, deadlineSlot: 100 };
+    block(s1, 1, [prepare(info, { sign: false })], { height: 1, slot: 1 });
+    assert.deepEqual([s1.xfer(toHex(info.id))!.prepare, s1.xfer(toHex(info.id))!.reason], ['refused', 'XS_WRONG_SHARD']);
+  });
+});
+
+describe('state: transfer records in the state root', () => {
+  it('the root changes with each record phase; a state reloaded from its records has the same root', () => {
+    const [s0, s1] = fresh();
+    const roots = new Set<string>([toHex(s1.root())]);
+    const info = escrow(s0, 0, A, addrOf(C), 99n, { height: 1, slot: 1 });
+    block(s1, 1, [prepare(info)], { height: 1, slot: 2 });
+    roots.add(toHex(s1.root()));
+    block(s1, 1, [decision(info, true)], { height: 2, slot: 3 });
+    roots.add(toHex(s1.root()));
+    assert.equal(roots.size, 3);
+    for (const s of [s0, s1]) {
+      const reloaded = WorldState.fromEntries([...s.entries()], decodeCounters(encodeCounters(s.counters)), [...s.xferRecords()]);
+      assert.deepEqual(reloaded.root(), s.root());
+      assert.deepEqual(reloaded.xfer(toHex(info.id)), s.xfer(toHex(info.id)));
+    }
+    // without its records the root differs
+    assert.notDeepEqual(WorldState.fromEntries([...s1.entries()], s1.counters).root(), s1.root());
+  });
+
+  it('proveXfers proofs verify against root() and fail for a tampered record, a tampered proof or another root', () => {
+    const [s0] = fresh();
+    const ids: string[] = [];
+    // several records among the accounts, so the proofs have depth
+    for (let i = 0; i < 5; i++) {
+      const env = xtransfer(A, addrOf(i % 2 ? C : C2), BigInt(10 + i), { nonce: BigInt(i) });
+      block(s0, 0, [env], { height: i + 1, slot: i + 1 });
+      ids.push(env.hashHex);
+    }
+    const oldRoot = s0.root();
+    const unknown = toHex(sha256(utf8('unknown')));
+    const items = s0.proveXfers([ids[3]!, unknown, ids[0]!, ids[4]!]);
+    assert.equal(items.length, 3, 'unknown ids are skipped');
+    const root = s0.root();
+    items.forEach((item, i) => {
+      const id = [ids[3], ids[0], ids[4]][i]!;
+      assert.deepEqual(item.record, encodeXferRecord(s0.xfer(id)!));
+      assert.deepEqual(verifyXferProof(root, item), s0.xfer(id), `record ${i} verifies`);
+      // tampered record (amount byte), tampered proof, wrong root, garbage record
+      const rec = item.record.slice();
+      rec[2 + 32 + 4 + 4 + 20 + 20 + 7]! ^= 1;
+      assert.equal(verifyXferProof(root, { ...item, record: rec }), null, 'tampered record');
+      const proof = item.proof.map((s, k) => (k === 0 ? { ...s, hash: s.hash.map((b, j) => (j === 0 ? b ^ 1 : b)) } : s));
+      assert.equal(verifyXferProof(root, { ...item, proof }), null, 'tampered proof');
+      assert.equal(verifyXferProof(root, { ...item, proof: item.proof.slice(1) }), null, 'shortened proof');
+      assert.equal(verifyXferProof(WorldState.fromGenesis(G, 1).root(), item), null, 'another root');
+      assert.equal(verifyXferProof(root, { record: new Uint8Array([1, 2, 3]), proof: item.proof }), null, 'garbage record');
+    });
+    assert.ok(items[0]!.proof.length >= 3);
+    // after a decision the old proof no longer verifies against the new root, a fresh one does
+    block(s0, 0, [decision(s0.xfer(ids[0]!)!.info, false)], { height: 6, slot: 6 });
+    const stale = items[1]!;
+    assert.equal(verifyXferProof(s0.root(), stale), null);
+    assert.notEqual(verifyXferProof(oldRoot, stale), null);
+    const freshItem = s0.proveXfers([ids[0]!])[0]!;
+    assert.equal(verifyXferProof(s0.root(), freshItem)!.decision, 'abort');
+    assert.deepEqual(s0.proveXfers([]), []);
+  });
+});
+
+describe('state: block building with beacon entries', () => {
+  it('executeApplicable skips a replayed entry and applies the rest; the applied list is a valid block', () => {
+    const [s0, s1] = fresh();
+    const info = escrow(s0, 0, A, addrOf(C), 300n, { height: 1, slot: 1 });
+    const p = prepare(info);
+    block(s1, 1, [p], { height: 1, slot: 2 });
+    const d = decision(info, true);
+    const user = userTx('transfer', C, addrOf(C2), 3n);
+    const ctx = { height: 2, slot: 3 };
+    const r = executeApplicable(s1, [p, d, d, user], P[1]!, ctx);
+    assert.deepEqual(r.applied.map((e) => e.hashHex), [d.hashHex, user.hashHex]);
+    assert.deepEqual(
+      r.skipped.map((x) => [x.env.tx.body.payload.kind, x.error.code]),
+      [
+        ['xprepare', 'XS_DUPLICATE'],
+        ['xdecision', 'XS_ALREADY_DECIDED'],
+      ],
+    );
+    assert.deepEqual(executeBlock(s1, r.applied, P[1]!, ctx).stateRoot, r.exec.stateRoot);
+    throwsCode(() => executeBlock(s1, [p, d], P[1]!, ctx), 'BAD_BLOCK');
+    s1.apply(r.exec.changes);
+    assert.equal(bal(s1, C), INITIAL + 300n - 3n - MIN_FEE);
+    assertInvariant(s1, 1);
+  });
+});
+
+describe('state: randomized 2PC runs keep every invariant', () => {
+  /** Seeded PRNG (mulberry32). */
+  function prng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it('random transfers, prepares (some late), decisions in random order and replays', () => {
+    const rand = prng(0x2bc);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const states = fresh();
+    const heights = [0, 0];
+    const nonces = new Map<string, bigint>();
+    let slot = 0;
+    type Pending = { info: XferInfo; prepared?: 'accepted' | 'refused'; decided?: boolean; delivered: [boolean, boolean] };
+    const pending: Pending[] = [];
+    let commits = 0;
+    let aborts = 0;
+    let replays = 0;
+    const run = (shard: number, txs: TxEnvelope[]) => {
+      // one clock for both shards: their blocks may share a slot
+      if (rand() < 0.4) slot++;
+      heights[shard]!++;
+      block(states[shard]!, shard, txs, { height: heights[shard]!, slot });
+    };
+    for (let step = 0; step < 120; step++) {
+      const r = rand();
+      if (r < 0.35 || pending.length === 0) {
+        const shard = rand() < 0.5 ? 0 : 1;
+        const from = pick(onShard[shard]!);
+        const to = rand() < 0.1 && shard === 1 ? ZERO_ADDR : addrOf(pick(onShard[1 - shard]!));
+        const nonce = nonces.get(hexOf(from)) ?? 0n;
+        const env = xtransfer(from, to, 1n + BigInt(Math.floor(rand() * 5000)), { nonce, fee: MIN_FEE + BigInt(Math.floor(rand() * 3)) });
+        nonces.set(hexOf(from), nonce + 1n);
+        run(shard, [env]);
+        pending.push({ info: states[shard]!.xfer(env.hashHex)!.info, delivered: [false, false] });
+      } else {
+        // mostly the recent transfers (so most prepares arrive in time), sometimes any
+        const x = rand() < 0.7 ? pending[pending.length - 1 - Math.floor(rand() * Math.min(4, pending.length))]! : pick(pending);
+        const dst = x.info.dstShard;
+        if (!x.prepared && !x.decided && rand() < 0.7) {
+          // deliver the prepare (sometimes after the deadline has passed)
+          if (rand() < 0.2) slot = Math.max(slot, x.info.deadlineSlot);
+          run(dst, [prepare(x.info, { sign: false })]);
+          const rec = states[dst]!.xfer(toHex(x.info.id))!;
+          x.prepared = rec.prepare as 'accepted' | 'refused';
+          const zero = toHex(x.info.to) === toHex(ZERO_ADDR);
+          assert.equal(rec.reason, zero ? 'TX_BAD_RECIPIENT' : slot > x.info.deadlineSlot ? 'XS_DEADLINE_PASSED' : '');
+        } else if (!x.decided) {
+          x.decided = true;
+          const commit = x.prepared === 'accepted' && rand() < 0.85;
+          if (commit) commits++;
+          else aborts++;
+          (x as Pending & { commit: boolean }).commit = commit;
+        }
+        const d = x as Pending & { commit?: boolean };
+        if (d.decided) {
+          // deliver the decision to one shard (random order), or replay an already-delivered phase
+          const target = rand() < 0.5 ? x.info.srcShard : x.info.dstShard;
+          const entry = decision(x.info, d.commit!, { sign: false });
+          if (x.delivered[target]) {
+            throwsCode(() => executeBlock(states[target]!, [entry], P[target]!, { height: heights[target]! + 1, slot: slot + 1 }), 'BAD_BLOCK');
+            replays++;
+          } else {
+            run(target, [entry]);
+            x.delivered[target] = true;
+          }
+        } else if (x.prepared && rand() < 0.3) {
+          throwsCode(() => applyTx(new Overlay(states[dst]!), prepare(x.info, { sign: false }), P[dst]!, { height: 1, slot }), 'XS_DUPLICATE');
+          replays++;
+        }
+      }
+    }
+    // the beacon finishes: decide and deliver everything outstanding
+    for (const x of pending as (Pending & { commit?: boolean })[]) {
+      if (!x.decided) {
+        x.decided = true;
+        x.commit = x.prepared === 'accepted';
+        if (x.commit) commits++;
+        else aborts++;
+      }
+      for (const shard of [x.info.srcShard, x.info.dstShard]) if (!x.delivered[shard]) run(shard, [decision(x.info, x.commit!, { sign: false })]);
+    }
+    if (process.env.QN_DEBUG) console.log(`transfers ${pending.length}, commits ${commits}, aborts ${aborts}, replays ${replays}, last slot ${slot}`);
+    assert.ok(commits > 5 && aborts > 3 && replays > 3, `commits ${commits}, aborts ${aborts}, replays ${replays}`);
+    const [s0, s1] = states;
+    assert.equal(s0.counters.escrow + s1.counters.escrow, 0n, 'no escrow left once everything is decided');
+    assert.equal(s0.counters.exported, s1.counters.imported);
+    assert.equal(s1.counters.exported, s0.counters.imported);
+    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned + s1.counters.burned, genesisSupply(G), 'global conservation');
+    for (const x of pending as (Pending & { commit?: boolean })[]) {
+      assert.equal(s0.xfer(toHex(x.info.id))?.decision ?? s1.xfer(toHex(x.info.id))?.decision, x.commit ? 'commit' : 'abort');
+    }
+  });
+});
+
+describe('state: counters and committees', () => {
+  it('encodeCounters/decodeCounters round trip; missing counters decode as zero; malformed input is MALFORMED', () => {
+    const c: Counters = { burned: 1n, escrow: 2n ** 64n - 1n, exported: 3n, imported: 0n };
+    assert.deepEqual(decodeCounters(encodeCounters(c)), c);
+    assert.equal(encodeCounters(c).length, 32);
+    const z = decodeCounters(undefined);
+    assert.deepEqual(z, ZERO_COUNTERS);
+    z.burned = 5n;
+    assert.equal(ZERO_COUNTERS.burned, 0n, 'the decoded zero counters are a copy');
+    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 31)), 'MALFORMED');
+    throwsCode(() => decodeCounters(new Uint8Array([...encodeCounters(c), 0])), 'MALFORMED');
+    // old-format counters (burned only, 8 bytes) are not silently accepted
+    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 8)), 'MALFORMED');
+  });
+
+  it('epochCommittees: one committee per shard, every validator once, the same for every epoch (sticky)', () => {
+    const cs = epochCommittees(G, 0);
+    assert.equal(cs.length, 2);
+    assert.deepEqual(cs.flatMap((c) => c.validators.map((v) => v.address)).sort(), G.validators.map((v) => v.address).sort());
+    const expected = assignCommittees(
+      G.validators.map((v) => ({ address: v.address, stake: v.stake })),
+      2,
+      epochSeed(CHAIN, genesisHash(G), 0),
+    );
+    assert.deepEqual(cs, expected);
+    for (const e of [1, 2, 1000]) assert.deepEqual(epochCommittees(G, e), cs, `epoch ${e}`);
+  });
+});

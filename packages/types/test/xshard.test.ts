@@ -1,0 +1,549 @@
+// Cross-shard objects: the four transaction kinds, transfer records, beacon requests, acks and epoch announcements.
+import assert from 'node:assert/strict';
+import { formatAddress, getBackend, sha256, signingBytes, toHex } from '@qnexus/crypto';
+import {
+  CODEC_VERSION,
+  MAX_REPORT_ITEMS,
+  TX_KIND,
+  Writer,
+  beaconTopics,
+  decodeBeaconRequest,
+  decodeEpochAnnouncement,
+  decodeXAck,
+  decodeXferRecord,
+  encodeBeaconRequest,
+  encodeCertificate,
+  encodeEpochAnnouncement,
+  encodeEpochAnnouncementBody,
+  encodeHeader,
+  encodePeerBinding,
+  encodeTx,
+  encodeTxBody,
+  encodeXAck,
+  encodeXferRecord,
+  epochAnnouncementSigningBytes,
+  isSystemKind,
+  merkleLeaf,
+  merkleProofs,
+  openTx,
+  peerBindingSigningBytes,
+  peerBindingValidator,
+  shardXProtocol,
+  txCost,
+  txSigningBytes,
+  xferInfoEqual,
+  xferRecordPhase,
+  type BeaconRequest,
+  type BlockHeader,
+  type Certificate,
+  type EpochAnnouncement,
+  type PeerBinding,
+  type SignedPeerBinding,
+  type TxBody,
+  type TxKindName,
+  type TxPayload,
+  type XferInfo,
+  type XferRecord,
+} from '@qnexus/types';
+import { CHAIN, addr, hash, key, throwsCode, withTrailing } from './helpers.js';
+
+const b44 = getBackend('ml-dsa-44');
+/** Key numbers: 1 user, 9 beacon, 3 validator. */
+const BEACON = () => key(9);
+const PEER = '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st';
+const U64_MAX = 2n ** 64n - 1n;
+
+/** Every strict prefix of `b` must be rejected with `code` (all prefixes for short inputs, a sample for long ones). */
+function rejectsTruncation(b: Uint8Array, decode: (x: Uint8Array) => unknown, code: 'MALFORMED' | 'TX_MALFORMED'): void {
+  const step = b.length > 400 ? 37 : 1;
+  const lengths = new Set<number>();
+  for (let n = 0; n < b.length; n += step) lengths.add(n);
+  for (let n = Math.max(0, b.length - 40); n < b.length; n++) lengths.add(n);
+  for (const n of lengths) throwsCode(() => decode(b.slice(0, n)), code, `prefix ${n}/${b.length}`);
+}
+
+function xinfo(over: Partial<XferInfo> = {}): XferInfo {
+  return { id: hash('xfer-1'), srcShard: 0, dstShard: 1, from: addr(1), to: addr(2), amount: 500n, deadlineSlot: 40, ...over };
+}
+
+function userBody(kind: 'transfer' | 'xtransfer', over: Partial<TxBody> = {}): TxBody {
+  return { chainId: CHAIN, nonce: 4n, fee: 10n, publicKey: key(1).publicKey, payload: { kind, to: addr(2), amount: 777n }, ...over };
+}
+
+function systemBody(payload: TxPayload, over: Partial<TxBody> = {}): TxBody {
+  return { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: BEACON().publicKey, payload, ...over };
+}
+
+const prepareBody = (x = xinfo()) => systemBody({ kind: 'xprepare', xfer: x });
+const decisionBody = (commit: boolean, x = xinfo()) => systemBody({ kind: 'xdecision', xfer: x, commit });
+
+function signed(body: TxBody, signer = isSystemKind(body.payload.kind) ? BEACON() : key(1)) {
+  return { body, signature: b44.sign(signer.secretKey, txSigningBytes(body)) };
+}
+
+/** Wrap a (possibly broken) body in a transaction envelope with a dummy signature. */
+const wrap = (body: Uint8Array) => new Writer().bytes(body).bytes(new Uint8Array(2420)).finish();
+
+const ALL_BODIES: [TxKindName, TxBody][] = [
+  ['transfer', userBody('transfer')],
+  ['xtransfer', userBody('xtransfer')],
+  ['xprepare', prepareBody()],
+  ['xdecision', decisionBody(true)],
+];
+
+// ------------------------------------------------------------------ transactions
+
+describe('types: cross-shard transaction kinds', () => {
+  // One real signature per kind, reused by the tests below.
+  const txs = new Map<TxKindName, ReturnType<typeof signed>>();
+  before(() => {
+    for (const [kind, body] of ALL_BODIES) txs.set(kind, signed(body));
+  });
+
+  it('round trip through encodeTx/openTx for all four kinds, byte-identical on re-encoding', () => {
+    for (const [kind, body] of ALL_BODIES) {
+      const tx = txs.get(kind)!;
+      const raw = encodeTx(tx);
+      const env = openTx(raw);
+      assert.deepEqual(env.tx, tx, kind);
+      assert.equal(env.tx.body.payload.kind, kind);
+      assert.deepEqual(encodeTx(env.tx), raw, kind);
+      assert.deepEqual(encodeTxBody(env.tx.body), encodeTxBody(body));
+      assert.equal(env.fromStr, formatAddress(env.from));
+    }
+  });
+
+  it("user kinds are signed over the 'tx' domain, system kinds over the 'beacon' domain", () => {
+    for (const [kind, body] of ALL_BODIES) {
+      const env = openTx(encodeTx(txs.get(kind)!));
+      const domain = isSystemKind(kind) ? 'beacon' : 'tx';
+      assert.deepEqual(env.signBytes, signingBytes(CHAIN, domain, encodeTxBody(body)), kind);
+      assert.deepEqual(env.signBytes, txSigningBytes(body), kind);
+      assert.deepEqual(env.hash, sha256(env.signBytes), kind);
+      assert.equal(env.hashHex, toHex(env.hash));
+      assert.ok(b44.verify(body.publicKey, env.signBytes, env.tx.signature), `${kind} verifies`);
+    }
+  });
+
+  it("a system body signed over the 'tx' domain does not verify (and has another id)", () => {
+    for (const body of [prepareBody(), decisionBody(false)]) {
+      const wrongDomain = signingBytes(CHAIN, 'tx', encodeTxBody(body));
+      const sig = b44.sign(BEACON().secretKey, wrongDomain);
+      assert.ok(b44.verify(BEACON().publicKey, wrongDomain, sig), 'sanity: the signature itself is good');
+      const env = openTx(encodeTx({ body, signature: sig }));
+      assert.equal(b44.verify(BEACON().publicKey, env.signBytes, env.tx.signature), false, `${body.payload.kind} re-signed as a tx`);
+      assert.notDeepEqual(env.hash, sha256(wrongDomain));
+    }
+    // and conversely, a user transaction signed under the beacon domain does not verify as a transaction
+    const ub = userBody('xtransfer');
+    const sig = b44.sign(key(1).secretKey, signingBytes(CHAIN, 'beacon', encodeTxBody(ub)));
+    const env = openTx(encodeTx({ body: ub, signature: sig }));
+    assert.equal(b44.verify(key(1).publicKey, env.signBytes, env.tx.signature), false);
+  });
+
+  it('body layouts: xtransfer like transfer with kind 2; xprepare/xdecision carry the XferInfo (and the decision flag)', () => {
+    const head = (kind: number, nonce: bigint, fee: bigint, pk: Uint8Array) => new Writer().u8(1).string(CHAIN).u8(kind).u64(nonce).u64(fee).bytes(pk);
+    assert.deepEqual(encodeTxBody(userBody('xtransfer')), head(TX_KIND.xtransfer, 4n, 10n, key(1).publicKey).fixed(addr(2), 20).u64(777n).finish());
+    const info = (w: Writer, x: XferInfo) => w.fixed(x.id, 32).u32(x.srcShard).u32(x.dstShard).fixed(x.from, 20).fixed(x.to, 20).u64(x.amount).u64(x.deadlineSlot);
+    const x = xinfo({ srcShard: 3, dstShard: 7, deadlineSlot: 123456 });
+    assert.deepEqual(encodeTxBody(prepareBody(x)), info(head(TX_KIND.xprepare, 0n, 0n, BEACON().publicKey), x).finish());
+    assert.deepEqual(encodeTxBody(decisionBody(true, x)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), x).u8(1).finish());
+    assert.deepEqual(encodeTxBody(decisionBody(false, x)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), x).u8(0).finish());
+  });
+
+  it('the kind, the decision and every XferInfo field are part of the id', () => {
+    const id = (b: TxBody) => openTx(encodeTx({ body: b, signature: new Uint8Array(2420) })).hashHex;
+    const ids = new Set<string>();
+    const bodies: TxBody[] = [
+      userBody('transfer'),
+      userBody('xtransfer'),
+      prepareBody(),
+      decisionBody(true),
+      decisionBody(false),
+      prepareBody(xinfo({ id: hash('xfer-2') })),
+      prepareBody(xinfo({ srcShard: 2 })),
+      prepareBody(xinfo({ dstShard: 2 })),
+      prepareBody(xinfo({ from: addr(3) })),
+      prepareBody(xinfo({ to: addr(3) })),
+      prepareBody(xinfo({ amount: 501n })),
+      prepareBody(xinfo({ deadlineSlot: 41 })),
+    ];
+    for (const b of bodies) ids.add(id(b));
+    assert.equal(ids.size, bodies.length);
+  });
+
+  it('round trips extreme XferInfo values', () => {
+    const x = xinfo({ srcShard: 0xffffffff, dstShard: 0, amount: U64_MAX, deadlineSlot: Number.MAX_SAFE_INTEGER, from: new Uint8Array(20).fill(0xff), to: new Uint8Array(20) });
+    for (const body of [prepareBody(x), decisionBody(false, x)]) {
+      const tx = { body, signature: new Uint8Array(0) };
+      assert.deepEqual(openTx(encodeTx(tx)).tx, tx);
+    }
+  });
+
+  it('malformed system bodies are TX_MALFORMED: truncation, trailing bytes, a bad decision flag, a deadline past 2^53', () => {
+    for (const kind of ['xtransfer', 'xprepare', 'xdecision'] as const) {
+      const tx = txs.get(kind)!;
+      rejectsTruncation(encodeTx(tx), openTx, 'TX_MALFORMED');
+      const body = encodeTxBody(tx.body);
+      for (let n = body.length - 100; n < body.length; n++) throwsCode(() => openTx(wrap(body.slice(0, n))), 'TX_MALFORMED', `${kind} body prefix ${n}`);
+      throwsCode(() => openTx(wrap(withTrailing(body))), 'TX_MALFORMED', `${kind} trailing`);
+    }
+    const d = encodeTxBody(decisionBody(true));
+    assert.equal(d[d.length - 1], 1);
+    assert.doesNotThrow(() => openTx(wrap(d)));
+    for (const flag of [2, 7, 255]) {
+      const bad = d.slice();
+      bad[bad.length - 1] = flag;
+      throwsCode(() => openTx(wrap(bad)), 'TX_MALFORMED', `decision flag ${flag}`);
+    }
+    // deadline slot is the last u64 of an xprepare body; 2^53 is not a safe integer
+    const p = encodeTxBody(prepareBody());
+    const big = p.slice();
+    new DataView(big.buffer).setBigUint64(big.length - 8, 2n ** 53n);
+    throwsCode(() => openTx(wrap(big)), 'TX_MALFORMED');
+  });
+
+  it('isSystemKind and txCost', () => {
+    assert.deepEqual(
+      (Object.keys(TX_KIND) as TxKindName[]).map((k) => [k, isSystemKind(k)]),
+      [
+        ['transfer', false],
+        ['xtransfer', false],
+        ['xprepare', true],
+        ['xdecision', true],
+      ],
+    );
+    assert.equal(txCost(userBody('transfer')), 787n);
+    assert.equal(txCost(userBody('xtransfer')), 787n);
+    assert.equal(txCost(userBody('xtransfer', { fee: 0n })), 777n);
+    assert.equal(txCost(prepareBody()), 0n);
+    assert.equal(txCost(decisionBody(true)), 0n);
+    // a (malformed) system entry with a nonzero fee still costs nothing to anyone
+    assert.equal(txCost({ ...decisionBody(true), fee: 5n }), 0n);
+  });
+
+  it('xferInfoEqual compares every field', () => {
+    const a = xinfo();
+    assert.ok(xferInfoEqual(a, xinfo()));
+    assert.ok(xferInfoEqual(a, { ...a, id: new Uint8Array(a.id), from: new Uint8Array(a.from) }), 'byte content, not identity');
+    const variants: Partial<XferInfo>[] = [
+      { id: hash('other') },
+      { srcShard: 5 },
+      { dstShard: 5 },
+      { from: addr(5) },
+      { to: addr(5) },
+      { amount: 499n },
+      { deadlineSlot: 39 },
+    ];
+    for (const v of variants) assert.equal(xferInfoEqual(a, xinfo(v)), false, JSON.stringify(Object.keys(v)));
+  });
+});
+
+// ------------------------------------------------------------------ records
+
+function record(over: Partial<XferRecord> = {}): XferRecord {
+  return { role: 'destination', info: xinfo(), prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 12, decidedHeight: 0, ...over };
+}
+
+/** Offsets in an encoded record: version, role, 96 bytes of XferInfo, prepare, reason (u32 + bytes), decision, heights. */
+const INFO_BYTES = 32 + 4 + 4 + 20 + 20 + 8 + 8;
+const PREPARE_OFF = 2 + INFO_BYTES;
+
+describe('types: transfer records', () => {
+  it('round trip over every role, prepare and decision, with reasons and extreme heights', () => {
+    let n = 0;
+    for (const role of ['source', 'destination'] as const) {
+      for (const prepare of ['none', 'accepted', 'refused'] as const) {
+        for (const decision of ['none', 'commit', 'abort'] as const) {
+          for (const [reason, ph, dh] of [
+            ['', 0, 0],
+            ['XS_DEADLINE_PASSED', 7, Number.MAX_SAFE_INTEGER],
+          ] as const) {
+            const r = record({ role, prepare, decision, reason, preparedHeight: ph, decidedHeight: dh });
+            const e = encodeXferRecord(r);
+            assert.deepEqual(decodeXferRecord(e), r);
+            assert.deepEqual(encodeXferRecord(decodeXferRecord(e)), e);
+            n++;
+          }
+        }
+      }
+    }
+    assert.equal(n, 36);
+    const e = encodeXferRecord(record());
+    assert.equal(e[0], CODEC_VERSION);
+    assert.equal(e.length, PREPARE_OFF + 1 + 4 + 0 + 1 + 8 + 8);
+  });
+
+  it('different records encode differently (role, phases, reason, heights)', () => {
+    const rs = [
+      record(),
+      record({ role: 'source' }),
+      record({ prepare: 'refused', reason: 'TX_BAD_RECIPIENT' }),
+      record({ prepare: 'refused', reason: 'XS_DEADLINE_PASSED' }),
+      record({ decision: 'commit', decidedHeight: 13 }),
+      record({ decision: 'abort', decidedHeight: 13 }),
+      record({ preparedHeight: 11 }),
+      record({ info: xinfo({ amount: 1n }) }),
+    ];
+    assert.equal(new Set(rs.map((r) => toHex(encodeXferRecord(r)))).size, rs.length);
+  });
+
+  it('rejects bad enum bytes, versions, oversize reasons, trailing bytes and truncation with MALFORMED', () => {
+    const e = encodeXferRecord(record({ decision: 'commit', decidedHeight: 3 }));
+    throwsCode(() => decodeXferRecord(withTrailing(e)), 'MALFORMED');
+    rejectsTruncation(e, decodeXferRecord, 'MALFORMED');
+    const at = (off: number, v: number) => {
+      const x = e.slice();
+      x[off] = v;
+      return x;
+    };
+    throwsCode(() => decodeXferRecord(at(0, 2)), 'MALFORMED', 'version 2');
+    throwsCode(() => decodeXferRecord(at(0, 0)), 'MALFORMED', 'version 0');
+    assert.equal(decodeXferRecord(at(1, 0)).role, 'source');
+    throwsCode(() => decodeXferRecord(at(1, 2)), 'MALFORMED', 'role 2');
+    assert.equal(decodeXferRecord(at(PREPARE_OFF, 2)).prepare, 'refused');
+    throwsCode(() => decodeXferRecord(at(PREPARE_OFF, 3)), 'MALFORMED', 'prepare 3');
+    const decisionOff = PREPARE_OFF + 1 + 4;
+    assert.equal(decodeXferRecord(at(decisionOff, 2)).decision, 'abort');
+    throwsCode(() => decodeXferRecord(at(decisionOff, 3)), 'MALFORMED', 'decision 3');
+    throwsCode(() => decodeXferRecord(at(decisionOff, 255)), 'MALFORMED', 'decision 255');
+    // reasons are short error codes: more than 64 bytes is refused
+    assert.equal(decodeXferRecord(encodeXferRecord(record({ reason: 'R'.repeat(64) }))).reason.length, 64);
+    throwsCode(() => decodeXferRecord(encodeXferRecord(record({ reason: 'R'.repeat(65) }))), 'MALFORMED');
+    // heights beyond 2^53
+    const hi = e.slice();
+    new DataView(hi.buffer).setBigUint64(hi.length - 8, 2n ** 53n);
+    throwsCode(() => decodeXferRecord(hi), 'MALFORMED');
+    throwsCode(() => decodeXferRecord(new Uint8Array(0)), 'MALFORMED');
+  });
+
+  it('xferRecordPhase names the phase', () => {
+    assert.equal(xferRecordPhase(record({ role: 'source' })), 'escrowed');
+    assert.equal(xferRecordPhase(record()), 'prepared');
+    assert.equal(xferRecordPhase(record({ prepare: 'refused', reason: 'TX_BAD_RECIPIENT' })), 'refused');
+    assert.equal(xferRecordPhase(record({ decision: 'commit' })), 'committed');
+    assert.equal(xferRecordPhase(record({ role: 'source', decision: 'abort' })), 'aborted');
+    assert.equal(xferRecordPhase(record({ prepare: 'none', decision: 'abort' })), 'aborted');
+  });
+});
+
+// ------------------------------------------------------------------ beacon requests
+
+function header(over: Partial<BlockHeader> = {}): BlockHeader {
+  return {
+    chainId: CHAIN,
+    shard: 1,
+    height: 9,
+    slot: 21,
+    parentHash: hash('parent'),
+    stateRoot: hash('state'),
+    txRoot: hash('txroot'),
+    proposer: addr(3),
+    txCount: 0,
+    ...over,
+  };
+}
+
+function certificate(n = 2): Certificate {
+  return { height: 9, round: 21, blockHash: hash('blk'), votes: Array.from({ length: n }, (_, i) => ({ validator: addr(20 + i), signature: new Uint8Array(60).fill(i + 1) })) };
+}
+
+const binding: PeerBinding = { chainId: CHAIN, shard: 1, publicKey: key(3).publicKey, peerId: PEER };
+
+describe('types: peer bindings and beacon requests', () => {
+  let sb: SignedPeerBinding;
+  before(() => {
+    sb = { binding, signature: b44.sign(key(3).secretKey, peerBindingSigningBytes(binding)) };
+  });
+
+  function report(nItems = 2): BeaconRequest {
+    const recs = Array.from({ length: nItems }, (_, i) => encodeXferRecord(record({ info: xinfo({ id: hash(`x${i}`) }) })));
+    const leaves = [...recs, new Uint8Array([1, 2, 3])].map(merkleLeaf);
+    const proofs = merkleProofs(leaves, recs.map((_, i) => i));
+    return { type: 'report', report: { binding: sb, header: header(), certificate: certificate(), items: recs.map((record, i) => ({ record, proof: proofs[i]! })) } };
+  }
+
+  it("a binding is signed under the 'binding' domain and names its validator", () => {
+    assert.deepEqual(peerBindingSigningBytes(binding), signingBytes(CHAIN, 'binding', encodePeerBinding(binding)));
+    assert.ok(b44.verify(key(3).publicKey, peerBindingSigningBytes(binding), sb.signature));
+    assert.equal(b44.verify(key(3).publicKey, signingBytes(CHAIN, 'beacon', encodePeerBinding(binding)), sb.signature), false);
+    assert.equal(b44.verify(key(3).publicKey, peerBindingSigningBytes({ ...binding, shard: 0 }), sb.signature), false, 'the shard is signed');
+    assert.equal(b44.verify(key(3).publicKey, peerBindingSigningBytes({ ...binding, peerId: PEER.replace('J', 'K') }), sb.signature), false, 'the peer id is signed');
+    assert.equal(peerBindingValidator(binding), formatAddress(addr(3)));
+  });
+
+  it('hello round trip', () => {
+    const m: BeaconRequest = { type: 'hello', binding: sb };
+    const e = encodeBeaconRequest(m);
+    assert.deepEqual(decodeBeaconRequest(e), m);
+    assert.deepEqual(encodeBeaconRequest(decodeBeaconRequest(e)), e);
+    assert.deepEqual([e[0], e[1]], [CODEC_VERSION, 1]);
+  });
+
+  it('report round trip with 0, 1 and several items; the decoded proofs still verify', () => {
+    for (const n of [0, 1, 5]) {
+      const m = report(n);
+      const e = encodeBeaconRequest(m);
+      const d = decodeBeaconRequest(e);
+      assert.deepEqual(d, m);
+      assert.deepEqual(encodeBeaconRequest(d), e);
+      assert.equal(e[1], 2);
+    }
+  });
+
+  it('rejects unknown versions and types, trailing bytes and truncation with MALFORMED', () => {
+    for (const m of [{ type: 'hello', binding: sb } as BeaconRequest, report(2)]) {
+      const e = encodeBeaconRequest(m);
+      throwsCode(() => decodeBeaconRequest(withTrailing(e)), 'MALFORMED', `${m.type} trailing`);
+      rejectsTruncation(e, decodeBeaconRequest, 'MALFORMED');
+      for (const v of [0, 2]) {
+        const x = e.slice();
+        x[0] = v;
+        throwsCode(() => decodeBeaconRequest(x), 'MALFORMED', `version ${v}`);
+      }
+    }
+    const hello = encodeBeaconRequest({ type: 'hello', binding: sb });
+    for (const t of [0, 3, 255]) {
+      const x = hello.slice();
+      x[1] = t;
+      throwsCode(() => decodeBeaconRequest(x), 'MALFORMED', `type ${t}`);
+    }
+    // a hello carrying report fields is a hello with trailing bytes
+    const rep = encodeBeaconRequest(report(1));
+    const asHello = rep.slice();
+    asHello[1] = 1;
+    throwsCode(() => decodeBeaconRequest(asHello), 'MALFORMED');
+  });
+
+  it('rejects malformed report internals: binding, header, certificate, counts, proof sides and lengths', () => {
+    const rec = encodeXferRecord(record());
+    type Parts = { binding?: Uint8Array; header?: Uint8Array; cert?: Uint8Array; items?: (w: Writer) => void };
+    const build = (p: Parts = {}) => {
+      const w = new Writer().u8(CODEC_VERSION).u8(2).bytes(p.binding ?? encodePeerBinding(binding)).bytes(sb.signature);
+      w.bytes(p.header ?? encodeHeader(header())).bytes(p.cert ?? encodeCertificate(certificate()));
+      if (p.items) p.items(w);
+      else w.u32(1).bytes(rec).u32(1).u8(0).fixed(hash('sib'), 32);
+      return w.finish();
+    };
+    // the hand-built layout is the real one
+    const d = decodeBeaconRequest(build());
+    assert.equal(d.type, 'report');
+    assert.deepEqual(encodeBeaconRequest(d), build());
+    const ver = encodePeerBinding(binding).slice();
+    ver[0] = 9;
+    throwsCode(() => decodeBeaconRequest(build({ binding: ver })), 'MALFORMED', 'binding version');
+    throwsCode(() => decodeBeaconRequest(build({ binding: withTrailing(encodePeerBinding(binding)) })), 'MALFORMED', 'binding trailing');
+    throwsCode(() => decodeBeaconRequest(build({ header: withTrailing(encodeHeader(header())) })), 'MALFORMED', 'header trailing');
+    throwsCode(() => decodeBeaconRequest(build({ header: encodeHeader(header()).slice(0, 50) })), 'MALFORMED', 'header truncated');
+    throwsCode(() => decodeBeaconRequest(build({ cert: withTrailing(encodeCertificate(certificate())) })), 'MALFORMED', 'certificate trailing');
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(MAX_REPORT_ITEMS + 1) })), 'MALFORMED', 'too many items');
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(513)).u32(0) })), 'MALFORMED', 'record > 512 bytes');
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(65) })), 'MALFORMED', 'more than 64 proof steps');
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(1).u8(2).fixed(hash('sib'), 32) })), 'MALFORMED', 'proof side 2');
+    assert.equal((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(1).u8(1).fixed(hash('sib'), 32) })) as { report: { items: { proof: { left: boolean }[] }[] } }).report.items[0]!.proof[0]!.left, true);
+  });
+});
+
+// ------------------------------------------------------------------ acks
+
+describe('types: XAck', () => {
+  it('round trip of ok and error acks', () => {
+    for (const a of [
+      { ok: true, code: '', message: '' },
+      { ok: false, code: 'XS_BAD_PROOF', message: 'inclusion proof of record 2 does not verify — ünïcode' },
+      { ok: false, code: 'X'.repeat(64), message: 'm'.repeat(1024) },
+    ]) {
+      const e = encodeXAck(a);
+      assert.deepEqual(decodeXAck(e), a);
+      assert.deepEqual(encodeXAck(decodeXAck(e)), e);
+    }
+  });
+
+  it('rejects truncation, trailing bytes, oversize code/message and invalid UTF-8 with MALFORMED', () => {
+    const e = encodeXAck({ ok: false, code: 'XS_MISMATCH', message: 'no' });
+    rejectsTruncation(e, decodeXAck, 'MALFORMED');
+    throwsCode(() => decodeXAck(withTrailing(e)), 'MALFORMED');
+    throwsCode(() => decodeXAck(encodeXAck({ ok: false, code: 'X'.repeat(65), message: '' })), 'MALFORMED');
+    throwsCode(() => decodeXAck(encodeXAck({ ok: false, code: 'X', message: 'm'.repeat(1025) })), 'MALFORMED');
+    throwsCode(() => decodeXAck(new Writer().u8(0).bytes(new Uint8Array([0xff, 0xfe])).string('').finish()), 'MALFORMED');
+  });
+});
+
+// ------------------------------------------------------------------ epoch announcements
+
+function announcement(over: Partial<EpochAnnouncement> = {}): EpochAnnouncement {
+  return {
+    chainId: CHAIN,
+    epoch: 3,
+    startSlot: 96,
+    seed: hash('seed-3'),
+    committees: [
+      { shard: 0, members: [{ address: addr(20), stake: 100n }, { address: addr(21), stake: 50n }] },
+      { shard: 1, members: [{ address: addr(22), stake: U64_MAX }] },
+    ],
+    issuedSlot: 101,
+    ...over,
+  };
+}
+
+describe('types: epoch announcements', () => {
+  it("round trip; signed by the beacon under the 'beacon' domain; every field is signed", () => {
+    const body = announcement();
+    assert.deepEqual(epochAnnouncementSigningBytes(body), signingBytes(CHAIN, 'beacon', encodeEpochAnnouncementBody(body)));
+    const signature = b44.sign(BEACON().secretKey, epochAnnouncementSigningBytes(body));
+    const e = encodeEpochAnnouncement({ body, signature });
+    const d = decodeEpochAnnouncement(e);
+    assert.deepEqual(d, { body, signature });
+    assert.deepEqual(encodeEpochAnnouncement(d), e);
+    assert.ok(b44.verify(BEACON().publicKey, epochAnnouncementSigningBytes(d.body), d.signature));
+    const variants: Partial<EpochAnnouncement>[] = [
+      { epoch: 4 },
+      { startSlot: 97 },
+      { seed: hash('seed-4') },
+      { issuedSlot: 102 },
+      { committees: [announcement().committees[1]!, announcement().committees[0]!] },
+      { committees: [{ shard: 0, members: [{ address: addr(20), stake: 101n }, { address: addr(21), stake: 50n }] }, announcement().committees[1]!] },
+    ];
+    for (const v of variants) assert.equal(b44.verify(BEACON().publicKey, epochAnnouncementSigningBytes(announcement(v)), signature), false, JSON.stringify(Object.keys(v)));
+    // not valid as a transaction-domain or binding-domain signature either
+    assert.equal(b44.verify(BEACON().publicKey, signingBytes(CHAIN, 'tx', encodeEpochAnnouncementBody(body)), signature), false);
+  });
+
+  it('round trip with no committees and empty committees', () => {
+    for (const committees of [[], [{ shard: 0, members: [] }]]) {
+      const a = { body: announcement({ committees }), signature: new Uint8Array(0) };
+      assert.deepEqual(decodeEpochAnnouncement(encodeEpochAnnouncement(a)), a);
+    }
+  });
+
+  it('rejects truncation, trailing bytes, versions and oversize counts with MALFORMED', () => {
+    const e = encodeEpochAnnouncement({ body: announcement(), signature: new Uint8Array(100).fill(7) });
+    rejectsTruncation(e, decodeEpochAnnouncement, 'MALFORMED');
+    throwsCode(() => decodeEpochAnnouncement(withTrailing(e)), 'MALFORMED');
+    const body = encodeEpochAnnouncementBody(announcement());
+    const sig = new Uint8Array(10);
+    const wrapA = (b: Uint8Array) => new Writer().bytes(b).bytes(sig).finish();
+    assert.doesNotThrow(() => decodeEpochAnnouncement(wrapA(body)));
+    throwsCode(() => decodeEpochAnnouncement(wrapA(withTrailing(body))), 'MALFORMED', 'trailing in body');
+    const v = body.slice();
+    v[0] = 2;
+    throwsCode(() => decodeEpochAnnouncement(wrapA(v)), 'MALFORMED', 'version');
+    const head = () => new Writer().u8(1).string(CHAIN).u64(1).u64(0).fixed(hash('s'), 32);
+    throwsCode(() => decodeEpochAnnouncement(wrapA(head().u32(65).finish())), 'MALFORMED', '65 committees');
+    throwsCode(() => decodeEpochAnnouncement(wrapA(head().u32(1).u32(0).u32(1025).finish())), 'MALFORMED', '1025 members');
+    throwsCode(() => decodeEpochAnnouncement(new Writer().bytes(body).u32(4628).finish()), 'MALFORMED', 'oversize signature');
+  });
+
+  it('every cross-shard decoder error is a QnexusError MALFORMED (never a raw RangeError)', () => {
+    const garbage = [new Uint8Array(0), new Uint8Array([1]), new Uint8Array([1, 2, 0, 0, 0, 200]), new Uint8Array(64).fill(0xff), new Uint8Array(300).fill(1)];
+    for (const g of garbage) {
+      for (const dec of [decodeXferRecord, decodeBeaconRequest, decodeXAck, decodeEpochAnnouncement]) throwsCode(() => dec(g), 'MALFORMED', `${dec.name}(${g.length} bytes)`);
+    }
+  });
+
+  it('topic and protocol names are per chain (and per shard)', () => {
+    assert.deepEqual(beaconTopics('qn-x'), { epochs: '/qnexus/qn-x/beacon/epochs', protocol: '/qnexus/qn-x/beacon/2pc/1.0.0' });
+    assert.equal(shardXProtocol('qn-x', 3), '/qnexus/qn-x/shard/3/2pc/1.0.0');
+    assert.notEqual(shardXProtocol('qn-x', 0), shardXProtocol('qn-x', 1));
+  });
+});
