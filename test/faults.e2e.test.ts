@@ -19,7 +19,7 @@ describe('faults: validators killed with SIGKILL', function () {
 
   before(async function () {
     this.timeout(120_000);
-    net = await startTestNet({ validators: 4, fullNodes: 0, accounts: 2, slotMs: SLOT_MS });
+    net = await startTestNet({ shards: 1, validators: 4, fullNodes: 0, accounts: 2, slotMs: SLOT_MS });
     await waitAllFinalized(net, VALIDATORS, 2, 60_000);
   });
 

@@ -1,30 +1,53 @@
-// Shared helpers for the multi-process end-to-end tests: every node is a real
-// OS process on 127.0.0.1 started by the devnet launcher.
+// Shared helpers for the multi-process end-to-end tests: every node (and the
+// beacon) is a real OS process on 127.0.0.1 started by the devnet launcher.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDevnet, unlockKeystoreFile, type Devnet, type DevnetOptions } from '@qnexus/cli';
-import { buildTransfer, type BuiltTx, type QnexusClient, type SigningKey, type StatusInfo } from '@qnexus/sdk';
-import { addressFromPublicKey, formatAddress, generateKeyPair } from '@qnexus/crypto';
+import { BEACON_NAME, startDevnet, unlockKeystoreFile, type Devnet, type DevnetOptions } from '@qnexus/cli';
+import {
+  buildTransfer,
+  buildXTransfer,
+  type BeaconXTransferInfo,
+  type BuiltTx,
+  type QnexusClient,
+  type SigningKey,
+  type StatusInfo,
+  type SupplyInfo,
+  type XTransferInfo,
+} from '@qnexus/sdk';
+import { addressFromPublicKey, formatAddress, generateKeyPair, homeShard, parseAddress } from '@qnexus/crypto';
 
 export interface TestAccount {
   address: string;
   key: SigningKey;
+  /** The account's home shard: its transactions go to a node of this shard. */
+  shard: number;
 }
 
 export interface TestNet {
   devnet: Devnet;
+  /** Every funded account, shard by shard. */
   accounts: TestAccount[];
+  /** `accountsByShard[k]`: the funded accounts whose home shard is k. */
+  accountsByShard: TestAccount[][];
+  shardCount: number;
   chainId: string;
   cleanup(): Promise<void>;
 }
+
+/**
+ * startDevnet's options (the devnet's defaults apply: 2 shards × (4 validators + 1 full node),
+ * and always a beacon; pass `shards: 1` for a single shard, `xferTimeoutSlots` for the
+ * cross-shard deadline). The test net lives in a fresh temporary directory on random ports.
+ */
+export type TestNetOptions = DevnetOptions;
 
 /** A random base port in a range unlikely to collide with a developer's devnet (7000+). */
 function randomBasePort(): number {
   return 20_000 + Math.floor(Math.random() * 400) * 100;
 }
 
-export async function startTestNet(opts: DevnetOptions = {}): Promise<TestNet> {
+export async function startTestNet(opts: TestNetOptions = {}): Promise<TestNet> {
   const dir = mkdtempSync(join(tmpdir(), 'qnexus-e2e-'));
   let devnet: Devnet | undefined;
   let lastErr: unknown;
@@ -42,12 +65,15 @@ export async function startTestNet(opts: DevnetOptions = {}): Promise<TestNet> {
   const accounts: TestAccount[] = [];
   for (const a of devnet.manifest.accounts) {
     const { key } = await unlockKeystoreFile(a.keystore, pass);
-    accounts.push({ address: a.address, key: { publicKey: key.publicKey, secretKey: key.secretKey, scheme: key.scheme } });
+    accounts.push({ address: a.address, shard: a.shard, key: { publicKey: key.publicKey, secretKey: key.secretKey, scheme: key.scheme } });
   }
   const d = devnet;
+  const shardCount = d.genesis.shardCount;
   return {
     devnet: d,
     accounts,
+    accountsByShard: Array.from({ length: shardCount }, (_, k) => accounts.filter((a) => a.shard === k)),
+    shardCount,
     chainId: d.genesis.chainId,
     cleanup: async () => {
       await d.stop();
@@ -65,7 +91,140 @@ export function transfer(net: TestNet, from: TestAccount, to: string, amount: bi
   return buildTransfer({ key: from.key, chainId: net.chainId, to, amount, fee, nonce });
 }
 
+/** A fresh (unfunded) address whose home shard is `shard`. */
+export function freshAddressOn(net: TestNet, shard: number, seedByte = 240): string {
+  for (let i = 0; i < 10_000; i++) {
+    const seed = new Uint8Array(32).fill(seedByte);
+    seed[0] = i & 0xff;
+    seed[1] = i >> 8;
+    const a = formatAddress(addressFromPublicKey(generateKeyPair('ml-dsa-44', seed).publicKey));
+    if (homeShard(parseAddress(a), net.shardCount) === shard) return a;
+  }
+  throw new Error(`no address of shard ${shard} found`);
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- shards, beacon, cross-shard transfers
+
+/** The beacon's API client. */
+export function beaconClient(net: TestNet): QnexusClient {
+  return net.devnet.client(BEACON_NAME);
+}
+
+/** Names of the nodes of a shard (validators first, then full nodes); `running` keeps those whose process runs. */
+export function shardNodes(net: TestNet, shard: number, opts: { running?: boolean } = {}): string[] {
+  return net.devnet.manifest.processes.filter((p) => p.shard === shard && (!opts.running || net.devnet.isRunning(p.name))).map((p) => p.name);
+}
+
+/** A client of the first running node of a shard. */
+export function shardClient(net: TestNet, shard: number): QnexusClient {
+  const name = shardNodes(net, shard, { running: true })[0];
+  if (name === undefined) throw new Error(`no node of shard ${shard} is running`);
+  return net.devnet.client(name);
+}
+
+/**
+ * Sign a cross-shard transfer from `from` to `to` (an address of another shard) and submit it to
+ * a running node of the sender's shard (or `opts.node`); returns its id (the transaction hash).
+ * The nonce defaults to the sender's pendingNonce on that node.
+ */
+export async function xtransfer(
+  net: TestNet,
+  from: TestAccount,
+  to: string,
+  amount: bigint,
+  opts: { fee?: bigint; nonce?: bigint; node?: string } = {},
+): Promise<string> {
+  const c = opts.node !== undefined ? net.devnet.client(opts.node) : shardClient(net, from.shard);
+  const nonce = opts.nonce ?? BigInt((await c.account(from.address)).pendingNonce);
+  const tx = buildXTransfer({ key: from.key, chainId: net.chainId, to, amount, fee: opts.fee ?? 1n, nonce, shardCount: net.shardCount });
+  const r = await c.submitTx(tx.raw);
+  if (r.hash !== tx.hash) throw new Error(`node reports hash ${r.hash}, locally ${tx.hash}`);
+  return tx.hash;
+}
+
+/** Sign (not submit) a cross-shard transfer with an explicit nonce, like `transfer`. */
+export function signXTransfer(net: TestNet, from: TestAccount, to: string, amount: bigint, nonce: bigint, fee = 1n): BuiltTx {
+  return buildXTransfer({ key: from.key, chainId: net.chainId, to, amount, fee, nonce, shardCount: net.shardCount });
+}
+
+export interface XferDone {
+  id: string;
+  decision: 'commit' | 'abort';
+  /** The beacon's record, `done` (applied on both shards). */
+  beacon: BeaconXTransferInfo;
+  /** The source and destination nodes' records, each `committed` or `aborted`. */
+  source: XTransferInfo;
+  destination: XTransferInfo;
+}
+
+/**
+ * Wait until the beacon reports the transfer done (decided and applied on both shards), then
+ * until a running node of each shard reports the decision applied; checks that all three agree.
+ * The beacon must be running (restart it first if a test killed it).
+ */
+export async function waitXferDone(net: TestNet, id: string, timeoutMs = 120_000): Promise<XferDone> {
+  const end = Date.now() + timeoutMs;
+  const left = () => Math.max(1, end - Date.now());
+  const beacon = await beaconClient(net).waitForBeaconXTransfer(id, { until: 'applied', timeoutMs: left() });
+  const decision = beacon.decision;
+  if (decision === null) throw new Error(`transfer ${id} is done without a decision: ${JSON.stringify(beacon)}`);
+  const [source, destination] = await Promise.all(
+    [beacon.sourceShard, beacon.destinationShard].map((k) => shardClient(net, k).waitForXTransfer(id, { until: 'applied', timeoutMs: left() })),
+  );
+  for (const x of [source!, destination!]) {
+    if (x.decision !== decision) throw new Error(`shard ${x.role === 'source' ? x.sourceShard : x.destinationShard} applied ${x.decision}, the beacon decided ${decision} (transfer ${id})`);
+  }
+  return { id, decision, beacon, source: source!, destination: destination! };
+}
+
+export interface SupplyAcrossShards {
+  /** `/v1/supply` of one running node per shard, index = shard. */
+  shards: SupplyInfo[];
+  /** Σ of the genesis account balances (the whole chain's supply). */
+  genesisTotal: bigint;
+  /** Per-shard figures added up. */
+  sum: { balances: bigint; burned: bigint; escrow: bigint; exported: bigint; imported: bigint; genesisSupply: bigint };
+  /** Every shard's identity holds: balances + burned + escrow + exported − imported = its genesis supply. */
+  perShardOk: boolean;
+  /** No value in flight between shards: Σ exported = Σ imported. */
+  settled: boolean;
+  /** settled, and Σ balances + Σ burned + Σ escrow = the genesis total. */
+  globalOk: boolean;
+  /** What does not add up (empty when perShardOk and globalOk). */
+  problems: string[];
+}
+
+/**
+ * Read every shard's supply and check the identities: each shard's `total` equals its genesis
+ * supply, the shards' genesis supplies add up to the genesis total, and once no transfer is in
+ * flight (Σ exported = Σ imported) all balances, burned fees and escrows add up to the genesis
+ * total. Shards are read one after the other, so while transfers are in flight `settled` may
+ * be false: poll with waitFor(…, (s) => s.globalOk).
+ */
+export async function supplyAcrossShards(net: TestNet): Promise<SupplyAcrossShards> {
+  const shards: SupplyInfo[] = [];
+  for (let k = 0; k < net.shardCount; k++) shards.push(await shardClient(net, k).supply());
+  const genesisTotal = net.devnet.genesis.accounts.reduce((s, a) => s + a.balance, 0n);
+  const sum = { balances: 0n, burned: 0n, escrow: 0n, exported: 0n, imported: 0n, genesisSupply: 0n };
+  const problems: string[] = [];
+  for (const s of shards) {
+    const v = { balances: BigInt(s.balances), burned: BigInt(s.burned), escrow: BigInt(s.escrow), exported: BigInt(s.exported), imported: BigInt(s.imported), genesisSupply: BigInt(s.genesisSupply) };
+    for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += v[k];
+    const total = v.balances + v.burned + v.escrow + v.exported - v.imported;
+    if (total !== v.genesisSupply || BigInt(s.total) !== v.genesisSupply) {
+      problems.push(`shard ${s.shard} at height ${s.height}: balances ${v.balances} + burned ${v.burned} + escrow ${v.escrow} + exported ${v.exported} − imported ${v.imported} = ${total} (node says ${s.total}) ≠ genesis supply ${v.genesisSupply}`);
+    }
+  }
+  const perShardOk = problems.length === 0;
+  if (sum.genesisSupply !== genesisTotal) problems.push(`the shards' genesis supplies add up to ${sum.genesisSupply}, the genesis total is ${genesisTotal}`);
+  const settled = sum.exported === sum.imported;
+  const circulating = sum.balances + sum.burned + sum.escrow;
+  const globalOk = settled && circulating === genesisTotal && sum.genesisSupply === genesisTotal;
+  if (settled && circulating !== genesisTotal) problems.push(`Σ balances + burned + escrow = ${circulating} ≠ genesis total ${genesisTotal}`);
+  return { shards, genesisTotal, sum, perShardOk, settled, globalOk, problems };
+}
 
 /** Poll until `pred` holds (bounded in time); returns the last value. */
 export async function waitFor<T>(what: string, fn: () => Promise<T>, pred: (v: T) => boolean, timeoutMs: number, pollMs = 250): Promise<T> {

@@ -1,4 +1,4 @@
-// One shard: 4 validators + 1 full node, each its own OS process on 127.0.0.1.
+// One shard: 4 validators + 1 full node (and the beacon), each its own OS process on 127.0.0.1.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,7 +48,7 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
 
   before(async function () {
     this.timeout(120_000);
-    net = await startTestNet({ validators: 4, fullNodes: 1, accounts: 6, slotMs: 1000 });
+    net = await startTestNet({ shards: 1, validators: 4, fullNodes: 1, accounts: 6, slotMs: 1000 });
   });
 
   after(async function () {

@@ -1,5 +1,5 @@
-// Two independent shards in one devnet (no beacon or cross-shard transfers yet):
-// each shard's committee finalizes its own chain and holds only its home accounts.
+// Two shards in one devnet: each shard's committee finalizes its own chain and
+// holds only its home accounts; plain transfers stay within a shard.
 import assert from 'node:assert/strict';
 import { ApiError } from '@qnexus/sdk';
 import { freshAddress, startTestNet, transfer, waitAllFinalized, type TestAccount, type TestNet } from './helpers.js';

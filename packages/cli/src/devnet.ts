@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import {
   addressFromPublicKey,
   DEFAULT_SCHEME,
+  encryptKeystore,
   formatAddress,
+  fromHex,
   generateKeyPair,
   homeShard,
   isValidChainId,
@@ -17,13 +19,13 @@ import {
   type KeystoreFile,
   type SchemeName,
 } from '@qnexus/crypto';
-import type { Genesis } from '@qnexus/types';
+import { QnexusError, type Genesis } from '@qnexus/types';
 import type { LogFormat, LogLevel } from '@qnexus/node';
 import { ApiError, QnexusClient, type ClientOptions } from '@qnexus/sdk';
 import { CliError, EXIT, usageError } from './errors.js';
-import { buildGenesis, genesisFileText, genesisHashHex, loadGenesisFile } from './genesis.js';
-import { createKeystoreFile } from './keystore.js';
-import { readText, writeFileAtomic } from './util.js';
+import { buildGenesis, genesisCommittees, genesisFileText, genesisHashHex, loadGenesisFile } from './genesis.js';
+import { createKeystoreFile, keystoreText } from './keystore.js';
+import { readText, writeFileAtomic, writeNewFile } from './util.js';
 
 // ---------------------------------------------------------------- public types
 
@@ -31,21 +33,28 @@ export interface DevnetOptions {
   /** Devnet directory. Default `devnet/data` (relative to the cwd). */
   dir?: string;
   /**
-   * Shards (genesis `shardCount`; ignored when resuming). Default 1, at most MAX_DEVNET_SHARDS.
-   * Each shard gets its own validators, full nodes and funded accounts (the counts below are per shard).
+   * Shards (genesis `shardCount`; ignored when resuming). Default 2, at most MAX_DEVNET_SHARDS.
+   * Each shard gets its own validators, full nodes and funded accounts (the counts below are per
+   * shard). One beacon process coordinates cross-shard transfers (always started, also with one shard).
    */
   shards?: number;
-  /** Validators per shard to create (ignored when resuming). Default 4. */
+  /**
+   * Validators per shard to create (ignored when resuming). Default 4. All get the same stake, so
+   * the genesis committee assignment gives every shard exactly this many.
+   */
   validators?: number;
   /** Full nodes per shard to create (ignored when resuming). Default 1. */
   fullNodes?: number;
+  /** Genesis `xferTimeoutSlots`: slots within which a cross-shard transfer must be decided (ignored when resuming). Default 20. */
+  xferTimeoutSlots?: number;
   /** Funded test accounts per shard to create, each with that shard as its home shard (ignored when resuming). Default 4. */
   accounts?: number;
   /** Delete the directory first (only if it is empty or holds a devnet). */
   reset?: boolean;
   /**
    * Node i uses p2p port base+i and API port base+API_PORT_OFFSET+i, where i counts the nodes
-   * shard by shard, validators before full nodes (see planDevnet). Default 7000.
+   * shard by shard, validators before full nodes (see planDevnet); the beacon uses
+   * i = BEACON_INDEX (the last one: base+99 / base+199). Default 7000.
    */
   basePort?: number;
   /** Default 1000. */
@@ -56,7 +65,7 @@ export interface DevnetOptions {
   scheme?: SchemeName;
   /** Default `qnexus-devnet`. */
   chainId?: string;
-  /** Format of the node log files. Default `pretty`. */
+  /** Format of the node (and beacon) log files. Default `pretty`. */
   logFormat?: LogFormat;
   /** Default `info`. */
   logLevel?: LogLevel;
@@ -76,11 +85,12 @@ export interface DevnetOptions {
   stopTimeoutMs?: number;
   /** scrypt N of the devnet keystores. Default 2^14 (lower than `keys new`: devnet keys are throwaway). */
   scryptN?: number;
-  /** Extra environment variables for the node processes. */
+  /** Extra environment variables for the node and beacon processes. */
   env?: Record<string, string>;
   /**
-   * What runs `<args…> node --data-dir …` for each node. Default: this CLI's
-   * bin with `process.execPath` (`dist/bin.js`, or `src/bin.ts` through tsx).
+   * What runs `<args…> node --data-dir …` for each node (and `<args…> beacon --data-dir …` for
+   * the beacon). Default: this CLI's bin with `process.execPath` (`dist/bin.js`, or `src/bin.ts`
+   * through tsx).
    */
   nodeCommand?: { command: string; args: string[] };
   /** Aborting during startup stops the nodes started so far; startDevnet then throws INTERRUPTED. */
@@ -89,25 +99,30 @@ export interface DevnetOptions {
   onEvent?: (e: DevnetEvent) => void;
 }
 
-export type DevnetRole = 'validator' | 'full';
+export type DevnetRole = 'validator' | 'full' | 'beacon';
+/** The roles of shard nodes (what planDevnet lays out and addNode adds). */
+export type DevnetNodeRole = 'validator' | 'full';
 export type DevnetProcessState = 'running' | 'stopped' | 'exited';
 
-/** One node process as recorded in `<dir>/manifest.json`. */
+/** One process (a shard node or the beacon) as recorded in `<dir>/manifest.json`. */
 export interface DevnetProcess {
   name: string;
   role: DevnetRole;
-  shard: number;
+  /** The shard a node runs (`--shard`); null for the beacon. */
+  shard: number | null;
   peerId: string;
   /** `/ip4/127.0.0.1/tcp/<p2pPort>/p2p/<peerId>` */
   multiaddr: string;
+  /** Every address it listens on, with /p2p/<peerId> (today just `multiaddr`). */
+  multiaddrs: string[];
   apiUrl: string;
   /** null while not running. */
   pid: number | null;
   dataDir: string;
   logFile: string;
-  /** Validator address, null for full nodes. */
+  /** Validator address, null for full nodes and the beacon. */
   validator: string | null;
-  /** Validator keystore, null for full nodes. */
+  /** Validator keystore (the beacon's keystore for the beacon), null for full nodes. */
   keystore: string | null;
   p2pPort: number;
   apiPort: number;
@@ -132,7 +147,10 @@ export interface DevnetManifest {
   genesisHash: string;
   createdAt: string;
   basePort: number;
+  /** The beacon first, then the shard nodes shard by shard (validators, then full nodes). */
   processes: DevnetProcess[];
+  /** The beacon's entry (the same as in `processes`). */
+  beacon: DevnetProcess;
   accounts: DevnetAccount[];
   passphraseFile: string;
   /** pid of the launcher while it runs, else null. */
@@ -160,9 +178,9 @@ export interface Devnet {
   readonly resumed: boolean;
   readonly passphraseFile: string;
   readonly scryptN: number;
-  /** The manifest entry of a node; throws on an unknown name. */
+  /** The manifest entry of a node or of the beacon (`beacon`); throws on an unknown name. */
   process(name: string): DevnetProcess;
-  /** An SDK client for a node's API. */
+  /** An SDK client for a node's API (for `beacon`: the beacon's API, see the client's beacon… methods). */
   client(name: string, opts?: ClientOptions): QnexusClient;
   isRunning(name: string): boolean;
   /**
@@ -171,25 +189,29 @@ export interface Devnet {
    * SIGCONT / SIGTSTP are just sent (freeze / thaw a node) and resolve to null.
    */
   kill(name: string, signal?: NodeJS.Signals): Promise<ExitInfo | null>;
-  /** Stop the node if it runs (SIGTERM), then start it again with the same arguments and data dir; resolves once its API answers. */
+  /**
+   * Stop the node (or the beacon) if it runs (SIGTERM), then start it again with the same
+   * arguments, ports and data dir; resolves once its API answers.
+   */
   restart(name: string): Promise<DevnetProcess>;
   /**
-   * Start a new full node of `shard` (default 0) from an empty data dir, bootstrapping from all
-   * others; resolves once its API answers. Default name: the first free `full-<j>`
+   * Start a new full node of `shard` (default 0) from an empty data dir, bootstrapping from its
+   * shard's nodes and the beacon; resolves once its API answers. Default name: the first free `full-<j>`
    * (`s<shard>-full-<j>` in a multi-shard devnet).
    */
   addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess>;
   /** Resolves when the node exits next (immediately if it is not running). */
   waitForExit(name: string): Promise<ExitInfo>;
-  /** SIGTERM every node, SIGKILL what is left after `stopTimeoutMs`, record them as stopped. Idempotent. */
+  /** SIGTERM every node and the beacon, SIGKILL what is left after `stopTimeoutMs`, record them as stopped. Idempotent. */
   stop(): Promise<void>;
 }
 
 export const DEVNET_DEFAULTS = {
   dir: 'devnet/data',
-  shards: 1,
+  shards: 2,
   validators: 4,
   fullNodes: 1,
+  xferTimeoutSlots: 20,
   accounts: 4,
   basePort: 7000,
   slotMs: 1000,
@@ -208,15 +230,24 @@ export const DEVNET_DEFAULTS = {
 } as const;
 
 /**
- * API port = basePort + API_PORT_OFFSET + node index; so at most this many nodes in a devnet
- * (all shards together, including nodes added later).
+ * API port = basePort + API_PORT_OFFSET + node index; so at most this many processes in a devnet
+ * (all shards together, including nodes added later, and the beacon).
  */
 export const API_PORT_OFFSET = 100;
+/** The beacon's node index: the last one (p2p port base+99, API port base+199). */
+export const BEACON_INDEX = API_PORT_OFFSET - 1;
+/** Most shard nodes in a devnet (every index but the beacon's). */
+export const MAX_DEVNET_NODES = API_PORT_OFFSET - 1;
+/** The beacon's process name. */
+export const BEACON_NAME = 'beacon';
 /** Most shards `startDevnet` creates (each is a full committee of OS processes on this machine). */
 export const MAX_DEVNET_SHARDS = 8;
 const MARKER = '.qnexus-devnet';
 
-/** Start (or resume) a local devnet: every node is its own OS process running `qnexus node`. */
+/**
+ * Start (or resume) a local devnet: the beacon (`qnexus beacon`) and every shard node
+ * (`qnexus node`), each its own OS process. The beacon starts first.
+ */
 export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
   const d = new DevnetImpl(opts);
   await d.start();
@@ -239,13 +270,16 @@ export async function prepareDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
 /** One node of a devnet layout, as planned before anything is created. */
 export interface DevnetNodePlan {
   name: string;
-  role: DevnetRole;
+  role: DevnetNodeRole;
   shard: number;
   /** Node index across all shards: p2p port basePort+index, API port basePort+API_PORT_OFFSET+index. */
   index: number;
   p2pPort: number;
   apiPort: number;
-  /** File name of the validator keystore under `keys/`; null for full nodes. */
+  /**
+   * File name of the validator keystore under `keys/`; null for full nodes. Which key it holds
+   * is decided by the genesis committees: the i-th validator (by address) of shard k's committee.
+   */
   keyFile: string | null;
 }
 
@@ -253,7 +287,7 @@ export interface DevnetNodePlan {
  * Name of the `i`-th node of a role in a shard: `validator-<i>` / `full-<i>` in a single-shard
  * devnet (as always), `s<shard>-validator-<i>` / `s<shard>-full-<i>` when there are several shards.
  */
-export function devnetNodeName(shardCount: number, shard: number, role: DevnetRole, i: number): string {
+export function devnetNodeName(shardCount: number, shard: number, role: DevnetNodeRole, i: number): string {
   const base = `${role}-${i}`;
   return shardCount > 1 ? `s${shard}-${base}` : base;
 }
@@ -271,7 +305,7 @@ export function devnetAccountKeyFile(shardCount: number, shard: number, i: numbe
 export function planDevnet(o: { shards: number; validators: number; fullNodes: number; basePort: number }): DevnetNodePlan[] {
   const plan: DevnetNodePlan[] = [];
   for (let k = 0; k < o.shards; k++) {
-    const add = (role: DevnetRole, i: number) => {
+    const add = (role: DevnetNodeRole, i: number) => {
       const index = plan.length;
       const name = devnetNodeName(o.shards, k, role, i);
       plan.push({
@@ -288,6 +322,31 @@ export function planDevnet(o: { shards: number; validators: number; fullNodes: n
     for (let j = 0; j < o.fullNodes; j++) add('full', j);
   }
   return plan;
+}
+
+/** The beacon's ports: p2p base+BEACON_INDEX, API base+API_PORT_OFFSET+BEACON_INDEX. */
+export function devnetBeaconPorts(basePort: number): { index: number; p2pPort: number; apiPort: number } {
+  return { index: BEACON_INDEX, p2pPort: basePort + BEACON_INDEX, apiPort: basePort + API_PORT_OFFSET + BEACON_INDEX };
+}
+
+/**
+ * Name the validators of a new devnet from the genesis committees: plan entry `s<k>-validator-<i>`
+ * gets the i-th member (sorted by address) of shard k's committee. `committees[k]` lists the
+ * addresses serving shard k; every shard must have exactly as many as the plan has validators
+ * for it. Returns plan name → validator address.
+ */
+export function assignDevnetValidators(plan: readonly DevnetNodePlan[], committees: readonly (readonly string[])[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let k = 0; k < committees.length; k++) {
+    const slots = plan.filter((p) => p.role === 'validator' && p.shard === k);
+    const members = [...committees[k]!].sort();
+    if (members.length !== slots.length) {
+      throw new CliError('DEVNET_START_FAILED', `the genesis assigns ${members.length} validators to shard ${k}, the devnet planned ${slots.length} (validators must have equal stakes)`);
+    }
+    slots.forEach((p, i) => out.set(p.name, members[i]!));
+  }
+  if (plan.some((p) => p.role === 'validator' && !out.has(p.name))) throw new CliError('DEVNET_START_FAILED', 'the plan has validators of shards the genesis does not have');
+  return out;
 }
 
 /**
@@ -393,15 +452,18 @@ function parseManifest(json: unknown, path: string): DevnetManifest {
     if (typeof p !== 'object' || p === null) bad('bad process entry');
     const ok =
       typeof p.name === 'string' &&
-      (p.role === 'validator' || p.role === 'full') &&
+      (p.role === 'validator' || p.role === 'full' || p.role === 'beacon') &&
       typeof p.dataDir === 'string' &&
       typeof p.logFile === 'string' &&
       typeof p.p2pPort === 'number' &&
       typeof p.apiPort === 'number' &&
-      typeof p.shard === 'number' &&
+      (p.role === 'beacon' ? p.shard === null : typeof p.shard === 'number') &&
       (p.role === 'full' || typeof p.keystore === 'string');
     if (!ok) bad(`bad process entry ${JSON.stringify(p.name)}`);
   }
+  const beacon = m.processes!.find((p) => p.role === 'beacon');
+  if (!beacon) bad('it has no beacon: it was created by an older qnexus, before cross-shard transfers');
+  m.beacon = beacon; // one object, in `processes` and here
   return m as DevnetManifest;
 }
 
@@ -468,14 +530,15 @@ class DevnetImpl implements Devnet {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < min || v > max)) throw usageError(`${name} must be an integer in [${min}, ${max}]`);
     };
     int(o.shards, 'shards', 1, MAX_DEVNET_SHARDS);
-    int(o.validators, 'validators', 1, API_PORT_OFFSET);
-    int(o.fullNodes, 'fullNodes', 0, API_PORT_OFFSET);
+    int(o.validators, 'validators', 1, MAX_DEVNET_NODES);
+    int(o.fullNodes, 'fullNodes', 0, MAX_DEVNET_NODES);
     int(o.accounts, 'accounts', 0, 10_000);
     int(o.basePort, 'basePort', 1, 65535 - 2 * API_PORT_OFFSET);
     int(o.slotMs, 'slotMs', 50, 600_000);
+    int(o.xferTimeoutSlots, 'xferTimeoutSlots', 2, 1_000_000);
     const shards = o.shards ?? DEVNET_DEFAULTS.shards;
-    if (shards * ((o.validators ?? DEVNET_DEFAULTS.validators) + (o.fullNodes ?? DEVNET_DEFAULTS.fullNodes)) > API_PORT_OFFSET) {
-      throw usageError(`at most ${API_PORT_OFFSET} nodes (${shards > 1 ? 'shards × (validators + full nodes)' : 'validators + full nodes'})`);
+    if (shards * ((o.validators ?? DEVNET_DEFAULTS.validators) + (o.fullNodes ?? DEVNET_DEFAULTS.fullNodes)) > MAX_DEVNET_NODES) {
+      throw usageError(`at most ${MAX_DEVNET_NODES} shard nodes besides the beacon (${shards > 1 ? 'shards × (validators + full nodes)' : 'validators + full nodes'})`);
     }
     if (o.chainId !== undefined && !isValidChainId(o.chainId)) throw usageError(`invalid chain id ${JSON.stringify(o.chainId)}: expected [a-z0-9][a-z0-9-]{0,63}`);
   }
@@ -519,7 +582,12 @@ class DevnetImpl implements Devnet {
     }
     await this.refuseIfRunning();
     this.manifest = parseManifest(JSON.parse(await readText(this.manifestPath, 'devnet manifest')), this.manifestPath);
-    this.genesis = await loadGenesisFile(join(this.dir, 'genesis.json'));
+    try {
+      this.genesis = await loadGenesisFile(join(this.dir, 'genesis.json'));
+    } catch (e) {
+      if (!(e instanceof QnexusError)) throw e;
+      throw new CliError('DEVNET_CORRUPT', `${e.message}; pass --reset to start a new devnet`);
+    }
     this.genesisHash = genesisHashHex(this.genesis);
     if (!existsSync(this.passphraseFile)) throw new CliError('DEVNET_CORRUPT', `${this.passphraseFile} is missing; pass --reset to start a new devnet`);
     this.manifest.genesis = join(this.dir, 'genesis.json');
@@ -530,10 +598,16 @@ class DevnetImpl implements Devnet {
     for (const a of this.manifest.accounts) {
       if (typeof a.shard !== 'number') a.shard = homeShard(parseAddress(a.address), this.genesis.shardCount);
     }
+    const beacon = this.manifest.processes.find((e) => e.role === 'beacon')!;
+    const beaconPeerId = await this.peerId(beacon.dataDir);
+    if (beaconPeerId !== this.genesis.beacon.peerId) {
+      throw new CliError('DEVNET_CORRUPT', `the beacon's ${join(beacon.dataDir, 'peer.key')} is peer ${beaconPeerId}, the genesis names ${this.genesis.beacon.peerId}; pass --reset to start a new devnet`);
+    }
     for (const e of this.manifest.processes) {
       // The key files are the truth: refresh peer ids (a deleted key gets a new id).
       e.peerId = await this.peerId(e.dataDir);
       e.multiaddr = `/ip4/127.0.0.1/tcp/${e.p2pPort}/p2p/${e.peerId}`;
+      e.multiaddrs = [e.multiaddr];
       e.pid = null;
       this.procs.set(e.name, { entry: e, child: null, exit: null, expectExit: false });
     }
@@ -560,7 +634,8 @@ class DevnetImpl implements Devnet {
 
     // Layout first, so port clashes fail before any work.
     const plan = planDevnet({ shards, validators: nV, fullNodes: nF, basePort });
-    await this.checkPorts(plan);
+    const beaconPorts = devnetBeaconPorts(basePort);
+    await this.checkPorts([{ name: BEACON_NAME, ...beaconPorts }, ...plan]);
 
     await mkdir(this.dir, { recursive: true });
     await writeFile(join(this.dir, MARKER), 'This directory is a Quantum Nexus devnet (qnexus devnet). It may be deleted by --reset.\n');
@@ -570,12 +645,37 @@ class DevnetImpl implements Devnet {
     await writeFile(this.passphraseFile, `${passphrase}\n`, { mode: 0o600 });
     await chmod(this.passphraseFile, 0o600);
 
-    const validatorKeys = new Map<string, { file: KeystoreFile; path: string; shard: number }>();
-    for (const p of plan) {
-      if (p.keyFile === null) continue;
-      const path = join(this.dir, 'keys', p.keyFile);
-      validatorKeys.set(p.name, { path, shard: p.shard, file: await createKeystoreFile(path, scheme, passphrase, { scryptN: this.scryptN }) });
-    }
+    // The beacon: its ML-DSA keystore and its libp2p key live in its data dir; the genesis names both.
+    const beaconDir = join(this.dir, 'nodes', BEACON_NAME);
+    await mkdir(beaconDir, { recursive: true });
+    const beaconKeyPath = join(beaconDir, 'beacon-key.json');
+    const beaconKey = await createKeystoreFile(beaconKeyPath, scheme, passphrase, { scryptN: this.scryptN });
+    const beaconPeerId = await this.peerId(beaconDir);
+    const beaconEntry: DevnetProcess = {
+      name: BEACON_NAME,
+      role: 'beacon',
+      shard: null,
+      peerId: beaconPeerId,
+      multiaddr: `/ip4/127.0.0.1/tcp/${beaconPorts.p2pPort}/p2p/${beaconPeerId}`,
+      multiaddrs: [`/ip4/127.0.0.1/tcp/${beaconPorts.p2pPort}/p2p/${beaconPeerId}`],
+      apiUrl: `http://127.0.0.1:${beaconPorts.apiPort}`,
+      pid: null,
+      dataDir: beaconDir,
+      logFile: join(this.dir, 'logs', `${BEACON_NAME}.log`),
+      validator: null,
+      keystore: beaconKeyPath,
+      p2pPort: beaconPorts.p2pPort,
+      apiPort: beaconPorts.apiPort,
+      state: 'stopped',
+      exitCode: null,
+      exitSignal: null,
+    };
+
+    // Validator keys first (in memory); the genesis committees then decide which shard, hence
+    // which name and key file, each one gets.
+    const validatorKeys: KeystoreFile[] = [];
+    for (let n = 0; n < shards * nV; n++) validatorKeys.push((await encryptKeystore(scheme, passphrase, undefined, { scryptN: this.scryptN })).file);
+
     // Funded accounts: random keys until every shard has nA whose home shard it is (keys of an
     // already full shard are dropped before anything is encrypted). One shard takes every key.
     const drawn = fillShards(
@@ -598,33 +698,6 @@ class DevnetImpl implements Devnet {
       }
     }
 
-    const processes: DevnetProcess[] = [];
-    for (const p of plan) {
-      const dataDir = join(this.dir, 'nodes', p.name);
-      await mkdir(dataDir, { recursive: true });
-      const peerId = await this.peerId(dataDir);
-      const { p2pPort, apiPort } = p;
-      const vk = validatorKeys.get(p.name) ?? null;
-      processes.push({
-        name: p.name,
-        role: p.role,
-        shard: p.shard,
-        peerId,
-        multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
-        apiUrl: `http://127.0.0.1:${apiPort}`,
-        pid: null,
-        dataDir,
-        logFile: join(this.dir, 'logs', `${p.name}.log`),
-        validator: vk ? vk.file.address : null,
-        keystore: vk ? vk.path : null,
-        p2pPort,
-        apiPort,
-        state: 'stopped',
-        exitCode: null,
-        exitSignal: null,
-      });
-    }
-
     const delay = o.genesisDelayMs ?? DEVNET_DEFAULTS.genesisDelayMs;
     this.genesis = buildGenesis({
       chainId,
@@ -635,10 +708,53 @@ class DevnetImpl implements Devnet {
       shardCount: shards,
       minFee: o.minFee ?? DEVNET_DEFAULTS.minFee,
       maxBlockTxs: o.maxBlockTxs ?? DEVNET_DEFAULTS.maxBlockTxs,
-      validators: [...validatorKeys.values()].map((k) => ({ keystore: k.file, source: k.path, stake: o.validatorStake ?? DEVNET_DEFAULTS.validatorStake, shard: k.shard })),
+      xferTimeoutSlots: o.xferTimeoutSlots ?? DEVNET_DEFAULTS.xferTimeoutSlots,
+      beacon: { publicKey: fromHex(beaconKey.publicKey), scheme: beaconKey.scheme, peerId: beaconPeerId, source: beaconKeyPath },
+      validators: validatorKeys.map((k, n) => ({ keystore: k, source: `validator key ${n}`, stake: o.validatorStake ?? DEVNET_DEFAULTS.validatorStake })),
       accounts: accounts.map((a) => ({ address: a.address, balance: BigInt(a.balance) })),
     });
     this.genesisHash = genesisHashHex(this.genesis);
+
+    // s<k>-validator-<i> is the i-th validator (by address) the genesis assigns to shard k.
+    const assigned = assignDevnetValidators(
+      plan,
+      genesisCommittees(this.genesis).map((c) => c.validators.map((v) => v.address)),
+    );
+    const keyOf = new Map(validatorKeys.map((k) => [k.address, k]));
+    const processes: DevnetProcess[] = [beaconEntry];
+    for (const p of plan) {
+      const dataDir = join(this.dir, 'nodes', p.name);
+      await mkdir(dataDir, { recursive: true });
+      const peerId = await this.peerId(dataDir);
+      const { p2pPort, apiPort } = p;
+      let validator: string | null = null;
+      let keystore: string | null = null;
+      if (p.keyFile !== null) {
+        validator = assigned.get(p.name)!;
+        keystore = join(this.dir, 'keys', p.keyFile);
+        await writeNewFile(keystore, keystoreText(keyOf.get(validator)!), { mode: 0o600, what: 'keystore' });
+      }
+      processes.push({
+        name: p.name,
+        role: p.role,
+        shard: p.shard,
+        peerId,
+        multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
+        multiaddrs: [`/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`],
+        apiUrl: `http://127.0.0.1:${apiPort}`,
+        pid: null,
+        dataDir,
+        logFile: join(this.dir, 'logs', `${p.name}.log`),
+        validator,
+        keystore,
+        p2pPort,
+        apiPort,
+        state: 'stopped',
+        exitCode: null,
+        exitSignal: null,
+      });
+    }
+
     const genesisPath = join(this.dir, 'genesis.json');
     this.manifest = {
       chainId,
@@ -647,6 +763,7 @@ class DevnetImpl implements Devnet {
       createdAt: new Date().toISOString(),
       basePort,
       processes,
+      beacon: beaconEntry,
       accounts,
       passphraseFile: this.passphraseFile,
       launcherPid: null,
@@ -672,17 +789,23 @@ class DevnetImpl implements Devnet {
     }
   }
 
+  /** The beacon first (every node bootstraps from it), then every shard node at once. */
   private async launchAll(): Promise<void> {
     this.manifest.launcherPid = process.pid;
-    const procs = [...this.procs.values()];
-    for (const p of procs) this.spawnProc(p);
+    const beacon = this.get(BEACON_NAME);
+    this.spawnProc(beacon);
     await this.saveManifest();
-    await Promise.all(procs.map((p) => this.waitReady(p)));
+    await this.waitReady(beacon);
+    const nodes = [...this.procs.values()].filter((p) => p !== beacon);
+    for (const p of nodes) this.spawnProc(p);
+    await this.saveManifest();
+    await Promise.all(nodes.map((p) => this.waitReady(p)));
   }
 
   // ------------------------------------------------------------ processes
 
   private nodeArgs(e: DevnetProcess): string[] {
+    if (e.role === 'beacon') return this.beaconArgs(e);
     const args = [
       'node',
       '--data-dir', e.dataDir,
@@ -695,11 +818,32 @@ class DevnetImpl implements Devnet {
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
       '--stop-on-stdin-close',
     ];
-    // Every node bootstraps from every other node, of all shards: the devnet is one libp2p
-    // network and the per-shard gossip topics keep the shards apart. Simple, and enough for a
-    // local devnet of at most API_PORT_OFFSET nodes.
-    for (const other of this.manifest.processes) if (other.name !== e.name) args.push('--bootstrap', other.multiaddr);
+    // A node bootstraps from the beacon and from every other node of its shard; the shards
+    // meet only at the beacon (and their per-shard gossip topics keep them apart anyway).
+    for (const other of this.manifest.processes) {
+      if (other.name !== e.name && (other.role === 'beacon' || other.shard === e.shard)) args.push('--bootstrap', other.multiaddr);
+    }
     if (e.role === 'validator') args.push('--validator', e.keystore!, '--passphrase-file', this.passphraseFile);
+    return args;
+  }
+
+  private beaconArgs(e: DevnetProcess): string[] {
+    const args = [
+      'beacon',
+      '--data-dir', e.dataDir,
+      '--genesis', this.manifest.genesis,
+      '--key', e.keystore!,
+      '--passphrase-file', this.passphraseFile,
+      '--p2p-port', String(e.p2pPort),
+      '--api-host', '127.0.0.1',
+      '--api-port', String(e.apiPort),
+      '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
+      '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
+      '--stop-on-stdin-close',
+    ];
+    // The nodes dial the beacon; it dials every validator too, so that after a restart it is
+    // back in each shard's gossip at once (nodes re-dial their bootstrap list only while isolated).
+    for (const other of this.manifest.processes) if (other.role === 'validator') args.push('--bootstrap', other.multiaddr);
     return args;
   }
 
@@ -767,7 +911,7 @@ class DevnetImpl implements Devnet {
       }
       if (this.o.signal?.aborted) throw new CliError('INTERRUPTED', 'interrupted while starting the devnet', EXIT.INTERRUPTED);
       try {
-        const s = await client.status();
+        const s = e.role === 'beacon' ? await client.beaconStatus() : await client.status();
         if (s.peerId !== e.peerId || s.chainId !== this.manifest.chainId) {
           throw new CliError(
             'DEVNET_START_FAILED',
@@ -877,7 +1021,7 @@ class DevnetImpl implements Devnet {
   }
 
   async addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess> {
-    if (opts.role !== 'full') throw usageError('only full nodes can be added (validators are fixed by the genesis)');
+    if (opts.role !== 'full') throw usageError('only full nodes can be added (validators are fixed by the genesis, and there is one beacon)');
     if (this.stopping) throw new CliError('DEVNET_STOPPED', 'the devnet has been stopped');
     const shard = opts.shard ?? 0;
     if (!Number.isSafeInteger(shard) || shard < 0 || shard >= this.genesis.shardCount) throw usageError(`shard ${shard} does not exist in this genesis`);
@@ -893,7 +1037,7 @@ class DevnetImpl implements Devnet {
     const used = new Set(this.manifest.processes.map((e) => e.p2pPort - base));
     let index = 0;
     while (used.has(index)) index++;
-    if (index >= API_PORT_OFFSET) throw usageError(`at most ${API_PORT_OFFSET} devnet nodes`);
+    if (index >= API_PORT_OFFSET) throw usageError(`at most ${MAX_DEVNET_NODES} shard nodes in a devnet`);
     const p2pPort = base + index;
     const apiPort = base + API_PORT_OFFSET + index;
     await this.checkPorts([{ name, p2pPort, apiPort }]);
@@ -908,6 +1052,7 @@ class DevnetImpl implements Devnet {
       shard,
       peerId,
       multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
+      multiaddrs: [`/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`],
       apiUrl: `http://127.0.0.1:${apiPort}`,
       pid: null,
       dataDir,

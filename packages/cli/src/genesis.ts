@@ -1,4 +1,5 @@
-import { fromHex, isAddressString, toHex, type KeystoreFile } from '@qnexus/crypto';
+import { addressFromPublicKey, formatAddress, fromHex, isAddressString, schemeLengths, toHex, type KeystoreFile, type SchemeName } from '@qnexus/crypto';
+import { epochCommittees } from '@qnexus/state';
 import {
   QnexusError,
   genesisHash,
@@ -14,27 +15,33 @@ import { parseU64, readText } from './util.js';
 
 export const DEFAULT_VALIDATOR_STAKE = 1_000_000n;
 
-/** `--validator <keystore.json>[:stake[:shard]]` as given on the command line. */
+/** Default `--xfer-timeout-slots`: slots after the source block within which a cross-shard transfer must be decided. */
+export const DEFAULT_XFER_TIMEOUT_SLOTS = 20;
+
+/** `--validator <keystore.json>[:stake]` as given on the command line. */
 export interface ValidatorSpec {
   keystore: string;
   stake?: bigint;
-  shard?: number;
 }
 
-/** commander parser for `--validator`. Numeric `:stake` and `:shard` suffixes are split off the right. */
+/**
+ * commander parser for `--validator`. A numeric `:stake` suffix is split off the right. A
+ * second numeric suffix (the former `:shard`) is refused: shard committees are assigned
+ * from the genesis, not configured.
+ */
 export function parseValidatorSpec(value: string): ValidatorSpec {
   const parts = value.split(':');
   const nums: string[] = [];
   while (parts.length > 1 && nums.length < 2 && /^[0-9]+$/.test(parts[parts.length - 1]!)) nums.unshift(parts.pop()!);
-  const keystore = parts.join(':');
-  if (keystore.length === 0) throw new InvalidArgumentError('expected <keystore.json>[:stake[:shard]].');
-  const spec: ValidatorSpec = { keystore };
-  if (nums.length >= 1) spec.stake = parseU64(nums[0]!);
   if (nums.length === 2) {
-    const shard = Number(nums[1]);
-    if (!Number.isSafeInteger(shard) || shard > 63) throw new InvalidArgumentError('shard must be in [0, 63].');
-    spec.shard = shard;
+    throw new InvalidArgumentError(
+      `expected <keystore.json>[:stake], got a shard too: validators no longer name a shard (the genesis assigns each validator's shard committee; \`qnexus genesis\` prints them).`,
+    );
   }
+  const keystore = parts.join(':');
+  if (keystore.length === 0) throw new InvalidArgumentError('expected <keystore.json>[:stake].');
+  const spec: ValidatorSpec = { keystore };
+  if (nums.length === 1) spec.stake = parseU64(nums[0]!);
   return spec;
 }
 
@@ -47,10 +54,29 @@ export function parseAccountSpec(value: string): GenesisAccount {
   return { address, balance: parseU64(value.slice(i + 1)) };
 }
 
+/** base58btc libp2p peer id, as the genesis accepts it. */
+const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/;
+
+/** commander parser for `--beacon-peer-id`. */
+export function parsePeerId(value: string): string {
+  if (!PEER_ID_RE.test(value)) throw new InvalidArgumentError('expected a base58 libp2p peer id such as 12D3KooW….');
+  return value;
+}
+
+/** The beacon as given to buildGenesis: its ML-DSA public key (from a keystore or as hex) and libp2p peer id. */
+export interface BeaconSpec {
+  publicKey: Uint8Array;
+  scheme?: SchemeName;
+  peerId: string;
+  /** Where the key came from, for error messages (keystore path or "--beacon-public-key"). */
+  source: string;
+}
+
 /** The chain parameters of a Genesis, with validators given as (public parts of) keystores. */
-export type GenesisParams = Omit<Genesis, 'validators'> & {
-  /** Public parts of validator keystores with their stake and shard. */
-  validators: { keystore: KeystoreFile; source: string; stake: bigint; shard: number }[];
+export type GenesisParams = Omit<Genesis, 'validators' | 'beacon'> & {
+  /** Public parts of validator keystores with their stake. */
+  validators: { keystore: KeystoreFile; source: string; stake: bigint }[];
+  beacon: BeaconSpec;
 };
 
 function bad(msg: string): never {
@@ -68,9 +94,20 @@ export function buildGenesis(p: GenesisParams): Genesis {
     if (prev !== undefined) bad(`validator ${ks.address} is listed twice (${prev} and ${v.source})`);
     seenV.set(ks.address, v.source);
     if (v.stake === 0n) bad(`validator ${v.source} has zero stake`);
-    if (v.shard >= p.shardCount) bad(`validator ${v.source} is assigned shard ${v.shard} but --shard-count is ${p.shardCount}`);
-    return { address: ks.address, publicKey: fromHex(ks.publicKey), stake: v.stake, shard: v.shard };
+    return { address: ks.address, publicKey: fromHex(ks.publicKey), stake: v.stake };
   });
+  if (validators.length < p.shardCount) {
+    bad(`${validators.length} validator${validators.length === 1 ? '' : 's'} cannot fill ${p.shardCount} shard committees: give at least one --validator per shard (--shard-count ${p.shardCount})`);
+  }
+  const b = p.beacon;
+  if (b.scheme !== undefined && b.scheme !== p.scheme) bad(`beacon key ${b.source} is ${b.scheme} but the genesis scheme is ${p.scheme} (see --scheme)`);
+  const pkLen = schemeLengths(p.scheme).publicKey;
+  if (b.publicKey.length !== pkLen) bad(`beacon public key (${b.source}) has ${b.publicKey.length} bytes; a ${p.scheme} public key has ${pkLen}`);
+  const beaconAddress = formatAddress(addressFromPublicKey(b.publicKey));
+  const alsoValidator = seenV.get(beaconAddress);
+  if (alsoValidator !== undefined) bad(`the beacon key (${b.source}) is also a validator key (${alsoValidator}, ${beaconAddress}): give the beacon a key of its own`);
+  if (!PEER_ID_RE.test(b.peerId)) bad(`beacon peer id ${JSON.stringify(b.peerId)} is not a base58 libp2p peer id`);
+  if (!Number.isSafeInteger(p.xferTimeoutSlots) || p.xferTimeoutSlots < 2) bad(`the cross-shard transfer timeout must be at least 2 slots, got ${p.xferTimeoutSlots}`);
   const seenA = new Set<string>();
   for (const a of p.accounts) {
     if (seenA.has(a.address)) bad(`account ${a.address} is listed twice`);
@@ -88,9 +125,26 @@ export function buildGenesis(p: GenesisParams): Genesis {
     shardCount: p.shardCount,
     minFee: p.minFee,
     maxBlockTxs: p.maxBlockTxs,
+    xferTimeoutSlots: p.xferTimeoutSlots,
+    beacon: { publicKey: b.publicKey, peerId: b.peerId },
     accounts: p.accounts,
     validators,
   });
+}
+
+/**
+ * The shard committee of every genesis validator (epoch 0; assignments are sticky), as
+ * `epochCommittees` computes it: index = shard, validators sorted by address.
+ */
+export function genesisCommittees(g: Genesis): { shard: number; validators: { address: string; stake: bigint }[]; totalStake: bigint }[] {
+  return epochCommittees(g, 0).map((c, shard) => ({ shard, validators: c.validators.map((v) => ({ address: v.address, stake: v.stake })), totalStake: c.totalStake }));
+}
+
+/** The shard a validator serves according to the genesis committees, or undefined if it is not a genesis validator. */
+export function assignedShard(g: Genesis, address: string): number | undefined {
+  const committees = epochCommittees(g, 0);
+  for (let k = 0; k < committees.length; k++) if (committees[k]!.validators.some((v) => v.address === address)) return k;
+  return undefined;
 }
 
 /** The canonical file text: 2-space JSON with a trailing newline. */

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { beaconCommand } from './commands/beacon.js';
 import { devnetCommand } from './commands/devnet.js';
 import { genesisCommand } from './commands/genesis.js';
 import { keysCommand } from './commands/keys.js';
@@ -18,13 +19,14 @@ function version(): string {
 }
 
 const EXIT_HELP = `
-Exit codes: 0 ok, 1 error, 2 usage error, 3 timeout (--wait), 130 interrupted.
+Exit codes: 0 ok, 1 error (also: tx xtransfer --wait saw the transfer aborted),
+2 usage error, 3 timeout (--wait), 130 interrupted.
 Errors are printed to stderr as "error [CODE]: message".`;
 
 /** The `qnexus` command tree. */
 export function buildProgram(): Command {
   const program = new Command('qnexus')
-    .description('Quantum Nexus: a proof-of-stake devnet signed end to end with ML-DSA (FIPS 204)')
+    .description('Quantum Nexus: a sharded proof-of-stake devnet signed end to end with ML-DSA (FIPS 204)')
     .version(version(), '-V, --version')
     .showSuggestionAfterError(true)
     .showHelpAfterError('(add --help for usage)')
@@ -38,6 +40,7 @@ export function buildProgram(): Command {
   keysCommand(program);
   genesisCommand(program);
   nodeCommand(program);
+  beaconCommand(program);
   statusCommand(program);
   txCommand(program);
   devnetCommand(program);

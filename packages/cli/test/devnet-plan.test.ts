@@ -3,8 +3,21 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { homeShard, parseAddress } from '@qnexus/crypto';
-import { API_PORT_OFFSET, CliError, fillShards, planDevnet, prepareDevnet, type Devnet, type DevnetOptions } from '../src/index.js';
+import { homeShard, parseAddress, toHex } from '@qnexus/crypto';
+import { peerIdFromKeyFile } from '@qnexus/p2p';
+import { epochCommittees } from '@qnexus/state';
+import {
+  API_PORT_OFFSET,
+  BEACON_INDEX,
+  CliError,
+  assignDevnetValidators,
+  devnetBeaconPorts,
+  fillShards,
+  planDevnet,
+  prepareDevnet,
+  type Devnet,
+  type DevnetOptions,
+} from '../src/index.js';
 
 /** A base port in a range unlikely to clash with a developer's devnet (7000+) or the e2e tests (20000+). */
 const randomBasePort = () => 42_000 + Math.floor(Math.random() * 80) * 200;
@@ -45,6 +58,19 @@ describe('cli: devnet layout (pure)', () => {
     assert.ok(big.every((p) => p.apiPort - p.p2pPort === API_PORT_OFFSET && p.index < API_PORT_OFFSET));
   });
 
+  it('puts the beacon on the last index, clear of every planned node', () => {
+    assert.deepEqual(devnetBeaconPorts(7000), { index: BEACON_INDEX, p2pPort: 7099, apiPort: 7199 });
+    const big = planDevnet({ shards: 3, validators: 33, fullNodes: 0, basePort: 7000 });
+    assert.ok(big.every((p) => p.index < BEACON_INDEX));
+  });
+
+  it('names validators from the genesis committees: s<k>-validator-<i> is the i-th (by address) of shard k', () => {
+    const plan = planDevnet({ shards: 2, validators: 2, fullNodes: 1, basePort: 7000 });
+    const got = assignDevnetValidators(plan, [['qnb', 'qna'], ['qnd', 'qnc']]);
+    assert.deepEqual([...got], [['s0-validator-0', 'qna'], ['s0-validator-1', 'qnb'], ['s1-validator-0', 'qnc'], ['s1-validator-1', 'qnd']]);
+    assert.throws(() => assignDevnetValidators(plan, [['qna'], ['qnb', 'qnc', 'qnd']]), /assigns 1 validators to shard 0/);
+  });
+
   it('fills every shard, dropping draws for full shards', () => {
     let n = 0;
     const got = fillShards(3, 2, () => n++, (x) => (x < 6 ? 0 : x % 3)); // shard 0 first gets far too many
@@ -75,15 +101,29 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
     await assert.rejects(p, (e: unknown) => e instanceof CliError && e.code === 'DEVNET_START_FAILED');
   }
 
-  it('one shard: the same names, key files, ports and genesis as always', async () => {
-    const o = base('one');
+  it('one shard: the same names, key files, ports as always, plus the beacon', async () => {
+    const o = { ...base('one'), shards: 1 };
     const d = await prepareDevnet(o);
     assert.equal(d.resumed, false);
     assert.equal(d.genesis.shardCount, 1);
+    assert.equal(d.genesis.xferTimeoutSlots, 20);
+    const [beacon, ...nodes] = d.manifest.processes;
     assert.deepEqual(
-      d.manifest.processes.map((p) => [p.name, p.role, p.shard, p.p2pPort, p.apiPort]),
+      nodes.map((p) => [p.name, p.role, p.shard, p.p2pPort, p.apiPort]),
       planDevnet({ shards: 1, validators: 4, fullNodes: 1, basePort: o.basePort! }).map((p) => [p.name, p.role, p.shard, p.p2pPort, p.apiPort]),
     );
+    // The beacon: its own data dir holding its keystore and the libp2p key the genesis names.
+    assert.deepEqual([beacon!.name, beacon!.role, beacon!.shard, beacon!.p2pPort, beacon!.apiPort], ['beacon', 'beacon', null, o.basePort! + 99, o.basePort! + 199]);
+    assert.equal(beacon!.dataDir, join(o.dir!, 'nodes', 'beacon'));
+    assert.equal(beacon!.peerId, d.genesis.beacon.peerId);
+    assert.equal(await peerIdFromKeyFile(join(beacon!.dataDir, 'peer.key')), d.genesis.beacon.peerId);
+    assert.equal(toHex(d.genesis.beacon.publicKey), JSON.parse(await readFile(beacon!.keystore!, 'utf8')).publicKey);
+    assert.ok(beacon!.keystore!.startsWith(beacon!.dataDir));
+    assert.equal(beacon!.multiaddr, `/ip4/127.0.0.1/tcp/${o.basePort! + 99}/p2p/${beacon!.peerId}`);
+    assert.deepEqual(beacon!.multiaddrs, [beacon!.multiaddr]);
+    assert.equal(d.manifest.beacon, beacon, 'manifest.beacon is the beacon entry');
+    assert.ok(nodes.every((p) => p.multiaddrs.length === 1 && p.multiaddrs[0] === p.multiaddr));
+    assert.equal(JSON.parse(await readFile(d.manifestPath, 'utf8')).beacon.name, 'beacon');
     assert.deepEqual(
       d.manifest.processes.filter((p) => p.role === 'validator').map((p) => basename(p.keystore!)),
       ['validator-0.json', 'validator-1.json', 'validator-2.json', 'validator-3.json'],
@@ -92,20 +132,25 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
       d.manifest.accounts.map((a) => [basename(a.keystore), a.shard]),
       [['account-0.json', 0], ['account-1.json', 0], ['account-2.json', 0], ['account-3.json', 0]],
     );
-    assert.ok(d.genesis.validators.every((v) => v.shard === 0));
     assert.equal(d.genesis.validators.length, 4);
+    assert.deepEqual(
+      nodes.filter((p) => p.role === 'validator').map((p) => p.validator),
+      epochCommittees(d.genesis, 0)[0]!.validators.map((v) => v.address),
+    );
     assert.deepEqual(d.genesis.accounts.map((a) => a.address).sort(), d.manifest.accounts.map((a) => a.address).sort());
   });
 
-  it('S=2, V=2, A=3: validator shards, account home shards, names, unique ports, --shard per node', async () => {
-    const o = { ...base('two'), shards: 2, validators: 2, fullNodes: 1, accounts: 3, nodeCommand: echoNode };
+  it('S=2, V=2, A=3: committee shards, account home shards, names, unique ports, --shard per node', async () => {
+    const o = { ...base('two'), shards: 2, validators: 2, fullNodes: 1, accounts: 3, xferTimeoutSlots: 7, nodeCommand: echoNode };
     const d: Devnet = await prepareDevnet(o);
     const g = d.genesis;
     assert.equal(g.shardCount, 2);
+    assert.equal(g.xferTimeoutSlots, 7);
     const m = d.manifest;
     assert.deepEqual(
       m.processes.map((p) => [p.name, p.role, p.shard]),
       [
+        ['beacon', 'beacon', null],
         ['s0-validator-0', 'validator', 0],
         ['s0-validator-1', 'validator', 0],
         ['s0-full-0', 'full', 0],
@@ -118,16 +163,17 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
     assert.equal(new Set(ports).size, ports.length);
     assert.deepEqual(
       m.processes.map((p) => p.p2pPort - o.basePort!),
-      [0, 1, 2, 3, 4, 5],
+      [99, 0, 1, 2, 3, 4, 5],
     );
 
-    // Genesis validators: 2 per shard, each with the shard of the node that runs it.
+    // Genesis validators: 2 per shard; s<k>-validator-<i> holds the key of the i-th member of shard k's committee.
     assert.equal(g.validators.length, 4);
+    const committees = epochCommittees(g, 0);
     for (const p of m.processes.filter((x) => x.role === 'validator')) {
-      const v = g.validators.find((x) => x.address === p.validator);
-      assert.ok(v, `${p.name} is a genesis validator`);
-      assert.equal(v.shard, p.shard, p.name);
+      const i = Number(p.name.split('-').pop());
+      assert.equal(p.validator, committees[p.shard!]!.validators[i]!.address, p.name);
       assert.equal(basename(p.keystore!), `${p.name}.json`);
+      assert.equal(JSON.parse(await readFile(p.keystore!, 'utf8')).address, p.validator);
     }
 
     // Accounts: 3 per shard, each living on its home shard.
@@ -151,12 +197,25 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
     const onDisk = JSON.parse(await readFile(d.manifestPath, 'utf8'));
     assert.deepEqual(onDisk.accounts.map((a: { shard: number }) => a.shard), [0, 0, 0, 1, 1, 1]);
 
-    // Each node runs with --shard <its shard> and bootstraps from every other node (all shards).
+    // Each node runs with --shard <its shard> and bootstraps from the beacon and its shard's other nodes.
     await failsToStart(d.restart('s1-validator-1'));
     const args = await loggedArgs(d.process('s1-validator-1').logFile);
+    assert.equal(args[0], 'node');
     assert.equal(argOf(args, '--shard'), '1');
     assert.equal(argOf(args, '--p2p-port'), String(o.basePort! + 4));
-    assert.equal(args.filter((a) => a === '--bootstrap').length, 5);
+    const boots = (a: string[]) => a.flatMap((x, i) => (x === '--bootstrap' ? [a[i + 1]!] : []));
+    const addr = (n: string) => d.process(n).multiaddr;
+    assert.deepEqual(boots(args).sort(), [addr('beacon'), addr('s1-validator-0'), addr('s1-full-0')].sort());
+    // The beacon: `qnexus beacon` with its key, ports, and every validator to dial.
+    await failsToStart(d.restart('beacon'));
+    const bargs = await loggedArgs(d.process('beacon').logFile);
+    assert.equal(bargs[0], 'beacon');
+    assert.equal(argOf(bargs, '--key'), d.process('beacon').keystore);
+    assert.equal(argOf(bargs, '--data-dir'), d.process('beacon').dataDir);
+    assert.equal(argOf(bargs, '--p2p-port'), String(o.basePort! + 99));
+    assert.equal(argOf(bargs, '--api-port'), String(o.basePort! + 199));
+    assert.equal(argOf(bargs, '--passphrase-file'), d.passphraseFile);
+    assert.deepEqual(boots(bargs).sort(), ['s0-validator-0', 's0-validator-1', 's1-validator-0', 's1-validator-1'].map(addr).sort());
     await failsToStart(d.restart('s0-full-0'));
     assert.equal(argOf(await loggedArgs(d.process('s0-full-0').logFile), '--shard'), '0');
 
@@ -165,7 +224,9 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
     const added = d.process('s1-full-1');
     assert.equal(added.shard, 1);
     assert.equal(added.p2pPort, o.basePort! + 6);
-    assert.equal(argOf(await loggedArgs(added.logFile), '--shard'), '1');
+    const addedArgs = await loggedArgs(added.logFile);
+    assert.equal(argOf(addedArgs, '--shard'), '1');
+    assert.deepEqual(boots(addedArgs).sort(), [addr('beacon'), addr('s1-validator-0'), addr('s1-validator-1'), addr('s1-full-0')].sort());
     await failsToStart(d.addNode({ role: 'full' }));
     assert.equal(d.process('s0-full-1').shard, 0);
     await assert.rejects(d.addNode({ role: 'full', shard: 2 }), (e: unknown) => e instanceof CliError && e.code === 'USAGE');
@@ -176,6 +237,7 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
     assert.equal(r.resumed, true);
     assert.equal(r.genesis.shardCount, 2);
     assert.equal(r.genesisHash, d.genesisHash);
+    assert.equal(r.manifest.beacon, r.manifest.processes[0], 'resumed: manifest.beacon is the beacon entry');
     assert.deepEqual(
       r.manifest.processes.map((p) => [p.name, p.shard, p.p2pPort, p.apiPort]),
       d.manifest.processes.map((p) => [p.name, p.shard, p.p2pPort, p.apiPort]),
@@ -188,6 +250,8 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
     await usage({ shards: 0 });
     await usage({ shards: 9 });
     await usage({ shards: 8, validators: 12, fullNodes: 1 }); // 104 nodes
+    await usage({ shards: 1, validators: 100, fullNodes: 0 }); // 100 nodes + the beacon
+    await usage({ xferTimeoutSlots: 1 });
     assert.equal(existsSync(join(dir, 'bad')), false);
   });
 });

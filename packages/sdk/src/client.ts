@@ -1,6 +1,22 @@
 import { toHex } from '@qnexus/crypto';
 import { ApiError } from './errors.js';
-import type { AccountInfo, BlockInfo, ErrorInfo, EvidenceList, StatusInfo, SubmitResult, SupplyInfo, TxInfo, ValidatorsInfo } from './types.js';
+import type {
+  AccountInfo,
+  BeaconStatusInfo,
+  BeaconValidatorsInfo,
+  BeaconXTransferInfo,
+  BeaconXTransferList,
+  BlockInfo,
+  CommitteesInfo,
+  ErrorInfo,
+  EvidenceList,
+  StatusInfo,
+  SubmitResult,
+  SupplyInfo,
+  TxInfo,
+  ValidatorsInfo,
+  XTransferInfo,
+} from './types.js';
 
 export interface ClientOptions {
   /** Per-request timeout (connect + answer). Default 10 000 ms. */
@@ -11,6 +27,21 @@ export interface WaitForTxOptions {
   /** `included`: in a block (or final); `final`: in a finalized block. Default `final`. */
   until?: 'included' | 'final';
   /** Default 60 000 ms. */
+  timeoutMs?: number;
+  /** Default 250 ms. */
+  pollMs?: number;
+}
+
+export interface WaitForXTransferOptions {
+  /**
+   * `prepared`: the first phase is in a finalized block (a shard node: the source has escrowed
+   * the amount, or the destination has prepared or refused; the beacon: the destination has
+   * answered). `decided`: the decision is known (a shard node: it has applied it; the beacon:
+   * it has logged it). `applied`: a shard node has applied the decision in a finalized block;
+   * the beacon knows that both shards have (`done`). Each includes the later ones. Default `applied`.
+   */
+  until?: 'prepared' | 'decided' | 'applied';
+  /** Default 120 000 ms. */
   timeoutMs?: number;
   /** Default 250 ms. */
   pollMs?: number;
@@ -105,9 +136,97 @@ export class QnexusClient {
     return this.request<ValidatorsInfo>('GET', '/v1/validators');
   }
 
-  /** `GET /v1/supply`: the fee invariant, balances + burned = genesis supply. */
+  /** `GET /v1/supply`: the shard's supply identity, balances + burned + escrow + exported − imported = genesis supply. */
   supply(): Promise<SupplyInfo> {
     return this.request<SupplyInfo>('GET', '/v1/supply');
+  }
+
+  /** `GET /v1/xtransfers/{id}` on a shard node: its record of a cross-shard transfer (id = the source transaction's hash). */
+  xtransfer(id: string): Promise<XTransferInfo> {
+    return this.request<XTransferInfo>('GET', `/v1/xtransfers/${encodeURIComponent(id)}`);
+  }
+
+  /** `GET /v1/status` on the beacon (a client whose base URL is the beacon's API). */
+  beaconStatus(): Promise<BeaconStatusInfo> {
+    return this.request<BeaconStatusInfo>('GET', '/v1/status');
+  }
+
+  /** `GET /v1/validators` on the beacon: the registry with each validator's current shard. */
+  beaconValidators(): Promise<BeaconValidatorsInfo> {
+    return this.request<BeaconValidatorsInfo>('GET', '/v1/validators');
+  }
+
+  /** `GET /v1/committees` on the beacon: the shard committees of the current epoch. */
+  committees(): Promise<CommitteesInfo> {
+    return this.request<CommitteesInfo>('GET', '/v1/committees');
+  }
+
+  /** `GET /v1/xtransfers/{id}` on the beacon: the coordinator's record of a cross-shard transfer. */
+  beaconXTransfer(id: string): Promise<BeaconXTransferInfo> {
+    return this.request<BeaconXTransferInfo>('GET', `/v1/xtransfers/${encodeURIComponent(id)}`);
+  }
+
+  /** `GET /v1/xtransfers?limit=N` on the beacon: recent cross-shard transfers. */
+  beaconXTransfers(limit?: number): Promise<BeaconXTransferList> {
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      return Promise.reject(new ApiError('BAD_REQUEST', `invalid limit ${limit}`));
+    }
+    return this.request<BeaconXTransferList>('GET', `/v1/xtransfers${limit === undefined ? '' : `?limit=${limit}`}`);
+  }
+
+  /**
+   * Poll a shard node's record of a cross-shard transfer until its decision is applied there
+   * (status `committed` or `aborted`; with `until: 'decided'`, as soon as it reports a
+   * decision). Resolves with the record whatever the decision: check `status`/`decision`.
+   * `NOT_FOUND`, `XS_UNKNOWN_TRANSFER` and `UNAVAILABLE` are retried until the deadline (the
+   * node may not have seen the transfer yet); throws ApiError `TIMEOUT` when time runs out.
+   */
+  waitForXTransfer(id: string, opts: WaitForXTransferOptions = {}): Promise<XTransferInfo> {
+    const until = opts.until ?? 'applied';
+    return this.pollXTransfer(id, opts, () => this.xtransfer(id), (x) =>
+      x.status === 'committed' ||
+      x.status === 'aborted' ||
+      (until !== 'applied' && x.decision !== null) ||
+      (until === 'prepared' && x.status !== 'pending')
+        ? true
+        : `status ${x.status}`,
+    );
+  }
+
+  /**
+   * The same against the beacon: until the destination has answered (`prepared`), it has
+   * logged a decision (`decided`) or both shards have applied it (`applied`, the default: `done`).
+   */
+  waitForBeaconXTransfer(id: string, opts: WaitForXTransferOptions = {}): Promise<BeaconXTransferInfo> {
+    const until = opts.until ?? 'applied';
+    const answered = (x: BeaconXTransferInfo) => x.phases.some((p) => p.phase === 'destination-prepared' || p.phase === 'destination-refused');
+    return this.pollXTransfer(id, opts, () => this.beaconXTransfer(id), (x) =>
+      x.done || (until !== 'applied' && x.status !== 'preparing') || (until === 'prepared' && answered(x))
+        ? true
+        : `status ${x.status}${x.status === 'preparing' ? '' : ', not applied on both shards yet'}`,
+    );
+  }
+
+  private async pollXTransfer<T>(id: string, opts: WaitForXTransferOptions, get: () => Promise<T>, ready: (x: T) => true | string): Promise<T> {
+    const until = opts.until ?? 'applied';
+    const timeoutMs = opts.timeoutMs ?? 120_000;
+    const pollMs = opts.pollMs ?? 250;
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    for (;;) {
+      try {
+        const x = await get();
+        const r = ready(x);
+        if (r === true) return x;
+        last = r;
+      } catch (e) {
+        if (!(e instanceof ApiError) || (e.code !== 'NOT_FOUND' && e.code !== 'XS_UNKNOWN_TRANSFER' && e.code !== 'UNAVAILABLE')) throw e;
+        last = `${e.code}: ${e.message}`;
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new ApiError('TIMEOUT', `cross-shard transfer ${id} not ${until} at ${this.baseUrl} after ${timeoutMs} ms (last seen: ${last})`);
+      await sleep(Math.min(pollMs, remaining));
+    }
   }
 
   /** `GET /v1/evidence`: equivocation evidence this node has observed. */

@@ -2,6 +2,7 @@ import {
   addressFromPublicKey,
   formatAddress,
   getBackend,
+  homeShard,
   isAddressString,
   isValidChainId,
   parseAddress,
@@ -11,7 +12,7 @@ import {
 } from '@qnexus/crypto';
 import { QnexusError, encodeTx, txSigningBytes, type TxBody } from '@qnexus/types';
 import type { QnexusClient } from './client.js';
-import type { TxInfo } from './types.js';
+import type { TxInfo, XTransferInfo } from './types.js';
 
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
@@ -49,8 +50,41 @@ function checkU64(v: bigint, what: string, code: 'TX_BAD_AMOUNT' | 'TX_MALFORMED
  * Build and sign a transfer: signs `txSigningBytes(body)` with the scheme's
  * backend and wire-encodes it with `encodeTx`. Throws QnexusError
  * `TX_MALFORMED` (bad chain id, recipient or nonce) or `TX_BAD_AMOUNT`.
+ * The recipient must live on the sender's shard (else the node answers
+ * `TX_CROSS_SHARD`: use {@link buildXTransfer}).
  */
 export function buildTransfer(p: TransferParams): BuiltTx {
+  return buildValueTx('transfer', p);
+}
+
+export interface XTransferParams extends TransferParams {
+  /**
+   * The genesis `shardCount`. When given, a recipient on the sender's own shard is refused
+   * here (`TX_SAME_SHARD`) instead of by the node.
+   */
+  shardCount?: number;
+}
+
+/**
+ * Build and sign a cross-shard transfer (`xtransfer`) to a recipient whose home shard
+ * differs from the sender's. Submit it to a node of the sender's shard; its id (`hash`) is
+ * the transfer's id in `GET /v1/xtransfers/{id}` on the shard nodes and the beacon. The
+ * sender's shard burns the fee and escrows the amount, the beacon runs the two-phase
+ * commit, and the amount is credited on the recipient's shard (commit) or refunded (abort). Throws QnexusError like {@link buildTransfer}, and `TX_SAME_SHARD`
+ * when `shardCount` shows both addresses on one shard.
+ */
+export function buildXTransfer(p: XTransferParams): BuiltTx {
+  if (p.shardCount !== undefined && isAddressString(p.to)) {
+    const from = addressFromPublicKey(p.key.publicKey);
+    const src = homeShard(from, p.shardCount);
+    if (src === homeShard(parseAddress(p.to), p.shardCount)) {
+      throw new QnexusError('TX_SAME_SHARD', `recipient ${p.to} lives on the sender's shard ${src}: send a plain transfer`);
+    }
+  }
+  return buildValueTx('xtransfer', p);
+}
+
+function buildValueTx(kind: 'transfer' | 'xtransfer', p: TransferParams): BuiltTx {
   if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
   if (!isAddressString(p.to)) throw new QnexusError('TX_MALFORMED', `invalid recipient ${JSON.stringify(p.to)}: expected qn followed by 40 lowercase hex characters`);
   checkU64(p.amount, 'amount', 'TX_BAD_AMOUNT');
@@ -61,7 +95,7 @@ export function buildTransfer(p: TransferParams): BuiltTx {
     nonce: p.nonce,
     fee: p.fee,
     publicKey: p.key.publicKey,
-    payload: { kind: 'transfer', to: parseAddress(p.to), amount: p.amount },
+    payload: { kind, to: parseAddress(p.to), amount: p.amount },
   };
   const signBytes = txSigningBytes(body);
   const signature = getBackend(p.key.scheme).sign(p.key.secretKey, signBytes);
@@ -106,4 +140,43 @@ export async function transferAndWait(client: QnexusClient, p: TransferAndWaitPa
   if (p.pollMs !== undefined) waitOpts.pollMs = p.pollMs;
   const tx = await client.waitForTx(built.hash, waitOpts);
   return { hash: built.hash, nonce, tx };
+}
+
+export interface XTransferAndWaitParams extends Omit<TransferAndWaitParams, 'until'> {
+  /** Check the recipient's shard locally (see {@link XTransferParams.shardCount}). */
+  shardCount?: number;
+  /** What to wait for on the source node once the transaction is final. Default `applied`. */
+  xferUntil?: 'decided' | 'applied';
+}
+
+export interface XTransferResult {
+  /** The transfer id (= the source transaction's hash). */
+  id: string;
+  nonce: bigint;
+  /** The source transaction, final. */
+  tx: TxInfo;
+  /** The source node's record once the decision is applied there: check `status` (`committed` or `aborted`). */
+  xfer: XTransferInfo;
+}
+
+/**
+ * Build, sign and submit a cross-shard transfer to `client` (a node of the sender's shard),
+ * wait until its transaction is final (throws ApiError `TX_REJECTED` if the node rejects it),
+ * then until the source node has applied the beacon's decision. An abort is not an error:
+ * the result's `xfer.status` says `aborted`. `timeoutMs` bounds each of the two waits.
+ */
+export async function xtransferAndWait(client: QnexusClient, p: XTransferAndWaitParams): Promise<XTransferResult> {
+  const chainId = p.chainId ?? (await client.status()).chainId;
+  const from = formatAddress(addressFromPublicKey(p.key.publicKey));
+  const nonce = p.nonce ?? BigInt((await client.account(from)).pendingNonce);
+  const params: XTransferParams = { key: p.key, chainId, to: p.to, amount: p.amount, fee: p.fee ?? 1n, nonce };
+  if (p.shardCount !== undefined) params.shardCount = p.shardCount;
+  const built = buildXTransfer(params);
+  await client.submitTx(built.raw, { binary: p.binary ?? false });
+  const waitOpts: { until: 'final'; timeoutMs?: number; pollMs?: number } = { until: 'final' };
+  if (p.timeoutMs !== undefined) waitOpts.timeoutMs = p.timeoutMs;
+  if (p.pollMs !== undefined) waitOpts.pollMs = p.pollMs;
+  const tx = await client.waitForTx(built.hash, waitOpts);
+  const xfer = await client.waitForXTransfer(built.hash, { ...waitOpts, until: p.xferUntil ?? 'applied' });
+  return { id: built.hash, nonce, tx, xfer };
 }

@@ -106,12 +106,30 @@ export interface ValidatorsInfo {
   validators: ValidatorInfo[];
 }
 
-/** `GET /v1/supply` (amounts are decimal strings) */
+/**
+ * `GET /v1/supply` of a shard node (amounts are decimal strings). The shard's identity,
+ * checkable at every height: `total = balances + burned + escrow + exported − imported`
+ * equals `genesisSupply` (the genesis balance of the shard's home accounts).
+ */
 export interface SupplyInfo {
-  height: number;
+  shard: number;
+  /** Genesis balance of this shard's home accounts. */
   genesisSupply: string;
+  /** Σ account balances. */
   balances: string;
+  /** Fees burned so far. */
   burned: string;
+  /** Amounts held by outgoing cross-shard transfers not decided yet (their fees are burned at once). */
+  escrow: string;
+  /** Value that left this shard in committed outgoing transfers. */
+  exported: string;
+  /** Value that arrived in committed incoming transfers. */
+  imported: string;
+  /** balances + burned + escrow + exported − imported; equals genesisSupply. */
+  total: string;
+  /** Head height the figures are taken at. */
+  height: number;
+  /** Number of accounts in the shard's state. */
   accounts: number;
 }
 
@@ -129,4 +147,156 @@ export interface SubmitResult {
 /** Error body of every non-2xx answer. */
 export interface ErrorBody {
   error: ErrorInfo;
+}
+
+// ---------------------------------------------------------------- cross-shard transfers
+
+/** Outcome of a cross-shard transfer's two-phase commit. */
+export type XferDecision = 'commit' | 'abort';
+
+/**
+ * One step of a cross-shard transfer recorded in a finalized block of a shard, as a shard
+ * node reports it: `source-prepared`, `source-applied` on the source; `destination-prepared`
+ * | `destination-refused` (with the `reason`), `destination-applied` on the destination.
+ */
+export interface XferPhase {
+  phase: string;
+  /** The shard whose chain recorded it. */
+  shard: number;
+  /** The block height on that shard. */
+  height: number;
+  /** On `…-applied`: the decision applied. */
+  decision?: XferDecision;
+  /** Why the destination refused (an error code such as `XS_DEADLINE_PASSED`). */
+  reason?: string;
+}
+
+/**
+ * One step as the beacon reports it, in protocol order: the shard phases above (with `shard`
+ * and `height`) and its own `decided` (with the `decision`, the `slot` it was logged in and,
+ * for an abort, the `reason`, e.g. `deadline` or the destination's refusal).
+ */
+export interface BeaconXferPhase {
+  phase: string;
+  shard?: number;
+  height?: number;
+  /** On `decided`: the slot the beacon logged its decision in. */
+  slot?: number;
+  decision?: XferDecision;
+  reason?: string;
+}
+
+/**
+ * A shard node's record of a cross-shard transfer (`GET /v1/xtransfers/{id}` on a node of
+ * the source or destination shard). Status on the source: `pending` (in the mempool) →
+ * `escrowed` → `committed` | `aborted`; on the destination: `prepared` | `refused` →
+ * `committed` | `aborted`. Why the beacon aborted is in its own record (BeaconXTransferInfo).
+ */
+export type XferNodeStatus = 'pending' | 'escrowed' | 'prepared' | 'refused' | 'committed' | 'aborted';
+
+export interface XTransferInfo {
+  /** The source transaction's id (hash). */
+  id: string;
+  from: string;
+  to: string;
+  amount: string;
+  sourceShard: number;
+  destinationShard: number;
+  /** Past this slot without a decision the beacon aborts; null while the transaction is still in the mempool. */
+  deadlineSlot: number | null;
+  /** Which side this node is on. */
+  role: 'source' | 'destination';
+  status: XferNodeStatus;
+  /** The decision once this shard has applied it, else null. */
+  decision: XferDecision | null;
+  /** Empty while `pending`. */
+  phases: XferPhase[];
+}
+
+/** The beacon's view: `preparing` until it logs a decision. */
+export type XferBeaconStatus = 'preparing' | 'committed' | 'aborted';
+
+/** The beacon's record of a cross-shard transfer (`GET /v1/xtransfers/{id}` on the beacon). */
+export interface BeaconXTransferInfo {
+  id: string;
+  from: string;
+  to: string;
+  amount: string;
+  sourceShard: number;
+  destinationShard: number;
+  deadlineSlot: number;
+  status: XferBeaconStatus;
+  decision: XferDecision | null;
+  /** true once both shards have applied the decision. */
+  done: boolean;
+  phases: BeaconXferPhase[];
+}
+
+/** `GET /v1/xtransfers?limit=N` on the beacon: the most recent transfers, newest first. */
+export interface BeaconXTransferList {
+  xtransfers: BeaconXTransferInfo[];
+}
+
+// ---------------------------------------------------------------- beacon
+
+/** How many cross-shard transfers the beacon has seen, by outcome. */
+export interface BeaconXferCounts {
+  total: number;
+  /** Not decided yet. */
+  undecided: number;
+  committed: number;
+  aborted: number;
+  /** Decided and applied on both shards. */
+  applied: number;
+}
+
+/** `GET /v1/status` on the beacon. */
+export interface BeaconStatusInfo {
+  chainId: string;
+  genesisHash: string;
+  version: string;
+  role: 'beacon';
+  peerId: string;
+  /** Number of connected peers. */
+  peers: number;
+  /** The current slot (-1 before genesis time). */
+  slot: number;
+  epoch: number;
+  xtransfers: BeaconXferCounts;
+}
+
+export interface BeaconValidatorInfo {
+  address: string;
+  publicKey: string;
+  stake: string;
+  /** The shard it serves in the current epoch (null if none). */
+  shard: number | null;
+  /** Its libp2p peer id once the beacon has seen it, else null. */
+  peerId: string | null;
+}
+
+/** `GET /v1/validators` on the beacon: the registry with the current epoch's shard of each validator. */
+export interface BeaconValidatorsInfo {
+  epoch: number;
+  validators: BeaconValidatorInfo[];
+}
+
+export interface CommitteeMemberInfo {
+  address: string;
+  stake: string;
+}
+
+export interface CommitteeInfo {
+  shard: number;
+  members: CommitteeMemberInfo[];
+  totalStake: string;
+}
+
+/** `GET /v1/committees` on the beacon: which validators serve which shard in the current epoch. */
+export interface CommitteesInfo {
+  epoch: number;
+  /** The epoch seed (hex). */
+  seed: string;
+  /** Index = shard. */
+  committees: CommitteeInfo[];
 }

@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { addressFromPublicKey, formatAddress, fromHex, generateKeyPair, getBackend, toHex, SCHEMES } from '@qnexus/crypto';
+import { addressFromPublicKey, formatAddress, fromHex, generateKeyPair, getBackend, homeShard, parseAddress, toHex, SCHEMES } from '@qnexus/crypto';
 import { QnexusError, openTx } from '@qnexus/types';
-import { ApiError, QnexusClient, buildTransfer, transferAndWait, type TxInfo } from '../src/index.js';
+import { ApiError, QnexusClient, buildTransfer, buildXTransfer, transferAndWait, xtransferAndWait, type TxInfo } from '../src/index.js';
 
 const RECIPIENT = 'qn' + 'ab'.repeat(20);
 
@@ -35,7 +35,7 @@ describe('sdk: buildTransfer', () => {
     const key = generateKeyPair('ml-dsa-44');
     const max = 0xffff_ffff_ffff_ffffn;
     const env = openTx(buildTransfer({ key, chainId: 'c', to: RECIPIENT, amount: max, fee: 0n, nonce: max }).raw);
-    assert.equal(env.tx.body.payload.amount, max);
+    assert.equal((env.tx.body.payload as { amount: bigint }).amount, max);
     const code = (f: () => unknown) => {
       try {
         f();
@@ -52,6 +52,32 @@ describe('sdk: buildTransfer', () => {
     assert.equal(code(() => buildTransfer({ ...base, to: 'qn1234' })), 'TX_MALFORMED');
     assert.equal(code(() => buildTransfer({ ...base, to: RECIPIENT.toUpperCase() })), 'TX_MALFORMED');
     assert.equal(code(() => buildTransfer({ ...base, chainId: 'Bad Chain' })), 'TX_MALFORMED');
+  });
+});
+
+describe('sdk: buildXTransfer', () => {
+  it('signs an xtransfer that round-trips through openTx and verifies', () => {
+    const key = generateKeyPair('ml-dsa-44');
+    const built = buildXTransfer({ key, chainId: 'qnexus-test', to: RECIPIENT, amount: 55n, fee: 2n, nonce: 1n });
+    const env = openTx(built.raw);
+    assert.equal(env.hashHex, built.hash);
+    assert.equal(env.tx.body.payload.kind, 'xtransfer');
+    assert.equal(formatAddress((env.tx.body.payload as { to: Uint8Array }).to), RECIPIENT);
+    assert.equal((env.tx.body.payload as { amount: bigint }).amount, 55n);
+    assert.equal(getBackend('ml-dsa-44').verify(key.publicKey, env.signBytes, env.tx.signature), true);
+    // not the same transaction as a plain transfer with the same fields
+    assert.notEqual(buildTransfer({ key, chainId: 'qnexus-test', to: RECIPIENT, amount: 55n, fee: 2n, nonce: 1n }).hash, built.hash);
+  });
+
+  it('with shardCount refuses a recipient on the sender’s shard (TX_SAME_SHARD)', () => {
+    const key = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(9));
+    const src = homeShard(addressFromPublicKey(key.publicKey), 4);
+    const addr = (b: number) => 'qn' + b.toString(16).padStart(2, '0').repeat(20);
+    const same = [...Array(256).keys()].map(addr).find((a) => homeShard(parseAddress(a), 4) === src)!;
+    const other = [...Array(256).keys()].map(addr).find((a) => homeShard(parseAddress(a), 4) !== src)!;
+    assert.throws(() => buildXTransfer({ key, chainId: 'c', to: same, amount: 1n, fee: 1n, nonce: 0n, shardCount: 4 }), (e: unknown) => e instanceof QnexusError && e.code === 'TX_SAME_SHARD');
+    assert.equal(openTx(buildXTransfer({ key, chainId: 'c', to: other, amount: 1n, fee: 1n, nonce: 0n, shardCount: 4 }).raw).tx.body.payload.kind, 'xtransfer');
+    assert.throws(() => buildXTransfer({ key, chainId: 'c', to: 'qn12', amount: 1n, fee: 1n, nonce: 0n }), (e: unknown) => e instanceof QnexusError && e.code === 'TX_MALFORMED');
   });
 });
 
@@ -109,6 +135,10 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
   let url: string;
   let height = 10;
   const txPolls = new Map<string, number>();
+  const xPolls = new Map<string, number>();
+  const xfer = (id: string, status: string, decision: string | null) => ({
+    id, from: RECIPIENT, to: RECIPIENT, amount: '9', sourceShard: 0, destinationShard: 1, deadlineSlot: 30, role: 'source', status, decision, phases: [],
+  });
   let lastSubmit: { contentType: string | undefined; body: Buffer } | undefined;
 
   before(async () => {
@@ -140,6 +170,22 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
         const block = { height: 7, hash: 'bb'.repeat(32), index: 0 };
         return json(res, 200, txInfo(hash, n === 3 ? 'included' : 'final', { block }));
       }
+      const xm = /^(\/beacon)?\/v1\/xtransfers\/([^/]+)$/.exec(path);
+      if (req.method === 'GET' && xm) {
+        const id = xm[2]!;
+        const key = `${xm[1] ?? ''}${id}`;
+        const n = (xPolls.get(key) ?? 0) + 1;
+        xPolls.set(key, n);
+        if (id === 'stuck') return json(res, 200, xfer(id, 'escrowed', null));
+        if (n === 1) return json(res, 404, { error: { code: 'XS_UNKNOWN_TRANSFER', message: `no cross-shard transfer ${id}` } });
+        if (xm[1]) {
+          // the beacon: preparing, decided (not applied everywhere), done
+          const { role: _r, ...common } = xfer(id, n === 2 ? 'preparing' : 'aborted', n === 2 ? null : 'abort');
+          return json(res, 200, { ...common, done: n >= 4 });
+        }
+        return json(res, 200, n === 2 ? xfer(id, 'escrowed', null) : xfer(id, 'committed', 'commit'));
+      }
+      if (req.method === 'GET' && path === '/beacon/v1/xtransfers?limit=2') return json(res, 200, { xtransfers: [] });
       if (req.method === 'POST' && path === '/v1/txs') {
         lastSubmit = { contentType: req.headers['content-type'], body };
         let raw: Uint8Array;
@@ -268,6 +314,45 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
     assert.ok(s.height >= height - 1);
     const e = await apiError(c.waitForHeight(1e9, 100, { pollMs: 10 }));
     assert.equal(e.code, 'TIMEOUT');
+  });
+
+  it('waitForXTransfer follows unknown → escrowed → committed on a node; TIMEOUT when undecided', async () => {
+    const c = new QnexusClient(url);
+    const x = await c.waitForXTransfer('x-node', { pollMs: 10, timeoutMs: 5000 });
+    assert.equal(x.status, 'committed');
+    assert.equal(x.decision, 'commit');
+    assert.equal(xPolls.get('x-node'), 3);
+    const prepared = await c.waitForXTransfer('x-prep', { until: 'prepared', pollMs: 10, timeoutMs: 5000 });
+    assert.equal(prepared.status, 'escrowed');
+    assert.equal(xPolls.get('x-prep'), 2);
+    const e = await apiError(c.waitForXTransfer('stuck', { pollMs: 10, timeoutMs: 150 }));
+    assert.equal(e.code, 'TIMEOUT');
+    assert.match(e.message, /status escrowed/);
+  });
+
+  it('waitForBeaconXTransfer: decided once logged, applied once done', async () => {
+    const b = new QnexusClient(`${url}/beacon`);
+    const decided = await b.waitForBeaconXTransfer('x-b1', { until: 'decided', pollMs: 10, timeoutMs: 5000 });
+    assert.equal(decided.status, 'aborted');
+    assert.equal(decided.done, false);
+    assert.equal(xPolls.get('/beaconx-b1'), 3);
+    const applied = await b.waitForBeaconXTransfer('x-b2', { pollMs: 10, timeoutMs: 5000 });
+    assert.equal(applied.done, true);
+    assert.equal(xPolls.get('/beaconx-b2'), 4);
+    assert.deepEqual(await b.beaconXTransfers(2), { xtransfers: [] });
+    assert.equal((await apiError(b.beaconXTransfers(0))).code, 'BAD_REQUEST');
+  });
+
+  it('xtransferAndWait submits an xtransfer, waits for finality, then for the decision on the source', async () => {
+    const c = new QnexusClient(url);
+    const key = generateKeyPair('ml-dsa-44');
+    const r = await xtransferAndWait(c, { key, to: RECIPIENT, amount: 9n, pollMs: 10, timeoutMs: 5000 });
+    assert.equal(r.nonce, 5n);
+    assert.equal(r.tx.status, 'final');
+    assert.equal(r.xfer.status, 'committed');
+    const env = openTx(fromHex((JSON.parse(lastSubmit!.body.toString()) as { tx: string }).tx));
+    assert.equal(env.hashHex, r.id);
+    assert.equal(env.tx.body.payload.kind, 'xtransfer');
   });
 
   it('transferAndWait fetches chain id and nonce, submits and waits', async () => {

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { join } from 'node:path';
 import { DEFAULT_SCHEME, type SchemeName } from '@qnexus/crypto';
 import type { LogFormat } from '@qnexus/node';
-import { DEVNET_DEFAULTS, MAX_DEVNET_SHARDS, startDevnet, type Devnet, type DevnetEvent } from '../devnet.js';
+import { DEVNET_DEFAULTS, MAX_DEVNET_NODES, MAX_DEVNET_SHARDS, startDevnet, type Devnet, type DevnetEvent } from '../devnet.js';
 import { CliError, EXIT } from '../errors.js';
 import { displayPath, intParser, note, out, parseChainId, parseScheme, table } from '../util.js';
 
@@ -10,6 +10,7 @@ interface DevnetCmdOpts {
   shards: number;
   validators: number;
   fullNodes: number;
+  xferTimeoutSlots: number;
   dir: string;
   reset?: boolean;
   basePort: number;
@@ -25,104 +26,108 @@ interface DevnetCmdOpts {
 function printSummary(d: Devnet): void {
   const m = d.manifest;
   const g = d.genesis;
-  out(`Quantum Nexus devnet ${d.resumed ? 'resumed' : 'created'}: chain ${m.chainId} (${g.scheme}, slot ${g.slotMs} ms)`);
+  const P = displayPath(m.passphraseFile);
+  out(
+    `Quantum Nexus devnet ${d.resumed ? 'resumed' : 'created'}: chain ${m.chainId} (${g.scheme}, ${g.shardCount} shard${g.shardCount === 1 ? '' : 's'}, ` +
+      `slot ${g.slotMs} ms, cross-shard timeout ${g.xferTimeoutSlots} slots)`,
+  );
   out(`  directory   ${displayPath(d.dir)}`);
   out(`  genesis     ${displayPath(m.genesis)} (hash ${m.genesisHash}, slot 0 at ${new Date(g.genesisTime).toISOString()})`);
-  out(`  passphrase  ${displayPath(m.passphraseFile)} (unlocks every devnet keystore; they use scrypt N=2^${Math.log2(d.scryptN)})`);
+  out(`  passphrase  ${P} (unlocks every devnet keystore; they use scrypt N=2^${Math.log2(d.scryptN)})`);
   out(`  manifest    ${displayPath(d.manifestPath)}`);
   out('');
-  const sharded = g.shardCount > 1;
-  const nodeRows = m.processes.map((p) => ({ shard: p.shard, row: [p.name, p.role, String(p.pid ?? '-'), p.apiUrl, p.multiaddr] }));
-  if (!sharded) {
-    out('  nodes');
-    for (const line of table([['NAME', 'ROLE', 'PID', 'API', 'P2P'], ...nodeRows.map((r) => r.row)], '    ')) out(line);
-  } else {
-    out(`  nodes (${g.shardCount} shards; a shard's validators are its committee, every node keeps only its shard's chain and state)`);
-    for (const line of shardTable(g.shardCount, ['NAME', 'ROLE', 'PID', 'API', 'P2P'], nodeRows)) out(line);
-  }
+  const shardTitles = Array.from({ length: g.shardCount }, (_, k) => `shard ${k}`);
+  const nodeRows = m.processes.map((p) => ({ group: p.shard === null ? 'beacon' : `shard ${p.shard}`, row: [p.name, p.role, String(p.pid ?? '-'), p.apiUrl, p.multiaddr] }));
+  out(`  processes (the beacon coordinates cross-shard transfers; each shard's validators are the committee the genesis assigns it)`);
+  for (const line of groupedTable(['beacon', ...shardTitles], ['NAME', 'ROLE', 'PID', 'API', 'P2P'], nodeRows)) out(line);
   out(`    logs: ${displayPath(join(d.dir, 'logs'))}/<name>.log`);
   out('');
+  const beacon = m.processes.find((p) => p.role === 'beacon');
   if (m.accounts.length > 0) {
-    const accountRows = m.accounts.map((a) => ({ shard: a.shard, row: [a.address, a.balance, displayPath(a.keystore)] }));
-    if (!sharded) {
-      out(`  funded accounts (keystores unlock with ${displayPath(m.passphraseFile)})`);
-      for (const line of table(accountRows.map((r) => r.row), '    ')) out(line);
-    } else {
-      out(`  funded accounts by home shard (send an account's transactions to a node of its shard; keystores unlock with ${displayPath(m.passphraseFile)})`);
-      for (const line of shardTable(g.shardCount, null, accountRows)) out(line);
-    }
+    out(`  funded accounts by home shard (send an account's transactions to a node of its shard; keystores unlock with ${P})`);
+    const accountRows = m.accounts.map((a) => ({ group: `shard ${a.shard}`, row: [a.address, a.balance, displayPath(a.keystore)] }));
+    for (const line of groupedTable(shardTitles, ['ADDRESS', 'BALANCE', 'KEYSTORE'], accountRows)) out(line);
     out('');
-    // A node and two accounts of one shard (the first with two accounts, else the first with one).
+    // A node and two accounts of one shard (the first with two accounts, else the first with one),
+    // and an account of another shard for a cross-shard transfer.
     const of = (k: number) => m.accounts.filter((a) => a.shard === k);
     const shards = [...new Set(m.accounts.map((a) => a.shard))].sort((a, b) => a - b);
     const k = shards.find((x) => of(x).length >= 2) ?? shards[0]!;
     const [from, to = from] = of(k);
-    const api = m.processes.find((p) => p.shard === k)?.apiUrl ?? m.processes[0]?.apiUrl ?? '';
-    out(`  try (from the repository; \`npm run qnexus --\` runs the CLI${sharded ? `; a node and accounts of shard ${k}` : ''})`);
+    const other = m.accounts.find((a) => a.shard !== k);
+    const api = m.processes.find((p) => p.shard === k)?.apiUrl ?? '';
+    out(`  try (from the repository; \`npm run qnexus --\` runs the CLI; a node and accounts of shard ${k})`);
     out(`    npm run qnexus -- status --node ${api}`);
-    out(
-      `    npm run qnexus -- tx transfer --node ${api} --keystore ${displayPath(from!.keystore)} ` +
-        `--passphrase-file ${displayPath(m.passphraseFile)} --to ${to!.address} --amount 1000 --wait`,
-    );
+    const common = `--node ${api} --keystore ${displayPath(from!.keystore)} --passphrase-file ${P}`;
+    out(`    npm run qnexus -- tx transfer ${common} --to ${to!.address} --amount 1000 --wait`);
+    if (other) out(`    npm run qnexus -- tx xtransfer ${common} --to ${other.address} --amount 1000 --beacon ${beacon?.apiUrl ?? ''} --wait`);
+    if (beacon) out(`    curl -s ${beacon.apiUrl}/v1/xtransfers?limit=5`);
     out('');
   }
-  out('Ctrl-C stops every node.');
+  out('Ctrl-C stops every process.');
 }
 
-/** A table grouped under `shard <k>` headings; the columns line up across the groups. */
-function shardTable(shardCount: number, header: string[] | null, rows: { shard: number; row: string[] }[]): string[] {
-  const ordered = [...rows].sort((a, b) => a.shard - b.shard); // stable: keeps the order within a shard
-  const lines = table([...(header ? [header] : []), ...ordered.map((r) => r.row)], '      ');
-  const head = header ? lines.shift()! : null;
-  const out: string[] = [];
-  for (let k = 0; k < shardCount; k++) {
-    out.push(`    shard ${k}`);
-    if (head !== null) out.push(head);
+/** A table under group headings (`beacon`, `shard <k>`…), its header under the first; the columns line up across the groups. */
+function groupedTable(groups: string[], header: string[], rows: { group: string; row: string[] }[]): string[] {
+  const ordered = groups.flatMap((g) => rows.filter((r) => r.group === g));
+  const lines = table([header, ...ordered.map((r) => r.row)], '      ');
+  const head = lines.shift()!;
+  const res: string[] = [];
+  for (const [n, g] of groups.entries()) {
+    res.push(`    ${g}`);
+    if (n === 0) res.push(head);
     let any = false;
     ordered.forEach((r, i) => {
-      if (r.shard !== k) return;
-      out.push(lines[i]!);
+      if (r.group !== g) return;
+      res.push(lines[i]!);
       any = true;
     });
-    if (!any) out.push('      (none)');
+    if (!any) res.push('      (none)');
   }
-  return out;
+  return res;
 }
 
 export function devnetCommand(parent: Command): Command {
   return parent
     .command('devnet')
-    .description('run a local multi-process devnet: validators and full nodes, each its own OS process')
+    .description('run a local multi-process devnet: a beacon plus validators and full nodes per shard, each its own OS process')
     .option('--shards <n>', 'shards, each with its own validators, full nodes and accounts', intParser(1, MAX_DEVNET_SHARDS), DEVNET_DEFAULTS.shards)
-    .option('--validators <n>', 'validators per shard', intParser(1, 100), DEVNET_DEFAULTS.validators)
-    .option('--full-nodes <n>', 'full nodes per shard', intParser(0, 99), DEVNET_DEFAULTS.fullNodes)
+    .option('--validators <n>', 'validators per shard (its committee)', intParser(1, MAX_DEVNET_NODES), DEVNET_DEFAULTS.validators)
+    .option('--full-nodes <n>', 'full nodes per shard', intParser(0, MAX_DEVNET_NODES), DEVNET_DEFAULTS.fullNodes)
+    .option('--xfer-timeout-slots <n>', 'slots within which a cross-shard transfer must be decided, else the beacon aborts it', intParser(2, 1_000_000), DEVNET_DEFAULTS.xferTimeoutSlots)
     .option('--accounts <n>', 'funded test accounts per shard', intParser(0, 10_000), DEVNET_DEFAULTS.accounts)
     .option('--dir <dir>', 'devnet directory (keys, genesis, node data, logs, manifest)', DEVNET_DEFAULTS.dir)
     .option('--reset', 'delete the devnet directory first and create a new devnet')
-    .option('--base-port <port>', 'node i gets p2p port base+i and API port base+100+i (i counts shard by shard, validators first)', intParser(1, 65335), DEVNET_DEFAULTS.basePort)
+    .option('--base-port <port>', 'node i gets p2p port base+i and API port base+100+i (i counts shard by shard, validators first); the beacon base+99 and base+199', intParser(1, 65335), DEVNET_DEFAULTS.basePort)
     .option('--slot-ms <ms>', 'slot (round) length', intParser(50, 600_000), DEVNET_DEFAULTS.slotMs)
     .option('--scheme <scheme>', 'ML-DSA parameter set', parseScheme, DEFAULT_SCHEME)
     .option('--chain-id <id>', 'chain id', parseChainId, DEVNET_DEFAULTS.chainId)
-    .addOption(new Option('--log-format <format>', 'format of the node log files').choices(['pretty', 'json']).default(DEVNET_DEFAULTS.logFormat))
-    .addOption(new Option('--log-level <level>', 'node log level').choices(['debug', 'info', 'warn', 'error']).default(DEVNET_DEFAULTS.logLevel))
-    .addOption(new Option('--ready-timeout <seconds>', 'how long each node may take to answer /v1/status').argParser(intParser(1, 3600)).default(30))
+    .addOption(new Option('--log-format <format>', 'format of the node and beacon log files').choices(['pretty', 'json']).default(DEVNET_DEFAULTS.logFormat))
+    .addOption(new Option('--log-level <level>', 'node and beacon log level').choices(['debug', 'info', 'warn', 'error']).default(DEVNET_DEFAULTS.logLevel))
+    .addOption(new Option('--ready-timeout <seconds>', 'how long each process may take to answer /v1/status').argParser(intParser(1, 3600)).default(30))
     .addHelpText(
       'after',
       `
-If <dir>/genesis.json exists the devnet is resumed (same keys, genesis, shards, data and ports;
---shards/--validators/--full-nodes/--accounts/--scheme/--chain-id/--slot-ms are then ignored).
-Otherwise it creates keys/validator-<i>.json and keys/account-<i>.json (random passphrase
-in <dir>/passphrase, mode 0600; scrypt N=2^14 because devnet keys are throwaway), a genesis
-(stake ${DEVNET_DEFAULTS.validatorStake} per validator, ${DEVNET_DEFAULTS.accountBalance} per account, slot 0 about 2 s after
-the start) and nodes/<name>/ data dirs. Each node logs to <dir>/logs/<name>.log; the
-console only shows the summary and unexpected exits. <dir>/manifest.json describes the
-running processes. Ctrl-C or SIGTERM stops all nodes (SIGKILL after 10 s) and exits 0.
+Starts one beacon (the coordinator of cross-shard transfers, named beacon) and S shards of
+--validators validators and --full-nodes full nodes each; every process is a separate OS
+process. Defaults: ${DEVNET_DEFAULTS.shards} shards × (${DEVNET_DEFAULTS.validators} validators + ${DEVNET_DEFAULTS.fullNodes} full node) + the beacon.
 
-With --shards S > 1 the genesis has S shards; shard k gets --validators validators (its
-committee), --full-nodes full nodes, all run with --shard k and named s<k>-validator-<i> and
-s<k>-full-<j>, and --accounts funded accounts whose home shard is k (keys/s<k>-account-<i>.json).
-The shards are independent chains for now: send a transaction to a node of its sender's shard.
-At most 100 nodes in all (S × (validators + full nodes)).`,
+If <dir>/genesis.json exists the devnet is resumed (same keys, genesis, shards, data and ports;
+--shards/--validators/--full-nodes/--accounts/--xfer-timeout-slots/--scheme/--chain-id/--slot-ms
+are then ignored). Otherwise it creates the beacon's keystore and libp2p key (nodes/beacon/),
+S × --validators validator keys, --accounts funded accounts per shard whose home shard it is
+(random passphrase in <dir>/passphrase, mode 0600; scrypt N=2^14 because devnet keys are
+throwaway), a genesis (stake ${DEVNET_DEFAULTS.validatorStake} per validator, ${DEVNET_DEFAULTS.accountBalance} per account, slot 0 about 2 s
+after the start) and nodes/<name>/ data dirs. The genesis assigns the validators to the shard
+committees (equal stakes: --validators each); the i-th validator (by address) of shard k is
+s<k>-validator-<i> (keys/s<k>-validator-<i>.json) and runs with --shard k, as do s<k>-full-<j>;
+accounts are keys/s<k>-account-<i>.json. With --shards 1 the names are validator-<i>, full-<j>
+and keys/account-<i>.json. Every node bootstraps from the beacon and its shard's other nodes.
+
+The beacon starts first. Each process logs to <dir>/logs/<name>.log; the console only shows the
+summary and unexpected exits. <dir>/manifest.json describes the running processes. Ctrl-C or
+SIGTERM stops them all (SIGKILL after 10 s) and exits 0. At most 99 shard nodes in all
+(S × (validators + full nodes)).`,
     )
     .action(async (o: DevnetCmdOpts) => {
       const abort = new AbortController();
@@ -132,7 +137,7 @@ At most 100 nodes in all (S × (validators + full nodes)).`,
       const onSignal = () => {
         signals++;
         if (signals > 1) {
-          note('second interrupt: killing every node');
+          note('second interrupt: killing every process');
           if (devnet) for (const p of devnet.manifest.processes) if (p.pid !== null) devnet.kill(p.name, 'SIGKILL').catch(() => undefined);
           setTimeout(() => process.exit(EXIT.INTERRUPTED), 500).unref();
           return;
@@ -147,7 +152,7 @@ At most 100 nodes in all (S × (validators + full nodes)).`,
         if (e.type !== 'exit' || e.expected) return;
         note(`${e.name} exited unexpectedly (${e.signal ? `signal ${e.signal}` : `code ${e.code}`}); log: ${displayPath(e.logFile)}`);
         if (devnet && devnet.manifest.processes.every((p) => p.pid === null)) {
-          note('every node has exited; stopping the devnet');
+          note('every process has exited; stopping the devnet');
           shutdown?.();
         }
       };
@@ -158,6 +163,7 @@ At most 100 nodes in all (S × (validators + full nodes)).`,
         shards: o.shards,
         validators: o.validators,
         fullNodes: o.fullNodes,
+        xferTimeoutSlots: o.xferTimeoutSlots,
         accounts: o.accounts,
         reset: o.reset ?? false,
         basePort: o.basePort,

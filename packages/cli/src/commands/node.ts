@@ -2,15 +2,15 @@ import { Command, Option } from 'commander';
 import type { UnlockedKey } from '@qnexus/crypto';
 import type { LogFormat, LogLevel, NodeConfig, RunningNode } from '@qnexus/node';
 import { CliError, EXIT, reportError, usageError } from '../errors.js';
-import { loadGenesisFile } from '../genesis.js';
+import { assignedShard, loadGenesisFile } from '../genesis.js';
 import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
-import { collect, intParser, parseMultiaddr } from '../util.js';
+import { collect, intParser, note, parseMultiaddr } from '../util.js';
 
 interface NodeOpts extends PassphraseOptions {
   dataDir: string;
   genesis: string;
-  shard: number;
+  shard?: number;
   validator?: string;
   listen?: string[];
   p2pPort?: number;
@@ -31,7 +31,7 @@ export function nodeCommand(parent: Command): Command {
     .description('run a node (validator with --validator, otherwise a full node) until SIGINT/SIGTERM')
     .requiredOption('--data-dir <dir>', 'node directory: database, libp2p key (peer.key), node-info.json')
     .requiredOption('--genesis <file>', 'genesis file')
-    .option('--shard <n>', 'shard to run', intParser(0, 63), 0)
+    .option('--shard <n>', "shard to run (default: a validator's shard committee from the genesis, else 0)", intParser(0, 63))
     .option('--validator <keystore>', 'validator keystore: propose and vote with this key (needs a passphrase)')
     .option('--listen <multiaddr>', `libp2p listen address; repeatable (default ${DEFAULT_LISTEN})`, collect(parseMultiaddr))
     .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
@@ -92,10 +92,11 @@ export function nodeCommand(parent: Command): Command {
 export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   if (!o.validator && hasPassphraseSource(o)) throw usageError('--passphrase-env/--passphrase-file only apply with --validator');
   const genesis = await loadGenesisFile(o.genesis);
-  if (o.shard >= genesis.shardCount) {
+  if (o.shard !== undefined && o.shard >= genesis.shardCount) {
     throw new CliError('BAD_CONFIG', `--shard ${o.shard} does not exist: the genesis has ${genesis.shardCount} shard${genesis.shardCount === 1 ? '' : 's'}`);
   }
   let validatorKey: UnlockedKey | null = null;
+  let shard = o.shard ?? 0;
   if (o.validator) {
     const pass = await getPassphrase(o, { what: `passphrase for ${o.validator}` });
     const { file, key } = await unlockKeystoreFile(o.validator, pass);
@@ -103,6 +104,13 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
       throw new CliError('BAD_CONFIG', `validator keystore ${o.validator} is ${file.scheme} but the chain uses ${genesis.scheme}`);
     }
     validatorKey = key;
+    // Committees are assigned by the genesis: a validator runs the shard it serves.
+    const assigned = assignedShard(genesis, file.address);
+    if (assigned !== undefined && o.shard !== undefined && o.shard !== assigned) {
+      throw new CliError('BAD_CONFIG', `validator ${file.address} serves shard ${assigned} (the genesis committees), not --shard ${o.shard}: run it with --shard ${assigned} or without --shard`);
+    }
+    if (assigned === undefined) note(`warning: ${file.address} is not a genesis validator: it will not propose or vote`);
+    shard = o.shard ?? assigned ?? 0;
   }
   const listen = [...(o.listen ?? [])];
   if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
@@ -110,7 +118,7 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   const cfg: NodeConfig = {
     dataDir: o.dataDir,
     genesis,
-    shard: o.shard,
+    shard,
     validatorKey,
     listen,
     bootstrap: o.bootstrap ?? [],

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { QnexusClient, type StatusInfo } from '@qnexus/sdk';
+import { QnexusClient, type BeaconStatusInfo, type StatusInfo } from '@qnexus/sdk';
 import { out, table } from '../util.js';
 
 export const DEFAULT_NODE = 'http://127.0.0.1:8545';
@@ -28,16 +28,30 @@ export function formatStatus(s: StatusInfo): string[] {
   ]);
 }
 
+export function formatBeaconStatus(s: BeaconStatusInfo): string[] {
+  const x = s.xtransfers;
+  return table([
+    ['chain', `${s.chainId} (beacon)`],
+    ['genesis', s.genesisHash],
+    ['version', s.version],
+    ['peer id', s.peerId],
+    ['peers', String(s.peers)],
+    ['slot', `${s.slot} (epoch ${s.epoch})`],
+    ['xtransfers', x ? `${x.total} (${x.undecided} undecided, ${x.committed} committed, ${x.aborted} aborted; ${x.applied} applied on both shards)` : '-'],
+  ]);
+}
+
 export function statusCommand(parent: Command): Command {
   return parent
     .command('status')
-    .description("print a node's view of the chain: height, finality, peers, consensus round and mempool")
-    .option('--node <url>', nodeOptionHelp())
+    .description("print a node's view of the chain: height, finality, peers, consensus round and mempool (or the beacon's: slot, epoch, cross-shard transfers)")
+    .option('--node <url>', `${nodeOptionHelp()}; a shard node or the beacon`)
     .option('--json', 'print the raw /v1/status answer')
     .action(async (o: { node?: string; json?: boolean }) => {
       const client = new QnexusClient(o.node ?? defaultNodeUrl());
       const s = await client.status();
       if (o.json) out(JSON.stringify(s, null, 2));
+      else if ((s as { role: string }).role === 'beacon') for (const line of formatBeaconStatus(s as unknown as BeaconStatusInfo)) out(line);
       else for (const line of formatStatus(s)) out(line);
     });
 }
