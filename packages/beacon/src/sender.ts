@@ -8,13 +8,15 @@ const REQUEST = { timeoutMs: 5000, maxResponseFrameBytes: 4096, maxFrames: 1 } a
 /**
  * Delivers signed system entries to a shard: every bound peer of its
  * committee gets them (shard nodes gossip them on among themselves too), in
- * batches of up to 64 per request. Best effort: failures are logged and the
+ * batches of up to 64 per request. Each peer has its own queue, so a slow or
+ * dead validator (a request can take the whole 5 s timeout) never holds up
+ * delivery to the others. Best effort: failures are logged and the
  * coordinator's tick re-sends whatever is still pending.
  */
 export class ShardSender {
-  /** Per shard, entries waiting for the next round (identity-deduplicated: re-sends reuse the same bytes). */
-  private readonly pending = new Map<number, Set<Uint8Array>>();
-  private readonly running = new Map<number, Promise<void>>();
+  /** Per (shard, peer), entries waiting for the next round (identity-deduplicated: re-sends reuse the same bytes). */
+  private readonly pending = new Map<string, { shard: number; peer: string; raws: Set<Uint8Array> }>();
+  private readonly running = new Map<string, Promise<void>>();
   private stopped = false;
 
   constructor(
@@ -27,31 +29,34 @@ export class ShardSender {
 
   enqueue(shard: number, raw: Uint8Array): void {
     if (this.stopped) return;
-    let set = this.pending.get(shard);
-    if (!set) this.pending.set(shard, (set = new Set()));
-    set.add(raw);
-    if (!this.running.has(shard)) {
-      const run = this.drain(shard).finally(() => this.running.delete(shard));
-      this.running.set(shard, run);
+    const peers = this.peersOf(shard);
+    if (peers.length === 0) {
+      this.log.debug('no bound peer of the shard to send to; the tick will retry', { shard });
+      return;
+    }
+    for (const peer of peers) {
+      const key = `${shard}/${peer}`;
+      let q = this.pending.get(key);
+      if (!q) this.pending.set(key, (q = { shard, peer, raws: new Set() }));
+      q.raws.add(raw);
+      if (!this.running.has(key)) {
+        const run = this.drain(key).finally(() => this.running.delete(key));
+        this.running.set(key, run);
+      }
     }
   }
 
-  /** Rounds until nothing is pending for the shard; one round at a time per shard. */
-  private async drain(shard: number): Promise<void> {
+  /** Rounds until nothing is pending for this peer; one round at a time per peer. */
+  private async drain(key: string): Promise<void> {
     await Promise.resolve(); // let the caller finish enqueueing the rest of its batch
     for (;;) {
-      const set = this.pending.get(shard);
-      if (!set || set.size === 0 || this.stopped) return;
-      this.pending.delete(shard);
-      const raws = [...set];
-      const peers = this.peersOf(shard);
-      if (peers.length === 0) {
-        this.log.debug('no bound peer of the shard to send to; the tick will retry', { shard, entries: raws.length });
-        continue;
-      }
+      const q = this.pending.get(key);
+      if (!q || q.raws.size === 0 || this.stopped) return;
+      this.pending.delete(key);
+      const raws = [...q.raws];
       const batches: Uint8Array[] = [];
       for (let i = 0; i < raws.length; i += MAX_TX_BATCH) batches.push(encodeTxBatch(raws.slice(i, i + MAX_TX_BATCH)));
-      await Promise.all(peers.map((peer) => this.sendAll(shard, peer, batches)));
+      await this.sendAll(q.shard, q.peer, batches);
     }
   }
 

@@ -102,7 +102,8 @@ export class Mempool {
   private async admitSystem(env: TxEnvelope): Promise<AdmitResult> {
     if (this.system.has(env.hashHex)) return 'known';
     checkTxStateless(env, this.chain.params);
-    this.checkSystemState(env);
+    // Beacon entries are few: authenticate before looking at state, so a forgery is always
+    // reported (and penalised) as one, whatever transfer it names.
     if (!(await this.verifyOnce(env))) throw new QnexusError('XS_UNAUTHORIZED', 'beacon signature does not verify');
     if (this.system.has(env.hashHex)) return 'known';
     this.checkSystemState(env);

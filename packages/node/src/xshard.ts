@@ -153,27 +153,30 @@ export class XShard {
       return { ok: false, code: 'MALFORMED', message: (e as Error).message };
     }
     let firstError: XAck | null = null;
-    for (const raw of raws) {
-      let env: TxEnvelope;
-      let kind = 'unknown';
-      try {
-        env = openTx(raw);
-        kind = env.tx.body.payload.kind;
-        if (!isSystemKind(env.tx.body.payload.kind)) throw new QnexusError('XS_UNAUTHORIZED', 'only beacon entries (xprepare, xdecision) are accepted on the 2PC protocol');
-        const r = await this.mempool.admit(env);
-        if (r === 'added') this.txGossip.publish(env.raw);
-        this.metrics.xshardReceived.inc({ kind, result: r });
-      } catch (e) {
-        const code = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
-        // A replay of a phase already applied here is normal (the beacon re-sends until it hears back).
-        if (code === 'XS_ALREADY_DECIDED' || code === 'XS_DUPLICATE') {
-          this.metrics.xshardReceived.inc({ kind, result: 'replay' });
-          continue;
+    // Admitted together: each waits for its signature check on the verify pool, and one by one
+    // a batch of 64 would queue behind a busy pool 64 times.
+    await Promise.all(
+      raws.map(async (raw) => {
+        let kind = 'unknown';
+        try {
+          const env = openTx(raw);
+          kind = env.tx.body.payload.kind;
+          if (!isSystemKind(env.tx.body.payload.kind)) throw new QnexusError('XS_UNAUTHORIZED', 'only beacon entries (xprepare, xdecision) are accepted on the 2PC protocol');
+          const r = await this.mempool.admit(env);
+          if (r === 'added') this.txGossip.publish(env.raw);
+          this.metrics.xshardReceived.inc({ kind, result: r });
+        } catch (e) {
+          const code = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
+          // A replay of a phase already applied here is normal (the beacon re-sends until it hears back).
+          if (code === 'XS_ALREADY_DECIDED' || code === 'XS_DUPLICATE') {
+            this.metrics.xshardReceived.inc({ kind, result: 'replay' });
+            return;
+          }
+          this.reject(peer, kind, code);
+          firstError ??= { ok: false, code, message: (e as Error).message };
         }
-        this.reject(peer, kind, code);
-        firstError ??= { ok: false, code, message: (e as Error).message };
-      }
-    }
+      }),
+    );
     return firstError ?? { ok: true, code: '', message: '' };
   }
 
