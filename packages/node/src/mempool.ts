@@ -106,7 +106,13 @@ export class Mempool {
     // reported (and penalised) as one, whatever transfer it names.
     if (!(await this.verifyOnce(env))) throw new QnexusError('XS_UNAUTHORIZED', 'beacon signature does not verify');
     if (this.system.has(env.hashHex)) return 'known';
-    this.checkSystemState(env);
+    try {
+      this.checkSystemState(env);
+    } catch (e) {
+      // An authentic commit can overtake its prepare to a node a block behind: keep it until the
+      // prepare is final here (the builder skips it meanwhile) instead of waiting for a re-send.
+      if (!(e instanceof QnexusError && e.code === 'XS_NOT_PREPARED')) throw e;
+    }
     this.system.set(env.hashHex, env);
     this.rejected.delete(env.hashHex);
     return 'added';
