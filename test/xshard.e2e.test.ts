@@ -2,7 +2,7 @@
 // devnet: 1 beacon + 2 shards × 4 validators, every one its own OS process.
 import assert from 'node:assert/strict';
 import { createP2PNode, type P2PNode } from '@qnexus/p2p';
-import { fromHex, generateKeyPair, getBackend, parseAddress } from '@qnexus/crypto';
+import { fromHex, generateKeyPair, getBackend, homeShard, parseAddress } from '@qnexus/crypto';
 import {
   beaconTopics,
   decodeXAck,
@@ -86,14 +86,9 @@ function expectedBalances(before: Map<string, bigint>, sent: Sent[], done: XferD
 }
 
 async function assertBalances(net: TestNet, exp: Map<string, bigint>): Promise<void> {
-  const who = [...exp.keys()].map((address) => ({ address, shard: net.accounts.find((a) => a.address === address)?.shard ?? shardOfAddress(net, address) }));
+  const who = [...exp.keys()].map((address) => ({ address, shard: homeShard(parseAddress(address), net.shardCount) }));
   const got = await balances(net, who);
   for (const [a, v] of exp) assert.equal(got.get(a), v, `balance of ${a}`);
-}
-
-function shardOfAddress(net: TestNet, address: string): number {
-  const b = parseAddress(address);
-  return ((b[0]! << 8) | b[1]!) % net.shardCount;
 }
 
 /** Poll the per-shard supply identity while `work` runs; every sample must hold. */

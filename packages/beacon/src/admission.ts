@@ -1,16 +1,13 @@
-import { bytesEqual, concatBytes, formatAddress, sha256, toHex } from '@qnexus/crypto';
-import { isQuorum } from '@qnexus/consensus';
-import { verifyXferProof } from '@qnexus/state';
+import { bytesEqual, concatBytes, sha256, toHex } from '@qnexus/crypto';
+import { checkCertificate, verifyXferProof } from '@qnexus/state';
 import {
   QnexusError,
   blockHash,
-  certificateVoteBody,
   decodeBeaconRequest,
   encodePeerBinding,
   epochOf,
   peerBindingSigningBytes,
   peerBindingValidator,
-  voteSigningBytes,
   type BeaconRequest,
   type BlockHeader,
   type Certificate,
@@ -117,35 +114,33 @@ export class Admitter {
     return { validator, shard: b.shard };
   }
 
-  /** As `Chain.verifyCertificate` on the shard nodes, against the committee of the certifying round's epoch. */
+  /** The shard nodes' certificate check (`checkCertificate`), against the committee of the certifying round's epoch; once per block. */
   private checkCertificate(cert: Certificate, header: BlockHeader): void {
-    const bad = (m: string): never => {
-      throw new Refused('XS_BAD_PROOF', `certificate: ${m}`);
-    };
     const hash = blockHash(header);
-    if (cert.height !== header.height) bad(`it is for height ${cert.height}, the block is ${header.height}`);
-    if (!bytesEqual(cert.blockHash, hash)) bad('it is for a different block');
     const hashHex = toHex(hash);
-    if (this.blocks.has(hashHex)) return;
-    if (cert.round < header.slot) bad('its round precedes the block slot');
+    // A cached block still needs this certificate to name it (the votes were checked for another copy).
+    if (this.blocks.has(hashHex) && cert.height === header.height && bytesEqual(cert.blockHash, hash)) return;
     const epoch = epochOf(this.registry.genesis, cert.round);
     const committee = this.registry.committees(epoch)[header.shard];
-    if (!committee) bad(`shard ${header.shard} does not exist`);
-    let stake = 0n;
-    const seen = new Set<string>();
-    for (const v of cert.votes) {
-      const addr = formatAddress(v.validator);
-      const m = this.registry.membership(epoch, addr);
-      if (!m || m.shard !== header.shard) bad(`vote from non-member ${addr}`);
-      if (seen.has(addr)) bad(`duplicate vote from ${addr}`);
-      seen.add(addr);
-      const pk = this.registry.validator(addr)!.publicKey;
-      this.verifications++;
-      const body = certificateVoteBody(cert, header.chainId, header.shard, v.validator);
-      if (!this.registry.backend.verify(pk, voteSigningBytes(body), v.signature)) bad(`bad signature from ${addr}`);
-      stake += m!.stake;
+    if (!committee) throw new Refused('XS_BAD_PROOF', `certificate: shard ${header.shard} does not exist`);
+    try {
+      checkCertificate(
+        cert,
+        header,
+        (addr) => {
+          const m = this.registry.membership(epoch, addr);
+          return m && m.shard === header.shard ? { publicKey: this.registry.validator(addr)!.publicKey, stake: m.stake } : undefined;
+        },
+        committee.totalStake,
+        (pk, msg, sig) => {
+          this.verifications++;
+          return this.registry.backend.verify(pk, msg, sig);
+        },
+      );
+    } catch (e) {
+      if (e instanceof QnexusError) throw new Refused('XS_BAD_PROOF', e.message);
+      throw e;
     }
-    if (!isQuorum(stake, committee!.totalStake)) bad(`it carries ${stake} of ${committee!.totalStake} stake; more than 2/3 is required`);
     this.blocks.add(hashHex);
   }
 }

@@ -3,7 +3,7 @@ import { formatAddress, isHex, toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
 import type { Registry } from './registry.js';
 import type { BeaconService } from './service.js';

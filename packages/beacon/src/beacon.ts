@@ -1,13 +1,12 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
 import { createP2PNode, peerIdFromKeyFile } from '@qnexus/p2p';
 import { QnexusError, type Genesis } from '@qnexus/types';
 import { Admitter } from './admission.js';
 import { startApi } from './api.js';
 import { Coordinator } from './coordinator.js';
-import { Logger, type LogFormat, type LogLevel } from './log.js';
+import { Logger, Shutdown, serverUrl, writeInfoFile, type LogFormat, type LogLevel } from '@qnexus/node';
 import { createMetrics } from './metrics.js';
 import { Registry } from './registry.js';
 import { ShardSender } from './sender.js';
@@ -47,12 +46,6 @@ export interface RunningBeacon {
   stop(): Promise<void>;
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 /**
  * Start the beacon: check that this data dir and key are the genesis beacon's,
  * reload the 2PC log, then serve 2PC requests, tick slots (re-sends, presumed
@@ -73,9 +66,9 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
 
   const metrics = createMetrics();
   const registry = new Registry(g);
-  const cleanup: (() => Promise<void> | void)[] = [];
+  const shutdown = new Shutdown(log);
   const store = await BeaconStore.open(join(cfg.dataDir, 'db'));
-  cleanup.unshift(() => store.close());
+  shutdown.add(() => store.close());
   try {
     await store.initGenesis(g);
     const restored = await store.loadEntries();
@@ -89,14 +82,14 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       maxMessageBytes: 1024 * 1024,
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
     });
-    cleanup.unshift(() => p2p.stop());
+    shutdown.add(() => p2p.stop());
     const sender = new ShardSender(p2p, g.chainId, (shard) => registry.shardPeers(service.epoch, shard), metrics, log);
-    // The sender's in-flight requests end when p2p stops (cleanup runs p2p.stop after this).
+    // The sender's in-flight requests end when p2p stops (shutdown runs p2p.stop after this).
     let senderDone: Promise<void> = Promise.resolve();
-    cleanup.unshift(() => {
+    shutdown.add(() => {
       senderDone = sender.stop();
     });
-    cleanup.push(() => senderDone);
+    shutdown.addLast(() => senderDone);
     const backend = getBackend(g.scheme);
     const service: BeaconService = new BeaconService({
       registry,
@@ -110,26 +103,19 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       signAnnouncement: (bytes) => backend.sign(cfg.beaconKey.secretKey, bytes),
     });
     await service.start();
-    cleanup.unshift(() => service.stop());
+    shutdown.add(() => service.stop());
     const server = await startApi({ registry, coordinator, service, p2p, metrics, log }, cfg.apiHost, cfg.apiPort);
-    cleanup.unshift(
-      () =>
-        new Promise<void>((r) => {
-          server.close(() => r());
-          server.closeAllConnections();
-        }),
-    );
-    const port = (server.address() as AddressInfo).port;
+    shutdown.addServer(server);
     const info: BeaconInfo = {
       pid: process.pid,
       role: 'beacon',
       chainId: g.chainId,
       peerId: p2p.peerId,
       multiaddrs: p2p.multiaddrs(),
-      apiUrl: `http://${cfg.apiHost.includes(':') ? `[${cfg.apiHost}]` : cfg.apiHost}:${port}`,
+      apiUrl: serverUrl(cfg.apiHost, server),
       dataDir: cfg.dataDir,
     };
-    writeAtomic(join(cfg.dataDir, 'node-info.json'), JSON.stringify(info, null, 2) + '\n');
+    writeInfoFile(join(cfg.dataDir, 'node-info.json'), info);
     const counts = coordinator.counts();
     log.info('beacon started', {
       chainId: g.chainId,
@@ -142,25 +128,9 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       restoredTransfers: counts.total,
       undecided: counts.undecided,
     });
-    let stopping: Promise<void> | null = null;
-    return {
-      info,
-      stop: () => {
-        stopping ??= (async () => {
-          log.info('stopping beacon');
-          for (const f of cleanup) {
-            try {
-              await f();
-            } catch (e) {
-              log.warn('error during shutdown', { error: (e as Error).message });
-            }
-          }
-        })();
-        return stopping;
-      },
-    };
+    return { info, stop: () => shutdown.stop('beacon') };
   } catch (e) {
-    for (const f of cleanup) await Promise.resolve(f()).catch(() => undefined);
+    await shutdown.abort();
     throw e;
   }
 }

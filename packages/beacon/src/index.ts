@@ -6,4 +6,4 @@ export type { CoordinatorAction, CoordinatorOptions, Outcome, Phase, SystemTxSig
 export { BeaconStore, encodeEntry, decodeEntry } from './store.js';
 export { beaconTxSigner } from './system.js';
 export { xferJson, API_VERSION } from './api.js';
-export type { LogFormat, LogLevel } from './log.js';
+export type { LogFormat, LogLevel } from '@qnexus/node';

@@ -13,7 +13,7 @@ import {
 } from '@qnexus/types';
 import type { Admitter } from './admission.js';
 import type { Coordinator, CoordinatorAction, XferEntry } from './coordinator.js';
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
 import type { Registry } from './registry.js';
 import type { ShardSender } from './sender.js';

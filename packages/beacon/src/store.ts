@@ -1,5 +1,4 @@
-import { mkdirSync, realpathSync } from 'node:fs';
-import { ClassicLevel } from 'classic-level';
+import { openLevel, type LevelHandle } from '@qnexus/db';
 import { bytesEqual, fromHex, toHex } from '@qnexus/crypto';
 import { QnexusError, Writer, decodeWith, encodeXferInfo, genesisHash, readXferInfo, type Genesis } from '@qnexus/types';
 import type { Outcome, XferEntry } from './coordinator.js';
@@ -20,9 +19,6 @@ const MAX_SYSTEM_TX = 16 * 1024;
 const utf8 = (s: string): Bytes => new TextEncoder().encode(s);
 /** LevelDB hands out Buffers; callers get plain Uint8Arrays (prototype-sensitive comparisons, subarrays). */
 const plain = (b: Bytes): Bytes => (Object.getPrototypeOf(b) === Uint8Array.prototype ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
-
-/** In-process double-open guard: a failed second open would drop LevelDB's POSIX lock. */
-const openDirs = new Set<string>();
 
 const OUTCOME_CODE: Record<Outcome, number> = { commit: 1, abort: 2 };
 function outcomeOf(c: number): Outcome {
@@ -98,34 +94,22 @@ export class BeaconStore {
   private readonly epochs;
   private readonly meta;
 
-  private constructor(
-    private readonly db: ClassicLevel<Bytes, Bytes>,
-    private readonly dir: string,
-  ) {
+  private readonly dir: string;
+
+  private constructor(private readonly handle: LevelHandle) {
+    const db = handle.db;
+    this.dir = handle.dir;
     this.xfers = db.sublevel<Bytes, Bytes>('x', SUB_OPTS);
     this.epochs = db.sublevel<Bytes, Bytes>('e', SUB_OPTS);
     this.meta = db.sublevel<Bytes, Bytes>('m', SUB_OPTS);
   }
 
   static async open(dir: string): Promise<BeaconStore> {
-    mkdirSync(dir, { recursive: true });
-    const real = realpathSync(dir);
-    if (openDirs.has(real)) throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: already open in this process`);
-    openDirs.add(real);
-    const db = new ClassicLevel<Bytes, Bytes>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
-    try {
-      await db.open();
-    } catch (e) {
-      openDirs.delete(real);
-      const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
-      throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: ${cause} (is another beacon using this data dir?)`);
-    }
-    return new BeaconStore(db, real);
+    return new BeaconStore(await openLevel(dir, 'beacon'));
   }
 
-  async close(): Promise<void> {
-    await this.db.close();
-    openDirs.delete(this.dir);
+  close(): Promise<void> {
+    return this.handle.close();
   }
 
   /**
@@ -141,7 +125,7 @@ export class BeaconStore {
       }
       return;
     }
-    const batch = this.db.batch();
+    const batch = this.handle.db.batch();
     batch.put(utf8('registry'), encodeRegistry(g), { sublevel: this.meta });
     batch.put(utf8('genesis'), hash, { sublevel: this.meta });
     await batch.write({ sync: true });
@@ -149,7 +133,7 @@ export class BeaconStore {
 
   /** Write coordinator log entries, all or none, durably. */
   async putEntries(entries: Iterable<XferEntry>): Promise<void> {
-    const batch = this.db.batch();
+    const batch = this.handle.db.batch();
     let n = 0;
     for (const e of entries) {
       batch.put(fromHex(e.id), encodeEntry(e), { sublevel: this.xfers });
@@ -177,7 +161,7 @@ export class BeaconStore {
   async putEpochIfAbsent(epoch: number, announcement: Bytes): Promise<boolean> {
     const k = u64be(epoch);
     if (await this.epochs.get(k)) return false;
-    const batch = this.db.batch();
+    const batch = this.handle.db.batch();
     batch.put(k, announcement, { sublevel: this.epochs });
     await batch.write({ sync: true });
     return true;

@@ -283,6 +283,33 @@ export interface DevnetNodePlan {
   keyFile: string | null;
 }
 
+/** A manifest entry for a process not started yet (every devnet process listens on 127.0.0.1). */
+function processEntry(
+  dir: string,
+  p: { name: string; role: DevnetProcess['role']; shard: number | null; peerId: string; dataDir: string; p2pPort: number; apiPort: number; validator?: string | null; keystore?: string | null },
+): DevnetProcess {
+  const multiaddr = `/ip4/127.0.0.1/tcp/${p.p2pPort}/p2p/${p.peerId}`;
+  return {
+    name: p.name,
+    role: p.role,
+    shard: p.shard,
+    peerId: p.peerId,
+    multiaddr,
+    multiaddrs: [multiaddr],
+    apiUrl: `http://127.0.0.1:${p.apiPort}`,
+    pid: null,
+    dataDir: p.dataDir,
+    logFile: join(dir, 'logs', `${p.name}.log`),
+    validator: p.validator ?? null,
+    keystore: p.keystore ?? null,
+    p2pPort: p.p2pPort,
+    apiPort: p.apiPort,
+    state: 'stopped',
+    exitCode: null,
+    exitSignal: null,
+  };
+}
+
 /**
  * Name of the `i`-th node of a role in a shard: `validator-<i>` / `full-<i>` in a single-shard
  * devnet (as always), `s<shard>-validator-<i>` / `s<shard>-full-<i>` when there are several shards.
@@ -651,25 +678,7 @@ class DevnetImpl implements Devnet {
     const beaconKeyPath = join(beaconDir, 'beacon-key.json');
     const beaconKey = await createKeystoreFile(beaconKeyPath, scheme, passphrase, { scryptN: this.scryptN });
     const beaconPeerId = await this.peerId(beaconDir);
-    const beaconEntry: DevnetProcess = {
-      name: BEACON_NAME,
-      role: 'beacon',
-      shard: null,
-      peerId: beaconPeerId,
-      multiaddr: `/ip4/127.0.0.1/tcp/${beaconPorts.p2pPort}/p2p/${beaconPeerId}`,
-      multiaddrs: [`/ip4/127.0.0.1/tcp/${beaconPorts.p2pPort}/p2p/${beaconPeerId}`],
-      apiUrl: `http://127.0.0.1:${beaconPorts.apiPort}`,
-      pid: null,
-      dataDir: beaconDir,
-      logFile: join(this.dir, 'logs', `${BEACON_NAME}.log`),
-      validator: null,
-      keystore: beaconKeyPath,
-      p2pPort: beaconPorts.p2pPort,
-      apiPort: beaconPorts.apiPort,
-      state: 'stopped',
-      exitCode: null,
-      exitSignal: null,
-    };
+    const beaconEntry = processEntry(this.dir, { name: BEACON_NAME, role: 'beacon', shard: null, peerId: beaconPeerId, dataDir: beaconDir, keystore: beaconKeyPath, ...beaconPorts });
 
     // Validator keys first (in memory); the genesis committees then decide which shard, hence
     // which name and key file, each one gets.
@@ -734,25 +743,7 @@ class DevnetImpl implements Devnet {
         keystore = join(this.dir, 'keys', p.keyFile);
         await writeNewFile(keystore, keystoreText(keyOf.get(validator)!), { mode: 0o600, what: 'keystore' });
       }
-      processes.push({
-        name: p.name,
-        role: p.role,
-        shard: p.shard,
-        peerId,
-        multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
-        multiaddrs: [`/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`],
-        apiUrl: `http://127.0.0.1:${apiPort}`,
-        pid: null,
-        dataDir,
-        logFile: join(this.dir, 'logs', `${p.name}.log`),
-        validator,
-        keystore,
-        p2pPort,
-        apiPort,
-        state: 'stopped',
-        exitCode: null,
-        exitSignal: null,
-      });
+      processes.push(processEntry(this.dir, { name: p.name, role: p.role, shard: p.shard, peerId, dataDir, validator, keystore, p2pPort, apiPort }));
     }
 
     const genesisPath = join(this.dir, 'genesis.json');
@@ -1046,25 +1037,7 @@ class DevnetImpl implements Devnet {
     await mkdir(dataDir, { recursive: true });
     await mkdir(join(this.dir, 'logs'), { recursive: true });
     const peerId = await this.peerId(dataDir);
-    const entry: DevnetProcess = {
-      name,
-      role: 'full',
-      shard,
-      peerId,
-      multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
-      multiaddrs: [`/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`],
-      apiUrl: `http://127.0.0.1:${apiPort}`,
-      pid: null,
-      dataDir,
-      logFile: join(this.dir, 'logs', `${name}.log`),
-      validator: null,
-      keystore: null,
-      p2pPort,
-      apiPort,
-      state: 'stopped',
-      exitCode: null,
-      exitSignal: null,
-    };
+    const entry = processEntry(this.dir, { name, role: 'full', shard, peerId, dataDir, p2pPort, apiPort });
     const p: Proc = { entry, child: null, exit: null, expectExit: false };
     this.manifest.processes.push(entry);
     this.procs.set(name, p);

@@ -81,6 +81,42 @@ export interface LockRecord {
  */
 const openDirs = new Set<string>();
 
+/** An open LevelDB with binary keys and values, registered against a second open in this process. */
+export interface LevelHandle {
+  db: ClassicLevel<Bytes, Bytes>;
+  /** The data dir's real path (for messages). */
+  dir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Open (creating) the LevelDB at `dir` for one owner (`who`, e.g. "node",
+ * "beacon", named in the error when another process holds it). Used by every
+ * store so the in-process double-open guard is one mechanism.
+ */
+export async function openLevel(dir: string, who: string): Promise<LevelHandle> {
+  mkdirSync(dir, { recursive: true });
+  const real = realpathSync(dir);
+  if (openDirs.has(real)) throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: already open in this process`);
+  openDirs.add(real);
+  const db = new ClassicLevel<Bytes, Bytes>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+  try {
+    await db.open();
+  } catch (e) {
+    openDirs.delete(real);
+    const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
+    throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: ${cause} (is another ${who} using this data dir?)`);
+  }
+  return {
+    db,
+    dir: real,
+    close: async () => {
+      await db.close();
+      openDirs.delete(real);
+    },
+  };
+}
+
 export class ChainStore {
   private readonly blocks: Sub;
   private readonly heights: Sub;
@@ -91,10 +127,10 @@ export class ChainStore {
   private readonly meta: Sub;
   private readonly signer: Sub;
 
-  private constructor(
-    private readonly db: ClassicLevel<Bytes, Bytes>,
-    private readonly dir: string,
-  ) {
+  private readonly db: ClassicLevel<Bytes, Bytes>;
+
+  private constructor(private readonly handle: LevelHandle) {
+    const db = (this.db = handle.db);
     this.blocks = sub(db, 'b');
     this.heights = sub(db, 'h');
     this.certs = sub(db, 'c');
@@ -106,24 +142,11 @@ export class ChainStore {
   }
 
   static async open(dir: string): Promise<ChainStore> {
-    mkdirSync(dir, { recursive: true });
-    const real = realpathSync(dir);
-    if (openDirs.has(real)) throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: already open in this process`);
-    openDirs.add(real);
-    const db = new ClassicLevel<Bytes, Bytes>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
-    try {
-      await db.open();
-    } catch (e) {
-      openDirs.delete(real);
-      const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
-      throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: ${cause} (is another node using this data dir?)`);
-    }
-    return new ChainStore(db, real);
+    return new ChainStore(await openLevel(dir, 'node'));
   }
 
-  async close(): Promise<void> {
-    await this.db.close();
-    openDirs.delete(this.dir);
+  close(): Promise<void> {
+    return this.handle.close();
   }
 
   private key(s: string): Bytes {

@@ -1,6 +1,5 @@
-import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { formatAddress, toHex } from '@qnexus/crypto';
 import { QnexusError, genesisHash } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
@@ -18,13 +17,8 @@ import { TxGossip } from './txgossip.js';
 import { LoadMonitor } from './load.js';
 import { TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
+import { Shutdown, serverUrl, writeInfoFile } from './process.js';
 import { XShard } from './xshard.js';
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
 
 /** Start a shard node (validator when cfg.validatorKey is set): store, state, p2p, consensus, sync, API. */
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
@@ -36,12 +30,13 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const metrics = createMetrics();
   const pool = new VerifyPool(g.scheme, cfg.verifyWorkers ?? 1);
   const verifier = new TxVerifier(g.scheme, metrics, pool);
-  const cleanup: (() => Promise<void> | void)[] = [() => pool.close()];
+  const shutdown = new Shutdown(log);
+  shutdown.add(() => pool.close());
   const store = await ChainStore.open(join(cfg.dataDir, 'db')).catch(async (e: unknown) => {
     await pool.close();
     throw e;
   });
-  cleanup.unshift(() => store.close());
+  shutdown.add(() => store.close());
   try {
     const chain = await Chain.open(store, g, cfg.shard, verifier, log);
     const mempool = new Mempool(chain, verifier);
@@ -55,34 +50,27 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       maxMessageBytes: 4 * 1024 * 1024,
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
     });
-    cleanup.unshift(() => p2p.stop());
+    shutdown.add(() => p2p.stop());
     const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log);
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }));
     txGossip.subscribe();
-    cleanup.unshift(() => txGossip.stop());
+    shutdown.add(() => txGossip.stop());
     await engine.start();
-    cleanup.unshift(() => engine.stop());
+    shutdown.add(() => engine.stop());
     const xshard = new XShard(chain, engine, mempool, p2p, txGossip, cfg.validatorKey ?? null, metrics, log);
     await xshard.start();
-    cleanup.unshift(() => xshard.stop());
+    shutdown.add(() => xshard.stop());
     const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
     await syncer.start();
-    cleanup.unshift(() => syncer.stop());
+    shutdown.add(() => syncer.stop());
     // Shed API load once the loop lags by more than a tenth of a slot.
     const load = new LoadMonitor(Math.max(20, g.slotMs / 10));
     // …or once a block's worth of signatures is already waiting for the verify workers.
     load.addSignal(() => pool.backlog > 256);
-    cleanup.unshift(() => load.stop());
+    shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
     const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard }, cfg.apiHost, cfg.apiPort);
-    cleanup.unshift(
-      () =>
-        new Promise<void>((r) => {
-          server.close(() => r());
-          server.closeAllConnections();
-        }),
-    );
-    const port = (server.address() as AddressInfo).port;
+    shutdown.addServer(server);
     const info: NodeInfo = {
       pid: process.pid,
       role,
@@ -90,11 +78,11 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       chainId: g.chainId,
       peerId: p2p.peerId,
       multiaddrs: p2p.multiaddrs(),
-      apiUrl: `http://${cfg.apiHost.includes(':') ? `[${cfg.apiHost}]` : cfg.apiHost}:${port}`,
+      apiUrl: serverUrl(cfg.apiHost, server),
       validator,
       dataDir: cfg.dataDir,
     };
-    writeAtomic(join(cfg.dataDir, 'node-info.json'), JSON.stringify(info, null, 2) + '\n');
+    writeInfoFile(join(cfg.dataDir, 'node-info.json'), info);
     log.info('node started', {
       role,
       chainId: g.chainId,
@@ -104,25 +92,9 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       listen: info.multiaddrs,
       height: chain.headHeight,
     });
-    let stopping: Promise<void> | null = null;
-    return {
-      info,
-      stop: () => {
-        stopping ??= (async () => {
-          log.info('stopping node');
-          for (const f of cleanup) {
-            try {
-              await f();
-            } catch (e) {
-              log.warn('error during shutdown', { error: (e as Error).message });
-            }
-          }
-        })();
-        return stopping;
-      },
-    };
+    return { info, stop: () => shutdown.stop('node') };
   } catch (e) {
-    for (const f of cleanup) await Promise.resolve(f()).catch(() => undefined);
+    await shutdown.abort();
     throw e;
   }
 }

@@ -1,5 +1,5 @@
-import { ADDRESS_BYTES, fromHex, homeShard, schemeLengths, toHex, type SchemeName } from '@qnexus/crypto';
-import { assignCommittees, epochSeed, type Committee } from '@qnexus/consensus';
+import { ADDRESS_BYTES, bytesEqual, formatAddress, fromHex, homeShard, schemeLengths, toHex, type SchemeName } from '@qnexus/crypto';
+import { assignCommittees, epochSeed, isQuorum, type Committee } from '@qnexus/consensus';
 import {
   MAX_PUBLIC_KEY_BYTES,
   QnexusError,
@@ -12,7 +12,12 @@ import {
   merkleRootOfLeafHashes,
   verifyMerkleProof,
   xferInfoEqual,
+  blockHash,
+  certificateVoteBody,
   genesisHash,
+  voteSigningBytes,
+  type BlockHeader,
+  type Certificate,
   type Genesis,
   type ReportItem,
   type TxEnvelope,
@@ -505,4 +510,45 @@ export function epochCommittees(g: Genesis, _epoch: number): Committee[] {
     g.shardCount,
     epochSeed(g.chainId, genesisHash(g), 0),
   );
+}
+
+/** A committee member as a certificate check needs it. */
+export interface CertifyingMember {
+  publicKey: Uint8Array;
+  stake: bigint;
+}
+
+/**
+ * Check a finality certificate for a header: > 2/3 of `totalStake` from
+ * distinct members, each signature valid over the certificate vote body.
+ * Shared by shard nodes (sync imports) and the beacon (2PC reports); the
+ * caller supplies the committee lookup and the signature check (cached or not).
+ * Throws QnexusError BAD_CERTIFICATE.
+ */
+export function checkCertificate(
+  cert: Certificate,
+  header: BlockHeader,
+  member: (address: string) => CertifyingMember | undefined,
+  totalStake: bigint,
+  verify: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean,
+): void {
+  const fail = (m: string): never => {
+    throw new QnexusError('BAD_CERTIFICATE', m);
+  };
+  if (cert.height !== header.height) fail(`certificate is for height ${cert.height}, block is ${header.height}`);
+  if (!bytesEqual(cert.blockHash, blockHash(header))) fail('certificate is for a different block');
+  if (cert.round < header.slot) fail('certificate round precedes the block slot');
+  let stake = 0n;
+  const seen = new Set<string>();
+  for (const v of cert.votes) {
+    const addr = formatAddress(v.validator);
+    const m = member(addr);
+    if (!m) fail(`certificate vote from non-member ${addr}`);
+    if (seen.has(addr)) fail(`duplicate certificate vote from ${addr}`);
+    seen.add(addr);
+    const body = certificateVoteBody(cert, header.chainId, header.shard, v.validator);
+    if (!verify(m!.publicKey, voteSigningBytes(body), v.signature)) fail(`bad signature from ${addr}`);
+    stake += m!.stake;
+  }
+  if (!isQuorum(stake, totalStake)) fail(`certificate carries ${stake} of ${totalStake} stake; more than 2/3 is required`);
 }

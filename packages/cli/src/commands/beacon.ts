@@ -2,12 +2,13 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from '@qnexus/crypto';
-import type { BeaconConfig, RunningBeacon } from '@qnexus/beacon';
+import type { BeaconConfig } from '@qnexus/beacon';
 import type { LogFormat, LogLevel } from '@qnexus/beacon';
-import { CliError, EXIT, reportError } from '../errors.js';
+import { CliError } from '../errors.js';
 import { loadGenesisFile } from '../genesis.js';
 import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, type PassphraseOptions } from '../passphrase.js';
+import { runUntilStopped } from '../run.js';
 import { collect, intParser, parseMultiaddr } from '../util.js';
 
 interface BeaconOpts extends PassphraseOptions {
@@ -59,41 +60,11 @@ Example:
     --p2p-port 7099 --api-port 8546 --bootstrap /ip4/127.0.0.1/tcp/7000/p2p/12D3KooW…`,
     )
     .action(async (o: BeaconOpts) => {
-      // Stop requests may arrive while the beacon is still starting: remember them.
-      let stopRequested = false;
-      let onStop: (() => void) | undefined;
-      let signals = 0;
-      const requestStop = (why: string) => {
-        if (why === 'SIGINT' && ++signals > 1) process.exit(EXIT.INTERRUPTED); // second Ctrl-C: give up waiting
-        if (stopRequested) return;
-        stopRequested = true;
-        onStop?.();
-      };
-      const onSigint = () => requestStop('SIGINT');
-      const onSigterm = () => requestStop('SIGTERM');
-      process.on('SIGINT', onSigint);
-      process.on('SIGTERM', onSigterm);
-      if (o.stopOnStdinClose) {
-        process.stdin.on('end', () => requestStop('stdin'));
-        process.stdin.on('error', () => requestStop('stdin'));
-        process.stdin.resume();
-      }
-
-      const cfg = await beaconConfig(o);
-      const { startBeacon } = await import('@qnexus/beacon');
-      const beacon: RunningBeacon = await startBeacon(cfg);
-      await new Promise<void>((resolve) => {
-        onStop = resolve;
-        if (stopRequested) resolve();
-      });
-      try {
-        await beacon.stop();
-      } catch (e) {
-        process.exit(reportError(e));
-      }
-      process.off('SIGINT', onSigint);
-      process.off('SIGTERM', onSigterm);
-      if (o.stopOnStdinClose) process.stdin.pause();
+      await runUntilStopped(async () => {
+        const cfg = await beaconConfig(o);
+        const { startBeacon } = await import('@qnexus/beacon');
+        return startBeacon(cfg);
+      }, o);
     });
 }
 

@@ -1,10 +1,11 @@
 import { Command, Option } from 'commander';
 import type { UnlockedKey } from '@qnexus/crypto';
-import type { LogFormat, LogLevel, NodeConfig, RunningNode } from '@qnexus/node';
-import { CliError, EXIT, reportError, usageError } from '../errors.js';
+import type { LogFormat, LogLevel, NodeConfig } from '@qnexus/node';
+import { CliError, usageError } from '../errors.js';
 import { assignedShard, loadGenesisFile } from '../genesis.js';
 import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
+import { runUntilStopped } from '../run.js';
 import { collect, intParser, note, parseMultiaddr } from '../util.js';
 
 interface NodeOpts extends PassphraseOptions {
@@ -50,41 +51,11 @@ export function nodeCommand(parent: Command): Command {
         '    --p2p-port 7000 --api-port 8545 --bootstrap /ip4/127.0.0.1/tcp/7001/p2p/12D3KooW…',
     )
     .action(async (o: NodeOpts) => {
-      // Stop requests may arrive while the node is still starting: remember them.
-      let stopRequested = false;
-      let onStop: (() => void) | undefined;
-      let signals = 0;
-      const requestStop = (why: string) => {
-        if (why === 'SIGINT' && ++signals > 1) process.exit(EXIT.INTERRUPTED); // second Ctrl-C: give up waiting
-        if (stopRequested) return;
-        stopRequested = true;
-        onStop?.();
-      };
-      const onSigint = () => requestStop('SIGINT');
-      const onSigterm = () => requestStop('SIGTERM');
-      process.on('SIGINT', onSigint);
-      process.on('SIGTERM', onSigterm);
-      if (o.stopOnStdinClose) {
-        process.stdin.on('end', () => requestStop('stdin'));
-        process.stdin.on('error', () => requestStop('stdin'));
-        process.stdin.resume();
-      }
-
-      const cfg = await nodeConfig(o);
-      const { startNode } = await import('@qnexus/node');
-      const node: RunningNode = await startNode(cfg);
-      await new Promise<void>((resolve) => {
-        onStop = resolve;
-        if (stopRequested) resolve();
-      });
-      try {
-        await node.stop();
-      } catch (e) {
-        process.exit(reportError(e));
-      }
-      process.off('SIGINT', onSigint);
-      process.off('SIGTERM', onSigterm);
-      if (o.stopOnStdinClose) process.stdin.pause();
+      await runUntilStopped(async () => {
+        const cfg = await nodeConfig(o);
+        const { startNode } = await import('@qnexus/node');
+        return startNode(cfg);
+      }, o);
     });
 }
 

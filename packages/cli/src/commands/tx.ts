@@ -97,6 +97,30 @@ async function submit(s: Signed, built: BuiltTx, o: TransferOpts): Promise<strin
   }
 }
 
+/**
+ * Submit and print what was sent (`label`: "hash" for a transfer, "id" for a cross-shard
+ * transfer). Without --wait it prints the pending status and returns null.
+ */
+async function submitAndPrint(
+  s: Signed,
+  built: BuiltTx,
+  o: TransferOpts,
+  label: 'hash' | 'id',
+): Promise<{ id: string; summary: Record<string, string> } | null> {
+  const id = await submit(s, built, o);
+  const summary = { [label]: id, from: built.from, to: o.to, amount: o.amount.toString(), fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
+  if (!o.json) {
+    out(`${label.padEnd(8)}${id}`);
+    out(`from    ${built.from} (nonce ${s.nonce})`);
+    out(`to      ${o.to}`);
+    out(`amount  ${o.amount} (fee ${o.fee})`);
+  }
+  if (o.wait) return { id, summary };
+  if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
+  else out('status  pending');
+  return null;
+}
+
 /** What to do about a refused submission, for codes whose cure is another command or node. */
 const SUBMIT_HINTS: Record<string, { text: string; unless: string }> = {
   TX_CROSS_SHARD: { text: 'the recipient lives on another shard; send it with `qnexus tx xtransfer` (same options)', unless: 'xtransfer' },
@@ -161,19 +185,9 @@ export function txCommand(parent: Command): Command {
     .action(async (o: TransferOpts) => {
       const s = await prepare(o);
       const built = buildTransfer({ key: s.key, chainId: s.chainId, to: o.to, amount: o.amount, fee: o.fee, nonce: s.nonce });
-      const hash = await submit(s, built, o);
-      const summary = { hash, from: built.from, to: o.to, amount: o.amount.toString(), fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
-      if (!o.json) {
-        out(`hash    ${hash}`);
-        out(`from    ${built.from} (nonce ${s.nonce})`);
-        out(`to      ${o.to}`);
-        out(`amount  ${o.amount} (fee ${o.fee})`);
-      }
-      if (!o.wait) {
-        if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
-        else out('status  pending');
-        return;
-      }
+      const sent = await submitAndPrint(s, built, o, 'hash');
+      if (!sent) return;
+      const { id: hash, summary } = sent;
       const info: TxInfo = await s.client.waitForTx(hash, { until: 'final', timeoutMs: Math.round(o.timeout * 1000) });
       if (o.json) out(JSON.stringify({ ...summary, status: info.status, block: info.block }));
       else out(`status  ${txLine(info)}`);
@@ -206,19 +220,9 @@ Example:
     .action(async (o: TransferOpts) => {
       const s = await prepare(o);
       const built = buildXTransfer({ key: s.key, chainId: s.chainId, to: o.to, amount: o.amount, fee: o.fee, nonce: s.nonce });
-      const id = await submit(s, built, o);
-      const summary = { id, from: built.from, to: o.to, amount: o.amount.toString(), fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
-      if (!o.json) {
-        out(`id      ${id}`);
-        out(`from    ${built.from} (nonce ${s.nonce})`);
-        out(`to      ${o.to}`);
-        out(`amount  ${o.amount} (fee ${o.fee})`);
-      }
-      if (!o.wait) {
-        if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
-        else out('status  pending');
-        return;
-      }
+      const sent = await submitAndPrint(s, built, o, 'id');
+      if (!sent) return;
+      const { id, summary } = sent;
       const deadline = Date.now() + Math.round(o.timeout * 1000);
       const info = await s.client.waitForTx(id, { until: 'final', timeoutMs: Math.round(o.timeout * 1000) });
       if (!o.json) out(`tx      ${txLine(info)}`);
