@@ -14,7 +14,9 @@ export type SignedKind =
   /** Beacon-authored objects: epoch announcements, cross-shard prepare requests and decisions. */
   | 'beacon'
   /** A validator's statement binding its libp2p peer id to its ML-DSA key. */
-  | 'binding';
+  | 'binding'
+  /** A validator key's consent to be staked by a funding account. */
+  | 'stake';
 
 const CHAIN_ID_RE = /^[a-z0-9][a-z0-9-]{0,63}$/;
 

@@ -63,6 +63,23 @@ export const ERROR_HTTP_STATUS = {
   XS_BAD_PROOF: 400,
   /** The destination was asked to prepare after the transfer's deadline slot. */
   XS_DEADLINE_PASSED: 409,
+  // staking, rewards and slashing
+  /** The validator's consent signature in a stake transaction does not verify. */
+  STAKE_BAD_CONSENT: 400,
+  /** Stake below genesis `staking.minStake`. */
+  STAKE_TOO_LOW: 400,
+  /** The validator is registered to another funding (home) account, or the signer may not unstake it. */
+  STAKE_NOT_OWNER: 403,
+  /** The validator cannot take this step in its current status (e.g. unstake twice, stake into a slashed validator). */
+  STAKE_BAD_STATUS: 409,
+  /** No such validator in the registry. */
+  VALIDATOR_UNKNOWN: 404,
+  /** Evidence that does not prove equivocation (not conflicting, bad signature, not a member of that epoch's committee). */
+  EVIDENCE_INVALID: 400,
+  /** The validator's stake was already withdrawn: there is nothing left to slash. */
+  EVIDENCE_EXPIRED: 409,
+  /** The committee of an epoch is not known yet (its beacon announcement has not arrived). */
+  EPOCH_UNKNOWN: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_HTTP_STATUS;

@@ -40,6 +40,44 @@ export interface GenesisBeacon {
 }
 
 /**
+ * Staking economics (docs/ARCHITECTURE.md, "Staking"). Optional in the JSON
+ * file (these defaults apply), always written out by `genesisToJson`.
+ */
+export interface GenesisStaking {
+  /** Smallest amount a stake transaction may bond. */
+  minStake: bigint;
+  /** Epochs between leaving the committees and the funds returning home; slashable until then. */
+  unbondingEpochs: number;
+  /** Most validators that may join or leave the committees per epoch (the rest wait in a queue). */
+  churnLimit: number;
+  /** Fraction of a validator's stake taken by proven equivocation, in basis points (1/10,000). */
+  slashBps: number;
+  /** Fraction of each transaction fee that is burned, in basis points; the rest goes to the block's proposer. */
+  feeBurnBps: number;
+  /** New QFC minted per epoch for validators (by stake × participation), before halvings. */
+  rewardPerEpoch: bigint;
+  /** The per-epoch reward halves every this many epochs (0: never). */
+  halvingEpochs: number;
+}
+
+export const DEFAULT_STAKING: GenesisStaking = {
+  minStake: 1000n,
+  unbondingEpochs: 2,
+  churnLimit: 4,
+  slashBps: 1000,
+  feeBurnBps: 5000,
+  rewardPerEpoch: 1000n,
+  halvingEpochs: 100,
+};
+
+/** Reward minted for `epoch`: rewardPerEpoch halved every halvingEpochs epochs. */
+export function epochIssuance(s: Pick<GenesisStaking, 'rewardPerEpoch' | 'halvingEpochs'>, epoch: number): bigint {
+  if (s.halvingEpochs === 0) return s.rewardPerEpoch;
+  const halvings = Math.floor(epoch / s.halvingEpochs);
+  return halvings >= 64 ? 0n : s.rewardPerEpoch >> BigInt(halvings);
+}
+
+/**
  * Chain parameters and initial state. The JSON file is canonical (sorted
  * lists, amounts as decimal strings) and its identity is `genesisHash`, the
  * SHA-256 of the binary encoding below, which every node logs and the API reports.
@@ -59,8 +97,20 @@ export interface Genesis {
   /** Slots after the source block within which a cross-shard transfer must be decided; past it the beacon aborts. */
   xferTimeoutSlots: number;
   beacon: GenesisBeacon;
+  staking: GenesisStaking;
   accounts: GenesisAccount[];
+  /** Bonded from the start, active in epoch 0; each one's home (funding) account is its own address. */
   validators: GenesisValidator[];
+}
+
+export interface GenesisStakingJson {
+  minStake: string;
+  unbondingEpochs: number;
+  churnLimit: number;
+  slashBps: number;
+  feeBurnBps: number;
+  rewardPerEpoch: string;
+  halvingEpochs: number;
 }
 
 export interface GenesisJson {
@@ -74,11 +124,13 @@ export interface GenesisJson {
   maxBlockTxs: number;
   xferTimeoutSlots: number;
   beacon: { publicKey: string; peerId: string };
+  staking?: GenesisStakingJson;
   accounts: { address: string; balance: string }[];
   validators: { address: string; publicKey: string; stake: string }[];
 }
 
-const GENESIS_KEYS = ['chainId', 'scheme', 'genesisTime', 'slotMs', 'epochLength', 'shardCount', 'minFee', 'maxBlockTxs', 'xferTimeoutSlots', 'beacon', 'accounts', 'validators'];
+const GENESIS_KEYS = ['chainId', 'scheme', 'genesisTime', 'slotMs', 'epochLength', 'shardCount', 'minFee', 'maxBlockTxs', 'xferTimeoutSlots', 'beacon', 'staking', 'accounts', 'validators'];
+const STAKING_KEYS = ['minStake', 'unbondingEpochs', 'churnLimit', 'slashBps', 'feeBurnBps', 'rewardPerEpoch', 'halvingEpochs'];
 /** base58btc libp2p peer ids (Ed25519 "12D3Koo…", RSA/secp "Qm…"/"16U…"). */
 const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/;
 
@@ -139,6 +191,23 @@ export function parseGenesis(json: unknown): Genesis {
   onlyKeys(b, ['publicKey', 'peerId'], 'beacon');
   if (typeof b.publicKey !== 'string' || !isHex(b.publicKey, pkLen) || b.publicKey !== b.publicKey.toLowerCase()) fail(`beacon.publicKey must be ${pkLen} bytes of lowercase hex for ${scheme}`);
   if (typeof b.peerId !== 'string' || !PEER_ID_RE.test(b.peerId)) fail('beacon.peerId must be a base58 libp2p peer id');
+  let staking = DEFAULT_STAKING;
+  if (g.staking !== undefined) {
+    if (typeof g.staking !== 'object' || g.staking === null || Array.isArray(g.staking)) fail('staking must be an object');
+    const st = g.staking as Record<string, unknown>;
+    onlyKeys(st, STAKING_KEYS, 'staking');
+    const d = DEFAULT_STAKING;
+    staking = {
+      minStake: st.minStake === undefined ? d.minStake : amount(st.minStake, 'staking.minStake'),
+      unbondingEpochs: st.unbondingEpochs === undefined ? d.unbondingEpochs : int(st.unbondingEpochs, 'staking.unbondingEpochs', 0, 1_000_000),
+      churnLimit: st.churnLimit === undefined ? d.churnLimit : int(st.churnLimit, 'staking.churnLimit', 1, 1024),
+      slashBps: st.slashBps === undefined ? d.slashBps : int(st.slashBps, 'staking.slashBps', 0, 10_000),
+      feeBurnBps: st.feeBurnBps === undefined ? d.feeBurnBps : int(st.feeBurnBps, 'staking.feeBurnBps', 0, 10_000),
+      rewardPerEpoch: st.rewardPerEpoch === undefined ? d.rewardPerEpoch : amount(st.rewardPerEpoch, 'staking.rewardPerEpoch'),
+      halvingEpochs: st.halvingEpochs === undefined ? d.halvingEpochs : int(st.halvingEpochs, 'staking.halvingEpochs', 0, 1_000_000),
+    };
+    if (staking.minStake === 0n) fail('staking.minStake must be positive');
+  }
   if (validators.length < shardCount) fail(`${validators.length} validators cannot fill ${shardCount} shard committees`);
   const sortedUnique = (xs: string[], what: string) => {
     for (let i = 1; i < xs.length; i++) if (xs[i - 1]! >= xs[i]!) fail(`${what} must be sorted by address without duplicates`);
@@ -159,6 +228,7 @@ export function parseGenesis(json: unknown): Genesis {
     maxBlockTxs: int(g.maxBlockTxs, 'maxBlockTxs', 1, 10_000),
     xferTimeoutSlots: int(g.xferTimeoutSlots, 'xferTimeoutSlots', 2, 1_000_000),
     beacon: { publicKey: fromHex(b.publicKey as string), peerId: b.peerId as string },
+    staking,
     accounts,
     validators,
   };
@@ -176,17 +246,29 @@ export function genesisToJson(g: Genesis): GenesisJson {
     maxBlockTxs: g.maxBlockTxs,
     xferTimeoutSlots: g.xferTimeoutSlots,
     beacon: { publicKey: Buffer.from(g.beacon.publicKey).toString('hex'), peerId: g.beacon.peerId },
+    staking: {
+      minStake: g.staking.minStake.toString(),
+      unbondingEpochs: g.staking.unbondingEpochs,
+      churnLimit: g.staking.churnLimit,
+      slashBps: g.staking.slashBps,
+      feeBurnBps: g.staking.feeBurnBps,
+      rewardPerEpoch: g.staking.rewardPerEpoch.toString(),
+      halvingEpochs: g.staking.halvingEpochs,
+    },
     accounts: g.accounts.map((a) => ({ address: a.address, balance: a.balance.toString() })),
     validators: g.validators.map((v) => ({ address: v.address, publicKey: Buffer.from(v.publicKey).toString('hex'), stake: v.stake.toString() })),
   };
 }
 
 /** Build a genesis with canonical ordering from unsorted inputs (used by `qnexus genesis` and the devnet). */
-export function makeGenesis(input: Omit<Genesis, 'accounts' | 'validators'> & { accounts: GenesisAccount[]; validators: GenesisValidator[] }): Genesis {
+export function makeGenesis(
+  input: Omit<Genesis, 'accounts' | 'validators' | 'staking'> & { accounts: GenesisAccount[]; validators: GenesisValidator[]; staking?: Partial<GenesisStaking> },
+): Genesis {
+  const staking = { ...DEFAULT_STAKING, ...(input.staking ?? {}) };
   const accounts = [...input.accounts].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   const validators = [...input.validators].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   // Round-trip through the validator so a bad input fails here, not at node start.
-  return parseGenesis(genesisToJson({ ...input, accounts, validators }));
+  return parseGenesis(genesisToJson({ ...input, staking, accounts, validators }));
 }
 
 export function encodeGenesis(g: Genesis): Uint8Array {
@@ -203,6 +285,13 @@ export function encodeGenesis(g: Genesis): Uint8Array {
     .u64(g.xferTimeoutSlots)
     .bytes(g.beacon.publicKey)
     .string(g.beacon.peerId)
+    .u64(g.staking.minStake)
+    .u32(g.staking.unbondingEpochs)
+    .u32(g.staking.churnLimit)
+    .u32(g.staking.slashBps)
+    .u32(g.staking.feeBurnBps)
+    .u64(g.staking.rewardPerEpoch)
+    .u32(g.staking.halvingEpochs)
     .u32(g.accounts.length);
   for (const a of g.accounts) w.fixed(parseAddress(a.address), 20).u64(a.balance);
   w.u32(g.validators.length);
@@ -212,6 +301,13 @@ export function encodeGenesis(g: Genesis): Uint8Array {
 
 export function genesisHash(g: Genesis): Uint8Array {
   return sha256(encodeGenesis(g));
+}
+
+/** Stake bonded at genesis (the genesis validators'). */
+export function genesisStake(g: Genesis): bigint {
+  let s = 0n;
+  for (const v of g.validators) s += v.stake;
+  return s;
 }
 
 /** Total genesis balance, of one shard's home accounts when `shard` is given. */

@@ -16,8 +16,8 @@ export const CODEC_VERSION = 1;
 /** Largest ML-DSA-87 key (2592) and signature (4627) plus headroom. */
 export const MAX_PUBLIC_KEY_BYTES = 2592;
 export const MAX_SIGNATURE_BYTES = 4627;
-/** No valid transaction of any parameter set is larger; bigger input is refused before decoding. */
-export const MAX_TX_BYTES = 8192;
+/** A stake transaction carries two keys and two signatures: 14.5 KB with ML-DSA-87. */
+export const MAX_TX_BYTES = 16384;
 export const MAX_CHAIN_ID_BYTES = 64;
 export const MAX_BLOCK_TXS = 10_000;
 export const MAX_BLOCK_BYTES = 8 * 1024 * 1024;
@@ -36,7 +36,7 @@ function readVersion(r: Reader, what: string): void {
 
 // ---------------------------------------------------------------- transactions
 
-export const TX_KIND = { transfer: 1, xtransfer: 2, xprepare: 3, xdecision: 4 } as const;
+export const TX_KIND = { transfer: 1, xtransfer: 2, xprepare: 3, xdecision: 4, stake: 5, unstake: 6 } as const;
 export type TxKindName = keyof typeof TX_KIND;
 
 export interface TransferPayload {
@@ -53,11 +53,50 @@ export interface XTransferPayload {
 }
 
 /**
- * What both shards and the beacon agree a cross-shard transfer is. `id` is the
- * source transaction's id; `deadlineSlot` is fixed by the source block's slot
- * plus genesis `xferTimeoutSlots`.
+ * Bond `amount` from the signer (the funding, "home" account) to the validator
+ * key `validatorPublicKey`. The validator key consents by signing
+ * `stakeConsentSigningBytes(chainId, funder, validatorPublicKey)`, so nobody can
+ * be made a validator (or have stake attributed to them) without their key.
+ */
+export interface StakePayload {
+  kind: 'stake';
+  validatorPublicKey: Uint8Array;
+  amount: bigint;
+  validatorSignature: Uint8Array;
+}
+
+/** Ask the beacon to take `validator` out of the committees; signed by its home account or by the validator key. */
+export interface UnstakePayload {
+  kind: 'unstake';
+  validator: Uint8Array;
+}
+
+/** The bytes a validator key signs to consent to being staked by `funder`. */
+export function stakeConsentSigningBytes(chainId: string, funder: Uint8Array, validatorPublicKey: Uint8Array): Uint8Array {
+  return signingBytes(chainId, 'stake', new Writer(validatorPublicKey.length + 64).u8(CODEC_VERSION).fixed(funder, ADDRESS_BYTES).bytes(validatorPublicKey).finish());
+}
+
+/**
+ * What moves through the two-phase-commit path. `transfer`: shard → shard
+ * (xtransfer). The beacon is a participant too (shard number BEACON_SHARD):
+ * `stake` (funder's shard → beacon: bonded stake; `data` is the validator's
+ * public key), `unstake` (amount 0: a proven exit request), `fees` (a shard's
+ * proposer fees of one epoch → the proposer's rewards at the beacon) and
+ * `release` (beacon → home shard: stake + rewards paid out after unbonding).
+ */
+export type XferKind = 'transfer' | 'stake' | 'unstake' | 'fees' | 'release';
+export const XFER_KINDS: readonly XferKind[] = ['transfer', 'stake', 'unstake', 'fees', 'release'];
+/** The beacon's "shard number" as a 2PC participant. */
+export const BEACON_SHARD = 0xffff;
+
+/**
+ * What both participants and the beacon agree a transfer is. `id` is the
+ * source transaction's id (for `fees` and `release`, a hash naming the
+ * epoch/validator); `deadlineSlot` is fixed by the source block's slot plus
+ * genesis `xferTimeoutSlots`.
  */
 export interface XferInfo {
+  kind: XferKind;
   id: Uint8Array;
   srcShard: number;
   dstShard: number;
@@ -65,6 +104,8 @@ export interface XferInfo {
   to: Uint8Array;
   amount: bigint;
   deadlineSlot: number;
+  /** `stake`: the validator's public key (address = `to`); empty otherwise. */
+  data: Uint8Array;
 }
 
 /** Beacon → destination shard: record whether you accept this credit (system entry, signed by the beacon). */
@@ -80,7 +121,7 @@ export interface XDecisionPayload {
   commit: boolean;
 }
 
-export type TxPayload = TransferPayload | XTransferPayload | XPreparePayload | XDecisionPayload;
+export type TxPayload = TransferPayload | XTransferPayload | XPreparePayload | XDecisionPayload | StakePayload | UnstakePayload;
 export type SystemPayload = XPreparePayload | XDecisionPayload;
 
 /**
@@ -94,17 +135,23 @@ export function isSystemKind(kind: TxKindName): kind is SystemPayload['kind'] {
 
 export function encodeXferInfo(w: Writer, x: XferInfo): Writer {
   return w
+    .u8(XFER_KINDS.indexOf(x.kind))
     .fixed(x.id, HASH_BYTES)
     .u32(x.srcShard)
     .u32(x.dstShard)
     .fixed(x.from, ADDRESS_BYTES)
     .fixed(x.to, ADDRESS_BYTES)
     .u64(x.amount)
-    .u64(x.deadlineSlot);
+    .u64(x.deadlineSlot)
+    .bytes(x.data);
 }
 
 export function readXferInfo(r: Reader): XferInfo {
+  const k = r.u8('transfer kind');
+  const kind = XFER_KINDS[k];
+  if (kind === undefined) throw new QnexusError('MALFORMED', `unknown transfer kind ${k}`);
   return {
+    kind,
     id: r.fixed(HASH_BYTES, 'transfer id'),
     srcShard: r.u32('source shard'),
     dstShard: r.u32('destination shard'),
@@ -112,11 +159,14 @@ export function readXferInfo(r: Reader): XferInfo {
     to: r.fixed(ADDRESS_BYTES, 'recipient'),
     amount: r.u64('amount'),
     deadlineSlot: r.u64n('deadline slot'),
+    data: r.bytes(MAX_PUBLIC_KEY_BYTES, 'transfer data'),
   };
 }
 
 export function xferInfoEqual(a: XferInfo, b: XferInfo): boolean {
   return (
+    a.kind === b.kind &&
+    toHex(a.data) === toHex(b.data) &&
     toHex(a.id) === toHex(b.id) &&
     a.srcShard === b.srcShard &&
     a.dstShard === b.dstShard &&
@@ -132,7 +182,10 @@ export function txCost(b: TxBody): bigint {
   switch (b.payload.kind) {
     case 'transfer':
     case 'xtransfer':
+    case 'stake':
       return b.payload.amount + b.fee;
+    case 'unstake':
+      return b.fee;
     default:
       return 0n;
   }
@@ -171,6 +224,12 @@ export function encodeTxBody(b: TxBody): Uint8Array {
     case 'xdecision':
       encodeXferInfo(w, b.payload.xfer).u8(b.payload.commit ? 1 : 0);
       break;
+    case 'stake':
+      w.bytes(b.payload.validatorPublicKey).u64(b.payload.amount).bytes(b.payload.validatorSignature);
+      break;
+    case 'unstake':
+      w.fixed(b.payload.validator, ADDRESS_BYTES);
+      break;
   }
   return w.finish();
 }
@@ -200,6 +259,17 @@ function readTxBody(r: Reader): TxBody {
       payload = { kind: 'xdecision', xfer, commit: c === 1 };
       break;
     }
+    case TX_KIND.stake:
+      payload = {
+        kind: 'stake',
+        validatorPublicKey: r.bytes(MAX_PUBLIC_KEY_BYTES, 'validator public key'),
+        amount: r.u64('amount'),
+        validatorSignature: r.bytes(MAX_SIGNATURE_BYTES, 'validator signature'),
+      };
+      break;
+    case TX_KIND.unstake:
+      payload = { kind: 'unstake', validator: r.fixed(ADDRESS_BYTES, 'validator') };
+      break;
     default:
       throw new QnexusError('TX_UNKNOWN_KIND', `unknown transaction kind ${kind}`);
   }
@@ -513,6 +583,12 @@ export function decodeEvidence(bytes: Uint8Array): VoteEvidence {
     readVersion(r, 'evidence');
     return { first: decodeVote(r.bytes(8192, 'vote')), second: decodeVote(r.bytes(8192, 'vote')) };
   });
+}
+
+/** One piece of evidence per (validator, height, round, step), whichever two conflicting votes prove it. */
+export function evidenceKey(e: VoteEvidence): string {
+  const b = e.first.body;
+  return `${formatAddress(b.validator)}/${b.height}/${b.round}/${b.step}`;
 }
 
 // ---------------------------------------------------------------- gossip tx batches

@@ -9,13 +9,16 @@ import {
   MAX_PUBLIC_KEY_BYTES,
   MAX_SIGNATURE_BYTES,
   decodeCertificate,
+  decodeEvidence,
   decodeHeader,
   encodeCertificate,
+  encodeEvidence,
   encodeHeader,
   encodeXferInfo,
   readXferInfo,
   type BlockHeader,
   type Certificate,
+  type VoteEvidence,
   type XferInfo,
 } from './objects.js';
 
@@ -194,12 +197,23 @@ export interface XReport {
 
 export const MAX_REPORT_ITEMS = 1024;
 
-/** A 2PC request to the beacon: a hello (binding only) or a report. */
-export type BeaconRequest = { type: 'hello'; binding: SignedPeerBinding } | { type: 'report'; report: XReport };
+/**
+ * A request to the beacon: a hello (binding only), a report, or equivocation
+ * evidence (self-authenticating: two signed votes, so anyone may send it).
+ */
+export type BeaconRequest =
+  | { type: 'hello'; binding: SignedPeerBinding }
+  | { type: 'report'; report: XReport }
+  | { type: 'evidence'; evidence: VoteEvidence };
+
+/** Largest encoded record in a report item (a stake record carries a public key). */
+export const MAX_RECORD_BYTES = 4096;
 
 export function encodeBeaconRequest(m: BeaconRequest): Uint8Array {
   const w = new Writer(16 * 1024).u8(CODEC_VERSION);
-  if (m.type === 'hello') {
+  if (m.type === 'evidence') {
+    w.u8(3).bytes(encodeEvidence(m.evidence));
+  } else if (m.type === 'hello') {
     w.u8(1);
     writeSignedBinding(w, m.binding);
   } else {
@@ -219,6 +233,7 @@ export function decodeBeaconRequest(b: Uint8Array): BeaconRequest {
   return decodeWith(b, 'beacon request', (r) => {
     version(r, 'beacon request');
     const t = r.u8('request type');
+    if (t === 3) return { type: 'evidence', evidence: decodeEvidence(r.bytes(20_000, 'evidence')) };
     const binding = readSignedBinding(r);
     if (t === 1) return { type: 'hello', binding };
     if (t !== 2) throw new QnexusError('MALFORMED', `unknown beacon request type ${t}`);
@@ -226,7 +241,7 @@ export function decodeBeaconRequest(b: Uint8Array): BeaconRequest {
     const certificate = decodeCertificate(r.bytes(MAX_COMMITTEE * (MAX_SIGNATURE_BYTES + 64) + 64, 'certificate'));
     const n = r.count(MAX_REPORT_ITEMS, 'report items');
     const items: ReportItem[] = [];
-    for (let i = 0; i < n; i++) items.push({ record: r.bytes(512, 'record'), proof: readProof(r) });
+    for (let i = 0; i < n; i++) items.push({ record: r.bytes(MAX_RECORD_BYTES, 'record'), proof: readProof(r) });
     return { type: 'report', report: { binding, header, certificate, items } };
   });
 }
@@ -248,15 +263,20 @@ export function decodeXAck(b: Uint8Array): XAck {
 
 // ---------------------------------------------------------------- epoch announcements
 
+/** A committee member as announced: its key (address = hash of it) and its stake for the epoch. */
 export interface CommitteeMemberRef {
-  address: Uint8Array;
+  publicKey: Uint8Array;
   stake: bigint;
 }
 
 /**
- * Signed by the beacon, published on `/qnexus/<chainId>/beacon/epochs`: the
- * epoch's seed and each shard's committee. Re-published during the epoch
- * (`issuedSlot` makes each copy a distinct gossip message).
+ * Signed by the beacon, published on `/qnexus/<chainId>/beacon/epochs` before
+ * the epoch starts: the epoch's seed and each shard's committee with keys and
+ * stakes. It is what shard nodes verify that epoch's votes and certificates
+ * against; nodes store it and serve it to syncing peers
+ * (`/qnexus/<chainId>/beacon/epoch/1.0.0`). Re-published (`issuedSlot`
+ * makes each copy a distinct gossip message); the committees never change
+ * once announced.
  */
 export interface EpochAnnouncement {
   chainId: string;
@@ -272,11 +292,19 @@ export interface SignedEpochAnnouncement {
   signature: Uint8Array;
 }
 
+/** Bound on an announcement body: up to MAX_COMMITTEE members in all, each an ML-DSA-87 key and a stake. */
+export const MAX_ANNOUNCEMENT_BYTES = MAX_COMMITTEE * (MAX_PUBLIC_KEY_BYTES + 12) + 64 * 8 + 256;
+
+/** Address of an announced member. */
+export function memberAddress(m: CommitteeMemberRef): string {
+  return formatAddress(addressFromPublicKey(m.publicKey));
+}
+
 export function encodeEpochAnnouncementBody(a: EpochAnnouncement): Uint8Array {
   const w = new Writer(1024).u8(CODEC_VERSION).string(a.chainId).u64(a.epoch).u64(a.startSlot).fixed(a.seed, HASH_BYTES).u32(a.committees.length);
   for (const c of a.committees) {
     w.u32(c.shard).u32(c.members.length);
-    for (const m of c.members) w.fixed(m.address, ADDRESS_BYTES).u64(m.stake);
+    for (const m of c.members) w.bytes(m.publicKey).u64(m.stake);
   }
   return w.u64(a.issuedSlot).finish();
 }
@@ -293,7 +321,7 @@ function readEpochAnnouncementBody(r: Reader): EpochAnnouncement {
     const shard = r.u32('shard');
     const nm = r.count(MAX_COMMITTEE, 'members');
     const members: CommitteeMemberRef[] = [];
-    for (let j = 0; j < nm; j++) members.push({ address: r.fixed(ADDRESS_BYTES, 'member'), stake: r.u64('stake') });
+    for (let j = 0; j < nm; j++) members.push({ publicKey: r.bytes(MAX_PUBLIC_KEY_BYTES, 'member key'), stake: r.u64('stake') });
     committees.push({ shard, members });
   }
   return { chainId, epoch, startSlot, seed, committees, issuedSlot: r.u64n('issued slot') };
@@ -304,22 +332,239 @@ export function epochAnnouncementSigningBytes(a: EpochAnnouncement): Uint8Array 
 }
 
 export function encodeEpochAnnouncement(a: SignedEpochAnnouncement): Uint8Array {
-  return new Writer(2048 + a.signature.length).bytes(encodeEpochAnnouncementBody(a.body)).bytes(a.signature).finish();
+  const body = encodeEpochAnnouncementBody(a.body);
+  return new Writer(body.length + a.signature.length + 16).bytes(body).bytes(a.signature).finish();
 }
 
 export function decodeEpochAnnouncement(b: Uint8Array): SignedEpochAnnouncement {
   return decodeWith(b, 'epoch announcement', (r) => ({
-    body: decodeWith(r.bytes(64 * (8 + MAX_COMMITTEE * 28) + 256, 'announcement body'), 'announcement body', readEpochAnnouncementBody),
+    body: decodeWith(r.bytes(MAX_ANNOUNCEMENT_BYTES, 'announcement body'), 'announcement body', readEpochAnnouncementBody),
     signature: r.bytes(MAX_SIGNATURE_BYTES, 'announcement signature'),
   }));
 }
 
-/** Gossip topic of the beacon's epoch announcements, and the 2PC stream protocols. */
-export function beaconTopics(chainId: string): { epochs: string; protocol: string } {
-  return { epochs: `/qnexus/${chainId}/beacon/epochs`, protocol: `/qnexus/${chainId}/beacon/2pc/1.0.0` };
+/**
+ * The beacon's gossip topics (epoch announcements, registry snapshots), its
+ * request stream (hello, report, evidence) and the epoch-announcement fetch
+ * protocol (request: u64 epoch; response: the signed announcement, or empty
+ * if unknown), which the beacon and every shard node serve.
+ */
+export function beaconTopics(chainId: string): { epochs: string; registry: string; protocol: string; epochFetch: string } {
+  return {
+    epochs: `/qnexus/${chainId}/beacon/epochs`,
+    registry: `/qnexus/${chainId}/beacon/registry`,
+    protocol: `/qnexus/${chainId}/beacon/2pc/1.0.0`,
+    epochFetch: `/qnexus/${chainId}/beacon/epoch/1.0.0`,
+  };
+}
+
+// ---------------------------------------------------------------- registry snapshots
+
+/**
+ * pending: bonded, waiting for activation (churn queue); active: in a
+ * committee; exiting: unstake requested, still in committees until exitEpoch;
+ * exited: out of the committees, unbonding (still slashable); slashed:
+ * proven equivocation, ejected, unbonding what is left; withdrawn: paid out.
+ */
+export type ValidatorStatus = 'pending' | 'active' | 'exiting' | 'exited' | 'slashed' | 'withdrawn';
+export const VALIDATOR_STATUSES: readonly ValidatorStatus[] = ['pending', 'active', 'exiting', 'exited', 'slashed', 'withdrawn'];
+
+/** Votes of a validator included in the finality certificates the beacon verified. */
+export interface Participation {
+  /** Blocks of the validator's shard whose certificate carries its precommit. */
+  signed: number;
+  /** Certified blocks of its shard the beacon saw while it was a member. */
+  blocks: number;
+}
+
+/** One validator as the beacon's registry holds it. Epoch fields are null when not (yet) set. */
+export interface ValidatorInfo {
+  address: Uint8Array;
+  /** The funding account: stake and rewards return here. */
+  home: Uint8Array;
+  /** Bonded stake (after any slashing). */
+  stake: bigint;
+  status: ValidatorStatus;
+  /** Shard of its committee in the current epoch (or the one it was assigned last), null if never assigned. */
+  shard: number | null;
+  activationEpoch: number | null;
+  exitEpoch: number | null;
+  withdrawableEpoch: number | null;
+  /** Accrued, not yet paid: issuance by stake × participation, plus proposer fees. */
+  rewards: bigint;
+  /** Taken by slashing (burned). */
+  slashed: bigint;
+  /** Participation in the last epoch whose rewards were computed, and that epoch. */
+  lastEpoch: number | null;
+  last: Participation;
+  lifetime: Participation;
+}
+
+/** Network-wide staking totals at the beacon (see docs/ARCHITECTURE.md, "Supply"). */
+export interface StakingTotals {
+  /** Stake bonded at genesis. */
+  genesisStake: bigint;
+  /** Stake received from shards by committed stake transfers. */
+  stakedIn: bigint;
+  /** Proposer fees received from shards by committed fee transfers. */
+  feesIn: bigint;
+  /** Newly issued rewards. */
+  minted: bigint;
+  /** Stake destroyed by slashing. */
+  slashed: bigint;
+  /** Paid out by committed releases (credited, or about to be, on the home shards). */
+  released: bigint;
+  /** What the beacon holds: Σ stake + Σ unpaid rewards = genesisStake + stakedIn + feesIn + minted − slashed − released. */
+  held: bigint;
+}
+
+/** Signed by the beacon, published on the registry topic every few slots: what `GET /v1/validators` shows on every node. */
+export interface RegistrySnapshot {
+  chainId: string;
+  slot: number;
+  epoch: number;
+  validators: ValidatorInfo[];
+  totals: StakingTotals;
+}
+
+export interface SignedRegistrySnapshot {
+  body: RegistrySnapshot;
+  signature: Uint8Array;
+}
+
+const NONE = 0;
+const optN = (w: Writer, n: number | null): Writer => w.u64(n === null ? NONE : n + 1);
+const readOptN = (r: Reader, what: string): number | null => {
+  const v = r.u64n(what);
+  return v === NONE ? null : v - 1;
+};
+
+export function encodeRegistrySnapshotBody(s: RegistrySnapshot): Uint8Array {
+  const w = new Writer(256 + s.validators.length * 160).u8(CODEC_VERSION).string(s.chainId).u64(s.slot).u64(s.epoch).u32(s.validators.length);
+  for (const v of s.validators) {
+    w.fixed(v.address, ADDRESS_BYTES).fixed(v.home, ADDRESS_BYTES).u64(v.stake).u8(VALIDATOR_STATUSES.indexOf(v.status));
+    optN(w, v.shard);
+    optN(w, v.activationEpoch);
+    optN(w, v.exitEpoch);
+    optN(w, v.withdrawableEpoch);
+    w.u64(v.rewards).u64(v.slashed);
+    optN(w, v.lastEpoch);
+    w.u64(v.last.signed).u64(v.last.blocks).u64(v.lifetime.signed).u64(v.lifetime.blocks);
+  }
+  const t = s.totals;
+  return w.u64(t.genesisStake).u64(t.stakedIn).u64(t.feesIn).u64(t.minted).u64(t.slashed).u64(t.released).u64(t.held).finish();
+}
+
+function readRegistrySnapshotBody(r: Reader): RegistrySnapshot {
+  version(r, 'registry snapshot');
+  const chainId = r.string(MAX_CHAIN_ID_BYTES, 'chain id');
+  const slot = r.u64n('slot');
+  const epoch = r.u64n('epoch');
+  const n = r.count(16 * MAX_COMMITTEE, 'validators');
+  const validators: ValidatorInfo[] = [];
+  for (let i = 0; i < n; i++) {
+    const address = r.fixed(ADDRESS_BYTES, 'validator');
+    const home = r.fixed(ADDRESS_BYTES, 'home');
+    const stake = r.u64('stake');
+    const status = pick(VALIDATOR_STATUSES, r.u8('status'), 'status');
+    const shard = readOptN(r, 'shard');
+    const activationEpoch = readOptN(r, 'activation epoch');
+    const exitEpoch = readOptN(r, 'exit epoch');
+    const withdrawableEpoch = readOptN(r, 'withdrawable epoch');
+    const rewards = r.u64('rewards');
+    const slashed = r.u64('slashed');
+    const lastEpoch = readOptN(r, 'last epoch');
+    const last = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
+    const lifetime = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
+    validators.push({ address, home, stake, status, shard, activationEpoch, exitEpoch, withdrawableEpoch, rewards, slashed, lastEpoch, last, lifetime });
+  }
+  const totals: StakingTotals = {
+    genesisStake: r.u64('genesis stake'),
+    stakedIn: r.u64('staked in'),
+    feesIn: r.u64('fees in'),
+    minted: r.u64('minted'),
+    slashed: r.u64('slashed'),
+    released: r.u64('released'),
+    held: r.u64('held'),
+  };
+  return { chainId, slot, epoch, validators, totals };
+}
+
+export function registrySnapshotSigningBytes(s: RegistrySnapshot): Uint8Array {
+  return signingBytes(s.chainId, 'beacon', encodeRegistrySnapshotBody(s));
+}
+
+export function encodeRegistrySnapshot(s: SignedRegistrySnapshot): Uint8Array {
+  const body = encodeRegistrySnapshotBody(s.body);
+  return new Writer(body.length + s.signature.length + 16).bytes(body).bytes(s.signature).finish();
+}
+
+export function decodeRegistrySnapshot(b: Uint8Array): SignedRegistrySnapshot {
+  return decodeWith(b, 'registry snapshot', (r) => ({
+    body: decodeWith(r.bytes(16 * MAX_COMMITTEE * 200 + 512, 'snapshot body'), 'registry snapshot body', readRegistrySnapshotBody),
+    signature: r.bytes(MAX_SIGNATURE_BYTES, 'snapshot signature'),
+  }));
 }
 
 /** Protocol on which a shard node takes the beacon's signed system entries (prepare requests, decisions). */
 export function shardXProtocol(chainId: string, shard: number): string {
   return `/qnexus/${chainId}/shard/${shard}/2pc/1.0.0`;
+}
+
+/** JSON shape of a registry entry, shared by the beacon's and the nodes' `GET /v1/validators`. */
+export interface ValidatorInfoJson {
+  address: string;
+  home: string;
+  stake: string;
+  status: ValidatorStatus;
+  shard: number | null;
+  activationEpoch: number | null;
+  exitEpoch: number | null;
+  withdrawableEpoch: number | null;
+  rewards: string;
+  slashed: string;
+  /** Participation in the last epoch whose rewards were computed (rate = signed / blocks, null when no blocks). */
+  participation: { epoch: number | null; signed: number; blocks: number; rate: number | null };
+  lifetime: { signed: number; blocks: number; rate: number | null };
+}
+
+export interface StakingTotalsJson {
+  genesisStake: string;
+  stakedIn: string;
+  feesIn: string;
+  minted: string;
+  slashed: string;
+  released: string;
+  held: string;
+}
+
+const rate = (p: Participation): number | null => (p.blocks === 0 ? null : p.signed / p.blocks);
+
+export function validatorInfoToJson(v: ValidatorInfo): ValidatorInfoJson {
+  return {
+    address: formatAddress(v.address),
+    home: formatAddress(v.home),
+    stake: v.stake.toString(),
+    status: v.status,
+    shard: v.shard,
+    activationEpoch: v.activationEpoch,
+    exitEpoch: v.exitEpoch,
+    withdrawableEpoch: v.withdrawableEpoch,
+    rewards: v.rewards.toString(),
+    slashed: v.slashed.toString(),
+    participation: { epoch: v.lastEpoch, signed: v.last.signed, blocks: v.last.blocks, rate: rate(v.last) },
+    lifetime: { signed: v.lifetime.signed, blocks: v.lifetime.blocks, rate: rate(v.lifetime) },
+  };
+}
+
+export function stakingTotalsToJson(t: StakingTotals): StakingTotalsJson {
+  return {
+    genesisStake: t.genesisStake.toString(),
+    stakedIn: t.stakedIn.toString(),
+    feesIn: t.feesIn.toString(),
+    minted: t.minted.toString(),
+    slashed: t.slashed.toString(),
+    released: t.released.toString(),
+    held: t.held.toString(),
+  };
 }
