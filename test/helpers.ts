@@ -11,6 +11,7 @@ import {
   type BuiltTx,
   type QnexusClient,
   type SigningKey,
+  type StakingTotals,
   type StatusInfo,
   type SupplyInfo,
   type XTransferInfo,
@@ -182,48 +183,69 @@ export async function waitXferDone(net: TestNet, id: string, timeoutMs = 120_000
 export interface SupplyAcrossShards {
   /** `/v1/supply` of one running node per shard, index = shard. */
   shards: SupplyInfo[];
-  /** Σ of the genesis account balances (the whole chain's supply). */
+  /** The beacon's staking totals (what it holds: stake and unpaid rewards). */
+  beacon: StakingTotals;
+  /** Σ of the genesis account balances. */
   genesisTotal: bigint;
   /** Per-shard figures added up. */
-  sum: { balances: bigint; burned: bigint; escrow: bigint; exported: bigint; imported: bigint; genesisSupply: bigint };
-  /** Every shard's identity holds: balances + burned + escrow + exported − imported = its genesis supply. */
+  sum: { balances: bigint; burned: bigint; fees: bigint; escrow: bigint; exported: bigint; imported: bigint; genesisSupply: bigint };
+  /** Every shard's identity holds: balances + burned + fees + escrow + exported − imported = its genesis supply. */
   perShardOk: boolean;
-  /** No value in flight between shards: Σ exported = Σ imported. */
+  /**
+   * Nothing decided is still in flight: what the shards exported minus what they imported is
+   * exactly what the beacon took in (stake, fees) minus what it released, so every transfer
+   * between shards is credited and every beacon decision applied.
+   */
   settled: boolean;
-  /** settled, and Σ balances + Σ burned + Σ escrow = the genesis total. */
+  /** settled, and Σ (balances + burned + fees + escrow) + held at the beacon = genesis accounts + genesis stake + minted − slashed. */
   globalOk: boolean;
   /** What does not add up (empty when perShardOk and globalOk). */
   problems: string[];
 }
 
 /**
- * Read every shard's supply and check the identities: each shard's `total` equals its genesis
- * supply, the shards' genesis supplies add up to the genesis total, and once no transfer is in
- * flight (Σ exported = Σ imported) all balances, burned fees and escrows add up to the genesis
- * total. Shards are read one after the other, so while transfers are in flight `settled` may
- * be false: poll with waitFor(…, (s) => s.globalOk).
+ * Read every shard's supply and the beacon's totals and check the identities (docs/staking.md,
+ * "Beacon supply"): each shard's `total` equals its genesis supply, and once nothing is in
+ * flight all balances, burned fees, pending proposer fees and escrows plus what the beacon
+ * holds equal the genesis accounts + genesis stake + minted rewards − slashed stake. Shards are
+ * read one after the other, so while transfers are in flight `settled` may be false: poll with
+ * waitFor(…, (s) => s.globalOk).
  */
 export async function supplyAcrossShards(net: TestNet): Promise<SupplyAcrossShards> {
   const shards: SupplyInfo[] = [];
+  const beacon = await beaconClient(net).beaconSupply();
   for (let k = 0; k < net.shardCount; k++) shards.push(await shardClient(net, k).supply());
   const genesisTotal = net.devnet.genesis.accounts.reduce((s, a) => s + a.balance, 0n);
-  const sum = { balances: 0n, burned: 0n, escrow: 0n, exported: 0n, imported: 0n, genesisSupply: 0n };
+  const sum = { balances: 0n, burned: 0n, fees: 0n, escrow: 0n, exported: 0n, imported: 0n, genesisSupply: 0n };
   const problems: string[] = [];
   for (const s of shards) {
-    const v = { balances: BigInt(s.balances), burned: BigInt(s.burned), escrow: BigInt(s.escrow), exported: BigInt(s.exported), imported: BigInt(s.imported), genesisSupply: BigInt(s.genesisSupply) };
+    const v = {
+      balances: BigInt(s.balances),
+      burned: BigInt(s.burned),
+      fees: BigInt(s.fees),
+      escrow: BigInt(s.escrow),
+      exported: BigInt(s.exported),
+      imported: BigInt(s.imported),
+      genesisSupply: BigInt(s.genesisSupply),
+    };
     for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += v[k];
-    const total = v.balances + v.burned + v.escrow + v.exported - v.imported;
+    const total = v.balances + v.burned + v.fees + v.escrow + v.exported - v.imported;
     if (total !== v.genesisSupply || BigInt(s.total) !== v.genesisSupply) {
-      problems.push(`shard ${s.shard} at height ${s.height}: balances ${v.balances} + burned ${v.burned} + escrow ${v.escrow} + exported ${v.exported} − imported ${v.imported} = ${total} (node says ${s.total}) ≠ genesis supply ${v.genesisSupply}`);
+      problems.push(
+        `shard ${s.shard} at height ${s.height}: balances ${v.balances} + burned ${v.burned} + fees ${v.fees} + escrow ${v.escrow} + exported ${v.exported} − imported ${v.imported} = ${total} (node says ${s.total}) ≠ genesis supply ${v.genesisSupply}`,
+      );
     }
   }
   const perShardOk = problems.length === 0;
   if (sum.genesisSupply !== genesisTotal) problems.push(`the shards' genesis supplies add up to ${sum.genesisSupply}, the genesis total is ${genesisTotal}`);
-  const settled = sum.exported === sum.imported;
-  const circulating = sum.balances + sum.burned + sum.escrow;
-  const globalOk = settled && circulating === genesisTotal && sum.genesisSupply === genesisTotal;
-  if (settled && circulating !== genesisTotal) problems.push(`Σ balances + burned + escrow = ${circulating} ≠ genesis total ${genesisTotal}`);
-  return { shards, genesisTotal, sum, perShardOk, settled, globalOk, problems };
+  const b = { stakedIn: BigInt(beacon.stakedIn), feesIn: BigInt(beacon.feesIn), released: BigInt(beacon.released), held: BigInt(beacon.held), minted: BigInt(beacon.minted), slashed: BigInt(beacon.slashed), genesisStake: BigInt(beacon.genesisStake) };
+  if (b.held !== b.genesisStake + b.stakedIn + b.feesIn + b.minted - b.slashed - b.released) problems.push(`beacon: held ${b.held} ≠ genesisStake + stakedIn + feesIn + minted − slashed − released`);
+  const settled = sum.exported - sum.imported === b.stakedIn + b.feesIn - b.released;
+  const circulating = sum.balances + sum.burned + sum.fees + sum.escrow + b.held;
+  const expected = genesisTotal + b.genesisStake + b.minted - b.slashed;
+  const globalOk = settled && problems.length === 0 && circulating === expected;
+  if (settled && circulating !== expected) problems.push(`Σ balances + burned + fees + escrow + held = ${circulating} ≠ genesis accounts + genesis stake + minted − slashed = ${expected}`);
+  return { shards, beacon, genesisTotal, sum, perShardOk, settled, globalOk, problems };
 }
 
 /** Poll until `pred` holds (bounded in time); returns the last value. */

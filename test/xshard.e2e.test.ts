@@ -187,7 +187,8 @@ describe('cross-shard transfers: 2 shards × 4 validators + beacon (real process
     await assertBalances(net, expectedBalances(before, done.sent, done.done));
     const s = await waitFor('settled supply', () => supplyAcrossShards(net), (x) => x.globalOk, 30_000);
     assert.equal(s.sum.escrow, 0n);
-    assert.ok(s.sum.exported > 0n && s.sum.exported === s.sum.imported);
+    // Settled: everything exported went to another shard (imported there) or to the beacon (proposer fees).
+    assert.ok(s.sum.imported > 0n && s.settled);
   });
 
   it('a forged decision, replayed entries and outsiders are rejected; the honest flow is unaffected', async function () {

@@ -1,4 +1,4 @@
-import { bytesEqual, concatBytes, sha256, toHex } from '@qnexus/crypto';
+import { bytesEqual, concatBytes, formatAddress, sha256, toHex } from '@qnexus/crypto';
 import { checkCertificate, verifyXferProof } from '@qnexus/state';
 import {
   QnexusError,
@@ -13,6 +13,7 @@ import {
   type Certificate,
   type ErrorCode,
   type SignedPeerBinding,
+  type VoteEvidence,
   type XferRecord,
 } from '@qnexus/types';
 import type { Registry } from './registry.js';
@@ -20,7 +21,19 @@ import type { Registry } from './registry.js';
 export type Admission =
   | { ok: false; code: ErrorCode; message: string }
   | { ok: true; type: 'hello'; validator: string; shard: number }
-  | { ok: true; type: 'report'; validator: string; shard: number; height: number; records: XferRecord[] };
+  | {
+      ok: true;
+      type: 'report';
+      validator: string;
+      shard: number;
+      height: number;
+      records: XferRecord[];
+      /** The verified certificate's round and signers (participation). */
+      round: number;
+      signers: string[];
+    }
+  /** Evidence is self-authenticating: decoded here, verified by the registry. */
+  | { ok: true; type: 'evidence'; evidence: VoteEvidence };
 
 /** Insertion-ordered set that forgets its oldest members beyond `max`. */
 class BoundedSet {
@@ -47,9 +60,13 @@ class Refused extends Error {
 
 /**
  * Who may speak on the beacon's 2PC stream, and whether what they say is
- * proven: a current committee member, through the peer it bound itself to,
- * about a block its shard finalized (certificate), with records in that
- * block's state (Merkle proofs). Signature checks are cached (bindings by
+ * proven: a committee member (hello: of the current or the next frozen
+ * epoch; report: of the report's shard in the current epoch or the
+ * certificate's epoch), through the peer it bound itself to, about a block its
+ * shard finalized (certificate, checked against the frozen committee of
+ * epochOf(cert.round); EPOCH_UNKNOWN if not frozen), with records in that
+ * block's state (Merkle proofs). Reports may carry no items (a proposer's
+ * certificate, for participation). Signature checks are cached (bindings by
  * their bytes, certificates by block hash) so the members of a committee
  * reporting the same block cost one certificate verification.
  */
@@ -68,9 +85,11 @@ export class Admitter {
     } catch (e) {
       return { ok: false, code: 'MALFORMED', message: e instanceof Error ? e.message : String(e) };
     }
+    if (req.type === 'evidence') return { ok: true, type: 'evidence', evidence: req.evidence };
     try {
       const binding = req.type === 'hello' ? req.binding : req.report.binding;
-      const { validator, shard } = this.checkBinding(binding, remotePeer, epoch);
+      const epochs = req.type === 'hello' ? [epoch, epoch + 1] : [epoch, epochOf(this.registry.genesis, req.report.certificate.round)];
+      const { validator, shard } = this.checkBinding(binding, remotePeer, epochs);
       this.registry.bind(validator, shard, remotePeer, binding);
       if (req.type === 'hello') return { ok: true, type: 'hello', validator, shard };
       const { header, certificate, items } = req.report;
@@ -86,7 +105,7 @@ export class Admitter {
         if (own !== header.shard) throw new Refused('XS_BAD_PROOF', `item ${i}: a ${rec.role} record of shard ${own} in a block of shard ${header.shard}`);
         records.push(rec);
       }
-      return { ok: true, type: 'report', validator, shard, height: header.height, records };
+      return { ok: true, type: 'report', validator, shard, height: header.height, records, round: certificate.round, signers: certificate.votes.map((v) => formatAddress(v.validator)) };
     } catch (e) {
       if (e instanceof Refused) return { ok: false, code: e.code, message: e.message };
       if (e instanceof QnexusError) return { ok: false, code: e.code, message: e.message };
@@ -94,7 +113,7 @@ export class Admitter {
     }
   }
 
-  private checkBinding(sb: SignedPeerBinding, remotePeer: string, epoch: number): { validator: string; shard: number } {
+  private checkBinding(sb: SignedPeerBinding, remotePeer: string, epochs: readonly number[]): { validator: string; shard: number } {
     const b = sb.binding;
     const g = this.registry.genesis;
     const no = (m: string): never => {
@@ -103,8 +122,9 @@ export class Admitter {
     if (b.chainId !== g.chainId) no(`binding is for chain ${JSON.stringify(b.chainId)}, this is ${JSON.stringify(g.chainId)}`);
     if (b.peerId !== remotePeer) no(`binding names peer ${b.peerId}, the stream comes from ${remotePeer}`);
     const validator = peerBindingValidator(b);
-    const m = this.registry.membership(epoch, validator);
-    if (!m || m.shard !== b.shard) no(`${validator} is not a member of shard ${b.shard}'s committee in epoch ${epoch}`);
+    if (!epochs.some((e) => this.registry.membership(e, validator)?.shard === b.shard)) {
+      no(`${validator} is not a member of shard ${b.shard}'s committee in epoch ${[...new Set(epochs)].join(' or ')}`);
+    }
     const key = toHex(sha256(concatBytes(encodePeerBinding(b), sb.signature)));
     if (!this.bindings.has(key)) {
       this.verifications++;
@@ -121,17 +141,16 @@ export class Admitter {
     // A cached block still needs this certificate to name it (the votes were checked for another copy).
     if (this.blocks.has(hashHex) && cert.height === header.height && bytesEqual(cert.blockHash, hash)) return;
     const epoch = epochOf(this.registry.genesis, cert.round);
-    const committee = this.registry.committees(epoch)[header.shard];
-    if (!committee) throw new Refused('XS_BAD_PROOF', `certificate: shard ${header.shard} does not exist`);
+    const fe = this.registry.epoch(epoch);
+    if (!fe) throw new Refused('EPOCH_UNKNOWN', `certificate of round ${cert.round}: the committees of epoch ${epoch} are not frozen yet`);
+    const s = fe.shards[header.shard];
+    if (!s) throw new Refused('XS_BAD_PROOF', `certificate: shard ${header.shard} does not exist`);
     try {
       checkCertificate(
         cert,
         header,
-        (addr) => {
-          const m = this.registry.membership(epoch, addr);
-          return m && m.shard === header.shard ? { publicKey: this.registry.validator(addr)!.publicKey, stake: m.stake } : undefined;
-        },
-        committee.totalStake,
+        (addr) => s.members.get(addr),
+        s.committee.totalStake,
         (pk, msg, sig) => {
           this.verifications++;
           return this.registry.backend.verify(pk, msg, sig);

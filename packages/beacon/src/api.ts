@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatAddress, isHex, toHex } from '@qnexus/crypto';
-import { QnexusError } from '@qnexus/types';
+import { formatAddress, fromHex, isHex, toHex } from '@qnexus/crypto';
+import { QnexusError, decodeEvidence, stakingTotalsToJson, validatorInfoToJson, type VoteEvidence } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
 import type { Logger } from '@qnexus/node';
@@ -11,6 +11,7 @@ import type { BeaconService } from './service.js';
 export const API_VERSION = '0.1.0';
 const DEFAULT_LIST = 50;
 const MAX_LIST = 500;
+const MAX_BODY = 64 * 1024;
 
 export interface ApiContext {
   registry: Registry;
@@ -39,6 +40,7 @@ export function xferJson(e: XferEntry) {
   if (e.destinationApplied) phases.push({ phase: 'destination-applied', shard: i.dstShard, height: e.destinationApplied.height, decision: e.destinationApplied.outcome });
   return {
     id: e.id,
+    kind: i.kind,
     from: formatAddress(i.from),
     to: formatAddress(i.to),
     amount: i.amount.toString(),
@@ -52,9 +54,48 @@ export function xferJson(e: XferEntry) {
   };
 }
 
-type Handler = (c: ApiContext, params: string[], url: URL) => unknown;
+type Handler = (c: ApiContext, params: string[], url: URL, req: IncomingMessage) => unknown;
 
-const routes: { re: RegExp; name: string; h: Handler }[] = [
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n > MAX_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** `{"evidence": "<hex of encodeEvidence>"}`, strictly (unknown fields are refused, as on the node API). */
+async function evidenceBody(req: IncomingMessage): Promise<VoteEvidence> {
+  const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new QnexusError('UNSUPPORTED_MEDIA_TYPE', 'use Content-Type application/json ({"evidence":"<hex>"})');
+  let j: unknown;
+  try {
+    j = JSON.parse((await readBody(req)).toString('utf8'));
+  } catch (e) {
+    if (e instanceof QnexusError) throw e;
+    throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', 'body must be a JSON object { "evidence": "<hex>" }');
+  for (const k of Object.keys(j)) if (k !== 'evidence') throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only "evidence"`);
+  const hex = (j as { evidence?: unknown }).evidence;
+  if (typeof hex !== 'string') throw new QnexusError('BAD_REQUEST', 'field "evidence" must be a hex string');
+  const h = hex.startsWith('0x') ? hex.slice(2) : hex;
+  if (!isHex(h)) throw new QnexusError('MALFORMED', 'field "evidence" is not valid hex');
+  return decodeEvidence(fromHex(h));
+}
+
+function parseEpoch(raw: string | null, dflt: number): number {
+  if (raw === null) return dflt;
+  if (!/^[0-9]{1,15}$/.test(raw)) throw new QnexusError('BAD_REQUEST', 'epoch must be a non-negative integer');
+  return Number(raw);
+}
+
+const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[] = [
   {
     re: /^\/v1\/status$/,
     name: 'status',
@@ -69,6 +110,7 @@ const routes: { re: RegExp; name: string; h: Handler }[] = [
         peers: c.p2p.connectedPeers().length,
         slot,
         epoch: c.service.epoch,
+        frozenThrough: c.registry.frozenNext - 1,
         xtransfers: c.coordinator.counts(),
       };
     },
@@ -80,30 +122,59 @@ const routes: { re: RegExp; name: string; h: Handler }[] = [
       const epoch = c.service.epoch;
       return {
         epoch,
-        validators: c.registry.genesis.validators.map((v) => ({
-          address: v.address,
+        slot: c.service.slot,
+        validators: c.registry.all().map((v) => ({
+          ...validatorInfoToJson(c.registry.info(v)),
           publicKey: toHex(v.publicKey),
-          stake: v.stake.toString(),
-          shard: c.registry.membership(epoch, v.address)?.shard ?? null,
           peerId: c.registry.peerOf(v.address),
+        })),
+        totals: stakingTotalsToJson(c.registry.totals()),
+      };
+    },
+  },
+  {
+    re: /^\/v1\/validators\/([^/]+)$/,
+    name: 'validator',
+    h: (c, [address]) => {
+      const a = address!.toLowerCase();
+      if (!/^qn[0-9a-f]{40}$/.test(a)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 hex digits');
+      const v = c.registry.validator(a);
+      if (!v) throw new QnexusError('VALIDATOR_UNKNOWN', `no validator ${a} in the registry`);
+      return { ...validatorInfoToJson(c.registry.info(v)), publicKey: toHex(v.publicKey), peerId: c.registry.peerOf(v.address) };
+    },
+  },
+  {
+    re: /^\/v1\/supply$/,
+    name: 'supply',
+    h: (c) => stakingTotalsToJson(c.registry.totals()),
+  },
+  {
+    re: /^\/v1\/committees$/,
+    name: 'committees',
+    h: (c, _p, url) => {
+      const epoch = parseEpoch(url.searchParams.get('epoch'), c.service.epoch);
+      const fe = c.registry.epoch(epoch);
+      if (!fe) throw new QnexusError('EPOCH_UNKNOWN', `epoch ${epoch} is not frozen (frozen through ${c.registry.frozenNext - 1})`);
+      return {
+        epoch,
+        startSlot: epoch * c.registry.genesis.epochLength,
+        seed: toHex(fe.seed),
+        committees: fe.shards.map((k, shard) => ({
+          shard,
+          members: k.committee.validators.map((m) => ({ address: m.address, publicKey: toHex(k.members.get(m.address)!.publicKey), stake: m.stake.toString() })),
+          totalStake: k.committee.totalStake.toString(),
         })),
       };
     },
   },
   {
-    re: /^\/v1\/committees$/,
-    name: 'committees',
-    h: (c) => {
-      const epoch = c.service.epoch;
-      return {
-        epoch,
-        seed: toHex(c.registry.seed(epoch)),
-        committees: c.registry.committees(epoch).map((k, shard) => ({
-          shard,
-          members: k.validators.map((m) => ({ address: m.address, stake: m.stake.toString() })),
-          totalStake: k.totalStake.toString(),
-        })),
-      };
+    re: /^\/v1\/evidence$/,
+    name: 'evidence',
+    method: 'POST',
+    h: async (c, _p, _u, req) => {
+      const ev = await evidenceBody(req);
+      const r = await c.service.submitEvidence(ev);
+      return { result: r.result, validator: r.validator, slashed: r.slashed.toString() };
     },
   },
   {
@@ -153,9 +224,10 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     ctx.metrics.apiRequests.inc({ route, status: String(status) });
   };
   try {
-    const known = path === '/metrics' || routes.some((r) => r.re.test(path));
-    if (!known) throw new QnexusError('NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
-    if (req.method !== 'GET') throw new QnexusError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
+    const match = routes.find((r) => r.re.test(path));
+    if (path !== '/metrics' && !match) throw new QnexusError('NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
+    const method = match?.method ?? 'GET';
+    if (req.method !== method) throw new QnexusError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
     if (path === '/metrics') {
       route = 'metrics';
       ctx.metrics.peers.set(ctx.p2p.connectedPeers().length);
@@ -172,7 +244,7 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
       } catch {
         throw new QnexusError('BAD_REQUEST', 'malformed percent-encoding in the path');
       }
-      send(200, r.h(ctx, params, url));
+      send(200, await r.h(ctx, params, url, req));
       return;
     }
   } catch (e) {

@@ -48,8 +48,9 @@ export interface RunningBeacon {
 
 /**
  * Start the beacon: check that this data dir and key are the genesis beacon's,
- * reload the 2PC log, then serve 2PC requests, tick slots (re-sends, presumed
- * aborts, epoch announcements) and the HTTP API.
+ * reload the staking registry and the 2PC log, then serve 2PC requests and
+ * evidence, tick slots (freezes, rewards, releases, re-sends, presumed
+ * aborts, announcements) and the HTTP API.
  */
 export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   const g = cfg.genesis;
@@ -65,14 +66,15 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   }
 
   const metrics = createMetrics();
-  const registry = new Registry(g);
   const shutdown = new Shutdown(log);
   const store = await BeaconStore.open(join(cfg.dataDir, 'db'));
   shutdown.add(() => store.close());
   try {
     await store.initGenesis(g);
+    // The registry and the 2PC log were written together; they are restored together.
+    const registry = new Registry(g, await store.loadRegistry());
     const restored = await store.loadEntries();
-    const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey), resendSlots: cfg.resendSlots }, restored);
+    const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey), resendSlots: cfg.resendSlots, participant: registry }, restored);
     const p2p = await createP2PNode({
       peerKeyPath,
       listen: cfg.listen,
@@ -125,6 +127,8 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       listen: info.multiaddrs,
       slot: service.slot,
       epoch: service.epoch,
+      validators: registry.all().length,
+      frozenThrough: registry.frozenNext - 1,
       restoredTransfers: counts.total,
       undecided: counts.undecided,
     });

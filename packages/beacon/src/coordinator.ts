@@ -1,5 +1,5 @@
 import { toHex } from '@qnexus/crypto';
-import { xferInfoEqual, type XferInfo, type XferRecord } from '@qnexus/types';
+import { BEACON_SHARD, xferInfoEqual, type XferInfo, type XferRecord } from '@qnexus/types';
 
 /**
  * The two-phase-commit coordinator of cross-shard transfers, as a pure state
@@ -12,6 +12,15 @@ import { xferInfoEqual, type XferInfo, type XferRecord } from '@qnexus/types';
  * before any later `send` goes out: the actions of one event put every
  * `persist` ahead of every `send`, which is what makes "log before send" hold
  * for decisions (and for prepare requests, so they too are re-sent unchanged).
+ *
+ * The beacon itself is a participant too (shard number BEACON_SHARD, see
+ * docs/staking.md): for records whose destination is the beacon (stake,
+ * unstake, fees) it decides as soon as the source's record is proven, asking
+ * the injected `BeaconParticipant` for its verdict, and its own side counts as
+ * applied with the decision; for releases it is the source (prepared and, with
+ * the decision, applied). The participant applies the effect of every logged
+ * decision synchronously, so the driver persists the registry change in the
+ * same batch as the log entry. Nothing is ever sent to BEACON_SHARD.
  */
 
 export type Outcome = 'commit' | 'abort';
@@ -56,8 +65,18 @@ export interface SystemTxSigner {
   decision(info: XferInfo, commit: boolean): Uint8Array;
 }
 
+/** The beacon's own side of the transfers it takes part in (the staking registry). */
+export interface BeaconParticipant {
+  /** As destination: null to accept a proven source record, or the abort reason. Must not change state. */
+  verdict(info: XferInfo): string | null;
+  /** A decision was logged for a transfer with the beacon on one side: apply its effect there. */
+  applied(info: XferInfo, outcome: Outcome): void;
+}
+
 export interface CoordinatorOptions {
   signer: SystemTxSigner;
+  /** Required for transfers to or from BEACON_SHARD; without it they are anomalies. */
+  participant?: BeaconParticipant;
   /** Slots between re-sends of an unanswered prepare request or an unapplied decision (default 3). */
   resendSlots?: number;
 }
@@ -94,11 +113,13 @@ export class Coordinator {
   private readonly active = new Set<string>();
   private nextSeq = 0;
   private readonly signer: SystemTxSigner;
+  private readonly participant: BeaconParticipant | undefined;
   readonly resendSlots: number;
 
   /** `restored`: the durable log, as loaded at start. */
   constructor(opts: CoordinatorOptions, restored: Iterable<XferEntry> = []) {
     this.signer = opts.signer;
+    this.participant = opts.participant;
     this.resendSlots = opts.resendSlots ?? 3;
     if (!Number.isSafeInteger(this.resendSlots) || this.resendSlots < 1) throw new RangeError('resendSlots must be a positive integer');
     const list = [...restored].sort((a, b) => a.seq - b.seq);
@@ -157,14 +178,27 @@ export class Coordinator {
     let e = this.entries.get(id);
     if (e && !xferInfoEqual(e.info, rec.info)) return anomaly(`record of shard ${shard} disagrees with the logged transfer`);
 
+    const toBeacon = rec.info.dstShard === BEACON_SHARD;
+    if ((toBeacon || rec.info.srcShard === BEACON_SHARD) && !this.participant) return anomaly('a transfer with the beacon as participant, but no participant is configured');
+    if (toBeacon !== (rec.info.kind === 'stake' || rec.info.kind === 'unstake' || rec.info.kind === 'fees') || (rec.info.srcShard === BEACON_SHARD) !== (rec.info.kind === 'release')) {
+      return anomaly(`a ${rec.info.kind} transfer from shard ${rec.info.srcShard} to shard ${rec.info.dstShard}`);
+    }
+
     if (!e) {
       // Transfers enter the log only through their source escrow: the beacon
       // asks a destination to prepare only after that, so any other first
-      // record is not from an honest shard (or the log was lost).
+      // record is not from an honest shard (or the log was lost). Releases
+      // enter through `startRelease`.
       if (rec.role !== 'source' || rec.prepare !== 'accepted') return anomaly(`${rec.role} record for a transfer with no known source prepare; ignored`);
       e = this.create(rec.info, rec.preparedHeight || height);
       this.phase(step, e, 'source-prepared');
-      if (rec.decision === 'none') {
+      if (toBeacon && rec.decision === 'none') {
+        // The beacon is the destination: it answers at once (no deadline wait, nobody else has to answer).
+        const reason = this.participant!.verdict(e.info);
+        e.destination = { height: 0, accepted: reason === null, reason: reason ?? '' };
+        this.phase(step, e, reason === null ? 'destination-prepared' : 'destination-refused');
+        this.decide(step, e, reason === null ? 'commit' : 'abort', slot, reason ?? '');
+      } else if (rec.decision === 'none') {
         if (slot > e.info.deadlineSlot) this.decide(step, e, 'abort', slot, DEADLINE_REASON);
         else this.sendPrepare(step, e, slot);
       }
@@ -220,6 +254,22 @@ export class Coordinator {
     return step.actions();
   }
 
+  /**
+   * A release created by the registry (the beacon is the source: prepared,
+   * and applied once decided): log it and ask the home shard to prepare.
+   */
+  startRelease(info: XferInfo, slot: number): CoordinatorAction[] {
+    const step = new Step();
+    const id = toHex(info.id);
+    if (info.kind !== 'release' || info.srcShard !== BEACON_SHARD || info.dstShard === BEACON_SHARD) return [{ type: 'anomaly', id, message: 'not a release' }];
+    if (this.entries.has(id)) return [{ type: 'anomaly', id, message: 'release already logged' }];
+    const e = this.create(info, 0);
+    this.phase(step, e, 'source-prepared');
+    if (slot > info.deadlineSlot) this.decide(step, e, 'abort', slot, DEADLINE_REASON);
+    else this.sendPrepare(step, e, slot);
+    return step.actions();
+  }
+
   // ---------------------------------------------------------------- internals
 
   private create(info: XferInfo, height: number): XferEntry {
@@ -265,10 +315,20 @@ export class Coordinator {
     e.decision = { outcome, slot, reason };
     e.decisionTx = this.signer.decision(e.info, outcome === 'commit');
     this.phase(step, e, 'decided');
+    // The beacon's own side applies with the logged decision (same persist as the entry).
+    for (const side of ['source', 'destination'] as const) {
+      if ((side === 'source' ? e.info.srcShard : e.info.dstShard) !== BEACON_SHARD || appliedOn(e, side)) continue;
+      e[side === 'source' ? 'sourceApplied' : 'destinationApplied'] = { height: 0, outcome };
+      this.phase(step, e, side === 'source' ? 'source-applied' : 'destination-applied');
+    }
+    if (e.info.srcShard === BEACON_SHARD || e.info.dstShard === BEACON_SHARD) this.participant?.applied(e.info, outcome);
     for (const side of ['source', 'destination'] as const) if (!appliedOn(e, side)) this.sendDecision(step, e, side, slot);
+    if (isDone(e)) this.active.delete(e.id);
   }
 
   private sendDecision(step: Step, e: XferEntry, side: 'source' | 'destination', slot: number): void {
+    const shard = side === 'source' ? e.info.srcShard : e.info.dstShard;
+    if (shard === BEACON_SHARD) return;
     e.sent[side] = slot;
     step.sends.push({ type: 'send', shard: side === 'source' ? e.info.srcShard : e.info.dstShard, raw: e.decisionTx!, id: e.id, what: 'decision' });
   }

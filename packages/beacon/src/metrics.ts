@@ -18,6 +18,11 @@ export function createMetrics() {
     epoch: new Gauge({ name: 'qnexus_beacon_epoch', help: 'Current epoch', registers: r }),
     slot: new Gauge({ name: 'qnexus_beacon_slot', help: 'Current slot', registers: r }),
     peers: new Gauge({ name: 'qnexus_beacon_p2p_peers', help: 'Connected libp2p peers', registers: r }),
+    validators: new Gauge({ name: 'qnexus_beacon_validators', help: 'Registered validators by status', labelNames: ['status'], registers: r }),
+    slashings: new Counter({ name: 'qnexus_beacon_slashings_total', help: 'Validators slashed for proven equivocation', registers: r }),
+    evidence: new Counter({ name: 'qnexus_beacon_evidence_total', help: 'Equivocation evidence processed, by result (slashed, duplicate or error code)', labelNames: ['result'], registers: r }),
+    minted: new Counter({ name: 'qnexus_beacon_rewards_minted_total', help: 'QFC minted as validator rewards', registers: r }),
+    bonded: new Gauge({ name: 'qnexus_beacon_stake_bonded', help: 'Stake bonded in the registry (all validators not withdrawn)', registers: r }),
     apiRequests: new Counter({ name: 'qnexus_beacon_api_requests_total', help: 'HTTP API requests', labelNames: ['route', 'status'], registers: r }),
   };
 }

@@ -1,13 +1,20 @@
-import { toHex } from '@qnexus/crypto';
+import { formatAddress, toHex } from '@qnexus/crypto';
 import type { P2PNode } from '@qnexus/p2p';
 import {
+  MAX_ANNOUNCEMENT_BYTES,
+  QnexusError,
+  VALIDATOR_STATUSES,
   beaconTopics,
   decodeEpochAnnouncement,
+  decodeRegistrySnapshot,
   encodeEpochAnnouncement,
+  encodeRegistrySnapshot,
   encodeXAck,
   epochAnnouncementSigningBytes,
   epochOf,
+  registrySnapshotSigningBytes,
   slotAt,
+  type VoteEvidence,
   type XAck,
   type XferRecord,
 } from '@qnexus/types';
@@ -15,33 +22,41 @@ import type { Admitter } from './admission.js';
 import type { Coordinator, CoordinatorAction, XferEntry } from './coordinator.js';
 import type { Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
-import type { Registry } from './registry.js';
+import type { EvidenceResult, Registry } from './registry.js';
 import type { ShardSender } from './sender.js';
-import type { BeaconStore } from './store.js';
+import type { BeaconStore, RegistryWrite } from './store.js';
 
-/** Re-publish the current epoch's announcement this often (slots), besides at each epoch change. */
+/** Re-publish the current epoch's announcement (and the registry snapshot) this often (slots). */
 const ANNOUNCE_EVERY_SLOTS = 4;
 export const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
-const MAX_ANNOUNCEMENT_BYTES = 256 * 1024;
+/** Gossip cap of announcements and snapshots: the p2p message cap (1 MiB; ≈ 390 ML-DSA-44 members, ample for a devnet). */
+export const MAX_BEACON_GOSSIP_BYTES = 1024 * 1024;
+const MAX_SIGNED_ANNOUNCEMENT_BYTES = Math.min(MAX_BEACON_GOSSIP_BYTES, MAX_ANNOUNCEMENT_BYTES + 8 * 1024);
+const MAX_SNAPSHOT_BYTES = MAX_BEACON_GOSSIP_BYTES;
 const OK: XAck = { ok: true, code: '', message: '' };
 
 /**
  * Performs coordinator actions: every `persist` of the batch before the first
- * `send` that follows it is written in one fsynced LevelDB batch, and only
- * then is anything handed to the network. This is the "log before send" rule.
+ * `send` that follows it is written in one fsynced LevelDB batch, together
+ * with whatever the registry changed meanwhile (`registryWrite`), and only
+ * then is anything handed to the network. This is the "log before send" rule;
+ * a registry change that accompanies a decision lands in the same batch as
+ * its log entry.
  */
 export class ActionRunner {
   constructor(
-    private readonly store: Pick<BeaconStore, 'putEntries'>,
+    private readonly store: { putEntries(entries: Iterable<XferEntry>, reg?: RegistryWrite): Promise<void> },
     private readonly send: (shard: number, raw: Uint8Array) => void,
     private readonly observe: (a: CoordinatorAction) => void = () => undefined,
+    private readonly registryWrite: () => RegistryWrite | undefined = () => undefined,
   ) {}
 
   async run(actions: readonly CoordinatorAction[]): Promise<void> {
     const pending = new Map<string, XferEntry>();
     const flush = async () => {
-      if (pending.size === 0) return;
-      await this.store.putEntries(pending.values());
+      const reg = this.registryWrite();
+      if (pending.size === 0 && !reg) return;
+      await this.store.putEntries(pending.values(), reg);
       pending.clear();
     };
     for (const a of actions) {
@@ -79,13 +94,31 @@ export class BeaconService {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastAnnounced = { epoch: -1, slot: -Infinity };
-  /** Latest epoch whose assignment is known to be in the store. */
-  private storedEpoch = -1;
+  private lastSnapshotSlot = -Infinity;
   private readonly now: () => number;
 
   constructor(private readonly d: ServiceDeps) {
     this.now = d.now ?? Date.now;
-    this.runner = new ActionRunner(d.store, (shard, raw) => d.sender.enqueue(shard, raw), (a) => this.observe(a));
+    this.runner = new ActionRunner(
+      d.store,
+      (shard, raw) => d.sender.enqueue(shard, raw),
+      (a) => this.observe(a),
+      () => this.registryWrite(),
+    );
+  }
+
+  /** The registry's pending changes, with each newly frozen epoch's announcement signed (once: these bytes are stored and served). */
+  private registryWrite(): RegistryWrite | undefined {
+    const { registry } = this.d;
+    if (!registry.changed) return undefined;
+    const changes = registry.takeChanges();
+    const announcements = new Map<number, Uint8Array>();
+    const slot = Math.max(0, this.slot);
+    for (const fe of changes.frozen) {
+      const body = registry.announcement(fe.epoch, slot);
+      announcements.set(fe.epoch, encodeEpochAnnouncement({ body, signature: this.d.signAnnouncement(epochAnnouncementSigningBytes(body)) }));
+    }
+    return { changes, announcements };
   }
 
   get slot(): number {
@@ -103,7 +136,7 @@ export class BeaconService {
     // Subscribing gives gossipsub the topic (mesh, peers); the only valid
     // messages on it are the beacon's own, so anything else is rejected.
     p2p.subscribe(t.epochs, {
-      maxBytes: MAX_ANNOUNCEMENT_BYTES,
+      maxBytes: MAX_SIGNED_ANNOUNCEMENT_BYTES,
       validate: (data) => {
         try {
           const a = decodeEpochAnnouncement(data);
@@ -114,18 +147,45 @@ export class BeaconService {
         }
       },
     });
+    p2p.subscribe(t.registry, {
+      maxBytes: MAX_SNAPSHOT_BYTES,
+      validate: (data) => {
+        try {
+          const s = decodeRegistrySnapshot(data);
+          if (s.body.chainId !== g.chainId) return 'reject';
+          return registry.backend.verify(g.beacon.publicKey, registrySnapshotSigningBytes(s.body), s.signature) ? 'accept' : 'reject';
+        } catch {
+          return 'reject';
+        }
+      },
+    });
     await p2p.handle(t.protocol, { maxInboundStreams: 64, maxOutboundStreams: 64, maxRequestBytes: MAX_REQUEST_BYTES, timeoutMs: 10_000 }, (req, peerId) =>
       this.answer(req, peerId),
     );
+    await p2p.handle(t.epochFetch, { maxInboundStreams: 32, maxOutboundStreams: 32, maxRequestBytes: 8, timeoutMs: 5_000 }, (req) => this.serveEpoch(req));
+    // A fresh registry (genesis validators, epoch 0) is written before anything depends on it.
+    await this.run(() => this.runner.run([]));
+    this.updateGauges();
     this.d.metrics.undecided.set(this.d.coordinator.undecided);
     this.scheduleNextSlot();
+  }
+
+  /** `epochFetch`: request u64 BE epoch; response one frame with the stored signed announcement, or no frame if unknown. */
+  private async *serveEpoch(req: Uint8Array): AsyncIterable<Uint8Array> {
+    if (req.length !== 8) return;
+    const epoch = Number(new DataView(req.buffer, req.byteOffset, 8).getBigUint64(0));
+    if (!Number.isSafeInteger(epoch) || epoch >= this.d.registry.frozenNext) return;
+    const bytes = await this.d.store.epochAnnouncement(epoch);
+    if (bytes) yield bytes;
   }
 
   /** Stop ticking and accepting requests, then let the queue drain. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.d.p2p.unhandle(beaconTopics(this.d.registry.genesis.chainId).protocol).catch(() => undefined);
+    const t = beaconTopics(this.d.registry.genesis.chainId);
+    await this.d.p2p.unhandle(t.protocol).catch(() => undefined);
+    await this.d.p2p.unhandle(t.epochFetch).catch(() => undefined);
     await this.queue.catch(() => undefined);
   }
 
@@ -164,9 +224,21 @@ export class BeaconService {
       log.debug('validator bound', { validator: r.validator, shard: r.shard, peer: peerId });
       return OK;
     }
-    if (r.records.length === 0) return OK;
+    if (r.type === 'evidence') {
+      try {
+        const res = await this.submitEvidence(r.evidence);
+        return { ok: true, code: '', message: `${res.result} ${res.slashed}` };
+      } catch (e) {
+        if (!(e instanceof QnexusError)) return { ok: false, code: 'UNAVAILABLE', message: `evidence not processed: ${(e as Error).message}` };
+        if (e.code === 'EVIDENCE_INVALID') {
+          metrics.rejected.inc({ reason: e.code });
+          p2p.penalize(peerId, `evidence ${e.code}`);
+        }
+        return { ok: false, code: e.code, message: e.message };
+      }
+    }
     try {
-      await this.submit(r.records, r.shard, r.height);
+      await this.submit(r.records, r.shard, r.height, { round: r.round, signers: r.signers });
     } catch (e) {
       // Not the peer's fault (shutting down, a disk error): it reports again later.
       return { ok: false, code: 'UNAVAILABLE', message: `report not logged: ${(e as Error).message}` };
@@ -178,15 +250,57 @@ export class BeaconService {
    * Feed verified records to the coordinator, at the slot in which they are
    * processed; resolves once their effects are durably logged.
    */
-  submit(records: readonly XferRecord[], shard: number, height: number): Promise<void> {
+  submit(records: readonly XferRecord[], shard: number, height: number, certified?: { round: number; signers: readonly string[] }): Promise<void> {
     if (this.stopped) return Promise.reject(new Error('the beacon is stopping'));
     return this.run(async () => {
       const slot = this.slot;
+      if (certified) this.d.registry.recordParticipation(shard, height, certified.round, certified.signers);
       const actions: CoordinatorAction[] = [];
       for (const rec of records) actions.push(...this.d.coordinator.onRecord(rec, shard, height, slot));
       await this.runner.run(actions);
       this.d.metrics.undecided.set(this.d.coordinator.undecided);
+      this.updateGauges();
     });
+  }
+
+  /**
+   * Verify evidence and slash; durable before it resolves. Throws
+   * EVIDENCE_INVALID / EVIDENCE_EXPIRED (QnexusError) for evidence that does not slash.
+   */
+  submitEvidence(ev: VoteEvidence): Promise<EvidenceResult> {
+    if (this.stopped) return Promise.reject(new Error('the beacon is stopping'));
+    const { registry, metrics, log } = this.d;
+    // Refused evidence is an answer, not a task failure: it leaves the queue as a value.
+    const task = this.run(async (): Promise<EvidenceResult | QnexusError> => {
+      let res: EvidenceResult;
+      try {
+        res = registry.submitEvidence(ev);
+      } catch (e) {
+        if (!(e instanceof QnexusError)) throw e;
+        metrics.evidence.inc({ result: e.code });
+        return e;
+      }
+      await this.runner.run([]);
+      metrics.evidence.inc({ result: res.result });
+      if (res.result === 'slashed') {
+        metrics.slashings.inc();
+        log.warn('validator slashed for equivocation', { validator: res.validator, slashed: res.slashed.toString() });
+      }
+      this.updateGauges();
+      return res;
+    });
+    return task.then((r) => {
+      if (r instanceof QnexusError) throw r;
+      return r;
+    });
+  }
+
+  private updateGauges(): void {
+    const { registry, metrics } = this.d;
+    const counts = new Map<string, number>(VALIDATOR_STATUSES.map((s) => [s, 0]));
+    for (const v of registry.all()) counts.set(v.status, counts.get(v.status)! + 1);
+    for (const [status, n] of counts) metrics.validators.set({ status }, n);
+    metrics.bonded.set(Number(registry.bonded()));
   }
 
   private observe(a: CoordinatorAction): void {
@@ -221,28 +335,60 @@ export class BeaconService {
   private onSlot(slot: number): Promise<void> {
     this.d.metrics.slot.set(slot);
     return this.run(async () => {
-      await this.runner.run(this.d.coordinator.tick(slot));
-      this.d.metrics.undecided.set(this.d.coordinator.undecided);
+      const { registry, coordinator, metrics, log } = this.d;
+      const actions = coordinator.tick(slot);
+      const fx = registry.onSlot(slot);
+      for (const info of fx.releases) actions.push(...coordinator.startRelease(info, slot));
+      // One batch: releases' log entries, frozen epochs (with their signed announcements), status changes, rewards.
+      await this.runner.run(actions);
+      for (const fe of fx.frozen) {
+        log.info('epoch frozen', { epoch: fe.epoch, startSlot: fe.epoch * registry.genesis.epochLength, members: fe.shards.map((s) => s.committee.validators.length) });
+      }
+      for (const e of fx.started) log.info('epoch started', { epoch: e, seed: toHex(registry.seed(e)).slice(0, 16) });
+      for (const r of fx.rewarded) {
+        metrics.minted.inc(Number(r.minted));
+        log.info('epoch rewards', { epoch: r.epoch, minted: r.minted.toString() });
+      }
+      for (const info of fx.releases) log.info('release started', { validator: formatAddress(info.from), amount: info.amount.toString(), shard: info.dstShard });
+      metrics.undecided.set(coordinator.undecided);
+      this.updateGauges();
       await this.announce(slot);
     });
   }
 
+  /**
+   * Gossip: every frozen epoch that has not started, every slot (nodes need
+   * it before it starts); the current epoch every ANNOUNCE_EVERY_SLOTS slots
+   * and at its start; the registry snapshot every ANNOUNCE_EVERY_SLOTS slots.
+   * Each gossip copy carries the current issuedSlot (distinct gossip ids); the
+   * stored bytes (served by epochFetch) stay the ones signed at freeze.
+   */
   private async announce(slot: number): Promise<void> {
-    const { registry, store, p2p, metrics, log } = this.d;
+    const { registry, p2p, metrics, log } = this.d;
+    const t = beaconTopics(registry.genesis.chainId);
     const epoch = epochOf(registry.genesis, slot);
     metrics.epoch.set(epoch);
-    if (epoch === this.lastAnnounced.epoch && slot - this.lastAnnounced.slot < ANNOUNCE_EVERY_SLOTS) return;
-    const body = registry.announcement(epoch, slot);
-    const bytes = encodeEpochAnnouncement({ body, signature: this.d.signAnnouncement(epochAnnouncementSigningBytes(body)) });
-    if (epoch !== this.storedEpoch) {
-      if (await store.putEpochIfAbsent(epoch, bytes)) log.info('epoch started', { epoch, startSlot: body.startSlot, seed: toHex(body.seed).slice(0, 16) });
-      this.storedEpoch = epoch;
+    const epochs: number[] = [];
+    if (epoch !== this.lastAnnounced.epoch || slot - this.lastAnnounced.slot >= ANNOUNCE_EVERY_SLOTS) {
+      epochs.push(epoch);
+      this.lastAnnounced = { epoch, slot };
     }
-    this.lastAnnounced = { epoch, slot };
-    // Publishing can wait on gossip flow control: keep it off the queue.
-    void p2p.publish(beaconTopics(registry.genesis.chainId).epochs, bytes).then(
-      () => metrics.announcements.inc(),
-      (e: unknown) => log.warn('epoch announcement not published', { error: (e as Error).message }),
-    );
+    for (let e = epoch + 1; e < registry.frozenNext; e++) epochs.push(e);
+    for (const e of epochs) {
+      if (!registry.epoch(e)) continue;
+      const body = registry.announcement(e, slot);
+      const bytes = encodeEpochAnnouncement({ body, signature: this.d.signAnnouncement(epochAnnouncementSigningBytes(body)) });
+      // Publishing can wait on gossip flow control: keep it off the queue.
+      void p2p.publish(t.epochs, bytes).then(
+        () => metrics.announcements.inc(),
+        (e: unknown) => log.debug('epoch announcement not published', { error: (e as Error).message }),
+      );
+    }
+    if (slot - this.lastSnapshotSlot >= ANNOUNCE_EVERY_SLOTS) {
+      this.lastSnapshotSlot = slot;
+      const body = registry.snapshot(slot);
+      const bytes = encodeRegistrySnapshot({ body, signature: this.d.signAnnouncement(registrySnapshotSigningBytes(body)) });
+      void p2p.publish(t.registry, bytes).catch((e: unknown) => log.debug('registry snapshot not published', { error: (e as Error).message }));
+    }
   }
 }

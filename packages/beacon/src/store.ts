@@ -1,14 +1,31 @@
 import { openLevel, type LevelHandle } from '@qnexus/db';
-import { bytesEqual, fromHex, toHex } from '@qnexus/crypto';
-import { QnexusError, Writer, decodeWith, encodeXferInfo, genesisHash, readXferInfo, type Genesis } from '@qnexus/types';
+import { bytesEqual, formatAddress, fromHex, parseAddress, toHex } from '@qnexus/crypto';
+import {
+  MAX_PUBLIC_KEY_BYTES,
+  QnexusError,
+  VALIDATOR_STATUSES,
+  Writer,
+  decodeEpochAnnouncement,
+  decodeWith,
+  encodeXferInfo,
+  genesisHash,
+  readXferInfo,
+  type Genesis,
+  type Reader,
+} from '@qnexus/types';
 import type { Outcome, XferEntry } from './coordinator.js';
+import { frozenFromAnnouncement, type ParticipationBucket, type RegistryChanges, type RegistryMeta, type RegistryState, type ValidatorRecord } from './registry.js';
 
 /**
  * The beacon's database (classic-level, `<data-dir>/db`):
  *   x  32-byte transfer id -> encoded coordinator log entry
- *   e  u64be epoch         -> the first signed epoch announcement of that epoch
+ *   e  u64be epoch         -> the signed announcement of a frozen epoch (written once, at freeze)
+ *   v  20-byte address     -> validator record
+ *   p  u64be epoch ‖ u32be shard -> participation bucket (until that epoch's rewards are computed)
+ *   k  evidence key (utf8) -> processed evidence (empty value)
  *   m  'genesis'           -> genesis hash (binds the data dir to its chain)
- *      'registry'          -> the validator registry (public key, stake) it was started with
+ *      'registry'          -> the genesis validator set (public key, stake) it was started with
+ *      'staking'           -> registry meta (totals, freeze/start/reward cursors)
  * Every multi-key write is one batch written with `sync: true`.
  */
 
@@ -89,6 +106,116 @@ function u64be(n: number): Bytes {
   return new Writer(8).u64(n).finish();
 }
 
+const RECORD_VERSION = 1;
+const optN = (w: Writer, n: number | null): Writer => w.u64(n === null ? 0 : n + 1);
+const readOptN = (r: Reader, what: string): number | null => {
+  const v = r.u64n(what);
+  return v === 0 ? null : v - 1;
+};
+
+export function encodeValidatorRecord(v: ValidatorRecord): Bytes {
+  const w = new Writer(256 + v.publicKey.length).u8(RECORD_VERSION).fixed(parseAddress(v.address), 20).bytes(v.publicKey).fixed(v.home, 20).u64(v.stake).u8(VALIDATOR_STATUSES.indexOf(v.status));
+  optN(w, v.shard);
+  optN(w, v.activationEpoch);
+  optN(w, v.exitEpoch);
+  optN(w, v.withdrawableEpoch);
+  w.u64(v.rewards).u64(v.slashed);
+  optN(w, v.lastEpoch);
+  w.u64(v.last.signed).u64(v.last.blocks).u64(v.lifetime.signed).u64(v.lifetime.blocks).u32(v.releaseAttempt);
+  if (v.release) w.u8(1).fixed(fromHex(v.release), 32);
+  else w.u8(0);
+  return w.u64(v.seq).finish();
+}
+
+export function decodeValidatorRecord(b: Bytes): ValidatorRecord {
+  return decodeWith(b, 'validator record', (r) => {
+    const ver = r.u8('record version');
+    if (ver !== RECORD_VERSION) throw new QnexusError('MALFORMED', `unsupported validator record version ${ver}`);
+    const address = formatAddress(r.fixed(20, 'address'));
+    const publicKey = r.bytes(MAX_PUBLIC_KEY_BYTES, 'public key');
+    const home = r.fixed(20, 'home');
+    const stake = r.u64('stake');
+    const st = r.u8('status');
+    const status = VALIDATOR_STATUSES[st];
+    if (status === undefined) throw new QnexusError('MALFORMED', `bad validator status ${st}`);
+    const shard = readOptN(r, 'shard');
+    const activationEpoch = readOptN(r, 'activation');
+    const exitEpoch = readOptN(r, 'exit');
+    const withdrawableEpoch = readOptN(r, 'withdrawable');
+    const rewards = r.u64('rewards');
+    const slashed = r.u64('slashed');
+    const lastEpoch = readOptN(r, 'last epoch');
+    const last = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
+    const lifetime = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
+    const releaseAttempt = r.u32('release attempt');
+    const release = r.u8('release flag') ? toHex(r.fixed(32, 'release id')) : null;
+    const seq = r.u64n('seq');
+    return { address, publicKey, home, stake, status, shard, activationEpoch, exitEpoch, withdrawableEpoch, rewards, slashed, lastEpoch, last, lifetime, releaseAttempt, release, seq };
+  });
+}
+
+function encodeMeta(m: RegistryMeta): Bytes {
+  return new Writer(128)
+    .u8(RECORD_VERSION)
+    .u64(m.stakedIn)
+    .u64(m.feesIn)
+    .u64(m.minted)
+    .u64(m.slashed)
+    .u64(m.released)
+    .u64(m.frozenNext)
+    .u64(m.startedEpoch + 1)
+    .u64(m.rewardedNext)
+    .u64(m.nextSeq)
+    .finish();
+}
+
+function decodeMeta(b: Bytes): RegistryMeta {
+  return decodeWith(b, 'registry meta', (r) => {
+    const ver = r.u8('meta version');
+    if (ver !== RECORD_VERSION) throw new QnexusError('MALFORMED', `unsupported registry meta version ${ver}`);
+    return {
+      stakedIn: r.u64('staked in'),
+      feesIn: r.u64('fees in'),
+      minted: r.u64('minted'),
+      slashed: r.u64('slashed'),
+      released: r.u64('released'),
+      frozenNext: r.u64n('frozen next'),
+      startedEpoch: r.u64n('started epoch') - 1,
+      rewardedNext: r.u64n('rewarded next'),
+      nextSeq: r.u64n('next seq'),
+    };
+  });
+}
+
+function encodeBucket(b: ParticipationBucket): Bytes {
+  const w = new Writer(64 + b.heights.size * 8 + b.signed.size * 28).u32(b.heights.size);
+  for (const h of [...b.heights].sort((x, y) => x - y)) w.u64(h);
+  w.u32(b.signed.size);
+  for (const [a, n] of [...b.signed].sort(([x], [y]) => (x < y ? -1 : 1))) w.fixed(parseAddress(a), 20).u64(n);
+  return w.finish();
+}
+
+function decodeBucket(b: Bytes): ParticipationBucket {
+  return decodeWith(b, 'participation bucket', (r) => {
+    const heights = new Set<number>();
+    const nh = r.count(1 << 24, 'heights');
+    for (let i = 0; i < nh; i++) heights.add(r.u64n('height'));
+    const signed = new Map<string, number>();
+    const ns = r.count(1 << 20, 'signers');
+    for (let i = 0; i < ns; i++) signed.set(formatAddress(r.fixed(20, 'signer')), r.u64n('signed'));
+    return { heights, signed };
+  });
+}
+
+const bucketKey = (epoch: number, shard: number): Bytes => new Writer(12).u64(epoch).u32(shard).finish();
+
+/** Registry changes and the signed announcements of the epochs they froze: written with the log entries, in one batch. */
+export interface RegistryWrite {
+  changes: RegistryChanges;
+  /** Signed announcement bytes of each newly frozen epoch (keyed by epoch). */
+  announcements: Map<number, Bytes>;
+}
+
 export class BeaconStore {
   private readonly xfers;
   private readonly epochs;
@@ -102,7 +229,14 @@ export class BeaconStore {
     this.xfers = db.sublevel<Bytes, Bytes>('x', SUB_OPTS);
     this.epochs = db.sublevel<Bytes, Bytes>('e', SUB_OPTS);
     this.meta = db.sublevel<Bytes, Bytes>('m', SUB_OPTS);
+    this.vals = db.sublevel<Bytes, Bytes>('v', SUB_OPTS);
+    this.parts = db.sublevel<Bytes, Bytes>('p', SUB_OPTS);
+    this.evid = db.sublevel<Bytes, Bytes>('k', SUB_OPTS);
   }
+
+  private readonly vals;
+  private readonly parts;
+  private readonly evid;
 
   static async open(dir: string): Promise<BeaconStore> {
     return new BeaconStore(await openLevel(dir, 'beacon'));
@@ -131,13 +265,30 @@ export class BeaconStore {
     await batch.write({ sync: true });
   }
 
-  /** Write coordinator log entries, all or none, durably. */
-  async putEntries(entries: Iterable<XferEntry>): Promise<void> {
+  /**
+   * Write coordinator log entries and registry changes (with the signed
+   * announcements of newly frozen epochs), all or none, durably.
+   */
+  async putEntries(entries: Iterable<XferEntry>, reg?: RegistryWrite): Promise<void> {
     const batch = this.handle.db.batch();
     let n = 0;
     for (const e of entries) {
       batch.put(fromHex(e.id), encodeEntry(e), { sublevel: this.xfers });
       n++;
+    }
+    if (reg) {
+      const c = reg.changes;
+      for (const v of c.validators) batch.put(parseAddress(v.address), encodeValidatorRecord(v), { sublevel: this.vals });
+      if (c.meta) batch.put(utf8('staking'), encodeMeta(c.meta), { sublevel: this.meta });
+      for (const b of c.buckets) batch.put(bucketKey(b.epoch, b.shard), encodeBucket(b.bucket), { sublevel: this.parts });
+      for (const b of c.deletedBuckets) batch.del(bucketKey(b.epoch, b.shard), { sublevel: this.parts });
+      for (const k of c.evidence) batch.put(utf8(k), new Uint8Array(0), { sublevel: this.evid });
+      for (const fe of c.frozen) {
+        const bytes = reg.announcements.get(fe.epoch);
+        if (!bytes) throw new Error(`no signed announcement for frozen epoch ${fe.epoch}`);
+        batch.put(u64be(fe.epoch), bytes, { sublevel: this.epochs });
+      }
+      n += c.validators.length + (c.meta ? 1 : 0) + c.buckets.length + c.deletedBuckets.length + c.evidence.length + c.frozen.length;
     }
     if (n === 0) {
       await batch.close();
@@ -157,6 +308,33 @@ export class BeaconStore {
     return out;
   }
 
+  /**
+   * The registry as last written, or undefined for a data dir that has none
+   * yet (a fresh one, or one from before staking: the genesis registry applies).
+   */
+  async loadRegistry(): Promise<RegistryState | undefined> {
+    const m = await this.meta.get(utf8('staking'));
+    if (!m) return undefined;
+    const meta = decodeMeta(plain(m));
+    const validators: ValidatorRecord[] = [];
+    for await (const v of this.vals.values()) validators.push(decodeValidatorRecord(plain(v)));
+    const epochs = [];
+    for await (const [k, v] of this.epochs.iterator()) {
+      const a = decodeEpochAnnouncement(plain(v));
+      if (a.body.epoch !== epochOfKey(plain(k))) throw new QnexusError('MALFORMED', 'stored announcement under the wrong epoch');
+      if (a.body.epoch < meta.frozenNext) epochs.push(frozenFromAnnouncement(a.body));
+    }
+    const buckets = [];
+    for await (const [k, v] of this.parts.iterator()) {
+      const kk = plain(k);
+      const dv = new DataView(kk.buffer, kk.byteOffset, kk.byteLength);
+      buckets.push({ epoch: Number(dv.getBigUint64(0)), shard: dv.getUint32(8), bucket: decodeBucket(plain(v)) });
+    }
+    const evidence: string[] = [];
+    for await (const k of this.evid.keys()) evidence.push(new TextDecoder().decode(k));
+    return { meta, validators, epochs, buckets, evidence };
+  }
+
   /** Record an epoch's assignment the first time it is announced; later announcements of it change nothing. */
   async putEpochIfAbsent(epoch: number, announcement: Bytes): Promise<boolean> {
     const k = u64be(epoch);
@@ -171,4 +349,9 @@ export class BeaconStore {
     const v = await this.epochs.get(u64be(epoch));
     return v && plain(v);
   }
+}
+
+/** The big-endian u64 epoch of an `e` key. */
+function epochOfKey(b: Bytes): number {
+  return Number(new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(0));
 }

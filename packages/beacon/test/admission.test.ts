@@ -96,4 +96,23 @@ describe('beacon: 2PC admission', () => {
     });
     refused(adm.admit(cross, 'pa', 0), 'XS_UNAUTHORIZED');
   });
+
+  it('checks a certificate against its round\'s frozen epoch (EPOCH_UNKNOWN otherwise) and admits empty reports', () => {
+    const x = info(9);
+    // Round 40 is in epoch 1 (L = 32), not frozen in this registry.
+    const late = certifiedBlock(g, 0, 7, 40, [sourceRecord(x)], [a0, b0]);
+    refused(adm.admit(report(g, a0, 'pa', late, [toHex(x.id)]), 'pa', 0), 'EPOCH_UNKNOWN');
+    const empty = certifiedBlock(g, 0, 8, 6, [], [a0, b0]);
+    const r = adm.admit(report(g, a0, 'pa', empty, []), 'pa', 0);
+    assert.ok(r.ok && r.type === 'report');
+    assert.equal(r.records.length, 0);
+    assert.equal(r.round, 6);
+    assert.deepEqual([...r.signers].sort(), [addrOf(a0), addrOf(b0)].sort());
+  });
+
+  it('passes evidence from anyone on to the registry', () => {
+    const body = { chainId: g.chainId, shard: 0, height: 1, round: 1, step: 'prevote' as const, blockHash: null, validator: new Uint8Array(20) };
+    const r = adm.admit(encodeBeaconRequest({ type: 'evidence', evidence: { first: { body, signature: new Uint8Array(4) }, second: { body, signature: new Uint8Array(4) } } }), 'anyone', 0);
+    assert.ok(r.ok && r.type === 'evidence');
+  });
 });

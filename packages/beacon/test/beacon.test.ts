@@ -4,13 +4,21 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
-import { getBackend, toHex } from '@qnexus/crypto';
+import { addressFromPublicKey, getBackend, toHex } from '@qnexus/crypto';
 import { createP2PNode, peerIdFromKeyFile, type P2PNode } from '@qnexus/p2p';
 import { epochCommittees } from '@qnexus/state';
 import {
   QnexusError,
   beaconTopics,
   decodeEpochAnnouncement,
+  decodeRegistrySnapshot,
+  encodeBeaconRequest,
+  encodeEvidence,
+  memberAddress,
+  registrySnapshotSigningBytes,
+  voteSigningBytes,
+  type SignedRegistrySnapshot,
+  type VoteBody,
   decodeTxBatch,
   epochAnnouncementSigningBytes,
   decodeXAck,
@@ -60,6 +68,7 @@ describe('beacon: process', function () {
   let rogue: P2PNode;
   const received: Received[] = [];
   const announcements: SignedEpochAnnouncement[] = [];
+  const snapshots: SignedRegistrySnapshot[] = [];
   let s0: (typeof vals)[number][];
   let s1: (typeof vals)[number][];
 
@@ -78,6 +87,8 @@ describe('beacon: process', function () {
     await waitFor('connection to the beacon', () => p.connectedPeers().includes(beacon.info.peerId));
   };
   const newInfo = (over: Partial<XferInfo> = {}): XferInfo => ({
+    kind: 'transfer',
+    data: new Uint8Array(0),
     id: randomBytes(32),
     srcShard: 0,
     dstShard: 1,
@@ -131,6 +142,10 @@ describe('beacon: process', function () {
         yield encodeXAck({ ok: true, code: '', message: '' });
       });
     }
+    peer.subscribe(beaconTopics(g.chainId).registry, {
+      validate: () => 'accept',
+      deliver: (data) => snapshots.push(decodeRegistrySnapshot(data)),
+    });
     peer.subscribe(beaconTopics(g.chainId).epochs, {
       validate: () => 'accept',
       deliver: (data) => announcements.push(decodeEpochAnnouncement(data)),
@@ -172,19 +187,58 @@ describe('beacon: process', function () {
     assert.equal(unknown.body.error.code, 'XS_UNKNOWN_TRANSFER');
   });
 
-  it('publishes signed epoch announcements that match the computed committees', async () => {
-    await waitFor('an epoch announcement', () => announcements.length > 0);
-    const a = announcements[0]!;
-    assert.ok(backend.verify(g.beacon.publicKey, epochAnnouncementSigningBytes(a.body), a.signature));
-    assert.equal(a.body.chainId, g.chainId);
-    assert.equal(a.body.epoch, 0);
-    assert.equal(a.body.startSlot, 0);
-    const cm = await api('/v1/committees');
-    assert.equal(toHex(a.body.seed), cm.body.seed);
-    assert.deepEqual(
-      a.body.committees.map((c) => c.members.map((m) => `qn${toHex(m.address)}:${m.stake}`)),
-      cm.body.committees.map((c: { members: { address: string; stake: string }[] }) => c.members.map((m) => `${m.address}:${m.stake}`)),
-    );
+  it('publishes signed announcements of the current and the frozen next epoch, and serves the stored bytes', async () => {
+    await waitFor('announcements of epochs 0 and 1', () => [0, 1].every((e) => announcements.some((a) => a.body.epoch === e)));
+    for (const epoch of [0, 1]) {
+      const a = announcements.find((x) => x.body.epoch === epoch)!;
+      assert.ok(backend.verify(g.beacon.publicKey, epochAnnouncementSigningBytes(a.body), a.signature));
+      assert.equal(a.body.chainId, g.chainId);
+      assert.equal(a.body.startSlot, epoch * g.epochLength);
+      const cm = await api(`/v1/committees?epoch=${epoch}`);
+      assert.equal(cm.status, 200);
+      assert.equal(toHex(a.body.seed), cm.body.seed);
+      assert.deepEqual(
+        a.body.committees.map((c) => c.members.map((m) => `${memberAddress(m)}:${toHex(m.publicKey)}:${m.stake}`)),
+        cm.body.committees.map((c: { members: { address: string; publicKey: string; stake: string }[] }) => c.members.map((m) => `${m.address}:${m.publicKey}:${m.stake}`)),
+      );
+    }
+    assert.equal((await api('/v1/committees?epoch=99')).body.error.code, 'EPOCH_UNKNOWN');
+    // epochFetch: the same stored bytes every time, nothing for an unknown epoch.
+    const fetchEpoch = async (epoch: number) => {
+      const req = new Uint8Array(8);
+      new DataView(req.buffer).setBigUint64(0, BigInt(epoch));
+      const frames: Uint8Array[] = [];
+      for await (const f of peer.request(beacon.info.peerId, beaconTopics(g.chainId).epochFetch, req, { timeoutMs: 5000, maxResponseFrameBytes: 1 << 20, maxFrames: 1 })) frames.push(f);
+      return frames;
+    };
+    const [one] = await fetchEpoch(1);
+    assert.ok(one);
+    const a1 = decodeEpochAnnouncement(one);
+    assert.equal(a1.body.epoch, 1);
+    assert.ok(backend.verify(g.beacon.publicKey, epochAnnouncementSigningBytes(a1.body), a1.signature));
+    assert.deepEqual(await fetchEpoch(1), [one]);
+    assert.deepEqual(await fetchEpoch(7), []);
+    await waitFor('a registry snapshot', () => snapshots.length > 0);
+    const snap = snapshots[0]!;
+    assert.ok(backend.verify(g.beacon.publicKey, registrySnapshotSigningBytes(snap.body), snap.signature));
+    assert.equal(snap.body.validators.length, 4);
+    assert.equal(snap.body.totals.held, 400n);
+  });
+
+  it('serves the registry: validators, one validator, supply', async () => {
+    const vs = await api('/v1/validators');
+    assert.equal(vs.body.totals.held, '400');
+    assert.ok(vs.body.validators.every((v: { status: string; stake: string }) => v.status === 'active' && v.stake === '100'));
+    const one = await api(`/v1/validators/${addrOf(s0[0]!)}`);
+    assert.equal(one.status, 200);
+    assert.equal(one.body.publicKey, toHex(s0[0]!.publicKey));
+    assert.equal(one.body.home, addrOf(s0[0]!));
+    assert.equal(one.body.shard, 0);
+    const none = await api(`/v1/validators/${addrOf(outsider)}`);
+    assert.equal(none.status, 404);
+    assert.equal(none.body.error.code, 'VALIDATOR_UNKNOWN');
+    const sup = await api('/v1/supply');
+    assert.deepEqual(sup.body, { genesisStake: '400', stakedIn: '0', feesIn: '0', minted: '0', slashed: '0', released: '0', held: '400' });
   });
 
   it('refuses 2PC requests from peers that are not committee members', async () => {
@@ -255,6 +309,38 @@ describe('beacon: process', function () {
     assert.equal((await api(`/v1/xtransfers/${toHex(x.id)}`)).status, 404);
   });
 
+  it('counts an empty report for participation and takes evidence over the stream and the API', async () => {
+    const block = certifiedBlock(g, 0, 30, 12, [], s0);
+    assert.ok((await ask(peer, report(g, s0[0]!, peer.peerId, block, []))).ok, 'a report with no items');
+    const vote = (k: (typeof vals)[number], hash: string, height: number): { body: VoteBody; signature: Uint8Array } => {
+      const body: VoteBody = { chainId: g.chainId, shard: 1, height, round: 3, step: 'prevote', blockHash: new Uint8Array(32).fill(hash.charCodeAt(0)), validator: addressFromPublicKey(k.publicKey) };
+      return { body, signature: backend.sign(k.secretKey, voteSigningBytes(body)) };
+    };
+    const culprit = s1[0]!;
+    // Invalid evidence over the stream: refused with its code.
+    let ack = await ask(rogue, encodeBeaconRequest({ type: 'evidence', evidence: { first: vote(culprit, 'a', 5), second: vote(culprit, 'a', 5) } }));
+    assert.equal(ack.code, 'EVIDENCE_INVALID');
+    ack = await ask(rogue, encodeBeaconRequest({ type: 'evidence', evidence: { first: vote(culprit, 'a', 5), second: vote(culprit, 'b', 5) } }));
+    assert.deepEqual(ack, { ok: true, code: '', message: 'slashed 10' });
+    const ev = { first: vote(culprit, 'a', 6), second: vote(culprit, 'c', 6) };
+    const post = (body: unknown) => api('/v1/evidence', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const dup = await post({ evidence: toHex(encodeEvidence(ev)) });
+    assert.equal(dup.status, 200);
+    assert.deepEqual(dup.body, { result: 'duplicate', validator: addrOf(culprit), slashed: '0' });
+    assert.equal((await post({ evidence: toHex(encodeEvidence(ev)), extra: 1 })).body.error.code, 'UNKNOWN_FIELD');
+    const bad = await post({ evidence: toHex(encodeEvidence({ first: vote(culprit, 'a', 7), second: vote(culprit, 'a', 7) })) });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'EVIDENCE_INVALID');
+    const v = await api(`/v1/validators/${addrOf(culprit)}`);
+    assert.equal(v.body.status, 'slashed');
+    assert.equal(v.body.stake, '90');
+    assert.equal((await api('/v1/supply')).body.slashed, '10');
+    const metrics = await (await fetch(`${beacon.info.apiUrl}/metrics`)).text();
+    assert.match(metrics, /qnexus_beacon_slashings_total 1/);
+    assert.match(metrics, /qnexus_beacon_validators\{status="slashed"\} 1/);
+    assert.match(metrics, /qnexus_beacon_evidence_total\{result="EVIDENCE_INVALID"\} 2/);
+  });
+
   it('after a restart, keeps its log and re-sends a decision not yet applied', async () => {
     const x = newInfo();
     const id = toHex(x.id);
@@ -271,6 +357,8 @@ describe('beacon: process', function () {
     assert.equal(t.body.status, 'aborted');
     assert.equal(t.body.phases[1].reason, 'TX_BAD_RECIPIENT');
     assert.equal((await api('/v1/status')).body.xtransfers.total, 2);
+    assert.equal((await api(`/v1/validators/${addrOf(s1[0]!)}`)).body.status, 'slashed', 'the registry survives a restart');
+    assert.equal((await api('/v1/supply')).body.slashed, '10');
 
     // The shard peers come back and say hello: the logged abort is sent again, the very same entry.
     const before = received.filter((r) => r.id === id && r.kind === 'xdecision').length;

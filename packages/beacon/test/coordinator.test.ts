@@ -1,6 +1,7 @@
 // The pure 2PC coordinator: commit and abort paths, deadlines, idempotence, re-send cadence.
 import assert from 'node:assert/strict';
 import { toHex } from '@qnexus/crypto';
+import { BEACON_SHARD, type XferInfo } from '@qnexus/types';
 import { Coordinator, DEADLINE_REASON, entryStatus, isDone, type CoordinatorAction, type XferEntry } from '../src/coordinator.js';
 import { FakeSigner, destRecord, info, kinds, sends, sourceRecord, text } from './helpers.js';
 
@@ -208,5 +209,77 @@ describe('beacon: coordinator', () => {
     // New transfers continue the sequence after the restored ones.
     restarted.onRecord(sourceRecord(info(13)), 0, 12, 22);
     assert.equal(restarted.recent(1)[0]!.seq, 3);
+  });
+});
+
+describe('beacon: coordinator with the beacon as participant', () => {
+  const applied: string[] = [];
+  let verdict: string | null = null;
+  const participant = {
+    verdict: () => verdict,
+    applied: (x: XferInfo, outcome: string) => applied.push(`${x.kind}:${outcome}`),
+  };
+  let c: Coordinator;
+  beforeEach(() => {
+    applied.length = 0;
+    verdict = null;
+    c = new Coordinator({ signer: new FakeSigner(), participant });
+  });
+  const noBeaconSends = (a: CoordinatorAction[]) => assert.ok(a.every((x) => x.type !== 'send' || x.shard !== BEACON_SHARD), 'nothing is sent to BEACON_SHARD');
+
+  it('decides an incoming stake at once, applies it, and tells the source only', () => {
+    const x = info(1, { kind: 'stake', dstShard: BEACON_SHARD, data: new Uint8Array([1]) });
+    const a = c.onRecord(sourceRecord(x), 0, 12, 5);
+    assert.deepEqual(phases(a), ['source-prepared', 'destination-prepared', 'decided', 'destination-applied']);
+    assert.deepEqual(sends(a), ['0:C']);
+    assertLogBeforeSend(a);
+    noBeaconSends(a);
+    assert.deepEqual(applied, ['stake:commit']);
+    const e = c.get(toHex(x.id))!;
+    assert.equal(isDone(e), false);
+    assert.deepEqual(sends(c.tick(8)), ['0:C'], 're-sent to the source until it applies');
+    c.onRecord(sourceRecord(x, { decision: 'commit', decidedHeight: 13 }), 0, 13, 9);
+    assert.equal(isDone(e), true);
+    assert.deepEqual(c.tick(20), []);
+  });
+
+  it('aborts with the participant\'s reason', () => {
+    verdict = 'STAKE_NOT_OWNER';
+    const x = info(2, { kind: 'unstake', dstShard: BEACON_SHARD, amount: 0n });
+    const a = c.onRecord(sourceRecord(x), 0, 12, 5);
+    assert.deepEqual(sends(a), ['0:A']);
+    assert.deepEqual(c.get(toHex(x.id))!.decision, { outcome: 'abort', slot: 5, reason: 'STAKE_NOT_OWNER' });
+    assert.deepEqual(c.get(toHex(x.id))!.destination, { height: 0, accepted: false, reason: 'STAKE_NOT_OWNER' });
+    assert.deepEqual(applied, ['unstake:abort']);
+  });
+
+  it('runs a release: prepare to the home shard, decision to it only, the beacon side applied with the decision', () => {
+    const x = info(3, { kind: 'release', srcShard: BEACON_SHARD, dstShard: 1 });
+    let a = c.startRelease(x, 5);
+    assert.deepEqual(phases(a), ['source-prepared']);
+    assert.deepEqual(sends(a), ['1:P']);
+    a = c.onRecord(destRecord(x), 1, 21, 6);
+    assert.deepEqual(phases(a), ['destination-prepared', 'decided', 'source-applied']);
+    assert.deepEqual(sends(a), ['1:C']);
+    noBeaconSends(a);
+    assert.deepEqual(applied, ['release:commit']);
+    assert.deepEqual(c.startRelease(x, 7).map((y) => y.type), ['anomaly'], 'created once');
+    c.onRecord(destRecord(x, { decision: 'commit', decidedHeight: 22 }), 1, 22, 7);
+    assert.equal(isDone(c.get(toHex(x.id))!), true);
+  });
+
+  it('presumes abort of an unanswered release at its deadline', () => {
+    const x = info(4, { kind: 'release', srcShard: BEACON_SHARD, dstShard: 1, deadlineSlot: 10 });
+    c.startRelease(x, 5);
+    const a = c.tick(11);
+    assert.deepEqual(sends(a), ['1:A']);
+    assert.deepEqual(applied, ['release:abort']);
+  });
+
+  it('treats kinds on the wrong path, or beacon transfers without a participant, as anomalies', () => {
+    assert.deepEqual(kinds(c.onRecord(sourceRecord(info(5, { kind: 'stake' })), 0, 12, 5)), ['anomaly'], 'a stake to a shard');
+    assert.deepEqual(kinds(c.onRecord(sourceRecord(info(6, { dstShard: BEACON_SHARD })), 0, 12, 5)), ['anomaly'], 'a transfer to the beacon');
+    const bare = new Coordinator({ signer: new FakeSigner() });
+    assert.deepEqual(kinds(bare.onRecord(sourceRecord(info(7, { kind: 'fees', dstShard: BEACON_SHARD })), 0, 12, 5)), ['anomaly']);
   });
 });

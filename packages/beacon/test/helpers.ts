@@ -1,10 +1,11 @@
 // Shared fixtures for the @qnexus/beacon tests.
 import { addressFromPublicKey, formatAddress, generateKeyPair, sha256, toHex, utf8, type KeyPair, type UnlockedKey } from '@qnexus/crypto';
-import { makeGenesis, type Genesis, type XferInfo, type XferRecord } from '@qnexus/types';
+import { makeGenesis, type Genesis, type GenesisStaking, type XferInfo, type XferRecord } from '@qnexus/types';
 import type { CoordinatorAction, SystemTxSigner } from '../src/coordinator.js';
 
 export function info(n: number, over: Partial<XferInfo> = {}): XferInfo {
   return {
+    kind: 'transfer',
     id: sha256(utf8(`xfer-${n}`)),
     srcShard: 0,
     dstShard: 1,
@@ -12,6 +13,7 @@ export function info(n: number, over: Partial<XferInfo> = {}): XferInfo {
     to: sha256(utf8(`to-${n}`)).subarray(0, 20),
     amount: 1000n + BigInt(n),
     deadlineSlot: 100,
+    data: new Uint8Array(0),
     ...over,
   };
 }
@@ -64,13 +66,23 @@ export const addrOf = (k: KeyPair): string => formatAddress(addressFromPublicKey
 /** A syntactically valid peer id for genesis files of tests that never start p2p. */
 export const SOME_PEER_ID = '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf';
 
-export function testGenesis(opts: { validators: KeyPair[]; beacon: KeyPair; beaconPeerId?: string; shardCount?: number; chainId?: string; genesisTime?: number; slotMs?: number }): Genesis {
+export function testGenesis(opts: {
+  validators: KeyPair[];
+  beacon: KeyPair;
+  beaconPeerId?: string;
+  shardCount?: number;
+  chainId?: string;
+  genesisTime?: number;
+  slotMs?: number;
+  epochLength?: number;
+  staking?: Partial<GenesisStaking>;
+}): Genesis {
   return makeGenesis({
     chainId: opts.chainId ?? 'beacon-test',
     scheme: 'ml-dsa-44',
     genesisTime: opts.genesisTime ?? 0,
     slotMs: opts.slotMs ?? 1000,
-    epochLength: 32,
+    epochLength: opts.epochLength ?? 32,
     shardCount: opts.shardCount ?? 2,
     minFee: 1n,
     maxBlockTxs: 100,
@@ -78,5 +90,6 @@ export function testGenesis(opts: { validators: KeyPair[]; beacon: KeyPair; beac
     beacon: { publicKey: opts.beacon.publicKey, peerId: opts.beaconPeerId ?? SOME_PEER_ID },
     accounts: [],
     validators: opts.validators.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
+    ...(opts.staking ? { staking: opts.staking } : {}),
   });
 }

@@ -3,12 +3,24 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toHex } from '@qnexus/crypto';
-import { QnexusError } from '@qnexus/types';
+import { addressFromPublicKey, sha256, toHex, utf8 } from '@qnexus/crypto';
+import { BEACON_SHARD, QnexusError, encodeEpochAnnouncement, type XferInfo } from '@qnexus/types';
+import { Registry } from '../src/registry.js';
 import { Coordinator, type XferEntry } from '../src/coordinator.js';
 import { ActionRunner } from '../src/service.js';
 import { BeaconStore, decodeEntry, encodeEntry } from '../src/store.js';
-import { FakeSigner, destRecord, info, key, sourceRecord, testGenesis, text } from './helpers.js';
+import { FakeSigner, addrOf, destRecord, info, key, sourceRecord, testGenesis, text } from './helpers.js';
+
+/** A registry's full state as comparable JSON (Maps, Sets, bytes and bigints spelled out). */
+function stateJson(r: Registry): string {
+  return JSON.stringify(r.state(), (_k, v: unknown) => {
+    if (typeof v === 'bigint') return `${v}n`;
+    if (v instanceof Uint8Array) return toHex(v);
+    if (v instanceof Map) return [...v].sort(([a], [b]) => (String(a) < String(b) ? -1 : 1));
+    if (v instanceof Set) return [...v].sort();
+    return v;
+  });
+}
 
 const isCode = (code: string) => (e: unknown) => e instanceof QnexusError && e.code === code;
 
@@ -106,5 +118,62 @@ describe('beacon: store', () => {
     assert.equal(await store.putEpochIfAbsent(3, new Uint8Array([2])), false);
     assert.deepEqual(await store.epochAnnouncement(3), new Uint8Array([1]));
     await assert.rejects(BeaconStore.open(join(dir, 'db')), isCode('UNAVAILABLE'));
+  });
+
+  it('restores the staking registry exactly, and it continues identically', async () => {
+    const vals = [1, 2, 3, 4].map(key);
+    const g = testGenesis({ validators: vals, beacon: key(9), epochLength: 8, staking: { churnLimit: 1, unbondingEpochs: 1 } });
+    await store.initGenesis(g);
+    const r = new Registry(g);
+    const c = new Coordinator({ signer: new FakeSigner(), participant: r });
+    // What the service does: registry changes (with the frozen epochs' signed bytes) go with the log entries.
+    const runner = new ActionRunner(store, () => undefined, () => undefined, () => {
+      if (!r.changed) return undefined;
+      const changes = r.takeChanges();
+      const announcements = new Map(changes.frozen.map((fe) => [fe.epoch, encodeEpochAnnouncement({ body: r.announcement(fe.epoch, 0), signature: new Uint8Array([fe.epoch]) })]));
+      return { changes, announcements };
+    });
+    const nv = key(20);
+    const funder = sha256(utf8('funder')).subarray(0, 20);
+    const stake = (n: number, k = nv): XferInfo => ({ kind: 'stake', id: sha256(utf8(`s${n}`)), srcShard: 0, dstShard: BEACON_SHARD, from: funder, to: addressFromPublicKey(k.publicKey), amount: 300n, deadlineSlot: 99, data: k.publicKey });
+    const steps = async (reg: Registry, co: Coordinator, run: ActionRunner, from: number, to: number) => {
+      for (let slot = from; slot < to; slot++) {
+        const actions = co.tick(slot);
+        for (const x of reg.onSlot(slot).releases) actions.push(...co.startRelease(x, slot));
+        if (slot === 1) actions.push(...co.onRecord(sourceRecord(stake(1)), 0, 10, slot));
+        if (slot === 2) actions.push(...co.onRecord(sourceRecord(stake(2, key(21))), 0, 11, slot));
+        if (slot === 3) {
+          const u: XferInfo = { ...stake(3, vals[0]!), kind: 'unstake', from: addressFromPublicKey(vals[0]!.publicKey), amount: 0n, data: new Uint8Array(0) };
+          actions.push(...co.onRecord(sourceRecord(u), 0, 12, slot));
+        }
+        const fe = reg.epoch(Math.floor(slot / 8));
+        if (fe) reg.recordParticipation(slot % 2, slot, slot, fe.shards[slot % 2]!.committee.validators.map((m) => m.address));
+        await run.run(actions);
+      }
+    };
+    await steps(r, c, runner, 0, 21);
+    assert.equal(r.validator(addrOf(nv))!.status, 'active');
+    assert.ok(r.totals().minted > 0n);
+    assert.ok(r.frozenEpochs().length >= 3);
+    await store.close();
+
+    store = await BeaconStore.open(join(dir, 'db'));
+    const loaded = await store.loadRegistry();
+    assert.ok(loaded);
+    const r2 = new Registry(g, loaded);
+    assert.equal(stateJson(r2), stateJson(r), 'identical registry state after restart');
+    assert.deepEqual(await store.epochAnnouncement(1), encodeEpochAnnouncement({ body: r.announcement(1, 0), signature: new Uint8Array([1]) }), 'the stored announcement bytes');
+    const c2 = new Coordinator({ signer: new FakeSigner(), participant: r2 }, await store.loadEntries());
+    const runner2 = new ActionRunner(store, () => undefined, () => undefined, () => {
+      if (!r2.changed) return undefined;
+      const changes = r2.takeChanges();
+      return { changes, announcements: new Map(changes.frozen.map((fe) => [fe.epoch, encodeEpochAnnouncement({ body: r2.announcement(fe.epoch, 0), signature: new Uint8Array([fe.epoch]) })])) };
+    });
+    // Both continue with the same inputs and stay identical.
+    const mem = new Registry(g, r.state());
+    await steps(r2, c2, runner2, 21, 40);
+    const c3 = new Coordinator({ signer: new FakeSigner(), participant: mem }, c.recent(100).map((e) => structuredClone(e)));
+    await steps(mem, c3, new ActionRunner({ putEntries: async () => undefined }, () => undefined, () => undefined, () => (mem.takeChanges(), undefined)), 21, 40);
+    assert.equal(stateJson(r2), stateJson(mem));
   });
 });

@@ -19,12 +19,12 @@ import {
   type KeystoreFile,
   type SchemeName,
 } from '@qnexus/crypto';
-import { QnexusError, type Genesis } from '@qnexus/types';
+import { QnexusError, type Genesis, type GenesisStaking } from '@qnexus/types';
 import type { LogFormat, LogLevel } from '@qnexus/node';
 import { ApiError, QnexusClient, type ClientOptions } from '@qnexus/sdk';
 import { CliError, EXIT, usageError } from './errors.js';
 import { buildGenesis, genesisCommittees, genesisFileText, genesisHashHex, loadGenesisFile } from './genesis.js';
-import { createKeystoreFile, keystoreText } from './keystore.js';
+import { createKeystoreFile, keystoreText, readKeystoreFile } from './keystore.js';
 import { readText, writeFileAtomic, writeNewFile } from './util.js';
 
 // ---------------------------------------------------------------- public types
@@ -57,6 +57,8 @@ export interface DevnetOptions {
    * i = BEACON_INDEX (the last one: base+99 / base+199). Default 7000.
    */
   basePort?: number;
+  /** Genesis staking parameters (ignored when resuming); unset ones take the genesis defaults. */
+  staking?: Partial<GenesisStaking>;
   /** Default 1000. */
   slotMs?: number;
   /** Default 32. */
@@ -718,6 +720,7 @@ class DevnetImpl implements Devnet {
       minFee: o.minFee ?? DEVNET_DEFAULTS.minFee,
       maxBlockTxs: o.maxBlockTxs ?? DEVNET_DEFAULTS.maxBlockTxs,
       xferTimeoutSlots: o.xferTimeoutSlots ?? DEVNET_DEFAULTS.xferTimeoutSlots,
+      ...(o.staking ? { staking: o.staking } : {}),
       beacon: { publicKey: fromHex(beaconKey.publicKey), scheme: beaconKey.scheme, peerId: beaconPeerId, source: beaconKeyPath },
       validators: validatorKeys.map((k, n) => ({ keystore: k, source: `validator key ${n}`, stake: o.validatorStake ?? DEVNET_DEFAULTS.validatorStake })),
       accounts: accounts.map((a) => ({ address: a.address, balance: BigInt(a.balance) })),
@@ -1011,16 +1014,22 @@ class DevnetImpl implements Devnet {
     }
   }
 
-  async addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess> {
-    if (opts.role !== 'full') throw usageError('only full nodes can be added (validators are fixed by the genesis, and there is one beacon)');
+  /**
+   * Start one more shard node. A `validator` needs a keystore encrypted with the devnet
+   * passphrase (`passphraseFile`), typically of a key that is not in the genesis and stakes in
+   * with `tx stake`: it follows the chain and starts voting once the beacon activates it.
+   */
+  async addNode(opts: { role: 'full' | 'validator'; name?: string; shard?: number; keystore?: string }): Promise<DevnetProcess> {
+    if (opts.role !== 'full' && opts.role !== 'validator') throw usageError('only full nodes and validators can be added (there is one beacon)');
+    if (opts.role === 'validator' && opts.keystore === undefined) throw usageError('a validator node needs its keystore');
     if (this.stopping) throw new CliError('DEVNET_STOPPED', 'the devnet has been stopped');
     const shard = opts.shard ?? 0;
     if (!Number.isSafeInteger(shard) || shard < 0 || shard >= this.genesis.shardCount) throw usageError(`shard ${shard} does not exist in this genesis`);
     let name = opts.name;
     if (name === undefined) {
       let j = 0;
-      while (this.procs.has(devnetNodeName(this.genesis.shardCount, shard, 'full', j))) j++;
-      name = devnetNodeName(this.genesis.shardCount, shard, 'full', j);
+      while (this.procs.has(devnetNodeName(this.genesis.shardCount, shard, opts.role, j))) j++;
+      name = devnetNodeName(this.genesis.shardCount, shard, opts.role, j);
     }
     if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw usageError(`invalid node name ${JSON.stringify(name)}`);
     if (this.procs.has(name)) throw usageError(`a node named ${name} already exists`);
@@ -1037,7 +1046,9 @@ class DevnetImpl implements Devnet {
     await mkdir(dataDir, { recursive: true });
     await mkdir(join(this.dir, 'logs'), { recursive: true });
     const peerId = await this.peerId(dataDir);
-    const entry = processEntry(this.dir, { name, role: 'full', shard, peerId, dataDir, p2pPort, apiPort });
+    let validator: string | null = null;
+    if (opts.keystore !== undefined) validator = (await readKeystoreFile(opts.keystore)).address;
+    const entry = processEntry(this.dir, { name, role: opts.role, shard, peerId, dataDir, p2pPort, apiPort, validator, keystore: opts.keystore ?? null });
     const p: Proc = { entry, child: null, exit: null, expectExit: false };
     this.manifest.processes.push(entry);
     this.procs.set(name, p);

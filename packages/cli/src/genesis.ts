@@ -8,6 +8,7 @@ import {
   parseGenesis,
   type Genesis,
   type GenesisAccount,
+  type GenesisStaking,
   type GenesisValidator,
 } from '@qnexus/types';
 import { InvalidArgumentError } from 'commander';
@@ -73,7 +74,9 @@ export interface BeaconSpec {
 }
 
 /** The chain parameters of a Genesis, with validators given as (public parts of) keystores. */
-export type GenesisParams = Omit<Genesis, 'validators' | 'beacon'> & {
+export type GenesisParams = Omit<Genesis, 'validators' | 'beacon' | 'staking'> & {
+  /** Staking parameters; unset ones take DEFAULT_STAKING. */
+  staking?: Partial<GenesisStaking>;
   /** Public parts of validator keystores with their stake. */
   validators: { keystore: KeystoreFile; source: string; stake: bigint }[];
   beacon: BeaconSpec;
@@ -127,6 +130,7 @@ export function buildGenesis(p: GenesisParams): Genesis {
     maxBlockTxs: p.maxBlockTxs,
     xferTimeoutSlots: p.xferTimeoutSlots,
     beacon: { publicKey: b.publicKey, peerId: b.peerId },
+    ...(p.staking ? { staking: p.staking } : {}),
     accounts: p.accounts,
     validators,
   });

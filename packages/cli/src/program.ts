@@ -7,6 +7,7 @@ import { keysCommand } from './commands/keys.js';
 import { nodeCommand } from './commands/node.js';
 import { statusCommand } from './commands/status.js';
 import { txCommand } from './commands/tx.js';
+import { validatorsCommand } from './commands/validators.js';
 import { EXIT, reportError } from './errors.js';
 
 function version(): string {
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   beaconCommand(program);
   statusCommand(program);
   txCommand(program);
+  validatorsCommand(program);
   devnetCommand(program);
   return program;
 }

@@ -15,8 +15,10 @@ import { mkdirSync, realpathSync } from 'node:fs';
  *   txs       tx hash               -> u64be height | u32be index
  *   accounts  20-byte address       -> encoded account
  *   xfers     32-byte transfer id   -> encoded cross-shard transfer record
+ *   fees      20-byte address       -> u64be pending proposer fees (absent = 0)
  *   meta      'head' | 'counters' | 'genesis' -> value
  *   signer    'last' | 'lock'       -> double-sign protection records
+ *   epochs    u64be epoch           -> the first verified signed epoch announcement
  */
 
 type Bytes = Uint8Array;
@@ -40,7 +42,9 @@ export interface BlockCommit {
   accounts: Map<string, Bytes>;
   /** Encoded transfer records that changed, keyed by transfer id hex. */
   xfers: Map<string, Bytes>;
-  /** Encoded state counters (burned, escrow, exported, imported). */
+  /** Pending proposer fees that changed, keyed by address hex; 0 deletes the entry. */
+  pendingFees: Map<string, bigint>;
+  /** Encoded state counters (state's encodeCounters). */
   counters: Bytes;
   /** Set only for height 0: binds the data dir to its chain in the same batch as the genesis state. */
   genesisHash?: Bytes;
@@ -54,6 +58,8 @@ export interface TxLocation {
 export interface StoredState {
   accounts: [string, Bytes][];
   xfers: Bytes[];
+  /** Pending proposer fees by address hex, in address order (only non-zero entries are stored). */
+  pendingFees: [string, bigint][];
   counters: Bytes | undefined;
 }
 
@@ -124,8 +130,10 @@ export class ChainStore {
   private readonly txs: Sub;
   private readonly accounts: Sub;
   private readonly xfers: Sub;
+  private readonly fees: Sub;
   private readonly meta: Sub;
   private readonly signer: Sub;
+  private readonly epochs: Sub;
 
   private readonly db: ClassicLevel<Bytes, Bytes>;
 
@@ -137,8 +145,10 @@ export class ChainStore {
     this.txs = sub(db, 't');
     this.accounts = sub(db, 'a');
     this.xfers = sub(db, 'x');
+    this.fees = sub(db, 'p');
     this.meta = sub(db, 'm');
     this.signer = sub(db, 's');
+    this.epochs = sub(db, 'e');
   }
 
   static async open(dir: string): Promise<ChainStore> {
@@ -202,6 +212,10 @@ export class ChainStore {
     c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
     for (const [addr, acc] of c.accounts) batch.put(fromHex(addr), acc, { sublevel: this.accounts });
     for (const [id, rec] of c.xfers) batch.put(fromHex(id), rec, { sublevel: this.xfers });
+    for (const [addr, amount] of c.pendingFees) {
+      if (amount === 0n) batch.del(fromHex(addr), { sublevel: this.fees });
+      else batch.put(fromHex(addr), new Writer(8).u64(amount).finish(), { sublevel: this.fees });
+    }
     batch.put(this.key('counters'), c.counters, { sublevel: this.meta });
     batch.put(this.key('head'), u64be(c.height), { sublevel: this.meta });
     if (c.genesisHash) batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
@@ -213,7 +227,29 @@ export class ChainStore {
     for await (const [k, v] of this.accounts.iterator()) accounts.push([toHex(k), v]);
     const xfers: Bytes[] = [];
     for await (const v of this.xfers.values()) xfers.push(v);
-    return { accounts, xfers, counters: await this.meta.get(this.key('counters')) };
+    const pendingFees: [string, bigint][] = [];
+    for await (const [k, v] of this.fees.iterator()) pendingFees.push([toHex(k), new Reader(v).u64()]);
+    return { accounts, xfers, pendingFees, counters: await this.meta.get(this.key('counters')) };
+  }
+
+  // ------------------------------------------------------------ epoch announcements
+
+  /**
+   * Store a verified signed epoch announcement (raw wire bytes), fsynced so a
+   * committee the node has acted on survives a crash. Overwrites: keeping the
+   * first one per epoch is the caller's choice (they are identical but for
+   * `issuedSlot` and the hedged signature).
+   */
+  async putAnnouncement(epoch: number, raw: Bytes): Promise<void> {
+    // put() on a sublevel takes no `sync` option; a one-entry batch on the root does.
+    await this.db.batch([{ type: 'put', sublevel: this.epochs, key: u64be(epoch), value: raw }], { sync: true });
+  }
+
+  /** Every stored announcement by epoch (for re-verification and serving at start). */
+  async loadAnnouncements(): Promise<Map<number, Bytes>> {
+    const out = new Map<number, Bytes>();
+    for await (const [k, v] of this.epochs.iterator()) out.set(new Reader(k).u64n(), v);
+    return out;
   }
 
   // ------------------------------------------------------------ signer

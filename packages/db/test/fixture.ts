@@ -88,10 +88,27 @@ export function burnedAt(h: number): bigint {
   return 3n * BigInt(h);
 }
 
-/** State counters written at height h (every commit writes all four). */
+/** State counters written at height h (every commit writes all of them). */
 export function countersAt(h: number): Counters {
   const b = BigInt(h);
-  return { burned: burnedAt(h), escrow: b % 7n, exported: 2n * b, imported: b };
+  return { burned: burnedAt(h), escrow: b % 7n, exported: 2n * b, imported: b, fees: 5n * b, feeEpoch: Math.floor(h / 4) };
+}
+
+/** Pending proposer fees: PROPOSERS addresses; height h >= 1 sets proposer h % PROPOSERS to pendingFeeAt(h) (0 = deleted). */
+export const PROPOSERS = 3;
+
+export function proposerHex(k: number): string {
+  return toHex(sha256(utf8(`db-proposer-${k}`)).slice(0, 20));
+}
+
+/** Every 4th height sends the proposer's fees away (0 deletes the entry); otherwise a new amount. */
+export function pendingFeeAt(h: number): bigint {
+  return h % 4 === 0 ? 0n : BigInt(h) * 10n;
+}
+
+function pendingFeesAt(h: number): Map<string, bigint> {
+  if (h === 0) return new Map();
+  return new Map([[proposerHex(h % PROPOSERS), pendingFeeAt(h)]]);
 }
 
 /** Transfer records: XFER_IDS ids; height h >= 1 rewrites record h % XFER_IDS (so records are both added and updated). */
@@ -106,6 +123,7 @@ export function xferRecordAt(k: number, h: number): XferRecord {
   return {
     role: k % 2 ? 'source' : 'destination',
     info: {
+      kind: k === 3 ? 'stake' : 'transfer',
       id: sha256(utf8(`db-xfer-${k}`)),
       srcShard: k % 2 ? 0 : 1,
       dstShard: k % 2 ? 1 : 0,
@@ -113,6 +131,7 @@ export function xferRecordAt(k: number, h: number): XferRecord {
       to: sha256(utf8(`to-${k}`)).slice(0, 20),
       amount: BigInt(100 + k),
       deadlineSlot: 1000 + k,
+      data: k === 3 ? new Uint8Array(1312).fill(k) : new Uint8Array(0),
     },
     prepare: 'accepted',
     reason: '',
@@ -137,6 +156,7 @@ export function commitFor(h: number): BlockCommit {
     txHashes: Array.from({ length: TXS_PER_BLOCK }, (_, i) => txHash(h, i)),
     accounts: accountAt(h),
     xfers: xfersAt(h),
+    pendingFees: pendingFeesAt(h),
     counters: encodeCounters(countersAt(h)),
     ...(h === 0 ? { genesisHash: GENESIS_HASH } : {}),
   };
@@ -146,7 +166,7 @@ export function commitFor(h: number): BlockCommit {
  * The state the loop must have produced once heights 0..H are committed
  * (computed in closed form, independently of commitFor), sorted by address.
  */
-export function expectedState(H: number): { accounts: [string, string][]; xfers: string[]; counters: Counters } {
+export function expectedState(H: number): { accounts: [string, string][]; xfers: string[]; pendingFees: [string, bigint][]; counters: Counters } {
   const accounts: [string, string][] = [[accountHex(0), toHex(encodeAccount({ balance: BigInt(H), nonce: BigInt(H), publicKey: null }))]];
   const n = ACCOUNTS - 1;
   for (let k = 1; k < ACCOUNTS; k++) {
@@ -171,5 +191,13 @@ export function expectedState(H: number): { accounts: [string, string][]; xfers:
   }
   // stored by id: returned in id order
   xfers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  return { accounts, xfers: xfers.map(([, r]) => r), counters: countersAt(H) };
+  // the last height h in 1..H with h % PROPOSERS === k wrote proposer k (absent if never, or if it wrote 0)
+  const pendingFees: [string, bigint][] = [];
+  for (let k = 0; k < PROPOSERS; k++) {
+    const last = H - ((((H - k) % PROPOSERS) + PROPOSERS) % PROPOSERS);
+    if (last < 1 || pendingFeeAt(last) === 0n) continue;
+    pendingFees.push([proposerHex(k), pendingFeeAt(last)]);
+  }
+  pendingFees.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return { accounts, xfers: xfers.map(([, r]) => r), pendingFees, counters: countersAt(H) };
 }

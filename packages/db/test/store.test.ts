@@ -21,6 +21,7 @@ import {
   xferRecordAt,
   expectedState,
   hashOf,
+  proposerHex,
   txHash,
 } from './fixture.js';
 
@@ -56,7 +57,7 @@ async function assertConsistent(store: ChainStore, H: number, opts: { allTxs?: b
   assert.equal(await store.headHeight(), H);
   if (H < 0) {
     assert.equal(await store.genesisHash(), undefined);
-    assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], counters: undefined });
+    assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], pendingFees: [], counters: undefined });
   } else {
     same(await store.genesisHash(), GENESIS_HASH, 'genesis hash');
   }
@@ -92,6 +93,7 @@ async function assertConsistent(store: ChainStore, H: number, opts: { allTxs?: b
       `state at ${H}`,
     );
     assert.deepEqual(st.xfers.map((x) => toHex(x)), exp.xfers, `transfer records at ${H}`);
+    assert.deepEqual(st.pendingFees, exp.pendingFees, `pending fees at ${H}`);
     assert.deepEqual(decodeCounters(st.counters), exp.counters, `counters at ${H}`);
   }
 }
@@ -107,8 +109,9 @@ describe('db: ChainStore', () => {
       assert.equal(await store.blockByHash(hashOf(0)), undefined);
       assert.equal(await store.certificate(1), undefined);
       assert.equal(await store.txLocation(txHash(0, 0)), undefined);
-      assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], counters: undefined });
+      assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], pendingFees: [], counters: undefined });
       assert.deepEqual(plain(await store.loadSigner()), { last: null, lock: null });
+      assert.deepEqual(await store.loadAnnouncements(), new Map());
     } finally {
       await store.close();
     }
@@ -160,14 +163,19 @@ describe('db: ChainStore', () => {
     const dir = freshDir();
     const acct = (n: number): [string, Account] => [toHex(sha256(utf8(`acct-${n}`)).slice(0, 20)), { balance: BigInt(1000 * n), nonce: BigInt(n), publicKey: null }];
     const rec = (n: number, over: Partial<XferRecord> = {}): XferRecord => ({ ...xferRecordAt(n, 1), ...over });
-    const c1: Counters = { burned: 10n, escrow: 300n, exported: 0n, imported: 0n };
-    const c2: Counters = { burned: 12n, escrow: 100n, exported: 200n, imported: 55n };
+    const c1: Counters = { burned: 10n, escrow: 300n, exported: 0n, imported: 0n, fees: 40n, feeEpoch: 0 };
+    const c2: Counters = { burned: 12n, escrow: 100n, exported: 200n, imported: 55n, fees: 7n, feeEpoch: 3 };
+    const px = (n: number) => toHex(sha256(utf8(`proposer-${n}`)).slice(0, 20));
     const base = commitFor(0);
     let store = await ChainStore.open(dir);
     await store.commitBlock({
       ...base,
       accounts: new Map([acct(1), acct(2)].map(([k, a]) => [k, encodeAccount(a)])),
       xfers: new Map([rec(0), rec(1)].map((r) => [toHex(r.info.id), encodeXferRecord(r)])),
+      pendingFees: new Map([
+        [px(1), 30n],
+        [px(2), 10n],
+      ]),
       counters: encodeCounters(c1),
     });
     // height 1 decides record 1, adds record 2, leaves record 0 alone
@@ -176,6 +184,12 @@ describe('db: ChainStore', () => {
       ...commitFor(1),
       accounts: new Map(),
       xfers: new Map([decided, rec(2, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' })].map((r) => [toHex(r.info.id), encodeXferRecord(r)])),
+      // proposer 1's fees were sent (deleted), proposer 2 earned more, proposer 3 is new
+      pendingFees: new Map([
+        [px(1), 0n],
+        [px(2), 3n],
+        [px(3), 4n],
+      ]),
       counters: encodeCounters(c2),
     });
     await store.close();
@@ -184,6 +198,7 @@ describe('db: ChainStore', () => {
     try {
       const st = await store.loadState();
       assert.deepEqual(decodeCounters(st.counters), c2, 'the latest counters');
+      assert.deepEqual(st.pendingFees, [[px(2), 3n], [px(3), 4n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)), 'pending fees: updated, added, deleted at 0');
       const recs = st.xfers.map((b) => plain(decodeXferRecord(b)));
       const byId = new Map(recs.map((r) => [toHex(r.info.id), r]));
       assert.equal(byId.size, 3);
@@ -194,14 +209,83 @@ describe('db: ChainStore', () => {
       const ids = recs.map((r) => toHex(r.info.id));
       assert.deepEqual(ids, [...ids].sort());
       // the node's reload path: the same entries give the same state root
-      const expected = WorldState.fromEntries([acct(1), acct(2)], c2, [rec(0), decided, rec(2, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' })]);
+      const expected = WorldState.fromEntries(
+        [acct(1), acct(2)],
+        c2,
+        [rec(0), decided, rec(2, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' })],
+        [
+          [px(3), 4n],
+          [px(2), 3n],
+        ],
+      );
       const reloaded = WorldState.fromEntries(
         st.accounts.map(([k, v]) => [k, decodeAccount(v)]),
         decodeCounters(st.counters),
         st.xfers.map(decodeXferRecord),
+        st.pendingFees,
       );
       assert.deepEqual(reloaded.root(), expected.root());
       assert.equal(reloaded.counters.imported, 55n);
+      assert.equal(reloaded.pendingFee(px(2)), 3n);
+      assert.equal(reloaded.pendingFee(px(1)), 0n);
+      // without the pending fees the root differs: the node must load them
+      assert.notDeepEqual(
+        WorldState.fromEntries(st.accounts.map(([k, v]) => [k, decodeAccount(v)]), decodeCounters(st.counters), st.xfers.map(decodeXferRecord)).root(),
+        expected.root(),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('pending fees: a state rebuilt after reopen holds exactly the committed entries, through sends (0) and re-earning', async () => {
+    const dir = freshDir();
+    let store = await ChainStore.open(dir);
+    for (let h = 0; h <= 9; h++) await store.commitBlock(commitFor(h));
+    await store.close();
+    store = await ChainStore.open(dir);
+    try {
+      const st = await store.loadState();
+      const exp = expectedState(9);
+      assert.deepEqual(st.pendingFees, exp.pendingFees);
+      // height 8 sent proposer 2's fees (deleted); proposers 0 and 1 hold what heights 9 and 7 wrote
+      assert.deepEqual(new Map(st.pendingFees), new Map([[proposerHex(0), 90n], [proposerHex(1), 70n]]));
+      await store.commitBlock(commitFor(10)); // proposer 1 earns again
+      assert.deepEqual(new Map((await store.loadState()).pendingFees).get(proposerHex(1)), 100n);
+      await store.commitBlock(commitFor(11));
+      await store.commitBlock(commitFor(12)); // 12 % 4 = 0: proposer 0's entry is deleted
+      const st12 = await store.loadState();
+      assert.deepEqual(st12.pendingFees, expectedState(12).pendingFees);
+      assert.ok(!st12.pendingFees.some(([k]) => k === proposerHex(0)));
+      assert.equal(decodeCounters(st12.counters).feeEpoch, 3);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('epoch announcements: put (synced), overwrite, load by epoch across reopen, independent of the chain data', async () => {
+    const dir = freshDir();
+    const raw = (e: number, n: number) => new Uint8Array(3000 + e).fill((e * 7 + n) & 0xff);
+    let store = await ChainStore.open(dir);
+    await store.putAnnouncement(0, raw(0, 0));
+    await store.putAnnouncement(2, raw(2, 0));
+    await store.putAnnouncement(1, raw(1, 0));
+    await store.putAnnouncement(2, raw(2, 1)); // the caller decides what to keep; the store overwrites
+    await store.putAnnouncement(Number.MAX_SAFE_INTEGER, raw(3, 0));
+    assert.equal(await store.headHeight(), -1, 'announcements do not touch the chain');
+    await store.close();
+    store = await ChainStore.open(dir);
+    try {
+      const m = await store.loadAnnouncements();
+      assert.deepEqual([...m.keys()], [0, 1, 2, Number.MAX_SAFE_INTEGER], 'in epoch order');
+      same(m.get(0), raw(0, 0), 'epoch 0');
+      same(m.get(1), raw(1, 0), 'epoch 1');
+      same(m.get(2), raw(2, 1), 'epoch 2 (overwritten)');
+      same(m.get(Number.MAX_SAFE_INTEGER), raw(3, 0), 'large epoch');
+      // chain commits leave them alone
+      await store.commitBlock(commitFor(0));
+      assert.equal((await store.loadAnnouncements()).size, 4);
+      assert.deepEqual((await store.loadState()).pendingFees, []);
     } finally {
       await store.close();
     }

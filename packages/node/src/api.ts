@@ -1,19 +1,27 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
-import { epochCommittees } from '@qnexus/state';
+import { addressFromPublicKey, bytesEqual, formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
+import { verifyVoteEvidence, type EpochCommittees } from '@qnexus/state';
 import {
+  BEACON_SHARD,
   QnexusError,
   blockHash,
   decodeBlock,
   decodeCertificate,
+  decodeEvidence,
   genesisHash,
   genesisSupply,
   epochOf,
+  isErrorCode,
   openTx,
   slotAt,
+  stakingTotalsToJson,
+  validatorInfoToJson,
   MAX_TX_BYTES,
   xferRecordPhase,
   type Block,
+  type ValidatorInfo,
+  type ValidatorInfoJson,
+  type VoteEvidence,
   type XferRecord,
   type TxEnvelope,
 } from '@qnexus/types';
@@ -26,12 +34,14 @@ import type { Syncer } from './sync.js';
 import type { TxGossip } from './txgossip.js';
 import type { LoadMonitor } from './load.js';
 import type { Logger } from './log.js';
+import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
 
 export const API_VERSION = '0.1.0';
 const MAX_BODY = 64 * 1024;
 
-interface Ctx {
+/** What the HTTP API reads from (and acts through). */
+export interface ApiContext {
   chain: Chain;
   engine: Engine;
   mempool: Mempool;
@@ -44,7 +54,10 @@ interface Ctx {
   role: 'validator' | 'full';
   validator: string | null;
   xshard: XShard;
+  /** Signature checks off the event loop (evidence submitted over the API). */
+  verifier: TxVerifier;
 }
+type Ctx = ApiContext;
 
 type Handler = (ctx: Ctx, params: string[], req: IncomingMessage) => Promise<[number, unknown]>;
 
@@ -93,16 +106,29 @@ function txJson(env: TxEnvelope) {
   const p = b.payload;
   // `raw` is the exact wire encoding, so anyone can re-verify or relay it (a beacon entry can be relayed by anyone; replays are refused by state).
   const common = { hash: env.hashHex, kind: p.kind, fee: b.fee.toString(), nonce: b.nonce.toString(), raw: toHex(env.raw) };
-  if (p.kind === 'transfer' || p.kind === 'xtransfer') return { ...common, from: env.fromStr, to: formatAddress(p.to), amount: p.amount.toString() };
-  // Beacon entries: the transfer they act on.
-  return {
-    ...common,
-    from: formatAddress(p.xfer.from),
-    to: formatAddress(p.xfer.to),
-    amount: p.xfer.amount.toString(),
-    transfer: toHex(p.xfer.id),
-    ...(p.kind === 'xdecision' ? { decision: p.commit ? 'commit' : 'abort' } : {}),
-  };
+  switch (p.kind) {
+    case 'transfer':
+    case 'xtransfer':
+      return { ...common, from: env.fromStr, to: formatAddress(p.to), amount: p.amount.toString() };
+    case 'stake': {
+      // The signer funds (and is the home of) the validator; `to` names the validator too (the record's recipient).
+      const validator = formatAddress(addressFromPublicKey(p.validatorPublicKey));
+      return { ...common, from: env.fromStr, to: validator, validator, validatorPublicKey: toHex(p.validatorPublicKey), amount: p.amount.toString() };
+    }
+    case 'unstake':
+      return { ...common, from: env.fromStr, to: formatAddress(p.validator), validator: formatAddress(p.validator), amount: '0' };
+    default:
+      // Beacon entries: the transfer they act on.
+      return {
+        ...common,
+        from: formatAddress(p.xfer.from),
+        to: formatAddress(p.xfer.to),
+        amount: p.xfer.amount.toString(),
+        transfer: toHex(p.xfer.id),
+        transferKind: p.xfer.kind,
+        ...(p.kind === 'xdecision' ? { decision: p.commit ? 'commit' : 'abort' } : {}),
+      };
+  }
 }
 
 /** A shard's view of one cross-shard transfer, from its state record (or its mempool). */
@@ -120,6 +146,8 @@ export function xferJson(rec: XferRecord, shard: number) {
   }
   return {
     id: toHex(x.id),
+    // transfer (shard → shard), stake/unstake/fees (→ the beacon, shard number BEACON_SHARD), release (beacon → here).
+    kind: x.kind,
     from: formatAddress(x.from),
     to: formatAddress(x.to),
     amount: x.amount.toString(),
@@ -131,6 +159,144 @@ export function xferJson(rec: XferRecord, shard: number) {
     decision: rec.decision === 'none' ? null : rec.decision,
     phases,
   };
+}
+
+/** Unknown registry fields are null in the committee fallback (before the first beacon snapshot). */
+type OrNull<T, K extends keyof T> = Omit<T, K> & { [P in K]: T[P] | null };
+
+/**
+ * A validator as `GET /v1/validators` shows it: the beacon registry's entry,
+ * plus its public key when the epoch book knows it. Built from the committee
+ * alone (source 'committee'), the registry-only fields are null.
+ */
+export type NodeValidatorJson = OrNull<ValidatorInfoJson, 'home' | 'rewards' | 'slashed' | 'participation' | 'lifetime' | 'activationEpoch'> & {
+  publicKey: string | null;
+};
+
+function currentEpoch(c: Ctx): number {
+  return c.chain.currentEpoch();
+}
+
+/** The committees of the current epoch, or of the newest earlier one the epoch book holds (its announcement may be late). */
+function currentCommittees(c: Ctx): EpochCommittees | undefined {
+  const now = currentEpoch(c);
+  return c.chain.epochs.get(now) ?? c.chain.epochs.get(Math.min(now, c.chain.epochs.latestEpoch()));
+}
+
+/** Public keys of every member of the given epochs' committees (address → hex key). */
+function knownKeys(c: Ctx, epochs: number[]): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const e of epochs) {
+    const ec = c.chain.epochs.get(e);
+    if (!ec) continue;
+    for (const sh of ec.shards) for (const [addr, m] of sh.members) if (!keys.has(addr)) keys.set(addr, toHex(m.publicKey));
+  }
+  return keys;
+}
+
+function fromRegistry(v: ValidatorInfo, keys: Map<string, string>): NodeValidatorJson {
+  const j = validatorInfoToJson(v);
+  return { ...j, publicKey: keys.get(j.address) ?? null };
+}
+
+/** What the committees say of their members when no registry snapshot has arrived yet. */
+function fromCommittees(c: Ctx, ec: EpochCommittees): NodeValidatorJson[] {
+  // Genesis validators are bonded from epoch 0 and are their own home; later ones are known only to the registry.
+  const genesisValidators = new Set(c.chain.genesis.validators.map((v) => v.address));
+  const out: NodeValidatorJson[] = [];
+  ec.shards.forEach((sh, shard) => {
+    for (const v of sh.committee.validators) {
+      const g = genesisValidators.has(v.address);
+      out.push({
+        address: v.address,
+        home: g ? v.address : null,
+        stake: v.stake.toString(),
+        status: 'active',
+        shard,
+        activationEpoch: g ? 0 : null,
+        exitEpoch: null,
+        withdrawableEpoch: null,
+        rewards: null,
+        slashed: null,
+        participation: null,
+        lifetime: null,
+        publicKey: sh.members.get(v.address) ? toHex(sh.members.get(v.address)!.publicKey) : null,
+      });
+    }
+  });
+  return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+function thisShardCommittee(c: Ctx, ec: EpochCommittees | undefined): { address: string; stake: string }[] {
+  const sh = ec?.shards[c.chain.shard];
+  return sh ? sh.committee.validators.map((v) => ({ address: v.address, stake: v.stake.toString() })) : [];
+}
+
+function committeesJson(c: Ctx, ec: EpochCommittees) {
+  const shards = ec.shards.map((sh, shard) => ({
+    shard,
+    members: sh.committee.validators.map((v) => ({ address: v.address, publicKey: sh.members.get(v.address) ? toHex(sh.members.get(v.address)!.publicKey) : null, stake: v.stake.toString() })),
+    totalStake: sh.committee.totalStake.toString(),
+  }));
+  const mine = shards[c.chain.shard];
+  const signed = ec.epoch === 0 ? undefined : c.chain.epochs.announcement(ec.epoch);
+  return {
+    epoch: ec.epoch,
+    startSlot: ec.epoch * c.chain.genesis.epochLength,
+    seed: toHex(ec.seed),
+    shard: c.chain.shard,
+    members: mine?.members ?? [],
+    totalStake: mine?.totalStake ?? '0',
+    shards,
+    // Epoch 0 is the genesis assignment; later epochs come from the beacon's signed announcement (verified on arrival).
+    source: ec.epoch === 0 ? 'genesis' : 'beacon',
+    announcement: signed ? { epoch: signed.body.epoch, startSlot: signed.body.startSlot, issuedSlot: signed.body.issuedSlot, signature: toHex(signed.signature), verified: true } : null,
+  };
+}
+
+/**
+ * The beacon's verdict as `POST /v1/evidence` on the beacon shows it. Its ack carries the result in
+ * the message: "slashed" or "duplicate", optionally followed by the amount slashed.
+ */
+function evidenceResult(message: string, validator: string): { result: string; validator: string; slashed: string | null } {
+  const m = /^(slashed|duplicate)(?:\s+([0-9]+))?$/.exec(message.trim());
+  if (!m) return { result: message || 'accepted', validator, slashed: null };
+  return { result: m[1]!, validator, slashed: m[2] ?? (m[1] === 'duplicate' ? '0' : null) };
+}
+
+/** Parse a JSON object body, allowing only the listed fields (UNKNOWN_FIELD otherwise). */
+async function readJsonObject(req: IncomingMessage, fields: readonly string[]): Promise<Record<string, unknown>> {
+  const body = await readBody(req);
+  let j: unknown;
+  try {
+    j = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', `body must be a JSON object with ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
+  for (const k of Object.keys(j)) if (!fields.includes(k)) throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
+  return j as Record<string, unknown>;
+}
+
+/**
+ * Check evidence against the member key of the epoch of its round, with the two
+ * signature checks on the verify pool: a dry run of `verifyVoteEvidence` (every
+ * signature taken as valid) applies the structural rules and collects the checks
+ * it needs; they run off the event loop; the real run then reads their verdicts.
+ */
+async function checkEvidence(c: Ctx, e: VoteEvidence, publicKey: Uint8Array): Promise<void> {
+  const chainId = c.chain.genesis.chainId;
+  const wanted: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[] = [];
+  verifyVoteEvidence(e, chainId, publicKey, (pk, message, signature) => {
+    wanted.push({ publicKey: pk, message, signature });
+    return true;
+  });
+  const verdicts = await Promise.all(wanted.map((w) => c.verifier.verifyRawAsync('evidence', w.publicKey, w.message, w.signature)));
+  verifyVoteEvidence(e, chainId, publicKey, (pk, message, signature) => {
+    const i = wanted.findIndex((w) => bytesEqual(w.signature, signature) && bytesEqual(w.message, message) && bytesEqual(w.publicKey, pk));
+    // Anything the dry run did not ask for is checked here, on this thread.
+    return i >= 0 ? verdicts[i]! : c.verifier.verifyRaw('evidence', pk, message, signature);
+  });
 }
 
 const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
@@ -154,6 +320,7 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
         networkHeight: Math.max(c.engine.newestKnownHeight, c.chain.headHeight),
         round: c.engine.core.round,
         step: c.engine.core.step,
+        epoch: currentEpoch(c),
         mempoolSize: c.mempool.size,
         syncing: c.syncer.progress.syncing,
         eventLoopLagMs: Math.round(c.load.lagMs),
@@ -274,35 +441,64 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
     method: 'GET',
     re: /^\/v1\/validators$/,
     name: 'validators',
+    // The beacon's registry as of its latest verified snapshot; before one arrives, what the current committees say.
     h: async (c) => {
-      const epoch = epochOf(c.chain.genesis, Math.max(0, slotAt(c.chain.genesis, Date.now())));
-      const shardOf = new Map<string, number>();
-      epochCommittees(c.chain.genesis, epoch).forEach((cm, k) => cm.validators.forEach((v) => shardOf.set(v.address, k)));
+      const ec = currentCommittees(c);
+      const committee = thisShardCommittee(c, ec);
+      const snap = c.xshard.registry.latest;
+      if (snap) {
+        const keys = knownKeys(c, [snap.epoch, currentEpoch(c), c.chain.epochs.latestEpoch(), 0]);
+        return [
+          200,
+          { epoch: snap.epoch, slot: snap.slot, source: 'beacon-snapshot', validators: snap.validators.map((v) => fromRegistry(v, keys)), totals: stakingTotalsToJson(snap.totals), committee },
+        ];
+      }
       return [
         200,
         {
-          epoch,
-          validators: c.chain.genesis.validators.map((v) => ({ address: v.address, publicKey: toHex(v.publicKey), stake: v.stake.toString(), shard: shardOf.get(v.address) ?? null })),
+          epoch: ec?.epoch ?? currentEpoch(c),
+          slot: Math.max(0, slotAt(c.chain.genesis, Date.now())),
+          source: 'committee',
+          validators: ec ? fromCommittees(c, ec) : [],
+          totals: null,
+          committee,
         },
       ];
     },
   },
   {
     method: 'GET',
+    re: /^\/v1\/validators\/([^/]+)$/,
+    name: 'validator',
+    h: async (c, [addr]) => {
+      if (!isAddressString(addr!)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
+      const snap = c.xshard.registry.latest;
+      if (snap) {
+        const v = c.xshard.registry.validator(addr!);
+        if (v) return [200, fromRegistry(v, knownKeys(c, [snap.epoch, currentEpoch(c), c.chain.epochs.latestEpoch(), 0]))];
+      } else {
+        const ec = currentCommittees(c);
+        const v = ec && fromCommittees(c, ec).find((x) => x.address === addr);
+        if (v) return [200, v];
+      }
+      throw new QnexusError('VALIDATOR_UNKNOWN', `no validator ${addr} in the ${snap ? 'beacon registry snapshot' : 'current committees'}`);
+    },
+  },
+  {
+    method: 'GET',
     re: /^\/v1\/committee$/,
     name: 'committee',
-    // This shard's committee, and whether the beacon's signed announcement for the epoch agreed with it.
-    h: async (c) => {
-      const a = c.xshard.announcement;
-      return [
-        200,
-        {
-          shard: c.chain.shard,
-          members: c.chain.committee.validators.map((v) => ({ address: v.address, stake: v.stake.toString() })),
-          totalStake: c.chain.committee.totalStake.toString(),
-          announcement: a && { epoch: a.epoch, startSlot: a.startSlot, seed: toHex(a.seed), issuedSlot: a.issuedSlot, verified: true },
-        },
-      ];
+    // The committees of one epoch (default: the current one) as this node's epoch book holds them.
+    h: async (c, _p, req) => {
+      const q = new URL(req.url ?? '/', 'http://x').searchParams.get('epoch');
+      let epoch = currentEpoch(c);
+      if (q !== null) {
+        if (!/^[0-9]{1,15}$/.test(q)) throw new QnexusError('BAD_REQUEST', 'epoch must be a non-negative integer');
+        epoch = Number(q);
+      }
+      const ec = c.chain.epochs.get(epoch);
+      if (!ec) throw new QnexusError('EPOCH_UNKNOWN', `the committees of epoch ${epoch} are not known here yet (no beacon announcement)`);
+      return [200, committeesJson(c, ec)];
     },
   },
   {
@@ -315,11 +511,16 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
       const rec = c.chain.state.xfer(idHex);
       if (rec) return [200, xferJson(rec, c.chain.shard)];
       const pending = c.mempool.get(idHex);
-      if (pending && pending.tx.body.payload.kind === 'xtransfer') {
-        const p = pending.tx.body.payload;
+      const pp = pending?.tx.body.payload;
+      if (pending && pp && (pp.kind === 'xtransfer' || pp.kind === 'stake' || pp.kind === 'unstake')) {
+        // Not in a block yet: the record it will create (stake and unstake go to the beacon).
+        const to = pp.kind === 'xtransfer' ? pp.to : pp.kind === 'stake' ? addressFromPublicKey(pp.validatorPublicKey) : pp.validator;
+        const kind = pp.kind === 'xtransfer' ? 'transfer' : pp.kind;
+        const destinationShard = pp.kind === 'xtransfer' ? homeShard(pp.to, c.chain.genesis.shardCount) : BEACON_SHARD;
+        const amount = pp.kind === 'unstake' ? 0n : pp.amount;
         return [
           200,
-          { id: idHex, from: pending.fromStr, to: formatAddress(p.to), amount: p.amount.toString(), sourceShard: c.chain.shard, destinationShard: homeShard(p.to, c.chain.genesis.shardCount), deadlineSlot: null, role: 'source', status: 'pending', decision: null, phases: [] },
+          { id: idHex, kind, from: pending.fromStr, to: formatAddress(to), amount: amount.toString(), sourceShard: c.chain.shard, destinationShard, deadlineSlot: null, role: 'source', status: 'pending', decision: null, phases: [] },
         ];
       }
       throw new QnexusError('XS_UNKNOWN_TRANSFER', `no cross-shard transfer ${idHex} on shard ${c.chain.shard}`);
@@ -329,7 +530,7 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
     method: 'GET',
     re: /^\/v1\/supply$/,
     name: 'supply',
-    // The shard's supply identity, checkable by anyone: balances + burned + escrow + exported − imported = genesis supply.
+    // The shard's supply identity, checkable by anyone: balances + burned + fees + escrow + exported − imported = genesis supply.
     h: async (c) => {
       const k = c.chain.state.counters;
       const balances = c.chain.state.totalBalance();
@@ -341,10 +542,12 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
           genesisSupply: genesisSupply(c.chain.genesis, c.chain.shard).toString(),
           balances: balances.toString(),
           burned: k.burned.toString(),
+          // Proposer tips not yet sent to the beacon (they leave in a fees record at the next epoch).
+          fees: k.fees.toString(),
           escrow: k.escrow.toString(),
           exported: k.exported.toString(),
           imported: k.imported.toString(),
-          total: (balances + k.burned + k.escrow + k.exported - k.imported).toString(),
+          total: (balances + k.burned + k.fees + k.escrow + k.exported - k.imported).toString(),
           accounts: c.chain.state.size,
         },
       ];
@@ -355,6 +558,41 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
     re: /^\/v1\/evidence$/,
     name: 'evidence',
     h: async (c) => [200, { evidence: c.engine.evidence }],
+  },
+  {
+    method: 'POST',
+    re: /^\/v1\/evidence$/,
+    name: 'submit-evidence',
+    // Equivocation evidence for the beacon: checked here when it is about this shard and its epoch is known, then forwarded.
+    h: async (c, _p, req) => {
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/json') throw new QnexusError('UNSUPPORTED_MEDIA_TYPE', 'use Content-Type application/json ({"evidence":"<hex>"})');
+      const j = await readJsonObject(req, ['evidence']);
+      const hex = j['evidence'];
+      if (typeof hex !== 'string') throw new QnexusError('MALFORMED', 'field "evidence" must be a hex string (the canonical evidence encoding)');
+      const h = hex.startsWith('0x') ? hex.slice(2) : hex;
+      if (!isHex(h)) throw new QnexusError('MALFORMED', 'field "evidence" is not valid hex');
+      const e = decodeEvidence(fromHex(h));
+      const vb = e.first.body;
+      const validator = formatAddress(vb.validator);
+      // The epoch book holds every shard's committees: check whatever it can, so that nothing the beacon
+      // would refuse as EVIDENCE_INVALID is forwarded (the beacon penalises the peer that sends it: us).
+      // Evidence of an epoch not known here yet goes to the beacon unchecked; it decides.
+      const ec = c.chain.epochs.get(epochOf(c.chain.genesis, vb.round));
+      if (ec) {
+        const m = ec.shards[vb.shard]?.members.get(validator);
+        if (!m) throw new QnexusError('EVIDENCE_INVALID', `${validator} is not a member of shard ${vb.shard}'s committee in epoch ${ec.epoch}`);
+        await checkEvidence(c, e, m.publicKey);
+      }
+      let ack;
+      try {
+        ack = await c.xshard.submitEvidence(e);
+      } catch (err) {
+        throw new QnexusError('UNAVAILABLE', `could not reach the beacon: ${(err as Error).message}`);
+      }
+      if (!ack.ok) throw new QnexusError(isErrorCode(ack.code) ? ack.code : 'BAD_REQUEST', ack.message || `the beacon refused the evidence (${ack.code})`);
+      return [200, evidenceResult(ack.message, validator)];
+    },
   },
 ];
 

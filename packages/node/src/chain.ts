@@ -4,15 +4,15 @@ import {
   blockHash,
   decodeXferRecord,
   encodeXferRecord,
-  certificateVoteBody,
   decodeBlock,
   encodeBlock,
   encodeCertificate,
+  epochOf,
   genesisHash,
   headerSigningBytes,
   openTx,
+  slotAt,
   txRoot,
-  voteSigningBytes,
   type Block,
   type BlockHeader,
   type Certificate,
@@ -26,16 +26,17 @@ import {
   decodeCounters,
   encodeAccount,
   encodeCounters,
-  epochCommittees,
   executeApplicable,
   executeBlock,
   stateParams,
   type BlockExecution,
+  type EpochShard,
   type StateChanges,
   type StateParams,
 } from '@qnexus/state';
-import { epochSeed, proposerForSlot, type Committee } from '@qnexus/consensus';
+import { proposerForSlot } from '@qnexus/consensus';
 import type { ChainStore } from '@qnexus/db';
+import { EpochBook, type EpochBookOptions } from './epochs.js';
 import type { TxVerifier } from './verifier.js';
 import type { Logger } from './log.js';
 
@@ -48,6 +49,7 @@ import type { Logger } from './log.js';
  */
 export const MAX_BLOCK_WIRE_BYTES = 1024 * 1024;
 
+/** A committee member of one epoch on this shard. */
 export interface CommitteeMember {
   address: string;
   publicKey: Uint8Array;
@@ -87,8 +89,6 @@ export function candidateFromBlock(block: Block, raw: Uint8Array = encodeBlock(b
 export class Chain {
   readonly params: StateParams;
   readonly genesisHash: Uint8Array;
-  readonly members: Map<string, CommitteeMember>;
-  readonly committee: Committee;
   headHeight = 0;
   headHash: Uint8Array = ZERO_HASH;
   headSlot = 0;
@@ -100,15 +100,17 @@ export class Chain {
     readonly shard: number,
     readonly store: ChainStore,
     readonly state: WorldState,
+    /**
+     * Verified committees per epoch (genesis for epoch 0, beacon announcements
+     * after). The committee of a round, its proposer and the check of a
+     * certificate all come from the epoch of that round.
+     */
+    readonly epochs: EpochBook,
     private readonly verifier: TxVerifier,
     private readonly log: Logger,
   ) {
     this.params = stateParams(genesis, shard);
     this.genesisHash = genesisHash(genesis);
-    // The committee is assigned from the epoch seed (the beacon announces the same assignment, signed).
-    this.committee = epochCommittees(genesis, 0)[shard]!;
-    const keys = new Map(genesis.validators.map((v) => [v.address, v.publicKey]));
-    this.members = new Map(this.committee.validators.map((v) => [v.address, { address: v.address, publicKey: keys.get(v.address)!, stake: v.stake }]));
   }
 
   static genesisBlock(g: Genesis, shard: number, stateRoot: Uint8Array): Block {
@@ -127,13 +129,19 @@ export class Chain {
     return { header, signature: new Uint8Array(0), txs: [] };
   }
 
-  static async open(store: ChainStore, genesis: Genesis, shard: number, verifier: TxVerifier, log: Logger): Promise<Chain> {
+  /**
+   * Open the chain of `shard` in `store` (initialising it from genesis when
+   * empty) with its epoch book (stored announcements re-verified). The book's
+   * network side is started separately (`chain.epochs.start(p2p)`).
+   */
+  static async open(store: ChainStore, genesis: Genesis, shard: number, verifier: TxVerifier, log: Logger, epochOpts: EpochBookOptions = {}): Promise<Chain> {
     const head = await store.headHeight();
     const gh = genesisHash(genesis);
+    const epochs = await EpochBook.open(genesis, gh, store, log, epochOpts);
     let chain: Chain;
     if (head < 0) {
       const state = WorldState.fromGenesis(genesis, shard);
-      chain = new Chain(genesis, shard, store, state, verifier, log);
+      chain = new Chain(genesis, shard, store, state, epochs, verifier, log);
       const block = Chain.genesisBlock(genesis, shard, state.root());
       const hash = blockHash(block.header);
       await store.commitBlock({
@@ -144,6 +152,7 @@ export class Chain {
         txHashes: [],
         accounts: new Map([...state.entries()].map(([k, a]) => [k, encodeAccount(a)])),
         xfers: new Map(),
+        pendingFees: new Map(),
         counters: encodeCounters(state.counters),
         genesisHash: gh,
       });
@@ -161,8 +170,9 @@ export class Chain {
       st.accounts.map(([k, v]) => [k, decodeAccount(v)]),
       decodeCounters(st.counters),
       st.xfers.map(decodeXferRecord),
+      st.pendingFees,
     );
-    chain = new Chain(genesis, shard, store, state, verifier, log);
+    chain = new Chain(genesis, shard, store, state, epochs, verifier, log);
     const raw = await store.blockAtHeight(head);
     if (!raw) throw new QnexusError('INTERNAL', `store has head ${head} but no block at that height`);
     const block = decodeBlock(raw);
@@ -178,16 +188,59 @@ export class Chain {
     return chain;
   }
 
-  private seedCache: { epoch: number; seed: Uint8Array } | null = null;
+  // ------------------------------------------------------------------ committees per epoch
 
-  /** Seed of an epoch's proposer schedule (the beacon announces the same seed). */
-  epochSeed(epoch: number): Uint8Array {
-    if (this.seedCache?.epoch !== epoch) this.seedCache = { epoch, seed: epochSeed(this.genesis.chainId, this.genesisHash, epoch) };
-    return this.seedCache.seed;
+  /** Epoch of a slot (= round). */
+  epochOf(slot: number): number {
+    return epochOf(this.genesis, slot);
   }
 
-  proposerFor(slot: number): string {
-    return proposerForSlot(this.committee, this.epochSeed(Math.floor(slot / this.genesis.epochLength)), slot);
+  /** Epoch of the wall-clock slot (0 before genesis time). */
+  currentEpoch(nowMs: number = Date.now()): number {
+    return epochOf(this.genesis, Math.max(0, slotAt(this.genesis, nowMs)));
+  }
+
+  /** This shard's committee (and members' keys and stakes) in an epoch; undefined while the epoch is unknown. */
+  committeeFor(epoch: number): EpochShard | undefined {
+    return this.epochs.get(epoch)?.shards[this.shard];
+  }
+
+  /** The committee that runs a round: that of the round's epoch. */
+  committeeAtRound(round: number): EpochShard | undefined {
+    return this.committeeFor(this.epochOf(round));
+  }
+
+  /** A member of this shard's committee in an epoch, or undefined (not a member, or epoch unknown). */
+  memberAt(epoch: number, address: string): CommitteeMember | undefined {
+    const m = this.committeeFor(epoch)?.members.get(address);
+    return m ? { address, publicKey: m.publicKey, stake: m.stake } : undefined;
+  }
+
+  /** Shard whose committee holds `address` in an epoch (any shard), or undefined. */
+  shardOfMember(epoch: number, address: string): number | undefined {
+    const shards = this.epochs.get(epoch)?.shards;
+    if (!shards) return undefined;
+    const k = shards.findIndex((s) => s.members.has(address));
+    return k < 0 ? undefined : k;
+  }
+
+  private proposerCache = new Map<number, string>();
+
+  /**
+   * Scheduled proposer of a round: stake-weighted from the committee and seed
+   * of the round's epoch. Undefined while that epoch's committee is unknown.
+   */
+  proposerFor(round: number): string | undefined {
+    const hit = this.proposerCache.get(round);
+    if (hit !== undefined) return hit;
+    const epoch = this.epochs.get(this.epochOf(round));
+    const shard = epoch?.shards[this.shard];
+    if (!epoch || !shard) return undefined;
+    const p = proposerForSlot(shard.committee, epoch.seed, round);
+    // Committees of a known epoch never change, so the answer is final (bounded: recent rounds only).
+    if (this.proposerCache.size >= 4096) this.proposerCache.clear();
+    this.proposerCache.set(round, p);
+    return p;
   }
 
   /**
@@ -201,7 +254,9 @@ export class Chain {
     if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) return 'wrong chain or shard';
     if (!bytesEqual(h.parentHash, this.headHash)) return 'parent is not the finalized head';
     if (h.slot <= this.headSlot) return `slot ${h.slot} is not after the parent's slot ${this.headSlot}`;
-    if (formatAddress(h.proposer) !== this.proposerFor(h.slot)) return 'proposer is not scheduled for the block slot';
+    const scheduled = this.proposerFor(h.slot);
+    if (scheduled === undefined) return `committee of epoch ${this.epochOf(h.slot)} is unknown`;
+    if (formatAddress(h.proposer) !== scheduled) return 'proposer is not scheduled for the block slot';
     if (c.envs.length > this.genesis.maxBlockTxs) return 'too many transactions';
     if (c.raw.length > MAX_BLOCK_WIRE_BYTES) return 'block too large';
     const seen = new Set<string>();
@@ -219,7 +274,8 @@ export class Chain {
   private execute(c: Candidate, headHex: string): string | null {
     let result: BlockExecution;
     try {
-      result = executeBlock(this.state, c.envs, this.params, { height: c.block.header.height, slot: c.block.header.slot });
+      const h = c.block.header;
+      result = executeBlock(this.state, c.envs, this.params, { height: h.height, slot: h.slot, proposer: h.proposer });
     } catch (e) {
       return (e as Error).message;
     }
@@ -238,7 +294,7 @@ export class Chain {
       bytes += env.raw.length + 4;
     }
     // Drop transactions that fail against the current head (e.g. a racing spend).
-    const result = executeApplicable(this.state, picked, this.params, { height: this.headHeight + 1, slot });
+    const result = executeApplicable(this.state, picked, this.params, { height: this.headHeight + 1, slot, proposer });
     const header: BlockHeader = {
       chainId: this.genesis.chainId,
       shard: this.shard,
@@ -258,9 +314,17 @@ export class Chain {
     return c;
   }
 
-  /** Verify a finality certificate for a header against this shard's committee (BAD_CERTIFICATE otherwise). */
+  /**
+   * Verify a finality certificate for a header against this shard's committee
+   * in the epoch of the certificate's round (the committee that ran that round).
+   * Throws EPOCH_UNKNOWN while that epoch's committees are unknown (fetch them
+   * with `epochs.ensure`), BAD_CERTIFICATE when the certificate is invalid.
+   */
   verifyCertificate(cert: Certificate, header: BlockHeader): void {
-    checkCertificate(cert, header, (a) => this.members.get(a), this.committee.totalStake, (pk, msg, sig) => this.verifier.verifyRaw('certificate', pk, msg, sig));
+    const epoch = this.epochOf(cert.round);
+    const committee = this.committeeFor(epoch);
+    if (!committee) throw new QnexusError('EPOCH_UNKNOWN', `committee of epoch ${epoch} (round ${cert.round}) is not known yet`);
+    checkCertificate(cert, header, (a) => committee.members.get(a), committee.committee.totalStake, (pk, msg, sig) => this.verifier.verifyRaw('certificate', pk, msg, sig));
   }
 
   /**
@@ -287,6 +351,7 @@ export class Chain {
       txHashes: c.envs.map((e) => e.hash),
       accounts: new Map([...changes.accounts].map(([k, a]) => [k, encodeAccount(a)])),
       xfers: new Map([...changes.xfers].map(([k, x]) => [k, encodeXferRecord(x)])),
+      pendingFees: changes.pendingFees,
       counters: encodeCounters(changes.counters),
     });
     return changes;

@@ -9,6 +9,7 @@ import {
   txRoot,
   encodeEvidence,
   encodeVote,
+  epochOf,
   headerSigningBytes,
   proposalSigningBytes,
   slotAt,
@@ -18,10 +19,12 @@ import {
   type SignedVote,
   type TxEnvelope,
   type VoteBody,
+  type VoteEvidence,
 } from '@qnexus/types';
 import {
   ConsensusCore,
   type Action,
+  type Committee,
   type Event,
   type LockState,
   type Proposal,
@@ -40,6 +43,8 @@ import type { TxVerifier } from './verifier.js';
 
 const STEP_CODE = { proposal: 0, prevote: 1, precommit: 2 } as const;
 const STEP_NAME = ['proposal', 'prevote', 'precommit'] as const;
+/** What the core sees for a round whose epoch is unknown: nobody has stake, so nothing can be decided (never fed on purpose). */
+const NO_COMMITTEE: Committee = { validators: [], totalStake: 0n };
 
 export interface EvidenceRecord {
   validator: string;
@@ -72,6 +77,12 @@ export class Engine {
   private stalledSlots = 0;
   /** Hashes of vote bodies whose signature we verified (verify-once for votes, bounded). */
   private readonly seenVotes = new Set<string>();
+  /** Epoch whose validator status we logged last (once per epoch). */
+  private statusEpoch = -1;
+  /** Whether our key was in a committee (any shard) in the epoch logged last. */
+  private wasMember = false;
+  /** Last epoch whose slots we held back for want of its committee (warned once per epoch). */
+  private heldEpoch = -1;
 
   constructor(
     private readonly chain: Chain,
@@ -96,24 +107,33 @@ export class Engine {
       locked = { height: lock.height, round: lock.round, blockHash: toHex(lock.blockHash) };
       if (lock.block) locked.block = candidateFromBlock(decodeBlock(lock.block), lock.block);
     }
-    if (this.key && !this.chain.members.has(this.self!)) {
-      this.log.warn('validator key is not in this shard committee; running as a full node', { validator: this.self });
-    }
-    const self = this.key && this.chain.members.has(this.self!) ? this.self : null;
     this.core = new ConsensusCore<Candidate>({
       app: {
         hashBlock: (c) => c.hashHex,
         validateBlock: (c, height) => this.validateCandidate(c, height),
         buildBlock: (_height, round) => this.buildCandidate(round),
       },
-      schedule: { committee: () => this.chain.committee, proposer: (round) => this.chain.proposerFor(round) },
-      self,
+      // Each round is run by the committee of its epoch. The engine feeds the core only
+      // events of rounds whose epoch is known, so the fallbacks are never used on purpose
+      // (and are safe: an empty committee can decide nothing, '' proposes nothing).
+      schedule: {
+        committee: (round) => this.chain.committeeAtRound(round)?.committee ?? NO_COMMITTEE,
+        proposer: (round) => this.chain.proposerFor(round) ?? '',
+      },
+      // With a key we are `self` in every round: the core votes and proposes only in
+      // rounds whose committee gives our address stake, and follows the chain otherwise.
+      self: this.self,
       height: this.chain.headHeight + 1,
       lastSigned,
       locked,
     });
     if (lastSigned) this.log.info('restored double-sign protection', { lastSigned, locked: locked ? { height: locked.height, round: locked.round } : null });
     this.newestKnownHeight = this.chain.headHeight;
+    // A slot held back for want of its epoch's committee starts as soon as the announcement arrives.
+    this.chain.epochs.listeners.push((e) => {
+      const slot = slotAt(this.chain.genesis, Date.now());
+      if (!this.stopped && slot > this.chain.headSlot && epochOf(this.chain.genesis, slot) === e.epoch) this.tickSlot(slot);
+    });
     this.p2p.subscribe(this.t.vote, { maxBytes: 16 * 1024, validate: (d, from) => this.validateVote(d, from), deliver: (d) => this.deliverVote(d) });
     this.p2p.subscribe(this.t.block, { maxBytes: 512 * 1024, validate: (d, from) => this.validateProposal(d, from), deliver: (d, from) => this.deliverProposal(d, from) });
     await this.p2p.handle(this.t.txsProtocol, { maxInboundStreams: 32, maxOutboundStreams: 32, maxRequestBytes: 4 + 32 * 10_000, timeoutMs: 10_000 }, (req) => this.serveTxs(req));
@@ -185,9 +205,72 @@ export class Engine {
     const slot = slotAt(g, now);
     if (this.core.round >= 0) void this.run(() => this.resendVotes());
     // Start the current slot's round right away (we may have joined mid-slot).
-    if (slot > this.chain.headSlot) this.enqueue({ type: 'slot', slot });
+    if (slot > this.chain.headSlot) this.tickSlot(slot);
+    if (slot >= 0) this.prefetchNextEpoch(slot);
     const nextStart = g.genesisTime + (slot + 1) * g.slotMs;
     this.setTimer(nextStart - now, () => this.scheduleNextSlot());
+  }
+
+  /**
+   * Feed a slot tick to the core, unless the slot's epoch committee is unknown:
+   * then the round is not run (we could not tell who proposes or votes in it);
+   * the announcement is fetched and the slot started once it arrives, if still current.
+   * This only delays us, it cannot fork: votes of an unknown epoch are ignored too.
+   */
+  private tickSlot(slot: number): void {
+    const epoch = epochOf(this.chain.genesis, slot);
+    if (this.chain.committeeFor(epoch)) {
+      this.metrics.epoch.set(epoch);
+      this.logStatus(epoch);
+      this.enqueue({ type: 'slot', slot });
+      return;
+    }
+    if (this.heldEpoch !== epoch) {
+      this.heldEpoch = epoch;
+      this.log.warn('committee of this epoch is unknown; not running its rounds until the beacon announcement is fetched', { epoch, slot });
+    }
+    void this.chain.epochs.ensure(epoch).then((ok) => {
+      const now = slotAt(this.chain.genesis, Date.now());
+      if (ok && !this.stopped && epochOf(this.chain.genesis, now) === epoch && now > this.chain.headSlot) this.tickSlot(now);
+    });
+  }
+
+  /**
+   * The beacon freezes and announces epoch E+1 F = max(1, floor(L/2)) slots before it
+   * starts. If the gossip copy has not reached us a slot after that, fetch it
+   * (at most once per slot) so the epoch change does not cost us rounds.
+   */
+  private prefetchNextEpoch(slot: number): void {
+    const g = this.chain.genesis;
+    const next = epochOf(g, slot) + 1;
+    if (this.chain.epochs.has(next)) return;
+    const f = Math.max(1, Math.floor(g.epochLength / 2));
+    if (slot >= next * g.epochLength - f + 1) void this.chain.epochs.ensure(next);
+  }
+
+  /**
+   * Once per epoch, say what a validator key does in it: runs this shard, waits
+   * (pending activation, or left), or belongs to another shard's committee —
+   * which this process cannot serve, since it holds this shard's chain.
+   */
+  private logStatus(epoch: number): void {
+    if (!this.key || epoch === this.statusEpoch) return;
+    this.statusEpoch = epoch;
+    const self = this.self!;
+    const shard = this.chain.shardOfMember(epoch, self);
+    const fields = { epoch, validator: self };
+    if (shard === this.chain.shard) {
+      const m = this.chain.memberAt(epoch, self)!;
+      this.log.info('validator is active on this shard this epoch', { ...fields, shard, stake: m.stake.toString() });
+    } else if (shard !== undefined) {
+      this.log.warn(`validator is assigned to shard ${shard} this epoch; this node runs shard ${this.chain.shard}: restart it with --shard ${shard}`, { ...fields, assigned: shard, shard: this.chain.shard });
+    } else if (this.wasMember) {
+      this.log.warn('validator is no longer in a committee this epoch; following the chain without voting', fields);
+    } else {
+      this.log.info('validator is not in any committee this epoch (pending activation or not staked); following the chain', fields);
+    }
+    this.wasMember = shard !== undefined;
+    this.metrics.validatorActive.set(shard === this.chain.shard ? 1 : 0);
   }
 
   private timeoutMs(step: 'propose' | 'prevote' | 'precommit'): number {
@@ -352,6 +435,9 @@ export class Engine {
     }
   }
 
+  /** Called with each new vote equivocation evidence (e.g. to forward it to the beacon). */
+  readonly evidenceListeners: ((e: VoteEvidence) => void)[] = [];
+
   private recordEvidence(a: Extract<Action<Candidate>, { type: 'evidence' }>): void {
     this.metrics.evidence.inc();
     if (a.kind !== 'vote') {
@@ -359,16 +445,24 @@ export class Engine {
       return;
     }
     const toSigned = (v: Vote): SignedVote => ({ body: this.voteBody(v), signature: v.signature });
+    const ev: VoteEvidence = { first: toSigned(a.first), second: toSigned(a.second) };
     const rec: EvidenceRecord = {
       validator: a.first.validator,
       height: a.first.height,
       round: a.first.round,
       step: a.first.step,
-      evidence: toHex(encodeEvidence({ first: toSigned(a.first), second: toSigned(a.second) })),
+      evidence: toHex(encodeEvidence(ev)),
     };
     if (this.evidence.length >= 256) this.evidence.shift();
     this.evidence.push(rec);
     this.log.warn('equivocation evidence: validator signed two conflicting votes', { validator: rec.validator, height: rec.height, round: rec.round, step: rec.step });
+    for (const l of this.evidenceListeners) {
+      try {
+        l(ev);
+      } catch (e) {
+        this.log.error('evidence listener failed', { error: (e as Error).stack ?? String(e) });
+      }
+    }
   }
 
   // ------------------------------------------------------------------ app callbacks
@@ -405,7 +499,14 @@ export class Engine {
     }
     const b = v.body;
     if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard) return 'reject';
-    const m = this.chain.members.get(formatAddress(b.validator));
+    // Membership is per epoch: the committee of the vote's round. An unknown epoch is not the
+    // sender's fault (we lack the announcement): ignore, and fetch it.
+    const epoch = epochOf(this.chain.genesis, b.round);
+    if (!this.chain.committeeFor(epoch)) {
+      void this.chain.epochs.ensure(epoch);
+      return 'ignore';
+    }
+    const m = this.chain.memberAt(epoch, formatAddress(b.validator));
     if (!m) return 'reject';
     if (!this.heightRelevant(b.height)) {
       if (b.height > this.chain.headHeight + 2) this.newestKnownHeight = Math.max(this.newestKnownHeight, b.height - 1);
@@ -453,15 +554,26 @@ export class Engine {
     const h = p.header;
     if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard || h.chainId !== b.chainId || h.shard !== b.shard) return 'reject';
     if (h.height !== b.height || h.slot > b.round || b.validRound >= b.round) return 'reject';
+    // The round's proposer and the block's author (the proposer of its slot, possibly an earlier
+    // round in another epoch) are scheduled by their own epochs' committees.
+    const g = this.chain.genesis;
+    const roundEpoch = epochOf(g, b.round);
+    const slotEpoch = epochOf(g, h.slot);
+    const scheduled = this.chain.proposerFor(b.round);
+    const scheduledAuthor = this.chain.proposerFor(h.slot);
+    if (scheduled === undefined || scheduledAuthor === undefined) {
+      void this.chain.epochs.ensure(scheduled === undefined ? roundEpoch : slotEpoch);
+      return 'ignore';
+    }
     const proposer = formatAddress(b.proposer);
-    if (proposer !== this.chain.proposerFor(b.round)) return 'reject';
+    if (proposer !== scheduled) return 'reject';
     const author = formatAddress(h.proposer);
-    if (author !== this.chain.proposerFor(h.slot)) return 'reject';
+    if (author !== scheduledAuthor) return 'reject';
     if (!this.heightRelevant(b.height)) return 'ignore';
     if (toHex(b.blockHash) !== toHex(blockHash(h))) return 'reject';
     if (toHex(txRoot(p.txHashes)) !== toHex(h.txRoot)) return 'reject';
-    const pm = this.chain.members.get(proposer)!;
-    const am = this.chain.members.get(author)!;
+    const pm = this.chain.memberAt(roundEpoch, proposer)!;
+    const am = this.chain.memberAt(slotEpoch, author)!;
     if (!this.verifier.verifyRaw('proposal', pm.publicKey, proposalSigningBytes(b), p.signature)) return 'reject';
     if (!this.verifier.verifyRaw('block', am.publicKey, headerSigningBytes(h), p.headerSignature)) return 'reject';
     return 'accept';

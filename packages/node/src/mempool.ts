@@ -1,8 +1,8 @@
-import { toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, toHex } from '@qnexus/crypto';
 import { QnexusError, isSystemKind, txCost, type ErrorCode, type TxEnvelope } from '@qnexus/types';
-import { Overlay, applyTx, checkTxStateless } from '@qnexus/state';
+import { Overlay, applyTx, checkTxStateless, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
-import type { TxVerifier } from './verifier.js';
+import type { TxVerdict, TxVerifier } from './verifier.js';
 
 export interface MempoolLimits {
   /** Most transactions held at once. */
@@ -11,7 +11,18 @@ export interface MempoolLimits {
   maxNonceGap: number;
 }
 
+/**
+ * Block context for "would this beacon entry apply on the head?": the next height and slot. The
+ * proposer only receives fee tips, and beacon entries carry no fee, so any address will do.
+ */
+const NO_PROPOSER = new Uint8Array(ADDRESS_BYTES);
+
 export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = { maxTxs: 20_000, maxNonceGap: 64 };
+
+/** How a transaction's cost is made up, for error messages. */
+function costWhat(env: TxEnvelope): string {
+  return env.tx.body.payload.kind === 'unstake' ? 'the fee' : 'amount + fee';
+}
 
 interface Entry {
   env: TxEnvelope;
@@ -39,7 +50,7 @@ export class Mempool {
   /** Recently dropped transactions, so GET /v1/txs can say why (bounded). */
   private readonly rejected = new Map<string, RejectedInfo>();
   /** Signature checks in flight, so concurrent copies of one tx are verified once. */
-  private readonly verifying = new Map<string, Promise<boolean>>();
+  private readonly verifying = new Map<string, Promise<TxVerdict>>();
   /**
    * Beacon entries (cross-shard prepare requests and decisions) waiting for a
    * block. They have no sender nonce; each applies at most once, which the
@@ -86,7 +97,12 @@ export class Mempool {
     if (this.byHash.has(env.hashHex)) return 'known';
     checkTxStateless(env, this.chain.params);
     this.checkState(env);
-    if (!(await this.verifyOnce(env))) throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
+    // Both signatures of a stake (the funder's and the validator key's consent) are checked here, once.
+    const verdict = await this.verifyOnce(env);
+    if (verdict === 'TX_BAD_SIGNATURE') throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
+    if (verdict === 'STAKE_BAD_CONSENT') {
+      throw new QnexusError('STAKE_BAD_CONSENT', "the validator key's consent signature does not verify for this funder and chain");
+    }
     if (this.byHash.has(env.hashHex)) return 'known';
     const entry = this.checkState(env);
     if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
@@ -104,7 +120,7 @@ export class Mempool {
     checkTxStateless(env, this.chain.params);
     // Beacon entries are few: authenticate before looking at state, so a forgery is always
     // reported (and penalised) as one, whatever transfer it names.
-    if (!(await this.verifyOnce(env))) throw new QnexusError('XS_UNAUTHORIZED', 'beacon signature does not verify');
+    if ((await this.verifyOnce(env)) !== 'ok') throw new QnexusError('XS_UNAUTHORIZED', 'beacon signature does not verify');
     if (this.system.has(env.hashHex)) return 'known';
     try {
       this.checkSystemState(env);
@@ -121,17 +137,21 @@ export class Mempool {
   /** Would the entry apply on top of the head? A replayed phase tells the caller so it can re-report. */
   private checkSystemState(env: TxEnvelope): void {
     try {
-      applyTx(new Overlay(this.chain.state), env, this.chain.params, { height: this.chain.headHeight + 1, slot: this.chain.headSlot + 1 });
+      applyTx(new Overlay(this.chain.state), env, this.chain.params, this.nextBlock());
     } catch (e) {
       if (e instanceof QnexusError && (e.code === 'XS_ALREADY_DECIDED' || e.code === 'XS_DUPLICATE')) this.onStaleSystem?.(env, e.code);
       throw e;
     }
   }
 
-  private verifyOnce(env: TxEnvelope): Promise<boolean> {
+  private nextBlock(): BlockContext {
+    return { height: this.chain.headHeight + 1, slot: this.chain.headSlot + 1, proposer: NO_PROPOSER };
+  }
+
+  private verifyOnce(env: TxEnvelope): Promise<TxVerdict> {
     let p = this.verifying.get(env.hashHex);
     if (!p) {
-      p = this.verifier.verifyAsync(env);
+      p = this.verifier.checkAsync(env);
       this.verifying.set(env.hashHex, p);
       void p.finally(() => this.verifying.delete(env.hashHex)).catch(() => undefined);
     }
@@ -150,12 +170,13 @@ export class Mempool {
     }
     const q = this.bySender.get(sender);
     if (q?.has(nonce)) throw new QnexusError('TX_NONCE_TAKEN', `another pending transaction from this account already uses nonce ${nonce}`);
+    // What the sender gives up: amount + fee for transfers and stakes, the fee alone for an unstake.
     const cost = txCost(env.tx.body);
     let pending = 0n;
     if (q) for (const e of q.values()) pending += e.cost;
     const balance = acct?.balance ?? 0n;
     if (balance < pending + cost) {
-      throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} cannot cover amount + fee = ${cost}${pending ? ` after ${pending} of pending spends` : ''}`);
+      throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} cannot cover ${costWhat(env)} = ${cost}${pending ? ` after ${pending} of pending spends` : ''}`);
     }
     return { env, cost };
   }
@@ -209,7 +230,7 @@ export class Mempool {
     if (sawSystem) {
       for (const env of [...this.system.values()]) {
         try {
-          applyTx(new Overlay(this.chain.state), env, this.chain.params, { height: this.chain.headHeight + 1, slot: this.chain.headSlot + 1 });
+          applyTx(new Overlay(this.chain.state), env, this.chain.params, this.nextBlock());
         } catch (e) {
           if (!(e instanceof QnexusError)) throw e;
           this.system.delete(env.hashHex);
@@ -231,7 +252,7 @@ export class Mempool {
         } else if (e.cost > budget) {
           // The balance moved under it (another spend was finalized): it can never apply now.
           this.remove(sender, e);
-          this.markRejected(e.env, 'TX_INSUFFICIENT_FUNDS', `balance no longer covers amount + fee = ${e.cost}`);
+          this.markRejected(e.env, 'TX_INSUFFICIENT_FUNDS', `balance no longer covers ${costWhat(e.env)} = ${e.cost}`);
         } else {
           budget -= e.cost;
         }

@@ -26,6 +26,11 @@ export function createMetrics() {
     xshardReceived: new Counter({ name: 'qnexus_xshard_beacon_entries_total', help: 'Beacon entries (prepare requests, decisions) received over 2PC streams, by kind and result', labelNames: ['kind', 'result'], registers: [registry] }),
     xshardPhases: new Counter({ name: 'qnexus_xshard_phases_total', help: 'Cross-shard transfer phases recorded in finalized blocks of this shard', labelNames: ['phase'], registers: [registry] }),
     epochAnnouncements: new Counter({ name: 'qnexus_beacon_announcements_total', help: 'Beacon epoch announcements received, by result', labelNames: ['result'], registers: [registry] }),
+    registrySnapshots: new Counter({ name: 'qnexus_beacon_registry_snapshots_total', help: 'Beacon registry snapshots received on gossip, by result (accepted, stale, bad-signature, wrong-chain, malformed)', labelNames: ['result'], registers: [registry] }),
+    // Staking
+    epoch: new Gauge({ name: 'qnexus_consensus_epoch', help: 'Epoch of the current slot', registers: [registry] }),
+    validatorActive: new Gauge({ name: 'qnexus_validator_active', help: "1 while this node's validator key is a member of this shard's committee in the current epoch, else 0", registers: [registry] }),
+    evidenceForwarded: new Counter({ name: 'qnexus_staking_evidence_forwarded_total', help: "Equivocation evidence sent to the beacon, by the beacon's answer (ok, an error code, unreachable)", labelNames: ['result'], registers: [registry] }),
     apiRequests: new Counter({ name: 'qnexus_api_requests_total', help: 'HTTP API requests', labelNames: ['route', 'status'], registers: [registry] }),
   };
   return m;

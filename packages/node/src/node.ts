@@ -51,6 +51,10 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
     });
     shutdown.add(() => p2p.stop());
+    // Committees per epoch: gossip subscription and fetch service up before the engine asks for them.
+    chain.epochs.onCount = (result) => metrics.epochAnnouncements.inc({ result });
+    await chain.epochs.start(p2p);
+    shutdown.add(() => chain.epochs.stop());
     const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log);
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }));
     txGossip.subscribe();
@@ -69,7 +73,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     load.addSignal(() => pool.backlog > 256);
     shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
-    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard }, cfg.apiHost, cfg.apiPort);
+    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier }, cfg.apiHost, cfg.apiPort);
     shutdown.addServer(server);
     const info: NodeInfo = {
       pid: process.pid,

@@ -1,5 +1,5 @@
 import { toHex } from '@qnexus/crypto';
-import { QnexusError, Reader, Writer, decodeBlock, decodeCertificate } from '@qnexus/types';
+import { QnexusError, Reader, Writer, decodeBlock, decodeCertificate, epochOf } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import type { Chain } from './chain.js';
 import type { Engine } from './engine.js';
@@ -21,7 +21,8 @@ export interface SyncProgress {
 /**
  * Block-range sync over request/response streams: `status` tells a peer's
  * finalized head; `blocks` streams (block, certificate) frames for a range.
- * The client verifies every certificate against the committee, re-executes
+ * The client verifies every certificate against the committee of its round's
+ * epoch (fetching that epoch's announcement first if needed), re-executes
  * the block and checks its state root before committing it — a peer can waste
  * our time but cannot make us accept anything (it is penalised instead).
  */
@@ -120,6 +121,12 @@ export class Syncer {
           const cert = decodeCertificate(r.bytes(FRAME_LIMIT, 'certificate'));
           r.end('sync frame');
           const block = decodeBlock(raw);
+          // The certificate is checked against the committee of its round's epoch: get that
+          // epoch's announcement first (the serving peer has it, having verified this block).
+          const epoch = epochOf(this.chain.genesis, cert.round);
+          if (!(await this.chain.epochs.ensure(epoch, peer))) {
+            throw new QnexusError('EPOCH_UNKNOWN', `cannot verify block ${block.header.height}: the committee of epoch ${epoch} is not available yet`);
+          }
           await this.engine.run(async () => {
             // Consensus may have finalized this height meanwhile; skip what we already have.
             if (block.header.height <= this.chain.headHeight) return;
@@ -138,7 +145,8 @@ export class Syncer {
       const code = e instanceof QnexusError ? e.code : 'STREAM';
       this.metrics.syncFailures.inc({ reason: code });
       this.log.warn('sync from peer failed', { peer, code, error: (e as Error).message, head: toHex(this.chain.headHash).slice(0, 16) });
-      if (e instanceof QnexusError) this.p2p.penalize(peer, `sync: ${code}`);
+      // A missing epoch announcement is our gap (retried next tick), not the peer's fault.
+      if (e instanceof QnexusError && code !== 'EPOCH_UNKNOWN') this.p2p.penalize(peer, `sync: ${code}`);
     } finally {
       this.progress.syncing = false;
     }

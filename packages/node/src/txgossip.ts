@@ -1,4 +1,4 @@
-import { QnexusError, decodeTxBatch, encodeTxBatch, openTx, MAX_TX_BATCH, type ErrorCode } from '@qnexus/types';
+import { QnexusError, decodeTxBatch, encodeTxBatch, openTx, MAX_TX_BATCH, MAX_TX_BATCH_BYTES, type ErrorCode } from '@qnexus/types';
 import type { P2PNode, ValidationResult } from '@qnexus/p2p';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
@@ -17,6 +17,9 @@ const PEER_FAULT: ReadonlySet<ErrorCode> = new Set([
   'TX_WRONG_SHARD',
   'TX_CROSS_SHARD',
   'TX_SAME_SHARD',
+  // Stake rules a relayer checks statelessly (consent signature, minimum, key length).
+  'STAKE_BAD_CONSENT',
+  'STAKE_TOO_LOW',
   // A beacon entry not signed by the beacon, or for another shard: the relayer had to check.
   'XS_UNAUTHORIZED',
   'XS_WRONG_SHARD',
@@ -45,7 +48,7 @@ export class TxGossip {
   ) {}
 
   subscribe(): void {
-    this.p2p.subscribe(this.topic, { maxBytes: MAX_TX_BATCH * 8200 + 64, validate: (d) => this.validate(d) });
+    this.p2p.subscribe(this.topic, { maxBytes: MAX_TX_BATCH_BYTES, validate: (d) => this.validate(d) });
   }
 
   /** Queue an admitted transaction for the next outbound batch. */

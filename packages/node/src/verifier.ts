@@ -1,14 +1,34 @@
 import { bytesEqual, getBackend, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
-import type { TxEnvelope } from '@qnexus/types';
+import { stakeConsentSigningBytes, type TxEnvelope } from '@qnexus/types';
 import type { Metrics } from './metrics.js';
 import type { VerifyPool } from './verify-pool.js';
 
 /**
- * Verify-once cache for transaction signatures. A transaction's signature is
- * checked when it is admitted (API or gossip); block validation then finds it
- * here instead of verifying again. Entries remember the exact signature bytes:
- * the tx id excludes the signature, so a copy with a different (forged)
- * signature must not inherit the verdict.
+ * Outcome of a transaction's signature checks: 'ok', the signer's signature
+ * failing (TX_BAD_SIGNATURE), or, for a stake transaction, the validator key's
+ * consent signature failing (STAKE_BAD_CONSENT).
+ */
+export type TxVerdict = 'ok' | 'TX_BAD_SIGNATURE' | 'STAKE_BAD_CONSENT';
+
+/** One signature check, as the worker pool takes it. */
+interface SigCheck {
+  kind: string;
+  publicKey: Uint8Array;
+  message: Uint8Array;
+  signature: Uint8Array;
+}
+
+/**
+ * Verify-once cache for transaction signatures. A transaction's signatures are
+ * checked when it is admitted (API or gossip); block validation then finds the
+ * verdict here instead of verifying again. Entries remember the exact
+ * signature bytes: the tx id excludes the signature, so a copy with a
+ * different (forged) signature must not inherit the verdict.
+ *
+ * A stake transaction carries a second signature, the validator key's consent
+ * (over `stakeConsentSigningBytes(chainId, funder, validatorPublicKey)`). It is
+ * inside the signed body, so the tx id already binds it: one cache entry per
+ * (tx id, signature) covers both checks. Only positive verdicts are cached.
  */
 export class TxVerifier {
   private readonly ok = new Map<string, Uint8Array>();
@@ -41,29 +61,76 @@ export class TxVerifier {
     this.ok.set(env.hashHex, env.tx.signature);
   }
 
-  /** Synchronous check on this thread (block validation of a tx we never saw on gossip). */
-  verify(env: TxEnvelope): boolean {
-    if (this.cached(env)) return true;
-    this.metrics.sigVerify.inc({ kind: 'tx' });
-    if (!this.backend.verify(env.tx.body.publicKey, env.signBytes, env.tx.signature)) return false;
-    this.remember(env);
-    return true;
+  /** The signatures a transaction needs: its own, plus the validator's consent for a stake. */
+  private checks(env: TxEnvelope): { tx: SigCheck; consent: SigCheck | null } {
+    const b = env.tx.body;
+    const tx: SigCheck = { kind: 'tx', publicKey: b.publicKey, message: env.signBytes, signature: env.tx.signature };
+    const p = b.payload;
+    if (p.kind !== 'stake') return { tx, consent: null };
+    return {
+      tx,
+      consent: {
+        kind: 'stake-consent',
+        publicKey: p.validatorPublicKey,
+        message: stakeConsentSigningBytes(b.chainId, env.from, p.validatorPublicKey),
+        signature: p.validatorSignature,
+      },
+    };
   }
 
-  /** Admission path: verified on the worker pool when there is one. */
-  async verifyAsync(env: TxEnvelope): Promise<boolean> {
-    if (!this.pool) return this.verify(env);
-    if (this.cached(env)) return true;
-    this.metrics.sigVerify.inc({ kind: 'tx' });
-    if (!(await this.pool.verify(env.tx.body.publicKey, env.signBytes, env.tx.signature))) return false;
+  private verifyHere(c: SigCheck): boolean {
+    this.metrics.sigVerify.inc({ kind: c.kind });
+    return this.backend.verify(c.publicKey, c.message, c.signature);
+  }
+
+  private verifyOnPool(pool: VerifyPool, c: SigCheck): Promise<boolean> {
+    this.metrics.sigVerify.inc({ kind: c.kind });
+    return pool.verify(c.publicKey, c.message, c.signature);
+  }
+
+  /** Synchronous check on this thread (block validation of a tx we never saw on gossip). */
+  check(env: TxEnvelope): TxVerdict {
+    if (this.cached(env)) return 'ok';
+    const { tx, consent } = this.checks(env);
+    if (!this.verifyHere(tx)) return 'TX_BAD_SIGNATURE';
+    if (consent && !this.verifyHere(consent)) return 'STAKE_BAD_CONSENT';
     this.remember(env);
-    return true;
+    return 'ok';
+  }
+
+  /** Admission path: verified on the worker pool when there is one (both signatures of a stake in parallel). */
+  async checkAsync(env: TxEnvelope): Promise<TxVerdict> {
+    const pool = this.pool;
+    if (!pool) return this.check(env);
+    if (this.cached(env)) return 'ok';
+    const { tx, consent } = this.checks(env);
+    const [txOk, consentOk] = await Promise.all([this.verifyOnPool(pool, tx), consent ? this.verifyOnPool(pool, consent) : Promise.resolve(true)]);
+    if (!txOk) return 'TX_BAD_SIGNATURE';
+    if (!consentOk) return 'STAKE_BAD_CONSENT';
+    this.remember(env);
+    return 'ok';
+  }
+
+  /** True when every signature the transaction carries verifies (see `check` for which one failed). */
+  verify(env: TxEnvelope): boolean {
+    return this.check(env) === 'ok';
+  }
+
+  async verifyAsync(env: TxEnvelope): Promise<boolean> {
+    return (await this.checkAsync(env)) === 'ok';
   }
 
   /** Verify a consensus signature (votes, proposals, headers); these are not cached. */
   verifyRaw(kind: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
     this.metrics.sigVerify.inc({ kind });
     return this.backend.verify(publicKey, message, signature);
+  }
+
+  /** `verifyRaw` off the event loop when there is a pool (e.g. evidence submitted over the API). */
+  async verifyRawAsync(kind: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    if (!this.pool) return this.verifyRaw(kind, publicKey, message, signature);
+    this.metrics.sigVerify.inc({ kind });
+    return this.pool.verify(publicKey, message, signature);
   }
 
   forget(hashHex: string): void {

@@ -6,13 +6,12 @@ import {
   beaconTopics,
   decodeBlock,
   decodeCertificate,
-  decodeEpochAnnouncement,
   decodeTxBatch,
   decodeXAck,
   encodeBeaconRequest,
   encodeXAck,
-  epochAnnouncementSigningBytes,
   epochOf,
+  evidenceKey,
   isSystemKind,
   openTx,
   peerBindingSigningBytes,
@@ -22,19 +21,20 @@ import {
   type BeaconRequest,
   type BlockHeader,
   type Certificate,
-  type EpochAnnouncement,
+  type ReportItem,
   type SignedPeerBinding,
   type TxEnvelope,
+  type VoteEvidence,
   type XAck,
 } from '@qnexus/types';
-import { epochCommittees, type StateChanges } from '@qnexus/state';
-import { epochSeed } from '@qnexus/consensus';
-import type { P2PNode, ValidationResult } from '@qnexus/p2p';
+import type { StateChanges } from '@qnexus/state';
+import type { P2PNode } from '@qnexus/p2p';
 import type { Candidate, Chain } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
+import { RegistryView } from './registry-view.js';
 import type { TxGossip } from './txgossip.js';
 
 /** Beacon entries that prove the sender (the beacon or a relay) is broken or hostile. */
@@ -44,36 +44,52 @@ const PEER_FAULT: ReadonlySet<string> = new Set(['TX_MALFORMED', 'TX_TOO_LARGE',
 const RESEND_SLOTS = 4;
 /** Re-introduce ourselves (binding) to the beacon every this many slots. */
 const HELLO_SLOTS = 8;
+/** Automatic evidence forwarding: attempts while the beacon cannot be reached, and the first back-off. */
+const EVIDENCE_ATTEMPTS = 4;
+const EVIDENCE_BACKOFF_MS = 1_000;
+/** Evidence keys remembered for de-duplication (oldest forgotten first). */
+const EVIDENCE_SEEN_MAX = 4096;
+/** Bound on one request to the beacon (dial included). */
+const BEACON_TIMEOUT_MS = 5_000;
 
 /**
- * A shard node's side of cross-shard two-phase commit.
+ * A shard node's side of cross-shard two-phase commit and of staking.
  *
  * In: the beacon's signed entries (prepare requests, decisions) arrive on this
  * shard's 2PC stream protocol; each goes through mempool admission (beacon
  * signature, shard, applicability) and is gossiped to the rest of the shard
- * like a transaction, so one reachable validator is enough.
+ * like a transaction, so one reachable validator is enough. The beacon's
+ * signed registry snapshots arrive on gossip (`registry`, see RegistryView).
  *
- * Out (validators only): after each finalized block that touched transfer
- * records, a report to the beacon with the block header, its finality
+ * Out (validators, while their key is a member of this shard's committee in
+ * the current epoch): after each finalized block that touched transfer
+ * records (any kind: transfers, stake/unstake/fees to the beacon, releases
+ * from it), a report to the beacon with the block header, its finality
  * certificate and a Merkle proof of each record in the certified state root.
+ * The block's proposer reports every block it proposed, with no items when it
+ * touched none: the beacon counts the certificate's precommits for rewards.
  * Open records are re-reported every few slots until decided, so a beacon that
  * restarted (or a lost stream) cannot leave a transfer in limbo.
  *
- * Also checks the beacon's signed epoch announcements against the committee
- * this node computes itself.
+ * Every node (validator or not) forwards the equivocation evidence its
+ * consensus core finds to the beacon, once per (validator, height, round, step).
  */
 export class XShard {
-  /** Latest verified epoch announcement from the beacon. */
-  announcement: EpochAnnouncement | null = null;
+  /** The beacon's registry as of its latest verified snapshot. */
+  readonly registry: RegistryView;
   private binding: SignedPeerBinding | null = null;
+  private readonly self: string | null;
   /** Records the beacon evidently has not seen settle (it re-sent an entry we already applied). */
   private readonly stale = new Set<string>();
+  /** Evidence already forwarded (evidenceKey), insertion-ordered for eviction. */
+  private readonly evidenceSeen = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private ticks = 0;
   private readonly protocol: string;
   private readonly beaconProtocol: string;
-  private readonly epochsTopic: string;
+  private readonly registryTopic: string;
 
   constructor(
     private readonly chain: Chain,
@@ -89,7 +105,9 @@ export class XShard {
     this.protocol = shardXProtocol(g.chainId, chain.shard);
     const bt = beaconTopics(g.chainId);
     this.beaconProtocol = bt.protocol;
-    this.epochsTopic = bt.epochs;
+    this.registryTopic = bt.registry;
+    this.self = key ? formatAddress(key.address) : null;
+    this.registry = new RegistryView(g, metrics, log);
   }
 
   get beaconPeerId(): string {
@@ -101,15 +119,17 @@ export class XShard {
     await this.p2p.handle(this.protocol, { maxInboundStreams: 16, maxOutboundStreams: 16, maxRequestBytes: MAX_TX_BATCH_BYTES, timeoutMs: 10_000 }, (req, peer) =>
       this.serveEntries(req, peer),
     );
-    this.p2p.subscribe(this.epochsTopic, { maxBytes: 256 * 1024, validate: (d) => this.validateAnnouncement(d) });
-    // Only committee members speak for the shard; a validator key of another shard runs as a full node here.
-    if (this.key && this.chain.members.has(formatAddress(this.key.address))) {
+    this.p2p.subscribe(this.registryTopic, { maxBytes: 4 * 1024 * 1024, validate: (d) => this.registry.validate(d) });
+    // Any validator key may become a member of this shard's committee in a later epoch (staking):
+    // the binding is made once, and each report/hello checks membership at the time it is sent.
+    if (this.key) {
       const binding = { chainId: g.chainId, shard: this.chain.shard, publicKey: this.key.publicKey, peerId: this.p2p.peerId };
       this.binding = { binding, signature: getBackend(g.scheme).sign(this.key.secretKey, peerBindingSigningBytes(binding)) };
       this.engine.commitListeners.push((c, cert, changes) => this.onCommit(c, cert, changes));
       this.mempool.onStaleSystem = (env) => this.onStale(env);
     }
     this.engine.commitListeners.push((_c, _cert, changes) => this.countPhases(changes));
+    this.engine.evidenceListeners.push((e) => this.onEvidence(e));
     this.schedule();
   }
 
@@ -117,6 +137,8 @@ export class XShard {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
   }
 
   private schedule(): void {
@@ -131,9 +153,20 @@ export class XShard {
     }, Math.max(10, g.genesisTime + (slot + 1) * g.slotMs - now + Math.floor(g.slotMs / 2)));
   }
 
+  /** Epoch of the current slot (0 before genesis time). */
+  currentEpoch(): number {
+    return this.chain.currentEpoch();
+  }
+
+  /** Is our validator key a member of this shard's committee in `epoch`? False for full nodes and unknown epochs. */
+  isMember(epoch: number): boolean {
+    return this.self !== null && this.chain.memberAt(epoch, this.self) !== undefined;
+  }
+
   private tick(): void {
-    if (!this.binding) return;
     this.ticks++;
+    // Only current committee members speak for the shard (the beacon refuses the others).
+    if (!this.binding || !this.isMember(this.currentEpoch())) return;
     if (this.ticks % HELLO_SLOTS === 1) void this.send({ type: 'hello', binding: this.binding }, 'hello');
     if (this.stale.size || this.ticks % RESEND_SLOTS === 0) void this.engine.run(() => this.resendOpen()).catch(() => undefined);
   }
@@ -197,11 +230,19 @@ export class XShard {
     for (const rec of changes.xfers.values()) this.metrics.xshardPhases.inc({ phase: `${rec.role}-${xferRecordPhase(rec)}` });
   }
 
-  /** Report the records this block touched, with the block's own certificate (we are inside the commit). */
+  /**
+   * Report the records this block touched, with the block's own certificate (we are inside the
+   * commit). The proposer also reports a block that touched none: its certificate is the
+   * participation record the beacon computes rewards from.
+   */
   private onCommit(c: Candidate, cert: Certificate, changes: StateChanges): void {
     const ids = [...changes.xfers.keys()];
     for (const id of ids) this.stale.delete(id);
-    if (ids.length) this.report(c.block.header, cert, ids);
+    const proposed = this.key !== null && bytesEqual(c.block.header.proposer, this.key.address);
+    if (!ids.length && !proposed) return;
+    // Members of the block's epoch report it even if the epoch has just ended for them.
+    if (!this.isMember(this.currentEpoch()) && !this.isMember(epochOf(this.chain.genesis, cert.round))) return;
+    this.report(c.block.header, cert, ids);
   }
 
   /** Runs on the engine queue, so the state stays at the head while we read its block and certificate. */
@@ -211,6 +252,7 @@ export class XShard {
     const ids = new Set(this.stale);
     this.stale.clear();
     if (this.ticks % RESEND_SLOTS === 0) {
+      // Every open record, whatever its kind or counterpart (another shard or the beacon).
       for (const rec of this.chain.state.xferRecords()) {
         if (rec.decision === 'none' && rec.preparedHeight + RESEND_SLOTS <= head) ids.add(toHex(rec.info.id));
       }
@@ -223,20 +265,32 @@ export class XShard {
     this.report(header, decodeCertificate(certRaw), [...ids]);
   }
 
+  /** Send the records (proved against the head state) in reports of at most MAX_REPORT_ITEMS; one report with no items if there are none. */
   private report(header: BlockHeader, certificate: Certificate, ids: string[]): void {
-    const items = this.chain.state.proveXfers(ids);
-    for (let i = 0; i < items.length; i += MAX_REPORT_ITEMS) {
-      void this.send({ type: 'report', report: { binding: this.binding!, header, certificate, items: items.slice(i, i + MAX_REPORT_ITEMS) } }, 'report');
+    const items: ReportItem[] = ids.length ? this.chain.state.proveXfers(ids) : [];
+    const binding = this.binding!;
+    if (!items.length) {
+      void this.send({ type: 'report', report: { binding, header, certificate, items: [] } }, 'block');
+      return;
     }
+    for (let i = 0; i < items.length; i += MAX_REPORT_ITEMS) {
+      void this.send({ type: 'report', report: { binding, header, certificate, items: items.slice(i, i + MAX_REPORT_ITEMS) } }, 'report');
+    }
+  }
+
+  /** One request to the beacon over its 2PC stream; throws when it cannot be reached or does not answer. */
+  async requestBeacon(req: BeaconRequest): Promise<XAck> {
+    let ack: XAck | null = null;
+    for await (const frame of this.p2p.request(this.beaconPeerId, this.beaconProtocol, encodeBeaconRequest(req), { timeoutMs: BEACON_TIMEOUT_MS, maxResponseFrameBytes: 4096, maxFrames: 1 })) {
+      ack = decodeXAck(frame);
+    }
+    if (!ack) throw new Error('the beacon sent no answer');
+    return ack;
   }
 
   private async send(req: BeaconRequest, kind: string): Promise<void> {
     try {
-      let ack: XAck | null = null;
-      for await (const frame of this.p2p.request(this.beaconPeerId, this.beaconProtocol, encodeBeaconRequest(req), { timeoutMs: 5_000, maxResponseFrameBytes: 4096, maxFrames: 1 })) {
-        ack = decodeXAck(frame);
-      }
-      if (!ack) throw new Error('no answer');
+      const ack = await this.requestBeacon(req);
       this.metrics.xshardSent.inc({ kind, result: ack.ok ? 'ok' : ack.code });
       if (!ack.ok) this.log.warn('beacon refused our 2PC message', { kind, code: ack.code, message: ack.message });
     } catch (e) {
@@ -245,44 +299,53 @@ export class XShard {
     }
   }
 
-  // ------------------------------------------------------------------ epoch announcements
+  // ------------------------------------------------------------------ out: evidence
 
-  private validateAnnouncement(data: Uint8Array): ValidationResult {
-    const g = this.chain.genesis;
-    const result = (r: ValidationResult, why: string): ValidationResult => {
-      this.metrics.epochAnnouncements.inc({ result: why });
-      if (r === 'reject') this.log.warn('rejected beacon epoch announcement', { reason: why });
-      return r;
-    };
-    let a;
+  /**
+   * Send one piece of evidence to the beacon and return its answer (`POST /v1/evidence`).
+   * Throws when the beacon cannot be reached; counted either way.
+   */
+  async submitEvidence(e: VoteEvidence): Promise<XAck> {
     try {
-      a = decodeEpochAnnouncement(data);
-    } catch {
-      return result('reject', 'malformed');
+      const ack = await this.requestBeacon({ type: 'evidence', evidence: e });
+      this.metrics.evidenceForwarded.inc({ result: ack.ok ? 'ok' : ack.code || 'refused' });
+      return ack;
+    } catch (err) {
+      this.metrics.evidenceForwarded.inc({ result: 'unreachable' });
+      throw err;
     }
-    const b = a.body;
-    if (b.chainId !== g.chainId) return result('reject', 'wrong-chain');
-    if (!getBackend(g.scheme).verify(g.beacon.publicKey, epochAnnouncementSigningBytes(b), a.signature)) return result('reject', 'bad-signature');
-    const now = epochOf(g, Math.max(0, slotAt(g, Date.now())));
-    if (b.epoch + 1 < now || b.epoch > now + 1) return result('ignore', 'stale');
-    // The announcement must say what we compute from genesis ourselves; otherwise the beacon (or its key) is wrong.
-    if (toHex(b.seed) !== toHex(epochSeed(g.chainId, this.chain.genesisHash, b.epoch)) || b.startSlot !== b.epoch * g.epochLength) return result('reject', 'wrong-seed');
-    const mine = epochCommittees(g, b.epoch);
-    const same =
-      b.committees.length === mine.length &&
-      b.committees.every((c) => {
-        const m = mine[c.shard];
-        return (
-          m !== undefined &&
-          m.validators.length === c.members.length &&
-          c.members.every((x, i) => formatAddress(x.address) === m.validators[i]!.address && x.stake === m.validators[i]!.stake)
-        );
-      });
-    if (!same) return result('reject', 'wrong-committees');
-    if (!this.announcement || b.epoch > this.announcement.epoch || (b.epoch === this.announcement.epoch && b.issuedSlot > this.announcement.issuedSlot)) {
-      if (!this.announcement || b.epoch !== this.announcement.epoch) this.log.info('beacon announced epoch', { epoch: b.epoch, committee: mine[this.chain.shard]!.validators.length });
-      this.announcement = b;
+  }
+
+  /** Evidence found by our consensus core: forward each piece once, retrying while the beacon is unreachable. */
+  private onEvidence(e: VoteEvidence): void {
+    const k = evidenceKey(e);
+    if (this.evidenceSeen.has(k)) return;
+    if (this.evidenceSeen.size >= EVIDENCE_SEEN_MAX) {
+      const first = this.evidenceSeen.values().next();
+      if (!first.done) this.evidenceSeen.delete(first.value);
     }
-    return result('accept', 'accepted');
+    this.evidenceSeen.add(k);
+    void this.forwardEvidence(e, k, 1);
+  }
+
+  private async forwardEvidence(e: VoteEvidence, k: string, attempt: number): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const ack = await this.submitEvidence(e);
+      // Any answer is final: the beacon decided (slashed, already known, or refused with a code).
+      if (ack.ok) this.log.info('beacon accepted equivocation evidence', { evidence: k, code: ack.code, message: ack.message });
+      else this.log.warn('beacon refused equivocation evidence', { evidence: k, code: ack.code, message: ack.message });
+    } catch (err) {
+      if (attempt >= EVIDENCE_ATTEMPTS) {
+        this.log.warn('could not forward equivocation evidence to the beacon', { evidence: k, attempts: attempt, error: (err as Error).message });
+        return;
+      }
+      const t = setTimeout(() => {
+        this.retryTimers.delete(t);
+        void this.forwardEvidence(e, k, attempt + 1);
+      }, EVIDENCE_BACKOFF_MS * 2 ** (attempt - 1));
+      t.unref();
+      this.retryTimers.add(t);
+    }
   }
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
+import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, toHex, type KeyPair } from '@qnexus/crypto';
 import {
   QnexusError,
   blockHash,
@@ -75,7 +75,7 @@ describe('node: chain', () => {
   /** Build block 1 at the slot whose proposer we can sign for. */
   function buildBlock(txs = [] as ReturnType<typeof openTx>[]): Candidate {
     const slot = 1;
-    const proposer = keyFor(chain.proposerFor(slot));
+    const proposer = keyFor(chain.proposerFor(slot)!);
     return chain.build(slot, txs, addressFromPublicKey(proposer.publicKey), (m) => b.sign(proposer.secretKey, m));
   }
 
@@ -121,7 +121,9 @@ describe('node: chain', () => {
     assert.equal(chain.headHeight, 1);
     assert.equal(await store.headHeight(), 1);
     assert.ok(await store.txLocation(c.envs[0]!.hash));
-    assert.equal(chain.state.totalBalance() + chain.state.burned, 1_000_000n);
+    // Fee 1: nothing burned (floor of half), the tip is pending for the block's proposer.
+    assert.equal(chain.state.totalBalance() + chain.state.burned + chain.state.counters.fees, 1_000_000n);
+    assert.deepEqual(chain.state.pendingFees(), [[toHex(c.block.header.proposer), 1n]]);
     // Replaying the same block is refused (it is no longer next).
     await assert.rejects(chain.importCertified(c.block, c.raw, cert), (e: unknown) => e instanceof QnexusError && e.code === 'BAD_BLOCK');
     // A reopened chain loads the same head and state root.

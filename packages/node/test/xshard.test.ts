@@ -114,14 +114,14 @@ describe('node: two-shard chain and beacon entries', () => {
 
   /** Build the next block at `slot` (signed by its scheduled proposer) from the given candidates. */
   function build(chain: Chain, slot: number, txs: TxEnvelope[]): Candidate {
-    const proposer = keyFor(chain.proposerFor(slot));
+    const proposer = keyFor(chain.proposerFor(slot)!);
     return chain.build(slot, txs, addressFromPublicKey(proposer.publicKey), (m) => b.sign(proposer.secretKey, m));
   }
 
   /** A certificate signed by the whole committee of the chain's shard. */
   function certify(chain: Chain, c: Candidate): Certificate {
     const cert: Certificate = { height: c.block.header.height, round: c.block.header.slot, blockHash: c.hash, votes: [] };
-    for (const m of chain.committee.validators) {
+    for (const m of chain.committeeFor(0)!.committee.validators) {
       const k = keyFor(m.address);
       const validator = addressFromPublicKey(k.publicKey);
       cert.votes.push({ validator, signature: b.sign(k.secretKey, voteSigningBytes(certificateVoteBody(cert, CHAIN, chain.shard, validator))) });
@@ -134,8 +134,8 @@ describe('node: two-shard chain and beacon entries', () => {
     const cs = epochCommittees(G, 0);
     assert.deepEqual(cs.map((c) => c.validators.length), [2, 2]);
     const { chain } = await openChain(1);
-    assert.deepEqual(chain.committee, cs[1]);
-    assert.deepEqual([...chain.members.keys()].sort(), cs[1]!.validators.map((v) => v.address).sort());
+    assert.deepEqual(chain.committeeFor(0)!.committee, cs[1]);
+    assert.deepEqual([...chain.committeeFor(0)!.members.keys()].sort(), cs[1]!.validators.map((v) => v.address).sort());
     // the genesis state of a shard holds only its home accounts
     assert.equal(chain.state.totalBalance(), genesisSupply(G, 1));
     assert.equal(chain.state.account(hexOf(sender)), undefined);
@@ -162,9 +162,11 @@ describe('node: two-shard chain and beacon entries', () => {
     assert.equal(mp.size, 0);
     // commit returns the state changes it applied, including the new transfer record
     assert.deepEqual([...changes.xfers.keys()], [x.hashHex]);
-    assert.deepEqual(changes.counters, { burned: 3n, escrow: 4321n, exported: 0n, imported: 0n });
+    // fee 3: half (floor) burned, the rest pending for the block's proposer
+    assert.deepEqual(changes.counters, { burned: 1n, escrow: 4321n, exported: 0n, imported: 0n, fees: 2n, feeEpoch: 0 });
+    assert.deepEqual(chain.state.pendingFees(), [[toHex(c.block.header.proposer), 2n]]);
     const rec = chain.state.xfer(x.hashHex)!;
-    assert.deepEqual(rec.info, { id: x.hash, srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 4321n, deadlineSlot: slot + TIMEOUT });
+    assert.deepEqual(rec.info, { kind: 'transfer', data: new Uint8Array(0), id: x.hash, srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 4321n, deadlineSlot: slot + TIMEOUT });
     assert.equal(rec.preparedHeight, 1);
     assert.equal(chain.state.account(hexOf(sender))!.balance, INITIAL - 4324n);
     assert.deepEqual(chain.headStateRoot, chain.state.root());
@@ -207,7 +209,7 @@ describe('node: two-shard chain and beacon entries', () => {
 
   it('validate refuses blocks whose beacon entries are forged or not from the beacon', async () => {
     const { chain } = await openChain(1);
-    const info: XferInfo = { id: new Uint8Array(32).fill(5), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 10n, deadlineSlot: 100 };
+    const info: XferInfo = { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(5), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 10n, deadlineSlot: 100 };
     const good = build(chain, 1, [prepare(info)]);
     assert.equal(chain.validate(good, 1), null);
     // as received from the network: no cached execution, header rebuilt around the given entries
@@ -226,7 +228,7 @@ describe('node: two-shard chain and beacon entries', () => {
     const mp = new Mempool(chain, verifier);
     const stale: [string, ErrorCode][] = [];
     mp.onStaleSystem = (env, code) => stale.push([env.hashHex, code]);
-    const info: XferInfo = { id: new Uint8Array(32).fill(7), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 900n, deadlineSlot: 50 };
+    const info: XferInfo = { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(7), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 900n, deadlineSlot: 50 };
 
     const p = prepare(info);
     const local = userTx('transfer', onShard(1)[1]!, recipient, 5n);
@@ -277,7 +279,7 @@ describe('node: two-shard chain and beacon entries', () => {
   it('a committed decision makes a pending prepare of the same transfer moot: onCommit drops it as rejected', async () => {
     const { chain } = await openChain(1);
     const mp = new Mempool(chain, verifier);
-    const info: XferInfo = { id: new Uint8Array(32).fill(11), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 1n, deadlineSlot: 50 };
+    const info: XferInfo = { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(11), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 1n, deadlineSlot: 50 };
     const p = prepare(info);
     assert.equal(await mp.admit(p), 'added');
     // another node's block carries the beacon's abort (presumed abort) before our prepare got in

@@ -10,10 +10,13 @@ import type {
   CommitteesInfo,
   ErrorInfo,
   EvidenceList,
+  EvidenceResult,
+  StakingTotals,
   StatusInfo,
   SubmitResult,
   SupplyInfo,
   TxInfo,
+  ValidatorInfo,
   ValidatorsInfo,
   XTransferInfo,
 } from './types.js';
@@ -134,6 +137,25 @@ export class QnexusClient {
   /** `GET /v1/validators` */
   validators(): Promise<ValidatorsInfo> {
     return this.request<ValidatorsInfo>('GET', '/v1/validators');
+  }
+
+  /** `GET /v1/validators/{address}` (node or beacon): one validator's stake, status, shard, rewards and participation. */
+  validator(address: string): Promise<ValidatorInfo> {
+    return this.request<ValidatorInfo>('GET', `/v1/validators/${encodeURIComponent(address)}`);
+  }
+
+  /**
+   * `POST /v1/evidence` (node or beacon): submit two conflicting signed votes
+   * (hex of the canonical evidence encoding). The beacon slashes and ejects the
+   * validator; resubmitting is harmless (`duplicate`).
+   */
+  submitEvidence(evidenceHex: string): Promise<EvidenceResult> {
+    return this.request<EvidenceResult>('POST', '/v1/evidence', { contentType: 'application/json', data: JSON.stringify({ evidence: evidenceHex }) });
+  }
+
+  /** `GET /v1/supply` on the beacon: staking totals (held = genesisStake + stakedIn + feesIn + minted − slashed − released). */
+  beaconSupply(): Promise<StakingTotals> {
+    return this.request<StakingTotals>('GET', '/v1/supply');
   }
 
   /** `GET /v1/supply`: the shard's supply identity, balances + burned + escrow + exported − imported = genesis supply. */

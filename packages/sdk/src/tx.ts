@@ -10,7 +10,7 @@ import {
   toHex,
   type SchemeName,
 } from '@qnexus/crypto';
-import { QnexusError, encodeTx, txSigningBytes, type TxBody } from '@qnexus/types';
+import { QnexusError, encodeTx, stakeConsentSigningBytes, txSigningBytes, type TxBody, type TxPayload } from '@qnexus/types';
 import type { QnexusClient } from './client.js';
 import type { TxInfo, XTransferInfo } from './types.js';
 
@@ -85,18 +85,58 @@ export function buildXTransfer(p: XTransferParams): BuiltTx {
 }
 
 function buildValueTx(kind: 'transfer' | 'xtransfer', p: TransferParams): BuiltTx {
-  if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
   if (!isAddressString(p.to)) throw new QnexusError('TX_MALFORMED', `invalid recipient ${JSON.stringify(p.to)}: expected qn followed by 40 lowercase hex characters`);
   checkU64(p.amount, 'amount', 'TX_BAD_AMOUNT');
+  return signTx(p, { kind, to: parseAddress(p.to), amount: p.amount });
+}
+
+/** What every account transaction needs besides its payload. */
+export interface AccountTxParams {
+  key: SigningKey;
+  chainId: string;
+  fee: bigint;
+  nonce: bigint;
+}
+
+export interface StakeParams extends AccountTxParams {
+  /** The validator key that will propose and vote; omit to stake the funding key itself. It signs its consent here. */
+  validatorKey?: SigningKey;
+  amount: bigint;
+}
+
+/**
+ * Build a stake transaction: `key` is the funding ("home") account, whose
+ * balance pays amount + fee and to which the stake returns after unbonding;
+ * `validatorKey` (default: the same key) signs its consent to be staked by that
+ * account, so the binding is signed by both. Submit it to a node of the funding
+ * account's shard. The beacon registers the validator once the stake is final
+ * and activates it at an epoch boundary (docs/staking.md).
+ */
+export function buildStake(p: StakeParams): BuiltTx {
+  checkU64(p.amount, 'amount', 'TX_BAD_AMOUNT');
+  const v = p.validatorKey ?? p.key;
+  if (v.scheme !== p.key.scheme) throw new QnexusError('TX_WRONG_SCHEME', `validator key is ${v.scheme}, funding key is ${p.key.scheme}`);
+  if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
+  const consent = getBackend(v.scheme).sign(v.secretKey, stakeConsentSigningBytes(p.chainId, addressFromPublicKey(p.key.publicKey), v.publicKey));
+  return signTx(p, { kind: 'stake', validatorPublicKey: v.publicKey, amount: p.amount, validatorSignature: consent });
+}
+
+export interface UnstakeParams extends AccountTxParams {
+  /** The validator to take out (`qn…`); signed by its home account or by the validator key itself. */
+  validator: string;
+}
+
+/** Build an unstake transaction (cost: the fee). The validator leaves the committees at the next epoch it can; funds return home after unbonding. */
+export function buildUnstake(p: UnstakeParams): BuiltTx {
+  if (!isAddressString(p.validator)) throw new QnexusError('TX_MALFORMED', `invalid validator ${JSON.stringify(p.validator)}: expected qn followed by 40 lowercase hex characters`);
+  return signTx(p, { kind: 'unstake', validator: parseAddress(p.validator) });
+}
+
+function signTx(p: AccountTxParams, payload: TxPayload): BuiltTx {
+  if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
   checkU64(p.fee, 'fee', 'TX_BAD_AMOUNT');
   checkU64(p.nonce, 'nonce', 'TX_MALFORMED');
-  const body: TxBody = {
-    chainId: p.chainId,
-    nonce: p.nonce,
-    fee: p.fee,
-    publicKey: p.key.publicKey,
-    payload: { kind, to: parseAddress(p.to), amount: p.amount },
-  };
+  const body: TxBody = { chainId: p.chainId, nonce: p.nonce, fee: p.fee, publicKey: p.key.publicKey, payload };
   const signBytes = txSigningBytes(body);
   const signature = getBackend(p.key.scheme).sign(p.key.secretKey, signBytes);
   const raw = encodeTx({ body, signature });

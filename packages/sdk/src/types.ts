@@ -1,3 +1,4 @@
+import type { StakingTotalsJson, ValidatorInfoJson } from '@qnexus/types';
 /**
  * Response shapes of the node's HTTP JSON API (`/v1/...`).
  * Hex strings are lowercase without `0x`; amounts and nonces are decimal
@@ -94,16 +95,35 @@ export interface AccountInfo {
   publicKey: string | null;
 }
 
-export interface ValidatorInfo {
-  address: string;
-  publicKey: string;
-  stake: string;
-  shard: number;
+/**
+ * One validator of the beacon's registry (stake, status, shard, rewards,
+ * participation): the same shape on the beacon and on every node. Amounts are
+ * decimal strings; epochs are null when not set.
+ */
+export type ValidatorInfo = ValidatorInfoJson & { publicKey?: string };
+export type StakingTotals = StakingTotalsJson;
+
+/**
+ * `GET /v1/validators` on a shard node: the latest registry snapshot the beacon
+ * signed (`source: 'beacon-snapshot'`), or before one arrived the current
+ * committee (`source: 'committee'`, totals null).
+ */
+export interface ValidatorsInfo {
+  epoch: number;
+  slot: number;
+  source: 'beacon-snapshot' | 'committee';
+  validators: ValidatorInfo[];
+  totals: StakingTotals | null;
+  /** This shard's committee in the current epoch. */
+  committee: { address: string; stake: string }[];
 }
 
-/** `GET /v1/validators` */
-export interface ValidatorsInfo {
-  validators: ValidatorInfo[];
+/** `POST /v1/evidence` (node or beacon): the beacon's verdict. */
+export interface EvidenceResult {
+  result: 'slashed' | 'duplicate';
+  validator: string;
+  /** Amount slashed by this evidence ("0" for a duplicate). */
+  slashed: string;
 }
 
 /**
@@ -117,15 +137,17 @@ export interface SupplyInfo {
   genesisSupply: string;
   /** Σ account balances. */
   balances: string;
-  /** Fees burned so far. */
+  /** The burned part of fees (genesis `staking.feeBurnBps`). */
   burned: string;
+  /** Proposers' fee tips not yet sent to the beacon (they leave at the next epoch, as \`fees\` transfers). */
+  fees: string;
   /** Amounts held by outgoing cross-shard transfers not decided yet (their fees are burned at once). */
   escrow: string;
   /** Value that left this shard in committed outgoing transfers. */
   exported: string;
   /** Value that arrived in committed incoming transfers. */
   imported: string;
-  /** balances + burned + escrow + exported − imported; equals genesisSupply. */
+  /** balances + burned + fees + escrow + exported − imported; equals genesisSupply. */
   total: string;
   /** Head height the figures are taken at. */
   height: number;
@@ -265,20 +287,12 @@ export interface BeaconStatusInfo {
   xtransfers: BeaconXferCounts;
 }
 
-export interface BeaconValidatorInfo {
-  address: string;
-  publicKey: string;
-  stake: string;
-  /** The shard it serves in the current epoch (null if none). */
-  shard: number | null;
-  /** Its libp2p peer id once the beacon has seen it, else null. */
-  peerId: string | null;
-}
-
-/** `GET /v1/validators` on the beacon: the registry with the current epoch's shard of each validator. */
+/** `GET /v1/validators` on the beacon: the whole registry and the staking totals. */
 export interface BeaconValidatorsInfo {
   epoch: number;
-  validators: BeaconValidatorInfo[];
+  slot: number;
+  validators: ValidatorInfo[];
+  totals: StakingTotals;
 }
 
 export interface CommitteeMemberInfo {

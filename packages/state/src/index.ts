@@ -1,6 +1,7 @@
-import { ADDRESS_BYTES, bytesEqual, formatAddress, fromHex, homeShard, schemeLengths, toHex, type SchemeName } from '@qnexus/crypto';
-import { assignCommittees, epochSeed, isQuorum, type Committee } from '@qnexus/consensus';
+import { ADDRESS_BYTES, addressFromPublicKey, bytesEqual, formatAddress, fromHex, homeShard, schemeLengths, toHex, type SchemeName } from '@qnexus/crypto';
+import { isQuorum } from '@qnexus/consensus';
 import {
+  BEACON_SHARD,
   MAX_PUBLIC_KEY_BYTES,
   QnexusError,
   Writer,
@@ -14,7 +15,6 @@ import {
   xferInfoEqual,
   blockHash,
   certificateVoteBody,
-  genesisHash,
   voteSigningBytes,
   type BlockHeader,
   type Certificate,
@@ -24,6 +24,11 @@ import {
   type XferInfo,
   type XferRecord,
 } from '@qnexus/types';
+import { feesRecordId } from './ids.js';
+
+export * from './ids.js';
+export * from './evidence.js';
+export * from './epochs.js';
 
 /**
  * The shard's state machine: pure functions from (state, transactions) to
@@ -48,6 +53,12 @@ export interface StateParams {
   /** Only entries signed with this key may prepare or decide cross-shard transfers. */
   beaconPublicKey: Uint8Array;
   xferTimeoutSlots: number;
+  /** Slots per epoch: pending proposer fees are sent to the beacon once per epoch. */
+  epochLength: number;
+  /** Smallest amount one stake transaction may bond (genesis `staking.minStake`). */
+  minStake: bigint;
+  /** Fraction of every fee burned, in basis points; the rest is the block proposer's tip. */
+  feeBurnBps: number;
 }
 
 export function stateParams(g: Genesis, shard: number): StateParams {
@@ -59,33 +70,43 @@ export function stateParams(g: Genesis, shard: number): StateParams {
     shardCount: g.shardCount,
     beaconPublicKey: g.beacon.publicKey,
     xferTimeoutSlots: g.xferTimeoutSlots,
+    epochLength: g.epochLength,
+    minStake: g.staking.minStake,
+    feeBurnBps: g.staking.feeBurnBps,
   };
 }
 
-/** Where in the chain a transaction executes: part of the deterministic input (deadlines, record heights). */
+/** Where in the chain a transaction executes: part of the deterministic input (deadlines, record heights, fee recipient). */
 export interface BlockContext {
   height: number;
   slot: number;
+  /** 20-byte address of the block's proposer: it earns the non-burned part of every fee in the block. */
+  proposer: Uint8Array;
 }
 
 /**
  * Shard-wide totals kept in the state tree. Per shard, at every height:
- *   sum(balances) + burned + escrow + exported − imported = the shard's genesis supply
+ *   sum(balances) + burned + fees + escrow + exported − imported = the shard's genesis supply
  * and summed over all shards the exported/imported terms cancel once every
- * committed transfer is credited (see docs/ARCHITECTURE.md, "Cross-shard transfers").
+ * committed transfer is credited (see docs/ARCHITECTURE.md, "Cross-shard
+ * transfers", and docs/staking.md for the beacon as a participant).
  */
 export interface Counters {
-  /** Fees paid (burned). */
+  /** Burned part of the fees paid. */
   burned: bigint;
-  /** Debited from senders, held for undecided outgoing transfers. */
+  /** Debited from senders, held for undecided outgoing transfers (including stakes and fee records to the beacon). */
   escrow: bigint;
-  /** Escrow released by a commit decision (the value now belongs to the destination shard). */
+  /** Escrow released by a commit decision (the value now belongs to the destination shard or the beacon). */
   exported: bigint;
-  /** Credited to recipients of incoming committed transfers. */
+  /** Credited to recipients of incoming committed transfers (including releases from the beacon). */
   imported: bigint;
+  /** Proposer tips not yet sent to the beacon: the sum of every proposer's pending fees. */
+  fees: bigint;
+  /** Epoch in which the current pending fees accrued; the first block of a later epoch sends them. */
+  feeEpoch: number;
 }
 
-export const ZERO_COUNTERS: Counters = { burned: 0n, escrow: 0n, exported: 0n, imported: 0n };
+export const ZERO_COUNTERS: Counters = { burned: 0n, escrow: 0n, exported: 0n, imported: 0n, fees: 0n, feeEpoch: 0 };
 
 export function encodeAccount(a: Account): Uint8Array {
   return new Writer(64 + (a.publicKey?.length ?? 0)).u64(a.balance).u64(a.nonce).bytes(a.publicKey ?? new Uint8Array(0)).finish();
@@ -104,6 +125,10 @@ export function decodeAccount(b: Uint8Array): Account {
 export interface StateReader {
   account(addrHex: string): Account | undefined;
   xfer(idHex: string): XferRecord | undefined;
+  /** Tips a proposer (address hex) earned and the shard has not yet sent to the beacon; 0 if none. */
+  pendingFee(addrHex: string): bigint;
+  /** Every proposer with pending fees > 0, sorted by address hex. */
+  pendingFees(): [string, bigint][];
   readonly counters: Counters;
 }
 
@@ -111,10 +136,13 @@ export interface StateReader {
 export interface StateChanges {
   accounts: Map<string, Account>;
   xfers: Map<string, XferRecord>;
+  /** New pending-fee amount per proposer (address hex); 0 removes the entry. */
+  pendingFees: Map<string, bigint>;
   counters: Counters;
 }
 
-// Leaf kinds are kept apart in the tree by a prefix byte ('a' account, 'x' transfer record, 'm' meta).
+// Leaf kinds are kept apart in the tree by a prefix byte ('a' account,
+// 'x' transfer record, 'p' pending proposer fees, 'm' meta).
 function accountLeaf(addrHex: string, a: Account): Uint8Array {
   return merkleLeaf(new Writer(128).u8(0x61).fixed(fromHex(addrHex), ADDRESS_BYTES).bytes(encodeAccount(a)).finish());
 }
@@ -124,12 +152,22 @@ export function xferLeaf(recordBytes: Uint8Array): Uint8Array {
   return merkleLeaf(new Writer(recordBytes.length + 8).u8(0x78).bytes(recordBytes).finish());
 }
 
-function metaLeaf(c: Counters): Uint8Array {
-  return merkleLeaf(new Writer(40).u8(0x6d).u64(c.burned).u64(c.escrow).u64(c.exported).u64(c.imported).finish());
+function pendingFeeLeaf(addrHex: string, amount: bigint): Uint8Array {
+  return merkleLeaf(new Writer(32).u8(0x70).fixed(fromHex(addrHex), ADDRESS_BYTES).u64(amount).finish());
 }
 
-/** Tree keys: accounts by address hex (40 chars), records by 'x' + id hex, so records sort after accounts. */
+function metaLeaf(c: Counters): Uint8Array {
+  return merkleLeaf(new Writer(64).u8(0x6d).u64(c.burned).u64(c.escrow).u64(c.exported).u64(c.imported).u64(c.fees).u64(c.feeEpoch).finish());
+}
+
+/**
+ * Tree keys: accounts by address hex (40 chars), pending fees by 'p' + address
+ * hex, records by 'x' + id hex; so accounts sort first, then pending fees, then records.
+ */
 const xkey = (idHex: string) => `x${idHex}`;
+const pkey = (addrHex: string) => `p${addrHex}`;
+
+const byKey = <T>(a: [string, T], b: [string, T]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
 /**
  * The committed state of one shard, held in memory (loaded from the database
@@ -140,14 +178,26 @@ const xkey = (idHex: string) => `x${idHex}`;
 export class WorldState implements StateReader {
   private readonly accounts = new Map<string, Account>();
   private readonly xfers = new Map<string, XferRecord>();
+  private readonly fees = new Map<string, bigint>();
   private readonly leaves = new Map<string, Uint8Array>();
   private sortedKeys: string[] | null = [];
   private _counters: Counters = ZERO_COUNTERS;
 
-  static fromEntries(entries: Iterable<[string, Account]>, counters: Counters, xfers: Iterable<XferRecord> = []): WorldState {
+  /**
+   * Rebuild a state from stored entries (the node's load path). `pendingFees`
+   * are the proposers' pending fees by address hex (entries at 0 are ignored);
+   * their sum must equal `counters.fees` for a consistent state.
+   */
+  static fromEntries(
+    entries: Iterable<[string, Account]>,
+    counters: Counters,
+    xfers: Iterable<XferRecord> = [],
+    pendingFees: Iterable<[string, bigint]> = [],
+  ): WorldState {
     const s = new WorldState();
     for (const [k, a] of entries) s.set(k, a);
     for (const x of xfers) s.setXfer(x);
+    for (const [k, v] of pendingFees) s.setFee(k, v);
     s._counters = { ...counters };
     return s;
   }
@@ -182,6 +232,14 @@ export class WorldState implements StateReader {
     return this.xfers.get(idHex);
   }
 
+  pendingFee(addrHex: string): bigint {
+    return this.fees.get(addrHex) ?? 0n;
+  }
+
+  pendingFees(): [string, bigint][] {
+    return [...this.fees.entries()].sort(byKey);
+  }
+
   entries(): IterableIterator<[string, Account]> {
     return this.accounts.entries();
   }
@@ -209,9 +267,24 @@ export class WorldState implements StateReader {
     this.leaves.set(xkey(id), xferLeaf(encodeXferRecord(x)));
   }
 
+  /** A proposer's pending fees; 0 removes the leaf (a proposer whose fees were sent leaves no trace). */
+  private setFee(addrHex: string, amount: bigint): void {
+    if (amount === 0n) {
+      if (this.fees.delete(addrHex)) {
+        this.leaves.delete(pkey(addrHex));
+        this.sortedKeys = null;
+      }
+      return;
+    }
+    if (!this.fees.has(addrHex)) this.sortedKeys = null;
+    this.fees.set(addrHex, amount);
+    this.leaves.set(pkey(addrHex), pendingFeeLeaf(addrHex, amount));
+  }
+
   apply(ch: StateChanges): void {
     for (const [k, a] of ch.accounts) this.set(k, a);
     for (const x of ch.xfers.values()) this.setXfer(x);
+    for (const [k, v] of ch.pendingFees) this.setFee(k, v);
     this._counters = { ...ch.counters };
   }
 
@@ -225,10 +298,16 @@ export class WorldState implements StateReader {
     let keys = this.keys();
     const changed = new Map<string, Uint8Array>();
     if (ch) {
+      const removed = new Set<string>();
       for (const [k, a] of ch.accounts) changed.set(k, accountLeaf(k, a));
       for (const [id, x] of ch.xfers) changed.set(xkey(id), xferLeaf(encodeXferRecord(x)));
+      for (const [k, v] of ch.pendingFees) {
+        if (v === 0n) removed.add(pkey(k));
+        else changed.set(pkey(k), pendingFeeLeaf(k, v));
+      }
       const extra = [...changed.keys()].filter((k) => !this.leaves.has(k));
       if (extra.length) keys = [...keys, ...extra].sort();
+      if (removed.size) keys = keys.filter((k) => !removed.has(k));
     }
     const leaves: Uint8Array[] = [];
     for (const k of keys) leaves.push(changed.get(k) ?? this.leaves.get(k)!);
@@ -271,6 +350,12 @@ export function verifyXferProof(stateRoot: Uint8Array, item: ReportItem): XferRe
 export class Overlay implements StateReader {
   readonly accounts = new Map<string, Account>();
   readonly xfers = new Map<string, XferRecord>();
+  /**
+   * New pending-fee amounts by proposer address hex (0 = sent, removed on
+   * apply); `changes().pendingFees`. (Named `fees` because `pendingFees()` is
+   * the StateReader's merged view.)
+   */
+  readonly fees = new Map<string, bigint>();
   counters: Counters;
   constructor(private readonly base: StateReader) {
     this.counters = { ...base.counters };
@@ -281,17 +366,64 @@ export class Overlay implements StateReader {
   xfer(idHex: string): XferRecord | undefined {
     return this.xfers.get(idHex) ?? this.base.xfer(idHex);
   }
+  pendingFee(addrHex: string): bigint {
+    return this.fees.get(addrHex) ?? this.base.pendingFee(addrHex);
+  }
+  /** The merged view: base entries overridden by this overlay's, only those > 0, by address. */
+  pendingFees(): [string, bigint][] {
+    const m = new Map(this.base.pendingFees());
+    for (const [k, v] of this.fees) m.set(k, v);
+    return [...m.entries()].filter(([, v]) => v > 0n).sort(byKey);
+  }
   changes(): StateChanges {
-    return { accounts: this.accounts, xfers: this.xfers, counters: this.counters };
+    return { accounts: this.accounts, xfers: this.xfers, pendingFees: this.fees, counters: this.counters };
   }
 }
 
 const ZERO_ADDRESS_HEX = '00'.repeat(ADDRESS_BYTES);
 
+/** Shards of a transfer are well-formed for its kind (the beacon is BEACON_SHARD, never a regular shard). */
+function xferShardsValid(x: XferInfo, p: StateParams): boolean {
+  const isShard = (s: number) => s < p.shardCount;
+  switch (x.kind) {
+    case 'transfer':
+      return isShard(x.srcShard) && isShard(x.dstShard) && x.srcShard !== x.dstShard;
+    case 'stake':
+    case 'unstake':
+    case 'fees':
+      return isShard(x.srcShard) && x.dstShard === BEACON_SHARD;
+    case 'release':
+      return x.srcShard === BEACON_SHARD && isShard(x.dstShard);
+  }
+}
+
+/**
+ * Stateless shape of a system entry: signed by the beacon key, nonce and fee
+ * 0, shards valid for the kind, `data` only on stakes, and for this shard.
+ * A prepare is only ever asked of a shard destination (shard transfers and
+ * beacon releases); a decision goes to whichever side this shard is.
+ */
+function checkSystemEntry(pl: { kind: 'xprepare' | 'xdecision'; xfer: XferInfo }, env: TxEnvelope, p: StateParams): void {
+  const b = env.tx.body;
+  if (toHex(b.publicKey) !== toHex(p.beaconPublicKey)) throw new QnexusError('XS_UNAUTHORIZED', `${pl.kind} entries must be signed by the genesis beacon key`);
+  if (b.nonce !== 0n || b.fee !== 0n) throw new QnexusError('TX_MALFORMED', 'beacon entries carry nonce 0 and fee 0');
+  const x = pl.xfer;
+  if (pl.kind === 'xprepare' && x.kind !== 'transfer' && x.kind !== 'release') {
+    throw new QnexusError('TX_MALFORMED', `a ${x.kind} transfer has the beacon as its destination: nothing to prepare on a shard`);
+  }
+  if (!xferShardsValid(x, p)) throw new QnexusError('TX_MALFORMED', `${x.kind} transfer shards ${x.srcShard} -> ${x.dstShard} are invalid`);
+  const dataLen = x.kind === 'stake' ? schemeLengths(p.scheme).publicKey : 0;
+  if (x.data.length !== dataLen) throw new QnexusError('TX_MALFORMED', `${x.kind} transfer data must be ${dataLen} bytes`);
+  if (pl.kind === 'xprepare' ? x.dstShard !== p.shard : x.srcShard !== p.shard && x.dstShard !== p.shard) {
+    throw new QnexusError('XS_WRONG_SHARD', `${pl.kind} for ${x.kind} ${toHex(x.id).slice(0, 16)} is not for shard ${p.shard}`);
+  }
+}
+
 /**
  * Checks that need no state: chain id, parameter set, fee floor, amount,
  * shards, and for beacon entries the beacon key. Run at admission (before
- * gossip) and again in block validation.
+ * gossip) and again in block validation. The stake consent signature is the
+ * node's to verify (with the transaction signature), not the state machine's.
  */
 export function checkTxStateless(env: TxEnvelope, p: StateParams): void {
   const b = env.tx.body;
@@ -301,27 +433,32 @@ export function checkTxStateless(env: TxEnvelope, p: StateParams): void {
     throw new QnexusError('TX_WRONG_SCHEME', `this chain uses ${p.scheme} (public key ${len.publicKey} B, signature ${len.signature} B)`);
   }
   const pl = b.payload;
-  if (pl.kind === 'xprepare' || pl.kind === 'xdecision') {
-    if (toHex(b.publicKey) !== toHex(p.beaconPublicKey)) throw new QnexusError('XS_UNAUTHORIZED', `${pl.kind} entries must be signed by the genesis beacon key`);
-    if (b.nonce !== 0n || b.fee !== 0n) throw new QnexusError('TX_MALFORMED', 'beacon entries carry nonce 0 and fee 0');
-    const x = pl.xfer;
-    if (x.srcShard === x.dstShard || x.srcShard >= p.shardCount || x.dstShard >= p.shardCount) throw new QnexusError('TX_MALFORMED', 'transfer shards are invalid');
-    if (pl.kind === 'xprepare' ? x.dstShard !== p.shard : x.srcShard !== p.shard && x.dstShard !== p.shard) {
-      throw new QnexusError('XS_WRONG_SHARD', `${pl.kind} for transfer ${toHex(x.id).slice(0, 16)} is not for shard ${p.shard}`);
-    }
-    return;
-  }
+  if (pl.kind === 'xprepare' || pl.kind === 'xdecision') return checkSystemEntry(pl, env, p);
   if (b.fee < p.minFee) throw new QnexusError('TX_FEE_TOO_LOW', `fee ${b.fee} is below the minimum ${p.minFee}`);
   // An account lives on its home shard only; its transactions are executed there.
   const from = homeShard(env.from, p.shardCount);
   if (from !== p.shard) throw new QnexusError('TX_WRONG_SHARD', `sender ${env.fromStr} lives on shard ${from}; submit to a node of that shard (this is shard ${p.shard})`);
-  if (pl.amount === 0n) throw new QnexusError('TX_BAD_AMOUNT', 'transfer amount must be positive');
-  if (toHex(pl.to) === toHex(env.from)) throw new QnexusError('TX_SELF_TRANSFER', 'sender and recipient are the same account');
-  const to = homeShard(pl.to, p.shardCount);
-  if (pl.kind === 'transfer' && to !== p.shard) {
-    throw new QnexusError('TX_CROSS_SHARD', `recipient lives on shard ${to}; a plain transfer stays within shard ${p.shard} (use a cross-shard transfer: qnexus tx xtransfer)`);
+  switch (pl.kind) {
+    case 'transfer':
+    case 'xtransfer': {
+      if (pl.amount === 0n) throw new QnexusError('TX_BAD_AMOUNT', 'transfer amount must be positive');
+      if (toHex(pl.to) === toHex(env.from)) throw new QnexusError('TX_SELF_TRANSFER', 'sender and recipient are the same account');
+      const to = homeShard(pl.to, p.shardCount);
+      if (pl.kind === 'transfer' && to !== p.shard) {
+        throw new QnexusError('TX_CROSS_SHARD', `recipient lives on shard ${to}; a plain transfer stays within shard ${p.shard} (use a cross-shard transfer: qnexus tx xtransfer)`);
+      }
+      if (pl.kind === 'xtransfer' && to === p.shard) throw new QnexusError('TX_SAME_SHARD', `recipient lives on this shard (${p.shard}); use a plain transfer`);
+      return;
+    }
+    case 'stake':
+      if (pl.amount < p.minStake) throw new QnexusError('STAKE_TOO_LOW', `stake ${pl.amount} is below the minimum ${p.minStake}`);
+      if (pl.validatorPublicKey.length !== len.publicKey || pl.validatorSignature.length !== len.signature) {
+        throw new QnexusError('TX_WRONG_SCHEME', `the validator key and its consent signature must be ${p.scheme} (${len.publicKey} B, ${len.signature} B)`);
+      }
+      return;
+    case 'unstake':
+      return;
   }
-  if (pl.kind === 'xtransfer' && to === p.shard) throw new QnexusError('TX_SAME_SHARD', `recipient lives on this shard (${p.shard}); use a plain transfer`);
 }
 
 const U64_MAX = 0xffffffffffffffffn;
@@ -347,6 +484,28 @@ function canCredit(o: Overlay, toHex_: string, amount: bigint): boolean {
   return (o.account(toHex_)?.balance ?? 0n) + amount <= U64_MAX;
 }
 
+/** Split of a fee: `burn = fee × feeBurnBps / 10000` (floor) is burned, the rest is the proposer's tip. */
+export function splitFee(fee: bigint, feeBurnBps: number): { burn: bigint; tip: bigint } {
+  const burn = (fee * BigInt(feeBurnBps)) / 10_000n;
+  return { burn, tip: fee - burn };
+}
+
+/** Book a paid fee (already debited from the sender): burn part, and the tip into the proposer's pending fees. */
+function payFee(o: Overlay, fee: bigint, p: StateParams, ctx: BlockContext): void {
+  const { burn, tip } = splitFee(fee, p.feeBurnBps);
+  o.counters.burned += burn;
+  if (tip === 0n) return;
+  o.counters.fees += tip;
+  const who = toHex(ctx.proposer);
+  o.fees.set(who, o.pendingFee(who) + tip);
+}
+
+/** Escrow `info.amount` under a new source record of this shard (prepared in this block). */
+function openSourceRecord(o: Overlay, info: XferInfo, ctx: BlockContext): void {
+  o.counters.escrow += info.amount;
+  o.xfers.set(toHex(info.id), { role: 'source', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: ctx.height, decidedHeight: 0 });
+}
+
 /** Why a destination refuses a credit, or null to accept. Deterministic in (state, entry, block). */
 function refusal(o: Overlay, x: XferInfo, p: StateParams, ctx: BlockContext): string | null {
   if (homeShard(x.to, p.shardCount) !== p.shard) return 'XS_WRONG_SHARD';
@@ -358,14 +517,77 @@ function refusal(o: Overlay, x: XferInfo, p: StateParams, ctx: BlockContext): st
 }
 
 /**
+ * Start a block: at the first block of an epoch later than the one the
+ * pending fees accrued in, each proposer's pending fees become one `fees`
+ * record to the beacon (escrowed like any outgoing transfer), in address
+ * order; then the fee epoch moves to this block's epoch. Runs before the
+ * block's transactions (executeBlock and executeApplicable call it); a no-op
+ * within an epoch.
+ */
+export function beginBlock(o: Overlay, p: StateParams, ctx: BlockContext): void {
+  const epoch = Math.floor(ctx.slot / p.epochLength);
+  if (epoch <= o.counters.feeEpoch) return;
+  for (const [addrHex, amount] of o.pendingFees()) {
+    const addr = fromHex(addrHex);
+    const info: XferInfo = {
+      kind: 'fees',
+      // Unique: feeEpoch strictly increases with every roll, so (epoch, proposer) names one record.
+      id: feesRecordId(p.chainId, p.shard, o.counters.feeEpoch, addr),
+      srcShard: p.shard,
+      dstShard: BEACON_SHARD,
+      from: addr,
+      to: addr,
+      amount,
+      deadlineSlot: ctx.slot + p.xferTimeoutSlots,
+      data: new Uint8Array(0),
+    };
+    o.counters.fees -= amount;
+    o.fees.set(addrHex, 0n);
+    openSourceRecord(o, info, ctx);
+  }
+  o.counters.feeEpoch = epoch;
+}
+
+/** Source side of a decision: commit exports the escrow; abort returns it to whoever it came from. */
+function applySourceDecision(o: Overlay, x: XferInfo, commit: boolean): void {
+  o.counters.escrow -= x.amount;
+  if (commit) {
+    o.counters.exported += x.amount;
+    return;
+  }
+  switch (x.kind) {
+    case 'transfer':
+    case 'stake':
+      credit(o, toHex(x.from), x.amount);
+      return;
+    case 'fees': {
+      // Back into the proposer's pending fees: sent again at the next epoch change.
+      const who = toHex(x.from);
+      o.counters.fees += x.amount;
+      o.fees.set(who, o.pendingFee(who) + x.amount);
+      return;
+    }
+    case 'unstake':
+      return; // amount 0: nothing was escrowed
+    case 'release':
+      return; // unreachable: the beacon is the source of a release, never a shard
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
  * Apply one transaction to an overlay. Throws a QnexusError with a stable code
  * and leaves the overlay untouched if the transaction cannot apply.
- * Fee rule: the fee is burned (added to `burned`).
- * Cross-shard (see docs/ARCHITECTURE.md): an xtransfer debits amount + fee
- * into escrow; the beacon's xprepare records the destination's answer; the
- * beacon's xdecision releases the escrow (commit: exported; abort: refunded)
- * on the source and credits the recipient (commit) on the destination. Each
- * record phase applies once: a replay throws XS_DUPLICATE / XS_ALREADY_DECIDED.
+ * Fee rule: `feeBurnBps` of every fee is burned, the rest is the block
+ * proposer's tip (pending fees, sent to the beacon once per epoch by beginBlock).
+ * Cross-shard (see docs/ARCHITECTURE.md and docs/staking.md): an xtransfer,
+ * stake or unstake debits amount + fee and escrows the amount under a source
+ * record; the beacon's xprepare records the destination's answer (shard
+ * transfers and releases); the beacon's xdecision releases the escrow
+ * (commit: exported; abort: refunded) on the source and credits the recipient
+ * (commit) on the destination. Each record phase applies once: a replay
+ * throws XS_DUPLICATE / XS_ALREADY_DECIDED.
  */
 export function applyTx(o: Overlay, env: TxEnvelope, p: StateParams, ctx: BlockContext): void {
   checkTxStateless(env, p);
@@ -377,24 +599,26 @@ export function applyTx(o: Overlay, env: TxEnvelope, p: StateParams, ctx: BlockC
       if (!canCredit(o, toHex_, pl.amount)) throw new QnexusError('TX_BAD_AMOUNT', 'recipient balance would overflow');
       debitSender(o, env, pl.amount + b.fee);
       credit(o, toHex_, pl.amount);
-      o.counters.burned += b.fee;
+      payFee(o, b.fee, p, ctx);
       return;
     }
-    case 'xtransfer': {
+    case 'xtransfer':
+    case 'stake':
+    case 'unstake': {
       if (o.xfer(env.hashHex)) throw new QnexusError('XS_DUPLICATE', 'transfer already recorded');
-      debitSender(o, env, pl.amount + b.fee);
-      o.counters.burned += b.fee;
-      o.counters.escrow += pl.amount;
-      const info: XferInfo = {
-        id: env.hash,
-        srcShard: p.shard,
-        dstShard: homeShard(pl.to, p.shardCount),
-        from: env.from,
-        to: pl.to,
-        amount: pl.amount,
-        deadlineSlot: ctx.slot + p.xferTimeoutSlots,
-      };
-      o.xfers.set(env.hashHex, { role: 'source', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: ctx.height, decidedHeight: 0 });
+      let info: XferInfo;
+      const common = { id: env.hash, srcShard: p.shard, from: env.from, deadlineSlot: ctx.slot + p.xferTimeoutSlots };
+      if (pl.kind === 'xtransfer') {
+        info = { ...common, kind: 'transfer', dstShard: homeShard(pl.to, p.shardCount), to: pl.to, amount: pl.amount, data: EMPTY };
+      } else if (pl.kind === 'stake') {
+        const pk = pl.validatorPublicKey;
+        info = { ...common, kind: 'stake', dstShard: BEACON_SHARD, to: addressFromPublicKey(pk), amount: pl.amount, data: pk };
+      } else {
+        info = { ...common, kind: 'unstake', dstShard: BEACON_SHARD, to: pl.validator, amount: 0n, data: EMPTY };
+      }
+      debitSender(o, env, info.amount + b.fee);
+      payFee(o, b.fee, p, ctx);
+      openSourceRecord(o, info, ctx);
       return;
     }
     case 'xprepare': {
@@ -423,16 +647,13 @@ export function applyTx(o: Overlay, env: TxEnvelope, p: StateParams, ctx: BlockC
       const decision = pl.commit ? 'commit' : 'abort';
       if (x.srcShard === p.shard) {
         if (!rec || rec.role !== 'source') throw new QnexusError('XS_UNKNOWN_TRANSFER', `no escrow for transfer ${id.slice(0, 16)}`);
-        o.counters.escrow -= x.amount;
-        if (pl.commit) o.counters.exported += x.amount;
-        else credit(o, toHex(x.from), x.amount);
-      } else {
-        if (pl.commit) {
-          if (!rec || rec.prepare !== 'accepted') throw new QnexusError('XS_NOT_PREPARED', `commit for transfer ${id.slice(0, 16)} that this shard did not accept`);
-          if (!canCredit(o, toHex(x.to), x.amount)) throw new QnexusError('TX_BAD_AMOUNT', 'recipient balance would overflow');
-          credit(o, toHex(x.to), x.amount);
-          o.counters.imported += x.amount;
-        }
+        applySourceDecision(o, x, pl.commit);
+      } else if (pl.commit) {
+        // Destination of a shard transfer or of a beacon release.
+        if (!rec || rec.prepare !== 'accepted') throw new QnexusError('XS_NOT_PREPARED', `commit for transfer ${id.slice(0, 16)} that this shard did not accept`);
+        if (!canCredit(o, toHex(x.to), x.amount)) throw new QnexusError('TX_BAD_AMOUNT', 'recipient balance would overflow');
+        credit(o, toHex(x.to), x.amount);
+        o.counters.imported += x.amount;
       }
       const base: XferRecord = rec ?? { role: 'destination', info: x, prepare: 'none', reason: '', decision: 'none', preparedHeight: 0, decidedHeight: 0 };
       o.xfers.set(id, { ...base, decision, decidedHeight: ctx.height });
@@ -446,9 +667,10 @@ export interface BlockExecution {
   stateRoot: Uint8Array;
 }
 
-/** Execute a block's transactions in order; any failing transaction makes the whole block invalid. */
+/** Execute a block: beginBlock, then its transactions in order; any failing transaction makes the whole block invalid. */
 export function executeBlock(state: WorldState, txs: readonly TxEnvelope[], p: StateParams, ctx: BlockContext): BlockExecution {
   const o = new Overlay(state);
+  beginBlock(o, p, ctx);
   txs.forEach((env, i) => {
     try {
       applyTx(o, env, p, ctx);
@@ -462,9 +684,9 @@ export function executeBlock(state: WorldState, txs: readonly TxEnvelope[], p: S
 }
 
 /**
- * Proposer side of executeBlock: apply candidates in order and skip any that
- * fail (a racing spend, a nonce gap, a replayed beacon entry), so the block
- * built is valid by construction.
+ * Proposer side of executeBlock: beginBlock, then apply candidates in order
+ * and skip any that fail (a racing spend, a nonce gap, a replayed beacon
+ * entry), so the block built is valid by construction.
  */
 export function executeApplicable(
   state: WorldState,
@@ -473,6 +695,7 @@ export function executeApplicable(
   ctx: BlockContext,
 ): { applied: TxEnvelope[]; skipped: { env: TxEnvelope; error: QnexusError }[]; exec: BlockExecution } {
   const o = new Overlay(state);
+  beginBlock(o, p, ctx);
   const applied: TxEnvelope[] = [];
   const skipped: { env: TxEnvelope; error: QnexusError }[] = [];
   for (const env of txs) {
@@ -488,28 +711,21 @@ export function executeApplicable(
   return { applied, skipped, exec: { changes, stateRoot: state.rootWith(changes) } };
 }
 
+/** Stored form of the counters (the node's meta record): six u64, in Counters order. */
 export function encodeCounters(c: Counters): Uint8Array {
-  return new Writer(32).u64(c.burned).u64(c.escrow).u64(c.exported).u64(c.imported).finish();
+  return new Writer(48).u64(c.burned).u64(c.escrow).u64(c.exported).u64(c.imported).u64(c.fees).u64(c.feeEpoch).finish();
 }
 
 export function decodeCounters(b: Uint8Array | undefined): Counters {
   if (!b) return { ...ZERO_COUNTERS };
-  return decodeWith(b, 'counters', (r) => ({ burned: r.u64('burned'), escrow: r.u64('escrow'), exported: r.u64('exported'), imported: r.u64('imported') }));
-}
-
-/**
- * The shard committees of an epoch. The registry is the genesis validator set
- * (staking, which changes it, comes later), and assignments are sticky: they
- * are drawn once, from epoch 0's seed, so a validator keeps serving the shard
- * whose chain it holds. Every process (beacon, shard nodes, devnet) computes
- * this alone; the beacon's signed epoch announcements must agree with it.
- */
-export function epochCommittees(g: Genesis, _epoch: number): Committee[] {
-  return assignCommittees(
-    g.validators.map((v) => ({ address: v.address, stake: v.stake })),
-    g.shardCount,
-    epochSeed(g.chainId, genesisHash(g), 0),
-  );
+  return decodeWith(b, 'counters', (r) => ({
+    burned: r.u64('burned'),
+    escrow: r.u64('escrow'),
+    exported: r.u64('exported'),
+    imported: r.u64('imported'),
+    fees: r.u64('fees'),
+    feeEpoch: r.u64n('fee epoch'),
+  }));
 }
 
 /** A committee member as a certificate check needs it. */

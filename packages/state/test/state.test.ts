@@ -55,8 +55,14 @@ const hexOf = (k: KeyPair) => toHex(addrOf(k));
 const SIG44 = new Uint8Array(2420); // applyTx does not verify signatures; only the length matters
 const beaconKey = generateKeyPair('ml-dsa-44', sha256(utf8('state-beacon')));
 const validator2 = generateKeyPair('ml-dsa-44', sha256(utf8('state-validator-2')));
-/** Block context of the transactions in these tests (no cross-shard deadlines are involved here). */
-const CTX = { height: 1, slot: 1 };
+/** Proposer of the blocks in these tests: it earns the non-burned part of every fee. */
+const PROPOSER = addrOf(validator2);
+/** Block context of the transactions in these tests (no cross-shard deadlines or epoch changes are involved here). */
+const CTX = { height: 1, slot: 1, proposer: PROPOSER };
+/** 60 % of each fee is burned here (not the default), the rest is the proposer's tip. */
+const BURN_BPS = 6000;
+const burnOf = (fee: bigint) => (fee * BigInt(BURN_BPS)) / 10_000n;
+const tipOf = (fee: bigint) => fee - burnOf(fee);
 
 function genesis(): Genesis {
   const validator = keys[N_ACCOUNTS + 1]!;
@@ -75,6 +81,7 @@ function genesis(): Genesis {
     accounts: keys.slice(0, N_ACCOUNTS).map((k) => ({ address: formatAddress(addrOf(k)), balance: INITIAL })),
     // two validators so the same genesis also serves two shards (one committee each)
     validators: [validator, validator2].map((v) => ({ address: formatAddress(addrOf(v)), publicKey: v.publicKey, stake: 10n })),
+    staking: { feeBurnBps: BURN_BPS },
   });
 }
 
@@ -114,12 +121,17 @@ function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
   );
 }
 
-function snapshot(o: Overlay): { accounts: [string, Account][]; xfers: [string, XferRecord][]; counters: Counters } {
-  return { accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]), xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]), counters: { ...o.counters } };
+function snapshot(o: Overlay): { accounts: [string, Account][]; xfers: [string, XferRecord][]; fees: [string, bigint][]; counters: Counters } {
+  return {
+    accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]),
+    xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]),
+    fees: [...o.fees.entries()],
+    counters: { ...o.counters },
+  };
 }
 
 const counters = (burned: bigint): Counters => ({ ...ZERO_COUNTERS, burned });
-const changes = (accounts: Map<string, Account>, burned: bigint): StateChanges => ({ accounts, xfers: new Map(), counters: counters(burned) });
+const changes = (accounts: Map<string, Account>, burned: bigint): StateChanges => ({ accounts, xfers: new Map(), pendingFees: new Map(), counters: counters(burned) });
 
 /** Seeded PRNG (mulberry32). */
 function prng(seed: number): () => number {
@@ -165,19 +177,34 @@ describe('state: genesis state', () => {
     for (const k of keys.slice(0, N_ACCOUNTS)) assert.deepEqual(s.account(hexOf(k)), { balance: INITIAL, nonce: 0n, publicKey: null });
     assert.equal(s.account(hexOf(keys[N_ACCOUNTS]!)), undefined);
     assert.deepEqual(s.counters, ZERO_COUNTERS);
-    assert.deepEqual(P, { chainId: CHAIN, scheme: 'ml-dsa-44', minFee: MIN_FEE, shard: 0, shardCount: 1, beaconPublicKey: beaconKey.publicKey, xferTimeoutSlots: 10 });
+    assert.deepEqual(P, {
+      chainId: CHAIN,
+      scheme: 'ml-dsa-44',
+      minFee: MIN_FEE,
+      shard: 0,
+      shardCount: 1,
+      beaconPublicKey: beaconKey.publicKey,
+      xferTimeoutSlots: 10,
+      epochLength: 10,
+      minStake: 1000n,
+      feeBurnBps: BURN_BPS,
+    });
   });
 });
 
 describe('state: applyTx', () => {
-  it('a transfer moves the amount, bumps the nonce, burns the fee and registers the key', () => {
+  it('a transfer moves the amount, bumps the nonce, splits the fee (burn + proposer tip) and registers the key', () => {
     const s = WorldState.fromGenesis(G, 0);
     const o = new Overlay(s);
     const to = keys[N_ACCOUNTS]!; // new account
     applyTx(o, tx(keys[0]!, { amount: 1000n, fee: 7n, to: addrOf(to) }), P, CTX);
     assert.deepEqual(o.account(hexOf(keys[0]!)), { balance: INITIAL - 1007n, nonce: 1n, publicKey: keys[0]!.publicKey });
     assert.deepEqual(o.account(hexOf(to)), { balance: 1000n, nonce: 0n, publicKey: null });
-    assert.equal(o.counters.burned, 7n);
+    assert.equal(o.counters.burned, 4n, '60 % of 7, rounded down');
+    assert.equal(o.counters.fees, 3n);
+    assert.equal(o.pendingFee(toHex(PROPOSER)), 3n);
+    assert.deepEqual(o.pendingFees(), [[toHex(PROPOSER), 3n]]);
+    assert.equal(s.pendingFee(toHex(PROPOSER)), 0n);
     // base state untouched
     assert.deepEqual(s.account(hexOf(keys[0]!)), { balance: INITIAL, nonce: 0n, publicKey: null });
     assert.equal(s.account(hexOf(to)), undefined);
@@ -186,7 +213,8 @@ describe('state: applyTx', () => {
     applyTx(o, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[1]!) }), P, CTX);
     assert.deepEqual(o.account(hexOf(keys[0]!)), { balance: INITIAL - 1007n - 1n - MIN_FEE, nonce: 2n, publicKey: keys[0]!.publicKey });
     assert.deepEqual(o.account(hexOf(keys[1]!)), { balance: INITIAL + 1n, nonce: 0n, publicKey: null });
-    assert.equal(o.counters.burned, 7n + MIN_FEE);
+    assert.equal(o.counters.burned, 4n + burnOf(MIN_FEE));
+    assert.equal(o.pendingFee(toHex(PROPOSER)), 3n + tipOf(MIN_FEE));
     // a recipient keeps its registered key and nonce
     const o2 = new Overlay(o);
     applyTx(o2, tx(keys[1]!, { amount: 5n, to: addrOf(keys[0]!) }), P, CTX);
@@ -282,13 +310,16 @@ describe('state: block execution', () => {
     const exec = executeBlock(s, txs, P, CTX);
     assert.equal(rootHex(s), rootBefore, 'executeBlock must not mutate the state');
     assert.equal(exec.changes.accounts.size, 4);
-    assert.equal(exec.changes.counters.burned, 3n * MIN_FEE);
+    assert.equal(exec.changes.counters.burned, 3n * burnOf(MIN_FEE));
+    assert.equal(exec.changes.counters.fees, 3n * tipOf(MIN_FEE));
+    assert.deepEqual([...exec.changes.pendingFees], [[toHex(PROPOSER), 3n * tipOf(MIN_FEE)]]);
     s.apply(exec.changes);
     assert.equal(toHex(s.root()), toHex(exec.stateRoot));
     assert.notEqual(toHex(s.root()), rootBefore);
     assert.equal(s.account(hexOf(keys[1]!))!.balance, 0n);
     assert.equal(s.account(hexOf(keys[N_ACCOUNTS]!))!.balance, INITIAL + 10n - MIN_FEE);
-    assert.equal(s.totalBalance() + s.burned, genesisSupply(G));
+    assert.equal(s.totalBalance() + s.burned + s.counters.fees, genesisSupply(G));
+    assert.equal(s.pendingFee(toHex(PROPOSER)), 3n * tipOf(MIN_FEE));
   });
 
   it('executeBlock fails the whole block (BAD_BLOCK) if one tx fails', () => {
@@ -348,10 +379,11 @@ describe('state: block execution', () => {
     s.apply(r.exec.changes);
     assert.equal(toHex(s.root()), toHex(r.exec.stateRoot));
     assert.equal(s.account(hexOf(keys[1]!))!.balance, INITIAL + 110n);
-    assert.equal(s.burned, 3n * MIN_FEE);
+    assert.equal(s.burned, 3n * burnOf(MIN_FEE));
+    assert.equal(s.counters.fees, 3n * tipOf(MIN_FEE));
   });
 
-  it('supply invariant sum(balances) + burned = genesis supply over many random transfers', () => {
+  it('supply invariant sum(balances) + burned + fees = genesis supply over many random transfers', () => {
     const rand = prng(0xc0ffee);
     const all = keys.slice(0, N_ACCOUNTS + 1); // includes the unfunded account
     const s = WorldState.fromGenesis(G, 0);
@@ -359,6 +391,7 @@ describe('state: block execution', () => {
     const model = new Map<string, { balance: bigint; nonce: bigint }>();
     for (const k of all) model.set(hexOf(k), { balance: s.account(hexOf(k))?.balance ?? 0n, nonce: 0n });
     let burned = 0n;
+    const tips = new Map<string, bigint>();
     let applied = 0;
     let skipped = 0;
     for (let block = 0; block < 40; block++) {
@@ -380,7 +413,9 @@ describe('state: block execution', () => {
         txs.push(tx(from, { nonce: useNonce, amount, fee, to: addrOf(to) }));
         pendingNonce.set(h, nonce + 1n);
       }
-      const res = executeApplicable(s, txs, P, CTX);
+      // a different proposer per block (all within epoch 0: no fee records here)
+      const ctx = { ...CTX, proposer: addrOf(keys[block % 3]!) };
+      const res = executeApplicable(s, txs, P, ctx);
       applied += res.applied.length;
       skipped += res.skipped.length;
       // update the model from the applied txs, independently of the state code
@@ -396,14 +431,17 @@ describe('state: block execution', () => {
         f.balance -= pl.amount + b.fee;
         f.nonce += 1n;
         t.balance += pl.amount;
-        burned += b.fee;
+        burned += burnOf(b.fee);
+        const who = toHex(ctx.proposer);
+        tips.set(who, (tips.get(who) ?? 0n) + tipOf(b.fee));
       }
       // a block built from the applied txs validates to the same root
-      assert.equal(toHex(executeBlock(s, res.applied, P, CTX).stateRoot), toHex(res.exec.stateRoot));
+      assert.equal(toHex(executeBlock(s, res.applied, P, ctx).stateRoot), toHex(res.exec.stateRoot));
       s.apply(res.exec.changes);
       assert.equal(toHex(s.root()), toHex(res.exec.stateRoot));
-      assert.equal(s.totalBalance() + s.burned, supply, `supply invariant after block ${block}`);
+      assert.equal(s.totalBalance() + s.burned + s.counters.fees, supply, `supply invariant after block ${block}`);
       assert.equal(s.burned, burned);
+      assert.deepEqual(s.pendingFees(), [...tips.entries()].filter(([, v]) => v > 0n).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
       for (const [h, m] of model) {
         const a = s.account(h);
         assert.equal(a?.balance ?? 0n, m.balance, h);
@@ -475,6 +513,7 @@ describe('state: state root', () => {
         [hexOf(keys[9]!), { balance: 78n, nonce: 1n, publicKey: keys[9]!.publicKey }], // new
       ]),
       xfers: new Map(),
+      pendingFees: new Map([[hexOf(keys[2]!), 9n]]),
       counters: counters(4n),
     };
     const predicted = toHex(s.rootWith(ch));
@@ -486,13 +525,15 @@ describe('state: state root', () => {
     assert.equal(s.size, 8);
     assert.equal(s.burned, 4n);
     // and a fresh state built from the final entries agrees
-    assert.equal(toHex(WorldState.fromEntries([...s.entries()], counters(4n)).root()), predicted);
+    assert.equal(toHex(WorldState.fromEntries([...s.entries()], counters(4n), [], s.pendingFees()).root()), predicted);
+    assert.notEqual(toHex(WorldState.fromEntries([...s.entries()], counters(4n)).root()), predicted, 'pending fees are in the root');
     // empty changes with the same burned give the same root
     assert.equal(toHex(s.rootWith(changes(new Map(), 4n))), predicted);
     // every counter is part of the root
-    for (const k of ['burned', 'escrow', 'exported', 'imported'] as const) {
-      assert.notEqual(toHex(s.rootWith({ accounts: new Map(), xfers: new Map(), counters: { ...s.counters, [k]: s.counters[k] + 1n } })), predicted, k);
+    for (const k of ['burned', 'escrow', 'exported', 'imported', 'fees'] as const) {
+      assert.notEqual(toHex(s.rootWith({ accounts: new Map(), xfers: new Map(), pendingFees: new Map(), counters: { ...s.counters, [k]: s.counters[k] + 1n } })), predicted, k);
     }
+    assert.notEqual(toHex(s.rootWith({ ...changes(new Map(), 4n), counters: { ...s.counters, feeEpoch: 1 } })), predicted, 'feeEpoch');
   });
 
   it('WorldState.fromEntries after encode/decodeAccount reproduces the same root', () => {
@@ -505,9 +546,12 @@ describe('state: state root', () => {
     );
     s.apply(r.exec.changes);
     const stored: [string, Uint8Array][] = [...s.entries()].map(([k, a]) => [k, encodeAccount(a)]);
+    assert.ok(s.counters.fees > 0n, 'the proposer has pending fees');
     const reloaded = WorldState.fromEntries(
       stored.map(([k, b]) => [k, decodeAccount(b)]),
       decodeCounters(encodeCounters(s.counters)),
+      [],
+      s.pendingFees(),
     );
     assert.equal(toHex(reloaded.root()), toHex(s.root()));
     assert.equal(reloaded.size, s.size);

@@ -18,6 +18,7 @@ import {
   type TxPayload,
   type XferInfo,
   type XferRecord,
+  BEACON_SHARD,
 } from '@qnexus/types';
 import {
   Overlay,
@@ -30,6 +31,7 @@ import {
   epochCommittees,
   executeApplicable,
   executeBlock,
+  releaseId,
   stateParams,
   verifyXferProof,
   type BlockContext,
@@ -73,6 +75,10 @@ function genesis(): Genesis {
     beacon: { publicKey: beacon.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
     accounts: pool.map((k) => ({ address: formatAddress(addrOf(k)), balance: INITIAL })),
     validators: validators.map((v, i) => ({ address: formatAddress(addrOf(v)), publicKey: v.publicKey, stake: BigInt(10 + i) })),
+    // The 2PC tests burn whole fees so their amounts stay readable; fee
+    // splitting and proposer fee records are covered by the randomized run
+    // below (with its own burn rate) and by staking.test.ts.
+    staking: { feeBurnBps: 10_000, minStake: 100n },
   });
 }
 
@@ -80,6 +86,12 @@ const G = genesis();
 const P: StateParams[] = [stateParams(G, 0), stateParams(G, 1)];
 const [A, A2] = onShard[0]! as [KeyPair, KeyPair];
 const [C, C2] = onShard[1]! as [KeyPair, KeyPair];
+/** Proposer of every block in these tests (it earns nothing at a 100 % burn rate). */
+const PROPOSER = addrOf(validators[0]!);
+const EMPTY = new Uint8Array(0);
+/** The money counters (the fee epoch moves with the slots of each test). */
+const money = (c: Counters) => ({ burned: c.burned, escrow: c.escrow, exported: c.exported, imported: c.imported, fees: c.fees });
+const ZERO_MONEY = money(ZERO_COUNTERS);
 
 function userTx(kind: 'transfer' | 'xtransfer', from: KeyPair, to: Uint8Array, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}): TxEnvelope {
   const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload: { kind, to, amount } };
@@ -111,27 +123,34 @@ function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
   );
 }
 
-/** sum(balances) + burned + escrow + exported − imported of one shard state. */
+/** sum(balances) + burned + fees + escrow + exported − imported of one shard state. */
 function accounted(s: WorldState): bigint {
   const c = s.counters;
-  return s.totalBalance() + c.burned + c.escrow + c.exported - c.imported;
+  return s.totalBalance() + c.burned + c.fees + c.escrow + c.exported - c.imported;
 }
 
 function assertInvariant(s: WorldState, shard: number, msg = ''): void {
   assert.equal(accounted(s), genesisSupply(G, shard), `per-shard invariant on shard ${shard} ${msg}`);
-  for (const k of ['burned', 'escrow', 'exported', 'imported'] as const) assert.ok(s.counters[k] >= 0n, `${k} >= 0 ${msg}`);
+  for (const k of ['burned', 'escrow', 'exported', 'imported', 'fees'] as const) assert.ok(s.counters[k] >= 0n, `${k} >= 0 ${msg}`);
+  // the fees counter is exactly the sum of the proposers' pending fees
+  assert.equal(s.pendingFees().reduce((a, [, v]) => a + v, 0n), s.counters.fees, `fees = Σ pending ${msg}`);
 }
 
 /** Execute one block on a shard state, check root, apply, and check the invariant. */
-function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContext): void {
-  const exec = executeBlock(s, txs, P[shard]!, ctx);
+function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContext, params: StateParams = P[shard]!): void {
+  const exec = executeBlock(s, txs, params, ctx);
   s.apply(exec.changes);
   assert.deepEqual(s.root(), exec.stateRoot, 'root after apply = predicted root');
   assertInvariant(s, shard, `after block ${ctx.height}`);
 }
 
 function snapshot(o: Overlay) {
-  return { accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]), xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]), counters: { ...o.counters } };
+  return {
+    accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]),
+    xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]),
+    fees: [...o.fees.entries()],
+    counters: { ...o.counters },
+  };
 }
 
 /** applyTx must throw `code` and leave the overlay exactly as it was. */
@@ -162,7 +181,18 @@ describe('state: cross-shard fixture', () => {
     assert.ok(onShard[0]!.length >= 2 && onShard[1]!.length >= 2, 'need two accounts per shard; change the key labels');
     assert.equal(homeShard(ZERO_ADDR, 2), 0);
     assert.equal(genesisSupply(G, 0) + genesisSupply(G, 1), genesisSupply(G));
-    assert.deepEqual(P[1], { chainId: CHAIN, scheme: 'ml-dsa-44', minFee: MIN_FEE, shard: 1, shardCount: 2, beaconPublicKey: beacon.publicKey, xferTimeoutSlots: TIMEOUT });
+    assert.deepEqual(P[1], {
+      chainId: CHAIN,
+      scheme: 'ml-dsa-44',
+      minFee: MIN_FEE,
+      shard: 1,
+      shardCount: 2,
+      beaconPublicKey: beacon.publicKey,
+      xferTimeoutSlots: TIMEOUT,
+      epochLength: 16,
+      minStake: 100n,
+      feeBurnBps: 10_000,
+    });
   });
 });
 
@@ -173,10 +203,10 @@ describe('state: 2PC commit path', () => {
     const root0 = s0.root();
     // 1. the sender's xtransfer escrows amount + burns the fee on the source
     const env = xtransfer(A, addrOf(C), 1000n, { fee: 7n });
-    block(s0, 0, [env], { height: 1, slot: 5 });
+    block(s0, 0, [env], { height: 1, slot: 5, proposer: PROPOSER });
     assert.deepEqual(s0.account(hexOf(A)), { balance: INITIAL - 1007n, nonce: 1n, publicKey: A.publicKey });
-    assert.deepEqual(s0.counters, { burned: 7n, escrow: 1000n, exported: 0n, imported: 0n });
-    const info: XferInfo = { id: env.hash, srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 1000n, deadlineSlot: 5 + TIMEOUT };
+    assert.deepEqual(money(s0.counters), { burned: 7n, escrow: 1000n, exported: 0n, imported: 0n, fees: 0n });
+    const info: XferInfo = { kind: 'transfer', id: env.hash, srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 1000n, deadlineSlot: 5 + TIMEOUT, data: EMPTY };
     const src: XferRecord = { role: 'source', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 1, decidedHeight: 0 };
     assert.deepEqual(s0.xfer(env.hashHex), src);
     assert.notDeepEqual(s0.root(), root0);
@@ -184,23 +214,23 @@ describe('state: 2PC commit path', () => {
 
     // 2. the beacon's prepare on the destination is accepted; nothing moves yet
     const root1 = s1.root();
-    block(s1, 1, [prepare(info)], { height: 1, slot: 6 });
+    block(s1, 1, [prepare(info)], { height: 1, slot: 6, proposer: PROPOSER });
     assert.deepEqual(s1.xfer(env.hashHex), { role: 'destination', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 1, decidedHeight: 0 });
-    assert.deepEqual(s1.counters, ZERO_COUNTERS);
+    assert.deepEqual(money(s1.counters), ZERO_MONEY);
     assert.equal(bal(s1, C), INITIAL);
     assert.notDeepEqual(s1.root(), root1, 'the record is in the state root');
 
     // 3. commit on the source: escrow becomes exported
-    block(s0, 0, [decision(info, true)], { height: 2, slot: 8 });
-    assert.deepEqual(s0.counters, { burned: 7n, escrow: 0n, exported: 1000n, imported: 0n });
+    block(s0, 0, [decision(info, true)], { height: 2, slot: 8, proposer: PROPOSER });
+    assert.deepEqual(money(s0.counters), { burned: 7n, escrow: 0n, exported: 1000n, imported: 0n, fees: 0n });
     assert.equal(bal(s0, A), INITIAL - 1007n, 'a commit does not refund');
     assert.deepEqual(s0.xfer(env.hashHex), { ...src, decision: 'commit', decidedHeight: 2 });
     assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned, supply - 1000n, 'still in flight until the destination commits');
 
     // 4. commit on the destination: the recipient is credited, imported balances exported
-    block(s1, 1, [decision(info, true)], { height: 2, slot: 9 });
+    block(s1, 1, [decision(info, true)], { height: 2, slot: 9, proposer: PROPOSER });
     assert.equal(bal(s1, C), INITIAL + 1000n);
-    assert.deepEqual(s1.counters, { burned: 0n, escrow: 0n, exported: 0n, imported: 1000n });
+    assert.deepEqual(money(s1.counters), { burned: 0n, escrow: 0n, exported: 0n, imported: 1000n, fees: 0n });
     assert.equal(s1.xfer(env.hashHex)!.decision, 'commit');
     assert.equal(s1.xfer(env.hashHex)!.decidedHeight, 2);
     assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned + s1.counters.burned, supply, 'global supply once both applied');
@@ -209,15 +239,15 @@ describe('state: 2PC commit path', () => {
 
   it('the destination may apply the commit before the source does', () => {
     const [s0, s1] = fresh();
-    const info = escrow(s1, 1, C, addrOf(A2), 250n, { height: 1, slot: 1 });
+    const info = escrow(s1, 1, C, addrOf(A2), 250n, { height: 1, slot: 1, proposer: PROPOSER });
     assert.deepEqual(info, { ...info, srcShard: 1, dstShard: 0, deadlineSlot: 1 + TIMEOUT });
-    block(s0, 0, [prepare(info)], { height: 1, slot: 2 });
-    block(s0, 0, [decision(info, true)], { height: 2, slot: 3 });
+    block(s0, 0, [prepare(info)], { height: 1, slot: 2, proposer: PROPOSER });
+    block(s0, 0, [decision(info, true)], { height: 2, slot: 3, proposer: PROPOSER });
     assert.equal(bal(s0, A2), INITIAL + 250n);
     // the value sits in the source's escrow and in the recipient's balance until the source commits
     assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
     assert.equal(s1.counters.escrow, s0.counters.imported);
-    block(s1, 1, [decision(info, true)], { height: 2, slot: 4 });
+    block(s1, 1, [decision(info, true)], { height: 2, slot: 4, proposer: PROPOSER });
     assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
     assert.deepEqual([s1.counters.escrow, s1.counters.exported, s0.counters.imported], [0n, 250n, 250n]);
   });
@@ -227,68 +257,68 @@ describe('state: 2PC commit path', () => {
     const t1 = xtransfer(A, addrOf(C), 10n);
     const t2 = xtransfer(A, addrOf(C2), 20n, { nonce: 1n });
     const t3 = xtransfer(A2, addrOf(C), 30n);
-    block(s0, 0, [t1, t2, t3], { height: 1, slot: 1 });
+    block(s0, 0, [t1, t2, t3], { height: 1, slot: 1, proposer: PROPOSER });
     assert.equal(s0.counters.escrow, 60n);
     assert.equal(s0.counters.burned, 3n * MIN_FEE);
     const infos = [t1, t2, t3].map((t) => s0.xfer(t.hashHex)!.info);
-    block(s1, 1, infos.map((x) => prepare(x, { sign: false })), { height: 1, slot: 2 });
+    block(s1, 1, infos.map((x) => prepare(x, { sign: false })), { height: 1, slot: 2, proposer: PROPOSER });
     // a block carrying the same decision twice is invalid
-    throwsCode(() => executeBlock(s1, [decision(infos[0]!, true, { sign: false }), decision(infos[0]!, true, { sign: false })], P[1]!, { height: 2, slot: 3 }), 'BAD_BLOCK');
-    block(s1, 1, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 3 });
-    block(s0, 0, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 4 });
+    throwsCode(() => executeBlock(s1, [decision(infos[0]!, true, { sign: false }), decision(infos[0]!, true, { sign: false })], P[1]!, { height: 2, slot: 3, proposer: PROPOSER }), 'BAD_BLOCK');
+    block(s1, 1, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 3, proposer: PROPOSER });
+    block(s0, 0, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 4, proposer: PROPOSER });
     assert.equal(bal(s1, C), INITIAL + 40n);
     assert.equal(bal(s1, C2), INITIAL + 20n);
-    assert.deepEqual(s0.counters, { burned: 15n, escrow: 0n, exported: 60n, imported: 0n });
-    assert.deepEqual(s1.counters, { burned: 0n, escrow: 0n, exported: 0n, imported: 60n });
+    assert.deepEqual(money(s0.counters), { burned: 15n, escrow: 0n, exported: 60n, imported: 0n, fees: 0n });
+    assert.deepEqual(money(s1.counters), { burned: 0n, escrow: 0n, exported: 0n, imported: 60n, fees: 0n });
   });
 });
 
 describe('state: 2PC refusal and abort paths', () => {
   it('recipient the zero address: refused (TX_BAD_RECIPIENT) -> abort -> sender refunded the amount, the fee stays burned', () => {
     const [s0, s1] = fresh();
-    const info = escrow(s1, 1, C, ZERO_ADDR, 500n, { height: 1, slot: 3 }, { fee: 9n });
+    const info = escrow(s1, 1, C, ZERO_ADDR, 500n, { height: 1, slot: 3, proposer: PROPOSER }, { fee: 9n });
     assert.equal(info.dstShard, 0);
     assert.equal(bal(s1, C), INITIAL - 509n);
-    block(s0, 0, [prepare(info)], { height: 1, slot: 4 });
+    block(s0, 0, [prepare(info)], { height: 1, slot: 4, proposer: PROPOSER });
     const dst = s0.xfer(toHex(info.id))!;
     assert.equal(dst.prepare, 'refused');
     assert.equal(dst.reason, 'TX_BAD_RECIPIENT');
     assert.equal(s0.account(toHex(ZERO_ADDR)), undefined, 'nothing credited to the zero address');
     // a commit for a refused transfer cannot apply on the destination
-    refuses(new Overlay(s0), decision(info, true), P[0]!, { height: 2, slot: 5 }, 'XS_NOT_PREPARED');
+    refuses(new Overlay(s0), decision(info, true), P[0]!, { height: 2, slot: 5, proposer: PROPOSER }, 'XS_NOT_PREPARED');
     // the beacon aborts: the source refunds the amount (not the fee)
-    block(s1, 1, [decision(info, false)], { height: 2, slot: 5 });
+    block(s1, 1, [decision(info, false)], { height: 2, slot: 5, proposer: PROPOSER });
     assert.deepEqual(s1.account(hexOf(C)), { balance: INITIAL - 9n, nonce: 1n, publicKey: C.publicKey });
-    assert.deepEqual(s1.counters, { burned: 9n, escrow: 0n, exported: 0n, imported: 0n });
+    assert.deepEqual(money(s1.counters), { burned: 9n, escrow: 0n, exported: 0n, imported: 0n, fees: 0n });
     assert.equal(s1.xfer(toHex(info.id))!.decision, 'abort');
-    block(s0, 0, [decision(info, false)], { height: 2, slot: 6 });
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 6, proposer: PROPOSER });
     assert.deepEqual(s0.xfer(toHex(info.id)), { ...dst, decision: 'abort', decidedHeight: 2 });
-    assert.deepEqual(s0.counters, ZERO_COUNTERS);
+    assert.deepEqual(money(s0.counters), ZERO_MONEY);
     assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
   });
 
   it('presumed abort: abort on the destination without a prepare, then a late prepare is XS_ALREADY_DECIDED', () => {
     const [s0, s1] = fresh();
-    const info = escrow(s0, 0, A, addrOf(C), 77n, { height: 1, slot: 1 });
-    block(s1, 1, [decision(info, false)], { height: 1, slot: 2 });
+    const info = escrow(s0, 0, A, addrOf(C), 77n, { height: 1, slot: 1, proposer: PROPOSER });
+    block(s1, 1, [decision(info, false)], { height: 1, slot: 2, proposer: PROPOSER });
     assert.deepEqual(s1.xfer(toHex(info.id)), { role: 'destination', info, prepare: 'none', reason: '', decision: 'abort', preparedHeight: 0, decidedHeight: 1 });
-    assert.deepEqual(s1.counters, ZERO_COUNTERS);
-    refuses(new Overlay(s1), prepare(info), P[1]!, { height: 2, slot: 3 }, 'XS_ALREADY_DECIDED', 'late prepare');
-    refuses(new Overlay(s1), decision(info, true), P[1]!, { height: 2, slot: 3 }, 'XS_ALREADY_DECIDED', 'commit after abort');
-    refuses(new Overlay(s1), decision(info, false), P[1]!, { height: 2, slot: 3 }, 'XS_ALREADY_DECIDED', 'abort again');
-    block(s0, 0, [decision(info, false)], { height: 2, slot: 3 });
+    assert.deepEqual(money(s1.counters), ZERO_MONEY);
+    refuses(new Overlay(s1), prepare(info), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'late prepare');
+    refuses(new Overlay(s1), decision(info, true), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'commit after abort');
+    refuses(new Overlay(s1), decision(info, false), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'abort again');
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 3, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
-    assert.deepEqual(s0.counters, { ...ZERO_COUNTERS, burned: MIN_FEE });
+    assert.deepEqual(money(s0.counters), { ...ZERO_MONEY, burned: MIN_FEE });
   });
 
   it('an accepted prepare can still be aborted (e.g. the source timed out): nothing is credited', () => {
     const [s0, s1] = fresh();
-    const info = escrow(s0, 0, A, addrOf(C), 64n, { height: 1, slot: 1 });
-    block(s1, 1, [prepare(info)], { height: 1, slot: 2 });
-    block(s1, 1, [decision(info, false)], { height: 2, slot: 12 });
+    const info = escrow(s0, 0, A, addrOf(C), 64n, { height: 1, slot: 1, proposer: PROPOSER });
+    block(s1, 1, [prepare(info)], { height: 1, slot: 2, proposer: PROPOSER });
+    block(s1, 1, [decision(info, false)], { height: 2, slot: 12, proposer: PROPOSER });
     assert.equal(bal(s1, C), INITIAL);
-    assert.deepEqual(s1.counters, ZERO_COUNTERS);
-    block(s0, 0, [decision(info, false)], { height: 2, slot: 12 });
+    assert.deepEqual(money(s1.counters), ZERO_MONEY);
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 12, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
   });
 });
@@ -297,19 +327,19 @@ describe('state: 2PC replays and bad entries', () => {
   let s0: WorldState;
   let s1: WorldState;
   let info: XferInfo;
-  const next = { height: 3, slot: 7 };
+  const next = { height: 3, slot: 7, proposer: PROPOSER };
 
   beforeEach(() => {
     [s0, s1] = fresh();
-    info = escrow(s0, 0, A, addrOf(C), 1234n, { height: 1, slot: 2 });
+    info = escrow(s0, 0, A, addrOf(C), 1234n, { height: 1, slot: 2, proposer: PROPOSER });
   });
 
   it('the same xprepare twice is XS_DUPLICATE (in one block and across blocks)', () => {
     const p = prepare(info);
     const o = new Overlay(s1);
-    applyTx(o, p, P[1]!, { height: 1, slot: 3 });
-    refuses(o, p, P[1]!, { height: 1, slot: 3 }, 'XS_DUPLICATE', 'same overlay');
-    block(s1, 1, [p], { height: 1, slot: 3 });
+    applyTx(o, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER });
+    refuses(o, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER }, 'XS_DUPLICATE', 'same overlay');
+    block(s1, 1, [p], { height: 1, slot: 3, proposer: PROPOSER });
     refuses(new Overlay(s1), p, P[1]!, next, 'XS_DUPLICATE', 'next block');
     // a re-signed copy (different signature bytes, same id) is the same entry
     const again = prepare(info);
@@ -318,10 +348,10 @@ describe('state: 2PC replays and bad entries', () => {
   });
 
   it('the same decision twice is XS_ALREADY_DECIDED, on the source and on the destination', () => {
-    block(s1, 1, [prepare(info)], { height: 1, slot: 3 });
+    block(s1, 1, [prepare(info)], { height: 1, slot: 3, proposer: PROPOSER });
     const d = decision(info, true);
-    block(s0, 0, [d], { height: 2, slot: 4 });
-    block(s1, 1, [d], { height: 2, slot: 4 });
+    block(s0, 0, [d], { height: 2, slot: 4, proposer: PROPOSER });
+    block(s1, 1, [d], { height: 2, slot: 4, proposer: PROPOSER });
     refuses(new Overlay(s0), d, P[0]!, next, 'XS_ALREADY_DECIDED', 'source');
     refuses(new Overlay(s1), d, P[1]!, next, 'XS_ALREADY_DECIDED', 'destination');
     // the opposite outcome after a decision is refused too
@@ -332,7 +362,7 @@ describe('state: 2PC replays and bad entries', () => {
   });
 
   it('a decision whose info differs from the record is XS_MISMATCH (every field, both shards)', () => {
-    block(s1, 1, [prepare(info)], { height: 1, slot: 3 });
+    block(s1, 1, [prepare(info)], { height: 1, slot: 3, proposer: PROPOSER });
     const variants: [string, XferInfo][] = [
       ['amount', { ...info, amount: info.amount + 1n }],
       ['recipient', { ...info, to: addrOf(C2) }],
@@ -397,7 +427,7 @@ describe('state: 2PC replays and bad entries', () => {
 });
 
 describe('state: xtransfer admission rules', () => {
-  const ctx = { height: 1, slot: 1 };
+  const ctx = { height: 1, slot: 1, proposer: PROPOSER };
 
   it('to a recipient on the same shard is TX_SAME_SHARD; a plain transfer to another shard is TX_CROSS_SHARD', () => {
     const [s0] = fresh();
@@ -428,39 +458,39 @@ describe('state: xtransfer admission rules', () => {
 describe('state: prepare refusals', () => {
   it('deadline: a prepare in a block whose slot is past deadlineSlot is refused with XS_DEADLINE_PASSED', () => {
     const [s0, s1] = fresh();
-    const info = escrow(s0, 0, A, addrOf(C), 40n, { height: 1, slot: 20 });
+    const info = escrow(s0, 0, A, addrOf(C), 40n, { height: 1, slot: 20, proposer: PROPOSER });
     assert.equal(info.deadlineSlot, 20 + TIMEOUT);
     // at the deadline slot itself: accepted
     const atDeadline = new Overlay(s1);
-    applyTx(atDeadline, prepare(info), P[1]!, { height: 4, slot: info.deadlineSlot });
+    applyTx(atDeadline, prepare(info), P[1]!, { height: 4, slot: info.deadlineSlot, proposer: PROPOSER });
     assert.equal(atDeadline.xfer(toHex(info.id))!.prepare, 'accepted');
     // one slot later: refused, recorded with the reason
-    block(s1, 1, [prepare(info)], { height: 4, slot: info.deadlineSlot + 1 });
+    block(s1, 1, [prepare(info)], { height: 4, slot: info.deadlineSlot + 1, proposer: PROPOSER });
     const rec = s1.xfer(toHex(info.id))!;
     assert.equal(rec.prepare, 'refused');
     assert.equal(rec.reason, 'XS_DEADLINE_PASSED');
     assert.equal(rec.preparedHeight, 4);
-    throwsCode(() => applyTx(new Overlay(s1), decision(info, true), P[1]!, { height: 5, slot: 40 }), 'XS_NOT_PREPARED');
-    block(s1, 1, [decision(info, false)], { height: 5, slot: 40 });
-    block(s0, 0, [decision(info, false)], { height: 2, slot: 40 });
+    throwsCode(() => applyTx(new Overlay(s1), decision(info, true), P[1]!, { height: 5, slot: 40, proposer: PROPOSER }), 'XS_NOT_PREPARED');
+    block(s1, 1, [decision(info, false)], { height: 5, slot: 40, proposer: PROPOSER });
+    block(s0, 0, [decision(info, false)], { height: 2, slot: 40, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
   });
 
   it('a recipient whose balance would overflow u64 is refused with TX_BAD_AMOUNT', () => {
     const s1 = WorldState.fromEntries([[hexOf(C), { balance: 2n ** 64n - 10n, nonce: 0n, publicKey: null }]], ZERO_COUNTERS);
-    const info: XferInfo = { id: sha256(utf8('overflow')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 10n, deadlineSlot: 100 };
+    const info: XferInfo = { kind: 'transfer', id: sha256(utf8('overflow')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 10n, deadlineSlot: 100, data: EMPTY };
     const o = new Overlay(s1);
-    applyTx(o, prepare(info, { sign: false }), P[1]!, { height: 1, slot: 1 });
+    applyTx(o, prepare(info, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
     assert.deepEqual([o.xfer(toHex(info.id))!.prepare, o.xfer(toHex(info.id))!.reason], ['refused', 'TX_BAD_AMOUNT']);
     const ok = new Overlay(s1);
-    applyTx(ok, prepare({ ...info, amount: 9n }, { sign: false }), P[1]!, { height: 1, slot: 1 });
+    applyTx(ok, prepare({ ...info, amount: 9n }, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
     assert.equal(ok.xfer(toHex(info.id))!.prepare, 'accepted');
   });
 
   it('a recipient that does not live on the destination shard is refused with XS_WRONG_SHARD (recorded)', () => {
     const [, s1] = fresh();
-    const info: XferInfo = { id: sha256(utf8('misrouted')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(A2), amount: 10n, deadlineSlot: 100 };
-    block(s1, 1, [prepare(info, { sign: false })], { height: 1, slot: 1 });
+    const info: XferInfo = { kind: 'transfer', id: sha256(utf8('misrouted')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(A2), amount: 10n, deadlineSlot: 100, data: EMPTY };
+    block(s1, 1, [prepare(info, { sign: false })], { height: 1, slot: 1, proposer: PROPOSER });
     assert.deepEqual([s1.xfer(toHex(info.id))!.prepare, s1.xfer(toHex(info.id))!.reason], ['refused', 'XS_WRONG_SHARD']);
   });
 });
@@ -469,10 +499,10 @@ describe('state: transfer records in the state root', () => {
   it('the root changes with each record phase; a state reloaded from its records has the same root', () => {
     const [s0, s1] = fresh();
     const roots = new Set<string>([toHex(s1.root())]);
-    const info = escrow(s0, 0, A, addrOf(C), 99n, { height: 1, slot: 1 });
-    block(s1, 1, [prepare(info)], { height: 1, slot: 2 });
+    const info = escrow(s0, 0, A, addrOf(C), 99n, { height: 1, slot: 1, proposer: PROPOSER });
+    block(s1, 1, [prepare(info)], { height: 1, slot: 2, proposer: PROPOSER });
     roots.add(toHex(s1.root()));
-    block(s1, 1, [decision(info, true)], { height: 2, slot: 3 });
+    block(s1, 1, [decision(info, true)], { height: 2, slot: 3, proposer: PROPOSER });
     roots.add(toHex(s1.root()));
     assert.equal(roots.size, 3);
     for (const s of [s0, s1]) {
@@ -490,7 +520,7 @@ describe('state: transfer records in the state root', () => {
     // several records among the accounts, so the proofs have depth
     for (let i = 0; i < 5; i++) {
       const env = xtransfer(A, addrOf(i % 2 ? C : C2), BigInt(10 + i), { nonce: BigInt(i) });
-      block(s0, 0, [env], { height: i + 1, slot: i + 1 });
+      block(s0, 0, [env], { height: i + 1, slot: i + 1, proposer: PROPOSER });
       ids.push(env.hashHex);
     }
     const oldRoot = s0.root();
@@ -504,7 +534,7 @@ describe('state: transfer records in the state root', () => {
       assert.deepEqual(verifyXferProof(root, item), s0.xfer(id), `record ${i} verifies`);
       // tampered record (amount byte), tampered proof, wrong root, garbage record
       const rec = item.record.slice();
-      rec[2 + 32 + 4 + 4 + 20 + 20 + 7]! ^= 1;
+      rec[3 + 32 + 4 + 4 + 20 + 20 + 7]! ^= 1; // version, role, kind, id, shards, from, to: the amount's last byte
       assert.equal(verifyXferProof(root, { ...item, record: rec }), null, 'tampered record');
       const proof = item.proof.map((s, k) => (k === 0 ? { ...s, hash: s.hash.map((b, j) => (j === 0 ? b ^ 1 : b)) } : s));
       assert.equal(verifyXferProof(root, { ...item, proof }), null, 'tampered proof');
@@ -514,7 +544,7 @@ describe('state: transfer records in the state root', () => {
     });
     assert.ok(items[0]!.proof.length >= 3);
     // after a decision the old proof no longer verifies against the new root, a fresh one does
-    block(s0, 0, [decision(s0.xfer(ids[0]!)!.info, false)], { height: 6, slot: 6 });
+    block(s0, 0, [decision(s0.xfer(ids[0]!)!.info, false)], { height: 6, slot: 6, proposer: PROPOSER });
     const stale = items[1]!;
     assert.equal(verifyXferProof(s0.root(), stale), null);
     assert.notEqual(verifyXferProof(oldRoot, stale), null);
@@ -527,12 +557,12 @@ describe('state: transfer records in the state root', () => {
 describe('state: block building with beacon entries', () => {
   it('executeApplicable skips a replayed entry and applies the rest; the applied list is a valid block', () => {
     const [s0, s1] = fresh();
-    const info = escrow(s0, 0, A, addrOf(C), 300n, { height: 1, slot: 1 });
+    const info = escrow(s0, 0, A, addrOf(C), 300n, { height: 1, slot: 1, proposer: PROPOSER });
     const p = prepare(info);
-    block(s1, 1, [p], { height: 1, slot: 2 });
+    block(s1, 1, [p], { height: 1, slot: 2, proposer: PROPOSER });
     const d = decision(info, true);
     const user = userTx('transfer', C, addrOf(C2), 3n);
-    const ctx = { height: 2, slot: 3 };
+    const ctx = { height: 2, slot: 3, proposer: PROPOSER };
     const r = executeApplicable(s1, [p, d, d, user], P[1]!, ctx);
     assert.deepEqual(r.applied.map((e) => e.hashHex), [d.hashHex, user.hashHex]);
     assert.deepEqual(
@@ -563,40 +593,146 @@ describe('state: randomized 2PC runs keep every invariant', () => {
     };
   }
 
-  it('random transfers, prepares (some late), decisions in random order and replays', () => {
+  function stakeTx(from: KeyPair, validator: KeyPair, amount: bigint, nonce: bigint, fee: bigint): TxEnvelope {
+    const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: { kind: 'stake', validatorPublicKey: validator.publicKey, amount, validatorSignature: SIG44 } };
+    return openTx(encodeTx({ body, signature: SIG44 }));
+  }
+
+  function unstakeTx(from: KeyPair, validator: Uint8Array, nonce: bigint, fee: bigint): TxEnvelope {
+    const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: { kind: 'unstake', validator } };
+    return openTx(encodeTx({ body, signature: SIG44 }));
+  }
+
+  it('random transfers, stakes, unstakes, proposer fee rolls and releases; prepares (some late), decisions in random order and replays', () => {
     const rand = prng(0x2bc);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    // A real fee split, so tips accrue and every epoch change sends fee records to the beacon.
+    const PR = [0, 1].map((k) => ({ ...P[k]!, feeBurnBps: 4000 }));
+    const isShard = (s: number) => s === 0 || s === 1;
     const states = fresh();
     const heights = [0, 0];
     const nonces = new Map<string, bigint>();
+    const nextNonce = (k: KeyPair) => {
+      const n = nonces.get(hexOf(k)) ?? 0n;
+      nonces.set(hexOf(k), n + 1n);
+      return n;
+    };
     let slot = 0;
-    type Pending = { info: XferInfo; prepared?: 'accepted' | 'refused'; decided?: boolean; delivered: [boolean, boolean] };
+    type Pending = { info: XferInfo; prepared?: 'accepted' | 'refused'; decided?: boolean; commit?: boolean; delivered: Map<number, boolean> };
     const pending: Pending[] = [];
-    let commits = 0;
-    let aborts = 0;
-    let replays = 0;
+    const seenIds = new Set<string>();
+    const track = (info: XferInfo) => {
+      const id = toHex(info.id);
+      assert.ok(!seenIds.has(id), `record id ${id.slice(0, 16)} is new`);
+      seenIds.add(id);
+      const delivered = new Map<number, boolean>();
+      for (const s of [info.srcShard, info.dstShard]) if (isShard(s)) delivered.set(s, false);
+      pending.push({ info, delivered });
+    };
+    const count = { commits: 0, aborts: 0, replays: 0, stakes: 0, unstakes: 0, feeRecords: 0, feeAborts: 0, releases: 0, releasesCredited: 0 };
+    // What the beacon received (committed stakes + fees) and paid out (committed releases).
+    let beaconIn = 0n;
+    let beaconOut = 0n;
+    let releaseAttempt = 0;
     const run = (shard: number, txs: TxEnvelope[]) => {
       // one clock for both shards: their blocks may share a slot
       if (rand() < 0.4) slot++;
       heights[shard]!++;
-      block(states[shard]!, shard, txs, { height: heights[shard]!, slot });
+      const s = states[shard]!;
+      const before = new Set([...s.xferRecords()].map((x) => toHex(x.info.id)));
+      block(s, shard, txs, { height: heights[shard]!, slot, proposer: addrOf(pick(validators)) }, PR[shard]!);
+      // fee records the block opened by itself (first block of a new epoch)
+      for (const rec of s.xferRecords()) {
+        if (rec.info.kind !== 'fees' || before.has(toHex(rec.info.id))) continue;
+        assert.equal(rec.preparedHeight, heights[shard]);
+        assert.equal(rec.info.srcShard, shard);
+        assert.equal(rec.info.dstShard, BEACON_SHARD);
+        assert.ok(rec.info.amount > 0n);
+        count.feeRecords++;
+        track(rec.info);
+      }
+      return s;
     };
-    for (let step = 0; step < 120; step++) {
+    const decide = (x: Pending, commit: boolean) => {
+      x.decided = true;
+      x.commit = commit;
+      if (commit) count.commits++;
+      else count.aborts++;
+    };
+    const deliver = (x: Pending, target: number) => {
+      const s = states[target]!;
+      const entry = decision(x.info, x.commit!, { sign: false });
+      if (x.delivered.get(target)) {
+        throwsCode(() => executeBlock(s, [entry], PR[target]!, { height: heights[target]! + 1, slot: slot + 1, proposer: PROPOSER }), 'BAD_BLOCK');
+        count.replays++;
+        return;
+      }
+      const id = toHex(x.info.id);
+      const kind = x.info.kind;
+      const pendingBefore = kind === 'fees' ? s.pendingFee(toHex(x.info.from)) : 0n;
+      run(target, [entry]);
+      x.delivered.set(target, true);
+      if (target === x.info.srcShard && (kind === 'stake' || kind === 'fees') && x.commit) beaconIn += x.info.amount;
+      if (kind === 'release' && x.commit) {
+        beaconOut += x.info.amount;
+        count.releasesCredited++;
+      }
+      if (kind === 'fees' && !x.commit) {
+        // the fees return to the proposer's pending fees (a new roll may already have sent them again)
+        const rolled = [...s.xferRecords()].some((r) => r.info.kind === 'fees' && r.preparedHeight === heights[target] && toHex(r.info.from) === toHex(x.info.from));
+        if (!rolled) assert.ok(s.pendingFee(toHex(x.info.from)) >= pendingBefore + x.info.amount, 'aborted fees are pending again');
+        count.feeAborts++;
+      }
+      assert.equal(s.xfer(id)!.decision, x.commit ? 'commit' : 'abort');
+    };
+
+    for (let step = 0; step < 200; step++) {
       const r = rand();
-      if (r < 0.35 || pending.length === 0) {
+      if (r < 0.3 || pending.length === 0) {
         const shard = rand() < 0.5 ? 0 : 1;
         const from = pick(onShard[shard]!);
         const to = rand() < 0.1 && shard === 1 ? ZERO_ADDR : addrOf(pick(onShard[1 - shard]!));
-        const nonce = nonces.get(hexOf(from)) ?? 0n;
-        const env = xtransfer(from, to, 1n + BigInt(Math.floor(rand() * 5000)), { nonce, fee: MIN_FEE + BigInt(Math.floor(rand() * 3)) });
-        nonces.set(hexOf(from), nonce + 1n);
+        const env = xtransfer(from, to, 1n + BigInt(Math.floor(rand() * 5000)), { nonce: nextNonce(from), fee: MIN_FEE + BigInt(Math.floor(rand() * 30)) });
         run(shard, [env]);
-        pending.push({ info: states[shard]!.xfer(env.hashHex)!.info, delivered: [false, false] });
+        track(states[shard]!.xfer(env.hashHex)!.info);
+      } else if (r < 0.4) {
+        // a stake or an unstake from a funded account to the beacon
+        const shard = rand() < 0.5 ? 0 : 1;
+        const from = pick(onShard[shard]!);
+        const v = pick([...validators, gen('newcomer')]);
+        const fee = MIN_FEE + BigInt(Math.floor(rand() * 30));
+        const env = rand() < 0.6 ? stakeTx(from, v, 100n + BigInt(Math.floor(rand() * 3000)), nextNonce(from), fee) : unstakeTx(from, addrOf(v), nextNonce(from), fee);
+        if (env.tx.body.payload.kind === 'stake') count.stakes++;
+        else count.unstakes++;
+        run(shard, [env]);
+        const rec = states[shard]!.xfer(env.hashHex)!;
+        assert.equal(rec.info.to.length, 20);
+        assert.deepEqual(rec.info.to, addrOf(v));
+        track(rec.info);
+      } else if (r < 0.47) {
+        // the beacon releases an unbonded validator's funds to its home shard (some to the reserved zero address: refused)
+        const shard = rand() < 0.5 ? 0 : 1;
+        const home = shard === 0 && rand() < 0.15 ? ZERO_ADDR : addrOf(pick(onShard[shard]!));
+        const v = pick(validators);
+        const info: XferInfo = {
+          kind: 'release',
+          id: releaseId(CHAIN, addrOf(v), releaseAttempt++),
+          srcShard: BEACON_SHARD,
+          dstShard: shard,
+          from: addrOf(v),
+          to: home,
+          amount: 1n + BigInt(Math.floor(rand() * 2000)),
+          deadlineSlot: slot + TIMEOUT,
+          data: EMPTY,
+        };
+        count.releases++;
+        track(info);
       } else {
-        // mostly the recent transfers (so most prepares arrive in time), sometimes any
+        // mostly the recent records (so most prepares arrive in time), sometimes any
         const x = rand() < 0.7 ? pending[pending.length - 1 - Math.floor(rand() * Math.min(4, pending.length))]! : pick(pending);
         const dst = x.info.dstShard;
-        if (!x.prepared && !x.decided && rand() < 0.7) {
+        const needsPrepare = isShard(dst);
+        if (needsPrepare && !x.prepared && !x.decided && rand() < 0.7) {
           // deliver the prepare (sometimes after the deadline has passed)
           if (rand() < 0.2) slot = Math.max(slot, x.info.deadlineSlot);
           run(dst, [prepare(x.info, { sign: false })]);
@@ -605,63 +741,52 @@ describe('state: randomized 2PC runs keep every invariant', () => {
           const zero = toHex(x.info.to) === toHex(ZERO_ADDR);
           assert.equal(rec.reason, zero ? 'TX_BAD_RECIPIENT' : slot > x.info.deadlineSlot ? 'XS_DEADLINE_PASSED' : '');
         } else if (!x.decided) {
-          x.decided = true;
-          const commit = x.prepared === 'accepted' && rand() < 0.85;
-          if (commit) commits++;
-          else aborts++;
-          (x as Pending & { commit: boolean }).commit = commit;
+          // the beacon as destination decides as soon as the record is proven (stake refusals: abort)
+          decide(x, needsPrepare ? x.prepared === 'accepted' && rand() < 0.85 : rand() < 0.8);
         }
-        const d = x as Pending & { commit?: boolean };
-        if (d.decided) {
-          // deliver the decision to one shard (random order), or replay an already-delivered phase
-          const target = rand() < 0.5 ? x.info.srcShard : x.info.dstShard;
-          const entry = decision(x.info, d.commit!, { sign: false });
-          if (x.delivered[target]) {
-            throwsCode(() => executeBlock(states[target]!, [entry], P[target]!, { height: heights[target]! + 1, slot: slot + 1 }), 'BAD_BLOCK');
-            replays++;
-          } else {
-            run(target, [entry]);
-            x.delivered[target] = true;
-          }
+        if (x.decided) {
+          // deliver the decision to one participant shard (random order), or replay an already-delivered phase
+          const targets = [...x.delivered.keys()];
+          deliver(x, pick(targets));
         } else if (x.prepared && rand() < 0.3) {
-          throwsCode(() => applyTx(new Overlay(states[dst]!), prepare(x.info, { sign: false }), P[dst]!, { height: 1, slot }), 'XS_DUPLICATE');
-          replays++;
+          throwsCode(() => applyTx(new Overlay(states[dst]!), prepare(x.info, { sign: false }), PR[dst]!, { height: 1, slot, proposer: PROPOSER }), 'XS_DUPLICATE');
+          count.replays++;
         }
       }
     }
-    // the beacon finishes: decide and deliver everything outstanding
-    for (const x of pending as (Pending & { commit?: boolean })[]) {
-      if (!x.decided) {
-        x.decided = true;
-        x.commit = x.prepared === 'accepted';
-        if (x.commit) commits++;
-        else aborts++;
-      }
-      for (const shard of [x.info.srcShard, x.info.dstShard]) if (!x.delivered[shard]) run(shard, [decision(x.info, x.commit!, { sign: false })]);
+    // the beacon finishes: decide and deliver everything outstanding (fee records opened meanwhile included; they commit)
+    for (let i = 0; i < pending.length; i++) {
+      const x = pending[i]!;
+      if (!x.decided) decide(x, isShard(x.info.dstShard) ? x.prepared === 'accepted' : true);
+      for (const [shard, done] of x.delivered) if (!done) deliver(x, shard);
     }
-    if (process.env.QN_DEBUG) console.log(`transfers ${pending.length}, commits ${commits}, aborts ${aborts}, replays ${replays}, last slot ${slot}`);
-    assert.ok(commits > 5 && aborts > 3 && replays > 3, `commits ${commits}, aborts ${aborts}, replays ${replays}`);
+    if (process.env.QN_DEBUG) console.log(JSON.stringify({ records: pending.length, ...count, slot, beaconIn: String(beaconIn), beaconOut: String(beaconOut) }));
+    assert.ok(count.commits > 10 && count.aborts > 5 && count.replays > 3, JSON.stringify(count));
+    assert.ok(count.stakes > 3 && count.unstakes > 2 && count.feeRecords > 3 && count.feeAborts > 0 && count.releasesCredited > 2, JSON.stringify(count));
     const [s0, s1] = states;
     assert.equal(s0.counters.escrow + s1.counters.escrow, 0n, 'no escrow left once everything is decided');
-    assert.equal(s0.counters.exported, s1.counters.imported);
-    assert.equal(s1.counters.exported, s0.counters.imported);
-    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned + s1.counters.burned, genesisSupply(G), 'global conservation');
-    for (const x of pending as (Pending & { commit?: boolean })[]) {
-      assert.equal(s0.xfer(toHex(x.info.id))?.decision ?? s1.xfer(toHex(x.info.id))?.decision, x.commit ? 'commit' : 'abort');
+    // shard to shard the flows cancel; what remains is what went to the beacon minus what came back
+    assert.equal(s0.counters.exported + s1.counters.exported - s0.counters.imported - s1.counters.imported, beaconIn - beaconOut);
+    const held = (s: WorldState) => s.totalBalance() + s.counters.burned + s.counters.fees;
+    assert.equal(held(s0) + held(s1) + beaconIn - beaconOut, genesisSupply(G), 'global conservation (shards + beacon)');
+    for (const x of pending) {
+      for (const shard of x.delivered.keys()) assert.equal(states[shard]!.xfer(toHex(x.info.id))!.decision, x.commit ? 'commit' : 'abort');
     }
   });
 });
 
 describe('state: counters and committees', () => {
   it('encodeCounters/decodeCounters round trip; missing counters decode as zero; malformed input is MALFORMED', () => {
-    const c: Counters = { burned: 1n, escrow: 2n ** 64n - 1n, exported: 3n, imported: 0n };
+    const c: Counters = { burned: 1n, escrow: 2n ** 64n - 1n, exported: 3n, imported: 0n, fees: 77n, feeEpoch: 12 };
     assert.deepEqual(decodeCounters(encodeCounters(c)), c);
-    assert.equal(encodeCounters(c).length, 32);
+    assert.equal(encodeCounters(c).length, 48);
     const z = decodeCounters(undefined);
     assert.deepEqual(z, ZERO_COUNTERS);
     z.burned = 5n;
     assert.equal(ZERO_COUNTERS.burned, 0n, 'the decoded zero counters are a copy');
-    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 31)), 'MALFORMED');
+    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 47)), 'MALFORMED');
+    // counters of the pre-staking format (four fields, 32 bytes) are not silently accepted
+    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 32)), 'MALFORMED');
     throwsCode(() => decodeCounters(new Uint8Array([...encodeCounters(c), 0])), 'MALFORMED');
     // old-format counters (burned only, 8 bytes) are not silently accepted
     throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 8)), 'MALFORMED');

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { addressFromPublicKey, formatAddress, generateKeyPair, homeShard, parseAddress, sha256, toHex, utf8 } from '@qnexus/crypto';
 import {
+  DEFAULT_STAKING,
   encodeGenesis,
+  epochIssuance,
   epochOf,
   genesisHash,
+  genesisStake,
   genesisSupply,
   genesisToJson,
   makeGenesis,
@@ -12,6 +15,7 @@ import {
   slotAt,
   type Genesis,
   type GenesisJson,
+  type GenesisStakingJson,
 } from '@qnexus/types';
 import { key, throwsCode } from './helpers.js';
 
@@ -47,6 +51,17 @@ function validJson(): GenesisJson {
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
+/** DEFAULT_STAKING as genesisToJson writes it (amounts as decimal strings). */
+const DEFAULT_STAKING_JSON: GenesisStakingJson = {
+  minStake: '1000',
+  unbondingEpochs: 2,
+  churnLimit: 4,
+  slashBps: 1000,
+  feeBurnBps: 5000,
+  rewardPerEpoch: '1000',
+  halvingEpochs: 100,
+};
+
 function rejects(mut: (j: GenesisJson & Record<string, unknown>) => void, why: string): void {
   const j = clone(validJson()) as GenesisJson & Record<string, unknown>;
   mut(j);
@@ -75,9 +90,10 @@ describe('types: genesis', () => {
     assert.deepEqual(g.validators.map((v) => v.stake).sort(), [100n, 200n]);
     for (const v of g.validators) assert.equal(v.publicKey.length, 1312);
     assert.equal(genesisSupply(g), 1_000_000n + 18446744073000000000n);
-    // JSON round trip
-    assert.deepEqual(genesisToJson(g), validJson());
+    // JSON round trip (the optional staking object is always written out, with the defaults here)
+    assert.deepEqual(genesisToJson(g), { ...validJson(), staking: DEFAULT_STAKING_JSON });
     assert.deepEqual(parseGenesis(clone(genesisToJson(g))), g);
+    assert.deepEqual(genesisToJson(parseGenesis(clone(genesisToJson(g)))), genesisToJson(g));
   });
 
   it('rejects non-objects', () => {
@@ -202,6 +218,13 @@ describe('types: genesis', () => {
       ['validator key', { ...g, validators: [{ ...v0, publicKey: key(23).publicKey }, ...g.validators.slice(1)] }],
       ['validator stake', { ...g, validators: [{ ...v0, stake: v0.stake + 1n }, ...g.validators.slice(1)] }],
       ['validator removed', { ...g, validators: g.validators.slice(1) }],
+      ['staking.minStake', { ...g, staking: { ...g.staking, minStake: g.staking.minStake + 1n } }],
+      ['staking.unbondingEpochs', { ...g, staking: { ...g.staking, unbondingEpochs: g.staking.unbondingEpochs + 1 } }],
+      ['staking.churnLimit', { ...g, staking: { ...g.staking, churnLimit: g.staking.churnLimit + 1 } }],
+      ['staking.slashBps', { ...g, staking: { ...g.staking, slashBps: g.staking.slashBps + 1 } }],
+      ['staking.feeBurnBps', { ...g, staking: { ...g.staking, feeBurnBps: g.staking.feeBurnBps + 1 } }],
+      ['staking.rewardPerEpoch', { ...g, staking: { ...g.staking, rewardPerEpoch: g.staking.rewardPerEpoch + 1n } }],
+      ['staking.halvingEpochs', { ...g, staking: { ...g.staking, halvingEpochs: g.staking.halvingEpochs + 1 } }],
     ];
     const seen = new Set([h]);
     for (const [name, v] of variants) {
@@ -210,6 +233,152 @@ describe('types: genesis', () => {
       seen.add(vh);
     }
     assert.equal(seen.size, variants.length + 1, 'all variants distinct');
+  });
+
+  it('staking: absent means DEFAULT_STAKING; always written by genesisToJson; explicit and partial objects', () => {
+    assert.deepEqual(DEFAULT_STAKING, {
+      minStake: 1000n,
+      unbondingEpochs: 2,
+      churnLimit: 4,
+      slashBps: 1000,
+      feeBurnBps: 5000,
+      rewardPerEpoch: 1000n,
+      halvingEpochs: 100,
+    });
+    const g = parseGenesis(validJson());
+    assert.deepEqual(g.staking, DEFAULT_STAKING);
+    assert.deepEqual(genesisToJson(g).staking, DEFAULT_STAKING_JSON);
+    // an explicit object with the default values is the same genesis (same hash) as none
+    const same = validJson();
+    same.staking = { ...DEFAULT_STAKING_JSON };
+    assert.deepEqual(parseGenesis(same), g);
+    assert.equal(toHex(genesisHash(parseGenesis(same))), toHex(genesisHash(g)));
+    // an empty object is all defaults
+    const empty = validJson() as GenesisJson & Record<string, unknown>;
+    empty.staking = {} as GenesisStakingJson;
+    assert.deepEqual(parseGenesis(empty).staking, DEFAULT_STAKING);
+    // explicit values, including the extremes each field accepts
+    const explicit: GenesisStakingJson = {
+      minStake: '18446744073709551615',
+      unbondingEpochs: 0,
+      churnLimit: 1,
+      slashBps: 10_000,
+      feeBurnBps: 0,
+      rewardPerEpoch: '0',
+      halvingEpochs: 0,
+    };
+    const j = validJson();
+    j.staking = explicit;
+    const ge = parseGenesis(j);
+    assert.deepEqual(ge.staking, { minStake: 2n ** 64n - 1n, unbondingEpochs: 0, churnLimit: 1, slashBps: 10_000, feeBurnBps: 0, rewardPerEpoch: 0n, halvingEpochs: 0 });
+    assert.deepEqual(genesisToJson(ge).staking, explicit);
+    assert.deepEqual(parseGenesis(clone(genesisToJson(ge))), ge);
+    const hi = validJson();
+    hi.staking = { minStake: '1', unbondingEpochs: 1_000_000, churnLimit: 1024, slashBps: 0, feeBurnBps: 10_000, rewardPerEpoch: '5', halvingEpochs: 1_000_000 };
+    assert.deepEqual(parseGenesis(hi).staking, { minStake: 1n, unbondingEpochs: 1_000_000, churnLimit: 1024, slashBps: 0, feeBurnBps: 10_000, rewardPerEpoch: 5n, halvingEpochs: 1_000_000 });
+    // a partial object: given fields are taken, the rest default
+    const part = validJson() as GenesisJson & Record<string, unknown>;
+    part.staking = { slashBps: 2500, rewardPerEpoch: '77' } as unknown as GenesisStakingJson;
+    assert.deepEqual(parseGenesis(part).staking, { ...DEFAULT_STAKING, slashBps: 2500, rewardPerEpoch: 77n });
+  });
+
+  it('staking: bad values are BAD_GENESIS naming the field', () => {
+    const st = (j: GenesisJson & Record<string, unknown>) => {
+      j.staking = { ...DEFAULT_STAKING_JSON };
+      return j.staking as unknown as Record<string, unknown>;
+    };
+    rejectsWith((j) => (st(j).extra = 1), /unknown field staking\.extra/, 'unknown staking field');
+    rejectsWith((j) => (st(j).shard = 0), /unknown field staking\.shard/, 'unknown staking field shard');
+    rejectsWith((j) => (st(j).slashBps = 10_001), /staking\.slashBps/, 'slashBps > 10000');
+    rejectsWith((j) => (st(j).feeBurnBps = 10_001), /staking\.feeBurnBps/, 'feeBurnBps > 10000');
+    rejectsWith((j) => (st(j).minStake = '0'), /staking\.minStake must be positive/, 'minStake 0');
+    rejectsWith((j) => (st(j).churnLimit = 0), /staking\.churnLimit/, 'churnLimit 0');
+    rejectsWith((j) => (st(j).churnLimit = 1025), /staking\.churnLimit/, 'churnLimit 1025');
+    rejectsWith((j) => (st(j).unbondingEpochs = 1_000_001), /staking\.unbondingEpochs/, 'unbondingEpochs too large');
+    rejectsWith((j) => (st(j).halvingEpochs = 1_000_001), /staking\.halvingEpochs/, 'halvingEpochs too large');
+    for (const f of ['unbondingEpochs', 'churnLimit', 'slashBps', 'feeBurnBps', 'halvingEpochs']) {
+      for (const v of [-1, 1.5, '2', null]) rejectsWith((j) => (st(j)[f] = v), new RegExp(`staking\\.${f}`), `${f} ${JSON.stringify(v)}`);
+    }
+    for (const f of ['minStake', 'rewardPerEpoch']) {
+      for (const v of [-1, 1000, '-1', '01', '1.5', '18446744073709551616', null]) rejectsWith((j) => (st(j)[f] = v), new RegExp(`staking\\.${f}`), `${f} ${JSON.stringify(v)}`);
+    }
+    for (const v of [null, 1, 'x', [], [DEFAULT_STAKING_JSON]]) rejectsWith((j) => ((j as Record<string, unknown>).staking = v), /staking must be an object/, `staking ${JSON.stringify(v)}`);
+  });
+
+  it('staking changes the genesis hash', () => {
+    const g = parseGenesis(validJson());
+    const h = toHex(genesisHash(g));
+    const j = validJson();
+    j.staking = { ...DEFAULT_STAKING_JSON, slashBps: 2000 };
+    const g2 = parseGenesis(j);
+    assert.notEqual(toHex(genesisHash(g2)), h);
+    assert.notDeepEqual(encodeGenesis(g2), encodeGenesis(g));
+    // every staking field is in the encoding (one at a time, all distinct)
+    const seen = new Set([h]);
+    for (const [f, v] of Object.entries({ minStake: '1001', unbondingEpochs: 3, churnLimit: 5, slashBps: 1001, feeBurnBps: 5001, rewardPerEpoch: '1001', halvingEpochs: 101 })) {
+      const jj = validJson() as GenesisJson & Record<string, unknown>;
+      jj.staking = { ...DEFAULT_STAKING_JSON, [f]: v };
+      seen.add(toHex(genesisHash(parseGenesis(jj))));
+    }
+    assert.equal(seen.size, 8, 'each staking field changes the hash');
+  });
+
+  it('makeGenesis takes an optional partial staking over the defaults', () => {
+    const g0 = parseGenesis(validJson());
+    const { staking: _omit, ...rest } = g0;
+    void _omit;
+    assert.deepEqual(makeGenesis(rest).staking, DEFAULT_STAKING);
+    assert.deepEqual(makeGenesis(rest), g0);
+    const g = makeGenesis({ ...rest, staking: { minStake: 5n, halvingEpochs: 0 } });
+    assert.deepEqual(g.staking, { ...DEFAULT_STAKING, minStake: 5n, halvingEpochs: 0 });
+    assert.notEqual(toHex(genesisHash(g)), toHex(genesisHash(g0)));
+    // DEFAULT_STAKING itself is not modified by a partial override
+    assert.equal(DEFAULT_STAKING.minStake, 1000n);
+    // bad staking values fail at makeGenesis
+    throwsCode(() => makeGenesis({ ...rest, staking: { minStake: 0n } }), 'BAD_GENESIS', 'minStake 0');
+    throwsCode(() => makeGenesis({ ...rest, staking: { slashBps: 10_001 } }), 'BAD_GENESIS', 'slashBps 10001');
+    throwsCode(() => makeGenesis({ ...rest, staking: { churnLimit: 0 } }), 'BAD_GENESIS', 'churnLimit 0');
+  });
+
+  it('genesisStake sums the genesis validators\' stakes', () => {
+    const g = parseGenesis(validJson());
+    assert.equal(genesisStake(g), 300n);
+    assert.equal(genesisStake({ ...g, validators: g.validators.slice(1) }), g.validators[1]!.stake);
+    assert.equal(genesisStake({ ...g, validators: [] }), 0n);
+  });
+
+  it('epochIssuance halves every halvingEpochs epochs', () => {
+    const s = { rewardPerEpoch: 1000n, halvingEpochs: 10 };
+    assert.equal(epochIssuance(s, 0), 1000n);
+    assert.equal(epochIssuance(s, 9), 1000n);
+    assert.equal(epochIssuance(s, 10), 500n);
+    assert.equal(epochIssuance(s, 19), 500n);
+    assert.equal(epochIssuance(s, 20), 250n);
+    assert.equal(epochIssuance(s, 30), 125n);
+    assert.equal(epochIssuance(s, 40), 62n, 'floor');
+    assert.equal(epochIssuance(s, 99), 1n);
+    assert.equal(epochIssuance(s, 100), 0n);
+    // halvingEpochs 0: never halves
+    assert.equal(epochIssuance({ rewardPerEpoch: 1000n, halvingEpochs: 0 }, 0), 1000n);
+    assert.equal(epochIssuance({ rewardPerEpoch: 1000n, halvingEpochs: 0 }, 1_000_000_000), 1000n);
+    // 64 or more halvings is 0 even for the largest reward (no shift by >= 64)
+    const max = { rewardPerEpoch: 2n ** 64n - 1n, halvingEpochs: 1 };
+    assert.equal(epochIssuance(max, 63), 1n);
+    assert.equal(epochIssuance(max, 64), 0n);
+    assert.equal(epochIssuance(max, 65), 0n);
+    assert.equal(epochIssuance(max, Number.MAX_SAFE_INTEGER), 0n);
+    assert.equal(epochIssuance({ rewardPerEpoch: 2n ** 64n - 1n, halvingEpochs: 3 }, 3 * 64 - 1), 1n);
+    assert.equal(epochIssuance({ rewardPerEpoch: 2n ** 64n - 1n, halvingEpochs: 3 }, 3 * 64), 0n);
+    // the defaults: 1000 per epoch, halving every 100 epochs
+    assert.equal(epochIssuance(DEFAULT_STAKING, 99), 1000n);
+    assert.equal(epochIssuance(DEFAULT_STAKING, 100), 500n);
+    // monotone non-increasing
+    let prev = epochIssuance(s, 0);
+    for (let e = 1; e < 200; e++) {
+      const cur = epochIssuance(s, e);
+      assert.ok(cur <= prev, `epoch ${e}`);
+      prev = cur;
+    }
   });
 
   it('parses the beacon and xferTimeoutSlots', () => {

@@ -31,6 +31,7 @@ import {
   encodeTxBody,
   encodeVote,
   encodeVoteBody,
+  evidenceKey,
   headerSigningBytes,
   merkleLeaf,
   merkleRootOfLeafHashes,
@@ -167,6 +168,8 @@ describe('types: transactions', () => {
   });
 
   it('rejects over-size input with TX_TOO_LARGE before decoding', () => {
+    // a stake transaction carries two keys and two signatures: the limit leaves room for ML-DSA-87 ones
+    assert.equal(MAX_TX_BYTES, 16384);
     throwsCode(() => openTx(new Uint8Array(MAX_TX_BYTES + 1)), 'TX_TOO_LARGE');
     // exactly the limit is decoded (and is garbage here)
     throwsCode(() => openTx(new Uint8Array(MAX_TX_BYTES)), 'TX_MALFORMED');
@@ -183,9 +186,9 @@ describe('types: transactions', () => {
     throwsCode(() => openTx(wrap(v0)), 'TX_MALFORMED');
     const kindOffset = 1 + 4 + CHAIN.length;
     assert.equal(body[kindOffset], TX_KIND.transfer);
-    // 1..4 are transfer, xtransfer, xprepare, xdecision; anything else is unknown
-    assert.deepEqual(Object.values(TX_KIND), [1, 2, 3, 4]);
-    for (const k of [0, 5, 255]) {
+    // 1..6 are transfer, xtransfer, xprepare, xdecision, stake, unstake; anything else is unknown
+    assert.deepEqual(TX_KIND, { transfer: 1, xtransfer: 2, xprepare: 3, xdecision: 4, stake: 5, unstake: 6 });
+    for (const k of [0, 7, 8, 255]) {
       const bk = body.slice();
       bk[kindOffset] = k;
       throwsCode(() => openTx(wrap(bk)), 'TX_UNKNOWN_KIND', `kind ${k}`);
@@ -539,6 +542,29 @@ describe('types: evidence', () => {
       'MALFORMED',
     );
     throwsCode(() => decodeEvidence(new Writer().u8(1).u32(8193).finish()), 'MALFORMED');
+  });
+
+  it('evidenceKey names the validator, height, round and step of the first vote', () => {
+    const first: SignedVote = { body: voteBody({ step: 'precommit', blockHash: hash('x') }), signature: fakeSig(1) };
+    const second: SignedVote = { body: voteBody({ step: 'precommit', blockHash: hash('y') }), signature: fakeSig(2) };
+    const k = evidenceKey({ first, second });
+    assert.equal(k, `${formatAddress(addr(7))}/9/2/precommit`);
+    // whichever two conflicting votes prove it: the block hashes and signatures are not part of the key
+    const third: SignedVote = { body: voteBody({ step: 'precommit', blockHash: null }), signature: fakeSig(3) };
+    assert.equal(evidenceKey({ first, second: third }), k);
+    assert.equal(evidenceKey({ first: { ...first, signature: fakeSig(9) }, second }), k);
+    assert.equal(evidenceKey({ first: second, second: first }), k);
+    // the chain and shard are not in the key (one chain per store; a validator is in one shard per epoch)
+    // but each of validator, height, round and step is
+    const variants: Partial<VoteBody>[] = [{ validator: addr(8) }, { height: 10 }, { round: 3 }, { step: 'prevote' }];
+    const seen = new Set([k]);
+    for (const v of variants) {
+      const f: SignedVote = { body: voteBody({ step: 'precommit', blockHash: hash('x'), ...v }), signature: fakeSig(1) };
+      seen.add(evidenceKey({ first: f, second }));
+    }
+    assert.equal(seen.size, variants.length + 1);
+    // it survives the wire
+    assert.equal(evidenceKey(decodeEvidence(encodeEvidence({ first, second }))), k);
   });
 
   it('every decoder error is a QnexusError (never a raw RangeError)', () => {

@@ -21,6 +21,9 @@ interface DevnetCmdOpts {
   logFormat: LogFormat;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   readyTimeout: number;
+  epochLength: number;
+  unbondingEpochs?: number;
+  churnLimit?: number;
 }
 
 function printSummary(d: Devnet): void {
@@ -100,6 +103,9 @@ export function devnetCommand(parent: Command): Command {
     .option('--reset', 'delete the devnet directory first and create a new devnet')
     .option('--base-port <port>', 'node i gets p2p port base+i and API port base+100+i (i counts shard by shard, validators first); the beacon base+99 and base+199', intParser(1, 65335), DEVNET_DEFAULTS.basePort)
     .option('--slot-ms <ms>', 'slot (round) length', intParser(50, 600_000), DEVNET_DEFAULTS.slotMs)
+    .option('--epoch-length <slots>', 'slots per epoch (committees change and rewards are paid at epoch boundaries)', intParser(2, 1_000_000), DEVNET_DEFAULTS.epochLength)
+    .option('--unbonding-epochs <n>', 'genesis staking.unbondingEpochs: epochs an unstaked validator waits for its funds', intParser(0, 1_000_000))
+    .option('--churn-limit <n>', 'genesis staking.churnLimit: validators joining plus leaving the committees per epoch', intParser(1, 1024))
     .option('--scheme <scheme>', 'ML-DSA parameter set', parseScheme, DEFAULT_SCHEME)
     .option('--chain-id <id>', 'chain id', parseChainId, DEVNET_DEFAULTS.chainId)
     .addOption(new Option('--log-format <format>', 'format of the node and beacon log files').choices(['pretty', 'json']).default(DEVNET_DEFAULTS.logFormat))
@@ -113,8 +119,8 @@ Starts one beacon (the coordinator of cross-shard transfers, named beacon) and S
 process. Defaults: ${DEVNET_DEFAULTS.shards} shards × (${DEVNET_DEFAULTS.validators} validators + ${DEVNET_DEFAULTS.fullNodes} full node) + the beacon.
 
 If <dir>/genesis.json exists the devnet is resumed (same keys, genesis, shards, data and ports;
---shards/--validators/--full-nodes/--accounts/--xfer-timeout-slots/--scheme/--chain-id/--slot-ms
-are then ignored). Otherwise it creates the beacon's keystore and libp2p key (nodes/beacon/),
+--shards/--validators/--full-nodes/--accounts/--xfer-timeout-slots/--scheme/--chain-id/--slot-ms,
+--epoch-length/--unbonding-epochs/--churn-limit are then ignored). Otherwise it creates the beacon's keystore and libp2p key (nodes/beacon/),
 S × --validators validator keys, --accounts funded accounts per shard whose home shard it is
 (random passphrase in <dir>/passphrase, mode 0600; scrypt N=2^14 because devnet keys are
 throwaway), a genesis (stake ${DEVNET_DEFAULTS.validatorStake} per validator, ${DEVNET_DEFAULTS.accountBalance} per account, slot 0 about 2 s
@@ -168,6 +174,11 @@ SIGTERM stops them all (SIGKILL after 10 s) and exits 0. At most 99 shard nodes 
         reset: o.reset ?? false,
         basePort: o.basePort,
         slotMs: o.slotMs,
+        epochLength: o.epochLength,
+        staking: {
+          ...(o.unbondingEpochs !== undefined ? { unbondingEpochs: o.unbondingEpochs } : {}),
+          ...(o.churnLimit !== undefined ? { churnLimit: o.churnLimit } : {}),
+        },
         scheme: o.scheme,
         chainId: o.chainId,
         logFormat: o.logFormat,

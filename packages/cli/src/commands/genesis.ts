@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { DEFAULT_SCHEME, fromHex, isHex, type SchemeName } from '@qnexus/crypto';
-import type { GenesisAccount } from '@qnexus/types';
+import { DEFAULT_STAKING, type GenesisAccount, type GenesisStaking } from '@qnexus/types';
 import { CliError, usageError } from '../errors.js';
 import {
   DEFAULT_VALIDATOR_STAKE,
@@ -36,6 +36,13 @@ interface GenesisOpts {
   beaconPeerId?: string;
   beaconPeerKey?: string;
   xferTimeoutSlots: number;
+  minStake?: bigint;
+  unbondingEpochs?: number;
+  churnLimit?: number;
+  slashBps?: number;
+  feeBurnBps?: number;
+  rewardPerEpoch?: bigint;
+  halvingEpochs?: number;
   force?: boolean;
   json?: boolean;
 }
@@ -92,6 +99,13 @@ export function genesisCommand(parent: Command): Command {
     .option('--beacon-peer-key <file>', "instead of --beacon-peer-id: the beacon's libp2p key file (<beacon data dir>/peer.key), created if missing")
     .option('--xfer-timeout-slots <n>', 'slots after the source block within which a cross-shard transfer must be decided (else the beacon aborts it)', intParser(2, 1_000_000), DEFAULT_XFER_TIMEOUT_SLOTS)
     .option('--account <address:balance>', 'funded account; repeatable', collect(parseAccountSpec))
+    .option('--min-stake <n>', `smallest stake one transaction may bond (default ${DEFAULT_STAKING.minStake})`, parseU64)
+    .option('--unbonding-epochs <n>', `epochs between leaving the committees and the stake returning home (default ${DEFAULT_STAKING.unbondingEpochs})`, intParser(0, 1_000_000))
+    .option('--churn-limit <n>', `most validators joining plus leaving the committees per epoch (default ${DEFAULT_STAKING.churnLimit})`, intParser(1, 1024))
+    .option('--slash-bps <n>', `stake taken for proven equivocation, in basis points (default ${DEFAULT_STAKING.slashBps})`, intParser(0, 10_000))
+    .option('--fee-burn-bps <n>', `part of each fee burned, in basis points; the rest goes to the proposer (default ${DEFAULT_STAKING.feeBurnBps})`, intParser(0, 10_000))
+    .option('--reward-per-epoch <n>', `QFC minted per epoch for validators before halvings (default ${DEFAULT_STAKING.rewardPerEpoch})`, parseU64)
+    .option('--halving-epochs <n>', `the epoch reward halves every this many epochs, 0 = never (default ${DEFAULT_STAKING.halvingEpochs})`, intParser(0, 1_000_000))
     .option('--scheme <scheme>', 'ML-DSA parameter set of the chain: ml-dsa-44, ml-dsa-65 or ml-dsa-87', parseScheme, DEFAULT_SCHEME)
     .option('--slot-ms <ms>', 'slot (round) length in milliseconds', intParser(50, 600_000), 1000)
     .option('--epoch-length <slots>', 'slots per epoch', intParser(1, 1_000_000), 32)
@@ -136,6 +150,7 @@ Example:
         minFee: o.minFee,
         maxBlockTxs: o.maxBlockTxs,
         xferTimeoutSlots: o.xferTimeoutSlots,
+        staking: stakingFromOptions(o),
         beacon,
         validators,
         accounts: o.account ?? [],
@@ -180,4 +195,14 @@ Example:
       const rows = committees.flatMap((c) => c.validators.map((v) => [`shard ${c.shard}`, v.address, String(v.stake), source.get(v.address) ?? '']));
       for (const line of table(rows, '  ')) out(line);
     });
+}
+
+/** The staking parameters given on the command line (the rest take genesis defaults). */
+export function stakingFromOptions(o: Partial<Record<keyof GenesisStaking, bigint | number | undefined>>): Partial<GenesisStaking> {
+  const out: Record<string, bigint | number> = {};
+  for (const k of Object.keys(DEFAULT_STAKING) as (keyof GenesisStaking)[]) {
+    const v = o[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as Partial<GenesisStaking>;
 }

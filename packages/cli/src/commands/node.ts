@@ -32,7 +32,7 @@ export function nodeCommand(parent: Command): Command {
     .description('run a node (validator with --validator, otherwise a full node) until SIGINT/SIGTERM')
     .requiredOption('--data-dir <dir>', 'node directory: database, libp2p key (peer.key), node-info.json')
     .requiredOption('--genesis <file>', 'genesis file')
-    .option('--shard <n>', "shard to run (default: a validator's shard committee from the genesis, else 0)", intParser(0, 63))
+    .option('--shard <n>', "shard to run (default: a genesis validator's shard committee, else 0; a staked validator runs the shard the beacon assigns it)", intParser(0, 63))
     .option('--validator <keystore>', 'validator keystore: propose and vote with this key (needs a passphrase)')
     .option('--listen <multiaddr>', `libp2p listen address; repeatable (default ${DEFAULT_LISTEN})`, collect(parseMultiaddr))
     .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
@@ -80,7 +80,12 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
     if (assigned !== undefined && o.shard !== undefined && o.shard !== assigned) {
       throw new CliError('BAD_CONFIG', `validator ${file.address} serves shard ${assigned} (the genesis committees), not --shard ${o.shard}: run it with --shard ${assigned} or without --shard`);
     }
-    if (assigned === undefined) note(`warning: ${file.address} is not a genesis validator: it will not propose or vote`);
+    if (assigned === undefined) {
+      note(
+        `note: ${file.address} is not a genesis validator: it follows shard ${o.shard ?? 0} and starts proposing and voting once the beacon activates its stake ` +
+          `(qnexus tx stake; qnexus validators ${file.address} shows its status and shard)${o.shard === undefined ? '; pass --shard k to run the shard the beacon assigns it' : ''}`,
+      );
+    }
     shard = o.shard ?? assigned ?? 0;
   }
   const listen = [...(o.listen ?? [])];

@@ -3,12 +3,15 @@ import { formatAddress, isAddressString, type UnlockedKey } from '@qnexus/crypto
 import {
   ApiError,
   QnexusClient,
+  buildStake,
   buildTransfer,
+  buildUnstake,
   buildXTransfer,
   type BeaconXTransferInfo,
   type BuiltTx,
   type TxInfo,
   type BeaconXferPhase,
+  type ValidatorInfo,
   type XTransferInfo,
 } from '@qnexus/sdk';
 import { CliError } from '../errors.js';
@@ -249,6 +252,8 @@ Example:
       }
     });
 
+  stakeCommands(tx);
+
   tx.command('xstatus')
     .description('show a cross-shard transfer as a shard node or the beacon records it')
     .argument('<id>', 'transfer id (the hash of its xtransfer transaction)', parseXferId)
@@ -261,4 +266,149 @@ Example:
       else for (const line of formatXTransfer(x)) out(line);
     });
   return tx;
+}
+
+interface StakeOpts extends PassphraseOptions {
+  keystore: string;
+  validatorKeystore?: string;
+  validator?: string;
+  amount?: bigint;
+  fee: bigint;
+  nonce?: bigint;
+  chainId?: string;
+  node?: string;
+  beacon?: string;
+  wait?: boolean;
+  timeout: number;
+  json?: boolean;
+}
+
+/** The options `tx stake` and `tx unstake` share. */
+function stakingOptions(cmd: Command): Command {
+  cmd
+    .addOption(new Option('--fee <n>', 'fee (part burned, the rest to the proposer)').argParser(parseU64).default(1n, '1'))
+    .option('--nonce <n>', "signer nonce (default: the node's pendingNonce for the signer)", parseU64)
+    .option('--chain-id <id>', "chain id to sign for (default: the node's)", parseChainId)
+    .option('--node <url>', `${nodeOptionHelp()}; a node of the signer's home shard`)
+    .option('--beacon <url>', "the beacon's HTTP API, asked why a request was refused with --wait (default: $QNEXUS_BEACON)")
+    .option('--wait', 'wait until the transaction is final and the beacon has decided; exit 1 if it refused')
+    .option('--timeout <seconds>', 'how long --wait waits (exit 3 on timeout)', parseSeconds, 120)
+    .option('--json', 'print the result as JSON');
+  return addPassphraseOptions(cmd);
+}
+
+/**
+ * Submit a staking transaction and, with --wait, follow it until the beacon's
+ * decision is applied on the signer's shard (the same 2PC path as a cross-shard
+ * transfer, with the beacon as the other side).
+ */
+async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: string, fields: Record<string, string>): Promise<void> {
+  const id = await submit(s, built, o as unknown as TransferOpts);
+  const summary: Record<string, string> = { id, from: built.from, ...fields, fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
+  if (!o.json) for (const [k, v] of Object.entries(summary)) if (k !== 'chainId') out(`${k.padEnd(10)}${v}`);
+  if (!o.wait) {
+    if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
+    else out(`${'status'.padEnd(10)}pending`);
+    return;
+  }
+  const deadline = Date.now() + Math.round(o.timeout * 1000);
+  const info = await s.client.waitForTx(id, { until: 'final', timeoutMs: Math.round(o.timeout * 1000) });
+  if (!o.json) out(`${'tx'.padEnd(10)}${txLine(info)}`);
+  const x = await s.client.waitForXTransfer(id, { until: 'applied', timeoutMs: Math.max(1, deadline - Date.now()) });
+  const validator = fields.validator!;
+  let v: unknown = null;
+  try {
+    v = await s.client.validator(validator);
+  } catch {
+    // The node learns the registry from the beacon's next snapshot; not knowing it yet is fine.
+  }
+  if (o.json) out(JSON.stringify({ ...summary, status: x.status, block: info.block, validatorInfo: v }));
+  else {
+    out(`${'beacon'.padEnd(10)}${x.status === 'committed' ? `accepted the ${what}` : 'refused'}`);
+    if (v !== null) for (const line of formatValidator(v as ValidatorInfo)) out(line);
+  }
+  const beaconUrl = o.beacon ?? defaultBeaconUrl();
+  if (x.status === 'aborted') {
+    let reason = xferReason(x);
+    if (reason === null && beaconUrl !== undefined) {
+      try {
+        reason = xferReason(await new QnexusClient(beaconUrl, { timeoutMs: 5000 }).beaconXTransfer(id));
+      } catch (e) {
+        note(`(could not ask the beacon at ${beaconUrl} why: ${(e as Error).message})`);
+      }
+    }
+    throw new CliError(reason ?? 'STAKE_REFUSED', `the beacon refused the ${what}${reason ? ` (${reason})` : beaconUrl === undefined ? ' (pass --beacon <url> to see why)' : ''}`);
+  }
+}
+
+/** A validator record as text lines. */
+export function formatValidator(v: ValidatorInfo): string[] {
+  const ep = (n: number | null) => (n === null ? '-' : String(n));
+  const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);
+  return table([
+    ['validator', v.address],
+    ['home', v.home],
+    ['status', v.status],
+    ['shard', v.shard === null ? '-' : String(v.shard)],
+    ['stake', v.stake],
+    ['rewards', v.rewards],
+    ['slashed', v.slashed],
+    ['epochs', `activation ${ep(v.activationEpoch)}, exit ${ep(v.exitEpoch)}, withdrawable ${ep(v.withdrawableEpoch)}`],
+    ['votes', `epoch ${ep(v.participation.epoch)}: ${v.participation.signed}/${v.participation.blocks} (${pct(v.participation.rate)}); lifetime ${v.lifetime.signed}/${v.lifetime.blocks} (${pct(v.lifetime.rate)})`],
+  ]);
+}
+
+function stakeCommands(tx: Command): void {
+  const stake = tx
+    .command('stake')
+    .description('bond QFC from a funding account to a validator key; the beacon activates it at an epoch boundary')
+    .requiredOption('--keystore <file>', 'funding ("home") account keystore: pays amount + fee, receives the stake back after unbonding')
+    .option('--validator-keystore <file>', 'the validator key that will propose and vote (default: the --keystore key); it signs its consent')
+    .requiredOption('--amount <n>', 'amount to bond (integer base units, at least genesis staking.minStake)', parseU64);
+  stakingOptions(stake)
+    .addHelpText(
+      'after',
+      `
+The stake leaves the funding account's shard in escrow and reaches the beacon through the
+same proven path as a cross-shard transfer. The beacon registers the validator (pending),
+activates it when it freezes the next epoch's committees (at most genesis churnLimit per
+epoch; the rest queue) and assigns it to a shard. Start the validator before or after:
+  qnexus node --shard <k> --validator <validator keystore> …
+It votes once active and tells you if the beacon put it on another shard.
+--wait exits 0 once the beacon accepted the stake, 1 if it refused (e.g. STAKE_NOT_OWNER).
+Example:
+  qnexus tx stake --keystore devnet/data/keys/s0-account-0.json --validator-keystore my-validator.json \
+    --amount 5000 --passphrase-file devnet/data/passphrase --node http://127.0.0.1:7100 --wait`,
+    )
+    .action(async (o: StakeOpts) => {
+      const s = await prepare(o as unknown as TransferOpts);
+      let validatorKey = s.key;
+      if (o.validatorKeystore !== undefined && o.validatorKeystore !== o.keystore) {
+        await readKeystoreFile(o.validatorKeystore);
+        validatorKey = (await unlockKeystoreFile(o.validatorKeystore, await getPassphrase(o, { what: `passphrase for ${o.validatorKeystore}` }))).key;
+      }
+      const built = buildStake({ key: s.key, validatorKey, chainId: s.chainId, amount: o.amount!, fee: o.fee, nonce: s.nonce });
+      await submitStaking(s, built, o, 'stake', { validator: formatAddress(validatorKey.address), amount: o.amount!.toString() });
+    });
+
+  const unstake = tx
+    .command('unstake')
+    .description('take a validator out of the committees; its stake and rewards return home after the unbonding period')
+    .requiredOption('--keystore <file>', "signer: the validator's home (funding) account, or the validator key itself")
+    .option('--validator <address>', 'the validator (default: the --keystore key\'s own address)', parseAddressArg);
+  stakingOptions(unstake)
+    .addHelpText(
+      'after',
+      `
+The beacon takes the validator out at the first epoch it has not frozen yet (churn limit
+permitting), then waits genesis unbondingEpochs before paying stake + rewards back to the
+home account; until then the stake can still be slashed. Watch it with
+  qnexus validators <address> --node <url>`,
+    )
+    .action(async (o: StakeOpts) => {
+      const s = await prepare(o as unknown as TransferOpts);
+      const validator = o.validator ?? formatAddress(s.key.address);
+      const built = buildUnstake({ key: s.key, chainId: s.chainId, validator, fee: o.fee, nonce: s.nonce });
+      await submitStaking(s, built, o, 'unstake', { validator });
+    });
 }

@@ -1,0 +1,689 @@
+// Staking on the shard side: fee split and proposer fee records, stake/unstake
+// records, the beacon as a 2PC participant (decisions, releases), equivocation
+// evidence and epoch announcements. See docs/staking.md.
+import assert from 'node:assert/strict';
+import {
+  addressFromPublicKey,
+  concatBytes,
+  formatAddress,
+  generateKeyPair,
+  getBackend,
+  homeShard,
+  sha256,
+  toHex,
+  utf8,
+  type KeyPair,
+} from '@qnexus/crypto';
+import { epochSeed } from '@qnexus/consensus';
+import {
+  BEACON_SHARD,
+  QnexusError,
+  decodeEpochAnnouncement,
+  encodeEpochAnnouncement,
+  encodeTx,
+  epochAnnouncementSigningBytes,
+  genesisHash,
+  genesisSupply,
+  makeGenesis,
+  openTx,
+  txSigningBytes,
+  voteSigningBytes,
+  type EpochAnnouncement,
+  type ErrorCode,
+  type Genesis,
+  type SignedEpochAnnouncement,
+  type SignedVote,
+  type TxBody,
+  type TxEnvelope,
+  type TxPayload,
+  type VoteBody,
+  type VoteEvidence,
+  type XferInfo,
+  type XferRecord,
+} from '@qnexus/types';
+import {
+  Overlay,
+  WorldState,
+  ZERO_COUNTERS,
+  applyTx,
+  beginBlock,
+  checkEpochAnnouncement,
+  checkTxStateless,
+  epochAnnouncementOf,
+  epochCommittees,
+  epochCommitteesFromAnnouncement,
+  executeApplicable,
+  executeBlock,
+  feesRecordId,
+  genesisEpoch,
+  releaseId,
+  splitFee,
+  stateParams,
+  verifyVoteEvidence,
+  verifyXferProof,
+  type BlockContext,
+  type EpochCommittees,
+  type StateParams,
+} from '@qnexus/state';
+
+// ------------------------------------------------------------------ fixtures
+
+const CHAIN = 'qn-staking-test';
+const MIN_FEE = 5n;
+const INITIAL = 1_000_000n;
+const TIMEOUT = 10;
+const L = 8; // epoch length
+const b44 = getBackend('ml-dsa-44');
+const SIG44 = new Uint8Array(2420); // applyTx does not verify signatures; only the length matters
+const PK44 = 1312;
+const EMPTY = new Uint8Array(0);
+
+const gen = (label: string) => generateKeyPair('ml-dsa-44', sha256(utf8(`staking-state-${label}`)));
+const pool: KeyPair[] = Array.from({ length: 12 }, (_, i) => gen(`acct-${i}`));
+const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
+const hexOf = (k: KeyPair | Uint8Array) => toHex(k instanceof Uint8Array ? k : addrOf(k));
+const shardOf = (k: KeyPair) => homeShard(addrOf(k), 2);
+const onShard = [0, 1].map((s) => pool.filter((k) => shardOf(k) === s));
+const beacon = gen('beacon');
+const impostor = gen('impostor');
+const validators = [gen('val-0'), gen('val-1'), gen('val-2'), gen('val-3')];
+const newcomer = gen('newcomer');
+const ZERO_ADDR = new Uint8Array(20);
+
+const G: Genesis = makeGenesis({
+  chainId: CHAIN,
+  scheme: 'ml-dsa-44',
+  genesisTime: 0,
+  slotMs: 1000,
+  epochLength: L,
+  shardCount: 2,
+  minFee: MIN_FEE,
+  maxBlockTxs: 1000,
+  xferTimeoutSlots: TIMEOUT,
+  beacon: { publicKey: beacon.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
+  accounts: pool.map((k) => ({ address: formatAddress(addrOf(k)), balance: INITIAL })),
+  validators: validators.map((v, i) => ({ address: formatAddress(addrOf(v)), publicKey: v.publicKey, stake: BigInt(1000 + 100 * i) })),
+  // defaults: minStake 1000, feeBurnBps 5000
+});
+const GH = genesisHash(G);
+const P: StateParams[] = [stateParams(G, 0), stateParams(G, 1)];
+const [A, A2] = onShard[0]! as [KeyPair, KeyPair];
+const [C] = onShard[1]! as [KeyPair];
+const [V0, V1, V2] = validators.map(addrOf) as [Uint8Array, Uint8Array, Uint8Array];
+
+const ctxAt = (height: number, slot: number, proposer: Uint8Array = V0): BlockContext => ({ height, slot, proposer });
+
+function userTx(from: KeyPair, payload: TxPayload, o: { nonce?: bigint; fee?: bigint } = {}): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload };
+  return openTx(encodeTx({ body, signature: SIG44 }));
+}
+const transfer = (from: KeyPair, to: KeyPair, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}) => userTx(from, { kind: 'transfer', to: addrOf(to), amount }, o);
+const stake = (from: KeyPair, v: KeyPair | Uint8Array, amount: bigint, o: { nonce?: bigint; fee?: bigint; sig?: Uint8Array } = {}) =>
+  userTx(from, { kind: 'stake', validatorPublicKey: v instanceof Uint8Array ? v : v.publicKey, amount, validatorSignature: o.sig ?? SIG44 }, o);
+const unstake = (from: KeyPair, validator: Uint8Array, o: { nonce?: bigint; fee?: bigint } = {}) => userTx(from, { kind: 'unstake', validator }, o);
+
+function systemTx(payload: TxPayload): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: beacon.publicKey, payload };
+  return openTx(encodeTx({ body, signature: b44.sign(beacon.secretKey, txSigningBytes(body)) }));
+}
+const prepare = (x: XferInfo) => systemTx({ kind: 'xprepare', xfer: x });
+const decision = (x: XferInfo, commit: boolean) => systemTx({ kind: 'xdecision', xfer: x, commit });
+
+function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
+  assert.throws(
+    fn,
+    (e: unknown) => {
+      assert.ok(e instanceof QnexusError, `expected QnexusError, got ${String(e)}`);
+      assert.equal(e.code, code, `${msg ?? ''}: ${e.message}`);
+      return true;
+    },
+    msg,
+  );
+}
+
+function snapshot(o: Overlay) {
+  return { accounts: [...o.accounts.entries()], xfers: [...o.xfers.entries()], fees: [...o.fees.entries()], counters: { ...o.counters } };
+}
+
+function refuses(s: WorldState, env: TxEnvelope, p: StateParams, ctx: BlockContext, code: ErrorCode, msg?: string): void {
+  const o = new Overlay(s);
+  const before = snapshot(o);
+  throwsCode(() => applyTx(o, env, p, ctx), code, msg);
+  assert.deepEqual(snapshot(o), before, `${msg ?? code}: overlay must be unchanged`);
+}
+
+/** Σ balances + burned + fees + escrow + exported − imported = the shard's genesis supply, and fees = Σ pending. */
+function assertInvariant(s: WorldState, shard: number, msg = ''): void {
+  const c = s.counters;
+  assert.equal(s.totalBalance() + c.burned + c.fees + c.escrow + c.exported - c.imported, genesisSupply(G, shard), `supply identity on shard ${shard} ${msg}`);
+  assert.equal(s.pendingFees().reduce((a, [, v]) => a + v, 0n), c.fees, `fees = Σ pending ${msg}`);
+}
+
+function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContext): void {
+  const exec = executeBlock(s, txs, P[shard]!, ctx);
+  s.apply(exec.changes);
+  assert.deepEqual(s.root(), exec.stateRoot, 'root after apply = predicted root');
+  assertInvariant(s, shard, `after block ${ctx.height}`);
+}
+
+const bal = (s: { account(h: string): { balance: bigint } | undefined }, k: KeyPair | Uint8Array) => s.account(hexOf(k))?.balance ?? 0n;
+const fresh = () => [WorldState.fromGenesis(G, 0), WorldState.fromGenesis(G, 1)] as const;
+const sortedHex = (xs: Uint8Array[]) => xs.map((x) => toHex(x)).sort();
+
+function u32be(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
+function u64be(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+// ------------------------------------------------------------------ tests
+
+describe('staking: fixture', () => {
+  it('has funded accounts on both shards and the genesis staking defaults in the params', () => {
+    assert.ok(onShard[0]!.length >= 2 && onShard[1]!.length >= 1);
+    assert.equal(P[0]!.epochLength, L);
+    assert.equal(P[0]!.minStake, 1000n);
+    assert.equal(P[0]!.feeBurnBps, 5000);
+  });
+});
+
+describe('staking: fee split', () => {
+  it('splitFee floors the burn; 0 and 10000 basis points are the extremes', () => {
+    assert.deepEqual(splitFee(7n, 5000), { burn: 3n, tip: 4n });
+    assert.deepEqual(splitFee(7n, 3333), { burn: 2n, tip: 5n });
+    assert.deepEqual(splitFee(5n, 10_000), { burn: 5n, tip: 0n });
+    assert.deepEqual(splitFee(5n, 0), { burn: 0n, tip: 5n });
+    assert.deepEqual(splitFee(0n, 5000), { burn: 0n, tip: 0n });
+  });
+
+  it('every user transaction kind pays burn + tip; the tip goes to the block proposer', () => {
+    const [s0] = fresh();
+    const o = new Overlay(s0);
+    const ctx = ctxAt(1, 1, V1);
+    applyTx(o, transfer(A, A2, 10n, { fee: 7n }), P[0]!, ctx); // burn 3, tip 4
+    applyTx(o, userTx(A, { kind: 'xtransfer', to: addrOf(C), amount: 10n }, { nonce: 1n, fee: 9n }), P[0]!, ctx); // 4, 5
+    applyTx(o, stake(A, newcomer, 1000n, { nonce: 2n, fee: 11n }), P[0]!, ctx); // 5, 6
+    applyTx(o, unstake(A, V0, { nonce: 3n, fee: 13n }), P[0]!, { ...ctx, proposer: V2 }); // 6, 7 to another proposer
+    assert.equal(o.counters.burned, 3n + 4n + 5n + 6n);
+    assert.equal(o.counters.fees, 4n + 5n + 6n + 7n);
+    assert.deepEqual(o.pendingFees(), [[hexOf(V1), 15n], [hexOf(V2), 7n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+    assert.equal(o.pendingFee(hexOf(V0)), 0n);
+    assert.equal(bal(o, A), INITIAL - 10n - 7n - 10n - 9n - 1000n - 11n - 13n);
+    // the base state is untouched
+    assert.deepEqual(s0.pendingFees(), []);
+    assert.equal(s0.counters.fees, 0n);
+  });
+
+  it('at a 100 % burn rate nobody earns and no pending-fee entry appears', () => {
+    const [s0] = fresh();
+    const p = { ...P[0]!, feeBurnBps: 10_000 };
+    const exec = executeBlock(s0, [transfer(A, A2, 1n)], p, ctxAt(1, 1));
+    assert.equal(exec.changes.counters.burned, MIN_FEE);
+    assert.equal(exec.changes.counters.fees, 0n);
+    assert.equal(exec.changes.pendingFees.size, 0);
+  });
+
+  it('the overlay merges pending fees over its base: overrides, removals at 0, address order', () => {
+    const base = WorldState.fromEntries([], { ...ZERO_COUNTERS, fees: 30n }, [], [
+      [hexOf(V2), 10n],
+      [hexOf(V0), 20n],
+    ]);
+    assert.deepEqual(base.pendingFees(), [[hexOf(V0), 20n], [hexOf(V2), 10n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+    const o = new Overlay(base);
+    o.fees.set(hexOf(V0), 0n);
+    o.fees.set(hexOf(V1), 5n);
+    const want = [[hexOf(V1), 5n], [hexOf(V2), 10n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+    assert.deepEqual(o.pendingFees(), want);
+    assert.equal(o.pendingFee(hexOf(V0)), 0n);
+    assert.equal(new Overlay(o).pendingFee(hexOf(V1)), 5n, 'nested overlays read through');
+    // rootWith drops the leaf of an entry set to 0: the same root as a state built without it
+    const ch = { accounts: new Map(), xfers: new Map(), pendingFees: o.fees, counters: { ...ZERO_COUNTERS, fees: 15n } };
+    const predicted = base.rootWith(ch);
+    assert.deepEqual(predicted, WorldState.fromEntries([], { ...ZERO_COUNTERS, fees: 15n }, [], want as [string, bigint][]).root());
+    base.apply(ch);
+    assert.deepEqual(base.root(), predicted);
+    assert.deepEqual(base.pendingFees(), want);
+    // setting an absent entry to 0 is a no-op
+    const before = base.root();
+    base.apply({ accounts: new Map(), xfers: new Map(), pendingFees: new Map([[hexOf(V0), 0n]]), counters: base.counters });
+    assert.deepEqual(base.root(), before);
+  });
+});
+
+describe('staking: proposer fee records at epoch changes', () => {
+  it('the first block of a later epoch turns each pending fee into a fees record, in address order, before its transactions', () => {
+    const [s0] = fresh();
+    block(s0, 0, [transfer(A, A2, 1n, { fee: 7n }), transfer(A, A2, 1n, { nonce: 1n, fee: 10n })], ctxAt(1, 1, V0)); // tips 4 + 5
+    block(s0, 0, [transfer(A2, A, 1n, { fee: 5n })], ctxAt(2, 3, V1)); // tip 3
+    assert.deepEqual(s0.counters, { ...s0.counters, burned: 3n + 5n + 2n, fees: 12n, feeEpoch: 0, escrow: 0n });
+    // a block of the same epoch sends nothing
+    block(s0, 0, [], ctxAt(3, L - 1, V2));
+    assert.equal([...s0.xferRecords()].length, 0);
+
+    // slot L: epoch 1; the block's own tx tips the new proposer after the roll
+    const rollCtx = ctxAt(4, L, V2);
+    block(s0, 0, [transfer(A, A2, 1n, { nonce: 2n, fee: 6n })], rollCtx); // tip 3 to V2
+    const recs = [...s0.xferRecords()];
+    assert.equal(recs.length, 2);
+    const expected = (addr: Uint8Array, amount: bigint): XferRecord => ({
+      role: 'source',
+      info: { kind: 'fees', id: feesRecordId(CHAIN, 0, 0, addr), srcShard: 0, dstShard: BEACON_SHARD, from: addr, to: addr, amount, deadlineSlot: L + TIMEOUT, data: EMPTY },
+      prepare: 'accepted',
+      reason: '',
+      decision: 'none',
+      preparedHeight: 4,
+      decidedHeight: 0,
+    });
+    assert.deepEqual(s0.xfer(toHex(feesRecordId(CHAIN, 0, 0, V0))), expected(V0, 9n));
+    assert.deepEqual(s0.xfer(toHex(feesRecordId(CHAIN, 0, 0, V1))), expected(V1, 3n));
+    assert.equal(s0.counters.escrow, 12n);
+    assert.equal(s0.counters.fees, 3n);
+    assert.equal(s0.counters.feeEpoch, 1);
+    assert.deepEqual(s0.pendingFees(), [[hexOf(V2), 3n]]);
+
+    // another block of epoch 1: nothing more
+    block(s0, 0, [], ctxAt(5, L + 1, V0));
+    assert.equal([...s0.xferRecords()].length, 2);
+    // epochs 2 and 3 pass without blocks; the fees of epoch 1 are named by the epoch they accrued in
+    block(s0, 0, [], ctxAt(6, 3 * L + 2, V0));
+    const r = s0.xfer(toHex(feesRecordId(CHAIN, 0, 1, V2)));
+    assert.ok(r, 'the fees record of epoch 1');
+    assert.equal(r.info.amount, 3n);
+    assert.equal(r.info.deadlineSlot, 3 * L + 2 + TIMEOUT);
+    assert.equal(s0.counters.feeEpoch, 3);
+    assert.equal(s0.counters.fees, 0n);
+    assert.equal(s0.counters.escrow, 15n);
+    assert.deepEqual(s0.pendingFees(), []);
+    // an epoch change with nothing pending only moves the fee epoch
+    const root = s0.root();
+    block(s0, 0, [], ctxAt(7, 5 * L, V1));
+    assert.equal(s0.counters.feeEpoch, 5);
+    assert.equal([...s0.xferRecords()].length, 3);
+    assert.notDeepEqual(s0.root(), root, 'the fee epoch is part of the root');
+  });
+
+  it('executeApplicable and beginBlock roll the same way as executeBlock; ids differ per shard', () => {
+    const [s0, s1] = fresh();
+    block(s0, 0, [transfer(A, A2, 1n)], ctxAt(1, 1, V0));
+    block(s1, 1, [userTx(C, { kind: 'xtransfer', to: addrOf(A), amount: 1n })], ctxAt(1, 1, V0));
+    const ctx = ctxAt(2, L, V1);
+    const viaBlock = executeBlock(s0, [], P[0]!, ctx);
+    const viaBuild = executeApplicable(s0, [], P[0]!, ctx);
+    assert.deepEqual(viaBuild.exec.stateRoot, viaBlock.stateRoot);
+    const o = new Overlay(s0);
+    beginBlock(o, P[0]!, ctx);
+    assert.deepEqual(s0.rootWith(o.changes()), viaBlock.stateRoot);
+    // beginBlock twice in one block is a no-op the second time
+    beginBlock(o, P[0]!, ctx);
+    assert.deepEqual(s0.rootWith(o.changes()), viaBlock.stateRoot);
+    block(s1, 1, [], ctx);
+    assert.notEqual(toHex(feesRecordId(CHAIN, 0, 0, V0)), toHex(feesRecordId(CHAIN, 1, 0, V0)));
+    assert.ok(s1.xfer(toHex(feesRecordId(CHAIN, 1, 0, V0))));
+  });
+
+  it('commit exports a fees record; abort puts it back into the proposer\'s pending fees, sent again at the next epoch change', () => {
+    const [s0, s1] = fresh();
+    for (const s of [s0, s1]) {
+      const shard = s === s0 ? 0 : 1;
+      const from = shard === 0 ? A : C;
+      block(s, shard, [userTx(from, { kind: 'transfer', to: addrOf(onShard[shard]![1] ?? A2), amount: 1n }, { fee: 20n })], ctxAt(1, 1, V0)); // tip 10
+      block(s, shard, [], ctxAt(2, L, V1));
+    }
+    const info0 = s0.xfer(toHex(feesRecordId(CHAIN, 0, 0, V0)))!.info;
+    const info1 = s1.xfer(toHex(feesRecordId(CHAIN, 1, 0, V0)))!.info;
+    // commit on shard 0
+    block(s0, 0, [decision(info0, true)], ctxAt(3, L + 1));
+    assert.deepEqual([s0.counters.escrow, s0.counters.exported, s0.counters.fees], [0n, 10n, 0n]);
+    assert.equal(s0.xfer(toHex(info0.id))!.decision, 'commit');
+    // abort on shard 1: back to pending, added to what the proposer earned since
+    block(s1, 1, [transfer(C, onShard[1]![1] ?? C, 1n, { nonce: 1n, fee: 6n })], ctxAt(3, L + 1, V0)); // +3 pending for V0
+    block(s1, 1, [decision(info1, false)], ctxAt(4, L + 2, V2));
+    assert.deepEqual([s1.counters.escrow, s1.counters.exported, s1.counters.fees], [0n, 0n, 13n]);
+    assert.equal(s1.pendingFee(hexOf(V0)), 13n);
+    assert.equal(s1.xfer(toHex(info1.id))!.decision, 'abort');
+    // a replayed decision is refused
+    refuses(s1, decision(info1, false), P[1]!, ctxAt(5, L + 3), 'XS_ALREADY_DECIDED');
+    // next epoch: one record of 13 under the epoch-1 id
+    block(s1, 1, [], ctxAt(5, 2 * L, V1));
+    assert.equal(s1.xfer(toHex(feesRecordId(CHAIN, 1, 1, V0)))!.info.amount, 13n);
+    assert.equal(s1.counters.escrow, 13n);
+  });
+
+  it('decisions for a fees record: wrong shard, unknown record, mismatch', () => {
+    const [s0, s1] = fresh();
+    block(s0, 0, [transfer(A, A2, 1n)], ctxAt(1, 1, V0));
+    block(s0, 0, [], ctxAt(2, L, V1));
+    const info = s0.xfer(toHex(feesRecordId(CHAIN, 0, 0, V0)))!.info;
+    throwsCode(() => checkTxStateless(decision(info, true), P[1]!), 'XS_WRONG_SHARD', 'fees decision on shard 1');
+    refuses(s1, decision(info, true), P[1]!, ctxAt(1, L), 'XS_WRONG_SHARD');
+    refuses(s0, decision({ ...info, id: sha256(utf8('other')) }, true), P[0]!, ctxAt(3, L), 'XS_UNKNOWN_TRANSFER');
+    refuses(s0, decision({ ...info, amount: info.amount + 1n }, true), P[0]!, ctxAt(3, L), 'XS_MISMATCH');
+    // a fees record has the beacon as destination: no prepare for it on any shard
+    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'TX_MALFORMED');
+    throwsCode(() => checkTxStateless(decision({ ...info, dstShard: 1 }, true), P[0]!), 'TX_MALFORMED', 'fees to a shard');
+    throwsCode(() => checkTxStateless(decision({ ...info, data: new Uint8Array(1) }, true), P[0]!), 'TX_MALFORMED', 'fees with data');
+  });
+});
+
+describe('staking: stake transactions', () => {
+  it('stateless checks: STAKE_TOO_LOW, TX_WRONG_SCHEME for the validator key or consent signature, fee and home shard', () => {
+    const ok = stake(A, newcomer, 1000n);
+    assert.doesNotThrow(() => checkTxStateless(ok, P[0]!));
+    throwsCode(() => checkTxStateless(stake(A, newcomer, 999n), P[0]!), 'STAKE_TOO_LOW');
+    throwsCode(() => checkTxStateless(stake(A, newcomer, 0n), P[0]!), 'STAKE_TOO_LOW');
+    throwsCode(() => checkTxStateless(stake(A, newcomer.publicKey.slice(1), 1000n), P[0]!), 'TX_WRONG_SCHEME', 'short validator key');
+    throwsCode(() => checkTxStateless(stake(A, new Uint8Array(1952), 1000n), P[0]!), 'TX_WRONG_SCHEME', 'ml-dsa-65 sized key');
+    throwsCode(() => checkTxStateless(stake(A, newcomer, 1000n, { sig: new Uint8Array(2419) }), P[0]!), 'TX_WRONG_SCHEME', 'consent signature length');
+    throwsCode(() => checkTxStateless(stake(A, newcomer, 1000n, { fee: MIN_FEE - 1n }), P[0]!), 'TX_FEE_TOO_LOW');
+    throwsCode(() => checkTxStateless(stake(C, newcomer, 1000n), P[0]!), 'TX_WRONG_SHARD');
+    // a higher minimum in the params is honoured; staking oneself is allowed (genesis validators are their own home)
+    throwsCode(() => checkTxStateless(stake(A, newcomer, 1000n), { ...P[0]!, minStake: 1001n }), 'STAKE_TOO_LOW');
+    assert.doesNotThrow(() => checkTxStateless(stake(A, A, 1000n), P[0]!));
+  });
+
+  it('escrows amount + fee into a stake record to the beacon (data = validator key, to = its address); replay is XS_DUPLICATE', () => {
+    const [s0] = fresh();
+    const env = stake(A, newcomer, 5000n, { fee: 10n });
+    block(s0, 0, [env], ctxAt(1, 3, V1));
+    assert.deepEqual(s0.account(hexOf(A)), { balance: INITIAL - 5010n, nonce: 1n, publicKey: A.publicKey });
+    assert.deepEqual([s0.counters.escrow, s0.counters.burned, s0.counters.fees], [5000n, 5n, 5n]);
+    assert.deepEqual(s0.xfer(env.hashHex), {
+      role: 'source',
+      info: { kind: 'stake', id: env.hash, srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: addrOf(newcomer), amount: 5000n, deadlineSlot: 3 + TIMEOUT, data: newcomer.publicKey },
+      prepare: 'accepted',
+      reason: '',
+      decision: 'none',
+      preparedHeight: 1,
+      decidedHeight: 0,
+    });
+    refuses(s0, env, P[0]!, ctxAt(2, 4), 'XS_DUPLICATE');
+    // the record, with its public key, is provable to the beacon
+    const [item] = s0.proveXfers([env.hashHex]);
+    assert.deepEqual(verifyXferProof(s0.root(), item!), s0.xfer(env.hashHex));
+    // funds: amount + fee must be covered
+    refuses(s0, stake(A2, newcomer, INITIAL, { fee: MIN_FEE }), P[0]!, ctxAt(2, 4), 'TX_INSUFFICIENT_FUNDS');
+    refuses(s0, stake(A, newcomer, 1000n, { nonce: 5n }), P[0]!, ctxAt(2, 4), 'TX_NONCE_FUTURE');
+  });
+
+  it('commit exports the stake; abort refunds the funder (not the fee); a decision on the other shard is XS_WRONG_SHARD', () => {
+    const [s0, s1] = fresh();
+    const e1 = stake(A, newcomer, 2000n);
+    const e2 = stake(A, validators[0]!, 3000n, { nonce: 1n });
+    block(s0, 0, [e1, e2], ctxAt(1, 1));
+    const i1 = s0.xfer(e1.hashHex)!.info;
+    const i2 = s0.xfer(e2.hashHex)!.info;
+    assert.equal(s0.counters.escrow, 5000n);
+    throwsCode(() => checkTxStateless(decision(i1, true), P[1]!), 'XS_WRONG_SHARD');
+    refuses(s1, decision(i1, true), P[1]!, ctxAt(1, 2), 'XS_WRONG_SHARD');
+    block(s0, 0, [decision(i1, true), decision(i2, false)], ctxAt(2, 2));
+    assert.deepEqual([s0.counters.escrow, s0.counters.exported], [0n, 2000n]);
+    assert.equal(bal(s0, A), INITIAL - 2000n - 2n * MIN_FEE, 'the aborted 3000 came back');
+    assert.deepEqual([s0.xfer(e1.hashHex)!.decision, s0.xfer(e2.hashHex)!.decision], ['commit', 'abort']);
+    refuses(s0, decision(i1, true), P[0]!, ctxAt(3, 3), 'XS_ALREADY_DECIDED');
+    // another validator key in data (right length) is a different transfer
+    refuses(s0, decision({ ...i2, data: newcomer.publicKey, to: addrOf(newcomer) }, true), P[0]!, ctxAt(3, 3), 'XS_MISMATCH');
+  });
+
+  it('beacon entries for stakes: no prepare; shards and data must fit the kind', () => {
+    const info: XferInfo = { kind: 'stake', id: sha256(utf8('s')), srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: addrOf(newcomer), amount: 1000n, deadlineSlot: 50, data: newcomer.publicKey };
+    assert.doesNotThrow(() => checkTxStateless(decision(info, true), P[0]!));
+    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'TX_MALFORMED', 'prepare of a stake');
+    throwsCode(() => checkTxStateless(prepare(info), P[1]!), 'TX_MALFORMED', 'prepare of a stake elsewhere');
+    throwsCode(() => checkTxStateless(decision({ ...info, dstShard: 1 }, true), P[0]!), 'TX_MALFORMED', 'stake to a shard');
+    throwsCode(() => checkTxStateless(decision({ ...info, srcShard: BEACON_SHARD }, true), P[0]!), 'TX_MALFORMED', 'beacon to beacon');
+    throwsCode(() => checkTxStateless(decision({ ...info, srcShard: 2 }, true), P[0]!), 'TX_MALFORMED', 'source out of range');
+    throwsCode(() => checkTxStateless(decision({ ...info, data: EMPTY }, true), P[0]!), 'TX_MALFORMED', 'stake without key');
+    throwsCode(() => checkTxStateless(decision({ ...info, kind: 'unstake' }, true), P[0]!), 'TX_MALFORMED', 'unstake with data');
+    throwsCode(() => checkTxStateless(decision({ ...info, kind: 'transfer' }, true), P[0]!), 'TX_MALFORMED', 'transfer to the beacon');
+  });
+});
+
+describe('staking: unstake transactions', () => {
+  it('costs only the fee and records an amount-0 request to the beacon; commit and abort move nothing', () => {
+    const [s0] = fresh();
+    assert.doesNotThrow(() => checkTxStateless(unstake(A, V2), P[0]!));
+    throwsCode(() => checkTxStateless(unstake(A, V2, { fee: 1n }), P[0]!), 'TX_FEE_TOO_LOW');
+    throwsCode(() => checkTxStateless(unstake(C, V2), P[0]!), 'TX_WRONG_SHARD');
+    // the validator may be the signer itself (no self-transfer rule here)
+    assert.doesNotThrow(() => checkTxStateless(unstake(A, addrOf(A)), P[0]!));
+    const e1 = unstake(A, V2, { fee: 8n });
+    const e2 = unstake(A, V1, { nonce: 1n });
+    block(s0, 0, [e1, e2], ctxAt(1, 2, V0));
+    assert.equal(bal(s0, A), INITIAL - 8n - MIN_FEE);
+    assert.equal(s0.counters.escrow, 0n);
+    assert.deepEqual(s0.xfer(e1.hashHex)!.info, { kind: 'unstake', id: e1.hash, srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: V2, amount: 0n, deadlineSlot: 2 + TIMEOUT, data: EMPTY });
+    refuses(s0, e1, P[0]!, ctxAt(2, 3), 'XS_DUPLICATE');
+    const balance = bal(s0, A);
+    block(s0, 0, [decision(s0.xfer(e1.hashHex)!.info, true), decision(s0.xfer(e2.hashHex)!.info, false)], ctxAt(2, 3));
+    assert.equal(bal(s0, A), balance, 'nothing refunded, nothing taken');
+    assert.deepEqual([s0.counters.escrow, s0.counters.exported], [0n, 0n]);
+    assert.deepEqual([s0.xfer(e1.hashHex)!.decision, s0.xfer(e2.hashHex)!.decision], ['commit', 'abort']);
+  });
+});
+
+describe('staking: releases from the beacon', () => {
+  const release = (to: Uint8Array, dst: number, amount: bigint, attempt = 0, deadlineSlot = 20): XferInfo => ({
+    kind: 'release',
+    id: releaseId(CHAIN, V1, attempt),
+    srcShard: BEACON_SHARD,
+    dstShard: dst,
+    from: V1,
+    to,
+    amount,
+    deadlineSlot,
+    data: EMPTY,
+  });
+
+  it('prepare accepted, then commit credits the home account (imported += amount); the identity holds', () => {
+    const [, s1] = fresh();
+    const info = release(addrOf(C), 1, 4321n);
+    block(s1, 1, [prepare(info)], ctxAt(1, 2));
+    assert.deepEqual(s1.xfer(toHex(info.id)), { role: 'destination', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 1, decidedHeight: 0 });
+    assert.equal(bal(s1, C), INITIAL);
+    block(s1, 1, [decision(info, true)], ctxAt(2, 3));
+    assert.equal(bal(s1, C), INITIAL + 4321n);
+    assert.equal(s1.counters.imported, 4321n);
+    assert.equal(s1.xfer(toHex(info.id))!.decision, 'commit');
+    refuses(s1, decision(info, true), P[1]!, ctxAt(3, 4), 'XS_ALREADY_DECIDED');
+    refuses(s1, prepare(info), P[1]!, ctxAt(3, 4), 'XS_ALREADY_DECIDED');
+  });
+
+  it('refusals (zero address, deadline) and aborts credit nothing; commit without prepare is XS_NOT_PREPARED', () => {
+    const [s0, s1] = fresh();
+    const zero = release(ZERO_ADDR, 0, 10n);
+    block(s0, 0, [prepare(zero)], ctxAt(1, 1));
+    assert.deepEqual([s0.xfer(toHex(zero.id))!.prepare, s0.xfer(toHex(zero.id))!.reason], ['refused', 'TX_BAD_RECIPIENT']);
+    refuses(s0, decision(zero, true), P[0]!, ctxAt(2, 2), 'XS_NOT_PREPARED');
+    block(s0, 0, [decision(zero, false)], ctxAt(2, 2));
+    assert.deepEqual([s0.counters.imported, s0.counters.escrow], [0n, 0n]);
+    const late = release(addrOf(C), 1, 10n, 1, 5);
+    block(s1, 1, [prepare(late)], ctxAt(1, 6));
+    assert.equal(s1.xfer(toHex(late.id))!.reason, 'XS_DEADLINE_PASSED');
+    const unprepared = release(addrOf(C), 1, 10n, 2);
+    refuses(s1, decision(unprepared, true), P[1]!, ctxAt(2, 7), 'XS_NOT_PREPARED');
+    block(s1, 1, [decision(unprepared, false)], ctxAt(2, 7));
+    assert.equal(s1.xfer(toHex(unprepared.id))!.prepare, 'none');
+    assert.equal(bal(s1, C), INITIAL);
+  });
+
+  it('release entries must come from the beacon to this shard', () => {
+    const info = release(addrOf(C), 1, 10n);
+    assert.doesNotThrow(() => checkTxStateless(prepare(info), P[1]!));
+    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'XS_WRONG_SHARD', 'prepare on shard 0');
+    throwsCode(() => checkTxStateless(decision(info, true), P[0]!), 'XS_WRONG_SHARD', 'decision on shard 0');
+    throwsCode(() => checkTxStateless(prepare({ ...info, srcShard: 0 }), P[1]!), 'TX_MALFORMED', 'release from a shard');
+    throwsCode(() => checkTxStateless(prepare({ ...info, dstShard: BEACON_SHARD }), P[1]!), 'TX_MALFORMED', 'release to the beacon');
+    throwsCode(() => checkTxStateless(prepare({ ...info, dstShard: 2 }), P[1]!), 'TX_MALFORMED', 'release to a shard out of range');
+    throwsCode(() => checkTxStateless(prepare({ ...info, data: new Uint8Array(PK44) }), P[1]!), 'TX_MALFORMED', 'release with data');
+    // a shard transfer from the beacon shard is not a release
+    throwsCode(() => checkTxStateless(prepare({ ...info, kind: 'transfer' }), P[1]!), 'TX_MALFORMED', 'transfer from the beacon');
+    // not signed by the beacon
+    const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: impostor.publicKey, payload: { kind: 'xprepare', xfer: info } };
+    throwsCode(() => checkTxStateless(openTx(encodeTx({ body, signature: SIG44 })), P[1]!), 'XS_UNAUTHORIZED');
+  });
+});
+
+describe('staking: record ids', () => {
+  it('feesRecordId and releaseId are the documented hashes, distinct per input', () => {
+    assert.deepEqual(feesRecordId(CHAIN, 1, 7, V0), sha256(concatBytes(utf8(`qnexus/${CHAIN}/fees`), u32be(1), u64be(7), V0)));
+    assert.deepEqual(releaseId(CHAIN, V0, 3), sha256(concatBytes(utf8(`qnexus/${CHAIN}/release`), V0, u32be(3))));
+    const ids = [
+      feesRecordId(CHAIN, 0, 0, V0),
+      feesRecordId(CHAIN, 1, 0, V0),
+      feesRecordId(CHAIN, 0, 1, V0),
+      feesRecordId(CHAIN, 0, 0, V1),
+      feesRecordId('qn-other', 0, 0, V0),
+      releaseId(CHAIN, V0, 0),
+      releaseId(CHAIN, V0, 1),
+      releaseId(CHAIN, V1, 0),
+      releaseId('qn-other', V0, 0),
+    ];
+    assert.equal(new Set(ids.map((x) => toHex(x))).size, ids.length);
+  });
+});
+
+describe('staking: equivocation evidence (verifyVoteEvidence)', () => {
+  const key = validators[2]!;
+  const other = validators[3]!;
+  const verify = (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array) => b44.verify(pk, msg, sig);
+  const h1 = sha256(utf8('block-1'));
+  const h2 = sha256(utf8('block-2'));
+  const body = (o: Partial<VoteBody> = {}): VoteBody => ({ chainId: CHAIN, shard: 1, height: 9, round: 17, step: 'precommit', blockHash: h1, validator: addrOf(key), ...o });
+  const signed = (b: VoteBody, k: KeyPair = key): SignedVote => ({ body: b, signature: b44.sign(k.secretKey, voteSigningBytes(b)) });
+  const ev = (a: SignedVote, b: SignedVote): VoteEvidence => ({ first: a, second: b });
+  const v1 = signed(body());
+  const v2 = signed(body({ blockHash: h2 }));
+
+  it('accepts two validly signed conflicting votes (block vs block, block vs nil, both steps)', () => {
+    assert.doesNotThrow(() => verifyVoteEvidence(ev(v1, v2), CHAIN, key.publicKey, verify));
+    assert.doesNotThrow(() => verifyVoteEvidence(ev(v2, v1), CHAIN, key.publicKey, verify));
+    assert.doesNotThrow(() => verifyVoteEvidence(ev(v1, signed(body({ blockHash: null }))), CHAIN, key.publicKey, verify));
+    assert.doesNotThrow(() => verifyVoteEvidence(ev(signed(body({ step: 'prevote', blockHash: null })), signed(body({ step: 'prevote' }))), CHAIN, key.publicKey, verify));
+  });
+
+  const rejects: [string, () => [VoteEvidence, string, Uint8Array]][] = [
+    ['the same block twice', () => [ev(v1, signed(body())), CHAIN, key.publicKey]],
+    ['nil twice', () => [ev(signed(body({ blockHash: null })), signed(body({ blockHash: null }))), CHAIN, key.publicKey]],
+    ['different heights', () => [ev(v1, signed(body({ blockHash: h2, height: 10 }))), CHAIN, key.publicKey]],
+    ['different rounds', () => [ev(v1, signed(body({ blockHash: h2, round: 18 }))), CHAIN, key.publicKey]],
+    ['different steps', () => [ev(v1, signed(body({ blockHash: h2, step: 'prevote' }))), CHAIN, key.publicKey]],
+    ['different shards', () => [ev(v1, signed(body({ blockHash: h2, shard: 0 }))), CHAIN, key.publicKey]],
+    ['another chain (both votes)', () => [ev(signed(body({ chainId: 'qn-other' })), signed(body({ chainId: 'qn-other', blockHash: h2 }))), CHAIN, key.publicKey]],
+    ['another chain (one vote)', () => [ev(v1, signed(body({ chainId: 'qn-other', blockHash: h2 }))), CHAIN, key.publicKey]],
+    ['checked for another chain id', () => [ev(v1, v2), 'qn-other', key.publicKey]],
+    ['different validators', () => [ev(v1, signed(body({ blockHash: h2, validator: addrOf(other) }), other)), CHAIN, key.publicKey]],
+    ['a key that is not the validator', () => [ev(signed(body({ validator: addrOf(other) }), other), signed(body({ blockHash: h2, validator: addrOf(other) }), other)), CHAIN, key.publicKey]],
+    ['the wrong key for the votes', () => [ev(v1, v2), CHAIN, other.publicKey]],
+    ['a bad first signature', () => [ev({ ...v1, signature: v1.signature.map((b, i) => (i === 0 ? b ^ 1 : b)) }, v2), CHAIN, key.publicKey]],
+    ['a bad second signature', () => [ev(v1, { ...v2, signature: v1.signature }), CHAIN, key.publicKey]],
+    ['a vote signed by another key', () => [ev(v1, signed(body({ blockHash: h2 }), other)), CHAIN, key.publicKey]],
+  ];
+  for (const [name, make] of rejects) {
+    it(`EVIDENCE_INVALID: ${name}`, () => {
+      const [e, chain, pk] = make();
+      throwsCode(() => verifyVoteEvidence(e, chain, pk, verify), 'EVIDENCE_INVALID', name);
+    });
+  }
+});
+
+describe('staking: epoch committees and announcements', () => {
+  const verify = (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array) => b44.verify(pk, msg, sig);
+  const sign = (body: EpochAnnouncement, k: KeyPair = beacon): SignedEpochAnnouncement => ({ body, signature: b44.sign(k.secretKey, epochAnnouncementSigningBytes(body)) });
+  const g0 = genesisEpoch(G);
+
+  /** Epoch 1: the genesis committees plus a newcomer on shard 1 and a changed stake. */
+  function epoch1(): EpochAnnouncement {
+    const a = epochAnnouncementOf(CHAIN, L, { ...g0, epoch: 1, seed: epochSeed(CHAIN, GH, 1) }, 5);
+    a.committees[1]!.members.push({ publicKey: newcomer.publicKey, stake: 1500n });
+    a.committees[0]!.members[0] = { ...a.committees[0]!.members[0]!, stake: 9999n };
+    return a;
+  }
+
+  it('genesisEpoch is the genesis assignment with keys and the epoch-0 seed', () => {
+    assert.equal(g0.epoch, 0);
+    assert.deepEqual(g0.seed, epochSeed(CHAIN, GH, 0));
+    assert.deepEqual(g0.shards.map((s) => s.committee), epochCommittees(G, 0));
+    assert.deepEqual(g0.shards.flatMap((s) => [...s.members.keys()]).sort(), G.validators.map((v) => v.address).sort());
+    for (const s of g0.shards) {
+      for (const v of s.committee.validators) {
+        const m = s.members.get(v.address)!;
+        assert.equal(m.stake, v.stake);
+        assert.equal(formatAddress(addressFromPublicKey(m.publicKey)), v.address);
+      }
+    }
+  });
+
+  it('accepts the genesis epoch and a later epoch (after a wire round trip) and returns their committees', () => {
+    const a0 = decodeEpochAnnouncement(encodeEpochAnnouncement(sign(epochAnnouncementOf(CHAIN, L, g0, 0))));
+    const c0 = checkEpochAnnouncement(a0, G, GH, verify);
+    assert.equal(c0.epoch, 0);
+    assert.deepEqual(c0.shards.map((s) => s.committee), g0.shards.map((s) => s.committee));
+    assert.deepEqual(c0.shards.map((s) => sortedHex([...s.members.values()].map((m) => m.publicKey))), g0.shards.map((s) => sortedHex([...s.members.values()].map((m) => m.publicKey))));
+    // members may be listed in any order
+    const shuffled = epochAnnouncementOf(CHAIN, L, g0, 0);
+    shuffled.committees.forEach((c) => c.members.reverse());
+    assert.doesNotThrow(() => checkEpochAnnouncement(sign(shuffled), G, GH, verify));
+
+    const body = epoch1();
+    const c1: EpochCommittees = checkEpochAnnouncement(sign(body), G, GH, verify);
+    assert.equal(c1.epoch, 1);
+    assert.deepEqual(c1.seed, epochSeed(CHAIN, GH, 1));
+    assert.equal(c1.shards.length, 2);
+    const nc = formatAddress(addrOf(newcomer));
+    assert.equal(c1.shards[1]!.members.get(nc)!.stake, 1500n);
+    assert.deepEqual(c1.shards[1]!.members.get(nc)!.publicKey, newcomer.publicKey);
+    assert.ok(c1.shards[1]!.committee.validators.some((v) => v.address === nc));
+    const orig = epochAnnouncementOf(CHAIN, L, g0, 0).committees[0]!.members[0]!.stake;
+    assert.equal(c1.shards[0]!.committee.totalStake, g0.shards[0]!.committee.totalStake - orig + 9999n);
+    assert.deepEqual(epochCommitteesFromAnnouncement(body).shards.map((s) => s.committee), c1.shards.map((s) => s.committee));
+    // the beacon's body for c1 round-trips to the same committees
+    assert.deepEqual(checkEpochAnnouncement(sign(epochAnnouncementOf(CHAIN, L, c1, 9)), G, GH, verify).shards.map((s) => s.committee), c1.shards.map((s) => s.committee));
+  });
+
+  it('XS_UNAUTHORIZED when not signed by the genesis beacon key, or tampered after signing', () => {
+    throwsCode(() => checkEpochAnnouncement(sign(epoch1(), impostor), G, GH, verify), 'XS_UNAUTHORIZED', 'impostor');
+    const s = sign(epoch1());
+    throwsCode(() => checkEpochAnnouncement({ ...s, body: { ...s.body, issuedSlot: 6 } }, G, GH, verify), 'XS_UNAUTHORIZED', 'tampered');
+  });
+
+  const malformed: [string, (a: EpochAnnouncement) => EpochAnnouncement][] = [
+    ['another chain id', (a) => ({ ...a, chainId: 'qn-other' })],
+    ['a start slot that is not epoch × epochLength', (a) => ({ ...a, startSlot: a.startSlot + 1 })],
+    ['the seed of another epoch', (a) => ({ ...a, seed: epochSeed(CHAIN, GH, 0) })],
+    ['a seed from another genesis', (a) => ({ ...a, seed: epochSeed(CHAIN, sha256(utf8('other genesis')), 1) })],
+    ['too few committees', (a) => ({ ...a, committees: a.committees.slice(0, 1) })],
+    ['too many committees', (a) => ({ ...a, committees: [...a.committees, { shard: 2, members: [{ publicKey: gen('x').publicKey, stake: 1n }] }] })],
+    ['committees out of order', (a) => ({ ...a, committees: [a.committees[1]!, a.committees[0]!] })],
+    ['a wrong shard number', (a) => ({ ...a, committees: [a.committees[0]!, { ...a.committees[1]!, shard: 2 }] })],
+    ['an empty committee', (a) => ({ ...a, committees: [a.committees[0]!, { shard: 1, members: [] }] })],
+    ['a member key of the wrong length', (a) => ({ ...a, committees: [a.committees[0]!, { shard: 1, members: [...a.committees[1]!.members, { publicKey: new Uint8Array(PK44 - 1).fill(7), stake: 5n }] }] })],
+    ['a member in two shards', (a) => ({ ...a, committees: [a.committees[0]!, { shard: 1, members: [...a.committees[1]!.members, a.committees[0]!.members[0]!] }] })],
+    ['a member twice in one shard', (a) => ({ ...a, committees: [a.committees[0]!, { shard: 1, members: [...a.committees[1]!.members, a.committees[1]!.members[0]!] }] })],
+    ['a zero stake', (a) => ({ ...a, committees: [a.committees[0]!, { shard: 1, members: [...a.committees[1]!.members, { publicKey: gen('zero').publicKey, stake: 0n }] }] })],
+  ];
+  for (const [name, mutate] of malformed) {
+    it(`MALFORMED: ${name}`, () => {
+      throwsCode(() => checkEpochAnnouncement(sign(mutate(epoch1())), G, GH, verify), 'MALFORMED', name);
+    });
+  }
+
+  it('MALFORMED: an epoch 0 that is not the genesis assignment (stake, extra member, moved member)', () => {
+    const base = () => epochAnnouncementOf(CHAIN, L, g0, 0);
+    const stakeChanged = base();
+    stakeChanged.committees[0]!.members[0] = { ...stakeChanged.committees[0]!.members[0]!, stake: 1n };
+    const extra = base();
+    extra.committees[1]!.members.push({ publicKey: newcomer.publicKey, stake: 1000n });
+    const moved = base();
+    const m = moved.committees[0]!.members.pop()!;
+    moved.committees[1]!.members.push(m);
+    assert.ok(moved.committees[0]!.members.length > 0, 'fixture: shard 0 keeps a member');
+    for (const [name, a] of [['stake', stakeChanged], ['extra', extra], ['moved', moved]] as const) {
+      throwsCode(() => checkEpochAnnouncement(sign(a), G, GH, verify), 'MALFORMED', name);
+    }
+  });
+});
