@@ -7,7 +7,7 @@ import { ApiError } from '@qnexus/sdk';
 import { createP2PNode } from '@qnexus/p2p';
 import { topics } from '@qnexus/node';
 import { generateKeyPair, getBackend, parseAddress } from '@qnexus/crypto';
-import { encodeTx, txSigningBytes, type TxBody } from '@qnexus/types';
+import { MAX_TX_BYTES, encodeTx, txSigningBytes, type TxBody } from '@qnexus/types';
 import {
   chainView,
   finalized,
@@ -125,7 +125,7 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
     // fee below the genesis minimum
     await expectCode(v1.submitTx(transfer(net, acct, to, 5n, nonce + 1n, 0n).raw), 'TX_FEE_TOO_LOW');
     // oversized and malformed bytes, binary and JSON
-    await expectCode(v1.submitTx(new Uint8Array(9000), { binary: true }), 'TX_TOO_LARGE');
+    await expectCode(v1.submitTx(new Uint8Array(MAX_TX_BYTES + 1), { binary: true }), 'TX_TOO_LARGE');
     await expectCode(v1.submitTx(new Uint8Array([1, 2, 3, 4, 5]), { binary: true }), 'TX_MALFORMED');
     await expectCode(v1.submitTx(ok.raw.slice(0, ok.raw.length - 1)), 'TX_MALFORMED');
     const unknownField = await postRaw(url, JSON.stringify({ tx: Buffer.from(ok.raw).toString('hex'), extra: 1 }), 'application/json');

@@ -218,7 +218,7 @@ describe('cross-shard transfers: 2 shards × 4 validators + beacon (real process
       payload: {
         kind: 'xdecision',
         commit: true,
-        xfer: { id: new Uint8Array(32).fill(9), srcShard: 0, dstShard: 1, from: parseAddress(sample.from.address), to: parseAddress(victim), amount: 1_000_000n, deadlineSlot: 1e9 },
+        xfer: { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(9), srcShard: 0, dstShard: 1, from: parseAddress(sample.from.address), to: parseAddress(victim), amount: 1_000_000n, deadlineSlot: 1e9 },
       },
     });
     const forge = (pk: Uint8Array) => {

@@ -173,6 +173,31 @@ describe('crypto: domain separation', () => {
     assert.notDeepEqual(b.subarray(0, a.length), a);
   });
 
+  it("every signed kind, including 'stake', has its own tag", () => {
+    const kinds = ['tx', 'block', 'proposal', 'vote', 'beacon', 'binding', 'stake'] as const;
+    const tags = kinds.map((k) => Buffer.from(domainTag('chain-a', k)).toString('hex'));
+    assert.equal(new Set(tags).size, kinds.length);
+    const stake = domainTag('chain-a', 'stake');
+    const text = utf8('qnexus/chain-a/stake');
+    assert.deepEqual([stake[0], stake[1]], [0, text.length]);
+    assert.deepEqual(stake.subarray(2), text);
+    assert.deepEqual(signingBytes('chain-a', 'stake', body).subarray(stake.length), body);
+  });
+
+  it("a validator's stake consent does not verify under any other kind, or another chain", () => {
+    const b = getBackend('ml-dsa-44');
+    const kp = b.keygen(seedOf(11));
+    const sig = b.sign(kp.secretKey, signingBytes('chain-a', 'stake', body));
+    assert.equal(b.verify(kp.publicKey, signingBytes('chain-a', 'stake', body), sig), true);
+    assert.equal(b.verify(kp.publicKey, signingBytes('chain-b', 'stake', body), sig), false);
+    for (const k of ['tx', 'block', 'proposal', 'vote', 'beacon', 'binding'] as const) {
+      assert.equal(b.verify(kp.publicKey, signingBytes('chain-a', k, body), sig), false, k);
+    }
+    // and a transaction signature is not a stake consent
+    const txSig = b.sign(kp.secretKey, signingBytes('chain-a', 'tx', body));
+    assert.equal(b.verify(kp.publicKey, signingBytes('chain-a', 'stake', body), txSig), false);
+  });
+
   for (const scheme of ['ml-dsa-44', 'ml-dsa-87'] as const) {
     it(`${scheme}: a tx signature for chain A does not verify for chain B or kind vote/block/proposal`, () => {
       const b = getBackend(scheme);

@@ -191,7 +191,7 @@ export function parseGenesis(json: unknown): Genesis {
   onlyKeys(b, ['publicKey', 'peerId'], 'beacon');
   if (typeof b.publicKey !== 'string' || !isHex(b.publicKey, pkLen) || b.publicKey !== b.publicKey.toLowerCase()) fail(`beacon.publicKey must be ${pkLen} bytes of lowercase hex for ${scheme}`);
   if (typeof b.peerId !== 'string' || !PEER_ID_RE.test(b.peerId)) fail('beacon.peerId must be a base58 libp2p peer id');
-  let staking = DEFAULT_STAKING;
+  let staking: GenesisStaking = { ...DEFAULT_STAKING };
   if (g.staking !== undefined) {
     if (typeof g.staking !== 'object' || g.staking === null || Array.isArray(g.staking)) fail('staking must be an object');
     const st = g.staking as Record<string, unknown>;
@@ -264,7 +264,9 @@ export function genesisToJson(g: Genesis): GenesisJson {
 export function makeGenesis(
   input: Omit<Genesis, 'accounts' | 'validators' | 'staking'> & { accounts: GenesisAccount[]; validators: GenesisValidator[]; staking?: Partial<GenesisStaking> },
 ): Genesis {
-  const staking = { ...DEFAULT_STAKING, ...(input.staking ?? {}) };
+  // Unset (or explicitly undefined) fields take the defaults.
+  const given = Object.fromEntries(Object.entries(input.staking ?? {}).filter(([, v]) => v !== undefined));
+  const staking: GenesisStaking = { ...DEFAULT_STAKING, ...given };
   const accounts = [...input.accounts].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   const validators = [...input.validators].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   // Round-trip through the validator so a bad input fails here, not at node start.

@@ -554,8 +554,7 @@ describe('types: evidence', () => {
     assert.equal(evidenceKey({ first, second: third }), k);
     assert.equal(evidenceKey({ first: { ...first, signature: fakeSig(9) }, second }), k);
     assert.equal(evidenceKey({ first: second, second: first }), k);
-    // the chain and shard are not in the key (one chain per store; a validator is in one shard per epoch)
-    // but each of validator, height, round and step is
+    // each of validator, height, round and step is part of the key
     const variants: Partial<VoteBody>[] = [{ validator: addr(8) }, { height: 10 }, { round: 3 }, { step: 'prevote' }];
     const seen = new Set([k]);
     for (const v of variants) {

@@ -2,19 +2,25 @@
 import assert from 'node:assert/strict';
 import { formatAddress, getBackend, sha256, signingBytes, toHex } from '@qnexus/crypto';
 import {
+  BEACON_SHARD,
   CODEC_VERSION,
+  MAX_PUBLIC_KEY_BYTES,
+  MAX_RECORD_BYTES,
   MAX_REPORT_ITEMS,
   TX_KIND,
+  XFER_KINDS,
   Writer,
   beaconTopics,
   decodeBeaconRequest,
   decodeEpochAnnouncement,
+  decodeRegistrySnapshot,
   decodeXAck,
   decodeXferRecord,
   encodeBeaconRequest,
   encodeCertificate,
   encodeEpochAnnouncement,
   encodeEpochAnnouncementBody,
+  encodeEvidence,
   encodeHeader,
   encodePeerBinding,
   encodeTx,
@@ -24,6 +30,7 @@ import {
   epochAnnouncementSigningBytes,
   isSystemKind,
   merkleLeaf,
+  memberAddress,
   merkleProofs,
   openTx,
   peerBindingSigningBytes,
@@ -42,6 +49,8 @@ import {
   type TxBody,
   type TxKindName,
   type TxPayload,
+  type VoteBody,
+  type VoteEvidence,
   type XferInfo,
   type XferRecord,
 } from '@qnexus/types';
@@ -63,7 +72,23 @@ function rejectsTruncation(b: Uint8Array, decode: (x: Uint8Array) => unknown, co
 }
 
 function xinfo(over: Partial<XferInfo> = {}): XferInfo {
-  return { id: hash('xfer-1'), srcShard: 0, dstShard: 1, from: addr(1), to: addr(2), amount: 500n, deadlineSlot: 40, ...over };
+  return { kind: 'transfer', id: hash('xfer-1'), srcShard: 0, dstShard: 1, from: addr(1), to: addr(2), amount: 500n, deadlineSlot: 40, data: new Uint8Array(0), ...over };
+}
+
+/** A stake body: key 1 funds validator key 3 (the consent signature is a dummy here; staking.test.ts signs for real). */
+function stakeBody(over: Partial<TxBody> = {}): TxBody {
+  return {
+    chainId: CHAIN,
+    nonce: 4n,
+    fee: 10n,
+    publicKey: key(1).publicKey,
+    payload: { kind: 'stake', validatorPublicKey: key(3).publicKey, amount: 5000n, validatorSignature: new Uint8Array(2420).fill(3) },
+    ...over,
+  };
+}
+
+function unstakeBody(over: Partial<TxBody> = {}): TxBody {
+  return { chainId: CHAIN, nonce: 5n, fee: 10n, publicKey: key(1).publicKey, payload: { kind: 'unstake', validator: addr(3) }, ...over };
 }
 
 function userBody(kind: 'transfer' | 'xtransfer', over: Partial<TxBody> = {}): TxBody {
@@ -89,6 +114,8 @@ const ALL_BODIES: [TxKindName, TxBody][] = [
   ['xtransfer', userBody('xtransfer')],
   ['xprepare', prepareBody()],
   ['xdecision', decisionBody(true)],
+  ['stake', stakeBody()],
+  ['unstake', unstakeBody()],
 ];
 
 // ------------------------------------------------------------------ transactions
@@ -100,7 +127,8 @@ describe('types: cross-shard transaction kinds', () => {
     for (const [kind, body] of ALL_BODIES) txs.set(kind, signed(body));
   });
 
-  it('round trip through encodeTx/openTx for all four kinds, byte-identical on re-encoding', () => {
+  it('round trip through encodeTx/openTx for all six kinds, byte-identical on re-encoding', () => {
+    assert.deepEqual(ALL_BODIES.map(([k]) => k), Object.keys(TX_KIND), 'every kind is covered');
     for (const [kind, body] of ALL_BODIES) {
       const tx = txs.get(kind)!;
       const raw = encodeTx(tx);
@@ -144,11 +172,21 @@ describe('types: cross-shard transaction kinds', () => {
   it('body layouts: xtransfer like transfer with kind 2; xprepare/xdecision carry the XferInfo (and the decision flag)', () => {
     const head = (kind: number, nonce: bigint, fee: bigint, pk: Uint8Array) => new Writer().u8(1).string(CHAIN).u8(kind).u64(nonce).u64(fee).bytes(pk);
     assert.deepEqual(encodeTxBody(userBody('xtransfer')), head(TX_KIND.xtransfer, 4n, 10n, key(1).publicKey).fixed(addr(2), 20).u64(777n).finish());
-    const info = (w: Writer, x: XferInfo) => w.fixed(x.id, 32).u32(x.srcShard).u32(x.dstShard).fixed(x.from, 20).fixed(x.to, 20).u64(x.amount).u64(x.deadlineSlot);
+    // XferInfo: u8 kind (index in XFER_KINDS), id, shards, from, to, amount, deadline, then u32-prefixed data
+    const info = (w: Writer, x: XferInfo) =>
+      w.u8(XFER_KINDS.indexOf(x.kind)).fixed(x.id, 32).u32(x.srcShard).u32(x.dstShard).fixed(x.from, 20).fixed(x.to, 20).u64(x.amount).u64(x.deadlineSlot).bytes(x.data);
     const x = xinfo({ srcShard: 3, dstShard: 7, deadlineSlot: 123456 });
     assert.deepEqual(encodeTxBody(prepareBody(x)), info(head(TX_KIND.xprepare, 0n, 0n, BEACON().publicKey), x).finish());
     assert.deepEqual(encodeTxBody(decisionBody(true, x)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), x).u8(1).finish());
     assert.deepEqual(encodeTxBody(decisionBody(false, x)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), x).u8(0).finish());
+    // a transfer XferInfo starts with kind 0 and ends with an empty data field
+    const p = encodeTxBody(prepareBody(x));
+    const infoOff = head(TX_KIND.xprepare, 0n, 0n, BEACON().publicKey).finish().length;
+    assert.equal(p[infoOff], 0);
+    assert.deepEqual([...p.subarray(p.length - 4)], [0, 0, 0, 0]);
+    const sx = xinfo({ kind: 'stake', dstShard: BEACON_SHARD, to: addr(3), data: key(3).publicKey });
+    assert.deepEqual(encodeTxBody(decisionBody(true, sx)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), sx).u8(1).finish());
+    assert.equal(encodeTxBody(decisionBody(true, sx))[infoOff], XFER_KINDS.indexOf('stake'));
   });
 
   it('the kind, the decision and every XferInfo field are part of the id', () => {
@@ -167,6 +205,12 @@ describe('types: cross-shard transaction kinds', () => {
       prepareBody(xinfo({ to: addr(3) })),
       prepareBody(xinfo({ amount: 501n })),
       prepareBody(xinfo({ deadlineSlot: 41 })),
+      prepareBody(xinfo({ kind: 'stake' })),
+      prepareBody(xinfo({ kind: 'release' })),
+      prepareBody(xinfo({ data: new Uint8Array([0]) })),
+      prepareBody(xinfo({ data: new Uint8Array([1]) })),
+      stakeBody(),
+      unstakeBody(),
     ];
     for (const b of bodies) ids.add(id(b));
     assert.equal(ids.size, bodies.length);
@@ -174,7 +218,9 @@ describe('types: cross-shard transaction kinds', () => {
 
   it('round trips extreme XferInfo values', () => {
     const x = xinfo({ srcShard: 0xffffffff, dstShard: 0, amount: U64_MAX, deadlineSlot: Number.MAX_SAFE_INTEGER, from: new Uint8Array(20).fill(0xff), to: new Uint8Array(20) });
-    for (const body of [prepareBody(x), decisionBody(false, x)]) {
+    // the largest data field is an ML-DSA-87 public key
+    const big = xinfo({ kind: 'release', srcShard: BEACON_SHARD, data: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(0xab) });
+    for (const body of [prepareBody(x), decisionBody(false, x), prepareBody(big), decisionBody(true, big)]) {
       const tx = { body, signature: new Uint8Array(0) };
       assert.deepEqual(openTx(encodeTx(tx)).tx, tx);
     }
@@ -196,10 +242,11 @@ describe('types: cross-shard transaction kinds', () => {
       bad[bad.length - 1] = flag;
       throwsCode(() => openTx(wrap(bad)), 'TX_MALFORMED', `decision flag ${flag}`);
     }
-    // deadline slot is the last u64 of an xprepare body; 2^53 is not a safe integer
+    // deadline slot is the last u64 of an xprepare body before the (here empty) u32-prefixed data; 2^53 is not a safe integer
     const p = encodeTxBody(prepareBody());
     const big = p.slice();
-    new DataView(big.buffer).setBigUint64(big.length - 8, 2n ** 53n);
+    assert.equal(new DataView(big.buffer).getBigUint64(big.length - 4 - 8), 40n);
+    new DataView(big.buffer).setBigUint64(big.length - 4 - 8, 2n ** 53n);
     throwsCode(() => openTx(wrap(big)), 'TX_MALFORMED');
   });
 
@@ -211,6 +258,8 @@ describe('types: cross-shard transaction kinds', () => {
         ['xtransfer', false],
         ['xprepare', true],
         ['xdecision', true],
+        ['stake', false],
+        ['unstake', false],
       ],
     );
     assert.equal(txCost(userBody('transfer')), 787n);
@@ -220,6 +269,11 @@ describe('types: cross-shard transaction kinds', () => {
     assert.equal(txCost(decisionBody(true)), 0n);
     // a (malformed) system entry with a nonzero fee still costs nothing to anyone
     assert.equal(txCost({ ...decisionBody(true), fee: 5n }), 0n);
+    // stake: the bonded amount plus the fee; unstake: the fee only
+    assert.equal(txCost(stakeBody()), 5010n);
+    assert.equal(txCost(stakeBody({ fee: 0n })), 5000n);
+    assert.equal(txCost(unstakeBody()), 10n);
+    assert.equal(txCost(unstakeBody({ fee: 0n })), 0n);
   });
 
   it('xferInfoEqual compares every field', () => {
@@ -234,8 +288,18 @@ describe('types: cross-shard transaction kinds', () => {
       { to: addr(5) },
       { amount: 499n },
       { deadlineSlot: 39 },
+      { kind: 'stake' },
+      { kind: 'fees' },
+      { data: new Uint8Array([0]) },
+      { data: key(3).publicKey },
     ];
     for (const v of variants) assert.equal(xferInfoEqual(a, xinfo(v)), false, JSON.stringify(Object.keys(v)));
+    // data is compared by content, for every kind
+    const s = xinfo({ kind: 'stake', data: key(3).publicKey });
+    assert.ok(xferInfoEqual(s, { ...s, data: new Uint8Array(key(3).publicKey) }));
+    assert.equal(xferInfoEqual(s, { ...s, data: key(4).publicKey }), false);
+    assert.equal(xferInfoEqual(s, { ...s, data: key(3).publicKey.slice(0, -1) }), false, 'a prefix of the data');
+    assert.equal(xferInfoEqual(s, { ...s, kind: 'transfer' }), false);
   });
 });
 
@@ -245,8 +309,8 @@ function record(over: Partial<XferRecord> = {}): XferRecord {
   return { role: 'destination', info: xinfo(), prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 12, decidedHeight: 0, ...over };
 }
 
-/** Offsets in an encoded record: version, role, 96 bytes of XferInfo, prepare, reason (u32 + bytes), decision, heights. */
-const INFO_BYTES = 32 + 4 + 4 + 20 + 20 + 8 + 8;
+/** Offsets in an encoded record: version, role, XferInfo (kind, 96 bytes, empty data), prepare, reason (u32 + bytes), decision, heights. */
+const INFO_BYTES = 1 + 32 + 4 + 4 + 20 + 20 + 8 + 8 + 4;
 const PREPARE_OFF = 2 + INFO_BYTES;
 
 describe('types: transfer records', () => {
@@ -284,8 +348,71 @@ describe('types: transfer records', () => {
       record({ decision: 'abort', decidedHeight: 13 }),
       record({ preparedHeight: 11 }),
       record({ info: xinfo({ amount: 1n }) }),
+      record({ info: xinfo({ kind: 'stake' }) }),
+      record({ info: xinfo({ data: new Uint8Array([7]) }) }),
     ];
     assert.equal(new Set(rs.map((r) => toHex(encodeXferRecord(r)))).size, rs.length);
+  });
+
+  it('XferInfo kind and data round trip for every kind (records and system transactions)', () => {
+    assert.deepEqual(XFER_KINDS, ['transfer', 'stake', 'unstake', 'fees', 'release']);
+    assert.equal(BEACON_SHARD, 0xffff);
+    const infos: XferInfo[] = [
+      xinfo(),
+      xinfo({ kind: 'stake', dstShard: BEACON_SHARD, to: addr(3), data: key(3).publicKey }),
+      xinfo({ kind: 'unstake', dstShard: BEACON_SHARD, to: addr(3), amount: 0n }),
+      xinfo({ kind: 'fees', dstShard: BEACON_SHARD, from: addr(5), to: addr(5) }),
+      xinfo({ kind: 'release', srcShard: BEACON_SHARD, dstShard: 1, from: addr(3), to: addr(1) }),
+      xinfo({ kind: 'transfer', data: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(9) }),
+    ];
+    for (const info of infos) {
+      const r = record({ info });
+      const e = encodeXferRecord(r);
+      const d = decodeXferRecord(e);
+      assert.deepEqual(d, r, info.kind);
+      assert.equal(d.info.kind, info.kind);
+      assert.deepEqual(d.info.data, info.data);
+      assert.ok(xferInfoEqual(d.info, info));
+      assert.deepEqual(encodeXferRecord(d), e);
+      // the kind byte follows version and role
+      assert.equal(e[2], XFER_KINDS.indexOf(info.kind));
+      for (const body of [prepareBody(info), decisionBody(true, info)]) {
+        const tx = { body, signature: new Uint8Array(0) };
+        const got = openTx(encodeTx(tx)).tx;
+        assert.deepEqual(got, tx, `${info.kind} in ${body.payload.kind}`);
+      }
+    }
+  });
+
+  it('an unknown XferInfo kind or oversize data is MALFORMED (TX_MALFORMED inside a transaction); the encoder refuses an unknown kind', () => {
+    const e = encodeXferRecord(record());
+    for (const k of [XFER_KINDS.length, 5, 6, 255]) {
+      const x = e.slice();
+      x[2] = k;
+      throwsCode(() => decodeXferRecord(x), 'MALFORMED', `record kind ${k}`);
+    }
+    for (let k = 0; k < XFER_KINDS.length; k++) {
+      const x = e.slice();
+      x[2] = k;
+      assert.equal(decodeXferRecord(x).info.kind, XFER_KINDS[k]);
+    }
+    // data longer than the largest public key
+    throwsCode(() => decodeXferRecord(encodeXferRecord(record({ info: xinfo({ data: new Uint8Array(MAX_PUBLIC_KEY_BYTES + 1) }) }))), 'MALFORMED', 'oversize data');
+    // inside xprepare / xdecision bodies
+    const head = new Writer().u8(1).string(CHAIN).u8(TX_KIND.xprepare).u64(0n).u64(0n).bytes(BEACON().publicKey).finish().length;
+    for (const body of [prepareBody(), decisionBody(false)]) {
+      const b = encodeTxBody(body);
+      assert.equal(b[head], 0);
+      for (const k of [XFER_KINDS.length, 255]) {
+        const x = b.slice();
+        x[head] = k;
+        throwsCode(() => openTx(wrap(x)), 'TX_MALFORMED', `${body.payload.kind} xfer kind ${k}`);
+      }
+      // data length prefix beyond the input, and data after which the body is cut
+      const withData = encodeTxBody(body.payload.kind === 'xprepare' ? prepareBody(xinfo({ data: new Uint8Array(8) })) : decisionBody(false, xinfo({ data: new Uint8Array(8) })));
+      rejectsTruncation(withData, (y) => openTx(wrap(y)), 'TX_MALFORMED');
+    }
+    assert.throws(() => encodeXferRecord(record({ info: xinfo({ kind: 'bogus' as XferInfo['kind'] }) })), RangeError);
   });
 
   it('rejects bad enum bytes, versions, oversize reasons, trailing bytes and truncation with MALFORMED', () => {
@@ -391,6 +518,42 @@ describe('types: peer bindings and beacon requests', () => {
     }
   });
 
+  it('evidence round trip: type byte 3, no binding, the evidence bytes as encodeEvidence writes them', () => {
+    const vb = (over: Partial<VoteBody> = {}): VoteBody => ({ chainId: CHAIN, shard: 1, height: 9, round: 21, step: 'precommit', blockHash: hash('a'), validator: addr(3), ...over });
+    const evidences: VoteEvidence[] = [
+      { first: { body: vb(), signature: new Uint8Array(2420).fill(1) }, second: { body: vb({ blockHash: hash('b') }), signature: new Uint8Array(2420).fill(2) } },
+      { first: { body: vb({ step: 'prevote' }), signature: new Uint8Array(0) }, second: { body: vb({ step: 'prevote', blockHash: null }), signature: new Uint8Array(3) } },
+      // the largest: ML-DSA-87 signatures and a 64-byte chain id
+      {
+        first: { body: vb({ chainId: 'c'.repeat(64) }), signature: new Uint8Array(4627).fill(1) },
+        second: { body: vb({ chainId: 'c'.repeat(64), blockHash: hash('b') }), signature: new Uint8Array(4627).fill(2) },
+      },
+    ];
+    for (const evidence of evidences) {
+      const m: BeaconRequest = { type: 'evidence', evidence };
+      const e = encodeBeaconRequest(m);
+      assert.deepEqual([e[0], e[1]], [CODEC_VERSION, 3]);
+      assert.deepEqual(e, new Writer().u8(CODEC_VERSION).u8(3).bytes(encodeEvidence(evidence)).finish());
+      const d = decodeBeaconRequest(e);
+      assert.deepEqual(d, m);
+      assert.deepEqual(encodeBeaconRequest(d), e);
+    }
+    const e = encodeBeaconRequest({ type: 'evidence', evidence: evidences[0]! });
+    throwsCode(() => decodeBeaconRequest(withTrailing(e)), 'MALFORMED', 'evidence trailing');
+    rejectsTruncation(e, decodeBeaconRequest, 'MALFORMED');
+    // malformed evidence inside a well-formed request
+    const inner = encodeEvidence(evidences[0]!);
+    throwsCode(() => decodeBeaconRequest(new Writer().u8(CODEC_VERSION).u8(3).bytes(withTrailing(inner)).finish()), 'MALFORMED', 'trailing inside the evidence');
+    const v = inner.slice();
+    v[0] = 2;
+    throwsCode(() => decodeBeaconRequest(new Writer().u8(CODEC_VERSION).u8(3).bytes(v).finish()), 'MALFORMED', 'evidence version');
+    throwsCode(() => decodeBeaconRequest(new Writer().u8(CODEC_VERSION).u8(3).u32(20_001).finish()), 'MALFORMED', 'oversize evidence');
+    // a hello's bytes under type 3 are not evidence
+    const asEvidence = encodeBeaconRequest({ type: 'hello', binding: sb }).slice();
+    asEvidence[1] = 3;
+    throwsCode(() => decodeBeaconRequest(asEvidence), 'MALFORMED', 'hello as evidence');
+  });
+
   it('rejects unknown versions and types, trailing bytes and truncation with MALFORMED', () => {
     for (const m of [{ type: 'hello', binding: sb } as BeaconRequest, report(2)]) {
       const e = encodeBeaconRequest(m);
@@ -403,7 +566,8 @@ describe('types: peer bindings and beacon requests', () => {
       }
     }
     const hello = encodeBeaconRequest({ type: 'hello', binding: sb });
-    for (const t of [0, 3, 255]) {
+    // 1 hello, 2 report, 3 evidence (tested above); anything else is unknown
+    for (const t of [0, 4, 255]) {
       const x = hello.slice();
       x[1] = t;
       throwsCode(() => decodeBeaconRequest(x), 'MALFORMED', `type ${t}`);
@@ -437,7 +601,14 @@ describe('types: peer bindings and beacon requests', () => {
     throwsCode(() => decodeBeaconRequest(build({ header: encodeHeader(header()).slice(0, 50) })), 'MALFORMED', 'header truncated');
     throwsCode(() => decodeBeaconRequest(build({ cert: withTrailing(encodeCertificate(certificate())) })), 'MALFORMED', 'certificate trailing');
     throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(MAX_REPORT_ITEMS + 1) })), 'MALFORMED', 'too many items');
-    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(513)).u32(0) })), 'MALFORMED', 'record > 512 bytes');
+    // a record may carry a public key (stake): up to MAX_RECORD_BYTES
+    assert.equal(MAX_RECORD_BYTES, 4096);
+    assert.equal((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES)).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record.length, MAX_RECORD_BYTES);
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES + 1)).u32(0) })), 'MALFORMED', 'record > MAX_RECORD_BYTES');
+    // an ML-DSA-87 stake record fits
+    const bigRec = encodeXferRecord(record({ role: 'source', info: xinfo({ kind: 'stake', dstShard: BEACON_SHARD, data: new Uint8Array(MAX_PUBLIC_KEY_BYTES) }) }));
+    assert.ok(bigRec.length <= MAX_RECORD_BYTES);
+    assert.deepEqual((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(bigRec).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record, bigRec);
     throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(65) })), 'MALFORMED', 'more than 64 proof steps');
     throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(1).u8(2).fixed(hash('sib'), 32) })), 'MALFORMED', 'proof side 2');
     assert.equal((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(1).u8(1).fixed(hash('sib'), 32) })) as { report: { items: { proof: { left: boolean }[] }[] } }).report.items[0]!.proof[0]!.left, true);
@@ -478,8 +649,8 @@ function announcement(over: Partial<EpochAnnouncement> = {}): EpochAnnouncement 
     startSlot: 96,
     seed: hash('seed-3'),
     committees: [
-      { shard: 0, members: [{ address: addr(20), stake: 100n }, { address: addr(21), stake: 50n }] },
-      { shard: 1, members: [{ address: addr(22), stake: U64_MAX }] },
+      { shard: 0, members: [{ publicKey: key(20).publicKey, stake: 100n }, { publicKey: key(21).publicKey, stake: 50n }] },
+      { shard: 1, members: [{ publicKey: key(22).publicKey, stake: U64_MAX }] },
     ],
     issuedSlot: 101,
     ...over,
@@ -502,11 +673,32 @@ describe('types: epoch announcements', () => {
       { seed: hash('seed-4') },
       { issuedSlot: 102 },
       { committees: [announcement().committees[1]!, announcement().committees[0]!] },
-      { committees: [{ shard: 0, members: [{ address: addr(20), stake: 101n }, { address: addr(21), stake: 50n }] }, announcement().committees[1]!] },
+      { committees: [{ shard: 0, members: [{ publicKey: key(20).publicKey, stake: 101n }, { publicKey: key(21).publicKey, stake: 50n }] }, announcement().committees[1]!] },
+      { committees: [{ shard: 0, members: [{ publicKey: key(23).publicKey, stake: 100n }, { publicKey: key(21).publicKey, stake: 50n }] }, announcement().committees[1]!] },
     ];
     for (const v of variants) assert.equal(b44.verify(BEACON().publicKey, epochAnnouncementSigningBytes(announcement(v)), signature), false, JSON.stringify(Object.keys(v)));
     // not valid as a transaction-domain or binding-domain signature either
     assert.equal(b44.verify(BEACON().publicKey, signingBytes(CHAIN, 'tx', encodeEpochAnnouncementBody(body)), signature), false);
+  });
+
+  it('members carry their public key; memberAddress derives the address', () => {
+    const a = announcement();
+    assert.equal(memberAddress(a.committees[0]!.members[0]!), formatAddress(addr(20)));
+    assert.equal(memberAddress(a.committees[1]!.members[0]!), formatAddress(addr(22)));
+    // the body layout: each member is a u32-prefixed public key and a u64 stake
+    const w = new Writer().u8(CODEC_VERSION).string(CHAIN).u64(3).u64(96).fixed(hash('seed-3'), 32).u32(2);
+    w.u32(0).u32(2).bytes(key(20).publicKey).u64(100n).bytes(key(21).publicKey).u64(50n);
+    w.u32(1).u32(1).bytes(key(22).publicKey).u64(U64_MAX);
+    assert.deepEqual(encodeEpochAnnouncementBody(a), w.u64(101).finish());
+    // the keys survive the wire; ML-DSA-87 sized keys too
+    const d = decodeEpochAnnouncement(encodeEpochAnnouncement({ body: a, signature: new Uint8Array(0) }));
+    assert.deepEqual(d.body.committees.map((c) => c.members.map(memberAddress)), [[formatAddress(addr(20)), formatAddress(addr(21))], [formatAddress(addr(22))]]);
+    const big = announcement({ committees: [{ shard: 0, members: Array.from({ length: 8 }, (_, i) => ({ publicKey: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(i), stake: BigInt(i + 1) })) }] });
+    const bs = { body: big, signature: new Uint8Array(4627).fill(5) };
+    assert.deepEqual(decodeEpochAnnouncement(encodeEpochAnnouncement(bs)), bs);
+    // a member key longer than MAX_PUBLIC_KEY_BYTES is malformed
+    const tooBig = announcement({ committees: [{ shard: 0, members: [{ publicKey: new Uint8Array(MAX_PUBLIC_KEY_BYTES + 1), stake: 1n }] }] });
+    throwsCode(() => decodeEpochAnnouncement(encodeEpochAnnouncement({ body: tooBig, signature: new Uint8Array(0) })), 'MALFORMED', 'oversize member key');
   });
 
   it('round trip with no committees and empty committees', () => {
@@ -537,12 +729,21 @@ describe('types: epoch announcements', () => {
   it('every cross-shard decoder error is a QnexusError MALFORMED (never a raw RangeError)', () => {
     const garbage = [new Uint8Array(0), new Uint8Array([1]), new Uint8Array([1, 2, 0, 0, 0, 200]), new Uint8Array(64).fill(0xff), new Uint8Array(300).fill(1)];
     for (const g of garbage) {
-      for (const dec of [decodeXferRecord, decodeBeaconRequest, decodeXAck, decodeEpochAnnouncement]) throwsCode(() => dec(g), 'MALFORMED', `${dec.name}(${g.length} bytes)`);
+      for (const dec of [decodeXferRecord, decodeBeaconRequest, decodeXAck, decodeEpochAnnouncement, decodeRegistrySnapshot]) throwsCode(() => dec(g), 'MALFORMED', `${dec.name}(${g.length} bytes)`);
     }
   });
 
   it('topic and protocol names are per chain (and per shard)', () => {
-    assert.deepEqual(beaconTopics('qn-x'), { epochs: '/qnexus/qn-x/beacon/epochs', protocol: '/qnexus/qn-x/beacon/2pc/1.0.0' });
+    assert.deepEqual(beaconTopics('qn-x'), {
+      epochs: '/qnexus/qn-x/beacon/epochs',
+      registry: '/qnexus/qn-x/beacon/registry',
+      protocol: '/qnexus/qn-x/beacon/2pc/1.0.0',
+      epochFetch: '/qnexus/qn-x/beacon/epoch/1.0.0',
+    });
+    const a = Object.values(beaconTopics('qn-x'));
+    const b = Object.values(beaconTopics('qn-y'));
+    assert.equal(new Set(a).size, 4, 'distinct names');
+    for (let i = 0; i < a.length; i++) assert.notEqual(a[i], b[i]);
     assert.equal(shardXProtocol('qn-x', 3), '/qnexus/qn-x/shard/3/2pc/1.0.0');
     assert.notEqual(shardXProtocol('qn-x', 0), shardXProtocol('qn-x', 1));
   });
