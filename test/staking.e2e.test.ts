@@ -133,10 +133,8 @@ describe('staking: bond, activate, reward, unbond, slash (multi-process)', funct
     // Out of the committee from its exit epoch, and nothing paid yet while unbonding.
     await waitFor('exit epoch', epochNow, (e) => e >= leaving.exitEpoch!, 60_000, 500);
     const exited = await waitFor('status exited', () => info(validator), (x) => x.status === 'exited' || x.status === 'withdrawn', 30_000);
-    if (exited.status === 'exited') {
-      assert.equal(BigInt((await s1.account(funder.address)).balance), afterFee, 'nothing returned before the unbonding period ends');
-      assert.equal((await epochNow()) < leaving.withdrawableEpoch! || exited.status === 'exited', true);
-    }
+    // Still unbonding (not yet withdrawn at the beacon): nothing may have reached the home account.
+    if (exited.status === 'exited') assert.equal(BigInt((await s1.account(funder.address)).balance), afterFee, 'nothing returned before the unbonding period ends');
     const s0 = net.devnet.client('s0-validator-0');
     const late = await waitFor('a block of the exit epoch', () => s0.block('latest'), (b) => b.certificate !== null && Math.floor(b.certificate.round / EPOCH) >= leaving.exitEpoch!, 60_000, 500);
     assert.ok(!late.certificate!.votes.some((v) => v.validator === validator), 'no vote of it in certificates after it left');
