@@ -176,7 +176,7 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
     }
   });
 
-  it('commits every accepted transaction exactly once, and the shard's supply identity holds', async function () {
+  it('commits every accepted transaction exactly once, and the shard supply identity holds', async function () {
     this.timeout(240_000);
     const clients = NODES.map((n) => net.devnet.client(n));
     const senders = net.accounts.slice(0, 6);
