@@ -65,6 +65,7 @@ function printSummary(d: Devnet): void {
     out(`    npm run qnexus -- tx transfer ${common} --to ${to!.address} --amount 1000 --wait`);
     if (other) out(`    npm run qnexus -- tx xtransfer ${common} --to ${other.address} --amount 1000 --beacon ${beacon?.apiUrl ?? ''} --wait`);
     if (beacon) out(`    curl -s ${beacon.apiUrl}/v1/xtransfers?limit=5`);
+    if (beacon) out(`    npm run qnexus -- validators --node ${beacon.apiUrl}          # stake, status, shard, rewards (staking: devnet/README.md)`);
     out('');
   }
   out('Ctrl-C stops every process.');

@@ -316,18 +316,23 @@ async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: stri
   if (!o.json) out(`${'tx'.padEnd(10)}${txLine(info)}`);
   const x = await s.client.waitForXTransfer(id, { until: 'applied', timeoutMs: Math.max(1, deadline - Date.now()) });
   const validator = fields.validator!;
-  let v: unknown = null;
+  const beaconUrl = o.beacon ?? defaultBeaconUrl();
+  // The beacon's registry is current; a node shows the beacon's last snapshot (up to 4 slots old).
+  let v: ValidatorInfo | null = null;
   try {
-    v = await s.client.validator(validator);
+    v = await (beaconUrl !== undefined ? new QnexusClient(beaconUrl, { timeoutMs: 5000 }) : s.client).validator(validator);
   } catch {
-    // The node learns the registry from the beacon's next snapshot; not knowing it yet is fine.
+    // Not in the registry (refused) or not in the node's snapshot yet: the hint below says where to look.
   }
   if (o.json) out(JSON.stringify({ ...summary, status: x.status, block: info.block, validatorInfo: v }));
   else {
     out(`${'beacon'.padEnd(10)}${x.status === 'committed' ? `accepted the ${what}` : 'refused'}`);
-    if (v !== null) for (const line of formatValidator(v as ValidatorInfo)) out(line);
+    if (v !== null) {
+      for (const line of formatValidator(v)) out(line);
+      if (beaconUrl === undefined) note('(as of the node\'s latest registry snapshot from the beacon; pass --beacon <url> for the current one)');
+    }
+    if (x.status === 'committed') note(`follow it with: qnexus validators ${validator} --node <beacon or node URL>`);
   }
-  const beaconUrl = o.beacon ?? defaultBeaconUrl();
   if (x.status === 'aborted') {
     let reason = xferReason(x);
     if (reason === null && beaconUrl !== undefined) {
