@@ -66,6 +66,8 @@ describe('staking: bond, activate, reward, unbond, slash (multi-process)', funct
   it('a new validator stakes in, is activated at an epoch boundary and votes in its shard’s certificates', async function () {
     // Started before it is active: it follows shard 0 and waits for the beacon to activate it.
     await net.devnet.addNode({ role: 'validator', name: 'newcomer', shard: 0, keystore: validatorKeystore });
+    const newcomer = net.devnet.client('newcomer');
+    assert.deepEqual((await newcomer.status()).committee, { inCommittee: false, assignedShard: null }, 'not in a committee before it stakes');
     const out = await qnexus(
       'tx', 'stake',
       '--keystore', net.devnet.manifest.accounts.find((a) => a.address === funder.address)!.keystore,
@@ -98,6 +100,7 @@ describe('staking: bond, activate, reward, unbond, slash (multi-process)', funct
       500,
     );
     assert.ok(Math.floor(block.certificate!.round / EPOCH) >= activation, 'no vote of it is counted before its activation epoch');
+    assert.deepEqual((await newcomer.status()).committee, { inCommittee: true, assignedShard: 0 }, 'its node knows it is in the committee');
     // Every node of the shard shows it in the committee it verified from the beacon's announcement.
     const committee = await waitFor('the announced committee', () => s0.validators(), (v) => v.committee.some((m) => m.address === validator), 30_000);
     assert.equal(committee.committee.length, 5);

@@ -177,6 +177,13 @@ function currentEpoch(c: Ctx): number {
   return c.chain.currentEpoch();
 }
 
+/** A validator's place this epoch: in this shard's committee, another shard's (restart with that --shard), or none. */
+function validatorCommittee(c: Ctx): { inCommittee: boolean; assignedShard: number | null } | null {
+  if (!c.validator) return null;
+  const shard = c.chain.shardOfMember(currentEpoch(c), c.validator);
+  return { inCommittee: shard === c.chain.shard, assignedShard: shard ?? null };
+}
+
 /** The committees of the current epoch, or of the newest earlier one the epoch book holds (its announcement may be late). */
 function currentCommittees(c: Ctx): EpochCommittees | undefined {
   const now = currentEpoch(c);
@@ -321,6 +328,7 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
         round: c.engine.core.round,
         step: c.engine.core.step,
         epoch: currentEpoch(c),
+        committee: validatorCommittee(c),
         mempoolSize: c.mempool.size,
         syncing: c.syncer.progress.syncing,
         eventLoopLagMs: Math.round(c.load.lagMs),

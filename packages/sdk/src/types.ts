@@ -25,6 +25,14 @@ export interface StatusInfo {
   step: string;
   mempoolSize: number;
   syncing: boolean;
+  /** The current epoch (by the wall clock). */
+  epoch: number;
+  /**
+   * For a validator: whether its key is in this shard's committee this epoch, and which
+   * shard's committee it is in (null: none, e.g. pending activation or unbonding). An
+   * `assignedShard` other than `shard` means the node should be restarted with that `--shard`.
+   */
+  committee: { inCommittee: boolean; assignedShard: number | null } | null;
 }
 
 export interface CertificateVoteInfo {

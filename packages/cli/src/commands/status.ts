@@ -19,6 +19,18 @@ export function formatStatus(s: StatusInfo): string[] {
     ['genesis', s.genesisHash],
     ['version', s.version],
     ['role', s.role === 'validator' ? `validator ${s.validator ?? ''}`.trimEnd() : 'full node'],
+    ...(s.committee
+      ? [
+          [
+            'committee',
+            s.committee.inCommittee
+              ? `member of shard ${s.shard}'s committee in epoch ${s.epoch}`
+              : s.committee.assignedShard !== null
+                ? `assigned to shard ${s.committee.assignedShard} in epoch ${s.epoch}: restart this node with --shard ${s.committee.assignedShard}`
+                : `not in a committee in epoch ${s.epoch} (pending activation, or unbonding): following the chain`,
+          ],
+        ]
+      : []),
     ['peer id', s.peerId],
     ['peers', String(s.peers)],
     ['height', `${s.height} (finalized ${s.finalizedHeight})`],
