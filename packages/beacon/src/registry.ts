@@ -503,7 +503,8 @@ export class Registry {
           const v = this.validators.get(m.address);
           if (!v) continue;
           const signed = b?.signed.get(m.address) ?? 0;
-          const r = blocks === 0 || total === 0n ? 0n : (issuance * m.stake * BigInt(signed)) / (total * BigInt(blocks));
+          // A slashed validator forfeits the rewards of every epoch rewarded after its slashing.
+          const r = blocks === 0 || total === 0n || v.status === 'slashed' ? 0n : (issuance * m.stake * BigInt(signed)) / (total * BigInt(blocks));
           v.rewards += r;
           minted += r;
           v.lastEpoch = e;

@@ -265,6 +265,25 @@ describe('beacon: staking registry', () => {
     assertHeld(w.r);
   });
 
+  it('a validator slashed before its epoch is rewarded forfeits that reward', () => {
+    const w = new World({ rewardPerEpoch: 1000n, halvingEpochs: 0 });
+    const [k0, k1] = w.vals as [KeyPair, KeyPair];
+    const v0 = w.v(k0);
+    const v1 = w.v(k1);
+    const s0 = w.r.committees(0)![v0.shard!]!.validators.map((m) => m.address);
+    const s1 = w.r.committees(0)![v1.shard!]!.validators.map((m) => m.address);
+    for (let h = 1; h <= 2; h++) {
+      w.r.recordParticipation(v0.shard!, h, h, s0);
+      if (v1.shard !== v0.shard) w.r.recordParticipation(v1.shard!, h, h, s1);
+    }
+    w.r.submitEvidence(evidence(k0, w.g, { shard: v0.shard! }));
+    w.tick(L + F);
+    assert.equal(v0.rewards, 0n, 'slashed: nothing for epoch 0');
+    assert.ok(v1.rewards > 0n, 'the honest members are rewarded');
+    assert.equal(v0.last.signed, 2, 'its participation is still recorded');
+    assertHeld(w.r);
+  });
+
   it('fees credit the proposer\'s rewards', () => {
     const w = new World();
     const p = addrBytes(w.vals[0]!);
