@@ -75,7 +75,10 @@ interface Signed {
   nonce: bigint;
 }
 
-async function prepare(o: TransferOpts): Promise<Signed> {
+/** What `prepare` needs: where to send, who signs, and optional chain id and nonce overrides. */
+type SignerOpts = PassphraseOptions & { node?: string; keystore: string; chainId?: string; nonce?: bigint };
+
+async function prepare(o: SignerOpts): Promise<Signed> {
   const client = new QnexusClient(o.node ?? defaultNodeUrl());
   await readKeystoreFile(o.keystore); // fail on a bad file before asking for the passphrase
   const { key } = await unlockKeystoreFile(o.keystore, await getPassphrase(o, { what: `passphrase for ${o.keystore}` }));
@@ -85,7 +88,7 @@ async function prepare(o: TransferOpts): Promise<Signed> {
 }
 
 /** Submit; an API error whose cure is the other transaction kind says so. */
-async function submit(s: Signed, built: BuiltTx, o: TransferOpts): Promise<string> {
+async function submit(s: Signed, built: BuiltTx, o: { binary?: boolean }): Promise<string> {
   try {
     const r = await s.client.submitTx(built.raw, { binary: o.binary ?? false });
     if (r.hash !== built.hash) note(`warning: the node reports hash ${r.hash}, locally computed ${built.hash}`);
@@ -303,7 +306,7 @@ function stakingOptions(cmd: Command): Command {
  * transfer, with the beacon as the other side).
  */
 async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: string, fields: Record<string, string>): Promise<void> {
-  const id = await submit(s, built, o as unknown as TransferOpts);
+  const id = await submit(s, built, {});
   const summary: Record<string, string> = { id, from: built.from, ...fields, fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
   if (!o.json) for (const [k, v] of Object.entries(summary)) if (k !== 'chainId') out(`${k.padEnd(10)}${v}`);
   if (!o.wait) {
@@ -386,7 +389,7 @@ Example:
     --amount 5000 --passphrase-file devnet/data/passphrase --node http://127.0.0.1:7100 --wait`,
     )
     .action(async (o: StakeOpts) => {
-      const s = await prepare(o as unknown as TransferOpts);
+      const s = await prepare(o);
       let validatorKey = s.key;
       if (o.validatorKeystore !== undefined && o.validatorKeystore !== o.keystore) {
         await readKeystoreFile(o.validatorKeystore);
@@ -411,7 +414,7 @@ home account; until then the stake can still be slashed. Watch it with
   qnexus validators <address> --node <url>`,
     )
     .action(async (o: StakeOpts) => {
-      const s = await prepare(o as unknown as TransferOpts);
+      const s = await prepare(o);
       const validator = o.validator ?? formatAddress(s.key.address);
       const built = buildUnstake({ key: s.key, chainId: s.chainId, validator, fee: o.fee, nonce: s.nonce });
       await submitStaking(s, built, o, 'unstake', { validator });
