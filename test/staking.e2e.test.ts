@@ -164,6 +164,7 @@ describe('staking: bond, activate, reward, unbond, slash (multi-process)', funct
       secretKey: key.secretKey,
       bootstrap: net.devnet.manifest.processes.filter((p) => p.shard === 1).map((p) => p.multiaddr),
       dataDir: net.devnet.dir,
+      max: 10,
     });
     // Honest nodes see two conflicting votes, record the evidence and send it to the beacon by themselves.
     const slashed = await waitFor('slashing', () => info(victim), (v) => v.status === 'slashed', 90_000, 500);
@@ -183,9 +184,10 @@ describe('staking: bond, activate, reward, unbond, slash (multi-process)', funct
     assert.ok(h.finalizedHeight > startHeight);
 
     // Evidence is idempotent and cannot be forged.
-    // (A node that had already moved past that height when the second vote arrived has nothing to list.)
+    // (A node that had already moved past that height when the second vote arrived has nothing to
+    // list; the victim's own node, honest code holding the same key, sees it like any other.)
     let seen: Awaited<ReturnType<QnexusClient['evidence']>>['evidence'] = [];
-    for (const name of ['s1-validator-1', 's1-validator-2', 's1-validator-3']) {
+    for (const name of ['s1-validator-0', 's1-validator-1', 's1-validator-2', 's1-validator-3']) {
       seen = (await net.devnet.client(name).evidence()).evidence;
       if (seen.length > 0) break;
     }

@@ -24,12 +24,12 @@ export interface EquivocatorOptions {
   bootstrap: string[];
   /** Where the harness keeps its libp2p key. */
   dataDir: string;
-  /** Conflicting votes to publish before stopping (default 3). */
+  /** Conflicting votes to deliver before stopping (default 3). */
   max?: number;
 }
 
 export interface Equivocator {
-  /** Conflicting votes published so far. */
+  /** Conflicting votes delivered to at least one peer so far. */
   readonly published: number;
   stop(): Promise<void>;
 }
@@ -63,8 +63,14 @@ export async function startEquivocator(o: EquivocatorOptions): Promise<Equivocat
           done.add(key);
           const body = conflict(v.body);
           const raw = encodeVote({ body, signature: backend.sign(o.secretKey, voteSigningBytes(body)) });
-          published++;
-          void p2p.publish(t.vote, raw).catch(() => undefined);
+          // Count only copies that reached a peer: right after start the harness may not be in
+          // the topic's mesh yet, and a vote nobody received proves nothing.
+          void p2p.publish(t.vote, raw).then(
+            (n) => {
+              if (n > 0) published++;
+            },
+            () => undefined,
+          );
         }
       } catch {
         // Not our business: the real nodes judge every message.
@@ -78,5 +84,4 @@ export async function startEquivocator(o: EquivocatorOptions): Promise<Equivocat
     },
     stop: () => p2p.stop(),
   };
-
 }
