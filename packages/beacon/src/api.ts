@@ -3,7 +3,7 @@ import { formatAddress, fromHex, isHex, toHex } from '@qnexus/crypto';
 import { QnexusError, decodeEvidence, stakingTotalsToJson, validatorInfoToJson, type VoteEvidence } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
-import type { Logger } from '@qnexus/node';
+import { errorHeaders, handleAdmin, type ApiGuard, type Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
 import type { Registry } from './registry.js';
 import type { BeaconService } from './service.js';
@@ -20,6 +20,8 @@ export interface ApiContext {
   p2p: P2PNode;
   metrics: Metrics;
   log: Logger;
+  /** Per-client rate limit and the admin token (shared with the node API); without one nothing is limited and /v1/admin/ does not exist. */
+  guard?: ApiGuard;
 }
 
 /** The API view of a transfer: what happened, in protocol order. */
@@ -67,6 +69,20 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/** Parse a JSON object body, allowing only the listed fields (UNKNOWN_FIELD otherwise). */
+async function readJsonObject(req: IncomingMessage, fields: readonly string[]): Promise<Record<string, unknown>> {
+  let j: unknown;
+  try {
+    j = JSON.parse((await readBody(req)).toString('utf8'));
+  } catch (e) {
+    if (e instanceof QnexusError) throw e;
+    throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', `body must be a JSON object with ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
+  for (const k of Object.keys(j)) if (!fields.includes(k)) throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
+  return j as Record<string, unknown>;
 }
 
 /** `{"evidence": "<hex of encodeEvidence>"}`, strictly (unknown fields are refused, as on the node API). */
@@ -217,20 +233,31 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
   const url = new URL(req.url ?? '/', 'http://x');
   const path = url.pathname.replace(/\/+$/, '') || '/';
   let route = 'unknown';
-  const send = (status: number, body: unknown, type = 'application/json') => {
+  const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
     const text = type === 'application/json' ? JSON.stringify(body) : String(body);
-    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) });
     res.end(text);
     ctx.metrics.apiRequests.inc({ route, status: String(status) });
   };
   try {
+    // Before anything else (routing included): a flood of bad requests costs as little as possible.
+    ctx.guard?.limit(req, path);
+    if (ctx.guard) {
+      route = 'admin';
+      const a = await handleAdmin(ctx.guard, ctx, path, req, readJsonObject);
+      if (a) {
+        route = a.route;
+        send(a.status, a.body);
+        return;
+      }
+      route = 'unknown';
+    }
     const match = routes.find((r) => r.re.test(path));
     if (path !== '/metrics' && !match) throw new QnexusError('NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
     const method = match?.method ?? 'GET';
     if (req.method !== method) throw new QnexusError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
     if (path === '/metrics') {
       route = 'metrics';
-      ctx.metrics.peers.set(ctx.p2p.connectedPeers().length);
       send(200, await ctx.metrics.registry.metrics(), ctx.metrics.registry.contentType);
       return;
     }
@@ -249,7 +276,8 @@ async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse
     }
   } catch (e) {
     if (e instanceof QnexusError) {
-      send(e.httpStatus, e.toJSON());
+      if (e.code === 'RATE_LIMITED') route = 'rate-limited';
+      send(e.httpStatus, e.toJSON(), 'application/json', errorHeaders(e));
     } else {
       ctx.log.error('API handler failed', { path, error: (e as Error).stack ?? String(e) });
       send(500, { error: { code: 'INTERNAL', message: 'internal error' } });

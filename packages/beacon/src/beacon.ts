@@ -6,7 +6,7 @@ import { QnexusError, type Genesis } from '@qnexus/types';
 import { Admitter } from './admission.js';
 import { startApi } from './api.js';
 import { Coordinator } from './coordinator.js';
-import { Logger, Shutdown, serverUrl, writeInfoFile, type LogFormat, type LogLevel } from '@qnexus/node';
+import { ApiGuard, Logger, Shutdown, serverUrl, writeInfoFile, type LogFormat, type LogLevel } from '@qnexus/node';
 import { createMetrics } from './metrics.js';
 import { Registry } from './registry.js';
 import { ShardSender } from './sender.js';
@@ -28,6 +28,10 @@ export interface BeaconConfig {
   logLevel: LogLevel;
   /** Slots between re-sends of pending prepare requests and unapplied decisions (default 3). */
   resendSlots?: number;
+  /** API requests per second per client IP (token-bucket rate; default 2000, 0 disables the limit). */
+  apiRateLimit?: number;
+  /** API burst per client IP (bucket size; default 4000, 0 disables the limit). */
+  apiRateBurst?: number;
 }
 
 /** Written to `<dataDir>/node-info.json` once the beacon listens (the devnet launcher waits for it). */
@@ -66,6 +70,8 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   }
 
   const metrics = createMetrics();
+  // The admin token (<dataDir>/admin.token) is created or read before anything starts.
+  const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, registry: metrics.registry });
   const shutdown = new Shutdown(log);
   const store = await BeaconStore.open(join(cfg.dataDir, 'db'));
   shutdown.add(() => store.close());
@@ -85,6 +91,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
     });
     shutdown.add(() => p2p.stop());
+    metrics.p2p.bind(() => p2p.stats());
     const sender = new ShardSender(p2p, g.chainId, (shard) => registry.shardPeers(service.epoch, shard), metrics, log);
     // The sender's in-flight requests end when p2p stops (shutdown runs p2p.stop after this).
     let senderDone: Promise<void> = Promise.resolve();
@@ -106,7 +113,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
     });
     await service.start();
     shutdown.add(() => service.stop());
-    const server = await startApi({ registry, coordinator, service, p2p, metrics, log }, cfg.apiHost, cfg.apiPort);
+    const server = await startApi({ registry, coordinator, service, p2p, metrics, log, guard }, cfg.apiHost, cfg.apiPort);
     shutdown.addServer(server);
     const info: BeaconInfo = {
       pid: process.pid,

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { adminCommand } from './commands/admin.js';
 import { beaconCommand } from './commands/beacon.js';
 import { devnetCommand } from './commands/devnet.js';
 import { genesisCommand } from './commands/genesis.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   nodeCommand(program);
   beaconCommand(program);
   statusCommand(program);
+  adminCommand(program);
   txCommand(program);
   validatorsCommand(program);
   devnetCommand(program);

@@ -36,6 +36,7 @@ import type { LoadMonitor } from './load.js';
 import type { Logger } from './log.js';
 import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
+import { errorHeaders, handleAdmin, type ApiGuard } from './admin.js';
 
 export const API_VERSION = '0.1.0';
 const MAX_BODY = 64 * 1024;
@@ -56,6 +57,8 @@ export interface ApiContext {
   xshard: XShard;
   /** Signature checks off the event loop (evidence submitted over the API). */
   verifier: TxVerifier;
+  /** Per-client rate limit and the admin token; without one (embedded tests) nothing is limited and /v1/admin/ does not exist. */
+  guard?: ApiGuard;
 }
 type Ctx = ApiContext;
 
@@ -619,23 +622,30 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
   const url = new URL(req.url ?? '/', 'http://x');
   const path = url.pathname.replace(/\/+$/, '') || '/';
   let route = 'unknown';
-  const send = (status: number, body: unknown, type = 'application/json') => {
+  const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
     const text = type === 'application/json' ? JSON.stringify(body) : String(body);
-    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) });
     res.end(text);
     ctx.metrics.apiRequests.inc({ route, status: String(status) });
   };
   try {
+    // Before anything else (routing included): a flood of bad requests costs as little as possible.
+    ctx.guard?.limit(req, path);
     if (path === '/metrics' && req.method === 'GET') {
       route = 'metrics';
-      const stats = ctx.p2p.stats();
-      ctx.metrics.peers.set(stats.peers);
-      for (const [topic, s] of Object.entries(stats.topics)) {
-        const name = topic.split('/').pop()!;
-        for (const r of ['accept', 'ignore', 'reject'] as const) ctx.metrics.gossip.set({ topic: name, result: r }, s[r]);
-      }
+      // Peers and gossip results are read from the p2p node by the metrics themselves (P2PMetrics).
       send(200, await ctx.metrics.registry.metrics(), ctx.metrics.registry.contentType);
       return;
+    }
+    if (ctx.guard) {
+      route = 'admin';
+      const a = await handleAdmin(ctx.guard, ctx, path, req, readJsonObject);
+      if (a) {
+        route = a.route;
+        send(a.status, a.body);
+        return;
+      }
+      route = 'unknown';
     }
     let methodMismatch = false;
     for (const r of routes) {
@@ -655,7 +665,8 @@ async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Prom
   } catch (e) {
     if (e instanceof QnexusError) {
       if (route === 'submit') ctx.metrics.txAdmission.inc({ source: 'api', result: e.code });
-      send(e.httpStatus, e.toJSON());
+      if (e.code === 'RATE_LIMITED') route = 'rate-limited';
+      send(e.httpStatus, e.toJSON(), 'application/json', errorHeaders(e));
     } else {
       ctx.log.error('API handler failed', { path, error: (e as Error).stack ?? String(e) });
       send(500, { error: { code: 'INTERNAL', message: 'internal error' } });

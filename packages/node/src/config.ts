@@ -5,7 +5,7 @@ export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface NodeConfig {
-  /** The node's own directory: LevelDB (db/), libp2p key (peer.key), node-info.json. */
+  /** The node's own directory: LevelDB (db/), libp2p key (peer.key), admin token (admin.token), node-info.json. */
   dataDir: string;
   genesis: Genesis;
   shard: number;
@@ -24,6 +24,10 @@ export interface NodeConfig {
   logLevel: LogLevel;
   /** Worker threads verifying transaction signatures off the event loop (default 1). */
   verifyWorkers?: number;
+  /** API requests per second per client IP (token-bucket rate; default 2000, 0 disables the limit). */
+  apiRateLimit?: number;
+  /** API burst per client IP (bucket size; default 4000, 0 disables the limit). */
+  apiRateBurst?: number;
 }
 
 /** Written to `<dataDir>/node-info.json` once the node is listening (read by the devnet launcher). */

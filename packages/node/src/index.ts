@@ -2,5 +2,23 @@ export { startNode } from './node.js';
 export type { NodeConfig, NodeInfo, RunningNode, LogFormat, LogLevel } from './config.js';
 export { topics } from './topics.js';
 // Shared with the beacon process: the same structured log format everywhere.
-export { Logger, type LogFields } from './log.js';
+export { Logger, LOG_LEVELS, isLogLevel, type LogFields } from './log.js';
+// Shared with the beacon API: per-client rate limit, admin bearer token, /v1/admin/ endpoints.
+export { DEFAULT_API_RATE_BURST, DEFAULT_API_RATE_LIMIT, RateLimiter, type RateDecision, type RateLimitOptions } from './ratelimit.js';
+export {
+  ADMIN_TOKEN_FILE,
+  ApiGuard,
+  HttpHeaderError,
+  clientAddress,
+  errorHeaders,
+  handleAdmin,
+  loadOrCreateAdminToken,
+  tokenMatches,
+  type AdminContext,
+  type AdminLogLevelJson,
+  type AdminPeersJson,
+  type ApiGuardOptions,
+} from './admin.js';
 export { Shutdown, serverUrl, writeInfoFile } from './process.js';
+// Shared with the beacon process: default process metrics and p2p gauges/counters.
+export { registerProcessMetrics, P2PMetrics, topicName } from './metrics.js';

@@ -4,25 +4,47 @@ const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error:
 
 export type LogFields = Record<string, unknown>;
 
-/** Structured logger: one JSON object per line (`--log-format json`) or a readable line (`pretty`). */
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+export function isLogLevel(s: unknown): s is LogLevel {
+  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(LEVELS, s);
+}
+
+/**
+ * Structured logger: one JSON object per line (`--log-format json`) or a readable line (`pretty`).
+ * The level is shared with every `child()`, so `setLevel` (e.g. from `PUT /v1/admin/log-level`)
+ * changes the whole process's logging at once.
+ */
 export class Logger {
+  /** Shared by a logger and all its children. */
+  private levelRef: { level: LogLevel };
+
   constructor(
     private readonly format: LogFormat,
-    private level: LogLevel,
+    level: LogLevel,
     private readonly base: LogFields = {},
     private readonly out: NodeJS.WritableStream = process.stdout,
-  ) {}
+  ) {
+    this.levelRef = { level };
+  }
 
   child(fields: LogFields): Logger {
-    return new Logger(this.format, this.level, { ...this.base, ...fields }, this.out);
+    const c = new Logger(this.format, this.levelRef.level, { ...this.base, ...fields }, this.out);
+    c.levelRef = this.levelRef;
+    return c;
+  }
+
+  /** The current level (shared with children). */
+  get level(): LogLevel {
+    return this.levelRef.level;
   }
 
   setLevel(l: LogLevel): void {
-    this.level = l;
+    this.levelRef.level = l;
   }
 
   enabled(l: LogLevel): boolean {
-    return LEVELS[l] >= LEVELS[this.level];
+    return LEVELS[l] >= LEVELS[this.levelRef.level];
   }
 
   log(level: LogLevel, msg: string, fields: LogFields = {}): void {

@@ -5,6 +5,7 @@ import { QnexusError, genesisHash } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { createP2PNode } from '@qnexus/p2p';
 import { startApi } from './api.js';
+import { ApiGuard } from './admin.js';
 import { Chain } from './chain.js';
 import type { NodeConfig, NodeInfo, RunningNode } from './config.js';
 import { Engine } from './engine.js';
@@ -28,6 +29,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const validator = cfg.validatorKey ? formatAddress(cfg.validatorKey.address) : null;
   const log = new Logger(cfg.logFormat, cfg.logLevel, { shard: cfg.shard, ...(validator ? { validator: validator.slice(0, 10) } : {}) });
   const metrics = createMetrics();
+  // The admin token is created (or read) before anything else starts: a bad token file fails fast.
+  const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, registry: metrics.registry });
   const pool = new VerifyPool(g.scheme, cfg.verifyWorkers ?? 1);
   const verifier = new TxVerifier(g.scheme, metrics, pool);
   const shutdown = new Shutdown(log);
@@ -51,6 +54,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
     });
     shutdown.add(() => p2p.stop());
+    metrics.p2p.bind(() => p2p.stats());
     // Committees per epoch: gossip subscription and fetch service up before the engine asks for them.
     chain.epochs.onCount = (result) => metrics.epochAnnouncements.inc({ result });
     await chain.epochs.start(p2p);
@@ -73,7 +77,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     load.addSignal(() => pool.backlog > 256);
     shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
-    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier }, cfg.apiHost, cfg.apiPort);
+    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier, guard }, cfg.apiHost, cfg.apiPort);
     shutdown.addServer(server);
     const info: NodeInfo = {
       pid: process.pid,

@@ -16,6 +16,7 @@ export type {
   P2POptions,
   P2PStats,
   PenaltyOptions,
+  PeerConnection,
   RequestHandler,
   RequestHandlerOptions,
   RequestOptions,

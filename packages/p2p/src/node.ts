@@ -25,6 +25,7 @@ import type {
   P2PNode,
   P2POptions,
   P2PStats,
+  PeerConnection,
   RequestHandler,
   RequestHandlerOptions,
   RequestOptions,
@@ -202,6 +203,15 @@ class Libp2pNode implements P2PNode {
 
   async dial(addr: string): Promise<void> {
     await this.libp2p.dial(multiaddr(addr));
+  }
+
+  connections(): PeerConnection[] {
+    return this.libp2p.getConnections().map((c) => ({ peerId: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction }));
+  }
+
+  async hangUp(peerId: string): Promise<void> {
+    // peerIdFromString throws on a malformed id: the caller's input error.
+    await this.libp2p.hangUp(peerIdFromString(peerId));
   }
 
   // ------------------------------------------------------------------ gossip

@@ -93,6 +93,14 @@ export interface P2PStats {
   topics: Record<string, TopicStats>;
 }
 
+/** One open connection to a peer. */
+export interface PeerConnection {
+  peerId: string;
+  /** The remote multiaddr of the connection (without /p2p/). */
+  addr: string;
+  direction: 'inbound' | 'outbound';
+}
+
 export interface P2PNode {
   readonly peerId: string;
   /** Full dialable addresses including /p2p/<id>. */
@@ -114,7 +122,11 @@ export interface P2PNode {
   /** Our gossipsub mesh for the topic (the peers we forward to). */
   meshPeers(topic: string): string[];
   connectedPeers(): string[];
+  /** Open connections with their remote addresses (for operators: `GET /v1/admin/peers`). */
+  connections(): PeerConnection[];
   dial(multiaddr: string): Promise<void>;
+  /** Close every connection to the peer (a bootstrap peer is re-dialled only once we are isolated from all of them). */
+  hangUp(peerId: string): Promise<void>;
   /** Current gossipsub score of a peer (0 if unknown). For metrics and debugging. */
   peerScore(peerId: string): number;
   /**

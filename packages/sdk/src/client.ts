@@ -24,6 +24,41 @@ import type {
 export interface ClientOptions {
   /** Per-request timeout (connect + answer). Default 10 000 ms. */
   timeoutMs?: number;
+  /**
+   * The node's admin bearer token (the 64 hex digits of `<data-dir>/admin.token`), sent as
+   * `Authorization: Bearer …` with the `admin…` methods (`/v1/admin/…`) only.
+   */
+  adminToken?: string;
+}
+
+/** A log level as `/v1/admin/log-level` takes it. */
+export type AdminLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** `GET /v1/admin/peers`: connected peers with the remote address of each connection. */
+export interface AdminPeersInfo {
+  peers: { peerId: string; addrs: string[]; directions: ('inbound' | 'outbound')[] }[];
+  count: number;
+}
+
+/** `POST /v1/admin/peers`: the dial's outcome (`peerId` from the multiaddr's /p2p/ part, if any). */
+export interface AdminConnectResult {
+  dialed: string;
+  peerId: string | null;
+  connected: boolean | null;
+  peers: number;
+}
+
+/** `DELETE /v1/admin/peers/{peerId}` */
+export interface AdminDisconnectResult {
+  peerId: string;
+  disconnected: boolean;
+  peers: number;
+}
+
+/** `GET|PUT /v1/admin/log-level` (`previous` only on PUT). */
+export interface AdminLogLevelInfo {
+  level: AdminLogLevel;
+  previous?: AdminLogLevel;
 }
 
 export interface WaitForTxOptions {
@@ -96,6 +131,7 @@ function truncate(s: string, n = 200): string {
 export class QnexusClient {
   readonly baseUrl: string;
   readonly timeoutMs: number;
+  private readonly adminToken: string | undefined;
 
   constructor(baseUrl: string, opts: ClientOptions = {}) {
     let url: URL;
@@ -109,6 +145,34 @@ export class QnexusClient {
     }
     this.baseUrl = url.toString().replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.adminToken = opts.adminToken?.trim();
+  }
+
+  // ------------------------------------------------------------------ admin (bearer token; node or beacon)
+
+  /** `GET /v1/admin/peers` (needs `adminToken`). */
+  adminPeers(): Promise<AdminPeersInfo> {
+    return this.request<AdminPeersInfo>('GET', '/v1/admin/peers');
+  }
+
+  /** `POST /v1/admin/peers`: dial a multiaddr (needs `adminToken`). */
+  adminConnect(multiaddr: string): Promise<AdminConnectResult> {
+    return this.request<AdminConnectResult>('POST', '/v1/admin/peers', { contentType: 'application/json', data: JSON.stringify({ multiaddr }) });
+  }
+
+  /** `DELETE /v1/admin/peers/{peerId}`: hang up on a peer (needs `adminToken`). */
+  adminDisconnect(peerId: string): Promise<AdminDisconnectResult> {
+    return this.request<AdminDisconnectResult>('DELETE', `/v1/admin/peers/${encodeURIComponent(peerId)}`);
+  }
+
+  /** `GET /v1/admin/log-level` (needs `adminToken`). */
+  adminLogLevel(): Promise<AdminLogLevelInfo> {
+    return this.request<AdminLogLevelInfo>('GET', '/v1/admin/log-level');
+  }
+
+  /** `PUT /v1/admin/log-level`: change the running process's log level (needs `adminToken`). */
+  adminSetLogLevel(level: AdminLogLevel): Promise<AdminLogLevelInfo> {
+    return this.request<AdminLogLevelInfo>('PUT', '/v1/admin/log-level', { contentType: 'application/json', data: JSON.stringify({ level }) });
   }
 
   /** `GET /v1/status` */
@@ -270,7 +334,8 @@ export class QnexusClient {
       try {
         return await this.request<SubmitResult>('POST', '/v1/txs', body);
       } catch (e) {
-        const busy = e instanceof ApiError && (e.code === 'NODE_BUSY' || e.code === 'MEMPOOL_FULL');
+        // RATE_LIMITED: this client is over the node's per-client rate; it refills quickly.
+        const busy = e instanceof ApiError && (e.code === 'NODE_BUSY' || e.code === 'MEMPOOL_FULL' || e.code === 'RATE_LIMITED');
         if (!busy || Date.now() + delay > deadline) throw e;
         await new Promise((r) => setTimeout(r, delay));
       }
@@ -336,10 +401,12 @@ export class QnexusClient {
     }
   }
 
-  private async request<T>(method: 'GET' | 'POST', path: string, body?: { contentType: string; data: string | Uint8Array }): Promise<T> {
+  private async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: { contentType: string; data: string | Uint8Array }): Promise<T> {
     const url = this.baseUrl + path;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body) headers['content-type'] = body.contentType;
+    // The token goes to admin endpoints only: it never travels with ordinary requests.
+    if (this.adminToken !== undefined && path.startsWith('/v1/admin/')) headers['authorization'] = `Bearer ${this.adminToken}`;
     let res: Response;
     let text: string;
     try {

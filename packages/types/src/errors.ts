@@ -33,6 +33,10 @@ export const ERROR_HTTP_STATUS = {
   PAYLOAD_TOO_LARGE: 413,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  /** Over the API's per-client request rate; the answer carries `Retry-After` (seconds). */
+  RATE_LIMITED: 429,
+  /** An admin endpoint without the bearer token of `<data-dir>/admin.token` (or with a wrong one). */
+  UNAUTHORIZED: 401,
   INTERNAL: 500,
   // codec / consensus objects
   MALFORMED: 400,

@@ -1,0 +1,307 @@
+// Per-client API rate limit (token bucket) and the admin API (bearer token in the data dir), against real nodes over HTTP.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { addressFromPublicKey, formatAddress, generateKeyPair, type KeyPair } from '@qnexus/crypto';
+import { makeGenesis, QnexusError, type Genesis } from '@qnexus/types';
+import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken, tokenMatches } from '../src/admin.js';
+import { startNode } from '../src/node.js';
+import type { RunningNode } from '../src/config.js';
+import { RateLimiter } from '../src/ratelimit.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+describe('node: API rate limiter (token bucket)', () => {
+  const clock = () => {
+    let t = 1_000_000;
+    return { now: () => t, advance: (ms: number) => (t += ms) };
+  };
+
+  it('allows the burst, then refuses with the time until the next token, and refills at the rate', () => {
+    const c = clock();
+    const rl = new RateLimiter({ ratePerSec: 10, burst: 5, now: c.now });
+    for (let i = 0; i < 5; i++) assert.deepEqual(rl.take('a'), { ok: true }, `request ${i}`);
+    assert.deepEqual(rl.take('a'), { ok: false, retryAfterMs: 100 });
+    c.advance(40);
+    // 0.4 tokens back: 60 ms to go.
+    assert.deepEqual(rl.take('a'), { ok: false, retryAfterMs: 60 });
+    c.advance(60);
+    assert.deepEqual(rl.take('a'), { ok: true });
+    assert.equal(rl.take('a').ok, false);
+    // Other clients have their own buckets.
+    assert.deepEqual(rl.take('b'), { ok: true });
+    // A long pause refills to the burst, never beyond.
+    c.advance(60_000);
+    for (let i = 0; i < 5; i++) assert.equal(rl.take('a').ok, true);
+    assert.equal(rl.take('a').ok, false);
+  });
+
+  it('a clock stepping backwards adds no tokens', () => {
+    const c = clock();
+    const rl = new RateLimiter({ ratePerSec: 1, burst: 1, now: c.now });
+    assert.equal(rl.take('a').ok, true);
+    c.advance(-10_000);
+    assert.deepEqual(rl.take('a'), { ok: false, retryAfterMs: 1000 });
+  });
+
+  it('memory is bounded: full buckets are swept, and beyond maxClients the least recently used go', () => {
+    const c = clock();
+    const rl = new RateLimiter({ ratePerSec: 100, burst: 10, sweepMs: 1000, maxClients: 50, now: c.now });
+    for (let i = 0; i < 40; i++) rl.take(`10.0.0.${i}`);
+    assert.equal(rl.size, 40);
+    // 100 ms refill a bucket of 10 at 100/s; the next take after the sweep period drops all 40.
+    c.advance(1000);
+    rl.take('fresh');
+    assert.equal(rl.size, 1);
+    // A flood of distinct clients stays capped, keeping the most recent.
+    for (let i = 0; i < 200; i++) rl.take(`flood-${i}`);
+    assert.equal(rl.size, 50);
+    // Evicting a client that is still limited hands it a fresh bucket (the documented cost of the cap): the newest survive.
+    const keep = new RateLimiter({ ratePerSec: 1, burst: 1, maxClients: 2, now: c.now });
+    keep.take('x');
+    keep.take('y');
+    keep.take('x'); // refused, but x is now the most recently used
+    keep.take('z'); // evicts y
+    assert.equal(keep.take('x').ok, false, 'x is still tracked and limited');
+    assert.equal(keep.take('y').ok, true, 'y was evicted: a fresh bucket');
+  });
+
+  it('rejects nonsensical parameters', () => {
+    assert.throws(() => new RateLimiter({ ratePerSec: 0, burst: 10 }), RangeError);
+    assert.throws(() => new RateLimiter({ ratePerSec: 10, burst: 0 }), RangeError);
+  });
+});
+
+describe('node: admin token file', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'qnexus-token-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is created with mode 0600 holding 32 random bytes as hex, and reused afterwards', () => {
+    const t = loadOrCreateAdminToken(dir);
+    assert.match(t, /^[0-9a-f]{64}$/);
+    const path = join(dir, ADMIN_TOKEN_FILE);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(readFileSync(path, 'utf8').trim(), t);
+    assert.equal(loadOrCreateAdminToken(dir), t, 'same token on the next start');
+    const other = mkdtempSync(join(tmpdir(), 'qnexus-token-'));
+    try {
+      assert.notEqual(loadOrCreateAdminToken(other), t, 'each data dir has its own');
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a file that does not hold a token', () => {
+    writeFileSync(join(dir, ADMIN_TOKEN_FILE), 'hunter2\n', { mode: 0o600 });
+    assert.throws(() => loadOrCreateAdminToken(dir), (e: unknown) => e instanceof QnexusError && e.code === 'BAD_CONFIG');
+  });
+
+  it('tokenMatches compares exactly', () => {
+    const t = 'ab'.repeat(32);
+    assert.equal(tokenMatches(t, t), true);
+    assert.equal(tokenMatches(t.slice(0, 63) + 'c', t), false);
+    assert.equal(tokenMatches(t.slice(0, 10), t), false);
+    assert.equal(tokenMatches('', t), false);
+  });
+});
+
+describe('node: API rate limit and admin endpoints (real nodes)', function () {
+  this.timeout(60_000);
+  const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
+  const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
+  const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
+  let dir: string;
+  let g: Genesis;
+  /** Default limits: the admin API under test. */
+  let a: RunningNode;
+  /** A small limit (5/s, burst 10): the rate-limit test; also the peer A dials. */
+  let b: RunningNode;
+  let tokenA: string;
+  let tokenB: string;
+
+  const start = (name: string, over: { apiRateLimit?: number; apiRateBurst?: number } = {}) =>
+    startNode({
+      dataDir: join(dir, name),
+      genesis: g,
+      shard: 0,
+      validatorKey: null,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [],
+      apiHost: '127.0.0.1',
+      apiPort: 0,
+      logFormat: 'json',
+      logLevel: 'warn',
+      ...over,
+    });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'qnexus-admin-'));
+    g = makeGenesis({
+      chainId: 'admin-test',
+      scheme: 'ml-dsa-44',
+      genesisTime: Date.now(),
+      slotMs: 1000,
+      epochLength: 32,
+      shardCount: 1,
+      minFee: 1n,
+      maxBlockTxs: 100,
+      xferTimeoutSlots: 16,
+      beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
+      accounts: [],
+      validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
+    });
+    a = await start('a');
+    b = await start('b', { apiRateLimit: 5, apiRateBurst: 10 });
+    tokenA = readFileSync(join(dir, 'a', ADMIN_TOKEN_FILE), 'utf8').trim();
+    tokenB = readFileSync(join(dir, 'b', ADMIN_TOKEN_FILE), 'utf8').trim();
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const call = async (node: RunningNode, method: string, path: string, opts: { auth?: string; body?: unknown } = {}) => {
+    const headers: Record<string, string> = {};
+    if (opts.auth !== undefined) headers['authorization'] = opts.auth;
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    const r = await fetch(node.info.apiUrl + path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+    const text = await r.text();
+    return { status: r.status, headers: r.headers, text, body: (r.headers.get('content-type') === 'application/json' ? JSON.parse(text) : null) as Record<string, any> | null };
+  };
+  const code = (r: { body: Record<string, any> | null }) => (r.body?.error as { code?: string } | undefined)?.code;
+
+  it('429 RATE_LIMITED with Retry-After once a client exceeds its burst; /metrics stays exempt; recovers after waiting', async () => {
+    const results: Awaited<ReturnType<typeof call>>[] = [];
+    // Burst 10 at 5/s: within ~40 back-to-back requests the bucket must run dry.
+    for (let i = 0; i < 40; i++) {
+      const r = await call(b, 'GET', '/v1/status');
+      results.push(r);
+      if (r.status === 429) break;
+    }
+    const ok = results.filter((r) => r.status === 200).length;
+    assert.ok(ok >= 10, `the burst (10) is served first, got ${ok}`);
+    const limited = results.at(-1)!;
+    assert.equal(limited.status, 429, 'refused after the burst');
+    assert.equal(code(limited), 'RATE_LIMITED');
+    assert.match(limited.body!.error.message as string, /retry after \d+ ms/);
+    const retryMs = Number(/retry after (\d+) ms/.exec(limited.body!.error.message as string)![1]);
+    assert.ok(retryMs > 0 && retryMs <= 200, `one token at 5/s is at most 200 ms away, said ${retryMs}`);
+    assert.equal(limited.headers.get('retry-after'), String(Math.ceil(retryMs / 1000)));
+    // Any route, even an unknown one, takes a token and is refused while the bucket is empty.
+    let unknown = await call(b, 'GET', '/v1/nowhere');
+    for (let i = 0; i < 10 && unknown.status !== 429; i++) unknown = await call(b, 'GET', '/v1/nowhere');
+    assert.equal(unknown.status, 429);
+    // Prometheus keeps scraping.
+    const m = await call(b, 'GET', '/metrics');
+    assert.equal(m.status, 200);
+    const rejected = Number(/^qnexus_api_rate_limited_total (\d+)/m.exec(m.text)?.[1]);
+    assert.ok(rejected >= 2, `qnexus_api_rate_limited_total counts the refusals (${rejected})`);
+    // Waiting as told brings the client back.
+    await sleep(retryMs + 250);
+    assert.equal((await call(b, 'GET', '/v1/status')).status, 200);
+  });
+
+  it('the default limit does not get in the way of a few hundred quick requests', async () => {
+    const rs = await Promise.all(Array.from({ length: 300 }, () => call(a, 'GET', '/v1/status')));
+    assert.deepEqual([...new Set(rs.map((r) => r.status))], [200]);
+  });
+
+  it('401 UNAUTHORIZED with WWW-Authenticate on every admin route without the right token', async () => {
+    const routes: [string, string, unknown?][] = [
+      ['GET', '/v1/admin/peers'],
+      ['POST', '/v1/admin/peers', { multiaddr: b.info.multiaddrs[0] }],
+      ['DELETE', `/v1/admin/peers/${b.info.peerId}`],
+      ['GET', '/v1/admin/log-level'],
+      ['PUT', '/v1/admin/log-level', { level: 'debug' }],
+      ['GET', '/v1/admin/nothing-here'],
+    ];
+    const wrongs: (string | undefined)[] = [undefined, `Bearer ${'0'.repeat(64)}`, `Bearer ${tokenB}`, `Basic ${Buffer.from(`admin:${tokenA}`).toString('base64')}`, 'Bearer', `Bearer ${tokenA.slice(0, 63)}`];
+    for (const [method, path, body] of routes) {
+      for (const auth of wrongs) {
+        const r = await call(a, method, path, { auth, body });
+        assert.equal(r.status, 401, `${method} ${path} with ${auth ?? 'no Authorization'}`);
+        assert.equal(code(r), 'UNAUTHORIZED');
+        assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer\b/);
+      }
+    }
+    // Nothing happened: no dial, no level change.
+    assert.deepEqual((await call(a, 'GET', '/v1/admin/peers', { auth: `Bearer ${tokenA}` })).body, { peers: [], count: 0 });
+    const lvl = await call(a, 'GET', '/v1/admin/log-level', { auth: `Bearer ${tokenA}` });
+    assert.deepEqual(lvl.body, { level: 'warn' });
+  });
+
+  it('with the token: list, dial and hang up on peers; strict bodies', async () => {
+    const auth = `Bearer ${tokenA}`;
+    const empty = await call(a, 'GET', '/v1/admin/peers', { auth });
+    assert.equal(empty.status, 200);
+    assert.deepEqual(empty.body, { peers: [], count: 0 });
+
+    const bad = await call(a, 'POST', '/v1/admin/peers', { auth, body: { multiaddr: b.info.multiaddrs[0], force: true } });
+    assert.equal(bad.status, 400);
+    assert.equal(code(bad), 'UNKNOWN_FIELD');
+    assert.equal(code(await call(a, 'POST', '/v1/admin/peers', { auth, body: { multiaddr: 'not a multiaddr' } })), 'BAD_REQUEST');
+
+    const dialed = await call(a, 'POST', '/v1/admin/peers', { auth, body: { multiaddr: b.info.multiaddrs[0] } });
+    assert.equal(dialed.status, 200, dialed.text);
+    assert.equal(dialed.body!.peerId, b.info.peerId);
+    assert.equal(dialed.body!.connected, true);
+    const listed = await call(a, 'GET', '/v1/admin/peers', { auth });
+    const entry = (listed.body!.peers as { peerId: string; addrs: string[]; directions: string[] }[]).find((p) => p.peerId === b.info.peerId);
+    assert.ok(entry, JSON.stringify(listed.body));
+    assert.ok(entry.addrs.some((x) => x.startsWith('/ip4/127.0.0.1/tcp/')), JSON.stringify(entry));
+    assert.ok(entry.directions.includes('outbound'));
+
+    const gone = await call(a, 'DELETE', `/v1/admin/peers/${b.info.peerId}`, { auth });
+    assert.equal(gone.status, 200, gone.text);
+    assert.equal(gone.body!.disconnected, true);
+    const after = await call(a, 'GET', '/v1/admin/peers', { auth });
+    assert.ok(!(after.body!.peers as { peerId: string }[]).some((p) => p.peerId === b.info.peerId));
+    assert.equal(code(await call(a, 'DELETE', `/v1/admin/peers/${b.info.peerId}`, { auth })), 'NOT_FOUND');
+    assert.equal(code(await call(a, 'PATCH', '/v1/admin/peers', { auth })), 'METHOD_NOT_ALLOWED');
+  });
+
+  it('PUT /v1/admin/log-level changes the running logger', async () => {
+    const auth = `Bearer ${tokenA}`;
+    const captured: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    // Watch what the node (this process) writes while the level changes.
+    const capture = async <T>(fn: () => Promise<T>): Promise<T> => {
+      process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        captured.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
+        return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+      }) as typeof process.stdout.write;
+      try {
+        return await fn();
+      } finally {
+        process.stdout.write = write;
+      }
+    };
+    assert.equal(code(await call(a, 'PUT', '/v1/admin/log-level', { auth, body: { level: 'verbose' } })), 'BAD_REQUEST');
+    assert.equal(code(await call(a, 'PUT', '/v1/admin/log-level', { auth, body: { level: 'info', extra: 1 } })), 'UNKNOWN_FIELD');
+
+    const quiet = await call(a, 'PUT', '/v1/admin/log-level', { auth, body: { level: 'error' } });
+    assert.deepEqual(quiet.body, { level: 'error', previous: 'warn' });
+    // At error, the info line of a dial is not written…
+    await capture(() => call(a, 'POST', '/v1/admin/peers', { auth, body: { multiaddr: b.info.multiaddrs[0] } }));
+    assert.ok(!captured.some((l) => l.includes('admin: dialled peer')), captured.join(''));
+    // …at info, the hang-up's is.
+    const loud = await call(a, 'PUT', '/v1/admin/log-level', { auth, body: { level: 'info' } });
+    assert.deepEqual(loud.body, { level: 'info', previous: 'error' });
+    await capture(() => call(a, 'DELETE', `/v1/admin/peers/${b.info.peerId}`, { auth }));
+    assert.ok(captured.some((l) => l.includes('admin: disconnected peer')), captured.join(''));
+    assert.deepEqual((await call(a, 'GET', '/v1/admin/log-level', { auth })).body, { level: 'info' });
+    await call(a, 'PUT', '/v1/admin/log-level', { auth, body: { level: 'warn' } });
+  });
+
+  it('the token survives a restart', async () => {
+    await a.stop();
+    a = await start('a');
+    assert.equal(readFileSync(join(dir, 'a', ADMIN_TOKEN_FILE), 'utf8').trim(), tokenA);
+    assert.equal((await call(a, 'GET', '/v1/admin/log-level', { auth: `Bearer ${tokenA}` })).status, 200);
+  });
+});
