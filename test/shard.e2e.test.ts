@@ -39,7 +39,7 @@ async function postRaw(url: string, body: string | Uint8Array, type: string): Pr
 
 async function gossipRejects(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const m = /qnexus_p2p_gossip_messages\{topic="tx",result="reject"\} (\d+)/.exec(text);
+  const m = /qnexus_p2p_gossip_messages_total\{topic="tx",result="reject"\} (\d+)/.exec(text);
   return m ? Number(m[1]) : 0;
 }
 

@@ -1,13 +1,17 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { P2PMetrics, registerProcessMetrics } from '@qnexus/node';
 
 /** Prometheus metrics of the beacon process, named qnexus_beacon_<what>. */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'qnexus_process_' });
+  registerProcessMetrics(registry);
   const r = [registry];
+  const p2p = new P2PMetrics(registry, 'qnexus_beacon_p2p');
   return {
     registry,
+    p2p,
     phases: new Counter({ name: 'qnexus_beacon_2pc_phases_total', help: 'Cross-shard transfer phases the coordinator logged', labelNames: ['phase'], registers: r }),
+    aborts: new Counter({ name: 'qnexus_beacon_2pc_aborts_total', help: 'Logged 2PC abort decisions, by reason (deadline, refused by the destination, adopted from a shard)', labelNames: ['reason'], registers: r }),
     decisions: new Counter({ name: 'qnexus_beacon_2pc_decisions_total', help: 'Logged 2PC decisions by outcome', labelNames: ['outcome'], registers: r }),
     rejected: new Counter({ name: 'qnexus_beacon_2pc_rejected_total', help: '2PC requests refused at admission, by reason', labelNames: ['reason'], registers: r }),
     requests: new Counter({ name: 'qnexus_beacon_2pc_requests_total', help: '2PC requests admitted, by type', labelNames: ['type'], registers: r }),
@@ -17,7 +21,8 @@ export function createMetrics() {
     announcements: new Counter({ name: 'qnexus_beacon_epoch_announcements_total', help: 'Signed epoch announcements published', registers: r }),
     epoch: new Gauge({ name: 'qnexus_beacon_epoch', help: 'Current epoch', registers: r }),
     slot: new Gauge({ name: 'qnexus_beacon_slot', help: 'Current slot', registers: r }),
-    peers: new Gauge({ name: 'qnexus_beacon_p2p_peers', help: 'Connected libp2p peers', registers: r }),
+    /** Set by the API at scrape time; `p2p.bind` makes it self-updating. */
+    peers: p2p.peers,
     validators: new Gauge({ name: 'qnexus_beacon_validators', help: 'Registered validators by status', labelNames: ['status'], registers: r }),
     slashings: new Counter({ name: 'qnexus_beacon_slashings_total', help: 'Validators slashed for proven equivocation', registers: r }),
     evidence: new Counter({ name: 'qnexus_beacon_evidence_total', help: 'Equivocation evidence processed, by result (slashed, duplicate or error code)', labelNames: ['result'], registers: r }),

@@ -19,7 +19,7 @@ import {
   type XferRecord,
 } from '@qnexus/types';
 import type { Admitter } from './admission.js';
-import type { Coordinator, CoordinatorAction, XferEntry } from './coordinator.js';
+import { DEADLINE_REASON, type Coordinator, type CoordinatorAction, type XferEntry } from './coordinator.js';
 import type { Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
 import type { EvidenceResult, Registry } from './registry.js';
@@ -313,6 +313,7 @@ export class BeaconService {
       const e = a.entry;
       if (a.phase === 'decided' && e.decision) {
         metrics.decisions.inc({ outcome: e.decision.outcome });
+        if (e.decision.outcome === 'abort') metrics.aborts.inc({ reason: abortReason(e.decision.reason) });
         log.info('transfer decided', { id: e.id.slice(0, 16), decision: e.decision.outcome, slot: e.decision.slot, ...(e.decision.reason ? { reason: e.decision.reason } : {}) });
       } else {
         log.debug('transfer phase', { id: e.id.slice(0, 16), phase: a.phase });
@@ -391,4 +392,11 @@ export class BeaconService {
       void p2p.publish(t.registry, bytes).catch((e: unknown) => log.debug('registry snapshot not published', { error: (e as Error).message }));
     }
   }
+}
+
+/** A bounded label for an abort's free-form reason: deadline, adopted (from a shard's decision) or refused. */
+export function abortReason(reason: string): 'deadline' | 'adopted' | 'refused' {
+  if (reason === DEADLINE_REASON) return 'deadline';
+  if (reason.startsWith('adopted')) return 'adopted';
+  return 'refused';
 }

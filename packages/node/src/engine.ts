@@ -83,6 +83,8 @@ export class Engine {
   private wasMember = false;
   /** Last epoch whose slots we held back for want of its committee (warned once per epoch). */
   private heldEpoch = -1;
+  /** Slot of the last finalized block seen by afterCommit (for qnexus_chain_slots_missed_total). */
+  private lastFinalizedSlot = -1;
 
   constructor(
     private readonly chain: Chain,
@@ -127,6 +129,7 @@ export class Engine {
       lastSigned,
       locked,
     });
+    this.lastFinalizedSlot = this.chain.headSlot;
     if (lastSigned) this.log.info('restored double-sign protection', { lastSigned, locked: locked ? { height: locked.height, round: locked.round } : null });
     this.newestKnownHeight = this.chain.headHeight;
     // A slot held back for want of its epoch's committee starts as soon as the announcement arrives.
@@ -394,6 +397,10 @@ export class Engine {
       votes: votes.map((v) => ({ validator: parseAddress(v.validator), signature: v.signature })),
     };
     const changes = await this.chain.commit(c, cert);
+    const g = this.chain.genesis;
+    const lag = Math.max(0, (Date.now() - (g.genesisTime + c.block.header.slot * g.slotMs)) / 1000);
+    this.metrics.finalityLag.observe(lag);
+    this.metrics.lastFinalityLag.set(lag);
     this.afterCommit(c, round, cert, changes);
     this.log.info('finalized block', { height, round, hash: c.hashHex.slice(0, 16), txs: c.envs.length, signers: votes.length });
   }
@@ -422,6 +429,9 @@ export class Engine {
     this.metrics.mempoolSize.set(this.mempool.size);
     this.metrics.roundsPerHeight.observe(Math.max(1, round - this.roundsAtHeightStart + 1));
     this.roundsAtHeightStart = round + 1;
+    const slot = c.block.header.slot;
+    if (this.lastFinalizedSlot >= 0 && slot > this.lastFinalizedSlot + 1) this.metrics.slotsMissed.inc(slot - this.lastFinalizedSlot - 1);
+    this.lastFinalizedSlot = Math.max(this.lastFinalizedSlot, slot);
   }
 
   /** Called by sync after importing a certified block; must run inside run(). */

@@ -6,6 +6,7 @@ import type { Engine } from './engine.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { Topics } from './topics.js';
+import { SyncReporter, type ReporterOptions } from './sync-progress.js';
 
 /** Most blocks served per range request; a client asks again for the rest. */
 export const MAX_SYNC_BATCH = 64;
@@ -16,6 +17,8 @@ export interface SyncProgress {
   syncing: boolean;
   target: number;
   blocksPerSecond: number;
+  /** Seconds left at the current rate (null while unknown). */
+  etaSeconds: number | null;
 }
 
 /**
@@ -27,7 +30,9 @@ export interface SyncProgress {
  * our time but cannot make us accept anything (it is penalised instead).
  */
 export class Syncer {
-  progress: SyncProgress = { syncing: false, target: 0, blocksPerSecond: 0 };
+  progress: SyncProgress = { syncing: false, target: 0, blocksPerSecond: 0, etaSeconds: null };
+  /** Where the progress bar / progress lines go (tests replace it). */
+  reporterOptions: ReporterOptions = {};
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private stopped = false;
@@ -106,10 +111,20 @@ export class Syncer {
 
   private async syncFrom(peer: string, target: number): Promise<void> {
     const start = this.chain.headHeight;
-    const t0 = Date.now();
-    this.progress = { syncing: true, target, blocksPerSecond: 0 };
+    const report = new SyncReporter(this.log, start, target, this.reporterOptions);
+    this.progress = { syncing: true, target, blocksPerSecond: 0, etaSeconds: null };
+    this.metrics.syncActive.set(1);
+    this.metrics.syncTarget.set(target);
+    this.metrics.syncSpeed.set(0);
     this.engine.newestKnownHeight = Math.max(this.engine.newestKnownHeight, target);
     this.log.info('sync: peer is ahead, fetching blocks', { peer, from: start + 1, target });
+    const observe = () => {
+      const st = report.update(this.chain.headHeight);
+      this.progress.blocksPerSecond = st.blocksPerSec;
+      this.progress.etaSeconds = st.etaSec;
+      this.metrics.syncSpeed.set(st.blocksPerSec);
+    };
+    let ok = false;
     try {
       while (this.chain.headHeight < target && !this.stopped) {
         const from = this.chain.headHeight + 1;
@@ -135,12 +150,11 @@ export class Syncer {
           });
           got++;
           this.metrics.syncedBlocks.inc();
+          observe();
         }
         if (got === 0) break;
-        const secs = (Date.now() - t0) / 1000;
-        this.progress.blocksPerSecond = secs > 0 ? (this.chain.headHeight - start) / secs : 0;
-        this.log.info('sync progress', { height: this.chain.headHeight, target, blocksPerSecond: Math.round(this.progress.blocksPerSecond) });
       }
+      ok = this.chain.headHeight >= target;
     } catch (e) {
       const code = e instanceof QnexusError ? e.code : 'STREAM';
       this.metrics.syncFailures.inc({ reason: code });
@@ -148,7 +162,10 @@ export class Syncer {
       // A missing epoch announcement is our gap (retried next tick), not the peer's fault.
       if (e instanceof QnexusError && code !== 'EPOCH_UNKNOWN') this.p2p.penalize(peer, `sync: ${code}`);
     } finally {
+      observe();
+      report.finish(this.chain.headHeight, ok);
       this.progress.syncing = false;
+      this.metrics.syncActive.set(0);
     }
   }
 }

@@ -227,7 +227,11 @@ export class XShard {
   }
 
   private countPhases(changes: StateChanges): void {
-    for (const rec of changes.xfers.values()) this.metrics.xshardPhases.inc({ phase: `${rec.role}-${xferRecordPhase(rec)}` });
+    for (const rec of changes.xfers.values()) {
+      const phase = xferRecordPhase(rec);
+      this.metrics.xshardPhases.inc({ phase: `${rec.role}-${phase}` });
+      if (phase === 'aborted') this.metrics.xshardAborts.inc({ role: rec.role });
+    }
   }
 
   /**

@@ -1,0 +1,140 @@
+import type { Logger } from './log.js';
+
+/** One sample of a running sync: where it started, where it is, where it goes. */
+export interface SyncSample {
+  /** Head height when the sync started. */
+  start: number;
+  /** Current head height. */
+  height: number;
+  /** Height being synced to (the peer's head). */
+  target: number;
+  /** Milliseconds since the sync started. */
+  elapsedMs: number;
+}
+
+export interface SyncStats {
+  height: number;
+  target: number;
+  /** Blocks imported per second since the sync started (0 before any time has passed). */
+  blocksPerSec: number;
+  /** Seconds left at the current rate; null while the rate is unknown (0 blocks so far). */
+  etaSec: number | null;
+  /** Fraction done in [0, 1]. */
+  fraction: number;
+}
+
+/** Rate, ETA and fraction done of a sync sample (pure). */
+export function syncStats(s: SyncSample): SyncStats {
+  const done = Math.max(0, s.height - s.start);
+  const total = Math.max(0, s.target - s.start);
+  const left = Math.max(0, s.target - s.height);
+  const blocksPerSec = s.elapsedMs > 0 ? (done * 1000) / s.elapsedMs : 0;
+  const etaSec = left === 0 ? 0 : blocksPerSec > 0 ? left / blocksPerSec : null;
+  const fraction = total === 0 ? 1 : Math.min(1, done / total);
+  return { height: s.height, target: s.target, blocksPerSec, etaSec, fraction };
+}
+
+/** `42s`, `3m07s`, `2h05m`; `?` when unknown. */
+export function formatDuration(sec: number | null): string {
+  if (sec === null || !Number.isFinite(sec)) return '?';
+  const t = Math.max(0, Math.round(sec));
+  if (t < 60) return `${t}s`;
+  if (t < 3600) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`;
+  return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** `1.2`, `35`, `1200`: one decimal below 10 blocks/s. */
+export function formatRate(r: number): string {
+  return r < 10 ? r.toFixed(1) : String(Math.round(r));
+}
+
+/** The single progress line drawn on a TTY: `sync [#####-----]  50% 500/1000  120 blocks/s  ETA 4s`. */
+export function formatProgressLine(st: SyncStats, barWidth = 30): string {
+  const filled = Math.round(st.fraction * barWidth);
+  const bar = '#'.repeat(filled) + '-'.repeat(barWidth - filled);
+  const pct = `${Math.floor(st.fraction * 100)}%`.padStart(4);
+  return `sync [${bar}] ${pct} ${st.height}/${st.target}  ${formatRate(st.blocksPerSec)} blocks/s  ETA ${formatDuration(st.etaSec)}`;
+}
+
+/** Fields of the structured `sync progress` log line. */
+export function progressFields(st: SyncStats): { height: number; target: number; blocksPerSec: number; etaSec: number | null } {
+  return { height: st.height, target: st.target, blocksPerSec: Math.round(st.blocksPerSec * 10) / 10, etaSec: st.etaSec === null ? null : Math.ceil(st.etaSec) };
+}
+
+export interface ReporterOptions {
+  /** Where the bar is drawn; the bar is used only when this is a TTY. Default process.stderr. */
+  out?: NodeJS.WriteStream | { isTTY?: boolean; columns?: number; write(s: string): boolean };
+  /** Milliseconds between structured log lines when not on a TTY. Default 2000. */
+  logEveryMs?: number;
+  /** Milliseconds between redraws of the bar. Default 100. */
+  drawEveryMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Shows a running sync: a single-line bar redrawn in place on a TTY, otherwise a
+ * structured `sync progress` log line every couple of seconds; a `sync done` line
+ * at the end either way. All I/O of sync progress lives here, not in the Syncer.
+ */
+export class SyncReporter {
+  private readonly out: NonNullable<ReporterOptions['out']>;
+  private readonly tty: boolean;
+  private readonly now: () => number;
+  private readonly logEveryMs: number;
+  private readonly drawEveryMs: number;
+  private readonly t0: number;
+  private lastEmit = -Infinity;
+  private drawn = false;
+  private last: SyncStats;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly start: number,
+    private readonly target: number,
+    opts: ReporterOptions = {},
+  ) {
+    this.out = opts.out ?? process.stderr;
+    this.tty = this.out.isTTY === true;
+    this.now = opts.now ?? Date.now;
+    this.logEveryMs = opts.logEveryMs ?? 2_000;
+    this.drawEveryMs = opts.drawEveryMs ?? 100;
+    this.t0 = this.now();
+    this.last = syncStats({ start, height: start, target, elapsedMs: 0 });
+  }
+
+  /** Latest stats (also what the Syncer exposes as `progress`). */
+  get stats(): SyncStats {
+    return this.last;
+  }
+
+  /** Record the current head height; draws or logs when due. */
+  update(height: number): SyncStats {
+    const t = this.now();
+    this.last = syncStats({ start: this.start, height, target: this.target, elapsedMs: t - this.t0 });
+    if (t - this.lastEmit >= (this.tty ? this.drawEveryMs : this.logEveryMs)) {
+      this.lastEmit = t;
+      if (this.tty) this.draw();
+      else this.log.info('sync progress', progressFields(this.last));
+    }
+    return this.last;
+  }
+
+  /** Clear the bar (if drawn) and log the outcome. */
+  finish(height: number, ok: boolean): void {
+    const st = this.update(height);
+    if (this.tty && this.drawn) this.out.write('\r\x1b[2K');
+    this.drawn = false;
+    const secs = Math.round((this.now() - this.t0) / 100) / 10;
+    const fields = { ...progressFields(st), blocks: Math.max(0, height - this.start), seconds: secs };
+    if (ok && height >= this.target) this.log.info('sync done', fields);
+    else this.log.info('sync stopped before the target', fields);
+  }
+
+  private draw(): void {
+    const cols = typeof this.out.columns === 'number' && this.out.columns > 0 ? this.out.columns : 100;
+    let line = formatProgressLine(this.last);
+    if (line.length > cols - 1) line = formatProgressLine(this.last, Math.max(5, 30 - (line.length - cols + 1))).slice(0, cols - 1);
+    this.out.write(`\r\x1b[2K${line}`);
+    this.drawn = true;
+  }
+}
