@@ -90,6 +90,11 @@ export interface DevnetOptions {
   /** Extra environment variables for the node and beacon processes. */
   env?: Record<string, string>;
   /**
+   * Check that the ports are free on 127.0.0.1 before creating a devnet. Default true; false for a
+   * configuration that runs elsewhere (`qnexus devnet init --host-mode compose`: containers).
+   */
+  checkPorts?: boolean;
+  /**
    * What runs `<args…> node --data-dir …` for each node (and `<args…> beacon --data-dir …` for
    * the beacon). Default: this CLI's bin with `process.execPath` (`dist/bin.js`, or `src/bin.ts`
    * through tsx).
@@ -664,7 +669,7 @@ class DevnetImpl implements Devnet {
     // Layout first, so port clashes fail before any work.
     const plan = planDevnet({ shards, validators: nV, fullNodes: nF, basePort });
     const beaconPorts = devnetBeaconPorts(basePort);
-    await this.checkPorts([{ name: BEACON_NAME, ...beaconPorts }, ...plan]);
+    if (o.checkPorts !== false) await this.checkPorts([{ name: BEACON_NAME, ...beaconPorts }, ...plan]);
 
     await mkdir(this.dir, { recursive: true });
     await writeFile(join(this.dir, MARKER), 'This directory is a Quantum Nexus devnet (qnexus devnet). It may be deleted by --reset.\n');

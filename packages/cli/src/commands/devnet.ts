@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { DEFAULT_SCHEME, type SchemeName } from '@qnexus/crypto';
 import type { LogFormat } from '@qnexus/node';
 import { DEVNET_DEFAULTS, MAX_DEVNET_NODES, MAX_DEVNET_SHARDS, startDevnet, type Devnet, type DevnetEvent } from '../devnet.js';
-import { CliError, EXIT } from '../errors.js';
+import { initDevnetConfig } from '../devnet-init.js';
+import { CliError, EXIT, usageError } from '../errors.js';
+import type { HostMode } from '../topology.js';
 import { displayPath, intParser, note, out, parseChainId, parseScheme, table } from '../util.js';
 
 interface DevnetCmdOpts {
@@ -24,6 +26,8 @@ interface DevnetCmdOpts {
   epochLength: number;
   unbondingEpochs?: number;
   churnLimit?: number;
+  hostMode: HostMode;
+  genesisDelay?: number;
 }
 
 function printSummary(d: Devnet): void {
@@ -92,8 +96,9 @@ function groupedTable(groups: string[], header: string[], rows: { group: string;
 }
 
 export function devnetCommand(parent: Command): Command {
-  return parent
+  const cmd = parent
     .command('devnet')
+    .argument('[action]', 'init: only create the configuration (keys, genesis, libp2p keys, topology.json) in --dir, start nothing')
     .description('run a local multi-process devnet: a beacon plus validators and full nodes per shard, each its own OS process')
     .option('--shards <n>', 'shards, each with its own validators, full nodes and accounts', intParser(1, MAX_DEVNET_SHARDS), DEVNET_DEFAULTS.shards)
     .option('--validators <n>', 'validators per shard (its committee)', intParser(1, MAX_DEVNET_NODES), DEVNET_DEFAULTS.validators)
@@ -134,9 +139,20 @@ and keys/account-<i>.json. Every node bootstraps from the beacon and its shard's
 The beacon starts first. Each process logs to <dir>/logs/<name>.log; the console only shows the
 summary and unexpected exits. <dir>/manifest.json describes the running processes. Ctrl-C or
 SIGTERM stops them all (SIGKILL after 10 s) and exits 0. At most 99 shard nodes in all
-(S × (validators + full nodes)).`,
+(S × (validators + full nodes)).
+
+\`qnexus devnet init --dir <dir> [--host-mode compose|local]\` only creates the configuration (the
+same keys, genesis and nodes/<name>/peer.key) plus <dir>/topology.json (every process's name, role,
+shard, peer id, ports and the multiaddr its peers dial) and starts nothing; an existing topology.json
+is kept. Start each process by hand with
+  qnexus node --data-dir <data> --peer-key <dir>/nodes/<name>/peer.key --bootstrap-file <dir>/topology.json …
+(docker-compose.yml does exactly that; docs/devnet.md).`,
     )
-    .action(async (o: DevnetCmdOpts) => {
+    .addOption(new Option('--host-mode <mode>', 'init: how peers reach each process: compose (container = service name, /dns4/<name>/tcp/<port>) or local (127.0.0.1)').choices(['compose', 'local']).default('local'))
+    .option('--genesis-delay <seconds>', 'slot 0 starts this long after the configuration is made (default 2; with init 10, time for the processes to start)', intParser(0, 86_400))
+    .action(async (action: string | undefined, o: DevnetCmdOpts) => {
+      if (action === 'init') return devnetInit(o);
+      if (action !== undefined) throw usageError(`unknown devnet action ${JSON.stringify(action)} (expected init, or nothing to run a devnet)`);
       const abort = new AbortController();
       let devnet: Devnet | undefined;
       let signals = 0;
@@ -185,6 +201,7 @@ SIGTERM stops them all (SIGKILL after 10 s) and exits 0. At most 99 shard nodes 
         logFormat: o.logFormat,
         logLevel: o.logLevel,
         readyTimeoutMs: o.readyTimeout * 1000,
+        ...(o.genesisDelay !== undefined ? { genesisDelayMs: o.genesisDelay * 1000 } : {}),
         signal: abort.signal,
         onEvent,
       });
@@ -202,4 +219,33 @@ SIGTERM stops them all (SIGKILL after 10 s) and exits 0. At most 99 shard nodes 
       process.off('SIGTERM', onSignal);
       if (crashed) throw new CliError('DEVNET_DOWN', 'every node exited; see the logs above');
     });
+  return cmd;
+}
+
+/** `qnexus devnet init`: the configuration of a devnet (what the compose `init` service runs), nothing started. */
+async function devnetInit(o: DevnetCmdOpts): Promise<void> {
+  if (o.reset) throw usageError('devnet init keeps an existing configuration; delete the directory to make a new one');
+  const r = await initDevnetConfig({
+    out: o.dir,
+    hostMode: o.hostMode,
+    shards: o.shards,
+    validators: o.validators,
+    fullNodes: o.fullNodes,
+    accounts: o.accounts,
+    xferTimeoutSlots: o.xferTimeoutSlots,
+    basePort: o.basePort,
+    slotMs: o.slotMs,
+    epochLength: o.epochLength,
+    staking: {
+      ...(o.unbondingEpochs !== undefined ? { unbondingEpochs: o.unbondingEpochs } : {}),
+      ...(o.churnLimit !== undefined ? { churnLimit: o.churnLimit } : {}),
+    },
+    scheme: o.scheme,
+    chainId: o.chainId,
+    genesisDelayMs: (o.genesisDelay ?? 10) * 1000,
+  });
+  const t = r.topology;
+  if (!r.created) note(`${displayPath(r.topologyPath)} exists: keeping that configuration (chain ${t.chainId}, genesis ${t.genesisHash})`);
+  else out(`created devnet configuration in ${displayPath(o.dir)}: chain ${t.chainId}, ${t.shardCount} shard${t.shardCount === 1 ? '' : 's'}, genesis ${t.genesisHash}`);
+  for (const line of table([['NAME', 'ROLE', 'SHARD', 'API', 'P2P'], ...t.processes.map((p) => [p.name, p.role, p.shard === null ? '-' : String(p.shard), p.apiUrl, p.multiaddr])], '  ')) out(line);
 }

@@ -6,7 +6,12 @@ import { assignedShard, loadGenesisFile } from '../genesis.js';
 import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
 import { runUntilStopped } from '../run.js';
+import { installPeerKey, readTopology, topologyBootstrap } from '../topology.js';
 import { collect, intParser, note, parseMultiaddr } from '../util.js';
+
+// The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST.
+const DEFAULT_API_RATE_LIMIT = 2000;
+const DEFAULT_API_RATE_BURST = 4000;
 
 interface NodeOpts extends PassphraseOptions {
   dataDir: string;
@@ -17,10 +22,14 @@ interface NodeOpts extends PassphraseOptions {
   p2pPort?: number;
   announce?: string[];
   bootstrap?: string[];
+  bootstrapFile?: string;
+  peerKey?: string;
   apiHost: string;
   apiPort: number;
   logFormat?: LogFormat;
   logLevel: LogLevel;
+  apiRateLimit?: number;
+  apiRateBurst?: number;
   stopOnStdinClose?: boolean;
 }
 
@@ -38,8 +47,12 @@ export function nodeCommand(parent: Command): Command {
     .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
     .option('--announce <multiaddr>', 'address to announce to peers instead of the listen addresses; repeatable', collect(parseMultiaddr))
     .option('--bootstrap <multiaddr>', 'peer to dial, with /p2p/<peerId>; repeatable', collect(parseMultiaddr))
+    .option('--bootstrap-file <topology.json>', 'also dial the peers a devnet topology file (qnexus devnet init) lists for this process: the beacon and every node of --shard')
+    .option('--peer-key <file>', 'libp2p key made in advance (qnexus devnet init: <dir>/nodes/<name>/peer.key): copied to <data-dir>/peer.key unless that exists (it must then be the same key)')
     .option('--api-host <host>', 'HTTP API bind address', '127.0.0.1')
     .option('--api-port <port>', 'HTTP API port (0 picks a free port, see node-info.json)', intParser(0, 65535), 8545)
+    .option('--api-rate-limit <req/s>', `per-client (IP) API requests per second, /metrics exempt; 0 disables (default ${DEFAULT_API_RATE_LIMIT})`, intParser(0, 10_000_000))
+    .option('--api-rate-burst <n>', `per-client (IP) API burst; 0 disables (default ${DEFAULT_API_RATE_BURST})`, intParser(0, 10_000_000))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
@@ -63,6 +76,7 @@ export function nodeCommand(parent: Command): Command {
 export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   if (!o.validator && hasPassphraseSource(o)) throw usageError('--passphrase-env/--passphrase-file only apply with --validator');
   const genesis = await loadGenesisFile(o.genesis);
+  if (o.peerKey !== undefined) await installPeerKey(o.dataDir, o.peerKey);
   if (o.shard !== undefined && o.shard >= genesis.shardCount) {
     throw new CliError('BAD_CONFIG', `--shard ${o.shard} does not exist: the genesis has ${genesis.shardCount} shard${genesis.shardCount === 1 ? '' : 's'}`);
   }
@@ -97,12 +111,14 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
     shard,
     validatorKey,
     listen,
-    bootstrap: o.bootstrap ?? [],
+    bootstrap: [...(o.bootstrap ?? []), ...(o.bootstrapFile !== undefined ? topologyBootstrap(await readTopology(o.bootstrapFile), { role: 'node', shard }) : [])],
     apiHost: o.apiHost,
     apiPort: o.apiPort,
     logFormat: o.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'),
     logLevel: o.logLevel,
   };
   if (o.announce && o.announce.length > 0) cfg.announce = o.announce;
+  if (o.apiRateLimit !== undefined) cfg.apiRateLimit = o.apiRateLimit;
+  if (o.apiRateBurst !== undefined) cfg.apiRateBurst = o.apiRateBurst;
   return cfg;
 }
