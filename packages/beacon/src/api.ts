@@ -5,7 +5,7 @@ import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
 import { errorHeaders, handleAdmin, type ApiGuard, type Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
-import type { Registry } from './registry.js';
+import { validatorInfo, type Registry } from './registry.js';
 import type { BeaconService } from './service.js';
 
 export const API_VERSION = '0.1.0';
@@ -140,7 +140,7 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
         epoch,
         slot: c.service.slot,
         validators: c.registry.all().map((v) => ({
-          ...validatorInfoToJson(c.registry.info(v)),
+          ...validatorInfoToJson(validatorInfo(v)),
           publicKey: toHex(v.publicKey),
           peerId: c.registry.peerOf(v.address),
         })),
@@ -156,7 +156,7 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
       if (!/^qn[0-9a-f]{40}$/.test(a)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 hex digits');
       const v = c.registry.validator(a);
       if (!v) throw new QnexusError('VALIDATOR_UNKNOWN', `no validator ${a} in the registry`);
-      return { ...validatorInfoToJson(c.registry.info(v)), publicKey: toHex(v.publicKey), peerId: c.registry.peerOf(v.address) };
+      return { ...validatorInfoToJson(validatorInfo(v)), publicKey: toHex(v.publicKey), peerId: c.registry.peerOf(v.address) };
     },
   },
   {

@@ -3,7 +3,7 @@ export { startBeacon } from './beacon.js';
 export type { BeaconConfig, BeaconInfo, RunningBeacon } from './beacon.js';
 export { Coordinator, isDone, entryStatus, DEADLINE_REASON } from './coordinator.js';
 export type { BeaconParticipant, CoordinatorAction, CoordinatorOptions, Outcome, Phase, SystemTxSigner, XferCounts, XferEntry } from './coordinator.js';
-export { Registry, freezeLead, frozenFromAnnouncement } from './registry.js';
+export { Registry, freezeLead, frozenFromAnnouncement, validatorInfo } from './registry.js';
 export type {
   EvidenceResult,
   FrozenEpoch,

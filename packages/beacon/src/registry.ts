@@ -11,7 +11,6 @@ import {
   genesisStake,
   type EpochAnnouncement,
   type Genesis,
-  type Participation,
   type RegistrySnapshot,
   type SignedPeerBinding,
   type StakingTotals,
@@ -56,31 +55,50 @@ export interface FrozenEpoch {
   shards: FrozenShard[];
 }
 
-export interface ValidatorRecord {
+/**
+ * A validator as the registry keeps it: what snapshots show (`ValidatorInfo`, with the
+ * address as `qn…` text), plus its key and the beacon's own bookkeeping. `exitEpoch` is null
+ * while an exit is requested but not yet schedulable (its shard would be left empty).
+ */
+export interface ValidatorRecord extends Omit<ValidatorInfo, 'address'> {
   /** `qn…` address. */
   address: string;
   publicKey: Uint8Array;
-  /** Funding account: stake and rewards are released to it. */
-  home: Uint8Array;
-  stake: bigint;
-  status: ValidatorStatus;
-  /** Shard of its (latest) committee; null until first assigned. */
-  shard: number | null;
-  activationEpoch: number | null;
-  /** Null while an exit is requested but not yet schedulable (its shard would be left empty). */
-  exitEpoch: number | null;
-  withdrawableEpoch: number | null;
-  rewards: bigint;
-  slashed: bigint;
-  lastEpoch: number | null;
-  last: Participation;
-  lifetime: Participation;
   /** Releases finished so far (committed or aborted); the next release id uses this number. */
   releaseAttempt: number;
   /** Id (hex) of the release in flight, or null. */
   release: string | null;
   /** Registration order: the activation queue is FIFO by it. */
   seq: number;
+}
+
+/** The snapshot view of a record. */
+export function validatorInfo(v: ValidatorRecord): ValidatorInfo {
+  const { publicKey: _pk, releaseAttempt: _ra, release: _rel, seq: _seq, address, ...shown } = v;
+  return { ...shown, address: parseAddress(address), last: { ...v.last }, lifetime: { ...v.lifetime } };
+}
+
+/** A record as registration creates it: bonded, no epochs, no rewards yet. */
+function newRecord(address: string, publicKey: Uint8Array, home: Uint8Array, stake: bigint, status: ValidatorStatus, seq: number): ValidatorRecord {
+  return {
+    address,
+    publicKey,
+    home,
+    stake,
+    status,
+    shard: null,
+    activationEpoch: null,
+    exitEpoch: null,
+    withdrawableEpoch: null,
+    rewards: 0n,
+    slashed: 0n,
+    lastEpoch: null,
+    last: { signed: 0, blocks: 0 },
+    lifetime: { signed: 0, blocks: 0 },
+    releaseAttempt: 0,
+    release: null,
+    seq,
+  };
 }
 
 /** Counters and cursors that are not per validator. */
@@ -142,7 +160,6 @@ export interface SlotEffects {
   rewarded: { epoch: number; minted: bigint }[];
 }
 
-const ZERO_P = (): Participation => ({ signed: 0, blocks: 0 });
 
 export class Registry {
   readonly genesisHash: Uint8Array;
@@ -187,25 +204,7 @@ export class Registry {
     const shards = epoch0.shards;
     for (const gv of genesis.validators) {
       const shard = shards.findIndex((s) => s.members.has(gv.address));
-      this.put({
-        address: gv.address,
-        publicKey: gv.publicKey,
-        home: parseAddress(gv.address),
-        stake: gv.stake,
-        status: 'active',
-        shard,
-        activationEpoch: 0,
-        exitEpoch: null,
-        withdrawableEpoch: null,
-        rewards: 0n,
-        slashed: 0n,
-        lastEpoch: null,
-        last: ZERO_P(),
-        lifetime: ZERO_P(),
-        releaseAttempt: 0,
-        release: null,
-        seq: this.meta.nextSeq++,
-      });
+      this.put({ ...newRecord(gv.address, gv.publicKey, parseAddress(gv.address), gv.stake, 'active', this.meta.nextSeq++), shard, activationEpoch: 0 });
     }
     this.addEpoch(epoch0);
     this.dirty.frozen.push(epoch0);
@@ -273,26 +272,8 @@ export class Registry {
     return s;
   }
 
-  info(v: ValidatorRecord): ValidatorInfo {
-    return {
-      address: parseAddress(v.address),
-      home: v.home,
-      stake: v.stake,
-      status: v.status,
-      shard: v.shard,
-      activationEpoch: v.activationEpoch,
-      exitEpoch: v.exitEpoch,
-      withdrawableEpoch: v.withdrawableEpoch,
-      rewards: v.rewards,
-      slashed: v.slashed,
-      lastEpoch: v.lastEpoch,
-      last: { ...v.last },
-      lifetime: { ...v.lifetime },
-    };
-  }
-
   snapshot(slot: number): RegistrySnapshot {
-    return { chainId: this.genesis.chainId, slot, epoch: epochOf(this.genesis, Math.max(0, slot)), validators: this.all().map((v) => this.info(v)), totals: this.totals() };
+    return { chainId: this.genesis.chainId, slot, epoch: epochOf(this.genesis, Math.max(0, slot)), validators: this.all().map(validatorInfo), totals: this.totals() };
   }
 
   /** The announcement of a frozen epoch (members with keys and stakes, in committee order). */
@@ -603,27 +584,7 @@ export class Registry {
     let v = this.validators.get(to);
     switch (info.kind) {
       case 'stake':
-        if (!v) {
-          v = {
-            address: to,
-            publicKey: info.data,
-            home: info.from,
-            stake: 0n,
-            status: 'pending',
-            shard: null,
-            activationEpoch: null,
-            exitEpoch: null,
-            withdrawableEpoch: null,
-            rewards: 0n,
-            slashed: 0n,
-            lastEpoch: null,
-            last: ZERO_P(),
-            lifetime: ZERO_P(),
-            releaseAttempt: 0,
-            release: null,
-            seq: this.meta.nextSeq++,
-          };
-        }
+        v ??= newRecord(to, info.data, info.from, 0n, 'pending', this.meta.nextSeq++);
         v.stake += info.amount;
         this.meta.stakedIn += info.amount;
         this.put(v);

@@ -3,18 +3,18 @@ import { bytesEqual, formatAddress, fromHex, parseAddress, toHex } from '@qnexus
 import {
   MAX_PUBLIC_KEY_BYTES,
   QnexusError,
-  VALIDATOR_STATUSES,
   Writer,
   decodeEpochAnnouncement,
   decodeWith,
   encodeXferInfo,
   genesisHash,
+  readValidatorInfo,
   readXferInfo,
+  writeValidatorInfo,
   type Genesis,
-  type Reader,
 } from '@qnexus/types';
 import type { Outcome, XferEntry } from './coordinator.js';
-import { frozenFromAnnouncement, type ParticipationBucket, type RegistryChanges, type RegistryMeta, type RegistryState, type ValidatorRecord } from './registry.js';
+import { frozenFromAnnouncement, validatorInfo, type ParticipationBucket, type RegistryChanges, type RegistryMeta, type RegistryState, type ValidatorRecord } from './registry.js';
 
 /**
  * The beacon's database (classic-level, `<data-dir>/db`):
@@ -106,22 +106,13 @@ function u64be(n: number): Bytes {
   return new Writer(8).u64(n).finish();
 }
 
-const RECORD_VERSION = 1;
-const optN = (w: Writer, n: number | null): Writer => w.u64(n === null ? 0 : n + 1);
-const readOptN = (r: Reader, what: string): number | null => {
-  const v = r.u64n(what);
-  return v === 0 ? null : v - 1;
-};
+/** Version of the stored validator records and registry meta (2: the record starts with the snapshot's entry). */
+const RECORD_VERSION = 2;
 
+/** The registry entry as snapshots carry it (`writeValidatorInfo`), then the key and the beacon's own bookkeeping. */
 export function encodeValidatorRecord(v: ValidatorRecord): Bytes {
-  const w = new Writer(256 + v.publicKey.length).u8(RECORD_VERSION).fixed(parseAddress(v.address), 20).bytes(v.publicKey).fixed(v.home, 20).u64(v.stake).u8(VALIDATOR_STATUSES.indexOf(v.status));
-  optN(w, v.shard);
-  optN(w, v.activationEpoch);
-  optN(w, v.exitEpoch);
-  optN(w, v.withdrawableEpoch);
-  w.u64(v.rewards).u64(v.slashed);
-  optN(w, v.lastEpoch);
-  w.u64(v.last.signed).u64(v.last.blocks).u64(v.lifetime.signed).u64(v.lifetime.blocks).u32(v.releaseAttempt);
+  const w = new Writer(256 + v.publicKey.length).u8(RECORD_VERSION);
+  writeValidatorInfo(w, validatorInfo(v)).bytes(v.publicKey).u32(v.releaseAttempt);
   if (v.release) w.u8(1).fixed(fromHex(v.release), 32);
   else w.u8(0);
   return w.u64(v.seq).finish();
@@ -131,26 +122,12 @@ export function decodeValidatorRecord(b: Bytes): ValidatorRecord {
   return decodeWith(b, 'validator record', (r) => {
     const ver = r.u8('record version');
     if (ver !== RECORD_VERSION) throw new QnexusError('MALFORMED', `unsupported validator record version ${ver}`);
-    const address = formatAddress(r.fixed(20, 'address'));
+    const { address, ...shown } = readValidatorInfo(r);
     const publicKey = r.bytes(MAX_PUBLIC_KEY_BYTES, 'public key');
-    const home = r.fixed(20, 'home');
-    const stake = r.u64('stake');
-    const st = r.u8('status');
-    const status = VALIDATOR_STATUSES[st];
-    if (status === undefined) throw new QnexusError('MALFORMED', `bad validator status ${st}`);
-    const shard = readOptN(r, 'shard');
-    const activationEpoch = readOptN(r, 'activation');
-    const exitEpoch = readOptN(r, 'exit');
-    const withdrawableEpoch = readOptN(r, 'withdrawable');
-    const rewards = r.u64('rewards');
-    const slashed = r.u64('slashed');
-    const lastEpoch = readOptN(r, 'last epoch');
-    const last = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
-    const lifetime = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
     const releaseAttempt = r.u32('release attempt');
     const release = r.u8('release flag') ? toHex(r.fixed(32, 'release id')) : null;
     const seq = r.u64n('seq');
-    return { address, publicKey, home, stake, status, shard, activationEpoch, exitEpoch, withdrawableEpoch, rewards, slashed, lastEpoch, last, lifetime, releaseAttempt, release, seq };
+    return { address: formatAddress(address), publicKey, ...shown, releaseAttempt, release, seq };
   });
 }
 

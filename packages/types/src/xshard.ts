@@ -439,18 +439,38 @@ const readOptN = (r: Reader, what: string): number | null => {
   return v === NONE ? null : v - 1;
 };
 
+/** One registry entry, as the snapshot carries it and the beacon's store keeps it (with more after it). */
+export function writeValidatorInfo(w: Writer, v: ValidatorInfo): Writer {
+  w.fixed(v.address, ADDRESS_BYTES).fixed(v.home, ADDRESS_BYTES).u64(v.stake).u8(VALIDATOR_STATUSES.indexOf(v.status));
+  optN(w, v.shard);
+  optN(w, v.activationEpoch);
+  optN(w, v.exitEpoch);
+  optN(w, v.withdrawableEpoch);
+  w.u64(v.rewards).u64(v.slashed);
+  optN(w, v.lastEpoch);
+  return w.u64(v.last.signed).u64(v.last.blocks).u64(v.lifetime.signed).u64(v.lifetime.blocks);
+}
+
+export function readValidatorInfo(r: Reader): ValidatorInfo {
+  const address = r.fixed(ADDRESS_BYTES, 'validator');
+  const home = r.fixed(ADDRESS_BYTES, 'home');
+  const stake = r.u64('stake');
+  const status = pick(VALIDATOR_STATUSES, r.u8('status'), 'status');
+  const shard = readOptN(r, 'shard');
+  const activationEpoch = readOptN(r, 'activation epoch');
+  const exitEpoch = readOptN(r, 'exit epoch');
+  const withdrawableEpoch = readOptN(r, 'withdrawable epoch');
+  const rewards = r.u64('rewards');
+  const slashed = r.u64('slashed');
+  const lastEpoch = readOptN(r, 'last epoch');
+  const last = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
+  const lifetime = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
+  return { address, home, stake, status, shard, activationEpoch, exitEpoch, withdrawableEpoch, rewards, slashed, lastEpoch, last, lifetime };
+}
+
 export function encodeRegistrySnapshotBody(s: RegistrySnapshot): Uint8Array {
   const w = new Writer(256 + s.validators.length * 160).u8(CODEC_VERSION).string(s.chainId).u64(s.slot).u64(s.epoch).u32(s.validators.length);
-  for (const v of s.validators) {
-    w.fixed(v.address, ADDRESS_BYTES).fixed(v.home, ADDRESS_BYTES).u64(v.stake).u8(VALIDATOR_STATUSES.indexOf(v.status));
-    optN(w, v.shard);
-    optN(w, v.activationEpoch);
-    optN(w, v.exitEpoch);
-    optN(w, v.withdrawableEpoch);
-    w.u64(v.rewards).u64(v.slashed);
-    optN(w, v.lastEpoch);
-    w.u64(v.last.signed).u64(v.last.blocks).u64(v.lifetime.signed).u64(v.lifetime.blocks);
-  }
+  for (const v of s.validators) writeValidatorInfo(w, v);
   const t = s.totals;
   return w.u64(t.genesisStake).u64(t.stakedIn).u64(t.feesIn).u64(t.minted).u64(t.slashed).u64(t.released).u64(t.held).finish();
 }
@@ -462,22 +482,7 @@ function readRegistrySnapshotBody(r: Reader): RegistrySnapshot {
   const epoch = r.u64n('epoch');
   const n = r.count(16 * MAX_COMMITTEE, 'validators');
   const validators: ValidatorInfo[] = [];
-  for (let i = 0; i < n; i++) {
-    const address = r.fixed(ADDRESS_BYTES, 'validator');
-    const home = r.fixed(ADDRESS_BYTES, 'home');
-    const stake = r.u64('stake');
-    const status = pick(VALIDATOR_STATUSES, r.u8('status'), 'status');
-    const shard = readOptN(r, 'shard');
-    const activationEpoch = readOptN(r, 'activation epoch');
-    const exitEpoch = readOptN(r, 'exit epoch');
-    const withdrawableEpoch = readOptN(r, 'withdrawable epoch');
-    const rewards = r.u64('rewards');
-    const slashed = r.u64('slashed');
-    const lastEpoch = readOptN(r, 'last epoch');
-    const last = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
-    const lifetime = { signed: r.u64n('signed'), blocks: r.u64n('blocks') };
-    validators.push({ address, home, stake, status, shard, activationEpoch, exitEpoch, withdrawableEpoch, rewards, slashed, lastEpoch, last, lifetime });
-  }
+  for (let i = 0; i < n; i++) validators.push(readValidatorInfo(r));
   const totals: StakingTotals = {
     genesisStake: r.u64('genesis stake'),
     stakedIn: r.u64('staked in'),
