@@ -1,36 +1,18 @@
 import { Command, Option } from 'commander';
 import type { UnlockedKey } from '@qnexus/crypto';
-import type { LogFormat, LogLevel, NodeConfig } from '@qnexus/node';
+import type { NodeConfig } from '@qnexus/node';
 import { CliError, usageError } from '../errors.js';
 import { assignedShard, loadGenesisFile } from '../genesis.js';
 import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
 import { runUntilStopped } from '../run.js';
-import { installPeerKey, readTopology, topologyBootstrap } from '../topology.js';
-import { collect, intParser, note, parseMultiaddr } from '../util.js';
+import { addProcessOptions, processConfig, type ProcessOpts } from '../process-options.js';
+import { topologyBootstrap } from '../topology.js';
+import { intParser, note } from '../util.js';
 
-// The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST.
-const DEFAULT_API_RATE_LIMIT = 2000;
-const DEFAULT_API_RATE_BURST = 4000;
-
-interface NodeOpts extends PassphraseOptions {
-  dataDir: string;
-  genesis: string;
+interface NodeOpts extends PassphraseOptions, ProcessOpts {
   shard?: number;
   validator?: string;
-  listen?: string[];
-  p2pPort?: number;
-  announce?: string[];
-  bootstrap?: string[];
-  bootstrapFile?: string;
-  peerKey?: string;
-  apiHost: string;
-  apiPort: number;
-  logFormat?: LogFormat;
-  logLevel: LogLevel;
-  apiRateLimit?: number;
-  apiRateBurst?: number;
-  stopOnStdinClose?: boolean;
 }
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7000';
@@ -42,19 +24,13 @@ export function nodeCommand(parent: Command): Command {
     .requiredOption('--data-dir <dir>', 'node directory: database, libp2p key (peer.key), node-info.json')
     .requiredOption('--genesis <file>', 'genesis file')
     .option('--shard <n>', "shard to run (default: a genesis validator's shard committee, else 0; a staked validator runs the shard the beacon assigns it)", intParser(0, 63))
-    .option('--validator <keystore>', 'validator keystore: propose and vote with this key (needs a passphrase)')
-    .option('--listen <multiaddr>', `libp2p listen address; repeatable (default ${DEFAULT_LISTEN})`, collect(parseMultiaddr))
-    .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
-    .option('--announce <multiaddr>', 'address to announce to peers instead of the listen addresses; repeatable', collect(parseMultiaddr))
-    .option('--bootstrap <multiaddr>', 'peer to dial, with /p2p/<peerId>; repeatable', collect(parseMultiaddr))
-    .option('--bootstrap-file <topology.json>', 'also dial the peers a devnet topology file (qnexus devnet init) lists for this process: the beacon and every node of --shard')
-    .option('--peer-key <file>', 'libp2p key made in advance (qnexus devnet init: <dir>/nodes/<name>/peer.key): copied to <data-dir>/peer.key unless that exists (it must then be the same key)')
-    .option('--api-host <host>', 'HTTP API bind address', '127.0.0.1')
-    .option('--api-port <port>', 'HTTP API port (0 picks a free port, see node-info.json)', intParser(0, 65535), 8545)
-    .option('--api-rate-limit <req/s>', `per-client (IP) API requests per second, /metrics exempt; 0 disables (default ${DEFAULT_API_RATE_LIMIT})`, intParser(0, 10_000_000))
-    .option('--api-rate-burst <n>', `per-client (IP) API burst; 0 disables (default ${DEFAULT_API_RATE_BURST})`, intParser(0, 10_000_000))
-    .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
-    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .option('--validator <keystore>', 'validator keystore: propose and vote with this key (needs a passphrase)');
+  addProcessOptions(cmd, {
+    defaultListen: DEFAULT_LISTEN,
+    defaultApiPort: 8545,
+    bootstrap: 'peer to dial, with /p2p/<peerId>; repeatable',
+    bootstrapFile: 'also dial the peers a devnet topology file (qnexus devnet init) lists for this process: the beacon and every node of --shard',
+  })
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
   return addPassphraseOptions(cmd)
     .addHelpText(
@@ -76,7 +52,6 @@ export function nodeCommand(parent: Command): Command {
 export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   if (!o.validator && hasPassphraseSource(o)) throw usageError('--passphrase-env/--passphrase-file only apply with --validator');
   const genesis = await loadGenesisFile(o.genesis);
-  if (o.peerKey !== undefined) await installPeerKey(o.dataDir, o.peerKey);
   if (o.shard !== undefined && o.shard >= genesis.shardCount) {
     throw new CliError('BAD_CONFIG', `--shard ${o.shard} does not exist: the genesis has ${genesis.shardCount} shard${genesis.shardCount === 1 ? '' : 's'}`);
   }
@@ -102,23 +77,7 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
     }
     shard = o.shard ?? assigned ?? 0;
   }
-  const listen = [...(o.listen ?? [])];
-  if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
-  if (listen.length === 0) listen.push(DEFAULT_LISTEN);
-  const cfg: NodeConfig = {
-    dataDir: o.dataDir,
-    genesis,
-    shard,
-    validatorKey,
-    listen,
-    bootstrap: [...(o.bootstrap ?? []), ...(o.bootstrapFile !== undefined ? topologyBootstrap(await readTopology(o.bootstrapFile), { role: 'node', shard }) : [])],
-    apiHost: o.apiHost,
-    apiPort: o.apiPort,
-    logFormat: o.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'),
-    logLevel: o.logLevel,
-  };
-  if (o.announce && o.announce.length > 0) cfg.announce = o.announce;
-  if (o.apiRateLimit !== undefined) cfg.apiRateLimit = o.apiRateLimit;
-  if (o.apiRateBurst !== undefined) cfg.apiRateBurst = o.apiRateBurst;
+  const shared = await processConfig(o, DEFAULT_LISTEN, (t) => topologyBootstrap(t, { role: 'node', shard }));
+  const cfg: NodeConfig = { dataDir: o.dataDir, genesis, shard, validatorKey, ...shared };
   return cfg;
 }

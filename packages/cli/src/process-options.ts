@@ -1,0 +1,88 @@
+import { Option, type Command } from 'commander';
+import type { LogFormat, LogLevel } from '@qnexus/node';
+import { installPeerKey, readTopology, topologyBootstrap, type Topology } from './topology.js';
+import { collect, intParser, parseMultiaddr } from './util.js';
+
+// The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST.
+const DEFAULT_API_RATE_LIMIT = 2000;
+const DEFAULT_API_RATE_BURST = 4000;
+
+/** Options every long-running process (`qnexus node`, `qnexus beacon`) takes: networking, API, logs. */
+export interface ProcessOpts {
+  dataDir: string;
+  genesis: string;
+  listen?: string[];
+  p2pPort?: number;
+  announce?: string[];
+  bootstrap?: string[];
+  bootstrapFile?: string;
+  peerKey?: string;
+  apiHost: string;
+  apiPort: number;
+  logFormat?: LogFormat;
+  logLevel: LogLevel;
+  apiRateLimit?: number;
+  apiRateBurst?: number;
+  stopOnStdinClose?: boolean;
+}
+
+/** What differs between the node and the beacon in those options. */
+export interface ProcessOptionHelp {
+  defaultListen: string;
+  defaultApiPort: number;
+  bootstrap: string;
+  bootstrapFile: string;
+}
+
+/** Add the shared options (after the command's own required ones). */
+export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
+  return cmd
+    .option('--listen <multiaddr>', `libp2p listen address; repeatable (default ${h.defaultListen})`, collect(parseMultiaddr))
+    .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
+    .option('--announce <multiaddr>', 'address to announce to peers instead of the listen addresses; repeatable', collect(parseMultiaddr))
+    .option('--bootstrap <multiaddr>', h.bootstrap, collect(parseMultiaddr))
+    .option('--bootstrap-file <topology.json>', h.bootstrapFile)
+    .option('--peer-key <file>', 'libp2p key made in advance (qnexus devnet init: <dir>/nodes/<name>/peer.key): copied to <data-dir>/peer.key unless that exists (it must then be the same key)')
+    .option('--api-host <host>', 'HTTP API bind address', '127.0.0.1')
+    .option('--api-port <port>', 'HTTP API port (0 picks a free port, see node-info.json)', intParser(0, 65535), h.defaultApiPort)
+    .option('--api-rate-limit <req/s>', `per-client (IP) API requests per second, /metrics exempt; 0 disables (default ${DEFAULT_API_RATE_LIMIT})`, intParser(0, 10_000_000))
+    .option('--api-rate-burst <n>', `per-client (IP) API burst; 0 disables (default ${DEFAULT_API_RATE_BURST})`, intParser(0, 10_000_000))
+    .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'));
+}
+
+/** The config fields those options give (BeaconConfig and NodeConfig share them). */
+export interface ProcessConfig {
+  listen: string[];
+  bootstrap: string[];
+  announce?: string[];
+  apiHost: string;
+  apiPort: number;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  apiRateLimit?: number;
+  apiRateBurst?: number;
+}
+
+/**
+ * Resolve the shared options: install a pre-made peer key, build the listen list, add the
+ * bootstrap peers `fromTopology` picks out of --bootstrap-file.
+ */
+export async function processConfig(o: ProcessOpts, defaultListen: string, fromTopology: (t: Topology) => string[]): Promise<ProcessConfig> {
+  if (o.peerKey !== undefined) await installPeerKey(o.dataDir, o.peerKey);
+  const listen = [...(o.listen ?? [])];
+  if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
+  if (listen.length === 0) listen.push(defaultListen);
+  const cfg: ProcessConfig = {
+    listen,
+    bootstrap: [...(o.bootstrap ?? []), ...(o.bootstrapFile !== undefined ? fromTopology(await readTopology(o.bootstrapFile)) : [])],
+    apiHost: o.apiHost,
+    apiPort: o.apiPort,
+    logFormat: o.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+    logLevel: o.logLevel,
+  };
+  if (o.announce && o.announce.length > 0) cfg.announce = o.announce;
+  if (o.apiRateLimit !== undefined) cfg.apiRateLimit = o.apiRateLimit;
+  if (o.apiRateBurst !== undefined) cfg.apiRateBurst = o.apiRateBurst;
+  return cfg;
+}
