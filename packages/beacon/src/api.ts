@@ -1,9 +1,9 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatAddress, fromHex, isHex, toHex } from '@qnexus/crypto';
-import { QnexusError, decodeEvidence, stakingTotalsToJson, validatorInfoToJson, type VoteEvidence } from '@qnexus/types';
+import type { IncomingMessage, Server } from 'node:http';
+import { formatAddress, isHex, toHex } from '@qnexus/crypto';
+import { QnexusError, stakingTotalsToJson, validatorInfoToJson } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
-import { errorHeaders, handleAdmin, type ApiGuard, type Logger } from '@qnexus/node';
+import { readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
 import { validatorInfo, type Registry } from './registry.js';
 import type { BeaconService } from './service.js';
@@ -11,7 +11,6 @@ import type { BeaconService } from './service.js';
 export const API_VERSION = '0.1.0';
 const DEFAULT_LIST = 50;
 const MAX_LIST = 500;
-const MAX_BODY = 64 * 1024;
 
 export interface ApiContext {
   registry: Registry;
@@ -56,54 +55,10 @@ export function xferJson(e: XferEntry) {
   };
 }
 
-type Handler = (c: ApiContext, params: string[], url: URL, req: IncomingMessage) => unknown;
+type Handler = (c: ApiContext, params: string[], req: IncomingMessage, url: URL) => unknown;
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > MAX_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
 
-/** Parse a JSON object body, allowing only the listed fields (UNKNOWN_FIELD otherwise). */
-async function readJsonObject(req: IncomingMessage, fields: readonly string[]): Promise<Record<string, unknown>> {
-  let j: unknown;
-  try {
-    j = JSON.parse((await readBody(req)).toString('utf8'));
-  } catch (e) {
-    if (e instanceof QnexusError) throw e;
-    throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', `body must be a JSON object with ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
-  for (const k of Object.keys(j)) if (!fields.includes(k)) throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
-  return j as Record<string, unknown>;
-}
 
-/** `{"evidence": "<hex of encodeEvidence>"}`, strictly (unknown fields are refused, as on the node API). */
-async function evidenceBody(req: IncomingMessage): Promise<VoteEvidence> {
-  const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') throw new QnexusError('UNSUPPORTED_MEDIA_TYPE', 'use Content-Type application/json ({"evidence":"<hex>"})');
-  let j: unknown;
-  try {
-    j = JSON.parse((await readBody(req)).toString('utf8'));
-  } catch (e) {
-    if (e instanceof QnexusError) throw e;
-    throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', 'body must be a JSON object { "evidence": "<hex>" }');
-  for (const k of Object.keys(j)) if (k !== 'evidence') throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only "evidence"`);
-  const hex = (j as { evidence?: unknown }).evidence;
-  if (typeof hex !== 'string') throw new QnexusError('BAD_REQUEST', 'field "evidence" must be a hex string');
-  const h = hex.startsWith('0x') ? hex.slice(2) : hex;
-  if (!isHex(h)) throw new QnexusError('MALFORMED', 'field "evidence" is not valid hex');
-  return decodeEvidence(fromHex(h));
-}
 
 function parseEpoch(raw: string | null, dflt: number): number {
   if (raw === null) return dflt;
@@ -167,7 +122,7 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
   {
     re: /^\/v1\/committees$/,
     name: 'committees',
-    h: (c, _p, url) => {
+    h: (c, _p, _req, url) => {
       const epoch = parseEpoch(url.searchParams.get('epoch'), c.service.epoch);
       const fe = c.registry.epoch(epoch);
       if (!fe) throw new QnexusError('EPOCH_UNKNOWN', `epoch ${epoch} is not frozen (frozen through ${c.registry.frozenNext - 1})`);
@@ -187,8 +142,8 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
     re: /^\/v1\/evidence$/,
     name: 'evidence',
     method: 'POST',
-    h: async (c, _p, _u, req) => {
-      const ev = await evidenceBody(req);
+    h: async (c, _p, req) => {
+      const ev = await readEvidenceBody(req);
       const r = await c.service.submitEvidence(ev);
       return { result: r.result, validator: r.validator, slashed: r.slashed.toString() };
     },
@@ -196,7 +151,7 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
   {
     re: /^\/v1\/xtransfers$/,
     name: 'xtransfers',
-    h: (c, _p, url) => {
+    h: (c, _p, _req, url) => {
       const raw = url.searchParams.get('limit');
       let limit = DEFAULT_LIST;
       if (raw !== null) {
@@ -219,68 +174,7 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
 ];
 
 export function startApi(ctx: ApiContext, host: string, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
-    void handle(ctx, req, res);
-  });
-  server.keepAliveTimeout = 5_000;
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
-
-async function handle(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://x');
-  const path = url.pathname.replace(/\/+$/, '') || '/';
-  let route = 'unknown';
-  const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
-    const text = type === 'application/json' ? JSON.stringify(body) : String(body);
-    res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-    ctx.metrics.apiRequests.inc({ route, status: String(status) });
-  };
-  try {
-    // Before anything else (routing included): a flood of bad requests costs as little as possible.
-    ctx.guard?.limit(req, path);
-    if (ctx.guard) {
-      route = 'admin';
-      const a = await handleAdmin(ctx.guard, ctx, path, req, readJsonObject);
-      if (a) {
-        route = a.route;
-        send(a.status, a.body);
-        return;
-      }
-      route = 'unknown';
-    }
-    const match = routes.find((r) => r.re.test(path));
-    if (path !== '/metrics' && !match) throw new QnexusError('NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
-    const method = match?.method ?? 'GET';
-    if (req.method !== method) throw new QnexusError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
-    if (path === '/metrics') {
-      route = 'metrics';
-      send(200, await ctx.metrics.registry.metrics(), ctx.metrics.registry.contentType);
-      return;
-    }
-    for (const r of routes) {
-      const m = r.re.exec(path);
-      if (!m) continue;
-      route = r.name;
-      let params: string[];
-      try {
-        params = m.slice(1).map(decodeURIComponent);
-      } catch {
-        throw new QnexusError('BAD_REQUEST', 'malformed percent-encoding in the path');
-      }
-      send(200, await r.h(ctx, params, url, req));
-      return;
-    }
-  } catch (e) {
-    if (e instanceof QnexusError) {
-      if (e.code === 'RATE_LIMITED') route = 'rate-limited';
-      send(e.httpStatus, e.toJSON(), 'application/json', errorHeaders(e));
-    } else {
-      ctx.log.error('API handler failed', { path, error: (e as Error).stack ?? String(e) });
-      send(500, { error: { code: 'INTERNAL', message: 'internal error' } });
-    }
-  }
+  // Every beacon endpoint answers 200 with its body (or throws a QnexusError).
+  const json: JsonRoute<ApiContext>[] = routes.map((r) => ({ method: r.method ?? 'GET', re: r.re, name: r.name, h: async (c, p, req, url) => [200, await r.h(c, p, req, url)] }));
+  return startJsonApi(ctx, json, host, port);
 }

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel } from '@qnexus/node';
-import { installPeerKey, readTopology, topologyBootstrap, type Topology } from './topology.js';
+import { installPeerKey, readTopology, type Topology } from './topology.js';
 import { collect, intParser, parseMultiaddr } from './util.js';
 
 // The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST.

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import { addressFromPublicKey, bytesEqual, formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
 import { verifyVoteEvidence, type EpochCommittees } from '@qnexus/state';
 import {
@@ -7,7 +7,6 @@ import {
   blockHash,
   decodeBlock,
   decodeCertificate,
-  decodeEvidence,
   genesisHash,
   genesisSupply,
   epochOf,
@@ -36,10 +35,10 @@ import type { LoadMonitor } from './load.js';
 import type { Logger } from './log.js';
 import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
-import { errorHeaders, handleAdmin, type ApiGuard } from './admin.js';
+import type { ApiGuard } from './admin.js';
+import { readBody, readEvidenceBody, startJsonApi, type JsonRoute } from './http.js';
 
 export const API_VERSION = '0.1.0';
-const MAX_BODY = 64 * 1024;
 
 /** What the HTTP API reads from (and acts through). */
 export interface ApiContext {
@@ -62,24 +61,11 @@ export interface ApiContext {
 }
 type Ctx = ApiContext;
 
-type Handler = (ctx: Ctx, params: string[], req: IncomingMessage) => Promise<[number, unknown]>;
 
 function notFound(what: string): never {
   throw new QnexusError('NOT_FOUND', `${what} not found`);
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > MAX_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
 
 function blockJson(b: Block, certRaw: Uint8Array | undefined) {
   const h = b.header;
@@ -274,19 +260,6 @@ function evidenceResult(message: string, validator: string): { result: string; v
   return { result: m[1]!, validator, slashed: m[2] ?? (m[1] === 'duplicate' ? '0' : null) };
 }
 
-/** Parse a JSON object body, allowing only the listed fields (UNKNOWN_FIELD otherwise). */
-async function readJsonObject(req: IncomingMessage, fields: readonly string[]): Promise<Record<string, unknown>> {
-  const body = await readBody(req);
-  let j: unknown;
-  try {
-    j = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', `body must be a JSON object with ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
-  for (const k of Object.keys(j)) if (!fields.includes(k)) throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only ${fields.map((f) => JSON.stringify(f)).join(', ')}`);
-  return j as Record<string, unknown>;
-}
 
 /**
  * Check evidence against the member key of the epoch of its round, with the two
@@ -309,7 +282,7 @@ async function checkEvidence(c: Ctx, e: VoteEvidence, publicKey: Uint8Array): Pr
   });
 }
 
-const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
+const routes: JsonRoute<Ctx>[] = [
   {
     method: 'GET',
     re: /^\/v1\/status$/,
@@ -576,14 +549,7 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
     name: 'submit-evidence',
     // Equivocation evidence for the beacon: checked here when it is about this shard and its epoch is known, then forwarded.
     h: async (c, _p, req) => {
-      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== 'application/json') throw new QnexusError('UNSUPPORTED_MEDIA_TYPE', 'use Content-Type application/json ({"evidence":"<hex>"})');
-      const j = await readJsonObject(req, ['evidence']);
-      const hex = j['evidence'];
-      if (typeof hex !== 'string') throw new QnexusError('MALFORMED', 'field "evidence" must be a hex string (the canonical evidence encoding)');
-      const h = hex.startsWith('0x') ? hex.slice(2) : hex;
-      if (!isHex(h)) throw new QnexusError('MALFORMED', 'field "evidence" is not valid hex');
-      const e = decodeEvidence(fromHex(h));
+      const e = await readEvidenceBody(req);
       const vb = e.first.body;
       const validator = formatAddress(vb.validator);
       // The epoch book holds every shard's committees: check whatever it can, so that nothing the beacon
@@ -608,68 +574,9 @@ const routes: { method: string; re: RegExp; name: string; h: Handler }[] = [
 ];
 
 export function startApi(ctx: Ctx, host: string, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
-    void handle(ctx, req, res);
-  });
-  server.keepAliveTimeout = 5_000;
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
-}
-
-async function handle(ctx: Ctx, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://x');
-  const path = url.pathname.replace(/\/+$/, '') || '/';
-  let route = 'unknown';
-  const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
-    const text = type === 'application/json' ? JSON.stringify(body) : String(body);
-    res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-    ctx.metrics.apiRequests.inc({ route, status: String(status) });
-  };
-  try {
-    // Before anything else (routing included): a flood of bad requests costs as little as possible.
-    ctx.guard?.limit(req, path);
-    if (path === '/metrics' && req.method === 'GET') {
-      route = 'metrics';
-      // Peers and gossip results are read from the p2p node by the metrics themselves (P2PMetrics).
-      send(200, await ctx.metrics.registry.metrics(), ctx.metrics.registry.contentType);
-      return;
-    }
-    if (ctx.guard) {
-      route = 'admin';
-      const a = await handleAdmin(ctx.guard, ctx, path, req, readJsonObject);
-      if (a) {
-        route = a.route;
-        send(a.status, a.body);
-        return;
-      }
-      route = 'unknown';
-    }
-    let methodMismatch = false;
-    for (const r of routes) {
-      const m = r.re.exec(path);
-      if (!m) continue;
-      if (r.method !== req.method) {
-        methodMismatch = true;
-        continue;
-      }
-      route = r.name;
-      const [status, body] = await r.h(ctx, m.slice(1).map(decodeURIComponent), req);
-      send(status, body);
-      return;
-    }
-    if (methodMismatch) throw new QnexusError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);
-    throw new QnexusError('NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
-  } catch (e) {
-    if (e instanceof QnexusError) {
+  return startJsonApi(ctx, routes, host, port, {
+    onError: (route, e) => {
       if (route === 'submit') ctx.metrics.txAdmission.inc({ source: 'api', result: e.code });
-      if (e.code === 'RATE_LIMITED') route = 'rate-limited';
-      send(e.httpStatus, e.toJSON(), 'application/json', errorHeaders(e));
-    } else {
-      ctx.log.error('API handler failed', { path, error: (e as Error).stack ?? String(e) });
-      send(500, { error: { code: 'INTERNAL', message: 'internal error' } });
-    }
-  }
+    },
+  });
 }

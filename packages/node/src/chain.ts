@@ -107,7 +107,6 @@ export class Chain {
      */
     readonly epochs: EpochBook,
     private readonly verifier: TxVerifier,
-    private readonly log: Logger,
   ) {
     this.params = stateParams(genesis, shard);
     this.genesisHash = genesisHash(genesis);
@@ -141,7 +140,7 @@ export class Chain {
     let chain: Chain;
     if (head < 0) {
       const state = WorldState.fromGenesis(genesis, shard);
-      chain = new Chain(genesis, shard, store, state, epochs, verifier, log);
+      chain = new Chain(genesis, shard, store, state, epochs, verifier);
       const block = Chain.genesisBlock(genesis, shard, state.root());
       const hash = blockHash(block.header);
       await store.commitBlock({
@@ -172,7 +171,7 @@ export class Chain {
       st.xfers.map(decodeXferRecord),
       st.pendingFees,
     );
-    chain = new Chain(genesis, shard, store, state, epochs, verifier, log);
+    chain = new Chain(genesis, shard, store, state, epochs, verifier);
     const raw = await store.blockAtHeight(head);
     if (!raw) throw new QnexusError('INTERNAL', `store has head ${head} but no block at that height`);
     const block = decodeBlock(raw);
