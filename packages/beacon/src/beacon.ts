@@ -2,11 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
 import { createP2PNode, peerIdFromKeyFile } from '@qnexus/p2p';
-import { QnexusError, type Genesis } from '@qnexus/types';
+import { QnexusError } from '@qnexus/types';
 import { Admitter } from './admission.js';
 import { startApi } from './api.js';
 import { Coordinator } from './coordinator.js';
-import { ApiGuard, Logger, Shutdown, serverUrl, writeInfoFile, type LogFormat, type LogLevel } from '@qnexus/node';
+import { ApiGuard, Logger, Shutdown, serverUrl, writeInfoFile, type ProcessConfig } from '@qnexus/node';
 import { createMetrics } from './metrics.js';
 import { Registry } from './registry.js';
 import { ShardSender } from './sender.js';
@@ -14,24 +14,11 @@ import { BeaconService } from './service.js';
 import { BeaconStore } from './store.js';
 import { beaconTxSigner } from './system.js';
 
-export interface BeaconConfig {
-  dataDir: string;
-  genesis: Genesis;
+export interface BeaconConfig extends ProcessConfig {
   /** The genesis beacon key (ML-DSA): signs epoch announcements, prepare requests and decisions. */
   beaconKey: UnlockedKey;
-  listen: string[];
-  announce?: string[];
-  bootstrap: string[];
-  apiHost: string;
-  apiPort: number;
-  logFormat: LogFormat;
-  logLevel: LogLevel;
   /** Slots between re-sends of pending prepare requests and unapplied decisions (default 3). */
   resendSlots?: number;
-  /** API requests per second per client IP (token-bucket rate; default 2000, 0 disables the limit). */
-  apiRateLimit?: number;
-  /** API burst per client IP (bucket size; default 4000, 0 disables the limit). */
-  apiRateBurst?: number;
 }
 
 /** Written to `<dataDir>/node-info.json` once the beacon listens (the devnet launcher waits for it). */

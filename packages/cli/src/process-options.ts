@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import type { LogFormat, LogLevel } from '@qnexus/node';
+import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/node';
 import { installPeerKey, readTopology, type Topology } from './topology.js';
 import { collect, intParser, parseMultiaddr } from './util.js';
 
@@ -52,28 +52,18 @@ export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
 }
 
 /** The config fields those options give (BeaconConfig and NodeConfig share them). */
-export interface ProcessConfig {
-  listen: string[];
-  bootstrap: string[];
-  announce?: string[];
-  apiHost: string;
-  apiPort: number;
-  logFormat: LogFormat;
-  logLevel: LogLevel;
-  apiRateLimit?: number;
-  apiRateBurst?: number;
-}
+type SharedConfig = Omit<ProcessConfig, 'dataDir' | 'genesis'>;
 
 /**
  * Resolve the shared options: install a pre-made peer key, build the listen list, add the
  * bootstrap peers `fromTopology` picks out of --bootstrap-file.
  */
-export async function processConfig(o: ProcessOpts, defaultListen: string, fromTopology: (t: Topology) => string[]): Promise<ProcessConfig> {
+export async function processConfig(o: ProcessOpts, defaultListen: string, fromTopology: (t: Topology) => string[]): Promise<SharedConfig> {
   if (o.peerKey !== undefined) await installPeerKey(o.dataDir, o.peerKey);
   const listen = [...(o.listen ?? [])];
   if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
   if (listen.length === 0) listen.push(defaultListen);
-  const cfg: ProcessConfig = {
+  const cfg: SharedConfig = {
     listen,
     bootstrap: [...(o.bootstrap ?? []), ...(o.bootstrapFile !== undefined ? fromTopology(await readTopology(o.bootstrapFile)) : [])],
     apiHost: o.apiHost,

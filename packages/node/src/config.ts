@@ -4,13 +4,11 @@ import type { Genesis } from '@qnexus/types';
 export type LogFormat = 'json' | 'pretty';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
-export interface NodeConfig {
-  /** The node's own directory: LevelDB (db/), libp2p key (peer.key), admin token (admin.token), node-info.json. */
+/** What every long-running process (shard node, beacon) is configured with. */
+export interface ProcessConfig {
+  /** The process's own directory: LevelDB (db/), libp2p key (peer.key), admin token (admin.token), node-info.json. */
   dataDir: string;
   genesis: Genesis;
-  shard: number;
-  /** Present on validators: the ML-DSA key that proposes and votes. */
-  validatorKey?: UnlockedKey | null;
   /** libp2p listen multiaddrs, e.g. ['/ip4/127.0.0.1/tcp/7001']. */
   listen: string[];
   /** Addresses to announce to peers instead of the listen addresses. */
@@ -22,12 +20,18 @@ export interface NodeConfig {
   apiPort: number;
   logFormat: LogFormat;
   logLevel: LogLevel;
-  /** Worker threads verifying transaction signatures off the event loop (default 1). */
-  verifyWorkers?: number;
   /** API requests per second per client IP (token-bucket rate; default 2000, 0 disables the limit). */
   apiRateLimit?: number;
   /** API burst per client IP (bucket size; default 4000, 0 disables the limit). */
   apiRateBurst?: number;
+}
+
+export interface NodeConfig extends ProcessConfig {
+  shard: number;
+  /** Present on validators: the ML-DSA key that proposes and votes. */
+  validatorKey?: UnlockedKey | null;
+  /** Worker threads verifying transaction signatures off the event loop (default 1). */
+  verifyWorkers?: number;
 }
 
 /** Written to `<dataDir>/node-info.json` once the node is listening (read by the devnet launcher). */

@@ -1,5 +1,5 @@
 export { startNode } from './node.js';
-export type { NodeConfig, NodeInfo, RunningNode, LogFormat, LogLevel } from './config.js';
+export type { NodeConfig, NodeInfo, ProcessConfig, RunningNode, LogFormat, LogLevel } from './config.js';
 export { topics } from './topics.js';
 // Shared with the beacon process: the same structured log format everywhere.
 export { Logger, LOG_LEVELS, isLogLevel, type LogFields } from './log.js';

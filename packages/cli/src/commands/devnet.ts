@@ -183,21 +183,8 @@ is kept. Start each process by hand with
       note(`starting devnet in ${displayPath(o.dir)}…`);
       devnet = await startDevnet({
         dir: o.dir,
-        shards: o.shards,
-        validators: o.validators,
-        fullNodes: o.fullNodes,
-        xferTimeoutSlots: o.xferTimeoutSlots,
-        accounts: o.accounts,
+        ...creation(o),
         reset: o.reset ?? false,
-        basePort: o.basePort,
-        slotMs: o.slotMs,
-        epochLength: o.epochLength,
-        staking: {
-          ...(o.unbondingEpochs !== undefined ? { unbondingEpochs: o.unbondingEpochs } : {}),
-          ...(o.churnLimit !== undefined ? { churnLimit: o.churnLimit } : {}),
-        },
-        scheme: o.scheme,
-        chainId: o.chainId,
         logFormat: o.logFormat,
         logLevel: o.logLevel,
         readyTimeoutMs: o.readyTimeout * 1000,
@@ -222,12 +209,9 @@ is kept. Start each process by hand with
   return cmd;
 }
 
-/** `qnexus devnet init`: the configuration of a devnet (what the compose `init` service runs), nothing started. */
-async function devnetInit(o: DevnetCmdOpts): Promise<void> {
-  if (o.reset) throw usageError('devnet init keeps an existing configuration; delete the directory to make a new one');
-  const r = await initDevnetConfig({
-    out: o.dir,
-    hostMode: o.hostMode,
+/** What a new devnet is made of: the flags `devnet` and `devnet init` share (ignored when resuming). */
+function creation(o: DevnetCmdOpts) {
+  return {
     shards: o.shards,
     validators: o.validators,
     fullNodes: o.fullNodes,
@@ -242,6 +226,16 @@ async function devnetInit(o: DevnetCmdOpts): Promise<void> {
     },
     scheme: o.scheme,
     chainId: o.chainId,
+  };
+}
+
+/** `qnexus devnet init`: the configuration of a devnet (what the compose `init` service runs), nothing started. */
+async function devnetInit(o: DevnetCmdOpts): Promise<void> {
+  if (o.reset) throw usageError('devnet init keeps an existing configuration; delete the directory to make a new one');
+  const r = await initDevnetConfig({
+    out: o.dir,
+    hostMode: o.hostMode,
+    ...creation(o),
     genesisDelayMs: (o.genesisDelay ?? 10) * 1000,
   });
   const t = r.topology;
