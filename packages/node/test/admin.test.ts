@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addressFromPublicKey, formatAddress, generateKeyPair, type KeyPair } from '@qnexus/crypto';
-import { makeGenesis, QnexusError, type Genesis } from '@qnexus/types';
+import { generateKeyPair, type KeyPair } from '@qnexus/crypto';
+import { QnexusError, type Genesis } from '@qnexus/types';
 import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken, tokenMatches } from '../src/admin.js';
 import { startNode } from '../src/node.js';
 import type { RunningNode } from '../src/config.js';
 import { RateLimiter } from '../src/ratelimit.js';
+import { unitGenesis } from './helpers.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -113,7 +114,6 @@ describe('node: API rate limit and admin endpoints (real nodes)', function () {
   this.timeout(60_000);
   const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
   const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
-  const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
   let dir: string;
   let g: Genesis;
   /** Default limits: the admin API under test. */
@@ -140,20 +140,7 @@ describe('node: API rate limit and admin endpoints (real nodes)', function () {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'qnexus-admin-'));
-    g = makeGenesis({
-      chainId: 'admin-test',
-      scheme: 'ml-dsa-44',
-      genesisTime: Date.now(),
-      slotMs: 1000,
-      epochLength: 32,
-      shardCount: 1,
-      minFee: 1n,
-      maxBlockTxs: 100,
-      xferTimeoutSlots: 16,
-      beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-      accounts: [],
-      validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
-    });
+    g = unitGenesis(vals, beaconKey, { chainId: 'admin-test', genesisTime: Date.now() });
     a = await start('a');
     b = await start('b', { apiRateLimit: 5, apiRateBurst: 10 });
     tokenA = readFileSync(join(dir, 'a', ADMIN_TOKEN_FILE), 'utf8').trim();

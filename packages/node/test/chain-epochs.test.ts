@@ -4,13 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, toHex, type KeyPair } from '@qnexus/crypto';
-import { QnexusError, certificateVoteBody, makeGenesis, voteSigningBytes, type Certificate, type Genesis } from '@qnexus/types';
+import { QnexusError, certificateVoteBody, voteSigningBytes, type Certificate, type Genesis } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { Chain, candidateFromEnvs, type Candidate } from '../src/chain.js';
 import { Logger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
-import { announce } from './helpers.js';
+import { announce, unitGenesis } from './helpers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -19,20 +19,7 @@ const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
 const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 const EPOCH = 4;
 
-const G: Genesis = makeGenesis({
-  chainId: 'unit-epochs',
-  scheme: 'ml-dsa-44',
-  genesisTime: 0,
-  slotMs: 1000,
-  epochLength: EPOCH,
-  shardCount: 1,
-  minFee: 1n,
-  maxBlockTxs: 100,
-  xferTimeoutSlots: 16,
-  beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-  accounts: [],
-  validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
-});
+const G: Genesis = unitGenesis(vals, beaconKey, { chainId: 'unit-epochs', epochLength: EPOCH });
 
 /** Epoch 1 keeps the genesis committee; epoch 2 keeps one of it and brings three newcomers. */
 const EPOCH1 = vals;

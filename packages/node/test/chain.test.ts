@@ -9,7 +9,6 @@ import {
   blockHash,
   certificateVoteBody,
   encodeTx,
-  makeGenesis,
   openTx,
   txRoot,
   txSigningBytes,
@@ -23,6 +22,7 @@ import { Logger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
+import { unitGenesis } from './helpers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -32,20 +32,7 @@ const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
 const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 
 function genesis(): Genesis {
-  return makeGenesis({
-    chainId: 'unit',
-    scheme: 'ml-dsa-44',
-    genesisTime: 0,
-    slotMs: 1000,
-    epochLength: 32,
-    shardCount: 1,
-    minFee: 1n,
-    maxBlockTxs: 100,
-    xferTimeoutSlots: 16,
-    beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-    accounts: [{ address: addrOf(user), balance: 1_000_000n }],
-    validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
-  });
+  return unitGenesis(vals, beaconKey, { accounts: [{ address: addrOf(user), balance: 1_000_000n }] });
 }
 
 function keyFor(address: string): KeyPair {

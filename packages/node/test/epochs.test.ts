@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, type KeyPair } from '@qnexus/crypto';
-import { beaconTopics, genesisHash, makeGenesis, type Genesis } from '@qnexus/types';
+import { beaconTopics, genesisHash, type Genesis } from '@qnexus/types';
 import { createP2PNode, type P2PNode, type TopicHandler } from '@qnexus/p2p';
 import { EpochBook } from '../src/epochs.js';
 import { Logger } from '../src/log.js';
-import { MemoryAnnouncements, announce, announcementBody, capturingLogger, signAnnouncement } from './helpers.js';
+import { MemoryAnnouncements, announce, announcementBody, capturingLogger, signAnnouncement, unitGenesis } from './helpers.js';
 
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
 const fresh: KeyPair[] = [11, 12, 13].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -18,20 +18,7 @@ const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 const SLOT_MS = 1000;
 const EPOCH = 4;
 
-const G: Genesis = makeGenesis({
-  chainId: 'unit-ep',
-  scheme: 'ml-dsa-44',
-  genesisTime: 0,
-  slotMs: SLOT_MS,
-  epochLength: EPOCH,
-  shardCount: 1,
-  minFee: 1n,
-  maxBlockTxs: 100,
-  xferTimeoutSlots: 16,
-  beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-  accounts: [],
-  validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
-});
+const G: Genesis = unitGenesis(vals, beaconKey, { chainId: 'unit-ep', slotMs: SLOT_MS, epochLength: EPOCH });
 const GH = genesisHash(G);
 const quiet = new Logger('json', 'error');
 

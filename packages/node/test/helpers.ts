@@ -1,16 +1,36 @@
-// Shared fixtures for node tests: beacon-signed epoch announcements, an in-memory announcement store, a capturing logger.
+// Shared fixtures for node tests: a unit-test genesis, beacon-signed epoch announcements, an in-memory announcement store, a capturing logger.
 import { Writable } from 'node:stream';
-import { getBackend, type KeyPair } from '@qnexus/crypto';
+import { addressFromPublicKey, formatAddress, getBackend, type KeyPair } from '@qnexus/crypto';
 import { epochSeed } from '@qnexus/consensus';
 import {
   encodeEpochAnnouncement,
   epochAnnouncementSigningBytes,
   genesisHash,
+  makeGenesis,
   type EpochAnnouncement,
   type Genesis,
 } from '@qnexus/types';
 import type { AnnouncementStore } from '../src/epochs.js';
 import { Logger } from '../src/log.js';
+
+/** A genesis for unit tests: ML-DSA-44, one shard, 1 s slots, `validators` with stake 100 each, the given beacon key; `over` changes the rest. */
+export function unitGenesis(validators: readonly KeyPair[], beacon: KeyPair, over: Partial<Parameters<typeof makeGenesis>[0]> = {}): Genesis {
+  return makeGenesis({
+    chainId: 'unit',
+    scheme: 'ml-dsa-44',
+    genesisTime: 0,
+    slotMs: 1000,
+    epochLength: 32,
+    shardCount: 1,
+    minFee: 1n,
+    maxBlockTxs: 100,
+    xferTimeoutSlots: 16,
+    beacon: { publicKey: beacon.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
+    accounts: [],
+    validators: validators.map((k) => ({ address: formatAddress(addressFromPublicKey(k.publicKey)), publicKey: k.publicKey, stake: 100n })),
+    ...over,
+  });
+}
 
 /** The body the beacon would announce for `epoch`: `committees[k]` lists shard k's members (each with `stake`). */
 export function announcementBody(g: Genesis, epoch: number, committees: KeyPair[][], stake = 100n, issuedSlot = 0): EpochAnnouncement {

@@ -16,7 +16,6 @@ import {
   encodeTx,
   encodeXAck,
   genesisSupply,
-  makeGenesis,
   openTx,
   registrySnapshotSigningBytes,
   stakeConsentSigningBytes,
@@ -50,6 +49,7 @@ import type { TxGossip } from '../src/txgossip.js';
 import { TxVerifier } from '../src/verifier.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { XShard } from '../src/xshard.js';
+import { unitGenesis } from './helpers.js';
 
 const CHAIN = 'unit-stake';
 const b = getBackend('ml-dsa-44');
@@ -66,21 +66,7 @@ const EPOCH = 32;
 
 /** One shard, four validators; genesis "now" so the current epoch is 0 (the epoch book knows it). */
 function genesis(): Genesis {
-  return makeGenesis({
-    chainId: CHAIN,
-    scheme: 'ml-dsa-44',
-    genesisTime: Date.now() - 2 * SLOT_MS,
-    slotMs: SLOT_MS,
-    epochLength: EPOCH,
-    shardCount: 1,
-    minFee: 1n,
-    maxBlockTxs: 100,
-    xferTimeoutSlots: 16,
-    beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-    staking: { minStake: 1000n, feeBurnBps: 5000 },
-    accounts: users.map((k) => ({ address: addrOf(k), balance: INITIAL })),
-    validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
-  });
+  return unitGenesis(vals, beaconKey, { chainId: CHAIN, genesisTime: Date.now() - 2 * SLOT_MS, slotMs: SLOT_MS, epochLength: EPOCH, staking: { minStake: 1000n, feeBurnBps: 5000 }, accounts: users.map((k) => ({ address: addrOf(k), balance: INITIAL })) });
 }
 
 function keyFor(address: string): KeyPair {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
-import { certificateVoteBody, makeGenesis, voteSigningBytes, type Certificate, type Genesis } from '@qnexus/types';
+import { certificateVoteBody, voteSigningBytes, type Certificate, type Genesis } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { createP2PNode, type P2PNode } from '@qnexus/p2p';
 import { Chain } from '../src/chain.js';
@@ -14,7 +14,7 @@ import { createMetrics } from '../src/metrics.js';
 import { Syncer } from '../src/sync.js';
 import { topics } from '../src/topics.js';
 import { TxVerifier } from '../src/verifier.js';
-import { announce, capturingLogger } from './helpers.js';
+import { announce, capturingLogger, unitGenesis } from './helpers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -55,20 +55,7 @@ describe('node: sync across epochs', function () {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'qnexus-sync-epochs-'));
     // Wall clock in slot 10 (epoch 2), with a few seconds before epoch 3.
-    G = makeGenesis({
-      chainId: 'unit-sync-ep',
-      scheme: 'ml-dsa-44',
-      genesisTime: Date.now() - 10 * SLOT_MS - 200,
-      slotMs: SLOT_MS,
-      epochLength: EPOCH,
-      shardCount: 1,
-      minFee: 1n,
-      maxBlockTxs: 100,
-      xferTimeoutSlots: 16,
-      beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-      accounts: [],
-      validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
-    });
+    G = unitGenesis(vals, beaconKey, { chainId: 'unit-sync-ep', genesisTime: Date.now() - 10 * SLOT_MS - 200, slotMs: SLOT_MS, epochLength: EPOCH });
   });
   afterEach(async () => {
     for (const p of started.splice(0)) {

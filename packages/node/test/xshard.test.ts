@@ -9,7 +9,6 @@ import {
   certificateVoteBody,
   encodeTx,
   genesisSupply,
-  makeGenesis,
   openTx,
   txRoot,
   txSigningBytes,
@@ -29,6 +28,7 @@ import { Logger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
+import { unitGenesis } from './helpers.js';
 
 const CHAIN = 'unit-x';
 const TIMEOUT = 16;
@@ -44,20 +44,7 @@ const onShard = (s: number) => users.filter((k) => homeShard(rawAddr(k), 2) === 
 const INITIAL = 1_000_000n;
 
 function genesis(): Genesis {
-  return makeGenesis({
-    chainId: CHAIN,
-    scheme: 'ml-dsa-44',
-    genesisTime: 0,
-    slotMs: 1000,
-    epochLength: 32,
-    shardCount: 2,
-    minFee: 1n,
-    maxBlockTxs: 100,
-    xferTimeoutSlots: TIMEOUT,
-    beacon: { publicKey: beaconKey.publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-    accounts: users.map((k) => ({ address: addrOf(k), balance: INITIAL })),
-    validators: vals.map((k) => ({ address: addrOf(k), publicKey: k.publicKey, stake: 100n })),
-  });
+  return unitGenesis(vals, beaconKey, { chainId: CHAIN, shardCount: 2, xferTimeoutSlots: TIMEOUT, accounts: users.map((k) => ({ address: addrOf(k), balance: INITIAL })) });
 }
 
 const G = genesis();
