@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiError, QnexusClient } from '@qnexus/sdk';
-import { sleep } from './helpers.js';
+import { randomBasePort, sleep } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
@@ -93,10 +93,6 @@ const flag = (args: string[], name: string): string | undefined => {
   const i = args.indexOf(name);
   return i < 0 ? undefined : args[i + 1];
 };
-
-function randomBasePort(): number {
-  return 20_000 + Math.floor(Math.random() * 400) * 100;
-}
 
 describe('docker-compose devnet (no Docker engine: validated, then run as plain processes)', function () {
   const hasCompose = toolAvailable('docker-compose', ['version']);
