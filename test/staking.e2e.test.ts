@@ -108,7 +108,11 @@ describe('staking: bond, activate, reward, unbond, slash (multi-process)', funct
 
   it('it earns rewards for its participation, visible on the beacon and on every node', async function () {
     const v = await waitFor('rewards', () => info(validator), (x) => BigInt(x.rewards) > 0n && x.participation.signed > 0, 60_000, 1000);
-    assert.ok(v.participation.rate !== null && v.participation.rate > 0.5, `participation ${JSON.stringify(v.participation)}`);
+    // A certificate carries the first quorum of precommits its proposer had,
+    // so how often a fifth member makes it in depends on how loaded the host
+    // is (CI saw 2 of 6): assert that it counts and is bounded, not a share.
+    const p = v.participation;
+    assert.ok(p.rate !== null && p.rate > 0 && p.signed <= p.blocks && p.rate === p.signed / p.blocks, `participation ${JSON.stringify(p)}`);
     // A node serves the same registry entry from the beacon's signed snapshot.
     const fromNode = await waitFor('the snapshot on a shard-1 node', () => net.devnet.client('s1-validator-1').validator(validator), (x) => BigInt(x.rewards) > 0n, 30_000);
     assert.equal(fromNode.status, 'active');
