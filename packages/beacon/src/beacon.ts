@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
-import { createP2PNode, peerIdFromKeyFile } from '@qnexus/p2p';
+import { createP2PNode, discoveryProtocol, peerIdFromKeyFile } from '@qnexus/p2p';
 import { QnexusError } from '@qnexus/types';
 import { Admitter } from './admission.js';
 import { startApi } from './api.js';
@@ -76,6 +76,8 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       scoringProfile: 'devnet',
       maxMessageBytes: 1024 * 1024,
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
+      // Serves peer exchange to joining nodes (it is the natural bootstrap address).
+      discovery: { protocol: discoveryProtocol(g.chainId) },
     });
     shutdown.add(() => p2p.stop());
     metrics.p2p.bind(() => p2p.stats());

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { formatAddress, toHex } from '@qnexus/crypto';
 import { QnexusError, genesisHash } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
-import { createP2PNode } from '@qnexus/p2p';
+import { createP2PNode, discoveryProtocol } from '@qnexus/p2p';
 import { startApi } from './api.js';
 import { ApiGuard } from './admin.js';
 import { Chain } from './chain.js';
@@ -52,6 +52,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       scoringProfile: 'devnet',
       maxMessageBytes: 4 * 1024 * 1024,
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
+      // One bootstrap address is enough to join: peers name the shard's other nodes and the beacon.
+      discovery: { protocol: discoveryProtocol(g.chainId), wantPeers: [g.beacon.peerId] },
     });
     shutdown.add(() => p2p.stop());
     metrics.p2p.bind(() => p2p.stats());

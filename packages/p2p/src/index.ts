@@ -9,7 +9,9 @@
 export { createP2PNode } from './node.js';
 export { loadOrCreatePeerKey, peerIdFromKeyFile } from './keys.js';
 export { P2PRequestError, type P2PRequestErrorCode } from './errors.js';
+export { discoveryProtocol } from './node.js';
 export type {
+  DiscoveryOptions,
   LogFn,
   LogLevel,
   P2PNode,

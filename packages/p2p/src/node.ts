@@ -20,7 +20,9 @@ import {
 } from './gossip-config.js';
 import { loadOrCreatePeerKey } from './keys.js';
 import { asError, plainBytes, requestStream, serveStream } from './reqresp.js';
+import { DISCOVERY_LIMITS, decodeDiscoveryRequest, decodeDiscoveryResponse, encodeDiscoveryRequest, encodeDiscoveryResponse, isLocalOnlyAddr, type DiscoveredPeer } from './discovery.js';
 import type {
+  DiscoveryOptions,
   LogFn,
   P2PNode,
   P2POptions,
@@ -50,6 +52,15 @@ const PUBLISH_MAX_WAIT_MS = 10_000;
 const MIN_OUTBOUND_BUFFER_BYTES = 16 * 1024 * 1024;
 /** While connected to a bootstrap peer, how often to re-check the connection. */
 const BOOTSTRAP_CHECK_MS = 2000;
+/** Peers asked per discovery round, and peers dialled per round at most. */
+const DISCOVERY_ASK = 3;
+const DISCOVERY_DIALS = 8;
+const DISCOVERY_TIMEOUT_MS = 5000;
+
+/** The peer-exchange protocol id of a chain. */
+export function discoveryProtocol(chainId: string): string {
+  return `/qnexus/${chainId}/peers/1.0.0`;
+}
 
 const defaultLog: LogFn = (level, msg, fields) => {
   if (level === 'warn' || level === 'error') {
@@ -87,6 +98,8 @@ class Libp2pNode implements P2PNode {
   private readonly queueProgress = new Map<string, { bytes: number; at: number }>();
   private wakeBootstrap: (() => void) | undefined;
   private bootstrapLoopDone: Promise<void> = Promise.resolve();
+  private wakeDiscovery: (() => void) | undefined;
+  private discoveryLoopDone: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: P2POptions) {
     this.log = opts.log ?? defaultLog;
@@ -183,6 +196,14 @@ class Libp2pNode implements P2PNode {
     if (this.bootstrap.length > 0) {
       this.bootstrapLoopDone = this.bootstrapLoop().catch((err: unknown) => {
         this.log('error', 'bootstrap loop crashed; no further re-dials', { error: asError(err).message });
+      });
+    }
+    const d = this.opts.discovery;
+    if (d !== undefined) {
+      await this.serveDiscovery(d);
+      this.libp2p.addEventListener('peer:connect', () => this.wakeDiscovery?.());
+      this.discoveryLoopDone = this.discoveryLoop(d).catch((err: unknown) => {
+        this.log('error', 'discovery loop crashed; no further peer exchange', { error: asError(err).message });
       });
     }
   }
@@ -493,6 +514,128 @@ class Libp2pNode implements P2PNode {
     });
   }
 
+  // ------------------------------------------------------------------ discovery (peer exchange)
+
+  private async serveDiscovery(d: DiscoveryOptions): Promise<void> {
+    await this.handle(d.protocol, {
+      maxInboundStreams: 8,
+      maxOutboundStreams: 8,
+      maxRequestBytes: DISCOVERY_LIMITS.requestBytes,
+      timeoutMs: DISCOVERY_TIMEOUT_MS,
+    }, (request, from) => this.answerDiscovery(request, from));
+  }
+
+  private async *answerDiscovery(request: Uint8Array, from: string): AsyncGenerator<Uint8Array> {
+    let req;
+    try {
+      req = decodeDiscoveryRequest(request);
+    } catch (err) {
+      this.penalize(from, `malformed discovery request: ${asError(err).message}`);
+      throw err;
+    }
+    // A peer on another machine cannot use our loopback view of the network.
+    const fromRemote = this.libp2p.getConnections(peerIdFromString(from)).some((c) => !isLocalOnlyAddr(c.remoteAddr.toString()));
+    const ids = new Set<string>();
+    for (const t of req.topics) for (const p of this.gossip.getSubscribers(t)) ids.add(p.toString());
+    for (const p of req.peers) ids.add(p);
+    ids.delete(from);
+    ids.delete(this.peerId);
+    const peers: DiscoveredPeer[] = [];
+    for (const id of ids) {
+      if (peers.length >= DISCOVERY_LIMITS.peers) break;
+      let pid: PeerId;
+      try {
+        pid = peerIdFromString(id);
+      } catch {
+        continue; // a malformed wanted id: nothing to say about it
+      }
+      const known = await this.libp2p.peerStore.get(pid).catch(() => undefined);
+      if (known === undefined) continue;
+      const addrs = known.addresses
+        .map((a) => a.multiaddr.toString())
+        .filter((a) => !(fromRemote && isLocalOnlyAddr(a)) && a.length <= DISCOVERY_LIMITS.addrChars)
+        .slice(0, DISCOVERY_LIMITS.addrsPerPeer);
+      if (addrs.length > 0) peers.push({ id, addrs });
+    }
+    yield encodeDiscoveryResponse({ peers });
+  }
+
+  /** Topics with too few publish targets, and wanted peers we are not connected to. */
+  private discoveryNeeds(d: DiscoveryOptions): { topics: string[]; peers: string[] } {
+    const min = d.minTopicPeers ?? 4;
+    return {
+      topics: [...this.handlers.keys()].filter((t) => this.topicPeers(t).length < min),
+      peers: (d.wantPeers ?? []).filter((id) => id !== this.peerId && this.libp2p.getConnections(peerIdFromString(id)).length === 0),
+    };
+  }
+
+  /**
+   * While something is missing, ask up to DISCOVERY_ASK connected peers and dial
+   * up to DISCOVERY_DIALS of the peers they name. Wanted peers go first.
+   */
+  private async discoveryLoop(d: DiscoveryOptions): Promise<void> {
+    const interval = d.intervalMs ?? 3000;
+    // A small network may never reach minTopicPeers: after rounds that find nobody new, ask
+    // less often (up to every 64 intervals); a new connection resets that.
+    let fruitless = 0;
+    this.libp2p.addEventListener('peer:connect', () => { fruitless = 0; });
+    while (!this.stopped) {
+      await this.sleepDiscovery(interval * 2 ** Math.min(fruitless, 6));
+      if (this.stopped) return;
+      const need = this.discoveryNeeds(d);
+      if (need.topics.length === 0 && need.peers.length === 0) continue;
+      fruitless++;
+      const connected = this.libp2p.getPeers().filter((p) => !this.isBanned(p.toString()));
+      if (connected.length === 0) continue;
+      const ask = shuffle(connected).slice(0, DISCOVERY_ASK);
+      const found = new Map<string, string[]>();
+      for (const p of ask) {
+        if (this.stopped) return;
+        try {
+          for await (const frame of this.request(p.toString(), d.protocol, encodeDiscoveryRequest(need), {
+            timeoutMs: DISCOVERY_TIMEOUT_MS, maxResponseFrameBytes: DISCOVERY_LIMITS.responseBytes, maxFrames: 1,
+          })) {
+            for (const x of decodeDiscoveryResponse(frame).peers) if (!found.has(x.id)) found.set(x.id, x.addrs);
+          }
+        } catch (err) {
+          // An old peer without the protocol, or one that went away: ask the next one.
+          this.log('debug', 'discovery request failed', { peer: p.toString(), error: asError(err).message });
+        }
+      }
+      const wanted = new Set(need.peers);
+      const candidates = [...found.keys()]
+        .filter((id) => id !== this.peerId && !this.isBanned(id) && this.libp2p.getConnections(peerIdFromString(id)).length === 0)
+        .sort((a, b) => Number(wanted.has(b)) - Number(wanted.has(a)))
+        .slice(0, DISCOVERY_DIALS);
+      if (candidates.length === 0) continue;
+      const dialed = await Promise.all(candidates.map(async (id) => {
+        try {
+          const pid = peerIdFromString(id);
+          await this.libp2p.peerStore.merge(pid, { multiaddrs: found.get(id)!.map((a) => multiaddr(a)) });
+          await this.libp2p.dial(pid, { signal: AbortSignal.any([AbortSignal.timeout(DISCOVERY_TIMEOUT_MS), this.stopController.signal]) });
+          return true;
+        } catch (err) {
+          this.log('debug', 'dial of a discovered peer failed', { peer: id, error: asError(err).message });
+          return false;
+        }
+      }));
+      const n = dialed.filter(Boolean).length;
+      if (n > 0) this.log('info', 'connected to discovered peers', { dialed: n, of: candidates.length, lacking: need });
+    }
+  }
+
+  private sleepDiscovery(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.wakeDiscovery === done) this.wakeDiscovery = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeDiscovery = done;
+    });
+  }
+
   // ------------------------------------------------------------------ stats / lifecycle
 
   stats(): P2PStats {
@@ -508,7 +651,9 @@ class Libp2pNode implements P2PNode {
     this.stopped = true;
     this.stopController.abort();
     this.wakeBootstrap?.();
+    this.wakeDiscovery?.();
     await this.bootstrapLoopDone;
+    await this.discoveryLoopDone;
     await this.libp2p.stop();
     this.log('info', 'p2p node stopped', { peerId: this.peerId });
   }
@@ -540,4 +685,13 @@ function queuedBytes(stream: unknown): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
 }

@@ -42,6 +42,19 @@ export interface P2POptions {
   penalty?: PenaltyOptions;
   /** Bootstrap re-dial backoff bounds (defaults 500 ms .. 10 000 ms). */
   bootstrapBackoffMs?: { min: number; max: number };
+  /** Peer exchange: serve it, and use it to find the peers we lack (see discovery.ts). */
+  discovery?: DiscoveryOptions;
+}
+
+export interface DiscoveryOptions {
+  /** Protocol id; bind it to the chain (e.g. `/qnexus/<chain>/peers/1.0.0`) so two networks never mix. */
+  protocol: string;
+  /** Peers to find and stay connected to whatever the topics say (e.g. the beacon). */
+  wantPeers?: string[];
+  /** Look for more peers while a subscribed topic has fewer publish targets than this (default 4). */
+  minTopicPeers?: number;
+  /** How often to check what is missing (default 3000 ms; a new connection triggers a check at once). */
+  intervalMs?: number;
 }
 
 export interface TopicHandler {
