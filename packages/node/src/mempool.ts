@@ -211,6 +211,13 @@ export class Mempool {
     return out;
   }
 
+  /** Every pending transaction: beacon entries, then each sender's by nonce (the order that re-admits cleanly). */
+  pending(): TxEnvelope[] {
+    const out = [...this.system.values()];
+    for (const q of this.bySender.values()) out.push(...[...q.values()].sort((a, b) => (a.env.tx.body.nonce < b.env.tx.body.nonce ? -1 : 1)).map((e) => e.env));
+    return out;
+  }
+
   /** After a block is finalized: drop its transactions and any that can no longer apply. */
   onCommit(committed: readonly TxEnvelope[]): void {
     const touched = new Set<string>();

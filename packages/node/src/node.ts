@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatAddress, toHex } from '@qnexus/crypto';
-import { QnexusError, genesisHash } from '@qnexus/types';
+import { QnexusError, genesisHash, openTx } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
-import { createP2PNode, discoveryProtocol } from '@qnexus/p2p';
+import { createP2PNode, discoveryProtocol, type P2PNode } from '@qnexus/p2p';
 import { startApi } from './api.js';
 import { ApiGuard } from './admin.js';
 import { Chain } from './chain.js';
@@ -11,6 +11,7 @@ import type { NodeConfig, NodeInfo, RunningNode } from './config.js';
 import { Engine } from './engine.js';
 import { Logger } from './log.js';
 import { Mempool } from './mempool.js';
+import { MEMPOOL_JOURNAL_FILE, saveMempoolJournal, takeMempoolJournal } from './mempool-journal.js';
 import { createMetrics } from './metrics.js';
 import { Syncer } from './sync.js';
 import { topics } from './topics.js';
@@ -43,6 +44,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   try {
     const chain = await Chain.open(store, g, cfg.shard, verifier, log);
     const mempool = new Mempool(chain, verifier);
+    // Runs after the API, engine and gossip have stopped (steps run in reverse order), before the store closes.
+    const journal = join(cfg.dataDir, MEMPOOL_JOURNAL_FILE);
+    shutdown.add(() => {
+      const n = saveMempoolJournal(journal, mempool.pending());
+      if (n > 0) log.info('mempool saved for the next start', { txs: n, file: journal });
+    });
     const t = topics(g.chainId, cfg.shard);
     const p2p = await createP2PNode({
       peerKeyPath: join(cfg.dataDir, 'peer.key'),
@@ -65,6 +72,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }));
     txGossip.subscribe();
     shutdown.add(() => txGossip.stop());
+    await restoreMempool(journal, mempool, txGossip, p2p, t.tx, log);
     await engine.start();
     shutdown.add(() => engine.stop());
     const xshard = new XShard(chain, engine, mempool, p2p, txGossip, cfg.validatorKey ?? null, metrics, log);
@@ -107,4 +115,28 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     await shutdown.abort();
     throw e;
   }
+}
+
+/**
+ * Re-admit what the last clean stop saved (see mempool-journal.ts), then gossip
+ * it again once the transaction topic has a peer.
+ */
+async function restoreMempool(path: string, mempool: Mempool, txGossip: TxGossip, p2p: P2PNode, txTopic: string, log: Logger): Promise<void> {
+  const { txs, error } = takeMempoolJournal(path);
+  if (error !== undefined) log.warn('mempool journal unreadable, moved aside', { file: `${path}.corrupt`, error });
+  if (txs.length === 0) return;
+  const added: Uint8Array[] = [];
+  let dropped = 0;
+  for (const raw of txs) {
+    try {
+      if ((await mempool.admit(openTx(raw))) === 'added') added.push(raw);
+    } catch {
+      dropped++; // committed meanwhile, or no longer valid: nothing to keep
+    }
+  }
+  log.info('mempool restored from the last stop', { txs: txs.length, readmitted: added.length, dropped });
+  if (added.length === 0) return;
+  void p2p.waitForTopicPeers(txTopic, 1, 60_000).then((ok) => {
+    if (ok) for (const raw of added) txGossip.publish(raw);
+  });
 }
