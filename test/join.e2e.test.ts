@@ -1,0 +1,157 @@
+// An operator joins a running devnet as docs/operators.md describes: a genesis file and one
+// bootstrap multiaddr, nothing else. Then the node is stopped with SIGTERM and restarted.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BEACON_NAME } from '@qnexus/cli';
+import { QnexusClient } from '@qnexus/sdk';
+import { chainView, randomBasePort, shardNodes, startTestNet, transfer, waitFor, freshAddressOn, type TestNet } from './helpers.js';
+
+const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+
+interface Joiner {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  logFile: string;
+}
+
+describe('joining a running devnet from another machine (real processes)', function () {
+  let net: TestNet;
+  let home: string;
+  let joiner: Joiner | undefined;
+  const base = randomBasePort();
+  const p2pPort = base + 50;
+  const apiPort = base + 51;
+  const api = new QnexusClient(`http://127.0.0.1:${apiPort}`);
+
+  /** `qnexus node` exactly as an operator types it: --genesis, one --bootstrap, ports, a data dir. */
+  function startJoiner(bootstrap: string, logName: string): Joiner {
+    const logFile = join(home, logName);
+    const child = spawn(process.execPath, [
+      BIN, 'node',
+      '--shard', '1',
+      '--data-dir', join(home, 'data'),
+      '--genesis', join(home, 'genesis.json'),
+      '--bootstrap', bootstrap,
+      '--listen', `/ip4/127.0.0.1/tcp/${p2pPort}`,
+      '--api-port', String(apiPort),
+      '--log-format', 'json',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = createWriteStream(logFile);
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    return { child, exited, logFile };
+  }
+
+  const logLines = (j: Joiner) =>
+    readFileSync(j.logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  before(async function () {
+    this.timeout(120_000);
+    net = await startTestNet({ shards: 2, validators: 4, fullNodes: 0 });
+    // The operator's machine holds only a copy of the genesis file.
+    home = mkdtempSync(join(tmpdir(), 'qnexus-operator-'));
+    mkdirSync(join(home, 'data'));
+    copyFileSync(join(net.devnet.dir, 'genesis.json'), join(home, 'genesis.json'));
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    if (joiner && joiner.child.exitCode === null) {
+      joiner.child.kill('SIGKILL');
+      await joiner.exited;
+    }
+    await net?.cleanup();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('knowing only the beacon’s multiaddr and the genesis, it finds shard 1’s peers, syncs, then follows gossip', async function () {
+    this.timeout(120_000);
+    const s1 = shardNodes(net, 1);
+    const v1 = net.devnet.client(s1[0]!);
+    // Give the chain some history and state to sync (blocks are made only when there is something to include).
+    const from = net.accountsByShard[1]![0]!;
+    const to = freshAddressOn(net, 1, 201);
+    for (let i = 0; i < 5; i++) {
+      const tx = transfer(net, from, to, 10n, BigInt(i));
+      await v1.submitTx(tx.raw);
+      await v1.waitForTx(tx.hash, { timeoutMs: 30_000 });
+    }
+    const headAtJoin = (await v1.status()).finalizedHeight;
+    assert.ok(headAtJoin >= 3, 'the devnet has history to sync');
+
+    // The beacon is the bootstrap address: it is on no shard topic, so everything else is discovered.
+    joiner = startJoiner(net.devnet.process(BEACON_NAME).multiaddr, 'join.log');
+    const synced = await waitFor('the joiner synced to the head at join time', () => api.status().catch(() => null), (s) => s !== null && s.finalizedHeight >= headAtJoin, 60_000, 500);
+    assert.equal(synced!.shard, 1);
+    assert.equal(synced!.role, 'full');
+
+    // It found shard 1's validators (never named to it) and stays connected to the beacon.
+    const token = readFileSync(join(home, 'data', 'admin.token'), 'utf8').trim();
+    const admin = new QnexusClient(api.baseUrl, { adminToken: token });
+    const shardPeerIds = new Set(s1.map((n) => net.devnet.process(n).peerId));
+    const peers = await waitFor('connections to shard-1 peers', () => admin.adminPeers(), (p) => p.peers.filter((x) => shardPeerIds.has(x.peerId)).length >= 3, 30_000, 500);
+    assert.ok(peers.peers.some((x) => x.peerId === net.devnet.process(BEACON_NAME).peerId), 'connected to the beacon');
+    assert.ok(logLines(joiner).some((l) => l['msg'] === 'p2p: connected to discovered peers'), 'it logged the discovery');
+
+    // Same chain: identical block hashes over the synced range.
+    assert.deepEqual(await chainView(api, 1, headAtJoin), await chainView(v1, 1, headAtJoin));
+    assert.equal((await api.account(to)).balance, '50', 'the state it synced holds the transfers');
+
+    // Following gossip: a transaction submitted to it reaches the validators and is finalized,
+    // and its head keeps up with theirs block by block.
+    const tx = transfer(net, from, to, 7n, 5n);
+    assert.equal((await api.submitTx(tx.raw)).status, 'pending');
+    const included = await v1.waitForTx(tx.hash, { timeoutMs: 30_000 });
+    const h = included.block!.height;
+    await waitFor('the joiner has the block with its transaction', () => api.status(), (s) => s.finalizedHeight >= h, 15_000, 250);
+    assert.equal((await api.tx(tx.hash)).status, 'final');
+    const [mine, theirs] = await Promise.all([api.status(), v1.status()]);
+    assert.ok(Math.abs(theirs.finalizedHeight - mine.finalizedHeight) <= 2, `keeps up: joiner ${mine.finalizedHeight}, validator ${theirs.finalizedHeight}`);
+    assert.equal(mine.syncing, false);
+  });
+
+  it('SIGTERM: exits 0 promptly and loses nothing — its height and a transaction it holds survive the restart', async function () {
+    this.timeout(120_000);
+    assert.ok(joiner, 'the previous test started the joiner');
+    const s1 = shardNodes(net, 1);
+    const v1 = net.devnet.client(s1[0]!);
+    const from = net.accountsByShard[1]![1]!;
+    const to = freshAddressOn(net, 1, 202);
+    // A transaction that cannot be included yet (nonce 1 before nonce 0): it waits in mempools.
+    const later = transfer(net, from, to, 3n, 1n);
+    assert.equal((await api.submitTx(later.raw)).status, 'pending');
+    const before = await api.status();
+    assert.ok(before.mempoolSize >= 1);
+
+    const t0 = Date.now();
+    joiner.child.kill('SIGTERM');
+    const exit = await joiner.exited;
+    const took = Date.now() - t0;
+    assert.deepEqual(exit, { code: 0, signal: null }, 'a clean exit on SIGTERM');
+    assert.ok(took < 15_000, `stopped in ${took} ms`);
+    const stopped = logLines(joiner);
+    assert.ok(stopped.some((l) => l['msg'] === 'mempool saved for the next start' && Number(l['txs']) >= 1), 'the mempool was saved');
+
+    // Restarted with a different bootstrap peer (any one will do): it resumes where it stopped.
+    joiner = startJoiner(net.devnet.process(s1[1]!).multiaddr, 'join-2.log');
+    const resumed = await waitFor('the restarted joiner', () => api.status().catch(() => null), (s) => s !== null, 30_000, 250);
+    const started = logLines(joiner).find((l) => l['msg'] === 'node started');
+    assert.ok(started && Number(started['height']) >= before.finalizedHeight, `resumed from its stored height (${String(started?.['height'])} ≥ ${before.finalizedHeight}), not from genesis`);
+    assert.ok(logLines(joiner).some((l) => l['msg'] === 'mempool restored from the last stop' && Number(l['readmitted']) >= 1));
+    assert.equal((await api.tx(later.hash)).status, 'pending', 'the held transaction is still there');
+    assert.ok(resumed!.mempoolSize >= 1);
+
+    // Fill the nonce gap through a validator: both commit, and the joiner follows.
+    const first = transfer(net, from, to, 2n, 0n);
+    await v1.submitTx(first.raw);
+    const done = await v1.waitForTx(later.hash, { timeoutMs: 40_000 });
+    assert.equal(done.status, 'final');
+    await waitFor('the joiner caught up', () => api.status(), (s) => s.finalizedHeight >= done.block!.height, 20_000, 250);
+    assert.equal((await api.account(to)).balance, '5');
+  });
+});
