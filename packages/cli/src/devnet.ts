@@ -22,6 +22,7 @@ import {
 import { QnexusError, type Genesis, type GenesisStaking } from '@qnexus/types';
 import type { LogFormat, LogLevel } from '@qnexus/node';
 import { ApiError, QnexusClient, type ClientOptions } from '@qnexus/sdk';
+import { withoutConfigEnv } from './config-file.js';
 import { CliError, EXIT, usageError } from './errors.js';
 import { buildGenesis, genesisCommittees, genesisFileText, genesisHashHex, loadGenesisFile } from './genesis.js';
 import { createKeystoreFile, keystoreText, readKeystoreFile } from './keystore.js';
@@ -859,7 +860,9 @@ class DevnetImpl implements Devnet {
       child = spawn(cmd.command, [...cmd.args, ...this.nodeArgs(e)], {
         stdio: ['pipe', fd, fd],
         detached: true,
-        env: { ...process.env, ...this.o.env },
+        // The launcher passes every setting as a flag; a QNEXUS_* variable of the user's shell
+        // (e.g. QNEXUS_CONFIG) must not reach the processes and change what it set up.
+        env: { ...withoutConfigEnv(process.env), ...this.o.env },
       });
     } finally {
       closeSync(fd);

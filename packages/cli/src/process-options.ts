@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/node';
 import { installPeerKey, readTopology, type Topology } from './topology.js';
-import { collect, intParser, parseMultiaddr } from './util.js';
+import { collectList, intParser, parseMultiaddr } from './util.js';
 
 // The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST.
 const DEFAULT_API_RATE_LIMIT = 2000;
@@ -26,6 +26,9 @@ export interface ProcessOpts {
   stopOnStdinClose?: boolean;
 }
 
+/** The options of addProcessOptions (and --passphrase-file) holding paths: relative ones in a config file resolve against its directory. */
+export const PROCESS_PATH_OPTIONS = ['dataDir', 'genesis', 'bootstrapFile', 'peerKey', 'passphraseFile'];
+
 /** What differs between the node and the beacon in those options. */
 export interface ProcessOptionHelp {
   defaultListen: string;
@@ -37,10 +40,10 @@ export interface ProcessOptionHelp {
 /** Add the shared options (after the command's own required ones). */
 export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
   return cmd
-    .option('--listen <multiaddr>', `libp2p listen address; repeatable (default ${h.defaultListen})`, collect(parseMultiaddr))
+    .option('--listen <multiaddr>', `libp2p listen address; repeatable or comma-separated (default ${h.defaultListen})`, collectList(parseMultiaddr))
     .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
-    .option('--announce <multiaddr>', 'address to announce to peers instead of the listen addresses; repeatable', collect(parseMultiaddr))
-    .option('--bootstrap <multiaddr>', h.bootstrap, collect(parseMultiaddr))
+    .option('--announce <multiaddr>', 'address to announce to peers instead of the listen addresses; repeatable or comma-separated', collectList(parseMultiaddr))
+    .option('--bootstrap <multiaddr>', h.bootstrap, collectList(parseMultiaddr))
     .option('--bootstrap-file <topology.json>', h.bootstrapFile)
     .option('--peer-key <file>', 'libp2p key made in advance (qnexus devnet init: <dir>/nodes/<name>/peer.key): copied to <data-dir>/peer.key unless that exists (it must then be the same key)')
     .option('--api-host <host>', 'HTTP API bind address', '127.0.0.1')

@@ -49,6 +49,30 @@ export function collect<T>(parse: (v: string) => T): (value: string, previous: T
   return (value, previous) => [...(previous ?? []), parse(value)];
 }
 
+const LIST_PARSERS = new WeakSet<object>();
+
+/**
+ * commander parser for repeatable list options: each use (and an environment variable) may
+ * also hold several values separated by commas or whitespace; an empty value adds nothing.
+ * Config files give such options a JSON array (see isListParser).
+ */
+export function collectList<T>(parse: (v: string) => T): (value: string, previous: T[] | undefined) => T[] {
+  const f = (value: string, previous: T[] | undefined): T[] => [
+    ...(previous ?? []),
+    ...value
+      .split(/[\s,]+/)
+      .filter((v) => v !== '')
+      .map(parse),
+  ];
+  LIST_PARSERS.add(f);
+  return f;
+}
+
+/** Whether an option's parser came from collectList (the option takes a list). */
+export function isListParser(f: unknown): boolean {
+  return typeof f === 'function' && LIST_PARSERS.has(f);
+}
+
 export function parseMultiaddr(value: string): string {
   if (!value.startsWith('/') || value.includes(' ')) throw new InvalidArgumentError('expected a multiaddr such as /ip4/127.0.0.1/tcp/7000.');
   return value;

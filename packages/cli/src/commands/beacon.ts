@@ -8,11 +8,12 @@ import { loadGenesisFile } from '../genesis.js';
 import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, type PassphraseOptions } from '../passphrase.js';
 import { runUntilStopped } from '../run.js';
-import { addProcessOptions, processConfig, type ProcessOpts } from '../process-options.js';
+import { addConfigSupport, printEffectiveConfig, type ConfigOptions } from '../config-file.js';
+import { addProcessOptions, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
 import { topologyBootstrap } from '../topology.js';
 import { intParser } from '../util.js';
 
-interface BeaconOpts extends PassphraseOptions, ProcessOpts {
+interface BeaconOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   key: string;
   resendSlots?: number;
 }
@@ -30,15 +31,14 @@ export function beaconCommand(parent: Command): Command {
   addProcessOptions(cmd, {
     defaultListen: DEFAULT_BEACON_LISTEN,
     defaultApiPort: DEFAULT_BEACON_API_PORT,
-    bootstrap: 'shard node to dial, with /p2p/<peerId>; repeatable',
+    bootstrap: 'shard node to dial, with /p2p/<peerId>; repeatable or comma-separated',
     bootstrapFile: 'also dial the peers a devnet topology file (qnexus devnet init) lists for this process: every validator',
   })
     .option('--resend-slots <n>', 're-send a prepare request or decision not yet acted on after this many slots (default: the beacon’s)', intParser(1, 1_000_000))
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
-  return addPassphraseOptions(cmd)
-    .addHelpText(
-      'after',
-      `
+  addPassphraseOptions(cmd).addHelpText(
+    'after',
+    `
 The keystore passphrase comes from --passphrase-env, --passphrase-file or a terminal prompt.
 <data-dir>/peer.key must be the libp2p key whose peer id the genesis names (see
 qnexus genesis --beacon-peer-key). API: GET /v1/status, /v1/validators, /v1/committees,
@@ -47,8 +47,10 @@ qnexus genesis --beacon-peer-key). API: GET /v1/status, /v1/validators, /v1/comm
 Example:
   qnexus beacon --data-dir data/beacon --genesis genesis.json --key beacon.json --passphrase-file pass \\
     --p2p-port 7099 --api-port 8546 --bootstrap /ip4/127.0.0.1/tcp/7000/p2p/12D3KooW…`,
-    )
+  );
+  return addConfigSupport(cmd, { paths: [...PROCESS_PATH_OPTIONS, 'key'] })
     .action(async (o: BeaconOpts) => {
+      if (o.printConfig) return printEffectiveConfig(cmd);
       await runUntilStopped(async () => {
         const cfg = await beaconConfig(o);
         const { startBeacon } = await import('@qnexus/beacon');

@@ -6,11 +6,12 @@ import { assignedShard, loadGenesisFile } from '../genesis.js';
 import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
 import { runUntilStopped } from '../run.js';
-import { addProcessOptions, processConfig, type ProcessOpts } from '../process-options.js';
+import { addConfigSupport, printEffectiveConfig, type ConfigOptions } from '../config-file.js';
+import { addProcessOptions, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
 import { topologyBootstrap } from '../topology.js';
 import { intParser, note } from '../util.js';
 
-interface NodeOpts extends PassphraseOptions, ProcessOpts {
+interface NodeOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   shard?: number;
   validator?: string;
 }
@@ -28,18 +29,19 @@ export function nodeCommand(parent: Command): Command {
   addProcessOptions(cmd, {
     defaultListen: DEFAULT_LISTEN,
     defaultApiPort: 8545,
-    bootstrap: 'peer to dial, with /p2p/<peerId>; repeatable',
+    bootstrap: 'peer to dial, with /p2p/<peerId>; repeatable or comma-separated',
     bootstrapFile: 'also dial the peers a devnet topology file (qnexus devnet init) lists for this process: the beacon and every node of --shard',
   })
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
-  return addPassphraseOptions(cmd)
-    .addHelpText(
-      'after',
-      '\nThe validator keystore passphrase comes from --passphrase-env, --passphrase-file or a terminal prompt.\n' +
-        'Example:\n  qnexus node --data-dir data/v0 --genesis genesis.json --validator v0.json --passphrase-file pass \\\n' +
-        '    --p2p-port 7000 --api-port 8545 --bootstrap /ip4/127.0.0.1/tcp/7001/p2p/12D3KooW…',
-    )
+  addPassphraseOptions(cmd).addHelpText(
+    'after',
+    '\nThe validator keystore passphrase comes from --passphrase-env, --passphrase-file or a terminal prompt.\n' +
+      'Example:\n  qnexus node --data-dir data/v0 --genesis genesis.json --validator v0.json --passphrase-file pass \\\n' +
+      '    --p2p-port 7000 --api-port 8545 --bootstrap /ip4/127.0.0.1/tcp/7001/p2p/12D3KooW…',
+  );
+  return addConfigSupport(cmd, { paths: [...PROCESS_PATH_OPTIONS, 'validator'] })
     .action(async (o: NodeOpts) => {
+      if (o.printConfig) return printEffectiveConfig(cmd);
       await runUntilStopped(async () => {
         const cfg = await nodeConfig(o);
         const { startNode } = await import('@qnexus/node');
