@@ -31,6 +31,9 @@ export type Admission =
       /** The verified certificate's round and signers (participation). */
       round: number;
       signers: string[];
+      /** The certified block's hash and slot (the shard's head as the beacon knows it). */
+      blockHash: Uint8Array;
+      slot: number;
     }
   /** Evidence is self-authenticating: decoded here, verified by the registry. */
   | { ok: true; type: 'evidence'; evidence: VoteEvidence };
@@ -96,7 +99,7 @@ export class Admitter {
       if (header.chainId !== binding.binding.chainId || header.shard !== shard) {
         throw new Refused('XS_UNAUTHORIZED', `a member of shard ${shard} reported a block of ${header.chainId}/shard ${header.shard}`);
       }
-      this.checkCertificate(certificate, header);
+      const hash = this.checkCertificate(certificate, header);
       const records: XferRecord[] = [];
       for (const [i, item] of items.entries()) {
         const rec = verifyXferProof(header.stateRoot, item);
@@ -105,7 +108,18 @@ export class Admitter {
         if (own !== header.shard) throw new Refused('XS_BAD_PROOF', `item ${i}: a ${rec.role} record of shard ${own} in a block of shard ${header.shard}`);
         records.push(rec);
       }
-      return { ok: true, type: 'report', validator, shard, height: header.height, records, round: certificate.round, signers: certificate.votes.map((v) => formatAddress(v.validator)) };
+      return {
+        ok: true,
+        type: 'report',
+        validator,
+        shard,
+        height: header.height,
+        records,
+        round: certificate.round,
+        signers: certificate.votes.map((v) => formatAddress(v.validator)),
+        blockHash: hash,
+        slot: header.slot,
+      };
     } catch (e) {
       if (e instanceof Refused) return { ok: false, code: e.code, message: e.message };
       if (e instanceof QnexusError) return { ok: false, code: e.code, message: e.message };
@@ -134,12 +148,12 @@ export class Admitter {
     return { validator, shard: b.shard };
   }
 
-  /** The shard nodes' certificate check (`checkCertificate`), against the committee of the certifying round's epoch; once per block. */
-  private checkCertificate(cert: Certificate, header: BlockHeader): void {
+  /** The shard nodes' certificate check (`checkCertificate`), against the committee of the certifying round's epoch; once per block. Returns the block's hash. */
+  private checkCertificate(cert: Certificate, header: BlockHeader): Uint8Array {
     const hash = blockHash(header);
     const hashHex = toHex(hash);
     // A cached block still needs this certificate to name it (the votes were checked for another copy).
-    if (this.blocks.has(hashHex) && cert.height === header.height && bytesEqual(cert.blockHash, hash)) return;
+    if (this.blocks.has(hashHex) && cert.height === header.height && bytesEqual(cert.blockHash, hash)) return hash;
     const epoch = epochOf(this.registry.genesis, cert.round);
     const fe = this.registry.epoch(epoch);
     if (!fe) throw new Refused('EPOCH_UNKNOWN', `certificate of round ${cert.round}: the committees of epoch ${epoch} are not frozen yet`);
@@ -161,5 +175,6 @@ export class Admitter {
       throw e;
     }
     this.blocks.add(hashHex);
+    return hash;
   }
 }

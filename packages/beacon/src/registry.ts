@@ -12,6 +12,7 @@ import {
   type EpochAnnouncement,
   type Genesis,
   type RegistrySnapshot,
+  type ShardHead,
   type SignedPeerBinding,
   type StakingTotals,
   type ValidatorInfo,
@@ -176,6 +177,8 @@ export class Registry {
   private readonly genesisStake: bigint;
   /** validator address -> its latest binding (peer id, shard); in memory, relearned from hellos. */
   private readonly bound = new Map<string, { peerId: string; shard: number; binding: SignedPeerBinding }>();
+  /** shard -> its newest certified block reported to us; in memory (proposers report every block, so it refills within a slot). */
+  private readonly shardHeads = new Map<number, ShardHead>();
 
   private readonly dirty = { validators: new Set<string>(), meta: false, buckets: new Set<string>(), deleted: new Set<string>(), evidence: [] as string[], frozen: [] as FrozenEpoch[] };
 
@@ -273,7 +276,26 @@ export class Registry {
   }
 
   snapshot(slot: number): RegistrySnapshot {
-    return { chainId: this.genesis.chainId, slot, epoch: epochOf(this.genesis, Math.max(0, slot)), validators: this.all().map(validatorInfo), totals: this.totals() };
+    return { chainId: this.genesis.chainId, slot, epoch: epochOf(this.genesis, Math.max(0, slot)), validators: this.all().map(validatorInfo), totals: this.totals(), heads: this.heads() };
+  }
+
+  // ---------------------------------------------------------------- shard heads
+
+  /**
+   * A block of a shard whose finality certificate was verified (a report): kept when it is the
+   * newest of its shard seen so far. Returns whether it became the shard's head.
+   */
+  recordHead(head: ShardHead): boolean {
+    if (!Number.isInteger(head.shard) || head.shard < 0 || head.shard >= this.genesis.shardCount) return false;
+    const cur = this.shardHeads.get(head.shard);
+    if (cur && cur.height >= head.height) return false;
+    this.shardHeads.set(head.shard, { ...head, blockHash: head.blockHash.slice() });
+    return true;
+  }
+
+  /** Every shard's newest certified block heard of, by shard. */
+  heads(): ShardHead[] {
+    return [...this.shardHeads.values()].sort((a, b) => a.shard - b.shard);
   }
 
   /** The announcement of a frozen epoch (members with keys and stakes, in committee order). */

@@ -238,7 +238,7 @@ export class BeaconService {
       }
     }
     try {
-      await this.submit(r.records, r.shard, r.height, { round: r.round, signers: r.signers });
+      await this.submit(r.records, r.shard, r.height, { round: r.round, signers: r.signers, blockHash: r.blockHash, slot: r.slot });
     } catch (e) {
       // Not the peer's fault (shutting down, a disk error): it reports again later.
       return { ok: false, code: 'UNAVAILABLE', message: `report not logged: ${(e as Error).message}` };
@@ -250,11 +250,18 @@ export class BeaconService {
    * Feed verified records to the coordinator, at the slot in which they are
    * processed; resolves once their effects are durably logged.
    */
-  submit(records: readonly XferRecord[], shard: number, height: number, certified?: { round: number; signers: readonly string[] }): Promise<void> {
+  submit(
+    records: readonly XferRecord[],
+    shard: number,
+    height: number,
+    certified?: { round: number; signers: readonly string[]; blockHash?: Uint8Array; slot?: number },
+  ): Promise<void> {
     if (this.stopped) return Promise.reject(new Error('the beacon is stopping'));
     return this.run(async () => {
       const slot = this.slot;
       if (certified) this.d.registry.recordParticipation(shard, height, certified.round, certified.signers);
+      // The shard's head as registry snapshots show it to every node (GET /v1/shards).
+      if (certified?.blockHash && certified.slot !== undefined) this.d.registry.recordHead({ shard, height, blockHash: certified.blockHash, slot: certified.slot, round: certified.round });
       const actions: CoordinatorAction[] = [];
       for (const rec of records) actions.push(...this.d.coordinator.onRecord(rec, shard, height, slot));
       await this.runner.run(actions);

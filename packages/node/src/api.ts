@@ -37,6 +37,8 @@ import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
 import type { ApiGuard } from './admin.js';
 import { readBody, readEvidenceBody, startJsonApi, type JsonRoute } from './http.js';
+import { explorerPage } from './explorer.js';
+import { RecentXfers } from './explorer-index.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -58,8 +60,52 @@ export interface ApiContext {
   verifier: TxVerifier;
   /** Per-client rate limit and the admin token; without one (embedded tests) nothing is limited and /v1/admin/ does not exist. */
   guard?: ApiGuard;
+  /** The newest transfer records (`GET /v1/xtransfers`), kept from commits; without it (embedded tests) each request scans the state. */
+  recentXfers?: RecentXfers;
 }
 type Ctx = ApiContext;
+
+/** `limit` of the list endpoints (`GET /v1/blocks`, `GET /v1/xtransfers`): default and bound. */
+export const DEFAULT_LIST_LIMIT = 20;
+export const MAX_LIST_LIMIT = 100;
+
+/** The query's parameters; any not in `allowed`, or one given twice, is a BAD_REQUEST. */
+function queryParams(url: URL, allowed: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of url.searchParams) {
+    if (!allowed.includes(k)) {
+      const expected = allowed.length ? `expected only ${allowed.map((a) => JSON.stringify(a)).join(', ')}` : 'this endpoint takes none';
+      throw new QnexusError('BAD_REQUEST', `unknown query parameter ${JSON.stringify(k)}; ${expected}`);
+    }
+    if (out.has(k)) throw new QnexusError('BAD_REQUEST', `query parameter ${JSON.stringify(k)} is given more than once`);
+    out.set(k, v);
+  }
+  return out;
+}
+
+function parseLimit(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_LIST_LIMIT;
+  if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIST_LIMIT) throw new QnexusError('BAD_REQUEST', `limit must be an integer in [1, ${MAX_LIST_LIMIT}]`);
+  return Number(raw);
+}
+
+/** One line of `GET /v1/blocks`. Every stored block is final (it is stored with its finality certificate; block 0 is genesis). */
+async function blockSummary(c: Ctx, height: number) {
+  const [raw, certRaw] = await Promise.all([c.chain.store.blockAtHeight(height), height > 0 ? c.chain.store.certificate(height) : undefined]);
+  if (!raw) return null;
+  const h = decodeBlock(raw).header;
+  const cert = certRaw ? decodeCertificate(certRaw) : null;
+  return {
+    height: h.height,
+    hash: toHex(blockHash(h)),
+    slot: h.slot,
+    proposer: h.height === 0 ? null : formatAddress(h.proposer),
+    txCount: h.txCount,
+    finalized: true,
+    round: cert?.round ?? null,
+    signers: cert?.votes.length ?? 0,
+  };
+}
 
 
 function notFound(what: string): never {
@@ -283,6 +329,71 @@ async function checkEvidence(c: Ctx, e: VoteEvidence, publicKey: Uint8Array): Pr
 }
 
 const routes: JsonRoute<Ctx>[] = [
+  {
+    method: 'GET',
+    re: /^\/explorer$/,
+    name: 'explorer',
+    // The live explorer page (explorer.ts): it polls the JSON endpoints below.
+    h: () => [200, explorerPage()],
+  },
+  {
+    method: 'GET',
+    re: /^\/v1\/shards$/,
+    name: 'shards',
+    // Every shard's head: this one from the chain, the others as the beacon's latest signed snapshot reports them.
+    h: async (c, _p, _req, url) => {
+      queryParams(url, []);
+      const g = c.chain.genesis;
+      const { headHeight, headHash, headSlot } = c.chain;
+      const certRaw = headHeight > 0 ? await c.chain.store.certificate(headHeight) : undefined;
+      const snap = c.xshard.registry.latest;
+      const reported = new Map((snap?.heads ?? []).map((h) => [h.shard, h]));
+      const shards = Array.from({ length: g.shardCount }, (_, shard) => {
+        if (shard === c.chain.shard) {
+          const round = certRaw ? decodeCertificate(certRaw).round : null;
+          return { shard, height: headHeight, finalizedHeight: headHeight, blockHash: toHex(headHash), slot: headSlot, round, source: 'local' };
+        }
+        const h = reported.get(shard);
+        if (!h) return { shard, height: null, finalizedHeight: null, blockHash: null, slot: null, round: null, source: 'unknown' };
+        // The beacon took it from a report carrying its finality certificate, which it verified: final.
+        return { shard, height: h.height, finalizedHeight: h.height, blockHash: toHex(h.blockHash), slot: h.slot, round: h.round, source: 'beacon-snapshot' };
+      });
+      return [
+        200,
+        { shard: c.chain.shard, shardCount: g.shardCount, slot: Math.max(0, slotAt(g, Date.now())), epoch: currentEpoch(c), snapshotSlot: snap?.slot ?? null, shards },
+      ];
+    },
+  },
+  {
+    method: 'GET',
+    re: /^\/v1\/blocks$/,
+    name: 'blocks',
+    // The newest blocks of this shard, newest first.
+    h: async (c, _p, _req, url) => {
+      const limit = parseLimit(queryParams(url, ['limit']).get('limit'));
+      const head = c.chain.headHeight;
+      const heights: number[] = [];
+      for (let h = head; h >= 0 && heights.length < limit; h--) heights.push(h);
+      const blocks = await Promise.all(heights.map((h) => blockSummary(c, h)));
+      return [200, { shard: c.chain.shard, headHeight: head, blocks: blocks.filter((b) => b !== null) }];
+    },
+  },
+  {
+    method: 'GET',
+    re: /^\/v1\/xtransfers$/,
+    name: 'xtransfers',
+    // This shard's newest transfer records (every kind), newest first by the height that recorded them, with their phases.
+    h: async (c, _p, _req, url) => {
+      const limit = parseLimit(queryParams(url, ['limit']).get('limit'));
+      const recent = c.recentXfers ?? RecentXfers.fromRecords(c.chain.state.xferRecords(), MAX_LIST_LIMIT);
+      const xtransfers = [];
+      for (const id of recent.ids(limit)) {
+        const rec = c.chain.state.xfer(id);
+        if (rec) xtransfers.push(xferJson(rec, c.chain.shard));
+      }
+      return [200, { shard: c.chain.shard, xtransfers }];
+    },
+  },
   {
     method: 'GET',
     re: /^\/v1\/status$/,

@@ -52,7 +52,19 @@ export async function readEvidenceBody(req: IncomingMessage): Promise<VoteEviden
   return decodeEvidence(fromHex(h));
 }
 
-/** One endpoint: a method, a path pattern (its groups are the params, percent-decoded) and a handler giving [status, body]. */
+/**
+ * A body sent as is, not as JSON (e.g. the explorer's HTML page): its content type and
+ * extra headers (a Content-Security-Policy, …). A route returns one in place of a JSON value.
+ */
+export class RawBody {
+  constructor(
+    readonly type: string,
+    readonly text: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {}
+}
+
+/** One endpoint: a method, a path pattern (its groups are the params, percent-decoded) and a handler giving [status, body] (a JSON value or a RawBody). */
 export interface JsonRoute<C> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   re: RegExp;
@@ -127,7 +139,8 @@ async function handle<C extends JsonApiContext>(ctx: C, routes: readonly JsonRou
         throw new QnexusError('BAD_REQUEST', 'malformed percent-encoding in the path');
       }
       const [status, body] = await r.h(ctx, params, req, url);
-      send(status, body);
+      if (body instanceof RawBody) send(status, body.text, body.type, { ...body.headers });
+      else send(status, body);
       return;
     }
     if (methodMismatch) throw new QnexusError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`);

@@ -146,6 +146,7 @@ function snapshot(slot: number, signer: KeyPair = beaconKey, chainId = CHAIN): U
     epoch: Math.floor(slot / EPOCH),
     validators: [...vals.map((k) => validatorInfo(k)), validatorInfo(newValidator, { status: 'pending', shard: null, activationEpoch: null, home: rawAddr(users[0]!), stake: 5000n, rewards: 0n })],
     totals: { genesisStake: 400n, stakedIn: 5000n, feesIn: 0n, minted: 28n, slashed: 0n, released: 0n, held: 5428n },
+    heads: [],
   };
   return encodeRegistrySnapshot({ body, signature: b.sign(signer.secretKey, registrySnapshotSigningBytes(body)) });
 }

@@ -418,6 +418,24 @@ export interface StakingTotals {
   held: bigint;
 }
 
+/**
+ * The newest block of a shard the beacon has seen with a verified finality
+ * certificate (proposers report every block they propose): how a node learns
+ * the other shards' heads without following them.
+ */
+export interface ShardHead {
+  shard: number;
+  height: number;
+  blockHash: Uint8Array;
+  /** Slot of the block's header. */
+  slot: number;
+  /** Round of its finality certificate. */
+  round: number;
+}
+
+/** Most shards a genesis may have (`shardCount` is bounded to 1..64), so most heads a snapshot carries. */
+export const MAX_SNAPSHOT_HEADS = 64;
+
 /** Signed by the beacon, published on the registry topic every few slots: what `GET /v1/validators` shows on every node. */
 export interface RegistrySnapshot {
   chainId: string;
@@ -425,6 +443,8 @@ export interface RegistrySnapshot {
   epoch: number;
   validators: ValidatorInfo[];
   totals: StakingTotals;
+  /** Every shard's head as certified to the beacon, by shard (strictly increasing; shards not heard of yet are absent). */
+  heads: ShardHead[];
 }
 
 export interface SignedRegistrySnapshot {
@@ -472,7 +492,17 @@ export function encodeRegistrySnapshotBody(s: RegistrySnapshot): Uint8Array {
   const w = new Writer(256 + s.validators.length * 160).u8(CODEC_VERSION).string(s.chainId).u64(s.slot).u64(s.epoch).u32(s.validators.length);
   for (const v of s.validators) writeValidatorInfo(w, v);
   const t = s.totals;
-  return w.u64(t.genesisStake).u64(t.stakedIn).u64(t.feesIn).u64(t.minted).u64(t.slashed).u64(t.released).u64(t.held).finish();
+  w.u64(t.genesisStake).u64(t.stakedIn).u64(t.feesIn).u64(t.minted).u64(t.slashed).u64(t.released).u64(t.held);
+  // Canonical: one head per shard, in shard order (the decoder refuses anything else).
+  if (s.heads.length > MAX_SNAPSHOT_HEADS) throw new RangeError(`${s.heads.length} shard heads exceed ${MAX_SNAPSHOT_HEADS}`);
+  w.u32(s.heads.length);
+  let prev = -1;
+  for (const h of s.heads) {
+    if (!(h.shard > prev)) throw new RangeError(`shard heads must be in strictly increasing shard order (${h.shard} after ${prev})`);
+    prev = h.shard;
+    w.u32(h.shard).u64(h.height).fixed(h.blockHash, HASH_BYTES).u64(h.slot).u64(h.round);
+  }
+  return w.finish();
 }
 
 function readRegistrySnapshotBody(r: Reader): RegistrySnapshot {
@@ -492,7 +522,14 @@ function readRegistrySnapshotBody(r: Reader): RegistrySnapshot {
     released: r.u64('released'),
     held: r.u64('held'),
   };
-  return { chainId, slot, epoch, validators, totals };
+  const nh = r.count(MAX_SNAPSHOT_HEADS, 'shard heads');
+  const heads: ShardHead[] = [];
+  for (let i = 0; i < nh; i++) {
+    const shard = r.u32('head shard');
+    if (i > 0 && shard <= heads[i - 1]!.shard) throw new QnexusError('MALFORMED', `shard heads out of order (${shard} after ${heads[i - 1]!.shard})`);
+    heads.push({ shard, height: r.u64n('head height'), blockHash: r.fixed(HASH_BYTES, 'head block hash'), slot: r.u64n('head slot'), round: r.u64n('head round') });
+  }
+  return { chainId, slot, epoch, validators, totals, heads };
 }
 
 export function registrySnapshotSigningBytes(s: RegistrySnapshot): Uint8Array {
@@ -506,7 +543,7 @@ export function encodeRegistrySnapshot(s: SignedRegistrySnapshot): Uint8Array {
 
 export function decodeRegistrySnapshot(b: Uint8Array): SignedRegistrySnapshot {
   return decodeWith(b, 'registry snapshot', (r) => ({
-    body: decodeWith(r.bytes(16 * MAX_COMMITTEE * 200 + 512, 'snapshot body'), 'registry snapshot body', readRegistrySnapshotBody),
+    body: decodeWith(r.bytes(16 * MAX_COMMITTEE * 200 + MAX_SNAPSHOT_HEADS * 64 + 512, 'snapshot body'), 'registry snapshot body', readRegistrySnapshotBody),
     signature: r.bytes(MAX_SIGNATURE_BYTES, 'snapshot signature'),
   }));
 }

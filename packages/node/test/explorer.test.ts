@@ -1,0 +1,310 @@
+// The explorer: its page (CSP, no external resources) and the list endpoints it polls
+// (GET /v1/blocks, /v1/xtransfers, /v1/shards): limits, unknown parameters, newest-first order.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, homeShard, toHex, type KeyPair } from '@qnexus/crypto';
+import {
+  certificateVoteBody,
+  encodeRegistrySnapshot,
+  encodeTx,
+  openTx,
+  registrySnapshotSigningBytes,
+  voteSigningBytes,
+  txSigningBytes,
+  type Certificate,
+  type Genesis,
+  type RegistrySnapshot,
+  type TxBody,
+  type TxEnvelope,
+  type XferRecord,
+} from '@qnexus/types';
+import { ChainStore } from '@qnexus/db';
+import type { P2PNode } from '@qnexus/p2p';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, startApi, type ApiContext } from '../src/api.js';
+import { Chain, type Candidate } from '../src/chain.js';
+import type { Engine } from '../src/engine.js';
+import { EXPLORER_CSP, EXPLORER_HTML } from '../src/explorer.js';
+import { RecentXfers } from '../src/explorer-index.js';
+import { Logger } from '../src/log.js';
+import { Mempool } from '../src/mempool.js';
+import { createMetrics } from '../src/metrics.js';
+import { RegistryView } from '../src/registry-view.js';
+import type { TxGossip } from '../src/txgossip.js';
+import { TxVerifier } from '../src/verifier.js';
+import type { XShard } from '../src/xshard.js';
+import { unitGenesis } from './helpers.js';
+
+const CHAIN = 'unit-explorer';
+const b = getBackend('ml-dsa-44');
+const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
+const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
+const users: KeyPair[] = Array.from({ length: 12 }, (_, i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(100 + i)));
+const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
+const rawAddr = (k: KeyPair) => addressFromPublicKey(k.publicKey);
+const onShard = (s: number) => users.filter((k) => homeShard(rawAddr(k), 2) === s);
+
+const G: Genesis = unitGenesis(vals, beaconKey, { chainId: CHAIN, shardCount: 2, xferTimeoutSlots: 16, accounts: users.map((k) => ({ address: addrOf(k), balance: 1_000_000n })) });
+
+function userTx(kind: 'transfer' | 'xtransfer', from: KeyPair, to: KeyPair, amount: bigint, nonce: bigint): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce, fee: 1n, publicKey: from.publicKey, payload: { kind, to: rawAddr(to), amount } };
+  return openTx(encodeTx({ body, signature: b.sign(from.secretKey, txSigningBytes(body)) }));
+}
+
+function keyFor(address: string): KeyPair {
+  const k = vals.find((v) => addrOf(v) === address);
+  if (!k) throw new Error(`no key for ${address}`);
+  return k;
+}
+
+describe('node: explorer page and list endpoints', () => {
+  const log = new Logger('json', 'error');
+  const metrics = createMetrics();
+  const verifier = new TxVerifier('ml-dsa-44', metrics);
+  const [s0a, s0b] = onShard(0) as [KeyPair, KeyPair];
+  const [s1a] = onShard(1) as [KeyPair];
+  let dir: string;
+  let store: ChainStore;
+  let chain: Chain;
+  let registry: RegistryView;
+  let server: Server;
+  let url: string;
+  /** Transfer ids in the order of the blocks that recorded them: x1 in block 1, x2 and x3 in block 3. */
+  const ids: string[] = [];
+  const recent = new RecentXfers();
+  const ctx = {} as { recentXfers?: RecentXfers };
+
+  function build(slot: number, txs: TxEnvelope[]): Candidate {
+    const proposer = keyFor(chain.proposerFor(slot)!);
+    return chain.build(slot, txs, rawAddr(proposer), (m) => b.sign(proposer.secretKey, m));
+  }
+
+  function certify(c: Candidate): Certificate {
+    const cert: Certificate = { height: c.block.header.height, round: c.block.header.slot + 1, blockHash: c.hash, votes: [] };
+    for (const m of chain.committeeFor(0)!.committee.validators) {
+      const k = keyFor(m.address);
+      cert.votes.push({ validator: rawAddr(k), signature: b.sign(k.secretKey, voteSigningBytes(certificateVoteBody(cert, CHAIN, chain.shard, rawAddr(k)))) });
+    }
+    return cert;
+  }
+
+  async function commit(slot: number, txs: TxEnvelope[]): Promise<void> {
+    const c = build(slot, txs);
+    const changes = await chain.commit(c, certify(c));
+    recent.note(changes.xfers.values());
+  }
+
+  before(async function () {
+    this.timeout(30_000);
+    dir = mkdtempSync(join(tmpdir(), 'qnexus-explorer-'));
+    store = await ChainStore.open(dir);
+    chain = await Chain.open(store, G, 0, verifier, log);
+    const x1 = userTx('xtransfer', s0a, s1a, 10n, 0n);
+    const x2 = userTx('xtransfer', s0a, s1a, 20n, 1n);
+    const x3 = userTx('xtransfer', s0b, s1a, 30n, 0n);
+    await commit(1, [x1]);
+    await commit(2, []);
+    await commit(4, [x2, x3]);
+    await commit(5, []);
+    ids.push(x1.hashHex, x2.hashHex, x3.hashHex);
+    registry = new RegistryView(G, metrics, log);
+    const xshard = { registry } as unknown as XShard;
+    const engine = { evidence: [], included: new Map(), newestKnownHeight: 0, core: { round: 0, step: 'propose' } } as unknown as Engine;
+    Object.assign(ctx, {
+      chain,
+      engine,
+      mempool: new Mempool(chain, verifier),
+      p2p: { peerId: 'test', connectedPeers: () => [] } as unknown as P2PNode,
+      syncer: { progress: { syncing: false } },
+      txGossip: { publish: () => undefined } as unknown as TxGossip,
+      load: { overloaded: false, lagMs: 0 },
+      metrics,
+      log,
+      role: 'full',
+      validator: null,
+      xshard,
+      verifier,
+    });
+    server = await startApi(ctx as unknown as ApiContext, '127.0.0.1', 0);
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    await new Promise<void>((r) => server?.close(() => r()));
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = async (path: string) => {
+    const r = await fetch(url + path);
+    return { status: r.status, body: (await r.json()) as Record<string, any> };
+  };
+  const badRequest = async (path: string, re: RegExp) => {
+    const r = await get(path);
+    assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error.code, 'BAD_REQUEST', path);
+    assert.match(r.body.error.message, re, path);
+  };
+
+  it('GET /explorer (and /explorer/) serves the self-contained page: HTML, CSP by hash, nosniff, nothing external', async () => {
+    for (const path of ['/explorer', '/explorer/']) {
+      const r = await fetch(url + path);
+      assert.equal(r.status, 200, path);
+      assert.equal(r.headers.get('content-type'), 'text/html; charset=utf-8');
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+      const csp = r.headers.get('content-security-policy') ?? '';
+      assert.equal(csp, EXPLORER_CSP);
+      const html = await r.text();
+      assert.equal(html, EXPLORER_HTML);
+      assert.match(html, /^<!doctype html>/);
+      // The one inline script and style are allowed by their hashes, nothing else.
+      const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!;
+      const style = /<style>([\s\S]*)<\/style>/.exec(html)![1]!;
+      const sha = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
+      assert.match(csp, new RegExp(`script-src ${sha(script).replace(/[+/]/g, '\\$&')}(;|$)`));
+      assert.match(csp, new RegExp(`style-src ${sha(style).replace(/[+/]/g, '\\$&')}(;|$)`));
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /connect-src 'self'/);
+      assert.doesNotMatch(csp, /unsafe/);
+      // No CDN, no external resource, no markup built from data.
+      assert.doesNotMatch(html, /https?:\/\//);
+      assert.doesNotMatch(html, /\bsrc=/);
+      assert.doesNotMatch(script, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
+      for (const id of ['shards-table', 'blocks-table', 'xfers-table', 'validators-table', 'committees', 'node-info']) assert.ok(html.includes(`data-testid="${id}"`), id);
+      for (const api of ['/v1/status', '/v1/shards', '/v1/blocks?limit=', '/v1/xtransfers?limit=', '/v1/validators', '/v1/committee']) assert.ok(script.includes(`'${api}`), api);
+    }
+    const post = await fetch(`${url}/explorer`, { method: 'POST' });
+    assert.equal(post.status, 405);
+  });
+
+  it('GET /v1/blocks: newest first, default limit, bounded limit; every block final with its certificate round', async () => {
+    const all = await get('/v1/blocks');
+    assert.equal(all.status, 200);
+    assert.equal(all.body.shard, 0);
+    assert.equal(all.body.headHeight, 4);
+    // Fewer blocks than the default limit: all of them, genesis last.
+    assert.ok(DEFAULT_LIST_LIMIT > 5);
+    assert.deepEqual(all.body.blocks.map((x: { height: number }) => x.height), [4, 3, 2, 1, 0]);
+    const [b4] = all.body.blocks;
+    const latest = (await get('/v1/blocks/latest')).body;
+    assert.deepEqual(b4, {
+      height: 4,
+      hash: latest.hash,
+      slot: 5,
+      proposer: latest.proposer,
+      txCount: 0,
+      finalized: true,
+      round: 6,
+      signers: 2,
+    });
+    assert.equal(all.body.blocks[1].txCount, 2);
+    assert.deepEqual(all.body.blocks[4], { height: 0, hash: (await get('/v1/blocks/0')).body.hash, slot: 0, proposer: null, txCount: 0, finalized: true, round: null, signers: 0 });
+    assert.deepEqual((await get('/v1/blocks?limit=2')).body.blocks.map((x: { height: number }) => x.height), [4, 3]);
+    assert.deepEqual((await get('/v1/blocks?limit=1')).body.blocks.map((x: { height: number }) => x.height), [4]);
+    assert.equal((await get(`/v1/blocks?limit=${MAX_LIST_LIMIT}`)).body.blocks.length, 5);
+    for (const bad of ['0', '101', '-1', '1.5', 'abc', '', '0x10', '1e2', '0100']) await badRequest(`/v1/blocks?limit=${encodeURIComponent(bad)}`, /limit must be an integer in \[1, 100\]/);
+    await badRequest('/v1/blocks?limit=2&limit=3', /given more than once/);
+    await badRequest('/v1/blocks?offset=2', /unknown query parameter "offset"; expected only "limit"/);
+    // The single-block route is unchanged.
+    assert.equal((await get('/v1/blocks/1')).body.height, 1);
+  });
+
+  it('GET /v1/xtransfers: newest first by recording height, with phases; the same from the commit-fed index and from a state scan', async () => {
+    for (const index of [undefined, recent]) {
+      ctx.recentXfers = index;
+      const r = await get('/v1/xtransfers');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.shard, 0);
+      const got = r.body.xtransfers as { id: string; kind: string; status: string; role: string; amount: string; phases: { phase: string; height: number }[] }[];
+      assert.deepEqual(got.map((x) => x.id).slice(2), [ids[0]], 'block 1 last');
+      assert.deepEqual(new Set(got.slice(0, 2).map((x) => x.id)), new Set([ids[1], ids[2]]), 'block 3 first');
+      for (const x of got) {
+        assert.equal(x.kind, 'transfer');
+        assert.equal(x.role, 'source');
+        assert.equal(x.status, 'escrowed');
+        assert.deepEqual(x.phases.map((p) => p.phase), ['source-prepared']);
+        // Exactly what GET /v1/xtransfers/{id} says.
+        assert.deepEqual(x, (await get(`/v1/xtransfers/${x.id}`)).body);
+      }
+      assert.equal(got[2]!.amount, '10');
+      assert.equal((await get('/v1/xtransfers?limit=1')).body.xtransfers.length, 1);
+      await badRequest('/v1/xtransfers?limit=0', /limit must be an integer in \[1, 100\]/);
+      await badRequest('/v1/xtransfers?limit=1000', /limit must be an integer/);
+      await badRequest('/v1/xtransfers?status=open', /unknown query parameter "status"/);
+    }
+    // The single-transfer route is unchanged.
+    assert.equal((await get(`/v1/xtransfers/${ids[0]}`)).body.id, ids[0]);
+  });
+
+  it('GET /v1/shards: this shard from its chain, the others unknown until a beacon snapshot reports them', async () => {
+    const before = await get('/v1/shards');
+    assert.equal(before.status, 200);
+    assert.equal(before.body.shardCount, 2);
+    assert.equal(before.body.snapshotSlot, null);
+    assert.equal(typeof before.body.slot, 'number');
+    assert.deepEqual(before.body.shards, [
+      { shard: 0, height: 4, finalizedHeight: 4, blockHash: toHex(chain.headHash), slot: 5, round: 6, source: 'local' },
+      { shard: 1, height: null, finalizedHeight: null, blockHash: null, slot: null, round: null, source: 'unknown' },
+    ]);
+    const body: RegistrySnapshot = {
+      chainId: CHAIN,
+      slot: 50,
+      epoch: 1,
+      validators: [],
+      totals: { genesisStake: 0n, stakedIn: 0n, feesIn: 0n, minted: 0n, slashed: 0n, released: 0n, held: 0n },
+      heads: [
+        { shard: 0, height: 2, blockHash: new Uint8Array(32).fill(7), slot: 2, round: 2 },
+        { shard: 1, height: 42, blockHash: new Uint8Array(32).fill(9), slot: 48, round: 49 },
+      ],
+    };
+    assert.equal(registry.validate(encodeRegistrySnapshot({ body, signature: b.sign(beaconKey.secretKey, registrySnapshotSigningBytes(body)) })), 'accept');
+    const after = await get('/v1/shards');
+    assert.equal(after.body.snapshotSlot, 50);
+    assert.deepEqual(after.body.shards, [
+      // Our own shard never comes from the beacon (its report lags our chain).
+      { shard: 0, height: 4, finalizedHeight: 4, blockHash: toHex(chain.headHash), slot: 5, round: 6, source: 'local' },
+      { shard: 1, height: 42, finalizedHeight: 42, blockHash: '09'.repeat(32), slot: 48, round: 49, source: 'beacon-snapshot' },
+    ]);
+    await badRequest('/v1/shards?limit=1', /unknown query parameter "limit"; this endpoint takes none/);
+  });
+});
+
+describe('node: RecentXfers (the explorer index of transfer records)', () => {
+  const rec = (n: number, preparedHeight: number, decidedHeight = 0): XferRecord => ({
+    role: 'source',
+    info: { kind: 'transfer', id: new Uint8Array(32).fill(n), srcShard: 0, dstShard: 1, from: new Uint8Array(20), to: new Uint8Array(20).fill(1), amount: 1n, deadlineSlot: 9, data: new Uint8Array(0) },
+    prepare: preparedHeight ? 'accepted' : 'none',
+    reason: '',
+    decision: decidedHeight ? 'commit' : 'none',
+    preparedHeight,
+    decidedHeight,
+  });
+  const id = (n: number) => toHex(new Uint8Array(32).fill(n));
+
+  it('keeps the newest `max` by recording height (ties: later first), and a known id keeps its place', () => {
+    const r = new RecentXfers(3);
+    r.note([rec(1, 5), rec(2, 6)]);
+    r.note([rec(3, 6)]);
+    assert.deepEqual(r.ids(), [id(3), id(2), id(1)]);
+    // A decision on #1 changes nothing in the order.
+    r.note([rec(1, 5, 9)]);
+    assert.deepEqual(r.ids(), [id(3), id(2), id(1)]);
+    // A newer one pushes out the oldest; one older than everything kept does not get in.
+    r.note([rec(4, 7)]);
+    assert.deepEqual(r.ids(), [id(4), id(3), id(2)]);
+    r.note([rec(5, 0, 3)]);
+    assert.deepEqual(r.ids(), [id(4), id(3), id(2)]);
+    assert.equal(r.size, 3);
+    assert.deepEqual(r.ids(2), [id(4), id(3)]);
+  });
+
+  it('fromRecords seeds the newest `max` from the state in one sort', () => {
+    const r = RecentXfers.fromRecords([rec(1, 4), rec(2, 9), rec(3, 0, 7), rec(4, 1), rec(5, 8)], 3);
+    assert.deepEqual(r.ids(), [id(2), id(5), id(3)]);
+    assert.throws(() => new RecentXfers(0), RangeError);
+  });
+});
