@@ -62,6 +62,8 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   const shutdown = new Shutdown(log);
   const store = await BeaconStore.open(join(cfg.dataDir, 'db'));
   shutdown.add(() => store.close());
+  // POST /v1/admin/backup: a consistent snapshot of the store, taken while the beacon runs.
+  guard.setBackup((dir) => store.backup(dir));
   try {
     await store.initGenesis(g);
     // The registry and the 2PC log were written together; they are restored together.

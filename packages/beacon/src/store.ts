@@ -1,4 +1,4 @@
-import { openLevel, type LevelHandle } from '@qnexus/db';
+import { createBackup, openLevel, type BackupIdentity, type BackupOptions, type BackupResult, type LevelHandle } from '@qnexus/db';
 import { bytesEqual, formatAddress, fromHex, parseAddress, toHex } from '@qnexus/crypto';
 import {
   MAX_PUBLIC_KEY_BYTES,
@@ -221,6 +221,29 @@ export class BeaconStore {
 
   close(): Promise<void> {
     return this.handle.close();
+  }
+
+  /**
+   * Write a consistent snapshot of this store into the new directory `dir`
+   * (absolute, absent or empty) while the beacon keeps running (@qnexus/db createBackup).
+   */
+  backup(dir: string, opts: BackupOptions = {}): Promise<BackupResult> {
+    return createBackup(this.handle, dir, { ...opts, describe: (copy) => BeaconStore.describeBackup(copy) });
+  }
+
+  /** A beacon database's identity as a backup manifest records it: genesis hash, newest stored epoch announcement. */
+  static async describeBackup(h: LevelHandle): Promise<BackupIdentity> {
+    const s = new BeaconStore(h);
+    const genesis = await s.meta.get(utf8('genesis'));
+    if (!genesis) throw new QnexusError('BAD_REQUEST', 'the database is not a beacon database (no genesis hash): nothing to back up');
+    let chainId: string | null = null;
+    let epoch: number | null = null;
+    for await (const v of s.epochs.values({ reverse: true, limit: 1 })) {
+      const a = decodeEpochAnnouncement(plain(v)).body;
+      chainId = a.chainId;
+      epoch = a.epoch;
+    }
+    return { kind: 'beacon', chainId, genesisHash: toHex(plain(genesis)), shard: null, height: null, epoch };
   }
 
   /**

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { adminCommand } from './commands/admin.js';
 import { beaconCommand } from './commands/beacon.js';
+import { dbCommand } from './commands/db.js';
 import { devnetCommand } from './commands/devnet.js';
 import { genesisCommand } from './commands/genesis.js';
 import { keysCommand } from './commands/keys.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   beaconCommand(program);
   statusCommand(program);
   adminCommand(program);
+  dbCommand(program);
   txCommand(program);
   validatorsCommand(program);
   devnetCommand(program);

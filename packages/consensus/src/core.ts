@@ -111,6 +111,8 @@ export class ConsensusCore<B> {
   /** Highest slot the clock has reported; anchors the future-round window. */
   private lastSlot = -1;
   private signed: SignedState | null;
+  /** No signature in any round below this (the signer floor of a restored data dir). */
+  private readonly minSignRound: number;
 
   // Tendermint's lockedValue/lockedRound and validValue/validRound (ids + blocks).
   private lockedRound = -1;
@@ -154,6 +156,8 @@ export class ConsensusCore<B> {
     if (!isNat(this.maxFutureRounds) || !isNat(maxPastRounds) || maxPastRounds < 1) throw new RangeError('invalid round window options');
     this.maxRounds = this.maxFutureRounds + maxPastRounds + 1;
     this.signed = opts.lastSigned ? { ...opts.lastSigned } : null;
+    this.minSignRound = opts.minSignRound ?? 0;
+    if (!Number.isSafeInteger(this.minSignRound)) throw new RangeError('minSignRound must be a safe integer');
     const lock = opts.locked;
     if (lock && lock.height === opts.height && isNat(lock.round)) {
       // Restore the lock so our prevotes after a restart respect what we precommitted.
@@ -503,8 +507,12 @@ export class ConsensusCore<B> {
 
   // ---------------------------------------------------------------- signing
 
-  /** Never sign at or below lastSigned: this is what prevents double signing after a restart. */
+  /**
+   * Never sign at or below lastSigned: this is what prevents double signing after a restart.
+   * Never sign below minSignRound either (a restored data dir's lastSigned is out of date).
+   */
   private canSign(height: number, round: number, step: SignedStep): boolean {
+    if (round < this.minSignRound) return false;
     const s = this.signed;
     if (s === null) return true;
     if (height !== s.height) return height > s.height;

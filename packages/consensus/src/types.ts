@@ -191,6 +191,14 @@ export interface ConsensusOptions<B> {
   height: number;
   /** Last thing we signed before a restart: nothing at or below it is ever signed again. */
   lastSigned?: SignedState | null;
+  /**
+   * Never sign in a round below this one, whatever `lastSigned` says (default 0).
+   * Set when the data dir was restored from a backup: its `lastSigned` is older than
+   * what this key may have signed since, and rounds are slots, so a floor at the first
+   * slot after the restored process started keeps it clear of every round the original
+   * process could have signed in (provided the original was stopped first).
+   */
+  minSignRound?: number;
   /** Persisted lock; restored when `locked.height === height`. */
   locked?: LockState<B> | null;
   /** Accept current-height messages up to this many rounds past the current round (default 16). */

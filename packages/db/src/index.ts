@@ -1,7 +1,34 @@
-import { ClassicLevel } from 'classic-level';
+import type { ClassicLevel } from 'classic-level';
 import { fromHex, toHex } from '@qnexus/crypto';
-import { QnexusError, Reader, Writer } from '@qnexus/types';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { QnexusError, Reader, Writer, decodeBlock } from '@qnexus/types';
+import { BackupError, createBackup, restoreLevelBackup, type BackupIdentity, type BackupManifest, type BackupOptions, type BackupResult, type RestoreResult } from './backup.js';
+import { openLevel, type LevelHandle } from './level.js';
+
+export { LevelLockedError, openLevel, type LevelHandle } from './level.js';
+export {
+  BACKUP_DB_DIR,
+  BACKUP_EXCLUDES,
+  BACKUP_FORMAT,
+  BACKUP_MANIFEST_FILE,
+  BackupError,
+  DEFAULT_BACKUP_BATCH_BYTES,
+  checkBackupTarget,
+  createBackup,
+  digestLevel,
+  readBackupManifest,
+  restoreLevelBackup,
+  snapshotLevel,
+  type BackupErrorCode,
+  type BackupIdentity,
+  type BackupKind,
+  type BackupManifest,
+  type BackupOptions,
+  type BackupResult,
+  type CreateBackupOptions,
+  type LevelDigest,
+  type RestoreLevelOptions,
+  type RestoreResult,
+} from './backup.js';
 
 /**
  * Per-node storage on classic-level (LevelDB), behind small repositories.
@@ -18,6 +45,8 @@ import { mkdirSync, realpathSync } from 'node:fs';
  *   fees      20-byte address       -> u64be pending proposer fees (absent = 0)
  *   meta      'head' | 'counters' | 'genesis' -> value
  *   signer    'last' | 'lock'       -> double-sign protection records
+ *             'floor'               -> u64be lowest round this data dir may sign in (set after a restore)
+ *             'restored'            -> u64be ms: restored from a backup, floor not armed yet (armSignerFloor)
  *   epochs    u64be epoch           -> the first verified signed epoch announcement
  */
 
@@ -79,50 +108,6 @@ export interface LockRecord {
   block: Bytes | null;
 }
 
-/**
- * Data dirs open in this process. LevelDB's LOCK is a POSIX lock, and on Linux
- * closing *any* handle on the file (as a failed second open does) drops the
- * process's lock, so a second open in-process must be refused before it
- * touches LevelDB.
- */
-const openDirs = new Set<string>();
-
-/** An open LevelDB with binary keys and values, registered against a second open in this process. */
-export interface LevelHandle {
-  db: ClassicLevel<Bytes, Bytes>;
-  /** The data dir's real path (for messages). */
-  dir: string;
-  close(): Promise<void>;
-}
-
-/**
- * Open (creating) the LevelDB at `dir` for one owner (`who`, e.g. "node",
- * "beacon", named in the error when another process holds it). Used by every
- * store so the in-process double-open guard is one mechanism.
- */
-export async function openLevel(dir: string, who: string): Promise<LevelHandle> {
-  mkdirSync(dir, { recursive: true });
-  const real = realpathSync(dir);
-  if (openDirs.has(real)) throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: already open in this process`);
-  openDirs.add(real);
-  const db = new ClassicLevel<Bytes, Bytes>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
-  try {
-    await db.open();
-  } catch (e) {
-    openDirs.delete(real);
-    const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new QnexusError('UNAVAILABLE', `cannot open database at ${dir}: ${cause} (is another ${who} using this data dir?)`);
-  }
-  return {
-    db,
-    dir: real,
-    close: async () => {
-      await db.close();
-      openDirs.delete(real);
-    },
-  };
-}
-
 export class ChainStore {
   private readonly blocks: Sub;
   private readonly heights: Sub;
@@ -157,6 +142,45 @@ export class ChainStore {
 
   close(): Promise<void> {
     return this.handle.close();
+  }
+
+  // ------------------------------------------------------------ backup
+
+  /**
+   * Write a consistent snapshot of this store into the new directory `dir`
+   * (absolute, absent or empty) while the node keeps running: see createBackup.
+   */
+  backup(dir: string, opts: BackupOptions = {}): Promise<BackupResult> {
+    return createBackup(this.handle, dir, { ...opts, describe: (copy) => ChainStore.describeBackup(copy) });
+  }
+
+  /** A node database's identity as a backup manifest records it (read from `h`, e.g. the backup's own copy). */
+  static async describeBackup(h: LevelHandle): Promise<BackupIdentity> {
+    const s = new ChainStore(h);
+    const height = await s.headHeight();
+    if (height < 0) throw new QnexusError('BAD_REQUEST', 'the database holds no chain yet (no genesis block): nothing to back up');
+    const genesis = await s.genesisHash();
+    const block = await s.blockAtHeight(height);
+    const header = block ? decodeBlock(new Uint8Array(block)).header : null;
+    return { kind: 'node', chainId: header?.chainId ?? null, genesisHash: genesis ? toHex(genesis) : null, shard: header?.shard ?? null, height, epoch: null };
+  }
+
+  /**
+   * Restore a node backup into `dbDir` (which must not hold a database): the
+   * copy is verified against the manifest and marked restored, so that its
+   * first start arms the signer floor (armSignerFloor) before anything is signed.
+   */
+  static restoreBackup(backupDir: string, dbDir: string, now: () => number = Date.now): Promise<RestoreResult> {
+    return restoreLevelBackup(backupDir, dbDir, {
+      prepare: async (copy, m) => {
+        if (m.kind !== 'node') throw new BackupError('BACKUP_CORRUPT', `${backupDir} is a ${m.kind} backup, not a node backup`);
+        const id = await ChainStore.describeBackup(copy);
+        for (const f of ['chainId', 'genesisHash', 'shard', 'height'] as const) {
+          if (id[f] !== m[f]) throw new BackupError('BACKUP_CORRUPT', `the database in ${backupDir} has ${f} ${JSON.stringify(id[f])}, its manifest says ${JSON.stringify(m[f])}`);
+        }
+        await new ChainStore(copy).markRestored(now());
+      },
+    });
   }
 
   private key(s: string): Bytes {
@@ -276,6 +300,42 @@ export class ChainStore {
       lockRec = { height, round, blockHash, block: blk.length ? blk : null };
     }
     return { last: lastRec, lock: lockRec };
+  }
+
+  /**
+   * Mark this data dir as restored from a backup (synced): its signer records
+   * are older than what the validator key may have signed since, so its next
+   * start must arm a signer floor before anything is signed (armSignerFloor).
+   */
+  async markRestored(atMs: number): Promise<void> {
+    await this.db.batch([{ type: 'put', sublevel: this.signer, key: this.key('restored'), value: u64be(Math.max(0, Math.floor(atMs))) }], { sync: true });
+  }
+
+  /** The lowest round this data dir may sign in (set after a restore), or null when there is none. */
+  async signerFloor(): Promise<number | null> {
+    const v = await this.signer.get(this.key('floor'));
+    return v ? new Reader(v).u64n() : null;
+  }
+
+  /**
+   * Called at start, before consensus runs, with the first round that begins
+   * after now. If the data dir was restored from a backup and has not started
+   * since, the floor becomes at least `round` and the restored mark is cleared,
+   * in one synced batch. A floor only ever rises and stays for good: the
+   * validator then never signs in a round before it, whatever its (restored,
+   * older) last-signed record says, so it cannot sign a second message for a
+   * round the original process signed in before it was stopped.
+   */
+  async armSignerFloor(round: number): Promise<{ floor: number | null; armed: boolean; restoredAt: number | null }> {
+    const restored = await this.signer.get(this.key('restored'));
+    const current = await this.signerFloor();
+    if (!restored) return { floor: current, armed: false, restoredAt: null };
+    const floor = Math.max(current ?? 0, Math.max(0, Math.floor(round)));
+    const batch = this.db.batch();
+    batch.put(this.key('floor'), u64be(floor), { sublevel: this.signer });
+    batch.del(this.key('restored'), { sublevel: this.signer });
+    await batch.write({ sync: true });
+    return { floor, armed: true, restoredAt: new Reader(restored).u64n() };
   }
 
   /**

@@ -1,14 +1,15 @@
 /**
  * What the shard node and beacon HTTP APIs share beyond their routes: the
  * per-client rate limit, the admin bearer token and the admin endpoints
- * (peers, log level) under /v1/admin/.
+ * (peers, log level, backup) under /v1/admin/.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { Counter, type Registry } from 'prom-client';
 import { QnexusError, type ErrorCode } from '@qnexus/types';
+import type { BackupResult } from '@qnexus/db';
 import type { P2PNode, PeerConnection } from '@qnexus/p2p';
 import type { LogLevel } from './config.js';
 import { LOG_LEVELS, isLogLevel, type Logger } from './log.js';
@@ -100,16 +101,23 @@ export interface ApiGuardOptions {
   now?: () => number;
 }
 
+/** Writes a consistent snapshot of the process's database into a new directory (the store's `backup`). */
+export type AdminBackupHandler = (dir: string) => Promise<BackupResult>;
+
 /**
  * Rate limit + admin authentication for one API server. The limit applies to
  * every route but /metrics (Prometheus scrapes it every few seconds, and an
  * operator's monitoring must not go blind exactly when a client floods the
  * API); admin routes are limited too, which also throttles token guessing.
+ * It also holds what the admin endpoints need from the process beyond its API
+ * context: the backup handler, set once the store is open (`setBackup`).
  */
 export class ApiGuard {
   readonly limiter: RateLimiter | null;
   private readonly token: string;
   private readonly rejected: Counter;
+  private backupHandler: AdminBackupHandler | null = null;
+  private backupRunning = false;
 
   constructor(opts: ApiGuardOptions) {
     const rate = opts.rateLimit ?? DEFAULT_API_RATE_LIMIT;
@@ -131,6 +139,23 @@ export class ApiGuard {
       `too many requests from this client (limit ${this.limiter.ratePerSec}/s, burst ${this.limiter.burst}); retry after ${d.retryAfterMs} ms`,
       { 'retry-after': String(Math.ceil(d.retryAfterMs / 1000)) },
     );
+  }
+
+  /** Enable `POST /v1/admin/backup` (node: ChainStore.backup, beacon: BeaconStore.backup). */
+  setBackup(handler: AdminBackupHandler): void {
+    this.backupHandler = handler;
+  }
+
+  /** Run the backup handler, one backup at a time (`UNAVAILABLE` while one runs or before setBackup). */
+  async backup(dir: string): Promise<BackupResult> {
+    if (!this.backupHandler) throw new QnexusError('UNAVAILABLE', 'backups are not available in this process (its database is not open)');
+    if (this.backupRunning) throw new QnexusError('UNAVAILABLE', 'a backup is already running in this process; retry once it has finished');
+    this.backupRunning = true;
+    try {
+      return await this.backupHandler(dir);
+    } finally {
+      this.backupRunning = false;
+    }
   }
 
   /** Throws 401 UNAUTHORIZED unless the request carries `Authorization: Bearer <admin token>`. */
@@ -161,6 +186,12 @@ export interface AdminLogLevelJson {
   level: LogLevel;
   previous?: LogLevel;
 }
+
+/** `POST /v1/admin/backup` answer: where the backup is, its manifest (also in `<dir>/backup.json`), how long it took. */
+export type AdminBackupJson = BackupResult;
+
+/** errno codes that mean "this path cannot be written" (the client chose a bad directory). */
+const PATH_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'ENAMETOOLONG', 'ELOOP', 'EEXIST', 'ENOTEMPTY']);
 
 type BodyReader = (req: IncomingMessage, fields: readonly string[]) => Promise<Record<string, unknown>>;
 
@@ -231,6 +262,31 @@ export async function handleAdmin(
       return { route: 'admin-log-level', status: 200, body: { level, previous } satisfies AdminLogLevelJson };
     }
     throw notAllowed('GET or PUT');
+  }
+  if (path === '/v1/admin/backup') {
+    if (method !== 'POST') throw notAllowed('POST');
+    const j = await readJson(req, ['dir']);
+    const dir = j['dir'];
+    if (typeof dir !== 'string' || !isAbsolute(dir)) {
+      throw new QnexusError('BAD_REQUEST', 'field "dir" must be an absolute path on the machine this process runs on: a directory that does not exist yet, or is empty');
+    }
+    let r: BackupResult;
+    try {
+      r = await guard.backup(dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const err =
+        e instanceof QnexusError
+          ? e
+          : typeof code === 'string' && /^E[A-Z]+$/.test(code)
+            ? new QnexusError(PATH_ERRNOS.has(code) ? 'BAD_REQUEST' : 'UNAVAILABLE', `cannot write the backup to ${dir}: ${(e as Error).message}`)
+            : null;
+      c.log.warn('admin: backup failed', { dir, error: (err ?? (e as Error)).message });
+      throw err ?? e;
+    }
+    const m = r.manifest;
+    c.log.info('admin: backup written', { dir: r.dir, kind: m.kind, height: m.height, epoch: m.epoch, keys: m.keys, bytes: m.bytes, ms: r.ms });
+    return { route: 'admin-backup', status: 200, body: r satisfies AdminBackupJson };
   }
   throw new QnexusError('NOT_FOUND', `no such admin endpoint: ${method} ${path}`);
 }

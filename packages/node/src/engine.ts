@@ -103,6 +103,15 @@ export class Engine {
 
   async start(): Promise<void> {
     const { last, lock } = await this.chain.store.loadSigner();
+    // A data dir restored from a backup holds an older last-signed record than what this key
+    // may have signed since: never sign in a round before the first slot after this start.
+    const signerFloor = await this.chain.store.armSignerFloor(slotAt(this.chain.genesis, Date.now()) + 1);
+    if (signerFloor.armed) {
+      this.log.warn('data dir restored from a backup: double-sign protection will not sign in any round before the floor', {
+        floorRound: signerFloor.floor,
+        restoredAt: signerFloor.restoredAt === null ? null : new Date(signerFloor.restoredAt).toISOString(),
+      });
+    }
     const lastSigned: SignedState | null = last ? { height: last.height, round: last.round, step: STEP_NAME[last.step] ?? 'precommit' } : null;
     let locked: LockState<Candidate> | null = null;
     if (lock) {
@@ -128,9 +137,12 @@ export class Engine {
       height: this.chain.headHeight + 1,
       lastSigned,
       locked,
+      minSignRound: signerFloor.floor ?? 0,
     });
     this.lastFinalizedSlot = this.chain.headSlot;
-    if (lastSigned) this.log.info('restored double-sign protection', { lastSigned, locked: locked ? { height: locked.height, round: locked.round } : null });
+    if (lastSigned || signerFloor.floor !== null) {
+      this.log.info('restored double-sign protection', { lastSigned, locked: locked ? { height: locked.height, round: locked.round } : null, floorRound: signerFloor.floor });
+    }
     this.newestKnownHeight = this.chain.headHeight;
     // A slot held back for want of its epoch's committee starts as soon as the announcement arrives.
     this.chain.epochs.listeners.push((e) => {

@@ -38,6 +38,8 @@ export const ERROR_HTTP_STATUS = {
   /** An admin endpoint without the bearer token of `<data-dir>/admin.token` (or with a wrong one). */
   UNAUTHORIZED: 401,
   INTERNAL: 500,
+  /** `POST /v1/admin/backup` into a directory that exists and is not empty (a backup never overwrites). */
+  BACKUP_EXISTS: 409,
   // codec / consensus objects
   MALFORMED: 400,
   BAD_CERTIFICATE: 400,

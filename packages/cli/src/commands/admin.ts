@@ -6,17 +6,21 @@ import { out, readText, table } from '../util.js';
 import { defaultNodeUrl, nodeOptionHelp } from './status.js';
 
 /** Mirrors ADMIN_TOKEN_FILE of @qnexus/node (not imported: that package loads libp2p). */
-const ADMIN_TOKEN_FILE = 'admin.token';
+export const ADMIN_TOKEN_FILE = 'admin.token';
 
-interface AdminOpts {
-  node?: string;
+/** Where an admin command finds its token (shared with `qnexus db backup --node`). */
+export interface AdminTokenOpts {
   dataDir?: string;
   tokenFile?: string;
+}
+
+interface AdminOpts extends AdminTokenOpts {
+  node?: string;
   json?: boolean;
 }
 
 /** The admin token: from --token-file, else <data-dir>/admin.token (the process writes it there at first start). */
-async function adminToken(o: AdminOpts): Promise<string> {
+export async function adminToken(o: AdminTokenOpts): Promise<string> {
   if (o.tokenFile === undefined && o.dataDir === undefined) {
     throw usageError(`admin commands need the node's token: pass --data-dir <dir> (reads <dir>/${ADMIN_TOKEN_FILE}) or --token-file <file>`);
   }
