@@ -21,6 +21,7 @@ import { TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
 import { Shutdown, serverUrl, writeInfoFile } from './process.js';
 import { XShard } from './xshard.js';
+import { RecentXfers } from './explorer-index.js';
 
 /** Start a shard node (validator when cfg.validatorKey is set): store, state, p2p, consensus, sync, API. */
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
@@ -41,6 +42,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     throw e;
   });
   shutdown.add(() => store.close());
+  // POST /v1/admin/backup: a consistent snapshot of the store, taken while the node runs.
+  guard.setBackup((dir) => store.backup(dir));
   try {
     const chain = await Chain.open(store, g, cfg.shard, verifier, log);
     const mempool = new Mempool(chain, verifier);
@@ -87,7 +90,14 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     load.addSignal(() => pool.backlog > 256);
     shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
-    const server = await startApi({ chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier, guard }, cfg.apiHost, cfg.apiPort);
+    // The explorer's list of recent transfers: seeded from the state, then from every commit (consensus or sync).
+    const recentXfers = RecentXfers.fromRecords(chain.state.xferRecords());
+    engine.commitListeners.push((_c, _cert, changes) => recentXfers.note(changes.xfers.values()));
+    const server = await startApi(
+      { chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier, guard, recentXfers },
+      cfg.apiHost,
+      cfg.apiPort,
+    );
     shutdown.addServer(server);
     const info: NodeInfo = {
       pid: process.pid,

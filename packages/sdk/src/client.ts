@@ -1,6 +1,10 @@
 import { toHex } from '@qnexus/crypto';
 import { ApiError } from './errors.js';
 import type {
+  AdminBackupResult,
+  BlockList,
+  ShardsInfo,
+  XTransferList,
   AccountInfo,
   BeaconStatusInfo,
   BeaconValidatorsInfo,
@@ -431,5 +435,38 @@ export class QnexusClient {
       throw new ApiError('BAD_RESPONSE', `node answered ${method} ${path} with a body that is not a JSON object`, res.status);
     }
     return json as T;
+  }
+
+  // ------------------------------------------------------------------ explorer lists (a shard node)
+
+  /** `GET /v1/blocks?limit=N` on a shard node: its newest blocks, newest first (limit 1..100, default 20). */
+  blocks(limit?: number): Promise<BlockList> {
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) return Promise.reject(new ApiError('BAD_REQUEST', `invalid limit ${limit}`));
+    return this.request<BlockList>('GET', `/v1/blocks${limit === undefined ? '' : `?limit=${limit}`}`);
+  }
+
+  /** `GET /v1/xtransfers?limit=N` on a shard node: its newest transfer records with their phases, newest first (limit 1..100, default 20). */
+  xtransfers(limit?: number): Promise<XTransferList> {
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) return Promise.reject(new ApiError('BAD_REQUEST', `invalid limit ${limit}`));
+    return this.request<XTransferList>('GET', `/v1/xtransfers${limit === undefined ? '' : `?limit=${limit}`}`);
+  }
+
+  /** `GET /v1/shards` on a shard node: every shard's head (its own from its chain, the others from the beacon's registry snapshot). */
+  shards(): Promise<ShardsInfo> {
+    return this.request<ShardsInfo>('GET', '/v1/shards');
+  }
+
+  // ------------------------------------------------------------------ admin: backup (node or beacon)
+
+  /**
+   * `POST /v1/admin/backup {"dir"}` (needs `adminToken`): the process writes a consistent snapshot
+   * of its database into `dir`, an absolute path on *its* machine that must not exist yet or be
+   * empty, and answers with the manifest once the backup is complete. The request waits for the
+   * whole copy: the timeout is `timeoutMs` (default: the larger of the client's and 10 minutes).
+   */
+  adminBackup(dir: string, opts: { timeoutMs?: number } = {}): Promise<AdminBackupResult> {
+    const timeoutMs = opts.timeoutMs ?? Math.max(this.timeoutMs, 10 * 60_000);
+    const c = timeoutMs === this.timeoutMs ? this : new QnexusClient(this.baseUrl, { timeoutMs, ...(this.adminToken !== undefined ? { adminToken: this.adminToken } : {}) });
+    return c.request<AdminBackupResult>('POST', '/v1/admin/backup', { contentType: 'application/json', data: JSON.stringify({ dir }) });
   }
 }

@@ -322,3 +322,98 @@ export interface CommitteesInfo {
   /** Index = shard. */
   committees: CommitteeInfo[];
 }
+
+// ---------------------------------------------------------------- explorer lists (shard node)
+
+/** One block of `GET /v1/blocks?limit=N`. */
+export interface BlockSummary {
+  height: number;
+  hash: string;
+  slot: number;
+  /** null for block 0 (genesis). */
+  proposer: string | null;
+  txCount: number;
+  /** Always true: a node stores a block only with its finality certificate (block 0 is genesis). */
+  finalized: boolean;
+  /** Round of the finality certificate (null for block 0). */
+  round: number | null;
+  /** Number of precommits in the certificate. */
+  signers: number;
+}
+
+/** `GET /v1/blocks?limit=N` on a shard node: the newest blocks, newest first. */
+export interface BlockList {
+  shard: number;
+  headHeight: number;
+  blocks: BlockSummary[];
+}
+
+/** `GET /v1/xtransfers?limit=N` on a shard node: this shard's newest transfer records (every kind), newest first. */
+export interface XTransferList {
+  shard: number;
+  xtransfers: (XTransferInfo & { kind: 'transfer' | 'stake' | 'unstake' | 'fees' | 'release' })[];
+}
+
+/** One shard's head in `GET /v1/shards`; all null while the beacon has not reported that shard yet (`unknown`). */
+export interface ShardHeadInfo {
+  shard: number;
+  height: number | null;
+  /** Equal to height: the local head is final, and the beacon reports only certified blocks. */
+  finalizedHeight: number | null;
+  blockHash: string | null;
+  /** The head block's slot. */
+  slot: number | null;
+  /** Round of its finality certificate (null for the genesis block). */
+  round: number | null;
+  /** `local`: this node's own shard, from its chain; `beacon-snapshot`: from the beacon's latest signed registry snapshot. */
+  source: 'local' | 'beacon-snapshot' | 'unknown';
+}
+
+/** `GET /v1/shards` on a shard node. */
+export interface ShardsInfo {
+  /** The node's own shard. */
+  shard: number;
+  shardCount: number;
+  /** The current slot and epoch by the node's clock. */
+  slot: number;
+  epoch: number;
+  /** Slot of the beacon registry snapshot the other shards' heads come from (null before the first). */
+  snapshotSlot: number | null;
+  shards: ShardHeadInfo[];
+}
+
+/** `<backup>/backup.json` as `POST /v1/admin/backup` returns it (`qnexus db backup`; docs/backup.md). */
+export interface BackupManifestInfo {
+  /** Backup layout version (1). */
+  format: number;
+  /** `node` (a shard node's database) or `beacon`. */
+  kind: 'node' | 'beacon';
+  chainId: string | null;
+  /** Hex genesis hash the data is bound to. */
+  genesisHash: string | null;
+  /** The node's shard; null for the beacon. */
+  shard: number | null;
+  /** The node's finalized head height in the snapshot; null for the beacon. */
+  height: number | null;
+  /** The beacon's newest stored epoch announcement; null for a node. */
+  epoch: number | null;
+  keys: number;
+  /** Key + value bytes copied. */
+  bytes: number;
+  /** Hex SHA-256 digest of every (key, value) in key order; restore checks it. */
+  sha256: string;
+  /** When the snapshot was taken (ISO 8601). */
+  createdAt: string;
+  qnexusVersion: string;
+  /** What the backup deliberately does not contain (peer.key, admin.token, keystores, …). */
+  excludes: string[];
+}
+
+/** `POST /v1/admin/backup` */
+export interface AdminBackupResult {
+  /** The backup directory, absolute, on the process's machine. */
+  dir: string;
+  manifest: BackupManifestInfo;
+  /** How long the backup took. */
+  ms: number;
+}
