@@ -96,9 +96,9 @@ class Libp2pNode implements P2PNode {
   private readonly stopController = new AbortController();
   private publishChain: Promise<unknown> = Promise.resolve();
   private readonly queueProgress = new Map<string, { bytes: number; at: number }>();
-  private wakeBootstrap: (() => void) | undefined;
+  private readonly bootstrapWaker = new Waker();
   private bootstrapLoopDone: Promise<void> = Promise.resolve();
-  private wakeDiscovery: (() => void) | undefined;
+  private readonly discoveryWaker = new Waker();
   private discoveryLoopDone: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: P2POptions) {
@@ -181,7 +181,7 @@ class Libp2pNode implements P2PNode {
       });
     });
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
-      if (this.bootstrap.some((b) => b.peerId === evt.detail.toString())) this.wakeBootstrap?.();
+      if (this.bootstrap.some((b) => b.peerId === evt.detail.toString())) this.bootstrapWaker.wake();
     });
 
     try {
@@ -201,7 +201,6 @@ class Libp2pNode implements P2PNode {
     const d = this.opts.discovery;
     if (d !== undefined) {
       await this.serveDiscovery(d);
-      this.libp2p.addEventListener('peer:connect', () => this.wakeDiscovery?.());
       this.discoveryLoopDone = this.discoveryLoop(d).catch((err: unknown) => {
         this.log('error', 'discovery loop crashed; no further peer exchange', { error: asError(err).message });
       });
@@ -480,7 +479,7 @@ class Libp2pNode implements P2PNode {
       if (this.connectedToBootstrap()) {
         delay = this.backoff.min;
         failures = 0;
-        await this.sleepUnlessWoken(BOOTSTRAP_CHECK_MS);
+        await this.bootstrapWaker.sleep(BOOTSTRAP_CHECK_MS);
         continue;
       }
       await Promise.all(this.bootstrap.map(async (b) => {
@@ -497,21 +496,9 @@ class Libp2pNode implements P2PNode {
       }));
       if (this.stopped || this.connectedToBootstrap()) continue;
       failures++;
-      await this.sleepUnlessWoken(delay * (0.8 + 0.4 * Math.random()));
+      await this.bootstrapWaker.sleep(delay * (0.8 + 0.4 * Math.random()));
       delay = Math.min(delay * 2, this.backoff.max);
     }
-  }
-
-  private sleepUnlessWoken(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        if (this.wakeBootstrap === done) this.wakeBootstrap = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeBootstrap = done;
-    });
   }
 
   // ------------------------------------------------------------------ discovery (peer exchange)
@@ -578,9 +565,13 @@ class Libp2pNode implements P2PNode {
     // A small network may never reach minTopicPeers: after rounds that find nobody new, ask
     // less often (up to every 64 intervals); a new connection resets that.
     let fruitless = 0;
-    this.libp2p.addEventListener('peer:connect', () => { fruitless = 0; });
+    // A new connection is news: look again at once.
+    this.libp2p.addEventListener('peer:connect', () => {
+      fruitless = 0;
+      this.discoveryWaker.wake();
+    });
     while (!this.stopped) {
-      await this.sleepDiscovery(interval * 2 ** Math.min(fruitless, 6));
+      await this.discoveryWaker.sleep(interval * 2 ** Math.min(fruitless, 6));
       if (this.stopped) return;
       const need = this.discoveryNeeds(d);
       if (need.topics.length === 0 && need.peers.length === 0) continue;
@@ -624,18 +615,6 @@ class Libp2pNode implements P2PNode {
     }
   }
 
-  private sleepDiscovery(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        if (this.wakeDiscovery === done) this.wakeDiscovery = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeDiscovery = done;
-    });
-  }
-
   // ------------------------------------------------------------------ stats / lifecycle
 
   stats(): P2PStats {
@@ -650,8 +629,8 @@ class Libp2pNode implements P2PNode {
     if (this.stopped) return;
     this.stopped = true;
     this.stopController.abort();
-    this.wakeBootstrap?.();
-    this.wakeDiscovery?.();
+    this.bootstrapWaker.wake();
+    this.discoveryWaker.wake();
     await this.bootstrapLoopDone;
     await this.discoveryLoopDone;
     await this.libp2p.stop();
@@ -685,6 +664,27 @@ function queuedBytes(stream: unknown): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A sleep another part of the node can cut short: `wake()` ends the current `sleep()` at once. */
+class Waker {
+  private wakeCurrent: (() => void) | undefined;
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.wakeCurrent === done) this.wakeCurrent = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeCurrent = done;
+    });
+  }
+
+  wake(): void {
+    this.wakeCurrent?.();
+  }
 }
 
 function shuffle<T>(xs: T[]): T[] {
