@@ -3,7 +3,7 @@ import { formatAddress, isHex, toHex } from '@qnexus/crypto';
 import { QnexusError, stakingTotalsToJson, validatorInfoToJson } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
-import { readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/node';
+import { parseListLimit, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
 import { validatorInfo, type Registry } from './registry.js';
 import type { BeaconService } from './service.js';
@@ -154,12 +154,7 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
     re: /^\/v1\/xtransfers$/,
     name: 'xtransfers',
     h: (c, _p, _req, url) => {
-      const raw = url.searchParams.get('limit');
-      let limit = DEFAULT_LIST;
-      if (raw !== null) {
-        if (!/^[0-9]{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIST) throw new QnexusError('BAD_REQUEST', `limit must be an integer in [1, ${MAX_LIST}]`);
-        limit = Number(raw);
-      }
+      const limit = parseListLimit(url.searchParams.get('limit'), DEFAULT_LIST, MAX_LIST);
       return { xtransfers: c.coordinator.recent(limit).map(xferJson) };
     },
   },

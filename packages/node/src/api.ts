@@ -36,9 +36,9 @@ import type { Logger } from './log.js';
 import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
 import type { ApiGuard } from './admin.js';
-import { readBody, readEvidenceBody, startJsonApi, type JsonRoute } from './http.js';
+import { parseListLimit, queryParams, readBody, readEvidenceBody, startJsonApi, type JsonRoute } from './http.js';
 import { explorerPage } from './explorer.js';
-import { RecentXfers } from './explorer-index.js';
+import type { RecentXfers } from './explorer-index.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -60,34 +60,14 @@ export interface ApiContext {
   verifier: TxVerifier;
   /** Per-client rate limit and the admin token; without one (embedded tests) nothing is limited and /v1/admin/ does not exist. */
   guard?: ApiGuard;
-  /** The newest transfer records (`GET /v1/xtransfers`), kept from commits; without it (embedded tests) each request scans the state. */
-  recentXfers?: RecentXfers;
+  /** The newest transfer records (`GET /v1/xtransfers`): seeded from the state at start, then fed by every commit. */
+  recentXfers: RecentXfers;
 }
 type Ctx = ApiContext;
 
 /** `limit` of the list endpoints (`GET /v1/blocks`, `GET /v1/xtransfers`): default and bound. */
 export const DEFAULT_LIST_LIMIT = 20;
 export const MAX_LIST_LIMIT = 100;
-
-/** The query's parameters; any not in `allowed`, or one given twice, is a BAD_REQUEST. */
-function queryParams(url: URL, allowed: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const [k, v] of url.searchParams) {
-    if (!allowed.includes(k)) {
-      const expected = allowed.length ? `expected only ${allowed.map((a) => JSON.stringify(a)).join(', ')}` : 'this endpoint takes none';
-      throw new QnexusError('BAD_REQUEST', `unknown query parameter ${JSON.stringify(k)}; ${expected}`);
-    }
-    if (out.has(k)) throw new QnexusError('BAD_REQUEST', `query parameter ${JSON.stringify(k)} is given more than once`);
-    out.set(k, v);
-  }
-  return out;
-}
-
-function parseLimit(raw: string | undefined): number {
-  if (raw === undefined) return DEFAULT_LIST_LIMIT;
-  if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LIST_LIMIT) throw new QnexusError('BAD_REQUEST', `limit must be an integer in [1, ${MAX_LIST_LIMIT}]`);
-  return Number(raw);
-}
 
 /** One line of `GET /v1/blocks`. Every stored block is final (it is stored with its finality certificate; block 0 is genesis). */
 async function blockSummary(c: Ctx, height: number) {
@@ -370,7 +350,7 @@ const routes: JsonRoute<Ctx>[] = [
     name: 'blocks',
     // The newest blocks of this shard, newest first.
     h: async (c, _p, _req, url) => {
-      const limit = parseLimit(queryParams(url, ['limit']).get('limit'));
+      const limit = parseListLimit(queryParams(url, ['limit']).get('limit'), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT);
       const head = c.chain.headHeight;
       const heights: number[] = [];
       for (let h = head; h >= 0 && heights.length < limit; h--) heights.push(h);
@@ -384,10 +364,9 @@ const routes: JsonRoute<Ctx>[] = [
     name: 'xtransfers',
     // This shard's newest transfer records (every kind), newest first by the height that recorded them, with their phases.
     h: async (c, _p, _req, url) => {
-      const limit = parseLimit(queryParams(url, ['limit']).get('limit'));
-      const recent = c.recentXfers ?? RecentXfers.fromRecords(c.chain.state.xferRecords(), MAX_LIST_LIMIT);
+      const limit = parseListLimit(queryParams(url, ['limit']).get('limit'), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT);
       const xtransfers = [];
-      for (const id of recent.ids(limit)) {
+      for (const id of c.recentXfers.ids(limit)) {
         const rec = c.chain.state.xfer(id);
         if (rec) xtransfers.push(xferJson(rec, c.chain.shard));
       }

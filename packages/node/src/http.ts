@@ -64,6 +64,29 @@ export class RawBody {
   ) {}
 }
 
+/** The query's parameters; any not in `allowed`, or one given twice, is a BAD_REQUEST. */
+export function queryParams(url: URL, allowed: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of url.searchParams) {
+    if (!allowed.includes(k)) {
+      const expected = allowed.length ? `expected only ${allowed.map((a) => JSON.stringify(a)).join(', ')}` : 'this endpoint takes none';
+      throw new QnexusError('BAD_REQUEST', `unknown query parameter ${JSON.stringify(k)}; ${expected}`);
+    }
+    if (out.has(k)) throw new QnexusError('BAD_REQUEST', `query parameter ${JSON.stringify(k)} is given more than once`);
+    out.set(k, v);
+  }
+  return out;
+}
+
+/** A list endpoint's `limit`: `def` when absent, else a plain decimal integer in [1, max] (BAD_REQUEST otherwise). */
+export function parseListLimit(raw: string | null | undefined, def: number, max: number): number {
+  if (raw === undefined || raw === null) return def;
+  if (!/^[0-9]+$/.test(raw) || raw.length > String(max).length || Number(raw) < 1 || Number(raw) > max) {
+    throw new QnexusError('BAD_REQUEST', `limit must be an integer in [1, ${max}]`);
+  }
+  return Number(raw);
+}
+
 /** One endpoint: a method, a path pattern (its groups are the params, percent-decoded) and a handler giving [status, body] (a JSON value or a RawBody). */
 export interface JsonRoute<C> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';

@@ -18,7 +18,7 @@ export {
   type ApiGuardOptions,
 } from './admin.js';
 // The JSON HTTP front (routing, guard, /metrics, errors, strict bodies) both APIs serve.
-export { MAX_API_BODY, readBody, readEvidenceBody, readJsonObject, startJsonApi, type JsonApiContext, type JsonApiOptions, type JsonRoute } from './http.js';
+export { MAX_API_BODY, parseListLimit, queryParams, readBody, readEvidenceBody, readJsonObject, startJsonApi, type JsonApiContext, type JsonApiOptions, type JsonRoute } from './http.js';
 export { Shutdown, serverUrl, writeInfoFile } from './process.js';
 // Shared with the beacon process: default process metrics and p2p gauges/counters.
 export { registerProcessMetrics, P2PMetrics, topicName } from './metrics.js';

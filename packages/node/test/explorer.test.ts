@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, homeShard, toHex, type KeyPair } from '@qnexus/crypto';
@@ -24,20 +23,15 @@ import {
   type XferRecord,
 } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
-import type { P2PNode } from '@qnexus/p2p';
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, startApi, type ApiContext } from '../src/api.js';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type ApiContext } from '../src/api.js';
 import { Chain, type Candidate } from '../src/chain.js';
-import type { Engine } from '../src/engine.js';
 import { EXPLORER_CSP, EXPLORER_HTML } from '../src/explorer.js';
 import { RecentXfers } from '../src/explorer-index.js';
 import { Logger } from '../src/log.js';
-import { Mempool } from '../src/mempool.js';
 import { createMetrics } from '../src/metrics.js';
 import { RegistryView } from '../src/registry-view.js';
-import type { TxGossip } from '../src/txgossip.js';
 import { TxVerifier } from '../src/verifier.js';
-import type { XShard } from '../src/xshard.js';
-import { unitGenesis } from './helpers.js';
+import { startTestApi, unitGenesis } from './helpers.js';
 
 const CHAIN = 'unit-explorer';
 const b = getBackend('ml-dsa-44');
@@ -76,7 +70,7 @@ describe('node: explorer page and list endpoints', () => {
   /** Transfer ids in the order of the blocks that recorded them: x1 in block 1, x2 and x3 in block 3. */
   const ids: string[] = [];
   const recent = new RecentXfers();
-  const ctx = {} as { recentXfers?: RecentXfers };
+  let ctx: ApiContext;
 
   function build(slot: number, txs: TxEnvelope[]): Candidate {
     const proposer = keyFor(chain.proposerFor(slot)!);
@@ -112,25 +106,7 @@ describe('node: explorer page and list endpoints', () => {
     await commit(5, []);
     ids.push(x1.hashHex, x2.hashHex, x3.hashHex);
     registry = new RegistryView(G, metrics, log);
-    const xshard = { registry } as unknown as XShard;
-    const engine = { evidence: [], included: new Map(), newestKnownHeight: 0, core: { round: 0, step: 'propose' } } as unknown as Engine;
-    Object.assign(ctx, {
-      chain,
-      engine,
-      mempool: new Mempool(chain, verifier),
-      p2p: { peerId: 'test', connectedPeers: () => [] } as unknown as P2PNode,
-      syncer: { progress: { syncing: false } },
-      txGossip: { publish: () => undefined } as unknown as TxGossip,
-      load: { overloaded: false, lagMs: 0 },
-      metrics,
-      log,
-      role: 'full',
-      validator: null,
-      xshard,
-      verifier,
-    });
-    server = await startApi(ctx as unknown as ApiContext, '127.0.0.1', 0);
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server, url, ctx } = await startTestApi({ chain, verifier, metrics, log, xshard: { registry } }));
   });
 
   after(async () => {
@@ -213,8 +189,8 @@ describe('node: explorer page and list endpoints', () => {
     assert.equal((await get('/v1/blocks/1')).body.height, 1);
   });
 
-  it('GET /v1/xtransfers: newest first by recording height, with phases; the same from the commit-fed index and from a state scan', async () => {
-    for (const index of [undefined, recent]) {
+  it('GET /v1/xtransfers: newest first by recording height, with phases; the same from the commit-fed index and from the start-up seed', async () => {
+    for (const index of [RecentXfers.fromRecords(chain.state.xferRecords()), recent]) {
       ctx.recentXfers = index;
       const r = await get('/v1/xtransfers');
       assert.equal(r.status, 200, JSON.stringify(r.body));

@@ -1,4 +1,5 @@
-// Shared fixtures for node tests: a unit-test genesis, beacon-signed epoch announcements, an in-memory announcement store, a capturing logger.
+// Shared fixtures for node tests: a unit-test genesis, beacon-signed epoch announcements, an in-memory announcement store, a capturing logger,
+// the HTTP API over a real chain.
 import { Writable } from 'node:stream';
 import { addressFromPublicKey, formatAddress, getBackend, type KeyPair } from '@qnexus/crypto';
 import { epochSeed } from '@qnexus/consensus';
@@ -10,8 +11,20 @@ import {
   type EpochAnnouncement,
   type Genesis,
 } from '@qnexus/types';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { P2PNode } from '@qnexus/p2p';
+import { startApi, type ApiContext } from '../src/api.js';
+import type { Chain } from '../src/chain.js';
+import type { Engine } from '../src/engine.js';
 import type { AnnouncementStore } from '../src/epochs.js';
+import { RecentXfers } from '../src/explorer-index.js';
 import { Logger } from '../src/log.js';
+import { Mempool } from '../src/mempool.js';
+import type { Metrics } from '../src/metrics.js';
+import type { TxGossip } from '../src/txgossip.js';
+import type { TxVerifier } from '../src/verifier.js';
+import type { XShard } from '../src/xshard.js';
 
 /** A genesis for unit tests: ML-DSA-44, one shard, 1 s slots, `validators` with stake 100 each, the given beacon key; `over` changes the rest. */
 export function unitGenesis(validators: readonly KeyPair[], beacon: KeyPair, over: Partial<Parameters<typeof makeGenesis>[0]> = {}): Genesis {
@@ -74,4 +87,34 @@ export function capturingLogger(level: 'debug' | 'info' | 'warn' | 'error' = 'in
     },
   });
   return { log: new Logger('json', level, {}, out), records };
+}
+
+/**
+ * The node's HTTP API on a free port over a real chain, as a full node that is not syncing; the
+ * engine, p2p, gossip and load monitor are inert stand-ins. `xshard` supplies what the test needs
+ * of it (at least `registry`); the other fields can be replaced through `over`.
+ */
+export async function startTestApi(
+  parts: { chain: Chain; verifier: TxVerifier; metrics: Metrics; log: Logger; xshard: Partial<XShard> },
+  over: Partial<ApiContext> = {},
+): Promise<{ server: Server; url: string; ctx: ApiContext }> {
+  const ctx = {
+    chain: parts.chain,
+    engine: { evidence: [], included: new Map(), newestKnownHeight: 0, core: { round: 0, step: 'propose' } } as unknown as Engine,
+    mempool: new Mempool(parts.chain, parts.verifier),
+    p2p: { peerId: 'test', connectedPeers: () => [] } as unknown as P2PNode,
+    syncer: { progress: { syncing: false } },
+    txGossip: { publish: () => undefined } as unknown as TxGossip,
+    load: { overloaded: false, lagMs: 0 },
+    metrics: parts.metrics,
+    log: parts.log,
+    role: 'full',
+    validator: null,
+    xshard: parts.xshard as XShard,
+    verifier: parts.verifier,
+    recentXfers: RecentXfers.fromRecords(parts.chain.state.xferRecords()),
+    ...over,
+  } as ApiContext;
+  const server = await startApi(ctx, '127.0.0.1', 0);
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ctx };
 }

@@ -2,7 +2,6 @@
 // snapshots, the validators/committee/evidence/supply API, and evidence and participation reports to the beacon.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +37,6 @@ import {
 import type { StateChanges } from '@qnexus/state';
 import { ChainStore } from '@qnexus/db';
 import type { P2PNode } from '@qnexus/p2p';
-import { startApi, type ApiContext } from '../src/api.js';
 import { Chain, candidateFromEnvs, type Candidate } from '../src/chain.js';
 import type { Engine } from '../src/engine.js';
 import { Logger } from '../src/log.js';
@@ -49,7 +47,7 @@ import type { TxGossip } from '../src/txgossip.js';
 import { TxVerifier } from '../src/verifier.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { XShard } from '../src/xshard.js';
-import { unitGenesis } from './helpers.js';
+import { startTestApi, unitGenesis } from './helpers.js';
 
 const CHAIN = 'unit-stake';
 const b = getBackend('ml-dsa-44');
@@ -318,25 +316,8 @@ describe('node: staking', () => {
           sent.push(e);
           return beaconAnswer();
         },
-      } as unknown as XShard;
-      const engine = { evidence: [], included: new Map(), newestKnownHeight: 0, core: { round: 0, step: 'propose' } } as unknown as Engine;
-      const ctx = {
-        chain,
-        engine,
-        mempool,
-        p2p: { peerId: 'test', connectedPeers: () => [] } as unknown as P2PNode,
-        syncer: { progress: { syncing: false } },
-        txGossip: { publish: () => undefined } as unknown as TxGossip,
-        load: { overloaded: false, lagMs: 0 },
-        metrics,
-        log,
-        role: 'full',
-        validator: null,
-        xshard,
-        verifier,
-      } as unknown as ApiContext;
-      server = await startApi(ctx, '127.0.0.1', 0);
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      } as Partial<XShard>;
+      ({ server, url } = await startTestApi({ chain, verifier, metrics, log, xshard }, { mempool }));
     });
     afterEach(async () => {
       await new Promise<void>((r) => server.close(() => r()));
