@@ -5,13 +5,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ApiError, QnexusClient, type AdminBackupResult, type BackupManifestInfo } from '@qnexus/sdk';
 import { BEACON_NAME, portFree, type DevnetProcess } from '@qnexus/cli';
-import { qnexus } from '../packages/cli/test/helpers.js';
-import { chainView, finalized, freshAddressOn, sleep, startTestNet, transfer, waitFor, type TestNet } from './helpers.js';
-
-const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+import { QNEXUS_BIN, qnexus } from '../packages/cli/test/helpers.js';
+import { chainView, finalized, freshAddressOn, jsonLogLines, sleep, startTestNet, transfer, waitFor, type TestNet } from './helpers.js';
 
 /** Transfers from every shard-0 account to one address, ~10/s, until stopped; returns the hashes sent. */
 function startLoad(net: TestNet, node: string): { hashes: string[]; stop(): Promise<void> } {
@@ -43,18 +40,6 @@ function startLoad(net: TestNet, node: string): { hashes: string[]; stop(): Prom
       await loop;
     },
   };
-}
-
-interface LogLine {
-  msg: string;
-  [k: string]: unknown;
-}
-
-function logLines(file: string): LogLine[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as LogLine);
 }
 
 describe('backup and restore: a live snapshot of a running node, restored into a fresh data dir', function () {
@@ -136,7 +121,7 @@ describe('backup and restore: a live snapshot of a running node, restored into a
     for (const secret of ['peer.key', 'admin.token']) assert.ok(!existsSync(join(backupDir, 'db', secret)) && !existsSync(join(backupDir, secret)));
 
     // The node logged it, and kept committing (with transactions still flowing).
-    const logged = logLines(full.logFile).find((l) => l.msg === 'admin: backup written');
+    const logged = jsonLogLines(full.logFile).find((l) => l.msg === 'admin: backup written');
     assert.ok(logged, 'backup logged');
     assert.equal(logged['dir'], backupDir);
     assert.equal(logged['keys'], manifest.keys);
@@ -213,7 +198,7 @@ describe('backup and restore: a live snapshot of a running node, restored into a
     try {
       child = spawn(
         process.execPath,
-        [BIN, 'node', '--data-dir', dataDir, '--genesis', genesisFile, '--shard', '0', '--p2p-port', String(p2pPort), '--api-host', '127.0.0.1', '--api-port', String(apiPort), '--log-format', 'json', '--stop-on-stdin-close', ...bootstrap],
+        [...QNEXUS_BIN, 'node', '--data-dir', dataDir, '--genesis', genesisFile, '--shard', '0', '--p2p-port', String(p2pPort), '--api-host', '127.0.0.1', '--api-port', String(apiPort), '--log-format', 'json', '--stop-on-stdin-close', ...bootstrap],
         { stdio: ['pipe', fd, fd] },
       );
     } finally {
@@ -227,7 +212,7 @@ describe('backup and restore: a live snapshot of a running node, restored into a
     assert.notEqual(st.peerId, full.peerId, 'a new peer identity (peer.key is not in the backup)');
 
     // It started from the snapshot's height: it did not resync from scratch.
-    const started = logLines(logFile).find((l) => l.msg === 'node started');
+    const started = jsonLogLines(logFile).find((l) => l.msg === 'node started');
     assert.ok(started, 'started line logged');
     assert.equal(started['height'], manifest.height);
     assert.ok(manifest.height! > 0);

@@ -307,3 +307,11 @@ export async function pool<T, R>(items: T[], limit: number, fn: (t: T, i: number
   );
   return out;
 }
+
+/** The JSON lines of a process's log file (`--log-format json`), in order; other lines are skipped. */
+export function jsonLogLines(file: string): { msg: string; [k: string]: unknown }[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg: string; [k: string]: unknown });
+}

@@ -5,12 +5,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BEACON_NAME } from '@qnexus/cli';
+import { QNEXUS_BIN } from '../packages/cli/test/helpers.js';
 import { QnexusClient } from '@qnexus/sdk';
-import { chainView, randomBasePort, shardNodes, startTestNet, transfer, waitFor, freshAddressOn, type TestNet } from './helpers.js';
-
-const BIN = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+import { chainView, jsonLogLines, randomBasePort, shardNodes, startTestNet, transfer, waitFor, freshAddressOn, type TestNet } from './helpers.js';
 
 interface Joiner {
   child: ChildProcess;
@@ -31,7 +29,7 @@ describe('joining a running devnet from another machine (real processes)', funct
   function startJoiner(bootstrap: string, logName: string): Joiner {
     const logFile = join(home, logName);
     const child = spawn(process.execPath, [
-      BIN, 'node',
+      ...QNEXUS_BIN, 'node',
       '--shard', '1',
       '--data-dir', join(home, 'data'),
       '--genesis', join(home, 'genesis.json'),
@@ -47,8 +45,7 @@ describe('joining a running devnet from another machine (real processes)', funct
     return { child, exited, logFile };
   }
 
-  const logLines = (j: Joiner) =>
-    readFileSync(j.logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const logLines = (j: Joiner) => jsonLogLines(j.logFile);
 
   before(async function () {
     this.timeout(120_000);
@@ -96,7 +93,7 @@ describe('joining a running devnet from another machine (real processes)', funct
     const shardPeerIds = new Set(s1.map((n) => net.devnet.process(n).peerId));
     const peers = await waitFor('connections to shard-1 peers', () => admin.adminPeers(), (p) => p.peers.filter((x) => shardPeerIds.has(x.peerId)).length >= 3, 30_000, 500);
     assert.ok(peers.peers.some((x) => x.peerId === net.devnet.process(BEACON_NAME).peerId), 'connected to the beacon');
-    assert.ok(logLines(joiner).some((l) => l['msg'] === 'p2p: connected to discovered peers'), 'it logged the discovery');
+    assert.ok(logLines(joiner).some((l) => l.msg === 'p2p: connected to discovered peers'), 'it logged the discovery');
 
     // Same chain: identical block hashes over the synced range.
     assert.deepEqual(await chainView(api, 1, headAtJoin), await chainView(v1, 1, headAtJoin));
@@ -135,14 +132,14 @@ describe('joining a running devnet from another machine (real processes)', funct
     assert.deepEqual(exit, { code: 0, signal: null }, 'a clean exit on SIGTERM');
     assert.ok(took < 15_000, `stopped in ${took} ms`);
     const stopped = logLines(joiner);
-    assert.ok(stopped.some((l) => l['msg'] === 'mempool saved for the next start' && Number(l['txs']) >= 1), 'the mempool was saved');
+    assert.ok(stopped.some((l) => l.msg === 'mempool saved for the next start' && Number(l['txs']) >= 1), 'the mempool was saved');
 
     // Restarted with a different bootstrap peer (any one will do): it resumes where it stopped.
     joiner = startJoiner(net.devnet.process(s1[1]!).multiaddr, 'join-2.log');
     const resumed = await waitFor('the restarted joiner', () => api.status().catch(() => null), (s) => s !== null, 30_000, 250);
-    const started = logLines(joiner).find((l) => l['msg'] === 'node started');
+    const started = logLines(joiner).find((l) => l.msg === 'node started');
     assert.ok(started && Number(started['height']) >= before.finalizedHeight, `resumed from its stored height (${String(started?.['height'])} ≥ ${before.finalizedHeight}), not from genesis`);
-    assert.ok(logLines(joiner).some((l) => l['msg'] === 'mempool restored from the last stop' && Number(l['readmitted']) >= 1));
+    assert.ok(logLines(joiner).some((l) => l.msg === 'mempool restored from the last stop' && Number(l['readmitted']) >= 1));
     assert.equal((await api.tx(later.hash)).status, 'pending', 'the held transaction is still there');
     assert.ok(resumed!.mempoolSize >= 1);
 

@@ -1,13 +1,12 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encryptKeystore } from '@qnexus/crypto';
-import { qnexus, type CliResult } from './helpers.js';
+import { QNEXUS_BIN, qnexus, type CliResult } from './helpers.js';
 
 /** Every QNEXUS_* variable of the test's own environment blanked (an empty variable counts as unset). */
 const CLEAN_ENV: Record<string, string> = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('QNEXUS_')).map((k) => [k, '']));
@@ -261,7 +260,7 @@ describe('cli: configuration from file, environment and flags', function () {
       const file = join(genesisDir, 'node.json');
       await writeFile(file, JSON.stringify({ dataDir: 'data/n1', genesis: 'genesis.json', shard: 1, p2pPort, apiPort: 1, logLevel: 'warn' }));
       const env = { ...process.env, ...CLEAN_ENV, QNEXUS_API_PORT: String(apiPort), QNEXUS_LOG_FORMAT: 'json' };
-      const child = spawn(process.execPath, [...bin(), 'node', '--config', file], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...QNEXUS_BIN, 'node', '--config', file], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
       child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
@@ -297,18 +296,3 @@ describe('cli: configuration from file, environment and flags', function () {
     });
   });
 });
-
-/** The CLI as helpers.ts runs it: the built bin when it is fresh, else the source through tsx. */
-function bin(): string[] {
-  const src = fileURLToPath(new URL('../src/', import.meta.url));
-  const dist = fileURLToPath(new URL('../dist/', import.meta.url));
-  const sources = (d: string): string[] =>
-    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : []));
-  const fresh =
-    !process.env.QNEXUS_TEST_FROM_SOURCE &&
-    sources(src).every((s) => {
-      const js = join(dist, relative(src, s)).replace(/\.ts$/, '.js');
-      return existsSync(js) && statSync(js).mtimeMs >= statSync(s).mtimeMs;
-    });
-  return fresh ? [join(dist, 'bin.js')] : ['--import', import.meta.resolve('tsx'), join(src, 'bin.ts')];
-}

@@ -21,7 +21,8 @@ function binCommand(): string[] {
   return fresh ? [join(DIST, 'bin.js')] : ['--import', import.meta.resolve('tsx'), join(SRC, 'bin.ts')];
 }
 
-const BIN = binCommand();
+/** Node arguments that run the qnexus CLI: `spawn(process.execPath, [...QNEXUS_BIN, ...args])`. */
+export const QNEXUS_BIN: readonly string[] = binCommand();
 
 export interface CliResult {
   code: number | null;
@@ -32,7 +33,7 @@ export interface CliResult {
 /** Run the qnexus CLI as a real process; stdin is a pipe, so not a TTY. */
 export function qnexus(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...BIN, ...args], {
+    const child = spawn(process.execPath, [...QNEXUS_BIN, ...args], {
       cwd: opts.cwd ?? process.cwd(),
       env: { ...process.env, QNEXUS_NODE: '', QNEXUS_DEBUG: '', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
