@@ -16,7 +16,7 @@
  * fsynced, so a directory named `<dir>` with a `backup.json` is always complete.
  */
 import { ClassicLevel } from 'classic-level';
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, readFileSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
@@ -133,8 +133,31 @@ function u32be(n: number): Bytes {
   return b;
 }
 
-function digestEntry(h: Hash, k: Bytes, v: Bytes): void {
-  h.update(u32be(k.length)).update(k).update(u32be(v.length)).update(v);
+/**
+ * Read every entry of `db` in key order from one implicit snapshot (the iterator is created
+ * synchronously, before the first await), counting and digesting them; `onChunk` sees each
+ * chunk of entries as it is read.
+ */
+async function walkLevel(db: ClassicLevel<Bytes, Bytes>, onChunk?: (entries: [Bytes, Bytes][]) => Promise<void>): Promise<LevelDigest> {
+  const it = db.iterator({ keyEncoding: 'view', valueEncoding: 'view' });
+  const hash = createHash('sha256');
+  let keys = 0;
+  let bytes = 0;
+  try {
+    for (;;) {
+      const entries = await it.nextv(1000);
+      if (entries.length === 0) break;
+      for (const [k, v] of entries) {
+        hash.update(u32be(k.length)).update(k).update(u32be(v.length)).update(v);
+        keys++;
+        bytes += k.length + v.length;
+      }
+      await onChunk?.(entries);
+    }
+  } finally {
+    await it.close();
+  }
+  return { keys, bytes, sha256: hash.digest('hex') };
 }
 
 /**
@@ -145,58 +168,27 @@ function digestEntry(h: Hash, k: Bytes, v: Bytes): void {
  */
 export async function snapshotLevel(source: ClassicLevel<Bytes, Bytes>, dest: ClassicLevel<Bytes, Bytes>, opts: BackupOptions = {}): Promise<LevelDigest> {
   const limit = Math.max(1, opts.batchBytes ?? DEFAULT_BACKUP_BATCH_BYTES);
-  // Created synchronously: this is the snapshot.
-  const it = source.iterator({ keyEncoding: 'view', valueEncoding: 'view' });
-  const hash = createHash('sha256');
-  let keys = 0;
-  let bytes = 0;
-  try {
-    let batch = dest.batch();
-    let pending = 0;
-    for (;;) {
-      const entries = await it.nextv(1000);
-      if (entries.length === 0) break;
-      for (const [k, v] of entries) {
-        digestEntry(hash, k, v);
-        batch.put(k, v);
-        pending += k.length + v.length;
-        keys++;
-        bytes += k.length + v.length;
-      }
-      if (pending >= limit) {
-        await batch.write();
-        batch = dest.batch();
-        pending = 0;
-      }
+  let batch = dest.batch();
+  let pending = 0;
+  const digest = await walkLevel(source, async (entries) => {
+    for (const [k, v] of entries) {
+      batch.put(k, v);
+      pending += k.length + v.length;
     }
-    // A synced write makes every earlier write of the copy durable too.
-    await batch.write({ sync: true });
-  } finally {
-    await it.close();
-  }
-  return { keys, bytes, sha256: hash.digest('hex') };
+    if (pending >= limit) {
+      await batch.write();
+      batch = dest.batch();
+      pending = 0;
+    }
+  });
+  // A synced write makes every earlier write of the copy durable too.
+  await batch.write({ sync: true });
+  return digest;
 }
 
 /** Count and digest a database's contents (the same digest as snapshotLevel's). */
-export async function digestLevel(db: ClassicLevel<Bytes, Bytes>): Promise<LevelDigest> {
-  const it = db.iterator({ keyEncoding: 'view', valueEncoding: 'view' });
-  const hash = createHash('sha256');
-  let keys = 0;
-  let bytes = 0;
-  try {
-    for (;;) {
-      const entries = await it.nextv(1000);
-      if (entries.length === 0) break;
-      for (const [k, v] of entries) {
-        digestEntry(hash, k, v);
-        keys++;
-        bytes += k.length + v.length;
-      }
-    }
-  } finally {
-    await it.close();
-  }
-  return { keys, bytes, sha256: hash.digest('hex') };
+export function digestLevel(db: ClassicLevel<Bytes, Bytes>): Promise<LevelDigest> {
+  return walkLevel(db);
 }
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException).code;
