@@ -1,21 +1,21 @@
-// npm run bench -- [--shards 2] [--validators 4] [--full-nodes 0] [--accounts 32] [--slot-ms 1000]
-//                   [--duration 30] [--rate <tx/s> | --rate-factor 0.6] [--compare-1shard true]
-//                   [--xshard-rate 10] [--xshard-alone true] [--mix-intra-rate <tx/s> | --mix-intra-factor 0.25]
-//                   [--xfer-timeout-slots 20] [--base-port 27000] [--out bench/results]
+// npm run bench -- [topology] [sweep] [phases] [--smoke]
+//
+// Topology: --shards 2 --validators 4 --full-nodes 0 (per shard) --slot-ms 1000 --accounts 32 (per shard)
+//           --scheme ml-dsa-44|ml-dsa-65|ml-dsa-87 --crypto-backend noble|pqclean
+// Sweep:    --sweep 0.1,0.2,… (factors of the signature ceiling) or --rates 50,100,… (tx/s);
+//           --step-duration 15 s; stops at the first saturated step (finalized < --saturation-ratio
+//           × offered, or p50 > --saturation-p50-slots); then one step at half the saturation rate.
+// Phases:   --xshard-rate 10 --duration 30 --xshard-alone true --mix-intra-factor 0.25 | --mix-intra-rate
+//           --sync true (a fresh full node syncs shard 0 from one peer)
+//           --variants baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,pqclean|none
+//           (each on a fresh devnet at one fixed rate: --variant-rate or --variant-rate-factor ×
+//           the sweep's saturation; --variant-duration 20)
+// Output:   a table on stdout; bench/results/bench-<time>.json and bench-<time>.svg (the sweep).
 //
 // Starts its own devnets (real processes: the beacon and every shard node), measures this
-// machine's ML-DSA ceiling in the same run, then, in one invocation:
-//   1. intra-1shard  (unless --compare-1shard false): 1 shard, open-loop transfers;
-//   2. intra-Nshard: --shards shards, the same total offered rate split over the shards, every
-//      account sending to an account of its own shard through a node of its shard;
-//   3. xshard-only (unless --xshard-alone false): on the same N-shard devnet once (2) has
-//      drained, open-loop cross-shard transfers (xtransfer) at --xshard-rate, spread evenly
-//      over the directions, nothing else; measures submit→credited and where the time goes;
-//   4. xshard-mix: the same again over a moderate intra-shard background: --mix-intra-rate
-//      tx/s, default --mix-intra-factor (0.25) × the finalized tx/s phase 2 reached (its
-//      saturation throughput on this machine, measured in the same run).
-// All transactions are signed before timing. Figures are only comparable within one run:
-// report ratios, not absolutes.
+// machine's ML-DSA ceiling (sign and verify per core, configured scheme and backend) in the same
+// run, and offers open-loop load from transactions signed before timing. Figures are only
+// comparable within one run: report ratios, not absolutes. Method: docs/performance.md.
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,27 +24,60 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
 import type { QnexusClient, TxInfo } from '@qnexus/sdk';
+import type { SchemeName } from '@qnexus/crypto';
+import { sweepSvg } from './plot.js';
+import { wireDelta, wireSnapshot, type WireSnapshot } from './wire.js';
 
 const { values: args } = parseArgs({
   options: {
     shards: { type: 'string', default: '2' },
     validators: { type: 'string', default: '4' },
     'full-nodes': { type: 'string', default: '0' },
-    duration: { type: 'string', default: '30' },
-    rate: { type: 'string' },
-    'rate-factor': { type: 'string', default: '0.6' },
     accounts: { type: 'string', default: '32' },
     'slot-ms': { type: 'string', default: '1000' },
+    scheme: { type: 'string', default: 'ml-dsa-44' },
+    'crypto-backend': { type: 'string', default: 'noble' },
+    sweep: { type: 'string', default: '0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.85,1,1.2' },
+    rates: { type: 'string' },
+    'step-duration': { type: 'string', default: '15' },
+    'saturation-ratio': { type: 'string', default: '0.9' },
+    'saturation-p50-slots': { type: 'string', default: '5' },
+    half: { type: 'string', default: 'true' },
+    duration: { type: 'string', default: '30' },
     'xshard-rate': { type: 'string', default: '10' },
+    'xshard-alone': { type: 'string', default: 'true' },
     'mix-intra-rate': { type: 'string' },
     'mix-intra-factor': { type: 'string', default: '0.25' },
-    'compare-1shard': { type: 'string', default: 'true' },
-    'xshard-alone': { type: 'string', default: 'true' },
     'xfer-timeout-slots': { type: 'string', default: '20' },
+    sync: { type: 'string', default: 'true' },
+    variants: { type: 'string', default: 'baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,pqclean' },
+    'variant-rate': { type: 'string' },
+    'variant-rate-factor': { type: 'string', default: '1.3' },
+    'variant-duration': { type: 'string', default: '20' },
+    smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     'base-port': { type: 'string', default: '27000' },
   },
 });
+
+// --smoke: a tiny run of every phase (CI checks the result file is well formed; no timing).
+if (args.smoke) {
+  const smoke: Partial<Record<keyof typeof args, string>> = {
+    validators: '1',
+    accounts: '4',
+    rates: '4,8',
+    'step-duration': '2',
+    duration: '3',
+    'xshard-rate': '2',
+    'xshard-alone': 'false',
+    'mix-intra-rate': '2',
+    variants: 'baseline',
+    'variant-rate': '4',
+    'variant-duration': '2',
+  };
+  const given = new Set(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')[0]!));
+  for (const [k, v] of Object.entries(smoke)) if (!given.has(k)) (args as Record<string, unknown>)[k] = v;
+}
 
 const num = (k: keyof typeof args): number => {
   const v = Number(args[k]);
@@ -60,21 +93,22 @@ const r3 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(3)) : null);
 const rnd = (x: number) => (Number.isFinite(x) ? Math.round(x) : null);
 
 /**
- * Single-core ML-DSA-44 rates, measured in a plain `node` child (the nodes run
- * without the tsx loader, which slows this code here) after a JIT warm-up.
+ * Single-core ML-DSA rates of the configured scheme and backend, measured in a plain `node`
+ * child (the nodes run without the tsx loader, which slows this code here) after a JIT warm-up.
  */
-function measureCrypto(ms = 2000): { verifyPerSec: number; signPerSec: number } {
+function measureCrypto(scheme: string, backend: string, ms = 2000): { verifyPerSec: number; signPerSec: number } {
   const script = `
     import { getBackend, randomSeed } from '@qnexus/crypto';
-    const b = getBackend('ml-dsa-44');
+    const b = getBackend(${JSON.stringify(scheme)}, ${JSON.stringify(backend)});
     const kp = b.keygen(randomSeed());
     const msg = new Uint8Array(200).fill(7);
     const sig = b.sign(kp.secretKey, msg);
+    if (!b.verify(kp.publicKey, msg, sig)) throw new Error('self-check failed');
     const rate = (f, ms) => { let n = 0; const t0 = performance.now(); while (performance.now() - t0 < ms) { f(); n++; } return (n * 1000) / (performance.now() - t0); };
-    rate(() => b.verify(kp.publicKey, msg, sig), 1000);
-    rate(() => b.sign(kp.secretKey, msg), 500);
+    rate(() => b.verify(kp.publicKey, msg, sig), ${Math.round(ms / 2)});
+    rate(() => b.sign(kp.secretKey, msg), ${Math.round(ms / 4)});
     const verifyPerSec = rate(() => b.verify(kp.publicKey, msg, sig), ${ms});
-    const signPerSec = rate(() => b.sign(kp.secretKey, msg), ${ms / 2});
+    const signPerSec = rate(() => b.sign(kp.secretKey, msg), ${Math.round(ms / 2)});
     console.log(JSON.stringify({ verifyPerSec, signPerSec }));`;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop()!) as { verifyPerSec: number; signPerSec: number };
@@ -88,6 +122,7 @@ interface TxSpec {
 }
 interface SignJob {
   chainId: string;
+  scheme: string;
   shardCount: number;
   publicKey: Uint8Array;
   secretKey: Uint8Array;
@@ -104,7 +139,7 @@ async function presign(jobs: SignJob[]): Promise<Signed[][]> {
     const { parentPort, workerData } = require('node:worker_threads');
     import('@qnexus/sdk').then(({ buildTransfer, buildXTransfer }) => {
       const out = workerData.jobs.map((j) => j.txs.map((s) => {
-        const p = { key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: 'ml-dsa-44' }, chainId: j.chainId, to: s.to, amount: 1n, fee: 1n, nonce: BigInt(s.nonce) };
+        const p = { key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: j.scheme }, chainId: j.chainId, to: s.to, amount: 1n, fee: 1n, nonce: BigInt(s.nonce) };
         const t = s.kind === 'xtransfer' ? buildXTransfer({ ...p, shardCount: j.shardCount }) : buildTransfer(p);
         return { raw: t.raw, hash: t.hash };
       }));
@@ -270,10 +305,17 @@ interface Net {
   beacon: QnexusClient;
 }
 
-async function openNet(shards: number, accountsPerShard: number, basePort: number, dir: string): Promise<Net> {
+/** What a devnet runs with beyond the topology: extra `QNEXUS_*` settings for every process (a variant). */
+interface NetOptions {
+  env?: Record<string, string>;
+}
+
+async function openNet(shards: number, accountsPerShard: number, basePort: number, dir: string, o: NetOptions = {}): Promise<Net> {
   const devnet = await startDevnet({
     dir,
     shards,
+    scheme: args.scheme as SchemeName,
+    env: { QNEXUS_CRYPTO_BACKEND: args['crypto-backend']!, ...o.env },
     validators: num('validators'),
     fullNodes: num('full-nodes'),
     accounts: accountsPerShard,
@@ -347,7 +389,7 @@ async function buildSchedule(net: Net, streams: { kind: Kind; rate: number; coun
     specs[e.acct]!.push({ kind: e.kind, to: recipient(net, a, e.kind), nonce: next[e.acct]!++ });
   }
   const signed = await presign(
-    net.accounts.map((a, i) => ({ chainId: net.devnet.genesis.chainId, shardCount: net.shards, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: specs[i]! })),
+    net.accounts.map((a, i) => ({ chainId: net.devnet.genesis.chainId, scheme: net.devnet.genesis.scheme, shardCount: net.shards, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: specs[i]! })),
   );
   return events.map((e, n) => ({ ...signed[where[n]!.acct]![where[n]!.i]!, kind: e.kind, acct: e.acct, at: e.at }));
 }
@@ -534,30 +576,51 @@ const latencyOf = (lat: number[], slotMs: number) => ({
   latencySlots: { p50: r2(pct(lat, 50) / slotMs), p95: r2(pct(lat, 95) / slotMs), p99: r2(pct(lat, 99) / slotMs) },
 });
 
-/** Open-loop intra-shard transfers at `rate` tx/s (total over all shards) for `duration` s on `net`. */
-async function intraPhase(name: string, net: Net, env: Env, rate: number) {
-  const load = hostLoad(net.devnet.manifest.processes.map((p) => p.pid ?? 0));
-  const total = Math.ceil(rate * env.duration);
+/** Each account's next nonce, from its node (pending transactions included). */
+async function currentNonces(net: Net): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < net.accounts.length; i += 16) {
+    const part = await Promise.all(net.accounts.slice(i, i + 16).map(async (a) => Number((await a.client.account(a.address)).pendingNonce)));
+    out.push(...part);
+  }
+  return out;
+}
+
+const devnetPids = (net: Net) => net.devnet.manifest.processes.map((p) => p.pid).filter((p): p is number => !!p);
+const wireNow = (net: Net): WireSnapshot => wireSnapshot(devnetPids(net), new Set(net.devnet.manifest.processes.map((p) => p.p2pPort)));
+
+/**
+ * Open-loop intra-shard transfers at `rate` tx/s (total over all shards) for `duration` s on `net`.
+ * `idle`: first measure every process's idle CPU over 5 s (once per devnet is enough).
+ */
+async function intraPhase(name: string, net: Net, env: Env, rate: number, o: { duration: number; idle: boolean }) {
+  const load = hostLoad(devnetPids(net));
+  const total = Math.max(1, Math.ceil(rate * o.duration));
   console.log(`\n[${name}] ${net.shards} shard(s) × ${env.verifiers} nodes + beacon, ${net.accounts.length} accounts; load avg ${load.loadavg1}, other node processes ${load.otherNodeProcesses}`);
   console.log(`[${name}] pre-signing ${total} transfers on ${env.cores} cores…`);
-  const schedule = await buildSchedule(net, [{ kind: 'transfer', rate, count: total }], net.accounts.map(() => 0));
+  const schedule = await buildSchedule(net, [{ kind: 'transfer', rate, count: total }], await currentNonces(net));
   // Signing kept both cores busy: let the devnet settle for a few slots before timing.
   await sleep(3 * env.slotMs);
-  // Idle baseline: CPU of every process over 5 s with no load and no polling from the bench.
-  const idle0 = cpuSnapshot(net);
-  await sleep(5000);
-  const idle = new Map(processFigures(net, idle0).map((p) => [p.name, p.cpuPercent]));
+  let idle = new Map<string, number | null>();
+  if (o.idle) {
+    // Idle baseline: CPU of every process over 5 s with no load and no polling from the bench.
+    const idle0 = cpuSnapshot(net);
+    await sleep(5000);
+    idle = new Map(processFigures(net, idle0).map((p) => [p.name, p.cpuPercent]));
+  }
   const ours = new Set(schedule.map((s) => s.hash));
   const obs = await observe(net, ours, new Map());
   const counters0 = await scrapeCounters(net);
   const cpu0 = cpuSnapshot(net);
-  const stopSampler = sampleOtherLoad(net.devnet.manifest.processes.map((p) => p.pid ?? 0));
-  console.log(`[${name}] offering ${rate} tx/s for ${env.duration} s (open loop)…`);
+  const wire0 = wireNow(net);
+  const stopSampler = sampleOtherLoad(devnetPids(net));
+  console.log(`[${name}] offering ${rate} tx/s for ${o.duration} s (open loop)…`);
   const d = await drive(net, schedule);
   // Drain: wait until every accepted tx is final (bounded).
-  const drainDeadline = performance.now() + Math.max(30_000, env.duration * 1000);
+  const drainDeadline = performance.now() + Math.max(30_000, o.duration * 1000);
   while (performance.now() < drainDeadline && [...d.submitAt.keys()].some((h) => !obs.finalAt.has(h))) await sleep(200);
   await obs.stop();
+  const wire = wireDelta(wire0, wireNow(net));
   const procs = processFigures(net, cpu0).map((p) => ({ ...p, idleCpuPercent: idle.get(p.name) ?? null }));
   const during = stopSampler();
   const counters1 = await scrapeCounters(net);
@@ -575,24 +638,33 @@ async function intraPhase(name: string, net: Net, env: Env, rate: number) {
     perShard[f.shard]!.lastFinal = Math.max(perShard[f.shard]!.lastFinal, f.t);
   }
   lat.sort((a, b) => a - b);
-  const elapsed = (lastFinal - d.t0) / 1000;
-  const tps = lat.length / elapsed;
+  // Throughput window: from the first offer to the last finalization, less the pipeline's own
+  // delay (p10 latency: what even an unloaded tx waits for its block), and never shorter than the
+  // offer window. Below saturation this is ≈ the offered rate whatever the step length; at
+  // saturation the drain dominates and it is the rate the chain finalized at.
+  const pipelineMs = lat.length ? pct(lat, 10) : 0;
+  const elapsedSec = (lastFinal - d.t0 - pipelineMs) / 1000;
+  const windowSec = Math.max(o.duration, elapsedSec);
+  const tps = lat.length / windowSec;
   const inWindow = obs.blocks.filter((b) => b.t <= lastFinal);
   const shardBlocks = (k: number) => inWindow.filter((b) => b.shard === k);
   return {
     name,
     hostLoadAtStart: load,
     hostLoadDuring: during,
-    topology: { shards: net.shards, validators: num('validators'), fullNodes: num('full-nodes'), slotMs: env.slotMs, accounts: net.accounts.length, accountsPerShard: net.accounts.length / net.shards, scheme: 'ml-dsa-44', backend: 'noble', beacon: true },
+    topology: { shards: net.shards, validators: num('validators'), fullNodes: num('full-nodes'), slotMs: env.slotMs, accounts: net.accounts.length, accountsPerShard: net.accounts.length / net.shards, scheme: args.scheme!, backend: args['crypto-backend']!, beacon: true },
     ceilingTxPerSec: Math.round(env.ceiling),
     offeredTxPerSec: rate,
-    durationSec: env.duration,
+    durationSec: o.duration,
     submitted: schedule.length,
     accepted: d.submitAt.size,
     rejected: Object.fromEntries(d.rejected),
     finalized: lat.length,
     notFinalized: d.submitAt.size - lat.length,
     finalizedTxPerSec: r1(tps),
+    /** Seconds the throughput is divided by (see above) and the p10 latency taken off as the pipeline delay. */
+    throughputWindowSec: r2(windowSec),
+    pipelineDelayMs: rnd(pipelineMs),
     ratioToCeiling: r3(tps / env.ceiling),
     ...latencyOf(lat, env.slotMs),
     blocks: inWindow.length,
@@ -605,7 +677,7 @@ async function intraPhase(name: string, net: Net, env: Env, rate: number) {
       return {
         shard: k,
         finalized: s.finalized,
-        finalizedTxPerSec: r1(s.finalized / ((s.lastFinal - d.t0) / 1000)),
+        finalizedTxPerSec: r1(s.finalized / Math.max(o.duration, (s.lastFinal - d.t0 - pipelineMs) / 1000)),
         blocks: bs.length,
         slotsSpanned: slots,
         avgTxsPerBlock: r1(bs.reduce((a, b) => a + b.txs, 0) / Math.max(1, bs.length)),
@@ -613,6 +685,8 @@ async function intraPhase(name: string, net: Net, env: Env, rate: number) {
     }),
     /** Transaction-signature checks (not votes or blocks) over all nodes, per finalized transfer. */
     txSignatureChecksPerTx: r1(sumMatching(nodeCounters, 'qnexus_crypto_verify_total{kind="tx"') / Math.max(1, lat.length)),
+    /** libp2p TCP payload sent between the devnet's processes during the phase (kernel counters), per finalized tx. */
+    wire: { ok: wire.ok, bytes: wire.bytes, bytesPerFinalizedTx: lat.length ? Math.round(wire.bytes / lat.length) : null, sockets: wire.sockets },
     metricsDelta: { nodes: nodeCounters, beacon: counterDelta(counters0.beacon, counters1.beacon) },
     processes: procs,
   };
@@ -645,7 +719,7 @@ async function mixPhase(name: string, net: Net, env: Env, xrate: number, brate: 
   const bcount = Math.ceil(brate * env.duration);
   console.log(`\n[${name}] load avg ${load.loadavg1}, other node processes ${load.otherNodeProcesses}`);
   // Continue each account's nonces where the intra phase left them (its node's pending nonce).
-  const nonces = await Promise.all(net.accounts.map(async (a) => Number((await a.client.account(a.address)).pendingNonce)));
+  const nonces = await currentNonces(net);
   console.log(`[${name}] pre-signing ${xcount} xtransfers + ${bcount} background transfers…`);
   const streams: { kind: Kind; rate: number; count: number }[] = [{ kind: 'xtransfer', rate: xrate, count: xcount }];
   if (bcount > 0) streams.push({ kind: 'transfer', rate: brate, count: bcount });
@@ -661,7 +735,8 @@ async function mixPhase(name: string, net: Net, env: Env, xrate: number, brate: 
   const obs = await observe(net, ours, xev);
   const counters0 = await scrapeCounters(net);
   const cpu0 = cpuSnapshot(net);
-  const stopSampler = sampleOtherLoad(net.devnet.manifest.processes.map((p) => p.pid ?? 0));
+  const wire0 = wireNow(net);
+  const stopSampler = sampleOtherLoad(devnetPids(net));
   const genesisTime = net.devnet.genesis.genesisTime;
   const wallOffset = Date.now() - performance.now();
   const slotAt = (t: number) => Math.floor((t + wallOffset - genesisTime) / env.slotMs);
@@ -675,6 +750,7 @@ async function mixPhase(name: string, net: Net, env: Env, xrate: number, brate: 
   const settled = () => xids.every((id) => xev.get(id)!.srcDecision && xev.get(id)!.dstDecision) && bids.every((h) => obs.finalAt.has(h));
   while (performance.now() < drainDeadline && !settled()) await sleep(250);
   await obs.stop();
+  const wire = wireDelta(wire0, wireNow(net));
   const procs = processFigures(net, cpu0);
   const during = stopSampler();
   const counters1 = await scrapeCounters(net);
@@ -794,6 +870,8 @@ async function mixPhase(name: string, net: Net, env: Env, xrate: number, brate: 
     },
     blocks: obs.blocks.length,
     /** Transaction-signature checks (user txs and beacon entries; not votes or blocks) over all nodes, per user tx. */
+    /** libp2p TCP payload between the devnet's processes (kernel counters) per user transaction (xtransfers + background). */
+    wire: { ok: wire.ok, bytes: wire.bytes, bytesPerUserTx: xids.length + bids.length ? Math.round(wire.bytes / (xids.length + bids.length)) : null },
     txSignatureChecksPerUserTx: r1(sumMatching(nodeCounters, 'qnexus_crypto_verify_total{kind="tx"') / Math.max(1, xids.length + bids.length)),
     metricsDelta: { nodes: nodeCounters, beacon: counterDelta(counters0.beacon, counters1.beacon) },
     supply: supply.map((s) => s && { shard: s.shard, escrow: s.escrow, exported: s.exported, imported: s.imported, total: s.total, genesisSupply: s.genesisSupply }),
@@ -801,103 +879,281 @@ async function mixPhase(name: string, net: Net, env: Env, xrate: number, brate: 
   };
 }
 
+// ---------------------------------------------------------------- sweep, sync, variants
+
+type IntraResult = Awaited<ReturnType<typeof intraPhase>>;
+
+/**
+ * Open-loop rate sweep on one devnet, as CometBFT's QA does it: each step offers a fixed rate for
+ * --step-duration s and drains; the sweep stops at the first saturated step (finalized tx/s below
+ * --saturation-ratio × offered, or p50 above --saturation-p50-slots: queueing). Saturation =
+ * the highest finalized tx/s of any step. Then one step at half that rate (latency target).
+ */
+async function sweepPhase(net: Net, env: Env, rates: number[]) {
+  const steps: IntraResult[] = [];
+  const ratio = num('saturation-ratio');
+  const maxP50 = num('saturation-p50-slots');
+  let saturatedAt: number | null = null;
+  for (const [i, rate] of rates.entries()) {
+    const st = await intraPhase(`sweep ${i + 1}/${rates.length}: ${rate} tx/s`, net, env, rate, { duration: num('step-duration'), idle: i === 0 });
+    steps.push(st);
+    const fin = st.finalizedTxPerSec ?? 0;
+    const p50 = st.latencySlots.p50 ?? Infinity;
+    console.log(`[sweep] offered ${rate} → finalized ${fin} tx/s, p50 ${p50} slots`);
+    if (fin < ratio * rate || p50 > maxP50) {
+      saturatedAt = rate;
+      break;
+    }
+  }
+  const best = steps.reduce((a, b) => ((b.finalizedTxPerSec ?? 0) > (a.finalizedTxPerSec ?? 0) ? b : a), steps[0]!);
+  const saturationTxPerSec = best.finalizedTxPerSec ?? 0;
+  let half: IntraResult | null = null;
+  if (bool('half') && saturationTxPerSec > 0) {
+    half = await intraPhase('half-saturation', net, env, Math.max(1, Math.round(saturationTxPerSec / 2)), { duration: num('step-duration'), idle: false });
+  }
+  return {
+    rule: `stop at the first step with finalized < ${ratio} × offered or p50 > ${maxP50} slots`,
+    saturated: saturatedAt !== null,
+    saturatedAtOfferedTxPerSec: saturatedAt,
+    saturationTxPerSec,
+    saturationRatioToCeiling: r3(saturationTxPerSec / env.ceiling),
+    steps,
+    halfSaturation: half,
+  };
+}
+
+/** A fresh full node joins shard 0 from an empty data dir and catches up by block-range sync (from one peer at a time). */
+async function syncPhase(net: Net, env: Env) {
+  const target = (await net.observers[0]!.status()).finalizedHeight;
+  console.log(`\n[sync] a fresh full node of shard 0 catches up ${target} blocks…`);
+  const t0 = performance.now();
+  const p = await net.devnet.addNode({ role: 'full', shard: 0, name: 'bench-sync' });
+  const tReady = performance.now();
+  const c = net.devnet.client(p.name, { timeoutMs: 10_000 });
+  const deadline = performance.now() + Math.max(60_000, target * 50);
+  let height = 0;
+  let tDone: number | null = null;
+  while (performance.now() < deadline) {
+    try {
+      height = (await c.status()).finalizedHeight;
+    } catch {
+      // starting
+    }
+    if (height >= target) {
+      tDone = performance.now();
+      break;
+    }
+    await sleep(50);
+  }
+  let gauge: number | null = null;
+  let synced: number | null = null;
+  try {
+    const text = await (await fetch(`${p.apiUrl.replace(/\/+$/, '')}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+    gauge = Number(/^qnexus_sync_blocks_per_second\s+(\S+)$/m.exec(text)?.[1] ?? NaN);
+    synced = Number(/^qnexus_sync_blocks_total\s+(\S+)$/m.exec(text)?.[1] ?? NaN);
+  } catch {
+    // reported as null
+  }
+  const stats = p.pid ? procStats(p.pid) : null;
+  const secs = tDone !== null ? (tDone - tReady) / 1000 : null;
+  const out = {
+    targetHeight: target,
+    reached: height,
+    caughtUp: tDone !== null,
+    startSeconds: r2((tReady - t0) / 1000),
+    catchUpSeconds: secs !== null ? r2(secs) : null,
+    /** Blocks ÷ time from the node's API answering to its finalized height reaching the target (connection set-up included). */
+    blocksPerSec: secs ? r1(target / secs) : null,
+    /** The node's own measure over its sync (qnexus_sync_blocks_per_second at the end). */
+    nodeReportedBlocksPerSec: Number.isFinite(gauge) ? r1(gauge!) : null,
+    blocksImportedBySync: Number.isFinite(synced) ? synced : null,
+    peakRssMb: stats ? Math.round(stats.peakRssMb) : null,
+    cpuSeconds: stats ? r2(stats.cpuSec) : null,
+    slotMs: env.slotMs,
+  };
+  console.log(`[sync] ${out.caughtUp ? `caught up in ${out.catchUpSeconds} s: ${out.blocksPerSec} blocks/s (node: ${out.nodeReportedBlocksPerSec})` : `not caught up (${height}/${target})`}`);
+  return out;
+}
+
+/** The optimizations, each switched off (or the backend switched) on an otherwise identical devnet. */
+const VARIANTS: Record<string, { what: string; env: Record<string, string>; rateFactor?: number; backend?: string }> = {
+  baseline: { what: 'defaults: every optimization on', env: {} },
+  'no-verify-cache': { what: 'verify-once cache off (--verify-cache-size 0): blocks re-verify every tx signature', env: { QNEXUS_VERIFY_CACHE_SIZE: '0' } },
+  'no-verify-pool': { what: 'tx signatures on the event loop (--verify-workers 0), no worker threads', env: { QNEXUS_VERIFY_WORKERS: '0' } },
+  'tx-gossip-batch-1': { what: 'one transaction per gossip message (--tx-gossip-batch 1)', env: { QNEXUS_TX_GOSSIP_BATCH: '1' } },
+  pqclean: { what: 'native PQClean backend in every process (--crypto-backend pqclean)', env: { QNEXUS_CRYPTO_BACKEND: 'pqclean' }, rateFactor: 6, backend: 'pqclean' },
+  noble: { what: 'pure-JS noble backend in every process (--crypto-backend noble)', env: { QNEXUS_CRYPTO_BACKEND: 'noble' }, backend: 'noble' },
+};
+
+async function variantPhase(name: string, shards: number, accountsPerShard: number, basePort: number, dir: string, env: Env, rate: number) {
+  const v = VARIANTS[name]!;
+  const net = await openNet(shards, accountsPerShard, basePort, dir, { env: v.env });
+  try {
+    const r = await intraPhase(`variant ${name}`, net, env, rate, { duration: num('variant-duration'), idle: false });
+    return { variant: name, what: v.what, env: v.env, ...r };
+  } finally {
+    await net.devnet.stop();
+  }
+}
+
 // ---------------------------------------------------------------- main
+
+function parseList(s: string | undefined, what: string): number[] {
+  if (!s) return [];
+  return s.split(',').map((x) => {
+    const v = Number(x.trim());
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${what}: ${JSON.stringify(x)} is not a positive number`);
+    return v;
+  });
+}
 
 async function main(): Promise<void> {
   const shards = num('shards');
   const validators = num('validators');
   const fullNodes = num('full-nodes');
-  const duration = num('duration');
   const slotMs = num('slot-ms');
   const accountsPerShard = num('accounts');
   const basePort = num('base-port');
-  const compare = bool('compare-1shard') && shards > 1;
+  const scheme = args.scheme!;
+  const backend = args['crypto-backend']!;
   const cores = cpus().length;
   const startLoad = hostLoad();
   const jiffies0 = cpuJiffies();
+  const cryptoMs = args.smoke ? 400 : 2000;
+  const variantNames = args.variants === 'none' || !args.variants ? [] : args.variants.split(',').map((x) => x.trim());
+  for (const v of variantNames) if (!VARIANTS[v]) throw new Error(`--variants: unknown variant ${JSON.stringify(v)} (known: ${Object.keys(VARIANTS).join(', ')})`);
 
   console.log(`host: load avg ${startLoad.loadavg1} / ${startLoad.loadavg5}, other node processes ${startLoad.otherNodeProcesses}`);
-  console.log(`measuring ML-DSA-44 on one core…`);
-  const crypto = measureCrypto();
+  console.log(`measuring ${scheme} (${backend}) on one core…`);
+  const crypto = measureCrypto(scheme, backend, cryptoMs);
+  // The other backend's ceiling too, when a variant uses it (native ÷ JS in the same run).
+  const otherBackends: Record<string, { verifyPerSec: number; signPerSec: number } | { error: string }> = {};
+  for (const v of variantNames) {
+    const b = VARIANTS[v]!.backend;
+    if (!b || b === backend || otherBackends[b]) continue;
+    try {
+      otherBackends[b] = measureCrypto(scheme, b, cryptoMs);
+    } catch (e) {
+      otherBackends[b] = { error: String((e as Error).message).split('\n').find((l) => /CRYPTO|unavailable|Error/.test(l)) ?? 'failed' };
+    }
+  }
   const verifiers = validators + fullNodes;
   // Each tx is verified by the V+F nodes of its own shard only, but all S·(V+F) processes share
   // this machine's cores: so the whole network's ceiling is cores × verify/s ÷ (V+F), whatever S.
   const ceiling = (cores * crypto.verifyPerSec) / verifiers;
-  const rate = args.rate ? Number(args.rate) : Math.round(ceiling * Number(args['rate-factor']));
-  const xrate = num('xshard-rate');
-  const env: Env = { cores, crypto, ceiling, verifiers, slotMs, duration };
+  const env: Env = { cores, crypto, ceiling, verifiers, slotMs, duration: num('duration') };
   console.log(
     `verify ${crypto.verifyPerSec.toFixed(0)}/s, sign ${crypto.signPerSec.toFixed(0)}/s per core; ceiling ${ceiling.toFixed(0)} tx/s for the whole network ` +
       `(${cores} cores × verify/s ÷ ${verifiers} nodes verifying each tx; every shard's nodes share these cores)`,
   );
+  for (const [b, c] of Object.entries(otherBackends)) console.log(`${b}: ${'error' in c ? c.error : `verify ${c.verifyPerSec.toFixed(0)}/s, sign ${c.signPerSec.toFixed(0)}/s per core`}`);
+  const rates = args.rates ? parseList(args.rates, '--rates') : parseList(args.sweep, '--sweep').map((f) => Math.max(1, Math.round(f * ceiling)));
+  console.log(`sweep: ${rates.join(', ')} tx/s, ${args['step-duration']} s each`);
+  const xrate = num('xshard-rate');
   const fixedBrate = args['mix-intra-rate'] !== undefined ? num('mix-intra-rate') : undefined;
-  console.log(
-    `intra phases offer ${rate} tx/s in total; the mix offers ${xrate} xtransfers/s over ` +
-      (fixedBrate !== undefined ? `${fixedBrate} tx/s` : `${args['mix-intra-factor']} × phase 2's finalized tx/s`) +
-      ' of intra-shard background',
-  );
 
   const dir = mkdtempSync(join(tmpdir(), 'qnexus-bench-'));
-  const phases: Record<string, unknown>[] = [];
-  let intra1: Awaited<ReturnType<typeof intraPhase>> | undefined;
-  let intraN: Awaited<ReturnType<typeof intraPhase>> | undefined;
+  let sweep: Awaited<ReturnType<typeof sweepPhase>> | undefined;
   const mixes: Awaited<ReturnType<typeof mixPhase>>[] = [];
   let mixBackground: { txPerSec: number; rule: string } | null = null;
+  let sync: Awaited<ReturnType<typeof syncPhase>> | null = null;
+  const variants: Awaited<ReturnType<typeof variantPhase>>[] = [];
+  const skipped: Record<string, string> = {};
+  let variantRate: number | null = null;
   try {
-    if (compare) {
-      const net = await openNet(1, accountsPerShard * shards, basePort, join(dir, 'devnet-1'));
-      try {
-        intra1 = await intraPhase('intra-1shard', net, env, rate);
-        phases.push(intra1);
-      } finally {
-        await net.devnet.stop();
-      }
-    }
-    const net = await openNet(shards, accountsPerShard, basePort + 200, join(dir, `devnet-${shards}`));
+    const net = await openNet(shards, accountsPerShard, basePort, join(dir, 'main'));
     try {
-      intraN = await intraPhase(`intra-${shards}shard`, net, env, rate);
-      phases.push(intraN);
+      sweep = await sweepPhase(net, env, rates);
       if (shards > 1 && xrate > 0) {
         // First the cross-shard pipeline alone (its latency without contention), then the mix.
-        const brate = fixedBrate ?? Math.round((intraN.finalizedTxPerSec ?? 0) * num('mix-intra-factor'));
-        mixBackground = { txPerSec: brate, rule: fixedBrate !== undefined ? '--mix-intra-rate' : `${args['mix-intra-factor']} × intra-${shards}shard finalized tx/s (${intraN.finalizedTxPerSec})` };
-        if (bool('xshard-alone') && brate > 0) mixes.push(await mixPhase('xshard-only', net, env, xrate, 0));
-        mixes.push(await mixPhase('xshard-mix', net, env, xrate, brate));
-        phases.push(...mixes);
+        const brate = fixedBrate ?? Math.round(sweep.saturationTxPerSec * num('mix-intra-factor'));
+        mixBackground = { txPerSec: brate, rule: fixedBrate !== undefined ? '--mix-intra-rate' : `${args['mix-intra-factor']} × the sweep's saturation (${sweep.saturationTxPerSec} tx/s)` };
+        if (bool('xshard-alone') || brate === 0) mixes.push(await mixPhase('xshard-only', net, env, xrate, 0));
+        if (brate > 0) mixes.push(await mixPhase('xshard-mix', net, env, xrate, brate));
       }
+      if (bool('sync')) sync = await syncPhase(net, env);
     } finally {
       await net.devnet.stop();
+    }
+    // Each variant on a fresh devnet (same topology, same fixed offered rate), one after another.
+    variantRate = args['variant-rate'] ? num('variant-rate') : Math.max(1, Math.round(num('variant-rate-factor') * (sweep.saturationTxPerSec || rates[rates.length - 1]!)));
+    for (const [i, v] of variantNames.entries()) {
+      const b = VARIANTS[v]!.backend;
+      if (b && otherBackends[b] && 'error' in otherBackends[b]!) {
+        skipped[v] = `backend ${b} unavailable: ${(otherBackends[b] as { error: string }).error}`;
+        console.log(`\n[variant ${v}] skipped: ${skipped[v]}`);
+        continue;
+      }
+      const rate = Math.round(variantRate * (VARIANTS[v]!.rateFactor ?? 1));
+      variants.push(await variantPhase(v, shards, accountsPerShard, basePort + 200 * (1 + (i % 2)), join(dir, `variant-${v}`), env, rate));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 
   // Again once the devnets are gone: how much the host's own speed drifted during the run.
-  const cryptoEnd = measureCrypto();
+  const cryptoEnd = measureCrypto(scheme, backend, cryptoMs);
   const jiffies1 = cpuJiffies();
+  const allPhases: { name: string; processes: ReturnType<typeof processFigures> }[] = [...(sweep?.steps ?? []), ...(sweep?.halfSaturation ? [sweep.halfSaturation] : []), ...mixes, ...variants];
+  const nodeRss = allPhases.flatMap((ph) => ph.processes.filter((p) => p.role !== 'beacon').map((p) => p.peakRssMb ?? 0));
+  const beaconRss = allPhases.flatMap((ph) => ph.processes.filter((p) => p.role === 'beacon').map((p) => p.peakRssMb ?? 0));
+  const base = variants.find((v) => v.variant === (backend === 'noble' ? 'baseline' : 'noble'));
+  const native = variants.find((v) => v.variant === (backend === 'pqclean' ? 'baseline' : 'pqclean'));
+  const half = sweep?.halfSaturation ?? null;
+  const target = (value: number | null | undefined, goal: number, higherIsBetter: boolean) => ({
+    value: value ?? null,
+    target: goal,
+    met: value === null || value === undefined || !Number.isFinite(value) ? null : higherIsBetter ? value >= goal : value <= goal,
+  });
+  const date = new Date().toISOString();
+  const stamp = date.replace(/[:.]/g, '-');
   const result = {
-    date: new Date().toISOString(),
+    benchVersion: 2,
+    date,
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    smoke: !!args.smoke,
     machine: { cores, cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
+    config: { shards, validators, fullNodes, slotMs, accountsPerShard, scheme, backend, stepDurationSec: num('step-duration'), phaseDurationSec: num('duration'), variantDurationSec: num('variant-duration') },
     hostLoadAtStart: startLoad,
-    crypto: { verifyPerSecPerCore: Math.round(crypto.verifyPerSec), signPerSecPerCore: Math.round(crypto.signPerSec) },
+    crypto: { scheme, backend, verifyPerSecPerCore: Math.round(crypto.verifyPerSec), signPerSecPerCore: Math.round(crypto.signPerSec) },
     /** The same measurement after the last devnet stopped (not used for the ceiling: a drift check). */
     cryptoAtEnd: { verifyPerSecPerCore: Math.round(cryptoEnd.verifyPerSec), signPerSecPerCore: Math.round(cryptoEnd.signPerSec) },
+    otherBackends: Object.fromEntries(Object.entries(otherBackends).map(([b, c]) => [b, 'error' in c ? c : { verifyPerSecPerCore: Math.round(c.verifyPerSec), signPerSecPerCore: Math.round(c.signPerSec) }])),
     cpuStealPercent: r2((100 * (jiffies1.steal - jiffies0.steal)) / Math.max(1, jiffies1.total - jiffies0.total)),
     ceilingTxPerSec: Math.round(ceiling),
     ceilingNote: `cores × verify/s ÷ (validators + full nodes per shard) = ${cores} × ${Math.round(crypto.verifyPerSec)} ÷ ${verifiers}: each tx is verified by the ${verifiers} nodes of its shard, and all shards share this machine's ${cores} cores, so the ceiling is the same for any number of shards`,
-    ratios: {
-      intra1ShardToCeiling: intra1?.ratioToCeiling ?? null,
-      [`intra${shards}ShardToCeiling`]: intraN?.ratioToCeiling ?? null,
-      [`intra${shards}ShardOver1Shard`]: intra1 && intraN?.finalizedTxPerSec && intra1.finalizedTxPerSec ? r3(intraN.finalizedTxPerSec / intra1.finalizedTxPerSec) : null,
-      ...Object.fromEntries(mixes.map((m) => [`${m.name}CreditedToOffered`, r3((m.xfer.creditedPerSec ?? NaN) / m.xfer.offeredPerSec)])),
-    },
+    sweep: sweep ?? null,
     mixBackground,
-    phases,
+    xshard: mixes,
+    sync,
+    variantRateTxPerSec: variantRate,
+    variants,
+    variantsSkipped: skipped,
+    targets: {
+      intraFinalizedOverCeiling: target(sweep?.saturationRatioToCeiling, 0.5, true),
+      p50SlotsAtHalfSaturation: target(half?.latencySlots.p50, 2, false),
+      ...Object.fromEntries(mixes.map((m) => [`${m.name}P50Slots`, target(m.xfer.latencyToCreditedSlots.p50, 6, false)])),
+      maxNodePeakRssMb: target(nodeRss.length ? Math.max(...nodeRss) : null, 200, false),
+      syncBlocksPerSec: target(sync?.blocksPerSec, 1000, true),
+      nativeOverJsFinalized: target(base && native && base.finalizedTxPerSec ? r2((native.finalizedTxPerSec ?? 0) / base.finalizedTxPerSec) : null, 5, true),
+    },
+    maxBeaconPeakRssMb: beaconRss.length ? Math.max(...beaconRss) : null,
+    plot: `bench-${stamp}.svg`,
   };
   mkdirSync(args.out!, { recursive: true });
-  const file = join(args.out!, `bench-${result.date.replace(/[:.]/g, '-')}.json`);
+  const file = join(args.out!, `bench-${stamp}.json`);
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  const steps = sweep?.steps ?? [];
+  const svg = sweepSvg({
+    title: `Quantum Nexus: ${shards} shard(s) × ${validators} validators${fullNodes ? ` + ${fullNodes} full` : ''}, ${scheme} (${backend}), ${slotMs} ms slots`,
+    subtitle: `${date.slice(0, 16)}Z · ${cores} cores · verify ${result.crypto.verifyPerSecPerCore}/s per core · ceiling ${result.ceilingTxPerSec} tx/s · saturation ${sweep?.saturationTxPerSec ?? '–'} tx/s (${sweep?.saturationRatioToCeiling ?? '–'} of ceiling)`,
+    points: [...steps, ...(half ? [half] : [])]
+      .sort((a, b) => a.offeredTxPerSec - b.offeredTxPerSec)
+      .map((x) => ({ offered: x.offeredTxPerSec, finalized: x.finalizedTxPerSec, p50Slots: x.latencySlots.p50, p95Slots: x.latencySlots.p95, p99Slots: x.latencySlots.p99 })),
+    refs: [{ label: `signature ceiling ${result.ceilingTxPerSec} tx/s`, y: result.ceilingTxPerSec }],
+    marks: variants.filter((v) => v.finalizedTxPerSec !== null).map((v) => ({ label: v.variant, offered: v.offeredTxPerSec, finalized: v.finalizedTxPerSec! })),
+  });
+  writeFileSync(join(args.out!, result.plot), svg);
 
   // ------------------------------------------------------------ tables
   const table = (head: string[], rows: (string | number | null | undefined)[][]) => {
@@ -908,36 +1164,34 @@ async function main(): Promise<void> {
       if (n === 0) console.log(w.map((x) => '-'.repeat(x)).join('  '));
     }
   };
+  const maxOf = (ps: ReturnType<typeof processFigures>, f: (p: ReturnType<typeof processFigures>[number]) => number | null, role?: string) =>
+    Math.max(...ps.filter((p) => (role ? p.role === role : p.role !== 'beacon')).map((p) => f(p) ?? 0));
+  const intraRow = (x: IntraResult, label: string) => [
+    label,
+    x.offeredTxPerSec,
+    x.finalizedTxPerSec,
+    x.ratioToCeiling,
+    `${x.latencySlots.p50} / ${x.latencySlots.p95} / ${x.latencySlots.p99}`,
+    `${x.latencyMs.p50} / ${x.latencyMs.p95} / ${x.latencyMs.p99}`,
+    x.avgTxsPerBlock,
+    x.wire.bytesPerFinalizedTx,
+    `${maxOf(x.processes, (p) => p.cpuPercent)}% / ${maxOf(x.processes, (p) => p.cpuPercent, 'beacon')}%`,
+    `${maxOf(x.processes, (p) => p.peakRssMb)} / ${maxOf(x.processes, (p) => p.peakRssMb, 'beacon')}`,
+    Object.keys(x.rejected).length ? JSON.stringify(x.rejected) : '',
+  ];
+  const intraHead = ['step', 'offered', 'finalized tx/s', '÷ ceiling', 'p50/p95/p99 slots', 'p50/p95/p99 ms', 'txs/block', 'wire B/tx', 'CPU max node/beacon', 'peak RSS MB node/beacon', 'rejected'];
   console.log('');
   console.log(
-    `ML-DSA-44 per core: verify ${result.crypto.verifyPerSecPerCore}/s, sign ${result.crypto.signPerSecPerCore}/s ` +
-      `(at the end: verify ${result.cryptoAtEnd.verifyPerSecPerCore}/s, sign ${result.cryptoAtEnd.signPerSecPerCore}/s); CPU steal during the run ${result.cpuStealPercent}%`,
+    `${scheme} (${backend}) per core: verify ${result.crypto.verifyPerSecPerCore}/s, sign ${result.crypto.signPerSecPerCore}/s ` +
+      `(at the end: verify ${result.cryptoAtEnd.verifyPerSecPerCore}/s, sign ${result.cryptoAtEnd.signPerSecPerCore}/s); CPU steal ${result.cpuStealPercent}%`,
   );
-  console.log(`signature ceiling ${result.ceilingTxPerSec} tx/s = ${cores} cores × verify/s ÷ ${verifiers} nodes per shard (whole network: all shards share the cores)\n`);
-  const intra = [intra1, intraN].filter((x): x is NonNullable<typeof x> => !!x);
-  table(
-    ['intra-shard', ...intra.map((x) => x.name)],
-    [
-      ['shards × nodes (+ beacon)', ...intra.map((x) => `${x.topology.shards} × ${verifiers}`)],
-      ['accounts', ...intra.map((x) => x.topology.accounts)],
-      ['offered tx/s', ...intra.map((x) => x.offeredTxPerSec)],
-      ['accepted / finalized', ...intra.map((x) => `${x.accepted} / ${x.finalized}`)],
-      ['rejected', ...intra.map((x) => JSON.stringify(x.rejected))],
-      ['finalized tx/s', ...intra.map((x) => x.finalizedTxPerSec)],
-      ['  per shard', ...intra.map((x) => x.perShard.map((s) => s.finalizedTxPerSec).join(' + '))],
-      ['ratio finalized ÷ ceiling', ...intra.map((x) => x.ratioToCeiling)],
-      ['latency p50/p95/p99 s', ...intra.map((x) => `${((x.latencyMs.p50 ?? NaN) / 1000).toFixed(2)} / ${((x.latencyMs.p95 ?? NaN) / 1000).toFixed(2)} / ${((x.latencyMs.p99 ?? NaN) / 1000).toFixed(2)}`)],
-      ['latency p50/p95/p99 slots', ...intra.map((x) => `${x.latencySlots.p50} / ${x.latencySlots.p95} / ${x.latencySlots.p99}`)],
-      ['blocks / slots (per shard)', ...intra.map((x) => x.perShard.map((s) => `${s.blocks}/${s.slotsSpanned}`).join(', '))],
-      ['avg txs/block', ...intra.map((x) => x.avgTxsPerBlock)],
-      ['tx-signature checks per tx (all nodes)', ...intra.map((x) => x.txSignatureChecksPerTx)],
-      ['other node procs (max) / load avg max', ...intra.map((x) => `${x.hostLoadDuring.otherNodeProcessesMax} / ${x.hostLoadDuring.loadavg1Max}`)],
-    ],
-  );
-  if (intra1 && intraN) console.log(`\n${shards} shards ÷ 1 shard finalized tx/s: ${result.ratios[`intra${shards}ShardOver1Shard`]}`);
+  for (const [b, c] of Object.entries(result.otherBackends)) console.log(`${scheme} (${b}) per core: ${'error' in c ? c.error : `verify ${c.verifyPerSecPerCore}/s, sign ${c.signPerSecPerCore}/s`}`);
+  console.log(`signature ceiling ${result.ceilingTxPerSec} tx/s = ${cores} cores × verify/s ÷ ${verifiers} nodes per shard\n`);
+  if (sweep) {
+    table(intraHead, [...steps.map((x, i) => intraRow(x, `sweep ${i + 1}`)), ...(half ? [intraRow(half, 'half-saturation')] : [])]);
+    console.log(`\nsaturation: ${sweep.saturationTxPerSec} tx/s = ${sweep.saturationRatioToCeiling} of the ceiling (${sweep.saturated ? `saturated at ${sweep.saturatedAtOfferedTxPerSec} offered` : 'not saturated: extend --sweep'})`);
+  }
   if (mixes.length) {
-    const s = (v: { p50: number | null; p95: number | null; n: number }) => `${v.p50} / ${v.p95} (n ${v.n})`;
-    const sl = (v: { p50: number; p95: number; n: number }) => `${v.p50} / ${v.p95}`;
     const col = (f: (m: (typeof mixes)[number]) => string | number | null) => mixes.map(f);
     console.log('');
     table(
@@ -945,39 +1199,28 @@ async function main(): Promise<void> {
       [
         ['offered xtransfers/s + background tx/s', ...col((m) => `${m.xfer.offeredPerSec} + ${m.background.offeredPerSec}`)],
         ['accepted / credited', ...col((m) => `${m.xfer.accepted} / ${m.xfer.credited}`)],
-        ['rejected', ...col((m) => JSON.stringify(m.xfer.rejected))],
-        ['credited xtransfers/s', ...col((m) => m.xfer.creditedPerSec)],
+        ['submit→credited p50/p95/p99 slots', ...col((m) => `${m.xfer.latencyToCreditedSlots.p50} / ${m.xfer.latencyToCreditedSlots.p95} / ${m.xfer.latencyToCreditedSlots.p99}`)],
         ['submit→credited p50/p95/p99 ms', ...col((m) => `${m.xfer.latencyToCreditedMs.p50} / ${m.xfer.latencyToCreditedMs.p95} / ${m.xfer.latencyToCreditedMs.p99}`)],
-        ['submit→credited p50/p95/p99 slots (p50 ≤ 6)', ...col((m) => `${m.xfer.latencyToCreditedSlots.p50} / ${m.xfer.latencyToCreditedSlots.p95} / ${m.xfer.latencyToCreditedSlots.p99}`)],
-        ['beacon outcome', ...col((m) => JSON.stringify(m.xfer.beacon.byStatus) + (Object.keys(m.xfer.beacon.abortReasons).length ? ` aborts ${JSON.stringify(m.xfer.beacon.abortReasons)}` : ''))],
-        ['per direction offered/credited/p50 ms', ...col((m) => Object.entries(m.xfer.perDirection).map(([k, v]) => `${k}: ${v.offered}/${v.credited}/${v.p50Ms}`).join(', '))],
-        ['from submit p50/p95 ms: source final', ...col((m) => s(m.xfer.stagesFromSubmitMs.sourceFinal))],
-        ['  destination prepare final', ...col((m) => s(m.xfer.stagesFromSubmitMs.destinationPrepared))],
-        ['  commit final on destination', ...col((m) => s(m.xfer.stagesFromSubmitMs.credited))],
-        ['  decision final on both shards', ...col((m) => s(m.xfer.stagesFromSubmitMs.appliedOnBoth))],
-        ['block slot − submit slot p50/p95: source', ...col((m) => sl(m.xfer.stagesFromSubmitBlockSlots.sourceFinal))],
-        ['  prepare | credited | both', ...col((m) => `${sl(m.xfer.stagesFromSubmitBlockSlots.destinationPrepared)} | ${sl(m.xfer.stagesFromSubmitBlockSlots.credited)} | ${sl(m.xfer.stagesFromSubmitBlockSlots.appliedOnBoth)}`)],
-        ['gap p50 ms: source final→prepare final', ...col((m) => m.xfer.gapsMs.sourceFinalToDestinationPrepared.p50)],
-        ['  prepare final→credited', ...col((m) => m.xfer.gapsMs.destinationPreparedToCredited.p50)],
-        ['  credited→source applied', ...col((m) => m.xfer.gapsMs.creditedToSourceApplied.p50)],
-        ['credited p50 ms by 5 s of offer time', ...col((m) => m.xfer.creditedLatencyByOfferTime.map((w) => w.p50Ms).join(' '))],
+        ['beacon outcome', ...col((m) => JSON.stringify(m.xfer.beacon.byStatus))],
         ['background finalized, p50/p95 slots', ...col((m) => (m.background.accepted ? `${m.background.finalized}/${m.background.accepted}, ${m.background.latencySlots.p50} / ${m.background.latencySlots.p95}` : '–'))],
-        ['tx-signature checks per user tx (all nodes)', ...col((m) => m.txSignatureChecksPerUserTx)],
-        ['beacon: reports admitted / batches sent', ...col((m) => `${sumMatching(m.metricsDelta.beacon, 'qnexus_beacon_2pc_requests_total{type="report"')} / ${sumMatching(m.metricsDelta.beacon, 'qnexus_beacon_2pc_sends_total')}`)],
-        ['supply escrow/exported/imported', ...col((m) => m.supply.map((q) => (q ? `s${q.shard}: ${q.escrow}/${q.exported}/${q.imported}` : '?')).join(', '))],
-        ['other node procs (max) / load avg max', ...col((m) => `${m.hostLoadDuring.otherNodeProcessesMax} / ${m.hostLoadDuring.loadavg1Max}`)],
+        ['wire bytes per user tx', ...col((m) => m.wire.bytesPerUserTx)],
+        ['CPU% max node / beacon', ...col((m) => `${maxOf(m.processes, (p) => p.cpuPercent)} / ${maxOf(m.processes, (p) => p.cpuPercent, 'beacon')}`)],
       ],
     );
   }
+  if (sync) console.log(`\nsync: ${sync.caughtUp ? `${sync.targetHeight} blocks in ${sync.catchUpSeconds} s = ${sync.blocksPerSec} blocks/s (node's own measure ${sync.nodeReportedBlocksPerSec}), peak RSS ${sync.peakRssMb} MB` : `did not catch up (${sync.reached}/${sync.targetHeight})`}`);
+  if (variants.length) {
+    console.log(`\nvariants (each a fresh devnet; offered ${variantRate} tx/s × factor, ${args['variant-duration']} s):`);
+    table(['variant', ...intraHead.slice(1)], variants.map((v) => intraRow(v, v.variant)));
+    for (const v of variants) console.log(`  ${v.variant}: ${v.what}`);
+  }
+  for (const [v, why] of Object.entries(skipped)) console.log(`  ${v}: skipped (${why})`);
   console.log('');
-  const names = [...new Set(phases.flatMap((ph) => (ph.processes as { name: string }[]).map((p) => p.name)))];
-  const cell = (ph: Record<string, unknown>, n: string) => {
-    const p = (ph.processes as { name: string; cpuPercent: number | null; idleCpuPercent?: number | null; peakRssMb: number | null; state: string }[]).find((q) => q.name === n);
-    const idle = p?.idleCpuPercent !== undefined ? ` (idle ${p.idleCpuPercent ?? '–'}%)` : '';
-    return p ? `${p.cpuPercent ?? '–'}%${idle} / ${p.peakRssMb ?? '–'} MB${p.state !== 'running' ? ` (${p.state})` : ''}` : '';
-  };
-  table(['process: CPU% (idle before load) / peak RSS', ...phases.map((ph) => String(ph.name))], names.map((n) => [n, ...phases.map((ph) => cell(ph, n))]));
-  console.log(`\nwrote ${file}`);
+  table(
+    ['target', 'value', 'goal', 'met'],
+    Object.entries(result.targets).map(([k, t]) => [k, t.value, `${k.startsWith('intra') || k.startsWith('sync') || k.startsWith('native') ? '≥' : '≤'} ${t.target}`, t.met === null ? '–' : t.met ? 'yes' : 'no']),
+  );
+  console.log(`\nwrote ${file} and ${join(args.out!, result.plot)}`);
 }
 
 main().catch((e: unknown) => {

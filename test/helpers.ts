@@ -43,7 +43,6 @@ export interface TestNet {
  */
 export type TestNetOptions = DevnetOptions;
 
-/** A random base port in a range unlikely to collide with a developer's devnet (7000+). */
 /**
  * A random base port for a test cluster (it uses base … base + 199). The ranges stay below
  * Linux's ephemeral ports (32768+): there, outgoing connections of other processes can take a

@@ -1,0 +1,94 @@
+// The benchmark's smoke run: every phase of `npm run bench` on a tiny devnet for a few seconds.
+// It asserts only that the run completes and writes a well-formed result file and plot; speed
+// is measured by `npm run bench`, never asserted in a test.
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBasePort } from './helpers.js';
+
+const run = promisify(execFile);
+
+describe('npm run bench -- --smoke', function () {
+  this.timeout(300_000);
+  let out: string;
+  before(() => {
+    out = mkdtempSync(join(tmpdir(), 'qnexus-bench-smoke-'));
+  });
+  after(() => rmSync(out, { recursive: true, force: true }));
+
+  it('runs every phase on a tiny devnet and writes a well-formed JSON result and SVG plot', async () => {
+    // The bench uses base … base + 599 (main devnet, then variants at +200 / +400).
+    const base = Math.min(randomBasePort(), 32_000);
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/bench.ts', '--smoke', '--out', out, '--base-port', String(base)], {
+      maxBuffer: 16 << 20,
+      timeout: 280_000,
+    });
+    const files = readdirSync(out);
+    const json = files.filter((f) => /^bench-.*\.json$/.test(f));
+    const svg = files.filter((f) => /^bench-.*\.svg$/.test(f));
+    assert.equal(json.length, 1, `one result file, got ${files.join(', ')}`);
+    assert.equal(svg.length, 1, `one plot, got ${files.join(', ')}`);
+    assert.match(stdout, /wrote .*bench-.*\.json/);
+
+    const r = JSON.parse(readFileSync(join(out, json[0]!), 'utf8')) as Record<string, any>;
+    assert.equal(r.benchVersion, 2);
+    assert.equal(r.smoke, true);
+    assert.equal(r.plot, svg[0]);
+    const pos = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what}: ${JSON.stringify(v)}`);
+    pos(r.crypto.verifyPerSecPerCore, 'verify/s');
+    pos(r.crypto.signPerSecPerCore, 'sign/s');
+    pos(r.ceilingTxPerSec, 'ceiling');
+    assert.deepEqual(Object.keys(r.config).sort(), ['accountsPerShard', 'backend', 'fullNodes', 'phaseDurationSec', 'scheme', 'shards', 'slotMs', 'stepDurationSec', 'validators', 'variantDurationSec']);
+
+    // The sweep: every step offered load, some of it finalized, with latencies, per-process CPU/RSS and wire bytes.
+    assert.ok(Array.isArray(r.sweep.steps) && r.sweep.steps.length >= 1);
+    for (const st of [...r.sweep.steps, r.sweep.halfSaturation]) {
+      pos(st.offeredTxPerSec, 'offered');
+      assert.ok(st.finalized > 0, `${st.name}: nothing finalized`);
+      assert.equal(st.finalized + st.notFinalized, st.accepted);
+      pos(st.finalizedTxPerSec, 'finalized tx/s');
+      for (const p of ['p50', 'p95', 'p99']) {
+        pos(st.latencyMs[p], `${st.name} ${p} ms`);
+        pos(st.latencySlots[p], `${st.name} ${p} slots`);
+      }
+      assert.ok(st.latencyMs.p50 <= st.latencyMs.p95 && st.latencyMs.p95 <= st.latencyMs.p99);
+      assert.equal(st.wire.ok, true, 'ss read the sockets');
+      pos(st.wire.bytesPerFinalizedTx, 'wire bytes per tx');
+      // The beacon and the 2 × 1 validators, each with CPU and peak RSS.
+      assert.equal(st.processes.length, 3);
+      for (const p of st.processes) {
+        assert.ok(typeof p.cpuPercent === 'number' && p.cpuPercent >= 0, `${p.name} cpu`);
+        pos(p.peakRssMb, `${p.name} rss`);
+      }
+    }
+    pos(r.sweep.saturationTxPerSec, 'saturation');
+
+    // Cross-shard: the transfers were credited and the supply settled.
+    assert.equal(r.xshard.length, 1);
+    const x = r.xshard[0];
+    assert.equal(x.xfer.credited, x.xfer.accepted);
+    assert.deepEqual(x.xfer.beacon.byStatus, { committed: x.xfer.accepted });
+    for (const s of x.supply) assert.equal(s.escrow, '0');
+
+    // Sync and the variant.
+    assert.equal(r.sync.caughtUp, true);
+    pos(r.sync.targetHeight, 'sync target');
+    assert.equal(r.variants.length, 1);
+    assert.equal(r.variants[0].variant, 'baseline');
+    assert.ok(r.variants[0].finalized > 0);
+
+    // Every target is reported with its value and goal.
+    for (const k of ['intraFinalizedOverCeiling', 'p50SlotsAtHalfSaturation', 'maxNodePeakRssMb', 'syncBlocksPerSec', 'nativeOverJsFinalized']) {
+      assert.ok(k in r.targets, k);
+      assert.equal(typeof r.targets[k].target, 'number');
+    }
+
+    const plot = readFileSync(join(out, svg[0]!), 'utf8');
+    assert.match(plot, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.match(plot, /<\/svg>\n$/);
+    assert.ok((plot.match(/<polyline /g) ?? []).length >= 4, 'throughput and three latency lines');
+  });
+});
