@@ -83,6 +83,7 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
         epoch: c.service.epoch,
         frozenThrough: c.registry.frozenNext - 1,
         xtransfers: c.coordinator.counts(),
+        cryptoBackend: c.registry.backend.name,
         // Each shard's newest certified block reported to the beacon (what its registry snapshots carry).
         heads: c.registry.heads().map((h) => ({ shard: h.shard, height: h.height, blockHash: toHex(h.blockHash), slot: h.slot, round: h.round })),
       };

@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, backendStatus, bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
 import { createP2PNode, discoveryProtocol, peerIdFromKeyFile } from '@qnexus/p2p';
 import { QnexusError } from '@qnexus/types';
 import { Admitter } from './admission.js';
 import { startApi } from './api.js';
 import { Coordinator } from './coordinator.js';
-import { ApiGuard, Logger, Shutdown, serverUrl, writeInfoFile, type ProcessConfig } from '@qnexus/node';
+import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile, type ProcessConfig } from '@qnexus/node';
 import { createMetrics } from './metrics.js';
 import { Registry } from './registry.js';
 import { ShardSender } from './sender.js';
@@ -45,6 +45,9 @@ export interface RunningBeacon {
  */
 export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   const g = cfg.genesis;
+  const backendName = cfg.cryptoBackend ?? DEFAULT_BACKEND;
+  // Fails here (CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE) when the backend cannot load: never a silent fallback.
+  const backend = getBackend(g.scheme, backendName);
   mkdirSync(cfg.dataDir, { recursive: true });
   const log = new Logger(cfg.logFormat, cfg.logLevel, { role: 'beacon' });
   if (cfg.beaconKey.scheme !== g.scheme || !bytesEqual(cfg.beaconKey.publicKey, g.beacon.publicKey)) {
@@ -57,6 +60,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   }
 
   const metrics = createMetrics();
+  registerCryptoBackendInfo(metrics.registry, backendName, g.scheme);
   // The admin token (<dataDir>/admin.token) is created or read before anything starts.
   const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, registry: metrics.registry });
   const shutdown = new Shutdown(log);
@@ -67,9 +71,9 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   try {
     await store.initGenesis(g);
     // The registry and the 2PC log were written together; they are restored together.
-    const registry = new Registry(g, await store.loadRegistry());
+    const registry = new Registry(g, await store.loadRegistry(), backendName);
     const restored = await store.loadEntries();
-    const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey), resendSlots: cfg.resendSlots, participant: registry }, restored);
+    const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey, backend), resendSlots: cfg.resendSlots, participant: registry }, restored);
     const p2p = await createP2PNode({
       peerKeyPath,
       listen: cfg.listen,
@@ -90,7 +94,6 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       senderDone = sender.stop();
     });
     shutdown.addLast(() => senderDone);
-    const backend = getBackend(g.scheme);
     const service: BeaconService = new BeaconService({
       registry,
       store,
@@ -129,6 +132,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       frozenThrough: registry.frozenNext - 1,
       restoredTransfers: counts.total,
       undecided: counts.undecided,
+      cryptoBackend: `${backendName} (${backendStatus(backendName).detail})`,
     });
     return { info, stop: () => shutdown.stop('beacon') };
   } catch (e) {

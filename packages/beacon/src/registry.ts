@@ -1,4 +1,4 @@
-import { addressFromPublicKey, bytesEqual, formatAddress, getBackend, homeShard, parseAddress, schemeLengths, toHex, type SignatureBackend } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, addressFromPublicKey, bytesEqual, formatAddress, getBackend, homeShard, parseAddress, schemeLengths, toHex, type BackendName, type SignatureBackend } from '@qnexus/crypto';
 import { epochSeed, makeCommittee, type Committee } from '@qnexus/consensus';
 import { epochCommitteesFromAnnouncement, genesisEpoch, releaseId, verifyVoteEvidence } from '@qnexus/state';
 import {
@@ -182,13 +182,18 @@ export class Registry {
 
   private readonly dirty = { validators: new Set<string>(), meta: false, buckets: new Set<string>(), deleted: new Set<string>(), evidence: [] as string[], frozen: [] as FrozenEpoch[] };
 
-  /** Without `restored`: the genesis registry (genesis validators active in epoch 0, epoch 0 frozen). */
+  /**
+   * Without `restored`: the genesis registry (genesis validators active in epoch 0, epoch 0 frozen).
+   * `backend`: the beacon's signature backend (`--crypto-backend`), which verifies bindings,
+   * evidence and reports (the beacon signs with it too); throws CryptoBackendError when it cannot load.
+   */
   constructor(
     readonly genesis: Genesis,
     restored?: RegistryState,
+    backend: BackendName = DEFAULT_BACKEND,
   ) {
     this.genesisHash = genesisHash(genesis);
-    this.backend = getBackend(genesis.scheme);
+    this.backend = getBackend(genesis.scheme, backend);
     this.genesisStake = genesisStake(genesis);
     if (restored) {
       this.meta = { ...restored.meta };

@@ -1,14 +1,18 @@
-import { getBackend, type KeyPair, type SchemeName } from '@qnexus/crypto';
+import { getBackend, type KeyPair, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
 import { encodeTx, txSigningBytes, type TxBody, type XferInfo } from '@qnexus/types';
 import type { SystemTxSigner } from './coordinator.js';
 
 /**
  * Signs the beacon's system entries with the genesis beacon key: nonce and fee
  * 0, the beacon's public key, a signature over the `qnexus/<chainId>/beacon`
- * domain (see `txSigningBytes`).
+ * domain (see `txSigningBytes`), made with `backend` (default: noble's of `scheme`).
  */
-export function beaconTxSigner(chainId: string, scheme: SchemeName, key: Pick<KeyPair, 'publicKey' | 'secretKey'>): SystemTxSigner {
-  const backend = getBackend(scheme);
+export function beaconTxSigner(
+  chainId: string,
+  scheme: SchemeName,
+  key: Pick<KeyPair, 'publicKey' | 'secretKey'>,
+  backend: SignatureBackend = getBackend(scheme),
+): SystemTxSigner {
   const sign = (payload: TxBody['payload']): Uint8Array => {
     const body: TxBody = { chainId, nonce: 0n, fee: 0n, publicKey: key.publicKey, payload };
     return encodeTx({ body, signature: backend.sign(key.secretKey, txSigningBytes(body)) });

@@ -1,10 +1,11 @@
 // The pure staking registry, driven through the coordinator as the beacon drives it.
 import assert from 'node:assert/strict';
-import { addressFromPublicKey, formatAddress, getBackend, homeShard, sha256, toHex, utf8, type KeyPair } from '@qnexus/crypto';
+import { CryptoBackendError, addressFromPublicKey, backendAvailable, formatAddress, getBackend, homeShard, sha256, toHex, utf8, type BackendName, type KeyPair } from '@qnexus/crypto';
 import { releaseId } from '@qnexus/state';
-import { BEACON_SHARD, QnexusError, epochIssuance, voteSigningBytes, type Genesis, type GenesisStaking, type VoteBody, type VoteEvidence, type XferInfo } from '@qnexus/types';
+import { BEACON_SHARD, QnexusError, epochIssuance, openTx, voteSigningBytes, type Genesis, type GenesisStaking, type VoteBody, type VoteEvidence, type XferInfo } from '@qnexus/types';
 import { Coordinator, type CoordinatorAction } from '../src/coordinator.js';
 import { Registry, freezeLead } from '../src/registry.js';
+import { beaconTxSigner } from '../src/system.js';
 import { FakeSigner, addrOf, destRecord, key, sends, sourceRecord, testGenesis } from './helpers.js';
 
 const backend = getBackend('ml-dsa-44');
@@ -397,5 +398,30 @@ describe('beacon: staking registry', () => {
     }
     const t = w.r.totals();
     assert.ok(t.minted > 0n && t.stakedIn > 0n && t.released > 0n && t.slashed > 0n && t.feesIn > 0n, `the sequence exercised every term: ${JSON.stringify(t, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))}`);
+  });
+});
+
+describe('beacon: crypto backend', () => {
+  it('the registry and the system-entry signer use the configured backend; pqclean signatures verify under noble', function () {
+    if (!backendAvailable('pqclean')) {
+      if (process.env.QNEXUS_REQUIRE_TOOLS === '1') assert.fail('pqclean is unavailable, and QNEXUS_REQUIRE_TOOLS=1 requires it');
+      console.warn('\n  !!!!!!!! SKIPPED: pqclean is unavailable; run npm install to build it !!!!!!!!\n');
+      this.skip();
+    }
+    const beaconKey = key(9);
+    const g = testGenesis({ validators: [1, 2, 3, 4].map(key), beacon: beaconKey, epochLength: L });
+    assert.equal(new Registry(g).backend.name, 'noble');
+    const r = new Registry(g, undefined, 'pqclean');
+    assert.equal(r.backend.name, 'pqclean');
+    const signer = beaconTxSigner(g.chainId, g.scheme, beaconKey, r.backend);
+    const info: XferInfo = { kind: 'transfer', id: freshId(), srcShard: 0, dstShard: 1, from: addrBytes(key(1)), to: addrBytes(key(2)), amount: 5n, deadlineSlot: 50, data: new Uint8Array(0) };
+    const env = openTx(signer.prepare(info));
+    assert.equal(getBackend(g.scheme, 'noble').verify(beaconKey.publicKey, env.signBytes, env.tx.signature), true);
+    assert.equal(r.backend.verify(beaconKey.publicKey, env.signBytes, env.tx.signature), true);
+  });
+
+  it('an unknown backend is refused', () => {
+    const g = testGenesis({ validators: [1, 2, 3, 4].map(key), beacon: key(9), epochLength: L });
+    assert.throws(() => new Registry(g, undefined, 'bogus' as BackendName), (e: unknown) => e instanceof CryptoBackendError && e.code === 'CRYPTO_BACKEND_UNKNOWN');
   });
 });

@@ -7,15 +7,19 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   addressFromPublicKey,
+  backendStatus,
+  BACKENDS,
   DEFAULT_SCHEME,
   encryptKeystore,
   formatAddress,
   fromHex,
   generateKeyPair,
   homeShard,
+  isBackendName,
   isValidChainId,
   parseAddress,
   randomSeed,
+  type BackendName,
   type KeystoreFile,
   type SchemeName,
 } from '@qnexus/crypto';
@@ -72,6 +76,13 @@ export interface DevnetOptions {
   logFormat?: LogFormat;
   /** Default `info`. */
   logLevel?: LogLevel;
+  /**
+   * ML-DSA backend of every node and the beacon (`--crypto-backend`; a launch option like the
+   * log options: not in the manifest, give it again when resuming). Unset: the processes'
+   * default (noble), or `QNEXUS_CRYPTO_BACKEND` of `env`. `pqclean` must load in this process,
+   * else startDevnet throws CRYPTO_BACKEND_UNAVAILABLE before creating anything.
+   */
+  cryptoBackend?: BackendName;
   /** Default 1 000 000. */
   validatorStake?: bigint;
   /** Default 1 000 000 000 000. */
@@ -576,6 +587,12 @@ class DevnetImpl implements Devnet {
       throw usageError(`at most ${MAX_DEVNET_NODES} shard nodes besides the beacon (${shards > 1 ? 'shards × (validators + full nodes)' : 'validators + full nodes'})`);
     }
     if (o.chainId !== undefined && !isValidChainId(o.chainId)) throw usageError(`invalid chain id ${JSON.stringify(o.chainId)}: expected [a-z0-9][a-z0-9-]{0,63}`);
+    if (o.cryptoBackend !== undefined) {
+      if (!isBackendName(o.cryptoBackend)) throw usageError(`unknown crypto backend ${JSON.stringify(o.cryptoBackend)}: expected ${BACKENDS.join(' or ')}`);
+      // The nodes would each fail to start: say it once, before anything is created.
+      const st = backendStatus(o.cryptoBackend);
+      if (!st.available) throw new CliError('CRYPTO_BACKEND_UNAVAILABLE', `--crypto-backend ${o.cryptoBackend}: ${st.detail}; use --crypto-backend noble, or install it`);
+    }
   }
 
   /** Delete the devnet directory, but only if it is empty or clearly a devnet. */
@@ -816,6 +833,7 @@ class DevnetImpl implements Devnet {
       '--api-port', String(e.apiPort),
       '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
+      ...this.backendArgs(),
       '--stop-on-stdin-close',
     ];
     // A node bootstraps from the beacon and from every other node of its shard; the shards
@@ -825,6 +843,11 @@ class DevnetImpl implements Devnet {
     }
     if (e.role === 'validator') args.push('--validator', e.keystore!, '--passphrase-file', this.passphraseFile);
     return args;
+  }
+
+  /** `--crypto-backend` only when given: without it a `QNEXUS_CRYPTO_BACKEND` of `env` still applies (a flag would beat it). */
+  private backendArgs(): string[] {
+    return this.o.cryptoBackend !== undefined ? ['--crypto-backend', this.o.cryptoBackend] : [];
   }
 
   private beaconArgs(e: DevnetProcess): string[] {
@@ -839,6 +862,7 @@ class DevnetImpl implements Devnet {
       '--api-port', String(e.apiPort),
       '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
+      ...this.backendArgs(),
       '--stop-on-stdin-close',
     ];
     // The nodes dial the beacon; it dials every validator too, so that after a restart it is

@@ -1,5 +1,7 @@
 import { Option, type Command } from 'commander';
+import { BACKENDS, DEFAULT_BACKEND, backendStatus, type BackendName } from '@qnexus/crypto';
 import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/node';
+import { CliError } from './errors.js';
 import { installPeerKey, readTopology, type Topology } from './topology.js';
 import { collectList, intParser, parseMultiaddr } from './util.js';
 
@@ -23,6 +25,7 @@ export interface ProcessOpts {
   logLevel: LogLevel;
   apiRateLimit?: number;
   apiRateBurst?: number;
+  cryptoBackend: BackendName;
   stopOnStdinClose?: boolean;
 }
 
@@ -51,7 +54,21 @@ export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
     .option('--api-rate-limit <req/s>', `per-client (IP) API requests per second, /metrics exempt; 0 disables (default ${DEFAULT_API_RATE_LIMIT})`, intParser(0, 10_000_000))
     .option('--api-rate-burst <n>', `per-client (IP) API burst; 0 disables (default ${DEFAULT_API_RATE_BURST})`, intParser(0, 10_000_000))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
-    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'));
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(
+      new Option('--crypto-backend <name>', 'ML-DSA implementation that verifies and signs: noble (pure JS) or pqclean (native, optional package; start fails if it is not installed)')
+        .choices([...BACKENDS])
+        .default(DEFAULT_BACKEND),
+    );
+}
+
+/**
+ * Fail before anything else (the genesis, a keystore's scrypt) when --crypto-backend names a
+ * backend that cannot load here: code CRYPTO_BACKEND_UNAVAILABLE, exit 1, no silent fallback.
+ */
+export function checkCryptoBackend(name: BackendName): void {
+  const st = backendStatus(name);
+  if (!st.available) throw new CliError('CRYPTO_BACKEND_UNAVAILABLE', `--crypto-backend ${name}: ${st.detail}; use --crypto-backend noble, or install it`);
 }
 
 /** The config fields those options give (BeaconConfig and NodeConfig share them). */
@@ -77,5 +94,6 @@ export async function processConfig(o: ProcessOpts, defaultListen: string, fromT
   if (o.announce && o.announce.length > 0) cfg.announce = o.announce;
   if (o.apiRateLimit !== undefined) cfg.apiRateLimit = o.apiRateLimit;
   if (o.apiRateBurst !== undefined) cfg.apiRateBurst = o.apiRateBurst;
+  cfg.cryptoBackend = o.cryptoBackend;
   return cfg;
 }

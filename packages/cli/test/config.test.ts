@@ -131,7 +131,7 @@ describe('cli: configuration from file, environment and flags', function () {
   it('rejects unknown keys (naming them and the valid ones), a passphrase, and a file that is not a JSON object', async () => {
     const unknown = await run(['node', ...REQUIRED, '--config', await configFile({ apiPort: 1, rpcPort: 2 })]);
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, /^error \[BAD_CONFIG\]: config file .*qnexus\.json: unknown key "rpcPort"; valid keys: dataDir, genesis, shard, validator, listen, .*apiPort, .*logFormat, logLevel, passphraseEnv, passphraseFile$/m);
+    assert.match(unknown.stderr, /^error \[BAD_CONFIG\]: config file .*qnexus\.json: unknown key "rpcPort"; valid keys: dataDir, genesis, shard, validator, listen, .*apiPort, .*logFormat, logLevel, cryptoBackend, verifyWorkers, verifyCacheSize, txGossipBatch, passphraseEnv, passphraseFile$/m);
     const kebab = await run(['node', ...REQUIRED, '--config', await configFile({ 'data-dir': 'x' })]);
     assert.equal(kebab.code, 1);
     assert.match(kebab.stderr, /unknown key "data-dir" \(keys are camelCase: "dataDir"\)/);
@@ -165,6 +165,13 @@ describe('cli: configuration from file, environment and flags', function () {
       ['--log-format', 'logFormat', 'xml'],
       ['--shard', 'shard', -1],
       ['--api-rate-limit', 'apiRateLimit', 1.5],
+      ['--crypto-backend', 'cryptoBackend', 'openssl'],
+      ['--verify-workers', 'verifyWorkers', -1],
+      ['--verify-workers', 'verifyWorkers', 257],
+      ['--verify-cache-size', 'verifyCacheSize', 1.5],
+      ['--verify-cache-size', 'verifyCacheSize', 'many'],
+      ['--tx-gossip-batch', 'txGossipBatch', 0],
+      ['--tx-gossip-batch', 'txGossipBatch', 65],
     ] as const) {
       const viaFlag = await run(['node', ...REQUIRED, flag, String(value)]);
       assert.equal(viaFlag.code, 2, viaFlag.stderr);
@@ -181,6 +188,61 @@ describe('cli: configuration from file, environment and flags', function () {
     const overridden = await run(['node', ...REQUIRED, '--api-port', '1', '--config', await configFile({ apiPort: 'x' })]);
     assert.equal(overridden.code, 1);
     assert.match(overridden.stderr, /is invalid\. expected an integer\.$/m);
+  });
+
+  it('crypto backend and verification knobs: defaults, every layer, and the node-only ones only on the node', async () => {
+    const d = await printed(['node', ...REQUIRED]);
+    assert.deepEqual([d.values.cryptoBackend, d.sources.cryptoBackend], ['noble', 'default']);
+    assert.deepEqual([d.values.txGossipBatch, d.sources.txGossipBatch], [64, 'default']);
+    // Unset: the node picks (workers by core count, the cache's built-in capacity).
+    assert.deepEqual([d.sources.verifyWorkers, d.sources.verifyCacheSize], ['unset', 'unset']);
+    const file = await configFile({ cryptoBackend: 'pqclean', verifyWorkers: 0, verifyCacheSize: 0, txGossipBatch: 1 });
+    const c = await printed(['node', ...REQUIRED, '--config', file]);
+    assert.deepEqual(
+      [c.values.cryptoBackend, c.values.verifyWorkers, c.values.verifyCacheSize, c.values.txGossipBatch],
+      ['pqclean', 0, 0, 1],
+    );
+    assert.deepEqual([c.sources.cryptoBackend, c.sources.verifyWorkers, c.sources.verifyCacheSize, c.sources.txGossipBatch], ['config', 'config', 'config', 'config']);
+    const e = await printed(['node', ...REQUIRED, '--config', file, '--verify-workers', '3'], { QNEXUS_CRYPTO_BACKEND: 'noble', QNEXUS_TX_GOSSIP_BATCH: '16', QNEXUS_VERIFY_CACHE_SIZE: '5000' });
+    assert.deepEqual([e.values.cryptoBackend, e.sources.cryptoBackend], ['noble', 'env']);
+    assert.deepEqual([e.values.txGossipBatch, e.sources.txGossipBatch], [16, 'env']);
+    assert.deepEqual([e.values.verifyCacheSize, e.sources.verifyCacheSize], [5000, 'env']);
+    assert.deepEqual([e.values.verifyWorkers, e.sources.verifyWorkers], [3, 'flag']);
+    // The beacon takes --crypto-backend (shared option) but not the node's verification knobs.
+    const b = await printed(['beacon', ...REQUIRED, '--key', 'beacon.json', '--crypto-backend', 'pqclean']);
+    assert.deepEqual([b.values.cryptoBackend, b.sources.cryptoBackend], ['pqclean', 'flag']);
+    assert.equal('verifyWorkers' in b.sources, false);
+    const badKey = await run(['beacon', ...REQUIRED, '--key', 'beacon.json', '--config', await configFile({ verifyWorkers: 2 })]);
+    assert.equal(badKey.code, 1);
+    assert.match(badKey.stderr, /unknown key "verifyWorkers"/);
+    for (const cmd of ['node', 'beacon']) {
+      const h = await run([cmd, '--help']);
+      assert.match(h.stdout, /--crypto-backend <name>[\s\S]*choices: "noble", "pqclean"[\s\S]*env:\s+QNEXUS_CRYPTO_BACKEND\)/, cmd);
+    }
+    assert.match((await run(['node', '--help'])).stdout, /QNEXUS_VERIFY_WORKERS[\s\S]*QNEXUS_VERIFY_CACHE_SIZE[\s\S]*QNEXUS_TX_GOSSIP_BATCH/);
+  });
+
+  it('--crypto-backend pqclean where pqclean cannot load: CRYPTO_BACKEND_UNAVAILABLE, exit 1, no fallback', async () => {
+    // Hide the package from require() in the child, whether or not it is installed here.
+    const hook = join(dir, 'hide-pqclean.cjs');
+    await writeFile(
+      hook,
+      `const M = require('node:module'); const load = M._load;
+M._load = function (req, ...a) { if (req === 'pqclean') { const e = new Error("Cannot find module 'pqclean'"); e.code = 'MODULE_NOT_FOUND'; throw e; } return load.call(this, req, ...a); };\n`,
+    );
+    const env = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${hook}`.trim() };
+    const expect = (r: CliResult, what: string) => {
+      assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, /^error \[CRYPTO_BACKEND_UNAVAILABLE\]: --crypto-backend pqclean: the optional package pqclean is not installed/m, `${what}: ${r.stderr}`);
+    };
+    expect(await run(['node', ...REQUIRED, '--crypto-backend', 'pqclean'], env), 'node flag');
+    expect(await run(['node', ...REQUIRED], { ...env, QNEXUS_CRYPTO_BACKEND: 'pqclean' }), 'node env');
+    expect(await run(['beacon', ...REQUIRED, '--key', 'beacon.json', '--config', await configFile({ cryptoBackend: 'pqclean' })], env), 'beacon config file');
+    expect(await run(['devnet', '--dir', join(dir, 'devnet-pq'), '--crypto-backend', 'pqclean'], env), 'devnet');
+    assert.equal(existsSync(join(dir, 'devnet-pq')), false, 'the devnet created nothing');
+    // noble needs nothing optional: it gets past the backend check (to the missing genesis).
+    const noble = await run(['node', ...REQUIRED, '--crypto-backend', 'noble'], env);
+    assert.match(noble.stderr, /^error \[FILE_NOT_FOUND\]: genesis/m);
   });
 
   it('resolves relative paths in the file against its directory (flags and variables: against the working directory)', async () => {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { homeShard, parseAddress, toHex } from '@qnexus/crypto';
+import { backendAvailable, homeShard, parseAddress, toHex, type BackendName } from '@qnexus/crypto';
 import { peerIdFromKeyFile } from '@qnexus/p2p';
 import { epochCommittees } from '@qnexus/state';
 import {
@@ -243,6 +243,27 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
       d.manifest.processes.map((p) => [p.name, p.shard, p.p2pPort, p.apiPort]),
     );
     assert.deepEqual(r.manifest.accounts, d.manifest.accounts);
+  });
+
+  it('--crypto-backend goes to every node and the beacon when given, and only then (resuming takes it again)', async () => {
+    const pq = backendAvailable('pqclean') ? 'pqclean' : 'noble';
+    const o: DevnetOptions = { ...base('backend'), shards: 1, validators: 1, fullNodes: 1, accounts: 0, nodeCommand: echoNode, cryptoBackend: pq };
+    const d = await prepareDevnet(o);
+    for (const name of ['validator-0', 'full-0', 'beacon']) {
+      await failsToStart(d.restart(name));
+      assert.equal(argOf(await loggedArgs(d.process(name).logFile), '--crypto-backend'), pq, name);
+    }
+    await d.stop();
+    // Not a manifest setting: a resumed devnet without the option passes no flag (the processes' default, or QNEXUS_CRYPTO_BACKEND of `env`).
+    const r = await prepareDevnet({ dir: o.dir, nodeCommand: echoNode });
+    assert.equal(r.resumed, true);
+    for (const name of ['validator-0', 'beacon']) {
+      await failsToStart(r.restart(name));
+      assert.equal((await loggedArgs(r.process(name).logFile)).includes('--crypto-backend'), false, name);
+    }
+    await r.stop();
+    await assert.rejects(prepareDevnet({ ...base('bad-backend'), cryptoBackend: 'bogus' as BackendName }), (e: unknown) => e instanceof CliError && e.code === 'USAGE');
+    assert.equal(existsSync(join(dir, 'bad-backend')), false);
   });
 
   it('validates --shards and the total node count', async () => {

@@ -400,6 +400,7 @@ const routes: JsonRoute<Ctx>[] = [
         eventLoopLagMs: Math.round(c.load.lagMs),
         overloaded: c.load.overloaded,
         stateRoot: toHex(c.chain.headStateRoot),
+        cryptoBackend: c.verifier.backend.name,
       },
     ],
   },

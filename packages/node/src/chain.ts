@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, ZERO_HASH, bytesEqual, formatAddress, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, ZERO_HASH, bytesEqual, formatAddress, toHex, type SignatureBackend } from '@qnexus/crypto';
 import {
   QnexusError,
   blockHash,
@@ -95,6 +95,11 @@ export class Chain {
   /** State root in the head block's header (the committed state only changes at commit). */
   headStateRoot: Uint8Array = ZERO_HASH;
 
+  /** The process's signature backend (the verifier's): what XShard and the registry view sign and verify with. */
+  get backend(): SignatureBackend {
+    return this.verifier.backend;
+  }
+
   private constructor(
     readonly genesis: Genesis,
     readonly shard: number,
@@ -136,7 +141,7 @@ export class Chain {
   static async open(store: ChainStore, genesis: Genesis, shard: number, verifier: TxVerifier, log: Logger, epochOpts: EpochBookOptions = {}): Promise<Chain> {
     const head = await store.headHeight();
     const gh = genesisHash(genesis);
-    const epochs = await EpochBook.open(genesis, gh, store, log, epochOpts);
+    const epochs = await EpochBook.open(genesis, gh, store, log, { backend: verifier.backend, ...epochOpts });
     let chain: Chain;
     if (head < 0) {
       const state = WorldState.fromGenesis(genesis, shard);

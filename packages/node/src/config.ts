@@ -1,4 +1,5 @@
-import type { UnlockedKey } from '@qnexus/crypto';
+import { availableParallelism } from 'node:os';
+import type { BackendName, UnlockedKey } from '@qnexus/crypto';
 import type { Genesis } from '@qnexus/types';
 
 export type LogFormat = 'json' | 'pretty';
@@ -24,14 +25,37 @@ export interface ProcessConfig {
   apiRateLimit?: number;
   /** API burst per client IP (bucket size; default 4000, 0 disables the limit). */
   apiRateBurst?: number;
+  /**
+   * ML-DSA implementation that verifies and signs in this process (default `noble`). `pqclean`
+   * (the optional native addon) must be installed: the process refuses to start without it
+   * (CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE), it never falls back silently.
+   */
+  cryptoBackend?: BackendName;
 }
 
 export interface NodeConfig extends ProcessConfig {
   shard: number;
   /** Present on validators: the ML-DSA key that proposes and votes. */
   validatorKey?: UnlockedKey | null;
-  /** Worker threads verifying transaction signatures off the event loop (default 1). */
+  /**
+   * Worker threads verifying transaction signatures off the event loop (default
+   * `defaultVerifyWorkers()`: one per core but one). 0: no pool, every signature is verified on
+   * the event loop.
+   */
   verifyWorkers?: number;
+  /**
+   * Capacity of the verify-once cache of transaction signatures (default
+   * DEFAULT_VERIFY_CACHE_SIZE). 0 disables it: every check verifies (e.g. a transaction seen on
+   * gossip is verified again in its block).
+   */
+  verifyCacheSize?: number;
+  /** Most transactions per outbound gossip message, 1..MAX_TX_BATCH (default MAX_TX_BATCH = 64). */
+  txGossipBatch?: number;
+}
+
+/** Default verify workers: one per core but one (the event loop's), at least one. */
+export function defaultVerifyWorkers(): number {
+  return Math.max(1, availableParallelism() - 1);
 }
 
 /** Written to `<dataDir>/node-info.json` once the node is listening (read by the devnet launcher). */

@@ -1,4 +1,4 @@
-import { formatAddress, fromHex, getBackend, parseAddress, sha256, toHex, type UnlockedKey } from '@qnexus/crypto';
+import { formatAddress, fromHex, parseAddress, sha256, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
   decodeCompactProposal,
   decodeTxIdList,
@@ -350,7 +350,7 @@ export class Engine {
   }
 
   private sign(bytes: Uint8Array): Uint8Array {
-    return getBackend(this.chain.genesis.scheme).sign(this.key!.secretKey, bytes);
+    return this.verifier.backend.sign(this.key!.secretKey, bytes);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { bytesEqual, getBackend } from '@qnexus/crypto';
+import { bytesEqual, getBackend, type SignatureBackend } from '@qnexus/crypto';
 import {
   MAX_ANNOUNCEMENT_BYTES,
   MAX_SIGNATURE_BYTES,
@@ -58,6 +58,8 @@ const MAX_FETCH_PEERS = 6;
 export interface EpochBookOptions {
   /** Wall clock (ms), for the once-per-slot fetch limit and the "epoch could exist" bound. Default Date.now. */
   now?: () => number;
+  /** Verifies the beacon's announcements. Default noble; Chain.open passes the node's (its verifier's) backend. */
+  backend?: SignatureBackend;
 }
 
 /** u64 BE epoch: the fetch request. */
@@ -113,6 +115,7 @@ export class EpochBook {
   private stopped = false;
   private readonly topics: ReturnType<typeof beaconTopics>;
   private readonly now: () => number;
+  private readonly backend: SignatureBackend;
 
   private constructor(
     readonly genesis: Genesis,
@@ -123,6 +126,7 @@ export class EpochBook {
   ) {
     this.topics = beaconTopics(genesis.chainId);
     this.now = opts.now ?? Date.now;
+    this.backend = opts.backend ?? getBackend(genesis.scheme);
     this.epochs.set(0, genesisEpoch(genesis, genesisHash));
   }
 
@@ -245,7 +249,7 @@ export class EpochBook {
     } catch {
       return { ok: false, result: 'malformed' };
     }
-    const backend = getBackend(this.genesis.scheme);
+    const backend = this.backend;
     try {
       return { ok: true, committees: checkEpochAnnouncement(signed, this.genesis, this.genesisHash, (pk, msg, sig) => backend.verify(pk, msg, sig)) };
     } catch (e) {

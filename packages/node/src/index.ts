@@ -1,5 +1,7 @@
 export { startNode } from './node.js';
 export type { NodeConfig, NodeInfo, ProcessConfig, RunningNode, LogFormat, LogLevel } from './config.js';
+export { defaultVerifyWorkers } from './config.js';
+export { DEFAULT_VERIFY_CACHE_SIZE } from './verifier.js';
 export { topics } from './topics.js';
 // Shared with the beacon process: the same structured log format everywhere.
 export { Logger, LOG_LEVELS, isLogLevel, type LogFields } from './log.js';
@@ -21,4 +23,4 @@ export {
 export { MAX_API_BODY, parseListLimit, queryParams, readBody, readEvidenceBody, readJsonObject, startJsonApi, type JsonApiContext, type JsonApiOptions, type JsonRoute } from './http.js';
 export { Shutdown, serverUrl, writeInfoFile } from './process.js';
 // Shared with the beacon process: default process metrics and p2p gauges/counters.
-export { registerProcessMetrics, P2PMetrics, topicName } from './metrics.js';
+export { registerProcessMetrics, registerCryptoBackendInfo, P2PMetrics, topicName } from './metrics.js';

@@ -63,6 +63,21 @@ export function topicName(topic: string): string {
   return topic.split('/').filter((s) => s.length > 0).pop() ?? topic;
 }
 
+/**
+ * `qnexus_crypto_backend_info{backend,scheme} 1`: which ML-DSA implementation the process
+ * verifies and signs with (shard nodes and the beacon).
+ */
+export function registerCryptoBackendInfo(registry: Registry, backend: string, scheme: string): Gauge {
+  const g = new Gauge({
+    name: 'qnexus_crypto_backend_info',
+    help: 'The ML-DSA signature backend (noble or pqclean) and scheme of this process; always 1',
+    labelNames: ['backend', 'scheme'],
+    registers: [registry],
+  });
+  g.set({ backend, scheme }, 1);
+  return g;
+}
+
 /** Prometheus metrics, named qnexus_<area>_<what>_<unit>. One registry per node process. */
 export function createMetrics() {
   const registry = new Registry();

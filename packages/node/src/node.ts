@@ -1,23 +1,23 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatAddress, toHex } from '@qnexus/crypto';
-import { QnexusError, genesisHash, openTx } from '@qnexus/types';
+import { DEFAULT_BACKEND, backendStatus, formatAddress, getBackend, toHex } from '@qnexus/crypto';
+import { MAX_TX_BATCH, QnexusError, genesisHash, openTx } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { createP2PNode, discoveryProtocol, type P2PNode } from '@qnexus/p2p';
 import { startApi } from './api.js';
 import { ApiGuard } from './admin.js';
 import { Chain } from './chain.js';
-import type { NodeConfig, NodeInfo, RunningNode } from './config.js';
+import { defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
 import { Engine } from './engine.js';
 import { Logger } from './log.js';
 import { Mempool } from './mempool.js';
 import { MEMPOOL_JOURNAL_FILE, saveMempoolJournal, takeMempoolJournal } from './mempool-journal.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, registerCryptoBackendInfo } from './metrics.js';
 import { Syncer } from './sync.js';
 import { topics } from './topics.js';
 import { TxGossip } from './txgossip.js';
 import { LoadMonitor } from './load.js';
-import { TxVerifier } from './verifier.js';
+import { DEFAULT_VERIFY_CACHE_SIZE, TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
 import { Shutdown, serverUrl, writeInfoFile } from './process.js';
 import { XShard } from './xshard.js';
@@ -27,18 +27,23 @@ import { RecentXfers } from './explorer-index.js';
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const g = cfg.genesis;
   if (cfg.shard < 0 || cfg.shard >= g.shardCount) throw new QnexusError('BAD_CONFIG', `shard ${cfg.shard} does not exist (genesis has ${g.shardCount})`);
+  const tuning = nodeTuning(cfg);
+  // Fails here (CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE) when the backend cannot load: never a silent fallback.
+  getBackend(g.scheme, tuning.backend);
   mkdirSync(cfg.dataDir, { recursive: true });
   const validator = cfg.validatorKey ? formatAddress(cfg.validatorKey.address) : null;
   const log = new Logger(cfg.logFormat, cfg.logLevel, { shard: cfg.shard, ...(validator ? { validator: validator.slice(0, 10) } : {}) });
   const metrics = createMetrics();
   // The admin token is created (or read) before anything else starts: a bad token file fails fast.
   const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, registry: metrics.registry });
-  const pool = new VerifyPool(g.scheme, cfg.verifyWorkers ?? 1);
-  const verifier = new TxVerifier(g.scheme, metrics, pool);
+  registerCryptoBackendInfo(metrics.registry, tuning.backend, g.scheme);
+  // --verify-workers 0: no pool, transaction signatures are verified on the event loop.
+  const pool = tuning.verifyWorkers > 0 ? new VerifyPool(g.scheme, tuning.verifyWorkers, tuning.backend) : null;
+  const verifier = new TxVerifier(g.scheme, metrics, pool, { capacity: tuning.verifyCacheSize, backend: tuning.backend });
   const shutdown = new Shutdown(log);
-  shutdown.add(() => pool.close());
+  if (pool) shutdown.add(() => pool.close());
   const store = await ChainStore.open(join(cfg.dataDir, 'db')).catch(async (e: unknown) => {
-    await pool.close();
+    await pool?.close();
     throw e;
   });
   shutdown.add(() => store.close());
@@ -72,7 +77,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     await chain.epochs.start(p2p);
     shutdown.add(() => chain.epochs.stop());
     const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log);
-    const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }));
+    const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch);
     txGossip.subscribe();
     shutdown.add(() => txGossip.stop());
     await restoreMempool(journal, mempool, txGossip, p2p, t.tx, log);
@@ -87,7 +92,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     // Shed API load once the loop lags by more than a tenth of a slot.
     const load = new LoadMonitor(Math.max(20, g.slotMs / 10));
     // …or once a block's worth of signatures is already waiting for the verify workers.
-    load.addSignal(() => pool.backlog > 256);
+    if (pool) load.addSignal(() => pool.backlog > 256);
     shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
     // The explorer's list of recent transfers: seeded from the state, then from every commit (consensus or sync).
@@ -119,12 +124,31 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       api: info.apiUrl,
       listen: info.multiaddrs,
       height: chain.headHeight,
+      cryptoBackend: `${tuning.backend} (${backendStatus(tuning.backend).detail})`,
+      verifyWorkers: tuning.verifyWorkers,
+      verifyCacheSize: tuning.verifyCacheSize,
+      txGossipBatch: tuning.txGossipBatch,
     });
     return { info, stop: () => shutdown.stop('node') };
   } catch (e) {
     await shutdown.abort();
     throw e;
   }
+}
+
+/** The crypto and verification knobs of a NodeConfig, defaults applied and ranges checked (BAD_CONFIG). */
+function nodeTuning(cfg: NodeConfig) {
+  const int = (name: string, v: number | undefined, dflt: number, min: number, max: number): number => {
+    const n = v ?? dflt;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new QnexusError('BAD_CONFIG', `${name} must be an integer in [${min}, ${max}], not ${n}`);
+    return n;
+  };
+  return {
+    backend: cfg.cryptoBackend ?? DEFAULT_BACKEND,
+    verifyWorkers: int('verifyWorkers', cfg.verifyWorkers, defaultVerifyWorkers(), 0, 256),
+    verifyCacheSize: int('verifyCacheSize', cfg.verifyCacheSize, DEFAULT_VERIFY_CACHE_SIZE, 0, 100_000_000),
+    txGossipBatch: int('txGossipBatch', cfg.txGossipBatch, MAX_TX_BATCH, 1, MAX_TX_BATCH),
+  };
 }
 
 /**

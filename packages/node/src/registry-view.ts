@@ -28,8 +28,10 @@ export class RegistryView {
     private readonly genesis: Genesis,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** Verifies the beacon's snapshot signatures: the node's backend (default noble). */
+    backend: SignatureBackend = getBackend(genesis.scheme),
   ) {
-    this.backend = getBackend(genesis.scheme);
+    this.backend = backend;
   }
 
   /** The newest verified snapshot, or null before the first arrives. */

@@ -29,8 +29,8 @@ const FLUSH_MS = 20;
 
 /**
  * Transaction gossip in batches. Outbound: transactions admitted through the
- * API are collected for up to FLUSH_MS (or MAX_TX_BATCH) and published as one
- * message. Inbound: each transaction in a batch goes through full admission;
+ * API are collected for up to FLUSH_MS (or `maxBatch`, default and at most
+ * MAX_TX_BATCH; `--tx-gossip-batch`) and published as one message. Inbound: each transaction in a batch goes through full admission;
  * the batch is rejected (not relayed, sender penalised) if any transaction is
  * invalid in a way the relayer must have noticed, accepted if it brought at
  * least one new transaction, ignored otherwise.
@@ -45,7 +45,11 @@ export class TxGossip {
     private readonly mempool: Mempool,
     private readonly metrics: Metrics,
     private readonly onPublishError: (e: Error) => void,
-  ) {}
+    /** Most transactions per outbound message, 1..MAX_TX_BATCH (inbound batches may always hold MAX_TX_BATCH). */
+    readonly maxBatch: number = MAX_TX_BATCH,
+  ) {
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_TX_BATCH) throw new RangeError(`tx gossip batch must be 1..${MAX_TX_BATCH}, not ${maxBatch}`);
+  }
 
   subscribe(): void {
     this.p2p.subscribe(this.topic, { maxBytes: MAX_TX_BATCH_BYTES, validate: (d) => this.validate(d) });
@@ -54,7 +58,7 @@ export class TxGossip {
   /** Queue an admitted transaction for the next outbound batch. */
   publish(raw: Uint8Array): void {
     this.pending.push(raw);
-    if (this.pending.length >= MAX_TX_BATCH) this.flush();
+    if (this.pending.length >= this.maxBatch) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
 
@@ -62,7 +66,7 @@ export class TxGossip {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     while (this.pending.length) {
-      const batch = this.pending.splice(0, MAX_TX_BATCH);
+      const batch = this.pending.splice(0, this.maxBatch);
       this.p2p.publish(this.topic, encodeTxBatch(batch)).catch((e: Error) => this.onPublishError(e));
     }
   }

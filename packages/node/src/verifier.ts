@@ -1,4 +1,4 @@
-import { bytesEqual, getBackend, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, bytesEqual, getBackend, type BackendName, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
 import { stakeConsentSigningBytes, type TxEnvelope } from '@qnexus/types';
 import type { Metrics } from './metrics.js';
 import type { VerifyPool } from './verify-pool.js';
@@ -9,6 +9,20 @@ import type { VerifyPool } from './verify-pool.js';
  * consent signature failing (STAKE_BAD_CONSENT).
  */
 export type TxVerdict = 'ok' | 'TX_BAD_SIGNATURE' | 'STAKE_BAD_CONSENT';
+
+/** Default capacity of the verify-once cache (`--verify-cache-size`). */
+export const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
+
+export interface TxVerifierOptions {
+  /** Entries of the verify-once cache (default DEFAULT_VERIFY_CACHE_SIZE); 0 caches nothing. */
+  capacity?: number;
+  /**
+   * The signature backend of this thread (default noble). The pool's workers load their own,
+   * by name (VerifyPool's `backend`): give both the same. Throws CryptoBackendError when it
+   * cannot load.
+   */
+  backend?: BackendName;
+}
 
 /** One signature check, as the worker pool takes it. */
 interface SigCheck {
@@ -29,18 +43,28 @@ interface SigCheck {
  * (over `stakeConsentSigningBytes(chainId, funder, validatorPublicKey)`). It is
  * inside the signed body, so the tx id already binds it: one cache entry per
  * (tx id, signature) covers both checks. Only positive verdicts are cached.
+ * With capacity 0 nothing is cached and every check verifies.
  */
 export class TxVerifier {
   private readonly ok = new Map<string, Uint8Array>();
+  /** The process's signature backend (consensus signatures are verified and made with it too). */
   readonly backend: SignatureBackend;
+  readonly capacity: number;
 
   constructor(
     scheme: SchemeName,
     private readonly metrics: Metrics,
     private readonly pool: VerifyPool | null = null,
-    private readonly capacity = 200_000,
+    opts: TxVerifierOptions = {},
   ) {
-    this.backend = getBackend(scheme);
+    this.backend = getBackend(scheme, opts.backend ?? DEFAULT_BACKEND);
+    this.capacity = opts.capacity ?? DEFAULT_VERIFY_CACHE_SIZE;
+    if (!Number.isSafeInteger(this.capacity) || this.capacity < 0) throw new RangeError(`verify cache capacity must be a non-negative integer, not ${this.capacity}`);
+  }
+
+  /** Entries in the verify-once cache. */
+  get cacheSize(): number {
+    return this.ok.size;
   }
 
   private cached(env: TxEnvelope): boolean {
@@ -53,6 +77,7 @@ export class TxVerifier {
   }
 
   private remember(env: TxEnvelope): void {
+    if (this.capacity === 0) return;
     if (this.ok.size >= this.capacity) {
       // Maps iterate in insertion order: drop the oldest entry.
       const first = this.ok.keys().next();

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import type { SchemeName } from '@qnexus/crypto';
-import type { VerifyRequest } from './verify-worker.js';
+import { DEFAULT_BACKEND, type BackendName, type SchemeName } from '@qnexus/crypto';
+import type { VerifyRequest, VerifyWorkerData } from './verify-worker.js';
 
 interface Item {
   publicKey: Uint8Array;
@@ -16,7 +16,8 @@ const MAX_BATCH = 32;
  * ML-DSA verification on worker threads, so bursts of transaction signatures
  * never sit in the main event loop ahead of slot ticks, proposals and votes.
  * Requests are batched (one message per up to 32 signatures) and sent to the
- * worker with the fewest outstanding requests.
+ * worker with the fewest outstanding requests. Each worker loads `backend` itself
+ * (by name, through workerData): give the main thread's TxVerifier the same one.
  */
 export class VerifyPool {
   private readonly workers: { w: Worker; inflight: number }[] = [];
@@ -25,10 +26,15 @@ export class VerifyPool {
   private scheduled = false;
   private nextId = 1;
   private closed = false;
+  /** A worker's error (e.g. its backend failed to load): every later request fails with it. */
+  private broken: Error | null = null;
+  readonly backend: BackendName;
 
-  constructor(scheme: SchemeName, size: number) {
+  constructor(scheme: SchemeName, size: number, backend: BackendName = DEFAULT_BACKEND) {
+    this.backend = backend;
+    const workerData: VerifyWorkerData = { scheme, backend };
     for (let i = 0; i < Math.max(1, size); i++) {
-      const w = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData: { scheme } });
+      const w = new Worker(new URL('./verify-worker.js', import.meta.url), { workerData });
       const slot = { w, inflight: 0 };
       w.on('message', (m: { id: number; ok: boolean[] }) => {
         slot.inflight--;
@@ -42,6 +48,11 @@ export class VerifyPool {
     }
   }
 
+  /** Worker threads. */
+  get size(): number {
+    return this.workers.length;
+  }
+
   /** Signatures queued or being verified. */
   get backlog(): number {
     let n = this.queue.length;
@@ -51,6 +62,7 @@ export class VerifyPool {
 
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error('verify pool is closed'));
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
       this.queue.push({ publicKey, message, signature, resolve, reject });
       if (this.queue.length >= MAX_BATCH * this.workers.length) this.flush();
@@ -63,6 +75,7 @@ export class VerifyPool {
 
   private flush(): void {
     this.scheduled = false;
+    if (this.broken) return this.failAll(this.broken);
     while (this.queue.length) {
       const items = this.queue.splice(0, MAX_BATCH);
       const slot = this.workers.reduce((a, b) => (b.inflight < a.inflight ? b : a));
@@ -75,6 +88,9 @@ export class VerifyPool {
   }
 
   private failAll(e: Error): void {
+    this.broken ??= e;
+    for (const it of this.queue) it.reject(e);
+    this.queue = [];
     for (const items of this.waiting.values()) for (const it of items) it.reject(e);
     this.waiting.clear();
   }

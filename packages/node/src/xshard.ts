@@ -1,4 +1,4 @@
-import { bytesEqual, formatAddress, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
+import { bytesEqual, formatAddress, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
   MAX_REPORT_ITEMS,
   MAX_TX_BATCH_BYTES,
@@ -107,7 +107,7 @@ export class XShard {
     this.beaconProtocol = bt.protocol;
     this.registryTopic = bt.registry;
     this.self = key ? formatAddress(key.address) : null;
-    this.registry = new RegistryView(g, metrics, log);
+    this.registry = new RegistryView(g, metrics, log, chain.backend);
   }
 
   get beaconPeerId(): string {
@@ -124,7 +124,7 @@ export class XShard {
     // the binding is made once, and each report/hello checks membership at the time it is sent.
     if (this.key) {
       const binding = { chainId: g.chainId, shard: this.chain.shard, publicKey: this.key.publicKey, peerId: this.p2p.peerId };
-      this.binding = { binding, signature: getBackend(g.scheme).sign(this.key.secretKey, peerBindingSigningBytes(binding)) };
+      this.binding = { binding, signature: this.chain.backend.sign(this.key.secretKey, peerBindingSigningBytes(binding)) };
       this.engine.commitListeners.push((c, cert, changes) => this.onCommit(c, cert, changes));
       this.mempool.onStaleSystem = (env) => this.onStale(env);
     }

@@ -1,3 +1,4 @@
+import type { BackendName } from '@qnexus/crypto';
 import type { StakingTotalsJson, ValidatorInfoJson } from '@qnexus/types';
 /**
  * Response shapes of the node's HTTP JSON API (`/v1/...`).
@@ -33,6 +34,8 @@ export interface StatusInfo {
    * `assignedShard` other than `shard` means the node should be restarted with that `--shard`.
    */
   committee: { inCommittee: boolean; assignedShard: number | null } | null;
+  /** The ML-DSA implementation the node verifies and signs with (`--crypto-backend`). */
+  cryptoBackend: BackendName;
 }
 
 export interface CertificateVoteInfo {
@@ -293,6 +296,8 @@ export interface BeaconStatusInfo {
   slot: number;
   epoch: number;
   xtransfers: BeaconXferCounts;
+  /** The ML-DSA implementation the beacon verifies and signs with (`--crypto-backend`). */
+  cryptoBackend: BackendName;
 }
 
 /** `GET /v1/validators` on the beacon: the whole registry and the staking totals. */

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { join } from 'node:path';
-import { DEFAULT_SCHEME, type SchemeName } from '@qnexus/crypto';
+import { BACKENDS, DEFAULT_SCHEME, type BackendName, type SchemeName } from '@qnexus/crypto';
 import type { LogFormat } from '@qnexus/node';
 import { DEVNET_DEFAULTS, MAX_DEVNET_NODES, MAX_DEVNET_SHARDS, startDevnet, type Devnet, type DevnetEvent } from '../devnet.js';
 import { initDevnetConfig } from '../devnet-init.js';
@@ -22,6 +22,7 @@ interface DevnetCmdOpts {
   chainId: string;
   logFormat: LogFormat;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  cryptoBackend?: BackendName;
   readyTimeout: number;
   epochLength: number;
   unbondingEpochs?: number;
@@ -116,6 +117,9 @@ export function devnetCommand(parent: Command): Command {
     .option('--chain-id <id>', 'chain id', parseChainId, DEVNET_DEFAULTS.chainId)
     .addOption(new Option('--log-format <format>', 'format of the node and beacon log files').choices(['pretty', 'json']).default(DEVNET_DEFAULTS.logFormat))
     .addOption(new Option('--log-level <level>', 'node and beacon log level').choices(['debug', 'info', 'warn', 'error']).default(DEVNET_DEFAULTS.logLevel))
+    .addOption(
+      new Option('--crypto-backend <name>', 'ML-DSA implementation of every node and the beacon (--crypto-backend of qnexus node/beacon; default noble); pqclean must be installed').choices([...BACKENDS]),
+    )
     .addOption(new Option('--ready-timeout <seconds>', 'how long each process may take to answer /v1/status').argParser(intParser(1, 3600)).default(30))
     .addHelpText(
       'after',
@@ -187,6 +191,7 @@ is kept. Start each process by hand with
         reset: o.reset ?? false,
         logFormat: o.logFormat,
         logLevel: o.logLevel,
+        ...(o.cryptoBackend !== undefined ? { cryptoBackend: o.cryptoBackend } : {}),
         readyTimeoutMs: o.readyTimeout * 1000,
         ...(o.genesisDelay !== undefined ? { genesisDelayMs: o.genesisDelay * 1000 } : {}),
         signal: abort.signal,

@@ -7,14 +7,21 @@ import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
 import { runUntilStopped } from '../run.js';
 import { addConfigSupport, printEffectiveConfig, type ConfigOptions } from '../config-file.js';
-import { addProcessOptions, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
+import { addProcessOptions, checkCryptoBackend, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
 import { topologyBootstrap } from '../topology.js';
 import { intParser, note } from '../util.js';
 
 interface NodeOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   shard?: number;
   validator?: string;
+  verifyWorkers?: number;
+  verifyCacheSize?: number;
+  txGossipBatch: number;
 }
+
+// Mirrors of the node package's defaults (it is imported lazily: it loads libp2p).
+const MAX_TX_BATCH = 64;
+const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7000';
 
@@ -32,6 +39,9 @@ export function nodeCommand(parent: Command): Command {
     bootstrap: 'peer to dial, with /p2p/<peerId>; repeatable or comma-separated',
     bootstrapFile: 'also dial the peers a devnet topology file (qnexus devnet init) lists for this process: the beacon and every node of --shard',
   })
+    .option('--verify-workers <n>', 'worker threads verifying transaction signatures; 0 verifies on the event loop (default: one per core but one, at least 1)', intParser(0, 256))
+    .option('--verify-cache-size <n>', `entries of the verify-once cache of transaction signatures; 0 disables it, so every check verifies (default ${DEFAULT_VERIFY_CACHE_SIZE})`, intParser(0, 100_000_000))
+    .option('--tx-gossip-batch <n>', 'most transactions per outbound gossip message', intParser(1, MAX_TX_BATCH), MAX_TX_BATCH)
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
   addPassphraseOptions(cmd).addHelpText(
     'after',
@@ -52,6 +62,7 @@ export function nodeCommand(parent: Command): Command {
 
 /** Turn the command line into a NodeConfig (reads the genesis, unlocks the validator key). */
 export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
+  checkCryptoBackend(o.cryptoBackend);
   if (!o.validator && hasPassphraseSource(o)) throw usageError('--passphrase-env/--passphrase-file only apply with --validator');
   const genesis = await loadGenesisFile(o.genesis);
   if (o.shard !== undefined && o.shard >= genesis.shardCount) {
@@ -80,6 +91,8 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
     shard = o.shard ?? assigned ?? 0;
   }
   const shared = await processConfig(o, DEFAULT_LISTEN, (t) => topologyBootstrap(t, { role: 'node', shard }));
-  const cfg: NodeConfig = { dataDir: o.dataDir, genesis, shard, validatorKey, ...shared };
+  const cfg: NodeConfig = { dataDir: o.dataDir, genesis, shard, validatorKey, ...shared, txGossipBatch: o.txGossipBatch };
+  if (o.verifyWorkers !== undefined) cfg.verifyWorkers = o.verifyWorkers;
+  if (o.verifyCacheSize !== undefined) cfg.verifyCacheSize = o.verifyCacheSize;
   return cfg;
 }

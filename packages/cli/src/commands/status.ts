@@ -37,6 +37,8 @@ export function formatStatus(s: StatusInfo): string[] {
     ['round/step', `${s.round} / ${s.step}`],
     ['mempool', `${s.mempoolSize} tx${s.mempoolSize === 1 ? '' : 's'}`],
     ['syncing', s.syncing ? 'yes' : 'no'],
+    // Older nodes do not report it.
+    ...(s.cryptoBackend ? [['crypto', `ML-DSA by ${s.cryptoBackend}`]] : []),
   ]);
 }
 
@@ -50,6 +52,7 @@ export function formatBeaconStatus(s: BeaconStatusInfo): string[] {
     ['peers', String(s.peers)],
     ['slot', `${s.slot} (epoch ${s.epoch})`],
     ['xtransfers', x ? `${x.total} (${x.undecided} undecided, ${x.committed} committed, ${x.aborted} aborted; ${x.applied} applied on both shards)` : '-'],
+    ...(s.cryptoBackend ? [['crypto', `ML-DSA by ${s.cryptoBackend}`]] : []),
   ]);
 }
 
