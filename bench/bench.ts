@@ -7,9 +7,10 @@
 //           × offered, or p50 > --saturation-p50-slots); then one step at half the saturation rate.
 // Phases:   --xshard-rate 10 --duration 30 --xshard-alone true --mix-intra-factor 0.25 | --mix-intra-rate
 //           --sync true (a fresh full node syncs shard 0 from one peer)
-//           --variants baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,pqclean|none
+//           --variants baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,pqclean|none
 //           (each on a fresh devnet at one fixed rate: --variant-rate or --variant-rate-factor ×
 //           the sweep's saturation; --variant-duration 20)
+// Research: --node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof" (Node flags for every devnet process)
 // Output:   a table on stdout; bench/results/bench-<time>.json and bench-<time>.svg (the sweep).
 //
 // Starts its own devnets (real processes: the beacon and every shard node), measures this
@@ -19,12 +20,13 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
 import type { QnexusClient, TxInfo } from '@qnexus/sdk';
-import type { SchemeName } from '@qnexus/crypto';
+import { backendAvailable, type SchemeName } from '@qnexus/crypto';
 import { sweepSvg } from './plot.js';
 import { wireDelta, wireSnapshot, type WireSnapshot } from './wire.js';
 
@@ -50,10 +52,11 @@ const { values: args } = parseArgs({
     'mix-intra-factor': { type: 'string', default: '0.25' },
     'xfer-timeout-slots': { type: 'string', default: '20' },
     sync: { type: 'string', default: 'true' },
-    variants: { type: 'string', default: 'baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,pqclean' },
+    variants: { type: 'string', default: 'baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,pqclean' },
     'variant-rate': { type: 'string' },
     'variant-rate-factor': { type: 'string', default: '1.3' },
     'variant-duration': { type: 'string', default: '20' },
+    'node-flags': { type: 'string' },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     'base-port': { type: 'string', default: '27000' },
@@ -115,6 +118,9 @@ function measureCrypto(scheme: string, backend: string, ms = 2000): { verifyPerS
 }
 
 type Kind = 'transfer' | 'xtransfer';
+
+/** Pre-signing is not what the bench measures: use the fastest backend this machine has. */
+const SIGN_BACKEND = backendAvailable('pqclean') ? 'pqclean' : 'noble';
 interface TxSpec {
   kind: Kind;
   to: string;
@@ -123,6 +129,8 @@ interface TxSpec {
 interface SignJob {
   chainId: string;
   scheme: string;
+  /** What signs: pqclean when it is installed (several times faster), else noble; nodes accept both. */
+  backend: string;
   shardCount: number;
   publicKey: Uint8Array;
   secretKey: Uint8Array;
@@ -139,7 +147,7 @@ async function presign(jobs: SignJob[]): Promise<Signed[][]> {
     const { parentPort, workerData } = require('node:worker_threads');
     import('@qnexus/sdk').then(({ buildTransfer, buildXTransfer }) => {
       const out = workerData.jobs.map((j) => j.txs.map((s) => {
-        const p = { key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: j.scheme }, chainId: j.chainId, to: s.to, amount: 1n, fee: 1n, nonce: BigInt(s.nonce) };
+        const p = { key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: j.scheme, backend: j.backend }, chainId: j.chainId, to: s.to, amount: 1n, fee: 1n, nonce: BigInt(s.nonce) };
         const t = s.kind === 'xtransfer' ? buildXTransfer({ ...p, shardCount: j.shardCount }) : buildTransfer(p);
         return { raw: t.raw, hash: t.hash };
       }));
@@ -316,6 +324,7 @@ async function openNet(shards: number, accountsPerShard: number, basePort: numbe
     shards,
     scheme: args.scheme as SchemeName,
     env: { QNEXUS_CRYPTO_BACKEND: args['crypto-backend']!, ...o.env },
+    ...(args['node-flags'] ? { nodeCommand: { command: process.execPath, args: [...args['node-flags'].split(/\s+/).filter(Boolean), fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url))] } } : {}),
     validators: num('validators'),
     fullNodes: num('full-nodes'),
     accounts: accountsPerShard,
@@ -389,7 +398,7 @@ async function buildSchedule(net: Net, streams: { kind: Kind; rate: number; coun
     specs[e.acct]!.push({ kind: e.kind, to: recipient(net, a, e.kind), nonce: next[e.acct]!++ });
   }
   const signed = await presign(
-    net.accounts.map((a, i) => ({ chainId: net.devnet.genesis.chainId, scheme: net.devnet.genesis.scheme, shardCount: net.shards, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: specs[i]! })),
+    net.accounts.map((a, i) => ({ chainId: net.devnet.genesis.chainId, scheme: net.devnet.genesis.scheme, backend: SIGN_BACKEND, shardCount: net.shards, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: specs[i]! })),
   );
   return events.map((e, n) => ({ ...signed[where[n]!.acct]![where[n]!.i]!, kind: e.kind, acct: e.acct, at: e.at }));
 }
@@ -981,6 +990,7 @@ const VARIANTS: Record<string, { what: string; env: Record<string, string>; rate
   'no-verify-cache': { what: 'verify-once cache off (--verify-cache-size 0): blocks re-verify every tx signature', env: { QNEXUS_VERIFY_CACHE_SIZE: '0' } },
   'no-verify-pool': { what: 'tx signatures on the event loop (--verify-workers 0), no worker threads', env: { QNEXUS_VERIFY_WORKERS: '0' } },
   'tx-gossip-batch-1': { what: 'one transaction per gossip message (--tx-gossip-batch 1)', env: { QNEXUS_TX_GOSSIP_BATCH: '1' } },
+  'tx-gossip-flush-20': { what: 'tx gossip batches flushed after 20 ms, the old window (--tx-gossip-flush-ms 20)', env: { QNEXUS_TX_GOSSIP_FLUSH_MS: '20' } },
   pqclean: { what: 'native PQClean backend in every process (--crypto-backend pqclean)', env: { QNEXUS_CRYPTO_BACKEND: 'pqclean' }, rateFactor: 6, backend: 'pqclean' },
   noble: { what: 'pure-JS noble backend in every process (--crypto-backend noble)', env: { QNEXUS_CRYPTO_BACKEND: 'noble' }, backend: 'noble' },
 };

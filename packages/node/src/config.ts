@@ -51,6 +51,11 @@ export interface NodeConfig extends ProcessConfig {
   verifyCacheSize?: number;
   /** Most transactions per outbound gossip message, 1..MAX_TX_BATCH (default MAX_TX_BATCH = 64). */
   txGossipBatch?: number;
+  /**
+   * How long an admitted transaction may wait for others to share its gossip message, in ms
+   * (default DEFAULT_TX_GOSSIP_FLUSH_MS; 0 publishes at the next turn of the event loop).
+   */
+  txGossipFlushMs?: number;
 }
 
 /** Default verify workers: one per core but one (the event loop's), at least one. */

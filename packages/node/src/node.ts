@@ -15,7 +15,7 @@ import { MEMPOOL_JOURNAL_FILE, saveMempoolJournal, takeMempoolJournal } from './
 import { createMetrics, registerCryptoBackendInfo } from './metrics.js';
 import { Syncer } from './sync.js';
 import { topics } from './topics.js';
-import { TxGossip } from './txgossip.js';
+import { DEFAULT_TX_GOSSIP_FLUSH_MS, TxGossip } from './txgossip.js';
 import { LoadMonitor } from './load.js';
 import { DEFAULT_VERIFY_CACHE_SIZE, TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
@@ -77,7 +77,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     await chain.epochs.start(p2p);
     shutdown.add(() => chain.epochs.stop());
     const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log);
-    const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch);
+    const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs);
     txGossip.subscribe();
     shutdown.add(() => txGossip.stop());
     await restoreMempool(journal, mempool, txGossip, p2p, t.tx, log);
@@ -128,6 +128,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       verifyWorkers: tuning.verifyWorkers,
       verifyCacheSize: tuning.verifyCacheSize,
       txGossipBatch: tuning.txGossipBatch,
+      txGossipFlushMs: tuning.txGossipFlushMs,
     });
     return { info, stop: () => shutdown.stop('node') };
   } catch (e) {
@@ -148,6 +149,7 @@ function nodeTuning(cfg: NodeConfig) {
     verifyWorkers: int('verifyWorkers', cfg.verifyWorkers, defaultVerifyWorkers(), 0, 256),
     verifyCacheSize: int('verifyCacheSize', cfg.verifyCacheSize, DEFAULT_VERIFY_CACHE_SIZE, 0, 100_000_000),
     txGossipBatch: int('txGossipBatch', cfg.txGossipBatch, MAX_TX_BATCH, 1, MAX_TX_BATCH),
+    txGossipFlushMs: int('txGossipFlushMs', cfg.txGossipFlushMs, DEFAULT_TX_GOSSIP_FLUSH_MS, 0, 10_000),
   };
 }
 

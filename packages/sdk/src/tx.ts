@@ -8,6 +8,7 @@ import {
   parseAddress,
   sha256,
   toHex,
+  type BackendName,
   type SchemeName,
 } from '@qnexus/crypto';
 import { QnexusError, encodeTx, stakeConsentSigningBytes, txSigningBytes, type TxBody, type TxPayload } from '@qnexus/types';
@@ -21,6 +22,8 @@ export interface SigningKey {
   publicKey: Uint8Array;
   secretKey: Uint8Array;
   scheme: SchemeName;
+  /** The ML-DSA implementation that signs (default `noble`; `pqclean` is faster where installed). Both produce signatures every node accepts. */
+  backend?: BackendName;
 }
 
 export interface TransferParams {
@@ -117,7 +120,7 @@ export function buildStake(p: StakeParams): BuiltTx {
   const v = p.validatorKey ?? p.key;
   if (v.scheme !== p.key.scheme) throw new QnexusError('TX_WRONG_SCHEME', `validator key is ${v.scheme}, funding key is ${p.key.scheme}`);
   if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
-  const consent = getBackend(v.scheme).sign(v.secretKey, stakeConsentSigningBytes(p.chainId, addressFromPublicKey(p.key.publicKey), v.publicKey));
+  const consent = getBackend(v.scheme, v.backend).sign(v.secretKey, stakeConsentSigningBytes(p.chainId, addressFromPublicKey(p.key.publicKey), v.publicKey));
   return signTx(p, { kind: 'stake', validatorPublicKey: v.publicKey, amount: p.amount, validatorSignature: consent });
 }
 
@@ -138,7 +141,7 @@ function signTx(p: AccountTxParams, payload: TxPayload): BuiltTx {
   checkU64(p.nonce, 'nonce', 'TX_MALFORMED');
   const body: TxBody = { chainId: p.chainId, nonce: p.nonce, fee: p.fee, publicKey: p.key.publicKey, payload };
   const signBytes = txSigningBytes(body);
-  const signature = getBackend(p.key.scheme).sign(p.key.secretKey, signBytes);
+  const signature = getBackend(p.key.scheme, p.key.backend).sign(p.key.secretKey, signBytes);
   const raw = encodeTx({ body, signature });
   return { raw, hash: toHex(sha256(signBytes)), from: formatAddress(addressFromPublicKey(p.key.publicKey)) };
 }

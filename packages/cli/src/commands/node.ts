@@ -17,11 +17,13 @@ interface NodeOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   verifyWorkers?: number;
   verifyCacheSize?: number;
   txGossipBatch: number;
+  txGossipFlushMs?: number;
 }
 
 // Mirrors of the node package's defaults (it is imported lazily: it loads libp2p).
 const MAX_TX_BATCH = 64;
 const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
+const DEFAULT_TX_GOSSIP_FLUSH_MS = 100;
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7000';
 
@@ -42,6 +44,7 @@ export function nodeCommand(parent: Command): Command {
     .option('--verify-workers <n>', 'worker threads verifying transaction signatures; 0 verifies on the event loop (default: one per core but one, at least 1)', intParser(0, 256))
     .option('--verify-cache-size <n>', `entries of the verify-once cache of transaction signatures; 0 disables it, so every check verifies (default ${DEFAULT_VERIFY_CACHE_SIZE})`, intParser(0, 100_000_000))
     .option('--tx-gossip-batch <n>', 'most transactions per outbound gossip message', intParser(1, MAX_TX_BATCH), MAX_TX_BATCH)
+    .option('--tx-gossip-flush-ms <ms>', `longest wait for more transactions before publishing a gossip batch (default ${DEFAULT_TX_GOSSIP_FLUSH_MS})`, intParser(0, 10_000))
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
   addPassphraseOptions(cmd).addHelpText(
     'after',
@@ -94,5 +97,6 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   const cfg: NodeConfig = { dataDir: o.dataDir, genesis, shard, validatorKey, ...shared, txGossipBatch: o.txGossipBatch };
   if (o.verifyWorkers !== undefined) cfg.verifyWorkers = o.verifyWorkers;
   if (o.verifyCacheSize !== undefined) cfg.verifyCacheSize = o.verifyCacheSize;
+  if (o.txGossipFlushMs !== undefined) cfg.txGossipFlushMs = o.txGossipFlushMs;
   return cfg;
 }
