@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { addressFromPublicKey, getBackend, toHex, type SchemeName } from '@qnexus/crypto';
 import { createP2PNode, type P2PNode } from '@qnexus/p2p';
 import { topics } from '@qnexus/node';
-import { decodeVote, encodeVote, voteSigningBytes, type VoteBody } from '@qnexus/types';
+import { decodeVoteGossip, encodeVote, voteSigningBytes, type VoteBody } from '@qnexus/types';
 
 export interface EquivocatorOptions {
   chainId: string;
@@ -57,7 +57,7 @@ export async function startEquivocator(o: EquivocatorOptions): Promise<Equivocat
     maxBytes: 16 * 1024,
     validate: (data) => {
       try {
-        const v = decodeVote(data);
+        const v = decodeVoteGossip(data);
         const key = `${v.body.height}/${v.body.round}`;
         if (published < max && v.body.step === 'prevote' && !done.has(key) && toHex(v.body.validator) === victim) {
           done.add(key);

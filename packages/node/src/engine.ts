@@ -2,13 +2,13 @@ import { formatAddress, fromHex, parseAddress, sha256, toHex, type UnlockedKey }
 import {
   decodeCompactProposal,
   decodeTxIdList,
-  decodeVote,
+  decodeVoteGossip,
   encodeCompactProposal,
   encodeTxIdList,
   openTx,
   txRoot,
   encodeEvidence,
-  encodeVote,
+  encodeVoteGossip,
   epochOf,
   headerSigningBytes,
   proposalSigningBytes,
@@ -72,7 +72,9 @@ export class Engine {
   private stopped = false;
   private roundsAtHeightStart = 0;
   /** Bodies of the votes we signed at the current height (re-sent when the height stalls). */
-  private myVotes: VoteBody[] = [];
+  /** This height's votes as signed, re-sent as they are (see resendVotes). */
+  private myVotes: SignedVote[] = [];
+  private resends = 0;
   private lastTickHeight = -1;
   private stalledSlots = 0;
   /** Hashes of vote bodies whose signature we verified (verify-once for votes, bounded). */
@@ -194,9 +196,10 @@ export class Engine {
    * Gossip can lose a vote (a peer restarting, a pruned mesh link) and a lost
    * prevote can leave some validators locked on a block the others never saw a
    * polka for. When a height has made no progress for a whole slot, re-send our
-   * votes of this height. They are re-signed because gossipsub drops identical
-   * bytes for two minutes; the body is identical, so this is not a conflicting
-   * signature (and needs no new signer record).
+   * votes of this height, exactly as signed. gossipsub drops identical bytes for
+   * two minutes, so a re-send carries an unsigned counter after the vote
+   * (`encodeVoteGossip`): new gossip bytes, no new signature. (It used to sign
+   * again: under load that was a third of a validator's signing.)
    */
   private resendVotes(): void {
     if (this.core.height !== this.lastTickHeight) {
@@ -207,10 +210,11 @@ export class Engine {
     // Only after two slots without progress, and only the latest rounds: a
     // re-send costs a signature here and a verification at every peer that missed it.
     if (!this.key || ++this.stalledSlots < 2) return;
-    const rounds = [...new Set(this.myVotes.filter((b) => b.height === this.core.height).map((b) => b.round))].slice(-2);
-    for (const body of this.myVotes) {
-      if (body.height !== this.core.height || !rounds.includes(body.round)) continue;
-      this.publish(this.t.vote, encodeVote({ body, signature: this.sign(voteSigningBytes(body)) }));
+    const rounds = [...new Set(this.myVotes.filter((v) => v.body.height === this.core.height).map((v) => v.body.round))].slice(-2);
+    this.resends = (this.resends % 0xffff_fffe) + 1;
+    for (const v of this.myVotes) {
+      if (v.body.height !== this.core.height || !rounds.includes(v.body.round)) continue;
+      this.publish(this.t.vote, encodeVoteGossip(v, this.resends));
     }
   }
 
@@ -387,10 +391,10 @@ export class Engine {
     await this.guard(v.height, v.round, v.step, v.blockHash, v.step === 'precommit' && lock !== undefined ? lock : this.core.lockState());
     const body = this.voteBody(v);
     const signature = this.sign(voteSigningBytes(body));
-    this.publish(this.t.vote, encodeVote({ body, signature }));
+    this.publish(this.t.vote, encodeVoteGossip({ body, signature }));
     if (this.log.enabled('debug')) this.log.debug('voted', { height: v.height, round: v.round, step: v.step, block: v.blockHash?.slice(0, 12) ?? 'nil', at: this.slotOffset() });
-    if (this.myVotes.length && this.myVotes[0]!.height !== v.height) this.myVotes = [];
-    this.myVotes.push(body);
+    if (this.myVotes.length && this.myVotes[0]!.body.height !== v.height) this.myVotes = [];
+    this.myVotes.push({ body, signature });
     if (this.myVotes.length > 8) this.myVotes.shift();
     // Feed our signed copy back so certificates carry our real signature.
     return this.core.handle({ type: 'vote', vote: { ...v, signature } });
@@ -515,7 +519,7 @@ export class Engine {
   private validateVote(data: Uint8Array, _from: string): ValidationResult {
     let v: SignedVote;
     try {
-      v = decodeVote(data);
+      v = decodeVoteGossip(data);
     } catch {
       return 'reject';
     }
@@ -546,7 +550,7 @@ export class Engine {
   }
 
   private deliverVote(data: Uint8Array): void {
-    const v = decodeVote(data);
+    const v = decodeVoteGossip(data);
     this.enqueue({
       type: 'vote',
       vote: {

@@ -474,10 +474,39 @@ export function encodeVote(v: SignedVote): Uint8Array {
 }
 
 export function decodeVote(bytes: Uint8Array): SignedVote {
-  return decodeWith(bytes, 'vote', (r) => ({
+  return decodeWith(bytes, 'vote', readSignedVote);
+}
+
+function readSignedVote(r: Reader): SignedVote {
+  return {
     body: decodeWith(r.bytes(256, 'vote body'), 'vote body', readVoteBody),
     signature: r.bytes(MAX_SIGNATURE_BYTES, 'vote signature'),
-  }));
+  };
+}
+
+/**
+ * A vote as gossiped: the signed vote, then, on a re-send only, a u32 re-send counter (≥ 1)
+ * outside the signature. gossipsub ids messages by content and drops a repeat for minutes, so a
+ * re-sent vote needs different bytes; the counter gives them without signing again (an ML-DSA
+ * signature costs as much as ~4 verifications). A first send is exactly `encodeVote`.
+ */
+export function encodeVoteGossip(v: SignedVote, resend = 0): Uint8Array {
+  const vote = encodeVote(v);
+  if (resend === 0) return vote;
+  if (!Number.isInteger(resend) || resend < 0 || resend > 0xffff_ffff) throw new RangeError(`re-send counter ${resend} out of range`);
+  const out = new Uint8Array(vote.length + 4);
+  out.set(vote);
+  new DataView(out.buffer).setUint32(vote.length, resend);
+  return out;
+}
+
+/** Decode `encodeVoteGossip` output (the counter, which nothing signs, is dropped). */
+export function decodeVoteGossip(bytes: Uint8Array): SignedVote {
+  return decodeWith(bytes, 'vote', (r) => {
+    const v = readSignedVote(r);
+    if (r.remaining > 0 && r.u32('re-send counter') === 0) throw new QnexusError('MALFORMED', 'a re-send counter is at least 1');
+    return v;
+  });
 }
 
 // ---------------------------------------------------------------- proposals

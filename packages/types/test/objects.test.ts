@@ -18,6 +18,8 @@ import {
   decodeTxBatch,
   decodeTxIdList,
   decodeVote,
+  decodeVoteGossip,
+  encodeVoteGossip,
   encodeBlock,
   encodeCertificate,
   encodeEvidence,
@@ -334,6 +336,26 @@ describe('types: votes', () => {
     const nil = encodeVoteBody(voteBody({ blockHash: null }));
     const some = encodeVoteBody(voteBody());
     assert.equal(some.length - nil.length, 32);
+  });
+
+  it('gossip form: a first send is the plain vote; a re-send adds an unsigned counter, new bytes for the same signed vote', () => {
+    const v: SignedVote = { body: voteBody(), signature: fakeSig(3) };
+    assert.deepEqual(encodeVoteGossip(v), encodeVote(v));
+    const r1 = encodeVoteGossip(v, 1);
+    const r2 = encodeVoteGossip(v, 2);
+    assert.equal(r1.length, encodeVote(v).length + 4);
+    assert.notDeepEqual(r1, r2, 'each re-send has its own gossip id');
+    for (const e of [encodeVoteGossip(v), r1, r2]) assert.deepEqual(decodeVoteGossip(e), v);
+    // The strict vote codec still refuses the trailer; the gossip decoder refuses anything else.
+    assert.throws(() => decodeVote(r1), /MALFORMED|trailing/i);
+    assert.throws(() => decodeVoteGossip(encodeVoteGossip(v).slice(0, -1)), (e: unknown) => (e as { code?: string }).code === 'MALFORMED');
+    const zero = new Uint8Array(r1);
+    zero.fill(0, zero.length - 4);
+    assert.throws(() => decodeVoteGossip(zero), (e: unknown) => (e as { code?: string }).code === 'MALFORMED');
+    const long = new Uint8Array(r1.length + 1);
+    long.set(r1);
+    assert.throws(() => decodeVoteGossip(long), (e: unknown) => (e as { code?: string }).code === 'MALFORMED');
+    assert.throws(() => encodeVoteGossip(v, -1), RangeError);
   });
 
   it('nil vote and a vote for the zero hash are distinct', () => {
