@@ -229,20 +229,34 @@ export class ChainStore {
    * in order; the store does not re-check it.
    */
   async commitBlock(c: BlockCommit): Promise<void> {
+    await this.commitBlocks([c]);
+  }
+
+  /**
+   * Commit consecutive blocks (in height order) in one synced batch: all of
+   * them or none survive a crash, so the store still holds a prefix of the
+   * chain with every block whole. Later blocks' state entries overwrite
+   * earlier ones within the batch; the head is the last block.
+   */
+  async commitBlocks(cs: readonly BlockCommit[]): Promise<void> {
+    if (!cs.length) return;
     const batch = this.db.batch();
-    batch.put(c.hash, c.block, { sublevel: this.blocks });
-    batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
-    if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
-    c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
-    for (const [addr, acc] of c.accounts) batch.put(fromHex(addr), acc, { sublevel: this.accounts });
-    for (const [id, rec] of c.xfers) batch.put(fromHex(id), rec, { sublevel: this.xfers });
-    for (const [addr, amount] of c.pendingFees) {
-      if (amount === 0n) batch.del(fromHex(addr), { sublevel: this.fees });
-      else batch.put(fromHex(addr), new Writer(8).u64(amount).finish(), { sublevel: this.fees });
+    for (const c of cs) {
+      batch.put(c.hash, c.block, { sublevel: this.blocks });
+      batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
+      if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
+      c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
+      for (const [addr, acc] of c.accounts) batch.put(fromHex(addr), acc, { sublevel: this.accounts });
+      for (const [id, rec] of c.xfers) batch.put(fromHex(id), rec, { sublevel: this.xfers });
+      for (const [addr, amount] of c.pendingFees) {
+        if (amount === 0n) batch.del(fromHex(addr), { sublevel: this.fees });
+        else batch.put(fromHex(addr), new Writer(8).u64(amount).finish(), { sublevel: this.fees });
+      }
+      if (c.genesisHash) batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
     }
-    batch.put(this.key('counters'), c.counters, { sublevel: this.meta });
-    batch.put(this.key('head'), u64be(c.height), { sublevel: this.meta });
-    if (c.genesisHash) batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
+    const last = cs[cs.length - 1]!;
+    batch.put(this.key('counters'), last.counters, { sublevel: this.meta });
+    batch.put(this.key('head'), u64be(last.height), { sublevel: this.meta });
     await batch.write({ sync: true });
   }
 

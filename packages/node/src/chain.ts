@@ -2,6 +2,7 @@ import { ADDRESS_BYTES, ZERO_HASH, bytesEqual, formatAddress, toHex, type Signat
 import {
   QnexusError,
   blockHash,
+  certificateVoteBody,
   decodeXferRecord,
   encodeXferRecord,
   decodeBlock,
@@ -13,6 +14,7 @@ import {
   openTx,
   slotAt,
   txRoot,
+  voteSigningBytes,
   type Block,
   type BlockHeader,
   type Certificate,
@@ -35,7 +37,7 @@ import {
   type StateParams,
 } from '@qnexus/state';
 import { proposerForSlot } from '@qnexus/consensus';
-import type { ChainStore } from '@qnexus/db';
+import type { BlockCommit, ChainStore } from '@qnexus/db';
 import { EpochBook, type EpochBookOptions } from './epochs.js';
 import type { TxVerifier } from './verifier.js';
 import type { Logger } from './log.js';
@@ -79,6 +81,51 @@ export function candidateFromEnvs(header: BlockHeader, signature: Uint8Array, en
 export function candidateFromBlock(block: Block, raw: Uint8Array = encodeBlock(block)): Candidate {
   const hash = blockHash(block.header);
   return { block, raw, hash, hashHex: toHex(hash), envs: block.txs.map((t) => openTx(t)) };
+}
+
+/**
+ * Signatures checked ahead of time (on the verify pool) that verified, each
+ * remembered with its exact public key, message and signature bytes: `has`
+ * answers true only for that same triple, so a verdict can stand in for
+ * `verify(publicKey, message, signature)` and for nothing else. Whatever is
+ * not here is verified again by the caller.
+ */
+export class VerifiedSignatures {
+  private readonly bySig = new Map<string, { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[]>();
+
+  private static key(signature: Uint8Array): string {
+    return toHex(signature.subarray(0, 32));
+  }
+
+  /** Record a triple that verified. The arrays are kept as they are: pass the very copies that were verified. */
+  add(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
+    const k = VerifiedSignatures.key(signature);
+    const e = { publicKey, message, signature };
+    const list = this.bySig.get(k);
+    if (list) list.push(e);
+    else this.bySig.set(k, [e]);
+  }
+
+  has(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+    const list = this.bySig.get(VerifiedSignatures.key(signature));
+    return list !== undefined && list.some((e) => bytesEqual(e.signature, signature) && bytesEqual(e.publicKey, publicKey) && bytesEqual(e.message, message));
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const l of this.bySig.values()) n += l.length;
+    return n;
+  }
+}
+
+/** What sync passes to `importCertified` from its parallel pre-verification. */
+export interface ImportOptions {
+  /** The block's candidate (transactions already opened), built from this very `block` and `raw`. */
+  candidate?: Candidate;
+  /** Certificate vote signatures that verified on the pool (see `preverifyCertified`). */
+  verified?: VerifiedSignatures;
+  /** Leave the block's write pending until `flush()` (or the next commit that is not deferred), which writes it in one batch with its neighbours. */
+  defer?: boolean;
 }
 
 /**
@@ -324,18 +371,65 @@ export class Chain {
    * Throws EPOCH_UNKNOWN while that epoch's committees are unknown (fetch them
    * with `epochs.ensure`), BAD_CERTIFICATE when the certificate is invalid.
    */
-  verifyCertificate(cert: Certificate, header: BlockHeader): void {
+  verifyCertificate(cert: Certificate, header: BlockHeader, verified?: VerifiedSignatures): void {
     const epoch = this.epochOf(cert.round);
     const committee = this.committeeFor(epoch);
     if (!committee) throw new QnexusError('EPOCH_UNKNOWN', `committee of epoch ${epoch} (round ${cert.round}) is not known yet`);
-    checkCertificate(cert, header, (a) => committee.members.get(a), committee.committee.totalStake, (pk, msg, sig) => this.verifier.verifyRaw('certificate', pk, msg, sig));
+    // Every structural check (height, block hash, round, membership, duplicates, quorum) runs here, on
+    // this committee; a vote signature counts as checked only if this exact (key, message, signature) verified.
+    checkCertificate(cert, header, (a) => committee.members.get(a), committee.committee.totalStake, (pk, msg, sig) =>
+      verified?.has(pk, msg, sig) === true || this.verifier.verifyRaw('certificate', pk, msg, sig),
+    );
   }
 
   /**
-   * Finalize a validated candidate: update memory first (so the next height
-   * builds on it), then write block, certificate, state and indices in one batch.
+   * Sync's parallel pre-verification of a certified block, ahead of its serial
+   * import: the certificate's vote signatures (of members of the round's epoch
+   * committee) and the transactions' signatures are verified on the verify
+   * pool. It decides nothing and never throws: the vote signatures that
+   * verified are returned, bound to their exact bytes, for `importCertified`;
+   * good transactions land in the verify-once cache, where the import's own
+   * signature check finds them. Whatever did not verify here is verified again
+   * (and refused) by the import.
    */
-  async commit(c: Candidate, cert: Certificate): Promise<StateChanges> {
+  async preverifyCertified(c: Candidate, cert: Certificate): Promise<VerifiedSignatures> {
+    const verified = new VerifiedSignatures();
+    const h = c.block.header;
+    const committee = this.committeeFor(this.epochOf(cert.round));
+    const checks: Promise<unknown>[] = [];
+    if (committee) {
+      for (const v of cert.votes) {
+        const m = committee.members.get(formatAddress(v.validator));
+        if (!m) continue;
+        // Private copies: the verdict is recorded for exactly the bytes that were verified.
+        const pk = m.publicKey.slice();
+        const sig = v.signature.slice();
+        const msg = voteSigningBytes(certificateVoteBody(cert, h.chainId, h.shard, v.validator));
+        checks.push(
+          this.verifier.verifyRawAsync('certificate', pk, msg, sig).then(
+            (ok) => ok && verified.add(pk, msg, sig),
+            () => undefined,
+          ),
+        );
+      }
+    }
+    for (const env of c.envs) checks.push(this.verifier.checkAsync(env).catch(() => undefined));
+    await Promise.all(checks);
+    return verified;
+  }
+
+  /** Block writes kept for one batch with the next ones (sync imports: see `ImportOptions.defer`). */
+  private unflushed: BlockCommit[] = [];
+  private writing: Promise<void> = Promise.resolve();
+
+  /**
+   * Finalize a validated candidate: update memory first (so the next height
+   * builds on it), then write block, certificate, state and indices in one
+   * batch — with any deferred blocks before it, so the disk always holds a
+   * prefix of the chain, each block whole. With `defer` the write waits for
+   * `flush()` or the next commit.
+   */
+  async commit(c: Candidate, cert: Certificate, opts: { defer?: boolean } = {}): Promise<StateChanges> {
     const headHex = toHex(this.headHash);
     if (!c.exec || c.exec.parentHex !== headHex) {
       const why = this.validate(c, this.headHeight + 1);
@@ -347,7 +441,7 @@ export class Chain {
     this.headHash = c.hash;
     this.headSlot = c.block.header.slot;
     this.headStateRoot = c.block.header.stateRoot;
-    await this.store.commitBlock({
+    this.unflushed.push({
       height: c.block.header.height,
       hash: c.hash,
       block: c.raw,
@@ -358,25 +452,50 @@ export class Chain {
       pendingFees: changes.pendingFees,
       counters: encodeCounters(changes.counters),
     });
+    if (!opts.defer) await this.flush();
     return changes;
+  }
+
+  /** Blocks committed in memory whose write is still deferred. */
+  get unflushedBlocks(): number {
+    return this.unflushed.length;
+  }
+
+  /**
+   * Write the deferred block commits as one synced batch (atomic: after a crash
+   * the store holds all of them or none, on top of the blocks before them).
+   * Batches are written one at a time, in commit order.
+   */
+  flush(): Promise<void> {
+    if (!this.unflushed.length) return this.writing;
+    const blocks = this.unflushed;
+    this.unflushed = [];
+    const w = this.writing.then(() => this.store.commitBlocks(blocks));
+    this.writing = w.catch(() => undefined);
+    return w;
   }
 
   /**
    * Import a block fetched by sync. The certificate (> 2/3 of stake attests the
-   * block was valid) is verified first; transactions are re-executed without
-   * re-verifying their signatures, and the resulting state root must match.
+   * block was valid) is verified first, then every transaction's signature (a
+   * tx id, hence the block hash, does not cover it; normally a hit in the
+   * verify-once cache, filled by `preverifyCertified`); the transactions are
+   * re-executed and the resulting state root must match.
    */
-  async importCertified(block: Block, raw: Uint8Array, cert: Certificate): Promise<{ candidate: Candidate; changes: StateChanges }> {
+  async importCertified(block: Block, raw: Uint8Array, cert: Certificate, opts: ImportOptions = {}): Promise<{ candidate: Candidate; changes: StateChanges }> {
     const h = block.header;
     if (h.height !== this.headHeight + 1) throw new QnexusError('BAD_BLOCK', `sync block ${h.height} is not next (${this.headHeight + 1})`);
     if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) throw new QnexusError('BAD_BLOCK', 'sync block is for another chain or shard');
     if (!bytesEqual(h.parentHash, this.headHash)) throw new QnexusError('BAD_BLOCK', 'sync block does not extend our head');
-    this.verifyCertificate(cert, h);
-    const c = candidateFromBlock(block, raw);
+    this.verifyCertificate(cert, h, opts.verified);
+    const c = opts.candidate?.block === block && opts.candidate.raw === raw ? opts.candidate : candidateFromBlock(block, raw);
     if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) throw new QnexusError('BAD_BLOCK', 'sync block tx root mismatch');
+    for (const env of c.envs) {
+      if (!this.verifier.verify(env)) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} carries a bad signature on transaction ${env.hashHex}`);
+    }
     const why = this.execute(c, toHex(this.headHash));
     if (why) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} does not execute: ${why}`);
-    const changes = await this.commit(c, cert);
+    const changes = await this.commit(c, cert, { defer: opts.defer });
     return { candidate: c, changes };
   }
 }

@@ -1,7 +1,7 @@
 import { toHex } from '@qnexus/crypto';
-import { QnexusError, Reader, Writer, decodeBlock, decodeCertificate, epochOf } from '@qnexus/types';
+import { QnexusError, Reader, Writer, decodeBlock, decodeCertificate, epochOf, type Block, type Certificate } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
-import type { Chain } from './chain.js';
+import { candidateFromBlock, type Candidate, type Chain, type VerifiedSignatures } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -12,6 +12,18 @@ import { SyncReporter, type ReporterOptions } from './sync-progress.js';
 export const MAX_SYNC_BATCH = 64;
 const FRAME_LIMIT = 4 * 1024 * 1024 + 64 * 1024;
 const STREAM_LIMITS = { maxInboundStreams: 16, maxOutboundStreams: 16 };
+
+/** One received (block, certificate) frame, decoded, with its pre-verification once started. */
+interface SyncFrame {
+  block: Block;
+  raw: Uint8Array;
+  cert: Certificate;
+  candidate: Candidate;
+  epoch: number;
+  /** Vote signatures verified on the pool (settles, never rejects). */
+  verified?: Promise<VerifiedSignatures>;
+  done?: VerifiedSignatures;
+}
 
 export interface SyncProgress {
   syncing: boolean;
@@ -25,9 +37,20 @@ export interface SyncProgress {
  * Block-range sync over request/response streams: `status` tells a peer's
  * finalized head; `blocks` streams (block, certificate) frames for a range.
  * The client verifies every certificate against the committee of its round's
- * epoch (fetching that epoch's announcement first if needed), re-executes
- * the block and checks its state root before committing it — a peer can waste
- * our time but cannot make us accept anything (it is penalised instead).
+ * epoch (fetching that epoch's announcement first if needed), checks every
+ * transaction's signature, re-executes the block and checks its state root
+ * before committing it — a peer can waste our time but cannot make us accept
+ * anything (it is penalised instead).
+ *
+ * It is pipelined: while one batch is imported the next is being fetched, and
+ * each received block's signatures (certificate votes and transactions) are
+ * verified on the verify pool as soon as its epoch committee is known. The
+ * serial import still runs every certificate check itself, taking a vote
+ * signature as good only if that exact (key, message, signature) verified on
+ * the pool, and otherwise verifying it again; transactions are checked against
+ * the verify-once cache (bound to their exact signature). Imports run on the
+ * engine queue in groups of consecutive pre-verified blocks, each group
+ * written as one synced batch.
  */
 export class Syncer {
   progress: SyncProgress = { syncing: false, target: 0, blocksPerSecond: 0, etaSeconds: null };
@@ -74,9 +97,16 @@ export class Syncer {
     const count = Math.min(r.u32('count'), MAX_SYNC_BATCH);
     r.end('sync request');
     const to = Math.min(this.chain.headHeight, from + count - 1);
-    for (let h = Math.max(1, from); h <= to; h++) {
-      const block = await this.chain.store.blockAtHeight(h);
-      const cert = await this.chain.store.certificate(h);
+    const read = (h: number) => {
+      const p = Promise.all([this.chain.store.blockAtHeight(h), this.chain.store.certificate(h)]);
+      p.catch(() => undefined); // a read-ahead the stream no longer wants must not fail unhandled
+      return p;
+    };
+    // Read one height ahead while the current frame is written.
+    let next = Math.max(1, from) <= to ? read(Math.max(1, from)) : null;
+    for (let h = Math.max(1, from); h <= to && next; h++) {
+      const [block, cert] = await next;
+      next = h < to ? read(h + 1) : null;
       if (!block || !cert) return;
       yield new Writer(block.length + cert.length + 16).bytes(block).bytes(cert).finish();
     }
@@ -109,6 +139,30 @@ export class Syncer {
     return null;
   }
 
+  /**
+   * Request one range from `peer` and decode its frames; the pre-verification
+   * of each block whose epoch committee is already known starts at once.
+   */
+  private async fetchRange(peer: string, from: number): Promise<SyncFrame[]> {
+    const req = new Writer(12).u64(from).u32(MAX_SYNC_BATCH).finish();
+    const frames: SyncFrame[] = [];
+    for await (const frame of this.p2p.request(peer, this.t.blocksProtocol, req, { timeoutMs: 30_000, maxResponseFrameBytes: FRAME_LIMIT, maxFrames: MAX_SYNC_BATCH })) {
+      const r = new Reader(frame);
+      const raw = r.bytes(FRAME_LIMIT, 'block');
+      const cert = decodeCertificate(r.bytes(FRAME_LIMIT, 'certificate'));
+      r.end('sync frame');
+      const block = decodeBlock(raw);
+      const f: SyncFrame = { block, raw, cert, candidate: candidateFromBlock(block, raw), epoch: epochOf(this.chain.genesis, cert.round) };
+      if (this.chain.committeeFor(f.epoch)) this.preverify(f);
+      frames.push(f);
+    }
+    return frames;
+  }
+
+  private preverify(f: SyncFrame): void {
+    f.verified = this.chain.preverifyCertified(f.candidate, f.cert).then((v) => (f.done = v));
+  }
+
   private async syncFrom(peer: string, target: number): Promise<void> {
     const start = this.chain.headHeight;
     const report = new SyncReporter(this.log, start, target, this.reporterOptions);
@@ -125,34 +179,21 @@ export class Syncer {
       this.metrics.syncSpeed.set(st.blocksPerSec);
     };
     let ok = false;
+    let next: Promise<SyncFrame[]> | null = null;
     try {
-      while (this.chain.headHeight < target && !this.stopped) {
-        const from = this.chain.headHeight + 1;
-        const req = new Writer(12).u64(from).u32(MAX_SYNC_BATCH).finish();
-        let got = 0;
-        for await (const frame of this.p2p.request(peer, this.t.blocksProtocol, req, { timeoutMs: 30_000, maxResponseFrameBytes: FRAME_LIMIT, maxFrames: MAX_SYNC_BATCH })) {
-          const r = new Reader(frame);
-          const raw = r.bytes(FRAME_LIMIT, 'block');
-          const cert = decodeCertificate(r.bytes(FRAME_LIMIT, 'certificate'));
-          r.end('sync frame');
-          const block = decodeBlock(raw);
-          // The certificate is checked against the committee of its round's epoch: get that
-          // epoch's announcement first (the serving peer has it, having verified this block).
-          const epoch = epochOf(this.chain.genesis, cert.round);
-          if (!(await this.chain.epochs.ensure(epoch, peer))) {
-            throw new QnexusError('EPOCH_UNKNOWN', `cannot verify block ${block.header.height}: the committee of epoch ${epoch} is not available yet`);
-          }
-          await this.engine.run(async () => {
-            // Consensus may have finalized this height meanwhile; skip what we already have.
-            if (block.header.height <= this.chain.headHeight) return;
-            const { candidate, changes } = await this.chain.importCertified(block, raw, cert);
-            await this.engine.externalCommit(candidate, cert, changes);
-          });
-          got++;
-          this.metrics.syncedBlocks.inc();
-          observe();
+      next = this.fetchRange(peer, this.chain.headHeight + 1);
+      while (next && !this.stopped) {
+        const frames: SyncFrame[] = await next;
+        next = null;
+        if (frames.length === 0) break;
+        const last = frames[frames.length - 1]!.block.header.height;
+        // Fetch the next range while this one is verified and imported.
+        if (last < target) {
+          next = this.fetchRange(peer, last + 1);
+          next.catch(() => undefined); // awaited (and reported) in its turn, or dropped if this batch fails
         }
-        if (got === 0) break;
+        await this.importFrames(peer, frames, observe);
+        if (this.chain.headHeight >= target) break;
       }
       ok = this.chain.headHeight >= target;
     } catch (e) {
@@ -167,5 +208,57 @@ export class Syncer {
       this.progress.syncing = false;
       this.metrics.syncActive.set(0);
     }
+  }
+
+  /**
+   * Import a received range in order. Blocks go to the engine queue in groups:
+   * the next block whose pre-verification has settled, plus the following ones
+   * already settled too; each group is imported block by block (every check of
+   * `importCertified`, then the engine's bookkeeping) and written as one batch.
+   */
+  private async importFrames(peer: string, frames: SyncFrame[], observe: () => void): Promise<void> {
+    // The certificate is checked against the committee of its round's epoch: get that
+    // epoch's announcement first (the serving peer has it, having verified this block).
+    let usable = frames.length;
+    let missing: QnexusError | null = null;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
+      if (f.verified) continue;
+      if (!(await this.chain.epochs.ensure(f.epoch, peer))) {
+        usable = i;
+        missing = new QnexusError('EPOCH_UNKNOWN', `cannot verify block ${f.block.header.height}: the committee of epoch ${f.epoch} is not available yet`);
+        break;
+      }
+      this.preverify(f);
+    }
+    let i = 0;
+    while (i < usable && !this.stopped) {
+      await frames[i]!.verified;
+      let end = i + 1;
+      while (end < usable && frames[end]!.done) end++;
+      const group = frames.slice(i, end);
+      i = end;
+      let imported = 0;
+      try {
+        await this.engine.run(async () => {
+          try {
+            for (const f of group) {
+              // Consensus may have finalized this height meanwhile; skip what we already have.
+              if (f.block.header.height <= this.chain.headHeight) continue;
+              const { candidate, changes } = await this.chain.importCertified(f.block, f.raw, f.cert, { candidate: f.candidate, verified: f.done, defer: true });
+              await this.engine.externalCommit(candidate, f.cert, changes);
+              imported++;
+            }
+          } finally {
+            // The blocks imported before a refused one are good: write them (one batch).
+            await this.chain.flush();
+          }
+        });
+      } finally {
+        this.metrics.syncedBlocks.inc(imported);
+        observe();
+      }
+    }
+    if (missing) throw missing;
   }
 }
