@@ -1157,11 +1157,13 @@ async function main(): Promise<void> {
   const svg = sweepSvg({
     title: `Quantum Nexus: ${shards} shard(s) × ${validators} validators${fullNodes ? ` + ${fullNodes} full` : ''}, ${scheme} (${backend}), ${slotMs} ms slots`,
     subtitle: `${date.slice(0, 16)}Z · ${cores} cores · verify ${result.crypto.verifyPerSecPerCore}/s per core · ceiling ${result.ceilingTxPerSec} tx/s · saturation ${sweep?.saturationTxPerSec ?? '–'} tx/s (${sweep?.saturationRatioToCeiling ?? '–'} of ceiling)`,
-    points: [...steps, ...(half ? [half] : [])]
-      .sort((a, b) => a.offeredTxPerSec - b.offeredTxPerSec)
-      .map((x) => ({ offered: x.offeredTxPerSec, finalized: x.finalizedTxPerSec, p50Slots: x.latencySlots.p50, p95Slots: x.latencySlots.p95, p99Slots: x.latencySlots.p99 })),
+    points: steps.map((x) => ({ offered: x.offeredTxPerSec, finalized: x.finalizedTxPerSec, p50Slots: x.latencySlots.p50, p95Slots: x.latencySlots.p95, p99Slots: x.latencySlots.p99 })),
     refs: [{ label: `signature ceiling ${result.ceilingTxPerSec} tx/s`, y: result.ceilingTxPerSec }],
-    marks: variants.filter((v) => v.finalizedTxPerSec !== null).map((v) => ({ label: v.variant, offered: v.offeredTxPerSec, finalized: v.finalizedTxPerSec! })),
+    marks: [
+      ...(half?.finalizedTxPerSec ? [{ label: 'half-saturation', offered: half.offeredTxPerSec, finalized: half.finalizedTxPerSec }] : []),
+      ...variants.filter((v) => v.finalizedTxPerSec !== null).map((v) => ({ label: v.variant, offered: v.offeredTxPerSec, finalized: v.finalizedTxPerSec! })),
+    ],
+    latencyMarks: half?.latencySlots.p50 ? [{ label: 'half-saturation', offered: half.offeredTxPerSec, p50Slots: half.latencySlots.p50 }] : [],
   });
   writeFileSync(join(args.out!, result.plot), svg);
 

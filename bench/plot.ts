@@ -17,6 +17,8 @@ export interface SweepPlot {
   refs?: { label: string; y: number }[];
   /** Variants measured at one fixed offered rate: drawn as labelled dots on the throughput panel. */
   marks?: { label: string; offered: number; finalized: number }[];
+  /** Single measurements outside the sweep (e.g. half the saturation rate): p50 as labelled dots on the latency panel. */
+  latencyMarks?: { label: string; offered: number; p50Slots: number }[];
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -81,7 +83,7 @@ export function sweepSvg(p: SweepPlot): string {
   // ---- panel 2: latency, log scale
   {
     const x0 = lefts[1]!;
-    const vals = pts.flatMap((q) => [q.p50Slots, q.p95Slots, q.p99Slots]).filter((v): v is number => v !== null && v > 0);
+    const vals = [...pts.flatMap((q) => [q.p50Slots, q.p95Slots, q.p99Slots]), ...(p.latencyMarks ?? []).map((m) => m.p50Slots)].filter((v): v is number => v !== null && v > 0);
     const lo = Math.max(0.1, Math.min(1, ...vals));
     const hi = Math.max(10, ...vals);
     const decades: number[] = [];
@@ -93,6 +95,10 @@ export function sweepSvg(p: SweepPlot): string {
     out.push(axes(x0, top, panelW, panelH, xt.map((v) => [X(v), fmt(v)]), decades.map((v) => [Y(v), fmt(v)]), 'offered tx/s', 'submit→final (slots, log)'));
     for (const [key, color] of [['p50Slots', COLORS.p50], ['p95Slots', COLORS.p95], ['p99Slots', COLORS.p99]] as const) {
       out.push(polyline(pts.filter((q) => q[key] !== null).map((q) => [X(q.offered), Y(q[key]!)] as const), color));
+    }
+    for (const m of p.latencyMarks ?? []) {
+      out.push(`<circle cx="${X(m.offered)}" cy="${Y(m.p50Slots)}" r="4" fill="none" stroke="${COLORS.mark}" stroke-width="2"/>`);
+      out.push(`<text x="${X(m.offered) + 6}" y="${Y(m.p50Slots) + 4}" fill="${COLORS.mark}" font-size="10">${esc(m.label)} p50</text>`);
     }
     out.push(`<line x1="${x0}" y1="${Y(2)}" x2="${x0 + panelW}" y2="${Y(2)}" stroke="${COLORS.ref}" stroke-dasharray="6 3"/>`);
     out.push(`<text x="${x0 + panelW - 4}" y="${Y(2) - 4}" text-anchor="end" fill="${COLORS.ref}">2 slots</text>`);
