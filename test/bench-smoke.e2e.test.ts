@@ -66,12 +66,14 @@ describe('npm run bench -- --smoke', function () {
     }
     pos(r.sweep.saturationTxPerSec, 'saturation');
 
-    // Cross-shard: the transfers were credited and the supply settled.
+    // Cross-shard: the transfers were credited, and each shard's supply identity holds. (Escrow
+    // need not be 0: proposers' fee tips leave for the beacon once per epoch through escrow.)
     assert.equal(r.xshard.length, 1);
     const x = r.xshard[0];
     assert.equal(x.xfer.credited, x.xfer.accepted);
     assert.deepEqual(x.xfer.beacon.byStatus, { committed: x.xfer.accepted });
-    for (const s of x.supply) assert.equal(s.escrow, '0');
+    assert.equal(x.supply.length, 2);
+    for (const s of x.supply) assert.equal(s.total, s.genesisSupply);
 
     // Sync and the variant.
     assert.equal(r.sync.caughtUp, true);

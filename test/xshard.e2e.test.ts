@@ -38,9 +38,10 @@ const SLOT_MS = 1000;
 /**
  * Short enough that a stalled destination aborts within the test, long enough for a healthy
  * round trip of the last of 200 transfers sent at once on a loaded 2-core CI host (at 20 slots
- * CI once saw one of them reach its destination after the deadline and abort, correctly).
+ * CI once saw one of them reach its destination after the deadline and abort, correctly; at
+ * 30 slots it happened again on a host with 4–13 % CPU steal and a benchmark running beside it).
  */
-const TIMEOUT_SLOTS = 30;
+const TIMEOUT_SLOTS = 45;
 
 interface Sent {
   id: string;
