@@ -117,6 +117,26 @@ describe('db: ChainStore', () => {
     }
   });
 
+  it('certifiedRange reads consecutive (block, certificate) pairs and stops at the first height not written', async () => {
+    const store = await ChainStore.open(freshDir());
+    try {
+      for (let h = 0; h <= 9; h++) await store.commitBlock(commitFor(h));
+      const rows = await store.certifiedRange(3, 7);
+      assert.deepEqual(rows.map((r) => r.height), [3, 4, 5, 6, 7]);
+      for (const r of rows) {
+        same(r.block, (await store.blockAtHeight(r.height))!, `block ${r.height}`);
+        same(r.certificate, (await store.certificate(r.height))!, `certificate ${r.height}`);
+      }
+      assert.deepEqual((await store.certifiedRange(8, 20)).map((r) => r.height), [8, 9], 'stops at the head');
+      assert.deepEqual(await store.certifiedRange(10, 20), [], 'nothing past the head');
+      assert.deepEqual(await store.certifiedRange(5, 4), [], 'empty range');
+      // Height 0 has no certificate: a range starting there yields nothing rather than skipping it.
+      assert.deepEqual(await store.certifiedRange(0, 5), []);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('commitBlock then reopen: head, blocks, certificates, tx index and state persist', async () => {
     const dir = freshDir();
     let store = await ChainStore.open(dir);

@@ -124,6 +124,8 @@ export interface ImportOptions {
   candidate?: Candidate;
   /** Certificate vote signatures that verified on the pool (see `preverifyCertified`). */
   verified?: VerifiedSignatures;
+  /** The certificate's wire bytes (`cert` decoded from them): stored as they are instead of re-encoding `cert`. */
+  certificateBytes?: Uint8Array;
   /** Leave the block's write pending until `flush()` (or the next commit that is not deferred), which writes it in one batch with its neighbours. */
   defer?: boolean;
 }
@@ -371,14 +373,19 @@ export class Chain {
    * Throws EPOCH_UNKNOWN while that epoch's committees are unknown (fetch them
    * with `epochs.ensure`), BAD_CERTIFICATE when the certificate is invalid.
    */
-  verifyCertificate(cert: Certificate, header: BlockHeader, verified?: VerifiedSignatures): void {
+  verifyCertificate(cert: Certificate, header: BlockHeader, verified?: VerifiedSignatures, headerHash?: Uint8Array): void {
     const epoch = this.epochOf(cert.round);
     const committee = this.committeeFor(epoch);
     if (!committee) throw new QnexusError('EPOCH_UNKNOWN', `committee of epoch ${epoch} (round ${cert.round}) is not known yet`);
     // Every structural check (height, block hash, round, membership, duplicates, quorum) runs here, on
     // this committee; a vote signature counts as checked only if this exact (key, message, signature) verified.
-    checkCertificate(cert, header, (a) => committee.members.get(a), committee.committee.totalStake, (pk, msg, sig) =>
-      verified?.has(pk, msg, sig) === true || this.verifier.verifyRaw('certificate', pk, msg, sig),
+    checkCertificate(
+      cert,
+      header,
+      (a) => committee.members.get(a),
+      committee.committee.totalStake,
+      (pk, msg, sig) => verified?.has(pk, msg, sig) === true || this.verifier.verifyRaw('certificate', pk, msg, sig),
+      headerHash,
     );
   }
 
@@ -429,7 +436,7 @@ export class Chain {
    * prefix of the chain, each block whole. With `defer` the write waits for
    * `flush()` or the next commit.
    */
-  async commit(c: Candidate, cert: Certificate, opts: { defer?: boolean } = {}): Promise<StateChanges> {
+  async commit(c: Candidate, cert: Certificate, opts: { defer?: boolean; certificateBytes?: Uint8Array } = {}): Promise<StateChanges> {
     const headHex = toHex(this.headHash);
     if (!c.exec || c.exec.parentHex !== headHex) {
       const why = this.validate(c, this.headHeight + 1);
@@ -445,7 +452,8 @@ export class Chain {
       height: c.block.header.height,
       hash: c.hash,
       block: c.raw,
-      certificate: encodeCertificate(cert),
+      // The codec is canonical (fixed-width fields, no trailing bytes): decoded wire bytes re-encode to themselves.
+      certificate: opts.certificateBytes ?? encodeCertificate(cert),
       txHashes: c.envs.map((e) => e.hash),
       accounts: new Map([...changes.accounts].map(([k, a]) => [k, encodeAccount(a)])),
       xfers: new Map([...changes.xfers].map(([k, x]) => [k, encodeXferRecord(x)])),
@@ -464,16 +472,35 @@ export class Chain {
   /**
    * Write the deferred block commits as one synced batch (atomic: after a crash
    * the store holds all of them or none, on top of the blocks before them).
-   * Batches are written one at a time, in commit order.
+   * Batches are written one at a time, in commit order; blocks deferred while a
+   * batch is being written go together in the next one (group commit), which
+   * is what the returned promise waits for. A failed write fails every later
+   * one without writing it: the disk stays a prefix of the chain.
    */
   flush(): Promise<void> {
+    if (this.writeFailed) return Promise.reject(this.writeFailed);
     if (!this.unflushed.length) return this.writing;
-    const blocks = this.unflushed;
-    this.unflushed = [];
-    const w = this.writing.then(() => this.store.commitBlocks(blocks));
-    this.writing = w.catch(() => undefined);
-    return w;
+    if (!this.nextWrite) {
+      const w = this.writing.then(() => {
+        this.nextWrite = null;
+        const blocks = this.unflushed;
+        this.unflushed = [];
+        if (this.writeFailed) throw this.writeFailed;
+        return blocks.length ? this.store.commitBlocks(blocks) : undefined;
+      });
+      w.catch((e: unknown) => {
+        this.writeFailed ??= e instanceof Error ? e : new Error(String(e));
+      });
+      this.nextWrite = w;
+      this.writing = w.catch(() => undefined);
+    }
+    return this.nextWrite;
   }
+
+  /** The batch write that will take the blocks deferred now (see `flush`). */
+  private nextWrite: Promise<void> | null = null;
+  /** The first failed block write: later ones are refused. */
+  private writeFailed: Error | null = null;
 
   /**
    * Import a block fetched by sync. The certificate (> 2/3 of stake attests the
@@ -487,15 +514,15 @@ export class Chain {
     if (h.height !== this.headHeight + 1) throw new QnexusError('BAD_BLOCK', `sync block ${h.height} is not next (${this.headHeight + 1})`);
     if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) throw new QnexusError('BAD_BLOCK', 'sync block is for another chain or shard');
     if (!bytesEqual(h.parentHash, this.headHash)) throw new QnexusError('BAD_BLOCK', 'sync block does not extend our head');
-    this.verifyCertificate(cert, h, opts.verified);
     const c = opts.candidate?.block === block && opts.candidate.raw === raw ? opts.candidate : candidateFromBlock(block, raw);
+    this.verifyCertificate(cert, h, opts.verified, c.hash);
     if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) throw new QnexusError('BAD_BLOCK', 'sync block tx root mismatch');
     for (const env of c.envs) {
       if (!this.verifier.verify(env)) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} carries a bad signature on transaction ${env.hashHex}`);
     }
     const why = this.execute(c, toHex(this.headHash));
     if (why) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} does not execute: ${why}`);
-    const changes = await this.commit(c, cert, { defer: opts.defer });
+    const changes = await this.commit(c, cert, { defer: opts.defer, certificateBytes: opts.certificateBytes });
     return { candidate: c, changes };
   }
 }

@@ -8,8 +8,18 @@ import type { Logger } from './log.js';
 import type { Topics } from './topics.js';
 import { SyncReporter, type ReporterOptions } from './sync-progress.js';
 
-/** Most blocks served per range request; a client asks again for the rest. */
-export const MAX_SYNC_BATCH = 64;
+/**
+ * Most blocks served per range request; a client asks again for the rest.
+ * (Nodes before this limit served 64 and ask for 64: a response shorter than
+ * asked is normal on both sides.)
+ */
+export const MAX_SYNC_BATCH = 256;
+/** A range response stops once its frames reach this many bytes (always at least one block). */
+export const MAX_SYNC_RESPONSE_BYTES = 8 * 1024 * 1024;
+/** Heights the server reads from its store per call. */
+const SYNC_READ_CHUNK = 32;
+/** Ranges fetched (or being fetched, concurrently) ahead of the one being imported. */
+const SYNC_RANGES_AHEAD = 3;
 const FRAME_LIMIT = 4 * 1024 * 1024 + 64 * 1024;
 const STREAM_LIMITS = { maxInboundStreams: 16, maxOutboundStreams: 16 };
 
@@ -18,6 +28,8 @@ interface SyncFrame {
   block: Block;
   raw: Uint8Array;
   cert: Certificate;
+  /** The certificate's wire bytes (stored as received). */
+  certRaw: Uint8Array;
   candidate: Candidate;
   epoch: number;
   /** Vote signatures verified on the pool (settles, never rejects). */
@@ -54,11 +66,15 @@ export interface SyncProgress {
  */
 export class Syncer {
   progress: SyncProgress = { syncing: false, target: 0, blocksPerSecond: 0, etaSeconds: null };
+  /** Most blocks and bytes this node serves per range response (tests lower them to act as a smaller or older server). */
+  serveLimits = { blocks: MAX_SYNC_BATCH, bytes: MAX_SYNC_RESPONSE_BYTES };
   /** Where the progress bar / progress lines go (tests replace it). */
   reporterOptions: ReporterOptions = {};
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private stopped = false;
+  /** The batch write of the last imported group, awaited before the next group's is issued (and at the end of a sync). */
+  private writeBehind: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly chain: Chain,
@@ -94,21 +110,34 @@ export class Syncer {
   private async *serveBlocks(req: Uint8Array): AsyncIterable<Uint8Array> {
     const r = new Reader(req);
     const from = r.u64n('from');
-    const count = Math.min(r.u32('count'), MAX_SYNC_BATCH);
+    const count = Math.min(r.u32('count'), this.serveLimits.blocks);
+    const maxBytes = this.serveLimits.bytes;
     r.end('sync request');
+    const first = Math.max(1, from);
     const to = Math.min(this.chain.headHeight, from + count - 1);
-    const read = (h: number) => {
-      const p = Promise.all([this.chain.store.blockAtHeight(h), this.chain.store.certificate(h)]);
+    // Read SYNC_READ_CHUNK heights per store call (one iterator each for heights and certificates, one
+    // multi-get for blocks), the next chunk while this one is written; stop at MAX_SYNC_RESPONSE_BYTES.
+    const read = (a: number) => {
+      const p = this.chain.store.certifiedRange(a, Math.min(to, a + SYNC_READ_CHUNK - 1));
       p.catch(() => undefined); // a read-ahead the stream no longer wants must not fail unhandled
       return p;
     };
-    // Read one height ahead while the current frame is written.
-    let next = Math.max(1, from) <= to ? read(Math.max(1, from)) : null;
-    for (let h = Math.max(1, from); h <= to && next; h++) {
-      const [block, cert] = await next;
-      next = h < to ? read(h + 1) : null;
-      if (!block || !cert) return;
-      yield new Writer(block.length + cert.length + 16).bytes(block).bytes(cert).finish();
+    let sent = 0;
+    let next = first <= to ? read(first) : null;
+    for (let h = first; next; ) {
+      const rows = await next;
+      let size = 0;
+      for (const row of rows) size += row.block.length + row.certificate.length + 16;
+      const end = h + rows.length;
+      // A short chunk means the store stopped (a height not written yet): end the response there.
+      next = rows.length === Math.min(SYNC_READ_CHUNK, to - h + 1) && end <= to && sent + size < maxBytes ? read(end) : null;
+      for (const row of rows) {
+        const n = row.block.length + row.certificate.length + 16;
+        if (sent > 0 && sent + n > maxBytes) return;
+        sent += n;
+        yield new Writer(n).bytes(row.block).bytes(row.certificate).finish();
+      }
+      h = end;
     }
   }
 
@@ -143,16 +172,18 @@ export class Syncer {
    * Request one range from `peer` and decode its frames; the pre-verification
    * of each block whose epoch committee is already known starts at once.
    */
-  private async fetchRange(peer: string, from: number): Promise<SyncFrame[]> {
-    const req = new Writer(12).u64(from).u32(MAX_SYNC_BATCH).finish();
+  private async fetchRange(peer: string, from: number, count: number): Promise<SyncFrame[]> {
+    const req = new Writer(12).u64(from).u32(count).finish();
+    // (A server sends at most MAX_SYNC_BATCH frames, fewer past MAX_SYNC_RESPONSE_BYTES, at most 64 before this version.)
     const frames: SyncFrame[] = [];
-    for await (const frame of this.p2p.request(peer, this.t.blocksProtocol, req, { timeoutMs: 30_000, maxResponseFrameBytes: FRAME_LIMIT, maxFrames: MAX_SYNC_BATCH })) {
+    for await (const frame of this.p2p.request(peer, this.t.blocksProtocol, req, { timeoutMs: 30_000, maxResponseFrameBytes: FRAME_LIMIT, maxFrames: count })) {
       const r = new Reader(frame);
       const raw = r.bytes(FRAME_LIMIT, 'block');
-      const cert = decodeCertificate(r.bytes(FRAME_LIMIT, 'certificate'));
+      const certRaw = r.bytes(FRAME_LIMIT, 'certificate');
+      const cert = decodeCertificate(certRaw);
       r.end('sync frame');
       const block = decodeBlock(raw);
-      const f: SyncFrame = { block, raw, cert, candidate: candidateFromBlock(block, raw), epoch: epochOf(this.chain.genesis, cert.round) };
+      const f: SyncFrame = { block, raw, cert, certRaw, candidate: candidateFromBlock(block, raw), epoch: epochOf(this.chain.genesis, cert.round) };
       if (this.chain.committeeFor(f.epoch)) this.preverify(f);
       frames.push(f);
     }
@@ -179,22 +210,61 @@ export class Syncer {
       this.metrics.syncSpeed.set(st.blocksPerSec);
     };
     let ok = false;
-    let next: Promise<SyncFrame[]> | null = null;
+    // Up to SYNC_RANGES_AHEAD ranges are fetched at once, ahead of the range being imported, each
+    // asked for `stride` blocks from where the one before it should end; `queue` holds them in height
+    // order. A response shorter than asked (the server's byte bound, or an older server's smaller
+    // batch) gets the rest of its range asked for next, in its place in the queue, and later ranges
+    // are asked for that many blocks. An empty response ends the sync from this peer there.
+    type Entry = { frames: Promise<SyncFrame[]> };
+    const queue: Entry[] = [];
+    const importing = new Set<Entry>();
+    let nextFrom = this.chain.headHeight + 1;
+    let stride = MAX_SYNC_BATCH;
+    let done = false;
+    const fetch = (from: number, count: number): Entry => {
+      const entry: Entry = { frames: this.fetchRange(peer, from, count) };
+      entry.frames.then(
+        (frames) => {
+          const i = queue.indexOf(entry);
+          if (done || (i < 0 && !importing.has(entry))) return; // dropped
+          const last = frames[frames.length - 1]?.block.header.height;
+          if (frames.length === 0 || last === undefined || last < from) {
+            queue.splice(i + 1); // nothing after it can be imported
+            nextFrom = target + 1;
+            return;
+          }
+          if (frames.length < count && last < from + count - 1) {
+            stride = Math.max(1, frames.length);
+            queue.splice(i + 1, 0, fetch(last + 1, from + count - 1 - last)); // i + 1 = 0 while being imported
+          }
+          pump();
+        },
+        () => undefined, // reported when the import loop reaches this range (or dropped if an earlier one fails)
+      );
+      return entry;
+    };
+    const pump = (): void => {
+      while (!done && !this.stopped && nextFrom <= target && queue.length < SYNC_RANGES_AHEAD) {
+        const count = Math.min(stride, target - nextFrom + 1);
+        queue.push(fetch(nextFrom, count));
+        nextFrom += count;
+      }
+    };
     try {
-      next = this.fetchRange(peer, this.chain.headHeight + 1);
-      while (next && !this.stopped) {
-        const frames: SyncFrame[] = await next;
-        next = null;
+      pump();
+      while (queue.length && !this.stopped) {
+        const entry = queue.shift()!;
+        importing.add(entry);
+        const frames: SyncFrame[] = await entry.frames;
+        importing.delete(entry);
+        pump();
         if (frames.length === 0) break;
-        const last = frames[frames.length - 1]!.block.header.height;
-        // Fetch the next range while this one is verified and imported.
-        if (last < target) {
-          next = this.fetchRange(peer, last + 1);
-          next.catch(() => undefined); // awaited (and reported) in its turn, or dropped if this batch fails
-        }
         await this.importFrames(peer, frames, observe);
         if (this.chain.headHeight >= target) break;
       }
+      const written = this.writeBehind;
+      this.writeBehind = Promise.resolve();
+      await written;
       ok = this.chain.headHeight >= target;
     } catch (e) {
       const code = e instanceof QnexusError ? e.code : 'STREAM';
@@ -203,6 +273,10 @@ export class Syncer {
       // A missing epoch announcement is our gap (retried next tick), not the peer's fault.
       if (e instanceof QnexusError && code !== 'EPOCH_UNKNOWN') this.p2p.penalize(peer, `sync: ${code}`);
     } finally {
+      done = true;
+      // After a failure, still wait for the good blocks' write (a failed write was reported above or fails the next sync).
+      await this.writeBehind.catch(() => undefined);
+      this.writeBehind = Promise.resolve();
       observe();
       report.finish(this.chain.headHeight, ok);
       this.progress.syncing = false;
@@ -239,26 +313,40 @@ export class Syncer {
       const group = frames.slice(i, end);
       i = end;
       let imported = 0;
+      let write: Promise<void> = Promise.resolve();
       try {
         await this.engine.run(async () => {
           try {
             for (const f of group) {
               // Consensus may have finalized this height meanwhile; skip what we already have.
               if (f.block.header.height <= this.chain.headHeight) continue;
-              const { candidate, changes } = await this.chain.importCertified(f.block, f.raw, f.cert, { candidate: f.candidate, verified: f.done, defer: true });
+              const { candidate, changes } = await this.chain.importCertified(f.block, f.raw, f.cert, { candidate: f.candidate, verified: f.done, certificateBytes: f.certRaw, defer: true });
               await this.engine.externalCommit(candidate, f.cert, changes);
               imported++;
             }
           } finally {
-            // The blocks imported before a refused one are good: write them (one batch).
-            await this.chain.flush();
+            // The blocks imported before a refused one are good: write them (one batch, or together
+            // with the next group if the previous batch is still being written).
+            write = this.chain.flush();
+            write.catch(() => undefined);
           }
         });
+      } catch (e) {
+        await write.catch(() => undefined); // the block refused is what this sync reports
+        throw e;
       } finally {
         this.metrics.syncedBlocks.inc(imported);
         observe();
       }
+      // Write-behind, one batch deep: the next group is imported while this one is synced to disk,
+      // but not before the previous one is (a failed write stops the sync here).
+      const previous = this.writeBehind;
+      this.writeBehind = write;
+      await previous;
     }
-    if (missing) throw missing;
+    if (missing) {
+      await this.writeBehind;
+      throw missing;
+    }
   }
 }

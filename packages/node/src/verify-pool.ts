@@ -82,8 +82,25 @@ export class VerifyPool {
       const id = this.nextId++;
       this.waiting.set(id, items);
       slot.inflight++;
-      const req: VerifyRequest = { id, items: items.map(({ publicKey, message, signature }) => ({ publicKey, message, signature })) };
-      slot.w.postMessage(req);
+      // One buffer per batch, transferred: a copy here instead of a structured clone of 3 arrays per item.
+      let n = 0;
+      const lengths: number[] = [];
+      for (const it of items) {
+        n += it.publicKey.length + it.message.length + it.signature.length;
+        lengths.push(it.publicKey.length, it.message.length, it.signature.length);
+      }
+      const data = new Uint8Array(n);
+      let o = 0;
+      for (const it of items) {
+        data.set(it.publicKey, o);
+        o += it.publicKey.length;
+        data.set(it.message, o);
+        o += it.message.length;
+        data.set(it.signature, o);
+        o += it.signature.length;
+      }
+      const req: VerifyRequest = { id, data, lengths };
+      slot.w.postMessage(req, [data.buffer]);
     }
   }
 

@@ -8,9 +8,15 @@ export interface VerifyWorkerData {
   backend: BackendName;
 }
 
+/**
+ * One batch: every item's public key, message and signature packed one after
+ * another in `data` (its buffer is transferred, not copied), with their
+ * lengths in `lengths` (three per item, in that order).
+ */
 export interface VerifyRequest {
   id: number;
-  items: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[];
+  data: Uint8Array;
+  lengths: number[];
 }
 
 const data = workerData as VerifyWorkerData;
@@ -18,6 +24,14 @@ const data = workerData as VerifyWorkerData;
 // here, the worker's 'error' fails the pending requests (VerifyPool.failAll).
 const backend = getBackend(data.scheme, data.backend);
 parentPort!.on('message', (req: VerifyRequest) => {
-  const ok = req.items.map((it) => backend.verify(it.publicKey, it.message, it.signature));
+  const { data: d, lengths } = req;
+  const ok: boolean[] = [];
+  let o = 0;
+  for (let i = 0; i + 2 < lengths.length; i += 3) {
+    const publicKey = d.subarray(o, (o += lengths[i]!));
+    const message = d.subarray(o, (o += lengths[i + 1]!));
+    const signature = d.subarray(o, (o += lengths[i + 2]!));
+    ok.push(backend.verify(publicKey, message, signature));
+  }
   parentPort!.postMessage({ id: req.id, ok });
 });

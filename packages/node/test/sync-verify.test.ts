@@ -185,4 +185,24 @@ describe('node: sync pre-verification', function () {
     assert.equal(await count(client.metrics, 'tx'), BLOCKS * TXS);
     assert.equal((await client.metrics.sigCacheHits.get()).values[0]?.value, BLOCKS * TXS);
   });
+
+  for (const limit of ['bytes', 'blocks'] as const) {
+    it(`syncs through responses shorter than asked (a server bounded by ${limit === 'bytes' ? 'response bytes' : 'an older, smaller batch'}), each signature verified once`, async () => {
+      const server = await peer('server', null);
+      await history(server, null);
+      // About 2 blocks per response: the client asks for whole batches, then for the rest of each range.
+      if (limit === 'bytes') server.syncer.serveLimits = { ...server.syncer.serveLimits, bytes: 20_000 };
+      else server.syncer.serveLimits = { ...server.syncer.serveLimits, blocks: 2 };
+      const client = await peer('client', fakePool());
+      await client.p2p.dial(server.p2p.multiaddrs()[0]!);
+      await client.syncer.tick();
+      assert.equal(client.chain.headHeight, BLOCKS);
+      assert.deepEqual(client.chain.headHash, server.chain.headHash);
+      assert.equal(await client.store.headHeight(), BLOCKS);
+      assert.deepEqual(client.penalties, []);
+      // No range is fetched (and pre-verified) twice.
+      assert.equal((client.pool as VerifyPool & { asked: number }).asked, BLOCKS * (3 + TXS));
+      assert.equal(await count(client.metrics, 'certificate'), BLOCKS * 3);
+    });
+  }
 });

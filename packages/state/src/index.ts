@@ -747,12 +747,14 @@ export function checkCertificate(
   member: (address: string) => CertifyingMember | undefined,
   totalStake: bigint,
   verify: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean,
+  /** `blockHash(header)` when the caller has it already (computed from this very header). */
+  headerHash: Uint8Array = blockHash(header),
 ): void {
   const fail = (m: string): never => {
     throw new QnexusError('BAD_CERTIFICATE', m);
   };
   if (cert.height !== header.height) fail(`certificate is for height ${cert.height}, block is ${header.height}`);
-  if (!bytesEqual(cert.blockHash, blockHash(header))) fail('certificate is for a different block');
+  if (!bytesEqual(cert.blockHash, headerHash)) fail('certificate is for a different block');
   if (cert.round < header.slot) fail('certificate round precedes the block slot');
   let stake = 0n;
   const seen = new Set<string>();
