@@ -127,7 +127,7 @@ function loadPqclean(): PqcleanLoad {
 class PqcleanBackend implements SignatureBackend {
   readonly name = 'pqclean';
   readonly lengths: SchemeLengths;
-  private readonly noble: NobleBackend;
+  private readonly noble: SignatureBackend;
   private readonly impl: PqcleanSign;
   constructor(
     readonly scheme: SchemeName,
@@ -135,7 +135,7 @@ class PqcleanBackend implements SignatureBackend {
     /** 'native' or 'wasm'. */
     readonly implementation: string,
   ) {
-    this.noble = new NobleBackend(scheme);
+    this.noble = getBackend(scheme, 'noble');
     this.lengths = this.noble.lengths;
     this.impl = new mod.Sign(scheme);
     const { publicKeySize, privateKeySize, signatureSize } = this.impl;

@@ -169,9 +169,15 @@ describe('node: sync pre-verification', function () {
     });
   }
 
-  it('syncs a good range with every signature verified once, on the pool', async () => {
+  /**
+   * A fresh client syncs the server's whole history (responses bounded by `limits`) and ends on its
+   * head with nothing penalised, each signature verified once, on the pool: no range is fetched
+   * (and pre-verified) twice, and the import found every verdict.
+   */
+  async function syncAll(limits: Partial<Syncer['serveLimits']> = {}): Promise<Peer> {
     const server = await peer('server', null);
     await history(server, null);
+    server.syncer.serveLimits = { ...server.syncer.serveLimits, ...limits };
     const client = await peer('client', fakePool());
     await client.p2p.dial(server.p2p.multiaddrs()[0]!);
     await client.syncer.tick();
@@ -179,30 +185,22 @@ describe('node: sync pre-verification', function () {
     assert.deepEqual(client.chain.headHash, server.chain.headHash);
     assert.equal(await client.store.headHeight(), BLOCKS);
     assert.deepEqual(client.penalties, []);
-    // Each signature verified once, on the pool; the import found every verdict (none verified again on the main thread).
     assert.equal((client.pool as VerifyPool & { asked: number }).asked, BLOCKS * (3 + TXS));
     assert.equal(await count(client.metrics, 'certificate'), BLOCKS * 3);
+    return client;
+  }
+
+  it('syncs a good range with every signature verified once, on the pool', async () => {
+    const client = await syncAll();
+    // None verified again on the main thread: every tx check was a cache hit.
     assert.equal(await count(client.metrics, 'tx'), BLOCKS * TXS);
     assert.equal((await client.metrics.sigCacheHits.get()).values[0]?.value, BLOCKS * TXS);
   });
 
   for (const limit of ['bytes', 'blocks'] as const) {
     it(`syncs through responses shorter than asked (a server bounded by ${limit === 'bytes' ? 'response bytes' : 'an older, smaller batch'}), each signature verified once`, async () => {
-      const server = await peer('server', null);
-      await history(server, null);
       // About 2 blocks per response: the client asks for whole batches, then for the rest of each range.
-      if (limit === 'bytes') server.syncer.serveLimits = { ...server.syncer.serveLimits, bytes: 20_000 };
-      else server.syncer.serveLimits = { ...server.syncer.serveLimits, blocks: 2 };
-      const client = await peer('client', fakePool());
-      await client.p2p.dial(server.p2p.multiaddrs()[0]!);
-      await client.syncer.tick();
-      assert.equal(client.chain.headHeight, BLOCKS);
-      assert.deepEqual(client.chain.headHash, server.chain.headHash);
-      assert.equal(await client.store.headHeight(), BLOCKS);
-      assert.deepEqual(client.penalties, []);
-      // No range is fetched (and pre-verified) twice.
-      assert.equal((client.pool as VerifyPool & { asked: number }).asked, BLOCKS * (3 + TXS));
-      assert.equal(await count(client.metrics, 'certificate'), BLOCKS * 3);
+      await syncAll(limit === 'bytes' ? { bytes: 20_000 } : { blocks: 2 });
     });
   }
 });
