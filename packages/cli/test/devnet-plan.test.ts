@@ -19,9 +19,12 @@ import {
   type DevnetOptions,
 } from '../src/index.js';
 
-/** A base port in a range unlikely to clash with a developer's devnet (7000+) or the e2e tests (20000+). */
-// Below Linux's ephemeral ports (32768+), where another process's outgoing connection can take a
-// port between the free-port check and its use (CI saw ADDRESS_IN_USE-style refusals at 46700).
+/**
+ * A base port clear of a developer's devnet (7000+) and below Linux's ephemeral ports (32768+),
+ * where another process's outgoing connection can take a port between the free-port check and
+ * its use (CI saw port 46700 taken). The e2e clusters use the same range, but never at the same
+ * time: mocha runs the unit and e2e suites one after the other.
+ */
 const randomBasePort = () => 20_000 + Math.floor(Math.random() * 63) * 200;
 
 describe('cli: devnet layout (pure)', () => {
