@@ -1,15 +1,9 @@
 /**
- * Per-client token buckets for the HTTP APIs (shard node and beacon).
- *
- * Each client (remote IP address) has a bucket of `burst` tokens that refills
- * at `ratePerSec`; a request takes one token, and a request finding less than
- * one is refused with the time until one is back. Memory is bounded: a bucket
- * that has refilled completely is indistinguishable from a new one, so it is
- * dropped by a periodic sweep; and beyond `maxClients` buckets the least
- * recently used ones are dropped (which at worst hands those clients a fresh
- * burst: a flood from that many addresses is not something an API-level
- * limiter can stop anyway).
+ * The HTTP APIs' per-client rate limit (shard node and beacon): the token buckets of
+ * `@qnexus/p2p` (which also budget what peers may ask of the stream protocols), keyed by
+ * the client's IP address, with the API's defaults.
  */
+export { RateLimiter, type RateDecision, type RateLimitOptions } from '@qnexus/p2p';
 
 /**
  * Defaults: far above what one honest client needs (the e2e tests and
@@ -18,84 +12,3 @@
  */
 export const DEFAULT_API_RATE_LIMIT = 2000;
 export const DEFAULT_API_RATE_BURST = 4000;
-
-export interface RateLimitOptions {
-  /** Tokens added per second (sustained requests per second). */
-  ratePerSec: number;
-  /** Bucket size: requests a fresh (or idle) client may send at once. */
-  burst: number;
-  /** Hard cap on tracked clients (default 10 000). */
-  maxClients?: number;
-  /** How often full buckets are swept out (default 10 000 ms). */
-  sweepMs?: number;
-  /** Clock in ms (injected by tests; default Date.now). */
-  now?: () => number;
-}
-
-export type RateDecision = { ok: true } | { ok: false; retryAfterMs: number };
-
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
-export class RateLimiter {
-  readonly ratePerSec: number;
-  readonly burst: number;
-  private readonly maxClients: number;
-  private readonly sweepMs: number;
-  private readonly now: () => number;
-  /** Insertion order = least recently used first (an access re-inserts). */
-  private readonly buckets = new Map<string, Bucket>();
-  private lastSweep: number;
-
-  constructor(opts: RateLimitOptions) {
-    if (!(opts.ratePerSec > 0) || !(opts.burst >= 1)) throw new RangeError('rate limit needs ratePerSec > 0 and burst >= 1');
-    this.ratePerSec = opts.ratePerSec;
-    this.burst = opts.burst;
-    this.maxClients = opts.maxClients ?? 10_000;
-    this.sweepMs = opts.sweepMs ?? 10_000;
-    this.now = opts.now ?? Date.now;
-    this.lastSweep = this.now();
-  }
-
-  /** Clients currently tracked. */
-  get size(): number {
-    return this.buckets.size;
-  }
-
-  /** Take one token for `client`. */
-  take(client: string): RateDecision {
-    const now = this.now();
-    if (now - this.lastSweep >= this.sweepMs) this.sweep(now);
-    const b = this.buckets.get(client);
-    const tokens = b ? this.refilled(b, now) : this.burst;
-    if (b) this.buckets.delete(client);
-    if (tokens >= 1) {
-      this.buckets.set(client, { tokens: tokens - 1, at: now });
-      this.evictOverflow();
-      return { ok: true };
-    }
-    this.buckets.set(client, { tokens, at: now });
-    return { ok: false, retryAfterMs: Math.max(1, Math.ceil(((1 - tokens) * 1000) / this.ratePerSec)) };
-  }
-
-  private refilled(b: Bucket, now: number): number {
-    // A clock step backwards adds nothing (never a negative refill).
-    return Math.min(this.burst, b.tokens + (Math.max(0, now - b.at) * this.ratePerSec) / 1000);
-  }
-
-  /** Drop every bucket that is full again: forgetting it changes nothing. */
-  private sweep(now: number): void {
-    this.lastSweep = now;
-    for (const [client, b] of this.buckets) if (this.refilled(b, now) >= this.burst) this.buckets.delete(client);
-  }
-
-  private evictOverflow(): void {
-    while (this.buckets.size > this.maxClients) {
-      const oldest = this.buckets.keys().next().value;
-      if (oldest === undefined) break;
-      this.buckets.delete(oldest);
-    }
-  }
-}

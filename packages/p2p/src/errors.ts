@@ -2,6 +2,8 @@ export type P2PRequestErrorCode =
   | 'TIMEOUT'           // the exchange did not finish within timeoutMs
   | 'FRAME_TOO_LARGE'   // a response frame exceeded maxResponseFrameBytes
   | 'TOO_MANY_FRAMES'   // more than maxFrames response frames
+  | 'TOO_MANY_BYTES'    // the response frames together exceeded maxResponseBytes
+  | 'STALLED'           // no response frame within idleTimeoutMs (of the request, or of the previous frame)
   | 'DIAL_FAILED'       // could not open a stream (no route, protocol unsupported, refused)
   | 'STREAM_ERROR';     // the remote reset the stream or it broke mid-exchange
 

@@ -10,7 +10,9 @@ export { createP2PNode } from './node.js';
 export { loadOrCreatePeerKey, peerIdFromKeyFile } from './keys.js';
 export { P2PRequestError, type P2PRequestErrorCode } from './errors.js';
 export { discoveryProtocol } from './node.js';
+export { RateLimiter, type RateDecision, type RateLimitOptions } from './ratelimit.js';
 export type {
+  ConnectionLimits,
   DiscoveryOptions,
   LogFn,
   LogLevel,
@@ -22,6 +24,7 @@ export type {
   RequestHandler,
   RequestHandlerOptions,
   RequestOptions,
+  ServeBudget,
   TopicHandler,
   TopicStats,
   ValidationResult,

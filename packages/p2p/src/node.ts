@@ -410,6 +410,17 @@ class Libp2pNode implements P2PNode {
     }
   }
 
+  private readonly staticTrusted = new Set<string>();
+  private dynamicTrusted = new Set<string>();
+
+  setTrustedPeers(peerIds: Iterable<string>): void {
+    this.dynamicTrusted = new Set(peerIds);
+  }
+
+  isTrusted(peerId: string): boolean {
+    return this.staticTrusted.has(peerId) || this.dynamicTrusted.has(peerId);
+  }
+
   isBanned(peerId: string): boolean {
     const until = this.bannedUntil.get(peerId);
     if (until === undefined) return false;

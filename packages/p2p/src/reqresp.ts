@@ -82,8 +82,18 @@ export async function* requestStream(
   const timeoutError = new P2PRequestError('TIMEOUT', `${protocol}: request to ${peerStr} timed out after ${opts.timeoutMs} ms`);
   const controller = new AbortController();
   const timer = setTimeout(() => { controller.abort(timeoutError); }, opts.timeoutMs);
+  // A server that accepts and then sends nothing (or stops between frames) is given up on this soon.
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = (): void => {
+    if (opts.idleTimeoutMs === undefined) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      controller.abort(new P2PRequestError('STALLED', `${protocol}: ${peerStr} sent no response frame for ${opts.idleTimeoutMs} ms`));
+    }, opts.idleTimeoutMs);
+  };
+  const maxBytes = opts.maxResponseBytes ?? opts.maxFrames * opts.maxResponseFrameBytes;
   const classify = (err: unknown): P2PRequestError => {
-    if (controller.signal.aborted) return timeoutError;
+    if (controller.signal.aborted) return controller.signal.reason instanceof P2PRequestError ? controller.signal.reason : timeoutError;
     if (err instanceof P2PRequestError) return err;
     const e = asError(err);
     if (e.name === 'InvalidDataLengthError') {
@@ -110,13 +120,23 @@ export async function* requestStream(
     const writing: Promise<unknown> = s.sink([lp.encode.single(request)]).then(() => undefined, (err: unknown) => err);
 
     let frames = 0;
+    let bytes = 0;
     try {
+      armIdle();
       for await (const frame of lp.decode(s.source, { maxDataLength: opts.maxResponseFrameBytes })) {
+        clearTimeout(idle);
         if (++frames > opts.maxFrames) {
           throw new P2PRequestError('TOO_MANY_FRAMES', `${protocol}: ${peerStr} sent more than ${opts.maxFrames} response frames`);
         }
+        bytes += frame.byteLength;
+        if (bytes > maxBytes) {
+          throw new P2PRequestError('TOO_MANY_BYTES', `${protocol}: ${peerStr} sent more than ${maxBytes} response bytes`);
+        }
         yield plainBytes(frame.subarray());
+        // The consumer's own time between frames (e.g. verifying one) is not the server's stall.
+        armIdle();
       }
+      clearTimeout(idle);
     } catch (err) {
       throw classify(err);
     }
@@ -125,6 +145,7 @@ export async function* requestStream(
     completed = true;
   } finally {
     clearTimeout(timer);
+    clearTimeout(idle);
     controller.signal.removeEventListener('abort', onAbort);
     if (stream !== undefined) {
       if (completed) {

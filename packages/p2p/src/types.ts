@@ -44,6 +44,34 @@ export interface P2POptions {
   bootstrapBackoffMs?: { min: number; max: number };
   /** Peer exchange: serve it, and use it to find the peers we lack (see discovery.ts). */
   discovery?: DiscoveryOptions;
+  /**
+   * Gossip topics this node accepts subscriptions and messages for (all others are dropped
+   * before gossipsub keeps any state for them; see docs/ARCHITECTURE.md "Hostile peers").
+   * Default: the topics it subscribes to.
+   */
+  allowedTopics?: string[];
+  /** Peers trusted from the start (e.g. the genesis beacon); `setTrustedPeers` adds the current committees. */
+  trustedPeers?: string[];
+  /** Connection admission; defaults in DEFAULT_CONNECTION_LIMITS. */
+  connectionLimits?: ConnectionLimits;
+}
+
+/**
+ * Connection admission. Trusted peers (the beacon, members of the current and
+ * next committees, known by their beacon-verified peer bindings) always get a
+ * connection, up to `maxConnections`; everyone else shares `maxUntrusted`
+ * slots, at most `maxUntrustedPerIp` of them from one IP address, so a flood of
+ * fresh identities cannot lock out a restarting validator.
+ */
+export interface ConnectionLimits {
+  /** Hard cap on connections of any kind (default 128). */
+  maxConnections?: number;
+  /** Connections to untrusted peers (default 48). */
+  maxUntrusted?: number;
+  /** Connections to untrusted peers from one IP address (default 16). */
+  maxUntrustedPerIp?: number;
+  /** New inbound connections per second from one IP address before the handshake (default 1000 on the devnet profile, 5 otherwise). */
+  inboundPerIpPerSec?: number;
 }
 
 export interface DiscoveryOptions {
@@ -68,6 +96,15 @@ export interface TopicHandler {
   validate(data: Uint8Array, from: string): ValidationResult | Promise<ValidationResult>;
   /** Called only for accepted messages, after forwarding was triggered. */
   deliver?(data: Uint8Array, from: string): void;
+  /**
+   * Validations of this topic's messages from one peer that run at once (default 4); the rest
+   * wait in that peer's queue (at most 256: beyond it they are dropped and the peer penalised),
+   * and each starts only if the peer's score is still above the graylist threshold, so a peer
+   * whose first messages were invalid gets no more of its messages checked.
+   */
+  concurrencyPerPeer?: number;
+  /** Publishes on this topic skip the outbound flow-control wait (consensus messages). */
+  urgent?: boolean;
 }
 
 export interface RequestHandlerOptions {
@@ -77,6 +114,28 @@ export interface RequestHandlerOptions {
   maxRequestBytes: number;
   /** Bound on the whole exchange (read request, produce and write all responses). */
   timeoutMs: number;
+  /** What one peer (and all peers together) may ask of this protocol; see ServeBudget for the defaults. */
+  budget?: ServeBudget;
+}
+
+/**
+ * The serving budget of a request/response protocol: token buckets per peer
+ * (and, for bytes, for all peers together). A request beyond the peer's
+ * request budget is refused (the stream is reset before the request is read,
+ * no handler work); a peer that keeps asking beyond it is penalised once per
+ * burst of refusals. A response stops early (after at least one frame) once the
+ * peer's or the global byte budget is spent: clients handle short responses.
+ */
+export interface ServeBudget {
+  /** Requests per second per peer (default 10) and the bucket size (default 2 × the rate). */
+  requestsPerSec?: number;
+  requestBurst?: number;
+  /** Response bytes per second per peer (default: unbounded) and the bucket size (default 2 × the rate). */
+  bytesPerSec?: number;
+  byteBurst?: number;
+  /** Response bytes per second for all peers together (default: unbounded) and its bucket size (default 2 × the rate). */
+  globalBytesPerSec?: number;
+  globalByteBurst?: number;
 }
 
 export interface RequestOptions {
@@ -84,6 +143,14 @@ export interface RequestOptions {
   timeoutMs: number;
   maxResponseFrameBytes: number;
   maxFrames: number;
+  /** Bound on all response frames together (default maxFrames × maxResponseFrameBytes): beyond it, `TOO_MANY_BYTES`. */
+  maxResponseBytes?: number;
+  /**
+   * Longest wait for the first response frame after the stream opens, and between
+   * two frames (default: none, only `timeoutMs`): a server that accepts and then
+   * stalls fails with `STALLED` this soon.
+   */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -149,6 +216,13 @@ export interface P2PNode {
   penalize(peerId: string, reason: string): void;
   /** True while a peer is in its cooling-off period. */
   isBanned(peerId: string): boolean;
+  /**
+   * Replace the dynamic set of trusted peers (those of `P2POptions.trustedPeers` stay
+   * trusted): reserved connection slots, a positive app score (preferred in the mesh), our own
+   * messages are published to all of them, and only their queues hold publishes back.
+   */
+  setTrustedPeers(peerIds: Iterable<string>): void;
+  isTrusted(peerId: string): boolean;
   handle(protocol: string, opts: RequestHandlerOptions, fn: RequestHandler): Promise<void>;
   unhandle(protocol: string): Promise<void>;
   /** Opens a new stream, writes the framed request and yields response frames as they arrive. */
