@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, sha256, toHex } from '@qnexus/crypto';
 import { QnexusError, isSystemKind, txCost, type ErrorCode, type TxEnvelope } from '@qnexus/types';
 import { Overlay, applyTx, checkTxStateless, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
@@ -49,7 +49,11 @@ export class Mempool {
   private readonly bySender = new Map<string, Map<bigint, Entry>>();
   /** Recently dropped transactions, so GET /v1/txs can say why (bounded). */
   private readonly rejected = new Map<string, RejectedInfo>();
-  /** Signature checks in flight, so concurrent copies of one tx are verified once. */
+  /**
+   * Signature checks in flight, so concurrent copies of one tx are verified once. Keyed by
+   * the tx id and the digest of its signature bytes: the id does not cover the signature, so
+   * a forged copy in flight must neither lend its verdict to the genuine one nor borrow it.
+   */
   private readonly verifying = new Map<string, Promise<TxVerdict>>();
   /**
    * Beacon entries (cross-shard prepare requests and decisions) waiting for a
@@ -149,11 +153,13 @@ export class Mempool {
   }
 
   private verifyOnce(env: TxEnvelope): Promise<TxVerdict> {
-    let p = this.verifying.get(env.hashHex);
+    // A stake's consent signature is inside the signed body, so the id covers it already.
+    const key = `${env.hashHex}/${toHex(sha256(env.tx.signature))}`;
+    let p = this.verifying.get(key);
     if (!p) {
       p = this.verifier.checkAsync(env);
-      this.verifying.set(env.hashHex, p);
-      void p.finally(() => this.verifying.delete(env.hashHex)).catch(() => undefined);
+      this.verifying.set(key, p);
+      void p.finally(() => this.verifying.delete(key)).catch(() => undefined);
     }
     return p;
   }
