@@ -1,4 +1,4 @@
-import { bytesEqual, concatBytes, formatAddress, sha256, toHex } from '@qnexus/crypto';
+import { concatBytes, formatAddress, sha256, toHex } from '@qnexus/crypto';
 import { checkCertificate, verifyXferProof } from '@qnexus/state';
 import {
   QnexusError,
@@ -19,7 +19,13 @@ import {
 import type { Registry } from './registry.js';
 
 export type Admission =
-  | { ok: false; code: ErrorCode; message: string }
+  /**
+   * `fault`: the request proves its sender misbehaved (undecodable, a binding that is not its
+   * own or does not verify, a report that does not prove what it claims), so the peer is
+   * penalised. Not a fault: what an honest node can send while its view differs from ours
+   * for a moment (membership at an epoch boundary, an epoch we have not frozen yet).
+   */
+  | { ok: false; code: ErrorCode; message: string; fault: boolean }
   | { ok: true; type: 'hello'; validator: string; shard: number }
   | {
       ok: true;
@@ -56,10 +62,14 @@ class Refused extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    readonly fault = true,
   ) {
     super(message);
   }
 }
+
+/** Certificate votes whose signatures verified, remembered (bounded) across reports. */
+const MAX_CACHED_VOTES = 16_384;
 
 /**
  * Who may speak on the beacon's 2PC stream, and whether what they say is
@@ -69,13 +79,15 @@ class Refused extends Error {
  * shard finalized (certificate, checked against the frozen committee of
  * epochOf(cert.round); EPOCH_UNKNOWN if not frozen), with records in that
  * block's state (Merkle proofs). Reports may carry no items (a proposer's
- * certificate, for participation). Signature checks are cached (bindings by
- * their bytes, certificates by block hash) so the members of a committee
- * reporting the same block cost one certificate verification.
+ * certificate, for participation). Signature checks are cached by what was
+ * verified, signature bytes included (bindings by their bytes, certificate
+ * votes by signed message and signature), so the members of a committee
+ * reporting the same block cost one verification per vote, and a certificate
+ * that names a cached block with other (forged) votes is verified again.
  */
 export class Admitter {
   private readonly bindings = new BoundedSet(4096);
-  private readonly blocks = new BoundedSet(1024);
+  private readonly votes = new BoundedSet(MAX_CACHED_VOTES);
   /** Signature verifications performed (for metrics and tests). */
   verifications = 0;
 
@@ -86,7 +98,7 @@ export class Admitter {
     try {
       req = decodeBeaconRequest(raw);
     } catch (e) {
-      return { ok: false, code: 'MALFORMED', message: e instanceof Error ? e.message : String(e) };
+      return { ok: false, code: 'MALFORMED', message: e instanceof Error ? e.message : String(e), fault: true };
     }
     if (req.type === 'evidence') return { ok: true, type: 'evidence', evidence: req.evidence };
     try {
@@ -121,8 +133,8 @@ export class Admitter {
         slot: header.slot,
       };
     } catch (e) {
-      if (e instanceof Refused) return { ok: false, code: e.code, message: e.message };
-      if (e instanceof QnexusError) return { ok: false, code: e.code, message: e.message };
+      if (e instanceof Refused) return { ok: false, code: e.code, message: e.message, fault: e.fault };
+      if (e instanceof QnexusError) return { ok: false, code: e.code, message: e.message, fault: true };
       throw e;
     }
   }
@@ -137,7 +149,9 @@ export class Admitter {
     if (b.peerId !== remotePeer) no(`binding names peer ${b.peerId}, the stream comes from ${remotePeer}`);
     const validator = peerBindingValidator(b);
     if (!epochs.some((e) => this.registry.membership(e, validator)?.shard === b.shard)) {
-      no(`${validator} is not a member of shard ${b.shard}'s committee in epoch ${[...new Set(epochs)].join(' or ')}`);
+      // Checked before the signature (cheap); an honest member whose clock is across an epoch
+      // boundary from ours can be refused here, so it is not held against the peer.
+      throw new Refused('XS_UNAUTHORIZED', `${validator} is not a member of shard ${b.shard}'s committee in epoch ${[...new Set(epochs)].join(' or ')}`, false);
     }
     const key = toHex(sha256(concatBytes(encodePeerBinding(b), sb.signature)));
     if (!this.bindings.has(key)) {
@@ -148,33 +162,44 @@ export class Admitter {
     return { validator, shard: b.shard };
   }
 
-  /** The shard nodes' certificate check (`checkCertificate`), against the committee of the certifying round's epoch; once per block. Returns the block's hash. */
+  /**
+   * The shard nodes' certificate check (`checkCertificate`), against the committee of the
+   * certifying round's epoch. Everything but the signatures first (members, duplicates,
+   * quorum): a certificate that fails anyway costs no verification. Then each vote's
+   * signature, unless that exact vote (message and signature bytes) verified before.
+   * Returns the block's hash.
+   */
   private checkCertificate(cert: Certificate, header: BlockHeader): Uint8Array {
     const hash = blockHash(header);
-    const hashHex = toHex(hash);
-    // A cached block still needs this certificate to name it (the votes were checked for another copy).
-    if (this.blocks.has(hashHex) && cert.height === header.height && bytesEqual(cert.blockHash, hash)) return hash;
     const epoch = epochOf(this.registry.genesis, cert.round);
     const fe = this.registry.epoch(epoch);
-    if (!fe) throw new Refused('EPOCH_UNKNOWN', `certificate of round ${cert.round}: the committees of epoch ${epoch} are not frozen yet`);
+    // Not the sender's fault: its shard finalized in an epoch we have not frozen yet (our clock or store lags).
+    if (!fe) throw new Refused('EPOCH_UNKNOWN', `certificate of round ${cert.round}: the committees of epoch ${epoch} are not frozen yet`, false);
     const s = fe.shards[header.shard];
     if (!s) throw new Refused('XS_BAD_PROOF', `certificate: shard ${header.shard} does not exist`);
+    const member = (addr: string) => s.members.get(addr);
     try {
+      checkCertificate(cert, header, member, s.committee.totalStake, () => true, hash);
       checkCertificate(
         cert,
         header,
-        (addr) => s.members.get(addr),
+        member,
         s.committee.totalStake,
         (pk, msg, sig) => {
+          const k = toHex(sha256(concatBytes(msg, sig)));
+          if (this.votes.has(k)) return true;
           this.verifications++;
-          return this.registry.backend.verify(pk, msg, sig);
+          if (!this.registry.backend.verify(pk, msg, sig)) return false;
+          // The message names the validator, whose address binds its key: (message, signature) is the whole fact.
+          this.votes.add(k);
+          return true;
         },
+        hash,
       );
     } catch (e) {
       if (e instanceof QnexusError) throw new Refused('XS_BAD_PROOF', e.message);
       throw e;
     }
-    this.blocks.add(hashHex);
     return hash;
   }
 }

@@ -24,6 +24,7 @@ export function createMetrics() {
     /** Set by the API at scrape time; `p2p.bind` makes it self-updating. */
     peers: p2p.peers,
     validators: new Gauge({ name: 'qnexus_beacon_validators', help: 'Registered validators by status', labelNames: ['status'], registers: r }),
+    trustedPeers: new Gauge({ name: 'qnexus_beacon_trusted_peers', help: 'Peers bound by members of the current and next committees (trusted: reserved connection slots)', registers: r }),
     slashings: new Counter({ name: 'qnexus_beacon_slashings_total', help: 'Validators slashed for proven equivocation', registers: r }),
     evidence: new Counter({ name: 'qnexus_beacon_evidence_total', help: 'Equivocation evidence processed, by result (slashed, duplicate or error code)', labelNames: ['result'], registers: r }),
     minted: new Counter({ name: 'qnexus_beacon_rewards_minted_total', help: 'QFC minted as validator rewards', registers: r }),

@@ -1,4 +1,4 @@
-import { DEFAULT_BACKEND, addressFromPublicKey, bytesEqual, formatAddress, getBackend, homeShard, parseAddress, schemeLengths, toHex, type BackendName, type SignatureBackend } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, addressFromPublicKey, bytesEqual, compareBytes, formatAddress, getBackend, homeShard, parseAddress, schemeLengths, toHex, type BackendName, type SignatureBackend } from '@qnexus/crypto';
 import { epochSeed, makeCommittee, type Committee } from '@qnexus/consensus';
 import { epochCommitteesFromAnnouncement, genesisEpoch, releaseId, verifyVoteEvidence } from '@qnexus/state';
 import {
@@ -177,6 +177,11 @@ export class Registry {
   private readonly genesisStake: bigint;
   /** validator address -> its latest binding (peer id, shard); in memory, relearned from hellos. */
   private readonly bound = new Map<string, { peerId: string; shard: number; binding: SignedPeerBinding }>();
+  /**
+   * Bumped whenever a validator binds a peer other than the one it had: with the epoch, it
+   * says when the set of trusted peers (`memberPeers`) may have changed.
+   */
+  private bindings = 0;
   /** shard -> its newest certified block reported to us; in memory (proposers report every block, so it refills within a slot). */
   private readonly shardHeads = new Map<number, ShardHead>();
 
@@ -281,7 +286,9 @@ export class Registry {
   }
 
   snapshot(slot: number): RegistrySnapshot {
-    return { chainId: this.genesis.chainId, slot, epoch: epochOf(this.genesis, Math.max(0, slot)), validators: this.all().map(validatorInfo), totals: this.totals(), heads: this.heads() };
+    const epoch = epochOf(this.genesis, Math.max(0, slot));
+    const peers = [...this.memberPeers(epoch)].map(([address, peerId]) => ({ validator: parseAddress(address), peerId })).sort((a, b) => compareBytes(a.validator, b.validator));
+    return { chainId: this.genesis.chainId, slot, epoch, validators: this.all().map(validatorInfo), totals: this.totals(), heads: this.heads(), peers };
   }
 
   // ---------------------------------------------------------------- shard heads
@@ -321,7 +328,31 @@ export class Registry {
 
   /** Remember the peer a committee member speaks through (the latest binding wins). */
   bind(address: string, shard: number, peerId: string, binding: SignedPeerBinding): void {
+    const prev = this.bound.get(address);
+    if (prev?.peerId !== peerId) this.bindings++;
     this.bound.set(address, { peerId, shard, binding });
+  }
+
+  /** Changes whenever a validator binds a new peer. */
+  get bindingsVersion(): number {
+    return this.bindings;
+  }
+
+  /**
+   * Members of `epoch`'s and `epoch + 1`'s committees (whichever are frozen) that bound a
+   * peer, with that peer: the peers to trust (the snapshot carries them to every node).
+   */
+  memberPeers(epoch: number): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const e of [epoch, epoch + 1]) {
+      const idx = this.memberIndex.get(e);
+      if (!idx) continue;
+      for (const address of idx.keys()) {
+        const b = this.bound.get(address);
+        if (b) out.set(address, b.peerId);
+      }
+    }
+    return out;
   }
 
   peerOf(address: string): string | null {
@@ -665,16 +696,19 @@ export class Registry {
     const address = formatAddress(body.validator);
     const v = this.validators.get(address);
     if (!v) throw new QnexusError('EVIDENCE_INVALID', `${address} is not a registered validator`);
-    verifyVoteEvidence(ev, this.genesis.chainId, v.publicKey, verify);
+    // Everything but the two signatures first (a dry run takes every signature as valid): a
+    // resubmission, or evidence against a validator already slashed, costs no verification.
+    verifyVoteEvidence(ev, this.genesis.chainId, v.publicKey, () => true);
     const e = epochOf(this.genesis, body.round);
     const m = this.membership(e, address);
     if (!m || m.shard !== body.shard) throw new QnexusError('EVIDENCE_INVALID', `${address} is not a member of shard ${body.shard}'s committee in epoch ${e}`);
     if (v.status === 'withdrawn' || v.release !== null) throw new QnexusError('EVIDENCE_EXPIRED', `${address}'s stake is ${v.status === 'withdrawn' ? 'withdrawn' : 'being released'}`);
     const key = evidenceKey(ev);
-    if (this.evidence.has(key)) return { result: 'duplicate', validator: address, slashed: 0n };
+    // Slashed once per validator: further evidence changes nothing (and is not stored).
+    if (this.evidence.has(key) || v.status === 'slashed') return { result: 'duplicate', validator: address, slashed: 0n };
+    verifyVoteEvidence(ev, this.genesis.chainId, v.publicKey, verify);
     this.evidence.add(key);
     this.dirty.evidence.push(key);
-    if (v.status === 'slashed') return { result: 'duplicate', validator: address, slashed: 0n };
     const amount = (v.stake * BigInt(this.staking.slashBps)) / 10_000n;
     v.stake -= amount;
     v.slashed += amount;

@@ -1,12 +1,11 @@
 import { formatAddress, toHex } from '@qnexus/crypto';
-import type { P2PNode } from '@qnexus/p2p';
+import type { P2PNode, ServeBudget } from '@qnexus/p2p';
 import {
   MAX_ANNOUNCEMENT_BYTES,
+  MAX_REPORT_ITEMS,
   QnexusError,
   VALIDATOR_STATUSES,
   beaconTopics,
-  decodeEpochAnnouncement,
-  decodeRegistrySnapshot,
   encodeEpochAnnouncement,
   encodeRegistrySnapshot,
   encodeXAck,
@@ -14,6 +13,7 @@ import {
   epochOf,
   registrySnapshotSigningBytes,
   slotAt,
+  type Genesis,
   type VoteEvidence,
   type XAck,
   type XferRecord,
@@ -34,6 +34,27 @@ export const MAX_BEACON_GOSSIP_BYTES = 1024 * 1024;
 const MAX_SIGNED_ANNOUNCEMENT_BYTES = Math.min(MAX_BEACON_GOSSIP_BYTES, MAX_ANNOUNCEMENT_BYTES + 8 * 1024);
 const MAX_SNAPSHOT_BYTES = MAX_BEACON_GOSSIP_BYTES;
 const OK: XAck = { ok: true, code: '', message: '' };
+
+/**
+ * What one peer may ask of the beacon's stream protocols per second (p2p `ServeBudget`), with
+ * room to spare over an honest validator. Per slot a validator sends at most: the proposer's
+ * report, the reports of a block that touched records (MAX_REPORT_ITEMS per report, up to
+ * maxBlockTxs transactions plus 512 beacon entries), as many re-sends of open records every
+ * RESEND slots, a hello every 8 slots, and the evidence its node relays (rate-limited there
+ * to a few per slot). Four times that, scaled by the slot length, in requests per second;
+ * bursts of 4 s. Acks are < 1 KiB. Epoch fetches: a node asks for an epoch once per slot
+ * while it lacks it (sync asks its serving peer first), announcements are ≤ 1 MiB.
+ */
+export function beaconServeBudgets(g: Genesis): { requests: ServeBudget; epochFetch: ServeBudget } {
+  const perSec = (perSlot: number) => Math.ceil((perSlot * 1000) / g.slotMs);
+  const reportChunks = Math.ceil((g.maxBlockTxs + 512) / MAX_REPORT_ITEMS);
+  const requestsPerSec = Math.max(20, perSec(4 * (2 + 2 * reportChunks + 2)));
+  const fetchesPerSec = Math.max(10, perSec(4));
+  return {
+    requests: { requestsPerSec, requestBurst: 4 * requestsPerSec, bytesPerSec: requestsPerSec * 1024 },
+    epochFetch: { requestsPerSec: fetchesPerSec, requestBurst: 4 * fetchesPerSec, bytesPerSec: 4 * MAX_BEACON_GOSSIP_BYTES, globalBytesPerSec: 32 * MAX_BEACON_GOSSIP_BYTES },
+  };
+}
 
 /**
  * Performs coordinator actions: every `persist` of the batch before the first
@@ -95,6 +116,8 @@ export class BeaconService {
   private stopped = false;
   private lastAnnounced = { epoch: -1, slot: -Infinity };
   private lastSnapshotSlot = -Infinity;
+  /** What the trusted peer set was computed from (see updateTrusted). */
+  private trustedKey = '';
   private readonly now: () => number;
 
   constructor(private readonly d: ServiceDeps) {
@@ -133,36 +156,18 @@ export class BeaconService {
     const { p2p, registry } = this.d;
     const g = registry.genesis;
     const t = beaconTopics(g.chainId);
-    // Subscribing gives gossipsub the topic (mesh, peers); the only valid
-    // messages on it are the beacon's own, so anything else is rejected.
-    p2p.subscribe(t.epochs, {
-      maxBytes: MAX_SIGNED_ANNOUNCEMENT_BYTES,
-      validate: (data) => {
-        try {
-          const a = decodeEpochAnnouncement(data);
-          if (a.body.chainId !== g.chainId) return 'reject';
-          return registry.backend.verify(g.beacon.publicKey, epochAnnouncementSigningBytes(a.body), a.signature) ? 'accept' : 'reject';
-        } catch {
-          return 'reject';
-        }
-      },
-    });
-    p2p.subscribe(t.registry, {
-      maxBytes: MAX_SNAPSHOT_BYTES,
-      validate: (data) => {
-        try {
-          const s = decodeRegistrySnapshot(data);
-          if (s.body.chainId !== g.chainId) return 'reject';
-          return registry.backend.verify(g.beacon.publicKey, registrySnapshotSigningBytes(s.body), s.signature) ? 'accept' : 'reject';
-        } catch {
-          return 'reject';
-        }
-      },
-    });
-    await p2p.handle(t.protocol, { maxInboundStreams: 64, maxOutboundStreams: 64, maxRequestBytes: MAX_REQUEST_BYTES, timeoutMs: 10_000 }, (req, peerId) =>
+    // Subscribing gives gossipsub the topic (mesh, peers). The beacon is the only author of
+    // these messages: it needs nobody's copy, so whatever arrives is ignored unread (checking
+    // it would only let anyone spend our CPU; ignoring penalises nobody who relays ours).
+    p2p.subscribe(t.epochs, { maxBytes: MAX_SIGNED_ANNOUNCEMENT_BYTES, validate: () => 'ignore' });
+    p2p.subscribe(t.registry, { maxBytes: MAX_SNAPSHOT_BYTES, validate: () => 'ignore' });
+    const budgets = beaconServeBudgets(g);
+    await p2p.handle(t.protocol, { maxInboundStreams: 64, maxOutboundStreams: 64, maxRequestBytes: MAX_REQUEST_BYTES, timeoutMs: 10_000, budget: budgets.requests }, (req, peerId) =>
       this.answer(req, peerId),
     );
-    await p2p.handle(t.epochFetch, { maxInboundStreams: 32, maxOutboundStreams: 32, maxRequestBytes: 8, timeoutMs: 5_000 }, (req) => this.serveEpoch(req));
+    await p2p.handle(t.epochFetch, { maxInboundStreams: 32, maxOutboundStreams: 32, maxRequestBytes: 8, timeoutMs: 5_000, budget: budgets.epochFetch }, (req) =>
+      this.serveEpoch(req),
+    );
     // A fresh registry (genesis validators, epoch 0) is written before anything depends on it.
     await this.run(() => this.runner.run([]));
     this.updateGauges();
@@ -215,11 +220,14 @@ export class BeaconService {
     const r = admitter.admit(req, peerId, this.epoch);
     if (!r.ok) {
       metrics.rejected.inc({ reason: r.code });
-      p2p.penalize(peerId, `2pc ${r.code}`);
+      // Only what proves the sender itself misbehaved (see Admission): an honest node's
+      // momentarily different view of the epochs must not get it banned.
+      if (r.fault) p2p.penalize(peerId, `2pc ${r.code}`);
       log.debug('2PC request refused', { peer: peerId, code: r.code, message: r.message });
       return { ok: false, code: r.code, message: r.message };
     }
     metrics.requests.inc({ type: r.type });
+    if (r.type === 'hello' || r.type === 'report') this.updateTrusted();
     if (r.type === 'hello') {
       log.debug('validator bound', { validator: r.validator, shard: r.shard, peer: peerId });
       return OK;
@@ -230,10 +238,12 @@ export class BeaconService {
         return { ok: true, code: '', message: `${res.result} ${res.slashed}` };
       } catch (e) {
         if (!(e instanceof QnexusError)) return { ok: false, code: 'UNAVAILABLE', message: `evidence not processed: ${(e as Error).message}` };
-        if (e.code === 'EVIDENCE_INVALID') {
-          metrics.rejected.inc({ reason: e.code });
-          p2p.penalize(peerId, `evidence ${e.code}`);
-        }
+        // Evidence is self-authenticating and anyone may pass it on: whoever sent it merely
+        // relays it (a shard node forwards what API clients give it), so a refusal is an
+        // answer, never a penalty. It costs the sender its serving budget, and us at most two
+        // signature checks (the registry checks everything else first).
+        if (e.code === 'EVIDENCE_INVALID') metrics.rejected.inc({ reason: e.code });
+        log.debug('evidence refused', { peer: peerId, code: e.code, message: e.message });
         return { ok: false, code: e.code, message: e.message };
       }
     }
@@ -302,6 +312,22 @@ export class BeaconService {
     });
   }
 
+  /**
+   * Trust (reserved connection slots, mesh preference) the peers bound by members of the
+   * current and next committees; recomputed only when the epoch, the frozen epochs or a
+   * binding changed.
+   */
+  private updateTrusted(): void {
+    const { registry, p2p, metrics } = this.d;
+    const epoch = this.epoch;
+    const key = `${epoch}/${registry.frozenNext}/${registry.bindingsVersion}`;
+    if (key === this.trustedKey) return;
+    this.trustedKey = key;
+    const peers = new Set(registry.memberPeers(epoch).values());
+    p2p.setTrustedPeers(peers);
+    metrics.trustedPeers.set(peers.size);
+  }
+
   private updateGauges(): void {
     const { registry, metrics } = this.d;
     const counts = new Map<string, number>(VALIDATOR_STATUSES.map((s) => [s, 0]));
@@ -360,6 +386,7 @@ export class BeaconService {
       for (const info of fx.releases) log.info('release started', { validator: formatAddress(info.from), amount: info.amount.toString(), shard: info.dstShard });
       metrics.undecided.set(coordinator.undecided);
       this.updateGauges();
+      this.updateTrusted();
       await this.announce(slot);
     });
   }

@@ -70,6 +70,60 @@ describe('beacon: 2PC admission', () => {
     assert.equal(registry.peerOf(addrOf(b0)), 'pb', 'a report also binds its peer');
   });
 
+  it('a certificate naming a block it verified before, with other votes, is verified again: forged votes are refused', () => {
+    const x = info(5);
+    const block = certifiedBlock(g, 0, 12, 5, [sourceRecord(x)], [a0, b0]);
+    const bnd = binding(g, a0, 0, 'pa');
+    const req = (certificate: typeof block.certificate) =>
+      encodeBeaconRequest({ type: 'report', report: { binding: bnd, header: block.header, certificate, items: block.state.proveXfers([toHex(x.id)]) } });
+    assert.ok(adm.admit(req(block.certificate), 'pa', 0).ok);
+    const before = adm.verifications;
+    // Same block, same height and round, but b0's vote replaced by bytes b0 never signed.
+    const forged = structuredClone(block.certificate);
+    forged.votes[1] = { ...forged.votes[1]!, signature: forged.votes[0]!.signature };
+    const r = adm.admit(req(forged), 'pa', 0);
+    refused(r, 'XS_BAD_PROOF');
+    assert.ok(!r.ok && r.fault, 'a forged certificate is the sender\'s fault');
+    assert.equal(adm.verifications, before + 1, 'only the vote not seen before was verified');
+    // The genuine certificate still costs nothing.
+    assert.ok(adm.admit(req(block.certificate), 'pa', 0).ok);
+    assert.equal(adm.verifications, before + 1);
+  });
+
+  it('a certificate without a quorum, duplicate signers or non-members costs no signature check', () => {
+    const x = info(6);
+    const ids = [toHex(x.id)];
+    const bnd = binding(g, a0, 0, 'pa');
+    const req = (signers: (typeof vals)[number][]) => {
+      const block = certifiedBlock(g, 0, 13, 5, [sourceRecord(x)], signers);
+      return encodeBeaconRequest({ type: 'report', report: { binding: bnd, header: block.header, certificate: block.certificate, items: block.state.proveXfers(ids) } });
+    };
+    // The binding is verified once, first.
+    assert.ok(adm.admit(encodeBeaconRequest({ type: 'hello', binding: bnd }), 'pa', 0).ok);
+    const before = adm.verifications;
+    refused(adm.admit(req([a0]), 'pa', 0), 'XS_BAD_PROOF');
+    refused(adm.admit(req([a0, a0]), 'pa', 0), 'XS_BAD_PROOF');
+    refused(adm.admit(req([a0, b0, outsider]), 'pa', 0), 'XS_BAD_PROOF');
+    assert.equal(adm.verifications, before);
+  });
+
+  it('says which refusals are the sender\'s fault: not membership or an epoch not frozen yet (an honest view at a boundary)', () => {
+    const fault = (r: Admission) => {
+      assert.ok(!r.ok);
+      return r.fault;
+    };
+    assert.equal(fault(adm.admit(new Uint8Array([1, 2, 3]), 'p', 0)), true, 'undecodable');
+    assert.equal(fault(adm.admit(hello(g, a0, 0, 'someone-else'), 'p', 0)), true, 'a binding of another peer');
+    const forged = binding(g, a0, 0, 'p');
+    forged.signature = forged.signature.slice();
+    forged.signature[10]! ^= 1;
+    assert.equal(fault(adm.admit(encodeBeaconRequest({ type: 'hello', binding: forged }), 'p', 0)), true, 'a bad binding signature');
+    assert.equal(fault(adm.admit(hello(g, outsider, 0, 'p'), 'p', 0)), false, 'not a member (of these epochs)');
+    assert.equal(fault(adm.admit(hello(g, a0, 1, 'p'), 'p', 0)), false, 'a member of another shard');
+    const late = certifiedBlock(g, 0, 7, 40, [], [a0, b0]);
+    assert.equal(fault(adm.admit(report(g, a0, 'pa', late, []), 'pa', 0)), false, 'an epoch not frozen yet');
+  });
+
   it('refuses reports that are not proven', () => {
     const x = info(2);
     const ids = [toHex(x.id)];

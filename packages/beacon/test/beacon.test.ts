@@ -341,6 +341,38 @@ describe('beacon: process', function () {
     assert.match(metrics, /qnexus_beacon_evidence_total\{result="EVIDENCE_INVALID"\} 2/);
   });
 
+  it('never penalises whoever sends it evidence it refuses (evidence is only relayed), and names the bound peers in its snapshot', async () => {
+    // The attack of issue 12: "votes" of an unregistered validator in a round of an epoch nobody knows.
+    const bogus = (height: number, hash: string): { body: VoteBody; signature: Uint8Array } => {
+      const body: VoteBody = { chainId: g.chainId, shard: 0, height, round: 2_000_000_000, step: 'prevote', blockHash: new Uint8Array(32).fill(hash.charCodeAt(0)), validator: addressFromPublicKey(outsider.publicKey) };
+      return { body, signature: backend.sign(outsider.secretKey, voteSigningBytes(body)) };
+    };
+    for (let i = 0; i < 12; i++) {
+      const ack = await ask(rogue, encodeBeaconRequest({ type: 'evidence', evidence: { first: bogus(100 + i, 'a'), second: bogus(100 + i, 'b') } }));
+      assert.equal(ack.code, 'EVIDENCE_INVALID');
+    }
+    // Twelve refusals, more than the five offences that get a peer banned: still connected and served.
+    assert.ok(rogue.connectedPeers().includes(beacon.info.peerId), 'still connected');
+    assert.equal((await ask(rogue, hello(g, outsider, 0, rogue.peerId))).code, 'XS_UNAUTHORIZED');
+    // /metrics is rendered at most once per interval: poll (bounded) until it shows the refusals.
+    const scrape = async (re: RegExp) => {
+      let text = '';
+      for (let i = 0; i < 40 && !re.test(text); i++) {
+        if (i) await new Promise((r) => setTimeout(r, 250));
+        text = await (await fetch(`${beacon.info.apiUrl}/metrics`)).text();
+      }
+      assert.match(text, re);
+    };
+    await scrape(/qnexus_beacon_2pc_rejected_total\{reason="EVIDENCE_INVALID"\} 1[0-9]/);
+
+    // Every validator said hello through `peer` (earlier tests): the snapshot names it for each, for trust.
+    await waitFor('a snapshot naming the bound peers', () => snapshots.some((x) => x.body.peers.length === vals.length));
+    const snap = snapshots.find((x) => x.body.peers.length === vals.length)!;
+    assert.ok(snap.body.peers.every((p) => p.peerId === peer.peerId));
+    assert.deepEqual(snap.body.peers.map((p) => toHex(p.validator)).sort(), vals.map((k) => toHex(addressFromPublicKey(k.publicKey))).sort());
+    await scrape(/qnexus_beacon_trusted_peers 1\n/);
+  });
+
   it('after a restart, keeps its log and re-sends a decision not yet applied', async () => {
     const x = newInfo();
     const id = toHex(x.id);

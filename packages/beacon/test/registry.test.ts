@@ -334,6 +334,68 @@ describe('beacon: staking registry', () => {
     assert.throws(() => w.r.submitEvidence(evidence(k, w.g, { shard, height: 7 })), code('EVIDENCE_EXPIRED'));
   });
 
+  it('evidence: everything but the signatures is checked first, so a resubmission or a slashed validator costs no verification', () => {
+    const w = new World({ slashBps: 1000 });
+    const k = w.vals[0]!;
+    const shard = w.v(k).shard!;
+    let checks = 0;
+    const counting = (pk: Uint8Array, m: Uint8Array, sig: Uint8Array) => {
+      checks++;
+      return backend.verify(pk, m, sig);
+    };
+    // Refused before any signature: an unregistered validator, a non-member, not conflicting, an epoch not frozen.
+    assert.throws(() => w.r.submitEvidence(evidence(key(30), w.g, { shard }), counting), code('EVIDENCE_INVALID'));
+    assert.throws(() => w.r.submitEvidence(evidence(k, w.g, { shard: 1 - shard }), counting), code('EVIDENCE_INVALID'));
+    assert.throws(() => w.r.submitEvidence({ first: vote(k, w.g, { shard }), second: vote(k, w.g, { shard }) }, counting), code('EVIDENCE_INVALID'));
+    assert.throws(() => w.r.submitEvidence(evidence(k, w.g, { shard, round: 2_000_000_000 }), counting), code('EVIDENCE_INVALID'));
+    assert.equal(checks, 0);
+    // A forged second vote is verified, and refused.
+    const forged = evidence(k, w.g, { shard });
+    forged.second = { ...forged.second, signature: forged.first.signature };
+    assert.throws(() => w.r.submitEvidence(forged, counting), code('EVIDENCE_INVALID'));
+    assert.equal(checks, 2);
+    assert.equal(w.v(k).status, 'active');
+    const ev = evidence(k, w.g, { shard });
+    assert.equal(w.r.submitEvidence(ev, counting).result, 'slashed');
+    assert.equal(checks, 4);
+    // The same key again, any signature bytes: a duplicate without a check; so is new evidence against the slashed validator.
+    const sameKey = evidence(k, w.g, { shard });
+    sameKey.second = { ...sameKey.second, signature: new Uint8Array(sameKey.second.signature.length) };
+    assert.equal(w.r.submitEvidence(sameKey, counting).result, 'duplicate');
+    assert.equal(w.r.submitEvidence(evidence(k, w.g, { shard, height: 9 }), counting).result, 'duplicate');
+    assert.equal(checks, 4);
+    assert.equal(w.r.takeChanges().evidence.length, 1, 'only the slashing evidence is stored');
+  });
+
+  it('memberPeers: the bound peers of the current and next frozen committees, in the snapshot and for trust', () => {
+    const w = new World();
+    const [a, b, c] = w.vals as [KeyPair, KeyPair, KeyPair];
+    const sb = { binding: { chainId: w.g.chainId, shard: 0, publicKey: a.publicKey, peerId: 'pa' }, signature: new Uint8Array(0) };
+    assert.equal(w.r.memberPeers(0).size, 0);
+    assert.deepEqual(w.r.snapshot(1).peers, []);
+    const v0 = w.r.bindingsVersion;
+    w.r.bind(addrOf(a), w.v(a).shard!, 'pa', sb);
+    w.r.bind(addrOf(b), w.v(b).shard!, 'pb', sb);
+    assert.equal(w.r.bindingsVersion, v0 + 2);
+    w.r.bind(addrOf(b), w.v(b).shard!, 'pb', sb);
+    assert.equal(w.r.bindingsVersion, v0 + 2, 'the same peer again changes nothing');
+    assert.deepEqual(Object.fromEntries(w.r.memberPeers(0)), { [addrOf(a)]: 'pa', [addrOf(b)]: 'pb' });
+    // Not a member of epoch 0 or 1 (no such validator): never listed, whatever it bound.
+    w.r.bind(addrOf(key(31)), 0, 'stranger', sb);
+    assert.equal(w.r.memberPeers(0).size, 2);
+    const snap = w.r.snapshot(1);
+    assert.deepEqual(
+      snap.peers.map((p) => [formatAddress(p.validator), p.peerId]),
+      [
+        [addrOf(a), 'pa'],
+        [addrOf(b), 'pb'],
+      ].sort((x, y) => (x[0]! < y[0]! ? -1 : 1)),
+    );
+    // Epochs far ahead have no frozen committees: nobody to trust there.
+    assert.equal(w.r.memberPeers(50).size, 0);
+    assert.ok(!w.r.memberPeers(0).has(addrOf(c)), 'a member that never bound is absent');
+  });
+
   it('catches up every missing freeze after downtime, at once', () => {
     const w = new World();
     const fx = w.r.onSlot(5 * L);

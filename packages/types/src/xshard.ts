@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, HASH_BYTES, addressFromPublicKey, formatAddress, signingBytes } from '@qnexus/crypto';
+import { ADDRESS_BYTES, HASH_BYTES, addressFromPublicKey, compareBytes, formatAddress, signingBytes } from '@qnexus/crypto';
 import { QnexusError } from './errors.js';
 import { Writer, decodeWith, type Reader } from './codec.js';
 import type { MerkleProofStep } from './merkle.js';
@@ -436,6 +436,22 @@ export interface ShardHead {
 /** Most shards a genesis may have (`shardCount` is bounded to 1..64), so most heads a snapshot carries. */
 export const MAX_SNAPSHOT_HEADS = 64;
 
+/**
+ * The libp2p peer a committee member speaks through, as the beacon verified it (its signed
+ * peer binding, presented over that very peer's connection).
+ */
+export interface SnapshotPeer {
+  validator: Uint8Array;
+  peerId: string;
+}
+
+/** Members of two epochs (the current and the next frozen one), each bound to at most one peer. */
+export const MAX_SNAPSHOT_PEERS = 2 * MAX_COMMITTEE;
+/** Longest peer id string (base58 multihash; an Ed25519 id is 52 characters). */
+export const MAX_PEER_ID_BYTES = 128;
+/** Encoded size of one snapshot peer: address, u32 length, id. */
+const MAX_SNAPSHOT_PEER_BYTES = ADDRESS_BYTES + 4 + MAX_PEER_ID_BYTES;
+
 /** Signed by the beacon, published on the registry topic every few slots: what `GET /v1/validators` shows on every node. */
 export interface RegistrySnapshot {
   chainId: string;
@@ -445,6 +461,12 @@ export interface RegistrySnapshot {
   totals: StakingTotals;
   /** Every shard's head as certified to the beacon, by shard (strictly increasing; shards not heard of yet are absent). */
   heads: ShardHead[];
+  /**
+   * The peers of the members of the current and the next frozen epoch's committees that bound
+   * themselves (hello or report), by validator address (strictly increasing): the peers shard
+   * nodes trust (reserved connection slots, mesh preference). Members not heard from are absent.
+   */
+  peers: SnapshotPeer[];
 }
 
 export interface SignedRegistrySnapshot {
@@ -502,6 +524,17 @@ export function encodeRegistrySnapshotBody(s: RegistrySnapshot): Uint8Array {
     prev = h.shard;
     w.u32(h.shard).u64(h.height).fixed(h.blockHash, HASH_BYTES).u64(h.slot).u64(h.round);
   }
+  // Canonical too: strictly increasing validator addresses.
+  if (s.peers.length > MAX_SNAPSHOT_PEERS) throw new RangeError(`${s.peers.length} snapshot peers exceed ${MAX_SNAPSHOT_PEERS}`);
+  w.u32(s.peers.length);
+  let prevAddr: Uint8Array | null = null;
+  for (const p of s.peers) {
+    if (prevAddr && compareBytes(p.validator, prevAddr) <= 0) throw new RangeError('snapshot peers must be in strictly increasing validator order');
+    const id = new TextEncoder().encode(p.peerId);
+    if (id.length === 0 || id.length > MAX_PEER_ID_BYTES) throw new RangeError(`peer id of ${id.length} bytes (1..${MAX_PEER_ID_BYTES})`);
+    prevAddr = p.validator;
+    w.fixed(p.validator, ADDRESS_BYTES).bytes(id);
+  }
   return w.finish();
 }
 
@@ -529,7 +562,16 @@ function readRegistrySnapshotBody(r: Reader): RegistrySnapshot {
     if (i > 0 && shard <= heads[i - 1]!.shard) throw new QnexusError('MALFORMED', `shard heads out of order (${shard} after ${heads[i - 1]!.shard})`);
     heads.push({ shard, height: r.u64n('head height'), blockHash: r.fixed(HASH_BYTES, 'head block hash'), slot: r.u64n('head slot'), round: r.u64n('head round') });
   }
-  return { chainId, slot, epoch, validators, totals, heads };
+  const np = r.count(MAX_SNAPSHOT_PEERS, 'snapshot peers');
+  const peers: SnapshotPeer[] = [];
+  for (let i = 0; i < np; i++) {
+    const validator = r.fixed(ADDRESS_BYTES, 'peer validator');
+    if (i > 0 && compareBytes(validator, peers[i - 1]!.validator) <= 0) throw new QnexusError('MALFORMED', 'snapshot peers out of validator order');
+    const peerId = r.string(MAX_PEER_ID_BYTES, 'peer id');
+    if (peerId.length === 0) throw new QnexusError('MALFORMED', 'empty peer id');
+    peers.push({ validator, peerId });
+  }
+  return { chainId, slot, epoch, validators, totals, heads, peers };
 }
 
 export function registrySnapshotSigningBytes(s: RegistrySnapshot): Uint8Array {
@@ -541,9 +583,12 @@ export function encodeRegistrySnapshot(s: SignedRegistrySnapshot): Uint8Array {
   return new Writer(body.length + s.signature.length + 16).bytes(body).bytes(s.signature).finish();
 }
 
+/** Bound on a snapshot body: validators, totals, heads and peers at their limits. */
+const MAX_SNAPSHOT_BODY_BYTES = 16 * MAX_COMMITTEE * 200 + MAX_SNAPSHOT_HEADS * 64 + MAX_SNAPSHOT_PEERS * MAX_SNAPSHOT_PEER_BYTES + 512;
+
 export function decodeRegistrySnapshot(b: Uint8Array): SignedRegistrySnapshot {
   return decodeWith(b, 'registry snapshot', (r) => ({
-    body: decodeWith(r.bytes(16 * MAX_COMMITTEE * 200 + MAX_SNAPSHOT_HEADS * 64 + 512, 'snapshot body'), 'registry snapshot body', readRegistrySnapshotBody),
+    body: decodeWith(r.bytes(MAX_SNAPSHOT_BODY_BYTES, 'snapshot body'), 'registry snapshot body', readRegistrySnapshotBody),
     signature: r.bytes(MAX_SIGNATURE_BYTES, 'snapshot signature'),
   }));
 }

@@ -29,6 +29,7 @@ function snapshot(heads: ShardHead[]): RegistrySnapshot {
     validators: [],
     totals: { genesisStake: 1n, stakedIn: 2n, feesIn: 3n, minted: 4n, slashed: 5n, released: 6n, held: 7n },
     heads,
+    peers: [],
   };
 }
 
@@ -75,7 +76,8 @@ describe('types: shard heads in registry snapshots', () => {
 
   it('the decoder refuses non-canonical heads, oversize counts, truncation and trailing bytes with MALFORMED', () => {
     const body = encodeRegistrySnapshotBody(snapshot([head(0), head(1)]));
-    const headsOff = body.length - 4 - 2 * HEAD_BYTES;
+    // The heads are followed by the peers' count (none here; see snapshot-peers.test.ts).
+    const headsOff = body.length - 4 - 2 * HEAD_BYTES - 4;
     const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
     assert.equal(dv(body).getUint32(headsOff), 2);
     // the second head's shard rewritten to 0 (a duplicate); the first's to 7 (out of order)

@@ -257,6 +257,7 @@ function snapshot(over: Partial<RegistrySnapshot> = {}): RegistrySnapshot {
     ],
     totals: totals(),
     heads: [],
+    peers: [],
     ...over,
   };
 }
@@ -283,8 +284,8 @@ describe('types: registry snapshots', () => {
     assert.deepEqual(d, { body, signature });
     assert.deepEqual(encodeRegistrySnapshot(d), e);
     assert.ok(b44.verify(key(9).publicKey, registrySnapshotSigningBytes(d.body), d.signature));
-    // … then the shard heads' count (none here; see snapshot-heads.test.ts).
-    assert.equal(encodeRegistrySnapshotBody(body).length, VALIDATORS_OFF + body.validators.length * VALIDATOR_BYTES + 7 * 8 + 4);
+    // … then the shard heads' and the peers' counts (none here; see snapshot-heads.test.ts, snapshot-peers.test.ts).
+    assert.equal(encodeRegistrySnapshotBody(body).length, VALIDATORS_OFF + body.validators.length * VALIDATOR_BYTES + 7 * 8 + 4 + 4);
     // every field is signed
     const v0 = body.validators[0]!;
     const withV0 = (o: Partial<ValidatorInfo>) => snapshot({ validators: [{ ...v0, ...o }, ...body.validators.slice(1)] });
