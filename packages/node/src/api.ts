@@ -288,20 +288,43 @@ function evidenceResult(message: string, validator: string): { result: string; v
 
 
 /**
- * Check evidence against the member key of the epoch of its round, with the two
- * signature checks on the verify pool: a dry run of `verifyVoteEvidence` (every
- * signature taken as valid) applies the structural rules and collects the checks
- * it needs; they run off the event loop; the real run then reads their verdicts.
+ * Rounds are slots: a vote of a round beyond the current slot plus this lead (clock skew
+ * between nodes) cannot have been signed by an honest clock yet.
  */
-async function checkEvidence(c: Ctx, e: VoteEvidence, publicKey: Uint8Array): Promise<void> {
-  const chainId = c.chain.genesis.chainId;
+export const EVIDENCE_ROUND_LEAD_SLOTS = 2;
+
+/**
+ * Everything the beacon's registry checks (`Registry.submitEvidence`), so that what we relay
+ * it cannot refuse as invalid, cheapest first: a plausible round, an epoch our epoch book
+ * knows (EPOCH_UNKNOWN otherwise: we cannot check it, so it is not relayed; the announcement
+ * is fetched meanwhile), the validator a member of that shard's committee in it (the beacon
+ * announced those committees: the same members and keys as its registry), then the rules of
+ * `verifyVoteEvidence`, whose two signature checks run on the verify pool: a dry run (every
+ * signature taken as valid) applies the structural rules and collects the checks it needs;
+ * they run off the event loop; the real run then reads their verdicts.
+ * Throws QnexusError EVIDENCE_INVALID or EPOCH_UNKNOWN.
+ */
+async function checkEvidence(c: Ctx, e: VoteEvidence): Promise<void> {
+  const g = c.chain.genesis;
+  const vb = e.first.body;
+  const validator = formatAddress(vb.validator);
+  const slot = slotAt(g, Date.now());
+  if (vb.round > slot + EVIDENCE_ROUND_LEAD_SLOTS) throw new QnexusError('EVIDENCE_INVALID', `votes of round ${vb.round} cannot exist yet (current slot ${slot})`);
+  const epoch = epochOf(g, vb.round);
+  const ec = c.chain.epochs.get(epoch);
+  if (!ec) {
+    void c.chain.epochs.ensure(epoch);
+    throw new QnexusError('EPOCH_UNKNOWN', `the committees of epoch ${epoch} are not known here yet, so evidence of round ${vb.round} cannot be checked; retry later`);
+  }
+  const m = ec.shards[vb.shard]?.members.get(validator);
+  if (!m) throw new QnexusError('EVIDENCE_INVALID', `${validator} is not a member of shard ${vb.shard}'s committee in epoch ${epoch}`);
   const wanted: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[] = [];
-  verifyVoteEvidence(e, chainId, publicKey, (pk, message, signature) => {
+  verifyVoteEvidence(e, g.chainId, m.publicKey, (pk, message, signature) => {
     wanted.push({ publicKey: pk, message, signature });
     return true;
   });
   const verdicts = await Promise.all(wanted.map((w) => c.verifier.verifyRawAsync('evidence', w.publicKey, w.message, w.signature)));
-  verifyVoteEvidence(e, chainId, publicKey, (pk, message, signature) => {
+  verifyVoteEvidence(e, g.chainId, m.publicKey, (pk, message, signature) => {
     const i = wanted.findIndex((w) => bytesEqual(w.signature, signature) && bytesEqual(w.message, message) && bytesEqual(w.publicKey, pk));
     // Anything the dry run did not ask for is checked here, on this thread.
     return i >= 0 ? verdicts[i]! : c.verifier.verifyRaw('evidence', pk, message, signature);
@@ -638,24 +661,17 @@ const routes: JsonRoute<Ctx>[] = [
     method: 'POST',
     re: /^\/v1\/evidence$/,
     name: 'submit-evidence',
-    // Equivocation evidence for the beacon: checked here when it is about this shard and its epoch is known, then forwarded.
+    // Equivocation evidence for the beacon: verified here in full, then relayed (or answered from
+    // what the beacon already said about it). Nothing a client sends reaches the beacon unchecked.
     h: async (c, _p, req) => {
       const e = await readEvidenceBody(req);
-      const vb = e.first.body;
-      const validator = formatAddress(vb.validator);
-      // The epoch book holds every shard's committees: check whatever it can, so that nothing the beacon
-      // would refuse as EVIDENCE_INVALID is forwarded (the beacon penalises the peer that sends it: us).
-      // Evidence of an epoch not known here yet goes to the beacon unchecked; it decides.
-      const ec = c.chain.epochs.get(epochOf(c.chain.genesis, vb.round));
-      if (ec) {
-        const m = ec.shards[vb.shard]?.members.get(validator);
-        if (!m) throw new QnexusError('EVIDENCE_INVALID', `${validator} is not a member of shard ${vb.shard}'s committee in epoch ${ec.epoch}`);
-        await checkEvidence(c, e, m.publicKey);
-      }
+      const validator = formatAddress(e.first.body.validator);
+      await checkEvidence(c, e);
       let ack;
       try {
-        ack = await c.xshard.submitEvidence(e);
+        ack = await c.xshard.relayEvidence(e);
       } catch (err) {
+        if (err instanceof QnexusError) throw err;
         throw new QnexusError('UNAVAILABLE', `could not reach the beacon: ${(err as Error).message}`);
       }
       if (!ack.ok) throw new QnexusError(isErrorCode(ack.code) ? ack.code : 'BAD_REQUEST', ack.message || `the beacon refused the evidence (${ack.code})`);

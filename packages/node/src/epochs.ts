@@ -13,7 +13,7 @@ import {
   type SignedEpochAnnouncement,
 } from '@qnexus/types';
 import { checkEpochAnnouncement, genesisEpoch, type EpochCommittees } from '@qnexus/state';
-import type { P2PNode, ValidationResult } from '@qnexus/p2p';
+import type { P2PNode, ServeBudget, ValidationResult } from '@qnexus/p2p';
 import type { Logger } from './log.js';
 
 /** Where verified announcements persist (ChainStore implements it; tests may use memory). */
@@ -26,17 +26,20 @@ export interface AnnouncementStore {
  * Outcome of offering announcement bytes to the book:
  * - `accepted`: new epoch, verified and stored;
  * - `known`: the epoch is known with exactly these committees (a re-announcement);
+ * - `implausible`: an epoch beyond the next one by our clock, which the beacon cannot have
+ *   frozen yet (it freezes an epoch F slots before its start): refused unverified;
  * - `malformed` / `bad-signature`: not a valid beacon announcement;
  * - `conflict`: validly signed, but its committees differ from the ones already
  *   stored for that epoch. The beacon never does that, so it means a compromised
  *   or broken beacon key: the first announcement stays, the second is refused.
  */
-export type AnnouncementResult = 'accepted' | 'known' | 'malformed' | 'bad-signature' | 'conflict';
+export type AnnouncementResult = 'accepted' | 'known' | 'implausible' | 'malformed' | 'bad-signature' | 'conflict';
 
 /** Counts by outcome (plus fetch/serve activity) for metrics; plain numbers, cumulative. */
 export interface EpochBookCounters {
   accepted: number;
   known: number;
+  implausible: number;
   malformed: number;
   badSignature: number;
   conflict: number;
@@ -54,6 +57,17 @@ const MAX_SIGNED_ANNOUNCEMENT_BYTES = MAX_ANNOUNCEMENT_BYTES + MAX_SIGNATURE_BYT
 const FETCH_TIMEOUT_MS = 3_000;
 /** Peers asked per `ensure` attempt (beacon and preferred peer included): bounds one attempt's duration. */
 const MAX_FETCH_PEERS = 6;
+
+/**
+ * What one peer may fetch from us per second (p2p `ServeBudget`). Honest askers: `ensure`, at
+ * most once per epoch per slot, and sync, one fetch per epoch its ranges cross (a range is at
+ * most 256 blocks; allow 20 ranges a second). Announcements are small on a devnet (≈ 1.3 KB
+ * a member) and at most MAX_SIGNED_ANNOUNCEMENT_BYTES.
+ */
+export function epochFetchBudget(g: Genesis): ServeBudget {
+  const requestsPerSec = Math.max(20, 20 * (Math.ceil(256 / g.epochLength) + 1));
+  return { requestsPerSec, requestBurst: 4 * requestsPerSec, bytesPerSec: 16 * 1024 * 1024 };
+}
 
 export interface EpochBookOptions {
   /** Wall clock (ms), for the once-per-slot fetch limit and the "epoch could exist" bound. Default Date.now. */
@@ -101,7 +115,7 @@ export function sameCommittees(a: EpochCommittees, b: EpochCommittees): boolean 
 export class EpochBook {
   /** Called once for each newly verified epoch (never for epoch 0). */
   readonly listeners: ((e: EpochCommittees) => void)[] = [];
-  readonly counters: EpochBookCounters = { accepted: 0, known: 0, malformed: 0, badSignature: 0, conflict: 0, fetched: 0, fetchFailed: 0, served: 0 };
+  readonly counters: EpochBookCounters = { accepted: 0, known: 0, implausible: 0, malformed: 0, badSignature: 0, conflict: 0, fetched: 0, fetchFailed: 0, served: 0 };
   /** Optional hook for a labelled metric (node.ts wires `qnexus_beacon_announcements_total{result}`). */
   onCount: ((result: string) => void) | null = null;
 
@@ -213,9 +227,10 @@ export class EpochBook {
   }
 
   /**
-   * Cheap path for the beacon's periodic re-announcements: a known epoch whose
-   * committees equal ours is `known` without a signature check (we neither store
-   * nor relay it, so its signature does not matter). Returns null when the full check is needed.
+   * Cheap paths before the signature check: an epoch beyond the next one cannot have been
+   * announced yet (`implausible`); and, for the beacon's periodic re-announcements, a known
+   * epoch whose committees equal ours is `known` (we neither store nor relay it, so its
+   * signature does not matter). Returns null when the full check is needed.
    */
   private precheck(raw: Uint8Array): AnnouncementResult | null {
     let a: SignedEpochAnnouncement;
@@ -224,6 +239,7 @@ export class EpochBook {
     } catch {
       return 'malformed';
     }
+    if (a.body.epoch > this.currentEpoch() + 1) return 'implausible';
     const have = this.epochs.get(a.body.epoch);
     if (!have || a.body.chainId !== this.genesis.chainId || !bytesEqual(a.body.seed, have.seed) || a.body.committees.length !== have.shards.length) return null;
     const storedRaw = this.raw.get(a.body.epoch);
@@ -275,7 +291,7 @@ export class EpochBook {
         epoch,
         source,
       });
-    } else if (result === 'malformed' || result === 'bad-signature') {
+    } else if (result === 'malformed' || result === 'bad-signature' || result === 'implausible') {
       this.log.warn('rejected beacon epoch announcement', { reason: result, source });
     }
     return result;
@@ -290,7 +306,9 @@ export class EpochBook {
       maxBytes: MAX_SIGNED_ANNOUNCEMENT_BYTES,
       validate: (d, from) => this.validateGossip(d, from),
     });
-    await p2p.handle(this.topics.epochFetch, { maxInboundStreams: 8, maxOutboundStreams: 8, maxRequestBytes: 8, timeoutMs: 5_000 }, (req) => this.serve(req));
+    await p2p.handle(this.topics.epochFetch, { maxInboundStreams: 8, maxOutboundStreams: 8, maxRequestBytes: 8, timeoutMs: 5_000, budget: epochFetchBudget(this.genesis) }, (req) =>
+      this.serve(req),
+    );
   }
 
   stop(): void {
@@ -298,6 +316,12 @@ export class EpochBook {
     if (this.p2p) this.p2p.unsubscribe(this.topics.epochs);
   }
 
+  /**
+   * Every shard node relays the first verified copy of a new epoch on the beacon's topic, so
+   * a node that lost its link to the beacon still hears of it from its shard peers (and
+   * `ensure` fetches it from them if that copy was missed too). Later copies of a known epoch
+   * are not relayed: their signatures are not checked.
+   */
   private async validateGossip(data: Uint8Array, from: string): Promise<ValidationResult> {
     const r = await this.add(data, `gossip:${from}`);
     return r === 'accepted' ? 'accept' : r === 'known' ? 'ignore' : 'reject';
@@ -315,7 +339,9 @@ export class EpochBook {
   /**
    * Make sure the committees of `epoch` are known, fetching the announcement if
    * needed: from `preferPeer` (e.g. the peer whose blocks need it), the beacon,
-   * then other connected peers. One fetch per epoch at a time (callers share it)
+   * then connected peers, trusted ones (committee members) and our mesh on the
+   * beacon's topic first, so neither a lost beacon link nor a crowd of unknown
+   * peers keeps it from us. One fetch per epoch at a time (callers share it)
    * and at most one attempt per epoch per slot — except that a preferred peer
    * not asked yet in this slot is still asked (alone): sync names the peer
    * whose certified blocks need the epoch, which has it. Epochs beyond the next
@@ -334,7 +360,11 @@ export class EpochBook {
       peers = [preferPeer];
     } else {
       const p2p = this.p2p;
-      const all = [...(preferPeer ? [preferPeer] : []), this.genesis.beacon.peerId, ...p2p.connectedPeers()];
+      const connected = p2p.connectedPeers();
+      const mesh = new Set(p2p.meshPeers(this.topics.epochs));
+      const rank = (x: string) => (p2p.isTrusted(x) ? 0 : mesh.has(x) ? 1 : 2);
+      const others = connected.map((x, i) => ({ x, r: rank(x), i })).sort((a, b) => a.r - b.r || a.i - b.i).map((o) => o.x);
+      const all = [...(preferPeer ? [preferPeer] : []), this.genesis.beacon.peerId, ...others];
       peers = [...new Set(all)].filter((x) => x !== p2p.peerId).slice(0, MAX_FETCH_PEERS);
       if (this.attempted.size > 1024) this.attempted.clear();
       this.attempted.set(epoch, { slot, asked: new Set() });

@@ -1,21 +1,37 @@
 import { formatAddress, getBackend, type SignatureBackend } from '@qnexus/crypto';
-import { decodeRegistrySnapshot, registrySnapshotSigningBytes, type Genesis, type RegistrySnapshot, type ValidatorInfo } from '@qnexus/types';
+import { decodeRegistrySnapshot, registrySnapshotSigningBytes, slotAt, type Genesis, type RegistrySnapshot, type ValidatorInfo } from '@qnexus/types';
 import type { ValidationResult } from '@qnexus/p2p';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 
 /** Why a snapshot was taken or not (the `result` label of qnexus_beacon_registry_snapshots_total). */
-export type SnapshotResult = 'accepted' | 'stale' | 'malformed' | 'wrong-chain' | 'bad-signature';
+export type SnapshotResult = 'accepted' | 'stale' | 'implausible' | 'malformed' | 'wrong-chain' | 'bad-signature';
+
+export interface RegistryViewOptions {
+  /** Verifies the beacon's snapshot signatures: the node's backend (default noble). */
+  backend?: SignatureBackend;
+  /** Wall clock (ms) for the "snapshot from the future" bound. Default Date.now. */
+  now?: () => number;
+  /**
+   * Told the peers to trust on every newer snapshot: the genesis beacon's and those the
+   * beacon verified for the members of the current and next committees (XShard hands them
+   * to `P2PNode.setTrustedPeers`).
+   */
+  trust?: (peerIds: string[]) => void;
+}
 
 /**
  * The latest beacon registry snapshot this node verified. The beacon
  * publishes a signed snapshot of its validator registry (stakes, statuses,
- * rewards, participation, staking totals) on the registry topic every few
- * slots; shard nodes keep the newest one (by slot) so `GET /v1/validators`
- * shows the registry on every node without asking the beacon.
+ * rewards, participation, staking totals, the committees' bound peers) on the
+ * registry topic every few slots; shard nodes keep the newest one (by slot) so
+ * `GET /v1/validators` shows the registry on every node without asking the
+ * beacon, and trust the committees' peers it names.
  *
- * Gossip validation: a snapshot that does not decode, is for another chain or
- * is not signed by the genesis beacon key is rejected (the relay penalised);
+ * Gossip validation: a snapshot that does not decode, is for another chain, is
+ * dated more than a slot ahead of our clock (the beacon signs each at its slot,
+ * so no honest relay has one) or is not signed by the genesis beacon key is
+ * rejected (the relay penalised), the first three before any signature check;
  * one not newer than what we hold is ignored (not relayed again, no penalty:
  * re-publications and late copies are normal).
  */
@@ -23,15 +39,18 @@ export class RegistryView {
   private snapshot: RegistrySnapshot | null = null;
   private readonly byAddress = new Map<string, ValidatorInfo>();
   private readonly backend: SignatureBackend;
+  private readonly now: () => number;
+  private readonly trust: ((peerIds: string[]) => void) | undefined;
 
   constructor(
     private readonly genesis: Genesis,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    /** Verifies the beacon's snapshot signatures: the node's backend (default noble). */
-    backend: SignatureBackend = getBackend(genesis.scheme),
+    opts: RegistryViewOptions = {},
   ) {
-    this.backend = backend;
+    this.backend = opts.backend ?? getBackend(genesis.scheme);
+    this.now = opts.now ?? Date.now;
+    this.trust = opts.trust;
   }
 
   /** The newest verified snapshot, or null before the first arrives. */
@@ -44,11 +63,23 @@ export class RegistryView {
     return this.byAddress.get(address);
   }
 
+  /** Peers to trust: the genesis beacon's, and the committees' of the latest snapshot. */
+  trustedPeers(): string[] {
+    return [...new Set([this.genesis.beacon.peerId, ...(this.snapshot?.peers ?? []).map((p) => p.peerId)])];
+  }
+
   /** Check a gossiped snapshot and keep it when it is newer. */
   validate(data: Uint8Array): ValidationResult {
     const [r, why] = this.check(data);
     this.metrics.registrySnapshots.inc({ result: why });
     if (r === 'reject') this.log.warn('rejected beacon registry snapshot', { reason: why });
+    if (why === 'accepted' && this.trust) {
+      try {
+        this.trust(this.trustedPeers());
+      } catch (e) {
+        this.log.error('could not update the trusted peers', { error: (e as Error).message });
+      }
+    }
     return r;
   }
 
@@ -62,8 +93,10 @@ export class RegistryView {
     }
     const b = s.body;
     if (b.chainId !== g.chainId) return ['reject', 'wrong-chain'];
-    // Cheap before expensive: an old copy (the beacon re-publishes) costs no signature check.
+    // Cheap before expensive: an old copy (the beacon re-publishes) costs no signature check,
+    // and neither does one dated ahead of our clock (the beacon signs each in its own slot).
     if (this.snapshot && b.slot <= this.snapshot.slot) return ['ignore', 'stale'];
+    if (b.slot > slotAt(g, this.now()) + 1) return ['reject', 'implausible'];
     if (!this.backend.verify(g.beacon.publicKey, registrySnapshotSigningBytes(b), s.signature)) return ['reject', 'bad-signature'];
     // Re-checked: another copy may have been accepted while we verified (verification is synchronous today).
     if (this.snapshot && b.slot <= this.snapshot.slot) return ['ignore', 'stale'];

@@ -28,7 +28,7 @@ import {
   type XAck,
 } from '@qnexus/types';
 import type { StateChanges } from '@qnexus/state';
-import type { P2PNode } from '@qnexus/p2p';
+import { RateLimiter, type P2PNode } from '@qnexus/p2p';
 import type { Candidate, Chain } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
@@ -49,8 +49,23 @@ const EVIDENCE_ATTEMPTS = 4;
 const EVIDENCE_BACKOFF_MS = 1_000;
 /** Evidence keys remembered for de-duplication (oldest forgotten first). */
 const EVIDENCE_SEEN_MAX = 4096;
+/** The beacon's final answers remembered, per evidence key and per validator it slashed (oldest forgotten first). */
+const EVIDENCE_ANSWERS_MAX = 4096;
+/**
+ * Evidence relayed to the beacon, per slot, sustained and at once: equivocation is rare, and
+ * every request to the beacon counts against this node's serving budget there (the beacon's
+ * `beaconServeBudgets` allows for two per slot), which API clients must never exhaust.
+ */
+const EVIDENCE_RELAYS_PER_SLOT = 1;
+const EVIDENCE_RELAY_BURST = 4;
 /** Bound on one request to the beacon (dial included). */
 const BEACON_TIMEOUT_MS = 5_000;
+/**
+ * Bound on the items of one report, in encoded bytes (the beacon reads requests of up to
+ * 2 MiB; the header, certificate and binding come on top). Stake records carry a public key,
+ * so MAX_REPORT_ITEMS of them would not fit.
+ */
+const REPORT_ITEMS_BYTES = 1024 * 1024;
 
 /**
  * A shard node's side of cross-shard two-phase commit and of staking.
@@ -83,6 +98,13 @@ export class XShard {
   private readonly stale = new Set<string>();
   /** Evidence already forwarded (evidenceKey), insertion-ordered for eviction. */
   private readonly evidenceSeen = new Set<string>();
+  /** The beacon's final answer per evidence key (slashed, duplicate, expired), insertion-ordered for eviction. */
+  private readonly evidenceAnswers = new Map<string, XAck>();
+  /** Validators the beacon told us it slashed: any further evidence against them is a duplicate there. */
+  private readonly slashedAtBeacon = new Set<string>();
+  /** Relays in flight by evidence key: concurrent submissions of one piece share one request. */
+  private readonly evidenceInFlight = new Map<string, Promise<XAck>>();
+  private readonly evidenceRelays: RateLimiter;
   private timer: NodeJS.Timeout | null = null;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private stopped = false;
@@ -107,7 +129,10 @@ export class XShard {
     this.beaconProtocol = bt.protocol;
     this.registryTopic = bt.registry;
     this.self = key ? formatAddress(key.address) : null;
-    this.registry = new RegistryView(g, metrics, log, chain.backend);
+    // Every newer snapshot names the committees' peers: they (and the beacon) are who we trust.
+    this.registry = new RegistryView(g, metrics, log, { backend: chain.backend, trust: (ids) => p2p.setTrustedPeers(ids) });
+    const perSec = (EVIDENCE_RELAYS_PER_SLOT * 1000) / g.slotMs;
+    this.evidenceRelays = new RateLimiter({ ratePerSec: perSec, burst: EVIDENCE_RELAY_BURST, maxClients: 1 });
   }
 
   get beaconPeerId(): string {
@@ -269,7 +294,10 @@ export class XShard {
     this.report(header, decodeCertificate(certRaw), [...ids]);
   }
 
-  /** Send the records (proved against the head state) in reports of at most MAX_REPORT_ITEMS; one report with no items if there are none. */
+  /**
+   * Send the records (proved against the head state) in reports of at most MAX_REPORT_ITEMS
+   * items and REPORT_ITEMS_BYTES of them; one report with no items if there are none.
+   */
   private report(header: BlockHeader, certificate: Certificate, ids: string[]): void {
     const items: ReportItem[] = ids.length ? this.chain.state.proveXfers(ids) : [];
     const binding = this.binding!;
@@ -277,9 +305,7 @@ export class XShard {
       void this.send({ type: 'report', report: { binding, header, certificate, items: [] } }, 'block');
       return;
     }
-    for (let i = 0; i < items.length; i += MAX_REPORT_ITEMS) {
-      void this.send({ type: 'report', report: { binding, header, certificate, items: items.slice(i, i + MAX_REPORT_ITEMS) } }, 'report');
-    }
+    for (const chunk of reportChunks(items)) void this.send({ type: 'report', report: { binding, header, certificate, items: chunk } }, 'report');
   }
 
   /** One request to the beacon over its 2PC stream; throws when it cannot be reached or does not answer. */
@@ -306,10 +332,64 @@ export class XShard {
   // ------------------------------------------------------------------ out: evidence
 
   /**
-   * Send one piece of evidence to the beacon and return its answer (`POST /v1/evidence`).
-   * Throws when the beacon cannot be reached; counted either way.
+   * The beacon's answer to verified evidence (`POST /v1/evidence`, and our own core's): the
+   * answer it already gave for this evidence key, or for any evidence against a validator it
+   * slashed (a duplicate there), without asking again; otherwise one request, shared by
+   * concurrent callers, within the relay budget. The caller verifies the evidence first
+   * (signatures, committee of its epoch, plausible round): the beacon refuses nothing we relay
+   * as invalid, and whatever a client sends costs us at most this budget's requests.
+   * Throws QnexusError NODE_BUSY beyond the budget, and an Error when the beacon cannot be reached.
    */
-  async submitEvidence(e: VoteEvidence): Promise<XAck> {
+  relayEvidence(e: VoteEvidence): Promise<XAck> {
+    const k = evidenceKey(e);
+    const known = this.rememberedEvidence(e);
+    if (known) return Promise.resolve(known);
+    const running = this.evidenceInFlight.get(k);
+    if (running) return running;
+    if (!this.evidenceRelays.take('beacon').ok) {
+      this.log.debug('evidence relay budget spent; not asking the beacon now', { evidence: k });
+      return Promise.reject(new QnexusError('NODE_BUSY', 'evidence is relayed to the beacon at a bounded rate; retry in a few slots'));
+    }
+    const p = this.submitEvidence(e)
+      .then((ack) => {
+        this.rememberAnswer(k, formatAddress(e.first.body.validator), ack);
+        return ack;
+      })
+      .finally(() => this.evidenceInFlight.delete(k));
+    this.evidenceInFlight.set(k, p);
+    return p;
+  }
+
+  /** What the beacon already answered for this evidence (its key, or its validator once slashed), if anything. */
+  rememberedEvidence(e: VoteEvidence): XAck | undefined {
+    const a = this.evidenceAnswers.get(evidenceKey(e));
+    if (a) return a;
+    if (this.slashedAtBeacon.has(formatAddress(e.first.body.validator))) return { ok: true, code: '', message: 'duplicate 0' };
+    return undefined;
+  }
+
+  /** Final answers only: slashed, duplicate, expired. Anything else (unavailable, internal) may change. */
+  private rememberAnswer(k: string, validator: string, ack: XAck): void {
+    if (!ack.ok && ack.code !== 'EVIDENCE_EXPIRED') return;
+    const evict = <T>(c: Map<string, T> | Set<string>) => {
+      if (c.size < EVIDENCE_ANSWERS_MAX) return;
+      const first = c.keys().next();
+      if (!first.done) c.delete(first.value);
+    };
+    evict(this.evidenceAnswers);
+    this.evidenceAnswers.set(k, ack);
+    // Slashed or a duplicate: the validator is slashed at the beacon, which says "duplicate" to any more evidence.
+    if (ack.ok) {
+      evict(this.slashedAtBeacon);
+      this.slashedAtBeacon.add(validator);
+    }
+  }
+
+  /**
+   * Send one piece of evidence to the beacon and return its answer. Throws when the beacon
+   * cannot be reached; counted either way. Unchecked and unbudgeted: callers go through `relayEvidence`.
+   */
+  private async submitEvidence(e: VoteEvidence): Promise<XAck> {
     try {
       const ack = await this.requestBeacon({ type: 'evidence', evidence: e });
       this.metrics.evidenceForwarded.inc({ result: ack.ok ? 'ok' : ack.code || 'refused' });
@@ -335,7 +415,7 @@ export class XShard {
   private async forwardEvidence(e: VoteEvidence, k: string, attempt: number): Promise<void> {
     if (this.stopped) return;
     try {
-      const ack = await this.submitEvidence(e);
+      const ack = await this.relayEvidence(e);
       // Any answer is final: the beacon decided (slashed, already known, or refused with a code).
       if (ack.ok) this.log.info('beacon accepted equivocation evidence', { evidence: k, code: ack.code, message: ack.message });
       else this.log.warn('beacon refused equivocation evidence', { evidence: k, code: ack.code, message: ack.message });
@@ -352,4 +432,26 @@ export class XShard {
       this.retryTimers.add(t);
     }
   }
+}
+
+/** Encoded size of a report item: record (u32 length + bytes), proof (u32 count + 33 bytes a step). */
+const itemBytes = (it: ReportItem): number => 4 + it.record.length + 4 + it.proof.length * 33;
+
+/** Items in consecutive chunks of at most MAX_REPORT_ITEMS and REPORT_ITEMS_BYTES (an item is never split; one alone always fits). */
+export function reportChunks(items: readonly ReportItem[]): ReportItem[][] {
+  const out: ReportItem[][] = [];
+  let cur: ReportItem[] = [];
+  let bytes = 0;
+  for (const it of items) {
+    const n = itemBytes(it);
+    if (cur.length && (cur.length >= MAX_REPORT_ITEMS || bytes + n > REPORT_ITEMS_BYTES)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(it);
+    bytes += n;
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, type KeyPair } from '@qnexus/crypto';
 import { beaconTopics, genesisHash, type Genesis } from '@qnexus/types';
-import { createP2PNode, type P2PNode, type TopicHandler } from '@qnexus/p2p';
+import { createP2PNode, peerIdFromKeyFile, type P2PNode, type TopicHandler } from '@qnexus/p2p';
 import { EpochBook } from '../src/epochs.js';
 import { Logger } from '../src/log.js';
 import { MemoryAnnouncements, announce, announcementBody, capturingLogger, signAnnouncement, unitGenesis } from './helpers.js';
@@ -86,7 +86,21 @@ describe('node: epoch book', () => {
     assert.ok(records.some((r) => r.level === 'error' && /CONFLICTING/.test(r.msg) && r['epoch'] === 1));
     // An impostor's "re-announcement" of the known epoch changes nothing either.
     assert.equal(await book.add(announce(G, impostor, 1, [fresh]), 't'), 'bad-signature');
-    assert.deepEqual(book.counters, { accepted: 1, known: 0, malformed: 7, badSignature: 2, conflict: 2, fetched: 0, fetchFailed: 0, served: 0 });
+    assert.deepEqual(book.counters, { accepted: 1, known: 0, implausible: 0, malformed: 7, badSignature: 2, conflict: 2, fetched: 0, fetchFailed: 0, served: 0 });
+  });
+
+  it('refuses an epoch beyond the next one as implausible, before checking its signature', async () => {
+    let slot = 5; // epoch 1: the beacon may have announced epoch 2, not 3
+    const book = await EpochBook.open(G, GH, new MemoryAnnouncements(), quiet, { now: () => slot * SLOT_MS + 1 });
+    assert.equal(await book.add(announce(G, beaconKey, 3, [vals]), 't'), 'implausible');
+    // An impostor's far-future epoch is refused the same way: its signature is never looked at.
+    assert.equal(await book.add(announce(G, impostor, 500_000_000, [vals]), 't'), 'implausible');
+    assert.equal(book.counters.implausible, 2);
+    assert.equal(book.counters.badSignature, 0);
+    assert.equal(book.get(3), undefined);
+    assert.equal(await book.add(announce(G, beaconKey, 2, [vals]), 't'), 'accepted');
+    slot = 8; // epoch 2 started: 3 is the next one now
+    assert.equal(await book.add(announce(G, beaconKey, 3, [vals]), 't'), 'accepted');
   });
 
   it('gossip validation: accept a new epoch, ignore a known one, reject invalid and conflicting ones', async () => {
@@ -108,7 +122,8 @@ describe('node: epoch book', () => {
     assert.equal(await h.validate(announce(G, beaconKey, 1, [vals]), 'p'), 'reject');
     assert.equal(await h.validate(announce(G, impostor, 2, [vals]), 'p'), 'reject');
     assert.equal(await h.validate(new Uint8Array(10), 'p'), 'reject');
-    assert.deepEqual(metrics, ['accepted', 'known', 'conflict', 'bad-signature', 'malformed']);
+    assert.equal(await h.validate(announce(G, beaconKey, 9, [vals]), 'p'), 'reject', 'implausible: nobody relays it');
+    assert.deepEqual(metrics, ['accepted', 'known', 'conflict', 'bad-signature', 'malformed', 'implausible']);
     book.stop();
     assert.equal(handlers.size, 0);
   });
@@ -171,6 +186,51 @@ describe('node: epoch book', () => {
       assert.equal(clientBook.latestEpoch(), 3);
       clientBook.stop();
       serverBook.stop();
+    });
+
+    it('a node with no link to the beacon learns new epochs from its shard peer: relayed on gossip, or fetched', async () => {
+      const beaconKeyPath = join(dir, 'beacon.key');
+      const g = unitGenesis(vals, beaconKey, { chainId: 'unit-ep-relay', slotMs: SLOT_MS, epochLength: EPOCH, beacon: { publicKey: beaconKey.publicKey, peerId: await peerIdFromKeyFile(beaconKeyPath) } });
+      const gh = genesisHash(g);
+      const now = at(6); // epoch 1: epochs 1 and 2 can have been announced
+      const topic = beaconTopics(g.chainId).epochs;
+      const beacon = await createP2PNode({ peerKeyPath: beaconKeyPath, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
+      nodes.push(beacon);
+      assert.equal(beacon.peerId, g.beacon.peerId);
+      // The beacon authors its topic and needs nobody's copy.
+      beacon.subscribe(topic, { validate: () => 'ignore' });
+      const [shardPeer, isolated] = [await peer('shard-peer'), await peer('isolated')];
+      const peerBook = await EpochBook.open(g, gh, new MemoryAnnouncements(), quiet, { now });
+      const { log, records } = capturingLogger('info');
+      const book = await EpochBook.open(g, gh, new MemoryAnnouncements(), log, { now });
+      await peerBook.start(shardPeer);
+      await book.start(isolated);
+      await shardPeer.dial(beacon.multiaddrs()[0]!);
+      await isolated.dial(shardPeer.multiaddrs()[0]!);
+      const until = async (what: string, cond: () => boolean) => {
+        for (let i = 0; !cond(); i++) {
+          if (i >= 200) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      await until('the gossip mesh', () => beacon.topicPeers(topic).includes(shardPeer.peerId) && shardPeer.meshPeers(topic).includes(isolated.peerId));
+
+      const e2 = announce(g, beaconKey, 2, [fresh]);
+      await beacon.publish(topic, e2);
+      await until('epoch 2 on the isolated node', () => book.has(2));
+      assert.ok(peerBook.has(2));
+      assert.ok(!isolated.connectedPeers().includes(beacon.peerId), 'never connected to the beacon');
+      assert.ok(records.some((r) => r.msg === 'beacon announced epoch' && r['epoch'] === 2 && r['source'] === `gossip:${shardPeer.peerId}`), 'relayed by the shard peer');
+
+      // The beacon is gone for good; the shard peer learnt epoch 1 (say, from a sync peer), the isolated node missed it.
+      await beacon.stop();
+      await peerBook.add(announce(g, beaconKey, 1, [vals.slice(2)]), 'test');
+      assert.equal(await book.ensure(1), true);
+      assert.deepEqual([...book.get(1)!.shards[0]!.members.keys()].sort(), vals.slice(2).map(addrOf).sort());
+      assert.equal(book.counters.fetched, 1);
+      assert.equal(peerBook.counters.served, 1);
+      book.stop();
+      peerBook.stop();
     });
   });
 });

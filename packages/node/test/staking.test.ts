@@ -1,16 +1,16 @@
 // Staking on a shard node: stake consent checked once (admission and block validation), registry
-// snapshots, the validators/committee/evidence/supply API, and evidence and participation reports to the beacon.
+// snapshots, the validators/committee/evidence/supply API, and evidence and participation reports to the beacon
+// (POST /v1/evidence: evidence.test.ts).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, toHex, type KeyPair, type UnlockedKey } from '@qnexus/crypto';
+import { addressFromPublicKey, compareBytes, formatAddress, generateKeyPair, getBackend, toHex, type KeyPair, type UnlockedKey } from '@qnexus/crypto';
 import {
   QnexusError,
   certificateVoteBody,
   decodeBeaconRequest,
-  encodeEvidence,
   encodeRegistrySnapshot,
   encodeTx,
   encodeXAck,
@@ -137,7 +137,7 @@ function validatorInfo(k: KeyPair, over: Partial<ValidatorInfo> = {}): Validator
   };
 }
 
-function snapshot(slot: number, signer: KeyPair = beaconKey, chainId = CHAIN): Uint8Array {
+function snapshot(slot: number, signer: KeyPair = beaconKey, chainId = CHAIN, peers: RegistrySnapshot['peers'] = []): Uint8Array {
   const body: RegistrySnapshot = {
     chainId,
     slot,
@@ -145,6 +145,7 @@ function snapshot(slot: number, signer: KeyPair = beaconKey, chainId = CHAIN): U
     validators: [...vals.map((k) => validatorInfo(k)), validatorInfo(newValidator, { status: 'pending', shard: null, activationEpoch: null, home: rawAddr(users[0]!), stake: 5000n, rewards: 0n })],
     totals: { genesisStake: 400n, stakedIn: 5000n, feesIn: 0n, minted: 28n, slashed: 0n, released: 0n, held: 5428n },
     heads: [],
+    peers,
   };
   return encodeRegistrySnapshot({ body, signature: b.sign(signer.secretKey, registrySnapshotSigningBytes(body)) });
 }
@@ -271,9 +272,12 @@ describe('node: staking', () => {
 
   // ------------------------------------------------------------------ registry snapshots
 
+  /** A clock in slot 100 (the snapshots below are dated up to slot 40). */
+  const inSlot100 = () => G.genesisTime + 100 * SLOT_MS;
+
   describe('registry snapshots', () => {
     it('keeps the newest verified snapshot, ignores older ones and rejects forgeries', async () => {
-      const view = new RegistryView(G, metrics, log);
+      const view = new RegistryView(G, metrics, log, { now: inSlot100 });
       const latestSlot = (): number | undefined => view.latest?.slot;
       assert.equal(latestSlot(), undefined);
       assert.equal(view.validate(snapshot(10)), 'accept');
@@ -293,6 +297,39 @@ describe('node: staking', () => {
       const counts = Object.fromEntries((await metrics.registrySnapshots.get()).values.map((v) => [v.labels.result, v.value]));
       assert.deepEqual(counts, { accepted: 2, stale: 2, 'bad-signature': 2, 'wrong-chain': 1, malformed: 1 });
     });
+
+    it('rejects a snapshot dated beyond the next slot before checking its signature', async () => {
+      let slot = 10;
+      const view = new RegistryView(G, metrics, log, { now: () => G.genesisTime + slot * SLOT_MS + 1 });
+      assert.equal(view.validate(snapshot(12)), 'reject');
+      // Signed by an impostor: had it been verified it would count as a bad signature.
+      assert.equal(view.validate(snapshot(1_000_000, impostor)), 'reject');
+      const counts = Object.fromEntries((await metrics.registrySnapshots.get()).values.map((v) => [v.labels.result, v.value]));
+      assert.deepEqual(counts, { implausible: 2 });
+      assert.equal(view.latest, null);
+      assert.equal(view.validate(snapshot(11)), 'accept', 'one slot ahead: clock skew');
+      slot = 11;
+      assert.equal(view.validate(snapshot(12)), 'accept');
+    });
+
+    it('hands the peers of every newer snapshot, with the beacon, to the trust hook', () => {
+      const trusted: string[][] = [];
+      const view = new RegistryView(G, metrics, log, { now: inSlot100, trust: (ids) => trusted.push(ids) });
+      const p = [
+        { validator: rawAddr(vals[0]!), peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf' },
+        { validator: rawAddr(vals[1]!), peerId: '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo' },
+      ].sort((a, b) => compareBytes(a.validator, b.validator));
+      assert.deepEqual(view.trustedPeers(), [G.beacon.peerId], 'the beacon before any snapshot');
+      assert.equal(view.validate(snapshot(10, beaconKey, CHAIN, p)), 'accept');
+      assert.deepEqual(trusted, [[G.beacon.peerId, ...p.map((x) => x.peerId)]]);
+      // Old and forged snapshots change nothing.
+      assert.equal(view.validate(snapshot(9, beaconKey, CHAIN, [])), 'ignore');
+      assert.equal(view.validate(snapshot(20, impostor, CHAIN, [])), 'reject');
+      assert.equal(trusted.length, 1);
+      // A newer one replaces the set (here: nobody said hello since).
+      assert.equal(view.validate(snapshot(20)), 'accept');
+      assert.deepEqual(trusted[1], [G.beacon.peerId]);
+    });
   });
 
   // ------------------------------------------------------------------ API
@@ -302,22 +339,12 @@ describe('node: staking', () => {
     let url: string;
     let registry: RegistryView;
     let mempool: Mempool;
-    const sent: VoteEvidence[] = [];
-    let beaconAnswer: () => Promise<XAck>;
 
+    // POST /v1/evidence is tested in evidence.test.ts, with a real XShard and a beacon peer over libp2p.
     beforeEach(async () => {
-      registry = new RegistryView(G, metrics, log);
+      registry = new RegistryView(G, metrics, log, { now: inSlot100 });
       mempool = new Mempool(chain, verifier);
-      sent.length = 0;
-      beaconAnswer = async () => ({ ok: true, code: '', message: 'slashed' });
-      const xshard = {
-        registry,
-        submitEvidence: async (e: VoteEvidence) => {
-          sent.push(e);
-          return beaconAnswer();
-        },
-      } as Partial<XShard>;
-      ({ server, url } = await startTestApi({ chain, verifier, metrics, log, xshard }, { mempool }));
+      ({ server, url } = await startTestApi({ chain, verifier, metrics, log, xshard: { registry } }, { mempool }));
     });
     afterEach(async () => {
       await new Promise<void>((r) => server.close(() => r()));
@@ -327,65 +354,7 @@ describe('node: staking', () => {
       const r = await fetch(url + path);
       return { status: r.status, body: (await r.json()) as Record<string, any> };
     };
-    const post = async (path: string, body: unknown, type = 'application/json') => {
-      const r = await fetch(url + path, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-      return { status: r.status, body: (await r.json()) as Record<string, any> };
-    };
     const errorCode = (r: { body: Record<string, any> }) => (r.body.error as { code: string } | undefined)?.code;
-
-    it('POST /v1/evidence: checks evidence of this shard and forwards it, with the beacon answer', async () => {
-      const e = equivocation(vals[0]!);
-      const ok = await post('/v1/evidence', { evidence: toHex(encodeEvidence(e)) });
-      assert.equal(ok.status, 200, JSON.stringify(ok.body));
-      assert.deepEqual(ok.body, { result: 'slashed', validator: addrOf(vals[0]!), slashed: null });
-      assert.equal(sent.length, 1);
-
-      const bad = async (body: unknown, code: string, status: number) => {
-        const r = await post('/v1/evidence', body);
-        assert.equal(errorCode(r), code, JSON.stringify(r.body));
-        assert.equal(r.status, status);
-      };
-      await bad({ evidence: toHex(encodeEvidence(e)), extra: 1 }, 'UNKNOWN_FIELD', 400);
-      await bad({ evidence: 'zz' }, 'MALFORMED', 400);
-      await bad({ evidence: 5 }, 'MALFORMED', 400);
-      await bad({ evidence: 'abcd' }, 'MALFORMED', 400);
-      // Not conflicting: the same vote twice.
-      const v = vote(vals[0]!);
-      await bad({ evidence: toHex(encodeEvidence({ first: v, second: v })) }, 'EVIDENCE_INVALID', 400);
-      // A forged second vote.
-      const forged = equivocation(vals[1]!);
-      forged.second.signature = forged.second.signature.slice();
-      forged.second.signature[10]! ^= 1;
-      await bad({ evidence: toHex(encodeEvidence(forged)) }, 'EVIDENCE_INVALID', 400);
-      // Two votes by somebody outside the committee of that epoch.
-      await bad({ evidence: toHex(encodeEvidence(equivocation(impostor))) }, 'EVIDENCE_INVALID', 400);
-      assert.equal(sent.length, 1, 'nothing invalid was forwarded');
-      const r = await post('/v1/evidence', 'x', 'text/plain');
-      assert.equal(errorCode(r), 'UNSUPPORTED_MEDIA_TYPE');
-    });
-
-    it('POST /v1/evidence: any shard is checked against the epoch book, an unknown epoch is forwarded unchecked; beacon errors and absence are reported', async () => {
-      // Shard 3 does not exist: no committee has this validator.
-      const r3 = await post('/v1/evidence', { evidence: toHex(encodeEvidence(equivocation(vals[0]!, { shard: 3 }))) });
-      assert.equal(errorCode(r3), 'EVIDENCE_INVALID');
-      // Epoch 10's committees are not known here: the beacon decides.
-      const later = equivocation(impostor, { round: 10 * EPOCH + 1 });
-      beaconAnswer = async () => ({ ok: true, code: '', message: 'duplicate 0' });
-      const fwd = await post('/v1/evidence', { evidence: toHex(encodeEvidence(later)) });
-      assert.equal(fwd.status, 200);
-      assert.deepEqual(fwd.body, { result: 'duplicate', validator: addrOf(impostor), slashed: '0' });
-      assert.equal(sent.length, 1);
-      beaconAnswer = async () => ({ ok: false, code: 'EVIDENCE_EXPIRED', message: 'validator already withdrawn' });
-      const expired = await post('/v1/evidence', { evidence: toHex(encodeEvidence(equivocation(vals[2]!))) });
-      assert.equal(expired.status, 409);
-      assert.equal(errorCode(expired), 'EVIDENCE_EXPIRED');
-      beaconAnswer = async () => {
-        throw new Error('dial failed');
-      };
-      const down = await post('/v1/evidence', { evidence: toHex(encodeEvidence(equivocation(vals[2]!))) });
-      assert.equal(down.status, 503);
-      assert.equal(errorCode(down), 'UNAVAILABLE');
-    });
 
     it('GET /v1/validators: the committee before a snapshot, the beacon registry after', async () => {
       const before = await get('/v1/validators');

@@ -1,12 +1,14 @@
-// Chain and mempool on a two-shard genesis: cross-shard transfers, beacon system entries, persistence.
+// Chain and mempool on a two-shard genesis: cross-shard transfers, beacon system entries, persistence, report chunks.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, homeShard, toHex, type KeyPair } from '@qnexus/crypto';
 import {
+  MAX_REPORT_ITEMS,
   QnexusError,
   certificateVoteBody,
+  encodeBeaconRequest,
   encodeTx,
   genesisSupply,
   openTx,
@@ -15,7 +17,9 @@ import {
   voteSigningBytes,
   type Certificate,
   type ErrorCode,
+  type BlockHeader,
   type Genesis,
+  type ReportItem,
   type TxBody,
   type TxEnvelope,
   type TxPayload,
@@ -28,6 +32,7 @@ import { Logger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
+import { reportChunks } from '../src/xshard.js';
 import { unitGenesis } from './helpers.js';
 
 const CHAIN = 'unit-x';
@@ -281,5 +286,26 @@ describe('node: two-shard chain and beacon entries', () => {
     const c2 = build(chain, 2, [p]);
     assert.equal(c2.envs.length, 0);
     assert.equal(chain.validate(c2, 2), null);
+  });
+});
+
+const dummyHeader: BlockHeader = { chainId: CHAIN, shard: 0, height: 1, slot: 1, parentHash: new Uint8Array(32), stateRoot: new Uint8Array(32), txRoot: new Uint8Array(32), proposer: new Uint8Array(20), txCount: 0 };
+
+describe('node: reports to the beacon', () => {
+  it('split records into chunks that fit the beacon\'s request bound, in order, none split', () => {
+    const item = (n: number, recordBytes: number): ReportItem => ({ record: new Uint8Array(recordBytes).fill(n & 0xff), proof: Array.from({ length: 20 }, () => ({ left: true, hash: new Uint8Array(32) })) });
+    // Stake records carry a public key: 1,024 of them would not fit in one report.
+    const big = Array.from({ length: 1500 }, (_, i) => item(i, 2700));
+    const chunks = reportChunks(big);
+    assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
+    assert.deepEqual(chunks.flat(), big);
+    for (const c of chunks) {
+      const bytes = encodeBeaconRequest({ type: 'report', report: { binding: { binding: { chainId: CHAIN, shard: 0, publicKey: vals[0]!.publicKey, peerId: 'p' }, signature: new Uint8Array(2420) }, header: dummyHeader, certificate: { height: 1, round: 1, blockHash: new Uint8Array(32), votes: [] }, items: c } }).length;
+      assert.ok(bytes < 1.1 * 1024 * 1024, `a report of ${bytes} bytes`);
+    }
+    // Small records: MAX_REPORT_ITEMS per report.
+    const small = Array.from({ length: MAX_REPORT_ITEMS + 1 }, (_, i) => item(i, 100));
+    assert.deepEqual(reportChunks(small).map((c) => c.length), [MAX_REPORT_ITEMS, 1]);
+    assert.deepEqual(reportChunks([]), []);
   });
 });
