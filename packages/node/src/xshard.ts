@@ -1,6 +1,7 @@
 import { bytesEqual, formatAddress, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
   MAX_REPORT_ITEMS,
+  MAX_TX_BATCH,
   MAX_TX_BATCH_BYTES,
   QnexusError,
   beaconTopics,
@@ -21,6 +22,7 @@ import {
   type BeaconRequest,
   type BlockHeader,
   type Certificate,
+  type Genesis,
   type ReportItem,
   type SignedPeerBinding,
   type TxEnvelope,
@@ -28,7 +30,7 @@ import {
   type XAck,
 } from '@qnexus/types';
 import type { StateChanges } from '@qnexus/state';
-import { RateLimiter, type P2PNode } from '@qnexus/p2p';
+import { RateLimiter, type P2PNode, type ServeBudget } from '@qnexus/p2p';
 import type { Candidate, Chain } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
@@ -141,8 +143,10 @@ export class XShard {
 
   async start(): Promise<void> {
     const g = this.chain.genesis;
-    await this.p2p.handle(this.protocol, { maxInboundStreams: 16, maxOutboundStreams: 16, maxRequestBytes: MAX_TX_BATCH_BYTES, timeoutMs: 10_000 }, (req, peer) =>
-      this.serveEntries(req, peer),
+    await this.p2p.handle(
+      this.protocol,
+      { maxInboundStreams: 16, maxOutboundStreams: 16, maxRequestBytes: MAX_TX_BATCH_BYTES, timeoutMs: 10_000, budget: entriesBudget(g) },
+      (req, peer) => this.serveEntries(req, peer),
     );
     this.p2p.subscribe(this.registryTopic, { maxBytes: 4 * 1024 * 1024, validate: (d) => this.registry.validate(d) });
     // Any validator key may become a member of this shard's committee in a later epoch (staking):
@@ -432,6 +436,18 @@ export class XShard {
       this.retryTimers.add(t);
     }
   }
+}
+
+/**
+ * What one peer may send us on the 2PC protocol per second (p2p `ServeBudget`). Only the
+ * beacon has anything to send: per slot at most a prepare request and a decision for every
+ * transfer the shards' blocks carried (maxBlockTxs per block per shard), in batches of
+ * MAX_TX_BATCH, plus its re-sends; four times that, scaled by the slot length. Acks are small.
+ */
+export function entriesBudget(g: Genesis): ServeBudget {
+  const batchesPerSlot = Math.ceil((2 * g.maxBlockTxs * g.shardCount) / MAX_TX_BATCH) + 1;
+  const requestsPerSec = Math.max(20, Math.ceil((4 * batchesPerSlot * 1000) / g.slotMs));
+  return { requestsPerSec, requestBurst: 4 * requestsPerSec, bytesPerSec: requestsPerSec * 1024 };
 }
 
 /** Encoded size of a report item: record (u32 length + bytes), proof (u32 count + 33 bytes a step). */
