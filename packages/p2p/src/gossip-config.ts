@@ -46,6 +46,28 @@ export const SCORE_THRESHOLDS: PeerScoreThresholds = {
 /** Weight of one unit of app-level penalty (see P2PNode.penalize). */
 export const APP_PENALTY_PER_OFFENCE = 10;
 
+/**
+ * App score of a trusted peer (a committee member or the beacon): enough to keep it in our
+ * meshes and graft it first (P1 + P2 of an honest peer stay under +8), not enough to outweigh
+ * an invalid message (P4: −30) or two of our penalties.
+ */
+export const TRUSTED_APP_SCORE = 15;
+
+/**
+ * Bounds on what one gossipsub RPC may list; an RPC over any of them is dropped whole while it
+ * is decoded. Our meshes send one message per RPC except when answering IWANTs, which ask for
+ * at most a few heartbeats' worth; subscriptions are a handful per peer (3 per shard + 2); PX is off.
+ */
+export const DECODE_RPC_LIMITS = {
+  maxSubscriptions: 256,
+  maxMessages: 256,
+  maxIhaveMessageIDs: 5000,
+  maxIwantMessageIDs: 5000,
+  maxIdontwantMessageIDs: 5000,
+  maxControlMessages: 256,
+  maxPeerInfos: 16,
+};
+
 export function peerScoreParams(profile: ScoringProfile, appSpecificScore: (peerId: string) => number): PeerScoreParams {
   return createPeerScoreParams({
     topics: {},                    // filled in per subscribed topic (topicScoreParams)

@@ -1,5 +1,5 @@
 import './polyfills.js';
-import { GossipSub, type GossipSubComponents, type GossipsubMessage, type GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
+import type { GossipSubComponents, GossipsubMessage, GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
 import { validateTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -8,11 +8,15 @@ import { TopicValidatorResult, type Libp2p, type Message, type PeerId } from '@l
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { QnexusGossipSub } from './gossip.js';
+import { RateLimiter } from './ratelimit.js';
 import { createLibp2p } from 'libp2p';
 import { sha256 } from '@qnexus/crypto';
 import {
   APP_PENALTY_PER_OFFENCE,
+  DECODE_RPC_LIMITS,
   GOSSIP_MESH,
+  TRUSTED_APP_SCORE,
   RPC_FRAME_OVERHEAD,
   SCORE_THRESHOLDS,
   peerScoreParams,
@@ -22,6 +26,7 @@ import { loadOrCreatePeerKey } from './keys.js';
 import { asError, plainBytes, requestStream, serveStream } from './reqresp.js';
 import { DISCOVERY_LIMITS, decodeDiscoveryRequest, decodeDiscoveryResponse, encodeDiscoveryRequest, encodeDiscoveryResponse, isLocalOnlyAddr, type DiscoveredPeer } from './discovery.js';
 import type {
+  ConnectionLimits,
   DiscoveryOptions,
   LogFn,
   P2PNode,
@@ -31,11 +36,12 @@ import type {
   RequestHandler,
   RequestHandlerOptions,
   RequestOptions,
+  ServeBudget,
   TopicHandler,
   ValidationResult,
 } from './types.js';
 
-type Services = { identify: Identify; pubsub: GossipSub };
+type Services = { identify: Identify; pubsub: QnexusGossipSub };
 
 /**
  * Publish flow control. Gossipsub has no back-pressure: each peer's outbound
@@ -57,6 +63,33 @@ const DISCOVERY_ASK = 3;
 const DISCOVERY_DIALS = 8;
 const DISCOVERY_TIMEOUT_MS = 5000;
 
+export const DEFAULT_CONNECTION_LIMITS: Required<Omit<ConnectionLimits, 'inboundPerIpPerSec'>> = {
+  maxConnections: 128,
+  maxUntrusted: 48,
+  maxUntrustedPerIp: 16,
+};
+/**
+ * New inbound connections per second per IP before the handshake: a devnet starts every node
+ * on one host at once; elsewhere a peer has no reason to reconnect more often than this.
+ */
+const INBOUND_PER_IP_PER_SEC = { devnet: 100, public: 5 } as const;
+
+/** Validations of one topic's messages from one peer running at once, unless the topic says otherwise. */
+const DEFAULT_VALIDATION_CONCURRENCY = 4;
+/** Messages of one topic from one peer waiting for validation; beyond this they are dropped and counted as spam. */
+const MAX_VALIDATION_QUEUE = 256;
+/**
+ * Messages a peer may send us that we drop or ignore (junk subscriptions, topics we do not
+ * serve, duplicates and stale copies that pass gossipsub's seen-cache with new bytes, queue
+ * overflow) before it is penalised: honest peers send a few a second (stale re-announcements,
+ * votes for heights a syncing node cannot use yet, a restarted node's mempool re-gossip).
+ */
+const SPAM_BUDGET = { ratePerSec: 50, burst: 1000 };
+/** A peer over its spam budget is penalised at most this often. */
+const SPAM_PENALTY_EVERY_MS = 1000;
+/** Default request budget of a request/response protocol (see ServeBudget): protocols of the node and the beacon set their own. */
+const DEFAULT_REQUESTS_PER_SEC = 50;
+
 /** The peer-exchange protocol id of a chain. */
 export function discoveryProtocol(chainId: string): string {
   return `/qnexus/${chainId}/peers/1.0.0`;
@@ -69,6 +102,8 @@ const defaultLog: LogFn = (level, msg, fields) => {
 };
 
 interface TopicCounters { accept: number; ignore: number; reject: number }
+/** Validation of one topic's messages from one peer: how many run now, and the ones waiting. */
+interface ValidationQueue { running: number; waiting: GossipsubMessage[] }
 interface PenaltyRecord { points: number; updatedAt: number; offences: number[] }
 interface Bootstrap { addr: Multiaddr; peerId: string }
 
@@ -82,7 +117,7 @@ export async function createP2PNode(opts: P2POptions): Promise<P2PNode> {
 class Libp2pNode implements P2PNode {
   peerId = '';
   private libp2p!: Libp2p<Services>;
-  private gossip!: GossipSub;
+  private gossip!: QnexusGossipSub;
   private readonly log: LogFn;
   private readonly profile: 'devnet' | 'public';
   private readonly handlers = new Map<string, TopicHandler>();
@@ -100,6 +135,13 @@ class Libp2pNode implements P2PNode {
   private bootstrapLoopDone: Promise<void> = Promise.resolve();
   private readonly discoveryWaker = new Waker();
   private discoveryLoopDone: Promise<void> = Promise.resolve();
+  private readonly validation = new Map<string, ValidationQueue>();
+  private readonly spamBudget = new RateLimiter(SPAM_BUDGET);
+  private readonly spamPenalised = new Map<string, number>();
+  private readonly limits: Required<Omit<ConnectionLimits, 'inboundPerIpPerSec'>>;
+  private readonly allowedTopics: Set<string> | null;
+  private readonly staticTrusted = new Set<string>();
+  private dynamicTrusted = new Set<string>();
 
   constructor(private readonly opts: P2POptions) {
     this.log = opts.log ?? defaultLog;
@@ -111,12 +153,17 @@ class Libp2pNode implements P2PNode {
     };
     this.backoff = opts.bootstrapBackoffMs ?? { min: 500, max: 10_000 };
     if (!(opts.maxMessageBytes > 0)) throw new RangeError('maxMessageBytes must be positive');
+    this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...stripUndefined(opts.connectionLimits ?? {}) };
+    this.allowedTopics = opts.allowedTopics ? new Set(opts.allowedTopics) : null;
+    for (const id of opts.trustedPeers ?? []) this.staticTrusted.add(id);
   }
 
   async start(): Promise<void> {
     const privateKey = await loadOrCreatePeerKey(this.opts.peerKeyPath);
     this.peerId = peerIdFromPrivateKey(privateKey).toString();
     this.bootstrap = this.parseBootstrap(this.opts.bootstrap);
+    // The operator chose the bootstrap peers: they get a connection whatever the untrusted slots hold.
+    for (const b of this.bootstrap) this.staticTrusted.add(b.peerId);
     const devnet = this.profile === 'devnet';
 
     const gossipOpts: Partial<GossipsubOpts> = {
@@ -132,12 +179,13 @@ class Libp2pNode implements P2PNode {
       allowPublishToZeroTopicPeers: true,
       ignoreDuplicatePublishError: true,
       emitSelf: false,
-      floodPublish: true,
       fallbackToFloodsub: false,
       doPX: false,
       // Whole-RPC frame cap on inbound streams; the per-message cap is enforced before validation.
       // An RPC frame may carry several messages (an IWANT answer bundles them): allow two full-size ones.
       maxInboundDataLength: 2 * this.opts.maxMessageBytes + RPC_FRAME_OVERHEAD,
+      // Bounded decoding: an RPC listing more items than this is dropped whole, before any of them is looked at.
+      decodeRpcLimits: DECODE_RPC_LIMITS,
       maxOutboundBufferSize: Math.max(MIN_OUTBOUND_BUFFER_BYTES, 4 * this.opts.maxMessageBytes),
       scoreParams: peerScoreParams(this.profile, (id) => this.appScore(id)),
       scoreThresholds: SCORE_THRESHOLDS,
@@ -154,32 +202,35 @@ class Libp2pNode implements P2PNode {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionManager: {
-        maxConnections: 64,
+        maxConnections: this.limits.maxConnections,
         dialTimeout: 10_000,
         // libp2p refuses more than 5 inbound connections per second per host by default;
         // a devnet has every node on one host, so a simultaneous start would be refused.
-        inboundConnectionThreshold: devnet ? 1000 : 5,
+        inboundConnectionThreshold: this.opts.connectionLimits?.inboundPerIpPerSec ?? INBOUND_PER_IP_PER_SEC[this.profile],
         maxIncomingPendingConnections: devnet ? 64 : 10,
       },
       connectionGater: {
         denyDialPeer: (peer) => this.isBanned(peer.toString()),
-        denyInboundEncryptedConnection: (peer) => this.isBanned(peer.toString()),
-        denyOutboundEncryptedConnection: (peer) => this.isBanned(peer.toString()),
+        // Once the handshake has told us who it is: banned peers, and untrusted ones beyond their slots.
+        denyInboundEncryptedConnection: (peer, conn) => this.denyConnection(peer.toString(), conn.remoteAddr),
+        denyOutboundEncryptedConnection: (peer, conn) => this.denyConnection(peer.toString(), conn.remoteAddr),
       },
       services: {
         // Required: gossipsub learns which peers speak meshsub via identify.
         identify: identify(),
         // Built directly (not via gossipsub()) to keep the concrete GossipSub type: we need
         // reportMessageValidationResult, getScore, mesh and score params, which PubSub lacks.
-        pubsub: (components: GossipSubComponents) => new GossipSub(components, gossipOpts),
+        pubsub: (components: GossipSubComponents) =>
+          new QnexusGossipSub(components, gossipOpts, {
+            allowSubscription: (topic) => this.allowedTopics === null || this.allowedTopics.has(topic) || this.handlers.has(topic),
+            serves: (topic) => this.handlers.has(topic),
+            onJunk: (peerId, n, what) => this.spam(peerId, n, what),
+            isTrusted: (peerId) => this.isTrusted(peerId),
+          }),
       },
     });
     this.gossip = this.libp2p.services.pubsub;
-    this.gossip.addEventListener('gossipsub:message', (evt) => {
-      this.onGossipMessage(evt.detail).catch((err: unknown) => {
-        this.log('error', 'gossip message handling failed', { error: asError(err).message });
-      });
-    });
+    this.gossip.addEventListener('gossipsub:message', (evt) => this.onGossipMessage(evt.detail));
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
       if (this.bootstrap.some((b) => b.peerId === evt.detail.toString())) this.bootstrapWaker.wake();
     });
@@ -261,15 +312,17 @@ class Libp2pNode implements P2PNode {
     if (data.length > cap) {
       return Promise.reject(new RangeError(`publish on ${topic}: ${data.length} bytes exceeds the ${cap}-byte cap`));
     }
+    // Consensus messages never wait behind a burst of transaction batches.
+    if (this.handlers.get(topic)?.urgent === true) return this.publishNow(topic, data, false);
     // Serialise publishes so the flow-control wait applies in order (a FIFO queue).
-    const run = this.publishChain.then(() => this.publishNow(topic, data));
+    const run = this.publishChain.then(() => this.publishNow(topic, data, true));
     this.publishChain = run.catch(() => undefined);
     return run;
   }
 
-  private async publishNow(topic: string, data: Uint8Array): Promise<number> {
+  private async publishNow(topic: string, data: Uint8Array, flowControl: boolean): Promise<number> {
     if (this.stopped) return 0;
-    await this.waitForOutboundRoom(data.length);
+    if (flowControl) await this.waitForOutboundRoom(data.length);
     if (this.stopped) return 0;
     try {
       const res = await this.gossip.publish(topic, data);
@@ -294,10 +347,16 @@ class Libp2pNode implements P2PNode {
     }
   }
 
+  /**
+   * Only trusted peers' queues hold publishes back: an untrusted peer that drains slowly on
+   * purpose would otherwise hold every publish for up to PUBLISH_MAX_WAIT_MS; gossipsub's
+   * per-peer buffer cap sheds what such a peer cannot take.
+   */
   private outboundBlocked(size: number): boolean {
     const now = Date.now();
     let blocked = false;
     for (const [id, stream] of this.gossip.streamsOutbound) {
+      if (!this.isTrusted(id)) continue;
       const queued = queuedBytes(stream);
       const prev = this.queueProgress.get(id);
       if (queued === 0) { this.queueProgress.delete(id); continue; }
@@ -335,12 +394,60 @@ class Libp2pNode implements P2PNode {
     }
   }
 
-  private async onGossipMessage({ msg, msgId, propagationSource }: GossipsubMessage): Promise<void> {
-    const topic = msg.topic;
-    const data = plainBytes(msg.data);
-    const from = propagationSource.toString();
+  /**
+   * Validation is scheduled per (peer, topic): at most `concurrencyPerPeer` of a peer's
+   * messages of a topic are validated at once, the rest wait (bounded) in arrival order, and
+   * each one starts only if the peer is still above the graylist threshold. So the verdict on a
+   * peer's first messages (an invalid one costs it its score at once) decides whether its next
+   * ones cost us anything, however many it packed into one RPC.
+   */
+  private onGossipMessage(m: GossipsubMessage): void {
+    const from = m.propagationSource.toString();
+    const topic = m.msg.topic;
+    const key = `${from}\n${topic}`;
+    let q = this.validation.get(key);
+    if (q === undefined) this.validation.set(key, (q = { running: 0, waiting: [] }));
+    const limit = this.handlers.get(topic)?.concurrencyPerPeer ?? DEFAULT_VALIDATION_CONCURRENCY;
+    if (q.running < limit) {
+      q.running++;
+      void this.drainValidation(key, q, m);
+    } else if (q.waiting.length < MAX_VALIDATION_QUEUE) {
+      q.waiting.push(m);
+    } else {
+      this.finish(m, 'ignore', this.handlers.get(topic));
+      this.spam(from, 1, 'more messages than its validation queue holds');
+    }
+  }
+
+  private async drainValidation(key: string, q: ValidationQueue, first: GossipsubMessage): Promise<void> {
+    try {
+      for (let m: GossipsubMessage | undefined = first; m !== undefined && !this.stopped; m = q.waiting.shift()) {
+        const from = m.propagationSource.toString();
+        if (this.gossip.getScore(from) < SCORE_THRESHOLDS.graylistThreshold) {
+          // Graylisted meanwhile (e.g. by its own previous message): not worth a look.
+          this.finish(m, 'ignore', undefined);
+          continue;
+        }
+        try {
+          await this.validateMessage(m);
+        } catch (err) {
+          this.log('error', 'gossip message handling failed', { error: asError(err).message });
+        }
+      }
+    } finally {
+      q.running--;
+      if (q.running === 0) {
+        this.validation.delete(key);
+        q.waiting.length = 0;
+      }
+    }
+  }
+
+  private async validateMessage(m: GossipsubMessage): Promise<void> {
+    const topic = m.msg.topic;
+    const data = plainBytes(m.msg.data);
+    const from = m.propagationSource.toString();
     const handler = this.handlers.get(topic);
-    const counters = this.counters.get(topic);
     let result: ValidationResult;
     if (handler === undefined) {
       result = 'ignore'; // raced with unsubscribe
@@ -363,16 +470,40 @@ class Libp2pNode implements P2PNode {
       }
     }
     if (this.stopped) return;
-    // Forwarding (accept) or the P4 penalty (reject) happen inside gossipsub here.
-    this.gossip.reportMessageValidationResult(msgId, from, toGossipResult(result));
+    // Spam that costs nothing to send but is only ignored (replays with new bytes, stale copies) adds up.
+    if (result === 'ignore') this.spam(from, 1, `ignored messages on ${topic}`);
+    this.finish(m, result, handler);
+  }
+
+  /** Report the verdict to gossipsub (forwarding on accept, the P4 penalty on reject) and deliver. */
+  private finish(m: GossipsubMessage, result: ValidationResult, handler: TopicHandler | undefined): void {
+    if (this.stopped) return;
+    const from = m.propagationSource.toString();
+    this.gossip.reportMessageValidationResult(m.msgId, from, toGossipResult(result));
+    // gossipsub caches scores for a while: the penalty must count for this peer's very next message.
+    if (result === 'reject') this.gossip.score.scoreCache.delete(from);
+    const counters = this.counters.get(m.msg.topic);
     if (counters !== undefined) counters[result]++;
     if (result === 'accept' && handler?.deliver !== undefined) {
       try {
-        handler.deliver(data, from);
+        handler.deliver(plainBytes(m.msg.data), from);
       } catch (err) {
-        this.log('error', 'deliver callback threw', { topic, from, error: asError(err).message });
+        this.log('error', 'deliver callback threw', { topic: m.msg.topic, from, error: asError(err).message });
       }
     }
+  }
+
+  /**
+   * Count what a peer sent that we dropped or ignored without use; beyond its budget it is
+   * penalised (at most once a second, so a sustained flood is banned within seconds).
+   */
+  private spam(peerId: string, n: number, what: string): void {
+    if (this.spamBudget.take(peerId, n).ok) return;
+    const now = Date.now();
+    if (now - (this.spamPenalised.get(peerId) ?? 0) < SPAM_PENALTY_EVERY_MS) return;
+    if (this.spamPenalised.size > 10_000) this.spamPenalised.clear();
+    this.spamPenalised.set(peerId, now);
+    this.penalize(peerId, `spam: ${what}`);
   }
 
   // ------------------------------------------------------------------ scoring / penalties
@@ -410,15 +541,35 @@ class Libp2pNode implements P2PNode {
     }
   }
 
-  private readonly staticTrusted = new Set<string>();
-  private dynamicTrusted = new Set<string>();
-
   setTrustedPeers(peerIds: Iterable<string>): void {
     this.dynamicTrusted = new Set(peerIds);
   }
 
   isTrusted(peerId: string): boolean {
     return this.staticTrusted.has(peerId) || this.dynamicTrusted.has(peerId);
+  }
+
+  /**
+   * Connection admission, once the handshake names the peer: banned peers never; trusted ones
+   * always (up to libp2p's maxConnections); the rest only while untrusted connections are under
+   * `maxUntrusted` overall and `maxUntrustedPerIp` from the peer's IP address.
+   */
+  private denyConnection(peerId: string, addr: Multiaddr): boolean {
+    if (this.isBanned(peerId)) return true;
+    if (this.isTrusted(peerId) || this.stopped) return false;
+    const ip = ipOf(addr);
+    let untrusted = 0;
+    let sameIp = 0;
+    for (const c of this.libp2p.getConnections()) {
+      const id = c.remotePeer.toString();
+      if (id === peerId) return false; // a second connection to a peer we already admitted
+      if (this.isTrusted(id)) continue;
+      untrusted++;
+      if (ip !== null && ipOf(c.remoteAddr) === ip) sameIp++;
+    }
+    if (untrusted < this.limits.maxUntrusted && sameIp < this.limits.maxUntrustedPerIp) return false;
+    this.log('debug', 'connection refused: no untrusted slot left', { peerId, addr: addr.toString(), untrusted, sameIp });
+    return true;
   }
 
   isBanned(peerId: string): boolean {
@@ -429,23 +580,40 @@ class Libp2pNode implements P2PNode {
     return false;
   }
 
-  /** Gossipsub P5: negative, decaying with a one-minute half-life. */
+  /**
+   * Gossipsub P5: a bonus for trusted peers (kept in the mesh, grafted first), minus our
+   * penalties, which decay with a one-minute half-life.
+   */
   private appScore(peerId: string): number {
+    const bonus = this.isTrusted(peerId) ? TRUSTED_APP_SCORE : 0;
     const rec = this.penalties.get(peerId);
-    if (rec === undefined) return 0;
+    if (rec === undefined) return bonus;
     const points = decayedPoints(rec, Date.now());
     if (points < 0.01) {
       if (rec.offences.length === 0) this.penalties.delete(peerId);
-      return 0;
+      return bonus;
     }
-    return -APP_PENALTY_PER_OFFENCE * points;
+    return bonus - APP_PENALTY_PER_OFFENCE * points;
   }
 
   // ------------------------------------------------------------------ request / response
 
   async handle(protocol: string, opts: RequestHandlerOptions, fn: RequestHandler): Promise<void> {
+    const budget = new ServingBudget(opts.budget ?? {});
+    const served = budget.wrap(fn);
     await this.libp2p.handle(protocol, ({ stream, connection }) => {
-      void serveStream(protocol, stream, connection, opts, fn, this.log);
+      const peer = connection.remotePeer.toString();
+      // Trusted peers (committees, the beacon) are not counted: what they ask is bounded by the
+      // protocols and their misbehaviour is attributable; their responses still spend the byte budget.
+      if (!this.isTrusted(peer)) {
+        const refusals = budget.admit(peer);
+        if (refusals > 0) {
+          stream.abort(new Error(`${protocol}: over the request budget`));
+          if (refusals % budget.requestBurst === 0) this.penalize(peer, `${protocol}: ${refusals} requests over its budget`);
+          return;
+        }
+      }
+      void serveStream(protocol, stream, connection, opts, served, this.log);
     }, {
       maxInboundStreams: opts.maxInboundStreams,
       maxOutboundStreams: opts.maxOutboundStreams,
@@ -647,6 +815,70 @@ class Libp2pNode implements P2PNode {
     await this.libp2p.stop();
     this.log('info', 'p2p node stopped', { peerId: this.peerId });
   }
+}
+
+/**
+ * Per-peer token buckets of one protocol: requests (refused beyond the budget) and response
+ * bytes (a response stops early once the peer, or all peers together, spent theirs).
+ */
+class ServingBudget {
+  readonly requestBurst: number;
+  private readonly requests: RateLimiter;
+  private readonly bytes: RateLimiter | null;
+  private readonly globalBytes: RateLimiter | null;
+  /** Refusals per peer since it last had a request admitted (bounded: cleared when it grows large). */
+  private readonly refused = new Map<string, number>();
+
+  constructor(b: ServeBudget) {
+    const rate = b.requestsPerSec ?? DEFAULT_REQUESTS_PER_SEC;
+    this.requestBurst = Math.max(1, Math.floor(b.requestBurst ?? 2 * rate));
+    this.requests = new RateLimiter({ ratePerSec: rate, burst: this.requestBurst });
+    this.bytes = b.bytesPerSec ? new RateLimiter({ ratePerSec: b.bytesPerSec, burst: b.byteBurst ?? 2 * b.bytesPerSec }) : null;
+    this.globalBytes = b.globalBytesPerSec ? new RateLimiter({ ratePerSec: b.globalBytesPerSec, burst: b.globalByteBurst ?? 2 * b.globalBytesPerSec }) : null;
+  }
+
+  /** 0 when the request may be served, else how many of the peer's requests were refused in a row. */
+  admit(peer: string): number {
+    if (this.requests.take(peer).ok) {
+      this.refused.delete(peer);
+      return 0;
+    }
+    if (this.refused.size > 10_000) this.refused.clear();
+    const n = (this.refused.get(peer) ?? 0) + 1;
+    this.refused.set(peer, n);
+    return n;
+  }
+
+  wrap(fn: RequestHandler): RequestHandler {
+    if (this.bytes === null && this.globalBytes === null) return fn;
+    const bytes = this.bytes;
+    const global = this.globalBytes;
+    return async function* (request, peer, signal) {
+      let sent = 0;
+      for await (const frame of fn(request, peer, signal)) {
+        const n = frame.byteLength;
+        // Always one frame (a response must make progress); then only within both budgets.
+        if (sent > 0 && ((bytes !== null && bytes.available(peer) < n) || (global !== null && global.available('*') < n))) return;
+        bytes?.charge(peer, n);
+        global?.charge('*', n);
+        sent++;
+        yield frame;
+      }
+    };
+  }
+}
+
+/** The IP address of a connection's remote multiaddr (null for non-IP transports). */
+function ipOf(addr: Multiaddr): string | null {
+  try {
+    return addr.nodeAddress().address;
+  } catch {
+    return null;
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function toGossipResult(r: ValidationResult): TopicValidatorResult {

@@ -45,9 +45,10 @@ export interface P2POptions {
   /** Peer exchange: serve it, and use it to find the peers we lack (see discovery.ts). */
   discovery?: DiscoveryOptions;
   /**
-   * Gossip topics this node accepts subscriptions and messages for (all others are dropped
-   * before gossipsub keeps any state for them; see docs/ARCHITECTURE.md "Hostile peers").
-   * Default: the topics it subscribes to.
+   * Topics peers may subscribe to here (besides the ones we subscribe to ourselves): a peer's
+   * subscription to any other topic is dropped before gossipsub keeps state for it, and counted
+   * as spam. Messages are validated only on topics we subscribe to; the rest are dropped
+   * unscored and uncached. Default: any topic (for tests); nodes pass their chain's topics.
    */
   allowedTopics?: string[];
   /** Peers trusted from the start (e.g. the genesis beacon); `setTrustedPeers` adds the current committees. */
@@ -127,7 +128,7 @@ export interface RequestHandlerOptions {
  * peer's or the global byte budget is spent: clients handle short responses.
  */
 export interface ServeBudget {
-  /** Requests per second per peer (default 10) and the bucket size (default 2 × the rate). */
+  /** Requests per second per peer (default 50) and the bucket size (default 2 × the rate). */
   requestsPerSec?: number;
   requestBurst?: number;
   /** Response bytes per second per peer (default: unbounded) and the bucket size (default 2 × the rate). */
