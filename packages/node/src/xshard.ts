@@ -60,6 +60,8 @@ const EVIDENCE_ANSWERS_MAX = 4096;
  */
 const EVIDENCE_RELAYS_PER_SLOT = 1;
 const EVIDENCE_RELAY_BURST = 4;
+/** The beacon's answer to evidence it already holds, or against a validator it already slashed. */
+const DUPLICATE: XAck = { ok: true, code: '', message: 'duplicate 0' };
 /** Bound on one request to the beacon (dial included). */
 const BEACON_TIMEOUT_MS = 5_000;
 /**
@@ -336,9 +338,10 @@ export class XShard {
   // ------------------------------------------------------------------ out: evidence
 
   /**
-   * The beacon's answer to verified evidence (`POST /v1/evidence`, and our own core's): the
-   * answer it already gave for this evidence key, or for any evidence against a validator it
-   * slashed (a duplicate there), without asking again; otherwise one request, shared by
+   * The beacon's answer to verified evidence (`POST /v1/evidence`, and our own core's): what it
+   * would answer again, without asking, when it already answered for this evidence key
+   * (a duplicate once slashed or known, or expired) or slashed its validator (a duplicate
+   * there); otherwise one request, shared by
    * concurrent callers, within the relay budget. The caller verifies the evidence first
    * (signatures, committee of its epoch, plausible round): the beacon refuses nothing we relay
    * as invalid, and whatever a client sends costs us at most this budget's requests.
@@ -368,11 +371,15 @@ export class XShard {
   rememberedEvidence(e: VoteEvidence): XAck | undefined {
     const a = this.evidenceAnswers.get(evidenceKey(e));
     if (a) return a;
-    if (this.slashedAtBeacon.has(formatAddress(e.first.body.validator))) return { ok: true, code: '', message: 'duplicate 0' };
+    if (this.slashedAtBeacon.has(formatAddress(e.first.body.validator))) return DUPLICATE;
     return undefined;
   }
 
-  /** Final answers only: slashed, duplicate, expired. Anything else (unavailable, internal) may change. */
+  /**
+   * Final answers only: slashed, duplicate, expired; anything else (unavailable, internal) may
+   * change. Remembered as the beacon would answer the same evidence again: once it slashed or
+   * knew it, a duplicate.
+   */
   private rememberAnswer(k: string, validator: string, ack: XAck): void {
     if (!ack.ok && ack.code !== 'EVIDENCE_EXPIRED') return;
     const evict = <T>(c: Map<string, T> | Set<string>) => {
@@ -381,7 +388,7 @@ export class XShard {
       if (!first.done) c.delete(first.value);
     };
     evict(this.evidenceAnswers);
-    this.evidenceAnswers.set(k, ack);
+    this.evidenceAnswers.set(k, ack.ok ? DUPLICATE : ack);
     // Slashed or a duplicate: the validator is slashed at the beacon, which says "duplicate" to any more evidence.
     if (ack.ok) {
       evict(this.slashedAtBeacon);
