@@ -697,16 +697,18 @@ export class Registry {
     const v = this.validators.get(address);
     if (!v) throw new QnexusError('EVIDENCE_INVALID', `${address} is not a registered validator`);
     // Everything but the two signatures first (a dry run takes every signature as valid): a
-    // resubmission, or evidence against a validator already slashed, costs no verification.
+    // resubmission of recorded evidence costs no verification.
     verifyVoteEvidence(ev, this.genesis.chainId, v.publicKey, () => true);
     const e = epochOf(this.genesis, body.round);
     const m = this.membership(e, address);
     if (!m || m.shard !== body.shard) throw new QnexusError('EVIDENCE_INVALID', `${address} is not a member of shard ${body.shard}'s committee in epoch ${e}`);
     if (v.status === 'withdrawn' || v.release !== null) throw new QnexusError('EVIDENCE_EXPIRED', `${address}'s stake is ${v.status === 'withdrawn' ? 'withdrawn' : 'being released'}`);
     const key = evidenceKey(ev);
-    // Slashed once per validator: further evidence changes nothing (and is not stored).
-    if (this.evidence.has(key) || v.status === 'slashed') return { result: 'duplicate', validator: address, slashed: 0n };
+    if (this.evidence.has(key)) return { result: 'duplicate', validator: address, slashed: 0n };
     verifyVoteEvidence(ev, this.genesis.chainId, v.publicKey, verify);
+    // Slashed once per validator. More evidence against it changes nothing and is not stored:
+    // its key signs as many conflicting votes as it likes, which must not grow our store.
+    if (v.status === 'slashed') return { result: 'duplicate', validator: address, slashed: 0n };
     this.evidence.add(key);
     this.dirty.evidence.push(key);
     const amount = (v.stake * BigInt(this.staking.slashBps)) / 10_000n;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { CryptoBackendError, addressFromPublicKey, backendAvailable, formatAddress, getBackend, homeShard, sha256, toHex, utf8, type BackendName, type KeyPair } from '@qnexus/crypto';
 import { releaseId } from '@qnexus/state';
-import { BEACON_SHARD, QnexusError, epochIssuance, openTx, voteSigningBytes, type Genesis, type GenesisStaking, type VoteBody, type VoteEvidence, type XferInfo } from '@qnexus/types';
+import { BEACON_SHARD, QnexusError, epochIssuance, evidenceKey, openTx, voteSigningBytes, type Genesis, type GenesisStaking, type VoteBody, type VoteEvidence, type XferInfo } from '@qnexus/types';
 import { Coordinator, type CoordinatorAction } from '../src/coordinator.js';
 import { Registry, freezeLead } from '../src/registry.js';
 import { beaconTxSigner } from '../src/system.js';
@@ -334,7 +334,7 @@ describe('beacon: staking registry', () => {
     assert.throws(() => w.r.submitEvidence(evidence(k, w.g, { shard, height: 7 })), code('EVIDENCE_EXPIRED'));
   });
 
-  it('evidence: everything but the signatures is checked first, so a resubmission or a slashed validator costs no verification', () => {
+  it('evidence: everything but the signatures is checked first, so a resubmission costs no verification; a slashed validator\'s is not stored', () => {
     const w = new World({ slashBps: 1000 });
     const k = w.vals[0]!;
     const shard = w.v(k).shard!;
@@ -358,13 +358,19 @@ describe('beacon: staking registry', () => {
     const ev = evidence(k, w.g, { shard });
     assert.equal(w.r.submitEvidence(ev, counting).result, 'slashed');
     assert.equal(checks, 4);
-    // The same key again, any signature bytes: a duplicate without a check; so is new evidence against the slashed validator.
+    // The same key again, any signature bytes: a duplicate without a check.
     const sameKey = evidence(k, w.g, { shard });
     sameKey.second = { ...sameKey.second, signature: new Uint8Array(sameKey.second.signature.length) };
     assert.equal(w.r.submitEvidence(sameKey, counting).result, 'duplicate');
-    assert.equal(w.r.submitEvidence(evidence(k, w.g, { shard, height: 9 }), counting).result, 'duplicate');
     assert.equal(checks, 4);
+    // New evidence against the slashed validator is still verified (a forgery is refused), then a duplicate.
+    const forgedLater = evidence(k, w.g, { shard, height: 9 });
+    forgedLater.second = { ...forgedLater.second, signature: forgedLater.first.signature };
+    assert.throws(() => w.r.submitEvidence(forgedLater, counting), code('EVIDENCE_INVALID'));
+    assert.equal(w.r.submitEvidence(evidence(k, w.g, { shard, height: 10 }), counting).result, 'duplicate');
+    assert.equal(checks, 8);
     assert.equal(w.r.takeChanges().evidence.length, 1, 'only the slashing evidence is stored');
+    assert.equal(w.r.hasEvidence(evidenceKey(evidence(k, w.g, { shard, height: 10 }))), false);
   });
 
   it('memberPeers: the bound peers of the current and next frozen committees, in the snapshot and for trust', () => {
