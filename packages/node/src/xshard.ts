@@ -338,13 +338,12 @@ export class XShard {
   // ------------------------------------------------------------------ out: evidence
 
   /**
-   * The beacon's answer to verified evidence (`POST /v1/evidence`, and our own core's): what it
-   * would answer again, without asking, when it already answered for this evidence key
-   * (a duplicate once slashed or known, or expired) or slashed its validator (a duplicate
-   * there); otherwise one request, shared by
-   * concurrent callers, within the relay budget. The caller verifies the evidence first
-   * (signatures, committee of its epoch, plausible round): the beacon refuses nothing we relay
-   * as invalid, and whatever a client sends costs us at most this budget's requests.
+   * The beacon's answer to verified evidence (`POST /v1/evidence`, and our own core's). When it
+   * already answered for this evidence key (a duplicate once slashed or known, or expired) or
+   * slashed its validator, what it would answer again, without asking; otherwise one request,
+   * shared by concurrent callers, within the relay budget. The caller verifies the evidence
+   * first (signatures, committee of its epoch, plausible round): the beacon refuses nothing we
+   * relay as invalid, and whatever a client sends costs us at most this budget's requests.
    * Throws QnexusError NODE_BUSY beyond the budget, and an Error when the beacon cannot be reached.
    */
   relayEvidence(e: VoteEvidence): Promise<XAck> {
