@@ -6,7 +6,7 @@ import { QnexusError } from '@qnexus/types';
 import { Admitter } from './admission.js';
 import { startApi } from './api.js';
 import { Coordinator } from './coordinator.js';
-import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile, type ProcessConfig } from '@qnexus/node';
+import { ApiGuard, Logger, Shutdown, chainTopics, registerCryptoBackendInfo, serverUrl, writeInfoFile, type ProcessConfig } from '@qnexus/node';
 import { createMetrics } from './metrics.js';
 import { Registry } from './registry.js';
 import { ShardSender } from './sender.js';
@@ -84,6 +84,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
       // Serves peer exchange to joining nodes (it is the natural bootstrap address).
       discovery: { protocol: discoveryProtocol(g.chainId) },
+      allowedTopics: chainTopics(g.chainId, g.shardCount),
     });
     shutdown.add(() => p2p.stop());
     metrics.p2p.bind(() => p2p.stats());

@@ -2,7 +2,7 @@ export { startNode } from './node.js';
 export type { NodeConfig, NodeInfo, ProcessConfig, RunningNode, LogFormat, LogLevel } from './config.js';
 export { defaultVerifyWorkers } from './config.js';
 export { DEFAULT_VERIFY_CACHE_SIZE } from './verifier.js';
-export { topics } from './topics.js';
+export { chainTopics, topics } from './topics.js';
 // Shared with the beacon process: the same structured log format everywhere.
 export { Logger, LOG_LEVELS, isLogLevel, type LogFields } from './log.js';
 // Shared with the beacon API: per-client rate limit, admin bearer token, /v1/admin/ endpoints.

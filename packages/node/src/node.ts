@@ -14,7 +14,7 @@ import { Mempool } from './mempool.js';
 import { MEMPOOL_JOURNAL_FILE, saveMempoolJournal, takeMempoolJournal } from './mempool-journal.js';
 import { createMetrics, registerCryptoBackendInfo } from './metrics.js';
 import { Syncer } from './sync.js';
-import { topics } from './topics.js';
+import { chainTopics, topics } from './topics.js';
 import { DEFAULT_TX_GOSSIP_FLUSH_MS, TxGossip } from './txgossip.js';
 import { LoadMonitor } from './load.js';
 import { DEFAULT_VERIFY_CACHE_SIZE, TxVerifier } from './verifier.js';
@@ -69,6 +69,9 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       log: (level, msg, fields) => log.log(level, `p2p: ${msg}`, fields),
       // One bootstrap address is enough to join: peers name the shard's other nodes and the beacon.
       discovery: { protocol: discoveryProtocol(g.chainId), wantPeers: [g.beacon.peerId] },
+      allowedTopics: chainTopics(g.chainId, g.shardCount),
+      // The beacon always gets a connection; the committees join it as the beacon's snapshots name their peers.
+      trustedPeers: [g.beacon.peerId],
     });
     shutdown.add(() => p2p.stop());
     metrics.p2p.bind(() => p2p.stats());

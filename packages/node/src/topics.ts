@@ -1,3 +1,5 @@
+import { beaconTopics } from '@qnexus/types';
+
 /** Gossip topics and stream protocols, per chain and shard (design brief §6). */
 export function topics(chainId: string, shard: number) {
   const base = `/qnexus/${chainId}/shard/${shard}`;
@@ -11,3 +13,19 @@ export function topics(chainId: string, shard: number) {
   };
 }
 export type Topics = ReturnType<typeof topics>;
+
+/**
+ * Every gossip topic of a chain: each shard's and the beacon's. What peers may subscribe to at
+ * any of its processes (`P2POptions.allowedTopics`): a node or the beacon answers peer exchange
+ * for every shard's topics, so it keeps those subscriptions, and nothing else.
+ */
+export function chainTopics(chainId: string, shardCount: number): string[] {
+  const out: string[] = [];
+  for (let k = 0; k < shardCount; k++) {
+    const t = topics(chainId, k);
+    out.push(t.tx, t.block, t.vote);
+  }
+  const b = beaconTopics(chainId);
+  out.push(b.epochs, b.registry);
+  return out;
+}
