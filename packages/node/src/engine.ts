@@ -40,11 +40,19 @@ import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { Topics } from './topics.js';
 import type { TxVerifier } from './verifier.js';
+import { CandidateGate } from './candidate-gate.js';
 
 const STEP_CODE = { proposal: 0, prevote: 1, precommit: 2 } as const;
 const STEP_NAME = ['proposal', 'prevote', 'precommit'] as const;
 /** What the core sees for a round whose epoch is unknown: nobody has stake, so nothing can be decided (never fed on purpose). */
 const NO_COMMITTEE: Committee = { validators: [], totalStake: 0n };
+/**
+ * Rounds are slots: a vote or proposal for a round more than this many slots after the
+ * current one cannot be honest (clocks agree to well within a slot), and is not worth a
+ * signature check. Nor are rounds this far before the head's slot (the core has moved on).
+ */
+const ROUND_LEAD = 2;
+const ROUND_LAG = 16;
 
 export interface EvidenceRecord {
   validator: string;
@@ -77,8 +85,9 @@ export class Engine {
   private resends = 0;
   private lastTickHeight = -1;
   private stalledSlots = 0;
-  /** Hashes of vote bodies whose signature we verified (verify-once for votes, bounded). */
-  private readonly seenVotes = new Set<string>();
+  /** Signature checks of gossiped votes and proposals: a few candidates per slot, verdicts bound to the signature. */
+  private readonly votesGate = new CandidateGate();
+  private readonly proposalsGate = new CandidateGate();
   /** Epoch whose validator status we logged last (once per epoch). */
   private statusEpoch = -1;
   /** Whether our key was in a committee (any shard) in the epoch logged last. */
@@ -151,9 +160,22 @@ export class Engine {
       const slot = slotAt(this.chain.genesis, Date.now());
       if (!this.stopped && slot > this.chain.headSlot && epochOf(this.chain.genesis, slot) === e.epoch) this.tickSlot(slot);
     });
-    this.p2p.subscribe(this.t.vote, { maxBytes: 16 * 1024, validate: (d, from) => this.validateVote(d, from), deliver: (d) => this.deliverVote(d) });
-    this.p2p.subscribe(this.t.block, { maxBytes: 512 * 1024, validate: (d, from) => this.validateProposal(d, from), deliver: (d, from) => this.deliverProposal(d, from) });
-    await this.p2p.handle(this.t.txsProtocol, { maxInboundStreams: 32, maxOutboundStreams: 32, maxRequestBytes: 4 + 32 * 10_000, timeoutMs: 10_000 }, (req) => this.serveTxs(req));
+    // Consensus topics: published without waiting behind transaction batches; a few of a peer's
+    // messages checked at once (a round brings each member's prevote and precommit).
+    this.p2p.subscribe(this.t.vote, { maxBytes: 16 * 1024, urgent: true, concurrencyPerPeer: 4, validate: (d, from) => this.validateVote(d, from), deliver: (d) => this.deliverVote(d) });
+    this.p2p.subscribe(this.t.block, { maxBytes: 512 * 1024, urgent: true, concurrencyPerPeer: 2, validate: (d, from) => this.validateProposal(d, from), deliver: (d, from) => this.deliverProposal(d, from) });
+    // A proposal names at most maxBlockTxs ids; peers fetch the ones they miss once per proposal.
+    await this.p2p.handle(
+      this.t.txsProtocol,
+      {
+        maxInboundStreams: 16,
+        maxOutboundStreams: 16,
+        maxRequestBytes: 4 + 32 * this.chain.genesis.maxBlockTxs,
+        timeoutMs: 10_000,
+        budget: { requestsPerSec: 10, requestBurst: 20, bytesPerSec: 4 * 1024 * 1024, byteBurst: 8 * 1024 * 1024, globalBytesPerSec: 16 * 1024 * 1024 },
+      },
+      (req) => this.serveTxs(req),
+    );
     this.scheduleNextSlot();
   }
 
@@ -335,7 +357,6 @@ export class Engine {
       case 'rejected':
         this.metrics.consensusRejected.inc({ reason: a.reason });
         if (a.reason !== 'STALE' && a.reason !== 'TOO_FAR_AHEAD') this.log.warn('consensus message rejected', { reason: a.reason, from: a.from, height: a.height, round: a.round });
-        if (a.reason === 'TOO_FAR_AHEAD' && a.height !== undefined) this.newestKnownHeight = Math.max(this.newestKnownHeight, a.height - 1);
         return [];
     }
   }
@@ -437,6 +458,8 @@ export class Engine {
       }
     }
     this.mempool.onCommit(c.envs);
+    this.votesGate.prune(c.block.header.height);
+    this.proposalsGate.prune(c.block.header.height);
     this.included.clear();
     this.newestKnownHeight = Math.max(this.newestKnownHeight, c.block.header.height);
     this.metrics.finalizedHeight.set(c.block.header.height);
@@ -516,7 +539,18 @@ export class Engine {
     return h >= this.chain.headHeight && h <= this.chain.headHeight + 2;
   }
 
-  private validateVote(data: Uint8Array, _from: string): ValidationResult {
+  /** Rounds (slots) a vote or proposal can plausibly be for now: see ROUND_LEAD and ROUND_LAG. */
+  private roundRelevant(round: number): boolean {
+    return round <= slotAt(this.chain.genesis, Date.now()) + ROUND_LEAD && round + ROUND_LAG >= this.chain.headSlot;
+  }
+
+  /**
+   * Gossip validation of a vote. Everything that costs no signature check comes first (decode,
+   * chain, epoch and membership, height and round windows, already verified); the signature is
+   * checked off the event loop, ahead of transaction checks, and only for the few candidates
+   * per (validator, height, round, step) the gate admits. Nothing unverified moves networkHeight.
+   */
+  private async validateVote(data: Uint8Array, from: string): Promise<ValidationResult> {
     let v: SignedVote;
     try {
       v = decodeVoteGossip(data);
@@ -525,6 +559,7 @@ export class Engine {
     }
     const b = v.body;
     if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard) return 'reject';
+    if (!this.heightRelevant(b.height) || !this.roundRelevant(b.round)) return 'ignore';
     // Membership is per epoch: the committee of the vote's round. An unknown epoch is not the
     // sender's fault (we lack the announcement): ignore, and fetch it.
     const epoch = epochOf(this.chain.genesis, b.round);
@@ -534,19 +569,12 @@ export class Engine {
     }
     const m = this.chain.memberAt(epoch, formatAddress(b.validator));
     if (!m) return 'reject';
-    if (!this.heightRelevant(b.height)) {
-      if (b.height > this.chain.headHeight + 2) this.newestKnownHeight = Math.max(this.newestKnownHeight, b.height - 1);
-      return 'ignore';
-    }
     const signed = voteSigningBytes(b);
-    // A re-sent copy of a vote we already verified adds nothing here; do not verify it again, and
-    // do not relay it either (its signature bytes are new and unverified).
-    const key = toHex(sha256(signed));
-    if (this.seenVotes.has(key)) return 'ignore';
-    if (!this.verifier.verifyRaw('vote', m.publicKey, signed, v.signature)) return 'reject';
-    if (this.seenVotes.size >= 8192) this.seenVotes.clear();
-    this.seenVotes.add(key);
-    return 'accept';
+    // A re-sent copy of a vote we already verified adds nothing: not checked again, not relayed (its bytes are new).
+    const key = `${toHex(b.validator)}/${b.height}/${b.round}/${STEP_CODE[b.step]}`;
+    return this.votesGate.check(key, b.height, signed, v.signature, this.p2p.isTrusted(from), () =>
+      this.verifier.verifyRawAsync('vote', m.publicKey, signed, v.signature, true),
+    );
   }
 
   private deliverVote(data: Uint8Array): void {
@@ -569,7 +597,7 @@ export class Engine {
    * without the transactions (schedule, both signatures, txRoot over the ids)
    * is checked before it is relayed. The block itself is validated by the core.
    */
-  private validateProposal(data: Uint8Array, _from: string): ValidationResult {
+  private async validateProposal(data: Uint8Array, from: string): Promise<ValidationResult> {
     let p: CompactProposal;
     try {
       p = decodeCompactProposal(data);
@@ -580,6 +608,7 @@ export class Engine {
     const h = p.header;
     if (b.chainId !== this.chain.genesis.chainId || b.shard !== this.chain.shard || h.chainId !== b.chainId || h.shard !== b.shard) return 'reject';
     if (h.height !== b.height || h.slot > b.round || b.validRound >= b.round) return 'reject';
+    if (!this.heightRelevant(b.height) || !this.roundRelevant(b.round)) return 'ignore';
     // The round's proposer and the block's author (the proposer of its slot, possibly an earlier
     // round in another epoch) are scheduled by their own epochs' committees.
     const g = this.chain.genesis;
@@ -595,14 +624,26 @@ export class Engine {
     if (proposer !== scheduled) return 'reject';
     const author = formatAddress(h.proposer);
     if (author !== scheduledAuthor) return 'reject';
-    if (!this.heightRelevant(b.height)) return 'ignore';
     if (toHex(b.blockHash) !== toHex(blockHash(h))) return 'reject';
     if (toHex(txRoot(p.txHashes)) !== toHex(h.txRoot)) return 'reject';
     const pm = this.chain.memberAt(roundEpoch, proposer)!;
     const am = this.chain.memberAt(slotEpoch, author)!;
-    if (!this.verifier.verifyRaw('proposal', pm.publicKey, proposalSigningBytes(b), p.signature)) return 'reject';
-    if (!this.verifier.verifyRaw('block', am.publicKey, headerSigningBytes(h), p.headerSignature)) return 'reject';
-    return 'accept';
+    const bodyBytes = proposalSigningBytes(b);
+    const headerBytes = headerSigningBytes(h);
+    // One gate slot per round: the proposal signature and the header signature are checked together.
+    const signed = new Uint8Array(bodyBytes.length + headerBytes.length);
+    signed.set(bodyBytes);
+    signed.set(headerBytes, bodyBytes.length);
+    const sigs = new Uint8Array(p.signature.length + p.headerSignature.length);
+    sigs.set(p.signature);
+    sigs.set(p.headerSignature, p.signature.length);
+    return this.proposalsGate.check(`${b.height}/${b.round}`, b.height, signed, sigs, this.p2p.isTrusted(from), async () => {
+      const [a, c] = await Promise.all([
+        this.verifier.verifyRawAsync('proposal', pm.publicKey, bodyBytes, p.signature, true),
+        this.verifier.verifyRawAsync('block', am.publicKey, headerBytes, p.headerSignature, true),
+      ]);
+      return a && c;
+    });
   }
 
   private deliverProposal(data: Uint8Array, from: string): void {
@@ -662,6 +703,7 @@ export class Engine {
   }
 
   private async *serveTxs(req: Uint8Array): AsyncIterable<Uint8Array> {
+    // maxRequestBytes already bounds the list to a block's worth of ids.
     for (const h of decodeTxIdList(req)) {
       const env = this.mempool.get(toHex(h));
       if (env) yield env.raw;

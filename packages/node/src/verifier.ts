@@ -154,11 +154,14 @@ export class TxVerifier {
     return this.backend.verify(publicKey, message, signature);
   }
 
-  /** `verifyRaw` off the event loop when there is a pool (e.g. evidence submitted over the API). */
-  async verifyRawAsync(kind: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  /**
+   * `verifyRaw` off the event loop when there is a pool (gossiped votes and proposals, evidence
+   * submitted over the API, sync certificates); `urgent` puts it ahead of waiting transaction checks.
+   */
+  async verifyRawAsync(kind: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, urgent = false): Promise<boolean> {
     if (!this.pool) return this.verifyRaw(kind, publicKey, message, signature);
     this.metrics.sigVerify.inc({ kind });
-    return this.pool.verify(publicKey, message, signature);
+    return this.pool.verify(publicKey, message, signature, urgent);
   }
 
   forget(hashHex: string): void {

@@ -11,6 +11,12 @@ interface Item {
 }
 
 const MAX_BATCH = 32;
+/**
+ * Batches handed to one worker at a time. The rest wait here, where an urgent check (a
+ * consensus vote or proposal) can still go ahead of them; with one batch being verified and
+ * one waiting, a worker never idles between batches.
+ */
+const BATCHES_PER_WORKER = 2;
 
 /**
  * ML-DSA verification on worker threads, so bursts of transaction signatures
@@ -23,6 +29,8 @@ export class VerifyPool {
   private readonly workers: { w: Worker; inflight: number }[] = [];
   private readonly waiting = new Map<number, Item[]>();
   private queue: Item[] = [];
+  /** Consensus signatures: verified before anything in `queue`. */
+  private urgent: Item[] = [];
   private scheduled = false;
   private nextId = 1;
   private closed = false;
@@ -41,6 +49,7 @@ export class VerifyPool {
         const items = this.waiting.get(m.id);
         this.waiting.delete(m.id);
         items?.forEach((it, k) => it.resolve(m.ok[k] === true));
+        this.flush();
       });
       w.on('error', (e) => this.failAll(e));
       w.unref();
@@ -55,17 +64,22 @@ export class VerifyPool {
 
   /** Signatures queued or being verified. */
   get backlog(): number {
-    let n = this.queue.length;
+    let n = this.queue.length + this.urgent.length;
     for (const items of this.waiting.values()) n += items.length;
     return n;
   }
 
-  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  /**
+   * Verify on a worker. `urgent` checks (consensus messages) are batched ahead of every
+   * non-urgent one still waiting here, so a backlog of transaction signatures delays a vote by
+   * at most the batches already on the workers.
+   */
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, urgent = false): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error('verify pool is closed'));
     if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
-      this.queue.push({ publicKey, message, signature, resolve, reject });
-      if (this.queue.length >= MAX_BATCH * this.workers.length) this.flush();
+      (urgent ? this.urgent : this.queue).push({ publicKey, message, signature, resolve, reject });
+      if (this.queue.length + this.urgent.length >= MAX_BATCH * this.workers.length) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -76,9 +90,12 @@ export class VerifyPool {
   private flush(): void {
     this.scheduled = false;
     if (this.broken) return this.failAll(this.broken);
-    while (this.queue.length) {
-      const items = this.queue.splice(0, MAX_BATCH);
+    for (;;) {
       const slot = this.workers.reduce((a, b) => (b.inflight < a.inflight ? b : a));
+      if (slot.inflight >= BATCHES_PER_WORKER) return;
+      const items = this.urgent.splice(0, MAX_BATCH);
+      if (items.length < MAX_BATCH) items.push(...this.queue.splice(0, MAX_BATCH - items.length));
+      if (items.length === 0) return;
       const id = this.nextId++;
       this.waiting.set(id, items);
       slot.inflight++;
@@ -106,16 +123,18 @@ export class VerifyPool {
 
   private failAll(e: Error): void {
     this.broken ??= e;
-    for (const it of this.queue) it.reject(e);
+    for (const it of [...this.urgent, ...this.queue]) it.reject(e);
     this.queue = [];
+    this.urgent = [];
     for (const items of this.waiting.values()) for (const it of items) it.reject(e);
     this.waiting.clear();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const it of this.queue) it.reject(new Error('verify pool closed'));
+    for (const it of [...this.urgent, ...this.queue]) it.reject(new Error('verify pool closed'));
     this.queue = [];
+    this.urgent = [];
     await Promise.all(this.workers.map((s) => s.w.terminate()));
   }
 }
