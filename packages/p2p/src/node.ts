@@ -688,6 +688,8 @@ class Libp2pNode implements P2PNode {
       maxOutboundStreams: 8,
       maxRequestBytes: DISCOVERY_LIMITS.requestBytes,
       timeoutMs: DISCOVERY_TIMEOUT_MS,
+      // A peer asks at most 3 peers every few seconds while it lacks some; each answer costs peer-store reads.
+      budget: { requestsPerSec: 1, requestBurst: 10 },
     }, (request, from) => this.answerDiscovery(request, from));
   }
 
