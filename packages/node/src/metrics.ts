@@ -120,8 +120,8 @@ export function createMetrics() {
     xshardReceived: new Counter({ name: 'qnexus_xshard_beacon_entries_total', help: 'Beacon entries (prepare requests, decisions) received over 2PC streams, by kind and result', labelNames: ['kind', 'result'], registers: r }),
     xshardPhases: new Counter({ name: 'qnexus_xshard_phases_total', help: 'Cross-shard transfer records applied in finalized blocks of this shard, by role-phase (source-escrowed, destination-prepared, source-committed, …)', labelNames: ['phase'], registers: r }),
     xshardAborts: new Counter({ name: 'qnexus_xshard_aborts_total', help: 'Cross-shard transfers aborted in finalized blocks of this shard, by role', labelNames: ['role'], registers: r }),
-    epochAnnouncements: new Counter({ name: 'qnexus_beacon_announcements_total', help: 'Beacon epoch announcements received, by result', labelNames: ['result'], registers: r }),
-    registrySnapshots: new Counter({ name: 'qnexus_beacon_registry_snapshots_total', help: 'Beacon registry snapshots received on gossip, by result (accepted, stale, bad-signature, wrong-chain, malformed)', labelNames: ['result'], registers: r }),
+    epochAnnouncements: new Counter({ name: 'qnexus_beacon_announcements_total', help: 'Beacon epoch announcements received, by result (accepted, known, malformed, bad-signature, conflict, implausible, fetch-failed)', labelNames: ['result'], registers: r }),
+    registrySnapshots: new Counter({ name: 'qnexus_beacon_registry_snapshots_total', help: 'Beacon registry snapshots received on gossip, by result (accepted, stale, implausible, bad-signature, wrong-chain, malformed)', labelNames: ['result'], registers: r }),
     // Staking
     epoch: new Gauge({ name: 'qnexus_consensus_epoch', help: 'Epoch of the current slot', registers: r }),
     validatorActive: new Gauge({ name: 'qnexus_validator_active', help: "1 while this node's validator key is a member of this shard's committee in the current epoch, else 0", registers: r }),

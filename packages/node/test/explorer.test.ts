@@ -236,6 +236,7 @@ describe('node: explorer page and list endpoints', () => {
         { shard: 0, height: 2, blockHash: new Uint8Array(32).fill(7), slot: 2, round: 2 },
         { shard: 1, height: 42, blockHash: new Uint8Array(32).fill(9), slot: 48, round: 49 },
       ],
+      peers: [],
     };
     assert.equal(registry.validate(encodeRegistrySnapshot({ body, signature: b.sign(beaconKey.secretKey, registrySnapshotSigningBytes(body)) })), 'accept');
     const after = await get('/v1/shards');
