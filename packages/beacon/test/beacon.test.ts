@@ -82,6 +82,15 @@ describe('beacon: process', function () {
     assert.ok(ack, 'an answer');
     return ack;
   };
+  /** /metrics is rendered at most once per interval: scrape (bounded) until the text matches every pattern. */
+  const scrape = async (...res: RegExp[]) => {
+    let text = '';
+    for (let i = 0; i < 40 && !res.every((re) => re.test(text)); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 250));
+      text = await (await fetch(`${beacon.info.apiUrl}/metrics`)).text();
+    }
+    for (const re of res) assert.match(text, re);
+  };
   const connect = async (p: P2PNode) => {
     await p.dial(beacon.info.multiaddrs[0]!);
     await waitFor('connection to the beacon', () => p.connectedPeers().includes(beacon.info.peerId));
@@ -250,9 +259,7 @@ describe('beacon: process', function () {
     assert.equal(ack.code, 'XS_UNAUTHORIZED');
     ack = await ask(rogue, new Uint8Array([9, 9, 9]));
     assert.equal(ack.code, 'MALFORMED');
-    const metrics = await (await fetch(`${beacon.info.apiUrl}/metrics`)).text();
-    assert.match(metrics, /qnexus_beacon_2pc_rejected_total\{reason="XS_UNAUTHORIZED"\} 2/);
-    assert.match(metrics, /qnexus_process_/);
+    await scrape(/qnexus_beacon_2pc_rejected_total\{reason="XS_UNAUTHORIZED"\} 2\n/, /qnexus_process_/);
   });
 
   it('runs a transfer through prepare, commit and apply', async () => {
@@ -335,10 +342,7 @@ describe('beacon: process', function () {
     assert.equal(v.body.status, 'slashed');
     assert.equal(v.body.stake, '90');
     assert.equal((await api('/v1/supply')).body.slashed, '10');
-    const metrics = await (await fetch(`${beacon.info.apiUrl}/metrics`)).text();
-    assert.match(metrics, /qnexus_beacon_slashings_total 1/);
-    assert.match(metrics, /qnexus_beacon_validators\{status="slashed"\} 1/);
-    assert.match(metrics, /qnexus_beacon_evidence_total\{result="EVIDENCE_INVALID"\} 2/);
+    await scrape(/qnexus_beacon_slashings_total 1\n/, /qnexus_beacon_validators\{status="slashed"\} 1\n/, /qnexus_beacon_evidence_total\{result="EVIDENCE_INVALID"\} 2\n/);
   });
 
   it('never penalises whoever sends it evidence it refuses (evidence is only relayed), and names the bound peers in its snapshot', async () => {
@@ -354,15 +358,6 @@ describe('beacon: process', function () {
     // Twelve refusals, more than the five offences that get a peer banned: still connected and served.
     assert.ok(rogue.connectedPeers().includes(beacon.info.peerId), 'still connected');
     assert.equal((await ask(rogue, hello(g, outsider, 0, rogue.peerId))).code, 'XS_UNAUTHORIZED');
-    // /metrics is rendered at most once per interval: poll (bounded) until it shows the refusals.
-    const scrape = async (re: RegExp) => {
-      let text = '';
-      for (let i = 0; i < 40 && !re.test(text); i++) {
-        if (i) await new Promise((r) => setTimeout(r, 250));
-        text = await (await fetch(`${beacon.info.apiUrl}/metrics`)).text();
-      }
-      assert.match(text, re);
-    };
     await scrape(/qnexus_beacon_2pc_rejected_total\{reason="EVIDENCE_INVALID"\} 1[0-9]/);
 
     // Every validator said hello through `peer` (earlier tests): the snapshot names it for each, for trust.
