@@ -62,7 +62,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   const metrics = createMetrics();
   registerCryptoBackendInfo(metrics.registry, backendName, g.scheme);
   // The admin token (<dataDir>/admin.token) is created or read before anything starts.
-  const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, registry: metrics.registry });
+  const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, http: { maxConnections: cfg.apiMaxConnections, maxConnectionsPerIp: cfg.apiMaxConnectionsPerIp, headersTimeoutMs: cfg.apiHeadersTimeoutMs, requestTimeoutMs: cfg.apiRequestTimeoutMs }, registry: metrics.registry });
   const shutdown = new Shutdown(log);
   const store = await BeaconStore.open(join(cfg.dataDir, 'db'));
   shutdown.add(() => store.close());

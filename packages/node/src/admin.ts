@@ -1,19 +1,30 @@
 /**
  * What the shard node and beacon HTTP APIs share beyond their routes: the
- * per-client rate limit, the admin bearer token and the admin endpoints
- * (peers, log level, backup) under /v1/admin/.
+ * per-client rate limit, the connection caps and timeouts of the server, the
+ * admin bearer token and the admin endpoints (peers, log level, backup) under
+ * /v1/admin/.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
-import { Counter, type Registry } from 'prom-client';
+import type { Socket } from 'node:net';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { QnexusError, type ErrorCode } from '@qnexus/types';
 import type { BackupResult } from '@qnexus/db';
 import type { P2PNode, PeerConnection } from '@qnexus/p2p';
 import type { LogLevel } from './config.js';
 import { LOG_LEVELS, isLogLevel, type Logger } from './log.js';
-import { DEFAULT_API_RATE_BURST, DEFAULT_API_RATE_LIMIT, RateLimiter } from './ratelimit.js';
+import {
+  DEFAULT_API_RATE_BURST,
+  DEFAULT_API_RATE_LIMIT,
+  EVIDENCE_REQUEST_COST,
+  METRICS_RATE_BURST,
+  METRICS_RATE_LIMIT,
+  SUBMIT_REQUEST_COST,
+  BLOCK_REQUEST_COST,
+  RateLimiter,
+} from './ratelimit.js';
 
 /** The admin token's file name inside the data dir. */
 export const ADMIN_TOKEN_FILE = 'admin.token';
@@ -83,21 +94,105 @@ export function errorHeaders(e: QnexusError): Record<string, string> {
   return e instanceof HttpHeaderError ? e.headers : {};
 }
 
-/** The client a request is counted against: its remote IP (IPv4-mapped IPv6 folded to IPv4). Proxy headers are not trusted. */
-export function clientAddress(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? 'unknown';
+/** A socket's remote IP as the API counts clients: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) folded to IPv4. */
+export function socketAddress(socket: Pick<Socket, 'remoteAddress'>): string {
+  const a = socket.remoteAddress ?? 'unknown';
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
+/** The client a request is counted against: its remote IP (IPv4-mapped IPv6 folded to IPv4). Proxy headers are not trusted. */
+export function clientAddress(req: IncomingMessage): string {
+  return socketAddress(req.socket);
+}
+
+/** What the API's HTTP server enforces below the routes: connections and how long a request may take to arrive. */
+export interface HttpServerLimits {
+  /** Open connections, all clients together; sockets beyond it are closed at once. */
+  maxConnections: number;
+  /** Open connections from one client IP; its sockets beyond it are closed at once. */
+  maxConnectionsPerIp: number;
+  /** A request's headers must have arrived this many ms after it started (a new connection's first request: after the connect); else 408 and the connection is closed. */
+  headersTimeoutMs: number;
+  /** The whole request, body included, within this many ms (at least headersTimeoutMs). */
+  requestTimeoutMs: number;
+}
+
+/**
+ * Defaults sized to what one node serves (docs/configuration.md): a node answers a few
+ * thousand cheap requests a second on two cores, so 512 open connections already queue
+ * for a hundred milliseconds or more, and 64 per address covers an honest client's pool
+ * (the e2e tests poll with up to 32 at once). Headers come in one packet from an honest
+ * client; 5 s closes a slowloris socket within seconds, 10 s is ample for a 64 KiB body.
+ */
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpServerLimits> = Object.freeze({
+  maxConnections: 512,
+  maxConnectionsPerIp: 64,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+});
+
+/** Ranges the limits must be in (the CLI's flags check the same). */
+export const HTTP_LIMIT_RANGES: Readonly<Record<keyof HttpServerLimits, readonly [number, number]>> = Object.freeze({
+  maxConnections: [1, 1_000_000],
+  maxConnectionsPerIp: [1, 1_000_000],
+  headersTimeoutMs: [100, 3_600_000],
+  requestTimeoutMs: [100, 3_600_000],
+});
+
+/** Fill in the defaults and check ranges (BAD_CONFIG otherwise). */
+export function httpServerLimits(given: Partial<HttpServerLimits> = {}): HttpServerLimits {
+  const out = { ...DEFAULT_HTTP_LIMITS };
+  for (const k of Object.keys(HTTP_LIMIT_RANGES) as (keyof HttpServerLimits)[]) {
+    const v = given[k];
+    if (v === undefined) continue;
+    const [lo, hi] = HTTP_LIMIT_RANGES[k];
+    if (!Number.isSafeInteger(v) || v < lo || v > hi) throw new QnexusError('BAD_CONFIG', `the API's ${k} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+    out[k] = v;
+  }
+  if (out.headersTimeoutMs > out.requestTimeoutMs) {
+    throw new QnexusError('BAD_CONFIG', `the API's headers timeout (${out.headersTimeoutMs} ms) must not exceed its request timeout (${out.requestTimeoutMs} ms)`);
+  }
+  return out;
+}
+
+/**
+ * Tokens a request takes from its client's bucket, roughly its CPU time in status reads
+ * (docs/configuration.md has the measurements). A submission is verified (an ML-DSA
+ * signature on a worker, the mempool's checks) and gossiped; evidence costs two
+ * verifications and a message to the beacon; a block is read from the database and decoded
+ * with its certificate, and the block list (`GET /v1/blocks?limit=N`) does that for each of
+ * its N blocks (default 20). Everything else (status, accounts, unknown paths, errors) costs
+ * one. /metrics has its own bucket (ApiGuard.limit).
+ */
+export function requestCost(method: string | undefined, path: string, query?: URLSearchParams): number {
+  if (method === 'POST') {
+    if (path === '/v1/txs') return SUBMIT_REQUEST_COST;
+    if (path === '/v1/evidence') return EVIDENCE_REQUEST_COST;
+    return 1;
+  }
+  if (method !== 'GET' || !path.startsWith('/v1/blocks')) return 1;
+  if (path !== '/v1/blocks') return BLOCK_REQUEST_COST;
+  // The list: charged for the blocks it would read (a bad limit is refused by the route: one block's worth).
+  const raw = query?.get('limit');
+  const n = raw === null || raw === undefined ? BLOCK_LIST_DEFAULT : /^[0-9]{1,3}$/.test(raw) ? Math.min(BLOCK_LIST_MAX, Math.max(1, Number(raw))) : 1;
+  return BLOCK_REQUEST_COST * n;
+}
+
+/** The block list's default and largest `limit` (node/src/api.ts: DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT). */
+const BLOCK_LIST_DEFAULT = 20;
+const BLOCK_LIST_MAX = 100;
+
 export interface ApiGuardOptions {
   dataDir: string;
-  /** Sustained requests per second per client; 0 disables the limit. Default DEFAULT_API_RATE_LIMIT. */
+  /** Sustained tokens per second per client (a request takes requestCost tokens); 0 disables the limit. Default DEFAULT_API_RATE_LIMIT. */
   rateLimit?: number;
-  /** Burst per client; 0 disables the limit. Default DEFAULT_API_RATE_BURST. */
+  /** Burst per client in tokens; 0 disables the limit. Default DEFAULT_API_RATE_BURST. */
   rateBurst?: number;
-  /** The process's metrics registry: `qnexus_api_rate_limited_total` is registered there. */
+  /** Connection caps and timeouts of the API server (each default from DEFAULT_HTTP_LIMITS). */
+  http?: Partial<HttpServerLimits>;
+  /** The process's metrics registry: the `qnexus_api_*` guard metrics are registered there. */
   registry: Registry;
-  /** Clock for the limiter (tests). */
+  /** Clock for the limiters (tests). */
   now?: () => number;
 }
 
@@ -105,17 +200,27 @@ export interface ApiGuardOptions {
 export type AdminBackupHandler = (dir: string) => Promise<BackupResult>;
 
 /**
- * Rate limit + admin authentication for one API server. The limit applies to
- * every route but /metrics (Prometheus scrapes it every few seconds, and an
- * operator's monitoring must not go blind exactly when a client floods the
- * API); admin routes are limited too, which also throttles token guessing.
+ * Rate limit, connection caps + admin authentication for one API server. The
+ * rate limit applies to every route, admin routes too (which also throttles
+ * token guessing); requests take requestCost tokens. /metrics draws on a
+ * bucket of its own (METRICS_RATE_LIMIT per client, and the text is cached
+ * per scrape interval by the server): a client busy with the API still gets
+ * its scrapes, and a flood of scrapes costs little and is refused early.
  * It also holds what the admin endpoints need from the process beyond its API
  * context: the backup handler, set once the store is open (`setBackup`).
  */
 export class ApiGuard {
   readonly limiter: RateLimiter | null;
+  /** The /metrics bucket (null when the rate limit is disabled). */
+  readonly metricsLimiter: RateLimiter | null;
+  /** What the server enforces on connections and request timing. */
+  readonly http: HttpServerLimits;
   private readonly token: string;
   private readonly rejected: Counter;
+  private readonly refused: Counter<'reason'>;
+  /** Open connections per client IP (an entry lives only while the IP has one open: bounded by maxConnections). */
+  private readonly perIp = new Map<string, number>();
+  private open = 0;
   private backupHandler: AdminBackupHandler | null = null;
   private backupRunning = false;
 
@@ -123,20 +228,82 @@ export class ApiGuard {
     const rate = opts.rateLimit ?? DEFAULT_API_RATE_LIMIT;
     const burst = opts.rateBurst ?? DEFAULT_API_RATE_BURST;
     if (!(rate >= 0) || !(burst >= 0)) throw new QnexusError('BAD_CONFIG', 'the API rate limit and burst must be >= 0 (0 disables)');
-    this.limiter = rate > 0 && burst > 0 ? new RateLimiter({ ratePerSec: rate, burst: Math.max(1, Math.floor(burst)), ...(opts.now ? { now: opts.now } : {}) }) : null;
+    this.http = httpServerLimits(opts.http);
+    const now = opts.now ? { now: opts.now } : {};
+    const enabled = rate > 0 && burst > 0;
+    this.limiter = enabled ? new RateLimiter({ ratePerSec: rate, burst: Math.max(1, Math.floor(burst)), ...now }) : null;
+    this.metricsLimiter = enabled ? new RateLimiter({ ratePerSec: METRICS_RATE_LIMIT, burst: METRICS_RATE_BURST, ...now }) : null;
     this.token = loadOrCreateAdminToken(opts.dataDir);
     this.rejected = new Counter({ name: 'qnexus_api_rate_limited_total', help: 'HTTP API requests refused with 429 RATE_LIMITED (per-client rate limit)', registers: [opts.registry] });
+    this.refused = new Counter({
+      name: 'qnexus_api_connections_refused_total',
+      help: 'HTTP API connections closed at once: reason per-ip (the client IP has apiMaxConnectionsPerIp open) or max (the server has apiMaxConnections open)',
+      labelNames: ['reason'],
+      registers: [opts.registry],
+    });
+    // Both series exist from the start (a rate() over a missing series shows nothing).
+    this.refused.inc({ reason: 'per-ip' }, 0);
+    this.refused.inc({ reason: 'max' }, 0);
+    const guard = this;
+    new Gauge({
+      name: 'qnexus_api_connections',
+      help: 'open HTTP API connections',
+      registers: [opts.registry],
+      collect() {
+        this.set(guard.open);
+      },
+    });
   }
 
-  /** Throws 429 RATE_LIMITED (with Retry-After) when the request's client is over its rate. */
-  limit(req: IncomingMessage, path: string): void {
-    if (!this.limiter || path === '/metrics') return;
-    const d = this.limiter.take(clientAddress(req));
+  /** Open API connections (those admitted and not closed yet). */
+  get openConnections(): number {
+    return this.open;
+  }
+
+  /**
+   * A new socket of the API server: counted against its client IP's cap, or destroyed at
+   * once when that IP already has maxConnectionsPerIp open (returns false). The count is
+   * released when the socket closes, however it closes.
+   */
+  admit(socket: Socket): boolean {
+    const ip = socketAddress(socket);
+    const n = this.perIp.get(ip) ?? 0;
+    if (n >= this.http.maxConnectionsPerIp) {
+      this.refused.inc({ reason: 'per-ip' });
+      socket.destroy();
+      return false;
+    }
+    this.perIp.set(ip, n + 1);
+    this.open++;
+    socket.once('close', () => {
+      this.open--;
+      const left = (this.perIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.perIp.set(ip, left);
+      else this.perIp.delete(ip);
+    });
+    return true;
+  }
+
+  /** The server refused a socket because maxConnections are open (its `drop` event). */
+  dropped(): void {
+    this.refused.inc({ reason: 'max' });
+  }
+
+  /** Throws 429 RATE_LIMITED (with Retry-After) when the request's client is over its rate. `query`: the URL's, for costs that depend on it. */
+  limit(req: IncomingMessage, path: string, query?: URLSearchParams): void {
+    const metrics = path === '/metrics';
+    const limiter = metrics ? this.metricsLimiter : this.limiter;
+    if (!limiter) return;
+    // A cost above the burst could never be paid: such a request takes the whole bucket.
+    const cost = metrics ? 1 : Math.min(limiter.burst, requestCost(req.method, path, query));
+    const d = limiter.take(clientAddress(req), cost);
     if (d.ok) return;
     this.rejected.inc();
+    const what = metrics ? 'scrapes of /metrics' : 'requests';
+    const costs = cost > 1 ? `; this request costs ${cost}` : '';
     throw new HttpHeaderError(
       'RATE_LIMITED',
-      `too many requests from this client (limit ${this.limiter.ratePerSec}/s, burst ${this.limiter.burst}); retry after ${d.retryAfterMs} ms`,
+      `too many ${what} from this client (limit ${limiter.ratePerSec}/s, burst ${limiter.burst}${costs}); retry after ${d.retryAfterMs} ms`,
       { 'retry-after': String(Math.ceil(d.retryAfterMs / 1000)) },
     );
   }

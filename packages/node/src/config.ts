@@ -21,10 +21,18 @@ export interface ProcessConfig {
   apiPort: number;
   logFormat: LogFormat;
   logLevel: LogLevel;
-  /** API requests per second per client IP (token-bucket rate; default 2000, 0 disables the limit). */
+  /** API tokens per second per client IP (token-bucket rate, a request takes 1–8 by its cost; default 500, 0 disables the limit). */
   apiRateLimit?: number;
-  /** API burst per client IP (bucket size; default 4000, 0 disables the limit). */
+  /** API burst per client IP (bucket size; default 1000, 0 disables the limit). */
   apiRateBurst?: number;
+  /** Open API connections, all clients together (default 512); sockets beyond it are closed at once. */
+  apiMaxConnections?: number;
+  /** Open API connections per client IP (default 64); its sockets beyond it are closed at once. */
+  apiMaxConnectionsPerIp?: number;
+  /** A request's headers must arrive within this many ms (default 5000), else 408 and the connection is closed. */
+  apiHeadersTimeoutMs?: number;
+  /** A whole request, body included, within this many ms (default 10000; at least apiHeadersTimeoutMs). */
+  apiRequestTimeoutMs?: number;
   /**
    * ML-DSA implementation that verifies and signs in this process (default `noble`). `pqclean`
    * (the optional native addon) must be installed: the process refuses to start without it

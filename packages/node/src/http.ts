@@ -2,29 +2,109 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { fromHex, isHex } from '@qnexus/crypto';
 import { QnexusError, decodeEvidence, type VoteEvidence } from '@qnexus/types';
 import type { Counter, Registry } from 'prom-client';
-import { errorHeaders, handleAdmin, type AdminContext, type ApiGuard } from './admin.js';
+import { DEFAULT_HTTP_LIMITS, errorHeaders, handleAdmin, type AdminContext, type ApiGuard, type HttpServerLimits } from './admin.js';
 
 /**
- * The JSON-over-HTTP front both the shard node and the beacon serve: routing,
- * the rate limit and admin token (ApiGuard), `/metrics`, strict body readers,
- * and errors as `{"error":{"code","message"}}` with the code's HTTP status.
- * Each process supplies only its routes.
+ * The JSON-over-HTTP front both the shard node and the beacon serve: the
+ * server's connection caps and timeouts, routing, the rate limit and admin
+ * token (ApiGuard), `/metrics` (cached), strict body readers, and errors as
+ * `{"error":{"code","message"}}` with the code's HTTP status. Each process
+ * supplies only its routes.
  */
 
 /** Largest request body any endpoint reads. */
 export const MAX_API_BODY = 64 * 1024;
+/** Largest header block a request may send (Node answers 431 beyond it), and the most header lines parsed. */
+export const MAX_API_HEADER_BYTES = 16 * 1024;
+export const MAX_API_HEADERS = 64;
+/** An idle keep-alive connection is closed after this long: idle sockets do not hold connection slots. */
+export const API_KEEP_ALIVE_MS = 5_000;
+/** A rendered `/metrics` text is served again for this long: scrapes cost one render per interval, however many arrive. */
+export const METRICS_CACHE_MS = 1_000;
 
-export async function readBody(req: IncomingMessage): Promise<Buffer> {
+const tooLarge = () => new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_API_BODY} bytes`);
+
+/**
+ * The request body, at most MAX_API_BODY bytes. Beyond that (declared or counted) it
+ * stops reading at once and throws PAYLOAD_TOO_LARGE: the answer then closes the
+ * connection (see `handle`), so the rest of the body is never read.
+ */
+export function readBody(req: IncomingMessage): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_API_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_API_BODY} bytes`);
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > MAX_API_BODY) throw new QnexusError('PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_API_BODY} bytes`);
-    chunks.push(c as Buffer);
+  if (declared > MAX_API_BODY) return Promise.reject(tooLarge());
+  // Already read to the end, or gone: no 'end' or 'close' is coming.
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  if (req.destroyed) return Promise.reject(new QnexusError('BAD_REQUEST', 'the request body was cut short'));
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const finish = (e?: QnexusError) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onGone);
+      if (e) {
+        // Stop pulling bytes off the socket; the answer closes the connection.
+        req.pause();
+        reject(e);
+      } else resolve(Buffer.concat(chunks));
+    };
+    const onData = (c: Buffer) => {
+      n += c.length;
+      if (n > MAX_API_BODY) finish(tooLarge());
+      else chunks.push(c);
+    };
+    const onEnd = () => finish();
+    // A client that goes away (or is timed out) mid-body: an ordinary refusal, not a handler failure to log.
+    const onGone = () => finish(new QnexusError('BAD_REQUEST', 'the request body was cut short'));
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onGone);
+    req.once('close', onGone);
+  });
+}
+
+/** Whether the request declares a body (Content-Length above 0, or chunked). */
+function declaresBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+/**
+ * `/metrics` text rendered at most once per `ttlMs`: a scrape within the interval gets the
+ * text of the last render, and scrapes arriving during a render share it. A render walks every
+ * metric of the registry (tens of kilobytes of text), so uncached scrapes were one of the most
+ * expensive requests a client could send.
+ */
+export class MetricsCache {
+  private text: string | null = null;
+  private renderedAt = 0;
+  private rendering: Promise<string> | null = null;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly ttlMs = METRICS_CACHE_MS,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  get(): Promise<string> {
+    if (this.text !== null && this.now() - this.renderedAt < this.ttlMs) return Promise.resolve(this.text);
+    if (!this.rendering) {
+      // Stamped when the render starts: what is served is never older than the interval plus one render.
+      const started = this.now();
+      this.rendering = this.registry
+        .metrics()
+        .then((t) => {
+          this.text = t;
+          this.renderedAt = started;
+          return t;
+        })
+        .finally(() => {
+          this.rendering = null;
+        });
+    }
+    return this.rendering;
   }
-  return Buffer.concat(chunks);
 }
 
 /** Parse a JSON object body, allowing only the listed fields (UNKNOWN_FIELD otherwise). */
@@ -107,33 +187,72 @@ export interface JsonApiOptions {
   onError?: (route: string, e: QnexusError) => void;
 }
 
+/**
+ * Serve `routes` on host:port. The server's limits come from the context's guard
+ * (DEFAULT_HTTP_LIMITS without one): at most maxConnections sockets (beyond it Node closes
+ * new ones at once; idle keep-alive sockets are then closed to make room), at most
+ * maxConnectionsPerIp per client IP (ApiGuard.admit), headers within headersTimeoutMs and
+ * the whole request within requestTimeoutMs (else 408 and close), idle keep-alive sockets
+ * closed after API_KEEP_ALIVE_MS, header blocks capped at MAX_API_HEADER_BYTES.
+ */
 export function startJsonApi<C extends JsonApiContext>(ctx: C, routes: readonly JsonRoute<C>[], host: string, port: number, opts: JsonApiOptions = {}): Promise<Server> {
-  const server = createServer((req, res) => {
-    void handle(ctx, routes, opts, req, res);
+  const limits: HttpServerLimits = ctx.guard?.http ?? DEFAULT_HTTP_LIMITS;
+  const metrics = new MetricsCache(ctx.metrics.registry);
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // How often Node looks for requests past those timeouts (its default, 30 s, would let a slowloris socket live that long).
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+      maxHeaderSize: MAX_API_HEADER_BYTES,
+    },
+    (req, res) => {
+      void handle(ctx, routes, opts, metrics, req, res);
+    },
+  );
+  server.keepAliveTimeout = API_KEEP_ALIVE_MS;
+  server.maxHeadersCount = MAX_API_HEADERS;
+  server.maxConnections = limits.maxConnections;
+  const guard = ctx.guard;
+  if (guard) server.on('connection', (socket) => guard.admit(socket));
+  let idleSweepAt = -Infinity;
+  server.on('drop', () => {
+    guard?.dropped();
+    // Full: idle keep-alive sockets make way for clients with requests (at most once a second, so a flood of connects does not turn into a flood of sweeps).
+    const now = performance.now();
+    if (now - idleSweepAt >= 1_000) {
+      idleSweepAt = now;
+      server.closeIdleConnections();
+    }
   });
-  server.keepAliveTimeout = 5_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
 }
 
-async function handle<C extends JsonApiContext>(ctx: C, routes: readonly JsonRoute<C>[], opts: JsonApiOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle<C extends JsonApiContext>(ctx: C, routes: readonly JsonRoute<C>[], opts: JsonApiOptions, metrics: MetricsCache, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://x');
   const path = url.pathname.replace(/\/+$/, '') || '/';
   let route = 'unknown';
   const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
     const text = type === 'application/json' ? JSON.stringify(body) : String(body);
-    res.writeHead(status, { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) });
+    // Answered before the whole body arrived (413, 429, 401, 415, …): close the connection once the
+    // answer is out, instead of letting Node read (and discard) the rest to keep the connection alive.
+    const unread = declaresBody(req) && !req.complete;
+    const h: Record<string, string | number> = { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) };
+    if (unread) h['connection'] = 'close';
+    res.writeHead(status, h);
+    if (unread) res.once('finish', () => req.socket.destroy());
     res.end(text);
     ctx.metrics.apiRequests.inc({ route, status: String(status) });
   };
   try {
     // Before anything else (routing included): a flood of bad requests costs as little as possible.
-    ctx.guard?.limit(req, path);
+    ctx.guard?.limit(req, path, url.searchParams);
     if (path === '/metrics' && req.method === 'GET') {
       route = 'metrics';
-      send(200, await ctx.metrics.registry.metrics(), ctx.metrics.registry.contentType);
+      send(200, await metrics.get(), ctx.metrics.registry.contentType);
       return;
     }
     if (ctx.guard) {

@@ -35,7 +35,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const log = new Logger(cfg.logFormat, cfg.logLevel, { shard: cfg.shard, ...(validator ? { validator: validator.slice(0, 10) } : {}) });
   const metrics = createMetrics();
   // The admin token is created (or read) before anything else starts: a bad token file fails fast.
-  const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, registry: metrics.registry });
+  const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, http: { maxConnections: cfg.apiMaxConnections, maxConnectionsPerIp: cfg.apiMaxConnectionsPerIp, headersTimeoutMs: cfg.apiHeadersTimeoutMs, requestTimeoutMs: cfg.apiRequestTimeoutMs }, registry: metrics.registry });
   registerCryptoBackendInfo(metrics.registry, tuning.backend, g.scheme);
   // --verify-workers 0: no pool, transaction signatures are verified on the event loop.
   const pool = tuning.verifyWorkers > 0 ? new VerifyPool(g.scheme, tuning.verifyWorkers, tuning.backend) : null;

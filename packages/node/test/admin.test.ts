@@ -162,7 +162,7 @@ describe('node: API rate limit and admin endpoints (real nodes)', function () {
   };
   const code = (r: { body: Record<string, any> | null }) => (r.body?.error as { code?: string } | undefined)?.code;
 
-  it('429 RATE_LIMITED with Retry-After once a client exceeds its burst; /metrics stays exempt; recovers after waiting', async () => {
+  it('429 RATE_LIMITED with Retry-After once a client exceeds its burst; /metrics draws on a bucket of its own; recovers after waiting', async () => {
     const results: Awaited<ReturnType<typeof call>>[] = [];
     // Burst 10 at 5/s: within ~40 back-to-back requests the bucket must run dry.
     for (let i = 0; i < 40; i++) {
@@ -183,7 +183,7 @@ describe('node: API rate limit and admin endpoints (real nodes)', function () {
     let unknown = await call(b, 'GET', '/v1/nowhere');
     for (let i = 0; i < 10 && unknown.status !== 429; i++) unknown = await call(b, 'GET', '/v1/nowhere');
     assert.equal(unknown.status, 429);
-    // Prometheus keeps scraping.
+    // Prometheus keeps scraping: /metrics has its own bucket.
     const m = await call(b, 'GET', '/metrics');
     assert.equal(m.status, 200);
     const rejected = Number(/^qnexus_api_rate_limited_total (\d+)/m.exec(m.text)?.[1]);
@@ -193,9 +193,20 @@ describe('node: API rate limit and admin endpoints (real nodes)', function () {
     assert.equal((await call(b, 'GET', '/v1/status')).status, 200);
   });
 
-  it('the default limit does not get in the way of a few hundred quick requests', async () => {
-    const rs = await Promise.all(Array.from({ length: 300 }, () => call(a, 'GET', '/v1/status')));
-    assert.deepEqual([...new Set(rs.map((r) => r.status))], [200]);
+  it('the default limits do not get in the way of a few hundred quick requests from one client', async () => {
+    // 32 at a time, like the e2e tests' pools: within the per-address connection cap (64) and the burst.
+    const statuses: number[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < 300) {
+          next++;
+          statuses.push((await call(a, 'GET', '/v1/status')).status);
+        }
+      }),
+    );
+    assert.equal(statuses.length, 300);
+    assert.deepEqual([...new Set(statuses)], [200]);
   });
 
   it('401 UNAUTHORIZED with WWW-Authenticate on every admin route without the right token', async () => {
