@@ -5,9 +5,14 @@ import { CliError } from './errors.js';
 import { installPeerKey, readTopology, type Topology } from './topology.js';
 import { collectList, intParser, parseMultiaddr } from './util.js';
 
-// The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST.
-const DEFAULT_API_RATE_LIMIT = 2000;
-const DEFAULT_API_RATE_BURST = 4000;
+// The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST,
+// the request costs of admin.ts requestCost and METRICS_RATE_LIMIT, and DEFAULT_HTTP_LIMITS / HTTP_LIMIT_RANGES.
+const DEFAULT_API_RATE_LIMIT = 500;
+const DEFAULT_API_RATE_BURST = 1000;
+const DEFAULT_API_MAX_CONNECTIONS = 512;
+const DEFAULT_API_MAX_CONNECTIONS_PER_IP = 64;
+const DEFAULT_API_HEADERS_TIMEOUT_MS = 5_000;
+const DEFAULT_API_REQUEST_TIMEOUT_MS = 10_000;
 
 /** Options every long-running process (`qnexus node`, `qnexus beacon`) takes: networking, API, logs. */
 export interface ProcessOpts {
@@ -25,6 +30,10 @@ export interface ProcessOpts {
   logLevel: LogLevel;
   apiRateLimit?: number;
   apiRateBurst?: number;
+  apiMaxConnections?: number;
+  apiMaxConnectionsPerIp?: number;
+  apiHeadersTimeoutMs?: number;
+  apiRequestTimeoutMs?: number;
   cryptoBackend: BackendName;
   stopOnStdinClose?: boolean;
 }
@@ -51,8 +60,16 @@ export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
     .option('--peer-key <file>', 'libp2p key made in advance (qnexus devnet init: <dir>/nodes/<name>/peer.key): copied to <data-dir>/peer.key unless that exists (it must then be the same key)')
     .option('--api-host <host>', 'HTTP API bind address', '127.0.0.1')
     .option('--api-port <port>', 'HTTP API port (0 picks a free port, see node-info.json)', intParser(0, 65535), h.defaultApiPort)
-    .option('--api-rate-limit <req/s>', `per-client (IP) API requests per second, /metrics exempt; 0 disables (default ${DEFAULT_API_RATE_LIMIT})`, intParser(0, 10_000_000))
-    .option('--api-rate-burst <n>', `per-client (IP) API burst; 0 disables (default ${DEFAULT_API_RATE_BURST})`, intParser(0, 10_000_000))
+    .option(
+      '--api-rate-limit <tokens/s>',
+      `per-client (IP) API rate in tokens a second: a request takes 1, a block 2, a transaction 4, evidence 8 (/metrics has a bucket of its own, 10/s); 0 disables (default ${DEFAULT_API_RATE_LIMIT})`,
+      intParser(0, 10_000_000),
+    )
+    .option('--api-rate-burst <tokens>', `per-client (IP) API burst in tokens; 0 disables (default ${DEFAULT_API_RATE_BURST})`, intParser(0, 10_000_000))
+    .option('--api-max-connections <n>', `open API connections, all clients together; beyond it new ones are closed at once (default ${DEFAULT_API_MAX_CONNECTIONS})`, intParser(1, 1_000_000))
+    .option('--api-max-connections-per-ip <n>', `open API connections from one client IP; beyond it its new ones are closed at once (default ${DEFAULT_API_MAX_CONNECTIONS_PER_IP})`, intParser(1, 1_000_000))
+    .option('--api-headers-timeout-ms <ms>', `a request's headers must arrive within this, else 408 and the connection is closed (default ${DEFAULT_API_HEADERS_TIMEOUT_MS})`, intParser(100, 3_600_000))
+    .option('--api-request-timeout-ms <ms>', `a whole request, body included, must arrive within this; at least --api-headers-timeout-ms (default ${DEFAULT_API_REQUEST_TIMEOUT_MS})`, intParser(100, 3_600_000))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addOption(
@@ -79,6 +96,11 @@ type SharedConfig = Omit<ProcessConfig, 'dataDir' | 'genesis'>;
  * bootstrap peers `fromTopology` picks out of --bootstrap-file.
  */
 export async function processConfig(o: ProcessOpts, defaultListen: string, fromTopology: (t: Topology) => string[]): Promise<SharedConfig> {
+  const headersMs = o.apiHeadersTimeoutMs ?? DEFAULT_API_HEADERS_TIMEOUT_MS;
+  const requestMs = o.apiRequestTimeoutMs ?? DEFAULT_API_REQUEST_TIMEOUT_MS;
+  if (headersMs > requestMs) {
+    throw new CliError('BAD_CONFIG', `--api-headers-timeout-ms ${headersMs} exceeds --api-request-timeout-ms ${requestMs}: the headers are part of the request; raise the request timeout too`);
+  }
   if (o.peerKey !== undefined) await installPeerKey(o.dataDir, o.peerKey);
   const listen = [...(o.listen ?? [])];
   if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
@@ -94,6 +116,10 @@ export async function processConfig(o: ProcessOpts, defaultListen: string, fromT
   if (o.announce && o.announce.length > 0) cfg.announce = o.announce;
   if (o.apiRateLimit !== undefined) cfg.apiRateLimit = o.apiRateLimit;
   if (o.apiRateBurst !== undefined) cfg.apiRateBurst = o.apiRateBurst;
+  if (o.apiMaxConnections !== undefined) cfg.apiMaxConnections = o.apiMaxConnections;
+  if (o.apiMaxConnectionsPerIp !== undefined) cfg.apiMaxConnectionsPerIp = o.apiMaxConnectionsPerIp;
+  if (o.apiHeadersTimeoutMs !== undefined) cfg.apiHeadersTimeoutMs = o.apiHeadersTimeoutMs;
+  if (o.apiRequestTimeoutMs !== undefined) cfg.apiRequestTimeoutMs = o.apiRequestTimeoutMs;
   cfg.cryptoBackend = o.cryptoBackend;
   return cfg;
 }

@@ -174,6 +174,10 @@ describe('cli: configuration from file, environment and flags', function () {
       ['--tx-gossip-batch', 'txGossipBatch', 65],
       ['--tx-gossip-flush-ms', 'txGossipFlushMs', -1],
       ['--tx-gossip-flush-ms', 'txGossipFlushMs', 10_001],
+      ['--api-max-connections', 'apiMaxConnections', 0],
+      ['--api-max-connections-per-ip', 'apiMaxConnectionsPerIp', 1.5],
+      ['--api-headers-timeout-ms', 'apiHeadersTimeoutMs', 99],
+      ['--api-request-timeout-ms', 'apiRequestTimeoutMs', 3_600_001],
     ] as const) {
       const viaFlag = await run(['node', ...REQUIRED, flag, String(value)]);
       assert.equal(viaFlag.code, 2, viaFlag.stderr);
@@ -222,6 +226,20 @@ describe('cli: configuration from file, environment and flags', function () {
       assert.match(h.stdout, /--crypto-backend <name>[\s\S]*choices: "noble", "pqclean"[\s\S]*env:\s+QNEXUS_CRYPTO_BACKEND\)/, cmd);
     }
     assert.match((await run(['node', '--help'])).stdout, /QNEXUS_VERIFY_WORKERS[\s\S]*QNEXUS_VERIFY_CACHE_SIZE[\s\S]*QNEXUS_TX_GOSSIP_BATCH/);
+  });
+
+  it('API server limits: unset by default (the process decides), every layer, on the node and the beacon', async () => {
+    const keys = ['apiMaxConnections', 'apiMaxConnectionsPerIp', 'apiHeadersTimeoutMs', 'apiRequestTimeoutMs'];
+    const d = await printed(['node', ...REQUIRED]);
+    assert.deepEqual(keys.map((k) => d.sources[k]), ['unset', 'unset', 'unset', 'unset']);
+    const file = await configFile({ apiMaxConnections: 100, apiMaxConnectionsPerIp: 10, apiHeadersTimeoutMs: 2000, apiRequestTimeoutMs: 4000 });
+    for (const cmd of [['node', ...REQUIRED], ['beacon', ...REQUIRED, '--key', 'beacon.json']]) {
+      const c = await printed([...cmd, '--config', file, '--api-max-connections-per-ip', '20'], { QNEXUS_API_HEADERS_TIMEOUT_MS: '3000' });
+      assert.deepEqual(keys.map((k) => c.values[k]), [100, 20, 3000, 4000], cmd[0]);
+      assert.deepEqual(keys.map((k) => c.sources[k]), ['config', 'flag', 'env', 'config'], cmd[0]);
+    }
+    const h = await run(['beacon', '--help']);
+    assert.match(h.stdout, /QNEXUS_API_MAX_CONNECTIONS\)[\s\S]*QNEXUS_API_MAX_CONNECTIONS_PER_IP\)[\s\S]*QNEXUS_API_HEADERS_TIMEOUT_MS\)[\s\S]*QNEXUS_API_REQUEST_TIMEOUT_MS\)/);
   });
 
   it('--crypto-backend pqclean where pqclean cannot load: CRYPTO_BACKEND_UNAVAILABLE, exit 1, no fallback', async () => {
@@ -315,6 +333,16 @@ M._load = function (req, ...a) { if (req === 'pqclean') { const e = new Error("C
         ...validators, '--beacon', beaconKey, '--beacon-peer-key', join(genesisDir, 'beacon-peer.key'),
       ]);
       assert.equal(r.code, 0, r.stderr);
+    });
+
+    it('refuses a headers timeout above the request timeout (BAD_CONFIG, exit 1) before starting anything', async () => {
+      const data = join(dir, 'timeouts');
+      const r = await run(['node', '--data-dir', data, '--genesis', join(genesisDir, 'genesis.json'), '--api-headers-timeout-ms', '20000']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error \[BAD_CONFIG\]: --api-headers-timeout-ms 20000 exceeds --api-request-timeout-ms 10000/m);
+      assert.equal(existsSync(data), false, 'nothing was created');
+      const ok = await run(['node', '--data-dir', data, '--genesis', join(genesisDir, 'genesis.json'), '--api-headers-timeout-ms', '20000', '--api-request-timeout-ms', '20000', '--print-config']);
+      assert.equal(ok.code, 0, ok.stderr);
     });
 
     it('serves its API on the port of QNEXUS_API_PORT and runs the shard of the file, then stops on SIGTERM', async () => {
