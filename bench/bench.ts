@@ -323,7 +323,11 @@ async function openNet(shards: number, accountsPerShard: number, basePort: numbe
     dir,
     shards,
     scheme: args.scheme as SchemeName,
-    env: { QNEXUS_CRYPTO_BACKEND: args['crypto-backend']!, ...o.env },
+    // The bench is one address (127.0.0.1) standing in for every wallet of the network: the API's
+    // per-address limits (500 tokens/s, a submission takes 4; 64 connections) would throttle its
+    // sweep well below saturation (pqclean's steps offer hundreds of tx/s to each node), so its
+    // devnets lift them (the global connection cap stays at its default).
+    env: { QNEXUS_CRYPTO_BACKEND: args['crypto-backend']!, QNEXUS_API_RATE_LIMIT: '0', QNEXUS_API_MAX_CONNECTIONS_PER_IP: '512', ...o.env },
     ...(args['node-flags'] ? { nodeCommand: { command: process.execPath, args: [...args['node-flags'].split(/\s+/).filter(Boolean), fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url))] } } : {}),
     validators: num('validators'),
     fullNodes: num('full-nodes'),
