@@ -118,7 +118,7 @@ export interface HttpServerLimits {
 }
 
 /**
- * Defaults sized to what one node serves (docs/configuration.md): a node answers a few
+ * Defaults sized to what one node serves (measurements: ratelimit.ts): a node answers a few
  * thousand cheap requests a second on two cores, so 512 open connections already queue
  * for a hundred milliseconds or more, and 64 per address covers an honest client's pool
  * (the e2e tests poll with up to 32 at once). Headers come in one packet from an honest
@@ -157,7 +157,7 @@ export function httpServerLimits(given: Partial<HttpServerLimits> = {}): HttpSer
 
 /**
  * Tokens a request takes from its client's bucket, roughly its CPU time in status reads
- * (docs/configuration.md has the measurements). A submission is verified (an ML-DSA
+ * (measurements: ratelimit.ts). A submission is verified (an ML-DSA
  * signature on a worker, the mempool's checks) and gossiped; evidence costs two
  * verifications and a message to the beacon; a block is read from the database and decoded
  * with its certificate, and the block list (`GET /v1/blocks?limit=N`) does that for each of
