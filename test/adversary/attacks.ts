@@ -303,7 +303,7 @@ const OLD_FRAME_LIMIT = 4 * 1024 * 1024 + 64 * 1024;
 
 export const lyingSync: AttackClass<SyncState> = {
   name: 'lying-sync',
-  summary: 'a peer of the full node claims head + 100,000 and serves, in turn: certificates with 1,024 copies of one signer, endless ~4 MB frames, garbage',
+  summary: 'peers of the full node claim head + 100,000 (then, fresh, head + 2) and serve in turn: certificates with 1,024 copies of one signer, endless ~4 MB frames, garbage',
   victim: fullNode,
   async prepare(t) {
     return { txRaw: buildTransfer({ key: throwawayKey(t), chainId: t.chainId, to: formatAddressOf(generateKeyPair(t.scheme).publicKey), amount: 1n, fee: 1n, nonce: 0n }).raw };
@@ -312,15 +312,17 @@ export const lyingSync: AttackClass<SyncState> = {
     const t = env.target;
     const p = shardProtocols(t.chainId, t.shard);
     const base = await latestBlock(t);
-    const claimed = base.height + 100_000;
+    const farClaim = base.height + 100_000;
     const members = await committee(env.victim);
     const sigs = await memberSignatures(t);
     const signer = members[0]!.address;
     const signerSig = sigs.get(signer)!;
     const proposer = parseAddress(signer);
-    const counts: Record<string, number | string> = { claimedHead: claimed };
+    const counts: Record<string, number | string> = { farClaim };
     const peers: AttackerPeer[] = [];
     let mode = 0;
+    let head = base.height;
+    const poll = setInterval(() => void headOf(env.victim).then((h) => (head = Math.max(head, h?.height ?? 0))), 1000);
     const txsPerHugeBlock = Math.floor((OLD_FRAME_LIMIT - 64 * 1024) / (st.txRaw.length + 4));
     const hugeTxs = Array.from({ length: txsPerHugeBlock }, () => st.txRaw);
     const serveRange = (peer: AttackerPeer) => async function* (req: Uint8Array): AsyncGenerator<Uint8Array> {
@@ -328,9 +330,10 @@ export const lyingSync: AttackClass<SyncState> = {
       if (!r) return;
       const m = ['dup-signer', 'huge-endless', 'garbage'][mode++ % 3]!;
       bump(counts, `ranges:${m}`);
-      const head = await headOf(env.victim);
-      const round = head?.round ?? base.slot + 1;
-      let parent = r.from === base.height + 1 ? fromHex(base.hash) : new Uint8Array(randomBytes(32));
+      const [now, b] = await Promise.all([headOf(env.victim), latestBlock(t).catch(() => base)]);
+      const round = now?.round ?? b.slot + 1;
+      // The first frame links to the real head when the range starts right after it.
+      let parent = r.from === b.height + 1 ? fromHex(b.hash) : new Uint8Array(randomBytes(32));
       for (let i = 0, h = r.from; !peer.signal.aborted && !over(env); i++, h++) {
         if (m === 'garbage') {
           bump(counts, 'framesSent');
@@ -348,22 +351,27 @@ export const lyingSync: AttackClass<SyncState> = {
       }
     };
     try {
-      // A persistent attacker: when one identity is cut off, the next one takes its place (at most 6).
-      while (!over(env) && peers.length < 6) {
+      // A persistent liar: the first identity claims a head far ahead; after it is cut off, or a
+      // third of the window, a fresh one claims a plausible head (2 past the real one), so a node
+      // that sees through the far claim still gets to fetch, and must judge the frames themselves.
+      for (let k = 0; !over(env) && k < 6; k++) {
         const peer = await AttackerPeer.create();
         peers.push(peer);
+        const far = k === 0;
         await peer.serve(p.status, async function* () {
-          bump(counts, 'statusAsked');
-          yield statusFrame(claimed);
+          bump(counts, far ? 'farClaimsAsked' : 'plausibleClaimsAsked');
+          yield statusFrame(far ? farClaim : head + 2);
         });
         await peer.serve(p.blocks, serveRange(peer));
-        if (!(await peer.connect(env.victim.multiaddr))) break;
-        if (peers.length === 1) env.ready();
-        while (!over(env) && peer.isConnected(env.victim.peerId)) await sleep(200);
+        if (!(await peer.connect(env.victim.multiaddr, Math.max(500, timeLeft(env))))) continue;
+        if (k === 0) env.ready();
+        const sliceEnd = Date.now() + env.durationMs / 3;
+        while (!over(env) && Date.now() < sliceEnd && peer.isConnected(env.victim.peerId)) await sleep(200);
       }
       await sleep(timeLeft(env));
       return { attackerIds: peers.map((x) => x.id), cutOff: attackerCutOff(peers), counts: { ...counts, identities: peers.length }, checks: [await networkHeightCheck(env)] };
     } finally {
+      clearInterval(poll);
       await stopPeers(peers);
     }
   },
@@ -385,7 +393,7 @@ function throwawayKey(t: Target): SigningKey {
 
 export const stallingSync: AttackClass = {
   name: 'stalling-sync',
-  summary: 'a peer of the full node claims head + 3 and accepts every range request without ever answering',
+  summary: 'a peer of the full node claims head + 3 and accepts every range request without ever answering (then a fresh one stalls status requests too)',
   victim: fullNode,
   async run(env) {
     const t = env.target;
@@ -397,21 +405,27 @@ export const stallingSync: AttackClass = {
     // A node at the head has nothing to sync: it must not spend the attack "syncing" from a staller.
     const watch = new StatusPoller(env.victim, 500);
     try {
-      while (!over(env) && peers.length < 6) {
+      // The first identity answers status (claiming a head just ahead) and stalls every range; after
+      // it is cut off, or half the window, a fresh one stalls the status requests as well.
+      const hold = (peer: AttackerPeer) => new Promise<void>((r) => (peer.signal.aborted ? r() : peer.signal.addEventListener('abort', () => r(), { once: true })));
+      for (let k = 0; !over(env) && k < 6; k++) {
         const peer = await AttackerPeer.create();
         peers.push(peer);
+        const stallStatus = k > 0;
         await peer.serve(p.status, async function* () {
-          bump(counts, 'statusAsked');
-          yield statusFrame(head + 3);
+          bump(counts, stallStatus ? 'statusHeld' : 'statusAnswered');
+          if (stallStatus) await hold(peer);
+          else yield statusFrame(head + 3);
         });
         await peer.serve(p.blocks, async function* () {
           bump(counts, 'rangesHeld');
           // Accept and never answer: hold the stream until the attack ends.
-          await new Promise<void>((r) => (peer.signal.aborted ? r() : peer.signal.addEventListener('abort', () => r(), { once: true })));
+          await hold(peer);
         });
-        if (!(await peer.connect(env.victim.multiaddr))) break;
-        if (peers.length === 1) env.ready();
-        while (!over(env) && peer.isConnected(env.victim.peerId)) await sleep(200);
+        if (!(await peer.connect(env.victim.multiaddr, Math.max(500, timeLeft(env))))) continue;
+        if (k === 0) env.ready();
+        const sliceEnd = Date.now() + env.durationMs / 2;
+        while (!over(env) && Date.now() < sliceEnd && peer.isConnected(env.victim.peerId)) await sleep(200);
       }
       await sleep(timeLeft(env));
       const w = watch.stop();
@@ -559,13 +573,11 @@ export const verifyOncePoisoning: AttackClass = {
     const attempts = (o.data?.['attempts'] ?? []) as PoisonAttempt[];
     const client = new QnexusClient(env.victim.apiUrl, { timeoutMs: 10_000 });
     const notFinal: string[] = [];
-    for (const a of attempts.filter((x) => x.api === 'accepted')) {
-      try {
-        await client.waitForTx(a.hash, { until: 'final', timeoutMs: 30_000 });
-      } catch (e) {
-        notFinal.push(`${a.hash.slice(0, 12)}: ${(e as Error).message}`);
-      }
-    }
+    await Promise.all(
+      attempts
+        .filter((x) => x.api === 'accepted')
+        .map((a) => client.waitForTx(a.hash, { until: 'final', timeoutMs: 30_000 }).catch((e: unknown) => notFinal.push(`${a.hash.slice(0, 12)}: ${(e as Error).message}`))),
+    );
     const honest = new Set(env.target.nodes.map((n) => n.peerId));
     const relayers = penalties(env.target.nodes, env.startedAt, honest);
     return [
@@ -679,31 +691,35 @@ export const httpSlowloris: AttackClass = {
 
 export const httpFlood: AttackClass = {
   name: 'http-flood',
-  summary: '500 keep-alive clients (status, junk tx POSTs, /metrics) and 32 MB bodies (declared and chunked) at one node\'s API',
+  summary: "32 MB bodies (3 declared, 3 chunked), then 500 keep-alive clients (status, junk tx POSTs, /metrics) at one node's API",
   victim: (t) => validators(t)[2] ?? validators(t)[0]!,
   async run(env) {
     env.ready();
     const base = env.victim.apiUrl;
-    const [flood, declared, chunked] = await Promise.all([
-      keepAliveFlood(base, {
-        clients: 500,
-        durationMs: timeLeft(env),
-        maxRequests: 200_000,
-        paths: [{ method: 'GET', path: '/v1/status' }, { method: 'POST', path: '/v1/txs' }, { method: 'GET', path: '/metrics' }],
-        signal: env.signal,
-      }),
-      oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: true, timeoutMs: 10_000 }),
-      oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: false, timeoutMs: 10_000 }),
-    ]);
+    // The oversize bodies first, on their own: what is checked is the answer to an oversize body
+    // (413, connection closed unread), not how the node sheds a flood.
+    const declared = await oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: true, timeoutMs: Math.max(1000, timeLeft(env) / 4) });
+    const chunked = await oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: false, timeoutMs: Math.max(1000, timeLeft(env) / 4) });
+    const flood = await keepAliveFlood(base, {
+      clients: 500,
+      durationMs: timeLeft(env),
+      maxRequests: 200_000,
+      paths: [{ method: 'GET', path: '/v1/status' }, { method: 'POST', path: '/v1/txs' }, { method: 'GET', path: '/metrics' }],
+      signal: env.signal,
+    });
     const big = [declared, chunked];
     const all413 = big.every((b) => (b.answers['413'] ?? 0) === b.requests);
     const closedEarly = big.reduce((a, b) => a + b.closedEarly, 0);
     return {
       attackerIds: [],
       cutOff: earliestCutOff(flood.cutOff, declared.cutOff, chunked.cutOff),
-      counts: { requests: flood.requests, p50Ms: flood.p50Ms, p99Ms: flood.p99Ms, ...prefixed('http', flood.answers), oversize413: big.reduce((a, b) => a + (b.answers['413'] ?? 0), 0), oversizeClosedEarly: closedEarly },
+      counts: { requests: flood.requests, p50Ms: flood.p50Ms, p99Ms: flood.p99Ms, ...prefixed('http', flood.answers), oversize413: big.reduce((a, b) => a + (b.answers['413'] ?? 0), 0), oversizeClosedEarly: closedEarly, oversizeMeanKiBSent: Math.round((declared.meanBytesWritten + chunked.meanBytesWritten) / 2048) },
       checks: [
-        { name: 'oversize bodies are refused with 413 and the connection closed without reading them', ok: all413 && closedEarly === declared.requests + chunked.requests, detail: `declared: ${JSON.stringify(declared.answers)} closed early ${declared.closedEarly}/${declared.requests} (mean ${Math.round(declared.meanBytesWritten / 1024)} KiB sent); chunked: ${JSON.stringify(chunked.answers)} closed early ${chunked.closedEarly}/${chunked.requests}` },
+        {
+          name: 'oversize bodies are refused with 413 and the connection closed without reading them',
+          ok: all413 && closedEarly === declared.requests + chunked.requests,
+          detail: `declared: ${JSON.stringify(declared.answers)}, closed early ${declared.closedEarly}/${declared.requests} (mean ${Math.round(declared.meanBytesWritten / 1024)} KiB of 32 MiB sent); chunked: ${JSON.stringify(chunked.answers)}, closed early ${chunked.closedEarly}/${chunked.requests} (mean ${Math.round(chunked.meanBytesWritten / 1024)} KiB sent)`,
+        },
       ],
     };
   },
@@ -713,7 +729,7 @@ export const httpFlood: AttackClass = {
 
 export const farFutureVotes: AttackClass = {
   name: 'far-future-votes',
-  summary: 'every validator gets votes of members for height head + 10^9 with garbage signature bytes, 20 every 500 ms',
+  summary: 'every validator gets votes of members for height head + 10^9 with garbage signature bytes, 50 every 500 ms',
   victim: (t) => validators(t)[0]!,
   async run(env) {
     const t = env.target;
@@ -736,7 +752,7 @@ export const farFutureVotes: AttackClass = {
           }
           const head = await headOf(n);
           if (!head) return;
-          const messages = Array.from({ length: 20 }, (_, i) => {
+          const messages = Array.from({ length: 50 }, (_, i) => {
             const m = members[i % members.length]!;
             const body: VoteBody = { chainId: t.chainId, shard: t.shard, height: head.height + 1_000_000_000, round: head.round, step: 'prevote', blockHash: new Uint8Array(randomBytes(32)), validator: parseAddress(m.address) };
             return { topic, data: encodeVoteGossip({ body, signature: new Uint8Array(randomBytes(sigLen)) }) };
@@ -779,7 +795,7 @@ export const replays: AttackClass<ReplayState> = {
     const nonce = BigInt((await c.account(acct.address)).pendingNonce);
     const txs = Array.from({ length: 6 }, (_, i) => buildTransfer({ key: acct.key, chainId: t.chainId, to: formatAddressOf(generateKeyPair(t.scheme).publicKey), amount: 1n, fee: 1n, nonce: nonce + BigInt(i) }));
     for (const tx of txs) await c.submitTx(tx.raw);
-    for (const tx of txs) await c.waitForTx(tx.hash, { until: 'final', timeoutMs: 60_000 });
+    await Promise.all(txs.map((tx) => c.waitForTx(tx.hash, { until: 'final', timeoutMs: 60_000 })));
     return { recorded: txs.map((x) => x.raw) };
   },
   async run(env, st) {
