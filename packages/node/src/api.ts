@@ -7,7 +7,6 @@ import {
   blockHash,
   decodeBlock,
   decodeCertificate,
-  genesisHash,
   genesisSupply,
   epochOf,
   isErrorCode,
@@ -405,7 +404,7 @@ const routes: JsonRoute<Ctx>[] = [
       {
         chainId: c.chain.genesis.chainId,
         shard: c.chain.shard,
-        genesisHash: toHex(genesisHash(c.chain.genesis)),
+        genesisHash: toHex(c.chain.genesisHash),
         version: API_VERSION,
         role: c.role,
         validator: c.validator,
