@@ -107,16 +107,28 @@ function buildBaseline(rev: string): Tree {
 let portSlot = 0;
 async function startDevnet(tree: Tree): Promise<SpawnedDevnet> {
   const dir = mkdtempSync(join(tmpdir(), `qnexus-attacks-${tree.label}-`));
-  // Each devnet gets its own 200-port range: a stopped node's ports may linger in TIME_WAIT.
-  const port = basePort + (portSlot++ % 20) * 200;
-  const d = await spawnDevnet({ tree: tree.root, dir, basePort: port, epochLength: 6, accounts: 8 });
+  let d: SpawnedDevnet | undefined;
+  // Each devnet gets its own 200-port range (a stopped node's ports may linger in TIME_WAIT); a
+  // range someone else took meanwhile (other test clusters pick random ones) is skipped.
+  for (let attempt = 0; !d; attempt++) {
+    const port = basePort + (portSlot++ % 20) * 200;
+    try {
+      d = await spawnDevnet({ tree: tree.root, dir, basePort: port, epochLength: 6, accounts: 8 });
+    } catch (e) {
+      if (attempt >= 2 || !/PORT_IN_USE/.test(String(e))) {
+        rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
+    }
+  }
+  const started = d;
   const stop = async () => {
-    await d.stop();
+    await started.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   cleanups.push(stop);
   return {
-    ...d,
+    ...started,
     stop: async () => {
       const i = cleanups.indexOf(stop);
       if (i >= 0) cleanups.splice(i, 1);

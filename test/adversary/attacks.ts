@@ -193,7 +193,7 @@ export const evidenceRelay: AttackClass<EvidenceState> = {
       if (code >= 200 && code < 300) accepted++;
       else cutOff ??= { at: Date.now(), how: 'refused', detail: code === 0 ? 'no answer' : `HTTP ${code}` };
     };
-    // Six offences get a forwarding node banned by the beacon: ten per node, at once.
+    // The unfixed beacon bans a forwarding node after five offences: ten per node, back to back.
     await Promise.all(nodes.map(async (n) => {
       for (let i = 0; i < 10 && !over(env); i++) await post(n, i);
     }));
@@ -696,10 +696,14 @@ export const httpFlood: AttackClass = {
   async run(env) {
     env.ready();
     const base = env.victim.apiUrl;
-    // The oversize bodies first, on their own: what is checked is the answer to an oversize body
-    // (413, connection closed unread), not how the node sheds a flood.
-    const declared = await oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: true, timeoutMs: Math.max(1000, timeLeft(env) / 4) });
-    const chunked = await oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: false, timeoutMs: Math.max(1000, timeLeft(env) / 4) });
+    // The oversize bodies first, on their own and for at most a quarter of the window: what is
+    // checked is the answer to an oversize body (413, connection closed unread), not how the node
+    // sheds a flood; the flood gets the rest of the window.
+    const oversizeMs = Math.max(1000, Math.min(3000, timeLeft(env) / 4));
+    const [declared, chunked] = await Promise.all([
+      oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: true, timeoutMs: oversizeMs }),
+      oversizeBodies(base, { requests: 3, bodyBytes: 32 * 1024 * 1024, declare: false, timeoutMs: oversizeMs }),
+    ]);
     const flood = await keepAliveFlood(base, {
       clients: 500,
       durationMs: timeLeft(env),

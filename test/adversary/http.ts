@@ -209,6 +209,7 @@ export interface OversizeResult {
  * takes them; a server that refuses the body answers 413 and closes without reading the rest.
  */
 export async function oversizeBodies(baseUrl: string, o: { requests: number; bodyBytes: number; declare: boolean; timeoutMs: number }): Promise<OversizeResult> {
+  const deadline = Date.now() + o.timeoutMs;
   const answers: StatusCounts = {};
   const written: number[] = [];
   let closedEarly = 0;
@@ -228,8 +229,11 @@ export async function oversizeBodies(baseUrl: string, o: { requests: number; bod
         method: 'POST',
         localAddress: ATTACKER_IP,
         headers: { 'content-type': 'application/octet-stream', ...(o.declare ? { 'content-length': String(o.bodyBytes) } : { 'transfer-encoding': 'chunked' }) },
-        timeout: o.timeoutMs,
+        timeout: Math.max(100, deadline - Date.now()),
       });
+      // The whole batch gets `timeoutMs`: a server that reads everything slowly must not stretch it.
+      const cap = setTimeout(() => req.destroy(new Error('timeout')), Math.max(100, deadline - Date.now()));
+      req.on('close', () => clearTimeout(cap));
       req.on('response', (res) => {
         status = res.statusCode ?? 0;
         res.resume();
