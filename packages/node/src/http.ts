@@ -64,6 +64,31 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/** After answering a request whose body was not read: how long, and how many more bytes, to drop before the reset. */
+const LINGER_MS = 1000;
+const LINGER_BYTES = 1024 * 1024;
+
+/**
+ * Close a connection whose request body we did not read. Destroying the socket at once would
+ * make the kernel answer the unread bytes with a reset, and a client still sending would then
+ * lose the answer it has not read yet (seen: every 413 arrived as "connection reset"). So: send
+ * our FIN after the answer, drop (never buffer) what the client still sends for a short, bounded
+ * while, then destroy the socket.
+ */
+function lingerAndClose(req: IncomingMessage): void {
+  const socket = req.socket;
+  socket.end();
+  let dropped = 0;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  req.on('data', (c: Buffer) => {
+    dropped += c.length;
+    if (dropped > LINGER_BYTES) socket.destroy();
+  });
+  req.resume();
+}
+
 /** Whether the request declares a body (Content-Length above 0, or chunked). */
 function declaresBody(req: IncomingMessage): boolean {
   const len = req.headers['content-length'];
@@ -243,7 +268,7 @@ async function handle<C extends JsonApiContext>(ctx: C, routes: readonly JsonRou
     const h: Record<string, string | number> = { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) };
     if (unread) h['connection'] = 'close';
     res.writeHead(status, h);
-    if (unread) res.once('finish', () => req.socket.destroy());
+    if (unread) res.once('finish', () => lingerAndClose(req));
     res.end(text);
     ctx.metrics.apiRequests.inc({ route, status: String(status) });
   };
