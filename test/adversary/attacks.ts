@@ -655,14 +655,16 @@ export const rangeAmplification: AttackClass = {
           const r = await peer.request(env.victim.peerId, tx ? p.txs : p.blocks, tx ? txsReq : blocksReq, { timeoutMs: Math.max(1000, timeLeft(env)) });
           bump(counts, tx ? 'txsRequests' : 'blocksRequests');
           bump(counts, 'bytesPulled', r.bytes);
-          if (r.error !== null && r.frames === 0) {
-            bump(counts, 'refused');
-            refusedAt ??= Date.now();
+          // Refused, or cut short (a byte budget ends a response early); our own time running out is neither.
+          if (r.error !== null && r.error !== 'timeout') {
+            bump(counts, tx ? 'txsRefused' : 'blocksRefused');
+            // The amplification is the range requests: only limiting those cuts the attacker off.
+            if (!tx) refusedAt ??= Date.now();
           }
         }
       }));
       await sleep(timeLeft(env));
-      const refused: CutOff | null = refusedAt === null ? null : { at: refusedAt, how: 'refused', detail: 'a range or tx request was refused' };
+      const refused: CutOff | null = refusedAt === null ? null : { at: refusedAt, how: 'refused', detail: 'a range request was refused or cut short' };
       return { attackerIds: [peer.id], cutOff: attackerCutOff([peer], refused), counts, checks: [] };
     } finally {
       await peer.stop();
