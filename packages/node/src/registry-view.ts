@@ -96,7 +96,8 @@ export class RegistryView {
     // Cheap before expensive: an old copy (the beacon re-publishes) costs no signature check,
     // and neither does one dated ahead of our clock (the beacon signs each in its own slot).
     if (this.snapshot && b.slot <= this.snapshot.slot) return ['ignore', 'stale'];
-    if (b.slot > slotAt(g, this.now()) + 1) return ['reject', 'implausible'];
+    // Ignored, not rejected: a relay whose clock runs a little ahead of ours is not at fault (the spam budget scores floods).
+    if (b.slot > slotAt(g, this.now()) + 1) return ['ignore', 'implausible'];
     if (!this.backend.verify(g.beacon.publicKey, registrySnapshotSigningBytes(b), s.signature)) return ['reject', 'bad-signature'];
     // Re-checked: another copy may have been accepted while we verified (verification is synchronous today).
     if (this.snapshot && b.slot <= this.snapshot.slot) return ['ignore', 'stale'];

@@ -85,8 +85,8 @@ const MAX_VALIDATION_QUEUE = 256;
  * votes for heights a syncing node cannot use yet, a restarted node's mempool re-gossip).
  */
 const SPAM_BUDGET = { ratePerSec: 50, burst: 1000 };
-/** A peer over its spam budget is penalised at most this often. */
-const SPAM_PENALTY_EVERY_MS = 1000;
+/** A peer is penalised for spam or invalid messages at most this often. */
+const OFFENCE_EVERY_MS = 1000;
 /** Default request budget of a request/response protocol (see ServeBudget): protocols of the node and the beacon set their own. */
 const DEFAULT_REQUESTS_PER_SEC = 50;
 
@@ -137,7 +137,7 @@ class Libp2pNode implements P2PNode {
   private discoveryLoopDone: Promise<void> = Promise.resolve();
   private readonly validation = new Map<string, ValidationQueue>();
   private readonly spamBudget = new RateLimiter(SPAM_BUDGET);
-  private readonly spamPenalised = new Map<string, number>();
+  private readonly offenceAt = new Map<string, number>();
   private readonly limits: Required<Omit<ConnectionLimits, 'inboundPerIpPerSec'>>;
   private readonly allowedTopics: Set<string> | null;
   private readonly staticTrusted = new Set<string>();
@@ -481,7 +481,12 @@ class Libp2pNode implements P2PNode {
     const from = m.propagationSource.toString();
     this.gossip.reportMessageValidationResult(m.msgId, from, toGossipResult(result));
     // gossipsub caches scores for a while: the penalty must count for this peer's very next message.
-    if (result === 'reject') this.gossip.score.scoreCache.delete(from);
+    if (result === 'reject') {
+      this.gossip.score.scoreCache.delete(from);
+      // Honest peers validate before they relay, so an invalid message is its sender's fault: besides
+      // gossipsub's P4, it counts towards a ban (at most once a second, like spam).
+      this.offence(from, `invalid message on ${m.msg.topic}`);
+    }
     const counters = this.counters.get(m.msg.topic);
     if (counters !== undefined) counters[result]++;
     if (result === 'accept' && handler?.deliver !== undefined) {
@@ -498,12 +503,16 @@ class Libp2pNode implements P2PNode {
    * penalised (at most once a second, so a sustained flood is banned within seconds).
    */
   private spam(peerId: string, n: number, what: string): void {
-    if (this.spamBudget.take(peerId, n).ok) return;
+    if (!this.spamBudget.take(peerId, n).ok) this.offence(peerId, `spam: ${what}`);
+  }
+
+  /** Penalise, at most once a second per peer: a burst of offences is one, a sustained stream is banned within seconds. */
+  private offence(peerId: string, reason: string): void {
     const now = Date.now();
-    if (now - (this.spamPenalised.get(peerId) ?? 0) < SPAM_PENALTY_EVERY_MS) return;
-    if (this.spamPenalised.size > 10_000) this.spamPenalised.clear();
-    this.spamPenalised.set(peerId, now);
-    this.penalize(peerId, `spam: ${what}`);
+    if (now - (this.offenceAt.get(peerId) ?? 0) < OFFENCE_EVERY_MS) return;
+    if (this.offenceAt.size > 10_000) this.offenceAt.clear();
+    this.offenceAt.set(peerId, now);
+    this.penalize(peerId, reason);
   }
 
   // ------------------------------------------------------------------ scoring / penalties
