@@ -735,7 +735,7 @@ export const httpFlood: AttackClass = {
 
 export const farFutureVotes: AttackClass = {
   name: 'far-future-votes',
-  summary: 'every validator gets votes of members for height head + 10^9 with garbage signature bytes, 50 every 500 ms',
+  summary: 'every validator gets votes of members for height head + 10^9 with garbage signature bytes, 200 every 500 ms',
   victim: (t) => validators(t)[0]!,
   async run(env) {
     const t = env.target;
@@ -758,7 +758,7 @@ export const farFutureVotes: AttackClass = {
           }
           const head = await headOf(n);
           if (!head) return;
-          const messages = Array.from({ length: 50 }, (_, i) => {
+          const messages = Array.from({ length: 200 }, (_, i) => {
             const m = members[i % members.length]!;
             const body: VoteBody = { chainId: t.chainId, shard: t.shard, height: head.height + 1_000_000_000, round: head.round, step: 'prevote', blockHash: new Uint8Array(randomBytes(32)), validator: parseAddress(m.address) };
             return { topic, data: encodeVoteGossip({ body, signature: new Uint8Array(randomBytes(sigLen)) }) };
