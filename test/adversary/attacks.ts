@@ -718,7 +718,8 @@ export const httpFlood: AttackClass = {
     const closedEarly = big.reduce((a, b) => a + b.closedEarly, 0);
     return {
       attackerIds: [],
-      cutOff: earliestCutOff(flood.cutOff, declared.cutOff, chunked.cutOff),
+      // The flood is what must be cut off (throttled or dropped); the oversize bodies have their own check.
+      cutOff: flood.cutOff,
       counts: { requests: flood.requests, p50Ms: flood.p50Ms, p99Ms: flood.p99Ms, ...prefixed('http', flood.answers), oversize413: big.reduce((a, b) => a + (b.answers['413'] ?? 0), 0), oversizeClosedEarly: closedEarly, oversizeMeanKiBSent: Math.round((declared.meanBytesWritten + chunked.meanBytesWritten) / 2048) },
       checks: [
         {

@@ -58,15 +58,18 @@ function count(c: StatusCounts, k: string | number): void {
   c[String(k)] = (c[String(k)] ?? 0) + 1;
 }
 
-/** What counts as the server refusing an abusive client: a 429/503, or dropping the connection. */
+/**
+ * What counts as the server refusing an abusive client: a 429 (its rate limit), or dropping or
+ * refusing the connection. A 503 is not: NODE_BUSY is the node overwhelmed, refusing everyone.
+ */
 function isRefusal(status: number): boolean {
-  return status === 429 || status === 503 || status === 0;
+  return status === 429 || status === 0;
 }
 
 export interface FloodResult {
   answers: StatusCounts;
   requests: number;
-  /** First refusal (429, 503, 413 with the connection closed, or a dropped connection). */
+  /** First refusal (a 429, or a dropped or refused connection). */
   cutOff: CutOff | null;
   /** Latency of answered requests (ms). */
   p50Ms: number;
@@ -101,7 +104,7 @@ export async function keepAliveFlood(
           requests++;
           const p = o.paths[i % o.paths.length]!;
           const t = Date.now();
-          let status = 0;
+          let status: number | 'timeout' = 0;
           try {
             const a = await send(baseUrl + p.path, {
               method: p.method,
@@ -111,13 +114,14 @@ export async function keepAliveFlood(
             });
             status = a.status;
             lat.push(Date.now() - t);
-          } catch {
-            status = 0;
+          } catch (e) {
+            // Our own patience running out (a slow server) is not the server refusing us.
+            status = (e as Error).message === 'timeout' ? 'timeout' : 0;
             // A refused client backs off a little instead of spinning on a closed port.
             await new Promise((r) => setTimeout(r, 50));
           }
           count(answers, status);
-          if (isRefusal(status) && cutOff === null) cutOff = { at: Date.now(), how: 'refused', detail: status === 0 ? 'connection dropped or refused' : `HTTP ${status}` };
+          if (status !== 'timeout' && isRefusal(status) && cutOff === null) cutOff = { at: Date.now(), how: 'refused', detail: status === 0 ? 'connection dropped or refused' : `HTTP ${status}` };
         }
       }),
     );
