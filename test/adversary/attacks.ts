@@ -24,7 +24,7 @@ import {
   type VoteBody,
 } from '@qnexus/types';
 import { keepAliveFlood, oversizeBodies, send, slowloris, type StatusCounts } from './http.js';
-import { metricValue, penalties, status, StatusPoller } from './measure.js';
+import { metricValue, penalties, penaltyCutOff, status, StatusPoller } from './measure.js';
 import { AttackerPeer, createPeers, earliestCutOff, peersCutOff, stopPeers, type CutOff, type RpcWriter } from './peer.js';
 import { fullNode, shardNodes, shardProtocols, validators, type NodeTarget, type Target } from './target.js';
 
@@ -225,7 +225,7 @@ function prefixed(p: string, c: StatusCounts): Record<string, number> {
 
 export const packedVotes: AttackClass = {
   name: 'packed-bad-votes',
-  summary: '6 rounds × 2 validators: a fresh peer id sends one RPC of 1,500 votes (members, head + 1, real signatures of other messages)',
+  summary: '6 rounds × 2 validators: a fresh peer id sends 1,500 votes (members, head + 1, real signatures of other messages) in one RPC, or in 6 of 250',
   victim: (t) => validators(t)[0]!,
   async run(env) {
     const t = env.target;
@@ -234,6 +234,8 @@ export const packedVotes: AttackClass = {
     const members = await committee(env.victim);
     const sigs = await memberSignatures(t);
     const peers: AttackerPeer[] = [];
+    /** The identities that sent all 1,500 votes in one RPC. */
+    const packed: AttackerPeer[] = [];
     const counts: Record<string, number | string> = {};
     const ROUNDS = 6;
     const PER_RPC = 1500;
@@ -252,17 +254,30 @@ export const packedVotes: AttackClass = {
           }
           const g = await gossipTo(n, peers, env);
           if (!g) return bump(counts, 'refused');
-          if (await g.w.send({ messages })) {
-            bump(counts, 'rpcs');
-            bump(counts, 'votes', PER_RPC);
-            bump(counts, 'bytes', g.w.bytesSent);
+          if (r % 2 === 0) packed.push(g.peer);
+          // Even rounds pack all 1,500 into one RPC (over any per-RPC cap); odd rounds split them
+          // into RPCs of 250, under such a cap, so what is behind it (verification, scoring) is hit too.
+          const per = r % 2 === 0 ? PER_RPC : 250;
+          for (let i = 0; i < messages.length; i += per) {
+            if (!(await g.w.send({ messages: messages.slice(i, i + per) }))) break;
+            bump(counts, per === PER_RPC ? 'packedRpcs' : 'splitRpcs');
+            bump(counts, 'votes', Math.min(per, messages.length - i));
           }
+          bump(counts, 'bytes', g.w.bytesSent);
         }));
         if (r === 0) env.ready();
         await sleep(Math.min(roundEnd, until(env)) - Date.now());
       }
       await sleep(timeLeft(env));
-      return { attackerIds: peers.map((p) => p.id), cutOff: attackerCutOff(peers), counts: { ...counts, identities: peers.length }, checks: [] };
+      // Each kind of sender must be caught: one over the per-RPC cap as well as one under it.
+      const packedIds = new Set(packed.map((p) => p.id));
+      const packedCut = earliestCutOff(peersCutOff(packed), penaltyCutOff(shardNodes(t), env.startedAt, packedIds));
+      return {
+        attackerIds: peers.map((p) => p.id),
+        cutOff: attackerCutOff(peers),
+        counts: { ...counts, identities: peers.length },
+        checks: [{ name: 'a sender of 1,500 votes in one RPC is penalised or disconnected too', ok: packedCut !== null, detail: packedCut ? packedCut.detail : `none of the ${packed.length} identities that packed 1,500 votes into one RPC was penalised, disconnected or refused` }],
+      };
     } finally {
       await stopPeers(peers);
     }
