@@ -24,6 +24,8 @@ import {
 import {
   WorldState,
   checkCertificate,
+  checkCertificateShape,
+  checkCertificateStructure,
   decodeAccount,
   decodeCounters,
   encodeAccount,
@@ -36,7 +38,7 @@ import {
   type StateChanges,
   type StateParams,
 } from '@qnexus/state';
-import { proposerForSlot } from '@qnexus/consensus';
+import { isQuorum, proposerForSlot } from '@qnexus/consensus';
 import type { BlockCommit, ChainStore } from '@qnexus/db';
 import { EpochBook, type EpochBookOptions } from './epochs.js';
 import type { TxVerifier } from './verifier.js';
@@ -50,6 +52,13 @@ import type { Logger } from './log.js';
  * whole signature ceiling per 1 s slot) keeps rounds short.
  */
 export const MAX_BLOCK_WIRE_BYTES = 1024 * 1024;
+
+/**
+ * How far ahead of our clock a peer's clock may be: a certificate's round (and
+ * so a block's slot and height, a block per slot at most) is plausible up to
+ * the slot our clock reaches this much later, never beyond.
+ */
+export const MAX_CLOCK_AHEAD_MS = 2_000;
 
 /** A committee member of one epoch on this shard. */
 export interface CommitteeMember {
@@ -116,6 +125,9 @@ export class VerifiedSignatures {
     for (const l of this.bySig.values()) n += l.length;
     return n;
   }
+
+  /** Set by `preverifyCertified`: the signers whose votes verified hold more than 2/3 of the stake (the block is certified). */
+  quorum = false;
 }
 
 /** What sync passes to `importCertified` from its parallel pre-verification. */
@@ -248,6 +260,15 @@ export class Chain {
     return epochOf(this.genesis, slot);
   }
 
+  /**
+   * The latest round a certificate can carry now: the wall-clock slot, with
+   * MAX_CLOCK_AHEAD_MS for peers whose clocks run ahead (-1 before genesis).
+   * Heights are bounded by it too: each block's slot is after its parent's.
+   */
+  latestPlausibleRound(nowMs: number = Date.now()): number {
+    return slotAt(this.genesis, nowMs + MAX_CLOCK_AHEAD_MS);
+  }
+
   /** Epoch of the wall-clock slot (0 before genesis time). */
   currentEpoch(nowMs: number = Date.now()): number {
     return epochOf(this.genesis, Math.max(0, slotAt(this.genesis, nowMs)));
@@ -371,14 +392,19 @@ export class Chain {
    * Verify a finality certificate for a header against this shard's committee
    * in the epoch of the certificate's round (the committee that ran that round).
    * Throws EPOCH_UNKNOWN while that epoch's committees are unknown (fetch them
-   * with `epochs.ensure`), BAD_CERTIFICATE when the certificate is invalid.
+   * with `epochs.ensure`), BAD_CERTIFICATE when the certificate is invalid (a
+   * round beyond the current slot included: no committee is waited for there).
    */
   verifyCertificate(cert: Certificate, header: BlockHeader, verified?: VerifiedSignatures, headerHash?: Uint8Array): void {
+    const maxRound = this.latestPlausibleRound();
+    // A round no clock has reached yet is a lie, not an epoch to wait for.
+    if (cert.round > maxRound) throw new QnexusError('BAD_CERTIFICATE', `certificate round ${cert.round} is beyond the current slot ${maxRound}`);
     const epoch = this.epochOf(cert.round);
     const committee = this.committeeFor(epoch);
     if (!committee) throw new QnexusError('EPOCH_UNKNOWN', `committee of epoch ${epoch} (round ${cert.round}) is not known yet`);
-    // Every structural check (height, block hash, round, membership, duplicates, quorum) runs here, on
-    // this committee; a vote signature counts as checked only if this exact (key, message, signature) verified.
+    // Every structural check (height, block hash, round up to the current slot, vote count, membership,
+    // duplicates, quorum) runs here, on this committee, before any signature; a vote signature counts as
+    // checked only if this exact (key, message, signature) verified.
     checkCertificate(
       cert,
       header,
@@ -386,42 +412,85 @@ export class Chain {
       committee.committee.totalStake,
       (pk, msg, sig) => verified?.has(pk, msg, sig) === true || this.verifier.verifyRaw('certificate', pk, msg, sig),
       headerHash,
+      { committeeSize: committee.members.size, maxRound },
     );
   }
 
   /**
+   * The checks sync runs on a certified block as it arrives, before any
+   * signature work and without the parent (the caller checks the link): chain
+   * and shard, size, transaction count and root (the block hash covers the
+   * root, not the transactions), a slot and certificate round up to the
+   * current slot, and the certificate's structure — against the committee of
+   * its round's epoch when that is known (vote count, membership, duplicates,
+   * quorum), otherwise what needs none (`checkCertificateShape`; the rest is
+   * checked by `preverifyCertified` before it verifies anything).
+   * Throws BAD_BLOCK or BAD_CERTIFICATE.
+   */
+  precheckCertified(c: Candidate, cert: Certificate, maxRound: number = this.latestPlausibleRound()): void {
+    const h = c.block.header;
+    const bad = (m: string): never => {
+      throw new QnexusError('BAD_BLOCK', `sync block ${h.height}: ${m}`);
+    };
+    if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) bad('for another chain or shard');
+    if (c.raw.length > MAX_BLOCK_WIRE_BYTES) bad(`${c.raw.length} bytes, more than ${MAX_BLOCK_WIRE_BYTES}`);
+    if (c.envs.length > this.genesis.maxBlockTxs) bad(`${c.envs.length} transactions, more than ${this.genesis.maxBlockTxs}`);
+    if (h.slot > maxRound) bad(`slot ${h.slot} is beyond the current slot ${maxRound}`);
+    if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) bad('tx root mismatch');
+    const committee = this.committeeAtRound(cert.round);
+    if (committee) {
+      checkCertificateStructure(cert, h, (a) => committee.members.get(a), committee.committee.totalStake, c.hash, { committeeSize: committee.members.size, maxRound });
+      return;
+    }
+    checkCertificateShape(cert, h, c.hash, { maxRound });
+  }
+
+  /**
    * Sync's parallel pre-verification of a certified block, ahead of its serial
-   * import: the certificate's vote signatures (of members of the round's epoch
-   * committee) and the transactions' signatures are verified on the verify
-   * pool. It decides nothing and never throws: the vote signatures that
-   * verified are returned, bound to their exact bytes, for `importCertified`;
-   * good transactions land in the verify-once cache, where the import's own
+   * import: the certificate's vote signatures and the transactions' signatures
+   * are verified on the verify pool. A certificate refused by its structure
+   * (`checkCertificateStructure` against the committee of its round's epoch:
+   * too many votes, a non-member, a duplicate signer, no quorum, a round
+   * beyond the current slot) is refused here, BAD_CERTIFICATE, before any
+   * signature is verified; EPOCH_UNKNOWN while that committee is unknown.
+   * Otherwise it decides nothing: the vote signatures that verified are
+   * returned, bound to their exact bytes, for `importCertified` (with
+   * `quorum` set when they carry more than 2/3 of the stake); good
+   * transactions land in the verify-once cache, where the import's own
    * signature check finds them. Whatever did not verify here is verified again
    * (and refused) by the import.
    */
   async preverifyCertified(c: Candidate, cert: Certificate): Promise<VerifiedSignatures> {
-    const verified = new VerifiedSignatures();
     const h = c.block.header;
-    const committee = this.committeeFor(this.epochOf(cert.round));
+    const maxRound = this.latestPlausibleRound();
+    if (cert.round > maxRound) throw new QnexusError('BAD_CERTIFICATE', `certificate round ${cert.round} is beyond the current slot ${maxRound}`);
+    const epoch = this.epochOf(cert.round);
+    const committee = this.committeeFor(epoch);
+    if (!committee) throw new QnexusError('EPOCH_UNKNOWN', `committee of epoch ${epoch} (round ${cert.round}) is not known yet`);
+    const total = committee.committee.totalStake;
+    const signers = checkCertificateStructure(cert, h, (a) => committee.members.get(a), total, c.hash, { committeeSize: committee.members.size, maxRound });
+    const verified = new VerifiedSignatures();
+    let stake = 0n;
     const checks: Promise<unknown>[] = [];
-    if (committee) {
-      for (const v of cert.votes) {
-        const m = committee.members.get(formatAddress(v.validator));
-        if (!m) continue;
-        // Private copies: the verdict is recorded for exactly the bytes that were verified.
-        const pk = m.publicKey.slice();
-        const sig = v.signature.slice();
-        const msg = voteSigningBytes(certificateVoteBody(cert, h.chainId, h.shard, v.validator));
-        checks.push(
-          this.verifier.verifyRawAsync('certificate', pk, msg, sig).then(
-            (ok) => ok && verified.add(pk, msg, sig),
-            () => undefined,
-          ),
-        );
-      }
+    for (const s of signers) {
+      // Private copies: the verdict is recorded for exactly the bytes that were verified.
+      const pk = s.member.publicKey.slice();
+      const sig = s.vote.signature.slice();
+      const msg = voteSigningBytes(certificateVoteBody(cert, h.chainId, h.shard, s.vote.validator));
+      checks.push(
+        this.verifier.verifyRawAsync('certificate', pk, msg, sig).then(
+          (ok) => {
+            if (!ok) return;
+            verified.add(pk, msg, sig);
+            stake += s.member.stake;
+          },
+          () => undefined,
+        ),
+      );
     }
     for (const env of c.envs) checks.push(this.verifier.checkAsync(env).catch(() => undefined));
     await Promise.all(checks);
+    verified.quorum = isQuorum(stake, total);
     return verified;
   }
 

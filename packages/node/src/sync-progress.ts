@@ -6,7 +6,7 @@ export interface SyncSample {
   start: number;
   /** Current head height. */
   height: number;
-  /** Height being synced to (the peer's head). */
+  /** Height being synced to (a peer's claimed head, never above what the slot clock allows). */
   target: number;
   /** Milliseconds since the sync started. */
   elapsedMs: number;
