@@ -64,29 +64,25 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-/** After answering a request whose body was not read: how long, and how many more bytes, to drop before the reset. */
-const LINGER_MS = 1000;
-const LINGER_BYTES = 1024 * 1024;
+/** After answering a request whose body was not read: how long the client has to read the answer before the reset. */
+const LINGER_MS = 2000;
 
 /**
- * Close a connection whose request body we did not read. Destroying the socket at once would
- * make the kernel answer the unread bytes with a reset, and a client still sending would then
- * lose the answer it has not read yet (seen: every 413 arrived as "connection reset"). So: send
- * our FIN after the answer, drop (never buffer) what the client still sends for a short, bounded
- * while, then destroy the socket.
+ * Close a connection whose request body we did not read. Destroying the socket at once makes
+ * the kernel answer the unread bytes with a reset, and a client still sending then loses the
+ * answer it has not read yet (seen: 413s arriving as "connection reset"); reading on to drain
+ * the body would let the client decide how long we work for it. So: send our FIN after the
+ * answer, read nothing more (TCP flow control stops the sender; nothing is buffered beyond the
+ * socket's window), and destroy the socket after LINGER_MS, by when the client has read the answer.
  */
 function lingerAndClose(req: IncomingMessage): void {
   const socket = req.socket;
+  // Node dumps (reads and discards) an unconsumed body once the answer is out: not on our time.
+  socket.pause();
   socket.end();
-  let dropped = 0;
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
-  req.on('data', (c: Buffer) => {
-    dropped += c.length;
-    if (dropped > LINGER_BYTES) socket.destroy();
-  });
-  req.resume();
 }
 
 /** Whether the request declares a body (Content-Length above 0, or chunked). */
