@@ -55,8 +55,9 @@ export const TRUSTED_APP_SCORE = 15;
 
 /**
  * Bounds on what one gossipsub RPC may list; an RPC over any of them is dropped whole while it
- * is decoded. Our meshes send one message per RPC except when answering IWANTs, which ask for
- * at most a few heartbeats' worth; subscriptions are a handful per peer (3 per shard + 2); PX is off.
+ * is decoded (messages and subscriptions are screened before that, with a penalty: gossip.ts).
+ * Our meshes send one message per RPC except when answering IWANTs, which ask for at most a few
+ * heartbeats' worth; subscriptions are a handful per peer (3 per shard + 2); PX is off.
  */
 export const DECODE_RPC_LIMITS = {
   maxSubscriptions: 256,

@@ -13,6 +13,16 @@
 import { GossipSub, type GossipSubComponents, type GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
 import type { RPC } from '@chainsafe/libp2p-gossipsub/message';
 import type { PeerId } from '@libp2p/interface';
+import { reader } from 'protons-runtime';
+import type { Uint8ArrayList } from 'uint8arraylist';
+
+/**
+ * Most messages, and subscriptions, one RPC may carry. Our peers send one message per RPC, except
+ * in answer to an IWANT, which asks for at most a few heartbeats' worth; subscriptions are a few
+ * per peer. An RPC over either is dropped before it is decoded and its sender penalised.
+ */
+export const MAX_RPC_MESSAGES = 256;
+export const MAX_RPC_SUBSCRIPTIONS = 256;
 
 export interface GossipHooks {
   /** May a peer subscribe to this topic here (a topic of our chain)? */
@@ -21,6 +31,8 @@ export interface GossipHooks {
   serves(topic: string): boolean;
   /** A peer sent `n` items we dropped unprocessed (junk subscriptions or messages on topics we do not serve). */
   onJunk(peerId: string, n: number, what: string): void;
+  /** A peer sent an RPC beyond MAX_RPC_MESSAGES or MAX_RPC_SUBSCRIPTIONS (dropped undecoded): an offence. */
+  onOversizedRpc(peerId: string, what: string): void;
   isTrusted(peerId: string): boolean;
 }
 
@@ -49,6 +61,23 @@ export class QnexusGossipSub extends GossipSub {
       }
       return sel;
     };
+    // Likewise `pipePeerReadStream`, which decodes each inbound RPC frame: we screen the frames
+    // first, so an RPC listing too many messages or subscriptions costs its sender a penalty
+    // instead of being decoded (gossipsub's own decode limits drop it unattributed).
+    const reading = this as unknown as { pipePeerReadStream(peerId: PeerId, source: AsyncIterable<Uint8ArrayList>): Promise<void> };
+    const pipe = reading.pipePeerReadStream.bind(this);
+    reading.pipePeerReadStream = (peerId, source) => pipe(peerId, this.screen(peerId.toString(), source));
+  }
+
+  private async *screen(id: string, source: AsyncIterable<Uint8ArrayList>): AsyncGenerator<Uint8ArrayList> {
+    for await (const frame of source) {
+      const n = countRpcEntries(frame.subarray());
+      if (n !== null && (n.messages > MAX_RPC_MESSAGES || n.subscriptions > MAX_RPC_SUBSCRIPTIONS)) {
+        this.hooks.onOversizedRpc(id, `an RPC of ${n.messages} messages and ${n.subscriptions} subscriptions`);
+        continue;
+      }
+      yield frame;
+    }
   }
 
   override async handleReceivedRpc(from: PeerId, rpc: RPC): Promise<void> {
@@ -67,4 +96,26 @@ export class QnexusGossipSub extends GossipSub {
     }
     return super.handleReceivedRpc(from, rpc);
   }
+}
+
+/**
+ * Messages (field 2) and subscriptions (field 1) of an encoded RPC, from a walk over its top-level
+ * fields only (each skipped by its length): null when it does not parse (gossipsub's decoder then
+ * refuses it).
+ */
+export function countRpcEntries(buf: Uint8Array): { messages: number; subscriptions: number } | null {
+  const r = reader(buf);
+  let messages = 0;
+  let subscriptions = 0;
+  try {
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag >>> 3 === 1) subscriptions++;
+      else if (tag >>> 3 === 2) messages++;
+      r.skipType(tag & 7);
+    }
+  } catch {
+    return null;
+  }
+  return { messages, subscriptions };
 }

@@ -225,6 +225,7 @@ class Libp2pNode implements P2PNode {
             allowSubscription: (topic) => this.allowedTopics === null || this.allowedTopics.has(topic) || this.handlers.has(topic),
             serves: (topic) => this.handlers.has(topic),
             onJunk: (peerId, n, what) => this.spam(peerId, n, what),
+            onOversizedRpc: (peerId, what) => this.offence(peerId, what),
             isTrusted: (peerId) => this.isTrusted(peerId),
           }),
       },

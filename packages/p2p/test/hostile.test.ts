@@ -1,7 +1,9 @@
 // What one peer can make a node do: validations once its first messages are invalid, state for
 // junk subscriptions and topics, connection slots, and stream requests and bytes.
 import assert from 'node:assert/strict';
+import { RPC } from '@chainsafe/libp2p-gossipsub/message';
 import type { P2PNode } from '../src/index.js';
+import { countRpcEntries } from '../src/gossip.js';
 import { Harness, bytes, sleep, text, waitFor } from './helpers.js';
 
 describe('p2p: hostile peers', function () {
@@ -40,6 +42,17 @@ describe('p2p: hostile peers', function () {
     // R asks the same questions peer exchange does: it knows S on chain/b (allowed) and nothing of the junk.
     assert.deepEqual(r.topicPeers('junk/7'), []);
     assert.ok(h.logs.some((l) => l.msg === 'peer penalised' && String(l.fields?.['reason']).includes('subscriptions to topics of no use here')));
+  });
+
+  it('an RPC is screened by counting its messages and subscriptions without decoding them', () => {
+    const rpc = RPC.encode({
+      subscriptions: Array.from({ length: 3 }, (_, i) => ({ subscribe: true, topic: `t${i}` })),
+      messages: Array.from({ length: 300 }, (_, i) => ({ topic: 'votes', data: bytes(`vote-${i}`) })),
+      control: { ihave: [{ topicID: 'votes', messageIDs: [bytes('id')] }], iwant: [], graft: [], prune: [], idontwant: [] },
+    });
+    assert.deepEqual(countRpcEntries(rpc), { messages: 300, subscriptions: 3 });
+    assert.deepEqual(countRpcEntries(new Uint8Array(0)), { messages: 0, subscriptions: 0 });
+    assert.equal(countRpcEntries(rpc.subarray(0, rpc.length - 3)), null, 'a truncated RPC does not parse');
   });
 
   it('untrusted peers share a few slots, per IP too; a trusted one always gets in', async () => {
