@@ -1,6 +1,6 @@
 import { ADDRESS_BYTES, bytesEqual, schemeLengths, toHex } from '@qnexus/crypto';
 import { MAX_COMMITTEE, QnexusError, Reader, Writer, decodeBlock, decodeCertificate, epochOf, type Block, type Certificate } from '@qnexus/types';
-import { P2PRequestError, type P2PNode } from '@qnexus/p2p';
+import { P2PRequestError, type P2PNode, type ServeBudget } from '@qnexus/p2p';
 import { MAX_BLOCK_WIRE_BYTES, candidateFromBlock, type Candidate, type Chain, type VerifiedSignatures } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Metrics } from './metrics.js';
@@ -39,6 +39,22 @@ const AVOID_LIAR_MS = 60_000;
 const AVOID_SLOW_MS = 30_000;
 const AVOID_SKIP_MS = 10_000;
 const STREAM_LIMITS = { maxInboundStreams: 16, maxOutboundStreams: 16 };
+/** A syncing peer asks every peer for its head once a slot. */
+const STATUS_BUDGET: ServeBudget = { requestsPerSec: 5, requestBurst: 10 };
+/**
+ * What one peer, and all together, may pull: a 13-byte request returns up to 8 MiB, and 96 of
+ * them once pushed a validator behind consensus. 16 MiB/s per peer is ~1,600 empty blocks or ~16
+ * full ones a second (more than sync imports); 32 MiB/s in all bounds the serving work whatever
+ * the number of peers (a response that runs out ends early; the client asks again).
+ */
+const BLOCKS_BUDGET: ServeBudget = {
+  requestsPerSec: 10,
+  requestBurst: 20,
+  bytesPerSec: 16 * 1024 * 1024,
+  byteBurst: 32 * 1024 * 1024,
+  globalBytesPerSec: 32 * 1024 * 1024,
+  globalByteBurst: 64 * 1024 * 1024,
+};
 /** Codes of what a peer sent that an honest peer never sends. */
 const LIES = new Set(['MALFORMED', 'BAD_BLOCK', 'BAD_CERTIFICATE', 'EPOCH_UNKNOWN', 'FRAME_TOO_LARGE', 'TOO_MANY_FRAMES', 'TOO_MANY_BYTES']);
 
@@ -207,8 +223,8 @@ export class Syncer {
   }
 
   async start(): Promise<void> {
-    await this.p2p.handle(this.t.statusProtocol, { ...STREAM_LIMITS, maxRequestBytes: 64, timeoutMs: 5_000 }, () => this.serveStatus());
-    await this.p2p.handle(this.t.blocksProtocol, { ...STREAM_LIMITS, maxRequestBytes: 64, timeoutMs: 30_000 }, (req) => this.serveBlocks(req));
+    await this.p2p.handle(this.t.statusProtocol, { ...STREAM_LIMITS, maxRequestBytes: 64, timeoutMs: 5_000, budget: STATUS_BUDGET }, () => this.serveStatus());
+    await this.p2p.handle(this.t.blocksProtocol, { ...STREAM_LIMITS, maxRequestBytes: 64, timeoutMs: 30_000, budget: BLOCKS_BUDGET }, (req) => this.serveBlocks(req));
     const every = Math.max(250, this.chain.genesis.slotMs);
     const loop = () => {
       if (this.stopped) return;
