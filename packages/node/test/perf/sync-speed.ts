@@ -6,8 +6,8 @@
 // per block) is built once and cached under $TMPDIR/qnexus-sync-bench/ (building signs 4 + K ML-DSA
 // signatures per block, which takes far longer than syncing it). The client is a full node as
 // `qnexus node` wires it: a TxVerifier on a VerifyPool of --workers threads, the engine and the syncer.
-// It prints blocks/s and the ML-DSA verifications done per block. Build first (`npx tsc -b`): the verify
-// pool's workers run from packages/node/dist.
+// It prints blocks/s, the ML-DSA verifications done per block, the sync buffer's peak and the peak RSS.
+// Build first (`npx tsc -b`): the verify pool's workers run from packages/node/dist.
 //
 // Not a mocha test: the unit glob is packages/*/test/**/*.test.ts and this file is not *.test.ts.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -181,6 +181,9 @@ async function main(): Promise<void> {
         verifiesPerBlock: Number((total / BLOCKS).toFixed(2)),
         verifies: v,
         txCacheHits: cacheHits,
+        // Frames received and not yet imported, at most (bounded by SYNC_BUFFER_BYTES), and the process's peak RSS (server and client together).
+        bufferPeakMiB: Number((client.syncer.bufferStats.peakBytes / 2 ** 20).toFixed(1)),
+        maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
       }),
     );
     if (Buffer.compare(Buffer.from(client.chain.headHash), Buffer.from(server.chain.headHash)) !== 0) throw new Error('client head differs from the server head');
