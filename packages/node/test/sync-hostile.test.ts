@@ -108,9 +108,8 @@ describe('node: sync against hostile servers', function () {
     G = unitGenesis(vals, beaconKey, { chainId: 'unit-sync-hostile', genesisTime: Date.now() - AGO_MS, accounts: [{ address: addrOf(user), balance: 1_000_000n }] });
   });
   afterEach(async () => {
-    // Liars first: a liar whose response write is blocked when its client's connection closes never finishes serving
-    // (p2p serveStream keeps its 100 ms watch interval, even after stop), which would keep mocha from exiting.
-    for (const l of liars.splice(0)) await l.stop();
+    // Clients first: a liar's response write is then blocked on a connection that is gone, and its
+    // exchange must still end (at its timeout) so nothing outlives the test.
     for (const p of started.splice(0)) {
       p.syncer.stop();
       await p.engine.stop();
@@ -118,6 +117,7 @@ describe('node: sync against hostile servers', function () {
       await p.p2p.stop();
       await p.store.close();
     }
+    for (const l of liars.splice(0)) await l.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

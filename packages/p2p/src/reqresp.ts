@@ -46,7 +46,10 @@ export async function serveStream(
         controller.abort(new P2PRequestError('STREAM_ERROR', `${protocol}: ${peer} closed the stream before the response was complete`));
       }
     }, STREAM_WATCH_MS);
-    await pipe(responses, (source) => lp.encode(source), stream.sink);
+    // The sink can stay blocked forever on a write whose connection is gone (yamux waiting for send
+    // window that never comes, even after the stream is aborted): the exchange ends at the abort
+    // (timeout, reset, stop) whatever the sink does, so the timers and the handler never outlive it.
+    await Promise.race([pipe(responses, (source) => lp.encode(source), stream.sink), abortedPromise(controller.signal)]);
     clearInterval(watch);
     await stream.close({ signal: controller.signal });
   } catch (err) {
@@ -183,6 +186,16 @@ export async function* abortable<T>(source: AsyncIterable<T>, signal: AbortSigna
       Promise.resolve(it.return()).catch(() => undefined);
     }
   }
+}
+
+/** Rejects with the signal's reason once it aborts (handled: racing it never leaves an unhandled rejection). */
+function abortedPromise(signal: AbortSignal): Promise<never> {
+  const p = new Promise<never>((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  p.catch(() => undefined);
+  return p;
 }
 
 /**
