@@ -112,7 +112,7 @@ export function createMetrics() {
     /** Same object as `p2p` (its `set` keeps the API's scrape-time push compiling). */
     gossip: p2p,
     syncedBlocks: new Counter({ name: 'qnexus_sync_blocks_total', help: 'Blocks imported through block-range sync', registers: r }),
-    syncFailures: new Counter({ name: 'qnexus_sync_failures_total', help: 'Sync responses that failed verification or timed out', labelNames: ['reason'], registers: r }),
+    syncFailures: new Counter({ name: 'qnexus_sync_failures_total', help: 'Sync exchanges (status or range) that failed, by reason; all but STREAM_ERROR and INTERNAL are penalised', labelNames: ['reason'], registers: r }),
     syncActive: new Gauge({ name: 'qnexus_sync_active', help: '1 while the node is catching up from a peer through block-range sync, else 0', registers: r }),
     syncTarget: new Gauge({ name: 'qnexus_sync_target_height', help: 'Head height of the peer being synced from (last sync)', registers: r }),
     syncSpeed: new Gauge({ name: 'qnexus_sync_blocks_per_second', help: 'Blocks imported per second during the current (or last) sync', registers: r }),
