@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { fromHex, isHex } from '@qnexus/crypto';
 import { QnexusError, decodeEvidence, type VoteEvidence } from '@qnexus/types';
 import type { Counter, Registry } from 'prom-client';
@@ -68,16 +69,16 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
 const LINGER_MS = 2000;
 
 /**
- * Close a connection whose request body we did not read. Destroying the socket at once makes
- * the kernel answer the unread bytes with a reset, and a client still sending then loses the
+ * Close a connection whose request body we did not read. Destroying the socket once the answer
+ * is written (what Node does for `Connection: close`) makes the kernel answer the unread bytes
+ * with a reset, and a client still sending then loses the
  * answer it has not read yet (seen: 413s arriving as "connection reset"); reading on to drain
  * the body would let the client decide how long we work for it. So: send our FIN after the
  * answer, read nothing more (TCP flow control stops the sender; nothing is buffered beyond the
  * socket's window), and destroy the socket after LINGER_MS, by when the client has read the answer.
  */
-function lingerAndClose(req: IncomingMessage): void {
-  const socket = req.socket;
-  // Node dumps (reads and discards) an unconsumed body once the answer is out: not on our time.
+function lingerAndClose(socket: Socket): void {
+  // Node has just set the unconsumed body to be dumped (read and discarded): not on our time.
   socket.pause();
   socket.end();
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
@@ -262,9 +263,14 @@ async function handle<C extends JsonApiContext>(ctx: C, routes: readonly JsonRou
     // answer is out, instead of letting Node read (and discard) the rest to keep the connection alive.
     const unread = declaresBody(req) && !req.complete;
     const h: Record<string, string | number> = { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(text) };
-    if (unread) h['connection'] = 'close';
+    if (unread) {
+      h['connection'] = 'close';
+      // Node closes a `Connection: close` socket with destroySoon() once the answer is written: our
+      // own close instead (see lingerAndClose).
+      const socket = req.socket;
+      socket.destroySoon = () => lingerAndClose(socket);
+    }
     res.writeHead(status, h);
-    if (unread) res.once('finish', () => lingerAndClose(req));
     res.end(text);
     ctx.metrics.apiRequests.inc({ route, status: String(status) });
   };
