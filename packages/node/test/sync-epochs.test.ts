@@ -4,17 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
-import { certificateVoteBody, voteSigningBytes, type Certificate, type Genesis } from '@qnexus/types';
-import { ChainStore } from '@qnexus/db';
-import { createP2PNode, type P2PNode } from '@qnexus/p2p';
-import { Chain } from '../src/chain.js';
-import { Engine } from '../src/engine.js';
-import { Mempool } from '../src/mempool.js';
-import { createMetrics } from '../src/metrics.js';
-import { Syncer } from '../src/sync.js';
-import { topics } from '../src/topics.js';
-import { TxVerifier } from '../src/verifier.js';
+import type { Genesis } from '@qnexus/types';
 import { announce, capturingLogger, unitGenesis } from './helpers.js';
+import { SyncPeers, certify, type SyncPeer } from './sync-peers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -36,19 +28,10 @@ function keyFor(address: string): KeyPair {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Peer {
-  chain: Chain;
-  store: ChainStore;
-  p2p: P2PNode;
-  engine: Engine;
-  syncer: Syncer;
-}
-
 describe('node: sync across epochs', function () {
   this.timeout(60_000);
   let dir: string;
   let G: Genesis;
-  const started: Peer[] = [];
   // Refused sync imports are logged at error level by the engine queue; keep them out of the test output.
   const log = capturingLogger('error').log;
 
@@ -57,50 +40,25 @@ describe('node: sync across epochs', function () {
     // Wall clock in slot 10 (epoch 2), with a few seconds before epoch 3.
     G = unitGenesis(vals, beaconKey, { chainId: 'unit-sync-ep', genesisTime: Date.now() - 10 * SLOT_MS - 200, slotMs: SLOT_MS, epochLength: EPOCH });
   });
+  const peers = new SyncPeers(() => ({ dir, genesis: G }), log);
+  const peer = (name: string): Promise<SyncPeer> => peers.peer(name);
   afterEach(async () => {
-    for (const p of started.splice(0)) {
-      p.syncer.stop();
-      await p.engine.stop();
-      p.chain.epochs.stop();
-      await p.p2p.stop();
-      await p.store.close();
-    }
+    await peers.stopAll();
     rmSync(dir, { recursive: true, force: true });
   });
-
-  async function peer(name: string): Promise<Peer> {
-    const metrics = createMetrics();
-    const verifier = new TxVerifier('ml-dsa-44', metrics);
-    const store = await ChainStore.open(join(dir, name));
-    const chain = await Chain.open(store, G, 0, verifier, log);
-    const p2p = await createP2PNode({ peerKeyPath: join(dir, `${name}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
-    await chain.epochs.start(p2p);
-    const t = topics(G.chainId, 0);
-    const engine = new Engine(chain, new Mempool(chain, verifier), p2p, verifier, null, t, metrics, log);
-    await engine.start();
-    const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
-    await syncer.start();
-    const p = { chain, store, p2p, engine, syncer };
-    started.push(p);
-    return p;
-  }
 
   /**
    * Commit the fixture chain on `p`, each block certified by `signersOf(epoch)` (the
    * epoch's committee unless a test forges it). commit() trusts its caller: this is the
    * history a peer serves, right or wrong.
    */
-  async function history(p: Peer, signersOf: (epoch: number) => KeyPair[]): Promise<void> {
+  async function history(p: SyncPeer, signersOf: (epoch: number) => KeyPair[]): Promise<void> {
     await p.chain.epochs.add(announce(G, beaconKey, 1, [COMMITTEES[1]!]), 't');
     await p.chain.epochs.add(announce(G, beaconKey, 2, [COMMITTEES[2]!]), 't');
     for (const slot of SLOTS) {
       const k = keyFor(p.chain.proposerFor(slot)!);
       const c = p.chain.build(slot, [], addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
-      const cert: Certificate = { height: c.block.header.height, round: slot, blockHash: c.hash, votes: [] };
-      for (const s of signersOf(Math.floor(slot / EPOCH))) {
-        const validator = addressFromPublicKey(s.publicKey);
-        cert.votes.push({ validator, signature: b.sign(s.secretKey, voteSigningBytes(certificateVoteBody(cert, G.chainId, 0, validator))) });
-      }
+      const cert = certify(G, c, slot, signersOf(Math.floor(slot / EPOCH)));
       await p.engine.run(() => p.chain.commit(c, cert));
     }
   }

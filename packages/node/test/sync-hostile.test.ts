@@ -10,32 +10,23 @@ import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type 
 import {
   QnexusError,
   Writer,
-  certificateVoteBody,
   decodeBlock,
   decodeCertificate,
   encodeBlock,
   encodeCertificate,
-  encodeTx,
-  openTx,
   slotAt,
-  txSigningBytes,
-  voteSigningBytes,
   Reader,
   type Certificate,
   type Genesis,
-  type TxEnvelope,
 } from '@qnexus/types';
-import { ChainStore } from '@qnexus/db';
 import { createP2PNode, type P2PNode } from '@qnexus/p2p';
-import { Chain, candidateFromBlock } from '../src/chain.js';
-import { Engine } from '../src/engine.js';
-import { Mempool } from '../src/mempool.js';
-import { createMetrics, type Metrics } from '../src/metrics.js';
-import { Syncer, syncFrameLimit } from '../src/sync.js';
+import { candidateFromBlock } from '../src/chain.js';
+import type { Metrics } from '../src/metrics.js';
+import { syncFrameLimit } from '../src/sync.js';
 import { topics } from '../src/topics.js';
-import { TxVerifier } from '../src/verifier.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { announce, capturingLogger, unitGenesis } from './helpers.js';
+import { SyncPeers, certify, fakePool, transfers, type SyncPeer } from './sync-peers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -50,31 +41,8 @@ const BAD = 3;
 /** Wall clock: slot 20 (1 s slots). */
 const AGO_MS = 20_000;
 
-/** A stand-in for the worker pool (its workers only load from the built dist): asynchronous verdicts, every ask counted. */
-function fakePool(): VerifyPool & { asked: number } {
-  const pool = {
-    asked: 0,
-    verify: async (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array) => {
-      pool.asked++;
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5)));
-      return b.verify(pk, msg, sig);
-    },
-    close: async () => undefined,
-  };
-  return pool as unknown as VerifyPool & { asked: number };
-}
-
-interface Peer {
-  chain: Chain;
-  store: ChainStore;
-  p2p: P2PNode;
-  engine: Engine;
-  syncer: Syncer;
-  metrics: Metrics;
-  pool: (VerifyPool & { asked: number }) | null;
-  /** [penalised peer id, reason] */
-  penalties: [string, string][];
-}
+/** A node of these tests: its pool, when it has one, is the counting stand-in. */
+type Peer = SyncPeer & { pool: (VerifyPool & { asked: number }) | null };
 
 /** What the liar does with a request; `served` counts the block requests the client made of it. */
 interface Liar {
@@ -99,7 +67,6 @@ describe('node: sync against hostile servers', function () {
   this.timeout(60_000);
   let dir: string;
   let G: Genesis;
-  const started: Peer[] = [];
   const liars: P2PNode[] = [];
   const log = capturingLogger('error').log;
 
@@ -110,61 +77,24 @@ describe('node: sync against hostile servers', function () {
   afterEach(async () => {
     // Clients first: a liar's response write is then blocked on a connection that is gone, and its
     // exchange must still end (at its timeout) so nothing outlives the test.
-    for (const p of started.splice(0)) {
-      p.syncer.stop();
-      await p.engine.stop();
-      p.chain.epochs.stop();
-      await p.p2p.stop();
-      await p.store.close();
-    }
+    await peers.stopAll();
     for (const l of liars.splice(0)) await l.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
+  const peers = new SyncPeers(() => ({ dir, genesis: G }), log);
   /** A node; `serve` starts its syncer (handlers and the tick loop): the client's ticks are the test's own. */
-  async function peer(name: string, opts: { pool?: boolean; serve?: boolean } = {}): Promise<Peer> {
-    const metrics = createMetrics();
-    const pool = opts.pool ? fakePool() : null;
-    const verifier = new TxVerifier('ml-dsa-44', metrics, pool);
-    const store = await ChainStore.open(join(dir, name));
-    const chain = await Chain.open(store, G, 0, verifier, log);
-    const p2p = await createP2PNode({ peerKeyPath: join(dir, `${name}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
-    await chain.epochs.start(p2p);
-    const t = topics(G.chainId, 0);
-    const engine = new Engine(chain, new Mempool(chain, verifier), p2p, verifier, null, t, metrics, log);
-    await engine.start();
-    const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
-    syncer.reporterOptions = { out: { isTTY: false, write: () => true }, logEveryMs: 1e9 };
-    if (opts.serve) await syncer.start();
-    const penalties: [string, string][] = [];
-    const penalize = p2p.penalize.bind(p2p);
-    p2p.penalize = (id: string, reason: string) => {
-      penalties.push([id, reason]);
-      penalize(id, reason);
-    };
-    const p = { chain, store, p2p, engine, syncer, metrics, pool, penalties };
-    started.push(p);
-    return p;
-  }
+  const peer = async (name: string, opts: { pool?: boolean; serve?: boolean } = {}): Promise<Peer> =>
+    (await peers.peer(name, { pool: opts.pool ? fakePool() : null, serve: opts.serve ?? false })) as Peer;
 
   const keyFor = (address: string): KeyPair => vals.find((v) => addrOf(v) === address)!;
 
   /** BLOCKS blocks of TXS transfers each, certified by 3 of the 4 validators. */
   async function history(p: Peer): Promise<void> {
-    let nonce = 0n;
     for (let slot = 1; slot <= BLOCKS; slot++) {
-      const txs: TxEnvelope[] = [];
-      for (let i = 0; i < TXS; i++) {
-        const body = { chainId: G.chainId, nonce: nonce++, fee: 1n, publicKey: user.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(sink.publicKey), amount: 5n } };
-        txs.push(openTx(encodeTx({ body, signature: b.sign(user.secretKey, txSigningBytes(body)) })));
-      }
       const k = keyFor(p.chain.proposerFor(slot)!);
-      const c = p.chain.build(slot, txs, addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
-      const cert: Certificate = { height: c.block.header.height, round: slot, blockHash: c.hash, votes: [] };
-      for (const s of vals.filter((v) => v !== k).slice(0, 3)) {
-        const validator = addressFromPublicKey(s.publicKey);
-        cert.votes.push({ validator, signature: b.sign(s.secretKey, voteSigningBytes(certificateVoteBody(cert, G.chainId, 0, validator))) });
-      }
+      const c = p.chain.build(slot, transfers(G, user, sink, BigInt((slot - 1) * TXS), TXS), addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
+      const cert = certify(G, c, slot, vals.filter((v) => v !== k).slice(0, 3));
       await p.engine.run(() => p.chain.commit(c, cert));
     }
   }

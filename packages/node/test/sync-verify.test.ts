@@ -6,18 +6,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
-import { certificateVoteBody, encodeTx, openTx, txSigningBytes, voteSigningBytes, type Certificate, type Genesis, type TxEnvelope } from '@qnexus/types';
-import { ChainStore } from '@qnexus/db';
-import { createP2PNode, type P2PNode } from '@qnexus/p2p';
-import { Chain, candidateFromEnvs } from '../src/chain.js';
-import { Engine } from '../src/engine.js';
-import { Mempool } from '../src/mempool.js';
-import { createMetrics, type Metrics } from '../src/metrics.js';
-import { Syncer } from '../src/sync.js';
-import { topics } from '../src/topics.js';
-import { TxVerifier } from '../src/verifier.js';
+import { encodeTx, openTx, type Genesis } from '@qnexus/types';
+import { candidateFromEnvs } from '../src/chain.js';
+import type { Metrics } from '../src/metrics.js';
+import type { Syncer } from '../src/sync.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { capturingLogger, unitGenesis } from './helpers.js';
+import { SyncPeers, certify, fakePool, transfers, type SyncPeer } from './sync-peers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -29,34 +24,6 @@ const BLOCKS = 6;
 const BAD = 4;
 const TXS = 2;
 
-/**
- * A stand-in for the worker pool (its workers only load from the built dist): verdicts come back
- * asynchronously, each after a random short delay so they settle out of order, and every ask is counted.
- */
-function fakePool(): VerifyPool & { asked: number } {
-  const pool = {
-    asked: 0,
-    verify: async (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array) => {
-      pool.asked++;
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5)));
-      return b.verify(pk, msg, sig);
-    },
-    close: async () => undefined,
-  };
-  return pool as unknown as VerifyPool & { asked: number };
-}
-
-interface Peer {
-  chain: Chain;
-  store: ChainStore;
-  p2p: P2PNode;
-  engine: Engine;
-  syncer: Syncer;
-  metrics: Metrics;
-  pool: VerifyPool | null;
-  penalties: string[];
-}
-
 async function count(m: Metrics, kind: string): Promise<number> {
   return (await m.sigVerify.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
 }
@@ -65,48 +32,18 @@ describe('node: sync pre-verification', function () {
   this.timeout(60_000);
   let dir: string;
   let G: Genesis;
-  const started: Peer[] = [];
   const log = capturingLogger('error').log;
+  const peers = new SyncPeers(() => ({ dir, genesis: G }), log);
+  const peer = (name: string, pool: VerifyPool | null): Promise<SyncPeer> => peers.peer(name, { pool });
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'qnexus-sync-verify-'));
     G = unitGenesis(vals, beaconKey, { chainId: 'unit-sync-verify', genesisTime: Date.now() - 20_000, accounts: [{ address: addrOf(user), balance: 1_000_000n }] });
   });
   afterEach(async () => {
-    for (const p of started.splice(0)) {
-      p.syncer.stop();
-      await p.engine.stop();
-      p.chain.epochs.stop();
-      await p.p2p.stop();
-      await p.store.close();
-      await p.pool?.close();
-    }
+    await peers.stopAll();
     rmSync(dir, { recursive: true, force: true });
   });
-
-  async function peer(name: string, pool: VerifyPool | null): Promise<Peer> {
-    const metrics = createMetrics();
-    const verifier = new TxVerifier('ml-dsa-44', metrics, pool);
-    const store = await ChainStore.open(join(dir, name));
-    const chain = await Chain.open(store, G, 0, verifier, log);
-    const p2p = await createP2PNode({ peerKeyPath: join(dir, `${name}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
-    await chain.epochs.start(p2p);
-    const t = topics(G.chainId, 0);
-    const engine = new Engine(chain, new Mempool(chain, verifier), p2p, verifier, null, t, metrics, log);
-    await engine.start();
-    const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
-    syncer.reporterOptions = { out: { isTTY: false, write: () => true }, logEveryMs: 1e9 };
-    await syncer.start();
-    const penalties: string[] = [];
-    const penalize = p2p.penalize.bind(p2p);
-    p2p.penalize = (id: string, reason: string) => {
-      penalties.push(reason);
-      penalize(id, reason);
-    };
-    const p = { chain, store, p2p, engine, syncer, metrics, pool, penalties };
-    started.push(p);
-    return p;
-  }
 
   const keyFor = (address: string): KeyPair => vals.find((v) => addrOf(v) === address)!;
 
@@ -114,22 +51,12 @@ describe('node: sync pre-verification', function () {
    * Commit BLOCKS blocks of TXS transfers each on the server, certified by 3 of the 4 validators;
    * `tamper` may forge block BAD as the server will serve it. commit() trusts its caller.
    */
-  async function history(p: Peer, tamper: 'vote' | 'tx' | null): Promise<void> {
-    let nonce = 0n;
+  async function history(p: SyncPeer, tamper: 'vote' | 'tx' | null): Promise<void> {
     for (let slot = 1; slot <= BLOCKS; slot++) {
-      const txs: TxEnvelope[] = [];
-      for (let i = 0; i < TXS; i++) {
-        const body = { chainId: G.chainId, nonce: nonce++, fee: 1n, publicKey: user.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(sink.publicKey), amount: 5n } };
-        txs.push(openTx(encodeTx({ body, signature: b.sign(user.secretKey, txSigningBytes(body)) })));
-      }
       const k = keyFor(p.chain.proposerFor(slot)!);
-      let c = p.chain.build(slot, txs, addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
+      let c = p.chain.build(slot, transfers(G, user, sink, BigInt((slot - 1) * TXS), TXS), addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
       assert.equal(c.envs.length, TXS);
-      const cert: Certificate = { height: c.block.header.height, round: slot, blockHash: c.hash, votes: [] };
-      for (const s of vals.filter((v) => v !== k).slice(0, 3)) {
-        const validator = addressFromPublicKey(s.publicKey);
-        cert.votes.push({ validator, signature: b.sign(s.secretKey, voteSigningBytes(certificateVoteBody(cert, G.chainId, 0, validator))) });
-      }
+      const cert = certify(G, c, slot, vals.filter((v) => v !== k).slice(0, 3));
       if (slot === BAD && tamper === 'vote') cert.votes[1]!.signature[200]! ^= 1;
       if (slot === BAD && tamper === 'tx') {
         // Same tx id (it excludes the signature), so the same tx root, block hash and valid certificate: only the signature is forged.
@@ -155,7 +82,7 @@ describe('node: sync pre-verification', function () {
       await client.syncer.tick();
       assert.equal(client.chain.headHeight, BAD - 1, 'the blocks before the forged one are imported, the forged one and those after it are not');
       assert.equal(client.penalties.length, 1);
-      assert.match(client.penalties[0]!, tamper === 'vote' ? /BAD_CERTIFICATE/ : /BAD_BLOCK/);
+      assert.match(client.penalties[0]![1], tamper === 'vote' ? /BAD_CERTIFICATE/ : /BAD_BLOCK/);
       const failures = (await client.metrics.syncFailures.get()).values;
       assert.deepEqual(failures.map((v) => [v.labels.reason, v.value]), [[tamper === 'vote' ? 'BAD_CERTIFICATE' : 'BAD_BLOCK', 1]]);
       // The good prefix is on disk, not only in memory.
@@ -174,7 +101,7 @@ describe('node: sync pre-verification', function () {
    * head with nothing penalised, each signature verified once, on the pool: no range is fetched
    * (and pre-verified) twice, and the import found every verdict.
    */
-  async function syncAll(limits: Partial<Syncer['serveLimits']> = {}): Promise<Peer> {
+  async function syncAll(limits: Partial<Syncer['serveLimits']> = {}): Promise<SyncPeer> {
     const server = await peer('server', null);
     await history(server, null);
     server.syncer.serveLimits = { ...server.syncer.serveLimits, ...limits };

@@ -1,0 +1,115 @@
+// What the sync tests share: real nodes (store, chain, engine, syncer) on real libp2p peers, a
+// stand-in verify pool, and certified blocks built from known keys.
+import { join } from 'node:path';
+import { addressFromPublicKey, getBackend, type KeyPair } from '@qnexus/crypto';
+import { certificateVoteBody, encodeTx, openTx, txSigningBytes, voteSigningBytes, type Certificate, type Genesis, type TxEnvelope } from '@qnexus/types';
+import { ChainStore } from '@qnexus/db';
+import { createP2PNode, type P2PNode } from '@qnexus/p2p';
+import { Chain, type Candidate } from '../src/chain.js';
+import { Engine } from '../src/engine.js';
+import type { Logger } from '../src/log.js';
+import { Mempool } from '../src/mempool.js';
+import { createMetrics, type Metrics } from '../src/metrics.js';
+import { Syncer } from '../src/sync.js';
+import { topics } from '../src/topics.js';
+import { TxVerifier } from '../src/verifier.js';
+import type { VerifyPool } from '../src/verify-pool.js';
+
+const b = getBackend('ml-dsa-44');
+
+/**
+ * A stand-in for the worker pool (its workers only load from the built dist): verdicts come back
+ * asynchronously, each after a random short delay so they settle out of order, and every ask is counted.
+ */
+export function fakePool(): VerifyPool & { asked: number } {
+  const pool = {
+    asked: 0,
+    verify: async (pk: Uint8Array, msg: Uint8Array, sig: Uint8Array) => {
+      pool.asked++;
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5)));
+      return b.verify(pk, msg, sig);
+    },
+    close: async () => undefined,
+  };
+  return pool as unknown as VerifyPool & { asked: number };
+}
+
+export interface SyncPeer {
+  chain: Chain;
+  store: ChainStore;
+  p2p: P2PNode;
+  engine: Engine;
+  syncer: Syncer;
+  metrics: Metrics;
+  pool: VerifyPool | null;
+  /** Every penalty it handed out: [peer id, reason]. */
+  penalties: [string, string][];
+}
+
+/** Shard-0 nodes of the genesis `env()` gives, each with its store under `env().dir`; `stopAll` after each test. */
+export class SyncPeers {
+  private readonly started: SyncPeer[] = [];
+
+  constructor(
+    private readonly env: () => { dir: string; genesis: Genesis },
+    private readonly log: Logger,
+  ) {}
+
+  /** A node; with `serve` (the default) its syncer runs (handlers and the tick loop), else the test drives its ticks. */
+  async peer(name: string, opts: { pool?: VerifyPool | null; serve?: boolean } = {}): Promise<SyncPeer> {
+    const { dir, genesis } = this.env();
+    const metrics = createMetrics();
+    const pool = opts.pool ?? null;
+    const verifier = new TxVerifier('ml-dsa-44', metrics, pool);
+    const store = await ChainStore.open(join(dir, name));
+    const chain = await Chain.open(store, genesis, 0, verifier, this.log);
+    const p2p = await createP2PNode({ peerKeyPath: join(dir, `${name}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
+    await chain.epochs.start(p2p);
+    const t = topics(genesis.chainId, 0);
+    const engine = new Engine(chain, new Mempool(chain, verifier), p2p, verifier, null, t, metrics, this.log);
+    await engine.start();
+    const syncer = new Syncer(chain, engine, p2p, t, metrics, this.log);
+    syncer.reporterOptions = { out: { isTTY: false, write: () => true }, logEveryMs: 1e9 };
+    if (opts.serve ?? true) await syncer.start();
+    const penalties: [string, string][] = [];
+    const penalize = p2p.penalize.bind(p2p);
+    p2p.penalize = (id: string, reason: string) => {
+      penalties.push([id, reason]);
+      penalize(id, reason);
+    };
+    const p = { chain, store, p2p, engine, syncer, metrics, pool, penalties };
+    this.started.push(p);
+    return p;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const p of this.started.splice(0)) {
+      p.syncer.stop();
+      await p.engine.stop();
+      p.chain.epochs.stop();
+      await p.p2p.stop();
+      await p.store.close();
+      await p.pool?.close();
+    }
+  }
+}
+
+/** A finality certificate of `c` for `round`, signed by `signers`. */
+export function certify(genesis: Genesis, c: Candidate, round: number, signers: readonly KeyPair[]): Certificate {
+  const cert: Certificate = { height: c.block.header.height, round, blockHash: c.hash, votes: [] };
+  for (const s of signers) {
+    const validator = addressFromPublicKey(s.publicKey);
+    cert.votes.push({ validator, signature: b.sign(s.secretKey, voteSigningBytes(certificateVoteBody(cert, genesis.chainId, 0, validator))) });
+  }
+  return cert;
+}
+
+/** `n` signed transfers of 5 from `from` to `to`, nonces from `nonce`. */
+export function transfers(genesis: Genesis, from: KeyPair, to: KeyPair, nonce: bigint, n: number): TxEnvelope[] {
+  const txs: TxEnvelope[] = [];
+  for (let i = 0; i < n; i++) {
+    const body = { chainId: genesis.chainId, nonce: nonce + BigInt(i), fee: 1n, publicKey: from.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(to.publicKey), amount: 5n } };
+    txs.push(openTx(encodeTx({ body, signature: b.sign(from.secretKey, txSigningBytes(body)) })));
+  }
+  return txs;
+}
