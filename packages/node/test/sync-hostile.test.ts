@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
+import { addressFromPublicKey, generateKeyPair } from '@qnexus/crypto';
 import {
   QnexusError,
   Writer,
@@ -26,14 +26,8 @@ import { syncFrameLimit } from '../src/sync.js';
 import { topics } from '../src/topics.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { announce, capturingLogger, unitGenesis } from './helpers.js';
-import { SyncPeers, certify, fakePool, transfers, type SyncPeer } from './sync-peers.js';
+import { SyncPeers, addrOf, beaconKey, certifiedHistory, fakePool, user, validators as vals, type SyncPeer } from './sync-peers.js';
 
-const b = getBackend('ml-dsa-44');
-const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
-const user = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(50));
-const sink = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
-const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
-const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 const BLOCKS = 6;
 const TXS = 2;
 /** The block the liar tampers with (the ones before it are good). */
@@ -87,17 +81,8 @@ describe('node: sync against hostile servers', function () {
   const peer = async (name: string, opts: { pool?: boolean; serve?: boolean } = {}): Promise<Peer> =>
     (await peers.peer(name, { pool: opts.pool ? fakePool() : null, serve: opts.serve ?? false })) as Peer;
 
-  const keyFor = (address: string): KeyPair => vals.find((v) => addrOf(v) === address)!;
-
   /** BLOCKS blocks of TXS transfers each, certified by 3 of the 4 validators. */
-  async function history(p: Peer): Promise<void> {
-    for (let slot = 1; slot <= BLOCKS; slot++) {
-      const k = keyFor(p.chain.proposerFor(slot)!);
-      const c = p.chain.build(slot, transfers(G, user, sink, BigInt((slot - 1) * TXS), TXS), addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
-      const cert = certify(G, c, slot, vals.filter((v) => v !== k).slice(0, 3));
-      await p.engine.run(() => p.chain.commit(c, cert));
-    }
-  }
+  const history = (p: Peer): Promise<void> => certifiedHistory(p, G, BLOCKS, TXS);
 
   /** A libp2p peer claiming `head` and serving ranges with `serve`, dialled by `client`. */
   async function liar(client: Peer, head: number | 'stall', serve: Serve): Promise<Liar> {

@@ -1,7 +1,7 @@
 // What the sync tests share: real nodes (store, chain, engine, syncer) on real libp2p peers, a
 // stand-in verify pool, and certified blocks built from known keys.
 import { join } from 'node:path';
-import { addressFromPublicKey, getBackend, type KeyPair } from '@qnexus/crypto';
+import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
 import { certificateVoteBody, encodeTx, openTx, txSigningBytes, voteSigningBytes, type Certificate, type Genesis, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { createP2PNode, type P2PNode } from '@qnexus/p2p';
@@ -16,6 +16,13 @@ import { TxVerifier } from '../src/verifier.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 
 const b = getBackend('ml-dsa-44');
+
+/** The keys of the sync tests' genesis (`unitGenesis(validators, beacon, …)`) and of a funded user and a recipient. */
+export const validators: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
+export const user = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(50));
+export const sink = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
+export const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
+export const addrOf = (k: KeyPair): string => formatAddress(addressFromPublicKey(k.publicKey));
 
 /**
  * A stand-in for the worker pool (its workers only load from the built dist): verdicts come back
@@ -112,4 +119,27 @@ export function transfers(genesis: Genesis, from: KeyPair, to: KeyPair, nonce: b
     txs.push(openTx(encodeTx({ body, signature: b.sign(from.secretKey, txSigningBytes(body)) })));
   }
   return txs;
+}
+
+/**
+ * Commit `blocks` blocks of `txs` transfers each (user → sink) on `p`, each certified by 3 of the
+ * 4 validators; `tamper` may replace a slot's candidate or certificate. commit() trusts its
+ * caller: this is the history `p` serves, right or wrong.
+ */
+export async function certifiedHistory(
+  p: SyncPeer,
+  genesis: Genesis,
+  blocks: number,
+  txs: number,
+  tamper: (slot: number, c: Candidate, cert: Certificate) => Candidate = (_slot, c) => c,
+): Promise<void> {
+  const keyOf = (address: string): KeyPair => validators.find((v) => addrOf(v) === address)!;
+  for (let slot = 1; slot <= blocks; slot++) {
+    const k = keyOf(p.chain.proposerFor(slot)!);
+    const c = p.chain.build(slot, transfers(genesis, user, sink, BigInt((slot - 1) * txs), txs), addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
+    if (c.envs.length !== txs) throw new Error(`block ${slot} took ${c.envs.length} of ${txs} transfers`);
+    const cert = certify(genesis, c, slot, validators.filter((v) => v !== k).slice(0, 3));
+    const served = tamper(slot, c, cert);
+    await p.engine.run(() => p.chain.commit(served, cert));
+  }
 }

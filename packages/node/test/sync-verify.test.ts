@@ -5,21 +5,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
 import { encodeTx, openTx, type Genesis } from '@qnexus/types';
 import { candidateFromEnvs } from '../src/chain.js';
 import type { Metrics } from '../src/metrics.js';
 import type { Syncer } from '../src/sync.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { capturingLogger, unitGenesis } from './helpers.js';
-import { SyncPeers, certify, fakePool, transfers, type SyncPeer } from './sync-peers.js';
+import { SyncPeers, addrOf, beaconKey, certifiedHistory, fakePool, user, validators as vals, type SyncPeer } from './sync-peers.js';
 
-const b = getBackend('ml-dsa-44');
-const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
-const user = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(50));
-const sink = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
-const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
-const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 const BLOCKS = 6;
 const BAD = 4;
 const TXS = 2;
@@ -45,33 +38,24 @@ describe('node: sync pre-verification', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const keyFor = (address: string): KeyPair => vals.find((v) => addrOf(v) === address)!;
-
-  /**
-   * Commit BLOCKS blocks of TXS transfers each on the server, certified by 3 of the 4 validators;
-   * `tamper` may forge block BAD as the server will serve it. commit() trusts its caller.
-   */
-  async function history(p: SyncPeer, tamper: 'vote' | 'tx' | null): Promise<void> {
-    for (let slot = 1; slot <= BLOCKS; slot++) {
-      const k = keyFor(p.chain.proposerFor(slot)!);
-      let c = p.chain.build(slot, transfers(G, user, sink, BigInt((slot - 1) * TXS), TXS), addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
-      assert.equal(c.envs.length, TXS);
-      const cert = certify(G, c, slot, vals.filter((v) => v !== k).slice(0, 3));
-      if (slot === BAD && tamper === 'vote') cert.votes[1]!.signature[200]! ^= 1;
-      if (slot === BAD && tamper === 'tx') {
-        // Same tx id (it excludes the signature), so the same tx root, block hash and valid certificate: only the signature is forged.
-        const env = c.envs[1]!;
-        const forged = env.tx.signature.slice();
-        forged[300]! ^= 1;
-        const envs = [c.envs[0]!, openTx(encodeTx({ body: env.tx.body, signature: forged }))];
-        assert.equal(envs[1]!.hashHex, env.hashHex);
-        const exec = c.exec;
-        c = candidateFromEnvs(c.block.header, c.block.signature, envs);
-        c.exec = exec;
+  /** The server's history, as certifiedHistory builds it; `tamper` forges block BAD as the server will serve it. */
+  const history = (p: SyncPeer, tamper: 'vote' | 'tx' | null): Promise<void> =>
+    certifiedHistory(p, G, BLOCKS, TXS, (slot, c, cert) => {
+      if (slot !== BAD || tamper === null) return c;
+      if (tamper === 'vote') {
+        cert.votes[1]!.signature[200]! ^= 1;
+        return c;
       }
-      await p.engine.run(() => p.chain.commit(c, cert));
-    }
-  }
+      // Same tx id (it excludes the signature), so the same tx root, block hash and valid certificate: only the signature is forged.
+      const env = c.envs[1]!;
+      const forged = env.tx.signature.slice();
+      forged[300]! ^= 1;
+      const envs = [c.envs[0]!, openTx(encodeTx({ body: env.tx.body, signature: forged }))];
+      assert.equal(envs[1]!.hashHex, env.hashHex);
+      const tampered = candidateFromEnvs(c.block.header, c.block.signature, envs);
+      tampered.exec = c.exec;
+      return tampered;
+    });
 
   for (const tamper of ['vote', 'tx'] as const) {
     it(`refuses the block with a forged ${tamper === 'vote' ? 'certificate vote' : 'transaction signature'} in the middle of a pre-verified range, keeps the blocks before it and penalises the peer`, async () => {
