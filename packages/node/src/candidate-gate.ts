@@ -69,11 +69,6 @@ export class CandidateGate {
     return ok ? 'accept' : 'reject';
   }
 
-  /** Whether a body already verified for its slot (its re-sends need no check, and are not relayed). */
-  seen(key: string, body: Uint8Array): boolean {
-    return this.slots.get(key)?.verified.has(toHex(sha256(body))) === true;
-  }
-
   /** Forget slots of heights below `height` (called as the chain advances). */
   prune(height: number): void {
     for (const [k, s] of this.slots) if (s.height < height) this.slots.delete(k);

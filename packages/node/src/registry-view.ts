@@ -28,12 +28,12 @@ export interface RegistryViewOptions {
  * `GET /v1/validators` shows the registry on every node without asking the
  * beacon, and trust the committees' peers it names.
  *
- * Gossip validation: a snapshot that does not decode, is for another chain, is
- * dated more than a slot ahead of our clock (the beacon signs each at its slot,
- * so no honest relay has one) or is not signed by the genesis beacon key is
- * rejected (the relay penalised), the first three before any signature check;
- * one not newer than what we hold is ignored (not relayed again, no penalty:
- * re-publications and late copies are normal).
+ * Gossip validation: a snapshot that does not decode, is for another chain or
+ * is not signed by the genesis beacon key is rejected (the relay penalised);
+ * one not newer than what we hold, or dated more than a slot ahead of our clock
+ * (the beacon signs each at its slot: only a relay's clock ahead of ours explains
+ * one), is ignored before any signature check (not relayed, no penalty; the spam
+ * budget scores a flood of them).
  */
 export class RegistryView {
   private snapshot: RegistrySnapshot | null = null;

@@ -31,7 +31,7 @@ describe('node: candidate gate (vote and proposal signature checks)', () => {
     const v = verifier();
     assert.equal(await g.check('v/5/9/1', 5, enc('body'), enc('good'), false, v.verify('good')), 'accept');
     assert.equal(await g.check('v/5/9/1', 5, enc('body'), enc('good'), false, v.verify('good')), 'ignore');
-    assert.ok(g.seen('v/5/9/1', enc('body')));
+    assert.equal(await g.check('v/5/9/1', 5, enc('body'), enc('other signature bytes'), false, v.verify('good')), 'ignore');
     assert.equal(v.calls, 1);
   });
 
@@ -85,7 +85,10 @@ describe('node: candidate gate (vote and proposal signature checks)', () => {
     await g.check('b', 4, enc('x'), enc('good'), false, v.verify('good'));
     g.prune(4);
     assert.equal(g.size, 1);
-    assert.ok(!g.seen('a', enc('x')));
-    assert.ok(g.seen('b', enc('x')));
+    // Slot 'a' is forgotten (checked anew), slot 'b' still knows its body.
+    assert.equal(await g.check('b', 4, enc('x'), enc('good'), false, v.verify('good')), 'ignore');
+    assert.equal(v.calls, 2);
+    assert.equal(await g.check('a', 3, enc('x'), enc('good'), false, v.verify('good')), 'accept');
+    assert.equal(v.calls, 3);
   });
 });
