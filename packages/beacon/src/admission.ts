@@ -73,8 +73,8 @@ const MAX_CACHED_VOTES = 16_384;
 
 /**
  * Who may speak on the beacon's 2PC stream, and whether what they say is
- * proven: a committee member (hello: of the current or the next frozen
- * epoch; report: of the report's shard in the current epoch or the
+ * proven: a committee member (hello: of a frozen epoch from the previous to
+ * the next ones, see helloEpochs; report: of the report's shard in the current epoch or the
  * certificate's epoch), through the peer it bound itself to, about a block its
  * shard finalized (certificate, checked against the frozen committee of
  * epochOf(cert.round); EPOCH_UNKNOWN if not frozen), with records in that
@@ -103,7 +103,7 @@ export class Admitter {
     if (req.type === 'evidence') return { ok: true, type: 'evidence', evidence: req.evidence };
     try {
       const binding = req.type === 'hello' ? req.binding : req.report.binding;
-      const epochs = req.type === 'hello' ? [epoch, epoch + 1] : [epoch, epochOf(this.registry.genesis, req.report.certificate.round)];
+      const epochs = req.type === 'hello' ? this.helloEpochs(epoch) : [epoch, epochOf(this.registry.genesis, req.report.certificate.round)];
       const { validator, shard } = this.checkBinding(binding, remotePeer, epochs);
       this.registry.bind(validator, shard, remotePeer, binding);
       if (req.type === 'hello') return { ok: true, type: 'hello', validator, shard };
@@ -137,6 +137,19 @@ export class Admitter {
       if (e instanceof QnexusError) return { ok: false, code: e.code, message: e.message, fault: true };
       throw e;
     }
+  }
+
+  /**
+   * Whose hello we admit: a member of any committee we have actually frozen around the
+   * wall-clock epoch — the previous one (a validator whose clock is just behind ours), the
+   * current one and those frozen ahead (one restarted at an epoch boundary already speaks for
+   * the next). At most 4 epochs, so the check stays cheap.
+   */
+  private helloEpochs(epoch: number): number[] {
+    const out: number[] = [];
+    const last = Math.min(epoch + 2, Math.max(epoch + 1, this.registry.frozenNext - 1));
+    for (let e = Math.max(0, epoch - 1); e <= last; e++) out.push(e);
+    return out;
   }
 
   private checkBinding(sb: SignedPeerBinding, remotePeer: string, epochs: readonly number[]): { validator: string; shard: number } {

@@ -50,6 +50,9 @@ export function xferJson(e: XferEntry) {
     deadlineSlot: i.deadlineSlot,
     status: entryStatus(e),
     decision: e.decision?.outcome ?? null,
+    // The deadline rule makes a logged decision final: the destination's recorded answer (or the
+    // beacon's own verdict as destination) decided it, and no crash or lag can change it.
+    outcomeFinal: e.decision !== null,
     done: isDone(e),
     phases,
   };
@@ -81,6 +84,9 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
         peers: c.p2p.connectedPeers().length,
         slot,
         epoch: c.service.epoch,
+        // The newest slot whose tick is durable, and how late after its start it became so.
+        processedSlot: c.service.processedSlot.slot,
+        slotLagMs: Math.round(c.service.processedSlot.lagMs),
         frozenThrough: c.registry.frozenNext - 1,
         xtransfers: c.coordinator.counts(),
         cryptoBackend: c.registry.backend.name,

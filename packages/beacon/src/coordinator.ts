@@ -13,6 +13,17 @@ import { BEACON_SHARD, xferInfoEqual, type XferInfo, type XferRecord } from '@qn
  * `persist` ahead of every `send`, which is what makes "log before send" hold
  * for decisions (and for prepare requests, so they too are re-sent unchanged).
  *
+ * The deadline rule (docs/ARCHITECTURE.md "The deadline rule"): the outcome
+ * depends only on finalized shard facts, never on when the beacon processes
+ * them. A destination prepares only in a block whose slot is at most the
+ * transfer's `deadlineSlot` and refuses (`XS_DEADLINE_PASSED`) in any later
+ * block, so its finalized answer alone decides: accepted → COMMIT, refused →
+ * ABORT. The beacon never presumes an abort from its own clock: an unanswered
+ * prepare request is re-sent, after the deadline too, until the destination
+ * records an answer (which by then can only be a refusal). A beacon that
+ * lags, crashes or restarts therefore reaches the same decision as one that
+ * never did.
+ *
  * The beacon itself is a participant too (shard number BEACON_SHARD, see
  * docs/staking.md): for records whose destination is the beacon (stake,
  * unstake, fees) it decides as soon as the source's record is proven, asking
@@ -90,7 +101,8 @@ export interface XferCounts {
   applied: number;
 }
 
-export const DEADLINE_REASON = 'deadline';
+/** The destination's refusal of a prepare recorded in a block past the deadline (state `refusal`). */
+export const DEADLINE_REASON = 'XS_DEADLINE_PASSED';
 
 /** Collects what one event changed, then orders it: phases, persists, sends. */
 class Step {
@@ -199,8 +211,8 @@ export class Coordinator {
         this.phase(step, e, reason === null ? 'destination-prepared' : 'destination-refused');
         this.decide(step, e, reason === null ? 'commit' : 'abort', slot, reason ?? '');
       } else if (rec.decision === 'none') {
-        if (slot > e.info.deadlineSlot) this.decide(step, e, 'abort', slot, DEADLINE_REASON);
-        else this.sendPrepare(step, e, slot);
+        // Past the deadline too: the destination's refusal, not our clock, closes the transfer.
+        this.sendPrepare(step, e, slot);
       }
     }
 
@@ -234,17 +246,16 @@ export class Coordinator {
   }
 
   /**
-   * Slot tick: presumed abort of undecided transfers past their deadline,
-   * re-send of unanswered prepare requests and of decisions a side has not
-   * applied yet, every `resendSlots` slots.
+   * Slot tick: re-send of unanswered prepare requests (before and after the
+   * deadline: see the deadline rule above) and of decisions a side has not
+   * applied yet, every `resendSlots` slots. Decides nothing.
    */
   tick(slot: number): CoordinatorAction[] {
     const step = new Step();
     for (const id of this.active) {
       const e = this.entries.get(id)!;
       if (!e.decision) {
-        if (slot > e.info.deadlineSlot) this.decide(step, e, 'abort', slot, DEADLINE_REASON);
-        else if (slot - e.sent.prepare >= this.resendSlots) this.sendPrepare(step, e, slot);
+        if (slot - e.sent.prepare >= this.resendSlots) this.sendPrepare(step, e, slot);
         continue;
       }
       for (const side of ['source', 'destination'] as const) {
@@ -265,8 +276,7 @@ export class Coordinator {
     if (this.entries.has(id)) return [{ type: 'anomaly', id, message: 'release already logged' }];
     const e = this.create(info, 0);
     this.phase(step, e, 'source-prepared');
-    if (slot > info.deadlineSlot) this.decide(step, e, 'abort', slot, DEADLINE_REASON);
-    else this.sendPrepare(step, e, slot);
+    this.sendPrepare(step, e, slot);
     return step.actions();
   }
 

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { P2PMetrics, registerProcessMetrics } from '@qnexus/node';
 
 /** Prometheus metrics of the beacon process, named qnexus_beacon_<what>. */
@@ -20,7 +20,13 @@ export function createMetrics() {
     sends: new Counter({ name: 'qnexus_beacon_2pc_sends_total', help: 'System-entry batches sent to shard peers, by result', labelNames: ['result'], registers: r }),
     announcements: new Counter({ name: 'qnexus_beacon_epoch_announcements_total', help: 'Signed epoch announcements published', registers: r }),
     epoch: new Gauge({ name: 'qnexus_beacon_epoch', help: 'Current epoch', registers: r }),
-    slot: new Gauge({ name: 'qnexus_beacon_slot', help: 'Current slot', registers: r }),
+    slot: new Gauge({ name: 'qnexus_beacon_slot', help: 'Current slot (wall clock)', registers: r }),
+    processedSlot: new Gauge({ name: 'qnexus_beacon_processed_slot', help: 'Newest slot whose tick (decisions, freezes, releases) is durable', registers: r }),
+    slotLag: new Gauge({ name: 'qnexus_beacon_slot_lag_seconds', help: 'How late the newest tick became durable, after its slot started (wall clock)', registers: r }),
+    groupWrites: new Counter({ name: 'qnexus_beacon_log_writes_total', help: 'Fsynced group writes of the 2PC log and registry', registers: r }),
+    groupEvents: new Histogram({ name: 'qnexus_beacon_log_group_events', help: 'Events (reports, ticks, evidence) acknowledged per group write', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: r }),
+    groupEntries: new Histogram({ name: 'qnexus_beacon_log_group_entries', help: 'Transfer log entries written per group write', buckets: [0, 1, 4, 16, 64, 256, 1024], registers: r }),
+    writeSeconds: new Histogram({ name: 'qnexus_beacon_log_write_seconds', help: 'Duration of one group write (fsynced LevelDB batch)', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: r }),
     /** Set by the API at scrape time; `p2p.bind` makes it self-updating. */
     peers: p2p.peers,
     validators: new Gauge({ name: 'qnexus_beacon_validators', help: 'Registered validators by status', labelNames: ['status'], registers: r }),

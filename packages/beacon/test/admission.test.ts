@@ -53,6 +53,17 @@ describe('beacon: 2PC admission', () => {
     refused(adm.admit(encodeBeaconRequest({ type: 'hello', binding: forged }), 'p', 0), 'XS_UNAUTHORIZED');
   });
 
+  it('admits the hello of a member of any committee it has frozen around the epoch, and never holds a membership refusal against the peer', () => {
+    // The validator's clock is an epoch behind ours (or it restarted across a boundary): a member of epoch 0 speaking in epoch 1.
+    assert.equal(registry.frozenNext >= 1, true);
+    const r = adm.admit(hello(g, a1, 1, 'peer-late'), 'peer-late', 1);
+    assert.deepEqual(r, { ok: true, type: 'hello', validator: addrOf(a1), shard: 1 });
+    // Far ahead of anything frozen (our clock ran ahead of our freezes): refused, but not as a fault.
+    const far = adm.admit(hello(g, a1, 1, 'peer-far'), 'peer-far', registry.frozenNext + 3);
+    refused(far, 'XS_UNAUTHORIZED');
+    assert.equal(!far.ok && far.fault, false, 'an honest member is not penalised for our view of the epochs');
+  });
+
   it('accepts a certified report and verifies each block and binding once', () => {
     const x = info(1);
     const block = certifiedBlock(g, 0, 7, 5, [sourceRecord(x)], [a0, b0]);

@@ -72,23 +72,26 @@ describe('beacon: coordinator', () => {
     assert.deepEqual(e.destination, { height: 20, accepted: false, reason: 'TX_BAD_RECIPIENT' });
   });
 
-  it('presumes abort once the deadline passes without a decision', () => {
+  it('never presumes an abort from its own clock: past the deadline it keeps asking the destination', () => {
     const y = info(2, { deadlineSlot: 10 });
     c.onRecord(sourceRecord(y), 0, 12, 5);
-    assert.deepEqual(phases(c.tick(10)), [], 'the deadline slot itself is still in time');
-    const a = c.tick(11);
-    assert.deepEqual(phases(a), ['decided']);
+    for (let slot = 6; slot <= 40; slot++) assert.deepEqual(phases(c.tick(slot)), [], `slot ${slot}: nothing decided without the destination`);
+    assert.equal(c.get(toHex(y.id))!.decision, null);
+    assert.deepEqual(sends(c.tick(43)), ['1:P'], 'the prepare request is still re-sent');
+    // The destination's block past the deadline refuses; that refusal decides.
+    const a = c.onRecord(destRecord(y, { prepare: 'refused', reason: DEADLINE_REASON }), 1, 21, 44);
+    assert.deepEqual(phases(a), ['destination-refused', 'decided']);
     assert.deepEqual(sends(a), ['0:A', '1:A']);
     assertLogBeforeSend(a);
-    assert.deepEqual(c.get(toHex(y.id))!.decision, { outcome: 'abort', slot: 11, reason: DEADLINE_REASON });
+    assert.deepEqual(c.get(toHex(y.id))!.decision, { outcome: 'abort', slot: 44, reason: DEADLINE_REASON });
   });
 
-  it('aborts at once a source prepare that arrives after its deadline, without asking the destination', () => {
+  it('asks the destination even when the source prepare reaches it after the deadline', () => {
     const y = info(3, { deadlineSlot: 10 });
     const a = c.onRecord(sourceRecord(y), 0, 12, 11);
-    assert.deepEqual(phases(a), ['source-prepared', 'decided']);
-    assert.deepEqual(sends(a), ['0:A', '1:A']);
-    assert.equal(c.get(toHex(y.id))!.prepareTx, null);
+    assert.deepEqual(phases(a), ['source-prepared']);
+    assert.deepEqual(sends(a), ['1:P']);
+    assert.equal(c.get(toHex(y.id))!.decision, null);
   });
 
   it('replayed reports change nothing', () => {
@@ -116,11 +119,10 @@ describe('beacon: coordinator', () => {
     const y = info(4, { deadlineSlot: 10 });
     const yid = toHex(y.id);
     c.onRecord(sourceRecord(y), 0, 12, 5);
-    c.tick(11); // presumed abort
+    c.onRecord(destRecord(y, { prepare: 'refused', reason: 'TX_BAD_AMOUNT' }), 1, 21, 6);
     const abortTx = c.get(yid)!.decisionTx;
-    // The destination's acceptance arrives late: recorded, but the decision stays.
-    const late = c.onRecord(destRecord(y), 1, 21, 12);
-    assert.deepEqual(phases(late), ['destination-prepared']);
+    // A contradicting destination record (no honest shard sends one): the decision stays.
+    const late = c.onRecord(destRecord(y), 1, 22, 12);
     assert.deepEqual(sends(late), []);
     assert.equal(c.get(yid)!.decision!.outcome, 'abort');
     assert.equal(c.get(yid)!.decisionTx, abortTx);
@@ -187,14 +189,14 @@ describe('beacon: coordinator', () => {
     assert.deepEqual(sends(a), ['1:A'], 'sent to the side that has not applied it');
   });
 
-  it('restored from its log, re-sends what is pending and aborts what expired', () => {
+  it('restored from its log, re-sends what is pending and decides nothing on its own clock', () => {
     const a = info(10, { deadlineSlot: 100 });
     const b = info(11, { deadlineSlot: 20 });
     const d = info(12, { deadlineSlot: 100 });
     c.onRecord(sourceRecord(a), 0, 12, 5); // committed, applied on the source only
     c.onRecord(destRecord(a), 1, 21, 5);
     c.onRecord(sourceRecord(a, { decision: 'commit', decidedHeight: 30 }), 0, 31, 6);
-    c.onRecord(sourceRecord(b), 0, 12, 5); // undecided, will expire
+    c.onRecord(sourceRecord(b), 0, 12, 5); // undecided, its deadline passes while the beacon is down
     c.onRecord(sourceRecord(d), 0, 12, 5); // undecided, in time
     // What the log holds (deep copies, as a reload from disk gives).
     const log: XferEntry[] = [a, b, d].map((y) => structuredClone(c.get(toHex(y.id))!));
@@ -202,9 +204,12 @@ describe('beacon: coordinator', () => {
     assert.deepEqual(restarted.counts(), c.counts());
     const r = restarted.tick(21);
     assertLogBeforeSend(r);
-    assert.deepEqual(phases(r), ['decided']);
-    assert.equal(restarted.get(toHex(b.id))!.decision!.reason, DEADLINE_REASON);
-    assert.deepEqual(sends(r).sort(), ['0:A', '1:A', '1:C', '1:P'].sort(), 'pending decision and prepare re-sent at once');
+    assert.deepEqual(phases(r), [], 'a passed deadline decides nothing by itself');
+    assert.equal(restarted.get(toHex(b.id))!.decision, null);
+    assert.deepEqual(sends(r).sort(), ['1:C', '1:P', '1:P'].sort(), 'pending decision and prepares re-sent at once');
+    // b's destination prepared in time, before the crash: it commits.
+    assert.equal(phases(restarted.onRecord(destRecord(b), 1, 21, 22)).includes('decided'), true);
+    assert.equal(restarted.get(toHex(b.id))!.decision!.outcome, 'commit');
     assert.deepEqual(restarted.recent(2).map((e) => e.id), [toHex(d.id), toHex(b.id)]);
     // New transfers continue the sequence after the restored ones.
     restarted.onRecord(sourceRecord(info(13)), 0, 12, 22);
@@ -268,10 +273,12 @@ describe('beacon: coordinator with the beacon as participant', () => {
     assert.equal(isDone(c.get(toHex(x.id))!), true);
   });
 
-  it('presumes abort of an unanswered release at its deadline', () => {
+  it('aborts an unanswered release only on the home shard\'s late refusal', () => {
     const x = info(4, { kind: 'release', srcShard: BEACON_SHARD, dstShard: 1, deadlineSlot: 10 });
     c.startRelease(x, 5);
-    const a = c.tick(11);
+    assert.deepEqual(sends(c.tick(11)), ['1:P'], 'no decision from the clock: the prepare request is re-sent past the deadline');
+    assert.deepEqual(applied, []);
+    const a = c.onRecord(destRecord(x, { prepare: 'refused', reason: DEADLINE_REASON }), 1, 21, 15);
     assert.deepEqual(sends(a), ['1:A']);
     assert.deepEqual(applied, ['release:abort']);
   });
@@ -281,5 +288,90 @@ describe('beacon: coordinator with the beacon as participant', () => {
     assert.deepEqual(kinds(c.onRecord(sourceRecord(info(6, { dstShard: BEACON_SHARD })), 0, 12, 5)), ['anomaly'], 'a transfer to the beacon');
     const bare = new Coordinator({ signer: new FakeSigner() });
     assert.deepEqual(kinds(bare.onRecord(sourceRecord(info(7, { kind: 'fees', dstShard: BEACON_SHARD })), 0, 12, 5)), ['anomaly']);
+  });
+});
+
+/**
+ * The deadline rule, end to end through the coordinator: the destination answers as
+ * @qnexus/state does (accepts in a block of slot ≤ deadlineSlot, refuses XS_DEADLINE_PASSED
+ * in a later one; packages/state/test/xshard.test.ts checks that side), and whatever the
+ * beacon's clock, lag or restarts, the outcome is commit exactly when that block was in time.
+ */
+describe('beacon: the deadline rule', () => {
+  const DEADLINE = 30;
+  const answer = (x: XferInfo, slot: number) => (slot <= x.deadlineSlot ? destRecord(x) : destRecord(x, { prepare: 'refused', reason: DEADLINE_REASON }));
+
+  const cases: { name: string; destSlot: number; beaconSlot: number; restart: boolean; expect: 'commit' | 'abort' }[] = [];
+  for (const [label, destSlot, expect] of [
+    ['just before the deadline', DEADLINE - 1, 'commit'],
+    ['at the deadline', DEADLINE, 'commit'],
+    ['just after the deadline', DEADLINE + 1, 'abort'],
+  ] as const) {
+    cases.push({ name: `prepare final ${label}, processed in time`, destSlot, beaconSlot: Math.min(destSlot + 1, DEADLINE), restart: false, expect });
+    cases.push({ name: `prepare final ${label}, processed 40 slots late`, destSlot, beaconSlot: DEADLINE + 40, restart: false, expect });
+    cases.push({ name: `prepare final ${label}, beacon restarted in between`, destSlot, beaconSlot: DEADLINE + 12, restart: true, expect });
+  }
+
+  for (const t of cases) {
+    it(`${t.name} → ${t.expect}`, () => {
+      const x = info(100, { deadlineSlot: DEADLINE });
+      let c = new Coordinator({ signer: new FakeSigner() });
+      c.onRecord(sourceRecord(x), 0, 12, 20);
+      // The beacon's own ticks run on, up to the slot it processes the answer in.
+      for (let slot = 21; slot < t.beaconSlot; slot++) {
+        if (t.restart && slot === DEADLINE) c = new Coordinator({ signer: new FakeSigner() }, [structuredClone(c.get(toHex(x.id))!)]);
+        assert.deepEqual(phases(c.tick(slot)), [], `nothing decided at slot ${slot}`);
+      }
+      c.onRecord(answer(x, t.destSlot), 1, 40, t.beaconSlot);
+      assert.equal(c.get(toHex(x.id))!.decision?.outcome, t.expect);
+    });
+  }
+
+  it('randomized: reports duplicated, reordered and late, ticks and restarts at random — the outcome is the destination\'s in-time answer', () => {
+    // xorshift32: the run is reproducible from its seed.
+    let seed = 0x9e3779b9;
+    const rnd = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    for (let run = 0; run < 200; run++) {
+      const xs = Array.from({ length: 6 }, (_, i) => info(1000 + run * 10 + i, { deadlineSlot: 20 + rnd(20) }));
+      // When each destination's block holding its answer is final (slot), and when the beacon hears of it.
+      const destSlot = xs.map((x) => x.deadlineSlot - 5 + rnd(11));
+      type Ev = { slot: number; kind: 'src' | 'dst' | 'srcApplied' | 'dstApplied'; i: number };
+      const events: Ev[] = [];
+      xs.forEach((_x, i) => {
+        events.push({ slot: 10 + rnd(5), kind: 'src', i });
+        for (let k = 0; k <= rnd(3); k++) events.push({ slot: destSlot[i]! + rnd(40), kind: 'dst', i });
+      });
+      events.sort((a, b) => a.slot - b.slot || rnd(3) - 1);
+      let c = new Coordinator({ signer: new FakeSigner() });
+      const decided = new Map<string, string>();
+      let slot = 10;
+      for (const ev of events) {
+        for (; slot < ev.slot; slot++) {
+          if (rnd(15) === 0) c = new Coordinator({ signer: new FakeSigner() }, xs.map((x) => c.get(toHex(x.id))).filter((e): e is XferEntry => !!e).map((e) => structuredClone(e)));
+          c.tick(slot);
+        }
+        const x = xs[ev.i]!;
+        // An honest destination answers only once asked, i.e. after the source prepare is known.
+        if (ev.kind === 'dst' && !c.get(toHex(x.id))) continue;
+        if (ev.kind === 'src') c.onRecord(sourceRecord(x), 0, 12, slot);
+        else c.onRecord(answer(x, destSlot[ev.i]!), 1, 40, slot);
+        for (const y of xs) {
+          const d = c.get(toHex(y.id))?.decision?.outcome;
+          const prev = decided.get(toHex(y.id));
+          if (prev) assert.equal(d, prev, 'a logged decision never changes');
+          else if (d) decided.set(toHex(y.id), d);
+        }
+      }
+      assert.equal(decided.size, xs.length, 'every transfer was decided once its destination answered');
+      xs.forEach((x, i) => {
+        const d = decided.get(toHex(x.id));
+        if (d) assert.equal(d, destSlot[i]! <= x.deadlineSlot ? 'commit' : 'abort', `run ${run}: transfer ${i} (deadline ${x.deadlineSlot}, destination slot ${destSlot[i]})`);
+      });
+    }
   });
 });

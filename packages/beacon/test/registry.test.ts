@@ -218,12 +218,17 @@ describe('beacon: staking registry', () => {
     assert.deepEqual(w.tick(L + 2).releases, []);
     const second = w.tick(2 * L).releases;
     assert.equal(toHex(second[0]!.id), toHex(releaseId(w.g.chainId, addrBytes(k), 1)));
-    // Presumed abort at the deadline works for releases too.
-    const { actions, releases } = w.tick(second[0]!.deadlineSlot + 1);
-    assert.equal(decisionOf(w, actions).outcome, 'abort');
-    assert.equal(w.c.get(toHex(second[0]!.id))!.decision!.reason, 'deadline');
-    // That slot also starts a new epoch: the third attempt goes out.
-    assert.equal(toHex(releases[0]!.id), toHex(releaseId(w.g.chainId, addrBytes(k), 2)));
+    // Unanswered past its deadline, the release stays open (no decision from the beacon's clock)…
+    const { actions: past, releases: none } = w.tick(second[0]!.deadlineSlot + 1);
+    assert.ok(!past.some((a) => a.type === 'phase' && a.phase === 'decided'));
+    assert.deepEqual(none, [], 'one release in flight');
+    // …until the home shard's block past the deadline refuses it (the deadline rule).
+    const late = w.c.onRecord(destRecord(second[0]!, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' }), second[0]!.dstShard, w.height++, second[0]!.deadlineSlot + 2);
+    assert.equal(decisionOf(w, late).outcome, 'abort');
+    assert.equal(w.c.get(toHex(second[0]!.id))!.decision!.reason, 'XS_DEADLINE_PASSED');
+    // The next epoch's first slot: the third attempt goes out.
+    const third = w.tick(Math.ceil((second[0]!.deadlineSlot + 3) / L) * L).releases;
+    assert.equal(toHex(third[0]!.id), toHex(releaseId(w.g.chainId, addrBytes(k), 2)));
   });
 
   it('a pending validator that unstakes just leaves the queue', () => {

@@ -145,6 +145,18 @@ function txJson(env: TxEnvelope) {
   }
 }
 
+/**
+ * The transfer's outcome once finalized facts on this shard fix it (the deadline rule,
+ * docs/ARCHITECTURE.md): an applied decision, or on the destination its recorded answer to
+ * the prepare request (accepted → commit, refused → abort; the beacon decides from exactly
+ * that answer). Null while it is still open here; a passed deadline alone is not an outcome.
+ */
+export function xferOutcome(rec: XferRecord): 'commit' | 'abort' | null {
+  if (rec.decision !== 'none') return rec.decision;
+  if (rec.role === 'destination' && rec.prepare !== 'none') return rec.prepare === 'accepted' ? 'commit' : 'abort';
+  return null;
+}
+
 /** A shard's view of one cross-shard transfer, from its state record (or its mempool). */
 export function xferJson(rec: XferRecord, shard: number) {
   const x = rec.info;
@@ -171,6 +183,7 @@ export function xferJson(rec: XferRecord, shard: number) {
     role: rec.role,
     status: xferRecordPhase(rec),
     decision: rec.decision === 'none' ? null : rec.decision,
+    outcome: xferOutcome(rec),
     phases,
   };
 }
@@ -617,7 +630,7 @@ const routes: JsonRoute<Ctx>[] = [
         const amount = pp.kind === 'unstake' ? 0n : pp.amount;
         return [
           200,
-          { id: idHex, kind, from: pending.fromStr, to: formatAddress(to), amount: amount.toString(), sourceShard: c.chain.shard, destinationShard, deadlineSlot: null, role: 'source', status: 'pending', decision: null, phases: [] },
+          { id: idHex, kind, from: pending.fromStr, to: formatAddress(to), amount: amount.toString(), sourceShard: c.chain.shard, destinationShard, deadlineSlot: null, role: 'source', status: 'pending', decision: null, outcome: null, phases: [] },
         ];
       }
       throw new QnexusError('XS_UNKNOWN_TRANSFER', `no cross-shard transfer ${idHex} on shard ${c.chain.shard}`);

@@ -207,7 +207,7 @@ export interface XferPhase {
 /**
  * One step as the beacon reports it, in protocol order: the shard phases above (with `shard`
  * and `height`) and its own `decided` (with the `decision`, the `slot` it was logged in and,
- * for an abort, the `reason`, e.g. `deadline` or the destination's refusal).
+ * for an abort, the `reason`: the destination's refusal code, e.g. `XS_DEADLINE_PASSED`).
  */
 export interface BeaconXferPhase {
   phase: string;
@@ -235,13 +235,23 @@ export interface XTransferInfo {
   amount: string;
   sourceShard: number;
   destinationShard: number;
-  /** Past this slot without a decision the beacon aborts; null while the transaction is still in the mempool. */
+  /**
+   * The destination prepares only in a block of a slot ≤ this one and refuses in any later
+   * block, which aborts the transfer (the deadline rule). A passed deadline is not itself an
+   * outcome: read `outcome`. Null while the transaction is still in the mempool.
+   */
   deadlineSlot: number | null;
   /** Which side this node is on. */
   role: 'source' | 'destination';
   status: XferNodeStatus;
   /** The decision once this shard has applied it, else null. */
   decision: XferDecision | null;
+  /**
+   * The final outcome as soon as finalized facts on this shard fix it (an applied decision, or
+   * the destination's recorded answer: accepted → commit, refused → abort), else null. Never
+   * changes once set, whatever crashes.
+   */
+  outcome: XferDecision | null;
   /** Empty while `pending`. */
   phases: XferPhase[];
 }
@@ -260,6 +270,8 @@ export interface BeaconXTransferInfo {
   deadlineSlot: number;
   status: XferBeaconStatus;
   decision: XferDecision | null;
+  /** true once a decision is logged: it is final (the deadline rule) though shards may not have applied it yet. */
+  outcomeFinal: boolean;
   /** true once both shards have applied the decision. */
   done: boolean;
   phases: BeaconXferPhase[];
@@ -295,6 +307,12 @@ export interface BeaconStatusInfo {
   /** The current slot (-1 before genesis time). */
   slot: number;
   epoch: number;
+  /** The newest slot whose tick (decisions, committee freezes, releases) is durable on the beacon. */
+  processedSlot: number;
+  /** How late, in ms after its slot began, that tick became durable: the beacon's lag behind the wall clock. */
+  slotLagMs: number;
+  /** The newest epoch whose committees the beacon has frozen. */
+  frozenThrough: number;
   xtransfers: BeaconXferCounts;
   /** The ML-DSA implementation the beacon verifies and signs with (`--crypto-backend`). */
   cryptoBackend: BackendName;
