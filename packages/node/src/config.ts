@@ -64,6 +64,14 @@ export interface NodeConfig extends ProcessConfig {
    * (default DEFAULT_TX_GOSSIP_FLUSH_MS; 0 publishes at the next turn of the event loop).
    */
   txGossipFlushMs?: number;
+  /**
+   * Journal every transaction the API acknowledges, durably (fdatasync, group-committed) before
+   * its 202, so a crash of this node loses no acknowledged transaction (default true). false is
+   * for measuring what it costs: a 202 is then only as durable as the gossip that carried it.
+   */
+  admissionJournal?: boolean;
+  /** Most transactions the mempool (and the admission journal) holds (default 20 000); beyond it 503 MEMPOOL_FULL. */
+  mempoolMaxTxs?: number;
 }
 
 /** Default verify workers: one per core but one (the event loop's), at least one. */

@@ -63,6 +63,8 @@ export class Mempool {
   private readonly system = new Map<string, TxEnvelope>();
   /** Told when a beacon entry arrives for a transfer phase already recorded here (the beacon missed our report). */
   onStaleSystem: ((env: TxEnvelope, code: ErrorCode) => void) | null = null;
+  /** Told when a transaction leaves the pool (final, stale or dropped): the admission journal forgets it. */
+  onRemoved: ((hashHex: string) => void) | null = null;
 
   constructor(
     private readonly chain: Chain,
@@ -230,7 +232,7 @@ export class Mempool {
     let sawSystem = false;
     for (const env of committed) {
       if (isSystemKind(env.tx.body.payload.kind)) {
-        this.system.delete(env.hashHex);
+        if (this.system.delete(env.hashHex)) this.onRemoved?.(env.hashHex);
         sawSystem = true;
         continue;
       }
@@ -246,9 +248,11 @@ export class Mempool {
           applyTx(new Overlay(this.chain.state), env, this.chain.params, this.nextBlock());
         } catch (e) {
           if (!(e instanceof QnexusError)) throw e;
-          this.system.delete(env.hashHex);
-          if (e.code !== 'XS_NOT_PREPARED') this.markRejected(env, e.code, e.message);
-          else this.system.set(env.hashHex, env);
+          if (e.code !== 'XS_NOT_PREPARED') {
+            this.system.delete(env.hashHex);
+            this.onRemoved?.(env.hashHex);
+            this.markRejected(env, e.code, e.message);
+          }
         }
       }
     }
@@ -275,6 +279,7 @@ export class Mempool {
 
   private remove(sender: string, e: Entry): void {
     this.byHash.delete(e.env.hashHex);
+    this.onRemoved?.(e.env.hashHex);
     const q = this.bySender.get(sender);
     q?.delete(e.env.tx.body.nonce);
     if (q && q.size === 0) this.bySender.delete(sender);

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BACKEND, backendStatus, formatAddress, getBackend, toHex } from '@qnexus/crypto';
-import { MAX_TX_BATCH, QnexusError, genesisHash, openTx } from '@qnexus/types';
+import { MAX_TX_BATCH, QnexusError, genesisHash, openTx, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { createP2PNode, discoveryProtocol, type P2PNode } from '@qnexus/p2p';
 import { startApi } from './api.js';
@@ -10,8 +10,8 @@ import { Chain } from './chain.js';
 import { defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
 import { Engine } from './engine.js';
 import { Logger } from './log.js';
-import { Mempool } from './mempool.js';
-import { MEMPOOL_JOURNAL_FILE, saveMempoolJournal, takeMempoolJournal } from './mempool-journal.js';
+import { DEFAULT_MEMPOOL_LIMITS, Mempool } from './mempool.js';
+import { ADMISSION_JOURNAL_FILE, AdmissionJournal, MEMPOOL_JOURNAL_FILE, readAdmissionJournal, takeMempoolJournal } from './mempool-journal.js';
 import { createMetrics, registerCryptoBackendInfo } from './metrics.js';
 import { Syncer } from './sync.js';
 import { chainTopics, topics } from './topics.js';
@@ -51,12 +51,15 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   guard.setBackup((dir) => store.backup(dir));
   try {
     const chain = await Chain.open(store, g, cfg.shard, verifier, log);
-    const mempool = new Mempool(chain, verifier);
-    // Runs after the API, engine and gossip have stopped (steps run in reverse order), before the store closes.
-    const journal = join(cfg.dataDir, MEMPOOL_JOURNAL_FILE);
-    shutdown.add(() => {
-      const n = saveMempoolJournal(journal, mempool.pending());
-      if (n > 0) log.info('mempool saved for the next start', { txs: n, file: journal });
+    const mempool = new Mempool(chain, verifier, { ...DEFAULT_MEMPOOL_LIMITS, maxTxs: tuning.mempoolMaxTxs });
+    const journal = new AdmissionJournal(join(cfg.dataDir, ADMISSION_JOURNAL_FILE), { maxEntries: tuning.mempoolMaxTxs, registry: metrics.registry });
+    mempool.onRemoved = (hashHex) => journal.remove(hashHex);
+    // Runs after the API, engine and gossip have stopped (steps run in reverse order), before the store closes:
+    // the whole mempool (gossiped transactions too) for the next start.
+    shutdown.add(async () => {
+      const pending = mempool.pending();
+      await journal.close(pending);
+      if (pending.length > 0) log.info('mempool saved for the next start', { txs: pending.length, file: journal.path });
     });
     const t = topics(g.chainId, cfg.shard);
     const p2p = await createP2PNode({
@@ -83,7 +86,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs);
     txGossip.subscribe();
     shutdown.add(() => txGossip.stop());
-    await restoreMempool(journal, mempool, txGossip, p2p, t.tx, log);
+    await restoreMempool(journal, join(cfg.dataDir, MEMPOOL_JOURNAL_FILE), mempool, txGossip, p2p, t.tx, log);
     await engine.start();
     shutdown.add(() => engine.stop());
     const xshard = new XShard(chain, engine, mempool, p2p, txGossip, cfg.validatorKey ?? null, metrics, log);
@@ -95,14 +98,14 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     // Shed API load once the loop lags by more than a tenth of a slot.
     const load = new LoadMonitor(Math.max(20, g.slotMs / 10));
     // …or once a block's worth of signatures is already waiting for the verify workers.
-    if (pool) load.addSignal(() => pool.backlog > 256);
+    if (pool) load.addSignal('signature verification backlog full', () => pool.backlog > 256);
     shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
     // The explorer's list of recent transfers: seeded from the state, then from every commit (consensus or sync).
     const recentXfers = RecentXfers.fromRecords(chain.state.xferRecords());
     engine.commitListeners.push((_c, _cert, changes) => recentXfers.note(changes.xfers.values()));
     const server = await startApi(
-      { chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier, guard, recentXfers },
+      { chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier, guard, recentXfers, journal: tuning.admissionJournal ? journal : null },
       cfg.apiHost,
       cfg.apiPort,
     );
@@ -132,6 +135,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       verifyCacheSize: tuning.verifyCacheSize,
       txGossipBatch: tuning.txGossipBatch,
       txGossipFlushMs: tuning.txGossipFlushMs,
+      admissionJournal: tuning.admissionJournal,
     });
     return { info, stop: () => shutdown.stop('node') };
   } catch (e) {
@@ -153,29 +157,39 @@ function nodeTuning(cfg: NodeConfig) {
     verifyCacheSize: int('verifyCacheSize', cfg.verifyCacheSize, DEFAULT_VERIFY_CACHE_SIZE, 0, 100_000_000),
     txGossipBatch: int('txGossipBatch', cfg.txGossipBatch, MAX_TX_BATCH, 1, MAX_TX_BATCH),
     txGossipFlushMs: int('txGossipFlushMs', cfg.txGossipFlushMs, DEFAULT_TX_GOSSIP_FLUSH_MS, 0, 10_000),
+    admissionJournal: cfg.admissionJournal ?? true,
+    mempoolMaxTxs: int('mempoolMaxTxs', cfg.mempoolMaxTxs, DEFAULT_MEMPOOL_LIMITS.maxTxs, 1, 10_000_000),
   };
 }
 
 /**
- * Re-admit what the last clean stop saved (see mempool-journal.ts), then gossip
- * it again once the transaction topic has a peer.
+ * Re-admit what the admission journal holds (every acknowledged transaction not known to be
+ * final or dropped, or the whole mempool after a clean stop) and what an older version's clean
+ * stop saved, through the normal checks; start the journal afresh with what was re-admitted;
+ * gossip it again once the transaction topic has a peer.
  */
-async function restoreMempool(path: string, mempool: Mempool, txGossip: TxGossip, p2p: P2PNode, txTopic: string, log: Logger): Promise<void> {
-  const { txs, error } = takeMempoolJournal(path);
-  if (error !== undefined) log.warn('mempool journal unreadable, moved aside', { file: `${path}.corrupt`, error });
-  if (txs.length === 0) return;
-  const added: Uint8Array[] = [];
+async function restoreMempool(journal: AdmissionJournal, legacyPath: string, mempool: Mempool, txGossip: TxGossip, p2p: P2PNode, txTopic: string, log: Logger): Promise<void> {
+  const legacy = takeMempoolJournal(legacyPath);
+  if (legacy.error !== undefined) log.warn('mempool journal unreadable, moved aside', { file: `${legacyPath}.corrupt`, error: legacy.error });
+  const read = readAdmissionJournal(journal.path);
+  if (read.warning !== undefined) log.warn('admission journal damaged', { file: journal.path, warning: read.warning });
+  else if (read.tailBytes > 0) log.info('admission journal ends in a torn record (a crash during a write); ignored', { file: journal.path, bytes: read.tailBytes });
+  const txs = [...legacy.txs, ...read.txs];
+  const added: TxEnvelope[] = [];
   let dropped = 0;
   for (const raw of txs) {
     try {
-      if ((await mempool.admit(openTx(raw))) === 'added') added.push(raw);
+      const env = openTx(raw);
+      if ((await mempool.admit(env)) === 'added') added.push(env);
     } catch {
-      dropped++; // committed meanwhile, or no longer valid: nothing to keep
+      dropped++; // final meanwhile, or no longer valid: nothing to keep
     }
   }
-  log.info('mempool restored from the last stop', { txs: txs.length, readmitted: added.length, dropped });
+  await journal.open(added);
+  if (txs.length === 0) return;
+  log.info('mempool restored from the admission journal', { txs: txs.length, readmitted: added.length, dropped });
   if (added.length === 0) return;
   void p2p.waitForTopicPeers(txTopic, 1, 60_000).then((ok) => {
-    if (ok) for (const raw of added) txGossip.publish(raw);
+    if (ok) for (const env of added) txGossip.publish(env.raw);
   });
 }

@@ -24,8 +24,16 @@ export const ERROR_HTTP_STATUS = {
   TX_NONCE_FUTURE: 409,
   TX_NONCE_TAKEN: 409,
   TX_INSUFFICIENT_FUNDS: 402,
+  /** The mempool holds its bound of transactions; the answer carries `Retry-After` (seconds). */
   MEMPOOL_FULL: 503,
+  /** The node's admission queues are full (signature backlog, admission journal) or it is overloaded for seconds; with `Retry-After`. */
   NODE_BUSY: 503,
+  /**
+   * `GET /v1/txs/{hash}`: this node knows nothing of the transaction: not in a block, not pending,
+   * not recently rejected. Either it was never admitted anywhere, or it has not been gossiped here
+   * yet: ask another node of the shard, or the node that acknowledged it.
+   */
+  TX_UNKNOWN: 404,
   // generic API
   BAD_REQUEST: 400,
   UNKNOWN_FIELD: 400,
