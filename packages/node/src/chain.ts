@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, ZERO_HASH, bytesEqual, formatAddress, toHex, type SignatureBackend } from '@qnexus/crypto';
+import { ADDRESS_BYTES, ZERO_HASH, bytesEqual, formatAddress, schemeLengths, toHex, type SignatureBackend } from '@qnexus/crypto';
 import {
   QnexusError,
   blockHash,
@@ -52,6 +52,27 @@ import type { Logger } from './log.js';
  * whole signature ceiling per 1 s slot) keeps rounds short.
  */
 export const MAX_BLOCK_WIRE_BYTES = 1024 * 1024;
+
+/**
+ * What `encodeBlock` writes for a block of this chain with no transactions: the
+ * header (fixed size for a given chain id), the proposer's signature (fixed size
+ * for the scheme) and the length prefixes. Each transaction then adds its bytes
+ * plus a u32 length. Measured by encoding, so it cannot drift from the codec.
+ */
+export function emptyBlockBytes(g: Pick<Genesis, 'chainId' | 'scheme'>): number {
+  const header: BlockHeader = {
+    chainId: g.chainId,
+    shard: 0,
+    height: 0,
+    slot: 0,
+    parentHash: ZERO_HASH,
+    stateRoot: ZERO_HASH,
+    txRoot: ZERO_HASH,
+    proposer: new Uint8Array(ADDRESS_BYTES),
+    txCount: 0,
+  };
+  return encodeBlock({ header, signature: new Uint8Array(schemeLengths(g.scheme).signature), txs: [] }).length;
+}
 
 /**
  * How far ahead of our clock a peer's clock may be: a certificate's round (and
@@ -155,6 +176,8 @@ export class Chain {
   headSlot = 0;
   /** State root in the head block's header (the committed state only changes at commit). */
   headStateRoot: Uint8Array = ZERO_HASH;
+  /** emptyBlockBytes of this chain, computed at the first build. */
+  private emptyBlockSize: number | undefined;
 
   /** The process's signature backend (the verifier's): what XShard and the registry view sign and verify with. */
   get backend(): SignatureBackend {
@@ -361,7 +384,8 @@ export class Chain {
   /** Build and sign a block on the head from mempool candidates, skipping any that no longer apply. */
   build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array): Candidate {
     const picked: TxEnvelope[] = [];
-    let bytes = 1024;
+    // Exactly what encodeBlock will write (a block over the cap is one every node refuses, us included).
+    let bytes = (this.emptyBlockSize ??= emptyBlockBytes(this.genesis));
     for (const env of txs) {
       if (picked.length >= this.genesis.maxBlockTxs || bytes + env.raw.length + 4 > MAX_BLOCK_WIRE_BYTES) break;
       picked.push(env);
