@@ -96,6 +96,23 @@ export interface WaitForHeightOptions {
   pollMs?: number;
 }
 
+/** Where {@link findTx} found a transaction: the most advanced status any node reported, and which node. */
+export interface TxLookup {
+  tx: TxInfo;
+  /** Base URL of the node that reported it. */
+  node: string;
+}
+
+/** Options of {@link QnexusClient.submitTx}. */
+export interface SubmitOptions {
+  /** Send as `application/octet-stream` instead of JSON. */
+  binary?: boolean;
+  /** How long to keep retrying a busy node (503 NODE_BUSY / MEMPOOL_FULL, 429 RATE_LIMITED). Default 10 000 ms. */
+  busyRetryMs?: number;
+  /** Most attempts in all, however short the node's Retry-After. Default 8. */
+  maxAttempts?: number;
+}
+
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:8545';
 const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -121,6 +138,41 @@ function describeNetworkError(e: unknown, timeoutMs: number): string {
     return e.message;
   }
   return String(e);
+}
+
+/** `Retry-After` in ms: delay-seconds (an HTTP date is not used by nodes), capped at a minute. */
+function parseRetryAfter(v: string | null): number | undefined {
+  if (v === null || !/^\d{1,6}$/.test(v.trim())) return undefined;
+  return Math.min(60_000, Number(v.trim()) * 1000);
+}
+
+/** How far a transaction has got, to pick the most advanced of several nodes' answers. */
+const TX_PROGRESS: Record<string, number> = { final: 4, included: 3, pending: 2, rejected: 1 };
+
+/**
+ * Ask several nodes of a shard for a transaction by hash; resolves with the most advanced status
+ * any of them reports (final > included > pending > rejected), or null when every node that
+ * answered said `TX_UNKNOWN`. Throws `UNAVAILABLE` when no node answered at all: then nothing
+ * is known. Null is no proof the transaction was never admitted (the node that acknowledged it
+ * may be down and re-admit it from its journal when it restarts): ask that node too.
+ */
+export async function findTx(nodes: readonly (QnexusClient | string)[], hash: string, opts: ClientOptions = {}): Promise<TxLookup | null> {
+  const clients = nodes.map((n) => (typeof n === 'string' ? new QnexusClient(n, opts) : n));
+  const answers = await Promise.allSettled(clients.map(async (c) => ({ tx: await c.txStatus(hash), node: c.baseUrl })));
+  let best: TxLookup | null = null;
+  let answered = 0;
+  const errors: string[] = [];
+  for (const a of answers) {
+    if (a.status === 'rejected') {
+      errors.push(a.reason instanceof Error ? a.reason.message : String(a.reason));
+      continue;
+    }
+    answered++;
+    const { tx, node } = a.value;
+    if (tx && (best === null || (TX_PROGRESS[tx.status] ?? 0) > (TX_PROGRESS[best.tx.status] ?? 0))) best = { tx, node };
+  }
+  if (answered === 0) throw new ApiError('UNAVAILABLE', `no node answered for transaction ${hash}: ${errors.join('; ')}`);
+  return best;
 }
 
 function truncate(s: string, n = 200): string {
@@ -192,9 +244,24 @@ export class QnexusClient {
     return this.request<BlockInfo>('GET', `/v1/blocks/${encodeURIComponent(String(id))}`);
   }
 
-  /** `GET /v1/txs/{hash}` */
+  /** `GET /v1/txs/{hash}`: throws `TX_UNKNOWN` (404) when this node does not know the transaction. */
   tx(hash: string): Promise<TxInfo> {
     return this.request<TxInfo>('GET', `/v1/txs/${encodeURIComponent(hash)}`);
+  }
+
+  /**
+   * The transaction's status as this node knows it, or null when it does not know it (`TX_UNKNOWN`):
+   * not admitted, or not gossiped here yet. After a submission whose answer was lost (timeout,
+   * connection reset), ask several nodes of the shard ({@link findTx}) before concluding anything.
+   * Other errors (e.g. `UNAVAILABLE`) are thrown.
+   */
+  async txStatus(hash: string): Promise<TxInfo | null> {
+    try {
+      return await this.tx(hash);
+    } catch (e) {
+      if (e instanceof ApiError && (e.code === 'TX_UNKNOWN' || e.code === 'NOT_FOUND')) return null;
+      throw e;
+    }
   }
 
   /** `GET /v1/accounts/{address}` */
@@ -326,22 +393,31 @@ export class QnexusClient {
 
   /**
    * `POST /v1/txs` with a wire-encoded signed transaction: as `{ "tx": "<hex>" }`
-   * (default) or, with `binary`, as `application/octet-stream`.
+   * (default) or, with `binary`, as `application/octet-stream`. A 202 means the node has the
+   * transaction on disk and will see it through a crash of its own.
+   *
+   * A busy node (503 NODE_BUSY / MEMPOOL_FULL, 429 RATE_LIMITED) is retried after the
+   * `Retry-After` it sends (at least an exponential backoff from 50 ms), within `busyRetryMs`
+   * and `maxAttempts`. Resubmitting the same bytes is always safe: the node answers 202 again.
+   * An `UNAVAILABLE` error (no answer) leaves the outcome unknown: the node may have admitted
+   * it. Ask by hash ({@link txStatus}, {@link findTx}) before signing anything else with its nonce.
    */
-  async submitTx(raw: Uint8Array, opts: { binary?: boolean; busyRetryMs?: number } = {}): Promise<SubmitResult> {
+  async submitTx(raw: Uint8Array, opts: SubmitOptions = {}): Promise<SubmitResult> {
     const body = opts.binary
       ? { contentType: 'application/octet-stream', data: raw }
       : { contentType: 'application/json', data: JSON.stringify({ tx: toHex(raw) }) };
-    // A saturated node answers 503 NODE_BUSY / MEMPOOL_FULL: back off and retry within the budget.
     const deadline = Date.now() + (opts.busyRetryMs ?? 10_000);
-    for (let delay = 50; ; delay = Math.min(1_000, delay * 2)) {
+    const maxAttempts = opts.maxAttempts ?? 8;
+    for (let attempt = 1, backoff = 50; ; attempt++, backoff = Math.min(1_000, backoff * 2)) {
       try {
         return await this.request<SubmitResult>('POST', '/v1/txs', body);
       } catch (e) {
         // RATE_LIMITED: this client is over the node's per-client rate; it refills quickly.
         const busy = e instanceof ApiError && (e.code === 'NODE_BUSY' || e.code === 'MEMPOOL_FULL' || e.code === 'RATE_LIMITED');
-        if (!busy || Date.now() + delay > deadline) throw e;
-        await new Promise((r) => setTimeout(r, delay));
+        if (!busy) throw e;
+        const delay = Math.max(backoff, (e as ApiError).retryAfterMs ?? 0);
+        if (attempt >= maxAttempts || Date.now() + delay > deadline) throw e;
+        await sleep(delay);
       }
     }
   }
@@ -349,8 +425,8 @@ export class QnexusClient {
   /**
    * Poll a transaction until it reaches `until` (default `final`).
    * Throws ApiError `TX_REJECTED` if the node rejects it and `TIMEOUT` when time runs out.
-   * `NOT_FOUND` and `UNAVAILABLE` answers are retried until the deadline (a node
-   * may not have seen the transaction yet, or may be restarting).
+   * `TX_UNKNOWN` (`NOT_FOUND` from older nodes) and `UNAVAILABLE` answers are retried until the
+   * deadline (a node may not have seen the transaction yet, or may be restarting).
    */
   async waitForTx(hash: string, opts: WaitForTxOptions = {}): Promise<TxInfo> {
     const until = opts.until ?? 'final';
@@ -363,7 +439,7 @@ export class QnexusClient {
       try {
         tx = await this.tx(hash);
       } catch (e) {
-        if (!(e instanceof ApiError) || (e.code !== 'NOT_FOUND' && e.code !== 'UNAVAILABLE')) throw e;
+        if (!(e instanceof ApiError) || (e.code !== 'TX_UNKNOWN' && e.code !== 'NOT_FOUND' && e.code !== 'UNAVAILABLE')) throw e;
         last = `${e.code}: ${e.message}`;
       }
       if (tx) {
@@ -427,7 +503,8 @@ export class QnexusClient {
     }
     if (!res.ok) {
       const err = errorEnvelope(json);
-      if (err) throw new ApiError(err.code, err.message, res.status);
+      const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+      if (err) throw new ApiError(err.code, err.message, res.status, retryAfterMs === undefined ? {} : { retryAfterMs });
       const detail = text.length > 0 ? `: ${truncate(text)}` : '';
       throw new ApiError(`HTTP_${res.status}`, `node answered ${method} ${path} with HTTP ${res.status} ${res.statusText}${detail}`, res.status);
     }

@@ -12,6 +12,8 @@ import type { TxInfo } from './types.js';
  * - `BAD_RESPONSE`: a 2xx answer whose body is not a JSON object.
  * - `HTTP_<status>`: a non-2xx answer without the `{ error: { code, message } }` envelope.
  * - `BAD_CONFIG` (status 0): the client was given an unusable base URL.
+ *
+ * A 503 or 429 answer's `Retry-After` is in `retryAfterMs`.
  */
 export class ApiError extends Error {
   readonly code: string;
@@ -19,13 +21,16 @@ export class ApiError extends Error {
   readonly status: number;
   /** The transaction record, for `TX_REJECTED`. */
   readonly tx: TxInfo | undefined;
+  /** How long the node asked the client to wait before retrying (its `Retry-After`), if it said. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: string, message: string, status = 0, opts: { cause?: unknown; tx?: TxInfo } = {}) {
+  constructor(code: string, message: string, status = 0, opts: { cause?: unknown; tx?: TxInfo; retryAfterMs?: number } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ApiError';
     this.code = code;
     this.status = status;
     this.tx = opts.tx;
+    this.retryAfterMs = opts.retryAfterMs;
   }
 }
 

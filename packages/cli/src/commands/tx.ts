@@ -1,8 +1,10 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { formatAddress, isAddressString, type UnlockedKey } from '@qnexus/crypto';
 import {
   ApiError,
   QnexusClient,
+  findTx,
   buildStake,
   buildTransfer,
   buildUnstake,
@@ -38,11 +40,18 @@ interface TransferOpts extends PassphraseOptions {
   timeout: number;
   binary?: boolean;
   json?: boolean;
+  checkNode?: string[];
 }
 
 function parseAddressArg(v: string): string {
   if (!isAddressString(v)) throw new InvalidArgumentError('expected qn followed by 40 lowercase hex characters.');
   return v;
+}
+
+function parseTxHash(v: string): string {
+  const h = v.toLowerCase().replace(/^0x/, '');
+  if (!/^[0-9a-f]{64}$/.test(h)) throw new InvalidArgumentError('expected a transaction hash: 64 hex characters.');
+  return h;
 }
 
 function parseXferId(v: string): string {
@@ -65,7 +74,20 @@ function valueTxOptions(cmd: Command, what: string, defaultTimeout: number, wait
     .option('--timeout <seconds>', 'how long --wait waits (exit 3 on timeout)', parseSeconds, defaultTimeout)
     .option('--binary', 'submit as application/octet-stream instead of JSON')
     .option('--json', 'print the result as JSON');
-  return addPassphraseOptions(cmd);
+  return addPassphraseOptions(checkNodeOption(cmd));
+}
+
+function collect(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')];
+}
+
+/** `--check-node`: more nodes of the shard asked by hash when a submission's outcome is unknown. */
+function checkNodeOption(cmd: Command): Command {
+  return cmd.option(
+    '--check-node <url>',
+    "another node of the sender's shard to ask for an earlier transaction's status by hash (repeatable or comma-separated); --node is always asked",
+    collect,
+  );
 }
 
 interface Signed {
@@ -73,27 +95,59 @@ interface Signed {
   key: UnlockedKey;
   chainId: string;
   nonce: bigint;
+  /** Every node asked by hash: --node first, then --check-node. */
+  nodes: QnexusClient[];
+  outbox: Outbox;
+  /** Earlier submissions of this key whose outcome is still unknown (they may yet become final). */
+  inDoubt: OutboxEntry[];
 }
 
 /** What `prepare` needs: where to send, who signs, and optional chain id and nonce overrides. */
-type SignerOpts = PassphraseOptions & { node?: string; keystore: string; chainId?: string; nonce?: bigint };
+type SignerOpts = PassphraseOptions & { node?: string; keystore: string; chainId?: string; nonce?: bigint; checkNode?: string[] };
 
+/**
+ * Unlock the key and choose the nonce. Without --nonce: the node's pendingNonce, but never the
+ * nonce of an earlier submission of this key that the node does not know yet is pending
+ * elsewhere (`resolveOutbox`).
+ */
 async function prepare(o: SignerOpts): Promise<Signed> {
   const client = new QnexusClient(o.node ?? defaultNodeUrl());
+  const nodes = [client, ...(o.checkNode ?? []).filter((u) => u !== client.baseUrl).map((u) => new QnexusClient(u, { timeoutMs: 5000 }))];
   await readKeystoreFile(o.keystore); // fail on a bad file before asking for the passphrase
   const { key } = await unlockKeystoreFile(o.keystore, await getPassphrase(o, { what: `passphrase for ${o.keystore}` }));
   const chainId = o.chainId ?? (await client.status()).chainId;
-  const nonce = o.nonce ?? BigInt((await client.account(formatAddress(key.address))).pendingNonce);
-  return { client, key, chainId, nonce };
+  const account = await client.account(formatAddress(key.address));
+  const outbox = new Outbox(`${o.keystore}.pending.json`);
+  const { inDoubt, pendingThrough } = await resolveOutbox(outbox, nodes, BigInt(account.nonce));
+  let nonce = o.nonce ?? BigInt(account.pendingNonce);
+  // A node that has not seen an earlier pending transaction yet (not gossiped here) would hand out its nonce again.
+  if (o.nonce === undefined && pendingThrough !== null && nonce <= pendingThrough) nonce = pendingThrough + 1n;
+  return { client, key, chainId, nonce, nodes, outbox, inDoubt };
 }
 
 /** Submit; an API error whose cure is the other transaction kind says so. */
 async function submit(s: Signed, built: BuiltTx, o: { binary?: boolean }): Promise<string> {
+  const nonce = s.nonce;
+  const doubt = s.inDoubt.find((d) => BigInt(d.nonce) === nonce);
+  if (doubt !== undefined && doubt.hash !== built.hash) {
+    throw new CliError(
+      'NONCE_IN_DOUBT',
+      `an earlier transaction ${doubt.hash} with nonce ${nonce} was submitted to ${doubt.node} at ${doubt.at} and its outcome is unknown: ` +
+        `no node asked (${s.nodes.map((n) => n.baseUrl).join(', ')}) knows it, but the node that took it may still have it and gossip it later.\n` +
+        'hint: re-run the same command to resubmit that transaction, ask more nodes with --check-node <url>, ' +
+        `or sign this one with --nonce ${nonce} to replace it deliberately (only one of the two can become final)`,
+    );
+  }
+  // Recorded before it is sent: if the answer is lost, the next command for this key knows the nonce may be taken.
+  await s.outbox.add({ hash: built.hash, nonce: nonce.toString(), node: s.client.baseUrl, at: new Date().toISOString() });
   try {
-    const r = await s.client.submitTx(built.raw, { binary: o.binary ?? false });
-    if (r.hash !== built.hash) note(`warning: the node reports hash ${r.hash}, locally computed ${built.hash}`);
-    return r.hash;
+    const r = await submitResolvingUnknown(s, built, o);
+    if (r !== built.hash) note(`warning: the node reports hash ${r}, locally computed ${built.hash}`);
+    return built.hash;
   } catch (e) {
+    // A refusal is an answer: the transaction is not pending anywhere because of this submission.
+    // (UNAVAILABLE from the node itself is no refusal: it may hold the transaction without having made it durable.)
+    if (e instanceof ApiError && e.status >= 400 && e.code !== 'UNAVAILABLE') await s.outbox.remove(built.hash);
     if (e instanceof ApiError) {
       const hint = SUBMIT_HINTS[e.code];
       // Only when the node's own message does not already say it.
@@ -101,6 +155,150 @@ async function submit(s: Signed, built: BuiltTx, o: { binary?: boolean }): Promi
     }
     throw e;
   }
+}
+
+/** Resubmissions of the same bytes after a lost answer, before giving up with TX_OUTCOME_UNKNOWN. */
+const UNKNOWN_OUTCOME_ATTEMPTS = 3;
+
+/**
+ * Submit; when the answer is lost (timeout, connection reset: `UNAVAILABLE`) the node may have
+ * admitted it. Ask the nodes by hash: known → it was admitted; unknown → send the same signed
+ * bytes again (never a new signature with the same nonce). Returns the hash.
+ */
+async function submitResolvingUnknown(s: Signed, built: BuiltTx, o: { binary?: boolean }): Promise<string> {
+  let lost: ApiError | null = null;
+  for (let attempt = 1; attempt <= UNKNOWN_OUTCOME_ATTEMPTS; attempt++) {
+    try {
+      return (await s.client.submitTx(built.raw, { binary: o.binary ?? false })).hash;
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.code !== 'UNAVAILABLE') throw e;
+      lost = e;
+    }
+    let found = null;
+    try {
+      found = await findTx(s.nodes, built.hash);
+    } catch {
+      // no node answered either: resubmit below
+    }
+    if (found !== null && found.tx.status !== 'rejected') {
+      note(`the answer to the submission was lost (${lost.message}); ${found.node} reports transaction ${built.hash} ${found.tx.status}`);
+      return built.hash;
+    }
+    note(`the answer to the submission was lost (${lost.message}); no node knows transaction ${built.hash}: resubmitting the same signed bytes`);
+    await new Promise((r) => setTimeout(r, 250 * attempt));
+  }
+  throw new CliError(
+    'TX_OUTCOME_UNKNOWN',
+    `no answer from ${s.client.baseUrl} for transaction ${built.hash} (nonce ${s.nonce}) after ${UNKNOWN_OUTCOME_ATTEMPTS} attempts (${lost?.message ?? 'no answer'}); ` +
+      `it may have been admitted. It is recorded in ${s.outbox.path}: the next command for this key asks the nodes about it before using nonce ${s.nonce} again.\n` +
+      `hint: check it with \`qnexus tx status ${built.hash} --node <url>\`, or re-run the same command to resubmit it`,
+  );
+}
+
+// ---------------------------------------------------------------- outbox: submissions not yet known final
+
+/** A submission of this key not yet seen final or refused. */
+interface OutboxEntry {
+  hash: string;
+  nonce: string;
+  /** The node it was sent to. */
+  node: string;
+  at: string;
+}
+
+/** Most entries kept (the oldest go first): a key rarely has more unresolved submissions than the mempool's nonce window. */
+const OUTBOX_MAX = 256;
+
+/**
+ * `<keystore>.pending.json`: this key's submissions whose outcome the CLI has not seen yet.
+ * Written before each submission, cleared once the transaction is final or refused, so a
+ * command whose answer was lost (or a re-run after it) never signs a different transaction
+ * with a nonce that may still be taken. Unwritable (a read-only keystore directory): a note,
+ * and the command goes on without it.
+ */
+class Outbox {
+  private warned = false;
+  constructor(readonly path: string) {}
+
+  async read(): Promise<OutboxEntry[]> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch {
+      return [];
+    }
+    try {
+      const j = JSON.parse(text) as { pending?: unknown };
+      if (!Array.isArray(j.pending)) return [];
+      return j.pending.filter(
+        (e): e is OutboxEntry =>
+          typeof e === 'object' && e !== null && /^[0-9a-f]{64}$/.test(String((e as OutboxEntry).hash)) && /^[0-9]{1,20}$/.test(String((e as OutboxEntry).nonce)),
+      );
+    } catch {
+      note(`warning: ${this.path} is not valid JSON; ignoring it`);
+      return [];
+    }
+  }
+
+  async write(entries: readonly OutboxEntry[]): Promise<void> {
+    try {
+      if (entries.length === 0) {
+        await rm(this.path, { force: true });
+        return;
+      }
+      const tmp = `${this.path}.tmp`;
+      await writeFile(tmp, JSON.stringify({ version: 1, pending: entries.slice(-OUTBOX_MAX) }, null, 2) + '\n', { mode: 0o600 });
+      await rename(tmp, this.path);
+    } catch (e) {
+      if (!this.warned) note(`warning: cannot record submissions in ${this.path} (${(e as Error).message}); a lost answer will not be remembered by the next command`);
+      this.warned = true;
+    }
+  }
+
+  async add(e: OutboxEntry): Promise<void> {
+    const all = (await this.read()).filter((x) => x.hash !== e.hash);
+    await this.write([...all, e]);
+  }
+
+  async remove(hash: string): Promise<void> {
+    const all = await this.read();
+    if (all.some((x) => x.hash === hash)) await this.write(all.filter((x) => x.hash !== hash));
+  }
+}
+
+/**
+ * Ask the nodes about every recorded submission of this key: final or refused → forgotten;
+ * pending somewhere → its nonce is taken (`pendingThrough`: the highest such nonce); unknown
+ * everywhere but its nonce not used yet → in doubt (it may still surface: the node that took it
+ * may be down, or not have gossiped it); its nonce used by something final → forgotten.
+ */
+async function resolveOutbox(outbox: Outbox, nodes: readonly QnexusClient[], accountNonce: bigint): Promise<{ inDoubt: OutboxEntry[]; pendingThrough: bigint | null }> {
+  const entries = await outbox.read();
+  if (entries.length === 0) return { inDoubt: [], pendingThrough: null };
+  const keep: OutboxEntry[] = [];
+  const inDoubt: OutboxEntry[] = [];
+  let pendingThrough: bigint | null = null;
+  for (const e of entries) {
+    const nonce = BigInt(e.nonce);
+    let status: string | null;
+    try {
+      status = (await findTx(nodes, e.hash))?.tx.status ?? null;
+    } catch {
+      status = 'unreachable';
+    }
+    if (status === 'final' || status === 'rejected') continue;
+    if (status === 'pending' || status === 'included') {
+      keep.push(e);
+      if (pendingThrough === null || nonce > pendingThrough) pendingThrough = nonce;
+      continue;
+    }
+    if (nonce < accountNonce) continue; // its nonce went to a final transaction: this one can never apply
+    keep.push(e);
+    inDoubt.push(e);
+    note(`note: earlier transaction ${e.hash} (nonce ${e.nonce}, sent to ${e.node} at ${e.at}) is ${status === null ? 'unknown to the nodes asked' : 'unconfirmed: no node answered'}; its nonce is not reused`);
+  }
+  if (keep.length !== entries.length) await outbox.write(keep);
+  return { inDoubt, pendingThrough };
 }
 
 /**
@@ -133,6 +331,18 @@ const SUBMIT_HINTS: Record<string, { text: string; unless: string }> = {
   TX_SAME_SHARD: { text: "the recipient lives on the sender's shard; send it with `qnexus tx transfer` (same options)", unless: 'tx transfer' },
   TX_WRONG_SHARD: { text: "submit to a node of the sender's home shard (--node); `qnexus status --node URL` shows a node's shard", unless: '--node' },
 };
+
+/** --wait: until final; the outbox forgets it once final or refused (TX_REJECTED). */
+async function waitFinal(s: Signed, hash: string, timeoutS: number): Promise<TxInfo> {
+  try {
+    const info = await s.client.waitForTx(hash, { until: 'final', timeoutMs: Math.round(timeoutS * 1000) });
+    await s.outbox.remove(hash);
+    return info;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'TX_REJECTED') await s.outbox.remove(hash);
+    throw e;
+  }
+}
 
 function txLine(info: TxInfo): string {
   return `${info.status}${info.block ? ` in block ${info.block.height} (${info.block.hash}, index ${info.block.index})` : ''}`;
@@ -194,7 +404,7 @@ export function txCommand(parent: Command): Command {
       const sent = await submitAndPrint(s, built, o, 'hash');
       if (!sent) return;
       const { id: hash, summary } = sent;
-      const info: TxInfo = await s.client.waitForTx(hash, { until: 'final', timeoutMs: Math.round(o.timeout * 1000) });
+      const info: TxInfo = await waitFinal(s, hash, o.timeout);
       if (o.json) out(JSON.stringify({ ...summary, status: info.status, block: info.block }));
       else out(`status  ${txLine(info)}`);
     });
@@ -230,7 +440,7 @@ Example:
       if (!sent) return;
       const { id, summary } = sent;
       const deadline = Date.now() + Math.round(o.timeout * 1000);
-      const info = await s.client.waitForTx(id, { until: 'final', timeoutMs: Math.round(o.timeout * 1000) });
+      const info = await waitFinal(s, id, o.timeout);
       if (!o.json) out(`tx      ${txLine(info)}`);
       const x = await s.client.waitForXTransfer(id, { until: 'applied', timeoutMs: Math.max(1, deadline - Date.now()) });
       if (o.json) out(JSON.stringify({ ...summary, status: x.status, decision: x.decision, block: info.block, xtransfer: x }));
@@ -256,6 +466,28 @@ Example:
     });
 
   stakeCommands(tx);
+
+  tx.command('status')
+    .description('ask nodes of a shard for a transaction by hash: final, included, pending, rejected, or unknown to every node asked')
+    .argument('<hash>', 'transaction hash (64 hex characters)', parseTxHash)
+    .option('--node <url>', `${nodeOptionHelp()}; a node of the sender's shard`)
+    .option('--check-node <url>', 'more nodes of the shard to ask (repeatable or comma-separated)', collect)
+    .option('--json', 'print the most advanced answer as JSON')
+    .addHelpText(
+      'after',
+      '\nA node answers for itself: a transaction acknowledged by another node may not have been gossiped to it yet.\n' +
+        'Exits 0 when a node knows it, 1 (TX_UNKNOWN) when none of the nodes asked does, 1 (UNAVAILABLE) when none answered.',
+    )
+    .action(async (hash: string, o: { node?: string; checkNode?: string[]; json?: boolean }) => {
+      const nodes = [o.node ?? defaultNodeUrl(), ...(o.checkNode ?? [])];
+      const found = await findTx(nodes, hash, { timeoutMs: 5000 });
+      if (found === null) throw new CliError('TX_UNKNOWN', `transaction ${hash} is not known to ${nodes.join(', ')}: not admitted, or not gossiped there yet`);
+      if (o.json) out(JSON.stringify({ ...found.tx, node: found.node }, null, 2));
+      else {
+        for (const line of table([['hash', hash], ['status', txLine(found.tx)], ['node', found.node]])) out(line);
+        if (found.tx.error) out(`error   ${found.tx.error.code}: ${found.tx.error.message}`);
+      }
+    });
 
   tx.command('xstatus')
     .description('show a cross-shard transfer as a shard node or the beacon records it')
@@ -284,6 +516,7 @@ interface StakeOpts extends PassphraseOptions {
   wait?: boolean;
   timeout: number;
   json?: boolean;
+  checkNode?: string[];
 }
 
 /** The options `tx stake` and `tx unstake` share. */
@@ -297,7 +530,7 @@ function stakingOptions(cmd: Command): Command {
     .option('--wait', 'wait until the transaction is final and the beacon has decided; exit 1 if it refused')
     .option('--timeout <seconds>', 'how long --wait waits (exit 3 on timeout)', parseSeconds, 120)
     .option('--json', 'print the result as JSON');
-  return addPassphraseOptions(cmd);
+  return addPassphraseOptions(checkNodeOption(cmd));
 }
 
 /**
@@ -315,7 +548,7 @@ async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: stri
     return;
   }
   const deadline = Date.now() + Math.round(o.timeout * 1000);
-  const info = await s.client.waitForTx(id, { until: 'final', timeoutMs: Math.round(o.timeout * 1000) });
+  const info = await waitFinal(s, id, o.timeout);
   if (!o.json) out(`${'tx'.padEnd(10)}${txLine(info)}`);
   const x = await s.client.waitForXTransfer(id, { until: 'applied', timeoutMs: Math.max(1, deadline - Date.now()) });
   const validator = fields.validator!;
