@@ -368,6 +368,37 @@ describe('beacon: process', function () {
     await scrape(/qnexus_beacon_trusted_peers 1\n/);
   });
 
+  it('admits, without penalty, validators restarted at an epoch boundary the stalled beacon had not reached', async () => {
+    // Stall the beacon's process (ours too: same process) across an epoch boundary and the
+    // freeze of the epoch after it, as a busy or swapped-out beacon would be. Its first
+    // tick afterwards freezes what it missed before any request is read.
+    const L = g.epochLength;
+    const stallMs = (L + 2) * SLOT_MS;
+    const end = Date.now() + stallMs;
+    while (Date.now() < end) {
+      /* busy: no timer or socket callback runs */
+    }
+    // A restarted validator: a fresh peer, each member of the current committees saying hello at once.
+    const fresh = await createP2PNode({ peerKeyPath: join(dir, 'restarted.key'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 1024 * 1024, log: () => undefined });
+    try {
+      await connect(fresh);
+      const epoch = Math.floor(slotAt(g, Date.now()) / L);
+      const cm = (await api(`/v1/committees?epoch=${epoch}`)).body as { committees: { shard: number; members: { address: string }[] }[] };
+      const members = cm.committees.flatMap((c) => c.members.map((m) => ({ shard: c.shard, k: vals.find((v) => addrOf(v) === m.address)! })));
+      assert.ok(members.length >= 2);
+      // Eight rounds: more than the five offences that would get a penalised peer banned.
+      for (let i = 0; i < 8; i++) {
+        for (const m of members) {
+          const ack = await ask(fresh, hello(g, m.k, m.shard, fresh.peerId));
+          assert.equal(ack.ok, true, `${ack.code}: ${ack.message}`);
+        }
+      }
+      assert.ok(fresh.connectedPeers().includes(beacon.info.peerId), 'still connected');
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   it('after a restart, keeps its log and re-sends a decision not yet applied', async () => {
     const x = newInfo();
     const id = toHex(x.id);
