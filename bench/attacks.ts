@@ -19,7 +19,6 @@
 //
 // --fresh true (default): a new devnet per class and tree, so one attack's lasting damage (a ban,
 // memory never returned) cannot spoil the next class's figures. --fresh false: one devnet per tree.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { ATTACKS, attackByName, type AttackClass } from '../test/adversary/attacks.js';
 import { runAttack, type AttackResult } from '../test/adversary/run.js';
 import { spawnDevnet, type SpawnedDevnet } from '../test/adversary/spawn.js';
+import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, table, type Tree } from './lib-trees.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -49,60 +49,8 @@ const fresh = args.fresh !== 'false';
 if (!(windowMs >= 2000) || !(basePort > 1024 && basePort < 32_000)) throw new Error('--window must be ≥ 2 (seconds) and --base-port in 1025..31999');
 const classes: AttackClass<unknown>[] = args.classes ? args.classes.split(',').map((c) => attackByName(c.trim())) : ATTACKS;
 
-interface Tree {
-  label: string;
-  root: string;
-  rev: string;
-}
-
-const cleanups: (() => Promise<void> | void)[] = [];
-async function cleanup(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      console.error(`cleanup failed: ${(e as Error).message}`);
-    }
-  }
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    console.error(`\n${sig}: stopping devnets and removing the baseline worktree…`);
-    void cleanup().then(() => process.exit(130));
-  });
-}
-
-function git(cwd: string, ...a: string[]): string {
-  return execFileSync('git', a, { cwd, encoding: 'utf8' }).trim();
-}
-
-/** Check out and build `rev` in a temporary worktree; registered for removal. */
-function buildBaseline(rev: string): Tree {
-  const dir = mkdtempSync(join(tmpdir(), 'qnexus-baseline-'));
-  rmSync(dir, { recursive: true, force: true });
-  console.log(`baseline ${rev}: git worktree add ${dir}`);
-  git(ROOT, 'worktree', 'add', '--detach', dir, rev);
-  let removed = false;
-  const remove = () => {
-    if (removed) return;
-    removed = true;
-    console.log(`removing worktree ${dir}`);
-    try {
-      git(ROOT, 'worktree', 'remove', '--force', dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      git(ROOT, 'worktree', 'prune');
-    }
-  };
-  cleanups.push(remove);
-  // Synchronous, so it also runs when an uncaught error ends the process.
-  process.once('exit', remove);
-  console.log('baseline: npm ci');
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
-  console.log('baseline: npm run build');
-  execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
-  return { label: 'before', root: dir, rev: git(dir, 'rev-parse', '--short', 'HEAD') };
-}
+const cleanups = new Cleanups();
+cleanups.onSignals('stopping devnets and removing the baseline worktree');
 
 let portSlot = 0;
 async function startDevnet(tree: Tree): Promise<SpawnedDevnet> {
@@ -126,12 +74,11 @@ async function startDevnet(tree: Tree): Promise<SpawnedDevnet> {
     await started.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  cleanups.push(stop);
+  cleanups.add(stop);
   return {
     ...started,
     stop: async () => {
-      const i = cleanups.indexOf(stop);
-      if (i >= 0) cleanups.splice(i, 1);
+      cleanups.remove(stop);
       await stop();
     },
   };
@@ -167,26 +114,13 @@ function cells(r: Row): string[] {
   ];
 }
 
-function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n');
-}
-
 const HEADER = ['tree', 'finality ratio (blocks)', 'victim ratio', 'peak RSS MB', 'CPU s', 'cut off', 'honest peer', 'genuine tx final', 'notes'];
 
 async function main(): Promise<void> {
-  const current: Tree = { label: 'after', root: ROOT, rev: `${git(ROOT, 'rev-parse', '--short', 'HEAD')}${git(ROOT, 'status', '--porcelain', '--untracked-files=no') ? '+dirty' : ''}` };
+  const current = currentTree(ROOT);
   const trees: Tree[] = [];
-  if (args['baseline-tree']) {
-    const root = resolve(args['baseline-tree']);
-    let rev = 'unknown';
-    try {
-      rev = git(root, 'rev-parse', '--short', 'HEAD');
-    } catch {
-      // an exported tree without .git
-    }
-    trees.push({ label: 'before', root, rev });
-  } else if (args.baseline) trees.push(buildBaseline(args.baseline));
+  if (args['baseline-tree']) trees.push(baselineTreeFromDir(args['baseline-tree']));
+  else if (args.baseline) trees.push(buildBaseline(ROOT, args.baseline, cleanups));
   if (args.current !== 'false') trees.push(current);
   if (trees.length === 0) throw new Error('nothing to run: --current false needs --baseline or --baseline-tree');
   const byClass = new Map<string, Row[]>(classes.map((c) => [c.name, []]));
@@ -238,5 +172,5 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  await cleanup();
+  await cleanups.run();
 }

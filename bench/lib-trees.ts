@@ -1,0 +1,104 @@
+// What the before/after benchmarks (bench/attacks.ts, bench/faults.ts) share: the git trees they
+// compare (this checkout, and a baseline revision built in a temporary worktree) and one cleanup
+// list that runs at the end, on SIGINT/SIGTERM and (for the worktree) on any exit, so an
+// interrupted run leaves no devnet and no worktree behind.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export interface Tree {
+  /** `before` (the baseline) or `after` (this checkout). */
+  label: string;
+  root: string;
+  rev: string;
+}
+
+export function git(cwd: string, ...a: string[]): string {
+  return execFileSync('git', a, { cwd, encoding: 'utf8' }).trim();
+}
+
+/** Things to undo, last registered first. */
+export class Cleanups {
+  private readonly list: (() => Promise<void> | void)[] = [];
+
+  add(c: () => Promise<void> | void): void {
+    this.list.push(c);
+  }
+
+  remove(c: () => Promise<void> | void): void {
+    const i = this.list.indexOf(c);
+    if (i >= 0) this.list.splice(i, 1);
+  }
+
+  async run(): Promise<void> {
+    for (const c of this.list.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        console.error(`cleanup failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** SIGINT / SIGTERM run the cleanups, then exit 130. */
+  onSignals(what: string): void {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        console.error(`\n${sig}: ${what}…`);
+        void this.run().then(() => process.exit(130));
+      });
+    }
+  }
+}
+
+/** This checkout, labelled `after`; `+dirty` when tracked files have uncommitted changes. */
+export function currentTree(root: string): Tree {
+  return { label: 'after', root, rev: `${git(root, 'rev-parse', '--short', 'HEAD')}${git(root, 'status', '--porcelain', '--untracked-files=no') ? '+dirty' : ''}` };
+}
+
+/** An already built checkout used as the baseline (no worktree). */
+export function baselineTreeFromDir(dir: string): Tree {
+  const root = resolve(dir);
+  let rev = 'unknown';
+  try {
+    rev = git(root, 'rev-parse', '--short', 'HEAD');
+  } catch {
+    // an exported tree without .git
+  }
+  return { label: 'before', root, rev };
+}
+
+/** Check out and build `rev` in a temporary worktree of `root`; registered for removal. */
+export function buildBaseline(root: string, rev: string, cleanups: Cleanups): Tree {
+  const dir = mkdtempSync(join(tmpdir(), 'qnexus-baseline-'));
+  rmSync(dir, { recursive: true, force: true });
+  console.log(`baseline ${rev}: git worktree add ${dir}`);
+  git(root, 'worktree', 'add', '--detach', dir, rev);
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    console.log(`removing worktree ${dir}`);
+    try {
+      git(root, 'worktree', 'remove', '--force', dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      git(root, 'worktree', 'prune');
+    }
+  };
+  cleanups.add(remove);
+  // Synchronous, so it also runs when an uncaught error ends the process.
+  process.once('exit', remove);
+  console.log('baseline: npm ci');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
+  console.log('baseline: npm run build');
+  execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
+  return { label: 'before', root: dir, rev: git(dir, 'rev-parse', '--short', 'HEAD') };
+}
+
+/** A markdown-ish aligned table (the last column is not padded). */
+export function table(rows: string[][]): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n');
+}
