@@ -1,11 +1,8 @@
 import { formatAddress, fromHex, parseAddress, sha256, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
   decodeCompactProposal,
-  decodeTxIdList,
   decodeVoteGossip,
   encodeCompactProposal,
-  encodeTxIdList,
-  openTx,
   txRoot,
   encodeEvidence,
   encodeVoteGossip,
@@ -41,6 +38,7 @@ import type { Logger } from './log.js';
 import type { Topics } from './topics.js';
 import type { TxVerifier } from './verifier.js';
 import { CandidateGate } from './candidate-gate.js';
+import { fetchProposalTxs, serveTxsByIds, txPropagationMetrics, txsProtocolOptions, type TxPropagationMetrics } from './txgossip.js';
 
 const STEP_CODE = { proposal: 0, prevote: 1, precommit: 2 } as const;
 const STEP_NAME = ['proposal', 'prevote', 'precommit'] as const;
@@ -53,6 +51,27 @@ const NO_COMMITTEE: Committee = { validators: [], totalStake: 0n };
  */
 const ROUND_LEAD = 2;
 const ROUND_LAG = 16;
+/** However late in its round a proposal arrives, its missing transactions are looked for this long. */
+const ASSEMBLY_MIN_MS = 1_500;
+
+/** Why a received proposal could not be assembled (the `cause` label of qnexus_proposal_assembly_failures_total). */
+class AssemblyError extends Error {
+  constructor(
+    readonly reason: 'unavailable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function shuffled<T>(xs: readonly T[]): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
 
 export interface EvidenceRecord {
   validator: string;
@@ -96,6 +115,7 @@ export class Engine {
   private heldEpoch = -1;
   /** Slot of the last finalized block seen by afterCommit (for qnexus_chain_slots_missed_total). */
   private lastFinalizedSlot = -1;
+  private readonly txMetrics: TxPropagationMetrics;
 
   constructor(
     private readonly chain: Chain,
@@ -106,7 +126,9 @@ export class Engine {
     private readonly t: Topics,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.txMetrics = txPropagationMetrics(metrics.registry);
+  }
 
   get self(): string | null {
     return this.key ? formatAddress(this.key.address) : null;
@@ -164,18 +186,9 @@ export class Engine {
     // messages checked at once (a round brings each member's prevote and precommit).
     this.p2p.subscribe(this.t.vote, { maxBytes: 16 * 1024, urgent: true, concurrencyPerPeer: 4, validate: (d, from) => this.validateVote(d, from), deliver: (d) => this.deliverVote(d) });
     this.p2p.subscribe(this.t.block, { maxBytes: 512 * 1024, urgent: true, concurrencyPerPeer: 2, validate: (d, from) => this.validateProposal(d, from), deliver: (d, from) => this.deliverProposal(d, from) });
-    // A proposal names at most maxBlockTxs ids; peers fetch the ones they miss once per proposal.
-    await this.p2p.handle(
-      this.t.txsProtocol,
-      {
-        maxInboundStreams: 16,
-        maxOutboundStreams: 16,
-        maxRequestBytes: 4 + 32 * this.chain.genesis.maxBlockTxs,
-        timeoutMs: 10_000,
-        budget: { requestsPerSec: 10, requestBurst: 20, bytesPerSec: 4 * 1024 * 1024, byteBurst: 8 * 1024 * 1024, globalBytesPerSec: 16 * 1024 * 1024 },
-      },
-      (req) => this.serveTxs(req),
-    );
+    // A proposal names at most maxBlockTxs ids; peers fetch the ones they miss once per proposal
+    // (and pull what a peer's inventory names that they lack, see TxInventory).
+    await this.p2p.handle(this.t.txsProtocol, txsProtocolOptions(this.chain.genesis.maxBlockTxs), serveTxsByIds(this.mempool));
     this.scheduleNextSlot();
   }
 
@@ -649,7 +662,10 @@ export class Engine {
   private deliverProposal(data: Uint8Array, from: string): void {
     // Decoding again is cheap (header, signatures and 32-byte ids); the block is rebuilt from the mempool.
     const p = decodeCompactProposal(data);
-    void this.assemble(p, from).catch((e: unknown) => this.log.warn('could not assemble proposal', { height: p.body.height, round: p.body.round, error: (e as Error).message }));
+    void this.assemble(p, from).catch((e: unknown) => {
+      this.txMetrics.assemblyFailures.inc({ cause: e instanceof AssemblyError ? e.reason : 'error' });
+      this.log.warn('could not assemble proposal', { height: p.body.height, round: p.body.round, error: (e as Error).message });
+    });
   }
 
   /** Rebuild the proposed block from the mempool, fetching missing transactions by id. */
@@ -657,10 +673,10 @@ export class Engine {
     const envs: (TxEnvelope | undefined)[] = p.txHashes.map((h) => this.mempool.get(toHex(h)));
     const missing = p.txHashes.filter((_h, i) => !envs[i]);
     if (missing.length) {
-      const got = await this.fetchTxs(missing, from);
-      for (let i = 0; i < envs.length; i++) envs[i] ??= got.get(toHex(p.txHashes[i]!));
+      const got = await this.fetchTxs(p, missing, from);
+      for (let i = 0; i < envs.length; i++) envs[i] ??= got.get(toHex(p.txHashes[i]!)) ?? this.mempool.get(toHex(p.txHashes[i]!));
       const still = envs.filter((e) => !e).length;
-      if (still) throw new Error(`${still} of ${envs.length} transactions unavailable from peers`);
+      if (still) throw new AssemblyError('unavailable', `${still} of ${envs.length} transactions unavailable from peers`);
       // Check fetched signatures on the verify pool so block validation finds them cached.
       await Promise.all([...got.values()].map((e) => this.verifier.verifyAsync(e)));
     }
@@ -682,32 +698,35 @@ export class Engine {
     });
   }
 
-  /** Ask the relaying peer (then the others) for transactions by id; only ids we asked for are kept. */
-  private async fetchTxs(ids: Uint8Array[], from: string): Promise<Map<string, TxEnvelope>> {
-    const want = new Set(ids.map((h) => toHex(h)));
-    const got = new Map<string, TxEnvelope>();
-    const peers = [from, ...this.p2p.connectedPeers().filter((x) => x !== from)];
-    for (const peer of peers) {
-      const ask = ids.filter((h) => !got.has(toHex(h)));
-      if (!ask.length) break;
-      try {
-        for await (const raw of this.p2p.request(peer, this.t.txsProtocol, encodeTxIdList(ask), { timeoutMs: 3_000, maxResponseFrameBytes: 8192, maxFrames: ask.length })) {
-          const env = openTx(raw);
-          if (want.has(env.hashHex)) got.set(env.hashHex, env);
-        }
-      } catch (e) {
-        this.log.debug('tx fetch failed', { peer, error: (e as Error).message });
-      }
-    }
+  /**
+   * Fetch a proposal's missing transactions: from the relaying peer and the proposer's own
+   * peer (and the block author's, for a re-proposal) at once, then from a few other peers of the
+   * shard, retrying until the end of the proposal's round (at least ASSEMBLY_MIN_MS from now).
+   * Only ids we asked for are kept; a peer that serves junk is penalised.
+   */
+  private async fetchTxs(p: CompactProposal, ids: Uint8Array[], from: string): Promise<Map<string, TxEnvelope>> {
+    const g = this.chain.genesis;
+    const proposers = [...new Set([formatAddress(p.body.proposer), formatAddress(p.header.proposer)])]
+      .map((a) => this.peerOfValidator(a))
+      .filter((x): x is string => x !== undefined);
+    const others = shuffled(this.p2p.topicPeers(this.t.tx));
+    const deadline = Math.max(g.genesisTime + (p.body.round + 1) * g.slotMs, Date.now() + ASSEMBLY_MIN_MS);
+    const { got, sources } = await fetchProposalTxs(this.p2p, this.t.txsProtocol, ids, {
+      relayer: from,
+      proposers,
+      others,
+      deadline,
+      local: (h) => this.mempool.get(h),
+      onMalformed: (peer) => this.p2p.penalize(peer, 'served a malformed transaction for a proposal'),
+    });
+    for (const [source, n] of sources) this.txMetrics.proposalFetched.inc({ source }, n);
     return got;
   }
 
-  private async *serveTxs(req: Uint8Array): AsyncIterable<Uint8Array> {
-    // maxRequestBytes already bounds the list to a block's worth of ids.
-    for (const h of decodeTxIdList(req)) {
-      const env = this.mempool.get(toHex(h));
-      if (env) yield env.raw;
-    }
-  }
+  /**
+   * The libp2p peer a validator address is bound to, when known (node.ts wires it to the
+   * beacon's latest registry snapshot, which names the committees' peers).
+   */
+  peerOfValidator: (address: string) => string | undefined = () => undefined;
 
 }

@@ -15,7 +15,7 @@ import { ADMISSION_JOURNAL_FILE, AdmissionJournal, MEMPOOL_JOURNAL_FILE, readAdm
 import { createMetrics, registerCryptoBackendInfo } from './metrics.js';
 import { Syncer } from './sync.js';
 import { chainTopics, topics } from './topics.js';
-import { DEFAULT_TX_GOSSIP_FLUSH_MS, TxGossip } from './txgossip.js';
+import { DEFAULT_TX_GOSSIP_FLUSH_MS, TxGossip, TxInventory } from './txgossip.js';
 import { LoadMonitor } from './load.js';
 import { DEFAULT_VERIFY_CACHE_SIZE, TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
@@ -86,12 +86,18 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs);
     txGossip.subscribe();
     shutdown.add(() => txGossip.stop());
+    // Pending transactions are announced again to peers that (re)join the shard and while they stay pending.
+    const txInventory = new TxInventory(p2p, t, mempool, metrics, log, g);
+    await txInventory.start();
+    shutdown.add(() => txInventory.stop());
     await restoreMempool(journal, join(cfg.dataDir, MEMPOOL_JOURNAL_FILE), mempool, txGossip, p2p, t.tx, log);
     await engine.start();
     shutdown.add(() => engine.stop());
     const xshard = new XShard(chain, engine, mempool, p2p, txGossip, cfg.validatorKey ?? null, metrics, log);
     await xshard.start();
     shutdown.add(() => xshard.stop());
+    // A proposal's missing transactions are asked of its proposer too: the registry binds validators to peers.
+    engine.peerOfValidator = (address) => xshard.registry.latest?.peers.find((p) => formatAddress(p.validator) === address)?.peerId;
     const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
     await syncer.start();
     shutdown.add(() => syncer.stop());
