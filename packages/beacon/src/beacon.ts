@@ -40,8 +40,8 @@ export interface RunningBeacon {
 /**
  * Start the beacon: check that this data dir and key are the genesis beacon's,
  * reload the staking registry and the 2PC log, then serve 2PC requests and
- * evidence, tick slots (freezes, rewards, releases, re-sends, presumed
- * aborts, announcements) and the HTTP API.
+ * evidence, tick slots (freezes, rewards, releases, re-sends,
+ * announcements) and the HTTP API.
  */
 export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   const g = cfg.genesis;

@@ -11,7 +11,7 @@ export function createMetrics() {
     registry,
     p2p,
     phases: new Counter({ name: 'qnexus_beacon_2pc_phases_total', help: 'Cross-shard transfer phases the coordinator logged', labelNames: ['phase'], registers: r }),
-    aborts: new Counter({ name: 'qnexus_beacon_2pc_aborts_total', help: 'Logged 2PC abort decisions, by reason (deadline, refused by the destination, adopted from a shard)', labelNames: ['reason'], registers: r }),
+    aborts: new Counter({ name: 'qnexus_beacon_2pc_aborts_total', help: 'Logged 2PC abort decisions, by reason (deadline: the destination refused XS_DEADLINE_PASSED; refused: any other refusal; adopted from a shard)', labelNames: ['reason'], registers: r }),
     decisions: new Counter({ name: 'qnexus_beacon_2pc_decisions_total', help: 'Logged 2PC decisions by outcome', labelNames: ['outcome'], registers: r }),
     rejected: new Counter({ name: 'qnexus_beacon_2pc_rejected_total', help: '2PC requests refused at admission, by reason', labelNames: ['reason'], registers: r }),
     requests: new Counter({ name: 'qnexus_beacon_2pc_requests_total', help: '2PC requests admitted, by type', labelNames: ['type'], registers: r }),
