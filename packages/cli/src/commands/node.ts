@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { UnlockedKey } from '@qnexus/crypto';
 import type { NodeConfig } from '@qnexus/node';
 import { CliError, usageError } from '../errors.js';
@@ -18,6 +18,14 @@ interface NodeOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   verifyCacheSize?: number;
   txGossipBatch: number;
   txGossipFlushMs?: number;
+  admissionJournal?: boolean;
+}
+
+/** `--admission-journal true|false` (a value, so QNEXUS_ADMISSION_JOURNAL and config files can say false). */
+function parseOnOff(v: string): boolean {
+  if (v === 'true' || v === 'on' || v === '1') return true;
+  if (v === 'false' || v === 'off' || v === '0') return false;
+  throw new InvalidArgumentError('expected true or false.');
 }
 
 // Mirrors of the node package's defaults (it is imported lazily: it loads libp2p).
@@ -45,6 +53,11 @@ export function nodeCommand(parent: Command): Command {
     .option('--verify-cache-size <n>', `entries of the verify-once cache of transaction signatures; 0 disables it, so every check verifies (default ${DEFAULT_VERIFY_CACHE_SIZE})`, intParser(0, 100_000_000))
     .option('--tx-gossip-batch <n>', 'most transactions per outbound gossip message', intParser(1, MAX_TX_BATCH), MAX_TX_BATCH)
     .option('--tx-gossip-flush-ms <ms>', `longest wait for more transactions before publishing a gossip batch (default ${DEFAULT_TX_GOSSIP_FLUSH_MS})`, intParser(0, 10_000))
+    .option(
+      '--admission-journal <on>',
+      'journal every acknowledged transaction durably (fsync, group-committed) before the 202, so a crash of this node loses none; false only to measure its cost (default true)',
+      parseOnOff,
+    )
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
   addPassphraseOptions(cmd).addHelpText(
     'after',
@@ -98,5 +111,6 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   if (o.verifyWorkers !== undefined) cfg.verifyWorkers = o.verifyWorkers;
   if (o.verifyCacheSize !== undefined) cfg.verifyCacheSize = o.verifyCacheSize;
   if (o.txGossipFlushMs !== undefined) cfg.txGossipFlushMs = o.txGossipFlushMs;
+  if (o.admissionJournal !== undefined) cfg.admissionJournal = o.admissionJournal;
   return cfg;
 }
