@@ -7,7 +7,7 @@
 //           × offered, or p50 > --saturation-p50-slots); then one step at half the saturation rate.
 // Phases:   --xshard-rate 10 --duration 30 --xshard-alone true --mix-intra-factor 0.25 | --mix-intra-rate
 //           --sync true (a fresh full node syncs shard 0 from one peer)
-//           --variants baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,pqclean|none
+//           --variants baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,pqclean|none
 //           (each on a fresh devnet at one fixed rate: --variant-rate or --variant-rate-factor ×
 //           the sweep's saturation; --variant-duration 20)
 // Research: --node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof" (Node flags for every devnet process)
@@ -52,7 +52,7 @@ const { values: args } = parseArgs({
     'mix-intra-factor': { type: 'string', default: '0.25' },
     'xfer-timeout-slots': { type: 'string', default: '20' },
     sync: { type: 'string', default: 'true' },
-    variants: { type: 'string', default: 'baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,pqclean' },
+    variants: { type: 'string', default: 'baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,pqclean' },
     'variant-rate': { type: 'string' },
     'variant-rate-factor': { type: 'string', default: '1.3' },
     'variant-duration': { type: 'string', default: '20' },
@@ -248,7 +248,16 @@ function sampleOtherLoad(devnetPids: number[]): () => { otherNodeProcessesMax: n
 }
 
 /** Counters worth a delta over a phase, summed over the processes of a role. */
-const NODE_COUNTERS = ['qnexus_crypto_verify_total', 'qnexus_xshard_reports_total', 'qnexus_xshard_beacon_entries_total', 'qnexus_mempool_admission_total', 'qnexus_chain_finalized_txs_total'];
+const NODE_COUNTERS = [
+  'qnexus_crypto_verify_total',
+  'qnexus_xshard_reports_total',
+  'qnexus_xshard_beacon_entries_total',
+  'qnexus_mempool_admission_total',
+  'qnexus_chain_finalized_txs_total',
+  'qnexus_admission_journal_fsyncs_total',
+  'qnexus_admission_journal_group_entries_sum',
+  'qnexus_admission_journal_group_entries_count',
+];
 const BEACON_COUNTERS = ['qnexus_beacon_2pc_requests_total', 'qnexus_beacon_2pc_sends_total', 'qnexus_beacon_2pc_rejected_total', 'qnexus_beacon_2pc_anomalies_total', 'qnexus_beacon_2pc_phases_total'];
 type Counters = Map<string, number>;
 
@@ -413,6 +422,8 @@ interface Driven {
   rejected: Map<string, number>;
   submitEnd: number;
   maxInFlight: number;
+  /** Duration of each accepted submission's POST (its 202 waits for the admission journal's fsync), ms. */
+  admitMs: number[];
 }
 
 /**
@@ -424,6 +435,7 @@ interface Driven {
 async function drive(net: Net, schedule: Item[]): Promise<Driven> {
   const submitAt = new Map<string, number>();
   const rejected = new Map<string, number>();
+  const admitMs: number[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
   const t0 = performance.now();
@@ -440,8 +452,10 @@ async function drive(net: Net, schedule: Item[]): Promise<Driven> {
       }
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
+      const sent = performance.now();
       try {
-        await a.client.submitTx(j.raw, { binary: true, busyRetryMs: 120_000 });
+        await a.client.submitTx(j.raw, { binary: true, busyRetryMs: 120_000, maxAttempts: 1_000 });
+        admitMs.push(performance.now() - sent);
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'ERROR';
         rejected.set(code, (rejected.get(code) ?? 0) + 1);
@@ -465,7 +479,7 @@ async function drive(net: Net, schedule: Item[]): Promise<Driven> {
   offering = false;
   wake.forEach((w) => w());
   await Promise.all(senders);
-  return { t0, submitAt, rejected, submitEnd: performance.now(), maxInFlight };
+  return { t0, submitAt, rejected, submitEnd: performance.now(), maxInFlight, admitMs };
 }
 
 // ---------------------------------------------------------------- finality observer
@@ -698,10 +712,30 @@ async function intraPhase(name: string, net: Net, env: Env, rate: number, o: { d
     }),
     /** Transaction-signature checks (not votes or blocks) over all nodes, per finalized transfer. */
     txSignatureChecksPerTx: r1(sumMatching(nodeCounters, 'qnexus_crypto_verify_total{kind="tx"') / Math.max(1, lat.length)),
+    admission: admissionFigures(d.admitMs, nodeCounters),
     /** libp2p TCP payload sent between the devnet's processes during the phase (kernel counters), per finalized tx. */
     wire: { ok: wire.ok, bytes: wire.bytes, bytesPerFinalizedTx: lat.length ? Math.round(wire.bytes / lat.length) : null, sockets: wire.sockets },
     metricsDelta: { nodes: nodeCounters, beacon: counterDelta(counters0.beacon, counters1.beacon) },
     processes: procs,
+  };
+}
+
+/**
+ * What acknowledging costs: the POST's duration (client to 202, which waits for the admission
+ * journal's group fsync) and the journal's own counters over the phase (all nodes).
+ */
+function admissionFigures(admitMs: number[], nodeCounters: Record<string, number>) {
+  const xs = [...admitMs].sort((a, b) => a - b);
+  const fsyncs = sumMatching(nodeCounters, 'qnexus_admission_journal_fsyncs_total');
+  const groups = sumMatching(nodeCounters, 'qnexus_admission_journal_group_entries_count');
+  const entries = sumMatching(nodeCounters, 'qnexus_admission_journal_group_entries_sum');
+  return {
+    n: xs.length,
+    postMs: { p50: r1(pct(xs, 50)), p95: r1(pct(xs, 95)), p99: r1(pct(xs, 99)) },
+    journalFsyncs: fsyncs,
+    journalGroups: groups,
+    entriesPerGroup: groups ? r2(entries / groups) : null,
+    fsyncsPerAcceptedTx: xs.length ? r3(fsyncs / xs.length) : null,
   };
 }
 
@@ -995,6 +1029,10 @@ const VARIANTS: Record<string, { what: string; env: Record<string, string>; rate
   'no-verify-pool': { what: 'tx signatures on the event loop (--verify-workers 0), no worker threads', env: { QNEXUS_VERIFY_WORKERS: '0' } },
   'tx-gossip-batch-1': { what: 'one transaction per gossip message (--tx-gossip-batch 1)', env: { QNEXUS_TX_GOSSIP_BATCH: '1' } },
   'tx-gossip-flush-20': { what: 'tx gossip batches flushed after 20 ms, the old window (--tx-gossip-flush-ms 20)', env: { QNEXUS_TX_GOSSIP_FLUSH_MS: '20' } },
+  'no-admission-journal': {
+    what: 'no durable admission (--admission-journal false): a 202 without the group-committed fsync, lost if the node crashes',
+    env: { QNEXUS_ADMISSION_JOURNAL: 'false' },
+  },
   pqclean: { what: 'native PQClean backend in every process (--crypto-backend pqclean)', env: { QNEXUS_CRYPTO_BACKEND: 'pqclean' }, rateFactor: 6, backend: 'pqclean' },
   noble: { what: 'pure-JS noble backend in every process (--crypto-backend noble)', env: { QNEXUS_CRYPTO_BACKEND: 'noble' }, backend: 'noble' },
 };
@@ -1189,13 +1227,14 @@ async function main(): Promise<void> {
     x.ratioToCeiling,
     `${x.latencySlots.p50} / ${x.latencySlots.p95} / ${x.latencySlots.p99}`,
     `${x.latencyMs.p50} / ${x.latencyMs.p95} / ${x.latencyMs.p99}`,
+    `${x.admission.postMs.p50} / ${x.admission.postMs.p99}`,
     x.avgTxsPerBlock,
     x.wire.bytesPerFinalizedTx,
     `${maxOf(x.processes, (p) => p.cpuPercent)}% / ${maxOf(x.processes, (p) => p.cpuPercent, 'beacon')}%`,
     `${maxOf(x.processes, (p) => p.peakRssMb)} / ${maxOf(x.processes, (p) => p.peakRssMb, 'beacon')}`,
     Object.keys(x.rejected).length ? JSON.stringify(x.rejected) : '',
   ];
-  const intraHead = ['step', 'offered', 'finalized tx/s', '÷ ceiling', 'p50/p95/p99 slots', 'p50/p95/p99 ms', 'txs/block', 'wire B/tx', 'CPU max node/beacon', 'peak RSS MB node/beacon', 'rejected'];
+  const intraHead = ['step', 'offered', 'finalized tx/s', '÷ ceiling', 'p50/p95/p99 slots', 'p50/p95/p99 ms', 'POST→202 p50/p99 ms', 'txs/block', 'wire B/tx', 'CPU max node/beacon', 'peak RSS MB node/beacon', 'rejected'];
   console.log('');
   console.log(
     `${scheme} (${backend}) per core: verify ${result.crypto.verifyPerSecPerCore}/s, sign ${result.crypto.signPerSecPerCore}/s ` +
@@ -1229,6 +1268,15 @@ async function main(): Promise<void> {
     console.log(`\nvariants (each a fresh devnet; offered ${variantRate} tx/s × factor, ${args['variant-duration']} s):`);
     table(['variant', ...intraHead.slice(1)], variants.map((v) => intraRow(v, v.variant)));
     for (const v of variants) console.log(`  ${v.variant}: ${v.what}`);
+    const withJ = variants.find((v) => v.variant === 'baseline');
+    const noJ = variants.find((v) => v.variant === 'no-admission-journal');
+    if (withJ && noJ) {
+      const a = withJ.admission;
+      console.log(
+        `  admission journal cost: finalized ${withJ.finalizedTxPerSec} vs ${noJ.finalizedTxPerSec} tx/s without it; POST→202 p50 ${a.postMs.p50} vs ${noJ.admission.postMs.p50} ms, ` +
+          `p99 ${a.postMs.p99} vs ${noJ.admission.postMs.p99} ms; ${a.fsyncsPerAcceptedTx} fsyncs per accepted tx (${a.entriesPerGroup} per group)`,
+      );
+    }
   }
   for (const [v, why] of Object.entries(skipped)) console.log(`  ${v}: skipped (${why})`);
   console.log('');

@@ -109,7 +109,7 @@ export interface SubmitOptions {
   binary?: boolean;
   /** How long to keep retrying a busy node (503 NODE_BUSY / MEMPOOL_FULL, 429 RATE_LIMITED). Default 10 000 ms. */
   busyRetryMs?: number;
-  /** Most attempts in all, however short the node's Retry-After. Default 8. */
+  /** Most attempts in all, however short the node's Retry-After (default 20; `busyRetryMs` usually ends it first). */
   maxAttempts?: number;
 }
 
@@ -407,7 +407,7 @@ export class QnexusClient {
       ? { contentType: 'application/octet-stream', data: raw }
       : { contentType: 'application/json', data: JSON.stringify({ tx: toHex(raw) }) };
     const deadline = Date.now() + (opts.busyRetryMs ?? 10_000);
-    const maxAttempts = opts.maxAttempts ?? 8;
+    const maxAttempts = opts.maxAttempts ?? 20;
     for (let attempt = 1, backoff = 50; ; attempt++, backoff = Math.min(1_000, backoff * 2)) {
       try {
         return await this.request<SubmitResult>('POST', '/v1/txs', body);
