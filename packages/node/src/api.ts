@@ -34,7 +34,8 @@ import type { LoadMonitor } from './load.js';
 import type { Logger } from './log.js';
 import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
-import type { ApiGuard } from './admin.js';
+import { HttpHeaderError, type ApiGuard } from './admin.js';
+import type { AdmissionJournal } from './mempool-journal.js';
 import { parseListLimit, queryParams, readBody, readEvidenceBody, startJsonApi, type JsonRoute } from './http.js';
 import { explorerPage } from './explorer.js';
 import type { RecentXfers } from './explorer-index.js';
@@ -61,6 +62,11 @@ export interface ApiContext {
   guard?: ApiGuard;
   /** The newest transfer records (`GET /v1/xtransfers`): seeded from the state at start, then fed by every commit. */
   recentXfers: RecentXfers;
+  /**
+   * Where `POST /v1/txs` makes each admission durable before its 202 (mempool-journal.ts).
+   * Absent (`--admission-journal false`, embedded tests): a 202 promises nothing past a crash.
+   */
+  journal?: AdmissionJournal | null;
 }
 type Ctx = ApiContext;
 
@@ -484,7 +490,8 @@ const routes: JsonRoute<Ctx>[] = [
       }
       const rej = c.mempool.rejection(hashHex);
       if (rej) return [200, { ...txJson(rej.env), status: 'rejected', block: null, error: { code: rej.code, message: rej.message } }];
-      notFound(`transaction ${hashHex}`);
+      // Not "not admitted": the node that acknowledged it may not have gossiped it here yet.
+      throw new QnexusError('TX_UNKNOWN', `transaction ${hashHex} is not known to this node: not admitted, or not yet gossiped here; ask another node of shard ${c.chain.shard}`);
     },
   },
   {
@@ -512,9 +519,9 @@ const routes: JsonRoute<Ctx>[] = [
     re: /^\/v1\/txs$/,
     name: 'submit',
     h: async (c, _p, req) => {
-      if (c.load.overloaded) {
-        throw new QnexusError('NODE_BUSY', `node is overloaded (event-loop lag ${Math.round(c.load.lagMs)} ms); retry shortly`);
-      }
+      // Shed by capacity only (load.ts): a full queue, or an overload that lasts; never one slow window.
+      if (c.load.overloaded) throw new QnexusError('NODE_BUSY', `node is busy (${c.load.reason ?? 'overloaded'}); retry shortly`);
+      if (c.journal?.saturated) throw new QnexusError('NODE_BUSY', `node is busy (${c.journal.backlog} admissions waiting for the disk); retry shortly`);
       const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const body = await readBody(req);
       let raw: Uint8Array;
@@ -543,6 +550,9 @@ const routes: JsonRoute<Ctx>[] = [
         c.txGossip.publish(env.raw);
         c.metrics.mempoolSize.set(c.mempool.size);
       }
+      // The 202 is a promise: the admission is on disk first (a 'known' one too: gossip may
+      // have brought it, unjournaled). Concurrent submissions share one fsync.
+      await c.journal?.append(env);
       c.metrics.txAdmission.inc({ source: 'api', result: 'accepted' });
       return [202, { hash: env.hashHex, status: 'pending' }];
     },
@@ -692,8 +702,28 @@ const routes: JsonRoute<Ctx>[] = [
   },
 ];
 
+/** Seconds a client should wait before retrying a 503, by why it was refused. */
+export const RETRY_AFTER_S: Partial<Record<string, number>> = { MEMPOOL_FULL: 2, NODE_BUSY: 1, UNAVAILABLE: 1, EPOCH_UNKNOWN: 2 };
+
+/** Every 503 carries Retry-After (a 429 gets its own from the rate limiter), so clients back off by what the node says. */
+function withRetryAfter(route: JsonRoute<Ctx>): JsonRoute<Ctx> {
+  return {
+    ...route,
+    h: async (c, p, req, url) => {
+      try {
+        return await route.h(c, p, req, url);
+      } catch (e) {
+        if (e instanceof QnexusError && e.httpStatus === 503 && !(e instanceof HttpHeaderError)) {
+          throw new HttpHeaderError(e.code, e.message, { 'retry-after': String(RETRY_AFTER_S[e.code] ?? 1) });
+        }
+        throw e;
+      }
+    },
+  };
+}
+
 export function startApi(ctx: Ctx, host: string, port: number): Promise<Server> {
-  return startJsonApi(ctx, routes, host, port, {
+  return startJsonApi(ctx, routes.map(withRetryAfter), host, port, {
     onError: (route, e) => {
       if (route === 'submit') ctx.metrics.txAdmission.inc({ source: 'api', result: e.code });
     },
