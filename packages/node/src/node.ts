@@ -193,7 +193,7 @@ async function restoreMempool(journal: AdmissionJournal, legacyPath: string, mem
   }
   await journal.open(added);
   if (txs.length === 0) return;
-  log.info('mempool restored from the admission journal', { txs: txs.length, readmitted: added.length, dropped });
+  log.info('mempool restored from the last stop', { txs: txs.length, readmitted: added.length, dropped, file: journal.path });
   if (added.length === 0) return;
   void p2p.waitForTopicPeers(txTopic, 1, 60_000).then((ok) => {
     if (ok) for (const env of added) txGossip.publish(env.raw);
