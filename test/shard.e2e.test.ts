@@ -140,7 +140,7 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
     await sleep(1500);
     for (const n of NODES.filter((x) => x !== 'validator-1')) {
       for (const h of [stale.hash, future.hash, rich.hash]) {
-        await expectCode(net.devnet.client(n).tx(h), 'NOT_FOUND');
+        await expectCode(net.devnet.client(n).tx(h), 'TX_UNKNOWN');
       }
     }
     // The network kept finalizing.
@@ -168,7 +168,7 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
       await attacker.publish(topic, new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
       await waitFor('the target to count rejected gossip', () => gossipRejects(target.apiUrl), (n) => n >= before + 2, 15_000);
       // The forged transaction was not relayed: no node admitted it.
-      for (const n of NODES) await expectCode(net.devnet.client(n).tx(good.hash), 'NOT_FOUND');
+      for (const n of NODES) await expectCode(net.devnet.client(n).tx(good.hash), 'TX_UNKNOWN');
       await waitAllFinalized(net, NODES, h0 + 2, 30_000);
     } finally {
       await attacker.stop();

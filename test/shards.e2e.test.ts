@@ -47,7 +47,7 @@ describe('two shards side by side', function () {
       await c.submitTx(tx.raw);
       const info = await c.waitForTx(tx.hash, { until: 'final', timeoutMs: 30_000 });
       assert.equal(info.status, 'final');
-      await expectCode(net.devnet.client(`s${1 - s}-validator-0`).tx(tx.hash), 'NOT_FOUND');
+      await expectCode(net.devnet.client(`s${1 - s}-validator-0`).tx(tx.hash), 'TX_UNKNOWN');
     }
     const s0 = net.devnet.client('s0-validator-0');
     // A shard-1 account cannot spend on shard 0…
