@@ -137,6 +137,8 @@ export class BeaconService {
 
   constructor(private readonly d: ServiceDeps) {
     this.now = d.now ?? Date.now;
+    // No tick is durable yet: -1, not the gauge's 0 (which would read as "slot 0", far behind).
+    d.metrics.processedSlot.set(-1);
     this.runner = new ActionRunner(
       d.store,
       (shard, raw) => d.sender.enqueue(shard, raw),
