@@ -248,11 +248,11 @@ export class Mempool {
           applyTx(new Overlay(this.chain.state), env, this.chain.params, this.nextBlock());
         } catch (e) {
           if (!(e instanceof QnexusError)) throw e;
+          this.system.delete(env.hashHex);
           if (e.code !== 'XS_NOT_PREPARED') {
-            this.system.delete(env.hashHex);
             this.onRemoved?.(env.hashHex);
             this.markRejected(env, e.code, e.message);
-          }
+          } else this.system.set(env.hashHex, env); // still pending: to the back of the queue, as before
         }
       }
     }
