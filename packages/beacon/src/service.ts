@@ -29,6 +29,8 @@ import type { BeaconStore, RegistryWrite } from './store.js';
 /** Re-publish the current epoch's announcement (and the registry snapshot) this often (slots). */
 const ANNOUNCE_EVERY_SLOTS = 4;
 export const MAX_REQUEST_BYTES = 2 * 1024 * 1024;
+/** Most event-loop time one slice of a report's records may take before the beacon yields. */
+const SLICE_MS = 10;
 /** Gossip cap of announcements and snapshots: the p2p message cap (1 MiB; ≈ 390 ML-DSA-44 members, ample for a devnet). */
 export const MAX_BEACON_GOSSIP_BYTES = 1024 * 1024;
 const MAX_SIGNED_ANNOUNCEMENT_BYTES = Math.min(MAX_BEACON_GOSSIP_BYTES, MAX_ANNOUNCEMENT_BYTES + 8 * 1024);
@@ -124,6 +126,8 @@ export interface ServiceDeps {
 export class BeaconService {
   private group: Group = { actions: [], waiters: [] };
   private writing: Promise<void> | null = null;
+  /** Set when a log write failed: nothing more is applied, sent or acknowledged (fail-stop). */
+  private failed: Error | null = null;
   /** The newest slot whose tick is durable, and its lag (ms). */
   private processed = { slot: -1, lagMs: 0 };
   private readonly runner: ActionRunner;
@@ -221,6 +225,7 @@ export class BeaconService {
    * durable and its sends are handed to the network (rejects if the write failed).
    */
   private commit(actions: readonly CoordinatorAction[]): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
     const g = this.group;
     for (const a of actions) g.actions.push(a);
     const done = new Promise<void>((resolve, reject) => g.waiters.push({ resolve, reject }));
@@ -245,10 +250,17 @@ export class BeaconService {
         metrics.writeSeconds.observe((performance.now() - t0) / 1000);
         for (const w of g.waiters) w.resolve();
       } catch (e) {
-        // The events stay applied in memory; their senders get UNAVAILABLE and report again,
-        // and a restart rebuilds from the log (nothing was sent for them).
-        log.error('beacon log write failed', { events: g.waiters.length, error: (e as Error).stack ?? String(e) });
+        // Fail-stop: the events are applied in memory but not logged, so nothing may be sent
+        // from that state (a later tick would re-send a decision that is not durable). Stop
+        // ticking and refuse everything; a restart rebuilds from the durable log.
+        this.failed = e instanceof Error ? e : new Error(String(e));
+        this.stopped = true;
+        clearTimeout(this.timer);
+        log.error('beacon log write failed: the beacon stops coordinating until it is restarted', { events: g.waiters.length, error: this.failed.stack ?? String(e) });
         for (const w of g.waiters) w.reject(e);
+        for (const w of this.group.waiters) w.reject(e);
+        this.group = { actions: [], waiters: [] };
+        return;
       }
     }
   }
@@ -318,15 +330,36 @@ export class BeaconService {
     certified?: { round: number; signers: readonly string[]; blockHash?: Uint8Array; slot?: number },
   ): Promise<void> {
     if (this.stopped) return Promise.reject(new Error('the beacon is stopping'));
-    const slot = this.slot;
     if (certified) this.d.registry.recordParticipation(shard, height, certified.round, certified.signers);
     // The shard's head as registry snapshots show it to every node (GET /v1/shards).
     if (certified?.blockHash && certified.slot !== undefined) this.d.registry.recordHead({ shard, height, blockHash: certified.blockHash, slot: certified.slot, round: certified.round });
-    const actions: CoordinatorAction[] = [];
-    for (const rec of records) actions.push(...this.d.coordinator.onRecord(rec, shard, height, slot));
+    return this.applyRecords(records, shard, height);
+  }
+
+  /**
+   * Apply records in slices of at most SLICE_MS of work (a record can cost an ML-DSA signature:
+   * a new transfer's prepare request, a decision), each slice joining the open group as soon
+   * as it is applied, and yield to the event loop between slices: after a restart every shard
+   * re-reports its open records at once, and signing them in one stretch froze the beacon
+   * (its slot ticks and API included) for seconds. Joining per slice keeps "log before send":
+   * a later event that touches the same transfer lands in the same or a later group.
+   */
+  private async applyRecords(records: readonly XferRecord[], shard: number, height: number): Promise<void> {
+    const written: Promise<void>[] = [];
+    for (let i = 0; i < records.length || written.length === 0; ) {
+      if (this.stopped) throw new Error('the beacon is stopping');
+      const actions: CoordinatorAction[] = [];
+      const t0 = performance.now();
+      const slot = this.slot;
+      while (i < records.length && performance.now() - t0 < SLICE_MS) actions.push(...this.d.coordinator.onRecord(records[i++]!, shard, height, slot));
+      const w = this.commit(actions);
+      w.catch(() => undefined); // handled by Promise.all below; meanwhile not an unhandled rejection
+      written.push(w);
+      if (i < records.length) await new Promise<void>((r) => setImmediate(r));
+    }
     this.d.metrics.undecided.set(this.d.coordinator.undecided);
     if (records.length > 0) this.updateGauges();
-    return this.commit(actions);
+    await Promise.all(written);
   }
 
   /**
