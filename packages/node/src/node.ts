@@ -168,6 +168,9 @@ function nodeTuning(cfg: NodeConfig) {
   };
 }
 
+/** Journaled transactions re-admitted at once at start (see restoreMempool). */
+const RESTORE_BATCH = 256;
+
 /**
  * Re-admit what the admission journal holds (every acknowledged transaction not known to be
  * final or dropped, or the whole mempool after a clean stop) and what an older version's clean
@@ -183,13 +186,20 @@ async function restoreMempool(journal: AdmissionJournal, legacyPath: string, mem
   const txs = [...legacy.txs, ...read.txs];
   const added: TxEnvelope[] = [];
   let dropped = 0;
-  for (const raw of txs) {
-    try {
-      const env = openTx(raw);
-      if ((await mempool.admit(env)) === 'added') added.push(env);
-    } catch {
-      dropped++; // final meanwhile, or no longer valid: nothing to keep
-    }
+  // Admitted concurrently, a batch at a time: each waits for its signature check on the verify
+  // pool, and one by one a journal of hundreds kept a restarted validator out of its committee
+  // for seconds (the mempool takes nonces in any order within its window).
+  for (let i = 0; i < txs.length; i += RESTORE_BATCH) {
+    await Promise.all(
+      txs.slice(i, i + RESTORE_BATCH).map(async (raw) => {
+        try {
+          const env = openTx(raw);
+          if ((await mempool.admit(env)) === 'added') added.push(env);
+        } catch {
+          dropped++; // final meanwhile, or no longer valid: nothing to keep
+        }
+      }),
+    );
   }
   await journal.open(added);
   if (txs.length === 0) return;
