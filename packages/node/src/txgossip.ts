@@ -241,21 +241,34 @@ export async function fetchProposalTxs(p2p: P2PNode, protocol: string, ids: read
       sources.set(source, (sources.get(source) ?? 0) + 1);
     }
   };
-  const ask = async (peers: readonly string[], source: (peer: string) => FetchSource): Promise<void> => {
-    const ask = missing();
+  const ask = async (peers: readonly string[], source: (peer: string) => FetchSource, turn: number): Promise<void> => {
+    const ids = missing();
     const timeout = Math.min(FETCH_TIMEOUT_MS, plan.deadline - Date.now());
-    if (ask.length === 0 || timeout <= 0) return;
-    // Done when every peer answered or nothing is missing any more: a stalling peer holds up nobody.
+    if (ids.length === 0 || timeout <= 0 || peers.length === 0) return;
+    // Each missing id is asked of one peer of the wave (round-robin, rotated every attempt so a
+    // stalling peer's share goes to another next time): asking every peer for everything moved
+    // each missing transaction twice or more, which a saturated shard could not afford.
+    const shares = peers.map((peer, k) => ({ peer, ids: ids.filter((_h, i) => (i + turn) % peers.length === k) })).filter((x) => x.ids.length > 0);
+    // Done when every request answered or nothing is missing any more. A peer that answered its
+    // share is asked once more for what is still missing of the others' shares (work stealing),
+    // so a stalling peer holds up nobody and a fast one is used to the full.
     await new Promise<void>((resolve) => {
-      let left = peers.length;
-      if (left === 0) resolve();
-      for (const peer of peers) {
-        void requestTxs(p2p, protocol, peer, ask, timeout).then((r) => {
+      let left = 0;
+      const stole = new Set<string>();
+      const run = (peer: string, share: Uint8Array[]): void => {
+        left++;
+        void requestTxs(p2p, protocol, peer, share, timeout).then((r) => {
           if (r.malformed) plan.onMalformed?.(peer);
           take(r.envs, source(peer));
-          if (--left === 0 || missing().length === 0) resolve();
+          const rest = missing();
+          if (shares.length > 1 && rest.length > 0 && !r.malformed && !stole.has(peer) && Date.now() < plan.deadline) {
+            stole.add(peer);
+            run(peer, rest);
+          }
+          if (--left === 0 || rest.length === 0) resolve();
         });
-      }
+      };
+      for (const { peer, ids: share } of shares) run(peer, share);
     });
   };
   const first = [...new Set([plan.relayer, ...plan.proposers])].filter((x) => x !== p2p.peerId);
@@ -266,9 +279,9 @@ export async function fetchProposalTxs(p2p: P2PNode, protocol: string, ids: read
       await new Promise((r) => setTimeout(r, Math.min(FETCH_RETRY_MS, Math.max(0, plan.deadline - Date.now()))));
       if (plan.local) take(missing().flatMap((h) => plan.local!(toHex(h)) ?? []), 'mempool');
     }
-    await ask(first, (peer) => (proposers.has(peer) ? 'proposer' : 'relayer'));
+    await ask(first, (peer) => (proposers.has(peer) ? 'proposer' : 'relayer'), attempt);
     if (missing().length === 0) break;
-    await ask(others.splice(0, MAX_OTHER_PEERS), () => 'peer');
+    await ask(others.splice(0, MAX_OTHER_PEERS), () => 'peer', attempt);
   }
   return { got, sources };
 }
