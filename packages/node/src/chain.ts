@@ -381,13 +381,17 @@ export class Chain {
     return null;
   }
 
-  /** Build and sign a block on the head from mempool candidates, skipping any that no longer apply. */
-  build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array): Candidate {
+  /**
+   * Build and sign a block on the head from mempool candidates, skipping any that no longer
+   * apply, within `maxBytes` of wire encoding (at most the protocol cap).
+   */
+  build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array, maxBytes = MAX_BLOCK_WIRE_BYTES): Candidate {
+    const cap = Math.min(maxBytes, MAX_BLOCK_WIRE_BYTES);
     const picked: TxEnvelope[] = [];
     // Exactly what encodeBlock will write (a block over the cap is one every node refuses, us included).
     let bytes = (this.emptyBlockSize ??= emptyBlockBytes(this.genesis));
     for (const env of txs) {
-      if (picked.length >= this.genesis.maxBlockTxs || bytes + env.raw.length + 4 > MAX_BLOCK_WIRE_BYTES) break;
+      if (picked.length >= this.genesis.maxBlockTxs || bytes + env.raw.length + 4 > cap) break;
       picked.push(env);
       bytes += env.raw.length + 4;
     }

@@ -31,7 +31,7 @@ import {
 import type { P2PNode, ValidationResult } from '@qnexus/p2p';
 import type { StateChanges } from '@qnexus/state';
 import { blockHash, decodeBlock } from '@qnexus/types';
-import { candidateFromBlock, candidateFromEnvs, type Candidate, type Chain } from './chain.js';
+import { MAX_BLOCK_WIRE_BYTES, candidateFromBlock, candidateFromEnvs, type Candidate, type Chain } from './chain.js';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -51,6 +51,8 @@ const NO_COMMITTEE: Committee = { validators: [], totalStake: 0n };
  */
 const ROUND_LEAD = 2;
 const ROUND_LAG = 16;
+/** Smallest byte budget a proposer backs off to after failed rounds (≈ 16 ML-DSA-44 transfers). */
+const BACKOFF_MIN_BYTES = 64 * 1024;
 /** However late in its round a proposal arrives, its missing transactions are looked for this long. */
 const ASSEMBLY_MIN_MS = 1_500;
 
@@ -542,7 +544,21 @@ export class Engine {
 
   private buildCandidate(round: number): Candidate {
     const txs = this.mempool.select(this.chain.genesis.maxBlockTxs);
-    return this.chain.build(round, txs, this.key!.address, (b) => this.sign(b));
+    return this.chain.build(round, txs, this.key!.address, (b) => this.sign(b), this.blockByteBudget(round));
+  }
+
+  /**
+   * The proposer's byte budget for a new block: the protocol cap, halved for every two rounds
+   * this height has failed, down to BACKOFF_MIN_BYTES. Every validator must fetch the
+   * transactions it lacks, check them and execute the block within one round; when the shard is
+   * saturated (a backlog after an outage, a starved machine) full blocks failed round after
+   * round and the height never completed. Smaller blocks let it finish; the next height starts
+   * at full size again. The proposer's own choice: any block within the cap is valid.
+   */
+  private blockByteBudget(round: number): number {
+    const heightStart = Math.max(this.roundsAtHeightStart, this.chain.headSlot + 1);
+    const failed = Math.max(0, round - heightStart);
+    return Math.max(BACKOFF_MIN_BYTES, MAX_BLOCK_WIRE_BYTES >> Math.min(8, Math.floor(failed / 2)));
   }
 
   // ------------------------------------------------------------------ gossip validation

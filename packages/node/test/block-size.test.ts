@@ -55,6 +55,12 @@ describe('node: block builder size budget', function () {
         assert.ok(c.raw.length + perTx > MAX_BLOCK_WIRE_BYTES, 'one more would exceed the cap');
         assert.equal(c.raw.length, emptyBlockBytes(g) + fit * perTx, 'the budget is what encodeBlock wrote');
         assert.equal(chain.validate(c, 1), null);
+
+        // A proposer backing off after failed rounds builds within a smaller budget, exactly too.
+        const small = chain.build(slot, txs, addressFromPublicKey(proposer.publicKey), (m) => b.sign(proposer.secretKey, m), 64 * 1024);
+        const fitSmall = Math.floor((64 * 1024 - emptyBlockBytes(g)) / perTx);
+        assert.equal(small.envs.length, fitSmall);
+        assert.ok(small.raw.length <= 64 * 1024 && small.raw.length + perTx > 64 * 1024);
       } finally {
         await store.close();
         rmSync(dir, { recursive: true, force: true });
