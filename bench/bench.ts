@@ -424,6 +424,10 @@ interface Driven {
   maxInFlight: number;
   /** Duration of each accepted submission's POST (its 202 waits for the admission journal's fsync), ms. */
   admitMs: number[];
+  /** Busy answers (503 NODE_BUSY / MEMPOOL_FULL, 429), by code, retried by the client. */
+  busy: Map<string, number>;
+  /** Submissions whose first attempt got a busy answer (load shedding as a client sees it). */
+  firstRefused: number;
 }
 
 /**
@@ -436,6 +440,8 @@ async function drive(net: Net, schedule: Item[]): Promise<Driven> {
   const submitAt = new Map<string, number>();
   const rejected = new Map<string, number>();
   const admitMs: number[] = [];
+  const busy = new Map<string, number>();
+  let firstRefused = 0;
   let inFlight = 0;
   let maxInFlight = 0;
   const t0 = performance.now();
@@ -453,8 +459,13 @@ async function drive(net: Net, schedule: Item[]): Promise<Driven> {
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       const sent = performance.now();
+      let tries = 0;
+      const onBusy = (e: { code: string }) => {
+        if (tries++ === 0) firstRefused++;
+        busy.set(e.code, (busy.get(e.code) ?? 0) + 1);
+      };
       try {
-        await a.client.submitTx(j.raw, { binary: true, busyRetryMs: 120_000, maxAttempts: 1_000 });
+        await a.client.submitTx(j.raw, { binary: true, busyRetryMs: 120_000, maxAttempts: 1_000, onBusy });
         admitMs.push(performance.now() - sent);
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'ERROR';
@@ -479,7 +490,7 @@ async function drive(net: Net, schedule: Item[]): Promise<Driven> {
   offering = false;
   wake.forEach((w) => w());
   await Promise.all(senders);
-  return { t0, submitAt, rejected, submitEnd: performance.now(), maxInFlight, admitMs };
+  return { t0, submitAt, rejected, submitEnd: performance.now(), maxInFlight, admitMs, busy, firstRefused };
 }
 
 // ---------------------------------------------------------------- finality observer
@@ -686,6 +697,9 @@ async function intraPhase(name: string, net: Net, env: Env, rate: number, o: { d
     submitted: schedule.length,
     accepted: d.submitAt.size,
     rejected: Object.fromEntries(d.rejected),
+    /** Busy answers the client retried, by code, and the share of submissions refused at their first attempt. */
+    busyAnswers: Object.fromEntries(d.busy),
+    firstAttemptRefusedShare: r3(d.firstRefused / Math.max(1, schedule.length)),
     finalized: lat.length,
     notFinalized: d.submitAt.size - lat.length,
     finalizedTxPerSec: r1(tps),
@@ -955,8 +969,11 @@ async function sweepPhase(net: Net, env: Env, rates: number[]) {
   const best = steps.reduce((a, b) => ((b.finalizedTxPerSec ?? 0) > (a.finalizedTxPerSec ?? 0) ? b : a), steps[0]!);
   const saturationTxPerSec = best.finalizedTxPerSec ?? 0;
   let half: IntraResult | null = null;
+  let third: IntraResult | null = null;
   if (bool('half') && saturationTxPerSec > 0) {
     half = await intraPhase('half-saturation', net, env, Math.max(1, Math.round(saturationTxPerSec / 2)), { duration: num('step-duration'), idle: false });
+    // Admission control target: at a third of saturation, no submission is refused.
+    third = await intraPhase('third-saturation', net, env, Math.max(1, Math.round(saturationTxPerSec / 3)), { duration: num('step-duration'), idle: false });
   }
   return {
     rule: `stop at the first step with finalized < ${ratio} × offered or p50 > ${maxP50} slots`,
@@ -966,6 +983,7 @@ async function sweepPhase(net: Net, env: Env, rates: number[]) {
     saturationRatioToCeiling: r3(saturationTxPerSec / env.ceiling),
     steps,
     halfSaturation: half,
+    thirdSaturation: third,
   };
 }
 
@@ -1152,6 +1170,7 @@ async function main(): Promise<void> {
   const base = variants.find((v) => v.variant === (backend === 'noble' ? 'baseline' : 'noble'));
   const native = variants.find((v) => v.variant === (backend === 'pqclean' ? 'baseline' : 'pqclean'));
   const half = sweep?.halfSaturation ?? null;
+  const third = sweep?.thirdSaturation ?? null;
   const target = (value: number | null | undefined, goal: number, higherIsBetter: boolean) => ({
     value: value ?? null,
     target: goal,
@@ -1184,6 +1203,7 @@ async function main(): Promise<void> {
     targets: {
       intraFinalizedOverCeiling: target(sweep?.saturationRatioToCeiling, 0.5, true),
       p50SlotsAtHalfSaturation: target(half?.latencySlots.p50, 2, false),
+      firstAttemptRefusedAtThirdSaturation: target(third?.firstAttemptRefusedShare, 0, false),
       ...Object.fromEntries(mixes.map((m) => [`${m.name}P50Slots`, target(m.xfer.latencyToCreditedSlots.p50, 6, false)])),
       maxNodePeakRssMb: target(nodeRss.length ? Math.max(...nodeRss) : null, 200, false),
       syncBlocksPerSec: target(sync?.blocksPerSec, 1000, true),
@@ -1232,9 +1252,10 @@ async function main(): Promise<void> {
     x.wire.bytesPerFinalizedTx,
     `${maxOf(x.processes, (p) => p.cpuPercent)}% / ${maxOf(x.processes, (p) => p.cpuPercent, 'beacon')}%`,
     `${maxOf(x.processes, (p) => p.peakRssMb)} / ${maxOf(x.processes, (p) => p.peakRssMb, 'beacon')}`,
+    x.firstAttemptRefusedShare ? `${(100 * x.firstAttemptRefusedShare).toFixed(1)}% ${JSON.stringify(x.busyAnswers)}` : '0',
     Object.keys(x.rejected).length ? JSON.stringify(x.rejected) : '',
   ];
-  const intraHead = ['step', 'offered', 'finalized tx/s', '÷ ceiling', 'p50/p95/p99 slots', 'p50/p95/p99 ms', 'POST→202 p50/p99 ms', 'txs/block', 'wire B/tx', 'CPU max node/beacon', 'peak RSS MB node/beacon', 'rejected'];
+  const intraHead = ['step', 'offered', 'finalized tx/s', '÷ ceiling', 'p50/p95/p99 slots', 'p50/p95/p99 ms', 'POST→202 p50/p99 ms', 'txs/block', 'wire B/tx', 'CPU max node/beacon', 'peak RSS MB node/beacon', 'busy (first tries)', 'rejected'];
   console.log('');
   console.log(
     `${scheme} (${backend}) per core: verify ${result.crypto.verifyPerSecPerCore}/s, sign ${result.crypto.signPerSecPerCore}/s ` +
@@ -1243,7 +1264,7 @@ async function main(): Promise<void> {
   for (const [b, c] of Object.entries(result.otherBackends)) console.log(`${scheme} (${b}) per core: ${'error' in c ? c.error : `verify ${c.verifyPerSecPerCore}/s, sign ${c.signPerSecPerCore}/s`}`);
   console.log(`signature ceiling ${result.ceilingTxPerSec} tx/s = ${cores} cores × verify/s ÷ ${verifiers} nodes per shard\n`);
   if (sweep) {
-    table(intraHead, [...steps.map((x, i) => intraRow(x, `sweep ${i + 1}`)), ...(half ? [intraRow(half, 'half-saturation')] : [])]);
+    table(intraHead, [...steps.map((x, i) => intraRow(x, `sweep ${i + 1}`)), ...(half ? [intraRow(half, 'half-saturation')] : []), ...(third ? [intraRow(third, 'third-saturation')] : [])]);
     console.log(`\nsaturation: ${sweep.saturationTxPerSec} tx/s = ${sweep.saturationRatioToCeiling} of the ceiling (${sweep.saturated ? `saturated at ${sweep.saturatedAtOfferedTxPerSec} offered` : 'not saturated: extend --sweep'})`);
   }
   if (mixes.length) {

@@ -45,8 +45,10 @@ describe('npm run bench -- --smoke', function () {
 
     // The sweep: every step offered load, some of it finalized, with latencies, per-process CPU/RSS and wire bytes.
     assert.ok(Array.isArray(r.sweep.steps) && r.sweep.steps.length >= 1);
-    for (const st of [...r.sweep.steps, r.sweep.halfSaturation]) {
+    for (const st of [...r.sweep.steps, r.sweep.halfSaturation, r.sweep.thirdSaturation]) {
       pos(st.offeredTxPerSec, 'offered');
+      // Load shedding as clients see it: the share of submissions refused at their first attempt.
+      assert.ok(st.firstAttemptRefusedShare >= 0 && st.firstAttemptRefusedShare <= 1, `${st.name}: refused share`);
       assert.ok(st.finalized > 0, `${st.name}: nothing finalized`);
       assert.equal(st.finalized + st.notFinalized, st.accepted);
       pos(st.finalizedTxPerSec, 'finalized tx/s');
@@ -83,7 +85,7 @@ describe('npm run bench -- --smoke', function () {
     assert.ok(r.variants[0].finalized > 0);
 
     // Every target is reported with its value and goal.
-    for (const k of ['intraFinalizedOverCeiling', 'p50SlotsAtHalfSaturation', 'maxNodePeakRssMb', 'syncBlocksPerSec', 'nativeOverJsFinalized']) {
+    for (const k of ['intraFinalizedOverCeiling', 'p50SlotsAtHalfSaturation', 'firstAttemptRefusedAtThirdSaturation', 'maxNodePeakRssMb', 'syncBlocksPerSec', 'nativeOverJsFinalized']) {
       assert.ok(k in r.targets, k);
       assert.equal(typeof r.targets[k].target, 'number');
     }

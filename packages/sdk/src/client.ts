@@ -111,6 +111,8 @@ export interface SubmitOptions {
   busyRetryMs?: number;
   /** Most attempts in all, however short the node's Retry-After (default 20; `busyRetryMs` usually ends it first). */
   maxAttempts?: number;
+  /** Told of each busy answer before it is retried (to show progress, or to count backpressure). */
+  onBusy?: (e: ApiError) => void;
 }
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:8545';
@@ -415,6 +417,7 @@ export class QnexusClient {
         // RATE_LIMITED: this client is over the node's per-client rate; it refills quickly.
         const busy = e instanceof ApiError && (e.code === 'NODE_BUSY' || e.code === 'MEMPOOL_FULL' || e.code === 'RATE_LIMITED');
         if (!busy) throw e;
+        opts.onBusy?.(e);
         const delay = Math.max(backoff, (e as ApiError).retryAfterMs ?? 0);
         if (attempt >= maxAttempts || Date.now() + delay > deadline) throw e;
         await sleep(delay);
