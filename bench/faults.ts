@@ -59,6 +59,10 @@ const { values: args } = parseArgs({
     'base-port': { type: 'string', default: '26000' },
     out: { type: 'string', default: 'bench/results' },
     smoke: { type: 'boolean', default: false },
+    // Keep each devnet's directory (data dirs and process logs) for inspection instead of removing it.
+    'keep-logs': { type: 'boolean', default: false },
+    // Node flags for every process of the current tree's devnet, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    'node-flags': { type: 'string' },
   },
 });
 
@@ -273,7 +277,10 @@ async function openNet(tree: Tree): Promise<Net> {
     // A fresh 200-port range per devnet: a stopped node's ports may linger in TIME_WAIT.
     const basePort = BASE_PORT + (portSlot++ % 20) * 200;
     try {
-      devnet = await mod.startDevnet({ dir: join(dir, 'devnet'), basePort, reset: true, accounts: ACCOUNTS, logFormat: 'json', scryptN: 1 << 12 });
+      const nodeCommand = args['node-flags'] && tree.label !== 'before' ? { command: process.execPath, args: [...args['node-flags'].split(/\s+/).filter(Boolean), join(tree.root, 'packages/cli/dist/bin.js')] } : undefined;
+      // A restart on a saturated 2-core host can take well over the launcher's default 30 s: a node
+      // given up on is stopped, which would turn a slow start into an outage of its own.
+      devnet = await mod.startDevnet({ dir: join(dir, 'devnet'), basePort, reset: true, accounts: ACCOUNTS, logFormat: 'json', scryptN: 1 << 12, readyTimeoutMs: 90_000, ...(nodeCommand ? { nodeCommand } : {}) });
     } catch (e) {
       if (attempt >= 2 || !/PORT_IN_USE/.test(String((e as { code?: string }).code ?? e))) {
         rmSync(dir, { recursive: true, force: true });
@@ -284,7 +291,8 @@ async function openNet(tree: Tree): Promise<Net> {
   const d = devnet;
   const stop = async () => {
     await d.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (args['keep-logs']) console.log(`kept ${dir} (--keep-logs)`);
+    else rmSync(dir, { recursive: true, force: true });
   };
   cleanups.add(stop);
   const g = d.genesis;
@@ -869,7 +877,8 @@ function beaconLag(samples: BeaconSample[], restart: { downAt: number; startAt: 
   const asSlots = (name: string, v: number, s: BeaconSample) => (/processed_slot/.test(name) ? s.wallSlot - v : /seconds/.test(name) ? (v * 1000) / slotMs : /_ms\b|millis/.test(name) ? v / slotMs : v);
   const names = new Set(after.flatMap((s) => Object.keys(s.metrics)));
   for (const k of names) {
-    const series = after.filter((s) => k in s.metrics).map((s) => ({ tMs: s.tMs, lag: asSlots(k, s.metrics[k]!, s) }));
+    // A processed-slot gauge below 0 means "no tick durable yet" (not slot -1): no sample.
+    const series = after.filter((s) => k in s.metrics && !(/processed_slot/.test(k) && s.metrics[k]! < 0)).map((s) => ({ tMs: s.tMs, lag: asSlots(k, s.metrics[k]!, s) }));
     let up: number | null = null;
     for (let i = 0; i + 2 < series.length && up === null; i++) if ([0, 1, 2].every((j) => series[i + j]!.lag <= 1)) up = (series[i]!.tMs - restart.startAt) / 1000;
     metrics[k] = {
