@@ -28,6 +28,8 @@ import {
   type TxEnvelope,
   type VoteEvidence,
   type XAck,
+  decodeXferRecord,
+  type XferRecord,
 } from '@qnexus/types';
 import type { StateChanges } from '@qnexus/state';
 import { RateLimiter, type P2PNode, type ServeBudget } from '@qnexus/p2p';
@@ -44,6 +46,13 @@ const PEER_FAULT: ReadonlySet<string> = new Set(['TX_MALFORMED', 'TX_TOO_LARGE',
 
 /** Re-send open records to the beacon every this many slots (they are idempotent there). */
 const RESEND_SLOTS = 4;
+/** Acknowledged open records are re-reported this rarely (a safety net for a beacon that lost its log). */
+const ACKED_RESEND_SLOTS = 16 * RESEND_SLOTS;
+
+/** What of a record the beacon logs: a changed phase is reported again. */
+function phaseKey(rec: XferRecord): string {
+  return `${rec.role}/${rec.prepare}/${rec.decision}`;
+}
 /** Re-introduce ourselves (binding) to the beacon every this many slots. */
 const HELLO_SLOTS = 8;
 /** Automatic evidence forwarding: attempts while the beacon cannot be reached, and the first back-off. */
@@ -100,6 +109,15 @@ export class XShard {
   private readonly self: string | null;
   /** Records the beacon evidently has not seen settle (it re-sent an entry we already applied). */
   private readonly stale = new Set<string>();
+  /**
+   * Open records the beacon acknowledged (its ack means "logged"), by transfer id: the phase
+   * it logged. The periodic re-report skips them while that phase is unchanged; re-sending
+   * every open record every few slots, proofs and all, was most of a beacon's work once a slow
+   * destination kept hundreds of transfers open. A beacon that lost its log still hears of
+   * them: from the safety sweep every ACKED_RESEND_SLOTS, and at once when it sends an entry
+   * for a phase already applied here (`stale`).
+   */
+  private readonly acked = new Map<string, string>();
   /** Evidence already forwarded (evidenceKey), insertion-ordered for eviction. */
   private readonly evidenceSeen = new Set<string>();
   /** The beacon's final answer per evidence key (slashed, duplicate, expired), insertion-ordered for eviction. */
@@ -254,7 +272,10 @@ export class XShard {
 
   private onStale(env: TxEnvelope): void {
     const p = env.tx.body.payload;
-    if (p.kind === 'xprepare' || p.kind === 'xdecision') this.stale.add(toHex(p.xfer.id));
+    if (p.kind === 'xprepare' || p.kind === 'xdecision') {
+      this.stale.add(toHex(p.xfer.id));
+      this.acked.delete(toHex(p.xfer.id));
+    }
   }
 
   private countPhases(changes: StateChanges): void {
@@ -287,10 +308,17 @@ export class XShard {
     const ids = new Set(this.stale);
     this.stale.clear();
     if (this.ticks % RESEND_SLOTS === 0) {
-      // Every open record, whatever its kind or counterpart (another shard or the beacon).
+      // Every open record the beacon has not acknowledged in its current phase, whatever its kind
+      // or counterpart (another shard or the beacon); all of them in the safety sweep.
+      const sweep = this.ticks % ACKED_RESEND_SLOTS === 0;
+      const open = new Set<string>();
       for (const rec of this.chain.state.xferRecords()) {
-        if (rec.decision === 'none' && rec.preparedHeight + RESEND_SLOTS <= head) ids.add(toHex(rec.info.id));
+        if (rec.decision !== 'none') continue;
+        const id = toHex(rec.info.id);
+        open.add(id);
+        if (rec.preparedHeight + RESEND_SLOTS <= head && (sweep || this.acked.get(id) !== phaseKey(rec))) ids.add(id);
       }
+      for (const id of this.acked.keys()) if (!open.has(id)) this.acked.delete(id);
     }
     if (!ids.size) return;
     const [raw, certRaw] = await Promise.all([this.chain.store.blockAtHeight(head), this.chain.store.certificate(head)]);
@@ -311,7 +339,15 @@ export class XShard {
       void this.send({ type: 'report', report: { binding, header, certificate, items: [] } }, 'block');
       return;
     }
-    for (const chunk of reportChunks(items)) void this.send({ type: 'report', report: { binding, header, certificate, items: chunk } }, 'report');
+    for (const chunk of reportChunks(items)) {
+      void this.send({ type: 'report', report: { binding, header, certificate, items: chunk } }, 'report').then((ok) => {
+        if (!ok) return;
+        for (const it of chunk) {
+          const rec = decodeXferRecord(it.record);
+          if (rec.decision === 'none') this.acked.set(toHex(rec.info.id), phaseKey(rec));
+        }
+      });
+    }
   }
 
   /** One request to the beacon over its 2PC stream; throws when it cannot be reached or does not answer. */
@@ -324,14 +360,17 @@ export class XShard {
     return ack;
   }
 
-  private async send(req: BeaconRequest, kind: string): Promise<void> {
+  /** Send; true when the beacon acknowledged it. */
+  private async send(req: BeaconRequest, kind: string): Promise<boolean> {
     try {
       const ack = await this.requestBeacon(req);
       this.metrics.xshardSent.inc({ kind, result: ack.ok ? 'ok' : ack.code });
       if (!ack.ok) this.log.warn('beacon refused our 2PC message', { kind, code: ack.code, message: ack.message });
+      return ack.ok;
     } catch (e) {
       this.metrics.xshardSent.inc({ kind, result: 'unreachable' });
       this.log.debug('could not reach the beacon', { kind, error: (e as Error).message });
+      return false;
     }
   }
 
