@@ -100,6 +100,8 @@ export class Engine {
   private timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private roundsAtHeightStart = 0;
+  /** Transactions of blocks we proposed, assembled or are locked on (see noteBlockTxs). */
+  private readonly blockTxs = new Map<string, TxEnvelope>();
   /** Bodies of the votes we signed at the current height (re-sent when the height stalls). */
   /** This height's votes as signed, re-sent as they are (see resendVotes). */
   private myVotes: SignedVote[] = [];
@@ -151,7 +153,10 @@ export class Engine {
     let locked: LockState<Candidate> | null = null;
     if (lock) {
       locked = { height: lock.height, round: lock.round, blockHash: toHex(lock.blockHash) };
-      if (lock.block) locked.block = candidateFromBlock(decodeBlock(lock.block), lock.block);
+      if (lock.block) {
+        locked.block = candidateFromBlock(decodeBlock(lock.block), lock.block);
+        this.noteBlockTxs(locked.block);
+      }
     }
     this.core = new ConsensusCore<Candidate>({
       app: {
@@ -190,7 +195,7 @@ export class Engine {
     this.p2p.subscribe(this.t.block, { maxBytes: 512 * 1024, urgent: true, concurrencyPerPeer: 2, validate: (d, from) => this.validateProposal(d, from), deliver: (d, from) => this.deliverProposal(d, from) });
     // A proposal names at most maxBlockTxs ids; peers fetch the ones they miss once per proposal
     // (and pull what a peer's inventory names that they lack, see TxInventory).
-    await this.p2p.handle(this.t.txsProtocol, txsProtocolOptions(this.chain.genesis.maxBlockTxs), serveTxsByIds(this.mempool));
+    await this.p2p.handle(this.t.txsProtocol, txsProtocolOptions(this.chain.genesis.maxBlockTxs), serveTxsByIds(this.mempool, (h) => this.blockTxs.get(h)));
     this.scheduleNextSlot();
   }
 
@@ -473,6 +478,7 @@ export class Engine {
       }
     }
     this.mempool.onCommit(c.envs);
+    for (const e of c.envs) this.blockTxs.delete(e.hashHex);
     this.votesGate.prune(c.block.header.height);
     this.proposalsGate.prune(c.block.header.height);
     this.included.clear();
@@ -544,7 +550,29 @@ export class Engine {
 
   private buildCandidate(round: number): Candidate {
     const txs = this.mempool.select(this.chain.genesis.maxBlockTxs);
-    return this.chain.build(round, txs, this.key!.address, (b) => this.sign(b), this.blockByteBudget(round));
+    const c = this.chain.build(round, txs, this.key!.address, (b) => this.sign(b), this.blockByteBudget(round));
+    this.noteBlockTxs(c);
+    return c;
+  }
+
+  /**
+   * Remember the transactions of a block we proposed, assembled or are locked on, so we can
+   * serve them to peers assembling it (`/…/txs/1.0.0`) even when they are not in our mempool:
+   * fetched for a proposal, or restored with a lock after a crash emptied the mempool. Without
+   * this a re-proposed locked block whose transactions no peer still held could never be
+   * assembled, and the validators locked on it kept the height from completing. Bounded (the
+   * oldest go first); emptied as heights commit.
+   */
+  private noteBlockTxs(c: Candidate): void {
+    for (const e of c.envs) {
+      this.blockTxs.delete(e.hashHex);
+      this.blockTxs.set(e.hashHex, e);
+    }
+    const max = 4 * this.chain.genesis.maxBlockTxs;
+    for (const k of this.blockTxs.keys()) {
+      if (this.blockTxs.size <= max) break;
+      this.blockTxs.delete(k);
+    }
   }
 
   /**
@@ -686,7 +714,7 @@ export class Engine {
 
   /** Rebuild the proposed block from the mempool, fetching missing transactions by id. */
   private async assemble(p: CompactProposal, from: string): Promise<void> {
-    const envs: (TxEnvelope | undefined)[] = p.txHashes.map((h) => this.mempool.get(toHex(h)));
+    const envs: (TxEnvelope | undefined)[] = p.txHashes.map((h) => this.mempool.get(toHex(h)) ?? this.blockTxs.get(toHex(h)));
     const missing = p.txHashes.filter((_h, i) => !envs[i]);
     if (missing.length) {
       const got = await this.fetchTxs(p, missing, from);
@@ -697,6 +725,7 @@ export class Engine {
       await Promise.all([...got.values()].map((e) => this.verifier.verifyAsync(e)));
     }
     const c = candidateFromEnvs(p.header, p.headerSignature, envs as TxEnvelope[]);
+    this.noteBlockTxs(c);
     if (this.log.enabled('debug')) {
       this.log.debug('proposal received', { height: p.body.height, round: p.body.round, block: c.hashHex.slice(0, 12), txs: c.envs.length, fetched: missing.length, at: this.slotOffset() });
     }

@@ -187,11 +187,12 @@ export function txsProtocolOptions(maxBlockTxs: number): RequestHandlerOptions {
 }
 
 /** Serve transactions by id from the mempool (the txs protocol): the ones we hold, in the order asked. */
-export function serveTxsByIds(mempool: Mempool): RequestHandler {
+export function serveTxsByIds(mempool: Mempool, alsoKnown: (hashHex: string) => TxEnvelope | undefined = () => undefined): RequestHandler {
   return async function* (req: Uint8Array) {
     // maxRequestBytes already bounds the list to a block's worth of ids.
     for (const h of decodeTxIdList(req)) {
-      const env = mempool.get(toHex(h));
+      const k = toHex(h);
+      const env = mempool.get(k) ?? alsoKnown(k);
       if (env) yield env.raw;
     }
   };
