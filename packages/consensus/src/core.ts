@@ -189,6 +189,21 @@ export class ConsensusCore<B> {
   }
 
   /** Current lock at the current height, or null. Persist it with every precommit you sign. */
+  /**
+   * The prevotes we hold of the polka behind our valid (else locked) value, others' included:
+   * what a validator needs before it prevotes that value's re-proposal (L28). A validator that
+   * restarted after such a polka lost them, and without them the ones locked on that value and
+   * the restarted ones can never agree again; the driver relays these when a height stalls.
+   */
+  polkaPrevotes(): Vote[] {
+    const round = this.validRound >= 0 ? this.validRound : this.lockedRound;
+    const hash = this.validRound >= 0 ? this.validHash : this.lockedHash;
+    if (round < 0 || hash === null) return [];
+    const rs = this.rounds.get(round);
+    if (rs === undefined) return [];
+    return [...rs.prevotes.votes.values()].filter((v) => v.blockHash === hash);
+  }
+
   lockState(): LockState<B> | null {
     if (this.lockedRound < 0 || this.lockedHash === null) return null;
     const block = this.lockedBlock ?? this.findBlock(this.lockedHash)?.block;

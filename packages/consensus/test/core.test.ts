@@ -162,6 +162,12 @@ describe('ConsensusCore: locking', () => {
     const lockActs = c.handle({ type: 'vote', vote: vote(1, 1, 'prevote', h1, 'c') });
     assert.equal(votesOf(lockActs)[0]!.blockHash, h1); // precommit v1: locked on v1 at round 1
     assert.equal(c.lockState()!.round, 1);
+    // The polka behind the lock, others' prevotes included, for a driver to relay to validators
+    // that lost it (a restart): without it they never prevote v1's re-proposal (L28).
+    assert.deepEqual(
+      c.polkaPrevotes().map((v) => `${v.validator}:${v.round}:${v.step}:${v.blockHash === h1}`).sort(),
+      ['a:1:prevote:true', 'b:1:prevote:true', 'c:1:prevote:true'],
+    );
 
     // Round 2: fresh proposal of v2 -> nil (locked on v1).
     c.handle({ type: 'slot', slot: 2 });

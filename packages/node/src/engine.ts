@@ -258,6 +258,20 @@ export class Engine {
       if (v.body.height !== this.core.height || !rounds.includes(v.body.round)) continue;
       this.publish(this.t.vote, encodeVoteGossip(v, this.resends));
     }
+    // And the polka behind our valid or locked value, others' prevotes included (relayed as
+    // signed): a validator that restarted after it lost those votes, and would otherwise never
+    // prevote that value's re-proposal while we, locked on it, prevote nothing else.
+    for (const v of this.core.polkaPrevotes()) {
+      if (v.validator === this.self) {
+        // Ours as we signed it (the core's copy of our own vote need not carry the signature).
+        if (rounds.includes(v.round)) continue; // sent just above
+        const mine = this.myVotes.find((m) => m.body.height === v.height && m.body.round === v.round && m.body.step === 'prevote');
+        if (mine) this.publish(this.t.vote, encodeVoteGossip(mine, this.resends));
+        continue;
+      }
+      if (v.signature.length === 0) continue;
+      this.publish(this.t.vote, encodeVoteGossip({ body: this.voteBody(v), signature: v.signature }, this.resends));
+    }
   }
 
   private scheduleNextSlot(): void {
