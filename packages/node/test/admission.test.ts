@@ -11,7 +11,7 @@ import { startNode } from '../src/node.js';
 import type { NodeConfig, RunningNode } from '../src/config.js';
 import { ADMISSION_JOURNAL_FILE, encodeJournalRecord, readAdmissionJournal } from '../src/mempool-journal.js';
 import { LoadMonitor } from '../src/load.js';
-import { unitGenesis } from './helpers.js';
+import { embeddedNodeConfig, unitGenesis } from './helpers.js';
 
 const noble = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -42,20 +42,7 @@ describe('node: admission (journal before the 202, shedding by capacity)', funct
   let g: Genesis;
   const running: RunningNode[] = [];
   const start = async (name: string, over: Partial<NodeConfig> = {}) => {
-    const n = await startNode({
-      dataDir: join(dir, name),
-      genesis: g,
-      shard: 0,
-      validatorKey: null,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: [],
-      apiHost: '127.0.0.1',
-      apiPort: 0,
-      logFormat: 'json',
-      logLevel: 'error',
-      verifyWorkers: 0,
-      ...over,
-    });
+    const n = await startNode(embeddedNodeConfig(join(dir, name), g, { verifyWorkers: 0, ...over }));
     running.push(n);
     return n;
   };

@@ -25,6 +25,24 @@ import type { Metrics } from '../src/metrics.js';
 import type { TxGossip } from '../src/txgossip.js';
 import type { TxVerifier } from '../src/verifier.js';
 import type { XShard } from '../src/xshard.js';
+import type { NodeConfig } from '../src/config.js';
+
+/** An embedded node for tests: shard 0, full node, loopback p2p and API on free ports, quiet logs; `over` changes the rest. */
+export function embeddedNodeConfig(dataDir: string, genesis: Genesis, over: Partial<NodeConfig> = {}): NodeConfig {
+  return {
+    dataDir,
+    genesis,
+    shard: 0,
+    validatorKey: null,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [],
+    apiHost: '127.0.0.1',
+    apiPort: 0,
+    logFormat: 'json',
+    logLevel: 'error',
+    ...over,
+  };
+}
 
 /** A genesis for unit tests: ML-DSA-44, one shard, 1 s slots, `validators` with stake 100 each, the given beacon key; `over` changes the rest. */
 export function unitGenesis(validators: readonly KeyPair[], beacon: KeyPair, over: Partial<Parameters<typeof makeGenesis>[0]> = {}): Genesis {

@@ -13,7 +13,7 @@ import { ApiGuard, httpServerLimits, requestCost } from '../src/admin.js';
 import { MAX_API_BODY, METRICS_CACHE_MS } from '../src/http.js';
 import { startNode } from '../src/node.js';
 import type { NodeConfig, RunningNode } from '../src/config.js';
-import { unitGenesis } from './helpers.js';
+import { embeddedNodeConfig, unitGenesis } from './helpers.js';
 import { Registry } from 'prom-client';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -165,19 +165,7 @@ describe('node: API server limits (real nodes, real sockets)', function () {
   const opened: Socket[] = [];
 
   const start = async (name: string, over: Partial<NodeConfig> = {}) => {
-    const n = await startNode({
-      dataDir: join(dir, name),
-      genesis: g,
-      shard: 0,
-      validatorKey: null,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: [],
-      apiHost: '127.0.0.1',
-      apiPort: 0,
-      logFormat: 'json',
-      logLevel: 'error',
-      ...over,
-    });
+    const n = await startNode(embeddedNodeConfig(join(dir, name), g, over));
     running.push(n);
     return n;
   };
