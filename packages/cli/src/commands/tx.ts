@@ -66,7 +66,7 @@ function valueTxOptions(cmd: Command, what: string, defaultTimeout: number, wait
     .requiredOption('--keystore <file>', 'sender keystore')
     .requiredOption('--to <address>', what, parseAddressArg)
     .requiredOption('--amount <n>', 'amount to send (integer base units)', parseU64)
-    .addOption(new Option('--fee <n>', 'fee (burned)').argParser(parseU64).default(1n, '1'))
+    .addOption(new Option('--fee <n>', 'fee (genesis feeBurnBps of it burned, the rest to the proposer)').argParser(parseU64).default(1n, '1'))
     .option('--nonce <n>', "sender nonce (default: the node's pendingNonce for the sender)", parseU64)
     .option('--chain-id <id>', "chain id to sign for (default: the node's)", parseChainId)
     .option('--node <url>', `${nodeOptionHelp()}; a node of the sender's shard`)
@@ -422,9 +422,11 @@ export function txCommand(parent: Command): Command {
     .addHelpText(
       'after',
       `
-The sender's shard burns the fee and holds the amount in escrow; the beacon asks the
-recipient's shard to prepare, then logs commit (the amount is credited there) or abort (it is
-refunded; the beacon also aborts what is not decided within the genesis xferTimeoutSlots).
+The sender's shard charges the fee (genesis feeBurnBps of it burned, the rest to the proposer)
+and holds the amount in escrow; the beacon asks the recipient's shard to prepare, then logs
+commit (the amount is credited there) or abort (it is refunded). The deadline rule: the transfer
+commits if and only if the recipient's shard finalizes its prepare at a slot <= the deadline
+(block slot + genesis xferTimeoutSlots); once the deadline has passed the outcome is fixed.
 The id is the transaction hash: GET /v1/xtransfers/{id} on either shard's nodes or on the
 beacon (qnexus tx xstatus <id>). --wait prints the phases and exits 0 when committed,
 1 (XFER_ABORTED, with the beacon's reason if --beacon is given) when aborted, 3 on timeout.
@@ -522,7 +524,7 @@ interface StakeOpts extends PassphraseOptions {
 /** The options `tx stake` and `tx unstake` share. */
 function stakingOptions(cmd: Command): Command {
   cmd
-    .addOption(new Option('--fee <n>', 'fee (part burned, the rest to the proposer)').argParser(parseU64).default(1n, '1'))
+    .addOption(new Option('--fee <n>', 'fee (genesis feeBurnBps of it burned, the rest to the proposer)').argParser(parseU64).default(1n, '1'))
     .option('--nonce <n>', "signer nonce (default: the node's pendingNonce for the signer)", parseU64)
     .option('--chain-id <id>', "chain id to sign for (default: the node's)", parseChainId)
     .option('--node <url>', `${nodeOptionHelp()}; a node of the signer's home shard`)
