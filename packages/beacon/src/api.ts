@@ -129,7 +129,8 @@ const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[
     h: (c) => stakingTotalsToJson(c.registry.totals()),
   },
   {
-    re: /^\/v1\/committees$/,
+    // `/v1/committee` too: the name shard nodes used to serve.
+    re: /^\/v1\/committees?$/,
     name: 'committees',
     h: (c, _p, _req, url) => {
       const epoch = parseEpoch(url.searchParams.get('epoch'), c.service.epoch);

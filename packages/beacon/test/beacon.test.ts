@@ -183,6 +183,7 @@ describe('beacon: process', function () {
     assert.deepEqual(st.body.xtransfers, { total: 0, undecided: 0, committed: 0, aborted: 0, applied: 0 });
     const cm = await api('/v1/committees');
     assert.equal(cm.body.committees.length, 2);
+    assert.deepEqual((await api('/v1/committee')).body, cm.body, 'the name shard nodes used is served too');
     assert.equal(cm.body.committees[0].totalStake, '200');
     assert.equal(cm.body.seed.length, 64);
     const vs = await api('/v1/validators');

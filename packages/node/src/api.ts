@@ -606,8 +606,9 @@ const routes: JsonRoute<Ctx>[] = [
   },
   {
     method: 'GET',
-    re: /^\/v1\/committee$/,
-    name: 'committee',
+    // `/v1/committees` as on the beacon; `/v1/committee` is the older name, still served.
+    re: /^\/v1\/committees?$/,
+    name: 'committees',
     // The committees of one epoch (default: the current one) as this node's epoch book holds them.
     h: async (c, _p, req) => {
       const q = new URL(req.url ?? '/', 'http://x').searchParams.get('epoch');

@@ -392,15 +392,16 @@ describe('node: staking', () => {
       assert.equal(fallback.body.address, addrOf(vals[3]!));
     });
 
-    it('GET /v1/committee: an epoch the book knows, EPOCH_UNKNOWN otherwise', async () => {
-      const c0 = await get('/v1/committee?epoch=0');
+    it('GET /v1/committees (as on the beacon; /v1/committee the same): an epoch the book knows, EPOCH_UNKNOWN otherwise', async () => {
+      const c0 = await get('/v1/committees?epoch=0');
+      assert.deepEqual((await get('/v1/committee?epoch=0')).body, c0.body);
       assert.equal(c0.status, 200);
       assert.equal(c0.body.epoch, 0);
       assert.equal(c0.body.source, 'genesis');
       assert.equal(c0.body.members.length, 4);
       assert.equal(c0.body.totalStake, '400');
-      assert.equal((await get('/v1/committee')).body.epoch, 0);
-      const c5 = await get('/v1/committee?epoch=5');
+      assert.equal((await get('/v1/committees')).body.epoch, 0);
+      const c5 = await get('/v1/committees?epoch=5');
       assert.equal(c5.status, 503);
       assert.equal(errorCode(c5), 'EPOCH_UNKNOWN');
       assert.equal((await get('/v1/committee?epoch=-1')).status, 400);
