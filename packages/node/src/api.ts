@@ -38,6 +38,7 @@ import { HttpHeaderError, type ApiGuard } from './admin.js';
 import type { AdmissionJournal } from './mempool-journal.js';
 import { parseListLimit, queryParams, readBody, readEvidenceBody, startJsonApi, type JsonRoute } from './http.js';
 import { explorerPage } from './explorer.js';
+import { explorerIndexOf, explorerRoutes } from './explorer-routes.js';
 import type { RecentXfers } from './explorer-index.js';
 
 export const API_VERSION = '0.1.0';
@@ -354,9 +355,14 @@ const routes: JsonRoute<Ctx>[] = [
     method: 'GET',
     re: /^\/explorer$/,
     name: 'explorer',
-    // The live explorer page (explorer.ts): it polls the JSON endpoints below.
-    h: () => [200, explorerPage()],
+    // The live explorer page (explorer.ts): it polls the JSON endpoints below. Serving it starts the explorer's index.
+    h: (c) => {
+      explorerIndexOf(c);
+      return [200, explorerPage()];
+    },
   },
+  // Search, an account's recent transactions, chart data (explorer-routes.ts).
+  ...explorerRoutes,
   {
     method: 'GET',
     re: /^\/v1\/shards$/,

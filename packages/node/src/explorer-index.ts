@@ -1,5 +1,5 @@
-import { toHex } from '@qnexus/crypto';
-import type { XferRecord } from '@qnexus/types';
+import { addressFromPublicKey, formatAddress, toHex } from '@qnexus/crypto';
+import type { TxEnvelope, XferRecord } from '@qnexus/types';
 
 /** How many transfer ids the node remembers for `GET /v1/xtransfers` (the endpoint's largest `limit`). */
 export const RECENT_XFERS = 100;
@@ -72,5 +72,165 @@ export class RecentXfers {
     let o: [string, [number, number]] | undefined;
     for (const e of this.items) if (!o || e[1][0] < o[1][0] || (e[1][0] === o[1][0] && e[1][1] < o[1][1])) o = e;
     return o;
+  }
+}
+
+/** How many recent transactions the explorer keeps per account, and for how many accounts. */
+export const ACCOUNT_TXS_PER_ACCOUNT = 25;
+export const ACCOUNT_TXS_MAX_ACCOUNTS = 10_000;
+/** How many of the newest blocks the explorer's charts and its start-up backfill cover. */
+export const ACTIVITY_BLOCKS = 240;
+
+/** One transaction as an account's history lists it. */
+export interface AccountTxRef {
+  hash: string;
+  height: number;
+  index: number;
+  kind: string;
+  /** The account's side of it: the signer/sender ('out'), the recipient ('in'), or both ('self'). */
+  direction: 'out' | 'in' | 'self';
+}
+
+/** One finalized block as the charts need it. */
+export interface BlockActivity {
+  height: number;
+  slot: number;
+  txCount: number;
+  /** Wall-clock ms at which this node finalized it; null for blocks seen only in the backfill (imported before this index existed). */
+  finalizedAt: number | null;
+}
+
+/** Who a transaction touches: its sender and recipient (a beacon entry: the transfer's endpoints). */
+export function txParties(env: TxEnvelope): { from: string; to: string | null } {
+  const p = env.tx.body.payload;
+  switch (p.kind) {
+    case 'transfer':
+    case 'xtransfer':
+      return { from: env.fromStr, to: formatAddress(p.to) };
+    case 'stake':
+      return { from: env.fromStr, to: formatAddress(addressFromPublicKey(p.validatorPublicKey)) };
+    case 'unstake':
+      return { from: env.fromStr, to: formatAddress(p.validator) };
+    default:
+      return { from: formatAddress(p.xfer.from), to: formatAddress(p.xfer.to) };
+  }
+}
+
+/**
+ * What the explorer needs beyond the store's own indexes: the recent transactions of each
+ * account (the store indexes transactions by hash only) and the newest blocks' sizes and
+ * finality times for the charts. Both are bounded: at most ACCOUNT_TXS_PER_ACCOUNT entries for
+ * each of at most ACCOUNT_TXS_MAX_ACCOUNTS accounts (the least recently active account is
+ * forgotten first), and ACTIVITY_BLOCKS blocks. Fed by commits; `backfill` seeds it once from
+ * the store's newest blocks. A history is therefore "recent", never complete: the page says so.
+ */
+export class ExplorerIndex {
+  /** address → its newest transactions, oldest first; the Map's order is least-recently-active first. */
+  private readonly accounts = new Map<string, AccountTxRef[]>();
+  private readonly blocks: BlockActivity[] = [];
+  /** Heights already noted (commits can race the backfill). */
+  private newest = -1;
+  private oldest = Infinity;
+
+  constructor(
+    readonly perAccount = ACCOUNT_TXS_PER_ACCOUNT,
+    readonly maxAccounts = ACCOUNT_TXS_MAX_ACCOUNTS,
+    readonly maxBlocks = ACTIVITY_BLOCKS,
+  ) {
+    for (const [k, v] of Object.entries({ perAccount, maxAccounts, maxBlocks })) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer, got ${v}`);
+    }
+  }
+
+  get accountCount(): number {
+    return this.accounts.size;
+  }
+
+  /** A block finalized now (a commit): newer than anything noted. */
+  noteBlock(height: number, slot: number, envs: readonly TxEnvelope[], finalizedAt: number | null = Date.now()): void {
+    if (height <= this.newest) return;
+    this.newest = height;
+    if (this.oldest === Infinity) this.oldest = height;
+    this.blocks.push({ height, slot, txCount: envs.length, finalizedAt });
+    if (this.blocks.length > this.maxBlocks) this.blocks.splice(0, this.blocks.length - this.maxBlocks);
+    envs.forEach((env, index) => {
+      const { from, to } = txParties(env);
+      const kind = env.tx.body.payload.kind;
+      if (to === from) this.add(from, { hash: env.hashHex, height, index, kind, direction: 'self' });
+      else {
+        this.add(from, { hash: env.hashHex, height, index, kind, direction: 'out' });
+        if (to !== null) this.add(to, { hash: env.hashHex, height, index, kind, direction: 'in' });
+      }
+    });
+  }
+
+  /**
+   * Seeds from the store: blocks older than anything noted, newest first, at most `maxBlocks`
+   * (bounded work, once at start). What it finds goes behind what commits already noted.
+   */
+  async backfill(headHeight: number, read: (height: number) => Promise<{ slot: number; envs: readonly TxEnvelope[] } | undefined>): Promise<void> {
+    const top = Math.min(headHeight, this.oldest === Infinity ? headHeight : this.oldest - 1);
+    const older: BlockActivity[] = [];
+    const found = new Map<string, AccountTxRef[]>();
+    const push = (a: string, r: AccountTxRef) => {
+      let l = found.get(a);
+      if (!l) found.set(a, (l = []));
+      if (l.length < this.perAccount) l.push(r);
+    };
+    for (let h = top; h >= 1 && h > headHeight - this.maxBlocks; h--) {
+      const b = await read(h);
+      if (!b) break;
+      older.push({ height: h, slot: b.slot, txCount: b.envs.length, finalizedAt: null });
+      // Newest first: last transaction of the block first.
+      for (let index = b.envs.length - 1; index >= 0; index--) {
+        const env = b.envs[index]!;
+        const { from, to } = txParties(env);
+        const kind = env.tx.body.payload.kind;
+        if (to === from) push(from, { hash: env.hashHex, height: h, index, kind, direction: 'self' });
+        else {
+          push(from, { hash: env.hashHex, height: h, index, kind, direction: 'out' });
+          if (to !== null) push(to, { hash: env.hashHex, height: h, index, kind, direction: 'in' });
+        }
+      }
+    }
+    if (!older.length) return;
+    this.blocks.unshift(...older.reverse());
+    if (this.blocks.length > this.maxBlocks) this.blocks.splice(0, this.blocks.length - this.maxBlocks);
+    this.oldest = older[0]!.height;
+    if (this.newest < 0) this.newest = older[older.length - 1]!.height;
+    // Accounts seen only in the backfill are the least recently active: first in eviction order.
+    const merged = new Map<string, AccountTxRef[]>();
+    for (const [a, l] of found) if (!this.accounts.has(a)) merged.set(a, l.reverse());
+    for (const [a, l] of this.accounts) {
+      const more = found.get(a);
+      merged.set(a, more ? [...more.reverse(), ...l].slice(-this.perAccount) : l);
+    }
+    const drop = merged.size - this.maxAccounts;
+    this.accounts.clear();
+    let i = 0;
+    for (const [a, l] of merged) if (i++ >= drop) this.accounts.set(a, l);
+  }
+
+  /** The account's newest transactions, newest first, at most `limit`. */
+  accountTxs(address: string, limit: number = this.perAccount): AccountTxRef[] {
+    if (limit < 1) return [];
+    return (this.accounts.get(address) ?? []).slice(-limit).reverse();
+  }
+
+  /** The newest `limit` blocks, oldest first. */
+  activity(limit: number = this.maxBlocks): BlockActivity[] {
+    return this.blocks.slice(-Math.max(1, limit));
+  }
+
+  private add(address: string, ref: AccountTxRef): void {
+    let l = this.accounts.get(address);
+    if (l) this.accounts.delete(address);
+    else {
+      l = [];
+      if (this.accounts.size >= this.maxAccounts) this.accounts.delete(this.accounts.keys().next().value!);
+    }
+    this.accounts.set(address, l);
+    l.push(ref);
+    if (l.length > this.perAccount) l.splice(0, l.length - this.perAccount);
   }
 }

@@ -1,99 +1,85 @@
-import { createHash } from 'node:crypto';
-import { RawBody } from './http.js';
+import type { RawBody } from './http.js';
+import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse } from './explorer-ui.js';
 
 /**
- * The live explorer every node serves at `GET /explorer`: one self-contained page (inline CSS
- * and vanilla JS, nothing loaded from elsewhere) that polls this node's JSON API once a second
- * and renders what it gets with DOM nodes and textContent only (no innerHTML: nothing the API
- * returns is ever parsed as markup). The Content-Security-Policy allows exactly the inline
- * style and script below (by hash) and same-origin fetches.
+ * The explorer every node serves at `GET /explorer`: one self-contained page (inline CSS and
+ * vanilla JS, nothing loaded from elsewhere) with client-side routes in the URL's hash:
+ *   #/                  overview: this node, every shard's head, charts (tx/s, block time,
+ *                       finality lag), recent blocks, cross-shard transfers, committees, validators
+ *   #/search/<q>        what a query names (GET /v1/search): one match opens it
+ *   #/block/<height|hash>, #/tx/<hash>, #/account/<address>, #/validator/<address>,
+ *   #/xtransfer/<id>    detail pages, linked to one another (block → txs → accounts → validator)
+ * It polls this node's JSON API and renders with DOM nodes and textContent only (no
+ * innerHTML: nothing the API returns is ever parsed as markup). The Content-Security-Policy
+ * allows exactly the inline style and script below (by hash) and same-origin fetches.
  *
  * Stable `data-testid` attributes mark what the e2e test (test/explorer.e2e.test.ts) reads.
  */
 
-const STYLE = String.raw`
-:root { color-scheme: dark; --bg: #0f1419; --panel: #171e26; --line: #263240; --fg: #d8dee6; --dim: #8a97a6; --ok: #3fb950; --warn: #d29922; --bad: #f85149; --acc: #58a6ff; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--fg); font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
-header { display: flex; align-items: center; gap: 16px; padding: 12px 20px; border-bottom: 1px solid var(--line); background: var(--panel); }
-header h1 { font-size: 18px; margin: 0; font-weight: 600; }
-header .sub { color: var(--dim); }
-.live { margin-left: auto; display: inline-flex; align-items: center; gap: 6px; color: var(--dim); }
-.live::before { content: ""; width: 9px; height: 9px; border-radius: 50%; background: var(--dim); }
-.live.ok::before { background: var(--ok); }
-.live.stale::before { background: var(--warn); }
-.live.down::before { background: var(--bad); }
-main { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; padding: 16px 20px; }
-section { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 12px 14px; min-width: 0; overflow-x: auto; }
-section.wide { grid-column: 1 / -1; }
-h2 { font-size: 15px; margin: 0 0 8px; font-weight: 600; }
-h2 small { color: var(--dim); font-weight: 400; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
-th { color: var(--dim); font-weight: 500; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
-.dim { color: var(--dim); }
-.empty { color: var(--dim); font-style: italic; }
-dl { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 4px 14px; margin: 0; }
-dt { color: var(--dim); }
-dd { margin: 0; overflow-wrap: anywhere; }
-.badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px; border: 1px solid var(--line); }
-.b-committed, .b-active, .b-local, .b-yes { color: var(--ok); border-color: var(--ok); }
-.b-escrowed, .b-prepared, .b-pending, .b-exiting, .b-beacon-snapshot { color: var(--warn); border-color: var(--warn); }
-.b-aborted, .b-refused, .b-slashed, .b-unknown { color: var(--bad); border-color: var(--bad); }
-.phase { display: inline-block; margin-right: 4px; padding: 0 6px; border-radius: 4px; background: #1f2a36; font-size: 12px; }
-.committees { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 10px; }
-.committee { border: 1px solid var(--line); border-radius: 4px; padding: 6px 10px; }
+const STYLE = BASE_STYLE + String.raw`
+.committees { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(260px, 100%), 1fr)); gap: 10px; }
+.committee { border: 1px solid var(--line); border-radius: 4px; padding: 6px 10px; min-width: 0; }
 .committee h3 { font-size: 13px; margin: 0 0 4px; }
 .committee ul { margin: 0; padding-left: 18px; }
-.committee li { font-size: 12px; }
+.committee li { font-size: 12px; overflow-wrap: anywhere; }
 tr.mine td:first-child::after { content: " \2190 this node"; color: var(--acc); font-size: 12px; }
-footer { padding: 0 20px 16px; color: var(--dim); }
-#error { color: var(--bad); }
 `;
 
-const SCRIPT = String.raw`
-'use strict';
+const SCRIPT = CLIENT_LIB + String.raw`
 (() => {
   const POLL_MS = 1000;
-  // Validators and committees change at epoch boundaries: fetched every few polls.
+  // Validators and committees change at epoch boundaries: fetched every few polls; charts every other poll; a detail page every third.
   const SLOW_EVERY = 5;
+  const CHART_EVERY = 2;
+  const DETAIL_EVERY = 3;
   const BEACON_SHARD = 0xffff;
   let polls = 0;
   let lastOk = 0;
   let localShard = null;
+  let shardCount = null;
+  /** Bumped on every navigation: an answer for an earlier view is dropped. */
+  let gen = 0;
+  let view = null;
 
-  const $ = (id) => document.getElementById(id);
-  /** An element with attributes and children; strings become text nodes (never markup). */
-  function el(tag, attrs, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === 'class') e.className = String(v);
-      else e.setAttribute(k, String(v));
-    }
-    for (const c of kids) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
-    return e;
-  }
-  const td = (v, attrs) => el('td', attrs, v === null || v === undefined ? '\u2014' : v);
-  const num = (v, attrs) => td(v, Object.assign({ class: 'num' }, attrs || {}));
-  const short = (h, n) => (typeof h === 'string' && h.length > (n || 12) + 1 ? h.slice(0, n || 12) + '\u2026' : h);
-  const shortAddr = (a) => (typeof a === 'string' && a.length > 16 ? a.slice(0, 10) + '\u2026' + a.slice(-4) : a);
-  const badge = (text, testid) => el('span', { class: 'badge b-' + String(text).replace(/[^a-z-]/g, ''), 'data-testid': testid }, text);
   const shardName = (k) => (k === BEACON_SHARD ? 'beacon' : String(k));
-  const emptyRow = (cols, text) => el('tr', null, el('td', { colspan: cols, class: 'empty' }, text));
+  const addrLink = (a, testid) => (a ? link('account', a, shortAddr(a), { class: 'mono', title: a, 'data-testid': testid }) : '\u2014');
+  const kv = (rows) => rows.flatMap(([k, v, id]) => [el('dt', null, k), el('dd', { 'data-testid': id }, v === null || v === undefined ? '\u2014' : v)]);
+  const section = (title, kids, cls) => el('section', { class: cls || 'wide' }, el('h2', null, ...[].concat(title)), ...kids);
 
-  async function get(path) {
-    const r = await fetch(path, { cache: 'no-store', headers: { accept: 'application/json' } });
-    let body = null;
-    try {
-      body = await r.json();
-    } catch (e) {
-      throw new Error(path + ': HTTP ' + r.status + ' (not JSON)');
-    }
-    if (!r.ok) throw new Error(path + ': ' + ((body && body.error && body.error.code) || 'HTTP ' + r.status) + ' ' + ((body && body.error && body.error.message) || ''));
-    return body;
+  // ------------------------------------------------------------------ overview
+
+  function overviewSkeleton() {
+    const m = $('view');
+    m.replaceChildren(
+      el('section', null, el('h2', null, 'This node'), el('dl', { id: 'node-info', 'data-testid': 'node-info' })),
+      el('section', null,
+        el('h2', null, 'Shards ', el('small', null, 'this one from its chain, the others from the beacon\'s signed snapshot')),
+        el('table', { 'data-testid': 'shards-table' },
+          el('thead', null, el('tr', null, ...['Shard', 'Height', 'Finalized', 'Slot', 'Round', 'Block', 'Slots behind', 'Source'].map((h, i) => el('th', { class: i >= 1 && i <= 4 || i === 6 ? 'num' : null }, h)))),
+          el('tbody', { id: 'shards-body' }))),
+      el('section', { class: 'wide' },
+        el('h2', null, 'Activity ', el('small', { id: 'charts-sub' }, 'this shard\'s newest blocks')),
+        el('div', { class: 'charts' },
+          chartBox('Transactions / s', 'chart-tps', 'per block, 5-block window'),
+          chartBox('Block time', 'chart-blocktime', 'seconds between finalized blocks'),
+          chartBox('Finality lag', 'chart-lag', 'slot start \u2192 finalized here'))),
+      el('section', { class: 'wide' },
+        el('h2', null, 'Recent cross-shard transfers ', el('small', null, 'this shard\'s records, newest first')),
+        el('table', { 'data-testid': 'xfers-table' },
+          el('thead', null, el('tr', null, ...['Id', 'Kind', 'Route', 'From', 'To', 'Amount', 'Status', 'Phases'].map((h) => el('th', { class: h === 'Amount' ? 'num' : null }, h)))),
+          el('tbody', { id: 'xfers-body' }))),
+      el('section', null,
+        el('h2', null, 'Recent blocks ', el('small', null, 'this shard, newest first')),
+        el('table', { 'data-testid': 'blocks-table' },
+          el('thead', null, el('tr', null, ...['Height', 'Hash', 'Slot', 'Proposer', 'Txs', 'Final', 'Cert. round', 'Signers'].map((h) => el('th', { class: ['Height', 'Slot', 'Txs', 'Cert. round', 'Signers'].includes(h) ? 'num' : null }, h)))),
+          el('tbody', { id: 'blocks-body' }))),
+      el('section', null, el('h2', null, 'Committees ', el('small', { id: 'committee-epoch' })), el('div', { id: 'committees', class: 'committees', 'data-testid': 'committees' })),
+      el('section', { class: 'wide' },
+        el('h2', null, 'Validators ', el('small', { id: 'validators-source' })),
+        el('table', { 'data-testid': 'validators-table' },
+          el('thead', null, el('tr', null, ...['Address', 'Status', 'Stake', 'Shard', 'In this shard\'s committee', 'Participation', 'Rewards'].map((h) => el('th', { class: ['Stake', 'Shard', 'Participation', 'Rewards'].includes(h) ? 'num' : null }, h)))),
+          el('tbody', { id: 'validators-body' }))),
+    );
   }
 
   function renderStatus(s) {
@@ -117,18 +103,17 @@ const SCRIPT = String.raw`
   }
 
   function renderShards(r) {
+    shardCount = r.shardCount;
     $('slot').textContent = 'slot ' + r.slot + ' \u00b7 epoch ' + r.epoch;
     $('shards-body').replaceChildren(
       ...r.shards.map((s) =>
-        el(
-          'tr',
-          { 'data-testid': 'shard-row', 'data-shard': s.shard, class: s.source === 'local' ? 'mine' : null },
+        el('tr', { 'data-testid': 'shard-row', 'data-shard': s.shard, class: s.source === 'local' ? 'mine' : null },
           td(s.shard),
           num(s.height, { 'data-testid': 'shard-height' }),
           num(s.finalizedHeight, { 'data-testid': 'shard-finalized' }),
           num(s.slot),
           num(s.round),
-          td(short(s.blockHash, 12), { class: 'mono', title: s.blockHash }),
+          td(s.blockHash && s.source === 'local' ? link('block', s.blockHash, short(s.blockHash, 12)) : short(s.blockHash, 12), { class: 'mono', title: s.blockHash }),
           num(s.slot === null ? null : Math.max(0, r.slot - s.slot)),
           el('td', null, badge(s.source, 'shard-source')),
         ),
@@ -138,13 +123,11 @@ const SCRIPT = String.raw`
 
   function renderBlocks(r) {
     const rows = r.blocks.map((b) =>
-      el(
-        'tr',
-        { 'data-testid': 'block-row', 'data-height': b.height },
-        num(b.height),
-        td(short(b.hash, 16), { class: 'mono', title: b.hash }),
+      el('tr', { 'data-testid': 'block-row', 'data-height': b.height },
+        num(link('block', b.height, String(b.height), { 'data-testid': 'block-link' })),
+        td(link('block', b.hash, short(b.hash, 16)), { class: 'mono', title: b.hash }),
         num(b.slot),
-        td(b.proposer ? shortAddr(b.proposer) : 'genesis', { class: 'mono', title: b.proposer }),
+        td(b.proposer ? link('validator', b.proposer, shortAddr(b.proposer)) : 'genesis', { class: 'mono', title: b.proposer }),
         num(b.txCount),
         el('td', null, badge(b.finalized ? 'yes' : 'no', 'block-finalized')),
         num(b.round),
@@ -156,21 +139,15 @@ const SCRIPT = String.raw`
 
   function renderXfers(r) {
     const rows = r.xtransfers.map((x) =>
-      el(
-        'tr',
-        { 'data-testid': 'xfer-row', 'data-id': x.id },
-        td(short(x.id, 16), { class: 'mono', title: x.id, 'data-testid': 'xfer-id' }),
+      el('tr', { 'data-testid': 'xfer-row', 'data-id': x.id },
+        td(link('xtransfer', x.id, short(x.id, 16), { 'data-testid': 'xfer-link' }), { class: 'mono', title: x.id, 'data-testid': 'xfer-id' }),
         td(x.kind),
         td(shardName(x.sourceShard) + ' \u2192 ' + shardName(x.destinationShard)),
-        td(shortAddr(x.from), { class: 'mono', title: x.from }),
-        td(shortAddr(x.to), { class: 'mono', title: x.to }),
+        td(addrLink(x.from)),
+        td(addrLink(x.to)),
         num(x.amount),
         el('td', null, badge(x.status, 'xfer-status')),
-        el(
-          'td',
-          { 'data-testid': 'xfer-phases' },
-          ...x.phases.map((p) => el('span', { class: 'phase' }, p.phase + (p.decision ? ' ' + p.decision : '') + (p.height !== undefined ? ' @' + p.height : ''))),
-        ),
+        el('td', { 'data-testid': 'xfer-phases' }, ...x.phases.map((p) => el('span', { class: 'phase' }, p.phase + (p.decision ? ' ' + p.decision : '') + (p.height !== undefined ? ' @' + p.height : '')))),
       ),
     );
     $('xfers-body').replaceChildren(...(rows.length ? rows : [emptyRow(8, 'no cross-shard transfers recorded on this shard yet')]));
@@ -181,10 +158,8 @@ const SCRIPT = String.raw`
     $('validators-source').textContent = '(' + r.source + ', epoch ' + r.epoch + ')';
     const rows = r.validators.map((v) => {
       const rate = v.lifetime && v.lifetime.rate !== null ? Math.round(v.lifetime.rate * 100) + '%' : null;
-      return el(
-        'tr',
-        { 'data-testid': 'validator-row', 'data-address': v.address },
-        td(v.address, { class: 'mono' }),
+      return el('tr', { 'data-testid': 'validator-row', 'data-address': v.address },
+        td(link('validator', v.address, v.address), { class: 'mono' }),
         el('td', null, badge(v.status)),
         num(v.stake),
         num(v.shard),
@@ -200,31 +175,248 @@ const SCRIPT = String.raw`
     $('committee-epoch').textContent = '(epoch ' + c.epoch + ', ' + c.source + ')';
     $('committees').replaceChildren(
       ...c.shards.map((s) =>
-        el(
-          'div',
-          { class: 'committee', 'data-testid': 'committee-shard', 'data-shard': s.shard },
+        el('div', { class: 'committee', 'data-testid': 'committee-shard', 'data-shard': s.shard },
           el('h3', null, 'Shard ' + s.shard + (s.shard === localShard ? ' (this node)' : '') + ' \u00b7 ' + s.members.length + ' members \u00b7 stake ' + s.totalStake),
-          el('ul', null, ...s.members.map((m) => el('li', { class: 'mono', 'data-testid': 'committee-member', 'data-address': m.address }, m.address + ' \u00b7 ' + m.stake))),
+          el('ul', null, ...s.members.map((m) => el('li', { class: 'mono', 'data-testid': 'committee-member', 'data-address': m.address }, link('validator', m.address, m.address), ' \u00b7 ' + m.stake))),
         ),
       ),
     );
   }
 
-  const fast = [
-    ['/v1/status', renderStatus],
-    ['/v1/shards', renderShards],
-    ['/v1/blocks?limit=15', renderBlocks],
-    ['/v1/xtransfers?limit=20', renderXfers],
-  ];
-  const slow = [
-    ['/v1/validators', renderValidators],
-    ['/v1/committee', renderCommittees],
-  ];
+  /** Charts from the newest blocks: consecutive heights only (a gap is not a block time). */
+  function renderActivity(a) {
+    const bs = a.blocks;
+    const secs = (i) => {
+      const b = bs[i], p = bs[i - 1];
+      if (!p || b.height !== p.height + 1) return null;
+      if (b.finalizedAt !== null && p.finalizedAt !== null) return Math.max(0, (b.finalizedAt - p.finalizedAt) / 1000);
+      return ((b.slot - p.slot) * a.slotMs) / 1000;
+    };
+    const times = bs.map((_, i) => secs(i));
+    const W = 5;
+    const tps = bs.map((_, i) => {
+      let txs = 0, t = 0;
+      for (let j = Math.max(1, i - W + 1); j <= i; j++) { if (times[j] === null) return null; txs += bs[j].txCount; t += times[j]; }
+      return i >= 1 && t > 0 ? txs / t : null;
+    });
+    const lag = bs.filter((b) => b.finalizedAt !== null).map((b) => Math.max(0, (b.finalizedAt - (a.genesisTime + b.slot * a.slotMs)) / 1000));
+    drawChart($('view').querySelector('[data-testid="chart-tps"]'), [{ name: 'tx/s', values: tps.slice(1) }], 'tx/s', 2);
+    drawChart($('view').querySelector('[data-testid="chart-blocktime"]'), [{ name: 'block time', values: times.slice(1) }], 's', 2);
+    drawChart($('view').querySelector('[data-testid="chart-lag"]'), [{ name: 'finality lag', values: lag }], 's', 2);
+    $('charts-sub').textContent = 'shard ' + a.shard + ', the newest ' + bs.length + ' blocks (finality lag: blocks finalized since this page\'s index started)';
+  }
 
-  async function poll() {
-    const jobs = polls % SLOW_EVERY === 0 ? fast.concat(slow) : fast;
+  const overview = {
+    build: overviewSkeleton,
+    jobs(n) {
+      const jobs = [
+        ['/v1/status', renderStatus],
+        ['/v1/shards', renderShards],
+        ['/v1/blocks?limit=15', renderBlocks],
+        ['/v1/xtransfers?limit=20', renderXfers],
+      ];
+      if (n % CHART_EVERY === 0) jobs.push(['/v1/activity', renderActivity]);
+      if (n % SLOW_EVERY === 0) jobs.push(['/v1/validators', renderValidators], ['/v1/committee', renderCommittees]);
+      return jobs;
+    },
+  };
+
+  // ------------------------------------------------------------------ detail pages
+
+  /** A detail view: one titled panel filled from one or more GETs, refreshed every few polls. */
+  function detail(title, testid, paths, render) {
+    return {
+      build() {
+        $('view').replaceChildren(el('section', { class: 'wide', 'data-testid': testid }, el('h2', { 'data-testid': 'detail-title' }, title), el('div', { id: 'detail' }, el('p', { class: 'empty' }, 'loading\u2026'))));
+      },
+      jobs(n) {
+        if (n % DETAIL_EVERY !== 0) return [];
+        return [[paths, (vals) => $('detail').replaceChildren(...[].concat(render(...vals)))]];
+      },
+    };
+  }
+  /** A GET whose "not found" is an answer to show, not an error of the page. */
+  const tryGet = (path) => get(path).catch((e) => (e instanceof ApiError && e.status < 500 ? { __error: e } : Promise.reject(e)));
+  const failed = (r) => (r && r.__error ? el('p', { class: 'empty', 'data-testid': 'detail-error' }, r.__error.code + ': ' + r.__error.message) : null);
+
+  function blockView(b) {
+    if (failed(b)) return failed(b);
+    const prev = b.height > 0 ? link('block', b.height - 1, '\u2190 ' + (b.height - 1), { 'data-testid': 'block-prev' }) : null;
+    const next = link('block', b.height + 1, (b.height + 1) + ' \u2192', { 'data-testid': 'block-next' });
+    return [
+      el('dl', { 'data-testid': 'block-info' }, ...kv([
+        ['Height', el('span', null, String(b.height), ' ', prev || '', ' ', next), 'block-height'],
+        ['Shard', b.shard, 'block-shard'],
+        ['Hash', el('span', { class: 'mono' }, b.hash), 'block-hash'],
+        ['Slot', b.slot, 'block-slot'],
+        ['Parent', b.height > 0 ? link('block', b.parentHash, b.parentHash, { class: 'mono' }) : 'none (genesis)', 'block-parent'],
+        ['Proposer', b.proposer ? link('validator', b.proposer, b.proposer, { class: 'mono', 'data-testid': 'block-proposer' }) : 'genesis', 'block-proposer-dd'],
+        ['State root', el('span', { class: 'mono' }, b.stateRoot), 'block-state-root'],
+        ['Tx root', el('span', { class: 'mono' }, b.txRoot), 'block-tx-root'],
+        ['Certificate', b.certificate ? 'round ' + b.certificate.round + ', ' + b.certificate.votes.length + ' signatures' : 'none (genesis)', 'block-cert'],
+        ['Transactions', b.txCount, 'block-txcount'],
+      ])),
+      el('h2', null, 'Transactions'),
+      b.txs.length ? el('ol', { 'data-testid': 'block-txs' }, ...b.txs.map((h) => el('li', { class: 'mono' }, link('tx', h, h, { 'data-testid': 'block-tx-link' })))) : el('p', { class: 'empty' }, 'no transactions'),
+      b.certificate ? el('h2', null, 'Signers') : null,
+      b.certificate ? el('ul', null, ...b.certificate.votes.map((v) => el('li', { class: 'mono' }, link('validator', v.validator, v.validator)))) : null,
+    ].filter((x) => x !== null);
+  }
+
+  function txView(t) {
+    if (failed(t)) return failed(t);
+    const xferId = t.kind === 'xtransfer' || t.kind === 'stake' || t.kind === 'unstake' ? t.hash : t.transfer || null;
+    return el('dl', { 'data-testid': 'tx-info' }, ...kv([
+      ['Hash', el('span', { class: 'mono' }, t.hash), 'tx-hash'],
+      ['Status', badge(t.status), 'tx-status'],
+      ['Kind', t.kind + (t.decision ? ' (' + t.decision + ')' : ''), 'tx-kind'],
+      ['Block', t.block ? link('block', t.block.height, String(t.block.height), { 'data-testid': 'tx-block-link' }) : 'not in a block yet', 'tx-block'],
+      ['Index', t.block ? t.block.index : null, 'tx-index'],
+      ['From', link('account', t.from, t.from, { class: 'mono', 'data-testid': 'tx-from-link' }), 'tx-from'],
+      ['To', link('account', t.to, t.to, { class: 'mono', 'data-testid': 'tx-to-link' }), 'tx-to'],
+      ['Amount', t.amount, 'tx-amount'],
+      ['Fee', t.fee, 'tx-fee'],
+      ['Nonce', t.nonce, 'tx-nonce'],
+      ['Validator', t.validator ? link('validator', t.validator, t.validator, { class: 'mono' }) : null, 'tx-validator'],
+      ['Cross-shard transfer', xferId ? link('xtransfer', xferId, xferId, { class: 'mono', 'data-testid': 'tx-xfer-link' }) : null, 'tx-xfer'],
+      ['Error', t.error ? t.error.code + ': ' + t.error.message : null, 'tx-error'],
+    ]));
+  }
+
+  function accountView(address, a, h, vs) {
+    const v = vs && !vs.__error ? (vs.validators || []).find((x) => x.address === address) : null;
+    const home = h && !h.__error ? h.homeShard : null;
+    const info = a && !a.__error
+      ? kv([
+          ['Balance', a.balance, 'account-balance'],
+          ['Nonce', a.nonce, 'account-nonce'],
+          ['Pending nonce', a.pendingNonce, 'account-pending-nonce'],
+          ['Public key', a.publicKey ? el('span', { class: 'mono' }, a.publicKey) : 'not revealed yet (no transaction sent)', 'account-pubkey'],
+        ])
+      : [el('dt', null, 'Balance'), el('dd', { 'data-testid': 'account-error' }, a && a.__error ? a.__error.code + ': ' + a.__error.message : '\u2014')];
+    const txs = h && !h.__error ? h.txs : [];
+    return [
+      el('dl', { 'data-testid': 'account-info' },
+        el('dt', null, 'Address'), el('dd', { class: 'mono', 'data-testid': 'account-address' }, address),
+        el('dt', null, 'Home shard'), el('dd', { 'data-testid': 'account-home' }, home === null ? '\u2014' : String(home) + (home === localShard ? ' (this node\'s shard)' : ' (open a node of shard ' + home + ' for its balance)')),
+        ...info,
+        el('dt', null, 'Validator'), el('dd', null, v ? link('validator', address, v.status + ', stake ' + v.stake, { 'data-testid': 'account-validator-link' }) : 'no'),
+      ),
+      el('h2', null, 'Recent transactions ', el('small', null, 'finalized on this shard, newest first (a bounded recent history)')),
+      el('table', { 'data-testid': 'account-txs' },
+        el('thead', null, el('tr', null, el('th', null, 'Hash'), el('th', null, 'Kind'), el('th', null, 'Side'), el('th', { class: 'num' }, 'Block'))),
+        el('tbody', null, ...(txs.length ? txs.map((t) => el('tr', { 'data-testid': 'account-tx-row', 'data-hash': t.hash },
+          td(link('tx', t.hash, short(t.hash, 20)), { class: 'mono', title: t.hash }),
+          td(t.kind),
+          el('td', null, badge(t.direction)),
+          num(link('block', t.height, String(t.height))),
+        )) : [emptyRow(4, 'no transactions of this account seen recently')]))),
+    ];
+  }
+
+  function validatorView(v) {
+    if (failed(v)) return failed(v);
+    const life = v.lifetime;
+    return el('dl', { 'data-testid': 'validator-info' }, ...kv([
+      ['Address', el('span', { class: 'mono' }, v.address), 'validator-address'],
+      ['Status', badge(v.status), 'validator-status'],
+      ['Stake', v.stake, 'validator-stake'],
+      ['Shard this epoch', v.shard, 'validator-shard'],
+      ['Home account', v.home ? link('account', v.home, v.home, { class: 'mono' }) : null, 'validator-home'],
+      ['Account', link('account', v.address, 'its own address', { 'data-testid': 'validator-account-link' }), 'validator-account'],
+      ['Activation epoch', v.activationEpoch, 'validator-activation'],
+      ['Exit epoch', v.exitEpoch, 'validator-exit'],
+      ['Rewards', v.rewards, 'validator-rewards'],
+      ['Slashed', v.slashed === null ? null : String(v.slashed), 'validator-slashed'],
+      ['Participation', life && life.rate !== null && life.rate !== undefined ? Math.round(life.rate * 100) + '%' : null, 'validator-participation'],
+      ['Public key', v.publicKey ? el('span', { class: 'mono' }, short(v.publicKey, 64)) : null, 'validator-pubkey'],
+    ]));
+  }
+
+  function xferView(x) {
+    if (failed(x)) return failed(x);
+    return [
+      el('dl', { 'data-testid': 'xfer-info' }, ...kv([
+        ['Id', el('span', { class: 'mono' }, x.id), 'xfer-detail-id'],
+        ['Status', badge(x.status), 'xfer-detail-status'],
+        ['Kind', x.kind, 'xfer-kind'],
+        ['Route', 'shard ' + shardName(x.sourceShard) + ' \u2192 ' + (x.destinationShard === BEACON_SHARD ? 'beacon' : 'shard ' + x.destinationShard), 'xfer-route'],
+        ['From', link('account', x.from, x.from, { class: 'mono' }), 'xfer-from'],
+        ['To', link('account', x.to, x.to, { class: 'mono' }), 'xfer-to'],
+        ['Amount', x.amount, 'xfer-amount'],
+        ['Deadline slot', x.deadlineSlot, 'xfer-deadline'],
+        ['Role of this shard', x.role, 'xfer-role'],
+        ['Outcome', x.outcome, 'xfer-outcome'],
+        ['Source transaction', x.sourceShard === localShard ? link('tx', x.id, short(x.id, 20)) : 'on shard ' + shardName(x.sourceShard), 'xfer-tx'],
+      ])),
+      el('h2', null, 'Phases ', el('small', null, 'as recorded on this shard')),
+      x.phases.length
+        ? el('ol', { 'data-testid': 'xfer-detail-phases' }, ...x.phases.map((p) => el('li', null, p.phase + (p.decision ? ' ' + p.decision : '') + (p.reason ? ' (' + p.reason + ')' : '') + ' ', p.height !== undefined && p.shard === localShard ? link('block', p.height, 'block ' + p.height) : p.height !== undefined ? 'block ' + p.height + ' of shard ' + p.shard : '')))
+        : el('p', { class: 'empty' }, 'none yet'),
+    ];
+  }
+
+  /** The search page: one match (or one thing under several names) opens it; several are listed. */
+  function searchView(q) {
+    return {
+      build() {
+        $('view').replaceChildren(el('section', { class: 'wide', 'data-testid': 'search-results' }, el('h2', null, 'Search: ', el('span', { class: 'mono' }, q)), el('div', { id: 'detail' }, el('p', { class: 'empty' }, 'searching\u2026'))));
+      },
+      jobs(n) {
+        if (n > 0) return [];
+        return [[['/v1/search?q=' + encodeURIComponent(q)], ([r]) => {
+          const ids = new Set(r.matches.map((m) => m.id));
+          const pick = r.matches.length === 1 ? r.matches[0] : ids.size === 1 ? r.matches.find((m) => m.kind === 'tx') || r.matches[0] : null;
+          if (pick) { location.replace('#/' + pick.kind + '/' + encodeURIComponent(pick.id)); return; }
+          $('detail').replaceChildren(r.matches.length
+            ? el('ul', { class: 'matches' }, ...r.matches.map((m) => el('li', null, link(m.kind, m.id, m.kind + ' ' + short(m.id, 24), { 'data-testid': 'search-match' }), ' \u00b7 ' + m.label)))
+            : el('p', { class: 'empty', 'data-testid': 'search-none' }, r.hint));
+        }]];
+      },
+    };
+  }
+
+  // ------------------------------------------------------------------ routing and polling
+
+  function route() {
+    const parts = (location.hash || '#/').replace(/^#\/?/, '').split('/');
+    const kind = parts[0] || '';
+    let id = '';
+    try { id = decodeURIComponent(parts.slice(1).join('/')).trim(); } catch (e) { id = ''; }
+    const e = encodeURIComponent(id);
+    $('search-input').value = kind && kind !== 'search' ? id : kind === 'search' ? id : '';
+    switch (kind) {
+      case 'block': return detail('Block ' + id, 'block-page', ['/v1/blocks/' + e], blockView);
+      case 'tx': return detail('Transaction', 'tx-page', ['/v1/txs/' + e], txView);
+      case 'account': return detail('Account', 'account-page', ['/v1/accounts/' + e, '/v1/accounts/' + e + '/txs', '/v1/validators'], (a, h, vs) => accountView(id, a, h, vs));
+      case 'validator': return detail('Validator', 'validator-page', ['/v1/validators/' + e], validatorView);
+      case 'xtransfer': return detail('Cross-shard transfer', 'xfer-page', ['/v1/xtransfers/' + e], xferView);
+      case 'search': return searchView(id);
+      default: return overview;
+    }
+  }
+
+  function navigate() {
+    gen++;
+    view = route();
+    view.build();
+    $('view').setAttribute('data-view', (location.hash || '#/').split('/')[1] || 'overview');
+    window.scrollTo(0, 0);
+    clearTimeout(timer);
+    tick(0);
+  }
+
+  let timer = null;
+  let n = 0;
+  async function tick(forced) {
+    const myGen = gen;
+    const k = forced === 0 ? 0 : n;
+    n = forced === 0 ? 1 : n + 1;
+    // The status line (shard, slot) is fetched on every view; the view's own jobs are added.
+    const jobs = [['/v1/status', view === overview ? renderStatus : (s) => { localShard = s.shard; $('title-sub').textContent = s.chainId + ' \u00b7 shard ' + s.shard + ' \u00b7 ' + s.role; }]].concat(view.jobs(k));
     polls++;
-    const results = await Promise.allSettled(jobs.map(([path]) => get(path)));
+    const results = await Promise.allSettled(jobs.map(([p]) => (Array.isArray(p) ? Promise.all(p.map(tryGet)) : get(p))));
+    if (myGen !== gen) return;
     const errors = [];
     results.forEach((res, i) => {
       if (res.status === 'fulfilled') {
@@ -239,75 +431,41 @@ const SCRIPT = String.raw`
     });
     if (errors.length < results.length) lastOk = Date.now();
     $('error').textContent = errors.join(' \u00b7 ');
-    const live = $('live');
-    live.className = 'live ' + (errors.length === 0 ? 'ok' : errors.length < results.length ? 'stale' : 'down');
-    live.textContent = errors.length === 0 ? 'live' : errors.length < results.length ? 'partial' : 'unreachable';
-    $('updated').textContent = lastOk ? 'updated ' + new Date(lastOk).toLocaleTimeString() + ' \u00b7 poll #' + polls : 'no answer yet';
-    document.body.setAttribute('data-polls', String(polls));
-    setTimeout(poll, POLL_MS);
+    setLive(errors.length, results.length, polls, lastOk);
+    timer = setTimeout(tick, POLL_MS);
   }
 
-  poll();
+  $('search').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const q = $('search-input').value.trim();
+    if (q) location.hash = '#/search/' + encodeURIComponent(q);
+  });
+  window.addEventListener('hashchange', navigate);
+  navigate();
 })();
 `;
 
 const BODY = String.raw`<header>
-<h1>Quantum Nexus explorer</h1>
+<h1><a href="#/" data-testid="home-link">Quantum Nexus explorer</a></h1>
 <span class="sub" id="title-sub">connecting&hellip;</span>
 <span class="sub" id="slot" data-testid="slot"></span>
+<form id="search" class="search" role="search" data-testid="search-form"><input id="search-input" data-testid="search-input" type="search" maxlength="130" placeholder="address, tx hash, block height or hash, transfer id" aria-label="Search" autocomplete="off" spellcheck="false"><button type="submit">Search</button></form>
+<button class="btn" type="button" disabled title="the devnet has no faucet yet" data-testid="faucet">Faucet (soon)</button>
 <span id="live" class="live" data-testid="live">connecting</span>
 </header>
-<main>
-<section aria-labelledby="h-node"><h2 id="h-node">This node</h2><dl id="node-info" data-testid="node-info"></dl></section>
-<section aria-labelledby="h-shards"><h2 id="h-shards">Shards <small>this one from its chain, the others from the beacon's signed snapshot</small></h2>
-<table data-testid="shards-table"><thead><tr><th>Shard</th><th class="num">Height</th><th class="num">Finalized</th><th class="num">Slot</th><th class="num">Round</th><th>Block</th><th class="num">Slots behind</th><th>Source</th></tr></thead><tbody id="shards-body"></tbody></table></section>
-<section class="wide" aria-labelledby="h-xfers"><h2 id="h-xfers">Recent cross-shard transfers <small>this shard's records, newest first</small></h2>
-<table data-testid="xfers-table"><thead><tr><th>Id</th><th>Kind</th><th>Route</th><th>From</th><th>To</th><th class="num">Amount</th><th>Status</th><th>Phases</th></tr></thead><tbody id="xfers-body"></tbody></table></section>
-<section aria-labelledby="h-blocks"><h2 id="h-blocks">Recent blocks <small>this shard, newest first</small></h2>
-<table data-testid="blocks-table"><thead><tr><th class="num">Height</th><th>Hash</th><th class="num">Slot</th><th>Proposer</th><th class="num">Txs</th><th>Final</th><th class="num">Cert. round</th><th class="num">Signers</th></tr></thead><tbody id="blocks-body"></tbody></table></section>
-<section aria-labelledby="h-committees"><h2 id="h-committees">Committees <small id="committee-epoch"></small></h2><div id="committees" class="committees" data-testid="committees"></div></section>
-<section class="wide" aria-labelledby="h-validators"><h2 id="h-validators">Validators <small id="validators-source"></small></h2>
-<table data-testid="validators-table"><thead><tr><th>Address</th><th>Status</th><th class="num">Stake</th><th class="num">Shard</th><th>In this shard's committee</th><th class="num">Participation</th><th class="num">Rewards</th></tr></thead><tbody id="validators-body"></tbody></table></section>
-</main>
-<footer><span id="updated" data-testid="updated">no answer yet</span> <span id="error" data-testid="error"></span></footer>`;
+<main id="view" data-testid="view"></main>
+<footer><span id="updated" data-testid="updated">no answer yet</span> <span id="error" data-testid="error"></span></footer>
+${SVG_ANCHOR}`;
 
-const hash = (s: string) => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
+const DOC = explorerDocument('Quantum Nexus explorer', STYLE, SCRIPT, BODY);
 
 /** The page's HTML (served as is). */
-export const EXPLORER_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Quantum Nexus explorer</title>
-<link rel="icon" href="data:,">
-<style>${STYLE}</style>
-</head>
-<body>
-${BODY}
-<script>${SCRIPT}</script>
-</body>
-</html>
-`;
+export const EXPLORER_HTML = DOC.html;
 
 /** Only this page's own inline style and script run; it may fetch from its origin and nothing else. */
-export const EXPLORER_CSP = [
-  "default-src 'none'",
-  `script-src ${hash(SCRIPT)}`,
-  `style-src ${hash(STYLE)}`,
-  "connect-src 'self'",
-  'img-src data:',
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const EXPLORER_CSP = DOC.csp;
 
 /** `GET /explorer`: the page with its security headers. */
 export function explorerPage(): RawBody {
-  return new RawBody('text/html; charset=utf-8', EXPLORER_HTML, {
-    'content-security-policy': EXPLORER_CSP,
-    'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
-    'cache-control': 'no-cache',
-  });
+  return explorerResponse(DOC);
 }

@@ -26,7 +26,8 @@ import { ChainStore } from '@qnexus/db';
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type ApiContext } from '../src/api.js';
 import { Chain, type Candidate } from '../src/chain.js';
 import { EXPLORER_CSP, EXPLORER_HTML } from '../src/explorer.js';
-import { RecentXfers } from '../src/explorer-index.js';
+import { ExplorerIndex, RecentXfers } from '../src/explorer-index.js';
+import type { Engine } from '../src/engine.js';
 import { Logger } from '../src/log.js';
 import { createMetrics } from '../src/metrics.js';
 import { RegistryView } from '../src/registry-view.js';
@@ -53,6 +54,11 @@ function keyFor(address: string): KeyPair {
   const k = vals.find((v) => addrOf(v) === address);
   if (!k) throw new Error(`no key for ${address}`);
   return k;
+}
+
+/** The engine as the API reads it, with the commit listeners the explorer's index subscribes to. */
+function engineStub(): Engine {
+  return { evidence: [], included: new Map(), newestKnownHeight: 0, core: { round: 0, step: 'propose' }, commitListeners: [] } as unknown as Engine;
 }
 
 describe('node: explorer page and list endpoints', () => {
@@ -106,7 +112,8 @@ describe('node: explorer page and list endpoints', () => {
     await commit(5, []);
     ids.push(x1.hashHex, x2.hashHex, x3.hashHex);
     registry = new RegistryView(G, metrics, log);
-    ({ server, url, ctx } = await startTestApi({ chain, verifier, metrics, log, xshard: { registry } }));
+    // The explorer's index subscribes to the engine's commits (explorer-routes.ts): the stub has their list.
+    ({ server, url, ctx } = await startTestApi({ chain, verifier, metrics, log, xshard: { registry } }, { engine: engineStub() }));
   });
 
   after(async () => {
@@ -150,8 +157,10 @@ describe('node: explorer page and list endpoints', () => {
       assert.doesNotMatch(html, /https?:\/\//);
       assert.doesNotMatch(html, /\bsrc=/);
       assert.doesNotMatch(script, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
-      for (const id of ['shards-table', 'blocks-table', 'xfers-table', 'validators-table', 'committees', 'node-info']) assert.ok(html.includes(`data-testid="${id}"`), id);
-      for (const api of ['/v1/status', '/v1/shards', '/v1/blocks?limit=', '/v1/xtransfers?limit=', '/v1/validators', '/v1/committee']) assert.ok(script.includes(`'${api}`), api);
+      // The views are built by the script: their test ids are in it.
+      for (const id of ['shards-table', 'blocks-table', 'xfers-table', 'validators-table', 'committees', 'node-info', 'chart-tps', 'chart-blocktime', 'chart-lag']) assert.ok(script.includes(`'${id}'`), id);
+      assert.ok(html.includes('data-testid="search-input"'));
+      for (const api of ['/v1/status', '/v1/shards', '/v1/blocks?limit=', '/v1/xtransfers?limit=', '/v1/validators', '/v1/committee', '/v1/activity', '/v1/search?q=']) assert.ok(script.includes(`'${api}`), api);
     }
     const post = await fetch(`${url}/explorer`, { method: 'POST' });
     assert.equal(post.status, 405);
@@ -248,6 +257,94 @@ describe('node: explorer page and list endpoints', () => {
     ]);
     await badRequest('/v1/shards?limit=1', /unknown query parameter "limit"; this endpoint takes none/);
   });
+
+  it('GET /v1/search: an address, a block height or hash, a transaction hash that is also a transfer id; bounded and strict', async () => {
+    const search = async (q: string) => {
+      const r = await get(`/v1/search?q=${encodeURIComponent(q)}`);
+      assert.equal(r.status, 200, `${q}: ${JSON.stringify(r.body)}`);
+      return r.body as { query: string; shard: number; matches: { kind: string; id: string; label: string }[]; hint: string | null };
+    };
+    assert.deepEqual((await search(addrOf(s0a))).matches, [{ kind: 'account', id: addrOf(s0a), label: 'account on this shard' }]);
+    assert.deepEqual((await search(addrOf(s1a))).matches, [{ kind: 'account', id: addrOf(s1a), label: 'account of shard 1' }]);
+    assert.deepEqual((await search('3')).matches, [{ kind: 'block', id: '3', label: 'block 3' }]);
+    const none = await search('99');
+    assert.deepEqual(none.matches, []);
+    assert.match(none.hint!, /shard 0 has no block 99 yet \(head 4\)/);
+    // An xtransfer's id is its transaction's hash: both are found; upper case and 0x are accepted.
+    for (const q of [ids[0]!, `0x${ids[0]!.toUpperCase()}`, `  ${ids[0]}  `]) {
+      const r = await search(q);
+      assert.deepEqual(r.matches.map((m) => [m.kind, m.id]), [['tx', ids[0]], ['xtransfer', ids[0]]], q);
+      assert.equal(r.matches[0]!.label, 'transaction in block 1');
+    }
+    const b3 = (await get('/v1/blocks/3')).body.hash as string;
+    assert.deepEqual((await search(b3)).matches, [{ kind: 'block', id: b3, label: 'block 3' }]);
+    const unknown = await search('ab'.repeat(32));
+    assert.deepEqual(unknown.matches, []);
+    assert.match(unknown.hint!, /no block, transaction or cross-shard transfer/);
+    assert.match((await search('hello')).hint!, /search for an address/);
+    await badRequest('/v1/search', /"q" is required/);
+    await badRequest('/v1/search?q=', /"q" is required/);
+    await badRequest(`/v1/search?q=${'a'.repeat(131)}`, /longer than 130 characters/);
+    await badRequest('/v1/search?q=1&q=2', /given more than once/);
+    await badRequest('/v1/search?q=1&limit=2', /unknown query parameter "limit"/);
+  });
+
+  it('GET /v1/accounts/{address}/txs and /v1/activity: seeded from the stored blocks, then fed by every commit; bounded', async function () {
+    this.timeout(20_000);
+    // The index was started by the first explorer request; its seed reads the stored blocks in the background.
+    const deadline = Date.now() + 10_000;
+    let act = (await get('/v1/activity')).body;
+    while (act.blocks.length < 4 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      act = (await get('/v1/activity')).body;
+    }
+    assert.equal(act.slotMs, G.slotMs);
+    assert.equal(act.genesisTime, G.genesisTime);
+    assert.deepEqual(act.blocks, [
+      { height: 1, slot: 1, txCount: 1, finalizedAt: null },
+      { height: 2, slot: 2, txCount: 0, finalizedAt: null },
+      { height: 3, slot: 4, txCount: 2, finalizedAt: null },
+      { height: 4, slot: 5, txCount: 0, finalizedAt: null },
+    ]);
+    const txsOf = async (k: KeyPair, q = '') => {
+      const r = await get(`/v1/accounts/${addrOf(k)}/txs${q}`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body as { homeShard: number; complete: boolean; txs: { hash: string; height: number; index: number; kind: string; direction: string }[] };
+    };
+    const a = await txsOf(s0a);
+    assert.equal(a.homeShard, 0);
+    assert.equal(a.complete, false);
+    assert.deepEqual(a.txs, [
+      { hash: ids[1], height: 3, index: 0, kind: 'xtransfer', direction: 'out' },
+      { hash: ids[0], height: 1, index: 0, kind: 'xtransfer', direction: 'out' },
+    ]);
+    const r1 = await txsOf(s1a);
+    assert.equal(r1.homeShard, 1);
+    assert.deepEqual(r1.txs.map((t) => [t.hash, t.direction]), [[ids[2], 'in'], [ids[1], 'in'], [ids[0], 'in']]);
+    assert.deepEqual((await txsOf(s1a, '?limit=1')).txs.map((t) => t.hash), [ids[2]]);
+    assert.deepEqual((await txsOf(users.find((k) => !onShard(0).slice(0, 2).includes(k) && k !== s1a)!)).txs, []);
+
+    // A block committed now: the listener the index registered sees it, with the time it was finalized.
+    const t = userTx('transfer', s0b, s0a, 5n, 1n);
+    const c = build(6, [t]);
+    const cert = certify(c);
+    const changes = await chain.commit(c, cert);
+    const listeners = (ctx.engine as unknown as { commitListeners: ((c: Candidate, cert: Certificate, ch: typeof changes) => void)[] }).commitListeners;
+    assert.equal(listeners.length, 1, 'one index per engine');
+    const before = Date.now();
+    for (const l of listeners) l(c, cert, changes);
+    assert.deepEqual((await txsOf(s0a)).txs[0], { hash: t.hashHex, height: 5, index: 0, kind: 'transfer', direction: 'in' });
+    assert.deepEqual((await txsOf(s0b)).txs.map((x) => [x.hash, x.direction]), [[t.hashHex, 'out'], [ids[2], 'out']]);
+    const last = (await get('/v1/activity?limit=1')).body.blocks;
+    assert.equal(last.length, 1);
+    assert.equal(last[0].height, 5);
+    assert.ok(last[0].finalizedAt >= before);
+
+    await badRequest(`/v1/accounts/${addrOf(s0a)}/txs?limit=26`, /limit must be an integer in \[1, 25\]/);
+    await badRequest('/v1/accounts/qnXYZ/txs', /address must be qn/);
+    await badRequest('/v1/activity?limit=241', /limit must be an integer in \[1, 240\]/);
+    await badRequest('/v1/activity?from=1', /unknown query parameter "from"/);
+  });
 });
 
 describe('node: RecentXfers (the explorer index of transfer records)', () => {
@@ -283,5 +380,51 @@ describe('node: RecentXfers (the explorer index of transfer records)', () => {
     const r = RecentXfers.fromRecords([rec(1, 4), rec(2, 9), rec(3, 0, 7), rec(4, 1), rec(5, 8)], 3);
     assert.deepEqual(r.ids(), [id(2), id(5), id(3)]);
     assert.throws(() => new RecentXfers(0), RangeError);
+  });
+});
+
+describe('node: ExplorerIndex (recent transactions per account, block activity)', () => {
+  const [u0, u1, u2] = users as [KeyPair, KeyPair, KeyPair];
+  const tx = (from: KeyPair, to: KeyPair, nonce: bigint) => userTx('transfer', from, to, 1n, nonce);
+
+  it('keeps at most perAccount transactions per account and forgets the least recently active account first', () => {
+    const ix = new ExplorerIndex(2, 2, 3);
+    ix.noteBlock(1, 1, [tx(u0, u1, 0n)], 1000);
+    ix.noteBlock(2, 2, [tx(u0, u1, 1n), tx(u0, u1, 2n)], 2000);
+    assert.deepEqual(ix.accountTxs(addrOf(u0)).map((t) => [t.height, t.index]), [[2, 1], [2, 0]]);
+    assert.equal(ix.accountCount, 2);
+    // u2 is new and the index is full: u0 (active in block 2, before u1 in that block's order) goes.
+    ix.noteBlock(3, 3, [tx(u2, u1, 0n)], 3000);
+    assert.equal(ix.accountCount, 2);
+    assert.deepEqual(ix.accountTxs(addrOf(u0)), []);
+    assert.deepEqual(ix.accountTxs(addrOf(u2)).map((t) => t.direction), ['out']);
+    // An old height (already noted) is ignored; the activity keeps the newest maxBlocks.
+    ix.noteBlock(2, 2, [tx(u2, u1, 5n)]);
+    ix.noteBlock(4, 5, [], 4000);
+    assert.deepEqual(ix.activity().map((b) => b.height), [2, 3, 4]);
+    assert.deepEqual(ix.activity(1), [{ height: 4, slot: 5, txCount: 0, finalizedAt: 4000 }]);
+    const self = new ExplorerIndex();
+    self.noteBlock(1, 1, [tx(u0, u0, 0n)]);
+    assert.deepEqual(self.accountTxs(addrOf(u0)).map((t) => t.direction), ['self']);
+    assert.throws(() => new ExplorerIndex(0), RangeError);
+  });
+
+  it('backfill puts stored blocks behind what commits noted, bounded by maxBlocks', async () => {
+    const ix = new ExplorerIndex(3, 10, 4);
+    const stored = new Map<number, TxEnvelope[]>([1, 2, 3, 4, 5, 6].map((h) => [h, [tx(u0, u1, BigInt(h))]]));
+    // Block 7 was committed while the seed was still to run.
+    const t7 = tx(u0, u2, 7n);
+    ix.noteBlock(7, 7, [t7], 7000);
+    const asked: number[] = [];
+    await ix.backfill(7, async (h) => {
+      asked.push(h);
+      return stored.has(h) ? { slot: h, envs: stored.get(h)! } : undefined;
+    });
+    // maxBlocks 4: heights 6, 5, 4 (7 is known), newest first, nothing older read.
+    assert.deepEqual(asked, [6, 5, 4]);
+    assert.deepEqual(ix.activity().map((b) => [b.height, b.finalizedAt]), [[4, null], [5, null], [6, null], [7, 7000]]);
+    assert.deepEqual(ix.accountTxs(addrOf(u0)).map((t) => t.height), [7, 6, 5]);
+    assert.deepEqual(ix.accountTxs(addrOf(u1)).map((t) => t.height), [6, 5, 4]);
+    assert.deepEqual(ix.accountTxs(addrOf(u2)).map((t) => t.hash), [t7.hashHex]);
   });
 });
