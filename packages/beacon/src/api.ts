@@ -3,10 +3,11 @@ import { formatAddress, isHex, toHex } from '@qnexus/crypto';
 import { QnexusError, stakingTotalsToJson, validatorInfoToJson } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
-import { parseListLimit, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/node';
+import { parseListLimit, queryParams, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/node';
 import type { Metrics } from './metrics.js';
 import { validatorInfo, type Registry } from './registry.js';
 import type { BeaconService } from './service.js';
+import { beaconExplorerPage, networkJson } from './explorer.js';
 
 export const API_VERSION = '0.1.0';
 const DEFAULT_LIST = 50;
@@ -70,6 +71,20 @@ function parseEpoch(raw: string | null, dflt: number): number {
 }
 
 const routes: { re: RegExp; name: string; method?: 'GET' | 'POST'; h: Handler }[] = [
+  {
+    re: /^\/explorer$/,
+    name: 'explorer',
+    // The network page (explorer.ts): every shard's head, finality lag, cross-shard flows; it polls /v1/network.
+    h: () => beaconExplorerPage(),
+  },
+  {
+    re: /^\/v1\/network$/,
+    name: 'network',
+    h: (c, _p, _req, url) => {
+      queryParams(url, []);
+      return networkJson(c);
+    },
+  },
   {
     re: /^\/v1\/status$/,
     name: 'status',
