@@ -1,24 +1,41 @@
-// The live explorer (`/explorer` on every node) in headless Chromium against a running devnet:
-// both shards' heads move, the validators and committees are the devnet's, recent blocks show,
-// and a cross-shard transfer submitted during the test appears with its phases until committed.
-// A screenshot is saved to test-artifacts/explorer.png.
+// The explorer in headless Chromium against one running devnet: the overview (`/explorer` on a
+// node): both shards' heads move, the validators and committees are the devnet's, recent blocks
+// show, a cross-shard transfer submitted during the test appears with its phases until committed;
+// search finds a transaction submitted during the test and the detail pages link to one another
+// (tx → account, tx → block → proposer); the charts draw; nothing overflows horizontally at
+// 1400 px or at phone width (390 px); the beacon's network page (`/explorer` on the beacon) loads.
+// Screenshots go to test-artifacts/ (or $QNEXUS_ARTIFACTS_DIR).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freshAddressOn, shardNodes, startTestNet, xtransfer, type TestNet } from './helpers.js';
+import { BEACON_NAME } from '@qnexus/cli';
+import { freshAddressOn, shardClient, shardNodes, startTestNet, transfer, xtransfer, type TestNet } from './helpers.js';
 
 const REQUIRE_TOOLS = process.env.QNEXUS_REQUIRE_TOOLS === '1';
 const CHROMIUM = process.env.QNEXUS_CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'test-artifacts');
-const SCREENSHOT = join(ARTIFACTS, 'explorer.png');
+const ARTIFACTS = process.env.QNEXUS_ARTIFACTS_DIR || resolve(dirname(fileURLToPath(import.meta.url)), '..', 'test-artifacts');
+const SCREENSHOT = 'explorer.png';
 
 function haveChromium(): boolean {
   if (!existsSync(CHROMIUM)) return false;
   const r = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8', timeout: 20_000 });
   return r.error === undefined && r.status === 0;
+}
+
+/** Nothing on the page is wider than the window (no horizontal scrolling). */
+async function assertNoOverflow(page: Page, what: string): Promise<void> {
+  const w = await page.evaluate(() => ({ scroll: document.scrollingElement!.scrollWidth, inner: window.innerWidth }));
+  assert.ok(w.scroll <= w.inner, `${what}: the page is ${w.scroll} px wide in a ${w.inner} px window`);
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const p = join(ARTIFACTS, name);
+  await page.screenshot({ path: p, fullPage: true });
+  console.log(`  explorer screenshot: ${p}`);
 }
 
 /** What the page shows in the shards table: shard → displayed head height (null when not known yet). */
@@ -75,6 +92,20 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     }
   });
 
+  /** A page that records console errors and failed requests (every test asserts there were none). */
+  async function openPage(): Promise<Page> {
+    const p = await browser!.newPage({ viewport: { width: 1500, height: 1100 } });
+    p.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    p.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+    p.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+    p.on('response', (r) => {
+      if (r.status() >= 400) failedRequests.push(`${r.request().method()} ${r.url()}: HTTP ${r.status()}`);
+    });
+    return p;
+  }
+
   after(async function () {
     this.timeout(60_000);
     await browser?.close().catch(() => undefined);
@@ -89,15 +120,7 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     const validators = net.devnet.manifest.processes.filter((p) => p.validator !== null).map((p) => p.validator!);
     assert.equal(validators.length, 8);
 
-    page = await browser!.newPage({ viewport: { width: 1500, height: 1100 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
-    page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
-    page.on('response', (r) => {
-      if (r.status() >= 400) failedRequests.push(`${r.request().method()} ${r.url()}: HTTP ${r.status()}`);
-    });
+    page = await openPage();
 
     const res = await page.goto(`${apiUrl}/explorer`);
     assert.equal(res?.status(), 200);
@@ -177,9 +200,120 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     const polls = Number(await page.getAttribute('body', 'data-polls'));
     assert.ok(polls >= 5, `polls: ${polls}`);
     assert.equal(await page.textContent('[data-testid="live"]'), 'live');
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    console.log(`  explorer screenshot: ${SCREENSHOT} (after ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    await screenshot(page, SCREENSHOT);
+    console.log(`  (after ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    assert.deepEqual(consoleErrors, [], 'no console errors');
+    assert.deepEqual(failedRequests, [], 'no failed requests');
+  });
+
+  it('search finds a transaction submitted during the test; its links lead to the sender, the block and its proposer', async function () {
+    this.timeout(90_000);
+    const node = shardNodes(net, 0)[0]!;
+    const apiUrl = net.devnet.process(node).apiUrl;
+    page ??= await openPage();
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    await page.goto(`${apiUrl}/explorer#/`);
+    await page.waitForSelector('[data-testid="shard-row"]', { timeout: 15_000 });
+
+    const [from, to] = net.accountsByShard[0]! as [(typeof net.accountsByShard)[0][0], (typeof net.accountsByShard)[0][0]];
+    const c = shardClient(net, 0);
+    const tx = transfer(net, from, to.address, 4242n, BigInt((await c.account(from.address)).pendingNonce));
+    assert.equal((await c.submitTx(tx.raw)).hash, tx.hash);
+
+    // Search by the hash (as a user pastes it: with spaces around) opens the transaction's page.
+    await page.fill('[data-testid="search-input"]', `  ${tx.hash}  `);
+    await page.press('[data-testid="search-input"]', 'Enter');
+    await page.waitForSelector('[data-testid="tx-page"]', { timeout: 15_000 });
+    assert.equal(new URL(page.url()).hash, `#/tx/${tx.hash}`);
+    assert.equal(await page.textContent('[data-testid="tx-hash"]'), tx.hash);
+    await page.waitForFunction(() => document.querySelector('[data-testid="tx-status"]')?.textContent === 'final', undefined, { timeout: 30_000, polling: 250 });
+    assert.equal(await page.textContent('[data-testid="tx-amount"]'), '4242');
+    assert.equal(await page.textContent('[data-testid="tx-kind"]'), 'transfer');
+    const height = Number(await page.textContent('[data-testid="tx-block-link"]'));
+    assert.equal(height, (await c.tx(tx.hash)).block!.height);
+    await assertNoOverflow(page, 'transaction page at 1400 px');
+
+    // tx → its sender's account: home shard, balance, and this transaction among its recent ones.
+    await page.click('[data-testid="tx-from-link"]');
+    await page.waitForSelector(`[data-testid="account-tx-row"][data-hash="${tx.hash}"]`, { timeout: 15_000 });
+    assert.equal(await page.textContent('[data-testid="account-address"]'), from.address);
+    assert.match((await page.textContent('[data-testid="account-home"]')) ?? '', /^0 \(this node's shard\)/);
+    assert.match((await page.textContent('[data-testid="account-balance"]')) ?? '', /^[0-9]+$/);
+    assert.equal(await page.textContent(`[data-testid="account-tx-row"][data-hash="${tx.hash}"] .badge`), 'out');
+
+    // Back to the tx, then tx → block (it lists the tx) → the block's proposer.
+    await page.goBack();
+    await page.waitForSelector('[data-testid="tx-block-link"]', { timeout: 15_000 });
+    await page.click('[data-testid="tx-block-link"]');
+    await page.waitForSelector(`[data-testid="block-tx-link"]:text-is("${tx.hash}")`, { timeout: 15_000 });
+    assert.equal(new URL(page.url()).hash, `#/block/${height}`);
+    const proposer = (await page.textContent('[data-testid="block-proposer"]'))!;
+    assert.match(proposer, /^qn[0-9a-f]{40}$/);
+    await page.click('[data-testid="block-proposer"]');
+    await page.waitForSelector('[data-testid="validator-address"]', { timeout: 15_000 });
+    assert.equal(await page.textContent('[data-testid="validator-address"]'), proposer);
+    assert.equal(await page.textContent('[data-testid="validator-status"]'), 'active');
+    assert.deepEqual(consoleErrors, [], 'no console errors');
+    assert.deepEqual(failedRequests, [], 'no failed requests');
+  });
+
+  it('the charts draw, and nothing overflows horizontally at 1400 px nor at 390 px', async function () {
+    this.timeout(60_000);
+    const apiUrl = net.devnet.process(shardNodes(net, 0)[0]!).apiUrl;
+    page ??= await openPage();
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    await page.goto(`${apiUrl}/explorer`);
+    // Each chart has a line of at least two points (finality lag: blocks finalized since the index started).
+    for (const id of ['chart-tps', 'chart-blocktime', 'chart-lag']) {
+      await page.waitForFunction((sel) => Number(document.querySelector(sel)?.getAttribute('data-points')) >= 2, `[data-testid="${id}"]`, { timeout: 30_000, polling: 250 });
+      const points = await page.getAttribute(`[data-testid="${id}"] polyline`, 'points');
+      assert.ok((points ?? '').trim().split(/\s+/).length >= 2, `${id}: ${points}`);
+    }
+    await page.waitForSelector('[data-testid="validator-row"]', { timeout: 15_000 });
+    await assertNoOverflow(page, 'overview at 1400 px');
+    await screenshot(page, 'explorer-1400.png');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForFunction(() => document.body.getAttribute('data-polls') !== null);
+    await assertNoOverflow(page, 'overview at 390 px');
+    await screenshot(page, 'explorer-390.png');
+    // A detail page with long hashes, at phone width.
+    const b = await net.devnet.client(shardNodes(net, 0)[0]!).blocks(1);
+    await page.goto(`${apiUrl}/explorer#/block/${b.blocks[0]!.height}`);
+    await page.waitForSelector('[data-testid="block-hash"]', { timeout: 15_000 });
+    await assertNoOverflow(page, 'block page at 390 px');
+    await screenshot(page, 'explorer-block-390.png');
+    assert.deepEqual(consoleErrors, [], 'no console errors');
+    assert.deepEqual(failedRequests, [], 'no failed requests');
+  });
+
+  it("the beacon's network page: every shard's head and lag, cross-shard flows, live charts; no overflow", async function () {
+    this.timeout(60_000);
+    const beaconUrl = net.devnet.process(BEACON_NAME).apiUrl;
+    page ??= await openPage();
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    const res = await page.goto(`${beaconUrl}/explorer`);
+    assert.equal(res?.status(), 200);
+    assert.match(res?.headers()['content-security-policy'] ?? '', /^default-src 'none'; script-src 'sha256-/);
+    await page.waitForFunction(
+      () => {
+        const rows = [...document.querySelectorAll('[data-testid="net-shard-row"]')];
+        return rows.length === 2 && rows.every((r) => /^[0-9]+$/.test(r.querySelector('[data-testid="net-shard-height"]')?.textContent ?? ''));
+      },
+      undefined,
+      { timeout: 30_000, polling: 250 },
+    );
+    const net0 = await net.devnet.client(BEACON_NAME).status();
+    assert.equal(await page.textContent('[data-testid="net-shard-row"][data-shard="0"] td'), 'shard 0');
+    assert.ok(Number(await page.textContent('[data-testid="net-shard-row"][data-shard="1"] [data-testid="net-shard-height"]')) >= 1, JSON.stringify(net0));
+    // The transfer of the first test flows 0 → 1.
+    await page.waitForSelector('[data-testid="flow-row"][data-route="0>1"]', { timeout: 15_000 });
+    assert.ok(Number(await page.textContent('[data-testid="net-total"]')) >= 1);
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="chart-net-lag"]')?.getAttribute('data-points')) >= 2, undefined, { timeout: 15_000, polling: 250 });
+    await assertNoOverflow(page, 'network page at 1400 px');
+    await screenshot(page, 'explorer-beacon-1400.png');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertNoOverflow(page, 'network page at 390 px');
+    await screenshot(page, 'explorer-beacon-390.png');
     assert.deepEqual(consoleErrors, [], 'no console errors');
     assert.deepEqual(failedRequests, [], 'no failed requests');
   });
