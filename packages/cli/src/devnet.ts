@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -114,9 +114,36 @@ export interface DevnetOptions {
   nodeCommand?: { command: string; args: string[] };
   /** Aborting during startup stops the nodes started so far; startDevnet then throws INTERRUPTED. */
   signal?: AbortSignal;
+  /**
+   * Host a devnet other machines can join: every process listens (p2p and API) on all interfaces
+   * (0.0.0.0) and announces `/ip4/<publicHost>/tcp/<p2pPort>` (`/dns4/…` for a name) to its peers.
+   * A launch option like the log options: not fixed at creation, give it again when resuming.
+   * Unset: everything on 127.0.0.1, as always.
+   */
+  publicHost?: string;
+  /**
+   * Restart a process that exits without being asked to, with exponential backoff (the `qnexus
+   * devnet` command turns it on; off by default so that tests which crash nodes on purpose see
+   * them stay down). `true` takes SUPERVISE_DEFAULTS.
+   */
+  supervise?: boolean | Partial<SuperviseOptions>;
   /** Lifecycle notifications (the launcher itself prints nothing). */
   onEvent?: (e: DevnetEvent) => void;
 }
+
+/** The supervisor's restart policy. */
+export interface SuperviseOptions {
+  /** Delay before the first restart after a quick failure; doubles with each further one. */
+  initialDelayMs: number;
+  /** Longest delay between two restarts. */
+  maxDelayMs: number;
+  /** A process that ran less than this before exiting failed quickly (and the backoff grows); one that ran longer starts the backoff over. */
+  quickFailureMs: number;
+  /** After this many quick failures in a row the process is left down (and the supervisor says so). */
+  maxQuickFailures: number;
+}
+
+export const SUPERVISE_DEFAULTS: SuperviseOptions = { initialDelayMs: 1000, maxDelayMs: 30_000, quickFailureMs: 60_000, maxQuickFailures: 5 };
 
 export type DevnetRole = 'validator' | 'full' | 'beacon';
 /** The roles of shard nodes (what planDevnet lays out and addNode adds). */
@@ -149,6 +176,8 @@ export interface DevnetProcess {
   state: DevnetProcessState;
   exitCode: number | null;
   exitSignal: string | null;
+  /** Times the supervisor restarted it since the launcher started (absent in manifests of older launchers). */
+  restarts?: number;
 }
 
 export interface DevnetAccount {
@@ -172,8 +201,14 @@ export interface DevnetManifest {
   beacon: DevnetProcess;
   accounts: DevnetAccount[];
   passphraseFile: string;
-  /** pid of the launcher while it runs, else null. */
+  /** pid of the launcher while it runs, else null. A pid that is not alive means stopped too (see readDevnetManifest). */
   launcherPid: number | null;
+  /**
+   * The address announced to other machines (`--public-host`) while the launcher runs with one:
+   * the processes then listen on 0.0.0.0 and `multiaddrs` holds the public address after the
+   * loopback one. null or absent: everything on 127.0.0.1.
+   */
+  publicHost?: string | null;
 }
 
 export interface ExitInfo {
@@ -184,7 +219,15 @@ export interface ExitInfo {
 export type DevnetEvent =
   | { type: 'spawn'; name: string; pid: number }
   | { type: 'ready'; name: string }
-  | { type: 'exit'; name: string; code: number | null; signal: NodeJS.Signals | null; expected: boolean; logFile: string };
+  | { type: 'exit'; name: string; code: number | null; signal: NodeJS.Signals | null; expected: boolean; logFile: string }
+  /** The supervisor will restart an unexpectedly exited process after `delayMs` (its `restart`-th restart). */
+  | { type: 'restart-scheduled'; name: string; delayMs: number; restart: number; quickFailures: number }
+  /** A restarted process answers its API again. */
+  | { type: 'restarted'; name: string; pid: number; restart: number }
+  /** A restart did not get the process ready (it is tried again unless the supervisor gives up). */
+  | { type: 'restart-failed'; name: string; error: string }
+  /** The supervisor leaves a process down after `failures` quick failures in a row. */
+  | { type: 'gave-up'; name: string; failures: number; quickFailureMs: number };
 
 export interface Devnet {
   readonly dir: string;
@@ -223,6 +266,19 @@ export interface Devnet {
   waitForExit(name: string): Promise<ExitInfo>;
   /** SIGTERM every node and the beacon, SIGKILL what is left after `stopTimeoutMs`, record them as stopped. Idempotent. */
   stop(): Promise<void>;
+  /** Names of the processes the supervisor will restart (a restart is scheduled or under way). */
+  pendingRestarts(): string[];
+  /**
+   * Carry out the restart requests `requestDevnetRestart` left in `<dir>/control/` (the launcher
+   * calls this on SIGUSR2); resolves with the names restarted.
+   */
+  serveRestartRequests(): Promise<string[]>;
+  /**
+   * Record synchronously that the launcher is going away (launcherPid null, every process
+   * stopped): for a `process.on('exit')` hook, when there is no time left for stop(). The
+   * children stop by themselves once their stdin (the launcher's pipe) closes.
+   */
+  markGoneSync(): void;
 }
 
 export const DEVNET_DEFAULTS = {
@@ -302,7 +358,7 @@ export interface DevnetNodePlan {
   keyFile: string | null;
 }
 
-/** A manifest entry for a process not started yet (every devnet process listens on 127.0.0.1). */
+/** A manifest entry for a process not started yet (it listens on 127.0.0.1; setAddresses adds a public host). */
 function processEntry(
   dir: string,
   p: { name: string; role: DevnetProcess['role']; shard: number | null; peerId: string; dataDir: string; p2pPort: number; apiPort: number; validator?: string | null; keystore?: string | null },
@@ -414,6 +470,112 @@ export function fillShards<T>(shards: number, perShard: number, draw: () => T, s
   return out;
 }
 
+// ---------------------------------------------------------------- public host, joining
+
+/**
+ * Check a `--public-host`: an IPv4 address or a DNS name (what a libp2p `/ip4/` or `/dns4/`
+ * multiaddr holds). Loopback and wildcard addresses are refused: other machines cannot dial them.
+ */
+export function parsePublicHost(value: string): string {
+  const v = value.trim();
+  const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v);
+  if (ipv4) {
+    if (ipv4.slice(1).some((o) => Number(o) > 255)) throw usageError(`--public-host ${JSON.stringify(value)}: not an IPv4 address`);
+    if (ipv4[1] === '127' || v === '0.0.0.0') throw usageError(`--public-host ${v}: other machines cannot dial a loopback or wildcard address; give this machine's address on their network`);
+    return v;
+  }
+  if (v === 'localhost' || !/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v) || /^[\d.]+$/.test(v)) {
+    throw usageError(`--public-host ${JSON.stringify(value)}: expected this machine's IPv4 address or DNS name as other machines reach it (not localhost)`);
+  }
+  return v;
+}
+
+/** `/ip4/<host>/tcp/<port>` for an IPv4 address, `/dns4/<host>/tcp/<port>` for a name. */
+export function publicMultiaddr(host: string, port: number): string {
+  return `/${/^[\d.]+$/.test(host) ? 'ip4' : 'dns4'}/${host}/tcp/${port}`;
+}
+
+/**
+ * The `qnexus node` arguments (after `node`) that join shard `shard` of a devnet hosted with a
+ * public host, from another machine: the genesis file (copied there as `genesisFile`), that
+ * shard, and the public multiaddrs of the beacon and of the shard's nodes as bootstrap peers.
+ * A joining node only dials out, so it needs no public address of its own; `--public-host <its
+ * address>` lets other machines dial it too.
+ */
+export function devnetJoinArgs(m: DevnetManifest, shard: number, genesisFile = 'genesis.json'): string[] {
+  const host = m.publicHost;
+  if (!host) throw usageError('the devnet runs without a public host: start it with --public-host <address> to let other machines join');
+  const args = ['--genesis', genesisFile, '--data-dir', `qnexus-s${shard}`, '--shard', String(shard)];
+  for (const e of m.processes) {
+    if (e.role === 'beacon' || e.shard === shard) args.push('--bootstrap', `${publicMultiaddr(host, e.p2pPort)}/p2p/${e.peerId}`);
+  }
+  return args;
+}
+
+/** Quote a word for a POSIX shell (only when needed). */
+export function shellWord(w: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+// ---------------------------------------------------------------- a running devnet, from outside
+
+/** What readDevnetManifest found. */
+export interface DevnetRunState {
+  manifest: DevnetManifest;
+  manifestPath: string;
+  /** The launcher's pid is alive: processes marked running are supervised. */
+  launcherAlive: boolean;
+}
+
+/**
+ * Read `<dir>/manifest.json` as the truth today: a launcher that died without updating it
+ * (SIGKILL, a crash) leaves entries saying `running`, so when its pid is not alive every process
+ * is read as stopped (their stdin was the launcher's pipe: they stop once it closes), and a
+ * process whose own pid is gone is read as exited.
+ */
+export async function readDevnetManifest(dir: string = DEVNET_DEFAULTS.dir): Promise<DevnetRunState> {
+  const manifestPath = join(resolve(dir), 'manifest.json');
+  if (!existsSync(manifestPath)) throw new CliError('DEVNET_NOT_FOUND', `no devnet in ${dir} (no manifest.json): start one with npm run devnet, or pass --dir`);
+  let json: unknown;
+  try {
+    json = JSON.parse(await readText(manifestPath, 'devnet manifest'));
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError('DEVNET_CORRUPT', `devnet manifest ${manifestPath} is not JSON: ${(e as Error).message}`);
+  }
+  const manifest = parseManifest(json, manifestPath);
+  const launcherAlive = manifest.launcherPid !== null && pidAlive(manifest.launcherPid);
+  if (!launcherAlive) manifest.launcherPid = null;
+  for (const p of manifest.processes) {
+    if (p.pid !== null && launcherAlive && pidAlive(p.pid)) continue;
+    if (p.pid !== null || p.state === 'running') {
+      p.state = launcherAlive ? 'exited' : 'stopped';
+      p.pid = null;
+    }
+  }
+  return { manifest, manifestPath, launcherAlive };
+}
+
+const CONTROL_DIR = 'control';
+
+/**
+ * Ask a running launcher to restart one of its processes: a request file in `<dir>/control/`, then
+ * SIGUSR2 to the launcher (which restarts it, also one the supervisor gave up on). Resolves with
+ * the launcher's pid; throws DEVNET_NOT_RUNNING when no launcher runs.
+ */
+export async function requestDevnetRestart(dir: string, name: string): Promise<number> {
+  const { manifest, launcherAlive } = await readDevnetManifest(dir);
+  if (!manifest.processes.some((p) => p.name === name)) {
+    throw new CliError('DEVNET_UNKNOWN_NODE', `no devnet process named ${JSON.stringify(name)} (have: ${manifest.processes.map((p) => p.name).join(', ')})`);
+  }
+  if (!launcherAlive) throw new CliError('DEVNET_NOT_RUNNING', `the devnet in ${dir} is not running (no live launcher); start it with npm run devnet`);
+  const control = join(resolve(dir), CONTROL_DIR);
+  await mkdir(control, { recursive: true });
+  await writeFile(join(control, `restart-${name}`), `${new Date().toISOString()}\n`);
+  process.kill(manifest.launcherPid!, 'SIGUSR2');
+  return manifest.launcherPid!;
+}
+
 // ---------------------------------------------------------------- helpers
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -473,8 +635,16 @@ async function logTail(path: string, lines = 15): Promise<string> {
   }
 }
 
-function describeExit(e: ExitInfo): string {
-  return e.signal ? `signal ${e.signal}` : `code ${e.code}`;
+/**
+ * How a process ended, for people: `killed by SIGKILL`, `exited with code 1`. Our processes
+ * stop cleanly with code 0 on SIGTERM/SIGINT, so a code 0 the launcher did not ask for is
+ * almost always such a signal from someone else: say so rather than call it a crash.
+ */
+export function describeExit(e: ExitInfo): string {
+  if (e.signal) return `was killed by ${e.signal}`;
+  if (e.code === 0) return 'stopped with code 0 although the launcher did not ask (a SIGTERM or SIGINT sent to it directly)';
+  if (e.code === null) return 'could not be started';
+  return `exited with code ${e.code}`;
 }
 
 async function loadPeerIdFn(): Promise<(path: string) => Promise<string>> {
@@ -522,6 +692,13 @@ interface Proc {
   exit: Promise<ExitInfo> | null;
   /** Set by kill/stop so the exit is not reported as a crash. */
   expectExit: boolean;
+  /** When the current child was spawned (ms): how long it ran decides whether an exit was a quick failure. */
+  startedAt?: number;
+  /** Quick failures in a row (the supervisor's backoff exponent). */
+  quickFailures?: number;
+  /** A scheduled supervisor restart, or one under way. */
+  restartTimer?: NodeJS.Timeout;
+  restarting?: boolean;
 }
 
 class DevnetImpl implements Devnet {
@@ -540,9 +717,13 @@ class DevnetImpl implements Devnet {
   private saving: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | undefined;
   private peerIdOf: ((path: string) => Promise<string>) | undefined;
+  private readonly supervise: SuperviseOptions | null;
+  private readonly publicHost: string | null;
 
   constructor(o: DevnetOptions) {
     this.o = o;
+    this.supervise = o.supervise === true ? SUPERVISE_DEFAULTS : o.supervise ? { ...SUPERVISE_DEFAULTS, ...o.supervise } : null;
+    this.publicHost = o.publicHost !== undefined ? parsePublicHost(o.publicHost) : null;
     this.dir = resolve(o.dir ?? DEVNET_DEFAULTS.dir);
     this.manifestPath = join(this.dir, 'manifest.json');
     this.passphraseFile = join(this.dir, 'passphrase');
@@ -645,6 +826,7 @@ class DevnetImpl implements Devnet {
     this.manifest.genesis = join(this.dir, 'genesis.json');
     this.manifest.genesisHash = this.genesisHash;
     this.manifest.passphraseFile = this.passphraseFile;
+    this.manifest.publicHost = this.publicHost;
     // The layout (shards, nodes, ports) comes from the manifest and genesis, not from the options.
     // Manifests written before accounts had a shard get it from the address.
     for (const a of this.manifest.accounts) {
@@ -658,9 +840,9 @@ class DevnetImpl implements Devnet {
     for (const e of this.manifest.processes) {
       // The key files are the truth: refresh peer ids (a deleted key gets a new id).
       e.peerId = await this.peerId(e.dataDir);
-      e.multiaddr = `/ip4/127.0.0.1/tcp/${e.p2pPort}/p2p/${e.peerId}`;
-      e.multiaddrs = [e.multiaddr];
+      this.setAddresses(e);
       e.pid = null;
+      e.restarts = 0;
       this.procs.set(e.name, { entry: e, child: null, exit: null, expectExit: false });
     }
     await this.checkPorts(this.manifest.processes);
@@ -784,11 +966,22 @@ class DevnetImpl implements Devnet {
       accounts,
       passphraseFile: this.passphraseFile,
       launcherPid: null,
+      publicHost: this.publicHost,
     };
+    for (const e of processes) this.setAddresses(e);
     for (const e of processes) this.procs.set(e.name, { entry: e, child: null, exit: null, expectExit: false });
     await this.saveManifest();
     // genesis.json last: its presence means "complete devnet, resume it".
     await writeFileAtomic(genesisPath, genesisFileText(this.genesis));
+  }
+
+  /**
+   * Loopback addresses always (the devnet's own processes dial each other there); with a public
+   * host also the address other machines dial, after the loopback one in `multiaddrs`.
+   */
+  private setAddresses(e: DevnetProcess): void {
+    e.multiaddr = `/ip4/127.0.0.1/tcp/${e.p2pPort}/p2p/${e.peerId}`;
+    e.multiaddrs = this.publicHost ? [e.multiaddr, `${publicMultiaddr(this.publicHost, e.p2pPort)}/p2p/${e.peerId}`] : [e.multiaddr];
   }
 
   private async peerId(dataDir: string): Promise<string> {
@@ -798,9 +991,11 @@ class DevnetImpl implements Devnet {
 
   private async checkPorts(list: { name: string; p2pPort: number; apiPort: number }[]): Promise<void> {
     for (const p of list) {
+      // With a public host they bind every interface: the port must be free on all of them.
+      const host = this.publicHost ? '0.0.0.0' : '127.0.0.1';
       for (const [kind, port] of [['p2p', p.p2pPort], ['API', p.apiPort]] as const) {
-        if (!(await portFree(port))) {
-          throw new CliError('PORT_IN_USE', `${kind} port ${port} of ${p.name} is in use on 127.0.0.1 (another devnet or node running? stop it or choose another --base-port)`);
+        if (!(await portFree(port, host))) {
+          throw new CliError('PORT_IN_USE', `${kind} port ${port} of ${p.name} is in use on ${host} (another devnet or node running? stop it or choose another --base-port)`);
         }
       }
     }
@@ -828,9 +1023,7 @@ class DevnetImpl implements Devnet {
       '--data-dir', e.dataDir,
       '--genesis', this.manifest.genesis,
       '--shard', String(e.shard),
-      '--p2p-port', String(e.p2pPort),
-      '--api-host', '127.0.0.1',
-      '--api-port', String(e.apiPort),
+      ...this.netArgs(e),
       '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
       ...this.backendArgs(),
@@ -845,6 +1038,16 @@ class DevnetImpl implements Devnet {
     return args;
   }
 
+  /**
+   * Where a process listens and what it announces: 127.0.0.1 only, or with a public host every
+   * interface (p2p and API) and the public address as its only announced one (the loopback
+   * bootstrap addresses of the devnet's own processes still work: 0.0.0.0 includes loopback).
+   */
+  private netArgs(e: DevnetProcess): string[] {
+    if (!this.publicHost) return ['--p2p-port', String(e.p2pPort), '--api-host', '127.0.0.1', '--api-port', String(e.apiPort)];
+    return ['--listen', `/ip4/0.0.0.0/tcp/${e.p2pPort}`, '--announce', publicMultiaddr(this.publicHost, e.p2pPort), '--api-host', '0.0.0.0', '--api-port', String(e.apiPort)];
+  }
+
   /** `--crypto-backend` only when given: without it a `QNEXUS_CRYPTO_BACKEND` of `env` still applies (a flag would beat it). */
   private backendArgs(): string[] {
     return this.o.cryptoBackend !== undefined ? ['--crypto-backend', this.o.cryptoBackend] : [];
@@ -857,9 +1060,7 @@ class DevnetImpl implements Devnet {
       '--genesis', this.manifest.genesis,
       '--key', e.keystore!,
       '--passphrase-file', this.passphraseFile,
-      '--p2p-port', String(e.p2pPort),
-      '--api-host', '127.0.0.1',
-      '--api-port', String(e.apiPort),
+      ...this.netArgs(e),
       '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
       ...this.backendArgs(),
@@ -894,6 +1095,7 @@ class DevnetImpl implements Devnet {
     child.stdin?.on('error', () => undefined);
     p.child = child;
     p.expectExit = false;
+    p.startedAt = Date.now();
     e.pid = child.pid ?? null;
     e.state = 'running';
     e.exitCode = null;
@@ -911,6 +1113,7 @@ class DevnetImpl implements Devnet {
           e.exitSignal = info.signal;
           void this.saveManifest();
           this.emit({ type: 'exit', name: e.name, code: info.code, signal: info.signal, expected: p.expectExit, logFile: e.logFile });
+          if (!p.expectExit) this.scheduleRestart(p);
         }
         resolveExit(info);
       };
@@ -920,6 +1123,63 @@ class DevnetImpl implements Devnet {
       });
     });
     if (child.pid !== undefined) this.emit({ type: 'spawn', name: e.name, pid: child.pid });
+  }
+
+  // ------------------------------------------------------------ supervisor
+
+  /**
+   * After an unexpected exit: restart after a delay that doubles with each quick failure in a
+   * row (a process that ran longer than quickFailureMs starts over at initialDelayMs), or leave it
+   * down after maxQuickFailures of them, saying so.
+   */
+  private scheduleRestart(p: Proc): void {
+    const sv = this.supervise;
+    if (!sv || this.stopping || p.restartTimer) return;
+    const ranMs = Date.now() - (p.startedAt ?? 0);
+    const quick = (ranMs < sv.quickFailureMs ? (p.quickFailures ?? 0) : 0) + 1;
+    p.quickFailures = quick;
+    if (quick > sv.maxQuickFailures) {
+      this.emit({ type: 'gave-up', name: p.entry.name, failures: quick - 1, quickFailureMs: sv.quickFailureMs });
+      return;
+    }
+    const delayMs = Math.min(sv.maxDelayMs, sv.initialDelayMs * 2 ** (quick - 1));
+    const restart = (p.entry.restarts ?? 0) + 1;
+    p.restarting = true;
+    p.restartTimer = setTimeout(() => void this.supervisedRestart(p, restart), delayMs);
+    this.emit({ type: 'restart-scheduled', name: p.entry.name, delayMs, restart, quickFailures: quick });
+  }
+
+  private async supervisedRestart(p: Proc, restart: number): Promise<void> {
+    p.restartTimer = undefined;
+    if (this.stopping || p.child) {
+      p.restarting = false;
+      return;
+    }
+    p.entry.restarts = restart;
+    try {
+      this.spawnProc(p);
+      await this.saveManifest();
+      await this.waitReady(p);
+      p.restarting = false;
+      this.emit({ type: 'restarted', name: p.entry.name, pid: p.entry.pid ?? -1, restart });
+    } catch (err) {
+      // An exit before it was ready has already scheduled the next try.
+      p.restarting = p.restartTimer !== undefined;
+      if (this.stopping) return;
+      this.emit({ type: 'restart-failed', name: p.entry.name, error: err instanceof Error ? err.message.split('\n')[0]! : String(err) });
+      // Exited before it was ready: its exit already scheduled the next try. Still running but
+      // never answering: stop it and count that as a failure too.
+      if (p.child) {
+        await this.terminate(p, 'SIGTERM');
+        this.scheduleRestart(p);
+      }
+    }
+  }
+
+  private cancelRestart(p: Proc): void {
+    if (p.restartTimer) clearTimeout(p.restartTimer);
+    p.restartTimer = undefined;
+    p.restarting = false;
   }
 
   private async waitReady(p: Proc): Promise<void> {
@@ -933,7 +1193,7 @@ class DevnetImpl implements Devnet {
     let last = 'no answer yet';
     for (;;) {
       if (exited.info) {
-        throw new CliError('DEVNET_START_FAILED', `${e.name} exited (${describeExit(exited.info)}) before its API answered\n  log: ${e.logFile}${await logTail(e.logFile)}`);
+        throw new CliError('DEVNET_START_FAILED', `${e.name} ${describeExit(exited.info)} before its API answered\n  log: ${e.logFile}${await logTail(e.logFile)}`);
       }
       if (this.o.signal?.aborted) throw new CliError('INTERRUPTED', 'interrupted while starting the devnet', EXIT.INTERRUPTED);
       try {
@@ -1028,6 +1288,9 @@ class DevnetImpl implements Devnet {
   async restart(name: string): Promise<DevnetProcess> {
     const p = this.get(name);
     if (this.stopping) throw new CliError('DEVNET_STOPPED', 'the devnet has been stopped');
+    // Asked for: the supervisor's pending try and its backoff give way.
+    this.cancelRestart(p);
+    p.quickFailures = 0;
     if (p.child) await this.terminate(p, 'SIGTERM');
     await this.checkPorts([p.entry]);
     await this.launch(p);
@@ -1088,7 +1351,49 @@ class DevnetImpl implements Devnet {
     return entry;
   }
 
+  pendingRestarts(): string[] {
+    return [...this.procs.values()].filter((p) => p.restarting === true).map((p) => p.entry.name);
+  }
+
+  async serveRestartRequests(): Promise<string[]> {
+    const control = join(this.dir, CONTROL_DIR);
+    let files: string[];
+    try {
+      files = (await readdir(control)).filter((f) => f.startsWith('restart-'));
+    } catch {
+      return [];
+    }
+    const done: string[] = [];
+    for (const f of files) {
+      await rm(join(control, f), { force: true });
+      const name = f.slice('restart-'.length);
+      if (!this.procs.has(name) || this.stopping) continue;
+      await this.restart(name);
+      done.push(name);
+    }
+    return done;
+  }
+
+  markGoneSync(): void {
+    if (!this.manifest) return;
+    this.manifest.launcherPid = null;
+    for (const e of this.manifest.processes) {
+      if (e.pid !== null || e.state === 'running') {
+        e.pid = null;
+        e.state = 'stopped';
+      }
+    }
+    try {
+      const tmp = `${this.manifestPath}.${process.pid}.exit.tmp`;
+      writeFileSync(tmp, `${JSON.stringify(this.manifest, null, 2)}\n`);
+      renameSync(tmp, this.manifestPath);
+    } catch {
+      // nothing more can be done while exiting
+    }
+  }
+
   stop(): Promise<void> {
+    for (const p of this.procs.values()) this.cancelRestart(p);
     this.stopping ??= (async () => {
       await Promise.all([...this.procs.values()].map((p) => this.terminate(p, 'SIGTERM')));
       if (this.manifest) {

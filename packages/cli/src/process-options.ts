@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { BACKENDS, DEFAULT_BACKEND, backendStatus, type BackendName } from '@qnexus/crypto';
 import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/node';
 import { CliError } from './errors.js';
+import { parsePublicHost, publicMultiaddr } from './devnet.js';
 import { installPeerKey, readTopology, type Topology } from './topology.js';
 import { collectList, intParser, parseMultiaddr } from './util.js';
 
@@ -21,6 +22,7 @@ export interface ProcessOpts {
   listen?: string[];
   p2pPort?: number;
   announce?: string[];
+  publicHost?: string;
   bootstrap?: string[];
   bootstrapFile?: string;
   peerKey?: string;
@@ -55,6 +57,11 @@ export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
     .option('--listen <multiaddr>', `libp2p listen address; repeatable or comma-separated (default ${h.defaultListen})`, collectList(parseMultiaddr))
     .option('--p2p-port <port>', 'shorthand for --listen /ip4/127.0.0.1/tcp/<port>', intParser(0, 65535))
     .option('--announce <multiaddr>', 'address to announce to peers instead of the listen addresses; repeatable or comma-separated', collectList(parseMultiaddr))
+    .option(
+      '--public-host <ip-or-name>',
+      'be reachable from other machines at this address: listen on every interface (/ip4/0.0.0.0/tcp/<port>, the port of --p2p-port or --listen, else the default) and announce /ip4/<ip>/tcp/<port> (/dns4/<name>/… for a name); the API stays on --api-host',
+      parsePublicHost,
+    )
     .option('--bootstrap <multiaddr>', h.bootstrap, collectList(parseMultiaddr))
     .option('--bootstrap-file <topology.json>', h.bootstrapFile)
     .option('--peer-key <file>', 'libp2p key made in advance (qnexus devnet init: <dir>/nodes/<name>/peer.key): copied to <data-dir>/peer.key unless that exists (it must then be the same key)')
@@ -103,7 +110,14 @@ export async function processConfig(o: ProcessOpts, defaultListen: string, fromT
   }
   if (o.peerKey !== undefined) await installPeerKey(o.dataDir, o.peerKey);
   const listen = [...(o.listen ?? [])];
-  if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
+  const announce = [...(o.announce ?? [])];
+  if (o.publicHost !== undefined) {
+    // Reachable from elsewhere: the p2p port on every interface, announced at the public host.
+    const port = o.p2pPort ?? tcpPort(listen[0]) ?? tcpPort(defaultListen);
+    if (port === undefined || port === 0) throw new CliError('BAD_CONFIG', '--public-host needs a fixed p2p port (--p2p-port <port>): peers elsewhere dial the announced one');
+    if (o.p2pPort !== undefined || listen.length === 0) listen.push(`/ip4/0.0.0.0/tcp/${port}`);
+    announce.push(publicMultiaddr(o.publicHost, port));
+  } else if (o.p2pPort !== undefined) listen.push(`/ip4/127.0.0.1/tcp/${o.p2pPort}`);
   if (listen.length === 0) listen.push(defaultListen);
   const cfg: SharedConfig = {
     listen,
@@ -113,7 +127,7 @@ export async function processConfig(o: ProcessOpts, defaultListen: string, fromT
     logFormat: o.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'),
     logLevel: o.logLevel,
   };
-  if (o.announce && o.announce.length > 0) cfg.announce = o.announce;
+  if (announce.length > 0) cfg.announce = announce;
   if (o.apiRateLimit !== undefined) cfg.apiRateLimit = o.apiRateLimit;
   if (o.apiRateBurst !== undefined) cfg.apiRateBurst = o.apiRateBurst;
   if (o.apiMaxConnections !== undefined) cfg.apiMaxConnections = o.apiMaxConnections;
@@ -122,4 +136,10 @@ export async function processConfig(o: ProcessOpts, defaultListen: string, fromT
   if (o.apiRequestTimeoutMs !== undefined) cfg.apiRequestTimeoutMs = o.apiRequestTimeoutMs;
   cfg.cryptoBackend = o.cryptoBackend;
   return cfg;
+}
+
+/** The TCP port of a `/ip4|ip6|dns4|dns6/<host>/tcp/<port>…` multiaddr, if it has one. */
+function tcpPort(ma: string | undefined): number | undefined {
+  const m = ma === undefined ? null : /\/tcp\/(\d+)/.exec(ma);
+  return m ? Number(m[1]) : undefined;
 }

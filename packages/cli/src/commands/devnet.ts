@@ -1,8 +1,25 @@
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BACKENDS, DEFAULT_SCHEME, type BackendName, type SchemeName } from '@qnexus/crypto';
 import type { LogFormat } from '@qnexus/node';
-import { DEVNET_DEFAULTS, MAX_DEVNET_NODES, MAX_DEVNET_SHARDS, startDevnet, type Devnet, type DevnetEvent } from '../devnet.js';
+import { QnexusClient } from '@qnexus/sdk';
+import {
+  DEVNET_DEFAULTS,
+  MAX_DEVNET_NODES,
+  MAX_DEVNET_SHARDS,
+  describeExit,
+  devnetJoinArgs,
+  parsePublicHost,
+  publicMultiaddr,
+  readDevnetManifest,
+  requestDevnetRestart,
+  shellWord,
+  startDevnet,
+  type Devnet,
+  type DevnetEvent,
+} from '../devnet.js';
 import { initDevnetConfig } from '../devnet-init.js';
 import { CliError, EXIT, usageError } from '../errors.js';
 import type { HostMode } from '../topology.js';
@@ -29,9 +46,17 @@ interface DevnetCmdOpts {
   churnLimit?: number;
   hostMode: HostMode;
   genesisDelay?: number;
+  publicHost?: string;
+  supervise: boolean;
+  json?: boolean;
+  follow?: boolean;
+  lines: number;
 }
 
-function printSummary(d: Devnet): void {
+/** Balances to show in the summary: read from the nodes when resuming (the genesis ones are long gone), else the genesis ones. */
+type Balances = { source: 'now' | 'genesis'; of: Map<string, string> };
+
+function printSummary(d: Devnet, balances: Balances, supervised: boolean): void {
   const m = d.manifest;
   const g = d.genesis;
   const P = displayPath(m.passphraseFile);
@@ -45,16 +70,21 @@ function printSummary(d: Devnet): void {
   out(`  manifest    ${displayPath(d.manifestPath)}`);
   out('');
   const shardTitles = Array.from({ length: g.shardCount }, (_, k) => `shard ${k}`);
-  const nodeRows = m.processes.map((p) => ({ group: p.shard === null ? 'beacon' : `shard ${p.shard}`, row: [p.name, p.role, String(p.pid ?? '-'), p.apiUrl, p.multiaddr] }));
+  // With a public host the P2P column shows what other machines dial.
+  const nodeRows = m.processes.map((p) => ({ group: p.shard === null ? 'beacon' : `shard ${p.shard}`, row: [p.name, p.role, String(p.pid ?? '-'), p.apiUrl, p.multiaddrs.at(-1) ?? p.multiaddr] }));
   out(`  processes (the beacon coordinates cross-shard transfers; each shard's validators are the committee the genesis assigns it)`);
   for (const line of groupedTable(['beacon', ...shardTitles], ['NAME', 'ROLE', 'PID', 'API', 'P2P'], nodeRows)) out(line);
-  out(`    logs: ${displayPath(join(d.dir, 'logs'))}/<name>.log`);
+  out(`    logs: ${displayPath(join(d.dir, 'logs'))}/<name>.log   (npm run qnexus -- devnet logs <name> -f; devnet status; devnet restart <name>)`);
+  const explorerNode = m.processes.find((p) => p.role !== 'beacon');
+  out(`    explorer: ${m.beacon.apiUrl}/explorer (network)${explorerNode ? `, ${explorerNode.apiUrl}/explorer (shard ${explorerNode.shard})` : ''}`);
   out('');
+  if (m.publicHost) printJoin(d);
   const beacon = m.processes.find((p) => p.role === 'beacon');
   if (m.accounts.length > 0) {
     out(`  funded accounts by home shard (send an account's transactions to a node of its shard; keystores unlock with ${P})`);
-    const accountRows = m.accounts.map((a) => ({ group: `shard ${a.shard}`, row: [a.address, a.balance, displayPath(a.keystore)] }));
-    for (const line of groupedTable(shardTitles, ['ADDRESS', 'BALANCE', 'KEYSTORE'], accountRows)) out(line);
+    const accountRows = m.accounts.map((a) => ({ group: `shard ${a.shard}`, row: [a.address, balances.of.get(a.address) ?? `${a.balance} (genesis)`, displayPath(a.keystore)] }));
+    const balanceTitle = balances.source === 'now' ? 'BALANCE (NOW)' : 'BALANCE (GENESIS)';
+    for (const line of groupedTable(shardTitles, ['ADDRESS', balanceTitle, 'KEYSTORE'], accountRows)) out(line);
     out('');
     // A node and two accounts of one shard (the first with two accounts, else the first with one),
     // and an account of another shard for a cross-shard transfer.
@@ -73,7 +103,44 @@ function printSummary(d: Devnet): void {
     if (beacon) out(`    npm run qnexus -- validators --node ${beacon.apiUrl}          # stake, status, shard, rewards (staking: devnet/README.md)`);
     out('');
   }
-  out('Ctrl-C stops every process.');
+  out(
+    supervised
+      ? 'Ctrl-C stops every process; a process that exits on its own is restarted (with backoff). From another terminal: npm run qnexus -- devnet status'
+      : 'Ctrl-C stops every process.',
+  );
+}
+
+/** The lines another machine needs to join: copy the genesis, then one `qnexus node` per shard. */
+function printJoin(d: Devnet): void {
+  const m = d.manifest;
+  const host = m.publicHost!;
+  out(`  join from another machine (this one is ${host}; a clone of this repository there, after npm ci):`);
+  out(`    scp ${host}:${m.genesis} genesis.json        # or copy ${displayPath(m.genesis)} there any other way`);
+  for (let k = 0; k < d.genesis.shardCount; k++) {
+    out(`    npx qnexus node ${devnetJoinArgs(m, k).map(shellWord).join(' ')}`);
+  }
+  out(`  add --public-host <its address> to let others dial it too; APIs: http://${host}:<port> (e.g. http://${host}:${m.beacon.apiPort} for the beacon)`);
+  out(`  beacon p2p: ${publicMultiaddr(host, m.beacon.p2pPort)}/p2p/${m.beacon.peerId}`);
+  out('');
+}
+
+/** Current balances, each from a node of the account's home shard; an account that cannot be read keeps its genesis balance (marked). */
+async function currentBalances(d: Devnet): Promise<Balances> {
+  const m = d.manifest;
+  if (!d.resumed) return { source: 'genesis', of: new Map(m.accounts.map((a) => [a.address, a.balance])) };
+  const of = new Map<string, string>();
+  await Promise.all(
+    m.accounts.map(async (a) => {
+      const node = m.processes.find((p) => p.shard === a.shard && p.pid !== null);
+      if (!node) return;
+      try {
+        of.set(a.address, (await new QnexusClient(node.apiUrl, { timeoutMs: 3000 }).account(a.address)).balance);
+      } catch {
+        // shown with its genesis balance, marked as such
+      }
+    }),
+  );
+  return { source: 'now', of };
 }
 
 /** A table under group headings (`beacon`, `shard <k>`…), its header under the first; the columns line up across the groups. */
@@ -99,7 +166,8 @@ function groupedTable(groups: string[], header: string[], rows: { group: string;
 export function devnetCommand(parent: Command): Command {
   const cmd = parent
     .command('devnet')
-    .argument('[action]', 'init: only create the configuration (keys, genesis, libp2p keys, topology.json) in --dir, start nothing')
+    .argument('[action]', 'init: only create the configuration (keys, genesis, libp2p keys, topology.json) in --dir, start nothing; status, restart <name>, logs <name>: a running devnet')
+    .argument('[name]', 'the process of restart and logs (validator-0, s1-full-0, beacon…)')
     .description('run a local multi-process devnet: a beacon plus validators and full nodes per shard, each its own OS process')
     .option('--shards <n>', 'shards, each with its own validators, full nodes and accounts', intParser(1, MAX_DEVNET_SHARDS), DEVNET_DEFAULTS.shards)
     .option('--validators <n>', 'validators per shard (its committee)', intParser(1, MAX_DEVNET_NODES), DEVNET_DEFAULTS.validators)
@@ -153,10 +221,21 @@ is kept. Start each process by hand with
 (docker-compose.yml does exactly that; docs/devnet.md).`,
     )
     .addOption(new Option('--host-mode <mode>', 'init: how peers reach each process: compose (container = service name, /dns4/<name>/tcp/<port>) or local (127.0.0.1)').choices(['compose', 'local']).default('local'))
+    .option('--public-host <ip-or-name>', "host a devnet other machines can join: every p2p and API socket listens on 0.0.0.0 and announces this address (this machine's, as they reach it); the summary prints the join command", parsePublicHost)
+    .option('--no-supervise', 'do not restart a process that exits on its own')
+    .option('--json', 'status: print JSON')
+    .option('-f, --follow', 'logs: keep printing what is appended')
+    .option('-n, --lines <n>', 'logs: how many last lines to print first', intParser(0, 100_000), 40)
     .option('--genesis-delay <seconds>', 'slot 0 starts this long after the configuration is made (default 2; with init 10, time for the processes to start)', intParser(0, 86_400))
-    .action(async (action: string | undefined, o: DevnetCmdOpts) => {
+    .action(async (action: string | undefined, name: string | undefined, o: DevnetCmdOpts) => {
       if (action === 'init') return devnetInit(o);
-      if (action !== undefined) throw usageError(`unknown devnet action ${JSON.stringify(action)} (expected init, or nothing to run a devnet)`);
+      if (action === 'status') return devnetStatus(o);
+      if (action === 'restart' || action === 'logs') {
+        if (name === undefined) throw usageError(`devnet ${action} needs a process name (devnet status lists them)`);
+        return action === 'restart' ? devnetRestart(o, name) : devnetLogs(o, name);
+      }
+      if (action !== undefined) throw usageError(`unknown devnet action ${JSON.stringify(action)} (expected init, status, restart <name>, logs <name>, or nothing to run a devnet)`);
+      if (name !== undefined) throw usageError(`unexpected argument ${JSON.stringify(name)}`);
       const abort = new AbortController();
       let devnet: Devnet | undefined;
       let signals = 0;
@@ -172,13 +251,58 @@ is kept. Start each process by hand with
         abort.abort();
         shutdown?.();
       };
+      // A closed terminal (SIGHUP) stops the devnet like Ctrl-C; a reader of stdout that went
+      // away (`npm run devnet | tee log`, then Ctrl-C) must not crash the launcher with EPIPE
+      // before it has stopped the processes and recorded that in the manifest.
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', onSignal);
+      const onStdoutError = () => undefined;
+      process.stdout.on('error', onStdoutError);
+      // Whatever else ends this process (an uncaught error…), the manifest must not claim that
+      // processes run: they stop by themselves once our stdin pipe to them closes.
+      const onExit = () => devnet?.markGoneSync();
+      process.on('exit', onExit);
+      let serving = Promise.resolve();
+      const onRestartRequest = () => {
+        serving = serving.then(async () => {
+          if (!devnet) return;
+          try {
+            const names = await devnet.serveRestartRequests();
+            for (const n of names) note(`${n} restarted on request (pid ${devnet.process(n).pid ?? '-'})`);
+          } catch (e) {
+            note(`a requested restart failed: ${(e as Error).message.split('\n')[0]}`);
+          }
+        });
+      };
+      process.on('SIGUSR2', onRestartRequest);
 
+      const allDown = () => devnet !== undefined && devnet.manifest.processes.every((p) => p.pid === null) && devnet.pendingRestarts().length === 0;
       const onEvent = (e: DevnetEvent) => {
-        if (e.type !== 'exit' || e.expected) return;
-        note(`${e.name} exited unexpectedly (${e.signal ? `signal ${e.signal}` : `code ${e.code}`}); log: ${displayPath(e.logFile)}`);
-        if (devnet && devnet.manifest.processes.every((p) => p.pid === null)) {
+        switch (e.type) {
+          case 'exit':
+            if (e.expected) return;
+            note(`${e.name} ${describeExit(e)}; log: ${displayPath(e.logFile)}`);
+            break;
+          case 'restart-scheduled':
+            note(`restarting ${e.name} in ${formatDelay(e.delayMs)} (restart ${e.restart})`);
+            return;
+          case 'restarted':
+            note(`${e.name} is back (pid ${e.pid}, restart ${e.restart})`);
+            return;
+          case 'restart-failed':
+            note(`restart of ${e.name} failed: ${e.error}`);
+            return;
+          case 'gave-up':
+            note(
+              `${e.name} failed ${e.failures} times in a row within ${formatDelay(e.quickFailureMs)} of starting: not restarting it again ` +
+                `(see its log; npm run qnexus -- devnet restart ${e.name} tries again)`,
+            );
+            break;
+          default:
+            return;
+        }
+        if (allDown()) {
           note('every process has exited; stopping the devnet');
           shutdown?.();
         }
@@ -196,9 +320,11 @@ is kept. Start each process by hand with
         ...(o.genesisDelay !== undefined ? { genesisDelayMs: o.genesisDelay * 1000 } : {}),
         signal: abort.signal,
         onEvent,
+        supervise: o.supervise,
+        ...(o.publicHost !== undefined ? { publicHost: o.publicHost } : {}),
       });
       if (devnet.resumed) note('resuming the existing devnet (creation options are ignored)');
-      printSummary(devnet);
+      printSummary(devnet, await currentBalances(devnet), o.supervise);
 
       const crashed = await new Promise<boolean>((resolveRun) => {
         shutdown = () => resolveRun(signals === 0);
@@ -209,6 +335,10 @@ is kept. Start each process by hand with
       note('devnet stopped');
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
+      process.off('SIGUSR2', onRestartRequest);
+      process.off('exit', onExit);
+      process.stdout.off('error', onStdoutError);
       if (crashed) throw new CliError('DEVNET_DOWN', 'every node exited; see the logs above');
     });
   return cmd;
@@ -247,4 +377,122 @@ async function devnetInit(o: DevnetCmdOpts): Promise<void> {
   if (!r.created) note(`${displayPath(r.topologyPath)} exists: keeping that configuration (chain ${t.chainId}, genesis ${t.genesisHash})`);
   else out(`created devnet configuration in ${displayPath(o.dir)}: chain ${t.chainId}, ${t.shardCount} shard${t.shardCount === 1 ? '' : 's'}, genesis ${t.genesisHash}`);
   for (const line of table([['NAME', 'ROLE', 'SHARD', 'API', 'P2P'], ...t.processes.map((p) => [p.name, p.role, p.shard === null ? '-' : String(p.shard), p.apiUrl, p.multiaddr])], '  ')) out(line);
+}
+
+function formatDelay(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** `qnexus devnet status`: every process of the devnet in --dir, alive or not, with its height from its own /v1/status. */
+async function devnetStatus(o: DevnetCmdOpts): Promise<void> {
+  const { manifest: m, launcherAlive } = await readDevnetManifest(o.dir);
+  const rows = await Promise.all(
+    m.processes.map(async (p) => {
+      let height: number | null = null;
+      let answer: string | null = null;
+      if (p.pid !== null) {
+        const c = new QnexusClient(p.apiUrl, { timeoutMs: 2000 });
+        try {
+          if (p.role === 'beacon') height = (await c.beaconStatus()).slot;
+          else height = (await c.status()).height;
+        } catch (e) {
+          answer = (e as Error).message.split('\n')[0]!;
+        }
+      }
+      return { name: p.name, role: p.role, shard: p.shard, state: p.state, alive: p.pid !== null, pid: p.pid, api: p.apiUrl, height, apiError: answer, restarts: p.restarts ?? 0, logFile: p.logFile };
+    }),
+  );
+  if (o.json) {
+    out(JSON.stringify({ dir: o.dir, launcherPid: m.launcherPid, running: launcherAlive, publicHost: m.publicHost ?? null, processes: rows }, null, 2));
+    return;
+  }
+  out(launcherAlive ? `devnet in ${displayPath(o.dir)}: running (launcher pid ${m.launcherPid}${m.publicHost ? `, public host ${m.publicHost}` : ''})` : `devnet in ${displayPath(o.dir)}: not running (start it with npm run devnet)`);
+  const cells = rows.map((r) => [
+    r.name,
+    r.role,
+    r.shard === null ? '-' : String(r.shard),
+    r.alive ? 'alive' : r.state,
+    String(r.pid ?? '-'),
+    r.api,
+    r.height !== null ? `${r.role === 'beacon' ? 'slot ' : ''}${r.height}` : r.apiError !== null ? `no answer (${r.apiError})` : '-',
+    String(r.restarts),
+  ]);
+  for (const line of table([['NAME', 'ROLE', 'SHARD', 'STATE', 'PID', 'API', 'HEIGHT', 'RESTARTS'], ...cells], '  ')) out(line);
+}
+
+/** `qnexus devnet restart <name>`: the running launcher restarts it; wait until a new process answers. */
+async function devnetRestart(o: DevnetCmdOpts, name: string): Promise<void> {
+  const before = (await readDevnetManifest(o.dir)).manifest.processes.find((p) => p.name === name)?.pid ?? null;
+  const launcher = await requestDevnetRestart(o.dir, name);
+  note(`asked the launcher (pid ${launcher}) to restart ${name}…`);
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300));
+    const { manifest, launcherAlive } = await readDevnetManifest(o.dir);
+    if (!launcherAlive) throw new CliError('DEVNET_NOT_RUNNING', 'the launcher stopped before the restart was done');
+    const p = manifest.processes.find((x) => x.name === name)!;
+    if (p.pid === null || p.pid === before) continue;
+    const c = new QnexusClient(p.apiUrl, { timeoutMs: 2000 });
+    try {
+      if (p.role === 'beacon') await c.beaconStatus();
+      else await c.status();
+    } catch {
+      continue;
+    }
+    out(`${name} restarted: pid ${p.pid}, ${p.apiUrl}`);
+    return;
+  }
+  throw new CliError('TIMEOUT', `${name} did not answer within 90 s after the restart request; see npm run qnexus -- devnet logs ${name}`);
+}
+
+/** `qnexus devnet logs <name> [-n N] [-f]`: the last lines of its log file; with -f what is appended, until Ctrl-C. */
+async function devnetLogs(o: DevnetCmdOpts, name: string): Promise<void> {
+  const { manifest } = await readDevnetManifest(o.dir);
+  const p = manifest.processes.find((x) => x.name === name);
+  if (!p) throw new CliError('DEVNET_UNKNOWN_NODE', `no devnet process named ${JSON.stringify(name)} (have: ${manifest.processes.map((x) => x.name).join(', ')})`);
+  if (!existsSync(p.logFile)) throw new CliError('NOT_FOUND', `${name} has no log yet (${displayPath(p.logFile)})`);
+  // The tail comes from at most the last 4 MiB: enough for any -n a person reads.
+  const fh = await open(p.logFile, 'r');
+  let pos: number;
+  try {
+    const { size } = await fh.stat();
+    const len = Math.min(size, 4 << 20);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    const lines = buf.toString('utf8').split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    if (o.lines > 0) process.stdout.write(`${lines.slice(-o.lines).join('\n')}\n`);
+    pos = size;
+  } finally {
+    await fh.close();
+  }
+  if (!o.follow) return;
+  let stopped = false;
+  const onSig = () => (stopped = true);
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  process.stdout.on('error', onSig); // the reader went away (| head)
+  while (!stopped) {
+    await new Promise((r) => setTimeout(r, 250));
+    let size: number;
+    try {
+      size = (await stat(p.logFile)).size;
+    } catch {
+      continue; // rotated or deleted: wait for it to come back
+    }
+    if (size < pos) pos = 0; // truncated
+    if (size === pos) continue;
+    const f = await open(p.logFile, 'r');
+    try {
+      const len = Math.min(size - pos, 1 << 20);
+      const buf = Buffer.alloc(len);
+      const { bytesRead } = await f.read(buf, 0, len, pos);
+      pos += bytesRead;
+      process.stdout.write(buf.subarray(0, bytesRead));
+    } finally {
+      await f.close();
+    }
+  }
+  process.off('SIGINT', onSig);
+  process.off('SIGTERM', onSig);
 }
