@@ -350,6 +350,42 @@ async function checkEvidence(c: Ctx, e: VoteEvidence): Promise<void> {
   });
 }
 
+/**
+ * Slots without a verified beacon snapshot after which the beacon counts as unreachable: it signs
+ * one every 4 slots (beacon service.ts ANNOUNCE_EVERY_SLOTS), so three missed in a row.
+ */
+export const BEACON_SILENT_SLOTS = 12;
+
+/**
+ * The node's link to the beacon, for `GET /v1/status` (and `qnexus status`, which names an
+ * unreachable beacon as the cause of an unknown committee). "Heard" is the newest beacon-signed
+ * registry snapshot verified here, directly or relayed by peers: a connection alone proves
+ * nothing (a hung beacon keeps its sockets), and a relayed snapshot proves the beacon is alive.
+ * The committees are known through `committeesKnownThrough`: the shards finalize until that
+ * epoch ends, then stop until the beacon announces the next.
+ */
+function beaconLink(c: Ctx) {
+  const g = c.chain.genesis;
+  const now = Date.now();
+  const snap = c.xshard.registry.latest;
+  const lastHeardAt = snap ? g.genesisTime + snap.slot * g.slotMs : null;
+  const silentMs = lastHeardAt === null ? null : Math.max(0, now - lastHeardAt);
+  const through = c.chain.epochs.latestEpoch();
+  const epoch = currentEpoch(c);
+  return {
+    peerId: g.beacon.peerId,
+    connected: c.p2p.connectedPeers().includes(g.beacon.peerId),
+    reachable: silentMs !== null && silentMs <= BEACON_SILENT_SLOTS * g.slotMs,
+    lastSnapshotSlot: snap?.slot ?? null,
+    lastHeardAt: lastHeardAt === null ? null : new Date(lastHeardAt).toISOString(),
+    silentMs,
+    committeeKnown: c.chain.epochs.get(epoch) !== undefined,
+    committeesKnownThrough: through,
+    // The last slot the known committees cover: past it, blocks wait for the beacon's next announcement.
+    finalizesThroughSlot: (through + 1) * g.epochLength - 1,
+  };
+}
+
 const routes: JsonRoute<Ctx>[] = [
   {
     method: 'GET',
@@ -448,6 +484,7 @@ const routes: JsonRoute<Ctx>[] = [
         overloaded: c.load.overloaded,
         stateRoot: toHex(c.chain.headStateRoot),
         cryptoBackend: c.verifier.backend.name,
+        beacon: beaconLink(c),
       },
     ],
   },
@@ -506,12 +543,24 @@ const routes: JsonRoute<Ctx>[] = [
     name: 'account',
     h: async (c, [addr]) => {
       if (!isAddressString(addr!)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
-      const key = toHex(parseAddress(addr!));
+      const bytes = parseAddress(addr!);
+      // Only the home shard holds an account: any other shard would answer balance 0, which reads as money gone.
+      const home = homeShard(bytes, c.chain.genesis.shardCount);
+      if (home !== c.chain.shard) {
+        throw new QnexusError(
+          'ACCOUNT_WRONG_SHARD',
+          `${addr} lives on shard ${home}; this node serves shard ${c.chain.shard}: ask a node of shard ${home} (\`qnexus status --node URL\` shows a node's shard)`,
+          { homeShard: home, shard: c.chain.shard },
+        );
+      }
+      const key = toHex(bytes);
       const a = c.chain.state.account(key);
       return [
         200,
         {
           address: addr,
+          shard: c.chain.shard,
+          homeShard: home,
           balance: (a?.balance ?? 0n).toString(),
           nonce: (a?.nonce ?? 0n).toString(),
           pendingNonce: c.mempool.pendingNonce(key).toString(),

@@ -34,6 +34,12 @@ export const ERROR_HTTP_STATUS = {
    * yet: ask another node of the shard, or the node that acknowledged it.
    */
   TX_UNKNOWN: 404,
+  /**
+   * `GET /v1/accounts/{address}` on a node of a shard that is not the address's home shard: its
+   * state there is not the account's (it would read balance 0). The error body carries
+   * `homeShard` (where to ask) and `shard` (this node's).
+   */
+  ACCOUNT_WRONG_SHARD: 400,
   // generic API
   BAD_REQUEST: 400,
   UNKNOWN_FIELD: 400,
@@ -102,17 +108,23 @@ export function isErrorCode(s: string): s is ErrorCode {
   return Object.prototype.hasOwnProperty.call(ERROR_HTTP_STATUS, s);
 }
 
+/** Machine-readable facts an error answer carries beside code and message (e.g. `homeShard` of ACCOUNT_WRONG_SHARD). */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>;
+
 export class QnexusError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
+  /** Extra fields of the `error` object in the HTTP answer; they never replace `code` or `message`. */
+  readonly details: ErrorDetails | undefined;
+  constructor(code: ErrorCode, message: string, details?: ErrorDetails) {
     super(message);
     this.name = 'QnexusError';
     this.code = code;
+    this.details = details;
   }
   get httpStatus(): number {
     return ERROR_HTTP_STATUS[this.code];
   }
-  toJSON(): { error: { code: ErrorCode; message: string } } {
-    return { error: { code: this.code, message: this.message } };
+  toJSON(): { error: { code: ErrorCode; message: string } & Record<string, unknown> } {
+    return { error: { ...this.details, code: this.code, message: this.message } };
   }
 }
