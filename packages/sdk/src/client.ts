@@ -33,6 +33,12 @@ export interface ClientOptions {
    * `Authorization: Bearer …` with the `admin…` methods (`/v1/admin/…`) only.
    */
   adminToken?: string;
+  /**
+   * More nodes' API URLs, of any shard (e.g. every node of a devnet manifest). `account()` asked
+   * of a node of the wrong shard (`ACCOUNT_WRONG_SHARD`) asks one of these whose shard is the
+   * account's home shard instead ({@link QnexusClient.forShard}).
+   */
+  nodes?: readonly string[];
 }
 
 /** A log level as `/v1/admin/log-level` takes it. */
@@ -120,13 +126,30 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function errorEnvelope(json: unknown): ErrorInfo | undefined {
+/** Most extra fields of an error object kept in `ApiError.details` (a node's answer is untrusted). */
+const MAX_ERROR_DETAILS = 16;
+
+function errorEnvelope(json: unknown): (ErrorInfo & { details: Record<string, string | number | boolean | null> }) | undefined {
   if (typeof json !== 'object' || json === null) return undefined;
   const e = (json as { error?: unknown }).error;
   if (typeof e !== 'object' || e === null) return undefined;
   const { code, message } = e as { code?: unknown; message?: unknown };
   if (typeof code !== 'string') return undefined;
-  return { code, message: typeof message === 'string' ? message : code };
+  const details: Record<string, string | number | boolean | null> = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(e)) {
+    if (k === 'code' || k === 'message' || k === '__proto__') continue;
+    if (v === null || typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && v.length <= 1024)) {
+      details[k] = v as string | number | boolean | null;
+      if (++n >= MAX_ERROR_DETAILS) break;
+    }
+  }
+  return { code, message: typeof message === 'string' ? message : code, details };
+}
+
+/** A shard number as an error's details state it, or undefined when it is not one. */
+function shardDetail(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v < 65_536 ? v : undefined;
 }
 
 function describeNetworkError(e: unknown, timeoutMs: number): string {
@@ -190,6 +213,10 @@ export class QnexusClient {
   readonly baseUrl: string;
   readonly timeoutMs: number;
   private readonly adminToken: string | undefined;
+  /** `ClientOptions.nodes` (without this node): where a wrong-shard answer is followed. */
+  readonly nodes: readonly string[];
+  /** Each other node's shard as its `/v1/status` said (a node's shard never changes). */
+  private readonly shardOf = new Map<string, number>();
 
   constructor(baseUrl: string, opts: ClientOptions = {}) {
     let url: URL;
@@ -204,6 +231,33 @@ export class QnexusClient {
     this.baseUrl = url.toString().replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.adminToken = opts.adminToken?.trim();
+    const others: string[] = [];
+    for (const u of opts.nodes ?? []) {
+      const c = new QnexusClient(u, { timeoutMs: this.timeoutMs });
+      if (c.baseUrl !== this.baseUrl && !others.includes(c.baseUrl)) others.push(c.baseUrl);
+    }
+    this.nodes = others;
+  }
+
+  /**
+   * A client of one of `nodes` (see {@link ClientOptions.nodes}) that serves `shard`, or null when
+   * none does or none answers. Asks each node's `/v1/status` once (in order, cached); a node
+   * that cannot be reached is skipped, so a dead node is passed over for the next one.
+   */
+  async forShard(shard: number): Promise<QnexusClient | null> {
+    for (const url of this.nodes) {
+      let s = this.shardOf.get(url);
+      if (s === undefined) {
+        try {
+          s = (await new QnexusClient(url, { timeoutMs: this.timeoutMs }).status()).shard;
+          this.shardOf.set(url, s);
+        } catch {
+          continue;
+        }
+      }
+      if (s === shard) return new QnexusClient(url, { timeoutMs: this.timeoutMs, nodes: [this.baseUrl, ...this.nodes] });
+    }
+    return null;
   }
 
   // ------------------------------------------------------------------ admin (bearer token; node or beacon)
@@ -266,9 +320,29 @@ export class QnexusClient {
     }
   }
 
-  /** `GET /v1/accounts/{address}` */
-  account(address: string): Promise<AccountInfo> {
-    return this.request<AccountInfo>('GET', `/v1/accounts/${encodeURIComponent(address)}`);
+  /**
+   * `GET /v1/accounts/{address}`. A node of another shard answers `ACCOUNT_WRONG_SHARD` naming the
+   * account's home shard: with `nodes` the client asks a node of that shard instead (once; the
+   * answer must come from a node of that shard); without, or when none answers, the error is thrown.
+   */
+  async account(address: string): Promise<AccountInfo> {
+    const path = `/v1/accounts/${encodeURIComponent(address)}`;
+    try {
+      return await this.request<AccountInfo>('GET', path);
+    } catch (e) {
+      const home = e instanceof ApiError && e.code === 'ACCOUNT_WRONG_SHARD' ? shardDetail(e.details.homeShard) : undefined;
+      if (home === undefined || this.nodes.length === 0) throw e;
+      const other = await this.forShard(home);
+      if (other === null) {
+        throw new ApiError('ACCOUNT_WRONG_SHARD', `${(e as ApiError).message} (none of the other nodes known to this client, ${this.nodes.join(', ')}, serves shard ${home} and answers)`, (e as ApiError).status, {
+          details: (e as ApiError).details,
+        });
+      }
+      // Not other.account(): one hop only, so two misconfigured nodes cannot bounce a request between them.
+      const a = await other.request<AccountInfo>('GET', path);
+      if (a.homeShard !== undefined && a.homeShard !== home) throw new ApiError('BAD_RESPONSE', `${other.baseUrl} says ${address} lives on shard ${a.homeShard}, ${this.baseUrl} said ${home}`);
+      return a;
+    }
   }
 
   /** `GET /v1/validators` */
@@ -507,7 +581,7 @@ export class QnexusClient {
     if (!res.ok) {
       const err = errorEnvelope(json);
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
-      if (err) throw new ApiError(err.code, err.message, res.status, retryAfterMs === undefined ? {} : { retryAfterMs });
+      if (err) throw new ApiError(err.code, err.message, res.status, { details: err.details, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
       const detail = text.length > 0 ? `: ${truncate(text)}` : '';
       throw new ApiError(`HTTP_${res.status}`, `node answered ${method} ${path} with HTTP ${res.status} ${res.statusText}${detail}`, res.status);
     }

@@ -12,6 +12,8 @@ import type { TxInfo } from './types.js';
  * - `BAD_RESPONSE`: a 2xx answer whose body is not a JSON object.
  * - `HTTP_<status>`: a non-2xx answer without the `{ error: { code, message } }` envelope.
  * - `BAD_CONFIG` (status 0): the client was given an unusable base URL.
+ * - `ACCOUNT_WRONG_SHARD` (400): the node is not of the account's home shard; `details.homeShard`
+ *   names it (a client given `nodes` asks one of that shard instead).
  *
  * A 503 or 429 answer's `Retry-After` is in `retryAfterMs`.
  */
@@ -23,14 +25,25 @@ export class ApiError extends Error {
   readonly tx: TxInfo | undefined;
   /** How long the node asked the client to wait before retrying (its `Retry-After`), if it said. */
   readonly retryAfterMs: number | undefined;
+  /**
+   * The error object's other scalar fields as the node sent them (e.g. `homeShard` and `shard` of
+   * `ACCOUNT_WRONG_SHARD`); empty when it sent none. Untrusted: check before acting on them.
+   */
+  readonly details: Readonly<Record<string, string | number | boolean | null>>;
 
-  constructor(code: string, message: string, status = 0, opts: { cause?: unknown; tx?: TxInfo; retryAfterMs?: number } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    status = 0,
+    opts: { cause?: unknown; tx?: TxInfo; retryAfterMs?: number; details?: Readonly<Record<string, string | number | boolean | null>> } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ApiError';
     this.code = code;
     this.status = status;
     this.tx = opts.tx;
     this.retryAfterMs = opts.retryAfterMs;
+    this.details = opts.details ?? {};
   }
 }
 

@@ -36,6 +36,30 @@ export interface StatusInfo {
   committee: { inCommittee: boolean; assignedShard: number | null } | null;
   /** The ML-DSA implementation the node verifies and signs with (`--crypto-backend`). */
   cryptoBackend: BackendName;
+  /** The node's link to the beacon (older nodes omit it). */
+  beacon?: BeaconLinkInfo;
+}
+
+/**
+ * `GET /v1/status` `beacon`: when this node last heard from the beacon (its newest verified,
+ * beacon-signed registry snapshot, which the beacon signs every 4 slots) and how far the
+ * committees it knows reach. With the beacon unreachable the shard keeps finalizing through
+ * `committeesKnownThrough` (slot `finalizesThroughSlot`), then stops until the beacon is back.
+ */
+export interface BeaconLinkInfo {
+  peerId: string;
+  /** A p2p connection to the beacon is open (it may still be hung: see `reachable`). */
+  connected: boolean;
+  /** A beacon snapshot arrived within the last 12 slots. */
+  reachable: boolean;
+  lastSnapshotSlot: number | null;
+  /** ISO time of the newest beacon snapshot's slot; null: none since the node started. */
+  lastHeardAt: string | null;
+  silentMs: number | null;
+  /** The committees of the current epoch are known here. */
+  committeeKnown: boolean;
+  committeesKnownThrough: number;
+  finalizesThroughSlot: number;
 }
 
 export interface CertificateVoteInfo {
@@ -97,6 +121,10 @@ export interface TxInfo {
 /** `GET /v1/accounts/{address}` */
 export interface AccountInfo {
   address: string;
+  /** The shard of the node that answered (older nodes omit it). */
+  shard?: number;
+  /** The address's home shard: the only shard that holds its account (older nodes omit it). */
+  homeShard?: number;
   balance: string;
   /** Next nonce according to finalized/applied state. */
   nonce: string;
