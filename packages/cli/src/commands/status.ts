@@ -13,7 +13,45 @@ export function nodeOptionHelp(): string {
   return `node HTTP API URL (default: $QNEXUS_NODE or ${DEFAULT_NODE})`;
 }
 
+/** "12 s", "4 min 5 s", "2 h 3 min": how long the beacon has been silent. */
+function duration(ms: number): string {
+  const t = Math.floor(ms / 1000);
+  if (t < 60) return `${t} s`;
+  if (t < 3600) return `${Math.floor(t / 60)} min ${t % 60} s`;
+  return `${Math.floor(t / 3600)} h ${Math.floor((t % 3600) / 60)} min`;
+}
+
+/**
+ * The beacon link as one line, or null when there is nothing to say (older node, or a beacon
+ * heard within the last few slots while the committee is known).
+ */
+export function beaconLine(s: StatusInfo): string | null {
+  const b = s.beacon;
+  if (!b) return null;
+  const since = b.lastHeardAt === null ? 'not heard since this node started' : `unreachable since ${b.lastHeardAt} (${duration(b.silentMs ?? 0)})`;
+  if (!b.reachable) {
+    // What keeps going and for how long: the committees already announced cover the shards until their epoch ends.
+    const tail = b.committeeKnown
+      ? `shards keep finalizing through epoch ${b.committeesKnownThrough} (slot ${b.finalizesThroughSlot}), then stop until it is back`
+      : `the committee of epoch ${s.epoch} is unknown: shards stopped after epoch ${b.committeesKnownThrough} (slot ${b.finalizesThroughSlot}) until it is back`;
+    return `beacon ${since}${b.connected ? ' (connected, but silent)' : ''}: ${tail}`;
+  }
+  if (!b.committeeKnown) return `reachable, but epoch ${s.epoch}'s committee has not arrived yet (committees known through epoch ${b.committeesKnownThrough})`;
+  return `reachable (last snapshot at slot ${b.lastSnapshotSlot}); committees known through epoch ${b.committeesKnownThrough}`;
+}
+
+/** Why a validator is in no committee this epoch: an unknown committee (beacon) is not the same as not being a member. */
+function noCommitteeText(s: StatusInfo): string {
+  const b = s.beacon;
+  if (b && !b.committeeKnown) {
+    const cause = b.reachable ? "the beacon's announcement has not arrived yet" : beaconLine(s)!;
+    return `committee of epoch ${s.epoch} unknown here: ${cause}`;
+  }
+  return `not in a committee in epoch ${s.epoch} (pending activation, or unbonding): following the chain`;
+}
+
 export function formatStatus(s: StatusInfo): string[] {
+  const beacon = beaconLine(s);
   return table([
     ['chain', `${s.chainId} (shard ${s.shard})`],
     ['genesis', s.genesisHash],
@@ -27,10 +65,11 @@ export function formatStatus(s: StatusInfo): string[] {
               ? `member of shard ${s.shard}'s committee in epoch ${s.epoch}`
               : s.committee.assignedShard !== null
                 ? `assigned to shard ${s.committee.assignedShard} in epoch ${s.epoch}: restart this node with --shard ${s.committee.assignedShard}`
-                : `not in a committee in epoch ${s.epoch} (pending activation, or unbonding): following the chain`,
+                : noCommitteeText(s),
           ],
         ]
       : []),
+    ...(beacon !== null ? [['beacon', beacon]] : []),
     ['peer id', s.peerId],
     ['peers', String(s.peers)],
     ['height', `${s.height} (finalized ${s.finalizedHeight})`],
