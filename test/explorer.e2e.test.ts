@@ -253,6 +253,15 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     await page.waitForSelector('[data-testid="validator-address"]', { timeout: 15_000 });
     assert.equal(await page.textContent('[data-testid="validator-address"]'), proposer);
     assert.equal(await page.textContent('[data-testid="validator-status"]'), 'active');
+
+    // An account of the other shard: its home shard, and no balance asked of this node.
+    const other = net.accountsByShard[1]![0]!.address;
+    await page.fill('[data-testid="search-input"]', other);
+    await page.press('[data-testid="search-input"]', 'Enter');
+    await page.waitForSelector('[data-testid="account-error"]', { timeout: 15_000 });
+    assert.equal(new URL(page.url()).hash, `#/account/${other}`);
+    assert.match((await page.textContent('[data-testid="account-home"]')) ?? '', /^1 \(open a node of shard 1/);
+    assert.equal(await page.textContent('[data-testid="account-error"]'), 'kept by shard 1: ask a node of that shard');
     assert.deepEqual(consoleErrors, [], 'no console errors');
     assert.deepEqual(failedRequests, [], 'no failed requests');
   });

@@ -223,7 +223,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
 
   // ------------------------------------------------------------------ detail pages
 
-  /** A detail view: one titled panel filled from one or more GETs, refreshed every few polls. */
+  /** A detail view: one titled panel filled from GETs (a list of paths, or a loader giving the values), refreshed every few polls. */
   function detail(title, testid, paths, render) {
     return {
       build() {
@@ -293,7 +293,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
           ['Pending nonce', a.pendingNonce, 'account-pending-nonce'],
           ['Public key', a.publicKey ? el('span', { class: 'mono' }, a.publicKey) : 'not revealed yet (no transaction sent)', 'account-pubkey'],
         ])
-      : [el('dt', null, 'Balance'), el('dd', { 'data-testid': 'account-error' }, a && a.__error ? a.__error.code + ': ' + a.__error.message : '\u2014')];
+      : [el('dt', null, 'Balance'), el('dd', { 'data-testid': 'account-error' }, a && a.__error ? a.__error.code + ': ' + a.__error.message : home !== null && home !== localShard ? 'kept by shard ' + home + ': ask a node of that shard' : '\u2014')];
     const txs = h && !h.__error ? h.txs : [];
     return [
       el('dl', { 'data-testid': 'account-info' },
@@ -388,7 +388,12 @@ const SCRIPT = CLIENT_LIB + String.raw`
     switch (kind) {
       case 'block': return detail('Block ' + id, 'block-page', ['/v1/blocks/' + e], blockView);
       case 'tx': return detail('Transaction', 'tx-page', ['/v1/txs/' + e], txView);
-      case 'account': return detail('Account', 'account-page', ['/v1/accounts/' + e, '/v1/accounts/' + e + '/txs', '/v1/validators'], (a, h, vs) => accountView(id, a, h, vs));
+      // The balance is asked of this node only when the account lives on its shard (another shard's node answers an error).
+      case 'account': return detail('Account', 'account-page', async () => {
+        const [h, vs] = await Promise.all([tryGet('/v1/accounts/' + e + '/txs'), tryGet('/v1/validators')]);
+        const a = h && !h.__error && h.homeShard === h.shard ? await tryGet('/v1/accounts/' + e) : null;
+        return [a, h, vs];
+      }, (a, h, vs) => accountView(id, a, h, vs));
       case 'validator': return detail('Validator', 'validator-page', ['/v1/validators/' + e], validatorView);
       case 'xtransfer': return detail('Cross-shard transfer', 'xfer-page', ['/v1/xtransfers/' + e], xferView);
       case 'search': return searchView(id);
@@ -415,7 +420,8 @@ const SCRIPT = CLIENT_LIB + String.raw`
     // The status line (shard, slot) is fetched on every view; the view's own jobs are added.
     const jobs = [['/v1/status', view === overview ? renderStatus : (s) => { localShard = s.shard; $('title-sub').textContent = s.chainId + ' \u00b7 shard ' + s.shard + ' \u00b7 ' + s.role; }]].concat(view.jobs(k));
     polls++;
-    const results = await Promise.allSettled(jobs.map(([p]) => (Array.isArray(p) ? Promise.all(p.map(tryGet)) : get(p))));
+    // A job's source is a path, several paths (fetched together, a 4xx shown as an answer), or a loader.
+    const results = await Promise.allSettled(jobs.map(([p]) => (typeof p === 'function' ? p() : Array.isArray(p) ? Promise.all(p.map(tryGet)) : get(p))));
     if (myGen !== gen) return;
     const errors = [];
     results.forEach((res, i) => {
@@ -423,7 +429,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
         try {
           jobs[i][1](res.value);
         } catch (e) {
-          errors.push(jobs[i][0] + ': cannot render: ' + e.message);
+          errors.push((typeof jobs[i][0] === 'string' ? jobs[i][0] : view === overview ? 'overview' : 'page') + ': cannot render: ' + e.message);
         }
       } else {
         errors.push(res.reason && res.reason.message ? res.reason.message : String(res.reason));
