@@ -50,6 +50,8 @@ export interface WaitProgressState {
   elapsedS: number;
   /** Set when the node being asked stopped answering and the wait moved (or tried to move) to another. */
   failover?: string;
+  /** Set while the node has not heard from the beacon: cross-shard decisions (and, past the known epochs, blocks) wait for it. */
+  beacon?: string;
 }
 
 /**
@@ -75,12 +77,13 @@ export class WaitProgress {
         `node ${p.node}`,
         `${Math.round(p.elapsedS)} s`,
         p.failover ?? null,
+        p.beacon ?? null,
       ].filter((x) => x !== null);
       this.write(`\r\x1b[2K${parts.join(' · ')}`);
       this.live = true;
       return;
     }
-    const key = `${p.stage}|${p.status}|${p.node}|${p.failover ?? ''}`;
+    const key = `${p.stage}|${p.status}|${p.node}|${p.failover ?? ''}|${p.beacon !== undefined}`;
     const now = Date.now();
     if (key === this.lastKey && now - this.lastAt < HEARTBEAT_MS) return;
     this.lastKey = key;
@@ -163,7 +166,7 @@ async function askOthers(ctx: WaitContext, hash: string): Promise<{ tx: TxInfo |
  */
 export async function waitTxFinal(ctx: WaitContext, hash: string): Promise<TxInfo> {
   let status = 'unknown';
-  let head: { height: number | null; slot: number | null } = { height: null, slot: null };
+  let head: Head = { height: null, slot: null };
   let failover: string | undefined;
   let downSince: number | null = null;
   let lastOthers: Awaited<ReturnType<typeof askOthers>> | null = null;
@@ -205,17 +208,31 @@ export async function waitTxFinal(ctx: WaitContext, hash: string): Promise<TxInf
           EXIT.TIMEOUT,
         );
       }
-      throw new ApiError('TIMEOUT', `transaction ${hash} not final after ${Math.round((Date.now() - ctx.startedAt) / 100) / 10} s (last seen at ${ctx.nodes.current.baseUrl}: ${status})`);
+      throw new ApiError('TIMEOUT', `transaction ${hash} not final after ${Math.round((Date.now() - ctx.startedAt) / 100) / 10} s (last seen at ${ctx.nodes.current.baseUrl}: ${status})${head.beacon ? `; ${head.beacon}` : ''}`);
     }
     await sleep(Math.min(POLL_MS, remaining));
   }
 }
 
-/** The shard's finalized height and the current slot as a node reports them (null when it cannot say). */
-async function shardHead(c: QnexusClient): Promise<{ height: number | null; slot: number | null }> {
+interface Head {
+  height: number | null;
+  slot: number | null;
+  beacon?: string;
+}
+
+/**
+ * The shard's finalized height, the current slot, and a word on the beacon when the node has not
+ * heard from it (older nodes do not say), as a node reports them (null when it cannot say).
+ */
+async function shardHead(c: QnexusClient): Promise<Head> {
   try {
-    const s = await c.shards();
-    return { height: s.shards[s.shard]?.finalizedHeight ?? null, slot: s.slot };
+    const [s, st] = await Promise.all([c.shards(), c.status()]);
+    const b = st.beacon;
+    const head: Head = { height: s.shards[s.shard]?.finalizedHeight ?? null, slot: s.slot };
+    if (b && !b.reachable) {
+      head.beacon = `beacon unreachable since ${b.lastHeardAt ?? 'this node started'}: ${b.committeeKnown ? `blocks continue through epoch ${b.committeesKnownThrough}, cross-shard decisions wait` : 'blocks wait for the next committee'}`;
+    }
+    return head;
   } catch (e) {
     if (unavailable(e)) throw e;
     return { height: null, slot: null };
@@ -229,7 +246,7 @@ async function shardHead(c: QnexusClient): Promise<{ height: number | null; slot
 export async function waitXTransferApplied(ctx: WaitContext, id: string): Promise<XTransferInfo> {
   let status = 'unknown';
   let deadlineSlot: number | null = null;
-  let head: { height: number | null; slot: number | null } = { height: null, slot: null };
+  let head: Head = { height: null, slot: null };
   let failover: string | undefined;
   for (let poll = 0; ; poll++) {
     const c = ctx.nodes.current;
@@ -257,7 +274,7 @@ export async function waitXTransferApplied(ctx: WaitContext, id: string): Promis
       throw new ApiError(
         'TIMEOUT',
         `cross-shard transfer ${id} not applied at ${ctx.nodes.current.baseUrl} after ${Math.round((Date.now() - ctx.startedAt) / 100) / 10} s (last seen: status ${status}` +
-          `${deadlineSlot !== null && head.slot !== null ? `, slot ${head.slot}, deadline slot ${deadlineSlot}` : ''})`,
+          `${deadlineSlot !== null && head.slot !== null ? `, slot ${head.slot}, deadline slot ${deadlineSlot}` : ''})${head.beacon ? `; ${head.beacon}` : ''}`,
       );
     }
     await sleep(Math.min(POLL_MS, remaining));
