@@ -22,6 +22,7 @@ const STYLE = BASE_STYLE + String.raw`
 .committee h3 { font-size: 13px; margin: 0 0 4px; }
 .committee ul { margin: 0; padding-left: 18px; }
 .committee li { font-size: 12px; overflow-wrap: anywhere; }
+#detail h2 { margin-top: 14px; }
 tr.mine td:first-child::after { content: " \2190 this node"; color: var(--acc); font-size: 12px; }
 `;
 
@@ -36,6 +37,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
   let polls = 0;
   let lastOk = 0;
   let localShard = null;
+  let headHeight = null;
   let shardCount = null;
   /** Bumped on every navigation: an answer for an earlier view is dropped. */
   let gen = 0;
@@ -84,6 +86,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
 
   function renderStatus(s) {
     localShard = s.shard;
+    headHeight = s.finalizedHeight;
     $('title-sub').textContent = s.chainId + ' \u00b7 shard ' + s.shard + ' \u00b7 ' + s.role;
     const rows = [
       ['Chain', s.chainId, 'chain'],
@@ -242,10 +245,11 @@ const SCRIPT = CLIENT_LIB + String.raw`
   function blockView(b) {
     if (failed(b)) return failed(b);
     const prev = b.height > 0 ? link('block', b.height - 1, '\u2190 ' + (b.height - 1), { 'data-testid': 'block-prev' }) : null;
-    const next = link('block', b.height + 1, (b.height + 1) + ' \u2192', { 'data-testid': 'block-next' });
+    // No link past the head: that block does not exist yet.
+    const next = headHeight !== null && b.height < headHeight ? link('block', b.height + 1, (b.height + 1) + ' \u2192', { 'data-testid': 'block-next' }) : null;
     return [
       el('dl', { 'data-testid': 'block-info' }, ...kv([
-        ['Height', el('span', null, String(b.height), ' ', prev || '', ' ', next), 'block-height'],
+        ['Height', el('span', null, String(b.height), ' ', prev || '', ' ', next || ''), 'block-height'],
         ['Shard', b.shard, 'block-shard'],
         ['Hash', el('span', { class: 'mono' }, b.hash), 'block-hash'],
         ['Slot', b.slot, 'block-slot'],
@@ -418,7 +422,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
     const k = forced === 0 ? 0 : n;
     n = forced === 0 ? 1 : n + 1;
     // The status line (shard, slot) is fetched on every view; the view's own jobs are added.
-    const jobs = [['/v1/status', view === overview ? renderStatus : (s) => { localShard = s.shard; $('title-sub').textContent = s.chainId + ' \u00b7 shard ' + s.shard + ' \u00b7 ' + s.role; }]].concat(view.jobs(k));
+    const jobs = [['/v1/status', view === overview ? renderStatus : (s) => { localShard = s.shard; headHeight = s.finalizedHeight; $('title-sub').textContent = s.chainId + ' \u00b7 shard ' + s.shard + ' \u00b7 ' + s.role; }]].concat(view.jobs(k));
     polls++;
     // A job's source is a path, several paths (fetched together, a 4xx shown as an answer), or a loader.
     const results = await Promise.allSettled(jobs.map(([p]) => (typeof p === 'function' ? p() : Array.isArray(p) ? Promise.all(p.map(tryGet)) : get(p))));
