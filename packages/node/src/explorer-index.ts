@@ -180,6 +180,8 @@ export class ExplorerIndex {
     for (let h = top; h >= 1 && h > headHeight - this.maxBlocks; h--) {
       const b = await read(h);
       if (!b) break;
+      // A commit noted while this ran (the listener is registered before the seed starts) is not counted twice.
+      if (h >= this.oldest) continue;
       older.push({ height: h, slot: b.slot, txCount: b.envs.length, finalizedAt: null });
       // Newest first: last transaction of the block first.
       for (let index = b.envs.length - 1; index >= 0; index--) {

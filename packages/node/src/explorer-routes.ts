@@ -5,12 +5,14 @@ import type { Engine } from './engine.js';
 import type { Mempool } from './mempool.js';
 import { ACCOUNT_TXS_PER_ACCOUNT, ACTIVITY_BLOCKS, ExplorerIndex } from './explorer-index.js';
 import { parseListLimit, queryParams, type JsonRoute } from './http.js';
+import type { Logger } from './log.js';
 
 /** What the explorer's routes read (a subset of the node API's context). */
 export interface ExplorerContext {
   chain: Chain;
   engine: Engine;
   mempool: Mempool;
+  log?: Logger;
 }
 
 /** The longest search query considered (an address is 42 characters, a hash 64, with 0x 66). */
@@ -36,7 +38,7 @@ export function explorerIndexOf(c: ExplorerContext): ExplorerIndex {
       const b = decodeBlock(raw);
       return { slot: b.header.slot, envs: b.txs.map((t) => openTx(t)) };
     })
-    .catch(() => undefined);
+    .catch((e: unknown) => c.log?.warn('explorer index: could not seed from the stored blocks', { error: (e as Error).message ?? String(e) }));
   return index;
 }
 

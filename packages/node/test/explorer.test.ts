@@ -427,4 +427,16 @@ describe('node: ExplorerIndex (recent transactions per account, block activity)'
     assert.deepEqual(ix.accountTxs(addrOf(u1)).map((t) => t.height), [6, 5, 4]);
     assert.deepEqual(ix.accountTxs(addrOf(u2)).map((t) => t.hash), [t7.hashHex]);
   });
+
+  it('backfill does not count twice a block a commit noted while it ran', async () => {
+    const ix = new ExplorerIndex();
+    const t5 = tx(u0, u1, 5n);
+    // The head was 5 when the seed started; block 5's commit listener ran during the seed's first read.
+    await ix.backfill(5, async (h) => {
+      if (h === 5) ix.noteBlock(5, 5, [t5], 5000);
+      return { slot: h, envs: h === 5 ? [t5] : [] };
+    });
+    assert.deepEqual(ix.activity().map((b) => [b.height, b.finalizedAt]), [[1, null], [2, null], [3, null], [4, null], [5, 5000]]);
+    assert.deepEqual(ix.accountTxs(addrOf(u0)).map((t) => t.hash), [t5.hashHex]);
+  });
 });
