@@ -1,11 +1,8 @@
 import { toHex } from '@qnexus/crypto';
 import { BEACON_SHARD } from '@qnexus/types';
-// The node package's explorer building blocks (style, client library, CSP page wrapper) and its
-// RawBody are not part of its public index; they are imported from its build so that both pages
-// share one library and the beacon's API server (startJsonApi) recognises the page as a raw body.
-// Exporting them from @qnexus/node's index is requested (/work/notes/requests-explorer.md).
-import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse } from '../../node/dist/explorer-ui.js';
-import type { RawBody } from '../../node/dist/http.js';
+// The node's explorer kit (style, client library, CSP page wrapper), so both pages share one
+// library, and RawBody, so the beacon's API server (startJsonApi) serves the page as is.
+import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse, type RawBody } from '@qnexus/node';
 import { entryStatus } from './coordinator.js';
 import type { ApiContext } from './api.js';
 

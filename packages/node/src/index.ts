@@ -20,7 +20,9 @@ export {
   type ApiGuardOptions,
 } from './admin.js';
 // The JSON HTTP front (routing, guard, /metrics, errors, strict bodies) both APIs serve.
-export { MAX_API_BODY, parseListLimit, queryParams, readBody, readEvidenceBody, readJsonObject, startJsonApi, type JsonApiContext, type JsonApiOptions, type JsonRoute } from './http.js';
+export { MAX_API_BODY, parseListLimit, queryParams, readBody, readEvidenceBody, readJsonObject, startJsonApi, type JsonApiContext, type JsonApiOptions, type JsonRoute, type RawBody } from './http.js';
+// The explorer's page kit, shared with the beacon's network page.
+export { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse, type ExplorerDocument } from './explorer-ui.js';
 export { Shutdown, serverUrl, writeInfoFile } from './process.js';
 // Shared with the beacon process: default process metrics and p2p gauges/counters.
 export { registerProcessMetrics, registerCryptoBackendInfo, P2PMetrics, topicName } from './metrics.js';
