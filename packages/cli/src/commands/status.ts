@@ -21,10 +21,7 @@ function duration(ms: number): string {
   return `${Math.floor(t / 3600)} h ${Math.floor((t % 3600) / 60)} min`;
 }
 
-/**
- * The beacon link as one line, or null when there is nothing to say (older node, or a beacon
- * heard within the last few slots while the committee is known).
- */
+/** The node's beacon link as one line, or null for an older node that does not report it. */
 export function beaconLine(s: StatusInfo): string | null {
   const b = s.beacon;
   if (!b) return null;
