@@ -12,6 +12,8 @@ import {
   type SchemeName,
   type UnlockedKey,
 } from '@qnexus/crypto';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { readText, writeNewFile } from './util.js';
 
 /**
@@ -59,16 +61,26 @@ export function keystoreText(f: KeystoreFile): string {
 }
 
 /**
- * Create a key (random, or from `seed`) and write its encrypted keystore (mode 0600).
- * Refuses to overwrite unless `force`.
+ * Create a key (random, or from `seed`) and write its encrypted keystore (mode 0600) to `path`,
+ * or to `path(address)` when where it goes depends on the new key's address. Refuses to
+ * overwrite unless `force`.
  */
 export async function createKeystoreFile(
-  path: string,
+  path: string | ((address: string) => string),
   scheme: SchemeName,
   passphrase: string,
   opts: { scryptN?: number; force?: boolean; seed?: Uint8Array } = {},
-): Promise<KeystoreFile> {
+): Promise<KeystoreFile & { path: string }> {
   const { file } = await encryptKeystore(scheme, passphrase, opts.seed, opts.scryptN === undefined ? {} : { scryptN: opts.scryptN });
-  await writeNewFile(path, keystoreText(file), { force: opts.force ?? false, mode: 0o600, what: 'keystore' });
-  return file;
+  const to = typeof path === 'string' ? path : path(file.address);
+  await writeNewFile(to, keystoreText(file), { force: opts.force ?? false, mode: 0o600, what: 'keystore' });
+  return { ...file, path: to };
+}
+
+/**
+ * Where `qnexus keys new` puts a key without --out: $QNEXUS_HOME/keys (default ~/.qnexus/keys),
+ * outside any checkout, so a key cannot be committed with the code by accident.
+ */
+export function defaultKeysDir(): string {
+  return join(process.env.QNEXUS_HOME || join(homedir(), '.qnexus'), 'keys');
 }

@@ -1,6 +1,11 @@
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import { CliError, EXIT, usageError } from './errors.js';
-import { readText } from './util.js';
+import { displayPath, findDevnet, note, readText } from './util.js';
+
+/** Defaults of --passphrase-env / --passphrase-file for every command that unlocks a key. */
+export const PASSPHRASE_ENV_VAR = 'QNEXUS_PASSPHRASE_ENV';
+export const PASSPHRASE_FILE_VAR = 'QNEXUS_PASSPHRASE_FILE';
 
 export interface PassphraseOptions {
   passphraseEnv?: string;
@@ -19,21 +24,56 @@ export function hasPassphraseSource(o: PassphraseOptions): boolean {
 }
 
 /**
- * Get a passphrase from --passphrase-env, --passphrase-file, or a hidden
- * prompt when stdin is a terminal (twice with `confirm`). Without a source on
- * a non-terminal stdin this is a usage error.
+ * The devnet's passphrase file when `keystore` is one of the local devnet's own keys (its funded
+ * accounts, validators, beacon): throwaway keys whose passphrase the devnet keeps beside them.
  */
-export async function getPassphrase(o: PassphraseOptions, opts: { confirm?: boolean; forNewKey?: boolean; what?: string } = {}): Promise<string> {
+async function devnetPassphraseFile(keystore: string): Promise<string | null> {
+  const d = await findDevnet().catch(() => null);
+  if (d === null) return null;
+  const path = resolve(keystore);
+  const ours = d.manifest.accounts.some((a) => resolve(a.keystore) === path) || d.manifest.processes.some((p) => p.keystore !== null && resolve(p.keystore) === path);
+  return ours ? d.manifest.passphraseFile : null;
+}
+
+/**
+ * Get a passphrase, first found: --passphrase-env, --passphrase-file, $QNEXUS_PASSPHRASE_ENV,
+ * $QNEXUS_PASSPHRASE_FILE, the local devnet's passphrase file when `keystore` is one of its keys,
+ * a hidden prompt when stdin is a terminal (twice with `confirm`). Else a usage error. A new key
+ * (`forNewKey`) takes only the flags or the prompt: an ambient variable or the devnet's
+ * passphrase must not silently become the passphrase of a key meant to be kept.
+ */
+export async function getPassphrase(
+  o: PassphraseOptions,
+  opts: { confirm?: boolean; forNewKey?: boolean; what?: string; keystore?: string } = {},
+): Promise<string> {
   if (o.passphraseEnv !== undefined && o.passphraseFile !== undefined) {
     throw usageError('pass only one of --passphrase-env and --passphrase-file');
   }
+  let passphraseEnv = o.passphraseEnv;
+  let passphraseFile = o.passphraseFile;
+  let from = '';
+  if (passphraseEnv === undefined && passphraseFile === undefined && !opts.forNewKey) {
+    if (process.env[PASSPHRASE_ENV_VAR]) {
+      passphraseEnv = process.env[PASSPHRASE_ENV_VAR];
+      from = ` (from $${PASSPHRASE_ENV_VAR})`;
+    } else if (process.env[PASSPHRASE_FILE_VAR]) {
+      passphraseFile = process.env[PASSPHRASE_FILE_VAR];
+      from = ` (from $${PASSPHRASE_FILE_VAR})`;
+    } else if (opts.keystore !== undefined) {
+      const f = await devnetPassphraseFile(opts.keystore);
+      if (f !== null) {
+        passphraseFile = f;
+        note(`(${opts.keystore} is a key of the local devnet: using its passphrase file ${displayPath(f)})`);
+      }
+    }
+  }
   let pass: string;
-  if (o.passphraseEnv !== undefined) {
-    const v = process.env[o.passphraseEnv];
-    if (v === undefined) throw usageError(`environment variable ${o.passphraseEnv} (from --passphrase-env) is not set`);
+  if (passphraseEnv !== undefined) {
+    const v = process.env[passphraseEnv];
+    if (v === undefined) throw usageError(`environment variable ${passphraseEnv} (from --passphrase-env${from}) is not set`);
     pass = v;
-  } else if (o.passphraseFile !== undefined) {
-    pass = (await readText(o.passphraseFile, 'passphrase file')).replace(/\r?\n$/, '');
+  } else if (passphraseFile !== undefined) {
+    pass = (await readText(passphraseFile, `passphrase file${from}`)).replace(/\r?\n$/, '');
   } else if (process.stdin.isTTY) {
     const what = opts.what ?? 'keystore passphrase';
     pass = await promptHidden(`${what}: `);
@@ -42,7 +82,9 @@ export async function getPassphrase(o: PassphraseOptions, opts: { confirm?: bool
       if (again !== pass) throw new CliError('PASSPHRASE_MISMATCH', 'the two passphrases differ');
     }
   } else {
-    throw usageError('no passphrase given and stdin is not a terminal: pass --passphrase-env VAR or --passphrase-file FILE');
+    throw usageError(
+      `no passphrase given and stdin is not a terminal: pass --passphrase-env VAR or --passphrase-file FILE${opts.forNewKey ? '' : ` (or set ${PASSPHRASE_FILE_VAR})`}`,
+    );
   }
   if (opts.forNewKey && pass.length === 0) throw usageError('refusing to encrypt a key with an empty passphrase');
   return pass;

@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { adminCommand } from './commands/admin.js';
 import { beaconCommand } from './commands/beacon.js';
 import { dbCommand } from './commands/db.js';
@@ -11,14 +13,24 @@ import { statusCommand } from './commands/status.js';
 import { txCommand } from './commands/tx.js';
 import { validatorsCommand } from './commands/validators.js';
 import { EXIT, reportError } from './errors.js';
+import { explainUnreachable, repoRoot } from './util.js';
 
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
+/**
+ * The repository's version (its root package.json) when the CLI runs from a checkout, else the
+ * CLI package's own: `qnexus --version` names the release of the whole repo, nodes included.
+ */
+export function version(): string {
+  const root = repoRoot();
+  for (const url of [root === null ? null : pathToFileURL(join(root, 'package.json')), new URL('../package.json', import.meta.url)]) {
+    if (url === null) continue;
+    try {
+      const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
+      if (typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // next
+    }
   }
+  return '0.0.0';
 }
 
 const EXIT_HELP = `
@@ -64,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
       // Already printed by commander (help, version or a usage error).
       return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
-    return reportError(e);
+    // An unreachable default node gets a what-to-do (is the devnet running? where are its nodes?).
+    return reportError(explainUnreachable(e));
   }
 }

@@ -47,7 +47,7 @@ describe('cli: keys', function () {
     assert.equal(bad.stdout, '');
 
     const json = await qnexus(['keys', 'show', file, '--json']);
-    assert.deepEqual(Object.keys(JSON.parse(json.stdout) as object).sort(), ['address', 'kdf', 'publicKey', 'scheme']);
+    assert.deepEqual(Object.keys(JSON.parse(json.stdout) as object).sort(), ['address', 'homeShard', 'kdf', 'publicKey', 'scheme', 'shardCount', 'shardCountFrom']);
   });
 
   it('reads --passphrase-file (ignoring one trailing newline) and supports other schemes', async () => {

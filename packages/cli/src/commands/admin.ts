@@ -2,8 +2,7 @@ import { Argument, type Command } from 'commander';
 import { join } from 'node:path';
 import { QnexusClient, type AdminLogLevel } from '@qnexus/sdk';
 import { CliError, usageError } from '../errors.js';
-import { out, readText, table } from '../util.js';
-import { defaultNodeUrl, nodeOptionHelp } from './status.js';
+import { NODE_OPTION_HELP, out, readText, resolveNode, table, type NodeTarget } from '../util.js';
 
 /** Mirrors ADMIN_TOKEN_FILE of @qnexus/node (not imported: that package loads libp2p). */
 export const ADMIN_TOKEN_FILE = 'admin.token';
@@ -19,26 +18,35 @@ interface AdminOpts extends AdminTokenOpts {
   json?: boolean;
 }
 
-/** The admin token: from --token-file, else <data-dir>/admin.token (the process writes it there at first start). */
-export async function adminToken(o: AdminTokenOpts): Promise<string> {
-  if (o.tokenFile === undefined && o.dataDir === undefined) {
-    throw usageError(`admin commands need the node's token: pass --data-dir <dir> (reads <dir>/${ADMIN_TOKEN_FILE}) or --token-file <file>`);
+/**
+ * The admin token: from --token-file, else <data-dir>/admin.token (the process writes it there at
+ * first start), else from the data dir of the local devnet's process at `target` (the node the
+ * command talks to, when it is one of the devnet's).
+ */
+export async function adminToken(o: AdminTokenOpts, target?: NodeTarget): Promise<string> {
+  const dataDir = o.dataDir ?? target?.process?.dataDir;
+  if (o.tokenFile === undefined && dataDir === undefined) {
+    throw usageError(
+      `admin commands need the node's token: pass --data-dir <dir> (reads <dir>/${ADMIN_TOKEN_FILE}) or --token-file <file>` +
+        (target === undefined ? '' : ` (${target.url} is not a process of a local devnet, whose token would be found)`),
+    );
   }
-  const path = o.tokenFile ?? join(o.dataDir!, ADMIN_TOKEN_FILE);
+  const path = o.tokenFile ?? join(dataDir!, ADMIN_TOKEN_FILE);
   const token = (await readText(path, 'admin token file')).trim();
   if (!/^[0-9a-f]{64}$/.test(token)) throw new CliError('BAD_TOKEN', `${path} does not hold an admin token (64 hex digits)`);
   return token;
 }
 
 async function client(o: AdminOpts): Promise<QnexusClient> {
-  return new QnexusClient(o.node ?? defaultNodeUrl(), { adminToken: await adminToken(o) });
+  const target = await resolveNode(o, { role: 'any' });
+  return new QnexusClient(target.url, { adminToken: await adminToken(o, target) });
 }
 
 /** The options every admin subcommand takes. */
 function withAdminOptions(cmd: Command): Command {
   return cmd
-    .option('--node <url>', `${nodeOptionHelp()}; a shard node or the beacon`)
-    .option('--data-dir <dir>', `the node's data directory, to read its admin token (${ADMIN_TOKEN_FILE})`)
+    .option('--node <url>', `${NODE_OPTION_HELP}; a shard node or the beacon`)
+    .option('--data-dir <dir>', `the node's data directory, to read its admin token (${ADMIN_TOKEN_FILE}); default: the local devnet's, for one of its nodes`)
     .option('--token-file <file>', `read the admin token from this file instead of <data-dir>/${ADMIN_TOKEN_FILE}`)
     .option('--json', 'print the raw JSON answer');
 }
@@ -52,8 +60,11 @@ export function adminCommand(parent: Command): Command {
       `
 The token is created by the node or beacon at its first start in <data-dir>/${ADMIN_TOKEN_FILE}
 (mode 0600); anyone who can read that file can administer the process.
+Against a local devnet (npm run devnet) the token is found in the data dir of the node asked.
 Examples:
-  qnexus admin peers --node http://127.0.0.1:8545 --data-dir data/v0
+  npx qnexus admin peers                                    # the local devnet's first node
+  npx qnexus admin peers --node http://127.0.0.1:7199       # the devnet's beacon
+  qnexus admin peers --node http://10.0.0.2:8545 --data-dir data/v0
   qnexus admin connect /ip4/10.0.0.2/tcp/7000/p2p/12D3KooW… --data-dir data/v0
   qnexus admin log-level debug --data-dir data/v0`,
     );

@@ -20,7 +20,8 @@ import { CliError } from '../errors.js';
 import { unlockKeystoreFile, readKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, type PassphraseOptions } from '../passphrase.js';
 import { note, out, parseChainId, parseSeconds, parseU64, table } from '../util.js';
-import { defaultNodeUrl, nodeOptionHelp } from './status.js';
+import { BEACON_NODE_OPTION_HELP, NODE_OPTION_HELP, resolveNode } from '../util.js';
+import { keystoreOption, requireKeystore } from './keys.js';
 import { ShardNodes, WaitProgress, manifestShardNodes, waitTxFinal, waitXTransferApplied, type WaitContext } from '../wait.js';
 
 /** `--beacon` default: $QNEXUS_BEACON (unset: none). */
@@ -64,13 +65,13 @@ function parseXferId(v: string): string {
 /** The options `tx transfer` and `tx xtransfer` share. */
 function valueTxOptions(cmd: Command, what: string, defaultTimeout: number, waitHelp: string): Command {
   cmd
-    .requiredOption('--keystore <file>', 'sender keystore')
+    .addOption(keystoreOption('sender keystore'))
     .requiredOption('--to <address>', what, parseAddressArg)
     .requiredOption('--amount <n>', 'amount to send (integer base units)', parseU64)
     .addOption(new Option('--fee <n>', 'fee (genesis feeBurnBps of it burned, the rest to the proposer)').argParser(parseU64).default(1n, '1'))
     .option('--nonce <n>', "sender nonce (default: the node's pendingNonce for the sender)", parseU64)
     .option('--chain-id <id>', "chain id to sign for (default: the node's)", parseChainId)
-    .option('--node <url>', `${nodeOptionHelp()}; a node of the sender's shard`)
+    .option('--node <url>', `${NODE_OPTION_HELP}; a node of the sender's shard`)
     .option('--wait', waitHelp)
     .option('--timeout <seconds>', 'how long --wait waits (exit 3 on timeout)', parseSeconds, defaultTimeout)
     .option('--binary', 'submit as application/octet-stream instead of JSON')
@@ -112,10 +113,11 @@ type SignerOpts = PassphraseOptions & { node?: string; keystore: string; chainId
  * elsewhere (`resolveOutbox`).
  */
 async function prepare(o: SignerOpts): Promise<Signed> {
-  const client = new QnexusClient(o.node ?? defaultNodeUrl());
+  // Read first (a bad file fails before the passphrase is asked): its address picks a node of its home shard.
+  const target = await resolveNode(o, { address: (await readKeystoreFile(requireKeystore(o))).address });
+  const client = new QnexusClient(target.url);
   const nodes = [client, ...(o.checkNode ?? []).filter((u) => u !== client.baseUrl).map((u) => new QnexusClient(u, { timeoutMs: 5000 }))];
-  await readKeystoreFile(o.keystore); // fail on a bad file before asking for the passphrase
-  const { key } = await unlockKeystoreFile(o.keystore, await getPassphrase(o, { what: `passphrase for ${o.keystore}` }));
+  const { key } = await unlockKeystoreFile(o.keystore, await getPassphrase(o, { what: `passphrase for ${o.keystore}`, keystore: o.keystore }));
   const chainId = o.chainId ?? (await client.status()).chainId;
   const account = await client.account(formatAddress(key.address));
   const outbox = new Outbox(`${o.keystore}.pending.json`);
@@ -501,7 +503,7 @@ Example:
   tx.command('status')
     .description('ask nodes of a shard for a transaction by hash: final, included, pending, rejected, or unknown to every node asked')
     .argument('<hash>', 'transaction hash (64 hex characters)', parseTxHash)
-    .option('--node <url>', `${nodeOptionHelp()}; a node of the sender's shard`)
+    .option('--node <url>', `${NODE_OPTION_HELP}; a node of the sender's shard`)
     .option('--check-node <url>', 'more nodes of the shard to ask (repeatable or comma-separated)', collect)
     .option('--json', 'print the most advanced answer as JSON')
     .addHelpText(
@@ -510,7 +512,9 @@ Example:
         'Exits 0 when a node knows it, 1 (TX_UNKNOWN) when none of the nodes asked does, 1 (UNAVAILABLE) when none answered.',
     )
     .action(async (hash: string, o: { node?: string; checkNode?: string[]; json?: boolean }) => {
-      const nodes = [o.node ?? defaultNodeUrl(), ...(o.checkNode ?? [])];
+      const t = await resolveNode(o, { role: 'any' });
+      // Without --node or $QNEXUS_NODE every node of the local devnet is asked: a hash does not tell its shard.
+      const nodes = [t.url, ...(t.source === 'devnet' ? t.others : []), ...(o.checkNode ?? [])];
       const found = await findTx(nodes, hash, { timeoutMs: 5000 });
       if (found === null) throw new CliError('TX_UNKNOWN', `transaction ${hash} is not known to ${nodes.join(', ')}: not admitted, or not gossiped there yet`);
       if (o.json) out(JSON.stringify({ ...found.tx, node: found.node }, null, 2));
@@ -523,10 +527,11 @@ Example:
   tx.command('xstatus')
     .description('show a cross-shard transfer as a shard node or the beacon records it')
     .argument('<id>', 'transfer id (the hash of its xtransfer transaction)', parseXferId)
-    .option('--node <url>', `${nodeOptionHelp()}; a node of either shard, or the beacon`)
+    .option('--node <url>', `${BEACON_NODE_OPTION_HELP}; a node of either shard, or the beacon`)
     .option('--json', 'print the raw answer')
     .action(async (id: string, o: { node?: string; json?: boolean }) => {
-      const client = new QnexusClient(o.node ?? defaultNodeUrl());
+      // The beacon (by default, with a local devnet) records every transfer; a shard node only its own shard's.
+      const client = new QnexusClient((await resolveNode(o, { role: 'beacon' })).url);
       const x = await client.xtransfer(id);
       if (o.json) out(JSON.stringify(x, null, 2));
       else for (const line of formatXTransfer(x)) out(line);
@@ -556,7 +561,7 @@ function stakingOptions(cmd: Command): Command {
     .addOption(new Option('--fee <n>', 'fee (genesis feeBurnBps of it burned, the rest to the proposer)').argParser(parseU64).default(1n, '1'))
     .option('--nonce <n>', "signer nonce (default: the node's pendingNonce for the signer)", parseU64)
     .option('--chain-id <id>', "chain id to sign for (default: the node's)", parseChainId)
-    .option('--node <url>', `${nodeOptionHelp()}; a node of the signer's home shard`)
+    .option('--node <url>', `${NODE_OPTION_HELP}; a node of the signer's home shard`)
     .option('--beacon <url>', "the beacon's HTTP API, asked why a request was refused with --wait (default: $QNEXUS_BEACON)")
     .option('--wait', 'wait until the transaction is final and the beacon has decided; exit 1 if it refused')
     .option('--timeout <seconds>', 'how long --wait waits (exit 3 on timeout)', parseSeconds, 120)
@@ -634,7 +639,7 @@ function stakeCommands(tx: Command): void {
   const stake = tx
     .command('stake')
     .description('bond QFC from a funding account to a validator key; the beacon activates it at an epoch boundary')
-    .requiredOption('--keystore <file>', 'funding ("home") account keystore: pays amount + fee, receives the stake back after unbonding')
+    .addOption(keystoreOption('funding ("home") account keystore: pays amount + fee, receives the stake back after unbonding'))
     .option('--validator-keystore <file>', 'the validator key that will propose and vote (default: the --keystore key); it signs its consent')
     .requiredOption('--amount <n>', 'amount to bond (integer base units, at least genesis staking.minStake)', parseU64);
   stakingOptions(stake)
@@ -666,7 +671,7 @@ Example:
   const unstake = tx
     .command('unstake')
     .description('take a validator out of the committees; its stake and rewards return home after the unbonding period')
-    .requiredOption('--keystore <file>', "signer: the validator's home (funding) account, or the validator key itself")
+    .addOption(keystoreOption("signer: the validator's home (funding) account, or the validator key itself"))
     .option('--validator <address>', 'the validator (default: the --keystore key\'s own address)', parseAddressArg);
   stakingOptions(unstake)
     .addHelpText(

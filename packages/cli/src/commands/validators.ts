@@ -3,8 +3,7 @@ import type { Command } from 'commander';
 import { isAddressString } from '@qnexus/crypto';
 import { QnexusClient, type ValidatorInfo } from '@qnexus/sdk';
 import { usageError } from '../errors.js';
-import { out, table } from '../util.js';
-import { defaultNodeUrl, nodeOptionHelp } from './status.js';
+import { BEACON_NODE_OPTION_HELP, out, resolveNode, table } from '../util.js';
 import { formatValidator } from './tx.js';
 
 /** One line per validator: the registry at a glance. */
@@ -21,11 +20,12 @@ export function validatorsCommand(parent: Command): Command {
     .command('validators')
     .description("the validator registry (stake, status, shard, rewards, participation) as the beacon or a node's latest beacon snapshot shows it")
     .argument('[address]', 'one validator (qn…)')
-    .option('--node <url>', `${nodeOptionHelp()}; a shard node or the beacon`)
+    .option('--node <url>', `${BEACON_NODE_OPTION_HELP}; a shard node or the beacon`)
     .option('--json', 'print the raw answer')
     .action(async (address: string | undefined, o: { node?: string; json?: boolean }) => {
       if (address !== undefined && !isAddressString(address)) throw usageError(`invalid validator address ${JSON.stringify(address)}: expected qn followed by 40 lowercase hex characters`);
-      const client = new QnexusClient(o.node ?? defaultNodeUrl());
+      // The beacon holds the current registry; a shard node only its latest snapshot.
+      const client = new QnexusClient((await resolveNode(o, { role: 'beacon' })).url);
       if (address !== undefined) {
         const v = await client.validator(address);
         if (o.json) out(JSON.stringify(v, null, 2));
@@ -46,12 +46,12 @@ export function validatorsCommand(parent: Command): Command {
     .command('submit')
     .description('submit two conflicting signed votes (hex of the canonical evidence encoding, as GET /v1/evidence lists it) for slashing')
     .argument('<file|hex>', 'a file holding the hex, or the hex itself')
-    .option('--node <url>', `${nodeOptionHelp()}; a node of the validator's shard, or the beacon`)
+    .option('--node <url>', `${BEACON_NODE_OPTION_HELP}; a node of the validator's shard, or the beacon`)
     .option('--json', 'print the raw answer')
     .action(async (arg: string, o: { node?: string; json?: boolean }) => {
       const hex = /^[0-9a-fA-F]+$/.test(arg) ? arg : (await readFile(arg, 'utf8')).trim();
       if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length % 2 !== 0) throw usageError('evidence must be hex');
-      const r = await new QnexusClient(o.node ?? defaultNodeUrl()).submitEvidence(hex.toLowerCase());
+      const r = await new QnexusClient((await resolveNode(o, { role: 'beacon' })).url).submitEvidence(hex.toLowerCase());
       if (o.json) out(JSON.stringify(r));
       else out(r.result === 'slashed' ? `slashed ${r.validator}: ${r.slashed} taken, ejected from the next committees` : `already known: ${r.validator} was slashed for this before`);
     });
