@@ -24,7 +24,9 @@ interface ComposeService {
   image?: string;
   command?: string[] | string;
   volumes?: Volume[];
-  ports?: (string | { published: number | string; target: number | string })[];
+  ports?: (string | { published: number | string; target: number | string; host_ip?: string })[];
+  environment?: Record<string, string | null> | string[];
+  restart?: string;
   healthcheck?: { test?: string[] | string };
   depends_on?: string[] | Record<string, { condition?: string }>;
 }
@@ -65,13 +67,30 @@ function missingTool(ctx: Mocha.Context, tool: string, pkg: string): never {
 }
 
 /** `docker-compose config` output (validated, merged) if docker-compose is installed, else the file as written. */
-function loadCompose(hasCompose: boolean): ComposeFile {
+function loadCompose(hasCompose: boolean, env: Record<string, string> = {}): ComposeFile {
   const text = hasCompose
-    ? spawnSync('docker-compose', ['-f', COMPOSE_FILE, 'config'], { cwd: ROOT, encoding: 'utf8' }).stdout
+    ? spawnSync('docker-compose', ['-f', COMPOSE_FILE, 'config'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, QNEXUS_BIND: '', QNEXUS_PUBLIC_HOST: '', ...env } }).stdout
     : readFileSync(COMPOSE_FILE, 'utf8');
   const c = yaml.load(text) as ComposeFile;
   assert.ok(c && typeof c.services === 'object', 'docker-compose.yml has services');
   return c;
+}
+
+/** A service's published ports: `[host_ip:]published:target[/proto]` strings (a `${VAR:-default}` as written reads as its default) or objects. */
+function publishedPorts(s: ComposeService): { hostIp: string; published: number; target: number }[] {
+  return (s.ports ?? []).map((p) => {
+    if (typeof p !== 'string') return { hostIp: p.host_ip ?? '0.0.0.0', published: Number(p.published), target: Number(p.target) };
+    const parts = p.replace(/\$\{\w+:-([^}]*)\}/g, '$1').replace(/\/\w+$/, '').split(':');
+    const target = Number(parts.pop());
+    const published = Number(parts.pop());
+    return { hostIp: parts.length > 0 ? parts.join(':') : '0.0.0.0', published, target };
+  });
+}
+
+function environmentOf(s: ComposeService): Record<string, string> {
+  const e = s.environment ?? {};
+  if (Array.isArray(e)) return Object.fromEntries(e.map((kv) => [kv.split('=')[0]!, kv.slice(kv.indexOf('=') + 1)]));
+  return Object.fromEntries(Object.entries(e).map(([k, v]) => [k, v ?? '']));
 }
 
 function commandOf(name: string, s: ComposeService): string[] {
@@ -136,6 +155,19 @@ describe('docker-compose devnet (no Docker engine: validated, then run as plain 
       assert.ok(own && c.volumes && own.source in c.volumes, `${name} keeps /data in a named volume`);
       assert.ok((s.ports ?? []).length > 0, `${name} publishes its API port`);
       assert.match(JSON.stringify(s.healthcheck?.test ?? ''), /\/v1\/status/, `${name} has a /v1/status healthcheck`);
+      assert.equal(s.restart, 'unless-stopped', `${name} restarts unless stopped`);
+      assert.ok('QNEXUS_PUBLIC_HOST' in environmentOf(s), `${name} takes QNEXUS_PUBLIC_HOST`);
+    }
+    // By default nothing is published beyond this host's loopback.
+    for (const [name, s] of Object.entries(c.services)) {
+      for (const p of publishedPorts(s)) assert.equal(p.hostIp, '127.0.0.1', `${name} publishes ${p.published} on 127.0.0.1 only`);
+    }
+    // Hosting for other machines: QNEXUS_BIND publishes on every interface, QNEXUS_PUBLIC_HOST reaches every process.
+    const hosted = loadCompose(true, { QNEXUS_BIND: '0.0.0.0', QNEXUS_PUBLIC_HOST: '203.0.113.7' });
+    for (const [name, s] of Object.entries(hosted.services)) {
+      if (name === 'init') continue;
+      for (const p of publishedPorts(s)) assert.equal(p.hostIp, '0.0.0.0', `${name} with QNEXUS_BIND=0.0.0.0`);
+      if (name !== 'prometheus') assert.equal(environmentOf(s).QNEXUS_PUBLIC_HOST, '203.0.113.7', name);
     }
     if (!toolAvailable('promtool', ['--version'])) missingTool(this, 'promtool', 'prometheus');
     const p = spawnSync('promtool', ['check', 'config', join(ROOT, 'devnet/prometheus.yml')], { encoding: 'utf8' });
@@ -211,7 +243,10 @@ describe('docker-compose devnet (no Docker engine: validated, then run as plain 
       const cP2p = t.p2pPort - localBase + composeBase;
       const cApi = t.apiPort - localBase + composeBase;
       assert.ok(scraped.has(`${name}:${cApi}`), `prometheus scrapes ${name}:${cApi}`);
-      assert.ok((s.ports ?? []).some((p) => (typeof p === 'string' ? p === `${cApi}:${cApi}` : Number(p.published) === cApi && Number(p.target) === cApi)), `${name} publishes API port ${cApi}`);
+      const ports = publishedPorts(s);
+      for (const port of [cApi, cP2p]) {
+        assert.ok(ports.some((p) => p.published === port && p.target === port && p.hostIp === '127.0.0.1'), `${name} publishes port ${port} on 127.0.0.1: ${JSON.stringify(s.ports)}`);
+      }
       assert.match(JSON.stringify(s.healthcheck?.test ?? ''), new RegExp(`127\\.0\\.0\\.1:${cApi}/v1/status`), `${name} healthcheck`);
       const cmd = commandOf(name, s);
       const args: string[] = [];
