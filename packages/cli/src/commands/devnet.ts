@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BACKENDS, DEFAULT_SCHEME, type BackendName, type SchemeName } from '@qnexus/crypto';
 import type { LogFormat } from '@qnexus/node';
 import { QnexusClient } from '@qnexus/sdk';
@@ -74,9 +74,14 @@ function printSummary(d: Devnet, balances: Balances, supervised: boolean): void 
   const nodeRows = m.processes.map((p) => ({ group: p.shard === null ? 'beacon' : `shard ${p.shard}`, row: [p.name, p.role, String(p.pid ?? '-'), p.apiUrl, p.multiaddrs.at(-1) ?? p.multiaddr] }));
   out(`  processes (the beacon coordinates cross-shard transfers; each shard's validators are the committee the genesis assigns it)`);
   for (const line of groupedTable(['beacon', ...shardTitles], ['NAME', 'ROLE', 'PID', 'API', 'P2P'], nodeRows)) out(line);
-  out(`    logs: ${displayPath(join(d.dir, 'logs'))}/<name>.log   (npm run qnexus -- devnet logs <name> -f; devnet status; devnet restart <name>)`);
-  const explorerNode = m.processes.find((p) => p.role !== 'beacon');
-  out(`    explorer: ${m.beacon.apiUrl}/explorer (network)${explorerNode ? `, ${explorerNode.apiUrl}/explorer (shard ${explorerNode.shard})` : ''}`);
+  out(`    logs: ${displayPath(join(d.dir, 'logs'))}/<name>.log   (npx qnexus devnet logs <name> -f${found(d) ? '' : ` --dir ${displayPath(d.dir)}`})`);
+  // The explorer: the beacon's network page, and one node's per shard (at the public host when there is one).
+  const at = (p: { apiUrl: string; apiPort: number }) => (m.publicHost ? `http://${m.publicHost}:${p.apiPort}` : p.apiUrl);
+  out(`  explorer    ${at(m.beacon)}/explorer   (network: every shard's head, lag, cross-shard flows)`);
+  for (let k = 0; k < g.shardCount; k++) {
+    const node = m.processes.find((p) => p.shard === k);
+    if (node) out(`              ${at(node)}/explorer   (shard ${k}: search, blocks, txs, accounts)`);
+  }
   out('');
   if (m.publicHost) printJoin(d);
   const beacon = m.processes.find((p) => p.role === 'beacon');
@@ -94,18 +99,21 @@ function printSummary(d: Devnet, balances: Balances, supervised: boolean): void 
     const [from, to = from] = of(k);
     const other = m.accounts.find((a) => a.shard !== k);
     const api = m.processes.find((p) => p.shard === k)?.apiUrl ?? '';
-    out(`  try (from the repository; \`npm run qnexus --\` runs the CLI; a node and accounts of shard ${k})`);
-    out(`    npm run qnexus -- status --node ${api}`);
-    const common = `--node ${api} --keystore ${displayPath(from!.keystore)} --passphrase-file ${P}`;
-    out(`    npm run qnexus -- tx transfer ${common} --to ${to!.address} --amount 1000 --wait`);
-    if (other) out(`    npm run qnexus -- tx xtransfer ${common} --to ${other.address} --amount 1000 --beacon ${beacon?.apiUrl ?? ''} --wait`);
+    // In the repository with the default --dir the CLI finds this devnet by itself (its manifest:
+    // a node of the keystore's home shard, the devnet's passphrase); elsewhere it needs them named.
+    const here = found(d);
+    out(`  try (\`npx qnexus\` runs this repository's CLI; accounts of shard ${k}${here ? '; it finds this devnet by itself' : ''})`);
+    out(`    npx qnexus status${here ? '' : ` --node ${api}`}`);
+    const common = here ? `--keystore ${displayPath(from!.keystore)}` : `--node ${api} --keystore ${displayPath(from!.keystore)} --passphrase-file ${P}`;
+    out(`    npx qnexus tx transfer ${common} --to ${to!.address} --amount 1000 --wait`);
+    if (other) out(`    npx qnexus tx xtransfer ${common} --to ${other.address} --amount 1000${here ? '' : ` --beacon ${beacon?.apiUrl ?? ''}`} --wait`);
     if (beacon) out(`    curl -s ${beacon.apiUrl}/v1/xtransfers?limit=5`);
-    if (beacon) out(`    npm run qnexus -- validators --node ${beacon.apiUrl}          # stake, status, shard, rewards (staking: devnet/README.md)`);
+    if (beacon) out(`    npx qnexus validators${here ? '' : ` --node ${beacon.apiUrl}`}          # stake, status, shard, rewards (staking: devnet/README.md)`);
     out('');
   }
   out(
     supervised
-      ? 'Ctrl-C stops every process; a process that exits on its own is restarted (with backoff). From another terminal: npm run qnexus -- devnet status'
+      ? 'Ctrl-C stops every process; a process that exits on its own is restarted (with backoff). From another terminal: npx qnexus devnet status|logs <name>|restart <name>'
       : 'Ctrl-C stops every process.',
   );
 }
@@ -296,7 +304,7 @@ is kept. Start each process by hand with
           case 'gave-up':
             note(
               `${e.name} failed ${e.failures} times in a row within ${formatDelay(e.quickFailureMs)} of starting: not restarting it again ` +
-                `(see its log; npm run qnexus -- devnet restart ${e.name} tries again)`,
+                `(see its log; npx qnexus devnet restart ${e.name} tries again)`,
             );
             break;
           default:
@@ -379,6 +387,11 @@ async function devnetInit(o: DevnetCmdOpts): Promise<void> {
   for (const line of table([['NAME', 'ROLE', 'SHARD', 'API', 'P2P'], ...t.processes.map((p) => [p.name, p.role, p.shard === null ? '-' : String(p.shard), p.apiUrl, p.multiaddr])], '  ')) out(line);
 }
 
+/** The devnet is in the default directory, where the CLI finds it without --dir / --node. */
+function found(d: Devnet): boolean {
+  return resolve(d.dir) === resolve(DEVNET_DEFAULTS.dir);
+}
+
 function formatDelay(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
@@ -442,7 +455,7 @@ async function devnetRestart(o: DevnetCmdOpts, name: string): Promise<void> {
     out(`${name} restarted: pid ${p.pid}, ${p.apiUrl}`);
     return;
   }
-  throw new CliError('TIMEOUT', `${name} did not answer within 90 s after the restart request; see npm run qnexus -- devnet logs ${name}`);
+  throw new CliError('TIMEOUT', `${name} did not answer within 90 s after the restart request; see npx qnexus devnet logs ${name}`);
 }
 
 /** `qnexus devnet logs <name> [-n N] [-f]`: the last lines of its log file; with -f what is appended, until Ctrl-C. */
