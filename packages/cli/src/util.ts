@@ -319,8 +319,9 @@ export function explainUnreachable(e: unknown): unknown {
   if (t === undefined || !(e instanceof Error) || (e as { code?: unknown }).code !== 'UNAVAILABLE' || !e.message.includes(t.url)) return e;
   const d = t.devnet;
   const nodesOf = (dv: LocalDevnet) => {
-    const ps = dv.manifest.processes.filter((p) => t.shard === null || p.shard === t.shard || p.role === 'beacon');
-    return someOf(ps.map((p) => `${p.name} ${p.apiUrl}${p.state === 'running' ? '' : ` (${p.state})`}`));
+    const line = (p: DevnetProcess) => `${p.name} ${p.apiUrl}${p.state === 'running' ? '' : ` (${p.state})`}`;
+    const ps = dv.manifest.processes.filter((p) => p.shard !== null && (t.shard === null || p.shard === t.shard));
+    return `${someOf(ps.map(line))}; its beacon is at ${line(dv.manifest.beacon).replace(/^\S+ /, '')}`;
   };
   if (t.source === 'flag' || t.source === 'env') {
     // The user chose the node: keep the SDK's message, and say where the local devnet's nodes are.
