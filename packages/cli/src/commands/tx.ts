@@ -116,7 +116,9 @@ async function prepare(o: SignerOpts): Promise<Signed> {
   // Read first (a bad file fails before the passphrase is asked): its address picks a node of its home shard.
   const target = await resolveNode(o, { address: (await readKeystoreFile(requireKeystore(o))).address });
   const client = new QnexusClient(target.url);
-  const nodes = [client, ...(o.checkNode ?? []).filter((u) => u !== client.baseUrl).map((u) => new QnexusClient(u, { timeoutMs: 5000 }))];
+  // Asked by hash (an earlier submission's fate) and followed by --wait: --check-node, and the local devnet's other nodes of the shard.
+  const more = [...new Set([...(o.checkNode ?? []), ...target.others])].filter((u) => u !== client.baseUrl);
+  const nodes = [client, ...more.map((u) => new QnexusClient(u, { timeoutMs: 5000 }))];
   const { key } = await unlockKeystoreFile(o.keystore, await getPassphrase(o, { what: `passphrase for ${o.keystore}`, keystore: o.keystore }));
   const chainId = o.chainId ?? (await client.status()).chainId;
   const account = await client.account(formatAddress(key.address));
