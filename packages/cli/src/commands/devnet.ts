@@ -217,9 +217,20 @@ accounts are keys/s<k>-account-<i>.json. With --shards 1 the names are validator
 and keys/account-<i>.json. Every node bootstraps from the beacon and its shard's other nodes.
 
 The beacon starts first. Each process logs to <dir>/logs/<name>.log; the console only shows the
-summary and unexpected exits. <dir>/manifest.json describes the running processes. Ctrl-C or
-SIGTERM stops them all (SIGKILL after 10 s) and exits 0. At most 99 shard nodes in all
-(S × (validators + full nodes)).
+summary, unexpected exits and restarts. A process that exits on its own is restarted after 1 s,
+doubling to 30 s while it keeps failing within 60 s of starting; after 5 such failures in a row it
+is left down (--no-supervise: never restarted). <dir>/manifest.json describes the processes; a
+manifest whose launcherPid is not alive is read as stopped. Ctrl-C, SIGTERM or SIGHUP stops them
+all (SIGKILL after 10 s) and exits 0. At most 99 shard nodes in all (S × (validators + full nodes)).
+
+--public-host <ip-or-name> hosts a devnet other machines can join: every p2p and API socket
+listens on 0.0.0.0 and announces that address; the summary prints the join command (a launch
+option: give it again when resuming). Without it everything is on 127.0.0.1.
+
+Against a running devnet (another terminal; --dir as when it was started):
+  qnexus devnet status [--json]       each process: alive/stopped/exited, pid, API, height, restarts
+  qnexus devnet logs <name> [-n N] [-f]   its log file (the last N lines, then follow)
+  qnexus devnet restart <name>        the launcher restarts it (also one it gave up on)
 
 \`qnexus devnet init --dir <dir> [--host-mode compose|local]\` only creates the configuration (the
 same keys, genesis and nodes/<name>/peer.key) plus <dir>/topology.json (every process's name, role,
