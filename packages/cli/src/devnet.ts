@@ -1139,6 +1139,7 @@ class DevnetImpl implements Devnet {
     const quick = (ranMs < sv.quickFailureMs ? (p.quickFailures ?? 0) : 0) + 1;
     p.quickFailures = quick;
     if (quick > sv.maxQuickFailures) {
+      p.restarting = false;
       this.emit({ type: 'gave-up', name: p.entry.name, failures: quick - 1, quickFailureMs: sv.quickFailureMs });
       return;
     }

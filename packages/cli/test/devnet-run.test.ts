@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, prepareDevnet, type DevnetManifest } from '../src/index.js';
+import { CliError, prepareDevnet, type DevnetEvent, type DevnetManifest } from '../src/index.js';
 import { describeExit, devnetJoinArgs, parsePublicHost, publicMultiaddr, readDevnetManifest } from '../src/devnet.js';
 import { processConfig, type ProcessOpts } from '../src/process-options.js';
 
@@ -98,6 +98,49 @@ describe('cli: devnet public host, join command, manifest truth (no node started
     assert.ok(gone.processes.every((p) => p.pid === null && p.state === 'stopped'));
 
     await assert.rejects(readDevnetManifest(join(root, 'nothing-here')), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_NOT_FOUND');
+  });
+
+  it('the supervisor restarts a process that keeps failing with a doubling delay, then gives up and says so', async () => {
+    const events: DevnetEvent[] = [];
+    let gaveUp: () => void = () => undefined;
+    const done = new Promise<void>((r) => (gaveUp = r));
+    // A "node" that fails at once, every time (a real process: the supervisor sees a real exit code).
+    const d = await prepareDevnet({
+      dir: join(root, 'crashing'),
+      basePort: randomBasePort(),
+      shards: 1,
+      validators: 1,
+      fullNodes: 0,
+      accounts: 0,
+      scryptN: 1 << 10,
+      nodeCommand: { command: '/bin/sh', args: ['-c', 'exit 3'] },
+      supervise: { initialDelayMs: 20, maxDelayMs: 1000, quickFailureMs: 60_000, maxQuickFailures: 3 },
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === 'gave-up') gaveUp();
+      },
+    });
+    try {
+      await assert.rejects(d.restart('validator-0'), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_START_FAILED' && /exited with code 3/.test(e.message));
+      await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`no gave-up event; events: ${JSON.stringify(events)}`)), 20_000))]);
+      const mine = events.filter((e) => 'name' in e && e.name === 'validator-0');
+      assert.deepEqual(
+        mine.filter((e) => e.type === 'restart-scheduled').map((e) => (e.type === 'restart-scheduled' ? [e.delayMs, e.restart] : [])),
+        [[20, 1], [40, 2], [80, 3]],
+      );
+      const exits = mine.filter((e) => e.type === 'exit');
+      assert.equal(exits.length, 4, 'the first start and three restarts');
+      assert.ok(exits.every((e) => e.type === 'exit' && e.code === 3 && !e.expected));
+      const g = mine.findIndex((e) => e.type === 'gave-up');
+      const gave = mine[g]!;
+      assert.deepEqual(gave.type === 'gave-up' ? gave.failures : gave, 3);
+      assert.ok(!mine.slice(g).some((e) => e.type === 'restart-scheduled' || e.type === 'spawn'), 'nothing restarted after giving up');
+      assert.equal(d.process('validator-0').restarts, 3);
+      assert.equal(d.process('validator-0').state, 'exited');
+      assert.deepEqual(d.pendingRestarts(), []);
+    } finally {
+      await d.stop();
+    }
   });
 
   it('describes a signal as a signal, and a clean stop nobody asked for as what it most likely was', () => {
