@@ -12,11 +12,16 @@ export interface PassphraseOptions {
   passphraseFile?: string;
 }
 
-/** Add `--passphrase-env VAR` and `--passphrase-file FILE` to a command. */
-export function addPassphraseOptions(cmd: Command): Command {
+/**
+ * Add `--passphrase-env VAR` and `--passphrase-file FILE` to a command. `envDefaults` (default
+ * true) names the QNEXUS_* defaults getPassphrase reads in the help; false for `keys new` (which
+ * never reads them) and for node/beacon (whose config support prints them as "env:").
+ */
+export function addPassphraseOptions(cmd: Command, opts: { envDefaults?: boolean } = {}): Command {
+  const env = opts.envDefaults ?? true;
   return cmd
-    .option('--passphrase-env <VAR>', 'read the keystore passphrase from environment variable VAR')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from a file (one trailing newline is ignored)');
+    .option('--passphrase-env <VAR>', `read the keystore passphrase from environment variable VAR${env ? ` (default: $${PASSPHRASE_ENV_VAR})` : ''}`)
+    .option('--passphrase-file <file>', `read the keystore passphrase from a file (one trailing newline is ignored)${env ? ` (default: $${PASSPHRASE_FILE_VAR})` : ''}`);
 }
 
 export function hasPassphraseSource(o: PassphraseOptions): boolean {

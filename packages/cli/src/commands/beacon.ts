@@ -36,7 +36,7 @@ export function beaconCommand(parent: Command): Command {
   })
     .option('--resend-slots <n>', 're-send a prepare request or decision not yet acted on after this many slots (default: the beacon’s)', intParser(1, 1_000_000))
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
-  addPassphraseOptions(cmd).addHelpText(
+  addPassphraseOptions(cmd, { envDefaults: false }).addHelpText(
     'after',
     `
 The keystore passphrase comes from --passphrase-env, --passphrase-file or a terminal prompt.

@@ -108,7 +108,7 @@ export function keysCommand(parent: Command): Command {
     .option('-f, --force', 'overwrite an existing file')
     .option('--json', 'print the result as JSON')
     .addOption(new Option('--scrypt-n <N>', 'scrypt cost parameter (power of two; default 2^15)').argParser(parseScryptN).hideHelp());
-  withShardOptions(addPassphraseOptions(create))
+  withShardOptions(addPassphraseOptions(create, { envDefaults: false }))
     .addHelpText(
       'after',
       '\nWithout --passphrase-env/--passphrase-file the passphrase is asked twice on the terminal (hidden).\n' +

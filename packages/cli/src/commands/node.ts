@@ -59,7 +59,7 @@ export function nodeCommand(parent: Command): Command {
       parseOnOff,
     )
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
-  addPassphraseOptions(cmd).addHelpText(
+  addPassphraseOptions(cmd, { envDefaults: false }).addHelpText(
     'after',
     '\nThe validator keystore passphrase comes from --passphrase-env, --passphrase-file or a terminal prompt.\n' +
       'Example:\n  qnexus node --data-dir data/v0 --genesis genesis.json --validator v0.json --passphrase-file pass \\\n' +
