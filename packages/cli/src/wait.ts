@@ -1,13 +1,10 @@
 // `--wait` of the tx commands: follow a transaction (and a cross-shard transfer) to its outcome
 // on any node of the sender's shard, tell the user what is happening while it waits, and never
 // report "not final" because the one node asked died.
-import { existsSync } from 'node:fs';
 import { ApiError, QnexusClient, type TxInfo, type XTransferInfo } from '@qnexus/sdk';
 import { CliError, EXIT } from './errors.js';
-import { readDevnetManifest } from './devnet.js';
+import { findDevnet } from './util.js';
 
-/** Default data dir of `npm run devnet` (relative to the cwd); QNEXUS_DEVNET_DIR overrides it. */
-const DEVNET_DIR = 'devnet/data';
 /** Poll interval; the shard's head is read every other poll (it changes once per slot). */
 const POLL_MS = 500;
 /** Bound on one request while waiting: a hung node must not hold the wait past a failover. */
@@ -18,15 +15,16 @@ const HEARTBEAT_MS = 5_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * The other nodes of a shard, by API URL: the devnet manifest's (QNEXUS_DEVNET_DIR, default
- * ./devnet/data) when it describes the same chain (genesis hash) as the node asked. Nothing
- * when there is no manifest: failover then uses --check-node only.
+ * The other nodes of a shard, by API URL: those of the local devnet that resolveNode uses
+ * (findDevnet: $QNEXUS_DEVNET_DIR, ./devnet/data, <repo>/devnet/data) when it describes the same
+ * chain (genesis hash) as the node asked. Nothing when there is none: failover then uses
+ * --check-node only.
  */
 export async function manifestShardNodes(genesisHash: string, shard: number): Promise<string[]> {
-  const dir = process.env.QNEXUS_DEVNET_DIR || DEVNET_DIR;
-  if (!existsSync(dir)) return [];
   try {
-    const { manifest } = await readDevnetManifest(dir);
+    const devnet = await findDevnet();
+    if (devnet === null) return [];
+    const { manifest } = devnet;
     if (manifest.genesisHash.replace(/^0x/, '') !== genesisHash.replace(/^0x/, '')) return [];
     // Every node of the shard, running or not: the supervisor may restart one while we wait.
     return manifest.processes.filter((p) => p.shard === shard).map((p) => p.apiUrl);

@@ -121,7 +121,7 @@ export interface SubmitOptions {
   onBusy?: (e: ApiError) => void;
 }
 
-export const DEFAULT_NODE_URL = 'http://127.0.0.1:8545';
+export const DEFAULT_NODE_URL = 'http://127.0.0.1:7100';
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

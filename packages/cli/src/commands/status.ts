@@ -1,17 +1,7 @@
 import type { Command } from 'commander';
 import { QnexusClient, type BeaconStatusInfo, type StatusInfo } from '@qnexus/sdk';
-import { out, table } from '../util.js';
+import { NODE_OPTION_HELP, out, resolveNode, table } from '../util.js';
 
-export const DEFAULT_NODE = 'http://127.0.0.1:8545';
-
-/** `--node` default: $QNEXUS_NODE or http://127.0.0.1:8545. */
-export function defaultNodeUrl(): string {
-  return process.env.QNEXUS_NODE || DEFAULT_NODE;
-}
-
-export function nodeOptionHelp(): string {
-  return `node HTTP API URL (default: $QNEXUS_NODE or ${DEFAULT_NODE})`;
-}
 
 /** "12 s", "4 min 5 s", "2 h 3 min": how long the beacon has been silent. */
 function duration(ms: number): string {
@@ -96,10 +86,10 @@ export function statusCommand(parent: Command): Command {
   return parent
     .command('status')
     .description("print a node's view of the chain: height, finality, peers, consensus round and mempool (or the beacon's: slot, epoch, cross-shard transfers)")
-    .option('--node <url>', `${nodeOptionHelp()}; a shard node or the beacon`)
+    .option('--node <url>', `${NODE_OPTION_HELP}; a shard node or the beacon`)
     .option('--json', 'print the raw /v1/status answer')
     .action(async (o: { node?: string; json?: boolean }) => {
-      const client = new QnexusClient(o.node ?? defaultNodeUrl());
+      const client = new QnexusClient((await resolveNode(o, { role: 'any' })).url);
       const s = await client.status();
       if (o.json) out(JSON.stringify(s, null, 2));
       else if ((s as { role: string }).role === 'beacon') for (const line of formatBeaconStatus(s as unknown as BeaconStatusInfo)) out(line);

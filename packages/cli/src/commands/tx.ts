@@ -20,13 +20,18 @@ import { CliError } from '../errors.js';
 import { unlockKeystoreFile, readKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, type PassphraseOptions } from '../passphrase.js';
 import { note, out, parseChainId, parseSeconds, parseU64, table } from '../util.js';
-import { BEACON_NODE_OPTION_HELP, NODE_OPTION_HELP, resolveNode } from '../util.js';
+import { BEACON_NODE_OPTION_HELP, NODE_OPTION_HELP, findDevnet, resolveNode } from '../util.js';
 import { keystoreOption, requireKeystore } from './keys.js';
 import { ShardNodes, WaitProgress, manifestShardNodes, waitTxFinal, waitXTransferApplied, type WaitContext } from '../wait.js';
 
-/** `--beacon` default: $QNEXUS_BEACON (unset: none). */
-export function defaultBeaconUrl(): string | undefined {
-  return process.env.QNEXUS_BEACON || undefined;
+/** `--beacon` default: $QNEXUS_BEACON, else the local devnet's beacon (none: undefined). */
+export async function defaultBeaconUrl(): Promise<string | undefined> {
+  if (process.env.QNEXUS_BEACON) return process.env.QNEXUS_BEACON;
+  try {
+    return (await findDevnet())?.manifest.beacon.apiUrl;
+  } catch {
+    return undefined;
+  }
 }
 
 interface TransferOpts extends PassphraseOptions {
@@ -428,8 +433,8 @@ export function txCommand(parent: Command): Command {
       'after',
       '\nAPI errors are printed with their code (e.g. TX_NONCE_STALE, TX_INSUFFICIENT_FUNDS) and exit 1. A recipient on\n' +
         'another shard is refused (TX_CROSS_SHARD): use `qnexus tx xtransfer`.\n' +
-        'Example:\n  qnexus tx transfer --keystore devnet/data/keys/s0-account-0.json --passphrase-file devnet/data/passphrase \\\n' +
-        '    --to qn… --amount 1000 --node http://127.0.0.1:7100 --wait',
+        'Example (with `npm run devnet` running, its node of the sender\'s shard and its passphrase are found):\n' +
+        '  npx qnexus tx transfer --keystore devnet/data/keys/s0-account-0.json --to qn… --amount 1000 --wait',
     )
     .action(async (o: TransferOpts) => {
       const s = await prepare(o);
@@ -451,7 +456,7 @@ export function txCommand(parent: Command): Command {
     120,
     "wait until the transaction is final and the beacon's decision is applied on the sender's shard; exit 1 if it was aborted",
   )
-    .option('--beacon <url>', "the beacon's HTTP API, asked why a transfer was aborted with --wait (default: $QNEXUS_BEACON)")
+    .option('--beacon <url>', "the beacon's HTTP API, asked why a transfer was aborted with --wait (default: $QNEXUS_BEACON, else the local devnet's beacon)")
     .addHelpText(
       'after',
       `
@@ -462,11 +467,10 @@ commits if and only if the recipient's shard finalizes its prepare at a slot <= 
 (block slot + genesis xferTimeoutSlots); once the deadline has passed the outcome is fixed.
 The id is the transaction hash: GET /v1/xtransfers/{id} on either shard's nodes or on the
 beacon (qnexus tx xstatus <id>). --wait prints the phases and exits 0 when committed,
-1 (XFER_ABORTED, with the beacon's reason if --beacon is given) when aborted, 3 on timeout.
+1 (XFER_ABORTED, with the beacon's reason) when aborted, 3 on timeout.
 A recipient on the sender's own shard is refused (TX_SAME_SHARD): use tx transfer.
 Example:
-  qnexus tx xtransfer --keystore devnet/data/keys/s0-account-0.json --passphrase-file devnet/data/passphrase \\
-    --to <an s1 account> --amount 1000 --node http://127.0.0.1:7100 --beacon http://127.0.0.1:7199 --wait`,
+  npx qnexus tx xtransfer --keystore devnet/data/keys/s0-account-0.json --to <an s1 account> --amount 1000 --wait`,
     )
     .action(async (o: TransferOpts) => {
       const s = await prepare(o);
@@ -487,7 +491,7 @@ Example:
       if (x.status === 'aborted') {
         // The source shard records only the outcome; the beacon knows why.
         let reason = xferReason(x);
-        const beaconUrl = o.beacon ?? defaultBeaconUrl();
+        const beaconUrl = o.beacon ?? (await defaultBeaconUrl());
         if (reason === null && beaconUrl !== undefined) {
           try {
             reason = xferReason(await new QnexusClient(beaconUrl, { timeoutMs: 5000 }).beaconXTransfer(id));
@@ -564,7 +568,7 @@ function stakingOptions(cmd: Command): Command {
     .option('--nonce <n>', "signer nonce (default: the node's pendingNonce for the signer)", parseU64)
     .option('--chain-id <id>', "chain id to sign for (default: the node's)", parseChainId)
     .option('--node <url>', `${NODE_OPTION_HELP}; a node of the signer's home shard`)
-    .option('--beacon <url>', "the beacon's HTTP API, asked why a request was refused with --wait (default: $QNEXUS_BEACON)")
+    .option('--beacon <url>', "the beacon's HTTP API, asked why a request was refused with --wait (default: $QNEXUS_BEACON, else the local devnet's beacon)")
     .option('--wait', 'wait until the transaction is final and the beacon has decided; exit 1 if it refused')
     .option('--timeout <seconds>', 'how long --wait waits (exit 3 on timeout)', parseSeconds, 120)
     .option('--json', 'print the result as JSON');
@@ -590,7 +594,7 @@ async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: stri
   if (!o.json) out(`${'tx'.padEnd(10)}${txLine(info)}`);
   const x = await waitApplied(w, id);
   const validator = fields.validator!;
-  const beaconUrl = o.beacon ?? defaultBeaconUrl();
+  const beaconUrl = o.beacon ?? (await defaultBeaconUrl());
   // The beacon's registry is current; a node shows the beacon's last snapshot (up to 4 slots old).
   let v: ValidatorInfo | null = null;
   try {
@@ -656,8 +660,8 @@ epoch; the rest queue) and assigns it to a shard. Start the validator before or 
 It votes once active and tells you if the beacon put it on another shard.
 --wait exits 0 once the beacon accepted the stake, 1 if it refused (e.g. STAKE_NOT_OWNER).
 Example:
-  qnexus tx stake --keystore devnet/data/keys/s0-account-0.json --validator-keystore my-validator.json \
-    --amount 5000 --passphrase-file devnet/data/passphrase --node http://127.0.0.1:7100 --wait`,
+  npx qnexus tx stake --keystore devnet/data/keys/s0-account-0.json --validator-keystore my-validator.json \
+    --amount 5000 --wait`,
     )
     .action(async (o: StakeOpts) => {
       const s = await prepare(o);
