@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -642,6 +643,9 @@ async function logTail(path: string, lines = 15): Promise<string> {
  */
 export function describeExit(e: ExitInfo): string {
   if (e.signal) return `was killed by ${e.signal}`;
+  // 128 + n: the shell's (and many programs') way of saying "ended by signal n".
+  const bySignal = e.code !== null && e.code > 128 ? Object.entries(osConstants.signals).find(([, n]) => n === e.code! - 128)?.[0] : undefined;
+  if (bySignal) return `was stopped by ${bySignal} (exit code ${e.code})`;
   if (e.code === 0) return 'stopped with code 0 although the launcher did not ask (a SIGTERM or SIGINT sent to it directly)';
   if (e.code === null) return 'could not be started';
   return `exited with code ${e.code}`;

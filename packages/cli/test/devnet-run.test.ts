@@ -146,6 +146,7 @@ describe('cli: devnet public host, join command, manifest truth (no node started
   it('describes a signal as a signal, and a clean stop nobody asked for as what it most likely was', () => {
     assert.equal(describeExit({ code: null, signal: 'SIGKILL' }), 'was killed by SIGKILL');
     assert.equal(describeExit({ code: 1, signal: null }), 'exited with code 1');
+    assert.equal(describeExit({ code: 143, signal: null }), 'was stopped by SIGTERM (exit code 143)');
     assert.match(describeExit({ code: 0, signal: null }), /code 0 .*SIGTERM or SIGINT/);
   });
 

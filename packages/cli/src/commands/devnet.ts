@@ -297,27 +297,48 @@ is kept. Start each process by hand with
       process.on('SIGUSR2', onRestartRequest);
 
       const allDown = () => devnet !== undefined && devnet.manifest.processes.every((p) => p.pid === null) && devnet.pendingRestarts().length === 0;
+      // An exit and the restart it schedules come in the same tick: one line, e.g.
+      // "s0-validator-2 was killed by SIGKILL; restarting in 1 s (restart 1); log: …".
+      const exitLines = new Map<string, { text: string; log: string }>();
       const onEvent = (e: DevnetEvent) => {
         switch (e.type) {
-          case 'exit':
+          case 'exit': {
             if (e.expected) return;
-            note(`${e.name} ${describeExit(e)}; log: ${displayPath(e.logFile)}`);
-            break;
-          case 'restart-scheduled':
-            note(`restarting ${e.name} in ${formatDelay(e.delayMs)} (restart ${e.restart})`);
+            exitLines.set(e.name, { text: `${e.name} ${describeExit(e)}`, log: displayPath(e.logFile) });
+            queueMicrotask(() => {
+              const x = exitLines.get(e.name);
+              if (!x) return;
+              exitLines.delete(e.name);
+              note(`${x.text}; log: ${x.log}`);
+              if (allDown()) {
+                note('every process has exited; stopping the devnet');
+                shutdown?.();
+              }
+            });
             return;
+          }
+          case 'restart-scheduled': {
+            const x = exitLines.get(e.name);
+            exitLines.delete(e.name);
+            note(x ? `${x.text}; restarting in ${formatDelay(e.delayMs)} (restart ${e.restart}); log: ${x.log}` : `restarting ${e.name} in ${formatDelay(e.delayMs)} (restart ${e.restart})`);
+            return;
+          }
           case 'restarted':
             note(`${e.name} is back (pid ${e.pid}, restart ${e.restart})`);
             return;
           case 'restart-failed':
             note(`restart of ${e.name} failed: ${e.error}`);
             return;
-          case 'gave-up':
+          case 'gave-up': {
+            const x = exitLines.get(e.name);
+            exitLines.delete(e.name);
+            if (x) note(`${x.text}; log: ${x.log}`);
             note(
               `${e.name} failed ${e.failures} times in a row within ${formatDelay(e.quickFailureMs)} of starting: not restarting it again ` +
                 `(see its log; npx qnexus devnet restart ${e.name} tries again)`,
             );
             break;
+          }
           default:
             return;
         }
