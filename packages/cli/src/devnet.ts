@@ -260,9 +260,10 @@ export interface Devnet {
   /**
    * Start a new full node of `shard` (default 0) from an empty data dir, bootstrapping from its
    * shard's nodes and the beacon; resolves once its API answers. Default name: the first free `full-<j>`
-   * (`s<shard>-full-<j>` in a multi-shard devnet).
+   * (`s<shard>-full-<j>` in a multi-shard devnet). A `validator` needs `keystore` (encrypted with
+   * the devnet passphrase), typically of a key staked in later.
    */
-  addNode(opts: { role: 'full'; name?: string; shard?: number }): Promise<DevnetProcess>;
+  addNode(opts: { role: DevnetNodeRole; name?: string; shard?: number; keystore?: string }): Promise<DevnetProcess>;
   /** Resolves when the node exits next (immediately if it is not running). */
   waitForExit(name: string): Promise<ExitInfo>;
   /** SIGTERM every node and the beacon, SIGKILL what is left after `stopTimeoutMs`, record them as stopped. Idempotent. */
