@@ -162,4 +162,10 @@ describe('cli: status names an unreachable beacon', () => {
     const text = formatStatus({ ...base, beacon: { ...beacon, reachable: true, committeeKnown: true, silentMs: 1000 } }).join('\n');
     assert.match(text, /not in a committee in epoch 4 \(pending activation, or unbonding\)/);
   });
+
+  it('a node that started moments ago and has no snapshot yet is not told the beacon is unreachable', () => {
+    const text = formatStatus({ ...base, beacon: { ...beacon, reachable: true, committeeKnown: true, lastSnapshotSlot: null, lastHeardAt: null, silentMs: null } }).join('\n');
+    assert.match(text, /^beacon\s+no snapshot heard yet/m);
+    assert.doesNotMatch(text, /unreachable/);
+  });
 });

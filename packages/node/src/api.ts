@@ -364,18 +364,24 @@ export const BEACON_SILENT_SLOTS = 12;
  * The committees are known through `committeesKnownThrough`: the shards finalize until that
  * epoch ends, then stop until the beacon announces the next.
  */
+/** When each API started: before a first snapshot, silence counts from here (and from genesis), not from never. */
+const apiStartedAt = new WeakMap<Ctx, number>();
+
 function beaconLink(c: Ctx) {
   const g = c.chain.genesis;
   const now = Date.now();
   const snap = c.xshard.registry.latest;
   const lastHeardAt = snap ? g.genesisTime + snap.slot * g.slotMs : null;
   const silentMs = lastHeardAt === null ? null : Math.max(0, now - lastHeardAt);
+  // A node just started (or a chain just born) has not had time to hear a snapshot: the beacon
+  // is not called unreachable until it has been silent for the whole window since then.
+  const waitingSince = Math.max(apiStartedAt.get(c) ?? now, g.genesisTime);
   const through = c.chain.epochs.latestEpoch();
   const epoch = currentEpoch(c);
   return {
     peerId: g.beacon.peerId,
     connected: c.p2p.connectedPeers().includes(g.beacon.peerId),
-    reachable: silentMs !== null && silentMs <= BEACON_SILENT_SLOTS * g.slotMs,
+    reachable: silentMs !== null ? silentMs <= BEACON_SILENT_SLOTS * g.slotMs : now - waitingSince <= BEACON_SILENT_SLOTS * g.slotMs,
     lastSnapshotSlot: snap?.slot ?? null,
     lastHeardAt: lastHeardAt === null ? null : new Date(lastHeardAt).toISOString(),
     silentMs,
@@ -779,6 +785,7 @@ function withRetryAfter(route: JsonRoute<Ctx>): JsonRoute<Ctx> {
 }
 
 export function startApi(ctx: Ctx, host: string, port: number): Promise<Server> {
+  apiStartedAt.set(ctx, Date.now());
   return startJsonApi(ctx, routes.map(withRetryAfter), host, port, {
     onError: (route, e) => {
       if (route === 'submit') ctx.metrics.txAdmission.inc({ source: 'api', result: e.code });

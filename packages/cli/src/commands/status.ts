@@ -24,6 +24,7 @@ export function beaconLine(s: StatusInfo): string | null {
     return `beacon ${since}${b.connected ? ' (connected, but silent)' : ''}: ${tail}`;
   }
   if (!b.committeeKnown) return `reachable, but epoch ${s.epoch}'s committee has not arrived yet (committees known through epoch ${b.committeesKnownThrough})`;
+  if (b.lastSnapshotSlot === null) return `no snapshot heard yet (the node started moments ago; the beacon signs one every 4 slots); committees known through epoch ${b.committeesKnownThrough}`;
   return `reachable (last snapshot at slot ${b.lastSnapshotSlot}); committees known through epoch ${b.committeesKnownThrough}`;
 }
 
