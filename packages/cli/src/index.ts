@@ -14,6 +14,13 @@ export {
   BEACON_NAME,
   MAX_DEVNET_NODES,
   MAX_DEVNET_SHARDS,
+  readDevnetManifest,
+  requestDevnetRestart,
+  devnetJoinArgs,
+  parsePublicHost,
+  publicMultiaddr,
+  describeExit,
+  SUPERVISE_DEFAULTS,
 } from './devnet.js';
 export type {
   Devnet,
@@ -27,6 +34,8 @@ export type {
   DevnetNodeRole,
   DevnetProcessState,
   ExitInfo,
+  DevnetRunState,
+  SuperviseOptions,
 } from './devnet.js';
 export { buildProgram, run } from './program.js';
 export { CliError, EXIT, formatError } from './errors.js';
