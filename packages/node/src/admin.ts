@@ -161,7 +161,7 @@ export function httpServerLimits(given: Partial<HttpServerLimits> = {}): HttpSer
  * signature on a worker, the mempool's checks) and gossiped; evidence costs two
  * verifications and a message to the beacon; a block is read from the database and decoded
  * with its certificate, and the block list (`GET /v1/blocks?limit=N`) does that for each of
- * its N blocks (default 20). Everything else (status, accounts, unknown paths, errors) costs
+ * its N blocks (default 20), and a search (`GET /v1/search`) may read one. Everything else (status, accounts, unknown paths, errors) costs
  * one. /metrics has its own bucket (ApiGuard.limit).
  */
 export function requestCost(method: string | undefined, path: string, query?: URLSearchParams): number {
@@ -170,6 +170,8 @@ export function requestCost(method: string | undefined, path: string, query?: UR
     if (path === '/v1/evidence') return EVIDENCE_REQUEST_COST;
     return 1;
   }
+  // A search by hash may read and decode a stored block, as GET /v1/blocks/{hash} does.
+  if (method === 'GET' && path === '/v1/search') return BLOCK_REQUEST_COST;
   if (method !== 'GET' || !path.startsWith('/v1/blocks')) return 1;
   if (path !== '/v1/blocks') return BLOCK_REQUEST_COST;
   // The list: charged for the blocks it would read (a bad limit is refused by the route: one block's worth).

@@ -126,6 +126,8 @@ describe('node: API server limits (unit)', () => {
     assert.equal(requestCost('GET', '/v1/nowhere'), 1);
     assert.ok(requestCost('POST', '/v1/txs') > requestCost('GET', '/v1/blocks/latest'));
     assert.ok(requestCost('GET', '/v1/blocks/latest') > 1);
+    // A search may read a block by hash: it costs what that read costs.
+    assert.equal(requestCost('GET', '/v1/search'), requestCost('GET', '/v1/blocks/latest'));
     assert.ok(requestCost('POST', '/v1/evidence') >= requestCost('POST', '/v1/txs'));
     // A GET of the same path is a read (e.g. GET /v1/evidence lists what was seen).
     assert.equal(requestCost('GET', '/v1/evidence'), 1);
