@@ -171,6 +171,20 @@ export class ConsensusCore<B> {
         this.validHash = lock.blockHash;
         this.validBlock = lock.block;
       }
+      // The polka behind the lock, as persisted with it: prevotes of that round for that block
+      // by committee members, each once (anything else in the record is ignored).
+      if (lock.pol !== undefined && lock.pol.length > 0) {
+        const cv = this.committeeView(lock.round);
+        const rs = this.roundState(lock.round, true)!;
+        for (const v of lock.pol) {
+          if (malformedVote(v) || v.height !== lock.height || v.round !== lock.round || v.step !== 'prevote' || v.blockHash !== lock.blockHash) continue;
+          if (v.signature.length === 0) continue;
+          const stake = cv.stake.get(v.validator);
+          if (stake === undefined) continue;
+          this.addVote(rs, copyVote(v), stake);
+        }
+        this.out = [];
+      }
     }
   }
 
@@ -209,6 +223,12 @@ export class ConsensusCore<B> {
     const block = this.lockedBlock ?? this.findBlock(this.lockedHash)?.block;
     const lock: LockState<B> = { height: this._height, round: this.lockedRound, blockHash: this.lockedHash };
     if (block !== undefined) lock.block = block;
+    const pol = this.rounds.get(this.lockedRound)?.prevotes.votes;
+    if (pol !== undefined) {
+      const hash = this.lockedHash;
+      const votes = [...pol.values()].filter((v) => v.blockHash === hash && v.signature.length > 0).map(copyVote);
+      if (votes.length > 0) lock.pol = votes;
+    }
     return lock;
   }
 

@@ -88,6 +88,13 @@ export interface LockState<B> {
   blockHash: string;
   /** The locked block when known (it may be absent after a restart). */
   block?: B;
+  /**
+   * The prevotes of `round` for `blockHash` that justified the lock, as signed (persist them
+   * with the lock): after a restart they let this node prove the polka again, to itself when the
+   * value is re-proposed and to peers that lost it too (relayed while stalled). Without them a
+   * lock whose polka nobody else still holds can never be released or honoured: a deadlock.
+   */
+  pol?: Vote[];
 }
 
 export type Event<B> =

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ConsensusCore, makeCommittee } from '../src/index.js';
-import type { Action, ConsensusOptions, Schedule } from '../src/index.js';
+import type { Action, ConsensusOptions, LockState, Schedule } from '../src/index.js';
 import { block, equalCommittee, hashTestBlock, ofType, proposal, roundRobin, sig, testApp, vote } from './helpers.js';
 import type { TestBlock } from './helpers.js';
 
@@ -37,8 +37,11 @@ describe('ConsensusCore: normal operation', () => {
     assert.deepEqual(types(acts), ['scheduleTimeout', 'broadcastVote']);
     const pc = ofType(acts, 'broadcastVote')[0]!;
     assert.deepEqual(pc.vote, { height: 1, round: 4, step: 'precommit', blockHash: h, validator: 'a' });
-    assert.deepEqual(pc.lock, { height: 1, round: 4, blockHash: h, block: p.block });
-    assert.deepEqual(c.lockState(), { height: 1, round: 4, blockHash: h, block: p.block });
+    // The lock snapshot to persist carries its proof of lock: the three prevotes of the polka.
+    const polOf = (l: LockState<TestBlock> | null | undefined) => l?.pol?.map((v) => `${v.validator}:${v.round}:${v.step}:${v.blockHash === h}`).sort();
+    assert.deepEqual({ ...pc.lock, pol: undefined }, { height: 1, round: 4, blockHash: h, block: p.block, pol: undefined });
+    assert.deepEqual(polOf(pc.lock), ['a:4:prevote:true', 'b:4:prevote:true', 'c:4:prevote:true']);
+    assert.deepEqual(polOf(c.lockState()), polOf(pc.lock));
     assert.equal(c.step, 'precommit');
 
     assert.deepEqual(c.handle({ type: 'vote', vote: vote(1, 4, 'precommit', h, 'b') }), []);
@@ -188,7 +191,10 @@ describe('ConsensusCore: locking', () => {
     c.handle({ type: 'vote', vote: vote(1, 3, 'prevote', h2, 'b') });
     const relock = c.handle({ type: 'vote', vote: vote(1, 3, 'prevote', h2, 'c') });
     assert.equal(votesOf(relock)[0]!.step, 'precommit');
-    assert.deepEqual(c.lockState(), { height: 1, round: 3, blockHash: h2, block: v2 });
+    const relocked = c.lockState()!;
+    assert.deepEqual({ ...relocked, pol: undefined }, { height: 1, round: 3, blockHash: h2, block: v2, pol: undefined });
+    // The lock carries its proof: the round-3 prevotes for v2 (ours, b's and c's), to persist with it.
+    assert.deepEqual(relocked.pol!.map((v) => `${v.validator}:${v.round}:${v.blockHash === h2}`).sort(), ['b:3:true', 'c:3:true']);
   });
 
   it('a polka older than the lock does not unlock', () => {
@@ -287,6 +293,36 @@ describe('ConsensusCore: restart safety', () => {
     c.handle({ type: 'slot', slot: 6 });
     assert.equal(votesOf(c.handle({ type: 'proposal', proposal: proposal(x, -1, 'c', 6) }))[0]!.blockHash, hx);
     assert.deepEqual(c.lockState()!.block, x);
+  });
+
+  it('a lock restored with its proof of lock: the polka is held again, honoured on re-proposal and relayable', () => {
+    // Before the restart: b, c and d prevoted v1 in round 3 and we (a) locked on it.
+    const v1 = block(1, 3, 'd', 'v1');
+    const h1 = hashTestBlock(v1);
+    const pol = ['b', 'c', 'd'].map((v) => vote(1, 3, 'prevote', h1, v));
+    // Junk in the record is ignored: another round, another block, a non-member, no signature.
+    const junk = [vote(1, 2, 'prevote', h1, 'b'), vote(1, 3, 'prevote', 'ff'.repeat(32), 'c'), vote(1, 3, 'prevote', h1, 'z'), { ...vote(1, 3, 'prevote', h1, 'b'), signature: new Uint8Array(0) }];
+    const c = core('a', { lastSigned: { height: 1, round: 3, step: 'precommit' }, locked: { height: 1, round: 3, blockHash: h1, block: v1, pol: [...pol, ...junk] } });
+    assert.deepEqual(c.polkaPrevotes().map((v) => v.validator).sort(), ['b', 'c', 'd']);
+    assert.deepEqual(c.lockState()!.pol!.map((v) => v.validator).sort(), ['b', 'c', 'd']);
+    // v1 re-proposed by c in round 6 with validRound 3: we prevote it at once, on the restored polka.
+    c.handle({ type: 'slot', slot: 6 });
+    assert.deepEqual(votesOf(c.handle({ type: 'proposal', proposal: proposal(v1, 3, 'c', 6) })), [{ height: 1, round: 6, step: 'prevote', blockHash: h1, validator: 'a' }]);
+  });
+
+  it('validators that lost the polka prevote the locked value once a locked one relays it (the 2-of-4 restart)', () => {
+    // a and b locked on v1 in round 3 (polka a, b, c); c and d restarted with nothing, so only a
+    // lock-holder's copy of c's prevote can complete the proof.
+    const v1 = block(1, 3, 'd', 'v1');
+    const h1 = hashTestBlock(v1);
+    const lockedA = core('a', { lastSigned: { height: 1, round: 3, step: 'precommit' }, locked: { height: 1, round: 3, blockHash: h1, block: v1, pol: ['a', 'b', 'c'].map((v) => vote(1, 3, 'prevote', h1, v)) } });
+    const fresh = core('d');
+    fresh.handle({ type: 'slot', slot: 6 });
+    // Without the polka, the re-proposal gets no prevote from the restarted validator (L28 waits).
+    assert.deepEqual(votesOf(fresh.handle({ type: 'proposal', proposal: proposal(v1, 3, 'c', 6) })), []);
+    let acts: Action<TestBlock>[] = [];
+    for (const v of lockedA.polkaPrevotes()) acts = fresh.handle({ type: 'vote', vote: v });
+    assert.deepEqual(votesOf(acts), [{ height: 1, round: 6, step: 'prevote', blockHash: h1, validator: 'd' }]);
   });
 
   it('a lock for another height is ignored', () => {

@@ -106,7 +106,12 @@ export interface LockRecord {
   round: number;
   blockHash: Bytes;
   block: Bytes | null;
+  /** The encoded signed prevotes that justified the lock (its proof of lock); empty in records written before they were kept. */
+  pol: Bytes[];
 }
+
+/** At most this many proof-of-lock votes are kept with a lock (a committee's prevotes of one round). */
+export const MAX_LOCK_POL_VOTES = 4096;
 
 export class ChainStore {
   private readonly blocks: Sub;
@@ -335,7 +340,14 @@ export class ChainStore {
       const round = r.u64n();
       const blockHash = r.fixed(32);
       const blk = r.bytes(64 * 1024 * 1024);
-      lockRec = { height, round, blockHash, block: blk.length ? blk : null };
+      const pol: Bytes[] = [];
+      // Records written before the proof of lock was kept end after the block.
+      if (r.remaining > 0) {
+        const n = r.u32('proof-of-lock votes');
+        if (n > MAX_LOCK_POL_VOTES) throw new QnexusError('MALFORMED', `lock record holds ${n} proof-of-lock votes (at most ${MAX_LOCK_POL_VOTES})`);
+        for (let i = 0; i < n; i++) pol.push(r.bytes(64 * 1024));
+      }
+      lockRec = { height, round, blockHash, block: blk.length ? blk : null, pol };
     }
     return { last: lastRec, lock: lockRec };
   }
@@ -390,11 +402,11 @@ export class ChainStore {
     if (!lock) {
       batch.del(this.key('lock'), { sublevel: this.signer });
     } else {
-      batch.put(
-        this.key('lock'),
-        new Writer(64 + (lock.block?.length ?? 0)).u64(lock.height).u64(lock.round).fixed(lock.blockHash, 32).bytes(lock.block ?? new Uint8Array(0)).finish(),
-        { sublevel: this.signer },
-      );
+      const pol = lock.pol.slice(0, MAX_LOCK_POL_VOTES);
+      const w = new Writer(64 + (lock.block?.length ?? 0) + pol.reduce((n, v) => n + v.length + 4, 4)).u64(lock.height).u64(lock.round).fixed(lock.blockHash, 32).bytes(lock.block ?? new Uint8Array(0));
+      w.u32(pol.length);
+      for (const v of pol) w.bytes(v);
+      batch.put(this.key('lock'), w.finish(), { sublevel: this.signer });
     }
     await batch.write({ sync: true });
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256, toHex, utf8 } from '@qnexus/crypto';
-import { QnexusError, decodeBlock, decodeCertificate, blockHash, decodeXferRecord, encodeXferRecord, type XferRecord } from '@qnexus/types';
+import { QnexusError, Writer, decodeBlock, decodeCertificate, blockHash, decodeXferRecord, encodeXferRecord, type XferRecord } from '@qnexus/types';
 import { WorldState, decodeAccount, decodeCounters, encodeAccount, encodeCounters, type Account, type Counters } from '@qnexus/state';
 import { ChainStore, type LockRecord, type SignerRecord } from '@qnexus/db';
 import {
@@ -345,13 +345,14 @@ describe('db: ChainStore', () => {
     assert.deepEqual(plain(await store.loadSigner()), { last: last1, lock: null });
 
     const lastNil: SignerRecord = { height: 5, round: 3, step: 2, blockHash: null };
-    const lockNoBlock: LockRecord = { height: 5, round: 3, blockHash: h2, block: null };
+    const lockNoBlock: LockRecord = { height: 5, round: 3, blockHash: h2, block: null, pol: [] };
     await store.saveSigner(lastNil, lockNoBlock);
     assert.deepEqual(plain(await store.loadSigner()), { last: lastNil, lock: lockNoBlock });
 
     const big = new Uint8Array(300_000).map((_, i) => (i * 31) & 0xff);
     const last2: SignerRecord = { height: Number.MAX_SAFE_INTEGER, round: 9, step: 0, blockHash: h1 };
-    const lockWithBlock: LockRecord = { height: 6, round: 0, blockHash: h1, block: big };
+    // With its proof of lock: the prevotes that justified it, kept as encoded (opaque here).
+    const lockWithBlock: LockRecord = { height: 6, round: 0, blockHash: h1, block: big, pol: [utf8('prevote-of-a'), utf8('prevote-of-b'), new Uint8Array(2500).fill(7)] };
     await store.saveSigner(last2, lockWithBlock);
     assert.deepEqual(plain(await store.loadSigner()), { last: last2, lock: lockWithBlock });
     await store.close();
@@ -361,6 +362,11 @@ describe('db: ChainStore', () => {
       assert.deepEqual(plain(await store.loadSigner()), { last: last2, lock: lockWithBlock });
       // signer records are independent of the chain data
       assert.equal(await store.headHeight(), -1);
+      // A lock record written before the proof of lock was kept (it ends after the block) reads with none.
+      const raw = { signer: (store as unknown as { signer: { put(k: Uint8Array, v: Uint8Array): Promise<void> } }).signer };
+      const old = new Writer(64).u64(7).u64(1).fixed(h2, 32).bytes(new Uint8Array(0)).finish();
+      await raw.signer.put(utf8('lock'), old);
+      assert.deepEqual(plain((await store.loadSigner()).lock), { height: 7, round: 1, blockHash: h2, block: null, pol: [] });
     } finally {
       await store.close();
     }

@@ -1,8 +1,10 @@
 import { formatAddress, fromHex, parseAddress, sha256, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
   decodeCompactProposal,
+  decodeVote,
   decodeVoteGossip,
   encodeCompactProposal,
+  encodeVote,
   txRoot,
   encodeEvidence,
   encodeVoteGossip,
@@ -157,6 +159,19 @@ export class Engine {
         locked.block = candidateFromBlock(decodeBlock(lock.block), lock.block);
         this.noteBlockTxs(locked.block);
       }
+      // The polka behind the lock, verified when it arrived and kept with the lock: the core
+      // holds it again, so a re-proposal of the locked value is honoured here and the polka can
+      // be relayed to peers that lost it (resendVotes). A record it cannot read adds nothing.
+      const pol: Vote[] = [];
+      for (const raw of lock.pol) {
+        try {
+          const v = decodeVote(raw);
+          pol.push({ height: v.body.height, round: v.body.round, step: v.body.step, blockHash: v.body.blockHash ? toHex(v.body.blockHash) : null, validator: formatAddress(v.body.validator), signature: v.signature });
+        } catch {
+          // skipped: the core also ignores votes not of this lock
+        }
+      }
+      if (pol.length > 0) locked.pol = pol;
     }
     this.core = new ConsensusCore<Candidate>({
       app: {
@@ -419,7 +434,7 @@ export class Engine {
   private async guard(height: number, round: number, step: keyof typeof STEP_CODE, blockHash: string | null, lock: LockState<Candidate> | null): Promise<void> {
     await this.chain.store.saveSigner(
       { height, round, step: STEP_CODE[step], blockHash: blockHash ? fromHex(blockHash) : null },
-      lock ? { height: lock.height, round: lock.round, blockHash: fromHex(lock.blockHash), block: lock.block?.raw ?? null } : null,
+      lock ? { height: lock.height, round: lock.round, blockHash: fromHex(lock.blockHash), block: lock.block?.raw ?? null, pol: (lock.pol ?? []).map((v) => encodeVote({ body: this.voteBody(v), signature: v.signature })) } : null,
     );
   }
 
