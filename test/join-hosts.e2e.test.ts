@@ -9,8 +9,8 @@
 // Needs root and `ip` (iproute2): without them the test skips with a notice, or fails when
 // QNEXUS_REQUIRE_TOOLS=1 (CI).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DevnetManifest } from '@qnexus/cli';
@@ -18,45 +18,16 @@ import { unlockKeystoreFile } from '@qnexus/cli';
 import { buildTransfer } from '@qnexus/sdk';
 import { QNEXUS_BIN } from '../packages/cli/test/helpers.js';
 import { sleep } from './helpers.js';
+import { ip, missingNetnsTool, must, removeNamespace } from './netns.js';
 
 const NS_A = 'qnx-jh-a';
 const NS_B = 'qnx-jh-b';
 const LINK = { a: 'qnxjh-a', b: 'qnxjh-b', ipA: '10.213.9.1', ipB: '10.213.9.2' };
 const BASE_PORT = 7000;
 
-function ip(...args: string[]): { ok: boolean; out: string } {
-  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
-  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}` };
-}
-
-function must(...args: string[]): void {
-  const r = ip(...args);
-  if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.out.trim()}`);
-}
-
-function missingTool(): string | null {
-  if (process.platform !== 'linux') return 'Linux network namespaces';
-  if (process.getuid?.() !== 0) return 'root (to create network namespaces)';
-  const v = spawnSync('ip', ['-V'], { encoding: 'utf8' });
-  if (v.error || v.status !== 0) return 'the ip command (iproute2)';
-  return null;
-}
-
-/** Kill what runs in our namespaces (only this test's processes), delete them (their veth ends go too). Safe when nothing exists. */
+/** Remove both namespaces (and this test's processes in them), and a host-side veth end left behind. */
 function teardownNetwork(): void {
-  for (const ns of [NS_A, NS_B]) {
-    const pids = ip('netns', 'pids', ns);
-    if (pids.ok) {
-      for (const p of pids.out.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
-        try {
-          process.kill(Number(p), 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
-    ip('netns', 'del', ns);
-  }
+  for (const ns of [NS_A, NS_B]) removeNamespace(ns);
   ip('link', 'del', LINK.a);
 }
 
@@ -138,7 +109,7 @@ describe('joining a --public-host devnet from another host (two network namespac
   let joinerExit: Promise<unknown> = Promise.resolve();
 
   before(function () {
-    const missing = missingTool();
+    const missing = missingNetnsTool();
     if (missing === null) return;
     if (process.env.QNEXUS_REQUIRE_TOOLS === '1') throw new Error(`the join-across-hosts test needs ${missing} (QNEXUS_REQUIRE_TOOLS=1)`);
     console.log(`      (skipped: the join-across-hosts test needs ${missing})`);
@@ -208,7 +179,7 @@ describe('joining a --public-host devnet from another host (two network namespac
     // Host B: the printed command, run where the copied genesis.json is, plus its own --public-host as the summary suggests.
     const hostB = join(home, 'host-b');
     rmSync(hostB, { recursive: true, force: true });
-    spawnSync('mkdir', ['-p', hostB]);
+    mkdirSync(hostB, { recursive: true });
     copyFileSync(scp[2]!, join(hostB, 'genesis.json'));
     const joinerLog = join(home, 'joiner.log');
     joiner = spawn('ip', ['netns', 'exec', NS_B, process.execPath, ...QNEXUS_BIN, ...joinArgs, '--public-host', LINK.ipB, '--log-format', 'json'], { cwd: hostB, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,7 +9,7 @@
 // the p2p pair as well as on 127.0.0.1. Needs root and `ip` (iproute2): without them the test
 // skips with a notice, or fails when QNEXUS_REQUIRE_TOOLS=1 (CI).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { BEACON_NAME } from '@qnexus/cli';
 import { QnexusClient } from '@qnexus/sdk';
 import { QNEXUS_BIN } from '../packages/cli/test/helpers.js';
 import { freshAddressOn, shardNodes, sleep, startTestNet, transfer, waitFor, type TestNet } from './helpers.js';
+import { ip, missingNetnsTool, must, removeNamespace } from './netns.js';
 
 const NS = 'qnx-part';
 /** p2p pair (host end, namespace end) and its addresses; the API pair likewise. */
@@ -24,42 +25,9 @@ const P2P = { host: 'qnxp-h', ns: 'qnxp-n', hostIp: '10.213.7.1', nsIp: '10.213.
 const API = { host: 'qnxa-h', ns: 'qnxa-n', hostIp: '10.213.8.1', nsIp: '10.213.8.2' };
 const TXS = 5;
 
-function ip(...args: string[]): { ok: boolean; out: string } {
-  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
-  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}` };
-}
-
-function must(...args: string[]): void {
-  const r = ip(...args);
-  if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.out.trim()}`);
-}
-
-/** What this test may lack; null when it can run. */
-function missingTool(): string | null {
-  if (process.platform !== 'linux') return 'Linux network namespaces';
-  if (process.getuid?.() !== 0) return 'root (to create network namespaces)';
-  const v = spawnSync('ip', ['-V'], { encoding: 'utf8' });
-  if (v.error || v.status !== 0) return 'the ip command (iproute2)';
-  return null;
-}
-
-/**
- * Remove what this test creates: processes left in the namespace by a crashed run (ours: nothing
- * else runs in it), the namespace (its veth ends go with it, and so their host peers), and any
- * host end left behind. Safe to call when nothing exists.
- */
+/** Remove the namespace (and anything a crashed run left in it) and any host end left behind. Safe when nothing exists. */
 function teardownNetwork(): void {
-  const pids = ip('netns', 'pids', NS);
-  if (pids.ok) {
-    for (const p of pids.out.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
-      try {
-        process.kill(Number(p), 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  ip('netns', 'del', NS);
+  removeNamespace(NS);
   ip('link', 'del', P2P.host);
   ip('link', 'del', API.host);
 }
@@ -94,7 +62,7 @@ describe('a partitioned node’s acknowledged transactions become final after th
   let logFile = '';
 
   before(function () {
-    const missing = missingTool();
+    const missing = missingNetnsTool();
     if (missing === null) return;
     if (process.env.QNEXUS_REQUIRE_TOOLS === '1') throw new Error(`partition test needs ${missing} (QNEXUS_REQUIRE_TOOLS=1)`);
     console.log(`      (skipped: the partition test needs ${missing})`);
