@@ -4,8 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError } from '@qnexus/sdk';
-import { createP2PNode } from '@qnexus/p2p';
-import { topics } from '@qnexus/node';
+import { createP2PNode, topics } from '@qnexus/p2p';
 import { generateKeyPair, getBackend, parseAddress } from '@qnexus/crypto';
 import { MAX_TX_BYTES, encodeTx, txSigningBytes, type TxBody } from '@qnexus/types';
 import {

@@ -9,8 +9,7 @@
 // validator, which honest nodes detect, record and report to the beacon.
 import { join } from 'node:path';
 import { addressFromPublicKey, getBackend, toHex, type SchemeName } from '@qnexus/crypto';
-import { createP2PNode, type P2PNode } from '@qnexus/p2p';
-import { topics } from '@qnexus/node';
+import { createP2PNode, topics, type P2PNode } from '@qnexus/p2p';
 import { decodeVoteGossip, encodeVote, voteSigningBytes, type VoteBody } from '@qnexus/types';
 
 export interface EquivocatorOptions {

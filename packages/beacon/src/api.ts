@@ -3,7 +3,7 @@ import { formatAddress, isHex, toHex } from '@qnexus/crypto';
 import { QnexusError, stakingTotalsToJson, validatorInfoToJson } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
-import { parseListLimit, queryParams, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/node';
+import { parseListLimit, queryParams, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
 import type { Metrics } from './metrics.js';
 import { validatorInfo, type Registry } from './registry.js';
 import type { BeaconService } from './service.js';

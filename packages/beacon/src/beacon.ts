@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BACKEND, backendStatus, bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
-import { createP2PNode, discoveryProtocol, peerIdFromKeyFile } from '@qnexus/p2p';
+import { chainTopics, createP2PNode, discoveryProtocol, peerIdFromKeyFile } from '@qnexus/p2p';
 import { QnexusError } from '@qnexus/types';
 import { Admitter } from './admission.js';
 import { startApi } from './api.js';
 import { Coordinator } from './coordinator.js';
-import { ApiGuard, Logger, Shutdown, chainTopics, registerCryptoBackendInfo, serverUrl, writeInfoFile, type ProcessConfig } from '@qnexus/node';
+import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile, type ProcessConfig } from '@qnexus/runtime';
 import { createMetrics } from './metrics.js';
 import { Registry } from './registry.js';
 import { ShardSender } from './sender.js';

@@ -2,7 +2,7 @@ import { toHex } from '@qnexus/crypto';
 import { BEACON_SHARD } from '@qnexus/types';
 // The node's explorer kit (style, client library, CSP page wrapper), so both pages share one
 // library, and RawBody, so the beacon's API server (startJsonApi) serves the page as is.
-import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse, type RawBody } from '@qnexus/node';
+import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse, type RawBody } from '@qnexus/runtime';
 import { entryStatus } from './coordinator.js';
 import type { ApiContext } from './api.js';
 

@@ -21,4 +21,3 @@ export type { RegistryWrite } from './store.js';
 export { ActionRunner, MAX_BEACON_GOSSIP_BYTES } from './service.js';
 export { beaconTxSigner } from './system.js';
 export { xferJson, API_VERSION } from './api.js';
-export type { LogFormat, LogLevel } from '@qnexus/node';

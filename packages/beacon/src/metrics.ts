@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { P2PMetrics, registerProcessMetrics } from '@qnexus/node';
+import { P2PMetrics, registerProcessMetrics } from '@qnexus/runtime';
 
 /** Prometheus metrics of the beacon process, named qnexus_beacon_<what>. */
 export function createMetrics() {

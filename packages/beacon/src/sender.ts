@@ -1,6 +1,6 @@
 import { decodeXAck, encodeTxBatch, shardXProtocol, MAX_TX_BATCH } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
-import type { Logger } from '@qnexus/node';
+import type { Logger } from '@qnexus/runtime';
 import type { Metrics } from './metrics.js';
 
 const REQUEST = { timeoutMs: 5000, maxResponseFrameBytes: 4096, maxFrames: 1 } as const;

@@ -20,7 +20,7 @@ import {
 } from '@qnexus/types';
 import type { Admitter } from './admission.js';
 import { DEADLINE_REASON, type Coordinator, type CoordinatorAction, type XferEntry } from './coordinator.js';
-import type { Logger } from '@qnexus/node';
+import type { Logger } from '@qnexus/runtime';
 import type { Metrics } from './metrics.js';
 import type { EvidenceResult, Registry } from './registry.js';
 import type { ShardSender } from './sender.js';

@@ -1,10 +1,10 @@
-// The beacon API shares the node's rate limit and admin endpoints: checked here against a real beacon process over HTTP.
+// The beacon API shares the node's rate limit and admin endpoints (@qnexus/runtime): checked here against a real beacon process over HTTP.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { peerIdFromKeyFile } from '@qnexus/p2p';
-import { ADMIN_TOKEN_FILE } from '@qnexus/node';
+import { ADMIN_TOKEN_FILE } from '@qnexus/runtime';
 import { startBeacon, type RunningBeacon } from '../src/index.js';
 import { key, testGenesis, unlocked } from './helpers.js';
 

@@ -25,7 +25,7 @@ import {
   type SchemeName,
 } from '@qnexus/crypto';
 import { QnexusError, type Genesis, type GenesisStaking } from '@qnexus/types';
-import type { LogFormat, LogLevel } from '@qnexus/node';
+import type { LogFormat, LogLevel } from '@qnexus/runtime';
 import { ApiError, QnexusClient, type ClientOptions } from '@qnexus/sdk';
 import { withoutConfigEnv } from './config-file.js';
 import { CliError, EXIT, usageError } from './errors.js';

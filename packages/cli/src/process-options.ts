@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { BACKENDS, DEFAULT_BACKEND, backendStatus, type BackendName } from '@qnexus/crypto';
-import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/node';
+import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/runtime';
 import { CliError } from './errors.js';
 import { parsePublicHost, publicMultiaddr } from './devnet.js';
 import { installPeerKey, readTopology, type Topology } from './topology.js';

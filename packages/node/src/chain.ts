@@ -42,7 +42,7 @@ import { isQuorum, proposerForSlot } from '@qnexus/consensus';
 import type { BlockCommit, ChainStore } from '@qnexus/db';
 import { EpochBook, type EpochBookOptions } from './epochs.js';
 import type { TxVerifier } from './verifier.js';
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/runtime';
 
 /**
  * A proposal must reach every validator and be checked well inside the propose

@@ -30,14 +30,13 @@ import {
   type SignedState,
   type Vote,
 } from '@qnexus/consensus';
-import type { P2PNode, ValidationResult } from '@qnexus/p2p';
+import type { P2PNode, Topics, ValidationResult } from '@qnexus/p2p';
 import type { StateChanges } from '@qnexus/state';
 import { blockHash, decodeBlock } from '@qnexus/types';
 import { MAX_BLOCK_WIRE_BYTES, candidateFromBlock, candidateFromEnvs, type Candidate, type Chain } from './chain.js';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
-import type { Logger } from './log.js';
-import type { Topics } from './topics.js';
+import type { Logger } from '@qnexus/runtime';
 import type { TxVerifier } from './verifier.js';
 import { CandidateGate } from './candidate-gate.js';
 import { fetchProposalTxs, serveTxsByIds, txPropagationMetrics, txsProtocolOptions, type TxPropagationMetrics } from './txgossip.js';

@@ -14,7 +14,7 @@ import {
 } from '@qnexus/types';
 import { checkEpochAnnouncement, genesisEpoch, type EpochCommittees } from '@qnexus/state';
 import type { P2PNode, ServeBudget, ValidationResult } from '@qnexus/p2p';
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/runtime';
 
 /** Where verified announcements persist (ChainStore implements it; tests may use memory). */
 export interface AnnouncementStore {

@@ -4,8 +4,7 @@ import type { Chain } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Mempool } from './mempool.js';
 import { ACCOUNT_TXS_PER_ACCOUNT, ACTIVITY_BLOCKS, ExplorerIndex } from './explorer-index.js';
-import { parseListLimit, queryParams, type JsonRoute } from './http.js';
-import type { Logger } from './log.js';
+import { parseListLimit, queryParams, type JsonRoute, type Logger } from '@qnexus/runtime';
 
 /** What the explorer's routes read (a subset of the node API's context). */
 export interface ExplorerContext {

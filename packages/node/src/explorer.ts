@@ -1,5 +1,4 @@
-import type { RawBody } from './http.js';
-import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse } from './explorer-ui.js';
+import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse, type RawBody } from '@qnexus/runtime';
 
 /**
  * The explorer every node serves at `GET /explorer`: one self-contained page (inline CSS and

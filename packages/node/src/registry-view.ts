@@ -1,7 +1,7 @@
 import { formatAddress, getBackend, type SignatureBackend } from '@qnexus/crypto';
 import { decodeRegistrySnapshot, registrySnapshotSigningBytes, slotAt, type Genesis, type RegistrySnapshot, type ValidatorInfo } from '@qnexus/types';
 import type { ValidationResult } from '@qnexus/p2p';
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/runtime';
 import type { Metrics } from './metrics.js';
 
 /** Why a snapshot was taken or not (the `result` label of qnexus_beacon_registry_snapshots_total). */

@@ -1,4 +1,4 @@
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/runtime';
 
 /** One sample of a running sync: where it started, where it is, where it goes. */
 export interface SyncSample {

@@ -1,11 +1,10 @@
 import { ADDRESS_BYTES, bytesEqual, schemeLengths, toHex } from '@qnexus/crypto';
 import { MAX_COMMITTEE, QnexusError, Reader, Writer, decodeBlock, decodeCertificate, epochOf, type Block, type Certificate } from '@qnexus/types';
-import { P2PRequestError, type P2PNode, type ServeBudget } from '@qnexus/p2p';
+import { P2PRequestError, type P2PNode, type ServeBudget, type Topics } from '@qnexus/p2p';
 import { MAX_BLOCK_WIRE_BYTES, candidateFromBlock, type Candidate, type Chain, type VerifiedSignatures } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Metrics } from './metrics.js';
-import type { Logger } from './log.js';
-import type { Topics } from './topics.js';
+import type { Logger } from '@qnexus/runtime';
 import { SyncReporter, type ReporterOptions } from './sync-progress.js';
 
 /**

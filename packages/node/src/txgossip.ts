@@ -12,12 +12,11 @@ import {
   type ErrorCode,
   type TxEnvelope,
 } from '@qnexus/types';
-import type { P2PNode, RequestHandler, RequestHandlerOptions, ValidationResult } from '@qnexus/p2p';
+import type { P2PNode, RequestHandler, RequestHandlerOptions, Topics, ValidationResult } from '@qnexus/p2p';
 import { Counter, type Registry } from 'prom-client';
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/runtime';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
-import type { Topics } from './topics.js';
 
 /** Admission failures that prove the relaying peer misbehaved (it must have checked before relaying). */
 const PEER_FAULT: ReadonlySet<ErrorCode> = new Set([

@@ -35,7 +35,7 @@ import type { StateChanges } from '@qnexus/state';
 import { RateLimiter, type P2PNode, type ServeBudget } from '@qnexus/p2p';
 import type { Candidate, Chain } from './chain.js';
 import type { Engine } from './engine.js';
-import type { Logger } from './log.js';
+import type { Logger } from '@qnexus/runtime';
 import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
 import { RegistryView } from './registry-view.js';

@@ -9,7 +9,7 @@ import { SCHEMES, addressFromPublicKey, formatAddress, generateKeyPair, getBacke
 import { MAX_CHAIN_ID_BYTES, encodeTx, openTx, txSigningBytes, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { Chain, MAX_BLOCK_WIRE_BYTES, emptyBlockBytes } from '../src/chain.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
 import { unitGenesis } from './helpers.js';

@@ -7,7 +7,7 @@ import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, toHex
 import { QnexusError, certificateVoteBody, voteSigningBytes, type Certificate, type Genesis } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { Chain, candidateFromEnvs, type Candidate } from '../src/chain.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
 import { announce, unitGenesis } from './helpers.js';

@@ -7,7 +7,7 @@ import { addressFromPublicKey, formatAddress, generateKeyPair, type KeyPair } fr
 import { beaconTopics, genesisHash, type Genesis } from '@qnexus/types';
 import { createP2PNode, peerIdFromKeyFile, type P2PNode, type TopicHandler } from '@qnexus/p2p';
 import { EpochBook } from '../src/epochs.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { MemoryAnnouncements, announce, announcementBody, capturingLogger, signAnnouncement, unitGenesis } from './helpers.js';
 
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));

@@ -11,7 +11,7 @@ import { ChainStore } from '@qnexus/db';
 import { createP2PNode, peerIdFromKeyFile, type P2PNode } from '@qnexus/p2p';
 import { Chain } from '../src/chain.js';
 import type { Engine } from '../src/engine.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import type { TxGossip } from '../src/txgossip.js';

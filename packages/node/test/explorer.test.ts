@@ -28,7 +28,7 @@ import { Chain, type Candidate } from '../src/chain.js';
 import { EXPLORER_CSP, EXPLORER_HTML } from '../src/explorer.js';
 import { ExplorerIndex, RecentXfers } from '../src/explorer-index.js';
 import type { Engine } from '../src/engine.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { createMetrics } from '../src/metrics.js';
 import { RegistryView } from '../src/registry-view.js';
 import { TxVerifier } from '../src/verifier.js';

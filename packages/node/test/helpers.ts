@@ -19,7 +19,7 @@ import type { Chain } from '../src/chain.js';
 import type { Engine } from '../src/engine.js';
 import type { AnnouncementStore } from '../src/epochs.js';
 import { RecentXfers } from '../src/explorer-index.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import type { Metrics } from '../src/metrics.js';
 import type { TxGossip } from '../src/txgossip.js';

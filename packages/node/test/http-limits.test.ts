@@ -1,6 +1,6 @@
 // The API server's own limits, against real nodes over real sockets on 127.0.0.1 (and 127.0.0.2 as a second client):
 // header and request timeouts, per-IP and global connection caps, 413 closing the connection unread, the /metrics
-// cache and its own bucket, request costs.
+// cache and its own bucket, request costs. The limits and costs alone: packages/runtime/test/http-limits.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -8,13 +8,11 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, type KeyPair } from '@qnexus/crypto';
-import { QnexusError, type Genesis } from '@qnexus/types';
-import { ApiGuard, httpServerLimits, requestCost } from '../src/admin.js';
-import { MAX_API_BODY, METRICS_CACHE_MS } from '../src/http.js';
+import type { Genesis } from '@qnexus/types';
+import { MAX_API_BODY, METRICS_CACHE_MS } from '@qnexus/runtime';
 import { startNode } from '../src/node.js';
 import type { NodeConfig, RunningNode } from '../src/config.js';
 import { embeddedNodeConfig, unitGenesis } from './helpers.js';
-import { Registry } from 'prom-client';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -107,55 +105,6 @@ function metric(text: string, name: string, ...labels: string[]): number {
   }
   return sum;
 }
-
-describe('node: API server limits (unit)', () => {
-  it('limits default sanely and refuse nonsense with BAD_CONFIG', () => {
-    const d = httpServerLimits();
-    assert.ok(d.maxConnectionsPerIp < d.maxConnections);
-    assert.ok(d.headersTimeoutMs <= d.requestTimeoutMs);
-    assert.deepEqual(httpServerLimits({ maxConnectionsPerIp: 3 }), { ...d, maxConnectionsPerIp: 3 });
-    const bad = (e: unknown) => e instanceof QnexusError && e.code === 'BAD_CONFIG';
-    assert.throws(() => httpServerLimits({ maxConnections: 0 }), bad);
-    assert.throws(() => httpServerLimits({ maxConnectionsPerIp: 1.5 }), bad);
-    assert.throws(() => httpServerLimits({ headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 }), bad);
-    assert.throws(() => httpServerLimits({ requestTimeoutMs: Number.NaN }), bad);
-  });
-
-  it('submissions, evidence and blocks cost more than a status read', () => {
-    assert.equal(requestCost('GET', '/v1/status'), 1);
-    assert.equal(requestCost('GET', '/v1/nowhere'), 1);
-    assert.ok(requestCost('POST', '/v1/txs') > requestCost('GET', '/v1/blocks/latest'));
-    assert.ok(requestCost('GET', '/v1/blocks/latest') > 1);
-    // A search may read a block by hash: it costs what that read costs.
-    assert.equal(requestCost('GET', '/v1/search'), requestCost('GET', '/v1/blocks/latest'));
-    assert.ok(requestCost('POST', '/v1/evidence') >= requestCost('POST', '/v1/txs'));
-    // A GET of the same path is a read (e.g. GET /v1/evidence lists what was seen).
-    assert.equal(requestCost('GET', '/v1/evidence'), 1);
-    // The block list is charged for the blocks it reads: the default 20, or its limit.
-    const one = requestCost('GET', '/v1/blocks/7');
-    assert.equal(requestCost('GET', '/v1/blocks', new URLSearchParams()), 20 * one);
-    assert.equal(requestCost('GET', '/v1/blocks', new URLSearchParams('limit=5')), 5 * one);
-    assert.equal(requestCost('GET', '/v1/blocks', new URLSearchParams('limit=500')), 100 * one);
-    assert.equal(requestCost('GET', '/v1/blocks', new URLSearchParams('limit=x')), one);
-  });
-
-  it('a request costing more than the burst takes the whole bucket instead of being refused forever', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qnexus-guard-'));
-    try {
-      let t = 0;
-      const g = new ApiGuard({ dataDir: dir, rateLimit: 1, rateBurst: 2, registry: new Registry(), now: () => t });
-      const req = { method: 'POST', socket: { remoteAddress: '::ffff:10.0.0.1' } } as never;
-      g.limit(req, '/v1/txs');
-      assert.throws(() => g.limit(req, '/v1/txs'), (e: unknown) => e instanceof QnexusError && e.code === 'RATE_LIMITED');
-      t += 2_000;
-      g.limit(req, '/v1/txs');
-      // The IPv4-mapped form and the plain one are one client.
-      assert.throws(() => g.limit({ method: 'GET', socket: { remoteAddress: '10.0.0.1' } } as never, '/v1/status'), (e: unknown) => e instanceof QnexusError && e.code === 'RATE_LIMITED');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
 
 describe('node: API server limits (real nodes, real sockets)', function () {
   this.timeout(120_000);

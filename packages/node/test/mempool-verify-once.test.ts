@@ -8,7 +8,7 @@ import { addressFromPublicKey, bytesEqual, formatAddress, generateKeyPair, getBa
 import { QnexusError, encodeTx, openTx, txSigningBytes, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { Chain } from '../src/chain.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';

@@ -39,7 +39,7 @@ import { ChainStore } from '@qnexus/db';
 import type { P2PNode } from '@qnexus/p2p';
 import { Chain, candidateFromEnvs, type Candidate } from '../src/chain.js';
 import type { Engine } from '../src/engine.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import { RegistryView } from '../src/registry-view.js';

@@ -19,11 +19,10 @@ import {
   type Certificate,
   type Genesis,
 } from '@qnexus/types';
-import { createP2PNode, type P2PNode } from '@qnexus/p2p';
+import { createP2PNode, topics, type P2PNode } from '@qnexus/p2p';
 import { candidateFromBlock } from '../src/chain.js';
 import type { Metrics } from '../src/metrics.js';
 import { syncFrameLimit } from '../src/sync.js';
-import { topics } from '../src/topics.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { announce, capturingLogger, unitGenesis } from './helpers.js';
 import { SyncPeers, addrOf, beaconKey, certifiedHistory, fakePool, user, validators as vals, type SyncPeer } from './sync-peers.js';

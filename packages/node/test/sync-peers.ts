@@ -4,14 +4,13 @@ import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
 import { certificateVoteBody, encodeTx, openTx, txSigningBytes, voteSigningBytes, type Certificate, type Genesis, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
-import { createP2PNode, type P2PNode } from '@qnexus/p2p';
+import { createP2PNode, topics, type P2PNode } from '@qnexus/p2p';
 import { Chain, type Candidate } from '../src/chain.js';
 import { Engine } from '../src/engine.js';
-import type { Logger } from '../src/log.js';
+import type { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import { Syncer } from '../src/sync.js';
-import { topics } from '../src/topics.js';
 import { TxVerifier } from '../src/verifier.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { SyncReporter, formatDuration, formatProgressLine, formatRate, progressFields, syncStats } from '../src/sync-progress.js';
 
 /** A writable that keeps what is written. */

@@ -8,11 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeTx, encodeTxIdList, openTx, type Genesis, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
-import { createP2PNode, type P2PNode } from '@qnexus/p2p';
+import { createP2PNode, topics, type P2PNode } from '@qnexus/p2p';
 import { Chain } from '../src/chain.js';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
-import { topics } from '../src/topics.js';
 import {
   TxGossip,
   TxInventory,

@@ -20,7 +20,7 @@ import { QnexusError, encodeTx, openTx, txSigningBytes, type TxEnvelope } from '
 import { ChainStore } from '@qnexus/db';
 import { Chain, candidateFromBlock, type Candidate } from '../src/chain.js';
 import type { NodeConfig, RunningNode } from '../src/config.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';

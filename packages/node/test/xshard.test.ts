@@ -28,7 +28,7 @@ import {
 import { epochCommittees, verifyXferProof } from '@qnexus/state';
 import { ChainStore } from '@qnexus/db';
 import { Chain, candidateFromEnvs, type Candidate } from '../src/chain.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';

@@ -4,7 +4,7 @@ import { QnexusClient, type AdminLogLevel } from '@qnexus/sdk';
 import { CliError, usageError } from '../errors.js';
 import { NODE_OPTION_HELP, out, readText, resolveNode, table, type NodeTarget } from '../util.js';
 
-/** Mirrors ADMIN_TOKEN_FILE of @qnexus/node (not imported: that package loads libp2p). */
+/** Mirrors ADMIN_TOKEN_FILE of @qnexus/runtime (not imported: that package loads libp2p). */
 export const ADMIN_TOKEN_FILE = 'admin.token';
 
 /** Where an admin command finds its token (shared with `qnexus db backup --node`). */

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BACKENDS, DEFAULT_SCHEME, type BackendName, type SchemeName } from '@qnexus/crypto';
-import type { LogFormat } from '@qnexus/node';
+import type { LogFormat } from '@qnexus/runtime';
 import { QnexusClient } from '@qnexus/sdk';
 import {
   DEVNET_DEFAULTS,
