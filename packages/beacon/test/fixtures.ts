@@ -1,10 +1,11 @@
 // Signed 2PC requests as shard validators build them: peer bindings, certified headers, proven records.
-import { addressFromPublicKey, getBackend, type KeyPair } from '@qnexus/crypto';
-import { WorldState, ZERO_COUNTERS } from '@qnexus/state';
+import { addressFromPublicKey, getBackend, toHex, type KeyPair } from '@qnexus/crypto';
+import { WorldState, xferRecordKey } from '@qnexus/state';
 import {
   blockHash,
   certificateVoteBody,
   encodeBeaconRequest,
+  encodeXferRecord,
   peerBindingSigningBytes,
   voteSigningBytes,
   type BlockHeader,
@@ -33,7 +34,7 @@ export interface CertifiedBlock {
 
 /** A block of `shard` whose state holds `records`, certified by `signers`. */
 export function certifiedBlock(g: Genesis, shard: number, height: number, slot: number, records: XferRecord[], signers: KeyPair[]): CertifiedBlock {
-  const state = WorldState.fromEntries([], ZERO_COUNTERS, records);
+  const state = WorldState.fromEntries(records.map((r) => [toHex(xferRecordKey(r.info.id)), encodeXferRecord(r)]));
   const header: BlockHeader = {
     chainId: g.chainId,
     shard,

@@ -40,10 +40,8 @@ export {
  *   heights   u64be height          -> block hash
  *   certs     u64be height          -> encoded finality certificate
  *   txs       tx hash               -> u64be height | u32be index
- *   accounts  20-byte address       -> encoded account
- *   xfers     32-byte transfer id   -> encoded cross-shard transfer record
- *   fees      20-byte address       -> u64be pending proposer fees (absent = 0)
- *   meta      'head' | 'counters' | 'genesis' -> value
+ *   state     state key (u8 module id ‖ module key) -> value: the shard's key-value state, raw
+ *   meta      'head' | 'genesis' | 'format' -> value
  *   signer    'last' | 'lock'       -> double-sign protection records
  *             'floor'               -> u64be lowest round this data dir may sign in (set after a restore)
  *             'restored'            -> u64be ms: restored from a backup, floor not armed yet (armSignerFloor)
@@ -67,14 +65,8 @@ export interface BlockCommit {
   block: Bytes;
   certificate: Bytes | null;
   txHashes: Bytes[];
-  /** Encoded accounts that changed, keyed by address hex. */
-  accounts: Map<string, Bytes>;
-  /** Encoded transfer records that changed, keyed by transfer id hex. */
-  xfers: Map<string, Bytes>;
-  /** Pending proposer fees that changed, keyed by address hex; 0 deletes the entry. */
-  pendingFees: Map<string, bigint>;
-  /** Encoded state counters (state's encodeCounters). */
-  counters: Bytes;
+  /** The block's state writes by key hex: a value, or null to delete the key. */
+  writes: ReadonlyMap<string, Bytes | null>;
   /** Set only for height 0: binds the data dir to its chain in the same batch as the genesis state. */
   genesisHash?: Bytes;
 }
@@ -84,13 +76,15 @@ export interface TxLocation {
   index: number;
 }
 
-export interface StoredState {
-  accounts: [string, Bytes][];
-  xfers: Bytes[];
-  /** Pending proposer fees by address hex, in address order (only non-zero entries are stored). */
-  pendingFees: [string, bigint][];
-  counters: Bytes | undefined;
-}
+/** The stored state: every entry, by key hex. */
+export type StoredState = [string, Bytes][];
+
+/**
+ * Layout version of the state in a data dir, written with the genesis block.
+ * 2: one key-value state (this layout). A data dir without it was written by
+ * an older node (typed sublevels, another state root): it must be reset.
+ */
+export const STATE_FORMAT = 2;
 
 /** Double-sign protection record: the last (height, round, step) this validator signed. */
 export interface SignerRecord {
@@ -118,9 +112,7 @@ export class ChainStore {
   private readonly heights: Sub;
   private readonly certs: Sub;
   private readonly txs: Sub;
-  private readonly accounts: Sub;
-  private readonly xfers: Sub;
-  private readonly fees: Sub;
+  private readonly state: Sub;
   private readonly meta: Sub;
   private readonly signer: Sub;
   private readonly epochs: Sub;
@@ -133,9 +125,7 @@ export class ChainStore {
     this.heights = sub(db, 'h');
     this.certs = sub(db, 'c');
     this.txs = sub(db, 't');
-    this.accounts = sub(db, 'a');
-    this.xfers = sub(db, 'x');
-    this.fees = sub(db, 'p');
+    this.state = sub(db, 'k');
     this.meta = sub(db, 'm');
     this.signer = sub(db, 's');
     this.epochs = sub(db, 'e');
@@ -275,28 +265,30 @@ export class ChainStore {
       batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
       if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
       c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
-      for (const [addr, acc] of c.accounts) batch.put(fromHex(addr), acc, { sublevel: this.accounts });
-      for (const [id, rec] of c.xfers) batch.put(fromHex(id), rec, { sublevel: this.xfers });
-      for (const [addr, amount] of c.pendingFees) {
-        if (amount === 0n) batch.del(fromHex(addr), { sublevel: this.fees });
-        else batch.put(fromHex(addr), new Writer(8).u64(amount).finish(), { sublevel: this.fees });
+      for (const [k, v] of c.writes) {
+        if (v) batch.put(fromHex(k), v, { sublevel: this.state });
+        else batch.del(fromHex(k), { sublevel: this.state });
       }
-      if (c.genesisHash) batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
+      if (c.genesisHash) {
+        batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
+        batch.put(this.key('format'), u64be(STATE_FORMAT), { sublevel: this.meta });
+      }
     }
     const last = cs[cs.length - 1]!;
-    batch.put(this.key('counters'), last.counters, { sublevel: this.meta });
     batch.put(this.key('head'), u64be(last.height), { sublevel: this.meta });
     await batch.write({ sync: true });
   }
 
   async loadState(): Promise<StoredState> {
-    const accounts: [string, Bytes][] = [];
-    for await (const [k, v] of this.accounts.iterator()) accounts.push([toHex(k), v]);
-    const xfers: Bytes[] = [];
-    for await (const v of this.xfers.values()) xfers.push(v);
-    const pendingFees: [string, bigint][] = [];
-    for await (const [k, v] of this.fees.iterator()) pendingFees.push([toHex(k), new Reader(v).u64()]);
-    return { accounts, xfers, pendingFees, counters: await this.meta.get(this.key('counters')) };
+    const out: StoredState = [];
+    for await (const [k, v] of this.state.iterator()) out.push([toHex(k), v]);
+    return out;
+  }
+
+  /** The state layout version of this data dir (0: written before versions were recorded). */
+  async stateFormat(): Promise<number> {
+    const v = await this.meta.get(this.key('format'));
+    return v ? new Reader(v).u64n() : 0;
   }
 
   // ------------------------------------------------------------ epoch announcements

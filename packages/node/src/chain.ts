@@ -3,8 +3,6 @@ import {
   QnexusError,
   blockHash,
   certificateVoteBody,
-  decodeXferRecord,
-  encodeXferRecord,
   decodeBlock,
   encodeBlock,
   encodeCertificate,
@@ -26,10 +24,6 @@ import {
   checkCertificate,
   checkCertificateShape,
   checkCertificateStructure,
-  decodeAccount,
-  decodeCounters,
-  encodeAccount,
-  encodeCounters,
   executeApplicable,
   executeBlock,
   stateParams,
@@ -39,7 +33,7 @@ import {
   type StateParams,
 } from '@qnexus/state';
 import { isQuorum, proposerForSlot } from '@qnexus/consensus';
-import type { BlockCommit, ChainStore } from '@qnexus/db';
+import { STATE_FORMAT, type BlockCommit, type ChainStore } from '@qnexus/db';
 import { EpochBook, type EpochBookOptions } from './epochs.js';
 import type { TxVerifier } from './verifier.js';
 import type { Logger } from '@qnexus/runtime';
@@ -238,10 +232,7 @@ export class Chain {
         block: encodeBlock(block),
         certificate: null,
         txHashes: [],
-        accounts: new Map([...state.entries()].map(([k, a]) => [k, encodeAccount(a)])),
-        xfers: new Map(),
-        pendingFees: new Map(),
-        counters: encodeCounters(state.counters),
+        writes: new Map(state.kv.all()),
         genesisHash: gh,
       });
       chain.headHash = hash;
@@ -253,13 +244,14 @@ export class Chain {
     if (!stored || !bytesEqual(stored, gh)) {
       throw new QnexusError('BAD_CONFIG', `data dir belongs to another chain (genesis ${stored ? toHex(stored) : 'unknown'}, expected ${toHex(gh)}); use a fresh --data-dir`);
     }
-    const st = await store.loadState();
-    const state = WorldState.fromEntries(
-      st.accounts.map(([k, v]) => [k, decodeAccount(v)]),
-      decodeCounters(st.counters),
-      st.xfers.map(decodeXferRecord),
-      st.pendingFees,
-    );
+    const format = await store.stateFormat();
+    if (format !== STATE_FORMAT) {
+      throw new QnexusError(
+        'BAD_CONFIG',
+        `data dir holds state format ${format}; this node writes format ${STATE_FORMAT} (one key-value state, new state root): start it again with --reset, or use a fresh --data-dir`,
+      );
+    }
+    const state = WorldState.fromEntries(await store.loadState());
     chain = new Chain(genesis, shard, store, state, epochs, verifier);
     const raw = await store.blockAtHeight(head);
     if (!raw) throw new QnexusError('INTERNAL', `store has head ${head} but no block at that height`);
@@ -552,10 +544,7 @@ export class Chain {
       // The codec is canonical (fixed-width fields, no trailing bytes): decoded wire bytes re-encode to themselves.
       certificate: opts.certificateBytes ?? encodeCertificate(cert),
       txHashes: c.envs.map((e) => e.hash),
-      accounts: new Map([...changes.accounts].map(([k, a]) => [k, encodeAccount(a)])),
-      xfers: new Map([...changes.xfers].map(([k, x]) => [k, encodeXferRecord(x)])),
-      pendingFees: changes.pendingFees,
-      counters: encodeCounters(changes.counters),
+      writes: changes.writes,
     });
     if (!opts.defer) await this.flush();
     return changes;

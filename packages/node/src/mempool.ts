@@ -1,6 +1,6 @@
 import { ADDRESS_BYTES, sha256, toHex } from '@qnexus/crypto';
 import { QnexusError, isSystemKind, txCost, type ErrorCode, type TxEnvelope } from '@qnexus/types';
-import { Overlay, applyTx, checkTxStateless, type BlockContext } from '@qnexus/state';
+import { Branch, applyTx, checkTxStateless, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
 import type { TxVerdict, TxVerifier } from './verifier.js';
 
@@ -143,7 +143,7 @@ export class Mempool {
   /** Would the entry apply on top of the head? A replayed phase tells the caller so it can re-report. */
   private checkSystemState(env: TxEnvelope): void {
     try {
-      applyTx(new Overlay(this.chain.state), env, this.chain.params, this.nextBlock());
+      applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
     } catch (e) {
       if (e instanceof QnexusError && (e.code === 'XS_ALREADY_DECIDED' || e.code === 'XS_DUPLICATE')) this.onStaleSystem?.(env, e.code);
       throw e;
@@ -245,7 +245,7 @@ export class Mempool {
     if (sawSystem) {
       for (const env of [...this.system.values()]) {
         try {
-          applyTx(new Overlay(this.chain.state), env, this.chain.params, this.nextBlock());
+          applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
         } catch (e) {
           if (!(e instanceof QnexusError)) throw e;
           this.system.delete(env.hashHex);

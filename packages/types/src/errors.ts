@@ -58,6 +58,10 @@ export const ERROR_HTTP_STATUS = {
   MALFORMED: 400,
   BAD_CERTIFICATE: 400,
   BAD_BLOCK: 400,
+  /** A block's end state breaks an invariant a module declares (e.g. a denom's supply identity): the block is invalid. */
+  INVARIANT_BROKEN: 400,
+  /** A denom name outside `[a-z][a-z0-9/._-]{1,63}`. */
+  BANK_BAD_DENOM: 400,
   // configuration / keys
   BAD_GENESIS: 400,
   BAD_CONFIG: 400,

@@ -84,3 +84,56 @@ export function merkleProofs(leaves: readonly Uint8Array[], indices: readonly nu
     return proof;
   });
 }
+
+/**
+ * Proof that a leaf sits at `index` of a tree of `count` leaves. Index and
+ * count fix the path's shape (which levels have a sibling, on which side), so
+ * a verifier learns the leaf's position: two proofs at `i` and `i + 1` show two
+ * leaves are neighbours, which is how a sorted tree proves a key absent.
+ */
+export interface KeyProof {
+  index: number;
+  count: number;
+  siblings: Uint8Array[];
+}
+
+const COUNTED = new Uint8Array([2]);
+
+function u64be(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+/** Root of a counted tree: H(0x02 ‖ u64 count ‖ binary root), binding the leaf count into the commitment. */
+export function countedRoot(leaves: readonly Uint8Array[]): Uint8Array {
+  return hashConcat(COUNTED, u64be(leaves.length), merkleRootOfLeafHashes(leaves));
+}
+
+/** Proofs for several leaves of a counted tree, building it once. */
+export function countedProofs(leaves: readonly Uint8Array[], indices: readonly number[]): KeyProof[] {
+  const steps = merkleProofs(leaves, indices);
+  return indices.map((index, k) => ({ index, count: leaves.length, siblings: steps[k]!.map((s) => s.hash) }));
+}
+
+/** The tree shape of (index, count) decides every step; any sibling too many or too few fails. */
+export function verifyCountedProof(leafHash: Uint8Array, proof: KeyProof, root: Uint8Array): boolean {
+  const { index, count, siblings } = proof;
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(count) || index < 0 || index >= count) return false;
+  let h = leafHash;
+  let i = index;
+  let len = count;
+  let k = 0;
+  while (len > 1) {
+    const sib = i ^ 1;
+    if (sib < len) {
+      const s = siblings[k++];
+      if (!s) return false;
+      h = sib < i ? hashConcat(NODE, s, h) : hashConcat(NODE, h, s);
+    }
+    len = (len + 1) >> 1;
+    i >>= 1;
+  }
+  if (k !== siblings.length) return false;
+  return Buffer.compare(hashConcat(COUNTED, u64be(count), h), root) === 0;
+}

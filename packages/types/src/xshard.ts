@@ -1,7 +1,7 @@
 import { ADDRESS_BYTES, HASH_BYTES, addressFromPublicKey, compareBytes, formatAddress, signingBytes } from '@qnexus/crypto';
 import { QnexusError } from './errors.js';
 import { Writer, decodeWith, type Reader } from './codec.js';
-import type { MerkleProofStep } from './merkle.js';
+import type { KeyProof } from './merkle.js';
 import {
   CODEC_VERSION,
   MAX_CHAIN_ID_BYTES,
@@ -107,20 +107,21 @@ export function xferRecordPhase(x: XferRecord): string {
 
 export const MAX_PROOF_STEPS = 64;
 
-function writeProof(w: Writer, proof: readonly MerkleProofStep[]): void {
-  w.u32(proof.length);
-  for (const s of proof) w.u8(s.left ? 1 : 0).fixed(s.hash, HASH_BYTES);
+/** A key proof on the wire: u32 index, u32 count, then the sibling hashes (at most MAX_PROOF_STEPS). */
+export function writeKeyProof(w: Writer, proof: KeyProof): Writer {
+  w.u32(proof.index).u32(proof.count).u32(proof.siblings.length);
+  for (const s of proof.siblings) w.fixed(s, HASH_BYTES);
+  return w;
 }
 
-function readProof(r: Reader): MerkleProofStep[] {
+export function readKeyProof(r: Reader): KeyProof {
+  const index = r.u32('proof index');
+  const count = r.u32('proof leaf count');
+  if (index >= count) throw new QnexusError('MALFORMED', `proof index ${index} is outside a tree of ${count} leaves`);
   const n = r.count(MAX_PROOF_STEPS, 'proof steps');
-  const out: MerkleProofStep[] = [];
-  for (let i = 0; i < n; i++) {
-    const l = r.u8('proof side');
-    if (l > 1) throw new QnexusError('MALFORMED', 'bad proof side');
-    out.push({ left: l === 1, hash: r.fixed(HASH_BYTES, 'proof hash') });
-  }
-  return out;
+  const siblings: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) siblings.push(r.fixed(HASH_BYTES, 'proof hash'));
+  return { index, count, siblings };
 }
 
 // ---------------------------------------------------------------- peer binding
@@ -179,7 +180,7 @@ function readSignedBinding(r: Reader): SignedPeerBinding {
 /** One transfer record and its Merkle path to the certified block's state root. */
 export interface ReportItem {
   record: Uint8Array;
-  proof: MerkleProofStep[];
+  proof: KeyProof;
 }
 
 /**
@@ -223,7 +224,7 @@ export function encodeBeaconRequest(m: BeaconRequest): Uint8Array {
     w.bytes(encodeHeader(rep.header)).bytes(encodeCertificate(rep.certificate)).u32(rep.items.length);
     for (const it of rep.items) {
       w.bytes(it.record);
-      writeProof(w, it.proof);
+      writeKeyProof(w, it.proof);
     }
   }
   return w.finish();
@@ -241,7 +242,7 @@ export function decodeBeaconRequest(b: Uint8Array): BeaconRequest {
     const certificate = decodeCertificate(r.bytes(MAX_COMMITTEE * (MAX_SIGNATURE_BYTES + 64) + 64, 'certificate'));
     const n = r.count(MAX_REPORT_ITEMS, 'report items');
     const items: ReportItem[] = [];
-    for (let i = 0; i < n; i++) items.push({ record: r.bytes(MAX_RECORD_BYTES, 'record'), proof: readProof(r) });
+    for (let i = 0; i < n; i++) items.push({ record: r.bytes(MAX_RECORD_BYTES, 'record'), proof: readKeyProof(r) });
     return { type: 'report', report: { binding, header, certificate, items } };
   });
 }
