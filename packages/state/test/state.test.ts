@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {
   addressFromPublicKey,
   formatAddress,
+  fromHex,
   generateKeyPair,
   getBackend,
   homeShard,
@@ -12,6 +13,8 @@ import {
 } from '@qnexus/crypto';
 import {
   QnexusError,
+  Writer,
+  countedRoot,
   encodeTx,
   genesisSupply,
   makeGenesis,
@@ -19,28 +22,27 @@ import {
   txSigningBytes,
   type ErrorCode,
   type Genesis,
-  type XferRecord,
   type TxBody,
   type TxEnvelope,
 } from '@qnexus/types';
 import {
-  Overlay,
+  FEE_ACCOUNT,
+  MODULE_IDS,
+  NATIVE_DENOM,
   WorldState,
   applyTx,
   checkTxStateless,
-  decodeAccount,
-  encodeAccount,
-  encodeCounters,
-  decodeCounters,
+  entryLeaf,
   executeApplicable,
   executeBlock,
+  moduleKey,
   stateParams,
-  ZERO_COUNTERS,
-  type Account,
+  xferRecordKey,
   type Counters,
   type StateChanges,
   type StateParams,
 } from '@qnexus/state';
+import { Pending, entriesOf, prng, snapshot, stateWith, throwsCode, viewAfter } from './helpers.js';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -109,41 +111,11 @@ function tx(from: KeyPair, o: TxOpts = {}): TxEnvelope {
   return openTx(encodeTx({ body, signature: o.signature ?? SIG44 }));
 }
 
-function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
-  assert.throws(
-    fn,
-    (e: unknown) => {
-      assert.ok(e instanceof QnexusError, `expected QnexusError, got ${String(e)}`);
-      assert.equal(e.code, code, `${msg ?? ''}: ${e.message}`);
-      return true;
-    },
-    msg,
-  );
-}
+const ZERO: Counters = { burned: 0n, escrow: 0n, exported: 0n, imported: 0n, fees: 0n, feeEpoch: 0 };
 
-function snapshot(o: Overlay): { accounts: [string, Account][]; xfers: [string, XferRecord][]; fees: [string, bigint][]; counters: Counters } {
-  return {
-    accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]),
-    xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]),
-    fees: [...o.fees.entries()],
-    counters: { ...o.counters },
-  };
-}
-
-const counters = (burned: bigint): Counters => ({ ...ZERO_COUNTERS, burned });
-const changes = (accounts: Map<string, Account>, burned: bigint): StateChanges => ({ accounts, xfers: new Map(), pendingFees: new Map(), counters: counters(burned) });
-
-/** Seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Full state keys of the bank's records of an address: account record ('a') and native balance ('b'). */
+const authKeyHex = (addr: Uint8Array) => toHex(moduleKey(MODULE_IDS.bank, new Uint8Array([0x61, ...addr])));
+const balKeyHex = (addr: Uint8Array, denom = NATIVE_DENOM) => toHex(moduleKey(MODULE_IDS.bank, new Uint8Array([0x62, ...addr, ...utf8(denom)])));
 
 function rootHex(s: WorldState, ch?: StateChanges): string {
   return toHex(s.rootWith(ch));
@@ -151,20 +123,33 @@ function rootHex(s: WorldState, ch?: StateChanges): string {
 
 // ------------------------------------------------------------------ tests
 
-describe('state: accounts encoding', () => {
-  it('encodeAccount/decodeAccount round trip, with and without a public key', () => {
-    const accs: Account[] = [
-      { balance: 0n, nonce: 0n, publicKey: null },
-      { balance: 2n ** 64n - 1n, nonce: 2n ** 64n - 1n, publicKey: keys[0]!.publicKey },
-      { balance: 42n, nonce: 7n, publicKey: new Uint8Array(2592).fill(3) },
-    ];
-    for (const a of accs) assert.deepEqual(decodeAccount(encodeAccount(a)), a);
+describe('state: account records', () => {
+  it('an account record is u64 nonce ‖ bytes public key under bank ‖ 0x61 ‖ address; the balance is a separate entry', () => {
+    const s = WorldState.fromGenesis(G, 0);
+    const r = executeApplicable(s, [tx(keys[0]!, { amount: 3n, to: addrOf(keys[N_ACCOUNTS]!) })], P, CTX);
+    s.apply(r.exec.changes);
+    const a = s.kv.get(authKeyHex(addrOf(keys[0]!)));
+    assert.deepEqual(a, new Writer().u64(1n).bytes(keys[0]!.publicKey).finish());
+    assert.deepEqual(s.kv.get(authKeyHex(addrOf(keys[N_ACCOUNTS]!))), new Writer().u64(0n).bytes(new Uint8Array(0)).finish(), 'credited, no key yet');
+    assert.deepEqual(s.kv.get(balKeyHex(addrOf(keys[0]!))), new Writer().u64(INITIAL - 3n - MIN_FEE).finish());
+    assert.deepEqual(s.kv.get(balKeyHex(addrOf(keys[N_ACCOUNTS]!))), new Writer().u64(3n).finish());
   });
 
-  it('decodeAccount rejects trailing bytes and truncation', () => {
-    const e = encodeAccount({ balance: 1n, nonce: 2n, publicKey: null });
-    throwsCode(() => decodeAccount(new Uint8Array([...e, 0])), 'MALFORMED');
-    throwsCode(() => decodeAccount(e.slice(0, e.length - 1)), 'MALFORMED');
+  it('records read back from raw entries, at the extremes (u64 max nonce, the largest key); malformed ones are MALFORMED', () => {
+    const addr = addrOf(keys[0]!);
+    const big = new Uint8Array(2592).fill(3);
+    const entries = (auth: Uint8Array): [string, Uint8Array][] => [
+      [authKeyHex(addr), auth],
+      [balKeyHex(addr), new Writer().u64(2n ** 64n - 1n).finish()],
+    ];
+    const max = WorldState.fromEntries(entries(new Writer().u64(2n ** 64n - 1n).bytes(big).finish()));
+    assert.deepEqual(max.account(toHex(addr)), { balance: 2n ** 64n - 1n, nonce: 2n ** 64n - 1n, publicKey: big });
+    const none = WorldState.fromEntries(entries(new Writer().u64(7n).bytes(new Uint8Array(0)).finish()));
+    assert.deepEqual(none.account(toHex(addr)), { balance: 2n ** 64n - 1n, nonce: 7n, publicKey: null });
+    const good = new Writer().u64(1n).bytes(keys[0]!.publicKey).finish();
+    throwsCode(() => WorldState.fromEntries(entries(new Uint8Array([...good, 0]))).account(toHex(addr)), 'MALFORMED', 'trailing byte');
+    throwsCode(() => WorldState.fromEntries(entries(good.slice(0, good.length - 1))).account(toHex(addr)), 'MALFORMED', 'truncated');
+    throwsCode(() => WorldState.fromEntries([[authKeyHex(addr), good], [balKeyHex(addr), new Uint8Array(7)]]).account(toHex(addr)), 'MALFORMED', 'short balance');
   });
 });
 
@@ -172,11 +157,11 @@ describe('state: genesis state', () => {
   it('fromGenesis holds every genesis account and the full supply', () => {
     const s = WorldState.fromGenesis(G, 0);
     assert.equal(s.size, N_ACCOUNTS);
-    assert.equal(s.burned, 0n);
     assert.equal(s.totalBalance(), genesisSupply(G));
     for (const k of keys.slice(0, N_ACCOUNTS)) assert.deepEqual(s.account(hexOf(k)), { balance: INITIAL, nonce: 0n, publicKey: null });
     assert.equal(s.account(hexOf(keys[N_ACCOUNTS]!)), undefined);
-    assert.deepEqual(s.counters, ZERO_COUNTERS);
+    assert.deepEqual(s.counters, ZERO);
+    assert.deepEqual(s.denomTotals(), [{ denom: NATIVE_DENOM, balances: genesisSupply(G), genesis: genesisSupply(G), minted: 0n, burned: 0n, escrow: 0n, exported: 0n, imported: 0n }]);
     assert.deepEqual(P, {
       chainId: CHAIN,
       scheme: 'ml-dsa-44',
@@ -190,14 +175,22 @@ describe('state: genesis state', () => {
       feeBurnBps: BURN_BPS,
     });
   });
+
+  it('a shard without genesis accounts still has the native supply record (and so a non-empty root)', () => {
+    const noAccounts = makeGenesis({ ...G, accounts: [] });
+    const s = WorldState.fromGenesis(noAccounts, 0);
+    assert.equal(s.size, 0);
+    assert.deepEqual(s.denomTotals().map((t) => [t.denom, t.genesis, t.balances]), [[NATIVE_DENOM, 0n, 0n]]);
+    assert.notDeepEqual(s.root(), countedRoot([]));
+  });
 });
 
 describe('state: applyTx', () => {
   it('a transfer moves the amount, bumps the nonce, splits the fee (burn + proposer tip) and registers the key', () => {
     const s = WorldState.fromGenesis(G, 0);
-    const o = new Overlay(s);
+    const o = Pending.over(s);
     const to = keys[N_ACCOUNTS]!; // new account
-    applyTx(o, tx(keys[0]!, { amount: 1000n, fee: 7n, to: addrOf(to) }), P, CTX);
+    applyTx(o.kv, tx(keys[0]!, { amount: 1000n, fee: 7n, to: addrOf(to) }), P, CTX);
     assert.deepEqual(o.account(hexOf(keys[0]!)), { balance: INITIAL - 1007n, nonce: 1n, publicKey: keys[0]!.publicKey });
     assert.deepEqual(o.account(hexOf(to)), { balance: 1000n, nonce: 0n, publicKey: null });
     assert.equal(o.counters.burned, 4n, '60 % of 7, rounded down');
@@ -205,27 +198,32 @@ describe('state: applyTx', () => {
     assert.equal(o.pendingFee(toHex(PROPOSER)), 3n);
     assert.deepEqual(o.pendingFees(), [[toHex(PROPOSER), 3n]]);
     assert.equal(s.pendingFee(toHex(PROPOSER)), 0n);
+    // the tips sit in the fee account, outside the users' balances
+    assert.equal(o.account(toHex(FEE_ACCOUNT))!.balance, 3n);
+    assert.equal(o.userBalances(), genesisSupply(G) - 4n - 3n);
     // base state untouched
     assert.deepEqual(s.account(hexOf(keys[0]!)), { balance: INITIAL, nonce: 0n, publicKey: null });
     assert.equal(s.account(hexOf(to)), undefined);
-    assert.equal(s.burned, 0n);
-    // second tx from the same sender reads the overlay
-    applyTx(o, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[1]!) }), P, CTX);
+    assert.equal(s.counters.burned, 0n);
+    // second tx from the same sender reads the pending writes
+    applyTx(o.kv, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[1]!) }), P, CTX);
     assert.deepEqual(o.account(hexOf(keys[0]!)), { balance: INITIAL - 1007n - 1n - MIN_FEE, nonce: 2n, publicKey: keys[0]!.publicKey });
     assert.deepEqual(o.account(hexOf(keys[1]!)), { balance: INITIAL + 1n, nonce: 0n, publicKey: null });
     assert.equal(o.counters.burned, 4n + burnOf(MIN_FEE));
     assert.equal(o.pendingFee(toHex(PROPOSER)), 3n + tipOf(MIN_FEE));
     // a recipient keeps its registered key and nonce
-    const o2 = new Overlay(o);
-    applyTx(o2, tx(keys[1]!, { amount: 5n, to: addrOf(keys[0]!) }), P, CTX);
+    const o2 = Pending.over(o);
+    applyTx(o2.kv, tx(keys[1]!, { amount: 5n, to: addrOf(keys[0]!) }), P, CTX);
     assert.deepEqual(o2.account(hexOf(keys[0]!)), { balance: INITIAL - 1008n - MIN_FEE + 5n, nonce: 2n, publicKey: keys[0]!.publicKey });
   });
 
-  it('spending the exact balance is allowed and leaves zero', () => {
-    const o = new Overlay(WorldState.fromGenesis(G, 0));
-    applyTx(o, tx(keys[2]!, { amount: INITIAL - MIN_FEE, to: addrOf(keys[3]!) }), P, CTX);
-    assert.equal(o.account(hexOf(keys[2]!))!.balance, 0n);
+  it('spending the exact balance is allowed and leaves zero (the balance entry is deleted, the account stays)', () => {
+    const s = WorldState.fromGenesis(G, 0);
+    const o = Pending.over(s);
+    applyTx(o.kv, tx(keys[2]!, { amount: INITIAL - MIN_FEE, to: addrOf(keys[3]!) }), P, CTX);
+    assert.deepEqual(o.account(hexOf(keys[2]!)), { balance: 0n, nonce: 1n, publicKey: keys[2]!.publicKey });
     assert.equal(o.account(hexOf(keys[3]!))!.balance, 2n * INITIAL - MIN_FEE);
+    assert.equal(o.kv.writes.get(balKeyHex(addrOf(keys[2]!))), null, 'a zero balance is no entry');
   });
 
   it('applies with real ML-DSA-signed transactions too', () => {
@@ -233,18 +231,19 @@ describe('state: applyTx', () => {
     const signature = getBackend('ml-dsa-44').sign(keys[4]!.secretKey, txSigningBytes(body));
     const env = openTx(encodeTx({ body, signature }));
     assert.ok(getBackend('ml-dsa-44').verify(body.publicKey, env.signBytes, env.tx.signature));
-    const o = new Overlay(WorldState.fromGenesis(G, 0));
-    applyTx(o, env, P, CTX);
+    const o = Pending.over(WorldState.fromGenesis(G, 0));
+    applyTx(o.kv, env, P, CTX);
     assert.equal(o.account(hexOf(keys[5]!))!.balance, INITIAL + 9n);
   });
 
-  describe('failure codes, each leaving the overlay unchanged', () => {
-    const cases: [string, ErrorCode, (o: Overlay) => TxEnvelope][] = [
+  describe('failure codes, each leaving the pending writes unchanged', () => {
+    const cases: [string, ErrorCode, (o: Pending) => TxEnvelope][] = [
       ['stale nonce', 'TX_NONCE_STALE', () => tx(keys[0]!, { nonce: 0n })],
       ['future nonce', 'TX_NONCE_FUTURE', () => tx(keys[0]!, { nonce: 2n })],
       ['future nonce for a fresh account', 'TX_NONCE_FUTURE', () => tx(keys[3]!, { nonce: 1n })],
       ['insufficient funds (amount + fee > balance)', 'TX_INSUFFICIENT_FUNDS', (o) => tx(keys[3]!, { amount: o.account(hexOf(keys[3]!))!.balance - MIN_FEE + 1n })],
-      ['insufficient funds (fee alone)', 'TX_INSUFFICIENT_FUNDS', (o) => tx(keys[3]!, { amount: 1n, fee: o.account(hexOf(keys[3]!))!.balance })],
+      ['insufficient funds (fee alone)', 'TX_INSUFFICIENT_FUNDS', (o) => tx(keys[3]!, { amount: 1n, fee: o.account(hexOf(keys[3]!))!.balance + 1n })],
+      ['insufficient funds (the fee takes it all)', 'TX_INSUFFICIENT_FUNDS', (o) => tx(keys[3]!, { amount: 1n, fee: o.account(hexOf(keys[3]!))!.balance })],
       ['unfunded sender', 'TX_INSUFFICIENT_FUNDS', () => tx(keys[N_ACCOUNTS]!, { amount: 1n })],
       ['wrong chain', 'TX_WRONG_CHAIN', () => tx(keys[0]!, { nonce: 1n, chainId: 'qn-other' })],
       ['wrong scheme (ml-dsa-65 key)', 'TX_WRONG_SCHEME', () => {
@@ -260,31 +259,30 @@ describe('state: applyTx', () => {
     ];
     for (const [name, code, make] of cases) {
       it(`${code}: ${name}`, () => {
-        const o = new Overlay(WorldState.fromGenesis(G, 0));
-        applyTx(o, tx(keys[0]!, { nonce: 0n, amount: 10n, to: addrOf(keys[3]!) }), P, CTX); // make the overlay non-trivial
+        const o = Pending.over(WorldState.fromGenesis(G, 0));
+        applyTx(o.kv, tx(keys[0]!, { nonce: 0n, amount: 10n, to: addrOf(keys[3]!) }), P, CTX); // make the pending writes non-trivial
         const before = snapshot(o);
         const env = make(o);
-        throwsCode(() => applyTx(o, env, P, CTX), code, name);
-        assert.deepEqual(snapshot(o), before, 'overlay must be unchanged');
-        // and the overlay still accepts a good tx afterwards
-        applyTx(o, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[3]!) }), P, CTX);
+        throwsCode(() => applyTx(o.kv, env, P, CTX), code, name);
+        assert.deepEqual(snapshot(o), before, 'pending writes must be unchanged');
+        // and the branch still accepts a good tx afterwards
+        applyTx(o.kv, tx(keys[0]!, { nonce: 1n, amount: 1n, to: addrOf(keys[3]!) }), P, CTX);
       });
     }
 
-    it('TX_BAD_AMOUNT when the recipient balance would overflow u64', () => {
-      const s = WorldState.fromEntries(
-        [
-          [hexOf(keys[0]!), { balance: 1000n, nonce: 0n, publicKey: null }],
-          [hexOf(keys[1]!), { balance: 2n ** 64n - 10n, nonce: 0n, publicKey: null }],
-        ],
-        ZERO_COUNTERS,
-      );
-      const o = new Overlay(s);
-      const before = snapshot(o);
-      throwsCode(() => applyTx(o, tx(keys[0]!, { amount: 10n, to: addrOf(keys[1]!) }), P, CTX), 'TX_BAD_AMOUNT');
-      assert.deepEqual(snapshot(o), before);
-      applyTx(o, tx(keys[0]!, { amount: 9n, to: addrOf(keys[1]!) }), P, CTX);
-      assert.equal(o.account(hexOf(keys[1]!))!.balance, 2n ** 64n - 1n);
+    it('Σ balances of a denom is bounded by u64: balances up to the bound move freely; one unit more is TX_BAD_AMOUNT', () => {
+      const max = 2n ** 64n - 1n;
+      const s = stateWith([
+        [addrOf(keys[0]!), 1000n],
+        [addrOf(keys[1]!), max - 1000n],
+      ], P);
+      assert.equal(s.totalBalance(), max);
+      const o = Pending.over(s);
+      applyTx(o.kv, tx(keys[0]!, { amount: 995n, to: addrOf(keys[1]!) }), P, CTX);
+      assert.equal(o.account(hexOf(keys[1]!))!.balance, max - 5n);
+      assert.equal(o.account(hexOf(keys[0]!))!.balance, 0n);
+      throwsCode(() => stateWith([[addrOf(keys[0]!), max], [addrOf(keys[1]!), 1n]], P), 'TX_BAD_AMOUNT', 'total over u64');
+      throwsCode(() => stateWith([[addrOf(keys[0]!), max + 1n]], P), 'TX_BAD_AMOUNT', 'balance over u64');
     });
 
     it('stateless checks run without state (checkTxStateless)', () => {
@@ -309,16 +307,20 @@ describe('state: block execution', () => {
     ];
     const exec = executeBlock(s, txs, P, CTX);
     assert.equal(rootHex(s), rootBefore, 'executeBlock must not mutate the state');
-    assert.equal(exec.changes.accounts.size, 4);
-    assert.equal(exec.changes.counters.burned, 3n * burnOf(MIN_FEE));
-    assert.equal(exec.changes.counters.fees, 3n * tipOf(MIN_FEE));
-    assert.deepEqual([...exec.changes.pendingFees], [[toHex(PROPOSER), 3n * tipOf(MIN_FEE)]]);
+    // the balances written: the four accounts and the fee account
+    const balancesWritten = [...exec.changes.writes.keys()].filter((k) => k.startsWith(toHex(moduleKey(MODULE_IDS.bank, new Uint8Array([0x62])))));
+    assert.deepEqual(balancesWritten.sort(), [0, 1, 2, N_ACCOUNTS].map((i) => balKeyHex(addrOf(keys[i]!))).concat(balKeyHex(FEE_ACCOUNT)).sort());
+    const next = viewAfter(s, exec.changes.writes);
+    assert.equal(next.counters.burned, 3n * burnOf(MIN_FEE));
+    assert.equal(next.counters.fees, 3n * tipOf(MIN_FEE));
+    assert.deepEqual(next.pendingFees(), [[toHex(PROPOSER), 3n * tipOf(MIN_FEE)]]);
+    assert.equal(exec.changes.xfers.size, 0);
     s.apply(exec.changes);
     assert.equal(toHex(s.root()), toHex(exec.stateRoot));
     assert.notEqual(toHex(s.root()), rootBefore);
     assert.equal(s.account(hexOf(keys[1]!))!.balance, 0n);
     assert.equal(s.account(hexOf(keys[N_ACCOUNTS]!))!.balance, INITIAL + 10n - MIN_FEE);
-    assert.equal(s.totalBalance() + s.burned + s.counters.fees, genesisSupply(G));
+    assert.equal(s.totalBalance() + s.counters.burned + s.counters.fees, genesisSupply(G));
     assert.equal(s.pendingFee(toHex(PROPOSER)), 3n * tipOf(MIN_FEE));
   });
 
@@ -347,7 +349,7 @@ describe('state: block execution', () => {
   it('an empty block changes nothing', () => {
     const s = WorldState.fromGenesis(G, 0);
     const exec = executeBlock(s, [], P, CTX);
-    assert.equal(exec.changes.accounts.size, 0);
+    assert.equal(exec.changes.writes.size, 0);
     assert.equal(toHex(exec.stateRoot), rootHex(s));
   });
 
@@ -376,11 +378,15 @@ describe('state: block execution', () => {
     // The applied list is itself a valid block with the same outcome.
     const replay = executeBlock(s, r.applied, P, CTX);
     assert.equal(toHex(replay.stateRoot), toHex(r.exec.stateRoot));
+    assert.deepEqual([...replay.changes.writes], [...r.exec.changes.writes], 'the same writes');
     s.apply(r.exec.changes);
     assert.equal(toHex(s.root()), toHex(r.exec.stateRoot));
     assert.equal(s.account(hexOf(keys[1]!))!.balance, INITIAL + 110n);
-    assert.equal(s.burned, 3n * burnOf(MIN_FEE));
+    assert.equal(s.counters.burned, 3n * burnOf(MIN_FEE));
     assert.equal(s.counters.fees, 3n * tipOf(MIN_FEE));
+    // the skipped senders are untouched: keys[2] paid no fee, keys[3] has no nonce bump
+    assert.deepEqual(s.account(hexOf(keys[2]!)), { balance: INITIAL, nonce: 0n, publicKey: null });
+    assert.deepEqual(s.account(hexOf(keys[3]!)), { balance: INITIAL, nonce: 0n, publicKey: null });
   });
 
   it('supply invariant sum(balances) + burned + fees = genesis supply over many random transfers', () => {
@@ -439,8 +445,8 @@ describe('state: block execution', () => {
       assert.equal(toHex(executeBlock(s, res.applied, P, ctx).stateRoot), toHex(res.exec.stateRoot));
       s.apply(res.exec.changes);
       assert.equal(toHex(s.root()), toHex(res.exec.stateRoot));
-      assert.equal(s.totalBalance() + s.burned + s.counters.fees, supply, `supply invariant after block ${block}`);
-      assert.equal(s.burned, burned);
+      assert.equal(s.totalBalance() + s.counters.burned + s.counters.fees, supply, `supply invariant after block ${block}`);
+      assert.equal(s.counters.burned, burned);
       assert.deepEqual(s.pendingFees(), [...tips.entries()].filter(([, v]) => v > 0n).sort((a, b) => (a[0] < b[0] ? -1 : 1)));
       for (const [h, m] of model) {
         const a = s.account(h);
@@ -454,121 +460,107 @@ describe('state: block execution', () => {
 });
 
 describe('state: state root', () => {
-  function sample(): [string, Account][] {
-    return keys.slice(0, 6).map((k, i) => [hexOf(k), { balance: BigInt(1000 + i), nonce: BigInt(i), publicKey: i % 2 ? k.publicKey : null }]);
+  /** The root as specified, computed here from the entries: countedRoot over entryLeaf(key, value), sorted by key. */
+  const specRoot = (entries: Iterable<[string, Uint8Array]>) =>
+    countedRoot([...entries].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([k, v]) => entryLeaf(fromHex(k), v)));
+
+  function played(): WorldState {
+    const s = WorldState.fromGenesis(G, 0);
+    const r = executeApplicable(s, [tx(keys[0]!, { amount: 3n, to: addrOf(keys[N_ACCOUNTS]!) }), tx(keys[2]!, { amount: 4n, to: addrOf(keys[3]!) })], P, CTX);
+    s.apply(r.exec.changes);
+    return s;
   }
 
-  it('is independent of insertion order', () => {
-    const e = sample();
-    const a = WorldState.fromEntries(e, counters(17n));
+  it('is the counted root over every entry leaf in key order, independent of insertion order', () => {
+    const s = played();
+    const e = entriesOf(s);
+    assert.ok(e.length > N_ACCOUNTS, 'accounts, balances, totals, supply, fees');
+    assert.deepEqual(s.root(), specRoot(e));
     const rand = prng(7);
     for (let i = 0; i < 5; i++) {
       const shuffled = e.map((x) => [rand(), x] as const).sort((p, q) => p[0] - q[0]).map((p) => p[1]);
-      assert.equal(toHex(WorldState.fromEntries(shuffled, counters(17n)).root()), toHex(a.root()));
+      assert.equal(toHex(WorldState.fromEntries(shuffled).root()), toHex(s.root()));
     }
-    // inserting via apply in another order also agrees
-    const b = WorldState.fromEntries([], counters(0n));
-    b.apply(changes(new Map(e.slice(3)), 0n));
-    b.apply(changes(new Map(e.slice(0, 3).reverse()), 17n));
-    assert.equal(toHex(b.root()), toHex(a.root()));
+    // inserting via apply in two steps, another order, also agrees
+    const b = WorldState.fromEntries([]);
+    b.apply({ writes: new Map(e.slice(5)), xfers: new Map() });
+    b.apply({ writes: new Map(e.slice(0, 5).reverse()), xfers: new Map() });
+    assert.equal(toHex(b.root()), toHex(s.root()));
   });
 
-  it('changes when any account field, any account, or burned changes', () => {
-    const e = sample();
-    const base = toHex(WorldState.fromEntries(e, counters(17n)).root());
+  it('changes when any value, any key, an entry removed or an entry added', () => {
+    const e = entriesOf(played());
+    const base = toHex(specRoot(e));
     const seen = new Set([base]);
     let variants = 0;
     for (let i = 0; i < e.length; i++) {
-      const [k, a] = e[i]!;
-      const mods: Account[] = [
-        { ...a, balance: a.balance + 1n },
-        { ...a, nonce: a.nonce + 1n },
-        { ...a, publicKey: a.publicKey ? null : keys[0]!.publicKey },
-      ];
-      for (const m of mods) {
-        const e2 = e.slice();
-        e2[i] = [k, m];
-        seen.add(toHex(WorldState.fromEntries(e2, counters(17n)).root()));
-        variants++;
-      }
-      // removing the account
-      seen.add(toHex(WorldState.fromEntries(e.filter((_, j) => j !== i), counters(17n)).root()));
-      variants++;
+      const [k, v] = e[i]!;
+      const value = e.slice();
+      value[i] = [k, v.map((x, j) => (j === v.length - 1 ? x ^ 1 : x))];
+      seen.add(toHex(WorldState.fromEntries(value).root()));
+      const removed = e.filter((_, j) => j !== i);
+      seen.add(toHex(WorldState.fromEntries(removed).root()));
+      variants += 2;
     }
-    seen.add(toHex(WorldState.fromEntries(e, counters(18n)).root()));
-    variants++;
-    // adding a zero-balance account
-    seen.add(toHex(WorldState.fromEntries([...e, [hexOf(keys[9]!), { balance: 0n, nonce: 0n, publicKey: null }]], counters(17n)).root()));
-    variants++;
+    // a key under another module with the same bytes
+    const [k0, v0] = e[0]!;
+    seen.add(toHex(WorldState.fromEntries([...e.slice(1), ['7f' + k0.slice(2), v0]]).root()));
+    seen.add(toHex(WorldState.fromEntries([...e, [balKeyHex(addrOf(keys[9]!)), new Writer().u64(0n).finish()]]).root()));
+    variants += 2;
     assert.equal(seen.size, variants + 1);
   });
 
-  it('rootWith(changes) equals the root after apply(changes) and does not mutate', () => {
-    const s = WorldState.fromEntries(sample(), counters(3n));
+  it('rootWith(changes) equals the root after apply(changes) and does not mutate; deletions drop leaves', () => {
+    const s = played();
     const before = toHex(s.root());
-    const ch: StateChanges = {
-      accounts: new Map<string, Account>([
-        [hexOf(keys[1]!), { balance: 1n, nonce: 9n, publicKey: null }], // existing
-        [hexOf(keys[8]!), { balance: 77n, nonce: 0n, publicKey: null }], // new
-        [hexOf(keys[9]!), { balance: 78n, nonce: 1n, publicKey: keys[9]!.publicKey }], // new
-      ]),
-      xfers: new Map(),
-      pendingFees: new Map([[hexOf(keys[2]!), 9n]]),
-      counters: counters(4n),
-    };
+    const size = s.kv.size;
+    const a0 = authKeyHex(addrOf(keys[0]!));
+    const writes = new Map<string, Uint8Array | null>([
+      [a0, new Writer().u64(9n).bytes(new Uint8Array(0)).finish()], // existing
+      [balKeyHex(addrOf(keys[9]!)), new Writer().u64(77n).finish()], // new
+      [balKeyHex(addrOf(keys[2]!)), null], // deleted
+      [balKeyHex(addrOf(keys[8]!), 'nothere'), null], // deleting an absent key: no-op
+    ]);
+    const ch: StateChanges = { writes, xfers: new Map() };
     const predicted = toHex(s.rootWith(ch));
     assert.notEqual(predicted, before);
     assert.equal(toHex(s.root()), before, 'rootWith must not mutate');
-    assert.equal(s.size, 6);
+    assert.equal(s.kv.size, size);
     s.apply(ch);
     assert.equal(toHex(s.root()), predicted);
-    assert.equal(s.size, 8);
-    assert.equal(s.burned, 4n);
+    assert.equal(s.kv.size, size);
+    assert.equal(s.kv.get(balKeyHex(addrOf(keys[2]!))), undefined);
     // and a fresh state built from the final entries agrees
-    assert.equal(toHex(WorldState.fromEntries([...s.entries()], counters(4n), [], s.pendingFees()).root()), predicted);
-    assert.notEqual(toHex(WorldState.fromEntries([...s.entries()], counters(4n)).root()), predicted, 'pending fees are in the root');
-    // empty changes with the same burned give the same root
-    assert.equal(toHex(s.rootWith(changes(new Map(), 4n))), predicted);
-    // every counter is part of the root
-    for (const k of ['burned', 'escrow', 'exported', 'imported', 'fees'] as const) {
-      assert.notEqual(toHex(s.rootWith({ accounts: new Map(), xfers: new Map(), pendingFees: new Map(), counters: { ...s.counters, [k]: s.counters[k] + 1n } })), predicted, k);
-    }
-    assert.notEqual(toHex(s.rootWith({ ...changes(new Map(), 4n), counters: { ...s.counters, feeEpoch: 1 } })), predicted, 'feeEpoch');
+    assert.equal(toHex(WorldState.fromEntries(s.kv.all()).root()), predicted);
+    // empty changes give the same root
+    assert.equal(toHex(s.rootWith({ writes: new Map(), xfers: new Map() })), predicted);
   });
 
-  it('WorldState.fromEntries after encode/decodeAccount reproduces the same root', () => {
-    const s = WorldState.fromGenesis(G, 0);
-    const r = executeApplicable(
-      s,
-      [tx(keys[0]!, { amount: 3n, to: addrOf(keys[N_ACCOUNTS]!) }), tx(keys[2]!, { amount: 4n, to: addrOf(keys[3]!) })],
-      P,
-      CTX,
-    );
-    s.apply(r.exec.changes);
-    const stored: [string, Uint8Array][] = [...s.entries()].map(([k, a]) => [k, encodeAccount(a)]);
+  it('WorldState.fromEntries of the stored entries reproduces the same root and reads', () => {
+    const s = played();
     assert.ok(s.counters.fees > 0n, 'the proposer has pending fees');
-    const reloaded = WorldState.fromEntries(
-      stored.map(([k, b]) => [k, decodeAccount(b)]),
-      decodeCounters(encodeCounters(s.counters)),
-      [],
-      s.pendingFees(),
-    );
+    const stored = entriesOf(s).map(([k, v]): [string, Uint8Array] => [k, v.slice()]);
+    const reloaded = WorldState.fromEntries(stored);
     assert.equal(toHex(reloaded.root()), toHex(s.root()));
     assert.equal(reloaded.size, s.size);
+    assert.deepEqual(reloaded.counters, s.counters);
+    assert.deepEqual(reloaded.pendingFees(), s.pendingFees());
+    assert.deepEqual(reloaded.denomTotals(), s.denomTotals());
     assert.deepEqual(reloaded.account(hexOf(keys[0]!))!.publicKey, keys[0]!.publicKey);
     assert.equal(reloaded.account(hexOf(keys[N_ACCOUNTS]!))!.publicKey, null);
   });
 
-  it('the empty state still has a well-defined, burned-dependent root', () => {
-    const a = WorldState.fromEntries([], counters(0n)).root();
-    const b = WorldState.fromEntries([], counters(1n)).root();
+  it('the empty state has the empty counted root; one entry changes it', () => {
+    const a = WorldState.fromEntries([]).root();
     assert.equal(a.length, 32);
-    assert.notDeepEqual(a, b);
+    assert.deepEqual(a, countedRoot([]));
+    assert.notDeepEqual(WorldState.fromEntries([['01', new Uint8Array(0)]]).root(), a);
   });
 });
 
 describe('state: home shards', () => {
   const G2 = makeGenesis({ ...G, shardCount: 2 });
+  const P2 = [stateParams(G2, 0), stateParams(G2, 1)];
   const shardOf = (k: KeyPair) => homeShard(addrOf(k), 2);
   const byShard = [0, 1].map((s) => keys.slice(0, N_ACCOUNTS).filter((k) => shardOf(k) === s));
 
@@ -588,14 +580,55 @@ describe('state: home shards', () => {
   });
 
   it('a sender from another shard is TX_WRONG_SHARD; a plain transfer to another shard is TX_CROSS_SHARD', () => {
-    const p0 = stateParams(G2, 0);
     const [a, b] = byShard[0]!;
     const [c] = byShard[1]!;
-    const o = new Overlay(WorldState.fromGenesis(G2, 0));
-    throwsCode(() => applyTx(o, tx(c!, { to: addrOf(a!) }), p0, CTX), 'TX_WRONG_SHARD');
-    throwsCode(() => applyTx(o, tx(a!, { to: addrOf(c!) }), p0, CTX), 'TX_CROSS_SHARD');
-    assert.equal(o.accounts.size, 0, 'refused transactions leave no trace');
-    applyTx(o, tx(a!, { to: addrOf(b!) }), p0, CTX);
+    const o = Pending.over(WorldState.fromGenesis(G2, 0));
+    throwsCode(() => applyTx(o.kv, tx(c!, { to: addrOf(a!) }), P2[0]!, CTX), 'TX_WRONG_SHARD');
+    throwsCode(() => applyTx(o.kv, tx(a!, { to: addrOf(c!) }), P2[0]!, CTX), 'TX_CROSS_SHARD');
+    assert.deepEqual(snapshot(o), [], 'refused transactions leave no trace');
+    applyTx(o.kv, tx(a!, { to: addrOf(b!) }), P2[0]!, CTX);
     assert.equal(o.account(hexOf(b!))!.balance, INITIAL + 100n);
+  });
+
+  it('a proposer skips a transaction that fails after its nonce and fee were written (debit of the amount): nothing of it is in the block', () => {
+    const [a, a2, a3] = byShard[0]!;
+    const [c] = byShard[1]!;
+    const s0 = WorldState.fromGenesis(G2, 0);
+    const body = (from: KeyPair, payload: TxBody['payload'], nonce = 0n, fee = MIN_FEE): TxEnvelope =>
+      openTx(encodeTx({ body: { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload }, signature: SIG44 }));
+    // the fee is affordable, the amount is not: authAndFee writes the nonce and moves the fee, then the escrow debit throws
+    // (a holds INITIAL + 7 once the first good transaction credited it: 3 short of amount + fee)
+    const xfail = body(a!, { kind: 'xtransfer', to: addrOf(c!), amount: INITIAL + 3n });
+    // the same for a stake (its escrow debit comes after the fee too)
+    const sfail = body(a2!, { kind: 'stake', validatorPublicKey: validator2.publicKey, amount: INITIAL, validatorSignature: SIG44 });
+    const good = [tx(a3 ?? b0(), { amount: 7n, to: addrOf(a!) }), body(a2!, { kind: 'xtransfer', to: addrOf(c!), amount: 11n })];
+    const ctx = { ...CTX, slot: 2 };
+    const withFailing = executeApplicable(s0, [good[0]!, xfail, sfail, good[1]!], P2[0]!, ctx);
+    assert.deepEqual(withFailing.skipped.map((x) => [x.env.hashHex, x.error.code]), [
+      [xfail.hashHex, 'TX_INSUFFICIENT_FUNDS'],
+      [sfail.hashHex, 'TX_INSUFFICIENT_FUNDS'],
+    ]);
+    assert.deepEqual(withFailing.applied.map((e) => e.hashHex), good.map((e) => e.hashHex));
+    // exactly the writes of the block without them: no nonce, no fee, no tip, no burn, no record
+    const without = executeApplicable(s0, good, P2[0]!, ctx);
+    assert.deepEqual([...withFailing.exec.changes.writes].map(([k, v]) => [k, v && toHex(v)]), [...without.exec.changes.writes].map(([k, v]) => [k, v && toHex(v)]));
+    assert.deepEqual(withFailing.exec.stateRoot, without.exec.stateRoot);
+    assert.ok(!withFailing.exec.changes.writes.has(toHex(xferRecordKey(xfail.hash))), 'no record of the failed xtransfer');
+    assert.ok(!withFailing.exec.changes.writes.has(toHex(xferRecordKey(sfail.hash))), 'no record of the failed stake');
+    assert.ok(![...withFailing.exec.changes.writes.keys()].some((k) => k.includes(hexOf(a!)) && k !== balKeyHex(addrOf(a!))), 'no record of the failing sender but the credit it received');
+    s0.apply(withFailing.exec.changes);
+    assert.deepEqual(s0.account(hexOf(a!)), { balance: INITIAL + 7n, nonce: 0n, publicKey: null }, 'nonce and balance of the xtransfer sender unchanged (but for the credit)');
+    assert.deepEqual(s0.account(hexOf(a2!)), { balance: INITIAL - 11n - MIN_FEE, nonce: 1n, publicKey: a2!.publicKey }, 'only its good xtransfer counted');
+    assert.equal(s0.xfer(xfail.hashHex), undefined);
+    assert.equal(s0.xfer(sfail.hashHex), undefined);
+    // the same sender can still use nonce 0
+    const retry = body(a!, { kind: 'xtransfer', to: addrOf(c!), amount: 1n });
+    assert.deepEqual(executeApplicable(s0, [retry], P2[0]!, { ...ctx, height: 2 }).applied, [retry]);
+    // and a block that carries the failing one is invalid
+    throwsCode(() => executeBlock(WorldState.fromGenesis(G2, 0), [xfail], P2[0]!, ctx), 'BAD_BLOCK');
+
+    function b0(): KeyPair {
+      throw new Error('fixture: need three accounts on shard 0; change the key seeds');
+    }
   });
 });
