@@ -104,7 +104,7 @@ export function fullNode(t: Target): NodeTarget {
   return s.find((n) => n.role === 'full') ?? s[s.length - 1]!;
 }
 
-/** The shard's gossip topics and stream protocols (as packages/node/src/topics.ts names them). */
+/** The shard's gossip topics and stream protocols (as packages/p2p/src/topics.ts names them). */
 export function shardProtocols(chainId: string, shard: number) {
   const base = `/qnexus/${chainId}/shard/${shard}`;
   return {
