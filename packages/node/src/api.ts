@@ -34,7 +34,10 @@ import type { LoadMonitor } from './load.js';
 import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
 import type { AdmissionJournal } from './mempool-journal.js';
-import { HttpHeaderError, parseListLimit, queryParams, readBody, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
+import { HttpHeaderError, implement, parseListLimit, readBody, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
+import { nodeRoutes as R, type node as N, type Static } from '@qnexus/api';
+
+type XTransferJson = Static<typeof N.XTransfer>;
 import { explorerPage } from './explorer.js';
 import { explorerIndexOf, explorerRoutes } from './explorer-routes.js';
 import type { RecentXfers } from './explorer-index.js';
@@ -145,7 +148,7 @@ function txJson(env: TxEnvelope) {
         amount: p.xfer.amount.toString(),
         transfer: toHex(p.xfer.id),
         transferKind: p.xfer.kind,
-        ...(p.kind === 'xdecision' ? { decision: p.commit ? 'commit' : 'abort' } : {}),
+        ...(p.kind === 'xdecision' ? { decision: p.commit ? ('commit' as const) : ('abort' as const) } : {}),
       };
   }
 }
@@ -163,9 +166,9 @@ export function xferOutcome(rec: XferRecord): 'commit' | 'abort' | null {
 }
 
 /** A shard's view of one cross-shard transfer, from its state record (or its mempool). */
-export function xferJson(rec: XferRecord, shard: number) {
+export function xferJson(rec: XferRecord, shard: number): XTransferJson {
   const x = rec.info;
-  const phases: Record<string, unknown>[] = [];
+  const phases: XTransferJson['phases'] = [];
   if (rec.role === 'source') {
     phases.push({ phase: 'source-prepared', shard, height: rec.preparedHeight });
     if (rec.decision !== 'none') phases.push({ phase: 'source-applied', shard, height: rec.decidedHeight, decision: rec.decision });
@@ -186,7 +189,7 @@ export function xferJson(rec: XferRecord, shard: number) {
     destinationShard: x.dstShard,
     deadlineSlot: x.deadlineSlot,
     role: rec.role,
-    status: xferRecordPhase(rec),
+    status: xferRecordPhase(rec) as XTransferJson['status'],
     decision: rec.decision === 'none' ? null : rec.decision,
     outcome: xferOutcome(rec),
     phases,
@@ -288,8 +291,8 @@ function committeesJson(c: Ctx, ec: EpochCommittees) {
     totalStake: mine?.totalStake ?? '0',
     shards,
     // Epoch 0 is the genesis assignment; later epochs come from the beacon's signed announcement (verified on arrival).
-    source: ec.epoch === 0 ? 'genesis' : 'beacon',
-    announcement: signed ? { epoch: signed.body.epoch, startSlot: signed.body.startSlot, issuedSlot: signed.body.issuedSlot, signature: toHex(signed.signature), verified: true } : null,
+    source: ec.epoch === 0 ? ('genesis' as const) : ('beacon' as const),
+    announcement: signed ? { epoch: signed.body.epoch, startSlot: signed.body.startSlot, issuedSlot: signed.body.issuedSlot, signature: toHex(signed.signature), verified: true as const } : null,
   };
 }
 
@@ -391,376 +394,292 @@ function beaconLink(c: Ctx) {
 }
 
 const routes: JsonRoute<Ctx>[] = [
-  {
-    method: 'GET',
-    re: /^\/explorer$/,
-    name: 'explorer',
-    // The live explorer page (explorer.ts): it polls the JSON endpoints below. Serving it starts the explorer's index.
-    h: (c) => {
-      explorerIndexOf(c);
-      return [200, explorerPage()];
-    },
-  },
+  // The live explorer page (explorer.ts): it polls the JSON endpoints below. Serving it starts the explorer's index.
+  implement(R.explorer, (c: Ctx) => {
+    explorerIndexOf(c);
+    return explorerPage();
+  }),
   // Search, an account's recent transactions, chart data (explorer-routes.ts).
   ...explorerRoutes,
-  {
-    method: 'GET',
-    re: /^\/v1\/shards$/,
-    name: 'shards',
-    // Every shard's head: this one from the chain, the others as the beacon's latest signed snapshot reports them.
-    h: async (c, _p, _req, url) => {
-      queryParams(url, []);
-      const g = c.chain.genesis;
-      const { headHeight, headHash, headSlot } = c.chain;
-      const certRaw = headHeight > 0 ? await c.chain.store.certificate(headHeight) : undefined;
-      const snap = c.xshard.registry.latest;
-      const reported = new Map((snap?.heads ?? []).map((h) => [h.shard, h]));
-      const shards = Array.from({ length: g.shardCount }, (_, shard) => {
-        if (shard === c.chain.shard) {
-          const round = certRaw ? decodeCertificate(certRaw).round : null;
-          return { shard, height: headHeight, finalizedHeight: headHeight, blockHash: toHex(headHash), slot: headSlot, round, source: 'local' };
-        }
-        const h = reported.get(shard);
-        if (!h) return { shard, height: null, finalizedHeight: null, blockHash: null, slot: null, round: null, source: 'unknown' };
-        // The beacon took it from a report carrying its finality certificate, which it verified: final.
-        return { shard, height: h.height, finalizedHeight: h.height, blockHash: toHex(h.blockHash), slot: h.slot, round: h.round, source: 'beacon-snapshot' };
-      });
-      return [
-        200,
-        { shard: c.chain.shard, shardCount: g.shardCount, slot: Math.max(0, slotAt(g, Date.now())), epoch: currentEpoch(c), snapshotSlot: snap?.slot ?? null, shards },
-      ];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/blocks$/,
-    name: 'blocks',
-    // The newest blocks of this shard, newest first.
-    h: async (c, _p, _req, url) => {
-      const limit = parseListLimit(queryParams(url, ['limit']).get('limit'), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT);
-      const head = c.chain.headHeight;
-      const heights: number[] = [];
-      for (let h = head; h >= 0 && heights.length < limit; h--) heights.push(h);
-      const blocks = await Promise.all(heights.map((h) => blockSummary(c, h)));
-      return [200, { shard: c.chain.shard, headHeight: head, blocks: blocks.filter((b) => b !== null) }];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/xtransfers$/,
-    name: 'xtransfers',
-    // This shard's newest transfer records (every kind), newest first by the height that recorded them, with their phases.
-    h: async (c, _p, _req, url) => {
-      const limit = parseListLimit(queryParams(url, ['limit']).get('limit'), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT);
-      const xtransfers = [];
-      for (const id of c.recentXfers.ids(limit)) {
-        const rec = c.chain.state.xfer(id);
-        if (rec) xtransfers.push(xferJson(rec, c.chain.shard));
+  // Every shard's head: this one from the chain, the others as the beacon's latest signed snapshot reports them.
+  implement(R.shards, async (c: Ctx) => {
+    const g = c.chain.genesis;
+    const { headHeight, headHash, headSlot } = c.chain;
+    const certRaw = headHeight > 0 ? await c.chain.store.certificate(headHeight) : undefined;
+    const snap = c.xshard.registry.latest;
+    const reported = new Map((snap?.heads ?? []).map((h) => [h.shard, h]));
+    const shards = Array.from({ length: g.shardCount }, (_, shard) => {
+      if (shard === c.chain.shard) {
+        const round = certRaw ? decodeCertificate(certRaw).round : null;
+        return { shard, height: headHeight, finalizedHeight: headHeight, blockHash: toHex(headHash), slot: headSlot, round, source: 'local' as const };
       }
-      return [200, { shard: c.chain.shard, xtransfers }];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/status$/,
-    name: 'status',
-    h: async (c) => [
-      200,
-      {
-        chainId: c.chain.genesis.chainId,
-        shard: c.chain.shard,
-        genesisHash: toHex(c.chain.genesisHash),
-        version: API_VERSION,
-        role: c.role,
-        validator: c.validator,
-        peerId: c.p2p.peerId,
-        peers: c.p2p.connectedPeers().length,
-        height: Math.max(c.chain.headHeight, c.engine.included.size ? c.chain.headHeight + 1 : 0),
-        finalizedHeight: c.chain.headHeight,
-        networkHeight: Math.max(c.engine.newestKnownHeight, c.chain.headHeight),
-        round: c.engine.core.round,
-        step: c.engine.core.step,
-        epoch: currentEpoch(c),
-        committee: validatorCommittee(c),
-        mempoolSize: c.mempool.size,
-        syncing: c.syncer.progress.syncing,
-        eventLoopLagMs: Math.round(c.load.lagMs),
-        overloaded: c.load.overloaded,
-        stateRoot: toHex(c.chain.headStateRoot),
-        cryptoBackend: c.verifier.backend.name,
-        beacon: beaconLink(c),
-      },
-    ],
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/blocks\/([^/]+)$/,
-    name: 'block',
-    h: async (c, [id]) => {
-      let raw: Uint8Array | undefined;
-      let height: number;
-      if (id === 'latest') {
-        height = c.chain.headHeight;
-        raw = await c.chain.store.blockAtHeight(height);
-      } else if (/^[0-9]{1,15}$/.test(id!)) {
-        height = Number(id);
-        raw = await c.chain.store.blockAtHeight(height);
-      } else if (isHex(id!, 32)) {
-        raw = await c.chain.store.blockByHash(fromHex(id!));
-        height = raw ? decodeBlock(raw).header.height : -1;
-      } else {
-        throw new QnexusError('BAD_REQUEST', 'block id must be a height, a 32-byte hex hash or "latest"');
-      }
-      if (!raw) notFound(`block ${id}`);
+      const h = reported.get(shard);
+      if (!h) return { shard, height: null, finalizedHeight: null, blockHash: null, slot: null, round: null, source: 'unknown' as const };
+      // The beacon took it from a report carrying its finality certificate, which it verified: final.
+      return { shard, height: h.height, finalizedHeight: h.height, blockHash: toHex(h.blockHash), slot: h.slot, round: h.round, source: 'beacon-snapshot' as const };
+    });
+    return { shard: c.chain.shard, shardCount: g.shardCount, slot: Math.max(0, slotAt(g, Date.now())), epoch: currentEpoch(c), snapshotSlot: snap?.slot ?? null, shards };
+  }),
+  // The newest blocks of this shard, newest first.
+  implement(R.blocks, async (c: Ctx, { query }) => {
+    const limit = parseListLimit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT);
+    const head = c.chain.headHeight;
+    const heights: number[] = [];
+    for (let h = head; h >= 0 && heights.length < limit; h--) heights.push(h);
+    const blocks = await Promise.all(heights.map((h) => blockSummary(c, h)));
+    return { shard: c.chain.shard, headHeight: head, blocks: blocks.filter((b) => b !== null) };
+  }),
+  // This shard's newest transfer records (every kind), newest first by the height that recorded them, with their phases.
+  implement(R.xtransfers, async (c: Ctx, { query }) => {
+    const limit = parseListLimit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT);
+    const xtransfers = [];
+    for (const id of c.recentXfers.ids(limit)) {
+      const rec = c.chain.state.xfer(id);
+      if (rec) xtransfers.push(xferJson(rec, c.chain.shard));
+    }
+    return { shard: c.chain.shard, xtransfers };
+  }),
+  implement(R.status, async (c: Ctx) => ({
+    chainId: c.chain.genesis.chainId,
+    shard: c.chain.shard,
+    genesisHash: toHex(c.chain.genesisHash),
+    version: API_VERSION,
+    role: c.role,
+    validator: c.validator,
+    peerId: c.p2p.peerId,
+    peers: c.p2p.connectedPeers().length,
+    height: Math.max(c.chain.headHeight, c.engine.included.size ? c.chain.headHeight + 1 : 0),
+    finalizedHeight: c.chain.headHeight,
+    networkHeight: Math.max(c.engine.newestKnownHeight, c.chain.headHeight),
+    round: c.engine.core.round,
+    step: c.engine.core.step,
+    epoch: currentEpoch(c),
+    committee: validatorCommittee(c),
+    mempoolSize: c.mempool.size,
+    syncing: c.syncer.progress.syncing,
+    eventLoopLagMs: Math.round(c.load.lagMs),
+    overloaded: c.load.overloaded,
+    stateRoot: toHex(c.chain.headStateRoot),
+    cryptoBackend: c.verifier.backend.name,
+    beacon: beaconLink(c),
+  })),
+  implement(R.block, async (c: Ctx, { params: { id } }) => {
+    let raw: Uint8Array | undefined;
+    let height: number;
+    if (id === 'latest') {
+      height = c.chain.headHeight;
+      raw = await c.chain.store.blockAtHeight(height);
+    } else if (/^[0-9]{1,15}$/.test(id)) {
+      height = Number(id);
+      raw = await c.chain.store.blockAtHeight(height);
+    } else if (isHex(id, 32)) {
+      raw = await c.chain.store.blockByHash(fromHex(id));
+      height = raw ? decodeBlock(raw).header.height : -1;
+    } else {
+      throw new QnexusError('BAD_REQUEST', 'block id must be a height, a 32-byte hex hash or "latest"');
+    }
+    if (!raw) notFound(`block ${id}`);
+    const block = decodeBlock(raw);
+    return blockJson(block, height > 0 ? await c.chain.store.certificate(height) : undefined);
+  }),
+  implement(R.tx, async (c: Ctx, { params: { hash: id } }) => {
+    if (!isHex(id, 32)) throw new QnexusError('BAD_REQUEST', 'transaction hash must be 32 bytes of hex');
+    const hashHex = id.toLowerCase();
+    const loc = await c.chain.store.txLocation(fromHex(hashHex));
+    if (loc) {
+      const raw = await c.chain.store.blockAtHeight(loc.height);
       const block = decodeBlock(raw!);
-      return [200, blockJson(block, height > 0 ? await c.chain.store.certificate(height) : undefined)];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/txs\/([^/]+)$/,
-    name: 'tx',
-    h: async (c, [id]) => {
-      if (!isHex(id!, 32)) throw new QnexusError('BAD_REQUEST', 'transaction hash must be 32 bytes of hex');
-      const hashHex = id!.toLowerCase();
-      const loc = await c.chain.store.txLocation(fromHex(hashHex));
-      if (loc) {
-        const raw = await c.chain.store.blockAtHeight(loc.height);
-        const block = decodeBlock(raw!);
-        const env = openTx(block.txs[loc.index]!);
-        return [200, { ...txJson(env), status: 'final', block: { height: loc.height, hash: toHex(blockHash(block.header)), index: loc.index }, error: null }];
-      }
-      const pending = c.mempool.get(hashHex);
-      if (pending) {
-        const h = c.engine.included.get(hashHex);
-        return [200, { ...txJson(pending), status: h !== undefined ? 'included' : 'pending', block: null, error: null }];
-      }
-      const rej = c.mempool.rejection(hashHex);
-      if (rej) return [200, { ...txJson(rej.env), status: 'rejected', block: null, error: { code: rej.code, message: rej.message } }];
-      // Not "not admitted": the node that acknowledged it may not have gossiped it here yet.
-      throw new QnexusError('TX_UNKNOWN', `transaction ${hashHex} is not known to this node: not admitted, or not yet gossiped here; ask another node of shard ${c.chain.shard}`);
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/accounts\/([^/]+)$/,
-    name: 'account',
-    h: async (c, [addr]) => {
-      if (!isAddressString(addr!)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
-      const bytes = parseAddress(addr!);
-      // Only the home shard holds an account: any other shard would answer balance 0, which reads as money gone.
-      const home = homeShard(bytes, c.chain.genesis.shardCount);
-      if (home !== c.chain.shard) {
-        throw new QnexusError(
-          'ACCOUNT_WRONG_SHARD',
-          `${addr} lives on shard ${home}; this node serves shard ${c.chain.shard}: ask a node of shard ${home} (\`qnexus status --node URL\` shows a node's shard)`,
-          { homeShard: home, shard: c.chain.shard },
-        );
-      }
-      const key = toHex(bytes);
-      const a = c.chain.state.account(key);
-      return [
-        200,
-        {
-          address: addr,
-          shard: c.chain.shard,
-          homeShard: home,
-          balance: (a?.balance ?? 0n).toString(),
-          nonce: (a?.nonce ?? 0n).toString(),
-          pendingNonce: c.mempool.pendingNonce(key).toString(),
-          publicKey: a?.publicKey ? toHex(a.publicKey) : null,
-        },
-      ];
-    },
-  },
-  {
-    method: 'POST',
-    re: /^\/v1\/txs$/,
-    name: 'submit',
-    h: async (c, _p, req) => {
-      // Shed by capacity only (load.ts): a full queue, or an overload that lasts; never one slow window.
-      if (c.load.overloaded) throw new QnexusError('NODE_BUSY', `node is busy (${c.load.reason ?? 'overloaded'}); retry shortly`);
-      if (c.journal?.saturated) throw new QnexusError('NODE_BUSY', `node is busy (${c.journal.backlog} admissions waiting for the disk); retry shortly`);
-      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      const body = await readBody(req);
-      let raw: Uint8Array;
-      if (type === 'application/octet-stream') {
-        raw = new Uint8Array(body);
-      } else if (type === 'application/json') {
-        let j: unknown;
-        try {
-          j = JSON.parse(body.toString('utf8'));
-        } catch {
-          throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
-        }
-        if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', 'body must be a JSON object { "tx": "<hex>" }');
-        for (const k of Object.keys(j)) if (k !== 'tx') throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only "tx"`);
-        const tx = (j as { tx?: unknown }).tx;
-        if (typeof tx !== 'string') throw new QnexusError('BAD_REQUEST', 'field "tx" must be a hex string');
-        if (tx.length > MAX_TX_BYTES * 2 + 2) throw new QnexusError('TX_TOO_LARGE', `transaction exceeds ${MAX_TX_BYTES} bytes`);
-        if (!isHex(tx.startsWith('0x') ? tx.slice(2) : tx)) throw new QnexusError('TX_MALFORMED', 'field "tx" is not valid hex');
-        raw = fromHex(tx);
-      } else {
-        throw new QnexusError('UNSUPPORTED_MEDIA_TYPE', 'use Content-Type application/json ({"tx":"<hex>"}) or application/octet-stream');
-      }
-      const env = openTx(raw);
-      const result = await c.mempool.admit(env);
-      if (result === 'added') {
-        c.txGossip.publish(env.raw);
-        c.metrics.mempoolSize.set(c.mempool.size);
-      }
-      // The 202 is a promise: the admission is on disk first (a 'known' one too: gossip may
-      // have brought it, unjournaled). Concurrent submissions share one fsync.
-      await c.journal?.append(env);
-      c.metrics.txAdmission.inc({ source: 'api', result: 'accepted' });
-      return [202, { hash: env.hashHex, status: 'pending' }];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/validators$/,
-    name: 'validators',
-    // The beacon's registry as of its latest verified snapshot; before one arrives, what the current committees say.
-    h: async (c) => {
-      const ec = currentCommittees(c);
-      const committee = thisShardCommittee(c, ec);
-      const snap = c.xshard.registry.latest;
-      if (snap) {
-        const keys = knownKeys(c, [snap.epoch, currentEpoch(c), c.chain.epochs.latestEpoch(), 0]);
-        return [
-          200,
-          { epoch: snap.epoch, slot: snap.slot, source: 'beacon-snapshot', validators: snap.validators.map((v) => fromRegistry(v, keys)), totals: stakingTotalsToJson(snap.totals), committee },
-        ];
-      }
-      return [
-        200,
-        {
-          epoch: ec?.epoch ?? currentEpoch(c),
-          slot: Math.max(0, slotAt(c.chain.genesis, Date.now())),
-          source: 'committee',
-          validators: ec ? fromCommittees(c, ec) : [],
-          totals: null,
-          committee,
-        },
-      ];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/validators\/([^/]+)$/,
-    name: 'validator',
-    h: async (c, [addr]) => {
-      if (!isAddressString(addr!)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
-      const snap = c.xshard.registry.latest;
-      if (snap) {
-        const v = c.xshard.registry.validator(addr!);
-        if (v) return [200, fromRegistry(v, knownKeys(c, [snap.epoch, currentEpoch(c), c.chain.epochs.latestEpoch(), 0]))];
-      } else {
-        const ec = currentCommittees(c);
-        const v = ec && fromCommittees(c, ec).find((x) => x.address === addr);
-        if (v) return [200, v];
-      }
-      throw new QnexusError('VALIDATOR_UNKNOWN', `no validator ${addr} in the ${snap ? 'beacon registry snapshot' : 'current committees'}`);
-    },
-  },
-  {
-    method: 'GET',
-    // `/v1/committees` as on the beacon; `/v1/committee` is the older name, still served.
-    re: /^\/v1\/committees?$/,
-    name: 'committees',
-    // The committees of one epoch (default: the current one) as this node's epoch book holds them.
-    h: async (c, _p, req) => {
-      const q = new URL(req.url ?? '/', 'http://x').searchParams.get('epoch');
-      let epoch = currentEpoch(c);
-      if (q !== null) {
-        if (!/^[0-9]{1,15}$/.test(q)) throw new QnexusError('BAD_REQUEST', 'epoch must be a non-negative integer');
-        epoch = Number(q);
-      }
-      const ec = c.chain.epochs.get(epoch);
-      if (!ec) throw new QnexusError('EPOCH_UNKNOWN', `the committees of epoch ${epoch} are not known here yet (no beacon announcement)`);
-      return [200, committeesJson(c, ec)];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/xtransfers\/([^/]+)$/,
-    name: 'xtransfer',
-    h: async (c, [id]) => {
-      if (!isHex(id!, 32)) throw new QnexusError('BAD_REQUEST', 'transfer id must be 32 bytes of hex (the xtransfer transaction hash)');
-      const idHex = id!.toLowerCase();
-      const rec = c.chain.state.xfer(idHex);
-      if (rec) return [200, xferJson(rec, c.chain.shard)];
-      const pending = c.mempool.get(idHex);
-      const pp = pending?.tx.body.payload;
-      if (pending && pp && (pp.kind === 'xtransfer' || pp.kind === 'stake' || pp.kind === 'unstake')) {
-        // Not in a block yet: the record it will create (stake and unstake go to the beacon).
-        const to = pp.kind === 'xtransfer' ? pp.to : pp.kind === 'stake' ? addressFromPublicKey(pp.validatorPublicKey) : pp.validator;
-        const kind = pp.kind === 'xtransfer' ? 'transfer' : pp.kind;
-        const destinationShard = pp.kind === 'xtransfer' ? homeShard(pp.to, c.chain.genesis.shardCount) : BEACON_SHARD;
-        const amount = pp.kind === 'unstake' ? 0n : pp.amount;
-        return [
-          200,
-          { id: idHex, kind, from: pending.fromStr, to: formatAddress(to), amount: amount.toString(), sourceShard: c.chain.shard, destinationShard, deadlineSlot: null, role: 'source', status: 'pending', decision: null, outcome: null, phases: [] },
-        ];
-      }
-      throw new QnexusError('XS_UNKNOWN_TRANSFER', `no cross-shard transfer ${idHex} on shard ${c.chain.shard}`);
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/supply$/,
-    name: 'supply',
-    // The shard's supply identity, checkable by anyone: balances + burned + fees + escrow + exported − imported = genesis supply.
-    h: async (c) => {
-      const k = c.chain.state.counters;
-      const balances = c.chain.state.totalBalance();
-      return [
-        200,
-        {
-          shard: c.chain.shard,
-          height: c.chain.headHeight,
-          genesisSupply: genesisSupply(c.chain.genesis, c.chain.shard).toString(),
-          balances: balances.toString(),
-          burned: k.burned.toString(),
-          // Proposer tips not yet sent to the beacon (they leave in a fees record at the next epoch).
-          fees: k.fees.toString(),
-          escrow: k.escrow.toString(),
-          exported: k.exported.toString(),
-          imported: k.imported.toString(),
-          total: (balances + k.burned + k.fees + k.escrow + k.exported - k.imported).toString(),
-          accounts: c.chain.state.size,
-        },
-      ];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/evidence$/,
-    name: 'evidence',
-    h: async (c) => [200, { evidence: c.engine.evidence }],
-  },
-  {
-    method: 'POST',
-    re: /^\/v1\/evidence$/,
-    name: 'submit-evidence',
-    // Equivocation evidence for the beacon: verified here in full, then relayed (or answered from
-    // what the beacon already said about it). Nothing a client sends reaches the beacon unchecked.
-    h: async (c, _p, req) => {
-      const e = await readEvidenceBody(req);
-      const validator = formatAddress(e.first.body.validator);
-      await checkEvidence(c, e);
-      let ack;
+      const env = openTx(block.txs[loc.index]!);
+      return { ...txJson(env), status: 'final' as const, block: { height: loc.height, hash: toHex(blockHash(block.header)), index: loc.index }, error: null };
+    }
+    const pending = c.mempool.get(hashHex);
+    if (pending) {
+      const h = c.engine.included.get(hashHex);
+      return { ...txJson(pending), status: h !== undefined ? ('included' as const) : ('pending' as const), block: null, error: null };
+    }
+    const rej = c.mempool.rejection(hashHex);
+    if (rej) return { ...txJson(rej.env), status: 'rejected' as const, block: null, error: { code: rej.code, message: rej.message } };
+    // Not "not admitted": the node that acknowledged it may not have gossiped it here yet.
+    throw new QnexusError('TX_UNKNOWN', `transaction ${hashHex} is not known to this node: not admitted, or not yet gossiped here; ask another node of shard ${c.chain.shard}`);
+  }),
+  implement(R.account, async (c: Ctx, { params: { address: addr } }) => {
+    if (!isAddressString(addr)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
+    const bytes = parseAddress(addr);
+    // Only the home shard holds an account: any other shard would answer balance 0, which reads as money gone.
+    const home = homeShard(bytes, c.chain.genesis.shardCount);
+    if (home !== c.chain.shard) {
+      throw new QnexusError(
+        'ACCOUNT_WRONG_SHARD',
+        `${addr} lives on shard ${home}; this node serves shard ${c.chain.shard}: ask a node of shard ${home} (\`qnexus status --node URL\` shows a node's shard)`,
+        { homeShard: home, shard: c.chain.shard },
+      );
+    }
+    const key = toHex(bytes);
+    const a = c.chain.state.account(key);
+    return {
+      address: addr,
+      shard: c.chain.shard,
+      homeShard: home,
+      balance: (a?.balance ?? 0n).toString(),
+      nonce: (a?.nonce ?? 0n).toString(),
+      pendingNonce: c.mempool.pendingNonce(key).toString(),
+      publicKey: a?.publicKey ? toHex(a.publicKey) : null,
+    };
+  }),
+  implement(R.submit, async (c: Ctx, { req }) => {
+    // Shed by capacity only (load.ts): a full queue, or an overload that lasts; never one slow window.
+    if (c.load.overloaded) throw new QnexusError('NODE_BUSY', `node is busy (${c.load.reason ?? 'overloaded'}); retry shortly`);
+    if (c.journal?.saturated) throw new QnexusError('NODE_BUSY', `node is busy (${c.journal.backlog} admissions waiting for the disk); retry shortly`);
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const body = await readBody(req);
+    let raw: Uint8Array;
+    if (type === 'application/octet-stream') {
+      raw = new Uint8Array(body);
+    } else if (type === 'application/json') {
+      let j: unknown;
       try {
-        ack = await c.xshard.relayEvidence(e);
-      } catch (err) {
-        if (err instanceof QnexusError) throw err;
-        throw new QnexusError('UNAVAILABLE', `could not reach the beacon: ${(err as Error).message}`);
+        j = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new QnexusError('BAD_REQUEST', 'body is not valid JSON');
       }
-      if (!ack.ok) throw new QnexusError(isErrorCode(ack.code) ? ack.code : 'BAD_REQUEST', ack.message || `the beacon refused the evidence (${ack.code})`);
-      return [200, evidenceResult(ack.message, validator)];
-    },
-  },
+      if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new QnexusError('BAD_REQUEST', 'body must be a JSON object { "tx": "<hex>" }');
+      for (const k of Object.keys(j)) if (k !== 'tx') throw new QnexusError('UNKNOWN_FIELD', `unknown field ${JSON.stringify(k)}; expected only "tx"`);
+      const tx = (j as { tx?: unknown }).tx;
+      if (typeof tx !== 'string') throw new QnexusError('BAD_REQUEST', 'field "tx" must be a hex string');
+      if (tx.length > MAX_TX_BYTES * 2 + 2) throw new QnexusError('TX_TOO_LARGE', `transaction exceeds ${MAX_TX_BYTES} bytes`);
+      if (!isHex(tx.startsWith('0x') ? tx.slice(2) : tx)) throw new QnexusError('TX_MALFORMED', 'field "tx" is not valid hex');
+      raw = fromHex(tx);
+    } else {
+      throw new QnexusError('UNSUPPORTED_MEDIA_TYPE', 'use Content-Type application/json ({"tx":"<hex>"}) or application/octet-stream');
+    }
+    const env = openTx(raw);
+    const result = await c.mempool.admit(env);
+    if (result === 'added') {
+      c.txGossip.publish(env.raw);
+      c.metrics.mempoolSize.set(c.mempool.size);
+    }
+    // The 202 is a promise: the admission is on disk first (a 'known' one too: gossip may
+    // have brought it, unjournaled). Concurrent submissions share one fsync.
+    await c.journal?.append(env);
+    c.metrics.txAdmission.inc({ source: 'api', result: 'accepted' });
+    return { hash: env.hashHex, status: 'pending' as const };
+  }),
+  // The beacon's registry as of its latest verified snapshot; before one arrives, what the current committees say.
+  implement(R.validators, async (c: Ctx) => {
+    const ec = currentCommittees(c);
+    const committee = thisShardCommittee(c, ec);
+    const snap = c.xshard.registry.latest;
+    if (snap) {
+      const keys = knownKeys(c, [snap.epoch, currentEpoch(c), c.chain.epochs.latestEpoch(), 0]);
+      return { epoch: snap.epoch, slot: snap.slot, source: 'beacon-snapshot' as const, validators: snap.validators.map((v) => fromRegistry(v, keys)), totals: stakingTotalsToJson(snap.totals), committee };
+    }
+    return {
+      epoch: ec?.epoch ?? currentEpoch(c),
+      slot: Math.max(0, slotAt(c.chain.genesis, Date.now())),
+      source: 'committee' as const,
+      validators: ec ? fromCommittees(c, ec) : [],
+      totals: null,
+      committee,
+    };
+  }),
+  implement(R.validator, async (c: Ctx, { params: { address: addr } }) => {
+    if (!isAddressString(addr)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
+    const snap = c.xshard.registry.latest;
+    if (snap) {
+      const v = c.xshard.registry.validator(addr);
+      if (v) return fromRegistry(v, knownKeys(c, [snap.epoch, currentEpoch(c), c.chain.epochs.latestEpoch(), 0]));
+    } else {
+      const ec = currentCommittees(c);
+      const v = ec && fromCommittees(c, ec).find((x) => x.address === addr);
+      if (v) return v;
+    }
+    throw new QnexusError('VALIDATOR_UNKNOWN', `no validator ${addr} in the ${snap ? 'beacon registry snapshot' : 'current committees'}`);
+  }),
+  // The committees of one epoch (default: the current one) as this node's epoch book holds them
+  // (`/v1/committee`, the older name, is still served).
+  implement(R.committees, async (c: Ctx, { query }) => {
+    const q = query.epoch;
+    let epoch = currentEpoch(c);
+    if (q !== undefined) {
+      if (!/^[0-9]{1,15}$/.test(q)) throw new QnexusError('BAD_REQUEST', 'epoch must be a non-negative integer');
+      epoch = Number(q);
+    }
+    const ec = c.chain.epochs.get(epoch);
+    if (!ec) throw new QnexusError('EPOCH_UNKNOWN', `the committees of epoch ${epoch} are not known here yet (no beacon announcement)`);
+    return committeesJson(c, ec);
+  }),
+  implement(R.xtransfer, async (c: Ctx, { params: { id } }) => {
+    if (!isHex(id, 32)) throw new QnexusError('BAD_REQUEST', 'transfer id must be 32 bytes of hex (the xtransfer transaction hash)');
+    const idHex = id.toLowerCase();
+    const rec = c.chain.state.xfer(idHex);
+    if (rec) return xferJson(rec, c.chain.shard);
+    const pending = c.mempool.get(idHex);
+    const pp = pending?.tx.body.payload;
+    if (pending && pp && (pp.kind === 'xtransfer' || pp.kind === 'stake' || pp.kind === 'unstake')) {
+      // Not in a block yet: the record it will create (stake and unstake go to the beacon).
+      const to = pp.kind === 'xtransfer' ? pp.to : pp.kind === 'stake' ? addressFromPublicKey(pp.validatorPublicKey) : pp.validator;
+      const kind = pp.kind === 'xtransfer' ? 'transfer' : pp.kind;
+      const destinationShard = pp.kind === 'xtransfer' ? homeShard(pp.to, c.chain.genesis.shardCount) : BEACON_SHARD;
+      const amount = pp.kind === 'unstake' ? 0n : pp.amount;
+      return {
+        id: idHex,
+        kind,
+        from: pending.fromStr,
+        to: formatAddress(to),
+        amount: amount.toString(),
+        sourceShard: c.chain.shard,
+        destinationShard,
+        deadlineSlot: null,
+        role: 'source' as const,
+        status: 'pending' as const,
+        decision: null,
+        outcome: null,
+        phases: [],
+      };
+    }
+    throw new QnexusError('XS_UNKNOWN_TRANSFER', `no cross-shard transfer ${idHex} on shard ${c.chain.shard}`);
+  }),
+  // The shard's supply identity, checkable by anyone: balances + burned + fees + escrow + exported − imported = genesis supply.
+  implement(R.supply, async (c: Ctx) => {
+    const k = c.chain.state.counters;
+    const balances = c.chain.state.totalBalance();
+    return {
+      shard: c.chain.shard,
+      height: c.chain.headHeight,
+      genesisSupply: genesisSupply(c.chain.genesis, c.chain.shard).toString(),
+      balances: balances.toString(),
+      burned: k.burned.toString(),
+      // Proposer tips not yet sent to the beacon (they leave in a fees record at the next epoch).
+      fees: k.fees.toString(),
+      escrow: k.escrow.toString(),
+      exported: k.exported.toString(),
+      imported: k.imported.toString(),
+      total: (balances + k.burned + k.fees + k.escrow + k.exported - k.imported).toString(),
+      accounts: c.chain.state.size,
+      // `denoms` (one entry per denomination, SupplyDenom in @qnexus/api) joins here with the bank module.
+    };
+  }),
+  implement(R.evidence, async (c: Ctx) => ({ evidence: c.engine.evidence })),
+  // Equivocation evidence for the beacon: verified here in full, then relayed (or answered from
+  // what the beacon already said about it). Nothing a client sends reaches the beacon unchecked.
+  implement(R.submitEvidence, async (c: Ctx, { req }) => {
+    const e = await readEvidenceBody(req);
+    const validator = formatAddress(e.first.body.validator);
+    await checkEvidence(c, e);
+    let ack;
+    try {
+      ack = await c.xshard.relayEvidence(e);
+    } catch (err) {
+      if (err instanceof QnexusError) throw err;
+      throw new QnexusError('UNAVAILABLE', `could not reach the beacon: ${(err as Error).message}`);
+    }
+    if (!ack.ok) throw new QnexusError(isErrorCode(ack.code) ? ack.code : 'BAD_REQUEST', ack.message || `the beacon refused the evidence (${ack.code})`);
+    return evidenceResult(ack.message, validator);
+  }),
 ];
+
+/** The node's routes, in routing order (the OpenAPI document and the route-coverage test read them). */
+export const nodeApiRoutes: readonly JsonRoute<Ctx>[] = routes;
 
 /** Seconds a client should wait before retrying a 503, by why it was refused. */
 export const RETRY_AFTER_S: Partial<Record<string, number>> = { MEMPOOL_FULL: 2, NODE_BUSY: 1, UNAVAILABLE: 1, EPOCH_UNKNOWN: 2 };
@@ -785,6 +704,7 @@ function withRetryAfter(route: JsonRoute<Ctx>): JsonRoute<Ctx> {
 export function startApi(ctx: Ctx, host: string, port: number): Promise<Server> {
   apiStartedAt.set(ctx, Date.now());
   return startJsonApi(ctx, routes.map(withRetryAfter), host, port, {
+    openapi: { title: 'Quantum Nexus shard node API', version: API_VERSION },
     onError: (route, e) => {
       if (route === 'submit') ctx.metrics.txAdmission.inc({ source: 'api', result: e.code });
     },

@@ -4,7 +4,8 @@ import type { Chain } from './chain.js';
 import type { Engine } from './engine.js';
 import type { Mempool } from './mempool.js';
 import { ACCOUNT_TXS_PER_ACCOUNT, ACTIVITY_BLOCKS, ExplorerIndex } from './explorer-index.js';
-import { parseListLimit, queryParams, type JsonRoute, type Logger } from '@qnexus/runtime';
+import { implement, parseListLimit, type JsonRoute, type Logger } from '@qnexus/runtime';
+import { nodeRoutes as R } from '@qnexus/api';
 
 /** What the explorer's routes read (a subset of the node API's context). */
 export interface ExplorerContext {
@@ -89,53 +90,34 @@ async function search(c: ExplorerContext, raw: string): Promise<{ query: string;
  * behind them is capped (explorer-index.ts).
  */
 export const explorerRoutes: JsonRoute<ExplorerContext>[] = [
-  {
-    method: 'GET',
-    re: /^\/v1\/search$/,
-    name: 'search',
-    h: async (c, _p, _req, url) => {
-      const q = queryParams(url, ['q']).get('q');
-      if (q === undefined || q.trim() === '') throw new QnexusError('BAD_REQUEST', 'query parameter "q" is required');
-      if (q.length > MAX_SEARCH_QUERY) throw new QnexusError('BAD_REQUEST', `query is longer than ${MAX_SEARCH_QUERY} characters`);
-      explorerIndexOf(c);
-      return [200, await search(c, q)];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/accounts\/([^/]+)\/txs$/,
-    name: 'account-txs',
-    // The account's newest transactions this node has seen finalized (a bounded recent history, not a full one).
-    h: async (c, [addr], _req, url) => {
-      if (!isAddressString(addr!)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
-      const limit = parseListLimit(queryParams(url, ['limit']).get('limit'), ACCOUNT_TXS_PER_ACCOUNT, ACCOUNT_TXS_PER_ACCOUNT);
-      const ix = explorerIndexOf(c);
-      const home = homeShard(parseAddress(addr!), c.chain.genesis.shardCount);
-      return [200, { address: addr, shard: c.chain.shard, homeShard: home, complete: false, txs: ix.accountTxs(addr!, limit) }];
-    },
-  },
-  {
-    method: 'GET',
-    re: /^\/v1\/activity$/,
-    name: 'activity',
-    // The newest blocks' sizes, slots and finality times: what the explorer's charts draw.
-    h: async (c, _p, _req, url) => {
-      const limit = parseListLimit(queryParams(url, ['limit']).get('limit'), ACTIVITY_BLOCKS, ACTIVITY_BLOCKS);
-      const g = c.chain.genesis;
-      const now = Date.now();
-      return [
-        200,
-        {
-          shard: c.chain.shard,
-          slotMs: g.slotMs,
-          genesisTime: g.genesisTime,
-          now,
-          slot: Math.max(0, slotAt(g, now)),
-          headHeight: c.chain.headHeight,
-          headHash: toHex(c.chain.headHash),
-          blocks: explorerIndexOf(c).activity(limit),
-        },
-      ];
-    },
-  },
+  implement(R.search, async (c: ExplorerContext, { query: { q } }) => {
+    if (q === undefined || q.trim() === '') throw new QnexusError('BAD_REQUEST', 'query parameter "q" is required');
+    if (q.length > MAX_SEARCH_QUERY) throw new QnexusError('BAD_REQUEST', `query is longer than ${MAX_SEARCH_QUERY} characters`);
+    explorerIndexOf(c);
+    return await search(c, q);
+  }),
+  // The account's newest transactions this node has seen finalized (a bounded recent history, not a full one).
+  implement(R.accountTxs, async (c: ExplorerContext, { params: { address: addr }, query }) => {
+    if (!isAddressString(addr)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
+    const limit = parseListLimit(query.limit, ACCOUNT_TXS_PER_ACCOUNT, ACCOUNT_TXS_PER_ACCOUNT);
+    const ix = explorerIndexOf(c);
+    const home = homeShard(parseAddress(addr), c.chain.genesis.shardCount);
+    return { address: addr, shard: c.chain.shard, homeShard: home, complete: false, txs: ix.accountTxs(addr, limit) };
+  }),
+  // The newest blocks' sizes, slots and finality times: what the explorer's charts draw.
+  implement(R.activity, async (c: ExplorerContext, { query }) => {
+    const limit = parseListLimit(query.limit, ACTIVITY_BLOCKS, ACTIVITY_BLOCKS);
+    const g = c.chain.genesis;
+    const now = Date.now();
+    return {
+      shard: c.chain.shard,
+      slotMs: g.slotMs,
+      genesisTime: g.genesisTime,
+      now,
+      slot: Math.max(0, slotAt(g, now)),
+      headHeight: c.chain.headHeight,
+      headHash: toHex(c.chain.headHash),
+      blocks: explorerIndexOf(c).activity(limit),
+    };
+  }),
 ];

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { fromHex, isHex } from '@qnexus/crypto';
 import { QnexusError, decodeEvidence, type VoteEvidence } from '@qnexus/types';
 import type { Counter, Registry } from 'prom-client';
+import { adminRoutes, front, openApiDocument, type AnyRouteDef, type OpenApiInfo } from '@qnexus/api';
 import { DEFAULT_HTTP_LIMITS, errorHeaders, handleAdmin, type AdminContext, type ApiGuard, type HttpServerLimits } from './admin.js';
 
 /**
@@ -189,8 +190,13 @@ export function parseListLimit(raw: string | null | undefined, def: number, max:
   return Number(raw);
 }
 
-/** One endpoint: a method, a path pattern (its groups are the params, percent-decoded) and a handler giving [status, body] (a JSON value or a RawBody). */
+/**
+ * One endpoint: its definition (@qnexus/api), a method, a path pattern (its groups are the params,
+ * percent-decoded) and a handler giving [status, body] (a JSON value or a RawBody). Built by
+ * `implement(def, handler)` (routes.ts), so every route served is a defined one.
+ */
 export interface JsonRoute<C> {
+  def: AnyRouteDef;
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   re: RegExp;
   /** Label of `qnexus_api_requests_total{route}`. */
@@ -207,6 +213,30 @@ export interface JsonApiContext extends AdminContext {
 export interface JsonApiOptions {
   /** Called for every QnexusError answer, with the route it came from (e.g. to count refused submissions). */
   onError?: (route: string, e: QnexusError) => void;
+  /** The title and version of the `GET /v1/openapi.json` document (default: a generic title). */
+  openapi?: OpenApiInfo;
+}
+
+/** What each running server routes, by definition: the front's own routes, then the process's. */
+const served = new Map<Server, readonly AnyRouteDef[]>();
+
+/**
+ * The definitions of every route a server started by startJsonApi serves, in the order it routes
+ * them: `/metrics`, `/v1/openapi.json`, the admin routes when it has a guard, then the process's
+ * routes. The OpenAPI document it serves is generated from exactly this list.
+ */
+export function servedRoutes(server: Server): readonly AnyRouteDef[] {
+  return served.get(server) ?? [];
+}
+
+/** The JSON APIs this process is serving now (a node, a beacon, or both in one test process), with their routes. */
+export function runningApis(): { server: Server; routes: readonly AnyRouteDef[] }[] {
+  return [...served].map(([server, routes]) => ({ server, routes }));
+}
+
+/** The front's own routes and the process's, as the OpenAPI document lists them. */
+function allDefs(routes: readonly { def: AnyRouteDef }[], admin: boolean): AnyRouteDef[] {
+  return [front.metrics, front.openapi, ...(admin ? adminRoutes : []), ...routes.map((r) => r.def)];
 }
 
 /**
@@ -220,6 +250,20 @@ export interface JsonApiOptions {
 export function startJsonApi<C extends JsonApiContext>(ctx: C, routes: readonly JsonRoute<C>[], host: string, port: number, opts: JsonApiOptions = {}): Promise<Server> {
   const limits: HttpServerLimits = ctx.guard?.http ?? DEFAULT_HTTP_LIMITS;
   const metrics = new MetricsCache(ctx.metrics.registry);
+  const defs = allDefs(routes, ctx.guard !== undefined);
+  // Generated on first request and kept: the routes of a running server do not change.
+  let openapiText: string | null = null;
+  const openapiRoute: JsonRoute<C> = {
+    def: front.openapi,
+    method: 'GET',
+    re: /^\/v1\/openapi\.json$/,
+    name: front.openapi.id,
+    h: () => {
+      openapiText ??= JSON.stringify(openApiDocument(opts.openapi ?? { title: 'Quantum Nexus API', version: '0.1.0' }, defs));
+      return [200, new RawBody('application/json; charset=utf-8', openapiText)];
+    },
+  };
+  routes = [openapiRoute, ...routes];
   const server = createServer(
     {
       headersTimeout: limits.headersTimeoutMs,
@@ -247,8 +291,13 @@ export function startJsonApi<C extends JsonApiContext>(ctx: C, routes: readonly 
       server.closeIdleConnections();
     }
   });
+  served.set(server, defs);
+  server.once('close', () => served.delete(server));
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => {
+      served.delete(server);
+      reject(e);
+    });
     server.listen(port, host, () => resolve(server));
   });
 }

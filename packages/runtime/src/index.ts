@@ -48,6 +48,8 @@ export {
   readBody,
   readEvidenceBody,
   readJsonObject,
+  runningApis,
+  servedRoutes,
   startJsonApi,
   type JsonApiContext,
   type JsonApiOptions,
@@ -55,3 +57,4 @@ export {
 } from './http.js';
 export { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse, type ExplorerDocument } from './explorer-ui.js';
 export { P2PMetrics, registerCryptoBackendInfo, registerProcessMetrics, topicName } from './metrics.js';
+export { implement, routeDefs, routePattern, type QueryNames, type RouteHandler, type RouteRequest, type RouteResult } from './routes.js';

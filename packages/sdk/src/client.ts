@@ -2,6 +2,11 @@ import { toHex } from '@qnexus/crypto';
 import { ApiError } from './errors.js';
 import type {
   AdminBackupResult,
+  AdminConnectResult,
+  AdminDisconnectResult,
+  AdminLogLevel,
+  AdminLogLevelInfo,
+  AdminPeersInfo,
   BlockList,
   ShardsInfo,
   XTransferList,
@@ -39,36 +44,6 @@ export interface ClientOptions {
    * account's home shard instead ({@link QnexusClient.forShard}).
    */
   nodes?: readonly string[];
-}
-
-/** A log level as `/v1/admin/log-level` takes it. */
-export type AdminLogLevel = 'debug' | 'info' | 'warn' | 'error';
-
-/** `GET /v1/admin/peers`: connected peers with the remote address of each connection. */
-export interface AdminPeersInfo {
-  peers: { peerId: string; addrs: string[]; directions: ('inbound' | 'outbound')[] }[];
-  count: number;
-}
-
-/** `POST /v1/admin/peers`: the dial's outcome (`peerId` from the multiaddr's /p2p/ part, if any). */
-export interface AdminConnectResult {
-  dialed: string;
-  peerId: string | null;
-  connected: boolean | null;
-  peers: number;
-}
-
-/** `DELETE /v1/admin/peers/{peerId}` */
-export interface AdminDisconnectResult {
-  peerId: string;
-  disconnected: boolean;
-  peers: number;
-}
-
-/** `GET|PUT /v1/admin/log-level` (`previous` only on PUT). */
-export interface AdminLogLevelInfo {
-  level: AdminLogLevel;
-  previous?: AdminLogLevel;
 }
 
 export interface WaitForTxOptions {
