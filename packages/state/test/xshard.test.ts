@@ -21,13 +21,10 @@ import {
   BEACON_SHARD,
 } from '@qnexus/types';
 import {
-  Overlay,
   WorldState,
-  ZERO_COUNTERS,
+  XFER_RECORD_PREFIX,
   applyTx,
   checkTxStateless,
-  decodeCounters,
-  encodeCounters,
   epochCommittees,
   executeApplicable,
   executeBlock,
@@ -38,6 +35,7 @@ import {
   type Counters,
   type StateParams,
 } from '@qnexus/state';
+import { Pending, snapshot, stateWith, throwsCode } from './helpers.js';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -91,7 +89,7 @@ const PROPOSER = addrOf(validators[0]!);
 const EMPTY = new Uint8Array(0);
 /** The money counters (the fee epoch moves with the slots of each test). */
 const money = (c: Counters) => ({ burned: c.burned, escrow: c.escrow, exported: c.exported, imported: c.imported, fees: c.fees });
-const ZERO_MONEY = money(ZERO_COUNTERS);
+const ZERO_MONEY = { burned: 0n, escrow: 0n, exported: 0n, imported: 0n, fees: 0n };
 
 function userTx(kind: 'transfer' | 'xtransfer', from: KeyPair, to: Uint8Array, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}): TxEnvelope {
   const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload: { kind, to, amount } };
@@ -110,18 +108,6 @@ function systemTx(payload: TxPayload, o: { signer?: KeyPair; publicKey?: Uint8Ar
 
 const prepare = (x: XferInfo, o: Parameters<typeof systemTx>[1] = {}) => systemTx({ kind: 'xprepare', xfer: x }, o);
 const decision = (x: XferInfo, commit: boolean, o: Parameters<typeof systemTx>[1] = {}) => systemTx({ kind: 'xdecision', xfer: x, commit }, o);
-
-function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
-  assert.throws(
-    fn,
-    (e: unknown) => {
-      assert.ok(e instanceof QnexusError, `expected QnexusError, got ${String(e)}`);
-      assert.equal(e.code, code, `${msg ?? ''}: ${e.message}`);
-      return true;
-    },
-    msg,
-  );
-}
 
 /** sum(balances) + burned + fees + escrow + exported − imported of one shard state. */
 function accounted(s: WorldState): bigint {
@@ -144,20 +130,11 @@ function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContex
   assertInvariant(s, shard, `after block ${ctx.height}`);
 }
 
-function snapshot(o: Overlay) {
-  return {
-    accounts: [...o.accounts.entries()].map(([k, a]) => [k, { ...a }]),
-    xfers: [...o.xfers.entries()].map(([k, x]) => [k, { ...x }]),
-    fees: [...o.fees.entries()],
-    counters: { ...o.counters },
-  };
-}
-
-/** applyTx must throw `code` and leave the overlay exactly as it was. */
-function refuses(o: Overlay, env: TxEnvelope, p: StateParams, ctx: BlockContext, code: ErrorCode, msg?: string): void {
+/** applyTx must throw `code` and leave the pending writes exactly as they were. */
+function refuses(o: Pending, env: TxEnvelope, p: StateParams, ctx: BlockContext, code: ErrorCode, msg?: string): void {
   const before = snapshot(o);
-  throwsCode(() => applyTx(o, env, p, ctx), code, msg);
-  assert.deepEqual(snapshot(o), before, `${msg ?? code}: overlay must be unchanged`);
+  throwsCode(() => applyTx(o.kv, env, p, ctx), code, msg);
+  assert.deepEqual(snapshot(o), before, `${msg ?? code}: pending writes must be unchanged`);
 }
 
 const bal = (s: { account(h: string): { balance: bigint } | undefined }, k: KeyPair | Uint8Array) => s.account(k instanceof Uint8Array ? toHex(k) : hexOf(k))?.balance ?? 0n;
@@ -285,7 +262,7 @@ describe('state: 2PC refusal and abort paths', () => {
     assert.equal(dst.reason, 'TX_BAD_RECIPIENT');
     assert.equal(s0.account(toHex(ZERO_ADDR)), undefined, 'nothing credited to the zero address');
     // a commit for a refused transfer cannot apply on the destination
-    refuses(new Overlay(s0), decision(info, true), P[0]!, { height: 2, slot: 5, proposer: PROPOSER }, 'XS_NOT_PREPARED');
+    refuses(Pending.over(s0), decision(info, true), P[0]!, { height: 2, slot: 5, proposer: PROPOSER }, 'XS_NOT_PREPARED');
     // the beacon aborts: the source refunds the amount (not the fee)
     block(s1, 1, [decision(info, false)], { height: 2, slot: 5, proposer: PROPOSER });
     assert.deepEqual(s1.account(hexOf(C)), { balance: INITIAL - 9n, nonce: 1n, publicKey: C.publicKey });
@@ -303,9 +280,9 @@ describe('state: 2PC refusal and abort paths', () => {
     block(s1, 1, [decision(info, false)], { height: 1, slot: 2, proposer: PROPOSER });
     assert.deepEqual(s1.xfer(toHex(info.id)), { role: 'destination', info, prepare: 'none', reason: '', decision: 'abort', preparedHeight: 0, decidedHeight: 1 });
     assert.deepEqual(money(s1.counters), ZERO_MONEY);
-    refuses(new Overlay(s1), prepare(info), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'late prepare');
-    refuses(new Overlay(s1), decision(info, true), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'commit after abort');
-    refuses(new Overlay(s1), decision(info, false), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'abort again');
+    refuses(Pending.over(s1), prepare(info), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'late prepare');
+    refuses(Pending.over(s1), decision(info, true), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'commit after abort');
+    refuses(Pending.over(s1), decision(info, false), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'abort again');
     block(s0, 0, [decision(info, false)], { height: 2, slot: 3, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
     assert.deepEqual(money(s0.counters), { ...ZERO_MONEY, burned: MIN_FEE });
@@ -336,15 +313,15 @@ describe('state: 2PC replays and bad entries', () => {
 
   it('the same xprepare twice is XS_DUPLICATE (in one block and across blocks)', () => {
     const p = prepare(info);
-    const o = new Overlay(s1);
-    applyTx(o, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER });
+    const o = Pending.over(s1);
+    applyTx(o.kv, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER });
     refuses(o, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER }, 'XS_DUPLICATE', 'same overlay');
     block(s1, 1, [p], { height: 1, slot: 3, proposer: PROPOSER });
-    refuses(new Overlay(s1), p, P[1]!, next, 'XS_DUPLICATE', 'next block');
+    refuses(Pending.over(s1), p, P[1]!, next, 'XS_DUPLICATE', 'next block');
     // a re-signed copy (different signature bytes, same id) is the same entry
     const again = prepare(info);
     assert.equal(again.hashHex, p.hashHex);
-    refuses(new Overlay(s1), again, P[1]!, next, 'XS_DUPLICATE', 're-signed copy');
+    refuses(Pending.over(s1), again, P[1]!, next, 'XS_DUPLICATE', 're-signed copy');
   });
 
   it('the same decision twice is XS_ALREADY_DECIDED, on the source and on the destination', () => {
@@ -352,13 +329,13 @@ describe('state: 2PC replays and bad entries', () => {
     const d = decision(info, true);
     block(s0, 0, [d], { height: 2, slot: 4, proposer: PROPOSER });
     block(s1, 1, [d], { height: 2, slot: 4, proposer: PROPOSER });
-    refuses(new Overlay(s0), d, P[0]!, next, 'XS_ALREADY_DECIDED', 'source');
-    refuses(new Overlay(s1), d, P[1]!, next, 'XS_ALREADY_DECIDED', 'destination');
+    refuses(Pending.over(s0), d, P[0]!, next, 'XS_ALREADY_DECIDED', 'source');
+    refuses(Pending.over(s1), d, P[1]!, next, 'XS_ALREADY_DECIDED', 'destination');
     // the opposite outcome after a decision is refused too
-    refuses(new Overlay(s0), decision(info, false), P[0]!, next, 'XS_ALREADY_DECIDED', 'abort after commit (source)');
-    refuses(new Overlay(s1), decision(info, false), P[1]!, next, 'XS_ALREADY_DECIDED', 'abort after commit (destination)');
+    refuses(Pending.over(s0), decision(info, false), P[0]!, next, 'XS_ALREADY_DECIDED', 'abort after commit (source)');
+    refuses(Pending.over(s1), decision(info, false), P[1]!, next, 'XS_ALREADY_DECIDED', 'abort after commit (destination)');
     // and a prepare after the decision
-    refuses(new Overlay(s1), prepare(info), P[1]!, next, 'XS_ALREADY_DECIDED', 'prepare after commit');
+    refuses(Pending.over(s1), prepare(info), P[1]!, next, 'XS_ALREADY_DECIDED', 'prepare after commit');
   });
 
   it('a decision whose info differs from the record is XS_MISMATCH (every field, both shards)', () => {
@@ -371,8 +348,8 @@ describe('state: 2PC replays and bad entries', () => {
     ];
     for (const [what, x] of variants) {
       for (const commit of [true, false]) {
-        refuses(new Overlay(s0), decision(x, commit, { sign: false }), P[0]!, next, 'XS_MISMATCH', `source, ${what}, commit=${commit}`);
-        refuses(new Overlay(s1), decision(x, commit, { sign: false }), P[1]!, next, 'XS_MISMATCH', `destination, ${what}, commit=${commit}`);
+        refuses(Pending.over(s0), decision(x, commit, { sign: false }), P[0]!, next, 'XS_MISMATCH', `source, ${what}, commit=${commit}`);
+        refuses(Pending.over(s1), decision(x, commit, { sign: false }), P[1]!, next, 'XS_MISMATCH', `destination, ${what}, commit=${commit}`);
       }
     }
     // the record is unchanged, and the true decision still applies
@@ -381,21 +358,21 @@ describe('state: 2PC replays and bad entries', () => {
   });
 
   it('a commit on the destination without a prepare is XS_NOT_PREPARED', () => {
-    refuses(new Overlay(s1), decision(info, true), P[1]!, next, 'XS_NOT_PREPARED');
+    refuses(Pending.over(s1), decision(info, true), P[1]!, next, 'XS_NOT_PREPARED');
     assert.equal(s1.xfer(toHex(info.id)), undefined);
   });
 
   it('a decision on the source without an escrow is XS_UNKNOWN_TRANSFER', () => {
     const unknown = { ...info, id: sha256(utf8('never escrowed')) };
-    refuses(new Overlay(s0), decision(unknown, true), P[0]!, next, 'XS_UNKNOWN_TRANSFER', 'commit');
-    refuses(new Overlay(s0), decision(unknown, false), P[0]!, next, 'XS_UNKNOWN_TRANSFER', 'abort');
+    refuses(Pending.over(s0), decision(unknown, true), P[0]!, next, 'XS_UNKNOWN_TRANSFER', 'commit');
+    refuses(Pending.over(s0), decision(unknown, false), P[0]!, next, 'XS_UNKNOWN_TRANSFER', 'abort');
   });
 
   it('an entry not signed with the beacon key is XS_UNAUTHORIZED (checkTxStateless and applyTx)', () => {
     for (const env of [prepare(info, { signer: impostor }), decision(info, true, { signer: impostor }), decision(info, false, { signer: A })]) {
       const shard = env.tx.body.payload.kind === 'xprepare' ? 1 : 0;
       throwsCode(() => checkTxStateless(env, P[shard]!), 'XS_UNAUTHORIZED', env.tx.body.payload.kind);
-      refuses(new Overlay(shard ? s1 : s0), env, P[shard]!, next, 'XS_UNAUTHORIZED');
+      refuses(Pending.over(shard ? s1 : s0), env, P[shard]!, next, 'XS_UNAUTHORIZED');
     }
     // the beacon's own entry passes the stateless checks
     assert.doesNotThrow(() => checkTxStateless(prepare(info), P[1]!));
@@ -403,7 +380,7 @@ describe('state: 2PC replays and bad entries', () => {
 
   it('an entry delivered to the wrong shard is XS_WRONG_SHARD', () => {
     // a prepare is for the destination only
-    refuses(new Overlay(s0), prepare(info), P[0]!, next, 'XS_WRONG_SHARD', 'prepare on the source');
+    refuses(Pending.over(s0), prepare(info), P[0]!, next, 'XS_WRONG_SHARD', 'prepare on the source');
     throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'XS_WRONG_SHARD');
     // with three shards, a decision for shards 0 and 1 is not for shard 2
     const p3: StateParams = { ...P[0]!, shard: 2, shardCount: 3 };
@@ -422,7 +399,7 @@ describe('state: 2PC replays and bad entries', () => {
   it('the beacon key signing a user-kind transaction is just a user (no special rights)', () => {
     // an xtransfer from the beacon's own (unfunded) account fails on funds, not on authority
     const home = homeShard(addrOf(beacon), 2);
-    refuses(new Overlay(home ? s1 : s0), xtransfer(beacon, addrOf(home ? A : C), 1n), P[home]!, next, 'TX_INSUFFICIENT_FUNDS');
+    refuses(Pending.over(home ? s1 : s0), xtransfer(beacon, addrOf(home ? A : C), 1n), P[home]!, next, 'TX_INSUFFICIENT_FUNDS');
   });
 });
 
@@ -431,15 +408,15 @@ describe('state: xtransfer admission rules', () => {
 
   it('to a recipient on the same shard is TX_SAME_SHARD; a plain transfer to another shard is TX_CROSS_SHARD', () => {
     const [s0] = fresh();
-    refuses(new Overlay(s0), xtransfer(A, addrOf(A2), 5n), P[0]!, ctx, 'TX_SAME_SHARD');
-    refuses(new Overlay(s0), userTx('transfer', A, addrOf(C), 5n), P[0]!, ctx, 'TX_CROSS_SHARD');
+    refuses(Pending.over(s0), xtransfer(A, addrOf(A2), 5n), P[0]!, ctx, 'TX_SAME_SHARD');
+    refuses(Pending.over(s0), userTx('transfer', A, addrOf(C), 5n), P[0]!, ctx, 'TX_CROSS_SHARD');
     // the zero address lives on shard 0: a plain transfer to it from shard 0 is same-shard
-    refuses(new Overlay(s0), xtransfer(A, ZERO_ADDR, 5n), P[0]!, ctx, 'TX_SAME_SHARD');
+    refuses(Pending.over(s0), xtransfer(A, ZERO_ADDR, 5n), P[0]!, ctx, 'TX_SAME_SHARD');
   });
 
   it('the usual sender rules apply to xtransfers', () => {
     const [s0] = fresh();
-    const o = new Overlay(s0);
+    const o = Pending.over(s0);
     refuses(o, xtransfer(C, addrOf(A), 5n), P[0]!, ctx, 'TX_WRONG_SHARD', 'sender on shard 1');
     refuses(o, xtransfer(A, addrOf(C), 0n), P[0]!, ctx, 'TX_BAD_AMOUNT', 'zero amount');
     refuses(o, xtransfer(A, addrOf(C), 5n, { fee: MIN_FEE - 1n }), P[0]!, ctx, 'TX_FEE_TOO_LOW', 'fee');
@@ -447,7 +424,7 @@ describe('state: xtransfer admission rules', () => {
     refuses(o, xtransfer(A, addrOf(C), 5n, { nonce: 1n }), P[0]!, ctx, 'TX_NONCE_FUTURE', 'nonce');
     if (shardOf(unfunded) === 0) refuses(o, xtransfer(unfunded, addrOf(C), 1n), P[0]!, ctx, 'TX_INSUFFICIENT_FUNDS', 'unfunded');
     // exactly the whole balance can be escrowed
-    applyTx(o, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx);
+    applyTx(o.kv, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx);
     assert.equal(o.account(hexOf(A))!.balance, 0n);
     assert.equal(o.counters.escrow, INITIAL - MIN_FEE);
     // replaying the same xtransfer is refused
@@ -461,8 +438,8 @@ describe('state: prepare refusals', () => {
     const info = escrow(s0, 0, A, addrOf(C), 40n, { height: 1, slot: 20, proposer: PROPOSER });
     assert.equal(info.deadlineSlot, 20 + TIMEOUT);
     // at the deadline slot itself: accepted
-    const atDeadline = new Overlay(s1);
-    applyTx(atDeadline, prepare(info), P[1]!, { height: 4, slot: info.deadlineSlot, proposer: PROPOSER });
+    const atDeadline = Pending.over(s1);
+    applyTx(atDeadline.kv, prepare(info), P[1]!, { height: 4, slot: info.deadlineSlot, proposer: PROPOSER });
     assert.equal(atDeadline.xfer(toHex(info.id))!.prepare, 'accepted');
     // one slot later: refused, recorded with the reason
     block(s1, 1, [prepare(info)], { height: 4, slot: info.deadlineSlot + 1, proposer: PROPOSER });
@@ -470,20 +447,20 @@ describe('state: prepare refusals', () => {
     assert.equal(rec.prepare, 'refused');
     assert.equal(rec.reason, 'XS_DEADLINE_PASSED');
     assert.equal(rec.preparedHeight, 4);
-    throwsCode(() => applyTx(new Overlay(s1), decision(info, true), P[1]!, { height: 5, slot: 40, proposer: PROPOSER }), 'XS_NOT_PREPARED');
+    throwsCode(() => applyTx(Pending.over(s1).kv, decision(info, true), P[1]!, { height: 5, slot: 40, proposer: PROPOSER }), 'XS_NOT_PREPARED');
     block(s1, 1, [decision(info, false)], { height: 5, slot: 40, proposer: PROPOSER });
     block(s0, 0, [decision(info, false)], { height: 2, slot: 40, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
   });
 
   it('a recipient whose balance would overflow u64 is refused with TX_BAD_AMOUNT', () => {
-    const s1 = WorldState.fromEntries([[hexOf(C), { balance: 2n ** 64n - 10n, nonce: 0n, publicKey: null }]], ZERO_COUNTERS);
+    const s1 = stateWith([[addrOf(C), 2n ** 64n - 10n]], P[1]!);
     const info: XferInfo = { kind: 'transfer', id: sha256(utf8('overflow')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 10n, deadlineSlot: 100, data: EMPTY };
-    const o = new Overlay(s1);
-    applyTx(o, prepare(info, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
+    const o = Pending.over(s1);
+    applyTx(o.kv, prepare(info, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
     assert.deepEqual([o.xfer(toHex(info.id))!.prepare, o.xfer(toHex(info.id))!.reason], ['refused', 'TX_BAD_AMOUNT']);
-    const ok = new Overlay(s1);
-    applyTx(ok, prepare({ ...info, amount: 9n }, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
+    const ok = Pending.over(s1);
+    applyTx(ok.kv, prepare({ ...info, amount: 9n }, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
     assert.equal(ok.xfer(toHex(info.id))!.prepare, 'accepted');
   });
 
@@ -506,12 +483,14 @@ describe('state: transfer records in the state root', () => {
     roots.add(toHex(s1.root()));
     assert.equal(roots.size, 3);
     for (const s of [s0, s1]) {
-      const reloaded = WorldState.fromEntries([...s.entries()], decodeCounters(encodeCounters(s.counters)), [...s.xferRecords()]);
+      const reloaded = WorldState.fromEntries([...s.kv.all()].map(([k, v]): [string, Uint8Array] => [k, v.slice()]));
       assert.deepEqual(reloaded.root(), s.root());
       assert.deepEqual(reloaded.xfer(toHex(info.id)), s.xfer(toHex(info.id)));
     }
     // without its records the root differs
-    assert.notDeepEqual(WorldState.fromEntries([...s1.entries()], s1.counters).root(), s1.root());
+    const withoutRecords = WorldState.fromEntries([...s1.kv.all()].filter(([k]) => !k.startsWith(XFER_RECORD_PREFIX)));
+    assert.notDeepEqual(withoutRecords.root(), s1.root());
+    assert.deepEqual(withoutRecords.xferRecords(), []);
   });
 
   it('proveXfers proofs verify against root() and fail for a tampered record, a tampered proof or another root', () => {
@@ -536,13 +515,23 @@ describe('state: transfer records in the state root', () => {
       const rec = item.record.slice();
       rec[3 + 32 + 4 + 4 + 20 + 20 + 7]! ^= 1; // version, role, kind, id, shards, from, to: the amount's last byte
       assert.equal(verifyXferProof(root, { ...item, record: rec }), null, 'tampered record');
-      const proof = item.proof.map((s, k) => (k === 0 ? { ...s, hash: s.hash.map((b, j) => (j === 0 ? b ^ 1 : b)) } : s));
-      assert.equal(verifyXferProof(root, { ...item, proof }), null, 'tampered proof');
-      assert.equal(verifyXferProof(root, { ...item, proof: item.proof.slice(1) }), null, 'shortened proof');
+      const p = item.proof;
+      for (let k = 0; k < p.siblings.length; k++) {
+        const siblings = p.siblings.map((x, j) => (j === k ? x.map((b, i) => (i === 0 ? b ^ 1 : b)) : x));
+        assert.equal(verifyXferProof(root, { ...item, proof: { ...p, siblings } }), null, `tampered sibling ${k}`);
+      }
+      assert.equal(verifyXferProof(root, { ...item, proof: { ...p, siblings: p.siblings.slice(1) } }), null, 'shortened proof');
+      assert.equal(verifyXferProof(root, { ...item, proof: { ...p, siblings: [...p.siblings, p.siblings[0]!] } }), null, 'lengthened proof');
+      assert.equal(verifyXferProof(root, { ...item, proof: { ...p, index: p.index ^ 1 } }), null, 'another index');
+      assert.equal(verifyXferProof(root, { ...item, proof: { ...p, count: p.count + 1 } }), null, 'another leaf count');
+      assert.equal(verifyXferProof(root, { ...item, proof: { ...p, index: p.count } }), null, 'index outside the tree');
+      // another record's proof for this record
+      const otherItem = items[(i + 1) % items.length]!;
+      assert.equal(verifyXferProof(root, { ...item, proof: otherItem.proof }), null, "another record's proof");
       assert.equal(verifyXferProof(WorldState.fromGenesis(G, 1).root(), item), null, 'another root');
       assert.equal(verifyXferProof(root, { record: new Uint8Array([1, 2, 3]), proof: item.proof }), null, 'garbage record');
     });
-    assert.ok(items[0]!.proof.length >= 3);
+    assert.ok(items[0]!.proof.siblings.length >= 3, 'records among the accounts: proofs have depth');
     // after a decision the old proof no longer verifies against the new root, a fresh one does
     block(s0, 0, [decision(s0.xfer(ids[0]!)!.info, false)], { height: 6, slot: 6, proposer: PROPOSER });
     const stale = items[1]!;
@@ -749,7 +738,7 @@ describe('state: randomized 2PC runs keep every invariant', () => {
           const targets = [...x.delivered.keys()];
           deliver(x, pick(targets));
         } else if (x.prepared && rand() < 0.3) {
-          throwsCode(() => applyTx(new Overlay(states[dst]!), prepare(x.info, { sign: false }), PR[dst]!, { height: 1, slot, proposer: PROPOSER }), 'XS_DUPLICATE');
+          throwsCode(() => applyTx(Pending.over(states[dst]!).kv, prepare(x.info, { sign: false }), PR[dst]!, { height: 1, slot, proposer: PROPOSER }), 'XS_DUPLICATE');
           count.replays++;
         }
       }
@@ -776,20 +765,12 @@ describe('state: randomized 2PC runs keep every invariant', () => {
 });
 
 describe('state: counters and committees', () => {
-  it('encodeCounters/decodeCounters round trip; missing counters decode as zero; malformed input is MALFORMED', () => {
-    const c: Counters = { burned: 1n, escrow: 2n ** 64n - 1n, exported: 3n, imported: 0n, fees: 77n, feeEpoch: 12 };
-    assert.deepEqual(decodeCounters(encodeCounters(c)), c);
-    assert.equal(encodeCounters(c).length, 48);
-    const z = decodeCounters(undefined);
-    assert.deepEqual(z, ZERO_COUNTERS);
-    z.burned = 5n;
-    assert.equal(ZERO_COUNTERS.burned, 0n, 'the decoded zero counters are a copy');
-    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 47)), 'MALFORMED');
-    // counters of the pre-staking format (four fields, 32 bytes) are not silently accepted
-    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 32)), 'MALFORMED');
-    throwsCode(() => decodeCounters(new Uint8Array([...encodeCounters(c), 0])), 'MALFORMED');
-    // old-format counters (burned only, 8 bytes) are not silently accepted
-    throwsCode(() => decodeCounters(encodeCounters(c).slice(0, 8)), 'MALFORMED');
+  it('counters are read from the bank, xfer and fee entries: zero for a fresh shard, and the same after a reload', () => {
+    const [s0] = fresh();
+    assert.deepEqual(s0.counters, { ...ZERO_MONEY, feeEpoch: 0 });
+    escrow(s0, 0, A, addrOf(C), 42n, { height: 1, slot: 1, proposer: PROPOSER });
+    assert.deepEqual(s0.counters, { ...ZERO_MONEY, burned: MIN_FEE, escrow: 42n, feeEpoch: 0 });
+    assert.deepEqual(WorldState.fromEntries(s0.kv.all()).counters, s0.counters);
   });
 
   it('epochCommittees: one committee per shard, every validator once, the same for every epoch (sticky)', () => {
