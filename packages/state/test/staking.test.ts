@@ -42,9 +42,10 @@ import {
   type XferRecord,
 } from '@qnexus/types';
 import {
-  Overlay,
   WorldState,
-  ZERO_COUNTERS,
+  ExecCtx,
+  MODULE_IDS,
+  moduleKey,
   applyTx,
   beginBlock,
   checkEpochAnnouncement,
@@ -65,6 +66,7 @@ import {
   type EpochCommittees,
   type StateParams,
 } from '@qnexus/state';
+import { Pending, snapshot, throwsCode, viewAfter } from './helpers.js';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -129,27 +131,11 @@ function systemTx(payload: TxPayload): TxEnvelope {
 const prepare = (x: XferInfo) => systemTx({ kind: 'xprepare', xfer: x });
 const decision = (x: XferInfo, commit: boolean) => systemTx({ kind: 'xdecision', xfer: x, commit });
 
-function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
-  assert.throws(
-    fn,
-    (e: unknown) => {
-      assert.ok(e instanceof QnexusError, `expected QnexusError, got ${String(e)}`);
-      assert.equal(e.code, code, `${msg ?? ''}: ${e.message}`);
-      return true;
-    },
-    msg,
-  );
-}
-
-function snapshot(o: Overlay) {
-  return { accounts: [...o.accounts.entries()], xfers: [...o.xfers.entries()], fees: [...o.fees.entries()], counters: { ...o.counters } };
-}
-
 function refuses(s: WorldState, env: TxEnvelope, p: StateParams, ctx: BlockContext, code: ErrorCode, msg?: string): void {
-  const o = new Overlay(s);
+  const o = Pending.over(s);
   const before = snapshot(o);
-  throwsCode(() => applyTx(o, env, p, ctx), code, msg);
-  assert.deepEqual(snapshot(o), before, `${msg ?? code}: overlay must be unchanged`);
+  throwsCode(() => applyTx(o.kv, env, p, ctx), code, msg);
+  assert.deepEqual(snapshot(o), before, `${msg ?? code}: pending writes must be unchanged`);
 }
 
 /** Σ balances + burned + fees + escrow + exported − imported = the shard's genesis supply, and fees = Σ pending. */
@@ -168,6 +154,9 @@ function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContex
 
 const bal = (s: { account(h: string): { balance: bigint } | undefined }, k: KeyPair | Uint8Array) => s.account(hexOf(k))?.balance ?? 0n;
 const fresh = () => [WorldState.fromGenesis(G, 0), WorldState.fromGenesis(G, 1)] as const;
+/** Full key of a proposer's pending tips (staking module, 'p' ‖ address) and the prefix of them all. */
+const PENDING_PREFIX = toHex(moduleKey(MODULE_IDS.staking, new Uint8Array([0x70])));
+const pendingKey = (addr: Uint8Array) => PENDING_PREFIX + toHex(addr);
 const sortedHex = (xs: Uint8Array[]) => xs.map((x) => toHex(x)).sort();
 
 function u32be(n: number): Uint8Array {
@@ -203,12 +192,12 @@ describe('staking: fee split', () => {
 
   it('every user transaction kind pays burn + tip; the tip goes to the block proposer', () => {
     const [s0] = fresh();
-    const o = new Overlay(s0);
+    const o = Pending.over(s0);
     const ctx = ctxAt(1, 1, V1);
-    applyTx(o, transfer(A, A2, 10n, { fee: 7n }), P[0]!, ctx); // burn 3, tip 4
-    applyTx(o, userTx(A, { kind: 'xtransfer', to: addrOf(C), amount: 10n }, { nonce: 1n, fee: 9n }), P[0]!, ctx); // 4, 5
-    applyTx(o, stake(A, newcomer, 1000n, { nonce: 2n, fee: 11n }), P[0]!, ctx); // 5, 6
-    applyTx(o, unstake(A, V0, { nonce: 3n, fee: 13n }), P[0]!, { ...ctx, proposer: V2 }); // 6, 7 to another proposer
+    applyTx(o.kv, transfer(A, A2, 10n, { fee: 7n }), P[0]!, ctx); // burn 3, tip 4
+    applyTx(o.kv, userTx(A, { kind: 'xtransfer', to: addrOf(C), amount: 10n }, { nonce: 1n, fee: 9n }), P[0]!, ctx); // 4, 5
+    applyTx(o.kv, stake(A, newcomer, 1000n, { nonce: 2n, fee: 11n }), P[0]!, ctx); // 5, 6
+    applyTx(o.kv, unstake(A, V0, { nonce: 3n, fee: 13n }), P[0]!, { ...ctx, proposer: V2 }); // 6, 7 to another proposer
     assert.equal(o.counters.burned, 3n + 4n + 5n + 6n);
     assert.equal(o.counters.fees, 4n + 5n + 6n + 7n);
     assert.deepEqual(o.pendingFees(), [[hexOf(V1), 15n], [hexOf(V2), 7n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
@@ -223,34 +212,36 @@ describe('staking: fee split', () => {
     const [s0] = fresh();
     const p = { ...P[0]!, feeBurnBps: 10_000 };
     const exec = executeBlock(s0, [transfer(A, A2, 1n)], p, ctxAt(1, 1));
-    assert.equal(exec.changes.counters.burned, MIN_FEE);
-    assert.equal(exec.changes.counters.fees, 0n);
-    assert.equal(exec.changes.pendingFees.size, 0);
+    const after = viewAfter(s0, exec.changes.writes);
+    assert.equal(after.counters.burned, MIN_FEE);
+    assert.equal(after.counters.fees, 0n);
+    assert.ok(![...exec.changes.writes.keys()].some((k) => k.startsWith(PENDING_PREFIX)), 'no pending-fee entry written');
+    assert.equal(exec.changes.writes.get(PENDING_PREFIX.slice(0, 2) + '65'), undefined, 'nor the fee epoch (no roll)');
   });
 
-  it('the overlay merges pending fees over its base: overrides, removals at 0, address order', () => {
-    const base = WorldState.fromEntries([], { ...ZERO_COUNTERS, fees: 30n }, [], [
-      [hexOf(V2), 10n],
-      [hexOf(V0), 20n],
-    ]);
+  it('pending fees merge over their base in a branch: overrides, removals, address order; the root follows the entries', () => {
+    const u64 = (n: bigint) => { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, n); return b; };
+    const entry = (addr: Uint8Array, n: bigint): [string, Uint8Array] => [pendingKey(addr), u64(n)];
+    const base = WorldState.fromEntries([entry(V2, 10n), entry(V0, 20n)]);
     assert.deepEqual(base.pendingFees(), [[hexOf(V0), 20n], [hexOf(V2), 10n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
-    const o = new Overlay(base);
-    o.fees.set(hexOf(V0), 0n);
-    o.fees.set(hexOf(V1), 5n);
+    const o = Pending.over(base);
+    o.kv.delete(pendingKey(V0));
+    o.kv.set(...entry(V1, 5n));
     const want = [[hexOf(V1), 5n], [hexOf(V2), 10n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
     assert.deepEqual(o.pendingFees(), want);
     assert.equal(o.pendingFee(hexOf(V0)), 0n);
-    assert.equal(new Overlay(o).pendingFee(hexOf(V1)), 5n, 'nested overlays read through');
-    // rootWith drops the leaf of an entry set to 0: the same root as a state built without it
-    const ch = { accounts: new Map(), xfers: new Map(), pendingFees: o.fees, counters: { ...ZERO_COUNTERS, fees: 15n } };
+    assert.equal(Pending.over(o).pendingFee(hexOf(V1)), 5n, 'nested branches read through');
+    assert.deepEqual(Pending.over(o).pendingFees(), want);
+    // the root of the merged writes: the same as a state built from the final entries
+    const ch = { writes: o.kv.writes, xfers: new Map() };
     const predicted = base.rootWith(ch);
-    assert.deepEqual(predicted, WorldState.fromEntries([], { ...ZERO_COUNTERS, fees: 15n }, [], want as [string, bigint][]).root());
+    assert.deepEqual(predicted, WorldState.fromEntries([entry(V2, 10n), entry(V1, 5n)]).root());
     base.apply(ch);
     assert.deepEqual(base.root(), predicted);
     assert.deepEqual(base.pendingFees(), want);
-    // setting an absent entry to 0 is a no-op
+    // deleting an absent entry is a no-op
     const before = base.root();
-    base.apply({ accounts: new Map(), xfers: new Map(), pendingFees: new Map([[hexOf(V0), 0n]]), counters: base.counters });
+    base.apply({ writes: new Map([[pendingKey(V0), null]]), xfers: new Map() });
     assert.deepEqual(base.root(), before);
   });
 });
@@ -315,12 +306,12 @@ describe('staking: proposer fee records at epoch changes', () => {
     const viaBlock = executeBlock(s0, [], P[0]!, ctx);
     const viaBuild = executeApplicable(s0, [], P[0]!, ctx);
     assert.deepEqual(viaBuild.exec.stateRoot, viaBlock.stateRoot);
-    const o = new Overlay(s0);
-    beginBlock(o, P[0]!, ctx);
-    assert.deepEqual(s0.rootWith(o.changes()), viaBlock.stateRoot);
+    const o = Pending.over(s0);
+    beginBlock(new ExecCtx(o.kv, P[0]!, ctx));
+    assert.deepEqual(s0.rootWith({ writes: o.kv.writes, xfers: new Map() }), viaBlock.stateRoot);
     // beginBlock twice in one block is a no-op the second time
-    beginBlock(o, P[0]!, ctx);
-    assert.deepEqual(s0.rootWith(o.changes()), viaBlock.stateRoot);
+    beginBlock(new ExecCtx(o.kv, P[0]!, ctx));
+    assert.deepEqual(s0.rootWith({ writes: o.kv.writes, xfers: new Map() }), viaBlock.stateRoot);
     block(s1, 1, [], ctx);
     assert.notEqual(toHex(feesRecordId(CHAIN, 0, 0, V0)), toHex(feesRecordId(CHAIN, 1, 0, V0)));
     assert.ok(s1.xfer(toHex(feesRecordId(CHAIN, 1, 0, V0))));
