@@ -1,8 +1,7 @@
 // Deterministic chain fixture shared by the db tests and the crash-writer child process.
 // Not a test file itself (mocha only picks up *.test.ts).
 import { ZERO_HASH, sha256, toHex, utf8 } from '@qnexus/crypto';
-import { blockHash, encodeBlock, encodeCertificate, encodeXferRecord, txRoot, type BlockHeader, type XferRecord } from '@qnexus/types';
-import { encodeAccount, encodeCounters, type Counters } from '@qnexus/state';
+import { Writer, blockHash, encodeBlock, encodeCertificate, txRoot, type BlockHeader } from '@qnexus/types';
 import type { BlockCommit } from '@qnexus/db';
 
 export const CHAIN = 'qn-db-test';
@@ -11,10 +10,6 @@ export const GENESIS_HASH = sha256(utf8('qn-db-test genesis'));
 export const ACCOUNTS = 6;
 export const TXS_PER_BLOCK = 12;
 export const TX_BYTES = 700;
-
-export function accountHex(k: number): string {
-  return toHex(sha256(utf8(`db-account-${k}`)).slice(0, 20));
-}
 
 export function txBytes(h: number, i: number): Uint8Array {
   const seed = sha256(utf8(`tx-${h}-${i}`));
@@ -72,79 +67,71 @@ export function certificateBytes(h: number): Uint8Array {
   });
 }
 
-/** Account value written at height h for account k, if any. */
-function accountAt(h: number): Map<string, Uint8Array> {
-  const m = new Map<string, Uint8Array>();
-  m.set(accountHex(0), encodeAccount({ balance: BigInt(h), nonce: BigInt(h), publicKey: null }));
-  if (h === 0) {
-    for (let k = 1; k < ACCOUNTS; k++) m.set(accountHex(k), encodeAccount({ balance: 0n, nonce: 0n, publicKey: null }));
-  } else {
-    m.set(accountHex(1 + (h % (ACCOUNTS - 1))), encodeAccount({ balance: BigInt(h) * 1000n, nonce: 1n, publicKey: null }));
-  }
-  return m;
+/*
+ * State writes: the db stores raw keys and values and never interprets them,
+ * so the fixture's values are opaque bytes of varied lengths under keys shaped
+ * like the state's (u8 module id ‖ module key), with overwrites, deletions and
+ * keys that come back after a deletion.
+ */
+const key = (module: number, tag: number, id: Uint8Array) => toHex(new Uint8Array([module, tag, ...id]));
+
+/** Accounts touched by the loop: acct 0 every block, acct 1 + (h % 5) at h >= 1; all of them at h = 0. */
+export function accountKey(k: number): string {
+  return key(1, 0x61, sha256(utf8(`db-account-${k}`)).slice(0, 20));
 }
 
-export function burnedAt(h: number): bigint {
-  return 3n * BigInt(h);
+/** The value of account k as written at height h (its length varies with h: 8 to 39 bytes). */
+export function accountValue(k: number, h: number): Uint8Array {
+  return sha256(utf8(`acct-${k}-${h}`)).slice(0, 8 + (h % 32));
 }
 
-/** State counters written at height h (every commit writes all of them). */
-export function countersAt(h: number): Counters {
-  const b = BigInt(h);
-  return { burned: burnedAt(h), escrow: b % 7n, exported: 2n * b, imported: b, fees: 5n * b, feeEpoch: Math.floor(h / 4) };
+/** One entry rewritten by every commit (like a running total). */
+export const TOTAL_KEY = key(1, 0x74, utf8('qfc'));
+
+export function totalValue(h: number): Uint8Array {
+  return new Writer(8).u64(3n * BigInt(h)).finish();
 }
 
-/** Pending proposer fees: PROPOSERS addresses; height h >= 1 sets proposer h % PROPOSERS to pendingFeeAt(h) (0 = deleted). */
+/** Pending-fee-like entries: height h >= 1 writes proposer h % PROPOSERS, and deletes it when h % 4 === 0. */
 export const PROPOSERS = 3;
 
-export function proposerHex(k: number): string {
-  return toHex(sha256(utf8(`db-proposer-${k}`)).slice(0, 20));
+export function proposerKey(k: number): string {
+  return key(3, 0x70, sha256(utf8(`db-proposer-${k}`)).slice(0, 20));
 }
 
-/** Every 4th height sends the proposer's fees away (0 deletes the entry); otherwise a new amount. */
-export function pendingFeeAt(h: number): bigint {
-  return h % 4 === 0 ? 0n : BigInt(h) * 10n;
+/** Value written for the proposer of height h, or null: the entry is deleted (it comes back when a later height writes it). */
+export function proposerValueAt(h: number): Uint8Array | null {
+  return h % 4 === 0 ? null : new Writer(8).u64(BigInt(h) * 10n).finish();
 }
 
-function pendingFeesAt(h: number): Map<string, bigint> {
-  if (h === 0) return new Map();
-  return new Map([[proposerHex(h % PROPOSERS), pendingFeeAt(h)]]);
-}
-
-/** Transfer records: XFER_IDS ids; height h >= 1 rewrites record h % XFER_IDS (so records are both added and updated). */
+/** Transfer-record-like entries: XFER_IDS ids; height h >= 1 rewrites id h % XFER_IDS (so entries are both added and updated). */
 export const XFER_IDS = 4;
 
-export function xferIdHex(k: number): string {
-  return toHex(sha256(utf8(`db-xfer-${k}`)));
+export function xferKey(k: number): string {
+  return key(2, 0x72, sha256(utf8(`db-xfer-${k}`)));
 }
 
-/** The record for id k as written at height h. */
-export function xferRecordAt(k: number, h: number): XferRecord {
-  return {
-    role: k % 2 ? 'source' : 'destination',
-    info: {
-      kind: k === 3 ? 'stake' : 'transfer',
-      id: sha256(utf8(`db-xfer-${k}`)),
-      srcShard: k % 2 ? 0 : 1,
-      dstShard: k % 2 ? 1 : 0,
-      from: sha256(utf8(`from-${k}`)).slice(0, 20),
-      to: sha256(utf8(`to-${k}`)).slice(0, 20),
-      amount: BigInt(100 + k),
-      deadlineSlot: 1000 + k,
-      data: k === 3 ? new Uint8Array(1312).fill(k) : new Uint8Array(0),
-    },
-    prepare: 'accepted',
-    reason: '',
-    decision: h % 3 === 0 ? 'commit' : 'none',
-    preparedHeight: h,
-    decidedHeight: h % 3 === 0 ? h : 0,
-  };
+/** Record k as written at height h; record 3 is large (a stake record carries a public key). */
+export function xferValueAt(k: number, h: number): Uint8Array {
+  const out = new Uint8Array(k === 3 ? 1400 : 150 + k);
+  const seed = sha256(utf8(`xfer-${k}-${h}`));
+  for (let i = 0; i < out.length; i++) out[i] = seed[i % 32]! ^ (i & 0xff);
+  return out;
 }
 
-function xfersAt(h: number): Map<string, Uint8Array> {
-  if (h === 0) return new Map();
-  const k = h % XFER_IDS;
-  return new Map([[xferIdHex(k), encodeXferRecord(xferRecordAt(k, h))]]);
+function writesAt(h: number): Map<string, Uint8Array | null> {
+  const m = new Map<string, Uint8Array | null>();
+  m.set(accountKey(0), accountValue(0, h));
+  if (h === 0) {
+    for (let k = 1; k < ACCOUNTS; k++) m.set(accountKey(k), accountValue(k, 0));
+  } else {
+    const k = 1 + (h % (ACCOUNTS - 1));
+    m.set(accountKey(k), accountValue(k, h));
+    m.set(xferKey(h % XFER_IDS), xferValueAt(h % XFER_IDS, h));
+    m.set(proposerKey(h % PROPOSERS), proposerValueAt(h));
+  }
+  m.set(TOTAL_KEY, totalValue(h));
+  return m;
 }
 
 export function commitFor(h: number): BlockCommit {
@@ -154,50 +141,43 @@ export function commitFor(h: number): BlockCommit {
     block: blockBytes(h),
     certificate: h === 0 ? null : certificateBytes(h),
     txHashes: Array.from({ length: TXS_PER_BLOCK }, (_, i) => txHash(h, i)),
-    accounts: accountAt(h),
-    xfers: xfersAt(h),
-    pendingFees: pendingFeesAt(h),
-    counters: encodeCounters(countersAt(h)),
+    writes: writesAt(h),
     ...(h === 0 ? { genesisHash: GENESIS_HASH } : {}),
   };
 }
 
+/** The last height in 1..H whose `h % n` is `k`, or -1. */
+function lastWith(H: number, n: number, k: number): number {
+  const last = H - ((((H - k) % n) + n) % n);
+  return last >= 1 ? last : -1;
+}
+
 /**
  * The state the loop must have produced once heights 0..H are committed
- * (computed in closed form, independently of commitFor), sorted by address.
+ * (computed in closed form, independently of commitFor), as [key hex, value
+ * hex] in key order: what loadState returns.
  */
-export function expectedState(H: number): { accounts: [string, string][]; xfers: string[]; pendingFees: [string, bigint][]; counters: Counters } {
-  const accounts: [string, string][] = [[accountHex(0), toHex(encodeAccount({ balance: BigInt(H), nonce: BigInt(H), publicKey: null }))]];
-  const n = ACCOUNTS - 1;
+export function expectedState(H: number): [string, string][] {
+  const out: [string, string][] = [[accountKey(0), toHex(accountValue(0, H))], [TOTAL_KEY, toHex(totalValue(H))]];
   for (let k = 1; k < ACCOUNTS; k++) {
-    // last height h in 1..H with 1 + h % n === k
+    // the last height h in 1..H with 1 + h % (ACCOUNTS - 1) === k
     let last = -1;
-    for (let h = H; h >= Math.max(1, H - n); h--) {
-      if (1 + (h % n) === k) {
+    for (let h = H; h >= Math.max(1, H - ACCOUNTS); h--) {
+      if (1 + (h % (ACCOUNTS - 1)) === k) {
         last = h;
         break;
       }
     }
-    const acc = last > 0 ? { balance: BigInt(last) * 1000n, nonce: 1n, publicKey: null } : { balance: 0n, nonce: 0n, publicKey: null };
-    accounts.push([accountHex(k), toHex(encodeAccount(acc))]);
+    out.push([accountKey(k), toHex(accountValue(k, last > 0 ? last : 0))]);
   }
-  accounts.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  // the last height h in 1..H with h % XFER_IDS === k wrote record k
-  const xfers: [string, string][] = [];
   for (let k = 0; k < XFER_IDS; k++) {
-    const last = H - ((((H - k) % XFER_IDS) + XFER_IDS) % XFER_IDS);
-    if (last < 1) continue;
-    xfers.push([xferIdHex(k), toHex(encodeXferRecord(xferRecordAt(k, last)))]);
+    const last = lastWith(H, XFER_IDS, k);
+    if (last > 0) out.push([xferKey(k), toHex(xferValueAt(k, last))]);
   }
-  // stored by id: returned in id order
-  xfers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  // the last height h in 1..H with h % PROPOSERS === k wrote proposer k (absent if never, or if it wrote 0)
-  const pendingFees: [string, bigint][] = [];
   for (let k = 0; k < PROPOSERS; k++) {
-    const last = H - ((((H - k) % PROPOSERS) + PROPOSERS) % PROPOSERS);
-    if (last < 1 || pendingFeeAt(last) === 0n) continue;
-    pendingFees.push([proposerHex(k), pendingFeeAt(last)]);
+    const last = lastWith(H, PROPOSERS, k);
+    const v = last > 0 ? proposerValueAt(last) : null;
+    if (v) out.push([proposerKey(k), toHex(v)]);
   }
-  pendingFees.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  return { accounts, xfers: xfers.map(([, r]) => r), pendingFees, counters: countersAt(H) };
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }

@@ -5,24 +5,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256, toHex, utf8 } from '@qnexus/crypto';
-import { QnexusError, Writer, decodeBlock, decodeCertificate, blockHash, decodeXferRecord, encodeXferRecord, type XferRecord } from '@qnexus/types';
-import { WorldState, decodeAccount, decodeCounters, encodeAccount, encodeCounters, type Account, type Counters } from '@qnexus/state';
-import { ChainStore, type LockRecord, type SignerRecord } from '@qnexus/db';
+import { QnexusError, Writer, decodeBlock, decodeCertificate, blockHash } from '@qnexus/types';
+import { CommittedState, WorldState } from '@qnexus/state';
+import { ChainStore, STATE_FORMAT, type LockRecord, type SignerRecord } from '@qnexus/db';
 import {
   GENESIS_HASH,
+  TOTAL_KEY,
   TXS_PER_BLOCK,
-  accountHex,
+  accountKey,
+  accountValue,
   blockBytes,
-  burnedAt,
   certificateBytes,
   commitFor,
-  countersAt,
-  xferIdHex,
-  xferRecordAt,
   expectedState,
   hashOf,
-  proposerHex,
+  proposerKey,
+  totalValue,
   txHash,
+  xferKey,
+  xferValueAt,
 } from './fixture.js';
 
 const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
@@ -57,7 +58,7 @@ async function assertConsistent(store: ChainStore, H: number, opts: { allTxs?: b
   assert.equal(await store.headHeight(), H);
   if (H < 0) {
     assert.equal(await store.genesisHash(), undefined);
-    assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], pendingFees: [], counters: undefined });
+    assert.deepEqual(await store.loadState(), []);
   } else {
     same(await store.genesisHash(), GENESIS_HASH, 'genesis hash');
   }
@@ -85,17 +86,7 @@ async function assertConsistent(store: ChainStore, H: number, opts: { allTxs?: b
   for (let i = 0; i < TXS_PER_BLOCK; i++) assert.equal(await store.txLocation(txHash(next, i)), undefined, `tx ${next}/${i}`);
   // State equals what the loop produces at H.
   const st = await store.loadState();
-  if (H >= 0) {
-    const exp = expectedState(H);
-    assert.deepEqual(
-      st.accounts.map(([k, v]) => [k, toHex(v)]),
-      exp.accounts,
-      `state at ${H}`,
-    );
-    assert.deepEqual(st.xfers.map((x) => toHex(x)), exp.xfers, `transfer records at ${H}`);
-    assert.deepEqual(st.pendingFees, exp.pendingFees, `pending fees at ${H}`);
-    assert.deepEqual(decodeCounters(st.counters), exp.counters, `counters at ${H}`);
-  }
+  if (H >= 0) assert.deepEqual(st.map(([k, v]) => [k, toHex(v)]), expectedState(H), `state at ${H}`);
 }
 
 describe('db: ChainStore', () => {
@@ -109,7 +100,8 @@ describe('db: ChainStore', () => {
       assert.equal(await store.blockByHash(hashOf(0)), undefined);
       assert.equal(await store.certificate(1), undefined);
       assert.equal(await store.txLocation(txHash(0, 0)), undefined);
-      assert.deepEqual(await store.loadState(), { accounts: [], xfers: [], pendingFees: [], counters: undefined });
+      assert.deepEqual(await store.loadState(), []);
+      assert.equal(await store.stateFormat(), 0, 'no layout recorded before the genesis block');
       assert.deepEqual(plain(await store.loadSigner()), { last: null, lock: null });
       assert.deepEqual(await store.loadAnnouncements(), new Map());
     } finally {
@@ -155,22 +147,17 @@ describe('db: ChainStore', () => {
       const c = decodeCertificate((await store.certificate(5))!);
       assert.equal(c.height, 5);
       same(c.blockHash, hashOf(5), 'certificate block hash');
-      // state decodes and reflects the latest write for each account
-      const st = await store.loadState();
-      const acc0 = st.accounts.find(([k]) => k === accountHex(0));
-      assert.ok(acc0);
-      assert.deepEqual(plain(decodeAccount(acc0[1])), { balance: 7n, nonce: 7n, publicKey: null });
-      assert.equal(decodeCounters(st.counters).burned, burnedAt(7));
-      assert.deepEqual(decodeCounters(st.counters), countersAt(7));
-      // transfer records decode to what was written last for each id (7 % 4 = 3 at height 7, 0 at 4, 1 at 5, 2 at 6)
-      const recs = new Map(st.xfers.map((b) => { const r = decodeXferRecord(b); return [toHex(r.info.id), r] as const; }));
-      assert.equal(recs.size, 4);
-      assert.deepEqual(plain(recs.get(xferIdHex(3))), xferRecordAt(3, 7));
-      assert.deepEqual(plain(recs.get(xferIdHex(2))), xferRecordAt(2, 6));
-      assert.equal(recs.get(xferIdHex(2))!.decision, 'commit');
-      // accounts are returned in address order
-      const keys = st.accounts.map(([k]) => k);
+      // the state holds the latest write of each key, in key order
+      const st = new Map((await store.loadState()).map(([k, v]) => [k, new Uint8Array(v)]));
+      assert.deepEqual(st.get(accountKey(0)), accountValue(0, 7));
+      assert.deepEqual(st.get(TOTAL_KEY), totalValue(7));
+      // records: the last write of each id (7 % 4 = 3 at height 7, 0 at 4, 1 at 5, 2 at 6)
+      assert.deepEqual(st.get(xferKey(3)), xferValueAt(3, 7));
+      assert.deepEqual(st.get(xferKey(2)), xferValueAt(2, 6));
+      assert.equal(st.get(xferKey(3))!.length, 1400);
+      const keys = [...st.keys()];
       assert.deepEqual(keys, [...keys].sort());
+      assert.equal(await store.stateFormat(), STATE_FORMAT);
       // continuing after reopen works
       await store.commitBlock(commitFor(8));
       await assertConsistent(store, 8);
@@ -179,105 +166,67 @@ describe('db: ChainStore', () => {
     }
   });
 
-  it('transfer records and counters: added, overwritten, kept when untouched; a state rebuilt from loadState has the same root', async () => {
+  it('writes: added, overwritten, deleted, kept when untouched, written again after a deletion; a state rebuilt from loadState has the committed root', async () => {
     const dir = freshDir();
-    const acct = (n: number): [string, Account] => [toHex(sha256(utf8(`acct-${n}`)).slice(0, 20)), { balance: BigInt(1000 * n), nonce: BigInt(n), publicKey: null }];
-    const rec = (n: number, over: Partial<XferRecord> = {}): XferRecord => ({ ...xferRecordAt(n, 1), ...over });
-    const c1: Counters = { burned: 10n, escrow: 300n, exported: 0n, imported: 0n, fees: 40n, feeEpoch: 0 };
-    const c2: Counters = { burned: 12n, escrow: 100n, exported: 200n, imported: 55n, fees: 7n, feeEpoch: 3 };
-    const px = (n: number) => toHex(sha256(utf8(`proposer-${n}`)).slice(0, 20));
-    const base = commitFor(0);
+    const k = (n: number) => toHex(new Uint8Array([1 + (n % 3), 0x10, ...sha256(utf8(`k-${n}`)).slice(0, n % 5)]));
+    const val = (n: number, h: number) => utf8(`value ${n} at ${h}`.repeat(1 + (n % 4)));
+    const w0 = new Map<string, Uint8Array | null>([0, 1, 2, 3, 4, 5].map((n) => [k(n), val(n, 0)]));
+    // height 1 overwrites 1, deletes 2 and 3, adds 6, deletes a key never written (a no-op), leaves 0, 4, 5 alone
+    const w1 = new Map<string, Uint8Array | null>([
+      [k(1), val(1, 1)],
+      [k(2), null],
+      [k(3), null],
+      [k(6), val(6, 1)],
+      [k(99), null],
+    ]);
+    // height 2 writes 2 again
+    const w2 = new Map<string, Uint8Array | null>([[k(2), val(2, 2)]]);
+    const mem = new CommittedState();
     let store = await ChainStore.open(dir);
-    await store.commitBlock({
-      ...base,
-      accounts: new Map([acct(1), acct(2)].map(([k, a]) => [k, encodeAccount(a)])),
-      xfers: new Map([rec(0), rec(1)].map((r) => [toHex(r.info.id), encodeXferRecord(r)])),
-      pendingFees: new Map([
-        [px(1), 30n],
-        [px(2), 10n],
-      ]),
-      counters: encodeCounters(c1),
-    });
-    // height 1 decides record 1, adds record 2, leaves record 0 alone
-    const decided = rec(1, { decision: 'abort', decidedHeight: 1 });
-    await store.commitBlock({
-      ...commitFor(1),
-      accounts: new Map(),
-      xfers: new Map([decided, rec(2, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' })].map((r) => [toHex(r.info.id), encodeXferRecord(r)])),
-      // proposer 1's fees were sent (deleted), proposer 2 earned more, proposer 3 is new
-      pendingFees: new Map([
-        [px(1), 0n],
-        [px(2), 3n],
-        [px(3), 4n],
-      ]),
-      counters: encodeCounters(c2),
-    });
+    const heights = [w0, w1, w2];
+    for (const [h, writes] of heights.entries()) {
+      await store.commitBlock({ ...commitFor(h), writes });
+      mem.apply(writes);
+    }
     await store.close();
 
     store = await ChainStore.open(dir);
     try {
       const st = await store.loadState();
-      assert.deepEqual(decodeCounters(st.counters), c2, 'the latest counters');
-      assert.deepEqual(st.pendingFees, [[px(2), 3n], [px(3), 4n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)), 'pending fees: updated, added, deleted at 0');
-      const recs = st.xfers.map((b) => plain(decodeXferRecord(b)));
-      const byId = new Map(recs.map((r) => [toHex(r.info.id), r]));
-      assert.equal(byId.size, 3);
-      assert.deepEqual(byId.get(xferIdHex(0)), rec(0), 'untouched record kept');
-      assert.deepEqual(byId.get(xferIdHex(1)), decided, 'record overwritten by the later commit');
-      assert.equal(byId.get(xferIdHex(2))!.reason, 'XS_DEADLINE_PASSED');
-      // records come back in id order
-      const ids = recs.map((r) => toHex(r.info.id));
-      assert.deepEqual(ids, [...ids].sort());
-      // the node's reload path: the same entries give the same state root
-      const expected = WorldState.fromEntries(
-        [acct(1), acct(2)],
-        c2,
-        [rec(0), decided, rec(2, { prepare: 'refused', reason: 'XS_DEADLINE_PASSED' })],
-        [
-          [px(3), 4n],
-          [px(2), 3n],
-        ],
-      );
-      const reloaded = WorldState.fromEntries(
-        st.accounts.map(([k, v]) => [k, decodeAccount(v)]),
-        decodeCounters(st.counters),
-        st.xfers.map(decodeXferRecord),
-        st.pendingFees,
-      );
-      assert.deepEqual(reloaded.root(), expected.root());
-      assert.equal(reloaded.counters.imported, 55n);
-      assert.equal(reloaded.pendingFee(px(2)), 3n);
-      assert.equal(reloaded.pendingFee(px(1)), 0n);
-      // without the pending fees the root differs: the node must load them
-      assert.notDeepEqual(
-        WorldState.fromEntries(st.accounts.map(([k, v]) => [k, decodeAccount(v)]), decodeCounters(st.counters), st.xfers.map(decodeXferRecord)).root(),
-        expected.root(),
-      );
+      const want = [0, 1, 2, 4, 5, 6].map((n): [string, string] => [k(n), toHex(n === 1 ? val(1, 1) : n === 6 ? val(6, 1) : n === 2 ? val(2, 2) : val(n, 0))]);
+      assert.deepEqual(st.map(([kk, v]) => [kk, toHex(v)]), want.sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+      // the node's reload path: the same entries give the same state root as the blocks applied in memory
+      const reloaded = WorldState.fromEntries(st.map(([kk, v]) => [kk, new Uint8Array(v)]));
+      assert.deepEqual(reloaded.root(), mem.root());
+      assert.equal(reloaded.kv.size, 6);
+      // without the deletions the root would differ: they reached the disk
+      assert.notDeepEqual(WorldState.fromEntries([...st.map(([kk, v]): [string, Uint8Array] => [kk, new Uint8Array(v)]), [k(3), val(3, 0)]]).root(), mem.root());
     } finally {
       await store.close();
     }
   });
 
-  it('pending fees: a state rebuilt after reopen holds exactly the committed entries, through sends (0) and re-earning', async () => {
+  it('deletions persist across reopen; an entry written again after its deletion is back', async () => {
     const dir = freshDir();
     let store = await ChainStore.open(dir);
     for (let h = 0; h <= 9; h++) await store.commitBlock(commitFor(h));
     await store.close();
     store = await ChainStore.open(dir);
     try {
-      const st = await store.loadState();
-      const exp = expectedState(9);
-      assert.deepEqual(st.pendingFees, exp.pendingFees);
-      // height 8 sent proposer 2's fees (deleted); proposers 0 and 1 hold what heights 9 and 7 wrote
-      assert.deepEqual(new Map(st.pendingFees), new Map([[proposerHex(0), 90n], [proposerHex(1), 70n]]));
-      await store.commitBlock(commitFor(10)); // proposer 1 earns again
-      assert.deepEqual(new Map((await store.loadState()).pendingFees).get(proposerHex(1)), 100n);
-      await store.commitBlock(commitFor(11));
+      const keysOf = async () => new Map((await store.loadState()).map(([kk, v]) => [kk, toHex(v)]));
+      let st = await keysOf();
+      // height 8 deleted proposer 2's entry; proposers 0 and 1 hold what heights 9 and 7 wrote
+      assert.equal(st.get(proposerKey(2)), undefined);
+      assert.deepEqual([st.get(proposerKey(0)), st.get(proposerKey(1))], [toHex(new Writer().u64(90n).finish()), toHex(new Writer().u64(70n).finish())]);
+      await store.commitBlock(commitFor(10)); // proposer 1 writes again
+      st = await keysOf();
+      assert.equal(st.get(proposerKey(1)), toHex(new Writer().u64(100n).finish()));
+      await store.commitBlock(commitFor(11)); // proposer 2 comes back
+      assert.equal((await keysOf()).get(proposerKey(2)), toHex(new Writer().u64(110n).finish()));
       await store.commitBlock(commitFor(12)); // 12 % 4 = 0: proposer 0's entry is deleted
-      const st12 = await store.loadState();
-      assert.deepEqual(st12.pendingFees, expectedState(12).pendingFees);
-      assert.ok(!st12.pendingFees.some(([k]) => k === proposerHex(0)));
-      assert.equal(decodeCounters(st12.counters).feeEpoch, 3);
+      st = await keysOf();
+      assert.ok(!st.has(proposerKey(0)));
+      assert.deepEqual([...st], expectedState(12));
     } finally {
       await store.close();
     }
@@ -305,7 +254,7 @@ describe('db: ChainStore', () => {
       // chain commits leave them alone
       await store.commitBlock(commitFor(0));
       assert.equal((await store.loadAnnouncements()).size, 4);
-      assert.deepEqual((await store.loadState()).pendingFees, []);
+      assert.deepEqual((await store.loadState()).map(([kk, v]) => [kk, toHex(v)]), expectedState(0));
     } finally {
       await store.close();
     }
@@ -319,6 +268,7 @@ describe('db: ChainStore', () => {
     delete c0.genesisHash;
     await store.commitBlock(c0);
     assert.equal(await store.genesisHash(), undefined);
+    assert.equal(await store.stateFormat(), 0);
     await store.close();
 
     const dir2 = freshDir();
@@ -331,6 +281,7 @@ describe('db: ChainStore', () => {
     await store.close();
     store = await ChainStore.open(dir2);
     same(await store.genesisHash(), GENESIS_HASH, 'after reopen');
+    assert.equal(await store.stateFormat(), STATE_FORMAT, 'the layout version is written with the genesis hash');
     await store.close();
   });
 
