@@ -29,9 +29,14 @@ import {
   encodeXferRecord,
   epochAnnouncementSigningBytes,
   isSystemKind,
+  countedProofs,
+  countedRoot,
   merkleLeaf,
   memberAddress,
-  merkleProofs,
+  readKeyProof,
+  verifyCountedProof,
+  writeKeyProof,
+  decodeWith,
   openTx,
   peerBindingSigningBytes,
   peerBindingValidator,
@@ -486,7 +491,7 @@ describe('types: peer bindings and beacon requests', () => {
   function report(nItems = 2): BeaconRequest {
     const recs = Array.from({ length: nItems }, (_, i) => encodeXferRecord(record({ info: xinfo({ id: hash(`x${i}`) }) })));
     const leaves = [...recs, new Uint8Array([1, 2, 3])].map(merkleLeaf);
-    const proofs = merkleProofs(leaves, recs.map((_, i) => i));
+    const proofs = countedProofs(leaves, recs.map((_, i) => i));
     return { type: 'report', report: { binding: sb, header: header(), certificate: certificate(), items: recs.map((record, i) => ({ record, proof: proofs[i]! })) } };
   }
 
@@ -515,7 +520,29 @@ describe('types: peer bindings and beacon requests', () => {
       assert.deepEqual(d, m);
       assert.deepEqual(encodeBeaconRequest(d), e);
       assert.equal(e[1], 2);
+      if (d.type !== 'report') throw new Error('not a report');
+      const root = countedRoot([...d.report.items.map((it) => it.record), new Uint8Array([1, 2, 3])].map(merkleLeaf));
+      d.report.items.forEach((it, i) => {
+        assert.deepEqual([it.proof.index, it.proof.count], [i, n + 1]);
+        assert.ok(verifyCountedProof(merkleLeaf(it.record), it.proof, root), `item ${i} of ${n}`);
+      });
     }
+  });
+
+  it('a key proof on the wire is u32 index, u32 count, u32 n, n sibling hashes; index >= count and more than 64 siblings are MALFORMED', () => {
+    const proof = { index: 5, count: 9, siblings: [hash('a'), hash('b'), hash('c')] };
+    const e = writeKeyProof(new Writer(), proof).finish();
+    assert.deepEqual(e, new Writer().u32(5).u32(9).u32(3).fixed(hash('a'), 32).fixed(hash('b'), 32).fixed(hash('c'), 32).finish());
+    assert.deepEqual(decodeWith(e, 'proof', readKeyProof), proof);
+    const read = (w: Writer, cut = 0) => () => {
+      const b = w.finish();
+      return decodeWith(b.slice(0, b.length - cut), 'proof', readKeyProof);
+    };
+    throwsCode(read(new Writer().u32(9).u32(9).u32(0)), 'MALFORMED', 'index = count');
+    throwsCode(read(new Writer().u32(0).u32(0).u32(0)), 'MALFORMED', 'an empty tree');
+    throwsCode(read(new Writer().u32(0).u32(2).u32(65)), 'MALFORMED', '65 siblings');
+    throwsCode(read(new Writer().u32(0).u32(2).u32(1).fixed(hash('a'), 32), 1), 'MALFORMED', 'truncated sibling');
+    assert.deepEqual(read(new Writer().u32(0).u32(1).u32(0))(), { index: 0, count: 1, siblings: [] }, 'a one-leaf tree has no siblings');
   });
 
   it('evidence round trip: type byte 3, no binding, the evidence bytes as encodeEvidence writes them', () => {
@@ -586,7 +613,7 @@ describe('types: peer bindings and beacon requests', () => {
       const w = new Writer().u8(CODEC_VERSION).u8(2).bytes(p.binding ?? encodePeerBinding(binding)).bytes(sb.signature);
       w.bytes(p.header ?? encodeHeader(header())).bytes(p.cert ?? encodeCertificate(certificate()));
       if (p.items) p.items(w);
-      else w.u32(1).bytes(rec).u32(1).u8(0).fixed(hash('sib'), 32);
+      else w.u32(1).bytes(rec).u32(0).u32(2).u32(1).fixed(hash('sib'), 32);
       return w.finish();
     };
     // the hand-built layout is the real one
@@ -603,15 +630,16 @@ describe('types: peer bindings and beacon requests', () => {
     throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(MAX_REPORT_ITEMS + 1) })), 'MALFORMED', 'too many items');
     // a record may carry a public key (stake): up to MAX_RECORD_BYTES
     assert.equal(MAX_RECORD_BYTES, 4096);
-    assert.equal((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES)).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record.length, MAX_RECORD_BYTES);
-    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES + 1)).u32(0) })), 'MALFORMED', 'record > MAX_RECORD_BYTES');
+    assert.equal((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES)).u32(0).u32(1).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record.length, MAX_RECORD_BYTES);
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES + 1)).u32(0).u32(1).u32(0) })), 'MALFORMED', 'record > MAX_RECORD_BYTES');
     // an ML-DSA-87 stake record fits
     const bigRec = encodeXferRecord(record({ role: 'source', info: xinfo({ kind: 'stake', dstShard: BEACON_SHARD, data: new Uint8Array(MAX_PUBLIC_KEY_BYTES) }) }));
     assert.ok(bigRec.length <= MAX_RECORD_BYTES);
-    assert.deepEqual((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(bigRec).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record, bigRec);
-    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(65) })), 'MALFORMED', 'more than 64 proof steps');
-    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(1).u8(2).fixed(hash('sib'), 32) })), 'MALFORMED', 'proof side 2');
-    assert.equal((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(1).u8(1).fixed(hash('sib'), 32) })) as { report: { items: { proof: { left: boolean }[] }[] } }).report.items[0]!.proof[0]!.left, true);
+    assert.deepEqual((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(bigRec).u32(0).u32(1).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record, bigRec);
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(0).u32(2).u32(65) })), 'MALFORMED', 'more than 64 proof steps');
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(2).u32(2).u32(1).fixed(hash('sib'), 32) })), 'MALFORMED', 'proof index outside the tree');
+    throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(0).u32(2).u32(2).fixed(hash('sib'), 32) })), 'MALFORMED', 'a sibling announced but missing');
+    assert.deepEqual((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(1).u32(2).u32(1).fixed(hash('sib'), 32) })) as { report: { items: { proof: unknown }[] } }).report.items[0]!.proof, { index: 1, count: 2, siblings: [hash('sib')] });
   });
 });
 
