@@ -11,7 +11,7 @@ import {
   type BeaconRequest,
   type BlockHeader,
   type Certificate,
-  type ErrorCode,
+  type AnyErrorCode, type ErrorCode,
   type SignedPeerBinding,
   type VoteEvidence,
   type XferRecord,
@@ -25,7 +25,7 @@ export type Admission =
    * penalised. Not a fault: what an honest node can send while its view differs from ours
    * for a moment (membership at an epoch boundary, an epoch we have not frozen yet).
    */
-  | { ok: false; code: ErrorCode; message: string; fault: boolean }
+  | { ok: false; code: AnyErrorCode; message: string; fault: boolean }
   | { ok: true; type: 'hello'; validator: string; shard: number }
   | {
       ok: true;

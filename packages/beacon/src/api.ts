@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { formatAddress, isHex, toHex } from '@qnexus/crypto';
 import { QnexusError, stakingTotalsToJson, validatorInfoToJson } from '@qnexus/types';
 import type { P2PNode } from '@qnexus/p2p';
+import { app } from '@qnexus/app';
 import { entryStatus, isDone, type Coordinator, type XferEntry } from './coordinator.js';
 import { implement, parseListLimit, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
 import { beaconRoutes as R, type beacon as B, type Static } from '@qnexus/api';
@@ -43,7 +44,7 @@ export function xferJson(e: XferEntry): Static<typeof B.BeaconXTransfer> {
   if (e.destinationApplied) phases.push({ phase: 'destination-applied', shard: i.dstShard, height: e.destinationApplied.height, decision: e.destinationApplied.outcome });
   return {
     id: e.id,
-    kind: i.kind,
+    kind: app.xferKindName(i),
     from: formatAddress(i.from),
     to: formatAddress(i.to),
     amount: i.amount.toString(),

@@ -1,4 +1,5 @@
 import { toHex } from '@qnexus/crypto';
+import { app, stakingOpName } from '@qnexus/app';
 import { BEACON_SHARD, xferInfoEqual, type XferInfo, type XferRecord } from '@qnexus/types';
 
 /**
@@ -192,8 +193,10 @@ export class Coordinator {
 
     const toBeacon = rec.info.dstShard === BEACON_SHARD;
     if ((toBeacon || rec.info.srcShard === BEACON_SHARD) && !this.participant) return anomaly('a transfer with the beacon as participant, but no participant is configured');
-    if (toBeacon !== (rec.info.kind === 'stake' || rec.info.kind === 'unstake' || rec.info.kind === 'fees') || (rec.info.srcShard === BEACON_SHARD) !== (rec.info.kind === 'release')) {
-      return anomaly(`a ${rec.info.kind} transfer from shard ${rec.info.srcShard} to shard ${rec.info.dstShard}`);
+    // The op's route (its module's definition) must match the participants the record names.
+    const op = app.xferOp(rec.info.module, rec.info.op);
+    if (!op || toBeacon !== (op.route === 'shard-beacon') || (rec.info.srcShard === BEACON_SHARD) !== (op.route === 'beacon-shard')) {
+      return anomaly(`a ${app.xferKindName(rec.info)} transfer from shard ${rec.info.srcShard} to shard ${rec.info.dstShard}`);
     }
 
     if (!e) {
@@ -272,7 +275,7 @@ export class Coordinator {
   startRelease(info: XferInfo, slot: number): CoordinatorAction[] {
     const step = new Step();
     const id = toHex(info.id);
-    if (info.kind !== 'release' || info.srcShard !== BEACON_SHARD || info.dstShard === BEACON_SHARD) return [{ type: 'anomaly', id, message: 'not a release' }];
+    if (stakingOpName(info) !== 'release' || info.srcShard !== BEACON_SHARD || info.dstShard === BEACON_SHARD) return [{ type: 'anomaly', id, message: 'not a release' }];
     if (this.entries.has(id)) return [{ type: 'anomaly', id, message: 'release already logged' }];
     const e = this.create(info, 0);
     this.phase(step, e, 'source-prepared');

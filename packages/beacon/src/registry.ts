@@ -1,6 +1,7 @@
 import { DEFAULT_BACKEND, addressFromPublicKey, bytesEqual, compareBytes, formatAddress, getBackend, homeShard, parseAddress, schemeLengths, toHex, type BackendName, type SignatureBackend } from '@qnexus/crypto';
 import { epochSeed, makeCommittee, type Committee } from '@qnexus/consensus';
-import { epochCommitteesFromAnnouncement, genesisEpoch, releaseId, verifyVoteEvidence } from '@qnexus/state';
+import { NATIVE_DENOM, epochCommitteesFromAnnouncement, genesisEpoch, releaseId, verifyVoteEvidence } from '@qnexus/state';
+import { STAKING_ID, STAKING_OP, stakingOpName } from '@qnexus/app';
 import {
   BEACON_SHARD,
   QnexusError,
@@ -511,7 +512,9 @@ export class Registry {
       const from = parseAddress(v.address);
       const id = releaseId(this.genesis.chainId, from, v.releaseAttempt);
       const info: XferInfo = {
-        kind: 'release',
+        module: STAKING_ID,
+        op: STAKING_OP.release,
+        denom: NATIVE_DENOM,
         id,
         srcShard: BEACON_SHARD,
         dstShard: homeShard(v.home, this.genesis.shardCount),
@@ -519,7 +522,7 @@ export class Registry {
         to: v.home,
         amount,
         deadlineSlot: slot + this.genesis.xferTimeoutSlots,
-        data: new Uint8Array(0),
+        payload: new Uint8Array(0),
       };
       v.release = toHex(id);
       this.touch(v);
@@ -605,14 +608,15 @@ export class Registry {
   verdict(info: XferInfo): string | null {
     const to = formatAddress(info.to);
     const v = this.validators.get(to);
-    switch (info.kind) {
+    if (info.denom !== NATIVE_DENOM) return 'MALFORMED';
+    switch (stakingOpName(info)) {
       case 'stake': {
         if (v) {
           if (!bytesEqual(v.home, info.from)) return 'STAKE_NOT_OWNER';
           if (v.status !== 'pending' && v.status !== 'active') return 'STAKE_BAD_STATUS';
           return null;
         }
-        if (info.data.length !== schemeLengths(this.genesis.scheme).publicKey || !bytesEqual(addressFromPublicKey(info.data), info.to)) return 'MALFORMED';
+        if (info.payload.length !== schemeLengths(this.genesis.scheme).publicKey || !bytesEqual(addressFromPublicKey(info.payload), info.to)) return 'MALFORMED';
         if (info.amount <= 0n) return 'STAKE_TOO_LOW';
         return null;
       }
@@ -640,9 +644,9 @@ export class Registry {
     if (outcome !== 'commit') return;
     const to = formatAddress(info.to);
     let v = this.validators.get(to);
-    switch (info.kind) {
+    switch (stakingOpName(info)) {
       case 'stake':
-        v ??= newRecord(to, info.data, info.from, 0n, 'pending', this.meta.nextSeq++);
+        v ??= newRecord(to, info.payload, info.from, 0n, 'pending', this.meta.nextSeq++);
         v.stake += info.amount;
         this.meta.stakedIn += info.amount;
         this.put(v);

@@ -1,5 +1,5 @@
 import { getBackend, type KeyPair, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
-import { encodeTx, txSigningBytes, type TxBody, type XferInfo } from '@qnexus/types';
+import { encodeTx, encodeXDecision, encodeXPrepare, txSigningBytes, type TxBody, type XferInfo } from '@qnexus/types';
 import type { SystemTxSigner } from './coordinator.js';
 
 /**
@@ -18,7 +18,7 @@ export function beaconTxSigner(
     return encodeTx({ body, signature: backend.sign(key.secretKey, txSigningBytes(body)) });
   };
   return {
-    prepare: (xfer: XferInfo) => sign({ kind: 'xprepare', xfer }),
-    decision: (xfer: XferInfo, commit: boolean) => sign({ kind: 'xdecision', xfer, commit }),
+    prepare: (xfer: XferInfo) => sign(encodeXPrepare(xfer)),
+    decision: (xfer: XferInfo, commit: boolean) => sign(encodeXDecision(xfer, commit)),
   };
 }

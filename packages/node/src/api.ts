@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { addressFromPublicKey, bytesEqual, formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
-import { verifyVoteEvidence, type EpochCommittees } from '@qnexus/state';
+import { NATIVE_DENOM, verifyVoteEvidence, type EpochCommittees } from '@qnexus/state';
+import { app } from '@qnexus/app';
 import {
   BEACON_SHARD,
   QnexusError,
@@ -123,34 +124,10 @@ function blockJson(b: Block, certRaw: Uint8Array | undefined) {
   };
 }
 
+/** A transaction's API view: kind, fee, nonce, raw, sender, then its message's fields (each module defines its own). */
 function txJson(env: TxEnvelope) {
-  const b = env.tx.body;
-  const p = b.payload;
   // `raw` is the exact wire encoding, so anyone can re-verify or relay it (a beacon entry can be relayed by anyone; replays are refused by state).
-  const common = { hash: env.hashHex, kind: p.kind, fee: b.fee.toString(), nonce: b.nonce.toString(), raw: toHex(env.raw) };
-  switch (p.kind) {
-    case 'transfer':
-    case 'xtransfer':
-      return { ...common, from: env.fromStr, to: formatAddress(p.to), amount: p.amount.toString() };
-    case 'stake': {
-      // The signer funds (and is the home of) the validator; `to` names the validator too (the record's recipient).
-      const validator = formatAddress(addressFromPublicKey(p.validatorPublicKey));
-      return { ...common, from: env.fromStr, to: validator, validator, validatorPublicKey: toHex(p.validatorPublicKey), amount: p.amount.toString() };
-    }
-    case 'unstake':
-      return { ...common, from: env.fromStr, to: formatAddress(p.validator), validator: formatAddress(p.validator), amount: '0' };
-    default:
-      // Beacon entries: the transfer they act on.
-      return {
-        ...common,
-        from: formatAddress(p.xfer.from),
-        to: formatAddress(p.xfer.to),
-        amount: p.xfer.amount.toString(),
-        transfer: toHex(p.xfer.id),
-        transferKind: p.xfer.kind,
-        ...(p.kind === 'xdecision' ? { decision: p.commit ? ('commit' as const) : ('abort' as const) } : {}),
-      };
-  }
+  return app.txJson(env) as { hash: string; kind: string; fee: string; nonce: string; raw: string; from: string; to: string; amount: string };
 }
 
 /**
@@ -180,8 +157,8 @@ export function xferJson(rec: XferRecord, shard: number): XTransferJson {
   }
   return {
     id: toHex(x.id),
-    // transfer (shard → shard), stake/unstake/fees (→ the beacon, shard number BEACON_SHARD), release (beacon → here).
-    kind: x.kind,
+    // The op's name: transfer (shard → shard), stake/unstake/fees (→ the beacon, shard number BEACON_SHARD), release (beacon → here).
+    kind: app.xferKindName(x),
     from: formatAddress(x.from),
     to: formatAddress(x.to),
     amount: x.amount.toString(),
@@ -614,21 +591,17 @@ const routes: JsonRoute<Ctx>[] = [
     const rec = c.chain.state.xfer(idHex);
     if (rec) return xferJson(rec, c.chain.shard);
     const pending = c.mempool.get(idHex);
-    const pp = pending?.tx.body.payload;
-    if (pending && pp && (pp.kind === 'xtransfer' || pp.kind === 'stake' || pp.kind === 'unstake')) {
-      // Not in a block yet: the record it will create (stake and unstake go to the beacon).
-      const to = pp.kind === 'xtransfer' ? pp.to : pp.kind === 'stake' ? addressFromPublicKey(pp.validatorPublicKey) : pp.validator;
-      const kind = pp.kind === 'xtransfer' ? 'transfer' : pp.kind;
-      const destinationShard = pp.kind === 'xtransfer' ? homeShard(pp.to, c.chain.genesis.shardCount) : BEACON_SHARD;
-      const amount = pp.kind === 'unstake' ? 0n : pp.amount;
+    // Not in a block yet: the record it will open (its module says which).
+    const pv = pending ? app.xferPreview(pending, c.chain.params) : null;
+    if (pending && pv) {
       return {
         id: idHex,
-        kind,
-        from: pending.fromStr,
-        to: formatAddress(to),
-        amount: amount.toString(),
+        kind: pv.kind,
+        from: pv.from,
+        to: pv.to,
+        amount: pv.amount.toString(),
         sourceShard: c.chain.shard,
-        destinationShard,
+        destinationShard: pv.dstShard,
         deadlineSlot: null,
         role: 'source' as const,
         status: 'pending' as const,
@@ -641,8 +614,11 @@ const routes: JsonRoute<Ctx>[] = [
   }),
   // The shard's supply identity, checkable by anyone: balances + burned + fees + escrow + exported − imported = genesis supply.
   implement(R.supply, async (c: Ctx) => {
-    const k = c.chain.state.counters;
-    const balances = c.chain.state.totalBalance();
+    const st = c.chain.state;
+    const native = st.denomTotals().find((d) => d.denom === NATIVE_DENOM);
+    const k = native ?? { burned: 0n, escrow: 0n, exported: 0n, imported: 0n };
+    // Module accounts (proposer tips waiting for the epoch's roll, …) are reported as `fees`, as before modules.
+    const { users: balances, modules } = app.nativeSplit(st);
     return {
       shard: c.chain.shard,
       height: c.chain.headHeight,
@@ -650,13 +626,24 @@ const routes: JsonRoute<Ctx>[] = [
       balances: balances.toString(),
       burned: k.burned.toString(),
       // Proposer tips not yet sent to the beacon (they leave in a fees record at the next epoch).
-      fees: k.fees.toString(),
+      fees: modules.toString(),
       escrow: k.escrow.toString(),
       exported: k.exported.toString(),
       imported: k.imported.toString(),
-      total: (balances + k.burned + k.fees + k.escrow + k.exported - k.imported).toString(),
-      accounts: c.chain.state.size,
-      // `denoms` (one entry per denomination, SupplyDenom in @qnexus/api) joins here with the bank module.
+      total: (balances + k.burned + modules + k.escrow + k.exported - k.imported).toString(),
+      accounts: st.size,
+      // Every denom's identity: balances (module accounts included) + burned + escrow + exported − imported = genesis + minted.
+      denoms: st.denomTotals().map((d) => ({
+        denom: d.denom,
+        supply: (d.genesis + d.minted).toString(),
+        genesis: d.genesis.toString(),
+        minted: d.minted.toString(),
+        balances: d.balances.toString(),
+        burned: d.burned.toString(),
+        escrow: d.escrow.toString(),
+        exported: d.exported.toString(),
+        imported: d.imported.toString(),
+      })),
     };
   }),
   implement(R.evidence, async (c: Ctx) => ({ evidence: c.engine.evidence })),

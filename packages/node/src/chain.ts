@@ -24,15 +24,15 @@ import {
   checkCertificate,
   checkCertificateShape,
   checkCertificateStructure,
-  executeApplicable,
-  executeBlock,
   stateParams,
   type BlockExecution,
   type EpochShard,
   type StateChanges,
+  type StateMachine,
   type StateParams,
 } from '@qnexus/state';
 import { isQuorum, proposerForSlot } from '@qnexus/consensus';
+import { app } from '@qnexus/app';
 import { STATE_FORMAT, type BlockCommit, type ChainStore } from '@qnexus/db';
 import { EpochBook, type EpochBookOptions } from './epochs.js';
 import type { TxVerifier } from './verifier.js';
@@ -172,6 +172,8 @@ export class Chain {
   headStateRoot: Uint8Array = ZERO_HASH;
   /** emptyBlockBytes of this chain, computed at the first build. */
   private emptyBlockSize: number | undefined;
+  /** The application (modules) this chain executes; one per process. */
+  readonly app: StateMachine = app;
 
   /** The process's signature backend (the verifier's): what XShard and the registry view sign and verify with. */
   get backend(): SignatureBackend {
@@ -222,7 +224,7 @@ export class Chain {
     const epochs = await EpochBook.open(genesis, gh, store, log, { backend: verifier.backend, ...epochOpts });
     let chain: Chain;
     if (head < 0) {
-      const state = WorldState.fromGenesis(genesis, shard);
+      const state = app.genesisState(genesis, shard);
       chain = new Chain(genesis, shard, store, state, epochs, verifier);
       const block = Chain.genesisBlock(genesis, shard, state.root());
       const hash = blockHash(block.header);
@@ -364,7 +366,7 @@ export class Chain {
     let result: BlockExecution;
     try {
       const h = c.block.header;
-      result = executeBlock(this.state, c.envs, this.params, { height: h.height, slot: h.slot, proposer: h.proposer });
+      result = this.app.executeBlock(this.state, c.envs, this.params, { height: h.height, slot: h.slot, proposer: h.proposer });
     } catch (e) {
       return (e as Error).message;
     }
@@ -388,7 +390,7 @@ export class Chain {
       bytes += env.raw.length + 4;
     }
     // Drop transactions that fail against the current head (e.g. a racing spend).
-    const result = executeApplicable(this.state, picked, this.params, { height: this.headHeight + 1, slot, proposer });
+    const result = this.app.executeApplicable(this.state, picked, this.params, { height: this.headHeight + 1, slot, proposer });
     const header: BlockHeader = {
       chainId: this.genesis.chainId,
       shard: this.shard,

@@ -1,3 +1,4 @@
+import { app } from '@qnexus/app';
 import { addressFromPublicKey, formatAddress, toHex } from '@qnexus/crypto';
 import type { TxEnvelope, XferRecord } from '@qnexus/types';
 
@@ -102,18 +103,7 @@ export interface BlockActivity {
 
 /** Who a transaction touches: its sender and recipient (a beacon entry: the transfer's endpoints). */
 export function txParties(env: TxEnvelope): { from: string; to: string | null } {
-  const p = env.tx.body.payload;
-  switch (p.kind) {
-    case 'transfer':
-    case 'xtransfer':
-      return { from: env.fromStr, to: formatAddress(p.to) };
-    case 'stake':
-      return { from: env.fromStr, to: formatAddress(addressFromPublicKey(p.validatorPublicKey)) };
-    case 'unstake':
-      return { from: env.fromStr, to: formatAddress(p.validator) };
-    default:
-      return { from: formatAddress(p.xfer.from), to: formatAddress(p.xfer.to) };
-  }
+  return app.parties(env);
 }
 
 /**
@@ -155,7 +145,7 @@ export class ExplorerIndex {
     if (this.blocks.length > this.maxBlocks) this.blocks.splice(0, this.blocks.length - this.maxBlocks);
     envs.forEach((env, index) => {
       const { from, to } = txParties(env);
-      const kind = env.tx.body.payload.kind;
+      const kind = app.kindName(env);
       if (to === from) this.add(from, { hash: env.hashHex, height, index, kind, direction: 'self' });
       else {
         this.add(from, { hash: env.hashHex, height, index, kind, direction: 'out' });
@@ -187,7 +177,7 @@ export class ExplorerIndex {
       for (let index = b.envs.length - 1; index >= 0; index--) {
         const env = b.envs[index]!;
         const { from, to } = txParties(env);
-        const kind = env.tx.body.payload.kind;
+        const kind = app.kindName(env);
         if (to === from) push(from, { hash: env.hashHex, height: h, index, kind, direction: 'self' });
         else {
           push(from, { hash: env.hashHex, height: h, index, kind, direction: 'out' });

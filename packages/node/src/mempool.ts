@@ -1,6 +1,6 @@
 import { ADDRESS_BYTES, sha256, toHex } from '@qnexus/crypto';
-import { QnexusError, isSystemKind, txCost, type ErrorCode, type TxEnvelope } from '@qnexus/types';
-import { Branch, applyTx, checkTxStateless, type BlockContext } from '@qnexus/state';
+import { QnexusError, XPREPARE_KIND, isSystemKind, type AnyErrorCode, type TxEnvelope } from '@qnexus/types';
+import { Branch, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
 import type { TxVerdict, TxVerifier } from './verifier.js';
 
@@ -20,8 +20,8 @@ const NO_PROPOSER = new Uint8Array(ADDRESS_BYTES);
 export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = { maxTxs: 20_000, maxNonceGap: 64 };
 
 /** How a transaction's cost is made up, for error messages. */
-function costWhat(env: TxEnvelope): string {
-  return env.tx.body.payload.kind === 'unstake' ? 'the fee' : 'amount + fee';
+function costWhat(env: TxEnvelope, cost: bigint): string {
+  return cost === env.tx.body.fee ? 'the fee' : 'amount + fee';
 }
 
 interface Entry {
@@ -33,7 +33,7 @@ export type AdmitResult = 'added' | 'known';
 
 export interface RejectedInfo {
   env: TxEnvelope;
-  code: ErrorCode;
+  code: AnyErrorCode;
   message: string;
 }
 
@@ -62,7 +62,7 @@ export class Mempool {
    */
   private readonly system = new Map<string, TxEnvelope>();
   /** Told when a beacon entry arrives for a transfer phase already recorded here (the beacon missed our report). */
-  onStaleSystem: ((env: TxEnvelope, code: ErrorCode) => void) | null = null;
+  onStaleSystem: ((env: TxEnvelope, code: AnyErrorCode) => void) | null = null;
   /** Told when a transaction leaves the pool (final, stale or dropped): the admission journal forgets it. */
   onRemoved: ((hashHex: string) => void) | null = null;
 
@@ -101,7 +101,7 @@ export class Mempool {
   async admit(env: TxEnvelope): Promise<AdmitResult> {
     if (isSystemKind(env.tx.body.payload.kind)) return this.admitSystem(env);
     if (this.byHash.has(env.hashHex)) return 'known';
-    checkTxStateless(env, this.chain.params);
+    this.chain.app.checkStateless(env, this.chain.params);
     this.checkState(env);
     // Both signatures of a stake (the funder's and the validator key's consent) are checked here, once.
     const verdict = await this.verifyOnce(env);
@@ -109,6 +109,7 @@ export class Mempool {
     if (verdict === 'STAKE_BAD_CONSENT') {
       throw new QnexusError('STAKE_BAD_CONSENT', "the validator key's consent signature does not verify for this funder and chain");
     }
+    if (verdict !== 'ok') throw new QnexusError(verdict, 'a signature the message carries does not verify');
     if (this.byHash.has(env.hashHex)) return 'known';
     const entry = this.checkState(env);
     if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
@@ -123,7 +124,7 @@ export class Mempool {
 
   private async admitSystem(env: TxEnvelope): Promise<AdmitResult> {
     if (this.system.has(env.hashHex)) return 'known';
-    checkTxStateless(env, this.chain.params);
+    this.chain.app.checkStateless(env, this.chain.params);
     // Beacon entries are few: authenticate before looking at state, so a forgery is always
     // reported (and penalised) as one, whatever transfer it names.
     if ((await this.verifyOnce(env)) !== 'ok') throw new QnexusError('XS_UNAUTHORIZED', 'beacon signature does not verify');
@@ -143,7 +144,7 @@ export class Mempool {
   /** Would the entry apply on top of the head? A replayed phase tells the caller so it can re-report. */
   private checkSystemState(env: TxEnvelope): void {
     try {
-      applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
+      this.chain.app.applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
     } catch (e) {
       if (e instanceof QnexusError && (e.code === 'XS_ALREADY_DECIDED' || e.code === 'XS_DUPLICATE')) this.onStaleSystem?.(env, e.code);
       throw e;
@@ -179,12 +180,12 @@ export class Mempool {
     const q = this.bySender.get(sender);
     if (q?.has(nonce)) throw new QnexusError('TX_NONCE_TAKEN', `another pending transaction from this account already uses nonce ${nonce}`);
     // What the sender gives up: amount + fee for transfers and stakes, the fee alone for an unstake.
-    const cost = txCost(env.tx.body);
+    const cost = this.chain.app.cost(env);
     let pending = 0n;
     if (q) for (const e of q.values()) pending += e.cost;
     const balance = acct?.balance ?? 0n;
     if (balance < pending + cost) {
-      throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} cannot cover ${costWhat(env)} = ${cost}${pending ? ` after ${pending} of pending spends` : ''}`);
+      throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} cannot cover ${costWhat(env, cost)} = ${cost}${pending ? ` after ${pending} of pending spends` : ''}`);
     }
     return { env, cost };
   }
@@ -196,7 +197,7 @@ export class Mempool {
    */
   select(max: number): TxEnvelope[] {
     // Beacon entries first (they unblock cross-shard transfers), prepares before decisions.
-    const sys = [...this.system.values()].sort((a, b) => (a.tx.body.payload.kind === b.tx.body.payload.kind ? 0 : a.tx.body.payload.kind === 'xprepare' ? -1 : 1));
+    const sys = [...this.system.values()].sort((a, b) => (a.tx.body.payload.kind === b.tx.body.payload.kind ? 0 : a.tx.body.payload.kind === XPREPARE_KIND ? -1 : 1));
     const out: TxEnvelope[] = sys.slice(0, Math.min(max, 512));
     const runs: TxEnvelope[][] = [];
     for (const [sender, q] of this.bySender) {
@@ -245,7 +246,7 @@ export class Mempool {
     if (sawSystem) {
       for (const env of [...this.system.values()]) {
         try {
-          applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
+          this.chain.app.applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
         } catch (e) {
           if (!(e instanceof QnexusError)) throw e;
           this.system.delete(env.hashHex);
@@ -269,7 +270,7 @@ export class Mempool {
         } else if (e.cost > budget) {
           // The balance moved under it (another spend was finalized): it can never apply now.
           this.remove(sender, e);
-          this.markRejected(e.env, 'TX_INSUFFICIENT_FUNDS', `balance no longer covers ${costWhat(e.env)} = ${e.cost}`);
+          this.markRejected(e.env, 'TX_INSUFFICIENT_FUNDS', `balance no longer covers ${costWhat(e.env, e.cost)} = ${e.cost}`);
         } else {
           budget -= e.cost;
         }
@@ -285,7 +286,7 @@ export class Mempool {
     if (q && q.size === 0) this.bySender.delete(sender);
   }
 
-  markRejected(env: TxEnvelope, code: ErrorCode, message: string): void {
+  markRejected(env: TxEnvelope, code: AnyErrorCode, message: string): void {
     if (this.rejected.size >= 10_000) {
       const first = this.rejected.keys().next();
       if (!first.done) this.rejected.delete(first.value);

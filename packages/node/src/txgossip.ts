@@ -9,6 +9,7 @@ import {
   MAX_TX_BATCH,
   MAX_TX_BATCH_BYTES,
   MAX_TX_BYTES,
+  type AnyErrorCode,
   type ErrorCode,
   type TxEnvelope,
 } from '@qnexus/types';
@@ -19,7 +20,7 @@ import type { Mempool } from './mempool.js';
 import type { Metrics } from './metrics.js';
 
 /** Admission failures that prove the relaying peer misbehaved (it must have checked before relaying). */
-const PEER_FAULT: ReadonlySet<ErrorCode> = new Set([
+const PEER_FAULT: ReadonlySet<string> = new Set<string>([
   'TX_MALFORMED',
   'TX_TOO_LARGE',
   'TX_BAD_SIGNATURE',
@@ -119,7 +120,7 @@ export class TxGossip {
           this.metrics.txAdmission.inc({ source: 'gossip', result: r === 'added' ? 'accepted' : 'known' });
           if (r === 'added') added++;
         } catch (e) {
-          const code: ErrorCode = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
+          const code: AnyErrorCode = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
           this.metrics.txAdmission.inc({ source: 'gossip', result: code });
           // State-dependent failures (nonce races, funds, a full pool) are not the relayer's fault.
           if (PEER_FAULT.has(code)) fault = true;
@@ -567,7 +568,7 @@ export class TxInventory {
             this.m.pulled.inc({ result: r });
             admitted.add(env.hashHex);
           } catch (e) {
-            const code: ErrorCode = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
+            const code: AnyErrorCode = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
             this.metrics.txAdmission.inc({ source: 'pull', result: code });
             this.m.pulled.inc({ result: 'rejected' });
             // It announced the transaction as pending and served it: it must have admitted it, so

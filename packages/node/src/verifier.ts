@@ -1,14 +1,16 @@
 import { DEFAULT_BACKEND, bytesEqual, getBackend, sha256, type BackendName, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
-import { stakeConsentSigningBytes, type TxEnvelope } from '@qnexus/types';
+import { app } from '@qnexus/app';
+import { QnexusError, type AnyErrorCode, type TxEnvelope } from '@qnexus/types';
 import type { Metrics } from './metrics.js';
 import type { VerifyPool } from './verify-pool.js';
 
 /**
  * Outcome of a transaction's signature checks: 'ok', the signer's signature
- * failing (TX_BAD_SIGNATURE), or, for a stake transaction, the validator key's
- * consent signature failing (STAKE_BAD_CONSENT).
+ * failing (TX_BAD_SIGNATURE), or an extra signature its message carries
+ * failing with the code its module gives (a stake's validator consent:
+ * STAKE_BAD_CONSENT).
  */
-export type TxVerdict = 'ok' | 'TX_BAD_SIGNATURE' | 'STAKE_BAD_CONSENT';
+export type TxVerdict = 'ok' | 'TX_BAD_SIGNATURE' | AnyErrorCode;
 
 /** Default capacity of the verify-once cache (`--verify-cache-size`). */
 export const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
@@ -30,6 +32,7 @@ interface SigCheck {
   publicKey: Uint8Array;
   message: Uint8Array;
   signature: Uint8Array;
+  code: AnyErrorCode;
 }
 
 /**
@@ -89,21 +92,21 @@ export class TxVerifier {
     this.ok.set(env.hashHex, sha256(env.tx.signature));
   }
 
-  /** The signatures a transaction needs: its own, plus the validator's consent for a stake. */
-  private checks(env: TxEnvelope): { tx: SigCheck; consent: SigCheck | null } {
+  /**
+   * The signatures a transaction needs: its own, plus those its message carries
+   * (the app's modules say which; a message that does not decode has none here
+   * and is refused by the stateless checks).
+   */
+  private checks(env: TxEnvelope): { tx: SigCheck; extra: SigCheck[] } {
     const b = env.tx.body;
-    const tx: SigCheck = { kind: 'tx', publicKey: b.publicKey, message: env.signBytes, signature: env.tx.signature };
-    const p = b.payload;
-    if (p.kind !== 'stake') return { tx, consent: null };
-    return {
-      tx,
-      consent: {
-        kind: 'stake-consent',
-        publicKey: p.validatorPublicKey,
-        message: stakeConsentSigningBytes(b.chainId, env.from, p.validatorPublicKey),
-        signature: p.validatorSignature,
-      },
-    };
+    const tx: SigCheck = { kind: 'tx', publicKey: b.publicKey, message: env.signBytes, signature: env.tx.signature, code: 'TX_BAD_SIGNATURE' };
+    let extra: SigCheck[] = [];
+    try {
+      extra = app.signatures(env).map((s) => ({ kind: s.label, publicKey: s.publicKey, message: s.message, signature: s.signature, code: s.code }));
+    } catch (e) {
+      if (!(e instanceof QnexusError)) throw e;
+    }
+    return { tx, extra };
   }
 
   private verifyHere(c: SigCheck): boolean {
@@ -119,9 +122,9 @@ export class TxVerifier {
   /** Synchronous check on this thread (block validation of a tx we never saw on gossip). */
   check(env: TxEnvelope): TxVerdict {
     if (this.cached(env)) return 'ok';
-    const { tx, consent } = this.checks(env);
+    const { tx, extra } = this.checks(env);
     if (!this.verifyHere(tx)) return 'TX_BAD_SIGNATURE';
-    if (consent && !this.verifyHere(consent)) return 'STAKE_BAD_CONSENT';
+    for (const c of extra) if (!this.verifyHere(c)) return c.code;
     this.remember(env);
     return 'ok';
   }
@@ -131,10 +134,11 @@ export class TxVerifier {
     const pool = this.pool;
     if (!pool) return this.check(env);
     if (this.cached(env)) return 'ok';
-    const { tx, consent } = this.checks(env);
-    const [txOk, consentOk] = await Promise.all([this.verifyOnPool(pool, tx), consent ? this.verifyOnPool(pool, consent) : Promise.resolve(true)]);
-    if (!txOk) return 'TX_BAD_SIGNATURE';
-    if (!consentOk) return 'STAKE_BAD_CONSENT';
+    const { tx, extra } = this.checks(env);
+    const all = [tx, ...extra];
+    const ok = await Promise.all(all.map((c) => this.verifyOnPool(pool, c)));
+    const bad = ok.indexOf(false);
+    if (bad >= 0) return all[bad]!.code;
     this.remember(env);
     return 'ok';
   }

@@ -1,5 +1,6 @@
 import { bytesEqual, formatAddress, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
+  decodeSystemMsg,
   MAX_REPORT_ITEMS,
   MAX_TX_BATCH,
   MAX_TX_BATCH_BYTES,
@@ -32,6 +33,7 @@ import {
   type XferRecord,
 } from '@qnexus/types';
 import type { StateChanges } from '@qnexus/state';
+import { app } from '@qnexus/app';
 import { RateLimiter, type P2PNode, type ServeBudget } from '@qnexus/p2p';
 import type { Candidate, Chain } from './chain.js';
 import type { Engine } from './engine.js';
@@ -242,7 +244,7 @@ export class XShard {
         let kind = 'unknown';
         try {
           const env = openTx(raw);
-          kind = env.tx.body.payload.kind;
+          kind = app.kindName(env);
           if (!isSystemKind(env.tx.body.payload.kind)) throw new QnexusError('XS_UNAUTHORIZED', 'only beacon entries (xprepare, xdecision) are accepted on the 2PC protocol');
           const r = await this.mempool.admit(env);
           if (r === 'added') this.txGossip.publish(env.raw);
@@ -271,11 +273,10 @@ export class XShard {
   // ------------------------------------------------------------------ out: reports
 
   private onStale(env: TxEnvelope): void {
-    const p = env.tx.body.payload;
-    if (p.kind === 'xprepare' || p.kind === 'xdecision') {
-      this.stale.add(toHex(p.xfer.id));
-      this.acked.delete(toHex(p.xfer.id));
-    }
+    if (!isSystemKind(env.tx.body.payload.kind)) return;
+    const id = toHex(decodeSystemMsg(env.tx.body.payload).xfer.id);
+    this.stale.add(id);
+    this.acked.delete(id);
   }
 
   private countPhases(changes: StateChanges): void {

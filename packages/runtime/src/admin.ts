@@ -10,7 +10,7 @@ import { isAbsolute, join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { QnexusError, type ErrorCode } from '@qnexus/types';
+import { QnexusError, type AnyErrorCode, type ErrorCode } from '@qnexus/types';
 import type { BackupResult } from '@qnexus/db';
 import type { P2PNode, PeerConnection } from '@qnexus/p2p';
 import type { LogLevel } from './config.js';
@@ -81,7 +81,7 @@ export function tokenMatches(presented: string, expected: string): boolean {
 /** A QnexusError answered with extra HTTP headers (Retry-After, WWW-Authenticate). */
 export class HttpHeaderError extends QnexusError {
   constructor(
-    code: ErrorCode,
+    code: AnyErrorCode,
     message: string,
     readonly headers: Record<string, string>,
   ) {

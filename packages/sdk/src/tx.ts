@@ -11,7 +11,9 @@ import {
   type BackendName,
   type SchemeName,
 } from '@qnexus/crypto';
-import { QnexusError, encodeTx, stakeConsentSigningBytes, txSigningBytes, type TxBody, type TxPayload } from '@qnexus/types';
+import { QnexusError, encodeTx, txSigningBytes, type TxBody, type TxMsg } from '@qnexus/types';
+import { sendMsg } from '@qnexus/state';
+import { stakeConsentSigningBytes, stakeMsg, unstakeMsg } from '@qnexus/module-staking';
 import type { QnexusClient } from './client.js';
 import type { TxInfo, XTransferInfo } from './types.js';
 
@@ -90,7 +92,7 @@ export function buildXTransfer(p: XTransferParams): BuiltTx {
 function buildValueTx(kind: 'transfer' | 'xtransfer', p: TransferParams): BuiltTx {
   if (!isAddressString(p.to)) throw new QnexusError('TX_MALFORMED', `invalid recipient ${JSON.stringify(p.to)}: expected qn followed by 40 lowercase hex characters`);
   checkU64(p.amount, 'amount', 'TX_BAD_AMOUNT');
-  return signTx(p, { kind, to: parseAddress(p.to), amount: p.amount });
+  return signTx(p, sendMsg(kind, { to: parseAddress(p.to), amount: p.amount }));
 }
 
 /** What every account transaction needs besides its payload. */
@@ -121,7 +123,7 @@ export function buildStake(p: StakeParams): BuiltTx {
   if (v.scheme !== p.key.scheme) throw new QnexusError('TX_WRONG_SCHEME', `validator key is ${v.scheme}, funding key is ${p.key.scheme}`);
   if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
   const consent = getBackend(v.scheme, v.backend).sign(v.secretKey, stakeConsentSigningBytes(p.chainId, addressFromPublicKey(p.key.publicKey), v.publicKey));
-  return signTx(p, { kind: 'stake', validatorPublicKey: v.publicKey, amount: p.amount, validatorSignature: consent });
+  return signTx(p, stakeMsg({ validatorPublicKey: v.publicKey, amount: p.amount, validatorSignature: consent }));
 }
 
 export interface UnstakeParams extends AccountTxParams {
@@ -132,10 +134,11 @@ export interface UnstakeParams extends AccountTxParams {
 /** Build an unstake transaction (cost: the fee). The validator leaves the committees at the next epoch it can; funds return home after unbonding. */
 export function buildUnstake(p: UnstakeParams): BuiltTx {
   if (!isAddressString(p.validator)) throw new QnexusError('TX_MALFORMED', `invalid validator ${JSON.stringify(p.validator)}: expected qn followed by 40 lowercase hex characters`);
-  return signTx(p, { kind: 'unstake', validator: parseAddress(p.validator) });
+  return signTx(p, unstakeMsg({ validator: parseAddress(p.validator) }));
 }
 
-function signTx(p: AccountTxParams, payload: TxPayload): BuiltTx {
+/** Sign any module's message as an account transaction (the SDK's generic builder). */
+export function signTx(p: AccountTxParams, payload: TxMsg): BuiltTx {
   if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
   checkU64(p.fee, 'fee', 'TX_BAD_AMOUNT');
   checkU64(p.nonce, 'nonce', 'TX_MALFORMED');

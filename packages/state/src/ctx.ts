@@ -19,6 +19,8 @@ export interface StateParams {
   minStake: bigint;
   /** Fraction of every fee burned, in basis points; the rest is the block proposer's tip. */
   feeBurnBps: number;
+  /** Σ weight of a block's transactions (a plain transfer weighs 1): genesis `maxBlockTxs`. */
+  maxBlockWeight: number;
 }
 
 export function stateParams(g: Genesis, shard: number): StateParams {
@@ -33,6 +35,7 @@ export function stateParams(g: Genesis, shard: number): StateParams {
     epochLength: g.epochLength,
     minStake: g.staking.minStake,
     feeBurnBps: g.staking.feeBurnBps,
+    maxBlockWeight: g.maxBlockTxs,
   };
 }
 

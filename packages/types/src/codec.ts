@@ -29,6 +29,13 @@ export class Writer {
     this.buf[this.len++] = v;
     return this;
   }
+  u16(v: number): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError(`u16 out of range: ${v}`);
+    this.ensure(2);
+    this.view.setUint16(this.len, v);
+    this.len += 2;
+    return this;
+  }
   u32(v: number): this {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`u32 out of range: ${v}`);
     this.ensure(4);
@@ -80,6 +87,12 @@ export class Reader {
   u8(what = 'u8'): number {
     this.need(1, what);
     return this.buf[this.off++]!;
+  }
+  u16(what = 'u16'): number {
+    this.need(2, what);
+    const v = this.view.getUint16(this.off);
+    this.off += 2;
+    return v;
   }
   u32(what = 'u32'): number {
     this.need(4, what);

@@ -58,10 +58,10 @@ export const ERROR_HTTP_STATUS = {
   MALFORMED: 400,
   BAD_CERTIFICATE: 400,
   BAD_BLOCK: 400,
+  /** The proposer's block has no weight budget left for this transaction; it stays pending for a later block. */
+  BLOCK_FULL: 503,
   /** A block's end state breaks an invariant a module declares (e.g. a denom's supply identity): the block is invalid. */
   INVARIANT_BROKEN: 400,
-  /** A denom name outside `[a-z][a-z0-9/._-]{1,63}`. */
-  BANK_BAD_DENOM: 400,
   // configuration / keys
   BAD_GENESIS: 400,
   BAD_CONFIG: 400,
@@ -115,20 +115,52 @@ export function isErrorCode(s: string): s is ErrorCode {
 /** Machine-readable facts an error answer carries beside code and message (e.g. `homeShard` of ACCOUNT_WRONG_SHARD). */
 export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>;
 
+/**
+ * A module's own error code: its module name in capitals, '_', the rest
+ * (`STAKING_TOO_LOW`, `NFT_NOT_OWNER`). Modules register theirs with their
+ * HTTP statuses at wiring (registerModuleErrors), so the API answers them like
+ * the core's.
+ */
+export type ModuleErrorCode = `${Uppercase<string>}_${string}`;
+export type AnyErrorCode = ErrorCode | ModuleErrorCode;
+
+const moduleErrors = new Map<string, number>();
+
+/** Register a module's error codes; each must carry the module's prefix and must not shadow a core code. */
+export function registerModuleErrors(module: string, table: Readonly<Record<string, number>>): void {
+  const prefix = `${module.toUpperCase()}_`;
+  for (const [code, status] of Object.entries(table)) {
+    if (!code.startsWith(prefix)) throw new Error(`module ${module}: error code ${code} must start with ${prefix}`);
+    if (isErrorCode(code)) throw new Error(`module ${module}: error code ${code} is a core code`);
+    const had = moduleErrors.get(code);
+    if (had !== undefined && had !== status) throw new Error(`module ${module}: error code ${code} registered twice with different statuses`);
+    moduleErrors.set(code, status);
+  }
+}
+
+/** Every registered module error code with its HTTP status (for the OpenAPI document and the CLI). */
+export function moduleErrorCodes(): ReadonlyMap<string, number> {
+  return moduleErrors;
+}
+
+export function isKnownErrorCode(s: string): s is AnyErrorCode {
+  return isErrorCode(s) || moduleErrors.has(s);
+}
+
 export class QnexusError extends Error {
-  readonly code: ErrorCode;
+  readonly code: AnyErrorCode;
   /** Extra fields of the `error` object in the HTTP answer; they never replace `code` or `message`. */
   readonly details: ErrorDetails | undefined;
-  constructor(code: ErrorCode, message: string, details?: ErrorDetails) {
+  constructor(code: AnyErrorCode, message: string, details?: ErrorDetails) {
     super(message);
     this.name = 'QnexusError';
     this.code = code;
     this.details = details;
   }
   get httpStatus(): number {
-    return ERROR_HTTP_STATUS[this.code];
+    return isErrorCode(this.code) ? ERROR_HTTP_STATUS[this.code] : (moduleErrors.get(this.code) ?? 400);
   }
-  toJSON(): { error: { code: ErrorCode; message: string } & Record<string, unknown> } {
+  toJSON(): { error: { code: AnyErrorCode; message: string } & Record<string, unknown> } {
     return { error: { ...this.details, code: this.code, message: this.message } };
   }
 }

@@ -36,67 +36,41 @@ function readVersion(r: Reader, what: string): void {
 
 // ---------------------------------------------------------------- transactions
 
-export const TX_KIND = { transfer: 1, xtransfer: 2, xprepare: 3, xdecision: 4, stake: 5, unstake: 6 } as const;
-export type TxKindName = keyof typeof TX_KIND;
-
-export interface TransferPayload {
-  kind: 'transfer';
-  to: Uint8Array;
-  amount: bigint;
-}
-
-/** A transfer to an account of another shard, settled by two-phase commit through the beacon. */
-export interface XTransferPayload {
-  kind: 'xtransfer';
-  to: Uint8Array;
-  amount: bigint;
-}
-
 /**
- * Bond `amount` from the signer (the funding, "home" account) to the validator
- * key `validatorPublicKey`. The validator key consents by signing
- * `stakeConsentSigningBytes(chainId, funder, validatorPublicKey)`, so nobody can
- * be made a validator (or have stake attributed to them) without their key.
+ * A transaction's message: `kind` is the u16 `(module id << 8) | message
+ * type`, `msg` the module's canonical encoding of it. The envelope codec does
+ * not interpret `msg`: the application (the modules wired into it) decodes and
+ * validates it, so adding a module never touches this file.
  */
-export interface StakePayload {
-  kind: 'stake';
-  validatorPublicKey: Uint8Array;
-  amount: bigint;
-  validatorSignature: Uint8Array;
+export interface TxMsg {
+  kind: number;
+  msg: Uint8Array;
 }
 
-/** Ask the beacon to take `validator` out of the committees; signed by its home account or by the validator key. */
-export interface UnstakePayload {
-  kind: 'unstake';
-  validator: Uint8Array;
-}
+/** Module id of the built-in 2PC engine (`xfer`): its prepare (type 1) and decision (type 2) entries are the beacon's. */
+export const XFER_MODULE_ID = 2;
+export const XPREPARE_KIND = (XFER_MODULE_ID << 8) | 1;
+export const XDECISION_KIND = (XFER_MODULE_ID << 8) | 2;
 
-/** The bytes a validator key signs to consent to being staked by `funder`. */
-export function stakeConsentSigningBytes(chainId: string, funder: Uint8Array, validatorPublicKey: Uint8Array): Uint8Array {
-  return signingBytes(chainId, 'stake', new Writer(validatorPublicKey.length + 64).u8(CODEC_VERSION).fixed(funder, ADDRESS_BYTES).bytes(validatorPublicKey).finish());
-}
-
-/**
- * What moves through the two-phase-commit path. `transfer`: shard → shard
- * (xtransfer). The beacon is a participant too (shard number BEACON_SHARD):
- * `stake` (funder's shard → beacon: bonded stake; `data` is the validator's
- * public key), `unstake` (amount 0: a proven exit request), `fees` (a shard's
- * proposer fees of one epoch → the proposer's rewards at the beacon) and
- * `release` (beacon → home shard: stake + rewards paid out after unbonding).
- */
-export type XferKind = 'transfer' | 'stake' | 'unstake' | 'fees' | 'release';
-export const XFER_KINDS: readonly XferKind[] = ['transfer', 'stake', 'unstake', 'fees', 'release'];
 /** The beacon's "shard number" as a 2PC participant. */
 export const BEACON_SHARD = 0xffff;
+/** Bounds of an XferInfo's module-defined parts. */
+export const MAX_XFER_PAYLOAD_BYTES = 3072;
+export const MAX_DENOM_BYTES = 64;
 
 /**
- * What both participants and the beacon agree a transfer is. `id` is the
- * source transaction's id (for `fees` and `release`, a hash naming the
- * epoch/validator); `deadlineSlot` is fixed by the source block's slot plus
- * genesis `xferTimeoutSlots`.
+ * What both participants and the beacon agree a cross-shard operation is.
+ * `module` and `op` name the operation (its effects are the module's
+ * callbacks); `amount` of `denom` is what the generic escrow moves from
+ * `from` on the source to `to` on the destination; `payload` is the op's
+ * own bounded data (e.g. a validator key). `id` is the source transaction's
+ * id (or a hash naming a system-made record); `deadlineSlot` is fixed by the
+ * source block's slot plus genesis `xferTimeoutSlots`.
  */
 export interface XferInfo {
-  kind: XferKind;
+  module: number;
+  op: number;
+  denom: string;
   id: Uint8Array;
   srcShard: number;
   dstShard: number;
@@ -104,38 +78,23 @@ export interface XferInfo {
   to: Uint8Array;
   amount: bigint;
   deadlineSlot: number;
-  /** `stake`: the validator's public key (address = `to`); empty otherwise. */
-  data: Uint8Array;
+  payload: Uint8Array;
 }
-
-/** Beacon → destination shard: record whether you accept this credit (system entry, signed by the beacon). */
-export interface XPreparePayload {
-  kind: 'xprepare';
-  xfer: XferInfo;
-}
-
-/** Beacon → both shards: the logged outcome (system entry, signed by the beacon). */
-export interface XDecisionPayload {
-  kind: 'xdecision';
-  xfer: XferInfo;
-  commit: boolean;
-}
-
-export type TxPayload = TransferPayload | XTransferPayload | XPreparePayload | XDecisionPayload | StakePayload | UnstakePayload;
-export type SystemPayload = XPreparePayload | XDecisionPayload;
 
 /**
  * System entries are authored by the beacon, not by an account: nonce and fee
  * are 0, the public key is the genesis beacon key and the signature is over the
  * `qnexus/<chainId>/beacon` domain, so no user transaction can pass for one.
  */
-export function isSystemKind(kind: TxKindName): kind is SystemPayload['kind'] {
-  return kind === 'xprepare' || kind === 'xdecision';
+export function isSystemKind(kind: number): boolean {
+  return kind === XPREPARE_KIND || kind === XDECISION_KIND;
 }
 
 export function encodeXferInfo(w: Writer, x: XferInfo): Writer {
   return w
-    .u8(XFER_KINDS.indexOf(x.kind))
+    .u8(x.module)
+    .u8(x.op)
+    .string(x.denom)
     .fixed(x.id, HASH_BYTES)
     .u32(x.srcShard)
     .u32(x.dstShard)
@@ -143,15 +102,14 @@ export function encodeXferInfo(w: Writer, x: XferInfo): Writer {
     .fixed(x.to, ADDRESS_BYTES)
     .u64(x.amount)
     .u64(x.deadlineSlot)
-    .bytes(x.data);
+    .bytes(x.payload);
 }
 
 export function readXferInfo(r: Reader): XferInfo {
-  const k = r.u8('transfer kind');
-  const kind = XFER_KINDS[k];
-  if (kind === undefined) throw new QnexusError('MALFORMED', `unknown transfer kind ${k}`);
   return {
-    kind,
+    module: r.u8('transfer module'),
+    op: r.u8('transfer op'),
+    denom: r.string(MAX_DENOM_BYTES, 'denom'),
     id: r.fixed(HASH_BYTES, 'transfer id'),
     srcShard: r.u32('source shard'),
     dstShard: r.u32('destination shard'),
@@ -159,14 +117,16 @@ export function readXferInfo(r: Reader): XferInfo {
     to: r.fixed(ADDRESS_BYTES, 'recipient'),
     amount: r.u64('amount'),
     deadlineSlot: r.u64n('deadline slot'),
-    data: r.bytes(MAX_PUBLIC_KEY_BYTES, 'transfer data'),
+    payload: r.bytes(MAX_XFER_PAYLOAD_BYTES, 'transfer payload'),
   };
 }
 
 export function xferInfoEqual(a: XferInfo, b: XferInfo): boolean {
   return (
-    a.kind === b.kind &&
-    toHex(a.data) === toHex(b.data) &&
+    a.module === b.module &&
+    a.op === b.op &&
+    a.denom === b.denom &&
+    toHex(a.payload) === toHex(b.payload) &&
     toHex(a.id) === toHex(b.id) &&
     a.srcShard === b.srcShard &&
     a.dstShard === b.dstShard &&
@@ -177,18 +137,33 @@ export function xferInfoEqual(a: XferInfo, b: XferInfo): boolean {
   );
 }
 
-/** What the sender gives up: amount + fee for value transfers, nothing for system entries. */
-export function txCost(b: TxBody): bigint {
-  switch (b.payload.kind) {
-    case 'transfer':
-    case 'xtransfer':
-    case 'stake':
-      return b.payload.amount + b.fee;
-    case 'unstake':
-      return b.fee;
-    default:
-      return 0n;
+/** The beacon's prepare entry: destination, record whether you accept this (system entry). */
+export function encodeXPrepare(x: XferInfo): TxMsg {
+  return { kind: XPREPARE_KIND, msg: encodeXferInfo(new Writer(256 + x.payload.length), x).finish() };
+}
+
+/** The beacon's decision entry: the logged outcome, to both sides (system entry). */
+export function encodeXDecision(x: XferInfo, commit: boolean): TxMsg {
+  return { kind: XDECISION_KIND, msg: encodeXferInfo(new Writer(256 + x.payload.length), x).u8(commit ? 1 : 0).finish() };
+}
+
+/** Decode a system entry's message; throws TX_MALFORMED. */
+export function decodeSystemMsg(m: TxMsg): { prepare: true; xfer: XferInfo } | { prepare: false; xfer: XferInfo; commit: boolean } {
+  try {
+    if (m.kind === XPREPARE_KIND) return { prepare: true, xfer: decodeWith(m.msg, 'prepare entry', readXferInfo) };
+    if (m.kind === XDECISION_KIND) {
+      return decodeWith(m.msg, 'decision entry', (r) => {
+        const xfer = readXferInfo(r);
+        const c = r.u8('decision');
+        if (c > 1) throw new QnexusError('MALFORMED', `bad decision flag ${c}`);
+        return { prepare: false as const, xfer, commit: c === 1 };
+      });
+    }
+  } catch (e) {
+    if (e instanceof QnexusError && e.code === 'MALFORMED') throw new QnexusError('TX_MALFORMED', e.message);
+    throw e;
   }
+  throw new QnexusError('TX_MALFORMED', `kind ${m.kind} is not a beacon entry`);
 }
 
 export interface TxBody {
@@ -197,7 +172,7 @@ export interface TxBody {
   fee: bigint;
   /** The signer's ML-DSA public key: carried in every tx so any node verifies it statelessly. */
   publicKey: Uint8Array;
-  payload: TxPayload;
+  payload: TxMsg;
 }
 
 export interface SignedTx {
@@ -206,74 +181,26 @@ export interface SignedTx {
 }
 
 export function encodeTxBody(b: TxBody): Uint8Array {
-  const w = new Writer(b.publicKey.length + 192)
+  return new Writer(b.publicKey.length + b.payload.msg.length + 64)
     .u8(CODEC_VERSION)
     .string(b.chainId)
-    .u8(TX_KIND[b.payload.kind])
+    .u16(b.payload.kind)
     .u64(b.nonce)
     .u64(b.fee)
-    .bytes(b.publicKey);
-  switch (b.payload.kind) {
-    case 'transfer':
-    case 'xtransfer':
-      w.fixed(b.payload.to, ADDRESS_BYTES).u64(b.payload.amount);
-      break;
-    case 'xprepare':
-      encodeXferInfo(w, b.payload.xfer);
-      break;
-    case 'xdecision':
-      encodeXferInfo(w, b.payload.xfer).u8(b.payload.commit ? 1 : 0);
-      break;
-    case 'stake':
-      w.bytes(b.payload.validatorPublicKey).u64(b.payload.amount).bytes(b.payload.validatorSignature);
-      break;
-    case 'unstake':
-      w.fixed(b.payload.validator, ADDRESS_BYTES);
-      break;
-  }
-  return w.finish();
+    .bytes(b.publicKey)
+    .bytes(b.payload.msg)
+    .finish();
 }
 
 function readTxBody(r: Reader): TxBody {
   readVersion(r, 'tx');
   const chainId = readChainId(r);
-  const kind = r.u8('tx kind');
+  const kind = r.u16('tx kind');
   const nonce = r.u64('nonce');
   const fee = r.u64('fee');
   const publicKey = r.bytes(MAX_PUBLIC_KEY_BYTES, 'public key');
-  let payload: TxPayload;
-  switch (kind) {
-    case TX_KIND.transfer:
-      payload = { kind: 'transfer', to: r.fixed(ADDRESS_BYTES, 'recipient'), amount: r.u64('amount') };
-      break;
-    case TX_KIND.xtransfer:
-      payload = { kind: 'xtransfer', to: r.fixed(ADDRESS_BYTES, 'recipient'), amount: r.u64('amount') };
-      break;
-    case TX_KIND.xprepare:
-      payload = { kind: 'xprepare', xfer: readXferInfo(r) };
-      break;
-    case TX_KIND.xdecision: {
-      const xfer = readXferInfo(r);
-      const c = r.u8('decision');
-      if (c > 1) throw new QnexusError('MALFORMED', `bad decision flag ${c}`);
-      payload = { kind: 'xdecision', xfer, commit: c === 1 };
-      break;
-    }
-    case TX_KIND.stake:
-      payload = {
-        kind: 'stake',
-        validatorPublicKey: r.bytes(MAX_PUBLIC_KEY_BYTES, 'validator public key'),
-        amount: r.u64('amount'),
-        validatorSignature: r.bytes(MAX_SIGNATURE_BYTES, 'validator signature'),
-      };
-      break;
-    case TX_KIND.unstake:
-      payload = { kind: 'unstake', validator: r.fixed(ADDRESS_BYTES, 'validator') };
-      break;
-    default:
-      throw new QnexusError('TX_UNKNOWN_KIND', `unknown transaction kind ${kind}`);
-  }
-  return { chainId, nonce, fee, publicKey, payload };
+  const msg = r.bytes(MAX_TX_BYTES, 'message');
+  return { chainId, nonce, fee, publicKey, payload: { kind, msg } };
 }
 
 export function encodeTx(tx: SignedTx): Uint8Array {

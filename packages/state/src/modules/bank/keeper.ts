@@ -1,7 +1,7 @@
 import { ADDRESS_BYTES, sha256, utf8 } from '@qnexus/crypto';
 import { MAX_PUBLIC_KEY_BYTES, QnexusError, Writer, decodeWith } from '@qnexus/types';
-import { MODULE_IDS, type ExecCtx } from '../ctx.js';
-import type { ModuleStore } from '../store.js';
+import { MODULE_IDS, type ExecCtx } from '../../ctx.js';
+import type { ModuleStore } from '../../store.js';
 
 /**
  * bank: balances keyed by (address, denom), account records (nonce and the

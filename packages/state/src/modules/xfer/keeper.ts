@@ -1,8 +1,8 @@
 import { HASH_BYTES, fromHex, toHex } from '@qnexus/crypto';
 import { Writer, decodeWith, decodeXferRecord, encodeXferRecord, type XferRecord } from '@qnexus/types';
-import { MODULE_IDS, type ExecCtx } from '../ctx.js';
-import { moduleKey, type ModuleStore } from '../store.js';
-import { NATIVE_DENOM } from './bank.js';
+import { MODULE_IDS, type ExecCtx } from '../../ctx.js';
+import { moduleKey, type ModuleStore } from '../../store.js';
+import { NATIVE_DENOM } from '../bank/keeper.js';
 
 /**
  * xfer: the 2PC engine's state. Keys under module id 2:

@@ -1,0 +1,348 @@
+import { schemeLengths, toHex, homeShard, formatAddress } from '@qnexus/crypto';
+import { QnexusError, decodeWith, isSystemKind, registerModuleErrors, type Genesis, type TxEnvelope, type XferInfo } from '@qnexus/types';
+import { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
+import type { Module, MsgDef, QueryDef, SigCheck, XferOpDef } from './module.js';
+import { NATIVE_DENOM, bank, bankModule, moduleAccount } from './modules/bank/index.js';
+import { xferKeeper, xferModule, type XferKeeper } from './modules/xfer/index.js';
+import { Branch, CommittedState, ModuleStore, type KeyHex, type Writes } from './store.js';
+import { StateView, WorldState, changesOf, type BlockExecution } from './world.js';
+
+/**
+ * The host: runs the modules an app lists over one key-value state. It is the
+ * deterministic application behind the node (CometBFT's ABCI boundary: the
+ * node checks, proposes, validates and commits blocks through it and never
+ * looks inside the state), and it is the only code that dispatches on a
+ * transaction's kind.
+ */
+
+/** The keepers of the built-in modules, handed to app modules at wiring (their `expected` interfaces are subsets). */
+export interface HostKeepers {
+  bank: typeof bank;
+  xfer: XferKeeper;
+}
+
+/** Account that receives every fee; modules with an `onFee` hook take their share from it. */
+export const FEE_COLLECTOR = moduleAccount('fee_collector');
+
+interface Decoded {
+  mod: Module;
+  def: MsgDef<unknown>;
+  p: unknown;
+}
+
+const opKey = (module: number, op: number) => (module << 8) | op;
+
+export class StateMachine {
+  readonly modules: readonly Module[];
+  private readonly kinds = new Map<number, { mod: Module; def: MsgDef<unknown> }>();
+  private readonly ops = new Map<number, XferOpDef>();
+  private readonly byName = new Map<string, Module>();
+  private readonly decoded = new WeakMap<TxEnvelope, Decoded>();
+  /** Addresses of every module account (their balances are not users' in the API's totals). */
+  readonly moduleAccounts: readonly Uint8Array[];
+
+  /**
+   * `wire(keepers)` returns the app's modules given the built-in keepers; the
+   * host puts bank and xfer first. Ids, message names and error codes must be
+   * unique: a clash is a wiring bug and throws at start.
+   */
+  constructor(wire: (k: HostKeepers) => readonly Module[]) {
+    const lookup = (m: number, op: number) => this.ops.get(opKey(m, op));
+    this.modules = [bankModule(xferKeeper), xferModule(lookup), ...wire({ bank, xfer: xferKeeper })];
+    const names = new Set<string>();
+    for (const m of this.modules) {
+      if (!Number.isInteger(m.id) || m.id < 1 || m.id > 255) throw new Error(`module ${m.name}: id ${m.id} is not in 1..255`);
+      if ([...this.byName.values()].some((o) => o.id === m.id)) throw new Error(`module ${m.name}: id ${m.id} is taken`);
+      if (!/^[a-z][a-z0-9]{1,31}$/.test(m.name) || this.byName.has(m.name)) throw new Error(`module name ${JSON.stringify(m.name)} is invalid or taken`);
+      this.byName.set(m.name, m);
+      for (const d of m.msgs ?? []) {
+        if (!Number.isInteger(d.type) || d.type < 1 || d.type > 255) throw new Error(`${m.name}/${d.name}: type ${d.type} is not in 1..255`);
+        if (names.has(d.name)) throw new Error(`message name ${d.name} is taken`);
+        names.add(d.name);
+        this.kinds.set((m.id << 8) | d.type, { mod: m, def: d as MsgDef<unknown> });
+      }
+      for (const o of m.xfers ?? []) {
+        if (this.ops.has(opKey(m.id, o.op))) throw new Error(`${m.name}: cross-shard op ${o.op} defined twice`);
+        this.ops.set(opKey(m.id, o.op), o);
+      }
+      if (m.errors) registerModuleErrors(m.name, m.errors);
+    }
+    this.moduleAccounts = [FEE_COLLECTOR, ...this.modules.flatMap((m) => (m.accounts ?? []).map(moduleAccount))];
+  }
+
+  module(name: string): Module | undefined {
+    return this.byName.get(name);
+  }
+
+  /** A message definition by kind, with its module. */
+  msgDef(kind: number): { mod: Module; def: MsgDef<unknown> } | undefined {
+    return this.kinds.get(kind);
+  }
+
+  /** Every message kind: (module name, message name, kind), for the CLI and the docs. */
+  messages(): { module: string; name: string; kind: number }[] {
+    return [...this.kinds].map(([kind, { mod, def }]) => ({ module: mod.name, name: def.name, kind }));
+  }
+
+  xferOp(module: number, op: number): XferOpDef | undefined {
+    return this.ops.get(opKey(module, op));
+  }
+
+  /** The record kind the API shows: the op's name. */
+  xferKindName(x: Pick<XferInfo, 'module' | 'op'>): string {
+    return this.xferOp(x.module, x.op)?.name ?? `${x.module}/${x.op}`;
+  }
+
+  /** Every module query, for the API to mount under `/v1/<module>/<name>`. */
+  queries(): { module: Module; query: QueryDef }[] {
+    return this.modules.flatMap((m) => (m.queries ?? []).map((query) => ({ module: m, query })));
+  }
+
+  /** Run a module query on the committed state. */
+  query(state: WorldState, params: StateParams, m: Module, q: QueryDef, args: Record<string, string>): unknown {
+    return q.run({ store: new ModuleStore(new Branch(state.kv), m.id), params }, args);
+  }
+
+  /** Decode a transaction's message (cached on the envelope). Throws TX_UNKNOWN_KIND / TX_MALFORMED. */
+  decode(env: TxEnvelope): Decoded {
+    const hit = this.decoded.get(env);
+    if (hit) return hit;
+    const k = env.tx.body.payload.kind;
+    const e = this.kinds.get(k);
+    if (!e) throw new QnexusError('TX_UNKNOWN_KIND', `unknown transaction kind ${k} (module ${k >> 8}, type ${k & 0xff})`);
+    let p: unknown;
+    try {
+      p = decodeWith(env.tx.body.payload.msg, e.def.name, (r) => e.def.decode(r));
+    } catch (err) {
+      if (err instanceof QnexusError && err.code === 'MALFORMED') throw new QnexusError('TX_MALFORMED', err.message);
+      throw err;
+    }
+    const d = { ...e, p };
+    this.decoded.set(env, d);
+    return d;
+  }
+
+  /**
+   * Checks that need no state: chain id, parameter set, the message decodes,
+   * then for account transactions the fee floor and home shard, and the
+   * message's own `validate` (for beacon entries, the beacon key and shape).
+   * Run at admission (before gossip) and again in block validation.
+   */
+  checkStateless(env: TxEnvelope, p: StateParams): void {
+    const b = env.tx.body;
+    if (b.chainId !== p.chainId) throw new QnexusError('TX_WRONG_CHAIN', `transaction is for chain ${JSON.stringify(b.chainId)}, this is ${JSON.stringify(p.chainId)}`);
+    const len = schemeLengths(p.scheme);
+    if (b.publicKey.length !== len.publicKey || env.tx.signature.length !== len.signature) {
+      throw new QnexusError('TX_WRONG_SCHEME', `this chain uses ${p.scheme} (public key ${len.publicKey} B, signature ${len.signature} B)`);
+    }
+    const d = this.decode(env);
+    if (!isSystemKind(b.payload.kind)) {
+      if (b.fee < p.minFee) throw new QnexusError('TX_FEE_TOO_LOW', `fee ${b.fee} is below the minimum ${p.minFee}`);
+      // An account lives on its home shard only; its transactions are executed there.
+      const from = homeShard(env.from, p.shardCount);
+      if (from !== p.shard) throw new QnexusError('TX_WRONG_SHARD', `sender ${env.fromStr} lives on shard ${from}; submit to a node of that shard (this is shard ${p.shard})`);
+    }
+    d.def.validate?.(d.p, env, p);
+  }
+
+  /** Extra signatures a message carries (checked once, with the transaction's, on the verify pool). */
+  signatures(env: TxEnvelope): SigCheck[] {
+    const d = this.decode(env);
+    return d.def.signatures ? d.def.signatures(d.p as never, env) : [];
+  }
+
+  /** What the sender gives up in the native denom: the message's spend plus the fee (0 for beacon entries). */
+  cost(env: TxEnvelope): bigint {
+    if (isSystemKind(env.tx.body.payload.kind)) return 0n;
+    const d = this.decode(env);
+    return (d.def.spend ? d.def.spend(d.p) : 0n) + env.tx.body.fee;
+  }
+
+  weight(env: TxEnvelope): number {
+    const d = this.decode(env);
+    return d.def.weight ? Math.max(1, Math.ceil(d.def.weight(d.p))) : 1;
+  }
+
+  /** The API's JSON of a transaction: kind, fee, nonce, raw, the sender for account transactions, then the message's fields. */
+  txJson(env: TxEnvelope): Record<string, unknown> {
+    const d = this.decode(env);
+    const b = env.tx.body;
+    const common = { hash: env.hashHex, kind: d.def.name, fee: b.fee.toString(), nonce: b.nonce.toString(), raw: toHex(env.raw) };
+    return { ...common, ...(isSystemKind(b.payload.kind) ? {} : { from: env.fromStr }), ...d.def.json(d.p) };
+  }
+
+  /** The message's name (the API's `kind`); 'unknown' for a kind no module defines. */
+  kindName(env: TxEnvelope): string {
+    try {
+      return this.decode(env).def.name;
+    } catch {
+      return 'unknown';
+    }
+  }
+
+  /** Who a transaction touches: its sender and its recipient if it names one (a beacon entry: the transfer's endpoints). */
+  parties(env: TxEnvelope): { from: string; to: string | null } {
+    const d = this.decode(env);
+    const j = d.def.json(d.p as never);
+    const from = typeof j.from === 'string' ? j.from : env.fromStr;
+    return { from, to: typeof j.to === 'string' ? j.to : null };
+  }
+
+  /** The record a pending transaction will open, if any (API, before it is in a block). */
+  xferPreview(env: TxEnvelope, p: StateParams): { kind: string; from: string; to: string; amount: bigint; dstShard: number } | null {
+    const d = this.decode(env);
+    const v = d.def.xferPreview?.(d.p, env, p);
+    return v ? { kind: v.kind, from: env.fromStr, to: formatAddress(v.to), amount: v.amount, dstShard: v.dstShard } : null;
+  }
+
+  /**
+   * The ante step of an account transaction: nonce, key registration on the
+   * first transaction, the fee into the fee collector, then every module's
+   * `onFee` (staking burns a share and books the proposer's tip).
+   */
+  private ante(ctx: ExecCtx, env: TxEnvelope): void {
+    const b = env.tx.body;
+    const a = bank.auth(ctx, env.from);
+    const nonce = a?.nonce ?? 0n;
+    if (b.nonce < nonce) throw new QnexusError('TX_NONCE_STALE', `nonce ${b.nonce} already used; the account's next nonce is ${nonce}`);
+    if (b.nonce > nonce) throw new QnexusError('TX_NONCE_FUTURE', `nonce ${b.nonce} is ahead of the account's next nonce ${nonce}`);
+    const cost = this.cost(env);
+    const balance = bank.balance(ctx, env.from);
+    if (balance < cost) throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} is less than amount + fee = ${cost}`);
+    bank.setAuth(ctx, env.from, { nonce: nonce + 1n, publicKey: a?.publicKey ?? b.publicKey });
+    if (b.fee === 0n) return;
+    bank.send(ctx, env.from, FEE_COLLECTOR, b.fee);
+    for (const m of this.modules) m.onFee?.(ctx, b.fee);
+  }
+
+  /**
+   * Apply one transaction to a branch. Throws a QnexusError with a stable code
+   * and leaves the branch untouched if the transaction cannot apply: it runs on
+   * a child branch that is folded in only on success.
+   */
+  applyTx(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext): void {
+    const ctx = new ExecCtx(kv.branch(), p, block);
+    this.checkStateless(env, p);
+    const d = this.decode(env);
+    if (!isSystemKind(env.tx.body.payload.kind)) this.ante(ctx, env);
+    d.def.handle({ ctx, env, store: ctx.store(d.mod.id) }, d.p as never);
+    ctx.kv.commit();
+  }
+
+  beginBlock(ctx: ExecCtx): void {
+    for (const m of this.modules) m.beginBlock?.(ctx);
+  }
+
+  endBlock(ctx: ExecCtx): void {
+    for (const m of this.modules) m.endBlock?.(ctx);
+  }
+
+  /**
+   * Invariants at the end of a block, as part of its validity: each denom's
+   * supply identity (Σ balances, module accounts included, + burned + escrow
+   * + exported − imported = genesis + minted), then every module's own.
+   */
+  checkInvariants(ctx: ExecCtx): void {
+    const view = new StateView(ctx.kv);
+    for (const t of view.denomTotals()) {
+      if (t.balances + t.burned + t.escrow + t.exported - t.imported !== t.genesis + t.minted) {
+        throw new QnexusError('INVARIANT_BROKEN', `supply of ${t.denom}: balances ${t.balances} + burned ${t.burned} + escrow ${t.escrow} + exported ${t.exported} − imported ${t.imported} ≠ genesis ${t.genesis} + minted ${t.minted}`);
+      }
+    }
+    for (const m of this.modules) {
+      try {
+        m.invariants?.(ctx);
+      } catch (e) {
+        throw new QnexusError('INVARIANT_BROKEN', `module ${m.name}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
+  private finish(state: WorldState, ctx: ExecCtx): BlockExecution {
+    this.endBlock(ctx);
+    try {
+      this.checkInvariants(ctx);
+    } catch (e) {
+      if (e instanceof QnexusError) throw new QnexusError('BAD_BLOCK', `block breaks an invariant: ${e.message}`);
+      throw e;
+    }
+    const changes = changesOf(ctx.kv.writes);
+    return { changes, stateRoot: state.rootWith(changes) };
+  }
+
+  /** Execute a block: begin hooks, its transactions in order, end hooks, invariants; any failure makes the block invalid. */
+  executeBlock(state: WorldState, txs: readonly TxEnvelope[], p: StateParams, block: BlockContext): BlockExecution {
+    const ctx = new ExecCtx(new Branch(state.kv), p, block);
+    this.beginBlock(ctx);
+    let weight = 0;
+    txs.forEach((env, i) => {
+      try {
+        weight += this.weight(env);
+        if (weight > p.maxBlockWeight) throw new QnexusError('BAD_BLOCK', `block weight exceeds ${p.maxBlockWeight}`);
+        this.applyTx(ctx.kv, env, p, block);
+      } catch (e) {
+        if (e instanceof QnexusError) throw new QnexusError('BAD_BLOCK', `transaction ${i} (${env.hashHex}) is invalid: ${e.code}: ${e.message}`);
+        throw e;
+      }
+    });
+    return this.finish(state, ctx);
+  }
+
+  /**
+   * Proposer side of executeBlock: apply candidates in order and skip any
+   * that fail (a racing spend, a nonce gap, a replayed beacon entry) or would
+   * push the block over its weight; a skipped transaction's branch is dropped,
+   * so it leaves nothing behind and the block is valid by construction.
+   */
+  executeApplicable(
+    state: WorldState,
+    txs: readonly TxEnvelope[],
+    p: StateParams,
+    block: BlockContext,
+  ): { applied: TxEnvelope[]; skipped: { env: TxEnvelope; error: QnexusError }[]; exec: BlockExecution } {
+    const ctx = new ExecCtx(new Branch(state.kv), p, block);
+    this.beginBlock(ctx);
+    const applied: TxEnvelope[] = [];
+    const skipped: { env: TxEnvelope; error: QnexusError }[] = [];
+    let weight = 0;
+    for (const env of txs) {
+      try {
+        const w = this.weight(env);
+        if (weight + w > p.maxBlockWeight) throw new QnexusError('BLOCK_FULL', `the block's weight budget (${p.maxBlockWeight}) is spent`);
+        this.applyTx(ctx.kv, env, p, block);
+        weight += w;
+        applied.push(env);
+      } catch (e) {
+        if (!(e instanceof QnexusError)) throw e;
+        skipped.push({ env, error: e });
+      }
+    }
+    return { applied, skipped, exec: this.finish(state, ctx) };
+  }
+
+  /** The genesis state of one shard: the genesis accounts whose home shard it is, then each module's genesis. */
+  genesisState(g: Genesis, shard: number): WorldState {
+    const empty = new CommittedState();
+    const ctx = new ExecCtx(new Branch(empty), stateParams(g, shard), { height: 0, slot: 0, proposer: new Uint8Array(20) });
+    for (const a of g.accounts) {
+      const addr = Uint8Array.from(Buffer.from(a.address.slice(2), 'hex'));
+      if (homeShard(addr, g.shardCount) === shard) bank.genesisCredit(ctx, addr, a.balance);
+    }
+    // The native denom's supply record exists on every shard, even one with no genesis accounts.
+    bank.setSupply(ctx, NATIVE_DENOM, bank.supply(ctx));
+    for (const m of this.modules) if (m.genesis) m.genesis.init(ctx, m.genesis.default());
+    const s = WorldState.fromEntries([]);
+    s.kv.apply(ctx.kv.writes);
+    return s;
+  }
+
+  /** Σ native balances of users (module accounts excluded) and of module accounts, on a reader. */
+  nativeSplit(view: StateView): { users: bigint; modules: bigint } {
+    let modules = 0n;
+    for (const a of this.moduleAccounts) modules += bank.balance(view, a);
+    return { users: bank.totalBalances(view) - modules, modules };
+  }
+}
+
+export { MODULE_IDS };
+export type { KeyHex, Writes };

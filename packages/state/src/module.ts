@@ -1,0 +1,132 @@
+import type { AnyErrorCode, ErrorCode, Reader, TxEnvelope, Writer, XferInfo } from '@qnexus/types';
+import type { ExecCtx, StateParams } from './ctx.js';
+import type { ModuleStore } from './store.js';
+
+/**
+ * The module contract. A module is a value the app lists: a name, a u8 id
+ * (the first byte of its state keys and of its message kinds), its messages,
+ * its cross-shard operations, its errors, genesis section, queries, block
+ * hooks and invariants. The host (this package) runs them; a module never
+ * reads another module's keys and never imports another module: what it needs
+ * from others arrives as keepers at wiring (its `expected` interfaces).
+ *
+ * Rules for module code: bigint for amounts, no clock, no randomness, no I/O;
+ * every loop bounded (by `weight` or a parameter); every write through the
+ * store handed to it; value a module holds sits in its module account.
+ */
+
+/** A signature a message carries besides the transaction's own, verified once on the verify pool at admission. */
+export interface SigCheck {
+  /** Label for metrics (`qnexus_sig_verify_total{kind}`), e.g. `stake-consent`. */
+  label: string;
+  publicKey: Uint8Array;
+  message: Uint8Array;
+  signature: Uint8Array;
+  /** The rejection code when it does not verify (a module code, e.g. STAKE_BAD_CONSENT). */
+  code: AnyErrorCode;
+}
+
+/** What a handler gets: the transaction's branch (its writes vanish if the handler throws), the tx and the chain. */
+export interface MsgCtx {
+  ctx: ExecCtx;
+  env: TxEnvelope;
+  /** The module's own store on this branch. */
+  store: ModuleStore;
+}
+
+export interface MsgDef<P> {
+  /** Message type within the module (1..255): the wire kind is `(module id << 8) | type`. */
+  type: number;
+  /** Name, unique in the app: the API's `kind` field and `qnexus tx <module> <name>`. */
+  name: string;
+  /** Canonical encoding; `decode` is bounded and strict (the envelope's decoder rejects trailing bytes). */
+  encode(w: Writer, p: P): void;
+  decode(r: Reader): P;
+  /** Checks that need no state (amounts, shapes, the recipient's shard); throws a typed error. */
+  validate?(p: P, env: TxEnvelope, params: StateParams): void;
+  /** Extra signatures carried by the message (e.g. a validator key's consent); bound to the tx's own chain id. */
+  signatures?(p: P, env: TxEnvelope): SigCheck[];
+  /** What the sender gives up besides the fee, in the native denom (mempool admission). */
+  spend?(p: P): bigint;
+  /** Bounded work of the handler, in units of a plain transfer (1 if absent); a block's total is capped. */
+  weight?(p: P): number;
+  /** The cross-shard record this message will open, for the API while it is still pending (null: none). */
+  xferPreview?(p: P, env: TxEnvelope, params: StateParams): { kind: string; to: Uint8Array; amount: bigint; dstShard: number } | null;
+  /** Effects, on the transaction's branch; throws a typed error and nothing is written. */
+  handle(m: MsgCtx, p: P): void;
+  /** JSON fields of the message for the API (`GET /v1/txs/{hash}`), merged after `kind`. */
+  json(p: P): Record<string, unknown>;
+}
+
+/** A cross-shard operation's effects; the 2PC engine (xfer) owns records, escrow of `amount`, proofs and deadlines. */
+export interface XferOpDef {
+  /** Op number within the module (1..255). */
+  op: number;
+  /** Name shown as the record's `kind` in the API. */
+  name: string;
+  /** Which participants: a shard to another shard, a shard to the beacon, or the beacon to a shard. */
+  route: 'shard-shard' | 'shard-beacon' | 'beacon-shard';
+  /** Stateless check of the op's payload (length, shape); a bad one makes the entry malformed. */
+  checkPayload?(x: XferInfo, params: StateParams): boolean;
+  /** Destination: validate and reserve, or return a refusal code (the credit of `amount` is checked generically first). */
+  prepare?(ctx: ExecCtx, x: XferInfo): string | null;
+  /** Source, on abort: who gets the escrow back (default `x.from`). */
+  refundTo?(x: XferInfo): Uint8Array;
+  /** Source, after the generic commit (export) or abort (refund). */
+  settleSource?(ctx: ExecCtx, x: XferInfo, commit: boolean): void;
+  /** Destination, after the generic credit of a commit (or on an abort). */
+  settleDestination?(ctx: ExecCtx, x: XferInfo, commit: boolean): void;
+}
+
+/** A read-only query a module serves at `GET /v1/<module>/<name>`. */
+export interface QueryDef {
+  name: string;
+  /** Path parameters after `/v1/<module>/<name>/`, in order. */
+  params: string[];
+  /** Answer from the committed state (a reader, never a writer); throw a typed error for bad input. */
+  run(read: ModuleReader, params: Record<string, string>): unknown;
+}
+
+/** What a query or a view reads: a module's store over the committed state. */
+export interface ModuleReader {
+  store: ModuleStore;
+  params: StateParams;
+}
+
+export interface GenesisDef<G> {
+  /** The module's section of the genesis file (`modules.<name>`), parsed strictly; absent → `default()`. */
+  parse(json: unknown): G;
+  default(): G;
+  /** Write the section into the genesis state of one shard. */
+  init(ctx: ExecCtx, g: G): void;
+}
+
+export interface Module {
+  name: string;
+  /** First byte of every state key and message kind of this module; never changes once a chain runs. */
+  id: number;
+  msgs?: readonly MsgDef<never>[];
+  xfers?: readonly XferOpDef[];
+  /** Names of the module accounts it holds value in (addresses: `moduleAccount(name)`); their balances are the module's, not users'. */
+  accounts?: readonly string[];
+  /** The module's error codes (each prefixed with its name in capitals) and their HTTP statuses. */
+  errors?: Readonly<Record<string, number>>;
+  genesis?: GenesisDef<unknown>;
+  queries?: readonly QueryDef[];
+  /** Before the block's transactions, on the block branch; bounded. */
+  beginBlock?(ctx: ExecCtx): void;
+  /** After them; bounded. */
+  endBlock?(ctx: ExecCtx): void;
+  /** Called with every fee paid (already in the fee collector account): a module taking part in fees books it. */
+  onFee?(ctx: ExecCtx, fee: bigint): void;
+  /** Checked at the end of every block: throw (any error) and the block is invalid. */
+  invariants?(ctx: ExecCtx): void;
+}
+
+/** Type-erase a message definition for a module's list, keeping the definition itself checked against its payload type. */
+export function msg<P>(def: MsgDef<P>): MsgDef<never> {
+  return def as unknown as MsgDef<never>;
+}
+
+/** A module error, raised with `throw moduleError(...)`: its code must be in the module's `errors`. */
+export type ModuleErrorCode = ErrorCode | string;

@@ -1,0 +1,83 @@
+import { ADDRESS_BYTES, formatAddress, homeShard, toHex } from '@qnexus/crypto';
+import { QnexusError, Writer, type Reader, type TxEnvelope, type TxMsg } from '@qnexus/types';
+import { MODULE_IDS, type StateParams } from '../../ctx.js';
+import { msg, type Module } from '../../module.js';
+import type { XferKeeper } from '../xfer/index.js';
+import { MAX_DENOM_BYTES, NATIVE_DENOM, bank } from './keeper.js';
+
+export * from './keeper.js';
+
+/** A value transfer: `amount` of `denom` to `to` (same shard: `transfer`; another shard: `xtransfer`, through 2PC). */
+export interface SendMsg {
+  to: Uint8Array;
+  amount: bigint;
+  denom: string;
+}
+
+/** bank's message types and its cross-shard op. */
+export const BANK_MSG = { transfer: 1, xtransfer: 2 } as const;
+export const BANK_XFER_OP = { transfer: 1 } as const;
+export const BANK_KIND = { transfer: (MODULE_IDS.bank << 8) | BANK_MSG.transfer, xtransfer: (MODULE_IDS.bank << 8) | BANK_MSG.xtransfer } as const;
+
+const sendCodec = {
+  encode: (w: Writer, p: SendMsg) => void w.fixed(p.to, ADDRESS_BYTES).u64(p.amount).string(p.denom),
+  decode: (r: Reader): SendMsg => ({ to: r.fixed(ADDRESS_BYTES, 'recipient'), amount: r.u64('amount'), denom: r.string(MAX_DENOM_BYTES, 'denom') }),
+};
+
+/** Client side: the message of a transfer (same shard) or an xtransfer (another shard). */
+export function sendMsg(kind: 'transfer' | 'xtransfer', p: { to: Uint8Array; amount: bigint; denom?: string }): TxMsg {
+  const w = new Writer(96);
+  sendCodec.encode(w, { to: p.to, amount: p.amount, denom: p.denom ?? NATIVE_DENOM });
+  return { kind: BANK_KIND[kind], msg: w.finish() };
+}
+
+function checkSend(kind: 'transfer' | 'xtransfer', p: SendMsg, env: TxEnvelope, params: StateParams): void {
+  if (p.amount === 0n) throw new QnexusError('TX_BAD_AMOUNT', 'transfer amount must be positive');
+  if (p.denom !== NATIVE_DENOM && !/^[a-z][a-z0-9/._-]{1,63}$/.test(p.denom)) throw new QnexusError('BANK_BAD_DENOM', `invalid denom ${JSON.stringify(p.denom)}`);
+  if (toHex(p.to) === toHex(env.from)) throw new QnexusError('TX_SELF_TRANSFER', 'sender and recipient are the same account');
+  const to = homeShard(p.to, params.shardCount);
+  if (kind === 'transfer' && to !== params.shard) {
+    throw new QnexusError('TX_CROSS_SHARD', `recipient lives on shard ${to}; a plain transfer stays within shard ${params.shard} (use a cross-shard transfer: qnexus tx xtransfer)`);
+  }
+  if (kind === 'xtransfer' && to === params.shard) throw new QnexusError('TX_SAME_SHARD', `recipient lives on this shard (${params.shard}); use a plain transfer`);
+}
+
+const sendJson = (p: SendMsg, env?: TxEnvelope) => ({
+  ...(env ? { from: env.fromStr } : {}),
+  to: formatAddress(p.to),
+  amount: p.amount.toString(),
+  ...(p.denom !== NATIVE_DENOM ? { denom: p.denom } : {}),
+});
+
+/** The bank module: sends within a shard and across shards (its `transfer` op moves value and nothing else). */
+export function bankModule(x: XferKeeper): Module {
+  return {
+    name: 'bank',
+    id: MODULE_IDS.bank,
+    msgs: [
+      msg<SendMsg>({
+        type: BANK_MSG.transfer,
+        name: 'transfer',
+        ...sendCodec,
+        validate: (p, env, params) => checkSend('transfer', p, env, params),
+        spend: (p) => (p.denom === NATIVE_DENOM ? p.amount : 0n),
+        handle: ({ ctx, env }, p) => bank.send(ctx, env.from, p.to, p.amount, p.denom),
+        json: (p) => sendJson(p),
+      }),
+      msg<SendMsg>({
+        type: BANK_MSG.xtransfer,
+        name: 'xtransfer',
+        ...sendCodec,
+        validate: (p, env, params) => checkSend('xtransfer', p, env, params),
+        spend: (p) => (p.denom === NATIVE_DENOM ? p.amount : 0n),
+        handle({ ctx, env }, p) {
+          const info = x.infoFor(ctx, env, { module: MODULE_IDS.bank, op: BANK_XFER_OP.transfer, denom: p.denom, dstShard: homeShard(p.to, ctx.params.shardCount), to: p.to, amount: p.amount });
+          x.open(ctx, info, env.from);
+        },
+        json: (p) => sendJson(p),
+      }),
+    ],
+    xfers: [{ op: BANK_XFER_OP.transfer, name: 'transfer', route: 'shard-shard' }],
+    errors: { BANK_BAD_DENOM: 400 },
+  };
+}
