@@ -79,9 +79,10 @@ export const samplePath = (path: string): string => path.replace(/\{[^}]+\}/g, '
 /**
  * Every route the server routes is in the document (with its method, and its aliases), and every
  * operation of the document reaches a handler on the server: its method and path are neither
- * "no such endpoint" nor "method not allowed" there.
+ * "no such endpoint" nor "method not allowed" there. With `adminToken` the admin operations are
+ * probed past authentication too (bodiless: each refuses before acting).
  */
-export async function assertRoutesDocumented(baseUrl: string, doc: OpenApiDocument, served: readonly AnyRouteDef[]): Promise<void> {
+export async function assertRoutesDocumented(baseUrl: string, doc: OpenApiDocument, served: readonly AnyRouteDef[], adminToken?: string): Promise<void> {
   assert.ok(served.length > 3, 'the server routes more than its front');
   for (const def of served) {
     for (const path of [def.path, ...(def.aliases ?? [])]) {
@@ -93,7 +94,9 @@ export async function assertRoutesDocumented(baseUrl: string, doc: OpenApiDocume
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const method of Object.keys(ops)) {
       operations++;
-      const r = await fetch(baseUrl + samplePath(path), { method: method.toUpperCase() });
+      const headers: Record<string, string> = adminToken !== undefined && path.startsWith('/v1/admin/') ? { authorization: `Bearer ${adminToken}` } : {};
+      const r = await fetch(baseUrl + samplePath(path), { method: method.toUpperCase(), headers });
+      if (adminToken !== undefined && path.startsWith('/v1/admin/')) assert.notEqual(r.status, 401, `${method} ${path}: the token is accepted`);
       const text = await r.text();
       const body = r.headers.get('content-type')?.startsWith('application/json') ? (JSON.parse(text) as { error?: { code?: string; message?: string } }) : null;
       const code = body?.error?.code;

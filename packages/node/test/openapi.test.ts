@@ -56,7 +56,7 @@ describe('node: /v1/openapi.json and the answers of a real node against their de
     await assertValidOpenApi(doc);
     const served = servedAt(url, runningApis);
     assert.ok(served.some((d) => d.admin), 'a node with an admin token serves the admin routes');
-    await assertRoutesDocumented(url, doc, served);
+    await assertRoutesDocumented(url, doc, served, token);
   });
 
   it('/v1/status read through the SDK is exactly the server\'s definition (networkHeight, eventLoopLagMs, overloaded, stateRoot included)', async () => {

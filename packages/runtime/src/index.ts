@@ -57,4 +57,4 @@ export {
 } from './http.js';
 export { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse, type ExplorerDocument } from './explorer-ui.js';
 export { P2PMetrics, registerCryptoBackendInfo, registerProcessMetrics, topicName } from './metrics.js';
-export { implement, routeDefs, routePattern, type QueryNames, type RouteHandler, type RouteRequest, type RouteResult } from './routes.js';
+export { implement, moduleRoutes, routeDefs, routePattern, type QueryNames, type RouteHandler, type RouteRequest, type RouteResult } from './routes.js';

@@ -71,3 +71,21 @@ export function routeDefs<C>(routes: readonly JsonRoute<C>[]): AnyRouteDef[] {
 }
 
 export { RawBody };
+
+/**
+ * The routes a module contributes (its queries), checked to live under `/v1/<module>/…` and to be
+ * tagged with the module's name, so modules cannot shadow the host's routes or each other's. The
+ * app hands the result to the process's API (appended to its routes: matched after the host's),
+ * and the OpenAPI document lists them like any other (it is generated from the routes served).
+ */
+export function moduleRoutes<C>(module: string, routes: readonly JsonRoute<C>[]): JsonRoute<C>[] {
+  if (!/^[a-z][a-z0-9-]*$/.test(module)) throw new Error(`module name ${JSON.stringify(module)}: lowercase letters, digits and dashes`);
+  const prefix = `/v1/${module}/`;
+  for (const r of routes) {
+    for (const p of [r.def.path, ...(r.def.aliases ?? [])]) {
+      if (!p.startsWith(prefix)) throw new Error(`module ${module}: route ${r.def.id} (${p}) must live under ${prefix}`);
+    }
+    if (r.def.tag !== module) throw new Error(`module ${module}: route ${r.def.id} must be tagged ${JSON.stringify(module)}`);
+  }
+  return [...routes];
+}
