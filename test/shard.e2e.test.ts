@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // One shard: 4 validators + 1 full node (and the beacon), each its own OS process on 127.0.0.1.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -100,7 +101,7 @@ describe('one shard: 4 validators + 1 full node as separate processes', function
     badRaw[badRaw.length - 10]! ^= 1;
     await expectCode(v1.submitTx(badRaw), 'TX_BAD_SIGNATURE');
     // wrong chain id (signed correctly for another chain)
-    const body: TxBody = { chainId: 'other-chain', nonce, fee: 1n, publicKey: acct.key.publicKey, payload: { kind: 'transfer', to: parseAddress(to), amount: 5n } };
+    const body: TxBody = { chainId: 'other-chain', nonce, fee: 1n, publicKey: acct.key.publicKey, payload: sendMsg('transfer', { to: parseAddress(to), amount: 5n }) };
     const wrongChain = encodeTx({ body, signature: getBackend('ml-dsa-44').sign(acct.key.secretKey, txSigningBytes(body)) });
     await expectCode(v1.submitTx(wrongChain), 'TX_WRONG_CHAIN');
     // wrong parameter set: an ML-DSA-65 key on an ML-DSA-44 chain

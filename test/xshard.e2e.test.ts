@@ -13,8 +13,7 @@ import {
   shardXProtocol,
   txSigningBytes,
   type TxBody,
-  type XAck,
-} from '@qnexus/types';
+  type XAck, encodeXDecision } from '@qnexus/types';
 import { ApiError, type QnexusClient } from '@qnexus/sdk';
 import {
   beaconClient,
@@ -220,11 +219,10 @@ describe('cross-shard transfers: 2 shards × 4 validators + beacon (real process
       nonce: 0n,
       fee: 0n,
       publicKey,
-      payload: {
-        kind: 'xdecision',
-        commit: true,
-        xfer: { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(9), srcShard: 0, dstShard: 1, from: parseAddress(sample.from.address), to: parseAddress(victim), amount: 1_000_000n, deadlineSlot: 1e9 },
-      },
+      payload: encodeXDecision(
+        { module: 1, op: 1, denom: 'qfc', id: new Uint8Array(32).fill(9), srcShard: 0, dstShard: 1, from: parseAddress(sample.from.address), to: parseAddress(victim), amount: 1_000_000n, deadlineSlot: 1e9, payload: new Uint8Array(0) },
+        true,
+      ),
     });
     const forge = (pk: Uint8Array) => {
       const body = forgedBody(pk);

@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // TEST-ONLY: the attack classes of issue 12, each a bounded function run against a live devnet.
 // Every attack uses only what an outsider has: the nodes' public APIs and p2p ports, public
 // packages to encode messages, and data anyone can see on the chain (certificates carry real
@@ -553,7 +554,7 @@ export const verifyOncePoisoning: AttackClass = {
         const pad: Uint8Array[] = [];
         for (let i = 0; i < 63; i++) {
           const acct = padding[i % padding.length]!;
-          const body: TxBody = { chainId: t.chainId, nonce: padNonces.get(acct.address)! + 1n + BigInt(i), fee: 1n, publicKey: acct.key.publicKey, payload: { kind: 'transfer', to: parseAddress(genuine.from), amount: 1n } };
+          const body: TxBody = { chainId: t.chainId, nonce: padNonces.get(acct.address)! + 1n + BigInt(i), fee: 1n, publicKey: acct.key.publicKey, payload: sendMsg('transfer', { to: parseAddress(genuine.from), amount: 1n }) };
           pad.push(encodeTx({ body, signature: new Uint8Array(randomBytes(sigLen)) }));
         }
         const batch = encodeTxBatch([...pad, forge(genuine.raw)]);

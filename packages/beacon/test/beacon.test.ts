@@ -29,8 +29,7 @@ import {
   type Genesis,
   type SignedEpochAnnouncement,
   type XAck,
-  type XferInfo,
-} from '@qnexus/types';
+  type XferInfo, decodeSystemMsg, isSystemKind } from '@qnexus/types';
 import { startBeacon, type BeaconConfig, type RunningBeacon } from '../src/index.js';
 import { certifiedBlock, hello, report } from './fixtures.js';
 import { addrOf, destRecord, key, sourceRecord, testGenesis, unlocked } from './helpers.js';
@@ -96,8 +95,10 @@ describe('beacon: process', function () {
     await waitFor('connection to the beacon', () => p.connectedPeers().includes(beacon.info.peerId));
   };
   const newInfo = (over: Partial<XferInfo> = {}): XferInfo => ({
-    kind: 'transfer',
-    data: new Uint8Array(0),
+    module: 1,
+    op: 1,
+    denom: 'qfc',
+    payload: new Uint8Array(0),
     id: randomBytes(32),
     srcShard: 0,
     dstShard: 1,
@@ -138,12 +139,12 @@ describe('beacon: process', function () {
       await peer.handle(shardXProtocol(g.chainId, shard), { maxInboundStreams: 8, maxOutboundStreams: 8, maxRequestBytes: 1 << 20, timeoutMs: 5000 }, async function* (req) {
         for (const raw of decodeTxBatch(req)) {
           const env = openTx(raw);
-          const p = env.tx.body.payload;
-          if (p.kind !== 'xprepare' && p.kind !== 'xdecision') continue;
+          if (!isSystemKind(env.tx.body.payload.kind)) continue;
+          const p = decodeSystemMsg(env.tx.body.payload);
           received.push({
             shard,
-            kind: p.kind,
-            ...(p.kind === 'xdecision' ? { commit: p.commit } : {}),
+            kind: p.prepare ? 'xprepare' : 'xdecision',
+            ...(!p.prepare ? { commit: p.commit } : {}),
             id: toHex(p.xfer.id),
             signedByBeacon: backend.verify(g.beacon.publicKey, env.signBytes, env.tx.signature),
           });

@@ -1,9 +1,10 @@
+import { app } from '@qnexus/app';
 // The pure 2PC coordinator: commit and abort paths, deadlines, idempotence, re-send cadence.
 import assert from 'node:assert/strict';
 import { toHex } from '@qnexus/crypto';
 import { BEACON_SHARD, type XferInfo } from '@qnexus/types';
 import { Coordinator, DEADLINE_REASON, entryStatus, isDone, type CoordinatorAction, type XferEntry } from '../src/coordinator.js';
-import { FakeSigner, destRecord, info, kinds, sends, sourceRecord, text } from './helpers.js';
+import { FakeSigner, destRecord, info, kinds, sends, sourceRecord, text, OP } from './helpers.js';
 
 function phases(actions: CoordinatorAction[]): string[] {
   return actions.flatMap((a) => (a.type === 'phase' ? [a.phase] : []));
@@ -222,7 +223,7 @@ describe('beacon: coordinator with the beacon as participant', () => {
   let verdict: string | null = null;
   const participant = {
     verdict: () => verdict,
-    applied: (x: XferInfo, outcome: string) => applied.push(`${x.kind}:${outcome}`),
+    applied: (x: XferInfo, outcome: string) => applied.push(`${app.xferKindName(x)}:${outcome}`),
   };
   let c: Coordinator;
   beforeEach(() => {
@@ -233,7 +234,7 @@ describe('beacon: coordinator with the beacon as participant', () => {
   const noBeaconSends = (a: CoordinatorAction[]) => assert.ok(a.every((x) => x.type !== 'send' || x.shard !== BEACON_SHARD), 'nothing is sent to BEACON_SHARD');
 
   it('decides an incoming stake at once, applies it, and tells the source only', () => {
-    const x = info(1, { kind: 'stake', dstShard: BEACON_SHARD, data: new Uint8Array([1]) });
+    const x = info(1, { ...OP.stake, denom: 'qfc', dstShard: BEACON_SHARD, payload: new Uint8Array([1]) });
     const a = c.onRecord(sourceRecord(x), 0, 12, 5);
     assert.deepEqual(phases(a), ['source-prepared', 'destination-prepared', 'decided', 'destination-applied']);
     assert.deepEqual(sends(a), ['0:C']);
@@ -250,7 +251,7 @@ describe('beacon: coordinator with the beacon as participant', () => {
 
   it('aborts with the participant\'s reason', () => {
     verdict = 'STAKE_NOT_OWNER';
-    const x = info(2, { kind: 'unstake', dstShard: BEACON_SHARD, amount: 0n });
+    const x = info(2, { ...OP.unstake, denom: 'qfc', dstShard: BEACON_SHARD, amount: 0n });
     const a = c.onRecord(sourceRecord(x), 0, 12, 5);
     assert.deepEqual(sends(a), ['0:A']);
     assert.deepEqual(c.get(toHex(x.id))!.decision, { outcome: 'abort', slot: 5, reason: 'STAKE_NOT_OWNER' });
@@ -259,7 +260,7 @@ describe('beacon: coordinator with the beacon as participant', () => {
   });
 
   it('runs a release: prepare to the home shard, decision to it only, the beacon side applied with the decision', () => {
-    const x = info(3, { kind: 'release', srcShard: BEACON_SHARD, dstShard: 1 });
+    const x = info(3, { ...OP.release, denom: 'qfc', srcShard: BEACON_SHARD, dstShard: 1 });
     let a = c.startRelease(x, 5);
     assert.deepEqual(phases(a), ['source-prepared']);
     assert.deepEqual(sends(a), ['1:P']);
@@ -274,7 +275,7 @@ describe('beacon: coordinator with the beacon as participant', () => {
   });
 
   it('aborts an unanswered release only on the home shard\'s late refusal', () => {
-    const x = info(4, { kind: 'release', srcShard: BEACON_SHARD, dstShard: 1, deadlineSlot: 10 });
+    const x = info(4, { ...OP.release, denom: 'qfc', srcShard: BEACON_SHARD, dstShard: 1, deadlineSlot: 10 });
     c.startRelease(x, 5);
     assert.deepEqual(sends(c.tick(11)), ['1:P'], 'no decision from the clock: the prepare request is re-sent past the deadline');
     assert.deepEqual(applied, []);
@@ -284,10 +285,10 @@ describe('beacon: coordinator with the beacon as participant', () => {
   });
 
   it('treats kinds on the wrong path, or beacon transfers without a participant, as anomalies', () => {
-    assert.deepEqual(kinds(c.onRecord(sourceRecord(info(5, { kind: 'stake' })), 0, 12, 5)), ['anomaly'], 'a stake to a shard');
+    assert.deepEqual(kinds(c.onRecord(sourceRecord(info(5, { ...OP.stake })), 0, 12, 5)), ['anomaly'], 'a stake to a shard');
     assert.deepEqual(kinds(c.onRecord(sourceRecord(info(6, { dstShard: BEACON_SHARD })), 0, 12, 5)), ['anomaly'], 'a transfer to the beacon');
     const bare = new Coordinator({ signer: new FakeSigner() });
-    assert.deepEqual(kinds(bare.onRecord(sourceRecord(info(7, { kind: 'fees', dstShard: BEACON_SHARD })), 0, 12, 5)), ['anomaly']);
+    assert.deepEqual(kinds(bare.onRecord(sourceRecord(info(7, { ...OP.fees, denom: 'qfc', dstShard: BEACON_SHARD })), 0, 12, 5)), ['anomaly']);
   });
 });
 

@@ -3,9 +3,19 @@ import { addressFromPublicKey, formatAddress, generateKeyPair, sha256, toHex, ut
 import { makeGenesis, type Genesis, type GenesisStaking, type XferInfo, type XferRecord } from '@qnexus/types';
 import type { CoordinatorAction, SystemTxSigner } from '../src/coordinator.js';
 
+/** (module, op) of each cross-shard operation the beacon sees, by the name the API shows. */
+export const OP = {
+  transfer: { module: 1, op: 1 },
+  stake: { module: 3, op: 1 },
+  unstake: { module: 3, op: 2 },
+  fees: { module: 3, op: 3 },
+  release: { module: 3, op: 4 },
+} as const;
+
 export function info(n: number, over: Partial<XferInfo> = {}): XferInfo {
   return {
-    kind: 'transfer',
+    ...OP.transfer,
+    denom: 'qfc',
     id: sha256(utf8(`xfer-${n}`)),
     srcShard: 0,
     dstShard: 1,
@@ -13,7 +23,7 @@ export function info(n: number, over: Partial<XferInfo> = {}): XferInfo {
     to: sha256(utf8(`to-${n}`)).subarray(0, 20),
     amount: 1000n + BigInt(n),
     deadlineSlot: 100,
-    data: new Uint8Array(0),
+    payload: new Uint8Array(0),
     ...over,
   };
 }

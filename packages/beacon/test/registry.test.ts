@@ -6,7 +6,7 @@ import { BEACON_SHARD, QnexusError, epochIssuance, evidenceKey, openTx, voteSign
 import { Coordinator, type CoordinatorAction } from '../src/coordinator.js';
 import { Registry, freezeLead } from '../src/registry.js';
 import { beaconTxSigner } from '../src/system.js';
-import { FakeSigner, addrOf, destRecord, key, sends, sourceRecord, testGenesis } from './helpers.js';
+import { FakeSigner, addrOf, destRecord, key, sends, sourceRecord, testGenesis, OP } from './helpers.js';
 
 const backend = getBackend('ml-dsa-44');
 const L = 8;
@@ -46,13 +46,13 @@ class World {
     return a;
   }
   stake(funder: Uint8Array, v: KeyPair, amount: bigint, slot: number, over: Partial<XferInfo> = {}): CoordinatorAction[] {
-    return this.incoming({ kind: 'stake', id: freshId(), srcShard: this.shardOf(funder), dstShard: BEACON_SHARD, from: funder, to: addrBytes(v), amount, deadlineSlot: slot + 20, data: v.publicKey, ...over }, slot);
+    return this.incoming({ ...OP.stake, denom: 'qfc', id: freshId(), srcShard: this.shardOf(funder), dstShard: BEACON_SHARD, from: funder, to: addrBytes(v), amount, deadlineSlot: slot + 20, payload: v.publicKey, ...over }, slot);
   }
   unstake(signer: Uint8Array, validator: Uint8Array, slot: number): CoordinatorAction[] {
-    return this.incoming({ kind: 'unstake', id: freshId(), srcShard: this.shardOf(signer), dstShard: BEACON_SHARD, from: signer, to: validator, amount: 0n, deadlineSlot: slot + 20, data: new Uint8Array(0) }, slot);
+    return this.incoming({ ...OP.unstake, denom: 'qfc', id: freshId(), srcShard: this.shardOf(signer), dstShard: BEACON_SHARD, from: signer, to: validator, amount: 0n, deadlineSlot: slot + 20, payload: new Uint8Array(0) }, slot);
   }
   fees(proposer: Uint8Array, amount: bigint, slot: number): CoordinatorAction[] {
-    return this.incoming({ kind: 'fees', id: freshId(), srcShard: 0, dstShard: BEACON_SHARD, from: proposer, to: proposer, amount, deadlineSlot: slot + 20, data: new Uint8Array(0) }, slot);
+    return this.incoming({ ...OP.fees, denom: 'qfc', id: freshId(), srcShard: 0, dstShard: BEACON_SHARD, from: proposer, to: proposer, amount, deadlineSlot: slot + 20, payload: new Uint8Array(0) }, slot);
   }
   /** Tick the registry (and start its releases) at `slot`; returns the coordinator actions. */
   tick(slot: number): { actions: CoordinatorAction[]; releases: XferInfo[] } {
@@ -162,7 +162,7 @@ describe('beacon: staking registry', () => {
     assert.deepEqual(sends(a), [`${w.shardOf(stranger)}:A`]);
     assert.equal(w.v(w.vals[1]!).stake, 150n);
     // A public key that does not hash to `to`.
-    a = w.stake(stranger, key(30), 50n, 1, { data: key(31).publicKey });
+    a = w.stake(stranger, key(30), 50n, 1, { payload: key(31).publicKey });
     assert.deepEqual(decisionOf(w, a), { outcome: 'abort', reason: 'MALFORMED' });
     assert.equal(w.r.validator(addrOf(key(30))), undefined);
     assert.equal(w.r.totals().stakedIn, 50n);
@@ -190,7 +190,7 @@ describe('beacon: staking registry', () => {
     const { actions, releases } = w.tick(3 * L);
     assert.equal(releases.length, 1);
     const rel = releases[0]!;
-    assert.equal(rel.kind, 'release');
+    assert.deepEqual([rel.module, rel.op], [3, 4]);
     assert.equal(rel.srcShard, BEACON_SHARD);
     assert.equal(rel.dstShard, w.shardOf(home));
     assert.equal(rel.amount, 100n);
@@ -487,7 +487,7 @@ describe('beacon: crypto backend', () => {
     const r = new Registry(g, undefined, 'pqclean');
     assert.equal(r.backend.name, 'pqclean');
     const signer = beaconTxSigner(g.chainId, g.scheme, beaconKey, r.backend);
-    const info: XferInfo = { kind: 'transfer', id: freshId(), srcShard: 0, dstShard: 1, from: addrBytes(key(1)), to: addrBytes(key(2)), amount: 5n, deadlineSlot: 50, data: new Uint8Array(0) };
+    const info: XferInfo = { ...OP.transfer, denom: 'qfc', id: freshId(), srcShard: 0, dstShard: 1, from: addrBytes(key(1)), to: addrBytes(key(2)), amount: 5n, deadlineSlot: 50, payload: new Uint8Array(0) };
     const env = openTx(signer.prepare(info));
     assert.equal(getBackend(g.scheme, 'noble').verify(beaconKey.publicKey, env.signBytes, env.tx.signature), true);
     assert.equal(r.backend.verify(beaconKey.publicKey, env.signBytes, env.tx.signature), true);

@@ -9,7 +9,7 @@ import { Registry } from '../src/registry.js';
 import { Coordinator, type XferEntry } from '../src/coordinator.js';
 import { ActionRunner } from '../src/service.js';
 import { BeaconStore, decodeEntry, encodeEntry } from '../src/store.js';
-import { FakeSigner, addrOf, destRecord, info, key, sourceRecord, testGenesis, text } from './helpers.js';
+import { FakeSigner, addrOf, destRecord, info, key, sourceRecord, testGenesis, text, OP } from './helpers.js';
 
 /** A registry's full state as comparable JSON (Maps, Sets, bytes and bigints spelled out). */
 function stateJson(r: Registry): string {
@@ -135,7 +135,7 @@ describe('beacon: store', () => {
     });
     const nv = key(20);
     const funder = sha256(utf8('funder')).subarray(0, 20);
-    const stake = (n: number, k = nv): XferInfo => ({ kind: 'stake', id: sha256(utf8(`s${n}`)), srcShard: 0, dstShard: BEACON_SHARD, from: funder, to: addressFromPublicKey(k.publicKey), amount: 300n, deadlineSlot: 99, data: k.publicKey });
+    const stake = (n: number, k = nv): XferInfo => ({ ...OP.stake, denom: 'qfc', id: sha256(utf8(`s${n}`)), srcShard: 0, dstShard: BEACON_SHARD, from: funder, to: addressFromPublicKey(k.publicKey), amount: 300n, deadlineSlot: 99, payload: k.publicKey });
     const steps = async (reg: Registry, co: Coordinator, run: ActionRunner, from: number, to: number) => {
       for (let slot = from; slot < to; slot++) {
         const actions = co.tick(slot);
@@ -143,7 +143,7 @@ describe('beacon: store', () => {
         if (slot === 1) actions.push(...co.onRecord(sourceRecord(stake(1)), 0, 10, slot));
         if (slot === 2) actions.push(...co.onRecord(sourceRecord(stake(2, key(21))), 0, 11, slot));
         if (slot === 3) {
-          const u: XferInfo = { ...stake(3, vals[0]!), kind: 'unstake', from: addressFromPublicKey(vals[0]!.publicKey), amount: 0n, data: new Uint8Array(0) };
+          const u: XferInfo = { ...stake(3, vals[0]!), ...OP.unstake, denom: 'qfc', from: addressFromPublicKey(vals[0]!.publicKey), amount: 0n, payload: new Uint8Array(0) };
           actions.push(...co.onRecord(sourceRecord(u), 0, 12, slot));
         }
         const fe = reg.epoch(Math.floor(slot / 8));

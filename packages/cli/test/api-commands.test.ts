@@ -1,3 +1,4 @@
+import { app } from '@qnexus/app';
 import { strict as assert } from 'node:assert';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -96,8 +97,9 @@ function fakeNode(): Promise<{ server: Server; url: string; received: Received[]
         if (body.chainId !== 'qnexus-test') return send(400, { error: { code: 'TX_WRONG_CHAIN', message: `wrong chain ${body.chainId}` } });
         if (!getBackend('ml-dsa-44').verify(body.publicKey, env.signBytes, env.tx.signature)) return send(400, { error: { code: 'TX_BAD_SIGNATURE', message: 'bad signature' } });
         if (body.nonce < 3n) return send(409, { error: { code: 'TX_NONCE_STALE', message: `nonce ${body.nonce} already used; the account's next nonce is 3` } });
-        const p = body.payload;
-        if (p.kind !== 'transfer' && p.kind !== 'xtransfer') return send(400, { error: { code: 'TX_UNKNOWN_KIND', message: p.kind } });
+        const kind = app.kindName(env);
+        if (kind !== 'transfer' && kind !== 'xtransfer') return send(400, { error: { code: 'TX_UNKNOWN_KIND', message: kind } });
+        const p = { kind, ...(app.decode(env).p as { amount: bigint }) };
         if (p.kind === 'transfer' && p.amount === 77n) return send(400, { error: { code: 'TX_CROSS_SHARD', message: 'recipient lives on shard 1' } });
         if (p.kind === 'xtransfer' && p.amount === 78n) return send(400, { error: { code: 'TX_SAME_SHARD', message: 'recipient lives on this shard (0)' } });
         received.push({ hash: env.hashHex, kind: p.kind, nonce: body.nonce, amount: p.amount, from: env.fromStr });

@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // Admission over the real HTTP API of a real node (in-process, one shard, no peers): a 202 is on disk before it is
 // sent and survives a crash; load is shed by capacity (a full mempool, with Retry-After), not by one slow window;
 // an unknown hash is TX_UNKNOWN.
@@ -21,7 +22,7 @@ const other = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
 const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 
 function transfer(g: Genesis, from: KeyPair, nonce: bigint, amount = 10n): TxEnvelope {
-  const body = { chainId: g.chainId, nonce, fee: 1n, publicKey: from.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(other.publicKey), amount } };
+  const body = { chainId: g.chainId, nonce, fee: 1n, publicKey: from.publicKey, payload: sendMsg('transfer', { to: addressFromPublicKey(other.publicKey), amount: amount }) };
   return openTx(encodeTx({ body, signature: noble.sign(from.secretKey, txSigningBytes(body)) }));
 }
 

@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // The block builder counts exactly what encodeBlock writes: packed to the wire cap with the
 // largest header (a 64-byte chain id) and the largest transfers, for every signature scheme,
 // the block stays within the cap and validates; one more transaction would not fit.
@@ -39,7 +40,7 @@ describe('node: block builder size budget', function () {
         const chain = await Chain.open(store, g, 0, new TxVerifier(scheme as SchemeName, createMetrics()), log);
         // Every transfer carries its signer's public key and a full signature of the scheme.
         const tx = (nonce: bigint): TxEnvelope => {
-          const body = { chainId: CHAIN_ID, nonce, fee: 1n, publicKey: user.publicKey, payload: { kind: 'transfer' as const, to, amount: 1n } };
+          const body = { chainId: CHAIN_ID, nonce, fee: 1n, publicKey: user.publicKey, payload: sendMsg('transfer', { to: to, amount: 1n }) };
           return openTx(encodeTx({ body, signature: b.sign(user.secretKey, txSigningBytes(body)) }));
         };
         const one = tx(0n);

@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // Chain: certificate verification, block validation and commit against a real LevelDB.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
-import { unitGenesis } from './helpers.js';
+import { unitGenesis, nativeCounters, userBalances, pendingFees } from './helpers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -77,7 +78,7 @@ describe('node: chain', () => {
   }
 
   function transfer(nonce: bigint, amount = 10n) {
-    const body = { chainId: 'unit', nonce, fee: 1n, publicKey: user.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(outsider.publicKey), amount } };
+    const body = { chainId: 'unit', nonce, fee: 1n, publicKey: user.publicKey, payload: sendMsg('transfer', { to: addressFromPublicKey(outsider.publicKey), amount: amount }) };
     return openTx(encodeTx({ body, signature: b.sign(user.secretKey, txSigningBytes(body)) }));
   }
 
@@ -109,8 +110,8 @@ describe('node: chain', () => {
     assert.equal(await store.headHeight(), 1);
     assert.ok(await store.txLocation(c.envs[0]!.hash));
     // Fee 1: nothing burned (floor of half), the tip is pending for the block's proposer.
-    assert.equal(chain.state.totalBalance() + chain.state.burned + chain.state.counters.fees, 1_000_000n);
-    assert.deepEqual(chain.state.pendingFees(), [[toHex(c.block.header.proposer), 1n]]);
+    assert.equal(userBalances(chain.state) + nativeCounters(chain.state).burned + nativeCounters(chain.state).fees, 1_000_000n);
+    assert.deepEqual(pendingFees(chain.state), [[toHex(c.block.header.proposer), 1n]]);
     // Replaying the same block is refused (it is no longer next).
     await assert.rejects(chain.importCertified(c.block, c.raw, cert), (e: unknown) => e instanceof QnexusError && e.code === 'BAD_BLOCK');
     // A reopened chain loads the same head and state root.

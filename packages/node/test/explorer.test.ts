@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // The explorer: its page (CSP, no external resources) and the list endpoints it polls
 // (GET /v1/blocks, /v1/xtransfers, /v1/shards): limits, unknown parameters, newest-first order.
 import assert from 'node:assert/strict';
@@ -46,7 +47,7 @@ const onShard = (s: number) => users.filter((k) => homeShard(rawAddr(k), 2) === 
 const G: Genesis = unitGenesis(vals, beaconKey, { chainId: CHAIN, shardCount: 2, xferTimeoutSlots: 16, accounts: users.map((k) => ({ address: addrOf(k), balance: 1_000_000n })) });
 
 function userTx(kind: 'transfer' | 'xtransfer', from: KeyPair, to: KeyPair, amount: bigint, nonce: bigint): TxEnvelope {
-  const body: TxBody = { chainId: CHAIN, nonce, fee: 1n, publicKey: from.publicKey, payload: { kind, to: rawAddr(to), amount } };
+  const body: TxBody = { chainId: CHAIN, nonce, fee: 1n, publicKey: from.publicKey, payload: sendMsg(kind, { to: rawAddr(to), amount }) };
   return openTx(encodeTx({ body, signature: b.sign(from.secretKey, txSigningBytes(body)) }));
 }
 
@@ -350,7 +351,7 @@ describe('node: explorer page and list endpoints', () => {
 describe('node: RecentXfers (the explorer index of transfer records)', () => {
   const rec = (n: number, preparedHeight: number, decidedHeight = 0): XferRecord => ({
     role: 'source',
-    info: { kind: 'transfer', id: new Uint8Array(32).fill(n), srcShard: 0, dstShard: 1, from: new Uint8Array(20), to: new Uint8Array(20).fill(1), amount: 1n, deadlineSlot: 9, data: new Uint8Array(0) },
+    info: { module: 1, op: 1, denom: 'qfc', id: new Uint8Array(32).fill(n), srcShard: 0, dstShard: 1, from: new Uint8Array(20), to: new Uint8Array(20).fill(1), amount: 1n, deadlineSlot: 9, payload: new Uint8Array(0) },
     prepare: preparedHeight ? 'accepted' : 'none',
     reason: '',
     decision: decidedHeight ? 'commit' : 'none',

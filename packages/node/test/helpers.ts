@@ -3,6 +3,9 @@
 import { Writable } from 'node:stream';
 import { addressFromPublicKey, formatAddress, getBackend, type KeyPair } from '@qnexus/crypto';
 import { epochSeed } from '@qnexus/consensus';
+import { app } from '@qnexus/app';
+import { fees as stakingFees } from '@qnexus/module-staking';
+import { NATIVE_DENOM, type WorldState } from '@qnexus/state';
 import {
   encodeEpochAnnouncement,
   epochAnnouncementSigningBytes,
@@ -135,4 +138,21 @@ export async function startTestApi(
   } as ApiContext;
   const server = await startApi(ctx, '127.0.0.1', 0);
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ctx };
+}
+
+/**
+ * The native denom's supply terms in the shape the API's /v1/supply shows
+ * (module accounts reported as `fees`), and the staking module's pending tips.
+ */
+export function nativeCounters(state: WorldState): { burned: bigint; escrow: bigint; exported: bigint; imported: bigint; fees: bigint; feeEpoch: number } {
+  const t = state.denomTotals().find((d) => d.denom === NATIVE_DENOM)!;
+  return { burned: t.burned, escrow: t.escrow, exported: t.exported, imported: t.imported, fees: app.nativeSplit(state).modules, feeEpoch: stakingFees.epoch(state) };
+}
+
+export function userBalances(state: WorldState): bigint {
+  return app.nativeSplit(state).users;
+}
+
+export function pendingFees(state: WorldState): [string, bigint][] {
+  return stakingFees.allPending(state);
 }

@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -191,7 +192,7 @@ describe('node: mempool journal of earlier versions (clean stop only)', () => {
   const key = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(7));
   const to = addressFromPublicKey(generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(8)).publicKey);
   const txs = [0n, 1n].map((nonce) => {
-    const body = { chainId: 'journal-test', nonce, fee: 1n, publicKey: key.publicKey, payload: { kind: 'transfer' as const, to, amount: 5n } };
+    const body = { chainId: 'journal-test', nonce, fee: 1n, publicKey: key.publicKey, payload: sendMsg('transfer', { to: to, amount: 5n }) };
     return openTx(encodeTx({ body, signature: getBackend('ml-dsa-44').sign(key.secretKey, txSigningBytes(body)) }));
   });
 

@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // Verify-once poisoning (issue 12): the tx id does not cover the signature, so a forged copy admitted at the same
 // time as the genuine transaction must neither decide the genuine one's verdict nor borrow it.
 import assert from 'node:assert/strict';
@@ -25,7 +26,7 @@ const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
 const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 
 function transfer(nonce: bigint): TxEnvelope {
-  const body = { chainId: 'unit', nonce, fee: 1n, publicKey: user.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(other.publicKey), amount: 10n } };
+  const body = { chainId: 'unit', nonce, fee: 1n, publicKey: user.publicKey, payload: sendMsg('transfer', { to: addressFromPublicKey(other.publicKey), amount: 10n }) };
   return openTx(encodeTx({ body, signature: noble.sign(user.secretKey, txSigningBytes(body)) }));
 }
 

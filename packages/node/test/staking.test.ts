@@ -1,3 +1,5 @@
+import { stakeConsentSigningBytes, stakeMsg, unstakeMsg } from '@qnexus/module-staking';
+import { sendMsg } from '@qnexus/state';
 // Staking on a shard node: stake consent checked once (admission and block validation), registry
 // snapshots, the validators/committee/evidence/supply API, and evidence and participation reports to the beacon
 // (POST /v1/evidence: evidence.test.ts).
@@ -17,7 +19,6 @@ import {
   genesisSupply,
   openTx,
   registrySnapshotSigningBytes,
-  stakeConsentSigningBytes,
   txRoot,
   txSigningBytes,
   voteSigningBytes,
@@ -47,7 +48,7 @@ import type { TxGossip } from '../src/txgossip.js';
 import { TxVerifier } from '../src/verifier.js';
 import type { VerifyPool } from '../src/verify-pool.js';
 import { XShard } from '../src/xshard.js';
-import { startTestApi, unitGenesis } from './helpers.js';
+import { startTestApi, unitGenesis, nativeCounters } from './helpers.js';
 
 const CHAIN = 'unit-stake';
 const b = getBackend('ml-dsa-44');
@@ -92,12 +93,12 @@ function stakeTx(
     nonce: opts.nonce ?? 0n,
     fee: 2n,
     publicKey: funder.publicKey,
-    payload: { kind: 'stake', validatorPublicKey: validator.publicKey, amount: opts.amount ?? 5000n, validatorSignature: consent },
+    payload: stakeMsg({ validatorPublicKey: validator.publicKey, amount: opts.amount ?? 5000n, validatorSignature: consent }),
   });
 }
 
 function transferTx(from: KeyPair, to: KeyPair, amount: bigint, nonce: bigint, fee = 10n): TxEnvelope {
-  return signTx(from, { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: { kind: 'transfer', to: rawAddr(to), amount } });
+  return signTx(from, { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: sendMsg('transfer', { to: rawAddr(to), amount: amount }) });
 }
 
 async function rejectsCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
@@ -263,7 +264,7 @@ describe('node: staking', () => {
     it('an unstake costs the fee only', async () => {
       const mp = new Mempool(chain, verifier);
       const poor = users[2]!;
-      const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 3n, publicKey: poor.publicKey, payload: { kind: 'unstake', validator: rawAddr(vals[0]!) } };
+      const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 3n, publicKey: poor.publicKey, payload: unstakeMsg({ validator: rawAddr(vals[0]!) }) };
       assert.equal(await mp.admit(signTx(poor, body)), 'added');
       await rejectsCode(mp.admit(transferTx(poor, users[1]!, INITIAL - 3n - 1n + 1n, 1n, 1n)), 'TX_INSUFFICIENT_FUNDS');
       assert.equal(await mp.admit(transferTx(poor, users[1]!, INITIAL - 3n - 1n, 1n, 1n)), 'added');
@@ -462,7 +463,7 @@ describe('node: staking', () => {
       return { ...k, address: rawAddr(k), seed: new Uint8Array(32) };
     }
 
-    const noChanges = (): StateChanges => ({ accounts: new Map(), xfers: new Map(), pendingFees: new Map(), counters: chain.state.counters }) as unknown as StateChanges;
+    const noChanges = (): StateChanges => ({ accounts: new Map(), xfers: new Map(), pendingFees: new Map(), counters: nativeCounters(chain.state) }) as unknown as StateChanges;
 
     it('forwards each piece of evidence once, retrying while the beacon is unreachable', async () => {
       let fail = 1;

@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // What the sync tests share: real nodes (store, chain, engine, syncer) on real libp2p peers, a
 // stand-in verify pool, and certified blocks built from known keys.
 import { join } from 'node:path';
@@ -114,7 +115,7 @@ export function certify(genesis: Genesis, c: Candidate, round: number, signers: 
 export function transfers(genesis: Genesis, from: KeyPair, to: KeyPair, nonce: bigint, n: number): TxEnvelope[] {
   const txs: TxEnvelope[] = [];
   for (let i = 0; i < n; i++) {
-    const body = { chainId: genesis.chainId, nonce: nonce + BigInt(i), fee: 1n, publicKey: from.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(to.publicKey), amount: 5n } };
+    const body = { chainId: genesis.chainId, nonce: nonce + BigInt(i), fee: 1n, publicKey: from.publicKey, payload: sendMsg('transfer', { to: addressFromPublicKey(to.publicKey), amount: 5n }) };
     txs.push(openTx(encodeTx({ body, signature: b.sign(from.secretKey, txSigningBytes(body)) })));
   }
   return txs;

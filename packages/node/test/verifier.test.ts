@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // The node's signature verification under the configured crypto backend and knobs: TxVerifier
 // and the worker pool with pqclean, the verify-once cache switched off (capacity 0), and a
 // real node started with --crypto-backend pqclean / --verify-workers / --verify-cache-size.
@@ -45,7 +46,7 @@ const genesis = (over: Parameters<typeof unitGenesis>[2] = {}) => unitGenesis(va
 
 /** A transfer signed with noble (what wallets and the CLI make). */
 function transfer(nonce: bigint, chainId = 'unit'): TxEnvelope {
-  const body = { chainId, nonce, fee: 1n, publicKey: user.publicKey, payload: { kind: 'transfer' as const, to: addressFromPublicKey(outsider.publicKey), amount: 10n } };
+  const body = { chainId, nonce, fee: 1n, publicKey: user.publicKey, payload: sendMsg('transfer', { to: addressFromPublicKey(outsider.publicKey), amount: 10n }) };
   return openTx(encodeTx({ body, signature: noble.sign(user.secretKey, txSigningBytes(body)) }));
 }
 

@@ -16,16 +16,18 @@ import {
   txSigningBytes,
   voteSigningBytes,
   type Certificate,
-  type ErrorCode,
+  type AnyErrorCode,
+  encodeXDecision,
+  encodeXPrepare,
   type BlockHeader,
   type Genesis,
   type ReportItem,
   type TxBody,
   type TxEnvelope,
-  type TxPayload,
+  type TxMsg,
   type XferInfo,
 } from '@qnexus/types';
-import { epochCommittees, verifyXferProof } from '@qnexus/state';
+import { epochCommittees, sendMsg, verifyXferProof } from '@qnexus/state';
 import { ChainStore } from '@qnexus/db';
 import { Chain, candidateFromEnvs, type Candidate } from '../src/chain.js';
 import { Logger } from '@qnexus/runtime';
@@ -33,7 +35,7 @@ import { Mempool } from '../src/mempool.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
 import { reportChunks } from '../src/xshard.js';
-import { unitGenesis } from './helpers.js';
+import { unitGenesis, nativeCounters, userBalances, pendingFees } from './helpers.js';
 
 const CHAIN = 'unit-x';
 const TIMEOUT = 16;
@@ -61,20 +63,20 @@ function keyFor(address: string): KeyPair {
 }
 
 function userTx(kind: 'transfer' | 'xtransfer', from: KeyPair, to: KeyPair | Uint8Array, amount: bigint, nonce = 0n, fee = 1n): TxEnvelope {
-  const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: { kind, to: to instanceof Uint8Array ? to : rawAddr(to), amount } };
+  const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: sendMsg(kind, { to: to instanceof Uint8Array ? to : rawAddr(to), amount }) };
   return openTx(encodeTx({ body, signature: b.sign(from.secretKey, txSigningBytes(body)) }));
 }
 
 /** A beacon entry; `publicKey` defaults to the signer's (so an impostor signs with its own key unless told otherwise). */
-function systemTx(payload: TxPayload, signer: KeyPair = beaconKey, publicKey: Uint8Array = signer.publicKey): TxEnvelope {
+function systemTx(payload: TxMsg, signer: KeyPair = beaconKey, publicKey: Uint8Array = signer.publicKey): TxEnvelope {
   const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey, payload };
   return openTx(encodeTx({ body, signature: b.sign(signer.secretKey, txSigningBytes(body)) }));
 }
 
-const prepare = (x: XferInfo, signer?: KeyPair, publicKey?: Uint8Array) => systemTx({ kind: 'xprepare', xfer: x }, signer, publicKey);
-const decision = (x: XferInfo, commit: boolean) => systemTx({ kind: 'xdecision', xfer: x, commit });
+const prepare = (x: XferInfo, signer?: KeyPair, publicKey?: Uint8Array) => systemTx(encodeXPrepare(x), signer, publicKey);
+const decision = (x: XferInfo, commit: boolean) => systemTx(encodeXDecision(x, commit));
 
-async function rejectsCode(p: Promise<unknown>, code: ErrorCode, re?: RegExp): Promise<void> {
+async function rejectsCode(p: Promise<unknown>, code: AnyErrorCode, re?: RegExp): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
     assert.ok(e instanceof QnexusError, String(e));
     assert.equal(e.code, code, e.message);
@@ -129,7 +131,7 @@ describe('node: two-shard chain and beacon entries', () => {
     assert.deepEqual(chain.committeeFor(0)!.committee, cs[1]);
     assert.deepEqual([...chain.committeeFor(0)!.members.keys()].sort(), cs[1]!.validators.map((v) => v.address).sort());
     // the genesis state of a shard holds only its home accounts
-    assert.equal(chain.state.totalBalance(), genesisSupply(G, 1));
+    assert.equal(userBalances(chain.state), genesisSupply(G, 1));
     assert.equal(chain.state.account(hexOf(sender)), undefined);
   });
 
@@ -155,11 +157,11 @@ describe('node: two-shard chain and beacon entries', () => {
     // commit returns the state changes it applied, including the new transfer record
     assert.deepEqual([...changes.xfers.keys()], [x.hashHex]);
     // fee 3: half (floor) burned, the rest pending for the block's proposer
-    assert.deepEqual(chain.state.counters, { burned: 1n, escrow: 4321n, exported: 0n, imported: 0n, fees: 2n, feeEpoch: 0 });
-    const counters = chain.state.counters;
-    assert.deepEqual(chain.state.pendingFees(), [[toHex(c.block.header.proposer), 2n]]);
+    assert.deepEqual(nativeCounters(chain.state), { burned: 1n, escrow: 4321n, exported: 0n, imported: 0n, fees: 2n, feeEpoch: 0 });
+    const counters = nativeCounters(chain.state);
+    assert.deepEqual(pendingFees(chain.state), [[toHex(c.block.header.proposer), 2n]]);
     const rec = chain.state.xfer(x.hashHex)!;
-    assert.deepEqual(rec.info, { kind: 'transfer', data: new Uint8Array(0), id: x.hash, srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 4321n, deadlineSlot: slot + TIMEOUT });
+    assert.deepEqual(rec.info, { module: 1, op: 1, denom: 'qfc', payload: new Uint8Array(0), id: x.hash, srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 4321n, deadlineSlot: slot + TIMEOUT });
     assert.equal(rec.preparedHeight, 1);
     assert.equal(chain.state.account(hexOf(sender))!.balance, INITIAL - 4324n);
     assert.deepEqual(chain.headStateRoot, chain.state.root());
@@ -172,7 +174,7 @@ describe('node: two-shard chain and beacon entries', () => {
     assert.equal(again.headSlot, slot);
     assert.deepEqual(again.state.root(), root);
     assert.deepEqual(again.state.xfer(x.hashHex), rec);
-    assert.deepEqual(again.state.counters, counters);
+    assert.deepEqual(nativeCounters(again.state), counters);
     // the reloaded chain's proof of the record verifies against the committed header root
     const [item] = again.state.proveXfers([x.hashHex]);
     assert.ok(item);
@@ -196,13 +198,13 @@ describe('node: two-shard chain and beacon entries', () => {
     // then the commit decision credits the recipient
     const c2 = build(dst.chain, 3, [decision(info, true)]);
     await dst.chain.commit(c2, certify(dst.chain, c2));
-    assert.equal(dst.chain.state.counters.imported, 50n);
+    assert.equal(nativeCounters(dst.chain.state).imported, 50n);
     assert.equal(dst.chain.state.account(hexOf(recipient))!.balance, INITIAL + 50n);
   });
 
   it('validate refuses blocks whose beacon entries are forged or not from the beacon', async () => {
     const { chain } = await openChain(1);
-    const info: XferInfo = { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(5), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 10n, deadlineSlot: 100 };
+    const info: XferInfo = { module: 1, op: 1, denom: 'qfc', id: new Uint8Array(32).fill(5), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 10n, deadlineSlot: 100, payload: new Uint8Array(0) };
     const good = build(chain, 1, [prepare(info)]);
     assert.equal(chain.validate(good, 1), null);
     // as received from the network: no cached execution, header rebuilt around the given entries
@@ -219,9 +221,9 @@ describe('node: two-shard chain and beacon entries', () => {
   it('the mempool admits beacon entries for this shard only, puts them first, and reports replays via onStaleSystem', async () => {
     const { chain } = await openChain(1);
     const mp = new Mempool(chain, verifier);
-    const stale: [string, ErrorCode][] = [];
+    const stale: [string, AnyErrorCode][] = [];
     mp.onStaleSystem = (env, code) => stale.push([env.hashHex, code]);
-    const info: XferInfo = { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(7), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 900n, deadlineSlot: 50 };
+    const info: XferInfo = { module: 1, op: 1, denom: 'qfc', id: new Uint8Array(32).fill(7), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 900n, deadlineSlot: 50, payload: new Uint8Array(0) };
 
     const p = prepare(info);
     const local = userTx('transfer', onShard(1)[1]!, recipient, 5n);
@@ -272,7 +274,7 @@ describe('node: two-shard chain and beacon entries', () => {
   it('a committed decision makes a pending prepare of the same transfer moot: onCommit drops it as rejected', async () => {
     const { chain } = await openChain(1);
     const mp = new Mempool(chain, verifier);
-    const info: XferInfo = { kind: 'transfer', data: new Uint8Array(0), id: new Uint8Array(32).fill(11), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 1n, deadlineSlot: 50 };
+    const info: XferInfo = { module: 1, op: 1, denom: 'qfc', id: new Uint8Array(32).fill(11), srcShard: 0, dstShard: 1, from: rawAddr(sender), to: rawAddr(recipient), amount: 1n, deadlineSlot: 50, payload: new Uint8Array(0) };
     const p = prepare(info);
     assert.equal(await mp.admit(p), 'added');
     // another node's block carries the beacon's abort (presumed abort) before our prepare got in

@@ -4,6 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { addressFromPublicKey, formatAddress, fromHex, generateKeyPair, getBackend, homeShard, parseAddress, toHex, SCHEMES } from '@qnexus/crypto';
 import { QnexusError, openTx } from '@qnexus/types';
 import { ApiError, QnexusClient, buildTransfer, buildXTransfer, transferAndWait, xtransferAndWait, type TxInfo } from '../src/index.js';
+import { app } from '@qnexus/app';
+import type { TxEnvelope } from '@qnexus/types';
+
+/** The decoded message of a bank transfer (the SDK builds it through the bank module's client side). */
+const msgOf = (env: TxEnvelope) => app.decode(env).p as { to: Uint8Array; amount: bigint };
 
 const RECIPIENT = 'qn' + 'ab'.repeat(20);
 
@@ -21,9 +26,9 @@ describe('sdk: buildTransfer', () => {
       assert.equal(body.nonce, 3n);
       assert.equal(body.fee, 7n);
       assert.deepEqual(body.publicKey, key.publicKey);
-      assert.equal(body.payload.kind, 'transfer');
-      assert.equal(formatAddress(body.payload.to), RECIPIENT);
-      assert.equal(body.payload.amount, 12345n);
+      assert.equal(app.kindName(env), 'transfer');
+      assert.equal(formatAddress(msgOf(env).to), RECIPIENT);
+      assert.equal(msgOf(env).amount, 12345n);
       assert.equal(getBackend(scheme).verify(key.publicKey, env.signBytes, env.tx.signature), true);
       // a signature for another chain does not verify here
       const other = openTx(buildTransfer({ key, chainId: 'qnexus-other', to: RECIPIENT, amount: 12345n, fee: 7n, nonce: 3n }).raw);
@@ -35,7 +40,7 @@ describe('sdk: buildTransfer', () => {
     const key = generateKeyPair('ml-dsa-44');
     const max = 0xffff_ffff_ffff_ffffn;
     const env = openTx(buildTransfer({ key, chainId: 'c', to: RECIPIENT, amount: max, fee: 0n, nonce: max }).raw);
-    assert.equal((env.tx.body.payload as { amount: bigint }).amount, max);
+    assert.equal(msgOf(env).amount, max);
     const code = (f: () => unknown) => {
       try {
         f();
@@ -61,9 +66,9 @@ describe('sdk: buildXTransfer', () => {
     const built = buildXTransfer({ key, chainId: 'qnexus-test', to: RECIPIENT, amount: 55n, fee: 2n, nonce: 1n });
     const env = openTx(built.raw);
     assert.equal(env.hashHex, built.hash);
-    assert.equal(env.tx.body.payload.kind, 'xtransfer');
-    assert.equal(formatAddress((env.tx.body.payload as { to: Uint8Array }).to), RECIPIENT);
-    assert.equal((env.tx.body.payload as { amount: bigint }).amount, 55n);
+    assert.equal(app.kindName(env), 'xtransfer');
+    assert.equal(formatAddress(msgOf(env).to), RECIPIENT);
+    assert.equal(msgOf(env).amount, 55n);
     assert.equal(getBackend('ml-dsa-44').verify(key.publicKey, env.signBytes, env.tx.signature), true);
     // not the same transaction as a plain transfer with the same fields
     assert.notEqual(buildTransfer({ key, chainId: 'qnexus-test', to: RECIPIENT, amount: 55n, fee: 2n, nonce: 1n }).hash, built.hash);
@@ -76,7 +81,7 @@ describe('sdk: buildXTransfer', () => {
     const same = [...Array(256).keys()].map(addr).find((a) => homeShard(parseAddress(a), 4) === src)!;
     const other = [...Array(256).keys()].map(addr).find((a) => homeShard(parseAddress(a), 4) !== src)!;
     assert.throws(() => buildXTransfer({ key, chainId: 'c', to: same, amount: 1n, fee: 1n, nonce: 0n, shardCount: 4 }), (e: unknown) => e instanceof QnexusError && e.code === 'TX_SAME_SHARD');
-    assert.equal(openTx(buildXTransfer({ key, chainId: 'c', to: other, amount: 1n, fee: 1n, nonce: 0n, shardCount: 4 }).raw).tx.body.payload.kind, 'xtransfer');
+    assert.equal(app.kindName(openTx(buildXTransfer({ key, chainId: 'c', to: other, amount: 1n, fee: 1n, nonce: 0n, shardCount: 4 }).raw)), 'xtransfer');
     assert.throws(() => buildXTransfer({ key, chainId: 'c', to: 'qn12', amount: 1n, fee: 1n, nonce: 0n }), (e: unknown) => e instanceof QnexusError && e.code === 'TX_MALFORMED');
   });
 });
@@ -352,7 +357,7 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
     assert.equal(r.xfer.status, 'committed');
     const env = openTx(fromHex((JSON.parse(lastSubmit!.body.toString()) as { tx: string }).tx));
     assert.equal(env.hashHex, r.id);
-    assert.equal(env.tx.body.payload.kind, 'xtransfer');
+    assert.equal(app.kindName(env), 'xtransfer');
   });
 
   it('transferAndWait fetches chain id and nonce, submits and waits', async () => {

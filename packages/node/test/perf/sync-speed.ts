@@ -1,3 +1,4 @@
+import { sendMsg } from '@qnexus/state';
 // Block-range sync speed: a fresh node catches up from one peer over real libp2p on 127.0.0.1.
 //
 //   node --import tsx packages/node/test/perf/sync-speed.ts [--blocks 2000] [--txs-per-block 0] [--workers 2] [--rebuild]
@@ -117,7 +118,7 @@ async function buildChain(dir: string): Promise<void> {
     const txs: TxEnvelope[] = [];
     for (let i = 0; i < TXS; i++) {
       const s = (slot * TXS + i) % SENDERS;
-      const body = { chainId: G.chainId, nonce: nonces[s]!++, fee: 1n, publicKey: senders[s]!.publicKey, payload: { kind: 'transfer' as const, to, amount: 1n } };
+      const body = { chainId: G.chainId, nonce: nonces[s]!++, fee: 1n, publicKey: senders[s]!.publicKey, payload: sendMsg('transfer', { to: to, amount: 1n }) };
       txs.push(openTx(encodeTx({ body, signature: b.sign(senders[s]!.secretKey, txSigningBytes(body)) })));
     }
     const k = keyFor(n.chain.proposerFor(slot)!);
