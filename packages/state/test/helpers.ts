@@ -1,8 +1,29 @@
 // Shared by the state tests (not a test file itself: mocha only picks up *.test.ts).
 import assert from 'node:assert/strict';
 import { toHex } from '@qnexus/crypto';
-import { QnexusError, type ErrorCode } from '@qnexus/types';
-import { Branch, CommittedState, ExecCtx, NATIVE_DENOM, StateView, WorldState, bank, type BlockContext, type StateParams } from '@qnexus/state';
+import { QnexusError, encodeXDecision, encodeXPrepare, type ErrorCode, type TxMsg, type XferInfo } from '@qnexus/types';
+import {
+  BANK_XFER_OP,
+  Branch,
+  CommittedState,
+  ExecCtx,
+  MODULE_IDS,
+  NATIVE_DENOM,
+  StateView,
+  WorldState,
+  bank,
+  sendMsg,
+  type BlockContext,
+  type StateParams,
+} from '@qnexus/state';
+import { createApp } from '@qnexus/app';
+import { STAKING_OP, fees, stakeMsg, stakingOpName, unstakeMsg } from '@qnexus/module-staking';
+
+/**
+ * The application the state tests run: the host with the app's modules
+ * (bank and xfer built in, staking wired by @qnexus/app).
+ */
+export const app = createApp();
 
 /**
  * Pending writes over a state, read through the keepers' views: what the old
@@ -25,7 +46,8 @@ export function snapshot(b: Branch | Pending): [string, string | null][] {
   return [...kv.writes].map(([k, v]): [string, string | null] => [k, v ? toHex(v) : null]).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
 }
 
-export function throwsCode(fn: () => unknown, code: ErrorCode, msg?: string): void {
+/** `fn` throws a QnexusError with this code (a core code, or a module's own, e.g. BANK_BAD_DENOM). */
+export function throwsCode(fn: () => unknown, code: ErrorCode | `${Uppercase<string>}_${string}`, msg?: string): void {
   assert.throws(
     fn,
     (e: unknown) => {
@@ -77,4 +99,82 @@ export function viewAfter(s: WorldState, writes: ReadonlyMap<string, Uint8Array 
     else b.delete(k);
   }
   return new Pending(b);
+}
+
+// ------------------------------------------------------------------ the app's reads, in the tests' terms
+
+/**
+ * Native-denom totals as the API shows them (GET /v1/supply): burned and the
+ * xfer counters of the native denom, `fees` the staking fee account (tips not
+ * yet rolled to the beacon) and the fee epoch.
+ */
+export interface Counters {
+  burned: bigint;
+  escrow: bigint;
+  exported: bigint;
+  imported: bigint;
+  fees: bigint;
+  feeEpoch: number;
+}
+
+export function counters(v: StateView): Counters {
+  const t = v.denomTotals().find((d) => d.denom === NATIVE_DENOM);
+  return { burned: t?.burned ?? 0n, escrow: t?.escrow ?? 0n, exported: t?.exported ?? 0n, imported: t?.imported ?? 0n, fees: fees.held(v), feeEpoch: fees.epoch(v) };
+}
+
+/** Tips a proposer (address hex) earned and the shard has not yet sent to the beacon; 0 if none. */
+export const pendingFee = (v: StateView, addrHex: string): bigint => fees.pending(v, addrHex);
+/** Every proposer with pending tips, by address hex. */
+export const pendingFees = (v: StateView): [string, bigint][] => fees.allPending(v);
+/** Σ native balances of users (module accounts excluded): the API's `balances`. */
+export const userBalances = (v: StateView): bigint => app.nativeSplit(v).users;
+
+// ------------------------------------------------------------------ messages and cross-shard operations
+
+/** A transaction's message, named as the tests (and the CLI's aliases) name them. */
+export type Payload =
+  | { kind: 'transfer' | 'xtransfer'; to: Uint8Array; amount: bigint; denom?: string }
+  | { kind: 'stake'; validatorPublicKey: Uint8Array; amount: bigint; validatorSignature: Uint8Array }
+  | { kind: 'unstake'; validator: Uint8Array }
+  | { kind: 'xprepare'; xfer: XferInfo }
+  | { kind: 'xdecision'; xfer: XferInfo; commit: boolean };
+
+export function message(p: Payload): TxMsg {
+  switch (p.kind) {
+    case 'transfer':
+    case 'xtransfer':
+      return sendMsg(p.kind, p);
+    case 'stake':
+      return stakeMsg(p);
+    case 'unstake':
+      return unstakeMsg(p);
+    case 'xprepare':
+      return encodeXPrepare(p.xfer);
+    case 'xdecision':
+      return encodeXDecision(p.xfer, p.commit);
+  }
+}
+
+/** The cross-shard operations by the name the API shows as a record's kind. */
+export const OPS = {
+  transfer: { module: MODULE_IDS.bank, op: BANK_XFER_OP.transfer },
+  stake: { module: MODULE_IDS.staking, op: STAKING_OP.stake },
+  unstake: { module: MODULE_IDS.staking, op: STAKING_OP.unstake },
+  fees: { module: MODULE_IDS.staking, op: STAKING_OP.fees },
+  release: { module: MODULE_IDS.staking, op: STAKING_OP.release },
+} as const;
+export type OpName = keyof typeof OPS;
+
+/** An XferInfo of the native denom from the op's name. */
+export function xinfo(o: Omit<XferInfo, 'module' | 'op' | 'denom'> & { kind: OpName; denom?: string }): XferInfo {
+  const { kind, denom, ...rest } = o;
+  return { ...OPS[kind], denom: denom ?? NATIVE_DENOM, ...rest };
+}
+
+/** The op name of a record's info (bank's transfer or one of staking's). */
+export function kindOf(x: Pick<XferInfo, 'module' | 'op'>): OpName {
+  if (x.module === MODULE_IDS.bank && x.op === BANK_XFER_OP.transfer) return 'transfer';
+  const n = stakingOpName(x);
+  if (!n) throw new Error(`unknown op ${x.module}/${x.op}`);
+  return n;
 }

@@ -35,7 +35,6 @@ import {
   type SignedVote,
   type TxBody,
   type TxEnvelope,
-  type TxPayload,
   type VoteBody,
   type VoteEvidence,
   type XferInfo,
@@ -46,15 +45,10 @@ import {
   ExecCtx,
   MODULE_IDS,
   moduleKey,
-  applyTx,
-  beginBlock,
   checkEpochAnnouncement,
-  checkTxStateless,
   epochAnnouncementOf,
   epochCommittees,
   epochCommitteesFromAnnouncement,
-  executeApplicable,
-  executeBlock,
   feesRecordId,
   genesisEpoch,
   releaseId,
@@ -66,7 +60,7 @@ import {
   type EpochCommittees,
   type StateParams,
 } from '@qnexus/state';
-import { Pending, snapshot, throwsCode, viewAfter } from './helpers.js';
+import { OPS, Pending, app, counters, message, pendingFee, pendingFees, snapshot, throwsCode, userBalances, viewAfter, xinfo, type Payload } from './helpers.js';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -115,8 +109,8 @@ const [V0, V1, V2] = validators.map(addrOf) as [Uint8Array, Uint8Array, Uint8Arr
 
 const ctxAt = (height: number, slot: number, proposer: Uint8Array = V0): BlockContext => ({ height, slot, proposer });
 
-function userTx(from: KeyPair, payload: TxPayload, o: { nonce?: bigint; fee?: bigint } = {}): TxEnvelope {
-  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload };
+function userTx(from: KeyPair, payload: Payload, o: { nonce?: bigint; fee?: bigint } = {}): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload: message(payload) };
   return openTx(encodeTx({ body, signature: SIG44 }));
 }
 const transfer = (from: KeyPair, to: KeyPair, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}) => userTx(from, { kind: 'transfer', to: addrOf(to), amount }, o);
@@ -124,8 +118,8 @@ const stake = (from: KeyPair, v: KeyPair | Uint8Array, amount: bigint, o: { nonc
   userTx(from, { kind: 'stake', validatorPublicKey: v instanceof Uint8Array ? v : v.publicKey, amount, validatorSignature: o.sig ?? SIG44 }, o);
 const unstake = (from: KeyPair, validator: Uint8Array, o: { nonce?: bigint; fee?: bigint } = {}) => userTx(from, { kind: 'unstake', validator }, o);
 
-function systemTx(payload: TxPayload): TxEnvelope {
-  const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: beacon.publicKey, payload };
+function systemTx(payload: Payload): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: beacon.publicKey, payload: message(payload) };
   return openTx(encodeTx({ body, signature: b44.sign(beacon.secretKey, txSigningBytes(body)) }));
 }
 const prepare = (x: XferInfo) => systemTx({ kind: 'xprepare', xfer: x });
@@ -134,26 +128,26 @@ const decision = (x: XferInfo, commit: boolean) => systemTx({ kind: 'xdecision',
 function refuses(s: WorldState, env: TxEnvelope, p: StateParams, ctx: BlockContext, code: ErrorCode, msg?: string): void {
   const o = Pending.over(s);
   const before = snapshot(o);
-  throwsCode(() => applyTx(o.kv, env, p, ctx), code, msg);
+  throwsCode(() => app.applyTx(o.kv, env, p, ctx), code, msg);
   assert.deepEqual(snapshot(o), before, `${msg ?? code}: pending writes must be unchanged`);
 }
 
 /** Σ balances + burned + fees + escrow + exported − imported = the shard's genesis supply, and fees = Σ pending. */
 function assertInvariant(s: WorldState, shard: number, msg = ''): void {
-  const c = s.counters;
-  assert.equal(s.totalBalance() + c.burned + c.fees + c.escrow + c.exported - c.imported, genesisSupply(G, shard), `supply identity on shard ${shard} ${msg}`);
-  assert.equal(s.pendingFees().reduce((a, [, v]) => a + v, 0n), c.fees, `fees = Σ pending ${msg}`);
+  const c = counters(s);
+  assert.equal(userBalances(s) + c.burned + c.fees + c.escrow + c.exported - c.imported, genesisSupply(G, shard), `supply identity on shard ${shard} ${msg}`);
+  assert.equal(pendingFees(s).reduce((a, [, v]) => a + v, 0n), c.fees, `fees = Σ pending ${msg}`);
 }
 
 function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContext): void {
-  const exec = executeBlock(s, txs, P[shard]!, ctx);
+  const exec = app.executeBlock(s, txs, P[shard]!, ctx);
   s.apply(exec.changes);
   assert.deepEqual(s.root(), exec.stateRoot, 'root after apply = predicted root');
   assertInvariant(s, shard, `after block ${ctx.height}`);
 }
 
 const bal = (s: { account(h: string): { balance: bigint } | undefined }, k: KeyPair | Uint8Array) => s.account(hexOf(k))?.balance ?? 0n;
-const fresh = () => [WorldState.fromGenesis(G, 0), WorldState.fromGenesis(G, 1)] as const;
+const fresh = () => [app.genesisState(G, 0), app.genesisState(G, 1)] as const;
 /** Full key of a proposer's pending tips (staking module, 'p' ‖ address) and the prefix of them all. */
 const PENDING_PREFIX = toHex(moduleKey(MODULE_IDS.staking, new Uint8Array([0x70])));
 const pendingKey = (addr: Uint8Array) => PENDING_PREFIX + toHex(addr);
@@ -194,27 +188,27 @@ describe('staking: fee split', () => {
     const [s0] = fresh();
     const o = Pending.over(s0);
     const ctx = ctxAt(1, 1, V1);
-    applyTx(o.kv, transfer(A, A2, 10n, { fee: 7n }), P[0]!, ctx); // burn 3, tip 4
-    applyTx(o.kv, userTx(A, { kind: 'xtransfer', to: addrOf(C), amount: 10n }, { nonce: 1n, fee: 9n }), P[0]!, ctx); // 4, 5
-    applyTx(o.kv, stake(A, newcomer, 1000n, { nonce: 2n, fee: 11n }), P[0]!, ctx); // 5, 6
-    applyTx(o.kv, unstake(A, V0, { nonce: 3n, fee: 13n }), P[0]!, { ...ctx, proposer: V2 }); // 6, 7 to another proposer
-    assert.equal(o.counters.burned, 3n + 4n + 5n + 6n);
-    assert.equal(o.counters.fees, 4n + 5n + 6n + 7n);
-    assert.deepEqual(o.pendingFees(), [[hexOf(V1), 15n], [hexOf(V2), 7n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
-    assert.equal(o.pendingFee(hexOf(V0)), 0n);
+    app.applyTx(o.kv, transfer(A, A2, 10n, { fee: 7n }), P[0]!, ctx); // burn 3, tip 4
+    app.applyTx(o.kv, userTx(A, { kind: 'xtransfer', to: addrOf(C), amount: 10n }, { nonce: 1n, fee: 9n }), P[0]!, ctx); // 4, 5
+    app.applyTx(o.kv, stake(A, newcomer, 1000n, { nonce: 2n, fee: 11n }), P[0]!, ctx); // 5, 6
+    app.applyTx(o.kv, unstake(A, V0, { nonce: 3n, fee: 13n }), P[0]!, { ...ctx, proposer: V2 }); // 6, 7 to another proposer
+    assert.equal(counters(o).burned, 3n + 4n + 5n + 6n);
+    assert.equal(counters(o).fees, 4n + 5n + 6n + 7n);
+    assert.deepEqual(pendingFees(o), [[hexOf(V1), 15n], [hexOf(V2), 7n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+    assert.equal(pendingFee(o, hexOf(V0)), 0n);
     assert.equal(bal(o, A), INITIAL - 10n - 7n - 10n - 9n - 1000n - 11n - 13n);
     // the base state is untouched
-    assert.deepEqual(s0.pendingFees(), []);
-    assert.equal(s0.counters.fees, 0n);
+    assert.deepEqual(pendingFees(s0), []);
+    assert.equal(counters(s0).fees, 0n);
   });
 
   it('at a 100 % burn rate nobody earns and no pending-fee entry appears', () => {
     const [s0] = fresh();
     const p = { ...P[0]!, feeBurnBps: 10_000 };
-    const exec = executeBlock(s0, [transfer(A, A2, 1n)], p, ctxAt(1, 1));
+    const exec = app.executeBlock(s0, [transfer(A, A2, 1n)], p, ctxAt(1, 1));
     const after = viewAfter(s0, exec.changes.writes);
-    assert.equal(after.counters.burned, MIN_FEE);
-    assert.equal(after.counters.fees, 0n);
+    assert.equal(counters(after).burned, MIN_FEE);
+    assert.equal(counters(after).fees, 0n);
     assert.ok(![...exec.changes.writes.keys()].some((k) => k.startsWith(PENDING_PREFIX)), 'no pending-fee entry written');
     assert.equal(exec.changes.writes.get(PENDING_PREFIX.slice(0, 2) + '65'), undefined, 'nor the fee epoch (no roll)');
   });
@@ -223,22 +217,22 @@ describe('staking: fee split', () => {
     const u64 = (n: bigint) => { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, n); return b; };
     const entry = (addr: Uint8Array, n: bigint): [string, Uint8Array] => [pendingKey(addr), u64(n)];
     const base = WorldState.fromEntries([entry(V2, 10n), entry(V0, 20n)]);
-    assert.deepEqual(base.pendingFees(), [[hexOf(V0), 20n], [hexOf(V2), 10n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+    assert.deepEqual(pendingFees(base), [[hexOf(V0), 20n], [hexOf(V2), 10n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
     const o = Pending.over(base);
     o.kv.delete(pendingKey(V0));
     o.kv.set(...entry(V1, 5n));
     const want = [[hexOf(V1), 5n], [hexOf(V2), 10n]].sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
-    assert.deepEqual(o.pendingFees(), want);
-    assert.equal(o.pendingFee(hexOf(V0)), 0n);
-    assert.equal(Pending.over(o).pendingFee(hexOf(V1)), 5n, 'nested branches read through');
-    assert.deepEqual(Pending.over(o).pendingFees(), want);
+    assert.deepEqual(pendingFees(o), want);
+    assert.equal(pendingFee(o, hexOf(V0)), 0n);
+    assert.equal(pendingFee(Pending.over(o), hexOf(V1)), 5n, 'nested branches read through');
+    assert.deepEqual(pendingFees(Pending.over(o)), want);
     // the root of the merged writes: the same as a state built from the final entries
     const ch = { writes: o.kv.writes, xfers: new Map() };
     const predicted = base.rootWith(ch);
     assert.deepEqual(predicted, WorldState.fromEntries([entry(V2, 10n), entry(V1, 5n)]).root());
     base.apply(ch);
     assert.deepEqual(base.root(), predicted);
-    assert.deepEqual(base.pendingFees(), want);
+    assert.deepEqual(pendingFees(base), want);
     // deleting an absent entry is a no-op
     const before = base.root();
     base.apply({ writes: new Map([[pendingKey(V0), null]]), xfers: new Map() });
@@ -251,7 +245,7 @@ describe('staking: proposer fee records at epoch changes', () => {
     const [s0] = fresh();
     block(s0, 0, [transfer(A, A2, 1n, { fee: 7n }), transfer(A, A2, 1n, { nonce: 1n, fee: 10n })], ctxAt(1, 1, V0)); // tips 4 + 5
     block(s0, 0, [transfer(A2, A, 1n, { fee: 5n })], ctxAt(2, 3, V1)); // tip 3
-    assert.deepEqual(s0.counters, { ...s0.counters, burned: 3n + 5n + 2n, fees: 12n, feeEpoch: 0, escrow: 0n });
+    assert.deepEqual(counters(s0), { ...counters(s0), burned: 3n + 5n + 2n, fees: 12n, feeEpoch: 0, escrow: 0n });
     // a block of the same epoch sends nothing
     block(s0, 0, [], ctxAt(3, L - 1, V2));
     assert.equal([...s0.xferRecords()].length, 0);
@@ -263,7 +257,7 @@ describe('staking: proposer fee records at epoch changes', () => {
     assert.equal(recs.length, 2);
     const expected = (addr: Uint8Array, amount: bigint): XferRecord => ({
       role: 'source',
-      info: { kind: 'fees', id: feesRecordId(CHAIN, 0, 0, addr), srcShard: 0, dstShard: BEACON_SHARD, from: addr, to: addr, amount, deadlineSlot: L + TIMEOUT, data: EMPTY },
+      info: xinfo({ kind: 'fees', id: feesRecordId(CHAIN, 0, 0, addr), srcShard: 0, dstShard: BEACON_SHARD, from: addr, to: addr, amount, deadlineSlot: L + TIMEOUT, payload: EMPTY }),
       prepare: 'accepted',
       reason: '',
       decision: 'none',
@@ -272,10 +266,10 @@ describe('staking: proposer fee records at epoch changes', () => {
     });
     assert.deepEqual(s0.xfer(toHex(feesRecordId(CHAIN, 0, 0, V0))), expected(V0, 9n));
     assert.deepEqual(s0.xfer(toHex(feesRecordId(CHAIN, 0, 0, V1))), expected(V1, 3n));
-    assert.equal(s0.counters.escrow, 12n);
-    assert.equal(s0.counters.fees, 3n);
-    assert.equal(s0.counters.feeEpoch, 1);
-    assert.deepEqual(s0.pendingFees(), [[hexOf(V2), 3n]]);
+    assert.equal(counters(s0).escrow, 12n);
+    assert.equal(counters(s0).fees, 3n);
+    assert.equal(counters(s0).feeEpoch, 1);
+    assert.deepEqual(pendingFees(s0), [[hexOf(V2), 3n]]);
 
     // another block of epoch 1: nothing more
     block(s0, 0, [], ctxAt(5, L + 1, V0));
@@ -286,14 +280,14 @@ describe('staking: proposer fee records at epoch changes', () => {
     assert.ok(r, 'the fees record of epoch 1');
     assert.equal(r.info.amount, 3n);
     assert.equal(r.info.deadlineSlot, 3 * L + 2 + TIMEOUT);
-    assert.equal(s0.counters.feeEpoch, 3);
-    assert.equal(s0.counters.fees, 0n);
-    assert.equal(s0.counters.escrow, 15n);
-    assert.deepEqual(s0.pendingFees(), []);
+    assert.equal(counters(s0).feeEpoch, 3);
+    assert.equal(counters(s0).fees, 0n);
+    assert.equal(counters(s0).escrow, 15n);
+    assert.deepEqual(pendingFees(s0), []);
     // an epoch change with nothing pending only moves the fee epoch
     const root = s0.root();
     block(s0, 0, [], ctxAt(7, 5 * L, V1));
-    assert.equal(s0.counters.feeEpoch, 5);
+    assert.equal(counters(s0).feeEpoch, 5);
     assert.equal([...s0.xferRecords()].length, 3);
     assert.notDeepEqual(s0.root(), root, 'the fee epoch is part of the root');
   });
@@ -303,14 +297,14 @@ describe('staking: proposer fee records at epoch changes', () => {
     block(s0, 0, [transfer(A, A2, 1n)], ctxAt(1, 1, V0));
     block(s1, 1, [userTx(C, { kind: 'xtransfer', to: addrOf(A), amount: 1n })], ctxAt(1, 1, V0));
     const ctx = ctxAt(2, L, V1);
-    const viaBlock = executeBlock(s0, [], P[0]!, ctx);
-    const viaBuild = executeApplicable(s0, [], P[0]!, ctx);
+    const viaBlock = app.executeBlock(s0, [], P[0]!, ctx);
+    const viaBuild = app.executeApplicable(s0, [], P[0]!, ctx);
     assert.deepEqual(viaBuild.exec.stateRoot, viaBlock.stateRoot);
     const o = Pending.over(s0);
-    beginBlock(new ExecCtx(o.kv, P[0]!, ctx));
+    app.beginBlock(new ExecCtx(o.kv, P[0]!, ctx));
     assert.deepEqual(s0.rootWith({ writes: o.kv.writes, xfers: new Map() }), viaBlock.stateRoot);
     // beginBlock twice in one block is a no-op the second time
-    beginBlock(new ExecCtx(o.kv, P[0]!, ctx));
+    app.beginBlock(new ExecCtx(o.kv, P[0]!, ctx));
     assert.deepEqual(s0.rootWith({ writes: o.kv.writes, xfers: new Map() }), viaBlock.stateRoot);
     block(s1, 1, [], ctx);
     assert.notEqual(toHex(feesRecordId(CHAIN, 0, 0, V0)), toHex(feesRecordId(CHAIN, 1, 0, V0)));
@@ -329,20 +323,20 @@ describe('staking: proposer fee records at epoch changes', () => {
     const info1 = s1.xfer(toHex(feesRecordId(CHAIN, 1, 0, V0)))!.info;
     // commit on shard 0
     block(s0, 0, [decision(info0, true)], ctxAt(3, L + 1));
-    assert.deepEqual([s0.counters.escrow, s0.counters.exported, s0.counters.fees], [0n, 10n, 0n]);
+    assert.deepEqual([counters(s0).escrow, counters(s0).exported, counters(s0).fees], [0n, 10n, 0n]);
     assert.equal(s0.xfer(toHex(info0.id))!.decision, 'commit');
     // abort on shard 1: back to pending, added to what the proposer earned since
     block(s1, 1, [transfer(C, onShard[1]![1] ?? C, 1n, { nonce: 1n, fee: 6n })], ctxAt(3, L + 1, V0)); // +3 pending for V0
     block(s1, 1, [decision(info1, false)], ctxAt(4, L + 2, V2));
-    assert.deepEqual([s1.counters.escrow, s1.counters.exported, s1.counters.fees], [0n, 0n, 13n]);
-    assert.equal(s1.pendingFee(hexOf(V0)), 13n);
+    assert.deepEqual([counters(s1).escrow, counters(s1).exported, counters(s1).fees], [0n, 0n, 13n]);
+    assert.equal(pendingFee(s1, hexOf(V0)), 13n);
     assert.equal(s1.xfer(toHex(info1.id))!.decision, 'abort');
     // a replayed decision is refused
     refuses(s1, decision(info1, false), P[1]!, ctxAt(5, L + 3), 'XS_ALREADY_DECIDED');
     // next epoch: one record of 13 under the epoch-1 id
     block(s1, 1, [], ctxAt(5, 2 * L, V1));
     assert.equal(s1.xfer(toHex(feesRecordId(CHAIN, 1, 1, V0)))!.info.amount, 13n);
-    assert.equal(s1.counters.escrow, 13n);
+    assert.equal(counters(s1).escrow, 13n);
   });
 
   it('decisions for a fees record: wrong shard, unknown record, mismatch', () => {
@@ -350,49 +344,50 @@ describe('staking: proposer fee records at epoch changes', () => {
     block(s0, 0, [transfer(A, A2, 1n)], ctxAt(1, 1, V0));
     block(s0, 0, [], ctxAt(2, L, V1));
     const info = s0.xfer(toHex(feesRecordId(CHAIN, 0, 0, V0)))!.info;
-    throwsCode(() => checkTxStateless(decision(info, true), P[1]!), 'XS_WRONG_SHARD', 'fees decision on shard 1');
+    throwsCode(() => app.checkStateless(decision(info, true), P[1]!), 'XS_WRONG_SHARD', 'fees decision on shard 1');
     refuses(s1, decision(info, true), P[1]!, ctxAt(1, L), 'XS_WRONG_SHARD');
     refuses(s0, decision({ ...info, id: sha256(utf8('other')) }, true), P[0]!, ctxAt(3, L), 'XS_UNKNOWN_TRANSFER');
     refuses(s0, decision({ ...info, amount: info.amount + 1n }, true), P[0]!, ctxAt(3, L), 'XS_MISMATCH');
     // a fees record has the beacon as destination: no prepare for it on any shard
-    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'TX_MALFORMED');
-    throwsCode(() => checkTxStateless(decision({ ...info, dstShard: 1 }, true), P[0]!), 'TX_MALFORMED', 'fees to a shard');
-    throwsCode(() => checkTxStateless(decision({ ...info, data: new Uint8Array(1) }, true), P[0]!), 'TX_MALFORMED', 'fees with data');
+    throwsCode(() => app.checkStateless(prepare(info), P[0]!), 'TX_MALFORMED');
+    throwsCode(() => app.checkStateless(decision({ ...info, dstShard: 1 }, true), P[0]!), 'TX_MALFORMED', 'fees to a shard');
+    throwsCode(() => app.checkStateless(decision({ ...info, payload: new Uint8Array(1) }, true), P[0]!), 'TX_MALFORMED', 'fees with data');
   });
 });
 
 describe('staking: stake transactions', () => {
   it('stateless checks: STAKE_TOO_LOW, TX_WRONG_SCHEME for the validator key or consent signature, fee and home shard', () => {
     const ok = stake(A, newcomer, 1000n);
-    assert.doesNotThrow(() => checkTxStateless(ok, P[0]!));
-    throwsCode(() => checkTxStateless(stake(A, newcomer, 999n), P[0]!), 'STAKE_TOO_LOW');
-    throwsCode(() => checkTxStateless(stake(A, newcomer, 0n), P[0]!), 'STAKE_TOO_LOW');
-    throwsCode(() => checkTxStateless(stake(A, newcomer.publicKey.slice(1), 1000n), P[0]!), 'TX_WRONG_SCHEME', 'short validator key');
-    throwsCode(() => checkTxStateless(stake(A, new Uint8Array(1952), 1000n), P[0]!), 'TX_WRONG_SCHEME', 'ml-dsa-65 sized key');
-    throwsCode(() => checkTxStateless(stake(A, newcomer, 1000n, { sig: new Uint8Array(2419) }), P[0]!), 'TX_WRONG_SCHEME', 'consent signature length');
-    throwsCode(() => checkTxStateless(stake(A, newcomer, 1000n, { fee: MIN_FEE - 1n }), P[0]!), 'TX_FEE_TOO_LOW');
-    throwsCode(() => checkTxStateless(stake(C, newcomer, 1000n), P[0]!), 'TX_WRONG_SHARD');
+    assert.doesNotThrow(() => app.checkStateless(ok, P[0]!));
+    throwsCode(() => app.checkStateless(stake(A, newcomer, 999n), P[0]!), 'STAKE_TOO_LOW');
+    throwsCode(() => app.checkStateless(stake(A, newcomer, 0n), P[0]!), 'STAKE_TOO_LOW');
+    throwsCode(() => app.checkStateless(stake(A, newcomer.publicKey.slice(1), 1000n), P[0]!), 'TX_WRONG_SCHEME', 'short validator key');
+    throwsCode(() => app.checkStateless(stake(A, new Uint8Array(1952), 1000n), P[0]!), 'TX_WRONG_SCHEME', 'ml-dsa-65 sized key');
+    throwsCode(() => app.checkStateless(stake(A, newcomer, 1000n, { sig: new Uint8Array(2419) }), P[0]!), 'TX_WRONG_SCHEME', 'consent signature length');
+    throwsCode(() => app.checkStateless(stake(A, newcomer, 1000n, { fee: MIN_FEE - 1n }), P[0]!), 'TX_FEE_TOO_LOW');
+    throwsCode(() => app.checkStateless(stake(C, newcomer, 1000n), P[0]!), 'TX_WRONG_SHARD');
     // a higher minimum in the params is honoured; staking oneself is allowed (genesis validators are their own home)
-    throwsCode(() => checkTxStateless(stake(A, newcomer, 1000n), { ...P[0]!, minStake: 1001n }), 'STAKE_TOO_LOW');
-    assert.doesNotThrow(() => checkTxStateless(stake(A, A, 1000n), P[0]!));
+    throwsCode(() => app.checkStateless(stake(A, newcomer, 1000n), { ...P[0]!, minStake: 1001n }), 'STAKE_TOO_LOW');
+    assert.doesNotThrow(() => app.checkStateless(stake(A, A, 1000n), P[0]!));
   });
 
-  it('escrows amount + fee into a stake record to the beacon (data = validator key, to = its address); replay is XS_DUPLICATE', () => {
+  it('escrows amount + fee into a stake record to the beacon (payload = validator key, to = its address); a replay is refused', () => {
     const [s0] = fresh();
     const env = stake(A, newcomer, 5000n, { fee: 10n });
     block(s0, 0, [env], ctxAt(1, 3, V1));
     assert.deepEqual(s0.account(hexOf(A)), { balance: INITIAL - 5010n, nonce: 1n, publicKey: A.publicKey });
-    assert.deepEqual([s0.counters.escrow, s0.counters.burned, s0.counters.fees], [5000n, 5n, 5n]);
+    assert.deepEqual([counters(s0).escrow, counters(s0).burned, counters(s0).fees], [5000n, 5n, 5n]);
     assert.deepEqual(s0.xfer(env.hashHex), {
       role: 'source',
-      info: { kind: 'stake', id: env.hash, srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: addrOf(newcomer), amount: 5000n, deadlineSlot: 3 + TIMEOUT, data: newcomer.publicKey },
+      info: xinfo({ kind: 'stake', id: env.hash, srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: addrOf(newcomer), amount: 5000n, deadlineSlot: 3 + TIMEOUT, payload: newcomer.publicKey }),
       prepare: 'accepted',
       reason: '',
       decision: 'none',
       preparedHeight: 1,
       decidedHeight: 0,
     });
-    refuses(s0, env, P[0]!, ctxAt(2, 4), 'XS_DUPLICATE');
+    // an exact replay: its nonce is spent (the record id is the tx hash, so nothing else can collide)
+    refuses(s0, env, P[0]!, ctxAt(2, 4), 'TX_NONCE_STALE');
     // the record, with its public key, is provable to the beacon
     const [item] = s0.proveXfers([env.hashHex]);
     assert.deepEqual(verifyXferProof(s0.root(), item!), s0.xfer(env.hashHex));
@@ -408,57 +403,58 @@ describe('staking: stake transactions', () => {
     block(s0, 0, [e1, e2], ctxAt(1, 1));
     const i1 = s0.xfer(e1.hashHex)!.info;
     const i2 = s0.xfer(e2.hashHex)!.info;
-    assert.equal(s0.counters.escrow, 5000n);
-    throwsCode(() => checkTxStateless(decision(i1, true), P[1]!), 'XS_WRONG_SHARD');
+    assert.equal(counters(s0).escrow, 5000n);
+    throwsCode(() => app.checkStateless(decision(i1, true), P[1]!), 'XS_WRONG_SHARD');
     refuses(s1, decision(i1, true), P[1]!, ctxAt(1, 2), 'XS_WRONG_SHARD');
     block(s0, 0, [decision(i1, true), decision(i2, false)], ctxAt(2, 2));
-    assert.deepEqual([s0.counters.escrow, s0.counters.exported], [0n, 2000n]);
+    assert.deepEqual([counters(s0).escrow, counters(s0).exported], [0n, 2000n]);
     assert.equal(bal(s0, A), INITIAL - 2000n - 2n * MIN_FEE, 'the aborted 3000 came back');
     assert.deepEqual([s0.xfer(e1.hashHex)!.decision, s0.xfer(e2.hashHex)!.decision], ['commit', 'abort']);
     refuses(s0, decision(i1, true), P[0]!, ctxAt(3, 3), 'XS_ALREADY_DECIDED');
     // another validator key in data (right length) is a different transfer
-    refuses(s0, decision({ ...i2, data: newcomer.publicKey, to: addrOf(newcomer) }, true), P[0]!, ctxAt(3, 3), 'XS_MISMATCH');
+    refuses(s0, decision({ ...i2, payload: newcomer.publicKey, to: addrOf(newcomer) }, true), P[0]!, ctxAt(3, 3), 'XS_MISMATCH');
   });
 
   it('beacon entries for stakes: no prepare; shards and data must fit the kind', () => {
-    const info: XferInfo = { kind: 'stake', id: sha256(utf8('s')), srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: addrOf(newcomer), amount: 1000n, deadlineSlot: 50, data: newcomer.publicKey };
-    assert.doesNotThrow(() => checkTxStateless(decision(info, true), P[0]!));
-    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'TX_MALFORMED', 'prepare of a stake');
-    throwsCode(() => checkTxStateless(prepare(info), P[1]!), 'TX_MALFORMED', 'prepare of a stake elsewhere');
-    throwsCode(() => checkTxStateless(decision({ ...info, dstShard: 1 }, true), P[0]!), 'TX_MALFORMED', 'stake to a shard');
-    throwsCode(() => checkTxStateless(decision({ ...info, srcShard: BEACON_SHARD }, true), P[0]!), 'TX_MALFORMED', 'beacon to beacon');
-    throwsCode(() => checkTxStateless(decision({ ...info, srcShard: 2 }, true), P[0]!), 'TX_MALFORMED', 'source out of range');
-    throwsCode(() => checkTxStateless(decision({ ...info, data: EMPTY }, true), P[0]!), 'TX_MALFORMED', 'stake without key');
-    throwsCode(() => checkTxStateless(decision({ ...info, kind: 'unstake' }, true), P[0]!), 'TX_MALFORMED', 'unstake with data');
-    throwsCode(() => checkTxStateless(decision({ ...info, kind: 'transfer' }, true), P[0]!), 'TX_MALFORMED', 'transfer to the beacon');
+    const info: XferInfo = xinfo({ kind: 'stake', id: sha256(utf8('s')), srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: addrOf(newcomer), amount: 1000n, deadlineSlot: 50, payload: newcomer.publicKey });
+    assert.doesNotThrow(() => app.checkStateless(decision(info, true), P[0]!));
+    throwsCode(() => app.checkStateless(prepare(info), P[0]!), 'TX_MALFORMED', 'prepare of a stake');
+    throwsCode(() => app.checkStateless(prepare(info), P[1]!), 'TX_MALFORMED', 'prepare of a stake elsewhere');
+    throwsCode(() => app.checkStateless(decision({ ...info, dstShard: 1 }, true), P[0]!), 'TX_MALFORMED', 'stake to a shard');
+    throwsCode(() => app.checkStateless(decision({ ...info, srcShard: BEACON_SHARD }, true), P[0]!), 'TX_MALFORMED', 'beacon to beacon');
+    throwsCode(() => app.checkStateless(decision({ ...info, srcShard: 2 }, true), P[0]!), 'TX_MALFORMED', 'source out of range');
+    throwsCode(() => app.checkStateless(decision({ ...info, payload: EMPTY }, true), P[0]!), 'TX_MALFORMED', 'stake without key');
+    throwsCode(() => app.checkStateless(decision({ ...info, ...OPS.unstake }, true), P[0]!), 'TX_MALFORMED', 'unstake with data');
+    throwsCode(() => app.checkStateless(decision({ ...info, ...OPS.transfer }, true), P[0]!), 'TX_MALFORMED', 'transfer to the beacon');
   });
 });
 
 describe('staking: unstake transactions', () => {
   it('costs only the fee and records an amount-0 request to the beacon; commit and abort move nothing', () => {
     const [s0] = fresh();
-    assert.doesNotThrow(() => checkTxStateless(unstake(A, V2), P[0]!));
-    throwsCode(() => checkTxStateless(unstake(A, V2, { fee: 1n }), P[0]!), 'TX_FEE_TOO_LOW');
-    throwsCode(() => checkTxStateless(unstake(C, V2), P[0]!), 'TX_WRONG_SHARD');
+    assert.doesNotThrow(() => app.checkStateless(unstake(A, V2), P[0]!));
+    throwsCode(() => app.checkStateless(unstake(A, V2, { fee: 1n }), P[0]!), 'TX_FEE_TOO_LOW');
+    throwsCode(() => app.checkStateless(unstake(C, V2), P[0]!), 'TX_WRONG_SHARD');
     // the validator may be the signer itself (no self-transfer rule here)
-    assert.doesNotThrow(() => checkTxStateless(unstake(A, addrOf(A)), P[0]!));
+    assert.doesNotThrow(() => app.checkStateless(unstake(A, addrOf(A)), P[0]!));
     const e1 = unstake(A, V2, { fee: 8n });
     const e2 = unstake(A, V1, { nonce: 1n });
     block(s0, 0, [e1, e2], ctxAt(1, 2, V0));
     assert.equal(bal(s0, A), INITIAL - 8n - MIN_FEE);
-    assert.equal(s0.counters.escrow, 0n);
-    assert.deepEqual(s0.xfer(e1.hashHex)!.info, { kind: 'unstake', id: e1.hash, srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: V2, amount: 0n, deadlineSlot: 2 + TIMEOUT, data: EMPTY });
-    refuses(s0, e1, P[0]!, ctxAt(2, 3), 'XS_DUPLICATE');
+    assert.equal(counters(s0).escrow, 0n);
+    assert.deepEqual(s0.xfer(e1.hashHex)!.info, xinfo({ kind: 'unstake', id: e1.hash, srcShard: 0, dstShard: BEACON_SHARD, from: addrOf(A), to: V2, amount: 0n, deadlineSlot: 2 + TIMEOUT, payload: EMPTY }));
+    refuses(s0, e1, P[0]!, ctxAt(2, 3), 'TX_NONCE_STALE');
     const balance = bal(s0, A);
     block(s0, 0, [decision(s0.xfer(e1.hashHex)!.info, true), decision(s0.xfer(e2.hashHex)!.info, false)], ctxAt(2, 3));
     assert.equal(bal(s0, A), balance, 'nothing refunded, nothing taken');
-    assert.deepEqual([s0.counters.escrow, s0.counters.exported], [0n, 0n]);
+    assert.deepEqual([counters(s0).escrow, counters(s0).exported], [0n, 0n]);
     assert.deepEqual([s0.xfer(e1.hashHex)!.decision, s0.xfer(e2.hashHex)!.decision], ['commit', 'abort']);
   });
 });
 
 describe('staking: releases from the beacon', () => {
-  const release = (to: Uint8Array, dst: number, amount: bigint, attempt = 0, deadlineSlot = 20): XferInfo => ({
+  const release = (to: Uint8Array, dst: number, amount: bigint, attempt = 0, deadlineSlot = 20): XferInfo =>
+    xinfo({
     kind: 'release',
     id: releaseId(CHAIN, V1, attempt),
     srcShard: BEACON_SHARD,
@@ -467,7 +463,7 @@ describe('staking: releases from the beacon', () => {
     to,
     amount,
     deadlineSlot,
-    data: EMPTY,
+    payload: EMPTY,
   });
 
   it('prepare accepted, then commit credits the home account (imported += amount); the identity holds', () => {
@@ -478,7 +474,7 @@ describe('staking: releases from the beacon', () => {
     assert.equal(bal(s1, C), INITIAL);
     block(s1, 1, [decision(info, true)], ctxAt(2, 3));
     assert.equal(bal(s1, C), INITIAL + 4321n);
-    assert.equal(s1.counters.imported, 4321n);
+    assert.equal(counters(s1).imported, 4321n);
     assert.equal(s1.xfer(toHex(info.id))!.decision, 'commit');
     refuses(s1, decision(info, true), P[1]!, ctxAt(3, 4), 'XS_ALREADY_DECIDED');
     refuses(s1, prepare(info), P[1]!, ctxAt(3, 4), 'XS_ALREADY_DECIDED');
@@ -491,7 +487,7 @@ describe('staking: releases from the beacon', () => {
     assert.deepEqual([s0.xfer(toHex(zero.id))!.prepare, s0.xfer(toHex(zero.id))!.reason], ['refused', 'TX_BAD_RECIPIENT']);
     refuses(s0, decision(zero, true), P[0]!, ctxAt(2, 2), 'XS_NOT_PREPARED');
     block(s0, 0, [decision(zero, false)], ctxAt(2, 2));
-    assert.deepEqual([s0.counters.imported, s0.counters.escrow], [0n, 0n]);
+    assert.deepEqual([counters(s0).imported, counters(s0).escrow], [0n, 0n]);
     const late = release(addrOf(C), 1, 10n, 1, 5);
     block(s1, 1, [prepare(late)], ctxAt(1, 6));
     assert.equal(s1.xfer(toHex(late.id))!.reason, 'XS_DEADLINE_PASSED');
@@ -504,18 +500,18 @@ describe('staking: releases from the beacon', () => {
 
   it('release entries must come from the beacon to this shard', () => {
     const info = release(addrOf(C), 1, 10n);
-    assert.doesNotThrow(() => checkTxStateless(prepare(info), P[1]!));
-    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'XS_WRONG_SHARD', 'prepare on shard 0');
-    throwsCode(() => checkTxStateless(decision(info, true), P[0]!), 'XS_WRONG_SHARD', 'decision on shard 0');
-    throwsCode(() => checkTxStateless(prepare({ ...info, srcShard: 0 }), P[1]!), 'TX_MALFORMED', 'release from a shard');
-    throwsCode(() => checkTxStateless(prepare({ ...info, dstShard: BEACON_SHARD }), P[1]!), 'TX_MALFORMED', 'release to the beacon');
-    throwsCode(() => checkTxStateless(prepare({ ...info, dstShard: 2 }), P[1]!), 'TX_MALFORMED', 'release to a shard out of range');
-    throwsCode(() => checkTxStateless(prepare({ ...info, data: new Uint8Array(PK44) }), P[1]!), 'TX_MALFORMED', 'release with data');
+    assert.doesNotThrow(() => app.checkStateless(prepare(info), P[1]!));
+    throwsCode(() => app.checkStateless(prepare(info), P[0]!), 'XS_WRONG_SHARD', 'prepare on shard 0');
+    throwsCode(() => app.checkStateless(decision(info, true), P[0]!), 'XS_WRONG_SHARD', 'decision on shard 0');
+    throwsCode(() => app.checkStateless(prepare({ ...info, srcShard: 0 }), P[1]!), 'TX_MALFORMED', 'release from a shard');
+    throwsCode(() => app.checkStateless(prepare({ ...info, dstShard: BEACON_SHARD }), P[1]!), 'TX_MALFORMED', 'release to the beacon');
+    throwsCode(() => app.checkStateless(prepare({ ...info, dstShard: 2 }), P[1]!), 'TX_MALFORMED', 'release to a shard out of range');
+    throwsCode(() => app.checkStateless(prepare({ ...info, payload: new Uint8Array(PK44) }), P[1]!), 'TX_MALFORMED', 'release with data');
     // a shard transfer from the beacon shard is not a release
-    throwsCode(() => checkTxStateless(prepare({ ...info, kind: 'transfer' }), P[1]!), 'TX_MALFORMED', 'transfer from the beacon');
+    throwsCode(() => app.checkStateless(prepare({ ...info, ...OPS.transfer }), P[1]!), 'TX_MALFORMED', 'transfer from the beacon');
     // not signed by the beacon
-    const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: impostor.publicKey, payload: { kind: 'xprepare', xfer: info } };
-    throwsCode(() => checkTxStateless(openTx(encodeTx({ body, signature: SIG44 })), P[1]!), 'XS_UNAUTHORIZED');
+    const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: impostor.publicKey, payload: message({ kind: 'xprepare', xfer: info }) };
+    throwsCode(() => app.checkStateless(openTx(encodeTx({ body, signature: SIG44 })), P[1]!), 'XS_UNAUTHORIZED');
   });
 });
 

@@ -4,22 +4,9 @@
 // across epochs, and transactions that fail (and so must leave nothing).
 import assert from 'node:assert/strict';
 import { addressFromPublicKey, formatAddress, fromHex, generateKeyPair, homeShard, sha256, toHex, utf8, type KeyPair } from '@qnexus/crypto';
-import { BEACON_SHARD, encodeTx, makeGenesis, openTx, type TxBody, type TxEnvelope, type TxPayload, type XferInfo, type XferRecord } from '@qnexus/types';
-import {
-  Branch,
-  ExecCtx,
-  MAX_RANGE,
-  MODULE_IDS,
-  WorldState,
-  bank,
-  executeApplicable,
-  executeBlock,
-  moduleKey,
-  releaseId,
-  stateParams,
-  type StateParams,
-} from '@qnexus/state';
-import { prng } from './helpers.js';
+import { BEACON_SHARD, encodeTx, isSystemKind, makeGenesis, openTx, type TxBody, type TxEnvelope, type XferInfo, type XferRecord } from '@qnexus/types';
+import { Branch, ExecCtx, MAX_RANGE, MODULE_IDS, WorldState, bank, moduleKey, releaseId, stateParams, type StateParams } from '@qnexus/state';
+import { app, counters, kindOf, message, pendingFees, prng, xinfo, type Payload } from './helpers.js';
 
 const CHAIN = 'qn-supply-test';
 const MIN_FEE = 5n;
@@ -28,7 +15,7 @@ const TIMEOUT = 6;
 const L = 4; // short epochs: many fee rolls
 const SIG44 = new Uint8Array(2420); // the state machine does not verify signatures; only the length matters
 const EMPTY = new Uint8Array(0);
-/** A second denom in the genesis state, so the identity is checked per denom (no message moves it yet). */
+/** A second denom in the genesis state, moved by transfers and xtransfers too: the identity is checked per denom. */
 const TOKEN = 'tok/test';
 
 const gen = (label: string) => generateKeyPair('ml-dsa-44', sha256(utf8(`supply-${label}`)));
@@ -57,20 +44,20 @@ const G = makeGenesis({
 });
 const P: StateParams[] = [stateParams(G, 0), stateParams(G, 1)];
 
-function userTx(from: KeyPair, payload: TxPayload, nonce: bigint, fee: bigint): TxEnvelope {
-  const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload };
+function userTx(from: KeyPair, payload: Payload, nonce: bigint, fee: bigint): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: message(payload) };
   return openTx(encodeTx({ body, signature: SIG44 }));
 }
 
 /** A beacon entry: the beacon's key, nonce and fee 0 (its signature is the node's to check, not the state machine's). */
-function beaconTx(payload: TxPayload): TxEnvelope {
-  const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: beacon.publicKey, payload };
+function beaconTx(payload: Payload): TxEnvelope {
+  const body: TxBody = { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: beacon.publicKey, payload: message(payload) };
   return openTx(encodeTx({ body, signature: SIG44 }));
 }
 
 /** The genesis state of a shard plus TOKEN balances for its accounts (booked as TOKEN's genesis supply). */
 function genesisState(shard: number): WorldState {
-  const s = WorldState.fromGenesis(G, shard);
+  const s = app.genesisState(G, shard);
   const kv = new Branch(s.kv);
   const ctx = new ExecCtx(kv, P[shard]!, { height: 0, slot: 0, proposer: new Uint8Array(20) });
   onShard[shard]!.forEach((k, i) => bank.genesisCredit(ctx, addrOf(k), BigInt(1000 * (i + 1)), TOKEN));
@@ -104,7 +91,7 @@ function assertSupply(s: WorldState, what: string): void {
   }
   for (const d of scratch.keys()) assert.ok(totals.some((t) => t.denom === d), `${what}: ${d} has a supply record`);
   // the fee account holds exactly the proposers' pending tips
-  assert.equal(s.counters.fees, s.pendingFees().reduce((a, [, v]) => a + v, 0n), `${what}: fees = Σ pending`);
+  assert.equal(counters(s).fees, pendingFees(s).reduce((a, [, v]) => a + v, 0n), `${what}: fees = Σ pending`);
 }
 
 describe('state: per-denom supply over randomized blocks', () => {
@@ -140,7 +127,7 @@ describe('state: per-denom supply over randomized blocks', () => {
       if (seen.has(key) || r.decision !== 'none') return;
       seen.add(key);
       if (r.role === 'source') {
-        if (x.kind === 'fees') count.feeRecords++;
+        if (kindOf(x) === 'fees') count.feeRecords++;
         if (x.dstShard === BEACON_SHARD) decide(x, rand() < 0.7);
         else inbox[x.dstShard]!.push(beaconTx({ kind: 'xprepare', xfer: x }));
         // now and then the beacon gives up before the destination answers
@@ -148,6 +135,24 @@ describe('state: per-denom supply over randomized blocks', () => {
       } else if (r.prepare !== 'none') {
         decide(x, r.prepare === 'accepted' && rand() < 0.8);
       }
+    };
+
+    /** Build a block on `shard` from the candidates (the proposer's path), check it, apply it, check the supply. */
+    const run = (shard: number, txs: TxEnvelope[], what: string) => {
+      const s = states[shard]!;
+      heights[shard]!++;
+      const ctx = { height: heights[shard]!, slot, proposer: addrOf(pick(validators)) };
+      const res = app.executeApplicable(s, txs, P[shard]!, ctx);
+      count.blocks++;
+      count.applied += res.applied.length;
+      count.skipped += res.skipped.length;
+      // the block as built validates to the same root
+      assert.deepEqual(app.executeBlock(s, res.applied, P[shard]!, ctx).stateRoot, res.exec.stateRoot, `${what}: replayed root`);
+      s.apply(res.exec.changes);
+      assert.deepEqual(s.root(), res.exec.stateRoot);
+      for (const env of res.applied) if (isSystemKind(env.tx.body.payload.kind)) delivered[shard]!.push(env);
+      assertSupply(s, `shard ${shard} after ${what} (height ${ctx.height}, slot ${slot})`);
+      for (const r of res.exec.changes.xfers.values()) onRecord(r);
     };
 
     for (let b = 0; b < 30; b++) {
@@ -168,14 +173,16 @@ describe('state: per-denom supply over randomized blocks', () => {
         const bal = s.account(hexOf(from))?.balance ?? 0n;
         const fee = MIN_FEE + BigInt(Math.floor(rand() * 20));
         const r = rand();
-        // a fifth of the amounts are more than the sender has (the fee alone it can pay)
-        const amount = rand() < 0.2 ? bal + 1n : 1n + BigInt(Math.floor(rand() * 3000));
+        // a fifth of the amounts are more than the sender has (the fee alone it can pay); a fifth of the sends move TOKEN
+        const denom = rand() < 0.2 ? TOKEN : 'qfc';
+        const held = denom === TOKEN ? s.balance(addrOf(from), TOKEN) : bal;
+        const amount = rand() < 0.2 ? held + 1n : 1n + BigInt(Math.floor(rand() * (denom === TOKEN ? 300 : 3000)));
         if (r < 0.3) {
           let to = pick(onShard[shard]!);
           if (to === from) to = onShard[shard]!.find((k) => k !== from)!;
-          txs.push(userTx(from, { kind: 'transfer', to: addrOf(to), amount }, nextNonce(from), fee));
+          txs.push(userTx(from, { kind: 'transfer', to: addrOf(to), amount, denom }, nextNonce(from), fee));
         } else if (r < 0.55) {
-          txs.push(userTx(from, { kind: 'xtransfer', to: addrOf(pick(onShard[1 - shard]!)), amount }, nextNonce(from), fee));
+          txs.push(userTx(from, { kind: 'xtransfer', to: addrOf(pick(onShard[1 - shard]!)), amount, denom }, nextNonce(from), fee));
           count.xtransfers++;
         } else if (r < 0.65) {
           txs.push(userTx(from, { kind: 'stake', validatorPublicKey: pick(validators).publicKey, amount: 100n + amount, validatorSignature: SIG44 }, nextNonce(from), fee));
@@ -188,7 +195,7 @@ describe('state: per-denom supply over randomized blocks', () => {
         } else if (r < 0.8) {
           // the beacon releases funds to an account of this shard
           const v = addrOf(pick(validators));
-          const info: XferInfo = { kind: 'release', id: releaseId(CHAIN, v, releases++), srcShard: BEACON_SHARD, dstShard: shard, from: v, to: addrOf(pick(onShard[shard]!)), amount: 1n + BigInt(Math.floor(rand() * 5000)), deadlineSlot: slot + TIMEOUT, data: EMPTY };
+          const info: XferInfo = xinfo({ kind: 'release', id: releaseId(CHAIN, v, releases++), srcShard: BEACON_SHARD, dstShard: shard, from: v, to: addrOf(pick(onShard[shard]!)), amount: 1n + BigInt(Math.floor(rand() * 5000)), deadlineSlot: slot + TIMEOUT, payload: EMPTY });
           inbox[shard]!.push(beaconTx({ kind: 'xprepare', xfer: info }));
           count.releases++;
         } else {
@@ -198,22 +205,28 @@ describe('state: per-denom supply over randomized blocks', () => {
           if (delivered[shard]!.length && rand() < 0.3) txs.push(pick(delivered[shard]!));
         }
       }
-      heights[shard]!++;
-      const ctx = { height: heights[shard]!, slot, proposer: addrOf(pick(validators)) };
-      const res = executeApplicable(s, txs, P[shard]!, ctx);
-      count.blocks++;
-      count.applied += res.applied.length;
-      count.skipped += res.skipped.length;
-      // the block as built validates to the same root
-      assert.deepEqual(executeBlock(s, res.applied, P[shard]!, ctx).stateRoot, res.exec.stateRoot, `block ${b}: replayed root`);
-      s.apply(res.exec.changes);
-      assert.deepEqual(s.root(), res.exec.stateRoot);
-      for (const env of res.applied) if (env.tx.body.payload.kind === 'xprepare' || env.tx.body.payload.kind === 'xdecision') delivered[shard]!.push(env);
-      assertSupply(s, `shard ${shard} after block ${b} (height ${ctx.height}, slot ${slot})`);
-      for (const r of res.exec.changes.xfers.values()) onRecord(r);
+      run(shard, txs, `block ${b}`);
     }
+    // the beacon drains: every waiting entry is delivered (in random order), until nothing is left to decide
+    for (let d = 0; d < 40 && (inbox[0]!.length || inbox[1]!.length); d++) {
+      slot++;
+      for (const shard of [0, 1]) {
+        const box = inbox[shard]!;
+        const txs = box.splice(0, box.length).sort(() => rand() - 0.5);
+        if (txs.length) run(shard, txs, `drain ${d}`);
+      }
+    }
+    assert.deepEqual([inbox[0]!.length, inbox[1]!.length], [0, 0], 'the drain ends');
+    // everything decided on both sides: no escrow left; TOKEN never leaves the shards, so what one exported the other imported
+    const tot = (denom: string) => states.map((st) => st.denomTotals().find((t) => t.denom === denom)!);
+    for (const denom of ['qfc', TOKEN]) assert.deepEqual(tot(denom).map((t) => t.escrow), [0n, 0n], `${denom}: no escrow left`);
+    const tok = tot(TOKEN);
+    assert.equal(tok[0]!.exported + tok[1]!.exported, tok[0]!.imported + tok[1]!.imported, 'TOKEN exported = imported');
+    assert.equal(tok.reduce((a, t) => a + t.balances, 0n), tok.reduce((a, t) => a + t.genesis, 0n), 'TOKEN conserved across the shards');
     if (process.env.QN_DEBUG) console.log(JSON.stringify(count));
     assert.ok(count.skipped > 10 && count.applied > 100, JSON.stringify(count));
     assert.ok(count.commits > 5 && count.aborts > 3 && count.feeRecords > 2, JSON.stringify(count));
+    // TOKEN moved across shards too (committed cross-shard sends of it)
+    assert.ok(states.some((st) => st.denomTotals().find((t) => t.denom === TOKEN)!.exported > 0n), 'some TOKEN was exported');
   });
 });

@@ -15,27 +15,12 @@ import {
   type Genesis,
   type TxBody,
   type TxEnvelope,
-  type TxPayload,
   type XferInfo,
   type XferRecord,
   BEACON_SHARD,
 } from '@qnexus/types';
-import {
-  WorldState,
-  XFER_RECORD_PREFIX,
-  applyTx,
-  checkTxStateless,
-  epochCommittees,
-  executeApplicable,
-  executeBlock,
-  releaseId,
-  stateParams,
-  verifyXferProof,
-  type BlockContext,
-  type Counters,
-  type StateParams,
-} from '@qnexus/state';
-import { Pending, snapshot, stateWith, throwsCode } from './helpers.js';
+import { WorldState, XFER_RECORD_PREFIX, epochCommittees, releaseId, stateParams, verifyXferProof, type BlockContext, type StateParams } from '@qnexus/state';
+import { Pending, app, counters, kindOf, message, pendingFee, pendingFees, snapshot, stateWith, throwsCode, userBalances, xinfo, type Counters, type Payload } from './helpers.js';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -92,16 +77,16 @@ const money = (c: Counters) => ({ burned: c.burned, escrow: c.escrow, exported: 
 const ZERO_MONEY = { burned: 0n, escrow: 0n, exported: 0n, imported: 0n, fees: 0n };
 
 function userTx(kind: 'transfer' | 'xtransfer', from: KeyPair, to: Uint8Array, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}): TxEnvelope {
-  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload: { kind, to, amount } };
+  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? MIN_FEE, publicKey: from.publicKey, payload: message({ kind, to, amount }) };
   return openTx(encodeTx({ body, signature: SIG44 }));
 }
 
 const xtransfer = (from: KeyPair, to: Uint8Array, amount: bigint, o: { nonce?: bigint; fee?: bigint } = {}) => userTx('xtransfer', from, to, amount, o);
 
 /** A beacon system entry, really signed (over the 'beacon' domain) unless `sign` is false. */
-function systemTx(payload: TxPayload, o: { signer?: KeyPair; publicKey?: Uint8Array; nonce?: bigint; fee?: bigint; sign?: boolean } = {}): TxEnvelope {
+function systemTx(payload: Payload, o: { signer?: KeyPair; publicKey?: Uint8Array; nonce?: bigint; fee?: bigint; sign?: boolean } = {}): TxEnvelope {
   const signer = o.signer ?? beacon;
-  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? 0n, publicKey: o.publicKey ?? signer.publicKey, payload };
+  const body: TxBody = { chainId: CHAIN, nonce: o.nonce ?? 0n, fee: o.fee ?? 0n, publicKey: o.publicKey ?? signer.publicKey, payload: message(payload) };
   const signature = o.sign === false ? SIG44 : b44.sign(signer.secretKey, txSigningBytes(body));
   return openTx(encodeTx({ body, signature }));
 }
@@ -111,20 +96,20 @@ const decision = (x: XferInfo, commit: boolean, o: Parameters<typeof systemTx>[1
 
 /** sum(balances) + burned + fees + escrow + exported − imported of one shard state. */
 function accounted(s: WorldState): bigint {
-  const c = s.counters;
-  return s.totalBalance() + c.burned + c.fees + c.escrow + c.exported - c.imported;
+  const c = counters(s);
+  return userBalances(s) + c.burned + c.fees + c.escrow + c.exported - c.imported;
 }
 
 function assertInvariant(s: WorldState, shard: number, msg = ''): void {
   assert.equal(accounted(s), genesisSupply(G, shard), `per-shard invariant on shard ${shard} ${msg}`);
-  for (const k of ['burned', 'escrow', 'exported', 'imported', 'fees'] as const) assert.ok(s.counters[k] >= 0n, `${k} >= 0 ${msg}`);
+  for (const k of ['burned', 'escrow', 'exported', 'imported', 'fees'] as const) assert.ok(counters(s)[k] >= 0n, `${k} >= 0 ${msg}`);
   // the fees counter is exactly the sum of the proposers' pending fees
-  assert.equal(s.pendingFees().reduce((a, [, v]) => a + v, 0n), s.counters.fees, `fees = Σ pending ${msg}`);
+  assert.equal(pendingFees(s).reduce((a, [, v]) => a + v, 0n), counters(s).fees, `fees = Σ pending ${msg}`);
 }
 
 /** Execute one block on a shard state, check root, apply, and check the invariant. */
 function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContext, params: StateParams = P[shard]!): void {
-  const exec = executeBlock(s, txs, params, ctx);
+  const exec = app.executeBlock(s, txs, params, ctx);
   s.apply(exec.changes);
   assert.deepEqual(s.root(), exec.stateRoot, 'root after apply = predicted root');
   assertInvariant(s, shard, `after block ${ctx.height}`);
@@ -133,14 +118,14 @@ function block(s: WorldState, shard: number, txs: TxEnvelope[], ctx: BlockContex
 /** applyTx must throw `code` and leave the pending writes exactly as they were. */
 function refuses(o: Pending, env: TxEnvelope, p: StateParams, ctx: BlockContext, code: ErrorCode, msg?: string): void {
   const before = snapshot(o);
-  throwsCode(() => applyTx(o.kv, env, p, ctx), code, msg);
+  throwsCode(() => app.applyTx(o.kv, env, p, ctx), code, msg);
   assert.deepEqual(snapshot(o), before, `${msg ?? code}: pending writes must be unchanged`);
 }
 
 const bal = (s: { account(h: string): { balance: bigint } | undefined }, k: KeyPair | Uint8Array) => s.account(k instanceof Uint8Array ? toHex(k) : hexOf(k))?.balance ?? 0n;
 
 /** Fresh genesis states of both shards. */
-const fresh = () => [WorldState.fromGenesis(G, 0), WorldState.fromGenesis(G, 1)] as const;
+const fresh = () => [app.genesisState(G, 0), app.genesisState(G, 1)] as const;
 
 /** Escrow an xtransfer on the source state at (height, slot) and return the agreed info. */
 function escrow(src: WorldState, shard: number, from: KeyPair, to: Uint8Array, amount: bigint, ctx: BlockContext, o: { nonce?: bigint; fee?: bigint } = {}): XferInfo {
@@ -169,6 +154,7 @@ describe('state: cross-shard fixture', () => {
       epochLength: 16,
       minStake: 100n,
       feeBurnBps: 10_000,
+      maxBlockWeight: 1000,
     });
   });
 });
@@ -182,36 +168,36 @@ describe('state: 2PC commit path', () => {
     const env = xtransfer(A, addrOf(C), 1000n, { fee: 7n });
     block(s0, 0, [env], { height: 1, slot: 5, proposer: PROPOSER });
     assert.deepEqual(s0.account(hexOf(A)), { balance: INITIAL - 1007n, nonce: 1n, publicKey: A.publicKey });
-    assert.deepEqual(money(s0.counters), { burned: 7n, escrow: 1000n, exported: 0n, imported: 0n, fees: 0n });
-    const info: XferInfo = { kind: 'transfer', id: env.hash, srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 1000n, deadlineSlot: 5 + TIMEOUT, data: EMPTY };
+    assert.deepEqual(money(counters(s0)), { burned: 7n, escrow: 1000n, exported: 0n, imported: 0n, fees: 0n });
+    const info: XferInfo = xinfo({ kind: 'transfer', id: env.hash, srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 1000n, deadlineSlot: 5 + TIMEOUT, payload: EMPTY });
     const src: XferRecord = { role: 'source', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 1, decidedHeight: 0 };
     assert.deepEqual(s0.xfer(env.hashHex), src);
     assert.notDeepEqual(s0.root(), root0);
-    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned, supply - 1000n, 'the amount is in flight (escrowed)');
+    assert.equal(userBalances(s0) + userBalances(s1) + counters(s0).burned, supply - 1000n, 'the amount is in flight (escrowed)');
 
     // 2. the beacon's prepare on the destination is accepted; nothing moves yet
     const root1 = s1.root();
     block(s1, 1, [prepare(info)], { height: 1, slot: 6, proposer: PROPOSER });
     assert.deepEqual(s1.xfer(env.hashHex), { role: 'destination', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 1, decidedHeight: 0 });
-    assert.deepEqual(money(s1.counters), ZERO_MONEY);
+    assert.deepEqual(money(counters(s1)), ZERO_MONEY);
     assert.equal(bal(s1, C), INITIAL);
     assert.notDeepEqual(s1.root(), root1, 'the record is in the state root');
 
     // 3. commit on the source: escrow becomes exported
     block(s0, 0, [decision(info, true)], { height: 2, slot: 8, proposer: PROPOSER });
-    assert.deepEqual(money(s0.counters), { burned: 7n, escrow: 0n, exported: 1000n, imported: 0n, fees: 0n });
+    assert.deepEqual(money(counters(s0)), { burned: 7n, escrow: 0n, exported: 1000n, imported: 0n, fees: 0n });
     assert.equal(bal(s0, A), INITIAL - 1007n, 'a commit does not refund');
     assert.deepEqual(s0.xfer(env.hashHex), { ...src, decision: 'commit', decidedHeight: 2 });
-    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned, supply - 1000n, 'still in flight until the destination commits');
+    assert.equal(userBalances(s0) + userBalances(s1) + counters(s0).burned, supply - 1000n, 'still in flight until the destination commits');
 
     // 4. commit on the destination: the recipient is credited, imported balances exported
     block(s1, 1, [decision(info, true)], { height: 2, slot: 9, proposer: PROPOSER });
     assert.equal(bal(s1, C), INITIAL + 1000n);
-    assert.deepEqual(money(s1.counters), { burned: 0n, escrow: 0n, exported: 0n, imported: 1000n, fees: 0n });
+    assert.deepEqual(money(counters(s1)), { burned: 0n, escrow: 0n, exported: 0n, imported: 1000n, fees: 0n });
     assert.equal(s1.xfer(env.hashHex)!.decision, 'commit');
     assert.equal(s1.xfer(env.hashHex)!.decidedHeight, 2);
-    assert.equal(s0.totalBalance() + s1.totalBalance() + s0.counters.burned + s1.counters.burned, supply, 'global supply once both applied');
-    assert.equal(s0.counters.exported, s1.counters.imported);
+    assert.equal(userBalances(s0) + userBalances(s1) + counters(s0).burned + counters(s1).burned, supply, 'global supply once both applied');
+    assert.equal(counters(s0).exported, counters(s1).imported);
   });
 
   it('the destination may apply the commit before the source does', () => {
@@ -222,11 +208,11 @@ describe('state: 2PC commit path', () => {
     block(s0, 0, [decision(info, true)], { height: 2, slot: 3, proposer: PROPOSER });
     assert.equal(bal(s0, A2), INITIAL + 250n);
     // the value sits in the source's escrow and in the recipient's balance until the source commits
-    assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
-    assert.equal(s1.counters.escrow, s0.counters.imported);
+    assert.equal(userBalances(s0) + userBalances(s1) + counters(s1).burned, genesisSupply(G));
+    assert.equal(counters(s1).escrow, counters(s0).imported);
     block(s1, 1, [decision(info, true)], { height: 2, slot: 4, proposer: PROPOSER });
-    assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
-    assert.deepEqual([s1.counters.escrow, s1.counters.exported, s0.counters.imported], [0n, 250n, 250n]);
+    assert.equal(userBalances(s0) + userBalances(s1) + counters(s1).burned, genesisSupply(G));
+    assert.deepEqual([counters(s1).escrow, counters(s1).exported, counters(s0).imported], [0n, 250n, 250n]);
   });
 
   it('several transfers in one block, both directions, with replays in the same block refused', () => {
@@ -235,18 +221,18 @@ describe('state: 2PC commit path', () => {
     const t2 = xtransfer(A, addrOf(C2), 20n, { nonce: 1n });
     const t3 = xtransfer(A2, addrOf(C), 30n);
     block(s0, 0, [t1, t2, t3], { height: 1, slot: 1, proposer: PROPOSER });
-    assert.equal(s0.counters.escrow, 60n);
-    assert.equal(s0.counters.burned, 3n * MIN_FEE);
+    assert.equal(counters(s0).escrow, 60n);
+    assert.equal(counters(s0).burned, 3n * MIN_FEE);
     const infos = [t1, t2, t3].map((t) => s0.xfer(t.hashHex)!.info);
     block(s1, 1, infos.map((x) => prepare(x, { sign: false })), { height: 1, slot: 2, proposer: PROPOSER });
     // a block carrying the same decision twice is invalid
-    throwsCode(() => executeBlock(s1, [decision(infos[0]!, true, { sign: false }), decision(infos[0]!, true, { sign: false })], P[1]!, { height: 2, slot: 3, proposer: PROPOSER }), 'BAD_BLOCK');
+    throwsCode(() => app.executeBlock(s1, [decision(infos[0]!, true, { sign: false }), decision(infos[0]!, true, { sign: false })], P[1]!, { height: 2, slot: 3, proposer: PROPOSER }), 'BAD_BLOCK');
     block(s1, 1, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 3, proposer: PROPOSER });
     block(s0, 0, infos.map((x) => decision(x, true, { sign: false })), { height: 2, slot: 4, proposer: PROPOSER });
     assert.equal(bal(s1, C), INITIAL + 40n);
     assert.equal(bal(s1, C2), INITIAL + 20n);
-    assert.deepEqual(money(s0.counters), { burned: 15n, escrow: 0n, exported: 60n, imported: 0n, fees: 0n });
-    assert.deepEqual(money(s1.counters), { burned: 0n, escrow: 0n, exported: 0n, imported: 60n, fees: 0n });
+    assert.deepEqual(money(counters(s0)), { burned: 15n, escrow: 0n, exported: 60n, imported: 0n, fees: 0n });
+    assert.deepEqual(money(counters(s1)), { burned: 0n, escrow: 0n, exported: 0n, imported: 60n, fees: 0n });
   });
 });
 
@@ -266,12 +252,12 @@ describe('state: 2PC refusal and abort paths', () => {
     // the beacon aborts: the source refunds the amount (not the fee)
     block(s1, 1, [decision(info, false)], { height: 2, slot: 5, proposer: PROPOSER });
     assert.deepEqual(s1.account(hexOf(C)), { balance: INITIAL - 9n, nonce: 1n, publicKey: C.publicKey });
-    assert.deepEqual(money(s1.counters), { burned: 9n, escrow: 0n, exported: 0n, imported: 0n, fees: 0n });
+    assert.deepEqual(money(counters(s1)), { burned: 9n, escrow: 0n, exported: 0n, imported: 0n, fees: 0n });
     assert.equal(s1.xfer(toHex(info.id))!.decision, 'abort');
     block(s0, 0, [decision(info, false)], { height: 2, slot: 6, proposer: PROPOSER });
     assert.deepEqual(s0.xfer(toHex(info.id)), { ...dst, decision: 'abort', decidedHeight: 2 });
-    assert.deepEqual(money(s0.counters), ZERO_MONEY);
-    assert.equal(s0.totalBalance() + s1.totalBalance() + s1.counters.burned, genesisSupply(G));
+    assert.deepEqual(money(counters(s0)), ZERO_MONEY);
+    assert.equal(userBalances(s0) + userBalances(s1) + counters(s1).burned, genesisSupply(G));
   });
 
   it('presumed abort: abort on the destination without a prepare, then a late prepare is XS_ALREADY_DECIDED', () => {
@@ -279,13 +265,13 @@ describe('state: 2PC refusal and abort paths', () => {
     const info = escrow(s0, 0, A, addrOf(C), 77n, { height: 1, slot: 1, proposer: PROPOSER });
     block(s1, 1, [decision(info, false)], { height: 1, slot: 2, proposer: PROPOSER });
     assert.deepEqual(s1.xfer(toHex(info.id)), { role: 'destination', info, prepare: 'none', reason: '', decision: 'abort', preparedHeight: 0, decidedHeight: 1 });
-    assert.deepEqual(money(s1.counters), ZERO_MONEY);
+    assert.deepEqual(money(counters(s1)), ZERO_MONEY);
     refuses(Pending.over(s1), prepare(info), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'late prepare');
     refuses(Pending.over(s1), decision(info, true), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'commit after abort');
     refuses(Pending.over(s1), decision(info, false), P[1]!, { height: 2, slot: 3, proposer: PROPOSER }, 'XS_ALREADY_DECIDED', 'abort again');
     block(s0, 0, [decision(info, false)], { height: 2, slot: 3, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
-    assert.deepEqual(money(s0.counters), { ...ZERO_MONEY, burned: MIN_FEE });
+    assert.deepEqual(money(counters(s0)), { ...ZERO_MONEY, burned: MIN_FEE });
   });
 
   it('an accepted prepare can still be aborted (e.g. the source timed out): nothing is credited', () => {
@@ -294,7 +280,7 @@ describe('state: 2PC refusal and abort paths', () => {
     block(s1, 1, [prepare(info)], { height: 1, slot: 2, proposer: PROPOSER });
     block(s1, 1, [decision(info, false)], { height: 2, slot: 12, proposer: PROPOSER });
     assert.equal(bal(s1, C), INITIAL);
-    assert.deepEqual(money(s1.counters), ZERO_MONEY);
+    assert.deepEqual(money(counters(s1)), ZERO_MONEY);
     block(s0, 0, [decision(info, false)], { height: 2, slot: 12, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
   });
@@ -314,7 +300,7 @@ describe('state: 2PC replays and bad entries', () => {
   it('the same xprepare twice is XS_DUPLICATE (in one block and across blocks)', () => {
     const p = prepare(info);
     const o = Pending.over(s1);
-    applyTx(o.kv, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER });
+    app.applyTx(o.kv, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER });
     refuses(o, p, P[1]!, { height: 1, slot: 3, proposer: PROPOSER }, 'XS_DUPLICATE', 'same overlay');
     block(s1, 1, [p], { height: 1, slot: 3, proposer: PROPOSER });
     refuses(Pending.over(s1), p, P[1]!, next, 'XS_DUPLICATE', 'next block');
@@ -354,7 +340,7 @@ describe('state: 2PC replays and bad entries', () => {
     }
     // the record is unchanged, and the true decision still applies
     block(s0, 0, [decision(info, true)], next);
-    assert.equal(s0.counters.exported, 1234n);
+    assert.equal(counters(s0).exported, 1234n);
   });
 
   it('a commit on the destination without a prepare is XS_NOT_PREPARED', () => {
@@ -370,30 +356,30 @@ describe('state: 2PC replays and bad entries', () => {
 
   it('an entry not signed with the beacon key is XS_UNAUTHORIZED (checkTxStateless and applyTx)', () => {
     for (const env of [prepare(info, { signer: impostor }), decision(info, true, { signer: impostor }), decision(info, false, { signer: A })]) {
-      const shard = env.tx.body.payload.kind === 'xprepare' ? 1 : 0;
-      throwsCode(() => checkTxStateless(env, P[shard]!), 'XS_UNAUTHORIZED', env.tx.body.payload.kind);
+      const shard = app.kindName(env) === 'xprepare' ? 1 : 0;
+      throwsCode(() => app.checkStateless(env, P[shard]!), 'XS_UNAUTHORIZED', app.kindName(env));
       refuses(Pending.over(shard ? s1 : s0), env, P[shard]!, next, 'XS_UNAUTHORIZED');
     }
     // the beacon's own entry passes the stateless checks
-    assert.doesNotThrow(() => checkTxStateless(prepare(info), P[1]!));
+    assert.doesNotThrow(() => app.checkStateless(prepare(info), P[1]!));
   });
 
   it('an entry delivered to the wrong shard is XS_WRONG_SHARD', () => {
     // a prepare is for the destination only
     refuses(Pending.over(s0), prepare(info), P[0]!, next, 'XS_WRONG_SHARD', 'prepare on the source');
-    throwsCode(() => checkTxStateless(prepare(info), P[0]!), 'XS_WRONG_SHARD');
+    throwsCode(() => app.checkStateless(prepare(info), P[0]!), 'XS_WRONG_SHARD');
     // with three shards, a decision for shards 0 and 1 is not for shard 2
     const p3: StateParams = { ...P[0]!, shard: 2, shardCount: 3 };
-    throwsCode(() => checkTxStateless(decision(info, true, { sign: false }), p3), 'XS_WRONG_SHARD', 'decision on a third shard');
-    throwsCode(() => checkTxStateless(prepare(info, { sign: false }), p3), 'XS_WRONG_SHARD', 'prepare on a third shard');
+    throwsCode(() => app.checkStateless(decision(info, true, { sign: false }), p3), 'XS_WRONG_SHARD', 'decision on a third shard');
+    throwsCode(() => app.checkStateless(prepare(info, { sign: false }), p3), 'XS_WRONG_SHARD', 'prepare on a third shard');
   });
 
   it('system entries must carry nonce 0, fee 0 and valid, distinct shards (TX_MALFORMED)', () => {
-    throwsCode(() => checkTxStateless(prepare(info, { nonce: 1n, sign: false }), P[1]!), 'TX_MALFORMED', 'nonce');
-    throwsCode(() => checkTxStateless(prepare(info, { fee: 1n, sign: false }), P[1]!), 'TX_MALFORMED', 'fee');
-    throwsCode(() => checkTxStateless(prepare({ ...info, srcShard: 1 }, { sign: false }), P[1]!), 'TX_MALFORMED', 'src = dst');
-    throwsCode(() => checkTxStateless(decision({ ...info, dstShard: 2 }, true, { sign: false }), P[0]!), 'TX_MALFORMED', 'dst out of range');
-    throwsCode(() => checkTxStateless(prepare({ ...info, srcShard: 5 }, { sign: false }), P[1]!), 'TX_MALFORMED', 'src out of range');
+    throwsCode(() => app.checkStateless(prepare(info, { nonce: 1n, sign: false }), P[1]!), 'TX_MALFORMED', 'nonce');
+    throwsCode(() => app.checkStateless(prepare(info, { fee: 1n, sign: false }), P[1]!), 'TX_MALFORMED', 'fee');
+    throwsCode(() => app.checkStateless(prepare({ ...info, srcShard: 1 }, { sign: false }), P[1]!), 'TX_MALFORMED', 'src = dst');
+    throwsCode(() => app.checkStateless(decision({ ...info, dstShard: 2 }, true, { sign: false }), P[0]!), 'TX_MALFORMED', 'dst out of range');
+    throwsCode(() => app.checkStateless(prepare({ ...info, srcShard: 5 }, { sign: false }), P[1]!), 'TX_MALFORMED', 'src out of range');
   });
 
   it('the beacon key signing a user-kind transaction is just a user (no special rights)', () => {
@@ -424,11 +410,12 @@ describe('state: xtransfer admission rules', () => {
     refuses(o, xtransfer(A, addrOf(C), 5n, { nonce: 1n }), P[0]!, ctx, 'TX_NONCE_FUTURE', 'nonce');
     if (shardOf(unfunded) === 0) refuses(o, xtransfer(unfunded, addrOf(C), 1n), P[0]!, ctx, 'TX_INSUFFICIENT_FUNDS', 'unfunded');
     // exactly the whole balance can be escrowed
-    applyTx(o.kv, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx);
+    app.applyTx(o.kv, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx);
     assert.equal(o.account(hexOf(A))!.balance, 0n);
-    assert.equal(o.counters.escrow, INITIAL - MIN_FEE);
-    // replaying the same xtransfer is refused
-    refuses(o, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx, 'XS_DUPLICATE');
+    assert.equal(counters(o).escrow, INITIAL - MIN_FEE);
+    // replaying the same xtransfer is refused: its nonce is spent before its record is looked at (the
+    // record id is the tx hash, so only an exact replay could collide, and that is a stale nonce)
+    refuses(o, xtransfer(A, addrOf(C), INITIAL - MIN_FEE), P[0]!, ctx, 'TX_NONCE_STALE');
   });
 });
 
@@ -439,7 +426,7 @@ describe('state: prepare refusals', () => {
     assert.equal(info.deadlineSlot, 20 + TIMEOUT);
     // at the deadline slot itself: accepted
     const atDeadline = Pending.over(s1);
-    applyTx(atDeadline.kv, prepare(info), P[1]!, { height: 4, slot: info.deadlineSlot, proposer: PROPOSER });
+    app.applyTx(atDeadline.kv, prepare(info), P[1]!, { height: 4, slot: info.deadlineSlot, proposer: PROPOSER });
     assert.equal(atDeadline.xfer(toHex(info.id))!.prepare, 'accepted');
     // one slot later: refused, recorded with the reason
     block(s1, 1, [prepare(info)], { height: 4, slot: info.deadlineSlot + 1, proposer: PROPOSER });
@@ -447,7 +434,7 @@ describe('state: prepare refusals', () => {
     assert.equal(rec.prepare, 'refused');
     assert.equal(rec.reason, 'XS_DEADLINE_PASSED');
     assert.equal(rec.preparedHeight, 4);
-    throwsCode(() => applyTx(Pending.over(s1).kv, decision(info, true), P[1]!, { height: 5, slot: 40, proposer: PROPOSER }), 'XS_NOT_PREPARED');
+    throwsCode(() => app.applyTx(Pending.over(s1).kv, decision(info, true), P[1]!, { height: 5, slot: 40, proposer: PROPOSER }), 'XS_NOT_PREPARED');
     block(s1, 1, [decision(info, false)], { height: 5, slot: 40, proposer: PROPOSER });
     block(s0, 0, [decision(info, false)], { height: 2, slot: 40, proposer: PROPOSER });
     assert.equal(bal(s0, A), INITIAL - MIN_FEE);
@@ -455,18 +442,18 @@ describe('state: prepare refusals', () => {
 
   it('a recipient whose balance would overflow u64 is refused with TX_BAD_AMOUNT', () => {
     const s1 = stateWith([[addrOf(C), 2n ** 64n - 10n]], P[1]!);
-    const info: XferInfo = { kind: 'transfer', id: sha256(utf8('overflow')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 10n, deadlineSlot: 100, data: EMPTY };
+    const info: XferInfo = xinfo({ kind: 'transfer', id: sha256(utf8('overflow')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(C), amount: 10n, deadlineSlot: 100, payload: EMPTY });
     const o = Pending.over(s1);
-    applyTx(o.kv, prepare(info, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
+    app.applyTx(o.kv, prepare(info, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
     assert.deepEqual([o.xfer(toHex(info.id))!.prepare, o.xfer(toHex(info.id))!.reason], ['refused', 'TX_BAD_AMOUNT']);
     const ok = Pending.over(s1);
-    applyTx(ok.kv, prepare({ ...info, amount: 9n }, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
+    app.applyTx(ok.kv, prepare({ ...info, amount: 9n }, { sign: false }), P[1]!, { height: 1, slot: 1, proposer: PROPOSER });
     assert.equal(ok.xfer(toHex(info.id))!.prepare, 'accepted');
   });
 
   it('a recipient that does not live on the destination shard is refused with XS_WRONG_SHARD (recorded)', () => {
     const [, s1] = fresh();
-    const info: XferInfo = { kind: 'transfer', id: sha256(utf8('misrouted')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(A2), amount: 10n, deadlineSlot: 100, data: EMPTY };
+    const info: XferInfo = xinfo({ kind: 'transfer', id: sha256(utf8('misrouted')), srcShard: 0, dstShard: 1, from: addrOf(A), to: addrOf(A2), amount: 10n, deadlineSlot: 100, payload: EMPTY });
     block(s1, 1, [prepare(info, { sign: false })], { height: 1, slot: 1, proposer: PROPOSER });
     assert.deepEqual([s1.xfer(toHex(info.id))!.prepare, s1.xfer(toHex(info.id))!.reason], ['refused', 'XS_WRONG_SHARD']);
   });
@@ -528,7 +515,7 @@ describe('state: transfer records in the state root', () => {
       // another record's proof for this record
       const otherItem = items[(i + 1) % items.length]!;
       assert.equal(verifyXferProof(root, { ...item, proof: otherItem.proof }), null, "another record's proof");
-      assert.equal(verifyXferProof(WorldState.fromGenesis(G, 1).root(), item), null, 'another root');
+      assert.equal(verifyXferProof(app.genesisState(G, 1).root(), item), null, 'another root');
       assert.equal(verifyXferProof(root, { record: new Uint8Array([1, 2, 3]), proof: item.proof }), null, 'garbage record');
     });
     assert.ok(items[0]!.proof.siblings.length >= 3, 'records among the accounts: proofs have depth');
@@ -552,17 +539,17 @@ describe('state: block building with beacon entries', () => {
     const d = decision(info, true);
     const user = userTx('transfer', C, addrOf(C2), 3n);
     const ctx = { height: 2, slot: 3, proposer: PROPOSER };
-    const r = executeApplicable(s1, [p, d, d, user], P[1]!, ctx);
+    const r = app.executeApplicable(s1, [p, d, d, user], P[1]!, ctx);
     assert.deepEqual(r.applied.map((e) => e.hashHex), [d.hashHex, user.hashHex]);
     assert.deepEqual(
-      r.skipped.map((x) => [x.env.tx.body.payload.kind, x.error.code]),
+      r.skipped.map((x) => [app.kindName(x.env), x.error.code]),
       [
         ['xprepare', 'XS_DUPLICATE'],
         ['xdecision', 'XS_ALREADY_DECIDED'],
       ],
     );
-    assert.deepEqual(executeBlock(s1, r.applied, P[1]!, ctx).stateRoot, r.exec.stateRoot);
-    throwsCode(() => executeBlock(s1, [p, d], P[1]!, ctx), 'BAD_BLOCK');
+    assert.deepEqual(app.executeBlock(s1, r.applied, P[1]!, ctx).stateRoot, r.exec.stateRoot);
+    throwsCode(() => app.executeBlock(s1, [p, d], P[1]!, ctx), 'BAD_BLOCK');
     s1.apply(r.exec.changes);
     assert.equal(bal(s1, C), INITIAL + 300n - 3n - MIN_FEE);
     assertInvariant(s1, 1);
@@ -583,12 +570,12 @@ describe('state: randomized 2PC runs keep every invariant', () => {
   }
 
   function stakeTx(from: KeyPair, validator: KeyPair, amount: bigint, nonce: bigint, fee: bigint): TxEnvelope {
-    const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: { kind: 'stake', validatorPublicKey: validator.publicKey, amount, validatorSignature: SIG44 } };
+    const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: message({ kind: 'stake', validatorPublicKey: validator.publicKey, amount, validatorSignature: SIG44 }) };
     return openTx(encodeTx({ body, signature: SIG44 }));
   }
 
   function unstakeTx(from: KeyPair, validator: Uint8Array, nonce: bigint, fee: bigint): TxEnvelope {
-    const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: { kind: 'unstake', validator } };
+    const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: message({ kind: 'unstake', validator }) };
     return openTx(encodeTx({ body, signature: SIG44 }));
   }
 
@@ -632,7 +619,7 @@ describe('state: randomized 2PC runs keep every invariant', () => {
       block(s, shard, txs, { height: heights[shard]!, slot, proposer: addrOf(pick(validators)) }, PR[shard]!);
       // fee records the block opened by itself (first block of a new epoch)
       for (const rec of s.xferRecords()) {
-        if (rec.info.kind !== 'fees' || before.has(toHex(rec.info.id))) continue;
+        if (kindOf(rec.info) !== 'fees' || before.has(toHex(rec.info.id))) continue;
         assert.equal(rec.preparedHeight, heights[shard]);
         assert.equal(rec.info.srcShard, shard);
         assert.equal(rec.info.dstShard, BEACON_SHARD);
@@ -652,13 +639,13 @@ describe('state: randomized 2PC runs keep every invariant', () => {
       const s = states[target]!;
       const entry = decision(x.info, x.commit!, { sign: false });
       if (x.delivered.get(target)) {
-        throwsCode(() => executeBlock(s, [entry], PR[target]!, { height: heights[target]! + 1, slot: slot + 1, proposer: PROPOSER }), 'BAD_BLOCK');
+        throwsCode(() => app.executeBlock(s, [entry], PR[target]!, { height: heights[target]! + 1, slot: slot + 1, proposer: PROPOSER }), 'BAD_BLOCK');
         count.replays++;
         return;
       }
       const id = toHex(x.info.id);
-      const kind = x.info.kind;
-      const pendingBefore = kind === 'fees' ? s.pendingFee(toHex(x.info.from)) : 0n;
+      const kind = kindOf(x.info);
+      const pendingBefore = kind === 'fees' ? pendingFee(s, toHex(x.info.from)) : 0n;
       run(target, [entry]);
       x.delivered.set(target, true);
       if (target === x.info.srcShard && (kind === 'stake' || kind === 'fees') && x.commit) beaconIn += x.info.amount;
@@ -668,8 +655,8 @@ describe('state: randomized 2PC runs keep every invariant', () => {
       }
       if (kind === 'fees' && !x.commit) {
         // the fees return to the proposer's pending fees (a new roll may already have sent them again)
-        const rolled = [...s.xferRecords()].some((r) => r.info.kind === 'fees' && r.preparedHeight === heights[target] && toHex(r.info.from) === toHex(x.info.from));
-        if (!rolled) assert.ok(s.pendingFee(toHex(x.info.from)) >= pendingBefore + x.info.amount, 'aborted fees are pending again');
+        const rolled = [...s.xferRecords()].some((r) => kindOf(r.info) === 'fees' && r.preparedHeight === heights[target] && toHex(r.info.from) === toHex(x.info.from));
+        if (!rolled) assert.ok(pendingFee(s, toHex(x.info.from)) >= pendingBefore + x.info.amount, 'aborted fees are pending again');
         count.feeAborts++;
       }
       assert.equal(s.xfer(id)!.decision, x.commit ? 'commit' : 'abort');
@@ -691,7 +678,7 @@ describe('state: randomized 2PC runs keep every invariant', () => {
         const v = pick([...validators, gen('newcomer')]);
         const fee = MIN_FEE + BigInt(Math.floor(rand() * 30));
         const env = rand() < 0.6 ? stakeTx(from, v, 100n + BigInt(Math.floor(rand() * 3000)), nextNonce(from), fee) : unstakeTx(from, addrOf(v), nextNonce(from), fee);
-        if (env.tx.body.payload.kind === 'stake') count.stakes++;
+        if (app.kindName(env) === 'stake') count.stakes++;
         else count.unstakes++;
         run(shard, [env]);
         const rec = states[shard]!.xfer(env.hashHex)!;
@@ -703,7 +690,7 @@ describe('state: randomized 2PC runs keep every invariant', () => {
         const shard = rand() < 0.5 ? 0 : 1;
         const home = shard === 0 && rand() < 0.15 ? ZERO_ADDR : addrOf(pick(onShard[shard]!));
         const v = pick(validators);
-        const info: XferInfo = {
+        const info: XferInfo = xinfo({
           kind: 'release',
           id: releaseId(CHAIN, addrOf(v), releaseAttempt++),
           srcShard: BEACON_SHARD,
@@ -712,8 +699,8 @@ describe('state: randomized 2PC runs keep every invariant', () => {
           to: home,
           amount: 1n + BigInt(Math.floor(rand() * 2000)),
           deadlineSlot: slot + TIMEOUT,
-          data: EMPTY,
-        };
+          payload: EMPTY,
+        });
         count.releases++;
         track(info);
       } else {
@@ -738,7 +725,7 @@ describe('state: randomized 2PC runs keep every invariant', () => {
           const targets = [...x.delivered.keys()];
           deliver(x, pick(targets));
         } else if (x.prepared && rand() < 0.3) {
-          throwsCode(() => applyTx(Pending.over(states[dst]!).kv, prepare(x.info, { sign: false }), PR[dst]!, { height: 1, slot, proposer: PROPOSER }), 'XS_DUPLICATE');
+          throwsCode(() => app.applyTx(Pending.over(states[dst]!).kv, prepare(x.info, { sign: false }), PR[dst]!, { height: 1, slot, proposer: PROPOSER }), 'XS_DUPLICATE');
           count.replays++;
         }
       }
@@ -753,10 +740,10 @@ describe('state: randomized 2PC runs keep every invariant', () => {
     assert.ok(count.commits > 10 && count.aborts > 5 && count.replays > 3, JSON.stringify(count));
     assert.ok(count.stakes > 3 && count.unstakes > 2 && count.feeRecords > 3 && count.feeAborts > 0 && count.releasesCredited > 2, JSON.stringify(count));
     const [s0, s1] = states;
-    assert.equal(s0.counters.escrow + s1.counters.escrow, 0n, 'no escrow left once everything is decided');
+    assert.equal(counters(s0).escrow + counters(s1).escrow, 0n, 'no escrow left once everything is decided');
     // shard to shard the flows cancel; what remains is what went to the beacon minus what came back
-    assert.equal(s0.counters.exported + s1.counters.exported - s0.counters.imported - s1.counters.imported, beaconIn - beaconOut);
-    const held = (s: WorldState) => s.totalBalance() + s.counters.burned + s.counters.fees;
+    assert.equal(counters(s0).exported + counters(s1).exported - counters(s0).imported - counters(s1).imported, beaconIn - beaconOut);
+    const held = (s: WorldState) => userBalances(s) + counters(s).burned + counters(s).fees;
     assert.equal(held(s0) + held(s1) + beaconIn - beaconOut, genesisSupply(G), 'global conservation (shards + beacon)');
     for (const x of pending) {
       for (const shard of x.delivered.keys()) assert.equal(states[shard]!.xfer(toHex(x.info.id))!.decision, x.commit ? 'commit' : 'abort');
@@ -767,10 +754,10 @@ describe('state: randomized 2PC runs keep every invariant', () => {
 describe('state: counters and committees', () => {
   it('counters are read from the bank, xfer and fee entries: zero for a fresh shard, and the same after a reload', () => {
     const [s0] = fresh();
-    assert.deepEqual(s0.counters, { ...ZERO_MONEY, feeEpoch: 0 });
+    assert.deepEqual(counters(s0), { ...ZERO_MONEY, feeEpoch: 0 });
     escrow(s0, 0, A, addrOf(C), 42n, { height: 1, slot: 1, proposer: PROPOSER });
-    assert.deepEqual(s0.counters, { ...ZERO_MONEY, burned: MIN_FEE, escrow: 42n, feeEpoch: 0 });
-    assert.deepEqual(WorldState.fromEntries(s0.kv.all()).counters, s0.counters);
+    assert.deepEqual(counters(s0), { ...ZERO_MONEY, burned: MIN_FEE, escrow: 42n, feeEpoch: 0 });
+    assert.deepEqual(counters(WorldState.fromEntries(s0.kv.all())), counters(s0));
   });
 
   it('epochCommittees: one committee per shard, every validator once, the same for every epoch (sticky)', () => {
