@@ -1,4 +1,5 @@
 import { toHex } from '@qnexus/crypto';
+import { beacon as B, front as F, node as N, type AnyRouteDef, type PathParamNames, type Static } from '@qnexus/api';
 import { ApiError } from './errors.js';
 import type {
   AdminBackupResult,
@@ -239,32 +240,32 @@ export class QnexusClient {
 
   /** `GET /v1/admin/peers` (needs `adminToken`). */
   adminPeers(): Promise<AdminPeersInfo> {
-    return this.request<AdminPeersInfo>('GET', '/v1/admin/peers');
+    return this.route(F.adminPeers);
   }
 
   /** `POST /v1/admin/peers`: dial a multiaddr (needs `adminToken`). */
   adminConnect(multiaddr: string): Promise<AdminConnectResult> {
-    return this.request<AdminConnectResult>('POST', '/v1/admin/peers', { contentType: 'application/json', data: JSON.stringify({ multiaddr }) });
+    return this.route(F.adminConnect, { json: { multiaddr } });
   }
 
   /** `DELETE /v1/admin/peers/{peerId}`: hang up on a peer (needs `adminToken`). */
   adminDisconnect(peerId: string): Promise<AdminDisconnectResult> {
-    return this.request<AdminDisconnectResult>('DELETE', `/v1/admin/peers/${encodeURIComponent(peerId)}`);
+    return this.route(F.adminDisconnect, { params: { peerId } });
   }
 
   /** `GET /v1/admin/log-level` (needs `adminToken`). */
   adminLogLevel(): Promise<AdminLogLevelInfo> {
-    return this.request<AdminLogLevelInfo>('GET', '/v1/admin/log-level');
+    return this.route(F.adminLogLevel);
   }
 
   /** `PUT /v1/admin/log-level`: change the running process's log level (needs `adminToken`). */
   adminSetLogLevel(level: AdminLogLevel): Promise<AdminLogLevelInfo> {
-    return this.request<AdminLogLevelInfo>('PUT', '/v1/admin/log-level', { contentType: 'application/json', data: JSON.stringify({ level }) });
+    return this.route(F.adminSetLogLevel, { json: { level } });
   }
 
   /** `GET /v1/status` */
   status(): Promise<StatusInfo> {
-    return this.request<StatusInfo>('GET', '/v1/status');
+    return this.route(N.status);
   }
 
   /** `GET /v1/blocks/{id}`: a height, a block hash (hex) or `latest`. */
@@ -272,12 +273,12 @@ export class QnexusClient {
     if (typeof id === 'number' && (!Number.isSafeInteger(id) || id < 0)) {
       return Promise.reject(new ApiError('BAD_REQUEST', `invalid block height ${id}`));
     }
-    return this.request<BlockInfo>('GET', `/v1/blocks/${encodeURIComponent(String(id))}`);
+    return this.route(N.block, { params: { id: String(id) } });
   }
 
   /** `GET /v1/txs/{hash}`: throws `TX_UNKNOWN` (404) when this node does not know the transaction. */
   tx(hash: string): Promise<TxInfo> {
-    return this.request<TxInfo>('GET', `/v1/txs/${encodeURIComponent(hash)}`);
+    return this.route(N.tx, { params: { hash } });
   }
 
   /**
@@ -301,9 +302,8 @@ export class QnexusClient {
    * answer must come from a node of that shard); without, or when none answers, the error is thrown.
    */
   async account(address: string): Promise<AccountInfo> {
-    const path = `/v1/accounts/${encodeURIComponent(address)}`;
     try {
-      return await this.request<AccountInfo>('GET', path);
+      return await this.route(N.account, { params: { address } });
     } catch (e) {
       const home = e instanceof ApiError && e.code === 'ACCOUNT_WRONG_SHARD' ? shardDetail(e.details.homeShard) : undefined;
       if (home === undefined || this.nodes.length === 0) throw e;
@@ -314,7 +314,7 @@ export class QnexusClient {
         });
       }
       // Not other.account(): one hop only, so two misconfigured nodes cannot bounce a request between them.
-      const a = await other.request<AccountInfo>('GET', path);
+      const a = await other.route(N.account, { params: { address } });
       if (a.homeShard !== undefined && a.homeShard !== home) throw new ApiError('BAD_RESPONSE', `${other.baseUrl} says ${address} lives on shard ${a.homeShard}, ${this.baseUrl} said ${home}`);
       return a;
     }
@@ -322,12 +322,12 @@ export class QnexusClient {
 
   /** `GET /v1/validators` */
   validators(): Promise<ValidatorsInfo> {
-    return this.request<ValidatorsInfo>('GET', '/v1/validators');
+    return this.route(N.validators) as Promise<ValidatorsInfo>;
   }
 
   /** `GET /v1/validators/{address}` (node or beacon): one validator's stake, status, shard, rewards and participation. */
   validator(address: string): Promise<ValidatorInfo> {
-    return this.request<ValidatorInfo>('GET', `/v1/validators/${encodeURIComponent(address)}`);
+    return this.route(N.validator, { params: { address } }) as Promise<ValidatorInfo>;
   }
 
   /**
@@ -336,42 +336,42 @@ export class QnexusClient {
    * validator; resubmitting is harmless (`duplicate`).
    */
   submitEvidence(evidenceHex: string): Promise<EvidenceResult> {
-    return this.request<EvidenceResult>('POST', '/v1/evidence', { contentType: 'application/json', data: JSON.stringify({ evidence: evidenceHex }) });
+    return this.route(N.submitEvidence, { json: { evidence: evidenceHex } });
   }
 
   /** `GET /v1/supply` on the beacon: staking totals (held = genesisStake + stakedIn + feesIn + minted − slashed − released). */
   beaconSupply(): Promise<StakingTotals> {
-    return this.request<StakingTotals>('GET', '/v1/supply');
+    return this.route(B.supply);
   }
 
   /** `GET /v1/supply`: the shard's supply identity, balances + burned + escrow + exported − imported = genesis supply. */
   supply(): Promise<SupplyInfo> {
-    return this.request<SupplyInfo>('GET', '/v1/supply');
+    return this.route(N.supply);
   }
 
   /** `GET /v1/xtransfers/{id}` on a shard node: its record of a cross-shard transfer (id = the source transaction's hash). */
   xtransfer(id: string): Promise<XTransferInfo> {
-    return this.request<XTransferInfo>('GET', `/v1/xtransfers/${encodeURIComponent(id)}`);
+    return this.route(N.xtransfer, { params: { id } });
   }
 
   /** `GET /v1/status` on the beacon (a client whose base URL is the beacon's API). */
   beaconStatus(): Promise<BeaconStatusInfo> {
-    return this.request<BeaconStatusInfo>('GET', '/v1/status');
+    return this.route(B.status);
   }
 
   /** `GET /v1/validators` on the beacon: the registry with each validator's current shard. */
   beaconValidators(): Promise<BeaconValidatorsInfo> {
-    return this.request<BeaconValidatorsInfo>('GET', '/v1/validators');
+    return this.route(B.validators);
   }
 
   /** `GET /v1/committees` on the beacon: the shard committees of the current epoch. */
   committees(): Promise<CommitteesInfo> {
-    return this.request<CommitteesInfo>('GET', '/v1/committees');
+    return this.route(B.committees);
   }
 
   /** `GET /v1/xtransfers/{id}` on the beacon: the coordinator's record of a cross-shard transfer. */
   beaconXTransfer(id: string): Promise<BeaconXTransferInfo> {
-    return this.request<BeaconXTransferInfo>('GET', `/v1/xtransfers/${encodeURIComponent(id)}`);
+    return this.route(B.xtransfer, { params: { id } });
   }
 
   /** `GET /v1/xtransfers?limit=N` on the beacon: recent cross-shard transfers. */
@@ -379,7 +379,7 @@ export class QnexusClient {
     if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
       return Promise.reject(new ApiError('BAD_REQUEST', `invalid limit ${limit}`));
     }
-    return this.request<BeaconXTransferList>('GET', `/v1/xtransfers${limit === undefined ? '' : `?limit=${limit}`}`);
+    return this.route(B.xtransfers, limit === undefined ? {} : { query: { limit: String(limit) } });
   }
 
   /**
@@ -439,7 +439,7 @@ export class QnexusClient {
 
   /** `GET /v1/evidence`: equivocation evidence this node has observed. */
   evidence(): Promise<EvidenceList> {
-    return this.request<EvidenceList>('GET', '/v1/evidence');
+    return this.route(N.evidence);
   }
 
   /**
@@ -461,7 +461,7 @@ export class QnexusClient {
     const maxAttempts = opts.maxAttempts ?? 20;
     for (let attempt = 1, backoff = 50; ; attempt++, backoff = Math.min(1_000, backoff * 2)) {
       try {
-        return await this.request<SubmitResult>('POST', '/v1/txs', body);
+        return await this.request<SubmitResult>(N.submit.method, N.submit.path, body);
       } catch (e) {
         // RATE_LIMITED: this client is over the node's per-client rate; it refills quickly.
         const busy = e instanceof ApiError && (e.code === 'NODE_BUSY' || e.code === 'MEMPOOL_FULL' || e.code === 'RATE_LIMITED');
@@ -533,6 +533,21 @@ export class QnexusClient {
     }
   }
 
+  /**
+   * Call a route by its definition (@qnexus/api): its method, its path with the parameters filled in
+   * (percent-encoded), the query and the JSON body; the answer is typed by the definition's schema.
+   */
+  private route<D extends AnyRouteDef>(
+    def: D,
+    args: { params?: { [K in PathParamNames<D['path']>]: string }; query?: Record<string, string>; json?: unknown } = {},
+  ): Promise<Static<D['response']>> {
+    const params = (args.params ?? {}) as Record<string, string>;
+    let path = def.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
+    const q = new URLSearchParams(args.query ?? {}).toString();
+    if (q) path += `?${q}`;
+    return this.request<Static<D['response']>>(def.method, path, args.json === undefined ? undefined : { contentType: 'application/json', data: JSON.stringify(args.json) });
+  }
+
   private async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: { contentType: string; data: string | Uint8Array }): Promise<T> {
     const url = this.baseUrl + path;
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -571,18 +586,18 @@ export class QnexusClient {
   /** `GET /v1/blocks?limit=N` on a shard node: its newest blocks, newest first (limit 1..100, default 20). */
   blocks(limit?: number): Promise<BlockList> {
     if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) return Promise.reject(new ApiError('BAD_REQUEST', `invalid limit ${limit}`));
-    return this.request<BlockList>('GET', `/v1/blocks${limit === undefined ? '' : `?limit=${limit}`}`);
+    return this.route(N.blocks, limit === undefined ? {} : { query: { limit: String(limit) } });
   }
 
   /** `GET /v1/xtransfers?limit=N` on a shard node: its newest transfer records with their phases, newest first (limit 1..100, default 20). */
   xtransfers(limit?: number): Promise<XTransferList> {
     if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) return Promise.reject(new ApiError('BAD_REQUEST', `invalid limit ${limit}`));
-    return this.request<XTransferList>('GET', `/v1/xtransfers${limit === undefined ? '' : `?limit=${limit}`}`);
+    return this.route(N.xtransfers, limit === undefined ? {} : { query: { limit: String(limit) } });
   }
 
   /** `GET /v1/shards` on a shard node: every shard's head (its own from its chain, the others from the beacon's registry snapshot). */
   shards(): Promise<ShardsInfo> {
-    return this.request<ShardsInfo>('GET', '/v1/shards');
+    return this.route(N.shards);
   }
 
   // ------------------------------------------------------------------ admin: backup (node or beacon)
@@ -596,6 +611,6 @@ export class QnexusClient {
   adminBackup(dir: string, opts: { timeoutMs?: number } = {}): Promise<AdminBackupResult> {
     const timeoutMs = opts.timeoutMs ?? Math.max(this.timeoutMs, 10 * 60_000);
     const c = timeoutMs === this.timeoutMs ? this : new QnexusClient(this.baseUrl, { timeoutMs, ...(this.adminToken !== undefined ? { adminToken: this.adminToken } : {}) });
-    return c.request<AdminBackupResult>('POST', '/v1/admin/backup', { contentType: 'application/json', data: JSON.stringify({ dir }) });
+    return c.route(F.adminBackup, { json: { dir } });
   }
 }
