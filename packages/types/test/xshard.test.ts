@@ -7,8 +7,11 @@ import {
   MAX_PUBLIC_KEY_BYTES,
   MAX_RECORD_BYTES,
   MAX_REPORT_ITEMS,
-  TX_KIND,
-  XFER_KINDS,
+  MAX_DENOM_BYTES,
+  MAX_XFER_PAYLOAD_BYTES,
+  XDECISION_KIND,
+  XFER_MODULE_ID,
+  XPREPARE_KIND,
   Writer,
   beaconTopics,
   decodeBeaconRequest,
@@ -41,7 +44,9 @@ import {
   peerBindingSigningBytes,
   peerBindingValidator,
   shardXProtocol,
-  txCost,
+  decodeSystemMsg,
+  encodeXDecision,
+  encodeXPrepare,
   txSigningBytes,
   xferInfoEqual,
   xferRecordPhase,
@@ -52,8 +57,7 @@ import {
   type PeerBinding,
   type SignedPeerBinding,
   type TxBody,
-  type TxKindName,
-  type TxPayload,
+  type TxMsg,
   type VoteBody,
   type VoteEvidence,
   type XferInfo,
@@ -76,36 +80,30 @@ function rejectsTruncation(b: Uint8Array, decode: (x: Uint8Array) => unknown, co
   for (const n of lengths) throwsCode(() => decode(b.slice(0, n)), code, `prefix ${n}/${b.length}`);
 }
 
-function xinfo(over: Partial<XferInfo> = {}): XferInfo {
-  return { kind: 'transfer', id: hash('xfer-1'), srcShard: 0, dstShard: 1, from: addr(1), to: addr(2), amount: 500n, deadlineSlot: 40, data: new Uint8Array(0), ...over };
+/** Wire kinds of the messages these tests use: `(module << 8) | type` (bank 1, staking 3; xfer's are the beacon's). */
+const KIND = { transfer: 0x0101, xtransfer: 0x0102, xprepare: XPREPARE_KIND, xdecision: XDECISION_KIND, stake: 0x0301, unstake: 0x0302 } as const;
+type KindName = keyof typeof KIND;
+/** (module, op) of the cross-shard operations: bank's transfer and staking's four. */
+const OP = { transfer: [1, 1], stake: [3, 1], unstake: [3, 2], fees: [3, 3], release: [3, 4] } as const;
+
+function xinfo(over: Partial<XferInfo> & { kind?: keyof typeof OP } = {}): XferInfo {
+  const { kind = 'transfer', ...rest } = over;
+  const [module, op] = OP[kind];
+  return { module, op, denom: 'qfc', id: hash('xfer-1'), srcShard: 0, dstShard: 1, from: addr(1), to: addr(2), amount: 500n, deadlineSlot: 40, payload: new Uint8Array(0), ...rest };
 }
 
-/** A stake body: key 1 funds validator key 3 (the consent signature is a dummy here; staking.test.ts signs for real). */
-function stakeBody(over: Partial<TxBody> = {}): TxBody {
-  return {
-    chainId: CHAIN,
-    nonce: 4n,
-    fee: 10n,
-    publicKey: key(1).publicKey,
-    payload: { kind: 'stake', validatorPublicKey: key(3).publicKey, amount: 5000n, validatorSignature: new Uint8Array(2420).fill(3) },
-    ...over,
-  };
+/** An account transaction with an opaque message (the envelope never reads it; its module does). */
+function userBody(kind: 'transfer' | 'xtransfer' | 'stake' | 'unstake', over: Partial<TxBody> = {}): TxBody {
+  const msg = kind === 'unstake' ? addr(3) : new Writer().fixed(addr(2), 20).u64(777n).string('qfc').finish();
+  return { chainId: CHAIN, nonce: 4n, fee: 10n, publicKey: key(1).publicKey, payload: { kind: KIND[kind], msg }, ...over };
 }
 
-function unstakeBody(over: Partial<TxBody> = {}): TxBody {
-  return { chainId: CHAIN, nonce: 5n, fee: 10n, publicKey: key(1).publicKey, payload: { kind: 'unstake', validator: addr(3) }, ...over };
-}
-
-function userBody(kind: 'transfer' | 'xtransfer', over: Partial<TxBody> = {}): TxBody {
-  return { chainId: CHAIN, nonce: 4n, fee: 10n, publicKey: key(1).publicKey, payload: { kind, to: addr(2), amount: 777n }, ...over };
-}
-
-function systemBody(payload: TxPayload, over: Partial<TxBody> = {}): TxBody {
+function systemBody(payload: TxMsg, over: Partial<TxBody> = {}): TxBody {
   return { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: BEACON().publicKey, payload, ...over };
 }
 
-const prepareBody = (x = xinfo()) => systemBody({ kind: 'xprepare', xfer: x });
-const decisionBody = (commit: boolean, x = xinfo()) => systemBody({ kind: 'xdecision', xfer: x, commit });
+const prepareBody = (x = xinfo()) => systemBody(encodeXPrepare(x));
+const decisionBody = (commit: boolean, x = xinfo()) => systemBody(encodeXDecision(x, commit));
 
 function signed(body: TxBody, signer = isSystemKind(body.payload.kind) ? BEACON() : key(1)) {
   return { body, signature: b44.sign(signer.secretKey, txSigningBytes(body)) };
@@ -114,42 +112,49 @@ function signed(body: TxBody, signer = isSystemKind(body.payload.kind) ? BEACON(
 /** Wrap a (possibly broken) body in a transaction envelope with a dummy signature. */
 const wrap = (body: Uint8Array) => new Writer().bytes(body).bytes(new Uint8Array(2420)).finish();
 
-const ALL_BODIES: [TxKindName, TxBody][] = [
+const ALL_BODIES: [KindName, TxBody][] = [
   ['transfer', userBody('transfer')],
   ['xtransfer', userBody('xtransfer')],
   ['xprepare', prepareBody()],
   ['xdecision', decisionBody(true)],
-  ['stake', stakeBody()],
-  ['unstake', unstakeBody()],
+  ['stake', userBody('stake')],
+  ['unstake', userBody('unstake')],
 ];
+
+/** The XferInfo layout: u8 module, u8 op, string denom, id, u32 shards, from, to, u64 amount, u64 deadline, bytes payload. */
+const infoBytes = (w: Writer, x: XferInfo) =>
+  w.u8(x.module).u8(x.op).string(x.denom).fixed(x.id, 32).u32(x.srcShard).u32(x.dstShard).fixed(x.from, 20).fixed(x.to, 20).u64(x.amount).u64(x.deadlineSlot).bytes(x.payload);
 
 // ------------------------------------------------------------------ transactions
 
-describe('types: cross-shard transaction kinds', () => {
+describe('types: transaction envelopes and the beacon entries', () => {
   // One real signature per kind, reused by the tests below.
-  const txs = new Map<TxKindName, ReturnType<typeof signed>>();
+  const txs = new Map<KindName, ReturnType<typeof signed>>();
   before(() => {
     for (const [kind, body] of ALL_BODIES) txs.set(kind, signed(body));
   });
 
-  it('round trip through encodeTx/openTx for all six kinds, byte-identical on re-encoding', () => {
-    assert.deepEqual(ALL_BODIES.map(([k]) => k), Object.keys(TX_KIND), 'every kind is covered');
+  it('round trip through encodeTx/openTx for every kind, byte-identical on re-encoding; the message is carried opaque', () => {
     for (const [kind, body] of ALL_BODIES) {
       const tx = txs.get(kind)!;
       const raw = encodeTx(tx);
       const env = openTx(raw);
       assert.deepEqual(env.tx, tx, kind);
-      assert.equal(env.tx.body.payload.kind, kind);
+      assert.equal(env.tx.body.payload.kind, KIND[kind]);
+      assert.deepEqual(env.tx.body.payload.msg, body.payload.msg);
       assert.deepEqual(encodeTx(env.tx), raw, kind);
       assert.deepEqual(encodeTxBody(env.tx.body), encodeTxBody(body));
       assert.equal(env.fromStr, formatAddress(env.from));
     }
+    // any u16 kind and any message bytes pass the envelope (the host refuses unknown kinds, not the codec)
+    const odd = { body: { ...userBody('transfer'), payload: { kind: 0xffff, msg: new Uint8Array([1, 2, 3]) } }, signature: new Uint8Array(0) };
+    assert.deepEqual(openTx(encodeTx(odd)).tx, odd);
   });
 
-  it("user kinds are signed over the 'tx' domain, system kinds over the 'beacon' domain", () => {
+  it("account kinds are signed over the 'tx' domain, beacon entries over the 'beacon' domain", () => {
     for (const [kind, body] of ALL_BODIES) {
       const env = openTx(encodeTx(txs.get(kind)!));
-      const domain = isSystemKind(kind) ? 'beacon' : 'tx';
+      const domain = isSystemKind(KIND[kind]) ? 'beacon' : 'tx';
       assert.deepEqual(env.signBytes, signingBytes(CHAIN, domain, encodeTxBody(body)), kind);
       assert.deepEqual(env.signBytes, txSigningBytes(body), kind);
       assert.deepEqual(env.hash, sha256(env.signBytes), kind);
@@ -158,7 +163,7 @@ describe('types: cross-shard transaction kinds', () => {
     }
   });
 
-  it("a system body signed over the 'tx' domain does not verify (and has another id)", () => {
+  it("a beacon entry signed over the 'tx' domain does not verify (and has another id)", () => {
     for (const body of [prepareBody(), decisionBody(false)]) {
       const wrongDomain = signingBytes(CHAIN, 'tx', encodeTxBody(body));
       const sig = b44.sign(BEACON().secretKey, wrongDomain);
@@ -174,32 +179,33 @@ describe('types: cross-shard transaction kinds', () => {
     assert.equal(b44.verify(key(1).publicKey, env.signBytes, env.tx.signature), false);
   });
 
-  it('body layouts: xtransfer like transfer with kind 2; xprepare/xdecision carry the XferInfo (and the decision flag)', () => {
-    const head = (kind: number, nonce: bigint, fee: bigint, pk: Uint8Array) => new Writer().u8(1).string(CHAIN).u8(kind).u64(nonce).u64(fee).bytes(pk);
-    assert.deepEqual(encodeTxBody(userBody('xtransfer')), head(TX_KIND.xtransfer, 4n, 10n, key(1).publicKey).fixed(addr(2), 20).u64(777n).finish());
-    // XferInfo: u8 kind (index in XFER_KINDS), id, shards, from, to, amount, deadline, then u32-prefixed data
-    const info = (w: Writer, x: XferInfo) =>
-      w.u8(XFER_KINDS.indexOf(x.kind)).fixed(x.id, 32).u32(x.srcShard).u32(x.dstShard).fixed(x.from, 20).fixed(x.to, 20).u64(x.amount).u64(x.deadlineSlot).bytes(x.data);
-    const x = xinfo({ srcShard: 3, dstShard: 7, deadlineSlot: 123456 });
-    assert.deepEqual(encodeTxBody(prepareBody(x)), info(head(TX_KIND.xprepare, 0n, 0n, BEACON().publicKey), x).finish());
-    assert.deepEqual(encodeTxBody(decisionBody(true, x)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), x).u8(1).finish());
-    assert.deepEqual(encodeTxBody(decisionBody(false, x)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), x).u8(0).finish());
-    // a transfer XferInfo starts with kind 0 and ends with an empty data field
-    const p = encodeTxBody(prepareBody(x));
-    const infoOff = head(TX_KIND.xprepare, 0n, 0n, BEACON().publicKey).finish().length;
-    assert.equal(p[infoOff], 0);
-    assert.deepEqual([...p.subarray(p.length - 4)], [0, 0, 0, 0]);
-    const sx = xinfo({ kind: 'stake', dstShard: BEACON_SHARD, to: addr(3), data: key(3).publicKey });
-    assert.deepEqual(encodeTxBody(decisionBody(true, sx)), info(head(TX_KIND.xdecision, 0n, 0n, BEACON().publicKey), sx).u8(1).finish());
-    assert.equal(encodeTxBody(decisionBody(true, sx))[infoOff], XFER_KINDS.indexOf('stake'));
+  it('body layout: version, chain id, u16 kind, nonce, fee, key, then the message; xprepare/xdecision messages are the XferInfo (and the decision flag)', () => {
+    const head = (kind: number, nonce: bigint, fee: bigint, pk: Uint8Array) => new Writer().u8(1).string(CHAIN).u16(kind).u64(nonce).u64(fee).bytes(pk);
+    const ub = userBody('xtransfer');
+    assert.deepEqual(encodeTxBody(ub), head(KIND.xtransfer, 4n, 10n, key(1).publicKey).bytes(ub.payload.msg).finish());
+    assert.deepEqual([XPREPARE_KIND, XDECISION_KIND, XFER_MODULE_ID], [0x0201, 0x0202, 2]);
+    const x = xinfo({ srcShard: 3, dstShard: 7, deadlineSlot: 123456, denom: 'tok/x' });
+    assert.deepEqual(encodeXPrepare(x), { kind: XPREPARE_KIND, msg: infoBytes(new Writer(), x).finish() });
+    assert.deepEqual(encodeXDecision(x, true), { kind: XDECISION_KIND, msg: infoBytes(new Writer(), x).u8(1).finish() });
+    assert.deepEqual(encodeXDecision(x, false).msg, infoBytes(new Writer(), x).u8(0).finish());
+    assert.deepEqual(encodeTxBody(prepareBody(x)), head(XPREPARE_KIND, 0n, 0n, BEACON().publicKey).bytes(infoBytes(new Writer(), x).finish()).finish());
+    // a stake op carries the validator key as its payload
+    const sx = xinfo({ kind: 'stake', dstShard: BEACON_SHARD, to: addr(3), payload: key(3).publicKey });
+    assert.deepEqual(encodeXDecision(sx, true).msg, infoBytes(new Writer(), sx).u8(1).finish());
+    assert.deepEqual(encodeXDecision(sx, true).msg.subarray(0, 2), new Uint8Array([3, 1]));
+    // decodeSystemMsg inverts both
+    assert.deepEqual(decodeSystemMsg(encodeXPrepare(x)), { prepare: true, xfer: x });
+    assert.deepEqual(decodeSystemMsg(encodeXDecision(sx, true)), { prepare: false, xfer: sx, commit: true });
+    assert.deepEqual(decodeSystemMsg(encodeXDecision(sx, false)), { prepare: false, xfer: sx, commit: false });
   });
 
-  it('the kind, the decision and every XferInfo field are part of the id', () => {
+  it('the kind, the message, the decision and every XferInfo field are part of the id', () => {
     const id = (b: TxBody) => openTx(encodeTx({ body: b, signature: new Uint8Array(2420) })).hashHex;
     const ids = new Set<string>();
     const bodies: TxBody[] = [
       userBody('transfer'),
       userBody('xtransfer'),
+      userBody('transfer', { payload: { kind: KIND.transfer, msg: new Uint8Array([0]) } }),
       prepareBody(),
       decisionBody(true),
       decisionBody(false),
@@ -212,52 +218,59 @@ describe('types: cross-shard transaction kinds', () => {
       prepareBody(xinfo({ deadlineSlot: 41 })),
       prepareBody(xinfo({ kind: 'stake' })),
       prepareBody(xinfo({ kind: 'release' })),
-      prepareBody(xinfo({ data: new Uint8Array([0]) })),
-      prepareBody(xinfo({ data: new Uint8Array([1]) })),
-      stakeBody(),
-      unstakeBody(),
+      prepareBody(xinfo({ denom: 'tok' })),
+      prepareBody(xinfo({ payload: new Uint8Array([0]) })),
+      prepareBody(xinfo({ payload: new Uint8Array([1]) })),
+      userBody('stake'),
+      userBody('unstake'),
     ];
     for (const b of bodies) ids.add(id(b));
     assert.equal(ids.size, bodies.length);
   });
 
-  it('round trips extreme XferInfo values', () => {
-    const x = xinfo({ srcShard: 0xffffffff, dstShard: 0, amount: U64_MAX, deadlineSlot: Number.MAX_SAFE_INTEGER, from: new Uint8Array(20).fill(0xff), to: new Uint8Array(20) });
-    // the largest data field is an ML-DSA-87 public key
-    const big = xinfo({ kind: 'release', srcShard: BEACON_SHARD, data: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(0xab) });
+  it('round trips extreme XferInfo values (u64 amount, 2^53−1 deadline, a 64-byte denom, the largest payload)', () => {
+    const x = xinfo({ srcShard: 0xffffffff, dstShard: 0, amount: U64_MAX, deadlineSlot: Number.MAX_SAFE_INTEGER, from: new Uint8Array(20).fill(0xff), to: new Uint8Array(20), denom: 'd'.repeat(MAX_DENOM_BYTES) });
+    const big = xinfo({ kind: 'release', srcShard: BEACON_SHARD, payload: new Uint8Array(MAX_XFER_PAYLOAD_BYTES).fill(0xab) });
     for (const body of [prepareBody(x), decisionBody(false, x), prepareBody(big), decisionBody(true, big)]) {
       const tx = { body, signature: new Uint8Array(0) };
       assert.deepEqual(openTx(encodeTx(tx)).tx, tx);
     }
+    assert.deepEqual(decodeSystemMsg(encodeXPrepare(x)).xfer, x);
+    assert.deepEqual(decodeSystemMsg(encodeXDecision(big, true)).xfer, big);
   });
 
-  it('malformed system bodies are TX_MALFORMED: truncation, trailing bytes, a bad decision flag, a deadline past 2^53', () => {
+  it('malformed beacon entries are TX_MALFORMED: truncation, trailing bytes, a bad decision flag, a deadline past 2^53, oversize denom or payload, another kind', () => {
+    for (const m of [encodeXPrepare(xinfo()), encodeXDecision(xinfo({ payload: new Uint8Array(8) }), true)]) {
+      rejectsTruncation(m.msg, (b) => decodeSystemMsg({ kind: m.kind, msg: b }), 'TX_MALFORMED');
+      throwsCode(() => decodeSystemMsg({ kind: m.kind, msg: withTrailing(m.msg) }), 'TX_MALFORMED', 'trailing');
+    }
+    // the envelope itself: truncation and trailing bytes
     for (const kind of ['xtransfer', 'xprepare', 'xdecision'] as const) {
       const tx = txs.get(kind)!;
       rejectsTruncation(encodeTx(tx), openTx, 'TX_MALFORMED');
-      const body = encodeTxBody(tx.body);
-      for (let n = body.length - 100; n < body.length; n++) throwsCode(() => openTx(wrap(body.slice(0, n))), 'TX_MALFORMED', `${kind} body prefix ${n}`);
-      throwsCode(() => openTx(wrap(withTrailing(body))), 'TX_MALFORMED', `${kind} trailing`);
+      throwsCode(() => openTx(wrap(withTrailing(encodeTxBody(tx.body)))), 'TX_MALFORMED', `${kind} trailing`);
     }
-    const d = encodeTxBody(decisionBody(true));
+    const d = encodeXDecision(xinfo(), true).msg;
     assert.equal(d[d.length - 1], 1);
-    assert.doesNotThrow(() => openTx(wrap(d)));
     for (const flag of [2, 7, 255]) {
       const bad = d.slice();
       bad[bad.length - 1] = flag;
-      throwsCode(() => openTx(wrap(bad)), 'TX_MALFORMED', `decision flag ${flag}`);
+      throwsCode(() => decodeSystemMsg({ kind: XDECISION_KIND, msg: bad }), 'TX_MALFORMED', `decision flag ${flag}`);
     }
-    // deadline slot is the last u64 of an xprepare body before the (here empty) u32-prefixed data; 2^53 is not a safe integer
-    const p = encodeTxBody(prepareBody());
+    // the deadline is the last u64 before the (here empty) u32-prefixed payload; 2^53 is not a safe integer
+    const p = encodeXPrepare(xinfo()).msg;
     const big = p.slice();
     assert.equal(new DataView(big.buffer).getBigUint64(big.length - 4 - 8), 40n);
     new DataView(big.buffer).setBigUint64(big.length - 4 - 8, 2n ** 53n);
-    throwsCode(() => openTx(wrap(big)), 'TX_MALFORMED');
+    throwsCode(() => decodeSystemMsg({ kind: XPREPARE_KIND, msg: big }), 'TX_MALFORMED', 'deadline 2^53');
+    throwsCode(() => decodeSystemMsg(encodeXPrepare(xinfo({ denom: 'd'.repeat(MAX_DENOM_BYTES + 1) }))), 'TX_MALFORMED', 'denom of 65 bytes');
+    throwsCode(() => decodeSystemMsg(encodeXPrepare(xinfo({ payload: new Uint8Array(MAX_XFER_PAYLOAD_BYTES + 1) }))), 'TX_MALFORMED', 'oversize payload');
+    throwsCode(() => decodeSystemMsg({ kind: KIND.transfer, msg: encodeXPrepare(xinfo()).msg }), 'TX_MALFORMED', 'not a beacon kind');
   });
 
-  it('isSystemKind and txCost', () => {
+  it('isSystemKind: exactly the xfer module types 1 and 2', () => {
     assert.deepEqual(
-      (Object.keys(TX_KIND) as TxKindName[]).map((k) => [k, isSystemKind(k)]),
+      (Object.keys(KIND) as KindName[]).map((k) => [k, isSystemKind(KIND[k])]),
       [
         ['transfer', false],
         ['xtransfer', false],
@@ -267,25 +280,14 @@ describe('types: cross-shard transaction kinds', () => {
         ['unstake', false],
       ],
     );
-    assert.equal(txCost(userBody('transfer')), 787n);
-    assert.equal(txCost(userBody('xtransfer')), 787n);
-    assert.equal(txCost(userBody('xtransfer', { fee: 0n })), 777n);
-    assert.equal(txCost(prepareBody()), 0n);
-    assert.equal(txCost(decisionBody(true)), 0n);
-    // a (malformed) system entry with a nonzero fee still costs nothing to anyone
-    assert.equal(txCost({ ...decisionBody(true), fee: 5n }), 0n);
-    // stake: the bonded amount plus the fee; unstake: the fee only
-    assert.equal(txCost(stakeBody()), 5010n);
-    assert.equal(txCost(stakeBody({ fee: 0n })), 5000n);
-    assert.equal(txCost(unstakeBody()), 10n);
-    assert.equal(txCost(unstakeBody({ fee: 0n })), 0n);
+    for (const k of [0x0200, 0x0203, 0x0102, 0x0001, 0xff01]) assert.equal(isSystemKind(k), false, k.toString(16));
   });
 
-  it('xferInfoEqual compares every field', () => {
+  it('xferInfoEqual compares every field, payload by content', () => {
     const a = xinfo();
     assert.ok(xferInfoEqual(a, xinfo()));
     assert.ok(xferInfoEqual(a, { ...a, id: new Uint8Array(a.id), from: new Uint8Array(a.from) }), 'byte content, not identity');
-    const variants: Partial<XferInfo>[] = [
+    const variants: Parameters<typeof xinfo>[0][] = [
       { id: hash('other') },
       { srcShard: 5 },
       { dstShard: 5 },
@@ -295,16 +297,17 @@ describe('types: cross-shard transaction kinds', () => {
       { deadlineSlot: 39 },
       { kind: 'stake' },
       { kind: 'fees' },
-      { data: new Uint8Array([0]) },
-      { data: key(3).publicKey },
+      { module: 9 },
+      { op: 9 },
+      { denom: 'tok' },
+      { payload: new Uint8Array([0]) },
+      { payload: key(3).publicKey },
     ];
-    for (const v of variants) assert.equal(xferInfoEqual(a, xinfo(v)), false, JSON.stringify(Object.keys(v)));
-    // data is compared by content, for every kind
-    const s = xinfo({ kind: 'stake', data: key(3).publicKey });
-    assert.ok(xferInfoEqual(s, { ...s, data: new Uint8Array(key(3).publicKey) }));
-    assert.equal(xferInfoEqual(s, { ...s, data: key(4).publicKey }), false);
-    assert.equal(xferInfoEqual(s, { ...s, data: key(3).publicKey.slice(0, -1) }), false, 'a prefix of the data');
-    assert.equal(xferInfoEqual(s, { ...s, kind: 'transfer' }), false);
+    for (const v of variants) assert.equal(xferInfoEqual(a, xinfo(v)), false, JSON.stringify(Object.keys(v!)));
+    const s = xinfo({ kind: 'stake', payload: key(3).publicKey });
+    assert.ok(xferInfoEqual(s, { ...s, payload: new Uint8Array(key(3).publicKey) }));
+    assert.equal(xferInfoEqual(s, { ...s, payload: key(4).publicKey }), false);
+    assert.equal(xferInfoEqual(s, { ...s, payload: key(3).publicKey.slice(0, -1) }), false, 'a prefix of the payload');
   });
 });
 
@@ -314,8 +317,8 @@ function record(over: Partial<XferRecord> = {}): XferRecord {
   return { role: 'destination', info: xinfo(), prepare: 'accepted', reason: '', decision: 'none', preparedHeight: 12, decidedHeight: 0, ...over };
 }
 
-/** Offsets in an encoded record: version, role, XferInfo (kind, 96 bytes, empty data), prepare, reason (u32 + bytes), decision, heights. */
-const INFO_BYTES = 1 + 32 + 4 + 4 + 20 + 20 + 8 + 8 + 4;
+/** Offsets in an encoded record: version, role, XferInfo (module, op, 'qfc', 96 bytes, empty payload), prepare, reason (u32 + bytes), decision, heights. */
+const INFO_BYTES = 1 + 1 + 4 + 3 + 32 + 4 + 4 + 20 + 20 + 8 + 8 + 4;
 const PREPARE_OFF = 2 + INFO_BYTES;
 
 describe('types: transfer records', () => {
@@ -341,9 +344,11 @@ describe('types: transfer records', () => {
     const e = encodeXferRecord(record());
     assert.equal(e[0], CODEC_VERSION);
     assert.equal(e.length, PREPARE_OFF + 1 + 4 + 0 + 1 + 8 + 8);
+    // the info sits after version and role, as in a beacon entry
+    assert.deepEqual(e.subarray(2, 2 + INFO_BYTES), infoBytes(new Writer(), xinfo()).finish());
   });
 
-  it('different records encode differently (role, phases, reason, heights)', () => {
+  it('different records encode differently (role, phases, reason, heights, module, op, denom, payload)', () => {
     const rs = [
       record(),
       record({ role: 'source' }),
@@ -354,70 +359,46 @@ describe('types: transfer records', () => {
       record({ preparedHeight: 11 }),
       record({ info: xinfo({ amount: 1n }) }),
       record({ info: xinfo({ kind: 'stake' }) }),
-      record({ info: xinfo({ data: new Uint8Array([7]) }) }),
+      record({ info: xinfo({ module: 7 }) }),
+      record({ info: xinfo({ denom: 'tok' }) }),
+      record({ info: xinfo({ payload: new Uint8Array([7]) }) }),
     ];
     assert.equal(new Set(rs.map((r) => toHex(encodeXferRecord(r)))).size, rs.length);
   });
 
-  it('XferInfo kind and data round trip for every kind (records and system transactions)', () => {
-    assert.deepEqual(XFER_KINDS, ['transfer', 'stake', 'unstake', 'fees', 'release']);
+  it('every op of the app round trips in records and beacon entries; module and op are plain bytes to the codec', () => {
     assert.equal(BEACON_SHARD, 0xffff);
     const infos: XferInfo[] = [
       xinfo(),
-      xinfo({ kind: 'stake', dstShard: BEACON_SHARD, to: addr(3), data: key(3).publicKey }),
+      xinfo({ kind: 'stake', dstShard: BEACON_SHARD, to: addr(3), payload: key(3).publicKey }),
       xinfo({ kind: 'unstake', dstShard: BEACON_SHARD, to: addr(3), amount: 0n }),
       xinfo({ kind: 'fees', dstShard: BEACON_SHARD, from: addr(5), to: addr(5) }),
       xinfo({ kind: 'release', srcShard: BEACON_SHARD, dstShard: 1, from: addr(3), to: addr(1) }),
-      xinfo({ kind: 'transfer', data: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(9) }),
+      xinfo({ denom: 'tok/x', payload: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(9) }),
+      xinfo({ module: 255, op: 255 }),
     ];
     for (const info of infos) {
       const r = record({ info });
       const e = encodeXferRecord(r);
       const d = decodeXferRecord(e);
-      assert.deepEqual(d, r, info.kind);
-      assert.equal(d.info.kind, info.kind);
-      assert.deepEqual(d.info.data, info.data);
+      assert.deepEqual(d, r);
       assert.ok(xferInfoEqual(d.info, info));
       assert.deepEqual(encodeXferRecord(d), e);
-      // the kind byte follows version and role
-      assert.equal(e[2], XFER_KINDS.indexOf(info.kind));
+      assert.deepEqual([e[2], e[3]], [info.module, info.op]);
       for (const body of [prepareBody(info), decisionBody(true, info)]) {
         const tx = { body, signature: new Uint8Array(0) };
-        const got = openTx(encodeTx(tx)).tx;
-        assert.deepEqual(got, tx, `${info.kind} in ${body.payload.kind}`);
+        assert.deepEqual(openTx(encodeTx(tx)).tx, tx);
+        assert.deepEqual(decodeSystemMsg(body.payload).xfer, info);
       }
     }
   });
 
-  it('an unknown XferInfo kind or oversize data is MALFORMED (TX_MALFORMED inside a transaction); the encoder refuses an unknown kind', () => {
-    const e = encodeXferRecord(record());
-    for (const k of [XFER_KINDS.length, 5, 6, 255]) {
-      const x = e.slice();
-      x[2] = k;
-      throwsCode(() => decodeXferRecord(x), 'MALFORMED', `record kind ${k}`);
-    }
-    for (let k = 0; k < XFER_KINDS.length; k++) {
-      const x = e.slice();
-      x[2] = k;
-      assert.equal(decodeXferRecord(x).info.kind, XFER_KINDS[k]);
-    }
-    // data longer than the largest public key
-    throwsCode(() => decodeXferRecord(encodeXferRecord(record({ info: xinfo({ data: new Uint8Array(MAX_PUBLIC_KEY_BYTES + 1) }) }))), 'MALFORMED', 'oversize data');
-    // inside xprepare / xdecision bodies
-    const head = new Writer().u8(1).string(CHAIN).u8(TX_KIND.xprepare).u64(0n).u64(0n).bytes(BEACON().publicKey).finish().length;
-    for (const body of [prepareBody(), decisionBody(false)]) {
-      const b = encodeTxBody(body);
-      assert.equal(b[head], 0);
-      for (const k of [XFER_KINDS.length, 255]) {
-        const x = b.slice();
-        x[head] = k;
-        throwsCode(() => openTx(wrap(x)), 'TX_MALFORMED', `${body.payload.kind} xfer kind ${k}`);
-      }
-      // data length prefix beyond the input, and data after which the body is cut
-      const withData = encodeTxBody(body.payload.kind === 'xprepare' ? prepareBody(xinfo({ data: new Uint8Array(8) })) : decisionBody(false, xinfo({ data: new Uint8Array(8) })));
-      rejectsTruncation(withData, (y) => openTx(wrap(y)), 'TX_MALFORMED');
-    }
-    assert.throws(() => encodeXferRecord(record({ info: xinfo({ kind: 'bogus' as XferInfo['kind'] }) })), RangeError);
+  it('a record whose payload or denom is over its bound is MALFORMED; a stake record with an ML-DSA-87 key fits MAX_RECORD_BYTES', () => {
+    throwsCode(() => decodeXferRecord(encodeXferRecord(record({ info: xinfo({ payload: new Uint8Array(MAX_XFER_PAYLOAD_BYTES + 1) }) }))), 'MALFORMED', 'oversize payload');
+    throwsCode(() => decodeXferRecord(encodeXferRecord(record({ info: xinfo({ denom: 'd'.repeat(MAX_DENOM_BYTES + 1) }) }))), 'MALFORMED', 'oversize denom');
+    const biggest = encodeXferRecord(record({ reason: 'R'.repeat(64), info: xinfo({ denom: 'd'.repeat(MAX_DENOM_BYTES), payload: new Uint8Array(MAX_XFER_PAYLOAD_BYTES) }) }));
+    assert.ok(biggest.length <= MAX_RECORD_BYTES, `${biggest.length} <= ${MAX_RECORD_BYTES}`);
+    assert.equal(decodeXferRecord(biggest).info.payload.length, MAX_XFER_PAYLOAD_BYTES);
   });
 
   it('rejects bad enum bytes, versions, oversize reasons, trailing bytes and truncation with MALFORMED', () => {
@@ -633,7 +614,7 @@ describe('types: peer bindings and beacon requests', () => {
     assert.equal((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES)).u32(0).u32(1).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record.length, MAX_RECORD_BYTES);
     throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(new Uint8Array(MAX_RECORD_BYTES + 1)).u32(0).u32(1).u32(0) })), 'MALFORMED', 'record > MAX_RECORD_BYTES');
     // an ML-DSA-87 stake record fits
-    const bigRec = encodeXferRecord(record({ role: 'source', info: xinfo({ kind: 'stake', dstShard: BEACON_SHARD, data: new Uint8Array(MAX_PUBLIC_KEY_BYTES) }) }));
+    const bigRec = encodeXferRecord(record({ role: 'source', info: xinfo({ kind: 'stake', dstShard: BEACON_SHARD, payload: new Uint8Array(MAX_PUBLIC_KEY_BYTES) }) }));
     assert.ok(bigRec.length <= MAX_RECORD_BYTES);
     assert.deepEqual((decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(bigRec).u32(0).u32(1).u32(0) })) as { report: { items: { record: Uint8Array }[] } }).report.items[0]!.record, bigRec);
     throwsCode(() => decodeBeaconRequest(build({ items: (w) => w.u32(1).bytes(rec).u32(0).u32(2).u32(65) })), 'MALFORMED', 'more than 64 proof steps');
