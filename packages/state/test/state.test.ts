@@ -292,6 +292,35 @@ describe('state: applyTx', () => {
   });
 });
 
+describe('state: the host on a transaction (cost, name, weight)', () => {
+  const env = (payload: Payload, fee = 10n, publicKey = keys[0]!.publicKey) =>
+    openTx(encodeTx({ body: { chainId: CHAIN, nonce: 4n, fee, publicKey, payload: message(payload) }, signature: SIG44 }));
+  const info = { id: sha256(utf8('x')), srcShard: 0, dstShard: 1, from: addrOf(keys[0]!), to: addrOf(keys[1]!), amount: 5n, deadlineSlot: 9, payload: new Uint8Array(0), module: MODULE_IDS.bank, op: 1, denom: NATIVE_DENOM };
+
+  it('cost = what the sender gives up in the native denom: amount + fee, the fee alone for other denoms and unstakes, 0 for beacon entries', () => {
+    const to = addrOf(keys[1]!);
+    assert.equal(app.cost(env({ kind: 'transfer', to, amount: 777n })), 787n);
+    assert.equal(app.cost(env({ kind: 'xtransfer', to, amount: 777n })), 787n);
+    assert.equal(app.cost(env({ kind: 'xtransfer', to, amount: 777n }, 0n)), 777n);
+    assert.equal(app.cost(env({ kind: 'transfer', to, amount: 777n, denom: 'tok/x' })), 10n, 'another denom is not native spend');
+    assert.equal(app.cost(env({ kind: 'stake', validatorPublicKey: validator2.publicKey, amount: 5000n, validatorSignature: SIG44 })), 5010n);
+    assert.equal(app.cost(env({ kind: 'unstake', validator: addrOf(validator2) })), 10n);
+    assert.equal(app.cost(env({ kind: 'xprepare', xfer: info }, 0n, beaconKey.publicKey)), 0n);
+    // a (malformed) beacon entry with a nonzero fee still costs nothing to anyone
+    assert.equal(app.cost(env({ kind: 'xdecision', xfer: info, commit: true }, 5n, beaconKey.publicKey)), 0n);
+  });
+
+  it('names and weights: every message is named by its module, weighs 1 unless it says otherwise; an unknown kind is TX_UNKNOWN_KIND', () => {
+    const names = app.messages().map((m) => `${m.module}/${m.name}/${m.kind.toString(16)}`);
+    for (const n of ['bank/transfer/101', 'bank/xtransfer/102', 'xfer/xprepare/201', 'xfer/xdecision/202', 'staking/stake/301', 'staking/unstake/302']) assert.ok(names.includes(n), n);
+    assert.equal(app.kindName(env({ kind: 'unstake', validator: addrOf(validator2) })), 'unstake');
+    assert.equal(app.weight(env({ kind: 'transfer', to: addrOf(keys[1]!), amount: 1n })), 1);
+    const unknown = openTx(encodeTx({ body: { chainId: CHAIN, nonce: 0n, fee: 10n, publicKey: keys[0]!.publicKey, payload: { kind: 0x7f01, msg: new Uint8Array(0) } }, signature: SIG44 }));
+    assert.equal(app.kindName(unknown), 'unknown');
+    throwsCode(() => app.cost(unknown), 'TX_UNKNOWN_KIND');
+  });
+});
+
 describe('state: block execution', () => {
   it('executeBlock applies txs in order and returns the matching root', () => {
     const s = app.genesisState(G, 0);
