@@ -1,5 +1,5 @@
 import { schemeLengths, toHex, homeShard, formatAddress } from '@qnexus/crypto';
-import { QnexusError, decodeWith, isSystemKind, registerModuleErrors, type Genesis, type TxEnvelope, type XferInfo } from '@qnexus/types';
+import { QnexusError, Writer, decodeWith, isSystemKind, registerModuleErrors, type Genesis, type TxEnvelope, type TxMsg, type XferInfo } from '@qnexus/types';
 import { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
 import type { Module, MsgDef, QueryDef, SigCheck, XferOpDef } from './module.js';
 import { NATIVE_DENOM, bank, bankModule, moduleAccount } from './modules/bank/index.js';
@@ -82,6 +82,27 @@ export class StateMachine {
   /** Every message kind: (module name, message name, kind), for the CLI and the docs. */
   messages(): { module: string; name: string; kind: number }[] {
     return [...this.kinds].map(([kind, { mod, def }]) => ({ module: mod.name, name: def.name, kind }));
+  }
+
+  /** A message definition by module and message name. */
+  msgByName(module: string, name: string): { mod: Module; def: MsgDef<unknown>; kind: number } | undefined {
+    const m = this.byName.get(module);
+    const def = m?.msgs?.find((d) => d.name === name) as MsgDef<unknown> | undefined;
+    return m && def ? { mod: m, def, kind: (m.id << 8) | def.type } : undefined;
+  }
+
+  /**
+   * Build a message from named string arguments through its module's client
+   * side (the generic \`qnexus tx <module> <name>\`). Throws TX_UNKNOWN_KIND for an
+   * unknown module/message or one without a client side.
+   */
+  buildMsg(module: string, name: string, args: Readonly<Record<string, string>>): TxMsg {
+    const e = this.msgByName(module, name);
+    if (!e || !e.def.client) throw new QnexusError('TX_UNKNOWN_KIND', `no message ${module}/${name} with a client side; known: ${this.messages().map((m) => `${m.module}/${m.name}`).join(', ')}`);
+    const p = e.def.client.build(args);
+    const w = new Writer(256);
+    e.def.encode(w, p as never);
+    return { kind: e.kind, msg: w.finish() };
   }
 
   xferOp(module: number, op: number): XferOpDef | undefined {

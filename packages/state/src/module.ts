@@ -52,6 +52,15 @@ export interface MsgDef<P> {
   weight?(p: P): number;
   /** The cross-shard record this message will open, for the API while it is still pending (null: none). */
   xferPreview?(p: P, env: TxEnvelope, params: StateParams): { kind: string; to: Uint8Array; amount: bigint; dstShard: number } | null;
+  /**
+   * The client side, for generic tools (\`qnexus tx <module> <name> --arg value…\`, the SDK's
+   * \`buildMsg\`): the named arguments and how to build the message from their strings. Throws a
+   * typed error (TX_MALFORMED, TX_BAD_AMOUNT…) for a bad argument. Absent: no generic client.
+   */
+  client?: {
+    args: readonly { name: string; help: string; optional?: boolean }[];
+    build(args: Readonly<Record<string, string>>): P;
+  };
   /** Effects, on the transaction's branch; throws a typed error and nothing is written. */
   handle(m: MsgCtx, p: P): void;
   /** JSON fields of the message for the API (`GET /v1/txs/{hash}`), merged after `kind`. */
@@ -78,11 +87,14 @@ export interface XferOpDef {
   settleDestination?(ctx: ExecCtx, x: XferInfo, commit: boolean): void;
 }
 
-/** A read-only query a module serves at `GET /v1/<module>/<name>`. */
+/** A read-only query a module serves at `GET /v1/<module>/<name>/{param}…`. */
 export interface QueryDef {
   name: string;
+  summary: string;
   /** Path parameters after `/v1/<module>/<name>/`, in order. */
   params: string[];
+  /** JSON Schema (2020-12) of the answer, for the OpenAPI document; absent = any object. */
+  response?: Readonly<Record<string, unknown>>;
   /** Answer from the committed state (a reader, never a writer); throw a typed error for bad input. */
   run(read: ModuleReader, params: Record<string, string>): unknown;
 }

@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, addressFromPublicKey, formatAddress, schemeLengths, signingBytes, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, addressFromPublicKey, formatAddress, isAddressString, parseAddress, schemeLengths, signingBytes, toHex } from '@qnexus/crypto';
 import { BEACON_SHARD, MAX_PUBLIC_KEY_BYTES, MAX_SIGNATURE_BYTES, QnexusError, Writer, CODEC_VERSION, type TxMsg, type XferInfo } from '@qnexus/types';
 import { FEE_COLLECTOR, MODULE_IDS, NATIVE_DENOM, feesRecordId, msg, splitFee, type ExecCtx, type HostKeepers, type Module } from '@qnexus/state';
 import { FEE_ACCOUNT, MAX_PENDING_PROPOSERS, fees } from './fees.js';
@@ -111,6 +111,13 @@ export function stakingModule(k: StakingKeepers): Module {
         name: 'unstake',
         encode: (w, p) => void w.fixed(p.validator, ADDRESS_BYTES),
         decode: (r) => ({ validator: r.fixed(ADDRESS_BYTES, 'validator') }),
+        client: {
+          args: [{ name: 'validator', help: 'the validator to take out (qn…)' }],
+          build: (a) => {
+            if (!isAddressString(a.validator ?? '')) throw new QnexusError('TX_MALFORMED', `invalid validator ${JSON.stringify(a.validator)}`);
+            return { validator: parseAddress(a.validator!) };
+          },
+        },
         handle({ ctx, env }, p) {
           open(ctx, k.xfer.infoFor(ctx, env, { module: STAKING_ID, op: STAKING_OP.unstake, denom: NATIVE_DENOM, dstShard: BEACON_SHARD, to: p.validator, amount: 0n }), env.from);
         },

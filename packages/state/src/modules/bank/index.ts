@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, formatAddress, homeShard, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, formatAddress, homeShard, isAddressString, parseAddress, toHex } from '@qnexus/crypto';
 import { QnexusError, Writer, type Reader, type TxEnvelope, type TxMsg } from '@qnexus/types';
 import { MODULE_IDS, type StateParams } from '../../ctx.js';
 import { msg, type Module } from '../../module.js';
@@ -42,6 +42,20 @@ function checkSend(kind: 'transfer' | 'xtransfer', p: SendMsg, env: TxEnvelope, 
   if (kind === 'xtransfer' && to === params.shard) throw new QnexusError('TX_SAME_SHARD', `recipient lives on this shard (${params.shard}); use a plain transfer`);
 }
 
+/** The generic client: `--to qn… --amount N [--denom d]`. */
+const sendClient = {
+  args: [
+    { name: 'to', help: 'recipient address (qn…)' },
+    { name: 'amount', help: 'amount in base units' },
+    { name: 'denom', help: `denomination (default ${NATIVE_DENOM})`, optional: true },
+  ],
+  build: (a: Readonly<Record<string, string>>): SendMsg => {
+    if (!isAddressString(a.to ?? '')) throw new QnexusError('TX_MALFORMED', `invalid recipient ${JSON.stringify(a.to)}: expected qn followed by 40 lowercase hex characters`);
+    if (!/^[0-9]{1,20}$/.test(a.amount ?? '') || BigInt(a.amount!) > 0xffffffffffffffffn) throw new QnexusError('TX_BAD_AMOUNT', `invalid amount ${JSON.stringify(a.amount)}`);
+    return { to: parseAddress(a.to!), amount: BigInt(a.amount!), denom: a.denom ?? NATIVE_DENOM };
+  },
+};
+
 const sendJson = (p: SendMsg, env?: TxEnvelope) => ({
   ...(env ? { from: env.fromStr } : {}),
   to: formatAddress(p.to),
@@ -61,6 +75,7 @@ export function bankModule(x: XferKeeper): Module {
         ...sendCodec,
         validate: (p, env, params) => checkSend('transfer', p, env, params),
         spend: (p) => (p.denom === NATIVE_DENOM ? p.amount : 0n),
+        client: sendClient,
         handle: ({ ctx, env }, p) => bank.send(ctx, env.from, p.to, p.amount, p.denom),
         json: (p) => sendJson(p),
       }),
@@ -70,6 +85,8 @@ export function bankModule(x: XferKeeper): Module {
         ...sendCodec,
         validate: (p, env, params) => checkSend('xtransfer', p, env, params),
         spend: (p) => (p.denom === NATIVE_DENOM ? p.amount : 0n),
+        client: sendClient,
+        xferPreview: (p, _env, params) => ({ kind: 'transfer', to: p.to, amount: p.amount, dstShard: homeShard(p.to, params.shardCount) }),
         handle({ ctx, env }, p) {
           const info = x.infoFor(ctx, env, { module: MODULE_IDS.bank, op: BANK_XFER_OP.transfer, denom: p.denom, dstShard: homeShard(p.to, ctx.params.shardCount), to: p.to, amount: p.amount });
           x.open(ctx, info, env.from);
