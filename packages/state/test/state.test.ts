@@ -347,6 +347,9 @@ describe('state: block execution', () => {
     assert.equal(s.account(hexOf(keys[1]!))!.balance, 0n);
     assert.equal(s.account(hexOf(keys[N_ACCOUNTS]!))!.balance, INITIAL + 10n - MIN_FEE);
     assert.equal(userBalances(s) + counters(s).burned + counters(s).fees, genesisSupply(G));
+    // module accounts are account records too: the fee collector and staking's fee account (see requests-statetests.md)
+    assert.equal(s.size, N_ACCOUNTS + 1 + 2);
+    assert.deepEqual(s.account(toHex(FEE_COLLECTOR)), { balance: 0n, nonce: 0n, publicKey: null });
     assert.equal(pendingFee(s, toHex(PROPOSER)), 3n * tipOf(MIN_FEE));
   });
 
