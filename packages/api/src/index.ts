@@ -2,6 +2,7 @@
 // request body, response schema), and the OpenAPI 3.1 document generated from those definitions.
 // The servers implement the definitions (@qnexus/runtime's implement()); the SDK takes its types from them.
 export * from './route.js';
+export * from './module.js';
 export * from './schemas.js';
 export * from './openapi.js';
 export * as node from './node.js';

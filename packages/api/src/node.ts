@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { Address, Amount, Hash, Hex, Int, Literals, Nat, Nullable, Obj, defineRoute } from './route.js';
+import { ModuleRef } from './module.js';
 import { CryptoBackend, EvidenceRequest, EvidenceResult, NodeCommitteeMember, NodeValidator, StakingTotals, XferDecision } from './schemas.js';
 
 /**
@@ -57,6 +58,7 @@ export const NodeStatus = Obj(
     stateRoot: Hash('State root of the finalized head.'),
     cryptoBackend: CryptoBackend,
     beacon: BeaconLink,
+    modules: Type.Array(ModuleRef, { description: "The app's modules on this process (built-ins first, then the app's and any loaded with --module); every process of a chain runs the same." }),
   },
   { title: 'NodeStatus' },
 );

@@ -35,8 +35,9 @@ import type { LoadMonitor } from './load.js';
 import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
 import type { AdmissionJournal } from './mempool-journal.js';
-import { HttpHeaderError, implement, parseListLimit, readBody, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
-import { nodeRoutes as R, type node as N, type Static } from '@qnexus/api';
+import { HttpHeaderError, implement, moduleRoutes, parseListLimit, readBody, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
+import { moduleQueryRoute, nodeRoutes as R, type node as N, type Static } from '@qnexus/api';
+import type { StateMachine } from '@qnexus/state';
 
 type XTransferJson = Static<typeof N.XTransfer>;
 import { explorerPage } from './explorer.js';
@@ -439,6 +440,7 @@ const routes: JsonRoute<Ctx>[] = [
     stateRoot: toHex(c.chain.headStateRoot),
     cryptoBackend: c.verifier.backend.name,
     beacon: beaconLink(c),
+    modules: c.chain.app.modules.map((m) => ({ name: m.name, id: m.id })),
   })),
   implement(R.block, async (c: Ctx, { params: { id } }) => {
     let raw: Uint8Array | undefined;
@@ -688,9 +690,25 @@ function withRetryAfter(route: JsonRoute<Ctx>): JsonRoute<Ctx> {
   };
 }
 
-export function startApi(ctx: Ctx, host: string, port: number): Promise<Server> {
+/**
+ * The routes of an app's module queries: `GET /v1/<module>/<name>/{param}…` answers the query's
+ * `run` on the committed state (the chain's head; a reader, so a query never writes), held to its
+ * module's prefix and tag by `moduleRoutes`.
+ */
+export function moduleApiRoutes(sm: StateMachine): JsonRoute<Ctx>[] {
+  const byModule = new Map<string, JsonRoute<Ctx>[]>();
+  for (const { module: m, query: q } of sm.queries()) {
+    const def = moduleQueryRoute(m.name, q);
+    const route = implement(def, async (c: Ctx, { params }) => c.chain.app.query(c.chain.state, c.chain.params, m, q, params as Record<string, string>));
+    byModule.set(m.name, [...(byModule.get(m.name) ?? []), route]);
+  }
+  return [...byModule].flatMap(([name, rs]) => moduleRoutes(name, rs));
+}
+
+/** `extra`: routes served after the host's (the app's module queries, `moduleApiRoutes(app)`), so none can shadow them. */
+export function startApi(ctx: Ctx, host: string, port: number, extra: readonly JsonRoute<Ctx>[] = []): Promise<Server> {
   apiStartedAt.set(ctx, Date.now());
-  return startJsonApi(ctx, routes.map(withRetryAfter), host, port, {
+  return startJsonApi(ctx, [...routes, ...extra].map(withRetryAfter), host, port, {
     openapi: { title: 'Quantum Nexus shard node API', version: API_VERSION },
     onError: (route, e) => {
       if (route === 'submit') ctx.metrics.txAdmission.inc({ source: 'api', result: e.code });

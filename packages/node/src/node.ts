@@ -5,7 +5,7 @@ import { MAX_TX_BATCH, QnexusError, genesisHash, openTx, type TxEnvelope } from 
 import { ChainStore } from '@qnexus/db';
 import { chainTopics, createP2PNode, discoveryProtocol, topics, type P2PNode } from '@qnexus/p2p';
 import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile } from '@qnexus/runtime';
-import { startApi } from './api.js';
+import { moduleApiRoutes, startApi } from './api.js';
 import { Chain } from './chain.js';
 import { defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
 import { Engine } from './engine.js';
@@ -18,12 +18,14 @@ import { LoadMonitor } from './load.js';
 import { DEFAULT_VERIFY_CACHE_SIZE, TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
 import { XShard } from './xshard.js';
+import { checkGenesisModules } from '@qnexus/app';
 import { RecentXfers } from './explorer-index.js';
 
 /** Start a shard node (validator when cfg.validatorKey is set): store, state, p2p, consensus, sync, API. */
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const g = cfg.genesis;
   if (cfg.shard < 0 || cfg.shard >= g.shardCount) throw new QnexusError('BAD_CONFIG', `shard ${cfg.shard} does not exist (genesis has ${g.shardCount})`);
+  checkGenesisModules(g);
   const tuning = nodeTuning(cfg);
   // Fails here (CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE) when the backend cannot load: never a silent fallback.
   getBackend(g.scheme, tuning.backend);
@@ -111,6 +113,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       { chain, engine, mempool, p2p, syncer, txGossip, load, metrics, log, role, validator, xshard, verifier, guard, recentXfers, journal: tuning.admissionJournal ? journal : null },
       cfg.apiHost,
       cfg.apiPort,
+      moduleApiRoutes(chain.app),
     );
     shutdown.addServer(server);
     const info: NodeInfo = {

@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, addressFromPublicKey, formatAddress, isAddressString, parseAddress, schemeLengths, signingBytes, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, addressFromPublicKey, formatAddress, fromHex, isAddressString, parseAddress, schemeLengths, signingBytes, toHex } from '@qnexus/crypto';
 import { BEACON_SHARD, MAX_PUBLIC_KEY_BYTES, MAX_SIGNATURE_BYTES, QnexusError, Writer, CODEC_VERSION, type TxMsg, type XferInfo } from '@qnexus/types';
 import { FEE_COLLECTOR, MODULE_IDS, NATIVE_DENOM, feesRecordId, msg, splitFee, type ExecCtx, type HostKeepers, type Module } from '@qnexus/state';
 import { FEE_ACCOUNT, MAX_PENDING_PROPOSERS, fees } from './fees.js';
@@ -149,6 +149,39 @@ export function stakingModule(k: StakingKeepers): Module {
       { op: STAKING_OP.release, name: 'release', route: 'beacon-shard' },
     ],
     errors: {},
+    queries: [
+      {
+        name: 'pending-fees',
+        summary: "Proposers' tips this shard holds for the beacon (sent at the next epoch change), and the epoch they accrued in",
+        params: [],
+        response: {
+          type: 'object',
+          title: 'StakingPendingFees',
+          additionalProperties: false,
+          required: ['epoch', 'pending'],
+          properties: {
+            epoch: { type: 'integer', minimum: 0 },
+            pending: {
+              type: 'array',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['proposer', 'amount'],
+                properties: { proposer: { type: 'string', pattern: '^qn[0-9a-f]{40}$' }, amount: { type: 'string', pattern: '^[0-9]+$' } },
+              },
+            },
+          },
+        },
+        // Bounded by MAX_PENDING_PROPOSERS (the roll's own bound): one entry per proposer that earned tips this epoch.
+        run: ({ store }) => {
+          const reads = { store: () => store };
+          return {
+            epoch: fees.epoch(reads),
+            pending: fees.allPending(reads).map(([hex, amount]) => ({ proposer: formatAddress(fromHex(hex)), amount: amount.toString() })),
+          };
+        },
+      },
+    ],
     /** Every fee: `feeBurnBps` of it is burned, the rest is the block proposer's tip, held in the fee account until the roll. */
     onFee(ctx, fee) {
       const { burn, tip } = splitFee(fee, ctx.params.feeBurnBps);

@@ -1,7 +1,9 @@
 import { ADDRESS_BYTES, formatAddress, homeShard, isAddressString, parseAddress, toHex } from '@qnexus/crypto';
-import { QnexusError, Writer, type Reader, type TxEnvelope, type TxMsg } from '@qnexus/types';
+import { QnexusError, Writer, decodeWith, type Reader, type TxEnvelope, type TxMsg } from '@qnexus/types';
 import { MODULE_IDS, type StateParams } from '../../ctx.js';
-import { msg, type Module } from '../../module.js';
+import { msg, type Module, type QueryDef } from '../../module.js';
+
+const utf8Decode = (b: Uint8Array) => new TextDecoder().decode(b);
 import type { XferKeeper } from '../xfer/index.js';
 import { MAX_DENOM_BYTES, NATIVE_DENOM, bank } from './keeper.js';
 
@@ -96,5 +98,51 @@ export function bankModule(x: XferKeeper): Module {
     ],
     xfers: [{ op: BANK_XFER_OP.transfer, name: 'transfer', route: 'shard-shard' }],
     errors: { BANK_BAD_DENOM: 400 },
+    queries: [balancesQuery],
   };
 }
+
+/** Denoms one balances answer lists at most (key order): a bound on the query's work, far above any real account's. */
+export const MAX_BALANCES_DENOMS = 256;
+
+/** `GET /v1/bank/balances/{address}`: every denom an address holds, on its home shard (another shard holds nothing of it). */
+const balancesQuery: QueryDef = {
+  name: 'balances',
+  summary: 'Every denom an address holds (on its home shard), in denom order',
+  params: ['address'],
+  response: {
+    type: 'object',
+    title: 'BankBalances',
+    additionalProperties: false,
+    required: ['address', 'balances'],
+    properties: {
+      address: { type: 'string', pattern: '^qn[0-9a-f]{40}$' },
+      balances: {
+        type: 'array',
+        maxItems: MAX_BALANCES_DENOMS,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['denom', 'amount'],
+          properties: { denom: { type: 'string' }, amount: { type: 'string', pattern: '^[0-9]+$' } },
+        },
+      },
+    },
+  },
+  run({ store, params }, { address }) {
+    if (!isAddressString(address ?? '')) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
+    const addr = parseAddress(address!);
+    const home = homeShard(addr, params.shardCount);
+    if (home !== params.shard) {
+      throw new QnexusError('ACCOUNT_WRONG_SHARD', `${address} lives on shard ${home}; this node serves shard ${params.shard}: ask a node of shard ${home}`, { homeShard: home, shard: params.shard });
+    }
+    const prefix = new Uint8Array(1 + ADDRESS_BYTES);
+    prefix[0] = 0x62;
+    prefix.set(addr, 1);
+    const balances = store.range(prefix, MAX_BALANCES_DENOMS).map(([k, v]) => ({
+      denom: utf8Decode(k.subarray(prefix.length)),
+      amount: decodeWith(v, 'balance', (r) => r.u64('balance')).toString(),
+    }));
+    return { address, balances };
+  },
+};
