@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { checkGenesisModules } from '@qnexus/app';
 import { join } from 'node:path';
 import { DEFAULT_BACKEND, backendStatus, bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
 import { chainTopics, createP2PNode, discoveryProtocol, peerIdFromKeyFile } from '@qnexus/p2p';
@@ -45,6 +46,7 @@ export interface RunningBeacon {
  */
 export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   const g = cfg.genesis;
+  checkGenesisModules(g);
   const backendName = cfg.cryptoBackend ?? DEFAULT_BACKEND;
   // Fails here (CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE) when the backend cannot load: never a silent fallback.
   const backend = getBackend(g.scheme, backendName);

@@ -1,3 +1,4 @@
+import { genesisModules } from '@qnexus/app';
 import { addressFromPublicKey, formatAddress, fromHex, isAddressString, schemeLengths, toHex, type KeystoreFile, type SchemeName } from '@qnexus/crypto';
 import { epochCommittees } from '@qnexus/state';
 import {
@@ -133,6 +134,8 @@ export function buildGenesis(p: GenesisParams): Genesis {
     ...(p.staking ? { staking: p.staking } : {}),
     accounts: p.accounts,
     validators,
+    // The modules this CLI's app runs: every process of the chain must run the same (checked at start).
+    modules: genesisModules(),
   });
 }
 

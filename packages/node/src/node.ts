@@ -136,6 +136,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       api: info.apiUrl,
       listen: info.multiaddrs,
       height: chain.headHeight,
+      modules: chain.app.modules.map((m) => `${m.name}#${m.id}`).join(','),
       cryptoBackend: `${tuning.backend} (${backendStatus(tuning.backend).detail})`,
       verifyWorkers: tuning.verifyWorkers,
       verifyCacheSize: tuning.verifyCacheSize,

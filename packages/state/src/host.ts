@@ -321,6 +321,24 @@ export class StateMachine {
     p: StateParams,
     block: BlockContext,
   ): { applied: TxEnvelope[]; skipped: { env: TxEnvelope; error: QnexusError }[]; exec: BlockExecution } {
+    try {
+      return this.buildOn(state, txs, p, block, false);
+    } catch (e) {
+      if (!(e instanceof QnexusError) || e.code !== 'BAD_BLOCK') throw e;
+      // A transaction broke an invariant (a module bug): find it by checking after each one and
+      // leave it out, so one bad transaction cannot stop this shard from proposing. Costly, but
+      // only ever on this path.
+      return this.buildOn(state, txs, p, block, true);
+    }
+  }
+
+  private buildOn(
+    state: WorldState,
+    txs: readonly TxEnvelope[],
+    p: StateParams,
+    block: BlockContext,
+    checkEach: boolean,
+  ): { applied: TxEnvelope[]; skipped: { env: TxEnvelope; error: QnexusError }[]; exec: BlockExecution } {
     const ctx = new ExecCtx(new Branch(state.kv), p, block);
     this.beginBlock(ctx);
     const applied: TxEnvelope[] = [];
@@ -330,7 +348,12 @@ export class StateMachine {
       try {
         const w = this.weight(env);
         if (weight + w > p.maxBlockWeight) throw new QnexusError('BLOCK_FULL', `the block's weight budget (${p.maxBlockWeight}) is spent`);
-        this.applyTx(ctx.kv, env, p, block);
+        if (checkEach) {
+          const trial = new ExecCtx(ctx.kv.branch(), p, block);
+          this.applyTx(trial.kv, env, p, block);
+          this.checkInvariants(trial);
+          trial.kv.commit();
+        } else this.applyTx(ctx.kv, env, p, block);
         weight += w;
         applied.push(env);
       } catch (e) {

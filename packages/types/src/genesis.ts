@@ -101,6 +101,18 @@ export interface Genesis {
   accounts: GenesisAccount[];
   /** Bonded from the start, active in epoch 0; each one's home (funding) account is its own address. */
   validators: GenesisValidator[];
+  /**
+   * The application modules (beyond the host's built-ins bank and xfer) every
+   * process of this chain must run, by name and id: a node or beacon whose app
+   * differs refuses to start, since its state roots would differ. Absent in
+   * files written before modules existed: not checked.
+   */
+  modules?: GenesisModule[];
+}
+
+export interface GenesisModule {
+  name: string;
+  id: number;
 }
 
 export interface GenesisStakingJson {
@@ -127,9 +139,10 @@ export interface GenesisJson {
   staking?: GenesisStakingJson;
   accounts: { address: string; balance: string }[];
   validators: { address: string; publicKey: string; stake: string }[];
+  modules?: { name: string; id: number }[];
 }
 
-const GENESIS_KEYS = ['chainId', 'scheme', 'genesisTime', 'slotMs', 'epochLength', 'shardCount', 'minFee', 'maxBlockTxs', 'xferTimeoutSlots', 'beacon', 'staking', 'accounts', 'validators'];
+const GENESIS_KEYS = ['chainId', 'scheme', 'genesisTime', 'slotMs', 'epochLength', 'shardCount', 'minFee', 'maxBlockTxs', 'xferTimeoutSlots', 'beacon', 'staking', 'accounts', 'validators', 'modules'];
 const STAKING_KEYS = ['minStake', 'unbondingEpochs', 'churnLimit', 'slashBps', 'feeBurnBps', 'rewardPerEpoch', 'halvingEpochs'];
 /** base58btc libp2p peer ids (Ed25519 "12D3Koo…", RSA/secp "Qm…"/"16U…"). */
 const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/;
@@ -231,7 +244,23 @@ export function parseGenesis(json: unknown): Genesis {
     staking,
     accounts,
     validators,
+    ...(g.modules === undefined ? {} : { modules: parseModules(g.modules) }),
   };
+}
+
+function parseModules(v: unknown): GenesisModule[] {
+  if (!Array.isArray(v) || v.length > 255) throw new QnexusError('BAD_GENESIS', 'modules must be a list of at most 255 { name, id }');
+  const out = v.map((m, i) => {
+    if (typeof m !== 'object' || m === null) throw new QnexusError('BAD_GENESIS', `modules[${i}] must be { name, id }`);
+    const { name, id } = m as { name?: unknown; id?: unknown };
+    if (typeof name !== 'string' || !/^[a-z][a-z0-9]{1,31}$/.test(name)) throw new QnexusError('BAD_GENESIS', `modules[${i}].name ${JSON.stringify(name)} is invalid`);
+    if (!Number.isInteger(id) || (id as number) < 3 || (id as number) > 255) throw new QnexusError('BAD_GENESIS', `modules[${i}].id must be an integer in 3..255 (1 and 2 are the host's)`);
+    if (Object.keys(m).some((k) => k !== 'name' && k !== 'id')) throw new QnexusError('BAD_GENESIS', `modules[${i}] has unknown fields`);
+    return { name, id: id as number };
+  });
+  for (let i = 1; i < out.length; i++) if (out[i - 1]!.id >= out[i]!.id) throw new QnexusError('BAD_GENESIS', 'modules must be sorted by id without duplicates');
+  if (new Set(out.map((m) => m.name)).size !== out.length) throw new QnexusError('BAD_GENESIS', 'module names must be unique');
+  return out;
 }
 
 export function genesisToJson(g: Genesis): GenesisJson {
@@ -257,6 +286,7 @@ export function genesisToJson(g: Genesis): GenesisJson {
     },
     accounts: g.accounts.map((a) => ({ address: a.address, balance: a.balance.toString() })),
     validators: g.validators.map((v) => ({ address: v.address, publicKey: Buffer.from(v.publicKey).toString('hex'), stake: v.stake.toString() })),
+    ...(g.modules ? { modules: g.modules.map((m) => ({ name: m.name, id: m.id })) } : {}),
   };
 }
 
@@ -298,6 +328,11 @@ export function encodeGenesis(g: Genesis): Uint8Array {
   for (const a of g.accounts) w.fixed(parseAddress(a.address), 20).u64(a.balance);
   w.u32(g.validators.length);
   for (const v of g.validators) w.bytes(v.publicKey).u64(v.stake);
+  // Absent (unchecked) and an empty list are different chains.
+  if (g.modules) {
+    w.u8(1).u32(g.modules.length);
+    for (const m of g.modules) w.string(m.name).u8(m.id);
+  } else w.u8(0);
   return w.finish();
 }
 
