@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { checkGenesisModules } from '@qnexus/app';
+import { STAKING_ID, checkGenesisModules } from '@qnexus/app';
 import { join } from 'node:path';
 import { DEFAULT_BACKEND, backendStatus, bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
 import { chainTopics, createP2PNode, discoveryProtocol, peerIdFromKeyFile } from '@qnexus/p2p';
@@ -75,7 +75,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
     // The registry and the 2PC log were written together; they are restored together.
     const registry = new Registry(g, await store.loadRegistry(), backendName);
     const restored = await store.loadEntries();
-    const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey, backend), resendSlots: cfg.resendSlots, participant: registry }, restored);
+    const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey, backend), resendSlots: cfg.resendSlots, participants: new Map([[STAKING_ID, registry]]) }, restored);
     const p2p = await createP2PNode({
       peerKeyPath,
       listen: cfg.listen,

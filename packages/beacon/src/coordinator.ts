@@ -77,7 +77,11 @@ export interface SystemTxSigner {
   decision(info: XferInfo, commit: boolean): Uint8Array;
 }
 
-/** The beacon's own side of the transfers it takes part in (the staking registry). */
+/**
+ * The beacon's own side of a module's cross-shard ops (chain-wide state kept
+ * at the beacon: the staking registry for the staking module's stake,
+ * unstake, fees and release). One per module whose ops have the beacon as a side.
+ */
 export interface BeaconParticipant {
   /** As destination: null to accept a proven source record, or the abort reason. Must not change state. */
   verdict(info: XferInfo): string | null;
@@ -87,8 +91,8 @@ export interface BeaconParticipant {
 
 export interface CoordinatorOptions {
   signer: SystemTxSigner;
-  /** Required for transfers to or from BEACON_SHARD; without it they are anomalies. */
-  participant?: BeaconParticipant;
+  /** By module id: the beacon's side of that module's ops to or from BEACON_SHARD; an op of a module without one is an anomaly. */
+  participants?: ReadonlyMap<number, BeaconParticipant>;
   /** Slots between re-sends of an unanswered prepare request or an unapplied decision (default 3). */
   resendSlots?: number;
 }
@@ -126,13 +130,13 @@ export class Coordinator {
   private readonly active = new Set<string>();
   private nextSeq = 0;
   private readonly signer: SystemTxSigner;
-  private readonly participant: BeaconParticipant | undefined;
+  private readonly participants: ReadonlyMap<number, BeaconParticipant>;
   readonly resendSlots: number;
 
   /** `restored`: the durable log, as loaded at start. */
   constructor(opts: CoordinatorOptions, restored: Iterable<XferEntry> = []) {
     this.signer = opts.signer;
-    this.participant = opts.participant;
+    this.participants = opts.participants ?? new Map();
     this.resendSlots = opts.resendSlots ?? 3;
     if (!Number.isSafeInteger(this.resendSlots) || this.resendSlots < 1) throw new RangeError('resendSlots must be a positive integer');
     const list = [...restored].sort((a, b) => a.seq - b.seq);
@@ -192,7 +196,8 @@ export class Coordinator {
     if (e && !xferInfoEqual(e.info, rec.info)) return anomaly(`record of shard ${shard} disagrees with the logged transfer`);
 
     const toBeacon = rec.info.dstShard === BEACON_SHARD;
-    if ((toBeacon || rec.info.srcShard === BEACON_SHARD) && !this.participant) return anomaly('a transfer with the beacon as participant, but no participant is configured');
+    const participant = this.participants.get(rec.info.module);
+    if ((toBeacon || rec.info.srcShard === BEACON_SHARD) && !participant) return anomaly(`a transfer with the beacon as participant, but module ${rec.info.module} has no participant here`);
     // The op's route (its module's definition) must match the participants the record names.
     const op = app.xferOp(rec.info.module, rec.info.op);
     if (!op || toBeacon !== (op.route === 'shard-beacon') || (rec.info.srcShard === BEACON_SHARD) !== (op.route === 'beacon-shard')) {
@@ -209,7 +214,7 @@ export class Coordinator {
       this.phase(step, e, 'source-prepared');
       if (toBeacon && rec.decision === 'none') {
         // The beacon is the destination: it answers at once (no deadline wait, nobody else has to answer).
-        const reason = this.participant!.verdict(e.info);
+        const reason = participant!.verdict(e.info);
         e.destination = { height: 0, accepted: reason === null, reason: reason ?? '' };
         this.phase(step, e, reason === null ? 'destination-prepared' : 'destination-refused');
         this.decide(step, e, reason === null ? 'commit' : 'abort', slot, reason ?? '');
@@ -334,7 +339,7 @@ export class Coordinator {
       e[side === 'source' ? 'sourceApplied' : 'destinationApplied'] = { height: 0, outcome };
       this.phase(step, e, side === 'source' ? 'source-applied' : 'destination-applied');
     }
-    if (e.info.srcShard === BEACON_SHARD || e.info.dstShard === BEACON_SHARD) this.participant?.applied(e.info, outcome);
+    if (e.info.srcShard === BEACON_SHARD || e.info.dstShard === BEACON_SHARD) this.participants.get(e.info.module)?.applied(e.info, outcome);
     for (const side of ['source', 'destination'] as const) if (!appliedOn(e, side)) this.sendDecision(step, e, side, slot);
     if (isDone(e)) this.active.delete(e.id);
   }

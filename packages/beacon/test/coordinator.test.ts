@@ -229,7 +229,7 @@ describe('beacon: coordinator with the beacon as participant', () => {
   beforeEach(() => {
     applied.length = 0;
     verdict = null;
-    c = new Coordinator({ signer: new FakeSigner(), participant });
+    c = new Coordinator({ signer: new FakeSigner(), participants: new Map([[3, participant]]) });
   });
   const noBeaconSends = (a: CoordinatorAction[]) => assert.ok(a.every((x) => x.type !== 'send' || x.shard !== BEACON_SHARD), 'nothing is sent to BEACON_SHARD');
 

@@ -34,7 +34,7 @@ class World {
   constructor(staking: Partial<GenesisStaking> = {}) {
     this.g = testGenesis({ validators: this.vals, beacon: key(9), epochLength: L, staking: { churnLimit: 2, unbondingEpochs: 1, minStake: 10n, ...staking } });
     this.r = new Registry(this.g);
-    this.c = new Coordinator({ signer: new FakeSigner(), participant: this.r });
+    this.c = new Coordinator({ signer: new FakeSigner(), participants: new Map([[3, this.r]]) });
   }
   shardOf(addr: Uint8Array): number {
     return homeShard(addr, this.g.shardCount);

@@ -125,7 +125,7 @@ describe('beacon: store', () => {
     const g = testGenesis({ validators: vals, beacon: key(9), epochLength: 8, staking: { churnLimit: 1, unbondingEpochs: 1 } });
     await store.initGenesis(g);
     const r = new Registry(g);
-    const c = new Coordinator({ signer: new FakeSigner(), participant: r });
+    const c = new Coordinator({ signer: new FakeSigner(), participants: new Map([[3, r]]) });
     // What the service does: registry changes (with the frozen epochs' signed bytes) go with the log entries.
     const runner = new ActionRunner(store, () => undefined, () => undefined, () => {
       if (!r.changed) return undefined;
@@ -163,7 +163,7 @@ describe('beacon: store', () => {
     const r2 = new Registry(g, loaded);
     assert.equal(stateJson(r2), stateJson(r), 'identical registry state after restart');
     assert.deepEqual(await store.epochAnnouncement(1), encodeEpochAnnouncement({ body: r.announcement(1, 0), signature: new Uint8Array([1]) }), 'the stored announcement bytes');
-    const c2 = new Coordinator({ signer: new FakeSigner(), participant: r2 }, await store.loadEntries());
+    const c2 = new Coordinator({ signer: new FakeSigner(), participants: new Map([[3, r2]]) }, await store.loadEntries());
     const runner2 = new ActionRunner(store, () => undefined, () => undefined, () => {
       if (!r2.changed) return undefined;
       const changes = r2.takeChanges();
@@ -172,7 +172,7 @@ describe('beacon: store', () => {
     // Both continue with the same inputs and stay identical.
     const mem = new Registry(g, r.state());
     await steps(r2, c2, runner2, 21, 40);
-    const c3 = new Coordinator({ signer: new FakeSigner(), participant: mem }, c.recent(100).map((e) => structuredClone(e)));
+    const c3 = new Coordinator({ signer: new FakeSigner(), participants: new Map([[3, mem]]) }, c.recent(100).map((e) => structuredClone(e)));
     await steps(mem, c3, new ActionRunner({ putEntries: async () => undefined }, () => undefined, () => undefined, () => (mem.takeChanges(), undefined)), 21, 40);
     assert.equal(stateJson(r2), stateJson(mem));
   });
