@@ -130,6 +130,13 @@ export interface DevnetOptions {
   supervise?: boolean | Partial<SuperviseOptions>;
   /** Lifecycle notifications (the launcher itself prints nothing). */
   onEvent?: (e: DevnetEvent) => void;
+  /**
+   * App modules under development (`--module <file.js>`, ES modules whose default export is
+   * `(keepers) => Module`): loaded into this process (the genesis names them), passed to every
+   * process, recorded in the manifest so a resumed devnet and `devnet restart` keep them (ignored
+   * when resuming: the manifest's list applies).
+   */
+  modules?: string[];
 }
 
 /** The supervisor's restart policy. */
@@ -210,6 +217,8 @@ export interface DevnetManifest {
    * loopback one. null or absent: everything on 127.0.0.1.
    */
   publicHost?: string | null;
+  /** Absolute paths of the `--module` files every process loads (absent: none). */
+  modules?: string[];
 }
 
 export interface ExitInfo {
@@ -661,6 +670,18 @@ async function loadPeerIdFn(): Promise<(path: string) => Promise<string>> {
   }
 }
 
+/** Load module files into this process's app (the launcher builds the genesis from it). */
+async function installDevnetModules(files: readonly string[] | undefined): Promise<void> {
+  if (!files?.length) return;
+  const { installModules } = await import('@qnexus/app');
+  try {
+    await installModules(files);
+  } catch (e) {
+    if (e instanceof QnexusError) throw new CliError('BAD_CONFIG', e.message);
+    throw e;
+  }
+}
+
 function parseManifest(json: unknown, path: string): DevnetManifest {
   const bad = (why: string): never => {
     throw new CliError('DEVNET_CORRUPT', `devnet manifest ${path} is unusable (${why}); pass --reset to start a new devnet`);
@@ -684,6 +705,7 @@ function parseManifest(json: unknown, path: string): DevnetManifest {
   }
   const beacon = m.processes!.find((p) => p.role === 'beacon');
   if (!beacon) bad('it has no beacon: it was created by an older qnexus, before cross-shard transfers');
+  if (m.modules !== undefined && (!Array.isArray(m.modules) || m.modules.length > 64 || m.modules.some((f) => typeof f !== 'string'))) bad('modules must be a list of module file paths');
   m.beacon = beacon; // one object, in `processes` and here
   return m as DevnetManifest;
 }
@@ -820,6 +842,7 @@ class DevnetImpl implements Devnet {
     }
     await this.refuseIfRunning();
     this.manifest = parseManifest(JSON.parse(await readText(this.manifestPath, 'devnet manifest')), this.manifestPath);
+    await installDevnetModules(this.manifest.modules);
     try {
       this.genesis = await loadGenesisFile(join(this.dir, 'genesis.json'));
     } catch (e) {
@@ -919,6 +942,9 @@ class DevnetImpl implements Devnet {
       }
     }
 
+    // The genesis names the app's modules (buildGenesis reads this process's app): load the --module files first.
+    const modules = (o.modules ?? []).map((f) => resolve(f));
+    await installDevnetModules(modules);
     const delay = o.genesisDelayMs ?? DEVNET_DEFAULTS.genesisDelayMs;
     this.genesis = buildGenesis({
       chainId,
@@ -972,6 +998,7 @@ class DevnetImpl implements Devnet {
       passphraseFile: this.passphraseFile,
       launcherPid: null,
       publicHost: this.publicHost,
+      ...(modules.length ? { modules } : {}),
     };
     for (const e of processes) this.setAddresses(e);
     for (const e of processes) this.procs.set(e.name, { entry: e, child: null, exit: null, expectExit: false });
@@ -1032,6 +1059,7 @@ class DevnetImpl implements Devnet {
       '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
       ...this.backendArgs(),
+      ...this.moduleArgs(),
       '--stop-on-stdin-close',
     ];
     // A node bootstraps from the beacon and from every other node of its shard; the shards
@@ -1058,6 +1086,11 @@ class DevnetImpl implements Devnet {
     return this.o.cryptoBackend !== undefined ? ['--crypto-backend', this.o.cryptoBackend] : [];
   }
 
+  /** Every process runs the devnet's modules (the genesis names them; one that differs refuses to start). */
+  private moduleArgs(): string[] {
+    return (this.manifest.modules ?? []).flatMap((f) => ['--module', f]);
+  }
+
   private beaconArgs(e: DevnetProcess): string[] {
     const args = [
       'beacon',
@@ -1069,6 +1102,7 @@ class DevnetImpl implements Devnet {
       '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
       ...this.backendArgs(),
+      ...this.moduleArgs(),
       '--stop-on-stdin-close',
     ];
     // The nodes dial the beacon; it dials every validator too, so that after a restart it is

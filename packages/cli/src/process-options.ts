@@ -4,7 +4,7 @@ import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/runtime';
 import { CliError } from './errors.js';
 import { parsePublicHost, publicMultiaddr } from './devnet.js';
 import { installPeerKey, readTopology, type Topology } from './topology.js';
-import { collectList, intParser, parseMultiaddr } from './util.js';
+import { collectList, intParser, note, parseMultiaddr } from './util.js';
 
 // The node package is imported lazily (it loads libp2p): these mirror its DEFAULT_API_RATE_LIMIT / _BURST,
 // the request costs of admin.ts requestCost and METRICS_RATE_LIMIT, and DEFAULT_HTTP_LIMITS / HTTP_LIMIT_RANGES.
@@ -38,10 +38,12 @@ export interface ProcessOpts {
   apiRequestTimeoutMs?: number;
   cryptoBackend: BackendName;
   stopOnStdinClose?: boolean;
+  /** App modules under development to load into this process (`--module <file.js>`). */
+  module?: string[];
 }
 
 /** The options of addProcessOptions (and --passphrase-file) holding paths: relative ones in a config file resolve against its directory. */
-export const PROCESS_PATH_OPTIONS = ['dataDir', 'genesis', 'bootstrapFile', 'peerKey', 'passphraseFile'];
+export const PROCESS_PATH_OPTIONS = ['dataDir', 'genesis', 'bootstrapFile', 'peerKey', 'passphraseFile', 'module'];
 
 /** What differs between the node and the beacon in those options. */
 export interface ProcessOptionHelp {
@@ -77,6 +79,11 @@ export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
     .option('--api-max-connections-per-ip <n>', `open API connections from one client IP; beyond it its new ones are closed at once (default ${DEFAULT_API_MAX_CONNECTIONS_PER_IP})`, intParser(1, 1_000_000))
     .option('--api-headers-timeout-ms <ms>', `a request's headers must arrive within this, else 408 and the connection is closed (default ${DEFAULT_API_HEADERS_TIMEOUT_MS})`, intParser(100, 3_600_000))
     .option('--api-request-timeout-ms <ms>', `a whole request, body included, must arrive within this; at least --api-headers-timeout-ms (default ${DEFAULT_API_REQUEST_TIMEOUT_MS})`, intParser(100, 3_600_000))
+    .option(
+      '--module <file.js>',
+      "load an app module under development: an ES module whose default export is (keepers) => Module; repeatable or comma-separated. Every process of a chain must load the same modules (the genesis names them; a process that differs refuses to start)",
+      collectList((v) => v),
+    )
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addOption(
@@ -142,4 +149,18 @@ export async function processConfig(o: ProcessOpts, defaultListen: string, fromT
 function tcpPort(ma: string | undefined): number | undefined {
   const m = ma === undefined ? null : /\/tcp\/(\d+)/.exec(ma);
   return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Install the --module files into this process's app (before anything reads it: the genesis check,
+ * the chain), and say which modules were loaded. Every later `app` read sees them.
+ */
+export async function loadModules(files: readonly string[] | undefined, opts: { quiet?: boolean } = {}): Promise<void> {
+  if (!files?.length) return;
+  const a = await import('@qnexus/app');
+  const before = new Set(a.app.modules.map((m) => m.name));
+  const { installModules } = a;
+  const sm = await installModules(files);
+  const added = sm.modules.filter((m) => !before.has(m.name));
+  if (!opts.quiet) note(`loaded module${added.length === 1 ? '' : 's'} ${added.map((m) => `${m.name} (id ${m.id})`).join(', ')} from ${files.join(', ')}`);
 }

@@ -9,10 +9,12 @@ import { devnetCommand } from './commands/devnet.js';
 import { genesisCommand } from './commands/genesis.js';
 import { keysCommand } from './commands/keys.js';
 import { nodeCommand } from './commands/node.js';
+import { queryCommand } from './commands/query.js';
 import { statusCommand } from './commands/status.js';
 import { txCommand } from './commands/tx.js';
 import { validatorsCommand } from './commands/validators.js';
 import { EXIT, reportError } from './errors.js';
+import { loadModules } from './process-options.js';
 import { explainUnreachable, repoRoot } from './util.js';
 
 /**
@@ -60,6 +62,7 @@ export function buildProgram(): Command {
   adminCommand(program);
   dbCommand(program);
   txCommand(program);
+  queryCommand(program);
   validatorsCommand(program);
   devnetCommand(program);
   return program;
@@ -67,9 +70,11 @@ export function buildProgram(): Command {
 
 /** Run the CLI on `argv` (as process.argv) and return the exit code; prints errors itself. */
 export async function run(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    // `tx` and `query` are built from the app's modules: load --module files first, so their
+    // messages and queries exist as subcommands when the command line is parsed.
+    await loadModules(clientModuleFiles(argv.slice(2)), { quiet: true });
+    await buildProgram().parseAsync(argv);
     return EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
@@ -79,4 +84,22 @@ export async function run(argv: string[]): Promise<number> {
     // An unreachable default node gets a what-to-do (is the devnet running? where are its nodes?).
     return reportError(explainUnreachable(e));
   }
+}
+
+/**
+ * The --module files of a `tx` or `query` command line (flag anywhere after the command, or
+ * $QNEXUS_MODULE, comma-separated), which the generic commands need before parsing. Other
+ * commands (node, beacon, devnet) load theirs when they start.
+ */
+export function clientModuleFiles(args: readonly string[]): string[] {
+  if (args[0] !== 'tx' && args[0] !== 'query') return [];
+  const files: string[] = [];
+  for (let i = 1; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a === '--module' && i + 1 < args.length) files.push(args[++i]!);
+    else if (a.startsWith('--module=')) files.push(a.slice('--module='.length));
+  }
+  if (files.length === 0 && process.env.QNEXUS_MODULE) files.push(process.env.QNEXUS_MODULE);
+  return files.flatMap((f) => f.split(',')).map((f) => f.trim()).filter((f) => f !== '');
 }

@@ -534,6 +534,18 @@ export class QnexusClient {
   }
 
   /**
+   * `GET /v1/<module>/<name>/{param}…`: a module query (any module of the node's app, including one
+   * loaded with --module), its path parameters in order, percent-encoded. The answer is the module's
+   * JSON (its schema is in /v1/openapi.json under the module's tag).
+   */
+  moduleQuery(module: string, name: string, params: readonly string[] = []): Promise<Record<string, unknown>> {
+    const seg = /^[a-z][a-z0-9-]{0,63}$/;
+    if (!seg.test(module) || !seg.test(name)) return Promise.reject(new ApiError('BAD_REQUEST', `invalid module query ${JSON.stringify(`${module}/${name}`)}`));
+    const path = `/v1/${module}/${name}${params.map((p) => `/${encodeURIComponent(p)}`).join('')}`;
+    return this.request<Record<string, unknown>>('GET', path);
+  }
+
+  /**
    * Call a route by its definition (@qnexus/api): its method, its path with the parameters filled in
    * (percent-encoded), the query and the JSON body; the answer is typed by the definition's schema.
    */

@@ -9,7 +9,7 @@ import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, type PassphraseOptions } from '../passphrase.js';
 import { runUntilStopped } from '../run.js';
 import { addConfigSupport, printEffectiveConfig, type ConfigOptions } from '../config-file.js';
-import { addProcessOptions, checkCryptoBackend, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
+import { addProcessOptions, checkCryptoBackend, loadModules, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
 import { topologyBootstrap } from '../topology.js';
 import { intParser } from '../util.js';
 
@@ -62,6 +62,7 @@ Example:
 /** Turn the command line into a BeaconConfig (reads the genesis, checks the identities, unlocks the key). */
 export async function beaconConfig(o: BeaconOpts): Promise<BeaconConfig> {
   checkCryptoBackend(o.cryptoBackend);
+  await loadModules(o.module);
   const genesis = await loadGenesisFile(o.genesis);
   // Installs a pre-made --peer-key first: the libp2p identity must be the genesis one, and a new
   // key is never created here (it could not match).

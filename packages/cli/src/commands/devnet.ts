@@ -23,7 +23,7 @@ import {
 import { initDevnetConfig } from '../devnet-init.js';
 import { CliError, EXIT, usageError } from '../errors.js';
 import type { HostMode } from '../topology.js';
-import { displayPath, intParser, note, out, parseChainId, parseScheme, table } from '../util.js';
+import { collectList, displayPath, intParser, note, out, parseChainId, parseScheme, table } from '../util.js';
 
 interface DevnetCmdOpts {
   shards: number;
@@ -51,6 +51,7 @@ interface DevnetCmdOpts {
   json?: boolean;
   follow?: boolean;
   lines: number;
+  module?: string[];
 }
 
 /** Balances to show in the summary: read from the nodes when resuming (the genesis ones are long gone), else the genesis ones. */
@@ -68,6 +69,7 @@ function printSummary(d: Devnet, balances: Balances, supervised: boolean): void 
   out(`  genesis     ${displayPath(m.genesis)} (hash ${m.genesisHash}, slot 0 at ${new Date(g.genesisTime).toISOString()})`);
   out(`  passphrase  ${P} (unlocks every devnet keystore; they use scrypt N=2^${Math.log2(d.scryptN)})`);
   out(`  manifest    ${displayPath(d.manifestPath)}`);
+  if (m.modules?.length) out(`  modules     ${m.modules.map(displayPath).join(', ')} (loaded by every process)`);
   out('');
   const shardTitles = Array.from({ length: g.shardCount }, (_, k) => `shard ${k}`);
   // With a public host the P2P column shows what other machines dial.
@@ -242,6 +244,11 @@ is kept. Start each process by hand with
     .addOption(new Option('--host-mode <mode>', 'init: how peers reach each process: compose (container = service name, /dns4/<name>/tcp/<port>) or local (127.0.0.1)').choices(['compose', 'local']).default('local'))
     .option('--public-host <ip-or-name>', "host a devnet other machines can join: every p2p and API socket listens on 0.0.0.0 and announces this address (this machine's, as they reach it); the summary prints the join command", parsePublicHost)
     .option('--no-supervise', 'do not restart a process that exits on its own')
+    .option(
+      '--module <file.js>',
+      'load an app module under development into every process (an ES module whose default export is (keepers) => Module); repeatable or comma-separated; the genesis names it and the manifest keeps it for resume and restart',
+      collectList((v) => v),
+    )
     .option('--json', 'status: print JSON')
     .option('-f, --follow', 'logs: keep printing what is appended')
     .option('-n, --lines <n>', 'logs: how many last lines to print first', intParser(0, 100_000), 40)
@@ -401,6 +408,7 @@ function creation(o: DevnetCmdOpts) {
     },
     scheme: o.scheme,
     chainId: o.chainId,
+    ...(o.module?.length ? { modules: o.module } : {}),
   };
 }
 

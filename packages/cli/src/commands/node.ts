@@ -7,7 +7,7 @@ import { unlockKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, hasPassphraseSource, type PassphraseOptions } from '../passphrase.js';
 import { runUntilStopped } from '../run.js';
 import { addConfigSupport, printEffectiveConfig, type ConfigOptions } from '../config-file.js';
-import { addProcessOptions, checkCryptoBackend, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
+import { addProcessOptions, checkCryptoBackend, loadModules, PROCESS_PATH_OPTIONS, processConfig, type ProcessOpts } from '../process-options.js';
 import { topologyBootstrap } from '../topology.js';
 import { intParser, note } from '../util.js';
 
@@ -79,6 +79,7 @@ export function nodeCommand(parent: Command): Command {
 /** Turn the command line into a NodeConfig (reads the genesis, unlocks the validator key). */
 export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   checkCryptoBackend(o.cryptoBackend);
+  await loadModules(o.module);
   if (!o.validator && hasPassphraseSource(o)) throw usageError('--passphrase-env/--passphrase-file only apply with --validator');
   const genesis = await loadGenesisFile(o.genesis);
   if (o.shard !== undefined && o.shard >= genesis.shardCount) {

@@ -9,6 +9,7 @@ import {
   buildTransfer,
   buildUnstake,
   buildXTransfer,
+  signTx,
   type BeaconXTransferInfo,
   type BuiltTx,
   type TxInfo,
@@ -16,6 +17,8 @@ import {
   type ValidatorInfo,
   type XTransferInfo,
 } from '@qnexus/sdk';
+import { app } from '@qnexus/app';
+import type { StateMachine } from '@qnexus/state';
 import { CliError } from '../errors.js';
 import { unlockKeystoreFile, readKeystoreFile } from '../keystore.js';
 import { addPassphraseOptions, getPassphrase, type PassphraseOptions } from '../passphrase.js';
@@ -425,7 +428,10 @@ export function formatXTransfer(x: XTransferInfo | BeaconXTransferInfo): string[
 }
 
 export function txCommand(parent: Command): Command {
-  const tx = parent.command('tx').description('build, sign and submit transactions');
+  const tx = parent
+    .command('tx')
+    .description('build, sign and submit transactions: transfer, xtransfer, stake, unstake, or any module\'s message (tx <module> <msg> --arg value …)')
+    .option('--module <file.js>', 'also load this app module (as the nodes do with --module), so its messages are commands here; repeatable');
 
   const transfer = tx.command('transfer').description("sign a transfer to an account of the sender's shard, submit it and print its hash (--wait: until final)");
   valueTxOptions(transfer, "recipient address (qn + 40 hex) on the sender's shard", 60, 'wait until the transaction is final and print its block')
@@ -505,6 +511,7 @@ Example:
     });
 
   stakeCommands(tx);
+  moduleTxCommands(tx, app);
 
   tx.command('status')
     .description('ask nodes of a shard for a transaction by hash: final, included, pending, rejected, or unknown to every node asked')
@@ -694,4 +701,119 @@ home account; until then the stake can still be slashed. Watch it with
       const built = buildUnstake({ key: s.key, chainId: s.chainId, validator, fee: o.fee, nonce: s.nonce });
       await submitStaking(s, built, o, 'unstake', { validator });
     });
+}
+
+// ---------------------------------------------------------------- generic: qnexus tx <module> <msg>
+
+/** Subcommands of `tx` that are not modules (a module of one of these names gets no generic command). */
+const TX_BUILTIN_SUBCOMMANDS = new Set(['transfer', 'xtransfer', 'stake', 'unstake', 'status', 'xstatus', 'help']);
+
+interface ModuleTxOpts extends PassphraseOptions {
+  keystore: string;
+  fee: bigint;
+  nonce?: bigint;
+  chainId?: string;
+  node?: string;
+  beacon?: string;
+  wait?: boolean;
+  timeout: number;
+  binary?: boolean;
+  json?: boolean;
+  checkNode?: string[];
+  [arg: string]: unknown;
+}
+
+/** `--to` → `to`, `--max-price` → `maxPrice`: commander's attribute name of an argument's option. */
+const attrOf = (name: string) => name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * The named string arguments of a message from the parsed options; a missing required one is a usage
+ * error (exit 2). The message itself is then built by the module's client side, which throws its
+ * typed error (TX_BAD_AMOUNT, TX_MALFORMED, a module code) before any key is unlocked or node asked.
+ */
+export function moduleMsgArgs(args: readonly { name: string; optional?: boolean }[], o: Record<string, unknown>, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of args) {
+    const v = o[attrOf(a.name)];
+    if (v === undefined) {
+      if (!a.optional) throw new CliError('USAGE', `${what}: missing --${a.name}`, 2);
+      continue;
+    }
+    out[a.name] = String(v);
+  }
+  return out;
+}
+
+/**
+ * `qnexus tx <module> <msg> [--arg value …]` for every message of the app's modules that has a
+ * client side (args from `client.args`): the same signing, nonce, fee, --wait and --node machinery
+ * as `tx transfer`. A message that opens a cross-shard operation is followed, with --wait, until the
+ * beacon's decision is applied on the sender's shard, and an abort exits 1 like `tx xtransfer`.
+ */
+export function moduleTxCommands(tx: Command, sm: StateMachine): void {
+  const byModule = new Map<string, { name: string; def: NonNullable<ReturnType<StateMachine['msgByName']>>['def'] }[]>();
+  for (const m of sm.messages()) {
+    const e = sm.msgByName(m.module, m.name);
+    if (!e?.def.client) continue;
+    byModule.set(m.module, [...(byModule.get(m.module) ?? []), { name: m.name, def: e.def }]);
+  }
+  for (const [module, msgs] of byModule) {
+    if (TX_BUILTIN_SUBCOMMANDS.has(module)) continue;
+    const mc = tx
+      .command(module)
+      .description(`messages of the ${module} module: ${msgs.map((x) => x.name).join(', ')}`)
+      .addHelpText('after', `\n${msgs.map((x) => `  ${module} ${x.name}  ${x.def.client!.args.map((a) => (a.optional ? `[--${a.name} <v>]` : `--${a.name} <v>`)).join(' ')}`).join('\n')}`);
+    for (const { name, def } of msgs) {
+      const c = mc.command(name).description(`sign a ${module} ${name} transaction, submit it and print its hash (--wait: until final${def.xferPreview ? ' and its cross-shard operation decided' : ''})`);
+      for (const a of def.client!.args) c.option(`--${a.name} <value>`, `${a.help}${a.optional ? ' (optional)' : ''}`);
+      c.addOption(keystoreOption('sender keystore'))
+        .addOption(new Option('--fee <n>', 'fee (genesis feeBurnBps of it burned, the rest to the proposer)').argParser(parseU64).default(1n, '1'))
+        .option('--nonce <n>', "sender nonce (default: the node's pendingNonce for the sender)", parseU64)
+        .option('--chain-id <id>', "chain id to sign for (default: the node's)", parseChainId)
+        .option('--node <url>', `${NODE_OPTION_HELP}; a node of the sender's shard`)
+        .option('--beacon <url>', "the beacon's HTTP API, asked why a cross-shard operation was aborted with --wait (default: $QNEXUS_BEACON, else the local devnet's beacon)")
+        .option('--wait', 'wait until the transaction is final (and a cross-shard operation it opens is decided); exit 1 if that was aborted')
+        .option('--timeout <seconds>', 'how long --wait waits (exit 3 on timeout)', parseSeconds, 120)
+        .option('--binary', 'submit as application/octet-stream instead of JSON')
+        .option('--json', 'print the result as JSON');
+      addPassphraseOptions(checkNodeOption(c)).action(async (o: ModuleTxOpts) => {
+        const what = `tx ${module} ${name}`;
+        const args = moduleMsgArgs(def.client!.args, o, what);
+        const payload = sm.buildMsg(module, name, args);
+        const s = await prepare(o);
+        const built = signTx({ key: s.key, chainId: s.chainId, fee: o.fee, nonce: s.nonce }, payload);
+        const id = await submit(s, built, o);
+        const summary: Record<string, string> = { hash: id, kind: `${module}/${name}`, from: built.from, ...args, fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
+        if (!o.json) for (const [k, v] of Object.entries(summary)) if (k !== 'chainId') out(`${k.padEnd(8)}${v}`);
+        if (!o.wait) {
+          if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
+          else out(`${'status'.padEnd(8)}pending`);
+          return;
+        }
+        const w = await waitContext(s, o.timeout);
+        const info = await waitFinal(s, id, w);
+        if (!def.xferPreview) {
+          if (o.json) out(JSON.stringify({ ...summary, status: info.status, block: info.block }));
+          else out(`${'status'.padEnd(8)}${txLine(info)}`);
+          return;
+        }
+        if (!o.json) out(`${'tx'.padEnd(8)}${txLine(info)}`);
+        const x = await waitApplied(w, id);
+        let reason = x.status === 'aborted' ? xferReason(x) : null;
+        const beaconUrl = o.beacon ?? (await defaultBeaconUrl());
+        if (x.status === 'aborted' && reason === null && beaconUrl !== undefined) {
+          try {
+            reason = xferReason(await new QnexusClient(beaconUrl, { timeoutMs: 5000 }).beaconXTransfer(id));
+          } catch (e) {
+            note(`(could not ask the beacon at ${beaconUrl} why: ${(e as Error).message})`);
+          }
+        }
+        if (o.json) out(JSON.stringify({ ...summary, status: x.status, decision: x.decision, reason, block: info.block, xtransfer: x }));
+        else out(`${'status'.padEnd(8)}${x.status}${reason ? ` (${reason})` : ''}`);
+        if (x.status === 'aborted') {
+          throw new CliError('XFER_ABORTED', `${what} ${id}: its cross-shard operation was aborted: ${reason ?? 'no reason given'} (the escrow was refunded)`);
+        }
+      });
+    }
+  }
 }
