@@ -1,7 +1,7 @@
 // Shared fixtures for the @qnexus/types tests.
 import assert from 'node:assert/strict';
 import { addressFromPublicKey, generateKeyPair, getBackend, sha256, utf8, type KeyPair } from '@qnexus/crypto';
-import { QnexusError, txSigningBytes, type ErrorCode, type SignedTx, type TxBody } from '@qnexus/types';
+import { QnexusError, Writer, txSigningBytes, type ErrorCode, type SignedTx, type TxBody, type TxMsg } from '@qnexus/types';
 
 export const CHAIN = 'qn-test';
 
@@ -24,13 +24,21 @@ export function hash(label: string): Uint8Array {
   return sha256(utf8(label));
 }
 
+/** Kind of the default message: module 1 (bank), type 1 (transfer). The envelope never reads it. */
+export const MSG_KIND = 0x0101;
+
+/** An opaque message of `kind`: transfer-shaped bytes (recipient, u64 amount), which only a module would decode. */
+export function opaqueMsg(to: Uint8Array = addr(2), amount = 12345n, kind = MSG_KIND): TxMsg {
+  return { kind, msg: new Writer().fixed(to, 20).u64(amount).finish() };
+}
+
 export function txBody(over: Partial<TxBody> = {}): TxBody {
   return {
     chainId: CHAIN,
     nonce: 3n,
     fee: 10n,
     publicKey: key(1).publicKey,
-    payload: { kind: 'transfer', to: addr(2), amount: 12345n },
+    payload: opaqueMsg(),
     ...over,
   };
 }

@@ -6,8 +6,11 @@ import {
   MAX_COMMITTEE,
   MAX_TX_BYTES,
   QnexusError,
-  TX_KIND,
   Writer,
+  XDECISION_KIND,
+  XFER_MODULE_ID,
+  XPREPARE_KIND,
+  isSystemKind,
   blockHash,
   certificateVoteBody,
   decodeBlock,
@@ -49,7 +52,7 @@ import {
   type SignedVote,
   type VoteBody,
 } from '@qnexus/types';
-import { CHAIN, addr, hash, key, signTx, throwsCode, txBody, withTrailing } from './helpers.js';
+import { CHAIN, MSG_KIND, addr, hash, key, opaqueMsg, signTx, throwsCode, txBody, withTrailing } from './helpers.js';
 
 const b44 = getBackend('ml-dsa-44');
 
@@ -67,6 +70,9 @@ function fakeSig(n: number, len = 2420): Uint8Array {
 }
 
 // ------------------------------------------------------------------ transactions
+
+/** Offset of the u16 kind in a body with CHAIN as chain id: version, u32-prefixed chain id. */
+const KIND_OFF = 1 + 4 + CHAIN.length;
 
 describe('types: transactions', () => {
   it('encode/openTx round trip with derived identifiers', () => {
@@ -87,28 +93,36 @@ describe('types: transactions', () => {
     assert.deepEqual(encodeTx(env.tx), raw);
   });
 
-  it('round trips extreme field values', () => {
-    const body = txBody({ nonce: 2n ** 64n - 1n, fee: 0n, payload: { kind: 'transfer', to: new Uint8Array(20).fill(0xff), amount: 2n ** 64n - 1n } });
+  it('round trips extreme field values: u64 nonce, fee 0, kinds 0 and 0xffff, an empty and a large message', () => {
+    const body = txBody({ nonce: 2n ** 64n - 1n, fee: 0n, payload: opaqueMsg(new Uint8Array(20).fill(0xff), 2n ** 64n - 1n) });
     const tx = { body, signature: new Uint8Array(0) };
     assert.deepEqual(openTx(encodeTx(tx)).tx, tx);
+    for (const kind of [0, 0xffff]) {
+      for (const msg of [new Uint8Array(0), new Uint8Array(8000).fill(kind & 0xff)]) {
+        const t = { body: txBody({ payload: { kind, msg } }), signature: new Uint8Array(0) };
+        assert.deepEqual(openTx(encodeTx(t)).tx, t, `kind ${kind}, ${msg.length}-byte message`);
+      }
+    }
     const body65 = txBody({ publicKey: new Uint8Array(2592).fill(1), chainId: 'a'.repeat(64) });
     const tx65 = { body: body65, signature: new Uint8Array(4627).fill(2) };
     assert.deepEqual(openTx(encodeTx(tx65)).tx, tx65);
   });
 
-  it('body layout: version, chain id, kind, nonce, fee, public key, recipient, amount', () => {
+  it('body layout: version, chain id, u16 kind, nonce, fee, public key, u32-prefixed message', () => {
     const body = txBody();
     const expected = new Writer()
       .u8(1)
       .string(CHAIN)
-      .u8(TX_KIND.transfer)
+      .u16(MSG_KIND)
       .u64(3n)
       .u64(10n)
       .bytes(key(1).publicKey)
-      .fixed(addr(2), 20)
-      .u64(12345n)
+      .bytes(new Writer().fixed(addr(2), 20).u64(12345n).finish())
       .finish();
     assert.deepEqual(encodeTxBody(body), expected);
+    // the kind is big-endian: module id first, then the module's message type
+    const e = encodeTxBody(txBody({ payload: { kind: 0x0302, msg: new Uint8Array(0) } }));
+    assert.deepEqual([...e.subarray(KIND_OFF, KIND_OFF + 2)], [3, 2]);
   });
 
   it('tx hash is independent of the (hedged) signature bytes', () => {
@@ -120,15 +134,17 @@ describe('types: transactions', () => {
     const e2 = openTx(encodeTx(t2));
     assert.notDeepEqual(e1.raw, e2.raw);
     assert.deepEqual(e1.hash, e2.hash);
-    // but the hash does depend on every body field
+    // but the hash does depend on every body field, the kind and every message byte included
     const hashes = new Set<string>([e1.hashHex]);
     const variants = [
       txBody({ nonce: 1n }),
       txBody({ nonce: 0n, fee: 11n }),
       txBody({ nonce: 0n, chainId: 'qn-other' }),
       txBody({ nonce: 0n, publicKey: key(3).publicKey }),
-      txBody({ nonce: 0n, payload: { kind: 'transfer', to: addr(4), amount: 12345n } }),
-      txBody({ nonce: 0n, payload: { kind: 'transfer', to: addr(2), amount: 12346n } }),
+      txBody({ nonce: 0n, payload: opaqueMsg(addr(4)) }),
+      txBody({ nonce: 0n, payload: opaqueMsg(addr(2), 12346n) }),
+      txBody({ nonce: 0n, payload: opaqueMsg(addr(2), 12345n, 0x0102) }),
+      txBody({ nonce: 0n, payload: { kind: MSG_KIND, msg: withTrailing(opaqueMsg().msg) } }),
     ];
     for (const v of variants) hashes.add(openTx(encodeTx({ body: v, signature: t1.signature })).hashHex);
     assert.equal(hashes.size, variants.length + 1);
@@ -144,9 +160,9 @@ describe('types: transactions', () => {
   it('rejects truncation with TX_MALFORMED', () => {
     const raw = encodeTx(signTx(txBody()));
     rejectsTruncation(raw, openTx, 'TX_MALFORMED');
-    // truncated body inside a well-formed envelope
+    // truncated body inside a well-formed envelope (cut in the kind, the key, the message)
     const body = encodeTxBody(txBody());
-    for (const n of [0, 1, 5, body.length - 8, body.length - 1]) {
+    for (const n of [0, 1, 5, KIND_OFF + 1, body.length - 30, body.length - 8, body.length - 1]) {
       throwsCode(() => openTx(new Writer().bytes(body.slice(0, n)).bytes(new Uint8Array(4)).finish()), 'TX_MALFORMED', `body prefix ${n}`);
     }
   });
@@ -167,6 +183,12 @@ describe('types: transactions', () => {
     // chain id longer than 64 bytes
     const longChain = new Writer().u8(1).string('a'.repeat(65)).finish();
     throwsCode(() => openTx(new Writer().bytes(longChain).bytes(new Uint8Array(0)).finish()), 'TX_MALFORMED');
+    // message length prefix beyond the body, or beyond MAX_TX_BYTES
+    const head = () => new Writer().u8(1).string(CHAIN).u16(MSG_KIND).u64(0).u64(0).bytes(key(1).publicKey);
+    throwsCode(() => openTx(new Writer().bytes(head().u32(100).fixed(new Uint8Array(10), 10).finish()).bytes(new Uint8Array(0)).finish()), 'TX_MALFORMED', 'message beyond body');
+    throwsCode(() => openTx(new Writer().bytes(head().u32(MAX_TX_BYTES + 1).finish()).bytes(new Uint8Array(0)).finish()), 'TX_MALFORMED', 'message over the limit');
+    // no message at all
+    throwsCode(() => openTx(new Writer().bytes(head().finish()).bytes(new Uint8Array(0)).finish()), 'TX_MALFORMED', 'no message');
   });
 
   it('rejects over-size input with TX_TOO_LARGE before decoding', () => {
@@ -175,9 +197,16 @@ describe('types: transactions', () => {
     throwsCode(() => openTx(new Uint8Array(MAX_TX_BYTES + 1)), 'TX_TOO_LARGE');
     // exactly the limit is decoded (and is garbage here)
     throwsCode(() => openTx(new Uint8Array(MAX_TX_BYTES)), 'TX_MALFORMED');
+    // a well-formed transaction one byte over the limit (its message is too big) is TX_TOO_LARGE too
+    const fixedPart = encodeTx({ body: txBody({ payload: { kind: MSG_KIND, msg: new Uint8Array(0) } }), signature: new Uint8Array(2420) }).length;
+    const fits = { body: txBody({ payload: { kind: MSG_KIND, msg: new Uint8Array(MAX_TX_BYTES - fixedPart) } }), signature: new Uint8Array(2420) };
+    assert.equal(encodeTx(fits).length, MAX_TX_BYTES);
+    assert.deepEqual(openTx(encodeTx(fits)).tx, fits);
+    const over = { ...fits, body: { ...fits.body, payload: { kind: MSG_KIND, msg: new Uint8Array(MAX_TX_BYTES - fixedPart + 1) } } };
+    throwsCode(() => openTx(encodeTx(over)), 'TX_TOO_LARGE');
   });
 
-  it('rejects unknown versions, kinds and invalid chain ids', () => {
+  it('rejects unknown versions and invalid chain ids; any u16 kind passes the envelope (the app refuses unknown kinds)', () => {
     const body = encodeTxBody(txBody());
     const wrap = (b: Uint8Array) => new Writer().bytes(b).bytes(new Uint8Array(2420)).finish();
     const v2 = body.slice();
@@ -186,19 +215,37 @@ describe('types: transactions', () => {
     const v0 = body.slice();
     v0[0] = 0;
     throwsCode(() => openTx(wrap(v0)), 'TX_MALFORMED');
-    const kindOffset = 1 + 4 + CHAIN.length;
-    assert.equal(body[kindOffset], TX_KIND.transfer);
-    // 1..6 are transfer, xtransfer, xprepare, xdecision, stake, unstake; anything else is unknown
-    assert.deepEqual(TX_KIND, { transfer: 1, xtransfer: 2, xprepare: 3, xdecision: 4, stake: 5, unstake: 6 });
-    for (const k of [0, 7, 8, 255]) {
+    assert.deepEqual([...body.subarray(KIND_OFF, KIND_OFF + 2)], [MSG_KIND >> 8, MSG_KIND & 0xff]);
+    // the codec does not interpret kinds: each one is carried as is, the message untouched
+    for (const k of [0, 7, 0x00ff, 0x7f01, 0xffff]) {
       const bk = body.slice();
-      bk[kindOffset] = k;
-      throwsCode(() => openTx(wrap(bk)), 'TX_UNKNOWN_KIND', `kind ${k}`);
+      bk[KIND_OFF] = k >> 8;
+      bk[KIND_OFF + 1] = k & 0xff;
+      const env = openTx(wrap(bk));
+      assert.equal(env.tx.body.payload.kind, k, `kind ${k}`);
+      assert.deepEqual(env.tx.body.payload.msg, opaqueMsg().msg);
     }
     const badChain = new Writer().u8(1).string('Bad Chain').finish();
-    throwsCode(() => openTx(wrap(new Uint8Array([...badChain, ...body.slice(1 + 4 + CHAIN.length)]))), 'TX_MALFORMED');
+    throwsCode(() => openTx(wrap(new Uint8Array([...badChain, ...body.slice(KIND_OFF)]))), 'TX_MALFORMED');
     const invalidUtf8 = new Writer().u8(1).bytes(new Uint8Array([0xff])).finish();
-    throwsCode(() => openTx(wrap(new Uint8Array([...invalidUtf8, ...body.slice(1 + 4 + CHAIN.length)]))), 'TX_MALFORMED');
+    throwsCode(() => openTx(wrap(new Uint8Array([...invalidUtf8, ...body.slice(KIND_OFF)]))), 'TX_MALFORMED');
+  });
+
+  it("signing domain: 'beacon' for the xfer module's system kinds only, 'tx' for every other kind", () => {
+    for (const kind of [0, MSG_KIND, 0x0103, XFER_MODULE_ID << 8, XPREPARE_KIND, XDECISION_KIND, (XFER_MODULE_ID << 8) | 3, 0x0301, 0xffff]) {
+      const body = txBody({ payload: { kind, msg: new Uint8Array([1, 2, 3]) } });
+      const domain = kind === XPREPARE_KIND || kind === XDECISION_KIND ? 'beacon' : 'tx';
+      assert.equal(isSystemKind(kind), domain === 'beacon', `kind ${kind}`);
+      assert.deepEqual(txSigningBytes(body), signingBytes(CHAIN, domain, encodeTxBody(body)), `kind ${kind}`);
+      assert.deepEqual(openTx(encodeTx({ body, signature: new Uint8Array(0) })).signBytes, txSigningBytes(body), `kind ${kind}`);
+    }
+    // the same body under the other domain is another id: a user transaction cannot pass for a beacon entry
+    const user = txBody();
+    const asBeacon = txBody({ payload: { kind: XPREPARE_KIND, msg: user.payload.msg } });
+    assert.notDeepEqual(openTx(encodeTx(signTx(user))).hash, openTx(encodeTx(signTx(asBeacon))).hash);
+    const sig = b44.sign(key(1).secretKey, signingBytes(CHAIN, 'tx', encodeTxBody(asBeacon)));
+    const env = openTx(encodeTx({ body: asBeacon, signature: sig }));
+    assert.equal(b44.verify(key(1).publicKey, env.signBytes, env.tx.signature), false, "a system kind signed over 'tx'");
   });
 
   it('txRoot is the merkle root over leaf-hashed tx hashes', () => {

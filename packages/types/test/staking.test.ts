@@ -1,34 +1,26 @@
-// Staking objects: stake/unstake transactions and the validator's consent, registry snapshots and their JSON, error codes.
+// Staking objects of the types layer: the beacon's registry snapshots and their JSON, the staking error codes.
+// (Stake and unstake messages and the validator's consent are the staking module's: packages/modules/staking/test.)
 import assert from 'node:assert/strict';
-import { addressFromPublicKey, formatAddress, getBackend, signingBytes, utf8 } from '@qnexus/crypto';
+import { addressFromPublicKey, formatAddress, getBackend, signingBytes } from '@qnexus/crypto';
 import {
   CODEC_VERSION,
   ERROR_HTTP_STATUS,
-  MAX_PUBLIC_KEY_BYTES,
   MAX_SIGNATURE_BYTES,
-  MAX_TX_BYTES,
   QnexusError,
-  TX_KIND,
   VALIDATOR_STATUSES,
   Writer,
   decodeRegistrySnapshot,
   encodeRegistrySnapshot,
   encodeRegistrySnapshotBody,
-  encodeTx,
-  encodeTxBody,
   isErrorCode,
-  openTx,
   registrySnapshotSigningBytes,
-  stakeConsentSigningBytes,
   stakingTotalsToJson,
-  txSigningBytes,
   validatorInfoToJson,
   type RegistrySnapshot,
   type StakingTotals,
-  type TxBody,
   type ValidatorInfo,
 } from '@qnexus/types';
-import { CHAIN, addr, key, signTx, throwsCode, withTrailing } from './helpers.js';
+import { CHAIN, addr, key, throwsCode, withTrailing } from './helpers.js';
 
 const b44 = getBackend('ml-dsa-44');
 const U64_MAX = 2n ** 64n - 1n;
@@ -41,181 +33,6 @@ function rejectsTruncation(b: Uint8Array, decode: (x: Uint8Array) => unknown, co
   for (let n = Math.max(0, b.length - 40); n < b.length; n++) lengths.add(n);
   for (const n of lengths) throwsCode(() => decode(b.slice(0, n)), code, `prefix ${n}/${b.length}`);
 }
-
-/** Wrap a (possibly broken) body in a transaction envelope with a dummy signature. */
-const wrap = (body: Uint8Array) => new Writer().bytes(body).bytes(new Uint8Array(2420)).finish();
-
-/** Key 1 funds validator key 3, which consents for real. */
-function stakeBody(over: Partial<TxBody> = {}, amount = 5000n): TxBody {
-  const consent = b44.sign(key(3).secretKey, stakeConsentSigningBytes(CHAIN, addr(1), key(3).publicKey));
-  return {
-    chainId: CHAIN,
-    nonce: 7n,
-    fee: 10n,
-    publicKey: key(1).publicKey,
-    payload: { kind: 'stake', validatorPublicKey: key(3).publicKey, amount, validatorSignature: consent },
-    ...over,
-  };
-}
-
-function unstakeBody(over: Partial<TxBody> = {}): TxBody {
-  return { chainId: CHAIN, nonce: 8n, fee: 10n, publicKey: key(1).publicKey, payload: { kind: 'unstake', validator: addr(3) }, ...over };
-}
-
-const head = (kind: number, nonce: bigint, fee: bigint) => new Writer().u8(CODEC_VERSION).string(CHAIN).u8(kind).u64(nonce).u64(fee).bytes(key(1).publicKey);
-
-// ------------------------------------------------------------------ stake / unstake transactions
-
-describe('types: stake and unstake transactions', () => {
-  it("stakeConsentSigningBytes: domain 'stake', version, funder address, u32-prefixed validator key", () => {
-    const sb = stakeConsentSigningBytes(CHAIN, addr(1), key(3).publicKey);
-    assert.deepEqual(sb, signingBytes(CHAIN, 'stake', new Writer().u8(CODEC_VERSION).fixed(addr(1), 20).bytes(key(3).publicKey).finish()));
-    const tag = utf8(`qnexus/${CHAIN}/stake`);
-    assert.deepEqual(sb.subarray(2, 2 + tag.length), tag);
-    // a funder that is not 20 bytes is refused by the encoder
-    assert.throws(() => stakeConsentSigningBytes(CHAIN, new Uint8Array(19), key(3).publicKey), RangeError);
-  });
-
-  it('the consent binds the chain, the funder and the validator key, and no other domain', () => {
-    const sig = b44.sign(key(3).secretKey, stakeConsentSigningBytes(CHAIN, addr(1), key(3).publicKey));
-    assert.ok(b44.verify(key(3).publicKey, stakeConsentSigningBytes(CHAIN, addr(1), key(3).publicKey), sig));
-    assert.equal(b44.verify(key(3).publicKey, stakeConsentSigningBytes('qn-other', addr(1), key(3).publicKey), sig), false, 'other chain');
-    assert.equal(b44.verify(key(3).publicKey, stakeConsentSigningBytes(CHAIN, addr(2), key(3).publicKey), sig), false, 'other funder');
-    assert.equal(b44.verify(key(4).publicKey, stakeConsentSigningBytes(CHAIN, addr(1), key(4).publicKey), sig), false, 'other validator key');
-    const body = new Writer().u8(CODEC_VERSION).fixed(addr(1), 20).bytes(key(3).publicKey).finish();
-    for (const kind of ['tx', 'beacon', 'binding', 'vote'] as const) {
-      assert.equal(b44.verify(key(3).publicKey, signingBytes(CHAIN, kind, body), sig), false, `${kind} domain`);
-    }
-  });
-
-  it('stake round trip through encodeTx/openTx, byte-identical; signed over the tx domain; the consent verifies after decoding', () => {
-    const body = stakeBody();
-    const tx = signTx(body);
-    const raw = encodeTx(tx);
-    const env = openTx(raw);
-    assert.deepEqual(env.tx, tx);
-    assert.deepEqual(encodeTx(env.tx), raw);
-    assert.equal(env.tx.body.payload.kind, 'stake');
-    assert.deepEqual(env.signBytes, signingBytes(CHAIN, 'tx', encodeTxBody(body)));
-    assert.deepEqual(env.signBytes, txSigningBytes(body));
-    assert.ok(b44.verify(key(1).publicKey, env.signBytes, env.tx.signature));
-    const p = env.tx.body.payload;
-    assert.ok(p.kind === 'stake');
-    assert.ok(b44.verify(p.validatorPublicKey, stakeConsentSigningBytes(env.tx.body.chainId, env.from, p.validatorPublicKey), p.validatorSignature));
-    // layout: header, u32-prefixed validator key, u64 amount, u32-prefixed consent signature
-    assert.deepEqual(encodeTxBody(body), head(TX_KIND.stake, 7n, 10n).bytes(key(3).publicKey).u64(5000n).bytes(p.validatorSignature).finish());
-  });
-
-  it('unstake round trip through encodeTx/openTx, byte-identical; layout is the validator address', () => {
-    const body = unstakeBody();
-    const tx = signTx(body);
-    const raw = encodeTx(tx);
-    const env = openTx(raw);
-    assert.deepEqual(env.tx, tx);
-    assert.deepEqual(encodeTx(env.tx), raw);
-    assert.deepEqual(env.signBytes, signingBytes(CHAIN, 'tx', encodeTxBody(body)));
-    assert.ok(b44.verify(key(1).publicKey, env.signBytes, env.tx.signature));
-    assert.deepEqual(encodeTxBody(body), head(TX_KIND.unstake, 8n, 10n).fixed(addr(3), 20).finish());
-    // signed by the validator key itself
-    const self = signTx(unstakeBody({ publicKey: key(3).publicKey }), key(3));
-    const es = openTx(encodeTx(self));
-    assert.deepEqual(es.tx, self);
-    assert.equal(es.fromStr, formatAddress(addr(3)));
-    // the encoder refuses an address that is not 20 bytes
-    assert.throws(() => encodeTxBody(unstakeBody({ payload: { kind: 'unstake', validator: new Uint8Array(19) } })), RangeError);
-  });
-
-  it('extreme values: amount 0 and u64 max; an ML-DSA-87 stake (two keys, two signatures) fits MAX_TX_BYTES', () => {
-    for (const amount of [0n, 1n, U64_MAX]) {
-      const tx = { body: stakeBody({ nonce: U64_MAX }, amount), signature: new Uint8Array(0) };
-      assert.deepEqual(openTx(encodeTx(tx)).tx, tx, `amount ${amount}`);
-    }
-    const big: TxBody = {
-      chainId: 'c'.repeat(64),
-      nonce: U64_MAX,
-      fee: U64_MAX,
-      publicKey: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(1),
-      payload: {
-        kind: 'stake',
-        validatorPublicKey: new Uint8Array(MAX_PUBLIC_KEY_BYTES).fill(2),
-        amount: U64_MAX,
-        validatorSignature: new Uint8Array(MAX_SIGNATURE_BYTES).fill(3),
-      },
-    };
-    const tx = { body: big, signature: new Uint8Array(MAX_SIGNATURE_BYTES).fill(4) };
-    const raw = encodeTx(tx);
-    assert.ok(raw.length <= MAX_TX_BYTES, `${raw.length} bytes`);
-    assert.ok(raw.length > 8192, 'would not have fitted the old 8192-byte limit');
-    assert.deepEqual(openTx(raw).tx, tx);
-    // an unstake of ML-DSA-87 size too
-    const ux = { body: { ...big, payload: { kind: 'unstake' as const, validator: new Uint8Array(20).fill(0xff) } }, signature: new Uint8Array(MAX_SIGNATURE_BYTES) };
-    assert.deepEqual(openTx(encodeTx(ux)).tx, ux);
-  });
-
-  it('every payload field is part of the id', () => {
-    const sig = new Uint8Array(2420);
-    const id = (b: TxBody) => openTx(encodeTx({ body: b, signature: sig })).hashHex;
-    const s = stakeBody();
-    const p = s.payload as Extract<TxBody['payload'], { kind: 'stake' }>;
-    const bodies: TxBody[] = [
-      s,
-      stakeBody({}, 5001n),
-      { ...s, payload: { ...p, validatorPublicKey: key(4).publicKey } },
-      { ...s, payload: { ...p, validatorSignature: new Uint8Array(p.validatorSignature).fill(0) } },
-      unstakeBody(),
-      unstakeBody({ payload: { kind: 'unstake', validator: addr(4) } }),
-      unstakeBody({ nonce: 9n }),
-    ];
-    assert.equal(new Set(bodies.map(id)).size, bodies.length);
-  });
-
-  it('rejects truncated stake and unstake payloads with TX_MALFORMED', () => {
-    for (const body of [stakeBody(), unstakeBody()]) {
-      const kind = body.payload.kind;
-      rejectsTruncation(encodeTx(signTx(body)), openTx, 'TX_MALFORMED');
-      const b = encodeTxBody(body);
-      // every prefix of the payload (the header is 1 + 4 + chain + 1 + 8 + 8 + 4 + key bytes)
-      const payloadOff = head(TX_KIND[kind], 0n, 0n).finish().length;
-      for (let n = payloadOff; n < b.length; n += kind === 'stake' ? 7 : 1) throwsCode(() => openTx(wrap(b.slice(0, n))), 'TX_MALFORMED', `${kind} body prefix ${n}`);
-      for (let n = Math.max(payloadOff, b.length - 40); n < b.length; n++) throwsCode(() => openTx(wrap(b.slice(0, n))), 'TX_MALFORMED', `${kind} body prefix ${n}`);
-      assert.doesNotThrow(() => openTx(wrap(b)), kind);
-    }
-  });
-
-  it('rejects bad stake and unstake payloads: trailing bytes, oversize key or signature, length prefixes beyond the input', () => {
-    for (const body of [stakeBody(), unstakeBody()]) {
-      const b = encodeTxBody(body);
-      throwsCode(() => openTx(wrap(withTrailing(b))), 'TX_MALFORMED', `${body.payload.kind} trailing`);
-      throwsCode(() => openTx(withTrailing(encodeTx(signTx(body)))), 'TX_MALFORMED', `${body.payload.kind} trailing after signature`);
-    }
-    const h = () => head(TX_KIND.stake, 0n, 0n);
-    const ok = h().bytes(key(3).publicKey).u64(5000n).bytes(new Uint8Array(10)).finish();
-    assert.doesNotThrow(() => openTx(wrap(ok)));
-    // validator key longer than MAX_PUBLIC_KEY_BYTES
-    throwsCode(() => openTx(wrap(h().bytes(new Uint8Array(MAX_PUBLIC_KEY_BYTES + 1)).u64(5000n).bytes(new Uint8Array(10)).finish())), 'TX_MALFORMED', 'oversize validator key');
-    // consent signature longer than MAX_SIGNATURE_BYTES
-    throwsCode(() => openTx(wrap(h().bytes(key(3).publicKey).u64(5000n).bytes(new Uint8Array(MAX_SIGNATURE_BYTES + 1)).finish())), 'TX_MALFORMED', 'oversize consent signature');
-    // length prefixes beyond the input
-    throwsCode(() => openTx(wrap(h().u32(1312).fixed(new Uint8Array(100), 100).finish())), 'TX_MALFORMED', 'key length beyond input');
-    throwsCode(() => openTx(wrap(h().bytes(key(3).publicKey).u64(5000n).u32(2420).fixed(new Uint8Array(10), 10).finish())), 'TX_MALFORMED', 'signature length beyond input');
-    // missing consent signature entirely, or amount cut short
-    throwsCode(() => openTx(wrap(h().bytes(key(3).publicKey).u64(5000n).finish())), 'TX_MALFORMED', 'no consent signature');
-    throwsCode(() => openTx(wrap(h().bytes(key(3).publicKey).u32(0).finish())), 'TX_MALFORMED', 'short amount');
-    // unstake: the address is exactly 20 bytes
-    const u = () => head(TX_KIND.unstake, 0n, 0n);
-    assert.doesNotThrow(() => openTx(wrap(u().fixed(addr(3), 20).finish())));
-    throwsCode(() => openTx(wrap(u().fixed(new Uint8Array(19), 19).finish())), 'TX_MALFORMED', '19-byte validator');
-    throwsCode(() => openTx(wrap(u().fixed(new Uint8Array(21), 21).finish())), 'TX_MALFORMED', '21-byte validator');
-    throwsCode(() => openTx(wrap(u().finish())), 'TX_MALFORMED', 'no validator');
-    // an unstake payload under the stake kind, and a stake payload under the unstake kind
-    const asStake = encodeTxBody(unstakeBody());
-    asStake[1 + 4 + CHAIN.length] = TX_KIND.stake;
-    throwsCode(() => openTx(wrap(asStake)), 'TX_MALFORMED', 'unstake payload as stake');
-    const asUnstake = encodeTxBody(stakeBody());
-    asUnstake[1 + 4 + CHAIN.length] = TX_KIND.unstake;
-    throwsCode(() => openTx(wrap(asUnstake)), 'TX_MALFORMED', 'stake payload as unstake');
-  });
-});
 
 // ------------------------------------------------------------------ registry snapshots
 
