@@ -132,7 +132,7 @@ const STATUS = {
 };
 
 function txInfo(hash: string, status: TxInfo['status'], extra: Partial<TxInfo> = {}): TxInfo {
-  return { hash, status, from: RECIPIENT, to: RECIPIENT, amount: '1', fee: '1', nonce: '0', block: null, error: null, ...extra };
+  return { hash, kind: 'transfer', raw: '00', status, from: RECIPIENT, to: RECIPIENT, amount: '1', fee: '1', nonce: '0', block: null, error: null, ...extra };
 }
 
 describe('sdk: QnexusClient against a local HTTP server', () => {
