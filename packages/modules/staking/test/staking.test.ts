@@ -1,7 +1,7 @@
 // The staking module's messages: stake and unstake encodings (client side and the module's decoder, run by the
 // host), the validator's consent (its signing bytes, bound to the chain and the funder, and the signature check the
 // module hands the host). The module's effects (records to the beacon, fees, releases) are tested through the app
-// in packages/state/test/staking.test.ts.
+// in app.test.ts.
 import assert from 'node:assert/strict';
 import { formatAddress, getBackend, signingBytes, utf8 } from '@qnexus/crypto';
 import {
