@@ -99,6 +99,8 @@ export function genesisModules(sm: StateMachine = app): GenesisModule[] {
  */
 export function checkGenesisModules(g: Genesis, sm: StateMachine = app): void {
   if (!g.modules) return;
+  // Every section parses now, not at the first block.
+  for (const m of sm.modules) sm.moduleGenesis(g, m);
   const want = g.modules.map((m) => `${m.name}#${m.id}`).join(', ');
   const have = genesisModules(sm).map((m) => `${m.name}#${m.id}`).join(', ');
   if (want !== have) {

@@ -77,4 +77,33 @@ describe('app: the module list and the genesis it implies', () => {
     assert.equal(code(() => checkGenesisModules(genesis({ modules: genesisModules() }), withNote)), 'BAD_CONFIG');
     assert.doesNotThrow(() => checkGenesisModules(genesis({ modules: genesisModules(withNote) }), withNote));
   });
+
+  it("a module's genesis section: parsed by the module into its genesis state, its default when absent, refused when invalid, part of the hash", () => {
+    const KEY = new Uint8Array([0x67]);
+    const seeded = (k: Parameters<typeof wire>[0]): Module => ({
+      ...extra('seed', 9),
+      genesis: {
+        default: () => 7,
+        parse: (j: unknown) => {
+          if (typeof j !== 'object' || j === null || typeof (j as { n?: unknown }).n !== 'number') throw new Error('expected { n: number }');
+          return (j as { n: number }).n;
+        },
+        init: (ctx, n) => ctx.store(9).set(KEY, new Uint8Array([n as number])),
+      },
+    });
+    const sm = createApp((k) => [seeded(k)]);
+    const mods = (section?: unknown) => genesisModules(sm).map((m) => (m.name === 'seed' && section !== undefined ? { ...m, genesis: section } : m));
+    const read = (g: Genesis) => sm.genesisState(g, 0).store(9).get(KEY)?.[0];
+    assert.equal(read(genesis({ modules: mods() })), 7, 'the default');
+    const g42 = parseGenesis(JSON.parse(JSON.stringify(genesisToJson(genesis({ modules: mods({ n: 42 }) })))));
+    assert.equal(read(g42), 42, 'the file\'s section, after a JSON round trip');
+    assert.notEqual(Buffer.from(genesisHash(g42)).toString('hex'), Buffer.from(genesisHash(genesis({ modules: mods({ n: 43 }) }))).toString('hex'));
+    // key order does not change the hash (canonical JSON)
+    assert.equal(
+      Buffer.from(genesisHash(genesis({ modules: mods({ a: 1, n: 2 }) }))).toString('hex'),
+      Buffer.from(genesisHash(genesis({ modules: mods({ n: 2, a: 1 }) }))).toString('hex'),
+    );
+    assert.equal(code(() => checkGenesisModules(genesis({ modules: mods({ n: 'x' }) }), sm)), 'BAD_GENESIS');
+    assert.doesNotThrow(() => checkGenesisModules(genesis({ modules: mods({ n: 5 }) }), sm));
+  });
 });

@@ -374,10 +374,25 @@ export class StateMachine {
     }
     // The native denom's supply record exists on every shard, even one with no genesis accounts.
     bank.setSupply(ctx, NATIVE_DENOM, bank.supply(ctx));
-    for (const m of this.modules) if (m.genesis) m.genesis.init(ctx, m.genesis.default());
+    for (const m of this.modules) if (m.genesis) m.genesis.init(ctx, this.moduleGenesis(g, m));
     const s = WorldState.fromEntries([]);
     s.kv.apply(ctx.kv.writes);
     return s;
+  }
+
+  /**
+   * A module's genesis section from the genesis file (`modules[].genesis`), parsed by the module;
+   * its default when the file has none. Throws BAD_GENESIS for a section the module refuses.
+   */
+  moduleGenesis(g: Genesis, m: Module): unknown {
+    if (!m.genesis) return undefined;
+    const json = g.modules?.find((x) => x.name === m.name)?.genesis;
+    if (json === undefined) return m.genesis.default();
+    try {
+      return m.genesis.parse(json);
+    } catch (e) {
+      throw new QnexusError('BAD_GENESIS', `module ${m.name}: invalid genesis section: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** Σ native balances of users (module accounts excluded) and of module accounts, on a reader. */

@@ -113,6 +113,26 @@ export interface Genesis {
 export interface GenesisModule {
   name: string;
   id: number;
+  /** The module's genesis section (its `GenesisDef.parse` reads it); absent = the module's default. Canonical JSON in the hash. */
+  genesis?: unknown;
+}
+
+/** Largest module genesis section, as canonical JSON. */
+export const MAX_MODULE_GENESIS_BYTES = 1 << 20;
+
+/** JSON with object keys sorted at every level: one text per value, so it can be hashed. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  const t = JSON.stringify(v);
+  if (t === undefined) throw new QnexusError('BAD_GENESIS', `a module genesis section holds a value JSON cannot carry (${typeof v})`);
+  return t;
 }
 
 export interface GenesisStakingJson {
@@ -139,7 +159,7 @@ export interface GenesisJson {
   staking?: GenesisStakingJson;
   accounts: { address: string; balance: string }[];
   validators: { address: string; publicKey: string; stake: string }[];
-  modules?: { name: string; id: number }[];
+  modules?: { name: string; id: number; genesis?: unknown }[];
 }
 
 const GENESIS_KEYS = ['chainId', 'scheme', 'genesisTime', 'slotMs', 'epochLength', 'shardCount', 'minFee', 'maxBlockTxs', 'xferTimeoutSlots', 'beacon', 'staking', 'accounts', 'validators', 'modules'];
@@ -252,11 +272,13 @@ function parseModules(v: unknown): GenesisModule[] {
   if (!Array.isArray(v) || v.length > 255) throw new QnexusError('BAD_GENESIS', 'modules must be a list of at most 255 { name, id }');
   const out = v.map((m, i) => {
     if (typeof m !== 'object' || m === null) throw new QnexusError('BAD_GENESIS', `modules[${i}] must be { name, id }`);
-    const { name, id } = m as { name?: unknown; id?: unknown };
+    const { name, id, genesis } = m as { name?: unknown; id?: unknown; genesis?: unknown };
     if (typeof name !== 'string' || !/^[a-z][a-z0-9]{1,31}$/.test(name)) throw new QnexusError('BAD_GENESIS', `modules[${i}].name ${JSON.stringify(name)} is invalid`);
     if (!Number.isInteger(id) || (id as number) < 3 || (id as number) > 255) throw new QnexusError('BAD_GENESIS', `modules[${i}].id must be an integer in 3..255 (1 and 2 are the host's)`);
-    if (Object.keys(m).some((k) => k !== 'name' && k !== 'id')) throw new QnexusError('BAD_GENESIS', `modules[${i}] has unknown fields`);
-    return { name, id: id as number };
+    if (Object.keys(m).some((k) => k !== 'name' && k !== 'id' && k !== 'genesis')) throw new QnexusError('BAD_GENESIS', `modules[${i}] has unknown fields`);
+    if (genesis === undefined) return { name, id: id as number };
+    if (canonicalJson(genesis).length > MAX_MODULE_GENESIS_BYTES) throw new QnexusError('BAD_GENESIS', `modules[${i}].genesis is over ${MAX_MODULE_GENESIS_BYTES} bytes`);
+    return { name, id: id as number, genesis };
   });
   for (let i = 1; i < out.length; i++) if (out[i - 1]!.id >= out[i]!.id) throw new QnexusError('BAD_GENESIS', 'modules must be sorted by id without duplicates');
   if (new Set(out.map((m) => m.name)).size !== out.length) throw new QnexusError('BAD_GENESIS', 'module names must be unique');
@@ -286,7 +308,7 @@ export function genesisToJson(g: Genesis): GenesisJson {
     },
     accounts: g.accounts.map((a) => ({ address: a.address, balance: a.balance.toString() })),
     validators: g.validators.map((v) => ({ address: v.address, publicKey: Buffer.from(v.publicKey).toString('hex'), stake: v.stake.toString() })),
-    ...(g.modules ? { modules: g.modules.map((m) => ({ name: m.name, id: m.id })) } : {}),
+    ...(g.modules ? { modules: g.modules.map((m) => ({ name: m.name, id: m.id, ...(m.genesis === undefined ? {} : { genesis: m.genesis }) })) } : {}),
   };
 }
 
@@ -331,7 +353,7 @@ export function encodeGenesis(g: Genesis): Uint8Array {
   // Absent (unchecked) and an empty list are different chains.
   if (g.modules) {
     w.u8(1).u32(g.modules.length);
-    for (const m of g.modules) w.string(m.name).u8(m.id);
+    for (const m of g.modules) w.string(m.name).u8(m.id).bytes(new TextEncoder().encode(m.genesis === undefined ? '' : canonicalJson(m.genesis)));
   } else w.u8(0);
   return w.finish();
 }
