@@ -97,6 +97,13 @@ describe('e2e: a module from a test fixture, loaded with --module and driven by 
     const wrong = await qnexus(['query', '--module', NOTE, '--node', node0, 'note', 'inbox', to]);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /error \[ACCOUNT_WRONG_SHARD\]/);
+    // The built-in modules' queries through the same generic path.
+    const bankWrong = await qnexus(['query', '--node', node0, 'bank', 'balances', to]);
+    assert.equal(bankWrong.code, 1);
+    assert.match(bankWrong.stderr, /error \[ACCOUNT_WRONG_SHARD\]/);
+    const fees = (await query(node0, 'staking', 'pending-fees')) as { epoch: unknown; pending: unknown };
+    assert.equal(typeof fees.epoch, 'number');
+    assert.ok(Array.isArray(fees.pending));
   });
 
   it("tx note send commits across shards (inbox, balances); --text refuse aborts with NOTE_REFUSED and refunds all but the fee; supply holds", async () => {

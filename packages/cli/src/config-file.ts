@@ -171,6 +171,8 @@ async function readConfigFile(cmd: Command, file: string, shown: string): Promis
     }
     let value = configValue(opt, raw, shown, key);
     if (paths.has(key) && typeof value === 'string') value = resolve(dirname(file), value);
+    // A repeatable path option (--module): each of its paths, the same way.
+    else if (paths.has(key) && Array.isArray(value)) value = value.map((v: unknown) => (typeof v === 'string' ? resolve(dirname(file), v) : v));
     values.set(key, value);
   }
   return values;

@@ -119,6 +119,26 @@ describe('cli: generic tx <module> <msg> and query <module> <name>', function ()
     assert.throws(() => moduleMsgArgs([{ name: 'to' }], {}, 'tx note send'), /missing --to/);
   });
 
+  it('node --module comes from a config file (paths against its directory, a list) or QNEXUS_MODULE, like the other options', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qnexus-module-config-'));
+    try {
+      const cfg = join(dir, 'node.json');
+      writeFileSync(cfg, JSON.stringify({ dataDir: 'd', genesis: 'g.json', module: ['mods/a.mjs', 'b.mjs'] }));
+      const r = await qnexus(['node', '--config', cfg, '--print-config']);
+      assert.equal(r.code, 0, r.stderr);
+      const printed = JSON.parse(r.stdout) as { values: { module: string[] }; sources: { module: string } };
+      assert.deepEqual(printed.values.module, [join(dir, 'mods/a.mjs'), join(dir, 'b.mjs')]);
+      assert.equal(printed.sources.module, 'config');
+      const e = await qnexus(['node', '--data-dir', 'd', '--genesis', 'g.json', '--print-config'], { env: { QNEXUS_MODULE: 'x.mjs,y.mjs' } });
+      assert.equal(e.code, 0, e.stderr);
+      const fromEnv = JSON.parse(e.stdout) as { values: { module: string[] }; sources: { module: string } };
+      assert.deepEqual(fromEnv.values.module, ['x.mjs', 'y.mjs']);
+      assert.equal(fromEnv.sources.module, 'env');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('devnet --module: the genesis names the module, every process gets --module, and a resumed devnet keeps it from the manifest', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'qnexus-devnet-module-'));
     // Prints its arguments and exits: what the launcher would run, without running a node.
