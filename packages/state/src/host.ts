@@ -2,7 +2,7 @@ import { schemeLengths, toHex, homeShard, formatAddress } from '@qnexus/crypto';
 import { QnexusError, Writer, decodeWith, isSystemKind, registerModuleErrors, type Genesis, type TxEnvelope, type TxMsg, type XferInfo } from '@qnexus/types';
 import { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
 import type { Module, MsgDef, QueryDef, SigCheck, XferOpDef } from './module.js';
-import { NATIVE_DENOM, bank, bankModule, moduleAccount } from './modules/bank/index.js';
+import { FEE_COLLECTOR, NATIVE_DENOM, bank, bankModule, denomKeeper, moduleAccount, type DenomKeeper } from './modules/bank/index.js';
 import { xferKeeper, xferModule, type XferKeeper } from './modules/xfer/index.js';
 import { Branch, CommittedState, ModuleStore, type KeyHex, type Writes } from './store.js';
 import { StateView, WorldState, changesOf, type BlockExecution } from './world.js';
@@ -15,14 +15,16 @@ import { StateView, WorldState, changesOf, type BlockExecution } from './world.j
  * transaction's kind.
  */
 
+/** The bank as modules see it: balances, sends, module accounts; no minting (that is `denoms`). */
+export type BankKeeper = Omit<typeof bank, 'genesisCredit' | 'setSupply' | 'setAuth' | 'setBalance'>;
+
 /** The keepers of the built-in modules, handed to app modules at wiring (their `expected` interfaces are subsets). */
 export interface HostKeepers {
-  bank: typeof bank;
+  bank: BankKeeper;
   xfer: XferKeeper;
+  /** Mint and burn for a module's own denoms (`<name>/…`): call with the module's own name. */
+  denoms(owner: string): DenomKeeper;
 }
-
-/** Account that receives every fee; modules with an `onFee` hook take their share from it. */
-export const FEE_COLLECTOR = moduleAccount('fee_collector');
 
 interface Decoded {
   mod: Module;
@@ -48,7 +50,7 @@ export class StateMachine {
    */
   constructor(wire: (k: HostKeepers) => readonly Module[]) {
     const lookup = (m: number, op: number) => this.ops.get(opKey(m, op));
-    this.modules = [bankModule(xferKeeper), xferModule(lookup), ...wire({ bank, xfer: xferKeeper })];
+    this.modules = [bankModule(xferKeeper), xferModule(lookup), ...wire({ bank, xfer: xferKeeper, denoms: denomKeeper })];
     const names = new Set<string>();
     for (const m of this.modules) {
       if (!Number.isInteger(m.id) || m.id < 1 || m.id > 255) throw new Error(`module ${m.name}: id ${m.id} is not in 1..255`);

@@ -12,9 +12,9 @@ export * from './certificate.js';
 export { Branch, CommittedState, ModuleStore, MAX_RANGE, entryLeaf, moduleKey, verifyStateProof, type KVReader, type KeyHex, type ProvenEntry, type StateCommitment, type StateProof, type Writes } from './store.js';
 export { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
 export { msg, type GenesisDef, type Module, type ModuleReader, type MsgCtx, type MsgDef, type QueryDef, type SigCheck, type XferOpDef } from './module.js';
-export { FEE_COLLECTOR, StateMachine, type HostKeepers } from './host.js';
+export { StateMachine, type BankKeeper, type HostKeepers } from './host.js';
 export { StateView, WorldState, changesOf, verifyXferProof, type Account, type BlockExecution, type DenomTotals, type StateChanges } from './world.js';
-export { sendMsg, BANK_KIND, BANK_MSG, BANK_XFER_OP, MAX_DENOM_BYTES, NATIVE_DENOM, bank, moduleAccount, type AuthRecord, type DenomSupply, type SendMsg } from './modules/bank/index.js';
+export { sendMsg, BANK_KIND, BANK_MSG, BANK_XFER_OP, FEE_COLLECTOR, MAX_DENOM_BYTES, NATIVE_DENOM, bank, denomKeeper, moduleAccount, ownsDenom, type DenomKeeper, type AuthRecord, type DenomSupply, type SendMsg } from './modules/bank/index.js';
 export { XFER_RECORD_PREFIX, xfer, xferKeeper, xferRecordKey, type XferCounters, type XferKeeper, type XferOpLookup } from './modules/xfer/index.js';
 
 /** Split of a fee: `burn = fee × feeBurnBps / 10000` (floor) is burned, the rest is the proposer's tip. */

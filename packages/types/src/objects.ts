@@ -224,7 +224,7 @@ export interface TxEnvelope {
   fromStr: string;
 }
 
-/** Decode a wire transaction. Throws QnexusError TX_TOO_LARGE / TX_MALFORMED / TX_UNKNOWN_KIND. Does not verify the signature. */
+/** Decode a wire transaction envelope (the message stays opaque: the app decodes it). Throws QnexusError TX_TOO_LARGE / TX_MALFORMED. Does not verify the signature. */
 export function openTx(raw: Uint8Array): TxEnvelope {
   if (raw.length > MAX_TX_BYTES) throw new QnexusError('TX_TOO_LARGE', `transaction is ${raw.length} bytes; the limit is ${MAX_TX_BYTES}`);
   let bodyBytes!: Uint8Array;

@@ -1,5 +1,5 @@
 import { ADDRESS_BYTES, addressFromPublicKey, formatAddress, fromHex, isAddressString, parseAddress, schemeLengths, signingBytes, toHex } from '@qnexus/crypto';
-import { BEACON_SHARD, MAX_PUBLIC_KEY_BYTES, MAX_SIGNATURE_BYTES, QnexusError, Writer, CODEC_VERSION, type TxMsg, type XferInfo } from '@qnexus/types';
+import { BEACON_SHARD, MAX_PUBLIC_KEY_BYTES, MAX_SIGNATURE_BYTES, QnexusError, Writer, CODEC_VERSION, type Reader, type TxMsg, type XferInfo } from '@qnexus/types';
 import { FEE_COLLECTOR, MODULE_IDS, NATIVE_DENOM, feesRecordId, msg, splitFee, type ExecCtx, type HostKeepers, type Module } from '@qnexus/state';
 import { FEE_ACCOUNT, MAX_PENDING_PROPOSERS, fees } from './fees.js';
 
@@ -49,14 +49,32 @@ export function stakeConsentSigningBytes(chainId: string, funder: Uint8Array, va
   return signingBytes(chainId, 'stake', new Writer(validatorPublicKey.length + 64).u8(CODEC_VERSION).fixed(funder, ADDRESS_BYTES).bytes(validatorPublicKey).finish());
 }
 
+/** One codec per message, used by the module's definitions and the client builders alike. */
+const stakeCodec = {
+  encode: (w: Writer, p: StakeMsg) => void w.bytes(p.validatorPublicKey).u64(p.amount).bytes(p.validatorSignature),
+  decode: (r: Reader): StakeMsg => ({
+    validatorPublicKey: r.bytes(MAX_PUBLIC_KEY_BYTES, 'validator public key'),
+    amount: r.u64('amount'),
+    validatorSignature: r.bytes(MAX_SIGNATURE_BYTES, 'validator signature'),
+  }),
+};
+const unstakeCodec = {
+  encode: (w: Writer, p: UnstakeMsg) => void w.fixed(p.validator, ADDRESS_BYTES),
+  decode: (r: Reader): UnstakeMsg => ({ validator: r.fixed(ADDRESS_BYTES, 'validator') }),
+};
+
 /** Client side: the message of a stake transaction. */
 export function stakeMsg(m: StakeMsg): TxMsg {
-  return { kind: STAKING_KIND.stake, msg: new Writer(m.validatorPublicKey.length + m.validatorSignature.length + 32).bytes(m.validatorPublicKey).u64(m.amount).bytes(m.validatorSignature).finish() };
+  const w = new Writer(m.validatorPublicKey.length + m.validatorSignature.length + 32);
+  stakeCodec.encode(w, m);
+  return { kind: STAKING_KIND.stake, msg: w.finish() };
 }
 
 /** Client side: the message of an unstake transaction. */
 export function unstakeMsg(m: UnstakeMsg): TxMsg {
-  return { kind: STAKING_KIND.unstake, msg: new Writer(24).fixed(m.validator, ADDRESS_BYTES).finish() };
+  const w = new Writer(24);
+  unstakeCodec.encode(w, m);
+  return { kind: STAKING_KIND.unstake, msg: w.finish() };
 }
 
 /** What the staking module needs from the host (Cosmos' expected keepers). */
@@ -72,12 +90,7 @@ export function stakingModule(k: StakingKeepers): Module {
       msg<StakeMsg>({
         type: STAKING_MSG.stake,
         name: 'stake',
-        encode: (w, p) => void w.bytes(p.validatorPublicKey).u64(p.amount).bytes(p.validatorSignature),
-        decode: (r) => ({
-          validatorPublicKey: r.bytes(MAX_PUBLIC_KEY_BYTES, 'validator public key'),
-          amount: r.u64('amount'),
-          validatorSignature: r.bytes(MAX_SIGNATURE_BYTES, 'validator signature'),
-        }),
+        ...stakeCodec,
         validate(p, _env, params) {
           if (p.amount < params.minStake) throw new QnexusError('STAKE_TOO_LOW', `stake ${p.amount} is below the minimum ${params.minStake}`);
           const len = schemeLengths(params.scheme);
@@ -109,8 +122,7 @@ export function stakingModule(k: StakingKeepers): Module {
       msg<UnstakeMsg>({
         type: STAKING_MSG.unstake,
         name: 'unstake',
-        encode: (w, p) => void w.fixed(p.validator, ADDRESS_BYTES),
-        decode: (r) => ({ validator: r.fixed(ADDRESS_BYTES, 'validator') }),
+        ...unstakeCodec,
         client: {
           args: [{ name: 'validator', help: 'the validator to take out (qn…)' }],
           build: (a) => {
@@ -185,7 +197,7 @@ export function stakingModule(k: StakingKeepers): Module {
     /** Every fee: `feeBurnBps` of it is burned, the rest is the block proposer's tip, held in the fee account until the roll. */
     onFee(ctx, fee) {
       const { burn, tip } = splitFee(fee, ctx.params.feeBurnBps);
-      k.bank.burn(ctx, FEE_COLLECTOR, burn);
+      k.bank.burnFees(ctx, burn);
       if (tip === 0n) return;
       k.bank.send(ctx, FEE_COLLECTOR, FEE_ACCOUNT, tip);
       const who = toHex(ctx.block.proposer);

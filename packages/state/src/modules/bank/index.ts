@@ -97,7 +97,7 @@ export function bankModule(x: XferKeeper): Module {
       }),
     ],
     xfers: [{ op: BANK_XFER_OP.transfer, name: 'transfer', route: 'shard-shard' }],
-    errors: { BANK_BAD_DENOM: 400 },
+    errors: { BANK_BAD_DENOM: 400, BANK_NOT_DENOM_OWNER: 403 },
     queries: [balancesQuery],
   };
 }

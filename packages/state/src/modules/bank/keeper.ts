@@ -36,6 +36,18 @@ export function moduleAccount(name: string): Uint8Array {
   return sha256(utf8(`qnexus/module-account/${name}`)).slice(0, ADDRESS_BYTES);
 }
 
+/** The account every fee is paid into; modules with an `onFee` hook take their share (or burn it) from there. */
+export const FEE_COLLECTOR = moduleAccount('fee_collector');
+
+/**
+ * Whether `owner` owns `denom`: a module owns the denoms named `<module>/…`
+ * (`amm/7`, `token/0x…`); the native denom belongs to no module (it is
+ * created at genesis only, and leaves only as burned fees).
+ */
+export function ownsDenom(owner: string, denom: string): boolean {
+  return denom.startsWith(`${owner}/`);
+}
+
 const authKey = (addr: Uint8Array) => new Writer(24).u8(0x61).fixed(addr, ADDRESS_BYTES).finish();
 const balKey = (addr: Uint8Array, denom: string) => {
   const d = utf8(denom);
@@ -62,6 +74,42 @@ export function decodeAuth(b: Uint8Array): AuthRecord {
 
 function validDenom(denom: string): void {
   if (!/^[a-z][a-z0-9/._-]{1,63}$/.test(denom)) throw new QnexusError('BANK_BAD_DENOM', `invalid denom ${JSON.stringify(denom)}`);
+}
+
+function burnFrom(ctx: ExecCtx, from: Uint8Array, amount: bigint, denom: string): void {
+  if (amount === 0n) return;
+  bank.debit(ctx, from, amount, denom);
+  const s = bank.supply(ctx, denom);
+  bank.setSupply(ctx, denom, { ...s, burned: s.burned + amount });
+}
+
+/** Minting and burning, for the module that owns a denom: handed to each module at wiring, for its own name. */
+export interface DenomKeeper {
+  /** Create `amount` of `denom` (a denom this module owns) in `to`'s balance: `minted` grows. */
+  mint(ctx: ExecCtx, to: Uint8Array, amount: bigint, denom: string): void;
+  /** Destroy `amount` of `denom` (a denom this module owns) from `from`'s balance: `burned` grows. */
+  burn(ctx: ExecCtx, from: Uint8Array, amount: bigint, denom: string): void;
+}
+
+/** The mint/burn keeper of module `owner`: BANK_NOT_DENOM_OWNER for any denom not named `<owner>/…`. */
+export function denomKeeper(owner: string): DenomKeeper {
+  const check = (denom: string) => {
+    validDenom(denom);
+    if (!ownsDenom(owner, denom)) throw new QnexusError('BANK_NOT_DENOM_OWNER', `module ${owner} may mint and burn only denoms named ${owner}/…, not ${JSON.stringify(denom)}`);
+  };
+  return {
+    mint(ctx, to, amount, denom) {
+      check(denom);
+      if (amount === 0n) return;
+      bank.credit(ctx, to, amount, denom);
+      const s = bank.supply(ctx, denom);
+      bank.setSupply(ctx, denom, { ...s, minted: s.minted + amount });
+    },
+    burn(ctx, from, amount, denom) {
+      check(denom);
+      burnFrom(ctx, from, amount, denom);
+    },
+  };
 }
 
 /** The bank's reads and writes, on whatever branch the context carries. */
@@ -146,21 +194,9 @@ export const bank = {
     bank.credit(ctx, to, amount, denom);
   },
 
-  /** Burn from an account: the value leaves Σ balances into the denom's burned total. */
-  burn(ctx: ExecCtx, from: Uint8Array, amount: bigint, denom: string = NATIVE_DENOM): void {
-    if (amount === 0n) return;
-    bank.debit(ctx, from, amount, denom);
-    const s = bank.supply(ctx, denom);
-    bank.setSupply(ctx, denom, { ...s, burned: s.burned + amount });
-  },
-
-  /** Mint into an account: only a denom's owner module calls this (it is wired only to the module that owns the denom). */
-  mint(ctx: ExecCtx, to: Uint8Array, amount: bigint, denom: string): void {
-    validDenom(denom);
-    if (amount === 0n) return;
-    bank.credit(ctx, to, amount, denom);
-    const s = bank.supply(ctx, denom);
-    bank.setSupply(ctx, denom, { ...s, minted: s.minted + amount });
+  /** Burn the native denom from the fee collector: the part of fees that is destroyed (the fee rule's). */
+  burnFees(ctx: ExecCtx, amount: bigint): void {
+    burnFrom(ctx, FEE_COLLECTOR, amount, NATIVE_DENOM);
   },
 
   /** Genesis: an initial balance, counted in the denom's genesis supply. */

@@ -1,0 +1,81 @@
+// A module mints and burns only the denoms it owns (`<module>/…`), through the keeper the host
+// hands it; the native denom is nobody's to mint. Minted and burned amounts enter the denom's
+// supply identity, which holds after every block.
+import assert from 'node:assert/strict';
+import { addressFromPublicKey, formatAddress, generateKeyPair, sha256, utf8, type KeyPair } from '@qnexus/crypto';
+import { Writer, encodeTx, makeGenesis, openTx, type Reader, type TxEnvelope } from '@qnexus/types';
+import { NATIVE_DENOM, msg, stateParams, type HostKeepers, type Module } from '@qnexus/state';
+import { createApp } from '@qnexus/app';
+
+const CHAIN = 'qn-denoms-test';
+const SIG44 = new Uint8Array(2420);
+const gen = (label: string) => generateKeyPair('ml-dsa-44', sha256(utf8(`denoms-${label}`)));
+const alice = gen('alice');
+const validator = gen('validator');
+const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
+const G = makeGenesis({
+  chainId: CHAIN,
+  scheme: 'ml-dsa-44',
+  genesisTime: 0,
+  slotMs: 1000,
+  epochLength: 10,
+  shardCount: 1,
+  minFee: 5n,
+  maxBlockTxs: 100,
+  xferTimeoutSlots: 10,
+  beacon: { publicKey: gen('beacon').publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
+  accounts: [{ address: formatAddress(addrOf(alice)), balance: 1_000_000n }],
+  validators: [{ address: formatAddress(addrOf(validator)), publicKey: validator.publicKey, stake: 10n }],
+});
+const P = stateParams(G, 0);
+const CTX = { height: 1, slot: 1, proposer: addrOf(validator) };
+
+/** Test module `tok` (id 201): `mint`/`burn` a denom named in the message, to and from the sender. */
+interface Op {
+  denom: string;
+  amount: bigint;
+}
+const codec = { encode: (w: Writer, p: Op) => void w.string(p.denom).u64(p.amount), decode: (r: Reader): Op => ({ denom: r.string(64), amount: r.u64() }) };
+function tokModule(k: HostKeepers): Module {
+  const d = k.denoms('tok');
+  return {
+    name: 'tok',
+    id: 201,
+    msgs: [
+      msg<Op>({ type: 1, name: 'tok-mint', ...codec, json: () => ({}), handle: ({ ctx, env }, p) => d.mint(ctx, env.from, p.amount, p.denom) }),
+      msg<Op>({ type: 2, name: 'tok-burn', ...codec, json: () => ({}), handle: ({ ctx, env }, p) => d.burn(ctx, env.from, p.amount, p.denom) }),
+    ],
+  };
+}
+const app = createApp((k) => [tokModule(k)]);
+
+function tx(type: number, p: Op, nonce: bigint): TxEnvelope {
+  const w = new Writer(96);
+  codec.encode(w, p);
+  return openTx(encodeTx({ body: { chainId: CHAIN, nonce, fee: 5n, publicKey: alice.publicKey, payload: { kind: (201 << 8) | type, msg: w.finish() } }, signature: SIG44 }));
+}
+
+describe('state: denoms belong to the module that names them', () => {
+  it('mints and burns its own denom; the denom supply identity holds with minted and burned', () => {
+    const s = app.genesisState(G, 0);
+    const b = app.executeBlock(s, [tx(1, { denom: 'tok/gold', amount: 500n }, 0n), tx(2, { denom: 'tok/gold', amount: 120n }, 1n)], P, CTX);
+    s.apply(b.changes);
+    assert.equal(s.balance(addrOf(alice), 'tok/gold'), 380n);
+    const gold = s.denomTotals().find((t) => t.denom === 'tok/gold')!;
+    assert.deepEqual({ minted: gold.minted, burned: gold.burned, balances: gold.balances, genesis: gold.genesis }, { minted: 500n, burned: 120n, balances: 380n, genesis: 0n });
+  });
+
+  it("refuses another module's denom and the native one (BANK_NOT_DENOM_OWNER), writing nothing", () => {
+    const s = app.genesisState(G, 0);
+    for (const [type, denom] of [
+      [1, NATIVE_DENOM],
+      [1, 'amm/1'],
+      [1, 'Bad Denom'],
+      [2, NATIVE_DENOM],
+    ] as const) {
+      const r = app.executeApplicable(s, [tx(type, { denom, amount: 1n }, 0n)], P, CTX);
+      assert.deepEqual(r.skipped.map((x) => x.error.code), [denom === 'Bad Denom' ? 'BANK_BAD_DENOM' : 'BANK_NOT_DENOM_OWNER'], denom);
+      assert.equal(r.exec.changes.writes.size, 0, `nothing written for ${denom}`);
+    }
+  });
+});
