@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, renameSync, writeFileSync } from 'node
 import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   addressFromPublicKey,
@@ -520,6 +520,8 @@ export function devnetJoinArgs(m: DevnetManifest, shard: number, genesisFile = '
   for (const e of m.processes) {
     if (e.role === 'beacon' || e.shard === shard) args.push('--bootstrap', `${publicMultiaddr(host, e.p2pPort)}/p2p/${e.peerId}`);
   }
+  // The joiner must run the chain's modules too (the genesis names them): copied beside the genesis file.
+  for (const f of m.modules ?? []) args.push('--module', basename(f));
   return args;
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import { installModules } from '@qnexus/app';
-import { prepareDevnet } from '../src/devnet.js';
+import { devnetJoinArgs, prepareDevnet } from '../src/devnet.js';
 import { CliError } from '../src/errors.js';
 import { clientModuleFiles } from '../src/program.js';
 import { moduleMsgArgs } from '../src/commands/tx.js';
@@ -162,6 +162,9 @@ describe('cli: generic tx <module> <msg> and query <module> <name>', function ()
       const args = await loggedArgs(r.process('s1-validator-0').logFile);
       assert.equal(args[args.indexOf('--module') + 1], NOTE);
       await r.stop();
+      // A machine joining a public devnet is told to run the module too (the file copied beside the genesis).
+      const join1 = devnetJoinArgs({ ...r.manifest, publicHost: '203.0.113.7' }, 1);
+      assert.equal(join1[join1.indexOf('--module') + 1], 'index.mjs');
     } finally {
       // The launcher installed the module into this process's app: give the other tests the plain app back.
       await installModules([]);

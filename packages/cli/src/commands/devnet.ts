@@ -126,6 +126,7 @@ function printJoin(d: Devnet): void {
   const host = m.publicHost!;
   out(`  join from another machine (this one is ${host}; a clone of this repository there, after npm ci):`);
   out(`    scp ${host}:${m.genesis} genesis.json        # or copy ${displayPath(m.genesis)} there any other way`);
+  for (const f of m.modules ?? []) out(`    scp ${host}:${f} .        # the chain's module (--module): every node runs it`);
   for (let k = 0; k < d.genesis.shardCount; k++) {
     out(`    npx qnexus node ${devnetJoinArgs(m, k).map(shellWord).join(' ')}`);
   }
