@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export interface Tree {
   /** `before` (the baseline) or `after` (this checkout). */
@@ -95,6 +96,14 @@ export function buildBaseline(root: string, rev: string, cleanups: Cleanups): Tr
   console.log('baseline: npm run build');
   execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
   return { label: 'before', root: dir, rev: git(dir, 'rev-parse', '--short', 'HEAD') };
+}
+
+/**
+ * A workspace package of a tree, from that tree's own dist/ (`pkg` = the folder under packages/,
+ * e.g. `state`, `modules/staking`): so each tree runs, signs and encodes with its own code.
+ */
+export async function importFromTree<T>(tree: Tree, pkg: string): Promise<T> {
+  return (await import(pathToFileURL(join(tree.root, 'packages', pkg, 'dist/index.js')).href)) as T;
 }
 
 /** A markdown-ish aligned table (the last column is not padded). */
