@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { Address, Amount, Hash, Int, Literals, Nat, Nullable, Obj, defineRoute } from './route.js';
+import { ModuleRef } from './module.js';
 import { BeaconValidator, CommitteeMember, CryptoBackend, EvidenceRequest, EvidenceResult, HeadRef, StakingTotals, XferDecision } from './schemas.js';
 
 /** The beacon's routes (packages/beacon/src/api.ts implements them). */
@@ -28,6 +29,7 @@ export const BeaconStatus = Obj(
     xtransfers: XferCounts,
     cryptoBackend: CryptoBackend,
     heads: Type.Array(HeadRef, { description: "Each shard's newest certified block reported to the beacon." }),
+    modules: Type.Array(ModuleRef, { description: "The app's modules on the beacon; every process of a chain runs the same." }),
   },
   { title: 'BeaconStatus' },
 );

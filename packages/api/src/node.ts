@@ -58,8 +58,7 @@ export const NodeStatus = Obj(
     stateRoot: Hash('State root of the finalized head.'),
     cryptoBackend: CryptoBackend,
     beacon: BeaconLink,
-    // Optional only so that status fixtures written before modules still match; every node of this version sends it.
-    modules: Type.Optional(Type.Array(ModuleRef, { description: "The app's modules on this process (built-ins first, then the app's and any loaded with --module); every process of a chain runs the same." })),
+    modules: Type.Array(ModuleRef, { description: "The app's modules on this process (built-ins first, then the app's and any loaded with --module); every process of a chain runs the same." }),
   },
   { title: 'NodeStatus' },
 );

@@ -87,6 +87,7 @@ describe('api: route definitions and the OpenAPI document', () => {
       overloaded: false,
       stateRoot: 'cd'.repeat(32),
       cryptoBackend: 'noble',
+      modules: [{ name: 'bank', id: 1 }],
       beacon: {
         peerId: 'b',
         connected: false,

@@ -91,6 +91,7 @@ export const beaconApiRoutes: readonly JsonRoute<ApiContext>[] = [
       cryptoBackend: c.registry.backend.name,
       // Each shard's newest certified block reported to the beacon (what its registry snapshots carry).
       heads: c.registry.heads().map((h) => ({ shard: h.shard, height: h.height, blockHash: toHex(h.blockHash), slot: h.slot, round: h.round })),
+      modules: app.modules.map((m) => ({ name: m.name, id: m.id })),
     };
   }),
   implement(R.validators, (c: ApiContext) => {
