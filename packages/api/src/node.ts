@@ -134,15 +134,22 @@ export const blocks = defineRoute({
  * bytes), from, to and amount; stake and unstake add the validator; beacon entries add the
  * transfer they act on (and a decision: its outcome).
  */
+/**
+ * A transaction's fields: the envelope's (hash, kind = the message's name, fee, nonce, raw, the
+ * sender), then its message's, which its module defines (`MsgDef.json`). The built-in modules'
+ * are listed; another module's fields are allowed (the object is open beyond these), so a module
+ * needs no change here.
+ */
 const txFields = {
   hash: Hash(),
-  kind: Type.String(),
+  kind: Type.String({ description: "The message's name (its module defines the fields that follow)." }),
   fee: Amount(),
   nonce: Amount(),
   raw: Hex(undefined, 'The exact wire encoding: anyone can re-verify or relay it.'),
   from: Address(),
-  to: Address(),
-  amount: Amount(),
+  to: Type.Optional(Address()),
+  amount: Type.Optional(Amount()),
+  denom: Type.Optional(Type.String({ description: 'bank: the denomination moved, when not the native one.' })),
   validator: Type.Optional(Address()),
   validatorPublicKey: Type.Optional(Hex()),
   transfer: Type.Optional(Hash('Beacon entries: the id of the cross-shard transfer they act on.')),
@@ -161,7 +168,7 @@ export const Tx = Obj(
     block: Nullable(TxBlockRef),
     error: Nullable(ErrorInfo),
   },
-  { title: 'Tx' },
+  { title: 'Tx', additionalProperties: true },
 );
 
 export const tx = defineRoute({

@@ -34,18 +34,16 @@ export type BeaconValidatorInfo = Static<typeof schemas.BeaconValidator>;
  */
 export type NodeValidatorInfo = Static<typeof schemas.NodeValidator>;
 /**
- * A validator's registry entry as `GET /v1/validators[/{address}]` answers it on the beacon, and on a
- * node that has a beacon snapshot. NOT derived: a node without a snapshot yet answers
- * {@link NodeValidatorInfo}, whose registry-only fields are null; this name keeps the older,
- * non-null shape until the CLI handles those nulls (see /work/notes/requests-routes.md). Read
- * `source` of {@link ValidatorsInfo} ('committee': the nulls are there).
+ * A validator as `GET /v1/validators[/{address}]` answers it: the beacon's registry entry, or a
+ * node's ({@link NodeValidatorInfo}: before its first beacon snapshot the registry-only fields are
+ * null; `source` of {@link ValidatorsInfo} says 'committee' then).
  */
-export type ValidatorInfo = Omit<BeaconValidatorInfo, 'publicKey' | 'peerId'> & { publicKey?: string | null; peerId?: string | null };
+export type ValidatorInfo = NodeValidatorInfo | BeaconValidatorInfo;
 export type StakingTotals = Static<typeof schemas.StakingTotals>;
 /** `GET /v1/validators` on a shard node, exactly as the server defines it. */
 export type NodeValidatorsInfo = Static<typeof node.NodeValidators>;
-/** `GET /v1/validators` on a shard node, its validators in the older shape (see {@link ValidatorInfo}). */
-export type ValidatorsInfo = Omit<NodeValidatorsInfo, 'validators'> & { validators: ValidatorInfo[] };
+/** `GET /v1/validators` on a shard node. */
+export type ValidatorsInfo = NodeValidatorsInfo;
 /** `POST /v1/evidence` (node or beacon): the beacon's verdict. */
 export type EvidenceResult = Static<typeof schemas.EvidenceResult>;
 /** `GET /v1/supply` of a shard node: its supply identity (total = genesisSupply at every height). */

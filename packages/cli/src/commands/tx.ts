@@ -633,18 +633,22 @@ async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: stri
 
 /** A validator record as text lines. */
 export function formatValidator(v: ValidatorInfo): string[] {
+  // A node without a beacon snapshot yet knows only the committees: the registry's fields are null ('-').
   const ep = (n: number | null) => (n === null ? '-' : String(n));
   const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);
+  const or = (s: string | null) => s ?? '-';
+  const p = v.participation;
+  const l = v.lifetime;
   return table([
     ['validator', v.address],
-    ['home', v.home],
+    ['home', or(v.home)],
     ['status', v.status],
     ['shard', v.shard === null ? '-' : String(v.shard)],
     ['stake', v.stake],
-    ['rewards', v.rewards],
-    ['slashed', v.slashed],
+    ['rewards', or(v.rewards)],
+    ['slashed', or(v.slashed)],
     ['epochs', `activation ${ep(v.activationEpoch)}, exit ${ep(v.exitEpoch)}, withdrawable ${ep(v.withdrawableEpoch)}`],
-    ['votes', `epoch ${ep(v.participation.epoch)}: ${v.participation.signed}/${v.participation.blocks} (${pct(v.participation.rate)}); lifetime ${v.lifetime.signed}/${v.lifetime.blocks} (${pct(v.lifetime.rate)})`],
+    ['votes', p && l ? `epoch ${ep(p.epoch)}: ${p.signed}/${p.blocks} (${pct(p.rate)}); lifetime ${l.signed}/${l.blocks} (${pct(l.rate)})` : '- (no beacon snapshot yet)'],
   ]);
 }
 

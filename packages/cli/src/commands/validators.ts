@@ -11,7 +11,7 @@ function validatorRows(vs: readonly ValidatorInfo[]): string[] {
   const rate = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(0)}%`);
   return table([
     ['address', 'status', 'shard', 'stake', 'rewards', 'slashed', 'votes'],
-    ...vs.map((v) => [v.address, v.status, v.shard === null ? '-' : String(v.shard), v.stake, v.rewards, v.slashed, rate(v.participation.rate)]),
+    ...vs.map((v) => [v.address, v.status, v.shard === null ? '-' : String(v.shard), v.stake, v.rewards ?? '-', v.slashed ?? '-', rate(v.participation?.rate ?? null)]),
   ]);
 }
 
