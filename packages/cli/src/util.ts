@@ -1,7 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { homeShard, isAddressString, isSchemeName, isValidChainId, parseAddress, type SchemeName } from '@qnexus/crypto';

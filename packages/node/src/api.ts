@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
-import { addressFromPublicKey, bytesEqual, formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
+import { bytesEqual, formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
 import { NATIVE_DENOM, verifyVoteEvidence, type EpochCommittees } from '@qnexus/state';
 import { app } from '@qnexus/app';
 import {
-  BEACON_SHARD,
   QnexusError,
   blockHash,
   decodeBlock,

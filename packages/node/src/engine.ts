@@ -1,4 +1,4 @@
-import { formatAddress, fromHex, parseAddress, sha256, toHex, type UnlockedKey } from '@qnexus/crypto';
+import { formatAddress, fromHex, parseAddress, toHex, type UnlockedKey } from '@qnexus/crypto';
 import {
   decodeCompactProposal,
   decodeVote,

@@ -1,5 +1,5 @@
 import { app } from '@qnexus/app';
-import { addressFromPublicKey, formatAddress, toHex } from '@qnexus/crypto';
+import { toHex } from '@qnexus/crypto';
 import type { TxEnvelope, XferRecord } from '@qnexus/types';
 
 /** How many transfer ids the node remembers for `GET /v1/xtransfers` (the endpoint's largest `limit`). */

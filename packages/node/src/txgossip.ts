@@ -10,7 +10,6 @@ import {
   MAX_TX_BATCH_BYTES,
   MAX_TX_BYTES,
   type AnyErrorCode,
-  type ErrorCode,
   type TxEnvelope,
 } from '@qnexus/types';
 import type { P2PNode, RequestHandler, RequestHandlerOptions, Topics, ValidationResult } from '@qnexus/p2p';
