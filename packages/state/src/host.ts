@@ -3,7 +3,7 @@ import { QnexusError, Writer, decodeWith, isSystemKind, registerModuleErrors, ty
 import { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
 import type { Module, MsgDef, QueryDef, SigCheck, XferOpDef } from './module.js';
 import { FEE_COLLECTOR, NATIVE_DENOM, bank, bankModule, denomKeeper, moduleAccount, type DenomKeeper } from './modules/bank/index.js';
-import { xferKeeper, xferModule, type XferKeeper } from './modules/xfer/index.js';
+import { xferKeeperOf, xferModule, type XferKeeper } from './modules/xfer/index.js';
 import { Branch, CommittedState, ModuleStore, type KeyHex, type Writes } from './store.js';
 import { StateView, WorldState, changesOf, type BlockExecution } from './world.js';
 
@@ -50,6 +50,7 @@ export class StateMachine {
    */
   constructor(wire: (k: HostKeepers) => readonly Module[]) {
     const lookup = (m: number, op: number) => this.ops.get(opKey(m, op));
+    const xferKeeper = xferKeeperOf(lookup);
     this.modules = [bankModule(xferKeeper), xferModule(lookup), ...wire({ bank, xfer: xferKeeper, denoms: denomKeeper })];
     const names = new Set<string>();
     for (const m of this.modules) {

@@ -15,7 +15,7 @@ export { msg, type GenesisDef, type Module, type ModuleReader, type MsgCtx, type
 export { StateMachine, type BankKeeper, type HostKeepers } from './host.js';
 export { StateView, WorldState, changesOf, verifyXferProof, type Account, type BlockExecution, type DenomTotals, type StateChanges } from './world.js';
 export { sendMsg, BANK_KIND, BANK_MSG, BANK_XFER_OP, FEE_COLLECTOR, MAX_DENOM_BYTES, NATIVE_DENOM, bank, denomKeeper, moduleAccount, ownsDenom, type DenomKeeper, type AuthRecord, type DenomSupply, type SendMsg } from './modules/bank/index.js';
-export { XFER_RECORD_PREFIX, xfer, xferKeeper, xferRecordKey, type XferCounters, type XferKeeper, type XferOpLookup } from './modules/xfer/index.js';
+export { XFER_RECORD_PREFIX, xfer, xferKeeperOf, xferRecordKey, type XferCounters, type XferKeeper, type XferOpLookup } from './modules/xfer/index.js';
 
 /** Split of a fee: `burn = fee × feeBurnBps / 10000` (floor) is burned, the rest is the proposer's tip. */
 export function splitFee(fee: bigint, feeBurnBps: number): { burn: bigint; tip: bigint } {

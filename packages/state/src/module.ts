@@ -77,6 +77,11 @@ export interface XferOpDef {
   route: 'shard-shard' | 'shard-beacon' | 'beacon-shard';
   /** Stateless check of the op's payload (length, shape); a bad one makes the entry malformed. */
   checkPayload?(x: XferInfo, params: StateParams): boolean;
+  /**
+   * Source, right after the engine escrowed `amount` (on the same branch, so a throw undoes the
+   * escrow): lock whatever else the op moves (an NFT, an order's reservation).
+   */
+  lock?(ctx: ExecCtx, x: XferInfo): void;
   /** Destination: validate and reserve, or return a refusal code (the credit of `amount` is checked generically first). */
   prepare?(ctx: ExecCtx, x: XferInfo): string | null;
   /** Source, on abort: who gets the escrow back (default `x.from`). */

@@ -95,29 +95,37 @@ export interface XferKeeper {
   infoFor(ctx: ExecCtx, env: TxEnvelope, o: { module: number; op: number; denom: string; dstShard: number; to: Uint8Array; amount: bigint; payload?: Uint8Array }): XferInfo;
 }
 
-export const xferKeeper: XferKeeper = {
-  open(ctx, info, payer) {
-    if (xfer.record(ctx, toHex(info.id))) throw new QnexusError('XS_DUPLICATE', 'transfer already recorded');
-    if (info.amount > 0n) bank.debit(ctx, payer, info.amount, info.denom);
-    xfer.add(ctx, 'escrow', info.amount, info.denom);
-    xfer.setRecord(ctx, { role: 'source', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: ctx.block.height, decidedHeight: 0 });
-  },
-  infoFor(ctx, env, o) {
-    return {
-      module: o.module,
-      op: o.op,
-      denom: o.denom,
-      id: env.hash,
-      srcShard: ctx.params.shard,
-      dstShard: o.dstShard,
-      from: env.from,
-      to: o.to,
-      amount: o.amount,
-      deadlineSlot: ctx.block.slot + ctx.params.xferTimeoutSlots,
-      payload: o.payload ?? EMPTY,
-    };
-  },
-};
+/** The engine's keeper, over the op definitions the host knows (so `open` runs the op's `lock`). */
+export function xferKeeperOf(ops: XferOpLookup): XferKeeper {
+  return {
+    open(ctx, info, payer) {
+      if (xfer.record(ctx, toHex(info.id))) throw new QnexusError('XS_DUPLICATE', 'transfer already recorded');
+      const d = opOf(ops, info);
+      if (info.amount > 0n) bank.debit(ctx, payer, info.amount, info.denom);
+      xfer.add(ctx, 'escrow', info.amount, info.denom);
+      d.lock?.(ctx, info);
+      xfer.setRecord(ctx, { role: 'source', info, prepare: 'accepted', reason: '', decision: 'none', preparedHeight: ctx.block.height, decidedHeight: 0 });
+    },
+    infoFor: infoFor,
+  };
+}
+
+function infoFor(ctx: ExecCtx, env: TxEnvelope, o: Parameters<XferKeeper['infoFor']>[2]): XferInfo {
+  return {
+    module: o.module,
+    op: o.op,
+    denom: o.denom,
+    id: env.hash,
+    srcShard: ctx.params.shard,
+    dstShard: o.dstShard,
+    from: env.from,
+    to: o.to,
+    amount: o.amount,
+    deadlineSlot: ctx.block.slot + ctx.params.xferTimeoutSlots,
+    payload: o.payload ?? EMPTY,
+  };
+}
+
 
 interface PrepareMsg {
   xfer: XferInfo;
