@@ -3,6 +3,7 @@
 //                         [--accounts 1000,10000] [--block-txs 500] [--blocks 4] [--runs 7] [--warmup-runs 2]
 //                         [--rates 40,70] [--duration-s 30] [--warmup-s 10] [--drain-s 30]
 //                         [--accounts-per-shard 32] [--base-port 28000] [--out bench/results] [--smoke]
+//                         ["--node-flags=--cpu-prof --cpu-prof-dir=<dir>"] (every devnet process)
 //
 // Issue 15 (the application layer: one key-value store with branches, modules, a u16-kind
 // transaction codec) measured before and after in one run, each tree with its OWN code: its
@@ -65,6 +66,8 @@ const { values: args } = parseArgs({
     'base-port': { type: 'string', default: '28000' },
     out: { type: 'string', default: 'bench/results' },
     smoke: { type: 'boolean', default: false },
+    // Node flags for every devnet process (both trees), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (run one tree at a time to keep the profiles apart).
+    'node-flags': { type: 'string' },
   },
 });
 
@@ -508,7 +511,9 @@ async function openNet(code: Code): Promise<Net> {
     // A fresh port range per devnet: the previous one's ports may linger in TIME_WAIT.
     const basePort = BASE_PORT + (portSlot++ % 10) * 200;
     try {
-      devnet = await cli.startDevnet({ dir: join(dir, 'devnet'), basePort, reset: true, shards: 2, validators: 4, fullNodes: 0, accounts: PER_SHARD, logFormat: 'json', scryptN: 1 << 12, readyTimeoutMs: 90_000 });
+      const flags = args['node-flags'] ? args['node-flags'].split(/\s+/).filter(Boolean) : [];
+      const nodeCommand = flags.length ? { nodeCommand: { command: process.execPath, args: [...flags, join(tree.root, 'packages/cli/dist/bin.js')] } } : {};
+      devnet = await cli.startDevnet({ dir: join(dir, 'devnet'), basePort, reset: true, shards: 2, validators: 4, fullNodes: 0, accounts: PER_SHARD, logFormat: 'json', scryptN: 1 << 12, readyTimeoutMs: 90_000, ...nodeCommand });
     } catch (e) {
       if (attempt >= 2 || !/PORT_IN_USE/.test(String((e as { code?: string }).code ?? e))) {
         rmSync(dir, { recursive: true, force: true });
