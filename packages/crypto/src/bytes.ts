@@ -17,8 +17,10 @@ export function isHex(s: string, byteLength?: number): boolean {
   return byteLength === undefined || s.length === byteLength * 2;
 }
 
+const ENCODER = new TextEncoder();
+
 export function utf8(s: string): Uint8Array {
-  return new TextEncoder().encode(s);
+  return ENCODER.encode(s);
 }
 
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {

@@ -62,8 +62,11 @@ export class ExecCtx {
     readonly block: BlockContext,
   ) {}
 
+  private readonly stores: (ModuleStore | undefined)[] = [];
+
+  /** The module's store on this context's branch (one object per module and context). */
   store(moduleId: number): ModuleStore {
-    return new ModuleStore(this.kv, moduleId);
+    return (this.stores[moduleId] ??= new ModuleStore(this.kv, moduleId));
   }
 
   /** The same block on a child branch (a transaction's). */

@@ -221,22 +221,29 @@ export class StateMachine {
 
   /**
    * The ante step of an account transaction: nonce, key registration on the
-   * first transaction, the fee into the fee collector, then every module's
-   * `onFee` (staking burns a share and books the proposer's tip).
+   * first transaction, then the fee: debited from the sender, offered to every module's `onFee`
+   * (staking burns a share and books the proposer's tip), the rest to the fee collector.
    */
   private ante(ctx: ExecCtx, env: TxEnvelope): void {
     const b = env.tx.body;
-    const a = bank.auth(ctx, env.from);
-    const nonce = a?.nonce ?? 0n;
+    const nonce = bank.nonce(ctx, env.from);
     if (b.nonce < nonce) throw new QnexusError('TX_NONCE_STALE', `nonce ${b.nonce} already used; the account's next nonce is ${nonce}`);
     if (b.nonce > nonce) throw new QnexusError('TX_NONCE_FUTURE', `nonce ${b.nonce} is ahead of the account's next nonce ${nonce}`);
     const cost = this.cost(env);
     const balance = bank.balance(ctx, env.from);
     if (balance < cost) throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} is less than amount + fee = ${cost}`);
-    bank.setAuth(ctx, env.from, { nonce: nonce + 1n, publicKey: a?.publicKey ?? b.publicKey });
+    bank.setAuth(ctx, env.from, { nonce: nonce + 1n, publicKey: b.publicKey });
     if (b.fee === 0n) return;
-    bank.send(ctx, env.from, FEE_COLLECTOR, b.fee);
-    for (const m of this.modules) m.onFee?.(ctx, b.fee);
+    // The fee leaves the sender, each module with a fee hook takes its part, the rest is the collector's.
+    bank.debit(ctx, env.from, b.fee);
+    let left = b.fee;
+    for (const m of this.modules) {
+      if (!m.onFee || left === 0n) continue;
+      const after = m.onFee(ctx, left);
+      if (after < 0n || after > left) throw new QnexusError('INVARIANT_BROKEN', `module ${m.name} took ${left - after} of a fee of ${left}`);
+      left = after;
+    }
+    if (left > 0n) bank.credit(ctx, FEE_COLLECTOR, left);
   }
 
   /**

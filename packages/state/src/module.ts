@@ -134,8 +134,13 @@ export interface Module {
   beginBlock?(ctx: ExecCtx): void;
   /** After them; bounded. */
   endBlock?(ctx: ExecCtx): void;
-  /** Called with every fee paid (already in the fee collector account): a module taking part in fees books it. */
-  onFee?(ctx: ExecCtx, fee: bigint): void;
+  /**
+   * Called with every fee paid, already debited from the sender: the module takes what it books
+   * (credits to its account, burns with `bank.burnFees`) and returns what is left for the next
+   * module; what the last one leaves goes to the fee collector. The supply identity, checked at the
+   * end of the block, holds only if what it took was booked exactly.
+   */
+  onFee?(ctx: ExecCtx, fee: bigint): bigint;
   /** Checked at the end of every block: throw (any error) and the block is invalid. */
   invariants?(ctx: ExecCtx): void;
 }

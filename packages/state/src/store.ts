@@ -1,5 +1,5 @@
-import { fromHex, toHex } from '@qnexus/crypto';
-import { QnexusError, Writer, countedProofs, countedRoot, merkleLeaf, verifyCountedProof, type KeyProof } from '@qnexus/types';
+import { fromHex, hashConcat, toHex } from '@qnexus/crypto';
+import { QnexusError, countedProofs, countedRoot, verifyCountedProof, type KeyProof } from '@qnexus/types';
 
 /**
  * The shard state is one key-value space: `u8 module id ‖ module key` →
@@ -44,9 +44,17 @@ function lowerBound(keys: readonly string[], k: string): number {
   return lo;
 }
 
-/** Leaf of one entry: the key and the value, each length-prefixed, so a leaf proves both. */
+function u32be(n: number): Uint8Array {
+  return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+}
+const LEAF_TAG = new Uint8Array([0]);
+
+/**
+ * Leaf of one entry: the key and the value, each length-prefixed, so a leaf proves both:
+ * `merkleLeaf(u32 len key ‖ key ‖ u32 len value ‖ value)`, hashed from its parts.
+ */
 export function entryLeaf(key: Uint8Array, value: Uint8Array): Uint8Array {
-  return merkleLeaf(new Writer(key.length + value.length + 16).bytes(key).bytes(value).finish());
+  return hashConcat(LEAF_TAG, u32be(key.length), key, u32be(value.length), value);
 }
 
 /** One entry and its position in the committed tree. */
@@ -143,15 +151,20 @@ export class CommittedState implements KVReader, StateCommitment {
     return this.entries.entries();
   }
 
-  private put(k: KeyHex, v: Uint8Array): void {
+  private put(k: KeyHex, v: Uint8Array, leaf?: Uint8Array): void {
     if (!this.entries.has(k)) this.sorted = null;
     this.entries.set(k, v);
-    this.leaves.set(k, entryLeaf(fromHex(k), v));
+    this.leaves.set(k, leaf ?? entryLeaf(fromHex(k), v));
   }
 
+  /** Leaves `rootWith` hashed for a write set, reused when that same write set is applied (a block's commit). */
+  private hashed: { writes: Writes; leaves: Map<KeyHex, Uint8Array> } | null = null;
+
   apply(writes: Writes): void {
+    const known = this.hashed?.writes === writes ? this.hashed.leaves : undefined;
+    this.hashed = null;
     for (const [k, v] of writes) {
-      if (v) this.put(k, v);
+      if (v) this.put(k, v, known?.get(k));
       else if (this.entries.delete(k)) {
         this.leaves.delete(k);
         this.sorted = null;
@@ -178,6 +191,7 @@ export class CommittedState implements KVReader, StateCommitment {
       }
       if (added.length) keys = [...keys, ...added].sort();
       if (removed.size) keys = keys.filter((k) => !removed.has(k));
+      this.hashed = { writes, leaves: changed };
     }
     const leaves: Uint8Array[] = new Array(keys.length);
     for (let i = 0; i < keys.length; i++) leaves[i] = changed.get(keys[i]!) ?? this.leaves.get(keys[i]!)!;
@@ -283,7 +297,7 @@ export class ModuleStore {
     private readonly kv: Branch,
     moduleId: number,
   ) {
-    this.prefix = moduleId.toString(16).padStart(2, '0');
+    this.prefix = PREFIX_HEX[moduleId] ?? moduleId.toString(16).padStart(2, '0');
   }
 
   private k(key: Uint8Array): KeyHex {
@@ -292,6 +306,23 @@ export class ModuleStore {
 
   get(key: Uint8Array): Uint8Array | undefined {
     return this.kv.get(this.k(key));
+  }
+
+  // The same by module-relative key hex: the hot paths (bank, fees) build keys as hex directly.
+  getH(keyHex: KeyHex): Uint8Array | undefined {
+    return this.kv.get(this.prefix + keyHex);
+  }
+
+  hasH(keyHex: KeyHex): boolean {
+    return this.kv.get(this.prefix + keyHex) !== undefined;
+  }
+
+  setH(keyHex: KeyHex, value: Uint8Array): void {
+    this.kv.set(this.prefix + keyHex, value);
+  }
+
+  deleteH(keyHex: KeyHex): void {
+    this.kv.delete(this.prefix + keyHex);
   }
 
   has(key: Uint8Array): boolean {
@@ -311,6 +342,8 @@ export class ModuleStore {
     return this.kv.range(this.k(prefix), limit).map(([k, v]) => [fromHex(k.slice(this.prefix.length)), v]);
   }
 }
+
+const PREFIX_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** The full key of a module key (what proofs and the database see). */
 export function moduleKey(moduleId: number, key: Uint8Array): Uint8Array {

@@ -31,8 +31,9 @@ export class StateView {
     // A branch that is never written: reads pass through to `kv`.
     this.r = kv instanceof Branch ? kv : new Branch(kv);
   }
+  private readonly stores: (ModuleStore | undefined)[] = [];
   store(id: number): ModuleStore {
-    return new ModuleStore(this.r, id);
+    return (this.stores[id] ??= new ModuleStore(this.r, id));
   }
   /** A read-only context for keepers' read functions (writes through it would be a bug: they land in a throwaway branch). */
   readCtx(params: StateParams, block: BlockContext): ExecCtx {

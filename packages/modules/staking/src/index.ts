@@ -1,6 +1,6 @@
 import { ADDRESS_BYTES, addressFromPublicKey, formatAddress, fromHex, isAddressString, parseAddress, schemeLengths, signingBytes, toHex } from '@qnexus/crypto';
 import { BEACON_SHARD, MAX_PUBLIC_KEY_BYTES, MAX_SIGNATURE_BYTES, QnexusError, Writer, CODEC_VERSION, type Reader, type TxMsg, type XferInfo } from '@qnexus/types';
-import { FEE_COLLECTOR, MODULE_IDS, NATIVE_DENOM, feesRecordId, msg, splitFee, type ExecCtx, type HostKeepers, type Module } from '@qnexus/state';
+import { MODULE_IDS, NATIVE_DENOM, feesRecordId, msg, splitFee, type ExecCtx, type HostKeepers, type Module } from '@qnexus/state';
 import { FEE_ACCOUNT, MAX_PENDING_PROPOSERS, fees } from './fees.js';
 
 export { FEE_ACCOUNT, fees } from './fees.js';
@@ -198,10 +198,12 @@ export function stakingModule(k: StakingKeepers): Module {
     onFee(ctx, fee) {
       const { burn, tip } = splitFee(fee, ctx.params.feeBurnBps);
       k.bank.burnFees(ctx, burn);
-      if (tip === 0n) return;
-      k.bank.send(ctx, FEE_COLLECTOR, FEE_ACCOUNT, tip);
-      const who = toHex(ctx.block.proposer);
-      fees.setPending(ctx, who, fees.pending(ctx, who) + tip);
+      if (tip > 0n) {
+        k.bank.credit(ctx, FEE_ACCOUNT, tip);
+        const who = toHex(ctx.block.proposer);
+        fees.setPending(ctx, who, fees.pending(ctx, who) + tip);
+      }
+      return 0n;
     },
     /**
      * The fee roll: at the first block of an epoch later than the one the

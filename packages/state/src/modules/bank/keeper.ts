@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, sha256, utf8 } from '@qnexus/crypto';
+import { ADDRESS_BYTES, sha256, toHex, utf8 } from '@qnexus/crypto';
 import { MAX_PUBLIC_KEY_BYTES, QnexusError, Writer, decodeWith } from '@qnexus/types';
 import { MODULE_IDS, type ExecCtx } from '../../ctx.js';
 import type { ModuleStore } from '../../store.js';
@@ -7,7 +7,8 @@ import type { ModuleStore } from '../../store.js';
  * bank: balances keyed by (address, denom), account records (nonce and the
  * key registered by the first transaction), per-denom supply, module
  * accounts. Keys under module id 1:
- *   'a' ‖ address            → u64 nonce ‖ bytes public key (empty until registered)
+ *   'a' ‖ address            → u64 nonce (the account record: exists once the address sent or received)
+ *   'k' ‖ address            → the public key registered by its first transaction (written once)
  *   'b' ‖ address ‖ denom    → u64 balance (absent = 0)
  *   't' ‖ denom              → u64 Σ balances of the denom (kept as balances change)
  *   's' ‖ denom              → u64 genesis ‖ u64 minted ‖ u64 burned
@@ -48,32 +49,72 @@ export function ownsDenom(owner: string, denom: string): boolean {
   return denom.startsWith(`${owner}/`);
 }
 
-const authKey = (addr: Uint8Array) => new Writer(24).u8(0x61).fixed(addr, ADDRESS_BYTES).finish();
-const balKey = (addr: Uint8Array, denom: string) => {
-  const d = utf8(denom);
-  return new Writer(24 + d.length).u8(0x62).fixed(addr, ADDRESS_BYTES).fixed(d, d.length).finish();
-};
-const totalKey = (denom: string) => new Writer(72).u8(0x74).string(denom).finish();
-const supplyKey = (denom: string) => new Writer(72).u8(0x73).string(denom).finish();
-const COUNT_KEY = new Uint8Array([0x6e]);
+// Keys are built as hex (what the store indexes by) from memoized parts: every transfer touches
+// a dozen of them, and building each through a Writer and back to hex was most of a block's time.
+//   'a' ‖ address, 'k' ‖ address, 'b' ‖ address ‖ utf8 denom, 't' ‖ string denom, 's' ‖ string denom, 'n'
+const authKeyH = (addr: Uint8Array) => `61${hexOf(addr)}`;
+const pubKeyH = (addr: Uint8Array) => `6b${hexOf(addr)}`;
+const balKeyH = (addr: Uint8Array, denom: string) => `62${hexOf(addr)}${denomHex(denom).raw}`;
+const totalKeyH = (denom: string) => `74${denomHex(denom).str}`;
+const supplyKeyH = (denom: string) => `73${denomHex(denom).str}`;
+const COUNT_KEY_H = '6e';
 
-const u64 = (v: bigint) => new Writer(8).u64(v).finish();
-const readU64 = (b: Uint8Array | undefined, what: string): bigint => (b ? decodeWith(b, what, (r) => r.u64(what)) : 0n);
-
-export function encodeAuth(a: AuthRecord): Uint8Array {
-  return new Writer(16 + (a.publicKey?.length ?? 0)).u64(a.nonce).bytes(a.publicKey ?? new Uint8Array(0)).finish();
+/** Hex of an address, remembered per array object (a transaction passes the same arrays around). */
+const hexCache = new WeakMap<Uint8Array, string>();
+function hexOf(addr: Uint8Array): string {
+  let h = hexCache.get(addr);
+  if (h === undefined) {
+    if (addr.length !== ADDRESS_BYTES) throw new RangeError(`address of ${addr.length} bytes`);
+    hexCache.set(addr, (h = toHex(addr)));
+  }
+  return h;
 }
 
-export function decodeAuth(b: Uint8Array): AuthRecord {
-  return decodeWith(b, 'account', (r) => {
-    const nonce = r.u64('nonce');
-    const pk = r.bytes(MAX_PUBLIC_KEY_BYTES, 'public key');
-    return { nonce, publicKey: pk.length ? pk : null };
-  });
+/** A denom's hex, raw (a key's tail) and as a codec string (u32 length ‖ utf8), for the few denoms a chain has. */
+const denomCache = new Map<string, { raw: string; str: string }>();
+function denomHex(denom: string): { raw: string; str: string } {
+  let d = denomCache.get(denom);
+  if (!d) {
+    const raw = toHex(utf8(denom));
+    d = { raw, str: (raw.length / 2).toString(16).padStart(8, '0') + raw };
+    if (denomCache.size < 4096) denomCache.set(denom, d);
+  }
+  return d;
 }
+
+/** A u64 as 8 big-endian bytes (the codec's), without a Writer: balances are written on every transfer. */
+function u64(v: bigint): Uint8Array {
+  const hi = Number(v >> 32n);
+  const lo = Number(v & 0xffffffffn);
+  return new Uint8Array([hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff]);
+}
+
+function readU64(b: Uint8Array | undefined, what: string): bigint {
+  if (!b) return 0n;
+  if (b.length !== 8) throw new QnexusError('MALFORMED', `${what}: expected 8 bytes, got ${b.length}`);
+  const hi = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  const lo = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
 
 function validDenom(denom: string): void {
   if (!/^[a-z][a-z0-9/._-]{1,63}$/.test(denom)) throw new QnexusError('BANK_BAD_DENOM', `invalid denom ${JSON.stringify(denom)}`);
+}
+
+/**
+ * Write a balance (`old` → `amount`, read by the caller under key `k`), keeping the denom's running
+ * total; an account record is created on first sight, as a credit always did.
+ */
+function moveBalance(ctx: ExecCtx, s: ModuleStore, addr: Uint8Array, k: string, denom: string, old: bigint, amount: bigint): void {
+  if (amount < 0n || amount > U64_MAX) throw new QnexusError('TX_BAD_AMOUNT', 'balance out of range');
+  const tk = totalKeyH(denom);
+  const total = readU64(s.getH(tk), 'total balances') - old + amount;
+  if (total > U64_MAX) throw new QnexusError('TX_BAD_AMOUNT', `total ${denom} balances would overflow`);
+  s.setH(tk, u64(total));
+  if (amount === 0n) s.deleteH(k);
+  else s.setH(k, u64(amount));
+  if (!s.hasH(authKeyH(addr))) bank.setAuth(ctx, addr, { nonce: 0n, publicKey: null });
 }
 
 function burnFrom(ctx: ExecCtx, from: Uint8Array, amount: bigint, denom: string): void {
@@ -119,32 +160,47 @@ export const bank = {
     return ctx.store(ID);
   },
 
+  /** The account record: its nonce and registered key; undefined for an address the shard has never seen. */
   auth(ctx: { store(id: number): ModuleStore }, addr: Uint8Array): AuthRecord | undefined {
-    const b = bank.s(ctx).get(authKey(addr));
-    return b ? decodeAuth(b) : undefined;
+    const s = bank.s(ctx);
+    const n = s.getH(authKeyH(addr));
+    if (!n) return undefined;
+    const pk = s.getH(pubKeyH(addr));
+    if (pk && pk.length > MAX_PUBLIC_KEY_BYTES) throw new QnexusError('MALFORMED', `public key of ${pk.length} bytes`);
+    return { nonce: readU64(n, 'nonce'), publicKey: pk ?? null };
   },
 
+  /** The next nonce of an address (0 for one never seen). */
+  nonce(ctx: { store(id: number): ModuleStore }, addr: Uint8Array): bigint {
+    return readU64(bank.s(ctx).getH(authKeyH(addr)), 'nonce');
+  },
+
+  /**
+   * Write the account record. The key is written once, the first time one is given (every later
+   * transaction carries the same key: its address is the key's hash), so a nonce bump rewrites 8 bytes.
+   */
   setAuth(ctx: ExecCtx, addr: Uint8Array, a: AuthRecord): void {
     const s = bank.s(ctx);
-    const k = authKey(addr);
-    if (!s.has(k)) s.set(COUNT_KEY, u64(readU64(s.get(COUNT_KEY), 'account count') + 1n));
-    s.set(k, encodeAuth(a));
+    const k = authKeyH(addr);
+    if (!s.hasH(k)) s.setH(COUNT_KEY_H, u64(readU64(s.getH(COUNT_KEY_H), 'account count') + 1n));
+    s.setH(k, u64(a.nonce));
+    if (a.publicKey && !s.hasH(pubKeyH(addr))) s.setH(pubKeyH(addr), a.publicKey);
   },
 
   accountCount(ctx: { store(id: number): ModuleStore }): bigint {
-    return readU64(bank.s(ctx).get(COUNT_KEY), 'account count');
+    return readU64(bank.s(ctx).getH(COUNT_KEY_H), 'account count');
   },
 
   balance(ctx: { store(id: number): ModuleStore }, addr: Uint8Array, denom: string = NATIVE_DENOM): bigint {
-    return readU64(bank.s(ctx).get(balKey(addr, denom)), 'balance');
+    return readU64(bank.s(ctx).getH(balKeyH(addr, denom)), 'balance');
   },
 
   totalBalances(ctx: { store(id: number): ModuleStore }, denom: string = NATIVE_DENOM): bigint {
-    return readU64(bank.s(ctx).get(totalKey(denom)), 'total balances');
+    return readU64(bank.s(ctx).getH(totalKeyH(denom)), 'total balances');
   },
 
   supply(ctx: { store(id: number): ModuleStore }, denom: string = NATIVE_DENOM): DenomSupply {
-    const b = bank.s(ctx).get(supplyKey(denom));
+    const b = bank.s(ctx).getH(supplyKeyH(denom));
     if (!b) return { genesis: 0n, minted: 0n, burned: 0n };
     return decodeWith(b, 'denom supply', (r) => ({ genesis: r.u64('genesis'), minted: r.u64('minted'), burned: r.u64('burned') }));
   },
@@ -158,20 +214,14 @@ export const bank = {
   },
 
   setSupply(ctx: ExecCtx, denom: string, s: DenomSupply): void {
-    bank.s(ctx).set(supplyKey(denom), new Writer(24).u64(s.genesis).u64(s.minted).u64(s.burned).finish());
+    bank.s(ctx).setH(supplyKeyH(denom), new Writer(24).u64(s.genesis).u64(s.minted).u64(s.burned).finish());
   },
 
   /** Set a balance, keeping the denom's running total; an account record is created on first sight, as a credit does. */
   setBalance(ctx: ExecCtx, addr: Uint8Array, denom: string, amount: bigint): void {
-    if (amount < 0n || amount > U64_MAX) throw new QnexusError('TX_BAD_AMOUNT', 'balance out of range');
     const s = bank.s(ctx);
-    const old = bank.balance(ctx, addr, denom);
-    const total = bank.totalBalances(ctx, denom) - old + amount;
-    if (total > U64_MAX) throw new QnexusError('TX_BAD_AMOUNT', `total ${denom} balances would overflow`);
-    s.set(totalKey(denom), u64(total));
-    if (amount === 0n) s.delete(balKey(addr, denom));
-    else s.set(balKey(addr, denom), u64(amount));
-    if (!bank.auth(ctx, addr)) bank.setAuth(ctx, addr, { nonce: 0n, publicKey: null });
+    const k = balKeyH(addr, denom);
+    moveBalance(ctx, s, addr, k, denom, readU64(s.getH(k), 'balance'), amount);
   },
 
   canCredit(ctx: { store(id: number): ModuleStore }, addr: Uint8Array, amount: bigint, denom: string = NATIVE_DENOM): boolean {
@@ -179,14 +229,19 @@ export const bank = {
   },
 
   credit(ctx: ExecCtx, addr: Uint8Array, amount: bigint, denom: string = NATIVE_DENOM): void {
-    if (!bank.canCredit(ctx, addr, amount, denom)) throw new QnexusError('TX_BAD_AMOUNT', 'recipient balance would overflow');
-    bank.setBalance(ctx, addr, denom, bank.balance(ctx, addr, denom) + amount);
+    const s = bank.s(ctx);
+    const k = balKeyH(addr, denom);
+    const bal = readU64(s.getH(k), 'balance');
+    if (bal + amount > U64_MAX) throw new QnexusError('TX_BAD_AMOUNT', 'recipient balance would overflow');
+    moveBalance(ctx, s, addr, k, denom, bal, bal + amount);
   },
 
   debit(ctx: ExecCtx, addr: Uint8Array, amount: bigint, denom: string = NATIVE_DENOM): void {
-    const bal = bank.balance(ctx, addr, denom);
+    const s = bank.s(ctx);
+    const k = balKeyH(addr, denom);
+    const bal = readU64(s.getH(k), 'balance');
     if (bal < amount) throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${bal} is less than ${amount}`);
-    bank.setBalance(ctx, addr, denom, bal - amount);
+    moveBalance(ctx, s, addr, k, denom, bal, bal - amount);
   },
 
   send(ctx: ExecCtx, from: Uint8Array, to: Uint8Array, amount: bigint, denom: string = NATIVE_DENOM): void {
@@ -194,9 +249,14 @@ export const bank = {
     bank.credit(ctx, to, amount, denom);
   },
 
-  /** Burn the native denom from the fee collector: the part of fees that is destroyed (the fee rule's). */
+  /**
+   * Burn part of the fee being paid (only inside an `onFee` hook, where the fee is already debited
+   * from its sender and not yet anyone's): the native denom's `burned` grows by `amount`.
+   */
   burnFees(ctx: ExecCtx, amount: bigint): void {
-    burnFrom(ctx, FEE_COLLECTOR, amount, NATIVE_DENOM);
+    if (amount === 0n) return;
+    const s = bank.supply(ctx, NATIVE_DENOM);
+    bank.setSupply(ctx, NATIVE_DENOM, { ...s, burned: s.burned + amount });
   },
 
   /** Genesis: an initial balance, counted in the denom's genesis supply. */
