@@ -1,10 +1,10 @@
-import { schemeLengths, toHex, homeShard, formatAddress } from '@qnexus/crypto';
+import { formatAddress, homeShard, parseAddress, schemeLengths, toHex } from '@qnexus/crypto';
 import { QnexusError, Writer, decodeWith, isSystemKind, registerModuleErrors, type Genesis, type TxEnvelope, type TxMsg, type XferInfo } from '@qnexus/types';
-import { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
+import { ExecCtx, stateParams, type BlockContext, type StateParams } from './ctx.js';
 import type { Module, MsgDef, QueryDef, SigCheck, XferOpDef } from './module.js';
 import { FEE_COLLECTOR, NATIVE_DENOM, bank, bankModule, denomKeeper, moduleAccount, type DenomKeeper } from './modules/bank/index.js';
 import { xferKeeperOf, xferModule, type XferKeeper } from './modules/xfer/index.js';
-import { Branch, CommittedState, ModuleStore, type KeyHex, type Writes } from './store.js';
+import { Branch, CommittedState, ModuleStore } from './store.js';
 import { StateView, WorldState, changesOf, type BlockExecution } from './world.js';
 
 /**
@@ -379,7 +379,7 @@ export class StateMachine {
     const empty = new CommittedState();
     const ctx = new ExecCtx(new Branch(empty), stateParams(g, shard), { height: 0, slot: 0, proposer: new Uint8Array(20) });
     for (const a of g.accounts) {
-      const addr = Uint8Array.from(Buffer.from(a.address.slice(2), 'hex'));
+      const addr = parseAddress(a.address);
       if (homeShard(addr, g.shardCount) === shard) bank.genesisCredit(ctx, addr, a.balance);
     }
     // The native denom's supply record exists on every shard, even one with no genesis accounts.
@@ -413,5 +413,3 @@ export class StateMachine {
   }
 }
 
-export { MODULE_IDS };
-export type { KeyHex, Writes };

@@ -1,6 +1,5 @@
 import { fromHex } from '@qnexus/crypto';
 import { decodeXferRecord, verifyCountedProof, type ReportItem, type XferRecord } from '@qnexus/types';
-import { ExecCtx, type BlockContext, type StateParams } from './ctx.js';
 import { bank } from './modules/bank/keeper.js';
 import { XFER_RECORD_PREFIX, xfer, xferRecordKey } from './modules/xfer/keeper.js';
 import { Branch, CommittedState, MAX_RANGE, ModuleStore, entryLeaf, type KVReader, type KeyHex, type StateProof, type Writes } from './store.js';
@@ -34,10 +33,6 @@ export class StateView {
   private readonly stores: (ModuleStore | undefined)[] = [];
   store(id: number): ModuleStore {
     return (this.stores[id] ??= new ModuleStore(this.r, id));
-  }
-  /** A read-only context for keepers' read functions (writes through it would be a bug: they land in a throwaway branch). */
-  readCtx(params: StateParams, block: BlockContext): ExecCtx {
-    return new ExecCtx(this.r.branch(), params, block);
   }
   account(addrHex: string): Account | undefined {
     const addr = fromHex(addrHex);

@@ -217,7 +217,7 @@ export function stakingModule(k: StakingKeepers): Module {
       const feeEpoch = fees.epoch(ctx);
       if (epoch <= feeEpoch) return;
       for (const [addrHex, amount] of fees.allPending(ctx)) {
-        const addr = Uint8Array.from(Buffer.from(addrHex, 'hex'));
+        const addr = fromHex(addrHex);
         const info: XferInfo = {
           module: STAKING_ID,
           op: STAKING_OP.fees,
