@@ -398,6 +398,30 @@ export function xferReason(x: { phases: readonly BeaconXferPhase[] }): string | 
   return null;
 }
 
+/**
+ * Why an aborted operation was aborted: the source record's reason, else the beacon's (which
+ * logged the decision and knows it), asked at `beaconUrl` when there is one. Null when neither says.
+ */
+async function abortReason(x: { phases: readonly BeaconXferPhase[] }, id: string, beaconUrl: string | undefined): Promise<string | null> {
+  const reason = xferReason(x);
+  if (reason !== null || beaconUrl === undefined) return reason;
+  try {
+    return xferReason(await new QnexusClient(beaconUrl, { timeoutMs: 5000 }).beaconXTransfer(id));
+  } catch (e) {
+    note(`(could not ask the beacon at ${beaconUrl} why: ${(e as Error).message})`);
+    return null;
+  }
+}
+
+/** Print what was submitted; without --wait that is all (true: the command is done). */
+function printSubmitted(summary: Record<string, string>, o: { json?: boolean; wait?: boolean }, pad: number): boolean {
+  if (!o.json) for (const [k, v] of Object.entries(summary)) if (k !== 'chainId') out(`${k.padEnd(pad)}${v}`);
+  if (o.wait) return false;
+  if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
+  else out(`${'status'.padEnd(pad)}pending`);
+  return true;
+}
+
 function isBeaconRecord(x: XTransferInfo | BeaconXTransferInfo): x is BeaconXTransferInfo {
   return typeof (x as { done?: unknown }).done === 'boolean';
 }
@@ -496,15 +520,8 @@ Example:
       }
       if (x.status === 'aborted') {
         // The source shard records only the outcome; the beacon knows why.
-        let reason = xferReason(x);
         const beaconUrl = o.beacon ?? (await defaultBeaconUrl());
-        if (reason === null && beaconUrl !== undefined) {
-          try {
-            reason = xferReason(await new QnexusClient(beaconUrl, { timeoutMs: 5000 }).beaconXTransfer(id));
-          } catch (e) {
-            note(`(could not ask the beacon at ${beaconUrl} why: ${(e as Error).message})`);
-          }
-        }
+        const reason = await abortReason(x, id, beaconUrl);
         const why = reason ?? (beaconUrl === undefined ? 'reason unknown here (pass --beacon <url> to ask the beacon)' : 'no reason given');
         throw new CliError('XFER_ABORTED', `cross-shard transfer ${id} was aborted: ${why} (the amount was refunded to ${built.from})`);
       }
@@ -590,12 +607,7 @@ function stakingOptions(cmd: Command): Command {
 async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: string, fields: Record<string, string>): Promise<void> {
   const id = await submit(s, built, {});
   const summary: Record<string, string> = { id, from: built.from, ...fields, fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
-  if (!o.json) for (const [k, v] of Object.entries(summary)) if (k !== 'chainId') out(`${k.padEnd(10)}${v}`);
-  if (!o.wait) {
-    if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
-    else out(`${'status'.padEnd(10)}pending`);
-    return;
-  }
+  if (printSubmitted(summary, o, 10)) return;
   const w = await waitContext(s, o.timeout);
   const info = await waitFinal(s, id, w);
   if (!o.json) out(`${'tx'.padEnd(10)}${txLine(info)}`);
@@ -619,14 +631,7 @@ async function submitStaking(s: Signed, built: BuiltTx, o: StakeOpts, what: stri
     if (x.status === 'committed') note(`follow it with: qnexus validators ${validator} --node <beacon or node URL>`);
   }
   if (x.status === 'aborted') {
-    let reason = xferReason(x);
-    if (reason === null && beaconUrl !== undefined) {
-      try {
-        reason = xferReason(await new QnexusClient(beaconUrl, { timeoutMs: 5000 }).beaconXTransfer(id));
-      } catch (e) {
-        note(`(could not ask the beacon at ${beaconUrl} why: ${(e as Error).message})`);
-      }
-    }
+    const reason = await abortReason(x, id, beaconUrl);
     throw new CliError(reason ?? 'STAKE_REFUSED', `the beacon refused the ${what}${reason ? ` (${reason})` : beaconUrl === undefined ? ' (pass --beacon <url> to see why)' : ''}`);
   }
 }
@@ -788,12 +793,7 @@ export function moduleTxCommands(tx: Command, sm: StateMachine): void {
         const built = signTx({ key: s.key, chainId: s.chainId, fee: o.fee, nonce: s.nonce }, payload);
         const id = await submit(s, built, o);
         const summary: Record<string, string> = { hash: id, kind: `${module}/${name}`, from: built.from, ...args, fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
-        if (!o.json) for (const [k, v] of Object.entries(summary)) if (k !== 'chainId') out(`${k.padEnd(8)}${v}`);
-        if (!o.wait) {
-          if (o.json) out(JSON.stringify({ ...summary, status: 'pending' }));
-          else out(`${'status'.padEnd(8)}pending`);
-          return;
-        }
+        if (printSubmitted(summary, o, 8)) return;
         const w = await waitContext(s, o.timeout);
         const info = await waitFinal(s, id, w);
         if (!def.xferPreview) {
@@ -803,15 +803,7 @@ export function moduleTxCommands(tx: Command, sm: StateMachine): void {
         }
         if (!o.json) out(`${'tx'.padEnd(8)}${txLine(info)}`);
         const x = await waitApplied(w, id);
-        let reason = x.status === 'aborted' ? xferReason(x) : null;
-        const beaconUrl = o.beacon ?? (await defaultBeaconUrl());
-        if (x.status === 'aborted' && reason === null && beaconUrl !== undefined) {
-          try {
-            reason = xferReason(await new QnexusClient(beaconUrl, { timeoutMs: 5000 }).beaconXTransfer(id));
-          } catch (e) {
-            note(`(could not ask the beacon at ${beaconUrl} why: ${(e as Error).message})`);
-          }
-        }
+        const reason = x.status === 'aborted' ? await abortReason(x, id, o.beacon ?? (await defaultBeaconUrl())) : null;
         if (o.json) out(JSON.stringify({ ...summary, status: x.status, decision: x.decision, reason, block: info.block, xtransfer: x }));
         else out(`${'status'.padEnd(8)}${x.status}${reason ? ` (${reason})` : ''}`);
         if (x.status === 'aborted') {
