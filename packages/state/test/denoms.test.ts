@@ -2,33 +2,13 @@
 // hands it; the native denom is nobody's to mint. Minted and burned amounts enter the denom's
 // supply identity, which holds after every block.
 import assert from 'node:assert/strict';
-import { addressFromPublicKey, formatAddress, generateKeyPair, sha256, utf8, type KeyPair } from '@qnexus/crypto';
-import { Writer, encodeTx, makeGenesis, openTx, type Reader, type TxEnvelope } from '@qnexus/types';
-import { NATIVE_DENOM, msg, stateParams, type HostKeepers, type Module } from '@qnexus/state';
+import { Writer, type Reader, type TxEnvelope } from '@qnexus/types';
+import { NATIVE_DENOM, msg, type HostKeepers, type Module } from '@qnexus/state';
 import { createApp } from '@qnexus/app';
+import { testModuleChain } from './helpers.js';
 
-const CHAIN = 'qn-denoms-test';
-const SIG44 = new Uint8Array(2420);
-const gen = (label: string) => generateKeyPair('ml-dsa-44', sha256(utf8(`denoms-${label}`)));
-const alice = gen('alice');
-const validator = gen('validator');
-const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
-const G = makeGenesis({
-  chainId: CHAIN,
-  scheme: 'ml-dsa-44',
-  genesisTime: 0,
-  slotMs: 1000,
-  epochLength: 10,
-  shardCount: 1,
-  minFee: 5n,
-  maxBlockTxs: 100,
-  xferTimeoutSlots: 10,
-  beacon: { publicKey: gen('beacon').publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-  accounts: [{ address: formatAddress(addrOf(alice)), balance: 1_000_000n }],
-  validators: [{ address: formatAddress(addrOf(validator)), publicKey: validator.publicKey, stake: 10n }],
-});
-const P = stateParams(G, 0);
-const CTX = { height: 1, slot: 1, proposer: addrOf(validator) };
+const { key, addrOf, G, P, CTX, tx: signed } = testModuleChain('qn-denoms-test', { funded: ['alice'] });
+const alice = key('alice');
 
 /** Test module `tok` (id 201): `mint`/`burn` a denom named in the message, to and from the sender. */
 interface Op {
@@ -52,7 +32,7 @@ const app = createApp((k) => [tokModule(k)]);
 function tx(type: number, p: Op, nonce: bigint): TxEnvelope {
   const w = new Writer(96);
   codec.encode(w, p);
-  return openTx(encodeTx({ body: { chainId: CHAIN, nonce, fee: 5n, publicKey: alice.publicKey, payload: { kind: (201 << 8) | type, msg: w.finish() } }, signature: SIG44 }));
+  return signed(alice, (201 << 8) | type, w.finish(), nonce);
 }
 
 describe('state: denoms belong to the module that names them', () => {

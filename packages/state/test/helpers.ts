@@ -1,7 +1,7 @@
 // Shared by the state tests (not a test file itself: mocha only picks up *.test.ts).
 import assert from 'node:assert/strict';
-import { toHex } from '@qnexus/crypto';
-import { QnexusError, encodeXDecision, encodeXPrepare, type ErrorCode, type TxMsg, type XferInfo } from '@qnexus/types';
+import { addressFromPublicKey, formatAddress, generateKeyPair, sha256, toHex, utf8, type KeyPair } from '@qnexus/crypto';
+import { QnexusError, encodeTx, encodeXDecision, encodeXPrepare, makeGenesis, openTx, type ErrorCode, type TxEnvelope, type TxMsg, type XferInfo } from '@qnexus/types';
 import {
   BANK_XFER_OP,
   Branch,
@@ -13,6 +13,7 @@ import {
   WorldState,
   bank,
   sendMsg,
+  stateParams,
   type BlockContext,
   type StateParams,
 } from '@qnexus/state';
@@ -177,4 +178,35 @@ export function kindOf(x: Pick<XferInfo, 'module' | 'op'>): OpName {
   const n = stakingOpName(x);
   if (!n) throw new Error(`unknown op ${x.module}/${x.op}`);
   return n;
+}
+
+/**
+ * A small chain for tests that wire a test module next to the app's: deterministic keys by label,
+ * a genesis funding `funded` (1,000,000 each) with one validator per shard, its shard-0 params and
+ * a block context, and `tx` to sign (with a dummy signature: the state machine checks none) a
+ * message of any kind from a key.
+ */
+export function testModuleChain(chainId: string, o: { funded: readonly string[]; shardCount?: number }) {
+  const key = (label: string): KeyPair => generateKeyPair('ml-dsa-44', sha256(utf8(`${chainId}-${label}`)));
+  const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
+  const shardCount = o.shardCount ?? 1;
+  const validators = Array.from({ length: shardCount }, (_, i) => key(`validator-${i}`));
+  const G = makeGenesis({
+    chainId,
+    scheme: 'ml-dsa-44',
+    genesisTime: 0,
+    slotMs: 1000,
+    epochLength: 10,
+    shardCount,
+    minFee: 5n,
+    maxBlockTxs: 100,
+    xferTimeoutSlots: 10,
+    beacon: { publicKey: key('beacon').publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
+    accounts: o.funded.map((label) => ({ address: formatAddress(addrOf(key(label))), balance: 1_000_000n })),
+    validators: validators.map((v) => ({ address: formatAddress(addrOf(v)), publicKey: v.publicKey, stake: 10n })),
+  });
+  const SIG44 = new Uint8Array(2420);
+  const tx = (from: KeyPair, kind: number, msg: Uint8Array, nonce: bigint): TxEnvelope =>
+    openTx(encodeTx({ body: { chainId, nonce, fee: 5n, publicKey: from.publicKey, payload: { kind, msg } }, signature: SIG44 }));
+  return { key, addrOf, G, P: stateParams(G, 0), CTX: { height: 1, slot: 1, proposer: addrOf(validators[0]!) }, tx };
 }

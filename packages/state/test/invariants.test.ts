@@ -3,35 +3,13 @@
 // makes that block invalid. Exercised with deliberately broken test modules
 // wired next to the app's.
 import assert from 'node:assert/strict';
-import { addressFromPublicKey, formatAddress, generateKeyPair, sha256, utf8, type KeyPair } from '@qnexus/crypto';
-import { QnexusError, Writer, encodeTx, makeGenesis, openTx, type TxEnvelope } from '@qnexus/types';
-import { msg, stateParams, type HostKeepers, type Module } from '@qnexus/state';
+import { QnexusError, Writer, type TxEnvelope } from '@qnexus/types';
+import { msg, type HostKeepers, type Module } from '@qnexus/state';
 import { createApp } from '@qnexus/app';
-import { throwsCode } from './helpers.js';
+import { testModuleChain, throwsCode } from './helpers.js';
 
-const CHAIN = 'qn-invariants-test';
-const SIG44 = new Uint8Array(2420);
-const gen = (label: string) => generateKeyPair('ml-dsa-44', sha256(utf8(`invariants-${label}`)));
-const alice = gen('alice');
-const validator = gen('validator');
-const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
-
-const G = makeGenesis({
-  chainId: CHAIN,
-  scheme: 'ml-dsa-44',
-  genesisTime: 0,
-  slotMs: 1000,
-  epochLength: 10,
-  shardCount: 1,
-  minFee: 5n,
-  maxBlockTxs: 100,
-  xferTimeoutSlots: 10,
-  beacon: { publicKey: gen('beacon').publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-  accounts: [{ address: formatAddress(addrOf(alice)), balance: 1_000_000n }],
-  validators: [{ address: formatAddress(addrOf(validator)), publicKey: validator.publicKey, stake: 10n }],
-});
-const P = stateParams(G, 0);
-const CTX = { height: 1, slot: 1, proposer: addrOf(validator) };
+const { key, G, P, CTX, tx: signed } = testModuleChain('qn-invariants-test', { funded: ['alice'] });
+const alice = key('alice');
 
 /** Test module 200: `bump` counts up a counter it declares may never exceed 3; `leak` credits 1 unit out of nothing. */
 const TEST_ID = 200;
@@ -72,7 +50,7 @@ function counterModule(k: HostKeepers): Module {
 const app = createApp((k) => [counterModule(k)]);
 
 function tx(type: number, nonce: bigint): TxEnvelope {
-  return openTx(encodeTx({ body: { chainId: CHAIN, nonce, fee: 5n, publicKey: alice.publicKey, payload: { kind: (TEST_ID << 8) | type, msg: new Writer().finish() } }, signature: SIG44 }));
+  return signed(alice, (TEST_ID << 8) | type, new Writer().finish(), nonce);
 }
 const bumps = (n: number, from = 0) => Array.from({ length: n }, (_, i) => tx(1, BigInt(from + i)));
 

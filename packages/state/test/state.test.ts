@@ -20,7 +20,6 @@ import {
   makeGenesis,
   openTx,
   txSigningBytes,
-  type ErrorCode,
   type TxMsg,
   type Genesis,
   type TxBody,

@@ -1,39 +1,20 @@
 // A cross-shard op's `lock` runs on the source right after the engine's escrow, on the same branch:
 // what it writes lands with the record, and when it refuses, the escrow and the fee step go too.
 import assert from 'node:assert/strict';
-import { addressFromPublicKey, formatAddress, generateKeyPair, homeShard, sha256, utf8, type KeyPair } from '@qnexus/crypto';
-import { QnexusError, Writer, encodeTx, makeGenesis, openTx, type Reader, type TxEnvelope } from '@qnexus/types';
-import { NATIVE_DENOM, msg, stateParams, type HostKeepers, type Module } from '@qnexus/state';
+import { homeShard } from '@qnexus/crypto';
+import { QnexusError, Writer, type Reader, type TxEnvelope } from '@qnexus/types';
+import { NATIVE_DENOM, msg, type HostKeepers, type Module } from '@qnexus/state';
 import { createApp } from '@qnexus/app';
+import { testModuleChain } from './helpers.js';
 
-const CHAIN = 'qn-lock-test';
-const SIG44 = new Uint8Array(2420);
-const gen = (label: string) => generateKeyPair('ml-dsa-44', sha256(utf8(`lock-${label}`)));
-const addrOf = (k: KeyPair) => addressFromPublicKey(k.publicKey);
-// The sender on shard 0, the recipient on shard 1.
-const keys = Array.from({ length: 16 }, (_, i) => gen(`k${i}`));
-const alice = keys.find((k) => homeShard(addrOf(k), 2) === 0)!;
-const bob = keys.find((k) => homeShard(addrOf(k), 2) === 1)!;
-const validator = gen('validator');
-const G = makeGenesis({
-  chainId: CHAIN,
-  scheme: 'ml-dsa-44',
-  genesisTime: 0,
-  slotMs: 1000,
-  epochLength: 10,
-  shardCount: 2,
-  minFee: 5n,
-  maxBlockTxs: 100,
-  xferTimeoutSlots: 10,
-  beacon: { publicKey: gen('beacon').publicKey, peerId: '12D3KooWJWEKvSFbben74C7H4YtKjhPMTDxd7gP7zxWSUEeF27st' },
-  accounts: [{ address: formatAddress(addrOf(alice)), balance: 1_000_000n }],
-  validators: [
-    { address: formatAddress(addrOf(validator)), publicKey: validator.publicKey, stake: 10n },
-    { address: formatAddress(addrOf(gen('v2'))), publicKey: gen('v2').publicKey, stake: 10n },
-  ],
-});
-const P = stateParams(G, 0);
-const CTX = { height: 1, slot: 1, proposer: addrOf(validator) };
+// The sender on shard 0 (funded), the recipient on shard 1.
+const labels = Array.from({ length: 16 }, (_, i) => `k${i}`);
+const probe = testModuleChain('qn-lock-test', { funded: [], shardCount: 2 });
+const aliceLabel = labels.find((l) => homeShard(probe.addrOf(probe.key(l)), 2) === 0)!;
+const bobLabel = labels.find((l) => homeShard(probe.addrOf(probe.key(l)), 2) === 1)!;
+const { key, addrOf, G, P, CTX, tx: signed } = testModuleChain('qn-lock-test', { funded: [aliceLabel], shardCount: 2 });
+const alice = key(aliceLabel);
+const bob = key(bobLabel);
 const LOCKED = new Uint8Array([0x6c]);
 
 /** Module `lockee` (id 202): `send {amount}` to bob through op 1, whose lock records the amount and refuses 13. */
@@ -66,10 +47,7 @@ function lockee(k: HostKeepers): Module {
   };
 }
 const app = createApp((k) => [lockee(k)]);
-const tx = (amount: bigint, nonce: bigint): TxEnvelope => {
-  const w = new Writer(8).u64(amount);
-  return openTx(encodeTx({ body: { chainId: CHAIN, nonce, fee: 5n, publicKey: alice.publicKey, payload: { kind: (202 << 8) | 1, msg: w.finish() } }, signature: SIG44 }));
-};
+const tx = (amount: bigint, nonce: bigint): TxEnvelope => signed(alice, (202 << 8) | 1, new Writer(8).u64(amount).finish(), nonce);
 
 describe('state: a cross-shard op locks on the source', () => {
   it("the lock's writes land with the escrow and the record", () => {

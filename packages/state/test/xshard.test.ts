@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, homeShard, sha256, toHex, utf8, type KeyPair } from '@qnexus/crypto';
 import { assignCommittees, epochSeed } from '@qnexus/consensus';
 import {
-  QnexusError,
   encodeTx,
   encodeXferRecord,
   genesisHash,
