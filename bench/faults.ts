@@ -36,8 +36,7 @@
 //
 // Output: bench/results/faults-<time>.json and a before | after table on stdout.
 // --smoke: 30 s of load (unless --duration-s), 20 s of grace, no baseline unless one is given.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,7 +44,7 @@ import type { Devnet, DevnetOptions } from '@qnexus/cli';
 import { unlockKeystoreFile } from '@qnexus/cli';
 import { backendAvailable } from '@qnexus/crypto';
 import { buildTransfer, buildXTransfer, type SigningKey } from '@qnexus/sdk';
-import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, table, type Tree } from './lib-trees.js';
+import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, table, type Tree, getJson, http, startTreeDevnet } from './lib-trees.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -94,39 +93,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const cleanups = new Cleanups();
 cleanups.onSignals('stopping devnets and removing the baseline worktree');
 
-// ---------------------------------------------------------------- HTTP (the same client code for both trees)
-
-interface Answer {
-  status: number;
-  body: unknown;
-  retryAfter: string | null;
-}
-
-async function http(url: string, init: { method?: string; body?: Uint8Array; timeoutMs?: number } = {}): Promise<Answer> {
-  const res = await fetch(url, {
-    method: init.method ?? 'GET',
-    headers: init.body ? { 'content-type': 'application/octet-stream', accept: 'application/json' } : { accept: 'application/json' },
-    body: init.body,
-    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
-  });
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, retryAfter: res.headers.get('retry-after') };
-}
-
-async function getJson<T>(url: string, timeoutMs = 5000): Promise<T | null> {
-  try {
-    const a = await http(url, { timeoutMs });
-    return a.status === 200 ? (a.body as T) : null;
-  } catch {
-    return null;
-  }
-}
+// ---------------------------------------------------------------- HTTP (http/getJson: lib-trees.ts)
 
 function errorCode(body: unknown): string {
   const e = (body as { error?: { code?: unknown } } | undefined)?.error;
@@ -271,30 +238,18 @@ let portSlot = 0;
 async function openNet(tree: Tree): Promise<Net> {
   // The tree's own launcher (and through it its own node and beacon binaries).
   const mod = (await import(pathToFileURL(join(tree.root, 'packages/cli/dist/index.js')).href)) as { startDevnet: StartDevnet };
-  const dir = mkdtempSync(join(tmpdir(), `qnexus-faults-${tree.label}-`));
-  let devnet: Devnet | undefined;
-  for (let attempt = 0; !devnet; attempt++) {
-    // A fresh 200-port range per devnet: a stopped node's ports may linger in TIME_WAIT.
-    const basePort = BASE_PORT + (portSlot++ % 20) * 200;
-    try {
-      const nodeCommand = args['node-flags'] && tree.label !== 'before' ? { command: process.execPath, args: [...args['node-flags'].split(/\s+/).filter(Boolean), join(tree.root, 'packages/cli/dist/bin.js')] } : undefined;
-      // A restart on a saturated 2-core host can take well over the launcher's default 30 s: a node
-      // given up on is stopped, which would turn a slow start into an outage of its own.
-      devnet = await mod.startDevnet({ dir: join(dir, 'devnet'), basePort, reset: true, accounts: ACCOUNTS, logFormat: 'json', scryptN: 1 << 12, readyTimeoutMs: 90_000, ...(nodeCommand ? { nodeCommand } : {}) });
-    } catch (e) {
-      if (attempt >= 2 || !/PORT_IN_USE/.test(String((e as { code?: string }).code ?? e))) {
-        rmSync(dir, { recursive: true, force: true });
-        throw e;
-      }
-    }
-  }
-  const d = devnet;
-  const stop = async () => {
-    await d.stop();
-    if (args['keep-logs']) console.log(`kept ${dir} (--keep-logs)`);
-    else rmSync(dir, { recursive: true, force: true });
-  };
-  cleanups.add(stop);
+  const nodeCommand = args['node-flags'] && tree.label !== 'before' ? { command: process.execPath, args: [...args['node-flags'].split(/\s+/).filter(Boolean), join(tree.root, 'packages/cli/dist/bin.js')] } : undefined;
+  const { devnet: d, close } = await startTreeDevnet({
+    prefix: `qnexus-faults-${tree.label}-`,
+    // A fresh 200-port range per devnet.
+    basePort: () => BASE_PORT + (portSlot++ % 20) * 200,
+    // A restart on a saturated 2-core host can take well over the launcher's default 30 s: a node
+    // given up on is stopped, which would turn a slow start into an outage of its own.
+    start: (dir, basePort) =>
+      mod.startDevnet({ dir, basePort, reset: true, accounts: ACCOUNTS, logFormat: 'json', scryptN: 1 << 12, readyTimeoutMs: 90_000, ...(nodeCommand ? { nodeCommand } : {}) }),
+    cleanups,
+    keepDir: !!args['keep-logs'],
+  });
   const g = d.genesis;
   const shards = g.shardCount;
   const pass = readFileSync(d.passphraseFile, 'utf8').trim();
@@ -323,10 +278,7 @@ async function openNet(tree: Tree): Promise<Net> {
     wallets,
     url: (name) => d.process(name).apiUrl,
     wallSlot: () => Math.floor((Date.now() - Number(g.genesisTime)) / Number(g.slotMs)),
-    close: async () => {
-      cleanups.remove(stop);
-      await stop();
-    },
+    close,
   };
 }
 

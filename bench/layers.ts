@@ -38,13 +38,13 @@
 // Output: before | after tables on stdout and bench/results/layers-<time>.json (+ the profiles as
 // layers-<time>-<tree>.cpuprofile, for a viewer such as Chrome DevTools).
 // --smoke: A = 200, 2 blocks of 100, 3 runs, one rate (20 tx/s) for 10 s, 3 s of warm-up.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, importFromTree, table, type Tree } from './lib-trees.js';
+import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, importFromTree, table, type Tree, getJson, http, startTreeDevnet } from './lib-trees.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -457,38 +457,6 @@ async function benchExec(codes: Code[], outBase: string): Promise<{ results: Exe
 
 // ---------------------------------------------------------------- 2. devnet, real processes
 
-interface Answer {
-  status: number;
-  body: unknown;
-  retryAfter: string | null;
-}
-
-async function http(url: string, init: { method?: string; body?: Uint8Array; timeoutMs?: number } = {}): Promise<Answer> {
-  const res = await fetch(url, {
-    method: init.method ?? 'GET',
-    headers: init.body ? { 'content-type': 'application/octet-stream', accept: 'application/json' } : { accept: 'application/json' },
-    body: init.body,
-    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
-  });
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body, retryAfter: res.headers.get('retry-after') };
-}
-
-async function getJson<T>(url: string, timeoutMs = 5000): Promise<T | null> {
-  try {
-    const a = await http(url, { timeoutMs });
-    return a.status === 200 ? (a.body as T) : null;
-  } catch {
-    return null;
-  }
-}
-
 interface Net {
   devnet: Devnet;
   chainId: string;
@@ -505,28 +473,15 @@ let portSlot = 0;
 async function openNet(code: Code): Promise<Net> {
   const tree = code.tree;
   const cli = await importFromTree<CliPkg>(tree, 'cli');
-  const dir = mkdtempSync(join(tmpdir(), `qnexus-layers-${tree.label}-`));
-  let devnet: Devnet | undefined;
-  for (let attempt = 0; !devnet; attempt++) {
-    // A fresh port range per devnet: the previous one's ports may linger in TIME_WAIT.
-    const basePort = BASE_PORT + (portSlot++ % 10) * 200;
-    try {
-      const flags = args['node-flags'] ? args['node-flags'].split(/\s+/).filter(Boolean) : [];
-      const nodeCommand = flags.length ? { nodeCommand: { command: process.execPath, args: [...flags, join(tree.root, 'packages/cli/dist/bin.js')] } } : {};
-      devnet = await cli.startDevnet({ dir: join(dir, 'devnet'), basePort, reset: true, shards: 2, validators: 4, fullNodes: 0, accounts: PER_SHARD, logFormat: 'json', scryptN: 1 << 12, readyTimeoutMs: 90_000, ...nodeCommand });
-    } catch (e) {
-      if (attempt >= 2 || !/PORT_IN_USE/.test(String((e as { code?: string }).code ?? e))) {
-        rmSync(dir, { recursive: true, force: true });
-        throw e;
-      }
-    }
-  }
-  const d = devnet;
-  const stop = async () => {
-    await d.stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  cleanups.add(stop);
+  const flags = args['node-flags'] ? args['node-flags'].split(/\s+/).filter(Boolean) : [];
+  const nodeCommand = flags.length ? { nodeCommand: { command: process.execPath, args: [...flags, join(tree.root, 'packages/cli/dist/bin.js')] } } : {};
+  const { devnet: d, close } = await startTreeDevnet({
+    prefix: `qnexus-layers-${tree.label}-`,
+    basePort: () => BASE_PORT + (portSlot++ % 10) * 200,
+    start: (dir, basePort) =>
+      cli.startDevnet({ dir, basePort, reset: true, shards: 2, validators: 4, fullNodes: 0, accounts: PER_SHARD, logFormat: 'json', scryptN: 1 << 12, readyTimeoutMs: 90_000, ...nodeCommand }),
+    cleanups,
+  });
   const g = d.genesis;
   const backend = code.crypto.backendAvailable('pqclean') ? 'pqclean' : 'noble';
   const pass = readFileSync(d.passphraseFile, 'utf8').trim();
@@ -543,10 +498,7 @@ async function openNet(code: Code): Promise<Net> {
     slotMs: Number(g.slotMs),
     shardApis: Array.from({ length: g.shardCount }, (_, k) => validators.filter((p) => p.shard === k).map((p) => d.process(p.name).apiUrl)),
     wallets,
-    close: async () => {
-      cleanups.remove(stop);
-      await stop();
-    },
+    close,
   };
 }
 

@@ -111,3 +111,82 @@ export function table(rows: string[][]): string {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n');
 }
+
+// ---------------------------------------------------------------- HTTP (the same client code for both trees)
+
+/** An HTTP answer as the benches read it: status, parsed JSON (or the text), Retry-After. */
+export interface Answer {
+  status: number;
+  body: unknown;
+  retryAfter: string | null;
+}
+
+export async function http(url: string, init: { method?: string; body?: Uint8Array; timeoutMs?: number } = {}): Promise<Answer> {
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers: init.body ? { 'content-type': 'application/octet-stream', accept: 'application/json' } : { accept: 'application/json' },
+    body: init.body,
+    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
+  });
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = text;
+  }
+  return { status: res.status, body, retryAfter: res.headers.get('retry-after') };
+}
+
+/** GET a JSON answer; null on any error or non-200 (the benches poll and move on). */
+export async function getJson<T>(url: string, timeoutMs = 5000): Promise<T | null> {
+  try {
+    const a = await http(url, { timeoutMs });
+    return a.status === 200 ? (a.body as T) : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------- a tree's devnet
+
+/**
+ * Start a devnet in a fresh temporary directory, retrying on PORT_IN_USE (a stopped devnet's ports
+ * may linger in TIME_WAIT) with the next port range from `basePort()`, at most 3 tries. `stop` stops
+ * it and removes the directory (unless `keepDir`); it is registered with `cleanups` until `close`.
+ */
+export async function startTreeDevnet<D extends { stop(): Promise<void> }>(o: {
+  prefix: string;
+  basePort: () => number;
+  start: (dir: string, basePort: number) => Promise<D>;
+  cleanups: Cleanups;
+  keepDir?: boolean;
+}): Promise<{ devnet: D; close: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), o.prefix));
+  let devnet: D | undefined;
+  for (let attempt = 0; !devnet; attempt++) {
+    try {
+      devnet = await o.start(join(dir, 'devnet'), o.basePort());
+    } catch (e) {
+      if (attempt >= 2 || !/PORT_IN_USE/.test(String((e as { code?: string }).code ?? e))) {
+        rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
+    }
+  }
+  const d = devnet;
+  const stop = async () => {
+    await d.stop();
+    if (o.keepDir) console.log(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  };
+  o.cleanups.add(stop);
+  return {
+    devnet: d,
+    close: async () => {
+      o.cleanups.remove(stop);
+      await stop();
+    },
+  };
+}
+
