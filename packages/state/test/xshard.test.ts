@@ -19,7 +19,7 @@ import {
   BEACON_SHARD,
 } from '@qnexus/types';
 import { WorldState, XFER_RECORD_PREFIX, epochCommittees, releaseId, stateParams, verifyXferProof, type BlockContext, type StateParams } from '@qnexus/state';
-import { Pending, app, counters, kindOf, message, pendingFee, pendingFees, snapshot, stateWith, throwsCode, userBalances, xinfo, type Counters, type Payload } from './helpers.js';
+import { Pending, app, counters, kindOf, message, pendingFee, pendingFees, snapshot, stateWith, throwsCode, userBalances, xinfo, type Counters, type Payload, prng } from './helpers.js';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -556,17 +556,7 @@ describe('state: block building with beacon entries', () => {
 });
 
 describe('state: randomized 2PC runs keep every invariant', () => {
-  /** Seeded PRNG (mulberry32). */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+
 
   function stakeTx(from: KeyPair, validator: KeyPair, amount: bigint, nonce: bigint, fee: bigint): TxEnvelope {
     const body: TxBody = { chainId: CHAIN, nonce, fee, publicKey: from.publicKey, payload: message({ kind: 'stake', validatorPublicKey: validator.publicKey, amount, validatorSignature: SIG44 }) };
