@@ -104,6 +104,15 @@ export const ERROR_HTTP_STATUS = {
   EVIDENCE_EXPIRED: 409,
   /** The committee of an epoch is not known yet (its beacon announcement has not arrived). */
   EPOCH_UNKNOWN: 503,
+  // state at scale: versions, proofs, snapshots
+  /** The state of that height is no longer kept (older than the node's state retention window). */
+  STATE_PRUNED: 410,
+  /** A state snapshot item that does not match the certified state root (or is malformed); its sender is penalised. */
+  BAD_SNAPSHOT: 400,
+  /** No peer offers a usable snapshot (none reachable, or none with a recent enough retained height). */
+  SNAPSHOT_UNAVAILABLE: 503,
+  /** A state proof, or the certificate and committee it rests on, that does not verify. */
+  PROOF_INVALID: 400,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_HTTP_STATUS;
