@@ -21,6 +21,14 @@ export interface StateParams {
   feeBurnBps: number;
   /** Σ weight of a block's transactions (a plain transfer weighs 1): genesis `maxBlockTxs`. */
   maxBlockWeight: number;
+  /**
+   * Settled cross-shard records are pruned this many slots after their decision (and past their
+   * deadline), and replays refused until that long past the deadline: the chain constant
+   * XFER_RETENTION_SLOTS (@qnexus/types) when absent (every chain today; set by tests for short windows).
+   */
+  xferRetentionSlots?: number;
+  /** Most prune steps (a record, or a tombstone) the xfer module's end-block hook takes: XFER_PRUNES_PER_BLOCK when absent. */
+  xferPrunesPerBlock?: number;
 }
 
 export function stateParams(g: Genesis, shard: number): StateParams {

@@ -87,6 +87,10 @@ export const ERROR_HTTP_STATUS = {
   XS_BAD_PROOF: 400,
   /** The destination was asked to prepare after the transfer's deadline slot. */
   XS_DEADLINE_PASSED: 409,
+  /** The transfer was settled here and its record pruned (a compact tombstone remains): a replay, refused. */
+  XS_PRUNED: 409,
+  /** Nothing is recorded of the transfer and its deadline passed more than the retention window ago: a replay, refused. */
+  XS_EXPIRED: 409,
   // staking, rewards and slashing
   /** The validator's consent signature in a stake transaction does not verify. */
   STAKE_BAD_CONSENT: 400,

@@ -60,6 +60,19 @@ export interface GenesisStaking {
   halvingEpochs: number;
 }
 
+/**
+ * Retention window of settled cross-shard records, in slots (shards prune their records and the
+ * beacon compacts its log by it; the state machine's `xferRetentionSlots` overrides it in tests).
+ * A settled record stays this long after its decision, so every report and re-send of it is long
+ * over: the beacon re-sends a decision every few slots (3) until a report proves it applied, and
+ * each validator of the committee reports the applying block at once (and again whenever the
+ * beacon re-sends an applied phase); 4096 slots (≈ 68 min at 1 s slots) leave room for a beacon
+ * or shard outage of about an hour. The same window bounds replays: nothing is acted upon for a
+ * transfer with no record once its deadline is more than a window behind (XS_EXPIRED), which is
+ * also how long past its deadline a destination may take to hear of a prepare it never received.
+ */
+export const XFER_RETENTION_SLOTS = 4096;
+
 export const DEFAULT_STAKING: GenesisStaking = {
   minStake: 1000n,
   unbondingEpochs: 2,

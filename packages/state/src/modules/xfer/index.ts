@@ -17,12 +17,13 @@ import { msg, type Module, type XferOpDef } from '../../module.js';
 import { bank } from '../bank/keeper.js';
 import { xfer } from './keeper.js';
 
-export { xfer, xferRecordKey, XFER_RECORD_PREFIX, type XferCounters } from './keeper.js';
+export { xfer, xferRecordKey, XFER_RECORD_PREFIX, XFER_RETENTION_SLOTS, XFER_PRUNES_PER_BLOCK, type XferCounters, type XferOutcome, type XferPruneStats } from './keeper.js';
 
 /**
  * xfer: the two-phase-commit engine every cross-shard operation goes
- * through. It owns the records (one per operation and side, kept so replays
- * are refused), the generic escrow of `amount` of `denom`, the beacon's prepare
+ * through. It owns the records (one per operation and side; a settled one is
+ * pruned after a retention window and leaves a tombstone until replays of it
+ * can no longer be valid, so replays are refused throughout), the generic escrow of `amount` of `denom`, the beacon's prepare
  * and decision entries, deadlines and the proofs the beacon checks (the
  * records are state entries). What an operation *does* comes from its op's
  * callbacks (XferOpDef), the way ibc-go's core owns packets and an app only
@@ -159,6 +160,8 @@ export function xferModule(ops: XferOpLookup): Module {
           const id = toHex(x.id);
           const rec = xfer.record(ctx, id);
           if (rec) throw new QnexusError(rec.decision !== 'none' ? 'XS_ALREADY_DECIDED' : 'XS_DUPLICATE', `transfer ${id.slice(0, 16)} is already ${rec.decision !== 'none' ? 'decided' : 'prepared'} here`);
+          // A pruned or long-expired transfer is not prepared (not even refused) again.
+          xfer.refuseForgotten(ctx, x);
           // A refusal is an outcome, not an error: it is recorded (and proven to the beacon) like an acceptance.
           const probe = ctx.child();
           let why: string | null;
@@ -191,6 +194,8 @@ export function xferModule(ops: XferOpLookup): Module {
           const rec = xfer.record(ctx, id);
           if (rec && !xferInfoEqual(rec.info, x)) throw new QnexusError('XS_MISMATCH', `decision for ${id.slice(0, 16)} disagrees with the recorded transfer`);
           if (rec && rec.decision !== 'none') throw new QnexusError('XS_ALREADY_DECIDED', `transfer ${id.slice(0, 16)} was already decided (${rec.decision})`);
+          // Without a record: not a pruned transfer's replay (which would otherwise create an aborted one).
+          if (!rec) xfer.refuseForgotten(ctx, x);
           if (x.srcShard === p.shard) {
             if (!rec || rec.role !== 'source') throw new QnexusError('XS_UNKNOWN_TRANSFER', `no escrow for transfer ${id.slice(0, 16)}`);
             xfer.add(ctx, 'escrow', -x.amount, x.denom);
@@ -207,8 +212,14 @@ export function xferModule(ops: XferOpLookup): Module {
           }
           const base: XferRecord = rec ?? { role: 'destination', info: x, prepare: 'none', reason: '', decision: 'none', preparedHeight: 0, decidedHeight: 0 };
           xfer.setRecord(ctx, { ...base, decision: commit ? 'commit' : 'abort', decidedHeight: ctx.block.height });
+          // Settled here (the source's escrow with it): pruned once nothing can need the record again.
+          xfer.schedulePrune(ctx, x);
         },
       }),
     ],
+    // Pruning is consensus state: the same records go in the same block on every node.
+    endBlock(ctx) {
+      xfer.prune(ctx);
+    },
   };
 }
