@@ -138,3 +138,134 @@ export class SyncReporter {
     this.drawn = true;
   }
 }
+
+/** One sample of a running snapshot sync: state entries verified so far, of the certified total, and bytes received. */
+export interface SnapshotSample {
+  height: number;
+  entries: number;
+  total: number;
+  bytes: number;
+  elapsedMs: number;
+}
+
+export interface SnapshotStats {
+  height: number;
+  entries: number;
+  total: number;
+  bytes: number;
+  entriesPerSec: number;
+  bytesPerSec: number;
+  etaSec: number | null;
+  fraction: number;
+}
+
+/** Rate, ETA and fraction done of a snapshot sample (pure). */
+export function snapshotStats(s: SnapshotSample): SnapshotStats {
+  const entries = Math.max(0, s.entries);
+  const total = Math.max(0, s.total);
+  const left = Math.max(0, total - entries);
+  const entriesPerSec = s.elapsedMs > 0 ? (entries * 1000) / s.elapsedMs : 0;
+  const bytesPerSec = s.elapsedMs > 0 ? (s.bytes * 1000) / s.elapsedMs : 0;
+  const etaSec = left === 0 ? 0 : entriesPerSec > 0 ? left / entriesPerSec : null;
+  const fraction = total === 0 ? 1 : Math.min(1, entries / total);
+  return { height: s.height, entries, total, bytes: s.bytes, entriesPerSec, bytesPerSec, etaSec, fraction };
+}
+
+/** `512 B`, `3.4 KiB`, `12 MiB`. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${Math.round(n)} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+/** The progress line of a snapshot sync: `snapshot @1200 [#####-----]  50% 5000/10000 entries  1.2 MiB  800 entries/s  ETA 6s`. */
+export function formatSnapshotLine(st: SnapshotStats, barWidth = 30): string {
+  const filled = Math.round(st.fraction * barWidth);
+  const bar = '#'.repeat(filled) + '-'.repeat(barWidth - filled);
+  const pct = `${Math.floor(st.fraction * 100)}%`.padStart(4);
+  return `snapshot @${st.height} [${bar}] ${pct} ${st.entries}/${st.total} entries  ${formatBytes(st.bytes)}  ${formatRate(st.entriesPerSec)} entries/s  ETA ${formatDuration(st.etaSec)}`;
+}
+
+/** Fields of the structured `snapshot progress` log line. */
+export function snapshotFields(st: SnapshotStats): { height: number; entries: number; total: number; bytes: number; entriesPerSec: number; etaSec: number | null } {
+  return {
+    height: st.height,
+    entries: st.entries,
+    total: st.total,
+    bytes: st.bytes,
+    entriesPerSec: Math.round(st.entriesPerSec * 10) / 10,
+    etaSec: st.etaSec === null ? null : Math.ceil(st.etaSec),
+  };
+}
+
+/**
+ * Shows a running snapshot sync the way SyncReporter shows a block sync: a bar redrawn in place
+ * on a TTY, else a structured `snapshot progress` line every couple of seconds; one outcome line.
+ */
+export class SnapshotReporter {
+  private readonly out: NonNullable<ReporterOptions['out']>;
+  private readonly tty: boolean;
+  private readonly now: () => number;
+  private readonly logEveryMs: number;
+  private readonly drawEveryMs: number;
+  private readonly t0: number;
+  private lastEmit = -Infinity;
+  private drawn = false;
+  private last: SnapshotStats;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly height: number,
+    opts: ReporterOptions = {},
+  ) {
+    this.out = opts.out ?? process.stderr;
+    this.tty = this.out.isTTY === true;
+    this.now = opts.now ?? Date.now;
+    this.logEveryMs = opts.logEveryMs ?? 2_000;
+    this.drawEveryMs = opts.drawEveryMs ?? 100;
+    this.t0 = this.now();
+    this.last = snapshotStats({ height, entries: 0, total: 0, bytes: 0, elapsedMs: 0 });
+  }
+
+  get stats(): SnapshotStats {
+    return this.last;
+  }
+
+  get elapsedMs(): number {
+    return this.now() - this.t0;
+  }
+
+  update(entries: number, total: number, bytes: number): SnapshotStats {
+    const t = this.now();
+    this.last = snapshotStats({ height: this.height, entries, total, bytes, elapsedMs: t - this.t0 });
+    if (t - this.lastEmit >= (this.tty ? this.drawEveryMs : this.logEveryMs)) {
+      this.lastEmit = t;
+      if (this.tty) this.draw();
+      else this.log.info('snapshot progress', snapshotFields(this.last));
+    }
+    return this.last;
+  }
+
+  /** Clear the bar (if drawn) and log the outcome (`snapshot done`, or why it stopped). */
+  finish(ok: boolean, why?: string): void {
+    if (this.tty && this.drawn) this.out.write('\r\x1b[2K');
+    this.drawn = false;
+    const fields = { ...snapshotFields(this.last), seconds: Math.round((this.now() - this.t0) / 100) / 10 };
+    if (ok) this.log.info('snapshot done', fields);
+    else this.log.warn('snapshot stopped', { ...fields, reason: why ?? 'unknown' });
+  }
+
+  private draw(): void {
+    const cols = typeof this.out.columns === 'number' && this.out.columns > 0 ? this.out.columns : 100;
+    let line = formatSnapshotLine(this.last);
+    if (line.length > cols - 1) line = formatSnapshotLine(this.last, Math.max(5, 30 - (line.length - cols + 1))).slice(0, cols - 1);
+    this.out.write(`\r\x1b[2K${line}`);
+    this.drawn = true;
+  }
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Logger } from '@qnexus/runtime';
-import { SyncReporter, formatDuration, formatProgressLine, formatRate, progressFields, syncStats } from '../src/sync-progress.js';
+import { SnapshotReporter, SyncReporter, formatBytes, formatDuration, formatProgressLine, formatRate, formatSnapshotLine, progressFields, snapshotStats, syncStats } from '../src/sync-progress.js';
 
 /** A writable that keeps what is written. */
 function sink(isTTY: boolean, columns = 120) {
@@ -92,5 +92,49 @@ describe('sync progress: rate, ETA and formatting', () => {
     assert.equal(mid.blocksPerSec, 100);
     assert.equal(mid.etaSec, Math.ceil((1000 - mid.height) / 100));
     assert.equal(lines.at(-1)!.msg, 'sync done');
+  });
+
+  it('snapshot: entries/s, bytes/s, ETA and fraction of the certified total; sizes in binary units', () => {
+    const st = snapshotStats({ height: 1200, entries: 5_000, total: 20_000, bytes: 3 * 1024 * 1024, elapsedMs: 10_000 });
+    assert.equal(st.entriesPerSec, 500);
+    assert.equal(st.etaSec, 30);
+    assert.equal(st.fraction, 0.25);
+    assert.equal(Math.round(st.bytesPerSec), Math.round((3 * 1024 * 1024) / 10));
+    // An empty state is done at once; before the first entry the rate, hence the ETA, is unknown.
+    assert.equal(snapshotStats({ height: 5, entries: 0, total: 0, bytes: 0, elapsedMs: 0 }).etaSec, 0);
+    assert.equal(snapshotStats({ height: 5, entries: 0, total: 10, bytes: 0, elapsedMs: 1_000 }).etaSec, null);
+    assert.deepEqual([formatBytes(512), formatBytes(3.5 * 1024), formatBytes(12 * 1024 * 1024), formatBytes(3 * 1024 ** 3)], ['512 B', '3.5 KiB', '12 MiB', '3.0 GiB']);
+    assert.equal(formatSnapshotLine(st, 4), 'snapshot @1200 [#---]  25% 5000/20000 entries  3.0 MiB  500 entries/s  ETA 30s');
+  });
+
+  it('snapshot: redraws in place on a TTY, logs `snapshot progress` lines off one, and one outcome line', () => {
+    let now = 0;
+    const tty = sink(true);
+    const ttyLog = sink(false);
+    const a = new SnapshotReporter(new Logger('json', 'info', {}, ttyLog as unknown as NodeJS.WritableStream), 7, { out: tty, now: () => now });
+    for (let e = 1; e <= 100; e++) {
+      now += 50;
+      a.update(e, 100, e * 100);
+    }
+    a.finish(true);
+    assert.ok(tty.chunks.filter((c) => c.includes('snapshot @7 [')).length >= 10);
+    assert.equal(tty.chunks.at(-1), '\r\x1b[2K');
+    assert.deepEqual(ttyLog.chunks.map((l) => (JSON.parse(l) as { msg: string }).msg), ['snapshot done']);
+
+    now = 0;
+    const out = sink(false);
+    const logOut = sink(false);
+    const b = new SnapshotReporter(new Logger('json', 'info', {}, logOut as unknown as NodeJS.WritableStream), 9, { out, now: () => now });
+    for (let e = 1; e <= 1000; e++) {
+      now += 10;
+      b.update(e, 2000, e * 64);
+    }
+    b.finish(false, 'no peer left');
+    assert.equal(out.chunks.length, 0);
+    const lines = logOut.chunks.map((l) => JSON.parse(l) as { msg: string; entries: number; total: number; reason?: string });
+    assert.ok(lines.filter((l) => l.msg === 'snapshot progress').length >= 5);
+    assert.equal(lines.at(-1)!.msg, 'snapshot stopped');
+    assert.equal(lines.at(-1)!.reason, 'no peer left');
+    assert.equal(lines.at(-1)!.total, 2000);
   });
 });

@@ -10,6 +10,8 @@ export function topics(chainId: string, shard: number) {
     statusProtocol: `${base}/status/1.0.0`,
     blocksProtocol: `${base}/blocks/1.0.0`,
     txsProtocol: `${base}/txs/1.0.0`,
+    /** State snapshots of this shard (offers of a certified height, then trie chunks at it): packages/node/src/snapshot.ts. */
+    snapshotProtocol: `${base}/snapshot/1`,
   };
 }
 export type Topics = ReturnType<typeof topics>;
