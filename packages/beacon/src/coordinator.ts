@@ -1,6 +1,6 @@
 import { toHex } from '@qnexus/crypto';
 import { app, stakingOpName } from '@qnexus/app';
-import { BEACON_SHARD, xferInfoEqual, type XferInfo, type XferRecord } from '@qnexus/types';
+import { BEACON_SHARD, XFER_RETENTION_SLOTS, xferInfoEqual, type XferInfo, type XferRecord } from '@qnexus/types';
 
 /**
  * The two-phase-commit coordinator of cross-shard transfers, as a pure state
@@ -33,11 +33,22 @@ import { BEACON_SHARD, xferInfoEqual, type XferInfo, type XferRecord } from '@qn
  * the decision, applied). The participant applies the effect of every logged
  * decision synchronously, so the driver persists the registry change in the
  * same batch as the log entry. Nothing is ever sent to BEACON_SHARD.
+ *
+ * Compaction (the log stays bounded): an entry decided and applied on both
+ * sides is compacted `retentionSlots` after the beacon learned that (and past
+ * its deadline): its signed entries are dropped and it stays as a tombstone
+ * (the transfer and its outcome, a few hundred bytes) until its deadline is
+ * `retentionSlots` behind, then it is forgotten. Meanwhile a report of that id
+ * is refused (XS_PRUNED); after that, a report of any id the log does not hold
+ * whose deadline is that far behind is refused (XS_EXPIRED), so a replayed
+ * old report can never open a transfer again. The shards prune their records
+ * by the same window (the xfer module), so neither side acts on the id again.
  */
 
 export type Outcome = 'commit' | 'abort';
 
-export type Phase = 'source-prepared' | 'destination-prepared' | 'destination-refused' | 'decided' | 'source-applied' | 'destination-applied';
+/** `compacted`: the entry became a tombstone; `forgotten`: the tombstone was dropped. */
+export type Phase = 'source-prepared' | 'destination-prepared' | 'destination-refused' | 'decided' | 'source-applied' | 'destination-applied' | 'compacted' | 'forgotten';
 
 export interface XferEntry {
   /** Transfer id (the source xtransfer's tx id), hex. */
@@ -62,6 +73,11 @@ export interface XferEntry {
    * start at -Infinity, so the first tick re-sends everything still pending.
    */
   sent: { prepare: number; source: number; destination: number };
+  /**
+   * Set once compacted: the entry is a tombstone (no signed entries, no applied heights) that
+   * refuses reports of its id until slot `until`; `dropped` once forgotten (the store deletes it).
+   */
+  compacted?: { until: number; dropped: boolean };
 }
 
 export type CoordinatorAction =
@@ -69,7 +85,9 @@ export type CoordinatorAction =
   | { type: 'send'; shard: number; raw: Uint8Array; id: string; what: 'prepare' | 'decision' }
   | { type: 'phase'; entry: XferEntry; phase: Phase }
   /** Input that an honest shard never produces, or that disagrees with the log; nothing changed. */
-  | { type: 'anomaly'; id: string; message: string };
+  | { type: 'anomaly'; id: string; message: string }
+  /** A record of a transfer the log has compacted (XS_PRUNED) or whose deadline is a window behind (XS_EXPIRED): a replay; nothing changed. */
+  | { type: 'refused'; id: string; code: 'XS_PRUNED' | 'XS_EXPIRED'; message: string };
 
 /** Signs the beacon's system entries (xprepare, xdecision); returns the wire encoding. */
 export interface SystemTxSigner {
@@ -95,6 +113,10 @@ export interface CoordinatorOptions {
   participants?: ReadonlyMap<number, BeaconParticipant>;
   /** Slots between re-sends of an unanswered prepare request or an unapplied decision (default 3). */
   resendSlots?: number;
+  /** The retention window (default XFER_RETENTION_SLOTS, the shards' own): see "Compaction" above. */
+  retentionSlots?: number;
+  /** Most compaction steps (compact an entry, forget a tombstone) per tick (default 256); leftovers wait for the next tick. */
+  compactPerTick?: number;
 }
 
 export interface XferCounts {
@@ -122,43 +144,118 @@ class Step {
   }
 }
 
+/** A min-heap of (slot, id): when each done entry is compacted and each tombstone forgotten. */
+class DueHeap {
+  private readonly h: [number, string][] = [];
+  get size(): number {
+    return this.h.length;
+  }
+  peek(): [number, string] | undefined {
+    return this.h[0];
+  }
+  push(slot: number, id: string): void {
+    const h = this.h;
+    h.push([slot, id]);
+    for (let i = h.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (h[p]![0] <= h[i]![0]) break;
+      [h[p], h[i]] = [h[i]!, h[p]!];
+      i = p;
+    }
+  }
+  pop(): [number, string] | undefined {
+    const h = this.h;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length && last) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]![0] < h[m]![0]) m = l;
+        if (r < h.length && h[r]![0] < h[m]![0]) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
 export class Coordinator {
   private readonly entries = new Map<string, XferEntry>();
-  /** Ids in arrival order (seq ascending). */
-  private readonly order: string[] = [];
+  /** Compacted entries (tombstones), until forgotten. */
+  private readonly tombs = new Map<string, XferEntry>();
+  /** Done entries to compact and tombstones to forget, by slot. */
+  private readonly due = new DueHeap();
+  /** Ids in arrival order (seq ascending); compacted ones are skipped and swept out now and then. */
+  private order: string[] = [];
+  private orderGone = 0;
   /** Ids not yet applied on both sides: what a tick has to look at. */
   private readonly active = new Set<string>();
   private nextSeq = 0;
   private readonly signer: SystemTxSigner;
   private readonly participants: ReadonlyMap<number, BeaconParticipant>;
   readonly resendSlots: number;
+  readonly retentionSlots: number;
+  readonly compactPerTick: number;
+  /** Entries compacted, tombstones forgotten and replayed records refused, since start (metrics). */
+  readonly stats = { compacted: 0, forgotten: 0, refused: 0 };
 
-  /** `restored`: the durable log, as loaded at start. */
+  /** `restored`: the durable log (entries and tombstones), as loaded at start. */
   constructor(opts: CoordinatorOptions, restored: Iterable<XferEntry> = []) {
     this.signer = opts.signer;
     this.participants = opts.participants ?? new Map();
     this.resendSlots = opts.resendSlots ?? 3;
+    this.retentionSlots = opts.retentionSlots ?? XFER_RETENTION_SLOTS;
+    this.compactPerTick = opts.compactPerTick ?? 256;
     if (!Number.isSafeInteger(this.resendSlots) || this.resendSlots < 1) throw new RangeError('resendSlots must be a positive integer');
+    if (!Number.isSafeInteger(this.retentionSlots) || this.retentionSlots < 1) throw new RangeError('retentionSlots must be a positive integer');
+    if (!Number.isSafeInteger(this.compactPerTick) || this.compactPerTick < 1) throw new RangeError('compactPerTick must be a positive integer');
     const list = [...restored].sort((a, b) => a.seq - b.seq);
     for (const e of list) {
       e.sent = { prepare: -Infinity, source: -Infinity, destination: -Infinity };
+      this.nextSeq = Math.max(this.nextSeq, e.seq + 1);
+      if (e.compacted) {
+        if (e.compacted.dropped) continue;
+        this.tombs.set(e.id, e);
+        this.due.push(e.compacted.until, e.id);
+        continue;
+      }
       this.entries.set(e.id, e);
       this.order.push(e.id);
       if (!isDone(e)) this.active.add(e.id);
-      this.nextSeq = Math.max(this.nextSeq, e.seq + 1);
+      // When it became done is not logged: its decision's slot is the earliest it can have been.
+      else this.due.push(this.compactAt(e, e.decision!.slot), e.id);
     }
   }
 
   // ---------------------------------------------------------------- queries
 
+  /** The log entry of an id, or its tombstone (no signed entries) while it is compacted. */
   get(idHex: string): XferEntry | undefined {
-    return this.entries.get(idHex);
+    return this.entries.get(idHex) ?? this.tombs.get(idHex);
   }
 
-  /** Most recent first. */
+  /** The compacted entry (tombstone: the transfer and its decision) of an id, until it is forgotten. */
+  tombstone(idHex: string): XferEntry | undefined {
+    return this.tombs.get(idHex);
+  }
+
+  /** Tombstones held now. */
+  get tombstones(): number {
+    return this.tombs.size;
+  }
+
+  /** Most recent first (entries still in the log; compacted ones are not listed). */
   recent(limit: number): XferEntry[] {
     const out: XferEntry[] = [];
-    for (let i = this.order.length - 1; i >= 0 && out.length < limit; i--) out.push(this.entries.get(this.order[i]!)!);
+    for (let i = this.order.length - 1; i >= 0 && out.length < limit; i--) {
+      const e = this.entries.get(this.order[i]!);
+      if (e) out.push(e);
+    }
     return out;
   }
 
@@ -194,6 +291,14 @@ export class Coordinator {
     if (own !== shard) return anomaly(`${rec.role} record reported by shard ${shard}, but the transfer's ${rec.role} shard is ${own}`);
     let e = this.entries.get(id);
     if (e && !xferInfoEqual(e.info, rec.info)) return anomaly(`record of shard ${shard} disagrees with the logged transfer`);
+    if (!e) {
+      // A transfer compacted here, or one so old it would have been: nothing may reopen it.
+      const t = this.tombs.get(id);
+      if (t) return this.refuse(id, 'XS_PRUNED', `transfer was settled (${t.decision?.outcome}) and compacted; a replayed record`);
+      if (slot > rec.info.deadlineSlot + this.retentionSlots) {
+        return this.refuse(id, 'XS_EXPIRED', `no log entry and the deadline (slot ${rec.info.deadlineSlot}) is more than ${this.retentionSlots} slots past`);
+      }
+    }
 
     const toBeacon = rec.info.dstShard === BEACON_SHARD;
     const participant = this.participants.get(rec.info.module);
@@ -247,7 +352,7 @@ export class Coordinator {
         } else if (e.decision.outcome !== rec.decision) {
           step.anomalies.push({ type: 'anomaly', id, message: `shard ${shard} applied ${rec.decision} but the logged decision is ${e.decision.outcome}` });
         }
-        if (isDone(e)) this.active.delete(id);
+        if (isDone(e)) this.done(e, slot);
       }
     }
     return step.actions();
@@ -260,6 +365,7 @@ export class Coordinator {
    */
   tick(slot: number): CoordinatorAction[] {
     const step = new Step();
+    this.compact(step, slot);
     for (const id of this.active) {
       const e = this.entries.get(id)!;
       if (!e.decision) {
@@ -281,7 +387,7 @@ export class Coordinator {
     const step = new Step();
     const id = toHex(info.id);
     if (stakingOpName(info) !== 'release' || info.srcShard !== BEACON_SHARD || info.dstShard === BEACON_SHARD) return [{ type: 'anomaly', id, message: 'not a release' }];
-    if (this.entries.has(id)) return [{ type: 'anomaly', id, message: 'release already logged' }];
+    if (this.entries.has(id) || this.tombs.has(id)) return [{ type: 'anomaly', id, message: 'release already logged' }];
     const e = this.create(info, 0);
     this.phase(step, e, 'source-prepared');
     this.sendPrepare(step, e, slot);
@@ -341,7 +447,66 @@ export class Coordinator {
     }
     if (e.info.srcShard === BEACON_SHARD || e.info.dstShard === BEACON_SHARD) this.participants.get(e.info.module)?.applied(e.info, outcome);
     for (const side of ['source', 'destination'] as const) if (!appliedOn(e, side)) this.sendDecision(step, e, side, slot);
-    if (isDone(e)) this.active.delete(e.id);
+    if (isDone(e)) this.done(e, slot);
+  }
+
+  private refuse(id: string, code: 'XS_PRUNED' | 'XS_EXPIRED', message: string): CoordinatorAction[] {
+    this.stats.refused++;
+    return [{ type: 'refused', id, code, message }];
+  }
+
+  /** Compacted once a window has passed since both sides applied it, and never before its deadline (reports of it end by then). */
+  private compactAt(e: XferEntry, slot: number): number {
+    return Math.min(Number.MAX_SAFE_INTEGER, Math.max(slot + this.retentionSlots, e.info.deadlineSlot + 1));
+  }
+
+  /** Applied on both sides at `slot`: nothing left to send; compacted a window later. */
+  private done(e: XferEntry, slot: number): void {
+    this.active.delete(e.id);
+    this.due.push(this.compactAt(e, slot), e.id);
+  }
+
+  /**
+   * The due steps, at most `compactPerTick`: a done entry loses its signed entries and applied
+   * heights and becomes a tombstone until its deadline is a window behind (or is forgotten at
+   * once when it already is); a due tombstone is forgotten. Each is persisted with the tick.
+   */
+  private compact(step: Step, slot: number): void {
+    for (let n = 0; n < this.compactPerTick; n++) {
+      const top = this.due.peek();
+      if (!top || top[0] > slot) return;
+      this.due.pop();
+      const id = top[1];
+      const e = this.entries.get(id);
+      if (e && isDone(e)) {
+        this.entries.delete(id);
+        if (++this.orderGone > 1024 && this.orderGone * 2 > this.order.length) {
+          this.order = this.order.filter((x) => this.entries.has(x));
+          this.orderGone = 0;
+        }
+        const until = Math.min(Number.MAX_SAFE_INTEGER, e.info.deadlineSlot + this.retentionSlots + 1);
+        e.prepareTx = null;
+        e.decisionTx = null;
+        e.compacted = { until, dropped: slot >= until };
+        this.stats.compacted++;
+        this.phase(step, e, 'compacted');
+        if (e.compacted.dropped) {
+          this.stats.forgotten++;
+          this.phase(step, e, 'forgotten');
+        } else {
+          this.tombs.set(id, e);
+          this.due.push(until, id);
+        }
+        continue;
+      }
+      const t = this.tombs.get(id);
+      if (t && t.compacted && t.compacted.until <= slot) {
+        this.tombs.delete(id);
+        t.compacted = { ...t.compacted, dropped: true };
+        this.stats.forgotten++;
+        this.phase(step, t, 'forgotten');
+      }
+    }
   }
 
   private sendDecision(step: Step, e: XferEntry, side: 'source' | 'destination', slot: number): void {

@@ -1,15 +1,47 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { P2PMetrics, registerProcessMetrics } from '@qnexus/runtime';
 
+/** What the log metrics read from the coordinator at scrape time. */
+export interface LogSource {
+  readonly tombstones: number;
+  readonly stats: { readonly compacted: number; readonly forgotten: number; readonly refused: number };
+  counts(): { total: number };
+}
+
 /** Prometheus metrics of the beacon process, named qnexus_beacon_<what>. */
 export function createMetrics() {
   const registry = new Registry();
   registerProcessMetrics(registry);
   const r = [registry];
   const p2p = new P2PMetrics(registry, 'qnexus_beacon_p2p');
+  let log: LogSource | null = null;
+  /** A counter that follows one of the coordinator's running totals, read at scrape time. */
+  const following = (name: string, help: string, read: (s: LogSource) => number) => {
+    let seen = 0;
+    return new Counter({
+      name,
+      help,
+      registers: r,
+      collect() {
+        if (!log) return;
+        const n = read(log);
+        if (n > seen) this.inc(n - seen);
+        seen = n;
+      },
+    });
+  };
   return {
     registry,
     p2p,
+    /** Read the log metrics from this coordinator (call once, at start). */
+    bindLog(source: LogSource): void {
+      log = source;
+    },
+    logEntries: new Gauge({ name: 'qnexus_beacon_2pc_log_entries', help: 'Transfer log entries held (not compacted)', registers: r, collect() { if (log) this.set(log.counts().total); } }),
+    tombstones: new Gauge({ name: 'qnexus_beacon_2pc_tombstones', help: 'Compacted transfer log entries kept as tombstones (refusing replays until their deadline is a retention window behind)', registers: r, collect() { if (log) this.set(log.tombstones); } }),
+    compacted: following('qnexus_beacon_2pc_compacted_total', 'Transfer log entries compacted (settled on both sides a retention window ago)', (s) => s.stats.compacted),
+    forgotten: following('qnexus_beacon_2pc_forgotten_total', 'Tombstones dropped from the transfer log (deadline a retention window behind)', (s) => s.stats.forgotten),
+    replaysRefused: following('qnexus_beacon_2pc_replays_refused_total', 'Reported records refused as replays of compacted (XS_PRUNED) or long-expired (XS_EXPIRED) transfers', (s) => s.stats.refused),
     phases: new Counter({ name: 'qnexus_beacon_2pc_phases_total', help: 'Cross-shard transfer phases the coordinator logged', labelNames: ['phase'], registers: r }),
     aborts: new Counter({ name: 'qnexus_beacon_2pc_aborts_total', help: 'Logged 2PC abort decisions, by reason (deadline: the destination refused XS_DEADLINE_PASSED; refused: any other refusal; adopted from a shard)', labelNames: ['reason'], registers: r }),
     decisions: new Counter({ name: 'qnexus_beacon_2pc_decisions_total', help: 'Logged 2PC decisions by outcome', labelNames: ['outcome'], registers: r }),

@@ -18,7 +18,9 @@ import { frozenFromAnnouncement, validatorInfo, type ParticipationBucket, type R
 
 /**
  * The beacon's database (classic-level, `<data-dir>/db`):
- *   x  32-byte transfer id -> encoded coordinator log entry
+ *   x  32-byte transfer id -> encoded coordinator log entry; once compacted, its tombstone (the
+ *                            same without the signed entries, and the slot it is forgotten at),
+ *                            deleted when forgotten
  *   e  u64be epoch         -> the signed announcement of a frozen epoch (written once, at freeze)
  *   v  20-byte address     -> validator record
  *   p  u64be epoch ‖ u32be shard -> participation bucket (until that epoch's rewards are computed)
@@ -32,6 +34,8 @@ import { frozenFromAnnouncement, validatorInfo, type ParticipationBucket, type R
 type Bytes = Uint8Array;
 const SUB_OPTS = { keyEncoding: 'view', valueEncoding: 'view' } as const;
 const ENTRY_VERSION = 1;
+/** A compacted entry: version 1's fields (its signed entries empty), then u64 the slot it is forgotten at. */
+const TOMBSTONE_VERSION = 2;
 const MAX_SYSTEM_TX = 16 * 1024;
 const utf8 = (s: string): Bytes => new TextEncoder().encode(s);
 /** LevelDB hands out Buffers; callers get plain Uint8Arrays (prototype-sensitive comparisons, subarrays). */
@@ -45,7 +49,7 @@ function outcomeOf(c: number): Outcome {
 }
 
 export function encodeEntry(e: XferEntry): Bytes {
-  const w = new Writer(512 + (e.prepareTx?.length ?? 0) + (e.decisionTx?.length ?? 0)).u8(ENTRY_VERSION).u64(e.seq);
+  const w = new Writer(512 + (e.prepareTx?.length ?? 0) + (e.decisionTx?.length ?? 0)).u8(e.compacted ? TOMBSTONE_VERSION : ENTRY_VERSION).u64(e.seq);
   encodeXferInfo(w, e.info);
   if (e.sourcePrepared) w.u8(1).u64(e.sourcePrepared.height);
   else w.u8(0);
@@ -58,13 +62,14 @@ export function encodeEntry(e: XferEntry): Bytes {
     else w.u8(0);
   }
   w.bytes(e.prepareTx ?? new Uint8Array(0)).bytes(e.decisionTx ?? new Uint8Array(0));
+  if (e.compacted) w.u64(e.compacted.until);
   return w.finish();
 }
 
 export function decodeEntry(b: Bytes): XferEntry {
   return decodeWith(b, 'transfer log entry', (r) => {
     const v = r.u8('entry version');
-    if (v !== ENTRY_VERSION) throw new QnexusError('MALFORMED', `unsupported transfer log entry version ${v}`);
+    if (v !== ENTRY_VERSION && v !== TOMBSTONE_VERSION) throw new QnexusError('MALFORMED', `unsupported transfer log entry version ${v}`);
     const seq = r.u64n('seq');
     const info = readXferInfo(r);
     const sourcePrepared = r.u8('source flag') ? { height: r.u64n('height') } : null;
@@ -80,6 +85,7 @@ export function decodeEntry(b: Bytes): XferEntry {
     const destinationApplied = applied();
     const p = r.bytes(MAX_SYSTEM_TX, 'prepare tx');
     const t = r.bytes(MAX_SYSTEM_TX, 'decision tx');
+    const compacted = v === TOMBSTONE_VERSION ? { compacted: { until: r.u64n('forget slot'), dropped: false } } : {};
     return {
       id: toHex(info.id),
       seq,
@@ -92,6 +98,7 @@ export function decodeEntry(b: Bytes): XferEntry {
       prepareTx: p.length ? p : null,
       decisionTx: t.length ? t : null,
       sent: { prepare: -Infinity, source: -Infinity, destination: -Infinity },
+      ...compacted,
     };
   });
 }
@@ -266,14 +273,16 @@ export class BeaconStore {
   }
 
   /**
-   * Write coordinator log entries and registry changes (with the signed
-   * announcements of newly frozen epochs), all or none, durably.
+   * Write coordinator log entries (a compacted one as its tombstone, a forgotten one deleted)
+   * and registry changes (with the signed announcements of newly frozen epochs), all or none,
+   * durably.
    */
   async putEntries(entries: Iterable<XferEntry>, reg?: RegistryWrite): Promise<void> {
     const batch = this.handle.db.batch();
     let n = 0;
     for (const e of entries) {
-      batch.put(fromHex(e.id), encodeEntry(e), { sublevel: this.xfers });
+      if (e.compacted?.dropped) batch.del(fromHex(e.id), { sublevel: this.xfers });
+      else batch.put(fromHex(e.id), encodeEntry(e), { sublevel: this.xfers });
       n++;
     }
     if (reg) {
@@ -302,6 +311,7 @@ export class BeaconStore {
     return v ? decodeEntry(plain(v)) : undefined;
   }
 
+  /** The log: entries and tombstones (`compacted` set). */
   async loadEntries(): Promise<XferEntry[]> {
     const out: XferEntry[] = [];
     for await (const v of this.xfers.values()) out.push(decodeEntry(plain(v)));
