@@ -27,7 +27,7 @@ export interface StateParams {
    * XFER_RETENTION_SLOTS (@qnexus/types) when absent (every chain today; set by tests for short windows).
    */
   xferRetentionSlots?: number;
-  /** Most prune steps (a record, or a tombstone) the xfer module's end-block hook takes: XFER_PRUNES_PER_BLOCK when absent. */
+  /** Most prune steps (a record, or a tombstone) the xfer module's end-block hook takes: max(256, 2 × maxBlockWeight) when absent. */
   xferPrunesPerBlock?: number;
 }
 

@@ -22,7 +22,11 @@ const EMPTY = new Uint8Array(0);
 
 /** The default window is the chain's XFER_RETENTION_SLOTS (@qnexus/types): the beacon compacts its log by the same one. */
 export { XFER_RETENTION_SLOTS };
-/** Default bound on prune steps per block (StateParams `xferPrunesPerBlock`); leftovers wait for the next block. */
+/**
+ * Prune steps per block when StateParams `xferPrunesPerBlock` is absent: at least this many, and
+ * twice the block weight, so pruning keeps up with full blocks of decisions (a decision costs at
+ * most two steps: its record, later its tombstone); leftovers wait for the next block.
+ */
 export const XFER_PRUNES_PER_BLOCK = 256;
 
 /** A pruned record's outcome, as its tombstone keeps it. */
@@ -121,7 +125,7 @@ export const xfer = {
    */
   prune(ctx: ExecCtx): number {
     const st = ctx.store(ID);
-    const limit = ctx.params.xferPrunesPerBlock ?? XFER_PRUNES_PER_BLOCK;
+    const limit = ctx.params.xferPrunesPerBlock ?? Math.max(XFER_PRUNES_PER_BLOCK, 2 * ctx.params.maxBlockWeight);
     const now = ctx.block.slot;
     const dueSlot = (k: Uint8Array) => Number(new DataView(k.buffer, k.byteOffset, k.byteLength).getBigUint64(1));
     // Most blocks have nothing due: one entry read tells.
