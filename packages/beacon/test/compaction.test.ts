@@ -165,6 +165,72 @@ describe('beacon: log compaction', () => {
     }
   });
 
+  it('randomized, with restarts: never compacts early or what is not done, never reopens a compacted id, and forgets everything in the end', () => {
+    // xorshift32: the run is reproducible from its seed.
+    let seed = 0x2545f491;
+    const rnd = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const w = 6;
+    for (let run = 0; run < 40; run++) {
+      const opts = () => ({ signer: new FakeSigner(), retentionSlots: w, compactPerTick: 1 + rnd(3) });
+      let c = new Coordinator(opts());
+      const xs = Array.from({ length: 8 }, (_, i) => info(5000 + run * 10 + i, { deadlineSlot: 5 + rnd(30) }));
+      const ids = xs.map((x) => toHex(x.id));
+      /** Per transfer: the slot of each step, in order (source prepared, destination answered, source applied, destination applied). */
+      const steps = xs.map(() => {
+        const a = 1 + rnd(10);
+        const b2 = a + 1 + rnd(10);
+        return [a, b2, b2 + 1 + rnd(8), b2 + 1 + rnd(8)];
+      });
+      const accepted = xs.map(() => rnd(4) !== 0);
+      const gone = new Set<string>();
+      for (let slot = 1; slot <= 120; slot++) {
+        if (rnd(12) === 0) {
+          const log = ids.map((id) => c.get(id)).filter((e): e is XferEntry => !!e).map((e) => structuredClone(e));
+          c = new Coordinator(opts(), log);
+        }
+        xs.forEach((x, i) => {
+          if (gone.has(ids[i]!)) return;
+          const [sp, da, sa, dd] = steps[i]!;
+          const outcome = accepted[i] ? 'commit' : 'abort';
+          if (slot === sp) c.onRecord(sourceRecord(x), 0, 12, slot);
+          if (slot === da) c.onRecord(destRecord(x, accepted[i] ? {} : { prepare: 'refused', reason: 'TX_BAD_RECIPIENT' }), 1, 21, slot);
+          if (slot === sa) c.onRecord(sourceRecord(x, { decision: outcome, decidedHeight: 30 }), 0, 31, slot);
+          if (slot === dd) c.onRecord(destRecord(x, { ...(accepted[i] ? {} : { prepare: 'refused', reason: 'TX_BAD_RECIPIENT' }), decision: outcome, decidedHeight: 40 }), 1, 41, slot);
+        });
+        c.tick(slot);
+        xs.forEach((x, i) => {
+          const id = ids[i]!;
+          const e = c.get(id);
+          const [, , sa, dd] = steps[i]!;
+          const doneAt = Math.max(sa!, dd!);
+          if (e?.compacted) {
+            assert.ok(slot >= e.decision!.slot + w && slot >= x.deadlineSlot + 1, `run ${run}: ${i} compacted too early (slot ${slot})`);
+            assert.ok(slot >= doneAt, `run ${run}: ${i} compacted before both sides applied`);
+          }
+          if ((!e || e.compacted) && slot >= doneAt) gone.add(id);
+          if (gone.has(id)) {
+            assert.ok(!e || e.compacted, `run ${run}: ${i} came back as an entry`);
+            // Any replay now is refused (by the tombstone while held, else by the deadline) and opens nothing.
+            const r = c.onRecord(sourceRecord(x), 0, 12, slot);
+            assert.deepEqual(r.map((a) => (a.type === 'refused' ? a.code : a.type)), [e ? 'XS_PRUNED' : 'XS_EXPIRED'], `run ${run}: ${i} replay at slot ${slot}`);
+            assert.ok(!c.get(id) || c.get(id)!.compacted, 'still not reopened');
+          }
+        });
+      }
+      assert.deepEqual(
+        ids.map((id) => c.get(id)),
+        ids.map(() => undefined),
+        `run ${run}: everything settled, compacted and forgotten`,
+      );
+      assert.equal(c.tombstones, 0);
+    }
+  });
+
   it('metrics follow the coordinator: entries held, tombstones, compactions, refused replays', async () => {
     const m = createMetrics();
     const c = new Coordinator({ signer: new FakeSigner(), retentionSlots: W });

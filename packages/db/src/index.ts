@@ -40,8 +40,12 @@ export {
  *   heights   u64be height          -> block hash
  *   certs     u64be height          -> encoded finality certificate
  *   txs       tx hash               -> u64be height | u32be index
- *   state     state key (u8 module id ‖ module key) -> value: the shard's key-value state, raw
+ *   state     state key (u8 module id ‖ module key) -> value: the latest value of each key (flat table, read by execution)
+ *   nodes     trie node key (path ‖ version)      -> stored trie node (@qnexus/state trie.ts): the Merkle trie, every kept version
+ *   stale     u64be version ‖ trie node key      -> (): nodes that version replaced, deleted once it leaves the retention window
  *   meta      'head' | 'genesis' | 'format' -> value
+ *             'base'                -> u64be first height whose state and block this data dir holds (a snapshot's height; absent: 0)
+ *             'snapshot'            -> u64be height ‖ root: a state snapshot being written (the state sublevels are partial)
  *   signer    'last' | 'lock'       -> double-sign protection records
  *             'floor'               -> u64be lowest round this data dir may sign in (set after a restore)
  *             'restored'            -> u64be ms: restored from a backup, floor not armed yet (armSignerFloor)
@@ -59,6 +63,15 @@ function u64be(n: number): Bytes {
   return new Writer(8).u64(n).finish();
 }
 
+const EMPTY = new Uint8Array(0);
+
+function concat(a: Bytes, b: Bytes): Bytes {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 export interface BlockCommit {
   height: number;
   hash: Bytes;
@@ -67,8 +80,26 @@ export interface BlockCommit {
   txHashes: Bytes[];
   /** The block's state writes by key hex: a value, or null to delete the key. */
   writes: ReadonlyMap<string, Bytes | null>;
+  /** The trie nodes of the block's state version (`TrieUpdate` of @qnexus/state). */
+  trie: TrieNodes;
   /** Set only for height 0: binds the data dir to its chain in the same batch as the genesis state. */
   genesisHash?: Bytes;
+}
+
+/** What a state version adds to and removes from the trie's nodes. */
+export interface TrieNodes {
+  version: number;
+  puts: [Bytes, Bytes][];
+  /** Nodes that are garbage at once (replaced within their own version). */
+  dels: Bytes[];
+  /** Nodes this version replaced: older versions still read them until they leave the retention window. */
+  stale: Bytes[];
+}
+
+/** Synchronous reads of the committed state (LevelDB getSync): what `@qnexus/state`'s TrieState reads. */
+export interface StateReads {
+  readonly nodes: { get(nodeKey: Bytes): Bytes | undefined };
+  value(keyHex: string): Bytes | undefined;
 }
 
 export interface TxLocation {
@@ -81,10 +112,11 @@ export type StoredState = [string, Bytes][];
 
 /**
  * Layout version of the state in a data dir, written with the genesis block.
- * 2: one key-value state (this layout). A data dir without it was written by
- * an older node (typed sublevels, another state root): it must be reset.
+ * 3: one key-value state under a versioned Merkle trie (this layout).
+ * 2: the same keys under a flat sorted-leaf root; older: typed sublevels. A
+ * data dir of another format holds another state root: it must be reset.
  */
-export const STATE_FORMAT = 2;
+export const STATE_FORMAT = 3;
 
 /** Double-sign protection record: the last (height, round, step) this validator signed. */
 export interface SignerRecord {
@@ -113,6 +145,8 @@ export class ChainStore {
   private readonly certs: Sub;
   private readonly txs: Sub;
   private readonly state: Sub;
+  private readonly nodes: Sub;
+  private readonly stale: Sub;
   private readonly meta: Sub;
   private readonly signer: Sub;
   private readonly epochs: Sub;
@@ -126,6 +160,8 @@ export class ChainStore {
     this.certs = sub(db, 'c');
     this.txs = sub(db, 't');
     this.state = sub(db, 'k');
+    this.nodes = sub(db, 'n');
+    this.stale = sub(db, 'z');
     this.meta = sub(db, 'm');
     this.signer = sub(db, 's');
     this.epochs = sub(db, 'e');
@@ -265,10 +301,7 @@ export class ChainStore {
       batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
       if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
       c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
-      for (const [k, v] of c.writes) {
-        if (v) batch.put(fromHex(k), v, { sublevel: this.state });
-        else batch.del(fromHex(k), { sublevel: this.state });
-      }
+      this.putState(batch, c.writes, c.trie);
       if (c.genesisHash) {
         batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
         batch.put(this.key('format'), u64be(STATE_FORMAT), { sublevel: this.meta });
@@ -279,10 +312,112 @@ export class ChainStore {
     await batch.write({ sync: true });
   }
 
+  private putState(batch: ReturnType<ClassicLevel<Bytes, Bytes>['batch']>, writes: ReadonlyMap<string, Bytes | null>, trie: TrieNodes): void {
+    for (const [k, v] of writes) {
+      if (v) batch.put(fromHex(k), v, { sublevel: this.state });
+      else batch.del(fromHex(k), { sublevel: this.state });
+    }
+    for (const k of trie.dels) batch.del(k, { sublevel: this.nodes });
+    for (const [k, v] of trie.puts) batch.put(k, v, { sublevel: this.nodes });
+    const version = u64be(trie.version);
+    for (const k of trie.stale) batch.put(concat(version, k), EMPTY, { sublevel: this.stale });
+  }
+
+  /** Synchronous reads of the committed state, for the node's TrieState (see StateReads). */
+  stateReads(): StateReads {
+    const nodes = this.nodes;
+    const state = this.state;
+    return {
+      nodes: { get: (k) => nodes.getSync(k) },
+      value: (keyHex) => state.getSync(fromHex(keyHex)),
+    };
+  }
+
+  /**
+   * Delete the trie nodes that versions up to `version` replaced: no version
+   * after it reads them, so every version from `version` on stays whole. In
+   * batches of `batchSize`; returns how many nodes went.
+   */
+  async pruneStale(version: number, batchSize = 10_000): Promise<number> {
+    let pruned = 0;
+    for (;;) {
+      const keys = await this.stale.keys({ lt: u64be(version + 1), limit: batchSize }).all();
+      if (!keys.length) return pruned;
+      const batch = this.db.batch();
+      for (const k of keys) {
+        batch.del(k.subarray(8), { sublevel: this.nodes });
+        batch.del(k, { sublevel: this.stale });
+      }
+      await batch.write();
+      pruned += keys.length;
+      if (keys.length < batchSize) return pruned;
+    }
+  }
+
+  /** Every entry of the flat state table (tests and tools; a node never loads its whole state). */
   async loadState(): Promise<StoredState> {
     const out: StoredState = [];
     for await (const [k, v] of this.state.iterator()) out.push([toHex(k), v]);
     return out;
+  }
+
+  /** Number of stored trie nodes and stale records (tests and tools: a full scan). */
+  async countTrie(): Promise<{ nodes: number; stale: number }> {
+    let nodes = 0;
+    let stale = 0;
+    for await (const _ of this.nodes.keys()) nodes++;
+    for await (const _ of this.stale.keys()) stale++;
+    return { nodes, stale };
+  }
+
+  // ------------------------------------------------------------ state snapshots
+
+  /** First height whose block and state this data dir holds (0, or the height of the snapshot it was started from). */
+  async baseHeight(): Promise<number> {
+    const v = await this.meta.get(this.key('base'));
+    return v ? new Reader(v).u64n() : 0;
+  }
+
+  /** The snapshot being written into the state sublevels, if a start was interrupted while writing one. */
+  async snapshotInProgress(): Promise<{ height: number; root: Bytes } | null> {
+    const v = await this.meta.get(this.key('snapshot'));
+    if (!v) return null;
+    const r = new Reader(v);
+    return { height: r.u64n(), root: r.fixed(32) };
+  }
+
+  /** Empty the state sublevels (flat values, trie nodes, stale records). With `snapshot`, mark that one as being written. */
+  async clearState(snapshot?: { height: number; root: Bytes }): Promise<void> {
+    await Promise.all([this.state.clear(), this.nodes.clear(), this.stale.clear()]);
+    const batch = this.db.batch();
+    if (snapshot) batch.put(this.key('snapshot'), new Writer(40).u64(snapshot.height).fixed(snapshot.root, 32).finish(), { sublevel: this.meta });
+    else batch.del(this.key('snapshot'), { sublevel: this.meta });
+    await batch.write({ sync: true });
+  }
+
+  /** One part of a snapshot: verified trie nodes (stored at the snapshot's version) and their entries' flat values. */
+  async writeSnapshotPart(puts: readonly [Bytes, Bytes][], entries: readonly [string, Bytes][]): Promise<void> {
+    const batch = this.db.batch();
+    for (const [k, v] of puts) batch.put(k, v, { sublevel: this.nodes });
+    for (const [k, v] of entries) batch.put(fromHex(k), v, { sublevel: this.state });
+    await batch.write();
+  }
+
+  /**
+   * Finish a snapshot: its block and certificate become the head and the base
+   * of this data dir, in one synced batch (before it, a restart finds the
+   * snapshot marker and starts over).
+   */
+  async finishSnapshot(c: Omit<BlockCommit, 'writes' | 'trie' | 'genesisHash'> & { certificate: Bytes }): Promise<void> {
+    const batch = this.db.batch();
+    batch.put(c.hash, c.block, { sublevel: this.blocks });
+    batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
+    batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
+    c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
+    batch.put(this.key('head'), u64be(c.height), { sublevel: this.meta });
+    batch.put(this.key('base'), u64be(c.height), { sublevel: this.meta });
+    batch.del(this.key('snapshot'), { sublevel: this.meta });
+    await batch.write({ sync: true });
   }
 
   /** The state layout version of this data dir (0: written before versions were recorded). */

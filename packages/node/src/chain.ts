@@ -21,6 +21,7 @@ import {
 } from '@qnexus/types';
 import {
   WorldState,
+  changesOf,
   checkCertificate,
   checkCertificateShape,
   checkCertificateStructure,
@@ -29,7 +30,9 @@ import {
   type EpochShard,
   type StateChanges,
   type StateMachine,
+  type StateOptions,
   type StateParams,
+  type StateUpdate,
 } from '@qnexus/state';
 import { isQuorum, proposerForSlot } from '@qnexus/consensus';
 import { app } from '@qnexus/app';
@@ -74,6 +77,22 @@ export function emptyBlockBytes(g: Pick<Genesis, 'chainId' | 'scheme'>): number 
  * the slot our clock reaches this much later, never beyond.
  */
 export const MAX_CLOCK_AHEAD_MS = 2_000;
+
+/**
+ * State versions kept behind the head by default: proofs of recent heights,
+ * and snapshots served while a joining node downloads one (≈ 17 min of 1 s slots).
+ */
+export const DEFAULT_STATE_RETENTION = 1_000;
+/** Fewest versions kept: a snapshot being served or a proof being built needs its version for a while. */
+export const MIN_STATE_RETENTION = 16;
+/** Pruning runs once this many more versions left the window. */
+const PRUNE_EVERY = 16;
+
+/** How a chain keeps its state: retention of old versions and cache bounds. */
+export interface ChainStateOptions extends StateOptions {
+  /** State versions kept behind the head (at least MIN_STATE_RETENTION). */
+  retention?: number;
+}
 
 /** A committee member of one epoch on this shard. */
 export interface CommitteeMember {
@@ -170,6 +189,10 @@ export class Chain {
   headSlot = 0;
   /** State root in the head block's header (the committed state only changes at commit). */
   headStateRoot: Uint8Array = ZERO_HASH;
+  /** First height whose block and state this node holds: 0, or the height of the snapshot it started from. */
+  baseHeight = 0;
+  /** State versions (heights) kept behind the head for proofs and snapshots; older ones are pruned. */
+  readonly retention: number;
   /** emptyBlockBytes of this chain, computed at the first build. */
   private emptyBlockSize: number | undefined;
   /** The application (modules) this chain executes; one per process. */
@@ -192,8 +215,10 @@ export class Chain {
      */
     readonly epochs: EpochBook,
     private readonly verifier: TxVerifier,
+    stateOpts: ChainStateOptions = {},
   ) {
     this.params = stateParams(genesis, shard);
+    this.retention = Math.max(MIN_STATE_RETENTION, stateOpts.retention ?? DEFAULT_STATE_RETENTION);
     this.genesisHash = genesisHash(genesis);
   }
 
@@ -218,14 +243,33 @@ export class Chain {
    * empty) with its epoch book (stored announcements re-verified). The book's
    * network side is started separately (`chain.epochs.start(p2p)`).
    */
-  static async open(store: ChainStore, genesis: Genesis, shard: number, verifier: TxVerifier, log: Logger, epochOpts: EpochBookOptions = {}): Promise<Chain> {
-    const head = await store.headHeight();
+  static async open(
+    store: ChainStore,
+    genesis: Genesis,
+    shard: number,
+    verifier: TxVerifier,
+    log: Logger,
+    epochOpts: EpochBookOptions = {},
+    stateOpts: ChainStateOptions = {},
+  ): Promise<Chain> {
+    let head = await store.headHeight();
     const gh = genesisHash(genesis);
     const epochs = await EpochBook.open(genesis, gh, store, log, { backend: verifier.backend, ...epochOpts });
-    let chain: Chain;
+    const interrupted = head >= 0 ? await store.snapshotInProgress() : null;
+    if (interrupted) {
+      // A snapshot was being written over the genesis state when the process stopped: the state on disk is
+      // partial. Start again from genesis (the node then decides again how to sync).
+      if (head !== 0) throw new QnexusError('INTERNAL', `data dir has head ${head} and an unfinished state snapshot; it is corrupted`);
+      log.warn('an unfinished state snapshot was found: starting again from the genesis state', { snapshotHeight: interrupted.height });
+      await store.clearState();
+      const state = WorldState.open(store.stateReads(), -1, stateOpts);
+      const u = state.apply(changesOf(app.genesisWrites(genesis, shard)), 0);
+      await store.commitBlock({ height: 0, hash: (await store.hashAtHeight(0))!, block: (await store.blockAtHeight(0))!, certificate: null, txHashes: [], writes: u.writes, trie: u.trie });
+    }
     if (head < 0) {
-      const state = app.genesisState(genesis, shard);
-      chain = new Chain(genesis, shard, store, state, epochs, verifier);
+      const state = WorldState.open(store.stateReads(), -1, stateOpts);
+      const u = state.apply(changesOf(app.genesisWrites(genesis, shard)), 0);
+      const chain = new Chain(genesis, shard, store, state, epochs, verifier, stateOpts);
       const block = Chain.genesisBlock(genesis, shard, state.root());
       const hash = blockHash(block.header);
       await store.commitBlock({
@@ -234,14 +278,17 @@ export class Chain {
         block: encodeBlock(block),
         certificate: null,
         txHashes: [],
-        writes: new Map(state.kv.all()),
+        writes: u.writes,
+        trie: u.trie,
         genesisHash: gh,
       });
+      state.flushed(u);
       chain.headHash = hash;
       chain.headStateRoot = block.header.stateRoot;
       log.info('initialized data dir from genesis', { genesisHash: toHex(gh), stateRoot: toHex(block.header.stateRoot) });
       return chain;
     }
+    head = await store.headHeight();
     const stored = await store.genesisHash();
     if (!stored || !bytesEqual(stored, gh)) {
       throw new QnexusError('BAD_CONFIG', `data dir belongs to another chain (genesis ${stored ? toHex(stored) : 'unknown'}, expected ${toHex(gh)}); use a fresh --data-dir`);
@@ -253,8 +300,9 @@ export class Chain {
         `data dir holds state format ${format}; this node writes format ${STATE_FORMAT} (one key-value state, new state root): start it again with --reset, or use a fresh --data-dir`,
       );
     }
-    const state = WorldState.fromEntries(await store.loadState());
-    chain = new Chain(genesis, shard, store, state, epochs, verifier);
+    const state = WorldState.open(store.stateReads(), head, stateOpts);
+    const chain = new Chain(genesis, shard, store, state, epochs, verifier, stateOpts);
+    chain.baseHeight = await store.baseHeight();
     const raw = await store.blockAtHeight(head);
     if (!raw) throw new QnexusError('INTERNAL', `store has head ${head} but no block at that height`);
     const block = decodeBlock(raw);
@@ -266,8 +314,45 @@ export class Chain {
     if (!bytesEqual(state.root(), block.header.stateRoot)) {
       throw new QnexusError('INTERNAL', `state root on disk does not match block ${head}; the data dir is corrupted`);
     }
-    log.info('loaded chain from data dir', { height: head, hash: toHex(chain.headHash), accounts: state.size });
+    log.info('loaded chain from data dir', { height: head, hash: toHex(chain.headHash), accounts: state.size, baseHeight: chain.baseHeight });
     return chain;
+  }
+
+  // ------------------------------------------------------------------ state snapshots
+
+  /**
+   * Drop the state on disk and mark a snapshot of `height` (state root `root`)
+   * as being written: only from the genesis head, before anything else runs
+   * on this chain. Until `adoptSnapshot`, the chain must not execute blocks;
+   * after a crash, `open` finds the mark and starts again from genesis.
+   */
+  async resetForSnapshot(height: number, root: Uint8Array): Promise<void> {
+    if (this.headHeight !== 0 || this.unflushed.length) throw new QnexusError('INTERNAL', `a snapshot can only replace the genesis state (head is ${this.headHeight})`);
+    await this.writing;
+    await this.store.clearState({ height, root });
+  }
+
+  /**
+   * After every part of a verified snapshot is written: its block and
+   * certificate (checked here against the committee of its round) become head
+   * and base in one synced batch, and the state is read from the snapshot's
+   * version on. The caller checked that the snapshot's root is the header's.
+   */
+  async adoptSnapshot(c: Candidate, cert: Certificate, certBytes: Uint8Array): Promise<void> {
+    const h = c.block.header;
+    if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) throw new QnexusError('BAD_BLOCK', 'snapshot block is for another chain or shard');
+    this.verifyCertificate(cert, h, undefined, c.hash);
+    const marked = await this.store.snapshotInProgress();
+    if (!marked || marked.height !== h.height || !bytesEqual(marked.root, h.stateRoot)) throw new QnexusError('INTERNAL', `no snapshot of height ${h.height} is being written`);
+    await this.store.finishSnapshot({ height: h.height, hash: c.hash, block: c.raw, certificate: certBytes, txHashes: c.envs.map((e) => e.hash) });
+    this.state.kv.reopen(h.height);
+    if (!bytesEqual(this.state.root(), h.stateRoot)) throw new QnexusError('INTERNAL', `snapshot state root does not match block ${h.height}`);
+    this.headHeight = h.height;
+    this.headHash = c.hash;
+    this.headSlot = h.slot;
+    this.headStateRoot = h.stateRoot;
+    this.baseHeight = h.height;
+    this.proposerCache.clear();
   }
 
   // ------------------------------------------------------------------ committees per epoch
@@ -518,6 +603,8 @@ export class Chain {
 
   /** Block writes kept for one batch with the next ones (sync imports: see `ImportOptions.defer`). */
   private unflushed: BlockCommit[] = [];
+  /** The state updates of `unflushed`, handed back to the state once their batch is on disk. */
+  private unflushedState: StateUpdate[] = [];
   private writing: Promise<void> = Promise.resolve();
 
   /**
@@ -534,7 +621,7 @@ export class Chain {
       if (why) throw new QnexusError('BAD_BLOCK', `refusing to commit block ${c.block.header.height}: ${why}`);
     }
     const changes = c.exec!.result.changes;
-    this.state.apply(changes);
+    const update = this.state.apply(changes, c.block.header.height);
     this.headHeight = c.block.header.height;
     this.headHash = c.hash;
     this.headSlot = c.block.header.slot;
@@ -546,8 +633,10 @@ export class Chain {
       // The codec is canonical (fixed-width fields, no trailing bytes): decoded wire bytes re-encode to themselves.
       certificate: opts.certificateBytes ?? encodeCertificate(cert),
       txHashes: c.envs.map((e) => e.hash),
-      writes: changes.writes,
+      writes: update.writes,
+      trie: update.trie,
     });
+    this.unflushedState.push(update);
     if (!opts.defer) await this.flush();
     return changes;
   }
@@ -572,9 +661,15 @@ export class Chain {
       const w = this.writing.then(() => {
         this.nextWrite = null;
         const blocks = this.unflushed;
+        const updates = this.unflushedState;
         this.unflushed = [];
+        this.unflushedState = [];
         if (this.writeFailed) throw this.writeFailed;
-        return blocks.length ? this.store.commitBlocks(blocks) : undefined;
+        if (!blocks.length) return undefined;
+        return this.store.commitBlocks(blocks).then(() => {
+          for (const u of updates) this.state.flushed(u);
+          this.maybePrune();
+        });
       });
       w.catch((e: unknown) => {
         this.writeFailed ??= e instanceof Error ? e : new Error(String(e));
@@ -584,6 +679,34 @@ export class Chain {
     }
     return this.nextWrite;
   }
+
+  private pruning = false;
+  /** Version up to which stale trie nodes were pruned. */
+  private prunedThrough = -1;
+
+  /**
+   * Delete the trie nodes no kept version reads (versions older than
+   * `retention` behind the head), in the background, one run at a time, every
+   * PRUNE_EVERY heights.
+   */
+  private maybePrune(): void {
+    const through = this.headHeight - this.retention;
+    if (this.pruning || through < this.prunedThrough + PRUNE_EVERY) return;
+    this.pruning = true;
+    this.store
+      .pruneStale(through)
+      .then((n) => {
+        this.prunedThrough = through;
+        this.prunedNodes += n;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.pruning = false;
+      });
+  }
+
+  /** Trie nodes deleted by pruning since start (metrics). */
+  prunedNodes = 0;
 
   /** The batch write that will take the blocks deferred now (see `flush`). */
   private nextWrite: Promise<void> | null = null;

@@ -4,7 +4,7 @@ import { ExecCtx, stateParams, type BlockContext, type StateParams } from './ctx
 import type { Module, MsgDef, QueryDef, SigCheck, XferOpDef } from './module.js';
 import { FEE_COLLECTOR, NATIVE_DENOM, bank, bankModule, denomKeeper, moduleAccount, type DenomKeeper } from './modules/bank/index.js';
 import { xferKeeperOf, xferModule, type XferKeeper } from './modules/xfer/index.js';
-import { Branch, CommittedState, ModuleStore } from './store.js';
+import { Branch, ModuleStore, type Writes } from './store.js';
 import { StateView, WorldState, changesOf, type BlockExecution } from './world.js';
 
 /**
@@ -376,8 +376,14 @@ export class StateMachine {
 
   /** The genesis state of one shard: the genesis accounts whose home shard it is, then each module's genesis. */
   genesisState(g: Genesis, shard: number): WorldState {
-    const empty = new CommittedState();
-    const ctx = new ExecCtx(new Branch(empty), stateParams(g, shard), { height: 0, slot: 0, proposer: new Uint8Array(20) });
+    const s = WorldState.memory();
+    s.kv.apply(this.genesisWrites(g, shard), 0);
+    return s;
+  }
+
+  /** The writes of a shard's genesis state (version 0), for a state kept elsewhere (the node's database). */
+  genesisWrites(g: Genesis, shard: number): Writes {
+    const ctx = new ExecCtx(new Branch(WorldState.memory().kv), stateParams(g, shard), { height: 0, slot: 0, proposer: new Uint8Array(20) });
     for (const a of g.accounts) {
       const addr = parseAddress(a.address);
       if (homeShard(addr, g.shardCount) === shard) bank.genesisCredit(ctx, addr, a.balance);
@@ -385,9 +391,7 @@ export class StateMachine {
     // The native denom's supply record exists on every shard, even one with no genesis accounts.
     bank.setSupply(ctx, NATIVE_DENOM, bank.supply(ctx));
     for (const m of this.modules) if (m.genesis) m.genesis.init(ctx, this.moduleGenesis(g, m));
-    const s = WorldState.fromEntries([]);
-    s.kv.apply(ctx.kv.writes);
-    return s;
+    return ctx.kv.writes;
   }
 
   /**

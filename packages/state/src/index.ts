@@ -2,18 +2,36 @@
  * The host of the application layer: one authenticated key-value state
  * (store.ts), the module contract (module.ts), the runner that executes
  * blocks through the modules an app lists (host.ts), and the built-in modules
- * bank and xfer. Pure: no clock, no I/O, no signature checks (the node
+ * bank and xfer. Pure: no clock, no I/O besides the synchronous reads of
+ * the storage it is handed, no signature checks (the node
  * verifies each signature once, at admission, and remembers the result).
  */
 export * from './ids.js';
 export * from './evidence.js';
 export * from './epochs.js';
 export * from './certificate.js';
-export { Branch, CommittedState, ModuleStore, MAX_RANGE, entryLeaf, moduleKey, verifyStateProof, type KVReader, type KeyHex, type ProvenEntry, type StateCommitment, type StateProof, type Writes } from './store.js';
+export {
+  Branch,
+  DEFAULT_VALUE_CACHE_BYTES,
+  MAX_RANGE,
+  MemoryStorage,
+  ModuleStore,
+  TrieState,
+  moduleKey,
+  type KVReader,
+  type KeyHex,
+  type StateCommitment,
+  type StateOptions,
+  type StateStorage,
+  type StateUpdate,
+  type Writes,
+} from './store.js';
+export * from './trie.js';
+export { ByteLru } from './lru.js';
 export { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
 export { msg, type GenesisDef, type Module, type ModuleReader, type MsgCtx, type MsgDef, type QueryDef, type SigCheck, type XferOpDef } from './module.js';
 export { StateMachine, type BankKeeper, type HostKeepers } from './host.js';
-export { StateView, WorldState, verifyXferProof, type Account, type BlockExecution, type DenomTotals, type StateChanges } from './world.js';
+export { StateView, WorldState, changesOf, verifyXferProof, type Account, type BlockExecution, type DenomTotals, type StateChanges } from './world.js';
 export { sendMsg, BANK_KIND, BANK_MSG, BANK_XFER_OP, FEE_COLLECTOR, MAX_DENOM_BYTES, NATIVE_DENOM, bank, denomKeeper, moduleAccount, ownsDenom, type DenomKeeper, type AuthRecord, type DenomSupply, type SendMsg } from './modules/bank/index.js';
 export { XFER_RECORD_PREFIX, xfer, xferKeeperOf, xferRecordKey, type XferCounters, type XferKeeper, type XferOpLookup } from './modules/xfer/index.js';
 

@@ -1,5 +1,7 @@
-import { fromHex, hashConcat, toHex } from '@qnexus/crypto';
-import { QnexusError, countedProofs, countedRoot, verifyCountedProof, type KeyProof } from '@qnexus/types';
+import { fromHex, toHex } from '@qnexus/crypto';
+import { QnexusError } from '@qnexus/types';
+import { ByteLru } from './lru.js';
+import { MerkleTrie, type StateProof, type TrieDB, type TrieUpdate } from './trie.js';
 
 /**
  * The shard state is one key-value space: `u8 module id ‖ module key` →
@@ -7,7 +9,8 @@ import { QnexusError, countedProofs, countedRoot, verifyCountedProof, type KeyPr
  * order is the byte order, so sorting hex sorts keys.
  *
  * Three layers:
- * - `CommittedState`: the state at the head, with its commitment (root and proofs);
+ * - `TrieState`: the committed state, in storage behind bounded caches, with
+ *   its commitment (a versioned Merkle trie: root, proofs, old versions);
  * - `Branch`: pending writes over a reader. A block executes on a branch of the
  *   committed state, each transaction on a branch of the block branch; a failed
  *   transaction drops its branch, so nothing it wrote survives, whatever order
@@ -32,196 +35,208 @@ function checkLimit(limit: number): void {
   if (!Number.isSafeInteger(limit) || limit < 0 || limit > MAX_RANGE) throw new RangeError(`range limit ${limit} is out of bounds`);
 }
 
-/** First index in sorted `keys` whose key is >= `k`. */
-function lowerBound(keys: readonly string[], k: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (keys[mid]! < k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function u32be(n: number): Uint8Array {
-  return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
-}
-const LEAF_TAG = new Uint8Array([0]);
-
-/**
- * Leaf of one entry: the key and the value, each length-prefixed, so a leaf proves both:
- * `merkleLeaf(u32 len key ‖ key ‖ u32 len value ‖ value)`, hashed from its parts.
- */
-export function entryLeaf(key: Uint8Array, value: Uint8Array): Uint8Array {
-  return hashConcat(LEAF_TAG, u32be(key.length), key, u32be(value.length), value);
-}
-
-/** One entry and its position in the committed tree. */
-export interface ProvenEntry {
-  key: Uint8Array;
-  value: Uint8Array;
-  proof: KeyProof;
-}
-
-/**
- * A proof about one key against a state root. Present: `value` and one proven
- * entry with that key. Absent: `value` null and the proven neighbours around
- * where the key would sit (the one before and/or the one after, adjacent in the
- * tree); none at all only for the empty state.
- */
-export interface StateProof {
-  key: Uint8Array;
-  value: Uint8Array | null;
-  entries: ProvenEntry[];
-}
-
-const cmp = (a: Uint8Array, b: Uint8Array): number => Buffer.compare(a, b);
-
-/** Check a state proof against a (certified) state root. Pure; any inconsistency is `false`. */
-export function verifyStateProof(root: Uint8Array, p: StateProof): boolean {
-  const ok = (e: ProvenEntry) => verifyCountedProof(entryLeaf(e.key, e.value), e.proof, root);
-  if (p.value) {
-    const e = p.entries[0];
-    return p.entries.length === 1 && !!e && cmp(e.key, p.key) === 0 && Buffer.compare(e.value, p.value) === 0 && ok(e);
-  }
-  if (p.entries.length === 0) return Buffer.compare(countedRoot([]), root) === 0;
-  if (!p.entries.every(ok)) return false;
-  const [a, b] = p.entries;
-  if (p.entries.length === 2) {
-    return b !== undefined && b.proof.index === a!.proof.index + 1 && cmp(a!.key, p.key) < 0 && cmp(p.key, b.key) < 0;
-  }
-  if (p.entries.length !== 1) return false;
-  // One neighbour: the key is before the first entry or after the last.
-  if (a!.proof.index === 0 && cmp(p.key, a!.key) < 0) return true;
-  return a!.proof.index === a!.proof.count - 1 && cmp(a!.key, p.key) < 0;
-}
-
 /**
  * How the committed state is authenticated: a root over every entry and
- * proofs for any key. The O(N) sorted-leaf tree below is the first
- * implementation; an incremental, disk-backed one replaces it behind the same
- * shape (issue "State at scale").
+ * proofs for any key, present or absent (the versioned Merkle trie of trie.ts).
  */
 export interface StateCommitment {
   /** The root after `writes` on top of the committed entries, without applying them. */
   rootWith(writes?: Writes): Uint8Array;
-  /** Proofs for keys (present or absent) against `rootWith()`. */
+  /** Proofs for keys (present or absent) against the committed root. */
   prove(keys: readonly Uint8Array[]): StateProof[];
 }
 
-/**
- * The committed state of one shard, in memory: the entries, a sorted key
- * index (rebuilt only when the set of keys changes) and each entry's leaf
- * hash, so a block rehashes only what it touched.
- */
-export class CommittedState implements KVReader, StateCommitment {
-  private readonly entries = new Map<KeyHex, Uint8Array>();
-  private readonly leaves = new Map<KeyHex, Uint8Array>();
-  private sorted: KeyHex[] | null = [];
+/** Where committed state lives: the trie's nodes and the flat table of each key's latest value, both read synchronously. */
+export interface StateStorage {
+  readonly nodes: TrieDB;
+  /** The latest committed value of a key (flat table), undefined when absent. */
+  value(key: KeyHex): Uint8Array | undefined;
+}
 
-  static fromEntries(entries: Iterable<[KeyHex, Uint8Array]>): CommittedState {
-    const s = new CommittedState();
-    for (const [k, v] of entries) s.put(k, v);
-    return s;
+/** What one committed version adds to storage: the flat values and the trie's nodes; the node writes it in its block batch. */
+export interface StateUpdate {
+  version: number;
+  writes: Writes;
+  trie: TrieUpdate;
+}
+
+/** State kept in memory (tests, genesis, tools): writes land at once. */
+export class MemoryStorage implements StateStorage {
+  private readonly nodeMap = new Map<string, Uint8Array>();
+  private readonly values = new Map<KeyHex, Uint8Array>();
+  readonly nodes: TrieDB = { get: (k) => this.nodeMap.get(toHex(k)) };
+
+  value(key: KeyHex): Uint8Array | undefined {
+    return this.values.get(key);
   }
 
-  get size(): number {
-    return this.entries.size;
+  write(u: StateUpdate): void {
+    for (const k of u.trie.dels) this.nodeMap.delete(toHex(k));
+    for (const [k, v] of u.trie.puts) this.nodeMap.set(toHex(k), v);
+    for (const [k, v] of u.writes) {
+      if (v) this.values.set(k, v);
+      else this.values.delete(k);
+    }
+  }
+
+  /** Delete stored nodes by key (what the node's pruner does with `stale` lists). */
+  deleteNodes(keys: Iterable<Uint8Array>): void {
+    for (const k of keys) this.nodeMap.delete(toHex(k));
+  }
+
+  get nodeCount(): number {
+    return this.nodeMap.size;
+  }
+
+  entries(): IterableIterator<[KeyHex, Uint8Array]> {
+    return this.values.entries();
+  }
+}
+
+export interface StateOptions {
+  /** Bound of the trie's node cache. */
+  nodeCacheBytes?: number;
+  /** Bound of the cache of values read from the flat table. */
+  valueCacheBytes?: number;
+}
+
+export const DEFAULT_VALUE_CACHE_BYTES = 16 * 1024 * 1024;
+/** Rough heap cost of a cached value beyond its bytes (Map entry, key string, typed array header). */
+const VALUE_OVERHEAD = 160;
+
+/**
+ * The committed state of one shard over a `StateStorage`: reads through a
+ * bounded cache, the Merkle trie's root and proofs, and versions (block
+ * heights). Memory does not grow with the number of keys: only the caches and
+ * the writes of blocks committed but not yet written (`apply` → `flushed`).
+ */
+export class TrieState implements KVReader, StateCommitment {
+  private trie: MerkleTrie;
+  /** Values of applied versions whose batch has not reached storage yet, with the version that wrote them. */
+  private readonly pending = new Map<KeyHex, { v: Uint8Array | null; version: number }>();
+  private readonly cache: ByteLru<KeyHex, Uint8Array | null>;
+  /** The update `rootWith` computed for a write set, reused when that same write set is applied (a block's commit). */
+  private hashed: { writes: Writes; update: TrieUpdate } | null = null;
+
+  constructor(
+    readonly storage: StateStorage,
+    version: number,
+    private readonly opts: StateOptions = {},
+  ) {
+    this.trie = new MerkleTrie(storage.nodes, version, { cacheBytes: opts.nodeCacheBytes });
+    this.cache = new ByteLru(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
+  }
+
+  /** An empty state in memory. */
+  static memory(): TrieState {
+    return new TrieState(new MemoryStorage(), -1);
+  }
+
+  /** The committed version (block height; -1 before genesis). */
+  get version(): number {
+    return this.trie.version;
+  }
+
+  /** Number of entries. */
+  get count(): number {
+    return this.trie.count;
   }
 
   get(key: KeyHex): Uint8Array | undefined {
-    return this.entries.get(key);
+    const p = this.pending.get(key);
+    if (p) return p.v ?? undefined;
+    const hit = this.cache.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    const v = this.storage.value(key);
+    this.cache.set(key, v ?? null, VALUE_OVERHEAD + key.length + (v?.length ?? 0));
+    return v;
   }
 
   range(prefix: KeyHex, limit: number): [KeyHex, Uint8Array][] {
     checkLimit(limit);
-    const keys = this.keys();
-    const out: [KeyHex, Uint8Array][] = [];
-    for (let i = lowerBound(keys, prefix); i < keys.length && out.length < limit; i++) {
-      const k = keys[i]!;
-      if (!k.startsWith(prefix)) break;
-      out.push([k, this.entries.get(k)!]);
-    }
-    return out;
+    return this.trie.range(prefix, limit);
   }
 
-  /** Every entry (the store's snapshot for persistence and tests), in no particular order. */
-  all(): IterableIterator<[KeyHex, Uint8Array]> {
-    return this.entries.entries();
+  /** The root after `writes` at the next version, without applying them. */
+  rootWith(writes: Writes = EMPTY): Uint8Array {
+    return this.updateFor(writes, this.version + 1).root;
   }
 
-  private put(k: KeyHex, v: Uint8Array, leaf?: Uint8Array): void {
-    if (!this.entries.has(k)) this.sorted = null;
-    this.entries.set(k, v);
-    this.leaves.set(k, leaf ?? entryLeaf(fromHex(k), v));
-  }
-
-  /** Leaves `rootWith` hashed for a write set, reused when that same write set is applied (a block's commit). */
-  private hashed: { writes: Writes; leaves: Map<KeyHex, Uint8Array> } | null = null;
-
-  apply(writes: Writes): void {
-    const known = this.hashed?.writes === writes ? this.hashed.leaves : undefined;
-    this.hashed = null;
-    for (const [k, v] of writes) {
-      if (v) this.put(k, v, known?.get(k));
-      else if (this.entries.delete(k)) {
-        this.leaves.delete(k);
-        this.sorted = null;
-      }
-    }
-  }
-
-  private keys(): KeyHex[] {
-    if (!this.sorted) this.sorted = [...this.entries.keys()].sort();
-    return this.sorted;
-  }
-
-  rootWith(writes?: Writes): Uint8Array {
-    let keys = this.keys();
-    const changed = new Map<KeyHex, Uint8Array>();
-    if (writes && writes.size) {
-      const removed = new Set<KeyHex>();
-      const added: KeyHex[] = [];
-      for (const [k, v] of writes) {
-        if (v) {
-          changed.set(k, entryLeaf(fromHex(k), v));
-          if (!this.entries.has(k)) added.push(k);
-        } else if (this.entries.has(k)) removed.add(k);
-      }
-      if (added.length) keys = [...keys, ...added].sort();
-      if (removed.size) keys = keys.filter((k) => !removed.has(k));
-      this.hashed = { writes, leaves: changed };
-    }
-    const leaves: Uint8Array[] = new Array(keys.length);
-    for (let i = 0; i < keys.length; i++) leaves[i] = changed.get(keys[i]!) ?? this.leaves.get(keys[i]!)!;
-    return countedRoot(leaves);
+  private updateFor(writes: Writes, version: number): TrieUpdate {
+    if (this.hashed?.writes === writes && this.hashed.update.version === version) return this.hashed.update;
+    const update = this.trie.update(writes, version);
+    this.hashed = { writes, update };
+    return update;
   }
 
   root(): Uint8Array {
-    return this.rootWith();
+    return this.trie.root();
   }
 
-  prove(keys: readonly Uint8Array[]): StateProof[] {
-    const sorted = this.keys();
-    const leaves = sorted.map((k) => this.leaves.get(k)!);
-    // Which leaf indices each key needs: itself if present, else its neighbours.
-    const wanted = keys.map((key) => {
-      const hex = toHex(key);
-      const i = lowerBound(sorted, hex);
-      if (sorted[i] === hex) return [i];
-      return [i - 1, i].filter((j) => j >= 0 && j < sorted.length);
-    });
-    const flat = [...new Set(wanted.flat())];
-    const proofs = new Map<number, KeyProof>();
-    countedProofs(leaves, flat).forEach((p, n) => proofs.set(flat[n]!, p));
-    return keys.map((key, n) => {
-      const entries = wanted[n]!.map((j) => ({ key: fromHex(sorted[j]!), value: this.entries.get(sorted[j]!)!, proof: proofs.get(j)! }));
-      const value = this.entries.get(toHex(key)) ?? null;
-      return { key, value, entries };
-    });
+  /** The root of an older version still kept (STATE_PRUNED otherwise). */
+  rootAt(version: number): Uint8Array {
+    return this.trie.rootAt(version);
+  }
+
+  /**
+   * Commit `writes` as `version` (default: the next one): readable at once,
+   * returned for the caller to write to storage in its batch, then `flushed`.
+   * A `MemoryStorage` takes it at once.
+   */
+  apply(writes: Writes, version = this.version + 1): StateUpdate {
+    const trie = this.updateFor(writes, version);
+    this.hashed = null;
+    this.trie.apply(trie);
+    const u: StateUpdate = { version, writes, trie };
+    if (this.storage instanceof MemoryStorage) {
+      this.storage.write(u);
+      this.trie.flushed(trie);
+      for (const [k, v] of writes) this.cacheValue(k, v);
+      return u;
+    }
+    for (const [k, v] of writes) this.pending.set(k, { v, version });
+    return u;
+  }
+
+  /** `u` reached storage: its values and nodes leave memory (except what the caches keep). */
+  flushed(u: StateUpdate): void {
+    this.trie.flushed(u.trie);
+    for (const [k, v] of u.writes) {
+      if (this.pending.get(k)?.version !== u.version) continue;
+      this.pending.delete(k);
+      this.cacheValue(k, v);
+    }
+  }
+
+  private cacheValue(k: KeyHex, v: Uint8Array | null): void {
+    this.cache.set(k, v, VALUE_OVERHEAD + k.length + (v?.length ?? 0));
+  }
+
+  /** Proofs for keys (present or absent) against the root of `version` (default: the committed one). */
+  prove(keys: readonly Uint8Array[], version?: number): StateProof[] {
+    return keys.map((k) => this.trie.prove(k, version));
+  }
+
+  /** A value at an older version still kept (read through the trie; STATE_PRUNED otherwise). */
+  getAt(key: KeyHex, version: number): Uint8Array | undefined {
+    return this.trie.get(key, version);
+  }
+
+  /** Snapshot items of a subtree of a kept version (see MerkleTrie.exportSubtree). */
+  exportSubtree(version: number, path: string, maxItems: number, maxBytes: number): Uint8Array[] {
+    return this.trie.exportSubtree(version, path, maxItems, maxBytes);
+  }
+
+  /** Start over from what storage holds at `version` (after a snapshot was written underneath). */
+  reopen(version: number): void {
+    this.trie = new MerkleTrie(this.storage.nodes, version, { cacheBytes: this.opts.nodeCacheBytes });
+    this.pending.clear();
+    this.cache.clear();
+    this.hashed = null;
   }
 }
+
+const EMPTY: Writes = new Map();
 
 /**
  * Pending writes over a reader. Reads see this branch's writes first. A child

@@ -1,8 +1,9 @@
 import { fromHex } from '@qnexus/crypto';
-import { decodeXferRecord, verifyCountedProof, type ReportItem, type XferRecord } from '@qnexus/types';
+import { decodeXferRecord, type ReportItem, type XferRecord } from '@qnexus/types';
 import { bank } from './modules/bank/keeper.js';
 import { XFER_RECORD_PREFIX, xfer, xferRecordKey } from './modules/xfer/keeper.js';
-import { Branch, CommittedState, MAX_RANGE, ModuleStore, entryLeaf, type KVReader, type KeyHex, type StateProof, type Writes } from './store.js';
+import { Branch, MAX_RANGE, MemoryStorage, ModuleStore, TrieState, type KVReader, type KeyHex, type StateOptions, type StateStorage, type StateUpdate, type Writes } from './store.js';
+import { verifyStateProof, type StateProof } from './trie.js';
 
 /** An account as the API shows it: the native balance and the bank's account record. */
 export interface Account {
@@ -78,16 +79,39 @@ export interface BlockExecution {
 
 /** The committed state of one shard: the key-value entries with their commitment, and the built-ins' reads. */
 export class WorldState extends StateView {
-  private constructor(readonly kv: CommittedState) {
+  private constructor(readonly kv: TrieState) {
     super(kv);
   }
 
-  static fromEntries(entries: Iterable<[KeyHex, Uint8Array]>): WorldState {
-    return new WorldState(CommittedState.fromEntries(entries));
+  /** An empty state in memory (tests, genesis, tools). */
+  static memory(opts?: StateOptions): WorldState {
+    return new WorldState(new TrieState(new MemoryStorage(), -1, opts));
   }
 
-  apply(ch: StateChanges): void {
-    this.kv.apply(ch.writes);
+  /** The state stored in `storage` at `version` (-1: empty). */
+  static open(storage: StateStorage, version: number, opts?: StateOptions): WorldState {
+    return new WorldState(new TrieState(storage, version, opts));
+  }
+
+  /** A state in memory holding `entries` (as version 0). */
+  static fromEntries(entries: Iterable<[KeyHex, Uint8Array]>): WorldState {
+    const s = WorldState.memory();
+    s.kv.apply(new Map(entries), 0);
+    return s;
+  }
+
+  /** The committed version (block height). */
+  get version(): number {
+    return this.kv.version;
+  }
+
+  /** Commit a block's changes as `version` (default: the next); the returned update goes into the block's batch, then `flushed`. */
+  apply(ch: StateChanges, version?: number): StateUpdate {
+    return this.kv.apply(ch.writes, version);
+  }
+
+  flushed(u: StateUpdate): void {
+    this.kv.flushed(u);
   }
 
   rootWith(ch?: StateChanges): Uint8Array {
@@ -98,22 +122,23 @@ export class WorldState extends StateView {
     return this.kv.root();
   }
 
-  prove(keys: readonly Uint8Array[]): StateProof[] {
-    return this.kv.prove(keys);
+  /** Proofs against the root of `version` (default: the committed one; STATE_PRUNED once it is no longer kept). */
+  prove(keys: readonly Uint8Array[], version?: number): StateProof[] {
+    return this.kv.prove(keys, version);
   }
 
   xferRecords(): XferRecord[] {
     return xfer.records(this, MAX_RANGE);
   }
 
-  /** Inclusion proofs of transfer records against `root()`, for the beacon. Unknown ids are skipped. */
+  /** Proofs of transfer records against `root()`, for the beacon. Unknown ids are skipped. */
   proveXfers(idHexes: readonly string[]): ReportItem[] {
     const known = idHexes.filter((id) => this.kv.get(XFER_RECORD_PREFIX + id) !== undefined);
-    return this.kv.prove(known.map((id) => xferRecordKey(fromHex(id)))).map((p) => ({ record: p.value!, proof: p.entries[0]!.proof }));
+    return this.kv.prove(known.map((id) => xferRecordKey(fromHex(id)))).map((p) => ({ record: p.value!, proof: p.nodes }));
   }
 }
 
-/** Check a transfer record's inclusion proof against a (certified) state root; returns the record or null. */
+/** Check a transfer record's proof against a (certified) state root; returns the record or null. */
 export function verifyXferProof(stateRoot: Uint8Array, item: ReportItem): XferRecord | null {
   let rec: XferRecord;
   try {
@@ -121,5 +146,5 @@ export function verifyXferProof(stateRoot: Uint8Array, item: ReportItem): XferRe
   } catch {
     return null;
   }
-  return verifyCountedProof(entryLeaf(xferRecordKey(rec.info.id), item.record), item.proof, stateRoot) ? rec : null;
+  return verifyStateProof(stateRoot, { key: xferRecordKey(rec.info.id), value: item.record, nodes: item.proof }) ? rec : null;
 }

@@ -1,7 +1,6 @@
 import { ADDRESS_BYTES, HASH_BYTES, addressFromPublicKey, compareBytes, formatAddress, signingBytes } from '@qnexus/crypto';
 import { QnexusError } from './errors.js';
 import { Writer, decodeWith, type Reader } from './codec.js';
-import type { KeyProof } from './merkle.js';
 import {
   CODEC_VERSION,
   MAX_CHAIN_ID_BYTES,
@@ -105,23 +104,23 @@ export function xferRecordPhase(x: XferRecord): string {
 
 // ---------------------------------------------------------------- proofs
 
-export const MAX_PROOF_STEPS = 64;
+/** Most nodes in a state proof (root to leaf of the state trie; its depth is far less for any real state). */
+export const MAX_PROOF_NODES = 64;
+/** Largest node in a state proof: a full internal node of the trie with the longest skip a key allows. */
+export const MAX_PROOF_NODE_BYTES = 4096;
 
-/** A key proof on the wire: u32 index, u32 count, then the sibling hashes (at most MAX_PROOF_STEPS). */
-export function writeKeyProof(w: Writer, proof: KeyProof): Writer {
-  w.u32(proof.index).u32(proof.count).u32(proof.siblings.length);
-  for (const s of proof.siblings) w.fixed(s, HASH_BYTES);
+/** A state proof's nodes on the wire (root first): u32 count, then each node length-prefixed; bounded before any allocation. */
+export function writeProofNodes(w: Writer, nodes: readonly Uint8Array[]): Writer {
+  w.u32(nodes.length);
+  for (const n of nodes) w.bytes(n);
   return w;
 }
 
-export function readKeyProof(r: Reader): KeyProof {
-  const index = r.u32('proof index');
-  const count = r.u32('proof leaf count');
-  if (index >= count) throw new QnexusError('MALFORMED', `proof index ${index} is outside a tree of ${count} leaves`);
-  const n = r.count(MAX_PROOF_STEPS, 'proof steps');
-  const siblings: Uint8Array[] = [];
-  for (let i = 0; i < n; i++) siblings.push(r.fixed(HASH_BYTES, 'proof hash'));
-  return { index, count, siblings };
+export function readProofNodes(r: Reader): Uint8Array[] {
+  const n = r.count(MAX_PROOF_NODES, 'proof nodes');
+  const nodes: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) nodes.push(r.bytes(MAX_PROOF_NODE_BYTES, 'proof node'));
+  return nodes;
 }
 
 // ---------------------------------------------------------------- peer binding
@@ -177,10 +176,10 @@ function readSignedBinding(r: Reader): SignedPeerBinding {
 
 // ---------------------------------------------------------------- validator → beacon
 
-/** One transfer record and its Merkle path to the certified block's state root. */
+/** One transfer record and its proof (state trie nodes, root first) against the certified block's state root. */
 export interface ReportItem {
   record: Uint8Array;
-  proof: KeyProof;
+  proof: Uint8Array[];
 }
 
 /**
@@ -224,7 +223,7 @@ export function encodeBeaconRequest(m: BeaconRequest): Uint8Array {
     w.bytes(encodeHeader(rep.header)).bytes(encodeCertificate(rep.certificate)).u32(rep.items.length);
     for (const it of rep.items) {
       w.bytes(it.record);
-      writeKeyProof(w, it.proof);
+      writeProofNodes(w, it.proof);
     }
   }
   return w.finish();
@@ -242,7 +241,7 @@ export function decodeBeaconRequest(b: Uint8Array): BeaconRequest {
     const certificate = decodeCertificate(r.bytes(MAX_COMMITTEE * (MAX_SIGNATURE_BYTES + 64) + 64, 'certificate'));
     const n = r.count(MAX_REPORT_ITEMS, 'report items');
     const items: ReportItem[] = [];
-    for (let i = 0; i < n; i++) items.push({ record: r.bytes(MAX_RECORD_BYTES, 'record'), proof: readKeyProof(r) });
+    for (let i = 0; i < n; i++) items.push({ record: r.bytes(MAX_RECORD_BYTES, 'record'), proof: readProofNodes(r) });
     return { type: 'report', report: { binding, header, certificate, items } };
   });
 }
