@@ -147,9 +147,6 @@ class Step {
 /** A min-heap of (slot, id): when each done entry is compacted and each tombstone forgotten. */
 class DueHeap {
   private readonly h: [number, string][] = [];
-  get size(): number {
-    return this.h.length;
-  }
   peek(): [number, string] | undefined {
     return this.h[0];
   }
