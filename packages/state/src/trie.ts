@@ -573,6 +573,7 @@ class Updater {
     const Q = P.slice(0, m); // the new node's full path; n moves to Q ‖ P[m]
     const slots: (Desc | null)[] = new Array(17).fill(null);
     const moveNibble = nibbleOf(P[m]!);
+    let moved = false;
     let i = lo;
     while (i < hi && !this.keys[i]!.startsWith(Q)) i++; // deletions of absent keys that diverge earlier
     while (i < hi) {
@@ -594,14 +595,15 @@ class Updater {
       if (s === moveNibble) {
         const d = this.internal(Q + NIBBLE_HEX[s], n, P.slice(m + 1), true, i, j);
         slots[s] = d === n ? null : (d as Desc | null);
+        moved = true;
       } else {
         const live = this.inserts(i, j);
         slots[s] = this.build(Q + NIBBLE_HEX[s], live.keys, live.vals, 0, live.keys.length);
       }
       i = j;
     }
-    if (!slots[moveNibble]) {
-      // No write under n's new place: n only moves.
+    if (!moved) {
+      // No write under n's new place: n only moves. (Writes that deleted all of n leave its slot empty.)
       const d = this.internal(Q + NIBBLE_HEX[moveNibble], n, P.slice(m + 1), true, hi, hi);
       slots[moveNibble] = d === n ? null : (d as Desc | null);
     }
