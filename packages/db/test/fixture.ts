@@ -134,6 +134,19 @@ function writesAt(h: number): Map<string, Uint8Array | null> {
   return m;
 }
 
+/**
+ * Trie nodes: opaque to the db like the values. Height h puts one node of its
+ * own version and marks the node of h - 1 stale (what a trie version does),
+ * so pruning has something to delete.
+ */
+export function trieNodeKey(h: number): Uint8Array {
+  return new Writer(12).u32(0x7472).u64(h).finish();
+}
+
+function trieNodesAt(h: number): BlockCommit['trie'] {
+  return { version: h, puts: [[trieNodeKey(h), sha256(utf8(`node-${h}`))]], dels: [], stale: h > 0 ? [trieNodeKey(h - 1)] : [] };
+}
+
 export function commitFor(h: number): BlockCommit {
   return {
     height: h,
@@ -142,6 +155,7 @@ export function commitFor(h: number): BlockCommit {
     certificate: h === 0 ? null : certificateBytes(h),
     txHashes: Array.from({ length: TXS_PER_BLOCK }, (_, i) => txHash(h, i)),
     writes: writesAt(h),
+    trie: trieNodesAt(h),
     ...(h === 0 ? { genesisHash: GENESIS_HASH } : {}),
   };
 }

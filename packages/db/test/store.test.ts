@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256, toHex, utf8 } from '@qnexus/crypto';
 import { QnexusError, Writer, decodeBlock, decodeCertificate, blockHash } from '@qnexus/types';
-import { CommittedState, WorldState } from '@qnexus/state';
+import { WorldState, changesOf } from '@qnexus/state';
 import { ChainStore, STATE_FORMAT, type LockRecord, type SignerRecord } from '@qnexus/db';
 import {
   GENESIS_HASH,
@@ -166,7 +166,7 @@ describe('db: ChainStore', () => {
     }
   });
 
-  it('writes: added, overwritten, deleted, kept when untouched, written again after a deletion; a state rebuilt from loadState has the committed root', async () => {
+  it('writes: added, overwritten, deleted, kept when untouched, written again after a deletion; the trie reopened at the head has the root of the same entries rebuilt in memory', async () => {
     const dir = freshDir();
     const k = (n: number) => toHex(new Uint8Array([1 + (n % 3), 0x10, ...sha256(utf8(`k-${n}`)).slice(0, n % 5)]));
     const val = (n: number, h: number) => utf8(`value ${n} at ${h}`.repeat(1 + (n % 4)));
@@ -181,13 +181,14 @@ describe('db: ChainStore', () => {
     ]);
     // height 2 writes 2 again
     const w2 = new Map<string, Uint8Array | null>([[k(2), val(2, 2)]]);
-    const mem = new CommittedState();
     let store = await ChainStore.open(dir);
-    const heights = [w0, w1, w2];
-    for (const [h, writes] of heights.entries()) {
-      await store.commitBlock({ ...commitFor(h), writes });
-      mem.apply(writes);
+    const state = WorldState.open(store.stateReads(), -1);
+    for (const [h, writes] of [w0, w1, w2].entries()) {
+      const u = state.apply(changesOf(writes), h);
+      await store.commitBlock({ ...commitFor(h), writes: u.writes, trie: u.trie });
+      state.flushed(u);
     }
+    const root = state.root();
     await store.close();
 
     store = await ChainStore.open(dir);
@@ -195,12 +196,17 @@ describe('db: ChainStore', () => {
       const st = await store.loadState();
       const want = [0, 1, 2, 4, 5, 6].map((n): [string, string] => [k(n), toHex(n === 1 ? val(1, 1) : n === 6 ? val(6, 1) : n === 2 ? val(2, 2) : val(n, 0))]);
       assert.deepEqual(st.map(([kk, v]) => [kk, toHex(v)]), want.sort((a, b) => (a[0] < b[0] ? -1 : 1)));
-      // the node's reload path: the same entries give the same state root as the blocks applied in memory
-      const reloaded = WorldState.fromEntries(st.map(([kk, v]) => [kk, new Uint8Array(v)]));
-      assert.deepEqual(reloaded.root(), mem.root());
-      assert.equal(reloaded.kv.size, 6);
+      // the node's reload path: the trie at the head, read from disk, has the root of the same entries built in memory
+      const reopened = WorldState.open(store.stateReads(), 2);
+      assert.deepEqual(reopened.root(), root);
+      assert.deepEqual(WorldState.fromEntries(st.map(([kk, v]) => [kk, new Uint8Array(v)])).root(), root);
+      assert.equal(reopened.kv.count, 6);
+      for (const [kk, v] of want) assert.equal(toHex(reopened.kv.get(kk)!), v);
+      assert.equal(reopened.kv.get(k(3)), undefined);
+      // older versions are still there (nothing pruned yet): version 0 had key 3
+      assert.ok(reopened.kv.getAt(k(3), 0));
       // without the deletions the root would differ: they reached the disk
-      assert.notDeepEqual(WorldState.fromEntries([...st.map(([kk, v]): [string, Uint8Array] => [kk, new Uint8Array(v)]), [k(3), val(3, 0)]]).root(), mem.root());
+      assert.notDeepEqual(WorldState.fromEntries([...st.map(([kk, v]): [string, Uint8Array] => [kk, new Uint8Array(v)]), [k(3), val(3, 0)]]).root(), root);
     } finally {
       await store.close();
     }

@@ -496,8 +496,8 @@ export function entriesBudget(g: Genesis): ServeBudget {
   return { requestsPerSec, requestBurst: 4 * requestsPerSec, bytesPerSec: requestsPerSec * 1024 };
 }
 
-/** Encoded size of a report item: record (u32 length + bytes), proof (u32 index, u32 count, u32 steps + 32 bytes a step). */
-const itemBytes = (it: ReportItem): number => 4 + it.record.length + 12 + it.proof.siblings.length * 32;
+/** Encoded size of a report item: record (u32 length + bytes), proof (u32 node count, each node u32 length + bytes). */
+const itemBytes = (it: ReportItem): number => 4 + it.record.length + 4 + it.proof.reduce((n, node) => n + 4 + node.length, 0);
 
 /** Items in consecutive chunks of at most MAX_REPORT_ITEMS and REPORT_ITEMS_BYTES (an item is never split; one alone always fits). */
 export function reportChunks(items: readonly ReportItem[]): ReportItem[][] {

@@ -1,7 +1,7 @@
 import { fromHex, toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import { ByteLru } from './lru.js';
-import { MerkleTrie, type StateProof, type TrieDB, type TrieUpdate } from './trie.js';
+import { MemoryTrieDB, MerkleTrie, type StateProof, type TrieDB, type TrieUpdate } from './trie.js';
 
 /**
  * The shard state is one key-value space: `u8 module id ‖ module key` →
@@ -62,30 +62,19 @@ export interface StateUpdate {
 
 /** State kept in memory (tests, genesis, tools): writes land at once. */
 export class MemoryStorage implements StateStorage {
-  private readonly nodeMap = new Map<string, Uint8Array>();
+  readonly nodes = new MemoryTrieDB();
   private readonly values = new Map<KeyHex, Uint8Array>();
-  readonly nodes: TrieDB = { get: (k) => this.nodeMap.get(toHex(k)) };
 
   value(key: KeyHex): Uint8Array | undefined {
     return this.values.get(key);
   }
 
   write(u: StateUpdate): void {
-    for (const k of u.trie.dels) this.nodeMap.delete(toHex(k));
-    for (const [k, v] of u.trie.puts) this.nodeMap.set(toHex(k), v);
+    this.nodes.apply(u.trie);
     for (const [k, v] of u.writes) {
       if (v) this.values.set(k, v);
       else this.values.delete(k);
     }
-  }
-
-  /** Delete stored nodes by key (what the node's pruner does with `stale` lists). */
-  deleteNodes(keys: Iterable<Uint8Array>): void {
-    for (const k of keys) this.nodeMap.delete(toHex(k));
-  }
-
-  get nodeCount(): number {
-    return this.nodeMap.size;
   }
 
   entries(): IterableIterator<[KeyHex, Uint8Array]> {
@@ -140,6 +129,15 @@ export class TrieState implements KVReader, StateCommitment {
   /** Number of entries. */
   get count(): number {
     return this.trie.count;
+  }
+
+  get size(): number {
+    return this.trie.count;
+  }
+
+  /** Every entry in key order, through the trie (tests and tools: at most MAX_RANGE). */
+  all(): [KeyHex, Uint8Array][] {
+    return this.trie.range('', MAX_RANGE);
   }
 
   get(key: KeyHex): Uint8Array | undefined {
@@ -224,7 +222,9 @@ export class TrieState implements KVReader, StateCommitment {
 
   /** Snapshot items of a subtree of a kept version (see MerkleTrie.exportSubtree). */
   exportSubtree(version: number, path: string, maxItems: number, maxBytes: number): Uint8Array[] {
-    return this.trie.exportSubtree(version, path, maxItems, maxBytes);
+    // TEMP until trie.ts step 3 lands (exportSubtree)
+    const t = this.trie as unknown as { exportSubtree(v: number, p: string, n: number, b: number): Uint8Array[] };
+    return t.exportSubtree(version, path, maxItems, maxBytes);
   }
 
   /** Start over from what storage holds at `version` (after a snapshot was written underneath). */

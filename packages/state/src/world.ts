@@ -127,6 +127,11 @@ export class WorldState extends StateView {
     return this.kv.prove(keys, version);
   }
 
+  /** Snapshot items of a subtree of a kept version (see MerkleTrie.exportSubtree). */
+  exportSubtree(version: number, path: string, maxItems: number, maxBytes: number): Uint8Array[] {
+    return this.kv.exportSubtree(version, path, maxItems, maxBytes);
+  }
+
   xferRecords(): XferRecord[] {
     return xfer.records(this, MAX_RANGE);
   }

@@ -5,7 +5,7 @@ import { QnexusError, encodeTx, encodeXDecision, encodeXPrepare, makeGenesis, op
 import {
   BANK_XFER_OP,
   Branch,
-  CommittedState,
+  TrieState,
   ExecCtx,
   MODULE_IDS,
   NATIVE_DENOM,
@@ -80,7 +80,7 @@ const NO_BLOCK: BlockContext = { height: 0, slot: 0, proposer: new Uint8Array(20
  * file would allow.
  */
 export function stateWith(credits: readonly [Uint8Array, bigint][], p: StateParams): WorldState {
-  const kv = new Branch(new CommittedState());
+  const kv = new Branch(TrieState.memory());
   const ctx = new ExecCtx(kv, p, NO_BLOCK);
   for (const [addr, amount] of credits) bank.genesisCredit(ctx, addr, amount);
   bank.setSupply(ctx, NATIVE_DENOM, bank.supply(ctx));

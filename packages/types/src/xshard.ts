@@ -104,10 +104,13 @@ export function xferRecordPhase(x: XferRecord): string {
 
 // ---------------------------------------------------------------- proofs
 
-/** Most nodes in a state proof (root to leaf of the state trie; its depth is far less for any real state). */
-export const MAX_PROOF_NODES = 64;
-/** Largest node in a state proof: a full internal node of the trie with the longest skip a key allows. */
-export const MAX_PROOF_NODE_BYTES = 4096;
+/**
+ * Most nodes in a report item's proof: a transfer record's key is 34 bytes (68 nibbles) and every
+ * trie node on its path consumes at least one, so its proof has at most 70 nodes.
+ */
+export const MAX_REPORT_PROOF_NODES = 72;
+/** Largest node in a report item's proof: a full internal node (17 child hashes) with a skip of at most 68 nibbles. */
+export const MAX_REPORT_PROOF_NODE_BYTES = 1024;
 
 /** A state proof's nodes on the wire (root first): u32 count, then each node length-prefixed; bounded before any allocation. */
 export function writeProofNodes(w: Writer, nodes: readonly Uint8Array[]): Writer {
@@ -117,9 +120,9 @@ export function writeProofNodes(w: Writer, nodes: readonly Uint8Array[]): Writer
 }
 
 export function readProofNodes(r: Reader): Uint8Array[] {
-  const n = r.count(MAX_PROOF_NODES, 'proof nodes');
+  const n = r.count(MAX_REPORT_PROOF_NODES, 'proof nodes');
   const nodes: Uint8Array[] = [];
-  for (let i = 0; i < n; i++) nodes.push(r.bytes(MAX_PROOF_NODE_BYTES, 'proof node'));
+  for (let i = 0; i < n; i++) nodes.push(r.bytes(MAX_REPORT_PROOF_NODE_BYTES, 'proof node'));
   return nodes;
 }
 
