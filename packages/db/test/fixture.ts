@@ -147,6 +147,44 @@ function trieNodesAt(h: number): BlockCommit['trie'] {
   return { version: h, puts: [[trieNodeKey(h), sha256(utf8(`node-${h}`))]], dels: [], stale: h > 0 ? [trieNodeKey(h - 1)] : [] };
 }
 
+/**
+ * State writes for the state-trie tests (real trie nodes, not opaque ones):
+ * height h touches 24 of TRIE_KEYS bank-shaped keys (and a few that extend
+ * others), setting most and deleting some, so keys come, change, go and
+ * come back. Deterministic in h: the expected state of any height is
+ * recomputed from scratch by replaying 0..h into a map (trieModelAt).
+ */
+export const TRIE_KEYS = 400;
+
+export function trieKey(i: number): string {
+  const base = key(1, i % 3 === 0 ? 0x61 : 0x62, sha256(utf8(`trie-key-${i % 300}`)).slice(0, 20));
+  return i >= 300 ? base + toHex(utf8(`d${i}`)) : base;
+}
+
+export function trieWritesAt(h: number): Map<string, Uint8Array | null> {
+  const m = new Map<string, Uint8Array | null>();
+  const seed = sha256(utf8(`trie-height-${h}`));
+  const n = h === 0 ? TRIE_KEYS : 24;
+  for (let j = 0; j < n; j++) {
+    const i = h === 0 ? j : (seed[j % 32]! * 7 + seed[(j + 5) % 32]! + j * 131) % TRIE_KEYS;
+    const del = h > 0 && (seed[(j + 11) % 32]! + j) % 4 === 0;
+    m.set(trieKey(i), del ? null : sha256(utf8(`trie-${i}-${h}`)).slice(0, 1 + ((i + h) % 32)));
+  }
+  return m;
+}
+
+/** The state after heights 0..H of trieWritesAt. */
+export function trieModelAt(H: number): Map<string, Uint8Array> {
+  const m = new Map<string, Uint8Array>();
+  for (let h = 0; h <= H; h++) {
+    for (const [k, v] of trieWritesAt(h)) {
+      if (v) m.set(k, v);
+      else m.delete(k);
+    }
+  }
+  return m;
+}
+
 export function commitFor(h: number): BlockCommit {
   return {
     height: h,

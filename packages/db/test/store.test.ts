@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,9 +24,9 @@ import {
   xferKey,
   xferValueAt,
 } from './fixture.js';
+import { runWriter } from './child.js';
 
 const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const same = (a: Uint8Array | undefined, b: Uint8Array, msg: string) => {
   assert.ok(a, `${msg}: missing`);
@@ -334,7 +333,7 @@ describe('db: ChainStore', () => {
     const store = await ChainStore.open(dir);
     try {
       // from another process (checked first: see the pending test below)
-      const out = await runWriter(['open', dir]);
+      const out = await runWriter(WRITER, ['open', dir]);
       const res = JSON.parse(out.lines[0]!) as { ok: boolean; qnexus: boolean; code: string; message: string };
       assert.equal(res.ok, false, 'a second process must not open a data dir in use');
       assert.equal(res.qnexus, true);
@@ -365,7 +364,7 @@ describe('db: ChainStore', () => {
     const store = await ChainStore.open(dir);
     try {
       await assert.rejects(ChainStore.open(dir), QnexusError);
-      const out = await runWriter(['open', dir]);
+      const out = await runWriter(WRITER, ['open', dir]);
       const res = JSON.parse(out.lines[0]!) as { ok: boolean; code: string };
       assert.equal(res.ok, false, 'another process opened a data dir that is still in use');
       assert.equal(res.code, 'UNAVAILABLE');
@@ -376,45 +375,6 @@ describe('db: ChainStore', () => {
 });
 
 // ------------------------------------------------------------------ crash atomicity
-
-interface WriterRun {
-  lines: string[];
-  signal: NodeJS.Signals | null;
-  code: number | null;
-  stderr: string;
-}
-
-/** Run the writer child; if killAfterReadyMs is set, SIGKILL it that long after it reports ready. */
-function runWriter(args: string[], killAfterReadyMs?: number): Promise<WriterRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: string[] = [];
-    let buf = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    const guard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line.startsWith('ready') && killAfterReadyMs !== undefined && !timer) {
-          timer = setTimeout(() => child.kill('SIGKILL'), killAfterReadyMs);
-        }
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(guard);
-      if (timer) clearTimeout(timer);
-      resolve({ lines, signal, code, stderr });
-    });
-  });
-}
 
 describe('db: crash atomicity (SIGKILL during commitBlock loop)', function () {
   this.timeout(60_000);
@@ -431,7 +391,7 @@ describe('db: crash atomicity (SIGKILL during commitBlock loop)', function () {
     const heads: number[] = [];
     for (let iter = 0; iter < 5; iter++) {
       const delay = 30 + Math.floor(rand() * 300);
-      const run = await runWriter(['commit', dir], delay);
+      const run = await runWriter(WRITER, ['commit', dir], delay);
       assert.equal(run.signal, 'SIGKILL', `child should have been killed (code ${run.code}): ${run.stderr}`);
       assert.equal(run.lines[0], `ready ${prevHead + 1}`, run.stderr);
       const reported = run.lines.filter((l) => l.startsWith('committed ')).map((l) => Number(l.slice(10)));
