@@ -323,6 +323,13 @@ export class ChainStore {
     for (const k of trie.stale) batch.put(concat(version, k), EMPTY, { sublevel: this.stale });
   }
 
+  /** State writes outside a block (a genesis built in chunks): values and trie nodes in one batch. */
+  async writeState(writes: ReadonlyMap<string, Bytes | null>, trie: TrieNodes): Promise<void> {
+    const batch = this.db.batch();
+    this.putState(batch, writes, trie);
+    await batch.write();
+  }
+
   /** Synchronous reads of the committed state, for the node's TrieState (see StateReads). */
   stateReads(): StateReads {
     const nodes = this.nodes;

@@ -33,6 +33,7 @@ import {
   type StateOptions,
   type StateParams,
   type StateUpdate,
+  type Writes,
 } from '@qnexus/state';
 import { isQuorum, proposerForSlot } from '@qnexus/consensus';
 import { app } from '@qnexus/app';
@@ -252,43 +253,16 @@ export class Chain {
     epochOpts: EpochBookOptions = {},
     stateOpts: ChainStateOptions = {},
   ): Promise<Chain> {
-    let head = await store.headHeight();
+    const head = await store.headHeight();
     const gh = genesisHash(genesis);
     const epochs = await EpochBook.open(genesis, gh, store, log, { backend: verifier.backend, ...epochOpts });
-    const interrupted = head >= 0 ? await store.snapshotInProgress() : null;
-    if (interrupted) {
-      // A snapshot was being written over the genesis state when the process stopped: the state on disk is
-      // partial. Start again from genesis (the node then decides again how to sync).
-      if (head !== 0) throw new QnexusError('INTERNAL', `data dir has head ${head} and an unfinished state snapshot; it is corrupted`);
-      log.warn('an unfinished state snapshot was found: starting again from the genesis state', { snapshotHeight: interrupted.height });
-      await store.clearState();
-      const state = WorldState.open(store.stateReads(), -1, stateOpts);
-      const u = state.apply(changesOf(app.genesisWrites(genesis, shard)), 0);
-      await store.commitBlock({ height: 0, hash: (await store.hashAtHeight(0))!, block: (await store.blockAtHeight(0))!, certificate: null, txHashes: [], writes: u.writes, trie: u.trie });
-    }
     if (head < 0) {
-      const state = WorldState.open(store.stateReads(), -1, stateOpts);
-      const u = state.apply(changesOf(app.genesisWrites(genesis, shard)), 0);
+      const state = await Chain.writeGenesis(store, genesis, shard, log, stateOpts);
       const chain = new Chain(genesis, shard, store, state, epochs, verifier, stateOpts);
-      const block = Chain.genesisBlock(genesis, shard, state.root());
-      const hash = blockHash(block.header);
-      await store.commitBlock({
-        height: 0,
-        hash,
-        block: encodeBlock(block),
-        certificate: null,
-        txHashes: [],
-        writes: u.writes,
-        trie: u.trie,
-        genesisHash: gh,
-      });
-      state.flushed(u);
-      chain.headHash = hash;
-      chain.headStateRoot = block.header.stateRoot;
-      log.info('initialized data dir from genesis', { genesisHash: toHex(gh), stateRoot: toHex(block.header.stateRoot) });
+      chain.headHash = (await store.hashAtHeight(0))!;
+      chain.headStateRoot = state.root();
       return chain;
     }
-    head = await store.headHeight();
     const stored = await store.genesisHash();
     if (!stored || !bytesEqual(stored, gh)) {
       throw new QnexusError('BAD_CONFIG', `data dir belongs to another chain (genesis ${stored ? toHex(stored) : 'unknown'}, expected ${toHex(gh)}); use a fresh --data-dir`);
@@ -297,8 +271,16 @@ export class Chain {
     if (format !== STATE_FORMAT) {
       throw new QnexusError(
         'BAD_CONFIG',
-        `data dir holds state format ${format}; this node writes format ${STATE_FORMAT} (one key-value state, new state root): start it again with --reset, or use a fresh --data-dir`,
+        `data dir holds state format ${format}; this node writes format ${STATE_FORMAT} (one key-value state under a versioned Merkle trie, new state root): start it again with --reset, or use a fresh --data-dir`,
       );
+    }
+    const interrupted = await store.snapshotInProgress();
+    if (interrupted) {
+      // A snapshot was being written over the genesis state when the process stopped: the state on disk is
+      // partial. Start again from the genesis state (the node then decides again how to sync).
+      if (head !== 0) throw new QnexusError('INTERNAL', `data dir has head ${head} and an unfinished state snapshot; it is corrupted`);
+      log.warn('an unfinished state snapshot was found: starting again from the genesis state', { snapshotHeight: interrupted.height });
+      await Chain.writeGenesis(store, genesis, shard, log, stateOpts);
     }
     const state = WorldState.open(store.stateReads(), head, stateOpts);
     const chain = new Chain(genesis, shard, store, state, epochs, verifier, stateOpts);
@@ -316,6 +298,46 @@ export class Chain {
     }
     log.info('loaded chain from data dir', { height: head, hash: toHex(chain.headHash), accounts: state.size, baseHeight: chain.baseHeight });
     return chain;
+  }
+
+  /**
+   * Initialise an empty data dir: the genesis state of `shard`, then any
+   * `extra` chunks of writes (tools and benches that load a big state; each
+   * chunk is computed against the state written so far), all as version 0,
+   * each chunk in its own batch; then block 0 over the resulting root with the
+   * genesis hash and state format, in one synced batch. Until that last batch
+   * the data dir has no head, and a restart initialises it again.
+   */
+  static async writeGenesis(
+    store: ChainStore,
+    genesis: Genesis,
+    shard: number,
+    log: Logger,
+    stateOpts: StateOptions = {},
+    extra?: (state: WorldState) => Iterable<Writes>,
+  ): Promise<WorldState> {
+    await store.clearState();
+    const state = WorldState.open(store.stateReads(), -1, stateOpts);
+    const write = async (writes: Writes) => {
+      const u = state.apply(changesOf(writes), 0);
+      await store.writeState(u.writes, u.trie);
+      state.flushed(u);
+    };
+    await write(app.genesisWrites(genesis, shard));
+    if (extra) for (const chunk of extra(state)) await write(chunk);
+    const block = Chain.genesisBlock(genesis, shard, state.root());
+    await store.commitBlock({
+      height: 0,
+      hash: blockHash(block.header),
+      block: encodeBlock(block),
+      certificate: null,
+      txHashes: [],
+      writes: new Map(),
+      trie: { version: 0, puts: [], dels: [], stale: [] },
+      genesisHash: genesisHash(genesis),
+    });
+    log.info('initialized data dir from genesis', { genesisHash: toHex(genesisHash(genesis)), stateRoot: toHex(block.header.stateRoot), entries: state.kv.count });
+    return state;
   }
 
   // ------------------------------------------------------------------ state snapshots

@@ -296,7 +296,7 @@ const dummyHeader: BlockHeader = { chainId: CHAIN, shard: 0, height: 1, slot: 1,
 
 describe('node: reports to the beacon', () => {
   it('split records into chunks that fit the beacon\'s request bound, in order, none split', () => {
-    const item = (n: number, recordBytes: number): ReportItem => ({ record: new Uint8Array(recordBytes).fill(n & 0xff), proof: { index: 0, count: 1 << 20, siblings: Array.from({ length: 20 }, () => new Uint8Array(32)) } });
+    const item = (n: number, recordBytes: number, proofNodes = 6): ReportItem => ({ record: new Uint8Array(recordBytes).fill(n & 0xff), proof: Array.from({ length: proofNodes }, () => new Uint8Array(300)) });
     // Stake records carry a public key: 1,024 of them would not fit in one report.
     const big = Array.from({ length: 1500 }, (_, i) => item(i, 2700));
     const chunks = reportChunks(big);
@@ -307,7 +307,7 @@ describe('node: reports to the beacon', () => {
       assert.ok(bytes < 1.1 * 1024 * 1024, `a report of ${bytes} bytes`);
     }
     // Small records: MAX_REPORT_ITEMS per report.
-    const small = Array.from({ length: MAX_REPORT_ITEMS + 1 }, (_, i) => item(i, 100));
+    const small = Array.from({ length: MAX_REPORT_ITEMS + 1 }, (_, i) => item(i, 100, 1));
     assert.deepEqual(reportChunks(small).map((c) => c.length), [MAX_REPORT_ITEMS, 1]);
     assert.deepEqual(reportChunks([]), []);
   });
