@@ -239,8 +239,12 @@ export class Syncer {
     if (this.timer) clearTimeout(this.timer);
   }
 
+  /**
+   * `u64 head ‖ head hash ‖ u64 base`: the base (the height a node joined at by snapshot, 0
+   * otherwise) tells clients which blocks it cannot serve; clients of before it read the first two.
+   */
   private async *serveStatus(): AsyncIterable<Uint8Array> {
-    yield new Writer(48).u64(this.chain.headHeight).fixed(this.chain.headHash, 32).finish();
+    yield new Writer(48).u64(this.chain.headHeight).fixed(this.chain.headHash, 32).u64(this.chain.baseHeight).finish();
   }
 
   private async *serveBlocks(req: Uint8Array): AsyncIterable<Uint8Array> {
@@ -249,6 +253,9 @@ export class Syncer {
     const count = Math.min(r.u32('count'), this.serveLimits.blocks);
     const maxBytes = this.serveLimits.bytes;
     r.end('sync request');
+    // A node that joined by snapshot holds no block below its base: a range starting there gets nothing
+    // (a response must start at the height asked for).
+    if (from < this.chain.baseHeight) return;
     const first = Math.max(1, from);
     const to = Math.min(this.chain.headHeight, from + count - 1);
     // Read SYNC_READ_CHUNK heights per store call (one iterator each for heights and certificates, one
@@ -293,12 +300,15 @@ export class Syncer {
       const maxHeight = this.chain.latestPlausibleRound();
       const claims: { peer: string; height: number }[] = [];
       for (let i = 0; i < peers.length; i++) {
-        const height = heads[i];
-        if (height === null || height === undefined) continue;
+        const head = heads[i];
+        if (head === null || head === undefined) continue;
+        const { height, base } = head;
         if (height > maxHeight) {
           this.implausible(peers[i]!, height, maxHeight);
           continue;
         }
+        // It joined by snapshot above our next height: it has none of the blocks we need next (not a fault).
+        if (base > this.chain.headHeight + 1) continue;
         claims.push({ peer: peers[i]!, height });
       }
       let tried = 0;
@@ -341,11 +351,15 @@ export class Syncer {
     this.log.warn('sync: peer claims a head beyond the slot clock', { peer, height, maxHeight });
   }
 
-  private async peerHead(peer: string): Promise<number | null> {
+  /** A peer's head and base (0 from a peer of before the base was sent). */
+  private async peerHead(peer: string): Promise<{ height: number; base: number } | null> {
     try {
       const opts = { timeoutMs: STATUS_TIMEOUT_MS, idleTimeoutMs: this.fetchLimits.idleMs, maxResponseFrameBytes: 64, maxFrames: 1 };
       for await (const f of this.p2p.request(peer, this.t.statusProtocol, new Uint8Array(0), opts)) {
-        return new Reader(f).u64n('height');
+        const r = new Reader(f);
+        const height = r.u64n('height');
+        r.fixed(32, 'head hash');
+        return { height, base: r.remaining >= 8 ? r.u64n('base') : 0 };
       }
     } catch (e) {
       // Peers that do not serve our shard fail to open the stream (DIAL_FAILED): skipped for a while, not penalised.
