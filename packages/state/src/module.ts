@@ -1,6 +1,7 @@
-import type { AnyErrorCode, ErrorCode, Reader, TxEnvelope, Writer, XferInfo } from '@qnexus/types';
+import { bytesEqual, toHex } from '@qnexus/crypto';
+import { QnexusError, type AnyErrorCode, type ErrorCode, type Reader, type TxEnvelope, type Writer, type XferInfo } from '@qnexus/types';
 import type { ExecCtx, StateParams } from './ctx.js';
-import type { ModuleStore } from './store.js';
+import { Branch, ModuleStore, moduleKey, type KVReader, type KeyHex } from './store.js';
 
 /**
  * The module contract. A module is a value the app lists: a name, a u8 id
@@ -102,6 +103,14 @@ export interface QueryDef {
   response?: Readonly<Record<string, unknown>>;
   /** Answer from the committed state (a reader, never a writer); throw a typed error for bad input. */
   run(read: ModuleReader, params: Record<string, string>): unknown;
+  /**
+   * The keys (module-relative) `run` reads for these arguments, when it reads no others (no
+   * `range`): it makes the query provable (`?proof=true`). The node proves these keys at one
+   * height and runs the query over the proven values only (`runProven`), and a light client runs
+   * it again over the same values, so the answer is what the proof says. Throw a typed error for
+   * a bad argument, as `run` does.
+   */
+  proofKeys?(params: Record<string, string>): Uint8Array[];
 }
 
 /** What a query or a view reads: a module's store over the committed state. */
@@ -152,3 +161,48 @@ export function msg<P>(def: MsgDef<P>): MsgDef<never> {
 
 /** A module error, raised with `throw moduleError(...)`: its code must be in the module's `errors`. */
 export type ModuleErrorCode = ErrorCode | string;
+
+/** A key and its proven value (null: proven absent), as a state proof carries them. */
+export interface ProvenValue {
+  key: Uint8Array;
+  value: Uint8Array | null;
+}
+
+/**
+ * A reader over proven values only: `get` of a proven key answers its proven value, any other
+ * read throws INTERNAL (a query reading what it did not name in `proofKeys` is a bug in the
+ * query, never something to answer from unproven state).
+ */
+export class ProvenReader implements KVReader {
+  private readonly values = new Map<KeyHex, Uint8Array | null>();
+  constructor(entries: readonly ProvenValue[]) {
+    for (const e of entries) this.values.set(toHex(e.key), e.value);
+  }
+  get(key: KeyHex): Uint8Array | undefined {
+    const v = this.values.get(key);
+    if (v === undefined) throw new QnexusError('INTERNAL', `read of state key ${key}, which is not among the proven keys`);
+    return v ?? undefined;
+  }
+  range(prefix: KeyHex): [KeyHex, Uint8Array][] {
+    throw new QnexusError('INTERNAL', `range read under ${prefix} over proven keys: a provable query reads single keys only`);
+  }
+}
+
+/** The full state keys (module id ‖ key) a provable query reads for `args`; BAD_REQUEST for a query that is not provable. */
+export function queryProofKeys(m: Pick<Module, 'id' | 'name'>, q: QueryDef, args: Record<string, string>): Uint8Array[] {
+  if (!q.proofKeys) throw new QnexusError('BAD_REQUEST', `query ${m.name}/${q.name} reads a range of keys: it has no proof (only queries of single keys do)`);
+  return q.proofKeys(args).map((k) => moduleKey(m.id, k));
+}
+
+/**
+ * Run a provable query over proven values only (the node after proving its keys at one height,
+ * a light client after verifying them). `entries` must be exactly the query's `proofKeys`, in
+ * order: INTERNAL otherwise.
+ */
+export function runProven(m: Pick<Module, 'id' | 'name'>, q: QueryDef, params: StateParams, args: Record<string, string>, entries: readonly ProvenValue[]): unknown {
+  const keys = queryProofKeys(m, q, args);
+  if (keys.length !== entries.length || keys.some((k, i) => !bytesEqual(k, entries[i]!.key))) {
+    throw new QnexusError('INTERNAL', `query ${m.name}/${q.name}: the proven keys are not the keys it names for these arguments`);
+  }
+  return q.run({ store: new ModuleStore(new Branch(new ProvenReader(entries)), m.id), params }, args);
+}

@@ -46,6 +46,11 @@ export const fees = {
     ctx.store(ID).set(EPOCH_KEY, new Writer(8).u64(epoch).finish());
   },
 
+  /** The keys (module-relative) `pending` and `epoch` read for one proposer: what a proof of its pending tips covers. */
+  proofKeys(addr: Uint8Array): Uint8Array[] {
+    return [pendKey(addr), EPOCH_KEY];
+  },
+
   /** Tips held for proposers (the balance of the fee account). */
   held(ctx: Reads): bigint {
     return bank.balance(ctx, FEE_ACCOUNT);

@@ -49,6 +49,12 @@ export function stakeConsentSigningBytes(chainId: string, funder: Uint8Array, va
   return signingBytes(chainId, 'stake', new Writer(validatorPublicKey.length + 64).u8(CODEC_VERSION).fixed(funder, ADDRESS_BYTES).bytes(validatorPublicKey).finish());
 }
 
+/** A proposer address parameter of a query; BAD_REQUEST when malformed. */
+function proposerParam(address: string | undefined): Uint8Array {
+  if (!isAddressString(address ?? '')) throw new QnexusError('BAD_REQUEST', 'proposer must be qn followed by 40 lowercase hex characters');
+  return parseAddress(address!);
+}
+
 /** One codec per message, used by the module's definitions and the client builders alike. */
 const stakeCodec = {
   encode: (w: Writer, p: StakeMsg) => void w.bytes(p.validatorPublicKey).u64(p.amount).bytes(p.validatorSignature),
@@ -191,6 +197,29 @@ export function stakingModule(k: StakingKeepers): Module {
             epoch: fees.epoch(reads),
             pending: fees.allPending(reads).map(([hex, amount]) => ({ proposer: formatAddress(fromHex(hex)), amount: amount.toString() })),
           };
+        },
+      },
+      {
+        name: 'pending-fee',
+        summary: "One proposer's tips this shard holds for the beacon, and the epoch they accrued in; provable with ?proof=true",
+        params: ['proposer'],
+        response: {
+          type: 'object',
+          title: 'StakingPendingFee',
+          additionalProperties: false,
+          required: ['proposer', 'epoch', 'amount'],
+          properties: {
+            proposer: { type: 'string', pattern: '^qn[0-9a-f]{40}$' },
+            epoch: { type: 'integer', minimum: 0 },
+            amount: { type: 'string', pattern: '^[0-9]+$' },
+          },
+        },
+        // Two keys, so the answer is provable: the proposer's pending tips and the fee epoch.
+        proofKeys: ({ proposer }) => fees.proofKeys(proposerParam(proposer)),
+        run: ({ store }, { proposer }) => {
+          const hex = toHex(proposerParam(proposer));
+          const reads = { store: () => store };
+          return { proposer, epoch: fees.epoch(reads), amount: fees.pending(reads, hex).toString() };
         },
       },
     ],

@@ -98,12 +98,41 @@ export function bankModule(x: XferKeeper): Module {
     ],
     xfers: [{ op: BANK_XFER_OP.transfer, name: 'transfer', route: 'shard-shard' }],
     errors: { BANK_BAD_DENOM: 400, BANK_NOT_DENOM_OWNER: 403 },
-    queries: [balancesQuery],
+    queries: [balancesQuery, balanceQuery],
   };
 }
 
 /** Denoms one balances answer lists at most (key order): a bound on the query's work, far above any real account's. */
 export const MAX_BALANCES_DENOMS = 256;
+
+const utf8Encode = (t: string) => new TextEncoder().encode(t);
+const keyOf = (tag: number, addr: Uint8Array, tail: Uint8Array = new Uint8Array(0)) => {
+  const k = new Uint8Array(1 + addr.length + tail.length);
+  k[0] = tag;
+  k.set(addr, 1);
+  k.set(tail, 1 + addr.length);
+  return k;
+};
+
+/**
+ * The bank keys (module-relative) an account's API answer is derived from (`StateView.account`):
+ * its record 'a' ‖ address (nonce), its key 'k' ‖ address and its native balance 'b' ‖ address ‖ denom.
+ * What `GET /v1/accounts/{address}?proof=true` proves, in this order.
+ */
+export function bankAccountKeys(addr: Uint8Array): Uint8Array[] {
+  return [keyOf(0x61, addr), keyOf(0x6b, addr), keyOf(0x62, addr, utf8Encode(NATIVE_DENOM))];
+}
+
+/** An address parameter of a query: well formed, and of this shard (another shard holds nothing of it). */
+function homeAddress(address: string | undefined, params: StateParams): Uint8Array {
+  if (!isAddressString(address ?? '')) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
+  const addr = parseAddress(address!);
+  const home = homeShard(addr, params.shardCount);
+  if (home !== params.shard) {
+    throw new QnexusError('ACCOUNT_WRONG_SHARD', `${address} lives on shard ${home}; this node serves shard ${params.shard}: ask a node of shard ${home}`, { homeShard: home, shard: params.shard });
+  }
+  return addr;
+}
 
 /** `GET /v1/bank/balances/{address}`: every denom an address holds, on its home shard (another shard holds nothing of it). */
 const balancesQuery: QueryDef = {
@@ -129,20 +158,46 @@ const balancesQuery: QueryDef = {
       },
     },
   },
+  // A range of keys: no proof (an absent denom cannot be shown absent key by key); `balance` proves one denom.
   run({ store, params }, { address }) {
-    if (!isAddressString(address ?? '')) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
-    const addr = parseAddress(address!);
-    const home = homeShard(addr, params.shardCount);
-    if (home !== params.shard) {
-      throw new QnexusError('ACCOUNT_WRONG_SHARD', `${address} lives on shard ${home}; this node serves shard ${params.shard}: ask a node of shard ${home}`, { homeShard: home, shard: params.shard });
-    }
-    const prefix = new Uint8Array(1 + ADDRESS_BYTES);
-    prefix[0] = 0x62;
-    prefix.set(addr, 1);
+    const addr = homeAddress(address, params);
+    const prefix = keyOf(0x62, addr);
     const balances = store.range(prefix, MAX_BALANCES_DENOMS).map(([k, v]) => ({
       denom: utf8Decode(k.subarray(prefix.length)),
       amount: decodeWith(v, 'balance', (r) => r.u64('balance')).toString(),
     }));
     return { address, balances };
+  },
+};
+
+/** The key of one balance, 'b' ‖ address ‖ utf8 denom; BAD_REQUEST for a malformed address or denom. */
+function balanceKey(address: string | undefined, denom: string | undefined): Uint8Array {
+  if (!isAddressString(address ?? '')) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
+  if (denom !== NATIVE_DENOM && !/^[a-z][a-z0-9/._-]{1,63}$/.test(denom ?? '')) throw new QnexusError('BANK_BAD_DENOM', `invalid denom ${JSON.stringify(denom)}`);
+  return keyOf(0x62, parseAddress(address!), utf8Encode(denom!));
+}
+
+/** `GET /v1/bank/balance/{address}/{denom}`: one balance, provable (`?proof=true`): it reads one key. */
+const balanceQuery: QueryDef = {
+  name: 'balance',
+  summary: "An address's balance of one denom (on its home shard); provable with ?proof=true",
+  params: ['address', 'denom'],
+  response: {
+    type: 'object',
+    title: 'BankBalance',
+    additionalProperties: false,
+    required: ['address', 'denom', 'amount'],
+    properties: {
+      address: { type: 'string', pattern: '^qn[0-9a-f]{40}$' },
+      denom: { type: 'string' },
+      amount: { type: 'string', pattern: '^[0-9]+$' },
+    },
+  },
+  proofKeys: ({ address, denom }) => [balanceKey(address, denom)],
+  run({ store, params }, { address, denom }) {
+    const key = balanceKey(address, denom);
+    homeAddress(address, params);
+    const v = store.get(key);
+    return { address, denom, amount: (v ? decodeWith(v, 'balance', (r) => r.u64('balance')) : 0n).toString() };
   },
 };
