@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { Address, Amount, Hash, Hex, Int, Literals, Nat, Nullable, Obj, defineRoute } from './route.js';
 import { ModuleRef } from './module.js';
+import { PROOF_QUERY, StateProof } from './proof.js';
 import { CryptoBackend, EvidenceRequest, EvidenceResult, NodeCommitteeMember, NodeValidator, StakingTotals, XferDecision } from './schemas.js';
 
 /**
@@ -200,6 +201,8 @@ export const submit = defineRoute({
 
 // ---------------------------------------------------------------- accounts
 
+export { PROOF_QUERY, StateProof, StateProofEntry } from './proof.js';
+
 export const Account = Obj(
   {
     address: Address(),
@@ -209,6 +212,7 @@ export const Account = Obj(
     nonce: Amount('The next nonce by finalized state.'),
     pendingNonce: Amount("The next nonce counting this node's pending transactions: use it for a new transaction."),
     publicKey: Nullable(Hex(undefined, 'Known once the account has sent a transaction.')),
+    proof: Type.Optional(StateProof),
   },
   { title: 'Account' },
 );
@@ -218,11 +222,14 @@ export const account = defineRoute({
   method: 'GET',
   path: '/v1/accounts/{address}',
   tag: 'node',
-  summary: 'An account of this shard: balance, nonces, public key',
-  description: 'A node of another shard answers ACCOUNT_WRONG_SHARD with details homeShard and shard.',
+  summary: 'An account of this shard: balance, nonces, public key; with ?proof=true, proven at a finalized height',
+  description:
+    'A node of another shard answers ACCOUNT_WRONG_SHARD with details homeShard and shard. With proof=true the balance, nonce and public key are read at one finalized height and proven (its bank keys: the account record, the key, the native balance); pendingNonce is this node\'s mempool view and is not proven.',
   params: { address: 'qn followed by 40 lowercase hex digits.' },
+  query: PROOF_QUERY,
+  looseQuery: true,
   response: Account,
-  errors: ['BAD_REQUEST', 'ACCOUNT_WRONG_SHARD'],
+  errors: ['BAD_REQUEST', 'ACCOUNT_WRONG_SHARD', 'STATE_PRUNED', 'NOT_FOUND', 'UNAVAILABLE'],
 });
 
 // ---------------------------------------------------------------- validators and committees
@@ -269,7 +276,16 @@ export const NodeCommittees = Obj(
     totalStake: Amount(),
     shards: Type.Array(Obj({ shard: Nat(), members: Type.Array(NodeCommitteeMember), totalStake: Amount() })),
     source: Literals(['genesis', 'beacon'], 'Epoch 0 is the genesis assignment; later ones come from the beacon\'s signed announcement.'),
-    announcement: Nullable(Obj({ epoch: Nat(), startSlot: Nat(), issuedSlot: Int(), signature: Hex(), verified: Type.Literal(true) })),
+    announcement: Nullable(
+      Obj({
+        epoch: Nat(),
+        startSlot: Nat(),
+        issuedSlot: Int(),
+        signature: Hex(),
+        verified: Type.Literal(true),
+        raw: Hex(undefined, "The signed announcement's exact encoding: a light client checks it with the genesis beacon key itself."),
+      }),
+    ),
   },
   { title: 'NodeCommittees' },
 );

@@ -1,12 +1,13 @@
 import type { Server } from 'node:http';
 import { bytesEqual, formatAddress, fromHex, homeShard, isAddressString, isHex, parseAddress, toHex } from '@qnexus/crypto';
-import { NATIVE_DENOM, verifyVoteEvidence, type EpochCommittees } from '@qnexus/state';
+import { MODULE_IDS, NATIVE_DENOM, ProvenReader, StateView, bankAccountKeys, moduleKey, queryProofKeys, runProven, verifyVoteEvidence, type EpochCommittees, type StateProof } from '@qnexus/state';
 import { app } from '@qnexus/app';
 import {
   QnexusError,
   blockHash,
   decodeBlock,
   decodeCertificate,
+  encodeHeader,
   genesisSupply,
   epochOf,
   isErrorCode,
@@ -269,7 +270,9 @@ function committeesJson(c: Ctx, ec: EpochCommittees) {
     shards,
     // Epoch 0 is the genesis assignment; later epochs come from the beacon's signed announcement (verified on arrival).
     source: ec.epoch === 0 ? ('genesis' as const) : ('beacon' as const),
-    announcement: signed ? { epoch: signed.body.epoch, startSlot: signed.body.startSlot, issuedSlot: signed.body.issuedSlot, signature: toHex(signed.signature), verified: true as const } : null,
+    announcement: signed
+      ? { epoch: signed.body.epoch, startSlot: signed.body.startSlot, issuedSlot: signed.body.issuedSlot, signature: toHex(signed.signature), verified: true as const, raw: toHex(c.chain.epochs.signed(ec.epoch)!) }
+      : null,
   };
 }
 
@@ -326,6 +329,64 @@ async function checkEvidence(c: Ctx, e: VoteEvidence): Promise<void> {
     // Anything the dry run did not ask for is checked here, on this thread.
     return i >= 0 ? verdicts[i]! : c.verifier.verifyRaw('evidence', pk, message, signature);
   });
+}
+
+type StateProofJson = Static<typeof N.StateProof>;
+
+/**
+ * The height a read with `?proof=true[&height=h]` is proven at (default: the finalized head), or
+ * null for a plain read of the head. Block 0 has no certificate, so it cannot be proven.
+ */
+function proofHeight(c: Ctx, query: { proof?: string | undefined; height?: string | undefined }): number | null {
+  const { proof, height } = query;
+  if (proof !== undefined && proof !== 'true' && proof !== 'false') throw new QnexusError('BAD_REQUEST', 'proof must be true or false');
+  if (proof !== 'true') {
+    if (height !== undefined) throw new QnexusError('BAD_REQUEST', 'height is read with proof=true only (a plain read answers the head)');
+    return null;
+  }
+  const head = c.chain.headHeight;
+  let h = head;
+  if (height !== undefined) {
+    if (!/^[0-9]{1,15}$/.test(height)) throw new QnexusError('BAD_REQUEST', 'height must be a non-negative integer');
+    h = Number(height);
+    if (h > head) throw new QnexusError('BAD_REQUEST', `height ${h} is beyond the finalized head ${head}`);
+  }
+  if (h === 0) throw new QnexusError('BAD_REQUEST', 'block 0 (genesis) has no finality certificate to prove against: ask for a height of 1 or more');
+  return h;
+}
+
+/**
+ * Prove `keys` at height `h` and derive the answer from the proven values, both before any await
+ * (the head moves meanwhile; the version proven is fixed here), then add the block's header and
+ * certificate, which the state root of version `h` is certified by.
+ */
+async function provenRead<T>(c: Ctx, keys: Uint8Array[], h: number, derive: (proofs: StateProof[]) => T): Promise<{ answer: T; proof: StateProofJson }> {
+  const proofs = c.chain.state.prove(keys, h);
+  const answer = derive(proofs);
+  const read = () => Promise.all([c.chain.store.blockAtHeight(h), c.chain.store.certificate(h)]);
+  let [raw, cert] = await read();
+  if (!raw || !cert) {
+    // The head is committed in memory before its batch reaches the disk: wait for that write.
+    await c.chain.flush();
+    [raw, cert] = await read();
+  }
+  if (!raw || !cert) {
+    throw new QnexusError(h < c.chain.headHeight ? 'NOT_FOUND' : 'UNAVAILABLE', `block ${h} and its certificate are not stored here${h < c.chain.headHeight ? '' : ' yet; retry'}`);
+  }
+  return {
+    answer,
+    proof: {
+      height: h,
+      header: toHex(encodeHeader(decodeBlock(raw).header)),
+      certificate: toHex(cert),
+      entries: proofs.map((p) => ({ key: toHex(p.key), value: p.value ? toHex(p.value) : null, nodes: p.nodes.map(toHex) })),
+    },
+  };
+}
+
+/** The account fields the state holds (the rest is the node's own view: shards, the mempool's nonce). */
+function accountFields(a: { balance: bigint; nonce: bigint; publicKey: Uint8Array | null } | undefined) {
+  return { balance: (a?.balance ?? 0n).toString(), nonce: (a?.nonce ?? 0n).toString(), publicKey: a?.publicKey ? toHex(a.publicKey) : null };
 }
 
 /**
@@ -480,7 +541,7 @@ const routes: JsonRoute<Ctx>[] = [
     // Not "not admitted": the node that acknowledged it may not have gossiped it here yet.
     throw new QnexusError('TX_UNKNOWN', `transaction ${hashHex} is not known to this node: not admitted, or not yet gossiped here; ask another node of shard ${c.chain.shard}`);
   }),
-  implement(R.account, async (c: Ctx, { params: { address: addr } }) => {
+  implement(R.account, async (c: Ctx, { params: { address: addr }, query }) => {
     if (!isAddressString(addr)) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
     const bytes = parseAddress(addr);
     // Only the home shard holds an account: any other shard would answer balance 0, which reads as money gone.
@@ -493,16 +554,13 @@ const routes: JsonRoute<Ctx>[] = [
       );
     }
     const key = toHex(bytes);
-    const a = c.chain.state.account(key);
-    return {
-      address: addr,
-      shard: c.chain.shard,
-      homeShard: home,
-      balance: (a?.balance ?? 0n).toString(),
-      nonce: (a?.nonce ?? 0n).toString(),
-      pendingNonce: c.mempool.pendingNonce(key).toString(),
-      publicKey: a?.publicKey ? toHex(a.publicKey) : null,
-    };
+    const h = proofHeight(c, query);
+    const base = { address: addr, shard: c.chain.shard, homeShard: home };
+    if (h === null) return { ...base, ...accountFields(c.chain.state.account(key)), pendingNonce: c.mempool.pendingNonce(key).toString() };
+    // The fields come from the proven values themselves, read the way the head's are (StateView.account).
+    const keys = bankAccountKeys(bytes).map((k) => moduleKey(MODULE_IDS.bank, k));
+    const { answer, proof } = await provenRead(c, keys, h, (proofs) => accountFields(new StateView(new ProvenReader(proofs)).account(key)));
+    return { ...base, ...answer, pendingNonce: c.mempool.pendingNonce(key).toString(), proof };
   }),
   implement(R.submit, async (c: Ctx, { req }) => {
     // Shed by capacity only (load.ts): a full queue, or an overload that lasts; never one slow window.
@@ -692,13 +750,22 @@ function withRetryAfter(route: JsonRoute<Ctx>): JsonRoute<Ctx> {
 /**
  * The routes of an app's module queries: `GET /v1/<module>/<name>/{param}…` answers the query's
  * `run` on the committed state (the chain's head; a reader, so a query never writes), held to its
- * module's prefix and tag by `moduleRoutes`.
+ * module's prefix and tag by `moduleRoutes`. With `?proof=true[&height=h]` a query that names its
+ * keys (`proofKeys`) answers from those keys proven at one finalized height, with the proof.
  */
 export function moduleApiRoutes(sm: StateMachine): JsonRoute<Ctx>[] {
   const byModule = new Map<string, JsonRoute<Ctx>[]>();
   for (const { module: m, query: q } of sm.queries()) {
     const def = moduleQueryRoute(m.name, q);
-    const route = implement(def, async (c: Ctx, { params }) => c.chain.app.query(c.chain.state, c.chain.params, m, q, params as Record<string, string>));
+    const route = implement(def, async (c: Ctx, { params, query }) => {
+      const args = params as Record<string, string>;
+      const h = proofHeight(c, query);
+      if (h === null) return c.chain.app.query(c.chain.state, c.chain.params, m, q, args);
+      // Proven (BAD_REQUEST for a range query): the query runs over the proven values only, so its answer is exactly what the proof shows.
+      const keys = queryProofKeys(m, q, args);
+      const { answer, proof } = await provenRead(c, keys, h, (proofs) => runProven(m, q, c.chain.params, args, proofs));
+      return { ...(answer as Record<string, unknown>), proof };
+    });
     byModule.set(m.name, [...(byModule.get(m.name) ?? []), route]);
   }
   return [...byModule].flatMap(([name, rs]) => moduleRoutes(name, rs));
