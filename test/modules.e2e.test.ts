@@ -4,7 +4,8 @@
 // cross-shard op commits (the note lands in the recipient's inbox on the other shard, the amount
 // moves) and aborts (the destination refuses it with the module's own code, the sender gets the
 // escrow back and pays only the fee); the supply identity holds on both shards; and a node started
-// on the same genesis without the module refuses to start (BAD_CONFIG). One small devnet for the file.
+// on the same genesis without the module refuses to start (BAD_CONFIG); and state proofs of its nodes verify through
+// the SDK and the CLI's --verify (issue 16). One small devnet for the file.
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installModules } from '@qnexus/app';
+import { QnexusClient } from '@qnexus/sdk';
 import { freshAddressOn, startTestNet, supplyAcrossShards, waitFor, type TestNet } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
@@ -135,6 +137,28 @@ describe('e2e: a module from a test fixture, loaded with --module and driven by 
 
     const supply = await waitFor('the supply identity on both shards', () => supplyAcrossShards(net), (s) => s.globalOk, 30_000);
     assert.ok(supply.perShardOk && supply.globalOk, supply.problems.join('; '));
+  });
+
+  it('state proofs from a real node verify as a light client would: the SDK, `qnexus account --verify` and `qnexus query … --verify`', async () => {
+    const from = sender().address;
+    // Trusting only the genesis (and the beacon-signed committees past epoch 0, fetched from the node).
+    const a = await new QnexusClient(node0, { genesis: net.devnet.genesis }).account(from, { verify: true });
+    assert.ok(a.verified.height >= 1);
+    assert.equal(a.verified.shard, 0);
+    assert.equal(a.balance, a.verified.balance);
+    assert.ok(BigInt(a.balance) > 0n, 'a funded account: proven present');
+    const acc = await qnexus(['account', from, '--node', node0, '--verify', '--genesis', net.devnet.manifest.genesis]);
+    assert.equal(acc.code, 0, acc.stderr);
+    assert.match(acc.stdout, /^verified: proven at height \d+ of shard 0 /m);
+    const bal = await qnexus(['query', '--node', node0, 'bank', 'balance', from, 'qfc', '--verify', '--genesis', net.devnet.manifest.genesis]);
+    assert.equal(bal.code, 0, bal.stderr);
+    assert.match(bal.stdout, /^verified: proven at height \d+ of shard 0 /m);
+    const shown = JSON.parse(bal.stdout.slice(0, bal.stdout.lastIndexOf('\nverified:'))) as { amount: string };
+    assert.ok(BigInt(shown.amount) > 0n);
+    // A range query has no proof: refused before any node is asked.
+    const range = await qnexus(['query', '--node', node0, 'bank', 'balances', from, '--verify', '--genesis', net.devnet.manifest.genesis]);
+    assert.equal(range.code, 2);
+    assert.match(range.stderr, /error \[USAGE\].*range/);
   });
 
   it('a node started on the same genesis without the module refuses to start (BAD_CONFIG)', async () => {

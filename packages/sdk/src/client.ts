@@ -1,6 +1,9 @@
-import { toHex } from '@qnexus/crypto';
+import { fromHex, isHex, toHex } from '@qnexus/crypto';
+import type { Genesis } from '@qnexus/types';
+import type { StateMachine } from '@qnexus/state';
 import { beacon as B, front as F, node as N, type AnyRouteDef, type PathParamNames, type Static } from '@qnexus/api';
 import { ApiError } from './errors.js';
+import { verifyAccountProof, verifyQueryProof, type ProofVerifyOptions, type VerifiedAccount, type VerifiedQuery } from './verify.js';
 import type {
   AdminBackupResult,
   AdminConnectResult,
@@ -19,6 +22,7 @@ import type {
   BlockInfo,
   CommitteesInfo,
   ErrorInfo,
+  NodeCommitteesInfo,
   EvidenceList,
   EvidenceResult,
   StakingTotals,
@@ -45,6 +49,18 @@ export interface ClientOptions {
    * account's home shard instead ({@link QnexusClient.forShard}).
    */
   nodes?: readonly string[];
+  /**
+   * The chain's genesis: the only thing verified reads (`account(…, { verify: true })`,
+   * `verifiedQuery`) trust, with what the genesis beacon key signed.
+   */
+  genesis?: Genesis;
+}
+
+/** Options of a proven read: `verify` asks for a proof and checks it (needs `ClientOptions.genesis`); `height` pins the read. */
+export interface ProvenReadOptions {
+  verify?: boolean;
+  /** The finalized height to read and prove at (default: the node's finalized head); needs `verify`. */
+  height?: number;
 }
 
 export interface WaitForTxOptions {
@@ -213,7 +229,11 @@ export class QnexusClient {
       if (c.baseUrl !== this.baseUrl && !others.includes(c.baseUrl)) others.push(c.baseUrl);
     }
     this.nodes = others;
+    this.genesis = opts.genesis;
   }
+
+  /** `ClientOptions.genesis`: the trust root of verified reads. */
+  readonly genesis: Genesis | undefined;
 
   /**
    * A client of one of `nodes` (see {@link ClientOptions.nodes}) that serves `shard`, or null when
@@ -300,10 +320,28 @@ export class QnexusClient {
    * `GET /v1/accounts/{address}`. A node of another shard answers `ACCOUNT_WRONG_SHARD` naming the
    * account's home shard: with `nodes` the client asks a node of that shard instead (once; the
    * answer must come from a node of that shard); without, or when none answers, the error is thrown.
+   *
+   * With `verify: true` the node is asked for a proof (`?proof=true`) and the answer is checked as
+   * a light client would (`verifyAccountProof`: the committee from the genesis or the beacon's signed
+   * announcement, the finality certificate, the state proof, the fields): `verified` says at which
+   * height. Throws PROOF_INVALID when it does not verify, EPOCH_UNKNOWN when the committee cannot
+   * be obtained, BAD_CONFIG without `ClientOptions.genesis`.
    */
-  async account(address: string): Promise<AccountInfo> {
+  account(address: string): Promise<AccountInfo>;
+  account(address: string, opts: ProvenReadOptions & { verify: true }): Promise<AccountInfo & { verified: VerifiedAccount }>;
+  account(address: string, opts?: ProvenReadOptions): Promise<AccountInfo>;
+  async account(address: string, opts: ProvenReadOptions = {}): Promise<AccountInfo | (AccountInfo & { verified: VerifiedAccount })> {
+    const query = this.proofQuery({ proof: opts.verify === true, ...(opts.height !== undefined ? { height: opts.height } : {}) });
+    const g = opts.verify ? this.trustRoot() : undefined;
+    const a = await this.accountAnswer(address, query);
+    if (!g) return a;
+    const verified = await verifyAccountProof(g, a, this.proofOptions(opts));
+    return { ...a, verified };
+  }
+
+  private async accountAnswer(address: string, query: Record<string, string>): Promise<AccountInfo> {
     try {
-      return await this.route(N.account, { params: { address } });
+      return await this.route(N.account, { params: { address }, query });
     } catch (e) {
       const home = e instanceof ApiError && e.code === 'ACCOUNT_WRONG_SHARD' ? shardDetail(e.details.homeShard) : undefined;
       if (home === undefined || this.nodes.length === 0) throw e;
@@ -314,10 +352,55 @@ export class QnexusClient {
         });
       }
       // Not other.account(): one hop only, so two misconfigured nodes cannot bounce a request between them.
-      const a = await other.route(N.account, { params: { address } });
+      const a = await other.route(N.account, { params: { address }, query });
       if (a.homeShard !== undefined && a.homeShard !== home) throw new ApiError('BAD_RESPONSE', `${other.baseUrl} says ${address} lives on shard ${a.homeShard}, ${this.baseUrl} said ${home}`);
       return a;
     }
+  }
+
+  /** The `?proof=true[&height=h]` of a proven read (empty for a plain one). */
+  private proofQuery(opts: { proof?: boolean; height?: number }): Record<string, string> {
+    if (opts.height !== undefined && (!Number.isSafeInteger(opts.height) || opts.height < 1)) throw new ApiError('BAD_REQUEST', `invalid height ${opts.height}`);
+    if (opts.height !== undefined && !opts.proof) throw new ApiError('BAD_REQUEST', 'a height pins a proven read only: ask for a proof (verify: true)');
+    return opts.proof ? { proof: 'true', ...(opts.height !== undefined ? { height: String(opts.height) } : {}) } : {};
+  }
+
+  private trustRoot(): Genesis {
+    if (!this.genesis) throw new ApiError('BAD_CONFIG', "a verified read needs the chain's genesis (ClientOptions.genesis): it is what a light client trusts");
+    return this.genesis;
+  }
+
+  /** Committees after epoch 0 come from the beacon's signed announcement, fetched from this node (it cannot forge it). */
+  private proofOptions(opts: ProvenReadOptions): ProofVerifyOptions {
+    return { announcement: (epoch) => this.signedAnnouncement(epoch), ...(opts.height !== undefined ? { height: opts.height } : {}) };
+  }
+
+  /** `GET /v1/committees?epoch=N` on a shard node: the committees of one epoch as its epoch book holds them, with the beacon's signed announcement. */
+  nodeCommittees(epoch?: number): Promise<NodeCommitteesInfo> {
+    if (epoch !== undefined && (!Number.isSafeInteger(epoch) || epoch < 0)) return Promise.reject(new ApiError('BAD_REQUEST', `invalid epoch ${epoch}`));
+    return this.route(N.committees, epoch === undefined ? {} : { query: { epoch: String(epoch) } });
+  }
+
+  /**
+   * The exact bytes of the beacon's signed announcement of `epoch` as this node holds it
+   * (undefined when it has none): untrusted until checked with the genesis beacon key.
+   */
+  async signedAnnouncement(epoch: number): Promise<Uint8Array | undefined> {
+    const c = await this.nodeCommittees(epoch);
+    const raw = c.announcement?.raw;
+    return typeof raw === 'string' && isHex(raw) && raw.length > 0 ? fromHex(raw) : undefined;
+  }
+
+  /**
+   * A module query with a proof (`?proof=true`), verified with the app's own query definition
+   * (`sm`: the modules as the client has them) like {@link account} with `verify`: the answer
+   * must be what the query gives over the proven values. Only queries of single keys (with
+   * `proofKeys`) are provable.
+   */
+  async verifiedQuery(sm: StateMachine, module: string, name: string, params: readonly string[] = [], opts: { height?: number; shard?: number } = {}): Promise<VerifiedQuery> {
+    const g = this.trustRoot();
+    const answer = await this.moduleQuery(module, name, params, { proof: true, ...(opts.height !== undefined ? { height: opts.height } : {}) });
+    return verifyQueryProof(g, sm, { module, name, params, ...(opts.shard !== undefined ? { shard: opts.shard } : {}) }, answer, this.proofOptions({ verify: true, ...(opts.height !== undefined ? { height: opts.height } : {}) }));
   }
 
   /** `GET /v1/validators` */
@@ -536,12 +619,20 @@ export class QnexusClient {
   /**
    * `GET /v1/<module>/<name>/{param}…`: a module query (any module of the node's app, including one
    * loaded with --module), its path parameters in order, percent-encoded. The answer is the module's
-   * JSON (its schema is in /v1/openapi.json under the module's tag).
+   * JSON (its schema is in /v1/openapi.json under the module's tag). `proof`: with the node's proof
+   * (`?proof=true[&height=h]`, queries of single keys only), unchecked: see {@link verifiedQuery}.
    */
-  moduleQuery(module: string, name: string, params: readonly string[] = []): Promise<Record<string, unknown>> {
+  moduleQuery(module: string, name: string, params: readonly string[] = [], opts: { proof?: boolean; height?: number } = {}): Promise<Record<string, unknown>> {
     const seg = /^[a-z][a-z0-9-]{0,63}$/;
     if (!seg.test(module) || !seg.test(name)) return Promise.reject(new ApiError('BAD_REQUEST', `invalid module query ${JSON.stringify(`${module}/${name}`)}`));
-    const path = `/v1/${module}/${name}${params.map((p) => `/${encodeURIComponent(p)}`).join('')}`;
+    let query: Record<string, string>;
+    try {
+      query = this.proofQuery(opts);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const q = new URLSearchParams(query).toString();
+    const path = `/v1/${module}/${name}${params.map((p) => `/${encodeURIComponent(p)}`).join('')}${q ? `?${q}` : ''}`;
     return this.request<Record<string, unknown>>('GET', path);
   }
 

@@ -25,6 +25,8 @@ export type TxBlockRef = Static<typeof node.TxBlockRef>;
 export type TxInfo = Static<typeof node.Tx>;
 /** `GET /v1/accounts/{address}` */
 export type AccountInfo = Static<typeof node.Account>;
+/** What `?proof=true` adds to an answer: the certified header, its certificate and the proven entries (verify with verifyStateAnswer). */
+export type StateProofInfo = Static<typeof node.StateProof>;
 
 /** A validator of the beacon's registry as the beacon shows it (`GET /v1/validators[/{address}]` on the beacon). */
 export type BeaconValidatorInfo = Static<typeof schemas.BeaconValidator>;
