@@ -68,13 +68,28 @@ function unpackNibbles(b: Uint8Array, o: number, n: number): string {
   return n & 1 ? hex.slice(0, n) : hex;
 }
 
+/** Pack hex nibbles (lowercase) into `out` at `o`, high nibble first, an odd length padded with 0. */
+export function packNibblesInto(path: string, out: Uint8Array, o: number): void {
+  const n = path.length;
+  for (let i = 0; i < n; i += 2) {
+    const c = path.charCodeAt(i);
+    const hi = c <= 57 ? c - 48 : c - 87;
+    let lo = 0;
+    if (i + 1 < n) {
+      const d = path.charCodeAt(i + 1);
+      lo = d <= 57 ? d - 48 : d - 87;
+    }
+    out[o + (i >> 1)] = (hi << 4) | lo;
+  }
+}
+
 /** Storage key of a node: `u16 pathLen ‖ packed path ‖ u8 end ‖ u64 version`. */
 export function nodeKey(path: string, end: boolean, version: number): Uint8Array {
   const pl = (path.length + 1) >> 1;
   const out = Buffer.allocUnsafe(2 + pl + 1 + 8);
   out[0] = path.length >>> 8;
   out[1] = path.length & 0xff;
-  if (pl) out.write(path.length & 1 ? path + '0' : path, 2, 'hex');
+  packNibblesInto(path, out, 2);
   out[2 + pl] = end ? 1 : 0;
   writeU64(out, 3 + pl, version);
   return out;
@@ -241,7 +256,7 @@ export function internalHeader(skip: string, bitmap: number, count: number, k: n
   out[0] = TAG_INTERNAL;
   out[1] = skip.length >>> 8;
   out[2] = skip.length & 0xff;
-  if (skip.length) out.write(skip.length & 1 ? skip + '0' : skip, 3, 'hex');
+  packNibblesInto(skip, out, 3);
   writeU32(out, base - 12, bitmap);
   writeU64(out, base - 8, count);
   return out;
