@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { fromHex, hashConcat, sha256, toHex } from '@qnexus/crypto';
-import { QnexusError, Writer } from '@qnexus/types';
-import { MAX_KEY_BYTES, MemoryTrieDB, MerkleTrie, leafHash, type TrieUpdate } from '../src/trie.js';
+import { QnexusError, Reader, Writer, decodeWith } from '@qnexus/types';
+import {
+  MAX_KEY_BYTES,
+  MAX_PROOF_NODES,
+  MAX_PROOF_NODE_BYTES,
+  MemoryTrieDB,
+  MerkleTrie,
+  decodeStateProof,
+  encodeStateProof,
+  leafHash,
+  verifyStateProof,
+  type StateProof,
+  type TrieUpdate,
+} from '../src/trie.js';
 import { decodeNode, nodeKey, refOffset, readU64 } from '../src/trie-node.js';
 import { prng } from './helpers.js';
 
@@ -281,4 +293,127 @@ describe('MerkleTrie', () => {
     assert.deepEqual(t.get('00'.repeat(MAX_KEY_BYTES)), new Uint8Array(1));
     expectCode('NOT_FOUND', () => t.rootAt(4));
   });
+
+  describe('proofs', () => {
+    /** A trie with history: versions 0..9 of random writes; the models and roots of each. */
+    function history(seed: number) {
+      const rnd = prng(seed);
+      const key = keyGen(rnd);
+      const db = new MemoryTrieDB();
+      const t = new MerkleTrie(db, -1);
+      const model: Model = new Map();
+      const versions: { model: Model; root: Uint8Array }[] = [];
+      for (let v = 0; v < 10; v++) {
+        const w = new Map<string, Uint8Array | null>();
+        const present = [...model.keys()];
+        for (let i = 0; i < 40; i++) {
+          if (rnd() < 0.2 && present.length) w.set(present[Math.floor(rnd() * present.length)]!, null);
+          else w.set(key(), new Uint8Array([v, i, Math.floor(rnd() * 256)]));
+        }
+        const u = t.update(w, v);
+        t.apply(u);
+        db.apply(u);
+        t.flushed(u);
+        for (const [k, val] of w) {
+          if (val) model.set(k, val);
+          else model.delete(k);
+        }
+        versions.push({ model: new Map(model), root: t.root() });
+      }
+      return { t, rnd, versions, key };
+    }
+
+    const roundTrip = (p: StateProof): StateProof => decodeWith(encodeStateProof(new Writer(), p).finish(), 'proof', decodeStateProof);
+
+    it('presence and absence proofs verify, at the head and at older versions, and survive encoding', () => {
+      const { t, versions, key } = history(11);
+      let absent = 0;
+      let viaLeaf = 0;
+      for (const v of [9, 4, 0]) {
+        const { model, root } = versions[v]!;
+        const probes = [...model.keys()];
+        for (const k of [...model.keys()].slice(0, 30)) probes.push(k + '00', k.slice(0, -2), k.slice(0, -1) + (k.endsWith('f') ? '0' : 'f'));
+        for (let i = 0; i < 40; i++) probes.push(key());
+        for (const k of probes) {
+          if (k.length % 2) continue;
+          const p = t.prove(fromHex(k), v);
+          assert.deepEqual(p.value, model.get(k) ?? null, `value of ${k}`);
+          assert.ok(verifyStateProof(root, p), `proof of ${k} at ${v}`);
+          const q = roundTrip(p);
+          assert.deepEqual(q, p);
+          assert.ok(verifyStateProof(root, q));
+          if (!p.value) {
+            absent++;
+            if (p.nodes[p.nodes.length - 1]![0] === 0) viaLeaf++;
+          }
+        }
+      }
+      assert.ok(absent > 50 && viaLeaf > 5, `absence cases exercised (${absent}, ${viaLeaf} ending in a leaf)`);
+      // The empty trie proves every key absent.
+      const empty = new MerkleTrie(new MemoryTrieDB(), -1);
+      const p = empty.prove(fromHex('0161'));
+      assert.ok(verifyStateProof(empty.root(), p));
+      assert.ok(!verifyStateProof(empty.root(), { ...p, value: new Uint8Array(1) }));
+    });
+
+    it('tampered proofs fail: a flipped byte in any node, another value, key or root, nodes dropped or added', () => {
+      const { t, versions, rnd } = history(12);
+      const { model, root } = versions[9]!;
+      const other = versions[8]!.root;
+      const keys = [...model.keys()];
+      const probes = keys.slice(0, 25).concat(keys.slice(0, 25).map((k) => k + 'ee'));
+      for (const k of probes) {
+        const p = t.prove(fromHex(k));
+        assert.ok(verifyStateProof(root, p));
+        if (!bytesEq(root, other)) assert.ok(!verifyStateProof(other, p), 'another root');
+        for (let n = 0; n < p.nodes.length; n++) {
+          const nb = p.nodes[n]!;
+          for (const at of [0, 1, Math.floor(rnd() * nb.length), nb.length - 1]) {
+            const bad = new Uint8Array(nb);
+            bad[at]! ^= 1 << Math.floor(rnd() * 8);
+            const nodes = p.nodes.slice();
+            nodes[n] = bad;
+            assert.ok(!verifyStateProof(root, { ...p, nodes }), `flipped byte ${at} of node ${n} of ${k}`);
+          }
+          const dropped = p.nodes.filter((_, i) => i !== n);
+          assert.ok(!verifyStateProof(root, { ...p, nodes: dropped }), `node ${n} dropped`);
+        }
+        assert.ok(!verifyStateProof(root, { ...p, nodes: [...p.nodes, p.nodes[p.nodes.length - 1]!] }), 'node added');
+        assert.ok(!verifyStateProof(root, { ...p, nodes: [...p.nodes, t.prove(fromHex(keys[0]!)).nodes[0]!] }), 'root added');
+        if (p.value) {
+          const v2 = new Uint8Array(p.value);
+          v2[0]! ^= 1;
+          assert.ok(!verifyStateProof(root, { ...p, value: v2 }), 'another value');
+          assert.ok(!verifyStateProof(root, { ...p, value: null }), 'present claimed absent');
+          for (const k2 of keys.slice(30, 40)) assert.ok(!verifyStateProof(root, { ...p, key: fromHex(k2) }), 'another key');
+        } else {
+          assert.ok(!verifyStateProof(root, { ...p, value: new Uint8Array([1]) }), 'absent claimed present');
+          // An absence proof never covers a present key.
+          for (const k2 of keys.slice(0, 40)) assert.ok(!verifyStateProof(root, { ...p, key: fromHex(k2) }), 'present key proved absent');
+        }
+      }
+    });
+
+    it('decoding is bounded and rejects malformed input', () => {
+      const { t } = history(13);
+      const p = t.prove(fromHex('0161'));
+      const bytes = encodeStateProof(new Writer(), p).finish();
+      for (let cut = 0; cut < bytes.length; cut += Math.max(1, bytes.length >> 4)) {
+        expectCode('MALFORMED', () => decodeWith(bytes.subarray(0, cut), 'proof', decodeStateProof));
+      }
+      const tooMany = new Writer().bytes(new Uint8Array(2)).u8(0).u32(MAX_PROOF_NODES + 1).finish();
+      expectCode('MALFORMED', () => decodeStateProof(new Reader(tooMany)));
+      const tooBig = new Writer().bytes(new Uint8Array(2)).u8(0).u32(1).u32(MAX_PROOF_NODE_BYTES + 1).finish();
+      expectCode('MALFORMED', () => decodeStateProof(new Reader(tooBig)));
+      const badFlag = new Writer().bytes(new Uint8Array(2)).u8(2).finish();
+      expectCode('MALFORMED', () => decodeStateProof(new Reader(badFlag)));
+      const longKey = new Writer().bytes(new Uint8Array(MAX_KEY_BYTES + 1)).finish();
+      expectCode('MALFORMED', () => decodeStateProof(new Reader(longKey)));
+      assert.ok(!verifyStateProof(t.root(), { key: fromHex('01'), value: null, nodes: [] }));
+    });
+  });
 });
+
+function bytesEq(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
+}
