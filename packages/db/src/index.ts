@@ -42,7 +42,8 @@ export {
  *   txs       tx hash               -> u64be height | u32be index
  *   state     state key (u8 module id ‖ module key) -> value: the latest value of each key (flat table, read by execution)
  *   nodes     trie node key (path ‖ version)      -> stored trie node (@qnexus/state trie.ts): the Merkle trie, every kept version
- *   stale     u64be version ‖ trie node key      -> (): nodes that version replaced, deleted once it leaves the retention window
+ *   stale     u64be version                      -> the node keys that version replaced (u32 count, then u16 length ‖ key each):
+ *                                                   deleted with those nodes once the version leaves the retention window
  *   meta      'head' | 'genesis' | 'format' -> value
  *             'base'                -> u64be first height whose state and block this data dir holds (a snapshot's height; absent: 0)
  *             'snapshot'            -> u64be height ‖ root: a state snapshot being written (the state sublevels are partial)
@@ -63,12 +64,17 @@ function u64be(n: number): Bytes {
   return new Writer(8).u64(n).finish();
 }
 
-const EMPTY = new Uint8Array(0);
+function encodeKeyList(keys: readonly Bytes[]): Bytes {
+  const w = new Writer(4 + keys.reduce((n, k) => n + 2 + k.length, 0)).u32(keys.length);
+  for (const k of keys) w.u16(k.length).fixed(k, k.length);
+  return w.finish();
+}
 
-function concat(a: Bytes, b: Bytes): Bytes {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+function decodeKeyList(b: Bytes): Bytes[] {
+  const r = new Reader(b);
+  const n = r.u32();
+  const out: Bytes[] = [];
+  for (let i = 0; i < n; i++) out.push(r.fixed(r.u16()));
   return out;
 }
 
@@ -319,8 +325,8 @@ export class ChainStore {
     }
     for (const k of trie.dels) batch.del(k, { sublevel: this.nodes });
     for (const [k, v] of trie.puts) batch.put(k, v, { sublevel: this.nodes });
-    const version = u64be(trie.version);
-    for (const k of trie.stale) batch.put(concat(version, k), EMPTY, { sublevel: this.stale });
+    // One record per version, not one per node: a block replaces thousands of nodes.
+    if (trie.stale.length) batch.put(u64be(trie.version), encodeKeyList(trie.stale), { sublevel: this.stale });
   }
 
   /** State writes outside a block (a genesis built in chunks): values and trie nodes in one batch. */
@@ -345,19 +351,19 @@ export class ChainStore {
    * after it reads them, so every version from `version` on stays whole. In
    * batches of `batchSize`; returns how many nodes went.
    */
-  async pruneStale(version: number, batchSize = 10_000): Promise<number> {
+  async pruneStale(version: number, versionsPerBatch = 16): Promise<number> {
     let pruned = 0;
     for (;;) {
-      const keys = await this.stale.keys({ lt: u64be(version + 1), limit: batchSize }).all();
-      if (!keys.length) return pruned;
+      const records = await this.stale.iterator({ lt: u64be(version + 1), limit: versionsPerBatch }).all();
+      if (!records.length) return pruned;
       const batch = this.db.batch();
-      for (const k of keys) {
-        batch.del(k.subarray(8), { sublevel: this.nodes });
-        batch.del(k, { sublevel: this.stale });
+      for (const [v, list] of records) {
+        for (const k of decodeKeyList(list)) batch.del(k, { sublevel: this.nodes });
+        batch.del(v, { sublevel: this.stale });
+        pruned += new Reader(list).u32();
       }
       await batch.write();
-      pruned += keys.length;
-      if (keys.length < batchSize) return pruned;
+      if (records.length < versionsPerBatch) return pruned;
     }
   }
 
@@ -373,7 +379,7 @@ export class ChainStore {
     let nodes = 0;
     let stale = 0;
     for await (const _ of this.nodes.keys()) nodes++;
-    for await (const _ of this.stale.keys()) stale++;
+    for await (const [, list] of this.stale.iterator()) stale += new Reader(list).u32();
     return { nodes, stale };
   }
 
