@@ -1,6 +1,6 @@
 // npm run bench:state -- [--baseline <git-rev> (79d82c1) | --baseline-tree <dir>] [--current true|false]
 //                        [--parts blocks,rss,snapshot,devnet] [--sizes 10000,100000,1000000]
-//                        [--blocks 6] [--warmup-blocks 1] [--block-txs 1000] [--chunk 100000] [--budget-s 120]
+//                        [--blocks 6] [--warmup-blocks 1] [--block-txs 1000] [--chunk 100000] [--budget-s 90]
 //                        [--rss-accounts 1000000] [--rss-validators 2] [--rss-rate 40] [--rss-duration-s 60]
 //                        [--rates 40,70] [--duration-s 20] [--warmup-s 5] [--base-port 29000]
 //                        [--out bench/results] [--smoke]
@@ -42,6 +42,7 @@
 // Output: tables on stdout, progress on stderr, bench/results/state-<time>.json.
 // --smoke: sizes 2000,5000, 2 blocks of 200, rss 20000 accounts for 15 s, devnet one rate for 10 s.
 import { spawn } from 'node:child_process';
+import { Session } from 'node:inspector/promises';
 import { closeSync, cpSync, existsSync, openSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -60,9 +61,11 @@ const { values: args } = parseArgs({
     'warmup-blocks': { type: 'string', default: '1' },
     'block-txs': { type: 'string' },
     chunk: { type: 'string', default: '100000' },
-    'budget-s': { type: 'string', default: '120' },
+    'budget-s': { type: 'string', default: '90' },
     'rss-accounts': { type: 'string' },
     'rss-validators': { type: 'string', default: '2' },
+    // which tree's node the rss/snapshot parts run (the baseline holds every entry in memory: only for comparison at small sizes)
+    'rss-tree': { type: 'string', default: 'after' },
     'rss-rate': { type: 'string' },
     'rss-duration-s': { type: 'string' },
     rates: { type: 'string' },
@@ -71,6 +74,8 @@ const { values: args } = parseArgs({
     'base-port': { type: 'string', default: '29000' },
     out: { type: 'string', default: 'bench/results' },
     smoke: { type: 'boolean', default: false },
+    // CPU profile (inspector) of the measured blocks of every (tree, size), written next to the results
+    profile: { type: 'boolean', default: false },
     // internal: run one job (a JSON file) in this process and write its result next to it
     child: { type: 'string' },
   },
@@ -216,7 +221,11 @@ interface Chain {
   commit(c: Candidate, cert: Certificate, opts?: { defer?: boolean; certificateBytes?: Uint8Array }): Promise<unknown>;
 }
 interface ChainMod {
-  Chain: { open(store: unknown, g: Genesis, shard: number, verifier: unknown, log: unknown, epochOpts?: unknown): Promise<Chain> };
+  Chain: {
+    open(store: unknown, g: Genesis, shard: number, verifier: unknown, log: unknown, epochOpts?: unknown): Promise<Chain>;
+    /** After tree: an empty data dir initialised with the genesis state plus chunks of writes, all at version 0. */
+    writeGenesis?(store: unknown, g: Genesis, shard: number, log: unknown, stateOpts: unknown, extra: (state: WorldState) => Iterable<Writes>): Promise<WorldState>;
+  };
   candidateFromEnvs(h: BlockHeader, signature: Uint8Array, envs: TxEnv[]): Candidate;
 }
 interface Store {
@@ -312,6 +321,25 @@ function procMem(pid: number | 'self'): { rss: number; hwm: number } | null {
   }
 }
 
+interface CpuProfile {
+  nodes: { callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];
+}
+
+/** The functions with the most self time in a CPU profile (share of all samples). */
+function topSelf(p: CpuProfile, n: number): { fn: string; where: string; selfPct: number }[] {
+  const total = p.nodes.reduce((s, x) => s + (x.hitCount ?? 0), 0) || 1;
+  const by = new Map<string, { fn: string; where: string; hits: number }>();
+  for (const x of p.nodes) {
+    const f = x.callFrame;
+    const where = f.url ? `${f.url.replace(/^file:\/\//, '').replace(/^.*\/(packages|node_modules)\//, '')}:${f.lineNumber + 1}` : '(native)';
+    const key = `${f.functionName} ${where}`;
+    const e = by.get(key) ?? { fn: f.functionName || '(anonymous)', where, hits: 0 };
+    e.hits += x.hitCount ?? 0;
+    by.set(key, e);
+  }
+  return [...by.values()].sort((a, b) => b.hits - a.hits).slice(0, n).map((e) => ({ fn: e.fn, where: e.where, selfPct: r1((100 * e.hits) / total) }));
+}
+
 function duBytes(dir: string): number {
   let n = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -334,8 +362,15 @@ interface BlocksJob {
   budgetMs: number;
   /** Also time single-core verification of one block's signatures (the replay estimate). */
   timeVerify: boolean;
-  /** The keyed accounts' key pairs (hex), generated once by the parent: seeded ML-DSA key generation is slow. */
+  /** The keyed accounts' key pairs (hex), generated once by the parent (seeded ML-DSA key generation is slow). */
   keysFile: string;
+  /** Write a CPU profile of the measured blocks here. */
+  profileFile?: string;
+  /**
+   * After tree only: instead of building the state, open a copy of this pre-populated data dir
+   * (the rss part's, built once for both: the keyed accounts are the same) on its genesis file.
+   */
+  template?: { genesisFile: string; dbDir: string; buildMs: number };
 }
 interface PopulateJob {
   kind: 'populate';
@@ -344,6 +379,8 @@ interface PopulateJob {
   dbDir: string;
   accounts: number;
   chunk: number;
+  /** The keyed accounts (as in BlocksJob), so the blocks part can run on a copy of this data dir. */
+  keysFile?: string;
 }
 type Job = BlocksJob | PopulateJob;
 
@@ -384,6 +421,8 @@ interface BlocksResult {
   verifyMsPerBlock?: number;
   /** Wire bytes of one benchmark transfer. */
   txBytes: number;
+  /** With --profile: the top functions by self time over the measured blocks. */
+  profile?: { file: string; top: { fn: string; where: string; selfPct: number }[] };
 }
 interface PopulateResult {
   accounts: number;
@@ -401,13 +440,38 @@ function keyCount(s: WorldState): number {
   return typeof kv.size === 'number' ? kv.size : typeof kv.count === 'number' ? kv.count : NaN;
 }
 
-/** Open the tree's Chain on `dbDir` (a fresh data dir gets the genesis block). */
-async function openChain(code: Code, g: Genesis, dbDir: string): Promise<{ chain: Chain; close(): Promise<void>; verifier: { verify(env: TxEnv): boolean } }> {
+/**
+ * Open the tree's Chain on `dbDir`. With `accounts`, a fresh data dir is first initialised with the
+ * genesis state plus that many genesis-like accounts: in chunks at version 0 when the tree's Chain
+ * has `writeGenesis` (the after tree: what the node itself offers for a big genesis), else (the
+ * baseline) committed through `chain.commit` as blocks of writes. Returns how many such blocks.
+ */
+async function openChain(code: Code, g: Genesis, dbDir: string, accounts = 0, keyed: Uint8Array[] = [], chunk = 100_000, label = ''): Promise<{ chain: Chain; close(): Promise<void>; bulkBlocks: number }> {
   const store = await code.db.ChainStore.open(dbDir);
-  const verifier = new code.verifier.TxVerifier(SCHEME, code.metrics.createMetrics(), null, { backend: code.backend });
-  const log = new code.runtime.Logger('json', 'error', {}, process.stderr);
-  const chain = await code.chain.Chain.open(store, g, 0, verifier, log);
-  return { chain, verifier, close: () => store.close() };
+  try {
+    const verifier = new code.verifier.TxVerifier(SCHEME, code.metrics.createMetrics(), null, { backend: code.backend });
+    const log = new code.runtime.Logger('json', 'error', {}, process.stderr);
+    const writeGenesis = code.chain.Chain.writeGenesis?.bind(code.chain.Chain);
+    if (accounts > 0 && writeGenesis) {
+      const t0 = performance.now();
+      const params = code.state.stateParams(g, 0);
+      await writeGenesis(store, g, 0, log, {}, function* (state) {
+        for (let start = 0; start < accounts; start += chunk) {
+          const end = Math.min(accounts, start + chunk);
+          yield creditWrites(code, state.kv, params, start, end, keyed).writes;
+          progress(`${label}: ${end.toLocaleString('en')} / ${accounts.toLocaleString('en')} accounts computed (${((performance.now() - t0) / 1000).toFixed(1)} s, RSS ${mb(procMem('self')?.rss ?? 0)} MB)`);
+        }
+      });
+      const chain = await code.chain.Chain.open(store, g, 0, verifier, log);
+      return { chain, close: () => store.close(), bulkBlocks: 0 };
+    }
+    const chain = await code.chain.Chain.open(store, g, 0, verifier, log);
+    const bulkBlocks = accounts > 0 ? await bulkLoad(code, chain, accounts, keyed, chunk, label) : 0;
+    return { chain, close: () => store.close(), bulkBlocks };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
 }
 
 /** Commit an execution on the head through the node's own path (the execution pre-set: no re-validation). */
@@ -420,6 +484,12 @@ async function commitExec(code: Code, chain: Chain, exec: Execution, envs: TxEnv
   await chain.commit(c, { height, round: slot, blockHash: c.hash, votes: [] });
 }
 
+
+/** The first min(accounts / 2, all) key pairs of the keys file: the keyed accounts are accounts 0..K-1. */
+function readKeys(file: string, accounts: number, backend: string): SigningKey[] {
+  const kf = JSON.parse(readFileSync(file, 'utf8')) as { publicKey: string; secretKey: string }[];
+  return kf.slice(0, Math.min(Math.floor(accounts / 2), kf.length)).map((k) => ({ publicKey: Buffer.from(k.publicKey, 'hex'), secretKey: Buffer.from(k.secretKey, 'hex'), scheme: SCHEME, backend }));
+}
 
 /**
  * The genesis-like writes of accounts `from..to-1` (the first `keyed.length` with their public keys),
@@ -525,8 +595,12 @@ async function openCommitter(code: Code, job: BlocksJob, g: Genesis, keyed: Uint
       close: () => store.close(),
     };
   }
-  const { chain, close } = await openChain(code, g, join(dir, 'db'));
-  const bulkBlocks = await bulkLoad(code, chain, job.accounts, keyed, job.chunk, label);
+  if (job.template) {
+    const tc = performance.now();
+    cpSync(job.template.dbDir, join(dir, 'db'), { recursive: true });
+    progress(`${label}: copied the pre-populated data dir in ${((performance.now() - tc) / 1000).toFixed(1)} s`);
+  }
+  const { chain, close, bulkBlocks } = await openChain(code, g, join(dir, 'db'), job.template ? 0 : job.accounts, keyed, job.chunk, label);
   return {
     state: chain.state,
     params: chain.params,
@@ -549,40 +623,42 @@ async function blocksJob(job: BlocksJob): Promise<BlocksResult> {
   const code = await loadCode(job.tree);
   const label = `${job.tree.label} N=${job.accounts.toLocaleString('en')}`;
   const { crypto, types, sdk, app } = code;
-  const kf = JSON.parse(readFileSync(job.keysFile, 'utf8')) as { publicKey: string; secretKey: string }[];
-  const K = Math.min(Math.floor(job.accounts / 2), kf.length);
+  const keys = readKeys(job.keysFile, job.accounts, code.backend);
+  const K = keys.length;
   if (K < job.blockTxs) throw new Error(`${K} keyed accounts for blocks of ${job.blockTxs} distinct senders`);
-  const keys: SigningKey[] = kf.slice(0, K).map((k) => ({ publicKey: Buffer.from(k.publicKey, 'hex'), secretKey: Buffer.from(k.secretKey, 'hex'), scheme: SCHEME, backend: code.backend }));
   const validator = crypto.generateKeyPair(SCHEME, keySeed(1_000_001));
   const beacon = crypto.generateKeyPair(SCHEME, keySeed(1_000_002));
   const vAddr = crypto.formatAddress(crypto.addressFromPublicKey(validator.publicKey));
-  const g = types.makeGenesis({
-    chainId: 'qnexus-statebench',
-    scheme: SCHEME,
-    genesisTime: 1_790_000_000_000,
-    slotMs: 1000,
-    epochLength: 1_000_000,
-    shardCount: 1,
-    minFee: 1n,
-    maxBlockTxs: job.blockTxs,
-    xferTimeoutSlots: 20,
-    beacon: { publicKey: beacon.publicKey, peerId: PEER_ID },
-    accounts: [{ address: vAddr, balance: BALANCE }],
-    validators: [{ address: vAddr, publicKey: validator.publicKey, stake: 1_000_000n }],
-    modules: app.genesisModules(),
-  });
+  const g = job.template
+    ? (types as TypesPkg & { parseGenesis(json: unknown): Genesis }).parseGenesis(JSON.parse(readFileSync(job.template.genesisFile, 'utf8')))
+    : types.makeGenesis({
+        chainId: 'qnexus-statebench',
+        scheme: SCHEME,
+        genesisTime: 1_790_000_000_000,
+        slotMs: 1000,
+        epochLength: 1_000_000,
+        shardCount: 1,
+        minFee: 1n,
+        maxBlockTxs: job.blockTxs,
+        xferTimeoutSlots: 20,
+        beacon: { publicKey: beacon.publicKey, peerId: PEER_ID },
+        accounts: [{ address: vAddr, balance: BALANCE }],
+        validators: [{ address: vAddr, publicKey: validator.publicKey, stake: 1_000_000n }],
+        modules: app.genesisModules(),
+      });
   const dir = mkdtempSync(join(tmpdir(), `qnexus-statebench-${job.tree.label}-`));
   const verifier = new code.verifier.TxVerifier(SCHEME, code.metrics.createMetrics(), null, { backend: code.backend });
   let cm: Committer | undefined;
   try {
     const tb = performance.now();
     cm = await openCommitter(code, job, g, keys.map((k) => k.publicKey), dir, label);
-    const buildMs = performance.now() - tb;
+    // A shared data dir: its build time is the populate job's.
+    const buildMs = job.template ? job.template.buildMs : performance.now() - tb;
     const rssAfterBuild = procMem('self')?.rss ?? 0;
     progress(`${label}: state built in ${(buildMs / 1000).toFixed(1)} s, ${keyCount(cm.state).toLocaleString('en')} keys, RSS ${mb(rssAfterBuild)} MB`);
     const rnd = prng(0x16_0000 + job.accounts);
     const nonces = new Array<bigint>(K).fill(0n);
-    const proposer = crypto.addressFromPublicKey(validator.publicKey);
+    const proposer = crypto.addressFromPublicKey(job.template ? (g.validators as { publicKey: Uint8Array }[])[0]!.publicKey : validator.publicKey);
     const toStr = (i: number) => crypto.formatAddress(i < K ? crypto.addressFromPublicKey(keys[i]!.publicKey) : bulkAddress(crypto, i));
     /** One block: distinct random senders among the keyed accounts, distinct random recipients among all, signed now. */
     const makeBlock = (): TxEnv[] => {
@@ -609,11 +685,20 @@ async function blocksJob(job: BlocksJob): Promise<BlocksResult> {
     let stoppedByBudget = false;
     let verifyMsPerBlock: number | undefined;
     let txBytes = 0;
+    const session = job.profileFile ? new Session() : null;
+    // Every block signed up front: signing is not what is measured (nor profiled).
+    const ts = performance.now();
+    const signed = Array.from({ length: job.warmup + job.blocks }, makeBlock);
+    progress(`${label}: ${signed.length} blocks signed in ${((performance.now() - ts) / 1000).toFixed(1)} s`);
     const tm = performance.now();
     for (let b = 0; b < job.warmup + job.blocks; b++) {
-      const ts = performance.now();
-      const envs = makeBlock();
-      const signMs = performance.now() - ts;
+      if (session && b === job.warmup) {
+        session.connect();
+        await session.post('Profiler.enable');
+        await session.post('Profiler.setSamplingInterval', { interval: 200 });
+        await session.post('Profiler.start');
+      }
+      const envs = signed[b]!;
       txBytes = envs[0]!.raw.length;
       if (job.timeVerify && verifyMsPerBlock === undefined) {
         // The replay estimate: a syncing node verifies every signature of every block once (no cache hit).
@@ -634,12 +719,19 @@ async function blocksJob(job: BlocksJob): Promise<BlocksResult> {
       const totalMs = executeMs + commitMs;
       const s: BlockSample = { executeMs: r2(executeMs), commitMs: r2(commitMs), totalMs: r2(totalMs), txsOnlyMs: r2(txsOnlyMs), stateMs: r2(Math.max(0, totalMs - txsOnlyMs)), writes: exec.changes.writes.size };
       (b < job.warmup ? warmup : samples).push(s);
-      progress(`${label}: block ${b + 1}/${job.warmup + job.blocks}${b < job.warmup ? ' (warm-up)' : ''}: execute ${s.executeMs} ms + commit ${s.commitMs} ms = ${s.totalMs} ms (transactions alone ${s.txsOnlyMs} ms), ${s.writes} writes (signed in ${(signMs / 1000).toFixed(1)} s)`);
+      progress(`${label}: block ${b + 1}/${job.warmup + job.blocks}${b < job.warmup ? ' (warm-up)' : ''}: execute ${s.executeMs} ms + commit ${s.commitMs} ms = ${s.totalMs} ms (transactions alone ${s.txsOnlyMs} ms), ${s.writes} writes`);
       if (b >= job.warmup && samples.length >= 2 && b < job.warmup + job.blocks - 1 && performance.now() - tm > job.budgetMs) {
         stoppedByBudget = true;
         progress(`${label}: budget of ${job.budgetMs / 1000} s spent: ${samples.length} blocks measured`);
         break;
       }
+    }
+    let profile: BlocksResult['profile'];
+    if (session && job.profileFile) {
+      const { profile: p } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
+      session.disconnect();
+      writeFileSync(job.profileFile, JSON.stringify(p));
+      profile = { file: job.profileFile, top: topSelf(p, 15) };
     }
     const totals = sortedOf(samples.map((s) => s.totalMs));
     const mem = procMem('self');
@@ -666,6 +758,7 @@ async function blocksJob(job: BlocksJob): Promise<BlocksResult> {
       p90StateMs: r1(pct(sortedOf(samples.map((s) => s.stateMs)), 90)),
       verifyMsPerBlock: verifyMsPerBlock === undefined ? undefined : r1(verifyMsPerBlock),
       txBytes,
+      profile,
     };
   } finally {
     await cm?.close();
@@ -678,10 +771,10 @@ async function populateJob(job: PopulateJob): Promise<PopulateResult> {
   const code = await loadCode(job.tree);
   const types = code.types as TypesPkg & { parseGenesis(json: unknown): Genesis };
   const g = types.parseGenesis(JSON.parse(readFileSync(job.genesisFile, 'utf8')));
-  const { chain, close } = await openChain(code, g, job.dbDir);
+  const t0 = performance.now();
+  const keyed = job.keysFile ? readKeys(job.keysFile, job.accounts, code.backend).map((k) => k.publicKey) : [];
+  const { chain, close, bulkBlocks } = await openChain(code, g, job.dbDir, job.accounts, keyed, job.chunk, `populate N=${job.accounts.toLocaleString('en')}`);
   try {
-    const t0 = performance.now();
-    const bulkBlocks = await bulkLoad(code, chain, job.accounts, [], job.chunk, `populate N=${job.accounts.toLocaleString('en')}`);
     return {
       accounts: job.accounts,
       keys: keyCount(chain.state),
@@ -728,13 +821,13 @@ async function childMain(file: string): Promise<void> {
 }
 
 const cleanups = new Cleanups();
+const STAMP = new Date().toISOString().replace(/[:.]/g, '-');
 
 // ---------------------------------------------------------------- 1. blocks (parent)
 
-async function benchBlocks(trees: Tree[]): Promise<BlocksResult[]> {
-  const out: BlocksResult[] = [];
-  // 2 × block-txs keyed accounts (each block's senders are a random half of them), keys made once.
-  const crypto = await importFromTree<CryptoPkg>(trees[trees.length - 1]!, 'crypto');
+/** 2 × block-txs key pairs (each block's senders are a random half of them), made once for every job. */
+async function makeKeysFile(tree: Tree): Promise<string> {
+  const crypto = await importFromTree<CryptoPkg>(tree, 'crypto');
   const tk = performance.now();
   const kdir = mkdtempSync(join(tmpdir(), 'qnexus-statebench-keys-'));
   cleanups.add(() => rmSync(kdir, { recursive: true, force: true }));
@@ -748,13 +841,20 @@ async function benchBlocks(trees: Tree[]): Promise<BlocksResult[]> {
       }),
     ),
   );
-  progress(`blocks: ${2 * BLOCK_TXS} keys in ${((performance.now() - tk) / 1000).toFixed(1)} s`);
+  progress(`${2 * BLOCK_TXS} keys in ${((performance.now() - tk) / 1000).toFixed(1)} s`);
+  return keysFile;
+}
+
+async function benchBlocks(trees: Tree[], keysFile: string, shared?: RssNet): Promise<BlocksResult[]> {
+  const out: BlocksResult[] = [];
   for (const n of SIZES) {
     for (const tree of trees) {
       progress(`blocks: ${tree.label} (${tree.rev}) at ${n.toLocaleString('en')} accounts…`);
+      const template = shared && tree.label === 'after' && n === shared.populate.accounts ? { genesisFile: shared.devnet.manifest.genesis, dbDir: shared.db0, buildMs: shared.populate.buildMs } : undefined;
+      const profileFile = args.profile ? join(resolve(ROOT, args.out!), `state-${STAMP}-${tree.label}-${n}.cpuprofile`) : undefined;
       try {
         out.push(
-          await runChild<BlocksResult>({ kind: 'blocks', tree, accounts: n, blocks: BLOCKS, warmup: WARMUP_BLOCKS, blockTxs: BLOCK_TXS, chunk: CHUNK, budgetMs: BUDGET_MS, timeVerify: tree.label === 'after' && n === SIZES[0], keysFile }),
+          await runChild<BlocksResult>({ kind: 'blocks', tree, accounts: n, blocks: BLOCKS, warmup: WARMUP_BLOCKS, blockTxs: BLOCK_TXS, chunk: CHUNK, budgetMs: BUDGET_MS, timeVerify: tree.label === 'after' && n === SIZES[0], keysFile, profileFile, template }),
         );
       } catch (e) {
         progress(`blocks: ${tree.label} at ${n}: ${(e as Error).message}`);
@@ -887,6 +987,8 @@ interface CliPkg {
 }
 
 interface RssResult {
+  tree: string;
+  rev: string;
   accounts: number;
   validators: number;
   populate: PopulateResult;
@@ -917,37 +1019,34 @@ interface SnapshotResult {
 
 let portSlot = 0;
 
-async function benchRss(tree: Tree, withSnapshot: boolean): Promise<RssResult> {
+/** The rss part's devnet, created but not started, with its first validator's data dir pre-populated. */
+interface RssNet {
+  tree: Tree;
+  devnet: Devnet;
+  db0: string;
+  populate: PopulateResult;
+  close(): Promise<void>;
+}
+
+async function prepareRssNet(tree: Tree, keysFile: string): Promise<RssNet> {
   const cli = await importFromTree<CliPkg>(tree, 'cli');
   const crypto = await importFromTree<CryptoPkg>(tree, 'crypto');
-  const sdk = await importFromTree<SdkPkg>(tree, 'sdk');
   const backend = crypto.backendAvailable('pqclean') ? 'pqclean' : 'noble';
   let populate: PopulateResult | undefined;
-  let copyMs = 0;
-  let startMs = 0;
-  const { devnet: d, close } = await startTreeDevnet<Devnet>({
+  let db0 = '';
+  const { devnet, close } = await startTreeDevnet<Devnet>({
     prefix: 'qnexus-statebench-rss-',
     basePort: () => BASE_PORT + (portSlot++ % 4) * 200,
     cleanups,
     start: async (dir, basePort) => {
-      // Epochs long enough that the run stays in the genesis committee's epoch (the data dir is built after the genesis time).
+      // Epochs long enough that the run stays in the genesis committee's epoch (the processes start long after the genesis time).
       const dn = await cli.prepareDevnet({ dir, basePort, reset: true, shards: 1, validators: RSS_VALIDATORS, fullNodes: 0, accounts: 64, logFormat: 'json', scryptN: 1 << 12, epochLength: 1_000_000, readyTimeoutMs: 180_000, cryptoBackend: backend });
       try {
         const vals = dn.manifest.processes.filter((p) => p.role === 'validator');
-        const db0 = join(vals[0]!.dataDir, 'db');
+        db0 = join(vals[0]!.dataDir, 'db');
         progress(`rss: pre-populating ${db0} with ${RSS_ACCOUNTS.toLocaleString('en')} accounts…`);
-        populate = await runChild<PopulateResult>({ kind: 'populate', tree, genesisFile: dn.manifest.genesis, dbDir: db0, accounts: RSS_ACCOUNTS, chunk: CHUNK });
-        progress(`rss: ${populate.dataDirMB} MB in ${r1(populate.buildMs / 1000)} s (${populate.bulkBlocks} blocks of writes, head ${populate.headHeight}); copying into ${vals.length - 1} more validator(s)`);
-        const tc = performance.now();
-        for (const v of vals.slice(1)) {
-          rmSync(join(v.dataDir, 'db'), { recursive: true, force: true });
-          cpSync(db0, join(v.dataDir, 'db'), { recursive: true });
-        }
-        copyMs = Math.round(performance.now() - tc);
-        const ts = performance.now();
-        await dn.restart('beacon');
-        for (const v of vals) await dn.restart(v.name);
-        startMs = Math.round(performance.now() - ts);
+        populate = await runChild<PopulateResult>({ kind: 'populate', tree, genesisFile: dn.manifest.genesis, dbDir: db0, accounts: RSS_ACCOUNTS, chunk: CHUNK, keysFile });
+        progress(`rss: ${populate.dataDirMB} MB in ${r1(populate.buildMs / 1000)} s (${populate.bulkBlocks} blocks of writes, head ${populate.headHeight}), peak RSS of the writer ${populate.peakRssMB} MB`);
       } catch (e) {
         await dn.stop();
         throw e;
@@ -955,108 +1054,130 @@ async function benchRss(tree: Tree, withSnapshot: boolean): Promise<RssResult> {
       return dn;
     },
   });
-  try {
-    const vals = d.manifest.processes.filter((p) => p.role === 'validator');
-    const apis = vals.map((v) => d.process(v.name).apiUrl);
-    const pids = () => vals.map((v) => d.process(v.name).pid);
-    const ready = pids().map((p) => (p ? procMem(p) : null));
-    // Wallets: the devnet's funded accounts; recipients: random pre-populated accounts.
-    const pass = readFileSync(d.passphraseFile, 'utf8').trim();
-    const wallets: { key: SigningKey; nonce: bigint; queue: Promise<void> }[] = [];
-    for (const a of d.manifest.accounts) {
-      const { key } = await cli.unlockKeystoreFile(a.keystore, pass);
-      wallets.push({ key: { ...key, backend }, nonce: 0n, queue: Promise.resolve() });
-    }
-    const chainId = (JSON.parse(readFileSync(d.manifest.genesis, 'utf8')) as { chainId: string }).chainId;
-    const n = Math.round((RSS_RATE * RSS_DURATION_MS) / 1000);
-    const rnd = prng(0x16_0002);
-    const txs = Array.from({ length: n }, (_, j) => {
-      const w = wallets[j % wallets.length]!;
-      const to = crypto.formatAddress(bulkAddress(crypto, Math.floor(rnd() * RSS_ACCOUNTS)));
-      return { w, ...sdk.buildTransfer({ key: w.key, chainId, to, amount: 1n, fee: 1n, nonce: w.nonce++ }) };
-    });
-    const status = async () => (await getJson<{ finalizedHeight: number }>(`${apis[0]}/v1/status`))?.finalizedHeight ?? -1;
-    // Wait until the chain finalizes (every validator up and connected), at most 60 s.
-    const h0 = await status();
-    for (let i = 0; i < 120 && (await status()) <= h0; i++) await sleep(500);
-    const startHeight = await status();
-    progress(`rss: finalizing from height ${startHeight}; offering ${RSS_RATE} tx/s for ${RSS_DURATION_MS / 1000} s`);
-    const maxRss = vals.map(() => 0);
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        pids().forEach((p, i) => {
-          const m = p ? procMem(p) : null;
-          if (m && m.rss > maxRss[i]!) maxRss[i] = m.rss;
-        });
-        await sleep(1000);
-      }
-    })();
-    let accepted = 0;
-    const t0 = performance.now();
-    const submits: Promise<void>[] = [];
-    for (let j = 0; j < txs.length; j++) {
-      const wait = t0 + (j * 1000) / RSS_RATE - performance.now();
-      if (wait > 0) await sleep(wait);
-      const t = txs[j]!;
-      // One wallet's transactions go in nonce order; 503/429 are retried a few times.
-      t.w.queue = t.w.queue.then(async () => {
-        for (let i = 0; i < 5; i++) {
-          try {
-            const a = await http(`${apis[j % apis.length]}/v1/txs`, { method: 'POST', body: t.raw, timeoutMs: 5000 });
-            if (a.status === 202) accepted++;
-            if (a.status !== 503 && a.status !== 429) return;
-          } catch {
-            return;
-          }
-          await sleep(300);
-        }
-      });
-      submits.push(t.w.queue);
-    }
-    await Promise.all(submits);
-    // Drain: until the accepted transactions are in finalized blocks, at most 30 s.
-    const ours = new Set(txs.map((t) => t.hash));
-    let finalized = 0;
-    let seen = startHeight;
-    const drainEnd = performance.now() + 30_000;
-    while (performance.now() < drainEnd) {
-      const h = await status();
-      for (; seen < h; seen++) {
-        const b = await getJson<{ txs: string[] }>(`${apis[0]}/v1/blocks/${seen + 1}`);
-        if (!b) break;
-        for (const x of b.txs) if (ours.has(x)) finalized++;
-      }
-      if (finalized >= accepted) break;
-      await sleep(500);
-    }
-    sampling = false;
-    await sampler;
-    const perValidator = vals.map((v, i) => {
-      const p = pids()[i];
-      return { name: v.name, readyMB: mb(ready[i]?.rss ?? NaN), maxSampledMB: mb(maxRss[i]!), hwmMB: mb((p ? procMem(p)?.hwm : undefined) ?? NaN) };
-    });
-    const res: RssResult = {
-      accounts: RSS_ACCOUNTS,
-      validators: vals.length,
-      populate: populate!,
-      copyMs,
-      startMs,
-      offeredTxPerSec: RSS_RATE,
-      durationSec: RSS_DURATION_MS / 1000,
-      offered: n,
-      accepted,
-      finalized,
-      heights: { start: startHeight, end: seen },
-      perValidator,
-      peakRssMB: Math.max(...perValidator.map((v) => Math.max(v.maxSampledMB, Number.isFinite(v.hwmMB) ? v.hwmMB : 0))),
-    };
-    progress(`rss: ${finalized}/${accepted} accepted transactions final; per validator ${perValidator.map((v) => `${v.name} ready ${v.readyMB} / max ${v.maxSampledMB} / HWM ${v.hwmMB} MB`).join('; ')}`);
-    if (withSnapshot) res.snapshot = await joinBySnapshot(tree, d, vals[0]!);
-    return res;
-  } finally {
-    await close();
+  return { tree, devnet, db0, populate: populate!, close };
+}
+
+async function benchRss(net: RssNet, withSnapshot: boolean): Promise<RssResult> {
+  const { tree, devnet: d, db0, populate } = net;
+  const cli = await importFromTree<CliPkg>(tree, 'cli');
+  const crypto = await importFromTree<CryptoPkg>(tree, 'crypto');
+  const sdk = await importFromTree<SdkPkg>(tree, 'sdk');
+  const backend = crypto.backendAvailable('pqclean') ? 'pqclean' : 'noble';
+  const tc = performance.now();
+  const vals0 = d.manifest.processes.filter((p) => p.role === 'validator');
+  for (const v of vals0.slice(1)) {
+    rmSync(join(v.dataDir, 'db'), { recursive: true, force: true });
+    cpSync(db0, join(v.dataDir, 'db'), { recursive: true });
   }
+  const copyMs = Math.round(performance.now() - tc);
+  const ts = performance.now();
+  await d.restart('beacon');
+  for (const v of vals0) await d.restart(v.name);
+  const startMs = Math.round(performance.now() - ts);
+  progress(`rss: data dir copied into ${vals0.length - 1} more validator(s) in ${r1(copyMs / 1000)} s; beacon and validators started in ${r1(startMs / 1000)} s`);
+  const vals = d.manifest.processes.filter((p) => p.role === 'validator');
+  const apis = vals.map((v) => d.process(v.name).apiUrl);
+  const pids = () => vals.map((v) => d.process(v.name).pid);
+  const ready = pids().map((p) => (p ? procMem(p) : null));
+  // Wallets: the devnet's funded accounts; recipients: random pre-populated accounts.
+  const pass = readFileSync(d.passphraseFile, 'utf8').trim();
+  const wallets: { key: SigningKey; nonce: bigint; queue: Promise<void> }[] = [];
+  for (const a of d.manifest.accounts) {
+    const { key } = await cli.unlockKeystoreFile(a.keystore, pass);
+    wallets.push({ key: { ...key, backend }, nonce: 0n, queue: Promise.resolve() });
+  }
+  const chainId = (JSON.parse(readFileSync(d.manifest.genesis, 'utf8')) as { chainId: string }).chainId;
+  const n = Math.round((RSS_RATE * RSS_DURATION_MS) / 1000);
+  const rnd = prng(0x16_0002);
+  const keyedCount = Math.min(Math.floor(RSS_ACCOUNTS / 2), 2 * BLOCK_TXS);
+  const txs = Array.from({ length: n }, (_, j) => {
+    const w = wallets[j % wallets.length]!;
+    // Accounts 0..K-1 are the keyed ones (readKeys): recipients among the hash-addressed rest, all existing.
+    const to = crypto.formatAddress(bulkAddress(crypto, keyedCount + Math.floor(rnd() * (RSS_ACCOUNTS - keyedCount))));
+    return { w, ...sdk.buildTransfer({ key: w.key, chainId, to, amount: 1n, fee: 1n, nonce: w.nonce++ }) };
+  });
+  const status = async () => (await getJson<{ finalizedHeight: number }>(`${apis[0]}/v1/status`))?.finalizedHeight ?? -1;
+  // Wait until the chain finalizes (every validator up and connected), at most 60 s.
+  const h0 = await status();
+  for (let i = 0; i < 120 && (await status()) <= h0; i++) await sleep(500);
+  const startHeight = await status();
+  progress(`rss: finalizing from height ${startHeight}; offering ${RSS_RATE} tx/s for ${RSS_DURATION_MS / 1000} s`);
+  const maxRss = vals.map(() => 0);
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      pids().forEach((p, i) => {
+        const m = p ? procMem(p) : null;
+        if (m && m.rss > maxRss[i]!) maxRss[i] = m.rss;
+      });
+      await sleep(1000);
+    }
+  })();
+  let accepted = 0;
+  const t0 = performance.now();
+  const submits: Promise<void>[] = [];
+  for (let j = 0; j < txs.length; j++) {
+    const wait = t0 + (j * 1000) / RSS_RATE - performance.now();
+    if (wait > 0) await sleep(wait);
+    const t = txs[j]!;
+    // One wallet's transactions go in nonce order; 503/429 are retried a few times.
+    t.w.queue = t.w.queue.then(async () => {
+      for (let i = 0; i < 5; i++) {
+        try {
+          const a = await http(`${apis[j % apis.length]}/v1/txs`, { method: 'POST', body: t.raw, timeoutMs: 5000 });
+          if (a.status === 202) accepted++;
+          if (a.status !== 503 && a.status !== 429) return;
+        } catch {
+          return;
+        }
+        await sleep(300);
+      }
+    });
+    submits.push(t.w.queue);
+  }
+  await Promise.all(submits);
+  // Drain: until the accepted transactions are in finalized blocks, at most 30 s.
+  const ours = new Set(txs.map((t) => t.hash));
+  let finalized = 0;
+  let seen = startHeight;
+  const drainEnd = performance.now() + 30_000;
+  while (performance.now() < drainEnd) {
+    const h = await status();
+    for (; seen < h; seen++) {
+      const b = await getJson<{ txs: string[] }>(`${apis[0]}/v1/blocks/${seen + 1}`);
+      if (!b) break;
+      for (const x of b.txs) if (ours.has(x)) finalized++;
+    }
+    if (finalized >= accepted) break;
+    await sleep(500);
+  }
+  sampling = false;
+  await sampler;
+  const perValidator = vals.map((v, i) => {
+    const p = pids()[i];
+    return { name: v.name, readyMB: mb(ready[i]?.rss ?? NaN), maxSampledMB: mb(maxRss[i]!), hwmMB: mb((p ? procMem(p)?.hwm : undefined) ?? NaN) };
+  });
+  const res: RssResult = {
+    tree: tree.label,
+    rev: tree.rev,
+    accounts: RSS_ACCOUNTS,
+    validators: vals.length,
+    populate,
+    copyMs,
+    startMs,
+    offeredTxPerSec: RSS_RATE,
+    durationSec: RSS_DURATION_MS / 1000,
+    offered: n,
+    accepted,
+    finalized,
+    heights: { start: startHeight, end: seen },
+    perValidator,
+    peakRssMB: Math.max(...perValidator.map((v) => Math.max(v.maxSampledMB, Number.isFinite(v.hwmMB) ? v.hwmMB : 0))),
+  };
+  progress(`rss: ${finalized}/${accepted} accepted transactions final; per validator ${perValidator.map((v) => `${v.name} ready ${v.readyMB} / max ${v.maxSampledMB} / HWM ${v.hwmMB} MB`).join('; ')}`);
+  // The caller stops the devnet (net.close).
+  if (withSnapshot) res.snapshot = await joinBySnapshot(tree, d, vals[0]!);
+  return res;
 }
 
 /** Metric samples of a Prometheus text page whose name mentions `word` (name{labels} → value). */
@@ -1136,8 +1257,11 @@ async function joinBySnapshot(tree: Tree, d: Devnet, peer: DevnetProc): Promise<
   await Promise.race([exited, sleep(10_000)]);
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   cleanups.remove(kill);
-  const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => /snapshot/i.test(l)).slice(-20) : [];
-  const bytesKey = Object.keys(metrics).find((k) => /bytes/i.test(k) && !/bucket|_sum|_count/.test(k));
+  const all = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean) : [];
+  // What it said about the snapshot; on a failure its last words too.
+  const log = [...all.filter((l) => /snapshot/i.test(l)).slice(-20), ...(ok ? [] : all.slice(-8))];
+  // The joining node's received bytes (packages/node/src/snapshot.ts), not what it served.
+  const bytesKey = 'qnexus_snapshot_bytes_total' in metrics ? 'qnexus_snapshot_bytes_total' : Object.keys(metrics).find((k) => /bytes/i.test(k) && !/served|bucket|_sum|_count/.test(k));
   rmSync(dir, { recursive: true, force: true });
   const res: SnapshotResult = { ok, error, targetHeight: target, seconds: r1(seconds), metrics, bytes: bytesKey ? metrics[bytesKey]! : null, peakRssMB: mb(peak), log };
   progress(`snapshot: ${ok ? 'joined' : `failed (${error})`} in ${res.seconds} s, bytes ${res.bytes ?? '?'}`);
@@ -1160,6 +1284,7 @@ interface ReplayEstimate {
   blocks: number;
   bytes: number;
   verifyMsPerTx: number;
+  /** Lowest and highest per-transfer cost measured over the sizes. */
   commitMsPerTx: { smallest: number; largest: number };
   seconds: { low: number; high: number };
 }
@@ -1172,8 +1297,8 @@ function replayEstimate(res: BlocksResult[], accounts: number): ReplayEstimate |
   const cap = 1024 * 1024;
   const transfersPerBlock = Math.floor((cap - 600) / (v.txBytes + 4));
   const verifyMsPerTx = v.verifyMsPerBlock! / BLOCK_TXS / 2; // the node verifies on a pool: both cores
-  const lo = perTx(after[0]!);
-  const hi = perTx(after[after.length - 1]!);
+  const lo = Math.min(...after.map(perTx));
+  const hi = Math.max(...after.map(perTx));
   return {
     accounts,
     txBytes: v.txBytes,
@@ -1199,7 +1324,6 @@ async function main(): Promise<void> {
   const started = Date.now();
   const out = resolve(ROOT, args.out!);
   mkdirSync(out, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const config = {
     parts: [...PARTS],
     sizes: SIZES,
@@ -1216,17 +1340,33 @@ async function main(): Promise<void> {
     command: `npm run bench:state -- ${process.argv.slice(2).join(' ')}`.trim(),
   };
   const result: { blocks: BlocksResult[]; replay: ReplayEstimate | null; rss?: RssResult; rssError?: string; devnet?: LayersRun[]; devnetFile?: string; devnetError?: string } = { blocks: [], replay: null };
-  if (PARTS.has('blocks')) {
-    result.blocks = await benchBlocks(trees);
-    result.replay = replayEstimate(result.blocks, RSS_ACCOUNTS);
-  }
-  if ((PARTS.has('rss') || PARTS.has('snapshot')) && after) {
+  const keysFile = await makeKeysFile(trees[trees.length - 1]!);
+  const rssTree = args['rss-tree'] === 'before' ? before : after;
+  // The rss part's 10^6-account data dir is built first and also serves the blocks part's after tree at that size (built once: it is the slowest step).
+  let net: RssNet | undefined;
+  if ((PARTS.has('rss') || PARTS.has('snapshot')) && rssTree) {
     try {
-      result.rss = await benchRss(after, PARTS.has('snapshot'));
+      net = await prepareRssNet(rssTree, keysFile);
     } catch (e) {
       result.rssError = (e as Error).stack ?? String(e);
       progress(`rss: ${result.rssError}`);
     }
+  }
+  try {
+    if (PARTS.has('blocks')) {
+      result.blocks = await benchBlocks(trees, keysFile, net?.tree.label === 'after' ? net : undefined);
+      result.replay = replayEstimate(result.blocks, RSS_ACCOUNTS);
+    }
+    if (net) {
+      try {
+        result.rss = await benchRss(net, PARTS.has('snapshot'));
+      } catch (e) {
+        result.rssError = (e as Error).stack ?? String(e);
+        progress(`rss: ${result.rssError}`);
+      }
+    }
+  } finally {
+    await net?.close();
   }
   if (PARTS.has('devnet')) {
     try {
@@ -1244,6 +1384,10 @@ async function main(): Promise<void> {
     lines.push(`\nPer block: ${BLOCK_TXS} transfers (distinct random senders and recipients), execute + commit through the tree's own Chain; median of ${BLOCKS} blocks after ${WARMUP_BLOCKS} warm-up${budget.length ? ` (fewer where marked: --budget-s ${BUDGET_MS / 1000} spent)` : ''}`);
     lines.push(table(blocksTable(result.blocks)), '', md(blocksTable(result.blocks)));
     lines.push('\nGrowth of the median per-block time', table(growth(result.blocks)), '', md(growth(result.blocks)));
+    for (const r of result.blocks.filter((x) => x.profile)) {
+      lines.push(`\nCPU profile, ${r.tree} at ${r.accounts.toLocaleString('en')} accounts, measured blocks (${r.profile!.file}): top self time`);
+      lines.push(table([['function', 'where', 'self %'], ...r.profile!.top.map((t) => [t.fn, t.where, String(t.selfPct)])]));
+    }
   }
   if (result.replay) {
     const r = result.replay;
@@ -1254,7 +1398,7 @@ async function main(): Promise<void> {
   if (result.rss) {
     const r = result.rss;
     lines.push(
-      `\nNode RSS with ${r.accounts.toLocaleString('en')} accounts (1 shard, ${r.validators} validator(s), data dir ${r.populate.dataDirMB} MB built in ${r1(r.populate.buildMs / 1000)} s and copied in ${r1(r.copyMs / 1000)} s): ${r.offeredTxPerSec} tx/s for ${r.durationSec} s, ${r.accepted}/${r.offered} accepted, ${r.finalized} final (heights ${r.heights.start}–${r.heights.end})`,
+      `\nNode RSS, ${r.tree} (${r.rev}), with ${r.accounts.toLocaleString('en')} accounts (1 shard, ${r.validators} validator(s), data dir ${r.populate.dataDirMB} MB built in ${r1(r.populate.buildMs / 1000)} s and copied in ${r1(r.copyMs / 1000)} s): ${r.offeredTxPerSec} tx/s for ${r.durationSec} s, ${r.accepted}/${r.offered} accepted, ${r.finalized} final (heights ${r.heights.start}–${r.heights.end})`,
     );
     const rows = [['validator', 'RSS ready MB', 'max RSS under load MB', 'VmHWM MB'], ...r.perValidator.map((v) => [v.name, String(v.readyMB), String(v.maxSampledMB), String(v.hwmMB)])];
     lines.push(table(rows), '', md(rows), `peak: ${r.peakRssMB} MB`);
@@ -1262,6 +1406,7 @@ async function main(): Promise<void> {
       const s = r.snapshot;
       lines.push(`\nSnapshot sync from one peer to height ${s.targetHeight}: ${s.ok ? `${s.seconds} s` : `FAILED (${s.error}) after ${s.seconds} s`}, bytes ${s.bytes ?? '?'}, peak RSS of the joining node ${s.peakRssMB} MB`);
       for (const [k, v] of Object.entries(s.metrics)) lines.push(`  ${k} ${v}`);
+      if (!s.ok) for (const l of s.log.slice(-8)) lines.push(`  log: ${l.slice(0, 300)}`);
     }
   } else if (result.rssError) lines.push(`\nrss/snapshot: error: ${result.rssError.split('\n')[0]}`);
   if (result.devnet) {
@@ -1269,7 +1414,7 @@ async function main(): Promise<void> {
     lines.push(table(devnetTable(result.devnet)), '', md(devnetTable(result.devnet)));
   } else if (result.devnetError) lines.push(`\ndevnet: error: ${result.devnetError}`);
   console.log(lines.join('\n'));
-  const file = join(out, `state-${stamp}.json`);
+  const file = join(out, `state-${STAMP}.json`);
   writeFileSync(file, JSON.stringify({ benchVersion: 1, config, trees: trees.map((t) => ({ label: t.label, rev: t.rev })), ...result }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 1));
   console.log(`\nwrote ${file}`);
   if (result.rssError || result.devnetError) process.exitCode = 1;
