@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { ZERO_HASH, hashConcat, sha256, utf8 } from '@qnexus/crypto';
 import {
-  countedProofs,
-  countedRoot,
   merkleLeaf,
   merkleProof,
   merkleProofs,
   merkleRoot,
   merkleRootOfLeafHashes,
-  verifyCountedProof,
   verifyMerkleProof,
   type KeyProof,
 } from '@qnexus/types';
@@ -117,74 +114,5 @@ describe('types: merkle', () => {
     const copy = l.map((x) => x.slice());
     merkleProofs(l, [0, 1, 2, 3, 4]);
     assert.deepEqual(l, copy);
-  });
-});
-
-describe('types: counted merkle tree (state root and key proofs)', () => {
-  const u64 = (n: number) => {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, BigInt(n));
-    return b;
-  };
-  const counted = (n: number, inner: Uint8Array) => hashConcat(new Uint8Array([2]), u64(n), inner);
-
-  it('the root is H(0x02 ‖ u64be count ‖ binary root): the empty tree, one leaf, and three leaves by hand', () => {
-    assert.deepEqual(countedRoot([]), counted(0, ZERO_HASH));
-    const l = items(3).map(merkleLeaf);
-    assert.deepEqual(countedRoot(l.slice(0, 1)), counted(1, l[0]!));
-    assert.deepEqual(countedRoot(l), counted(3, hashConcat(NODE, hashConcat(NODE, l[0]!, l[1]!), l[2]!)));
-    // the count is bound: [a, b] and the one-leaf tree whose leaf is node(a, b) differ
-    assert.notDeepEqual(countedRoot([hashConcat(NODE, l[0]!, l[1]!)]), countedRoot(l.slice(0, 2)));
-  });
-
-  it('proofs verify for every index of trees of 1..33 leaves, with index and count as built; the path length follows the shape', () => {
-    for (let n = 1; n <= 33; n++) {
-      const leaves = items(n, `c${n}`).map(merkleLeaf);
-      const root = countedRoot(leaves);
-      const all = Array.from({ length: n }, (_, i) => i);
-      const proofs = countedProofs(leaves, all);
-      proofs.forEach((p, i) => {
-        assert.deepEqual([p.index, p.count], [i, n]);
-        assert.deepEqual(p.siblings, merkleProof(leaves, i).map((s) => s.hash), `n=${n} i=${i}: the same siblings as the binary tree`);
-        assert.ok(verifyCountedProof(leaves[i]!, p, root), `n=${n} i=${i}`);
-      });
-      // asked in any order, with repeats
-      assert.deepEqual(countedProofs(leaves, [n - 1, 0, n - 1]), [proofs[n - 1], proofs[0], proofs[n - 1]]);
-    }
-    assert.deepEqual(countedProofs([], []), []);
-    assert.throws(() => countedProofs(items(2).map(merkleLeaf), [2]), RangeError);
-  });
-
-  it('a proof fails for another leaf, another root, a moved index, another count, a flipped, missing or extra sibling, or a bad number', () => {
-    for (const n of [1, 2, 3, 5, 8, 13]) {
-      const leaves = items(n, `t${n}`).map(merkleLeaf);
-      const root = countedRoot(leaves);
-      const other = countedRoot([...leaves, merkleLeaf(utf8('extra'))]);
-      countedProofs(leaves, Array.from({ length: n }, (_, i) => i)).forEach((p, i) => {
-        const bad = (q: KeyProof, leaf: Uint8Array, what: string, r = root) => assert.equal(verifyCountedProof(leaf, q, r), false, `n=${n} i=${i}: ${what}`);
-        const leaf = leaves[i]!;
-        bad(p, merkleLeaf(utf8('not-a-member')), 'another leaf');
-        if (n > 1) bad(p, leaves[(i + 1) % n]!, 'a neighbour leaf');
-        bad(p, leaf, 'another root', other);
-        for (const index of [i - 1, i + 1, i ^ 1, n]) if (index !== i) bad({ ...p, index }, leaf, `index ${index}`);
-        for (const count of [n - 1, n + 1, 2 * n, 0]) bad({ ...p, count }, leaf, `count ${count}`);
-        p.siblings.forEach((_, j) => bad({ ...p, siblings: p.siblings.map((s, k) => (k === j ? s.map((b, x) => (x === 5 ? b ^ 1 : b)) : s)) }, leaf, `flipped sibling ${j}`));
-        if (p.siblings.length) bad({ ...p, siblings: p.siblings.slice(0, -1) }, leaf, 'a sibling missing');
-        bad({ ...p, siblings: [...p.siblings, root] }, leaf, 'an extra sibling');
-        for (const index of [-1, 0.5, Number.NaN, Number.MAX_SAFE_INTEGER + 2]) bad({ ...p, index }, leaf, `index ${index}`);
-        bad({ ...p, count: Number.POSITIVE_INFINITY }, leaf, 'infinite count');
-      });
-    }
-  });
-
-  it('proofs at i and i + 1 of one root show adjacency: with the same siblings, no other pair of positions verifies', () => {
-    const leaves = items(11, 'adj').map(merkleLeaf);
-    const root = countedRoot(leaves);
-    const ps = countedProofs(leaves, Array.from({ length: 11 }, (_, i) => i));
-    for (let i = 0; i < 10; i++) {
-      assert.ok(verifyCountedProof(leaves[i]!, ps[i]!, root) && verifyCountedProof(leaves[i + 1]!, ps[i + 1]!, root));
-      // leaf i with its own siblings but claimed at another position does not verify
-      for (let j = 0; j < 11; j++) if (j !== i) assert.equal(verifyCountedProof(leaves[i]!, { ...ps[i]!, index: j }, root), false, `leaf ${i} at ${j}`);
-    }
   });
 });
