@@ -35,6 +35,7 @@ import {
 } from './trie-node.js';
 
 export type { TrieUpdate } from './trie-update.js';
+export { TrieImporter } from './trie-snapshot.js';
 export {
   MAX_KEY_BYTES,
   MAX_PROOF_NODES,
@@ -298,6 +299,57 @@ export class MerkleTrie {
       n = this.childOf(n, hex.slice(0, pos), slot);
       if (slot !== END_SLOT) pos++;
     }
+  }
+
+  // ------------------------------------------------------------ snapshots
+
+  /**
+   * Snapshot serving: the subtree starting at `path` ("" = root) of `version`, in DFS
+   * pre-order, as items (internal preimage, or the stored leaf), an internal node's end
+   * leaf always right after it; stops before `maxItems` items or `maxBytes` bytes, but
+   * sends at least one node. STATE_PRUNED for a version no longer kept, NOT_FOUND for a
+   * path where no subtree starts.
+   */
+  exportSubtree(version: number, path: string, maxItems: number, maxBytes: number): Uint8Array[] {
+    if (!Number.isSafeInteger(maxItems) || maxItems < 1 || !Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new RangeError('bad snapshot limits');
+    if (path.length > MAX_PATH_NIBBLES || !HEX_PATH.test(path)) throw new QnexusError('NOT_FOUND', 'bad snapshot path');
+    let n: TrieNode = this.rootNode(version);
+    let S = '';
+    while (S !== path) {
+      const none = () => new QnexusError('NOT_FOUND', `no subtree starts at ${path} in version ${version}`);
+      if (n.leaf) throw none();
+      const P = S + n.skip;
+      if (path.length <= P.length || !path.startsWith(P)) throw none();
+      const s = nibbleOf(path[P.length]!);
+      if (!hasSlot(n.bitmap, s)) throw none();
+      n = this.childOf(n, P, s);
+      S = P + NIBBLE_HEX[s];
+    }
+    const out: Uint8Array[] = [];
+    let bytes = 0;
+    // Children are loaded when their turn comes, not when their parent is sent.
+    const stack: [InternalNode | null, TrieNode | null, string, number][] = [[null, n, path, 0]];
+    while (stack.length) {
+      const [parent, loaded, start, slot] = stack.pop()!;
+      const node = loaded ?? this.childOf(parent!, start.slice(0, -1), slot);
+      if (node.leaf) {
+        if (out.length && (out.length + 1 > maxItems || bytes + node.bytes.length > maxBytes)) break;
+        out.push(new Uint8Array(node.bytes));
+        bytes += node.bytes.length;
+        continue;
+      }
+      const P = start + node.skip;
+      const pre = internalPreimage(node);
+      const end = hasSlot(node.bitmap, END_SLOT) ? this.childOf(node, P, END_SLOT) : undefined;
+      const unit = 1 + (end ? 1 : 0);
+      const size = pre.length + (end ? end.bytes.length : 0);
+      if (out.length && (out.length + unit > maxItems || bytes + size > maxBytes)) break;
+      out.push(pre);
+      if (end) out.push(new Uint8Array(end.bytes));
+      bytes += size;
+      for (let s = 15; s >= 0; s--) if (hasSlot(node.bitmap, s)) stack.push([node, null, P + NIBBLE_HEX[s], s]);
+    }
+    return out;
   }
 
   // ------------------------------------------------------------ updates
