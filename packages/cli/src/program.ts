@@ -10,6 +10,7 @@ import { genesisCommand } from './commands/genesis.js';
 import { keysCommand } from './commands/keys.js';
 import { nodeCommand } from './commands/node.js';
 import { queryCommand } from './commands/query.js';
+import { accountCommand } from './commands/account.js';
 import { statusCommand } from './commands/status.js';
 import { txCommand } from './commands/tx.js';
 import { validatorsCommand } from './commands/validators.js';
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
   dbCommand(program);
   txCommand(program);
   queryCommand(program);
+  accountCommand(program);
   validatorsCommand(program);
   devnetCommand(program);
   return program;

@@ -5,7 +5,7 @@ import type { StateMachine } from '@qnexus/state';
 import { QnexusClient } from '@qnexus/sdk';
 import { CliError } from '../errors.js';
 import { NODE_OPTION_HELP, intParser, out, resolveNode, table } from '../util.js';
-import { VERIFY_HELP, accountCommand, trustedGenesis, verifiedLine } from './account.js';
+import { VERIFY_HELP, trustedGenesis, verifiedLine } from './account.js';
 
 /** The queries of the app's modules, by module name. */
 interface QueryInfo {
@@ -50,10 +50,8 @@ export function resolveModuleQuery(sm: StateMachine, module: string, name: strin
 
 /**
  * `qnexus query [<module> [<name> [params…]]]`: a module query on a node, printed as JSON; fewer words list what there is.
- * Also registers `qnexus account` (the other read command; see requests-proofs.md: it belongs in program.ts).
  */
 export function queryCommand(parent: Command, sm: StateMachine = app): Command {
-  accountCommand(parent);
   return parent
     .command('query')
     .description("run a module's query on a node (GET /v1/<module>/<name>/…) and print its JSON; without a name, list the module's queries")
