@@ -222,9 +222,7 @@ export class TrieState implements KVReader, StateCommitment {
 
   /** Snapshot items of a subtree of a kept version (see MerkleTrie.exportSubtree). */
   exportSubtree(version: number, path: string, maxItems: number, maxBytes: number): Uint8Array[] {
-    // TEMP until trie.ts step 3 lands (exportSubtree)
-    const t = this.trie as unknown as { exportSubtree(v: number, p: string, n: number, b: number): Uint8Array[] };
-    return t.exportSubtree(version, path, maxItems, maxBytes);
+    return this.trie.exportSubtree(version, path, maxItems, maxBytes);
   }
 
   /** Start over from what storage holds at `version` (after a snapshot was written underneath). */
