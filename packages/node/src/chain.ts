@@ -730,6 +730,11 @@ export class Chain {
   /** Trie nodes deleted by pruning since start (metrics). */
   prunedNodes = 0;
 
+  /** The state figures the metrics show. */
+  stateStats(): { entries: number; baseHeight: number; oldestVersion: number; prunedNodes: number } {
+    return { entries: this.state.kv.count, baseHeight: this.baseHeight, oldestVersion: Math.max(this.baseHeight, this.headHeight - this.retention), prunedNodes: this.prunedNodes };
+  }
+
   /** The batch write that will take the blocks deferred now (see `flush`). */
   private nextWrite: Promise<void> | null = null;
   /** The first failed block write: later ones are refused. */

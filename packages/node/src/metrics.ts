@@ -50,8 +50,32 @@ export function createMetrics() {
     validatorActive: new Gauge({ name: 'qnexus_validator_active', help: "1 while this node's validator key is a member of this shard's committee in the current epoch, else 0", registers: r }),
     evidenceForwarded: new Counter({ name: 'qnexus_staking_evidence_forwarded_total', help: "Equivocation evidence sent to the beacon, by the beacon's answer (ok, an error code, unreachable)", labelNames: ['result'], registers: r }),
     apiRequests: new Counter({ name: 'qnexus_api_requests_total', help: 'HTTP API requests', labelNames: ['route', 'status'], registers: r }),
+    // State (read from the chain at scrape time: see bindState)
+    stateEntries: new Gauge({ name: 'qnexus_state_entries', help: 'Key-value entries in the committed state (the trie root counts them)', registers: r }),
+    stateBaseHeight: new Gauge({ name: 'qnexus_state_base_height', help: 'First height whose block and state this node holds (0, or the snapshot it started from)', registers: r }),
+    stateOldestVersion: new Gauge({ name: 'qnexus_state_oldest_version', help: 'Oldest state version (height) kept for proofs and snapshots: head minus --state-retention, at least the base', registers: r }),
+    statePrunedNodes: new Gauge({ name: 'qnexus_state_pruned_nodes_total', help: 'Trie nodes deleted by pruning since the process started', registers: r }),
   };
   return m;
+}
+
+/** What the state metrics read from the chain at scrape time. */
+export interface StateStats {
+  entries: number;
+  baseHeight: number;
+  oldestVersion: number;
+  prunedNodes: number;
+}
+
+/** Read the state gauges from `stats` at every scrape (no work between scrapes). */
+export function bindState(m: Metrics, stats: () => StateStats): void {
+  const read = <K extends keyof StateStats>(g: Gauge, k: K) => {
+    (g as Gauge & { collect?: () => void }).collect = () => g.set(stats()[k]);
+  };
+  read(m.stateEntries, 'entries');
+  read(m.stateBaseHeight, 'baseHeight');
+  read(m.stateOldestVersion, 'oldestVersion');
+  read(m.statePrunedNodes, 'prunedNodes');
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
