@@ -95,6 +95,7 @@ const emptySlots = (): (Desc | Kept | null)[] => [null, null, null, null, null, 
 
 /** Largest internal preimage: header with the longest skip, then 17 hashes. */
 const SCRATCH_BYTES = 1 + 2 + 1024 + 4 + 8 + 17 * 32 + 64;
+const ARENA_BYTES = 256 << 10;
 
 /**
  * One update: phase 1 (`upd`, `build`, `finalize`) computes the new shape over the
@@ -107,6 +108,33 @@ export class Updater {
   private readonly puts: [Uint8Array, Uint8Array][] = [];
   private readonly putNames: string[] = [];
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  /** Stored nodes and keys are carved from large blocks: one ArrayBuffer per node cost more than hashing it. */
+  // Blocks grow from 4 KiB, so a small update does not hold a large one until its flush.
+  private arena = new Uint8Array(0);
+  private arenaAt = 0;
+  private arenaNext = 4096;
+
+  private alloc(n: number): Uint8Array {
+    if (this.arenaAt + n > this.arena.length) {
+      this.arena = new Uint8Array(Math.max(this.arenaNext, n));
+      this.arenaNext = Math.min(2 * this.arenaNext, ARENA_BYTES);
+      this.arenaAt = 0;
+    }
+    const out = this.arena.subarray(this.arenaAt, this.arenaAt + n);
+    this.arenaAt += n;
+    return out;
+  }
+
+  private key(path: string, end: boolean, version: number): Uint8Array {
+    const pl = (path.length + 1) >> 1;
+    const out = this.alloc(2 + pl + 9);
+    out[0] = path.length >>> 8;
+    out[1] = path.length & 0xff;
+    packNibblesInto(path, out, 2);
+    out[2 + pl] = end ? 1 : 0;
+    writeU64(out, 3 + pl, version);
+    return out;
+  }
 
   constructor(
     private readonly trie: NodeSource,
@@ -377,10 +405,10 @@ export class Updater {
       // Stored leaf `0x02 ‖ u32 keyLen ‖ key ‖ u32 valueLen ‖ value`; hash H(0x00 ‖ u32 keyLen ‖ key ‖ H(value)).
       const kl = d.key.length >> 1;
       const vl = d.value.length;
-      const nb = Buffer.allocUnsafe(9 + kl + vl);
+      const nb = this.alloc(9 + kl + vl);
       nb[0] = TAG_LEAF_STORED;
       writeU32(nb, 1, kl);
-      nb.write(d.key, 5, 'hex');
+      packNibblesInto(d.key, nb, 5);
       writeU32(nb, 5 + kl, vl);
       nb.set(d.value, 9 + kl);
       sc[0] = 0;
@@ -402,7 +430,7 @@ export class Updater {
       // Stored: header ‖ per slot (hash ‖ u64 version ‖ u8 isLeaf ‖ u64 count); hashed: header ‖ the hashes.
       const skipBytes = (d.skip.length + 1) >> 1;
       const base = 3 + skipBytes + 12;
-      const nb = Buffer.allocUnsafe(base + k * REF_BYTES);
+      const nb = this.alloc(base + k * REF_BYTES);
       nb[0] = TAG_INTERNAL;
       nb[1] = d.skip.length >>> 8;
       nb[2] = d.skip.length & 0xff;
@@ -424,7 +452,7 @@ export class Updater {
       bytes = nb;
       count = d.count;
     }
-    this.puts.push([nodeKey(path, end, this.version), bytes]);
+    this.puts.push([this.key(path, end, this.version), bytes]);
     this.putNames.push(nodeName(path, end, this.version));
     copy(h, 0, out, o, 32);
     writeU64(out, o + 32, this.version);

@@ -97,8 +97,9 @@ export class MemoryTrieDB implements TrieDB {
   }
 }
 
-// JS cost of a cached node beyond its stored bytes: the Map entry, its name, the parsed object.
-const NODE_OVERHEAD = 160;
+// JS cost of a cached node beyond its stored bytes: the Map entry, its name, the parsed object, the
+// Uint8Array and ArrayBuffer objects (measured roughly: heap growth per cached node minus its bytes).
+const NODE_OVERHEAD = 320;
 const DEFAULT_CACHE_BYTES = 32 << 20;
 const HEX_KEY = /^(?:[0-9a-f]{2})*$/;
 const HEX_PATH = /^[0-9a-f]*$/;
@@ -155,11 +156,14 @@ export class MerkleTrie {
     const name = nodeName(path, end, version);
     const hit = this.cache.get(name);
     if (hit) {
-      this.cache.delete(name);
-      this.cache.set(name, hit);
+      hit.hot = true;
       return hit;
     }
-    const bytes = this.overlay.get(name) ?? this.db.get(nodeKey(path, end, version));
+    // Nodes of applied, unflushed updates are parsed on each read and never cached: their
+    // bytes are views into the update's arena, which must not outlive its flush.
+    const pending = this.overlay.get(name);
+    if (pending) return decodeNode(pending);
+    const bytes = this.db.get(nodeKey(path, end, version));
     if (!bytes) return undefined;
     const node = decodeNode(bytes);
     this.remember(name, node);
@@ -171,15 +175,24 @@ export class MerkleTrie {
     return bytes ? decodeNode(bytes) : undefined;
   }
 
+  /**
+   * Cache a node; over the bound, evict in insertion order, giving nodes read since
+   * their last pass a second chance (CLOCK: a hit only sets a flag, no reordering).
+   */
   private remember(name: string, node: TrieNode): void {
     if (this.cacheMax <= 0) return;
     this.cache.set(name, node);
     this.cacheUsed += nodeCost(name, node);
     if (this.cacheUsed <= this.cacheMax) return;
+    const target = this.cacheMax * 0.9;
+    let budget = 2 * this.cache.size; // each node is passed over at most twice
     for (const [k, n] of this.cache) {
-      if (this.cacheUsed <= this.cacheMax * 0.9) break;
+      if (this.cacheUsed <= target || budget-- <= 0) break;
       this.cache.delete(k);
-      this.cacheUsed -= nodeCost(k, n);
+      if (n.hot && k !== name) {
+        n.hot = false;
+        this.cache.set(k, n);
+      } else this.cacheUsed -= nodeCost(k, n);
     }
   }
 
@@ -384,9 +397,11 @@ export class MerkleTrie {
       this.overlay.delete(name);
       this.forget(name);
     }
+    // Only an update at the committed version can rewrite names the cache holds.
+    const same = u.version === this.ver;
     for (let i = 0; i < u.puts.length; i++) {
       const name = meta.putNames[i]!;
-      this.forget(name);
+      if (same) this.forget(name);
       this.overlay.set(name, u.puts[i]![1]);
     }
     this.ver = u.version;
