@@ -33,6 +33,18 @@ export interface NodeConfig extends ProcessConfig {
   admissionJournal?: boolean;
   /** Most transactions the mempool (and the admission journal) holds (default 20 000); beyond it 503 MEMPOOL_FULL. */
   mempoolMaxTxs?: number;
+  /**
+   * How a node at genesis catches up (default 'snapshot'): 'snapshot' joins from a peer's state
+   * snapshot at a recent certified height when the best peer is more than `snapshotThreshold`
+   * heights ahead, then syncs blocks from there; 'blocks' replays every block from genesis.
+   */
+  sync?: 'snapshot' | 'blocks';
+  /** Heights the best peer must be ahead of a node at genesis for it to join by snapshot (default DEFAULT_SNAPSHOT_THRESHOLD = 500). */
+  snapshotThreshold?: number;
+  /** Items asked per snapshot chunk request (default DEFAULT_SNAPSHOT_CHUNK_ITEMS; tests lower it to spread a small state over many requests). */
+  snapshotChunkItems?: number;
+  /** Heights of state versions kept behind the head, for snapshots served to peers and proofs at recent heights (default 1 000). */
+  stateRetention?: number;
 }
 
 /** Default verify workers: one per core but one (the event loop's), at least one. */

@@ -6,19 +6,21 @@ import { ChainStore } from '@qnexus/db';
 import { chainTopics, createP2PNode, discoveryProtocol, topics, type P2PNode } from '@qnexus/p2p';
 import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile } from '@qnexus/runtime';
 import { moduleApiRoutes, startApi } from './api.js';
-import { Chain } from './chain.js';
+import { Chain, DEFAULT_STATE_RETENTION, MIN_STATE_RETENTION } from './chain.js';
 import { defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
 import { Engine } from './engine.js';
 import { DEFAULT_MEMPOOL_LIMITS, Mempool } from './mempool.js';
 import { ADMISSION_JOURNAL_FILE, AdmissionJournal, MEMPOOL_JOURNAL_FILE, readAdmissionJournal, takeMempoolJournal } from './mempool-journal.js';
 import { createMetrics } from './metrics.js';
 import { Syncer } from './sync.js';
+import { DEFAULT_SNAPSHOT_CHUNK_ITEMS, DEFAULT_SNAPSHOT_THRESHOLD, SnapshotService } from './snapshot.js';
 import { DEFAULT_TX_GOSSIP_FLUSH_MS, TxGossip, TxInventory } from './txgossip.js';
 import { LoadMonitor } from './load.js';
 import { DEFAULT_VERIFY_CACHE_SIZE, TxVerifier } from './verifier.js';
 import { VerifyPool } from './verify-pool.js';
 import { XShard } from './xshard.js';
 import { checkGenesisModules } from '@qnexus/app';
+import { TrieImporter } from '@qnexus/state';
 import { RecentXfers } from './explorer-index.js';
 
 /** Start a shard node (validator when cfg.validatorKey is set): store, state, p2p, consensus, sync, API. */
@@ -49,7 +51,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   // POST /v1/admin/backup: a consistent snapshot of the store, taken while the node runs.
   guard.setBackup((dir) => store.backup(dir));
   try {
-    const chain = await Chain.open(store, g, cfg.shard, verifier, log);
+    const chain = await Chain.open(store, g, cfg.shard, verifier, log, {}, { retention: tuning.stateRetention });
     const mempool = new Mempool(chain, verifier, { ...DEFAULT_MEMPOOL_LIMITS, maxTxs: tuning.mempoolMaxTxs });
     const journal = new AdmissionJournal(join(cfg.dataDir, ADMISSION_JOURNAL_FILE), { maxEntries: tuning.mempoolMaxTxs, registry: metrics.registry });
     mempool.onRemoved = (hashHex) => journal.remove(hashHex);
@@ -81,6 +83,13 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     chain.epochs.onCount = (result) => metrics.epochAnnouncements.inc({ result });
     await chain.epochs.start(p2p);
     shutdown.add(() => chain.epochs.stop());
+    // A node at genesis far behind its peers (or one whose snapshot sync was cut short) first takes
+    // the state of a recent certified height from them; block sync and gossip go on from there.
+    const snapshots = new SnapshotService(chain, p2p, t, metrics, log, { importer: (root, height) => new TrieImporter(root, height), chunkItems: tuning.snapshotChunkItems });
+    shutdown.add(() => snapshots.stop());
+    const joined = await snapshots.join(tuning.sync, tuning.snapshotThreshold);
+    if ('skipped' in joined) log.debug('snapshot sync not used', { reason: joined.skipped });
+    await snapshots.serve();
     const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log);
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs);
     txGossip.subscribe();
@@ -136,6 +145,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       api: info.apiUrl,
       listen: info.multiaddrs,
       height: chain.headHeight,
+      baseHeight: chain.baseHeight,
       modules: chain.app.modules.map((m) => `${m.name}#${m.id}`).join(','),
       cryptoBackend: `${tuning.backend} (${backendStatus(tuning.backend).detail})`,
       verifyWorkers: tuning.verifyWorkers,
@@ -166,7 +176,17 @@ function nodeTuning(cfg: NodeConfig) {
     txGossipFlushMs: int('txGossipFlushMs', cfg.txGossipFlushMs, DEFAULT_TX_GOSSIP_FLUSH_MS, 0, 10_000),
     admissionJournal: cfg.admissionJournal ?? true,
     mempoolMaxTxs: int('mempoolMaxTxs', cfg.mempoolMaxTxs, DEFAULT_MEMPOOL_LIMITS.maxTxs, 1, 10_000_000),
+    sync: syncMode(cfg.sync),
+    snapshotThreshold: int('snapshotThreshold', cfg.snapshotThreshold, DEFAULT_SNAPSHOT_THRESHOLD, 0, 1_000_000_000),
+    snapshotChunkItems: int('snapshotChunkItems', cfg.snapshotChunkItems, DEFAULT_SNAPSHOT_CHUNK_ITEMS, 1, 4096),
+    stateRetention: int('stateRetention', cfg.stateRetention, DEFAULT_STATE_RETENTION, MIN_STATE_RETENTION, 1_000_000_000),
   };
+}
+
+function syncMode(v: NodeConfig['sync']): 'snapshot' | 'blocks' {
+  if (v === undefined) return 'snapshot';
+  if (v !== 'snapshot' && v !== 'blocks') throw new QnexusError('BAD_CONFIG', `sync must be snapshot or blocks, not ${String(v)}`);
+  return v;
 }
 
 /** Journaled transactions re-admitted at once at start (see restoreMempool). */

@@ -122,8 +122,9 @@ export function transfers(genesis: Genesis, from: KeyPair, to: KeyPair, nonce: b
 }
 
 /**
- * Commit `blocks` blocks of `txs` transfers each (user → sink) on `p`, each certified by 3 of the
- * 4 validators; `tamper` may replace a slot's candidate or certificate. commit() trusts its
+ * Commit `blocks` blocks of `txs` transfers each (user → sink) on `p`, one a slot from `firstSlot`
+ * (on top of the blocks of the slots before it), each certified by 3 of the 4 validators; `tamper`
+ * may replace a slot's candidate or certificate. commit() trusts its
  * caller: this is the history `p` serves, right or wrong.
  */
 export async function certifiedHistory(
@@ -132,9 +133,10 @@ export async function certifiedHistory(
   blocks: number,
   txs: number,
   tamper: (slot: number, c: Candidate, cert: Certificate) => Candidate = (_slot, c) => c,
+  firstSlot = 1,
 ): Promise<void> {
   const keyOf = (address: string): KeyPair => validators.find((v) => addrOf(v) === address)!;
-  for (let slot = 1; slot <= blocks; slot++) {
+  for (let slot = firstSlot; slot < firstSlot + blocks; slot++) {
     const k = keyOf(p.chain.proposerFor(slot)!);
     const c = p.chain.build(slot, transfers(genesis, user, sink, BigInt((slot - 1) * txs), txs), addressFromPublicKey(k.publicKey), (m) => b.sign(k.secretKey, m));
     if (c.envs.length !== txs) throw new Error(`block ${slot} took ${c.envs.length} of ${txs} transfers`);
