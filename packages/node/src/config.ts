@@ -45,7 +45,16 @@ export interface NodeConfig extends ProcessConfig {
   snapshotChunkItems?: number;
   /** Heights of state versions kept behind the head, for snapshots served to peers and proofs at recent heights (default 1 000). */
   stateRetention?: number;
+  /**
+   * Memory for the state's caches in MiB (default DEFAULT_STATE_CACHE_MB): trie nodes and values read
+   * from LevelDB. The state itself stays on disk, so this, not the number of accounts, bounds what
+   * the state costs in memory.
+   */
+  stateCacheMb?: number;
 }
+
+/** Default memory for the state's caches, in MiB. */
+export const DEFAULT_STATE_CACHE_MB = 48;
 
 /** Default verify workers: one per core but one (the event loop's), at least one. */
 export function defaultVerifyWorkers(): number {

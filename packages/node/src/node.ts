@@ -7,11 +7,11 @@ import { chainTopics, createP2PNode, discoveryProtocol, topics, type P2PNode } f
 import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile } from '@qnexus/runtime';
 import { moduleApiRoutes, startApi } from './api.js';
 import { Chain, DEFAULT_STATE_RETENTION, MIN_STATE_RETENTION } from './chain.js';
-import { defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
+import { DEFAULT_STATE_CACHE_MB, defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
 import { Engine } from './engine.js';
 import { DEFAULT_MEMPOOL_LIMITS, Mempool } from './mempool.js';
 import { ADMISSION_JOURNAL_FILE, AdmissionJournal, MEMPOOL_JOURNAL_FILE, readAdmissionJournal, takeMempoolJournal } from './mempool-journal.js';
-import { createMetrics } from './metrics.js';
+import { bindState, createMetrics } from './metrics.js';
 import { Syncer } from './sync.js';
 import { DEFAULT_SNAPSHOT_CHUNK_ITEMS, DEFAULT_SNAPSHOT_THRESHOLD, SnapshotService } from './snapshot.js';
 import { DEFAULT_TX_GOSSIP_FLUSH_MS, TxGossip, TxInventory } from './txgossip.js';
@@ -51,7 +51,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   // POST /v1/admin/backup: a consistent snapshot of the store, taken while the node runs.
   guard.setBackup((dir) => store.backup(dir));
   try {
-    const chain = await Chain.open(store, g, cfg.shard, verifier, log, {}, { retention: tuning.stateRetention });
+    const chain = await Chain.open(store, g, cfg.shard, verifier, log, {}, { retention: tuning.stateRetention, ...stateCaches(tuning.stateCacheMb) });
+    bindState(metrics, () => chain.stateStats());
     const mempool = new Mempool(chain, verifier, { ...DEFAULT_MEMPOOL_LIMITS, maxTxs: tuning.mempoolMaxTxs });
     const journal = new AdmissionJournal(join(cfg.dataDir, ADMISSION_JOURNAL_FILE), { maxEntries: tuning.mempoolMaxTxs, registry: metrics.registry });
     mempool.onRemoved = (hashHex) => journal.remove(hashHex);
@@ -180,7 +181,14 @@ function nodeTuning(cfg: NodeConfig) {
     snapshotThreshold: int('snapshotThreshold', cfg.snapshotThreshold, DEFAULT_SNAPSHOT_THRESHOLD, 0, 1_000_000_000),
     snapshotChunkItems: int('snapshotChunkItems', cfg.snapshotChunkItems, DEFAULT_SNAPSHOT_CHUNK_ITEMS, 1, 4096),
     stateRetention: int('stateRetention', cfg.stateRetention, DEFAULT_STATE_RETENTION, MIN_STATE_RETENTION, 1_000_000_000),
+    stateCacheMb: int('stateCacheMb', cfg.stateCacheMb, DEFAULT_STATE_CACHE_MB, 1, 1_000_000),
   };
+}
+
+/** The state's cache budget, split two to one between trie nodes (every read of the trie walks them) and values. */
+function stateCaches(mb: number): { nodeCacheBytes: number; valueCacheBytes: number } {
+  const bytes = mb * 1024 * 1024;
+  return { nodeCacheBytes: Math.floor((bytes * 2) / 3), valueCacheBytes: Math.floor(bytes / 3) };
 }
 
 function syncMode(v: NodeConfig['sync']): 'snapshot' | 'blocks' {
