@@ -1004,6 +1004,8 @@ interface RssResult {
   perValidator: { name: string; readyMB: number; maxSampledMB: number; hwmMB: number }[];
   peakRssMB: number;
   snapshot?: SnapshotResult;
+  /** Per validator: VmHWM after the snapshot part (validator 0 served it), MB. */
+  hwmAfterSnapshotMB?: number[];
 }
 interface SnapshotResult {
   ok: boolean;
@@ -1176,7 +1178,11 @@ async function benchRss(net: RssNet, withSnapshot: boolean): Promise<RssResult> 
   };
   progress(`rss: ${finalized}/${accepted} accepted transactions final; per validator ${perValidator.map((v) => `${v.name} ready ${v.readyMB} / max ${v.maxSampledMB} / HWM ${v.hwmMB} MB`).join('; ')}`);
   // The caller stops the devnet (net.close).
-  if (withSnapshot) res.snapshot = await joinBySnapshot(tree, d, vals[0]!);
+  if (withSnapshot) {
+    res.snapshot = await joinBySnapshot(tree, d, vals[0]!);
+    // The validators kept running (idle but for empty blocks) while one served the snapshot: their high-water marks since start.
+    res.hwmAfterSnapshotMB = pids().map((p) => mb((p ? procMem(p)?.hwm : undefined) ?? NaN));
+  }
   return res;
 }
 
@@ -1228,8 +1234,8 @@ async function joinBySnapshot(tree: Tree, d: Devnet, peer: DevnetProc): Promise<
   let peak = 0;
   let error: string | undefined;
   try {
-    // At most 10 minutes (bounded): until the node's finalized height reaches the peer's at the start.
-    while (performance.now() - t0 < 600_000) {
+    // At most 15 minutes (bounded): until the node's finalized height reaches the peer's at the start.
+    while (performance.now() - t0 < 900_000) {
       if (child.exitCode !== null) {
         error = `the joining node exited with ${child.exitCode}`;
         break;
@@ -1243,7 +1249,7 @@ async function joinBySnapshot(tree: Tree, d: Devnet, peer: DevnetProc): Promise<
       }
       await sleep(500);
     }
-    if (!ok && !error) error = 'did not reach the target height within 10 min';
+    if (!ok && !error) error = 'did not reach the target height within 15 min';
   } catch (e) {
     error = (e as Error).message;
   }
@@ -1404,6 +1410,7 @@ async function main(): Promise<void> {
     lines.push(table(rows), '', md(rows), `peak: ${r.peakRssMB} MB`);
     if (r.snapshot) {
       const s = r.snapshot;
+      if (r.hwmAfterSnapshotMB) lines.push(`validators' VmHWM after the snapshot part (validator-0 served it): ${r.hwmAfterSnapshotMB.join(' / ')} MB`);
       lines.push(`\nSnapshot sync from one peer to height ${s.targetHeight}: ${s.ok ? `${s.seconds} s` : `FAILED (${s.error}) after ${s.seconds} s`}, bytes ${s.bytes ?? '?'}, peak RSS of the joining node ${s.peakRssMB} MB`);
       for (const [k, v] of Object.entries(s.metrics)) lines.push(`  ${k} ${v}`);
       if (!s.ok) for (const l of s.log.slice(-8)) lines.push(`  log: ${l.slice(0, 300)}`);
