@@ -1,41 +1,49 @@
 // npm run bench:state -- [--baseline <git-rev> (79d82c1) | --baseline-tree <dir>] [--current true|false]
 //                        [--parts blocks,rss,snapshot,devnet] [--sizes 10000,100000,1000000]
 //                        [--blocks 6] [--warmup-blocks 1] [--block-txs 1000] [--chunk 100000] [--budget-s 90]
-//                        [--rss-accounts 1000000] [--rss-validators 2] [--rss-rate 40] [--rss-duration-s 60]
+//                        [--rss-accounts 1000000] [--rss-validators 2] [--rss-rate 40] [--rss-duration-s 60] [--rss-keep <dir>]
 //                        [--rates 40,70] [--duration-s 20] [--warmup-s 5] [--base-port 29000]
-//                        [--out bench/results] [--smoke]
+//                        [--out bench/results] [--profile] [--smoke]
 // Run it under the shared lock (it starts processes and devnets): flock /tmp/qnexus-heavy.lock npm run bench:state
 //
 // Issue 16 (state at scale) measured before and after in one run, each tree with its OWN code
 // (bench/lib-trees.ts): before = the baseline revision (79d82c1: the flat O(N) sorted-leaf root,
 // every entry in memory), after = this checkout (the versioned Merkle trie on LevelDB).
+// The accounts are written genesis-like by the tree's own `bank.genesisCredit` (totals, supply and
+// account count stay consistent), not through 10^6 signed transactions; 2 × --block-txs of them
+// hold ML-DSA keys (registered in the state as after a first transaction, keys made once), the
+// others have hash-like addresses.
 //
 // 1. blocks — per-block cost at each --sizes N accounts, each (tree, N) in its own child process
-//    (clean RSS, no JIT or heap shared between trees). The tree's own Chain (packages/node
-//    dist/chain.js) is opened on a fresh data dir from a one-validator genesis; the N accounts are
-//    written genesis-like, with the tree's own `bank.genesisCredit` (so totals, supply and account
-//    count stay consistent), in chunks of --chunk accounts, each chunk committed through
-//    `chain.commit` as a block of writes (state built in chunks on disk, not through 10^6 signed
-//    transactions). 4 × --block-txs of the accounts hold ML-DSA keys (public keys registered in the
-//    state as after a first transaction); the others have hash-like addresses. Then --warmup-blocks
-//    + --blocks blocks of --block-txs transfers, distinct random senders (keyed accounts) and
-//    distinct random recipients (any account) per block, signed before timing. Timed per block, as
-//    the node runs them (packages/node/src/chain.ts): `app.executeBlock(chain.state, …)` (the
-//    execution and its state root, `rootWith`), then `chain.commit(candidate, cert)` with the
-//    execution pre-set (it skips re-validation): `state.apply` and the ChainStore batch (synced).
-//    Median and p90 ms per block, growth ×(10^5 → 10^6), RSS after the build and peak (VmHWM).
-//    A size whose blocks take long stops after at least 2 measured blocks once --budget-s is spent
-//    (said in the output).
-// 2. rss — a real node holding --rss-accounts accounts under load: a 1-shard devnet (this tree's
-//    launcher, --rss-validators validators + the beacon) whose first validator's data dir is
-//    pre-populated by a child process (genesis from the devnet's genesis file, then the accounts
-//    committed in chunks through the node's own Chain, exactly as in 1) and copied into every other
-//    validator's data dir before the first start (all validators then hold the same chain and
-//    state). Load: --rss-rate transfers/s for --rss-duration-s from the devnet's funded accounts to
-//    random pre-populated accounts. Sampled RSS of each validator (1 s) and its VmHWM.
-// 3. snapshot — a fresh full node joins that devnet with `--sync snapshot` from one peer: time and
-//    bytes (from its metrics), against block replay (the per-block replay cost measured here
-//    extrapolated to the blocks that would create the same accounts).
+//    (clean RSS, no JIT or heap shared between trees).
+//    after: the tree's Chain (packages/node dist/chain.js) on a data dir initialised by
+//    `Chain.writeGenesis` with the accounts in chunks of --chunk at version 0 (the largest size
+//    reuses the rss part's data dir, copied: building it is the slowest step).
+//    before: the baseline's `WorldState.fromEntries` in memory, as its node holds the state.
+//    Then --warmup-blocks + --blocks blocks of --block-txs transfers, distinct random senders (keyed
+//    accounts) and distinct random recipients (any account) per block, all signed up front. Timed
+//    per block, as the node runs them (packages/node/src/chain.ts): `app.executeBlock(state, …)`
+//    (the transactions and the root, `rootWith`), then the commit — after: `chain.commit(candidate,
+//    cert)` with the execution pre-set (no re-validation): state apply + the synced ChainStore batch;
+//    before: `state.apply` + the block's writes in one synced batch of its ChainStore. "state" =
+//    total − the same execution re-run warm on a view whose root costs nothing (an upper bound of
+//    root + apply + batch). Median and p90 ms per block, growth between sizes, RSS after the build
+//    and peak (VmHWM). A size whose blocks take long stops after at least 2 measured blocks once
+//    --budget-s is spent (said in the output). --profile: a CPU profile of the measured blocks.
+// 2. rss — a real node holding --rss-accounts accounts under load: a 1-shard devnet of this tree
+//    (its launcher's prepareDevnet: --rss-validators validators + the beacon, not started), whose
+//    first validator's data dir a child process initialises with `Chain.writeGenesis` (the devnet's
+//    genesis + the accounts in chunks at version 0), copied into every other validator's data dir
+//    before the first start: all hold the same block 0 and state root. (The genesis file does not
+//    describe those accounts, so only a snapshot or a data-dir copy can join that chain, never block
+//    replay.) Load: --rss-rate transfers/s for --rss-duration-s from the devnet's funded accounts to
+//    random pre-populated accounts. Sampled RSS of each validator (1 s), VmHWM after the load and
+//    after the snapshot part. --rss-keep <dir> keeps that devnet (a pristine copy, taken before its
+//    first start) and reuses it on the next run.
+// 3. snapshot — a fresh full node joins that devnet with `--sync snapshot`, bootstrapped to one
+//    validator: time, bytes and items (its qnexus_snapshot_* metrics), peak RSS; against block
+//    replay: the blocks and bytes that would create the same accounts (1 MiB blocks), and their CPU
+//    cost from the verification and execute + commit times measured in 1 (a lower bound).
 // 4. devnet — the devnet benchmark at the same offered load before and after: bench/layers.ts run
 //    as it is (--exec false --baseline-tree <the baseline>), its results printed as one table.
 //
@@ -66,6 +74,8 @@ const { values: args } = parseArgs({
     'rss-validators': { type: 'string', default: '2' },
     // which tree's node the rss/snapshot parts run (the baseline holds every entry in memory: only for comparison at small sizes)
     'rss-tree': { type: 'string', default: 'after' },
+    // keep the rss part's devnet (pre-populated, never started) in this directory and reuse it on the next run
+    'rss-keep': { type: 'string' },
     'rss-rate': { type: 'string' },
     'rss-duration-s': { type: 'string' },
     rates: { type: 'string' },
@@ -94,6 +104,7 @@ const CHUNK = Number(args.chunk);
 const BUDGET_MS = Number(args['budget-s']) * 1000;
 const RSS_ACCOUNTS = Number(args['rss-accounts'] ?? (SMOKE ? 20_000 : 1_000_000));
 const RSS_VALIDATORS = Number(args['rss-validators']);
+const RSS_KEEP = args['rss-keep'] ? resolve(args['rss-keep']) : undefined;
 const RSS_RATE = Number(args['rss-rate'] ?? (SMOKE ? 10 : 40));
 const RSS_DURATION_MS = Number(args['rss-duration-s'] ?? (SMOKE ? 15 : 60)) * 1000;
 const RATES = args.rates ?? (SMOKE ? '20' : '40,70');
@@ -1040,15 +1051,35 @@ async function prepareRssNet(tree: Tree, keysFile: string): Promise<RssNet> {
     prefix: 'qnexus-statebench-rss-',
     basePort: () => BASE_PORT + (portSlot++ % 4) * 200,
     cleanups,
-    start: async (dir, basePort) => {
+    start: async (tmp, basePort) => {
+      // With --rss-keep the devnet lives at a fixed path, and a pristine copy of it (taken before its first start) is restored on the next run instead of building the data dir again.
+      const dir = RSS_KEEP ? join(RSS_KEEP, 'devnet') : tmp;
+      const pristine = RSS_KEEP ? join(RSS_KEEP, 'pristine') : '';
+      const kept = RSS_KEEP ? join(RSS_KEEP, 'populate.json') : '';
+      const reuse = RSS_KEEP !== undefined && existsSync(kept);
+      if (reuse) {
+        rmSync(dir, { recursive: true, force: true });
+        cpSync(pristine, dir, { recursive: true });
+      }
       // Epochs long enough that the run stays in the genesis committee's epoch (the processes start long after the genesis time).
-      const dn = await cli.prepareDevnet({ dir, basePort, reset: true, shards: 1, validators: RSS_VALIDATORS, fullNodes: 0, accounts: 64, logFormat: 'json', scryptN: 1 << 12, epochLength: 1_000_000, readyTimeoutMs: 180_000, cryptoBackend: backend });
+      const dn = await cli.prepareDevnet({ dir, basePort, reset: !reuse, shards: 1, validators: RSS_VALIDATORS, fullNodes: 0, accounts: 64, logFormat: 'json', scryptN: 1 << 12, epochLength: 1_000_000, readyTimeoutMs: 180_000, cryptoBackend: backend });
       try {
         const vals = dn.manifest.processes.filter((p) => p.role === 'validator');
         db0 = join(vals[0]!.dataDir, 'db');
-        progress(`rss: pre-populating ${db0} with ${RSS_ACCOUNTS.toLocaleString('en')} accounts…`);
-        populate = await runChild<PopulateResult>({ kind: 'populate', tree, genesisFile: dn.manifest.genesis, dbDir: db0, accounts: RSS_ACCOUNTS, chunk: CHUNK, keysFile });
-        progress(`rss: ${populate.dataDirMB} MB in ${r1(populate.buildMs / 1000)} s (${populate.bulkBlocks} blocks of writes, head ${populate.headHeight}), peak RSS of the writer ${populate.peakRssMB} MB`);
+        if (reuse) {
+          populate = JSON.parse(readFileSync(kept, 'utf8')) as PopulateResult;
+          progress(`rss: reusing the pre-populated devnet of ${RSS_KEEP} (${populate.accounts.toLocaleString('en')} accounts, built in ${r1(populate.buildMs / 1000)} s)`);
+          if (populate.accounts !== RSS_ACCOUNTS) throw new Error(`--rss-keep ${RSS_KEEP} holds ${populate.accounts} accounts, not --rss-accounts ${RSS_ACCOUNTS}`);
+        } else {
+          progress(`rss: pre-populating ${db0} with ${RSS_ACCOUNTS.toLocaleString('en')} accounts…`);
+          populate = await runChild<PopulateResult>({ kind: 'populate', tree, genesisFile: dn.manifest.genesis, dbDir: db0, accounts: RSS_ACCOUNTS, chunk: CHUNK, keysFile });
+          progress(`rss: ${populate.dataDirMB} MB in ${r1(populate.buildMs / 1000)} s (${populate.bulkBlocks} blocks of writes, head ${populate.headHeight}), peak RSS of the writer ${populate.peakRssMB} MB`);
+          if (RSS_KEEP) {
+            rmSync(pristine, { recursive: true, force: true });
+            cpSync(dir, pristine, { recursive: true });
+            writeFileSync(kept, JSON.stringify(populate));
+          }
+        }
       } catch (e) {
         await dn.stop();
         throw e;
