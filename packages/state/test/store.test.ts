@@ -183,3 +183,15 @@ describe('store: branches', () => {
     assert.ok(checks >= 60 * 36);
   });
 });
+
+describe('store: committed trie regressions', () => {
+  it('writes that insert beside a node (splitting its skip) while deleting every key under it leave none of those keys', () => {
+    const s = TrieState.memory();
+    s.apply(new Map([['7f0000', v('a')], ['7f0001', v('b')], ['ff', v('c')]]));
+    // 7f7f and 7fff split the node at 7f000 (skip 'f000'); the same block deletes both of its keys
+    s.apply(new Map<string, Uint8Array | null>([['7f0000', null], ['7f0001', null], ['7f7f', v('d')], ['7fff', v('e')]]));
+    assert.deepEqual(s.range('', MAX_RANGE).map(([k]) => k), ['7f7f', '7fff', 'ff']);
+    assert.equal(s.count, 3);
+    assert.deepEqual(s.root(), WorldState.fromEntries([['7f7f', v('d')], ['7fff', v('e')], ['ff', v('c')]]).root());
+  });
+});
