@@ -300,6 +300,7 @@ export class Updater {
     const Q = P.slice(0, m); // the new node's full path; n moves to Q ‖ P[m]
     const slots = emptySlots();
     const moveNibble = nibbleOf(P[m]!);
+    let movedWritten = false;
     let i = lo;
     while (i < hi) {
       const k = this.keys[i]!;
@@ -317,15 +318,17 @@ export class Updater {
       let j = i + 1;
       while (j < hi && this.keys[j]!.startsWith(Q) && this.keys[j]!.charCodeAt(Q.length) === c) j++;
       const s = nibbleOf(k[Q.length]!);
-      if (s === moveNibble) slots[s] = this.internal(Q + NIBBLE_HEX[s], n, P.slice(m + 1), true, i, j) as Desc | null;
-      else {
+      if (s === moveNibble) {
+        slots[s] = this.internal(Q + NIBBLE_HEX[s], n, P.slice(m + 1), true, i, j) as Desc | null;
+        movedWritten = true;
+      } else {
         const live = this.inserts(i, j);
         slots[s] = this.build(Q + NIBBLE_HEX[s], live.keys, live.vals, 0, live.keys.length);
       }
       i = j;
     }
-    // No write under n's new place: n only moves.
-    if (!slots[moveNibble]) slots[moveNibble] = this.internal(Q + NIBBLE_HEX[moveNibble], n, P.slice(m + 1), true, hi, hi) as Desc | null;
+    // No write under n's new place: n only moves. (Writes that deleted all of n leave its slot empty: not this case.)
+    if (!movedWritten) slots[moveNibble] = this.internal(Q + NIBBLE_HEX[moveNibble], n, P.slice(m + 1), true, hi, hi) as Desc | null;
     return this.finalize(S, Q.slice(S.length), slots, null, false);
   }
 
