@@ -76,6 +76,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
     const registry = new Registry(g, await store.loadRegistry(), backendName);
     const restored = await store.loadEntries();
     const coordinator = new Coordinator({ signer: beaconTxSigner(g.chainId, g.scheme, cfg.beaconKey, backend), resendSlots: cfg.resendSlots, participants: new Map([[STAKING_ID, registry]]) }, restored);
+    metrics.bindLog(coordinator);
     const p2p = await createP2PNode({
       peerKeyPath,
       listen: cfg.listen,

@@ -22,6 +22,7 @@ import {
 import {
   WorldState,
   changesOf,
+  xfer,
   checkCertificate,
   checkCertificateShape,
   checkCertificateStructure,
@@ -41,6 +42,7 @@ import { STATE_FORMAT, type BlockCommit, type ChainStore } from '@qnexus/db';
 import { EpochBook, type EpochBookOptions } from './epochs.js';
 import type { TxVerifier } from './verifier.js';
 import type { Logger } from '@qnexus/runtime';
+import type { StateStats } from './metrics.js';
 
 /**
  * A proposal must reach every validator and be checked well inside the propose
@@ -731,8 +733,16 @@ export class Chain {
   prunedNodes = 0;
 
   /** The state figures the metrics show. */
-  stateStats(): { entries: number; baseHeight: number; oldestVersion: number; prunedNodes: number } {
-    return { entries: this.state.kv.count, baseHeight: this.baseHeight, oldestVersion: Math.max(this.baseHeight, this.headHeight - this.retention), prunedNodes: this.prunedNodes };
+  stateStats(): StateStats {
+    const x = xfer.pruneStats(this.state);
+    return {
+      entries: this.state.kv.count,
+      baseHeight: this.baseHeight,
+      oldestVersion: Math.max(this.baseHeight, this.headHeight - this.retention),
+      prunedNodes: this.prunedNodes,
+      xferRecordsPruned: Number(x.pruned),
+      xferTombstones: Number(x.tombstones),
+    };
   }
 
   /** The batch write that will take the blocks deferred now (see `flush`). */

@@ -16,11 +16,12 @@ export function recordedHeight(rec: XferRecord): number {
 
 /**
  * The ids of the newest cross-shard transfer records of this shard (any kind: transfers, stake,
- * unstake, fees, releases), newest first by the height that recorded them. The state keeps every
- * record for good but has no order; this index is seeded once from the state at start and fed
+ * unstake, fees, releases), newest first by the height that recorded them. The state keeps a
+ * record until its retention window after settlement (then prunes it) and has no order by height;
+ * this index is seeded once from the state at start and fed
  * with each committed block's changed records (`Engine.commitListeners`), so listing costs
  * nothing per request. The records themselves are read from the state when listed, so a
- * transfer shows its current phases.
+ * transfer shows its current phases (a pruned one is skipped: a list may come back shorter than asked).
  */
 export class RecentXfers {
   /** id hex → [recorded height, arrival order]. */

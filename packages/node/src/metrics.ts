@@ -55,6 +55,8 @@ export function createMetrics() {
     stateBaseHeight: new Gauge({ name: 'qnexus_state_base_height', help: 'First height whose block and state this node holds (0, or the snapshot it started from)', registers: r }),
     stateOldestVersion: new Gauge({ name: 'qnexus_state_oldest_version', help: 'Oldest state version (height) kept for proofs and snapshots: head minus --state-retention, at least the base', registers: r }),
     statePrunedNodes: new Gauge({ name: 'qnexus_state_pruned_nodes_total', help: 'Trie nodes deleted by pruning since the process started', registers: r }),
+    xferRecordsPruned: new Gauge({ name: 'qnexus_xshard_records_pruned', help: 'Settled cross-shard records pruned from this shard\'s state so far (a running total kept in the state)', registers: r }),
+    xferTombstones: new Gauge({ name: 'qnexus_xshard_tombstones', help: 'Tombstones of pruned cross-shard records held in state (refusing replays until their deadline window ends)', registers: r }),
   };
   return m;
 }
@@ -65,6 +67,8 @@ export interface StateStats {
   baseHeight: number;
   oldestVersion: number;
   prunedNodes: number;
+  xferRecordsPruned: number;
+  xferTombstones: number;
 }
 
 /** Read the state gauges from `stats` at every scrape (no work between scrapes). */
@@ -76,6 +80,8 @@ export function bindState(m: Metrics, stats: () => StateStats): void {
   read(m.stateBaseHeight, 'baseHeight');
   read(m.stateOldestVersion, 'oldestVersion');
   read(m.statePrunedNodes, 'prunedNodes');
+  read(m.xferRecordsPruned, 'xferRecordsPruned');
+  read(m.xferTombstones, 'xferTombstones');
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -251,8 +251,9 @@ export class XShard {
           this.metrics.xshardReceived.inc({ kind, result: r });
         } catch (e) {
           const code = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
-          // A replay of a phase already applied here is normal (the beacon re-sends until it hears back).
-          if (code === 'XS_ALREADY_DECIDED' || code === 'XS_DUPLICATE') {
+          // A replay of a phase already applied here is normal (the beacon re-sends until it hears back),
+          // and so is one for a transfer settled and pruned here since (after an outage longer than the window).
+          if (code === 'XS_ALREADY_DECIDED' || code === 'XS_DUPLICATE' || code === 'XS_PRUNED' || code === 'XS_EXPIRED') {
             this.metrics.xshardReceived.inc({ kind, result: 'replay' });
             return;
           }
