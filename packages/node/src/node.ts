@@ -86,7 +86,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     shutdown.add(() => chain.epochs.stop());
     // A node at genesis far behind its peers (or one whose snapshot sync was cut short) first takes
     // the state of a recent certified height from them; block sync and gossip go on from there.
-    const snapshots = new SnapshotService(chain, p2p, t, metrics, log, { importer: (root, height) => new TrieImporter(root, height), chunkItems: tuning.snapshotChunkItems });
+    const snapshots = new SnapshotService(chain, p2p, t, metrics, log, {
+      importer: (root, height) => new TrieImporter(root, height),
+      chunkItems: tuning.snapshotChunkItems,
+      // A node given no peer to dial has no one to take a snapshot from: it does not wait for offers.
+      ...(cfg.bootstrap.length === 0 ? { findPeersMs: 0 } : {}),
+    });
     shutdown.add(() => snapshots.stop());
     const joined = await snapshots.join(tuning.sync, tuning.snapshotThreshold);
     if ('skipped' in joined) log.debug('snapshot sync not used', { reason: joined.skipped });

@@ -303,6 +303,7 @@ export class SnapshotService {
     // No chain can be more than a block per slot long: a young chain is replayed.
     if (this.chain.latestPlausibleRound() <= this.chain.headHeight + threshold) return { skipped: 'the chain is shorter than the snapshot threshold' };
     const minHeight = this.chain.headHeight + threshold + 1;
+    this.log.info('snapshot: asking peers for a snapshot above the threshold', { threshold, minHeight });
     let lastError: unknown = null;
     let reset = false;
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.stopped; attempt++) {

@@ -19,6 +19,10 @@ interface NodeOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   txGossipBatch: number;
   txGossipFlushMs?: number;
   admissionJournal?: boolean;
+  sync?: 'snapshot' | 'blocks';
+  snapshotThreshold?: number;
+  snapshotChunkItems?: number;
+  stateRetention?: number;
 }
 
 /** `--admission-journal true|false` (a value, so QNEXUS_ADMISSION_JOURNAL and config files can say false). */
@@ -32,6 +36,8 @@ function parseOnOff(v: string): boolean {
 const MAX_TX_BATCH = 64;
 const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
 const DEFAULT_TX_GOSSIP_FLUSH_MS = 100;
+const DEFAULT_SNAPSHOT_THRESHOLD = 500;
+const DEFAULT_STATE_RETENTION = 1000;
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7000';
 
@@ -58,6 +64,15 @@ export function nodeCommand(parent: Command): Command {
       'journal every acknowledged transaction durably (fsync, group-committed) before the 202, so a crash of this node loses none; false only to measure its cost (default true)',
       parseOnOff,
     )
+    .addOption(
+      new Option(
+        '--sync <mode>',
+        `how a node at genesis catches up: snapshot (download and verify the state of a recent certified height from peers, then sync blocks from there) when the best peer is more than --snapshot-threshold heights ahead, else blocks; blocks always replays every block from genesis (default snapshot)`,
+      ).choices(['snapshot', 'blocks']),
+    )
+    .option('--snapshot-threshold <heights>', `join by snapshot only when the best peer's head is more than this many heights above ours (default ${DEFAULT_SNAPSHOT_THRESHOLD})`, intParser(0, 1_000_000_000))
+    .option('--state-retention <heights>', `state versions kept behind the head, for the snapshots served to peers and proofs at recent heights (default ${DEFAULT_STATE_RETENTION})`, intParser(1, 1_000_000_000))
+    .addOption(new Option('--snapshot-chunk-items <n>', 'snapshot items asked per chunk request (tests)').argParser(intParser(1, 4096)).hideHelp())
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
   addPassphraseOptions(cmd, { envDefaults: false }).addHelpText(
     'after',
@@ -113,5 +128,9 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   if (o.verifyCacheSize !== undefined) cfg.verifyCacheSize = o.verifyCacheSize;
   if (o.txGossipFlushMs !== undefined) cfg.txGossipFlushMs = o.txGossipFlushMs;
   if (o.admissionJournal !== undefined) cfg.admissionJournal = o.admissionJournal;
+  if (o.sync !== undefined) cfg.sync = o.sync;
+  if (o.snapshotThreshold !== undefined) cfg.snapshotThreshold = o.snapshotThreshold;
+  if (o.snapshotChunkItems !== undefined) cfg.snapshotChunkItems = o.snapshotChunkItems;
+  if (o.stateRetention !== undefined) cfg.stateRetention = o.stateRetention;
   return cfg;
 }
