@@ -351,11 +351,16 @@ function topSelf(p: CpuProfile, n: number): { fn: string; where: string; selfPct
   return [...by.values()].sort((a, b) => b.hits - a.hits).slice(0, n).map((e) => ({ fn: e.fn, where: e.where, selfPct: r1((100 * e.hits) / total) }));
 }
 
+/** Bytes under `dir`; a file LevelDB's compaction removes meanwhile counts 0. */
 function duBytes(dir: string): number {
   let n = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    n += e.isDirectory() ? duBytes(p) : statSync(p).size;
+    try {
+      n += e.isDirectory() ? duBytes(p) : statSync(p).size;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
   }
   return n;
 }
