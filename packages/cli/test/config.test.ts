@@ -131,7 +131,7 @@ describe('cli: configuration from file, environment and flags', function () {
   it('rejects unknown keys (naming them and the valid ones), a passphrase, and a file that is not a JSON object', async () => {
     const unknown = await run(['node', ...REQUIRED, '--config', await configFile({ apiPort: 1, rpcPort: 2 })]);
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, /^error \[BAD_CONFIG\]: config file .*qnexus\.json: unknown key "rpcPort"; valid keys: dataDir, genesis, shard, validator, listen, .*apiPort, .*logFormat, logLevel, cryptoBackend, verifyWorkers, verifyCacheSize, txGossipBatch, txGossipFlushMs, admissionJournal, sync, snapshotThreshold, stateRetention, passphraseEnv, passphraseFile$/m);
+    assert.match(unknown.stderr, /^error \[BAD_CONFIG\]: config file .*qnexus\.json: unknown key "rpcPort"; valid keys: dataDir, genesis, shard, validator, listen, .*apiPort, .*logFormat, logLevel, cryptoBackend, verifyWorkers, verifyCacheSize, txGossipBatch, txGossipFlushMs, admissionJournal, sync, snapshotThreshold, stateRetention, stateCacheMb, passphraseEnv, passphraseFile$/m);
     const kebab = await run(['node', ...REQUIRED, '--config', await configFile({ 'data-dir': 'x' })]);
     assert.equal(kebab.code, 1);
     assert.match(kebab.stderr, /unknown key "data-dir" \(keys are camelCase: "dataDir"\)/);

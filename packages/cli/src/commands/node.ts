@@ -23,6 +23,7 @@ interface NodeOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   snapshotThreshold?: number;
   snapshotChunkItems?: number;
   stateRetention?: number;
+  stateCacheMb?: number;
 }
 
 /** `--admission-journal true|false` (a value, so QNEXUS_ADMISSION_JOURNAL and config files can say false). */
@@ -38,6 +39,7 @@ const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
 const DEFAULT_TX_GOSSIP_FLUSH_MS = 100;
 const DEFAULT_SNAPSHOT_THRESHOLD = 500;
 const DEFAULT_STATE_RETENTION = 1000;
+const DEFAULT_STATE_CACHE_MB = 48;
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7000';
 
@@ -72,6 +74,7 @@ export function nodeCommand(parent: Command): Command {
     )
     .option('--snapshot-threshold <heights>', `join by snapshot only when the best peer's head is more than this many heights above ours (default ${DEFAULT_SNAPSHOT_THRESHOLD})`, intParser(0, 1_000_000_000))
     .option('--state-retention <heights>', `state versions kept behind the head, for the snapshots served to peers and proofs at recent heights (default ${DEFAULT_STATE_RETENTION})`, intParser(1, 1_000_000_000))
+    .option('--state-cache-mb <MiB>', `memory for the state's caches (trie nodes and values read from disk); the state itself stays on disk, so this bounds its memory whatever the number of accounts (default ${DEFAULT_STATE_CACHE_MB})`, intParser(1, 1_000_000))
     .addOption(new Option('--snapshot-chunk-items <n>', 'snapshot items asked per chunk request (tests)').argParser(intParser(1, 4096)).hideHelp())
     .addOption(new Option('--stop-on-stdin-close', 'stop when stdin reaches end of file (used by the devnet launcher)').hideHelp());
   addPassphraseOptions(cmd, { envDefaults: false }).addHelpText(
@@ -132,5 +135,6 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   if (o.snapshotThreshold !== undefined) cfg.snapshotThreshold = o.snapshotThreshold;
   if (o.snapshotChunkItems !== undefined) cfg.snapshotChunkItems = o.snapshotChunkItems;
   if (o.stateRetention !== undefined) cfg.stateRetention = o.stateRetention;
+  if (o.stateCacheMb !== undefined) cfg.stateCacheMb = o.stateCacheMb;
   return cfg;
 }
