@@ -107,7 +107,7 @@ export class Updater {
   private readonly removed: [string, boolean, number][] = [];
   private readonly puts: [Uint8Array, Uint8Array][] = [];
   private readonly putNames: string[] = [];
-  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  private readonly scratch = new Uint8Array(SCRATCH_BYTES);
   /** Stored nodes and keys are carved from large blocks: one ArrayBuffer per node cost more than hashing it. */
   // Blocks grow from 4 KiB, so a small update does not hold a large one until its flush.
   private arena = new Uint8Array(0);
@@ -120,7 +120,8 @@ export class Updater {
       this.arenaNext = Math.min(2 * this.arenaNext, ARENA_BYTES);
       this.arenaAt = 0;
     }
-    const out = this.arena.subarray(this.arenaAt, this.arenaAt + n);
+    // A view by constructor: `subarray` looks up the species constructor on every call.
+    const out = new Uint8Array(this.arena.buffer, this.arenaAt, n);
     this.arenaAt += n;
     return out;
   }
@@ -418,7 +419,7 @@ export class Updater {
       copy(nb, 1, sc, 1, 4 + kl);
       sc.set(hash('sha256', d.value, 'buffer') as unknown as Buffer, 5 + kl);
       bytes = nb;
-      h = hash('sha256', sc.subarray(0, 5 + kl + 32), 'buffer') as unknown as Buffer;
+      h = hash('sha256', new Uint8Array(sc.buffer, 0, 5 + kl + 32), 'buffer') as unknown as Buffer;
       count = 1;
     } else {
       const P = path + d.skip;
@@ -451,7 +452,7 @@ export class Updater {
       }
       copy(nb, 0, sc, 0, base);
       for (let x = 0; x < k; x++) copy(nb, base + x * REF_BYTES, sc, base + 32 * x, 32);
-      h = hash('sha256', sc.subarray(0, base + 32 * k), 'buffer') as unknown as Buffer;
+      h = hash('sha256', new Uint8Array(sc.buffer, 0, base + 32 * k), 'buffer') as unknown as Buffer;
       bytes = nb;
       count = d.count;
     }
