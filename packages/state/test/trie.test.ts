@@ -265,6 +265,36 @@ describe('MerkleTrie', () => {
     expectCode('INTERNAL', () => again.apply(t.update(new Map(), 2)));
   });
 
+  it('a split whose writes delete every key of the node it moves down drops that node', () => {
+    // '0161aa01' and '0161aa02' share a node at '0' (skip '161aa0'); inserting '0162' splits it inside the
+    // skip while the same update deletes both of its keys.
+    const db = new MemoryTrieDB();
+    const t = new MerkleTrie(db, -1);
+    const model: Model = new Map([
+      ['0161aa01', new Uint8Array([1])],
+      ['0161aa02', new Uint8Array([2])],
+      ['ff', new Uint8Array([3])],
+    ]);
+    const u0 = t.update(new Map(model), 0);
+    t.apply(u0);
+    db.apply(u0);
+    const w = new Map<string, Uint8Array | null>([
+      ['0161aa01', null],
+      ['0161aa02', null],
+      ['0162', new Uint8Array([4])],
+    ]);
+    const u1 = t.update(w, 1);
+    t.apply(u1);
+    db.apply(u1);
+    model.delete('0161aa01');
+    model.delete('0161aa02');
+    model.set('0162', new Uint8Array([4]));
+    assert.deepEqual(t.root(), specRoot(model));
+    assert.equal(t.count, 2);
+    assert.deepEqual(t.range('01', 10), [['0162', new Uint8Array([4])]]);
+    assert.equal(reachable(db, [1]).size + u1.stale.length, db.size);
+  });
+
   it('writes that change nothing cost nothing but the new root', () => {
     const db = new MemoryTrieDB();
     const t = new MerkleTrie(db, -1);
