@@ -1347,8 +1347,8 @@ function replayEstimate(res: BlocksResult[], accounts: number): ReplayEstimate |
     transfersPerBlock,
     blocks: Math.ceil(accounts / transfersPerBlock),
     bytes: accounts * (v.txBytes + 4),
-    verifyMsPerTx: r2(verifyMsPerTx * 1000) / 1000,
-    commitMsPerTx: { smallest: r2(lo * 1000) / 1000, largest: r2(hi * 1000) / 1000 },
+    verifyMsPerTx: Number(verifyMsPerTx.toFixed(4)),
+    commitMsPerTx: { smallest: Number(lo.toFixed(4)), largest: Number(hi.toFixed(4)) },
     seconds: { low: Math.round((accounts * (verifyMsPerTx + lo)) / 1000), high: Math.round((accounts * (verifyMsPerTx + hi)) / 1000) },
   };
 }
