@@ -162,7 +162,8 @@ export class TrieState implements KVReader, StateCommitment {
 
   private updateFor(writes: Writes, version: number): TrieUpdate {
     if (this.hashed?.writes === writes && this.hashed.update.version === version) return this.hashed.update;
-    const update = this.trie.update(writes, version);
+    // The values execution just read (cached) let the trie skip reading the leaves it replaces.
+    const update = this.trie.update(writes, version, (k) => this.get(k));
     this.hashed = { writes, update };
     return update;
   }

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { bytesEqual } from '@qnexus/crypto';
+import { bytesEqual, fromHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import type { KeyHex } from './store.js';
 import {
@@ -9,6 +9,7 @@ import {
   TAG_INTERNAL,
   TAG_LEAF_STORED,
   hasSlot,
+  leafHash,
   leafValue,
   nibbleOf,
   nodeKey,
@@ -81,6 +82,9 @@ interface Kept {
 type Desc = Keep | NewLeaf | NewInternal;
 const KEPT: Kept = { t: 3 };
 
+/** The committed value of a key as the caller knows it (undefined: unknown or absent); see Updater.leaf. */
+export type PriorValue = (keyHex: string) => Uint8Array | undefined;
+
 const refVersion = (k: Keep): number => readU64(k.src, k.off + 32);
 const refIsLeaf = (k: Keep): boolean => k.src[k.off + 40] === 1;
 
@@ -142,6 +146,7 @@ export class Updater {
     private readonly keys: string[],
     private readonly vals: (Uint8Array | null)[],
     private readonly version: number,
+    private readonly prior?: PriorValue,
   ) {}
 
   /** The update on top of `old` (the committed root node; undefined for the never-stored empty trie). */
@@ -194,6 +199,19 @@ export class Updater {
 
   /** A leaf's subtree after writes: unchanged if they change nothing, else rebuilt from its entry and the writes. */
   private leaf(S: string, end: boolean, v: number, old: Keep, lo: number, hi: number): Desc | null {
+    if (hi - lo === 1 && this.prior) {
+      // One write to a key whose committed value the caller knows (execution just read it): if that
+      // (key, value) hashes to the leaf here, the leaf is that key and its stored node need not be read.
+      // A wrong or missing prior only falls through to the read below.
+      const k = this.keys[lo]!;
+      const pv = this.prior(k);
+      if (pv !== undefined && bytesEqual(leafHash(fromHex(k), pv), old.src.subarray(old.off, old.off + 32))) {
+        const val = this.vals[lo];
+        if (val && bytesEqual(val, pv)) return old;
+        this.removed.push([S, end, v]);
+        return val ? { t: 1, key: k, value: val } : null;
+      }
+    }
     const ln = this.trie.node(S, end, v);
     if (!ln.leaf) throw new QnexusError('INTERNAL', 'trie node kind disagrees with its parent');
     const lk = ln.keyHex;

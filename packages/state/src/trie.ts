@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { bytesEqual, toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import { MAX_RANGE, type KeyHex } from './store.js';
-import { META, Updater, type TrieUpdate } from './trie-update.js';
+import { META, Updater, type PriorValue, type TrieUpdate } from './trie-update.js';
 import {
   EMPTY_ROOT,
   END_SLOT,
@@ -34,7 +34,7 @@ import {
   type TrieNode,
 } from './trie-node.js';
 
-export type { TrieUpdate } from './trie-update.js';
+export type { PriorValue, TrieUpdate } from './trie-update.js';
 export { TrieImporter } from './trie-snapshot.js';
 export {
   MAX_KEY_BYTES,
@@ -374,7 +374,7 @@ export class MerkleTrie {
    * in chunks): the nodes it replaces are then garbage (`dels`), not stale. Pure:
    * nothing is installed.
    */
-  update(writes: ReadonlyMap<KeyHex, Uint8Array | null>, version: number): TrieUpdate {
+  update(writes: ReadonlyMap<KeyHex, Uint8Array | null>, version: number, prior?: PriorValue): TrieUpdate {
     if (!Number.isSafeInteger(version) || version < 0 || version < this.ver) {
       throw new RangeError(`trie update at version ${version} on committed version ${this.ver}`);
     }
@@ -385,7 +385,7 @@ export class MerkleTrie {
     }
     keys.sort();
     const vals = keys.map((k) => writes.get(k)!);
-    return new Updater(this, keys, vals, version).run(this.ver >= 0 ? this.rootNode(this.ver) : undefined);
+    return new Updater(this, keys, vals, version, prior).run(this.ver >= 0 ? this.rootNode(this.ver) : undefined);
   }
 
   /** Install an update computed on the committed version: its nodes are readable at once (kept in memory until `flushed(u)`). */

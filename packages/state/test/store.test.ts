@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { toHex, utf8 } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
-import { Branch, MAX_RANGE, TrieState, WorldState } from '@qnexus/state';
+import { Branch, MAX_RANGE, MemoryTrieDB, MerkleTrie, TrieState, WorldState } from '@qnexus/state';
 import { prng, snapshot } from './helpers.js';
 
 const hexCmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -193,5 +193,28 @@ describe('store: committed trie regressions', () => {
     assert.deepEqual(s.range('', MAX_RANGE).map(([k]) => k), ['7f7f', '7fff', 'ff']);
     assert.equal(s.count, 3);
     assert.deepEqual(s.root(), WorldState.fromEntries([['7f7f', v('d')], ['7fff', v('e')], ['ff', v('c')]]).root());
+  });
+});
+
+describe('store: the trie update told the committed values', () => {
+  it('gives the same root and nodes with a right prior, a wrong one or none (a wrong prior only costs a read)', () => {
+    const rand = prng(0x9a1);
+    const base = new Map<string, Uint8Array>();
+    for (let i = 0; i < 300; i++) base.set('01' + toHex(utf8(`k${i}`)), v(`v${i}`));
+    const writes = new Map<string, Uint8Array | null>();
+    for (const k of base.keys()) if (rand() < 0.3) writes.set(k, rand() < 0.2 ? null : v(`w${k}`));
+    for (let i = 0; i < 20; i++) writes.set('01' + toHex(utf8(`new${i}`)), v(`n${i}`));
+    const results = (['none', 'right', 'wrong', 'absent'] as const).map((mode) => {
+      const db = new MemoryTrieDB();
+      const t = new MerkleTrie(db, -1);
+      const u0 = t.update(base, 0);
+      t.apply(u0);
+      db.apply(u0);
+      t.flushed(u0);
+      const prior = mode === 'none' ? undefined : (k: string) => (mode === 'right' ? base.get(k) : mode === 'wrong' ? v('lie') : undefined);
+      const u = t.update(writes, 1, prior);
+      return { root: toHex(u.root), puts: u.puts.map(([k, x]) => toHex(k) + toHex(x)).sort(), stale: u.stale.map((k) => toHex(k)).sort() };
+    });
+    for (const r of results.slice(1)) assert.deepEqual(r, results[0]);
   });
 });
