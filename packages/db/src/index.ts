@@ -64,6 +64,13 @@ function u64be(n: number): Bytes {
   return new Writer(8).u64(n).finish();
 }
 
+function prefixed(prefix: Bytes, k: Bytes): Bytes {
+  const out = new Uint8Array(prefix.length + k.length);
+  out.set(prefix);
+  out.set(k, prefix.length);
+  return out;
+}
+
 function encodeKeyList(keys: readonly Bytes[]): Bytes {
   const w = new Writer(4 + keys.reduce((n, k) => n + 2 + k.length, 0)).u32(keys.length);
   for (const k of keys) w.u16(k.length).fixed(k, k.length);
@@ -318,13 +325,18 @@ export class ChainStore {
     await batch.write({ sync: true });
   }
 
+  private nodePrefix: Bytes | undefined;
+
   private putState(batch: ReturnType<ClassicLevel<Bytes, Bytes>['batch']>, writes: ReadonlyMap<string, Bytes | null>, trie: TrieNodes): void {
     for (const [k, v] of writes) {
       if (v) batch.put(fromHex(k), v, { sublevel: this.state });
       else batch.del(fromHex(k), { sublevel: this.state });
     }
-    for (const k of trie.dels) batch.del(k, { sublevel: this.nodes });
-    for (const [k, v] of trie.puts) batch.put(k, v, { sublevel: this.nodes });
+    // Thousands of nodes a block: prefixed here once each instead of through the sublevel option's per-key
+    // encoding (a third of the batch's building time).
+    const nodePrefix = (this.nodePrefix ??= new TextEncoder().encode(this.nodes.prefix));
+    for (const k of trie.dels) batch.del(prefixed(nodePrefix, k));
+    for (const [k, v] of trie.puts) batch.put(prefixed(nodePrefix, k), v);
     // One record per version, not one per node: a block replaces thousands of nodes.
     if (trie.stale.length) batch.put(u64be(trie.version), encodeKeyList(trie.stale), { sublevel: this.stale });
   }
