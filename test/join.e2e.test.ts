@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { BEACON_NAME } from '@qnexus/cli';
 import { QNEXUS_BIN } from '../packages/cli/test/helpers.js';
 import { QnexusClient } from '@qnexus/sdk';
+import { createP2PNode, topics, type P2PNode } from '@qnexus/p2p';
 import { chainView, jsonLogLines, randomBasePort, shardNodes, startTestNet, transfer, waitFor, freshAddressOn, type TestNet } from './helpers.js';
 
 interface Joiner {
@@ -20,23 +21,26 @@ describe('joining a running devnet from another machine (real processes)', funct
   let net: TestNet;
   let home: string;
   let joiner: Joiner | undefined;
+  let snapshotJoiner: Joiner | undefined;
+  let liar: P2PNode | undefined;
   const base = randomBasePort();
   const p2pPort = base + 50;
   const apiPort = base + 51;
   const api = new QnexusClient(`http://127.0.0.1:${apiPort}`);
 
   /** `qnexus node` exactly as an operator types it: --genesis, one --bootstrap, ports, a data dir. */
-  function startJoiner(bootstrap: string, logName: string): Joiner {
+  function startJoiner(bootstrap: string, logName: string, node: { data: string; p2p: number; api: number; flags: string[] } = { data: 'data', p2p: p2pPort, api: apiPort, flags: [] }): Joiner {
     const logFile = join(home, logName);
     const child = spawn(process.execPath, [
       ...QNEXUS_BIN, 'node',
       '--shard', '1',
-      '--data-dir', join(home, 'data'),
+      '--data-dir', join(home, node.data),
       '--genesis', join(home, 'genesis.json'),
       '--bootstrap', bootstrap,
-      '--listen', `/ip4/127.0.0.1/tcp/${p2pPort}`,
-      '--api-port', String(apiPort),
+      '--listen', `/ip4/127.0.0.1/tcp/${node.p2p}`,
+      '--api-port', String(node.api),
       '--log-format', 'json',
+      ...node.flags,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = createWriteStream(logFile);
     child.stdout!.pipe(out);
@@ -58,10 +62,13 @@ describe('joining a running devnet from another machine (real processes)', funct
 
   after(async function () {
     this.timeout(60_000);
-    if (joiner && joiner.child.exitCode === null) {
-      joiner.child.kill('SIGKILL');
-      await joiner.exited;
+    for (const j of [joiner, snapshotJoiner]) {
+      if (j && j.child.exitCode === null) {
+        j.child.kill('SIGKILL');
+        await j.exited;
+      }
     }
+    await liar?.stop();
     await net?.cleanup();
     if (home) rmSync(home, { recursive: true, force: true });
   });
@@ -150,5 +157,75 @@ describe('joining a running devnet from another machine (real processes)', funct
     assert.equal(done.status, 'final');
     await waitFor('the joiner caught up', () => api.status(), (s) => s.finalizedHeight >= done.block!.height, 20_000, 250);
     assert.equal((await api.account(to)).balance, '5');
+  });
+
+  it('a fresh node joins by snapshot at a certified height, has the validators’ state, then follows blocks; a peer serving corrupted chunks is penalised and the sync completes from honest peers', async function () {
+    this.timeout(90_000);
+    const s1 = shardNodes(net, 1);
+    const v1 = net.devnet.client(s1[0]!);
+    const honest = net.devnet.process(s1[0]!);
+    // A liar on the snapshot protocol: it passes on what an honest validator serves, with one byte
+    // of the first item of every chunk flipped (offers untouched, so it looks like a good server).
+    const protocol = topics(net.chainId, 1).snapshotProtocol;
+    liar = await createP2PNode({ peerKeyPath: join(home, 'liar.key'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 1 << 20, log: () => undefined });
+    const l = liar;
+    let corrupted = 0;
+    await l.dial(honest.multiaddr);
+    await l.handle(protocol, { maxInboundStreams: 8, maxOutboundStreams: 8, maxRequestBytes: 4096, timeoutMs: 30_000 }, async function* (req) {
+      let first = req[0] === 2;
+      for await (const frame of l.request(honest.peerId, protocol, req, { timeoutMs: 20_000, maxResponseFrameBytes: 8 << 20, maxFrames: 5000 })) {
+        if (first) {
+          const bad = frame.slice();
+          bad[bad.length - 1]! ^= 1;
+          corrupted++;
+          first = false;
+          yield bad;
+        } else yield frame;
+      }
+    });
+    // History past the threshold (2), whatever ran before: blocks are made only with something to include.
+    const from = net.accountsByShard[1]![2]!;
+    const to = freshAddressOn(net, 1, 203);
+    for (let i = 0; i < 3; i++) {
+      const t = transfer(net, from, to, 10n, BigInt(i));
+      await v1.submitTx(t.raw);
+      await v1.waitForTx(t.hash, { timeoutMs: 30_000 });
+    }
+    const headBefore = (await v1.status()).finalizedHeight;
+    assert.ok(headBefore > 2, 'the chain is longer than the snapshot threshold');
+
+    // Small chunks spread the (small) state over many requests, so every server, the liar included, is asked.
+    const api2 = new QnexusClient(`http://127.0.0.1:${apiPort + 2}`);
+    snapshotJoiner = startJoiner(`${l.multiaddrs()[0]!},${honest.multiaddr}`, 'snapshot.log', {
+      data: 'data-snapshot',
+      p2p: p2pPort + 2,
+      api: apiPort + 2,
+      flags: ['--sync', 'snapshot', '--snapshot-threshold', '2', '--snapshot-chunk-items', '4'],
+    });
+    await waitFor('the snapshot joiner is up', () => api2.status().catch(() => null), (s) => s !== null, 60_000, 500);
+    const lines = logLines(snapshotJoiner);
+    const adopted = lines.find((x) => x.msg === 'snapshot adopted');
+    assert.ok(adopted, 'it joined by snapshot');
+    const H = Number(adopted['height']);
+    assert.ok(H >= headBefore - 1 && Number(adopted['entries']) > 0, `a recent height with state (${H}, head was ${headBefore})`);
+    assert.ok(corrupted >= 1, 'the liar was asked for a chunk');
+    assert.ok(
+      lines.some((x) => x.msg === 'p2p: peer penalised' && x['peerId'] === l.peerId && /snapshot: BAD_SNAPSHOT/.test(String(x['reason']))),
+      'the liar was penalised for its corrupted chunk',
+    );
+    assert.ok(!lines.some((x) => x.msg === 'p2p: peer penalised' && x['peerId'] !== l.peerId && /snapshot/.test(String(x['reason']))), 'no honest peer was penalised');
+    const metrics = await (await fetch(`${api2.baseUrl}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^qnexus_snapshot_height ${H}$`, 'm'));
+    assert.match(metrics, /^qnexus_snapshot_bad_items_total [1-9]/m);
+
+    // The same chain and state from H on, the transfers of the earlier tests included; then it follows new blocks.
+    const tx = transfer(net, from, to, 4n, 3n);
+    await v1.submitTx(tx.raw);
+    const included = await v1.waitForTx(tx.hash, { timeoutMs: 30_000 });
+    const h = included.block!.height;
+    await waitFor('the snapshot joiner has the new block', () => api2.status(), (s) => s.finalizedHeight >= h, 20_000, 250);
+    assert.equal((await api2.tx(tx.hash)).status, 'final');
+    assert.deepEqual(await chainView(api2, H, h), await chainView(v1, H, h), 'same blocks and state roots');
+    assert.equal((await api2.account(to)).balance, (await v1.account(to)).balance);
   });
 });
