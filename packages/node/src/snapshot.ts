@@ -48,8 +48,10 @@ const STREAM_LIMITS = { maxInboundStreams: 8, maxOutboundStreams: 16 };
  * while the global bound keeps the exports (synchronous trie reads) a small share of the loop.
  */
 const SNAPSHOT_BUDGET: ServeBudget = {
-  requestsPerSec: 20,
-  requestBurst: 40,
+  // Deep in a big trie most pending subtrees are small (a few hundred entries), so a joining node makes many small
+  // requests: the byte budgets below bound the work, the request rate only the stream churn.
+  requestsPerSec: 100,
+  requestBurst: 200,
   bytesPerSec: 8 * 1024 * 1024,
   byteBurst: 16 * 1024 * 1024,
   globalBytesPerSec: 16 * 1024 * 1024,
@@ -67,6 +69,9 @@ const WANT_OFFERS = 3;
 const OFFER_GRACE_MS = 3_000;
 /** How long a node at genesis looks for peers to take a snapshot from before it falls back to block sync. */
 const FIND_PEERS_MS = 20_000;
+/** A peer that refuses (e.g. over its serving budget) rests this long times its refusals in a row, and is dropped after MAX_REFUSALS of them. */
+const REST_MS = 500;
+const MAX_REFUSALS = 8;
 /** Snapshot heights tried before giving up (each after the last one's peers all failed). */
 const MAX_ATTEMPTS = 4;
 /** Codes of what a peer sent that an honest peer never sends (penalised, like sync's LIES); timeouts and stalls are too. */
@@ -451,9 +456,10 @@ export class SnapshotService {
     const asked = new Map<string, number>();
     const pickPeer = (): string | undefined => {
       let best: string | undefined;
+      const now = Date.now();
       for (const p of live) {
         const n = load.get(p) ?? 0;
-        if (n >= PARALLEL_PER_PEER) continue;
+        if (n >= PARALLEL_PER_PEER || (resting.get(p) ?? 0) > now) continue;
         if (best === undefined || n < load.get(best)! || (n === load.get(best)! && (asked.get(p) ?? 0) < (asked.get(best) ?? 0))) best = p;
       }
       if (best !== undefined) asked.set(best, (asked.get(best) ?? 0) + 1);
@@ -463,6 +469,9 @@ export class SnapshotService {
       const i = live.indexOf(peer);
       if (i >= 0) live.splice(i, 1);
     };
+    /** Refusals in a row per peer, and until when a refusing peer rests. */
+    const refusals = new Map<string, number>();
+    const resting = new Map<string, number>();
 
     /** Fetch one path's chunk from `peer`, verify it and write it; a peer at fault is judged and dropped, our own failure stops the sync. */
     const fetchPath = async (path: string, peer: string): Promise<void> => {
@@ -491,7 +500,7 @@ export class SnapshotService {
         if (!items.length) {
           // Not a lie (it may have pruned the height meanwhile), but it cannot help with this snapshot.
           this.m.failures.inc({ reason: 'SNAPSHOT_UNAVAILABLE' });
-          this.log.debug('snapshot: peer has no such chunk', { peer, height: H, path: path.slice(0, 32) });
+          this.log.info('snapshot: peer no longer serves this height; not asked again', { peer, height: H, path: path.slice(0, 32) });
           drop(peer);
           return;
         }
@@ -508,9 +517,22 @@ export class SnapshotService {
         }
       } catch (e) {
         this.judge(peer, e, 'chunk');
-        drop(peer);
+        const code = e instanceof QnexusError || e instanceof P2PRequestError ? e.code : 'INTERNAL';
+        if (LIES.has(code) || code === 'TIMEOUT' || code === 'STALLED') {
+          drop(peer);
+          return;
+        }
+        // A refusal (its serving budget resets the stream) or a broken stream: not a fault. The peer rests
+        // a moment and is asked again, unless it keeps refusing.
+        const n = (refusals.get(peer) ?? 0) + 1;
+        refusals.set(peer, n);
+        if (n >= MAX_REFUSALS) {
+          this.log.warn('snapshot: peer keeps refusing; not asked again', { peer, code, refusals: n });
+          drop(peer);
+        } else resting.set(peer, Date.now() + REST_MS * n);
         return;
       }
+      refusals.delete(peer);
       this.m.items.inc(items.length);
       try {
         await this.chain.store.writeSnapshotPart(part.puts, part.entries);
@@ -539,7 +561,11 @@ export class SnapshotService {
         }
         if (!inflight.size) {
           if (importer.done) break;
-          throw new QnexusError('SNAPSHOT_UNAVAILABLE', `no peer left to serve the snapshot of height ${H} (${importer.received}/${importer.total} entries)`);
+          if (!live.length) throw new QnexusError('SNAPSHOT_UNAVAILABLE', `no peer left to serve the snapshot of height ${H} (${importer.received}/${importer.total} entries)`);
+          // Every live peer is resting after a refusal: wait for the first to be due.
+          const due = Math.min(...live.map((p) => resting.get(p) ?? 0));
+          await new Promise((r) => setTimeout(r, Math.max(10, due - Date.now())));
+          continue;
         }
         await Promise.race(inflight.values());
       }

@@ -215,6 +215,28 @@ describe('node: snapshot sync (state sync) over real peers', function () {
     assert.ok(bytesEqual(c.chain.state.root(), a2.chain.headStateRoot));
   });
 
+  it('a peer that refuses some chunks (a reset stream, as over its serving budget) is asked again after a rest, not dropped or penalised', async () => {
+    const a = await server('a');
+    // The client's only peer: it passes on a's answers but resets its first 3 chunk streams.
+    const p2p = await createP2PNode({ peerKeyPath: join(dir, 'refuser.key'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
+    extra.push(p2p);
+    await p2p.dial(a.p2p.multiaddrs()[0]!);
+    let refused = 0;
+    await p2p.handle(t().snapshotProtocol, LIMITS, async function* (req) {
+      if (req[0] === 2 && refused < 3) {
+        refused++;
+        throw new Error('over the budget');
+      }
+      yield* p2p.request(a.p2p.peerId, t().snapshotProtocol, req, FETCH);
+    });
+    const c = await peers.peer('c', { serve: false });
+    await c.p2p.dial(p2p.multiaddrs()[0]!);
+    assert.deepEqual(await service(c).join('snapshot', 2), { adopted: BLOCKS });
+    assert.equal(refused, 3);
+    assert.ok(bytesEqual(c.chain.state.root(), a.chain.headStateRoot));
+    assert.equal(c.penalties.length, 0);
+  });
+
   it('paths: packed like node keys, bounded, canonical', () => {
     for (const p of ['', '0', 'a', '0f', 'abc', 'f'.repeat(MAX_SNAPSHOT_PATH_NIBBLES)]) {
       const bytes = encodePath(new Writer(8), p).finish();
