@@ -7,7 +7,6 @@ import {
   merkleRoot,
   merkleRootOfLeafHashes,
   verifyMerkleProof,
-  type KeyProof,
 } from '@qnexus/types';
 
 const items = (n: number, tag = 'item') => Array.from({ length: n }, (_, i) => utf8(`${tag}-${i}`));
