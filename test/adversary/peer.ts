@@ -351,7 +351,8 @@ export async function honestPeerCheck(addr: string, statusProtocol: string, time
     const peerId = multiaddr(addr).getPeerId()!;
     let frame: Uint8Array | undefined;
     const r = await p.request(peerId, statusProtocol, new Uint8Array(0), { timeoutMs: Math.max(1000, timeoutMs - (Date.now() - t0)), maxFrameBytes: 64, onFrame: (f) => (frame ??= f) });
-    if (!frame || frame.length !== 40) return { ok: false, detail: `status request: ${r.error ?? `answer of ${frame?.length ?? 0} bytes`}` };
+    // u64 head ‖ 32-byte head hash, then (nodes since snapshot sync) u64 base height
+    if (!frame || (frame.length !== 40 && frame.length !== 48)) return { ok: false, detail: `status request: ${r.error ?? `answer of ${frame?.length ?? 0} bytes`}` };
     return { ok: true, detail: `connected and served in ${Date.now() - t0} ms` };
   } finally {
     await p.stop();

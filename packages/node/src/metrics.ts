@@ -54,7 +54,7 @@ export function createMetrics() {
     stateEntries: new Gauge({ name: 'qnexus_state_entries', help: 'Key-value entries in the committed state (the trie root counts them)', registers: r }),
     stateBaseHeight: new Gauge({ name: 'qnexus_state_base_height', help: 'First height whose block and state this node holds (0, or the snapshot it started from)', registers: r }),
     stateOldestVersion: new Gauge({ name: 'qnexus_state_oldest_version', help: 'Oldest state version (height) kept for proofs and snapshots: head minus --state-retention, at least the base', registers: r }),
-    statePrunedNodes: new Gauge({ name: 'qnexus_state_pruned_nodes_total', help: 'Trie nodes deleted by pruning since the process started', registers: r }),
+    statePrunedNodes: new Gauge({ name: 'qnexus_state_pruned_nodes', help: 'Trie nodes deleted by pruning since the process started', registers: r }),
     xferRecordsPruned: new Gauge({ name: 'qnexus_xshard_records_pruned', help: 'Settled cross-shard records pruned from this shard\'s state so far (a running total kept in the state)', registers: r }),
     xferTombstones: new Gauge({ name: 'qnexus_xshard_tombstones', help: 'Tombstones of pruned cross-shard records held in state (refusing replays until their deadline window ends)', registers: r }),
   };
