@@ -1,4 +1,4 @@
-import type { Logger } from '@qnexus/runtime';
+import type { LogFields, Logger } from '@qnexus/runtime';
 
 /** One sample of a running sync: where it started, where it is, where it goes. */
 export interface SyncSample {
@@ -72,26 +72,24 @@ export interface ReporterOptions {
 }
 
 /**
- * Shows a running sync: a single-line bar redrawn in place on a TTY, otherwise a
- * structured `sync progress` log line every couple of seconds; a `sync done` line
- * at the end either way. All I/O of sync progress lives here, not in the Syncer.
+ * What both progress reporters share: a single-line bar redrawn in place on a TTY (at most every
+ * `drawEveryMs`), otherwise a structured log line every `logEveryMs`, and clearing the bar at the end.
  */
-export class SyncReporter {
-  private readonly out: NonNullable<ReporterOptions['out']>;
-  private readonly tty: boolean;
-  private readonly now: () => number;
+abstract class BarReporter<S> {
+  protected readonly out: NonNullable<ReporterOptions['out']>;
+  protected readonly tty: boolean;
+  protected readonly now: () => number;
+  protected readonly t0: number;
   private readonly logEveryMs: number;
   private readonly drawEveryMs: number;
-  private readonly t0: number;
   private lastEmit = -Infinity;
   private drawn = false;
-  private last: SyncStats;
 
   constructor(
-    private readonly log: Logger,
-    private readonly start: number,
-    private readonly target: number,
-    opts: ReporterOptions = {},
+    protected readonly log: Logger,
+    /** The structured line's message (`sync progress`, `snapshot progress`). */
+    private readonly message: string,
+    opts: ReporterOptions,
   ) {
     this.out = opts.out ?? process.stderr;
     this.tty = this.out.isTTY === true;
@@ -99,7 +97,64 @@ export class SyncReporter {
     this.logEveryMs = opts.logEveryMs ?? 2_000;
     this.drawEveryMs = opts.drawEveryMs ?? 100;
     this.t0 = this.now();
+  }
+
+  /** The bar for `st`, `barWidth` characters wide. */
+  protected abstract line(st: S, barWidth?: number): string;
+  /** The structured line's fields for `st`. */
+  protected abstract fields(st: S): LogFields;
+
+  /** Draw or log `st` when due (`t`: now). */
+  protected show(st: S, t: number): void {
+    if (t - this.lastEmit < (this.tty ? this.drawEveryMs : this.logEveryMs)) return;
+    this.lastEmit = t;
+    if (!this.tty) {
+      this.log.info(this.message, this.fields(st));
+      return;
+    }
+    const cols = typeof this.out.columns === 'number' && this.out.columns > 0 ? this.out.columns : 100;
+    let line = this.line(st);
+    if (line.length > cols - 1) line = this.line(st, Math.max(5, 30 - (line.length - cols + 1))).slice(0, cols - 1);
+    this.out.write(`\r\x1b[2K${line}`);
+    this.drawn = true;
+  }
+
+  /** Clear the bar if one is drawn. */
+  protected clear(): void {
+    if (this.tty && this.drawn) this.out.write('\r\x1b[2K');
+    this.drawn = false;
+  }
+
+  /** Seconds since start, to a tenth. */
+  protected seconds(): number {
+    return Math.round((this.now() - this.t0) / 100) / 10;
+  }
+}
+
+/**
+ * Shows a running sync: a single-line bar redrawn in place on a TTY, otherwise a
+ * structured `sync progress` log line every couple of seconds; a `sync done` line
+ * at the end either way. All I/O of sync progress lives here, not in the Syncer.
+ */
+export class SyncReporter extends BarReporter<SyncStats> {
+  private last: SyncStats;
+
+  constructor(
+    log: Logger,
+    private readonly start: number,
+    private readonly target: number,
+    opts: ReporterOptions = {},
+  ) {
+    super(log, 'sync progress', opts);
     this.last = syncStats({ start, height: start, target, elapsedMs: 0 });
+  }
+
+  protected line(st: SyncStats, barWidth?: number): string {
+    return formatProgressLine(st, barWidth);
+  }
+
+  protected fields(st: SyncStats): LogFields {
+    return progressFields(st);
   }
 
   /** Latest stats (also what the Syncer exposes as `progress`). */
@@ -111,31 +166,17 @@ export class SyncReporter {
   update(height: number): SyncStats {
     const t = this.now();
     this.last = syncStats({ start: this.start, height, target: this.target, elapsedMs: t - this.t0 });
-    if (t - this.lastEmit >= (this.tty ? this.drawEveryMs : this.logEveryMs)) {
-      this.lastEmit = t;
-      if (this.tty) this.draw();
-      else this.log.info('sync progress', progressFields(this.last));
-    }
+    this.show(this.last, t);
     return this.last;
   }
 
   /** Clear the bar (if drawn) and log the outcome. */
   finish(height: number, ok: boolean): void {
     const st = this.update(height);
-    if (this.tty && this.drawn) this.out.write('\r\x1b[2K');
-    this.drawn = false;
-    const secs = Math.round((this.now() - this.t0) / 100) / 10;
-    const fields = { ...progressFields(st), blocks: Math.max(0, height - this.start), seconds: secs };
+    this.clear();
+    const fields = { ...progressFields(st), blocks: Math.max(0, height - this.start), seconds: this.seconds() };
     if (ok && height >= this.target) this.log.info('sync done', fields);
     else this.log.info('sync stopped before the target', fields);
-  }
-
-  private draw(): void {
-    const cols = typeof this.out.columns === 'number' && this.out.columns > 0 ? this.out.columns : 100;
-    let line = formatProgressLine(this.last);
-    if (line.length > cols - 1) line = formatProgressLine(this.last, Math.max(5, 30 - (line.length - cols + 1))).slice(0, cols - 1);
-    this.out.write(`\r\x1b[2K${line}`);
-    this.drawn = true;
   }
 }
 
@@ -208,29 +249,24 @@ export function snapshotFields(st: SnapshotStats): { height: number; entries: nu
  * Shows a running snapshot sync the way SyncReporter shows a block sync: a bar redrawn in place
  * on a TTY, else a structured `snapshot progress` line every couple of seconds; one outcome line.
  */
-export class SnapshotReporter {
-  private readonly out: NonNullable<ReporterOptions['out']>;
-  private readonly tty: boolean;
-  private readonly now: () => number;
-  private readonly logEveryMs: number;
-  private readonly drawEveryMs: number;
-  private readonly t0: number;
-  private lastEmit = -Infinity;
-  private drawn = false;
+export class SnapshotReporter extends BarReporter<SnapshotStats> {
   private last: SnapshotStats;
 
   constructor(
-    private readonly log: Logger,
+    log: Logger,
     private readonly height: number,
     opts: ReporterOptions = {},
   ) {
-    this.out = opts.out ?? process.stderr;
-    this.tty = this.out.isTTY === true;
-    this.now = opts.now ?? Date.now;
-    this.logEveryMs = opts.logEveryMs ?? 2_000;
-    this.drawEveryMs = opts.drawEveryMs ?? 100;
-    this.t0 = this.now();
+    super(log, 'snapshot progress', opts);
     this.last = snapshotStats({ height, entries: 0, total: 0, bytes: 0, elapsedMs: 0 });
+  }
+
+  protected line(st: SnapshotStats, barWidth?: number): string {
+    return formatSnapshotLine(st, barWidth);
+  }
+
+  protected fields(st: SnapshotStats): LogFields {
+    return snapshotFields(st);
   }
 
   get stats(): SnapshotStats {
@@ -244,28 +280,15 @@ export class SnapshotReporter {
   update(entries: number, total: number, bytes: number): SnapshotStats {
     const t = this.now();
     this.last = snapshotStats({ height: this.height, entries, total, bytes, elapsedMs: t - this.t0 });
-    if (t - this.lastEmit >= (this.tty ? this.drawEveryMs : this.logEveryMs)) {
-      this.lastEmit = t;
-      if (this.tty) this.draw();
-      else this.log.info('snapshot progress', snapshotFields(this.last));
-    }
+    this.show(this.last, t);
     return this.last;
   }
 
   /** Clear the bar (if drawn) and log the outcome (`snapshot done`, or why it stopped). */
   finish(ok: boolean, why?: string): void {
-    if (this.tty && this.drawn) this.out.write('\r\x1b[2K');
-    this.drawn = false;
-    const fields = { ...snapshotFields(this.last), seconds: Math.round((this.now() - this.t0) / 100) / 10 };
+    this.clear();
+    const fields = { ...snapshotFields(this.last), seconds: this.seconds() };
     if (ok) this.log.info('snapshot done', fields);
     else this.log.warn('snapshot stopped', { ...fields, reason: why ?? 'unknown' });
-  }
-
-  private draw(): void {
-    const cols = typeof this.out.columns === 'number' && this.out.columns > 0 ? this.out.columns : 100;
-    let line = formatSnapshotLine(this.last);
-    if (line.length > cols - 1) line = formatSnapshotLine(this.last, Math.max(5, 30 - (line.length - cols + 1))).slice(0, cols - 1);
-    this.out.write(`\r\x1b[2K${line}`);
-    this.drawn = true;
   }
 }
