@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { bytesEqual, toHex } from '@qnexus/crypto';
+import { bytesEqual, sha256, toHex } from '@qnexus/crypto';
 import { QnexusError, type Reader, type Writer } from '@qnexus/types';
 
 /**
@@ -83,16 +83,25 @@ export function packNibblesInto(path: string, out: Uint8Array, o: number): void 
   }
 }
 
-/** Storage key of a node: `u16 pathLen ‖ packed path ‖ u8 end ‖ u64 version`. */
-export function nodeKey(path: string, end: boolean, version: number): Uint8Array {
+/** Bytes of the storage key of a node at `path`. */
+export function nodeKeyBytes(path: string): number {
+  return 2 + ((path.length + 1) >> 1) + 1 + 8;
+}
+
+/** Write the storage key of a node into `out` (nodeKeyBytes(path) long): `u16 pathLen ‖ packed path ‖ u8 end ‖ u64 version`. */
+export function writeNodeKey(out: Uint8Array, path: string, end: boolean, version: number): Uint8Array {
   const pl = (path.length + 1) >> 1;
-  const out = Buffer.allocUnsafe(2 + pl + 1 + 8);
   out[0] = path.length >>> 8;
   out[1] = path.length & 0xff;
   packNibblesInto(path, out, 2);
   out[2 + pl] = end ? 1 : 0;
   writeU64(out, 3 + pl, version);
   return out;
+}
+
+/** Storage key of a node, in a buffer of its own. */
+export function nodeKey(path: string, end: boolean, version: number): Uint8Array {
+  return writeNodeKey(Buffer.allocUnsafe(nodeKeyBytes(path)), path, end, version);
 }
 
 /** In-memory name of a node key (cache and overlay): path, '/' or '!' (end), version. */
@@ -108,21 +117,9 @@ export function nameOfNodeKey(k: Uint8Array): string {
   return nodeName(unpackNibbles(k, 2, n), k[2 + pl] === 1, readU64(k, 3 + pl));
 }
 
-function u32be(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  writeU32(b, 0, n);
-  return b;
-}
-
-export function sha256(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-}
-
 /** Leaf hash: `H(0x00 ‖ u32 keyLen ‖ key ‖ H(value))`. */
 export function leafHash(key: Uint8Array, value: Uint8Array): Uint8Array {
-  return new Uint8Array(sha256(leafPreimage(key, sha256(value))));
+  return sha256(leafPreimage(key, sha256(value)));
 }
 
 export function leafPreimage(key: Uint8Array, valueHash: Uint8Array): Uint8Array {
@@ -266,7 +263,7 @@ export function internalHeader(skip: string, bitmap: number, count: number, k: n
 }
 
 /** Hash of the empty state: the root with no children. */
-export const EMPTY_ROOT: Uint8Array = new Uint8Array(sha256(internalHeader('', 0, 0, 0, 0)));
+export const EMPTY_ROOT: Uint8Array = sha256(internalHeader('', 0, 0, 0, 0));
 
 /** A parsed internal preimage (proofs and snapshot items: untrusted bytes, checked strictly). */
 export interface ParsedInternal {

@@ -1,4 +1,4 @@
-import { bytesEqual, toHex } from '@qnexus/crypto';
+import { bytesEqual, sha256, toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import type { KeyHex } from './store.js';
 import {
@@ -14,7 +14,6 @@ import {
   nodeKey,
   parseInternalPreimage,
   readU32,
-  sha256,
   slotIndex,
   writeU64,
   type ParsedInternal,

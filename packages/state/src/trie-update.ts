@@ -13,10 +13,12 @@ import {
   leafValue,
   nibbleOf,
   nodeKey,
+  nodeKeyBytes,
   nodeName,
   packNibblesInto,
   readU64,
   refOffset,
+  writeNodeKey,
   writeU32,
   writeU64,
   type InternalNode,
@@ -131,14 +133,7 @@ export class Updater {
   }
 
   private key(path: string, end: boolean, version: number): Uint8Array {
-    const pl = (path.length + 1) >> 1;
-    const out = this.alloc(2 + pl + 9);
-    out[0] = path.length >>> 8;
-    out[1] = path.length & 0xff;
-    packNibblesInto(path, out, 2);
-    out[2 + pl] = end ? 1 : 0;
-    writeU64(out, 3 + pl, version);
-    return out;
+    return writeNodeKey(this.alloc(nodeKeyBytes(path)), path, end, version);
   }
 
   constructor(

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { bytesEqual, toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import { MAX_RANGE, type KeyHex } from './store.js';
@@ -8,14 +7,11 @@ import {
   END_SLOT,
   MAX_PATH_NIBBLES,
   NIBBLE_HEX,
-  REF_BYTES,
-  TAG_LEAF_STORED,
   decodeNode,
   hasSlot,
   internalHash,
   internalHeader,
   internalPreimage,
-  leafKey,
   leafNodePreimage,
   leafValue,
   nameOfNodeKey,
@@ -24,12 +20,7 @@ import {
   nodeName,
   readU64,
   refOffset,
-  sha256,
-  storedLeaf,
-  writeU32,
-  writeU64,
   type InternalNode,
-  type LeafNode,
   type StateProof,
   type TrieNode,
 } from './trie-node.js';
