@@ -44,7 +44,7 @@ import { loadavg } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, importFromTree, table, type Tree, getJson, http, startTreeDevnet } from './lib-trees.js';
+import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, importFromTree, table, type BlockCtx, type SigningKey, type Tree, type TreeCrypto, type TreeSdk, getJson, http, startTreeDevnet } from './lib-trees.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -101,18 +101,7 @@ cleanups.onSignals('stopping devnets and removing the baseline worktree');
 // ---------------------------------------------------------------- the trees' packages (each its own)
 
 /** The parts of a tree's packages this bench calls; the shapes are the same in both trees unless noted. */
-interface SigningKey {
-  publicKey: Uint8Array;
-  secretKey: Uint8Array;
-  scheme: string;
-  backend?: string;
-}
-interface CryptoPkg {
-  generateKeyPair(scheme: string, seed: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array };
-  addressFromPublicKey(pk: Uint8Array): Uint8Array;
-  formatAddress(a: Uint8Array): string;
-  backendAvailable(name: string): boolean;
-}
+type CryptoPkg = TreeCrypto;
 type Genesis = { chainId: string; minFee: bigint } & Record<string, unknown>;
 interface TypesPkg {
   makeGenesis(input: Record<string, unknown>): Genesis;
@@ -125,11 +114,6 @@ interface Execution {
 interface State {
   apply(ch: unknown): void;
   rootWith(ch?: unknown): Uint8Array;
-}
-interface BlockCtx {
-  height: number;
-  slot: number;
-  proposer: Uint8Array;
 }
 type ExecFn = (s: State, txs: readonly unknown[], p: unknown, ctx: BlockCtx) => Execution;
 type ApplicableFn = (s: State, txs: readonly unknown[], p: unknown, ctx: BlockCtx) => { applied: unknown[]; skipped: { error: { code: string } }[]; exec: Execution };
@@ -149,9 +133,7 @@ interface AppPkg {
   app: Machine;
   genesisModules(): unknown[];
 }
-interface SdkPkg {
-  buildTransfer(p: { key: SigningKey; chainId: string; to: string; amount: bigint; fee: bigint; nonce: bigint }): { raw: Uint8Array; hash: string };
-}
+type SdkPkg = TreeSdk;
 interface Devnet {
   genesis: { chainId: string; genesisTime: bigint | number; slotMs: bigint | number; shardCount: number; minFee: bigint };
   passphraseFile: string;

@@ -102,6 +102,30 @@ export function buildBaseline(root: string, rev: string, cleanups: Cleanups): Tr
  * A workspace package of a tree, from that tree's own dist/ (`pkg` = the folder under packages/,
  * e.g. `state`, `modules/staking`): so each tree runs, signs and encodes with its own code.
  */
+/** The parts of a tree's crypto package every bench calls (the same shape in the trees compared). */
+export interface SigningKey {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+  scheme: string;
+  backend?: string;
+}
+export interface TreeCrypto {
+  generateKeyPair(scheme: string, seed: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array };
+  addressFromPublicKey(pk: Uint8Array): Uint8Array;
+  formatAddress(a: Uint8Array): string;
+  backendAvailable(name: string): boolean;
+}
+/** The SDK's transfer builder, as the benches call it. */
+export interface TreeSdk {
+  buildTransfer(p: { key: SigningKey; chainId: string; to: string; amount: bigint; fee: bigint; nonce: bigint }): { raw: Uint8Array; hash: string };
+}
+/** A block's execution context (height, slot, proposer). */
+export interface BlockCtx {
+  height: number;
+  slot: number;
+  proposer: Uint8Array;
+}
+
 export async function importFromTree<T>(tree: Tree, pkg: string): Promise<T> {
   return importFileFromTree<T>(tree, pkg, 'index.js');
 }

@@ -56,7 +56,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, getJson, http, importFileFromTree, importFromTree, startTreeDevnet, table, type Tree } from './lib-trees.js';
+import { baselineTreeFromDir, buildBaseline, Cleanups, currentTree, getJson, http, importFileFromTree, importFromTree, startTreeDevnet, table, type BlockCtx, type SigningKey, type Tree, type TreeCrypto, type TreeSdk } from './lib-trees.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -128,17 +128,7 @@ const progress = (s: string) => process.stderr.write(`[state ${new Date().toISOS
 
 // ---------------------------------------------------------------- the trees' packages (the parts this bench calls)
 
-interface SigningKey {
-  publicKey: Uint8Array;
-  secretKey: Uint8Array;
-  scheme: string;
-  backend?: string;
-}
-interface CryptoPkg {
-  generateKeyPair(scheme: string, seed: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array };
-  addressFromPublicKey(pk: Uint8Array): Uint8Array;
-  formatAddress(a: Uint8Array): string;
-  backendAvailable(name: string): boolean;
+interface CryptoPkg extends TreeCrypto {
   sha256(b: Uint8Array): Uint8Array;
   toHex(b: Uint8Array): string;
   getBackend(scheme: string, name?: string): { verify(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean };
@@ -195,11 +185,6 @@ interface WorldState {
 interface Branch extends KV {
   readonly writes: Writes;
 }
-interface BlockCtx {
-  height: number;
-  slot: number;
-  proposer: Uint8Array;
-}
 interface StatePkg {
   WorldState: { fromEntries(entries: Iterable<[string, Uint8Array]>): WorldState };
   stateParams(g: Genesis, shard: number): unknown;
@@ -214,9 +199,7 @@ interface AppPkg {
   app: { executeBlock(s: WorldState, txs: readonly TxEnv[], p: unknown, ctx: BlockCtx): Execution; genesisState(g: Genesis, shard: number): WorldState };
   genesisModules(): unknown[];
 }
-interface SdkPkg {
-  buildTransfer(p: { key: SigningKey; chainId: string; to: string; amount: bigint; fee: bigint; nonce: bigint }): { raw: Uint8Array; hash: string };
-}
+type SdkPkg = TreeSdk;
 interface Candidate {
   hash: Uint8Array;
   raw: Uint8Array;
