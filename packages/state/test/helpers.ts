@@ -210,3 +210,27 @@ export function testModuleChain(chainId: string, o: { funded: readonly string[];
     openTx(encodeTx({ body: { chainId, nonce, fee: 5n, publicKey: from.publicKey, payload: { kind, msg } }, signature: SIG44 }));
   return { key, addrOf, G, P: stateParams(G, 0), CTX: { height: 1, slot: 1, proposer: addrOf(validators[0]!) }, tx };
 }
+
+/**
+ * Commit `writes` as `version` on a trie over a map-backed node store the way the node does
+ * (update, install, write the batch, flushed), and follow them in `model` when given.
+ */
+export function commitTrie<U>(
+  t: { update(w: ReadonlyMap<string, Uint8Array | null>, version: number): U; apply(u: U): void; flushed(u: U): void },
+  db: { apply(u: U): void },
+  writes: ReadonlyMap<string, Uint8Array | null>,
+  version: number,
+  model?: Map<string, Uint8Array>,
+): U {
+  const u = t.update(writes, version);
+  t.apply(u);
+  db.apply(u);
+  t.flushed(u);
+  if (model) {
+    for (const [k, v] of writes) {
+      if (v) model.set(k, v);
+      else model.delete(k);
+    }
+  }
+  return u;
+}

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { toHex, utf8 } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import { Branch, MAX_RANGE, MemoryTrieDB, MerkleTrie, TrieState, WorldState } from '@qnexus/state';
-import { prng, snapshot } from './helpers.js';
+import { commitTrie, prng, snapshot } from './helpers.js';
 
 const hexCmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const v = (s: string) => utf8(s);
@@ -207,10 +207,7 @@ describe('store: the trie update told the committed values', () => {
     const results = (['none', 'right', 'wrong', 'absent'] as const).map((mode) => {
       const db = new MemoryTrieDB();
       const t = new MerkleTrie(db, -1);
-      const u0 = t.update(base, 0);
-      t.apply(u0);
-      db.apply(u0);
-      t.flushed(u0);
+      commitTrie(t, db, base, 0);
       const prior = mode === 'none' ? undefined : (k: string) => (mode === 'right' ? base.get(k) : mode === 'wrong' ? v('lie') : undefined);
       const u = t.update(writes, 1, prior);
       return { root: toHex(u.root), puts: u.puts.map(([k, x]) => toHex(k) + toHex(x)).sort(), stale: u.stale.map((k) => toHex(k)).sort() };

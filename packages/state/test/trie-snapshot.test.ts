@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import { MemoryTrieDB, MerkleTrie, TrieImporter } from '../src/trie.js';
-import { prng } from './helpers.js';
+import { commitTrie, prng } from './helpers.js';
 
 type Model = Map<string, Uint8Array>;
 
@@ -31,14 +31,7 @@ function source(seed: number, perVersion: number) {
       for (let j = 0; j < n; j++) k += Math.floor(rnd() * 256).toString(16).padStart(2, '0');
       w.set(k, new Uint8Array(1 + Math.floor(rnd() * 40)).fill(v + i));
     }
-    const u = t.update(w, v);
-    t.apply(u);
-    db.apply(u);
-    t.flushed(u);
-    for (const [k, val] of w) {
-      if (val) model.set(k, val);
-      else model.delete(k);
-    }
+    commitTrie(t, db, w, v, model);
     models.push(new Map(model));
   }
   return { t, db, models, rnd };
@@ -154,10 +147,7 @@ describe('MerkleTrie snapshots', () => {
     const imp = new TrieImporter(t.root(), 5);
     expectCode('NOT_FOUND', () => imp.add('01', []));
     const again = new MerkleTrie(db, 5);
-    const u = again.update(new Map([['01', new Uint8Array([1])]]), 6);
-    again.apply(u);
-    db.apply(u);
-    again.flushed(u);
+    const u = commitTrie(again, db, new Map([['01', new Uint8Array([1])]]), 6);
     for (const k of u.stale) db.del(k); // the stale list of version 6 holds version 5's root
     expectCode('STATE_PRUNED', () => again.exportSubtree(5, '', 10, 1000));
     const empty = new MerkleTrie(new MemoryTrieDB(), -1);

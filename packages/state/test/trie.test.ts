@@ -15,7 +15,7 @@ import {
   type TrieUpdate,
 } from '../src/trie.js';
 import { decodeNode, nodeKey, refOffset, readU64 } from '../src/trie-node.js';
-import { prng } from './helpers.js';
+import { commitTrie, prng } from './helpers.js';
 
 type Model = Map<string, Uint8Array>;
 
@@ -340,14 +340,7 @@ describe('MerkleTrie', () => {
           if (rnd() < 0.2 && present.length) w.set(present[Math.floor(rnd() * present.length)]!, null);
           else w.set(key(), new Uint8Array([v, i, Math.floor(rnd() * 256)]));
         }
-        const u = t.update(w, v);
-        t.apply(u);
-        db.apply(u);
-        t.flushed(u);
-        for (const [k, val] of w) {
-          if (val) model.set(k, val);
-          else model.delete(k);
-        }
+        commitTrie(t, db, w, v, model);
         versions.push({ model: new Map(model), root: t.root() });
       }
       return { t, rnd, versions, key };
