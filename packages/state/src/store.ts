@@ -150,6 +150,13 @@ export class TrieState implements KVReader, StateCommitment {
     return v;
   }
 
+  /** The committed value of a key if it is in memory (pending or cached), without reading storage. */
+  private peek(key: KeyHex): Uint8Array | undefined {
+    const p = this.pending.get(key);
+    if (p) return p.v ?? undefined;
+    return this.cache.get(key) ?? undefined;
+  }
+
   range(prefix: KeyHex, limit: number): [KeyHex, Uint8Array][] {
     checkLimit(limit);
     return this.trie.range(prefix, limit);
@@ -162,8 +169,9 @@ export class TrieState implements KVReader, StateCommitment {
 
   private updateFor(writes: Writes, version: number): TrieUpdate {
     if (this.hashed?.writes === writes && this.hashed.update.version === version) return this.hashed.update;
-    // The values execution just read (cached) let the trie skip reading the leaves it replaces.
-    const update = this.trie.update(writes, version, (k) => this.get(k));
+    // The values execution just read (still in memory) let the trie skip reading the leaves it replaces;
+    // a value not in memory is not read from disk for this (the trie then reads the leaf instead).
+    const update = this.trie.update(writes, version, (k) => this.peek(k));
     this.hashed = { writes, update };
     return update;
   }
