@@ -165,7 +165,9 @@ describe('joining a running devnet from another machine (real processes)', funct
     const v1 = net.devnet.client(s1[0]!);
     const honest = net.devnet.process(s1[0]!);
     // A liar on the snapshot protocol: it passes on what an honest validator serves, with one byte
-    // of the first item of every chunk flipped (offers untouched, so it looks like a good server).
+    // of the first item of every chunk flipped. Its offers carry the honest block and certificate but
+    // claim a head a little higher, so that whichever height the joiner picks, the liar counts among
+    // the servers of it (a peer's head must reach the height) and is asked for chunks.
     const protocol = topics(net.chainId, 1).snapshotProtocol;
     liar = await createP2PNode({ peerKeyPath: join(home, 'liar.key'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 1 << 20, log: () => undefined });
     const l = liar;
@@ -173,8 +175,14 @@ describe('joining a running devnet from another machine (real processes)', funct
     await l.dial(honest.multiaddr);
     await l.handle(protocol, { maxInboundStreams: 8, maxOutboundStreams: 8, maxRequestBytes: 4096, timeoutMs: 30_000 }, async function* (req) {
       let first = req[0] === 2;
+      const offer = req[0] === 1;
       for await (const frame of l.request(honest.peerId, protocol, req, { timeoutMs: 20_000, maxResponseFrameBytes: 8 << 20, maxFrames: 5000 })) {
-        if (first) {
+        if (offer) {
+          const lifted = frame.slice();
+          const view = new DataView(lifted.buffer, lifted.byteOffset, 8);
+          view.setBigUint64(0, view.getBigUint64(0) + 2n);
+          yield lifted;
+        } else if (first) {
           const bad = frame.slice();
           bad[bad.length - 1]! ^= 1;
           corrupted++;
