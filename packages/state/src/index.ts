@@ -28,7 +28,6 @@ export {
 } from './store.js';
 export * from './trie.js';
 export { EMPTY_ROOT } from './trie-node.js';
-export { ByteLru } from './lru.js';
 export { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
 export * from './module.js';
 export { StateMachine, type BankKeeper, type HostKeepers } from './host.js';

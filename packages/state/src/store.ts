@@ -1,6 +1,6 @@
 import { fromHex, toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
-import { ByteLru } from './lru.js';
+import { ByteCache } from './lru.js';
 import { MemoryTrieDB, MerkleTrie, type StateProof, type TrieDB, type TrieUpdate } from './trie.js';
 
 /**
@@ -76,10 +76,6 @@ export class MemoryStorage implements StateStorage {
       else this.values.delete(k);
     }
   }
-
-  entries(): IterableIterator<[KeyHex, Uint8Array]> {
-    return this.values.entries();
-  }
 }
 
 export interface StateOptions {
@@ -103,7 +99,7 @@ export class TrieState implements KVReader, StateCommitment {
   private trie: MerkleTrie;
   /** Values of applied versions whose batch has not reached storage yet, with the version that wrote them. */
   private readonly pending = new Map<KeyHex, { v: Uint8Array | null; version: number }>();
-  private readonly cache: ByteLru<KeyHex, Uint8Array | null>;
+  private readonly cache: ByteCache<KeyHex, Uint8Array | null>;
   /** The update `rootWith` computed for a write set, reused when that same write set is applied (a block's commit). */
   private hashed: { writes: Writes; update: TrieUpdate } | null = null;
 
@@ -113,7 +109,7 @@ export class TrieState implements KVReader, StateCommitment {
     private readonly opts: StateOptions = {},
   ) {
     this.trie = new MerkleTrie(storage.nodes, version, { cacheBytes: opts.nodeCacheBytes });
-    this.cache = new ByteLru(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
+    this.cache = new ByteCache(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
   }
 
   /** An empty state in memory. */

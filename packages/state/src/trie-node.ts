@@ -145,8 +145,6 @@ export function storedLeaf(key: Uint8Array, value: Uint8Array): Uint8Array {
 /** A stored leaf, parsed without copies (views into `bytes`). */
 export interface LeafNode {
   leaf: true;
-  /** Read since the cache last passed over it. */
-  hot: boolean;
   bytes: Uint8Array;
   keyHex: string;
   keyLen: number;
@@ -155,7 +153,6 @@ export interface LeafNode {
 /** A stored internal node, parsed lazily: children are read from `bytes` at `base + index × REF_BYTES`. */
 export interface InternalNode {
   leaf: false;
-  hot: boolean;
   bytes: Uint8Array;
   skip: string;
   bitmap: number;
@@ -206,7 +203,7 @@ export function decodeNode(b: Uint8Array): TrieNode {
     const keyLen = readU32(b, 1);
     if (9 + keyLen <= b.length && readU32(b, 5 + keyLen) === b.length - 9 - keyLen) {
       const keyHex = Buffer.from(b.buffer, b.byteOffset + 5, keyLen).toString('hex');
-      return { leaf: true, hot: false, bytes: b, keyHex, keyLen };
+      return { leaf: true, bytes: b, keyHex, keyLen };
     }
   } else if (b[0] === TAG_INTERNAL && b.length >= 3) {
     const skipLen = (b[1]! << 8) | b[2]!;
@@ -214,7 +211,7 @@ export function decodeNode(b: Uint8Array): TrieNode {
     if (b.length >= base) {
       const bitmap = readU32(b, base - 12);
       if (bitmap < 1 << 17 && b.length === base + popcount(bitmap) * REF_BYTES) {
-        return { leaf: false, hot: false, bytes: b, skip: unpackNibbles(b, 3, skipLen), bitmap, count: readU64(b, base - 8), base };
+        return { leaf: false, bytes: b, skip: unpackNibbles(b, 3, skipLen), bitmap, count: readU64(b, base - 8), base };
       }
     }
   }

@@ -1,6 +1,7 @@
 import { bytesEqual, toHex } from '@qnexus/crypto';
 import { QnexusError } from '@qnexus/types';
 import { MAX_RANGE, type KeyHex } from './store.js';
+import { ByteCache } from './lru.js';
 import { META, Updater, type PriorValue, type TrieUpdate } from './trie-update.js';
 import {
   EMPTY_ROOT,
@@ -107,10 +108,8 @@ export class MerkleTrie {
   private entries: number;
   /** Nodes of applied updates whose batch has not reached the DB yet, by name. */
   private readonly overlay = new Map<string, Uint8Array>();
-  /** LRU of parsed nodes by name (Map order = recency). */
-  private readonly cache = new Map<string, TrieNode>();
-  private cacheUsed = 0;
-  private readonly cacheMax: number;
+  /** Parsed nodes by name, bounded by an estimate of what they cost in memory. */
+  private readonly cache: ByteCache<string, TrieNode>;
 
   /** Open at a committed version (-1: empty trie, nothing stored yet). */
   constructor(
@@ -119,7 +118,7 @@ export class MerkleTrie {
     opts: TrieOptions = {},
   ) {
     if (!Number.isSafeInteger(version) || version < -1) throw new RangeError(`bad trie version ${version}`);
-    this.cacheMax = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.cache = new ByteCache(opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
     this.ver = version;
     this.rootHash = EMPTY_ROOT;
     this.entries = 0;
@@ -147,10 +146,7 @@ export class MerkleTrie {
   private load(path: string, end: boolean, version: number): TrieNode | undefined {
     const name = nodeName(path, end, version);
     const hit = this.cache.get(name);
-    if (hit) {
-      hit.hot = true;
-      return hit;
-    }
+    if (hit) return hit;
     // Nodes of applied, unflushed updates are parsed on each read and never cached: their
     // bytes are views into the update's arena, which must not outlive its flush.
     const pending = this.overlay.get(name);
@@ -158,41 +154,13 @@ export class MerkleTrie {
     const bytes = this.db.get(nodeKey(path, end, version));
     if (!bytes) return undefined;
     const node = decodeNode(bytes);
-    this.remember(name, node);
+    this.cache.set(name, node, nodeCost(name, node));
     return node;
   }
 
   private loadUncached(path: string, end: boolean, version: number): TrieNode | undefined {
     const bytes = this.overlay.get(nodeName(path, end, version)) ?? this.db.get(nodeKey(path, end, version));
     return bytes ? decodeNode(bytes) : undefined;
-  }
-
-  /**
-   * Cache a node; over the bound, evict in insertion order, giving nodes read since
-   * their last pass a second chance (CLOCK: a hit only sets a flag, no reordering).
-   */
-  private remember(name: string, node: TrieNode): void {
-    if (this.cacheMax <= 0) return;
-    this.cache.set(name, node);
-    this.cacheUsed += nodeCost(name, node);
-    if (this.cacheUsed <= this.cacheMax) return;
-    const target = this.cacheMax * 0.9;
-    let budget = 2 * this.cache.size; // each node is passed over at most twice
-    for (const [k, n] of this.cache) {
-      if (this.cacheUsed <= target || budget-- <= 0) break;
-      this.cache.delete(k);
-      if (n.hot && k !== name) {
-        n.hot = false;
-        this.cache.set(k, n);
-      } else this.cacheUsed -= nodeCost(k, n);
-    }
-  }
-
-  private forget(name: string): void {
-    const n = this.cache.get(name);
-    if (!n) return;
-    this.cache.delete(name);
-    this.cacheUsed -= nodeCost(name, n);
   }
 
   /** A node some stored parent names: missing means its version was pruned under the reader. */
@@ -387,13 +355,13 @@ export class MerkleTrie {
     }
     for (const name of meta.delNames) {
       this.overlay.delete(name);
-      this.forget(name);
+      this.cache.delete(name);
     }
     // Only an update at the committed version can rewrite names the cache holds.
     const same = u.version === this.ver;
     for (let i = 0; i < u.puts.length; i++) {
       const name = meta.putNames[i]!;
-      if (same) this.forget(name);
+      if (same) this.cache.delete(name);
       this.overlay.set(name, u.puts[i]![1]);
     }
     this.ver = u.version;
