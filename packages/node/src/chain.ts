@@ -361,11 +361,13 @@ export class Chain {
    * certificate (checked here against the committee of its round) become head
    * and base in one synced batch, and the state is read from the snapshot's
    * version on. The caller checked that the snapshot's root is the header's.
+   * `verified`: the certificate's vote signatures the caller verified (preverifyCertificate).
    */
-  async adoptSnapshot(c: Candidate, cert: Certificate, certBytes: Uint8Array): Promise<void> {
+  async adoptSnapshot(c: Candidate, cert: Certificate, certBytes: Uint8Array, verified?: VerifiedSignatures): Promise<void> {
     const h = c.block.header;
     if (h.chainId !== this.genesis.chainId || h.shard !== this.shard) throw new QnexusError('BAD_BLOCK', 'snapshot block is for another chain or shard');
-    this.verifyCertificate(cert, h, undefined, c.hash);
+    // The structure is checked again; vote signatures already verified (`verified`, from the offer's check) are not.
+    this.verifyCertificate(cert, h, verified, c.hash);
     const marked = await this.store.snapshotInProgress();
     if (!marked || marked.height !== h.height || !bytesEqual(marked.root, h.stateRoot)) throw new QnexusError('INTERNAL', `no snapshot of height ${h.height} is being written`);
     await this.store.finishSnapshot({ height: h.height, hash: c.hash, block: c.raw, certificate: certBytes, txHashes: c.envs.map((e) => e.hash) });
@@ -592,37 +594,55 @@ export class Chain {
    * (and refused) by the import.
    */
   async preverifyCertified(c: Candidate, cert: Certificate): Promise<VerifiedSignatures> {
-    const h = c.block.header;
+    // The certificate's structure is checked (and may throw) before any signature work starts.
+    const votes = this.certificateChecks(cert, c.block.header, c.hash);
+    const txs = c.envs.map((env) => this.verifier.checkAsync(env).catch(() => undefined));
+    const [verified] = await Promise.all([votes, ...txs]);
+    return verified;
+  }
+
+  /**
+   * The certificate part of `preverifyCertified` (what a snapshot's block needs: its transactions
+   * are not executed): see certificateChecks.
+   */
+  async preverifyCertificate(cert: Certificate, h: BlockHeader, hash: Uint8Array): Promise<VerifiedSignatures> {
+    return this.certificateChecks(cert, h, hash);
+  }
+
+  /**
+   * Check a certificate's structure against the committee of its round's epoch now (throws
+   * BAD_CERTIFICATE or EPOCH_UNKNOWN before any signature is verified), then verify every vote
+   * signature on the verify pool; the promise holds those that verified (with `quorum`), for
+   * `verifyCertificate` to take without verifying them again.
+   */
+  private certificateChecks(cert: Certificate, h: BlockHeader, hash: Uint8Array): Promise<VerifiedSignatures> {
     const maxRound = this.latestPlausibleRound();
     if (cert.round > maxRound) throw new QnexusError('BAD_CERTIFICATE', `certificate round ${cert.round} is beyond the current slot ${maxRound}`);
     const epoch = this.epochOf(cert.round);
     const committee = this.committeeFor(epoch);
     if (!committee) throw new QnexusError('EPOCH_UNKNOWN', `committee of epoch ${epoch} (round ${cert.round}) is not known yet`);
     const total = committee.committee.totalStake;
-    const signers = checkCertificateStructure(cert, h, (a) => committee.members.get(a), total, c.hash, { committeeSize: committee.members.size, maxRound });
+    const signers = checkCertificateStructure(cert, h, (a) => committee.members.get(a), total, hash, { committeeSize: committee.members.size, maxRound });
     const verified = new VerifiedSignatures();
     let stake = 0n;
-    const checks: Promise<unknown>[] = [];
-    for (const s of signers) {
+    const checks = signers.map((s) => {
       // Private copies: the verdict is recorded for exactly the bytes that were verified.
       const pk = s.member.publicKey.slice();
       const sig = s.vote.signature.slice();
       const msg = voteSigningBytes(certificateVoteBody(cert, h.chainId, h.shard, s.vote.validator));
-      checks.push(
-        this.verifier.verifyRawAsync('certificate', pk, msg, sig).then(
-          (ok) => {
-            if (!ok) return;
-            verified.add(pk, msg, sig);
-            stake += s.member.stake;
-          },
-          () => undefined,
-        ),
+      return this.verifier.verifyRawAsync('certificate', pk, msg, sig).then(
+        (ok) => {
+          if (!ok) return;
+          verified.add(pk, msg, sig);
+          stake += s.member.stake;
+        },
+        () => undefined,
       );
-    }
-    for (const env of c.envs) checks.push(this.verifier.checkAsync(env).catch(() => undefined));
-    await Promise.all(checks);
-    verified.quorum = isQuorum(stake, total);
-    return verified;
+    });
+    return Promise.all(checks).then(() => {
+      verified.quorum = isQuorum(stake, total);
+      return verified;
+    });
   }
 
   /** Block writes kept for one batch with the next ones (sync imports: see `ImportOptions.defer`). */

@@ -3,7 +3,7 @@ import { QnexusError, Reader, Writer, decodeBlock, decodeCertificate, type Block
 import { P2PRequestError, type P2PNode, type ServeBudget, type Topics } from '@qnexus/p2p';
 import type { Logger } from '@qnexus/runtime';
 import { Counter, Gauge } from 'prom-client';
-import { MAX_BLOCK_WIRE_BYTES, candidateFromBlock, type Candidate } from './chain.js';
+import { MAX_BLOCK_WIRE_BYTES, candidateFromBlock, type Candidate, type VerifiedSignatures } from './chain.js';
 import type { Metrics } from './metrics.js';
 import { syncFrameLimit } from './sync.js';
 import { SnapshotReporter, type ReporterOptions } from './sync-progress.js';
@@ -103,14 +103,15 @@ export interface SnapshotChain {
   readonly epochs: { ensure(epoch: number, preferPeer?: string): Promise<boolean> };
   epochOf(round: number): number;
   latestPlausibleRound(): number;
-  verifyCertificate(cert: Certificate, header: BlockHeader, verified?: undefined, headerHash?: Uint8Array): void;
+  preverifyCertificate(cert: Certificate, header: BlockHeader, hash: Uint8Array): Promise<VerifiedSignatures>;
+  verifyCertificate(cert: Certificate, header: BlockHeader, verified?: VerifiedSignatures, headerHash?: Uint8Array): void;
   readonly state: { exportSubtree(version: number, path: string, maxItems: number, maxBytes: number): Uint8Array[] };
   readonly store: {
     certifiedRange(from: number, to: number): Promise<{ height: number; block: Uint8Array; certificate: Uint8Array }[]>;
     writeSnapshotPart(puts: [Uint8Array, Uint8Array][], entries: [string, Uint8Array][]): Promise<void>;
   };
   resetForSnapshot(height: number, root: Uint8Array): Promise<void>;
-  adoptSnapshot(candidate: Candidate, cert: Certificate, certBytes: Uint8Array): Promise<void>;
+  adoptSnapshot(candidate: Candidate, cert: Certificate, certBytes: Uint8Array, verified?: VerifiedSignatures): Promise<void>;
 }
 
 export type SyncMode = 'snapshot' | 'blocks';
@@ -175,6 +176,8 @@ export interface Offer {
   candidate: Candidate;
   cert: Certificate;
   certRaw: Uint8Array;
+  /** The certificate's vote signatures that verified (set by verifyOffer; adoptSnapshot takes them). */
+  verified?: VerifiedSignatures;
 }
 
 /** Why a snapshot sync did not run (or the height it adopted). */
@@ -387,7 +390,9 @@ export class SnapshotService {
     if (!(await this.chain.epochs.ensure(epoch, o.peer)) && !(await this.chain.epochs.ensure(epoch, o.peer))) {
       throw new QnexusError('EPOCH_UNKNOWN', `cannot verify the snapshot offer of height ${o.height}: the committee of epoch ${epoch} is not available`);
     }
-    this.chain.verifyCertificate(o.cert, o.candidate.block.header, undefined, o.candidate.hash);
+    // Votes verified once, on the verify pool; adoptSnapshot checks the structure again but not these.
+    o.verified = await this.chain.preverifyCertificate(o.cert, o.candidate.block.header, o.candidate.hash);
+    this.chain.verifyCertificate(o.cert, o.candidate.block.header, o.verified, o.candidate.hash);
   }
 
   /**
@@ -572,7 +577,7 @@ export class SnapshotService {
       await Promise.all(inflight.values());
       if (failure) throw failure;
       if (this.stopped) throw new QnexusError('SNAPSHOT_UNAVAILABLE', 'stopped during the snapshot sync');
-      await this.chain.adoptSnapshot(offer.candidate, offer.cert, offer.certRaw);
+      await this.chain.adoptSnapshot(offer.candidate, offer.cert, offer.certRaw, offer.verified);
       report.update(importer.received, importer.total, bytes);
       report.finish(true);
       this.m.duration.set(report.elapsedMs / 1000);
