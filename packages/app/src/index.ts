@@ -3,6 +3,10 @@ import { pathToFileURL } from 'node:url';
 import { StateMachine, type Module } from '@qnexus/state';
 import { QnexusError, type Genesis, type GenesisModule } from '@qnexus/types';
 import { stakingModule } from '@qnexus/module-staking';
+import { tokenModule } from '@qnexus/module-token';
+import { faucetModule } from '@qnexus/module-faucet';
+import { ammModule } from '@qnexus/module-amm';
+import { dexModule } from '@qnexus/module-dex';
 
 /**
  * The application: the only place that lists the modules and wires their
@@ -16,6 +20,10 @@ import { stakingModule } from '@qnexus/module-staking';
 export function wire(k: ConstructorParameters<typeof StateMachine>[0] extends (k: infer K) => unknown ? K : never): Module[] {
   return [
     stakingModule(k), // id 3
+    tokenModule(k), // id 4
+    faucetModule(k), // id 5
+    ammModule(k), // id 6
+    dexModule(k), // id 7
   ];
 }
 

@@ -149,7 +149,7 @@ describe('cli: generic tx <module> <msg> and query <module> <name>', function ()
       const o = { dir: join(dir, 'd'), basePort: randomBasePort(), scryptN: 1024, shards: 2, validators: 1, fullNodes: 0, accounts: 0, nodeCommand: echoNode, modules: [NOTE] };
       const d = await prepareDevnet(o);
       assert.deepEqual(d.manifest.modules, [NOTE]);
-      assert.deepEqual(d.genesis.modules, [{ name: 'staking', id: 3 }, { name: 'note', id: 200 }]);
+      assert.deepEqual(d.genesis.modules, [{ name: 'staking', id: 3 }, { name: 'token', id: 4 }, { name: 'faucet', id: 5 }, { name: 'amm', id: 6 }, { name: 'dex', id: 7 }, { name: 'note', id: 200 }]);
       for (const name of ['s0-validator-0', 'beacon']) {
         await failsToStart(d.restart(name));
         const args = await loggedArgs(d.process(name).logFile);

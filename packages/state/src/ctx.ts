@@ -56,7 +56,7 @@ export interface BlockContext {
 }
 
 /** Module ids: the first byte of every state key. Built-ins first; a module's id never changes once a chain runs. */
-export const MODULE_IDS = { bank: 1, xfer: 2, staking: 3 } as const;
+export const MODULE_IDS = { bank: 1, xfer: 2, staking: 3, token: 4, faucet: 5, amm: 6, dex: 7 } as const;
 
 /**
  * What a keeper runs against: the branch the current transaction (or block

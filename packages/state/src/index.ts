@@ -40,3 +40,4 @@ export function splitFee(fee: bigint, feeBurnBps: number): { burn: bigint; tip: 
   const burn = (fee * BigInt(feeBurnBps)) / 10_000n;
   return { burn, tip: fee - burn };
 }
+export { payoutId, payouts, type Payouts } from './xcall.js';

@@ -76,6 +76,13 @@ export interface XferOpDef {
   name: string;
   /** Which participants: a shard to another shard, a shard to the beacon, or the beacon to a shard. */
   route: 'shard-shard' | 'shard-beacon' | 'beacon-shard';
+  /**
+   * An xcall into a module's shared object (a pool, a market): the destination credits `amount` to
+   * this module account (its name), which exists on every shard, instead of to an account whose
+   * home shard is the destination; a record naming any other recipient is refused
+   * (TX_BAD_RECIPIENT). Absent: `to` is an ordinary account of the destination shard.
+   */
+  toModule?: string;
   /** Stateless check of the op's payload (length, shape); a bad one makes the entry malformed. */
   checkPayload?(x: XferInfo, params: StateParams): boolean;
   /**

@@ -1,4 +1,4 @@
-import { formatAddress, homeShard, toHex } from '@qnexus/crypto';
+import { bytesEqual, formatAddress, homeShard, toHex } from '@qnexus/crypto';
 import {
   BEACON_SHARD,
   QnexusError,
@@ -14,7 +14,7 @@ import {
 } from '@qnexus/types';
 import type { ExecCtx, StateParams } from '../../ctx.js';
 import { msg, type Module, type XferOpDef } from '../../module.js';
-import { bank } from '../bank/keeper.js';
+import { bank, moduleAccount } from '../bank/keeper.js';
 import { xfer } from './keeper.js';
 
 export { xfer, xferRecordKey, XFER_RECORD_PREFIX, XFER_RETENTION_SLOTS, XFER_PRUNES_PER_BLOCK, type XferCounters, type XferOutcome, type XferPruneStats } from './keeper.js';
@@ -77,7 +77,9 @@ function checkSystemEntry(ops: XferOpLookup, prepare: boolean, x: XferInfo, env:
 /** Why a destination refuses a credit, or null to accept. Deterministic in (state, entry, block). */
 function refusal(ctx: ExecCtx, d: XferOpDef, x: XferInfo): string | null {
   const p = ctx.params;
-  if (homeShard(x.to, p.shardCount) !== p.shard) return 'XS_WRONG_SHARD';
+  if (d.toModule !== undefined) {
+    if (!bytesEqual(x.to, moduleAccount(d.toModule))) return 'TX_BAD_RECIPIENT';
+  } else if (homeShard(x.to, p.shardCount) !== p.shard) return 'XS_WRONG_SHARD';
   // The all-zero address is reserved (nobody holds its key): crediting it would destroy value silently.
   if (toHex(x.to) === ZERO_ADDRESS_HEX) return 'TX_BAD_RECIPIENT';
   if (!bank.canCredit(ctx, x.to, x.amount, x.denom)) return 'TX_BAD_AMOUNT';
