@@ -161,7 +161,7 @@ export class StateMachine {
     }
     const d = this.decode(env);
     if (!isSystemKind(b.payload.kind)) {
-      if (b.fee < p.minFee) throw new QnexusError('TX_FEE_TOO_LOW', `fee ${b.fee} is below the minimum ${p.minFee}`);
+      if (b.fee < p.minFee && !(d.def.feeless && b.fee === 0n)) throw new QnexusError('TX_FEE_TOO_LOW', `fee ${b.fee} is below the minimum ${p.minFee}`);
       // An account lives on its home shard only; its transactions are executed there.
       const from = homeShard(env.from, p.shardCount);
       if (from !== p.shard) throw new QnexusError('TX_WRONG_SHARD', `sender ${env.fromStr} lives on shard ${from}; submit to a node of that shard (this is shard ${p.shard})`);

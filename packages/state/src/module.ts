@@ -49,6 +49,12 @@ export interface MsgDef<P> {
   signatures?(p: P, env: TxEnvelope): SigCheck[];
   /** What the sender gives up besides the fee, in the native denom (mempool admission). */
   spend?(p: P): bigint;
+  /**
+   * The message may carry fee 0 (below the chain's minimum fee): the faucet's drip request, so an
+   * account with nothing can ask for coins. Nobody is paid to include it, so its handler must bound
+   * how often it can apply (per block, per recipient); a message that throws is not included.
+   */
+  feeless?: boolean;
   /** Bounded work of the handler, in units of a plain transfer (1 if absent); a block's total is capped. */
   weight?(p: P): number;
   /** The cross-shard record this message will open, for the API while it is still pending (null: none). */
