@@ -205,6 +205,11 @@ export const bank = {
     return decodeWith(b, 'denom supply', (r) => ({ genesis: r.u64('genesis'), minted: r.u64('minted'), burned: r.u64('burned') }));
   },
 
+  /** Whether the denom has a supply record on this shard (minted, held at genesis or imported here). */
+  hasSupply(ctx: { store(id: number): ModuleStore }, denom: string): boolean {
+    return bank.s(ctx).hasH(supplyKeyH(denom));
+  },
+
   /** Every denom with a supply record, in key order (bounded by `limit`). */
   denoms(ctx: { store(id: number): ModuleStore }, limit: number): string[] {
     return bank

@@ -14,7 +14,7 @@ import {
 } from '@qnexus/types';
 import type { ExecCtx, StateParams } from '../../ctx.js';
 import { msg, type Module, type XferOpDef } from '../../module.js';
-import { bank, moduleAccount } from '../bank/keeper.js';
+import { NATIVE_DENOM, bank, moduleAccount } from '../bank/keeper.js';
 import { xfer } from './keeper.js';
 
 export { xfer, xferRecordKey, XFER_RECORD_PREFIX, XFER_RETENTION_SLOTS, XFER_PRUNES_PER_BLOCK, type XferCounters, type XferOutcome, type XferPruneStats } from './keeper.js';
@@ -208,6 +208,9 @@ export function xferModule(ops: XferOpLookup): Module {
             if (!rec || rec.prepare !== 'accepted') throw new QnexusError('XS_NOT_PREPARED', `commit for transfer ${id.slice(0, 16)} that this shard did not accept`);
             bank.credit(ctx, x.to, x.amount, x.denom);
             xfer.add(ctx, 'imported', x.amount, x.denom);
+            // A denom first seen here by import gets its supply record, so its identity is checked
+            // (and listed by /v1/supply) on this shard too.
+            if (x.denom !== NATIVE_DENOM && !bank.hasSupply(ctx, x.denom)) bank.setSupply(ctx, x.denom, { genesis: 0n, minted: 0n, burned: 0n });
             d.settleDestination?.(ctx, x, true);
           } else if (rec && rec.prepare === 'accepted') {
             d.settleDestination?.(ctx, x, false);
