@@ -220,23 +220,24 @@ export async function supplyAcrossShards(net: TestNet): Promise<SupplyAcrossShar
   const beacon = await beaconClient(net).beaconSupply();
   for (let k = 0; k < net.shardCount; k++) shards.push(await shardClient(net, k).supply());
   const genesisTotal = net.devnet.genesis.accounts.reduce((s, a) => s + a.balance, 0n);
-  const sum = { balances: 0n, burned: 0n, fees: 0n, escrow: 0n, exported: 0n, imported: 0n, genesisSupply: 0n };
+  const sum = { balances: 0n, burned: 0n, fees: 0n, modules: 0n, escrow: 0n, exported: 0n, imported: 0n, genesisSupply: 0n };
   const problems: string[] = [];
   for (const s of shards) {
     const v = {
       balances: BigInt(s.balances),
       burned: BigInt(s.burned),
       fees: BigInt(s.fees),
+      modules: BigInt(s.modules ?? '0'),
       escrow: BigInt(s.escrow),
       exported: BigInt(s.exported),
       imported: BigInt(s.imported),
       genesisSupply: BigInt(s.genesisSupply),
     };
     for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += v[k];
-    const total = v.balances + v.burned + v.fees + v.escrow + v.exported - v.imported;
+    const total = v.balances + v.burned + v.fees + v.modules + v.escrow + v.exported - v.imported;
     if (total !== v.genesisSupply || BigInt(s.total) !== v.genesisSupply) {
       problems.push(
-        `shard ${s.shard} at height ${s.height}: balances ${v.balances} + burned ${v.burned} + fees ${v.fees} + escrow ${v.escrow} + exported ${v.exported} − imported ${v.imported} = ${total} (node says ${s.total}) ≠ genesis supply ${v.genesisSupply}`,
+        `shard ${s.shard} at height ${s.height}: balances ${v.balances} + burned ${v.burned} + fees ${v.fees} + modules ${v.modules} + escrow ${v.escrow} + exported ${v.exported} − imported ${v.imported} = ${total} (node says ${s.total}) ≠ genesis supply ${v.genesisSupply}`,
       );
     }
   }
@@ -245,10 +246,10 @@ export async function supplyAcrossShards(net: TestNet): Promise<SupplyAcrossShar
   const b = { stakedIn: BigInt(beacon.stakedIn), feesIn: BigInt(beacon.feesIn), released: BigInt(beacon.released), held: BigInt(beacon.held), minted: BigInt(beacon.minted), slashed: BigInt(beacon.slashed), genesisStake: BigInt(beacon.genesisStake) };
   if (b.held !== b.genesisStake + b.stakedIn + b.feesIn + b.minted - b.slashed - b.released) problems.push(`beacon: held ${b.held} ≠ genesisStake + stakedIn + feesIn + minted − slashed − released`);
   const settled = sum.exported - sum.imported === b.stakedIn + b.feesIn - b.released;
-  const circulating = sum.balances + sum.burned + sum.fees + sum.escrow + b.held;
+  const circulating = sum.balances + sum.burned + sum.fees + sum.modules + sum.escrow + b.held;
   const expected = genesisTotal + b.genesisStake + b.minted - b.slashed;
   const globalOk = settled && problems.length === 0 && circulating === expected;
-  if (settled && circulating !== expected) problems.push(`Σ balances + burned + fees + escrow + held = ${circulating} ≠ genesis accounts + genesis stake + minted − slashed = ${expected}`);
+  if (settled && circulating !== expected) problems.push(`Σ balances + burned + fees + modules + escrow + held = ${circulating} ≠ genesis accounts + genesis stake + minted − slashed = ${expected}`);
   return { shards, beacon, genesisTotal, sum, perShardOk, settled, globalOk, problems };
 }
 

@@ -556,7 +556,11 @@ const routes: JsonRoute<Ctx>[] = [
     const key = toHex(bytes);
     const h = proofHeight(c, query);
     const base = { address: addr, shard: c.chain.shard, homeShard: home };
-    if (h === null) return { ...base, ...accountFields(c.chain.state.account(key)), pendingNonce: c.mempool.pendingNonce(key).toString() };
+    if (h === null) {
+      // Every denom it holds (not proven: a range of keys; `GET /v1/bank/balance/{address}/{denom}?proof=true` proves one).
+      const balances = (app.query(c.chain.state, c.chain.params, app.module('bank')!, app.module('bank')!.queries!.find((q) => q.name === 'balances')!, { address: addr }) as { balances: { denom: string; amount: string }[] }).balances;
+      return { ...base, ...accountFields(c.chain.state.account(key)), pendingNonce: c.mempool.pendingNonce(key).toString(), balances };
+    }
     // The fields come from the proven values themselves, read the way the head's are (StateView.account).
     const keys = bankAccountKeys(bytes).map((k) => moduleKey(MODULE_IDS.bank, k));
     const { answer, proof } = await provenRead(c, keys, h, (proofs) => accountFields(new StateView(new ProvenReader(proofs)).account(key)));
@@ -677,7 +681,7 @@ const routes: JsonRoute<Ctx>[] = [
     const native = st.denomTotals().find((d) => d.denom === NATIVE_DENOM);
     const k = native ?? { burned: 0n, escrow: 0n, exported: 0n, imported: 0n };
     // Module accounts (proposer tips waiting for the epoch's roll, …) are reported as `fees`, as before modules.
-    const { users: balances, modules } = app.nativeSplit(st);
+    const { users: balances, modules, fees } = app.nativeSplit(st);
     return {
       shard: c.chain.shard,
       height: c.chain.headHeight,
@@ -685,7 +689,9 @@ const routes: JsonRoute<Ctx>[] = [
       balances: balances.toString(),
       burned: k.burned.toString(),
       // Proposer tips not yet sent to the beacon (they leave in a fees record at the next epoch).
-      fees: modules.toString(),
+      fees: fees.toString(),
+      // Native coins held by module accounts (the faucet, pools, markets).
+      modules: (modules - fees).toString(),
       escrow: k.escrow.toString(),
       exported: k.exported.toString(),
       imported: k.imported.toString(),

@@ -1,6 +1,6 @@
 import { ADDRESS_BYTES, sha256, toHex } from '@qnexus/crypto';
 import { QnexusError, XPREPARE_KIND, isSystemKind, type AnyErrorCode, type TxEnvelope } from '@qnexus/types';
-import { Branch, type BlockContext } from '@qnexus/state';
+import { Branch, MODULE_IDS, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
 import type { TxVerdict, TxVerifier } from './verifier.js';
 
@@ -103,6 +103,7 @@ export class Mempool {
     if (this.byHash.has(env.hashHex)) return 'known';
     this.chain.app.checkStateless(env, this.chain.params);
     this.checkState(env);
+    this.trial(env);
     // Both signatures of a stake (the funder's and the validator key's consent) are checked here, once.
     const verdict = await this.verifyOnce(env);
     if (verdict === 'TX_BAD_SIGNATURE') throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
@@ -165,6 +166,21 @@ export class Mempool {
       void p.finally(() => this.verifying.delete(key)).catch(() => undefined);
     }
     return p;
+  }
+
+  /**
+   * A module message (anything but the bank's plain sends, the hot path, whose checks are the
+   * nonce and funds above) that is its sender's next transaction is applied to a throwaway branch
+   * of the head state, so a swap past its deadline, an order off the tick or a drip inside the
+   * cooldown is refused now with the module's code instead of being left out of every block
+   * later. It runs before the signature check: a handler's work is bounded, a signature is not
+   * cheap. A transaction behind others of its sender is checked when it is built into a block.
+   */
+  private trial(env: TxEnvelope): void {
+    if (env.tx.body.payload.kind >> 8 === MODULE_IDS.bank) return;
+    const sender = toHex(env.from);
+    if (this.bySender.has(sender) || env.tx.body.nonce !== (this.chain.state.account(sender)?.nonce ?? 0n)) return;
+    this.chain.app.applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
   }
 
   /** Nonce window, nonce collisions and funds (including the sender's pending spends). */

@@ -409,11 +409,17 @@ export class StateMachine {
     }
   }
 
-  /** Σ native balances of users (module accounts excluded) and of module accounts, on a reader. */
-  nativeSplit(view: StateView): { users: bigint; modules: bigint } {
+  /**
+   * Σ native balances of users (module accounts excluded) and of module accounts, on a reader;
+   * `fees` is the part of `modules` that is fees on their way (the fee collector and the accounts
+   * of modules with a fee hook), the rest is what modules hold (a faucet, pools, markets).
+   */
+  nativeSplit(view: StateView): { users: bigint; modules: bigint; fees: bigint } {
     let modules = 0n;
     for (const a of this.moduleAccounts) modules += bank.balance(view, a);
-    return { users: bank.totalBalances(view) - modules, modules };
+    let fees = bank.balance(view, FEE_COLLECTOR);
+    for (const m of this.modules) if (m.onFee) for (const a of m.accounts ?? []) fees += bank.balance(view, moduleAccount(a));
+    return { users: bank.totalBalances(view) - modules, modules, fees };
   }
 }
 
