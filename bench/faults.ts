@@ -708,7 +708,7 @@ interface SupplyCheck {
 
 /** The supply identities of test/helpers.ts supplyAcrossShards, read through this script's own HTTP client. */
 async function supplyCheck(net: Net): Promise<SupplyCheck> {
-  type S = Record<'genesisSupply' | 'balances' | 'burned' | 'fees' | 'escrow' | 'exported' | 'imported' | 'total', string> & { shard: number };
+  type S = Record<'genesisSupply' | 'balances' | 'burned' | 'fees' | 'modules' | 'escrow' | 'exported' | 'imported' | 'total', string> & { shard: number };
   type B = Record<'genesisStake' | 'stakedIn' | 'feesIn' | 'minted' | 'slashed' | 'released' | 'held', string>;
   const problems: string[] = [];
   const beacon = await getJson<B>(`${net.url('beacon')}/v1/supply`);
@@ -719,11 +719,11 @@ async function supplyCheck(net: Net): Promise<SupplyCheck> {
     shards.push(s);
   }
   if (!beacon) return { perShardOk: false, settled: false, globalOk: false, problems: ['the beacon did not answer /v1/supply'] };
-  const sum = { balances: 0n, burned: 0n, fees: 0n, escrow: 0n, exported: 0n, imported: 0n };
+  const sum = { balances: 0n, burned: 0n, fees: 0n, modules: 0n, escrow: 0n, exported: 0n, imported: 0n };
   for (const s of shards) {
-    const v = (k: keyof S) => BigInt(s[k] as string);
+    const v = (k: keyof S) => BigInt((s[k] as string | undefined) ?? '0');
     for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += v(k);
-    const total = v('balances') + v('burned') + v('fees') + v('escrow') + v('exported') - v('imported');
+    const total = v('balances') + v('burned') + v('fees') + v('modules') + v('escrow') + v('exported') - v('imported');
     if (total !== v('genesisSupply') || v('total') !== v('genesisSupply')) problems.push(`shard ${s.shard}: identity ${total} ≠ genesis supply ${s.genesisSupply}`);
   }
   const perShardOk = problems.length === 0;
@@ -731,7 +731,7 @@ async function supplyCheck(net: Net): Promise<SupplyCheck> {
   if (b.held !== b.genesisStake + b.stakedIn + b.feesIn + b.minted - b.slashed - b.released) problems.push('beacon: held ≠ genesisStake + stakedIn + feesIn + minted − slashed − released');
   const settled = sum.exported - sum.imported === b.stakedIn + b.feesIn - b.released;
   const genesisTotal = net.devnet.genesis.accounts.reduce((s, a) => s + BigInt(a.balance), 0n);
-  const circulating = sum.balances + sum.burned + sum.fees + sum.escrow + b.held;
+  const circulating = sum.balances + sum.burned + sum.fees + sum.modules + sum.escrow + b.held;
   const globalOk = settled && problems.length === 0 && circulating === genesisTotal + b.genesisStake + b.minted - b.slashed;
   if (settled && !globalOk && problems.length === 0) problems.push(`Σ balances + burned + fees + escrow + held = ${circulating} ≠ genesis + minted − slashed`);
   return { perShardOk, settled, globalOk, problems };

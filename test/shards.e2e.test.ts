@@ -65,7 +65,7 @@ describe('two shards side by side', function () {
     let sum = 0n;
     for (const s of [0, 1]) {
       const sup = await net.devnet.client(`s${s}-validator-2`).supply();
-      assert.equal(BigInt(sup.balances) + BigInt(sup.burned) + BigInt(sup.fees) + BigInt(sup.escrow) + BigInt(sup.exported) - BigInt(sup.imported), BigInt(sup.genesisSupply));
+      assert.equal(BigInt(sup.balances) + BigInt(sup.burned) + BigInt(sup.fees) + BigInt(sup.modules ?? '0') + BigInt(sup.escrow) + BigInt(sup.exported) - BigInt(sup.imported), BigInt(sup.genesisSupply));
       sum += BigInt(sup.genesisSupply);
     }
     assert.equal(sum, total);

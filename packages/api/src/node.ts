@@ -199,6 +199,30 @@ export const submit = defineRoute({
   errors: ['BAD_REQUEST', 'UNKNOWN_FIELD', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'TX_MALFORMED', 'TX_TOO_LARGE', 'NODE_BUSY', 'MEMPOOL_FULL'],
 });
 
+export const FaucetResult = Obj(
+  {
+    hash: Hex(32, 'The drip request transaction (signed by a throwaway key of this shard; the faucet pays it, fee 0).'),
+    status: Type.Literal('pending'),
+    to: Address(),
+    shard: Nat('The shard of the node that took the request (its faucet request travels to the faucet through the 2PC path when the faucet lives elsewhere).'),
+  },
+  { title: 'FaucetResult' },
+);
+
+export const faucet = defineRoute({
+  id: 'faucet',
+  method: 'POST',
+  path: '/v1/faucet/{address}',
+  tag: 'node',
+  summary: "Ask the devnet's faucet for coins for an address (of any shard); 202 once the request is admitted",
+  description:
+    "The node signs a feeless faucet-drip request with a throwaway key of its own shard and admits it like any transaction; the faucet module enforces its limits (per-address cooldown and lifetime cap, per-block and per-epoch budgets: FAUCET_* codes), and this route allows one request per client IP every few seconds (RATE_LIMITED). Follow the drip with GET /v1/txs/{hash}, or `qnexus faucet <address> --wait`.",
+  params: { address: 'qn followed by 40 lowercase hex digits: the address to fund (any shard).' },
+  status: 202,
+  response: FaucetResult,
+  errors: ['BAD_REQUEST', 'RATE_LIMITED', 'NODE_BUSY', 'MEMPOOL_FULL', 'TX_UNKNOWN_KIND'],
+});
+
 // ---------------------------------------------------------------- accounts
 
 export { PROOF_QUERY, StateProof, StateProofEntry } from './proof.js';
@@ -527,6 +551,7 @@ export const nodeRoutes = {
   explorer,
   search,
   accountTxs,
+  faucet,
   activity,
   shards,
   blocks,

@@ -25,6 +25,7 @@ import {
   type SchemeName,
 } from '@qnexus/crypto';
 import { QnexusError, type Genesis, type GenesisStaking } from '@qnexus/types';
+import { moduleAccount } from '@qnexus/state';
 import type { LogFormat, LogLevel } from '@qnexus/runtime';
 import { ApiError, QnexusClient, type ClientOptions } from '@qnexus/sdk';
 import { withoutConfigEnv } from './config-file.js';
@@ -88,6 +89,8 @@ export interface DevnetOptions {
   validatorStake?: bigint;
   /** Default 1 000 000 000 000. */
   accountBalance?: bigint;
+  /** Genesis balance of the faucet's module account (on its home shard), default 10 000 000 000 000; 0: no faucet funds. */
+  faucetBalance?: bigint;
   /** Default 1. */
   minFee?: bigint;
   /** Default 2000. */
@@ -307,6 +310,7 @@ export const DEVNET_DEFAULTS = {
   logLevel: 'info' as LogLevel,
   validatorStake: 1_000_000n,
   accountBalance: 1_000_000_000_000n,
+  faucetBalance: 10_000_000_000_000n,
   minFee: 1n,
   maxBlockTxs: 2000,
   genesisDelayMs: 2000,
@@ -961,7 +965,8 @@ class DevnetImpl implements Devnet {
       ...(o.staking ? { staking: o.staking } : {}),
       beacon: { publicKey: fromHex(beaconKey.publicKey), scheme: beaconKey.scheme, peerId: beaconPeerId, source: beaconKeyPath },
       validators: validatorKeys.map((k, n) => ({ keystore: k, source: `validator key ${n}`, stake: o.validatorStake ?? DEVNET_DEFAULTS.validatorStake })),
-      accounts: accounts.map((a) => ({ address: a.address, balance: BigInt(a.balance) })),
+      // The faucet's module account is a genesis account like any other, so the genesis supply counts it.
+      accounts: [...accounts.map((a) => ({ address: a.address, balance: BigInt(a.balance) })), ...faucetFunds(o.faucetBalance ?? DEVNET_DEFAULTS.faucetBalance)],
     });
     this.genesisHash = genesisHashHex(this.genesis);
 
@@ -1445,4 +1450,9 @@ class DevnetImpl implements Devnet {
     })();
     return this.stopping;
   }
+}
+
+/** The faucet's genesis account (its module account, on that account's home shard), or none for 0. */
+function faucetFunds(balance: bigint): { address: string; balance: bigint }[] {
+  return balance > 0n ? [{ address: formatAddress(moduleAccount('faucet')), balance }] : [];
 }

@@ -35,7 +35,8 @@ import type { LoadMonitor } from './load.js';
 import type { TxVerifier } from './verifier.js';
 import type { XShard } from './xshard.js';
 import type { AdmissionJournal } from './mempool-journal.js';
-import { HttpHeaderError, implement, moduleRoutes, parseListLimit, readBody, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
+import { FaucetRequests } from './faucet.js';
+import { HttpHeaderError, clientAddress, implement, moduleRoutes, parseListLimit, readBody, readEvidenceBody, startJsonApi, type ApiGuard, type JsonRoute, type Logger } from '@qnexus/runtime';
 import { moduleQueryRoute, nodeRoutes as R, type node as N, type Static } from '@qnexus/api';
 import type { StateMachine } from '@qnexus/state';
 
@@ -73,6 +74,14 @@ export interface ApiContext {
   journal?: AdmissionJournal | null;
 }
 type Ctx = ApiContext;
+
+/** One faucet front per API context (its per-IP limiter and the requests it made). */
+const faucets = new WeakMap<Ctx, FaucetRequests>();
+function faucetOf(c: Ctx): FaucetRequests {
+  let f = faucets.get(c);
+  if (!f) faucets.set(c, (f = new FaucetRequests(c.chain, c.chain.app, (h) => c.mempool.has(h))));
+  return f;
+}
 
 /** `limit` of the list endpoints (`GET /v1/blocks`, `GET /v1/xtransfers`): default and bound. */
 export const DEFAULT_LIST_LIMIT = 20;
@@ -603,6 +612,20 @@ const routes: JsonRoute<Ctx>[] = [
     await c.journal?.append(env);
     c.metrics.txAdmission.inc({ source: 'api', result: 'accepted' });
     return { hash: env.hashHex, status: 'pending' as const };
+  }),
+  // The devnet's on-ramp: a feeless drip request signed here with a throwaway key of this shard.
+  implement(R.faucet, async (c: Ctx, { params: { address }, req }) => {
+    if (c.load.overloaded) throw new QnexusError('NODE_BUSY', `node is busy (${c.load.reason ?? 'overloaded'}); retry shortly`);
+    const f = faucetOf(c);
+    const env = f.build(address, clientAddress(req));
+    const result = await c.mempool.admit(env);
+    if (result === 'added') {
+      c.txGossip.publish(env.raw);
+      c.metrics.mempoolSize.set(c.mempool.size);
+      f.admitted(env);
+    }
+    await c.journal?.append(env);
+    return { hash: env.hashHex, status: 'pending' as const, to: address, shard: c.chain.shard };
   }),
   // The beacon's registry as of its latest verified snapshot; before one arrives, what the current committees say.
   implement(R.validators, async (c: Ctx) => {

@@ -72,6 +72,11 @@ export class Mempool {
     private readonly limits: MempoolLimits = DEFAULT_MEMPOOL_LIMITS,
   ) {}
 
+  /** Whether an account transaction is pending here. */
+  has(hashHex: string): boolean {
+    return this.byHash.has(hashHex);
+  }
+
   get size(): number {
     return this.byHash.size + this.system.size;
   }

@@ -2,7 +2,8 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { BACKENDS, DEFAULT_SCHEME, type BackendName, type SchemeName } from '@qnexus/crypto';
+import { BACKENDS, DEFAULT_SCHEME, formatAddress, type BackendName, type SchemeName } from '@qnexus/crypto';
+import { moduleAccount } from '@qnexus/state';
 import type { LogFormat } from '@qnexus/runtime';
 import { QnexusClient } from '@qnexus/sdk';
 import {
@@ -83,6 +84,11 @@ function printSummary(d: Devnet, balances: Balances, supervised: boolean): void 
   for (let k = 0; k < g.shardCount; k++) {
     const node = m.processes.find((p) => p.shard === k);
     if (node) out(`              ${at(node)}/explorer   (shard ${k}: search, blocks, txs, accounts)`);
+  }
+  // The devnet's on-ramp: any address (of any shard) can ask the faucet through any node.
+  const faucet = formatAddress(moduleAccount('faucet'));
+  if (g.accounts.some((a) => a.address === faucet)) {
+    out(`  faucet      npx qnexus faucet <address>   (coins for any address, through any node; rate-limited per address; also the explorer's Faucet button)`);
   }
   out('');
   if (m.publicHost) printJoin(d);
