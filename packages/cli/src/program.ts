@@ -6,6 +6,7 @@ import { adminCommand } from './commands/admin.js';
 import { beaconCommand } from './commands/beacon.js';
 import { dbCommand } from './commands/db.js';
 import { devnetCommand } from './commands/devnet.js';
+import { faucetCommand } from './commands/faucet.js';
 import { genesisCommand } from './commands/genesis.js';
 import { keysCommand } from './commands/keys.js';
 import { nodeCommand } from './commands/node.js';
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
   queryCommand(program);
   accountCommand(program);
   validatorsCommand(program);
+  faucetCommand(program);
   devnetCommand(program);
   return program;
 }

@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './client.js';
 export * from './tx.js';
 export * from './verify.js';
+export * from './faucet.js';
