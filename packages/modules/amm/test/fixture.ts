@@ -93,8 +93,9 @@ export function chain(o: { shards?: number; n?: number; tokens?: bigint; credits
     const by: Record<number, TxEnvelope[]> = {};
     for (const t of txs) (by[homeShard(t.from, shards)] ??= []).push(t);
     const r = sim.step(by, so);
-    // A skipped transaction did not use its nonce: give it back (tests send one per sender per block when it may fail).
-    for (const s of r.skipped) nonces.set(formatAddress(s.env.from), s.env.tx.body.nonce);
+    // A transaction left out did not use its nonce: give it back (tests send one per sender per block when it
+    // may fail). One included with its message refused (`charged`: the host's applyInBlock) paid the fee and used it.
+    for (const s of r.skipped) if (!(s as { charged?: boolean }).charged) nonces.set(formatAddress(s.env.from), s.env.tx.body.nonce);
     return { skipped: r.skipped };
   };
   const ok = (k: KeyPair, m: TxMsg) => {
@@ -102,11 +103,15 @@ export function chain(o: { shards?: number; n?: number; tokens?: bigint; credits
     assert.deepEqual(r.skipped.map((s) => `${s.code}: ${s.message}`), [], 'the transaction applies');
   };
   const refused = (k: KeyPair, m: TxMsg, code: string) => {
-    const before = sim.states.map((s) => bank.balance(s, addr(k)));
+    const home = homeShard(addr(k), shards);
+    const before = sim.states.map((s) => DENOMS.map((d) => bank.balance(s, addr(k), d)));
+    const qfc = bank.balance(sim.states[home]!, addr(k));
     const r = step([tx(k, m)]);
     assert.equal(r.skipped.length, 1, `refused with ${code}`);
     assert.equal(r.skipped[0]!.code, code, r.skipped[0]!.message);
-    assert.deepEqual(sim.states.map((s) => bank.balance(s, addr(k))), before, 'a refused transaction costs nothing');
+    assert.deepEqual(sim.states.map((s) => DENOMS.map((d) => bank.balance(s, addr(k), d))), before, 'a refused transaction moves nothing');
+    const paid = qfc - bank.balance(sim.states[home]!, addr(k));
+    assert.equal(paid, (r.skipped[0] as { charged?: boolean }).charged ? MIN_FEE : 0n, 'a refused transaction costs nothing but the fee');
   };
   const bal = (k: KeyPair | Uint8Array, denom: string, shard?: number) => {
     const a = k instanceof Uint8Array ? k : addr(k);
