@@ -157,11 +157,19 @@ export const tokens = {
   /** Tokens in id order after `after` (exclusive), at most `limit`. */
   list(s: ModuleStore, limit: number, after?: string): TokenMeta[] {
     const out: TokenMeta[] = [];
-    // One more than asked so a cursor equal to the first entry still leaves `limit` entries.
-    for (const [k, v] of s.range(META_PREFIX, after === undefined ? limit : limit + 1)) {
-      const id = toHex(k.subarray(1));
-      if (after !== undefined && id <= after) continue;
-      if (out.length < limit) out.push(decodeMeta(id, v));
+    const take = (prefix: Uint8Array) => {
+      for (const [k, v] of s.range(prefix, limit - out.length)) out.push(decodeMeta(toHex(k.subarray(1)), v));
+    };
+    if (after === undefined) {
+      take(META_PREFIX);
+      return out;
+    }
+    // The store ranges by prefix only: the ids after `after` are, in order, those that share its
+    // first i bytes and have a larger byte at i, for i from the last byte up to the first
+    // (at most 8 × 255 bounded ranges, each asking only for what is still missing).
+    const a = fromHex(after);
+    for (let i = ID_BYTES - 1; i >= 0 && out.length < limit; i--) {
+      for (let b = a[i]! + 1; b <= 0xff && out.length < limit; b++) take(concatBytes(META_PREFIX, a.subarray(0, i), new Uint8Array([b])));
     }
     return out;
   },

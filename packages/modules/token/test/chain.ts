@@ -67,11 +67,18 @@ export function labelsByShard(chainId: string, shardCount: number, perShard: num
 }
 
 /**
- * One block on one shard state (proposer side: failing transactions are skipped), applied; returns
- * the codes of the skipped transactions in order and the new cross-shard records.
+ * One block on one shard state (proposer side), applied; returns the codes of the transactions that
+ * did not take effect, in block order (left out by the proposer, or included with their message
+ * refused and only the fee charged, host `applyInBlock`), and the new cross-shard records.
  */
 export function runBlock(s: WorldState, txs: readonly TxEnvelope[], p: StateParams, block: BlockContext) {
   const r = app.executeApplicable(s, txs, p, block);
   s.apply(r.exec.changes);
-  return { skipped: r.skipped.map((x) => x.error.code), applied: r.applied.length, xfers: [...r.exec.changes.xfers.values()] };
+  const why = new Map<TxEnvelope, string>();
+  for (const x of r.skipped) why.set(x.env, x.error.code);
+  // Refused messages of included transactions (absent on a host that leaves every failing transaction out).
+  const failed = (r.exec as { failed?: readonly { index: number; code: string }[] }).failed ?? [];
+  for (const f of failed) why.set(r.applied[f.index]!, f.code);
+  const skipped = txs.flatMap((env) => (why.has(env) ? [why.get(env)!] : []));
+  return { skipped, applied: r.applied.length - failed.length, xfers: [...r.exec.changes.xfers.values()] };
 }
