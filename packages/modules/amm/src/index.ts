@@ -519,7 +519,7 @@ function parseGenesis(json: unknown): AmmParams {
 
 // ------------------------------------------------------------------ the module
 
-function poolJson(s: Reads, p: Pool) {
+function poolJson(s: Reads, p: Pool, withPrices = true) {
   const price = spotPrice(p.reserveA, p.reserveB);
   // The 24 h window ends at the pool's last update (a query has no clock): the 24 hours up to it.
   const hourNow = p.lastSlot / BigInt(SLOTS_PER_HOUR);
@@ -532,7 +532,7 @@ function poolJson(s: Reads, p: Pool) {
     vol.feeA += st.feeA;
     vol.feeB += st.feeB;
   }
-  const ring = s.range(ringPrefix(p.id), PRICE_RING).map(([k, v]) => ({ i: k[k.length - 1]!, ...decodeWith(v, 'amm price point', (r) => ({ slot: r.u64('slot'), price: readU128(r, 'price') })) }));
+  const ring = (withPrices ? s.range(ringPrefix(p.id), PRICE_RING) : []).map(([k, v]) => ({ i: k[k.length - 1]!, ...decodeWith(v, 'amm price point', (r) => ({ slot: r.u64('slot'), price: readU128(r, 'price') })) }));
   // Oldest first: the ring's next write index is its oldest point once it is full.
   ring.sort((x, y) => (x.slot < y.slot ? -1 : x.slot > y.slot ? 1 : 0));
   return {
@@ -882,7 +882,14 @@ export function ammModule(k: HostKeepers): Module {
       params: ['pool', 'denomIn', 'amountIn'],
       run({ store, params }, a) {
         const p = queryPool(store, params, a.pool);
-        const side = a.denomIn === 'base' ? p.denomA : a.denomIn === 'quote' ? p.denomB : (a.denomIn ?? '');
+        // A denom holds '/', so the path may carry it percent-encoded; `base` and `quote` name the sides too.
+        let side = a.denomIn ?? '';
+        try {
+          side = decodeURIComponent(side);
+        } catch {
+          throw new QnexusError('BAD_REQUEST', 'denomIn is not a valid percent-encoded denom');
+        }
+        side = side === 'base' ? p.denomA : side === 'quote' ? p.denomB : side;
         if (!/^[0-9]{1,20}$/.test(a.amountIn ?? '') || BigInt(a.amountIn!) > U64_MAX) throw new QnexusError('BAD_REQUEST', 'amountIn must be an integer in 0..2^64-1');
         const q = quoteSwap(p, side, BigInt(a.amountIn!));
         return { pool: toHex(p.id), denomIn: side, amountIn: a.amountIn, denomOut: q.denomOut, amountOut: q.out.toString(), feeBps: p.feeBps, spotPrice: spotPrice(p.reserveA, p.reserveB).toString() };
@@ -893,7 +900,7 @@ export function ammModule(k: HostKeepers): Module {
   function listPools(store: Reads) {
     // A bounded read in key order: LIST_MAX pools and one more to tell whether others exist.
     const entries = store.range(POOL_PREFIX, LIST_MAX + 1);
-    const pools = entries.slice(0, LIST_MAX).map(([k, v]) => ({ ...poolJson(store, decodePool(k.subarray(1), v)), prices: [] }));
+    const pools = entries.slice(0, LIST_MAX).map(([k, v]) => poolJson(store, decodePool(k.subarray(1), v), false));
     return { pools, more: entries.length > LIST_MAX };
   }
 
@@ -932,10 +939,10 @@ export function ammModule(k: HostKeepers): Module {
         },
         settleDestination(ctx, x, commit) {
           const s = ctx.store(AMM_ID);
-          const held = s.has(preparedKey(x.id));
           s.delete(preparedKey(x.id));
-          if (!commit || !held) return;
-          // The engine credited amountIn to the module account: it joins this block's batch.
+          if (!commit) return;
+          // The engine credited amountIn to the module account (it commits only what this shard
+          // accepted at prepare): it joins this block's batch, checked again at execution.
           const d = decodeSwapPayload(x.payload);
           const p = getPool(s, d.pool);
           if (!p) throw new QnexusError('INVARIANT_BROKEN', `prepared swap for a missing pool ${toHex(d.pool)}`);

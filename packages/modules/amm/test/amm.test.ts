@@ -311,6 +311,67 @@ describe('amm: pools on one shard', function () {
   });
 });
 
+describe('amm: queries and statistics', function () {
+  this.timeout(60_000);
+
+  it('pools/{id}: reserves, shares, spot and cumulative price, 24 h volume and fees, recent prices; list; quote', () => {
+    const c = chain({});
+    const [k0, k1] = c.keys as [typeof c.keys[0], typeof c.keys[0]];
+    const id = create(c, k0);
+    const amm = c.app.module('amm')!;
+    const q = (name: string, args: Record<string, string>) => c.app.query(c.state(0), c.sim.params[0]!, amm, amm.queries!.find((x) => x.name === name)!, args) as Record<string, unknown>;
+    const idHex = Buffer.from(id).toString('hex');
+    // The TWAP accumulator by hand: Σ price(reserves before the block) × slots since the last update.
+    let cum = 0n;
+    let last = BigInt(c.sim.slot);
+    let volA = 0n;
+    let volB = 0n;
+    let feeA = 0n;
+    let feeB = 0n;
+    const touched: bigint[] = [BigInt(c.sim.slot)];
+    for (let i = 0; i < 5; i++) {
+      c.step([]);
+      c.step([]);
+      const p = c.pool(id);
+      const aIn = i % 2 === 0;
+      const amt = 1000n * BigInt(i + 1) + 7n;
+      c.ok(k1, ammSwapMsg({ pool: id, denomIn: aIn ? A : B, amountIn: amt, minOut: 1n, deadline: FAR }));
+      const slot = BigInt(c.sim.slot);
+      cum += ((p.reserveB * E18) / p.reserveA) * (slot - last);
+      last = slot;
+      touched.push(slot);
+      if (aIn) {
+        volA += amt;
+        feeA += (amt * 30n) / 10_000n;
+      } else {
+        volB += amt;
+        feeB += (amt * 30n) / 10_000n;
+      }
+    }
+    const p = c.pool(id);
+    const j = q('pools', { id: idHex }) as Record<string, unknown> & { prices: { slot: string; price: string }[] };
+    assert.equal(j.reserveBase, p.reserveA.toString());
+    assert.equal(j.reserveQuote, p.reserveB.toString());
+    assert.equal(j.totalShares, p.totalShares.toString());
+    assert.equal(j.spotPrice, ((p.reserveB * E18) / p.reserveA).toString());
+    assert.equal(j.cumulativePrice, cum.toString());
+    assert.deepEqual(j.volume24h, { base: volA.toString(), quote: volB.toString() });
+    assert.deepEqual(j.fees24h, { base: feeA.toString(), quote: feeB.toString() });
+    assert.deepEqual(j.prices.map((x) => x.slot), touched.map(String), 'one point per block that touched the pool, oldest first');
+    assert.equal(j.prices.at(-1)!.price, j.spotPrice);
+    assert.equal(j.lpDenom, lpDenom(id));
+    const l = q('list', {}) as { pools: { id: string }[]; more: boolean };
+    assert.deepEqual(l.pools.map((x) => x.id), [idHex]);
+    assert.equal(l.more, false);
+    const expected = amountOut(5000n, p.reserveA, p.reserveB, 30).toString();
+    for (const side of ['base', A, encodeURIComponent(A)]) assert.equal(q('quote', { pool: idHex, denomIn: side, amountIn: '5000' }).amountOut, expected, side);
+    assert.throws(() => q('quote', { pool: idHex, denomIn: C, amountIn: '5000' }), (e: unknown) => e instanceof QnexusError && e.code === 'AMM_BAD_DENOM');
+    assert.throws(() => q('pools', { id: 'xyz' }), (e: unknown) => e instanceof QnexusError && e.code === 'BAD_REQUEST');
+    assert.throws(() => q('pools', { id: '0000' + '00'.repeat(6) }), (e: unknown) => e instanceof QnexusError && e.code === 'AMM_UNKNOWN_POOL');
+    assert.throws(() => q('pools', { id: '0001' + '00'.repeat(6) }), (e: unknown) => e instanceof QnexusError && e.code === 'AMM_WRONG_SHARD');
+  });
+});
+
 describe('amm: a swap from another shard', function () {
   this.timeout(60_000);
 
