@@ -68,7 +68,7 @@ export const DEX_ACCOUNT_NAME = 'dex';
 export const DEX_ACCOUNT = moduleAccount(DEX_ACCOUNT_NAME);
 
 /** Payout legs of an order within one block (with the xcall id sha256(order ‖ height)), so each is paid once. */
-const LEG = { proceeds: 1, refund: 2, release: 3 } as const;
+const LEG = { proceeds: 1, refund: 2, release: 3, rest: 4 } as const;
 
 export const DEX_ERRORS = {
   DEX_UNKNOWN_MARKET: 404,
@@ -176,7 +176,7 @@ export function dexModule(k: HostKeepers): Module {
   }
 
   /** A new order joins this block's batch: its lock (`locked`) is already in the module account and counted in the account's count. */
-  function addOrder(ctx: ExecCtx, m: Market, id: Uint8Array, owner: Uint8Array, p: OrderSpec, locked: bigint): Order {
+  function addOrder(ctx: ExecCtx, P: DexParams, m: Market, id: Uint8Array, owner: Uint8Array, p: OrderSpec, locked: bigint): Order {
     const s = S(ctx);
     const o: Order = {
       id,
@@ -191,6 +191,7 @@ export function dexModule(k: HostKeepers): Module {
       cancelled: 0n,
       locked,
       feeNum: 0n,
+      lockBps: P.takerFeeBps,
       goodTilSlot: p.goodTilSlot,
       height: BigInt(ctx.block.height),
     };
@@ -326,11 +327,24 @@ export function dexModule(k: HostKeepers): Module {
       m.tradeSeq += 1n;
       m.lastPrice = clearing.price;
     }
-    // 4. What is left of a new IOC order is cancelled after the auction.
+    // 4. What is left of a new IOC order is cancelled after the auction; what is left of any other
+    //    new order comes to rest: a maker from now on, its lock drops to the maker fee (refunded).
     for (const o of fresh) {
-      if (o.type !== 'ioc') continue;
       const now = getOrder(s, o.id);
-      if (now) closeOrder(ctx, m, now);
+      if (!now) continue;
+      if (o.type === 'ioc') {
+        closeOrder(ctx, m, now);
+        continue;
+      }
+      if (now.lockBps === P.makerFeeBps) continue;
+      const before = now.locked;
+      now.lockBps = P.makerFeeBps;
+      now.locked = need(now);
+      const release = before - now.locked;
+      acctAdd(s, m.id, now.owner, now.side, 0, -release);
+      addDenom(ctx, lockDenom(m, now.side), -release, 0n);
+      s.set(K.order(now.id), encodeOrder(now));
+      payTo(ctx, now, LEG.rest, release, lockDenom(m, now.side));
     }
     for (const [key] of s.range(K.freshMarket(id), P.maxOrdersPerMarket)) s.delete(key);
     m.backlog = backlog;
@@ -354,7 +368,7 @@ export function dexModule(k: HostKeepers): Module {
     o.remaining -= q;
     o.filled += q;
     o.feeNum = feeNum;
-    o.locked = need(o, P.takerFeeBps);
+    o.locked = need(o);
     const spent = before - o.locked;
     acctAdd(s, m.id, o.owner, o.side, 0, -spent);
     if (o.side === 'buy') {
@@ -414,13 +428,14 @@ export function dexModule(k: HostKeepers): Module {
       s.delete(key);
       const m = mustMarket(s, spec.market);
       touch(s, m.id);
+      const P = readParams(s);
       if (!commit) {
         acctAdd(s, m.id, x.from, spec.side, -1, 0n);
         m.open -= 1;
         putMarket(s, m);
         return;
       }
-      const o = addOrder(ctx, m, orderIdOf(x.id), x.from, spec, x.amount);
+      const o = addOrder(ctx, P, m, orderIdOf(x.id), x.from, spec, x.amount);
       // Its good-til slot passed while the beacon decided: it never trades, its lock goes back.
       if (o.goodTilSlot < BigInt(ctx.block.slot)) closeOrder(ctx, m, o);
       putMarket(s, m);
@@ -643,7 +658,7 @@ export function dexModule(k: HostKeepers): Module {
           k.bank.send(ctx, env.from, DEX_ACCOUNT, lock, denom);
           acctAdd(store, m.id, env.from, p.side, 1, 0n);
           m.open += 1;
-          addOrder(ctx, m, orderIdOf(env.hash), env.from, p, lock);
+          addOrder(ctx, P, m, orderIdOf(env.hash), env.from, p, lock);
           putMarket(store, m);
         },
         json: (p) => ({ market: toHex(p.market), side: p.side, type: p.type, price: p.price.toString(), quantity: p.quantity.toString(), goodTilSlot: p.goodTilSlot.toString(), ...(p.denom ? { denom: p.denom } : {}) }),
@@ -723,7 +738,8 @@ export function dexModule(k: HostKeepers): Module {
           if (!bytesEqual(K.book(id, o.side, o.price, o.id), bk)) throw new Error(`order ${toHex(o.id)} is indexed under the wrong book key`);
           if (o.filled + o.remaining + o.cancelled !== o.original) throw new Error(`order ${toHex(o.id)}: filled + remaining + cancelled ≠ original`);
           if (o.remaining <= 0n) throw new Error(`order ${toHex(o.id)} rests with nothing remaining`);
-          if (o.locked !== need(o, P.takerFeeBps)) throw new Error(`order ${toHex(o.id)} locks ${o.locked}, needs ${need(o, P.takerFeeBps)}`);
+          if (o.locked !== need(o)) throw new Error(`order ${toHex(o.id)} locks ${o.locked}, needs ${need(o)}`);
+          if (o.lockBps !== (s.has(K.fresh(id, o.id)) ? P.takerFeeBps : P.makerFeeBps)) throw new Error(`order ${toHex(o.id)} locks the fee at ${o.lockBps} bps`);
           const a = at(o.owner, SIDES.indexOf(o.side));
           a.count += 1;
           a.locked += o.locked;

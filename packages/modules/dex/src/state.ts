@@ -236,6 +236,11 @@ export interface Order {
   locked: bigint;
   /** Σ notional × fee bps of its fills so far (the fee charged is ⌈feeNum / 10⁴⌉ in all). */
   feeNum: bigint;
+  /**
+   * The fee rate a buy's lock covers: the taker fee while the order is new, the maker fee once it
+   * rests after its first batch (the difference is refunded then, as Injective does).
+   */
+  lockBps: number;
   goodTilSlot: bigint;
   /** Height of the block it joined: a taker in that block's batch, a maker after. */
   height: bigint;
@@ -256,6 +261,7 @@ export const encodeOrder = (o: Order): Uint8Array =>
     .u64(o.locked)
     .u64(o.feeNum >> 64n)
     .u64(o.feeNum & U64_MAX)
+    .u16(o.lockBps)
     .u64(o.goodTilSlot)
     .u64(o.height)
     .finish();
@@ -274,6 +280,7 @@ export const decodeOrder = (b: Uint8Array): Order =>
     cancelled: r.u64(),
     locked: r.u64(),
     feeNum: (r.u64() << 64n) | r.u64(),
+    lockBps: r.u16(),
     goodTilSlot: r.u64(),
     height: r.u64(),
   }));
@@ -282,17 +289,17 @@ export const ceilDiv = (a: bigint, b: bigint): bigint => (a + b - 1n) / b;
 
 /**
  * What an order must have locked for its remaining quantity: a sell its base; a buy the quote at
- * its limit plus the taker fee on it, counted on the order's cumulative fee so that fills never
- * round the fee twice: ⌈(F + rem·price·taker) / 10⁴⌉ − ⌈F / 10⁴⌉.
+ * its limit plus the fee (at `lockBps`) on it, counted on the order's cumulative fee so that fills
+ * never round the fee twice: ⌈(F + rem·price·bps) / 10⁴⌉ − ⌈F / 10⁴⌉.
  */
-export function need(o: Pick<Order, 'side' | 'remaining' | 'price' | 'feeNum'>, takerBps: number): bigint {
+export function need(o: Pick<Order, 'side' | 'remaining' | 'price' | 'feeNum' | 'lockBps'>): bigint {
   if (o.side === 'sell') return o.remaining;
   const n = o.remaining * o.price;
-  return n + ceilDiv(o.feeNum + n * BigInt(takerBps), BPS) - ceilDiv(o.feeNum, BPS);
+  return n + ceilDiv(o.feeNum + n * BigInt(o.lockBps), BPS) - ceilDiv(o.feeNum, BPS);
 }
 
-/** The lock of a new order (F = 0). */
-export const lockOf = (side: Side, price: bigint, qty: bigint, takerBps: number): bigint => need({ side, remaining: qty, price, feeNum: 0n }, takerBps);
+/** The lock of a new order (F = 0, the taker fee). */
+export const lockOf = (side: Side, price: bigint, qty: bigint, takerBps: number): bigint => need({ side, remaining: qty, price, feeNum: 0n, lockBps: takerBps });
 
 /** Fee of a fill of `notional` at `bps` for an order whose fills so far sum to feeNum: its new feeNum and the fee to charge. */
 export function fillFee(feeNum: bigint, notional: bigint, bps: number): { feeNum: bigint; fee: bigint } {

@@ -69,21 +69,24 @@ describe('dex: clearBatch', () => {
 });
 
 describe('dex: locks and fees', () => {
-  it('a buy’s lock covers any sequence of fills at or below its limit, and what is left is exactly need()', () => {
+  it('a buy’s lock covers any sequence of fills at or below its limit (taker fills while new, maker fills once resting), and what is left is exactly need()', () => {
     const rnd = prng(11);
     for (let n = 0; n < 300; n++) {
       const taker = Math.floor(rnd() * 50);
       const maker = Math.floor(rnd() * (taker + 1));
       const price = BigInt(1 + Math.floor(rnd() * 1000));
-      const order = { side: 'buy' as const, price, remaining: BigInt(1 + Math.floor(rnd() * 1000)), feeNum: 0n };
+      const order = { side: 'buy' as const, price, remaining: BigInt(1 + Math.floor(rnd() * 1000)), feeNum: 0n, lockBps: taker };
       let locked = lockOf('buy', price, order.remaining, taker);
       while (order.remaining > 0n) {
         const q = 1n + BigInt(Math.floor(rnd() * Number(order.remaining)));
         const p = price - BigInt(Math.floor(rnd() * Number(price)));
-        const { feeNum, fee } = fillFee(order.feeNum, q * p, rnd() < 0.5 ? maker : taker);
+        // Taker fills only while the lock covers the taker fee; once it rests (lockBps = maker), maker fills only.
+        const bps = order.lockBps === taker && rnd() < 0.5 ? taker : maker;
+        const { feeNum, fee } = fillFee(order.feeNum, q * p, bps);
         order.remaining -= q;
         order.feeNum = feeNum;
-        const after = need(order, taker);
+        if (rnd() < 0.3) order.lockBps = maker;
+        const after = need(order);
         const refund = locked - after - (q * p + fee);
         assert.ok(refund >= 0n, 'the lock covers the fill');
         locked = after;

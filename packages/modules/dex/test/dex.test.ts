@@ -186,6 +186,17 @@ describe('dex: the batch auction', () => {
     assert.equal(w.order(t), undefined);
   });
 
+  it('an order that comes to rest gets the taker–maker fee difference back (its lock drops to the maker fee)', () => {
+    const w = setup();
+    const [A] = w.keys as [KeyPair];
+    const q0 = w.bal(A, QUOTE);
+    const t = w.place(A, 'buy', 5n, 1000n);
+    w.must([t]);
+    // Locked 5000 + 20 bps (10) = 5010; resting, it needs 5000 + 10 bps (5) = 5005: 5 come back.
+    assert.equal(q0 - w.bal(A, QUOTE), 5005n);
+    assert.equal(w.order(t)!.locked, 5005n);
+  });
+
   it('post-only: cancelled (lock returned exactly) when it would cross, rests when it would not', () => {
     const w = setup();
     const [A, B] = w.keys as [KeyPair, KeyPair];
