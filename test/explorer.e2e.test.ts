@@ -327,3 +327,241 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     assert.deepEqual(failedRequests, [], 'no failed requests');
   });
 });
+
+// ---------------------------------------------------------------- DeFi views against a stub API
+//
+// The pool and market pages, the account's balances and the faucet form, rendered from answers in
+// the modules' JSON shapes (packages/modules/amm and dex, the faucet route), served by a stub with
+// the page's own CSP: every figure the page derives (fixed-point prices, the TWAP, depth, bars) is
+// checked against numbers chosen here, without a devnet, and fast.
+
+const POOL = '0000a1b2c3d4e5f6';
+const POOL2 = '0000ffeeddccbbaa';
+const MARKET = '0000' + '11'.repeat(16);
+const ADDR = 'qn' + 'ab'.repeat(20);
+const DRIP = 'cd'.repeat(32);
+const E18 = 10n ** 18n;
+
+/** A pool as GET /v1/amm/pools/{id} answers (price points: 2.0 for 10 slots, then 2.5 for 30, then 3.0). */
+function stubPool(id: string) {
+  const prices = [
+    { slot: '100', price: (2n * E18).toString() },
+    { slot: '110', price: ((5n * E18) / 2n).toString() },
+    { slot: '140', price: (3n * E18).toString() },
+  ];
+  return {
+    id, shard: 0, base: 'qfc', quote: 'token/0001', lpDenom: `amm/${id}`,
+    reserveBase: '1000000', reserveQuote: '3000000', totalShares: '1732050', lockedShares: '1000', feeBps: 30,
+    admin: ADDR, pendingFee: { feeBps: 5, committedSlot: '130' },
+    spotPrice: (3n * E18).toString(), cumulativePrice: '123456789000000000000000', lastUpdateSlot: '140', createdSlot: '100',
+    window: { hours: 24, toHour: '0' }, volume24h: { base: '5000', quote: '14000' }, fees24h: { base: '15', quote: '42' },
+    prices,
+  };
+}
+
+interface Stub { url: string; requests: string[]; faucetAnswers: { status: number; body: unknown }[]; ammAbsent: boolean; close(): Promise<void> }
+
+async function startStub(): Promise<Stub> {
+  const { createServer } = await import('node:http');
+  const { EXPLORER_HTML, EXPLORER_CSP } = await import('../packages/node/src/explorer.js');
+  const stub = { requests: [] as string[], faucetAnswers: [] as { status: number; body: unknown }[], ammAbsent: false };
+  const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const notFound = (res: import('node:http').ServerResponse) => json(res, 404, { error: { code: 'NOT_FOUND', message: 'no such route' } });
+  const server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    stub.requests.push(`${req.method} ${path}`);
+    if (path === '/explorer') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': EXPLORER_CSP });
+      res.end(EXPLORER_HTML);
+      return;
+    }
+    if (req.method === 'POST' && path === `/v1/faucet/${ADDR}`) {
+      const a = stub.faucetAnswers.shift() ?? { status: 500, body: { error: { code: 'INTERNAL', message: 'no answer scripted' } } };
+      return json(res, a.status, a.body);
+    }
+    if (req.method !== 'GET') return notFound(res);
+    switch (path) {
+      case '/v1/status':
+        return json(res, 200, { chainId: 'stub', shard: 0, role: 'full', finalizedHeight: 50, height: 50 });
+      case '/v1/amm/list':
+        if (stub.ammAbsent) return notFound(res);
+        return json(res, 200, { pools: [{ ...stubPool(POOL), prices: [] }, { ...stubPool(POOL2), spotPrice: '1500000000000000001', pendingFee: null, prices: [] }], more: false });
+      case `/v1/amm/pools/${POOL}`:
+        return json(res, 200, stubPool(POOL));
+      case '/v1/dex/list':
+        return json(res, 200, { markets: [{ id: MARKET, shard: 0, base: 'qfc', quote: 'token/0001', tickSize: '10', lotSize: '100', minNotional: '1000', admin: ADDR, paused: true, lastPrice: '250', trades: '3', openOrders: 4 }] });
+      case `/v1/dex/markets/${MARKET}`:
+        return json(res, 200, { id: MARKET, shard: 0, base: 'qfc', quote: 'token/0001', tickSize: '10', lotSize: '100', minNotional: '1000', admin: ADDR, paused: true, lastPrice: '250', trades: '3', openOrders: 4 });
+      case `/v1/dex/book/${MARKET}`:
+        return json(res, 200, { market: MARKET, bids: [{ price: '240', quantity: '300', orders: 1 }, { price: '230', quantity: '100', orders: 2 }], asks: [{ price: '260', quantity: '200', orders: 1 }], lastPrice: '250' });
+      case `/v1/dex/trades/${MARKET}`:
+        return json(res, 200, { market: MARKET, trades: [{ seq: '3', price: '250', quantity: '100', height: '48' }, { seq: '2', price: '240', quantity: '200', height: '45' }, { seq: '1', price: '240', quantity: '100', height: '45' }] });
+      case `/v1/accounts/${ADDR}/txs`:
+        return json(res, 200, { address: ADDR, shard: 0, homeShard: 0, txs: [] });
+      case `/v1/accounts/${ADDR}`:
+        return json(res, 200, { address: ADDR, shard: 0, homeShard: 0, balance: '10000000', nonce: 0, pendingNonce: 0, publicKey: null, balances: [{ denom: `amm/${POOL}`, amount: '5000' }, { denom: 'qfc', amount: '10000000' }, { denom: 'token/0001', amount: '77' }] });
+      case '/v1/validators':
+        return json(res, 200, { epoch: 0, validators: [] });
+      case `/v1/txs/${DRIP}`:
+        return json(res, 200, { hash: DRIP, kind: 'faucet-drip', status: 'final', from: ADDR, to: ADDR, fee: '0', nonce: '0', block: { height: 51, hash: 'ee'.repeat(32), index: 0 }, error: null });
+      default:
+        return notFound(res);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return Object.assign(stub, { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) });
+}
+
+describe('explorer: pools, markets, balances and the faucet form in headless Chromium against a stub API', function () {
+  let stub: Stub;
+  let browser: Browser | undefined;
+  let page: Page;
+  const consoleErrors: string[] = [];
+
+  before(async function () {
+    this.timeout(60_000);
+    if (!haveChromium()) {
+      if (REQUIRE_TOOLS) assert.fail(`Chromium is not installed at ${CHROMIUM}, and QNEXUS_REQUIRE_TOOLS=1 requires it`);
+      this.skip();
+    }
+    stub = await startStub();
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--no-first-run'] });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    // The stub answers 404 / 4xx on purpose in places: the browser logs those loads; anything else is a fault.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await browser?.close().catch(() => undefined);
+    await stub?.close();
+  });
+
+  it('lists the pools and opens one: reserves, exact fixed-point prices, the TWAP of its points, the fee change, the chart', async function () {
+    this.timeout(30_000);
+    await page.goto(`${stub.url}/explorer#/`);
+    await page.click('[data-testid="nav-pools"]');
+    await page.waitForSelector('[data-testid="pool-row"]', { timeout: 10_000 });
+    assert.deepEqual(await page.$$eval('[data-testid="pool-row"]', (trs) => trs.map((t) => t.getAttribute('data-id'))), [POOL, POOL2]);
+    // 1.5 + 1e-18 shows as 1.5 (six decimals, cut, never rounded up).
+    assert.deepEqual(await page.$$eval('[data-testid="pool-price"]', (tds) => tds.map((t) => t.textContent)), ['3', '1.5']);
+    assert.equal(await page.textContent(`[data-testid="pool-row"][data-id="${POOL}"] [data-testid="pool-pair"]`), 'qfc / token/0001');
+    await assertNoOverflow(page, 'pools at 1400 px');
+
+    await page.click(`[data-testid="pool-row"][data-id="${POOL}"] [data-testid="pool-link"]`);
+    await page.waitForSelector('[data-testid="pool-reserves"]', { timeout: 10_000 });
+    assert.equal(new URL(page.url()).hash, `#/pool/${POOL}`);
+    assert.equal(await page.textContent('[data-testid="pool-reserves"]'), '1000000 qfc · 3000000 token/0001');
+    assert.equal(await page.textContent('[data-testid="pool-spot"]'), '3 token/0001/qfc');
+    // (2 × 10 + 2.5 × 30) / 40 = 2.375 over slots 100–140.
+    assert.equal(await page.textContent('[data-testid="pool-twap"]'), '2.375 token/0001/qfc, slots 100–140');
+    assert.equal(await page.textContent('[data-testid="pool-fee"]'), '30 bps (0.3%)');
+    assert.equal(await page.textContent('[data-testid="pool-pending-fee"]'), '5 bps (0.05%), committed at slot 130');
+    assert.equal(await page.textContent('[data-testid="pool-volume"]'), '5000 qfc · 14000 token/0001');
+    assert.equal(await page.getAttribute('[data-testid="pool-chart"]', 'data-points'), '3');
+    const points = (await page.getAttribute('[data-testid="pool-chart"] polyline', 'points'))!.trim().split(/\s+/);
+    assert.equal(points.length, 3);
+    // The line rises: each point's y (SVG grows downwards) is above the one before.
+    const ys = points.map((p) => Number(p.split(',')[1]));
+    assert.ok(ys[0]! > ys[1]! && ys[1]! > ys[2]!, points.join(' '));
+    // Drawn over the points' range (a price moves by fractions), labelled with the exact figures.
+    assert.equal(await page.textContent('[data-testid="pool-chart"] .val'), '3 token/0001/qfc');
+    assert.equal(await page.textContent('[data-testid="pool-chart"] .max'), 'range 2–3');
+    assert.ok(ys[0]! > 70 && ys[2]! < 20, `the line spans the box: ${points.join(' ')}`);
+    await assertNoOverflow(page, 'pool at 1400 px');
+    await screenshot(page, 'explorer-pool.png');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertNoOverflow(page, 'pool at 390 px');
+    await page.setViewportSize({ width: 1400, height: 1000 });
+
+    // A node without the AMM's queries: an empty state, not an error.
+    stub.ammAbsent = true;
+    await page.goto(`${stub.url}/explorer#/pools`);
+    await page.waitForSelector('[data-testid="pools-table"] td.empty', { timeout: 10_000 });
+    assert.equal(await page.textContent('[data-testid="pools-table"] td.empty'), 'no pools: this node serves no AMM queries');
+    stub.ammAbsent = false;
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  it('lists the markets and opens one: params, paused, last price, depth by side with cumulative bars, recent trades', async function () {
+    this.timeout(30_000);
+    await page.goto(`${stub.url}/explorer#/`);
+    await page.click('[data-testid="nav-markets"]');
+    await page.waitForSelector('[data-testid="market-row"]', { timeout: 10_000 });
+    assert.equal(await page.textContent('[data-testid="market-row-price"]'), '250');
+    await page.click('[data-testid="market-link"]');
+    await page.waitForSelector('[data-testid="depth-row"]', { timeout: 10_000 });
+    assert.equal(new URL(page.url()).hash, `#/market/${MARKET}`);
+    assert.equal(await page.textContent('[data-testid="market-paused"]'), 'paused');
+    assert.equal(await page.textContent('[data-testid="market-last-price"]'), '250 token/0001 per qfc');
+    // Asks above the spread (highest first), bids below (best first), with cumulative quantities and bars.
+    const rows = await page.$$eval('[data-testid="depth-row"]', (trs) =>
+      trs.map((tr) => ({ side: tr.getAttribute('data-side'), price: tr.getAttribute('data-price'), cells: [...tr.querySelectorAll('td.num')].map((t) => t.textContent), bar: Number(tr.querySelector('rect')?.getAttribute('width')) })),
+    );
+    assert.deepEqual(rows.map((r) => [r.side, r.price, ...r.cells]), [
+      ['ask', '260', '260', '200', '1', '200'],
+      ['bid', '240', '240', '300', '1', '300'],
+      ['bid', '230', '230', '100', '2', '400'],
+    ]);
+    assert.deepEqual(rows.map((r) => r.bar), [50, 75, 100]);
+    const trades = await page.$$eval('[data-testid="trade-row"]', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((t) => t.textContent)));
+    assert.deepEqual(trades, [['3', '250', '100', '48'], ['2', '240', '200', '45'], ['1', '240', '100', '45']]);
+    await assertNoOverflow(page, 'market at 1400 px');
+    await screenshot(page, 'explorer-market.png');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertNoOverflow(page, 'market at 390 px');
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  it('an account shows every denom it holds; the faucet form is prefilled with it, shows the drip followed to final, then a refusal', async function () {
+    this.timeout(30_000);
+    await page.goto(`${stub.url}/explorer#/account/${ADDR}`);
+    await page.waitForSelector('[data-testid="balance-row"]', { timeout: 10_000 });
+    const balances = await page.$$eval('[data-testid="balance-row"]', (trs) => trs.map((tr) => [tr.getAttribute('data-denom'), tr.querySelector('[data-testid="balance-amount"]')?.textContent]));
+    assert.deepEqual(balances, [[`amm/${POOL}`, '5000'], ['qfc', '10000000'], ['token/0001', '77']]);
+    // An LP share denom links to its pool.
+    assert.equal(await page.getAttribute(`[data-testid="balance-row"][data-denom="amm/${POOL}"] a`, 'href'), `#/pool/${POOL}`);
+
+    assert.equal(await page.isVisible('[data-testid="faucet-status"]'), false);
+    await page.click('[data-testid="faucet"]');
+    assert.equal(await page.inputValue('[data-testid="faucet-address"]'), ADDR);
+    assert.equal(await page.isVisible('[data-testid="faucet-status"]'), true);
+
+    // A malformed address is refused by the page, with no request.
+    const posts = () => stub.requests.filter((r) => r.startsWith('POST ')).length;
+    await page.fill('[data-testid="faucet-address"]', 'qn123');
+    await page.click('[data-testid="faucet-submit"]');
+    await page.waitForSelector('[data-testid="faucet-status"][data-state="err"]');
+    assert.match((await page.textContent('[data-testid="faucet-status"]'))!, /^BAD_REQUEST: /);
+    assert.equal(posts(), 0);
+
+    // Admitted: the hash links to the transaction, followed until final.
+    stub.faucetAnswers.push({ status: 202, body: { hash: DRIP, status: 'pending', to: ADDR, shard: 0 } });
+    await page.fill('[data-testid="faucet-address"]', `  ${ADDR.toUpperCase()} `);
+    await page.click('[data-testid="faucet-submit"]');
+    await page.waitForFunction(() => /: final/.test(document.querySelector('[data-testid="faucet-status"]')?.textContent ?? ''), undefined, { timeout: 10_000, polling: 100 });
+    assert.deepEqual(stub.requests.filter((r) => r.startsWith('POST ')), [`POST /v1/faucet/${ADDR}`]);
+    assert.equal(await page.getAttribute('[data-testid="faucet-tx-link"]', 'href'), `#/tx/${DRIP}`);
+    assert.equal(await page.getAttribute('[data-testid="faucet-status"]', 'data-state'), 'ok');
+
+    // Refused by the faucet module: its code and message.
+    stub.faucetAnswers.push({ status: 429, body: { error: { code: 'FAUCET_COOLDOWN', message: `${ADDR} had a drip at slot 51; the next one from slot 3651` } } });
+    await page.click('[data-testid="faucet-submit"]');
+    await page.waitForSelector('[data-testid="faucet-error-code"]', { timeout: 10_000 });
+    assert.equal(await page.textContent('[data-testid="faucet-error-code"]'), 'FAUCET_COOLDOWN');
+    assert.equal(await page.textContent('[data-testid="faucet-status"]'), `FAUCET_COOLDOWN: ${ADDR} had a drip at slot 51; the next one from slot 3651`);
+    await assertNoOverflow(page, 'account with the faucet form at 1400 px');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertNoOverflow(page, 'account with the faucet form at 390 px');
+    await screenshot(page, 'explorer-faucet-390.png');
+    assert.deepEqual(consoleErrors, []);
+  });
+});

@@ -8,6 +8,15 @@ import { BASE_STYLE, CLIENT_LIB, SVG_ANCHOR, explorerDocument, explorerResponse,
  *   #/search/<q>        what a query names (GET /v1/search): one match opens it
  *   #/block/<height|hash>, #/tx/<hash>, #/account/<address>, #/validator/<address>,
  *   #/xtransfer/<id>    detail pages, linked to one another (block → txs → accounts → validator)
+ *   #/pools, #/pool/<id>        this shard's AMM pools (GET /v1/amm/list, /v1/amm/pools/{id}):
+ *                       reserves, shares, spot price and a TWAP over the recorded points, 24 h
+ *                       volume and fees, the fee and a pending change, a price chart
+ *   #/markets, #/market/<id>    this shard's DEX markets (GET /v1/dex/list, /v1/dex/markets/{id},
+ *                       /v1/dex/book/{id}, /v1/dex/trades/{id}): params, last clearing price,
+ *                       depth per side, recent trades
+ * The header's faucet button opens a small form (prefilled with the account being viewed) that
+ * POSTs /v1/faucet/{address} and shows the answer: the drip request's hash (followed until it is
+ * final or rejected) or the refusal's code and message.
  * It polls this node's JSON API and renders with DOM nodes and textContent only (no
  * innerHTML: nothing the API returns is ever parsed as markup). The Content-Security-Policy
  * allows exactly the inline style and script below (by hash) and same-origin fetches.
@@ -23,6 +32,19 @@ const STYLE = BASE_STYLE + String.raw`
 .committee li { font-size: 12px; overflow-wrap: anywhere; }
 #detail h2 { margin-top: 14px; }
 tr.mine td:first-child::after { content: " \2190 this node"; color: var(--acc); font-size: 12px; }
+[hidden] { display: none !important; }
+nav.nav { display: flex; gap: 12px; }
+.faucet-panel { flex: 1 1 100%; display: flex; flex-wrap: wrap; align-items: center; gap: 6px 10px; min-width: 0; }
+.faucet-panel form { display: flex; gap: 6px; flex: 0 1 520px; min-width: 0; }
+.faucet-panel input { flex: 1 1 auto; min-width: 0; background: var(--bg); color: var(--fg); border: 1px solid var(--line); border-radius: 4px; padding: 5px 8px; font: inherit; }
+.faucet-status { flex: 1 1 240px; min-width: 0; overflow-wrap: anywhere; color: var(--dim); }
+.faucet-status.ok { color: var(--ok); }
+.faucet-status.err { color: var(--bad); }
+svg.bar { display: block; width: 120px; max-width: 100%; height: 10px; }
+svg.bar .bid { fill: var(--ok); } svg.bar .ask { fill: var(--bad); }
+tr.spread td { color: var(--dim); font-size: 12px; text-align: center; }
+.b-paused { color: var(--bad); border-color: var(--bad); }
+.b-trading { color: var(--ok); border-color: var(--ok); }
 `;
 
 const SCRIPT = CLIENT_LIB + String.raw`
@@ -266,6 +288,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
     ].filter((x) => x !== null);
   }
 
+  const TX_FIELDS = new Set(['hash', 'status', 'kind', 'decision', 'block', 'from', 'to', 'amount', 'denom', 'fee', 'nonce', 'validator', 'validatorPublicKey', 'transfer', 'transferKind', 'error', 'raw']);
   function txView(t) {
     if (failed(t)) return failed(t);
     const xferId = t.kind === 'xtransfer' || t.kind === 'stake' || t.kind === 'unstake' ? t.hash : t.transfer || null;
@@ -278,11 +301,14 @@ const SCRIPT = CLIENT_LIB + String.raw`
       ['From', link('account', t.from, t.from, { class: 'mono', 'data-testid': 'tx-from-link' }), 'tx-from'],
       ['To', link('account', t.to, t.to, { class: 'mono', 'data-testid': 'tx-to-link' }), 'tx-to'],
       ['Amount', t.amount, 'tx-amount'],
+      ['Denom', t.denom, 'tx-denom'],
       ['Fee', t.fee, 'tx-fee'],
       ['Nonce', t.nonce, 'tx-nonce'],
       ['Validator', t.validator ? link('validator', t.validator, t.validator, { class: 'mono' }) : null, 'tx-validator'],
       ['Cross-shard transfer', xferId ? link('xtransfer', xferId, xferId, { class: 'mono', 'data-testid': 'tx-xfer-link' }) : null, 'tx-xfer'],
       ['Error', t.error ? t.error.code + ': ' + t.error.message : null, 'tx-error'],
+      // A module's message carries fields of its own (MsgDef.json): shown as given, as text.
+      ...Object.keys(t).filter((k) => !TX_FIELDS.has(k) && t[k] !== null && (typeof t[k] !== 'object' || Array.isArray(t[k]))).slice(0, 24).map((k) => [k, [].concat(t[k]).map(String).join(', '), 'tx-field-' + k]),
     ]));
   }
 
@@ -298,6 +324,9 @@ const SCRIPT = CLIENT_LIB + String.raw`
         ])
       : [el('dt', null, 'Balance'), el('dd', { 'data-testid': 'account-error' }, a && a.__error ? a.__error.code + ': ' + a.__error.message : home !== null && home !== localShard ? 'kept by shard ' + home + ': ask a node of that shard' : '\u2014')];
     const txs = h && !h.__error ? h.txs : [];
+    const balances = a && !a.__error && Array.isArray(a.balances) ? a.balances : null;
+    // An LP share denom (amm/<pool>) links to its pool.
+    const denomCell = (d) => (/^amm\/[0-9a-f]{16}$/.test(d) ? link('pool', d.slice(4), d, { class: 'mono' }) : el('span', { class: 'mono' }, d));
     return [
       el('dl', { 'data-testid': 'account-info' },
         el('dt', null, 'Address'), el('dd', { class: 'mono', 'data-testid': 'account-address' }, address),
@@ -305,6 +334,10 @@ const SCRIPT = CLIENT_LIB + String.raw`
         ...info,
         el('dt', null, 'Validator'), el('dd', null, v ? link('validator', address, v.status + ', stake ' + v.stake, { 'data-testid': 'account-validator-link' }) : 'no'),
       ),
+      balances ? el('h2', null, 'Balances ', el('small', null, 'every denom the account holds')) : null,
+      balances ? el('table', { 'data-testid': 'account-balances' },
+        el('thead', null, el('tr', null, el('th', null, 'Denom'), el('th', { class: 'num' }, 'Amount'))),
+        el('tbody', null, ...(balances.length ? balances.map((x) => el('tr', { 'data-testid': 'balance-row', 'data-denom': x.denom }, td(denomCell(x.denom)), num(x.amount, { 'data-testid': 'balance-amount' }))) : [emptyRow(2, 'holds nothing')]))) : null,
       el('h2', null, 'Recent transactions ', el('small', null, 'finalized on this shard, newest first (a bounded recent history)')),
       el('table', { 'data-testid': 'account-txs' },
         el('thead', null, el('tr', null, el('th', null, 'Hash'), el('th', null, 'Kind'), el('th', null, 'Side'), el('th', { class: 'num' }, 'Block'))),
@@ -314,7 +347,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
           el('td', null, badge(t.direction)),
           num(link('block', t.height, String(t.height))),
         )) : [emptyRow(4, 'no transactions of this account seen recently')]))),
-    ];
+    ].filter((x) => x !== null);
   }
 
   function validatorView(v) {
@@ -379,6 +412,255 @@ const SCRIPT = CLIENT_LIB + String.raw`
     };
   }
 
+  // ------------------------------------------------------------------ DeFi: pools and markets
+
+  const PRICE_DIGITS = 18;
+  /** A 1e18 fixed-point decimal string shown with at most d decimals (exact: BigInt, no float rounding). */
+  function fixed18(v, d) {
+    if (typeof v !== 'string' || !/^[0-9]+$/.test(v)) return null;
+    const one = 10n ** BigInt(PRICE_DIGITS);
+    const x = BigInt(v);
+    const frac = (x % one).toString().padStart(PRICE_DIGITS, '0').slice(0, d === undefined ? 8 : d).replace(/0+$/, '');
+    return (x / one).toString() + (frac ? '.' + frac : '');
+  }
+  /** The same as a float, for charts only. */
+  const float18 = (v) => (typeof v === 'string' && /^[0-9]+$/.test(v) ? Number(BigInt(v) / 10n ** 6n) / 1e12 : null);
+  const bps = (b) => (b === null || b === undefined ? null : b + ' bps (' + (b / 100) + '%)');
+  /** The query route is not served (this app has no such module, or an older node): an empty state, not an error. */
+  const absent = (r) => r && r.__error && r.__error.status === 404 && !/^(AMM|DEX)_/.test(r.__error.code);
+
+  /**
+   * The time-weighted average of the recorded (slot, price) points, oldest first: each price holds
+   * until the next point (Uniswap's TWAP over the ring's window); null with fewer than two slots.
+   */
+  function twap(points) {
+    const pts = points.filter((p) => /^[0-9]+$/.test(p.slot) && /^[0-9]+$/.test(p.price));
+    if (pts.length < 2) return null;
+    let acc = 0n;
+    for (let i = 0; i + 1 < pts.length; i++) acc += BigInt(pts[i].price) * (BigInt(pts[i + 1].slot) - BigInt(pts[i].slot));
+    const span = BigInt(pts[pts.length - 1].slot) - BigInt(pts[0].slot);
+    return span > 0n ? { price: (acc / span).toString(), from: pts[0].slot, to: pts[pts.length - 1].slot } : null;
+  }
+
+  function poolsView(r) {
+    const pools = r && !r.__error ? r.pools : [];
+    const why = absent(r) ? 'no pools: this node serves no AMM queries' : r && r.__error ? r.__error.code + ': ' + r.__error.message : 'no pools on this shard yet';
+    const rows = pools.map((p) =>
+      el('tr', { 'data-testid': 'pool-row', 'data-id': p.id },
+        td(link('pool', p.id, p.id, { 'data-testid': 'pool-link' }), { class: 'mono' }),
+        td(p.base + ' / ' + p.quote, { 'data-testid': 'pool-pair' }),
+        num(p.reserveBase), num(p.reserveQuote),
+        num(p.feeBps + ' bps' + (p.pendingFee ? ' \u2192 ' + p.pendingFee.feeBps : '')),
+        num(fixed18(p.spotPrice, 6), { 'data-testid': 'pool-price' }),
+        num(p.totalShares),
+        num(p.volume24h ? p.volume24h.base : null),
+      ));
+    return [
+      el('p', { class: 'note' }, 'Constant-product pools of this node\'s shard' + (localShard === null ? '' : ' (' + localShard + ')') + '; a node of another shard lists that shard\'s. Spot price: quote per base.'),
+      el('table', { 'data-testid': 'pools-table' },
+        el('thead', null, el('tr', null, ...['Pool', 'Pair (base / quote)', 'Reserve base', 'Reserve quote', 'Fee', 'Spot price', 'Total shares', '24 h volume (base)'].map((h, i) => el('th', { class: i >= 2 ? 'num' : null }, h)))),
+        el('tbody', null, ...(rows.length ? rows : [emptyRow(8, why)]))),
+      r && r.more ? el('p', { class: 'note' }, 'Only the first ' + pools.length + ' pools are listed.') : null,
+    ].filter((x) => x !== null);
+  }
+
+  function poolView(p) {
+    if (failed(p)) return failed(p);
+    const points = p.prices || [];
+    const t = twap(points);
+    const unit = p.quote + '/' + p.base;
+    const box = chartBox('Spot price', 'pool-chart', points.length ? 'slots ' + points[0].slot + '\u2013' + points[points.length - 1].slot + ', one point per block that moved it' : 'no point recorded yet');
+    // Scaled to the points' range, not from zero (a price moves by fractions): the labels say the real figures.
+    const vals = points.map((x) => float18(x.price));
+    const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 0;
+    const floor = hi > lo ? lo - (hi - lo) * 0.1 : 0;
+    drawChart(box, [{ name: 'spot price (' + unit + ')', values: vals.map((v) => v - floor) }], unit, 6);
+    if (vals.length) {
+      box.querySelector('.val').textContent = fixed18(points[points.length - 1].price, 6) + ' ' + unit;
+      box.querySelector('.max').textContent = 'range ' + fixed18(points.reduce((m, x) => (BigInt(x.price) < BigInt(m) ? x.price : m), points[0].price), 6) + '\u2013' + fixed18(points.reduce((m, x) => (BigInt(x.price) > BigInt(m) ? x.price : m), points[0].price), 6);
+    }
+    return [
+      el('dl', { 'data-testid': 'pool-info' }, ...kv([
+        ['Pool', el('span', { class: 'mono' }, p.id), 'pool-id'],
+        ['Shard', p.shard, 'pool-shard'],
+        ['Pair', p.base + ' / ' + p.quote, 'pool-pair'],
+        ['Reserves', p.reserveBase + ' ' + p.base + ' \u00b7 ' + p.reserveQuote + ' ' + p.quote, 'pool-reserves'],
+        ['Total shares', p.totalShares + ' (' + p.lockedShares + ' locked forever)', 'pool-shares'],
+        ['LP share denom', el('span', { class: 'mono' }, p.lpDenom), 'pool-lp'],
+        ['Spot price', fixed18(p.spotPrice, 8) + ' ' + unit, 'pool-spot'],
+        ['TWAP (recorded points)', t ? fixed18(t.price, 8) + ' ' + unit + ', slots ' + t.from + '\u2013' + t.to : 'needs two recorded points', 'pool-twap'],
+        ['Cumulative price', el('span', { class: 'mono' }, p.cumulativePrice), 'pool-cumulative'],
+        ['Fee', bps(p.feeBps), 'pool-fee'],
+        ['Pending fee change', p.pendingFee ? bps(p.pendingFee.feeBps) + ', committed at slot ' + p.pendingFee.committedSlot : 'none', 'pool-pending-fee'],
+        ['24 h volume', p.volume24h ? p.volume24h.base + ' ' + p.base + ' \u00b7 ' + p.volume24h.quote + ' ' + p.quote : null, 'pool-volume'],
+        ['24 h fees', p.fees24h ? p.fees24h.base + ' ' + p.base + ' \u00b7 ' + p.fees24h.quote + ' ' + p.quote : null, 'pool-fees'],
+        ['Admin', addrLink(p.admin, 'pool-admin'), 'pool-admin-dd'],
+        ['Created at slot', p.createdSlot, 'pool-created'],
+        ['Last update slot', p.lastUpdateSlot, 'pool-updated'],
+      ])),
+      el('h2', null, 'Price ', el('small', null, 'the pool\'s recorded (slot, price) points, oldest first')),
+      el('div', { class: 'charts' }, box),
+    ];
+  }
+
+  function marketsView(r) {
+    const markets = r && !r.__error ? r.markets : [];
+    const why = absent(r) ? 'no markets: this node serves no DEX queries' : r && r.__error ? r.__error.code + ': ' + r.__error.message : 'no markets on this shard yet';
+    const rows = markets.map((m) =>
+      el('tr', { 'data-testid': 'market-row', 'data-id': m.id },
+        td(link('market', m.id, short(m.id, 16), { 'data-testid': 'market-link' }), { class: 'mono', title: m.id }),
+        td(m.base + ' / ' + m.quote, { 'data-testid': 'market-pair' }),
+        num(m.lastPrice === '0' ? null : m.lastPrice, { 'data-testid': 'market-row-price' }),
+        num(m.tickSize), num(m.lotSize), num(m.minNotional), num(m.openOrders), num(m.trades),
+        el('td', null, badge(m.paused ? 'paused' : 'trading')),
+      ));
+    return [
+      el('p', { class: 'note' }, 'Spot markets of this node\'s shard' + (localShard === null ? '' : ' (' + localShard + ')') + '; prices in quote base units per base unit, one batch auction per block.'),
+      el('table', { 'data-testid': 'markets-table' },
+        el('thead', null, el('tr', null, ...['Market', 'Pair (base / quote)', 'Last price', 'Tick', 'Lot', 'Min notional', 'Open orders', 'Trades', 'Status'].map((h, i) => el('th', { class: i >= 2 && i <= 7 ? 'num' : null }, h)))),
+        el('tbody', null, ...(rows.length ? rows : [emptyRow(9, why)]))),
+    ];
+  }
+
+  /** A horizontal bar (SVG: no inline style, which the page's CSP forbids) of v out of max. */
+  function bar(v, max, cls) {
+    const svg = document.createElementNS(SVGNS, 'svg');
+    svg.setAttribute('viewBox', '0 0 100 10');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    svg.setAttribute('class', 'bar');
+    const r = document.createElementNS(SVGNS, 'rect');
+    r.setAttribute('class', cls);
+    r.setAttribute('height', '10');
+    r.setAttribute('width', max > 0 ? String(Math.max(1, Math.round((v / max) * 100))) : '0');
+    svg.append(r);
+    return svg;
+  }
+
+  /** Depth: asks above (best, the lowest, nearest the spread), bids below; bars by cumulative quantity. */
+  function depthTable(book) {
+    const side = (levels) => { let c = 0n; return levels.map((l) => { c += BigInt(l.quantity); return Object.assign({ cum: c }, l); }); };
+    const asks = side(book.asks || []);
+    const bids = side(book.bids || []);
+    const max = Number([...asks, ...bids].reduce((m, l) => (l.cum > m ? l.cum : m), 0n));
+    const row = (l, s) => el('tr', { 'data-testid': 'depth-row', 'data-side': s, 'data-price': l.price },
+      el('td', null, badge(s === 'ask' ? 'ask' : 'bid')), num(l.price), num(l.quantity), num(l.orders), num(l.cum.toString()), el('td', null, bar(Number(l.cum), max, s)));
+    const rows = [...asks.slice().reverse().map((l) => row(l, 'ask'))];
+    const best = (xs) => (xs.length ? xs[0].price : null);
+    rows.push(el('tr', { class: 'spread' }, el('td', { colspan: 6 }, 'best ask ' + (best(asks) || '\u2014') + ' \u00b7 best bid ' + (best(bids) || '\u2014') + ' \u00b7 last ' + (book.lastPrice && book.lastPrice !== '0' ? book.lastPrice : '\u2014'))));
+    rows.push(...bids.map((l) => row(l, 'bid')));
+    return el('table', { 'data-testid': 'market-depth' },
+      el('thead', null, el('tr', null, ...['Side', 'Price', 'Quantity', 'Orders', 'Cumulative', 'Depth'].map((h, i) => el('th', { class: i >= 1 && i <= 4 ? 'num' : null }, h)))),
+      el('tbody', null, ...(asks.length || bids.length ? rows : [emptyRow(6, 'the book is empty')])));
+  }
+
+  const TRADES_SHOWN = 50;
+  function marketView(m, book, trades) {
+    if (failed(m)) return failed(m);
+    const ts = trades && !trades.__error ? trades.trades.slice(0, TRADES_SHOWN) : [];
+    return [
+      el('dl', { 'data-testid': 'market-info' }, ...kv([
+        ['Market', el('span', { class: 'mono' }, m.id), 'market-id'],
+        ['Shard', m.shard, 'market-shard'],
+        ['Pair', m.base + ' / ' + m.quote, 'market-pair-dd'],
+        ['Status', badge(m.paused ? 'paused' : 'trading', 'market-paused'), 'market-status'],
+        ['Last clearing price', m.lastPrice === '0' ? 'no trade yet' : m.lastPrice + ' ' + m.quote + ' per ' + m.base, 'market-last-price'],
+        ['Tick size', m.tickSize, 'market-tick'],
+        ['Lot size', m.lotSize, 'market-lot'],
+        ['Min notional', m.minNotional, 'market-min-notional'],
+        ['Open orders', m.openOrders, 'market-open'],
+        ['Trades', m.trades, 'market-trades-count'],
+        ['Admin', addrLink(m.admin, 'market-admin'), 'market-admin-dd'],
+      ])),
+      el('h2', null, 'Depth ', el('small', null, 'aggregated price levels, best nearest the spread')),
+      book && !book.__error ? depthTable(book) : failed(book) || el('p', { class: 'empty' }, 'no book'),
+      el('h2', null, 'Recent trades ', el('small', null, 'clearing events, newest first' + (trades && !trades.__error && trades.trades.length > TRADES_SHOWN ? ' (the newest ' + TRADES_SHOWN + ')' : ''))),
+      el('table', { 'data-testid': 'market-trades' },
+        el('thead', null, el('tr', null, ...['#', 'Price', 'Quantity', 'Height'].map((h) => el('th', { class: 'num' }, h)))),
+        el('tbody', null, ...(ts.length ? ts.map((t) => el('tr', { 'data-testid': 'trade-row', 'data-seq': t.seq },
+          num(t.seq), num(t.price), num(t.quantity), num(link('block', t.height, String(t.height))))) : [emptyRow(4, trades && trades.__error ? trades.__error.code + ': ' + trades.__error.message : 'no trades yet')]))),
+    ];
+  }
+
+  // ------------------------------------------------------------------ faucet
+
+  const ADDRESS_RE = /^qn[0-9a-f]{40}$/;
+  /** Polls of a drip request's status after its 202 (about a minute). */
+  const FAUCET_FOLLOW = 60;
+  let faucetSeq = 0;
+
+  async function post(path) {
+    const r = await fetch(path, { method: 'POST', cache: 'no-store', headers: { accept: 'application/json' } });
+    let body = null;
+    try { body = await r.json(); } catch (e) { throw new ApiError(r.status, 'HTTP_' + r.status, path + ': HTTP ' + r.status + ' (not JSON)'); }
+    if (!r.ok) {
+      const code = (body && body.error && body.error.code) || 'HTTP_' + r.status;
+      throw new ApiError(r.status, code, (body && body.error && body.error.message) || path + ': ' + code);
+    }
+    return body;
+  }
+
+  function faucetSay(cls, ...kids) {
+    const s = $('faucet-status');
+    s.className = 'faucet-status' + (cls ? ' ' + cls : '');
+    s.setAttribute('data-state', cls || 'busy');
+    s.replaceChildren(...kids);
+  }
+
+  /** The account the page shows, to prefill the form with. */
+  function viewedAccount() {
+    const m = /^#\/account\/([^/]+)$/.exec(location.hash || '');
+    try { return m ? decodeURIComponent(m[1]) : ''; } catch (e) { return ''; }
+  }
+
+  /** Follow the drip request on this node (its shard holds it) until it is final or rejected; a newer request stops it. */
+  async function followDrip(r, seq) {
+    for (let i = 0; i < FAUCET_FOLLOW && seq === faucetSeq; i++) {
+      await new Promise((res) => setTimeout(res, POLL_MS));
+      if (seq !== faucetSeq) return;
+      let t;
+      try { t = await get('/v1/txs/' + r.hash); } catch (e) { continue; }
+      if (seq !== faucetSeq) return;
+      if (t.status === 'rejected' || t.error) {
+        faucetSay('err', 'drip request ', link('tx', r.hash, short(r.hash, 16), { class: 'mono', 'data-testid': 'faucet-tx-link' }), ' ' + t.status + ': ' + (t.error ? t.error.code + ': ' + t.error.message : 'rejected'));
+        return;
+      }
+      faucetSay(t.status === 'final' ? 'ok' : '', 'drip request ', link('tx', r.hash, short(r.hash, 16), { class: 'mono', 'data-testid': 'faucet-tx-link' }), ' for ', addrLink(r.to), ': ' + t.status + (t.status === 'final' ? (r.shard === undefined ? '' : ' (asked through shard ' + r.shard + ')') : '\u2026'));
+      if (t.status === 'final') return;
+    }
+  }
+
+  $('faucet').addEventListener('click', () => {
+    const panel = $('faucet-panel');
+    const open = panel.hidden;
+    panel.hidden = !open;
+    $('faucet').setAttribute('aria-expanded', String(open));
+    if (open) {
+      const a = viewedAccount();
+      if (a) $('faucet-address').value = a;
+      $('faucet-address').focus();
+    }
+  });
+  $('faucet-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const a = $('faucet-address').value.trim().toLowerCase();
+    const seq = ++faucetSeq;
+    if (!ADDRESS_RE.test(a)) { faucetSay('err', 'BAD_REQUEST: an address is qn followed by 40 hex characters'); return; }
+    const btn = $('faucet-submit');
+    btn.disabled = true;
+    faucetSay('', 'asking the faucet for ' + shortAddr(a) + '\u2026');
+    try {
+      const r = await post('/v1/faucet/' + encodeURIComponent(a));
+      if (seq !== faucetSeq) return;
+      faucetSay('ok', 'drip requested: ', link('tx', r.hash, short(r.hash, 16), { class: 'mono', 'data-testid': 'faucet-tx-link' }), ' for ', addrLink(r.to), ' (pending)');
+      followDrip(r, seq);
+    } catch (e) {
+      if (seq !== faucetSeq) return;
+      faucetSay('err', el('span', { 'data-testid': 'faucet-error-code' }, e.code || 'ERROR'), ': ' + e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
   // ------------------------------------------------------------------ routing and polling
 
   function route() {
@@ -387,7 +669,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
     let id = '';
     try { id = decodeURIComponent(parts.slice(1).join('/')).trim(); } catch (e) { id = ''; }
     const e = encodeURIComponent(id);
-    $('search-input').value = kind && kind !== 'search' ? id : kind === 'search' ? id : '';
+    $('search-input').value = ['block', 'tx', 'account', 'validator', 'xtransfer', 'search'].includes(kind) ? id : '';
     switch (kind) {
       case 'block': return detail('Block ' + id, 'block-page', ['/v1/blocks/' + e], blockView);
       case 'tx': return detail('Transaction', 'tx-page', ['/v1/txs/' + e], txView);
@@ -400,6 +682,10 @@ const SCRIPT = CLIENT_LIB + String.raw`
       case 'validator': return detail('Validator', 'validator-page', ['/v1/validators/' + e], validatorView);
       case 'xtransfer': return detail('Cross-shard transfer', 'xfer-page', ['/v1/xtransfers/' + e], xferView);
       case 'search': return searchView(id);
+      case 'pools': return detail('Pools', 'pools-page', ['/v1/amm/list'], poolsView);
+      case 'pool': return detail('Pool ' + id, 'pool-page', ['/v1/amm/pools/' + e], poolView);
+      case 'markets': return detail('Markets', 'markets-page', ['/v1/dex/list'], marketsView);
+      case 'market': return detail('Market', 'market-page', ['/v1/dex/markets/' + e, '/v1/dex/book/' + e, '/v1/dex/trades/' + e], marketView);
       default: return overview;
     }
   }
@@ -459,8 +745,10 @@ const BODY = String.raw`<header>
 <span class="sub" id="title-sub">connecting&hellip;</span>
 <span class="sub" id="slot" data-testid="slot"></span>
 <form id="search" class="search" role="search" data-testid="search-form"><input id="search-input" data-testid="search-input" type="search" maxlength="130" placeholder="address, tx hash, block height or hash, transfer id" aria-label="Search" autocomplete="off" spellcheck="false"><button type="submit">Search</button></form>
-<button class="btn" type="button" disabled title="the devnet has no faucet yet" data-testid="faucet">Faucet (soon)</button>
+<nav class="nav" data-testid="nav"><a href="#/pools" data-testid="nav-pools">Pools</a><a href="#/markets" data-testid="nav-markets">Markets</a></nav>
+<button class="btn" id="faucet" type="button" aria-expanded="false" aria-controls="faucet-panel" title="ask the devnet's faucet for coins" data-testid="faucet">Faucet</button>
 <span id="live" class="live" data-testid="live">connecting</span>
+<div id="faucet-panel" class="faucet-panel" data-testid="faucet-panel" hidden><form id="faucet-form" data-testid="faucet-form"><input id="faucet-address" data-testid="faucet-address" type="text" maxlength="64" placeholder="address to fund (qn…, any shard)" aria-label="Address to fund" autocomplete="off" spellcheck="false"><button class="btn" id="faucet-submit" type="submit" data-testid="faucet-submit">Request coins</button></form><span id="faucet-status" class="faucet-status" data-testid="faucet-status" role="status" aria-live="polite">one drip per address per cooldown; an address of another shard is paid through the cross-shard path</span></div>
 </header>
 <main id="view" data-testid="view"></main>
 <footer><span id="updated" data-testid="updated">no answer yet</span> <span id="error" data-testid="error"></span></footer>

@@ -441,3 +441,39 @@ describe('node: ExplorerIndex (recent transactions per account, block activity)'
     assert.deepEqual(ix.accountTxs(addrOf(u0)).map((t) => t.hash), [t5.hashHex]);
   });
 });
+
+describe('node: explorer DeFi views and faucet button (issue 17)', () => {
+  const script = /<script>([\s\S]*)<\/script>/.exec(EXPLORER_HTML)![1]!;
+  const body = /<body>([\s\S]*)<script>/.exec(EXPLORER_HTML)![1]!;
+
+  it('the header links to the pools and markets views and carries a working faucet form', () => {
+    assert.match(body, /<a href="#\/pools" data-testid="nav-pools">Pools<\/a>/);
+    assert.match(body, /<a href="#\/markets" data-testid="nav-markets">Markets<\/a>/);
+    // The faucet button is enabled now, and opens a form with an address field and a status line.
+    const button = /<button[^>]*data-testid="faucet"[^>]*>([^<]*)<\/button>/.exec(body);
+    assert.ok(button, 'faucet button');
+    assert.doesNotMatch(button[0], /disabled/);
+    assert.equal(button[1], 'Faucet');
+    for (const id of ['faucet-panel', 'faucet-form', 'faucet-address', 'faucet-submit', 'faucet-status']) assert.ok(body.includes(`data-testid="${id}"`), id);
+    // The panel starts hidden; the status is announced politely when it changes.
+    assert.match(body, /id="faucet-panel"[^>]*hidden>/);
+    assert.match(body, /data-testid="faucet-status" role="status" aria-live="polite"/);
+    // The form never navigates (CSP form-action 'none'): its submit is handled by the script, as a POST.
+    assert.match(EXPLORER_CSP, /form-action 'none'/);
+    assert.match(script, /\$\('faucet-form'\)\.addEventListener\('submit', async \(ev\) => \{\s*ev\.preventDefault\(\);/);
+    assert.ok(script.includes("method: 'POST'"));
+    assert.ok(script.includes("post('/v1/faucet/' + encodeURIComponent(a))"));
+  });
+
+  it('the pool and market views read the module queries and mark what the e2e test reads', () => {
+    for (const r of ["case 'pools'", "case 'pool'", "case 'markets'", "case 'market'"]) assert.ok(script.includes(r), r);
+    for (const api of ['/v1/amm/list', '/v1/amm/pools/', '/v1/dex/list', '/v1/dex/markets/', '/v1/dex/book/', '/v1/dex/trades/', '/v1/txs/']) assert.ok(script.includes(`'${api}'`), api);
+    for (const id of ['pools-table', 'pool-row', 'pool-reserves', 'pool-chart', 'pool-twap', 'markets-table', 'market-row', 'market-depth', 'depth-row', 'market-trades', 'trade-row', 'market-last-price', 'market-paused', 'account-balances', 'balance-row', 'faucet-tx-link', 'faucet-error-code']) {
+      assert.ok(script.includes(`'${id}'`), id);
+    }
+    // Bars are SVG rects (inline style attributes would break the CSP); still no markup from data.
+    assert.doesNotMatch(script, /setAttribute\('style'|\.style\./);
+    assert.doesNotMatch(script, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
+    assert.doesNotMatch(EXPLORER_HTML, /https?:\/\//);
+  });
+});
