@@ -263,3 +263,39 @@ describe('dex: the batch auction', () => {
     assert.deepEqual(dexState.books(w.sim.states[0]!, QUOTE), { locks: 0n, fees: 0n });
   });
 });
+
+describe('dex: client side (the generic `qnexus tx dex <msg> --arg v`)', () => {
+  const market = 'ab'.repeat(18);
+  const order = 'cd'.repeat(32);
+  const hexBytes = (h: string) => Uint8Array.from(Buffer.from(h, 'hex'));
+  it('builds every message from strings, as the typed builders do', () => {
+    const cases: [string, Record<string, string>, ReturnType<typeof dexPlaceMsg>][] = [
+      ['dex-create-market', { base: BASE, quote: QUOTE, tickSize: '5', lotSize: '10', minNotional: '100' }, dexCreate({ base: BASE, quote: QUOTE, tickSize: 5n, lotSize: 10n, minNotional: 100n })],
+      ['dex-place', { market, side: 'sell', price: '7', quantity: '20', goodTilSlot: '900', type: 'ioc' }, dexPlaceMsg({ market: hexBytes(market), side: 'sell', type: 'ioc', price: 7n, quantity: 20n, goodTilSlot: 900n })],
+      ['dex-place', { market, side: 'buy', price: '7', quantity: '20', goodTilSlot: '900', denom: QUOTE }, dexPlaceMsg({ market: hexBytes(market), side: 'buy', type: 'gtc', price: 7n, quantity: 20n, goodTilSlot: 900n, denom: QUOTE })],
+      ['dex-cancel', { market, orderId: order }, dexCancelMsg({ market: hexBytes(market), orderId: hexBytes(order) })],
+      ['dex-batch-cancel', { market, orderIds: `${order},${'ef'.repeat(32)}` }, dexBatchCancelMsg({ market: hexBytes(market), orderIds: [hexBytes(order), hexBytes('ef'.repeat(32))] })],
+      ['dex-pause-market', { market }, dexPauseMsg({ market: hexBytes(market) })],
+      ['dex-resume-market', { market }, dexResumeMsg({ market: hexBytes(market) })],
+    ];
+    for (const [name, args, want] of cases) assert.deepEqual(app.buildMsg('dex', name, args), want, name);
+  });
+
+  it('refuses bad arguments with typed codes', () => {
+    const code = (name: string, args: Record<string, string>) => {
+      try {
+        app.buildMsg('dex', name, args);
+        return 'none';
+      } catch (e) {
+        return (e as { code: string }).code;
+      }
+    };
+    assert.equal(code('dex-place', { market, side: 'long', price: '7', quantity: '20', goodTilSlot: '9' }), 'TX_MALFORMED');
+    assert.equal(code('dex-place', { market: 'zz', side: 'buy', price: '7', quantity: '20', goodTilSlot: '9' }), 'TX_MALFORMED');
+    assert.equal(code('dex-place', { market, side: 'buy', price: '-1', quantity: '20', goodTilSlot: '9' }), 'TX_BAD_AMOUNT');
+    assert.equal(code('dex-place', { market, side: 'buy', price: '7', quantity: '0', goodTilSlot: '9' }), 'TX_BAD_AMOUNT');
+    assert.equal(code('dex-place', { market, side: 'buy', price: '7', quantity: '1', goodTilSlot: '9', type: 'fok' }), 'TX_MALFORMED');
+    assert.equal(code('dex-create-market', { base: BASE, quote: QUOTE, tickSize: '18446744073709551616', lotSize: '1' }), 'TX_BAD_AMOUNT');
+    assert.equal(code('dex-batch-cancel', { market, orderIds: '' }), 'TX_MALFORMED');
+  });
+});
