@@ -184,8 +184,9 @@ function argPool(a: Readonly<Record<string, string>>): Uint8Array {
   return fromHex(v);
 }
 function argFee(a: Readonly<Record<string, string>>): number {
-  const v = a.fee ?? a.feeBps ?? '';
-  if (!/^[0-9]{1,5}$/.test(v)) throw new QnexusError('TX_MALFORMED', `--fee ${JSON.stringify(v)} is not a fee in basis points`);
+  // Not --fee: that is the CLI's own (the transaction's fee).
+  const v = a.feeBps ?? '';
+  if (!/^[0-9]{1,5}$/.test(v)) throw new QnexusError('TX_MALFORMED', `--feeBps ${JSON.stringify(v)} is not a fee in basis points`);
   return Number(v);
 }
 function argDenom(a: Readonly<Record<string, string>>, name: string): string {
@@ -597,7 +598,7 @@ export function ammModule(k: HostKeepers): Module {
         { name: 'denomB', help: 'the other denom' },
         { name: 'amountA', help: 'first deposit of denomA, base units' },
         { name: 'amountB', help: 'first deposit of denomB, base units' },
-        { name: 'fee', help: `fee tier in bps: ${FEE_TIERS.join(', ')}` },
+        { name: 'feeBps', help: `fee tier in bps: ${FEE_TIERS.join(', ')}` },
         { name: 'minShares', help: 'refuse if fewer LP shares would be minted (default 0)', optional: true },
         DEADLINE_ARG,
       ],
@@ -776,7 +777,7 @@ export function ammModule(k: HostKeepers): Module {
       checkFee(p.feeBps);
     },
     client: {
-      args: [POOL_ARG, { name: 'fee', help: `new fee tier in bps: ${FEE_TIERS.join(', ')}` }, DEADLINE_ARG],
+      args: [POOL_ARG, { name: 'feeBps', help: `new fee tier in bps: ${FEE_TIERS.join(', ')}` }, DEADLINE_ARG],
       build: (a) => ({ pool: argPool(a), feeBps: argFee(a), deadline: argU64(a, 'deadline') }),
     },
     handle({ ctx, env, store: s }, m) {

@@ -298,11 +298,11 @@ describe('amm: pools on one shard', function () {
     const c = chain({});
     const b = (name: string, args: Record<string, string>) => c.app.buildMsg('amm', name, args);
     const pool = '0000' + 'ab'.repeat(6);
-    assert.deepEqual(b('amm-create', { denomA: A, denomB: B, amountA: '10', amountB: '20', fee: '30', deadline: '99' }), ammCreateMsg({ denomA: A, denomB: B, amountA: 10n, amountB: 20n, feeBps: 30, minShares: 0n, deadline: 99n }));
+    assert.deepEqual(b('amm-create', { denomA: A, denomB: B, amountA: '10', amountB: '20', feeBps: '30', deadline: '99' }), ammCreateMsg({ denomA: A, denomB: B, amountA: 10n, amountB: 20n, feeBps: 30, minShares: 0n, deadline: 99n }));
     assert.ok(b('amm-add', { pool, maxA: '1', maxB: '2', deadline: '9' }));
     assert.ok(b('amm-remove', { pool, shares: '1', deadline: '9' }));
     assert.ok(b('amm-swap', { pool, denomIn: A, amountIn: '5', minOut: '1', deadline: '9' }));
-    assert.ok(b('amm-commit-fee', { pool, fee: '5', deadline: '9' }));
+    assert.ok(b('amm-commit-fee', { pool, feeBps: '5', deadline: '9' }));
     assert.ok(b('amm-apply-fee', { pool, deadline: '9' }));
     assert.throws(() => b('amm-swap', { pool: 'zz', denomIn: A, amountIn: '5', minOut: '1', deadline: '9' }), (e: unknown) => e instanceof QnexusError && e.code === 'TX_MALFORMED');
     assert.throws(() => b('amm-swap', { pool, denomIn: A, amountIn: '-5', minOut: '1', deadline: '9' }), (e: unknown) => e instanceof QnexusError && e.code === 'TX_BAD_AMOUNT');
