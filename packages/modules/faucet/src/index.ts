@@ -37,6 +37,9 @@ export const FAUCET_KIND = { drip: (FAUCET_ID << 8) | FAUCET_MSG.drip } as const
 export const FAUCET_OP = { drip: 1, payout: 2 } as const;
 export const FAUCET_ACCOUNT = 'faucet';
 const U64_MAX = 0xffffffffffffffffn;
+/** Amounts in answers: decimal strings (null where the answering shard does not know). */
+const U = { type: 'string', pattern: '^[0-9]+$' } as const;
+const NU = { type: ['string', 'null'], pattern: '^[0-9]+$' } as const;
 const ZERO_HEX = '00'.repeat(ADDRESS_BYTES);
 
 export const FAUCET_ERRORS = {
@@ -251,6 +254,32 @@ export function faucetModule(k: FaucetKeepers): Module {
       name: 'status',
       summary: "The faucet's parameters, shard, balance and this epoch's budget (balance fields from the faucet's shard only)",
       params: [],
+      response: {
+        type: 'object',
+        title: 'FaucetStatus',
+        required: ['shard', 'answeredBy', 'account', 'drip', 'cooldownSlots', 'capPerAddress', 'perBlock', 'epochBps', 'epochLength', 'balance', 'owed', 'reserved', 'available', 'epoch'],
+        properties: {
+          shard: { type: 'integer', minimum: 0, description: "the faucet's shard (home shard of its module account)" },
+          answeredBy: { type: 'integer', minimum: 0 },
+          account: { type: 'string', pattern: '^qn[0-9a-f]{40}$' },
+          drip: U,
+          cooldownSlots: { type: 'integer', minimum: 0 },
+          capPerAddress: U,
+          perBlock: { type: 'integer', minimum: 1 },
+          epochBps: { type: 'integer', minimum: 0, maximum: 10_000 },
+          epochLength: { type: 'integer', minimum: 1 },
+          balance: { ...NU, description: "the module account's balance (null on another shard)" },
+          owed: { ...NU, description: 'aborted payouts waiting to be re-sent' },
+          reserved: { ...NU, description: 'drips prepared for requests from other shards, not yet decided' },
+          available: NU,
+          epoch: {
+            type: ['object', 'null'],
+            description: "the epoch of the last drip and its budget; a later epoch starts with epochBps of what is available then",
+            properties: { epoch: { type: 'integer' }, budget: U, spent: U, left: U },
+          },
+          nextEpochBudget: U,
+        },
+      },
       run({ store, params }) {
         const p = faucetState.params(store);
         const F = faucetShard(params.shardCount);
@@ -287,6 +316,22 @@ export function faucetModule(k: FaucetKeepers): Module {
       name: 'address',
       summary: 'What the faucet gave an address (on the faucet shard), or when this shard last forwarded a request for it',
       params: ['address'],
+      response: {
+        type: 'object',
+        title: 'FaucetAddress',
+        required: ['address', 'shard'],
+        properties: {
+          address: { type: 'string', pattern: '^qn[0-9a-f]{40}$' },
+          shard: { type: 'integer', minimum: 0, description: "the faucet's shard" },
+          answeredBy: { type: 'integer', minimum: 0, description: 'present when another shard answers (request fields only)' },
+          lastDripSlot: { type: ['integer', 'null'] },
+          totalReceived: U,
+          nextAllowedSlot: { type: 'integer', minimum: 0 },
+          capLeft: U,
+          lastRequestSlot: { type: ['integer', 'null'] },
+          nextRequestSlot: { type: 'integer', minimum: 0 },
+        },
+      },
       run({ store, params }, { address }) {
         if (!isAddressString(address ?? '')) throw new QnexusError('BAD_REQUEST', 'address must be qn followed by 40 lowercase hex characters');
         const a = parseAddress(address!);
