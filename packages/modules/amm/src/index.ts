@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, HASH_BYTES, bytesEqual, concatBytes, formatAddress, fromHex, homeShard, sha256, toHex, utf8 } from '@qnexus/crypto';
+import { ADDRESS_BYTES, HASH_BYTES, bytesEqual, concatBytes, formatAddress, fromHex, sha256, toHex, utf8 } from '@qnexus/crypto';
 import { QnexusError, Writer, decodeWith, type ErrorDetails, type Reader, type TxMsg, type XferInfo } from '@qnexus/types';
 import {
   FEE_COLLECTOR,
