@@ -44,7 +44,7 @@ describe('amm: randomized run over three shards', function () {
     pools.push(poolIdOf(0, B, C, 5));
     const donated = Array.from({ length: SHARDS }, () => new Map<string, bigint>());
     let prev = new Map<string, Pool>();
-    const stats = { swaps: 0, xswaps: 0, adds: 0, removes: 0, skipped: 0, permuted: 0, refunds: 0 };
+    const stats = { swaps: 0, xswaps: 0, adds: 0, removes: 0, skipped: 0, permuted: 0 };
 
     const check = (label: string) => {
       const now = new Map<string, Pool>();
