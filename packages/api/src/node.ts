@@ -167,6 +167,8 @@ export const Tx = Obj(
     ...txFields,
     status: TxStatus,
     block: Nullable(TxBlockRef),
+    // For `rejected`: why it was refused. For `final`: set when its message was refused in its
+    // block (a deadline passed, slippage…): the fee was paid and the nonce used, nothing else happened.
     error: Nullable(ErrorInfo),
   },
   { title: 'Tx', additionalProperties: true },

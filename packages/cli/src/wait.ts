@@ -162,6 +162,12 @@ async function askOthers(ctx: WaitContext, hash: string): Promise<{ tx: TxInfo |
  * while a node answered "not final"; when the node asked was unreachable at the end,
  * NODE_UNREACHABLE (exit 3 too) saying how many other nodes were checked: it may still be final.
  */
+/** A final transaction whose message its block refused fails with the module's code (the fee was paid). */
+function refusedOrFinal(tx: TxInfo, hash: string): TxInfo {
+  if (!tx.error) return tx;
+  throw new ApiError(tx.error.code, `transaction ${hash} is final but its message was refused: ${tx.error.code}: ${tx.error.message} (the fee was paid, nothing else happened)`, 0, { tx });
+}
+
 export async function waitTxFinal(ctx: WaitContext, hash: string): Promise<TxInfo> {
   let status = 'unknown';
   let head: Head = { height: null, slot: null };
@@ -178,7 +184,7 @@ export async function waitTxFinal(ctx: WaitContext, hash: string): Promise<TxInf
           const why = tx.error ? `${tx.error.code}: ${tx.error.message}` : 'no reason given';
           throw new ApiError('TX_REJECTED', `transaction ${hash} was rejected (${why})`, 0, { tx });
         }
-        if (tx.status === 'final') return tx;
+        if (tx.status === 'final') return refusedOrFinal(tx, hash);
         status = tx.status;
       } else status = 'unknown here';
       if (poll % 2 === 0) head = await shardHead(c);
@@ -187,7 +193,7 @@ export async function waitTxFinal(ctx: WaitContext, hash: string): Promise<TxInf
       downSince ??= Date.now();
       const others = await askOthers(ctx, hash);
       lastOthers = others;
-      if (others.tx?.status === 'final') return others.tx;
+      if (others.tx?.status === 'final') return refusedOrFinal(others.tx, hash);
       const from = c.baseUrl;
       if (ctx.nodes.next()) failover = `${from} unreachable: now asking ${ctx.nodes.current.baseUrl} (${others.answered}/${others.asked} other nodes answer)`;
       else failover = `${from} unreachable; no other node of the shard known (pass --check-node, or run inside the devnet's directory)`;

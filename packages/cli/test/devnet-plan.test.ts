@@ -3,13 +3,14 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { backendAvailable, homeShard, parseAddress, toHex, type BackendName } from '@qnexus/crypto';
+import { backendAvailable, formatAddress, homeShard, parseAddress, toHex, type BackendName } from '@qnexus/crypto';
 import { peerIdFromKeyFile } from '@qnexus/p2p';
-import { epochCommittees } from '@qnexus/state';
+import { epochCommittees, moduleAccount } from '@qnexus/state';
 import {
   API_PORT_OFFSET,
   BEACON_INDEX,
   CliError,
+  DEVNET_DEFAULTS,
   assignDevnetValidators,
   devnetBeaconPorts,
   fillShards,
@@ -142,7 +143,10 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
       nodes.filter((p) => p.role === 'validator').map((p) => p.validator),
       epochCommittees(d.genesis, 0)[0]!.validators.map((v) => v.address),
     );
-    assert.deepEqual(d.genesis.accounts.map((a) => a.address).sort(), d.manifest.accounts.map((a) => a.address).sort());
+    // The genesis funds the manifest's accounts and the faucet's module account (no keystore: nobody holds its key).
+    const faucet = formatAddress(moduleAccount('faucet'));
+    assert.deepEqual(d.genesis.accounts.map((a) => a.address).sort(), [...d.manifest.accounts.map((a) => a.address), faucet].sort());
+    assert.equal(d.genesis.accounts.find((a) => a.address === faucet)?.balance, DEVNET_DEFAULTS.faucetBalance);
   });
 
   it('S=2, V=2, A=3: committee shards, account home shards, names, unique ports, --shard per node', async () => {
@@ -196,7 +200,7 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
       ],
     );
     assert.ok(m.accounts.every((a) => existsSync(a.keystore)));
-    assert.deepEqual(g.accounts.map((a) => a.address).sort(), m.accounts.map((a) => a.address).sort());
+    assert.deepEqual(g.accounts.map((a) => a.address).sort(), [...m.accounts.map((a) => a.address), formatAddress(moduleAccount('faucet'))].sort());
 
     // The manifest on disk says the same.
     const onDisk = JSON.parse(await readFile(d.manifestPath, 'utf8'));

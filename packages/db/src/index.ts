@@ -91,6 +91,8 @@ export interface BlockCommit {
   block: Bytes;
   certificate: Bytes | null;
   txHashes: Bytes[];
+  /** Included transactions whose message was refused (fee charged), by index: kept in the tx index for `GET /v1/txs/{hash}`. */
+  txFailures?: readonly { index: number; code: string; message: string }[];
   /** The block's state writes by key hex: a value, or null to delete the key. */
   writes: ReadonlyMap<string, Bytes | null>;
   /** The trie nodes of the block's state version (`TrieUpdate` of @qnexus/state). */
@@ -118,6 +120,25 @@ export interface StateReads {
 export interface TxLocation {
   height: number;
   index: number;
+  /** Set when the transaction's message was refused in its block (its fee was charged, nothing else written). */
+  error?: { code: string; message: string };
+}
+
+/** Longest refusal message kept in the tx index (a module's message is short; this bounds a bug's). */
+const MAX_FAILURE_MESSAGE = 512;
+
+/**
+ * A tx index value: u64 height ‖ u32 index, then for a refused message u8 1 ‖ string code ‖
+ * string message (older values end after the index).
+ */
+function txIndexValue(height: number, index: number, failure?: { code: string; message: string }): Bytes {
+  const w = new Writer(failure ? 16 + failure.code.length + MAX_FAILURE_MESSAGE * 4 : 12).u64(height).u32(index);
+  if (failure) w.u8(1).string(failure.code).string(truncate(failure.message));
+  return w.finish();
+}
+
+function truncate(m: string): string {
+  return m.length > MAX_FAILURE_MESSAGE ? `${m.slice(0, MAX_FAILURE_MESSAGE - 1)}…` : m;
 }
 
 /** The stored state: every entry, by key hex. */
@@ -288,7 +309,9 @@ export class ChainStore {
     const v = await this.txs.get(hash);
     if (!v) return undefined;
     const r = new Reader(v);
-    return { height: r.u64n(), index: r.u32() };
+    const loc: TxLocation = { height: r.u64n(), index: r.u32() };
+    if (r.remaining > 0 && r.u8() === 1) loc.error = { code: r.string(64), message: r.string(MAX_FAILURE_MESSAGE * 4) };
+    return loc;
   }
 
   /**
@@ -313,7 +336,8 @@ export class ChainStore {
       batch.put(c.hash, c.block, { sublevel: this.blocks });
       batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
       if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
-      c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
+      const failures = new Map((c.txFailures ?? []).map((f) => [f.index, f]));
+      c.txHashes.forEach((h, i) => batch.put(h, txIndexValue(c.height, i, failures.get(i)), { sublevel: this.txs }));
       this.putState(batch, c.writes, c.trie);
       if (c.genesisHash) {
         batch.put(this.key('genesis'), c.genesisHash, { sublevel: this.meta });
@@ -438,7 +462,7 @@ export class ChainStore {
     batch.put(c.hash, c.block, { sublevel: this.blocks });
     batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
     batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
-    c.txHashes.forEach((h, i) => batch.put(h, new Writer(12).u64(c.height).u32(i).finish(), { sublevel: this.txs }));
+    c.txHashes.forEach((h, i) => batch.put(h, txIndexValue(c.height, i), { sublevel: this.txs }));
     batch.put(this.key('head'), u64be(c.height), { sublevel: this.meta });
     batch.put(this.key('base'), u64be(c.height), { sublevel: this.meta });
     batch.del(this.key('snapshot'), { sublevel: this.meta });

@@ -165,6 +165,19 @@ describe('db: ChainStore', () => {
     }
   });
 
+  it("the tx index keeps why a block refused an included transaction's message (fee charged), and nothing for the others", async () => {
+    const dir = freshDir();
+    const store = await ChainStore.open(dir);
+    try {
+      for (let h = 0; h <= 1; h++) await store.commitBlock(commitFor(h));
+      await store.commitBlock({ ...commitFor(2), txFailures: [{ index: 1, code: 'AMM_DEADLINE', message: 'deadline slot 9 has passed' }] });
+      assert.deepEqual(await store.txLocation(txHash(2, 0)), { height: 2, index: 0 });
+      assert.deepEqual(await store.txLocation(txHash(2, 1)), { height: 2, index: 1, error: { code: 'AMM_DEADLINE', message: 'deadline slot 9 has passed' } });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('writes: added, overwritten, deleted, kept when untouched, written again after a deletion; the trie reopened at the head has the root of the same entries rebuilt in memory', async () => {
     const dir = freshDir();
     const k = (n: number) => toHex(new Uint8Array([1 + (n % 3), 0x10, ...sha256(utf8(`k-${n}`)).slice(0, n % 5)]));

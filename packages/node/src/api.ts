@@ -538,7 +538,8 @@ const routes: JsonRoute<Ctx>[] = [
       const raw = await c.chain.store.blockAtHeight(loc.height);
       const block = decodeBlock(raw!);
       const env = openTx(block.txs[loc.index]!);
-      return { ...txJson(env), status: 'final' as const, block: { height: loc.height, hash: toHex(blockHash(block.header)), index: loc.index }, error: null };
+      // A refused message is final too: its fee was paid, nothing else happened (`error` says why).
+      return { ...txJson(env), status: 'final' as const, block: { height: loc.height, hash: toHex(blockHash(block.header)), index: loc.index }, error: loc.error ?? null };
     }
     const pending = c.mempool.get(hashHex);
     if (pending) {

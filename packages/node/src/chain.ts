@@ -677,6 +677,7 @@ export class Chain {
       // The codec is canonical (fixed-width fields, no trailing bytes): decoded wire bytes re-encode to themselves.
       certificate: opts.certificateBytes ?? encodeCertificate(cert),
       txHashes: c.envs.map((e) => e.hash),
+      txFailures: c.exec!.result.failed,
       writes: update.writes,
       trie: update.trie,
     });

@@ -26,6 +26,17 @@ export interface HostKeepers {
   denoms(owner: string): DenomKeeper;
 }
 
+/** Why an included transaction's message was refused (its fee was charged, nothing else written). */
+export interface TxFailure {
+  code: string;
+  message: string;
+}
+
+/** A refused message of a block: its index among the block's transactions. */
+export interface BlockTxFailure extends TxFailure {
+  index: number;
+}
+
 interface Decoded {
   mod: Module;
   def: MsgDef<unknown>;
@@ -33,6 +44,9 @@ interface Decoded {
 }
 
 const opKey = (module: number, op: number) => (module << 8) | op;
+
+/** Options every generic `qnexus tx <module> <msg>` command has: a message's own arguments cannot take these names. */
+export const RESERVED_CLIENT_ARGS: ReadonlySet<string> = new Set(['keystore', 'fee', 'nonce', 'chain-id', 'node', 'beacon', 'wait', 'timeout', 'binary', 'json', 'passphrase-file', 'passphrase-env', 'check-node', 'module', 'help']);
 
 export class StateMachine {
   readonly modules: readonly Module[];
@@ -61,6 +75,9 @@ export class StateMachine {
       for (const d of m.msgs ?? []) {
         if (!Number.isInteger(d.type) || d.type < 1 || d.type > 255) throw new Error(`${m.name}/${d.name}: type ${d.type} is not in 1..255`);
         if (names.has(d.name)) throw new Error(`message name ${d.name} is taken`);
+        for (const a of d.client?.args ?? []) {
+          if (RESERVED_CLIENT_ARGS.has(a.name) || !/^[a-z][a-zA-Z0-9-]{0,31}$/.test(a.name)) throw new Error(`${m.name}/${d.name}: client argument --${a.name} is reserved by the CLI or malformed`);
+        }
         names.add(d.name);
         this.kinds.set((m.id << 8) | d.type, { mod: m, def: d as MsgDef<unknown> });
       }
@@ -252,12 +269,41 @@ export class StateMachine {
    * a child branch that is folded in only on success.
    */
   applyTx(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext): void {
+    this.run(kv, env, p, block, false);
+  }
+
+  /**
+   * Apply one transaction as a block does: like `applyTx`, except that when the message's
+   * handler refuses (a deadline passed, slippage, an order off the tick…) the transaction is
+   * still included and its sender pays for it: the ante step (nonce, fee) stands, the handler's
+   * writes vanish, and the refusal is returned (the block's `failed`). Bad input costs the fee
+   * and never leaves the sender's later nonces stuck behind it. Anything that fails before the
+   * handler (stateless checks, nonce, funds for the fee) still throws: such a transaction is
+   * never included. Beacon entries and feeless messages keep `applyTx`'s rule (nobody pays
+   * for them, so a refused one is left out).
+   */
+  applyInBlock(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext): TxFailure | null {
+    return this.run(kv, env, p, block, true);
+  }
+
+  private run(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext, charge: boolean): TxFailure | null {
     const ctx = new ExecCtx(kv.branch(), p, block);
     this.checkStateless(env, p);
     const d = this.decode(env);
-    if (!isSystemKind(env.tx.body.payload.kind)) this.ante(ctx, env);
-    d.def.handle({ ctx, env, store: ctx.store(d.mod.id) }, d.p as never);
+    const system = isSystemKind(env.tx.body.payload.kind);
+    if (!system) this.ante(ctx, env);
+    // The handler runs on a branch of its own when a refusal is to be charged, so the ante's writes survive it.
+    const h = charge && !system && !d.def.feeless ? ctx.child() : ctx;
+    try {
+      d.def.handle({ ctx: h, env, store: h.store(d.mod.id) }, d.p as never);
+    } catch (e) {
+      if (h === ctx || !(e instanceof QnexusError)) throw e;
+      ctx.kv.commit();
+      return { code: e.code, message: e.message };
+    }
+    if (h !== ctx) h.kv.commit();
     ctx.kv.commit();
+    return null;
   }
 
   beginBlock(ctx: ExecCtx): void {
@@ -289,7 +335,7 @@ export class StateMachine {
     }
   }
 
-  private finish(state: WorldState, ctx: ExecCtx): BlockExecution {
+  private finish(state: WorldState, ctx: ExecCtx): Omit<BlockExecution, 'failed'> {
     this.endBlock(ctx);
     try {
       this.checkInvariants(ctx);
@@ -306,17 +352,19 @@ export class StateMachine {
     const ctx = new ExecCtx(new Branch(state.kv), p, block);
     this.beginBlock(ctx);
     let weight = 0;
+    const failed: BlockTxFailure[] = [];
     txs.forEach((env, i) => {
       try {
         weight += this.weight(env);
         if (weight > p.maxBlockWeight) throw new QnexusError('BAD_BLOCK', `block weight exceeds ${p.maxBlockWeight}`);
-        this.applyTx(ctx.kv, env, p, block);
+        const f = this.applyInBlock(ctx.kv, env, p, block);
+        if (f) failed.push({ index: i, ...f });
       } catch (e) {
         if (e instanceof QnexusError) throw new QnexusError('BAD_BLOCK', `transaction ${i} (${env.hashHex}) is invalid: ${e.code}: ${e.message}`);
         throw e;
       }
     });
-    return this.finish(state, ctx);
+    return { ...this.finish(state, ctx), failed };
   }
 
   /**
@@ -353,25 +401,28 @@ export class StateMachine {
     this.beginBlock(ctx);
     const applied: TxEnvelope[] = [];
     const skipped: { env: TxEnvelope; error: QnexusError }[] = [];
+    const failed: BlockTxFailure[] = [];
     let weight = 0;
     for (const env of txs) {
       try {
         const w = this.weight(env);
         if (weight + w > p.maxBlockWeight) throw new QnexusError('BLOCK_FULL', `the block's weight budget (${p.maxBlockWeight}) is spent`);
+        let f: TxFailure | null;
         if (checkEach) {
           const trial = new ExecCtx(ctx.kv.branch(), p, block);
-          this.applyTx(trial.kv, env, p, block);
+          f = this.applyInBlock(trial.kv, env, p, block);
           this.checkInvariants(trial);
           trial.kv.commit();
-        } else this.applyTx(ctx.kv, env, p, block);
+        } else f = this.applyInBlock(ctx.kv, env, p, block);
         weight += w;
+        if (f) failed.push({ index: applied.length, ...f });
         applied.push(env);
       } catch (e) {
         if (!(e instanceof QnexusError)) throw e;
         skipped.push({ env, error: e });
       }
     }
-    return { applied, skipped, exec: this.finish(state, ctx) };
+    return { applied, skipped, exec: { ...this.finish(state, ctx), failed } };
   }
 
   /** The genesis state of one shard: the genesis accounts whose home shard it is, then each module's genesis. */

@@ -30,7 +30,7 @@ export * from './trie.js';
 export { EMPTY_ROOT } from './trie-node.js';
 export { ExecCtx, MODULE_IDS, stateParams, type BlockContext, type StateParams } from './ctx.js';
 export * from './module.js';
-export { StateMachine, type BankKeeper, type HostKeepers } from './host.js';
+export { StateMachine, type BankKeeper, type BlockTxFailure, type HostKeepers, type TxFailure } from './host.js';
 export { StateView, WorldState, changesOf, verifyXferProof, type Account, type BlockExecution, type DenomTotals, type StateChanges } from './world.js';
 export { sendMsg, bankAccountKeys, BANK_KIND, BANK_MSG, BANK_XFER_OP, FEE_COLLECTOR, MAX_DENOM_BYTES, NATIVE_DENOM, bank, denomKeeper, moduleAccount, ownsDenom, type DenomKeeper, type AuthRecord, type DenomSupply, type SendMsg } from './modules/bank/index.js';
 export { XFER_RECORD_PREFIX, xfer, xferKeeperOf, xferRecordKey, type XferCounters, type XferKeeper, type XferOpLookup } from './modules/xfer/index.js';

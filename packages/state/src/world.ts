@@ -75,6 +75,8 @@ export function changesOf(writes: Writes): StateChanges {
 export interface BlockExecution {
   changes: StateChanges;
   stateRoot: Uint8Array;
+  /** Included transactions whose message was refused (fee charged, nothing else written), by index in the block. */
+  failed: readonly { index: number; code: string; message: string }[];
 }
 
 /** The committed state of one shard: the key-value entries with their commitment, and the built-ins' reads. */

@@ -2,6 +2,7 @@
 // hands it; the native denom is nobody's to mint. Minted and burned amounts enter the denom's
 // supply identity, which holds after every block.
 import assert from 'node:assert/strict';
+import { toHex } from '@qnexus/crypto';
 import { Writer, type Reader, type TxEnvelope } from '@qnexus/types';
 import { NATIVE_DENOM, msg, type HostKeepers, type Module } from '@qnexus/state';
 import { createApp } from '@qnexus/app';
@@ -45,7 +46,7 @@ describe('state: denoms belong to the module that names them', () => {
     assert.deepEqual({ minted: gold.minted, burned: gold.burned, balances: gold.balances, genesis: gold.genesis }, { minted: 500n, burned: 120n, balances: 380n, genesis: 0n });
   });
 
-  it("refuses another module's denom and the native one (BANK_NOT_DENOM_OWNER), writing nothing", () => {
+  it("refuses another module's denom and the native one (BANK_NOT_DENOM_OWNER): the sender pays the fee, nothing else is written", () => {
     const s = app.genesisState(G, 0);
     for (const [type, denom] of [
       [1, NATIVE_DENOM],
@@ -54,8 +55,13 @@ describe('state: denoms belong to the module that names them', () => {
       [2, NATIVE_DENOM],
     ] as const) {
       const r = app.executeApplicable(s, [tx(type, { denom, amount: 1n }, 0n)], P, CTX);
-      assert.deepEqual(r.skipped.map((x) => x.error.code), [denom === 'Bad Denom' ? 'BANK_BAD_DENOM' : 'BANK_NOT_DENOM_OWNER'], denom);
-      assert.equal(r.exec.changes.writes.size, 0, `nothing written for ${denom}`);
+      // Included with its message refused (host applyInBlock): the nonce and the fee step stand.
+      assert.deepEqual(r.exec.failed.map((x) => x.code), [denom === 'Bad Denom' ? 'BANK_BAD_DENOM' : 'BANK_NOT_DENOM_OWNER'], denom);
+      assert.equal(r.applied.length, 1);
+      const keys = [...r.exec.changes.writes.keys()];
+      assert.ok(keys.length > 0 && keys.every((k) => !k.startsWith('c9')), `nothing of the module written for ${denom}`);
+      // (The native denom's supply record moves with the burned part of the fee.)
+      if (denom !== NATIVE_DENOM) assert.equal(r.exec.changes.writes.get(`0173${toHex(new Writer(80).string(denom).finish())}`), undefined, `no supply record for ${denom}`);
     }
   });
 });

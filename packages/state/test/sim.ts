@@ -24,8 +24,12 @@ export interface StepOptions {
 }
 
 export interface StepResult {
-  /** User transactions the proposer left out, with why (a failing transaction is skipped, never included). */
-  skipped: { shard: number; env: TxEnvelope; code: string; message: string }[];
+  /**
+   * User transactions that did not take effect, with why: left out by the proposer (`charged`
+   * false: the ante failed, nothing paid) or included with their message refused (`charged`
+   * true: the fee was paid and the nonce used, nothing else written; host `applyInBlock`).
+   */
+  skipped: { shard: number; env: TxEnvelope; code: string; message: string; charged: boolean }[];
   /** Transactions included, per shard. */
   applied: TxEnvelope[][];
 }
@@ -75,7 +79,12 @@ export class ShardSim {
       for (const s of r.skipped) {
         // A beacon entry the shard will not take is a bug in the simulated beacon or in the module's op.
         if (system.includes(s.env)) throw new Error(`shard ${k} refused a beacon entry at slot ${this.slot}: ${s.error.code}: ${s.error.message}`);
-        result.skipped.push({ shard: k, env: s.env, code: s.error.code, message: s.error.message });
+        result.skipped.push({ shard: k, env: s.env, code: s.error.code, message: s.error.message, charged: false });
+      }
+      for (const f of r.exec.failed) {
+        const env = r.applied[f.index]!;
+        if (system.includes(env)) throw new Error(`shard ${k} refused a beacon entry at slot ${this.slot}: ${f.code}: ${f.message}`);
+        result.skipped.push({ shard: k, env, code: f.code, message: f.message, charged: true });
       }
       this.states[k]!.apply(r.exec.changes);
       this.heights[k] = block.height;

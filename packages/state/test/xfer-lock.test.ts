@@ -1,9 +1,9 @@
 // A cross-shard op's `lock` runs on the source right after the engine's escrow, on the same branch:
 // what it writes lands with the record, and when it refuses, the escrow and the fee step go too.
 import assert from 'node:assert/strict';
-import { homeShard } from '@qnexus/crypto';
+import { homeShard, toHex } from '@qnexus/crypto';
 import { QnexusError, Writer, type Reader, type TxEnvelope } from '@qnexus/types';
-import { NATIVE_DENOM, msg, type HostKeepers, type Module } from '@qnexus/state';
+import { Branch, NATIVE_DENOM, msg, type HostKeepers, type Module } from '@qnexus/state';
 import { createApp } from '@qnexus/app';
 import { testModuleChain } from './helpers.js';
 
@@ -59,10 +59,16 @@ describe('state: a cross-shard op locks on the source', () => {
     assert.equal(b.changes.xfers.size, 1);
   });
 
-  it('a lock that refuses undoes the escrow and the fee step: the transaction writes nothing', () => {
+  it('a lock that refuses undoes the escrow and the record: only the fee is paid', () => {
     const s = app.genesisState(G, 0);
     const r = app.executeApplicable(s, [tx(13n, 0n)], P, CTX);
-    assert.deepEqual(r.skipped.map((x) => x.error.code), ['LOCKEE_UNLUCKY']);
-    assert.equal(r.exec.changes.writes.size, 0);
+    assert.deepEqual(r.exec.failed.map((x) => x.code), ['LOCKEE_UNLUCKY']);
+    s.apply(r.exec.changes);
+    assert.equal(s.store(202).get(LOCKED), undefined);
+    assert.equal(s.denomTotals().find((t) => t.denom === NATIVE_DENOM)!.escrow, 0n);
+    assert.equal(r.exec.changes.xfers.size, 0);
+    assert.equal(s.account(toHex(addrOf(alice)))!.nonce, 1n, 'the nonce is used: the next transaction is not stuck behind it');
+    // applyTx, the admission check, still refuses it outright.
+    assert.throws(() => app.applyTx(new Branch(app.genesisState(G, 0).kv), tx(13n, 0n), P, CTX), (e: unknown) => e instanceof QnexusError && e.code === 'LOCKEE_UNLUCKY');
   });
 });
