@@ -2,9 +2,9 @@
 // across shards (payouts to another shard, aborted and re-sent) over the multi-shard simulator; and
 // a randomized run in which every denom's supply identity holds and no token passes its max supply.
 import assert from 'node:assert/strict';
-import { formatAddress } from '@qnexus/crypto';
+import { formatAddress, toHex } from '@qnexus/crypto';
 import { QnexusError, type TxEnvelope } from '@qnexus/types';
-import { WorldState, bank, moduleAccount, sendMsg } from '@qnexus/state';
+import { WorldState, bank, moduleAccount, queryProofKeys, runProven, sendMsg } from '@qnexus/state';
 import { TOKEN_ID, TOKEN_OP, tokenBurnMsg, tokenCreateMsg, tokenDenom, tokenIdFor, tokenIdOf, tokenMintMsg, tokens } from '@qnexus/module-token';
 import { ShardSim } from '../../../state/test/sim.js';
 import { prng } from '../../../state/test/helpers.js';
@@ -134,6 +134,22 @@ describe('token: create, mint, burn on one shard', () => {
     assert.equal(info.homeShard, 0);
     assert.throws(() => q('info', { id: 'zz' }), (e: unknown) => e instanceof QnexusError && e.code === 'BAD_REQUEST');
     assert.throws(() => q('info', { id: '0011223344556677' }), (e: unknown) => e instanceof QnexusError && e.code === 'TOKEN_UNKNOWN');
+  });
+
+  it('info is provable: run over its proven keys only, it answers what the state does', () => {
+    const { s, one } = shard0();
+    one(alice, create());
+    const id = tokenIdFor(0, c.addrOf(alice), 0n);
+    one(alice, tokenMintMsg({ denom: tokenDenom(id), to: c.addrOf(alice), amount: 40n }));
+    one(alice, tokenBurnMsg({ denom: tokenDenom(id), amount: 15n }));
+    const mod = app.module('token')!;
+    const info = mod.queries!.find((x) => x.name === 'info')!;
+    const keys = queryProofKeys(mod, info, { id });
+    const proven = keys.map((key) => ({ key, value: s.kv.get(toHex(key)) ?? null }));
+    const answer = runProven(mod, info, P0, { id }, proven) as Record<string, unknown>;
+    assert.deepEqual(answer, app.query(s, P0, mod, info, { id }));
+    assert.equal(answer.minted, '40');
+    assert.equal(answer.burnedHere, '15');
   });
 
   it('pages through more tokens than one list answer holds, in id order, without gaps or repeats', () => {
