@@ -3,7 +3,10 @@
 // show, a cross-shard transfer submitted during the test appears with its phases until committed;
 // search finds a transaction submitted during the test and the detail pages link to one another
 // (tx → account, tx → block → proposer); the charts draw; nothing overflows horizontally at
-// 1400 px or at phone width (390 px); the beacon's network page (`/explorer` on the beacon) loads.
+// 1400 px or at phone width (390 px); the beacon's network page (`/explorer` on the beacon) loads;
+// the faucet button funds a fresh address and shows the refusal of a second drip, and a pool
+// created during the test shows on the pools pages. A second suite renders the pool, market,
+// balance and faucet views from a stub API in the modules' JSON shapes (no devnet).
 // Screenshots go to test-artifacts/ (or $QNEXUS_ARTIFACTS_DIR).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +15,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { BEACON_NAME } from '@qnexus/cli';
-import { freshAddressOn, shardClient, shardNodes, startTestNet, transfer, xtransfer, type TestNet } from './helpers.js';
+import { app } from '@qnexus/app';
+import { parseAddress } from '@qnexus/crypto';
+import { tokenIdFor } from '@qnexus/module-token';
+import { signTx } from '@qnexus/sdk';
+import { freshAddressOn, shardClient, shardNodes, startTestNet, transfer, waitFor, xtransfer, type TestNet } from './helpers.js';
 
 const REQUIRE_TOOLS = process.env.QNEXUS_REQUIRE_TOOLS === '1';
 const CHROMIUM = process.env.QNEXUS_CHROMIUM ?? '/usr/bin/chromium';
@@ -323,6 +330,79 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     await page.setViewportSize({ width: 390, height: 844 });
     await assertNoOverflow(page, 'network page at 390 px');
     await screenshot(page, 'explorer-beacon-390.png');
+    assert.deepEqual(consoleErrors, [], 'no console errors');
+    assert.deepEqual(failedRequests, [], 'no failed requests');
+  });
+
+  it('the faucet button funds a fresh address, then shows the refusal of a second drip; a pool created now shows its reserves and price chart; the markets page renders', async function () {
+    this.timeout(90_000);
+    const started = Date.now();
+    const node = shardNodes(net, 0)[0]!;
+    const apiUrl = net.devnet.process(node).apiUrl;
+    const c = net.devnet.client(node);
+    page ??= await openPage();
+    await page.setViewportSize({ width: 1400, height: 1000 });
+
+    // A pool, created the SDK's generic way while the faucet is asked: a token of a shard-0 account,
+    // minted to it and paired with qfc, then one swap (consecutive nonces, submitted together).
+    const owner = net.accountsByShard[0]!.at(-1)!;
+    const nonce = BigInt((await c.account(owner.address)).pendingNonce);
+    const token = `token/${tokenIdFor(0, parseAddress(owner.address), nonce)}`;
+    const deadline = String((await c.shards()).slot + 100_000);
+    const msgs: [string, string, Record<string, string>][] = [
+      ['token', 'token-create', { symbol: 'EXPL', decimals: '0', 'max-supply': '1000000000000', 'mint-authority': owner.address }],
+      ['token', 'token-mint', { denom: token, to: owner.address, amount: '100000000' }],
+      ['amm', 'amm-create', { denomA: 'qfc', denomB: token, amountA: '2000000', amountB: '6000000', feeBps: '30', deadline }],
+    ];
+    for (const [i, [module, name, args]] of msgs.entries()) {
+      const tx = signTx({ key: owner.key, chainId: net.chainId, fee: 1n, nonce: nonce + BigInt(i) }, app.buildMsg(module, name, args));
+      await c.submitTx(tx.raw);
+    }
+
+    // The faucet: the button opens the form, the drip request is followed on the page until final.
+    const fresh = freshAddressOn(net, 0, 231);
+    await page.goto(`${apiUrl}/explorer#/account/${fresh}`);
+    await page.waitForSelector('[data-testid="account-home"]', { timeout: 15_000 });
+    await page.click('[data-testid="faucet"]');
+    assert.equal(await page.inputValue('[data-testid="faucet-address"]'), fresh, 'prefilled with the account viewed');
+    await page.click('[data-testid="faucet-submit"]');
+    await page.waitForSelector('[data-testid="faucet-tx-link"]', { timeout: 15_000 });
+    const drip = (await page.getAttribute('[data-testid="faucet-tx-link"]', 'href'))!.replace('#/tx/', '');
+    assert.match(drip, /^[0-9a-f]{64}$/);
+    await page.waitForFunction(() => /: final/.test(document.querySelector('[data-testid="faucet-status"]')?.textContent ?? ''), undefined, { timeout: 30_000, polling: 250 });
+    assert.equal((await c.tx(drip)).status, 'final');
+    // The coins arrive (through the 2PC path when the faucet lives on the other shard), and the account page shows them.
+    const funded = await waitFor('the drip credited', () => c.account(fresh), (a) => BigInt(a.balance) > 0n, 30_000);
+    await page.waitForSelector('[data-testid="balance-row"][data-denom="qfc"]', { timeout: 15_000 });
+    assert.equal(await page.textContent('[data-testid="balance-row"][data-denom="qfc"] [data-testid="balance-amount"]'), funded.balance);
+    // A second drip for the same address inside its cooldown: the faucet's own code, shown as is.
+    await page.click('[data-testid="faucet-submit"]');
+    await page.waitForSelector('[data-testid="faucet-error-code"]', { timeout: 15_000 });
+    assert.equal(await page.textContent('[data-testid="faucet-error-code"]'), 'FAUCET_COOLDOWN');
+    await assertNoOverflow(page, 'account with the faucet form at 1400 px');
+    // That refusal is the one failing request of this test.
+    assert.deepEqual(failedRequests.splice(0).map((r) => r.replace(/^POST .*\/v1\/faucet\/(qn[0-9a-f]{40}): HTTP 429$/, 'faucet 429 $1')), [`faucet 429 ${fresh}`]);
+    consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/status of 429/.test(e)));
+
+    // Pools: the new one listed with its reserves, and its page with its price.
+    await page.click('[data-testid="nav-pools"]');
+    await page.waitForSelector(`[data-testid="pool-row"] [data-testid="pool-pair"]:text-is("qfc / ${token}")`, { timeout: 30_000 });
+    await page.click(`[data-testid="pool-row"]:has([data-testid="pool-pair"]:text-is("qfc / ${token}")) [data-testid="pool-link"]`);
+    await page.waitForSelector('[data-testid="pool-reserves"]', { timeout: 15_000 });
+    assert.equal(await page.textContent('[data-testid="pool-reserves"]'), `2000000 qfc · 6000000 ${token}`);
+    assert.equal(await page.textContent('[data-testid="pool-spot"]'), `3 ${token}/qfc`);
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="pool-chart"]')?.getAttribute('data-points')) >= 1, undefined, { timeout: 15_000, polling: 250 });
+    await assertNoOverflow(page, 'pool page at 1400 px');
+    await screenshot(page, 'explorer-pool-devnet.png');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await assertNoOverflow(page, 'pool page at 390 px');
+
+    // Markets: the table renders (a market, or the empty state).
+    await page.setViewportSize({ width: 1400, height: 1000 });
+    await page.click('[data-testid="nav-markets"]');
+    await page.waitForSelector('[data-testid="markets-table"] tbody tr', { timeout: 15_000 });
+    await assertNoOverflow(page, 'markets page at 1400 px');
+    console.log(`  (after ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     assert.deepEqual(consoleErrors, [], 'no console errors');
     assert.deepEqual(failedRequests, [], 'no failed requests');
   });

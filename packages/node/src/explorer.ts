@@ -474,7 +474,8 @@ const SCRIPT = CLIENT_LIB + String.raw`
     const vals = points.map((x) => float18(x.price));
     const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 0;
     const floor = hi > lo ? lo - (hi - lo) * 0.1 : 0;
-    drawChart(box, [{ name: 'spot price (' + unit + ')', values: vals.map((v) => v - floor) }], unit, 6);
+    // One point is a price held since its slot: drawn as a flat line (a lone point draws nothing).
+    drawChart(box, [{ name: 'spot price (' + unit + ')', values: (vals.length === 1 ? [vals[0], vals[0]] : vals).map((v) => v - floor) }], unit, 6);
     if (vals.length) {
       box.querySelector('.val').textContent = fixed18(points[points.length - 1].price, 6) + ' ' + unit;
       box.querySelector('.max').textContent = 'range ' + fixed18(points.reduce((m, x) => (BigInt(x.price) < BigInt(m) ? x.price : m), points[0].price), 6) + '\u2013' + fixed18(points.reduce((m, x) => (BigInt(x.price) > BigInt(m) ? x.price : m), points[0].price), 6);
