@@ -250,6 +250,32 @@ describe('dex: the batch auction', () => {
     assert.equal(bank.balance(w.sim.states[0]!, DEX_ACCOUNT, QUOTE), 0n);
   });
 
+  it('when both sides are new in the block, both pay the taker fee', () => {
+    const w = setup();
+    const [A, B] = w.keys as [KeyPair, KeyPair];
+    const qa = w.bal(A, QUOTE);
+    const qb = w.bal(B, QUOTE);
+    w.must([w.place(A, 'sell', 100n, 50n), w.place(B, 'buy', 100n, 50n)]);
+    // 5000 at 20 bps = 10 each.
+    assert.equal(w.bal(A, QUOTE) - qa, 5000n - 10n);
+    assert.equal(qb - w.bal(B, QUOTE), 5000n + 10n);
+    assert.equal(dexState.books(w.sim.states[0]!, QUOTE).fees, 20n);
+  });
+
+  it('a batch reads at most matchLimit orders a side: a deeper crossing carries over to the next block (backlog)', () => {
+    const w = setup({ matchLimit: 2 });
+    const [A, B] = w.keys as [KeyPair, KeyPair];
+    w.must([w.place(A, 'sell', 10n, 5n), w.place(A, 'sell', 10n, 5n), w.place(A, 'sell', 10n, 5n)]);
+    w.must([w.place(B, 'buy', 10n, 5n), w.place(B, 'buy', 10n, 5n), w.place(B, 'buy', 10n, 5n)]);
+    assert.equal(dexState.side(w.sim.states[0]!, w.id, 'sell').length, 1);
+    assert.equal(dexState.market(w.sim.states[0]!, w.id)!.backlog, true);
+    w.must([]);
+    assert.equal(dexState.side(w.sim.states[0]!, w.id, 'sell').length, 0);
+    assert.equal(dexState.side(w.sim.states[0]!, w.id, 'buy').length, 0);
+    assert.equal(dexState.market(w.sim.states[0]!, w.id)!.backlog, false);
+    assert.equal(w.bal(B, BASE) - FUND, 15n);
+  });
+
   it('batch cancel returns every lock exactly; the orders query lists what is open', () => {
     const w = setup();
     const [A] = w.keys as [KeyPair];
