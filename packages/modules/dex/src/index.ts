@@ -818,7 +818,7 @@ export function dexModule(k: HostKeepers): Module {
         run({ store, params }, a) {
           const m = localMarket(store, params, marketParam(a.market));
           const owner = addressParam(a.address);
-          const orders = store.range(K.ownerPrefix(m.id, owner), 2 * DEFAULT_PARAMS.maxOrdersPerSide).map(([key]) => orderJson(getOrder(store, key.subarray(1 + MARKET_ID_BYTES + ADDRESS_BYTES))!));
+          const orders = store.range(K.ownerPrefix(m.id, owner), 2 * readParams(store).maxOrdersPerSide).map(([key]) => orderJson(getOrder(store, key.subarray(1 + MARKET_ID_BYTES + ADDRESS_BYTES))!));
           return { market: toHex(m.id), address: formatAddress(owner), orders };
         },
       },
