@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { BEACON_NAME } from '@qnexus/cli';
 import { app } from '@qnexus/app';
-import { parseAddress } from '@qnexus/crypto';
+import { fromHex, parseAddress, toHex } from '@qnexus/crypto';
+import { dexMarketId } from '@qnexus/module-dex';
 import { tokenIdFor } from '@qnexus/module-token';
 import { signTx } from '@qnexus/sdk';
 import { freshAddressOn, shardClient, shardNodes, startTestNet, transfer, waitFor, xtransfer, type TestNet } from './helpers.js';
@@ -334,7 +335,7 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     assert.deepEqual(failedRequests, [], 'no failed requests');
   });
 
-  it('the faucet button funds a fresh address, then shows the refusal of a second drip; a pool created now shows its reserves and price chart; the markets page renders', async function () {
+  it('the faucet button funds a fresh address, then shows the refusal of a second drip; a pool and a market created now show their reserves, price, depth and trade', async function () {
     this.timeout(90_000);
     const started = Date.now();
     const node = shardNodes(net, 0)[0]!;
@@ -343,8 +344,9 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     page ??= await openPage();
     await page.setViewportSize({ width: 1400, height: 1000 });
 
-    // A pool, created the SDK's generic way while the faucet is asked: a token of a shard-0 account,
-    // minted to it and paired with qfc, then one swap (consecutive nonces, submitted together).
+    // A pool and a market, created the SDK's generic way while the faucet is asked: a token of a
+    // shard-0 account, minted to it, paired with qfc in a pool and listed in a market (qfc priced in
+    // the token); consecutive nonces, submitted together.
     const owner = net.accountsByShard[0]!.at(-1)!;
     const nonce = BigInt((await c.account(owner.address)).pendingNonce);
     const token = `token/${tokenIdFor(0, parseAddress(owner.address), nonce)}`;
@@ -353,10 +355,13 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
       ['token', 'token-create', { symbol: 'EXPL', decimals: '0', 'max-supply': '1000000000000', 'mint-authority': owner.address }],
       ['token', 'token-mint', { denom: token, to: owner.address, amount: '100000000' }],
       ['amm', 'amm-create', { denomA: 'qfc', denomB: token, amountA: '2000000', amountB: '6000000', feeBps: '30', deadline }],
+      ['dex', 'dex-create-market', { base: 'qfc', quote: token, tickSize: '1', lotSize: '10' }],
     ];
+    let market = '';
     for (const [i, [module, name, args]] of msgs.entries()) {
       const tx = signTx({ key: owner.key, chainId: net.chainId, fee: 1n, nonce: nonce + BigInt(i) }, app.buildMsg(module, name, args));
       await c.submitTx(tx.raw);
+      if (name === 'dex-create-market') market = toHex(dexMarketId(0, fromHex(tx.hash)));
     }
 
     // The faucet: the button opens the form, the drip request is followed on the page until final.
@@ -384,6 +389,18 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     assert.deepEqual(failedRequests.splice(0).map((r) => r.replace(/^POST .*\/v1\/faucet\/(qn[0-9a-f]{40}): HTTP 429$/, 'faucet 429 $1')), [`faucet 429 ${fresh}`]);
     consoleErrors.splice(0, consoleErrors.length, ...consoleErrors.filter((e) => !/status of 429/.test(e)));
 
+    // Two orders that cross once the market exists: another account sells 2000 qfc at 3, the owner
+    // buys 1000 at 3; one batch clears 1000 at 3 and 1000 rest on the ask side.
+    await waitFor('the market', () => c.moduleQuery('dex', 'list') as Promise<{ markets?: { id: string }[] }>, (r) => (r.markets ?? []).some((m) => m.id === market), 30_000);
+    const seller = net.accountsByShard[0]![0]!;
+    const til = String((await c.shards()).slot + 10_000);
+    const order = async (who: typeof owner, side: string, quantity: string) => {
+      const n = BigInt((await c.account(who.address)).pendingNonce);
+      await c.submitTx(signTx({ key: who.key, chainId: net.chainId, fee: 1n, nonce: n }, app.buildMsg('dex', 'dex-place', { market, side, price: '3', quantity, goodTilSlot: til })).raw);
+    };
+    await order(seller, 'sell', '2000');
+    await order(owner, 'buy', '1000');
+
     // Pools: the new one listed with its reserves, and its page with its price.
     await page.click('[data-testid="nav-pools"]');
     await page.waitForSelector(`[data-testid="pool-row"] [data-testid="pool-pair"]:text-is("qfc / ${token}")`, { timeout: 30_000 });
@@ -397,11 +414,19 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     await page.setViewportSize({ width: 390, height: 844 });
     await assertNoOverflow(page, 'pool page at 390 px');
 
-    // Markets: the table renders (a market, or the empty state).
+    // Markets: the new one, its trade at the uniform price and the rest of the sell order on the book.
     await page.setViewportSize({ width: 1400, height: 1000 });
     await page.click('[data-testid="nav-markets"]');
-    await page.waitForSelector('[data-testid="markets-table"] tbody tr', { timeout: 15_000 });
+    await page.waitForSelector(`[data-testid="market-row"][data-id="${market}"]`, { timeout: 15_000 });
     await assertNoOverflow(page, 'markets page at 1400 px');
+    await page.click(`[data-testid="market-row"][data-id="${market}"] [data-testid="market-link"]`);
+    await page.waitForSelector('[data-testid="trade-row"]', { timeout: 30_000 });
+    assert.deepEqual(await page.$$eval('[data-testid="trade-row"] td', (tds) => tds.slice(1, 3).map((t) => t.textContent)), ['3', '1000']);
+    assert.equal(await page.textContent('[data-testid="market-last-price"]'), `3 ${token} per qfc`);
+    await page.waitForSelector('[data-testid="depth-row"][data-side="ask"][data-price="3"]', { timeout: 15_000 });
+    assert.equal(await page.textContent('[data-testid="depth-row"][data-side="ask"] td:nth-child(3)'), '1000');
+    await assertNoOverflow(page, 'market page at 1400 px');
+    await screenshot(page, 'explorer-market-devnet.png');
     console.log(`  (after ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     assert.deepEqual(consoleErrors, [], 'no console errors');
     assert.deepEqual(failedRequests, [], 'no failed requests');

@@ -44,7 +44,8 @@ svg.bar { display: block; width: 120px; max-width: 100%; height: 10px; }
 svg.bar .bid { fill: var(--ok); } svg.bar .ask { fill: var(--bad); }
 tr.spread td { color: var(--dim); font-size: 12px; text-align: center; }
 .b-paused { color: var(--bad); border-color: var(--bad); }
-.b-trading { color: var(--ok); border-color: var(--ok); }
+.b-trading, .b-bid { color: var(--ok); border-color: var(--ok); }
+.b-ask { color: var(--bad); border-color: var(--bad); }
 `;
 
 const SCRIPT = CLIENT_LIB + String.raw`
