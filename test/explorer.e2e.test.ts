@@ -370,6 +370,7 @@ describe('explorer: /explorer in headless Chromium against a running devnet (2 s
     await page.waitForSelector('[data-testid="account-home"]', { timeout: 15_000 });
     await page.click('[data-testid="faucet"]');
     assert.equal(await page.inputValue('[data-testid="faucet-address"]'), fresh, 'prefilled with the account viewed');
+    await page.waitForSelector('[data-testid="faucet-terms"]:text-matches("^drips [0-9]+ qfc to an address at most once per [0-9]+ slots")', { timeout: 10_000 });
     await page.click('[data-testid="faucet-submit"]');
     await page.waitForSelector('[data-testid="faucet-tx-link"]', { timeout: 15_000 });
     const drip = (await page.getAttribute('[data-testid="faucet-tx-link"]', 'href'))!.replace('#/tx/', '');
@@ -510,6 +511,8 @@ async function startStub(): Promise<Stub> {
         return json(res, 200, { address: ADDR, shard: 0, homeShard: 0, balance: '10000000', nonce: 0, pendingNonce: 0, publicKey: null, balances: [{ denom: `amm/${POOL}`, amount: '5000' }, { denom: 'qfc', amount: '10000000' }, { denom: 'token/0001', amount: '77' }] });
       case '/v1/validators':
         return json(res, 200, { epoch: 0, validators: [] });
+      case '/v1/faucet/status':
+        return json(res, 200, { shard: 1, answeredBy: 0, account: ADDR, drip: '10000000', cooldownSlots: 3600, capPerAddress: '100000000', perBlock: 8, epochBps: 100, epochLength: 32, balance: null, owed: null, reserved: null, available: null, epoch: null });
       case `/v1/txs/${DRIP}`:
         return json(res, 200, { hash: DRIP, kind: 'faucet-drip', status: 'final', from: ADDR, to: ADDR, fee: '0', nonce: '0', block: { height: 51, hash: 'ee'.repeat(32), index: 0 }, error: null });
       default:
@@ -639,6 +642,9 @@ describe('explorer: pools, markets, balances and the faucet form in headless Chr
     await page.click('[data-testid="faucet"]');
     assert.equal(await page.inputValue('[data-testid="faucet-address"]'), ADDR);
     assert.equal(await page.isVisible('[data-testid="faucet-status"]'), true);
+    // Its terms, from the faucet module's status query (another shard's faucet: no balance figure).
+    await page.waitForFunction(() => document.querySelector('[data-testid="faucet-terms"]')?.textContent !== '', undefined, { timeout: 10_000 });
+    assert.equal(await page.textContent('[data-testid="faucet-terms"]'), 'drips 10000000 qfc to an address at most once per 3600 slots, 100000000 in all; the faucet lives on shard 1.');
 
     // A malformed address is refused by the page, with no request.
     const posts = () => stub.requests.filter((r) => r.startsWith('POST ')).length;

@@ -40,6 +40,7 @@ nav.nav { display: flex; gap: 12px; }
 .faucet-status { flex: 1 1 240px; min-width: 0; overflow-wrap: anywhere; color: var(--dim); }
 .faucet-status.ok { color: var(--ok); }
 .faucet-status.err { color: var(--bad); }
+.faucet-panel .note { flex: 1 1 100%; margin: 0; }
 svg.bar { display: block; width: 120px; max-width: 100%; height: 10px; }
 svg.bar .bid { fill: var(--ok); } svg.bar .ask { fill: var(--bad); }
 tr.spread td { color: var(--dim); font-size: 12px; text-align: center; }
@@ -640,8 +641,21 @@ const SCRIPT = CLIENT_LIB + String.raw`
       const a = viewedAccount();
       if (a) $('faucet-address').value = a;
       $('faucet-address').focus();
+      showFaucetTerms();
     }
   });
+
+  /** The faucet's terms from its module's status query, read each time the form opens. */
+  async function showFaucetTerms() {
+    const t = $('faucet-terms');
+    try {
+      const f = await get('/v1/faucet/status');
+      t.textContent = 'drips ' + f.drip + ' qfc to an address at most once per ' + f.cooldownSlots + ' slots, ' + f.capPerAddress + ' in all; the faucet lives on shard ' + f.shard +
+        (f.available !== null && f.available !== undefined ? ' and has ' + f.available + ' available' : '') + '.';
+    } catch (e) {
+      t.textContent = e.status === 404 ? 'this chain has no faucet module' : 'faucet status: ' + (e.code || 'ERROR') + ': ' + e.message;
+    }
+  }
   $('faucet-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const a = $('faucet-address').value.trim().toLowerCase();
@@ -750,7 +764,7 @@ const BODY = String.raw`<header>
 <nav class="nav" data-testid="nav"><a href="#/pools" data-testid="nav-pools">Pools</a><a href="#/markets" data-testid="nav-markets">Markets</a></nav>
 <button class="btn" id="faucet" type="button" aria-expanded="false" aria-controls="faucet-panel" title="ask the devnet's faucet for coins" data-testid="faucet">Faucet</button>
 <span id="live" class="live" data-testid="live">connecting</span>
-<div id="faucet-panel" class="faucet-panel" data-testid="faucet-panel" hidden><form id="faucet-form" data-testid="faucet-form"><input id="faucet-address" data-testid="faucet-address" type="text" maxlength="64" placeholder="address to fund (qn…, any shard)" aria-label="Address to fund" autocomplete="off" spellcheck="false"><button class="btn" id="faucet-submit" type="submit" data-testid="faucet-submit">Request coins</button></form><span id="faucet-status" class="faucet-status" data-testid="faucet-status" role="status" aria-live="polite">one drip per address per cooldown; an address of another shard is paid through the cross-shard path</span></div>
+<div id="faucet-panel" class="faucet-panel" data-testid="faucet-panel" hidden><form id="faucet-form" data-testid="faucet-form"><input id="faucet-address" data-testid="faucet-address" type="text" maxlength="64" placeholder="address to fund (qn…, any shard)" aria-label="Address to fund" autocomplete="off" spellcheck="false"><button class="btn" id="faucet-submit" type="submit" data-testid="faucet-submit">Request coins</button></form><span id="faucet-status" class="faucet-status" data-testid="faucet-status" role="status" aria-live="polite">an address of another shard is paid through the cross-shard path</span><span id="faucet-terms" class="note" data-testid="faucet-terms"></span></div>
 </header>
 <main id="view" data-testid="view"></main>
 <footer><span id="updated" data-testid="updated">no answer yet</span> <span id="error" data-testid="error"></span></footer>

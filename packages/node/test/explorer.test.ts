@@ -454,7 +454,7 @@ describe('node: explorer DeFi views and faucet button (issue 17)', () => {
     assert.ok(button, 'faucet button');
     assert.doesNotMatch(button[0], /disabled/);
     assert.equal(button[1], 'Faucet');
-    for (const id of ['faucet-panel', 'faucet-form', 'faucet-address', 'faucet-submit', 'faucet-status']) assert.ok(body.includes(`data-testid="${id}"`), id);
+    for (const id of ['faucet-panel', 'faucet-form', 'faucet-address', 'faucet-submit', 'faucet-status', 'faucet-terms']) assert.ok(body.includes(`data-testid="${id}"`), id);
     // The panel starts hidden; the status is announced politely when it changes.
     assert.match(body, /id="faucet-panel"[^>]*hidden>/);
     assert.match(body, /data-testid="faucet-status" role="status" aria-live="polite"/);
@@ -467,7 +467,7 @@ describe('node: explorer DeFi views and faucet button (issue 17)', () => {
 
   it('the pool and market views read the module queries and mark what the e2e test reads', () => {
     for (const r of ["case 'pools'", "case 'pool'", "case 'markets'", "case 'market'"]) assert.ok(script.includes(r), r);
-    for (const api of ['/v1/amm/list', '/v1/amm/pools/', '/v1/dex/list', '/v1/dex/markets/', '/v1/dex/book/', '/v1/dex/trades/', '/v1/txs/']) assert.ok(script.includes(`'${api}'`), api);
+    for (const api of ['/v1/amm/list', '/v1/amm/pools/', '/v1/dex/list', '/v1/dex/markets/', '/v1/dex/book/', '/v1/dex/trades/', '/v1/txs/', '/v1/faucet/status']) assert.ok(script.includes(`'${api}'`), api);
     for (const id of ['pools-table', 'pool-row', 'pool-reserves', 'pool-chart', 'pool-twap', 'markets-table', 'market-row', 'market-depth', 'depth-row', 'market-trades', 'trade-row', 'market-last-price', 'market-paused', 'account-balances', 'balance-row', 'faucet-tx-link', 'faucet-error-code']) {
       assert.ok(script.includes(`'${id}'`), id);
     }
