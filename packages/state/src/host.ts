@@ -56,6 +56,7 @@ export class StateMachine {
   private readonly decoded = new WeakMap<TxEnvelope, Decoded>();
   /** Addresses of every module account (their balances are not users' in the API's totals). */
   readonly moduleAccounts: readonly Uint8Array[];
+  private moduleAccountHex = new Set<string>();
 
   /**
    * `wire(keepers)` returns the app's modules given the built-in keepers; the
@@ -65,7 +66,10 @@ export class StateMachine {
   constructor(wire: (k: HostKeepers) => readonly Module[]) {
     const lookup = (m: number, op: number) => this.ops.get(opKey(m, op));
     const xferKeeper = xferKeeperOf(lookup);
-    this.modules = [bankModule(xferKeeper), xferModule(lookup), ...wire({ bank, xfer: xferKeeper, denoms: denomKeeper })];
+    // Users may not send to module accounts (their books would no longer match: a block breaking a
+    // module's invariant is invalid); the set is known once every module is listed, read lazily.
+    const isModuleAccount = (a: Uint8Array) => this.moduleAccountHex.has(toHex(a));
+    this.modules = [bankModule(xferKeeper, isModuleAccount), xferModule(lookup, isModuleAccount), ...wire({ bank, xfer: xferKeeper, denoms: denomKeeper })];
     const names = new Set<string>();
     for (const m of this.modules) {
       if (!Number.isInteger(m.id) || m.id < 1 || m.id > 255) throw new Error(`module ${m.name}: id ${m.id} is not in 1..255`);
@@ -88,6 +92,7 @@ export class StateMachine {
       if (m.errors) registerModuleErrors(m.name, m.errors);
     }
     this.moduleAccounts = [FEE_COLLECTOR, ...this.modules.flatMap((m) => (m.accounts ?? []).map(moduleAccount))];
+    this.moduleAccountHex = new Set(this.moduleAccounts.map((a) => toHex(a)));
   }
 
   module(name: string): Module | undefined {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { homeShard } from '@qnexus/crypto';
 import { QnexusError, Writer, type Reader } from '@qnexus/types';
-import { NATIVE_DENOM, bank, moduleAccount, msg, payouts, type HostKeepers, type Module } from '@qnexus/state';
+import { NATIVE_DENOM, bank, moduleAccount, msg, payouts, sendMsg, stateParams, type HostKeepers, type Module } from '@qnexus/state';
 import { createApp } from '@qnexus/app';
 import { ShardSim } from './sim.js';
 import { testModuleChain } from './helpers.js';
@@ -17,6 +17,7 @@ const probe = testModuleChain('qn-xcall-test', { funded: [], shardCount: 2 });
 const aliceLabel = labels.find((l) => homeShard(probe.addrOf(probe.key(l)), 2) === 0)!;
 const { key, addrOf, G, tx } = testModuleChain('qn-xcall-test', { funded: [aliceLabel], shardCount: 2 });
 const alice = key(aliceLabel);
+const sim0Params = stateParams(G, 0);
 
 /** `vault`: deposits go to the vault on shard 1, which keeps half and pays the other half back. */
 function vault(k: HostKeepers): Module {
@@ -68,6 +69,17 @@ function vault(k: HostKeepers): Module {
 const deposit = (amount: bigint, nonce: bigint) => tx(alice, (ID << 8) | 1, new Writer(8).u64(amount).finish(), nonce);
 
 describe('state: xcalls into a module account and payouts back', () => {
+  it("a user's send to a module account is refused (TX_BAD_RECIPIENT): only the module's own messages move its balance", () => {
+    const app = createApp((k) => [vault(k)]);
+    const s = app.genesisState(G, 0);
+    for (const kind of ['transfer', 'xtransfer'] as const) {
+      // The vault's account lives on one shard; either kind is refused before anything is written, whichever it is.
+      const m = sendMsg(kind, { to: moduleAccount('vault'), amount: 10n });
+      const r = app.executeApplicable(s, [tx(alice, m.kind, m.msg, 0n)], sim0Params, { height: 1, slot: 1, proposer: new Uint8Array(20) });
+      assert.deepEqual(r.skipped.map((x) => x.error.code), ['TX_BAD_RECIPIENT'], kind);
+    }
+  });
+
   it('a deposit credits the module account on the object shard and half comes back to the sender', () => {
     const sim = new ShardSim({ app: createApp((k) => [vault(k)]), genesis: G });
     const before = bank.balance(sim.states[0]!, addrOf(alice));

@@ -988,9 +988,9 @@ export function ammModule(k: HostKeepers): Module {
         const b = denomBook(s, d);
         const owed = pay.owed(ctx, d);
         const bal = bank.balance(ctx, AMM_ACCOUNT, d);
-        // ≥, not =: anyone may bank-send to the module account (a donation); the surplus belongs to no
-        // pool and moves no price, since reserves come from the ledger, never from balances.
-        if (bal < b.reserves + b.queued + owed) throw new Error(`module account holds ${bal} ${d}, less than its books: reserves ${b.reserves} + queued ${b.queued} + owed ${owed}`);
+        // Exact: the bank refuses user sends to module accounts (TX_BAD_RECIPIENT), so nothing but the
+        // module's own messages moves this balance, and reserves come from the ledger, never from it.
+        if (bal !== b.reserves + b.queued + owed) throw new Error(`module account holds ${bal} ${d}, its books say reserves ${b.reserves} + queued ${b.queued} + owed ${owed}`);
       }
     },
   };

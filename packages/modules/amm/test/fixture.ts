@@ -37,7 +37,7 @@ export interface Chain {
   /** A transaction from `k` with its next nonce (tracked here). */
   tx: (k: KeyPair, m: TxMsg, fee?: bigint) => TxEnvelope;
   /** Run one slot with these transactions (grouped by the sender's shard); returns the skipped ones' codes. */
-  step: (txs: TxEnvelope[], o?: Parameters<ShardSim['step']>[1]) => { skipped: { env: TxEnvelope; code: string; message: string }[] };
+  step: (txs: TxEnvelope[], o?: Parameters<ShardSim['step']>[1]) => { skipped: { env: TxEnvelope; code: string; message: string }[]; applied: TxEnvelope[][] };
   /** A transaction that must apply (fails the test with its code otherwise). */
   ok: (k: KeyPair, m: TxMsg) => void;
   /** A transaction that must be refused with `code` (and cost nothing: it is not included). */
@@ -96,7 +96,7 @@ export function chain(o: { shards?: number; n?: number; tokens?: bigint; credits
     // A transaction left out did not use its nonce: give it back (tests send one per sender per block when it
     // may fail). One included with its message refused (`charged`: the host's applyInBlock) paid the fee and used it.
     for (const s of r.skipped) if (!(s as { charged?: boolean }).charged) nonces.set(formatAddress(s.env.from), s.env.tx.body.nonce);
-    return { skipped: r.skipped };
+    return { skipped: r.skipped, applied: r.applied };
   };
   const ok = (k: KeyPair, m: TxMsg) => {
     const r = step([tx(k, m)]);

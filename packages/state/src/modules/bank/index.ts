@@ -33,10 +33,12 @@ export function sendMsg(kind: 'transfer' | 'xtransfer', p: { to: Uint8Array; amo
   return { kind: BANK_KIND[kind], msg: w.finish() };
 }
 
-function checkSend(kind: 'transfer' | 'xtransfer', p: SendMsg, env: TxEnvelope, params: StateParams): void {
+function checkSend(kind: 'transfer' | 'xtransfer', p: SendMsg, env: TxEnvelope, params: StateParams, isModuleAccount: (a: Uint8Array) => boolean): void {
   if (p.amount === 0n) throw new QnexusError('TX_BAD_AMOUNT', 'transfer amount must be positive');
   if (p.denom !== NATIVE_DENOM && !/^[a-z][a-z0-9/._-]{1,63}$/.test(p.denom)) throw new QnexusError('BANK_BAD_DENOM', `invalid denom ${JSON.stringify(p.denom)}`);
   if (toHex(p.to) === toHex(env.from)) throw new QnexusError('TX_SELF_TRANSFER', 'sender and recipient are the same account');
+  // A module's account holds what its books say (pools, locks, the faucet): value reaches it only through the module's messages.
+  if (isModuleAccount(p.to)) throw new QnexusError('TX_BAD_RECIPIENT', `${formatAddress(p.to)} is a module account: it takes value only through its module's messages`);
   const to = homeShard(p.to, params.shardCount);
   if (kind === 'transfer' && to !== params.shard) {
     throw new QnexusError('TX_CROSS_SHARD', `recipient lives on shard ${to}; a plain transfer stays within shard ${params.shard} (use a cross-shard transfer: qnexus tx xtransfer)`);
@@ -66,7 +68,7 @@ const sendJson = (p: SendMsg, env?: TxEnvelope) => ({
 });
 
 /** The bank module: sends within a shard and across shards (its `transfer` op moves value and nothing else). */
-export function bankModule(x: XferKeeper): Module {
+export function bankModule(x: XferKeeper, isModuleAccount: (a: Uint8Array) => boolean = () => false): Module {
   return {
     name: 'bank',
     id: MODULE_IDS.bank,
@@ -75,7 +77,7 @@ export function bankModule(x: XferKeeper): Module {
         type: BANK_MSG.transfer,
         name: 'transfer',
         ...sendCodec,
-        validate: (p, env, params) => checkSend('transfer', p, env, params),
+        validate: (p, env, params) => checkSend('transfer', p, env, params, isModuleAccount),
         spend: (p) => (p.denom === NATIVE_DENOM ? p.amount : 0n),
         client: sendClient,
         handle: ({ ctx, env }, p) => bank.send(ctx, env.from, p.to, p.amount, p.denom),
@@ -85,7 +87,7 @@ export function bankModule(x: XferKeeper): Module {
         type: BANK_MSG.xtransfer,
         name: 'xtransfer',
         ...sendCodec,
-        validate: (p, env, params) => checkSend('xtransfer', p, env, params),
+        validate: (p, env, params) => checkSend('xtransfer', p, env, params, isModuleAccount),
         spend: (p) => (p.denom === NATIVE_DENOM ? p.amount : 0n),
         client: sendClient,
         xferPreview: (p, _env, params) => ({ kind: 'transfer', to: p.to, amount: p.amount, dstShard: homeShard(p.to, params.shardCount) }),

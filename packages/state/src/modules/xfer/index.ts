@@ -75,11 +75,13 @@ function checkSystemEntry(ops: XferOpLookup, prepare: boolean, x: XferInfo, env:
 }
 
 /** Why a destination refuses a credit, or null to accept. Deterministic in (state, entry, block). */
-function refusal(ctx: ExecCtx, d: XferOpDef, x: XferInfo): string | null {
+function refusal(ctx: ExecCtx, d: XferOpDef, x: XferInfo, isModuleAccount: (a: Uint8Array) => boolean): string | null {
   const p = ctx.params;
   if (d.toModule !== undefined) {
     if (!bytesEqual(x.to, moduleAccount(d.toModule))) return 'TX_BAD_RECIPIENT';
   } else if (homeShard(x.to, p.shardCount) !== p.shard) return 'XS_WRONG_SHARD';
+  // Only an xcall of the module itself credits a module account (its books must keep matching its balance).
+  else if (isModuleAccount(x.to)) return 'TX_BAD_RECIPIENT';
   // The all-zero address is reserved (nobody holds its key): crediting it would destroy value silently.
   if (toHex(x.to) === ZERO_ADDRESS_HEX) return 'TX_BAD_RECIPIENT';
   if (!bank.canCredit(ctx, x.to, x.amount, x.denom)) return 'TX_BAD_AMOUNT';
@@ -139,7 +141,7 @@ interface DecisionMsg {
 }
 
 /** The xfer module: the beacon's prepare and decision entries, on the op lookup the host builds from every module. */
-export function xferModule(ops: XferOpLookup): Module {
+export function xferModule(ops: XferOpLookup, isModuleAccount: (a: Uint8Array) => boolean = () => false): Module {
   const entryJson = (x: XferInfo) => ({
     from: formatAddress(x.from),
     to: formatAddress(x.to),
@@ -168,7 +170,7 @@ export function xferModule(ops: XferOpLookup): Module {
           const probe = ctx.child();
           let why: string | null;
           try {
-            why = refusal(probe, opOf(ops, x), x);
+            why = refusal(probe, opOf(ops, x), x, isModuleAccount);
             if (!why) probe.kv.commit();
           } catch (e) {
             if (!(e instanceof QnexusError)) throw e;
