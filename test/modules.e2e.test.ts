@@ -91,8 +91,15 @@ describe('e2e: a module from a test fixture, loaded with --module and driven by 
 
   it('the processes run the module and serve its query; the genesis names it', async () => {
     const st = (await net.devnet.client('s1-validator-0').status()) as { modules: { name: string; id: number }[] };
-    assert.deepEqual(st.modules.map((m) => `${m.name}#${m.id}`), ['bank#1', 'xfer#2', 'staking#3', 'note#200']);
-    assert.deepEqual(net.devnet.genesis.modules, [{ name: 'staking', id: 3 }, { name: 'note', id: 200 }]);
+    assert.deepEqual(st.modules.map((m) => `${m.name}#${m.id}`), ['bank#1', 'xfer#2', 'staking#3', 'token#4', 'faucet#5', 'amm#6', 'dex#7', 'note#200']);
+    assert.deepEqual(net.devnet.genesis.modules, [
+      { name: 'staking', id: 3 },
+      { name: 'token', id: 4 },
+      { name: 'faucet', id: 5 },
+      { name: 'amm', id: 6 },
+      { name: 'dex', id: 7 },
+      { name: 'note', id: 200 },
+    ]);
     const to = freshAddressOn(net, 1);
     assert.deepEqual(await inbox(to), { address: to, count: '0', notes: [] });
     // Only the home shard answers for an address (like /v1/accounts).

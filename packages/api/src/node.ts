@@ -390,7 +390,20 @@ export const xtransfers = defineRoute({
 // ---------------------------------------------------------------- supply, shards, evidence
 
 /** One denomination's supply (the per-denom identity of the module layer); absent until the bank module reports it. */
-export const DenomSupply = Obj({ denom: Type.String(), supply: Amount() }, { additionalProperties: true });
+export const DenomSupply = Obj(
+  {
+    denom: Type.String(),
+    supply: Amount('genesis + minted: what the identity must add up to.'),
+    genesis: Amount(),
+    minted: Amount(),
+    balances: Amount('Σ balances, module accounts included.'),
+    burned: Amount(),
+    escrow: Amount(),
+    exported: Amount(),
+    imported: Amount(),
+  },
+  { additionalProperties: true, description: 'balances + burned + escrow + exported − imported = genesis + minted, on this shard.' },
+);
 
 export const Supply = Obj(
   {

@@ -377,6 +377,17 @@ async function waitFinal(s: Signed, hash: string, w: WaitContext): Promise<TxInf
 }
 
 /** --wait, cross-shard: until the shard has applied the beacon's decision (same nodes and deadline). */
+/** Whether the final transaction `id` opened a cross-shard record (its source record is in the state). */
+async function opensRecord(client: QnexusClient, id: string): Promise<boolean> {
+  try {
+    await client.xtransfer(id);
+    return true;
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'XS_UNKNOWN_TRANSFER') return false;
+    throw e;
+  }
+}
+
 async function waitApplied(w: WaitContext, id: string): Promise<XTransferInfo> {
   try {
     return await waitXTransferApplied(w, id);
@@ -796,7 +807,9 @@ export function moduleTxCommands(tx: Command, sm: StateMachine): void {
         if (printSubmitted(summary, o, 8)) return;
         const w = await waitContext(s, o.timeout);
         const info = await waitFinal(s, id, w);
-        if (!def.xferPreview) {
+        // A message that may open a cross-shard operation (an xcall: a swap on a pool of another
+        // shard) opened one only if its record exists now that it is final; a local one did not.
+        if (!def.xferPreview || !(await opensRecord(s.client, id))) {
           if (o.json) out(JSON.stringify({ ...summary, status: info.status, block: info.block }));
           else out(`${'status'.padEnd(8)}${txLine(info)}`);
           return;
