@@ -490,7 +490,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
         ['Reserves', p.reserveBase + ' ' + p.base + ' \u00b7 ' + p.reserveQuote + ' ' + p.quote, 'pool-reserves'],
         ['Total shares', p.totalShares + ' (' + p.lockedShares + ' locked forever)', 'pool-shares'],
         ['LP share denom', el('span', { class: 'mono' }, p.lpDenom), 'pool-lp'],
-        ['Spot price', fixed18(p.spotPrice, 8) + ' ' + unit, 'pool-spot'],
+        ['Spot price', fixed18(p.spotPrice, 8) === null ? null : fixed18(p.spotPrice, 8) + ' ' + unit, 'pool-spot'],
         ['TWAP (recorded points)', t ? fixed18(t.price, 8) + ' ' + unit + ', slots ' + t.from + '\u2013' + t.to : 'needs two recorded points', 'pool-twap'],
         ['Cumulative price', el('span', { class: 'mono' }, p.cumulativePrice), 'pool-cumulative'],
         ['Fee', bps(p.feeBps), 'pool-fee'],
@@ -621,7 +621,7 @@ const SCRIPT = CLIENT_LIB + String.raw`
       await new Promise((res) => setTimeout(res, POLL_MS));
       if (seq !== faucetSeq) return;
       let t;
-      try { t = await get('/v1/txs/' + r.hash); } catch (e) { continue; }
+      try { t = await get('/v1/txs/' + encodeURIComponent(r.hash)); } catch (e) { continue; }
       if (seq !== faucetSeq) return;
       if (t.status === 'rejected' || t.error) {
         faucetSay('err', 'drip request ', link('tx', r.hash, short(r.hash, 16), { class: 'mono', 'data-testid': 'faucet-tx-link' }), ' ' + t.status + ': ' + (t.error ? t.error.code + ': ' + t.error.message : 'rejected'));
