@@ -4,3 +4,4 @@ export * from './client.js';
 export * from './tx.js';
 export * from './verify.js';
 export * from './faucet.js';
+export * from './defi.js';
