@@ -10,6 +10,10 @@
 //           --variants baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,pqclean|none
 //           (each on a fresh devnet at one fixed rate: --variant-rate or --variant-rate-factor ×
 //           the sweep's saturation; --variant-duration 20)
+// DeFi:     --defi true|false (default true, false under --smoke unless given): after the phases above, run
+//           bench/defi.ts (AMM swaps and DEX orders on a fresh devnet, same-shard and cross-shard, against
+//           plain transfers in the same run; batch execution time per block in process) with this topology
+//           at --base-port + 600; its own result file is named in this one's `defi`.
 // Research: --node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof" (Node flags for every devnet process)
 // Output:   a table on stdout; bench/results/bench-<time>.json and bench-<time>.svg (the sweep).
 //
@@ -22,7 +26,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
 import type { QnexusClient, TxInfo } from '@qnexus/sdk';
@@ -60,6 +64,7 @@ const { values: args } = parseArgs({
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     'base-port': { type: 'string', default: '27000' },
+    defi: { type: 'string' },
   },
 });
 
@@ -1161,6 +1166,10 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
+  // The DeFi workloads (bench/defi.ts) once every devnet above is gone, in a child of their own.
+  const defi = args.defi !== undefined ? bool('defi') : !args.smoke;
+  const defiFile = defi ? await runDefi(shards, basePort + 600) : null;
+
   // Again once the devnets are gone: how much the host's own speed drifted during the run.
   const cryptoEnd = measureCrypto(scheme, backend, cryptoMs);
   const jiffies1 = cpuJiffies();
@@ -1211,6 +1220,8 @@ async function main(): Promise<void> {
     },
     maxBeaconPeakRssMb: beaconRss.length ? Math.max(...beaconRss) : null,
     plot: `bench-${stamp}.svg`,
+    /** bench/defi.ts's result file of this run (null: --defi false, or it failed: see its output above). */
+    defi: defiFile,
   };
   mkdirSync(args.out!, { recursive: true });
   const file = join(args.out!, `bench-${stamp}.json`);
@@ -1306,6 +1317,30 @@ async function main(): Promise<void> {
     Object.entries(result.targets).map(([k, t]) => [k, t.value, `${k.startsWith('intra') || k.startsWith('sync') || k.startsWith('native') ? '≥' : '≤'} ${t.target}`, t.met === null ? '–' : t.met ? 'yes' : 'no']),
   );
   console.log(`\nwrote ${file} and ${join(args.out!, result.plot)}`);
+}
+
+/**
+ * Run bench/defi.ts with this run's topology (its output passes through); the path of the result
+ * file it wrote, or null if it failed (the transfer results above still stand).
+ */
+async function runDefi(shards: number, basePort: number): Promise<string | null> {
+  const pass = ['validators', 'slot-ms', 'scheme', 'crypto-backend', 'xfer-timeout-slots', 'out'] as const;
+  const argv = ['--import', 'tsx', fileURLToPath(new URL('./defi.ts', import.meta.url)), '--shards', String(Math.max(2, shards)), '--base-port', String(basePort)];
+  for (const k of pass) argv.push(`--${k}`, String(args[k]));
+  if (args.smoke) argv.push('--smoke');
+  console.log(`\n[defi] node ${argv.slice(2).join(' ')}`);
+  let last: string | null = null;
+  const code = await new Promise<number | null>((resolve) => {
+    const c = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    c.stdout.on('data', (b: Buffer) => {
+      process.stdout.write(b);
+      const m = /wrote (\S+defi-[^\s]+\.json)/.exec(b.toString());
+      if (m) last = m[1]!;
+    });
+    c.on('close', resolve);
+  });
+  if (code !== 0) console.log(`[defi] failed (exit ${code}); the DeFi figures are missing from this run`);
+  return code === 0 ? last : null;
 }
 
 main().catch((e: unknown) => {

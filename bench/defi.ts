@@ -3,8 +3,9 @@
 // Topology: --shards 2 --validators 4 --accounts 16 (per shard) --slot-ms 1000 --scheme ml-dsa-44 --crypto-backend noble
 // Devnet:   --devnet true: one devnet, a token, a qfc/token pool and a token/qfc market (both on shard 0) with
 //           --resting 100 resting orders, every trader funded with the token (mints, cross-shard mints), then
-//           open-loop phases of --rate 10 ops/s for --duration 20 s each: transfers (the reference), AMM swaps
-//           same-shard, AMM swaps cross-shard, DEX orders same-shard, DEX orders cross-shard.
+//           open-loop phases of --duration 20 s each, same-shard ones at --rate 40 ops/s, cross-shard ones at
+//           --xrate 10 ops/s (the bench's cross-shard default): transfers and xtransfers (the references),
+//           AMM swaps same-shard and cross-shard, DEX orders same-shard and cross-shard (--phases to choose).
 // Batch:    --batch true: in process (createApp, a WorldState, no devnet), the time to execute one block of
 //           --batch-block 100 crossing orders over --batch-orders 100,1000,10000 resting orders, of
 //           --batch-swaps 100,1000 swaps on one pool, and of 100 plain transfers (the reference);
@@ -38,10 +39,11 @@ const { values: args } = parseArgs({
     'crypto-backend': { type: 'string', default: 'noble' },
     'xfer-timeout-slots': { type: 'string', default: '20' },
     devnet: { type: 'string', default: 'true' },
-    rate: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '40' },
+    xrate: { type: 'string', default: '10' },
     duration: { type: 'string', default: '20' },
     resting: { type: 'string', default: '100' },
-    phases: { type: 'string', default: 'transfer,amm-local,amm-xshard,dex-local,dex-xshard' },
+    phases: { type: 'string', default: 'transfer,xtransfer,amm-local,amm-xshard,dex-local,dex-xshard' },
     batch: { type: 'string', default: 'true' },
     'batch-orders': { type: 'string', default: '100,1000,10000' },
     'batch-block': { type: 'string', default: '100' },
@@ -59,6 +61,7 @@ if (args.smoke) {
     validators: '1',
     accounts: '4',
     rate: '2',
+    xrate: '2',
     duration: '3',
     resting: '10',
     'batch-orders': '20',
@@ -667,13 +670,16 @@ async function setupMarkets(net: Net): Promise<Market> {
   return { token, pool, market, admin, traders };
 }
 
-type PhaseName = 'transfer' | 'amm-local' | 'amm-xshard' | 'dex-local' | 'dex-xshard';
+type PhaseName = 'transfer' | 'xtransfer' | 'amm-local' | 'amm-xshard' | 'dex-local' | 'dex-xshard';
+const PHASES: readonly PhaseName[] = ['transfer', 'xtransfer', 'amm-local', 'amm-xshard', 'dex-local', 'dex-xshard'];
+/** Cross-shard phases: traders of the other shards, xcalls to shard 0 (where the pool and the market live). */
+const isX = (p: PhaseName) => p === 'xtransfer' || p.endsWith('xshard');
 
 /** The ops of a phase: `rate` ops/s for `duration` s, round-robin over the phase's traders. */
 function phaseOps(name: PhaseName, net: Net, m: Market, rate: number, duration: number, slot: bigint): Op[] {
   const local = m.traders[0]!;
   const remote = m.traders.slice(1).flat();
-  const who = name.endsWith('xshard') ? remote : local;
+  const who = isX(name) ? remote : local;
   const count = Math.max(1, Math.ceil(rate * duration));
   const goodTil = slot + 1_000_000n;
   return Array.from({ length: count }, (_, k) => {
@@ -685,23 +691,33 @@ function phaseOps(name: PhaseName, net: Net, m: Market, rate: number, duration: 
         const to = local[(local.indexOf(a) + 1) % local.length]!;
         return { acct: a, at, xshard, msg: sendMsg('transfer', { to: to.bytes, amount: 1n }) };
       }
+      case 'xtransfer':
+        return { acct: a, at, xshard, msg: sendMsg('xtransfer', { to: local[k % local.length]!.bytes, amount: 1n }) };
       case 'amm-local':
       case 'amm-xshard':
         return { acct: a, at, xshard, msg: ammSwapMsg({ pool: m.pool, denomIn: k % 2 === 0 ? NATIVE_DENOM : m.token, amountIn: 10_000n, minOut: 1n, deadline: slot + 100_000n }) };
       default: {
         // Half the orders cross the resting book (buy at 105 / sell at 95 against asks from 101 / bids
-        // from 99), half rest below / above it (buy at 80..89, sell at 111..120).
+        // from 99), half are buys that rest below it (80..89). A resting buy is owed the taker-maker fee
+        // difference once it rests (a payout back, like a fill's proceeds), so every cross-shard order's
+        // "executed" is a payout decided on the trader's shard; a resting sell would be owed nothing.
         const crossing = k % 2 === 0;
-        const buy = Math.floor(k / 2) % 2 === 0;
-        const price = crossing ? (buy ? 105n : 95n) : buy ? 80n + BigInt(k % 10) : 111n + BigInt(k % 10);
+        const buy = !crossing || Math.floor(k / 2) % 2 === 0;
+        const price = crossing ? (buy ? 105n : 95n) : 80n + BigInt(k % 10);
         return { acct: a, at, xshard, crossing, msg: dexPlaceMsg({ market: m.market, side: buy ? 'buy' : 'sell', type: 'gtc', price, quantity: 10n, goodTilSlot: goodTil, ...(xshard ? { denom: buy ? NATIVE_DENOM : m.token } : {}) }) };
       }
     }
   });
 }
 
-async function phase(name: PhaseName, net: Net, m: Market, reference: { executedPerSec: number | null; p50Ms: number | null } | null) {
-  const rate = num('rate');
+interface Reference {
+  name: PhaseName;
+  executedPerSec: number | null;
+  p50Ms: number | null;
+}
+
+async function phase(name: PhaseName, net: Net, m: Market, reference: Reference | null) {
+  const rate = num(isX(name) ? 'xrate' : 'rate');
   const duration = num('duration');
   const slotMs = num('slot-ms');
   const slot = slotNow(net);
@@ -722,6 +738,7 @@ async function phase(name: PhaseName, net: Net, m: Market, reference: { executed
 
   // What "executed" is, per op (time and slot when first seen):
   //  - same shard: the transaction final (the batch ran at the end of its block) without an error;
+  //  - xtransfer: credited (the decision commit final on the recipient's shard);
   //  - AMM cross-shard: the payout (leg 0 output, leg 1 refund) decided on the trader's shard;
   //  - DEX cross-shard: the xcall committed on the market's shard (the order joined that block's batch),
   //    and, when the batch owes the trader something (fill proceeds, refunds: legs 1..4 at that height),
@@ -748,6 +765,7 @@ async function phase(name: PhaseName, net: Net, m: Market, reference: { executed
   const executedAt = (s: SignedOp): Seen | undefined => {
     if (!s.xshard) return obs.finalAt.get(s.hash);
     if (name === 'amm-xshard') return payoutSeen(s);
+    if (name === 'xtransfer') return xcallDst(s)?.decision === 'commit' ? xcallDst(s) : undefined;
     const c = xcallDst(s);
     return c?.decision === 'commit' ? (payoutSeen(s) ?? c) : undefined;
   };
@@ -758,6 +776,7 @@ async function phase(name: PhaseName, net: Net, m: Market, reference: { executed
       if (!obs.finalAt.has(s.hash)) return false;
       if (!s.xshard) return true;
       const c = xcallDst(s);
+      if (name === 'xtransfer') return !!c;
       if (name === 'amm-xshard') return !!payoutSeen(s) || c?.decision === 'abort';
       // A DEX xcall: decided, and if committed, its payouts given a few slots to show (resting sells owe nothing).
       return !!c && (c.decision === 'abort' || !!payoutSeen(s) || performance.now() - c.t > 8 * slotMs);
@@ -799,7 +818,7 @@ async function phase(name: PhaseName, net: Net, m: Market, reference: { executed
       notExecuted++;
       continue;
     }
-    if (s.xshard) {
+    if (s.xshard && name !== 'xtransfer') {
       const p = payoutSeen(s);
       if (p) payoutLegs[`leg ${p.leg}`] = (payoutLegs[`leg ${p.leg}`] ?? 0) + 1;
       if (name === 'amm-xshard' && p?.leg === 1) refundedSwaps++;
@@ -830,10 +849,11 @@ async function phase(name: PhaseName, net: Net, m: Market, reference: { executed
     executedPerSec: r1(perSec),
     latencyMs: { p50: rnd(p50), p95: rnd(pct(lat, 95)) },
     latencySlots: { p50: pct(latSlots, 50), p95: pct(latSlots, 95) },
-    ...(xs.length ? { xcallCommittedOnMarketShardMs: { n: toCommit.length, p50: rnd(pct(toCommit, 50)), p95: rnd(pct(toCommit, 95)) }, payoutLegs } : {}),
+    ...(xs.length && name !== 'xtransfer' ? { xcallCommittedOnMarketShardMs: { n: toCommit.length, p50: rnd(pct(toCommit, 50)), p95: rnd(pct(toCommit, 95)) }, payoutLegs } : {}),
     ...(name === 'amm-xshard' ? { refundedSwaps } : {}),
     failures,
-    ratioToTransfer: reference || name === 'transfer' ? { executedPerSec: r3(perSec / (reference?.executedPerSec ?? perSec)), p50Latency: r2(p50 / (reference?.p50Ms ?? p50)) } : null,
+    /** To the plain-transfer phase of the same kind (same-shard: transfer, cross-shard: xtransfer) of this run. */
+    ratioToTransfer: reference ? { reference: reference.name, executedPerSec: r3(perSec / (reference.executedPerSec ?? NaN)), p50Latency: r2(p50 / (reference.p50Ms ?? NaN)) } : null,
     ...cpu,
     loadavg1: r2(loadavg()[0]!),
   };
@@ -847,8 +867,8 @@ async function devnetBench() {
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean) as PhaseName[];
-  for (const p of wanted) if (!['transfer', 'amm-local', 'amm-xshard', 'dex-local', 'dex-xshard'].includes(p)) throw new Error(`--phases: unknown phase ${p}`);
-  if (num('shards') < 2 && wanted.some((p) => p.endsWith('xshard'))) throw new Error('the cross-shard phases need --shards 2 or more');
+  for (const p of wanted) if (!PHASES.includes(p)) throw new Error(`--phases: unknown phase ${p} (known: ${PHASES.join(', ')})`);
+  if (num('shards') < 2 && wanted.some(isX)) throw new Error('the cross-shard phases need --shards 2 or more');
   try {
     console.log(`\n[devnet] ${num('shards')} shards × ${num('validators')} validators + beacon, ${num('accounts')} accounts per shard, ${num('slot-ms')} ms slots`);
     const net = await openNet(join(dir, 'net'));
@@ -857,10 +877,12 @@ async function devnetBench() {
       const m = await setupMarkets(net);
       const setupSec = r1((performance.now() - t0) / 1000);
       const phases: Awaited<ReturnType<typeof phase>>[] = [];
-      let reference: { executedPerSec: number | null; p50Ms: number | null } | null = null;
+      const refs = new Map<PhaseName, Reference>();
       for (const p of wanted) {
-        const r = await phase(p, net, m, reference);
-        if (p === 'transfer') reference = { executedPerSec: r.executedPerSec, p50Ms: r.latencyMs.p50 };
+        // Each phase against the plain transfers of its kind; xtransfer itself against transfer.
+        const kind: PhaseName = isX(p) ? 'xtransfer' : 'transfer';
+        const r = await phase(p, net, m, refs.get(kind) ?? refs.get('transfer') ?? null);
+        if (p === kind) refs.set(kind, { name: kind, executedPerSec: r.executedPerSec, p50Ms: r.latencyMs.p50 });
         phases.push(r);
       }
       return { setupSec, token: m.token, pool: toHex(m.pool), market: toHex(m.market), phases };
@@ -894,6 +916,7 @@ async function main(): Promise<void> {
       scheme: args.scheme,
       backend: args['crypto-backend'],
       ratePerSec: num('rate'),
+      crossShardRatePerSec: num('xrate'),
       phaseDurationSec: num('duration'),
       restingOrdersOnDevnet: Math.min(200, num('resting')),
     },
@@ -905,14 +928,15 @@ async function main(): Promise<void> {
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
 
   if (devnet) {
-    console.log(`\nDeFi on the devnet (offered ${num('rate')} ops/s, ${num('duration')} s per phase; ratios to the transfer phase of this run):`);
+    console.log(`\nDeFi on the devnet (${num('duration')} s per phase; ratios to the plain transfers of the same kind in this run):`);
     table(
-      ['phase', 'offered/s', 'executed/s', '÷ transfer', 'p50/p95 ms', 'p50/p95 slots', 'executed/accepted', 'failures', 'CPU max node/beacon'],
+      ['phase', 'offered/s', 'executed/s', '÷ transfer', 'p50 ÷ transfer', 'p50/p95 ms', 'p50/p95 slots', 'executed/accepted', 'failures', 'CPU max node/beacon'],
       devnet.phases.map((p) => [
         p.name,
         p.offeredPerSec,
         p.executedPerSec,
-        p.ratioToTransfer?.executedPerSec,
+        p.ratioToTransfer ? `${p.ratioToTransfer.executedPerSec} (${p.ratioToTransfer.reference})` : null,
+        p.ratioToTransfer?.p50Latency,
         `${p.latencyMs.p50} / ${p.latencyMs.p95}`,
         `${p.latencySlots.p50} / ${p.latencySlots.p95}`,
         `${p.executed}/${p.accepted}`,
