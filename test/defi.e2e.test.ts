@@ -109,18 +109,20 @@ describe('e2e: tokens, faucet, AMM and order book across two shards, through the
     const p = await query<{ id: string; reserves: unknown }>(0, 'amm', 'pools', pool);
     assert.equal(p.id, pool);
 
-    // Same shard: the output lands in the block that took the swap.
+    // Same shard (the output lands in the block that took the swap) and from shard 1 at once: there
+    // the input is escrowed, the swap runs in the pool's batch on shard 0, and the output comes back
+    // to shard 1 as a beacon-coordinated payout.
     const b0 = acct(0, 1).address;
-    await tx(0, 1, ['amm', 'amm-swap', '--pool', pool, '--denomIn', 'qfc', '--amountIn', '1000000', '--minOut', '1', '--deadline', deadline]);
-    assert.ok((await balance(0, b0, token)) > 0n, 'the shard-0 trader got the token');
-
-    // From shard 1: the input is escrowed there, the swap runs in the pool's batch on shard 0,
-    // and the output comes back to shard 1 as a beacon-coordinated payout.
     const a1 = acct(1, 0).address;
     const quote = await query<{ amountOut: string }>(0, 'amm', 'quote', pool, 'qfc', '1000000');
-    const x = await tx(1, 0, ['amm', 'amm-swap', '--pool', pool, '--denomIn', 'qfc', '--amountIn', '1000000', '--minOut', '1', '--deadline', deadline]);
+    const [, x] = await Promise.all([
+      tx(0, 1, ['amm', 'amm-swap', '--pool', pool, '--denomIn', 'qfc', '--amountIn', '1000000', '--minOut', '1', '--deadline', deadline]),
+      tx(1, 0, ['amm', 'amm-swap', '--pool', pool, '--denomIn', 'qfc', '--amountIn', '1000000', '--minOut', '1', '--deadline', deadline]),
+    ]);
+    assert.ok((await balance(0, b0, token)) > 0n, 'the shard-0 trader got the token');
     assert.equal(x.json?.status, 'committed', x.stdout);
     const got = await waitFor('the swap output on shard 1', () => balance(1, a1, token), (b) => b > 0n, 60_000);
+    // Whatever order the two swaps executed in, the output is at most the quote taken before both.
     assert.ok(got > 0n && got <= BigInt(quote.amountOut), `got ${got}, quoted ${quote.amountOut} before this swap`);
 
     // Its slippage guard refuses at the pool's prepare: aborted, the escrow comes back to the unit.
