@@ -10,7 +10,7 @@ const pool = poolIdOf(0, 'qfc', 'token/00aa11bb22cc33dd', 30);
 
 describe('sdk: DeFi builders', () => {
   it('build the kinds the app dispatches to each module, with the generic client side’s bytes', () => {
-    const cases = [
+    const cases: { m: { kind: number; msg: Uint8Array }; module: string; name: string; args: Record<string, string> }[] = [
       { m: faucetDripMsg({ to }), module: 'faucet', name: 'faucet-drip', args: { to: formatAddress(to) } },
       { m: tokenMintMsg({ denom: 'token/00aa11bb22cc33dd', to, amount: 5n }), module: 'token', name: 'token-mint', args: { denom: 'token/00aa11bb22cc33dd', to: formatAddress(to), amount: '5' } },
       {
