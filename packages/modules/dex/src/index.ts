@@ -156,6 +156,9 @@ export function dexModule(k: HostKeepers): Module {
     const key = K.acct(market, owner, side);
     const a = readAcct(s, key);
     writeAcct(s, key, { count: a.count + count, locked: a.locked + locked });
+    // Every change to an order or reservation passes here: the invariants re-check this account.
+    s.set(K.touchedAcct(market, owner, side), new Uint8Array(0));
+    touch(s, market);
   };
   const payTo = (ctx: ExecCtx, o: Order, leg: number, amount: bigint, denom: string) => {
     if (amount === 0n) return;
@@ -697,6 +700,7 @@ export function dexModule(k: HostKeepers): Module {
       const P = readParams(s);
       // The previous block's touched set was for its invariants; this block starts a new one.
       for (const [key] of s.range(K.touchedPrefix, 1_000_000)) s.delete(key);
+      for (const [key] of s.range(K.touchedAcctPrefix, 1_000_000)) s.delete(key);
       // Expired orders (goodTilSlot passed), oldest first, a bounded number per block.
       const slot = BigInt(ctx.block.slot);
       for (const [key] of s.range(K.expiryPrefix, P.expiriesPerBlock)) {
@@ -724,42 +728,49 @@ export function dexModule(k: HostKeepers): Module {
         const id = tk.subarray(1);
         const m = getMarket(s, id);
         if (!m) throw new Error(`touched market ${toHex(id)} does not exist`);
-        const acct = new Map<string, { count: number; locked: bigint }>();
-        const at = (owner: Uint8Array, side: number) => {
-          const key = toHex(owner) + side;
-          let a = acct.get(key);
-          if (!a) acct.set(key, (a = { count: 0, locked: 0n }));
-          return a;
-        };
-        let open = 0;
-        for (const [bk, v] of s.range(K.bookMarket(id), P.maxOrdersPerMarket + 1)) {
-          const o = getOrder(s, v);
-          if (!o) throw new Error(`book entry without order ${toHex(v)}`);
-          if (!bytesEqual(K.book(id, o.side, o.price, o.id), bk)) throw new Error(`order ${toHex(o.id)} is indexed under the wrong book key`);
-          if (o.filled + o.remaining + o.cancelled !== o.original) throw new Error(`order ${toHex(o.id)}: filled + remaining + cancelled ≠ original`);
-          if (o.remaining <= 0n) throw new Error(`order ${toHex(o.id)} rests with nothing remaining`);
-          if (o.locked !== need(o)) throw new Error(`order ${toHex(o.id)} locks ${o.locked}, needs ${need(o)}`);
-          if (o.lockBps !== (s.has(K.fresh(id, o.id)) ? P.takerFeeBps : P.makerFeeBps)) throw new Error(`order ${toHex(o.id)} locks the fee at ${o.lockBps} bps`);
-          const a = at(o.owner, SIDES.indexOf(o.side));
-          a.count += 1;
-          a.locked += o.locked;
-          open += 1;
-        }
+        // The market's reservations (xcalls prepared, not decided: few), per account and side.
+        const resv = new Map<string, number>();
         for (const [, v] of s.range(K.resvMarket(id), P.maxOrdersPerMarket + 1)) {
-          at(v.subarray(0, ADDRESS_BYTES), v[ADDRESS_BYTES]!).count += 1;
-          open += 1;
+          const key = toHex(v.subarray(0, ADDRESS_BYTES)) + v[ADDRESS_BYTES]!;
+          resv.set(key, (resv.get(key) ?? 0) + 1);
         }
-        if (open !== m.open) throw new Error(`market ${toHex(id)} counts ${m.open} open orders and reservations, holds ${open}`);
-        let records = 0;
-        for (const [ak, v] of s.range(K.acctMarket(id), 2 * P.maxOrdersPerMarket + 1)) {
-          const owner = ak.subarray(1 + MARKET_ID_BYTES, 1 + MARKET_ID_BYTES + ADDRESS_BYTES);
-          const side = ak[1 + MARKET_ID_BYTES + ADDRESS_BYTES]!;
-          const rec = decodeWith(v, 'acct', (r) => ({ count: r.u32(), locked: r.u64() }));
-          const want = acct.get(toHex(owner) + side) ?? { count: 0, locked: 0n };
-          if (rec.count !== want.count || rec.locked !== want.locked) throw new Error(`account ${formatAddress(owner)} side ${side}: books ${rec.count}/${rec.locked}, orders ${want.count}/${want.locked}`);
-          records += 1;
+        // Every account whose books changed in this block (any change to one of its orders or
+        // reservations goes through its books): its orders are exactly what the books say, each
+        // one whole and indexed. Accounts untouched since their last check are not walked again,
+        // so the work follows the block's activity, not the book's depth.
+        for (const [tk2] of s.range(K.touchedAcctMarket(id), 2 * P.maxOrdersPerMarket + 1)) {
+          const owner = tk2.subarray(1 + MARKET_ID_BYTES, 1 + MARKET_ID_BYTES + ADDRESS_BYTES);
+          const sideIdx = tk2[1 + MARKET_ID_BYTES + ADDRESS_BYTES]!;
+          const side = SIDES[sideIdx]!;
+          let count = resv.get(toHex(owner) + sideIdx) ?? 0;
+          let locked = 0n;
+          for (const [ok] of s.range(K.ownerPrefix(id, owner), 2 * (P.maxOrdersPerSide + 1))) {
+            const oid = ok.subarray(1 + MARKET_ID_BYTES + ADDRESS_BYTES);
+            const o = getOrder(s, oid);
+            if (!o) throw new Error(`owner index entry without order ${toHex(oid)}`);
+            if (o.side !== side) continue;
+            const bk = s.get(K.book(id, o.side, o.price, o.id));
+            if (!bk || !bytesEqual(bk, o.id)) throw new Error(`order ${toHex(o.id)} is not in the book under its key`);
+            if (o.filled + o.remaining + o.cancelled !== o.original) throw new Error(`order ${toHex(o.id)}: filled + remaining + cancelled ≠ original`);
+            if (o.remaining <= 0n) throw new Error(`order ${toHex(o.id)} rests with nothing remaining`);
+            if (o.locked !== need(o)) throw new Error(`order ${toHex(o.id)} locks ${o.locked}, needs ${need(o)}`);
+            if (o.lockBps !== (s.has(K.fresh(id, o.id)) ? P.takerFeeBps : P.makerFeeBps)) throw new Error(`order ${toHex(o.id)} locks the fee at ${o.lockBps} bps`);
+            count += 1;
+            locked += o.locked;
+          }
+          const rec = readAcct(s, K.acct(id, owner, side));
+          if (rec.count !== count || rec.locked !== locked) throw new Error(`account ${formatAddress(owner)} side ${side}: books ${rec.count}/${rec.locked}, orders ${count}/${locked}`);
         }
-        if (records !== acct.size) throw new Error(`market ${toHex(id)}: an account with open orders has no books`);
+        // The market's count of open orders and reservations is its accounts' (one read per account and side).
+        let open = 0;
+        for (const [, v] of s.range(K.acctMarket(id), 2 * P.maxOrdersPerMarket + 1)) {
+          open += decodeWith(v, 'dex account', (r) => {
+            const count = r.u32();
+            r.u64();
+            return count;
+          });
+        }
+        if (open !== m.open) throw new Error(`market ${toHex(id)} counts ${m.open} open orders and reservations, its accounts ${open}`);
         if (!m.backlog && !s.has(K.pending(id))) {
           const bid = s.range(K.bookSide(id, 'buy'), 1)[0];
           const ask = s.range(K.bookSide(id, 'sell'), 1)[0];

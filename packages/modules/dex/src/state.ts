@@ -19,6 +19,8 @@ import { MODULE_IDS } from '@qnexus/state';
  *   0x17 ‖ u64 goodTilSlot ‖ order         → empty: the expiry index
  *   0x18 ‖ market ‖ xfer id(32)            → owner ‖ side: an incoming order reserved at prepare
  *   0x19 ‖ market ‖ u16 i                  → the trade ring (the last `tradesKept` clearing events)
+ *   0x1a ‖ market ‖ owner ‖ side            → empty: the account's books changed in this block
+ *                                            (the invariants re-check its orders), cleared next block
  *   0x20 ‖ string denom                    → u64 Σ locks ‖ u64 fees accrued (the books per denom)
  * 0xf0/0xf1 are the payouts helper's.
  */
@@ -47,6 +49,9 @@ export const K = {
   pendingPrefix: new Uint8Array([0x13]),
   touched: (market: Uint8Array) => concatBytes(new Uint8Array([0x14]), market),
   touchedPrefix: new Uint8Array([0x14]),
+  touchedAcct: (market: Uint8Array, owner: Uint8Array, side: Side) => concatBytes(new Uint8Array([0x1a]), market, owner, new Uint8Array([SIDES.indexOf(side)])),
+  touchedAcctMarket: (market: Uint8Array) => concatBytes(new Uint8Array([0x1a]), market),
+  touchedAcctPrefix: new Uint8Array([0x1a]),
   acct: (market: Uint8Array, owner: Uint8Array, side: Side) => concatBytes(new Uint8Array([0x15]), market, owner, new Uint8Array([SIDES.indexOf(side)])),
   acctMarket: (market: Uint8Array) => concatBytes(new Uint8Array([0x15]), market),
   owner: (market: Uint8Array, owner: Uint8Array, id: Uint8Array) => concatBytes(new Uint8Array([0x16]), market, owner, id),

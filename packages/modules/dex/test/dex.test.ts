@@ -3,7 +3,7 @@
 // tie-break, self-trade, post-only, IOC, cancel-before-match, expiry, pause.
 import assert from 'node:assert/strict';
 import { formatAddress, sha256, toHex, type KeyPair } from '@qnexus/crypto';
-import { bank } from '@qnexus/state';
+import { bank, changesOf, moduleKey } from '@qnexus/state';
 import type { TxEnvelope } from '@qnexus/types';
 import {
   DEX_ACCOUNT,
@@ -19,6 +19,7 @@ import {
   type OrderType,
   type Side,
 } from '../src/index.js';
+import { DEX_ID, K, encodeOrder } from '../src/state.js';
 import { BASE, QUOTE, app, mintMsg, world } from './fixtures.js';
 
 const FUND = 1_000_000_000n;
@@ -287,6 +288,26 @@ describe('dex: the batch auction', () => {
     assert.equal(w.bal(A, QUOTE), FUND);
     assert.equal(w.bal(A, BASE), FUND);
     assert.deepEqual(dexState.books(w.sim.states[0]!, QUOTE), { locks: 0n, fees: 0n });
+  });
+});
+
+describe('dex: the invariants follow the block, not the book', () => {
+  it("re-check every order of an account the block touches: a corrupted lock breaks the block that touches its owner, and only that one", () => {
+    const w = setup();
+    const [A, B] = w.keys as [KeyPair, KeyPair];
+    const t = w.place(A, 'buy', 5n, 3n);
+    w.must([t]);
+    // Corrupt A's resting order behind the module's back: one more unit locked than it needs.
+    const st = w.sim.states[0]!;
+    const id = dexOrderId(t.hash);
+    const o = dexState.order(st, id)!;
+    st.apply(changesOf(new Map([[toHex(moduleKey(DEX_ID, K.order(id))), encodeOrder({ ...o, locked: o.locked + 1n })]])));
+    // A block that does not touch A's books passes (nothing of A changed in it).
+    w.must([w.place(B, 'sell', 90n, 11n)]);
+    // A block that touches them finds it: the proposer leaves the transaction out (INVARIANT_BROKEN).
+    const skipped = w.step([w.place(A, 'buy', 6n, 7n)]);
+    assert.deepEqual(skipped.map((x) => x.code), ['INVARIANT_BROKEN']);
+    assert.match(skipped[0]!.message, /locks \d+, needs \d+/);
   });
 });
 
