@@ -218,7 +218,7 @@ export const faucet = defineRoute({
   tag: 'node',
   summary: "Ask the devnet's faucet for coins for an address (of any shard); 202 once the request is admitted",
   description:
-    "The node signs a feeless faucet-drip request with a throwaway key of its own shard and admits it like any transaction; the faucet module enforces its limits (per-address cooldown and lifetime cap, per-block and per-epoch budgets: FAUCET_* codes), and this route allows one request per client IP every few seconds (RATE_LIMITED). Follow the drip with GET /v1/txs/{hash}, or `qnexus faucet <address> --wait`.",
+    "The node signs a feeless faucet-drip request with a throwaway key of its own shard and admits it like any transaction; the faucet module enforces its limits (per-address cooldown and lifetime cap, per-block and per-epoch budgets: FAUCET_* codes), and this route allows one request per client IP every few seconds and a few a second per node (RATE_LIMITED). Follow the drip with GET /v1/txs/{hash}, or `qnexus faucet <address> --wait`.",
   params: { address: 'qn followed by 40 lowercase hex digits: the address to fund (any shard).' },
   status: 202,
   response: FaucetResult,

@@ -1,5 +1,6 @@
 import { sha256 } from './hash.js';
 import { toHex } from './bytes.js';
+import { generateKeyPair, randomSeed, type KeyPair, type SchemeName } from './mldsa.js';
 
 /** An address is the first 20 bytes of SHA-256(public key), shown as `qn` + 40 hex chars. */
 export const ADDRESS_BYTES = 20;
@@ -28,4 +29,17 @@ export function parseAddress(s: string): Uint8Array {
 export function homeShard(addr: Uint8Array, shardCount: number): number {
   if (shardCount <= 1) return 0;
   return ((addr[0]! << 8) | addr[1]!) % shardCount;
+}
+
+/**
+ * A fresh key pair whose address lives on `shard` (of `shardCount`): keys are drawn until one does
+ * (each draw succeeds with probability 1/shardCount), at most `maxTries`; undefined when none did.
+ * For throwaway keys that must sign on a given shard (a faucet request needs no funded key).
+ */
+export function generateKeyPairOnShard(scheme: SchemeName, shard: number, shardCount: number, maxTries: number, seed: () => Uint8Array = randomSeed): KeyPair | undefined {
+  for (let i = 0; i < maxTries; i++) {
+    const k = generateKeyPair(scheme, seed());
+    if (homeShard(addressFromPublicKey(k.publicKey), shardCount) === shard) return k;
+  }
+  return undefined;
 }

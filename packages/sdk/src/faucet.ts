@@ -1,23 +1,18 @@
-import { ADDRESS_BYTES, SCHEMES, addressFromPublicKey, generateKeyPair, homeShard, isAddressString, parseAddress, randomSeed, type SchemeName } from '@qnexus/crypto';
+import { SCHEMES, generateKeyPairOnShard, isAddressString, parseAddress, randomSeed, type SchemeName } from '@qnexus/crypto';
 import { QnexusError, type TxMsg } from '@qnexus/types';
+import { FAUCET_KIND, faucetDripMsg } from '@qnexus/module-faucet';
 import { ApiError } from './errors.js';
 import type { QnexusClient } from './client.js';
 import { signTx, type SigningKey } from './tx.js';
 import type { TxInfo } from './types.js';
 
-/**
- * The faucet's drip request, as the faucet module (id 5, message 1) encodes it: the recipient's 20
- * bytes. Built here rather than imported so the SDK needs no module package; a test checks it
- * against @qnexus/module-faucet's `faucetDripMsg`.
- */
-export const FAUCET_DRIP_KIND = (5 << 8) | 1;
+/** The faucet module's drip request kind (id 5, message 1). */
+export const FAUCET_DRIP_KIND = FAUCET_KIND.drip;
 
 /** The message of a drip request for `to` (`qn…`). Throws TX_MALFORMED for a bad address. */
 export function faucetDripPayload(to: string): TxMsg {
   if (!isAddressString(to)) throw new QnexusError('TX_MALFORMED', `invalid address ${JSON.stringify(to)}: expected qn followed by 40 lowercase hex characters`);
-  const msg = parseAddress(to);
-  if (msg.length !== ADDRESS_BYTES) throw new QnexusError('TX_MALFORMED', 'address of the wrong length');
-  return { kind: FAUCET_DRIP_KIND, msg };
+  return faucetDripMsg({ to: parseAddress(to) });
 }
 
 export interface RequestDripOptions {
@@ -92,9 +87,7 @@ export async function requestDrip(client: QnexusClient, address: string, opts: R
 
 /** A fresh key of `scheme` whose address lives on `shard` (of `shardCount`); INTERNAL after `maxKeys` tries. */
 export function throwawayKey(scheme: SchemeName, shard: number, shardCount: number, maxKeys: number, seed: () => Uint8Array = randomSeed): SigningKey {
-  for (let i = 0; i < maxKeys; i++) {
-    const k = generateKeyPair(scheme, seed());
-    if (homeShard(addressFromPublicKey(k.publicKey), shardCount) === shard) return { publicKey: k.publicKey, secretKey: k.secretKey, scheme };
-  }
-  throw new QnexusError('INTERNAL', `no key of shard ${shard} of ${shardCount} in ${maxKeys} tries`);
+  const k = generateKeyPairOnShard(scheme, shard, shardCount, maxKeys, seed);
+  if (!k) throw new QnexusError('INTERNAL', `no key of shard ${shard} of ${shardCount} in ${maxKeys} tries`);
+  return { publicKey: k.publicKey, secretKey: k.secretKey, scheme };
 }
