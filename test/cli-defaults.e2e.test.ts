@@ -4,28 +4,10 @@
 // the node it asks, and asks the beacon for the registry. --json output is one JSON document on
 // stdout. One small devnet (2 shards × 1 validator) for the whole file.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startTestNet, type TestNet } from './helpers.js';
+import { qnexusCli, startTestNet, type TestNet } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
-
-function qnexus(args: string[], env: Record<string, string>, timeoutMs = 90_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const qnexus = (args: string[], env: Record<string, string>, timeoutMs?: number) => qnexusCli(args, { env, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
 
 describe('e2e: CLI defaults from a running devnet', function () {
   this.timeout(240_000);

@@ -7,38 +7,13 @@
 // shard and refusing a second drip inside its cooldown; and at the end every denom's supply
 // identity on both shards, and across them. One devnet for the file.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { toHex } from '@qnexus/crypto';
 import { poolIdOf } from '@qnexus/module-amm';
 import { QnexusClient } from '@qnexus/sdk';
-import { freshAddressOn, startTestNet, supplyAcrossShards, waitFor, type TestNet } from './helpers.js';
+import { freshAddressOn, qnexusCli, startTestNet, supplyAcrossShards, waitFor, type CliRun, type TestNet } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The qnexus CLI binary as a process, with nothing from the caller's QNEXUS_* environment. */
-function qnexus(args: string[], timeoutMs = 120_000): Promise<Run> {
-  const env = { ...process.env, ...Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('QNEXUS_')).map((k) => [k, ''])) };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+type Run = CliRun;
+const qnexus = (args: string[]) => qnexusCli(args, { timeoutMs: 120_000 });
 
 const ok = (r: Run, what: string): Run => {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stderr}\n${r.stdout}`);

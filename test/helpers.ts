@@ -1,8 +1,10 @@
 // Shared helpers for the multi-process end-to-end tests: every node (and the
 // beacon) is a real OS process on 127.0.0.1 started by the devnet launcher.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BEACON_NAME, startDevnet, unlockKeystoreFile, type Devnet, type DevnetOptions } from '@qnexus/cli';
 import {
   buildTransfer,
@@ -314,4 +316,34 @@ export function jsonLogLines(file: string): { msg: string; [k: string]: unknown 
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { msg: string; [k: string]: unknown });
+}
+
+/** The built CLI binary the e2e tests drive. */
+export const CLI = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the `qnexus` binary to completion with nothing from the caller's QNEXUS_* environment
+ * (only `env` may set those), killed after `timeoutMs`.
+ */
+export function qnexusCli(args: string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliRun> {
+  const cleared = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('QNEXUS_')).map((k) => [k, '']));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...cleared, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

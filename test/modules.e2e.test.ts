@@ -7,41 +7,17 @@
 // on the same genesis without the module refuses to start (BAD_CONFIG); and state proofs of its nodes verify through
 // the SDK and the CLI's --verify (issue 16). One small devnet for the file.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installModules } from '@qnexus/app';
 import { QnexusClient } from '@qnexus/sdk';
-import { freshAddressOn, startTestNet, supplyAcrossShards, waitFor, type TestNet } from './helpers.js';
+import { freshAddressOn, qnexusCli, startTestNet, supplyAcrossShards, waitFor, type TestNet } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
 const NOTE = fileURLToPath(new URL('./fixtures/modules/note/index.mjs', import.meta.url));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The qnexus CLI binary as a process, with nothing from the caller's QNEXUS_* environment. */
-function qnexus(args: string[], timeoutMs = 90_000): Promise<Run> {
-  const env = { ...process.env, ...Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('QNEXUS_')).map((k) => [k, ''])) };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const qnexus = (args: string[], timeoutMs?: number) => qnexusCli(args, timeoutMs === undefined ? {} : { timeoutMs });
 
 interface Inbox {
   address: string;
