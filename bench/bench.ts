@@ -25,12 +25,13 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
 import type { QnexusClient, TxInfo } from '@qnexus/sdk';
-import { backendAvailable, type SchemeName } from '@qnexus/crypto';
+import { parseAddress, type SchemeName } from '@qnexus/crypto';
+import { sendMsg } from '@qnexus/state';
+import { SIGN_BACKEND, applySmoke, argReaders, pct, presign, r1, r2, r3, rnd, sleep, type SignJob, type Signed } from './lib.js';
 import { sweepSvg } from './plot.js';
 import { wireDelta, wireSnapshot, type WireSnapshot } from './wire.js';
 
@@ -83,22 +84,10 @@ if (args.smoke) {
     'variant-rate': '4',
     'variant-duration': '2',
   };
-  const given = new Set(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')[0]!));
-  for (const [k, v] of Object.entries(smoke)) if (!given.has(k)) (args as Record<string, unknown>)[k] = v;
+  applySmoke(args, smoke);
 }
 
-const num = (k: keyof typeof args): number => {
-  const v = Number(args[k]);
-  if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${JSON.stringify(args[k])}`);
-  return v;
-};
-const bool = (k: keyof typeof args): boolean => !/^(false|0|no|off)$/i.test(String(args[k]));
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => (xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
-const r1 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(1)) : null);
-const r2 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(2)) : null);
-const r3 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(3)) : null);
-const rnd = (x: number) => (Number.isFinite(x) ? Math.round(x) : null);
+const { num, bool } = argReaders(args);
 
 /**
  * Single-core ML-DSA rates of the configured scheme and backend, measured in a plain `node`
@@ -123,61 +112,6 @@ function measureCrypto(scheme: string, backend: string, ms = 2000): { verifyPerS
 }
 
 type Kind = 'transfer' | 'xtransfer';
-
-/** Pre-signing is not what the bench measures: use the fastest backend this machine has. */
-const SIGN_BACKEND = backendAvailable('pqclean') ? 'pqclean' : 'noble';
-interface TxSpec {
-  kind: Kind;
-  to: string;
-  nonce: number;
-}
-interface SignJob {
-  chainId: string;
-  scheme: string;
-  /** What signs: pqclean when it is installed (several times faster), else noble; nodes accept both. */
-  backend: string;
-  shardCount: number;
-  publicKey: Uint8Array;
-  secretKey: Uint8Array;
-  txs: TxSpec[];
-}
-interface Signed {
-  raw: Uint8Array;
-  hash: string;
-}
-
-/** Sign all transactions up front on every core (signing is not what we measure). */
-async function presign(jobs: SignJob[]): Promise<Signed[][]> {
-  const code = `
-    const { parentPort, workerData } = require('node:worker_threads');
-    import('@qnexus/sdk').then(({ buildTransfer, buildXTransfer }) => {
-      const out = workerData.jobs.map((j) => j.txs.map((s) => {
-        const p = { key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: j.scheme, backend: j.backend }, chainId: j.chainId, to: s.to, amount: 1n, fee: 1n, nonce: BigInt(s.nonce) };
-        const t = s.kind === 'xtransfer' ? buildXTransfer({ ...p, shardCount: j.shardCount }) : buildTransfer(p);
-        return { raw: t.raw, hash: t.hash };
-      }));
-      parentPort.postMessage(out);
-    });`;
-  const nWorkers = Math.max(1, cpus().length);
-  const parts: SignJob[][] = Array.from({ length: nWorkers }, () => []);
-  jobs.forEach((j, i) => parts[i % nWorkers]!.push(j));
-  const results = await Promise.all(
-    parts.map(
-      (js) =>
-        new Promise<Signed[][]>((resolve, reject) => {
-          const w = new Worker(code, { eval: true, workerData: { jobs: js } });
-          w.once('message', (m: Signed[][]) => {
-            resolve(m);
-            void w.terminate();
-          });
-          w.once('error', reject);
-        }),
-    ),
-  );
-  const out: Signed[][] = new Array(jobs.length);
-  results.forEach((r, wi) => r.forEach((txs, k) => (out[wi + k * nWorkers] = txs)));
-  return out;
-}
 
 /** CPU seconds (user+sys) and peak RSS of a process, from /proc. */
 function procStats(pid: number): { cpuSec: number; peakRssMb: number } | null {
@@ -408,15 +342,17 @@ async function buildSchedule(net: Net, streams: { kind: Kind; rate: number; coun
   for (const s of streams) for (let k = 0; k < s.count; k++) events.push({ kind: s.kind, at: (k * 1000) / s.rate, acct: k % net.accounts.length });
   events.sort((a, b) => a.at - b.at);
   const next = [...nonces];
-  const specs: TxSpec[][] = net.accounts.map(() => []);
+  const specs: SignJob['txs'][] = net.accounts.map(() => []);
   const where: { acct: number; i: number }[] = [];
   for (const e of events) {
     const a = net.accounts[e.acct]!;
     where.push({ acct: e.acct, i: specs[e.acct]!.length });
-    specs[e.acct]!.push({ kind: e.kind, to: recipient(net, a, e.kind), nonce: next[e.acct]!++ });
+    // What the SDK's buildTransfer / buildXTransfer sign: the bank's send of 1, fee 1.
+    const m = sendMsg(e.kind, { to: parseAddress(recipient(net, a, e.kind)), amount: 1n });
+    specs[e.acct]!.push({ kind: m.kind, msg: m.msg, nonce: next[e.acct]!++ });
   }
   const signed = await presign(
-    net.accounts.map((a, i) => ({ chainId: net.devnet.genesis.chainId, scheme: net.devnet.genesis.scheme, backend: SIGN_BACKEND, shardCount: net.shards, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: specs[i]! })),
+    net.accounts.map((a, i) => ({ chainId: net.devnet.genesis.chainId, scheme: net.devnet.genesis.scheme, backend: SIGN_BACKEND, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: specs[i]! })),
   );
   return events.map((e, n) => ({ ...signed[where[n]!.acct]![where[n]!.i]!, kind: e.kind, acct: e.acct, at: e.at }));
 }

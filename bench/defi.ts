@@ -18,8 +18,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
-import { addressFromPublicKey, backendAvailable, concatBytes, formatAddress, fromHex, generateKeyPair, parseAddress, schemeLengths, sha256, toHex, utf8, type KeyPair, type SchemeName } from '@qnexus/crypto';
+import { addressFromPublicKey, concatBytes, formatAddress, fromHex, generateKeyPair, parseAddress, schemeLengths, sha256, toHex, utf8, type KeyPair, type SchemeName } from '@qnexus/crypto';
 import { Writer, encodeTx, makeGenesis, openTx, type Genesis, type TxEnvelope, type TxMsg } from '@qnexus/types';
 import { Branch, ExecCtx, NATIVE_DENOM, WorldState, payoutId, sendMsg, stateParams, type BlockContext, type StateParams } from '@qnexus/state';
 import { createApp, genesisModules } from '@qnexus/app';
@@ -27,6 +26,7 @@ import { AMM_ID, ammCreateMsg, ammSwapMsg, poolIdOf } from '@qnexus/module-amm';
 import { DEX_ID, dexCreateMarketMsg, dexState, dexMarketId, dexOrderId, dexPlaceMsg } from '@qnexus/module-dex';
 import { tokenCreateMsg, tokenDenom, tokenIdFor, tokenMintMsg } from '@qnexus/module-token';
 import { startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
+import { SIGN_BACKEND, applySmoke, argReaders, median, pct, presign, r1, r2, r3, rnd, sleep, type SignJob } from './lib.js';
 import type { QnexusClient } from '@qnexus/sdk';
 
 const { values: args } = parseArgs({
@@ -69,16 +69,10 @@ if (args.smoke) {
     'batch-swaps': '10',
     'batch-runs': '1',
   };
-  const given = new Set(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')[0]!));
-  for (const [k, v] of Object.entries(smoke)) if (!given.has(k)) (args as Record<string, unknown>)[k] = v;
+  applySmoke(args, smoke);
 }
 
-const num = (k: keyof typeof args): number => {
-  const v = Number(args[k]);
-  if (!Number.isFinite(v)) throw new Error(`--${k} must be a number, got ${JSON.stringify(args[k])}`);
-  return v;
-};
-const bool = (k: keyof typeof args): boolean => !/^(false|0|no|off)$/i.test(String(args[k]));
+const { num, bool } = argReaders(args);
 const list = (k: keyof typeof args): number[] =>
   String(args[k] ?? '')
     .split(',')
@@ -88,13 +82,6 @@ const list = (k: keyof typeof args): number[] =>
       if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${k}: ${JSON.stringify(x)} is not a positive integer`);
       return v;
     });
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => (xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : NaN);
-const r1 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(1)) : null);
-const r2 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(2)) : null);
-const r3 = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(3)) : null);
-const rnd = (x: number) => (Number.isFinite(x) ? Math.round(x) : null);
-const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
 const u64be = (n: bigint | number) => new Writer(8).u64(BigInt(n)).finish();
 
 function table(head: string[], rows: (string | number | null | undefined)[][]): void {
@@ -379,51 +366,6 @@ async function openNet(dir: string): Promise<Net> {
     await devnet.stop();
     throw e;
   }
-}
-
-/** Pre-signing is not what is measured: the fastest backend here, on every core. */
-const SIGN_BACKEND = backendAvailable('pqclean') ? 'pqclean' : 'noble';
-
-interface SignJob {
-  chainId: string;
-  scheme: string;
-  backend: string;
-  publicKey: Uint8Array;
-  secretKey: Uint8Array;
-  /** Any module's message (kind + bytes) with its nonce. */
-  txs: { kind: number; msg: Uint8Array; nonce: number }[];
-}
-
-/** Sign every job's messages on worker threads (the SDK's generic signTx). */
-async function presign(jobs: SignJob[]): Promise<{ raw: Uint8Array; hash: string }[][]> {
-  const code = `
-    const { parentPort, workerData } = require('node:worker_threads');
-    import('@qnexus/sdk').then(({ signTx }) => {
-      parentPort.postMessage(workerData.jobs.map((j) => j.txs.map((t) => {
-        const s = signTx({ key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: j.scheme, backend: j.backend }, chainId: j.chainId, fee: 1n, nonce: BigInt(t.nonce) }, { kind: t.kind, msg: t.msg });
-        return { raw: s.raw, hash: s.hash };
-      })));
-    });`;
-  const nWorkers = Math.max(1, cpus().length);
-  const parts: SignJob[][] = Array.from({ length: nWorkers }, () => []);
-  jobs.forEach((j, i) => parts[i % nWorkers]!.push(j));
-  const results = await Promise.all(
-    parts.map(
-      (js) =>
-        new Promise<{ raw: Uint8Array; hash: string }[][]>((resolve, reject) => {
-          if (js.length === 0) return resolve([]);
-          const w = new Worker(code, { eval: true, workerData: { jobs: js } });
-          w.once('message', (m: { raw: Uint8Array; hash: string }[][]) => {
-            resolve(m);
-            void w.terminate();
-          });
-          w.once('error', reject);
-        }),
-    ),
-  );
-  const out: { raw: Uint8Array; hash: string }[][] = new Array(jobs.length);
-  results.forEach((r, wi) => r.forEach((txs, k) => (out[wi + k * nWorkers] = txs)));
-  return out;
 }
 
 /** An operation of a phase: who sends which message, offered at t0 + at. */
