@@ -1,7 +1,7 @@
 import { formatAddress, homeShard, parseAddress, schemeLengths, toHex } from '@qnexus/crypto';
 import { QnexusError, Writer, decodeWith, isSystemKind, registerModuleErrors, type Genesis, type TxEnvelope, type TxMsg, type XferInfo } from '@qnexus/types';
 import { ExecCtx, stateParams, type BlockContext, type StateParams } from './ctx.js';
-import type { Module, MsgDef, QueryDef, SigCheck, XferOpDef } from './module.js';
+import { moduleReader, type Module, type MsgDef, type QueryDef, type SigCheck, type XferOpDef } from './module.js';
 import { FEE_COLLECTOR, NATIVE_DENOM, bank, bankModule, denomKeeper, moduleAccount, type DenomKeeper } from './modules/bank/index.js';
 import { xferKeeperOf, xferModule, type XferKeeper } from './modules/xfer/index.js';
 import { Branch, ModuleStore, type Writes } from './store.js';
@@ -146,7 +146,7 @@ export class StateMachine {
 
   /** Run a module query on the committed state. */
   query(state: WorldState, params: StateParams, m: Module, q: QueryDef, args: Record<string, string>): unknown {
-    return q.run({ store: new ModuleStore(new Branch(state.kv), m.id), params }, args);
+    return q.run(moduleReader(new Branch(state.kv), m.id, params), args);
   }
 
   /** Decode a transaction's message (cached on the envelope). Throws TX_UNKNOWN_KIND / TX_MALFORMED. */

@@ -1,6 +1,7 @@
 import { bytesEqual, toHex } from '@qnexus/crypto';
 import { QnexusError, type AnyErrorCode, type ErrorCode, type Reader, type TxEnvelope, type Writer, type XferInfo } from '@qnexus/types';
 import type { ExecCtx, StateParams } from './ctx.js';
+import { bank } from './modules/bank/keeper.js';
 import { Branch, ModuleStore, moduleKey, type KVReader, type KeyHex } from './store.js';
 
 /**
@@ -130,6 +131,16 @@ export interface QueryDef {
 export interface ModuleReader {
   store: ModuleStore;
   params: StateParams;
+  /**
+   * A balance in the same state (the bank's, read-only): what a module account holds, for a query
+   * that shows it. In a provable query it reads proven values only, like `store`.
+   */
+  balance(addr: Uint8Array, denom: string): bigint;
+}
+
+/** The reader of module `id` over `kv`. */
+export function moduleReader(kv: Branch, id: number, params: StateParams): ModuleReader {
+  return { store: new ModuleStore(kv, id), params, balance: (addr, denom) => bank.balance({ store: (i) => new ModuleStore(kv, i) }, addr, denom) };
 }
 
 export interface GenesisDef<G> {
@@ -217,5 +228,5 @@ export function runProven(m: Pick<Module, 'id' | 'name'>, q: QueryDef, params: S
   if (keys.length !== entries.length || keys.some((k, i) => !bytesEqual(k, entries[i]!.key))) {
     throw new QnexusError('INTERNAL', `query ${m.name}/${q.name}: the proven keys are not the keys it names for these arguments`);
   }
-  return q.run({ store: new ModuleStore(new Branch(new ProvenReader(entries)), m.id), params }, args);
+  return q.run(moduleReader(new Branch(new ProvenReader(entries)), m.id, params), args);
 }

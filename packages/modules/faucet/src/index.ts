@@ -27,7 +27,6 @@ import { MODULE_IDS, NATIVE_DENOM, moduleAccount, msg, payouts, type ExecCtx, ty
  *   'r' ‖ xid(32)  → a reservation made at prepare (F): to(20) ‖ u64 amount ‖ u64 slot ‖ u64 epoch ‖ u8 hadPrev ‖ u64 prevSlot
  *   'R'            → u64 Σ reserved (F)
  *   'e'            → u64 epoch ‖ u64 budget ‖ u64 spent (F)
- *   'B'            → u64 the module account's balance at the end of the last block that changed it (F; for the status query)
  *   'q' ‖ addr     → u64 slot of the last request for `addr` sent from this shard (other shards)
  *   'x' ‖ addr     → empty: `addr`'s record changed this block (F; the invariant's bounded work list)
  */
@@ -80,7 +79,6 @@ const PARAMS_KEY = new Uint8Array([0x70]);
 const BLOCK_KEY = new Uint8Array([0x6b]);
 const RESERVED_KEY = new Uint8Array([0x52]);
 const EPOCH_KEY = new Uint8Array([0x65]);
-const BALANCE_KEY = new Uint8Array([0x42]);
 const TOUCHED_PREFIX = new Uint8Array([0x78]);
 const addrKey = (a: Uint8Array) => concatBytes(new Uint8Array([0x61]), a);
 const resKey = (id: Uint8Array) => concatBytes(new Uint8Array([0x72]), id);
@@ -134,9 +132,6 @@ export const faucetState = {
   epoch(s: ModuleStore): EpochRecord | undefined {
     const b = s.get(EPOCH_KEY);
     return b ? decodeWith(b, 'faucet epoch', (r) => ({ epoch: r.u64('epoch'), budget: r.u64('budget'), spent: r.u64('spent') })) : undefined;
-  },
-  balanceMirror(s: ModuleStore): bigint {
-    return readU64(s.get(BALANCE_KEY), 'balance');
   },
   lastRequest(s: ModuleStore, a: Uint8Array): bigint | undefined {
     const b = s.get(reqKey(a));
@@ -280,7 +275,7 @@ export function faucetModule(k: FaucetKeepers): Module {
           nextEpochBudget: U,
         },
       },
-      run({ store, params }) {
+      run({ store, params, balance: balanceOf }) {
         const p = faucetState.params(store);
         const F = faucetShard(params.shardCount);
         const base = {
@@ -295,7 +290,7 @@ export function faucetModule(k: FaucetKeepers): Module {
           epochLength: params.epochLength,
         };
         if (params.shard !== F) return { ...base, balance: null, owed: null, reserved: null, available: null, epoch: null };
-        const balance = faucetState.balanceMirror(store);
+        const balance = balanceOf(account, NATIVE_DENOM);
         const owed = pay.owed(ownReads(store), NATIVE_DENOM);
         const reserved = faucetState.reserved(store);
         const avail = balance > owed + reserved ? balance - owed - reserved : 0n;
@@ -461,7 +456,6 @@ export function faucetModule(k: FaucetKeepers): Module {
       init(ctx, g) {
         const s = ctx.store(FAUCET_ID);
         s.set(PARAMS_KEY, encodeParams(g as FaucetParams));
-        if (ctx.params.shard === faucetShard(ctx.params.shardCount)) s.set(BALANCE_KEY, u64(k.bank.balance(ctx, account, NATIVE_DENOM)));
       },
     } as Module['genesis'],
     queries,
@@ -474,9 +468,6 @@ export function faucetModule(k: FaucetKeepers): Module {
     endBlock(ctx) {
       const s = ctx.store(FAUCET_ID);
       pay.retry(ctx, faucetState.params(s).perBlock);
-      if (ctx.params.shard !== faucetShard(ctx.params.shardCount)) return;
-      const bal = k.bank.balance(ctx, account, NATIVE_DENOM);
-      if (bal !== faucetState.balanceMirror(s)) s.set(BALANCE_KEY, u64(bal));
     },
     invariants(ctx) {
       const s = ctx.store(FAUCET_ID);
