@@ -30,8 +30,8 @@ const MAX_KEY_TRIES = 256;
  * FAUCET_MAX_PENDING of its own requests pending.
  */
 export class FaucetRequests {
-  private readonly perIp = new RateLimiter({ ratePerSec: FAUCET_IP_RATE_PER_SEC, burst: FAUCET_IP_BURST });
-  private readonly all = new RateLimiter({ ratePerSec: FAUCET_NODE_RATE_PER_SEC, burst: FAUCET_NODE_BURST, maxClients: 1 });
+  private readonly perIp: RateLimiter;
+  private readonly all: RateLimiter;
   private readonly pending = new Set<string>();
 
   constructor(
@@ -39,7 +39,12 @@ export class FaucetRequests {
     private readonly app: StateMachine,
     /** Whether a transaction is still pending here (the mempool's view). */
     private readonly isPending: (hashHex: string) => boolean,
-  ) {}
+    /** The limiters' clock in ms (tests freeze it; default Date.now). */
+    now: () => number = Date.now,
+  ) {
+    this.perIp = new RateLimiter({ ratePerSec: FAUCET_IP_RATE_PER_SEC, burst: FAUCET_IP_BURST, now });
+    this.all = new RateLimiter({ ratePerSec: FAUCET_NODE_RATE_PER_SEC, burst: FAUCET_NODE_BURST, maxClients: 1, now });
+  }
 
   /** The signed request for `address`, after the per-IP and pending limits; admission is the caller's. */
   build(address: string, clientIp: string): TxEnvelope {
