@@ -131,6 +131,11 @@ export class Engine {
     private readonly t: Topics,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /**
+     * Makes this validator's vote and proposal signatures off the event loop (node.ts: the verify
+     * pool's workers, which hold the key). Null: signed synchronously here (--verify-workers 0).
+     */
+    private readonly signer: ((message: Uint8Array) => Promise<Uint8Array>) | null = null,
   ) {
     this.txMetrics = txPropagationMetrics(metrics.registry);
   }
@@ -427,6 +432,33 @@ export class Engine {
   }
 
   /**
+   * Sign a vote or proposal, on the signer's worker when there is one (an ML-DSA signature is
+   * milliseconds of CPU that the event loop then spends on gossip and slot ticks instead).
+   *
+   * Safety: callers persist the message as cast (guard) before asking, so double-sign protection
+   * is exactly as with a synchronous signature; the signature cannot exist before the record.
+   * Ordering: the caller runs inside the serial queue and awaits this, so no other event reaches
+   * the core while a signature is made: the core's height/round/lock cannot change under it, and
+   * our own votes are fed back in the order they were cast. Wall-clock time does move on: the
+   * message may go out after its round's slot ended. That is harmless: it is the message the core
+   * decided for that round and recorded as cast (we never sign anything else for that step), peers
+   * accept or ignore it by their round windows like any late vote, and at worst it is as late as
+   * an event loop that was busy for the same time.
+   *
+   * A failing signer (a crashed worker) does not cost the round: we sign here instead.
+   */
+  private async signAsync(bytes: Uint8Array): Promise<Uint8Array> {
+    if (this.signer) {
+      try {
+        return await this.signer(bytes);
+      } catch (e) {
+        this.log.warn('signing on a worker failed; signing on the event loop', { error: (e as Error).message });
+      }
+    }
+    return this.sign(bytes);
+  }
+
+  /**
    * Persist (fsync) what we are about to sign, with the lock to restore after
    * a crash, before the signature exists outside this process.
    */
@@ -448,7 +480,7 @@ export class Engine {
       blockHash: p.block.hash,
       proposer: this.key!.address,
     };
-    const signature = this.sign(proposalSigningBytes(body));
+    const signature = await this.signAsync(proposalSigningBytes(body));
     const b = p.block.block;
     const bytes = encodeCompactProposal({ body, signature, header: b.header, headerSignature: b.signature, txHashes: p.block.envs.map((e) => e.hash) });
     this.log.debug('proposing', { height: p.height, round: p.round, txs: p.block.envs.length, validRound: p.validRound, at: this.slotOffset() });
@@ -459,7 +491,7 @@ export class Engine {
     // A precommit carries the lock snapshot taken as it was cast; other steps keep the current lock.
     await this.guard(v.height, v.round, v.step, v.blockHash, v.step === 'precommit' && lock !== undefined ? lock : this.core.lockState());
     const body = this.voteBody(v);
-    const signature = this.sign(voteSigningBytes(body));
+    const signature = await this.signAsync(voteSigningBytes(body));
     this.publish(this.t.vote, encodeVoteGossip({ body, signature }));
     if (this.log.enabled('debug')) this.log.debug('voted', { height: v.height, round: v.round, step: v.step, block: v.blockHash?.slice(0, 12) ?? 'nil', at: this.slotOffset() });
     if (this.myVotes.length && this.myVotes[0]!.body.height !== v.height) this.myVotes = [];

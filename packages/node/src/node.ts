@@ -39,7 +39,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const guard = new ApiGuard({ dataDir: cfg.dataDir, rateLimit: cfg.apiRateLimit, rateBurst: cfg.apiRateBurst, http: { maxConnections: cfg.apiMaxConnections, maxConnectionsPerIp: cfg.apiMaxConnectionsPerIp, headersTimeoutMs: cfg.apiHeadersTimeoutMs, requestTimeoutMs: cfg.apiRequestTimeoutMs }, registry: metrics.registry });
   registerCryptoBackendInfo(metrics.registry, tuning.backend, g.scheme);
   // --verify-workers 0: no pool, transaction signatures are verified on the event loop.
-  const pool = tuning.verifyWorkers > 0 ? new VerifyPool(g.scheme, tuning.verifyWorkers, tuning.backend) : null;
+  // A validator's workers also make its vote and proposal signatures (the key is handed to them once, at start).
+  const pool = tuning.verifyWorkers > 0 ? new VerifyPool(g.scheme, tuning.verifyWorkers, tuning.backend, cfg.validatorKey ? { signingKey: cfg.validatorKey.secretKey } : {}) : null;
   const verifier = new TxVerifier(g.scheme, metrics, pool, { capacity: tuning.verifyCacheSize, backend: tuning.backend });
   const shutdown = new Shutdown(log);
   if (pool) shutdown.add(() => pool.close());
@@ -96,7 +97,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const joined = await snapshots.join(tuning.sync, tuning.snapshotThreshold);
     if ('skipped' in joined) log.debug('snapshot sync not used', { reason: joined.skipped });
     await snapshots.serve();
-    const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log);
+    const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log, pool?.canSign ? (m) => pool.sign(m) : null);
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs);
     txGossip.subscribe();
     shutdown.add(() => txGossip.stop());
