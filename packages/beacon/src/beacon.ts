@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { STAKING_ID, checkGenesisModules } from '@qnexus/app';
 import { join } from 'node:path';
-import { DEFAULT_BACKEND, backendStatus, bytesEqual, getBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, bytesEqual, describeBackend, getBackend, resolveBackend, toHex, type UnlockedKey } from '@qnexus/crypto';
 import { chainTopics, createP2PNode, discoveryProtocol, peerIdFromKeyFile } from '@qnexus/p2p';
 import { QnexusError } from '@qnexus/types';
 import { Admitter } from './admission.js';
@@ -47,7 +47,7 @@ export interface RunningBeacon {
 export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
   const g = cfg.genesis;
   checkGenesisModules(g);
-  const backendName = cfg.cryptoBackend ?? DEFAULT_BACKEND;
+  const backendName = resolveBackend(cfg.cryptoBackend ?? DEFAULT_BACKEND);
   // Fails here (CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE) when the backend cannot load: never a silent fallback.
   const backend = getBackend(g.scheme, backendName);
   mkdirSync(cfg.dataDir, { recursive: true });
@@ -136,7 +136,7 @@ export async function startBeacon(cfg: BeaconConfig): Promise<RunningBeacon> {
       frozenThrough: registry.frozenNext - 1,
       restoredTransfers: counts.total,
       undecided: counts.undecided,
-      cryptoBackend: `${backendName} (${backendStatus(backendName).detail})`,
+      cryptoBackend: describeBackend(cfg.cryptoBackend ?? DEFAULT_BACKEND),
     });
     return { info, stop: () => shutdown.stop('beacon') };
   } catch (e) {

@@ -1,4 +1,4 @@
-import { DEFAULT_BACKEND, addressFromPublicKey, bytesEqual, compareBytes, formatAddress, getBackend, homeShard, parseAddress, schemeLengths, toHex, type BackendName, type SignatureBackend } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, resolveBackend, addressFromPublicKey, bytesEqual, compareBytes, formatAddress, getBackend, homeShard, parseAddress, schemeLengths, toHex, type BackendName, type SignatureBackend } from '@qnexus/crypto';
 import { epochSeed, makeCommittee, type Committee } from '@qnexus/consensus';
 import { NATIVE_DENOM, epochCommitteesFromAnnouncement, genesisEpoch, releaseId, verifyVoteEvidence } from '@qnexus/state';
 import { STAKING_ID, STAKING_OP, stakingOpName } from '@qnexus/app';
@@ -196,7 +196,7 @@ export class Registry {
   constructor(
     readonly genesis: Genesis,
     restored?: RegistryState,
-    backend: BackendName = DEFAULT_BACKEND,
+    backend: BackendName = resolveBackend(DEFAULT_BACKEND),
   ) {
     this.genesisHash = genesisHash(genesis);
     this.backend = getBackend(genesis.scheme, backend);

@@ -9,18 +9,19 @@ import { fileURLToPath } from 'node:url';
 import {
   addressFromPublicKey,
   backendStatus,
-  BACKENDS,
+  BACKEND_CHOICES,
   DEFAULT_SCHEME,
   encryptKeystore,
   formatAddress,
   fromHex,
   generateKeyPair,
   homeShard,
-  isBackendName,
+  isBackendChoice,
+  resolveBackend,
   isValidChainId,
   parseAddress,
   randomSeed,
-  type BackendName,
+  type BackendChoice,
   type KeystoreFile,
   type SchemeName,
 } from '@qnexus/crypto';
@@ -81,10 +82,10 @@ export interface DevnetOptions {
   /**
    * ML-DSA backend of every node and the beacon (`--crypto-backend`; a launch option like the
    * log options: not in the manifest, give it again when resuming). Unset: the processes'
-   * default (noble), or `QNEXUS_CRYPTO_BACKEND` of `env`. `pqclean` must load in this process,
+   * default (auto: pqclean where it loads, else noble), or `QNEXUS_CRYPTO_BACKEND` of `env`. A named `pqclean` must load in this process,
    * else startDevnet throws CRYPTO_BACKEND_UNAVAILABLE before creating anything.
    */
-  cryptoBackend?: BackendName;
+  cryptoBackend?: BackendChoice;
   /** Default 1 000 000. */
   validatorStake?: bigint;
   /** Default 1 000 000 000 000. */
@@ -802,9 +803,9 @@ class DevnetImpl implements Devnet {
     }
     if (o.chainId !== undefined && !isValidChainId(o.chainId)) throw usageError(`invalid chain id ${JSON.stringify(o.chainId)}: expected [a-z0-9][a-z0-9-]{0,63}`);
     if (o.cryptoBackend !== undefined) {
-      if (!isBackendName(o.cryptoBackend)) throw usageError(`unknown crypto backend ${JSON.stringify(o.cryptoBackend)}: expected ${BACKENDS.join(' or ')}`);
+      if (!isBackendChoice(o.cryptoBackend)) throw usageError(`unknown crypto backend ${JSON.stringify(o.cryptoBackend)}: expected ${BACKEND_CHOICES.join(', ')}`);
       // The nodes would each fail to start: say it once, before anything is created.
-      const st = backendStatus(o.cryptoBackend);
+      const st = backendStatus(resolveBackend(o.cryptoBackend));
       if (!st.available) throw new CliError('CRYPTO_BACKEND_UNAVAILABLE', `--crypto-backend ${o.cryptoBackend}: ${st.detail}; use --crypto-backend noble, or install it`);
     }
   }

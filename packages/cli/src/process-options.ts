@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { BACKENDS, DEFAULT_BACKEND, backendStatus, type BackendName } from '@qnexus/crypto';
+import { BACKEND_CHOICES, DEFAULT_BACKEND, backendStatus, resolveBackend, type BackendChoice } from '@qnexus/crypto';
 import type { LogFormat, LogLevel, ProcessConfig } from '@qnexus/runtime';
 import { CliError } from './errors.js';
 import { parsePublicHost, publicMultiaddr } from './devnet.js';
@@ -36,7 +36,7 @@ export interface ProcessOpts {
   apiMaxConnectionsPerIp?: number;
   apiHeadersTimeoutMs?: number;
   apiRequestTimeoutMs?: number;
-  cryptoBackend: BackendName;
+  cryptoBackend: BackendChoice;
   stopOnStdinClose?: boolean;
   /** App modules under development to load into this process (`--module <file.js>`). */
   module?: string[];
@@ -87,8 +87,8 @@ export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addOption(
-      new Option('--crypto-backend <name>', 'ML-DSA implementation that verifies and signs: noble (pure JS) or pqclean (native, optional package; start fails if it is not installed)')
-        .choices([...BACKENDS])
+      new Option('--crypto-backend <name>', 'ML-DSA implementation that verifies and signs: auto (pqclean where it loads, else noble), noble (pure JS) or pqclean (native, optional package; start fails if it is not installed)')
+        .choices([...BACKEND_CHOICES])
         .default(DEFAULT_BACKEND),
     );
 }
@@ -97,7 +97,9 @@ export function addProcessOptions(cmd: Command, h: ProcessOptionHelp): Command {
  * Fail before anything else (the genesis, a keystore's scrypt) when --crypto-backend names a
  * backend that cannot load here: code CRYPTO_BACKEND_UNAVAILABLE, exit 1, no silent fallback.
  */
-export function checkCryptoBackend(name: BackendName): void {
+export function checkCryptoBackend(choice: BackendChoice): void {
+  // `auto` always resolves to one that loads.
+  const name = resolveBackend(choice);
   const st = backendStatus(name);
   if (!st.available) throw new CliError('CRYPTO_BACKEND_UNAVAILABLE', `--crypto-backend ${name}: ${st.detail}; use --crypto-backend noble, or install it`);
 }

@@ -198,7 +198,7 @@ describe('cli: configuration from file, environment and flags', function () {
 
   it('crypto backend and verification knobs: defaults, every layer, and the node-only ones only on the node', async () => {
     const d = await printed(['node', ...REQUIRED]);
-    assert.deepEqual([d.values.cryptoBackend, d.sources.cryptoBackend], ['noble', 'default']);
+    assert.deepEqual([d.values.cryptoBackend, d.sources.cryptoBackend], ['auto', 'default']);
     assert.deepEqual([d.values.txGossipBatch, d.sources.txGossipBatch], [64, 'default']);
     // Unset: the node picks (workers by core count, the cache's built-in capacity).
     assert.deepEqual([d.sources.verifyWorkers, d.sources.verifyCacheSize], ['unset', 'unset']);
@@ -223,7 +223,7 @@ describe('cli: configuration from file, environment and flags', function () {
     assert.match(badKey.stderr, /unknown key "verifyWorkers"/);
     for (const cmd of ['node', 'beacon']) {
       const h = await run([cmd, '--help']);
-      assert.match(h.stdout, /--crypto-backend <name>[\s\S]*choices: "noble", "pqclean"[\s\S]*env:\s+QNEXUS_CRYPTO_BACKEND\)/, cmd);
+      assert.match(h.stdout, /--crypto-backend <name>[\s\S]*choices: "auto",\s+"noble",\s+"pqclean",\s+default:\s+"auto",\s+env:\s+QNEXUS_CRYPTO_BACKEND\)/, cmd);
     }
     assert.match((await run(['node', '--help'])).stdout, /QNEXUS_VERIFY_WORKERS[\s\S]*QNEXUS_VERIFY_CACHE_SIZE[\s\S]*QNEXUS_TX_GOSSIP_BATCH/);
   });

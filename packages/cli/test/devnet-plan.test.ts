@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { backendAvailable, formatAddress, homeShard, parseAddress, toHex, type BackendName } from '@qnexus/crypto';
+import { backendAvailable, formatAddress, homeShard, parseAddress, toHex, type BackendChoice } from '@qnexus/crypto';
 import { peerIdFromKeyFile } from '@qnexus/p2p';
 import { epochCommittees, moduleAccount } from '@qnexus/state';
 import {
@@ -271,7 +271,7 @@ describe('cli: devnet directory (prepareDevnet, no node started)', function () {
       assert.equal((await loggedArgs(r.process(name).logFile)).includes('--crypto-backend'), false, name);
     }
     await r.stop();
-    await assert.rejects(prepareDevnet({ ...base('bad-backend'), cryptoBackend: 'bogus' as BackendName }), (e: unknown) => e instanceof CliError && e.code === 'USAGE');
+    await assert.rejects(prepareDevnet({ ...base('bad-backend'), cryptoBackend: 'bogus' as BackendChoice }), (e: unknown) => e instanceof CliError && e.code === 'USAGE');
     assert.equal(existsSync(join(dir, 'bad-backend')), false);
   });
 

@@ -170,13 +170,40 @@ class PqcleanBackend implements SignatureBackend {
 
 // ---------------------------------------------------------------- backend selection
 
-/** The signature backends: `noble` (pure JS, always available, the default) and `pqclean` (optional native). */
+/** The signature backends: `noble` (pure JS, always available) and `pqclean` (optional native). */
 export type BackendName = 'noble' | 'pqclean';
 export const BACKENDS: readonly BackendName[] = ['noble', 'pqclean'];
-export const DEFAULT_BACKEND: BackendName = 'noble';
+/**
+ * What a user may ask for: a backend by name, or `auto` (the default): pqclean where it loads,
+ * else noble. pqclean verifies ≈ 3 × faster than noble on the machines we measure on, and noble
+ * stays the fallback that always works.
+ */
+export type BackendChoice = BackendName | 'auto';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', ...BACKENDS];
+export const DEFAULT_BACKEND: BackendChoice = 'auto';
 
 export function isBackendName(s: string): s is BackendName {
   return (BACKENDS as readonly string[]).includes(s);
+}
+
+export function isBackendChoice(s: string): s is BackendChoice {
+  return (BACKEND_CHOICES as readonly string[]).includes(s);
+}
+
+/**
+ * The backend a choice means here: `auto` is pqclean when it loads (its native addon, or its
+ * WebAssembly build where the addon did not compile: both run PQClean's C), else noble. Never throws
+ * for a BackendChoice; a named backend is returned as is (getBackend says if it cannot load).
+ */
+export function resolveBackend(choice: BackendChoice): BackendName {
+  if (choice !== 'auto') return choice;
+  return loadPqclean().ok ? 'pqclean' : 'noble';
+}
+
+/** How a process describes its backend at start and in /v1/status: `pqclean (native addon; auto)`. */
+export function describeBackend(choice: BackendChoice): string {
+  const name = resolveBackend(choice);
+  return `${name} (${backendStatus(name).detail}${choice === 'auto' ? '; chosen by auto' : ''})`;
 }
 
 /** Stable codes of CryptoBackendError (the CLI prints them; see packages/cli/src/errors.ts). */
@@ -228,11 +255,13 @@ function unknownBackend(name: string): CryptoBackendError {
 const backends = new Map<string, SignatureBackend>();
 
 /**
- * The signature backend of `scheme` (cached). `noble` (default) is always available; `pqclean`
- * throws CryptoBackendError `CRYPTO_BACKEND_UNAVAILABLE` when the package is missing or does
- * not load, and any other name throws `CRYPTO_BACKEND_UNKNOWN`. Never falls back silently.
+ * The signature backend of `scheme` (cached). `auto` (default) is pqclean where it loads, else
+ * noble; `noble` is always available; `pqclean` throws CryptoBackendError
+ * `CRYPTO_BACKEND_UNAVAILABLE` when the package is missing or does not load, and any other name
+ * throws `CRYPTO_BACKEND_UNKNOWN`. A named backend never falls back silently.
  */
-export function getBackend(scheme: SchemeName, backend: BackendName = DEFAULT_BACKEND): SignatureBackend {
+export function getBackend(scheme: SchemeName, choice: BackendChoice = DEFAULT_BACKEND): SignatureBackend {
+  const backend = isBackendChoice(choice) ? resolveBackend(choice) : choice;
   const key = `${backend}:${scheme}`;
   let b = backends.get(key);
   if (b) return b;

@@ -6,6 +6,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BACKENDS,
+  BACKEND_CHOICES,
+  DEFAULT_BACKEND,
+  describeBackend,
+  isBackendChoice,
+  resolveBackend,
   CryptoBackendError,
   SCHEMES,
   backendAvailable,
@@ -50,8 +55,21 @@ describe('crypto: signature backends', () => {
     assert.equal(backendAvailable('noble'), true);
     assert.equal(backendAvailable('openssl'), false);
     assert.equal(backendStatus('noble').available, true);
-    assert.equal(getBackend('ml-dsa-44').name, 'noble');
-    assert.equal(getBackend('ml-dsa-44', 'noble'), getBackend('ml-dsa-44'));
+    assert.equal(getBackend('ml-dsa-44', 'noble').name, 'noble');
+  });
+
+  it('auto (the default) is pqclean where it loads, else noble; a named backend is itself', () => {
+    assert.equal(DEFAULT_BACKEND, 'auto');
+    assert.deepEqual([...BACKEND_CHOICES], ['auto', 'noble', 'pqclean']);
+    assert.ok(isBackendChoice('auto') && isBackendChoice('noble') && !isBackendChoice('Auto'));
+    const expected = backendAvailable('pqclean') ? 'pqclean' : 'noble';
+    assert.equal(resolveBackend('auto'), expected);
+    assert.equal(resolveBackend('noble'), 'noble');
+    assert.equal(resolveBackend('pqclean'), 'pqclean');
+    assert.equal(getBackend('ml-dsa-44').name, expected);
+    assert.equal(getBackend('ml-dsa-44', 'auto'), getBackend('ml-dsa-44', expected));
+    assert.match(describeBackend('auto'), new RegExp(`^${expected} \\(.*; chosen by auto\\)$`));
+    assert.doesNotMatch(describeBackend('noble'), /auto/);
   });
 
   it('an unknown backend throws CryptoBackendError CRYPTO_BACKEND_UNKNOWN', () => {
@@ -63,7 +81,7 @@ describe('crypto: signature backends', () => {
     }
   });
 
-  it('pqclean that cannot load: unavailable, CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE, noble unaffected (child process)', () => {
+  it('pqclean that cannot load: unavailable, CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE, noble unaffected, auto falls back to noble (child process)', () => {
     // Hide the package from require() in a child process, whether or not it is installed here.
     const dir = mkdtempSync(join(tmpdir(), 'qnexus-backend-'));
     try {
@@ -74,23 +92,25 @@ describe('crypto: signature backends', () => {
 M._load = function (req, ...a) { if (req === 'pqclean') { const e = new Error("Cannot find module 'pqclean'"); e.code = 'MODULE_NOT_FOUND'; throw e; } return load.call(this, req, ...a); };\n`,
       );
       const script = `
-import { backendAvailable, backendStatus, getBackend, CryptoBackendError } from '@qnexus/crypto';
+import { backendAvailable, backendStatus, getBackend, resolveBackend, CryptoBackendError } from '@qnexus/crypto';
 let error = null;
 try { getBackend('ml-dsa-44', 'pqclean'); } catch (e) { error = { isClass: e instanceof CryptoBackendError, code: e.code, backend: e.backend, message: e.message }; }
-console.log(JSON.stringify({ available: backendAvailable('pqclean'), status: backendStatus('pqclean'), error, noble: getBackend('ml-dsa-44').name }));`;
+console.log(JSON.stringify({ available: backendAvailable('pqclean'), status: backendStatus('pqclean'), error, noble: getBackend('ml-dsa-44').name, auto: resolveBackend('auto') }));`;
       const out = execFileSync(process.execPath, ['--require', hook, '--input-type=module', '-e', script], {
         cwd: fileURLToPath(new URL('..', import.meta.url)),
         encoding: 'utf8',
         env: { ...process.env, NODE_OPTIONS: '' },
       });
-      const r = JSON.parse(out) as { available: boolean; status: { available: boolean; detail: string }; error: Record<string, unknown> | null; noble: string };
+      const r = JSON.parse(out) as { available: boolean; status: { available: boolean; detail: string }; error: Record<string, unknown> | null; noble: string; auto: string };
       assert.equal(r.available, false);
       assert.equal(r.status.available, false);
       assert.match(r.status.detail, /pqclean is not installed/);
       assert.ok(r.error, 'getBackend threw');
       assert.deepEqual([r.error.isClass, r.error.code, r.error.backend], [true, 'CRYPTO_BACKEND_UNAVAILABLE', 'pqclean']);
       assert.match(String(r.error.message), /^signature backend pqclean is unavailable: the optional package pqclean is not installed/);
+      // The default (auto) falls back to noble, without an error.
       assert.equal(r.noble, 'noble');
+      assert.equal(r.auto, 'noble');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_BACKEND, backendStatus, formatAddress, getBackend, toHex } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, describeBackend, formatAddress, getBackend, resolveBackend, toHex } from '@qnexus/crypto';
 import { MAX_TX_BATCH, QnexusError, genesisHash, openTx, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { chainTopics, createP2PNode, discoveryProtocol, topics, type P2PNode } from '@qnexus/p2p';
@@ -154,7 +154,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       height: chain.headHeight,
       baseHeight: chain.baseHeight,
       modules: chain.app.modules.map((m) => `${m.name}#${m.id}`).join(','),
-      cryptoBackend: `${tuning.backend} (${backendStatus(tuning.backend).detail})`,
+      cryptoBackend: describeBackend(cfg.cryptoBackend ?? DEFAULT_BACKEND),
       verifyWorkers: tuning.verifyWorkers,
       verifyCacheSize: tuning.verifyCacheSize,
       txGossipBatch: tuning.txGossipBatch,
@@ -176,7 +176,8 @@ function nodeTuning(cfg: NodeConfig) {
     return n;
   };
   return {
-    backend: cfg.cryptoBackend ?? DEFAULT_BACKEND,
+    // `auto` resolves here, once: the verify workers load the same backend by name.
+    backend: resolveBackend(cfg.cryptoBackend ?? DEFAULT_BACKEND),
     verifyWorkers: int('verifyWorkers', cfg.verifyWorkers, defaultVerifyWorkers(), 0, 256),
     verifyCacheSize: int('verifyCacheSize', cfg.verifyCacheSize, DEFAULT_VERIFY_CACHE_SIZE, 0, 100_000_000),
     txGossipBatch: int('txGossipBatch', cfg.txGossipBatch, MAX_TX_BATCH, 1, MAX_TX_BATCH),

@@ -1,4 +1,4 @@
-import type { BackendName } from '@qnexus/crypto';
+import type { BackendChoice } from '@qnexus/crypto';
 import type { Genesis } from '@qnexus/types';
 
 export type LogFormat = 'json' | 'pretty';
@@ -37,5 +37,5 @@ export interface ProcessConfig {
    * (the optional native addon) must be installed: the process refuses to start without it
    * (CryptoBackendError CRYPTO_BACKEND_UNAVAILABLE), it never falls back silently.
    */
-  cryptoBackend?: BackendName;
+  cryptoBackend?: BackendChoice;
 }

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { BACKENDS, DEFAULT_SCHEME, formatAddress, type BackendName, type SchemeName } from '@qnexus/crypto';
+import { BACKEND_CHOICES, DEFAULT_SCHEME, formatAddress, type BackendChoice, type SchemeName } from '@qnexus/crypto';
 import { moduleAccount } from '@qnexus/state';
 import type { LogFormat } from '@qnexus/runtime';
 import { QnexusClient } from '@qnexus/sdk';
@@ -40,7 +40,7 @@ interface DevnetCmdOpts {
   chainId: string;
   logFormat: LogFormat;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
-  cryptoBackend?: BackendName;
+  cryptoBackend?: BackendChoice;
   readyTimeout: number;
   epochLength: number;
   unbondingEpochs?: number;
@@ -203,7 +203,7 @@ export function devnetCommand(parent: Command): Command {
     .addOption(new Option('--log-format <format>', 'format of the node and beacon log files').choices(['pretty', 'json']).default(DEVNET_DEFAULTS.logFormat))
     .addOption(new Option('--log-level <level>', 'node and beacon log level').choices(['debug', 'info', 'warn', 'error']).default(DEVNET_DEFAULTS.logLevel))
     .addOption(
-      new Option('--crypto-backend <name>', 'ML-DSA implementation of every node and the beacon (--crypto-backend of qnexus node/beacon; default noble); pqclean must be installed').choices([...BACKENDS]),
+      new Option('--crypto-backend <name>', 'ML-DSA implementation of every node and the beacon (--crypto-backend of qnexus node/beacon; default auto: pqclean where it loads, else noble); pqclean must be installed when named').choices([...BACKEND_CHOICES]),
     )
     .addOption(new Option('--ready-timeout <seconds>', 'how long each process may take to answer /v1/status').argParser(intParser(1, 3600)).default(30))
     .addHelpText(
