@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { DEFAULT_BACKEND, type BackendName, type SchemeName } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, resolveBackend, type BackendName, type SchemeName } from '@qnexus/crypto';
 import type { SignRequest, VerifyRequest, VerifyWorkerData, WorkerResponse } from './verify-worker.js';
 
 interface Item {
