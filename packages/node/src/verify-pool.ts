@@ -60,7 +60,7 @@ export class VerifyPool {
   /** Whether the workers hold a signing key (`sign` works). */
   readonly canSign: boolean;
 
-  constructor(scheme: SchemeName, size: number, backend: BackendName = DEFAULT_BACKEND, opts: VerifyPoolOptions = {}) {
+  constructor(scheme: SchemeName, size: number, backend: BackendName = resolveBackend(DEFAULT_BACKEND), opts: VerifyPoolOptions = {}) {
     this.backend = backend;
     this.canSign = opts.signingKey !== undefined;
     const workerData: VerifyWorkerData = { scheme, backend, ...(opts.signingKey ? { secretKey: opts.signingKey } : {}) };
