@@ -1,5 +1,5 @@
 import { ADDRESS_BYTES, bytesEqual, schemeLengths, toHex } from '@qnexus/crypto';
-import { MAX_COMMITTEE, QnexusError, Reader, Writer, decodeBlock, decodeCertificate, epochOf, type Block, type Certificate } from '@qnexus/types';
+import { MAX_COMMITTEE, QnexusError, Reader, Writer, decodeBlock, decodeCertificate, epochOf, slotAt, type Block, type Certificate } from '@qnexus/types';
 import { P2PRequestError, type P2PNode, type ServeBudget, type Topics } from '@qnexus/p2p';
 import { MAX_BLOCK_WIRE_BYTES, candidateFromBlock, type Candidate, type Chain, type VerifiedSignatures } from './chain.js';
 import type { Engine } from './engine.js';
@@ -38,6 +38,18 @@ const AVOID_LIAR_MS = 60_000;
 const AVOID_SLOW_MS = 30_000;
 const AVOID_SKIP_MS = 10_000;
 const STREAM_LIMITS = { maxInboundStreams: 16, maxOutboundStreams: 16 };
+/**
+ * A node is in step when its head's block is from one of the last IN_STEP_SLOTS slots: it is
+ * finalizing with its committee (or following it), so no peer can be more than a few blocks
+ * ahead and consensus itself carries it to the next height. Then the peers are asked for their
+ * heads only every IN_STEP_POLL_TICKS-th tick (a backstop), not every slot: asking each connected
+ * peer opens a stream per peer and per slot on both sides (on an idle devnet, ten new streams a
+ * second per node, with their protocol negotiation and peer-store writes). A node that falls
+ * behind (a partition, a pause, a crash) stops finalizing, so within IN_STEP_SLOTS its head is
+ * stale and it asks every slot again.
+ */
+const IN_STEP_SLOTS = 3;
+const IN_STEP_POLL_TICKS = 8;
 /** A syncing peer asks every peer for its head once a slot. */
 const STATUS_BUDGET: ServeBudget = { requestsPerSec: 5, requestBurst: 10 };
 /**
@@ -198,6 +210,8 @@ export class Syncer {
   /** Peers not asked until the given time (ms). */
   private readonly avoid = new Map<string, number>();
   private session: Session | null = null;
+  /** Ticks skipped in a row while in step (see IN_STEP_SLOTS). */
+  private skippedTicks = 0;
 
   constructor(
     private readonly chain: Chain,
@@ -228,10 +242,19 @@ export class Syncer {
     const loop = () => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
+        if (this.inStep() && ++this.skippedTicks < IN_STEP_POLL_TICKS) return loop();
+        this.skippedTicks = 0;
         this.tick().finally(loop);
       }, every);
     };
     loop();
+  }
+
+  /** Whether the head is recent enough that polling every peer each slot is not needed (see IN_STEP_SLOTS). */
+  inStep(nowMs: number = Date.now()): boolean {
+    const g = this.chain.genesis;
+    if (this.chain.headHeight === 0 || nowMs < g.genesisTime) return false;
+    return slotAt(g, nowMs) - this.chain.headSlot <= IN_STEP_SLOTS;
   }
 
   stop(): void {
