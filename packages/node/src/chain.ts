@@ -221,6 +221,9 @@ export class Chain {
     stateOpts: ChainStateOptions = {},
   ) {
     this.params = stateParams(genesis, shard);
+    // Keyless transactions are checked against the key registered in the head state: the parent
+    // of the block being validated, and the state admission runs against.
+    verifier.keys = (address) => this.state.publicKey(address);
     this.retention = Math.max(MIN_STATE_RETENTION, stateOpts.retention ?? DEFAULT_STATE_RETENTION);
     this.genesisHash = genesisHash(genesis);
   }
@@ -469,7 +472,11 @@ export class Chain {
     if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) return 'tx root mismatch';
     const headHex = toHex(this.headHash);
     if (c.exec?.parentHex === headHex) return null;
-    for (const env of c.envs) if (!this.verifier.verify(env)) return `bad signature on transaction ${env.hashHex}`;
+    for (const env of c.envs) {
+      const v = this.verifier.check(env);
+      if (v === 'TX_KEY_UNKNOWN') return `transaction ${env.hashHex} names its sender by address, and the parent state registers no key for it`;
+      if (v !== 'ok') return `bad signature on transaction ${env.hashHex}`;
+    }
     return this.execute(c, headHex);
   }
 
@@ -787,7 +794,9 @@ export class Chain {
     this.verifyCertificate(cert, h, opts.verified, c.hash);
     if (!bytesEqual(h.txRoot, txRoot(c.envs.map((e) => e.hash)))) throw new QnexusError('BAD_BLOCK', 'sync block tx root mismatch');
     for (const env of c.envs) {
-      if (!this.verifier.verify(env)) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} carries a bad signature on transaction ${env.hashHex}`);
+      const v = this.verifier.check(env);
+      if (v === 'TX_KEY_UNKNOWN') throw new QnexusError('BAD_BLOCK', `certified block ${h.height} carries keyless transaction ${env.hashHex} whose sender has no key registered in the parent state`);
+      if (v !== 'ok') throw new QnexusError('BAD_BLOCK', `certified block ${h.height} carries a bad signature on transaction ${env.hashHex}`);
     }
     const why = this.execute(c, toHex(this.headHash));
     if (why) throw new QnexusError('BAD_BLOCK', `certified block ${h.height} does not execute: ${why}`);

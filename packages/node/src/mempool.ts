@@ -1,8 +1,8 @@
-import { ADDRESS_BYTES, sha256, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, toHex } from '@qnexus/crypto';
 import { QnexusError, XPREPARE_KIND, isSystemKind, type AnyErrorCode, type TxEnvelope } from '@qnexus/types';
 import { Branch, MODULE_IDS, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
-import type { TxVerdict, TxVerifier } from './verifier.js';
+import { signedTxId, type TxVerdict, type TxVerifier } from './verifier.js';
 
 export interface MempoolLimits {
   /** Most transactions held at once. */
@@ -22,6 +22,10 @@ export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = { maxTxs: 20_000, maxNonceG
 /** How a transaction's cost is made up, for error messages. */
 function costWhat(env: TxEnvelope, cost: bigint): string {
   return cost === env.tx.body.fee ? 'the fee' : 'amount + fee';
+}
+
+function keyUnknown(env: TxEnvelope): QnexusError {
+  return new QnexusError('TX_KEY_UNKNOWN', `${env.fromStr} has no registered public key: send the public key with the account's first transaction`);
 }
 
 interface Entry {
@@ -111,7 +115,10 @@ export class Mempool {
     this.trial(env);
     // Both signatures of a stake (the funder's and the validator key's consent) are checked here, once.
     const verdict = await this.verifyOnce(env);
-    if (verdict === 'TX_BAD_SIGNATURE') throw new QnexusError('TX_BAD_SIGNATURE', 'signature does not verify for the included public key');
+    if (verdict === 'TX_BAD_SIGNATURE') {
+      throw new QnexusError('TX_BAD_SIGNATURE', env.publicKey ? 'signature does not verify for the included public key' : "signature does not verify for the sender's registered public key");
+    }
+    if (verdict === 'TX_KEY_UNKNOWN') throw keyUnknown(env);
     if (verdict === 'STAKE_BAD_CONSENT') {
       throw new QnexusError('STAKE_BAD_CONSENT', "the validator key's consent signature does not verify for this funder and chain");
     }
@@ -162,8 +169,9 @@ export class Mempool {
   }
 
   private verifyOnce(env: TxEnvelope): Promise<TxVerdict> {
-    // A stake's consent signature is inside the signed body, so the id covers it already.
-    const key = `${env.hashHex}/${toHex(sha256(env.tx.signature))}`;
+    // A stake's consent signature is inside the signed body, so the id covers it already. The
+    // signature's digest is computed once per envelope (shared with the verifier's cache).
+    const key = signedTxId(env);
     let p = this.verifying.get(key);
     if (!p) {
       p = this.verifier.checkAsync(env);
@@ -192,6 +200,9 @@ export class Mempool {
   private checkState(env: TxEnvelope): Entry {
     const sender = toHex(env.from);
     const acct = this.chain.state.account(sender);
+    // A keyless transaction is checked against the key the head state registers: refused before
+    // any signature work when there is none (the account's first transaction must carry it).
+    if (env.publicKey === null && !acct?.publicKey) throw keyUnknown(env);
     const next = acct?.nonce ?? 0n;
     const nonce = env.tx.body.nonce;
     if (nonce < next) throw new QnexusError('TX_NONCE_STALE', `nonce ${nonce} already used; the account's next nonce is ${next}`);

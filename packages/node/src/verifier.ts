@@ -1,4 +1,4 @@
-import { DEFAULT_BACKEND, bytesEqual, getBackend, sha256, type BackendName, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
+import { DEFAULT_BACKEND, bytesEqual, getBackend, sha256, toHex, type BackendName, type SchemeName, type SignatureBackend } from '@qnexus/crypto';
 import { app } from '@qnexus/app';
 import { QnexusError, type AnyErrorCode, type TxEnvelope } from '@qnexus/types';
 import type { Metrics } from './metrics.js';
@@ -6,11 +6,49 @@ import type { VerifyPool } from './verify-pool.js';
 
 /**
  * Outcome of a transaction's signature checks: 'ok', the signer's signature
- * failing (TX_BAD_SIGNATURE), or an extra signature its message carries
- * failing with the code its module gives (a stake's validator consent:
- * STAKE_BAD_CONSENT).
+ * failing (TX_BAD_SIGNATURE), a keyless transaction whose sender has no
+ * registered key to check it with (TX_KEY_UNKNOWN), or an extra signature its
+ * message carries failing with the code its module gives (a stake's validator
+ * consent: STAKE_BAD_CONSENT).
  */
-export type TxVerdict = 'ok' | 'TX_BAD_SIGNATURE' | AnyErrorCode;
+export type TxVerdict = 'ok' | 'TX_BAD_SIGNATURE' | 'TX_KEY_UNKNOWN' | AnyErrorCode;
+
+/**
+ * The public key registered for an address in the state checks run against (a node's head
+ * state: the parent of the next block), or null when none is. Keys are written once and never
+ * change, so a key found here is the key of that address in every later state.
+ */
+export type KeyLookup = (address: Uint8Array) => Uint8Array | null;
+
+const sigDigests = new WeakMap<TxEnvelope, Uint8Array>();
+const sigIds = new WeakMap<TxEnvelope, string>();
+
+/**
+ * SHA-256 of a transaction's signature bytes, computed once per envelope (a 2.4–4.6 KB hash
+ * that every cache lookup, admission and block check of the same envelope would otherwise
+ * repeat). A fresh 32-byte array: it holds no view into the wire buffer.
+ */
+export function signatureDigest(env: TxEnvelope): Uint8Array {
+  let d = sigDigests.get(env);
+  if (!d) {
+    d = sha256(env.tx.signature);
+    sigDigests.set(env, d);
+  }
+  return d;
+}
+
+/**
+ * `<tx id>/<signature digest>` (hex), once per envelope: names one exact signed copy of a
+ * transaction (the id does not cover the signature, so a forged copy has another name).
+ */
+export function signedTxId(env: TxEnvelope): string {
+  let k = sigIds.get(env);
+  if (k === undefined) {
+    k = `${env.hashHex}/${toHex(signatureDigest(env))}`;
+    sigIds.set(env, k);
+  }
+  return k;
+}
 
 /** Default capacity of the verify-once cache (`--verify-cache-size`). */
 export const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
@@ -51,6 +89,11 @@ interface SigCheck {
  */
 export class TxVerifier {
   private readonly ok = new Map<string, Uint8Array>();
+  /**
+   * Where a keyless transaction's key comes from: the chain sets its head state here. Without
+   * one (a verifier on its own), keyless transactions verify as TX_KEY_UNKNOWN.
+   */
+  keys: KeyLookup | null = null;
   /** The process's signature backend (consensus signatures are verified and made with it too). */
   readonly backend: SignatureBackend;
   readonly capacity: number;
@@ -73,7 +116,7 @@ export class TxVerifier {
 
   private cached(env: TxEnvelope): boolean {
     const c = this.ok.get(env.hashHex);
-    if (c && bytesEqual(c, sha256(env.tx.signature))) {
+    if (c && bytesEqual(c, signatureDigest(env))) {
       this.metrics.sigCacheHits.inc();
       return true;
     }
@@ -89,7 +132,8 @@ export class TxVerifier {
     }
     // The signature's digest, not the signature: 32 bytes instead of 2.4–4.6 KB, and no view
     // into the wire buffer it came in (a whole gossip batch), which would stay alive with it.
-    this.ok.set(env.hashHex, sha256(env.tx.signature));
+    // A keyless transaction's entry stands for its sender's registered key, which never changes.
+    this.ok.set(env.hashHex, signatureDigest(env));
   }
 
   /**
@@ -97,9 +141,10 @@ export class TxVerifier {
    * (the app's modules say which; a message that does not decode has none here
    * and is refused by the stateless checks).
    */
-  private checks(env: TxEnvelope): { tx: SigCheck; extra: SigCheck[] } {
-    const b = env.tx.body;
-    const tx: SigCheck = { kind: 'tx', publicKey: b.publicKey, message: env.signBytes, signature: env.tx.signature, code: 'TX_BAD_SIGNATURE' };
+  private checks(env: TxEnvelope): { tx: SigCheck; extra: SigCheck[] } | null {
+    const publicKey = this.signerKey(env);
+    if (!publicKey) return null;
+    const tx: SigCheck = { kind: 'tx', publicKey, message: env.signBytes, signature: env.tx.signature, code: 'TX_BAD_SIGNATURE' };
     let extra: SigCheck[] = [];
     try {
       extra = app.signatures(env).map((s) => ({ kind: s.label, publicKey: s.publicKey, message: s.message, signature: s.signature, code: s.code }));
@@ -119,10 +164,17 @@ export class TxVerifier {
     return pool.verify(c.publicKey, c.message, c.signature);
   }
 
+  /** The key a transaction's signature is checked with: the one it carries, else the one registered for its sender (null: none). */
+  signerKey(env: TxEnvelope): Uint8Array | null {
+    return env.publicKey ?? this.keys?.(env.from) ?? null;
+  }
+
   /** Synchronous check on this thread (block validation of a tx we never saw on gossip). */
   check(env: TxEnvelope): TxVerdict {
     if (this.cached(env)) return 'ok';
-    const { tx, extra } = this.checks(env);
+    const c = this.checks(env);
+    if (!c) return 'TX_KEY_UNKNOWN';
+    const { tx, extra } = c;
     if (!this.verifyHere(tx)) return 'TX_BAD_SIGNATURE';
     for (const c of extra) if (!this.verifyHere(c)) return c.code;
     this.remember(env);
@@ -134,8 +186,9 @@ export class TxVerifier {
     const pool = this.pool;
     if (!pool) return this.check(env);
     if (this.cached(env)) return 'ok';
-    const { tx, extra } = this.checks(env);
-    const all = [tx, ...extra];
+    const c = this.checks(env);
+    if (!c) return 'TX_KEY_UNKNOWN';
+    const all = [c.tx, ...c.extra];
     const ok = await Promise.all(all.map((c) => this.verifyOnPool(pool, c)));
     const bad = ok.indexOf(false);
     if (bad >= 0) return all[bad]!.code;

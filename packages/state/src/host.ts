@@ -178,9 +178,11 @@ export class StateMachine {
     const b = env.tx.body;
     if (b.chainId !== p.chainId) throw new QnexusError('TX_WRONG_CHAIN', `transaction is for chain ${JSON.stringify(b.chainId)}, this is ${JSON.stringify(p.chainId)}`);
     const len = schemeLengths(p.scheme);
-    if (b.publicKey.length !== len.publicKey || env.tx.signature.length !== len.signature) {
+    if ((b.publicKey !== undefined && b.publicKey.length !== len.publicKey) || env.tx.signature.length !== len.signature) {
       throw new QnexusError('TX_WRONG_SCHEME', `this chain uses ${p.scheme} (public key ${len.publicKey} B, signature ${len.signature} B)`);
     }
+    // Beacon entries are authenticated by the genesis beacon key they carry: never keyless.
+    if (b.publicKey === undefined && isSystemKind(b.payload.kind)) throw new QnexusError('XS_UNAUTHORIZED', 'beacon entries must carry the genesis beacon key');
     const d = this.decode(env);
     if (!isSystemKind(b.payload.kind)) {
       if (b.fee < p.minFee && !(d.def.feeless && b.fee === 0n)) throw new QnexusError('TX_FEE_TOO_LOW', `fee ${b.fee} is below the minimum ${p.minFee}`);
@@ -246,15 +248,21 @@ export class StateMachine {
    * first transaction, then the fee: debited from the sender, offered to every module's `onFee`
    * (staking burns a share and books the proposer's tip), the rest to the fee collector.
    */
-  private ante(ctx: ExecCtx, env: TxEnvelope): void {
+  private ante(ctx: ExecCtx, env: TxEnvelope, keysBefore: StateView | undefined): void {
     const b = env.tx.body;
+    // A keyless transaction's signature was checked against the key registered for its sender:
+    // in a block, registered before the block (`keysBefore`, the parent state), so a key carried
+    // by an earlier transaction of the same block does not count; elsewhere, in the state it runs on.
+    if (env.publicKey === null && bank.publicKey(keysBefore ?? ctx, env.from) === null) {
+      throw new QnexusError('TX_KEY_UNKNOWN', `${env.fromStr} has no registered public key: send the public key with the account's first transaction`);
+    }
     const nonce = bank.nonce(ctx, env.from);
     if (b.nonce < nonce) throw new QnexusError('TX_NONCE_STALE', `nonce ${b.nonce} already used; the account's next nonce is ${nonce}`);
     if (b.nonce > nonce) throw new QnexusError('TX_NONCE_FUTURE', `nonce ${b.nonce} is ahead of the account's next nonce ${nonce}`);
     const cost = this.cost(env);
     const balance = bank.balance(ctx, env.from);
     if (balance < cost) throw new QnexusError('TX_INSUFFICIENT_FUNDS', `balance ${balance} is less than amount + fee = ${cost}`);
-    bank.setAuth(ctx, env.from, { nonce: nonce + 1n, publicKey: b.publicKey });
+    bank.setAuth(ctx, env.from, { nonce: nonce + 1n, publicKey: env.publicKey });
     if (b.fee === 0n) return;
     // The fee leaves the sender, each module with a fee hook takes its part, the rest is the collector's.
     bank.debit(ctx, env.from, b.fee);
@@ -287,16 +295,17 @@ export class StateMachine {
    * never included. Beacon entries and feeless messages keep `applyTx`'s rule (nobody pays
    * for them, so a refused one is left out).
    */
-  applyInBlock(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext): TxFailure | null {
-    return this.run(kv, env, p, block, true);
+  applyInBlock(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext, keysBefore?: StateView): TxFailure | null {
+    return this.run(kv, env, p, block, true, keysBefore);
   }
 
-  private run(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext, charge: boolean): TxFailure | null {
+  /** `keysBefore`: the state before the block, where a keyless transaction's key must be registered (absent: the state it runs on). */
+  private run(kv: Branch, env: TxEnvelope, p: StateParams, block: BlockContext, charge: boolean, keysBefore?: StateView): TxFailure | null {
     const ctx = new ExecCtx(kv.branch(), p, block);
     this.checkStateless(env, p);
     const d = this.decode(env);
     const system = isSystemKind(env.tx.body.payload.kind);
-    if (!system) this.ante(ctx, env);
+    if (!system) this.ante(ctx, env, keysBefore);
     // The handler runs on a branch of its own when a refusal is to be charged, so the ante's writes survive it.
     const h = charge && !system && !d.def.feeless ? ctx.child() : ctx;
     try {
@@ -358,11 +367,12 @@ export class StateMachine {
     this.beginBlock(ctx);
     let weight = 0;
     const failed: BlockTxFailure[] = [];
+    const keysBefore = new StateView(state.kv);
     txs.forEach((env, i) => {
       try {
         weight += this.weight(env);
         if (weight > p.maxBlockWeight) throw new QnexusError('BAD_BLOCK', `block weight exceeds ${p.maxBlockWeight}`);
-        const f = this.applyInBlock(ctx.kv, env, p, block);
+        const f = this.applyInBlock(ctx.kv, env, p, block, keysBefore);
         if (f) failed.push({ index: i, ...f });
       } catch (e) {
         if (e instanceof QnexusError) throw new QnexusError('BAD_BLOCK', `transaction ${i} (${env.hashHex}) is invalid: ${e.code}: ${e.message}`);
@@ -407,6 +417,7 @@ export class StateMachine {
     const applied: TxEnvelope[] = [];
     const skipped: { env: TxEnvelope; error: QnexusError }[] = [];
     const failed: BlockTxFailure[] = [];
+    const keysBefore = new StateView(state.kv);
     let weight = 0;
     for (const env of txs) {
       try {
@@ -415,10 +426,10 @@ export class StateMachine {
         let f: TxFailure | null;
         if (checkEach) {
           const trial = new ExecCtx(ctx.kv.branch(), p, block);
-          f = this.applyInBlock(trial.kv, env, p, block);
+          f = this.applyInBlock(trial.kv, env, p, block, keysBefore);
           this.checkInvariants(trial);
           trial.kv.commit();
-        } else f = this.applyInBlock(ctx.kv, env, p, block);
+        } else f = this.applyInBlock(ctx.kv, env, p, block, keysBefore);
         weight += w;
         if (f) failed.push({ index: applied.length, ...f });
         applied.push(env);

@@ -41,6 +41,10 @@ export class StateView {
     if (!a) return undefined;
     return { balance: bank.balance(this, addr), nonce: a.nonce, publicKey: a.publicKey };
   }
+  /** The public key registered for an address (written once, by its first transaction), or null. */
+  publicKey(addr: Uint8Array): Uint8Array | null {
+    return bank.publicKey(this, addr);
+  }
   balance(addr: Uint8Array, denom?: string): bigint {
     return bank.balance(this, addr, denom);
   }

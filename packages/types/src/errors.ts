@@ -10,6 +10,12 @@ export const ERROR_HTTP_STATUS = {
   TX_WRONG_CHAIN: 400,
   TX_WRONG_SCHEME: 400,
   TX_BAD_SIGNATURE: 400,
+  /**
+   * A keyless transaction (it names its sender by address) whose sender has no public key
+   * registered in the state yet (the head state at admission, the parent state in a block): the
+   * account's first transaction must carry the key.
+   */
+  TX_KEY_UNKNOWN: 422,
   TX_UNKNOWN_KIND: 400,
   TX_BAD_AMOUNT: 400,
   TX_FEE_TOO_LOW: 400,

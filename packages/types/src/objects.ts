@@ -3,7 +3,9 @@ import {
   HASH_BYTES,
   addressFromPublicKey,
   formatAddress,
+  SCHEMES,
   isValidChainId,
+  schemeLengths,
   sha256,
   signingBytes,
   toHex,
@@ -166,28 +168,64 @@ export function decodeSystemMsg(m: TxMsg): { prepare: true; xfer: XferInfo } | {
   throw new QnexusError('TX_MALFORMED', `kind ${m.kind} is not a beacon entry`);
 }
 
-export interface TxBody {
+interface TxBodyCommon {
   chainId: string;
   nonce: bigint;
   fee: bigint;
-  /** The signer's ML-DSA public key: carried in every tx so any node verifies it statelessly. */
-  publicKey: Uint8Array;
   payload: TxMsg;
 }
+
+/** A body that carries its signer's ML-DSA public key: any node verifies it statelessly, and its first application registers the key. */
+export interface KeyedTxBody extends TxBodyCommon {
+  /** The signer's ML-DSA public key; the sender is its address. */
+  publicKey: Uint8Array;
+  address?: undefined;
+}
+
+/**
+ * A body that names its signer by address only (ADDRESS_BYTES on the wire instead of a
+ * 1,312–2,592-byte key). Valid only once the address's key is registered in the state
+ * before the block (the head state at admission): the signature is checked against it.
+ * Beacon entries always carry their key.
+ */
+export interface KeylessTxBody extends TxBodyCommon {
+  /** The sender's address; its key is the one the state registered. */
+  address: Uint8Array;
+  publicKey?: undefined;
+}
+
+/**
+ * A transaction body. On the wire both forms share one length-prefixed field: a public key
+ * (one of the ML-DSA key lengths) or exactly ADDRESS_BYTES (an address: no ML-DSA key is that
+ * short), so the form is unambiguous, the encoding canonical, and bodies that carry a key
+ * encode (and hash) exactly as before the keyless form existed.
+ */
+export type TxBody = KeyedTxBody | KeylessTxBody;
+
+/** Lengths the signer field may have: an address, or the public key of one of the ML-DSA schemes. */
+const SIGNER_FIELD_LENGTHS: ReadonlySet<number> = new Set([ADDRESS_BYTES, ...SCHEMES.map((s) => schemeLengths(s).publicKey)]);
 
 export interface SignedTx {
   body: TxBody;
   signature: Uint8Array;
 }
 
+/** The signer field's bytes: the key, or the address of a keyless body. */
+function signerField(b: TxBody): Uint8Array {
+  if (b.publicKey !== undefined) return b.publicKey;
+  if (b.address.length !== ADDRESS_BYTES) throw new QnexusError('TX_MALFORMED', `a keyless body names its signer by a ${ADDRESS_BYTES}-byte address, not ${b.address.length} bytes`);
+  return b.address;
+}
+
 export function encodeTxBody(b: TxBody): Uint8Array {
-  return new Writer(b.publicKey.length + b.payload.msg.length + 64)
+  const signer = signerField(b);
+  return new Writer(signer.length + b.payload.msg.length + 64)
     .u8(CODEC_VERSION)
     .string(b.chainId)
     .u16(b.payload.kind)
     .u64(b.nonce)
     .u64(b.fee)
-    .bytes(b.publicKey)
+    .bytes(signer)
     .bytes(b.payload.msg)
     .finish();
 }
@@ -198,9 +236,14 @@ function readTxBody(r: Reader): TxBody {
   const kind = r.u16('tx kind');
   const nonce = r.u64('nonce');
   const fee = r.u64('fee');
-  const publicKey = r.bytes(MAX_PUBLIC_KEY_BYTES, 'public key');
+  const signer = r.bytes(MAX_PUBLIC_KEY_BYTES, 'public key');
+  // Strict: an address, or a key of some ML-DSA scheme (the chain's own is checked statelessly: TX_WRONG_SCHEME).
+  if (!SIGNER_FIELD_LENGTHS.has(signer.length)) {
+    throw new QnexusError('MALFORMED', `signer field of ${signer.length} bytes is neither an address (${ADDRESS_BYTES}) nor an ML-DSA public key`);
+  }
   const msg = r.bytes(MAX_TX_BYTES, 'message');
-  return { chainId, nonce, fee, publicKey, payload: { kind, msg } };
+  const payload = { kind, msg };
+  return signer.length === ADDRESS_BYTES ? { chainId, nonce, fee, address: signer, payload } : { chainId, nonce, fee, publicKey: signer, payload };
 }
 
 export function encodeTx(tx: SignedTx): Uint8Array {
@@ -220,6 +263,8 @@ export interface TxEnvelope {
   /** Transaction id = SHA-256(signBytes): independent of the (hedged) signature bytes. */
   hash: Uint8Array;
   hashHex: string;
+  /** The public key the body carries; null for a keyless body (resolve it from the state by `from`). */
+  publicKey: Uint8Array | null;
   from: Uint8Array;
   fromStr: string;
 }
@@ -242,8 +287,10 @@ export function openTx(raw: Uint8Array): TxEnvelope {
   }
   const signBytes = signingBytes(tx.body.chainId, isSystemKind(tx.body.payload.kind) ? 'beacon' : 'tx', bodyBytes);
   const hash = sha256(signBytes);
-  const from = addressFromPublicKey(tx.body.publicKey);
-  return { tx, raw, signBytes, hash, hashHex: toHex(hash), from, fromStr: formatAddress(from) };
+  const b = tx.body;
+  const publicKey = b.publicKey ?? null;
+  const from = b.publicKey !== undefined ? addressFromPublicKey(b.publicKey) : b.address;
+  return { tx, raw, signBytes, hash, hashHex: toHex(hash), publicKey, from, fromStr: formatAddress(from) };
 }
 
 export function txSigningBytes(body: TxBody): Uint8Array {

@@ -1,7 +1,7 @@
 // Shared fixtures for the @qnexus/types tests.
 import assert from 'node:assert/strict';
 import { addressFromPublicKey, generateKeyPair, getBackend, sha256, utf8, type KeyPair } from '@qnexus/crypto';
-import { QnexusError, Writer, txSigningBytes, type ErrorCode, type SignedTx, type TxBody, type TxMsg } from '@qnexus/types';
+import { QnexusError, Writer, txSigningBytes, type ErrorCode, type KeyedTxBody, type KeylessTxBody, type SignedTx, type TxBody, type TxMsg } from '@qnexus/types';
 
 export const CHAIN = 'qn-test';
 
@@ -32,12 +32,24 @@ export function opaqueMsg(to: Uint8Array = addr(2), amount = 12345n, kind = MSG_
   return { kind, msg: new Writer().fixed(to, 20).u64(amount).finish() };
 }
 
-export function txBody(over: Partial<TxBody> = {}): TxBody {
+export function txBody(over: Partial<KeyedTxBody> = {}): KeyedTxBody {
   return {
     chainId: CHAIN,
     nonce: 3n,
     fee: 10n,
     publicKey: key(1).publicKey,
+    payload: opaqueMsg(),
+    ...over,
+  };
+}
+
+/** txBody's fields with the signer named by address (key 1's unless `over.address`): the keyless form. */
+export function keylessBody(over: Partial<KeylessTxBody> = {}): KeylessTxBody {
+  return {
+    chainId: CHAIN,
+    nonce: 3n,
+    fee: 10n,
+    address: addr(1),
     payload: opaqueMsg(),
     ...over,
   };

@@ -31,6 +31,7 @@ import {
   encodeTxBatch,
   encodeTxIdList,
   MAX_TX_BATCH,
+  ERROR_HTTP_STATUS,
   encodeProposalBody,
   encodeTx,
   encodeTxBody,
@@ -52,7 +53,7 @@ import {
   type SignedVote,
   type VoteBody,
 } from '@qnexus/types';
-import { CHAIN, MSG_KIND, addr, hash, key, opaqueMsg, signTx, throwsCode, txBody, withTrailing } from './helpers.js';
+import { CHAIN, MSG_KIND, addr, hash, key, keylessBody, opaqueMsg, signTx, throwsCode, txBody, withTrailing } from './helpers.js';
 
 const b44 = getBackend('ml-dsa-44');
 
@@ -123,6 +124,68 @@ describe('types: transactions', () => {
     // the kind is big-endian: module id first, then the module's message type
     const e = encodeTxBody(txBody({ payload: { kind: 0x0302, msg: new Uint8Array(0) } }));
     assert.deepEqual([...e.subarray(KIND_OFF, KIND_OFF + 2)], [3, 2]);
+  });
+
+  it('a body that carries its key encodes and hashes exactly as before the keyless form (pinned vector)', () => {
+    const body = txBody();
+    // The pre-keyless layout, written out by hand: the key is the length-prefixed field.
+    const old = new Writer().u8(1).string(CHAIN).u16(MSG_KIND).u64(3n).u64(10n).bytes(key(1).publicKey).bytes(opaqueMsg().msg).finish();
+    assert.deepEqual(encodeTxBody(body), old);
+    assert.equal(toHex(sha256(txSigningBytes(body))), 'f0a2a0e6211d8c60deb13c1f7097238710f79cb33416bbb995e412b9f0f227ba');
+    const env = openTx(encodeTx(signTx(body)));
+    assert.equal(env.hashHex, 'f0a2a0e6211d8c60deb13c1f7097238710f79cb33416bbb995e412b9f0f227ba');
+    assert.deepEqual(env.publicKey, key(1).publicKey);
+  });
+
+  it('keyless round trip: the signer field holds the 20-byte address; from is that address, publicKey null', () => {
+    const body = keylessBody();
+    const tx = signTx(body);
+    const raw = encodeTx(tx);
+    const env = openTx(raw);
+    assert.deepEqual(env.tx, tx);
+    assert.equal(env.tx.body.publicKey, undefined);
+    assert.deepEqual(env.tx.body.address, addr(1));
+    assert.equal(env.publicKey, null);
+    assert.deepEqual(env.from, addr(1));
+    assert.equal(env.fromStr, formatAddress(addr(1)));
+    assert.deepEqual(env.hash, sha256(txSigningBytes(body)));
+    // canonical: re-encoding is byte-identical; the layout is the keyed one with the address in the field
+    assert.deepEqual(encodeTx(env.tx), raw);
+    const expected = new Writer().u8(1).string(CHAIN).u16(MSG_KIND).u64(3n).u64(10n).bytes(addr(1)).bytes(opaqueMsg().msg).finish();
+    assert.deepEqual(encodeTxBody(body), expected);
+    // the signature is over the keyless body and verifies with the (registered) key
+    assert.ok(b44.verify(key(1).publicKey, env.signBytes, env.tx.signature));
+    // 1,292 bytes fewer than the same transaction carrying its ML-DSA-44 key
+    assert.equal(encodeTx(signTx(txBody())).length - raw.length, 1312 - 20);
+  });
+
+  it('keyless and keyed forms of one transaction are different transactions (different ids; one signature does not serve both)', () => {
+    const keyed = txBody({ nonce: 0n });
+    const keyless = keylessBody({ nonce: 0n });
+    const t = signTx(keyed);
+    const e1 = openTx(encodeTx(t));
+    const e2 = openTx(encodeTx({ body: keyless, signature: t.signature }));
+    assert.deepEqual(e1.from, e2.from);
+    assert.notEqual(e1.hashHex, e2.hashHex);
+    assert.equal(b44.verify(key(1).publicKey, e2.signBytes, t.signature), false);
+    // another address is another transaction too
+    assert.notEqual(openTx(encodeTx({ body: keylessBody({ nonce: 0n, address: addr(2) }), signature: t.signature })).hashHex, e2.hashHex);
+  });
+
+  it('strict signer field: an address (20) or an ML-DSA key length (1312, 1952, 2592); anything else is TX_MALFORMED', () => {
+    const withField = (field: Uint8Array) =>
+      new Writer().bytes(new Writer().u8(1).string(CHAIN).u16(MSG_KIND).u64(0n).u64(1n).bytes(field).bytes(opaqueMsg().msg).finish()).bytes(new Uint8Array(2420)).finish();
+    for (const n of [20, 1312, 1952, 2592]) {
+      const env = openTx(withField(new Uint8Array(n).fill(9)));
+      assert.equal(env.publicKey === null, n === 20, `length ${n}`);
+    }
+    for (const n of [0, 1, 19, 21, 32, 1311, 1313, 1951, 2000, 2591]) throwsCode(() => openTx(withField(new Uint8Array(n).fill(9))), 'TX_MALFORMED', `length ${n}`);
+    // and the encoder refuses to write a keyless body whose address is not 20 bytes
+    for (const n of [0, 19, 21, 32]) throwsCode(() => encodeTxBody(keylessBody({ address: new Uint8Array(n) })), 'TX_MALFORMED', `address of ${n}`);
+  });
+
+  it('TX_KEY_UNKNOWN is a stable error code (HTTP 422)', () => {
+    assert.equal(ERROR_HTTP_STATUS.TX_KEY_UNKNOWN, 422);
   });
 
   it('tx hash is independent of the (hedged) signature bytes', () => {

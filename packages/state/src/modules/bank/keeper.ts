@@ -170,6 +170,16 @@ export const bank = {
     return { nonce: readU64(n, 'nonce'), publicKey: pk ?? null };
   },
 
+  /**
+   * The public key the address's first transaction registered, or null (never sent, or only
+   * received). Written once and never changed, so a keyless transaction's key is fixed by it.
+   */
+  publicKey(ctx: { store(id: number): ModuleStore }, addr: Uint8Array): Uint8Array | null {
+    const pk = bank.s(ctx).getH(pubKeyH(addr));
+    if (pk && pk.length > MAX_PUBLIC_KEY_BYTES) throw new QnexusError('MALFORMED', `public key of ${pk.length} bytes`);
+    return pk ?? null;
+  },
+
   /** The next nonce of an address (0 for one never seen). */
   nonce(ctx: { store(id: number): ModuleStore }, addr: Uint8Array): bigint {
     return readU64(bank.s(ctx).getH(authKeyH(addr)), 'nonce');

@@ -63,7 +63,8 @@ function shardsFit(d: XferOpDef, x: XferInfo, p: StateParams): boolean {
 function checkSystemEntry(ops: XferOpLookup, prepare: boolean, x: XferInfo, env: TxEnvelope, p: StateParams): void {
   const b = env.tx.body;
   const what = prepare ? 'xprepare' : 'xdecision';
-  if (toHex(b.publicKey) !== toHex(p.beaconPublicKey)) throw new QnexusError('XS_UNAUTHORIZED', `${what} entries must be signed by the genesis beacon key`);
+  // A keyless body names no key: never the beacon's (the host refuses it before this too).
+  if (b.publicKey === undefined || toHex(b.publicKey) !== toHex(p.beaconPublicKey)) throw new QnexusError('XS_UNAUTHORIZED', `${what} entries must be signed by the genesis beacon key`);
   if (b.nonce !== 0n || b.fee !== 0n) throw new QnexusError('TX_MALFORMED', 'beacon entries carry nonce 0 and fee 0');
   const d = opOf(ops, x);
   if (prepare && d.route === 'shard-beacon') throw new QnexusError('TX_MALFORMED', `a ${d.name} transfer has the beacon as its destination: nothing to prepare on a shard`);
