@@ -34,14 +34,25 @@ describe('npm run bench -- --smoke', function () {
     assert.match(stdout, /wrote .*bench-.*\.json/);
 
     const r = JSON.parse(readFileSync(join(out, json[0]!), 'utf8')) as Record<string, any>;
-    assert.equal(r.benchVersion, 2);
+    assert.equal(r.benchVersion, 3);
     assert.equal(r.smoke, true);
     assert.equal(r.plot, svg[0]);
     const pos = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what}: ${JSON.stringify(v)}`);
     pos(r.crypto.verifyPerSecPerCore, 'verify/s');
     pos(r.crypto.signPerSecPerCore, 'sign/s');
     pos(r.ceilingTxPerSec, 'ceiling');
-    assert.deepEqual(Object.keys(r.config).sort(), ['accountsPerShard', 'backend', 'fullNodes', 'phaseDurationSec', 'scheme', 'shards', 'slotMs', 'stepDurationSec', 'validators', 'variantDurationSec']);
+    // The crypto ceiling over several keys and messages, with its spread.
+    assert.ok(r.crypto.keys >= 2 && r.crypto.messages >= 2);
+    for (const k of ['verifySpread', 'signSpread']) {
+      const sp = r.crypto[k];
+      pos(sp.min, `${k} min`);
+      assert.ok(sp.min <= sp.median && sp.median <= sp.max, `${k}: ${JSON.stringify(sp)}`);
+    }
+    assert.equal(r.crypto.verifyPerSecPerCore, r.crypto.verifySpread.median);
+    // --crypto-backend defaults to auto, resolved to a concrete backend the devnet ran.
+    assert.equal(r.config.backendRequested, 'auto');
+    assert.ok(['noble', 'pqclean'].includes(r.config.backend), r.config.backend);
+    assert.deepEqual(Object.keys(r.config).sort(), ['accountsPerShard', 'backend', 'backendRequested', 'fullNodes', 'phaseDurationSec', 'scheme', 'shards', 'slotMs', 'stepDurationSec', 'validators', 'variantDurationSec']);
 
     // The sweep: every step offered load, some of it finalized, with latencies, per-process CPU/RSS and wire bytes.
     assert.ok(Array.isArray(r.sweep.steps) && r.sweep.steps.length >= 1);
@@ -67,6 +78,41 @@ describe('npm run bench -- --smoke', function () {
       }
     }
     pos(r.sweep.saturationTxPerSec, 'saturation');
+    assert.ok(Array.isArray(r.sweep.lowered));
+
+    // The issue-18 summary: one row per sweep step (plus half / third saturation), CPU per
+    // finalized tx per role from /proc (main thread within total), GC from /metrics, the load
+    // generator's CPU, refusals by code, wire bytes; the idle devnet's cores before the load.
+    const sm = r.summary;
+    assert.equal(typeof sm.countingRule, 'string');
+    pos(sm.idleCores, 'idle cores');
+    assert.ok(sm.idleMainThreadCores > 0 && sm.idleMainThreadCores <= sm.idleCores + 0.01, 'idle main threads within total');
+    assert.deepEqual(Object.keys(sm.idleCoresByRole).sort(), ['beacon', 'validator']);
+    assert.equal(sm.gcAvailable, true, 'the nodes export qnexus_nodejs_gc_duration_seconds');
+    assert.equal(sm.steps.length, r.sweep.steps.length);
+    assert.equal(sm.extra.length, 2);
+    assert.equal(sm.hardhatBestTxPerSec, null, 'no Hardhat without --with-hardhat');
+    assert.equal(r.hardhat, null);
+    for (const row of [...sm.steps, ...sm.extra]) {
+      assert.equal(row.hardhatTxPerSec, null);
+      assert.equal(row.oursOverHardhat, null);
+      pos(row.finalizedTxPerSec, `${row.step} finalized`);
+      assert.deepEqual(Object.keys(row.cpuPerTxByRole).sort(), ['beacon', 'validator']);
+      const v = row.cpuPerTxByRole.validator;
+      assert.equal(v.processes, 2);
+      pos(v.totalMsPerTx.avg, `${row.step} validator total ms/tx`);
+      pos(v.mainMsPerTx.max, `${row.step} validator main ms/tx`);
+      assert.ok(v.mainMsPerTx.avg <= v.mainMsPerTx.max && v.totalMsPerTx.avg <= v.totalMsPerTx.max);
+      assert.ok(v.gcMsPerTx.avg !== null && v.gcMsPerTx.avg >= 0, `${row.step} GC`);
+      pos(row.cpuPerTxByRole.beacon.totalMsPerTx.avg, `${row.step} beacon total ms/tx`);
+      pos(row.loadGenerator.cpuSec, `${row.step} load generator CPU`);
+      assert.ok(row.loadGenerator.mainThreadCpuSec !== null && row.loadGenerator.mainThreadCpuSec <= row.loadGenerator.cpuSec + 0.011);
+      assert.ok(typeof row.refusals.busy === 'object' && typeof row.refusals.rejected === 'object');
+      pos(row.wireBytesPerTx, `${row.step} wire B/tx`);
+    }
+    for (const st of r.sweep.steps) for (const p of st.processes) assert.ok(p.mainThreadCpuSec !== null && p.mainThreadCpuSec <= p.cpuSec + 0.011, `${p.name}: main within total`);
+    for (const k of ['validatorMainThreadMsPerTxAtSaturation', 'idleDevnetCores', 'oursOverHardhatAtSaturation']) assert.ok(k in r.targets, k);
+    assert.match(stdout, /summary \(issue 18\)/);
 
     // Cross-shard: the transfers were credited, and each shard's supply identity holds. (Escrow
     // need not be 0: proposers' fee tips leave for the beacon once per epoch through escrow.)
