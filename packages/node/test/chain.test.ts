@@ -60,9 +60,8 @@ describe('node: chain', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Build block 1 at the slot whose proposer we can sign for. */
-  function buildBlock(txs = [] as ReturnType<typeof openTx>[]): Candidate {
-    const slot = 1;
+  /** Build block 1 at the slot whose proposer we can sign for (the next block at `slot`). */
+  function buildBlock(txs = [] as ReturnType<typeof openTx>[], slot = 1): Candidate {
     const proposer = keyFor(chain.proposerFor(slot)!);
     return chain.build(slot, txs, addressFromPublicKey(proposer.publicKey), (m) => b.sign(proposer.secretKey, m));
   }
@@ -81,6 +80,14 @@ describe('node: chain', () => {
     const body = { chainId: 'unit', nonce, fee: 1n, publicKey: user.publicKey, payload: sendMsg('transfer', { to: addressFromPublicKey(outsider.publicKey), amount: amount }) };
     return openTx(encodeTx({ body, signature: b.sign(user.secretKey, txSigningBytes(body)) }));
   }
+
+  /** The keyless form: the sender named by address, its key left to the state. */
+  function keylessTransfer(nonce: bigint, amount = 10n) {
+    const body = { chainId: 'unit', nonce, fee: 1n, address: addressFromPublicKey(user.publicKey), payload: sendMsg('transfer', { to: addressFromPublicKey(outsider.publicKey), amount }) };
+    return openTx(encodeTx({ body, signature: b.sign(user.secretKey, txSigningBytes(body)) }));
+  }
+
+  const sigChecks = async () => (await metrics.sigVerify.get()).values.reduce((n, v) => n + v.value, 0);
 
   const rejects = (f: () => unknown, code: string, re?: RegExp) =>
     assert.throws(f, (e: unknown) => e instanceof QnexusError && e.code === code && (!re || re.test(e.message)));
@@ -146,6 +153,41 @@ describe('node: chain', () => {
     assert.match(chain.validate(asReceived([openTx(badRaw)]), 1) ?? '', /bad signature/);
     assert.equal(chain.validate(asReceived([transfer(0n)]), 1), null, 'a re-signed copy of the same tx is the same tx');
     assert.match(chain.validate(asReceived([transfer(0n, 99n)]), 1) ?? '', /state root/, 'a different tx set does not reproduce the header root');
+  });
+
+  it('keyless transactions: TX_KEY_UNKNOWN (before any signature check) until the key is final; then admitted, validated and imported', async () => {
+    const mp = new Mempool(chain, verifier);
+    const isCode = (code: string) => (e: unknown) => e instanceof QnexusError && e.code === code;
+    const checks = await sigChecks();
+    await assert.rejects(mp.admit(keylessTransfer(0n)), isCode('TX_KEY_UNKNOWN'));
+    assert.equal(await sigChecks(), checks, 'refused on a state read, before any signature work');
+    assert.equal(verifier.check(keylessTransfer(0n)), 'TX_KEY_UNKNOWN');
+    // The key is only pending (in the mempool), not in the head state: still refused.
+    const t0 = transfer(0n);
+    assert.equal(await mp.admit(t0), 'added');
+    await assert.rejects(mp.admit(keylessTransfer(1n)), isCode('TX_KEY_UNKNOWN'));
+    // A block whose keyless transaction relies on a key carried earlier in the same block is invalid.
+    const good = buildBlock([t0]);
+    const same = [t0, keylessTransfer(1n)];
+    const asReceived = candidateFromEnvs({ ...good.block.header, txRoot: txRoot(same.map((e) => e.hash)), txCount: same.length }, good.block.signature, same);
+    assert.match(chain.validate(asReceived, 1) ?? '', /registers no key/);
+    await chain.importCertified(good.block, good.raw, certify(good, vals.slice(0, 3)));
+    mp.onCommit(good.envs);
+    assert.deepEqual(chain.state.publicKey(addressFromPublicKey(user.publicKey)), user.publicKey);
+    // Now the head state has the key: admitted; a keyless copy with a bad signature is not.
+    const k1 = keylessTransfer(1n);
+    const badRaw = k1.raw.slice();
+    badRaw[badRaw.length - 3]! ^= 1;
+    await assert.rejects(mp.admit(openTx(badRaw)), isCode('TX_BAD_SIGNATURE'));
+    assert.equal(await mp.admit(k1), 'added');
+    assert.equal(k1.raw.length, transfer(1n).raw.length - (1312 - 20));
+    // The next block carries it; a node that never saw it validates it against the parent state's key.
+    const c2 = buildBlock(mp.select(10), 2);
+    assert.deepEqual(c2.envs.map((e) => e.hashHex), [k1.hashHex]);
+    verifier.forget(k1.hashHex);
+    assert.equal(chain.validate(candidateFromEnvs(c2.block.header, c2.block.signature, c2.envs.map((e) => openTx(e.raw))), 2), null);
+    await chain.importCertified(c2.block, c2.raw, certify(c2, vals.slice(0, 3), 2));
+    assert.equal(chain.state.account(Buffer.from(addressFromPublicKey(user.publicKey)).toString('hex'))?.nonce, 2n);
   });
 
   it('the mempool admits once, reports specific codes, and drops what a commit makes stale', async () => {

@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addressFromPublicKey, bytesEqual, formatAddress, generateKeyPair, getBackend, type KeyPair } from '@qnexus/crypto';
+import { addressFromPublicKey, bytesEqual, formatAddress, generateKeyPair, getBackend, sha256, toHex, type KeyPair } from '@qnexus/crypto';
 import { QnexusError, encodeTx, openTx, txSigningBytes, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { Chain } from '../src/chain.js';
 import { Logger } from '@qnexus/runtime';
 import { Mempool } from '../src/mempool.js';
 import { createMetrics, type Metrics } from '../src/metrics.js';
-import { TxVerifier } from '../src/verifier.js';
+import { TxVerifier, signatureDigest, signedTxId } from '../src/verifier.js';
 import { unitGenesis } from './helpers.js';
 // Worker threads load the built verify-worker.js (Node 20 workers do not get tsx's hooks): the pool comes from dist.
 import { VerifyPool as BuiltVerifyPool } from '../dist/verify-pool.js';
@@ -27,6 +27,12 @@ const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 
 function transfer(nonce: bigint): TxEnvelope {
   const body = { chainId: 'unit', nonce, fee: 1n, publicKey: user.publicKey, payload: sendMsg('transfer', { to: addressFromPublicKey(other.publicKey), amount: 10n }) };
+  return openTx(encodeTx({ body, signature: noble.sign(user.secretKey, txSigningBytes(body)) }));
+}
+
+/** The keyless form of `transfer`: the sender named by address. */
+function keylessTransfer(nonce: bigint): TxEnvelope {
+  const body = { chainId: 'unit', nonce, fee: 1n, address: addressFromPublicKey(user.publicKey), payload: sendMsg('transfer', { to: addressFromPublicKey(other.publicKey), amount: 10n }) };
   return openTx(encodeTx({ body, signature: noble.sign(user.secretKey, txSigningBytes(body)) }));
 }
 
@@ -90,5 +96,30 @@ describe('node: mempool verify-once keyed by the signature', () => {
     const again = await Promise.allSettled([mempool.admit(next), mempool.admit(openTx(next.raw))]);
     assert.deepEqual(again.map(outcome).sort(), ['added', 'known']);
     assert.equal((await checks()) - before, 1, 'one signature check for both copies');
+  });
+
+  it('the signature digest is computed once per envelope and names the exact signed copy', () => {
+    const genuine = transfer(0n);
+    const d = signatureDigest(genuine);
+    assert.deepEqual(d, sha256(genuine.tx.signature));
+    assert.equal(signatureDigest(genuine), d, 'memoized on the envelope: the same array');
+    assert.equal(signedTxId(genuine), `${genuine.hashHex}/${toHex(d)}`);
+    const copy = forged(genuine);
+    assert.equal(copy.hashHex, genuine.hashHex);
+    assert.notEqual(signedTxId(copy), signedTxId(genuine));
+    assert.equal(signedTxId(openTx(genuine.raw)), signedTxId(genuine), 'another envelope of the same bytes has the same name');
+  });
+
+  it('a keyless transaction from an account without a registered key is refused TX_KEY_UNKNOWN before any signature check', async () => {
+    const checks = async () => (await metrics.sigVerify.get()).values.reduce((n, v) => n + v.value, 0);
+    const before = await checks();
+    const env = keylessTransfer(0n);
+    const r = await Promise.allSettled([mempool.admit(env)]);
+    assert.equal(outcome(r[0]!), 'TX_KEY_UNKNOWN');
+    assert.match((r[0] as PromiseRejectedResult).reason.message, /send the public key with the account's first transaction/);
+    assert.equal(await checks(), before);
+    assert.equal(mempool.size, 0);
+    // the keyed form of the same transfer is admitted
+    assert.equal(await mempool.admit(transfer(0n)), 'added');
   });
 });

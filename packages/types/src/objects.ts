@@ -179,7 +179,6 @@ interface TxBodyCommon {
 export interface KeyedTxBody extends TxBodyCommon {
   /** The signer's ML-DSA public key; the sender is its address. */
   publicKey: Uint8Array;
-  address?: undefined;
 }
 
 /**
@@ -191,6 +190,7 @@ export interface KeyedTxBody extends TxBodyCommon {
 export interface KeylessTxBody extends TxBodyCommon {
   /** The sender's address; its key is the one the state registered. */
   address: Uint8Array;
+  /** Absent: `publicKey === undefined` is what tells the two forms apart. */
   publicKey?: undefined;
 }
 

@@ -55,6 +55,7 @@ import {
   type EpochAnnouncement,
   type PeerBinding,
   type SignedPeerBinding,
+  type KeyedTxBody,
   type TxBody,
   type TxMsg,
   type VoteBody,
@@ -92,12 +93,12 @@ function xinfo(over: Partial<XferInfo> & { kind?: keyof typeof OP } = {}): XferI
 }
 
 /** An account transaction with an opaque message (the envelope never reads it; its module does). */
-function userBody(kind: 'transfer' | 'xtransfer' | 'stake' | 'unstake', over: Partial<TxBody> = {}): TxBody {
+function userBody(kind: 'transfer' | 'xtransfer' | 'stake' | 'unstake', over: Partial<KeyedTxBody> = {}): KeyedTxBody {
   const msg = kind === 'unstake' ? addr(3) : new Writer().fixed(addr(2), 20).u64(777n).string('qfc').finish();
   return { chainId: CHAIN, nonce: 4n, fee: 10n, publicKey: key(1).publicKey, payload: { kind: KIND[kind], msg }, ...over };
 }
 
-function systemBody(payload: TxMsg, over: Partial<TxBody> = {}): TxBody {
+function systemBody(payload: TxMsg, over: Partial<KeyedTxBody> = {}): KeyedTxBody {
   return { chainId: CHAIN, nonce: 0n, fee: 0n, publicKey: BEACON().publicKey, payload, ...over };
 }
 
@@ -111,7 +112,7 @@ function signed(body: TxBody, signer = isSystemKind(body.payload.kind) ? BEACON(
 /** Wrap a (possibly broken) body in a transaction envelope with a dummy signature. */
 const wrap = (body: Uint8Array) => new Writer().bytes(body).bytes(new Uint8Array(2420)).finish();
 
-const ALL_BODIES: [KindName, TxBody][] = [
+const ALL_BODIES: [KindName, KeyedTxBody][] = [
   ['transfer', userBody('transfer')],
   ['xtransfer', userBody('xtransfer')],
   ['xprepare', prepareBody()],
