@@ -50,13 +50,24 @@ export interface Signed {
   hash: string;
 }
 
+export interface PresignOptions {
+  /**
+   * Sign keyless (the sender named by address, no public key: 1,292 fewer bytes per ML-DSA-44
+   * transaction) every transaction but an account's first (nonce 0), which carries the key
+   * and registers it. Nodes admit a keyless transaction only once the sender's key is in their
+   * head state, i.e. once its nonce-0 transaction is final: send those first and wait. Default false.
+   */
+  keylessAfterFirst?: boolean;
+}
+
 /** Sign every job's messages with the SDK's signTx on one worker thread per core; results in job order. */
-export async function presign(jobs: SignJob[]): Promise<Signed[][]> {
+export async function presign(jobs: SignJob[], opts: PresignOptions = {}): Promise<Signed[][]> {
   const code = `
     const { parentPort, workerData } = require('node:worker_threads');
     import('@qnexus/sdk').then(({ signTx }) => {
       parentPort.postMessage(workerData.jobs.map((j) => j.txs.map((t) => {
-        const s = signTx({ key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: j.scheme, backend: j.backend }, chainId: j.chainId, fee: 1n, nonce: BigInt(t.nonce) }, { kind: t.kind, msg: t.msg });
+        const keyless = workerData.keylessAfterFirst && t.nonce > 0;
+        const s = signTx({ key: { publicKey: j.publicKey, secretKey: j.secretKey, scheme: j.scheme, backend: j.backend }, chainId: j.chainId, fee: 1n, nonce: BigInt(t.nonce), keyless }, { kind: t.kind, msg: t.msg });
         return { raw: s.raw, hash: s.hash };
       })));
     });`;
@@ -68,7 +79,7 @@ export async function presign(jobs: SignJob[]): Promise<Signed[][]> {
       (js) =>
         new Promise<Signed[][]>((resolve, reject) => {
           if (js.length === 0) return resolve([]);
-          const w = new Worker(code, { eval: true, workerData: { jobs: js } });
+          const w = new Worker(code, { eval: true, workerData: { jobs: js, keylessAfterFirst: opts.keylessAfterFirst === true } });
           w.once('message', (m: Signed[][]) => {
             resolve(m);
             void w.terminate();

@@ -95,7 +95,9 @@ function fakeNode(): Promise<{ server: Server; url: string; received: Received[]
         const env = openTx(fromHex((JSON.parse(Buffer.concat(chunks).toString()) as { tx: string }).tx));
         const body = env.tx.body;
         if (body.chainId !== 'qnexus-test') return send(400, { error: { code: 'TX_WRONG_CHAIN', message: `wrong chain ${body.chainId}` } });
-        if (!getBackend('ml-dsa-44').verify(body.publicKey, env.signBytes, env.tx.signature)) return send(400, { error: { code: 'TX_BAD_SIGNATURE', message: 'bad signature' } });
+        // This node reports no registered key (publicKey null above): the CLI must carry it.
+        if (!env.publicKey) return send(422, { error: { code: 'TX_KEY_UNKNOWN', message: 'send the public key with the account’s first transaction' } });
+        if (!getBackend('ml-dsa-44').verify(env.publicKey, env.signBytes, env.tx.signature)) return send(400, { error: { code: 'TX_BAD_SIGNATURE', message: 'bad signature' } });
         if (body.nonce < 3n) return send(409, { error: { code: 'TX_NONCE_STALE', message: `nonce ${body.nonce} already used; the account's next nonce is 3` } });
         const kind = app.kindName(env);
         if (kind !== 'transfer' && kind !== 'xtransfer') return send(400, { error: { code: 'TX_UNKNOWN_KIND', message: kind } });

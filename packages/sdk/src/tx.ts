@@ -36,6 +36,8 @@ export interface TransferParams {
   amount: bigint;
   fee: bigint;
   nonce: bigint;
+  /** Name the sender by address instead of carrying its public key: see {@link AccountTxParams.keyless}. */
+  keyless?: boolean;
 }
 
 export interface BuiltTx {
@@ -45,6 +47,8 @@ export interface BuiltTx {
   hash: string;
   /** Sender address derived from the public key. */
   from: string;
+  /** Whether the body names its sender by address instead of carrying the public key. */
+  keyless: boolean;
 }
 
 function checkU64(v: bigint, what: string, code: 'TX_BAD_AMOUNT' | 'TX_MALFORMED'): void {
@@ -101,6 +105,14 @@ export interface AccountTxParams {
   chainId: string;
   fee: bigint;
   nonce: bigint;
+  /**
+   * Omit the public key: the body names the sender by its address (20 bytes instead of
+   * 1,312–2,592) and nodes check the signature against the key the chain registered from the
+   * account's first transaction. Only valid once that transaction is final (the account's
+   * `publicKey` is non-null in `GET /v1/accounts/{address}`); before, nodes refuse it with
+   * `TX_KEY_UNKNOWN`. Default false.
+   */
+  keyless?: boolean;
 }
 
 export interface StakeParams extends AccountTxParams {
@@ -142,11 +154,24 @@ export function signTx(p: AccountTxParams, payload: TxMsg): BuiltTx {
   if (!isValidChainId(p.chainId)) throw new QnexusError('TX_MALFORMED', `invalid chain id ${JSON.stringify(p.chainId)}`);
   checkU64(p.fee, 'fee', 'TX_BAD_AMOUNT');
   checkU64(p.nonce, 'nonce', 'TX_MALFORMED');
-  const body: TxBody = { chainId: p.chainId, nonce: p.nonce, fee: p.fee, publicKey: p.key.publicKey, payload };
+  const address = addressFromPublicKey(p.key.publicKey);
+  const keyless = p.keyless === true;
+  const common = { chainId: p.chainId, nonce: p.nonce, fee: p.fee, payload };
+  const body: TxBody = keyless ? { ...common, address } : { ...common, publicKey: p.key.publicKey };
   const signBytes = txSigningBytes(body);
   const signature = getBackend(p.key.scheme, p.key.backend).sign(p.key.secretKey, signBytes);
   const raw = encodeTx({ body, signature });
-  return { raw, hash: toHex(sha256(signBytes)), from: formatAddress(addressFromPublicKey(p.key.publicKey)) };
+  return { raw, hash: toHex(sha256(signBytes)), from: formatAddress(address), keyless };
+}
+
+/**
+ * The sender's next nonce and whether its transactions may omit the key (its key is registered
+ * on the node asked): one account read. `nonce` and `keyless` given by the caller win.
+ */
+async function senderState(client: QnexusClient, from: string, p: { nonce?: bigint; keyless?: boolean }): Promise<{ nonce: bigint; keyless: boolean }> {
+  if (p.nonce !== undefined && p.keyless !== undefined) return { nonce: p.nonce, keyless: p.keyless };
+  const a = await client.account(from);
+  return { nonce: p.nonce ?? BigInt(a.pendingNonce), keyless: p.keyless ?? a.publicKey !== null };
 }
 
 export interface TransferAndWaitParams {
@@ -166,6 +191,8 @@ export interface TransferAndWaitParams {
   pollMs?: number;
   /** Submit as application/octet-stream instead of JSON. */
   binary?: boolean;
+  /** Omit the public key (see {@link AccountTxParams.keyless}). Default: when the node reports the sender's key registered. */
+  keyless?: boolean;
 }
 
 export interface TransferResult {
@@ -178,8 +205,8 @@ export interface TransferResult {
 export async function transferAndWait(client: QnexusClient, p: TransferAndWaitParams): Promise<TransferResult> {
   const chainId = p.chainId ?? (await client.status()).chainId;
   const from = formatAddress(addressFromPublicKey(p.key.publicKey));
-  const nonce = p.nonce ?? BigInt((await client.account(from)).pendingNonce);
-  const built = buildTransfer({ key: p.key, chainId, to: p.to, amount: p.amount, fee: p.fee ?? 1n, nonce });
+  const { nonce, keyless } = await senderState(client, from, p);
+  const built = buildTransfer({ key: p.key, chainId, to: p.to, amount: p.amount, fee: p.fee ?? 1n, nonce, keyless });
   await client.submitTx(built.raw, { binary: p.binary ?? false });
   const waitOpts: { until: 'included' | 'final'; timeoutMs?: number; pollMs?: number } = { until: p.until ?? 'final' };
   if (p.timeoutMs !== undefined) waitOpts.timeoutMs = p.timeoutMs;
@@ -214,8 +241,8 @@ export interface XTransferResult {
 export async function xtransferAndWait(client: QnexusClient, p: XTransferAndWaitParams): Promise<XTransferResult> {
   const chainId = p.chainId ?? (await client.status()).chainId;
   const from = formatAddress(addressFromPublicKey(p.key.publicKey));
-  const nonce = p.nonce ?? BigInt((await client.account(from)).pendingNonce);
-  const params: XTransferParams = { key: p.key, chainId, to: p.to, amount: p.amount, fee: p.fee ?? 1n, nonce };
+  const { nonce, keyless } = await senderState(client, from, p);
+  const params: XTransferParams = { key: p.key, chainId, to: p.to, amount: p.amount, fee: p.fee ?? 1n, nonce, keyless };
   if (p.shardCount !== undefined) params.shardCount = p.shardCount;
   const built = buildXTransfer(params);
   await client.submitTx(built.raw, { binary: p.binary ?? false });

@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { addressFromPublicKey, formatAddress, fromHex, generateKeyPair, getBackend, homeShard, parseAddress, toHex, SCHEMES } from '@qnexus/crypto';
+import { addressFromPublicKey, bytesEqual, formatAddress, fromHex, generateKeyPair, getBackend, homeShard, parseAddress, toHex, SCHEMES } from '@qnexus/crypto';
 import { QnexusError, openTx } from '@qnexus/types';
-import { ApiError, QnexusClient, buildTransfer, buildXTransfer, transferAndWait, xtransferAndWait, type TxInfo } from '../src/index.js';
+import { ApiError, QnexusClient, buildStake, buildTransfer, buildUnstake, buildXTransfer, signTx, transferAndWait, xtransferAndWait, type TxInfo } from '../src/index.js';
 import { app } from '@qnexus/app';
 import type { TxEnvelope } from '@qnexus/types';
 
@@ -57,6 +57,46 @@ describe('sdk: buildTransfer', () => {
     assert.equal(code(() => buildTransfer({ ...base, to: 'qn1234' })), 'TX_MALFORMED');
     assert.equal(code(() => buildTransfer({ ...base, to: RECIPIENT.toUpperCase() })), 'TX_MALFORMED');
     assert.equal(code(() => buildTransfer({ ...base, chainId: 'Bad Chain' })), 'TX_MALFORMED');
+  });
+});
+
+describe('sdk: keyless signing (the sender named by address)', () => {
+  it('keyless: true puts the 20-byte address in the body instead of the key; the same key verifies it', () => {
+    const key = generateKeyPair('ml-dsa-44');
+    const p = { key, chainId: 'qnexus-test', to: RECIPIENT, amount: 5n, fee: 1n, nonce: 2n };
+    const keyed = buildTransfer(p);
+    const keyless = buildTransfer({ ...p, keyless: true });
+    assert.equal(keyed.keyless, false);
+    assert.equal(keyless.keyless, true);
+    const env = openTx(keyless.raw);
+    assert.equal(env.publicKey, null);
+    const body = env.tx.body;
+    assert.ok(body.publicKey === undefined && bytesEqual(body.address, addressFromPublicKey(key.publicKey)));
+    assert.equal(env.fromStr, keyed.from);
+    assert.equal(keyless.from, keyed.from);
+    assert.equal(env.hashHex, keyless.hash);
+    assert.notEqual(keyless.hash, keyed.hash, 'two forms, two transactions');
+    assert.equal(getBackend('ml-dsa-44').verify(key.publicKey, env.signBytes, env.tx.signature), true);
+    assert.equal(keyed.raw.length - keyless.raw.length, 1312 - 20);
+    assert.deepEqual(openTx(keyed.raw).publicKey, key.publicKey, 'the default carries the key');
+  });
+
+  it('every builder takes the option: xtransfer, stake (the consent signature is unchanged), unstake, generic signTx', () => {
+    const key = generateKeyPair('ml-dsa-44');
+    const common = { key, chainId: 'qnexus-test', fee: 1n, nonce: 1n, keyless: true };
+    const built = [
+      buildXTransfer({ ...common, to: RECIPIENT, amount: 5n }),
+      buildStake({ ...common, amount: 10n }),
+      buildUnstake({ ...common, validator: RECIPIENT }),
+      signTx(common, { kind: 0x0101, msg: new Uint8Array(28) }),
+    ];
+    for (const b of built) {
+      const env = openTx(b.raw);
+      assert.equal(env.publicKey, null);
+      assert.equal(env.fromStr, formatAddress(addressFromPublicKey(key.publicKey)));
+      assert.equal(getBackend('ml-dsa-44').verify(key.publicKey, env.signBytes, env.tx.signature), true);
+    }
+    assert.equal(app.signatures(openTx(built[1]!.raw)).length, 1, "the stake's consent signature is still carried");
   });
 });
 
@@ -145,6 +185,8 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
     id, from: RECIPIENT, to: RECIPIENT, amount: '9', sourceShard: 0, destinationShard: 1, deadlineSlot: 30, role: 'source', status, decision, phases: [],
   });
   let lastSubmit: { contentType: string | undefined; body: Buffer } | undefined;
+  /** Accounts whose key the mock node has registered (address → key hex), as `GET /v1/accounts` reports it. */
+  const registered = new Map<string, string>();
 
   before(async () => {
     ({ server, url } = await startServer((req, body, res) => {
@@ -160,7 +202,8 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
       if (req.method === 'GET' && path === '/v1/blocks/slow') return void setTimeout(() => json(res, 200, {}), 2000);
       if (req.method === 'GET' && path.startsWith('/v1/accounts/')) {
         if (path.endsWith('/garbage')) return res.end('this is not json');
-        return json(res, 200, { address: path.slice(13), balance: '100', nonce: '4', pendingNonce: '5', publicKey: null });
+        const address = path.slice(13);
+        return json(res, 200, { address, balance: '100', nonce: '4', pendingNonce: '5', publicKey: registered.get(address) ?? null });
       }
       if (req.method === 'GET' && path.startsWith('/v1/txs/')) {
         const hash = path.slice(8);
@@ -198,7 +241,10 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
         else raw = fromHex((JSON.parse(body.toString()) as { tx: string }).tx);
         const env = openTx(raw);
         if (env.tx.body.fee === 0n) return json(res, 400, { error: { code: 'TX_FEE_TOO_LOW', message: 'fee 0 is below the minimum 1' } });
-        if (!getBackend('ml-dsa-44').verify(env.tx.body.publicKey, env.signBytes, env.tx.signature)) {
+        const known = registered.get(env.fromStr);
+        const pk = env.publicKey ?? (known ? fromHex(known) : null);
+        if (!pk) return json(res, 422, { error: { code: 'TX_KEY_UNKNOWN', message: 'send the public key with the account’s first transaction' } });
+        if (!getBackend('ml-dsa-44').verify(pk, env.signBytes, env.tx.signature)) {
           return json(res, 400, { error: { code: 'TX_BAD_SIGNATURE', message: 'bad signature' } });
         }
         return json(res, 202, { hash: env.hashHex, status: 'pending' });
@@ -371,5 +417,28 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
     assert.equal(env.tx.body.chainId, 'qnexus-test');
     assert.equal(env.tx.body.nonce, 5n);
     assert.equal(env.tx.body.fee, 1n);
+    assert.deepEqual(env.publicKey, key.publicKey, 'the node reports no registered key: the key is carried');
+  });
+
+  it('transferAndWait omits the key once the node reports it registered (unless told otherwise)', async () => {
+    const c = new QnexusClient(url);
+    const key = generateKeyPair('ml-dsa-44');
+    const from = formatAddress(addressFromPublicKey(key.publicKey));
+    registered.set(from, toHex(key.publicKey));
+    const lastEnv = () => openTx(fromHex((JSON.parse(lastSubmit!.body.toString()) as { tx: string }).tx));
+    const r = await transferAndWait(c, { key, to: RECIPIENT, amount: 9n, pollMs: 10, timeoutMs: 5000 });
+    const env = lastEnv();
+    assert.equal(env.hashHex, r.hash);
+    assert.equal(env.publicKey, null);
+    assert.equal(env.fromStr, from);
+    // an explicit keyless: false carries it anyway; keyless: true with a given nonce needs no account read
+    await transferAndWait(c, { key, to: RECIPIENT, amount: 9n, pollMs: 10, timeoutMs: 5000, keyless: false });
+    assert.deepEqual(lastEnv().publicKey, key.publicKey);
+    const r3 = await xtransferAndWait(c, { key, to: RECIPIENT, amount: 9n, nonce: 8n, keyless: true, pollMs: 10, timeoutMs: 5000 });
+    assert.equal(r3.nonce, 8n);
+    assert.equal(lastEnv().publicKey, null);
+    // the mock node, like a real one, refuses a keyless transaction of an account it has no key for
+    registered.delete(from);
+    assert.equal((await apiError(transferAndWait(c, { key, to: RECIPIENT, amount: 9n, keyless: true, pollMs: 10, timeoutMs: 5000 }))).code, 'TX_KEY_UNKNOWN');
   });
 });

@@ -105,6 +105,8 @@ interface Signed {
   key: UnlockedKey;
   chainId: string;
   nonce: bigint;
+  /** Sign without the public key: the node reports it registered (the account's first transaction is final). */
+  keyless: boolean;
   /** Every node asked by hash: --node first, then --check-node. */
   nodes: QnexusClient[];
   outbox: Outbox;
@@ -135,7 +137,7 @@ async function prepare(o: SignerOpts): Promise<Signed> {
   let nonce = o.nonce ?? BigInt(account.pendingNonce);
   // A node that has not seen an earlier pending transaction yet (not gossiped here) would hand out its nonce again.
   if (o.nonce === undefined && pendingThrough !== null && nonce <= pendingThrough) nonce = pendingThrough + 1n;
-  return { client, key, chainId, nonce, nodes, outbox, inDoubt };
+  return { client, key, chainId, nonce, keyless: account.publicKey !== null, nodes, outbox, inDoubt };
 }
 
 /** Submit; an API error whose cure is the other transaction kind says so. */
@@ -479,7 +481,7 @@ export function txCommand(parent: Command): Command {
     )
     .action(async (o: TransferOpts) => {
       const s = await prepare(o);
-      const built = buildTransfer({ key: s.key, chainId: s.chainId, to: o.to, amount: o.amount, fee: o.fee, nonce: s.nonce });
+      const built = buildTransfer({ key: s.key, chainId: s.chainId, to: o.to, amount: o.amount, fee: o.fee, nonce: s.nonce, keyless: s.keyless });
       const sent = await submitAndPrint(s, built, o, 'hash');
       if (!sent) return;
       const { id: hash, summary } = sent;
@@ -515,7 +517,7 @@ Example:
     )
     .action(async (o: TransferOpts) => {
       const s = await prepare(o);
-      const built = buildXTransfer({ key: s.key, chainId: s.chainId, to: o.to, amount: o.amount, fee: o.fee, nonce: s.nonce });
+      const built = buildXTransfer({ key: s.key, chainId: s.chainId, to: o.to, amount: o.amount, fee: o.fee, nonce: s.nonce, keyless: s.keyless });
       const sent = await submitAndPrint(s, built, o, 'id');
       if (!sent) return;
       const { id, summary } = sent;
@@ -697,7 +699,7 @@ Example:
         await readKeystoreFile(o.validatorKeystore);
         validatorKey = (await unlockKeystoreFile(o.validatorKeystore, await getPassphrase(o, { what: `passphrase for ${o.validatorKeystore}` }))).key;
       }
-      const built = buildStake({ key: s.key, validatorKey, chainId: s.chainId, amount: o.amount!, fee: o.fee, nonce: s.nonce });
+      const built = buildStake({ key: s.key, validatorKey, chainId: s.chainId, amount: o.amount!, fee: o.fee, nonce: s.nonce, keyless: s.keyless });
       await submitStaking(s, built, o, 'stake', { validator: formatAddress(validatorKey.address), amount: o.amount!.toString() });
     });
 
@@ -718,7 +720,7 @@ home account; until then the stake can still be slashed. Watch it with
     .action(async (o: StakeOpts) => {
       const s = await prepare(o);
       const validator = o.validator ?? formatAddress(s.key.address);
-      const built = buildUnstake({ key: s.key, chainId: s.chainId, validator, fee: o.fee, nonce: s.nonce });
+      const built = buildUnstake({ key: s.key, chainId: s.chainId, validator, fee: o.fee, nonce: s.nonce, keyless: s.keyless });
       await submitStaking(s, built, o, 'unstake', { validator });
     });
 }
@@ -801,7 +803,7 @@ export function moduleTxCommands(tx: Command, sm: StateMachine): void {
         const args = moduleMsgArgs(def.client!.args, o, what);
         const payload = sm.buildMsg(module, name, args);
         const s = await prepare(o);
-        const built = signTx({ key: s.key, chainId: s.chainId, fee: o.fee, nonce: s.nonce }, payload);
+        const built = signTx({ key: s.key, chainId: s.chainId, fee: o.fee, nonce: s.nonce, keyless: s.keyless }, payload);
         const id = await submit(s, built, o);
         const summary: Record<string, string> = { hash: id, kind: `${module}/${name}`, from: built.from, ...args, fee: o.fee.toString(), nonce: s.nonce.toString(), chainId: s.chainId };
         if (printSubmitted(summary, o, 8)) return;
