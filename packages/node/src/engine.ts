@@ -56,6 +56,11 @@ const ROUND_LAG = 16;
 const BACKOFF_MIN_BYTES = 64 * 1024;
 /** However late in its round a proposal arrives, its missing transactions are looked for this long. */
 const ASSEMBLY_MIN_MS = 1_500;
+/**
+ * Direct votes (see sendVote): a vote is < 3 KB (ML-DSA-44) and < 6 KB (ML-DSA-87); an honest
+ * validator sends two per round (prevote, precommit), a few rounds a second at the shortest slots.
+ */
+const VOTE_DIRECT_LIMITS = { maxFrameBytes: 16 * 1024, framesPerSec: 20, frameBurst: 64 } as const;
 
 /** Why a received proposal could not be assembled (the `cause` label of qnexus_proposal_assembly_failures_total). */
 class AssemblyError extends Error {
@@ -211,6 +216,8 @@ export class Engine {
     // Consensus topics: published without waiting behind transaction batches; a few of a peer's
     // messages checked at once (a round brings each member's prevote and precommit).
     this.p2p.subscribe(this.t.vote, { maxBytes: 16 * 1024, urgent: true, concurrencyPerPeer: 4, validate: (d, from) => this.validateVote(d, from), deliver: (d) => this.deliverVote(d) });
+    // Votes sent to us directly (a validator's own, once per peer: sendVote) are checked exactly like gossiped ones.
+    await this.p2p.handleDirect(this.t.voteDirectProtocol, VOTE_DIRECT_LIMITS, (d, from) => this.receiveDirectVote(d, from));
     this.p2p.subscribe(this.t.block, { maxBytes: 512 * 1024, urgent: true, concurrencyPerPeer: 2, validate: (d, from) => this.validateProposal(d, from), deliver: (d, from) => this.deliverProposal(d, from) });
     // A proposal names at most maxBlockTxs ids; peers fetch the ones they miss once per proposal
     // (and pull what a peer's inventory names that they lack, see TxInventory).
@@ -492,13 +499,40 @@ export class Engine {
     await this.guard(v.height, v.round, v.step, v.blockHash, v.step === 'precommit' && lock !== undefined ? lock : this.core.lockState());
     const body = this.voteBody(v);
     const signature = await this.signAsync(voteSigningBytes(body));
-    this.publish(this.t.vote, encodeVoteGossip({ body, signature }));
+    this.sendVote(encodeVoteGossip({ body, signature }));
     if (this.log.enabled('debug')) this.log.debug('voted', { height: v.height, round: v.round, step: v.step, block: v.blockHash?.slice(0, 12) ?? 'nil', at: this.slotOffset() });
     if (this.myVotes.length && this.myVotes[0]!.body.height !== v.height) this.myVotes = [];
     this.myVotes.push({ body, signature });
     if (this.myVotes.length > 8) this.myVotes.shift();
     // Feed our signed copy back so certificates carry our real signature.
     return this.core.handle({ type: 'vote', vote: { ...v, signature } });
+  }
+
+  /**
+   * Send our new vote once to each connected peer of the shard (the peers on its vote topic:
+   * the committee and the full nodes), over a long-lived direct stream per peer, instead of
+   * flooding it: gossip delivered each vote to every peer about as many times as its mesh degree,
+   * each copy through the gossipsub RPC machinery, and each node relayed it on. Receivers do not
+   * relay a direct vote, so this relies on the shard's nodes being connected to each other (they
+   * dial every peer of their shard they learn of). Gossip is still used:
+   * - for this vote too, when some peer on the topic could not be reached directly (an older
+   *   node without the protocol, a stream that cannot be opened) or there is none;
+   * - for re-sends (resendVotes), which travel further than our direct peers: after a stall or
+   *   a partition, a peer we are not connected to still gets the votes it missed.
+   * A node that misses votes anyway (not connected to a voter) falls behind and syncs the block.
+   */
+  private sendVote(data: Uint8Array): void {
+    const peers = this.p2p.topicPeers(this.t.vote);
+    let missed = peers.length === 0;
+    for (const p of peers) if (!this.p2p.sendDirect(p, this.t.voteDirectProtocol, data)) missed = true;
+    if (missed) this.publish(this.t.vote, data);
+  }
+
+  /** A vote sent to us directly: validated as on the gossip path ('reject' penalises the sender), delivered once. */
+  private async receiveDirectVote(data: Uint8Array, from: string): Promise<ValidationResult> {
+    const verdict = await this.validateVote(data, from);
+    if (verdict === 'accept') this.deliverVote(data);
+    return verdict;
   }
 
   private publish(topic: string, data: Uint8Array): void {

@@ -15,6 +15,9 @@ export { RateLimiter, type RateDecision, type RateLimitOptions } from './ratelim
 export { chainTopics, topics, type Topics } from './topics.js';
 export type {
   ConnectionLimits,
+  DirectHandler,
+  DirectHandlerOptions,
+  DirectStats,
   DiscoveryOptions,
   LogFn,
   LogLevel,

@@ -24,9 +24,12 @@ import {
 } from './gossip-config.js';
 import { loadOrCreatePeerKey } from './keys.js';
 import { asError, plainBytes, requestStream, serveStream } from './reqresp.js';
+import { DIRECT_MAX_INBOUND_STREAMS, DirectReceiver, DirectSender } from './direct.js';
 import { DISCOVERY_LIMITS, decodeDiscoveryRequest, decodeDiscoveryResponse, encodeDiscoveryRequest, encodeDiscoveryResponse, isLocalOnlyAddr, type DiscoveredPeer } from './discovery.js';
 import type {
   ConnectionLimits,
+  DirectHandler,
+  DirectHandlerOptions,
   DiscoveryOptions,
   LogFn,
   P2PNode,
@@ -118,6 +121,8 @@ class Libp2pNode implements P2PNode {
   peerId = '';
   private libp2p!: Libp2p<Services>;
   private gossip!: QnexusGossipSub;
+  private direct!: DirectSender;
+  private readonly directReceivers = new Map<string, DirectReceiver>();
   private readonly log: LogFn;
   private readonly profile: 'devnet' | 'public';
   private readonly handlers = new Map<string, TopicHandler>();
@@ -232,7 +237,9 @@ class Libp2pNode implements P2PNode {
     });
     this.gossip = this.libp2p.services.pubsub;
     this.gossip.addEventListener('gossipsub:message', (evt) => this.onGossipMessage(evt.detail));
+    this.direct = new DirectSender(this.libp2p, this.log);
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
+      this.direct.dropPeer(evt.detail.toString());
       if (this.bootstrap.some((b) => b.peerId === evt.detail.toString())) this.bootstrapWaker.wake();
     });
 
@@ -630,6 +637,24 @@ class Libp2pNode implements P2PNode {
     });
   }
 
+  async handleDirect(protocol: string, opts: DirectHandlerOptions, fn: DirectHandler): Promise<void> {
+    const receiver = new DirectReceiver(protocol, opts, fn, (peer, reason) => this.penalize(peer, reason), this.log);
+    this.directReceivers.set(protocol, receiver);
+    await this.libp2p.handle(
+      protocol,
+      ({ stream, connection }) => {
+        void receiver.serve(stream, connection.remotePeer.toString());
+      },
+      // Outbound streams are opened by DirectSender, one per peer (plus one being replaced).
+      { maxInboundStreams: DIRECT_MAX_INBOUND_STREAMS, maxOutboundStreams: DIRECT_MAX_INBOUND_STREAMS },
+    );
+  }
+
+  sendDirect(peerId: string, protocol: string, data: Uint8Array): boolean {
+    if (this.stopped) return false;
+    return this.direct.send(peerId, protocol, data);
+  }
+
   async unhandle(protocol: string): Promise<void> {
     await this.libp2p.unhandle(protocol);
   }
@@ -813,7 +838,9 @@ class Libp2pNode implements P2PNode {
     for (const [topic, c] of this.counters) {
       topics[topic] = { peers: this.topicPeers(topic).length, ...c };
     }
-    return { peers: this.libp2p.getPeers().length, topics };
+    const direct: NonNullable<P2PStats['direct']> = {};
+    for (const [protocol, r] of this.directReceivers) direct[protocol] = { ...r.stats };
+    return { peers: this.libp2p.getPeers().length, topics, direct };
   }
 
   async stop(): Promise<void> {
@@ -824,6 +851,7 @@ class Libp2pNode implements P2PNode {
     this.discoveryWaker.wake();
     await this.bootstrapLoopDone;
     await this.discoveryLoopDone;
+    this.direct?.stop();
     await this.libp2p.stop();
     this.log('info', 'p2p node stopped', { peerId: this.peerId });
   }

@@ -108,6 +108,18 @@ export interface TopicHandler {
   urgent?: boolean;
 }
 
+/** Limits of a direct-message protocol (see P2PNode.handleDirect). */
+export interface DirectHandlerOptions {
+  /** Largest frame; a larger one ends the stream and penalises the sender. */
+  maxFrameBytes: number;
+  /** Frames a peer may send per second, sustained, and at once; beyond it frames are dropped (and the peer penalised once per burst). */
+  framesPerSec: number;
+  frameBurst: number;
+}
+
+/** Handles one direct frame from `from`; 'reject' penalises the sender (as an invalid gossip message does). */
+export type DirectHandler = (data: Uint8Array, from: string) => ValidationResult | Promise<ValidationResult>;
+
 export interface RequestHandlerOptions {
   maxInboundStreams: number;
   maxOutboundStreams: number;
@@ -172,6 +184,15 @@ export interface P2PStats {
   /** Connected peers. */
   peers: number;
   topics: Record<string, TopicStats>;
+  /** Inbound direct-message protocols (handleDirect): streams accepted, frames handled, dropped over budget, rejected by the handler. */
+  direct?: Record<string, DirectStats>;
+}
+
+export interface DirectStats {
+  streams: number;
+  frames: number;
+  dropped: number;
+  rejected: number;
 }
 
 /** One open connection to a peer. */
@@ -226,6 +247,18 @@ export interface P2PNode {
   isTrusted(peerId: string): boolean;
   handle(protocol: string, opts: RequestHandlerOptions, fn: RequestHandler): Promise<void>;
   unhandle(protocol: string): Promise<void>;
+  /**
+   * Serve a direct-message protocol: one-way frames from a peer over a long-lived stream, handled
+   * one at a time per stream, bounded and rate-limited per peer (see direct.ts).
+   */
+  handleDirect(protocol: string, opts: DirectHandlerOptions, fn: DirectHandler): Promise<void>;
+  /**
+   * Send one frame to a connected peer on a direct-message protocol, over the stream kept open
+   * for that peer and protocol (opened, or reopened, on demand). Never blocks; delivery is not
+   * acknowledged. False, sending nothing, when the peer is not connected or its stream could not
+   * be opened lately (it does not serve the protocol): reach it another way, e.g. gossip.
+   */
+  sendDirect(peerId: string, protocol: string, data: Uint8Array): boolean;
   /** Opens a new stream, writes the framed request and yields response frames as they arrive. */
   request(peerId: string, protocol: string, request: Uint8Array, opts: RequestOptions): AsyncIterable<Uint8Array>;
   stats(): P2PStats;
