@@ -2,6 +2,7 @@ import './polyfills.js';
 import type { GossipSubComponents, GossipsubMessage, GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
 import { validateTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score';
 import { noise } from '@chainsafe/libp2p-noise';
+import { coalescingWrites } from './coalesce.js';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { TopicValidatorResult, type Libp2p, type Message, type PeerId } from '@libp2p/interface';
@@ -204,7 +205,8 @@ class Libp2pNode implements P2PNode {
         ...(this.opts.announce !== undefined && this.opts.announce.length > 0 ? { announce: this.opts.announce } : {}),
       },
       transports: [tcp()],
-      connectionEncrypters: [noise()],
+      // Frames coalesced before Noise: one encryption and one socket write per batch (coalesce.ts).
+      connectionEncrypters: [coalescingWrites(noise())],
       streamMuxers: [yamux()],
       connectionManager: {
         maxConnections: this.limits.maxConnections,
