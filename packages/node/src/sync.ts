@@ -67,7 +67,7 @@ const BLOCKS_BUDGET: ServeBudget = {
   globalByteBurst: 64 * 1024 * 1024,
 };
 /** Codes of what a peer sent that an honest peer never sends. */
-const LIES = new Set(['MALFORMED', 'BAD_BLOCK', 'BAD_CERTIFICATE', 'EPOCH_UNKNOWN', 'FRAME_TOO_LARGE', 'TOO_MANY_FRAMES', 'TOO_MANY_BYTES']);
+const LIES = new Set(['MALFORMED', 'BAD_BLOCK', 'BAD_CERTIFICATE', 'EPOCH_UNKNOWN', 'FRAME_TOO_LARGE', 'TOO_MANY_FRAMES', 'TOO_MANY_BYTES', 'BAD_FRAME']);
 
 /**
  * The largest range frame an honest server sends: a block of at most

@@ -26,6 +26,7 @@ import {
 import { loadOrCreatePeerKey } from './keys.js';
 import { asError, plainBytes, requestStream, serveStream } from './reqresp.js';
 import { DIRECT_MAX_INBOUND_STREAMS, DirectReceiver, DirectSender } from './direct.js';
+import { StreamPool, reuseProtocol, serveReusable } from './reuse.js';
 import { DISCOVERY_LIMITS, decodeDiscoveryRequest, decodeDiscoveryResponse, encodeDiscoveryRequest, encodeDiscoveryResponse, isLocalOnlyAddr, type DiscoveredPeer } from './discovery.js';
 import type {
   ConnectionLimits,
@@ -124,6 +125,8 @@ class Libp2pNode implements P2PNode {
   private gossip!: QnexusGossipSub;
   private direct!: DirectSender;
   private readonly directReceivers = new Map<string, DirectReceiver>();
+  /** Request/response streams kept open for the next request to the same peer (reuse.ts). */
+  private readonly streams = new StreamPool();
   private readonly log: LogFn;
   private readonly profile: 'devnet' | 'public';
   private readonly handlers = new Map<string, TopicHandler>();
@@ -242,6 +245,7 @@ class Libp2pNode implements P2PNode {
     this.direct = new DirectSender(this.libp2p, this.log);
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
       this.direct.dropPeer(evt.detail.toString());
+      this.streams.dropPeer(evt.detail.toString());
       if (this.bootstrap.some((b) => b.peerId === evt.detail.toString())) this.bootstrapWaker.wake();
     });
 
@@ -637,6 +641,20 @@ class Libp2pNode implements P2PNode {
       maxInboundStreams: opts.maxInboundStreams,
       maxOutboundStreams: opts.maxOutboundStreams,
     });
+    // The same protocol on long-lived streams (reuse.ts): each request, not each stream, is
+    // admitted by the budget.
+    const admit = (peer: string): boolean => {
+      if (this.isTrusted(peer)) return true;
+      const refusals = budget.admit(peer);
+      if (refusals > 0 && refusals % budget.requestBurst === 0) this.penalize(peer, `${protocol}: ${refusals} requests over its budget`);
+      return refusals === 0;
+    };
+    await this.libp2p.handle(reuseProtocol(protocol), ({ stream, connection }) => {
+      void serveReusable(protocol, stream, connection, opts, served, admit, this.log);
+    }, {
+      maxInboundStreams: opts.maxInboundStreams,
+      maxOutboundStreams: opts.maxOutboundStreams,
+    });
   }
 
   async handleDirect(protocol: string, opts: DirectHandlerOptions, fn: DirectHandler): Promise<void> {
@@ -659,10 +677,11 @@ class Libp2pNode implements P2PNode {
 
   async unhandle(protocol: string): Promise<void> {
     await this.libp2p.unhandle(protocol);
+    await this.libp2p.unhandle(reuseProtocol(protocol));
   }
 
   request(peerId: string, protocol: string, request: Uint8Array, opts: RequestOptions): AsyncIterable<Uint8Array> {
-    return requestStream(this.libp2p, peerIdFromString(peerId), protocol, request, opts);
+    return requestStream(this.libp2p, peerIdFromString(peerId), protocol, request, opts, this.streams);
   }
 
   // ------------------------------------------------------------------ bootstrap
@@ -842,7 +861,7 @@ class Libp2pNode implements P2PNode {
     }
     const direct: NonNullable<P2PStats['direct']> = {};
     for (const [protocol, r] of this.directReceivers) direct[protocol] = { ...r.stats };
-    return { peers: this.libp2p.getPeers().length, topics, direct };
+    return { peers: this.libp2p.getPeers().length, topics, direct, requestStreamsOpened: this.streams.opened };
   }
 
   async stop(): Promise<void> {
@@ -854,6 +873,7 @@ class Libp2pNode implements P2PNode {
     await this.bootstrapLoopDone;
     await this.discoveryLoopDone;
     this.direct?.stop();
+    this.streams.closeAll();
     await this.libp2p.stop();
     this.log('info', 'p2p node stopped', { peerId: this.peerId });
   }

@@ -12,6 +12,7 @@ import { pipe } from 'it-pipe';
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { P2PRequestError } from './errors.js';
 import type { LogFn, RequestHandler, RequestHandlerOptions, RequestOptions } from './types.js';
+import type { StreamPool } from './reuse.js';
 
 /** How often a server checks whether the client went away mid-response. */
 const STREAM_WATCH_MS = 100;
@@ -73,13 +74,14 @@ async function readFirstFrame(stream: Stream, maxBytes: number): Promise<Uint8Ar
   throw new Error('stream closed before a request frame arrived');
 }
 
-/** Client side of an exchange; see P2PNode.request. */
+/** Client side of an exchange; see P2PNode.request. With `pool`, on a reused stream where the peer serves one (reuse.ts). */
 export async function* requestStream(
   libp2p: Libp2p,
   peer: PeerId,
   protocol: string,
   request: Uint8Array,
   opts: RequestOptions,
+  pool?: StreamPool,
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const peerStr = peer.toString();
   const timeoutError = new P2PRequestError('TIMEOUT', `${protocol}: request to ${peerStr} timed out after ${opts.timeoutMs} ms`);
@@ -105,28 +107,40 @@ export async function* requestStream(
     return new P2PRequestError('STREAM_ERROR', `${protocol}: stream to ${peerStr} failed: ${e.message}`, { cause: e });
   };
 
+  // A one-off stream (the old exchange: one request, then the server closes), or none when the
+  // exchange runs on a reusable stream of `pool` (reuse.ts), which handles its own stream.
   let stream: Stream | undefined;
   let completed = false;
   const onAbort = (): void => { stream?.abort(asError(controller.signal.reason)); };
   try {
+    let source: AsyncIterable<{ subarray(): Uint8Array; byteLength: number }>;
+    let writing: Promise<unknown> = Promise.resolve(undefined);
     try {
-      stream = await libp2p.dialProtocol(peer, protocol, { signal: controller.signal });
+      if (pool !== undefined) {
+        const got = await pool.acquire(libp2p, peer, protocol, opts.maxResponseFrameBytes, controller.signal);
+        if ('oneOff' in got) stream = got.oneOff;
+        else source = { [Symbol.asyncIterator]: () => pool.exchange(got.reusable, got.key, protocol, peerStr, request, controller.signal) };
+      } else {
+        stream = await libp2p.dialProtocol(peer, protocol, { signal: controller.signal });
+      }
     } catch (err) {
       if (controller.signal.aborted) throw timeoutError;
       throw new P2PRequestError('DIAL_FAILED', `${protocol}: cannot open stream to ${peerStr}: ${asError(err).message}`, { cause: err });
     }
-    controller.signal.addEventListener('abort', onAbort, { once: true });
-    const s = stream;
-
-    // Write concurrently with reading: if the server refuses the request (e.g. too
-    // large) it resets the stream, which surfaces below as a read error.
-    const writing: Promise<unknown> = s.sink([lp.encode.single(request)]).then(() => undefined, (err: unknown) => err);
+    if (stream !== undefined) {
+      controller.signal.addEventListener('abort', onAbort, { once: true });
+      const s = stream;
+      // Write concurrently with reading: if the server refuses the request (e.g. too
+      // large) it resets the stream, which surfaces below as a read error.
+      writing = s.sink([lp.encode.single(request)]).then(() => undefined, (err: unknown) => err);
+      source = lp.decode(s.source, { maxDataLength: opts.maxResponseFrameBytes });
+    }
 
     let frames = 0;
     let bytes = 0;
     try {
       armIdle();
-      for await (const frame of lp.decode(s.source, { maxDataLength: opts.maxResponseFrameBytes })) {
+      for await (const frame of source!) {
         clearTimeout(idle);
         if (++frames > opts.maxFrames) {
           throw new P2PRequestError('TOO_MANY_FRAMES', `${protocol}: ${peerStr} sent more than ${opts.maxFrames} response frames`);

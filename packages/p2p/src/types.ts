@@ -186,6 +186,8 @@ export interface P2PStats {
   topics: Record<string, TopicStats>;
   /** Inbound direct-message protocols (handleDirect): streams accepted, frames handled, dropped over budget, rejected by the handler. */
   direct?: Record<string, DirectStats>;
+  /** Request/response streams this node opened as a client (a reused stream counts once). */
+  requestStreamsOpened?: number;
 }
 
 export interface DirectStats {
