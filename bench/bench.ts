@@ -35,7 +35,7 @@
 // comparable within one run: report ratios, not absolutes. Method: docs/performance.md.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -1370,7 +1370,7 @@ async function main(): Promise<void> {
     /** The issue-18 figures per sweep step (and the half / third saturation steps): see summaryOf. */
     summary,
     /** Hardhat's baseline in this invocation (--with-hardhat): its result file, or why it is missing. */
-    hardhat: hardhat && { ...('error' in hardhat ? { error: hardhat.error } : { file: hardhat.file, version: hardhat.version, mode: hardhat.mode }) },
+    hardhat: hardhat && { ...('error' in hardhat ? { error: hardhat.error } : { file: hardhat.file, version: hardhat.version, mode: hardhat.mode, steps: hardhat.steps }) },
     plot: `bench-${stamp}.svg`,
     /** bench/defi.ts's result file of this run (null: --defi false, or it failed: see its output above). */
     defi: defiFile,
@@ -1470,6 +1470,7 @@ async function main(): Promise<void> {
     Object.entries(result.targets).map(([k, t]) => [k, t.value, `${/^(intra|sync|native|ours)/.test(k) ? '≥' : '≤'} ${t.target}`, t.met === null ? '–' : t.met ? 'yes' : 'no']),
   );
   printSummary(summary, result.crypto, table);
+  if (hardhat && 'error' in hardhat) console.log(`\nhardhat: no figures (${hardhat.error})`);
   console.log(`\nwrote ${file} and ${join(args.out!, result.plot)}`);
 }
 
@@ -1487,14 +1488,24 @@ interface HardhatRun {
  * is (--drain: every offered transfer, drain included, ÷ max(window, last reply − t0 − p10)).
  */
 async function runHardhat(rates: number[], duration: number): Promise<HardhatRun | { error: string }> {
-  const jsonOut = join(args.out!, `hardhat-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  // Absolute: the child runs in bench/hardhat.
+  const jsonOut = resolvePath(args.out!, `hardhat-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   const maxSeconds = Math.min(3600, 120 + rates.length * (3 * duration + 30));
   const argv = ['bench.mjs', '--rates', rates.join(','), '--duration', String(duration), '--drain', '--stop-ratio', '0', '--wait-idle', '30', '--max-seconds', String(maxSeconds), '--json-out', jsonOut];
   console.log(`\n[hardhat] (cd ${HARDHAT_DIR} && node ${argv.join(' ')})`);
   const code = await new Promise<number | null>((resolve) => {
     const c = spawn(process.execPath, argv, { cwd: HARDHAT_DIR, stdio: ['ignore', 'pipe', 'inherit'] });
-    c.stdout.on('data', (b: Buffer) => process.stdout.write(b.toString().replace(/^(?=.)/gm, '[hardhat] ')));
-    c.on('close', resolve);
+    // Its output passes through, each complete line prefixed.
+    let pending = '';
+    c.stdout.on('data', (b: Buffer) => {
+      const lines = (pending + b.toString()).split('\n');
+      pending = lines.pop()!;
+      for (const l of lines) console.log(`[hardhat] ${l}`);
+    });
+    c.on('close', (code) => {
+      if (pending) console.log(`[hardhat] ${pending}`);
+      resolve(code);
+    });
   });
   if (code !== 0 || !existsSync(jsonOut)) return { error: `bench/hardhat/bench.mjs exited ${code}${existsSync(jsonOut) ? '' : ', no result file'}` };
   type HhStep = { offeredRate: number; minedPerSec: number; nodeCpuPct: number; drainRule: { minedPerSec: number; latencyMs: { p50: number } } | null };
