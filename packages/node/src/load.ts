@@ -4,6 +4,37 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 export const DEFAULT_SUSTAINED_WINDOWS = 8;
 
 /**
+ * A work queue measured by how long its backlog takes to drain, not by its length: a fixed count
+ * (256 signatures) was a few milliseconds of work for the native backend and a burst of gossip
+ * batches tripped it while the node had capacity to spare. The drain rate is what the queue's
+ * workers actually finished per second while they had work (an exponential average over the
+ * windows), so it follows the backend, the worker count and the CPU the host lets us have.
+ */
+export interface QueueCapacity {
+  /** Items waiting or in progress. */
+  backlog: () => number;
+  /** Items finished since start (monotonic). */
+  completed: () => number;
+  /** Shed when the backlog would take longer than this to drain at the measured rate. */
+  maxDrainMs: number;
+  /** Never shed below this many items (before any rate is known, this is the whole rule). */
+  minItems: number;
+}
+
+interface QueueState extends QueueCapacity {
+  name: string;
+  /** Items per second, or null until a busy window was measured. */
+  rate: number | null;
+  lastCompleted: number;
+  lastAt: number;
+  /** Whether the queue had work at the start of the window being measured. */
+  busy: boolean;
+}
+
+/** Weight of the newest window in a queue's drain-rate average. */
+const RATE_ALPHA = 0.3;
+
+/**
  * When the API sheds new transactions (503 NODE_BUSY with Retry-After). The rule is capacity,
  * not a blip: a queue that is actually full (the signature-verification backlog, the admission
  * journal's pending group: the `signals`), or an event loop that stays overloaded, its median
@@ -15,6 +46,7 @@ export class LoadMonitor {
   private readonly h: IntervalHistogram;
   /** Named pressure signals, each true while its queue is full. */
   private readonly signals: { name: string; full: () => boolean }[] = [];
+  private readonly queues: QueueState[] = [];
   private readonly timer: NodeJS.Timeout;
   /** Windows in a row whose median lag was over the budget. */
   private highWindows = 0;
@@ -33,6 +65,7 @@ export class LoadMonitor {
     this.timer = setInterval(() => {
       this.observe(this.h.percentile(50) / 1e6, this.h.percentile(99) / 1e6);
       this.h.reset();
+      this.sampleQueues(performance.now());
     }, windowMs);
     this.timer.unref();
   }
@@ -48,9 +81,45 @@ export class LoadMonitor {
     this.signals.push({ name, full });
   }
 
+  /** A queue that sheds by drain time (QueueCapacity); sampled every window from `now` (ms). */
+  addQueue(name: string, q: QueueCapacity, now = performance.now()): void {
+    this.queues.push({ ...q, name, rate: null, lastCompleted: q.completed(), lastAt: now, busy: q.backlog() > 0 });
+  }
+
+  /** Update each queue's drain rate from what it finished since the last sample (the timer's; tests feed their clock). */
+  sampleQueues(now: number): void {
+    for (const q of this.queues) {
+      const done = q.completed();
+      const dt = now - q.lastAt;
+      // Only a window that started with work says how fast the workers go; an idle one says nothing.
+      if (q.busy && dt > 0) {
+        const r = ((done - q.lastCompleted) * 1000) / dt;
+        q.rate = q.rate === null ? r : q.rate + RATE_ALPHA * (r - q.rate);
+      }
+      q.lastCompleted = done;
+      q.lastAt = now;
+      q.busy = q.backlog() > 0;
+    }
+  }
+
+  /** The backlog a queue may hold now: its drain rate times the allowed drain time, at least `minItems`. */
+  queueLimit(name: string): number | null {
+    const q = this.queues.find((x) => x.name === name);
+    if (!q) return null;
+    return Math.max(q.minItems, q.rate === null ? 0 : Math.floor((q.rate * q.maxDrainMs) / 1000));
+  }
+
   /** Why the node sheds now, or null when it accepts. */
   get reason(): string | null {
     for (const s of this.signals) if (s.full()) return s.name;
+    for (const q of this.queues) {
+      const n = q.backlog();
+      const limit = this.queueLimit(q.name)!;
+      if (n > limit) {
+        const rate = q.rate === null ? 'not measured yet' : `${Math.round(q.rate)}/s`;
+        return `${q.name}: ${n} waiting, more than ${Math.round(q.maxDrainMs)} ms of work at the measured ${rate}`;
+      }
+    }
     if (this.highWindows >= this.sustainedWindows) return `event-loop lag above ${Math.round(this.budgetMs)} ms for ${this.highWindows} windows in a row (median ${Math.round(this.medianLagMs)} ms)`;
     return null;
   }

@@ -118,8 +118,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     shutdown.add(() => syncer.stop());
     // Shed API load once the loop lags by more than a tenth of a slot.
     const load = new LoadMonitor(Math.max(20, g.slotMs / 10));
-    // …or once a block's worth of signatures is already waiting for the verify workers.
-    if (pool) load.addSignal('signature verification backlog full', () => pool.backlog > 256);
+    // …or once the verify workers hold more than half a slot of work at the rate they are draining it.
+    if (pool) load.addQueue('signature verification backlog', { backlog: () => pool.backlog, completed: () => pool.completed, maxDrainMs: g.slotMs / 2, minItems: 256 });
     shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
     // The explorer's list of recent transfers: seeded from the state, then from every commit (consensus or sync).

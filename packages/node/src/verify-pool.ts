@@ -73,7 +73,9 @@ export class VerifyPool {
           const items = this.waiting.get(m.id);
           this.waiting.delete(m.id);
           items?.forEach((it, k) => it.resolve(m.ok[k] === true));
+          this.completed += items?.length ?? 0;
         } else {
+          this.completed++;
           const job = this.signing.get(m.id);
           this.signing.delete(m.id);
           if (job) {
@@ -92,6 +94,9 @@ export class VerifyPool {
       this.workers.push(slot);
     }
   }
+
+  /** Jobs finished since start (verifications and signatures): admission control measures the drain rate with it. */
+  completed = 0;
 
   /** Worker threads. */
   get size(): number {

@@ -150,6 +150,43 @@ describe('node: admission (journal before the 202, shedding by capacity)', funct
     }
   });
 
+  it('the load monitor: a verify queue sheds by how long its backlog takes to drain, not by its length', () => {
+    const m = new LoadMonitor(100, 60_000, 4);
+    try {
+      let backlog = 0;
+      let completed = 0;
+      let t = 0;
+      m.addQueue('signature verification backlog', { backlog: () => backlog, completed: () => completed, maxDrainMs: 500, minItems: 256 }, t);
+      // Before any rate is known the floor is the rule.
+      backlog = 256;
+      assert.equal(m.overloaded, false);
+      backlog = 257;
+      assert.match(m.reason ?? '', /^signature verification backlog: 257 waiting, more than 500 ms of work at the measured not measured yet/);
+      // Idle windows measure nothing: the rate stays unknown.
+      backlog = 0;
+      m.sampleQueues((t += 250));
+      assert.equal(m.queueLimit('signature verification backlog'), 256);
+      // A busy window in which the workers finished 2,500 checks: 10,000/s, so half a second is 5,000 checks.
+      backlog = 3000;
+      m.sampleQueues((t += 250));
+      completed += 2500;
+      m.sampleQueues((t += 250));
+      assert.equal(m.queueLimit('signature verification backlog'), 5000);
+      backlog = 4000;
+      assert.equal(m.overloaded, false, 'a burst of 4,000 is 0.4 s of work at this rate: carried, not shed');
+      backlog = 5001;
+      assert.match(m.reason ?? '', /5001 waiting, more than 500 ms of work at the measured 10000\/s/);
+      // The workers slow down (the host gives them less CPU): the limit follows, averaged.
+      completed += 250;
+      m.sampleQueues((t += 250));
+      const slower = m.queueLimit('signature verification backlog')!;
+      assert.ok(slower < 5000 && slower > 256, `limit ${slower}`);
+      assert.equal(m.overloaded, true);
+    } finally {
+      m.stop();
+    }
+  });
+
   it('--admission-journal false: the 202 comes without a journal write (for measuring its cost)', async () => {
     const node = await start('off', { admissionJournal: false });
     const t = transfer(g, users[3]!, 10n, 1n);
