@@ -6,8 +6,8 @@
 // Sweep:    --sweep 0.1,0.2,… (factors of the signature ceiling) or --rates 50,100,… (tx/s);
 //           --step-duration 15 s; stops at the first saturated step (finalized < --saturation-ratio
 //           × offered, or p50 > --saturation-p50-slots); then one step at half the saturation rate.
-//           The sweep starts below saturation: if its first step is already saturated, every rate
-//           is divided by 4 and the sweep restarts (at most 3 times; the probes are kept in the JSON).
+//           The sweep starts below saturation: if its first step is already saturated, it restarts
+//           with every rate ÷ 4 added below (at most 3 times; the probes are kept in the JSON).
 // Hardhat:  --with-hardhat: after the devnets stop, bench/hardhat/bench.mjs (`npx hardhat node`)
 //           gets the sweep's offered rates, --step-duration each, open loop, and is counted by the
 //           same rule (every offered tx, drain included, ÷ max(window, last final − t0 − p10
@@ -1060,8 +1060,9 @@ type IntraResult = Awaited<ReturnType<typeof intraPhase>>;
  *
  * The sweep must start below saturation whatever the backend (the ceiling it is scaled by is the
  * signatures' alone, and the chain saturates far below it with a fast backend): if the first step
- * is already saturated, every rate is divided by LOWER_FACTOR and the sweep restarts on the same
- * devnet, at most LOWER_TRIES times; the saturated first steps are kept as `lowered`.
+ * is already saturated, the sweep restarts on the same devnet with every rate divided by
+ * LOWER_FACTOR followed by the rates themselves, at most LOWER_TRIES times; the saturated first
+ * steps are kept as `lowered`.
  */
 const LOWER_FACTOR = 4;
 const LOWER_TRIES = 3;
@@ -1090,7 +1091,9 @@ async function sweepPhase(net: Net, env: Env, rates: number[]) {
     }
     if (!(saturatedAt !== null && steps.length === 1) || attempt >= LOWER_TRIES || list[0]! <= 1) break;
     lowered.push({ offeredTxPerSec: list[0]!, finalizedTxPerSec: steps[0]!.finalizedTxPerSec, p50Slots: steps[0]!.latencySlots.p50 });
-    list = [...new Set(list.map((r) => Math.max(1, Math.round(r / LOWER_FACTOR))))];
+    // A quarter of every rate, then the rates themselves (a short --rates list divided by 4 might
+    // not reach saturation again), ascending: the sweep still stops at its first saturated step.
+    list = [...new Set([...list.map((r) => Math.max(1, Math.round(r / LOWER_FACTOR))), ...list])].sort((a, b) => a - b);
     console.log(`[sweep] the first step was already saturated: restarting at ${list.join(', ')} tx/s`);
   }
   const best = steps.reduce((a, b) => ((b.finalizedTxPerSec ?? 0) > (a.finalizedTxPerSec ?? 0) ? b : a), steps[0]!);
@@ -1103,8 +1106,8 @@ async function sweepPhase(net: Net, env: Env, rates: number[]) {
     third = await intraPhase('third-saturation', net, env, Math.max(1, Math.round(saturationTxPerSec / 3)), { duration: num('step-duration'), idle: false });
   }
   return {
-    rule: `stop at the first step with finalized < ${ratio} × offered or p50 > ${maxP50} slots; if the first step is saturated, divide every rate by ${LOWER_FACTOR} and restart (≤ ${LOWER_TRIES} times)`,
-    /** First steps found already saturated, each followed by a restart at a quarter of the rates. */
+    rule: `stop at the first step with finalized < ${ratio} × offered or p50 > ${maxP50} slots; if the first step is saturated, restart with every rate ÷ ${LOWER_FACTOR} added below (≤ ${LOWER_TRIES} times)`,
+    /** First steps found already saturated, each followed by a restart with a quarter of the rates added below. */
     lowered,
     /** Did the (final) sweep's first step finalize ≥ the saturation ratio × offered? */
     firstStepBelowSaturation: !(saturatedAt !== null && steps.length === 1),
