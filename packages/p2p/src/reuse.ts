@@ -160,8 +160,11 @@ export async function serveReusable(
   const s = new LongStream(stream, opts.maxRequestBytes);
   try {
     for (;;) {
-      const idle = AbortSignal.timeout(SERVER_IDLE_MS);
-      const next = await Promise.race([s.frames.next(), aborted(idle).catch(() => null)]);
+      let idleTimer: NodeJS.Timeout | undefined;
+      const idle = new Promise<null>((resolve) => {
+        idleTimer = setTimeout(() => resolve(null), SERVER_IDLE_MS);
+      });
+      const next = await Promise.race([s.frames.next(), idle]).finally(() => clearTimeout(idleTimer));
       if (next === null || next.done === true) break; // idle for too long, or the client closed
       if (!admit(peer)) throw new P2PRequestError('STREAM_ERROR', `${protocol}: over the request budget`);
       const controller = new AbortController();
