@@ -1,6 +1,7 @@
 import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { CachedNobleVerifier } from './noble-verify.js';
 
 export type SchemeName = 'ml-dsa-44' | 'ml-dsa-65' | 'ml-dsa-87';
 export const SCHEMES: readonly SchemeName[] = ['ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87'];
@@ -61,14 +62,17 @@ class NobleBackend implements SignatureBackend {
     // Hedged signing (noble's default fresh randomness), matching PQClean.
     return this.impl.sign(message, secretKey);
   }
+  /**
+   * noble's FIPS 204 verify with the per-public-key work (tr, the matrix Â, NTT(t1·2^d)) kept in
+   * a bounded LRU cache (noble-verify.ts): the same verdict as `ml_dsaXX.verify`, which stays
+   * reachable as `nobleReferenceVerify`. Created on first use (pqclean's backend holds a noble one
+   * only for keygen).
+   */
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-    if (publicKey.length !== this.lengths.publicKey || signature.length !== this.lengths.signature) return false;
-    try {
-      return this.impl.verify(signature, message, publicKey);
-    } catch {
-      return false;
-    }
+    this.verifier ??= new CachedNobleVerifier(this.scheme);
+    return this.verifier.verify(publicKey, message, signature);
   }
+  private verifier: CachedNobleVerifier | undefined;
 }
 
 // ---------------------------------------------------------------- pqclean (optional native backend)
