@@ -353,7 +353,7 @@ export class CachedNobleVerifier {
 
   /** Whether `publicKey`'s context is cached (does not change recency). */
   has(publicKey: Uint8Array): boolean {
-    return publicKey.length === this.v.publicKeyBytes && this.cache.has(cacheKey(publicKey));
+    return publicKey instanceof Uint8Array && publicKey.length === this.v.publicKeyBytes && this.cache.has(cacheKey(publicKey));
   }
 
   stats(): CachedNobleVerifierStats {
