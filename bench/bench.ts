@@ -15,7 +15,9 @@
 //           (the bench says so and exits 2 if it was not run). Not part of CI or --smoke.
 // Phases:   --xshard-rate 10 --duration 30 --xshard-alone true --mix-intra-factor 0.25 | --mix-intra-rate
 //           --sync true (a fresh full node syncs shard 0 from one peer)
-//           --variants baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,pqclean|none
+//           --keyless true (each account's first transaction registers its key, then every measured
+//           transaction is keyless; false: all carry the key)
+//           --variants baseline,keyed,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,pqclean|none
 //           (each on a fresh devnet at one fixed rate: --variant-rate or --variant-rate-factor ×
 //           the sweep's saturation; --variant-duration 20)
 // DeFi:     --defi true|false (default true, false under --smoke unless given): after the phases above, run
@@ -80,6 +82,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench/results' },
     'base-port': { type: 'string', default: '27000' },
     defi: { type: 'string' },
+    keyless: { type: 'string', default: 'true' },
     'with-hardhat': { type: 'boolean', default: false },
   },
 });
@@ -88,7 +91,7 @@ const { values: args } = parseArgs({
 // where it loads, else noble. The devnets and the DeFi child get the resolved name.
 const requestedBackend = args['crypto-backend']!;
 if (requestedBackend === 'auto') args['crypto-backend'] = backendAvailable('pqclean') ? 'pqclean' : 'noble';
-args.variants ??= `baseline,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,${args['crypto-backend'] === 'pqclean' ? 'noble' : 'pqclean'}`;
+args.variants ??= `baseline,keyed,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,${args['crypto-backend'] === 'pqclean' ? 'noble' : 'pqclean'}`;
 
 /** Where the Hardhat baseline lives, and whether its dependencies are installed (`npm ci` there). */
 const HARDHAT_DIR = fileURLToPath(new URL('./hardhat/', import.meta.url));
@@ -314,6 +317,8 @@ interface Account {
 
 interface Net {
   devnet: Devnet;
+  /** Every measured transaction names its sender by address (its key was registered by a warm-up transaction). */
+  keyless: boolean;
   shards: number;
   /** Interleaved by shard: s0a0, s1a0, …, s0a1, s1a1, … */
   accounts: Account[];
@@ -327,6 +332,8 @@ interface Net {
 /** What a devnet runs with beyond the topology: extra `QNEXUS_*` settings for every process (a variant). */
 interface NetOptions {
   env?: Record<string, string>;
+  /** Sign the measured transactions with the public key in every one (the format before issue 18). Default: --keyless. */
+  keyed?: boolean;
 }
 
 async function openNet(shards: number, accountsPerShard: number, basePort: number, dir: string, o: NetOptions = {}): Promise<Net> {
@@ -370,11 +377,42 @@ async function openNet(shards: number, accountsPerShard: number, basePort: numbe
     }
     const accounts: Account[] = [];
     for (let i = 0; i < accountsPerShard; i++) for (let k = 0; k < shards; k++) if (byShard[k]![i]) accounts.push(byShard[k]![i]!);
-    return { devnet, shards, accounts, shardNodes, observers, beacon: devnet.client('beacon', { timeoutMs: 30_000 }) };
+    const net: Net = { devnet, shards, keyless: !(o.keyed ?? !bool('keyless')), accounts, shardNodes, observers, beacon: devnet.client('beacon', { timeoutMs: 30_000 }) };
+    if (net.keyless) await registerKeys(net);
+    return net;
   } catch (e) {
     await devnet.stop();
     throw e;
   }
+}
+
+/**
+ * Before anything is measured, each account sends one transfer that carries its public key, and
+ * the bench waits until all are final: from then on every transaction it signs is keyless (the
+ * sender named by its address, 1,292 fewer bytes per ML-DSA-44 transaction), which nodes admit
+ * only once the key is in their state. What a wallet does after its first transaction.
+ */
+async function registerKeys(net: Net): Promise<void> {
+  const t0 = performance.now();
+  const nonces = await currentNonces(net);
+  const todo = net.accounts.map((a, i) => ({ a, i })).filter(({ i }) => nonces[i] === 0);
+  if (todo.length === 0) return;
+  const signed = await presign(
+    todo.map(({ a }) => {
+      const m = sendMsg('transfer', { to: parseAddress(recipient(net, a, 'transfer')), amount: 1n });
+      return { chainId: net.devnet.genesis.chainId, scheme: net.devnet.genesis.scheme, backend: SIGN_BACKEND, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: [{ kind: m.kind, msg: m.msg, nonce: 0 }] };
+    }),
+  );
+  await Promise.all(todo.map(({ a }, k) => a.client.submitTx(signed[k]![0]!.raw, { binary: true, busyRetryMs: 60_000 })));
+  // Final = the key is in the state the nodes admit against (bounded: 60 slots).
+  const deadline = performance.now() + 60 * num('slot-ms') + 30_000;
+  for (;;) {
+    const done = await Promise.all(todo.map(async ({ a }) => (await a.client.account(a.address)).publicKey !== null));
+    if (done.every(Boolean)) break;
+    if (performance.now() > deadline) throw new Error(`registering the accounts' keys: ${done.filter((d) => !d).length} of ${todo.length} still unregistered after ${Math.round((performance.now() - t0) / 1000)} s`);
+    await sleep(250);
+  }
+  console.log(`registered ${todo.length} accounts' keys in ${r1((performance.now() - t0) / 1000)} s; the measured transactions are keyless`);
 }
 
 /** Another account of the same shard (intra) or the same-index account of the next shard (cross). */
@@ -416,6 +454,7 @@ async function buildSchedule(net: Net, streams: { kind: Kind; rate: number; coun
   }
   const signed = await presign(
     net.accounts.map((a, i) => ({ chainId: net.devnet.genesis.chainId, scheme: net.devnet.genesis.scheme, backend: SIGN_BACKEND, publicKey: a.key.publicKey, secretKey: a.key.secretKey, txs: specs[i]! })),
+    { keylessAfterFirst: net.keyless },
   );
   return events.map((e, n) => ({ ...signed[where[n]!.acct]![where[n]!.i]!, kind: e.kind, acct: e.acct, at: e.at }));
 }
@@ -1177,8 +1216,9 @@ async function syncPhase(net: Net, env: Env) {
 }
 
 /** The optimizations, each switched off (or the backend switched) on an otherwise identical devnet. */
-const VARIANTS: Record<string, { what: string; env: Record<string, string>; rateFactor?: number; backend?: string }> = {
+const VARIANTS: Record<string, { what: string; env: Record<string, string>; rateFactor?: number; backend?: string; keyed?: boolean }> = {
   baseline: { what: 'defaults: every optimization on', env: {} },
+  keyed: { what: 'every transaction carries its public key (1,292 B more per ML-DSA-44 tx: the format before keyless)', env: {}, keyed: true },
   'no-verify-cache': { what: 'verify-once cache off (--verify-cache-size 0): blocks re-verify every tx signature', env: { QNEXUS_VERIFY_CACHE_SIZE: '0' } },
   'no-verify-pool': { what: 'tx signatures on the event loop (--verify-workers 0), no worker threads', env: { QNEXUS_VERIFY_WORKERS: '0' } },
   'tx-gossip-batch-1': { what: 'one transaction per gossip message (--tx-gossip-batch 1)', env: { QNEXUS_TX_GOSSIP_BATCH: '1' } },
@@ -1193,7 +1233,7 @@ const VARIANTS: Record<string, { what: string; env: Record<string, string>; rate
 
 async function variantPhase(name: string, shards: number, accountsPerShard: number, basePort: number, dir: string, env: Env, rate: number) {
   const v = VARIANTS[name]!;
-  const net = await openNet(shards, accountsPerShard, basePort, dir, { env: v.env });
+  const net = await openNet(shards, accountsPerShard, basePort, dir, { env: v.env, ...(v.keyed !== undefined ? { keyed: v.keyed } : {}) });
   try {
     const r = await intraPhase(`variant ${name}`, net, env, rate, { duration: num('variant-duration'), idle: false });
     return { variant: name, what: v.what, env: v.env, ...r };
