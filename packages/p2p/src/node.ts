@@ -5,7 +5,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { coalescingWrites } from './coalesce.js';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
-import { TopicValidatorResult, type Libp2p, type Message, type PeerId } from '@libp2p/interface';
+import { TopicValidatorResult, type Libp2p, type Message, type PeerId, type Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
@@ -125,6 +125,8 @@ class Libp2pNode implements P2PNode {
   private gossip!: QnexusGossipSub;
   private direct!: DirectSender;
   private readonly directReceivers = new Map<string, DirectReceiver>();
+  /** Inbound `P/reuse` streams being served, by protocol P (closed when P is unhandled). */
+  private readonly reuseStreams = new Map<string, Set<Stream>>();
   /** Request/response streams kept open for the next request to the same peer (reuse.ts). */
   private readonly streams = new StreamPool();
   private readonly log: LogFn;
@@ -649,8 +651,11 @@ class Libp2pNode implements P2PNode {
       if (refusals > 0 && refusals % budget.requestBurst === 0) this.penalize(peer, `${protocol}: ${refusals} requests over its budget`);
       return refusals === 0;
     };
+    const open = new Set<Stream>();
+    this.reuseStreams.set(protocol, open);
     await this.libp2p.handle(reuseProtocol(protocol), ({ stream, connection }) => {
-      void serveReusable(protocol, stream, connection, opts, served, admit, this.log);
+      open.add(stream);
+      void serveReusable(protocol, stream, connection, opts, served, admit, this.log).finally(() => open.delete(stream));
     }, {
       maxInboundStreams: opts.maxInboundStreams,
       maxOutboundStreams: opts.maxOutboundStreams,
@@ -678,6 +683,10 @@ class Libp2pNode implements P2PNode {
   async unhandle(protocol: string): Promise<void> {
     await this.libp2p.unhandle(protocol);
     await this.libp2p.unhandle(reuseProtocol(protocol));
+    // A protocol no longer served is not served on the long-lived streams already open either:
+    // their clients see the reset and open a new stream, which now fails to negotiate.
+    for (const st of this.reuseStreams.get(protocol) ?? []) st.abort(new Error(`${protocol} is no longer served`));
+    this.reuseStreams.delete(protocol);
   }
 
   request(peerId: string, protocol: string, request: Uint8Array, opts: RequestOptions): AsyncIterable<Uint8Array> {

@@ -47,6 +47,14 @@ describe('p2p: request/response stream reuse', function () {
     assert.equal(opened(), 3);
   });
 
+  it('a protocol the server stops serving is not answered on a stream opened before', async () => {
+    assert.deepEqual(await collect(client.request(server.peerId, '/qn/test/count/1', bytes('1'), reqOpts)), ['f0']);
+    assert.equal(opened(), 1);
+    await server.unhandle('/qn/test/count/1');
+    // The kept stream is reset by the server: the request fails (a new stream cannot negotiate it either).
+    await assert.rejects(collect(client.request(server.peerId, '/qn/test/count/1', bytes('1'), reqOpts)), (e: unknown) => e instanceof P2PRequestError);
+  });
+
   it('a stream reset by the server (a failing handler) is not reused: the next request opens a new one', async () => {
     await assert.rejects(collect(client.request(server.peerId, '/qn/test/throws/1', bytes('fail'), reqOpts)), (e: unknown) => e instanceof P2PRequestError && e.code === 'STREAM_ERROR');
     assert.deepEqual(await collect(client.request(server.peerId, '/qn/test/throws/1', bytes('x'), reqOpts)), ['ok']);
