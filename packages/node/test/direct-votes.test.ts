@@ -13,14 +13,16 @@ import type { TxVerifier } from '../src/verifier.js';
 describe('engine: votes sent directly', () => {
   const member = new Uint8Array(20).fill(7);
   const stranger = new Uint8Array(20).fill(9);
-  const genesis = { chainId: 'test-chain', genesisTime: Date.now() - 100_000, slotMs: 1000, epochLength: 32 };
-  const round = 100; // the current slot
+  const round = 100; // the current slot when a test starts
   const vote = (over: Partial<SignedVote['body']> = {}, signature = new Uint8Array(32).fill(1)): SignedVote => ({
     body: { chainId: 'test-chain', shard: 0, height: 11, round, step: 'prevote', blockHash: new Uint8Array(32).fill(3), validator: member, ...over },
     signature,
   });
 
   function engine(verify: (sig: Uint8Array) => boolean) {
+    // The engine reads the slot off the wall clock: pin "now" to the middle of slot `round` when each
+    // test builds its engine (not when the file loads: a whole suite runs for minutes after that).
+    const genesis = { chainId: 'test-chain', genesisTime: Date.now() - round * 1000 - 500, slotMs: 1000, epochLength: 32 };
     const chain = {
       genesis,
       shard: 0,
