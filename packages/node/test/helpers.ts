@@ -7,10 +7,13 @@ import { app } from '@qnexus/app';
 import { fees as stakingFees } from '@qnexus/module-staking';
 import { NATIVE_DENOM, type WorldState } from '@qnexus/state';
 import {
+  certificateVoteBody,
   encodeEpochAnnouncement,
   epochAnnouncementSigningBytes,
   genesisHash,
   makeGenesis,
+  voteSigningBytes,
+  type Certificate,
   type EpochAnnouncement,
   type Genesis,
 } from '@qnexus/types';
@@ -155,4 +158,15 @@ export function userBalances(state: WorldState): bigint {
 
 export function pendingFees(state: WorldState): [string, bigint][] {
   return stakingFees.allPending(state);
+}
+
+/** A finality certificate for block `height` / `blockHash` certified in `round`, with a real precommit of each of `signers`. */
+export function certify(g: Genesis, shard: number, height: number, round: number, blockHash: Uint8Array, signers: readonly KeyPair[]): Certificate {
+  const b = getBackend(g.scheme);
+  const cert: Certificate = { height, round, blockHash, votes: [] };
+  for (const k of signers) {
+    const validator = addressFromPublicKey(k.publicKey);
+    cert.votes.push({ validator, signature: b.sign(k.secretKey, voteSigningBytes(certificateVoteBody(cert, g.chainId, shard, validator))) });
+  }
+  return cert;
 }

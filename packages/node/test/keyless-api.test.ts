@@ -7,14 +7,14 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, toHex, type KeyPair } from '@qnexus/crypto';
-import { certificateVoteBody, encodeTx, openTx, txSigningBytes, voteSigningBytes, type Certificate, type TxBody, type TxEnvelope } from '@qnexus/types';
+import { encodeTx, openTx, txSigningBytes, type TxBody, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { Logger } from '@qnexus/runtime';
 import type { ApiContext } from '../src/api.js';
 import { Chain, type Candidate } from '../src/chain.js';
 import { createMetrics } from '../src/metrics.js';
 import { TxVerifier } from '../src/verifier.js';
-import { startTestApi, unitGenesis } from './helpers.js';
+import { certify, startTestApi, unitGenesis } from './helpers.js';
 
 const b = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
@@ -57,12 +57,7 @@ describe('node: keyless transactions over the API', () => {
   async function commitNext(slot: number): Promise<Candidate> {
     const proposer = vals.find((v) => addrOf(v) === chain.proposerFor(slot))!;
     const c = chain.build(slot, ctx.mempool.select(100), addressFromPublicKey(proposer.publicKey), (m) => b.sign(proposer.secretKey, m));
-    const cert: Certificate = { height: c.block.header.height, round: slot, blockHash: c.hash, votes: [] };
-    for (const k of vals.slice(0, 3)) {
-      const validator = addressFromPublicKey(k.publicKey);
-      cert.votes.push({ validator, signature: b.sign(k.secretKey, voteSigningBytes(certificateVoteBody(cert, 'unit', 0, validator))) });
-    }
-    await chain.importCertified(c.block, c.raw, cert);
+    await chain.importCertified(c.block, c.raw, certify(chain.genesis, 0, c.block.header.height, slot, c.hash, vals.slice(0, 3)));
     ctx.mempool.onCommit(c.envs);
     return c;
   }
