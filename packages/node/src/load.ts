@@ -34,6 +34,11 @@ interface QueueState extends QueueCapacity {
 /** Weight of the newest window in a queue's drain-rate average. */
 const RATE_ALPHA = 0.3;
 
+/** The backlog a queue may hold: its drain rate times the allowed drain time, at least `minItems`. */
+function limitOf(q: QueueState): number {
+  return Math.max(q.minItems, q.rate === null ? 0 : Math.floor((q.rate * q.maxDrainMs) / 1000));
+}
+
 /**
  * When the API sheds new transactions (503 NODE_BUSY with Retry-After). The rule is capacity,
  * not a blip: a queue that is actually full (the signature-verification backlog, the admission
@@ -105,8 +110,7 @@ export class LoadMonitor {
   /** The backlog a queue may hold now: its drain rate times the allowed drain time, at least `minItems`. */
   queueLimit(name: string): number | null {
     const q = this.queues.find((x) => x.name === name);
-    if (!q) return null;
-    return Math.max(q.minItems, q.rate === null ? 0 : Math.floor((q.rate * q.maxDrainMs) / 1000));
+    return q ? limitOf(q) : null;
   }
 
   /** Why the node sheds now, or null when it accepts. */
@@ -114,8 +118,7 @@ export class LoadMonitor {
     for (const s of this.signals) if (s.full()) return s.name;
     for (const q of this.queues) {
       const n = q.backlog();
-      const limit = this.queueLimit(q.name)!;
-      if (n > limit) {
+      if (n > limitOf(q)) {
         const rate = q.rate === null ? 'not measured yet' : `${Math.round(q.rate)}/s`;
         return `${q.name}: ${n} waiting, more than ${Math.round(q.maxDrainMs)} ms of work at the measured ${rate}`;
       }
