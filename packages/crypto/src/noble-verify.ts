@@ -16,7 +16,7 @@
  * and the SHAKE128 matrix reader are noble's own exports (`_crystals.js`).
  */
 import { genCrystals, XOF128 } from '@noble/post-quantum/_crystals.js';
-import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
+import { PARAMS as NOBLE_PARAMS, ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { shake256 } from '@noble/hashes/sha3.js';
 import type { SchemeName } from './mldsa.js';
 
@@ -29,7 +29,6 @@ const ROOT_OF_UNITY = 1753;
 const F = 8347681;
 const D = 13;
 const GAMMA2_1 = Math.floor((Q - 1) / 88) | 0;
-const GAMMA2_2 = Math.floor((Q - 1) / 32) | 0;
 const TR_BYTES = 64;
 const CRH_BYTES = 64;
 
@@ -44,11 +43,11 @@ interface Params {
   C_TILDE_BYTES: number;
 }
 
-/** FIPS 204 Table 1 (noble's PARAMS) plus the c̃ length of Table 2. */
+/** FIPS 204 Table 1 as noble exports it (keyed by security category), plus the c̃ length of Table 2 (λ/4 bytes). */
 const PARAMS: Record<SchemeName, Params> = {
-  'ml-dsa-44': { K: 4, L: 4, GAMMA1: 2 ** 17, GAMMA2: GAMMA2_1, TAU: 39, ETA: 2, OMEGA: 80, C_TILDE_BYTES: 32 },
-  'ml-dsa-65': { K: 6, L: 5, GAMMA1: 2 ** 19, GAMMA2: GAMMA2_2, TAU: 49, ETA: 4, OMEGA: 55, C_TILDE_BYTES: 48 },
-  'ml-dsa-87': { K: 8, L: 7, GAMMA1: 2 ** 19, GAMMA2: GAMMA2_2, TAU: 60, ETA: 2, OMEGA: 75, C_TILDE_BYTES: 64 },
+  'ml-dsa-44': { ...NOBLE_PARAMS[2]!, C_TILDE_BYTES: 32 },
+  'ml-dsa-65': { ...NOBLE_PARAMS[3]!, C_TILDE_BYTES: 48 },
+  'ml-dsa-87': { ...NOBLE_PARAMS[5]!, C_TILDE_BYTES: 64 },
 };
 
 const newPoly = (n: number): Int32Array => new Int32Array(n);
