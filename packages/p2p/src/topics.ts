@@ -9,6 +9,8 @@ export function topics(chainId: string, shard: number) {
     vote: `${base}/vote`,
     /** A validator's own votes, sent once to each connected peer of the shard (direct.ts), instead of gossip. */
     voteDirectProtocol: `${base}/vote/direct/1.0.0`,
+    /** Batches of transactions admitted through a node's API, sent once to each connected peer of the shard (node's TxGossip), instead of gossip. */
+    txDirectProtocol: `${base}/tx/direct/1.0.0`,
     statusProtocol: `${base}/status/1.0.0`,
     blocksProtocol: `${base}/blocks/1.0.0`,
     txsProtocol: `${base}/txs/1.0.0`,
