@@ -28,6 +28,7 @@ export function createMetrics() {
     consensusRejected: new Counter({ name: 'qnexus_consensus_rejected_total', help: 'Consensus messages rejected by the core', labelNames: ['reason'], registers: r }),
     mempoolSize: new Gauge({ name: 'qnexus_mempool_txs', help: 'Transactions waiting in the mempool', registers: r }),
     txAdmission: new Counter({ name: 'qnexus_mempool_admission_total', help: 'Transaction admission outcomes by code', labelNames: ['source', 'result'], registers: r }),
+    txBatchesSent: new Counter({ name: 'qnexus_tx_batches_sent_total', help: "Batches of transactions this node admitted itself (API, restored journal, beacon entries) sent to its shard, by path (direct: once to each shard peer over direct streams; gossip: published, as the fallback when direct sending may not reach every peer, or with direct sending off); a batch sent both ways counts under both", labelNames: ['path'], registers: r }),
     sigVerify: new Counter({ name: 'qnexus_crypto_verify_total', help: 'ML-DSA verifications performed', labelNames: ['kind'], registers: r }),
     sigCacheHits: new Counter({ name: 'qnexus_crypto_verify_cache_hits_total', help: 'Transaction signatures reused from the verify-once cache', registers: r }),
     /** Pushed by the API at scrape time; `p2p.bind` makes it self-updating. */

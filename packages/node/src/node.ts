@@ -98,8 +98,9 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     if ('skipped' in joined) log.debug('snapshot sync not used', { reason: joined.skipped });
     await snapshots.serve();
     const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log, pool?.canSign ? (m) => pool.sign(m) : null);
-    const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs);
-    txGossip.subscribe();
+    // Batches go straight to each connected shard peer (and by gossip too when that may not reach everyone: see TxGossip).
+    const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs, { protocol: t.txDirectProtocol });
+    await txGossip.subscribe();
     shutdown.add(() => txGossip.stop());
     // Pending transactions are announced again to peers that (re)join the shard and while they stay pending.
     const txInventory = new TxInventory(p2p, t, mempool, metrics, log, g);
@@ -113,6 +114,8 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     shutdown.add(() => xshard.stop());
     // A proposal's missing transactions are asked of its proposer too: the registry binds validators to peers.
     engine.peerOfValidator = (address) => xshard.registry.latest?.peers.find((p) => formatAddress(p.validator) === address)?.peerId;
+    // A committee member's peer we know of but did not reach directly gets our batches by gossip too.
+    txGossip.expectedPeers = committeePeers(chain, () => xshard.registry.latest?.peers);
     const syncer = new Syncer(chain, engine, p2p, t, metrics, log);
     await syncer.start();
     shutdown.add(() => syncer.stop());
@@ -202,6 +205,24 @@ function syncMode(v: NodeConfig['sync']): 'snapshot' | 'blocks' {
   if (v === undefined) return 'snapshot';
   if (v !== 'snapshot' && v !== 'blocks') throw new QnexusError('BAD_CONFIG', `sync must be snapshot or blocks, not ${String(v)}`);
   return v;
+}
+
+/**
+ * The peers of this shard's current committee that the beacon's registry snapshot binds, worked
+ * out again only when the committee or the snapshot changes (TxGossip asks for every batch).
+ */
+function committeePeers(chain: Chain, bound: () => readonly { validator: Uint8Array; peerId: string }[] | undefined): () => readonly string[] {
+  let key: { members: ReadonlyMap<string, unknown> | undefined; peers: readonly unknown[] | undefined } | null = null;
+  let out: string[] = [];
+  return () => {
+    // The epoch's committee (undefined until its announcement arrives) and the snapshot's peers, by identity.
+    const members = chain.committeeFor(chain.currentEpoch())?.members;
+    const peers = bound();
+    if (key !== null && key.members === members && key.peers === peers) return out;
+    key = { members, peers };
+    out = members && peers ? peers.filter((p) => members.has(formatAddress(p.validator))).map((p) => p.peerId) : [];
+    return out;
+  };
 }
 
 /** Journaled transactions re-admitted at once at start (see restoreMempool). */

@@ -12,7 +12,7 @@ import {
   type AnyErrorCode,
   type TxEnvelope,
 } from '@qnexus/types';
-import type { P2PNode, RequestHandler, RequestHandlerOptions, Topics, ValidationResult } from '@qnexus/p2p';
+import type { DirectHandlerOptions, P2PNode, RequestHandler, RequestHandlerOptions, Topics, ValidationResult } from '@qnexus/p2p';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '@qnexus/runtime';
 import type { Mempool } from './mempool.js';
@@ -50,16 +50,79 @@ const PEER_FAULT: ReadonlySet<string> = new Set<string>([
 export const DEFAULT_TX_GOSSIP_FLUSH_MS = 100;
 
 /**
- * Transaction gossip in batches. Outbound: transactions admitted through the
- * API are collected for up to `flushMs` (`--tx-gossip-flush-ms`) or `maxBatch` ( default and at most
- * MAX_TX_BATCH; `--tx-gossip-batch`) and published as one message. Inbound: each transaction in a batch goes through full admission;
- * the batch is rejected (not relayed, sender penalised) if any transaction is
- * invalid in a way the relayer must have noticed, accepted if it brought at
- * least one new transaction, ignored otherwise.
+ * Limits of the direct tx-batch protocol (`Topics.txDirectProtocol`), per sending peer. A frame
+ * is one batch, at most MAX_TX_BATCH_BYTES (what the gossip path accepts too). An honest node
+ * sends at most DIRECT_SEND_PER_SEC batches a second with bursts of DIRECT_SEND_BURST (its own
+ * pacing, below): 10 a second from the flush timer (DEFAULT_TX_GOSSIP_FLUSH_MS) plus one per
+ * MAX_TX_BATCH transactions when batches fill (40/s is 2 560 tx/s from one node's API, above
+ * what one node admits). The receiver allows more than that (50/s, bursts of 100) so frames
+ * bunched by the network or by its own slow handling never cost an honest sender a drop or a
+ * penalty; beyond it frames are dropped and the sender penalised (direct.ts). The work per frame
+ * is bounded before any signature check exactly as on the gossip path: decodeTxBatch refuses
+ * more than MAX_TX_BATCH_BYTES or MAX_TX_BATCH transactions, and a peer's frames are handled
+ * one after another.
+ */
+export const TX_DIRECT_LIMITS: DirectHandlerOptions = { maxFrameBytes: MAX_TX_BATCH_BYTES, framesPerSec: 50, frameBurst: 100 };
+/** Batches a node sends directly per second, and at once; beyond it a batch goes by gossip only (which has its own flow control). */
+const DIRECT_SEND_PER_SEC = 40;
+const DIRECT_SEND_BURST = 60;
+/**
+ * A peer is "on probation" for this long after it first accepted a direct send (or accepted one
+ * again after refusing): batches sent to it meanwhile also go by gossip. sendDirect returns true
+ * while the stream is still opening, and a peer that does not serve the protocol (an older
+ * node) loses the frames queued before the open fails; from then on sendDirect refuses it for a
+ * while and gossip takes over. Opening a stream on a live connection takes one round trip, or
+ * fails within the open timeout (5 s), so after this long a peer still accepting is served.
+ */
+export const TX_DIRECT_PROBATION_MS = 5_000;
+
+/** Sending batches directly to the shard's peers (see TxGossip). */
+export interface TxDirectOptions {
+  /** The direct protocol of the shard (`Topics.txDirectProtocol`); without it batches only go by gossip, as before. */
+  protocol?: string;
+  /** Probation of a newly reached peer (default TX_DIRECT_PROBATION_MS; 0 trusts the first send). */
+  probationMs?: number;
+  /** Peers that should get every batch (the shard committee's peers we know of); one we did not reach directly makes the batch go by gossip too. */
+  expectedPeers?: () => Iterable<string>;
+}
+
+/**
+ * Transaction batches of the shard. Outbound: transactions admitted through the API are
+ * collected for up to `flushMs` (`--tx-gossip-flush-ms`) or `maxBatch` (default and at most
+ * MAX_TX_BATCH; `--tx-gossip-batch`) and sent as one batch:
+ *
+ * - directly, once to each peer on the shard's tx topic, over a long-lived stream per peer
+ *   (`direct.protocol`, see direct.ts), as a validator's votes are: gossip delivered each batch
+ *   to every peer about mesh-degree times, each copy through the gossipsub RPC machinery;
+ * - and ALSO by gossip, as before, when direct sending could not be trusted to reach everyone:
+ *   no peer on the topic, a peer that refused the direct send (not connected, or its stream
+ *   could not be opened lately: an older node without the protocol), a peer still on probation
+ *   (TX_DIRECT_PROBATION_MS), a known committee peer (`expectedPeers`) we did not reach, or our
+ *   own direct send budget spent. Older nodes and partially connected ones keep working.
+ *
+ * Direct batches are not relayed. A node not connected to the origin gets the transactions
+ * anyway: the origin falls back to gossip whenever it could not reach every topic peer (and
+ * every known committee peer) directly; pending transactions are announced again to every shard
+ * peer (TxInventory, first after 2 slots) and pulled by whoever lacks them; and a proposal's
+ * missing transactions are fetched from its relayer and proposer (fetchProposalTxs). The same
+ * paths recover the rare batch lost in a direct stream that broke.
+ *
+ * Inbound (gossip or direct alike): each transaction in a batch goes through full admission;
+ * the batch is rejected (not relayed, sender penalised) if any transaction is invalid in a way
+ * the sender must have noticed, accepted if it brought at least one new transaction, ignored
+ * otherwise.
  */
 export class TxGossip {
   private pending: Uint8Array[] = [];
   private timer: NodeJS.Timeout | null = null;
+  /** Since when each topic peer has accepted direct sends without a refusal (probation). */
+  private readonly directSince = new Map<string, number>();
+  /** Our direct send budget (token bucket). */
+  private tokens = DIRECT_SEND_BURST;
+  private tokensAt = Date.now();
+  private readonly probationMs: number;
+  /** Peers that should get every batch (set by the node once it knows the committee's peers); see TxDirectOptions. */
+  expectedPeers: (() => Iterable<string>) | null;
 
   constructor(
     private readonly p2p: P2PNode,
@@ -71,12 +134,18 @@ export class TxGossip {
     readonly maxBatch: number = MAX_TX_BATCH,
     /** Longest wait (ms) for more transactions before publishing a partial batch. */
     readonly flushMs: number = DEFAULT_TX_GOSSIP_FLUSH_MS,
+    private readonly direct: TxDirectOptions = {},
   ) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_TX_BATCH) throw new RangeError(`tx gossip batch must be 1..${MAX_TX_BATCH}, not ${maxBatch}`);
+    this.probationMs = direct.probationMs ?? TX_DIRECT_PROBATION_MS;
+    if (!(this.probationMs >= 0)) throw new RangeError(`direct probation must be ≥ 0 ms, not ${this.probationMs}`);
+    this.expectedPeers = direct.expectedPeers ?? null;
   }
 
-  subscribe(): void {
-    this.p2p.subscribe(this.topic, { maxBytes: MAX_TX_BATCH_BYTES, validate: (d) => this.validate(d) });
+  /** Receive batches: the shard's tx topic, and (with a direct protocol) direct batches, checked alike. */
+  async subscribe(): Promise<void> {
+    this.p2p.subscribe(this.topic, { maxBytes: MAX_TX_BATCH_BYTES, validate: (d) => this.validate(d, 'gossip') });
+    if (this.direct.protocol !== undefined) await this.p2p.handleDirect(this.direct.protocol, TX_DIRECT_LIMITS, (d) => this.validate(d, 'direct'));
   }
 
   /** Queue an admitted transaction for the next outbound batch. */
@@ -91,7 +160,7 @@ export class TxGossip {
     this.timer = null;
     while (this.pending.length) {
       const batch = this.pending.splice(0, this.maxBatch);
-      this.p2p.publish(this.topic, encodeTxBatch(batch)).catch((e: Error) => this.onPublishError(e));
+      this.send(encodeTxBatch(batch));
     }
   }
 
@@ -101,12 +170,61 @@ export class TxGossip {
     this.pending = [];
   }
 
-  private async validate(data: Uint8Array): Promise<ValidationResult> {
+  /** One batch: directly to each topic peer, and by gossip too when that may not reach everyone (see the class comment). */
+  private send(data: Uint8Array): void {
+    let gossip = true;
+    const protocol = this.direct.protocol;
+    if (protocol !== undefined && this.takeToken()) {
+      const now = Date.now();
+      const peers = this.p2p.topicPeers(this.topic);
+      const reached = new Set<string>();
+      let missed = peers.length === 0;
+      for (const peer of peers) {
+        if (!this.p2p.sendDirect(peer, protocol, data)) {
+          this.directSince.delete(peer);
+          missed = true;
+          continue;
+        }
+        reached.add(peer);
+        const since = this.directSince.get(peer);
+        if (since === undefined) this.directSince.set(peer, now);
+        if (since === undefined ? this.probationMs > 0 : now - since < this.probationMs) missed = true;
+      }
+      // Peers gone from the topic start a new probation when they come back.
+      for (const peer of this.directSince.keys()) if (!reached.has(peer)) this.directSince.delete(peer);
+      if (!missed && this.expectedPeers) {
+        for (const peer of this.expectedPeers()) {
+          if (peer !== this.p2p.peerId && !reached.has(peer)) {
+            missed = true;
+            break;
+          }
+        }
+      }
+      if (reached.size > 0) this.metrics.txBatchesSent.inc({ path: 'direct' });
+      gossip = missed;
+    }
+    if (!gossip) return;
+    this.metrics.txBatchesSent.inc({ path: 'gossip' });
+    this.p2p.publish(this.topic, data).catch((e: Error) => this.onPublishError(e));
+  }
+
+  /** Take one batch from our direct send budget (DIRECT_SEND_PER_SEC, bursts of DIRECT_SEND_BURST): false when it is spent. */
+  private takeToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(DIRECT_SEND_BURST, this.tokens + ((now - this.tokensAt) * DIRECT_SEND_PER_SEC) / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
+  /** A batch from a peer (relayed by gossip, or sent to us directly by its origin): `source` labels the admission metric. */
+  private async validate(data: Uint8Array, source: 'gossip' | 'direct'): Promise<ValidationResult> {
     let raws: Uint8Array[];
     try {
       raws = decodeTxBatch(data);
     } catch {
-      this.metrics.txAdmission.inc({ source: 'gossip', result: 'TX_MALFORMED' });
+      this.metrics.txAdmission.inc({ source, result: 'TX_MALFORMED' });
       return 'reject';
     }
     let added = 0;
@@ -116,12 +234,12 @@ export class TxGossip {
       raws.map(async (raw) => {
         try {
           const r = await this.mempool.admit(openTx(raw));
-          this.metrics.txAdmission.inc({ source: 'gossip', result: r === 'added' ? 'accepted' : 'known' });
+          this.metrics.txAdmission.inc({ source, result: r === 'added' ? 'accepted' : 'known' });
           if (r === 'added') added++;
         } catch (e) {
           const code: AnyErrorCode = e instanceof QnexusError ? e.code : 'TX_MALFORMED';
-          this.metrics.txAdmission.inc({ source: 'gossip', result: code });
-          // State-dependent failures (nonce races, funds, a full pool) are not the relayer's fault.
+          this.metrics.txAdmission.inc({ source, result: code });
+          // State-dependent failures (nonce races, funds, a full pool) are not the sender's fault.
           if (PEER_FAULT.has(code)) fault = true;
         }
       }),

@@ -85,7 +85,7 @@ describe('node: pending transactions reach everyone (tx inventories, pulls, prop
     const p2p = await createP2PNode({ peerKeyPath: join(dir, `${name}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
     const t = topics(G.chainId, 0);
     const gossip = new TxGossip(p2p, t.tx, mempool, metrics, () => undefined, 64, 10);
-    gossip.subscribe();
+    await gossip.subscribe();
     await p2p.handle(t.txsProtocol, txsProtocolOptions(G.maxBlockTxs), serveTxsByIds(mempool));
     let inventory: TxInventory | null = null;
     if (reannounce !== null) {
