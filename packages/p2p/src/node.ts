@@ -4,6 +4,7 @@ import { validateTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score';
 import { noise } from '@chainsafe/libp2p-noise';
 import { coalescingWrites } from './coalesce.js';
 import { yamux } from '@chainsafe/libp2p-yamux';
+import { lazyYamuxWindowUpdates } from './yamux-window.js';
 import { identify, type Identify } from '@libp2p/identify';
 import { TopicValidatorResult, type Libp2p, type Message, type PeerId, type Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
@@ -202,6 +203,8 @@ class Libp2pNode implements P2PNode {
       scoreThresholds: SCORE_THRESHOLDS,
     };
 
+    // Window updates only once half a stream's window is consumed (yamux-window.ts).
+    lazyYamuxWindowUpdates();
     this.libp2p = await createLibp2p<Services>({
       privateKey,
       start: false,
