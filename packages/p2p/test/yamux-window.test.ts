@@ -15,7 +15,7 @@ class FrameTap {
   readonly types = new Map<number, number>();
   private buf = new Uint8ArrayList();
 
-  tap = (src: AsyncIterable<Uint8Array | Uint8ArrayList>): AsyncIterable<Uint8Array | Uint8ArrayList> => {
+  tap = (src: AsyncIterable<Uint8Array | Uint8ArrayList>): AsyncGenerator<Uint8Array | Uint8ArrayList> => {
     const self = this;
     return (async function* () {
       for await (const chunk of src) {
@@ -47,7 +47,8 @@ function muxerPair(): { outbound: StreamMuxer; inbound: StreamMuxer; fromOutboun
   const inbound = factory.createStreamMuxer({ direction: 'inbound', onIncomingStream: (s) => incoming.push(s) });
   const fromOutbound = new FrameTap();
   const fromInbound = new FrameTap();
-  void pipe(outbound, fromOutbound.tap, inbound, fromInbound.tap, outbound).catch(() => undefined);
+  // The pipe ends when a muxer is aborted (afterEach); that rejection is expected.
+  Promise.resolve(pipe(outbound, fromOutbound.tap, inbound, fromInbound.tap, outbound)).catch(() => undefined);
   return { outbound, inbound, fromOutbound, fromInbound, incoming };
 }
 
