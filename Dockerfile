@@ -21,6 +21,8 @@ RUN node -e "import('classic-level').then(async ({ ClassicLevel }) => { const db
 # ---- runtime: the compiled workspace and its production node_modules only.
 FROM node:20-slim
 ENV NODE_ENV=production
+# As the devnet launcher runs its processes (NODE_PROCESS_FLAGS in packages/cli/src/devnet.ts): a smaller young generation.
+ENV NODE_OPTIONS=--max-semi-space-size=8
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules

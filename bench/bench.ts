@@ -41,7 +41,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
+import { NODE_PROCESS_FLAGS, startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
 import type { QnexusClient, TxInfo } from '@qnexus/sdk';
 import { backendAvailable, parseAddress, type SchemeName } from '@qnexus/crypto';
 import { sendMsg } from '@qnexus/state';
@@ -346,7 +346,7 @@ async function openNet(shards: number, accountsPerShard: number, basePort: numbe
     // sweep well below saturation (pqclean's steps offer hundreds of tx/s to each node), so its
     // devnets lift them (the global connection cap stays at its default).
     env: { QNEXUS_CRYPTO_BACKEND: args['crypto-backend']!, QNEXUS_API_RATE_LIMIT: '0', QNEXUS_API_MAX_CONNECTIONS_PER_IP: '512', ...o.env },
-    ...(args['node-flags'] ? { nodeCommand: { command: process.execPath, args: [...args['node-flags'].split(/\s+/).filter(Boolean), fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url))] } } : {}),
+    ...(args['node-flags'] ? { nodeCommand: { command: process.execPath, args: [...NODE_PROCESS_FLAGS, ...args['node-flags'].split(/\s+/).filter(Boolean), fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url))] } } : {}),
     validators: num('validators'),
     fullNodes: num('full-nodes'),
     accounts: accountsPerShard,
