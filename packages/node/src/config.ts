@@ -33,6 +33,8 @@ export interface NodeConfig extends ProcessConfig {
   admissionJournal?: boolean;
   /** Most transactions the mempool (and the admission journal) holds (default 20 000); beyond it 503 MEMPOOL_FULL. */
   mempoolMaxTxs?: number;
+  /** Most bytes of transactions the mempool holds (default 32 MiB, DEFAULT_MEMPOOL_MAX_BYTES); beyond it 503 MEMPOOL_FULL. */
+  mempoolMaxBytes?: number;
   /**
    * How a node at genesis catches up (default 'snapshot'): 'snapshot' joins from a peer's state
    * snapshot at a recent certified height when the best peer is more than `snapshotThreshold`

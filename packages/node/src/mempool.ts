@@ -9,7 +9,17 @@ export interface MempoolLimits {
   maxTxs: number;
   /** How far past the account's next nonce a transaction may be queued. */
   maxNonceGap: number;
+  /** Most bytes of transactions (their encodings) held at once; default DEFAULT_MEMPOOL_MAX_BYTES. */
+  maxBytes?: number;
 }
+
+/**
+ * Default bound on the bytes of pending transactions. The count alone (20,000) let a pool of
+ * large transactions (a stake is up to 16 KiB) hold 320 MB, and an overloaded node's memory grew
+ * with its backlog: 32 MiB is ≈ 13,000 keyless ML-DSA-44 transfers, a minute of a shard's
+ * saturated rate, and keeps a node under load near its memory target (docs/performance.md).
+ */
+export const DEFAULT_MEMPOOL_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
  * Block context for "would this beacon entry apply on the head?": the next height and slot. The
@@ -49,6 +59,8 @@ export interface RejectedInfo {
  */
 export class Mempool {
   private readonly byHash = new Map<string, Entry>();
+  /** Bytes of the transactions in byHash (their encodings). */
+  private bytes = 0;
   /** sender hex -> nonce -> entry */
   private readonly bySender = new Map<string, Map<bigint, Entry>>();
   /** Recently dropped transactions, so GET /v1/txs can say why (bounded). */
@@ -85,6 +97,18 @@ export class Mempool {
     return this.byHash.size + this.system.size;
   }
 
+  /** Bytes of the account transactions held (what maxBytes bounds). */
+  get byteSize(): number {
+    return this.bytes;
+  }
+
+  /** MEMPOOL_FULL when one more transaction of `size` bytes would pass a limit. */
+  private checkRoom(size: number): void {
+    if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
+    const maxBytes = this.limits.maxBytes ?? DEFAULT_MEMPOOL_MAX_BYTES;
+    if (this.bytes + size > maxBytes) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.bytes} bytes of transactions (at most ${maxBytes}); retry later`);
+  }
+
   get(hashHex: string): TxEnvelope | undefined {
     return this.byHash.get(hashHex)?.env ?? this.system.get(hashHex);
   }
@@ -113,6 +137,8 @@ export class Mempool {
     this.chain.app.checkStateless(env, this.chain.params);
     this.checkState(env);
     this.trial(env);
+    // A full pool refuses before the signature work, and again after it (others got in meanwhile).
+    this.checkRoom(env.raw.length);
     // Both signatures of a stake (the funder's and the validator key's consent) are checked here, once.
     const verdict = await this.verifyOnce(env);
     if (verdict === 'TX_BAD_SIGNATURE') {
@@ -125,10 +151,11 @@ export class Mempool {
     if (verdict !== 'ok') throw new QnexusError(verdict, 'a signature the message carries does not verify');
     if (this.byHash.has(env.hashHex)) return 'known';
     const entry = this.checkState(env);
-    if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
+    this.checkRoom(env.raw.length);
     const sender = toHex(env.from);
     const q = this.bySender.get(sender);
     this.byHash.set(env.hashHex, entry);
+    this.bytes += env.raw.length;
     if (q) q.set(env.tx.body.nonce, entry);
     else this.bySender.set(sender, new Map([[env.tx.body.nonce, entry]]));
     this.rejected.delete(env.hashHex);
@@ -311,7 +338,7 @@ export class Mempool {
   }
 
   private remove(sender: string, e: Entry): void {
-    this.byHash.delete(e.env.hashHex);
+    if (this.byHash.delete(e.env.hashHex)) this.bytes -= e.env.raw.length;
     this.onRemoved?.(e.env.hashHex);
     const q = this.bySender.get(sender);
     q?.delete(e.env.tx.body.nonce);

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BACKEND, describeBackend, formatAddress, getBackend, resolveBackend, toHex } from '@qnexus/crypto';
-import { MAX_TX_BATCH, QnexusError, genesisHash, openTx, type TxEnvelope } from '@qnexus/types';
+import { MAX_TX_BATCH, MAX_TX_BYTES, QnexusError, genesisHash, openTx, type TxEnvelope } from '@qnexus/types';
 import { ChainStore } from '@qnexus/db';
 import { chainTopics, createP2PNode, discoveryProtocol, topics, type P2PNode } from '@qnexus/p2p';
 import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile } from '@qnexus/runtime';
@@ -9,7 +9,7 @@ import { moduleApiRoutes, startApi } from './api.js';
 import { Chain, DEFAULT_STATE_RETENTION, MIN_STATE_RETENTION } from './chain.js';
 import { DEFAULT_STATE_CACHE_MB, defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
 import { Engine } from './engine.js';
-import { DEFAULT_MEMPOOL_LIMITS, Mempool } from './mempool.js';
+import { DEFAULT_MEMPOOL_LIMITS, DEFAULT_MEMPOOL_MAX_BYTES, Mempool } from './mempool.js';
 import { ADMISSION_JOURNAL_FILE, AdmissionJournal, MEMPOOL_JOURNAL_FILE, readAdmissionJournal, takeMempoolJournal } from './mempool-journal.js';
 import { bindState, createMetrics } from './metrics.js';
 import { Syncer } from './sync.js';
@@ -54,7 +54,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   try {
     const chain = await Chain.open(store, g, cfg.shard, verifier, log, {}, { retention: tuning.stateRetention, ...stateCaches(tuning.stateCacheMb) });
     bindState(metrics, () => chain.stateStats());
-    const mempool = new Mempool(chain, verifier, { ...DEFAULT_MEMPOOL_LIMITS, maxTxs: tuning.mempoolMaxTxs });
+    const mempool = new Mempool(chain, verifier, { ...DEFAULT_MEMPOOL_LIMITS, maxTxs: tuning.mempoolMaxTxs, maxBytes: tuning.mempoolMaxBytes });
     const journal = new AdmissionJournal(join(cfg.dataDir, ADMISSION_JOURNAL_FILE), { maxEntries: tuning.mempoolMaxTxs, registry: metrics.registry });
     mempool.onRemoved = (hashHex) => journal.remove(hashHex);
     // Runs after the API, engine and gossip have stopped (steps run in reverse order), before the store closes:
@@ -187,6 +187,8 @@ function nodeTuning(cfg: NodeConfig) {
     txGossipFlushMs: int('txGossipFlushMs', cfg.txGossipFlushMs, DEFAULT_TX_GOSSIP_FLUSH_MS, 0, 10_000),
     admissionJournal: cfg.admissionJournal ?? true,
     mempoolMaxTxs: int('mempoolMaxTxs', cfg.mempoolMaxTxs, DEFAULT_MEMPOOL_LIMITS.maxTxs, 1, 10_000_000),
+    // At least one transaction of the largest size must fit.
+    mempoolMaxBytes: int('mempoolMaxBytes', cfg.mempoolMaxBytes, DEFAULT_MEMPOOL_MAX_BYTES, MAX_TX_BYTES, 2 ** 40),
     sync: syncMode(cfg.sync),
     snapshotThreshold: int('snapshotThreshold', cfg.snapshotThreshold, DEFAULT_SNAPSHOT_THRESHOLD, 0, 1_000_000_000),
     snapshotChunkItems: int('snapshotChunkItems', cfg.snapshotChunkItems, DEFAULT_SNAPSHOT_CHUNK_ITEMS, 1, 4096),

@@ -17,7 +17,7 @@ import { embeddedNodeConfig, unitGenesis } from './helpers.js';
 const noble = getBackend('ml-dsa-44');
 const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
 const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
-const users = [51, 52, 53, 54].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
+const users = [51, 52, 53, 54, 55].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
 const other = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
 const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 
@@ -108,6 +108,25 @@ describe('node: admission (journal before the 202, shedding by capacity)', funct
     const r = await submit(url, transfer(g, users[2]!, 2n));
     assert.deepEqual([r.status, r.code], [503, 'MEMPOOL_FULL']);
     assert.ok(r.retryAfter !== null && Number(r.retryAfter) >= 1, `Retry-After: ${r.retryAfter}`);
+    await stop(node);
+  });
+
+  it('a mempool full by bytes answers 503 MEMPOOL_FULL too, before checking the signature', async () => {
+    const maxBytes = 16 * 1024; // the smallest allowed: one transaction of the largest size
+    const node = await start('full-bytes', { mempoolMaxBytes: maxBytes });
+    const url = node.info.apiUrl;
+    const txs = Array.from({ length: 12 }, (_, i) => transfer(g, users[4]!, BigInt(i)));
+    // As many as fit whole, counted from their encodings.
+    let fit = 0;
+    for (let used = 0; fit < txs.length && used + txs[fit]!.raw.length <= maxBytes; fit++) used += txs[fit]!.raw.length;
+    assert.ok(fit >= 1 && fit < txs.length, `${fit} of ${txs.length} fit`);
+    for (const t of txs.slice(0, fit)) assert.equal((await submit(url, t)).status, 202);
+    const r = await submit(url, txs[fit]!);
+    assert.deepEqual([r.status, r.code], [503, 'MEMPOOL_FULL']);
+    const verifies = (m: string): number => Number(/^qnexus_crypto_verify_total\{kind="tx"\} (\d+)/m.exec(m)?.[1] ?? 0);
+    const before = verifies(await (await fetch(`${url}/metrics`)).text());
+    assert.equal((await submit(url, txs[fit + 1]!)).code, 'MEMPOOL_FULL');
+    assert.equal(verifies(await (await fetch(`${url}/metrics`)).text()), before, 'a full pool refuses before any signature work');
     await stop(node);
   });
 
