@@ -180,7 +180,8 @@ export class TxGossip {
       const reached = new Set<string>();
       let missed = peers.length === 0;
       for (const peer of peers) {
-        if (!this.p2p.sendDirect(peer, protocol, data)) {
+        // A batch must not be dropped silently behind a stalled stream: refused, it goes by gossip.
+        if (!this.p2p.sendDirect(peer, protocol, data, { whenFull: 'refuse' })) {
           this.directSince.delete(peer);
           missed = true;
           continue;

@@ -41,10 +41,15 @@ class Outbound {
   stream: Stream | undefined;
   private wake: (() => void) | null = null;
 
-  push(frame: Uint8Array): void {
-    if (this.queue.length >= DIRECT_MAX_QUEUED) this.queue.shift();
+  /** Queue a frame; when the queue is full, drop the oldest, or refuse this one (false). */
+  push(frame: Uint8Array, whenFull: 'drop-oldest' | 'refuse'): boolean {
+    if (this.queue.length >= DIRECT_MAX_QUEUED) {
+      if (whenFull === 'refuse') return false;
+      this.queue.shift();
+    }
     this.queue.push(frame);
     this.notify();
+    return true;
   }
 
   close(): void {
@@ -84,9 +89,10 @@ export class DirectSender {
   /**
    * Queue `data` for `peer` on `protocol`, opening the stream if needed. Returns false, sending
    * nothing, when the peer is not connected or its stream could not be opened lately (it does
-   * not serve the protocol, or it is unreachable): the caller should reach it another way.
+   * not serve the protocol, or it is unreachable): the caller should reach it another way. A full
+   * queue drops its oldest frame, or with `whenFull` 'refuse' refuses this one (false).
    */
-  send(peer: string, protocol: string, data: Uint8Array): boolean {
+  send(peer: string, protocol: string, data: Uint8Array, whenFull: 'drop-oldest' | 'refuse' = 'drop-oldest'): boolean {
     if (this.stopped) return false;
     const key = `${peer} ${protocol}`;
     let o = this.out.get(key);
@@ -103,8 +109,7 @@ export class DirectSender {
       this.out.set(key, o);
       void this.run(o, id, protocol, key);
     }
-    o.push(data);
-    return true;
+    return o.push(data, whenFull);
   }
 
   /** Whether an outbound stream to `peer` on `protocol` is open or opening (for tests and stats). */

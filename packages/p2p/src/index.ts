@@ -16,6 +16,7 @@ export { chainTopics, topics, type Topics } from './topics.js';
 export type {
   ConnectionLimits,
   DirectHandler,
+  DirectSendOptions,
   DirectHandlerOptions,
   DirectStats,
   DiscoveryOptions,

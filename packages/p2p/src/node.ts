@@ -32,6 +32,7 @@ import { DISCOVERY_LIMITS, decodeDiscoveryRequest, decodeDiscoveryResponse, enco
 import type {
   ConnectionLimits,
   DirectHandler,
+  DirectSendOptions,
   DirectHandlerOptions,
   DiscoveryOptions,
   LogFn,
@@ -678,9 +679,9 @@ class Libp2pNode implements P2PNode {
     );
   }
 
-  sendDirect(peerId: string, protocol: string, data: Uint8Array): boolean {
+  sendDirect(peerId: string, protocol: string, data: Uint8Array, opts: DirectSendOptions = {}): boolean {
     if (this.stopped) return false;
-    return this.direct.send(peerId, protocol, data);
+    return this.direct.send(peerId, protocol, data, opts.whenFull ?? 'drop-oldest');
   }
 
   async unhandle(protocol: string): Promise<void> {

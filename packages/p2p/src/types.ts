@@ -118,6 +118,11 @@ export interface DirectHandlerOptions {
 }
 
 /** Handles one direct frame from `from`; 'reject' penalises the sender (as an invalid gossip message does). */
+/** How P2PNode.sendDirect treats a full queue (see there). */
+export interface DirectSendOptions {
+  whenFull?: 'drop-oldest' | 'refuse';
+}
+
 export type DirectHandler = (data: Uint8Array, from: string) => ValidationResult | Promise<ValidationResult>;
 
 export interface RequestHandlerOptions {
@@ -259,8 +264,11 @@ export interface P2PNode {
    * for that peer and protocol (opened, or reopened, on demand). Never blocks; delivery is not
    * acknowledged. False, sending nothing, when the peer is not connected or its stream could not
    * be opened lately (it does not serve the protocol): reach it another way, e.g. gossip.
+   * When the peer's queue is full (DIRECT_MAX_QUEUED frames), the oldest frame is dropped, which
+   * suits messages a newer one supersedes (votes); `whenFull: 'refuse'` returns false instead,
+   * sending nothing, for messages that must not be lost silently (transaction batches).
    */
-  sendDirect(peerId: string, protocol: string, data: Uint8Array): boolean;
+  sendDirect(peerId: string, protocol: string, data: Uint8Array, opts?: DirectSendOptions): boolean;
   /** Opens a new stream, writes the framed request and yields response frames as they arrive. */
   request(peerId: string, protocol: string, request: Uint8Array, opts: RequestOptions): AsyncIterable<Uint8Array>;
   stats(): P2PStats;

@@ -1,6 +1,7 @@
 // Direct messages: one-way frames over one long-lived stream per (peer, protocol), bounded and rate-limited.
 import assert from 'node:assert/strict';
 import type { DirectHandlerOptions, P2PNode, ValidationResult } from '../src/index.js';
+import { DIRECT_MAX_QUEUED } from '../src/direct.js';
 import { Harness, bytes, sleep, text, waitFor } from './helpers.js';
 
 describe('p2p: direct messages', function () {
@@ -34,6 +35,30 @@ describe('p2p: direct messages', function () {
     await sleep(200);
     assert.deepEqual(got, Array.from({ length: 25 }, (_, i) => `m${i}`));
     assert.deepEqual(b.stats().direct?.['/qn/test/direct/1'], { streams: 1, frames: 25, dropped: 0, rejected: 0 });
+  });
+
+  it('a full queue drops its oldest frame, or refuses the new one when asked to', async () => {
+    const { a, b } = await pair();
+    const got = new Map<string, string[]>();
+    for (const mode of ['drop-oldest', 'refuse'] as const) {
+      const protocol = `/qn/test/direct-${mode}/1`;
+      got.set(mode, []);
+      await b.handleDirect(protocol, opts, (d) => {
+        got.get(mode)!.push(text(d));
+        return 'accept';
+      });
+      // In one turn, before the stream has opened: nothing drains the queue meanwhile.
+      const accepted = Array.from({ length: DIRECT_MAX_QUEUED + 2 }, (_, i) => a.sendDirect(b.peerId, protocol, bytes(`m${i}`), { whenFull: mode }));
+      const n = DIRECT_MAX_QUEUED;
+      if (mode === 'refuse') assert.deepEqual(accepted, [...Array<boolean>(n).fill(true), false, false]);
+      else assert.ok(accepted.every(Boolean));
+      await waitFor(`${n} frames (${mode})`, () => got.get(mode)!.length >= n);
+    }
+    await sleep(200);
+    const range = (from: number) => Array.from({ length: DIRECT_MAX_QUEUED }, (_, i) => `m${from + i}`);
+    // A newer vote supersedes an older one; a batch refused is sent another way by the caller.
+    assert.deepEqual(got.get('drop-oldest'), range(2));
+    assert.deepEqual(got.get('refuse'), range(0));
   });
 
   it('a message the handler rejects penalises the sender', async () => {
