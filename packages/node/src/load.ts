@@ -65,7 +65,9 @@ export class LoadMonitor {
     windowMs = 250,
     readonly sustainedWindows = DEFAULT_SUSTAINED_WINDOWS,
   ) {
-    this.h = monitorEventLoopDelay({ resolution: 10 });
+    // A sample every half budget (10..50 ms): enough samples per window for its median, and an
+    // idle node is not woken 100 times a second for it (each wake-up costs CPU on a VM).
+    this.h = monitorEventLoopDelay({ resolution: Math.min(50, Math.max(10, Math.floor(budgetMs / 2))) });
     this.h.enable();
     this.timer = setInterval(() => {
       this.observe(this.h.percentile(50) / 1e6, this.h.percentile(99) / 1e6);

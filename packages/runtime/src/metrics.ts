@@ -8,9 +8,16 @@ import type { P2PStats } from '@qnexus/p2p';
  * The `nodejs_active_{handles,requests,resources}_total` gauges are dropped: a gauge
  * must not end in `_total` (promtool rejects it) and each is the sum over `type` of
  * the gauge of the same name without the suffix, which stays.
+ *
+ * The event-loop lag is sampled every EVENT_LOOP_SAMPLE_MS, not prom-client's 10 ms: each
+ * sample is a timer wake-up of an otherwise idle process (on a VM a kernel round trip), and
+ * 100 a second of them, with the load monitor's own, were a visible part of an idle node's CPU.
+ * A lag is still measured whole by the next sample; only short stalls are seen less often.
  */
+export const EVENT_LOOP_SAMPLE_MS = 50;
+
 export function registerProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry, prefix: 'qnexus_' });
+  collectDefaultMetrics({ register: registry, prefix: 'qnexus_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   for (const n of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`qnexus_nodejs_active_${n}_total`);
 }
 
