@@ -12,7 +12,7 @@ import {
   type AnyErrorCode,
   type TxEnvelope,
 } from '@qnexus/types';
-import type { DirectHandlerOptions, P2PNode, RequestHandler, RequestHandlerOptions, Topics, ValidationResult } from '@qnexus/p2p';
+import { RateLimiter, type DirectHandlerOptions, type P2PNode, type RequestHandler, type RequestHandlerOptions, type Topics, type ValidationResult } from '@qnexus/p2p';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '@qnexus/runtime';
 import type { Mempool } from './mempool.js';
@@ -66,6 +66,8 @@ export const TX_DIRECT_LIMITS: DirectHandlerOptions = { maxFrameBytes: MAX_TX_BA
 /** Batches a node sends directly per second, and at once; beyond it a batch goes by gossip only (which has its own flow control). */
 const DIRECT_SEND_PER_SEC = 40;
 const DIRECT_SEND_BURST = 60;
+/** The one key of our send budget's RateLimiter (it is per node, not per peer). */
+const SELF = 'self';
 /**
  * A peer is "on probation" for this long after it first accepted a direct send (or accepted one
  * again after refusing): batches sent to it meanwhile also go by gossip. sendDirect returns true
@@ -117,9 +119,8 @@ export class TxGossip {
   private timer: NodeJS.Timeout | null = null;
   /** Since when each topic peer has accepted direct sends without a refusal (probation). */
   private readonly directSince = new Map<string, number>();
-  /** Our direct send budget (token bucket). */
-  private tokens = DIRECT_SEND_BURST;
-  private tokensAt = Date.now();
+  /** Our own direct send budget (one bucket, key SELF). */
+  private readonly sendBudget = new RateLimiter({ ratePerSec: DIRECT_SEND_PER_SEC, burst: DIRECT_SEND_BURST });
   private readonly probationMs: number;
   /** Peers that should get every batch (set by the node once it knows the committee's peers); see TxDirectOptions. */
   expectedPeers: (() => Iterable<string>) | null;
@@ -174,7 +175,7 @@ export class TxGossip {
   private send(data: Uint8Array): void {
     let gossip = true;
     const protocol = this.direct.protocol;
-    if (protocol !== undefined && this.takeToken()) {
+    if (protocol !== undefined && this.sendBudget.take(SELF).ok) {
       const now = Date.now();
       const peers = this.p2p.topicPeers(this.topic);
       const reached = new Set<string>();
@@ -207,16 +208,6 @@ export class TxGossip {
     if (!gossip) return;
     this.metrics.txBatchesSent.inc({ path: 'gossip' });
     this.p2p.publish(this.topic, data).catch((e: Error) => this.onPublishError(e));
-  }
-
-  /** Take one batch from our direct send budget (DIRECT_SEND_PER_SEC, bursts of DIRECT_SEND_BURST): false when it is spent. */
-  private takeToken(): boolean {
-    const now = Date.now();
-    this.tokens = Math.min(DIRECT_SEND_BURST, this.tokens + ((now - this.tokensAt) * DIRECT_SEND_PER_SEC) / 1000);
-    this.tokensAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens--;
-    return true;
   }
 
   /** A batch from a peer (relayed by gossip, or sent to us directly by its origin): `source` labels the admission metric. */
