@@ -97,11 +97,6 @@ export class Mempool {
     return this.byHash.size + this.system.size;
   }
 
-  /** Bytes of the account transactions held (what maxBytes bounds). */
-  get byteSize(): number {
-    return this.bytes;
-  }
-
   /** MEMPOOL_FULL when one more transaction of `size` bytes would pass a limit. */
   private checkRoom(size: number): void {
     if (this.byHash.size >= this.limits.maxTxs) throw new QnexusError('MEMPOOL_FULL', `mempool holds ${this.limits.maxTxs} transactions; retry later`);
