@@ -21,7 +21,7 @@ import type { Libp2p, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { RateLimiter } from './ratelimit.js';
 import { asError, plainBytes } from './reqresp.js';
-import type { DirectHandler, DirectHandlerOptions, DirectStats, LogFn } from './types.js';
+import type { DirectHandler, DirectHandlerOptions, DirectStats, DirectWhenFull, LogFn } from './types.js';
 
 /** Frames waiting per outbound stream; beyond it the oldest is dropped (a newer vote supersedes). */
 export const DIRECT_MAX_QUEUED = 64;
@@ -42,7 +42,7 @@ class Outbound {
   private wake: (() => void) | null = null;
 
   /** Queue a frame; when the queue is full, drop the oldest, or refuse this one (false). */
-  push(frame: Uint8Array, whenFull: 'drop-oldest' | 'refuse'): boolean {
+  push(frame: Uint8Array, whenFull: DirectWhenFull): boolean {
     if (this.queue.length >= DIRECT_MAX_QUEUED) {
       if (whenFull === 'refuse') return false;
       this.queue.shift();
@@ -92,7 +92,7 @@ export class DirectSender {
    * not serve the protocol, or it is unreachable): the caller should reach it another way. A full
    * queue drops its oldest frame, or with `whenFull` 'refuse' refuses this one (false).
    */
-  send(peer: string, protocol: string, data: Uint8Array, whenFull: 'drop-oldest' | 'refuse' = 'drop-oldest'): boolean {
+  send(peer: string, protocol: string, data: Uint8Array, whenFull: DirectWhenFull = 'drop-oldest'): boolean {
     if (this.stopped) return false;
     const key = `${peer} ${protocol}`;
     let o = this.out.get(key);

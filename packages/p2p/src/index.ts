@@ -17,6 +17,7 @@ export type {
   ConnectionLimits,
   DirectHandler,
   DirectSendOptions,
+  DirectWhenFull,
   DirectHandlerOptions,
   DirectStats,
   DiscoveryOptions,

@@ -118,9 +118,12 @@ export interface DirectHandlerOptions {
 }
 
 /** Handles one direct frame from `from`; 'reject' penalises the sender (as an invalid gossip message does). */
+/** What a full direct queue does with a new frame: drop its oldest one, or refuse the new one. */
+export type DirectWhenFull = 'drop-oldest' | 'refuse';
+
 /** How P2PNode.sendDirect treats a full queue (see there). */
 export interface DirectSendOptions {
-  whenFull?: 'drop-oldest' | 'refuse';
+  whenFull?: DirectWhenFull;
 }
 
 export type DirectHandler = (data: Uint8Array, from: string) => ValidationResult | Promise<ValidationResult>;
