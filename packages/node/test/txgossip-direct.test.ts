@@ -7,36 +7,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeTx, encodeTxBatch, openTx, type Genesis, type TxEnvelope } from '@qnexus/types';
-import { ChainStore } from '@qnexus/db';
+import { encodeTx, encodeTxBatch, openTx, type Genesis } from '@qnexus/types';
 import { createP2PNode, topics, type P2PNode } from '@qnexus/p2p';
-import { Chain } from '../src/chain.js';
-import { Mempool } from '../src/mempool.js';
-import { createMetrics, type Metrics } from '../src/metrics.js';
-import { TxGossip, type TxDirectOptions } from '../src/txgossip.js';
-import { TxVerifier } from '../src/verifier.js';
+import type { Metrics } from '../src/metrics.js';
+import type { TxDirectOptions } from '../src/txgossip.js';
 import { capturingLogger, unitGenesis } from './helpers.js';
 import { addrOf, beaconKey, sink, transfers, user, validators } from './sync-peers.js';
-
-interface Peer {
-  p2p: P2PNode;
-  mempool: Mempool;
-  metrics: Metrics;
-  gossip: TxGossip;
-  /** Every penalty it handed out: [peer id, reason]. */
-  penalties: [string, string][];
-  store: ChainStore;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+import { connectTxPeers, holdsAll as holds, startTxPeer, stopTxPeer, submitTxs as submit, waitUntil, type TxPeer as Peer } from './tx-peers.js';
 
 /** Sum of a counter's values whose labels include every given label value. */
 async function count(c: Metrics['txAdmission'] | Metrics['txBatchesSent'], labels: Record<string, string>): Promise<number> {
@@ -56,53 +33,19 @@ describe('node: transaction batches sent directly to shard peers (gossip as the 
     G = unitGenesis(validators, beaconKey, { chainId: 'unit-txdirect', genesisTime: Date.now(), accounts: [{ address: addrOf(user), balance: 1_000_000n }] });
   });
   afterEach(async () => {
-    for (const p of started.splice(0)) {
-      p.gossip.stop();
-      await p.p2p.stop();
-      await p.store.close();
-    }
+    for (const p of started.splice(0)) await stopTxPeer(p);
     for (const n of others.splice(0)) await n.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
   /** A shard node's transaction path; `direct` null is an older node (gossip only, no direct protocol served or used). */
   async function peer(name: string, direct: Omit<TxDirectOptions, 'protocol'> | null): Promise<Peer> {
-    const metrics = createMetrics();
-    const verifier = new TxVerifier('ml-dsa-44', metrics, null);
-    const store = await ChainStore.open(join(dir, name));
-    const chain = await Chain.open(store, G, 0, verifier, log);
-    const mempool = new Mempool(chain, verifier);
-    const p2p = await createP2PNode({ peerKeyPath: join(dir, `${name}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
-    const t = topics(G.chainId, 0);
-    const gossip = new TxGossip(p2p, t.tx, mempool, metrics, () => undefined, 64, 10, direct === null ? {} : { protocol: t.txDirectProtocol, ...direct });
-    await gossip.subscribe();
-    const penalties: [string, string][] = [];
-    const penalize = p2p.penalize.bind(p2p);
-    p2p.penalize = (id: string, reason: string) => {
-      penalties.push([id, reason]);
-      penalize(id, reason);
-    };
-    const p = { p2p, mempool, metrics, gossip, penalties, store };
+    const p = await startTxPeer(dir, G, name, log, direct === null ? {} : { direct });
     started.push(p);
     return p;
   }
 
-  /** Admit through the API's path: mempool admission, then a batch publish. */
-  async function submit(p: Peer, envs: TxEnvelope[]): Promise<void> {
-    for (const e of envs) {
-      assert.equal(await p.mempool.admit(e), 'added');
-      p.gossip.publish(e.raw);
-    }
-    p.gossip.flush();
-  }
-
-  async function connect(a: Peer, b: Peer): Promise<void> {
-    await a.p2p.dial(b.p2p.multiaddrs()[0]!);
-    const t = topics(G.chainId, 0);
-    await waitUntil('both see each other on the tx topic', () => a.p2p.topicPeers(t.tx).includes(b.p2p.peerId) && b.p2p.topicPeers(t.tx).includes(a.p2p.peerId));
-  }
-
-  const holds = (p: Peer, envs: TxEnvelope[]) => envs.every((e) => p.mempool.get(e.hashHex) !== undefined);
+  const connect = (a: Peer, b: Peer) => connectTxPeers(G, a, b);
   const protocol = () => topics(G.chainId, 0).txDirectProtocol;
 
   it('a batch admitted on A reaches B through the direct protocol, once, with no gossip copy', async function () {
