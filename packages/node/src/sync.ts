@@ -46,7 +46,8 @@ const STREAM_LIMITS = { maxInboundStreams: 16, maxOutboundStreams: 16 };
  * peer opens a stream per peer and per slot on both sides (on an idle devnet, ten new streams a
  * second per node, with their protocol negotiation and peer-store writes). A node that falls
  * behind (a partition, a pause, a crash) stops finalizing, so within IN_STEP_SLOTS its head is
- * stale and it asks every slot again.
+ * stale and it asks every slot again. A peer that connected since the last poll is asked at the
+ * next tick, in step or not: its claims (true or false) are looked at within a slot, not eight.
  */
 const IN_STEP_SLOTS = 3;
 const IN_STEP_POLL_TICKS = 8;
@@ -212,6 +213,8 @@ export class Syncer {
   private session: Session | null = null;
   /** Ticks skipped in a row while in step (see IN_STEP_SLOTS). */
   private skippedTicks = 0;
+  /** The peers connected at the last poll (see pollDue). */
+  private asked = new Set<string>();
 
   constructor(
     private readonly chain: Chain,
@@ -242,12 +245,23 @@ export class Syncer {
     const loop = () => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
-        if (this.inStep() && ++this.skippedTicks < IN_STEP_POLL_TICKS) return loop();
-        this.skippedTicks = 0;
+        if (!this.pollDue()) return loop();
         this.tick().finally(loop);
       }, every);
     };
     loop();
+  }
+
+  /**
+   * Whether this tick asks the peers for their heads: always when not in step; in step, every
+   * IN_STEP_POLL_TICKS-th tick, or at once when a peer connected since the last poll.
+   */
+  pollDue(nowMs: number = Date.now()): boolean {
+    if (!this.inStep(nowMs) || ++this.skippedTicks >= IN_STEP_POLL_TICKS || this.p2p.connectedPeers().some((p) => !this.asked.has(p))) {
+      this.skippedTicks = 0;
+      return true;
+    }
+    return false;
   }
 
   /** Whether the head is recent enough that polling every peer each slot is not needed (see IN_STEP_SLOTS). */
@@ -317,7 +331,9 @@ export class Syncer {
     try {
       const now = Date.now();
       for (const [p, until] of this.avoid) if (until <= now) this.avoid.delete(p);
-      const peers = this.p2p.connectedPeers().filter((p) => !this.avoid.has(p) && !this.p2p.isBanned(p));
+      const connected = this.p2p.connectedPeers();
+      this.asked = new Set(connected);
+      const peers = connected.filter((p) => !this.avoid.has(p) && !this.p2p.isBanned(p));
       const heads = await Promise.all(peers.map((p) => this.peerHead(p)));
       // A block per slot at most: a head above the slot clock is a lie.
       const maxHeight = this.chain.latestPlausibleRound();
