@@ -10,20 +10,22 @@
  * per-signature part of Algorithm 8 exactly as noble 0.7.1 does (same checks, same order of
  * arithmetic results), so its verdict is noble's on every input.
  *
- * The private helpers below (RejNTTPoly, SampleInBall, decompose/UseHint, the hint and
+ * The private helpers below (RejNTTPoly, decompose/UseHint, the hint and
  * polynomial decoders, w1Encode) mirror @noble/post-quantum 0.7.1 `ml-dsa.js`
- * (MIT License (c) 2024 Paul Miller, paulmillr.com); the NTT, modular arithmetic, bit packing
- * and the SHAKE128 matrix reader are noble's own exports (`_crystals.js`).
+ * (MIT License (c) 2024 Paul Miller, paulmillr.com); modular arithmetic, bit packing and the
+ * SHAKE128 matrix reader are noble's own exports (`_crystals.js`); the NTT is mldsa-ntt.ts (noble's
+ * reduces every product with fmod and was most of a cached verify).
  */
 import { genCrystals, XOF128 } from '@noble/post-quantum/_crystals.js';
 import { PARAMS as NOBLE_PARAMS, ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
+import { createHash } from 'node:crypto';
 import { shake256 } from '@noble/hashes/sha3.js';
 import type { SchemeName } from './mldsa.js';
+import { invNtt, ntt, Q, reduceProduct, sampleInBall, toCanonical } from './mldsa-ntt.js';
 
 // ---------------------------------------------------------------- FIPS 204 constants (as noble)
 
 const N = 256;
-const Q = 8380417;
 const ROOT_OF_UNITY = 1753;
 /** 256⁻¹ mod q: the inverse NTT's normalisation. */
 const F = 8347681;
@@ -53,7 +55,7 @@ const PARAMS: Record<SchemeName, Params> = {
 const newPoly = (n: number): Int32Array => new Int32Array(n);
 // noble's ML-DSA instance of the shared CRYSTALS helpers (same options as ml-dsa.js).
 const crystals = genCrystals({ N, Q, F, ROOT_OF_UNITY, newPoly, isKyber: false, brvBits: 8 });
-const { mod, smod, NTT } = crystals;
+const { mod, smod } = crystals;
 const id = (n: number): number => n;
 /** noble's polyCoder(d, compress) without a verify hook: encode and decode both map through compress. */
 const polyCoder = (d: number, compress: (n: number) => number = id) => crystals.bitsCoder(d, { encode: compress, decode: compress });
@@ -124,7 +126,7 @@ class SchemeVerify {
     for (let i = 0; i < K; i++) {
       const t = this.t1Coder.decode(pk.subarray(32 + i * t1Len, 32 + (i + 1) * t1Len));
       for (let n = 0; n < N; n++) t[n] <<= D; // t1 < 2^10, so t1·2^d < 2^23 < q
-      t1Hat.push(NTT.encode(t));
+      t1Hat.push(ntt(t));
     }
     // One buffer for the whole matrix: K·L·N int32.
     const buf = new Int32Array(K * L * N);
@@ -163,9 +165,11 @@ class SchemeVerify {
   verifyWith(ctx: KeyContext, message: Uint8Array, cTilde: Uint8Array, z: Int32Array[], h: Int32Array[]): boolean {
     const { K, L, C_TILDE_BYTES } = this.p;
     // µ ← H(tr ‖ M′, 64), M′ = 0x00 ‖ 0x00 ‖ M.
-    const mu = shake256.create({ dkLen: CRH_BYTES }).update(ctx.tr).update(PURE_EMPTY_CONTEXT_PREFIX).update(message).digest();
-    const c = NTT.encode(this.SampleInBall(cTilde));
-    const zNtt = z.map((p) => NTT.encode(p.slice()));
+    // SHAKE256 through node:crypto (OpenSSL): the same XOF as noble's, several times faster than JS.
+    const mu = createHash('shake256', { outputLength: CRH_BYTES }).update(ctx.tr).update(PURE_EMPTY_CONTEXT_PREFIX).update(message).digest();
+    // The transforms of mldsa-ntt.ts (noble's own, with fmod in every product, were most of a verify).
+    const c = ntt(toCanonical(sampleInBall(cTilde, this.p.TAU)));
+    const zNtt = z.map((p) => ntt(toCanonical(p.slice())));
     const w1Len = this.w1Coder.bytesLen;
     const w1 = new Uint8Array(K * w1Len);
     // Σ_j Â[i][j]·ẑ[j] summed exactly in doubles, reduced once: every product is < q² < 2^46 and
@@ -182,15 +186,15 @@ class SchemeVerify {
       const w = newPoly(N);
       for (let n = 0; n < N; n++) {
         // wApprox = Âz − ĉ·t̂1 (both in [0, q)), then NTT⁻¹.
-        const r = (acc[n] % Q) - ((t[n] * c[n]) % Q);
+        const r = reduceProduct(acc[n]) - reduceProduct(t[n] * c[n]);
         w[n] = r < 0 ? r + Q : r;
       }
-      NTT.decode(w);
+      invNtt(w);
       const hi = h[i];
       for (let n = 0; n < N; n++) w[n] = this.UseHint(hi[n], w[n]);
       w1.set(this.w1Coder.encode(w), i * w1Len);
     }
-    const c2 = shake256.create({ dkLen: C_TILDE_BYTES }).update(mu).update(w1).digest();
+    const c2 = createHash('shake256', { outputLength: C_TILDE_BYTES }).update(mu).update(w1).digest();
     let diff = 0;
     for (let i = 0; i < C_TILDE_BYTES; i++) diff |= cTilde[i] ^ c2[i];
     return diff === 0;
@@ -233,32 +237,6 @@ class SchemeVerify {
     } else r1 = Math.floor((rPlus - r0) / (2 * GAMMA2)) | 0;
     if (h === 1) return r0 > 0 ? mod(r1 + 1, this.HINT_M) | 0 : mod(r1 - 1, this.HINT_M) | 0;
     return r1 | 0;
-  }
-
-  // Mirrors noble 0.7.1 SampleInBall (FIPS 204 Algorithm 29): c with τ coefficients ±1.
-  private SampleInBall(seed: Uint8Array): Int32Array {
-    const TAU = this.p.TAU;
-    const pre = newPoly(N);
-    const s = shake256.create({}).update(seed);
-    const buf = new Uint8Array(shake256.blockLen);
-    s.xofInto(buf);
-    const masks = buf.slice(0, 8);
-    for (let i = N - TAU, pos = 8, maskPos = 0, maskBit = 0; i < N; i++) {
-      let b = i + 1;
-      for (; b > i; ) {
-        b = buf[pos++];
-        if (pos < shake256.blockLen) continue;
-        s.xofInto(buf);
-        pos = 0;
-      }
-      pre[i] = pre[b];
-      pre[b] = 1 - (((masks[maskPos] >> maskBit++) & 1) << 1);
-      if (maskBit >= 8) {
-        maskPos++;
-        maskBit = 0;
-      }
-    }
-    return pre;
   }
 }
 
