@@ -468,17 +468,20 @@ export class BeaconService {
     metrics.undecided.set(coordinator.undecided);
     this.updateGauges();
     this.updateTrusted();
-    await this.announce(slot);
+    await this.announce(slot, fx.frozen.map((fe) => fe.epoch));
   }
 
   /**
-   * Gossip: every frozen epoch that has not started, every slot (nodes need
-   * it before it starts); the current epoch every ANNOUNCE_EVERY_SLOTS slots
-   * and at its start; the registry snapshot every ANNOUNCE_EVERY_SLOTS slots.
-   * Each gossip copy carries the current issuedSlot (distinct gossip ids); the
-   * stored bytes (served by epochFetch) stay the ones signed at freeze.
+   * Gossip: a newly frozen epoch at once (`frozenNow`), and with the current epoch every
+   * ANNOUNCE_EVERY_SLOTS slots (an epoch is frozen half an epoch before it starts, so a node
+   * sees it several times before it needs it, and fetches it if it missed them all) and at an
+   * epoch's start; the registry snapshot every ANNOUNCE_EVERY_SLOTS slots. It used to re-send
+   * the frozen next epoch every slot: on an idle devnet, one signature here and a gossiped
+   * ≈ 12 KB message through every node per slot for nothing they lacked. Each gossip copy
+   * carries the current issuedSlot (distinct gossip ids); the stored bytes (served by
+   * epochFetch) stay the ones signed at freeze.
    */
-  private async announce(slot: number): Promise<void> {
+  private async announce(slot: number, frozenNow: readonly number[]): Promise<void> {
     const { registry, p2p, metrics, log } = this.d;
     const t = beaconTopics(registry.genesis.chainId);
     const epoch = epochOf(registry.genesis, slot);
@@ -487,8 +490,8 @@ export class BeaconService {
     if (epoch !== this.lastAnnounced.epoch || slot - this.lastAnnounced.slot >= ANNOUNCE_EVERY_SLOTS) {
       epochs.push(epoch);
       this.lastAnnounced = { epoch, slot };
-    }
-    for (let e = epoch + 1; e < registry.frozenNext; e++) epochs.push(e);
+      for (let e = epoch + 1; e < registry.frozenNext; e++) epochs.push(e);
+    } else for (const e of frozenNow) if (e > epoch) epochs.push(e);
     for (const e of epochs) {
       if (!registry.epoch(e)) continue;
       const body = registry.announcement(e, slot);

@@ -198,6 +198,22 @@ describe('beacon: process', function () {
     assert.equal(unknown.body.error.code, 'XS_UNKNOWN_TRANSFER');
   });
 
+  it('re-announces an epoch every 4 slots, not every slot, also while it is the frozen next one', async () => {
+    // Epoch 1 is frozen from slot 16 and starts at 32; epoch 2 is frozen at 48. Until then, epoch
+    // 1's copies (distinct issued slots) came at its freeze and then every 4 slots (once it was
+    // re-sent every slot while frozen).
+    await waitFor('announcements of epoch 1 over 12 slots', () => {
+      const slots = announcements.filter((a) => a.body.epoch === 1).map((a) => a.body.issuedSlot);
+      return slots.length > 0 && Math.max(...slots) - Math.min(...slots) >= 12;
+    });
+    const issued = [...new Set(announcements.filter((a) => a.body.epoch === 1).map((a) => a.body.issuedSlot))].sort((a, b) => a - b);
+    // Two copies may be closer: the freeze's own and the one at the epoch's start (slot 32).
+    const start = g.epochLength;
+    const gaps = issued.slice(2).map((x, i) => ({ at: x, gap: x - issued[i + 1]! })).filter((x) => x.at !== start);
+    assert.ok(gaps.length >= 1, `issued slots ${issued.join(', ')}`);
+    assert.ok(gaps.every((x) => x.gap >= 4), `copies other than the freeze's and the start's must be ≥ 4 slots apart: issued ${issued.join(', ')}`);
+  });
+
   it('publishes signed announcements of the current and the frozen next epoch, and serves the stored bytes', async () => {
     await waitFor('announcements of epochs 0 and 1', () => [0, 1].every((e) => announcements.some((a) => a.body.epoch === e)));
     for (const epoch of [0, 1]) {
