@@ -1,5 +1,3 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-
 /** Consecutive windows of high lag before the node counts as overloaded (2 s at the default 250 ms window). */
 export const DEFAULT_SUSTAINED_WINDOWS = 8;
 
@@ -42,22 +40,21 @@ function limitOf(q: QueueState): number {
 /**
  * When the API sheds new transactions (503 NODE_BUSY with Retry-After). The rule is capacity,
  * not a blip: a queue that is actually full (the signature-verification backlog, the admission
- * journal's pending group: the `signals`), or an event loop that stays overloaded, its median
- * lag above the budget in `sustainedWindows` consecutive windows. One slow window (a GC pause,
+ * journal's pending group: the `signals`), or an event loop that stays overloaded, its lag (how
+ * late the monitor's timer fires) above the budget in `sustainedWindows` consecutive windows. One slow window (a GC pause,
  * a burst of proposals) refuses nothing: the fault run shed a quarter of submissions at a tenth
  * of capacity because one 250 ms window's p99 was over the budget.
  */
 export class LoadMonitor {
-  private readonly h: IntervalHistogram;
   /** Named pressure signals, each true while its queue is full. */
   private readonly signals: { name: string; full: () => boolean }[] = [];
   private readonly queues: QueueState[] = [];
   private readonly timer: NodeJS.Timeout;
-  /** Windows in a row whose median lag was over the budget. */
+  /** Windows in a row whose lag was over the budget. */
   private highWindows = 0;
-  /** p99 of the last window (reported by /v1/status). */
+  /** The last window's event-loop lag, ms (reported by /v1/status). */
   lagMs = 0;
-  /** Median of the last window (what the sustained rule looks at). */
+  /** The lag the sustained rule looks at (the last window's). */
   medianLagMs = 0;
 
   constructor(
@@ -65,14 +62,17 @@ export class LoadMonitor {
     windowMs = 250,
     readonly sustainedWindows = DEFAULT_SUSTAINED_WINDOWS,
   ) {
-    // A sample every half budget (10..50 ms): enough samples per window for its median, and an
-    // idle node is not woken 100 times a second for it (each wake-up costs CPU on a VM).
-    this.h = monitorEventLoopDelay({ resolution: Math.min(50, Math.max(10, Math.floor(budgetMs / 2))) });
-    this.h.enable();
+    // The lag is how late this window's own timer fires: one wake-up per window. It was a
+    // monitorEventLoopDelay histogram sampling every half budget, 20 more wake-ups a second of
+    // every idle process; a loop busy enough to matter delays every timer, this one included, and
+    // the rule wants that in `sustainedWindows` windows in a row.
+    let due = performance.now() + windowMs;
     this.timer = setInterval(() => {
-      this.observe(this.h.percentile(50) / 1e6, this.h.percentile(99) / 1e6);
-      this.h.reset();
-      this.sampleQueues(performance.now());
+      const now = performance.now();
+      const lag = Math.max(0, now - due);
+      due = now + windowMs;
+      this.observe(lag, lag);
+      this.sampleQueues(now);
     }, windowMs);
     this.timer.unref();
   }
@@ -135,6 +135,5 @@ export class LoadMonitor {
 
   stop(): void {
     clearInterval(this.timer);
-    this.h.disable();
   }
 }

@@ -11,7 +11,8 @@ import type { P2PStats } from '@qnexus/p2p';
  *
  * The event-loop lag is sampled every EVENT_LOOP_SAMPLE_MS, not prom-client's 10 ms: each
  * sample is a timer wake-up of an otherwise idle process (on a VM a kernel round trip), and
- * 100 a second of them, with the load monitor's own, were a visible part of an idle node's CPU.
+ * 100 a second of them were a visible part of an idle node's CPU (the load monitor times its own
+ * 250 ms timer instead of keeping a second histogram).
  * A lag is still measured whole by the next sample; only short stalls are seen less often.
  */
 export const EVENT_LOOP_SAMPLE_MS = 50;
