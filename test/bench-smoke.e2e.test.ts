@@ -112,6 +112,13 @@ describe('npm run bench -- --smoke', function () {
     }
     for (const st of r.sweep.steps) for (const p of st.processes) assert.ok(p.mainThreadCpuSec !== null && p.mainThreadCpuSec <= p.cpuSec + 0.011, `${p.name}: main within total`);
     for (const k of ['validatorMainThreadMsPerTxAtSaturation', 'idleDevnetCores', 'oursOverHardhatAtSaturation']) assert.ok(k in r.targets, k);
+    // The idle figure is the default devnet's, started on its own: 2 × (4 validators + 1 full) + beacon.
+    assert.equal(r.idleDevnet.processes, 11);
+    assert.deepEqual(r.idleDevnet.topology, { shards: 2, validators: 4, fullNodes: 1, slotMs: 1000 });
+    pos(r.idleDevnet.cores, 'idle devnet cores');
+    assert.ok(r.idleDevnet.mainThreadCores <= r.idleDevnet.cores + 0.011);
+    assert.deepEqual(Object.keys(r.idleDevnet.coresByRole).sort(), ['beacon', 'full', 'validator']);
+    assert.equal(r.targets.idleDevnetCores.value, r.idleDevnet.cores);
     assert.match(stdout, /summary \(issue 18\)/);
 
     // Cross-shard: the transfers were credited, and each shard's supply identity holds. (Escrow
