@@ -3,6 +3,7 @@ export {
   prepareDevnet,
   planDevnet,
   devnetNodeName,
+  NODE_PROCESS_ENV,
   NODE_PROCESS_FLAGS,
   devnetAccountKeyFile,
   devnetBeaconPorts,

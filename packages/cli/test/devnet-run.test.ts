@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, prepareDevnet, type DevnetEvent, type DevnetManifest } from '../src/index.js';
+import { CliError, NODE_PROCESS_ENV, prepareDevnet, type DevnetEvent, type DevnetManifest } from '../src/index.js';
 import { describeExit, devnetJoinArgs, parsePublicHost, publicMultiaddr, readDevnetManifest } from '../src/devnet.js';
 import { processConfig, type ProcessOpts } from '../src/process-options.js';
 
@@ -98,6 +98,34 @@ describe('cli: devnet public host, join command, manifest truth (no node started
     assert.ok(gone.processes.every((p) => p.pid === null && p.state === 'stopped'));
 
     await assert.rejects(readDevnetManifest(join(root, 'nothing-here')), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_NOT_FOUND');
+  });
+
+  it('starts every process with NODE_PROCESS_ENV (glibc reads it only at start-up); the devnet env option overrides it', async () => {
+    assert.equal(NODE_PROCESS_ENV.MALLOC_MMAP_THRESHOLD_, '131072');
+    // A "node" that records what it was started with, then fails (it never serves an API).
+    const seen = async (name: string, env?: Record<string, string>): Promise<string> => {
+      const out = join(root, `${name}.env`);
+      const d = await prepareDevnet({
+        dir: join(root, name),
+        basePort: randomBasePort(),
+        shards: 1,
+        validators: 1,
+        fullNodes: 0,
+        accounts: 0,
+        scryptN: 1 << 10,
+        ...(env ? { env } : {}),
+        nodeCommand: { command: '/bin/sh', args: ['-c', `printf %s "$MALLOC_MMAP_THRESHOLD_" > ${out}; exit 3`] },
+        supervise: { initialDelayMs: 60_000, maxDelayMs: 60_000, quickFailureMs: 60_000, maxQuickFailures: 1 },
+      });
+      try {
+        await assert.rejects(d.restart('validator-0'), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_START_FAILED');
+        return await readFile(out, 'utf8');
+      } finally {
+        await d.stop();
+      }
+    };
+    assert.equal(await seen('env-default'), '131072');
+    assert.equal(await seen('env-override', { MALLOC_MMAP_THRESHOLD_: '65536' }), '65536');
   });
 
   it('the supervisor restarts a process that keeps failing with a doubling delay, then gives up and says so', async () => {
