@@ -1,12 +1,13 @@
 /**
  * The ML-DSA number-theoretic transform (FIPS 204 Algorithms 41 and 42) and SampleInBall
- * (Algorithm 29) for the noble backend's verify (noble-verify.ts). noble's NTT (`genCrystals(...).NTT`) runs a generic FFT over a field
- * object whose multiply reduces with `%` on a 46-bit double product, which V8 compiles to a call
- * of C's fmod: that NTT was ≈ 64 % of a cached verify's time (nine transforms per ML-DSA-44
- * verify). Here a product a·b < 2^46 is exact in a double and is reduced with one multiply by
- * 1/q, a floor and one conditional correction; the butterflies keep every coefficient in
- * [0, q). Both transforms are linear maps mod q with canonical outputs, so results equal noble's
- * coefficient for coefficient (the unit test compares them on random and extreme inputs).
+ * (Algorithm 29) for the noble backend's verify (noble-verify.ts). noble's NTT
+ * (`genCrystals(...).NTT`) runs a generic FFT over a field object whose multiply reduces with `%`
+ * on a 46-bit double product, which V8 compiles to a call of C's fmod: that NTT was ≈ 64 % of a
+ * cached verify's time (nine transforms per ML-DSA-44 verify). Here a product a·b < 2^46 is exact
+ * in a double and is reduced with one multiply by 1/q, a floor and one conditional correction;
+ * the butterflies keep every coefficient in [0, q). Both transforms are linear maps mod q with
+ * canonical outputs, so results equal noble's coefficient for coefficient (the unit test compares
+ * them on random and extreme inputs).
  */
 
 import { createHash } from 'node:crypto';
@@ -32,15 +33,16 @@ export function reduceProduct(a: number): number {
   return r;
 }
 
-/** zetas[k] = ζ^brv8(k) mod q, ζ = 1753 (FIPS 204 Appendix B). */
+/** zetas[k] = ζ^brv8(k) mod q, ζ = 1753 (FIPS 204 Appendix B): the 256 powers of ζ, bit-reversed. */
 const ZETAS: Int32Array = (() => {
+  const pow = new Int32Array(N);
+  pow[0] = 1;
+  for (let i = 1; i < N; i++) pow[i] = reduceProduct(pow[i - 1] * 1753);
   const z = new Int32Array(N);
   for (let k = 0; k < N; k++) {
     let b = 0;
     for (let i = 0, x = k; i < 8; i++, x >>= 1) b = (b << 1) | (x & 1);
-    let p = 1n;
-    for (let i = 0; i < b; i++) p = (p * 1753n) % BigInt(Q);
-    z[k] = Number(p);
+    z[k] = pow[b];
   }
   return z;
 })();
