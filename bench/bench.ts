@@ -18,6 +18,7 @@
 //           --keyless true (each account's first transaction registers its key, then every measured
 //           transaction is keyless; false: all carry the key)
 //           --variants baseline,keyed,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,pqclean|none
+//           (also malloc-arenas-2, not in the default list)
 //           (each on a fresh devnet at one fixed rate: --variant-rate or --variant-rate-factor ×
 //           the sweep's saturation; --variant-duration 20)
 //           --idle-devnet true (after the variants: the default devnet, 2 × (4 validators + 1 full)
@@ -44,7 +45,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { NODE_PROCESS_FLAGS, startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
+import { DEVNET_DEFAULTS, NODE_PROCESS_FLAGS, startDevnet, unlockKeystoreFile, type Devnet } from '@qnexus/cli';
 import type { QnexusClient, TxInfo } from '@qnexus/sdk';
 import { backendAvailable, parseAddress, type SchemeName } from '@qnexus/crypto';
 import { sendMsg } from '@qnexus/state';
@@ -346,6 +347,13 @@ interface NetOptions {
   keyed?: boolean;
 }
 
+/** `--node-flags`: every devnet process runs the built bin with them after NODE_PROCESS_FLAGS; else the launcher's default command. */
+function nodeCommandOption(): { nodeCommand?: { command: string; args: string[] } } {
+  if (!args['node-flags']) return {};
+  const bin = fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url));
+  return { nodeCommand: { command: process.execPath, args: [...NODE_PROCESS_FLAGS, ...args['node-flags'].split(/\s+/).filter(Boolean), bin] } };
+}
+
 async function openNet(shards: number, accountsPerShard: number, basePort: number, dir: string, o: NetOptions = {}): Promise<Net> {
   const devnet = await startDevnet({
     dir,
@@ -356,7 +364,7 @@ async function openNet(shards: number, accountsPerShard: number, basePort: numbe
     // sweep well below saturation (pqclean's steps offer hundreds of tx/s to each node), so its
     // devnets lift them (the global connection cap stays at its default).
     env: { QNEXUS_CRYPTO_BACKEND: args['crypto-backend']!, QNEXUS_API_RATE_LIMIT: '0', QNEXUS_API_MAX_CONNECTIONS_PER_IP: '512', ...o.env },
-    ...(args['node-flags'] ? { nodeCommand: { command: process.execPath, args: [...NODE_PROCESS_FLAGS, ...args['node-flags'].split(/\s+/).filter(Boolean), fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url))] } } : {}),
+    ...nodeCommandOption(),
     validators: num('validators'),
     fullNodes: num('full-nodes'),
     accounts: accountsPerShard,
@@ -900,7 +908,7 @@ async function idleDevnetPhase(basePort: number, dir: string): Promise<IdleDevne
     dir,
     scheme: args.scheme as SchemeName,
     env: { QNEXUS_CRYPTO_BACKEND: args['crypto-backend']! },
-    ...(args['node-flags'] ? { nodeCommand: { command: process.execPath, args: [...NODE_PROCESS_FLAGS, ...args['node-flags'].split(/\s+/).filter(Boolean), fileURLToPath(new URL('../packages/cli/dist/bin.js', import.meta.url))] } } : {}),
+    ...nodeCommandOption(),
     basePort,
     logFormat: 'json',
     logLevel: 'warn',
@@ -911,8 +919,8 @@ async function idleDevnetPhase(basePort: number, dir: string): Promise<IdleDevne
     const topology = {
       shards: new Set(nodes.map((p) => p.shard)).size,
       validators: nodes.filter((p) => p.role === 'validator' && p.shard === 0).length,
-      fullNodes: nodes.filter((p) => p.role !== 'validator' && p.shard === 0).length,
-      slotMs: 1000,
+      fullNodes: nodes.filter((p) => p.role === 'full' && p.shard === 0).length,
+      slotMs: DEVNET_DEFAULTS.slotMs,
     };
     console.log(`\n[idle devnet] ${devnet.manifest.processes.length} processes (${topology.shards} × (${topology.validators} validators + ${topology.fullNodes} full) + beacon); warming up ${warmupSec} s, then watching ${windowSec} s…`);
     await sleep(warmupSec * 1000);

@@ -616,8 +616,8 @@ export const NODE_PROCESS_FLAGS: readonly string[] = ['--max-semi-space-size=8']
  * buffers (LevelDB write batches, stream and batch buffers) come from the main heap, fragment it,
  * and the process never gives the memory back. A fixed threshold keeps them mmapped: at 400 tx/s
  * for 45 s, mean peak RSS per validator 221.8 → 196.5 and 222.8 → 184.0 MB, the highest 250 → 229
- * and 276 → 199, with p50 latency and CPU no worse (bench variant `malloc-mmap-128k`,
- * docs/performance.md). A value in the launcher's own environment wins. It must be in the
+ * and 276 → 199, with p50 latency and CPU no worse (docs/performance.md). A value in the
+ * launcher's own environment wins. It must be in the
  * environment the process starts with: glibc reads it once, at start-up.
  */
 export const NODE_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };

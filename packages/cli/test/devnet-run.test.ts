@@ -11,6 +11,8 @@ import { describeExit, devnetJoinArgs, parsePublicHost, publicMultiaddr, readDev
 import { processConfig, type ProcessOpts } from '../src/process-options.js';
 
 const randomBasePort = () => 20_000 + Math.floor(Math.random() * 63) * 200;
+/** A devnet of one validator and no accounts, fast keystores: for launcher tests whose "node" is a stand-in command. */
+const ONE_VALIDATOR = { shards: 1, validators: 1, fullNodes: 0, accounts: 0, scryptN: 1 << 10 } as const;
 
 /** A pid that surely belongs to no process: one that has exited and been reaped. */
 function deadPid(): number {
@@ -107,12 +109,8 @@ describe('cli: devnet public host, join command, manifest truth (no node started
       const out = join(root, `${name}.env`);
       const d = await prepareDevnet({
         dir: join(root, name),
+        ...ONE_VALIDATOR,
         basePort: randomBasePort(),
-        shards: 1,
-        validators: 1,
-        fullNodes: 0,
-        accounts: 0,
-        scryptN: 1 << 10,
         ...(env ? { env } : {}),
         nodeCommand: { command: '/bin/sh', args: ['-c', `printf %s "$MALLOC_MMAP_THRESHOLD_" > ${out}; exit 3`] },
         supervise: { initialDelayMs: 60_000, maxDelayMs: 60_000, quickFailureMs: 60_000, maxQuickFailures: 1 },
@@ -135,12 +133,8 @@ describe('cli: devnet public host, join command, manifest truth (no node started
     // A "node" that fails at once, every time (a real process: the supervisor sees a real exit code).
     const d = await prepareDevnet({
       dir: join(root, 'crashing'),
+      ...ONE_VALIDATOR,
       basePort: randomBasePort(),
-      shards: 1,
-      validators: 1,
-      fullNodes: 0,
-      accounts: 0,
-      scryptN: 1 << 10,
       nodeCommand: { command: '/bin/sh', args: ['-c', 'exit 3'] },
       supervise: { initialDelayMs: 20, maxDelayMs: 1000, quickFailureMs: 60_000, maxQuickFailures: 3 },
       onEvent: (e) => {

@@ -41,9 +41,9 @@ function limitOf(q: QueueState): number {
  * When the API sheds new transactions (503 NODE_BUSY with Retry-After). The rule is capacity,
  * not a blip: a queue that is actually full (the signature-verification backlog, the admission
  * journal's pending group: the `signals`), or an event loop that stays overloaded, its lag (how
- * late the monitor's timer fires) above the budget in `sustainedWindows` consecutive windows. One slow window (a GC pause,
- * a burst of proposals) refuses nothing: the fault run shed a quarter of submissions at a tenth
- * of capacity because one 250 ms window's p99 was over the budget.
+ * late the monitor's timer fires) above the budget in `sustainedWindows` consecutive windows. One
+ * slow window (a GC pause, a burst of proposals) refuses nothing: the fault run shed a quarter of
+ * submissions at a tenth of capacity because one 250 ms window's p99 was over the budget.
  */
 export class LoadMonitor {
   /** Named pressure signals, each true while its queue is full. */
