@@ -102,6 +102,7 @@ export class ConsensusCore<B> {
   private readonly schedule: Schedule;
   private readonly self: string | null;
   private readonly maxFutureRounds: number;
+  private readonly quietRounds: boolean;
   private readonly maxRounds: number;
 
   private _height: number;
@@ -152,6 +153,7 @@ export class ConsensusCore<B> {
     this.self = opts.self;
     this._height = opts.height;
     this.maxFutureRounds = opts.maxFutureRounds ?? 16;
+    this.quietRounds = opts.quietRounds ?? false;
     const maxPastRounds = opts.maxPastRounds ?? 64;
     if (!isNat(this.maxFutureRounds) || !isNat(maxPastRounds) || maxPastRounds < 1) throw new RangeError('invalid round window options');
     this.maxRounds = this.maxFutureRounds + maxPastRounds + 1;
@@ -397,6 +399,8 @@ export class ConsensusCore<B> {
   private onTimeout(height: number, round: number, step: TimeoutStep): void {
     if (height !== this._height || round !== this._round) return;
     if (step === 'propose' && this._step === 'propose') {
+      // Quiet rounds: nothing was proposed, so nothing can be decided; stay silent (see quietRounds).
+      if (this.quietRounds && (this.rounds.get(round)?.proposals.length ?? 0) === 0) return;
       // L57: no acceptable proposal in time.
       this.prevote(null);
       this.progress();
@@ -611,7 +615,13 @@ export class ConsensusCore<B> {
         blockHash = this.validHash;
         validRound = this.validRound;
       } else {
-        block = this.app.buildBlock(this._height, round);
+        const built = this.app.buildBlock(this._height, round);
+        if (built === null) {
+          // Nothing to propose: a silent round (peers time out as for an absent proposer).
+          this.out.push({ type: 'scheduleTimeout', height: this._height, round, step: 'propose' });
+          return;
+        }
+        block = built;
         blockHash = this.app.hashBlock(block);
         validRound = -1;
       }

@@ -64,8 +64,12 @@ export interface ConsensusApp<B> {
    * previous height), so implementations may consult the post-commit state.
    */
   validateBlock(b: B, height: number): boolean;
-  /** Build a fresh block for (height, round); only called when this node proposes. */
-  buildBlock(height: number, round: number): B;
+  /**
+   * Build a fresh block for (height, round); only called when this node proposes. `null`: nothing
+   * worth proposing (no transactions, and an empty block is not due yet): the proposer stays
+   * silent this round. A re-proposal of a valid value never asks.
+   */
+  buildBlock(height: number, round: number): B | null;
 }
 
 /** Committee and proposer per round. A round is an absolute slot number. */
@@ -212,4 +216,14 @@ export interface ConsensusOptions<B> {
   maxFutureRounds?: number;
   /** Keep at most this many past rounds of the current height in memory (default 64). */
   maxPastRounds?: number;
+  /**
+   * Quiet rounds (default false): when timeoutPropose fires and no proposal of the round arrived
+   * at all, do not prevote nil (Tendermint L57). Rounds are slots, so the next slot starts the
+   * next round whatever was voted; a round without a proposal can decide nothing, and its nil
+   * votes only cost every member a signature and every peer a verification. With proposers that
+   * skip slots with nothing to propose (`buildBlock` returning null) an idle shard then sends no
+   * message at all. A proposal that did arrive (even one we reject, or a re-proposal whose polka
+   * we lack) still gets its prevote, nil included, as before. Not voting is always safe.
+   */
+  quietRounds?: boolean;
 }

@@ -87,6 +87,33 @@ describe('ConsensusCore: normal operation', () => {
     assert.deepEqual(votesOf(acts), []);
   });
 
+  it('quiet rounds: a proposer with nothing to propose stays silent, and so does everyone without a proposal', () => {
+    const idleApp = { ...testApp('a'), buildBlock: () => null };
+    const a = core('a', { app: idleApp, quietRounds: true });
+    // proposer(4) = a: nothing to build, so no proposal and no vote, only the timeout every member schedules.
+    assert.deepEqual(a.handle({ type: 'slot', slot: 4 }), [{ type: 'scheduleTimeout', height: 1, round: 4, step: 'propose' }]);
+    assert.deepEqual(a.handle({ type: 'timeout', height: 1, round: 4, step: 'propose' }), []);
+    const b = core('b', { quietRounds: true });
+    b.handle({ type: 'slot', slot: 4 });
+    assert.deepEqual(b.handle({ type: 'timeout', height: 1, round: 4, step: 'propose' }), []);
+    assert.equal(b.step, 'propose');
+    // A proposal arriving after the timeout of a quiet round still gets its prevote.
+    const late = block(1, 4, 'a');
+    assert.deepEqual(votesOf(b.handle({ type: 'proposal', proposal: proposal(late) })), [
+      { height: 1, round: 4, step: 'prevote', blockHash: hashTestBlock(late), validator: 'b' },
+    ]);
+    // A proposal that arrived and is invalid is voted nil, quiet rounds or not.
+    const c = core('c', { quietRounds: true });
+    c.handle({ type: 'slot', slot: 5 });
+    assert.deepEqual(votesOf(c.handle({ type: 'proposal', proposal: proposal(block(1, 5, 'b', 'bad')) })), [
+      { height: 1, round: 5, step: 'prevote', blockHash: null, validator: 'c' },
+    ]);
+    // Without quietRounds, the same silence gets Tendermint's nil prevote (L57).
+    const d = core('d');
+    d.handle({ type: 'slot', slot: 4 });
+    assert.equal(votesOf(d.handle({ type: 'timeout', height: 1, round: 4, step: 'propose' }))[0]!.blockHash, null);
+  });
+
   it('precommits nil on timeoutPrevote when prevotes are split', () => {
     const c = core('a');
     c.handle({ type: 'slot', slot: 1 });

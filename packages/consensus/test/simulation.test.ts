@@ -168,3 +168,39 @@ describe('simulation: safety under a hostile network', function () {
     assert.ok(evidence > 0, 'no evidence produced');
   });
 });
+
+describe('simulation: quiet rounds (proposers with nothing to propose stay silent)', function () {
+  this.timeout(60_000);
+
+  it('safe and live across a partition and crashes when most proposers have nothing to propose (20 seeds × 60 slots)', () => {
+    let heights = 0;
+    for (let i = 0; i < 20; i++) {
+      const seed = 7000 + i;
+      const stakes = i % 2 === 0 ? [10n, 10n, 10n, 10n, 10n, 10n, 10n] : [30n, 25n, 20n, 15n, 10n, 6n, 6n];
+      const r = runSimulation({
+        seed,
+        stakes,
+        slots: 60,
+        quiet: 0.3,
+        dropRate: 0.1,
+        partition: i % 2 === 0 ? { fromSlot: 20, toSlot: 30, groups: [[0, 1, 2, 3], [4, 5, 6]] } : undefined,
+        crashes: [{ node: i % 7, atMs: 11_300, downMs: 2_500 }],
+      });
+      const label = `seed ${seed}`;
+      assertSafe(r, label);
+      // Blocks still get decided (only in rounds whose proposer had something), after the partition too.
+      assert.ok(new Set(r.commits.map((c) => c.height)).size >= 5, `${label}: only ${maxHeight(r)} heights`);
+      assert.ok(r.commits.some((c) => c.round >= 32), `${label}: nothing decided after the partition healed`);
+      for (const [name, h] of r.finalHeights) assert.ok(h >= maxHeight(r) - 2, `${label}: ${name} stuck at ${h} of ${maxHeight(r)}`);
+      heights += maxHeight(r);
+    }
+    // ≈ 0.3 × 60 rounds have work: fewer heights than slots, but a steady chain.
+    assert.ok(heights > 20 * 8, `only ${heights} heights in total`);
+  });
+
+  it('a round whose proposer is silent carries no vote at all', () => {
+    const r = runSimulation({ seed: 7100, stakes: Array<bigint>(4).fill(10n), slots: 30, quiet: 0, dropRate: 0 });
+    assert.deepEqual(r.commits, []);
+    assert.equal(r.delivered, 0, `${r.delivered} messages delivered on a shard with nothing to propose`);
+  });
+});

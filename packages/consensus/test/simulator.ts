@@ -5,7 +5,7 @@
 // behaves like the real node should: sign → persist lastSigned/lock → broadcast → feed the
 // signed copy back; timers for timeouts; a toy block sync via `externalCommit`.
 import { checkCommitCertificate, ConsensusCore, makeCommittee, proposerForSlot } from '../src/index.js';
-import type { Action, Committee, Event, LockState, Proposal, Schedule, SignedState, SignedStep, Vote } from '../src/index.js';
+import type { Action, Committee, ConsensusApp, Event, LockState, Proposal, Schedule, SignedState, SignedStep, Vote } from '../src/index.js';
 import { hashTestBlock, mulberry32, sig, testApp } from './helpers.js';
 import type { TestBlock } from './helpers.js';
 
@@ -42,6 +42,12 @@ export interface SimOptions {
    * value whose polka the others never see (e.g. everything sent across a partition).
    */
   rebroadcast?: boolean;
+  /**
+   * Quiet rounds: every core runs with `quietRounds`, and a proposer has something to propose in
+   * a round only with this probability (else `buildBlock` returns null and it stays silent), like
+   * a shard whose mempools are mostly empty. Re-proposals of a valid value are unaffected.
+   */
+  quiet?: number;
   /** Debugging aid: called with a line per signed message / commit / sync. */
   trace?: (line: string) => void;
 }
@@ -199,8 +205,17 @@ export function runSimulation(opts: SimOptions): SimResult {
     relocks: 0,
   };
 
+  const quiet = opts.quiet;
+  const appFor = (name: string): ConsensusApp<TestBlock> => {
+    const app = testApp(name);
+    if (quiet === undefined) return app;
+    // Work per (node, round) from a hash, not the shared PRNG: whether a proposer has work does not
+    // depend on how many messages were sent before.
+    const busy = (round: number) => mulberry32((opts.seed * 31 + round) * 131 + names.indexOf(name))() < quiet;
+    return { ...app, buildBlock: (height, round) => (busy(round) ? app.buildBlock(height, round) : null) };
+  };
   const newCore = (name: string, height: number, lastSigned: SignedState | null, locked: LockState<TestBlock> | null) =>
-    new ConsensusCore<TestBlock>({ app: testApp(name), schedule, self: name, height, lastSigned, locked });
+    new ConsensusCore<TestBlock>({ app: appFor(name), schedule, self: name, height, lastSigned, locked, quietRounds: quiet !== undefined });
 
   const nodes: Node[] = names.map((name, index) => ({
     index,
