@@ -54,6 +54,14 @@ export function randomBasePort(): number {
   return 20_000 + Math.floor(Math.random() * 126) * 100;
 }
 
+/**
+ * Environment of a test net's processes unless a test sets its own: a block every slot, even
+ * on an idle shard (`--empty-block-interval 1`), since many tests wait for heights without
+ * sending transactions. The default (quiet rounds, an empty block every 8 slots) has its own
+ * test, `quiet.e2e.test.ts`.
+ */
+export const TEST_NODE_ENV: Record<string, string> = { QNEXUS_EMPTY_BLOCK_INTERVAL: '1' };
+
 export async function startTestNet(opts: TestNetOptions = {}): Promise<TestNet> {
   const dir = mkdtempSync(join(tmpdir(), 'qnexus-e2e-'));
   let devnet: Devnet | undefined;
@@ -61,7 +69,7 @@ export async function startTestNet(opts: TestNetOptions = {}): Promise<TestNet> 
   // A random port range can still be taken; try a few.
   for (let attempt = 0; attempt < 3 && !devnet; attempt++) {
     try {
-      devnet = await startDevnet({ dir: join(dir, 'devnet'), basePort: randomBasePort(), logFormat: 'json', reset: true, ...opts });
+      devnet = await startDevnet({ dir: join(dir, 'devnet'), basePort: randomBasePort(), logFormat: 'json', reset: true, ...opts, env: { ...TEST_NODE_ENV, ...opts.env } });
     } catch (e) {
       lastErr = e;
       if (!/PORT_IN_USE/.test(String((e as { code?: string }).code ?? e))) break;

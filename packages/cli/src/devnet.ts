@@ -86,6 +86,12 @@ export interface DevnetOptions {
    * else startDevnet throws CRYPTO_BACKEND_UNAVAILABLE before creating anything.
    */
   cryptoBackend?: BackendChoice;
+  /**
+   * Every node's `--empty-block-interval` (a launch option like cryptoBackend). Unset: the nodes'
+   * default (8: an idle shard makes an empty block every 8 slots, quiet rounds in between), or
+   * `QNEXUS_EMPTY_BLOCK_INTERVAL` of `env`.
+   */
+  emptyBlockInterval?: number;
   /** Default 1 000 000. */
   validatorStake?: bigint;
   /** Default 1 000 000 000 000. */
@@ -819,6 +825,7 @@ class DevnetImpl implements Devnet {
     int(o.basePort, 'basePort', 1, 65535 - 2 * API_PORT_OFFSET);
     int(o.slotMs, 'slotMs', 50, 600_000);
     int(o.xferTimeoutSlots, 'xferTimeoutSlots', 2, 1_000_000);
+    int(o.emptyBlockInterval, 'emptyBlockInterval', 1, 1_000);
     const shards = o.shards ?? DEVNET_DEFAULTS.shards;
     if (shards * ((o.validators ?? DEVNET_DEFAULTS.validators) + (o.fullNodes ?? DEVNET_DEFAULTS.fullNodes)) > MAX_DEVNET_NODES) {
       throw usageError(`at most ${MAX_DEVNET_NODES} shard nodes besides the beacon (${shards > 1 ? 'shards × (validators + full nodes)' : 'validators + full nodes'})`);
@@ -1089,6 +1096,7 @@ class DevnetImpl implements Devnet {
       '--log-format', this.o.logFormat ?? DEVNET_DEFAULTS.logFormat,
       '--log-level', this.o.logLevel ?? DEVNET_DEFAULTS.logLevel,
       ...this.backendArgs(),
+      ...(this.o.emptyBlockInterval !== undefined ? ['--empty-block-interval', String(this.o.emptyBlockInterval)] : []),
       ...this.moduleArgs(),
       '--stop-on-stdin-close',
     ];

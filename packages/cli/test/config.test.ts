@@ -131,7 +131,7 @@ describe('cli: configuration from file, environment and flags', function () {
   it('rejects unknown keys (naming them and the valid ones), a passphrase, and a file that is not a JSON object', async () => {
     const unknown = await run(['node', ...REQUIRED, '--config', await configFile({ apiPort: 1, rpcPort: 2 })]);
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, /^error \[BAD_CONFIG\]: config file .*qnexus\.json: unknown key "rpcPort"; valid keys: dataDir, genesis, shard, validator, listen, .*apiPort, .*logFormat, logLevel, cryptoBackend, verifyWorkers, verifyCacheSize, txGossipBatch, txGossipFlushMs, admissionJournal, sync, snapshotThreshold, stateRetention, stateCacheMb, passphraseEnv, passphraseFile$/m);
+    assert.match(unknown.stderr, /^error \[BAD_CONFIG\]: config file .*qnexus\.json: unknown key "rpcPort"; valid keys: dataDir, genesis, shard, validator, listen, .*apiPort, .*logFormat, logLevel, cryptoBackend, verifyWorkers, verifyCacheSize, txGossipBatch, txGossipFlushMs, emptyBlockInterval, admissionJournal, sync, snapshotThreshold, stateRetention, stateCacheMb, passphraseEnv, passphraseFile$/m);
     const kebab = await run(['node', ...REQUIRED, '--config', await configFile({ 'data-dir': 'x' })]);
     assert.equal(kebab.code, 1);
     assert.match(kebab.stderr, /unknown key "data-dir" \(keys are camelCase: "dataDir"\)/);
@@ -174,6 +174,8 @@ describe('cli: configuration from file, environment and flags', function () {
       ['--tx-gossip-batch', 'txGossipBatch', 65],
       ['--tx-gossip-flush-ms', 'txGossipFlushMs', -1],
       ['--tx-gossip-flush-ms', 'txGossipFlushMs', 10_001],
+      ['--empty-block-interval', 'emptyBlockInterval', 0],
+      ['--empty-block-interval', 'emptyBlockInterval', 1_001],
       ['--api-max-connections', 'apiMaxConnections', 0],
       ['--api-max-connections-per-ip', 'apiMaxConnectionsPerIp', 1.5],
       ['--api-headers-timeout-ms', 'apiHeadersTimeoutMs', 99],

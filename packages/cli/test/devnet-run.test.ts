@@ -126,6 +126,29 @@ describe('cli: devnet public host, join command, manifest truth (no node started
     assert.equal(await seen('env-override', { MALLOC_MMAP_THRESHOLD_: '65536' }), '65536');
   });
 
+  it('passes emptyBlockInterval to every node as --empty-block-interval (none when unset: the nodes\' default), and refuses a bad one', async () => {
+    const argsOf = async (name: string, emptyBlockInterval?: number): Promise<string> => {
+      const out = join(root, `${name}.args`);
+      const d = await prepareDevnet({
+        dir: join(root, name),
+        ...ONE_VALIDATOR,
+        basePort: randomBasePort(),
+        ...(emptyBlockInterval !== undefined ? { emptyBlockInterval } : {}),
+        nodeCommand: { command: '/bin/sh', args: ['-c', `printf %s "$*" > ${out}; exit 3`, 'sh'] },
+        supervise: { initialDelayMs: 60_000, maxDelayMs: 60_000, quickFailureMs: 60_000, maxQuickFailures: 1 },
+      });
+      try {
+        await assert.rejects(d.restart('validator-0'), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_START_FAILED');
+        return await readFile(out, 'utf8');
+      } finally {
+        await d.stop();
+      }
+    };
+    assert.match(await argsOf('interval-3', 3), /^node .* --empty-block-interval 3 /);
+    assert.doesNotMatch(await argsOf('interval-unset'), /--empty-block-interval/);
+    await assert.rejects(prepareDevnet({ dir: join(root, 'interval-0'), ...ONE_VALIDATOR, basePort: randomBasePort(), emptyBlockInterval: 0 }), (e: unknown) => e instanceof CliError && e.code === 'USAGE');
+  });
+
   it('the supervisor restarts a process that keeps failing with a doubling delay, then gives up and says so', async () => {
     const events: DevnetEvent[] = [];
     let gaveUp: () => void = () => undefined;

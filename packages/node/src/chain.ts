@@ -495,9 +495,12 @@ export class Chain {
 
   /**
    * Build and sign a block on the head from mempool candidates, skipping any that no longer
-   * apply, within `maxBytes` of wire encoding (at most the protocol cap).
+   * apply, within `maxBytes` of wire encoding (at most the protocol cap). With `emptyOk` false,
+   * null instead of a block in which no transaction applied (nothing is signed then).
    */
-  build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array, maxBytes = MAX_BLOCK_WIRE_BYTES): Candidate {
+  build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array, maxBytes?: number, emptyOk?: true): Candidate;
+  build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array, maxBytes: number | undefined, emptyOk: boolean): Candidate | null;
+  build(slot: number, txs: TxEnvelope[], proposer: Uint8Array, sign: (bytes: Uint8Array) => Uint8Array, maxBytes = MAX_BLOCK_WIRE_BYTES, emptyOk = true): Candidate | null {
     const cap = Math.min(maxBytes, MAX_BLOCK_WIRE_BYTES);
     const picked: TxEnvelope[] = [];
     // Exactly what encodeBlock will write (a block over the cap is one every node refuses, us included).
@@ -509,6 +512,7 @@ export class Chain {
     }
     // Drop transactions that fail against the current head (e.g. a racing spend).
     const result = this.app.executeApplicable(this.state, picked, this.params, { height: this.headHeight + 1, slot, proposer });
+    if (result.applied.length === 0 && !emptyOk) return null;
     const header: BlockHeader = {
       chainId: this.genesis.chainId,
       shard: this.shard,

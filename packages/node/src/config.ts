@@ -31,6 +31,16 @@ export interface NodeConfig extends ProcessConfig {
    * for measuring what it costs: a 202 is then only as durable as the gossip that carried it.
    */
   admissionJournal?: boolean;
+  /**
+   * Slots a validator with nothing to propose lets pass after the head's block before it proposes
+   * an empty block anyway (default DEFAULT_EMPTY_BLOCK_INTERVAL). 1: a block every slot, and a
+   * nil prevote for every slot without a proposal (Tendermint as written). Above 1, proposers
+   * skip their slot when no transaction applies and validators stay silent in a round without a
+   * proposal, so an idle shard sends no consensus message between its empty blocks; a
+   * transaction still goes into the next slot's block. Like CometBFT's
+   * create_empty_blocks_interval; each proposer's own choice (any mix is safe).
+   */
+  emptyBlockInterval?: number;
   /** Most transactions the mempool (and the admission journal) holds (default 20 000); beyond it 503 MEMPOOL_FULL. */
   mempoolMaxTxs?: number;
   /** Most bytes of transactions the mempool holds (default 32 MiB, DEFAULT_MEMPOOL_MAX_BYTES); beyond it 503 MEMPOOL_FULL. */
@@ -54,6 +64,9 @@ export interface NodeConfig extends ProcessConfig {
    */
   stateCacheMb?: number;
 }
+
+/** Default of NodeConfig.emptyBlockInterval, in slots. */
+export const DEFAULT_EMPTY_BLOCK_INTERVAL = 8;
 
 /** Default memory for the state's caches, in MiB. */
 export const DEFAULT_STATE_CACHE_MB = 48;

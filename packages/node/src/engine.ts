@@ -106,6 +106,8 @@ export class Engine {
   private timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   private roundsAtHeightStart = 0;
+  /** See noteBusyRound; -1 while the current height has seen no proposal. */
+  private busyFrom = -1;
   /** Transactions of blocks we proposed, assembled or are locked on (see noteBlockTxs). */
   private readonly blockTxs = new Map<string, TxEnvelope>();
   /** Bodies of the votes we signed at the current height (re-sent when the height stalls). */
@@ -141,6 +143,12 @@ export class Engine {
      * pool's workers, which hold the key). Null: signed synchronously here (--verify-workers 0).
      */
     private readonly signer: ((message: Uint8Array) => Promise<Uint8Array>) | null = null,
+    /**
+     * Slots a proposer with no transactions lets pass after the head's before it proposes an
+     * empty block anyway (`--empty-block-interval`; 1: a block every slot). Above 1 the rounds
+     * are quiet too (ConsensusOptions.quietRounds): an idle shard sends no consensus message.
+     */
+    readonly emptyBlockInterval = 1,
   ) {
     this.txMetrics = txPropagationMetrics(metrics.registry);
   }
@@ -202,6 +210,7 @@ export class Engine {
       lastSigned,
       locked,
       minSignRound: signerFloor.floor ?? 0,
+      quietRounds: this.emptyBlockInterval > 1,
     });
     this.lastFinalizedSlot = this.chain.headSlot;
     if (lastSigned || signerFloor.floor !== null) {
@@ -581,8 +590,9 @@ export class Engine {
     this.metrics.finalizedTxs.inc(c.envs.length);
     this.metrics.blockTxs.observe(c.envs.length);
     this.metrics.mempoolSize.set(this.mempool.size);
-    this.metrics.roundsPerHeight.observe(Math.max(1, round - this.roundsAtHeightStart + 1));
+    this.metrics.roundsPerHeight.observe(Math.max(1, round - Math.max(this.roundsAtHeightStart, this.busyFrom) + 1));
     this.roundsAtHeightStart = round + 1;
+    this.busyFrom = -1;
     const slot = c.block.header.slot;
     if (this.lastFinalizedSlot >= 0 && slot > this.lastFinalizedSlot + 1) this.metrics.slotsMissed.inc(slot - this.lastFinalizedSlot - 1);
     this.lastFinalizedSlot = Math.max(this.lastFinalizedSlot, slot);
@@ -642,11 +652,30 @@ export class Engine {
     return true;
   }
 
-  private buildCandidate(round: number): Candidate {
+  /**
+   * A fresh block for our round, or null when there is nothing to propose: no transaction
+   * applies and the head is less than `emptyBlockInterval` slots old (an idle shard proposes
+   * an empty block only that often, so its chain still moves and its fee roll and
+   * participation still happen each epoch).
+   */
+  private buildCandidate(round: number): Candidate | null {
+    const emptyOk = round - this.chain.headSlot >= this.emptyBlockInterval;
     const txs = this.mempool.select(this.chain.genesis.maxBlockTxs);
-    const c = this.chain.build(round, txs, this.key!.address, (b) => this.sign(b), this.blockByteBudget(round));
+    if (txs.length === 0 && !emptyOk) return null;
+    const c = this.chain.build(round, txs, this.key!.address, (b) => this.sign(b), this.blockByteBudget(round), emptyOk);
+    if (c === null) return null;
+    this.noteBusyRound(round);
     this.noteBlockTxs(c);
     return c;
+  }
+
+  /**
+   * The first round of the current height that had a proposal (ours or one that reached us):
+   * rounds before it were quiet (nothing to propose), not failed attempts, for the block-size
+   * back-off and the rounds-per-height metric.
+   */
+  private noteBusyRound(round: number): void {
+    if (this.busyFrom < 0 || round < this.busyFrom) this.busyFrom = round;
   }
 
   /**
@@ -678,7 +707,7 @@ export class Engine {
    * at full size again. The proposer's own choice: any block within the cap is valid.
    */
   private blockByteBudget(round: number): number {
-    const heightStart = Math.max(this.roundsAtHeightStart, this.chain.headSlot + 1);
+    const heightStart = Math.max(this.roundsAtHeightStart, this.chain.headSlot + 1, this.busyFrom < 0 ? round : Math.min(this.busyFrom, round));
     const failed = Math.max(0, round - heightStart);
     return Math.max(BACKOFF_MIN_BYTES, MAX_BLOCK_WIRE_BYTES >> Math.min(8, Math.floor(failed / 2)));
   }
@@ -808,6 +837,7 @@ export class Engine {
 
   /** Rebuild the proposed block from the mempool, fetching missing transactions by id. */
   private async assemble(p: CompactProposal, from: string): Promise<void> {
+    if (p.body.height === this.chain.headHeight + 1) this.noteBusyRound(p.body.round);
     const envs: (TxEnvelope | undefined)[] = p.txHashes.map((h) => this.mempool.get(toHex(h)) ?? this.blockTxs.get(toHex(h)));
     const missing = p.txHashes.filter((_h, i) => !envs[i]);
     if (missing.length) {

@@ -14,7 +14,7 @@ export function createMetrics() {
     finalizedHeight: new Gauge({ name: 'qnexus_chain_finalized_height', help: 'Highest finalized block height', registers: r }),
     finalizedTxs: new Counter({ name: 'qnexus_chain_finalized_txs_total', help: 'Transactions in finalized blocks (tx/s: rate())', registers: r }),
     blockTxs: new Histogram({ name: 'qnexus_chain_block_txs', help: 'Transactions per finalized block', buckets: [0, 1, 10, 50, 100, 250, 500, 1000, 2000], registers: r }),
-    slotsMissed: new Counter({ name: 'qnexus_chain_slots_missed_total', help: "Slots that ended without a block on this shard's chain (counted when the next block is finalized)", registers: r }),
+    slotsMissed: new Counter({ name: 'qnexus_chain_slots_missed_total', help: "Slots that ended without a block on this shard's chain (counted when the next block is finalized; an idle shard's quiet slots included)", registers: r }),
     finalityLag: new Histogram({
       name: 'qnexus_consensus_finality_lag_seconds',
       help: "Seconds from the start of a block's slot to its finalization by this node (consensus commits, not sync imports)",
@@ -23,7 +23,7 @@ export function createMetrics() {
     }),
     lastFinalityLag: new Gauge({ name: 'qnexus_consensus_last_finality_lag_seconds', help: 'Finality lag of the last block this node finalized through consensus', registers: r }),
     rounds: new Gauge({ name: 'qnexus_consensus_round', help: 'Current consensus round (slot)', registers: r }),
-    roundsPerHeight: new Histogram({ name: 'qnexus_consensus_rounds_per_height', help: 'Rounds (slots) spent deciding a height', buckets: [1, 2, 3, 5, 10, 20], registers: r }),
+    roundsPerHeight: new Histogram({ name: 'qnexus_consensus_rounds_per_height', help: 'Rounds (slots) spent deciding a height, from its first round with a proposal', buckets: [1, 2, 3, 5, 10, 20], registers: r }),
     evidence: new Counter({ name: 'qnexus_consensus_evidence_total', help: 'Equivocation evidence observed', registers: r }),
     consensusRejected: new Counter({ name: 'qnexus_consensus_rejected_total', help: 'Consensus messages rejected by the core', labelNames: ['reason'], registers: r }),
     mempoolSize: new Gauge({ name: 'qnexus_mempool_txs', help: 'Transactions waiting in the mempool', registers: r }),

@@ -7,7 +7,7 @@ import { chainTopics, createP2PNode, discoveryProtocol, topics, type P2PNode } f
 import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile } from '@qnexus/runtime';
 import { moduleApiRoutes, startApi } from './api.js';
 import { Chain, DEFAULT_STATE_RETENTION, MIN_STATE_RETENTION } from './chain.js';
-import { DEFAULT_STATE_CACHE_MB, defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
+import { DEFAULT_EMPTY_BLOCK_INTERVAL, DEFAULT_STATE_CACHE_MB, defaultVerifyWorkers, type NodeConfig, type NodeInfo, type RunningNode } from './config.js';
 import { Engine } from './engine.js';
 import { DEFAULT_MEMPOOL_LIMITS, DEFAULT_MEMPOOL_MAX_BYTES, Mempool } from './mempool.js';
 import { ADMISSION_JOURNAL_FILE, AdmissionJournal, MEMPOOL_JOURNAL_FILE, readAdmissionJournal, takeMempoolJournal } from './mempool-journal.js';
@@ -97,7 +97,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const joined = await snapshots.join(tuning.sync, tuning.snapshotThreshold);
     if ('skipped' in joined) log.debug('snapshot sync not used', { reason: joined.skipped });
     await snapshots.serve();
-    const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log, pool?.canSign ? (m) => pool.sign(m) : null);
+    const engine = new Engine(chain, mempool, p2p, verifier, cfg.validatorKey ?? null, t, metrics, log, pool?.canSign ? (m) => pool.sign(m) : null, tuning.emptyBlockInterval);
     // Batches go straight to each connected shard peer (and by gossip too when that may not reach everyone: see TxGossip).
     const txGossip = new TxGossip(p2p, t.tx, mempool, metrics, (e) => log.warn('tx publish failed', { error: e.message }), tuning.txGossipBatch, tuning.txGossipFlushMs, { protocol: t.txDirectProtocol });
     await txGossip.subscribe();
@@ -162,6 +162,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
       verifyCacheSize: tuning.verifyCacheSize,
       txGossipBatch: tuning.txGossipBatch,
       txGossipFlushMs: tuning.txGossipFlushMs,
+      emptyBlockInterval: tuning.emptyBlockInterval,
       admissionJournal: tuning.admissionJournal,
     });
     return { info, stop: () => shutdown.stop('node') };
@@ -185,6 +186,7 @@ function nodeTuning(cfg: NodeConfig) {
     verifyCacheSize: int('verifyCacheSize', cfg.verifyCacheSize, DEFAULT_VERIFY_CACHE_SIZE, 0, 100_000_000),
     txGossipBatch: int('txGossipBatch', cfg.txGossipBatch, MAX_TX_BATCH, 1, MAX_TX_BATCH),
     txGossipFlushMs: int('txGossipFlushMs', cfg.txGossipFlushMs, DEFAULT_TX_GOSSIP_FLUSH_MS, 0, 10_000),
+    emptyBlockInterval: int('emptyBlockInterval', cfg.emptyBlockInterval, DEFAULT_EMPTY_BLOCK_INTERVAL, 1, 1_000),
     admissionJournal: cfg.admissionJournal ?? true,
     mempoolMaxTxs: int('mempoolMaxTxs', cfg.mempoolMaxTxs, DEFAULT_MEMPOOL_LIMITS.maxTxs, 1, 10_000_000),
     // At least one transaction of the largest size must fit.

@@ -268,7 +268,8 @@ export class Syncer {
   inStep(nowMs: number = Date.now()): boolean {
     const g = this.chain.genesis;
     if (this.chain.headHeight === 0 || nowMs < g.genesisTime) return false;
-    return slotAt(g, nowMs) - this.chain.headSlot <= IN_STEP_SLOTS;
+    // An idle shard makes a block only every emptyBlockInterval slots (quiet rounds in between).
+    return slotAt(g, nowMs) - this.chain.headSlot <= IN_STEP_SLOTS + this.engine.emptyBlockInterval - 1;
   }
 
   stop(): void {

@@ -109,6 +109,21 @@ describe('node: chain', () => {
     rejects(() => chain.verifyCertificate({ ...wrongRound, round: 3 }, c.block.header), 'BAD_CERTIFICATE', /bad signature/);
   });
 
+  it('build without emptyOk: null, and nothing signed, when no transaction applies; a block when one does', () => {
+    const proposer = keyFor(chain.proposerFor(1)!);
+    let signed = 0;
+    const sign = (m: Uint8Array) => (signed++, b.sign(proposer.secretKey, m));
+    const by = addressFromPublicKey(proposer.publicKey);
+    assert.equal(chain.build(1, [], by, sign, undefined, false), null);
+    // A transaction that does not apply (a nonce gap) is no reason for a block either.
+    assert.equal(chain.build(1, [transfer(5n)], by, sign, undefined, false), null);
+    assert.equal(signed, 0);
+    const c = chain.build(1, [transfer(5n), transfer(0n)], by, sign, undefined, false);
+    assert.equal(c?.envs.length, 1);
+    assert.equal(chain.build(1, [], by, sign)!.envs.length, 0, 'emptyOk by default: an empty block');
+    assert.equal(signed, 2);
+  });
+
   it('imports a certified block, persists it atomically, and refuses one that does not extend the head', async () => {
     const c = buildBlock([transfer(0n)]);
     const cert = certify(c, vals.slice(1, 4));

@@ -10,10 +10,10 @@ import type { Metrics } from '../src/metrics.js';
 describe('sync: in step with the chain', () => {
   const genesis = { genesisTime: 1_000_000, slotMs: 1000, scheme: 'ml-dsa-44' as const };
   const at = (slot: number): number => genesis.genesisTime + slot * genesis.slotMs + 500;
-  function syncer(head: { headHeight: number; headSlot: number }, connected: string[] = []): Syncer {
+  function syncer(head: { headHeight: number; headSlot: number }, connected: string[] = [], emptyBlockInterval = 1): Syncer {
     const chain = { genesis, ...head } as unknown as Chain;
     const p2p = { connectedPeers: () => connected } as unknown as P2PNode;
-    return new Syncer(chain, {} as Engine, p2p, {} as Topics, {} as Metrics, new Logger('json', 'error'));
+    return new Syncer(chain, { emptyBlockInterval } as Engine, p2p, {} as Topics, {} as Metrics, new Logger('json', 'error'));
   }
 
   it('is in step while the head is from one of the last few slots', () => {
@@ -26,6 +26,13 @@ describe('sync: in step with the chain', () => {
     const s = syncer({ headHeight: 40, headSlot: 57 });
     assert.equal(s.inStep(at(61)), false);
     assert.equal(s.inStep(at(500)), false);
+  });
+
+  it('with an empty-block interval, an idle head as old as the interval is still in step', () => {
+    const s = syncer({ headHeight: 40, headSlot: 57 }, [], 8);
+    assert.equal(s.inStep(at(57 + 8)), true, 'the next empty block is due');
+    assert.equal(s.inStep(at(57 + 10)), true);
+    assert.equal(s.inStep(at(57 + 11)), false, 'three slots past the due empty block');
   });
 
   it('is never in step at genesis or before the chain started', () => {

@@ -41,6 +41,7 @@ interface DevnetCmdOpts {
   logFormat: LogFormat;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   cryptoBackend?: BackendChoice;
+  emptyBlockInterval?: number;
   readyTimeout: number;
   epochLength: number;
   unbondingEpochs?: number;
@@ -205,6 +206,7 @@ export function devnetCommand(parent: Command): Command {
     .addOption(
       new Option('--crypto-backend <name>', 'ML-DSA implementation of every node and the beacon (--crypto-backend of qnexus node/beacon; default auto: pqclean where it loads, else noble); pqclean must be installed when named').choices([...BACKEND_CHOICES]),
     )
+    .option('--empty-block-interval <slots>', "every node's --empty-block-interval: an idle shard proposes an empty block only this often and is quiet in between; 1: a block every slot (default: the nodes' own, 8)", intParser(1, 1_000))
     .addOption(new Option('--ready-timeout <seconds>', 'how long each process may take to answer /v1/status').argParser(intParser(1, 3600)).default(30))
     .addHelpText(
       'after',
@@ -370,6 +372,7 @@ is kept. Start each process by hand with
         logFormat: o.logFormat,
         logLevel: o.logLevel,
         ...(o.cryptoBackend !== undefined ? { cryptoBackend: o.cryptoBackend } : {}),
+        ...(o.emptyBlockInterval !== undefined ? { emptyBlockInterval: o.emptyBlockInterval } : {}),
         readyTimeoutMs: o.readyTimeout * 1000,
         ...(o.genesisDelay !== undefined ? { genesisDelayMs: o.genesisDelay * 1000 } : {}),
         signal: abort.signal,

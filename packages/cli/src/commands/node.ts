@@ -18,6 +18,7 @@ interface NodeOpts extends PassphraseOptions, ProcessOpts, ConfigOptions {
   verifyCacheSize?: number;
   txGossipBatch: number;
   txGossipFlushMs?: number;
+  emptyBlockInterval?: number;
   admissionJournal?: boolean;
   sync?: 'snapshot' | 'blocks';
   snapshotThreshold?: number;
@@ -37,6 +38,7 @@ function parseOnOff(v: string): boolean {
 const MAX_TX_BATCH = 64;
 const DEFAULT_VERIFY_CACHE_SIZE = 200_000;
 const DEFAULT_TX_GOSSIP_FLUSH_MS = 100;
+const DEFAULT_EMPTY_BLOCK_INTERVAL = 8;
 const DEFAULT_SNAPSHOT_THRESHOLD = 500;
 const DEFAULT_STATE_RETENTION = 1000;
 const DEFAULT_STATE_CACHE_MB = 48;
@@ -61,6 +63,11 @@ export function nodeCommand(parent: Command): Command {
     .option('--verify-cache-size <n>', `entries of the verify-once cache of transaction signatures; 0 disables it, so every check verifies (default ${DEFAULT_VERIFY_CACHE_SIZE})`, intParser(0, 100_000_000))
     .option('--tx-gossip-batch <n>', 'most transactions per outbound gossip message', intParser(1, MAX_TX_BATCH), MAX_TX_BATCH)
     .option('--tx-gossip-flush-ms <ms>', `longest wait for more transactions before publishing a gossip batch (default ${DEFAULT_TX_GOSSIP_FLUSH_MS})`, intParser(0, 10_000))
+    .option(
+      '--empty-block-interval <slots>',
+      `with nothing to propose, a validator proposes an empty block only once the head is this many slots old, and rounds without a proposal carry no votes (an idle shard is quiet in between); 1: a block every slot (default ${DEFAULT_EMPTY_BLOCK_INTERVAL})`,
+      intParser(1, 1_000),
+    )
     .option(
       '--admission-journal <on>',
       'journal every acknowledged transaction durably (fsync, group-committed) before the 202, so a crash of this node loses none; false only to measure its cost (default true)',
@@ -130,6 +137,7 @@ export async function nodeConfig(o: NodeOpts): Promise<NodeConfig> {
   if (o.verifyWorkers !== undefined) cfg.verifyWorkers = o.verifyWorkers;
   if (o.verifyCacheSize !== undefined) cfg.verifyCacheSize = o.verifyCacheSize;
   if (o.txGossipFlushMs !== undefined) cfg.txGossipFlushMs = o.txGossipFlushMs;
+  if (o.emptyBlockInterval !== undefined) cfg.emptyBlockInterval = o.emptyBlockInterval;
   if (o.admissionJournal !== undefined) cfg.admissionJournal = o.admissionJournal;
   if (o.sync !== undefined) cfg.sync = o.sync;
   if (o.snapshotThreshold !== undefined) cfg.snapshotThreshold = o.snapshotThreshold;
