@@ -18,7 +18,7 @@
 //           --keyless true (each account's first transaction registers its key, then every measured
 //           transaction is keyless; false: all carry the key)
 //           --variants baseline,keyed,no-verify-cache,no-verify-pool,tx-gossip-batch-1,tx-gossip-flush-20,no-admission-journal,pqclean|none
-//           (also malloc-arenas-2, not in the default list)
+//           (also malloc-arenas-2 and empty-block-interval-1, not in the default list)
 //           (each on a fresh devnet at one fixed rate: --variant-rate or --variant-rate-factor ×
 //           the sweep's saturation; --variant-duration 20)
 //           --idle-devnet true (after the variants: the default devnet, 2 × (4 validators + 1 full)
@@ -1297,6 +1297,10 @@ const VARIANTS: Record<string, { what: string; env: Record<string, string>; rate
   pqclean: { what: 'native PQClean backend in every process (--crypto-backend pqclean)', env: { QNEXUS_CRYPTO_BACKEND: 'pqclean' }, rateFactor: 6, backend: 'pqclean' },
   noble: { what: 'pure-JS noble backend in every process (--crypto-backend noble)', env: { QNEXUS_CRYPTO_BACKEND: 'noble' }, backend: 'noble' },
   'malloc-arenas-2': { what: 'glibc malloc limited to 2 arenas (MALLOC_ARENA_MAX=2; its default is 8 per core)', env: { MALLOC_ARENA_MAX: '2' } },
+  'empty-block-interval-1': {
+    what: 'a block every slot and nil votes in rounds without a proposal (--empty-block-interval 1; the default 8 leaves quiet slots empty)',
+    env: { QNEXUS_EMPTY_BLOCK_INTERVAL: '1' },
+  },
 };
 
 async function variantPhase(name: string, shards: number, accountsPerShard: number, basePort: number, dir: string, env: Env, rate: number) {
