@@ -6,6 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { encryptKeystore } from '@qnexus/crypto';
+import { DEFAULT_EMPTY_BLOCK_INTERVAL as NODE_DEFAULT_EMPTY_BLOCK_INTERVAL } from '@qnexus/node';
+import { DEFAULT_EMPTY_BLOCK_INTERVAL } from '../src/commands/node.js';
 import { QNEXUS_BIN, qnexus, type CliResult } from './helpers.js';
 
 /** Every QNEXUS_* variable of the test's own environment blanked (an empty variable counts as unset). */
@@ -388,5 +390,11 @@ M._load = function (req, ...a) { if (req === 'pqclean') { const e = new Error("C
       // JSON logs (QNEXUS_LOG_FORMAT) at warn level (the file): no pretty lines.
       for (const line of output.split('\n').filter((l) => l.trim() !== '')) assert.doesNotThrow(() => JSON.parse(line), line);
     });
+  });
+});
+
+describe('cli: defaults mirrored from the node package (which the CLI loads lazily)', () => {
+  it('--empty-block-interval says the default the node applies', () => {
+    assert.equal(DEFAULT_EMPTY_BLOCK_INTERVAL, NODE_DEFAULT_EMPTY_BLOCK_INTERVAL);
   });
 });

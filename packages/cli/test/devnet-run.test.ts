@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, NODE_PROCESS_ENV, prepareDevnet, type DevnetEvent, type DevnetManifest } from '../src/index.js';
+import { CliError, NODE_PROCESS_ENV, prepareDevnet, type DevnetEvent, type DevnetManifest, type DevnetOptions } from '../src/index.js';
 import { describeExit, devnetJoinArgs, parsePublicHost, publicMultiaddr, readDevnetManifest } from '../src/devnet.js';
 import { processConfig, type ProcessOpts } from '../src/process-options.js';
 
@@ -102,50 +102,37 @@ describe('cli: devnet public host, join command, manifest truth (no node started
     await assert.rejects(readDevnetManifest(join(root, 'nothing-here')), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_NOT_FOUND');
   });
 
+  /**
+   * Start a one-validator devnet whose "node" is a shell that writes `record` (a shell word, e.g.
+   * "$*" for its arguments) to a file and fails (it never serves an API); returns what it wrote.
+   */
+  async function recordedStart(name: string, record: string, opts: Partial<DevnetOptions> = {}): Promise<string> {
+    const out = join(root, `${name}.out`);
+    const d = await prepareDevnet({
+      dir: join(root, name),
+      ...ONE_VALIDATOR,
+      basePort: randomBasePort(),
+      ...opts,
+      nodeCommand: { command: '/bin/sh', args: ['-c', `printf %s ${record} > ${out}; exit 3`, 'sh'] },
+      supervise: { initialDelayMs: 60_000, maxDelayMs: 60_000, quickFailureMs: 60_000, maxQuickFailures: 1 },
+    });
+    try {
+      await assert.rejects(d.restart('validator-0'), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_START_FAILED');
+      return await readFile(out, 'utf8');
+    } finally {
+      await d.stop();
+    }
+  }
+
   it('starts every process with NODE_PROCESS_ENV (glibc reads it only at start-up); the devnet env option overrides it', async () => {
     assert.equal(NODE_PROCESS_ENV.MALLOC_MMAP_THRESHOLD_, '131072');
-    // A "node" that records what it was started with, then fails (it never serves an API).
-    const seen = async (name: string, env?: Record<string, string>): Promise<string> => {
-      const out = join(root, `${name}.env`);
-      const d = await prepareDevnet({
-        dir: join(root, name),
-        ...ONE_VALIDATOR,
-        basePort: randomBasePort(),
-        ...(env ? { env } : {}),
-        nodeCommand: { command: '/bin/sh', args: ['-c', `printf %s "$MALLOC_MMAP_THRESHOLD_" > ${out}; exit 3`] },
-        supervise: { initialDelayMs: 60_000, maxDelayMs: 60_000, quickFailureMs: 60_000, maxQuickFailures: 1 },
-      });
-      try {
-        await assert.rejects(d.restart('validator-0'), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_START_FAILED');
-        return await readFile(out, 'utf8');
-      } finally {
-        await d.stop();
-      }
-    };
-    assert.equal(await seen('env-default'), '131072');
-    assert.equal(await seen('env-override', { MALLOC_MMAP_THRESHOLD_: '65536' }), '65536');
+    assert.equal(await recordedStart('env-default', '"$MALLOC_MMAP_THRESHOLD_"'), '131072');
+    assert.equal(await recordedStart('env-override', '"$MALLOC_MMAP_THRESHOLD_"', { env: { MALLOC_MMAP_THRESHOLD_: '65536' } }), '65536');
   });
 
   it('passes emptyBlockInterval to every node as --empty-block-interval (none when unset: the nodes\' default), and refuses a bad one', async () => {
-    const argsOf = async (name: string, emptyBlockInterval?: number): Promise<string> => {
-      const out = join(root, `${name}.args`);
-      const d = await prepareDevnet({
-        dir: join(root, name),
-        ...ONE_VALIDATOR,
-        basePort: randomBasePort(),
-        ...(emptyBlockInterval !== undefined ? { emptyBlockInterval } : {}),
-        nodeCommand: { command: '/bin/sh', args: ['-c', `printf %s "$*" > ${out}; exit 3`, 'sh'] },
-        supervise: { initialDelayMs: 60_000, maxDelayMs: 60_000, quickFailureMs: 60_000, maxQuickFailures: 1 },
-      });
-      try {
-        await assert.rejects(d.restart('validator-0'), (e: unknown) => e instanceof CliError && e.code === 'DEVNET_START_FAILED');
-        return await readFile(out, 'utf8');
-      } finally {
-        await d.stop();
-      }
-    };
-    assert.match(await argsOf('interval-3', 3), /^node .* --empty-block-interval 3 /);
-    assert.doesNotMatch(await argsOf('interval-unset'), /--empty-block-interval/);
+    assert.match(await recordedStart('interval-3', '"$*"', { emptyBlockInterval: 3 }), /^node .* --empty-block-interval 3 /);
+    assert.doesNotMatch(await recordedStart('interval-unset', '"$*"'), /--empty-block-interval/);
     await assert.rejects(prepareDevnet({ dir: join(root, 'interval-0'), ...ONE_VALIDATOR, basePort: randomBasePort(), emptyBlockInterval: 0 }), (e: unknown) => e instanceof CliError && e.code === 'USAGE');
   });
 

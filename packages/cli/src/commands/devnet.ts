@@ -22,6 +22,7 @@ import {
   type DevnetEvent,
 } from '../devnet.js';
 import { initDevnetConfig } from '../devnet-init.js';
+import { DEFAULT_EMPTY_BLOCK_INTERVAL } from './node.js';
 import { CliError, EXIT, usageError } from '../errors.js';
 import type { HostMode } from '../topology.js';
 import { collectList, displayPath, intParser, note, out, parseChainId, parseScheme, table } from '../util.js';
@@ -206,7 +207,7 @@ export function devnetCommand(parent: Command): Command {
     .addOption(
       new Option('--crypto-backend <name>', 'ML-DSA implementation of every node and the beacon (--crypto-backend of qnexus node/beacon; default auto: pqclean where it loads, else noble); pqclean must be installed when named').choices([...BACKEND_CHOICES]),
     )
-    .option('--empty-block-interval <slots>', "every node's --empty-block-interval: an idle shard proposes an empty block only this often and is quiet in between; 1: a block every slot (default: the nodes' own, 8)", intParser(1, 1_000))
+    .option('--empty-block-interval <slots>', `every node's --empty-block-interval: an idle shard proposes an empty block only this often and is quiet in between; 1: a block every slot (default: the nodes' own, ${DEFAULT_EMPTY_BLOCK_INTERVAL})`, intParser(1, 1_000))
     .addOption(new Option('--ready-timeout <seconds>', 'how long each process may take to answer /v1/status').argParser(intParser(1, 3600)).default(30))
     .addHelpText(
       'after',
