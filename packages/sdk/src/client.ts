@@ -3,6 +3,7 @@ import type { Genesis } from '@qnexus/types';
 import type { StateMachine } from '@qnexus/state';
 import { beacon as B, front as F, node as N, type AnyRouteDef, type PathParamNames, type Static } from '@qnexus/api';
 import { ApiError } from './errors.js';
+import { httpRequest, type HttpAnswer } from './transport.js';
 import { verifyAccountProof, verifyQueryProof, type ProofVerifyOptions, type VerifiedAccount, type VerifiedQuery } from './verify.js';
 import type {
   AdminBackupResult,
@@ -147,6 +148,8 @@ function shardDetail(v: unknown): number | undefined {
 function describeNetworkError(e: unknown, timeoutMs: number): string {
   if (e instanceof Error) {
     if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+    const own = (e as { code?: unknown }).code;
+    if (typeof own === 'string') return e.message.includes(own) ? e.message : `${own}: ${e.message}`;
     const cause = (e as { cause?: unknown }).cause;
     if (cause instanceof Error) {
       const code = (cause as { code?: unknown }).code;
@@ -199,7 +202,8 @@ function truncate(s: string, n = 200): string {
 
 /**
  * Typed client of a node's HTTP API. Every method throws {@link ApiError}.
- * Uses the global `fetch` (Node 20) with a per-request timeout.
+ * Requests go over node:http(s) with keep-alive connections and a per-request timeout
+ * (see `httpRequest` for why not `fetch`).
  */
 export class QnexusClient {
   readonly baseUrl: string;
@@ -657,23 +661,22 @@ export class QnexusClient {
     if (body) headers['content-type'] = body.contentType;
     // The token goes to admin endpoints only: it never travels with ordinary requests.
     if (this.adminToken !== undefined && path.startsWith('/v1/admin/')) headers['authorization'] = `Bearer ${this.adminToken}`;
-    let res: Response;
-    let text: string;
+    let res: HttpAnswer;
     try {
-      res = await fetch(url, { method, headers, body: body?.data, signal: AbortSignal.timeout(this.timeoutMs) });
-      text = await res.text();
+      res = await httpRequest(new URL(url), method, headers, body?.data, this.timeoutMs);
     } catch (e) {
       throw new ApiError('UNAVAILABLE', `cannot reach node at ${this.baseUrl} (${method} ${path}): ${describeNetworkError(e, this.timeoutMs)}`, 0, { cause: e });
     }
+    const text = res.text;
     let json: unknown;
     try {
       json = text.length > 0 ? JSON.parse(text) : undefined;
     } catch {
       json = undefined;
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const err = errorEnvelope(json);
-      const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+      const retryAfterMs = parseRetryAfter(res.header('retry-after'));
       if (err) throw new ApiError(err.code, err.message, res.status, { details: err.details, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
       const detail = text.length > 0 ? `: ${truncate(text)}` : '';
       throw new ApiError(`HTTP_${res.status}`, `node answered ${method} ${path} with HTTP ${res.status} ${res.statusText}${detail}`, res.status);

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as netCreateServer, type AddressInfo } from 'node:net';
 import { addressFromPublicKey, bytesEqual, formatAddress, fromHex, generateKeyPair, getBackend, homeShard, parseAddress, toHex, SCHEMES } from '@qnexus/crypto';
 import { QnexusError, openTx } from '@qnexus/types';
 import { ApiError, QnexusClient, buildStake, buildTransfer, buildUnstake, buildXTransfer, signTx, transferAndWait, xtransferAndWait, type TxInfo } from '../src/index.js';
@@ -304,6 +304,53 @@ describe('sdk: QnexusClient against a local HTTP server', () => {
     const e2 = await apiError(new QnexusClient(deadUrl).status());
     assert.equal(e2.code, 'UNAVAILABLE');
     assert.match(e2.message, /ECONNREFUSED/);
+  });
+
+  it('resends once on a new connection when a kept-alive one is reset before any answer, and only then', async () => {
+    // A raw server: it answers the first request on each connection and keeps the connection
+    // open; a second request on the same connection is reset unanswered, as when a server closes
+    // an idle connection just as a request goes out on it.
+    const seen: number[] = [];
+    let conns = 0;
+    const status = JSON.stringify({ height: 7 });
+    const answer = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${status.length}\r\nconnection: keep-alive\r\n\r\n${status}`;
+    const raw = netCreateServer((sock) => {
+      const id = ++conns;
+      let requests = 0;
+      sock.on('data', (d: Buffer) => {
+        for (const _ of d.toString('latin1').matchAll(/\r\n\r\n/g)) {
+          seen.push(id);
+          if (++requests === 1) sock.write(answer);
+          else sock.resetAndDestroy();
+        }
+      });
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const u = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
+      const c = new QnexusClient(u);
+      await c.status();
+      const r = await c.status();
+      assert.equal(r.height, 7);
+      // the second request went out on connection 1, was reset, and was answered on connection 2
+      assert.deepEqual(seen, [1, 1, 2]);
+      // a reset on a fresh connection is not resent: the server may have acted on the request
+      const fresh = netCreateServer((sock) => {
+        sock.on('data', () => sock.resetAndDestroy());
+        sock.on('error', () => undefined);
+      });
+      await new Promise<void>((resolve) => fresh.listen(0, '127.0.0.1', resolve));
+      try {
+        const e = await apiError(new QnexusClient(`http://127.0.0.1:${(fresh.address() as AddressInfo).port}`).status());
+        assert.equal(e.code, 'UNAVAILABLE');
+        assert.match(e.message, /ECONNRESET/);
+      } finally {
+        fresh.close();
+      }
+    } finally {
+      raw.close();
+    }
   });
 
   it('refuses an unusable base URL', () => {
