@@ -24,10 +24,11 @@ class TimeoutError extends Error {
  * a validator's main thread spends on each of them. Node 20's global agents keep connections
  * alive, honour the server's `Keep-Alive: timeout` hint and never keep the process running.
  *
- * `timeoutMs` bounds the whole exchange, like `AbortSignal.timeout` did. A request that fails
- * with a reset on a *reused* connection before any answer is sent once more on a new one: the
- * server closed that idle connection as the request went out, so it never saw the request
- * (Node's documented pattern for keep-alive clients).
+ * `timeoutMs` bounds the whole exchange, like `AbortSignal.timeout` did. An idempotent request
+ * (not a POST) that fails with a reset on a *reused* connection before any answer is sent once
+ * more on a new one: most likely the server closed that idle connection as the request went
+ * out (Node's documented pattern for keep-alive clients). A POST is never resent here: the
+ * server may have acted on it, and callers such as the CLI then ask by hash instead.
  */
 export function httpRequest(
   url: URL,
@@ -73,5 +74,5 @@ export function httpRequest(
       req.on('error', fail);
       req.end(data);
     });
-  return attempt(true);
+  return attempt(method !== 'POST');
 }
