@@ -223,6 +223,10 @@ describe('crypto: sha256', () => {
       const a = data.subarray(0, n >> 1);
       const b = data.subarray(n >> 1);
       assert.deepEqual(hashConcat(a, b), noble(concatBytes(a, b)));
+      assert.deepEqual(hashConcat(b, a, data), noble(concatBytes(b, a, data)));
+      // digests own their 32 bytes: never views into a shared pool a later digest could reuse
+      assert.equal(sha256(data).buffer.byteLength, 32);
+      assert.equal(hashConcat(a, b).buffer.byteLength, 32);
     }
   });
 });
