@@ -78,7 +78,15 @@ export class Writer {
 export class Reader {
   private off = 0;
   private readonly view: DataView;
-  constructor(private readonly buf: Uint8Array) {
+  /**
+   * With `views`, byte fields are views into `buf` instead of copies: only for an input the
+   * decoded value keeps anyway and nobody writes to (a transaction's own encoding, held by its
+   * envelope), where copying a 2.4 KB signature out of it is garbage and nothing else.
+   */
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly views = false,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
   private need(n: number, what: string): void {
@@ -114,8 +122,8 @@ export class Reader {
   }
   fixed(n: number, what = 'bytes'): Uint8Array {
     this.need(n, what);
-    // Copy: Buffer#slice returns a view, and decoded objects must not alias a reused input buffer.
-    const out = new Uint8Array(this.buf.subarray(this.off, this.off + n));
+    // Copy (unless `views`): decoded objects must not alias a reused input buffer.
+    const out = this.views ? this.buf.subarray(this.off, this.off + n) : new Uint8Array(this.buf.subarray(this.off, this.off + n));
     this.off += n;
     return out;
   }
@@ -147,8 +155,8 @@ export class Reader {
 }
 
 /** Decode helper: wraps unexpected exceptions as MALFORMED so callers see one error code. */
-export function decodeWith<T>(bytes: Uint8Array, what: string, fn: (r: Reader) => T): T {
-  const r = new Reader(bytes);
+export function decodeWith<T>(bytes: Uint8Array, what: string, fn: (r: Reader) => T, views = false): T {
+  const r = new Reader(bytes, views);
   try {
     const v = fn(r);
     r.end(what);

@@ -275,12 +275,18 @@ export function openTx(raw: Uint8Array): TxEnvelope {
   let bodyBytes!: Uint8Array;
   let tx: SignedTx;
   try {
-    tx = decodeWith(raw, 'transaction', (r) => {
-      bodyBytes = r.bytes(MAX_TX_BYTES, 'tx body');
-      const body = decodeWith(bodyBytes, 'transaction body', readTxBody);
-      const signature = r.bytes(MAX_SIGNATURE_BYTES, 'signature');
-      return { body, signature };
-    });
+    // The envelope keeps `raw`: its fields (signature, key, message) are views into it, not copies.
+    tx = decodeWith(
+      raw,
+      'transaction',
+      (r) => {
+        bodyBytes = r.bytes(MAX_TX_BYTES, 'tx body');
+        const body = decodeWith(bodyBytes, 'transaction body', readTxBody, true);
+        const signature = r.bytes(MAX_SIGNATURE_BYTES, 'signature');
+        return { body, signature };
+      },
+      true,
+    );
   } catch (e) {
     if (e instanceof QnexusError && e.code === 'MALFORMED') throw new QnexusError('TX_MALFORMED', e.message);
     throw e;
