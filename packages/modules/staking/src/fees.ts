@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, fromHex, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, toHex } from '@qnexus/crypto';
 import { Writer, decodeWith } from '@qnexus/types';
 import { MODULE_IDS, bank, moduleAccount, type ExecCtx, type ModuleStore } from '@qnexus/state';
 
@@ -16,12 +16,23 @@ export const MAX_PENDING_PROPOSERS = 65_536;
 type Reads = { store(id: number): ModuleStore };
 
 const pendKey = (addr: Uint8Array) => new Writer(24).u8(0x70).fixed(addr, ADDRESS_BYTES).finish();
+/**
+ * The same key as module-relative hex, from the address hex every caller already has (a
+ * transaction's tip updates it, so it is on the per-transaction path: no Writer, no hex round trip).
+ */
+const pendKeyH = (addrHex: string): string => {
+  if (addrHex.length !== 2 * ADDRESS_BYTES) throw new RangeError(`address hex of ${addrHex.length} digits`);
+  return `70${addrHex}`;
+};
 const EPOCH_KEY = new Uint8Array([0x65]);
-const readU64 = (b: Uint8Array | undefined, what: string): bigint => (b ? decodeWith(b, what, (r) => r.u64(what)) : 0n);
+// Exactly 8 bytes is the one valid encoding; anything else goes through the Reader for its MALFORMED error.
+const readU64 = (b: Uint8Array | undefined, what: string): bigint =>
+  b === undefined ? 0n : b.length === 8 ? new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0) : decodeWith(b, what, (r) => r.u64(what));
 
 export const fees = {
+  /** `addrHex`: lowercase hex, as toHex writes it. */
   pending(ctx: Reads, addrHex: string): bigint {
-    return readU64(ctx.store(ID).get(pendKey(fromHex(addrHex))), 'pending fees');
+    return readU64(ctx.store(ID).getH(pendKeyH(addrHex)), 'pending fees');
   },
 
   /** Every proposer with pending tips, by address hex. */
@@ -33,9 +44,9 @@ export const fees = {
   },
 
   setPending(ctx: ExecCtx, addrHex: string, amount: bigint): void {
-    const k = pendKey(fromHex(addrHex));
-    if (amount === 0n) ctx.store(ID).delete(k);
-    else ctx.store(ID).set(k, new Writer(8).u64(amount).finish());
+    const k = pendKeyH(addrHex);
+    if (amount === 0n) ctx.store(ID).deleteH(k);
+    else ctx.store(ID).setH(k, new Writer(8).u64(amount).finish());
   },
 
   epoch(ctx: Reads): number {
