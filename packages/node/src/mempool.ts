@@ -1,4 +1,4 @@
-import { ADDRESS_BYTES, toHex } from '@qnexus/crypto';
+import { ADDRESS_BYTES, ADDRESS_PREFIX } from '@qnexus/crypto';
 import { QnexusError, XPREPARE_KIND, isSystemKind, type AnyErrorCode, type TxEnvelope } from '@qnexus/types';
 import { Branch, MODULE_IDS, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
@@ -147,7 +147,7 @@ export class Mempool {
     if (this.byHash.has(env.hashHex)) return 'known';
     const entry = this.checkState(env);
     this.checkRoom(env.raw.length);
-    const sender = toHex(env.from);
+    const sender = senderHex(env);
     const q = this.bySender.get(sender);
     this.byHash.set(env.hashHex, entry);
     this.bytes += env.raw.length;
@@ -213,14 +213,14 @@ export class Mempool {
    */
   private trial(env: TxEnvelope): void {
     if (env.tx.body.payload.kind >> 8 === MODULE_IDS.bank) return;
-    const sender = toHex(env.from);
+    const sender = senderHex(env);
     if (this.bySender.has(sender) || env.tx.body.nonce !== (this.chain.state.account(sender)?.nonce ?? 0n)) return;
     this.chain.app.applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
   }
 
   /** Nonce window, nonce collisions and funds (including the sender's pending spends). */
   private checkState(env: TxEnvelope): Entry {
-    const sender = toHex(env.from);
+    const sender = senderHex(env);
     const acct = this.chain.state.account(sender);
     // A keyless transaction is checked against the key the head state registers: refused before
     // any signature work when there is none (the account's first transaction must carry it).
@@ -291,7 +291,7 @@ export class Mempool {
         sawSystem = true;
         continue;
       }
-      const sender = toHex(env.from);
+      const sender = senderHex(env);
       touched.add(sender);
       const e = this.byHash.get(env.hashHex);
       if (e) this.remove(sender, e);
@@ -347,4 +347,9 @@ export class Mempool {
     }
     this.rejected.set(env.hashHex, { env, code, message });
   }
+}
+
+/** The sender's address hex: its formatted address without the prefix (already made by openTx, so no second hex encoding per check). */
+function senderHex(env: TxEnvelope): string {
+  return env.fromStr.slice(ADDRESS_PREFIX.length);
 }
