@@ -485,17 +485,20 @@ interface Driven {
   maxInFlight: number;
   /** Duration of each accepted submission's POST (its 202 waits for the admission journal's fsync), ms. */
   admitMs: number[];
-  /** Busy answers (503 NODE_BUSY / MEMPOOL_FULL, 429), by code, retried by the client. */
+  /** Busy answers (503 NODE_BUSY / MEMPOOL_FULL, 429, and TX_NONCE_FUTURE: the account's nonce window is full), by code, retried by the client. */
   busy: Map<string, number>;
   /** Submissions whose first attempt got a busy answer (load shedding as a client sees it). */
   firstRefused: number;
 }
 
+/** How long the load generator waits before offering again a transaction refused TX_NONCE_FUTURE. */
+const NONCE_FUTURE_RETRY_MS = 250;
+
 /**
  * Open loop: transaction k is *offered* at t0 + at_k whatever happens to earlier ones, and its
  * latency counts from that moment. Each account's transactions go to its node in nonce order
- * (a real wallet cannot skip a nonce), retrying NODE_BUSY backpressure, so client-side
- * queueing shows up as latency.
+ * (a real wallet cannot skip a nonce), retrying NODE_BUSY backpressure and a full nonce window
+ * (TX_NONCE_FUTURE), so client-side queueing shows up as latency.
  */
 async function drive(net: Net, schedule: Item[]): Promise<Driven> {
   const submitAt = new Map<string, number>();
@@ -526,7 +529,19 @@ async function drive(net: Net, schedule: Item[]): Promise<Driven> {
         busy.set(e.code, (busy.get(e.code) ?? 0) + 1);
       };
       try {
-        await a.client.submitTx(j.raw, { binary: true, busyRetryMs: 120_000, maxAttempts: 1_000, onBusy });
+        // TX_NONCE_FUTURE: more than the node's nonce window (64) of this account's earlier
+        // transactions are still pending, all accepted. A wallet waits for some to become final
+        // and sends it again; dropping it would strand every later nonce of the account.
+        for (const giveUp = sent + 120_000; ; ) {
+          try {
+            await a.client.submitTx(j.raw, { binary: true, busyRetryMs: 120_000, maxAttempts: 1_000, onBusy });
+            break;
+          } catch (e) {
+            if ((e as { code?: string }).code !== 'TX_NONCE_FUTURE' || performance.now() > giveUp) throw e;
+            onBusy(e as { code: string });
+            await sleep(NONCE_FUTURE_RETRY_MS);
+          }
+        }
         admitMs.push(performance.now() - sent);
       } catch (e) {
         const code = (e as { code?: string }).code ?? 'ERROR';
