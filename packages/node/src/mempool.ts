@@ -82,11 +82,15 @@ export class Mempool {
   /** Told when a transaction leaves the pool (final, stale or dropped): the admission journal forgets it. */
   onRemoved: ((hashHex: string) => void) | null = null;
 
+  private readonly maxGap: bigint;
+
   constructor(
     private readonly chain: Chain,
     private readonly verifier: TxVerifier,
     private readonly limits: MempoolLimits = DEFAULT_MEMPOOL_LIMITS,
-  ) {}
+  ) {
+    this.maxGap = BigInt(limits.maxNonceGap);
+  }
 
   /** Whether an account transaction is pending here. */
   has(hashHex: string): boolean {
@@ -228,7 +232,7 @@ export class Mempool {
     const next = acct?.nonce ?? 0n;
     const nonce = env.tx.body.nonce;
     if (nonce < next) throw new QnexusError('TX_NONCE_STALE', `nonce ${nonce} already used; the account's next nonce is ${next}`);
-    if (nonce > next + BigInt(this.limits.maxNonceGap)) {
+    if (nonce - next > this.maxGap) {
       throw new QnexusError('TX_NONCE_FUTURE', `nonce ${nonce} is more than ${this.limits.maxNonceGap} ahead of the account's next nonce ${next}`);
     }
     const q = this.bySender.get(sender);

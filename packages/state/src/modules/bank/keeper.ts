@@ -55,8 +55,8 @@ export function ownsDenom(owner: string, denom: string): boolean {
 const authKeyH = (addr: Uint8Array) => `61${hexOf(addr)}`;
 const pubKeyH = (addr: Uint8Array) => `6b${hexOf(addr)}`;
 const balKeyH = (addr: Uint8Array, denom: string) => `62${hexOf(addr)}${denomHex(denom).raw}`;
-const totalKeyH = (denom: string) => `74${denomHex(denom).str}`;
-const supplyKeyH = (denom: string) => `73${denomHex(denom).str}`;
+const totalKeyH = (denom: string) => denomHex(denom).total;
+const supplyKeyH = (denom: string) => denomHex(denom).supply;
 const COUNT_KEY_H = '6e';
 
 /** Hex of an address, remembered per array object (a transaction passes the same arrays around). */
@@ -70,23 +70,43 @@ function hexOf(addr: Uint8Array): string {
   return h;
 }
 
-/** A denom's hex, raw (a key's tail) and as a codec string (u32 length ‖ utf8), for the few denoms a chain has. */
-const denomCache = new Map<string, { raw: string; str: string }>();
-function denomHex(denom: string): { raw: string; str: string } {
+/**
+ * A denom's hex, raw (a key's tail) and as a codec string (u32 length ‖ utf8), and its total and
+ * supply keys, for the few denoms a chain has: a transfer writes the running total several
+ * times, and building the key string each time was garbage on the hot path.
+ */
+interface DenomHex {
+  raw: string;
+  str: string;
+  total: string;
+  supply: string;
+}
+const denomCache = new Map<string, DenomHex>();
+function denomHex(denom: string): DenomHex {
   let d = denomCache.get(denom);
   if (!d) {
     const raw = toHex(utf8(denom));
-    d = { raw, str: (raw.length / 2).toString(16).padStart(8, '0') + raw };
+    const str = (raw.length / 2).toString(16).padStart(8, '0') + raw;
+    d = { raw, str, total: `74${str}`, supply: `73${str}` };
     if (denomCache.size < 4096) denomCache.set(denom, d);
   }
   return d;
 }
 
-/** A u64 as 8 big-endian bytes (the codec's), without a Writer: balances are written on every transfer. */
+/** A u64 as 8 big-endian bytes (the codec's), without a Writer or a temporary array: balances are written on every transfer. */
 function u64(v: bigint): Uint8Array {
+  const out = new Uint8Array(8);
   const hi = Number(v >> 32n);
   const lo = Number(v & 0xffffffffn);
-  return new Uint8Array([hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff]);
+  out[0] = hi >>> 24;
+  out[1] = hi >>> 16;
+  out[2] = hi >>> 8;
+  out[3] = hi;
+  out[4] = lo >>> 24;
+  out[5] = lo >>> 16;
+  out[6] = lo >>> 8;
+  out[7] = lo;
+  return out;
 }
 
 function readU64(b: Uint8Array | undefined, what: string): bigint {
