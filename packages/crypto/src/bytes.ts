@@ -1,7 +1,12 @@
 // Byte helpers shared by every package. Hex is lowercase without 0x.
 
+// Buffer's own hex encoder, called on the Uint8Array directly: half the time of wrapping it in a
+// Buffer first, and no wrapper object per call (hex keys and ids are made on every transaction's
+// path). Undocumented but part of Buffer.prototype since early Node; the fallback is the public way.
+const hexSlice = (Buffer.prototype as unknown as { hexSlice?: (this: Uint8Array, start: number, end: number) => string }).hexSlice;
+
 export function toHex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  return hexSlice ? hexSlice.call(b, 0, b.length) : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
 const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;

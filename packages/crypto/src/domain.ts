@@ -33,6 +33,17 @@ export function domainTag(chainId: string, kind: SignedKind): Uint8Array {
   return out;
 }
 
+/** Tags by kind, then chain id: every transaction, vote and proposal needs one, and a node knows one or two chains. */
+const TAGS = new Map<SignedKind, Map<string, Uint8Array>>();
+const MAX_TAGS_PER_KIND = 64;
+
 export function signingBytes(chainId: string, kind: SignedKind, body: Uint8Array): Uint8Array {
-  return concatBytes(domainTag(chainId, kind), body);
+  let byChain = TAGS.get(kind);
+  if (byChain === undefined) TAGS.set(kind, (byChain = new Map()));
+  let tag = byChain.get(chainId);
+  if (tag === undefined) {
+    tag = domainTag(chainId, kind);
+    if (byChain.size < MAX_TAGS_PER_KIND) byChain.set(chainId, tag);
+  }
+  return concatBytes(tag, body);
 }
