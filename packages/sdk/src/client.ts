@@ -146,18 +146,11 @@ function shardDetail(v: unknown): number | undefined {
 }
 
 function describeNetworkError(e: unknown, timeoutMs: number): string {
-  if (e instanceof Error) {
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
-    const own = (e as { code?: unknown }).code;
-    if (typeof own === 'string') return e.message.includes(own) ? e.message : `${own}: ${e.message}`;
-    const cause = (e as { cause?: unknown }).cause;
-    if (cause instanceof Error) {
-      const code = (cause as { code?: unknown }).code;
-      return typeof code === 'string' && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
-    }
-    return e.message;
-  }
-  return String(e);
+  if (!(e instanceof Error)) return String(e);
+  if (e.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+  // node:http errors carry their code (ECONNREFUSED, ECONNRESET, ENOTFOUND…) on the error itself.
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
 }
 
 /** `Retry-After` in ms: delay-seconds (an HTTP date is not used by nodes), capped at a minute. */

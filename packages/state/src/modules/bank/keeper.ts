@@ -93,19 +93,10 @@ function denomHex(denom: string): DenomHex {
   return d;
 }
 
-/** A u64 as 8 big-endian bytes (the codec's), without a Writer or a temporary array: balances are written on every transfer. */
+/** A u64 as 8 big-endian bytes (the codec's), without a Writer: balances are written on every transfer. */
 function u64(v: bigint): Uint8Array {
   const out = new Uint8Array(8);
-  const hi = Number(v >> 32n);
-  const lo = Number(v & 0xffffffffn);
-  out[0] = hi >>> 24;
-  out[1] = hi >>> 16;
-  out[2] = hi >>> 8;
-  out[3] = hi;
-  out[4] = lo >>> 24;
-  out[5] = lo >>> 16;
-  out[6] = lo >>> 8;
-  out[7] = lo;
+  new DataView(out.buffer).setBigUint64(0, v);
   return out;
 }
 
