@@ -26,7 +26,7 @@ export interface NodeConfig extends ProcessConfig {
    */
   txGossipFlushMs?: number;
   /**
-   * Journal every transaction the API acknowledges, durably (O_DSYNC appends, group-committed) before
+   * Journal every transaction the API acknowledges, durably (fdatasync, group-committed) before
    * its 202, so a crash of this node loses no acknowledged transaction (default true). false is
    * for measuring what it costs: a 202 is then only as durable as the gossip that carried it.
    */
