@@ -93,11 +93,16 @@ function denomHex(denom: string): DenomHex {
   return d;
 }
 
-/** A u64 as 8 big-endian bytes (the codec's), without a Writer: balances are written on every transfer. */
+/**
+ * A u64 as 8 big-endian bytes (the codec's), without a Writer: balances are written on every
+ * transfer. Through one scratch view and a copy: a DataView over a fresh 8-byte array would make
+ * V8 move that array's bytes off the heap (`.buffer` of a small typed array), an allocation each.
+ */
+const U64_SCRATCH = new Uint8Array(8);
+const U64_VIEW = new DataView(U64_SCRATCH.buffer);
 function u64(v: bigint): Uint8Array {
-  const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, v);
-  return out;
+  U64_VIEW.setBigUint64(0, v);
+  return U64_SCRATCH.slice();
 }
 
 function readU64(b: Uint8Array | undefined, what: string): bigint {
