@@ -83,6 +83,11 @@ export class Mempool {
   onRemoved: ((hashHex: string) => void) | null = null;
 
   private readonly maxGap: bigint;
+  /**
+   * Transactions of finalized blocks since start (monotonic): how fast the chain drains the
+   * pool, which the API's admission control measures (node.ts, LoadMonitor.addQueue).
+   */
+  committedTotal = 0;
 
   constructor(
     private readonly chain: Chain,
@@ -287,6 +292,7 @@ export class Mempool {
 
   /** After a block is finalized: drop its transactions and any that can no longer apply. */
   onCommit(committed: readonly TxEnvelope[]): void {
+    this.committedTotal += committed.length;
     const touched = new Set<string>();
     let sawSystem = false;
     for (const env of committed) {

@@ -23,6 +23,11 @@ import { checkGenesisModules } from '@qnexus/app';
 import { TrieImporter } from '@qnexus/state';
 import { RecentXfers } from './explorer-index.js';
 
+/** Slots of the chain's measured finality rate the mempool may hold before the API sheds new transactions. */
+export const MEMPOOL_DRAIN_SLOTS = 4;
+/** Pending transactions never shed for (about a full block of transfers): the rule before any rate is measured. */
+export const MEMPOOL_MIN_BACKLOG = 512;
+
 /** Start a shard node (validator when cfg.validatorKey is set): store, state, p2p, consensus, sync, API. */
 export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const g = cfg.genesis;
@@ -123,6 +128,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     const load = new LoadMonitor(Math.max(20, g.slotMs / 10));
     // …or once the verify workers hold more than half a slot of work at the rate they are draining it.
     if (pool) load.addQueue('signature verification backlog', { backlog: () => pool.backlog, completed: () => pool.completed, maxDrainMs: g.slotMs / 2, minItems: 256 });
+    // …or once the pool holds more than MEMPOOL_DRAIN_SLOTS slots of the chain's measured finality
+    // rate. Past that, what is admitted only waits: latency grows by the slot, the shard's mempools
+    // drift apart (a validator a block behind refuses nonces the others hold), proposals name
+    // transactions their voters lack, and rounds fail, so a saturated shard finalized less than it
+    // could (docs/performance.md). Clients are told to come back instead (Retry-After).
+    load.addQueue('transaction backlog', { backlog: () => mempool.size, completed: () => mempool.committedTotal, maxDrainMs: MEMPOOL_DRAIN_SLOTS * g.slotMs, minItems: MEMPOOL_MIN_BACKLOG });
     shutdown.add(() => load.stop());
     const role = engine.self ? 'validator' : 'full';
     // The explorer's list of recent transfers: seeded from the state, then from every commit (consensus or sync).

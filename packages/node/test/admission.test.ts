@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, toHex, type KeyPair } from '@qnexus/crypto';
 import { encodeTx, openTx, txSigningBytes, type Genesis, type TxEnvelope } from '@qnexus/types';
-import { startNode } from '../src/node.js';
+import { MEMPOOL_MIN_BACKLOG, startNode } from '../src/node.js';
 import type { NodeConfig, RunningNode } from '../src/config.js';
 import { ADMISSION_JOURNAL_FILE, encodeJournalRecord, readAdmissionJournal } from '../src/mempool-journal.js';
 import { LoadMonitor } from '../src/load.js';
@@ -19,6 +19,8 @@ const vals: KeyPair[] = [1, 2, 3, 4].map((i) => generateKeyPair('ml-dsa-44', new
 const beaconKey = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(70));
 const users = [51, 52, 53, 54, 55].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
 const other = generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(60));
+/** Senders of the backlog test: 9 × 58 nonces, within each account's nonce window (64). */
+const crowd = [80, 81, 82, 83, 84, 85, 86, 87, 88].map((i) => generateKeyPair('ml-dsa-44', new Uint8Array(32).fill(i)));
 const addrOf = (k: KeyPair) => formatAddress(addressFromPublicKey(k.publicKey));
 
 function transfer(g: Genesis, from: KeyPair, nonce: bigint, amount = 10n): TxEnvelope {
@@ -54,7 +56,7 @@ describe('node: admission (journal before the 202, shedding by capacity)', funct
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'qnexus-admission-'));
-    g = unitGenesis(vals, beaconKey, { chainId: 'admission-test', genesisTime: Date.now(), accounts: users.map((u) => ({ address: addrOf(u), balance: 1_000_000n })) });
+    g = unitGenesis(vals, beaconKey, { chainId: 'admission-test', genesisTime: Date.now(), accounts: [...users, ...crowd].map((u) => ({ address: addrOf(u), balance: 1_000_000n })) });
   });
   after(async () => {
     for (const n of running.splice(0)) await n.stop();
@@ -144,6 +146,26 @@ describe('node: admission (journal before the 202, shedding by capacity)', funct
       const r = await submit(url, t);
       assert.equal(r.status, 202, `refused after a blip: ${r.code}`);
     }
+    await stop(node);
+  });
+
+  it('a mempool holding more than the chain drains in a few slots sheds NODE_BUSY (here nothing finalizes: past the floor of 512)', async () => {
+    const node = await start('backlog', { apiRateLimit: 0 });
+    const url = node.info.apiUrl;
+    const txs = crowd.flatMap((k) => Array.from({ length: 58 }, (_, n) => transfer(g, k, BigInt(n))));
+    // The floor is the backlog never shed for: a pool holding it still takes one more.
+    const first = txs.slice(0, MEMPOOL_MIN_BACKLOG + 1);
+    for (let i = 0; i < first.length; i += 16) {
+      const answers = await Promise.all(first.slice(i, i + 16).map((t) => submit(url, t)));
+      for (const a of answers) assert.equal(a.status, 202, `refused below the floor: ${a.code}`);
+    }
+    // The monitor reads the pool on each request: one more is past the backlog allowed.
+    const r = await submit(url, txs[MEMPOOL_MIN_BACKLOG + 1]!);
+    assert.equal(r.status, 503);
+    assert.equal(r.code, 'NODE_BUSY');
+    assert.equal(r.retryAfter, '1');
+    const res = await fetch(`${url}/v1/txs`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: txs[MEMPOOL_MIN_BACKLOG + 2]!.raw });
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /transaction backlog: 513 waiting/);
     await stop(node);
   });
 
