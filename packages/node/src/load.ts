@@ -17,6 +17,12 @@ export interface QueueCapacity {
   maxDrainMs: number;
   /** Never shed below this many items (before any rate is known, this is the whole rule). */
   minItems: number;
+  /**
+   * Weight of the newest window in the drain-rate average (default RATE_ALPHA). A queue that
+   * drains in bursts (the mempool, a block a slot) needs a smaller one, or its rate swings with
+   * each burst and the limit with it.
+   */
+  alpha?: number;
 }
 
 interface QueueState extends QueueCapacity {
@@ -101,7 +107,7 @@ export class LoadMonitor {
       // Only a window that started with work says how fast the workers go; an idle one says nothing.
       if (q.busy && dt > 0) {
         const r = ((done - q.lastCompleted) * 1000) / dt;
-        q.rate = q.rate === null ? r : q.rate + RATE_ALPHA * (r - q.rate);
+        q.rate = q.rate === null ? r : q.rate + (q.alpha ?? RATE_ALPHA) * (r - q.rate);
       }
       q.lastCompleted = done;
       q.lastAt = now;

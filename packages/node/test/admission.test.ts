@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addressFromPublicKey, formatAddress, generateKeyPair, getBackend, toHex, type KeyPair } from '@qnexus/crypto';
 import { encodeTx, openTx, txSigningBytes, type Genesis, type TxEnvelope } from '@qnexus/types';
-import { MEMPOOL_MIN_BACKLOG, startNode } from '../src/node.js';
+import { MEMPOOL_MIN_BACKLOG, MEMPOOL_RATE_ALPHA, startNode } from '../src/node.js';
 import type { NodeConfig, RunningNode } from '../src/config.js';
 import { ADMISSION_JOURNAL_FILE, encodeJournalRecord, readAdmissionJournal } from '../src/mempool-journal.js';
 import { LoadMonitor } from '../src/load.js';
@@ -223,6 +223,32 @@ describe('node: admission (journal before the 202, shedding by capacity)', funct
       const slower = m.queueLimit('signature verification backlog')!;
       assert.ok(slower < 5000 && slower > 256, `limit ${slower}`);
       assert.equal(m.overloaded, true);
+    } finally {
+      m.stop();
+    }
+  });
+
+  it('the load monitor: a queue drained in bursts (a block a slot) keeps a steady limit with a small alpha', () => {
+    const m = new LoadMonitor(100, 60_000, 4);
+    try {
+      let completed = 0;
+      let t = 0;
+      const q = { backlog: () => 1000, completed: () => completed, maxDrainMs: 4000, minItems: 512 };
+      m.addQueue('bursty', { ...q, alpha: MEMPOOL_RATE_ALPHA }, t);
+      m.addQueue('default', q, t);
+      // 300 transactions finalized once a second (one window in four), for a minute.
+      const seen = { bursty: [] as number[], default: [] as number[] };
+      for (let w = 1; w <= 240; w++) {
+        if (w % 4 === 0) completed += 300;
+        m.sampleQueues((t += 250));
+        if (w > 120) for (const k of ['bursty', 'default'] as const) seen[k].push(m.queueLimit(k)!);
+      }
+      // The mean is 300/s, so 4 s of it is 1,200.
+      const spread = (xs: number[]) => [Math.min(...xs), Math.max(...xs)];
+      const [lo, hi] = spread(seen.bursty);
+      assert.ok(lo >= 1000 && hi <= 1400, `bursty limit ${lo}..${hi}`);
+      const [dlo, dhi] = spread(seen.default);
+      assert.ok(dlo < 800 && dhi > 1800, `the default weight swings: ${dlo}..${dhi}`);
     } finally {
       m.stop();
     }
