@@ -96,6 +96,7 @@ export class LoadMonitor {
 
   /** A queue that sheds by drain time (QueueCapacity); sampled every window from `now` (ms). */
   addQueue(name: string, q: QueueCapacity, now = performance.now()): void {
+    if (q.alpha !== undefined && !(q.alpha > 0 && q.alpha <= 1)) throw new RangeError(`queue ${name}: alpha must be in (0, 1], not ${q.alpha}`);
     this.queues.push({ ...q, name, rate: null, lastCompleted: q.completed(), lastAt: now, busy: q.backlog() > 0 });
   }
 

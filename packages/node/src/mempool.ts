@@ -83,11 +83,7 @@ export class Mempool {
   onRemoved: ((hashHex: string) => void) | null = null;
 
   private readonly maxGap: bigint;
-  /**
-   * Transactions of finalized blocks since start (monotonic): how fast the chain drains the
-   * pool, which the API's admission control measures (node.ts, LoadMonitor.addQueue).
-   */
-  committedTotal = 0;
+  private committed = 0;
 
   constructor(
     private readonly chain: Chain,
@@ -100,6 +96,14 @@ export class Mempool {
   /** Whether an account transaction is pending here. */
   has(hashHex: string): boolean {
     return this.byHash.has(hashHex);
+  }
+
+  /**
+   * Transactions of finalized blocks since start (monotonic): how fast the chain drains the
+   * pool, which the API's admission control measures (node.ts, LoadMonitor.addQueue).
+   */
+  get committedTotal(): number {
+    return this.committed;
   }
 
   get size(): number {
@@ -292,7 +296,7 @@ export class Mempool {
 
   /** After a block is finalized: drop its transactions and any that can no longer apply. */
   onCommit(committed: readonly TxEnvelope[]): void {
-    this.committedTotal += committed.length;
+    this.committed += committed.length;
     const touched = new Set<string>();
     let sawSystem = false;
     for (const env of committed) {
