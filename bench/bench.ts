@@ -1,6 +1,6 @@
 // npm run bench -- [topology] [sweep] [phases] [--smoke]
 //
-// Topology: --shards 2 --validators 4 --full-nodes 0 (per shard) --slot-ms 1000 --accounts 32 (per shard)
+// Topology: --shards 2 --validators 4 --full-nodes 0 (per shard) --slot-ms 1000 --accounts 64 (per shard)
 //           --scheme ml-dsa-44|ml-dsa-65|ml-dsa-87 --crypto-backend auto|noble|pqclean (auto, the
 //           default: pqclean where it loads, else noble; resolved here and passed to every process)
 // Sweep:    --sweep 0.1,0.2,… (factors of the signature ceiling) or --rates 50,100,… (tx/s);
@@ -59,7 +59,7 @@ const { values: args } = parseArgs({
     shards: { type: 'string', default: '2' },
     validators: { type: 'string', default: '4' },
     'full-nodes': { type: 'string', default: '0' },
-    accounts: { type: 'string', default: '32' },
+    accounts: { type: 'string', default: '64' },
     'slot-ms': { type: 'string', default: '1000' },
     scheme: { type: 'string', default: 'ml-dsa-44' },
     'crypto-backend': { type: 'string', default: 'auto' },

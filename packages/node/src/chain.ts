@@ -45,13 +45,17 @@ import type { Logger } from '@qnexus/runtime';
 import type { StateStats } from './metrics.js';
 
 /**
- * A proposal must reach every validator and be checked well inside the propose
- * timeout, and it shares the publish window with votes. Measured here: 3 MiB
- * proposals (≈800 ML-DSA-44 transfers) missed the timeout round after round
- * under load and stalled finality; 1 MiB (≈270 transfers, about this machine's
- * whole signature ceiling per 1 s slot) keeps rounds short.
+ * A block must reach every validator and be checked and executed well inside
+ * one round. Proposals are compact (tx ids), so what bounds a block is the
+ * work and the fetches of transactions a voter lacks, not the proposal's
+ * bytes. 2 MiB holds ≈ 830 keyless ML-DSA-44 transfers (≈ 550 carrying their
+ * key). At 1 MiB (≈ 413) one block per 1 s slot capped two shards at ≈ 826
+ * tx/s below what the CPUs carry: with 2 MiB the benchmark's sweep finalized
+ * 1,036–1,124 tx/s on this 2-core host (docs/performance.md). Early on,
+ * uncompact 3 MiB proposals missed the timeout round after round; a proposer
+ * now halves its budget after failed rounds (Engine.blockByteBudget).
  */
-export const MAX_BLOCK_WIRE_BYTES = 1024 * 1024;
+export const MAX_BLOCK_WIRE_BYTES = 2 * 1024 * 1024;
 
 /**
  * What `encodeBlock` writes for a block of this chain with no transactions: the

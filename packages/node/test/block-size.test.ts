@@ -22,7 +22,7 @@ describe('node: block builder size budget', function () {
   const log = new Logger('json', 'error');
 
   for (const scheme of SCHEMES) {
-    it(`${scheme}: packs to the 1 MiB wire cap exactly, and the block validates`, async () => {
+    it(`${scheme}: packs to the ${MAX_BLOCK_WIRE_BYTES / 1024 / 1024} MiB wire cap exactly, and the block validates`, async () => {
       const b = getBackend(scheme as SchemeName);
       const key = (n: number): KeyPair => generateKeyPair(scheme as SchemeName, new Uint8Array(32).fill(n));
       const vals = [1, 2, 3, 4].map(key);
