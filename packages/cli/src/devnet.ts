@@ -612,8 +612,12 @@ const NON_TERMINATING: ReadonlySet<string> = new Set(['SIGSTOP', 'SIGCONT', 'SIG
  * semi-spaces, and an idle node already holds them committed: at 8 MiB a node under load
  * peaks about 20 MB lower (218 → 196 MB mean at 300 tx/s offered), with the same GC time per
  * transaction; 4 MiB saved 29 MB but cost 50 % more GC time per transaction (docs/performance.md).
+ * One V8 helper thread instead of four: a devnet runs nine busy processes on a few cores, and a
+ * scavenge that hands work to helpers waits for the ones the kernel has not scheduled (15–35 ms
+ * pauses to copy 1 MB). At 1,200 tx/s offered, 1,077–1,141 finalized in five runs against
+ * 895–1,062 in three, GC 0.105–0.126 ms per transaction against 0.148–0.18.
  */
-export const NODE_PROCESS_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+export const NODE_PROCESS_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--v8-pool-size=1'];
 
 /**
  * Environment of every node and beacon process (the devnet launcher's; the image sets the same
