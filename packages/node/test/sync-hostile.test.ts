@@ -85,7 +85,7 @@ describe('node: sync against hostile servers', function () {
 
   /** A libp2p peer claiming `head` and serving ranges with `serve`, dialled by `client`. */
   async function liar(client: Peer, head: number | 'stall', serve: Serve): Promise<Liar> {
-    const p2p = await createP2PNode({ peerKeyPath: join(dir, `liar-${liars.length}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 8 * 1024 * 1024, log: () => undefined });
+    const p2p = await createP2PNode({ peerKeyPath: join(dir, `liar-${liars.length}.key`), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxMessageBytes: 4 * 1024 * 1024, log: () => undefined });
     liars.push(p2p);
     const t = topics(G.chainId, 0);
     const l: Liar = { p2p, served: 0 };
