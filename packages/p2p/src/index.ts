@@ -10,6 +10,7 @@ export { createP2PNode } from './node.js';
 export { loadOrCreatePeerKey, peerIdFromKeyFile } from './keys.js';
 export { P2PRequestError, type P2PRequestErrorCode } from './errors.js';
 export { discoveryProtocol } from './node.js';
+export { deadlineSignal, withoutListenerCap, type Deadline } from './deadline.js';
 export { RateLimiter, type RateDecision, type RateLimitOptions } from './ratelimit.js';
 // The chain's topic and protocol names: what the shard nodes and the beacon subscribe to and serve.
 export { chainTopics, topics, type Topics } from './topics.js';

@@ -29,6 +29,7 @@ import { asError, plainBytes, requestStream, serveStream } from './reqresp.js';
 import { DIRECT_MAX_INBOUND_STREAMS, DirectReceiver, DirectSender } from './direct.js';
 import { StreamPool, reuseProtocol, serveReusable } from './reuse.js';
 import { DISCOVERY_LIMITS, decodeDiscoveryRequest, decodeDiscoveryResponse, encodeDiscoveryRequest, encodeDiscoveryResponse, isLocalOnlyAddr, type DiscoveredPeer } from './discovery.js';
+import { deadlineSignal, withoutListenerCap } from './deadline.js';
 import type {
   ConnectionLimits,
   DirectHandler,
@@ -141,7 +142,8 @@ class Libp2pNode implements P2PNode {
   private readonly backoff: { min: number; max: number };
   private bootstrap: Bootstrap[] = [];
   private stopped = false;
-  private readonly stopController = new AbortController();
+  /** Every dial's deadline listens to it: one listener per dial in flight, so no listener cap. */
+  private readonly stopController = withoutListenerCap(new AbortController());
   private publishChain: Promise<unknown> = Promise.resolve();
   private readonly queueProgress = new Map<string, { bytes: number; at: number }>();
   private readonly bootstrapWaker = new Waker();
@@ -732,14 +734,17 @@ class Libp2pNode implements P2PNode {
       }
       await Promise.all(this.bootstrap.map(async (b) => {
         if (this.isBanned(b.peerId)) return;
+        const deadline = deadlineSignal(5000, this.stopController.signal);
         try {
-          await this.libp2p.dial(b.addr, { signal: AbortSignal.any([AbortSignal.timeout(5000), this.stopController.signal]) });
+          await this.libp2p.dial(b.addr, { signal: deadline.signal });
           this.log('info', 'connected to bootstrap peer', { addr: b.addr.toString() });
         } catch (err) {
           // Repeated failures while a peer is down are expected: warn once per outage.
           this.log(failures === 0 ? 'warn' : 'debug', 'bootstrap dial failed', {
             addr: b.addr.toString(), attempt: failures + 1, error: asError(err).message,
           });
+        } finally {
+          deadline.clear();
         }
       }));
       if (this.stopped || this.connectedToBootstrap()) continue;
@@ -850,14 +855,17 @@ class Libp2pNode implements P2PNode {
         .slice(0, DISCOVERY_DIALS);
       if (candidates.length === 0) continue;
       const dialed = await Promise.all(candidates.map(async (id) => {
+        const deadline = deadlineSignal(DISCOVERY_TIMEOUT_MS, this.stopController.signal);
         try {
           const pid = peerIdFromString(id);
           await this.libp2p.peerStore.merge(pid, { multiaddrs: found.get(id)!.map((a) => multiaddr(a)) });
-          await this.libp2p.dial(pid, { signal: AbortSignal.any([AbortSignal.timeout(DISCOVERY_TIMEOUT_MS), this.stopController.signal]) });
+          await this.libp2p.dial(pid, { signal: deadline.signal });
           return true;
         } catch (err) {
           this.log('debug', 'dial of a discovered peer failed', { peer: id, error: asError(err).message });
           return false;
+        } finally {
+          deadline.clear();
         }
       }));
       const n = dialed.filter(Boolean).length;
