@@ -8,8 +8,9 @@
 // per-IP limits can tell it from the devnet, which lives on 127.0.0.1. `localAddress: null` gives an
 // ordinary peer on 127.0.0.1: what the tests use as the honest newcomer.
 // Node 20: the libp2p 2 tree calls Promise.withResolvers; @qnexus/p2p installs the standard
-// polyfill when loaded (packages/p2p/src/polyfills.ts). Nothing else of it is used here.
-import '@qnexus/p2p';
+// polyfill when loaded (packages/p2p/src/polyfills.ts). Of its API only the deadline helpers are
+// used here: every dial and request is bounded by a deadline that fires even after a GC.
+import { deadlineSignal, withoutListenerCap } from '@qnexus/p2p';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { RPC } from '@chainsafe/libp2p-gossipsub/message';
@@ -24,6 +25,10 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 
 export const ATTACKER_IP = '127.0.0.2';
 export const MESHSUB = '/meshsub/1.1.0';
+/** A request whose stream has not ended this long after its deadline's abort is abandoned. */
+const ABANDON_AFTER_MS = 2000;
+/** How long `stop()` waits for libp2p to close its connections. */
+const STOP_TIMEOUT_MS = 10_000;
 
 export interface AttackerPeerOptions {
   /** Source address of its dials. Default ATTACKER_IP; null: the OS default (127.0.0.1). */
@@ -156,7 +161,7 @@ export class AttackerPeer {
   refusals = 0;
   gossipBytesReceived = 0;
   private stopping = false;
-  private readonly abort = new AbortController();
+  private readonly abort = withoutListenerCap(new AbortController());
 
   private constructor(readonly node: Libp2p) {
     node.addEventListener('connection:close', () => {
@@ -217,7 +222,7 @@ export class AttackerPeer {
 
   /** Dial; false (and a refusal recorded) if the node does not take the connection. */
   async connect(addr: string, timeoutMs = 10_000): Promise<boolean> {
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.abort.signal]);
+    const { signal, clear } = deadlineSignal(timeoutMs, this.abort.signal);
     try {
       await this.node.dial(multiaddr(addr), { signal });
       return true;
@@ -225,6 +230,8 @@ export class AttackerPeer {
       // A dial that merely timed out (a node too busy to finish the handshake) is not a refusal.
       if (!signal.aborted) this.noteRefusal();
       return false;
+    } finally {
+      clear();
     }
   }
 
@@ -238,13 +245,15 @@ export class AttackerPeer {
 
   /** Open our gossip stream to a connected node. */
   async gossip(peerId: string, timeoutMs = 10_000): Promise<RpcWriter | null> {
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.abort.signal]);
+    const { signal, clear } = deadlineSignal(timeoutMs, this.abort.signal);
     try {
       const s = await this.node.dialProtocol(peerIdFromString(peerId), MESHSUB, { signal });
       return new RpcWriter(s);
     } catch {
       if (!signal.aborted) this.noteRefusal();
       return null;
+    } finally {
+      clear();
     }
   }
 
@@ -254,30 +263,49 @@ export class AttackerPeer {
    */
   async request(peerId: string, protocol: string, req: Uint8Array, o: { timeoutMs: number; maxFrameBytes?: number; onFrame?: (f: Uint8Array) => void }): Promise<RequestOutcome> {
     const t0 = Date.now();
-    const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutMs), this.abort.signal]);
+    const { signal, clear } = deadlineSignal(o.timeoutMs, this.abort.signal);
     let frames = 0;
     let bytes = 0;
     let stream: Stream | undefined;
-    try {
-      stream = await this.node.dialProtocol(peerIdFromString(peerId), protocol, { signal });
-      const s = stream;
-      const onAbort = () => s.abort(new Error('request timed out'));
-      signal.addEventListener('abort', onAbort, { once: true });
+    const exchange = (async (): Promise<RequestOutcome> => {
       try {
-        const writing = s.sink([lp.encode.single(req)]).catch(() => undefined);
-        for await (const f of lp.decode(s.source, { maxDataLength: o.maxFrameBytes ?? 16 * 1024 * 1024 })) {
-          frames++;
-          bytes += f.byteLength;
-          o.onFrame?.(f.subarray());
+        stream = await this.node.dialProtocol(peerIdFromString(peerId), protocol, { signal });
+        const s = stream;
+        const onAbort = () => s.abort(new Error('request timed out'));
+        signal.addEventListener('abort', onAbort, { once: true });
+        // The deadline may have passed while the stream opened: its abort event is gone by now.
+        if (signal.aborted) onAbort();
+        try {
+          const writing = s.sink([lp.encode.single(req)]).catch(() => undefined);
+          for await (const f of lp.decode(s.source, { maxDataLength: o.maxFrameBytes ?? 16 * 1024 * 1024 })) {
+            frames++;
+            bytes += f.byteLength;
+            o.onFrame?.(f.subarray());
+          }
+          await writing;
+        } finally {
+          signal.removeEventListener('abort', onAbort);
         }
-        await writing;
-      } finally {
-        signal.removeEventListener('abort', onAbort);
+        return { frames, bytes, error: null, ms: Date.now() - t0 };
+      } catch (e) {
+        stream?.abort(new Error('request failed'));
+        return { frames, bytes, error: signal.aborted ? 'timeout' : e instanceof Error ? e.message : String(e), ms: Date.now() - t0 };
       }
-      return { frames, bytes, error: null, ms: Date.now() - t0 };
-    } catch (e) {
-      stream?.abort(new Error('request failed'));
-      return { frames, bytes, error: signal.aborted ? 'timeout' : e instanceof Error ? e.message : String(e), ms: Date.now() - t0 };
+    })();
+    // Aborting the stream ends the exchange; should it still not settle, the request is abandoned
+    // shortly after its deadline all the same. An attack's loop must never outlive its window
+    // (CI once waited out its 90 minutes on one that did).
+    let late: NodeJS.Timeout | undefined;
+    const abandoned = new Promise<RequestOutcome>((r) => {
+      signal.addEventListener('abort', () => {
+        late = setTimeout(() => r({ frames, bytes, error: 'timeout', ms: Date.now() - t0 }), ABANDON_AFTER_MS);
+      }, { once: true });
+    });
+    try {
+      return await Promise.race([exchange, abandoned]);
+    } finally {
+      clear();
+      clearTimeout(late);
     }
   }
 
@@ -313,7 +341,13 @@ export class AttackerPeer {
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
-    await Promise.resolve(this.node.stop()).catch(() => undefined);
+    // Bounded like every request: a libp2p stop stuck on a connection must not hold the test.
+    let late: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.resolve(this.node.stop()).catch(() => undefined),
+      new Promise<void>((r) => { late = setTimeout(r, STOP_TIMEOUT_MS); }),
+    ]);
+    clearTimeout(late);
   }
 }
 
