@@ -148,10 +148,19 @@ export async function runAttack(t: Target, cls: AttackClass<unknown>, o: RunOpti
   const a1 = await heights(t, victim);
   const proc = sampler.stop();
   const polls = poller.stop();
-  // The attack ends by itself at the end of its window; past a grace period it is told to.
+  // The attack ends by itself at the end of its window; past a grace period it is told to. One
+  // that ignores being told is a broken attack, reported as such rather than left running: its
+  // sockets and timers would outlive the test and keep the process from exiting.
   const guard = setTimeout(() => abort.abort(), 15_000);
-  const outcome = await running;
+  let hung: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    running,
+    new Promise<AttackOutcome>((r) => {
+      hung = setTimeout(() => r({ attackerIds: [], cutOff: null, counts: {}, checks: [{ name: 'the attack ended when told to', ok: false, detail: 'still running 30 s after its abort' }] }), 45_000);
+    }),
+  ]);
   clearTimeout(guard);
+  clearTimeout(hung);
   const { honest, tx } = await probes;
   log(`${cls.name}: attack over, checking`);
 
