@@ -62,6 +62,10 @@ export interface AttackResult {
 
 /** A cut-off logged this long after the attack window still counts (the node may be working through a backlog). */
 export const CUTOFF_GRACE_MS = 2000;
+/** Past its window an attack is told to stop after this long… */
+const ABORT_AFTER_MS = 15_000;
+/** …and reported as hung if it still runs this long after being told. */
+const HUNG_AFTER_ABORT_MS = 30_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -151,12 +155,13 @@ export async function runAttack(t: Target, cls: AttackClass<unknown>, o: RunOpti
   // The attack ends by itself at the end of its window; past a grace period it is told to. One
   // that ignores being told is a broken attack, reported as such rather than left running: its
   // sockets and timers would outlive the test and keep the process from exiting.
-  const guard = setTimeout(() => abort.abort(), 15_000);
+  const guard = setTimeout(() => abort.abort(), ABORT_AFTER_MS);
   let hung: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     running,
     new Promise<AttackOutcome>((r) => {
-      hung = setTimeout(() => r({ attackerIds: [], cutOff: null, counts: {}, checks: [{ name: 'the attack ended when told to', ok: false, detail: 'still running 30 s after its abort' }] }), 45_000);
+      const detail = `still running ${HUNG_AFTER_ABORT_MS / 1000} s after its abort`;
+      hung = setTimeout(() => r({ attackerIds: [], cutOff: null, counts: {}, checks: [{ name: 'the attack ended when told to', ok: false, detail }] }), ABORT_AFTER_MS + HUNG_AFTER_ABORT_MS);
     }),
   ]);
   clearTimeout(guard);
