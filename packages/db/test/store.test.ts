@@ -341,6 +341,78 @@ describe('db: ChainStore', () => {
     }
   });
 
+  it("a lock's block is stored once, hidden until finalized, kept by its commit without a second write, deleted when another block is finalized at its height", async () => {
+    const dir = freshDir();
+    let store = await ChainStore.open(dir);
+    /** Puts into the blocks sublevel ('b'), counted through the store's LevelDB handle. */
+    let blockPuts = 0;
+    const spy = (s: ChainStore) => {
+      const db = (s as unknown as { db: { batch(): { put(k: unknown, v: unknown, o?: { sublevel?: { prefix: string } }): unknown } } }).db;
+      const batch = db.batch.bind(db);
+      db.batch = () => {
+        const b = batch();
+        const put = b.put.bind(b);
+        b.put = (k, v, o) => {
+          if (o?.sublevel?.prefix === '!b!') blockPuts++;
+          return put(k, v, o);
+        };
+        return b;
+      };
+    };
+    spy(store);
+    try {
+      for (let h = 0; h <= 2; h++) await store.commitBlock(commitFor(h));
+      blockPuts = 0;
+      // Locked on height 3's block: stored by the lock (synced), not yet a finalized block.
+      const c3 = commitFor(3);
+      const lock3: LockRecord = { height: 3, round: 0, blockHash: c3.hash, block: c3.block, pol: [] };
+      await store.saveSigner({ height: 3, round: 0, step: 2, blockHash: c3.hash }, lock3);
+      assert.equal(blockPuts, 1);
+      assert.equal(await store.blockByHash(c3.hash), undefined, 'a locked block is not finalized');
+      same((await store.loadSigner()).lock?.block ?? undefined, c3.block, 'the lock reads its block back');
+      // Signing again under the same lock names the block without writing it again.
+      await store.saveSigner({ height: 3, round: 1, step: 1, blockHash: c3.hash }, lock3);
+      assert.equal(blockPuts, 1);
+      // Its commit (the same bytes) does not write the block a second time, and it becomes a finalized block.
+      await store.commitBlock(c3);
+      assert.equal(blockPuts, 1);
+      await assertConsistent(store, 3, { allTxs: true });
+
+      // Locked on a block of height 4 that is not the one finalized there: deleted by that commit.
+      const other = blockBytes(40);
+      const otherHash = sha256(utf8('a block of height 4 that is not finalized'));
+      await store.saveSigner({ height: 4, round: 0, step: 2, blockHash: otherHash }, { height: 4, round: 0, blockHash: otherHash, block: other, pol: [] });
+      await store.close();
+
+      // Across a restart the lock still reads its block, and it is still not a finalized block.
+      store = await ChainStore.open(dir);
+      spy(store);
+      same((await store.loadSigner()).lock?.block ?? undefined, other, 'the lock block after reopen');
+      assert.equal(await store.blockByHash(otherHash), undefined);
+      const raw = (store as unknown as { blocks: { get(k: Uint8Array): Promise<Uint8Array | undefined> } }).blocks;
+      assert.ok(await raw.get(otherHash), 'stored under its hash');
+      await store.commitBlock(commitFor(4));
+      assert.equal(await raw.get(otherHash), undefined, 'deleted by the commit of another block at its height');
+      await assertConsistent(store, 4);
+
+      // A lock record left from a height finalized before a crash, its block still stored (as
+      // if the commit's write had not known it was pending): the next open deletes it.
+      const stray = sha256(utf8('stray'));
+      await store.saveSigner({ height: 5, round: 0, step: 2, blockHash: stray }, { height: 5, round: 0, blockHash: stray, block: blockBytes(50), pol: [] });
+      await store.commitBlock(commitFor(5));
+      assert.equal(await raw.get(stray), undefined, 'deleted by the commit');
+      await (raw as unknown as { put(k: Uint8Array, v: Uint8Array): Promise<void> }).put(stray, blockBytes(50));
+      await store.close();
+      store = await ChainStore.open(dir);
+      const reopened = (store as unknown as { blocks: { get(k: Uint8Array): Promise<Uint8Array | undefined> } }).blocks;
+      assert.equal(await reopened.get(stray), undefined, 'deleted at open');
+      same(await store.blockByHash(hashOf(5)), blockBytes(5), 'the finalized block of that height stays');
+      await assertConsistent(store, 5);
+    } finally {
+      await store.close().catch(() => undefined);
+    }
+  });
+
   it('opening the same data dir twice fails with UNAVAILABLE naming the dir', async () => {
     const dir = freshDir();
     const store = await ChainStore.open(dir);
