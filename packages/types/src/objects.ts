@@ -376,8 +376,8 @@ export function blockHash(h: BlockHeader): Uint8Array {
 
 export function encodeBlock(b: Block): Uint8Array {
   const header = encodeHeader(b.header);
-  let size = header.length + b.signature.length + 16;
-  for (const t of b.txs) size += t.length + 4;
+  let size = 4 + header.length + 4 + b.signature.length + 4;
+  for (const t of b.txs) size += 4 + t.length;
   const w = new Writer(size).bytes(header).bytes(b.signature).u32(b.txs.length);
   for (const t of b.txs) w.bytes(t);
   return w.finish();
@@ -612,8 +612,8 @@ export const MAX_TX_BATCH_BYTES = MAX_TX_BATCH * (MAX_TX_BYTES + 4) + 16;
 
 export function encodeTxBatch(raws: readonly Uint8Array[]): Uint8Array {
   if (raws.length === 0 || raws.length > MAX_TX_BATCH) throw new RangeError(`a tx batch holds 1..${MAX_TX_BATCH} transactions`);
-  let size = 8;
-  for (const r of raws) size += r.length + 4;
+  let size = 1 + 4;
+  for (const r of raws) size += 4 + r.length;
   const w = new Writer(size).u8(CODEC_VERSION).u32(raws.length);
   for (const r of raws) w.bytes(r);
   return w.finish();
@@ -678,7 +678,7 @@ export function decodeCompactProposal(bytes: Uint8Array): CompactProposal {
 
 /** Request for transactions by id (compact-proposal reconstruction). */
 export function encodeTxIdList(ids: readonly Uint8Array[]): Uint8Array {
-  const w = new Writer(8 + ids.length * HASH_BYTES).u32(ids.length);
+  const w = new Writer(4 + ids.length * HASH_BYTES).u32(ids.length);
   for (const h of ids) w.fixed(h, HASH_BYTES);
   return w.finish();
 }
