@@ -849,6 +849,8 @@ export class Engine {
       await Promise.all([...got.values()].map((e) => this.verifier.verifyAsync(e)));
     }
     const c = candidateFromEnvs(p.header, p.headerSignature, envs as TxEnvelope[]);
+    // validateProposal checked the header's txRoot against p.txHashes, and every transaction here was found by its own id.
+    c.txRootChecked = true;
     this.noteBlockTxs(c);
     if (this.log.enabled('debug')) {
       this.log.debug('proposal received', { height: p.body.height, round: p.body.round, block: c.hashHex.slice(0, 12), txs: c.envs.length, fetched: missing.length, at: this.slotOffset() });
