@@ -300,6 +300,7 @@ export class Mempool {
     const touched = new Set<string>();
     let sawSystem = false;
     for (const env of committed) {
+      this.verifier.forget(env.hashHex);
       if (isSystemKind(env.tx.body.payload.kind)) {
         if (this.system.delete(env.hashHex)) this.onRemoved?.(env.hashHex);
         sawSystem = true;

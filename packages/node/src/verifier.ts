@@ -227,6 +227,12 @@ export class TxVerifier {
     return this.pool.verify(publicKey, message, signature, urgent);
   }
 
+  /**
+   * Drop a transaction's verdict. The mempool does so once its block is final: the nonce is
+   * spent, so any later copy is refused before a signature check. Without it the cache kept the
+   * last 200,000 transactions whatever their state: ≈ 64 MB (57.5 of heap, 6.4 of digests,
+   * measured on a map of that size) once full, about 7 minutes into a load of 500 tx/s a shard.
+   */
   forget(hashHex: string): void {
     this.ok.delete(hashHex);
   }

@@ -195,6 +195,30 @@ describe('node: signature verification backend and knobs', function () {
       }
     });
 
+    it("a transaction's verdict serves its block's validation, and leaves the cache once the block is final", async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'qnexus-verifier-'));
+      const store = await ChainStore.open(dir);
+      try {
+        const metrics = createMetrics();
+        const verifier = new TxVerifier('ml-dsa-44', metrics);
+        const chain = await Chain.open(store, genesis(), 0, verifier, new Logger('json', 'error'));
+        const mempool = new Mempool(chain, verifier);
+        const [t0, t1] = [transfer(0n), transfer(1n)];
+        assert.equal(await mempool.admit(t0), 'added');
+        assert.equal(await mempool.admit(t1), 'added');
+        assert.equal(verifier.cacheSize, 2);
+        assert.equal(chain.validate(buildBlock(chain, [t0]), 1), null);
+        assert.equal(await counter(metrics, 'sigCacheHits'), 1, 'validation found the verdict');
+        mempool.onCommit([t0]);
+        assert.equal(verifier.cacheSize, 1, "the final transaction's entry is gone, the pending one's stays");
+        assert.equal(verifier.check(t1), 'ok');
+        assert.equal(await counter(metrics, 'sigCacheHits'), 2);
+      } finally {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('a negative capacity is refused', () => {
       assert.throws(() => new TxVerifier('ml-dsa-44', createMetrics(), null, { capacity: -1 }), RangeError);
     });
