@@ -374,7 +374,7 @@ export class ChainStore {
   // that block is nearly always the one finalized a moment later. It is stored once, where
   // finalized blocks live ('b', by hash), and the commit does not write it again: a full block
   // is megabytes, and writing it twice per height (once inside the lock record, once at
-  // commit) cost a loaded validator about 5 % of its event loop and a third of LevelDB's log.
+  // commit) cost a loaded validator about 5 % of its event loop and put every block in LevelDB's log twice.
   // Until its height is finalized such a block is not a finalized block (blockByHash hides it);
   // when another block is finalized at its height it is deleted in the commit's batch.
 
