@@ -1,5 +1,5 @@
 import type { ClassicLevel } from 'classic-level';
-import { fromHex, toHex } from '@qnexus/crypto';
+import { bytesEqual, fromHex, toHex } from '@qnexus/crypto';
 import { QnexusError, Reader, Writer, decodeBlock } from '@qnexus/types';
 import { BackupError, createBackup, restoreLevelBackup, type BackupIdentity, type BackupManifest, type BackupOptions, type BackupResult, type RestoreResult } from './backup.js';
 import { openLevel, type LevelHandle } from './level.js';
@@ -378,7 +378,11 @@ export class ChainStore {
   // Until its height is finalized such a block is not a finalized block (blockByHash hides it);
   // when another block is finalized at its height it is deleted in the commit's batch.
 
-  /** Blocks stored by a lock and not yet finalized, by hash hex: their height, and the bytes written (compared by identity at commit). */
+  /**
+   * Blocks stored by a lock and not yet finalized, by hash hex: their height, and the bytes this
+   * process wrote (compared by identity at commit; unknown for those found at open, whose commit
+   * then writes the block once more).
+   */
   private readonly lockBlocks = new Map<string, { height: number; raw: Bytes | undefined }>();
   /** Height of the last commit this process wrote or found at open (lock blocks at or below it are settled). */
   private committedHeight = -1;
@@ -417,14 +421,8 @@ export class ChainStore {
       return;
     }
     const final = await this.hashAtHeight(height);
-    const batch = this.db.batch();
-    let n = 0;
-    for (const h of stored) {
-      if (final && toHex(final) === toHex(h)) continue;
-      batch.del(h, { sublevel: this.blocks });
-      n++;
-    }
-    if (n) await batch.write();
+    const orphans = stored.filter((h) => !final || !bytesEqual(final, h));
+    if (orphans.length) await this.db.batch(orphans.map((key) => ({ type: 'del' as const, sublevel: this.blocks, key })));
   }
 
   private nodePrefix: Bytes | undefined;
@@ -597,12 +595,7 @@ export class ChainStore {
     if (lock) {
       const { height, round, blockHash, inline, blockStored, pol } = readLockRecord(lock);
       let block = inline.length ? inline : null;
-      if (blockStored) {
-        block = (await this.blocks.get(blockHash)) ?? null;
-        // The caller builds its locked block from these bytes: a commit of it then writes nothing again.
-        const pending = this.lockBlocks.get(toHex(blockHash));
-        if (block && pending && pending.raw === undefined) pending.raw = block;
-      }
+      if (blockStored) block = (await this.blocks.get(blockHash)) ?? null;
       lockRec = { height, round, blockHash, block, pol };
     }
     return { last: lastRec, lock: lockRec };

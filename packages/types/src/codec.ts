@@ -72,7 +72,8 @@ export class Writer {
   }
   /**
    * The encoding. A writer sized exactly (a block, a batch) hands over its buffer instead of a
-   * copy: megabytes a block otherwise allocated and copied twice. Write nothing after finishing.
+   * copy: megabytes a block otherwise allocated and copied twice. A write after finishing still
+   * leaves the result alone: a full buffer is grown into a new one first.
    */
   finish(): Uint8Array {
     return this.len === this.buf.length ? this.buf : this.buf.slice(0, this.len);
