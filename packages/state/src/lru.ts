@@ -11,6 +11,11 @@ export class ByteCache<K, V> {
 
   constructor(readonly maxBytes: number) {}
 
+  /** The estimated bytes held now. */
+  get bytes(): number {
+    return this.held;
+  }
+
   get(k: K): V | undefined {
     const e = this.map.get(k);
     if (!e) return undefined;

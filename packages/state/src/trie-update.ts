@@ -46,6 +46,8 @@ export interface UpdateMeta {
   baseRoot: Uint8Array;
   putNames: string[];
   delNames: string[];
+  /** Names of the `stale` nodes: no longer part of the newest version, so `apply` drops them from the node cache. */
+  staleNames: string[];
 }
 export const META = new WeakMap<TrieUpdate, UpdateMeta>();
 
@@ -483,10 +485,12 @@ export class Updater {
     const stale: Uint8Array[] = [];
     const dels: Uint8Array[] = [];
     const delNames: string[] = [];
+    const staleNames: string[] = [];
     let put: Set<string> | undefined;
     for (const [p, e, v] of this.removed) {
       if (v < this.version) {
         stale.push(nodeKey(p, e, v));
+        staleNames.push(nodeName(p, e, v));
         continue;
       }
       // A node of this same version: garbage, unless this update wrote its key again.
@@ -497,7 +501,7 @@ export class Updater {
       delNames.push(name);
     }
     const u: TrieUpdate = { version: this.version, root: ref.slice(0, 32), count: readU64(ref, 41), puts: this.puts, stale, dels };
-    META.set(u, { baseVersion, baseRoot: this.trie.root(), putNames: this.putNames, delNames });
+    META.set(u, { baseVersion, baseRoot: this.trie.root(), putNames: this.putNames, delNames, staleNames });
     return u;
   }
 }

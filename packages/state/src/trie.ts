@@ -141,6 +141,11 @@ export class MerkleTrie {
     return this.entries;
   }
 
+  /** What the node cache holds now, by its estimate (bounded by `cacheBytes`). */
+  get cachedBytes(): number {
+    return this.cache.bytes;
+  }
+
   // ------------------------------------------------------------ node access
 
   private load(path: string, end: boolean, version: number): TrieNode | undefined {
@@ -349,7 +354,13 @@ export class MerkleTrie {
 
   /** Install an update computed on the committed version: its nodes are readable at once (kept in memory until `flushed(u)`). */
   apply(u: TrieUpdate): void {
-    const meta = META.get(u) ?? { baseVersion: this.ver, baseRoot: this.rootHash, putNames: u.puts.map(([k]) => nameOfNodeKey(k)), delNames: u.dels.map(nameOfNodeKey) };
+    const meta = META.get(u) ?? {
+      baseVersion: this.ver,
+      baseRoot: this.rootHash,
+      putNames: u.puts.map(([k]) => nameOfNodeKey(k)),
+      delNames: u.dels.map(nameOfNodeKey),
+      staleNames: u.stale.map(nameOfNodeKey),
+    };
     if (meta.baseVersion !== this.ver || !bytesEqual(meta.baseRoot, this.rootHash)) {
       throw new QnexusError('INTERNAL', `trie update computed on version ${meta.baseVersion}, committed is ${this.ver}`);
     }
@@ -357,6 +368,10 @@ export class MerkleTrie {
       this.overlay.delete(name);
       this.cache.delete(name);
     }
+    // The nodes this version replaced serve only reads of older versions (proofs, snapshots at a
+    // kept version), which may go to disk: left in the cache, every block's superseded paths
+    // would fill it under load, held in the heap until the LRU evicted them.
+    for (const name of meta.staleNames) this.cache.delete(name);
     // Only an update at the committed version can rewrite names the cache holds.
     const same = u.version === this.ver;
     for (let i = 0; i < u.puts.length; i++) {

@@ -312,6 +312,30 @@ describe('MerkleTrie', () => {
     assert.deepEqual(u1.root, t.root());
   });
 
+  it('the node cache drops the nodes a version replaces: it holds the newest version, not every block', () => {
+    const db = new MemoryTrieDB();
+    const t = new MerkleTrie(db, -1);
+    const keys: string[] = [];
+    for (let i = 0; i < 400; i++) keys.push('0161' + toHex(sha256(new Uint8Array([i, i >> 8]))).slice(0, 40));
+    commitTrie(t, db, new Map(keys.map((k, i) => [k, new Uint8Array([i & 255, 1])])), 0);
+    const readAll = () => keys.forEach((k) => assert.ok(t.get(k)));
+    readAll(); // every node of the newest version is cached
+    const full = t.cachedBytes;
+    assert.ok(full > 0);
+    // Blocks that rewrite some balances, each followed by reads of every key (as execution does).
+    for (let v = 1; v <= 60; v++) {
+      const w = new Map<string, Uint8Array | null>();
+      for (let j = 0; j < 40; j++) w.set(keys[(v * 41 + j * 7) % keys.length]!, new Uint8Array([v & 255, j, 2]));
+      commitTrie(t, db, w, v);
+      readAll();
+    }
+    // The same keys, one byte longer values, one version's nodes: about what one version held, not 60.
+    assert.ok(t.cachedBytes < full * 1.2, `cache holds ${t.cachedBytes} bytes after 60 versions, ${full} after one`);
+    // Older versions stay readable from storage.
+    assert.equal(t.get(keys[41]!, 0)?.[1], 1);
+    assert.equal(t.get(keys[41]!, 1)?.[2], 2);
+  });
+
   it('refuses over-long and non-hex keys, and versions below the committed one', () => {
     const t = new MerkleTrie(new MemoryTrieDB(), -1);
     assert.throws(() => t.update(new Map([['00'.repeat(MAX_KEY_BYTES + 1), new Uint8Array(1)]]), 0), RangeError);
