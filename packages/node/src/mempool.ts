@@ -1,6 +1,6 @@
 import { ADDRESS_BYTES, ADDRESS_PREFIX } from '@qnexus/crypto';
 import { QnexusError, XPREPARE_KIND, isSystemKind, type AnyErrorCode, type TxEnvelope } from '@qnexus/types';
-import { Branch, MODULE_IDS, type BlockContext } from '@qnexus/state';
+import { Branch, MODULE_IDS, type Account, type BlockContext } from '@qnexus/state';
 import type { Chain } from './chain.js';
 import { signedTxId, type TxVerdict, type TxVerifier } from './verifier.js';
 
@@ -28,6 +28,8 @@ export const DEFAULT_MEMPOOL_MAX_BYTES = 32 * 1024 * 1024;
 const NO_PROPOSER = new Uint8Array(ADDRESS_BYTES);
 
 export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = { maxTxs: 20_000, maxNonceGap: 64 };
+/** Senders whose head account the pool remembers at once (a flood of new senders only clears it). */
+const ACCOUNT_MEMO_MAX = 4096;
 
 /** How a transaction's cost is made up, for error messages. */
 function costWhat(env: TxEnvelope, cost: bigint): string {
@@ -127,7 +129,7 @@ export class Mempool {
 
   /** Next nonce for the sender counting its contiguous pending transactions. */
   pendingNonce(senderHex: string): bigint {
-    let n = this.chain.state.account(senderHex)?.nonce ?? 0n;
+    let n = this.account(senderHex)?.nonce ?? 0n;
     const q = this.bySender.get(senderHex);
     while (q?.has(n)) n++;
     return n;
@@ -227,14 +229,32 @@ export class Mempool {
   private trial(env: TxEnvelope): void {
     if (env.tx.body.payload.kind >> 8 === MODULE_IDS.bank) return;
     const sender = senderHex(env);
-    if (this.bySender.has(sender) || env.tx.body.nonce !== (this.chain.state.account(sender)?.nonce ?? 0n)) return;
+    if (this.bySender.has(sender) || env.tx.body.nonce !== (this.account(sender)?.nonce ?? 0n)) return;
     this.chain.app.applyTx(new Branch(this.chain.state.kv), env, this.chain.params, this.nextBlock());
   }
+
+  /**
+   * A sender's account in the head state, read once per head: admission reads it before and after
+   * the signature check, and a busy sender's transactions arrive many to a block. Keyed by the
+   * state's version, which every commit (block, sync or snapshot) moves.
+   */
+  private account(sender: string): Account | undefined {
+    const version = this.chain.state.version;
+    if (this.accountsVersion !== version || this.accounts.size >= ACCOUNT_MEMO_MAX) {
+      this.accountsVersion = version;
+      this.accounts.clear();
+    }
+    let a = this.accounts.get(sender);
+    if (a === undefined) this.accounts.set(sender, (a = this.chain.state.account(sender) ?? null));
+    return a ?? undefined;
+  }
+  private readonly accounts = new Map<string, Account | null>();
+  private accountsVersion = -2;
 
   /** Nonce window, nonce collisions and funds (including the sender's pending spends). */
   private checkState(env: TxEnvelope): Entry {
     const sender = senderHex(env);
-    const acct = this.chain.state.account(sender);
+    const acct = this.account(sender);
     // A keyless transaction is checked against the key the head state registers: refused before
     // any signature work when there is none (the account's first transaction must carry it).
     if (env.publicKey === null && !acct?.publicKey) throw keyUnknown(env);
@@ -269,7 +289,7 @@ export class Mempool {
     const runs: TxEnvelope[][] = [];
     for (const [sender, q] of this.bySender) {
       const run: TxEnvelope[] = [];
-      let n = this.chain.state.account(sender)?.nonce ?? 0n;
+      let n = this.account(sender)?.nonce ?? 0n;
       for (let e = q.get(n); e && run.length < max; e = q.get(++n)) run.push(e.env);
       if (run.length) runs.push(run);
     }
@@ -329,7 +349,7 @@ export class Mempool {
     for (const sender of touched) {
       const q = this.bySender.get(sender);
       if (!q) continue;
-      const acct = this.chain.state.account(sender);
+      const acct = this.account(sender);
       const next = acct?.nonce ?? 0n;
       let budget = acct?.balance ?? 0n;
       for (const [nonce, e] of [...q].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {

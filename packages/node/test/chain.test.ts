@@ -221,5 +221,10 @@ describe('node: chain', () => {
     mp.onCommit(c.envs);
     assert.equal(mp.size, 0);
     assert.equal(mp.rejection(t0.hashHex)?.code, 'TX_NONCE_STALE');
+    // The pool read the sender's account at the old head; it answers from the new one now.
+    const sender = Buffer.from(addressFromPublicKey(user.publicKey)).toString('hex');
+    assert.equal(mp.pendingNonce(sender), 1n);
+    await assert.rejects(mp.admit(transfer(0n, 14n)), (e: unknown) => e instanceof QnexusError && e.code === 'TX_NONCE_STALE');
+    assert.equal(await mp.admit(transfer(1n)), 'added');
   });
 });
