@@ -86,6 +86,9 @@ export class Mempool {
 
   private readonly maxGap: bigint;
   private committed = 0;
+  /** Senders' accounts read at the head state of `accountsVersion` (null: no account); see account(). */
+  private readonly accounts = new Map<string, Account | null>();
+  private accountsVersion = -2;
 
   constructor(
     private readonly chain: Chain,
@@ -248,9 +251,6 @@ export class Mempool {
     if (a === undefined) this.accounts.set(sender, (a = this.chain.state.account(sender) ?? null));
     return a ?? undefined;
   }
-  private readonly accounts = new Map<string, Account | null>();
-  private accountsVersion = -2;
-
   /** Nonce window, nonce collisions and funds (including the sender's pending spends). */
   private checkState(env: TxEnvelope): Entry {
     const sender = senderHex(env);
