@@ -36,7 +36,8 @@ export {
  * either the whole block commit on disk or none of it.
  *
  * Layout (one LevelDB, sublevels):
- *   blocks    block hash            -> encoded block
+ *   blocks    u64be height ‖ hash   -> encoded block (finalized, or stored by a lock: see lockBlocks)
+ *   blockHeights (i) block hash     -> u64be height of a finalized block
  *   heights   u64be height          -> block hash
  *   certs     u64be height          -> encoded finality certificate
  *   txs       tx hash               -> u64be height | u32be index
@@ -145,12 +146,26 @@ function truncate(m: string): string {
 export type StoredState = [string, Bytes][];
 
 /**
- * Layout version of the state in a data dir, written with the genesis block.
- * 3: one key-value state under a versioned Merkle trie (this layout).
+ * Layout version of a data dir, written with the genesis block.
+ * 4: blocks keyed by height ‖ hash, with a hash → height index (this layout).
+ * 3: one key-value state under a versioned Merkle trie, blocks keyed by hash.
  * 2: the same keys under a flat sorted-leaf root; older: typed sublevels. A
- * data dir of another format holds another state root: it must be reset.
+ * data dir of another format must be reset.
  */
-export const STATE_FORMAT = 3;
+export const STATE_FORMAT = 4;
+
+/**
+ * A block's key: u64 height ‖ hash. New blocks sort after every stored one, so LevelDB's
+ * compactions leave the files of older blocks where they are (trivial moves) instead of
+ * merging megabytes of block bodies again with every flush, as random hash keys made them do
+ * (CometBFT's block store keys blocks by height for the same reason).
+ */
+function blockKey(height: number, hash: Bytes): Bytes {
+  const k = new Uint8Array(8 + hash.length);
+  k.set(u64be(height), 0);
+  k.set(hash, 8);
+  return k;
+}
 
 /** Double-sign protection record: the last (height, round, step) this validator signed. */
 export interface SignerRecord {
@@ -170,11 +185,23 @@ export interface LockRecord {
   pol: Bytes[];
 }
 
+/** Progress of a data dir upgrade: heights indexed so far of `total`, blocks moved to their height key. */
+export interface UpgradeProgress {
+  done: number;
+  total: number;
+  moved: number;
+}
+
+/** Heights per batch of the format 3 → 4 upgrade (blocks are at most a few MiB: a batch stays well under 100 MiB). */
+const UPGRADE_HEIGHTS = 16;
+
 /** At most this many proof-of-lock votes are kept with a lock (a committee's prevotes of one round). */
 export const MAX_LOCK_POL_VOTES = 4096;
 
 export class ChainStore {
   private readonly blocks: Sub;
+  /** Finalized block hash → u64 height (blocks are keyed by height first: blockKey). */
+  private readonly blockHeights: Sub;
   private readonly heights: Sub;
   private readonly certs: Sub;
   private readonly txs: Sub;
@@ -190,6 +217,8 @@ export class ChainStore {
   private constructor(private readonly handle: LevelHandle) {
     const db = (this.db = handle.db);
     this.blocks = sub(db, 'b');
+    // Sorts after 'b': its random keys do not widen a flush's key range over the older blocks.
+    this.blockHeights = sub(db, 'i');
     this.heights = sub(db, 'h');
     this.certs = sub(db, 'c');
     this.txs = sub(db, 't');
@@ -201,9 +230,15 @@ export class ChainStore {
     this.epochs = sub(db, 'e');
   }
 
-  static async open(dir: string): Promise<ChainStore> {
+  /**
+   * Open the node database at `dir`. With `upgrade`, a data dir of the previous layout
+   * (format 3) is brought to this one first (see upgradeFrom3), reporting its progress to
+   * `upgrade.onProgress`; without it (offline tools) the data dir is left as it is.
+   */
+  static async open(dir: string, opts: { upgrade?: { onProgress?: (p: UpgradeProgress) => void } } = {}): Promise<ChainStore> {
     const store = new ChainStore(await openLevel(dir, 'node'));
     try {
+      if (opts.upgrade) await store.upgradeFrom3(opts.upgrade.onProgress);
       await store.loadLockBlocks();
     } catch (e) {
       await store.close();
@@ -274,7 +309,8 @@ export class ChainStore {
   /** A finalized block by hash (a block stored only with a lock, not finalized, is not one). */
   async blockByHash(hash: Bytes): Promise<Bytes | undefined> {
     if (this.lockBlocks.has(toHex(hash))) return undefined;
-    return this.blocks.get(hash);
+    const h = await this.blockHeights.get(hash);
+    return h ? this.blocks.get(blockKey(new Reader(h).u64n(), hash)) : undefined;
   }
 
   async hashAtHeight(height: number): Promise<Bytes | undefined> {
@@ -283,7 +319,7 @@ export class ChainStore {
 
   async blockAtHeight(height: number): Promise<Bytes | undefined> {
     const h = await this.hashAtHeight(height);
-    return h ? this.blocks.get(h) : undefined;
+    return h ? this.blocks.get(blockKey(height, h)) : undefined;
   }
 
   async certificate(height: number): Promise<Bytes | undefined> {
@@ -302,7 +338,7 @@ export class ChainStore {
     const range = { gte: u64be(from), lte: u64be(to) };
     // Heights first: a block whose height entry is seen was written (with its certificate) in an earlier batch.
     const hashes = await this.heights.iterator(range).all();
-    const [blocks, certs] = await Promise.all([this.blocks.getMany(hashes.map(([, h]) => h)), this.certs.iterator(range).all()]);
+    const [blocks, certs] = await Promise.all([this.blocks.getMany(hashes.map(([k, h]) => blockKey(new Reader(k).u64n(), h))), this.certs.iterator(range).all()]);
     const out: { height: number; block: Bytes; certificate: Bytes }[] = [];
     for (let i = 0; i < hashes.length; i++) {
       const height = new Reader(hashes[i]![0]).u64n();
@@ -350,7 +386,8 @@ export class ChainStore {
       const hex = toHex(c.hash);
       committed.add(hex);
       // The block a lock stored (synced) is already in place: the very same bytes are not written twice.
-      if (this.lockBlocks.get(hex)?.raw !== c.block) batch.put(c.hash, c.block, { sublevel: this.blocks });
+      if (this.lockBlocks.get(hex)?.raw !== c.block) batch.put(blockKey(c.height, c.hash), c.block, { sublevel: this.blocks });
+      batch.put(c.hash, u64be(c.height), { sublevel: this.blockHeights });
       batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
       if (c.certificate) batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
       const failures = new Map((c.txFailures ?? []).map((f) => [f.index, f]));
@@ -372,7 +409,7 @@ export class ChainStore {
   //
   // A validator persists the block it locks on before its precommit leaves (saveSigner), and
   // that block is nearly always the one finalized a moment later. It is stored once, where
-  // finalized blocks live ('b', by hash), and the commit does not write it again: a full block
+  // finalized blocks live ('b', by height ‖ hash), and the commit does not write it again: a full block
   // is megabytes, and writing it twice per height (once inside the lock record, once at
   // commit) cost a loaded validator about 5 % of its event loop and put every block in LevelDB's log twice.
   // Until its height is finalized such a block is not a finalized block (blockByHash hides it);
@@ -397,7 +434,7 @@ export class ChainStore {
 
   /** Delete (in `batch`) the lock blocks at heights up to `height` that were not finalized. */
   private dropLockBlocks(batch: ReturnType<ClassicLevel<Bytes, Bytes>['batch']>, height: number, committed: ReadonlySet<string>): void {
-    for (const [hex, e] of this.lockBlocks) if (e.height <= height && !committed.has(hex)) batch.del(fromHex(hex), { sublevel: this.blocks });
+    for (const [hex, e] of this.lockBlocks) if (e.height <= height && !committed.has(hex)) batch.del(blockKey(e.height, fromHex(hex)), { sublevel: this.blocks });
   }
 
   /** After a commit up to `height` is on disk: lock blocks at or below it are finalized or deleted. */
@@ -422,7 +459,7 @@ export class ChainStore {
     }
     const final = await this.hashAtHeight(height);
     const orphans = stored.filter((h) => !final || !bytesEqual(final, h));
-    if (orphans.length) await this.db.batch(orphans.map((key) => ({ type: 'del' as const, sublevel: this.blocks, key })));
+    if (orphans.length) await this.db.batch(orphans.map((h) => ({ type: 'del' as const, sublevel: this.blocks, key: blockKey(height, h) })));
   }
 
   private nodePrefix: Bytes | undefined;
@@ -539,7 +576,8 @@ export class ChainStore {
 
   private async writeSnapshotHead(c: Omit<BlockCommit, 'writes' | 'trie' | 'genesisHash'> & { certificate: Bytes }): Promise<void> {
     const batch = this.db.batch();
-    batch.put(c.hash, c.block, { sublevel: this.blocks });
+    batch.put(blockKey(c.height, c.hash), c.block, { sublevel: this.blocks });
+    batch.put(c.hash, u64be(c.height), { sublevel: this.blockHeights });
     batch.put(u64be(c.height), c.hash, { sublevel: this.heights });
     batch.put(u64be(c.height), c.certificate, { sublevel: this.certs });
     c.txHashes.forEach((h, i) => batch.put(h, txIndexValue(c.height, i), { sublevel: this.txs }));
@@ -555,6 +593,76 @@ export class ChainStore {
   async stateFormat(): Promise<number> {
     const v = await this.meta.get(this.key('format'));
     return v ? new Reader(v).u64n() : 0;
+  }
+
+  // ------------------------------------------------------------ upgrade
+
+  /**
+   * Bring a data dir of format 3 (blocks keyed by hash) to this layout in place: every
+   * finalized block, and every block the lock record names, moves to its height key. Batches
+   * of UPGRADE_HEIGHTS heights; the new format is written last, synced, so an upgrade that is
+   * interrupted resumes at the next open (a height already moved is only indexed again).
+   * Returns how many blocks moved. Other formats are left to the node's format check.
+   */
+  private async upgradeFrom3(onProgress?: (p: UpgradeProgress) => void): Promise<number> {
+    const format = await this.stateFormat();
+    if (format !== 3) return 0;
+    const head = await this.headHeight();
+    const total = head + 1;
+    let moved = 0;
+    let done = 0;
+    const move = async (rows: readonly [number, Bytes][]): Promise<void> => {
+      const blocks = await this.blocks.getMany(rows.map(([, h]) => h));
+      const batch = this.db.batch();
+      rows.forEach(([height, hash], i) => {
+        const raw = blocks[i];
+        if (raw) {
+          batch.put(blockKey(height, hash), raw, { sublevel: this.blocks });
+          batch.del(hash, { sublevel: this.blocks });
+          moved++;
+        }
+        batch.put(hash, u64be(height), { sublevel: this.blockHeights });
+      });
+      await batch.write();
+    };
+    onProgress?.({ done: 0, total, moved: 0 });
+    let rows: [number, Bytes][] = [];
+    let last = Date.now();
+    for await (const [k, hash] of this.heights.iterator()) {
+      rows.push([new Reader(k).u64n(), hash]);
+      if (rows.length < UPGRADE_HEIGHTS) continue;
+      await move(rows);
+      done += rows.length;
+      rows = [];
+      if (onProgress && Date.now() - last >= 2000) {
+        last = Date.now();
+        onProgress({ done, total, moved });
+      }
+    }
+    if (rows.length) await move(rows);
+    done += rows.length;
+    // Blocks stored by the lock record's height: kept (under their height) above the head,
+    // deleted at or below it unless finalized (those moved above).
+    const rec = await this.signer.get(this.key('lock'));
+    if (rec) {
+      const { height, stored } = readLockRecord(rec);
+      const final = height <= head ? await this.hashAtHeight(height) : undefined;
+      const batch = this.db.batch();
+      for (const hash of stored) {
+        if (final && bytesEqual(final, hash)) continue;
+        const raw = await this.blocks.get(hash);
+        if (!raw) continue;
+        if (height > head) {
+          batch.put(blockKey(height, hash), raw, { sublevel: this.blocks });
+          moved++;
+        }
+        batch.del(hash, { sublevel: this.blocks });
+      }
+      await batch.write();
+    }
+    await this.db.batch([{ type: 'put', sublevel: this.meta, key: this.key('format'), value: u64be(STATE_FORMAT) }], { sync: true });
+    onProgress?.({ done, total, moved });
+    return moved;
   }
 
   // ------------------------------------------------------------ epoch announcements
@@ -595,7 +703,7 @@ export class ChainStore {
     if (lock) {
       const { height, round, blockHash, inline, blockStored, pol } = readLockRecord(lock);
       let block = inline.length ? inline : null;
-      if (blockStored) block = (await this.blocks.get(blockHash)) ?? null;
+      if (blockStored) block = (await this.blocks.get(blockKey(height, blockHash))) ?? null;
       lockRec = { height, round, blockHash, block, pol };
     }
     return { last: lastRec, lock: lockRec };
@@ -661,7 +769,7 @@ export class ChainStore {
       // height name it); a lock at or below the head has nothing left to finalize.
       if (lock.block && lock.height > this.committedHeight) {
         if (this.lockBlocks.get(hex)?.raw !== lock.block) {
-          batch.put(lock.blockHash, lock.block, { sublevel: this.blocks });
+          batch.put(blockKey(lock.height, lock.blockHash), lock.block, { sublevel: this.blocks });
           stored = { hex, height: lock.height, raw: lock.block };
         }
       }
@@ -677,8 +785,8 @@ export class ChainStore {
 
 /**
  * The lock record: u64 height ‖ u64 round ‖ block hash ‖ bytes inline block (empty since lock
- * blocks are stored by hash; older records hold it here) ‖ u32 n ‖ n proof-of-lock votes ‖
- * u8 2 ‖ u8 whether the lock's block is stored by hash ‖ u32 m ‖ m hashes of the blocks stored
+ * blocks are stored apart; older records hold it here) ‖ u32 n ‖ n proof-of-lock votes ‖
+ * u8 2 ‖ u8 whether the lock's block is stored apart (under blockKey) ‖ u32 m ‖ m hashes of the blocks stored
  * by locks of this height. Older records end after the inline block or after the votes.
  */
 function encodeLockRecord(lock: LockRecord, blockStored: boolean, stored: readonly Bytes[]): Bytes {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256, toHex, utf8 } from '@qnexus/crypto';
-import { QnexusError, Writer, decodeBlock, decodeCertificate, blockHash } from '@qnexus/types';
+import { QnexusError, Reader, Writer, decodeBlock, decodeCertificate, blockHash } from '@qnexus/types';
 import { WorldState, changesOf } from '@qnexus/state';
 import { ChainStore, STATE_FORMAT, type LockRecord, type SignerRecord } from '@qnexus/db';
 import {
@@ -43,6 +43,8 @@ function plain<T>(x: T): T {
 
 let root: string;
 let n = 0;
+/** The blocks sublevel's key: u64 height ‖ hash (the store's blockKey). */
+const bkey = (height: number, hash: Uint8Array) => new Writer(40).u64(height).fixed(hash, 32).finish();
 const freshDir = () => join(root, `db-${n++}`);
 
 before(() => {
@@ -390,9 +392,9 @@ describe('db: ChainStore', () => {
       same((await store.loadSigner()).lock?.block ?? undefined, other, 'the lock block after reopen');
       assert.equal(await store.blockByHash(otherHash), undefined);
       const raw = (store as unknown as { blocks: { get(k: Uint8Array): Promise<Uint8Array | undefined> } }).blocks;
-      assert.ok(await raw.get(otherHash), 'stored under its hash');
+      assert.ok(await raw.get(bkey(4, otherHash)), 'stored under its height and hash');
       await store.commitBlock(commitFor(4));
-      assert.equal(await raw.get(otherHash), undefined, 'deleted by the commit of another block at its height');
+      assert.equal(await raw.get(bkey(4, otherHash)), undefined, 'deleted by the commit of another block at its height');
       await assertConsistent(store, 4);
 
       // A lock record left from a height finalized before a crash, its block still stored (as
@@ -400,16 +402,94 @@ describe('db: ChainStore', () => {
       const stray = sha256(utf8('stray'));
       await store.saveSigner({ height: 5, round: 0, step: 2, blockHash: stray }, { height: 5, round: 0, blockHash: stray, block: blockBytes(50), pol: [] });
       await store.commitBlock(commitFor(5));
-      assert.equal(await raw.get(stray), undefined, 'deleted by the commit');
-      await (raw as unknown as { put(k: Uint8Array, v: Uint8Array): Promise<void> }).put(stray, blockBytes(50));
+      assert.equal(await raw.get(bkey(5, stray)), undefined, 'deleted by the commit');
+      await (raw as unknown as { put(k: Uint8Array, v: Uint8Array): Promise<void> }).put(bkey(5, stray), blockBytes(50));
       await store.close();
       store = await ChainStore.open(dir);
       const reopened = (store as unknown as { blocks: { get(k: Uint8Array): Promise<Uint8Array | undefined> } }).blocks;
-      assert.equal(await reopened.get(stray), undefined, 'deleted at open');
+      assert.equal(await reopened.get(bkey(5, stray)), undefined, 'deleted at open');
       same(await store.blockByHash(hashOf(5)), blockBytes(5), 'the finalized block of that height stays');
       await assertConsistent(store, 5);
     } finally {
       await store.close().catch(() => undefined);
+    }
+  });
+
+  it('upgrades a data dir of format 3 (blocks keyed by hash) in place, and resumes an interrupted upgrade', async () => {
+    const dir = freshDir();
+    const N = 40;
+    type Raw = { db: { batch(ops: unknown[]): Promise<void>; sublevel(n: string, o: object): RawSub } };
+    type RawSub = { iterator(): AsyncIterable<[Uint8Array, Uint8Array]>; get(k: Uint8Array): Promise<Uint8Array | undefined> };
+    const subOf = (s: ChainStore, name: string) => (s as unknown as Raw).db.sublevel(name, { keyEncoding: 'view', valueEncoding: 'view' });
+    let store = await ChainStore.open(dir);
+    const lockC = commitFor(N + 1);
+    try {
+      for (let h = 0; h <= N; h++) await store.commitBlock(commitFor(h));
+      // A lock above the head: its block is stored, not finalized.
+      await store.saveSigner({ height: N + 1, round: 0, step: 2, blockHash: lockC.hash }, { height: N + 1, round: 0, blockHash: lockC.hash, block: lockC.block, pol: [] });
+      // Lay the blocks out as format 3 did (by hash, no hash → height index), except heights
+      // 0..9, left as an interrupted upgrade leaves them (moved, format still 3).
+      const b = subOf(store, 'b');
+      const i = subOf(store, 'i');
+      const ops: unknown[] = [];
+      for await (const [k, v] of b.iterator()) {
+        if (new Reader(k).u64n() < 10) continue;
+        ops.push({ type: 'del', sublevel: b, key: k }, { type: 'put', sublevel: b, key: k.slice(8), value: v });
+      }
+      for await (const [k] of i.iterator()) ops.push({ type: 'del', sublevel: i, key: k });
+      ops.push({ type: 'put', sublevel: subOf(store, 'm'), key: utf8('format'), value: new Writer(8).u64(3).finish() });
+      await (store as unknown as Raw).db.batch(ops);
+      await store.close();
+
+      // Offline tools open it as it is.
+      store = await ChainStore.open(dir);
+      assert.equal(await store.stateFormat(), 3);
+      assert.equal(await store.blockByHash(hashOf(20)), undefined, 'a format 3 block is not where this layout reads it');
+      await store.close();
+
+      const progress: { done: number; total: number; moved: number }[] = [];
+      store = await ChainStore.open(dir, { upgrade: { onProgress: (p) => progress.push(p) } });
+      assert.equal(await store.stateFormat(), STATE_FORMAT);
+      assert.deepEqual(progress.at(-1), { done: N + 1, total: N + 1, moved: N + 1 - 10 + 1 }, 'every height indexed; the 31 finalized blocks left and the lock block moved');
+      for (let h = 0; h <= N; h++) {
+        same(await store.blockByHash(hashOf(h)), blockBytes(h), `block ${h} by hash`);
+        same(await store.blockAtHeight(h), blockBytes(h), `block ${h} by height`);
+      }
+      assert.deepEqual(
+        (await store.certifiedRange(1, N)).map((r) => r.height),
+        Array.from({ length: N }, (_, k) => k + 1),
+      );
+      for await (const [k] of subOf(store, 'b').iterator()) assert.equal(k.length, 40, 'no block left under a hash key');
+      same((await store.loadSigner()).lock?.block ?? undefined, lockC.block, "the lock's block");
+      assert.equal(await store.blockByHash(lockC.hash), undefined, 'still not finalized');
+      await store.commitBlock(lockC);
+      same(await store.blockByHash(lockC.hash), lockC.block, 'finalized by its commit');
+      await assertConsistent(store, N + 1);
+      await store.close();
+
+      // Opening an upgraded data dir again changes nothing.
+      progress.length = 0;
+      store = await ChainStore.open(dir, { upgrade: { onProgress: (p) => progress.push(p) } });
+      assert.deepEqual(progress, []);
+      await assertConsistent(store, N + 1);
+    } finally {
+      await store.close().catch(() => undefined);
+    }
+  });
+
+  it('keys blocks by height: the blocks sublevel iterates in height order, whatever the hashes', async () => {
+    const store = await ChainStore.open(freshDir());
+    try {
+      for (let h = 0; h <= 30; h++) await store.commitBlock(commitFor(h));
+      const heights: number[] = [];
+      const b = (store as unknown as { db: { sublevel(n: string, o: object): { keys(): AsyncIterable<Uint8Array> } } }).db.sublevel('b', { keyEncoding: 'view', valueEncoding: 'view' });
+      for await (const k of b.keys()) heights.push(new Reader(k).u64n());
+      assert.deepEqual(heights, Array.from({ length: 31 }, (_, k) => k));
+      // The hashes themselves are not in order: with hash keys the iteration order would differ.
+      const byHash = [...Array(31).keys()].sort((x, y) => toHex(hashOf(x)).localeCompare(toHex(hashOf(y))));
+      assert.notDeepEqual(byHash, heights);
+    } finally {
+      await store.close();
     }
   });
 

@@ -286,7 +286,7 @@ export class Chain {
     if (format !== STATE_FORMAT) {
       throw new QnexusError(
         'BAD_CONFIG',
-        `data dir holds state format ${format}; this node writes format ${STATE_FORMAT} (one key-value state under a versioned Merkle trie, new state root): start it again with --reset, or use a fresh --data-dir`,
+        `data dir holds state format ${format}; this node writes format ${STATE_FORMAT} (blocks keyed by height under a versioned Merkle trie state): start it again with --reset, or use a fresh --data-dir`,
       );
     }
     const interrupted = await store.snapshotInProgress();

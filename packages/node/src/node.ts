@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BACKEND, describeBackend, formatAddress, getBackend, resolveBackend, toHex } from '@qnexus/crypto';
 import { MAX_TX_BATCH, MAX_TX_BYTES, QnexusError, genesisHash, openTx, type TxEnvelope } from '@qnexus/types';
-import { ChainStore } from '@qnexus/db';
+import { ChainStore, type UpgradeProgress } from '@qnexus/db';
 import { chainTopics, createP2PNode, discoveryProtocol, topics, type P2PNode } from '@qnexus/p2p';
 import { ApiGuard, Logger, Shutdown, registerCryptoBackendInfo, serverUrl, writeInfoFile } from '@qnexus/runtime';
 import { moduleApiRoutes, startApi } from './api.js';
@@ -60,7 +60,12 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
   const verifier = new TxVerifier(g.scheme, metrics, pool, { capacity: tuning.verifyCacheSize, backend: tuning.backend });
   const shutdown = new Shutdown(log);
   if (pool) shutdown.add(() => pool.close());
-  const store = await ChainStore.open(join(cfg.dataDir, 'db')).catch(async (e: unknown) => {
+  // A data dir of the previous layout is upgraded in place before the chain opens (blocks move to height keys).
+  const upgrade = {
+    onProgress: (p: UpgradeProgress) =>
+      log.info(p.done < p.total ? 'upgrading the data dir to the current block layout' : 'data dir upgraded to the current block layout', { heights: p.done, of: p.total, blocksMoved: p.moved }),
+  };
+  const store = await ChainStore.open(join(cfg.dataDir, 'db'), { upgrade }).catch(async (e: unknown) => {
     await pool?.close();
     throw e;
   });
