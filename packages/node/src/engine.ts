@@ -662,6 +662,9 @@ export class Engine {
     const emptyOk = round - this.chain.headSlot >= this.emptyBlockInterval;
     const txs = this.mempool.select(this.chain.genesis.maxBlockTxs);
     if (txs.length === 0 && !emptyOk) return null;
+    // Our own clients' transactions still waiting for the next outbound batch leave now, ahead of
+    // the proposal naming them, instead of being fetched from us by every peer.
+    if (txs.length) this.beforePropose();
     const c = this.chain.build(round, txs, this.key!.address, (b) => this.sign(b), this.blockByteBudget(round), emptyOk);
     if (c === null) return null;
     this.noteBusyRound(round);
@@ -839,6 +842,13 @@ export class Engine {
   private async assemble(p: CompactProposal, from: string): Promise<void> {
     if (p.body.height === this.chain.headHeight + 1) this.noteBusyRound(p.body.round);
     const envs: (TxEnvelope | undefined)[] = p.txHashes.map((h) => this.mempool.get(toHex(h)) ?? this.blockTxs.get(toHex(h)));
+    // Transactions that reached us just before the proposal are often still on the verify pool:
+    // their verdict comes sooner than a fetch, and fetching them again moved each one twice.
+    const settling = p.txHashes.flatMap((h, i) => (envs[i] ? [] : (this.mempool.settled(toHex(h)) ?? [])));
+    if (settling.length) {
+      await Promise.all(settling);
+      for (let i = 0; i < envs.length; i++) envs[i] ??= this.mempool.get(toHex(p.txHashes[i]!));
+    }
     const missing = p.txHashes.filter((_h, i) => !envs[i]);
     if (missing.length) {
       const got = await this.fetchTxs(p, missing, from);
@@ -899,5 +909,8 @@ export class Engine {
    * beacon's latest registry snapshot, which names the committees' peers).
    */
   peerOfValidator: (address: string) => string | undefined = () => undefined;
+
+  /** Called as this validator builds a block with transactions (node.ts flushes the outbound transaction batch). */
+  beforePropose: () => void = () => undefined;
 
 }

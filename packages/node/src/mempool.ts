@@ -144,6 +144,22 @@ export class Mempool {
    * that fails anyway costs no signature verification; state checks run
    * again after the (asynchronous) verification, against the state then.
    */
+  /**
+   * Transactions past the cheap checks whose signature is being verified, by id: a proposal
+   * naming one waits for its verdict (settled) instead of fetching it again from a peer.
+   * Bounded by the admissions in flight, which the gossip, direct and API limits bound.
+   */
+  private readonly admitting = new Map<string, Promise<unknown>>();
+
+  /** Settles when the admission of `hashHex` in flight (if any) has its signature verdict; undefined when none is. */
+  settled(hashHex: string): Promise<void> | undefined {
+    const p = this.admitting.get(hashHex);
+    return p?.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
   async admit(env: TxEnvelope): Promise<AdmitResult> {
     if (isSystemKind(env.tx.body.payload.kind)) return this.admitSystem(env);
     if (this.byHash.has(env.hashHex)) return 'known';
@@ -153,7 +169,15 @@ export class Mempool {
     // A full pool refuses before the signature work, and again after it (others got in meanwhile).
     this.checkRoom(env.raw.length);
     // Both signatures of a stake (the funder's and the validator key's consent) are checked here, once.
-    const verdict = await this.verifyOnce(env);
+    const verifying = this.verifyOnce(env);
+    const first = !this.admitting.has(env.hashHex);
+    if (first) this.admitting.set(env.hashHex, verifying);
+    let verdict: Awaited<typeof verifying>;
+    try {
+      verdict = await verifying;
+    } finally {
+      if (first) this.admitting.delete(env.hashHex);
+    }
     if (verdict === 'TX_BAD_SIGNATURE') {
       throw new QnexusError('TX_BAD_SIGNATURE', env.publicKey ? 'signature does not verify for the included public key' : "signature does not verify for the sender's registered public key");
     }

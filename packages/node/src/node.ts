@@ -135,6 +135,7 @@ export async function startNode(cfg: NodeConfig): Promise<RunningNode> {
     shutdown.add(() => xshard.stop());
     // A proposal's missing transactions are asked of its proposer too: the registry binds validators to peers.
     engine.peerOfValidator = (address) => xshard.registry.latest?.peers.find((p) => formatAddress(p.validator) === address)?.peerId;
+    engine.beforePropose = () => txGossip.flush();
     // A committee member's peer we know of but did not reach directly gets our batches by gossip too.
     txGossip.expectedPeers = committeePeers(chain, () => xshard.registry.latest?.peers);
     const syncer = new Syncer(chain, engine, p2p, t, metrics, log);

@@ -73,6 +73,28 @@ describe('node: mempool verify-once keyed by the signature', () => {
 
   const outcome = (r: PromiseSettledResult<string>): string => (r.status === 'fulfilled' ? r.value : r.reason instanceof QnexusError ? r.reason.code : String(r.reason));
 
+  it('settled(id) follows an admission in flight: a proposal naming it waits for the verdict, then finds it in the pool', async () => {
+    const env = transfer(0n);
+    assert.equal(mempool.settled(env.hashHex), undefined, 'nothing in flight');
+    const admitted = mempool.admit(env);
+    // The signature is on a worker thread now; the pool does not hold the transaction yet.
+    await new Promise((r) => setImmediate(r));
+    const settled = mempool.settled(env.hashHex);
+    assert.ok(settled, 'in flight');
+    assert.equal(mempool.get(env.hashHex), undefined);
+    await settled;
+    assert.ok(mempool.get(env.hashHex), 'in the pool once settled');
+    assert.equal(await admitted, 'added');
+    assert.equal(mempool.settled(env.hashHex), undefined, 'no longer in flight');
+    // A forged copy in flight settles too, and leaves nothing in the pool: the caller fetches instead.
+    const copy = forged(transfer(1n));
+    const refused = mempool.admit(copy).catch((e: unknown) => (e instanceof QnexusError ? e.code : String(e)));
+    await new Promise((r) => setImmediate(r));
+    await mempool.settled(copy.hashHex);
+    assert.equal(mempool.get(copy.hashHex), undefined);
+    assert.equal(await refused, 'TX_BAD_SIGNATURE');
+  });
+
   it('a forged copy gossiped just before the genuine transaction does not make the genuine one fail', async () => {
     const genuine = transfer(0n);
     const copy = forged(genuine);
