@@ -161,10 +161,7 @@ export const STATE_FORMAT = 4;
  * (CometBFT's block store keys blocks by height for the same reason).
  */
 function blockKey(height: number, hash: Bytes): Bytes {
-  const k = new Uint8Array(8 + hash.length);
-  k.set(u64be(height), 0);
-  k.set(hash, 8);
-  return k;
+  return prefixed(u64be(height), hash);
 }
 
 /** Double-sign protection record: the last (height, round, step) this validator signed. */
@@ -185,7 +182,7 @@ export interface LockRecord {
   pol: Bytes[];
 }
 
-/** Progress of a data dir upgrade: heights indexed so far of `total`, blocks moved to their height key. */
+/** Progress of a data dir upgrade: heights covered so far (up to the last one indexed) of `total`, blocks moved to their height key. */
 export interface UpgradeProgress {
   done: number;
   total: number;
@@ -602,11 +599,10 @@ export class ChainStore {
    * finalized block, and every block the lock record names, moves to its height key. Batches
    * of UPGRADE_HEIGHTS heights; the new format is written last, synced, so an upgrade that is
    * interrupted resumes at the next open (a height already moved is only indexed again).
-   * Returns how many blocks moved. Other formats are left to the node's format check.
+   * Other formats are left to the node's format check.
    */
-  private async upgradeFrom3(onProgress?: (p: UpgradeProgress) => void): Promise<number> {
-    const format = await this.stateFormat();
-    if (format !== 3) return 0;
+  private async upgradeFrom3(onProgress?: (p: UpgradeProgress) => void): Promise<void> {
+    if ((await this.stateFormat()) !== 3) return;
     const head = await this.headHeight();
     const total = head + 1;
     let moved = 0;
@@ -628,19 +624,23 @@ export class ChainStore {
     onProgress?.({ done: 0, total, moved: 0 });
     let rows: [number, Bytes][] = [];
     let last = Date.now();
+    // A data dir started from a snapshot has no heights between 0 and its base: progress counts
+    // heights covered (up to the last one indexed), so it ends at `total` either way.
     for await (const [k, hash] of this.heights.iterator()) {
       rows.push([new Reader(k).u64n(), hash]);
       if (rows.length < UPGRADE_HEIGHTS) continue;
       await move(rows);
-      done += rows.length;
+      done = rows[rows.length - 1]![0] + 1;
       rows = [];
       if (onProgress && Date.now() - last >= 2000) {
         last = Date.now();
         onProgress({ done, total, moved });
       }
     }
-    if (rows.length) await move(rows);
-    done += rows.length;
+    if (rows.length) {
+      await move(rows);
+      done = rows[rows.length - 1]![0] + 1;
+    }
     // Blocks stored by the lock record's height: kept (under their height) above the head,
     // deleted at or below it unless finalized (those moved above).
     const rec = await this.signer.get(this.key('lock'));
@@ -662,7 +662,6 @@ export class ChainStore {
     }
     await this.db.batch([{ type: 'put', sublevel: this.meta, key: this.key('format'), value: u64be(STATE_FORMAT) }], { sync: true });
     onProgress?.({ done, total, moved });
-    return moved;
   }
 
   // ------------------------------------------------------------ epoch announcements

@@ -477,6 +477,35 @@ describe('db: ChainStore', () => {
     }
   });
 
+  it('an upgrade of a data dir with no heights below its base (a snapshot) reports every height covered at the end', async () => {
+    const dir = freshDir();
+    type Raw = { db: { batch(ops: unknown[]): Promise<void>; sublevel(n: string, o: object): { iterator(): AsyncIterable<[Uint8Array, Uint8Array]> } } };
+    const subOf = (s: ChainStore, name: string) => (s as unknown as Raw).db.sublevel(name, { keyEncoding: 'view', valueEncoding: 'view' });
+    let store = await ChainStore.open(dir);
+    try {
+      for (let h = 0; h <= 30; h++) await store.commitBlock(commitFor(h));
+      // Format 3, and heights 1..19 gone (blocks and their height entries), as below a snapshot's base.
+      const ops: unknown[] = [];
+      const b = subOf(store, 'b');
+      const hs = subOf(store, 'h');
+      for await (const [k, v] of b.iterator()) {
+        const height = new Reader(k).u64n();
+        ops.push({ type: 'del', sublevel: b, key: k });
+        if (height === 0 || height >= 20) ops.push({ type: 'put', sublevel: b, key: k.slice(8), value: v });
+      }
+      for await (const [k] of hs.iterator()) if (new Reader(k).u64n() >= 1 && new Reader(k).u64n() < 20) ops.push({ type: 'del', sublevel: hs, key: k });
+      ops.push({ type: 'put', sublevel: subOf(store, 'm'), key: utf8('format'), value: new Writer(8).u64(3).finish() });
+      await (store as unknown as Raw).db.batch(ops);
+      await store.close();
+      const progress: { done: number; total: number; moved: number }[] = [];
+      store = await ChainStore.open(dir, { upgrade: { onProgress: (p) => progress.push(p) } });
+      assert.deepEqual(progress.at(-1), { done: 31, total: 31, moved: 12 });
+      same(await store.blockAtHeight(25), blockBytes(25), 'block 25');
+    } finally {
+      await store.close().catch(() => undefined);
+    }
+  });
+
   it('keys blocks by height: the blocks sublevel iterates in height order, whatever the hashes', async () => {
     const store = await ChainStore.open(freshDir());
     try {

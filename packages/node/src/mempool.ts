@@ -139,19 +139,17 @@ export class Mempool {
   }
 
   /**
-   * Full admission. Throws QnexusError with the specific code when the
-   * transaction is not admissible. Cheap checks run first so a transaction
-   * that fails anyway costs no signature verification; state checks run
-   * again after the (asynchronous) verification, against the state then.
-   */
-  /**
    * Transactions past the cheap checks whose signature is being verified, by id: a proposal
    * naming one waits for its verdict (settled) instead of fetching it again from a peer.
    * Bounded by the admissions in flight, which the gossip, direct and API limits bound.
    */
   private readonly admitting = new Map<string, Promise<unknown>>();
 
-  /** Settles when the admission of `hashHex` in flight (if any) has its signature verdict; undefined when none is. */
+  /**
+   * Settles when the admission of `hashHex` in flight (if any) has its signature verdict —
+   * after that admission, which awaited the verdict first, has added the transaction or
+   * refused it; undefined when none is in flight.
+   */
   settled(hashHex: string): Promise<void> | undefined {
     const p = this.admitting.get(hashHex);
     return p?.then(
@@ -160,6 +158,12 @@ export class Mempool {
     );
   }
 
+  /**
+   * Full admission. Throws QnexusError with the specific code when the
+   * transaction is not admissible. Cheap checks run first so a transaction
+   * that fails anyway costs no signature verification; state checks run
+   * again after the (asynchronous) verification, against the state then.
+   */
   async admit(env: TxEnvelope): Promise<AdmitResult> {
     if (isSystemKind(env.tx.body.payload.kind)) return this.admitSystem(env);
     if (this.byHash.has(env.hashHex)) return 'known';

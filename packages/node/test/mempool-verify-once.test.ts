@@ -76,9 +76,8 @@ describe('node: mempool verify-once keyed by the signature', () => {
   it('settled(id) follows an admission in flight: a proposal naming it waits for the verdict, then finds it in the pool', async () => {
     const env = transfer(0n);
     assert.equal(mempool.settled(env.hashHex), undefined, 'nothing in flight');
+    // admit() hands the signature to a worker before its first await: in flight from here on.
     const admitted = mempool.admit(env);
-    // The signature is on a worker thread now; the pool does not hold the transaction yet.
-    await new Promise((r) => setImmediate(r));
     const settled = mempool.settled(env.hashHex);
     assert.ok(settled, 'in flight');
     assert.equal(mempool.get(env.hashHex), undefined);
@@ -89,8 +88,9 @@ describe('node: mempool verify-once keyed by the signature', () => {
     // A forged copy in flight settles too, and leaves nothing in the pool: the caller fetches instead.
     const copy = forged(transfer(1n));
     const refused = mempool.admit(copy).catch((e: unknown) => (e instanceof QnexusError ? e.code : String(e)));
-    await new Promise((r) => setImmediate(r));
-    await mempool.settled(copy.hashHex);
+    const copySettled = mempool.settled(copy.hashHex);
+    assert.ok(copySettled, 'the forged copy is in flight');
+    await copySettled;
     assert.equal(mempool.get(copy.hashHex), undefined);
     assert.equal(await refused, 'TX_BAD_SIGNATURE');
   });
