@@ -204,7 +204,22 @@ export class ConsensusCore<B> {
     return this._step;
   }
 
-  /** Current lock at the current height, or null. Persist it with every precommit you sign. */
+  /**
+   * Whether the current round is on its way to a decision here: we voted, at our current step,
+   * for its valid proposal. A driver whose next slot starts now may hold that slot's round back
+   * briefly for the decision (see the node's engine): starting it abandons the round's rules
+   * (we would not precommit its polka), and a height decided just after the slot boundary would
+   * wait for the slot after. Never true for a non-voting node.
+   */
+  get deciding(): boolean {
+    if ((this._step !== 'prevote' && this._step !== 'precommit') || this.self === null) return false;
+    const rs = this.rounds.get(this._round);
+    if (rs === undefined) return false;
+    const set = this._step === 'prevote' ? rs.prevotes : rs.precommits;
+    for (const sp of rs.proposals) if (sp.valid && set.find(this.self, sp.proposal.blockHash) !== undefined) return true;
+    return false;
+  }
+
   /**
    * The prevotes we hold of the polka behind our valid (else locked) value, others' included:
    * what a validator needs before it prevotes that value's re-proposal (L28). A validator that
@@ -220,6 +235,7 @@ export class ConsensusCore<B> {
     return [...rs.prevotes.votes.values()].filter((v) => v.blockHash === hash);
   }
 
+  /** Current lock at the current height, or null. Persist it with every precommit you sign. */
   lockState(): LockState<B> | null {
     if (this.lockedRound < 0 || this.lockedHash === null) return null;
     const block = this.lockedBlock ?? this.findBlock(this.lockedHash)?.block;

@@ -71,6 +71,51 @@ describe('ConsensusCore: normal operation', () => {
     assert.equal(c.round, 5);
   });
 
+  it('is deciding while its current-step vote is for the round\'s valid proposal, not after nil, a bad block or as an observer', () => {
+    const c = core('a');
+    c.handle({ type: 'slot', slot: 5 }); // proposer(5) = b
+    assert.equal(c.deciding, false, 'propose step: nothing voted yet');
+    const b = block(1, 5, 'b');
+    const h = hashTestBlock(b);
+    c.handle({ type: 'proposal', proposal: proposal(b) });
+    assert.equal(c.step, 'prevote');
+    assert.equal(c.deciding, true, 'prevoted the proposal');
+    c.handle({ type: 'vote', vote: vote(1, 5, 'prevote', h, 'b') });
+    c.handle({ type: 'vote', vote: vote(1, 5, 'prevote', h, 'c') });
+    assert.equal(c.step, 'precommit');
+    assert.equal(c.deciding, true, 'precommitted the proposal');
+    c.handle({ type: 'vote', vote: vote(1, 5, 'precommit', h, 'b') });
+    c.handle({ type: 'vote', vote: vote(1, 5, 'precommit', h, 'c') });
+    assert.equal(c.step, 'newHeight');
+    assert.equal(c.deciding, false, 'decided');
+
+    // Prevoted its block, but the round's prevotes went nil: precommitted nil, nothing to wait for.
+    c.handle({ type: 'slot', slot: 6 }); // proposer(6) = c
+    const b6 = block(2, 6, 'c');
+    c.handle({ type: 'proposal', proposal: proposal(b6) });
+    assert.equal(c.deciding, true);
+    for (const v of ['b', 'c', 'd']) c.handle({ type: 'vote', vote: vote(2, 6, 'prevote', null, v) });
+    assert.equal(c.step, 'precommit');
+    assert.equal(c.deciding, false);
+
+    // An invalid block is prevoted nil; a timed-out proposal step too.
+    c.handle({ type: 'slot', slot: 7 }); // proposer(7) = d
+    c.handle({ type: 'proposal', proposal: proposal(block(2, 7, 'd', 'bad')) });
+    assert.equal(c.step, 'prevote');
+    assert.equal(c.deciding, false);
+    c.handle({ type: 'slot', slot: 9 }); // proposer(9) = b
+    c.handle({ type: 'timeout', height: 2, round: 9, step: 'propose' });
+    assert.equal(c.step, 'prevote');
+    assert.equal(c.deciding, false);
+
+    // An observer follows the steps but votes for nothing.
+    const o = core(null);
+    o.handle({ type: 'slot', slot: 5 });
+    o.handle({ type: 'proposal', proposal: proposal(block(1, 5, 'b')) });
+    assert.equal(o.step, 'prevote');
+    assert.equal(o.deciding, false);
+  });
+
   it('prevotes nil on timeoutPropose and precommits nil on a nil polka', () => {
     const c = core('a');
     assert.deepEqual(c.handle({ type: 'slot', slot: 1 }), [{ type: 'scheduleTimeout', height: 1, round: 1, step: 'propose' }]);

@@ -56,6 +56,8 @@ const ROUND_LAG = 16;
 const BACKOFF_MIN_BYTES = 64 * 1024;
 /** However late in its round a proposal arrives, its missing transactions are looked for this long. */
 const ASSEMBLY_MIN_MS = 1_500;
+/** Longest hold of a slot's round for the previous round's decision, in slots (see startSlot). */
+const SLOT_HOLD = 0.5;
 /**
  * Direct votes (see sendVote): a vote is < 3 KB (ML-DSA-44) and < 6 KB (ML-DSA-87); an honest
  * validator sends two per round (prevote, precommit), a few rounds a second at the shortest slots.
@@ -127,6 +129,8 @@ export class Engine {
   private heldEpoch = -1;
   /** Slot of the last finalized block seen by afterCommit (for qnexus_chain_slots_missed_total). */
   private lastFinalizedSlot = -1;
+  /** A slot whose round is held back for the previous round's decision (startSlot), or -1. */
+  private heldSlot = -1;
   private readonly txMetrics: TxPropagationMetrics;
 
   constructor(
@@ -315,10 +319,42 @@ export class Engine {
     const slot = slotAt(g, now);
     if (this.core.round >= 0) void this.run(() => this.resendVotes());
     // Start the current slot's round right away (we may have joined mid-slot).
-    if (slot > this.chain.headSlot) this.tickSlot(slot);
+    if (slot > this.chain.headSlot) this.startSlot(slot);
     if (slot >= 0) this.prefetchNextEpoch(slot);
     const nextStart = g.genesisTime + (slot + 1) * g.slotMs;
     this.setTimer(nextStart - now, () => this.scheduleNextSlot());
+  }
+
+  /**
+   * Start a slot's round, or hold it back for at most SLOT_HOLD × slot while the round before it
+   * is deciding: we voted for its block and the quorum is on its way (core.deciding). Under load
+   * a round's last votes often arrive just after the slot boundary. Starting the new round at the
+   * boundary then lost a whole slot: the height was decided moments later, but its successor
+   * could only start in the slot after (a new height starts in a slot later than the round that
+   * decided its parent), and the new slot's proposer had built a block for the decided height.
+   * Held, the decision comes first and the new height's round starts in this slot, late by the
+   * spill. Only timing moves (like a slow clock): safety does not depend on it, and the hold is
+   * bounded, so a round that cannot decide delays the next by SLOT_HOLD at most.
+   */
+  private startSlot(slot: number): void {
+    if (this.heldSlot >= 0) this.releaseSlot('expired'); // an older hold (a stalled timer): end it
+    if (this.core.round >= 0 && this.core.round < slot && this.core.deciding) {
+      this.heldSlot = slot;
+      this.setTimer(Math.round(this.chain.genesis.slotMs * SLOT_HOLD), () => {
+        if (this.heldSlot === slot) this.releaseSlot('expired');
+      });
+      return;
+    }
+    this.tickSlot(slot);
+  }
+
+  /** End a hold: start the wall clock's current slot (the held one, unless the timer fired late). */
+  private releaseSlot(outcome: 'decided' | 'expired'): void {
+    const held = this.heldSlot;
+    this.heldSlot = -1;
+    this.metrics.slotHolds.inc({ outcome });
+    const slot = Math.max(held, slotAt(this.chain.genesis, Date.now()));
+    if (slot > this.chain.headSlot) this.tickSlot(slot);
   }
 
   /**
@@ -596,6 +632,8 @@ export class Engine {
     const slot = c.block.header.slot;
     if (this.lastFinalizedSlot >= 0 && slot > this.lastFinalizedSlot + 1) this.metrics.slotsMissed.inc(slot - this.lastFinalizedSlot - 1);
     this.lastFinalizedSlot = Math.max(this.lastFinalizedSlot, slot);
+    // The decision a held slot waited for: the new height's round starts now, in that slot.
+    if (this.heldSlot >= 0) this.releaseSlot('decided');
   }
 
   /** Called by sync after importing a certified block; must run inside run(). */

@@ -24,6 +24,7 @@ export function createMetrics() {
     lastFinalityLag: new Gauge({ name: 'qnexus_consensus_last_finality_lag_seconds', help: 'Finality lag of the last block this node finalized through consensus', registers: r }),
     rounds: new Gauge({ name: 'qnexus_consensus_round', help: 'Current consensus round (slot)', registers: r }),
     roundsPerHeight: new Histogram({ name: 'qnexus_consensus_rounds_per_height', help: 'Rounds (slots) spent deciding a height, from its first round with a proposal', buckets: [1, 2, 3, 5, 10, 20], registers: r }),
+    slotHolds: new Counter({ name: 'qnexus_consensus_slot_holds_total', help: "Slot rounds held back at the slot boundary while this node's vote for the previous round's block awaited its decision, by how the hold ended (decided: the height was decided and the new height starts in this slot; expired: the slot's round started late)", labelNames: ['outcome'], registers: r }),
     evidence: new Counter({ name: 'qnexus_consensus_evidence_total', help: 'Equivocation evidence observed', registers: r }),
     consensusRejected: new Counter({ name: 'qnexus_consensus_rejected_total', help: 'Consensus messages rejected by the core', labelNames: ['reason'], registers: r }),
     mempoolSize: new Gauge({ name: 'qnexus_mempool_txs', help: 'Transactions waiting in the mempool', registers: r }),
