@@ -29,7 +29,11 @@
 //           plain transfers in the same run; batch execution time per block in process) with this topology
 //           at --base-port + 600; its own result file is named in this one's `defi`.
 // Research: --node-flags "--cpu-prof --cpu-prof-dir=/tmp/prof" (Node flags for every devnet process)
-// Output:   a table on stdout; bench/results/bench-<time>.json and bench-<time>.svg (the sweep).
+//           --log-level warn|info|debug|error (the nodes'; above warn the devnet directories and their
+//           logs are kept and named at the end; debug logs each proposal, vote and timeout, which
+//           bench/round-timings.ts turns into per-stage round timings)
+// Output:   a table on stdout; bench/results/bench-<time>.json and bench-<time>.svg (the sweep);
+//           per sweep step, slots without a block (failed or late rounds) after txs/block.
 //           The summary table (JSON `summary`) has per sweep step: finalized tx/s, Hardhat's and
 //           the ratio, main-thread and total CPU ms per finalized tx per role (validator avg/max,
 //           full node, beacon), GC ms per tx, the load generator's CPU, refusals by code, wire
@@ -49,6 +53,7 @@ import { DEVNET_DEFAULTS, NODE_PROCESS_FLAGS, startDevnet, unlockKeystoreFile, t
 import type { QnexusClient, TxInfo } from '@qnexus/sdk';
 import { backendAvailable, parseAddress, type SchemeName } from '@qnexus/crypto';
 import { sendMsg } from '@qnexus/state';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from '@qnexus/runtime';
 import { SIGN_BACKEND, applySmoke, argReaders, pct, presign, r1, r2, r3, rnd, sleep, type SignJob, type Signed } from './lib.js';
 import { sweepSvg } from './plot.js';
 import { wireDelta, wireSnapshot, type WireSnapshot } from './wire.js';
@@ -82,6 +87,8 @@ const { values: args } = parseArgs({
     'variant-rate-factor': { type: 'string', default: '1.3' },
     'variant-duration': { type: 'string', default: '20' },
     'node-flags': { type: 'string' },
+    // The devnet nodes' log level (debug logs each proposal, vote and timeout with its offset in the slot).
+    'log-level': { type: 'string', default: 'warn' },
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     'base-port': { type: 'string', default: '27000' },
@@ -131,6 +138,11 @@ if (args.smoke) {
 }
 
 const { num, bool } = argReaders(args);
+if (!isLogLevel(args['log-level']!)) {
+  console.error(`--log-level must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(args['log-level'])}`);
+  process.exit(2);
+}
+const logLevel: LogLevel = args['log-level'];
 
 /** Spread of a rate over keys × messages: min / median / max, per second. */
 interface Spread {
@@ -372,7 +384,7 @@ async function openNet(shards: number, accountsPerShard: number, basePort: numbe
     basePort,
     xferTimeoutSlots: num('xfer-timeout-slots'),
     logFormat: 'json',
-    logLevel: 'warn',
+    logLevel: logLevel,
     reset: true,
   });
   try {
@@ -846,6 +858,8 @@ async function intraPhase(name: string, net: Net, env: Env, rate: number, o: { d
         finalizedTxPerSec: r1(s.finalized / Math.max(o.duration, (s.lastFinal - d.t0 - pipelineMs) / 1000)),
         blocks: bs.length,
         slotsSpanned: slots,
+        /** Slots between the shard's first and last block of the step that ended without one (failed or late rounds). */
+        slotsWithoutBlock: Math.max(0, slots - bs.length),
         avgTxsPerBlock: r1(bs.reduce((a, b) => a + b.txs, 0) / Math.max(1, bs.length)),
       };
     }),
@@ -1424,7 +1438,9 @@ async function main(): Promise<void> {
     }
     if (bool('idle-devnet')) idleDevnet = await idleDevnetPhase(basePort + 800, join(dir, 'idle'));
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    // Debug or info logs are what such a run is for (e.g. bench/round-timings.ts): kept.
+    if (logLevel === 'warn' || logLevel === 'error') rmSync(dir, { recursive: true, force: true });
+    else console.log(`\ndevnet directories and their --log-level ${logLevel} logs kept in ${dir}`);
   }
 
   // Hardhat's node on the sweep's offered rates, once every devnet above is gone (same cores).
@@ -1553,14 +1569,14 @@ async function main(): Promise<void> {
     `${x.latencySlots.p50} / ${x.latencySlots.p95} / ${x.latencySlots.p99}`,
     `${x.latencyMs.p50} / ${x.latencyMs.p95} / ${x.latencyMs.p99}`,
     `${x.admission.postMs.p50} / ${x.admission.postMs.p99}`,
-    x.avgTxsPerBlock,
+    `${x.avgTxsPerBlock} (${x.perShard.reduce((a, sh) => a + sh.slotsWithoutBlock, 0)})`,
     x.wire.bytesPerFinalizedTx,
     `${maxOf(x.processes, (p) => p.cpuPercent)}% / ${maxOf(x.processes, (p) => p.cpuPercent, 'beacon')}%`,
     `${maxOf(x.processes, (p) => p.peakRssMb)} / ${maxOf(x.processes, (p) => p.peakRssMb, 'beacon')}`,
     x.firstAttemptRefusedShare ? `${(100 * x.firstAttemptRefusedShare).toFixed(1)}% ${JSON.stringify(x.busyAnswers)}` : '0',
     Object.keys(x.rejected).length ? JSON.stringify(x.rejected) : '',
   ];
-  const intraHead = ['step', 'offered', 'finalized tx/s', '÷ ceiling', 'p50/p95/p99 slots', 'p50/p95/p99 ms', 'POST→202 p50/p99 ms', 'txs/block', 'wire B/tx', 'CPU max node/beacon', 'peak RSS MB node/beacon', 'busy (first tries)', 'rejected'];
+  const intraHead = ['step', 'offered', 'finalized tx/s', '÷ ceiling', 'p50/p95/p99 slots', 'p50/p95/p99 ms', 'POST→202 p50/p99 ms', 'txs/block (slots w/o)', 'wire B/tx', 'CPU max node/beacon', 'peak RSS MB node/beacon', 'busy (first tries)', 'rejected'];
   console.log('');
   console.log(
     `${scheme} (${backend}) per core: verify ${result.crypto.verifyPerSecPerCore}/s, sign ${result.crypto.signPerSecPerCore}/s ` +
