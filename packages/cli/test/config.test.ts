@@ -183,14 +183,17 @@ describe('cli: configuration from file, environment and flags', function () {
       ['--api-headers-timeout-ms', 'apiHeadersTimeoutMs', 99],
       ['--api-request-timeout-ms', 'apiRequestTimeoutMs', 3_600_001],
     ] as const) {
-      const viaFlag = await run(['node', ...REQUIRED, flag, String(value)]);
+      // The three layers are independent processes: started together (each is mostly node's start-up).
+      const [viaFlag, viaFile, viaEnv] = await Promise.all([
+        run(['node', ...REQUIRED, flag, String(value)]),
+        configFile({ [key]: value }).then((f) => run(['node', ...REQUIRED, '--config', f])),
+        run(['node', ...REQUIRED], { [`QNEXUS_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`]: String(value) }),
+      ]);
       assert.equal(viaFlag.code, 2, viaFlag.stderr);
-      const viaFile = await run(['node', ...REQUIRED, '--config', await configFile({ [key]: value })]);
       assert.equal(viaFile.code, 1, viaFile.stderr);
       assert.match(viaFile.stderr, new RegExp(`^error \\[BAD_CONFIG\\]: option '${flag} <[^>]+>' value '${String(value).replace('.', '\\.')}' from config file '.*qnexus\\.json' \\(key "${key}"\\) is invalid\\. `, 'm'));
       assert.ok(reason(viaFlag.stderr), viaFlag.stderr);
       assert.equal(reason(viaFile.stderr), reason(viaFlag.stderr));
-      const viaEnv = await run(['node', ...REQUIRED], { [`QNEXUS_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`]: String(value) });
       assert.equal(viaEnv.code, 2, viaEnv.stderr);
       assert.equal(reason(viaEnv.stderr), reason(viaFlag.stderr));
     }
