@@ -337,7 +337,11 @@ export class Engine {
    * bounded, so a round that cannot decide delays the next by SLOT_HOLD at most.
    */
   private startSlot(slot: number): void {
-    if (this.heldSlot >= 0) this.releaseSlot('expired'); // an older hold (a stalled timer): end it
+    if (this.heldSlot >= 0) {
+      // An older slot still held (its timer late behind a busy event loop): this slot supersedes it.
+      this.heldSlot = -1;
+      this.metrics.slotHolds.inc({ outcome: 'expired' });
+    }
     if (this.core.round >= 0 && this.core.round < slot && this.core.deciding) {
       this.heldSlot = slot;
       this.setTimer(Math.round(this.chain.genesis.slotMs * SLOT_HOLD), () => {

@@ -73,6 +73,21 @@ describe('engine: a slot held for the previous round’s decision', () => {
     }
   });
 
+  it('a later slot supersedes a hold still pending: only it starts, at the decision', async () => {
+    const t = engine();
+    try {
+      t.start(slot);
+      t.start(slot + 1);
+      assert.deepEqual(t.started, []);
+      assert.equal(await t.holds('expired'), 1);
+      t.commit(slot - 1);
+      assert.deepEqual(t.started, [slot + 1]);
+      assert.equal(await t.holds('decided'), 1);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('without a decision the hold expires and the slot starts late', async () => {
     const t = engine();
     try {
