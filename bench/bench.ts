@@ -384,7 +384,7 @@ async function openNet(shards: number, accountsPerShard: number, basePort: numbe
     basePort,
     xferTimeoutSlots: num('xfer-timeout-slots'),
     logFormat: 'json',
-    logLevel: logLevel,
+    logLevel,
     reset: true,
   });
   try {

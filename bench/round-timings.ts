@@ -12,6 +12,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { logLinesSince } from '../test/adversary/measure.js';
+import { pct } from './lib.js';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -27,12 +29,10 @@ const minTxs = Number(args['min-txs']);
 const slotMs = genesis.slotMs;
 const slotStart = (round: number) => genesis.genesisTime + round * slotMs;
 
-function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
+const fmt = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
-const fmt = (xs: number[]) => (xs.length ? `${quantile(xs, 0.5).toFixed(0)} / ${quantile(xs, 0.9).toFixed(0)}` : '–');
+  return s.length ? `${pct(s, 50).toFixed(0)} / ${pct(s, 90).toFixed(0)}` : '–';
+};
 
 interface Rec { t: string; msg: string; height?: number; round?: number; txs?: number; step?: string; block?: string }
 const logs = readdirSync(join(dir, 'logs')).filter((f) => f.startsWith(`s${args.shard}-validator-`) && f.endsWith('.log')).sort();
@@ -44,14 +44,8 @@ console.log(`stage times from the deciding round's slot start, ms (p50 / p90); b
 for (const file of logs) {
   const at = new Map<string, Record<string, number>>(); // `${height}/${round}` → stage → ms since epoch
   const commits: { height: number; round: number; t: number }[] = [];
-  for (const line of readFileSync(join(dir, 'logs', file), 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let r: Rec;
-    try {
-      r = JSON.parse(line) as Rec;
-    } catch {
-      continue;
-    }
+  for (const line of logLinesSince(join(dir, 'logs', file), 0)) {
+    const r = line as unknown as Rec;
     const t = Date.parse(r.t);
     const key = `${r.height}/${r.round}`;
     const stage = r.msg === 'proposing' ? 'proposal' : r.msg === 'proposal received' ? 'proposal' : r.msg === 'voted' && r.block !== 'nil' ? r.step! : null;
